@@ -1,0 +1,711 @@
+//! Domain requests and responses: the vocabulary shared by the broker core, the server
+//! drivers and the native client.
+//!
+//! These types are Kafka's messages with the version differences folded away: a field that
+//! only exists in some versions is here unconditionally, and the codec in this crate fills
+//! defaults or drops it according to the negotiated version. The state machines in
+//! `weir-core` see only these types, never `kafka_protocol`'s.
+//!
+//! Invariant: every type here round-trips through the codec at every version that can carry
+//! all of its fields (`decode(encode(x, v), v) == x`), checked by proptest.
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::error::ErrorCode;
+
+/// Kafka's "no timestamp" / "no offset" sentinel.
+pub const NO_TIMESTAMP: i64 = -1;
+/// ListOffsets timestamp meaning "the log end (or LSO for read_committed)".
+pub const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets timestamp meaning "the log start offset".
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+/// ListOffsets timestamp meaning "the offset of the record with the largest timestamp".
+pub const MAX_TIMESTAMP: i64 = -3;
+
+/// A topic named either by name (most APIs, older versions) or by id (Fetch v13+,
+/// Produce v13+, DeleteTopics v6+, Metadata v10+ requests may use either).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TopicRef {
+    /// The topic's name.
+    Name(String),
+    /// The topic's stable id (KIP-516).
+    Id(Uuid),
+}
+
+/// Every request the broker core handles. ApiVersions is answered by the wire layer itself
+/// (it needs no state), so it is not here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiRequest {
+    /// Produce (key 0).
+    Produce(ProduceRequest),
+    /// Fetch (key 1).
+    Fetch(FetchRequest),
+    /// ListOffsets (key 2).
+    ListOffsets(ListOffsetsRequest),
+    /// Metadata (key 3).
+    Metadata(MetadataRequest),
+    /// CreateTopics (key 19).
+    CreateTopics(CreateTopicsRequest),
+    /// DeleteTopics (key 20).
+    DeleteTopics(DeleteTopicsRequest),
+    /// DescribeConfigs (key 32).
+    DescribeConfigs(DescribeConfigsRequest),
+    /// CreatePartitions (key 37).
+    CreatePartitions(CreatePartitionsRequest),
+    /// DescribeCluster (key 60).
+    DescribeCluster(DescribeClusterRequest),
+}
+
+/// Every response the broker core produces, one variant per [`ApiRequest`] variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiResponse {
+    /// Produce (key 0).
+    Produce(ProduceResponse),
+    /// Fetch (key 1).
+    Fetch(FetchResponse),
+    /// ListOffsets (key 2).
+    ListOffsets(ListOffsetsResponse),
+    /// Metadata (key 3).
+    Metadata(MetadataResponse),
+    /// CreateTopics (key 19).
+    CreateTopics(CreateTopicsResponse),
+    /// DeleteTopics (key 20).
+    DeleteTopics(DeleteTopicsResponse),
+    /// DescribeConfigs (key 32).
+    DescribeConfigs(DescribeConfigsResponse),
+    /// CreatePartitions (key 37).
+    CreatePartitions(CreatePartitionsResponse),
+    /// DescribeCluster (key 60).
+    DescribeCluster(DescribeClusterResponse),
+}
+
+// ---------------------------------------------------------------------------------------
+// Produce
+
+/// Produce request. `records` of each partition are the raw record-batch bytes as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProduceRequest {
+    /// Transactional id (v3+), `None` for non-transactional producers.
+    pub transactional_id: Option<String>,
+    /// 0, 1 or -1 (all).
+    pub acks: i16,
+    /// How long the broker may wait for acks=all.
+    pub timeout_ms: i32,
+    /// Per-topic data.
+    pub topics: Vec<ProduceTopic>,
+}
+
+/// One topic of a produce request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProduceTopic {
+    /// By name (v0-12) or by id (v13+).
+    pub topic: TopicRef,
+    /// Per-partition data.
+    pub partitions: Vec<ProducePartition>,
+}
+
+/// One partition of a produce request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducePartition {
+    /// Partition index.
+    pub partition: i32,
+    /// Record batches exactly as the client sent them.
+    pub records: Option<Bytes>,
+}
+
+/// Produce response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProduceResponse {
+    /// Per-topic results.
+    pub topics: Vec<ProduceTopicResponse>,
+    /// Quota throttle (always 0 until quotas exist).
+    pub throttle_time_ms: i32,
+}
+
+/// Per-topic produce results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProduceTopicResponse {
+    /// Echoes the request's topic reference.
+    pub topic: TopicRef,
+    /// Per-partition results.
+    pub partitions: Vec<ProducePartitionResponse>,
+}
+
+/// Per-partition produce result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducePartitionResponse {
+    /// Partition index.
+    pub partition: i32,
+    /// Error, or [`ErrorCode::NONE`].
+    pub error: ErrorCode,
+    /// Offset assigned to the first record, -1 on error.
+    pub base_offset: i64,
+    /// LogAppendTime if the topic uses it, else -1.
+    pub log_append_time_ms: i64,
+    /// The partition's log start offset (v5+).
+    pub log_start_offset: i64,
+    /// Human-readable error (v8+).
+    pub error_message: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Fetch
+
+/// Fetch request (consumers; replicas later).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchRequest {
+    /// -1 for consumers; a broker id for follower fetches.
+    pub replica_id: i32,
+    /// Long-poll bound.
+    pub max_wait_ms: i32,
+    /// Answer early once this many bytes are available.
+    pub min_bytes: i32,
+    /// Response size bound (v3+).
+    pub max_bytes: i32,
+    /// 0 read_uncommitted, 1 read_committed (v4+).
+    pub isolation_level: i8,
+    /// Fetch session id (v7+); Weir answers 0 (no session), so clients send full fetches.
+    pub session_id: i32,
+    /// Fetch session epoch (v7+).
+    pub session_epoch: i32,
+    /// Partitions to fetch.
+    pub topics: Vec<FetchTopic>,
+    /// Rack of the consumer (v11+), ignored.
+    pub rack_id: String,
+}
+
+/// One topic of a fetch request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchTopic {
+    /// By name (v0-12) or by id (v13+).
+    pub topic: TopicRef,
+    /// Partitions to fetch.
+    pub partitions: Vec<FetchPartition>,
+}
+
+/// One partition of a fetch request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchPartition {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader epoch the client believes in (v9+), -1 if unknown.
+    pub current_leader_epoch: i32,
+    /// First offset wanted.
+    pub fetch_offset: i64,
+    /// Follower's log start offset (v5+), -1 for consumers.
+    pub log_start_offset: i64,
+    /// Bytes bound for this partition.
+    pub partition_max_bytes: i32,
+}
+
+/// Fetch response. The core fills everything but the record bytes: each partition carries a
+/// [`FetchRecords::Read`] plan that the driver turns into [`FetchRecords::Bytes`] by
+/// reading stored batches, so a fetch serves stored bytes without re-encoding.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FetchResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Top-level error (v7+), e.g. FETCH_SESSION_ID_NOT_FOUND.
+    pub error: ErrorCode,
+    /// Fetch session id: always 0 (sessionless) in Weir.
+    pub session_id: i32,
+    /// Per-topic results.
+    pub topics: Vec<FetchTopicResponse>,
+}
+
+/// Per-topic fetch results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchTopicResponse {
+    /// Echoes the request's topic reference.
+    pub topic: TopicRef,
+    /// Per-partition results.
+    pub partitions: Vec<FetchPartitionResponse>,
+}
+
+/// Per-partition fetch result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchPartitionResponse {
+    /// Partition index.
+    pub partition: i32,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Last stable offset (v4+).
+    pub last_stable_offset: i64,
+    /// Log start offset (v5+).
+    pub log_start_offset: i64,
+    /// Aborted transactions overlapping the returned range (v4+, read_committed only).
+    pub aborted_transactions: Vec<AbortedTransaction>,
+    /// Preferred read replica (v11+), -1.
+    pub preferred_read_replica: i32,
+    /// The records: a plan from the core, bytes once the driver has read them.
+    pub records: FetchRecords,
+}
+
+/// An aborted transaction in a fetch response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// Producer id of the aborted transaction.
+    pub producer_id: i64,
+    /// First offset of the aborted transaction.
+    pub first_offset: i64,
+}
+
+/// Where a fetched partition's bytes come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FetchRecords {
+    /// Nothing to return.
+    Empty,
+    /// Read whole stored batches of `partition_key` covering `[start_offset, end_offset)`,
+    /// at most `max_bytes` except that the first batch is always returned whole (Kafka's
+    /// rule, so one oversized batch cannot stall a consumer).
+    Read(ReadPlan),
+    /// Stored batches, concatenated, exactly as stored.
+    Bytes(Bytes),
+}
+
+/// A storage read the core asks the driver to perform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// The storage key of the partition (see weir-core's storage contract).
+    pub partition_key: u64,
+    /// First offset wanted; the batch containing it is the first returned.
+    pub start_offset: i64,
+    /// Exclusive upper bound (high watermark or last stable offset).
+    pub end_offset: i64,
+    /// Soft byte bound.
+    pub max_bytes: u32,
+}
+
+// ---------------------------------------------------------------------------------------
+// ListOffsets
+
+/// ListOffsets request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsRequest {
+    /// -1 for consumers.
+    pub replica_id: i32,
+    /// 0 read_uncommitted, 1 read_committed (v2+).
+    pub isolation_level: i8,
+    /// Queries.
+    pub topics: Vec<ListOffsetsTopic>,
+}
+
+/// One topic of a ListOffsets request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsTopic {
+    /// Topic name.
+    pub name: String,
+    /// Queries per partition.
+    pub partitions: Vec<ListOffsetsPartition>,
+}
+
+/// One partition query: a timestamp in ms or one of the negative sentinels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsPartition {
+    /// Partition index.
+    pub partition: i32,
+    /// Client's leader epoch (v4+), -1 if unknown.
+    pub current_leader_epoch: i32,
+    /// Target timestamp, or LATEST/EARLIEST/MAX_TIMESTAMP.
+    pub timestamp: i64,
+}
+
+/// ListOffsets response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListOffsetsResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Per-topic answers.
+    pub topics: Vec<ListOffsetsTopicResponse>,
+}
+
+/// Per-topic ListOffsets answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsTopicResponse {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition answers.
+    pub partitions: Vec<ListOffsetsPartitionResponse>,
+}
+
+/// Per-partition ListOffsets answer. A timestamp query the core cannot answer from memory
+/// carries a [`TimestampLookup`]; the driver resolves it against storage and fills
+/// `timestamp`/`offset` before encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOffsetsPartitionResponse {
+    /// Partition index.
+    pub partition: i32,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Timestamp of the found record, -1 if none.
+    pub timestamp: i64,
+    /// Found offset, -1 if none.
+    pub offset: i64,
+    /// Leader epoch of the found offset (v4+).
+    pub leader_epoch: i32,
+    /// A lookup left for the driver, `None` once resolved.
+    pub lookup: Option<TimestampLookup>,
+}
+
+/// "Find the first offset whose record timestamp is >= `timestamp`, below `end_offset`."
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampLookup {
+    /// The storage key of the partition.
+    pub partition_key: u64,
+    /// Target timestamp (ms).
+    pub timestamp: i64,
+    /// First offset to consider (log start).
+    pub start_offset: i64,
+    /// Exclusive upper bound (high watermark or LSO).
+    pub end_offset: i64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Metadata
+
+/// Metadata request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataRequest {
+    /// `None` = all topics; `Some(vec![])` = no topics.
+    pub topics: Option<Vec<TopicRef>>,
+    /// Create unknown topics if the broker allows it (v4+; true before).
+    pub allow_auto_topic_creation: bool,
+    /// v8-10.
+    pub include_cluster_authorized_operations: bool,
+    /// v8+.
+    pub include_topic_authorized_operations: bool,
+}
+
+/// Metadata response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetadataResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Live brokers.
+    pub brokers: Vec<BrokerInfo>,
+    /// Cluster id (v2+).
+    pub cluster_id: Option<String>,
+    /// Active controller's node id (v1+), a real broker id.
+    pub controller_id: i32,
+    /// Topics.
+    pub topics: Vec<MetadataTopic>,
+    /// v8-10, i32::MIN when not requested.
+    pub cluster_authorized_operations: i32,
+}
+
+/// A broker endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    /// Node id.
+    pub node_id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+    /// Rack, if configured.
+    pub rack: Option<String>,
+}
+
+/// A topic in a metadata response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataTopic {
+    /// Error, e.g. UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION.
+    pub error: ErrorCode,
+    /// Name (nullable in v12+ responses to id-only requests for unknown ids).
+    pub name: Option<String>,
+    /// Stable topic id (v10+), nil for errors.
+    pub topic_id: Uuid,
+    /// Internal topics (e.g. __consumer_offsets).
+    pub is_internal: bool,
+    /// Partitions.
+    pub partitions: Vec<MetadataPartition>,
+    /// v8+, i32::MIN when not requested.
+    pub topic_authorized_operations: i32,
+}
+
+/// A partition in a metadata response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataPartition {
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Partition index.
+    pub partition: i32,
+    /// Leader node id, -1 if none.
+    pub leader_id: i32,
+    /// Leader epoch (v7+).
+    pub leader_epoch: i32,
+    /// Replica node ids.
+    pub replica_nodes: Vec<i32>,
+    /// In-sync replica node ids.
+    pub isr_nodes: Vec<i32>,
+    /// Offline replica node ids (v5+).
+    pub offline_replicas: Vec<i32>,
+}
+
+// ---------------------------------------------------------------------------------------
+// CreateTopics / DeleteTopics / CreatePartitions
+
+/// CreateTopics request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateTopicsRequest {
+    /// Topics to create.
+    pub topics: Vec<CreatableTopic>,
+    /// How long to wait for creation.
+    pub timeout_ms: i32,
+    /// Validate only, create nothing (v1+).
+    pub validate_only: bool,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatableTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count, -1 for the broker default (v4+).
+    pub num_partitions: i32,
+    /// Replication factor, -1 for the broker default (v4+).
+    pub replication_factor: i16,
+    /// Manual assignment: (partition, broker ids).
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    /// Topic configs: (name, value).
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// CreateTopics response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateTopicsResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub topics: Vec<CreatableTopicResult>,
+}
+
+/// Per-topic CreateTopics result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatableTopicResult {
+    /// Name.
+    pub name: String,
+    /// Id (v7+).
+    pub topic_id: Uuid,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Error message (v1+).
+    pub error_message: Option<String>,
+    /// Partition count (v5+), -1 on error.
+    pub num_partitions: i32,
+    /// Replication factor (v5+), -1 on error.
+    pub replication_factor: i16,
+    /// Resulting configs (v5+).
+    pub configs: Vec<CreatableTopicConfig>,
+}
+
+/// A config entry of a created topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatableTopicConfig {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: Option<String>,
+    /// Read only.
+    pub read_only: bool,
+    /// Source (see [`ConfigSource`] constants).
+    pub config_source: i8,
+    /// Sensitive.
+    pub is_sensitive: bool,
+}
+
+/// DeleteTopics request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteTopicsRequest {
+    /// Topics by name (v0-5) or name/id (v6+).
+    pub topics: Vec<TopicRef>,
+    /// How long to wait.
+    pub timeout_ms: i32,
+}
+
+/// DeleteTopics response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeleteTopicsResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub responses: Vec<DeletableTopicResult>,
+}
+
+/// Per-topic DeleteTopics result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletableTopicResult {
+    /// Name, if known.
+    pub name: Option<String>,
+    /// Id (v6+), nil if unknown.
+    pub topic_id: Uuid,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Error message (v5+).
+    pub error_message: Option<String>,
+}
+
+/// CreatePartitions request: grow topics to `count` partitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatePartitionsRequest {
+    /// Topics to grow.
+    pub topics: Vec<CreatePartitionsTopic>,
+    /// How long to wait.
+    pub timeout_ms: i32,
+    /// Validate only.
+    pub validate_only: bool,
+}
+
+/// One topic to grow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatePartitionsTopic {
+    /// Name.
+    pub name: String,
+    /// New total partition count.
+    pub count: i32,
+    /// Manual assignment of the new partitions.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+/// CreatePartitions response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreatePartitionsResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub results: Vec<CreatePartitionsTopicResult>,
+}
+
+/// Per-topic CreatePartitions result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatePartitionsTopicResult {
+    /// Name.
+    pub name: String,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Error message.
+    pub error_message: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// DescribeConfigs / DescribeCluster
+
+/// Kafka's ConfigResource types.
+pub mod resource_type {
+    /// Topic.
+    pub const TOPIC: i8 = 2;
+    /// Broker.
+    pub const BROKER: i8 = 4;
+    /// Broker logger.
+    pub const BROKER_LOGGER: i8 = 8;
+}
+
+/// Kafka's DescribeConfigs config_source values.
+pub mod config_source {
+    /// Unknown.
+    pub const UNKNOWN: i8 = 0;
+    /// Set on the topic.
+    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    /// Static broker config file.
+    pub const STATIC_BROKER_CONFIG: i8 = 4;
+    /// Built-in default.
+    pub const DEFAULT_CONFIG: i8 = 5;
+}
+
+/// DescribeConfigs request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribeConfigsRequest {
+    /// Resources to describe.
+    pub resources: Vec<DescribeConfigsResource>,
+    /// v1+.
+    pub include_synonyms: bool,
+    /// v3+.
+    pub include_documentation: bool,
+}
+
+/// One resource to describe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribeConfigsResource {
+    /// See [`resource_type`].
+    pub resource_type: i8,
+    /// Topic name or broker id as a string.
+    pub resource_name: String,
+    /// `None` = all keys.
+    pub configuration_keys: Option<Vec<String>>,
+}
+
+/// DescribeConfigs response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DescribeConfigsResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Per-resource results.
+    pub results: Vec<DescribeConfigsResult>,
+}
+
+/// Per-resource DescribeConfigs result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribeConfigsResult {
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Error message.
+    pub error_message: Option<String>,
+    /// Echo.
+    pub resource_type: i8,
+    /// Echo.
+    pub resource_name: String,
+    /// Entries.
+    pub configs: Vec<DescribeConfigsEntry>,
+}
+
+/// A config entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeConfigsEntry {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: Option<String>,
+    /// Read only.
+    pub read_only: bool,
+    /// Source (see [`config_source`]).
+    pub config_source: i8,
+    /// Sensitive.
+    pub is_sensitive: bool,
+    /// Kafka's ConfigType (v3+): 1 BOOLEAN, 2 STRING, 3 INT, 5 LONG, 7 LIST...
+    pub config_type: i8,
+    /// Documentation (v3+).
+    pub documentation: Option<String>,
+}
+
+/// DescribeCluster request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribeClusterRequest {
+    /// Include authorized operations.
+    pub include_cluster_authorized_operations: bool,
+    /// v1+: 1 brokers, 2 controllers.
+    pub endpoint_type: i8,
+}
+
+/// DescribeCluster response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DescribeClusterResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Error message.
+    pub error_message: Option<String>,
+    /// Echo of the endpoint type (v1+).
+    pub endpoint_type: i8,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Controller id.
+    pub controller_id: i32,
+    /// Brokers.
+    pub brokers: Vec<BrokerInfo>,
+    /// Authorized operations, i32::MIN when not requested.
+    pub cluster_authorized_operations: i32,
+}

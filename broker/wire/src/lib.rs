@@ -1,0 +1,3 @@
+//! weir-wire: the only crate that speaks `kafka_protocol`.
+pub mod domain;
+pub mod error;
