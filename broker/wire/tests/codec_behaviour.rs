@@ -1,0 +1,292 @@
+//! Goal: the protocol rules the drivers rely on: KIP-511 ApiVersions fallback, what is
+//! Unsupported (Produce v0-2, unadvertised APIs/versions), clean failure on hostile lengths,
+//! error responses, correlation checks, topic ids at Fetch v13+, and unresolved plans.
+//! Method: hand-built frames and byte-level assertions against the Kafka protocol guide.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use uuid::Uuid;
+use weir_wire::codec::*;
+use weir_wire::domain::*;
+use weir_wire::error::ErrorCode;
+use weir_wire::WireError;
+
+fn header(api_key: i16, api_version: i16) -> RequestHeader {
+    RequestHeader {
+        api_key,
+        api_version,
+        correlation_id: 7,
+        client_id: Some("t".into()),
+    }
+}
+
+/// A request frame (no length prefix) with a v1 header: key, version, corr 7, client "t".
+fn frame_v1(api_key: i16, api_version: i16, body: &[u8]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(api_key);
+    b.put_i16(api_version);
+    b.put_i32(7);
+    b.put_i16(1);
+    b.put_u8(b't');
+    b.put_slice(body);
+    b.freeze()
+}
+
+fn body_of(mut out: BytesMut) -> Bytes {
+    let len = i32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+    assert_eq!(len, out.len() - 4);
+    out.split_off(4).freeze()
+}
+
+#[test]
+fn api_versions_in_range() {
+    for v in 0..=4 {
+        let (h, decoded) = decode_request(frame_v1(18, v, &[])).expect("decode");
+        assert!(matches!(decoded, Decoded::ApiVersions));
+        let mut out = BytesMut::new();
+        encode_api_versions(&h, &mut out).expect("encode");
+        let frame = body_of(out);
+        // Response header v0: just the correlation id, then error_code 0.
+        assert_eq!(&frame[..6], &[0, 0, 0, 7, 0, 0]);
+        let table = decode_api_versions_response(&h, frame).expect("table");
+        assert_eq!(table, SUPPORTED_APIS.to_vec(), "v{v}");
+    }
+}
+
+#[test]
+fn api_versions_kip511_fallback() {
+    let h = header(18, 9);
+    let mut out = BytesMut::new();
+    encode_api_versions(&h, &mut out).expect("encode");
+    let frame = body_of(out);
+    // Header v0 (corr), error 35, then a v0 body: int32 array length (not compact).
+    assert_eq!(&frame[..6], &[0, 0, 0, 7, 0, 35]);
+    let n = i32::from_be_bytes([frame[6], frame[7], frame[8], frame[9]]);
+    assert_eq!(n as usize, SUPPORTED_APIS.len());
+    // v0 body: nothing after the array (6 bytes per entry).
+    assert_eq!(frame.len(), 10 + 6 * SUPPORTED_APIS.len());
+    let answer = decode_api_versions_answer(&h, frame.clone()).expect("answer");
+    assert_eq!(answer.error, ErrorCode::UNSUPPORTED_VERSION);
+    assert!(answer.api_keys.contains(&(18, 0, 4)));
+    assert!(matches!(
+        decode_api_versions_response(&h, frame),
+        Err(WireError::Unsupported(_))
+    ));
+}
+
+#[test]
+fn api_versions_request_round_trip() {
+    for v in 0..=4 {
+        let h = header(18, v);
+        let mut out = BytesMut::new();
+        encode_api_versions_request(&h, &mut out).expect("encode");
+        let (got, decoded) = decode_request(body_of(out)).expect("decode");
+        assert_eq!(got, h);
+        assert!(matches!(decoded, Decoded::ApiVersions));
+    }
+}
+
+#[test]
+fn unsupported_requests() {
+    for (key, version) in [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (0, 12),
+        (1, 3),
+        (1, 17),
+        (11, 7),
+        (999, 0),
+        (-5, 0),
+    ] {
+        let (h, decoded) = decode_request(frame_v1(key, version, &[1, 2, 3])).expect("header");
+        assert_eq!(
+            (h.api_key, h.api_version, h.correlation_id),
+            (key, version, 7)
+        );
+        assert!(
+            matches!(decoded, Decoded::Unsupported { .. }),
+            "{key} v{version}: {decoded:?}"
+        );
+    }
+    // Produce is still advertised from v0 (KAFKA-18659).
+    assert_eq!(supported_range(0), Some((0, 11)));
+}
+
+#[test]
+fn unreadable_headers() {
+    assert!(decode_request(Bytes::new()).is_err());
+    assert!(decode_request(Bytes::from_static(&[0, 3, 0, 1, 0, 0])).is_err());
+    // Client id longer than the frame.
+    assert!(decode_request(Bytes::from_static(&[0, 3, 0, 1, 0, 0, 0, 1, 0, 50, b'x'])).is_err());
+}
+
+#[test]
+fn huge_array_lengths_fail_cleanly() {
+    // Metadata v1: topics array of 2^31-1 entries in a tiny frame.
+    let r = decode_request(frame_v1(3, 1, &[0x7f, 0xff, 0xff, 0xff, 0, 1]));
+    assert!(r.is_err(), "{r:?}");
+    // Produce v3: null txn id, acks, timeout, topics array 2^31-1.
+    let mut body = vec![0xff, 0xff, 0, 1, 0, 0, 0x75, 0x30];
+    body.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+    assert!(decode_request(frame_v1(0, 3, &body)).is_err());
+    // Produce v9 (flexible, header v2 with empty tag buffer): compact array of u32::MAX-1.
+    let mut body = vec![0u8]; // header tagged fields
+    body.extend_from_slice(&[0, 0, 1, 0, 0, 0x75, 0x30]); // null compact txn id, acks, timeout
+    body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    assert!(decode_request(frame_v1(0, 9, &body)).is_err());
+    // Fetch v12: nested partitions array huge inside one topic.
+    let mut body = vec![0u8];
+    body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]); // replica id
+    body.extend_from_slice(&[0, 0, 0, 100, 0, 0, 0, 1, 0, 0, 0, 1, 0]); // wait, min, max, iso
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // session id, epoch
+    body.extend_from_slice(&[2, 2, b'a']); // one topic named "a"
+    body.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x07]); // partitions: ~2^31
+    assert!(decode_request(frame_v1(1, 12, &body)).is_err());
+    // Huge tagged-field count in a flexible header.
+    let body = [0xff, 0xff, 0xff, 0xff, 0x0f];
+    assert!(decode_request(frame_v1(3, 9, &body)).is_err());
+}
+
+#[test]
+fn fetch_topic_ids() {
+    let id = Uuid::from_u128(0x1234);
+    let request = ApiRequest::Fetch(FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 500,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        isolation_level: 1,
+        session_id: 0,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic: TopicRef::Id(id),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                current_leader_epoch: -1,
+                fetch_offset: 42,
+                log_start_offset: -1,
+                partition_max_bytes: 1 << 20,
+            }],
+        }],
+        rack_id: String::new(),
+    });
+    let h = header(1, 16);
+    let mut out = BytesMut::new();
+    encode_request(&h, &request, &mut out).expect("encode");
+    let (_, decoded) = decode_request(body_of(out)).expect("decode");
+    match decoded {
+        Decoded::Api(ApiRequest::Fetch(f)) => assert_eq!(f.topics[0].topic, TopicRef::Id(id)),
+        other => panic!("{other:?}"),
+    }
+    // A name cannot be sent at v13+, nor an id before.
+    let mut out = BytesMut::new();
+    assert!(encode_request(&header(1, 12), &request, &mut out).is_err());
+    assert!(out.is_empty(), "failed encodes leave the buffer untouched");
+}
+
+#[test]
+fn unresolved_plans_are_rejected() {
+    let response = ApiResponse::Fetch(FetchResponse {
+        topics: vec![FetchTopicResponse {
+            topic: TopicRef::Name("t".into()),
+            partitions: vec![FetchPartitionResponse {
+                partition: 0,
+                error: ErrorCode::NONE,
+                high_watermark: 10,
+                last_stable_offset: 10,
+                log_start_offset: 0,
+                aborted_transactions: vec![],
+                preferred_read_replica: -1,
+                records: FetchRecords::Read(ReadPlan {
+                    partition_key: 1,
+                    start_offset: 0,
+                    end_offset: 10,
+                    max_bytes: 100,
+                }),
+            }],
+        }],
+        ..FetchResponse::default()
+    });
+    let mut out = BytesMut::from(&b"keep"[..]);
+    assert!(encode_response(&header(1, 11), &response, &mut out).is_err());
+    assert_eq!(&out[..], b"keep");
+    // Mismatched API.
+    let metadata = ApiResponse::Metadata(MetadataResponse::default());
+    assert!(encode_response(&header(1, 11), &metadata, &mut out).is_err());
+}
+
+#[test]
+fn error_responses() {
+    // Fetch v11 carries a top-level error from v7.
+    let h = header(1, 11);
+    let mut out = BytesMut::new();
+    assert!(encode_error_response(&h, ErrorCode::UNKNOWN_SERVER_ERROR, &mut out).expect("enc"));
+    match decode_response(&h, body_of(out)).expect("decode") {
+        ApiResponse::Fetch(f) => assert_eq!(f.error, ErrorCode::UNKNOWN_SERVER_ERROR),
+        other => panic!("{other:?}"),
+    }
+    // DescribeCluster.
+    let h = header(60, 1);
+    let mut out = BytesMut::new();
+    assert!(encode_error_response(&h, ErrorCode::INVALID_REQUEST, &mut out).expect("enc"));
+    match decode_response(&h, body_of(out)).expect("decode") {
+        ApiResponse::DescribeCluster(d) => assert_eq!(d.error, ErrorCode::INVALID_REQUEST),
+        other => panic!("{other:?}"),
+    }
+    // Every served API at every served version encodes something decodable.
+    for &(key, min, max) in SUPPORTED_APIS {
+        for v in min.max(if key == 0 { 3 } else { min })..=max {
+            let h = header(key, v);
+            let mut out = BytesMut::new();
+            assert!(
+                encode_error_response(&h, ErrorCode::UNSUPPORTED_VERSION, &mut out).expect("enc")
+            );
+            if key != 18 {
+                decode_response(&h, body_of(out)).expect("decodable");
+            }
+        }
+    }
+    // ApiVersions at an unknown version: the KIP-511 body.
+    let mut out = BytesMut::new();
+    assert!(
+        encode_error_response(&header(18, 77), ErrorCode::UNSUPPORTED_VERSION, &mut out)
+            .expect("enc")
+    );
+    // Cannot: unknown API, Produce v0-2, a JoinGroup (not one of ours).
+    for (key, v) in [(999, 0), (0, 2), (11, 5)] {
+        let mut out = BytesMut::new();
+        assert!(
+            !encode_error_response(&header(key, v), ErrorCode::UNSUPPORTED_VERSION, &mut out)
+                .expect("enc")
+        );
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn correlation_id_is_checked() {
+    let h = header(3, 1);
+    let mut out = BytesMut::new();
+    encode_response(
+        &h,
+        &ApiResponse::Metadata(MetadataResponse::default()),
+        &mut out,
+    )
+    .expect("enc");
+    let other = RequestHeader {
+        correlation_id: 8,
+        ..h.clone()
+    };
+    assert!(decode_response(&other, body_of(out.clone())).is_err());
+    assert!(decode_response(&h, body_of(out)).is_ok());
+}
+
+#[test]
+fn frame_prefix() {
+    use weir_wire::frame::{frame_len, FRAME_BYTES_MAX};
+    assert_eq!(
+        frame_len(100i32.to_be_bytes(), FRAME_BYTES_MAX).expect("ok"),
+        100
+    );
+    assert!(frame_len((-1i32).to_be_bytes(), FRAME_BYTES_MAX).is_err());
+}
