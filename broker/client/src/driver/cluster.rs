@@ -1,0 +1,322 @@
+//! The client's view of the cluster: bootstrap, metadata refresh, and one connection per
+//! broker address.
+//!
+//! Invariants:
+//! - At most one connection per address is kept; a closed one is replaced on next use.
+//! - The metadata cache is swapped as a whole (`Arc` snapshot), so readers never see a
+//!   half-applied response and never hold a lock across an await.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use weir_runtime::Runtime;
+use weir_wire::domain::{
+    ApiRequest, ApiResponse, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+    MetadataRequest, TopicRef,
+};
+use weir_wire::error::ErrorCode;
+
+use crate::config::ClientConfig;
+use crate::driver::connection::Connection;
+use crate::error::ClientError;
+use crate::session::metadata::MetadataCache;
+use crate::TopicPartition;
+
+/// Shared handle to the cluster; cheap to clone.
+pub struct Cluster<R: Runtime> {
+    shared: Arc<Shared<R>>,
+}
+
+impl<R: Runtime> Clone for Cluster<R> {
+    fn clone(&self) -> Cluster<R> {
+        Cluster {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Cluster<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("bootstrap", &self.shared.config.bootstrap_servers)
+            .finish()
+    }
+}
+
+struct Shared<R: Runtime> {
+    runtime: R,
+    config: ClientConfig,
+    metadata: Mutex<Arc<MetadataCache>>,
+    /// Held across connect so two tasks never open two connections to one broker.
+    connections: tokio::sync::Mutex<BTreeMap<String, Connection<R>>>,
+}
+
+/// The answer to one ListOffsets query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetAnswer {
+    /// The offset found, -1 if none (a timestamp after the last record).
+    pub offset: i64,
+    /// The found record's timestamp, -1 for the earliest/latest sentinels.
+    pub timestamp: i64,
+}
+
+impl<R: Runtime> Cluster<R> {
+    /// Connects to the first reachable bootstrap server and learns the brokers.
+    pub async fn connect(runtime: R, config: ClientConfig) -> Result<Cluster<R>, ClientError> {
+        if config.bootstrap_servers.is_empty() {
+            return Err(ClientError::InvalidArgument("no bootstrap servers".into()));
+        }
+        let cluster = Cluster {
+            shared: Arc::new(Shared {
+                runtime,
+                config,
+                metadata: Mutex::new(Arc::new(MetadataCache::default())),
+                connections: tokio::sync::Mutex::new(BTreeMap::new()),
+            }),
+        };
+        cluster.refresh_metadata(Some(&[]), false).await?;
+        Ok(cluster)
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &R {
+        &self.shared.runtime
+    }
+
+    /// The connection settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.shared.config
+    }
+
+    /// The current metadata snapshot.
+    pub fn metadata(&self) -> Arc<MetadataCache> {
+        Arc::clone(&lock(&self.shared.metadata))
+    }
+
+    /// Asks any broker for metadata of `topics` (`None` = all) and updates the cache.
+    pub async fn refresh_metadata(
+        &self,
+        topics: Option<&[String]>,
+        allow_auto_create: bool,
+    ) -> Result<Arc<MetadataCache>, ClientError> {
+        let request = ApiRequest::Metadata(MetadataRequest {
+            topics: topics.map(|names| names.iter().cloned().map(TopicRef::Name).collect()),
+            allow_auto_topic_creation: allow_auto_create,
+            include_cluster_authorized_operations: false,
+            include_topic_authorized_operations: false,
+        });
+        let response = match self.request_any(&request).await? {
+            ApiResponse::Metadata(response) => response,
+            other => return Err(unexpected("Metadata", &other)),
+        };
+        let now = self.shared.runtime.now();
+        let mut guard = lock(&self.shared.metadata);
+        let mut updated = MetadataCache::clone(&guard);
+        updated.update(now, &response, topics.is_none());
+        let updated = Arc::new(updated);
+        *guard = Arc::clone(&updated);
+        Ok(updated)
+    }
+
+    /// A live connection to broker `node_id`.
+    pub async fn connection_to(&self, node_id: i32) -> Result<Connection<R>, ClientError> {
+        let address = self.metadata().broker_address(node_id).ok_or_else(|| {
+            ClientError::NoBroker(format!("node {node_id} is not in the metadata"))
+        })?;
+        self.connection_at(&address).await
+    }
+
+    /// A live connection to `address`, opening one if needed.
+    pub async fn connection_at(&self, address: &str) -> Result<Connection<R>, ClientError> {
+        let mut connections = self.shared.connections.lock().await;
+        if let Some(existing) = connections.get(address) {
+            if !existing.is_closed() {
+                return Ok(existing.clone());
+            }
+            connections.remove(address);
+        }
+        let shared = &self.shared;
+        let connection = Connection::open(shared.runtime.clone(), address, &shared.config).await?;
+        connections.insert(address.to_owned(), connection.clone());
+        Ok(connection)
+    }
+
+    /// Sends `request` to any reachable broker: an open connection first, then known
+    /// brokers, then the bootstrap list.
+    pub async fn request_any(&self, request: &ApiRequest) -> Result<ApiResponse, ClientError> {
+        let mut candidates: Vec<String> = {
+            let connections = self.shared.connections.lock().await;
+            connections
+                .iter()
+                .filter(|(_, connection)| !connection.is_closed())
+                .map(|(address, _)| address.clone())
+                .collect()
+        };
+        let metadata = self.metadata();
+        candidates.extend(metadata.brokers().map(|b| format!("{}:{}", b.host, b.port)));
+        candidates.extend(self.shared.config.bootstrap_servers.iter().cloned());
+        let mut last_error = None;
+        let mut tried: Vec<&str> = Vec::new();
+        for address in &candidates {
+            if tried.contains(&address.as_str()) {
+                continue;
+            }
+            tried.push(address);
+            let attempt = async {
+                let connection = self.connection_at(address).await?;
+                connection
+                    .request(request, self.shared.config.request_timeout)
+                    .await
+            };
+            match attempt.await {
+                Ok(response) => return Ok(response),
+                Err(error) if error.is_retriable() => {
+                    tracing::debug!(address, %error, "broker unavailable, trying the next");
+                    last_error = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ClientError::NoBroker(last_error.map_or_else(
+            || "no candidates".to_owned(),
+            |error| error.to_string(),
+        )))
+    }
+
+    /// Sends `request` to broker `node_id`.
+    pub async fn request_node(
+        &self,
+        node_id: i32,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ClientError> {
+        let connection = self.connection_to(node_id).await?;
+        connection
+            .request(request, self.shared.config.request_timeout)
+            .await
+    }
+
+    /// Sends `request` to the controller if known, else to any broker.
+    pub async fn request_controller(
+        &self,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ClientError> {
+        let controller = self.metadata().controller_id();
+        if controller >= 0 && self.metadata().broker_address(controller).is_some() {
+            return self.request_node(controller, request).await;
+        }
+        self.request_any(request).await
+    }
+
+    /// Resolves ListOffsets queries (`timestamp` or an EARLIEST/LATEST/MAX sentinel) at each
+    /// partition's leader. Per-partition failures are returned, not raised.
+    pub async fn list_offsets(
+        &self,
+        queries: &[(TopicPartition, i64)],
+        read_committed: bool,
+    ) -> Result<Vec<(TopicPartition, Result<OffsetAnswer, ClientError>)>, ClientError> {
+        let mut metadata = self.metadata();
+        let missing = queries
+            .iter()
+            .any(|(tp, _)| metadata.leader_for(&tp.topic, tp.partition).is_none());
+        if missing {
+            let mut topics: Vec<String> = queries.iter().map(|(tp, _)| tp.topic.clone()).collect();
+            topics.sort();
+            topics.dedup();
+            metadata = self.refresh_metadata(Some(&topics), false).await?;
+        }
+        let mut by_node: BTreeMap<i32, Vec<&(TopicPartition, i64)>> = BTreeMap::new();
+        let mut answers = Vec::new();
+        for query in queries {
+            let (tp, _) = query;
+            match metadata.leader_for(&tp.topic, tp.partition) {
+                Some(leader) => by_node.entry(leader).or_default().push(query),
+                None => answers.push((tp.clone(), Err(no_leader(&metadata, tp)))),
+            }
+        }
+        for (node, node_queries) in by_node {
+            let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+            for (tp, timestamp) in &node_queries {
+                topics
+                    .entry(&tp.topic)
+                    .or_default()
+                    .push(ListOffsetsPartition {
+                        partition: tp.partition,
+                        current_leader_epoch: metadata.leader_epoch(&tp.topic, tp.partition),
+                        timestamp: *timestamp,
+                    });
+            }
+            let request = ApiRequest::ListOffsets(ListOffsetsRequest {
+                replica_id: -1,
+                isolation_level: i8::from(read_committed),
+                topics: topics
+                    .into_iter()
+                    .map(|(name, partitions)| ListOffsetsTopic {
+                        name: name.to_owned(),
+                        partitions,
+                    })
+                    .collect(),
+            });
+            let response = match self.request_node(node, &request).await {
+                Ok(ApiResponse::ListOffsets(response)) => Ok(response),
+                Ok(other) => Err(unexpected("ListOffsets", &other)),
+                Err(error) => Err(error),
+            };
+            for (tp, _) in node_queries {
+                let answer = match &response {
+                    Err(error) => Err(error.clone()),
+                    Ok(response) => response
+                        .topics
+                        .iter()
+                        .filter(|topic| topic.name == tp.topic)
+                        .flat_map(|topic| &topic.partitions)
+                        .find(|partition| partition.partition == tp.partition)
+                        .map_or_else(
+                            || {
+                                Err(ClientError::Protocol(format!(
+                                    "no ListOffsets answer for {tp}"
+                                )))
+                            },
+                            |partition| {
+                                if partition.error.is_ok() {
+                                    Ok(OffsetAnswer {
+                                        offset: partition.offset,
+                                        timestamp: partition.timestamp,
+                                    })
+                                } else {
+                                    Err(ClientError::kafka(partition.error, tp.to_string()))
+                                }
+                            },
+                        ),
+                };
+                answers.push((tp.clone(), answer));
+            }
+        }
+        Ok(answers)
+    }
+}
+
+/// Why a partition has no usable leader.
+pub fn no_leader(metadata: &MetadataCache, tp: &TopicPartition) -> ClientError {
+    let code = match metadata.topic(&tp.topic) {
+        None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+        Some(topic) if !topic.error.is_ok() => topic.error,
+        Some(topic) if !topic.partitions.iter().any(|p| p.partition == tp.partition) => {
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        }
+        Some(_) => ErrorCode::LEADER_NOT_AVAILABLE,
+    };
+    ClientError::kafka(code, tp.to_string())
+}
+
+/// A response of the wrong type for the request.
+pub fn unexpected(expected: &str, got: &ApiResponse) -> ClientError {
+    let got = format!("{got:?}");
+    let got: String = got.chars().take(60).collect();
+    ClientError::Protocol(format!("expected a {expected} response, got {got}"))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
