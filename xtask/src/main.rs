@@ -1,1 +1,76 @@
-fn main() {}
+//! cargo xtask: Weir's project automation (matklad's cargo-xtask pattern).
+//!
+//! `ci` is the one command CI runs: it installs what the tests need on a fresh machine,
+//! then runs format, lint, unit/property tests, tidy and the real-client suites.
+//! The real world (clocks, processes) is this crate's business, so the determinism bans
+//! of clippy.toml do not apply here.
+#![allow(clippy::disallowed_methods)]
+
+mod bench;
+mod check;
+mod ci;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Weir project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install test dependencies, then run every check and test suite CI runs.
+    Ci {
+        /// Skip installing system/pip/npm packages (they are already there).
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Install the tools and packages the test suites need (apt, pip, npm).
+    InstallDeps,
+    /// Project rules checked as code: dependency directions, banned constructs, line width.
+    Tidy,
+    /// Run the Jepsen-style checker on a history file (config from its first line).
+    Check {
+        /// History in JSONL.
+        file: PathBuf,
+    },
+    /// Benchmarks; results are written to docs/benchmarks.md with the commands that made them.
+    Bench {
+        /// Records for the produce/consume runs.
+        #[arg(long, default_value_t = 2_000_000)]
+        records: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ci { no_install } => ci::run(!no_install).map(|()| true),
+        Command::InstallDeps => ci::install_deps().map(|()| true),
+        Command::Tidy => tidy::run().map(|()| true),
+        Command::Check { file } => check::run(&file),
+        Command::Bench { records } => bench::run(records).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The workspace root, derived from this crate's manifest directory (rust-analyzer style).
+pub(crate) fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}

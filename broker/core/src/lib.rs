@@ -5,6 +5,36 @@
 //!   as [`Output`] values that drivers apply in emission order.
 //! - The state machines never see `kafka_protocol` types, only `weir_wire::domain`.
 //! - An acks=1/all produce response is emitted only after the high watermark covers the
-//!   batch; the high watermark only advances over synced appends when fsync-on-ack is on.
+//!   batch; the high watermark only advances over synced appends.
 //! - Consumers never see records at or above the high watermark.
+//! - Every queue and map has a named bound (`*_MAX`), checked on insert.
+//!
+//! # Code map
+//! - [`node`]: [`Node`], composing everything below; one file per API family.
+//! - `partition`: one partition's offsets, logical segments and unsynced appends.
+//! - `purgatory`: parked requests ordered by deadline.
+//! - `meta`: the metadata key layout persisted through storage.
+//! - [`storage`]: the storage contract, [`storage::MemStorage`] and the conformance suite.
+//! - [`topic`], [`topic_config`], [`config`]: names, ids and configuration.
+//! - [`resolve`]: what every driver does to a response before encoding it.
+//! - [`testing`]: batch builders and a single-node harness for tests and simulations.
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+
+pub mod config;
+mod event;
+mod meta;
+pub mod node;
+mod partition;
+mod purgatory;
+pub mod resolve;
 pub mod storage;
+pub mod testing;
+pub mod time;
+pub mod topic;
+pub mod topic_config;
+
+pub use config::{Durability, NodeConfig};
+pub use event::{Completion, Output, RequestId, SyncMode};
+pub use node::Node;
+pub use time::{Instant, Now};

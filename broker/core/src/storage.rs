@@ -18,6 +18,11 @@
 
 use bytes::Bytes;
 
+pub mod conformance;
+mod mem;
+
+pub use mem::{MemStorage, MEM_UNSYNCED_OPS_MAX};
+
 /// A buffered write. Applied in emission order; durable only after a later sync completes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageOp {
@@ -88,6 +93,9 @@ pub enum StorageError {
     },
 }
 
+/// One metadata entry: `(key, value)`.
+pub type MetaPair = (Vec<u8>, Vec<u8>);
+
 /// Summary of a contiguous range of a partition log, computed from batch headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RangeSummary {
@@ -119,11 +127,15 @@ pub trait Storage {
     fn read(&self, plan: &ReadPlan) -> Result<Bytes, StorageError>;
     /// The first record whose timestamp is >= `lookup.timestamp` among offsets
     /// `[lookup.start_offset, lookup.end_offset)`: `Some((offset, timestamp))`, or `None`.
-    fn lookup_timestamp(&self, lookup: &TimestampLookup) -> Result<Option<(i64, i64)>, StorageError>;
+    fn lookup_timestamp(
+        &self,
+        lookup: &TimestampLookup,
+    ) -> Result<Option<(i64, i64)>, StorageError>;
     /// All batches' headers of `[from_offset, ..)` summarized (recovery of a log's tail).
-    fn summarize(&self, partition_key: u64, from_offset: i64) -> Result<RangeSummary, StorageError>;
+    fn summarize(&self, partition_key: u64, from_offset: i64)
+        -> Result<RangeSummary, StorageError>;
     /// Every metadata entry, in key order.
-    fn meta_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn meta_entries(&self) -> Result<Vec<MetaPair>, StorageError>;
     /// Every partition key that has a log, with (first base offset, last offset + 1), or
     /// `None` bounds for an empty log.
     fn logs(&self) -> Result<BTreeMap<u64, Option<(i64, i64)>>, StorageError>;

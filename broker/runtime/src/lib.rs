@@ -65,7 +65,10 @@ pub struct TokioRuntime {
 impl TokioRuntime {
     /// A runtime whose monotonic epoch is now. Must be called inside a tokio runtime.
     pub fn new(seed: u64) -> TokioRuntime {
-        TokioRuntime { epoch: tokio::time::Instant::now(), seed }
+        TokioRuntime {
+            epoch: tokio::time::Instant::now(),
+            seed,
+        }
     }
 }
 

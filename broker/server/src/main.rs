@@ -1,1 +1,81 @@
-fn main() {}
+//! The `weir` binary: `weir serve` runs a broker; the admin and client subcommands live
+//! beside it in `cli/`. This is the only place using `anyhow` and `tracing-subscriber`.
+//!
+//! Adding a subcommand: add a variant to [`Command`] holding its clap `Args` struct, a
+//! module `cli/NAME.rs` with `pub async fn run(args) -> anyhow::Result<()>`, a
+//! `pub mod NAME;` line in `cli/mod.rs`, and a match arm in [`run`].
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Log filter when RUST_LOG is unset: fjall's own info lines (one per keyspace recovered)
+/// drown the broker's.
+const LOG_FILTER_DEFAULT: &str = "info,fjall=warn,lsm_tree=warn";
+
+/// Worker threads of the tokio runtime: the broker is tuned for 2 cores.
+const WORKER_THREADS: usize = 2;
+
+/// Weir: a Kafka-compatible broker.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker.
+    Serve(weir::config::ServeArgs),
+    // Client-side subcommands (cli/{topic,produce,consume,bench}.rs, over weir-client).
+    /// Create, list, describe or delete topics.
+    Topic(cli::topic::TopicArgs),
+    /// Console producer: one record per stdin line.
+    Produce(cli::produce::ProduceArgs),
+    /// Console consumer: one line per record on stdout.
+    Consume(cli::consume::ConsumeArgs),
+    /// Load generators and the loopback throughput probe.
+    Bench(cli::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(LOG_FILTER_DEFAULT));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("weir: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("weir: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => cli::serve::run(args).await,
+        Command::Topic(args) => cli::topic::run(args).await,
+        Command::Produce(args) => cli::produce::run(args).await,
+        Command::Consume(args) => cli::consume::run(args).await,
+        Command::Bench(args) => cli::bench::run(args).await,
+    }
+}

@@ -101,7 +101,9 @@ pub enum BatchError {
     #[error("truncated record batch")]
     Truncated,
     /// The stored CRC does not match the bytes.
-    #[error("corrupt batch at offset {base_offset}: crc {expected:#010x}, computed {actual:#010x}")]
+    #[error(
+        "corrupt batch at offset {base_offset}: crc {expected:#010x}, computed {actual:#010x}"
+    )]
     Corrupt {
         /// Base offset of the corrupt batch.
         base_offset: i64,

@@ -15,6 +15,9 @@
 
 mod convert;
 mod guard;
+mod legacy;
+
+pub use legacy::{encode_legacy_produce_rejection, LegacyProduce};
 #[rustfmt::skip]
 mod schema;
 
@@ -53,7 +56,10 @@ pub enum Decoded {
     Api(ApiRequest),
     /// Answer with [`encode_api_versions`] (any version, KIP-511 fallback).
     ApiVersions,
-    /// Known header, API/version we do not serve (or Produce v0-2).
+    /// Produce v0-2: advertised (KAFKA-18659) but answered UNSUPPORTED_VERSION per
+    /// partition with [`encode_legacy_produce_rejection`].
+    LegacyProduce(LegacyProduce),
+    /// Known header, API/version we do not serve.
     Unsupported {
         /// Why, for logs.
         reason: String,
@@ -287,8 +293,9 @@ pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Decoded), WireErro
         return Ok((header, Decoded::Unsupported { reason }));
     }
     if key == api_key::PRODUCE && v < PRODUCE_MIN_SERVED {
-        let reason = format!("Produce v{v} was removed in Kafka 4.0 (advertised for KAFKA-18659)");
-        return Ok((header, Decoded::Unsupported { reason }));
+        // Removed in Kafka 4.0 but advertised (KAFKA-18659); answered per partition.
+        let legacy = legacy::decode_body(frame.slice(pos..))?;
+        return Ok((header, Decoded::LegacyProduce(legacy)));
     }
     let api = kafka_api(key)?;
     if api.request_header_version(v) >= 2 {

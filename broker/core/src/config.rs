@@ -1,0 +1,186 @@
+//! Static configuration of one broker node, with Kafka's defaults.
+//!
+//! The server maps Kafka property names (`log.retention.ms`, ...) onto these fields; the
+//! core only sees typed values. Topic-level overrides live in
+//! [`crate::topic_config::TopicConfig`] and fall back to the fields here.
+//! Invariant: a config that passed [`NodeConfig::validate`] never makes the node panic.
+
+/// How appends are made durable before they are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync before acknowledging acks=1/all (Weir's default, safer than Kafka's).
+    Fsync,
+    /// Hand writes to the OS before acknowledging; fsync every `flush_interval_ms`
+    /// (Kafka's default behaviour: a power loss can drop acknowledged records).
+    Os,
+}
+
+/// Configuration of one node. Field comments give the Kafka property and default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// `node.id` / `broker.id` (1).
+    pub node_id: i32,
+    /// `cluster.id`: returned in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// Host from `advertised.listeners`, returned to clients.
+    pub advertised_host: String,
+    /// Port from `advertised.listeners`.
+    pub advertised_port: i32,
+    /// `num.partitions` (1): partitions of auto-created topics and of CreateTopics with -1.
+    pub num_partitions: i32,
+    /// `default.replication.factor` (1).
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable` (true).
+    pub auto_create_topics: bool,
+    /// `delete.topic.enable` (true).
+    pub delete_topic_enable: bool,
+    /// `message.max.bytes` (1048588): the largest record batch accepted.
+    pub message_max_bytes: i32,
+    /// `log.retention.ms` (604800000 = 7 days); -1 keeps data forever.
+    pub retention_ms: i64,
+    /// `log.retention.bytes` (-1 = unbounded), per partition.
+    pub retention_bytes: i64,
+    /// `log.segment.bytes` (1 GiB): size of a logical segment, the unit retention deletes.
+    pub segment_bytes: u64,
+    /// `log.retention.check.interval.ms` (300000).
+    pub retention_check_interval_ms: u64,
+    /// `weir.durability` (fsync).
+    pub durability: Durability,
+    /// `log.flush.interval.ms` (1000): periodic fsync when durability is [`Durability::Os`].
+    pub flush_interval_ms: u64,
+    /// `fetch.max.bytes` (57671680): upper bound on one fetch response's record bytes.
+    pub fetch_max_bytes: i32,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node_id: 1,
+            cluster_id: "weir-local-cluster".to_string(),
+            advertised_host: "127.0.0.1".to_string(),
+            advertised_port: 9092,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics: true,
+            delete_topic_enable: true,
+            message_max_bytes: 1_048_588,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            segment_bytes: 1 << 30,
+            retention_check_interval_ms: 300_000,
+            durability: Durability::Fsync,
+            flush_interval_ms: 1_000,
+            fetch_max_bytes: 57_671_680,
+        }
+    }
+}
+
+/// A configuration value the node cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value {value} for {key}: {reason}")]
+pub struct ConfigError {
+    /// Kafka property name of the offending setting.
+    pub key: &'static str,
+    /// The value given.
+    pub value: String,
+    /// Why it is refused.
+    pub reason: &'static str,
+}
+
+impl NodeConfig {
+    /// Smallest segment Kafka accepts (`LegacyRecord.RECORD_OVERHEAD_V0`).
+    pub const SEGMENT_BYTES_MIN: u64 = 14;
+
+    /// Check every field against the range Kafka accepts (and the node can run with).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn refuse(key: &'static str, value: impl ToString, reason: &'static str) -> ConfigError {
+            ConfigError {
+                key,
+                value: value.to_string(),
+                reason,
+            }
+        }
+        if self.node_id < 0 {
+            return Err(refuse("node.id", self.node_id, "must be >= 0"));
+        }
+        if self.cluster_id.is_empty() {
+            return Err(refuse("cluster.id", "", "must not be empty"));
+        }
+        if self.num_partitions < 1 {
+            return Err(refuse(
+                "num.partitions",
+                self.num_partitions,
+                "must be >= 1",
+            ));
+        }
+        if self.default_replication_factor < 1 {
+            let value = self.default_replication_factor;
+            return Err(refuse("default.replication.factor", value, "must be >= 1"));
+        }
+        if self.message_max_bytes < 0 {
+            return Err(refuse(
+                "message.max.bytes",
+                self.message_max_bytes,
+                "must be >= 0",
+            ));
+        }
+        if self.retention_ms < -1 {
+            return Err(refuse(
+                "log.retention.ms",
+                self.retention_ms,
+                "must be >= -1",
+            ));
+        }
+        if self.retention_bytes < -1 {
+            return Err(refuse(
+                "log.retention.bytes",
+                self.retention_bytes,
+                "must be >= -1",
+            ));
+        }
+        if self.segment_bytes < Self::SEGMENT_BYTES_MIN {
+            return Err(refuse(
+                "log.segment.bytes",
+                self.segment_bytes,
+                "must be >= 14",
+            ));
+        }
+        if self.retention_check_interval_ms == 0 {
+            return Err(refuse("log.retention.check.interval.ms", 0, "must be >= 1"));
+        }
+        if self.flush_interval_ms == 0 {
+            return Err(refuse("log.flush.interval.ms", 0, "must be >= 1"));
+        }
+        if self.fetch_max_bytes < 0 {
+            return Err(refuse(
+                "fetch.max.bytes",
+                self.fetch_max_bytes,
+                "must be >= 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: the defaults are Kafka's and valid; a bad field is named in the error.
+    // Method: validate the default, then break one field.
+    #[test]
+    fn defaults_validate_and_errors_name_the_key() {
+        let config = NodeConfig::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.message_max_bytes, 1_048_588);
+        let broken = NodeConfig {
+            segment_bytes: 3,
+            ..NodeConfig::default()
+        };
+        let error = broken
+            .validate()
+            .expect_err("segment.bytes 3 is below the minimum");
+        assert_eq!(error.key, "log.segment.bytes");
+        assert!(error.to_string().contains("log.segment.bytes"));
+    }
+}

@@ -1,0 +1,76 @@
+//! The values that cross the sans-IO boundary besides requests: request identities, the
+//! effects the node asks its driver to perform ([`Output`]) and the driver's reports back
+//! ([`Completion`]).
+//!
+//! Invariants the driver relies on: outputs are applied in emission order (a
+//! [`Output::Storage`] op is applied before the next output is looked at); sync ids strictly
+//! increase; every request gets exactly one [`Output::Respond`] unless its connection was
+//! dropped with [`crate::Node::handle_disconnect`] first.
+
+use weir_wire::domain::ApiResponse;
+
+use crate::storage::StorageOp;
+
+/// Identifies one request: the connection it came on and its sequence on that connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId {
+    /// Driver-assigned connection id.
+    pub conn: u64,
+    /// Driver-assigned sequence number within the connection.
+    pub seq: u64,
+}
+
+/// How durable a sync must make the writes applied before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Survive power loss (fsync / fjall `PersistMode::SyncAll`).
+    Fsync,
+    /// Survive a process crash: handed to the OS (fjall `PersistMode::Buffer`).
+    OsBuffer,
+}
+
+/// An effect for the driver to perform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send a response. Fetch partitions may carry `FetchRecords::Read` and ListOffsets
+    /// partitions a `lookup`: the driver resolves them through storage (verifying the CRC
+    /// of every batch it reads) before encoding.
+    Respond {
+        /// The request being answered.
+        id: RequestId,
+        /// The answer.
+        response: ApiResponse,
+    },
+    /// Apply this write before looking at the next output.
+    Storage(StorageOp),
+    /// Make every write applied so far durable with `mode`, then report
+    /// [`Completion::Synced`] with this id. Ids increase; the driver may coalesce several
+    /// syncs into one and report only the largest id.
+    Sync {
+        /// Identifies the sync in its completion.
+        sync_id: u64,
+        /// Required durability.
+        mode: SyncMode,
+    },
+    /// Storage failed: the node has stopped accepting work. The driver must stop serving
+    /// and exit non-zero.
+    Poisoned {
+        /// Human-readable cause.
+        reason: String,
+    },
+}
+
+/// The driver's report about storage work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Every sync with id <= `sync_id` is done.
+    Synced {
+        /// The largest completed sync id.
+        sync_id: u64,
+    },
+    /// An apply or sync failed; nothing after the last completed sync is known durable.
+    Failed {
+        /// Human-readable cause.
+        reason: String,
+    },
+}

@@ -1,0 +1,370 @@
+//! Read-mostly cluster APIs: Metadata (with auto-create), DescribeConfigs, DescribeCluster.
+//!
+//! A single node is the whole cluster: it is every partition's leader (epoch 0), the only
+//! replica and ISR member, and the controller. Without an authorizer every operation is
+//! allowed, which is what the authorized-operations bit sets say when asked.
+
+use uuid::Uuid;
+use weir_wire::domain::{
+    config_source, resource_type, ApiResponse, BrokerInfo, CreatableTopic, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeConfigsEntry, DescribeConfigsRequest, DescribeConfigsResource,
+    DescribeConfigsResponse, DescribeConfigsResult, MetadataPartition, MetadataRequest,
+    MetadataResponse, MetadataTopic, TopicRef,
+};
+use weir_wire::error::ErrorCode;
+
+use super::{Node, LEADER_EPOCH};
+use crate::config::{Durability, NodeConfig};
+use crate::event::RequestId;
+use crate::topic::{is_internal_topic, validate_topic_name};
+use crate::topic_config::{config_type, TopicConfig};
+
+/// Kafka's "authorized operations not requested" marker.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+/// Topic ACL operations (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11) as Kafka's bit set.
+const TOPIC_OPERATIONS_ALL: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// Cluster ACL operations (CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12) as Kafka's bit set.
+const CLUSTER_OPERATIONS_ALL: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+impl Node {
+    /// Metadata: all topics (`None`) or the named ones, auto-creating unknown names when both
+    /// the request and `auto.create.topics.enable` allow it.
+    pub(super) fn metadata(&mut self, id: RequestId, request: MetadataRequest) {
+        let topic_ops = operations(
+            request.include_topic_authorized_operations,
+            TOPIC_OPERATIONS_ALL,
+        );
+        let mut created = false;
+        let topics = match &request.topics {
+            None => self.topics.keys().copied().collect::<Vec<_>>(),
+            Some(_) => Vec::new(),
+        };
+        let mut described: Vec<MetadataTopic> = topics
+            .iter()
+            .filter_map(|id| self.describe_topic(*id, topic_ops))
+            .collect();
+        // All-topics listings are sorted by name, as Kafka's are.
+        described.sort_by(|a, b| a.name.cmp(&b.name));
+        for topic in request.topics.iter().flatten() {
+            let answer = match topic {
+                TopicRef::Name(name) => {
+                    let auto_create =
+                        request.allow_auto_topic_creation && self.config.auto_create_topics;
+                    self.metadata_by_name(name, auto_create, topic_ops, &mut created)
+                }
+                // Ids cannot be auto-created: an unknown id is just unknown.
+                TopicRef::Id(topic_id) => self
+                    .describe_topic(*topic_id, topic_ops)
+                    .unwrap_or_else(|| metadata_error(None, ErrorCode::UNKNOWN_TOPIC_ID)),
+            };
+            described.push(answer);
+        }
+        let response = MetadataResponse {
+            throttle_time_ms: 0,
+            brokers: vec![self.broker_info()],
+            cluster_id: Some(self.config.cluster_id.clone()),
+            controller_id: self.config.node_id,
+            topics: described,
+            cluster_authorized_operations: operations(
+                request.include_cluster_authorized_operations,
+                CLUSTER_OPERATIONS_ALL,
+            ),
+        };
+        // An auto-created topic is reported once its creation is durable.
+        self.respond_after_writes(id, ApiResponse::Metadata(response), created);
+    }
+
+    /// Describe one named topic, creating it if allowed and needed.
+    fn metadata_by_name(
+        &mut self,
+        name: &str,
+        auto_create: bool,
+        topic_ops: i32,
+        created: &mut bool,
+    ) -> MetadataTopic {
+        let name_owned = Some(name.to_string());
+        if let Some(topic_id) = self.topic_ids.get(name).copied() {
+            return self
+                .describe_topic(topic_id, topic_ops)
+                .expect("named topic exists");
+        }
+        // Checked before auto-creation so a typo like `a/b` is reported, not created.
+        if validate_topic_name(name).is_err() {
+            return metadata_error(name_owned, ErrorCode::INVALID_TOPIC_EXCEPTION);
+        }
+        if !auto_create {
+            return metadata_error(name_owned, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        // Auto-creation goes through the same checks as CreateTopics, with broker defaults.
+        let defaults = CreatableTopic {
+            name: name.to_string(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: Vec::new(),
+        };
+        match self.validate_creatable(&defaults) {
+            Ok(spec) => {
+                let topic_id = self.create_topic(name, spec.partitions, spec.config);
+                *created = true;
+                self.describe_topic(topic_id, topic_ops)
+                    .expect("topic just created")
+            }
+            Err((error, message)) => {
+                tracing::info!(topic = name, %error, message, "auto-create refused");
+                metadata_error(name_owned, error)
+            }
+        }
+    }
+
+    /// A topic as Metadata describes it: this node leads every partition at epoch 0 and is
+    /// its only replica, so the ISR is always complete.
+    fn describe_topic(&self, topic_id: Uuid, topic_ops: i32) -> Option<MetadataTopic> {
+        let topic = self.topics.get(&topic_id)?;
+        let node_id = self.config.node_id;
+        let partitions = (0..topic.partitions.len())
+            .map(|index| MetadataPartition {
+                error: ErrorCode::NONE,
+                partition: index as i32,
+                leader_id: node_id,
+                leader_epoch: LEADER_EPOCH,
+                replica_nodes: vec![node_id],
+                isr_nodes: vec![node_id],
+                offline_replicas: Vec::new(),
+            })
+            .collect();
+        Some(MetadataTopic {
+            error: ErrorCode::NONE,
+            name: Some(topic.name.clone()),
+            topic_id,
+            is_internal: is_internal_topic(&topic.name),
+            partitions,
+            topic_authorized_operations: topic_ops,
+        })
+    }
+
+    /// DescribeConfigs for topics and this broker.
+    pub(super) fn describe_configs(&mut self, id: RequestId, request: DescribeConfigsRequest) {
+        let results = request
+            .resources
+            .iter()
+            .map(|resource| self.describe_resource(resource))
+            .collect();
+        let response = DescribeConfigsResponse {
+            throttle_time_ms: 0,
+            results,
+        };
+        self.respond(id, ApiResponse::DescribeConfigs(response));
+    }
+
+    /// One resource's configs, filtered to the requested keys (unknown keys are omitted, as
+    /// Kafka does).
+    fn describe_resource(&self, resource: &DescribeConfigsResource) -> DescribeConfigsResult {
+        let mut result = DescribeConfigsResult {
+            error: ErrorCode::NONE,
+            error_message: None,
+            resource_type: resource.resource_type,
+            resource_name: resource.resource_name.clone(),
+            configs: Vec::new(),
+        };
+        let entries = match resource.resource_type {
+            resource_type::TOPIC => match self.topic_by_name(&resource.resource_name) {
+                Some(topic) => Ok(self.describe_topic_config(&topic.config)),
+                None => Err((
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("Topic '{}' does not exist.", resource.resource_name),
+                )),
+            },
+            resource_type::BROKER => {
+                // An empty name asks for cluster-wide defaults, which on one node are this node's.
+                let own = resource.resource_name.is_empty()
+                    || resource.resource_name == self.config.node_id.to_string();
+                if own {
+                    Ok(broker_entries(&self.config))
+                } else {
+                    let message = format!(
+                        "Unexpected broker id, expected {} or empty string, but received {}",
+                        self.config.node_id, resource.resource_name
+                    );
+                    Err((ErrorCode::INVALID_REQUEST, message))
+                }
+            }
+            other => Err((
+                ErrorCode::INVALID_REQUEST,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        match entries {
+            Ok(mut entries) => {
+                if let Some(keys) = &resource.configuration_keys {
+                    entries.retain(|entry| keys.contains(&entry.name));
+                }
+                result.configs = entries;
+            }
+            Err((error, message)) => {
+                result.error = error;
+                result.error_message = Some(message);
+            }
+        }
+        result
+    }
+
+    /// A topic's configs as DescribeConfigs entries (CreateTopics reports the same).
+    pub(super) fn describe_topic_config(&self, config: &TopicConfig) -> Vec<DescribeConfigsEntry> {
+        config
+            .describe(&self.config)
+            .into_iter()
+            .map(|entry| DescribeConfigsEntry {
+                name: entry.name.to_string(),
+                value: Some(entry.value),
+                read_only: false,
+                config_source: if entry.is_default {
+                    config_source::DEFAULT_CONFIG
+                } else {
+                    config_source::DYNAMIC_TOPIC_CONFIG
+                },
+                is_sensitive: false,
+                config_type: entry.config_type,
+                documentation: None,
+            })
+            .collect()
+    }
+
+    /// DescribeCluster (kafka-python's admin client): this node is the cluster and its
+    /// controller.
+    pub(super) fn describe_cluster(&mut self, id: RequestId, request: DescribeClusterRequest) {
+        let response = DescribeClusterResponse {
+            throttle_time_ms: 0,
+            error: ErrorCode::NONE,
+            error_message: None,
+            endpoint_type: request.endpoint_type,
+            cluster_id: self.config.cluster_id.clone(),
+            controller_id: self.config.node_id,
+            brokers: vec![self.broker_info()],
+            cluster_authorized_operations: operations(
+                request.include_cluster_authorized_operations,
+                CLUSTER_OPERATIONS_ALL,
+            ),
+        };
+        self.respond(id, ApiResponse::DescribeCluster(response));
+    }
+
+    /// This node as clients should reach it (the advertised listener).
+    fn broker_info(&self) -> BrokerInfo {
+        BrokerInfo {
+            node_id: self.config.node_id,
+            host: self.config.advertised_host.clone(),
+            port: self.config.advertised_port,
+            rack: None,
+        }
+    }
+}
+
+/// Authorized operations as Kafka encodes them: the bit set when asked, i32::MIN when not.
+fn operations(requested: bool, all: i32) -> i32 {
+    if requested {
+        all
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    }
+}
+
+/// A topic that could not be described.
+fn metadata_error(name: Option<String>, error: ErrorCode) -> MetadataTopic {
+    MetadataTopic {
+        error,
+        name,
+        topic_id: Uuid::nil(),
+        is_internal: false,
+        partitions: Vec::new(),
+        topic_authorized_operations: OPERATIONS_NOT_REQUESTED,
+    }
+}
+
+/// The node's static configs under their Kafka names; read-only (no dynamic configs yet).
+/// A value equal to Weir's default is reported as DEFAULT_CONFIG, otherwise as
+/// STATIC_BROKER_CONFIG (it came from the config file or a flag).
+fn broker_entries(config: &NodeConfig) -> Vec<DescribeConfigsEntry> {
+    let defaults = broker_values(&NodeConfig::default());
+    broker_values(config)
+        .into_iter()
+        .zip(defaults)
+        .map(
+            |((name, value, config_type), (_, default, _))| DescribeConfigsEntry {
+                name: name.to_string(),
+                config_source: if value == default {
+                    config_source::DEFAULT_CONFIG
+                } else {
+                    config_source::STATIC_BROKER_CONFIG
+                },
+                value: Some(value),
+                read_only: true,
+                is_sensitive: false,
+                config_type,
+                documentation: None,
+            },
+        )
+        .collect()
+}
+
+/// `(Kafka property, value, ConfigType)` of every broker config, sorted by name.
+fn broker_values(config: &NodeConfig) -> Vec<(&'static str, String, i8)> {
+    use config_type::{BOOLEAN, INT, LIST, LONG, STRING};
+    let durability = match config.durability {
+        Durability::Fsync => "fsync",
+        Durability::Os => "os",
+    };
+    let listener = format!(
+        "PLAINTEXT://{}:{}",
+        config.advertised_host, config.advertised_port
+    );
+    vec![
+        ("advertised.listeners", listener, LIST),
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+            BOOLEAN,
+        ),
+        ("broker.id", config.node_id.to_string(), INT),
+        (
+            "default.replication.factor",
+            config.default_replication_factor.to_string(),
+            INT,
+        ),
+        (
+            "delete.topic.enable",
+            config.delete_topic_enable.to_string(),
+            BOOLEAN,
+        ),
+        ("fetch.max.bytes", config.fetch_max_bytes.to_string(), INT),
+        (
+            "log.flush.interval.ms",
+            config.flush_interval_ms.to_string(),
+            LONG,
+        ),
+        (
+            "log.retention.bytes",
+            config.retention_bytes.to_string(),
+            LONG,
+        ),
+        (
+            "log.retention.check.interval.ms",
+            config.retention_check_interval_ms.to_string(),
+            LONG,
+        ),
+        ("log.retention.ms", config.retention_ms.to_string(), LONG),
+        ("log.segment.bytes", config.segment_bytes.to_string(), LONG),
+        (
+            "message.max.bytes",
+            config.message_max_bytes.to_string(),
+            INT,
+        ),
+        ("node.id", config.node_id.to_string(), INT),
+        ("num.partitions", config.num_partitions.to_string(), INT),
+        ("weir.durability", durability.to_string(), STRING),
+    ]
+}

@@ -1,0 +1,352 @@
+//! Whole-request error answers: the response of a request's own type with `error` in every
+//! error field (a poisoned node, an overloaded one), and the same rewrite for a response
+//! that was parked (a produce that timed out waiting for its sync).
+//!
+//! Invariant: the answer has the request's shape, so clients match it to their request and
+//! report the error per topic/partition as Kafka's would.
+
+use uuid::Uuid;
+use weir_wire::domain::{
+    ApiRequest, ApiResponse, CreatableTopicResult, CreatePartitionsResponse,
+    CreatePartitionsTopicResult, CreateTopicsRequest, CreateTopicsResponse, DeletableTopicResult,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
+    DescribeConfigsResult, FetchRequest, FetchResponse, FetchTopicResponse,
+    ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ListOffsetsTopicResponse, MetadataRequest, MetadataResponse, MetadataTopic,
+    ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse, TopicRef,
+};
+use weir_wire::error::ErrorCode;
+
+use super::fetch::error_partition;
+
+/// The response to `request` with `error` everywhere.
+pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &str) -> ApiResponse {
+    let message = Some(message.to_string());
+    match request {
+        ApiRequest::Produce(request) => produce_error_response(request, error, message),
+        ApiRequest::Fetch(request) => fetch_error_response(request, error),
+        ApiRequest::ListOffsets(request) => list_offsets_error_response(request, error),
+        ApiRequest::Metadata(request) => metadata_error_response(request, error),
+        ApiRequest::CreateTopics(request) => create_topics_error_response(request, error, message),
+        ApiRequest::DeleteTopics(request) => delete_topics_error_response(request, error, message),
+        ApiRequest::DescribeConfigs(request) => {
+            ApiResponse::DescribeConfigs(DescribeConfigsResponse {
+                throttle_time_ms: 0,
+                results: request
+                    .resources
+                    .iter()
+                    .map(|resource| DescribeConfigsResult {
+                        error,
+                        error_message: message.clone(),
+                        resource_type: resource.resource_type,
+                        resource_name: resource.resource_name.clone(),
+                        configs: Vec::new(),
+                    })
+                    .collect(),
+            })
+        }
+        ApiRequest::CreatePartitions(request) => {
+            ApiResponse::CreatePartitions(CreatePartitionsResponse {
+                throttle_time_ms: 0,
+                results: request
+                    .topics
+                    .iter()
+                    .map(|topic| CreatePartitionsTopicResult {
+                        name: topic.name.clone(),
+                        error,
+                        error_message: message.clone(),
+                    })
+                    .collect(),
+            })
+        }
+        ApiRequest::DescribeCluster(request) => {
+            ApiResponse::DescribeCluster(DescribeClusterResponse {
+                error,
+                error_message: message,
+                endpoint_type: request.endpoint_type,
+                cluster_authorized_operations: i32::MIN,
+                ..DescribeClusterResponse::default()
+            })
+        }
+    }
+}
+
+/// Produce: every partition fails with `error`.
+fn produce_error_response(
+    request: &ProduceRequest,
+    error: ErrorCode,
+    message: Option<String>,
+) -> ApiResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| ProduceTopicResponse {
+            topic: topic.topic.clone(),
+            partitions: (topic.partitions.iter())
+                .map(|p| produce_error(p.partition, error, message.clone()))
+                .collect(),
+        })
+        .collect();
+    ApiResponse::Produce(ProduceResponse {
+        topics,
+        throttle_time_ms: 0,
+    })
+}
+
+/// Fetch errors go both top-level (v7+ clients read it) and per partition (older ones).
+fn fetch_error_response(request: &FetchRequest, error: ErrorCode) -> ApiResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| FetchTopicResponse {
+            topic: topic.topic.clone(),
+            partitions: (topic.partitions.iter())
+                .map(|p| error_partition(p.partition, error))
+                .collect(),
+        })
+        .collect();
+    ApiResponse::Fetch(FetchResponse {
+        error,
+        topics,
+        ..FetchResponse::default()
+    })
+}
+
+/// ListOffsets: every queried partition fails with `error`.
+fn list_offsets_error_response(request: &ListOffsetsRequest, error: ErrorCode) -> ApiResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| ListOffsetsTopicResponse {
+            name: topic.name.clone(),
+            partitions: (topic.partitions.iter())
+                .map(|p| list_offsets_error(p.partition, error))
+                .collect(),
+        })
+        .collect();
+    ApiResponse::ListOffsets(ListOffsetsResponse {
+        throttle_time_ms: 0,
+        topics,
+    })
+}
+
+/// Metadata has no top-level error: every named topic carries it (an all-topics request
+/// gets an empty list, which clients retry).
+fn metadata_error_response(request: &MetadataRequest, error: ErrorCode) -> ApiResponse {
+    let topics = request
+        .topics
+        .iter()
+        .flatten()
+        .map(|topic| {
+            let (name, topic_id) = name_and_id(topic);
+            metadata_error(name, topic_id, error)
+        })
+        .collect();
+    ApiResponse::Metadata(MetadataResponse {
+        topics,
+        cluster_authorized_operations: i32::MIN,
+        ..MetadataResponse::default()
+    })
+}
+
+/// CreateTopics: every topic fails; no id, counts -1 as Kafka reports a failed creation.
+fn create_topics_error_response(
+    request: &CreateTopicsRequest,
+    error: ErrorCode,
+    message: Option<String>,
+) -> ApiResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| CreatableTopicResult {
+            name: topic.name.clone(),
+            topic_id: Uuid::nil(),
+            error,
+            error_message: message.clone(),
+            num_partitions: -1,
+            replication_factor: -1,
+            configs: Vec::new(),
+        })
+        .collect();
+    ApiResponse::CreateTopics(CreateTopicsResponse {
+        throttle_time_ms: 0,
+        topics,
+    })
+}
+
+/// DeleteTopics: every reference fails, echoed as it was given.
+fn delete_topics_error_response(
+    request: &DeleteTopicsRequest,
+    error: ErrorCode,
+    message: Option<String>,
+) -> ApiResponse {
+    let responses = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let (name, topic_id) = name_and_id(topic);
+            DeletableTopicResult {
+                name,
+                topic_id,
+                error,
+                error_message: message.clone(),
+            }
+        })
+        .collect();
+    ApiResponse::DeleteTopics(DeleteTopicsResponse {
+        throttle_time_ms: 0,
+        responses,
+    })
+}
+
+/// Echo a topic reference the way responses carry it: a name or an id, the other empty.
+fn name_and_id(topic: &TopicRef) -> (Option<String>, Uuid) {
+    match topic {
+        TopicRef::Name(name) => (Some(name.clone()), Uuid::nil()),
+        TopicRef::Id(id) => (None, *id),
+    }
+}
+
+/// Rewrite a parked response so every item that succeeded carries `error` instead (items
+/// that already failed keep their own error).
+pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str) -> ApiResponse {
+    let message = Some(message.to_string());
+    match response {
+        ApiResponse::Produce(mut response) => {
+            for partition in response
+                .topics
+                .iter_mut()
+                .flat_map(|t| t.partitions.iter_mut())
+            {
+                if partition.error.is_ok() {
+                    *partition = produce_error(partition.partition, error, message.clone());
+                }
+            }
+            ApiResponse::Produce(response)
+        }
+        ApiResponse::CreateTopics(mut response) => {
+            for topic in response.topics.iter_mut().filter(|t| t.error.is_ok()) {
+                topic.error = error;
+                topic.error_message = message.clone();
+            }
+            ApiResponse::CreateTopics(response)
+        }
+        ApiResponse::DeleteTopics(mut response) => {
+            for topic in response.responses.iter_mut().filter(|t| t.error.is_ok()) {
+                topic.error = error;
+                topic.error_message = message.clone();
+            }
+            ApiResponse::DeleteTopics(response)
+        }
+        ApiResponse::CreatePartitions(mut response) => {
+            for topic in response.results.iter_mut().filter(|t| t.error.is_ok()) {
+                topic.error = error;
+                topic.error_message = message.clone();
+            }
+            ApiResponse::CreatePartitions(response)
+        }
+        ApiResponse::Metadata(mut response) => {
+            for topic in response.topics.iter_mut().filter(|t| t.error.is_ok()) {
+                *topic = metadata_error(topic.name.take(), topic.topic_id, error);
+            }
+            ApiResponse::Metadata(response)
+        }
+        // Only the responses above are ever parked for a sync.
+        other => other,
+    }
+}
+
+/// A failed produce partition: Kafka reports -1 for every offset field.
+fn produce_error(
+    partition: i32,
+    error: ErrorCode,
+    error_message: Option<String>,
+) -> ProducePartitionResponse {
+    ProducePartitionResponse {
+        partition,
+        error,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+        error_message,
+    }
+}
+
+/// A failed ListOffsets partition.
+fn list_offsets_error(partition: i32, error: ErrorCode) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse {
+        partition,
+        error,
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+        lookup: None,
+    }
+}
+
+/// A failed Metadata topic.
+fn metadata_error(name: Option<String>, topic_id: Uuid, error: ErrorCode) -> MetadataTopic {
+    MetadataTopic {
+        error,
+        name,
+        topic_id,
+        is_internal: false,
+        partitions: Vec::new(),
+        topic_authorized_operations: i32::MIN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_wire::domain::{ProducePartition, ProduceTopic};
+
+    use super::*;
+
+    // Goal: a whole-request error keeps the request's shape, and rewriting a parked
+    // response keeps the errors it already had. Method: a two-partition produce.
+    #[test]
+    fn errors_keep_shape_and_existing_errors() {
+        let request = ApiRequest::Produce(ProduceRequest {
+            transactional_id: None,
+            acks: -1,
+            timeout_ms: 1,
+            topics: vec![ProduceTopic {
+                topic: TopicRef::Name("t".into()),
+                partitions: vec![
+                    ProducePartition {
+                        partition: 0,
+                        records: None,
+                    },
+                    ProducePartition {
+                        partition: 1,
+                        records: None,
+                    },
+                ],
+            }],
+        });
+        let failed = error_response(&request, ErrorCode::KAFKA_STORAGE_ERROR, "down");
+        let ApiResponse::Produce(produce) = &failed else {
+            panic!("not a produce")
+        };
+        assert_eq!(produce.topics[0].partitions.len(), 2);
+        let mut parked = produce.clone();
+        parked.topics[0].partitions[0].error = ErrorCode::NONE;
+        let rewritten = with_error(
+            ApiResponse::Produce(parked),
+            ErrorCode::REQUEST_TIMED_OUT,
+            "slow",
+        );
+        let ApiResponse::Produce(rewritten) = rewritten else {
+            panic!("not a produce")
+        };
+        let errors: Vec<ErrorCode> = rewritten.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error)
+            .collect();
+        assert_eq!(
+            errors,
+            [ErrorCode::REQUEST_TIMED_OUT, ErrorCode::KAFKA_STORAGE_ERROR]
+        );
+    }
+}

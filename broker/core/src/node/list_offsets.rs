@@ -1,0 +1,114 @@
+//! ListOffsets: the sentinels (-1 latest, -2 earliest, -3 max timestamp, -4 earliest
+//! local) are answered from memory; a timestamp query becomes a [`TimestampLookup`] the
+//! driver resolves in storage, narrowed to the first segment that can hold the answer.
+//!
+//! Invariant: no answer points at or above the high watermark.
+
+use weir_wire::domain::{
+    ApiResponse, ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ListOffsetsTopicResponse, TimestampLookup, TopicRef, EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP, MAX_TIMESTAMP,
+};
+use weir_wire::error::ErrorCode;
+
+use super::{check_leader_epoch, Node, LEADER_EPOCH};
+use crate::event::RequestId;
+use crate::partition::PartitionLog;
+
+/// KIP-405's "earliest offset still on local disk": the log start without tiered storage.
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+/// KIP-1005's "latest tiered offset": nothing is tiered, so there is none.
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+impl Node {
+    /// ListOffsets: answered at once; timestamp queries carry a lookup for the driver.
+    pub(super) fn list_offsets(&mut self, id: RequestId, request: ListOffsetsRequest) {
+        let topics = request
+            .topics
+            .iter()
+            .map(|topic| ListOffsetsTopicResponse {
+                name: topic.name.clone(),
+                partitions: topic
+                    .partitions
+                    .iter()
+                    .map(|partition| self.list_partition_offset(&topic.name, partition))
+                    .collect(),
+            })
+            .collect();
+        let response = ListOffsetsResponse {
+            throttle_time_ms: 0,
+            topics,
+        };
+        self.respond(id, ApiResponse::ListOffsets(response));
+    }
+
+    /// One partition's answer, or the error resolving it.
+    fn list_partition_offset(
+        &self,
+        topic: &str,
+        query: &ListOffsetsPartition,
+    ) -> ListOffsetsPartitionResponse {
+        let topic = TopicRef::Name(topic.to_string());
+        let resolved =
+            self.resolve_partition(&topic, query.partition)
+                .and_then(|(topic_id, index)| {
+                    check_leader_epoch(query.current_leader_epoch)?;
+                    Ok(self
+                        .partition(topic_id, index)
+                        .expect("resolved partition exists"))
+                });
+        match resolved {
+            Ok(log) => answer(log, query),
+            Err(error) => not_found(query.partition, error),
+        }
+    }
+}
+
+/// Answer one query against a partition.
+fn answer(log: &PartitionLog, query: &ListOffsetsPartition) -> ListOffsetsPartitionResponse {
+    let found = |offset: i64, timestamp: i64| ListOffsetsPartitionResponse {
+        partition: query.partition,
+        error: ErrorCode::NONE,
+        timestamp,
+        offset,
+        leader_epoch: LEADER_EPOCH,
+        lookup: None,
+    };
+    match query.timestamp {
+        // Read-committed would answer the last stable offset: equal to the hw without
+        // transactions.
+        LATEST_TIMESTAMP => found(log.high_watermark(), -1),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset(), -1),
+        MAX_TIMESTAMP => match log.max_timestamp() {
+            Some((timestamp, offset)) => found(offset, timestamp),
+            None => not_found(query.partition, ErrorCode::NONE),
+        },
+        LATEST_TIERED_TIMESTAMP => not_found(query.partition, ErrorCode::NONE),
+        timestamp if timestamp < 0 => not_found(query.partition, ErrorCode::INVALID_REQUEST),
+        timestamp => match log.timestamp_search_start(timestamp) {
+            Some(start_offset) => ListOffsetsPartitionResponse {
+                lookup: Some(TimestampLookup {
+                    partition_key: log.partition_key(),
+                    timestamp,
+                    start_offset,
+                    end_offset: log.high_watermark(),
+                }),
+                ..not_found(query.partition, ErrorCode::NONE)
+            },
+            // No record that new: Kafka answers offset -1, timestamp -1.
+            None => not_found(query.partition, ErrorCode::NONE),
+        },
+    }
+}
+
+/// An answer without an offset: `error`, or NONE with -1/-1 for "no such record".
+fn not_found(partition: i32, error: ErrorCode) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse {
+        partition,
+        error,
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+        lookup: None,
+    }
+}

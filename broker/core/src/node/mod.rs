@@ -1,0 +1,587 @@
+//! [`Node`]: one broker as a sans-IO state machine.
+//!
+//! Inputs arrive through `handle_*`; effects leave through [`Node::poll_output`] in the
+//! order the driver must apply them. The node owns the topic catalog and every partition's
+//! control-plane state; bytes live in storage and are read by the driver from the plans the
+//! node puts in its responses.
+//!
+//! Durability (group commit): every storage op marks the node dirty; at the end of each
+//! handler, if no sync is in flight, one [`Output::Sync`] covers everything applied so far.
+//! An append made while a sync is in flight is covered by the *next* sync id, emitted when
+//! the in-flight one completes. So at most one sync is in flight and an append waits for at
+//! most two. Responses that promise durability (acks=1/all produce, topic creation and
+//! deletion) are parked until their sync completes.
+//!
+//! Invariants (checked by [`Node::invariants`]): every partition's invariants; the catalog's
+//! name and id maps agree; a sync is in flight whenever ops are unsynced; parked responses
+//! wait for a sync not yet completed; bounds on every map hold.
+
+mod admin;
+mod describe;
+mod errors;
+mod fetch;
+mod list_offsets;
+mod produce;
+mod recover;
+mod retention;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use uuid::Uuid;
+use weir_wire::domain::{ApiRequest, ApiResponse, FetchRequest, TopicRef};
+use weir_wire::error::ErrorCode;
+
+use crate::config::{Durability, NodeConfig};
+use crate::event::{Completion, Output, RequestId, SyncMode};
+use crate::partition::PartitionLog;
+use crate::purgatory::Purgatory;
+use crate::storage::{Storage, StorageError, StorageOp};
+use crate::time::{Instant, Now};
+use crate::topic_config::TopicConfig;
+
+/// Bound on topics per node.
+pub const TOPICS_MAX: usize = 10_000;
+/// Bound on partitions per node, all topics together.
+pub const PARTITIONS_MAX: usize = 100_000;
+/// Bound on responses parked until a sync completes; past it produce requests are refused
+/// with REQUEST_TIMED_OUT (retriable) before anything is appended.
+pub const SYNC_WAITERS_MAX: usize = 16_384;
+/// Bound on parked fetches; past it a fetch is answered at once with what is available.
+pub const FETCH_WAITERS_MAX: usize = 4_096;
+/// Bound on a fetch's long-poll wait.
+pub const FETCH_WAIT_MS_MAX: u64 = 300_000;
+/// Floor on a produce's wait for its sync: the client's timeout is about replication, and
+/// a sync is not given less than this before the request is answered REQUEST_TIMED_OUT.
+pub const PRODUCE_TIMEOUT_MS_MIN: u64 = 1_000;
+
+/// A topic in the catalog.
+#[derive(Debug, Clone)]
+pub(crate) struct Topic {
+    /// Name.
+    name: String,
+    /// Stable id (KIP-516).
+    id: Uuid,
+    /// Validated overrides.
+    config: TopicConfig,
+    /// Partition `i` at index `i`.
+    partitions: Vec<PartitionLog>,
+}
+
+/// A response waiting for the sync that makes its effects durable.
+#[derive(Debug, Clone)]
+struct SyncWaiter {
+    sync_id: u64,
+    response: ApiResponse,
+}
+
+/// A fetch waiting for data (long poll).
+#[derive(Debug, Clone)]
+struct ParkedFetch {
+    request: FetchRequest,
+    /// Partition keys it reads; a high watermark move on one of them re-evaluates it.
+    partition_keys: Vec<u64>,
+}
+
+/// Group-commit bookkeeping.
+#[derive(Debug, Clone)]
+struct SyncState {
+    /// Id the next emitted sync gets; appends made now are covered by it.
+    next_id: u64,
+    /// The sync emitted and not yet completed.
+    in_flight: Option<u64>,
+    /// Largest completed sync id.
+    completed: u64,
+    /// Ops were emitted since the last sync was.
+    dirty: bool,
+    /// Ops were emitted since the last fsync was (durability Os).
+    dirty_since_fsync: bool,
+    /// The next sync must be an fsync (periodic flush came while one was in flight).
+    fsync_due: bool,
+}
+
+/// One broker node.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    /// The catalog by id (ids are what storage and Fetch v13+ use) and by name.
+    topics: BTreeMap<Uuid, Topic>,
+    topic_ids: BTreeMap<String, Uuid>,
+    partition_count: usize,
+    next_partition_key: u64,
+    next_topic_seq: u64,
+    /// Effects not yet taken by the driver. Not bounded by a constant: each input adds a
+    /// number of outputs proportional to its own size (bounded by the frame limit), and the
+    /// driver drains the queue after every input.
+    outputs: VecDeque<Output>,
+    sync: SyncState,
+    sync_waiters: Purgatory<SyncWaiter>,
+    /// `(sync id, request)` of every sync waiter, to release them in sync order.
+    sync_order: BTreeSet<(u64, RequestId)>,
+    fetch_waiters: Purgatory<ParkedFetch>,
+    /// Partitions with appends waiting for a sync: `(topic id, partition index)`.
+    unsynced_partitions: BTreeSet<(Uuid, usize)>,
+    next_retention_check: Instant,
+    next_flush: Option<Instant>,
+    poisoned: Option<String>,
+}
+
+impl Node {
+    /// Rebuild a node from what `storage` holds (empty storage: a fresh node). Repairs of
+    /// inconsistencies left by a crash are queued as outputs, followed by a sync.
+    pub fn recover(
+        config: NodeConfig,
+        storage: &impl Storage,
+        now: Now,
+    ) -> Result<Node, StorageError> {
+        recover::recover(config, storage, now)
+    }
+
+    /// Handle one client request. Its response comes out of [`Node::poll_output`], now or
+    /// once its data is durable or its long poll is over.
+    pub fn handle_request(&mut self, now: Now, id: RequestId, request: ApiRequest) {
+        // After a storage failure nothing is known durable: refuse everything, fast.
+        if let Some(reason) = &self.poisoned {
+            let message = format!("storage failed: {reason}");
+            let response =
+                errors::error_response(&request, ErrorCode::KAFKA_STORAGE_ERROR, &message);
+            self.respond(id, response);
+            return;
+        }
+        match request {
+            ApiRequest::Produce(request) => self.produce(now, id, request),
+            ApiRequest::Fetch(request) => self.fetch(now, id, request),
+            ApiRequest::ListOffsets(request) => self.list_offsets(id, request),
+            ApiRequest::Metadata(request) => self.metadata(id, request),
+            ApiRequest::CreateTopics(request) => self.create_topics(id, request),
+            ApiRequest::DeleteTopics(request) => self.delete_topics(id, request),
+            ApiRequest::DescribeConfigs(request) => self.describe_configs(id, request),
+            ApiRequest::CreatePartitions(request) => self.create_partitions(id, request),
+            ApiRequest::DescribeCluster(request) => self.describe_cluster(id, request),
+        }
+        // Whatever the request wrote is covered by a sync before the next input.
+        self.flush_syncs();
+    }
+
+    /// Handle the driver's report about storage.
+    pub fn handle_storage(&mut self, _now: Now, completion: Completion) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        match completion {
+            Completion::Synced { sync_id } => self.on_synced(sync_id),
+            Completion::Failed { reason } => self.poison(reason),
+        }
+        self.flush_syncs();
+    }
+
+    /// Handle the passage of time: long-poll and produce deadlines, retention, the
+    /// periodic fsync. Call it when [`Node::poll_timeout`] is reached (early is harmless).
+    pub fn handle_timeout(&mut self, now: Now) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        // An expired fetch is answered with whatever is available, even below min_bytes.
+        while let Some((id, parked)) = self.fetch_waiters.pop_expired(now.instant) {
+            let evaluation = self.evaluate_fetch(&parked.request);
+            self.respond(id, evaluation.response);
+        }
+        // A produce that outlived its timeout is told so; its append stays and becomes visible
+        // when the sync completes (as with Kafka's acks=all timeouts).
+        while let Some((id, waiter)) = self.sync_waiters.pop_expired(now.instant) {
+            self.sync_order.remove(&(waiter.sync_id, id));
+            let message = "timed out waiting for the append to become durable";
+            let response =
+                errors::with_error(waiter.response, ErrorCode::REQUEST_TIMED_OUT, message);
+            self.respond(id, response);
+        }
+        if now.instant >= self.next_retention_check {
+            self.enforce_retention(now);
+            self.next_retention_check = now.instant.add_ms(self.config.retention_check_interval_ms);
+        }
+        if let Some(next_flush) = self.next_flush {
+            if now.instant >= next_flush {
+                // Os durability: writes acknowledged after an OsBuffer sync reach the disk here.
+                self.sync.fsync_due |= self.sync.dirty_since_fsync;
+                self.next_flush = Some(now.instant.add_ms(self.config.flush_interval_ms));
+            }
+        }
+        self.flush_syncs();
+    }
+
+    /// Forget the pending work of a closed connection: no responses will be emitted for it.
+    /// Appends it made stay (they may already be durable).
+    pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
+        self.fetch_waiters.remove_conn(conn);
+        for (id, waiter) in self.sync_waiters.remove_conn(conn) {
+            self.sync_order.remove(&(waiter.sync_id, id));
+        }
+    }
+
+    /// The next effect to perform, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.poisoned.is_some() {
+            return None;
+        }
+        [
+            self.fetch_waiters.next_deadline(),
+            self.sync_waiters.next_deadline(),
+            Some(self.next_retention_check),
+            self.next_flush,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// True once storage failed; the node then answers everything KAFKA_STORAGE_ERROR.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// `(log_start_offset, high_watermark, log_end_offset)` of a partition, for tests and
+    /// metrics.
+    pub fn partition_offsets(&self, topic: &str, partition: i32) -> Option<(i64, i64, i64)> {
+        let log = self
+            .topic_by_name(topic)?
+            .partitions
+            .get(usize::try_from(partition).ok()?)?;
+        Some((
+            log.log_start_offset(),
+            log.high_watermark(),
+            log.log_end_offset(),
+        ))
+    }
+
+    /// Names of every topic, sorted.
+    pub fn topic_names(&self) -> Vec<String> {
+        self.topic_ids.keys().cloned().collect()
+    }
+
+    /// Assert every invariant of the node (the simulator calls this after every step).
+    pub fn invariants(&self) {
+        assert_eq!(
+            self.topics.len(),
+            self.topic_ids.len(),
+            "catalog maps disagree"
+        );
+        assert!(
+            self.topics.len() <= TOPICS_MAX,
+            "topics={}",
+            self.topics.len()
+        );
+        let mut partitions = 0;
+        for (id, topic) in &self.topics {
+            assert_eq!(
+                self.topic_ids.get(&topic.name),
+                Some(id),
+                "topic {}",
+                topic.name
+            );
+            assert_eq!(*id, topic.id, "topic {}", topic.name);
+            partitions += topic.partitions.len();
+            for (index, log) in topic.partitions.iter().enumerate() {
+                log.invariants();
+                assert!(
+                    log.partition_key() < self.next_partition_key,
+                    "key {}",
+                    log.partition_key()
+                );
+                let tracked = self.unsynced_partitions.contains(&(*id, index));
+                assert_eq!(
+                    log.has_unsynced(),
+                    tracked,
+                    "{}/{index} unsynced tracking",
+                    topic.name
+                );
+            }
+        }
+        assert_eq!(partitions, self.partition_count, "partition count");
+        assert!(partitions <= PARTITIONS_MAX, "partitions={partitions}");
+        for (id, index) in &self.unsynced_partitions {
+            let exists = self
+                .topics
+                .get(id)
+                .is_some_and(|t| *index < t.partitions.len());
+            assert!(exists, "unsynced partition {id}/{index} does not exist");
+        }
+        self.sync_invariants();
+    }
+
+    fn sync_invariants(&self) {
+        let sync = &self.sync;
+        assert!(
+            sync.completed < sync.next_id,
+            "completed={} next={}",
+            sync.completed,
+            sync.next_id
+        );
+        if let Some(in_flight) = sync.in_flight {
+            assert!(
+                in_flight > sync.completed,
+                "in_flight={in_flight} completed={}",
+                sync.completed
+            );
+            assert!(
+                in_flight < sync.next_id,
+                "in_flight={in_flight} next={}",
+                sync.next_id
+            );
+        } else if self.poisoned.is_none() {
+            // flush_syncs runs after every input, so dirt never waits without a sync.
+            assert!(!sync.dirty, "ops emitted but no sync in flight");
+            assert!(!sync.fsync_due, "fsync due but none in flight");
+        }
+        self.sync_waiters.invariants();
+        self.fetch_waiters.invariants();
+        assert_eq!(
+            self.sync_order.len(),
+            self.sync_waiters.len(),
+            "sync order index"
+        );
+        for (sync_id, id) in &self.sync_order {
+            let waiter = self.sync_waiters.get(*id).expect("indexed waiter exists");
+            assert_eq!(waiter.sync_id, *sync_id, "waiter {id:?}");
+            assert!(
+                *sync_id > sync.completed,
+                "waiter {id:?} for completed sync {sync_id}"
+            );
+            assert!(
+                *sync_id <= sync.next_id,
+                "waiter {id:?} for future sync {sync_id}"
+            );
+        }
+        if self.poisoned.is_some() {
+            assert!(
+                self.sync_waiters.is_empty(),
+                "poisoned node keeps sync waiters"
+            );
+            assert!(
+                self.fetch_waiters.is_empty(),
+                "poisoned node keeps fetch waiters"
+            );
+        }
+    }
+
+    // ---- construction and shared helpers -------------------------------------------
+
+    /// A node with an empty catalog.
+    fn empty(config: NodeConfig, now: Now) -> Node {
+        // The server validates its config at start; an invalid one here is a driver bug
+        // (a zero interval, say, would spin the driver on timeouts).
+        if let Err(error) = config.validate() {
+            panic!("Node built from an invalid config: {error}");
+        }
+        let next_flush = match config.durability {
+            Durability::Os => Some(now.instant.add_ms(config.flush_interval_ms)),
+            Durability::Fsync => None,
+        };
+        let next_retention_check = now.instant.add_ms(config.retention_check_interval_ms);
+        Node {
+            config,
+            topics: BTreeMap::new(),
+            topic_ids: BTreeMap::new(),
+            partition_count: 0,
+            next_partition_key: 1,
+            next_topic_seq: 0,
+            outputs: VecDeque::new(),
+            sync: SyncState {
+                next_id: 1,
+                in_flight: None,
+                completed: 0,
+                dirty: false,
+                dirty_since_fsync: false,
+                fsync_due: false,
+            },
+            sync_waiters: Purgatory::new(SYNC_WAITERS_MAX),
+            sync_order: BTreeSet::new(),
+            fetch_waiters: Purgatory::new(FETCH_WAITERS_MAX),
+            unsynced_partitions: BTreeSet::new(),
+            next_retention_check,
+            next_flush,
+            poisoned: None,
+        }
+    }
+
+    fn respond(&mut self, id: RequestId, response: ApiResponse) {
+        self.outputs.push_back(Output::Respond { id, response });
+    }
+
+    /// Queue a storage op; the next sync covers it.
+    fn emit(&mut self, op: StorageOp) {
+        self.outputs.push_back(Output::Storage(op));
+        self.sync.dirty = true;
+        self.sync.dirty_since_fsync = true;
+    }
+
+    /// Respond once the sync covering everything emitted so far completes.
+    fn respond_when_durable(
+        &mut self,
+        id: RequestId,
+        response: ApiResponse,
+        deadline: Option<Instant>,
+    ) {
+        let sync_id = self.sync.next_id;
+        match self
+            .sync_waiters
+            .insert(id, deadline, SyncWaiter { sync_id, response })
+        {
+            Ok(()) => {
+                self.sync_order.insert((sync_id, id));
+            }
+            // Callers check for room before changing anything; a full map here is a bug.
+            Err(_) => panic!("sync waiters full for {id:?}: callers must check first"),
+        }
+    }
+
+    /// Emit a sync if anything waits for one and none is in flight (group commit).
+    fn flush_syncs(&mut self) {
+        if self.poisoned.is_some() || self.sync.in_flight.is_some() {
+            return;
+        }
+        if !self.sync.dirty && !self.sync.fsync_due {
+            return;
+        }
+        // Fsync durability syncs for real every time; Os only when the periodic flush is due.
+        let fsync = self.config.durability == Durability::Fsync || self.sync.fsync_due;
+        let mode = if fsync {
+            SyncMode::Fsync
+        } else {
+            SyncMode::OsBuffer
+        };
+        let sync_id = self.sync.next_id;
+        self.sync.next_id += 1;
+        self.sync.in_flight = Some(sync_id);
+        self.sync.dirty = false;
+        if fsync {
+            self.sync.fsync_due = false;
+            self.sync.dirty_since_fsync = false;
+        }
+        self.outputs.push_back(Output::Sync { sync_id, mode });
+    }
+
+    /// Sync `sync_id` and all before it completed: advance high watermarks, release parked
+    /// responses, wake fetches.
+    fn on_synced(&mut self, sync_id: u64) {
+        assert!(
+            sync_id < self.sync.next_id,
+            "sync {sync_id} completed but never emitted"
+        );
+        if sync_id <= self.sync.completed {
+            return; // A coalesced or repeated completion: nothing new.
+        }
+        self.sync.completed = sync_id;
+        if self.sync.in_flight.is_some_and(|id| id <= sync_id) {
+            self.sync.in_flight = None;
+        }
+        let mut advanced = BTreeSet::new();
+        // Only partitions with appends in flight are visited, not the whole catalog.
+        let unsynced = std::mem::take(&mut self.unsynced_partitions);
+        for (topic_id, index) in unsynced {
+            let Some(log) = self
+                .topics
+                .get_mut(&topic_id)
+                .and_then(|t| t.partitions.get_mut(index))
+            else {
+                continue;
+            };
+            if log.on_synced(sync_id) {
+                advanced.insert(log.partition_key());
+            }
+            if log.has_unsynced() {
+                self.unsynced_partitions.insert((topic_id, index));
+            }
+        }
+        // Parked responses are released in sync order; each was registered under the sync that
+        // covers its writes, so releasing up to `sync_id` releases exactly the durable ones.
+        while let Some(&(waiter_sync_id, id)) = self.sync_order.first() {
+            if waiter_sync_id > sync_id {
+                break;
+            }
+            self.sync_order.pop_first();
+            if let Some(waiter) = self.sync_waiters.remove(id) {
+                self.respond(id, waiter.response);
+            }
+        }
+        self.wake_fetches(|keys| keys.iter().any(|key| advanced.contains(key)));
+    }
+
+    /// Storage failed: stop, answer everything parked, tell the driver.
+    fn poison(&mut self, reason: String) {
+        tracing::error!(%reason, "storage failed; node poisoned");
+        let message = format!("storage failed: {reason}");
+        self.sync_order.clear();
+        for (id, waiter) in self.sync_waiters.drain() {
+            let response =
+                errors::with_error(waiter.response, ErrorCode::KAFKA_STORAGE_ERROR, &message);
+            self.respond(id, response);
+        }
+        for (id, parked) in self.fetch_waiters.drain() {
+            let request = ApiRequest::Fetch(parked.request);
+            let response =
+                errors::error_response(&request, ErrorCode::KAFKA_STORAGE_ERROR, &message);
+            self.respond(id, response);
+        }
+        self.outputs.push_back(Output::Poisoned {
+            reason: reason.clone(),
+        });
+        self.poisoned = Some(reason);
+    }
+
+    fn topic_by_name(&self, name: &str) -> Option<&Topic> {
+        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+    }
+
+    /// Resolve a topic reference; the error is the one Kafka gives for an unknown one.
+    fn resolve_topic(&self, topic: &TopicRef) -> Result<Uuid, ErrorCode> {
+        match topic {
+            TopicRef::Name(name) => self
+                .topic_ids
+                .get(name)
+                .copied()
+                .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+            TopicRef::Id(id) if self.topics.contains_key(id) => Ok(*id),
+            TopicRef::Id(_) => Err(ErrorCode::UNKNOWN_TOPIC_ID),
+        }
+    }
+
+    /// Resolve a topic reference and a partition index to the partition's log.
+    fn resolve_partition(
+        &self,
+        topic: &TopicRef,
+        partition: i32,
+    ) -> Result<(Uuid, usize), ErrorCode> {
+        let topic_id = self.resolve_topic(topic)?;
+        let index =
+            usize::try_from(partition).map_err(|_| ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+        match self.topics.get(&topic_id) {
+            Some(topic) if index < topic.partitions.len() => Ok((topic_id, index)),
+            _ => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+        }
+    }
+
+    fn partition(&self, topic_id: Uuid, index: usize) -> Option<&PartitionLog> {
+        self.topics.get(&topic_id)?.partitions.get(index)
+    }
+}
+
+/// Weir is a single-replica leader for every partition: its leader epoch is always 0.
+const LEADER_EPOCH: i32 = 0;
+
+/// Kafka's check of a client's `current_leader_epoch` (-1 = not known to the client): an
+/// epoch ahead of ours means this node has not caught up with a newer leader.
+fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ErrorCode> {
+    if current_leader_epoch > LEADER_EPOCH {
+        return Err(ErrorCode::UNKNOWN_LEADER_EPOCH);
+    }
+    Ok(())
+}

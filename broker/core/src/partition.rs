@@ -1,0 +1,694 @@
+//! The in-memory state of one partition log: offsets, logical segments, the appends still
+//! waiting for a sync, and a small byte index for fetch `min_bytes`.
+//!
+//! The bytes themselves live in storage; this is the control plane. Pure logic, no outputs:
+//! the node turns what these methods return into storage ops.
+//!
+//! Invariants (checked by [`PartitionLog::invariants`]):
+//! - `0 <= log_start_offset <= high_watermark <= log_end_offset`;
+//! - segments are contiguous, the first starts at or below the log start offset and the
+//!   last (the active one) ends at the log end offset;
+//! - the high watermark only covers appends whose sync completed: every offset in
+//!   `[high_watermark, log_end_offset)` belongs to an entry of `unsynced`.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::RangeSummary;
+
+/// Bound on logical segments per partition; past it the active segment keeps growing
+/// instead of rolling (retention gets coarser, nothing breaks).
+pub(crate) const SEGMENTS_MAX: usize = 100_000;
+/// Bound on the byte index used for `min_bytes`; older offsets count as "plenty".
+pub(crate) const BYTE_INDEX_ENTRIES_MAX: usize = 4_096;
+/// Group commit keeps at most one sync in flight, so appends wait on at most two sync ids:
+/// the one in flight and the next one.
+pub(crate) const UNSYNCED_SYNCS_MAX: usize = 2;
+
+/// A logical segment: the unit retention deletes. Closed segments are persisted as meta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Segment {
+    /// First offset.
+    pub base_offset: i64,
+    /// One past the last offset.
+    pub end_offset: i64,
+    /// Sum of batch sizes.
+    pub bytes: u64,
+    /// Largest batch max timestamp, -1 when none.
+    pub max_timestamp: i64,
+    /// Base offset of the batch holding `max_timestamp`, -1 when none.
+    pub max_timestamp_offset: i64,
+}
+
+impl Segment {
+    /// An empty segment starting (and ending) at `offset`.
+    pub fn empty(offset: i64) -> Self {
+        Segment {
+            base_offset: offset,
+            end_offset: offset,
+            bytes: 0,
+            max_timestamp: -1,
+            max_timestamp_offset: -1,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.end_offset == self.base_offset
+    }
+}
+
+/// What the node knows about a validated batch it is about to append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchAppend {
+    /// Number of offsets the batch occupies (last_offset_delta + 1), >= 1.
+    pub offset_count: i64,
+    /// Batch size in bytes.
+    pub bytes: u64,
+    /// The batch's max timestamp (after any LogAppendTime rewrite).
+    pub max_timestamp: i64,
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    /// Assigned base offset.
+    pub base_offset: i64,
+    /// Last offset of the batch.
+    pub last_offset: i64,
+    /// The segment that was closed to make room, to be persisted.
+    pub rolled: Option<Segment>,
+}
+
+/// The result of a retention pass that deleted something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Truncation {
+    /// The new log start offset (storage must drop everything below it).
+    pub log_start_offset: i64,
+    /// Segments removed, oldest first.
+    pub removed: Vec<Segment>,
+}
+
+/// How to rebuild a partition from what storage holds (see [`plan_recovery`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecoveryPlan {
+    /// Log start offset after recovery.
+    pub log_start_offset: i64,
+    /// Log end offset after recovery.
+    pub log_end_offset: i64,
+    /// Closed segments that are consistent with storage.
+    pub closed: Vec<Segment>,
+    /// Base offsets of persisted segments to forget (inconsistent with storage).
+    pub stale_segments: Vec<i64>,
+    /// Storage still holds batches below the log start: truncate again.
+    pub truncate_prefix: bool,
+    /// Where the active segment starts; summarize storage from here.
+    pub active_base_offset: i64,
+}
+
+/// Plan a partition's recovery from its persisted log start (`None` = never truncated),
+/// its persisted closed segments (any order) and the storage bounds `(first, end)`.
+pub(crate) fn plan_recovery(
+    meta_log_start: Option<i64>,
+    mut persisted: Vec<Segment>,
+    storage_bounds: Option<(i64, i64)>,
+) -> RecoveryPlan {
+    let meta_log_start = meta_log_start.unwrap_or(0).max(0);
+    // Truncation is applied before the log start meta is written, so storage can be ahead
+    // of the meta (take the max) but should never be behind it (re-truncate if it is).
+    let (log_start_offset, truncate_prefix, log_end_offset) = match storage_bounds {
+        Some((first, end)) => (
+            meta_log_start.max(first),
+            first < meta_log_start,
+            end.max(meta_log_start),
+        ),
+        None => (meta_log_start, false, meta_log_start),
+    };
+    persisted.sort_by_key(|segment| segment.base_offset);
+    let mut closed: Vec<Segment> = Vec::new();
+    let mut stale_segments = Vec::new();
+    for mut segment in persisted {
+        let expected_base = closed
+            .last()
+            .map_or(log_start_offset, |last| last.end_offset);
+        let consistent = segment.end_offset > log_start_offset
+            && segment.end_offset <= log_end_offset
+            && segment.base_offset <= expected_base
+            && segment.end_offset > expected_base;
+        if !consistent {
+            stale_segments.push(segment.base_offset);
+            continue;
+        }
+        // Only the first kept segment can start below the log start (a partial truncation).
+        segment.base_offset = expected_base;
+        closed.push(segment);
+    }
+    let active_base_offset = closed
+        .last()
+        .map_or(log_start_offset, |last| last.end_offset);
+    RecoveryPlan {
+        log_start_offset,
+        log_end_offset,
+        closed,
+        stale_segments,
+        truncate_prefix,
+        active_base_offset,
+    }
+}
+
+/// Control-plane state of one partition log.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionLog {
+    partition_key: u64,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    high_watermark: i64,
+    /// Closed segments, then the active one; never empty.
+    segments: VecDeque<Segment>,
+    /// `(sync_id, log end offset after the last append covered by that sync)`.
+    unsynced: VecDeque<(u64, i64)>,
+    byte_index: ByteIndex,
+}
+
+impl PartitionLog {
+    /// A new, empty partition log.
+    pub fn new(partition_key: u64) -> Self {
+        PartitionLog {
+            partition_key,
+            log_start_offset: 0,
+            log_end_offset: 0,
+            high_watermark: 0,
+            segments: VecDeque::from([Segment::empty(0)]),
+            unsynced: VecDeque::new(),
+            byte_index: ByteIndex::new(0),
+        }
+    }
+
+    /// Rebuild from a recovery plan and the storage summary of the active segment. Every
+    /// recovered offset is treated as durable: storage holds only what it kept.
+    pub fn restore(partition_key: u64, plan: &RecoveryPlan, active: &RangeSummary) -> Self {
+        let mut segments: VecDeque<Segment> = plan.closed.iter().copied().collect();
+        let base = plan.active_base_offset;
+        let has_data = active.batch_count > 0 && plan.log_end_offset > base;
+        segments.push_back(Segment {
+            base_offset: base,
+            end_offset: plan.log_end_offset.max(base),
+            bytes: if has_data { active.bytes } else { 0 },
+            max_timestamp: if has_data { active.max_timestamp } else { -1 },
+            max_timestamp_offset: if has_data {
+                active.max_timestamp_offset
+            } else {
+                -1
+            },
+        });
+        let log_end_offset = plan.log_end_offset.max(base);
+        let log = PartitionLog {
+            partition_key,
+            log_start_offset: plan.log_start_offset,
+            log_end_offset,
+            high_watermark: log_end_offset,
+            segments,
+            unsynced: VecDeque::new(),
+            byte_index: ByteIndex::new(log_end_offset),
+        };
+        log.invariants();
+        log
+    }
+
+    /// The storage key of this partition's log.
+    pub fn partition_key(&self) -> u64 {
+        self.partition_key
+    }
+
+    /// First offset still stored.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Next offset to assign.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+
+    /// First offset not yet durable (consumers see only offsets below it).
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// Logical segments, oldest first; the last is the active one.
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.iter()
+    }
+
+    /// Append one batch at the log end; it becomes visible once sync `sync_id` completes.
+    pub fn append(&mut self, batch: BatchAppend, sync_id: u64, segment_bytes: u64) -> Appended {
+        assert!(
+            batch.offset_count >= 1,
+            "offset_count={}",
+            batch.offset_count
+        );
+        let base_offset = self.log_end_offset;
+        let end_offset = base_offset + batch.offset_count;
+        let active = *self.active();
+        let full = active.bytes > 0 && active.bytes.saturating_add(batch.bytes) > segment_bytes;
+        let mut rolled = None;
+        if full && self.segments.len() < SEGMENTS_MAX {
+            rolled = Some(active);
+            self.segments.push_back(Segment::empty(base_offset));
+        }
+        let active = self.active_mut();
+        active.end_offset = end_offset;
+        active.bytes = active.bytes.saturating_add(batch.bytes);
+        if batch.max_timestamp > active.max_timestamp {
+            active.max_timestamp = batch.max_timestamp;
+            active.max_timestamp_offset = base_offset;
+        }
+        self.log_end_offset = end_offset;
+        match self.unsynced.back_mut() {
+            Some((last_sync_id, end)) if *last_sync_id == sync_id => *end = end_offset,
+            last => {
+                let last_sync_id = last.map_or(0, |(id, _)| *id);
+                assert!(
+                    sync_id > last_sync_id,
+                    "sync ids regress: {sync_id} <= {last_sync_id}"
+                );
+                assert!(
+                    self.unsynced.len() < UNSYNCED_SYNCS_MAX,
+                    "unsynced={:?}",
+                    self.unsynced
+                );
+                self.unsynced.push_back((sync_id, end_offset));
+            }
+        }
+        self.byte_index.push(end_offset, batch.bytes);
+        Appended {
+            base_offset,
+            last_offset: end_offset - 1,
+            rolled,
+        }
+    }
+
+    /// Sync `sync_id` (and every earlier one) completed; true if the high watermark moved.
+    pub fn on_synced(&mut self, sync_id: u64) -> bool {
+        let before = self.high_watermark;
+        while let Some(&(id, end_offset)) = self.unsynced.front() {
+            if id > sync_id {
+                break;
+            }
+            assert!(
+                end_offset >= self.high_watermark,
+                "hw={} end={end_offset}",
+                self.high_watermark
+            );
+            self.high_watermark = end_offset;
+            self.unsynced.pop_front();
+        }
+        self.high_watermark > before
+    }
+
+    /// True while appends wait for a sync.
+    pub fn has_unsynced(&self) -> bool {
+        !self.unsynced.is_empty()
+    }
+
+    /// Bytes a consumer at `fetch_offset` could read below the high watermark; `u64::MAX`
+    /// when the offset is older than the byte index remembers (then there is plenty).
+    pub fn available_bytes(&self, fetch_offset: i64) -> u64 {
+        if fetch_offset >= self.high_watermark {
+            return 0;
+        }
+        self.byte_index
+            .bytes_between(fetch_offset, self.high_watermark)
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The largest timestamp below the high watermark and the base offset of its batch.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for segment in self
+            .segments
+            .iter()
+            .filter(|s| s.base_offset < self.high_watermark)
+        {
+            let offset = segment.max_timestamp_offset;
+            let visible = offset >= self.log_start_offset && offset < self.high_watermark;
+            if visible && best.is_none_or(|(ts, _)| segment.max_timestamp > ts) {
+                best = Some((segment.max_timestamp, offset));
+            }
+        }
+        best
+    }
+
+    /// Where a search for the first timestamp >= `timestamp` should start: the first
+    /// segment below the high watermark whose max timestamp reaches it. `None` = no match.
+    pub fn timestamp_search_start(&self, timestamp: i64) -> Option<i64> {
+        self.segments
+            .iter()
+            .filter(|s| s.base_offset < self.high_watermark && !s.is_empty())
+            .find(|s| s.max_timestamp >= timestamp)
+            .map(|s| s.base_offset.max(self.log_start_offset))
+    }
+
+    /// Delete whole segments below the high watermark: those whose newest record is older
+    /// than `retention_ms`, then the oldest while the rest still holds `retention_bytes`.
+    /// The active segment goes only when it is entirely expired by time (rolled first).
+    pub fn enforce_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Option<Truncation> {
+        let mut removed = Vec::new();
+        while let Some(first) = self.segments.front().copied() {
+            if retention_ms < 0 {
+                break;
+            }
+            let durable = first.end_offset <= self.high_watermark && !first.is_empty();
+            // A segment without timestamps (producers sent -1) never expires by time.
+            let expired = first.max_timestamp >= 0
+                && now_ms.saturating_sub(first.max_timestamp) > retention_ms;
+            if !(durable && expired) {
+                break;
+            }
+            if self.segments.len() == 1 {
+                self.segments.push_back(Segment::empty(self.log_end_offset));
+            }
+            removed.extend(self.segments.pop_front());
+        }
+        if let Ok(limit) = u64::try_from(retention_bytes) {
+            let mut total: u64 = self.segments.iter().map(|s| s.bytes).sum();
+            while self.segments.len() > 1 {
+                let Some(first) = self.segments.front().copied() else {
+                    break;
+                };
+                if first.end_offset > self.high_watermark || total - first.bytes < limit {
+                    break;
+                }
+                total -= first.bytes;
+                removed.extend(self.segments.pop_front());
+            }
+        }
+        let first = self.segments.front().copied()?;
+        if removed.is_empty() {
+            return None;
+        }
+        assert!(
+            first.base_offset >= self.log_start_offset,
+            "retention moved log start back"
+        );
+        self.log_start_offset = first.base_offset;
+        Some(Truncation {
+            log_start_offset: self.log_start_offset,
+            removed,
+        })
+    }
+
+    /// Assert every invariant listed in the module docs.
+    pub fn invariants(&self) {
+        let key = self.partition_key;
+        assert!(
+            self.log_start_offset >= 0,
+            "key={key} log_start={}",
+            self.log_start_offset
+        );
+        assert!(
+            self.log_start_offset <= self.high_watermark,
+            "key={key} log_start={} hw={}",
+            self.log_start_offset,
+            self.high_watermark
+        );
+        assert!(
+            self.high_watermark <= self.log_end_offset,
+            "key={key} hw={} leo={}",
+            self.high_watermark,
+            self.log_end_offset
+        );
+        let first = self
+            .segments
+            .front()
+            .expect("a partition always has an active segment");
+        assert!(
+            first.base_offset <= self.log_start_offset,
+            "key={key} first={first:?}"
+        );
+        let active = self.active();
+        assert_eq!(
+            active.end_offset, self.log_end_offset,
+            "key={key} active={active:?}"
+        );
+        for pair in self.segments.iter().zip(self.segments.iter().skip(1)) {
+            assert_eq!(
+                pair.0.end_offset, pair.1.base_offset,
+                "key={key} gap {pair:?}"
+            );
+        }
+        for segment in &self.segments {
+            assert!(
+                segment.base_offset <= segment.end_offset,
+                "key={key} {segment:?}"
+            );
+        }
+        assert!(self.segments.len() <= SEGMENTS_MAX, "key={key}");
+        self.unsynced_invariants();
+    }
+
+    fn unsynced_invariants(&self) {
+        let key = self.partition_key;
+        assert!(
+            self.unsynced.len() <= UNSYNCED_SYNCS_MAX,
+            "key={key} {:?}",
+            self.unsynced
+        );
+        let mut previous = (0, self.high_watermark);
+        for &(sync_id, end_offset) in &self.unsynced {
+            assert!(
+                sync_id > previous.0,
+                "key={key} unsynced={:?}",
+                self.unsynced
+            );
+            assert!(
+                end_offset > previous.1,
+                "key={key} unsynced={:?}",
+                self.unsynced
+            );
+            previous = (sync_id, end_offset);
+        }
+        // Everything above the high watermark waits for a sync, nothing else does.
+        assert_eq!(
+            previous.1, self.log_end_offset,
+            "key={key} unsynced={:?}",
+            self.unsynced
+        );
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .back()
+            .expect("a partition always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .back_mut()
+            .expect("a partition always has an active segment")
+    }
+}
+
+/// Cumulative bytes at the end of the most recent batches, enough to answer "how many
+/// bytes lie between these offsets" for consumers near the tail (the ones long-polling).
+#[derive(Debug, Clone)]
+struct ByteIndex {
+    /// The index is complete from this offset on.
+    start_offset: i64,
+    /// Cumulative bytes at `start_offset`.
+    start_bytes: u64,
+    /// `(end offset of a batch, cumulative bytes at that end)`, increasing.
+    entries: VecDeque<(i64, u64)>,
+}
+
+impl ByteIndex {
+    fn new(start_offset: i64) -> Self {
+        ByteIndex {
+            start_offset,
+            start_bytes: 0,
+            entries: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, end_offset: i64, bytes: u64) {
+        let total = self
+            .entries
+            .back()
+            .map_or(self.start_bytes, |e| e.1)
+            .saturating_add(bytes);
+        if self.entries.len() >= BYTE_INDEX_ENTRIES_MAX {
+            if let Some((offset, cumulative)) = self.entries.pop_front() {
+                self.start_offset = offset;
+                self.start_bytes = cumulative;
+            }
+        }
+        self.entries.push_back((end_offset, total));
+    }
+
+    /// Bytes of the batches that end in `(from, to]`; `None` if `from` predates the index.
+    fn bytes_between(&self, from: i64, to: i64) -> Option<u64> {
+        if from < self.start_offset {
+            return None;
+        }
+        Some(
+            self.cumulative_at(to)
+                .saturating_sub(self.cumulative_at(from)),
+        )
+    }
+
+    /// Cumulative bytes of every batch ending at or before `offset`.
+    fn cumulative_at(&self, offset: i64) -> u64 {
+        let ended = self.entries.partition_point(|(end, _)| *end <= offset);
+        match ended
+            .checked_sub(1)
+            .and_then(|index| self.entries.get(index))
+        {
+            Some((_, cumulative)) => *cumulative,
+            None => self.start_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(offset_count: i64, bytes: u64, max_timestamp: i64) -> BatchAppend {
+        BatchAppend {
+            offset_count,
+            bytes,
+            max_timestamp,
+        }
+    }
+
+    // Goal: offsets are assigned contiguously and the hw follows syncs, not appends.
+    // Method: append under two sync ids, complete them one at a time.
+    #[test]
+    fn high_watermark_follows_syncs() {
+        let mut log = PartitionLog::new(7);
+        assert_eq!(log.append(batch(3, 100, 10), 1, 1 << 30).base_offset, 0);
+        assert_eq!(log.append(batch(2, 100, 11), 1, 1 << 30).base_offset, 3);
+        let appended = log.append(batch(1, 100, 12), 2, 1 << 30);
+        assert_eq!((appended.base_offset, appended.last_offset), (5, 5));
+        log.invariants();
+        assert_eq!((log.high_watermark(), log.log_end_offset()), (0, 6));
+        assert!(log.on_synced(1));
+        assert_eq!(log.high_watermark(), 5);
+        assert!(!log.on_synced(1));
+        assert!(log.on_synced(2));
+        assert_eq!(log.high_watermark(), 6);
+        assert!(!log.has_unsynced());
+        log.invariants();
+    }
+
+    // Goal: segments roll when the next batch would overflow segment.bytes, and retention
+    // by bytes deletes whole closed segments only. Method: 10-byte segments, 6-byte batches.
+    #[test]
+    fn segments_roll_and_retention_by_bytes() {
+        let mut log = PartitionLog::new(1);
+        let mut rolled = 0;
+        for i in 0..5 {
+            rolled += usize::from(log.append(batch(1, 6, i), 1, 10).rolled.is_some());
+        }
+        assert_eq!(rolled, 4);
+        log.on_synced(1);
+        // 5 segments of 6 bytes; keep at least 12 bytes: delete the 3 oldest.
+        let truncation = log
+            .enforce_retention(100, -1, 12)
+            .expect("something to delete");
+        assert_eq!(truncation.log_start_offset, 3);
+        assert_eq!(truncation.removed.len(), 3);
+        assert_eq!(log.log_start_offset(), 3);
+        assert!(log.enforce_retention(100, -1, 12).is_none());
+        log.invariants();
+    }
+
+    // Goal: retention by time deletes expired segments including an entirely expired
+    // active one (after rolling), but never data above the high watermark.
+    // Method: two segments with old timestamps; expire with and without a sync.
+    #[test]
+    fn retention_by_time_respects_high_watermark() {
+        let mut log = PartitionLog::new(1);
+        log.append(batch(2, 6, 1_000), 1, 10);
+        log.append(batch(2, 6, 2_000), 1, 10);
+        assert!(
+            log.enforce_retention(1_000_000, 10, -1).is_none(),
+            "nothing is durable yet"
+        );
+        log.on_synced(1);
+        let truncation = log.enforce_retention(1_000_000, 10, -1).expect("expired");
+        assert_eq!(truncation.removed.len(), 2);
+        assert_eq!(log.log_start_offset(), 4);
+        assert_eq!(log.high_watermark(), 4);
+        log.invariants();
+        // The next append lands in the fresh active segment at offset 4.
+        assert_eq!(log.append(batch(1, 6, 3_000), 2, 10).base_offset, 4);
+        log.invariants();
+    }
+
+    // Goal: min_bytes accounting: exact near the tail, "plenty" beyond the index.
+    #[test]
+    fn available_bytes_near_and_far() {
+        let mut log = PartitionLog::new(1);
+        for _ in 0..(BYTE_INDEX_ENTRIES_MAX + 10) {
+            log.append(batch(1, 10, 0), 1, u64::MAX);
+        }
+        log.on_synced(1);
+        let hw = log.high_watermark();
+        assert_eq!(log.available_bytes(hw), 0);
+        assert_eq!(log.available_bytes(hw - 3), 30);
+        assert_eq!(log.available_bytes(0), u64::MAX);
+    }
+
+    // Goal: recovery planning trusts storage over meta and drops inconsistent segments.
+    // Method: a truncation whose meta was lost, a segment beyond the log end.
+    #[test]
+    fn recovery_plan_reconciles_meta_with_storage() {
+        let seg = |base, end| Segment {
+            base_offset: base,
+            end_offset: end,
+            bytes: 1,
+            max_timestamp: 5,
+            max_timestamp_offset: base,
+        };
+        let plan = plan_recovery(
+            Some(0),
+            vec![seg(10, 20), seg(0, 10), seg(20, 40)],
+            Some((10, 30)),
+        );
+        assert_eq!(plan.log_start_offset, 10);
+        assert!(!plan.truncate_prefix);
+        assert_eq!(plan.closed, vec![seg(10, 20)]);
+        assert_eq!(plan.stale_segments, vec![0, 20]);
+        assert_eq!(plan.active_base_offset, 20);
+        let summary = RangeSummary {
+            start_offset: 20,
+            end_offset: 30,
+            bytes: 9,
+            batch_count: 2,
+            max_timestamp: 7,
+            max_timestamp_offset: 25,
+        };
+        let log = PartitionLog::restore(3, &plan, &summary);
+        assert_eq!(
+            (
+                log.log_start_offset(),
+                log.high_watermark(),
+                log.log_end_offset()
+            ),
+            (10, 30, 30)
+        );
+        assert_eq!(log.max_timestamp(), Some((7, 25)));
+        // Storage behind the meta: truncate again; an empty log keeps its offsets.
+        let plan = plan_recovery(Some(15), vec![], Some((10, 30)));
+        assert!(plan.truncate_prefix);
+        assert_eq!(plan.log_start_offset, 15);
+        let plan = plan_recovery(Some(42), vec![], None);
+        assert_eq!((plan.log_start_offset, plan.log_end_offset), (42, 42));
+    }
+}

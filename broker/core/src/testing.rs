@@ -1,0 +1,215 @@
+//! Test support shared by unit tests, scenario tests, the conformance suite and
+//! simulations: record-batch builders and [`SingleNode`], a minimal in-memory driver.
+//!
+//! [`SingleNode`] drives a [`Node`] the way the production loop does (apply outputs in
+//! order, resolve reads, report syncs) but lets the test decide *when* syncs complete and
+//! when the machine crashes. It is deliberately small: anything fancier (faults, many
+//! nodes) belongs to the simulator.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use weir_wire::batch::set_base_offset;
+use weir_wire::domain::{ApiRequest, ApiResponse};
+use weir_wire::records::{encode_batch, BatchOptions, Record};
+
+use crate::config::NodeConfig;
+use crate::event::{Completion, Output, RequestId, SyncMode};
+use crate::node::Node;
+use crate::resolve::resolve_response;
+use crate::storage::{MemStorage, Storage};
+use crate::time::{Instant, Now};
+
+/// An uncompressed batch at base offset 0: one record per timestamp, values `v0`, `v1`...
+pub fn batch(timestamps: &[i64]) -> Bytes {
+    batch_at(0, timestamps)
+}
+
+/// Like [`batch`], with the given base offset (as storage holds it).
+pub fn batch_at(base_offset: i64, timestamps: &[i64]) -> Bytes {
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(index, timestamp)| Record {
+            offset: index as i64,
+            timestamp: *timestamp,
+            key: None,
+            value: Some(Bytes::from(format!("v{index}"))),
+            headers: Vec::new(),
+        })
+        .collect();
+    encode(&records, base_offset)
+}
+
+/// An uncompressed batch of `values`, all stamped `timestamp`, at base offset 0.
+pub fn batch_of_values(values: &[&[u8]], timestamp: i64) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| Record {
+            offset: index as i64,
+            timestamp,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: Vec::new(),
+        })
+        .collect();
+    encode(&records, 0)
+}
+
+fn encode(records: &[Record], base_offset: i64) -> Bytes {
+    let encoded = encode_batch(records, &BatchOptions::default()).expect("test records encode");
+    let mut batch = BytesMut::from(&encoded[..]);
+    set_base_offset(&mut batch, base_offset);
+    batch.freeze()
+}
+
+/// Wall-clock start of [`SingleNode`]'s clock: 2026-01-01T00:00:00Z.
+pub const WALL_MS_START: i64 = 1_767_225_600_000;
+
+/// A node over [`MemStorage`] with a hand-cranked clock and hand-completed syncs.
+#[derive(Debug)]
+pub struct SingleNode {
+    /// The node under test.
+    pub node: Node,
+    /// Its storage; survives [`SingleNode::crash`] minus unsynced writes.
+    pub storage: MemStorage,
+    /// The config the node is (re)built with.
+    pub config: NodeConfig,
+    /// Current time.
+    pub now: Now,
+    /// Responses not yet taken, resolved against storage.
+    responses: BTreeMap<RequestId, ApiResponse>,
+    /// Syncs emitted and not yet completed, in order.
+    pending_syncs: Vec<(u64, SyncMode)>,
+    /// Set once the node emitted `Output::Poisoned`.
+    pub poisoned: Option<String>,
+    next_seq: u64,
+}
+
+impl SingleNode {
+    /// A fresh node on empty storage.
+    pub fn new(config: NodeConfig) -> Self {
+        let storage = MemStorage::new();
+        let now = Now::new(Instant::from_nanos(1), WALL_MS_START);
+        let node = Node::recover(config.clone(), &storage, now).expect("empty storage recovers");
+        let mut harness = SingleNode {
+            node,
+            storage,
+            config,
+            now,
+            responses: BTreeMap::new(),
+            pending_syncs: Vec::new(),
+            poisoned: None,
+            next_seq: 0,
+        };
+        harness.pump();
+        harness
+    }
+
+    /// Hand a request to the node on connection `conn` and apply its outputs.
+    pub fn send(&mut self, conn: u64, request: ApiRequest) -> RequestId {
+        self.next_seq += 1;
+        let id = RequestId {
+            conn,
+            seq: self.next_seq,
+        };
+        self.node.handle_request(self.now, id, request);
+        self.pump();
+        id
+    }
+
+    /// Send on connection 0, complete syncs until answered, return the answer.
+    pub fn call(&mut self, request: ApiRequest) -> ApiResponse {
+        let id = self.send(0, request);
+        // Each sync round can only release work; a few rounds always suffice.
+        for _ in 0..4 {
+            if let Some(response) = self.take(id) {
+                return response;
+            }
+            self.complete_syncs();
+        }
+        panic!("request {id:?} was not answered after syncs completed")
+    }
+
+    /// Take the response to `id`, if emitted.
+    pub fn take(&mut self, id: RequestId) -> Option<ApiResponse> {
+        self.responses.remove(&id)
+    }
+
+    /// Syncs emitted and not completed.
+    pub fn pending_syncs(&self) -> &[(u64, SyncMode)] {
+        &self.pending_syncs
+    }
+
+    /// Make storage durable and report every pending sync complete.
+    pub fn complete_syncs(&mut self) {
+        let Some(&(sync_id, _)) = self.pending_syncs.last() else {
+            return;
+        };
+        self.storage.sync().expect("MemStorage sync cannot fail");
+        self.pending_syncs.clear();
+        self.node
+            .handle_storage(self.now, Completion::Synced { sync_id });
+        self.pump();
+    }
+
+    /// Report a storage failure.
+    pub fn fail_storage(&mut self, reason: &str) {
+        self.node.handle_storage(
+            self.now,
+            Completion::Failed {
+                reason: reason.to_string(),
+            },
+        );
+        self.pump();
+    }
+
+    /// Move both clocks forward by `ms` and let the node handle the passage of time.
+    pub fn advance_ms(&mut self, ms: u64) {
+        self.now = Now::new(self.now.instant.add_ms(ms), self.now.wall_ms + ms as i64);
+        self.node.handle_timeout(self.now);
+        self.pump();
+    }
+
+    /// Power loss: unsynced writes vanish, pending work is forgotten, the node recovers
+    /// from what storage kept. Returns how many writes were lost.
+    pub fn crash(&mut self) -> usize {
+        let lost = self.storage.crash();
+        self.rebuild();
+        lost
+    }
+
+    /// Clean restart: storage is synced first, so nothing is lost.
+    pub fn restart(&mut self) {
+        self.storage.sync().expect("MemStorage sync cannot fail");
+        self.rebuild();
+    }
+
+    fn rebuild(&mut self) {
+        self.responses.clear();
+        self.pending_syncs.clear();
+        self.node =
+            Node::recover(self.config.clone(), &self.storage, self.now).expect("storage recovers");
+        self.node.invariants();
+        self.pump();
+    }
+
+    /// Apply every queued output, as a driver does.
+    pub fn pump(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Storage(op) => self.storage.apply(&op).expect("MemStorage apply"),
+                Output::Sync { sync_id, mode } => self.pending_syncs.push((sync_id, mode)),
+                Output::Respond { id, mut response } => {
+                    let failures = resolve_response(&self.storage, &mut response);
+                    assert!(failures.is_empty(), "reads failed: {failures:?}");
+                    let previous = self.responses.insert(id, response);
+                    assert!(previous.is_none(), "request {id:?} answered twice");
+                }
+                Output::Poisoned { reason } => self.poisoned = Some(reason),
+            }
+        }
+        self.node.invariants();
+    }
+}

@@ -1,0 +1,192 @@
+//! Request builders and response accessors shared by the scenario tests.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use bytes::Bytes;
+use weir_core::testing::SingleNode;
+use weir_core::NodeConfig;
+use weir_wire::domain::*;
+use weir_wire::error::ErrorCode;
+use weir_wire::records::{decode_records, Record};
+
+/// A node with default config except for `tweak`.
+pub fn node_with(tweak: impl FnOnce(&mut NodeConfig)) -> SingleNode {
+    let mut config = NodeConfig::default();
+    tweak(&mut config);
+    SingleNode::new(config)
+}
+
+pub fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ApiRequest {
+    ApiRequest::Produce(ProduceRequest {
+        transactional_id: None,
+        acks,
+        timeout_ms: 30_000,
+        topics: vec![ProduceTopic {
+            topic: TopicRef::Name(topic.into()),
+            partitions: vec![ProducePartition {
+                partition,
+                records: Some(records),
+            }],
+        }],
+    })
+}
+
+pub fn fetch_ref(
+    topic: TopicRef,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> ApiRequest {
+    ApiRequest::Fetch(FetchRequest {
+        replica_id: -1,
+        max_wait_ms,
+        min_bytes,
+        max_bytes: 52_428_800,
+        isolation_level: 0,
+        session_id: 0,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic,
+            partitions: vec![FetchPartition {
+                partition,
+                current_leader_epoch: -1,
+                fetch_offset: offset,
+                log_start_offset: -1,
+                partition_max_bytes: 1_048_576,
+            }],
+        }],
+        rack_id: String::new(),
+    })
+}
+
+pub fn fetch(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> ApiRequest {
+    fetch_ref(
+        TopicRef::Name(topic.into()),
+        partition,
+        offset,
+        max_wait_ms,
+        min_bytes,
+    )
+}
+
+pub fn create_topic(name: &str, partitions: i32, configs: &[(&str, &str)]) -> ApiRequest {
+    ApiRequest::CreateTopics(CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                .collect(),
+        }],
+        timeout_ms: 30_000,
+        validate_only: false,
+    })
+}
+
+pub fn delete_topic(topic: TopicRef) -> ApiRequest {
+    ApiRequest::DeleteTopics(DeleteTopicsRequest {
+        topics: vec![topic],
+        timeout_ms: 30_000,
+    })
+}
+
+pub fn list_offsets(topic: &str, partition: i32, timestamp: i64) -> ApiRequest {
+    ApiRequest::ListOffsets(ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsTopic {
+            name: topic.into(),
+            partitions: vec![ListOffsetsPartition {
+                partition,
+                current_leader_epoch: -1,
+                timestamp,
+            }],
+        }],
+    })
+}
+
+pub fn metadata(topics: Option<&[&str]>, allow_auto_topic_creation: bool) -> ApiRequest {
+    ApiRequest::Metadata(MetadataRequest {
+        topics: topics.map(|names| {
+            names
+                .iter()
+                .map(|n| TopicRef::Name(n.to_string()))
+                .collect()
+        }),
+        allow_auto_topic_creation,
+        include_cluster_authorized_operations: false,
+        include_topic_authorized_operations: false,
+    })
+}
+
+/// Create a topic and assert success.
+pub fn must_create(node: &mut SingleNode, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let response = node.call(create_topic(name, partitions, configs));
+    let ApiResponse::CreateTopics(response) = response else {
+        panic!("not CreateTopics: {response:?}")
+    };
+    assert_eq!(
+        response.topics[0].error,
+        ErrorCode::NONE,
+        "{:?}",
+        response.topics[0]
+    );
+}
+
+/// The only partition result of a produce response.
+pub fn produce_result(response: &ApiResponse) -> &ProducePartitionResponse {
+    let ApiResponse::Produce(response) = response else {
+        panic!("not Produce: {response:?}")
+    };
+    &response.topics[0].partitions[0]
+}
+
+/// The only partition of a fetch response.
+pub fn fetch_partition(response: &ApiResponse) -> &FetchPartitionResponse {
+    let ApiResponse::Fetch(response) = response else {
+        panic!("not Fetch: {response:?}")
+    };
+    &response.topics[0].partitions[0]
+}
+
+/// The records a fetch returned (resolved by the harness).
+pub fn fetched_records(response: &ApiResponse) -> Vec<Record> {
+    match &fetch_partition(response).records {
+        FetchRecords::Empty => Vec::new(),
+        FetchRecords::Bytes(bytes) => decode_records(bytes.clone()).expect("served bytes decode"),
+        FetchRecords::Read(plan) => panic!("unresolved plan {plan:?}"),
+    }
+}
+
+/// The only partition answer of a ListOffsets response.
+pub fn list_result(response: &ApiResponse) -> &ListOffsetsPartitionResponse {
+    let ApiResponse::ListOffsets(response) = response else {
+        panic!("not ListOffsets: {response:?}")
+    };
+    &response.topics[0].partitions[0]
+}
+
+/// Produce one batch with acks=all and return its base offset.
+pub fn must_produce(node: &mut SingleNode, topic: &str, partition: i32, records: Bytes) -> i64 {
+    let response = node.call(produce(topic, partition, records, -1));
+    let result = produce_result(&response);
+    assert_eq!(result.error, ErrorCode::NONE, "{result:?}");
+    result.base_offset
+}
+
+/// Values of records, as strings.
+pub fn values(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}

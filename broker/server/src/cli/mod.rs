@@ -1,0 +1,8 @@
+//! `weir` subcommands, one module each. The binary's `Command` enum in `main.rs` dispatches
+//! here; these modules may use `anyhow` (they belong to the binary, not the library).
+pub mod serve;
+// Client-side subcommands (weir-client over TokioRuntime), owned by the client crate's author.
+pub mod bench;
+pub mod consume;
+pub mod produce;
+pub mod topic;

@@ -1,0 +1,29 @@
+//! `weir serve`: run a broker until it is stopped or its storage fails.
+
+use anyhow::Context;
+use weir::config::{ServeArgs, ServerConfig};
+use weir_runtime::TokioRuntime;
+
+/// Run the broker. Returns an error (the process exits 1) on a bad config, a failed bind
+/// or recovery, or a poisoned node.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServerConfig::from_args(&args)?;
+    let runtime = TokioRuntime::new(u64::from(std::process::id()));
+    let data_dir = config.data_dir.display().to_string();
+    let server = weir::server::start_fjall(runtime, config).await?;
+    // Test harnesses wait for this exact line on stdout.
+    println!(
+        "weir listening on {} (node {}, data {data_dir})",
+        server.local_addr(),
+        server.node_id()
+    );
+    tokio::select! {
+        biased;
+        result = server.wait() => result.context("weir stopped")?,
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("cannot listen for Ctrl-C")?;
+            tracing::info!("interrupted; shutting down");
+        }
+    }
+    Ok(())
+}

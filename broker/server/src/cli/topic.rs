@@ -1,0 +1,229 @@
+//! `weir topic create|list|describe|delete`: topic administration over the Kafka protocol
+//! (like `kafka-topics.sh`), through weir-client's [`Admin`], so it works against any broker.
+
+use std::io::Write;
+
+use anyhow::{bail, Context};
+use weir_client::{Admin, ClientConfig, NewTopic, OffsetSpec, TopicPartition};
+use weir_runtime::TokioRuntime;
+
+/// The `--bootstrap-server` flag shared by every client subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BootstrapArgs {
+    /// Broker to bootstrap from, as HOST:PORT.
+    #[arg(
+        long = "bootstrap-server",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_server: String,
+}
+
+impl BootstrapArgs {
+    /// Client settings for this bootstrap server.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            client_id: "weir-cli".to_owned(),
+            ..ClientConfig::with_bootstrap(self.bootstrap_server.clone())
+        }
+    }
+}
+
+/// `weir topic ...`.
+#[derive(Debug, clap::Args)]
+pub struct TopicArgs {
+    #[command(subcommand)]
+    command: TopicCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create(CreateArgs),
+    /// List topic names.
+    List(ListArgs),
+    /// Show partitions, leaders, replicas, ISR and log offsets.
+    Describe(DescribeArgs),
+    /// Delete a topic.
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// Topic name.
+    name: String,
+    /// Partition count (-1: the broker's num.partitions).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    partitions: i32,
+    /// Replication factor (-1: the broker's default.replication.factor).
+    #[arg(long = "replication-factor", default_value_t = -1, allow_hyphen_values = true)]
+    replication_factor: i16,
+    /// Topic config as KEY=VALUE; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    configs: Vec<String>,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Include internal topics.
+    #[arg(long)]
+    internal: bool,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct DescribeArgs {
+    /// Topic names (all topics when none given).
+    names: Vec<String>,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct DeleteArgs {
+    /// Topic name.
+    name: String,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
+}
+
+/// Runs a `weir topic` subcommand.
+pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
+    match args.command {
+        TopicCommand::Create(args) => create(args).await,
+        TopicCommand::List(args) => list(args).await,
+        TopicCommand::Describe(args) => describe(args).await,
+        TopicCommand::Delete(args) => delete(args).await,
+    }
+}
+
+async fn connect(bootstrap: &BootstrapArgs) -> anyhow::Result<Admin<TokioRuntime>> {
+    let runtime = TokioRuntime::new(u64::from(std::process::id()));
+    Admin::connect(runtime, bootstrap.client_config())
+        .await
+        .with_context(|| format!("cannot reach {}", bootstrap.bootstrap_server))
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    let mut configs = Vec::new();
+    for entry in &args.configs {
+        let Some((key, value)) = entry.split_once('=') else {
+            bail!("--config {entry:?}: expected KEY=VALUE");
+        };
+        configs.push((key.trim().to_owned(), value.trim().to_owned()));
+    }
+    let admin = connect(&args.bootstrap).await?;
+    let topic = NewTopic {
+        name: args.name.clone(),
+        partitions: args.partitions,
+        replication_factor: args.replication_factor,
+        configs,
+    };
+    admin
+        .create_topic(topic)
+        .await
+        .with_context(|| format!("creating topic {}", args.name))?;
+    println!("Created topic {}.", args.name);
+    Ok(())
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let admin = connect(&args.bootstrap).await?;
+    let names = admin
+        .list_topics(args.internal)
+        .await
+        .context("listing topics")?;
+    let mut out = std::io::stdout().lock();
+    for name in names {
+        writeln!(out, "{name}")?;
+    }
+    Ok(())
+}
+
+async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
+    let admin = connect(&args.bootstrap).await?;
+    let descriptions = admin
+        .describe_topics(&args.names)
+        .await
+        .context("describing topics")?;
+    let mut failed = false;
+    let mut text = String::new();
+    for description in descriptions {
+        let topic = match description {
+            Ok(topic) => topic,
+            Err(error) => {
+                eprintln!("weir: {error}");
+                failed = true;
+                continue;
+            }
+        };
+        let queries = |spec: OffsetSpec| -> Vec<(TopicPartition, OffsetSpec)> {
+            topic
+                .partitions
+                .iter()
+                .map(|p| (TopicPartition::new(topic.name.clone(), p.partition), spec))
+                .collect()
+        };
+        // Offsets are best effort: a partition without a leader still gets described.
+        let starts = admin
+            .list_offsets(queries(OffsetSpec::Earliest))
+            .await
+            .unwrap_or_default();
+        let ends = admin
+            .list_offsets(queries(OffsetSpec::Latest))
+            .await
+            .unwrap_or_default();
+        let offset_of = |listed: &[weir_client::ListedOffset], partition: i32| {
+            listed
+                .iter()
+                .find(|l| l.topic_partition.partition == partition)
+                .map_or_else(|| "?".to_owned(), |l| l.offset.to_string())
+        };
+        let replication_factor = topic
+            .partitions
+            .first()
+            .map_or(0, |p| p.replica_nodes.len());
+        text.push_str(&format!(
+            "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\n",
+            topic.name,
+            topic.topic_id,
+            topic.partitions.len(),
+            replication_factor
+        ));
+        for partition in &topic.partitions {
+            text.push_str(&format!(
+                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\t\
+                 LogStartOffset: {}\tLogEndOffset: {}\n",
+                topic.name,
+                partition.partition,
+                partition.leader_id,
+                join(&partition.replica_nodes),
+                join(&partition.isr_nodes),
+                offset_of(&starts, partition.partition),
+                offset_of(&ends, partition.partition),
+            ));
+        }
+    }
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    if failed {
+        bail!("some topics could not be described");
+    }
+    Ok(())
+}
+
+async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
+    let admin = connect(&args.bootstrap).await?;
+    admin
+        .delete_topic(&args.name)
+        .await
+        .with_context(|| format!("deleting topic {}", args.name))?;
+    println!("Deleted topic {}.", args.name);
+    Ok(())
+}
+
+fn join(ids: &[i32]) -> String {
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}

@@ -1,0 +1,740 @@
+//! Server configuration: `weir serve` flags plus an optional TOML file that uses Kafka's
+//! property names (`listeners`, `log.retention.ms`, `num.partitions`, ...).
+//!
+//! Invariants:
+//! - Every key in the file is either understood or refused: a typo must not silently fall
+//!   back to a default (an operator who writes `log.retention.hour = 1` expects retention).
+//! - Every refusal names the key and the file, e.g.
+//!   `unknown setting "log.retention.foo" in weir.toml`.
+//! - Flags override the file; the file overrides the built-in defaults.
+//! - Keys may be written flat and quoted (`"log.retention.ms" = 1`), as TOML dotted keys
+//!   (`log.retention.ms = 1`, which TOML turns into nested tables), or as nested tables:
+//!   all three flatten to the same Kafka property name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use weir_core::config::{Durability, NodeConfig};
+use weir_wire::frame::FRAME_BYTES_MAX;
+
+/// Listen address used when neither `--listen` nor `listeners` is given.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:9092";
+/// Data directory used when neither `--data-dir` nor `log.dirs` is given.
+pub const DATA_DIR_DEFAULT: &str = "./data";
+/// Node id used when neither `--node-id` nor `node.id`/`broker.id` is given.
+pub const NODE_ID_DEFAULT: i32 = 1;
+
+/// `weir serve` flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on, HOST:PORT [default: 127.0.0.1:9092]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Directory for the broker's data [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This broker's node id [default: 1]
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<i32>,
+    /// TOML config file; keys are Kafka broker property names
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Everything `serve` needs: the core's config plus the driver's own settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The broker core's configuration.
+    pub node: NodeConfig,
+    /// `host:port` to bind; port 0 picks a free port.
+    pub listen: String,
+    /// Where fjall keeps its files.
+    pub data_dir: PathBuf,
+    /// `socket.request.max.bytes`: larger frames close their connection.
+    pub frame_bytes_max: usize,
+    /// True when no `advertised.listeners` was configured: `serve` then advertises the
+    /// address it actually bound (so port 0 advertises the real port, and a wildcard host
+    /// advertises 127.0.0.1).
+    pub advertise_bound_address: bool,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        /// The file as given.
+        file: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("invalid TOML in {file}: {message}")]
+    Syntax {
+        /// The file as given.
+        file: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key Weir does not know.
+    #[error("unknown setting \"{key}\" in {file}")]
+    UnknownKey {
+        /// The Kafka property name.
+        key: String,
+        /// The file as given.
+        file: String,
+    },
+    /// A known key with a value Weir cannot use.
+    #[error("invalid value for \"{key}\" in {file}: {reason}")]
+    InvalidValue {
+        /// The Kafka property name, or the flag (`--listen`).
+        key: String,
+        /// The file as given, or `the command line`.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Where a flag's value came from, for error messages.
+const COMMAND_LINE: &str = "the command line";
+
+impl ServerConfig {
+    /// Defaults with flags and (if `--config` is given) the file applied.
+    pub fn from_args(args: &ServeArgs) -> Result<ServerConfig, ConfigError> {
+        let mut settings = match &args.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        settings.apply_flags(args)?;
+        let source = match &args.config {
+            Some(path) => path.display().to_string(),
+            None => COMMAND_LINE.to_owned(),
+        };
+        settings.into_server_config().validated(&source)
+    }
+
+    /// Defaults with a TOML text applied; `file` names it in error messages.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<ServerConfig, ConfigError> {
+        Settings::from_toml_str(text, file)?
+            .into_server_config()
+            .validated(file)
+    }
+
+    /// The core's own range checks, as a last line of defence behind the parser's.
+    fn validated(self, source: &str) -> Result<ServerConfig, ConfigError> {
+        match self.node.validate() {
+            Ok(()) => Ok(self),
+            Err(error) => Err(ConfigError::InvalidValue {
+                key: error.key.to_owned(),
+                file: source.to_owned(),
+                reason: format!("{} ({})", error.reason, error.value),
+            }),
+        }
+    }
+}
+
+/// Parsed settings before defaults are filled in (so flags can override the file and
+/// `advertised.listeners` can be told apart from "unset").
+#[derive(Debug, Default)]
+struct Settings {
+    node: NodeConfig,
+    listen: Option<HostPort>,
+    advertised: Option<HostPort>,
+    data_dir: Option<PathBuf>,
+    frame_bytes_max: Option<usize>,
+}
+
+/// A parsed `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostPort {
+    host: String,
+    port: u16,
+}
+
+impl HostPort {
+    fn to_address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Settings {
+    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Settings::from_toml_str(&text, &file)
+    }
+
+    fn from_toml_str(text: &str, file: &str) -> Result<Settings, ConfigError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|error: toml::de::Error| ConfigError::Syntax {
+                    file: file.to_owned(),
+                    message: error.message().to_owned(),
+                })?;
+        let mut flat = BTreeMap::new();
+        flatten("", table, &mut flat, file)?;
+        let mut settings = Settings::default();
+        // Kafka's precedence among the retention spellings: ms over minutes over hours.
+        let mut retention_ms_by_rank: BTreeMap<u8, i64> = BTreeMap::new();
+        for (key, value) in flat {
+            let input = Input {
+                key: &key,
+                file,
+                value: &value,
+            };
+            settings.apply(&input, &mut retention_ms_by_rank)?;
+        }
+        if let Some((_, retention_ms)) = retention_ms_by_rank.into_iter().next() {
+            settings.node.retention_ms = retention_ms;
+        }
+        Ok(settings)
+    }
+
+    /// Apply one flattened key; refuses unknown keys and bad values.
+    fn apply(
+        &mut self,
+        input: &Input<'_>,
+        retention_ms_by_rank: &mut BTreeMap<u8, i64>,
+    ) -> Result<(), ConfigError> {
+        let node = &mut self.node;
+        match input.key {
+            "listeners" => self.listen = Some(input.listener()?),
+            "advertised.listeners" => {
+                let advertised = input.listener()?;
+                if is_wildcard(&advertised.host) {
+                    return Err(input.invalid("cannot advertise a wildcard address"));
+                }
+                self.advertised = Some(advertised);
+            }
+            "log.dirs" | "log.dir" => self.data_dir = Some(input.single_dir()?),
+            "node.id" | "broker.id" => node.node_id = input.integer_in(0, i64::from(i32::MAX))?,
+            "cluster.id" => node.cluster_id = input.non_empty_string()?,
+            "num.partitions" => node.num_partitions = input.integer_in(1, 1_000_000)?,
+            "default.replication.factor" => {
+                node.default_replication_factor = input.integer_in(1, i64::from(i16::MAX))?;
+            }
+            "auto.create.topics.enable" => node.auto_create_topics = input.boolean()?,
+            "delete.topic.enable" => node.delete_topic_enable = input.boolean()?,
+            "message.max.bytes" => node.message_max_bytes = input.integer_in(1, i32::MAX.into())?,
+            "fetch.max.bytes" => node.fetch_max_bytes = input.integer_in(1, i32::MAX.into())?,
+            "log.retention.ms" => {
+                retention_ms_by_rank.insert(0, input.retention(1)?);
+            }
+            "log.retention.minutes" => {
+                retention_ms_by_rank.insert(1, input.retention(60_000)?);
+            }
+            "log.retention.hours" => {
+                retention_ms_by_rank.insert(2, input.retention(3_600_000)?);
+            }
+            "log.retention.bytes" => node.retention_bytes = input.integer_or_unlimited()?,
+            "log.segment.bytes" => node.segment_bytes = input.integer_in(1, i64::MAX)?,
+            "log.retention.check.interval.ms" => {
+                node.retention_check_interval_ms = input.integer_in(1, i64::MAX)?;
+            }
+            "log.flush.interval.ms" => node.flush_interval_ms = input.integer_in(1, i64::MAX)?,
+            "weir.durability" => node.durability = input.durability()?,
+            "socket.request.max.bytes" => {
+                self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
+            }
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key: input.key.to_owned(),
+                    file: input.file.to_owned(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_flags(&mut self, args: &ServeArgs) -> Result<(), ConfigError> {
+        if let Some(listen) = &args.listen {
+            self.listen =
+                Some(
+                    parse_host_port(listen).map_err(|reason| ConfigError::InvalidValue {
+                        key: "--listen".to_owned(),
+                        file: COMMAND_LINE.to_owned(),
+                        reason,
+                    })?,
+                );
+        }
+        if let Some(data_dir) = &args.data_dir {
+            self.data_dir = Some(data_dir.clone());
+        }
+        if let Some(node_id) = args.node_id {
+            if node_id < 0 {
+                return Err(ConfigError::InvalidValue {
+                    key: "--node-id".to_owned(),
+                    file: COMMAND_LINE.to_owned(),
+                    reason: format!("{node_id} is negative"),
+                });
+            }
+            self.node.node_id = node_id;
+        }
+        Ok(())
+    }
+
+    fn into_server_config(self) -> ServerConfig {
+        let listen = self.listen.unwrap_or(HostPort {
+            host: "127.0.0.1".to_owned(),
+            port: 9092,
+        });
+        let mut node = self.node;
+        let advertise_bound_address = self.advertised.is_none();
+        let advertised = self.advertised.unwrap_or_else(|| advertised_for(&listen));
+        node.advertised_host = advertised.host;
+        node.advertised_port = i32::from(advertised.port);
+        ServerConfig {
+            node,
+            listen: listen.to_address(),
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
+            frame_bytes_max: self.frame_bytes_max.unwrap_or(FRAME_BYTES_MAX),
+            advertise_bound_address,
+        }
+    }
+}
+
+/// The address clients are told to connect to when only the listen address is known:
+/// a wildcard listen address is not connectable, so advertise loopback.
+pub fn advertised_for_bound(bound: &str) -> Option<(String, i32)> {
+    let parsed = parse_host_port(bound).ok()?;
+    let advertised = advertised_for(&parsed);
+    Some((advertised.host, i32::from(advertised.port)))
+}
+
+fn advertised_for(listen: &HostPort) -> HostPort {
+    if is_wildcard(&listen.host) {
+        HostPort {
+            host: "127.0.0.1".to_owned(),
+            port: listen.port,
+        }
+    } else {
+        listen.clone()
+    }
+}
+
+fn is_wildcard(host: &str) -> bool {
+    matches!(host, "0.0.0.0" | "::" | "")
+}
+
+/// One flattened key with its value, plus helpers that turn the value into a typed setting
+/// or an error naming the key.
+struct Input<'a> {
+    key: &'a str,
+    file: &'a str,
+    value: &'a toml::Value,
+}
+
+impl Input<'_> {
+    fn invalid(&self, reason: impl Into<String>) -> ConfigError {
+        ConfigError::InvalidValue {
+            key: self.key.to_owned(),
+            file: self.file.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn string(&self) -> Result<&str, ConfigError> {
+        match self.value {
+            toml::Value::String(text) => Ok(text.trim()),
+            other => Err(self.invalid(format!("expected a string, found {}", other.type_str()))),
+        }
+    }
+
+    fn non_empty_string(&self) -> Result<String, ConfigError> {
+        let text = self.string()?;
+        if text.is_empty() {
+            return Err(self.invalid("must not be empty"));
+        }
+        Ok(text.to_owned())
+    }
+
+    /// An integer; a quoted integer is accepted too, because values copied from a Kafka
+    /// `server.properties` file are all strings.
+    fn integer(&self) -> Result<i64, ConfigError> {
+        match self.value {
+            toml::Value::Integer(value) => Ok(*value),
+            toml::Value::String(text) => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| self.invalid(format!("\"{text}\" is not an integer"))),
+            other => Err(self.invalid(format!("expected an integer, found {}", other.type_str()))),
+        }
+    }
+
+    fn integer_in<T: TryFrom<i64>>(&self, min: i64, max: i64) -> Result<T, ConfigError> {
+        let value = self.integer()?;
+        if value < min || value > max {
+            return Err(self.invalid(format!("{value} is outside {min}..={max}")));
+        }
+        T::try_from(value).map_err(|_| self.invalid(format!("{value} is out of range")))
+    }
+
+    /// A positive integer or -1 for "no limit".
+    fn integer_or_unlimited(&self) -> Result<i64, ConfigError> {
+        let value = self.integer()?;
+        if value == -1 || value > 0 {
+            Ok(value)
+        } else {
+            Err(self.invalid(format!("{value} must be positive or -1 (unlimited)")))
+        }
+    }
+
+    /// A retention time in units of `unit_ms`, returned in ms; -1 means forever.
+    fn retention(&self, unit_ms: i64) -> Result<i64, ConfigError> {
+        let value = self.integer_or_unlimited()?;
+        if value == -1 {
+            return Ok(-1);
+        }
+        value
+            .checked_mul(unit_ms)
+            .ok_or_else(|| self.invalid(format!("{value} is too large")))
+    }
+
+    fn boolean(&self) -> Result<bool, ConfigError> {
+        match self.value {
+            toml::Value::Boolean(value) => Ok(*value),
+            toml::Value::String(text) => match text.trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(self.invalid(format!("\"{text}\" is not true or false"))),
+            },
+            other => Err(self.invalid(format!("expected a boolean, found {}", other.type_str()))),
+        }
+    }
+
+    fn durability(&self) -> Result<Durability, ConfigError> {
+        match self.string()? {
+            "fsync" => Ok(Durability::Fsync),
+            "os" => Ok(Durability::Os),
+            other => Err(self.invalid(format!("\"{other}\" is not \"fsync\" or \"os\""))),
+        }
+    }
+
+    /// `log.dirs` is a comma-separated list in Kafka; Weir keeps one data directory.
+    fn single_dir(&self) -> Result<PathBuf, ConfigError> {
+        let text = self.non_empty_string()?;
+        if text.contains(',') {
+            return Err(self.invalid("only one data directory is supported"));
+        }
+        Ok(PathBuf::from(text))
+    }
+
+    /// `PLAINTEXT://host:port` or plain `host:port`; exactly one listener.
+    fn listener(&self) -> Result<HostPort, ConfigError> {
+        let text = self.non_empty_string()?;
+        if text.contains(',') {
+            return Err(self.invalid("only one listener is supported"));
+        }
+        let address = match text.split_once("://") {
+            None => text.as_str(),
+            Some((name, address)) if name.eq_ignore_ascii_case("PLAINTEXT") => address,
+            Some((name, _)) => {
+                return Err(self.invalid(format!(
+                    "listener \"{name}\" is not supported (only PLAINTEXT)"
+                )))
+            }
+        };
+        parse_host_port(address).map_err(|reason| self.invalid(reason))
+    }
+}
+
+/// Parse `host:port`, `[v6]:port` or `:port` (all interfaces, as in Kafka).
+fn parse_host_port(text: &str) -> Result<HostPort, String> {
+    let text = text.trim();
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("\"{text}\": unclosed '['"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| format!("\"{text}\": missing :PORT"))?;
+        (host, port)
+    } else {
+        text.rsplit_once(':')
+            .ok_or_else(|| format!("\"{text}\" is not HOST:PORT"))?
+    };
+    if host.contains(':') && !text.starts_with('[') {
+        return Err(format!("\"{text}\": write IPv6 hosts as [host]:port"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("\"{text}\": \"{port}\" is not a port"))?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok(HostPort {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// Flatten nested tables into dotted Kafka property names.
+fn flatten(
+    prefix: &str,
+    table: toml::Table,
+    flat: &mut BTreeMap<String, toml::Value>,
+    file: &str,
+) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(&name, inner, flat, file)?,
+            value => {
+                // `"a.b" = 1` together with `a.b = 2` spells one property twice.
+                if flat.insert(name.clone(), value).is_some() {
+                    return Err(ConfigError::InvalidValue {
+                        key: name,
+                        file: file.to_owned(),
+                        reason: "set more than once".to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    // Goal: every accepted spelling maps to the right setting, and every refusal names its
+    // key. Method: parse small TOML texts and compare fields or error messages.
+    use super::*;
+
+    fn parse(text: &str) -> ServerConfig {
+        match ServerConfig::from_toml_str(text, "weir.toml") {
+            Ok(config) => config,
+            Err(error) => panic!("unexpected refusal: {error}"),
+        }
+    }
+
+    fn refusal(text: &str) -> String {
+        match ServerConfig::from_toml_str(text, "weir.toml") {
+            Ok(config) => panic!("accepted {text:?} as {config:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse("");
+        assert_eq!(config.listen, "127.0.0.1:9092");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.node.node_id, NODE_ID_DEFAULT);
+        assert_eq!(config.node.advertised_host, "127.0.0.1");
+        assert_eq!(config.node.advertised_port, 9092);
+        assert_eq!(config.frame_bytes_max, FRAME_BYTES_MAX);
+        assert!(config.advertise_bound_address);
+    }
+
+    #[test]
+    fn kafka_names_dotted_quoted_and_nested() {
+        let config = parse(
+            r#"
+            listeners = "PLAINTEXT://0.0.0.0:19092"
+            "log.dirs" = "/var/lib/weir"
+            node.id = 7
+            num.partitions = "3"
+            auto.create.topics.enable = "false"
+            delete.topic.enable = false
+            message.max.bytes = 2000000
+            log.retention.bytes = -1
+            log.segment.bytes = 1048576
+            log.retention.check.interval.ms = 1000
+            log.flush.interval.ms = 50
+            weir.durability = "os"
+            cluster.id = "abc"
+            socket.request.max.bytes = 1000
+            [default]
+            replication.factor = 1
+            "#,
+        );
+        assert_eq!(config.listen, "0.0.0.0:19092");
+        // A wildcard listener is advertised as loopback.
+        assert_eq!(config.node.advertised_host, "127.0.0.1");
+        assert_eq!(config.node.advertised_port, 19092);
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/weir"));
+        assert_eq!(config.node.node_id, 7);
+        assert_eq!(config.node.num_partitions, 3);
+        assert!(!config.node.auto_create_topics);
+        assert!(!config.node.delete_topic_enable);
+        assert_eq!(config.node.message_max_bytes, 2_000_000);
+        assert_eq!(config.node.retention_bytes, -1);
+        assert_eq!(config.node.segment_bytes, 1_048_576);
+        assert_eq!(config.node.retention_check_interval_ms, 1000);
+        assert_eq!(config.node.flush_interval_ms, 50);
+        assert_eq!(config.node.durability, Durability::Os);
+        assert_eq!(config.node.cluster_id, "abc");
+        assert_eq!(config.frame_bytes_max, 1000);
+        assert_eq!(config.node.default_replication_factor, 1);
+    }
+
+    #[test]
+    fn listener_forms() {
+        assert_eq!(parse("listeners = \"127.0.0.2:1\"").listen, "127.0.0.2:1");
+        assert_eq!(
+            parse("listeners = \"PLAINTEXT://:9093\"").listen,
+            "0.0.0.0:9093"
+        );
+        assert_eq!(parse("listeners = \"[::1]:9093\"").listen, "[::1]:9093");
+        let config = parse(
+            "listeners = \"0.0.0.0:9092\"\nadvertised.listeners = \"PLAINTEXT://kafka1:29092\"",
+        );
+        assert_eq!(config.node.advertised_host, "kafka1");
+        assert_eq!(config.node.advertised_port, 29092);
+        assert!(!config.advertise_bound_address);
+    }
+
+    #[test]
+    fn retention_precedence_ms_over_minutes_over_hours() {
+        assert_eq!(
+            parse("log.retention.hours = 2").node.retention_ms,
+            7_200_000
+        );
+        assert_eq!(
+            parse("log.retention.hours = 2\nlog.retention.minutes = 3")
+                .node
+                .retention_ms,
+            180_000
+        );
+        let all = "log.retention.hours = 2\nlog.retention.minutes = 3\nlog.retention.ms = 5";
+        assert_eq!(parse(all).node.retention_ms, 5);
+        assert_eq!(parse("log.retention.ms = -1").node.retention_ms, -1);
+    }
+
+    #[test]
+    fn refuses_unknown_keys() {
+        assert_eq!(
+            refusal("log.retention.foo = 1"),
+            "unknown setting \"log.retention.foo\" in weir.toml"
+        );
+        assert_eq!(
+            refusal("[socket]\nfoo = 1"),
+            "unknown setting \"socket.foo\" in weir.toml"
+        );
+    }
+
+    #[test]
+    fn refuses_invalid_values() {
+        let cases = [
+            ("num.partitions = 0", "num.partitions"),
+            ("num.partitions = \"many\"", "num.partitions"),
+            ("node.id = -1", "node.id"),
+            ("broker.id = 3000000000", "broker.id"),
+            ("message.max.bytes = true", "message.max.bytes"),
+            (
+                "auto.create.topics.enable = \"yes\"",
+                "auto.create.topics.enable",
+            ),
+            ("delete.topic.enable = 1", "delete.topic.enable"),
+            ("log.retention.ms = 0", "log.retention.ms"),
+            (
+                "log.retention.hours = 9223372036854775807",
+                "log.retention.hours",
+            ),
+            ("log.retention.bytes = -2", "log.retention.bytes"),
+            ("log.segment.bytes = 0", "log.segment.bytes"),
+            ("log.flush.interval.ms = -1", "log.flush.interval.ms"),
+            ("weir.durability = \"sometimes\"", "weir.durability"),
+            ("cluster.id = \"\"", "cluster.id"),
+            ("socket.request.max.bytes = 0", "socket.request.max.bytes"),
+            ("listeners = \"SSL://127.0.0.1:9093\"", "listeners"),
+            ("listeners = \"a:1,b:2\"", "listeners"),
+            ("listeners = \"localhost\"", "listeners"),
+            ("listeners = \"localhost:99999\"", "listeners"),
+            (
+                "advertised.listeners = \"0.0.0.0:9092\"",
+                "advertised.listeners",
+            ),
+            ("log.dirs = \"/a,/b\"", "log.dirs"),
+            (
+                "default.replication.factor = 0",
+                "default.replication.factor",
+            ),
+        ];
+        for (text, key) in cases {
+            let message = refusal(text);
+            let expected = format!("invalid value for \"{key}\" in weir.toml");
+            assert!(message.starts_with(&expected), "{text:?} gave {message:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_toml_and_duplicates() {
+        assert!(refusal("num.partitions = ").starts_with("invalid TOML in weir.toml"));
+        let duplicate = refusal("\"log.retention.ms\" = 1\nlog.retention.ms = 2");
+        assert!(duplicate.contains("log.retention.ms"), "{duplicate}");
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(
+            file.path(),
+            "listeners = \"127.0.0.1:1111\"\nlog.dirs = \"/from/file\"\nnode.id = 4",
+        )
+        .expect("write temp file");
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:2222".to_owned()),
+            data_dir: Some(PathBuf::from("/from/flag")),
+            node_id: Some(9),
+            config: Some(file.path().to_owned()),
+        };
+        let config = ServerConfig::from_args(&args).expect("valid");
+        assert_eq!(config.listen, "127.0.0.1:2222");
+        assert_eq!(config.node.advertised_port, 2222);
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.node.node_id, 9);
+
+        let file_only = ServeArgs {
+            config: Some(file.path().to_owned()),
+            ..ServeArgs::default()
+        };
+        let config = ServerConfig::from_args(&file_only).expect("valid");
+        assert_eq!(config.listen, "127.0.0.1:1111");
+        assert_eq!(config.node.node_id, 4);
+    }
+
+    #[test]
+    fn refuses_bad_flags_and_missing_file() {
+        let bad_listen = ServeArgs {
+            listen: Some("nope".to_owned()),
+            ..ServeArgs::default()
+        };
+        let message = ServerConfig::from_args(&bad_listen)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.starts_with("invalid value for \"--listen\""),
+            "{message}"
+        );
+        let bad_id = ServeArgs {
+            node_id: Some(-3),
+            ..ServeArgs::default()
+        };
+        assert!(ServerConfig::from_args(&bad_id).is_err());
+        let missing = ServeArgs {
+            config: Some(PathBuf::from("/nonexistent/weir.toml")),
+            ..ServeArgs::default()
+        };
+        let message = ServerConfig::from_args(&missing)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.starts_with("cannot read config file /nonexistent/weir.toml"),
+            "{message}"
+        );
+    }
+}

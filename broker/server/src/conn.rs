@@ -1,0 +1,555 @@
+//! One client connection: a reader task that frames and decodes requests, and a writer
+//! task that resolves and encodes responses.
+//!
+//! Invariants:
+//! - Responses are written in request order (Kafka clients match them by order as much as
+//!   by correlation id): the writer holds finished responses in a `BTreeMap` keyed by the
+//!   per-connection sequence number and writes only the next expected one.
+//! - At most [`IN_FLIGHT_MAX`] requests per connection are unanswered; the reader stops
+//!   reading (TCP backpressure) until the writer frees a slot.
+//! - An acks=0 produce never gets a response on the wire (aiokafka treats a stray one as
+//!   fatal); if it failed, the connection is closed, as Kafka does.
+//! - Bytes read from storage are served only after every batch's CRC checks out; a corrupt
+//!   partition is answered with KAFKA_STORAGE_ERROR and logged, never served.
+//! - A malformed or oversized frame closes this connection only, with a log line naming
+//!   the peer.
+//! - Every `select!` is `biased` so simulated runs are deterministic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch, Semaphore};
+use weir_core::RequestId;
+use weir_wire::batch::{iter_batches, verify_crc};
+use weir_wire::codec::{self, Decoded, RequestHeader};
+use weir_wire::domain::{ApiRequest, ApiResponse, FetchRecords};
+use weir_wire::error::ErrorCode;
+
+use crate::node_loop::NodeInput;
+use crate::storage::StorageDriver;
+
+/// Unanswered requests allowed per connection before the reader pauses.
+pub const IN_FLIGHT_MAX: usize = 64;
+/// Initial read buffer; it grows to the largest frame seen.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What the writer task is told, by the reader and by the node loop, in causal order.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// A request went to the node; its response arrives later as [`ConnEvent::Response`].
+    Expect {
+        /// Sequence number of the request on this connection.
+        seq: u64,
+        /// The request's header (the response is encoded for its API version).
+        header: RequestHeader,
+        /// An acks=0 produce: the response is not written.
+        acks_zero: bool,
+    },
+    /// A response the reader built itself (ApiVersions, errors for unsupported APIs).
+    Ready {
+        /// Sequence number of the request.
+        seq: u64,
+        /// The encoded response, length prefix included.
+        frame: Bytes,
+    },
+    /// The node's response to an expected request.
+    Response {
+        /// Sequence number of the request.
+        seq: u64,
+        /// The response (fetch bytes and timestamp lookups still unresolved).
+        response: ApiResponse,
+    },
+    /// The reader stopped: close now, dropping unanswered requests.
+    Shutdown,
+}
+
+/// Per-connection settings shared by the reader and the writer.
+#[derive(Debug, Clone)]
+pub struct ConnContext {
+    /// Connection id, unique in this process.
+    pub conn: u64,
+    /// Peer address, for logs.
+    pub peer: String,
+    /// `socket.request.max.bytes`.
+    pub frame_bytes_max: usize,
+}
+
+/// Spawn the reader and writer of one accepted connection.
+pub async fn start<R, St, S>(
+    runtime: &R,
+    stream: St,
+    storage: S,
+    context: ConnContext,
+    node: mpsc::Sender<NodeInput>,
+) where
+    R: weir_runtime::Runtime,
+    St: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: StorageDriver,
+{
+    let (events_sender, events) = mpsc::unbounded_channel();
+    let connect = NodeInput::Connect {
+        conn: context.conn,
+        events: events_sender.clone(),
+    };
+    if node.send(connect).await.is_err() {
+        return; // The node loop has stopped; the process is exiting.
+    }
+    let (read_half, write_half) = tokio::io::split(stream);
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    let (closing_sender, closing) = watch::channel(false);
+    let writer = Writer {
+        events,
+        storage,
+        permits: Arc::clone(&permits),
+        context: context.clone(),
+        slots: BTreeMap::new(),
+        next_seq: 0,
+    };
+    runtime.spawn(async move {
+        writer.run(write_half).await;
+        // Wake the reader if it is still waiting on the socket.
+        let _ = closing_sender.send(true);
+    });
+    let reader = Reader {
+        context,
+        node,
+        events: events_sender,
+        permits,
+        closing,
+    };
+    runtime.spawn(reader.run(read_half));
+}
+
+/// Why the reader stopped.
+enum ReadEnd {
+    /// Clean EOF, the writer closed, or the node stopped.
+    Closed,
+    /// A protocol violation; the message is logged.
+    Refused(String),
+}
+
+struct Reader {
+    context: ConnContext,
+    node: mpsc::Sender<NodeInput>,
+    events: mpsc::UnboundedSender<ConnEvent>,
+    permits: Arc<Semaphore>,
+    closing: watch::Receiver<bool>,
+}
+
+impl Reader {
+    async fn run<Rd: AsyncRead + Unpin>(mut self, mut socket: Rd) {
+        let end = self.read_requests(&mut socket).await;
+        if let ReadEnd::Refused(reason) = end {
+            tracing::warn!("closing connection from {}: {reason}", self.context.peer);
+        }
+        let _ = self.events.send(ConnEvent::Shutdown);
+        let _ = self
+            .node
+            .send(NodeInput::Disconnect {
+                conn: self.context.conn,
+            })
+            .await;
+    }
+
+    async fn read_requests<Rd: AsyncRead + Unpin>(&mut self, socket: &mut Rd) -> ReadEnd {
+        let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        for seq in 0u64.. {
+            // The in-flight bound: one permit per unanswered request.
+            let permits = Arc::clone(&self.permits);
+            tokio::select! {
+                biased;
+                _ = self.closing.changed() => return ReadEnd::Closed,
+                permit = permits.acquire() => match permit {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => return ReadEnd::Closed,
+                },
+            }
+            match self.fill(socket, &mut buffer, 4).await {
+                Ok(true) => {}
+                Ok(false) if buffer.is_empty() => return ReadEnd::Closed,
+                Ok(false) => return ReadEnd::Refused("connection ended inside a frame".into()),
+                Err(end) => return end,
+            }
+            let prefix = [buffer[0], buffer[1], buffer[2], buffer[3]];
+            let max = self.context.frame_bytes_max;
+            let Ok(len) = weir_wire::frame::frame_len(prefix, max) else {
+                let announced = u32::from_be_bytes(prefix);
+                return ReadEnd::Refused(format!("frame of {announced} bytes exceeds max {max}"));
+            };
+            match self.fill(socket, &mut buffer, 4 + len).await {
+                Ok(true) => {}
+                Ok(false) => return ReadEnd::Refused("connection ended inside a frame".into()),
+                Err(end) => return end,
+            }
+            buffer.advance(4);
+            let frame = buffer.split_to(len).freeze();
+            if let Err(end) = self.dispatch(seq, frame).await {
+                return end;
+            }
+        }
+        ReadEnd::Closed
+    }
+
+    /// Read until `buffer` holds `wanted` bytes: Ok(false) on EOF first.
+    async fn fill<Rd: AsyncRead + Unpin>(
+        &mut self,
+        socket: &mut Rd,
+        buffer: &mut BytesMut,
+        wanted: usize,
+    ) -> Result<bool, ReadEnd> {
+        if buffer.len() < wanted {
+            buffer.reserve((wanted - buffer.len()).max(READ_BUFFER_BYTES));
+        }
+        while buffer.len() < wanted {
+            let read = tokio::select! {
+                biased;
+                _ = self.closing.changed() => return Err(ReadEnd::Closed),
+                read = socket.read_buf(buffer) => read,
+            };
+            match read {
+                Ok(0) => return Ok(false),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!("read from {} failed: {error}", self.context.peer);
+                    return Err(ReadEnd::Closed);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Decode one frame and route it: answered here, or sent to the node.
+    async fn dispatch(&mut self, seq: u64, frame: Bytes) -> Result<(), ReadEnd> {
+        let (header, decoded) = codec::decode_request(frame)
+            .map_err(|error| ReadEnd::Refused(format!("malformed request: {error}")))?;
+        let mut out = BytesMut::new();
+        match decoded {
+            Decoded::ApiVersions => {
+                codec::encode_api_versions(&header, &mut out).map_err(|error| {
+                    ReadEnd::Refused(format!("cannot encode ApiVersions: {error}"))
+                })?;
+                self.ready(seq, out)
+            }
+            Decoded::LegacyProduce(legacy) => {
+                // Kafka closes an acks=0 connection on error instead of answering.
+                if legacy.acks == 0 {
+                    return Err(ReadEnd::Refused(format!(
+                        "Produce v{} (removed in Kafka 4.0) with acks=0",
+                        header.api_version
+                    )));
+                }
+                let error = ErrorCode::UNSUPPORTED_VERSION;
+                codec::encode_legacy_produce_rejection(&header, &legacy, error, &mut out)
+                    .map_err(|e| ReadEnd::Refused(format!("legacy produce: {e}")))?;
+                tracing::debug!(
+                    "{}: refused Produce v{}",
+                    self.context.peer,
+                    header.api_version
+                );
+                self.ready(seq, out)
+            }
+            Decoded::Unsupported { reason } => {
+                let error = ErrorCode::UNSUPPORTED_VERSION;
+                match codec::encode_error_response(&header, error, &mut out) {
+                    Ok(true) => {
+                        tracing::debug!("{}: unsupported request: {reason}", self.context.peer);
+                        self.ready(seq, out)
+                    }
+                    Ok(false) | Err(_) => Err(ReadEnd::Refused(format!(
+                        "unsupported request (api key {} v{}): {reason}",
+                        header.api_key, header.api_version
+                    ))),
+                }
+            }
+            Decoded::Api(request) => {
+                let acks_zero = matches!(&request, ApiRequest::Produce(p) if p.acks == 0);
+                // Expect goes first, so the writer knows the slot before any response.
+                let expect = ConnEvent::Expect {
+                    seq,
+                    header,
+                    acks_zero,
+                };
+                self.events.send(expect).map_err(|_| ReadEnd::Closed)?;
+                let id = RequestId {
+                    conn: self.context.conn,
+                    seq,
+                };
+                let input = NodeInput::Request { id, request };
+                self.node.send(input).await.map_err(|_| ReadEnd::Closed)
+            }
+        }
+    }
+
+    fn ready(&self, seq: u64, frame: BytesMut) -> Result<(), ReadEnd> {
+        let event = ConnEvent::Ready {
+            seq,
+            frame: frame.freeze(),
+        };
+        self.events.send(event).map_err(|_| ReadEnd::Closed)
+    }
+}
+
+/// A request's place in the response order.
+enum Slot {
+    /// Waiting for the node.
+    Expected {
+        header: RequestHeader,
+        acks_zero: bool,
+    },
+    /// The node answered; not yet written.
+    Answered {
+        header: RequestHeader,
+        acks_zero: bool,
+        response: ApiResponse,
+    },
+    /// Encoded by the reader.
+    Ready(Bytes),
+}
+
+struct Writer<S> {
+    events: mpsc::UnboundedReceiver<ConnEvent>,
+    storage: S,
+    permits: Arc<Semaphore>,
+    context: ConnContext,
+    slots: BTreeMap<u64, Slot>,
+    next_seq: u64,
+}
+
+/// The writer must close the connection.
+struct Close;
+
+impl<S: StorageDriver> Writer<S> {
+    async fn run<W: AsyncWrite + Unpin>(mut self, mut socket: W) {
+        let mut out = BytesMut::new();
+        while let Some(event) = self.events.recv().await {
+            if self.absorb(event).is_err() {
+                break;
+            }
+            // Coalesce: take everything already queued before writing once.
+            let mut closing = false;
+            while let Ok(event) = self.events.try_recv() {
+                if self.absorb(event).is_err() {
+                    closing = true;
+                    break;
+                }
+            }
+            if closing {
+                break;
+            }
+            let (completed, outcome) = self.encode_in_order(&mut out);
+            if !out.is_empty() {
+                if let Err(error) = socket.write_all(&out).await {
+                    tracing::debug!("write to {} failed: {error}", self.context.peer);
+                    break;
+                }
+                out.clear();
+            }
+            self.permits.add_permits(completed);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        let _ = socket.shutdown().await;
+    }
+
+    fn absorb(&mut self, event: ConnEvent) -> Result<(), Close> {
+        match event {
+            ConnEvent::Expect {
+                seq,
+                header,
+                acks_zero,
+            } => {
+                self.slots.insert(seq, Slot::Expected { header, acks_zero });
+            }
+            ConnEvent::Ready { seq, frame } => {
+                self.slots.insert(seq, Slot::Ready(frame));
+            }
+            ConnEvent::Response { seq, response } => match self.slots.remove(&seq) {
+                Some(Slot::Expected { header, acks_zero }) => {
+                    self.slots.insert(
+                        seq,
+                        Slot::Answered {
+                            header,
+                            acks_zero,
+                            response,
+                        },
+                    );
+                }
+                other => {
+                    // The node answers each request exactly once; anything else is a bug.
+                    tracing::error!(
+                        "{}: response for request {seq} in unexpected state {}",
+                        self.context.peer,
+                        other.is_some()
+                    );
+                    return Err(Close);
+                }
+            },
+            ConnEvent::Shutdown => return Err(Close),
+        }
+        Ok(())
+    }
+
+    /// Encode every finished response that is next in order. Returns how many requests
+    /// were completed, and Err when the connection must close after writing `out`.
+    fn encode_in_order(&mut self, out: &mut BytesMut) -> (usize, Result<(), Close>) {
+        let mut completed = 0;
+        while let Some(entry) = self.slots.first_entry() {
+            if *entry.key() != self.next_seq || matches!(entry.get(), Slot::Expected { .. }) {
+                break;
+            }
+            let slot = entry.remove();
+            self.next_seq += 1;
+            completed += 1;
+            let outcome = match slot {
+                Slot::Expected { .. } => Ok(()),
+                Slot::Ready(frame) => {
+                    out.extend_from_slice(&frame);
+                    Ok(())
+                }
+                Slot::Answered {
+                    header,
+                    acks_zero,
+                    response,
+                } => self.encode_answer(&header, acks_zero, response, out),
+            };
+            if outcome.is_err() {
+                return (completed, outcome);
+            }
+        }
+        (completed, Ok(()))
+    }
+
+    fn encode_answer(
+        &self,
+        header: &RequestHeader,
+        acks_zero: bool,
+        mut response: ApiResponse,
+        out: &mut BytesMut,
+    ) -> Result<(), Close> {
+        if acks_zero {
+            return match first_produce_error(&response) {
+                None => Ok(()),
+                Some(error) => {
+                    tracing::info!(
+                        "closing connection from {}: acks=0 produce failed with {}",
+                        self.context.peer,
+                        error.name()
+                    );
+                    Err(Close)
+                }
+            };
+        }
+        resolve_reads(&self.storage, &mut response, &self.context.peer);
+        codec::encode_response(header, &response, out).map_err(|error| {
+            tracing::error!(
+                "closing connection from {}: cannot encode response to api key {} v{}: {error}",
+                self.context.peer,
+                header.api_key,
+                header.api_version
+            );
+            Close
+        })
+    }
+}
+
+fn first_produce_error(response: &ApiResponse) -> Option<ErrorCode> {
+    let ApiResponse::Produce(produce) = response else {
+        return None;
+    };
+    produce
+        .topics
+        .iter()
+        .flat_map(|topic| topic.partitions.iter())
+        .map(|partition| partition.error)
+        .find(|error| *error != ErrorCode::NONE)
+}
+
+/// Turn the core's read plans into bytes (fetch) and resolve timestamp lookups (list
+/// offsets). Runs on the connection's task so a cold read stalls only this connection.
+pub fn resolve_reads<S: StorageDriver>(storage: &S, response: &mut ApiResponse, peer: &str) {
+    match response {
+        ApiResponse::Fetch(fetch) => {
+            for topic in &mut fetch.topics {
+                for partition in &mut topic.partitions {
+                    let FetchRecords::Read(plan) = partition.records else {
+                        continue;
+                    };
+                    partition.records = match read_verified(storage, &plan) {
+                        Ok(bytes) if bytes.is_empty() => FetchRecords::Empty,
+                        Ok(bytes) => FetchRecords::Bytes(bytes),
+                        Err(reason) => {
+                            tracing::error!(
+                                "fetch for {peer}: partition log {} at offset {}: {reason}",
+                                plan.partition_key,
+                                plan.start_offset
+                            );
+                            partition.error = ErrorCode::KAFKA_STORAGE_ERROR;
+                            FetchRecords::Empty
+                        }
+                    };
+                }
+            }
+        }
+        ApiResponse::ListOffsets(list) => {
+            for topic in &mut list.topics {
+                for partition in &mut topic.partitions {
+                    let Some(lookup) = partition.lookup.take() else {
+                        continue;
+                    };
+                    match storage.lookup_timestamp(&lookup) {
+                        Ok(Some((offset, timestamp))) => {
+                            partition.offset = offset;
+                            partition.timestamp = timestamp;
+                        }
+                        Ok(None) => {
+                            partition.offset = -1;
+                            partition.timestamp = -1;
+                        }
+                        Err(error) => {
+                            tracing::error!(
+                                "list offsets for {peer}: partition log {}: {error}",
+                                lookup.partition_key
+                            );
+                            partition.error = ErrorCode::KAFKA_STORAGE_ERROR;
+                            partition.offset = -1;
+                            partition.timestamp = -1;
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Read a plan and check every batch's CRC; the bytes are served only if all pass.
+fn read_verified<S: StorageDriver>(
+    storage: &S,
+    plan: &weir_wire::domain::ReadPlan,
+) -> Result<Bytes, String> {
+    let bytes = storage.read(plan).map_err(|error| error.to_string())?;
+    let mut verified_end = 0;
+    for item in iter_batches(&bytes) {
+        let (header, range) = item.map_err(|error| format!("corrupt batch: {error}"))?;
+        let batch = bytes
+            .get(range.clone())
+            .ok_or("batch range outside the read")?;
+        if !verify_crc(batch) {
+            return Err(format!(
+                "CRC mismatch in batch at offset {}",
+                header.base_offset
+            ));
+        }
+        verified_end = range.end;
+    }
+    if verified_end != bytes.len() {
+        return Err(format!(
+            "{} trailing bytes are not a whole batch",
+            bytes.len() - verified_end
+        ));
+    }
+    Ok(bytes)
+}

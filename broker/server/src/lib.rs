@@ -1,0 +1,24 @@
+//! weir: the Weir broker's production wiring — async drivers around the sans-IO core.
+//!
+//! # Layout
+//! - [`config`]: `weir serve` flags and the TOML file with Kafka property names.
+//! - [`server`]: bind, recover, run; [`server::start`] works over any storage driver.
+//! - [`node_loop`]: the single task owning `weir_core::Node`; group commit.
+//! - [`conn`]: per-connection reader and writer tasks; ordered, bounded, CRC-checked.
+//! - [`storage`]: the [`storage::StorageDriver`] seam and `FjallStorage` (feature `fjall`).
+//!
+//! The binary (`src/main.rs`, `src/cli/`) is the only place using `anyhow` and
+//! `tracing-subscriber`.
+//!
+//! # Architecture invariants
+//! - Drivers are generic over `weir_runtime::Runtime`: the same code runs on tokio and in the
+//!   simulators. Every `select!` is `biased`.
+//! - Only the node loop touches the `Node`; connection tasks talk to it over channels.
+//! - Storage reads for fetches run on connection tasks, never in the node loop.
+//! - Nothing is acknowledged after a storage failure: the node poisons and the process
+//!   exits non-zero.
+pub mod config;
+pub mod conn;
+pub mod node_loop;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,194 @@
+//! Server wiring: bind, recover the node from storage, run the node loop and accept
+//! connections.
+//!
+//! Invariants:
+//! - The listener is bound before recovery finishes is reported, and the address reported
+//!   by [`RunningServer::local_addr`] is the one actually bound (port 0 resolved).
+//! - When no `advertised.listeners` is configured, the node advertises the bound address
+//!   (a wildcard host becomes 127.0.0.1), so clients bootstrapping from Metadata reconnect
+//!   to a reachable address.
+//! - The server stops only when the node loop stops; a poisoned node surfaces as
+//!   [`ServerError::Poisoned`] so `main` exits non-zero.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use weir_core::storage::StorageError;
+use weir_core::Node;
+use weir_runtime::{Listener, Runtime};
+
+use crate::config::{advertised_for_bound, ServerConfig};
+use crate::conn::{self, ConnContext};
+use crate::node_loop::{self, NodeInput, NodeLoopError, NODE_INPUTS_MAX};
+use crate::storage::StorageDriver;
+
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Storage could not be opened or recovered.
+    #[error("cannot recover from storage in {data_dir}: {source}")]
+    Recover {
+        /// The data directory.
+        data_dir: String,
+        /// The storage error.
+        source: StorageError,
+    },
+    /// Storage failed while serving; the node stopped.
+    #[error(transparent)]
+    Poisoned(#[from] NodeLoopError),
+    /// The node loop ended without reporting (a panic inside it).
+    #[error("the node loop stopped unexpectedly")]
+    NodeLoopLost,
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: String,
+    node_id: i32,
+    outcome: oneshot::Receiver<Result<(), NodeLoopError>>,
+}
+
+impl RunningServer {
+    /// The bound `host:port`.
+    pub fn local_addr(&self) -> &str {
+        &self.local_addr
+    }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// Wait until the server stops; an error means the node was poisoned.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        match self.outcome.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ServerError::NodeLoopLost),
+        }
+    }
+}
+
+/// Bind, recover and start serving over any storage driver (tests and the simulator pass
+/// their own). Returns once the listener is bound and the node recovered.
+pub async fn start<R: Runtime, S: StorageDriver>(
+    runtime: R,
+    storage: S,
+    mut config: ServerConfig,
+) -> Result<RunningServer, ServerError> {
+    let bind_error = |source| ServerError::Bind {
+        addr: config.listen.clone(),
+        source,
+    };
+    let listener = runtime.bind(&config.listen).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    if config.advertise_bound_address {
+        if let Some((host, port)) = advertised_for_bound(&local_addr) {
+            config.node.advertised_host = host;
+            config.node.advertised_port = port;
+        }
+    }
+    let node_id = config.node.node_id;
+    let node = Node::recover(config.node.clone(), &storage, node_loop::now(&runtime)).map_err(
+        |source| ServerError::Recover {
+            data_dir: config.data_dir.display().to_string(),
+            source,
+        },
+    )?;
+    let (node_sender, node_inputs) = mpsc::channel(NODE_INPUTS_MAX);
+    let (outcome_sender, outcome) = oneshot::channel();
+    let loop_runtime = runtime.clone();
+    let loop_storage = storage.clone();
+    runtime.spawn(async move {
+        let result = node_loop::run(loop_runtime, loop_storage, node, node_inputs).await;
+        let _ = outcome_sender.send(result);
+    });
+    let accept = accept_loop(
+        runtime.clone(),
+        listener,
+        storage,
+        node_sender,
+        config.frame_bytes_max,
+    );
+    runtime.spawn(accept);
+    Ok(RunningServer {
+        local_addr,
+        node_id,
+        outcome,
+    })
+}
+
+/// Open fjall in the configured data directory and serve until the node stops.
+#[cfg(feature = "fjall")]
+pub async fn serve<R: Runtime>(runtime: R, config: ServerConfig) -> Result<(), ServerError> {
+    let server = start_fjall(runtime, config.clone()).await?;
+    tracing::info!(
+        "weir listening on {} (node {}, data {})",
+        server.local_addr(),
+        server.node_id(),
+        config.data_dir.display()
+    );
+    server.wait().await
+}
+
+/// [`start`] over [`crate::storage::fjall::FjallStorage`] opened in `config.data_dir`.
+#[cfg(feature = "fjall")]
+pub async fn start_fjall<R: Runtime>(
+    runtime: R,
+    config: ServerConfig,
+) -> Result<RunningServer, ServerError> {
+    let data_dir = config.data_dir.clone();
+    let open_dir = data_dir.clone();
+    // Opening replays fjall's journal: blocking work.
+    let storage = runtime
+        .offload(move || crate::storage::fjall::FjallStorage::open(&open_dir))
+        .await
+        .map_err(|source| ServerError::Recover {
+            data_dir: data_dir.display().to_string(),
+            source,
+        })?;
+    start(runtime, storage, config).await
+}
+
+async fn accept_loop<R: Runtime, S: StorageDriver>(
+    runtime: R,
+    mut listener: R::Listener,
+    storage: S,
+    node: mpsc::Sender<NodeInput>,
+    frame_bytes_max: usize,
+) {
+    for conn in 1u64.. {
+        let (stream, peer) = loop {
+            match listener.accept().await {
+                Ok(accepted) => break accepted,
+                Err(error) => {
+                    tracing::warn!("accept failed: {error}");
+                    runtime
+                        .sleep_until(runtime.now() + ACCEPT_RETRY_DELAY)
+                        .await;
+                }
+            }
+        };
+        if node.is_closed() {
+            return; // The node loop has stopped: stop accepting.
+        }
+        tracing::debug!("connection {conn} from {peer}");
+        let context = ConnContext {
+            conn,
+            peer,
+            frame_bytes_max,
+        };
+        conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;
+    }
+}

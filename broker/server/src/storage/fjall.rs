@@ -1,0 +1,556 @@
+//! `FjallStorage`: weir-core's [`Storage`] on the fjall LSM engine (production).
+//!
+//! Layout (three keyspaces of one fjall database, so one journal orders every write):
+//! - `batches`: key = partition_key (u64 BE) ++ last_offset (u64 BE), value = the record
+//!   batch exactly as the core handed it over. Big-endian keys sort like
+//!   (partition, offset), so a partition log is one contiguous key range in offset order.
+//!   Keying by the *last* offset makes the hot read ("the batch containing offset X") the
+//!   first key >= X — one forward scan — and retention ("batches ending below X") a key
+//!   range, with no batch read to decide either.
+//!   Values are separated from keys (fjall's blob files) because batches are large and
+//!   written once: compaction then moves 16-byte keys instead of megabytes of records.
+//! - `logs`: key = partition_key, empty value: the partition log exists (it may be empty
+//!   after truncation, and must still be reported by `logs()`).
+//! - `meta`: the core's opaque metadata entries.
+//!
+//! Invariants:
+//! - Ops are applied in order into one journal; multi-key ops (truncations, drops) are one
+//!   atomic fjall write batch. After a crash, recovery sees a prefix of the applied ops, and
+//!   every op covered by a completed `sync` is in that prefix.
+//! - Offsets are never negative (asserted on append), so `offset as u64` preserves order.
+//! - Writes are buffered (`manual_journal_persist`): nothing reaches the OS until
+//!   `flush_to_os` or `sync`, which is what makes group commit cheap.
+//! - Clones share the database (it is reference-counted), so reads run on connection tasks
+//!   while the node loop writes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use fjall::{
+    Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, OwnedWriteBatch, PersistMode,
+};
+use weir_core::storage::{RangeSummary, Storage, StorageError, StorageOp};
+use weir_wire::batch::{parse_header, BatchHeader};
+use weir_wire::domain::{ReadPlan, TimestampLookup};
+
+use super::StorageDriver;
+
+const KEYSPACE_BATCHES: &str = "batches";
+const KEYSPACE_LOGS: &str = "logs";
+const KEYSPACE_META: &str = "meta";
+
+/// Batches at or above this size go to blob files (see the module doc). Record batches are
+/// rarely smaller; small ones stay inline where they are cheaper to read.
+const BLOB_SEPARATION_BYTES_MIN: u32 = 1024;
+
+/// weir-core's storage on fjall. Cheap to clone; clones share the database.
+#[derive(Clone)]
+pub struct FjallStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    directory: std::path::PathBuf,
+    database: Database,
+    batches: Keyspace,
+    logs: Keyspace,
+    meta: Keyspace,
+    /// Partition keys with a `logs` marker, with the last offset of their last batch (if
+    /// any): an append writes the marker only once and is checked against the log's end
+    /// without a read. Only the node loop writes; the mutex is uncontended.
+    known_logs: Mutex<BTreeMap<u64, Option<i64>>>,
+}
+
+impl Inner {
+    fn lock_known_logs(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Option<i64>>> {
+        self.known_logs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for FjallStorage {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FjallStorage")
+            .finish_non_exhaustive()
+    }
+}
+
+impl FjallStorage {
+    /// Open (or create) the store in `directory`. Fails if another process holds it.
+    pub fn open(directory: &Path) -> Result<FjallStorage, StorageError> {
+        std::fs::create_dir_all(directory).map_err(|error| {
+            StorageError::Io(format!("cannot create {}: {error}", directory.display()))
+        })?;
+        let database = Database::builder(directory)
+            .manual_journal_persist(true)
+            .open()
+            .map_err(|error| {
+                StorageError::Io(format!("cannot open {}: {error}", directory.display()))
+            })?;
+        let batches = database
+            .keyspace(KEYSPACE_BATCHES, || {
+                KeyspaceCreateOptions::default()
+                    .manual_journal_persist(true)
+                    .with_kv_separation(Some(
+                        KvSeparationOptions::default()
+                            .separation_threshold(BLOB_SEPARATION_BYTES_MIN)
+                            // Clients compress batches; compressing again wastes a core.
+                            .compression(fjall::CompressionType::None),
+                    ))
+            })
+            .map_err(io_error)?;
+        let logs = database
+            .keyspace(KEYSPACE_LOGS, || {
+                KeyspaceCreateOptions::default().manual_journal_persist(true)
+            })
+            .map_err(io_error)?;
+        let meta = database
+            .keyspace(KEYSPACE_META, || {
+                KeyspaceCreateOptions::default().manual_journal_persist(true)
+            })
+            .map_err(io_error)?;
+        let mut partition_keys = Vec::new();
+        for guard in logs.iter() {
+            let key = guard.key().map_err(io_error)?;
+            partition_keys.push(decode_log_key(&key)?);
+        }
+        let directory = directory.to_owned();
+        let inner = Inner {
+            directory,
+            database,
+            batches,
+            logs,
+            meta,
+            known_logs: Mutex::default(),
+        };
+        let storage = FjallStorage {
+            inner: Arc::new(inner),
+        };
+        for partition_key in partition_keys {
+            let last = storage.last_offset(partition_key)?;
+            storage.inner.lock_known_logs().insert(partition_key, last);
+        }
+        Ok(storage)
+    }
+
+    /// The directory the store lives in.
+    pub fn directory(&self) -> &Path {
+        &self.inner.directory
+    }
+
+    fn append(
+        &self,
+        partition_key: u64,
+        base_offset: i64,
+        last_offset: i64,
+        batch: &Bytes,
+    ) -> Result<(), StorageError> {
+        check_append(partition_key, base_offset, last_offset, batch)?;
+        let inner = &self.inner;
+        let key = batch_key(partition_key, last_offset);
+        let mut known_logs = inner.lock_known_logs();
+        match known_logs.get(&partition_key) {
+            Some(Some(previous_last)) if *previous_last >= base_offset => {
+                return Err(StorageError::Io(format!(
+                    "append at {base_offset} to log {partition_key} ending at {previous_last}"
+                )));
+            }
+            Some(_) => inner.batches.insert(key, batch.clone()).map_err(io_error)?,
+            None => {
+                // First append to this log: the marker and the batch land atomically.
+                let mut write = inner.database.batch();
+                write.insert(&inner.logs, log_key(partition_key), Bytes::new());
+                write.insert(&inner.batches, key, batch.clone());
+                write.commit().map_err(io_error)?;
+            }
+        }
+        known_logs.insert(partition_key, Some(last_offset));
+        Ok(())
+    }
+
+    fn truncate_prefix(&self, partition_key: u64, offset: i64) -> Result<(), StorageError> {
+        // Keyed by last offset, "every batch ending below `offset`" is exactly a key range.
+        let range = batch_key(partition_key, 0)..batch_key_clamped(partition_key, offset);
+        let mut keys = Vec::new();
+        for guard in self.inner.batches.range(range) {
+            keys.push(guard.key().map_err(io_error)?);
+        }
+        self.remove_batches(keys)
+    }
+
+    fn truncate_suffix(&self, partition_key: u64, offset: i64) -> Result<(), StorageError> {
+        // Candidates end at or after `offset`; only the first may start before it (straddle
+        // it) and stay, every later one starts after the first one's end.
+        let range = batch_key_clamped(partition_key, offset)..=batch_key(partition_key, i64::MAX);
+        let mut keys = Vec::new();
+        for (index, guard) in self.inner.batches.range(range).enumerate() {
+            let key = guard.key().map_err(io_error)?;
+            if index == 0 {
+                let (_, value) = self.get_batch(&key)?;
+                if header_of(partition_key, &value)?.base_offset < offset {
+                    continue; // Straddles `offset`: it stays.
+                }
+            }
+            keys.push(key);
+        }
+        self.remove_batches(keys)?;
+        // The log now ends with whatever batch is left last.
+        let new_last = self.last_offset(partition_key)?;
+        if let Some(last) = self.inner.lock_known_logs().get_mut(&partition_key) {
+            *last = new_last;
+        }
+        Ok(())
+    }
+
+    /// Last offset of the last stored batch of a log, if it has any (read from its key).
+    fn last_offset(&self, partition_key: u64) -> Result<Option<i64>, StorageError> {
+        let last = self
+            .inner
+            .batches
+            .prefix(partition_key.to_be_bytes())
+            .next_back();
+        match last {
+            None => Ok(None),
+            Some(guard) => {
+                let key = guard.key().map_err(io_error)?;
+                Ok(Some(decode_batch_key(&key)?.1))
+            }
+        }
+    }
+
+    fn drop_partition(&self, partition_key: u64) -> Result<(), StorageError> {
+        let inner = &self.inner;
+        let mut known_logs = inner.lock_known_logs();
+        let mut write = inner.database.batch();
+        for guard in inner.batches.prefix(partition_key.to_be_bytes()) {
+            write.remove(&inner.batches, guard.key().map_err(io_error)?);
+        }
+        write.remove(&inner.logs, log_key(partition_key));
+        write.commit().map_err(io_error)?;
+        known_logs.remove(&partition_key);
+        Ok(())
+    }
+
+    fn remove_batches(&self, keys: Vec<fjall::UserKey>) -> Result<(), StorageError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let mut write: OwnedWriteBatch = inner.database.batch();
+        for key in keys {
+            write.remove(&inner.batches, key);
+        }
+        write.commit().map_err(io_error)
+    }
+
+    fn get_batch(&self, key: &[u8]) -> Result<(fjall::UserKey, Bytes), StorageError> {
+        match self.inner.batches.get(key).map_err(io_error)? {
+            Some(value) => Ok((fjall::UserKey::from(key), Bytes::from(value))),
+            None => Err(StorageError::Io("batch vanished during a read".to_owned())),
+        }
+    }
+
+    /// Batches of `partition_key` from the one containing `from_offset` (or the first after
+    /// it) until, excluding, the first with base offset >= `end_offset`, in offset order.
+    /// Keys carry last offsets, so the containing batch is the first key >= `from_offset`:
+    /// one forward scan, no lookup.
+    fn scan(
+        &self,
+        partition_key: u64,
+        from_offset: i64,
+        end_offset: i64,
+    ) -> impl Iterator<Item = Result<(BatchHeader, Bytes), StorageError>> + '_ {
+        let range =
+            batch_key_clamped(partition_key, from_offset)..=batch_key(partition_key, i64::MAX);
+        self.inner
+            .batches
+            .range(range)
+            .map(move |guard| {
+                let (_, value) = guard.into_inner().map_err(io_error)?;
+                let value = Bytes::from(value);
+                let header = header_of(partition_key, &value)?;
+                Ok((header, value))
+            })
+            .take_while(move |item| match item {
+                Ok((header, _)) => header.base_offset < end_offset,
+                // Let the error through: the caller stops at it.
+                Err(_) => true,
+            })
+    }
+}
+
+impl Storage for FjallStorage {
+    fn apply(&mut self, op: &StorageOp) -> Result<(), StorageError> {
+        match op {
+            StorageOp::Append {
+                partition_key,
+                base_offset,
+                last_offset,
+                batch,
+            } => self.append(*partition_key, *base_offset, *last_offset, batch),
+            StorageOp::TruncatePrefix {
+                partition_key,
+                offset,
+            } => self.truncate_prefix(*partition_key, *offset),
+            StorageOp::TruncateSuffix {
+                partition_key,
+                offset,
+            } => self.truncate_suffix(*partition_key, *offset),
+            StorageOp::DropPartition { partition_key } => self.drop_partition(*partition_key),
+            StorageOp::PutMeta { key, value } => self
+                .inner
+                .meta
+                .insert(key.as_slice(), value.as_slice())
+                .map_err(io_error),
+            StorageOp::DeleteMeta { key } => {
+                self.inner.meta.remove(key.as_slice()).map_err(io_error)
+            }
+        }
+    }
+
+    fn sync(&self) -> Result<(), StorageError> {
+        // fjall poisons itself on a failed persist, so a later call cannot pretend success.
+        self.inner
+            .database
+            .persist(PersistMode::SyncAll)
+            .map_err(io_error)
+    }
+
+    fn read(&self, plan: &ReadPlan) -> Result<Bytes, StorageError> {
+        let mut batches: Vec<Bytes> = Vec::new();
+        let mut total_bytes: usize = 0;
+        let max_bytes = usize::try_from(plan.max_bytes).unwrap_or(usize::MAX);
+        for item in self.scan(plan.partition_key, plan.start_offset, plan.end_offset) {
+            let (_, batch) = item?;
+            // The first batch is returned whole even when it alone exceeds max_bytes.
+            if !batches.is_empty() && total_bytes.saturating_add(batch.len()) > max_bytes {
+                break;
+            }
+            total_bytes += batch.len();
+            batches.push(batch);
+        }
+        Ok(concatenate(batches, total_bytes))
+    }
+
+    fn lookup_timestamp(
+        &self,
+        lookup: &TimestampLookup,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        for item in self.scan(lookup.partition_key, lookup.start_offset, lookup.end_offset) {
+            let (header, batch) = item?;
+            // Batch headers bound every record's timestamp: skip without decoding.
+            if header.max_timestamp < lookup.timestamp {
+                continue;
+            }
+            if let Some(found) = first_record_at_or_after(&header, batch, lookup)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    fn summarize(
+        &self,
+        partition_key: u64,
+        from_offset: i64,
+    ) -> Result<RangeSummary, StorageError> {
+        let mut summary = RangeSummary {
+            start_offset: from_offset,
+            end_offset: from_offset,
+            bytes: 0,
+            batch_count: 0,
+            max_timestamp: -1,
+            max_timestamp_offset: -1,
+        };
+        for item in self.scan(partition_key, from_offset, i64::MAX) {
+            let (header, batch) = item?;
+            if summary.batch_count == 0 {
+                summary.start_offset = header.base_offset;
+            }
+            summary.end_offset = header.last_offset() + 1;
+            summary.bytes += batch.len() as u64;
+            summary.batch_count += 1;
+            if header.max_timestamp > summary.max_timestamp {
+                summary.max_timestamp = header.max_timestamp;
+                summary.max_timestamp_offset = header.base_offset;
+            }
+        }
+        Ok(summary)
+    }
+
+    fn meta_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let mut entries = Vec::new();
+        for guard in self.inner.meta.iter() {
+            let (key, value) = guard.into_inner().map_err(io_error)?;
+            entries.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    fn logs(&self) -> Result<BTreeMap<u64, Option<(i64, i64)>>, StorageError> {
+        let known_logs: Vec<u64> = self.inner.lock_known_logs().keys().copied().collect();
+        let mut logs = BTreeMap::new();
+        for partition_key in known_logs {
+            let first = self
+                .inner
+                .batches
+                .prefix(partition_key.to_be_bytes())
+                .next();
+            let bounds = match first {
+                None => None,
+                Some(first) => {
+                    let (_, value) = first.into_inner().map_err(io_error)?;
+                    let first_offset = header_of(partition_key, &value)?.base_offset;
+                    let last_offset = self.last_offset(partition_key)?.unwrap_or(first_offset);
+                    Some((first_offset, last_offset + 1))
+                }
+            };
+            logs.insert(partition_key, bounds);
+        }
+        Ok(logs)
+    }
+}
+
+impl StorageDriver for FjallStorage {
+    fn flush_to_os(&self) -> Result<(), StorageError> {
+        self.inner
+            .database
+            .persist(PersistMode::Buffer)
+            .map_err(io_error)
+    }
+}
+
+/// Find the first record of `batch` at an offset in `[start, end)` with timestamp >= target.
+fn first_record_at_or_after(
+    header: &BatchHeader,
+    batch: Bytes,
+    lookup: &TimestampLookup,
+) -> Result<Option<(i64, i64)>, StorageError> {
+    if header.is_control() {
+        return Ok(None);
+    }
+    if header.is_log_append_time() {
+        // Every record carries the append time the broker stamped into max_timestamp.
+        let offset = header.base_offset.max(lookup.start_offset);
+        let in_range = offset <= header.last_offset() && offset < lookup.end_offset;
+        return Ok(in_range.then_some((offset, header.max_timestamp)));
+    }
+    let records =
+        weir_wire::records::decode_records(batch).map_err(|error| StorageError::Corrupt {
+            partition_key: lookup.partition_key,
+            offset: header.base_offset,
+            reason: format!("cannot decode records: {error}"),
+        })?;
+    let found = records.iter().find(|record| {
+        record.offset >= lookup.start_offset
+            && record.offset < lookup.end_offset
+            && record.timestamp >= lookup.timestamp
+    });
+    Ok(found.map(|record| (record.offset, record.timestamp)))
+}
+
+/// The checks MemStorage makes too, so the simulated disk is not stricter than this one:
+/// the op's offsets match the batch header and the batch is exactly one whole batch.
+fn check_append(
+    partition_key: u64,
+    base_offset: i64,
+    last_offset: i64,
+    batch: &Bytes,
+) -> Result<(), StorageError> {
+    let corrupt = |reason: String| StorageError::Corrupt {
+        partition_key,
+        offset: base_offset,
+        reason,
+    };
+    if base_offset < 0 {
+        return Err(corrupt(format!("negative base offset {base_offset}")));
+    }
+    let header = header_of(partition_key, batch)?;
+    if header.base_offset != base_offset || header.last_offset() != last_offset {
+        return Err(corrupt(format!(
+            "op offsets {base_offset}..={last_offset}, batch says {}..={}",
+            header.base_offset,
+            header.last_offset()
+        )));
+    }
+    if header.size_bytes() != batch.len() {
+        return Err(corrupt(format!(
+            "batch of {} bytes, header says {}",
+            batch.len(),
+            header.size_bytes()
+        )));
+    }
+    Ok(())
+}
+
+fn concatenate(batches: Vec<Bytes>, total_bytes: usize) -> Bytes {
+    match batches.len() {
+        0 => Bytes::new(),
+        // The common case for a caught-up consumer: no copy at all.
+        1 => batches.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut out = BytesMut::with_capacity(total_bytes);
+            for batch in batches {
+                out.extend_from_slice(&batch);
+            }
+            out.freeze()
+        }
+    }
+}
+
+fn header_of(partition_key: u64, batch: &[u8]) -> Result<BatchHeader, StorageError> {
+    parse_header(batch).map_err(|error| StorageError::Corrupt {
+        partition_key,
+        offset: batch
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(-1, i64::from_be_bytes),
+        reason: format!("unreadable batch header: {error}"),
+    })
+}
+
+fn batch_key(partition_key: u64, offset: i64) -> [u8; 16] {
+    debug_assert!(offset >= 0);
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&partition_key.to_be_bytes());
+    key[8..].copy_from_slice(&(offset as u64).to_be_bytes());
+    key
+}
+
+/// Like [`batch_key`] for a bound that may be negative (treated as 0).
+fn batch_key_clamped(partition_key: u64, offset: i64) -> [u8; 16] {
+    batch_key(partition_key, offset.max(0))
+}
+
+fn decode_batch_key(key: &[u8]) -> Result<(u64, i64), StorageError> {
+    let corrupt = || StorageError::Io(format!("malformed batch key of {} bytes", key.len()));
+    let partition: [u8; 8] = key
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    let offset: [u8; 8] = key
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    let offset = i64::try_from(u64::from_be_bytes(offset)).map_err(|_| corrupt())?;
+    Ok((u64::from_be_bytes(partition), offset))
+}
+
+fn log_key(partition_key: u64) -> [u8; 8] {
+    partition_key.to_be_bytes()
+}
+
+fn decode_log_key(key: &[u8]) -> Result<u64, StorageError> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StorageError::Io(format!("malformed log key of {} bytes", key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn io_error(error: fjall::Error) -> StorageError {
+    StorageError::Io(error.to_string())
+}

@@ -1,0 +1,305 @@
+//! Shared helpers for the server's integration tests: an in-process server on a private
+//! tokio runtime, a spawned `weir` process, and a blocking raw-bytes Kafka client built on
+//! weir-wire's client-direction codec.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use weir::config::ServerConfig;
+use weir::server::RunningServer;
+use weir_runtime::TokioRuntime;
+use weir_wire::codec::{self, RequestHeader};
+use weir_wire::domain::*;
+use weir_wire::records::{self, BatchOptions, Record};
+
+/// Socket read timeout: a hung server fails the test instead of hanging it.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server running in this process on its own tokio runtime.
+pub struct InProcess {
+    pub address: String,
+    _server: RunningServer,
+    // Dropped last: dropping the runtime stops every server task.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl InProcess {
+    /// Start on 127.0.0.1:0 with fjall in `data_dir`.
+    pub fn start(data_dir: &Path) -> InProcess {
+        let mut config = ServerConfig::from_toml_str("", "test").expect("defaults are valid");
+        config.listen = "127.0.0.1:0".to_owned();
+        config.data_dir = data_dir.to_owned();
+        InProcess::start_with(config)
+    }
+
+    pub fn start_with(config: ServerConfig) -> InProcess {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let server = runtime
+            .block_on(async { weir::server::start_fjall(TokioRuntime::new(7), config).await })
+            .expect("server starts");
+        let address = server.local_addr().to_owned();
+        InProcess {
+            address,
+            _server: server,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(&self.address)
+    }
+}
+
+/// A `weir serve` child process.
+pub struct Process {
+    pub address: String,
+    pub child: Child,
+}
+
+impl Process {
+    /// Spawn the binary on a free port and wait for its startup line.
+    pub fn spawn(data_dir: &Path) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn weir");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read startup line");
+        let address = line
+            .strip_prefix("weir listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
+            .to_owned();
+        Process { address, child }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking Kafka client speaking raw frames.
+pub struct Client {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    pub fn connect(address: &str) -> Client {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Client {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
+    pub fn header(&mut self, api_key: i16, api_version: i16) -> RequestHeader {
+        self.correlation_id += 1;
+        RequestHeader {
+            api_key,
+            api_version,
+            correlation_id: self.correlation_id,
+            client_id: Some("weir-test".to_owned()),
+        }
+    }
+
+    /// Read one response frame (without its length prefix); None on EOF or reset.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut prefix = [0u8; 4];
+        self.stream.read_exact(&mut prefix).ok()?;
+        let len = usize::try_from(i32::from_be_bytes(prefix)).expect("sane length");
+        let mut frame = vec![0u8; len];
+        self.stream.read_exact(&mut frame).ok()?;
+        Some(Bytes::from(frame))
+    }
+
+    pub fn api_versions(&mut self, version: i16) -> Vec<(i16, i16, i16)> {
+        let header = self.header(18, version);
+        let mut out = BytesMut::new();
+        codec::encode_api_versions_request(&header, &mut out).expect("encode");
+        self.stream.write_all(&out).expect("write");
+        let frame = self.read_frame().expect("ApiVersions response");
+        codec::decode_api_versions_response(&header, frame).expect("decode ApiVersions")
+    }
+
+    pub fn request(&mut self, api_key: i16, version: i16, request: &ApiRequest) -> ApiResponse {
+        let header = self.header(api_key, version);
+        self.send(&header, request);
+        let frame = self.read_frame().expect("response");
+        codec::decode_response(&header, frame).expect("decode response")
+    }
+
+    pub fn send(&mut self, header: &RequestHeader, request: &ApiRequest) {
+        let mut out = BytesMut::new();
+        codec::encode_request(header, request, &mut out).expect("encode");
+        self.stream.write_all(&out).expect("write");
+    }
+
+    pub fn create_topic(&mut self, name: &str, partitions: i32) -> CreateTopicsResponse {
+        let request = ApiRequest::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: name.to_owned(),
+                num_partitions: partitions,
+                replication_factor: 1,
+                assignments: vec![],
+                configs: vec![],
+            }],
+            timeout_ms: 5_000,
+            validate_only: false,
+        });
+        match self.request(19, 7, &request) {
+            ApiResponse::CreateTopics(response) => response,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    pub fn metadata(&mut self) -> MetadataResponse {
+        let request = ApiRequest::Metadata(MetadataRequest {
+            topics: None,
+            allow_auto_topic_creation: false,
+            include_cluster_authorized_operations: false,
+            include_topic_authorized_operations: false,
+        });
+        match self.request(3, 12, &request) {
+            ApiResponse::Metadata(response) => response,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Produce one batch to partition 0; returns (error, base offset).
+    pub fn produce(&mut self, topic: &str, acks: i16, batch: Bytes) -> (ErrorCodeValue, i64) {
+        let request = produce_request(topic, acks, batch);
+        match self.request(0, 9, &request) {
+            ApiResponse::Produce(response) => {
+                let partition = &response.topics[0].partitions[0];
+                (partition.error.0, partition.base_offset)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Fetch partition 0 from `offset`; returns (error, high watermark, records).
+    pub fn fetch(&mut self, topic: &str, offset: i64) -> (ErrorCodeValue, i64, Vec<Record>) {
+        let request = ApiRequest::Fetch(FetchRequest {
+            replica_id: -1,
+            max_wait_ms: 100,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            isolation_level: 0,
+            session_id: 0,
+            session_epoch: -1,
+            topics: vec![FetchTopic {
+                topic: TopicRef::Name(topic.to_owned()),
+                partitions: vec![FetchPartition {
+                    partition: 0,
+                    current_leader_epoch: -1,
+                    fetch_offset: offset,
+                    log_start_offset: -1,
+                    partition_max_bytes: 1 << 20,
+                }],
+            }],
+            rack_id: String::new(),
+        });
+        match self.request(1, 12, &request) {
+            ApiResponse::Fetch(response) => {
+                let partition = &response.topics[0].partitions[0];
+                let records = match &partition.records {
+                    FetchRecords::Bytes(bytes) => {
+                        records::decode_records(bytes.clone()).expect("decode records")
+                    }
+                    FetchRecords::Empty => vec![],
+                    FetchRecords::Read(plan) => panic!("unresolved read plan {plan:?}"),
+                };
+                (partition.error.0, partition.high_watermark, records)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Fetch from `offset` until `count` records are seen (or give up after a while).
+    pub fn fetch_all(&mut self, topic: &str, count: usize) -> Vec<Record> {
+        let mut all = Vec::new();
+        for _ in 0..200 {
+            if all.len() >= count {
+                break;
+            }
+            let next = all.last().map_or(0, |record: &Record| record.offset + 1);
+            let (error, _, records) = self.fetch(topic, next);
+            assert_eq!(error, 0, "fetch error");
+            all.extend(records.into_iter().filter(|record| record.offset >= next));
+        }
+        all
+    }
+
+    /// True if the server closed the connection (EOF or reset) within the timeout.
+    pub fn is_closed_by_server(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(error) => !matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+}
+
+/// An i16 error code (what tests compare against).
+pub type ErrorCodeValue = i16;
+
+pub fn produce_request(topic: &str, acks: i16, batch: Bytes) -> ApiRequest {
+    ApiRequest::Produce(ProduceRequest {
+        transactional_id: None,
+        acks,
+        timeout_ms: 5_000,
+        topics: vec![ProduceTopic {
+            topic: TopicRef::Name(topic.to_owned()),
+            partitions: vec![ProducePartition {
+                partition: 0,
+                records: Some(batch),
+            }],
+        }],
+    })
+}
+
+/// A batch of `count` records with values `{prefix}-{i}`.
+pub fn batch(prefix: &str, count: usize) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|index| Record {
+            offset: index as i64,
+            timestamp: 1_700_000_000_000 + index as i64,
+            key: Some(Bytes::from(format!("key-{index}"))),
+            value: Some(Bytes::from(format!("{prefix}-{index}"))),
+            headers: vec![],
+        })
+        .collect();
+    records::encode_batch(&records, &BatchOptions::default()).expect("encode batch")
+}

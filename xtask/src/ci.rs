@@ -1,0 +1,129 @@
+//! `cargo xtask ci`: the whole test command, runnable on a fresh Debian machine with Rust.
+//!
+//! Order: install missing tools (never skip a suite because a tool is missing: install it),
+//! format check, clippy with warnings denied, workspace tests (unit, property, scenario,
+//! tidy, in-process server tests), a release build of `weir`, then the real-client
+//! compatibility suite against that binary.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::project_root;
+
+/// Runs every CI step in order; stops at the first failure.
+pub(crate) fn run(install: bool) -> Result<()> {
+    let root = project_root();
+    let started = Instant::now();
+    if install {
+        install_deps()?;
+    }
+    step(
+        "cargo fmt --check",
+        &root,
+        "cargo",
+        &["fmt", "--all", "--check"],
+    )?;
+    step(
+        "cargo clippy",
+        &root,
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    step(
+        "cargo test",
+        &root,
+        "cargo",
+        &["test", "--workspace", "--locked"],
+    )?;
+    step(
+        "cargo build --release -p weir",
+        &root,
+        "cargo",
+        &["build", "--release", "--locked", "-p", "weir"],
+    )?;
+    let weir_bin = root.join("target/release/weir");
+    let mut compat = Command::new("python3");
+    compat
+        .args(["-m", "pytest", "-q", "tests/compat"])
+        .current_dir(&root)
+        .env("WEIR_BIN", &weir_bin);
+    run_command("real-client compatibility suite", compat)?;
+    eprintln!("xtask ci: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Installs what the test suites need and a fresh machine lacks: kcat (apt), the Python
+/// clients and pytest (pip), kafkajs (npm).
+pub(crate) fn install_deps() -> Result<()> {
+    let root = project_root();
+    if !has_program("kcat") {
+        step("apt-get update", &root, "apt-get", &["update", "-q"])?;
+        step(
+            "apt-get install kcat",
+            &root,
+            "apt-get",
+            &["install", "-y", "-q", "kcat"],
+        )?;
+    }
+    step(
+        "pip install (tests/compat/requirements.txt)",
+        &root,
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-r",
+            "tests/compat/requirements.txt",
+        ],
+    )?;
+    let kafkajs = root.join("tests/compat/kafkajs");
+    if !kafkajs.join("node_modules/kafkajs").exists() {
+        step(
+            "npm ci (kafkajs)",
+            &kafkajs,
+            "npm",
+            &["ci", "--no-audit", "--no-fund"],
+        )?;
+    }
+    Ok(())
+}
+
+fn has_program(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false)
+}
+
+fn step(title: &str, dir: &Path, program: &str, args: &[&str]) -> Result<()> {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(dir);
+    run_command(title, command)
+}
+
+fn run_command(title: &str, mut command: Command) -> Result<()> {
+    eprintln!("==> {title}");
+    let started = Instant::now();
+    let status = command
+        .status()
+        .with_context(|| format!("could not start: {title}"))?;
+    eprintln!("<== {title}: {status} in {:.1?}", started.elapsed());
+    if !status.success() {
+        bail!("step failed: {title} ({status})");
+    }
+    Ok(())
+}
