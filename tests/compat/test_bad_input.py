@@ -131,11 +131,10 @@ def test_unknown_api_key(bb):
             assert Reader(resp).i32() == 4242, "response to an unknown API carries a wrong correlation id"
 
 
-def test_joingroup_v5_unimplemented(bb):
-    # Goal: JoinGroup v5 (a real API the broker does not serve yet) is handled like Kafka
-    # handles a request for an API that is not enabled: either a JoinGroup v5 response with
-    # UNSUPPORTED_VERSION (35) or the connection closed; never a hang, a wrong correlation id
-    # or a crash. Method: a well-formed JoinGroup v5 request on a raw socket.
+def test_joingroup_v5_raw_member_id_required(bb):
+    # Goal: a hand-built JoinGroup v5 (non-flexible) is decoded and answered in kind: the
+    # right correlation id and, for a first join without member id (KIP-394), error
+    # MEMBER_ID_REQUIRED (79) with the member id to rejoin with. Method: raw socket.
     body = (
         kstring("weir-compat-group")
         + i32(10_000)  # session timeout
@@ -148,12 +147,11 @@ def test_joingroup_v5_unimplemented(bb):
     with RawConn(bb.bootstrap) as c:
         c.send(frame(request_header(11, 5, 808) + body))
         resp = c.recv_frame()
-    if resp is None:
-        return  # closed, as Kafka does for an API it does not enable
+    assert resp is not None, "JoinGroup v5 closed the connection"
     r = Reader(resp)
     assert r.i32() == 808
     r.i32()  # throttle_time_ms (v2+)
-    assert r.i16() == 35, "JoinGroup v5 answered, but not with UNSUPPORTED_VERSION"
+    assert r.i16() == 79, "a first JoinGroup v5 must get MEMBER_ID_REQUIRED"
 
 
 def test_api_versions_v99_falls_back_to_v0(bb):

@@ -103,11 +103,10 @@ def test_produce_acks(broker, client, acks):
             assert acked[i] == (p, n), f"client was told {acked[i]}, record is at {(p, n)}"
 
 
-@pytest.mark.xfail(reason="InitProducerId (API 22, idempotent producer) is not served yet", strict=False)
 def test_kafka_python_default_idempotent_producer(broker):
     # Goal: kafka-python's producer with its defaults (acks=all => idempotence on, which
     # starts with InitProducerId) works unmodified. Method: 10 records with a default
-    # KafkaProducer, read back. Expected to fail until the broker serves InitProducerId.
+    # KafkaProducer, read back.
     from kafka import KafkaProducer
 
     topic = unique("kp-default")

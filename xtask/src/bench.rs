@@ -3,13 +3,14 @@
 //!
 //! The machine is shared and noisy, so numbers are quoted next to this machine's loopback
 //! limit measured in the same run by the same binary (`weir bench loopback`); compare ratios,
-//! not absolute values.
+//! not absolute values. The load generator the targets are stated for is librdkafka:
+//! bench/rdkafka_load.c, compiled here against the system librdkafka.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::project_root;
 
-/// Builds the release binary, starts a broker on a temporary data dir, runs each benchmark,
-/// and rewrites docs/benchmarks.md.
+/// Builds the release binary and the librdkafka load generator, starts a broker on a
+/// temporary data dir, runs each benchmark, and rewrites docs/benchmarks.md.
 pub(crate) fn run(records: u64) -> Result<()> {
     let root = project_root();
     let status = Command::new(env!("CARGO"))
@@ -29,12 +30,13 @@ pub(crate) fn run(records: u64) -> Result<()> {
         bail!("release build failed");
     }
     let weir = root.join("target/release/weir");
+    let load = build_rdkafka_load(&root)?;
     let data_dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     let _ = fs::remove_dir_all(&data_dir);
     let port = free_port()?;
     let bootstrap = format!("127.0.0.1:{port}");
     let mut broker = start_broker(&weir, &bootstrap, &data_dir)?;
-    let result = run_suite(&weir, &bootstrap, records);
+    let result = run_suite(&weir, &load, &bootstrap, records);
     let _ = broker.kill();
     let _ = broker.wait();
     let _ = fs::remove_dir_all(&data_dir);
@@ -53,45 +55,80 @@ pub(crate) fn run(records: u64) -> Result<()> {
 }
 
 const HEADER: &str = "# Benchmarks\n\n\
-Made by `cargo xtask bench` (release build, one broker, client and broker on the same\n\
-2-core machine, data durable: `weir.durability = fsync`, every acknowledged batch is\n\
-fdatasync'ed before the ack, with group commit). The machine is shared and noisy: compare\n\
-the ratios to the loopback limit measured in the same run, not absolute numbers.\n";
+Made by `cargo xtask bench` (release build, one broker, load generator and broker on the\n\
+same 2-core machine, data durable: `weir.durability = fsync`, every acknowledged batch is\n\
+fdatasync'ed before the ack, with group commit). Load generators: `rdkafka_load`\n\
+(bench/rdkafka_load.c over librdkafka, the client the targets are stated for) and\n\
+`weir bench` (the native Rust client). The machine is shared and noisy: compare ratios\n\
+to the loopback limit measured in the same run, not absolute numbers. Each section is\n\
+the command that ran and its output.\n";
 
-fn run_suite(weir: &Path, bootstrap: &str, records: u64) -> Result<Vec<(String, String)>> {
+fn run_suite(
+    weir: &Path,
+    load: &Path,
+    bootstrap: &str,
+    records: u64,
+) -> Result<Vec<(String, String)>> {
+    let load_records = (records * 2).to_string();
+    let all_records = (records * 5).to_string();
     let records = records.to_string();
-    let latency_records = "25000".to_string();
-    let runs: Vec<Vec<String>> = vec![
-        vec!["bench".into(), "loopback".into()],
-        args(&[
-            "topic",
-            "create",
-            "bench",
-            "--partitions",
-            "2",
-            "--bootstrap-server",
-            bootstrap,
-        ]),
-        bench_produce(bootstrap, &records, "1", None),
-        bench_produce(bootstrap, &records, "all", None),
-        args(&[
-            "bench",
-            "consume",
-            "--topic",
-            "bench",
-            "--num-records",
-            &records,
-        ])
-        .into_iter()
-        .chain(args(&["--bootstrap-server", bootstrap]))
-        .collect(),
-        bench_produce(bootstrap, &latency_records, "all", Some("5000")),
+    let runs: Vec<(&Path, Vec<String>)> = vec![
+        (weir, args(&["bench", "loopback"])),
+        (
+            weir,
+            args(&[
+                "topic",
+                "create",
+                "bench",
+                "--partitions",
+                "2",
+                "--bootstrap-server",
+            ]),
+        ),
+        (
+            load,
+            args(&["produce", bootstrap, "bench", &load_records, "100", "1"]),
+        ),
+        (
+            load,
+            args(&["produce", bootstrap, "bench", &load_records, "100", "all"]),
+        ),
+        (weir, bench_produce(&records)),
+        (
+            load,
+            args(&["consume", bootstrap, "bench", &all_records, "2"]),
+        ),
+        (
+            weir,
+            args(&[
+                "bench",
+                "consume",
+                "--topic",
+                "bench",
+                "--num-records",
+                &all_records,
+            ]),
+        ),
+        // acks=all latency at a fixed 5 k records/s, every ack after an fsync.
+        (
+            load,
+            args(&["produce", bootstrap, "bench", "25000", "100", "all", "5000"]),
+        ),
     ];
     let mut sections = Vec::new();
-    for run in runs {
-        let shown = format!("weir {}", run.join(" "));
+    for (program, mut run) in runs {
+        if program == weir {
+            if run.last().map(String::as_str) != Some("--bootstrap-server") {
+                run.push("--bootstrap-server".into());
+            }
+            run.push(bootstrap.into());
+        }
+        let name = program
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into());
+        let shown = format!("{name} {}", run.join(" "));
         eprintln!("==> {shown}");
-        let output = Command::new(weir)
+        let output = Command::new(program)
             .args(&run)
             .stderr(Stdio::inherit())
             .output()?;
@@ -104,8 +141,32 @@ fn run_suite(weir: &Path, bootstrap: &str, records: u64) -> Result<Vec<(String, 
     Ok(sections)
 }
 
-fn bench_produce(bootstrap: &str, records: &str, acks: &str, rate: Option<&str>) -> Vec<String> {
-    let mut run = args(&[
+/// Compiles bench/rdkafka_load.c against the system librdkafka (Debian's librdkafka-dev,
+/// installed when missing).
+fn build_rdkafka_load(root: &Path) -> Result<PathBuf> {
+    if !Path::new("/usr/include/librdkafka/rdkafka.h").exists() {
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-q", "librdkafka-dev", "gcc"])
+            .status()?;
+        if !status.success() {
+            bail!("apt-get install librdkafka-dev failed");
+        }
+    }
+    let output = root.join("target/rdkafka_load");
+    let status = Command::new("gcc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&output)
+        .arg(root.join("bench/rdkafka_load.c"))
+        .arg("-lrdkafka")
+        .status()?;
+    if !status.success() {
+        bail!("compiling bench/rdkafka_load.c failed");
+    }
+    Ok(output)
+}
+
+fn bench_produce(records: &str) -> Vec<String> {
+    args(&[
         "bench",
         "produce",
         "--topic",
@@ -115,14 +176,10 @@ fn bench_produce(bootstrap: &str, records: &str, acks: &str, rate: Option<&str>)
         "--record-size",
         "100",
         "--acks",
-        acks,
-        "--bootstrap-server",
-        bootstrap,
-    ]);
-    if let Some(rate) = rate {
-        run.extend(args(&["--throughput", rate]));
-    }
-    run
+        "all",
+        "--batch-size",
+        "1000000",
+    ])
 }
 
 fn args(items: &[&str]) -> Vec<String> {
@@ -138,27 +195,19 @@ fn start_broker(weir: &Path, bootstrap: &str, data_dir: &Path) -> Result<Child> 
         .args(["serve", "--listen", bootstrap, "--data-dir"])
         .arg(data_dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .context("starting weir")?;
     let started = Instant::now();
-    let stderr = child.stderr.take().context("broker stderr")?;
     let stdout = child.stdout.take().context("broker stdout")?;
-    // The ready line may go to either stream depending on the logger; watch both.
     let (sender, receiver) = std::sync::mpsc::channel();
-    for stream in [
-        Box::new(stderr) as Box<dyn std::io::Read + Send>,
-        Box::new(stdout),
-    ] {
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if line.contains("weir listening on") {
-                    let _ = sender.send(());
-                }
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("weir listening on") {
+                let _ = sender.send(());
             }
-        });
-    }
+        }
+    });
     if receiver.recv_timeout(Duration::from_secs(30)).is_err() {
         let _ = child.kill();
         bail!("broker did not report ready within {:?}", started.elapsed());

@@ -46,6 +46,11 @@ pub(crate) fn run(install: bool) -> Result<()> {
         "cargo",
         &["test", "--workspace", "--locked"],
     )?;
+    // Deterministic simulation: fixed seeds on both simulators, determinism, planted bugs.
+    eprintln!("==> cargo xtask sim (fixed seeds, determinism, planted bugs)");
+    let sim_started = Instant::now();
+    crate::sim::ci()?;
+    eprintln!("<== cargo xtask sim in {:.1?}", sim_started.elapsed());
     step(
         "cargo build --release -p weir",
         &root,

@@ -9,6 +9,7 @@
 mod bench;
 mod check;
 mod ci;
+mod sim;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ enum Command {
         #[arg(long, default_value_t = 2_000_000)]
         records: u64,
     },
+    /// Deterministic simulation (turmoil, madsim): seeds, replay, determinism, planted bugs.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Tidy => tidy::run().map(|()| true),
         Command::Check { file } => check::run(&file),
         Command::Bench { records } => bench::run(records).map(|()| true),
+        Command::Sim(args) => sim::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

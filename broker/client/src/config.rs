@@ -122,6 +122,10 @@ pub struct ProducerConfig {
     /// Ask the broker to create unknown topics on metadata requests
     /// (`allow.auto.create.topics`).
     pub allow_auto_create_topics: bool,
+    /// `enable.idempotence`: get a producer id (InitProducerId) and number every batch per
+    /// partition, so retries after connection drops or broker restarts are deduplicated by
+    /// the broker. Needs `acks = all`.
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -139,6 +143,7 @@ impl Default for ProducerConfig {
             compression: Compression::None,
             ack_timeout: Duration::from_secs(30),
             allow_auto_create_topics: true,
+            idempotent: false,
         }
     }
 }

@@ -13,6 +13,9 @@
 //!   complete once their request is queued on the connection, with offset -1.
 //! - Every future returned by `send` resolves exactly once (the session returns each token
 //!   exactly once; a dropped sender resolves it to [`ClientError::Closed`]).
+//! - Idempotent producers: one InitProducerId task at a time fetches the producer id the
+//!   session asks for; each batch is encoded with the id, epoch and sequence the session
+//!   fixed for it, retries included.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -25,7 +28,8 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 use weir_runtime::Runtime;
 use weir_wire::domain::{
-    ApiRequest, ApiResponse, ProducePartition, ProduceRequest, ProduceTopic, TopicRef,
+    ApiRequest, ApiResponse, InitProducerIdRequest, ProducePartition, ProduceRequest, ProduceTopic,
+    TopicRef,
 };
 use weir_wire::records::{BatchOptions, Record};
 
@@ -91,11 +95,22 @@ struct State {
     /// Topics this producer has sent to; refreshed together (bounded by what the user
     /// sends to).
     topics: BTreeSet<String>,
+    /// An InitProducerId task is running.
+    producer_id_in_flight: bool,
+    /// Earliest time of the next InitProducerId attempt (backoff after a failure).
+    next_producer_id_at: Duration,
 }
 
 impl<R: Runtime> Producer<R> {
     /// Connects to the cluster and starts the sender task.
     pub async fn connect(runtime: R, config: ProducerConfig) -> Result<Producer<R>, ClientError> {
+        if config.idempotent && config.acks != Acks::All {
+            // Kafka's rule: without acks=all an acknowledged batch may be lost and its
+            // sequence reused, which idempotence cannot tell from a retry.
+            return Err(ClientError::InvalidArgument(
+                "an idempotent producer needs acks=all".into(),
+            ));
+        }
         let seed = runtime.rng_seed();
         let cluster = Cluster::connect(runtime.clone(), config.client.clone()).await?;
         let shared = Arc::new(Shared {
@@ -107,6 +122,8 @@ impl<R: Runtime> Producer<R> {
                 metadata_wanted: false,
                 next_metadata_at: Duration::ZERO,
                 topics: BTreeSet::new(),
+                producer_id_in_flight: false,
+                next_producer_id_at: Duration::ZERO,
             }),
             config,
             wake: Notify::new(),
@@ -249,6 +266,7 @@ struct Turn {
     deliveries: Vec<Delivery<DeliverySender>>,
     requests: BTreeMap<i32, Vec<ProducerBatch<DeliverySender>>>,
     refresh: Option<Vec<String>>,
+    init_producer_id: bool,
     deadline: Option<Duration>,
     exit: bool,
 }
@@ -262,6 +280,12 @@ async fn run_sender<R: Runtime>(shared: Arc<Shared<R>>) {
                 .cluster
                 .runtime()
                 .spawn(refresh_metadata(Arc::clone(&shared), topics));
+        }
+        if turn.init_producer_id {
+            shared
+                .cluster
+                .runtime()
+                .spawn(init_producer_id(Arc::clone(&shared)));
         }
         for (node, batches) in turn.requests {
             shared
@@ -308,10 +332,21 @@ fn plan_turn<R: Runtime>(shared: &Shared<R>) -> Turn {
             deadline = Some(deadline.map_or(at, |d| d.min(at)));
         }
     }
+    let mut init_producer_id = false;
+    if state.session.needs_producer_id() && !state.producer_id_in_flight {
+        if now >= state.next_producer_id_at {
+            state.producer_id_in_flight = true;
+            init_producer_id = true;
+        } else {
+            let at = state.next_producer_id_at;
+            deadline = Some(deadline.map_or(at, |d| d.min(at)));
+        }
+    }
     Turn {
         deliveries,
         requests: drained.by_node,
         refresh,
+        init_producer_id,
         deadline,
         exit: state.shutdown && idle && !state.metadata_in_flight,
     }
@@ -335,20 +370,65 @@ async fn refresh_metadata<R: Runtime>(shared: Arc<Shared<R>>, topics: Vec<String
     shared.wake.notify_one();
 }
 
+/// Gets a producer id for the session (idempotence); on failure, the next attempt waits for
+/// the retry backoff.
+async fn init_producer_id<R: Runtime>(shared: Arc<Shared<R>>) {
+    let request = ApiRequest::InitProducerId(InitProducerIdRequest {
+        transactional_id: None,
+        // Kafka's default transaction.timeout.ms; brokers ignore it without a transaction.
+        transaction_timeout_ms: 60_000,
+        producer_id: -1,
+        producer_epoch: -1,
+    });
+    let result = shared.cluster.request_any(&request).await;
+    let now = shared.cluster.runtime().now();
+    {
+        let mut state = lock(&shared.state);
+        state.producer_id_in_flight = false;
+        match result {
+            Ok(ApiResponse::InitProducerId(response)) if response.error.is_ok() => {
+                tracing::debug!(
+                    producer_id = response.producer_id,
+                    epoch = response.producer_epoch,
+                    "got a producer id"
+                );
+                state
+                    .session
+                    .set_producer_id(response.producer_id, response.producer_epoch);
+            }
+            other => {
+                let reason = match other {
+                    Ok(ApiResponse::InitProducerId(response)) => response.error.to_string(),
+                    Ok(other) => unexpected("InitProducerId", &other).to_string(),
+                    Err(error) => error.to_string(),
+                };
+                tracing::debug!(%reason, "InitProducerId failed; retrying after a backoff");
+                state.next_producer_id_at = now.saturating_add(shared.config.client.retry_backoff);
+            }
+        }
+    }
+    shared.wake.notify_one();
+}
+
 async fn produce<R: Runtime>(
     shared: Arc<Shared<R>>,
     node: i32,
     batches: Vec<ProducerBatch<DeliverySender>>,
 ) {
     let config = &shared.config;
-    let options = BatchOptions {
-        compression: config.compression,
-        ..BatchOptions::default()
-    };
     let mut outcomes: Vec<(ProducerBatch<DeliverySender>, BatchOutcome)> = Vec::new();
     let mut sendable = Vec::new();
     let mut topics: BTreeMap<String, Vec<ProducePartition>> = BTreeMap::new();
     for batch in batches {
+        let mut options = BatchOptions {
+            compression: config.compression,
+            ..BatchOptions::default()
+        };
+        if let Some((producer_id, epoch, base_sequence)) = batch.sequence {
+            options.producer_id = producer_id;
+            options.producer_epoch = epoch;
+            options.base_sequence = base_sequence;
+        }
         match weir_wire::records::encode_batch(&batch.records, &options) {
             Ok(bytes) => {
                 let tp = &batch.topic_partition;

@@ -50,6 +50,19 @@ pub struct NodeConfig {
     pub flush_interval_ms: u64,
     /// `fetch.max.bytes` (57671680): upper bound on one fetch response's record bytes.
     pub fetch_max_bytes: i32,
+    /// `group.initial.rebalance.delay.ms` (3000): how long a new group's first rebalance
+    /// waits for more members before completing.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms` (6000).
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms` (1800000).
+    pub group_max_session_timeout_ms: i32,
+    /// `offsets.topic.num.partitions` (50): partitions of `__consumer_offsets`, fixed once
+    /// the topic exists.
+    pub offsets_topic_num_partitions: i32,
+    /// `producer.id.expiration.ms` (86400000): an idempotent producer that has not written
+    /// to a partition for this long is forgotten there (checked on the retention timer).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for NodeConfig {
@@ -71,6 +84,11 @@ impl Default for NodeConfig {
             durability: Durability::Fsync,
             flush_interval_ms: 1_000,
             fetch_max_bytes: 57_671_680,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_topic_num_partitions: 50,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }
@@ -150,6 +168,31 @@ impl NodeConfig {
         }
         if self.flush_interval_ms == 0 {
             return Err(refuse("log.flush.interval.ms", 0, "must be >= 1"));
+        }
+        if self.group_min_session_timeout_ms < 1 {
+            let value = self.group_min_session_timeout_ms;
+            return Err(refuse(
+                "group.min.session.timeout.ms",
+                value,
+                "must be >= 1",
+            ));
+        }
+        if self.group_max_session_timeout_ms < self.group_min_session_timeout_ms {
+            let value = self.group_max_session_timeout_ms;
+            let reason = "must be >= group.min.session.timeout.ms";
+            return Err(refuse("group.max.session.timeout.ms", value, reason));
+        }
+        if !(1..=1000).contains(&self.offsets_topic_num_partitions) {
+            let value = self.offsets_topic_num_partitions;
+            let reason = "must be in 1..=1000";
+            return Err(refuse("offsets.topic.num.partitions", value, reason));
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(refuse(
+                "producer.id.expiration.ms",
+                self.producer_id_expiration_ms,
+                "must be >= 1",
+            ));
         }
         if self.fetch_max_bytes < 0 {
             return Err(refuse(

@@ -11,7 +11,10 @@
 //!
 //! # Code map
 //! - [`node`]: [`Node`], composing everything below; one file per API family.
+//! - [`group`]: the group coordinator (classic consumer groups) and the record format of
+//!   committed offsets in `__consumer_offsets`.
 //! - `partition`: one partition's offsets, logical segments and unsynced appends.
+//! - `producer_state`: idempotent producers' epochs and sequences per partition.
 //! - `purgatory`: parked requests ordered by deadline.
 //! - `meta`: the metadata key layout persisted through storage.
 //! - [`storage`]: the storage contract, [`storage::MemStorage`] and the conformance suite.
@@ -23,9 +26,11 @@
 
 pub mod config;
 mod event;
+pub mod group;
 mod meta;
 pub mod node;
 mod partition;
+mod producer_state;
 mod purgatory;
 pub mod resolve;
 pub mod storage;

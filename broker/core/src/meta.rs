@@ -10,6 +10,8 @@
 //! | `topic/{uuid}`                        | [`TopicRecord`]            |
 //! | `log_start/{partition_key:016x}`      | i64: log start offset      |
 //! | `segment/{partition_key:016x}/{base:016x}` | a closed segment summary |
+//! | `node/next_producer_id`               | i64: next producer id      |
+//! | `producers/{partition_key:016x}`      | a producer-state snapshot  |
 //!
 //! Invariant (write order): a topic record is written before anything of its partitions
 //! and deleted before them, so after a crash any prefix of the writes leaves either a
@@ -21,13 +23,18 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::partition::Segment;
+use crate::producer_state::ProducerSnapshot;
 
 /// Key of the partition key counter.
 pub(crate) const NEXT_PARTITION_KEY: &[u8] = b"node/next_partition_key";
 /// Key of the topic id counter.
 pub(crate) const NEXT_TOPIC_SEQ: &[u8] = b"node/next_topic_seq";
 
+/// Key of the producer id counter.
+pub(crate) const NEXT_PRODUCER_ID: &[u8] = b"node/next_producer_id";
+
 const TOPIC_PREFIX: &str = "topic/";
+const PRODUCERS_PREFIX: &str = "producers/";
 const LOG_START_PREFIX: &str = "log_start/";
 const SEGMENT_PREFIX: &str = "segment/";
 
@@ -60,6 +67,15 @@ pub(crate) enum MetaEntry {
         /// Its log start offset.
         offset: i64,
     },
+    /// The producer id counter.
+    NextProducerId(i64),
+    /// A partition's producer-state snapshot.
+    Producers {
+        /// The partition log.
+        partition_key: u64,
+        /// The snapshot.
+        snapshot: ProducerSnapshot,
+    },
     /// A closed segment of a partition.
     Segment {
         /// The partition log.
@@ -85,6 +101,11 @@ pub(crate) fn segment_key(partition_key: u64, base_offset: i64) -> Vec<u8> {
     format!("{SEGMENT_PREFIX}{partition_key:016x}/{base:016x}").into_bytes()
 }
 
+/// Key of a partition's producer-state snapshot.
+pub(crate) fn producers_key(partition_key: u64) -> Vec<u8> {
+    format!("{PRODUCERS_PREFIX}{partition_key:016x}").into_bytes()
+}
+
 /// Serialize a value. Our records have only string map keys, so this cannot fail.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("meta records serialize: no non-string map keys")
@@ -103,6 +124,19 @@ pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Option<MetaEntry>, Stri
         return serde_json::from_slice(value)
             .map(|v| Some(MetaEntry::NextTopicSeq(v)))
             .map_err(json);
+    }
+    if key == NEXT_PRODUCER_ID {
+        return serde_json::from_slice(value)
+            .map(|v| Some(MetaEntry::NextProducerId(v)))
+            .map_err(json);
+    }
+    if let Some(hex) = text.strip_prefix(PRODUCERS_PREFIX) {
+        let partition_key = parse_hex(hex).ok_or_else(|| format!("meta {text}: bad key"))?;
+        let snapshot = serde_json::from_slice(value).map_err(json)?;
+        return Ok(Some(MetaEntry::Producers {
+            partition_key,
+            snapshot,
+        }));
     }
     if let Some(id) = text.strip_prefix(TOPIC_PREFIX) {
         let record: TopicRecord = serde_json::from_slice(value).map_err(json)?;

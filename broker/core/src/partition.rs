@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::producer_state::ProducerStates;
 use crate::storage::RangeSummary;
 
 /// Bound on logical segments per partition; past it the active segment keeps growing
@@ -168,6 +169,8 @@ pub(crate) struct PartitionLog {
     /// `(sync_id, log end offset after the last append covered by that sync)`.
     unsynced: VecDeque<(u64, i64)>,
     byte_index: ByteIndex,
+    /// Idempotent producers writing here (see `producer_state`).
+    pub producers: ProducerStates,
 }
 
 impl PartitionLog {
@@ -181,6 +184,7 @@ impl PartitionLog {
             segments: VecDeque::from([Segment::empty(0)]),
             unsynced: VecDeque::new(),
             byte_index: ByteIndex::new(0),
+            producers: ProducerStates::default(),
         }
     }
 
@@ -210,6 +214,7 @@ impl PartitionLog {
             segments,
             unsynced: VecDeque::new(),
             byte_index: ByteIndex::new(log_end_offset),
+            producers: ProducerStates::default(),
         };
         log.invariants();
         log
@@ -304,6 +309,17 @@ impl PartitionLog {
             self.unsynced.pop_front();
         }
         self.high_watermark > before
+    }
+
+    /// The sync that makes `offset` durable: `None` when it already is (below the high
+    /// watermark), else the id of the first pending sync whose appends reach past it.
+    pub fn sync_covering(&self, offset: i64) -> Option<u64> {
+        if offset < self.high_watermark {
+            return None;
+        }
+        let covering = self.unsynced.iter().find(|(_, end)| *end > offset);
+        let (sync_id, _) = covering.expect("offsets above the high watermark wait for a sync");
+        Some(*sync_id)
     }
 
     /// True while appends wait for a sync.
@@ -450,6 +466,7 @@ impl PartitionLog {
         }
         assert!(self.segments.len() <= SEGMENTS_MAX, "key={key}");
         self.unsynced_invariants();
+        self.producers.invariants();
     }
 
     fn unsynced_invariants(&self) {

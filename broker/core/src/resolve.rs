@@ -85,7 +85,9 @@ pub fn read_checked(storage: &impl Storage, plan: &ReadPlan) -> Result<bytes::By
         let batch = bytes
             .get(range.clone())
             .ok_or_else(|| corrupt("batch range out of bounds".into()))?;
-        if !verify_crc(batch) {
+        // PLANTED BUG (weir-sim's planted suite only; never in a real build): skip the CRC.
+        let checked = cfg!(not(feature = "planted-skip-crc"));
+        if checked && !verify_crc(batch) {
             return Err(corrupt(format!(
                 "CRC mismatch in the batch at offset {}",
                 header.base_offset

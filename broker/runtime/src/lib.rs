@@ -134,6 +134,11 @@ impl Runtime for TokioRuntime {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        // Under madsim there are no threads to leave for (it refuses them): blocking work
+        // is simulated storage, so run it in place. (weir-sim; the only cfg(madsim) here.)
+        #[cfg(madsim)]
+        return work();
+        #[cfg(not(madsim))]
         match tokio::task::spawn_blocking(work).await {
             Ok(value) => value,
             // The closure panicked: an invariant broke inside blocking work; propagate.

@@ -226,6 +226,18 @@ impl Settings {
             "delete.topic.enable" => node.delete_topic_enable = input.boolean()?,
             "message.max.bytes" => node.message_max_bytes = input.integer_in(1, i32::MAX.into())?,
             "fetch.max.bytes" => node.fetch_max_bytes = input.integer_in(1, i32::MAX.into())?,
+            "group.initial.rebalance.delay.ms" => {
+                node.group_initial_rebalance_delay_ms = input.integer_in(0, i64::from(i32::MAX))?;
+            }
+            "group.min.session.timeout.ms" => {
+                node.group_min_session_timeout_ms = input.integer_in(1, i32::MAX.into())?;
+            }
+            "group.max.session.timeout.ms" => {
+                node.group_max_session_timeout_ms = input.integer_in(1, i32::MAX.into())?;
+            }
+            "offsets.topic.num.partitions" => {
+                node.offsets_topic_num_partitions = input.integer_in(1, 1000)?;
+            }
             "log.retention.ms" => {
                 retention_ms_by_rank.insert(0, input.retention(1)?);
             }
@@ -241,6 +253,9 @@ impl Settings {
                 node.retention_check_interval_ms = input.integer_in(1, i64::MAX)?;
             }
             "log.flush.interval.ms" => node.flush_interval_ms = input.integer_in(1, i64::MAX)?,
+            "producer.id.expiration.ms" => {
+                node.producer_id_expiration_ms = input.integer_in(1, i64::MAX)?;
+            }
             "weir.durability" => node.durability = input.durability()?,
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
@@ -554,6 +569,7 @@ mod tests {
             log.segment.bytes = 1048576
             log.retention.check.interval.ms = 1000
             log.flush.interval.ms = 50
+            producer.id.expiration.ms = 60000
             weir.durability = "os"
             cluster.id = "abc"
             socket.request.max.bytes = 1000
@@ -575,6 +591,7 @@ mod tests {
         assert_eq!(config.node.segment_bytes, 1_048_576);
         assert_eq!(config.node.retention_check_interval_ms, 1000);
         assert_eq!(config.node.flush_interval_ms, 50);
+        assert_eq!(config.node.producer_id_expiration_ms, 60_000);
         assert_eq!(config.node.durability, Durability::Os);
         assert_eq!(config.node.cluster_id, "abc");
         assert_eq!(config.frame_bytes_max, 1000);

@@ -22,9 +22,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 use weir_core::RequestId;
-use weir_wire::batch::{iter_batches, verify_crc};
 use weir_wire::codec::{self, Decoded, RequestHeader};
-use weir_wire::domain::{ApiRequest, ApiResponse, FetchRecords};
+use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 
 use crate::node_loop::NodeInput;
@@ -340,7 +339,13 @@ impl<S: StorageDriver> Writer<S> {
             }
             let (completed, outcome) = self.encode_in_order(&mut out);
             if !out.is_empty() {
-                if let Err(error) = socket.write_all(&out).await {
+                // Flush is a no-op on a tokio socket, but a stream may buffer until flushed
+                // (madsim's simulated TCP sends only on flush).
+                let written = match socket.write_all(&out).await {
+                    Ok(()) => socket.flush().await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = written {
                     tracing::debug!("write to {} failed: {error}", self.context.peer);
                     break;
                 }
@@ -467,89 +472,13 @@ fn first_produce_error(response: &ApiResponse) -> Option<ErrorCode> {
         .find(|error| *error != ErrorCode::NONE)
 }
 
-/// Turn the core's read plans into bytes (fetch) and resolve timestamp lookups (list
-/// offsets). Runs on the connection's task so a cold read stalls only this connection.
+/// Resolves a response's storage work (fetch plans, timestamp lookups) before encoding.
+/// The work itself is weir-core's `resolve_response`, shared with the simulator, so the
+/// CRC check on every served batch is one piece of code; this adds the peer to the logs.
 pub fn resolve_reads<S: StorageDriver>(storage: &S, response: &mut ApiResponse, peer: &str) {
-    match response {
-        ApiResponse::Fetch(fetch) => {
-            for topic in &mut fetch.topics {
-                for partition in &mut topic.partitions {
-                    let FetchRecords::Read(plan) = partition.records else {
-                        continue;
-                    };
-                    partition.records = match read_verified(storage, &plan) {
-                        Ok(bytes) if bytes.is_empty() => FetchRecords::Empty,
-                        Ok(bytes) => FetchRecords::Bytes(bytes),
-                        Err(reason) => {
-                            tracing::error!(
-                                "fetch for {peer}: partition log {} at offset {}: {reason}",
-                                plan.partition_key,
-                                plan.start_offset
-                            );
-                            partition.error = ErrorCode::KAFKA_STORAGE_ERROR;
-                            FetchRecords::Empty
-                        }
-                    };
-                }
-            }
-        }
-        ApiResponse::ListOffsets(list) => {
-            for topic in &mut list.topics {
-                for partition in &mut topic.partitions {
-                    let Some(lookup) = partition.lookup.take() else {
-                        continue;
-                    };
-                    match storage.lookup_timestamp(&lookup) {
-                        Ok(Some((offset, timestamp))) => {
-                            partition.offset = offset;
-                            partition.timestamp = timestamp;
-                        }
-                        Ok(None) => {
-                            partition.offset = -1;
-                            partition.timestamp = -1;
-                        }
-                        Err(error) => {
-                            tracing::error!(
-                                "list offsets for {peer}: partition log {}: {error}",
-                                lookup.partition_key
-                            );
-                            partition.error = ErrorCode::KAFKA_STORAGE_ERROR;
-                            partition.offset = -1;
-                            partition.timestamp = -1;
-                        }
-                    }
-                }
-            }
-        }
-        _ => {}
+    for error in weir_core::resolve::resolve_response(storage, response) {
+        tracing::error!(
+            "storage read for {peer} failed; partition answered with an error: {error}"
+        );
     }
-}
-
-/// Read a plan and check every batch's CRC; the bytes are served only if all pass.
-fn read_verified<S: StorageDriver>(
-    storage: &S,
-    plan: &weir_wire::domain::ReadPlan,
-) -> Result<Bytes, String> {
-    let bytes = storage.read(plan).map_err(|error| error.to_string())?;
-    let mut verified_end = 0;
-    for item in iter_batches(&bytes) {
-        let (header, range) = item.map_err(|error| format!("corrupt batch: {error}"))?;
-        let batch = bytes
-            .get(range.clone())
-            .ok_or("batch range outside the read")?;
-        if !verify_crc(batch) {
-            return Err(format!(
-                "CRC mismatch in batch at offset {}",
-                header.base_offset
-            ));
-        }
-        verified_end = range.end;
-    }
-    if verified_end != bytes.len() {
-        return Err(format!(
-            "{} trailing bytes are not a whole batch",
-            bytes.len() - verified_end
-        ));
-    }
-    Ok(bytes)
 }

@@ -55,6 +55,30 @@ pub enum ApiRequest {
     CreatePartitions(CreatePartitionsRequest),
     /// DescribeCluster (key 60).
     DescribeCluster(DescribeClusterRequest),
+    /// InitProducerId (key 22).
+    InitProducerId(InitProducerIdRequest),
+    /// OffsetCommit (key 8).
+    OffsetCommit(OffsetCommitRequest),
+    /// OffsetFetch (key 9).
+    OffsetFetch(OffsetFetchRequest),
+    /// FindCoordinator (key 10).
+    FindCoordinator(FindCoordinatorRequest),
+    /// JoinGroup (key 11).
+    JoinGroup(JoinGroupRequest),
+    /// Heartbeat (key 12).
+    Heartbeat(HeartbeatRequest),
+    /// LeaveGroup (key 13).
+    LeaveGroup(LeaveGroupRequest),
+    /// SyncGroup (key 14).
+    SyncGroup(SyncGroupRequest),
+    /// DescribeGroups (key 15).
+    DescribeGroups(DescribeGroupsRequest),
+    /// ListGroups (key 16).
+    ListGroups(ListGroupsRequest),
+    /// DeleteGroups (key 42).
+    DeleteGroups(DeleteGroupsRequest),
+    /// OffsetDelete (key 47).
+    OffsetDelete(OffsetDeleteRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -78,6 +102,30 @@ pub enum ApiResponse {
     CreatePartitions(CreatePartitionsResponse),
     /// DescribeCluster (key 60).
     DescribeCluster(DescribeClusterResponse),
+    /// InitProducerId (key 22).
+    InitProducerId(InitProducerIdResponse),
+    /// OffsetCommit (key 8).
+    OffsetCommit(OffsetCommitResponse),
+    /// OffsetFetch (key 9).
+    OffsetFetch(OffsetFetchResponse),
+    /// FindCoordinator (key 10).
+    FindCoordinator(FindCoordinatorResponse),
+    /// JoinGroup (key 11).
+    JoinGroup(JoinGroupResponse),
+    /// Heartbeat (key 12).
+    Heartbeat(HeartbeatResponse),
+    /// LeaveGroup (key 13).
+    LeaveGroup(LeaveGroupResponse),
+    /// SyncGroup (key 14).
+    SyncGroup(SyncGroupResponse),
+    /// DescribeGroups (key 15).
+    DescribeGroups(DescribeGroupsResponse),
+    /// ListGroups (key 16).
+    ListGroups(ListGroupsResponse),
+    /// DeleteGroups (key 42).
+    DeleteGroups(DeleteGroupsResponse),
+    /// OffsetDelete (key 47).
+    OffsetDelete(OffsetDeleteResponse),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -708,4 +756,490 @@ pub struct DescribeClusterResponse {
     pub brokers: Vec<BrokerInfo>,
     /// Authorized operations, i32::MIN when not requested.
     pub cluster_authorized_operations: i32,
+}
+
+// ---------------------------------------------------------------------------------------
+// Consumer groups (classic protocol)
+
+/// FindCoordinator key types.
+pub mod coordinator_type {
+    /// A consumer group.
+    pub const GROUP: i8 = 0;
+    /// A transactional id.
+    pub const TRANSACTION: i8 = 1;
+}
+
+/// FindCoordinator request. v0-3 carry exactly one key; v4+ a batch (KIP-699).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindCoordinatorRequest {
+    /// See [`coordinator_type`] (v1+; 0 before).
+    pub key_type: i8,
+    /// Group ids (or transactional ids) to locate.
+    pub keys: Vec<String>,
+}
+
+/// FindCoordinator response: one entry per requested key (v0-3: exactly one).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FindCoordinatorResponse {
+    /// Quota throttle (v1+).
+    pub throttle_time_ms: i32,
+    /// One answer per key.
+    pub coordinators: Vec<Coordinator>,
+}
+
+/// Where one key's coordinator lives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coordinator {
+    /// The key asked about (empty before v4, which has no per-key answers).
+    pub key: String,
+    /// Coordinator node id, -1 on error.
+    pub node_id: i32,
+    /// Coordinator host.
+    pub host: String,
+    /// Coordinator port, -1 on error.
+    pub port: i32,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Error message (v1+).
+    pub error_message: Option<String>,
+}
+
+/// A protocol (assignor) a joining member supports, in its order of preference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinGroupProtocol {
+    /// Protocol name, e.g. "range", "cooperative-sticky".
+    pub name: String,
+    /// Opaque subscription metadata for that protocol.
+    pub metadata: Bytes,
+}
+
+/// JoinGroup request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinGroupRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Member is removed when no heartbeat arrives within this.
+    pub session_timeout_ms: i32,
+    /// Bound on a rebalance (v1+; the session timeout before, as in Kafka).
+    pub rebalance_timeout_ms: i32,
+    /// Empty on a first join.
+    pub member_id: String,
+    /// Static membership id (v5+).
+    pub group_instance_id: Option<String>,
+    /// E.g. "consumer", "connect".
+    pub protocol_type: String,
+    /// Supported protocols, preferred first.
+    pub protocols: Vec<JoinGroupProtocol>,
+    /// Why the member (re)joins (v8+).
+    pub reason: Option<String>,
+    /// From the request header (not the body): DescribeGroups reports it.
+    pub client_id: String,
+    /// The peer address, filled by the server driver (empty otherwise).
+    pub client_host: String,
+    /// From the version (v4+, KIP-394): a first join without member id is answered
+    /// MEMBER_ID_REQUIRED with the id to rejoin with.
+    pub member_id_required: bool,
+}
+
+/// A member as the leader sees it in the JoinGroup response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinGroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static id (v5+).
+    pub group_instance_id: Option<String>,
+    /// The member's metadata for the chosen protocol.
+    pub metadata: Bytes,
+}
+
+/// JoinGroup response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JoinGroupResponse {
+    /// Quota throttle (v2+).
+    pub throttle_time_ms: i32,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Generation of the group, -1 on error.
+    pub generation_id: i32,
+    /// Protocol type (v7+).
+    pub protocol_type: Option<String>,
+    /// Chosen protocol (nullable from v7; "" on error before).
+    pub protocol_name: Option<String>,
+    /// Leader's member id.
+    pub leader: String,
+    /// v9+: the leader must not compute an assignment (static leader rejoin).
+    pub skip_assignment: bool,
+    /// The receiver's member id.
+    pub member_id: String,
+    /// All members (only to the leader).
+    pub members: Vec<JoinGroupMember>,
+}
+
+/// SyncGroup request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncGroupRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Generation.
+    pub generation_id: i32,
+    /// Member id.
+    pub member_id: String,
+    /// Static id (v3+).
+    pub group_instance_id: Option<String>,
+    /// v5+.
+    pub protocol_type: Option<String>,
+    /// v5+.
+    pub protocol_name: Option<String>,
+    /// The leader's assignment: (member id, assignment bytes).
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+/// SyncGroup response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncGroupResponse {
+    /// Quota throttle (v1+).
+    pub throttle_time_ms: i32,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// v5+.
+    pub protocol_type: Option<String>,
+    /// v5+.
+    pub protocol_name: Option<String>,
+    /// This member's assignment.
+    pub assignment: Bytes,
+}
+
+/// Heartbeat request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Generation.
+    pub generation_id: i32,
+    /// Member id.
+    pub member_id: String,
+    /// Static id (v3+).
+    pub group_instance_id: Option<String>,
+}
+
+/// Heartbeat response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeartbeatResponse {
+    /// Quota throttle (v1+).
+    pub throttle_time_ms: i32,
+    /// Error, or NONE (REBALANCE_IN_PROGRESS asks the member to rejoin).
+    pub error: ErrorCode,
+}
+
+/// A member leaving (LeaveGroup v3+ batches them; v0-2 carry one member id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeavingMember {
+    /// Member id (may be empty for a static member identified by instance id).
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// Why (v5+).
+    pub reason: Option<String>,
+}
+
+/// LeaveGroup request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaveGroupRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Members leaving (v0-2: exactly one, without instance id or reason).
+    pub members: Vec<LeavingMember>,
+}
+
+/// Per-member LeaveGroup result (v3+).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeftMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+}
+
+/// LeaveGroup response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LeaveGroupResponse {
+    /// Quota throttle (v1+).
+    pub throttle_time_ms: i32,
+    /// Top-level error.
+    pub error: ErrorCode,
+    /// Per-member results (v3+).
+    pub members: Vec<LeftMember>,
+}
+
+/// One partition's offset to commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetCommitPartition {
+    /// Partition index.
+    pub partition: i32,
+    /// Next offset to consume.
+    pub committed_offset: i64,
+    /// Leader epoch of the last consumed record (v6+), -1 if unknown.
+    pub committed_leader_epoch: i32,
+    /// Client metadata.
+    pub metadata: Option<String>,
+}
+
+/// One topic of an OffsetCommit request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetCommitTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: Vec<OffsetCommitPartition>,
+}
+
+/// OffsetCommit request (v2+).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetCommitRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Generation, -1 for a commit from outside the group (simple consumer, admin).
+    pub generation_id: i32,
+    /// Member id, "" outside the group.
+    pub member_id: String,
+    /// Static id (v7+).
+    pub group_instance_id: Option<String>,
+    /// v2-4, -1 = broker default; ignored.
+    pub retention_time_ms: i64,
+    /// Offsets.
+    pub topics: Vec<OffsetCommitTopic>,
+}
+
+/// Per-topic OffsetCommit results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetCommitTopicResponse {
+    /// Topic name.
+    pub name: String,
+    /// (partition, error).
+    pub partitions: Vec<(i32, ErrorCode)>,
+}
+
+/// OffsetCommit response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OffsetCommitResponse {
+    /// Quota throttle (v3+).
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub topics: Vec<OffsetCommitTopicResponse>,
+}
+
+/// One group of an OffsetFetch request (v8+ batch several; v1-7 carry one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetFetchGroup {
+    /// Group id.
+    pub group_id: String,
+    /// Topics and partitions, `None` = every committed offset (v2+).
+    pub topics: Option<Vec<(String, Vec<i32>)>>,
+}
+
+/// OffsetFetch request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetFetchRequest {
+    /// Groups (v1-7: exactly one).
+    pub groups: Vec<OffsetFetchGroup>,
+    /// Fail with UNSTABLE_OFFSET_COMMIT while transactional offsets are pending (v7+).
+    pub require_stable: bool,
+}
+
+/// One partition's committed offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetFetchPartition {
+    /// Partition index.
+    pub partition: i32,
+    /// Committed offset, -1 if none.
+    pub committed_offset: i64,
+    /// Leader epoch (v5+), -1 if unknown.
+    pub committed_leader_epoch: i32,
+    /// Client metadata.
+    pub metadata: Option<String>,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+}
+
+/// One topic's committed offsets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetFetchTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: Vec<OffsetFetchPartition>,
+}
+
+/// One group's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetFetchGroupResponse {
+    /// Group id (not on the wire before v8: the request's).
+    pub group_id: String,
+    /// Topics.
+    pub topics: Vec<OffsetFetchTopic>,
+    /// Group-level error (v2+).
+    pub error: ErrorCode,
+}
+
+/// OffsetFetch response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OffsetFetchResponse {
+    /// Quota throttle (v3+).
+    pub throttle_time_ms: i32,
+    /// One per requested group (v1-7: exactly one).
+    pub groups: Vec<OffsetFetchGroupResponse>,
+}
+
+/// ListGroups request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListGroupsRequest {
+    /// Only groups in these states (v4+), empty = all.
+    pub states_filter: Vec<String>,
+    /// Only groups of these types (v5+), empty = all.
+    pub types_filter: Vec<String>,
+}
+
+/// A listed group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedGroup {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type ("consumer"), "" for an empty group.
+    pub protocol_type: String,
+    /// State (v4+).
+    pub group_state: String,
+    /// "classic" (v5+).
+    pub group_type: String,
+}
+
+/// ListGroups response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListGroupsResponse {
+    /// Quota throttle (v1+).
+    pub throttle_time_ms: i32,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Groups.
+    pub groups: Vec<ListedGroup>,
+}
+
+/// DescribeGroups request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribeGroupsRequest {
+    /// Group ids.
+    pub groups: Vec<String>,
+    /// v3+.
+    pub include_authorized_operations: bool,
+}
+
+/// A member in DescribeGroups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static id (v4+).
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Metadata for the group's protocol.
+    pub member_metadata: Bytes,
+    /// Current assignment.
+    pub member_assignment: Bytes,
+}
+
+/// A described group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedGroup {
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// Group id.
+    pub group_id: String,
+    /// State name: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
+    pub group_state: String,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Chosen protocol name.
+    pub protocol_data: String,
+    /// Members.
+    pub members: Vec<DescribedMember>,
+    /// v3+, i32::MIN when not requested.
+    pub authorized_operations: i32,
+}
+
+/// DescribeGroups response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DescribeGroupsResponse {
+    /// Quota throttle (v1+).
+    pub throttle_time_ms: i32,
+    /// One per requested group.
+    pub groups: Vec<DescribedGroup>,
+}
+
+/// DeleteGroups request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteGroupsRequest {
+    /// Group ids.
+    pub groups: Vec<String>,
+}
+
+/// DeleteGroups response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeleteGroupsResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// (group id, error).
+    pub results: Vec<(String, ErrorCode)>,
+}
+
+/// OffsetDelete request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetDeleteRequest {
+    /// Group id.
+    pub group_id: String,
+    /// (topic, partitions).
+    pub topics: Vec<(String, Vec<i32>)>,
+}
+
+/// OffsetDelete response.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OffsetDeleteResponse {
+    /// Group-level error.
+    pub error: ErrorCode,
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// (topic, [(partition, error)]).
+    pub topics: Vec<(String, Vec<(i32, ErrorCode)>)>,
+}
+
+// ---------------------------------------------------------------------------------------
+// InitProducerId (idempotent producers; transactions later)
+
+/// InitProducerId request: a producer asks for its id and epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitProducerIdRequest {
+    /// Transactional id, `None` for idempotent-only producers.
+    pub transactional_id: Option<String>,
+    /// Transaction timeout (only meaningful with a transactional id).
+    pub transaction_timeout_ms: i32,
+    /// The producer's current id (v3+, KIP-360), -1 when it has none.
+    pub producer_id: i64,
+    /// The producer's current epoch (v3+, KIP-360), -1 when it has none.
+    pub producer_epoch: i16,
+}
+
+/// InitProducerId response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitProducerIdResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Error, or NONE.
+    pub error: ErrorCode,
+    /// The producer id, -1 on error.
+    pub producer_id: i64,
+    /// The producer epoch, -1 on error.
+    pub producer_epoch: i16,
 }

@@ -87,7 +87,15 @@ fn api_versions_request_round_trip() {
 
 #[test]
 fn unsupported_requests() {
-    for (key, version) in [(0, 12), (1, 3), (1, 17), (11, 7), (999, 0), (-5, 0)] {
+    for (key, version) in [
+        (0, 12),
+        (1, 3),
+        (1, 17),
+        (11, 10),
+        (68, 0),
+        (999, 0),
+        (-5, 0),
+    ] {
         let (h, decoded) = decode_request(frame_v1(key, version, &[1, 2, 3])).expect("header");
         assert_eq!(
             (h.api_key, h.api_version, h.correlation_id),
@@ -253,8 +261,8 @@ fn error_responses() {
         encode_error_response(&header(18, 77), ErrorCode::UNSUPPORTED_VERSION, &mut out)
             .expect("enc")
     );
-    // Cannot: unknown API, Produce v0-2, a JoinGroup (not one of ours).
-    for (key, v) in [(999, 0), (0, 2), (11, 5)] {
+    // Cannot: unknown API, Produce v0-2, ConsumerGroupHeartbeat (KIP-848, not one of ours).
+    for (key, v) in [(999, 0), (0, 2), (68, 0)] {
         let mut out = BytesMut::new();
         assert!(
             !encode_error_response(&header(key, v), ErrorCode::UNSUPPORTED_VERSION, &mut out)

@@ -645,6 +645,38 @@ fn describe_cluster_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
         )
 }
 
+fn init_producer_id_req(v: i16) -> impl Strategy<Value = ApiRequest> {
+    (
+        option::of(name()),
+        any::<i32>(),
+        at(v >= 3, any::<i64>(), -1),
+        at(v >= 3, any::<i16>(), -1),
+    )
+        .prop_map(
+            |(transactional_id, transaction_timeout_ms, producer_id, producer_epoch)| {
+                ApiRequest::InitProducerId(InitProducerIdRequest {
+                    transactional_id,
+                    transaction_timeout_ms,
+                    producer_id,
+                    producer_epoch,
+                })
+            },
+        )
+}
+
+fn init_producer_id_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
+    (any::<i32>(), err(), any::<i64>(), any::<i16>()).prop_map(
+        |(throttle_time_ms, error, producer_id, producer_epoch)| {
+            ApiResponse::InitProducerId(InitProducerIdResponse {
+                throttle_time_ms,
+                error,
+                producer_id,
+                producer_epoch,
+            })
+        },
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // The round trips
 
@@ -721,4 +753,5 @@ round_trip_tests! {
     describe_configs: 32, describe_configs_req, describe_configs_resp;
     create_partitions: 37, create_partitions_req, create_partitions_resp;
     describe_cluster: 60, describe_cluster_req, describe_cluster_resp;
+    init_producer_id: 22, init_producer_id_req, init_producer_id_resp;
 }

@@ -14,6 +14,12 @@
 //! - A partition has at most `in_flight_batches_per_partition_max` batches in flight; with 1,
 //!   batches of a partition are acknowledged in queue order, retries included, because a
 //!   retried batch goes back to the front of its queue.
+//! - Idempotence: a batch gets its producer id, epoch and base sequence when first drained
+//!   and keeps them through every retry, so the broker recognises a retry of a batch it
+//!   already appended. Sequences of a partition follow each other (wrapping at `i32::MAX`).
+//!   A sequenced batch that fails for good leaves a hole the broker would refuse to skip, so
+//!   the session then drops its producer id and drains no new batch until
+//!   [`ProducerSession::set_producer_id`] gives it a fresh one (sequences restart at 0).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -73,6 +79,8 @@ pub struct ProducerBatch<T> {
     pub deadline: Duration,
     /// Retries so far.
     pub attempts: u32,
+    /// Idempotence: (producer id, epoch, base sequence), fixed when first drained.
+    pub sequence: Option<(i64, i16, i32)>,
     retry_at: Option<Duration>,
     sealed: bool,
 }
@@ -140,6 +148,11 @@ pub struct ProducerSession<T> {
     queues: BTreeMap<TopicPartition, PartitionQueue<T>>,
     buffered_bytes: usize,
     flush_count: usize,
+    idempotent: bool,
+    /// The producer id and epoch new batches get; `None` while one is being fetched.
+    producer: Option<(i64, i16)>,
+    /// Next base sequence per partition, for `producer`.
+    next_sequence: BTreeMap<TopicPartition, i32>,
 }
 
 impl<T> ProducerSession<T> {
@@ -163,6 +176,34 @@ impl<T> ProducerSession<T> {
             queues: BTreeMap::new(),
             buffered_bytes: 0,
             flush_count: 0,
+            idempotent: config.idempotent,
+            producer: None,
+            next_sequence: BTreeMap::new(),
+        }
+    }
+
+    /// True when the producer is idempotent and has no producer id: the driver must get one
+    /// (InitProducerId) before new batches can be drained.
+    pub fn needs_producer_id(&self) -> bool {
+        self.idempotent && self.producer.is_none()
+    }
+
+    /// A producer id and epoch from InitProducerId; every partition's sequences restart at 0.
+    pub fn set_producer_id(&mut self, producer_id: i64, epoch: i16) {
+        self.producer = Some((producer_id, epoch));
+        self.next_sequence.clear();
+    }
+
+    /// A sequenced batch failed for good: its sequence is a hole the broker will not skip.
+    fn on_sequence_lost(&mut self, batch: &ProducerBatch<T>) {
+        let producer = batch.sequence.map(|(id, epoch, _)| (id, epoch));
+        if producer.is_some() && producer == self.producer {
+            tracing::debug!(
+                partition = %batch.topic_partition,
+                "sequenced batch failed; a new producer id is needed"
+            );
+            self.producer = None;
+            self.next_sequence.clear();
         }
     }
 
@@ -302,6 +343,9 @@ impl<T> ProducerSession<T> {
                 continue;
             }
             let tp = topic_partition;
+            if self.idempotent && front.sequence.is_none() && self.producer.is_none() {
+                continue; // Waits for a producer id.
+            }
             let Some(leader) = metadata.leader_for(&tp.topic, tp.partition) else {
                 drained.needs_metadata = true;
                 continue;
@@ -314,6 +358,13 @@ impl<T> ProducerSession<T> {
                 continue;
             };
             *used += batch.size_bytes;
+            if self.idempotent && batch.sequence.is_none() {
+                if let Some((producer_id, epoch)) = self.producer {
+                    let next = self.next_sequence.entry(tp.clone()).or_insert(0);
+                    batch.sequence = Some((producer_id, epoch, *next));
+                    *next = sequence_after(*next, batch.records.len());
+                }
+            }
             batch.sealed = true;
             queue.in_flight += 1;
             if let Some(count) = metadata.partition_count(&tp.topic) {
@@ -363,7 +414,10 @@ impl<T> ProducerSession<T> {
         }
         self.buffered_bytes -= batch.size_bytes - BATCH_OVERHEAD_BYTES;
         let refresh_metadata = match &outcome {
-            BatchOutcome::Failed(error) => error.needs_metadata_refresh(),
+            BatchOutcome::Failed(error) => {
+                self.on_sequence_lost(&batch);
+                error.needs_metadata_refresh()
+            }
             BatchOutcome::Acked { .. } => false,
         };
         Completed {
@@ -404,6 +458,12 @@ impl<T> ProducerSession<T> {
                 .partition(|batch| batch.deadline > now);
             queue.batches = keep;
             for batch in gone {
+                let producer = batch.sequence.map(|(id, epoch, _)| (id, epoch));
+                if producer.is_some() && producer == self.producer {
+                    // Same as on_sequence_lost (self is borrowed by the loop).
+                    self.producer = None;
+                    self.next_sequence.clear();
+                }
                 self.buffered_bytes -= batch.size_bytes - BATCH_OVERHEAD_BYTES;
                 let context = format!("delivery to {topic_partition}");
                 let outcome = BatchOutcome::Failed(ClientError::Timeout {
@@ -553,6 +613,7 @@ impl<T> ProducerSession<T> {
                 created_at: now,
                 deadline: unrouted.deadline,
                 attempts: 0,
+                sequence: None,
                 retry_at: None,
                 sealed: false,
             });
@@ -572,6 +633,14 @@ impl<T> ProducerSession<T> {
         };
         last.sealed || last.size_bytes + size_bytes > self.batch_bytes_max
     }
+}
+
+/// The base sequence after a batch of `record_count` records at `sequence` (Kafka wraps
+/// sequences from `i32::MAX` to 0).
+fn sequence_after(sequence: i32, record_count: usize) -> i32 {
+    let count = i64::try_from(record_count).unwrap_or(i64::MAX);
+    let next = (i64::from(sequence) + count) % (i64::from(i32::MAX) + 1);
+    i32::try_from(next).expect("reduced modulo i32::MAX + 1")
 }
 
 /// When the front batch of a queue may be sent: at once when full, when more batches queue
@@ -912,6 +981,68 @@ mod tests {
             .next()
             .expect("batch");
         assert_eq!(batch.attempts, 1);
+    }
+
+    // Goal: idempotent batches wait for a producer id, get per-partition sequences that
+    // follow each other, keep theirs through retries, and a batch failing for good makes the
+    // session ask for a new id, after which sequences restart at 0.
+    // Method: drive one partition through ack, retry and fatal failure.
+    #[test]
+    fn idempotent_sequences_survive_retries_and_reset_after_loss() {
+        let cache = metadata(&[("t", 1)]);
+        let idempotent = ProducerConfig {
+            idempotent: true,
+            ..config(0, 30)
+        };
+        let mut session = ProducerSession::new(&idempotent, 1);
+        for token in 0..3 {
+            let value = record(None, "0123456789");
+            assert!(session
+                .send(Duration::ZERO, "t", Some(0), value, token, &cache)
+                .is_ok());
+        }
+        assert!(session.needs_producer_id());
+        assert!(session.drain(Duration::ZERO, &cache).by_node.is_empty());
+        session.set_producer_id(42, 0);
+        let take = |session: &mut ProducerSession<u32>, now| {
+            let drained = session.drain(now, &cache);
+            drained
+                .by_node
+                .into_values()
+                .flatten()
+                .next()
+                .expect("batch")
+        };
+        let first = take(&mut session, Duration::ZERO);
+        assert_eq!(first.sequence, Some((42, 0, 0)));
+        let acked = BatchOutcome::Acked {
+            base_offset: 0,
+            log_append_time_ms: -1,
+        };
+        session.complete(MS, first, acked);
+        let second = take(&mut session, MS);
+        assert_eq!(second.sequence, Some((42, 0, 1)));
+        let error = ClientError::kafka(ErrorCode::REQUEST_TIMED_OUT, "t-0");
+        session.complete(MS, second, BatchOutcome::Failed(error));
+        let retried = take(&mut session, Duration::from_secs(1));
+        assert_eq!(
+            retried.sequence,
+            Some((42, 0, 1)),
+            "a retry keeps its sequence"
+        );
+        let fatal = ClientError::kafka(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, "t-0");
+        let completed =
+            session.complete(Duration::from_secs(1), retried, BatchOutcome::Failed(fatal));
+        assert_eq!(completed.deliveries.len(), 1);
+        assert!(session.needs_producer_id());
+        assert!(session
+            .drain(Duration::from_secs(1), &cache)
+            .by_node
+            .is_empty());
+        session.set_producer_id(43, 0);
+        let third = take(&mut session, Duration::from_secs(1));
+        assert_eq!(third.sequence, Some((43, 0, 0)));
+        assert_eq!(sequence_after(i32::MAX - 1, 3), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use weir_wire::domain::{
     ApiRequest, ApiResponse, CreatableTopicResult, CreatePartitionsResponse,
     CreatePartitionsTopicResult, CreateTopicsRequest, CreateTopicsResponse, DeletableTopicResult,
     DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
-    DescribeConfigsResult, FetchRequest, FetchResponse, FetchTopicResponse,
+    DescribeConfigsResult, FetchRequest, FetchResponse, FetchTopicResponse, InitProducerIdResponse,
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
     ListOffsetsTopicResponse, MetadataRequest, MetadataResponse, MetadataTopic,
     ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse, TopicRef,
@@ -59,6 +59,12 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
                     .collect(),
             })
         }
+        ApiRequest::InitProducerId(_) => ApiResponse::InitProducerId(InitProducerIdResponse {
+            throttle_time_ms: 0,
+            error,
+            producer_id: -1,
+            producer_epoch: -1,
+        }),
         ApiRequest::DescribeCluster(request) => {
             ApiResponse::DescribeCluster(DescribeClusterResponse {
                 error,
@@ -68,6 +74,7 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
                 ..DescribeClusterResponse::default()
             })
         }
+        group_request => super::group::group_error_response(group_request, error),
     }
 }
 
@@ -250,6 +257,14 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
                 *topic = metadata_error(topic.name.take(), topic.topic_id, error);
             }
             ApiResponse::Metadata(response)
+        }
+        ApiResponse::InitProducerId(response) if response.error.is_ok() => {
+            ApiResponse::InitProducerId(InitProducerIdResponse {
+                throttle_time_ms: response.throttle_time_ms,
+                error,
+                producer_id: -1,
+                producer_epoch: -1,
+            })
         }
         // Only the responses above are ever parked for a sync.
         other => other,

@@ -79,8 +79,22 @@ fn answer(log: &PartitionLog, query: &ListOffsetsPartition) -> ListOffsetsPartit
         // transactions.
         LATEST_TIMESTAMP => found(log.high_watermark(), -1),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset(), -1),
+        // Memory knows the batch holding the largest timestamp; Kafka answers the offset of
+        // the record itself, so the driver searches that batch for the first record carrying
+        // it (a timestamp lookup starting at the batch).
         MAX_TIMESTAMP => match log.max_timestamp() {
-            Some((timestamp, offset)) => found(offset, timestamp),
+            Some((timestamp, batch_offset)) if batch_offset < log.high_watermark() => {
+                ListOffsetsPartitionResponse {
+                    lookup: Some(TimestampLookup {
+                        partition_key: log.partition_key(),
+                        timestamp,
+                        start_offset: batch_offset,
+                        end_offset: log.high_watermark(),
+                    }),
+                    ..not_found(query.partition, ErrorCode::NONE)
+                }
+            }
+            Some((timestamp, batch_offset)) => found(batch_offset, timestamp),
             None => not_found(query.partition, ErrorCode::NONE),
         },
         LATEST_TIERED_TIMESTAMP => not_found(query.partition, ErrorCode::NONE),

@@ -20,8 +20,10 @@ mod admin;
 mod describe;
 mod errors;
 mod fetch;
+mod group;
 mod list_offsets;
 mod produce;
+mod producer_id;
 mod recover;
 mod retention;
 
@@ -109,6 +111,8 @@ pub struct Node {
     partition_count: usize,
     next_partition_key: u64,
     next_topic_seq: u64,
+    /// The next producer id InitProducerId hands out (persisted before it is answered).
+    next_producer_id: i64,
     /// Effects not yet taken by the driver. Not bounded by a constant: each input adds a
     /// number of outputs proportional to its own size (bounded by the frame limit), and the
     /// driver drains the queue after every input.
@@ -123,6 +127,8 @@ pub struct Node {
     next_retention_check: Instant,
     next_flush: Option<Instant>,
     poisoned: Option<String>,
+    /// The group coordinator (classic consumer groups).
+    groups: crate::group::GroupCoordinator,
 }
 
 impl Node {
@@ -147,6 +153,10 @@ impl Node {
             self.respond(id, response);
             return;
         }
+        let Some(request) = self.handle_group_request(now, id, request) else {
+            self.flush_syncs();
+            return;
+        };
         match request {
             ApiRequest::Produce(request) => self.produce(now, id, request),
             ApiRequest::Fetch(request) => self.fetch(now, id, request),
@@ -157,6 +167,14 @@ impl Node {
             ApiRequest::DescribeConfigs(request) => self.describe_configs(id, request),
             ApiRequest::CreatePartitions(request) => self.create_partitions(id, request),
             ApiRequest::DescribeCluster(request) => self.describe_cluster(id, request),
+            ApiRequest::InitProducerId(request) => self.init_producer_id(id, request),
+            // Group requests were routed above; answer rather than drop one that was not.
+            other => {
+                let message = "request not routed";
+                let response =
+                    errors::error_response(&other, ErrorCode::UNKNOWN_SERVER_ERROR, message);
+                self.respond(id, response);
+            }
         }
         // Whatever the request wrote is covered by a sync before the next input.
         self.flush_syncs();
@@ -194,8 +212,11 @@ impl Node {
                 errors::with_error(waiter.response, ErrorCode::REQUEST_TIMED_OUT, message);
             self.respond(id, response);
         }
+        self.groups.handle_timeout(now);
+        self.drain_group_responses();
         if now.instant >= self.next_retention_check {
             self.enforce_retention(now);
+            self.expire_producers(now);
             self.next_retention_check = now.instant.add_ms(self.config.retention_check_interval_ms);
         }
         if let Some(next_flush) = self.next_flush {
@@ -211,6 +232,7 @@ impl Node {
     /// Forget the pending work of a closed connection: no responses will be emitted for it.
     /// Appends it made stay (they may already be durable).
     pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
+        self.groups.handle_disconnect(conn);
         self.fetch_waiters.remove_conn(conn);
         for (id, waiter) in self.sync_waiters.remove_conn(conn) {
             self.sync_order.remove(&(waiter.sync_id, id));
@@ -232,6 +254,7 @@ impl Node {
             self.sync_waiters.next_deadline(),
             Some(self.next_retention_check),
             self.next_flush,
+            self.groups.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -315,6 +338,7 @@ impl Node {
             assert!(exists, "unsynced partition {id}/{index} does not exist");
         }
         self.sync_invariants();
+        self.groups.invariants();
     }
 
     fn sync_invariants(&self) {
@@ -386,6 +410,9 @@ impl Node {
             Durability::Fsync => None,
         };
         let next_retention_check = now.instant.add_ms(config.retention_check_interval_ms);
+        let group_initial_rebalance_delay_ms = config.group_initial_rebalance_delay_ms;
+        let group_min_session_timeout_ms = config.group_min_session_timeout_ms;
+        let group_max_session_timeout_ms = config.group_max_session_timeout_ms;
         Node {
             config,
             topics: BTreeMap::new(),
@@ -393,6 +420,7 @@ impl Node {
             partition_count: 0,
             next_partition_key: 1,
             next_topic_seq: 0,
+            next_producer_id: 0,
             outputs: VecDeque::new(),
             sync: SyncState {
                 next_id: 1,
@@ -409,6 +437,11 @@ impl Node {
             next_retention_check,
             next_flush,
             poisoned: None,
+            groups: crate::group::GroupCoordinator::new(crate::group::GroupConfig {
+                initial_rebalance_delay_ms: group_initial_rebalance_delay_ms,
+                min_session_timeout_ms: group_min_session_timeout_ms,
+                max_session_timeout_ms: group_max_session_timeout_ms,
+            }),
         }
     }
 
@@ -430,6 +463,15 @@ impl Node {
         response: ApiResponse,
         deadline: Option<Instant>,
     ) {
+        // PLANTED BUG (weir-sim's planted suite only; never in a real build): answer before
+        // the data is durable, so a crash can lose acknowledged writes.
+        #[cfg(feature = "planted-ack-before-sync")]
+        {
+            let _ = deadline;
+            self.respond(id, response);
+            return;
+        }
+        #[allow(unreachable_code)]
         let sync_id = self.sync.next_id;
         match self
             .sync_waiters

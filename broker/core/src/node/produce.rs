@@ -2,7 +2,13 @@
 //! append is durable (acks=1/all) or at once (acks=0).
 //!
 //! Invariant: a batch reaches storage only after it passed CRC and format validation, the
-//! size limit and the one-batch rule; its base offset is the partition's log end offset.
+//! size limit, the one-batch rule and (when it carries a producer id) the idempotence
+//! sequence checks of `producer_state`; its base offset is the partition's log end offset.
+//!
+//! A retry of a batch already appended (same producer, epoch and sequences as one of its last
+//! five) is not appended again: it is answered with the original offsets, once the original
+//! is durable. The answer waits for the sync covering the original, which is the one in
+//! flight or the next; never for a sync that may not be emitted.
 
 use bytes::BytesMut;
 use weir_wire::batch::{
@@ -19,12 +25,23 @@ use super::{Node, LEADER_EPOCH, PRODUCE_TIMEOUT_MS_MIN};
 use crate::event::RequestId;
 use crate::meta;
 use crate::partition::BatchAppend;
+use crate::producer_state::{last_sequence, BatchMetadata, SequenceCheck};
 use crate::storage::StorageOp;
 use crate::time::Now;
 use crate::topic_config::TimestampType;
 
 /// A partition-level produce failure.
 type Refusal = (ErrorCode, String);
+
+/// A partition-level produce success.
+#[derive(Debug, Clone, Copy)]
+struct Accepted {
+    base_offset: i64,
+    log_append_time_ms: i64,
+    log_start_offset: i64,
+    /// The sync that must complete before the answer (None: durable already).
+    durable_after: Option<u64>,
+}
 
 impl Node {
     /// Produce: validate and append each partition's batch, then answer. acks=0 is answered
@@ -43,7 +60,7 @@ impl Node {
             return;
         }
         // Partitions are independent: one refused batch does not stop the others (Kafka's rule).
-        let mut appended = false;
+        let mut durable_after: Option<u64> = None;
         let mut topics = Vec::with_capacity(request.topics.len());
         for topic in &request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -56,7 +73,9 @@ impl Node {
                         format!("acks={}", request.acks),
                     ))
                 };
-                appended |= result.is_ok();
+                if let Ok(accepted) = &result {
+                    durable_after = durable_after.max(accepted.durable_after);
+                }
                 partitions.push(partition_response(partition.partition, result));
             }
             topics.push(ProduceTopicResponse {
@@ -68,15 +87,51 @@ impl Node {
             topics,
             throttle_time_ms: 0,
         });
-        // Every append of this request is covered by the same (next) sync id, so one waiter
-        // suffices. A request whose partitions all failed wrote nothing and is answered now.
-        if appended && waits {
-            let timeout_ms = u64::try_from(request.timeout_ms)
-                .unwrap_or(0)
-                .max(PRODUCE_TIMEOUT_MS_MIN);
-            self.respond_when_durable(id, response, Some(now.instant.add_ms(timeout_ms)));
-        } else {
-            self.respond(id, response);
+        // Every append of this request is covered by the same (next) sync id and duplicates
+        // by that one or the one in flight, so one waiter on the latest suffices. A request
+        // whose partitions all failed wrote nothing and is answered now.
+        match durable_after {
+            Some(sync_id) if waits => {
+                let timeout_ms = u64::try_from(request.timeout_ms)
+                    .unwrap_or(0)
+                    .max(PRODUCE_TIMEOUT_MS_MIN);
+                let deadline = Some(now.instant.add_ms(timeout_ms));
+                if sync_id == self.sync.next_id {
+                    self.respond_when_durable(id, response, deadline);
+                } else {
+                    self.respond_after_sync(id, response, deadline, sync_id);
+                }
+            }
+            _ => self.respond(id, response),
+        }
+    }
+
+    /// Park `response` until sync `sync_id` (emitted, in flight) completes: the answer to a
+    /// duplicate whose original is not durable yet.
+    fn respond_after_sync(
+        &mut self,
+        id: RequestId,
+        response: ApiResponse,
+        deadline: Option<crate::time::Instant>,
+        sync_id: u64,
+    ) {
+        assert!(
+            sync_id > self.sync.completed,
+            "sync {sync_id} already completed ({})",
+            self.sync.completed
+        );
+        assert!(
+            self.sync.in_flight == Some(sync_id),
+            "sync {sync_id} is not in flight ({:?})",
+            self.sync.in_flight
+        );
+        let waiter = super::SyncWaiter { sync_id, response };
+        match self.sync_waiters.insert(id, deadline, waiter) {
+            Ok(()) => {
+                self.sync_order.insert((sync_id, id));
+            }
+            // produce() checked for room before changing anything.
+            Err(_) => panic!("sync waiters full for {id:?}: produce checks first"),
         }
     }
 
@@ -87,7 +142,7 @@ impl Node {
         now: Now,
         topic: &TopicRef,
         partition: &ProducePartition,
-    ) -> Result<(i64, i64, i64), Refusal> {
+    ) -> Result<Accepted, Refusal> {
         let (topic_id, index) = self
             .resolve_partition(topic, partition.partition)
             .map_err(|code| (code, String::new()))?;
@@ -98,6 +153,24 @@ impl Node {
         // A null record set is treated as empty and refused below.
         let records = partition.records.as_deref().unwrap_or_default();
         let header = validate_one_batch(records, max_message_bytes)?;
+        let idempotent = header.producer_id >= 0;
+        if idempotent {
+            let log = &self.topics[&topic_id].partitions[index];
+            if let SequenceCheck::Duplicate(original) = log.producers.check(&header)? {
+                tracing::debug!(
+                    producer_id = header.producer_id,
+                    base_sequence = header.base_sequence,
+                    base_offset = original.base_offset,
+                    "duplicate batch answered with its original offsets"
+                );
+                return Ok(Accepted {
+                    base_offset: original.base_offset,
+                    log_append_time_ms: original.log_append_time_ms,
+                    log_start_offset: log.log_start_offset(),
+                    durable_after: log.sync_covering(original.last_offset),
+                });
+            }
+        }
         // Kafka stores what the producer sent with the broker's offsets, epoch and (for
         // LogAppendTime topics) timestamp; the CRC covers neither offset nor epoch.
         let mut batch = BytesMut::from(records);
@@ -151,8 +224,37 @@ impl Node {
             last_offset: appended.last_offset,
             batch: batch.freeze(),
         });
+        let log = self
+            .topics
+            .get_mut(&topic_id)
+            .and_then(|t| t.partitions.get_mut(index))
+            .expect("resolved partition exists");
+        if idempotent {
+            let batch = BatchMetadata {
+                first_seq: header.base_sequence,
+                last_seq: last_sequence(header.base_sequence, header.last_offset_delta),
+                base_offset,
+                last_offset: appended.last_offset,
+                log_append_time_ms: log_append_time,
+            };
+            let (producer_id, epoch) = (header.producer_id, header.producer_epoch);
+            log.producers.record(producer_id, epoch, batch, now.wall_ms);
+        }
+        // A roll also snapshots the producer table, after the append it includes: retention
+        // deletes only closed segments, so recovery never needs producer state from data
+        // retention already removed.
+        let snapshot =
+            (appended.rolled.is_some()).then(|| super::producer_id::producer_snapshot_op(log));
+        if let Some(op) = snapshot {
+            self.emit(op);
+        }
         self.unsynced_partitions.insert((topic_id, index));
-        Ok((base_offset, log_append_time, log_start_offset))
+        Ok(Accepted {
+            base_offset,
+            log_append_time_ms: log_append_time,
+            log_start_offset,
+            durable_after: Some(sync_id),
+        })
     }
 }
 
@@ -217,15 +319,15 @@ fn batch_refusal(error: BatchError) -> Refusal {
 /// The per-partition answer: offsets on success, -1s and the message on failure.
 fn partition_response(
     partition: i32,
-    result: Result<(i64, i64, i64), Refusal>,
+    result: Result<Accepted, Refusal>,
 ) -> ProducePartitionResponse {
     match result {
-        Ok((base_offset, log_append_time_ms, log_start_offset)) => ProducePartitionResponse {
+        Ok(accepted) => ProducePartitionResponse {
             partition,
             error: ErrorCode::NONE,
-            base_offset,
-            log_append_time_ms,
-            log_start_offset,
+            base_offset: accepted.base_offset,
+            log_append_time_ms: accepted.log_append_time_ms,
+            log_start_offset: accepted.log_start_offset,
             error_message: None,
         },
         Err((error, message)) => ProducePartitionResponse {

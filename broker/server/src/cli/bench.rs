@@ -68,6 +68,9 @@ struct ProduceBenchArgs {
     /// Batches in flight per partition (1 keeps order through retries).
     #[arg(long = "in-flight", default_value_t = 1)]
     in_flight: usize,
+    /// Target send rate in records/s (like kafka-producer-perf-test); unlimited when absent.
+    #[arg(long)]
+    throughput: Option<u64>,
     #[command(flatten)]
     bootstrap: BootstrapArgs,
 }
@@ -132,7 +135,14 @@ async fn produce(runtime: TokioRuntime, args: ProduceBenchArgs) -> anyhow::Resul
         report_tx,
     ));
     let start = runtime.now();
-    for _ in 0..args.num_records {
+    for index in 0..args.num_records {
+        if let Some(rate) = args.throughput.filter(|rate| *rate > 0) {
+            // Pace against the schedule, not the previous send, so short stalls catch up.
+            let due = start + Duration::from_secs_f64(index as f64 / rate as f64);
+            if runtime.now() < due {
+                runtime.sleep_until(due).await;
+            }
+        }
         producer.ready().await;
         let sent_at = runtime.now();
         let delivery = producer.send(&args.topic, None, None, Some(payload.clone()), Vec::new());

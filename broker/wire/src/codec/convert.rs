@@ -1260,3 +1260,57 @@ pub(super) fn describe_cluster_resp_to_domain(
         cluster_authorized_operations: k.cluster_authorized_operations,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// InitProducerId
+
+pub(super) fn init_producer_id_req_to_domain(
+    k: kafka_protocol::messages::InitProducerIdRequest,
+) -> InitProducerIdRequest {
+    InitProducerIdRequest {
+        transactional_id: k.transactional_id.as_ref().map(|t| st(&t.0)),
+        transaction_timeout_ms: k.transaction_timeout_ms,
+        // Before v3 the fields are absent and decode as their schema default, -1.
+        producer_id: k.producer_id.0,
+        producer_epoch: k.producer_epoch,
+    }
+}
+
+pub(super) fn init_producer_id_req_from_domain(
+    d: &InitProducerIdRequest,
+    v: i16,
+) -> kafka_protocol::messages::InitProducerIdRequest {
+    let mut k = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(
+            d.transactional_id
+                .as_deref()
+                .map(|t| TransactionalId(sb(t))),
+        )
+        .with_transaction_timeout_ms(d.transaction_timeout_ms);
+    if v >= 3 {
+        k.producer_id = kafka_protocol::messages::ProducerId(d.producer_id);
+        k.producer_epoch = d.producer_epoch;
+    }
+    k
+}
+
+pub(super) fn init_producer_id_resp_from_domain(
+    d: &InitProducerIdResponse,
+) -> kafka_protocol::messages::InitProducerIdResponse {
+    kafka_protocol::messages::InitProducerIdResponse::default()
+        .with_throttle_time_ms(d.throttle_time_ms)
+        .with_error_code(d.error.0)
+        .with_producer_id(kafka_protocol::messages::ProducerId(d.producer_id))
+        .with_producer_epoch(d.producer_epoch)
+}
+
+pub(super) fn init_producer_id_resp_to_domain(
+    k: kafka_protocol::messages::InitProducerIdResponse,
+) -> InitProducerIdResponse {
+    InitProducerIdResponse {
+        throttle_time_ms: k.throttle_time_ms,
+        error: ErrorCode(k.error_code),
+        producer_id: k.producer_id.0,
+        producer_epoch: k.producer_epoch,
+    }
+}

@@ -8,7 +8,10 @@ kafka-protocol 0.18). Usage: python3 gen_schema.py RESOURCES_DIR > schema.rs
 import json, re, sys, os
 
 MESSAGES = ["Produce", "Fetch", "ListOffsets", "Metadata", "ApiVersions", "CreateTopics",
-            "DeleteTopics", "DescribeConfigs", "CreatePartitions", "DescribeCluster"]
+            "DeleteTopics", "DescribeConfigs", "CreatePartitions", "DescribeCluster", "InitProducerId",
+            "OffsetCommit", "OffsetFetch", "FindCoordinator", "JoinGroup", "Heartbeat",
+            "LeaveGroup", "SyncGroup", "DescribeGroups", "ListGroups", "DeleteGroups",
+            "OffsetDelete"]
 MAX = 32767
 
 def load(path):

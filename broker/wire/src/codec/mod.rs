@@ -14,6 +14,7 @@
 //!   `TopicRef::Name`; a response must echo the same kind or encoding fails.
 
 mod convert;
+mod convert_group;
 mod guard;
 mod legacy;
 
@@ -88,7 +89,48 @@ pub mod api_key {
     pub const CREATE_PARTITIONS: i16 = 37;
     /// DescribeCluster.
     pub const DESCRIBE_CLUSTER: i16 = 60;
+    /// InitProducerId.
+    pub const INIT_PRODUCER_ID: i16 = 22;
+    /// OffsetCommit.
+    pub const OFFSET_COMMIT: i16 = 8;
+    /// OffsetFetch.
+    pub const OFFSET_FETCH: i16 = 9;
+    /// FindCoordinator.
+    pub const FIND_COORDINATOR: i16 = 10;
+    /// JoinGroup.
+    pub const JOIN_GROUP: i16 = 11;
+    /// Heartbeat.
+    pub const HEARTBEAT: i16 = 12;
+    /// LeaveGroup.
+    pub const LEAVE_GROUP: i16 = 13;
+    /// SyncGroup.
+    pub const SYNC_GROUP: i16 = 14;
+    /// DescribeGroups.
+    pub const DESCRIBE_GROUPS: i16 = 15;
+    /// ListGroups.
+    pub const LIST_GROUPS: i16 = 16;
+    /// DeleteGroups.
+    pub const DELETE_GROUPS: i16 = 42;
+    /// OffsetDelete.
+    pub const OFFSET_DELETE: i16 = 47;
 }
+
+/// The consumer-group APIs (classic protocol) and the versions served. Decoded whether or
+/// not they are advertised in [`SUPPORTED_APIS`]: advertising them changes how librdkafka
+/// drives every consumer, so they are advertised only once real clients pass the group suite.
+pub const GROUP_APIS: &[(i16, i16, i16)] = &[
+    (api_key::OFFSET_COMMIT, 2, 9),
+    (api_key::OFFSET_FETCH, 1, 9),
+    (api_key::FIND_COORDINATOR, 0, 6),
+    (api_key::JOIN_GROUP, 0, 9),
+    (api_key::HEARTBEAT, 0, 4),
+    (api_key::LEAVE_GROUP, 0, 5),
+    (api_key::SYNC_GROUP, 0, 5),
+    (api_key::DESCRIBE_GROUPS, 0, 5),
+    (api_key::LIST_GROUPS, 0, 5),
+    (api_key::DELETE_GROUPS, 0, 2),
+    (api_key::OFFSET_DELETE, 0, 0),
+];
 
 /// The ApiVersions table: (api_key, min_version, max_version), each range within what
 /// kafka-protocol 0.18 can encode. Produce is advertised from v0 (librdkafka <= 2.0 turns
@@ -105,6 +147,20 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (api_key::DESCRIBE_CONFIGS, 1, 4),
     (api_key::CREATE_PARTITIONS, 0, 3),
     (api_key::DESCRIBE_CLUSTER, 0, 2),
+    // v6 (KIP-939 two-phase commit) is beyond kafka-protocol 0.18's request struct.
+    (api_key::INIT_PRODUCER_ID, 0, 5),
+    // Consumer groups (classic protocol): the same ranges as GROUP_APIS.
+    (api_key::OFFSET_COMMIT, 2, 9),
+    (api_key::OFFSET_FETCH, 1, 9),
+    (api_key::FIND_COORDINATOR, 0, 6),
+    (api_key::JOIN_GROUP, 0, 9),
+    (api_key::HEARTBEAT, 0, 4),
+    (api_key::LEAVE_GROUP, 0, 5),
+    (api_key::SYNC_GROUP, 0, 5),
+    (api_key::DESCRIBE_GROUPS, 0, 5),
+    (api_key::LIST_GROUPS, 0, 5),
+    (api_key::DELETE_GROUPS, 0, 2),
+    (api_key::OFFSET_DELETE, 0, 0),
 ];
 
 /// Lowest Produce version actually served (v0-2 were removed in Kafka 4.0).
@@ -113,10 +169,11 @@ pub const PRODUCE_MIN_SERVED: i16 = 3;
 /// Highest ApiVersions version we answer in kind; above it, the KIP-511 v0 fallback.
 pub const API_VERSIONS_MAX: i16 = 4;
 
-/// The advertised (min, max) of an API key, if we serve it.
+/// The (min, max) of an API key we serve (advertised or a group API), if any.
 pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
     SUPPORTED_APIS
         .iter()
+        .chain(GROUP_APIS)
         .find(|e| e.0 == api_key)
         .map(|e| (e.1, e.2))
 }
@@ -133,6 +190,18 @@ pub fn api_key_of(request: &ApiRequest) -> i16 {
         ApiRequest::DescribeConfigs(_) => api_key::DESCRIBE_CONFIGS,
         ApiRequest::CreatePartitions(_) => api_key::CREATE_PARTITIONS,
         ApiRequest::DescribeCluster(_) => api_key::DESCRIBE_CLUSTER,
+        ApiRequest::InitProducerId(_) => api_key::INIT_PRODUCER_ID,
+        ApiRequest::OffsetCommit(_) => api_key::OFFSET_COMMIT,
+        ApiRequest::OffsetFetch(_) => api_key::OFFSET_FETCH,
+        ApiRequest::FindCoordinator(_) => api_key::FIND_COORDINATOR,
+        ApiRequest::JoinGroup(_) => api_key::JOIN_GROUP,
+        ApiRequest::Heartbeat(_) => api_key::HEARTBEAT,
+        ApiRequest::LeaveGroup(_) => api_key::LEAVE_GROUP,
+        ApiRequest::SyncGroup(_) => api_key::SYNC_GROUP,
+        ApiRequest::DescribeGroups(_) => api_key::DESCRIBE_GROUPS,
+        ApiRequest::ListGroups(_) => api_key::LIST_GROUPS,
+        ApiRequest::DeleteGroups(_) => api_key::DELETE_GROUPS,
+        ApiRequest::OffsetDelete(_) => api_key::OFFSET_DELETE,
     }
 }
 
@@ -148,6 +217,18 @@ pub fn api_key_of_response(response: &ApiResponse) -> i16 {
         ApiResponse::DescribeConfigs(_) => api_key::DESCRIBE_CONFIGS,
         ApiResponse::CreatePartitions(_) => api_key::CREATE_PARTITIONS,
         ApiResponse::DescribeCluster(_) => api_key::DESCRIBE_CLUSTER,
+        ApiResponse::InitProducerId(_) => api_key::INIT_PRODUCER_ID,
+        ApiResponse::OffsetCommit(_) => api_key::OFFSET_COMMIT,
+        ApiResponse::OffsetFetch(_) => api_key::OFFSET_FETCH,
+        ApiResponse::FindCoordinator(_) => api_key::FIND_COORDINATOR,
+        ApiResponse::JoinGroup(_) => api_key::JOIN_GROUP,
+        ApiResponse::Heartbeat(_) => api_key::HEARTBEAT,
+        ApiResponse::LeaveGroup(_) => api_key::LEAVE_GROUP,
+        ApiResponse::SyncGroup(_) => api_key::SYNC_GROUP,
+        ApiResponse::DescribeGroups(_) => api_key::DESCRIBE_GROUPS,
+        ApiResponse::ListGroups(_) => api_key::LIST_GROUPS,
+        ApiResponse::DeleteGroups(_) => api_key::DELETE_GROUPS,
+        ApiResponse::OffsetDelete(_) => api_key::OFFSET_DELETE,
     }
 }
 
@@ -221,6 +302,30 @@ fn schema_of(api_key: i16, request: bool) -> Option<&'static guard::Message> {
         (api_key::CREATE_PARTITIONS, false) => &CREATE_PARTITIONS_RESPONSE,
         (api_key::DESCRIBE_CLUSTER, true) => &DESCRIBE_CLUSTER_REQUEST,
         (api_key::DESCRIBE_CLUSTER, false) => &DESCRIBE_CLUSTER_RESPONSE,
+        (api_key::INIT_PRODUCER_ID, true) => &INIT_PRODUCER_ID_REQUEST,
+        (api_key::INIT_PRODUCER_ID, false) => &INIT_PRODUCER_ID_RESPONSE,
+        (api_key::OFFSET_COMMIT, true) => &OFFSET_COMMIT_REQUEST,
+        (api_key::OFFSET_COMMIT, false) => &OFFSET_COMMIT_RESPONSE,
+        (api_key::OFFSET_FETCH, true) => &OFFSET_FETCH_REQUEST,
+        (api_key::OFFSET_FETCH, false) => &OFFSET_FETCH_RESPONSE,
+        (api_key::FIND_COORDINATOR, true) => &FIND_COORDINATOR_REQUEST,
+        (api_key::FIND_COORDINATOR, false) => &FIND_COORDINATOR_RESPONSE,
+        (api_key::JOIN_GROUP, true) => &JOIN_GROUP_REQUEST,
+        (api_key::JOIN_GROUP, false) => &JOIN_GROUP_RESPONSE,
+        (api_key::HEARTBEAT, true) => &HEARTBEAT_REQUEST,
+        (api_key::HEARTBEAT, false) => &HEARTBEAT_RESPONSE,
+        (api_key::LEAVE_GROUP, true) => &LEAVE_GROUP_REQUEST,
+        (api_key::LEAVE_GROUP, false) => &LEAVE_GROUP_RESPONSE,
+        (api_key::SYNC_GROUP, true) => &SYNC_GROUP_REQUEST,
+        (api_key::SYNC_GROUP, false) => &SYNC_GROUP_RESPONSE,
+        (api_key::DESCRIBE_GROUPS, true) => &DESCRIBE_GROUPS_REQUEST,
+        (api_key::DESCRIBE_GROUPS, false) => &DESCRIBE_GROUPS_RESPONSE,
+        (api_key::LIST_GROUPS, true) => &LIST_GROUPS_REQUEST,
+        (api_key::LIST_GROUPS, false) => &LIST_GROUPS_RESPONSE,
+        (api_key::DELETE_GROUPS, true) => &DELETE_GROUPS_REQUEST,
+        (api_key::DELETE_GROUPS, false) => &DELETE_GROUPS_RESPONSE,
+        (api_key::OFFSET_DELETE, true) => &OFFSET_DELETE_REQUEST,
+        (api_key::OFFSET_DELETE, false) => &OFFSET_DELETE_RESPONSE,
         _ => return None,
     })
 }
@@ -365,6 +470,18 @@ pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Decoded), WireErro
                 "DescribeCluster",
             )?))
         }
+        api_key::INIT_PRODUCER_ID => {
+            ApiRequest::InitProducerId(convert::init_producer_id_req_to_domain(decode::<
+                kafka_protocol::messages::InitProducerIdRequest,
+            >(
+                body,
+                v,
+                "InitProducerId",
+            )?))
+        }
+        key if is_group_api(key) => {
+            convert_group_decode_request(key, body, v, header.client_id.as_deref())?
+        }
         _ => {
             let reason = format!("api key {key} has no decoder");
             return Ok((header, Decoded::Unsupported { reason }));
@@ -428,6 +545,10 @@ pub fn encode_response(
             ApiResponse::DescribeCluster(r) => {
                 encode(&convert::describe_cluster_resp_from_domain(r, v), out, v)
             }
+            ApiResponse::InitProducerId(r) => {
+                encode(&convert::init_producer_id_resp_from_domain(r), out, v)
+            }
+            r => encode_group_response(r, out, v),
         }
     })
 }
@@ -527,6 +648,14 @@ pub fn encode_error_response(
                 out,
                 v,
             ),
+            api_key::INIT_PRODUCER_ID => encode(
+                &kafka_protocol::messages::InitProducerIdResponse::default()
+                    .with_error_code(error.0)
+                    .with_producer_epoch(-1),
+                out,
+                v,
+            ),
+            key if is_group_api(key) => encode_group_error(key, error, out, v),
             _ => Err(WireError::Unsupported(format!(
                 "no error response for api key {key}"
             ))),
@@ -592,6 +721,10 @@ pub fn encode_request(
             ApiRequest::DescribeCluster(r) => {
                 encode(&convert::describe_cluster_req_from_domain(r, v), out, v)
             }
+            ApiRequest::InitProducerId(r) => {
+                encode(&convert::init_producer_id_req_from_domain(r, v), out, v)
+            }
+            r => encode_group_request(r, out, v),
         }
     })
 }
@@ -716,6 +849,16 @@ pub fn decode_response(header: &RequestHeader, frame: Bytes) -> Result<ApiRespon
                 "DescribeCluster response",
             )?))
         }
+        api_key::INIT_PRODUCER_ID => {
+            ApiResponse::InitProducerId(convert::init_producer_id_resp_to_domain(decode::<
+                kafka_protocol::messages::InitProducerIdResponse,
+            >(
+                body,
+                v,
+                "InitProducerId response",
+            )?))
+        }
+        key if is_group_api(key) => decode_group_response(key, body, v)?,
         _ => {
             return Err(WireError::Unsupported(format!(
                 "no response decoder for api key {key}"
@@ -778,4 +921,300 @@ pub fn decode_api_versions_response(
         )));
     }
     Ok(answer.api_keys)
+}
+
+// ---------------------------------------------------------------------------------------
+// Consumer-group APIs (classic protocol)
+
+fn is_group_api(api_key: i16) -> bool {
+    GROUP_APIS.iter().any(|e| e.0 == api_key)
+}
+
+/// Server direction: a group API's body to its domain request. JoinGroup also takes the
+/// header's client id (DescribeGroups reports it per member).
+fn convert_group_decode_request(
+    key: i16,
+    body: Bytes,
+    v: i16,
+    client_id: Option<&str>,
+) -> Result<ApiRequest, WireError> {
+    use kafka_protocol::messages as k;
+    Ok(match key {
+        api_key::OFFSET_COMMIT => {
+            ApiRequest::OffsetCommit(convert_group::offset_commit_req_to_domain(decode::<
+                k::OffsetCommitRequest,
+            >(
+                body,
+                v,
+                "OffsetCommit",
+            )?))
+        }
+        api_key::OFFSET_FETCH => {
+            ApiRequest::OffsetFetch(convert_group::offset_fetch_req_to_domain(
+                decode::<k::OffsetFetchRequest>(body, v, "OffsetFetch")?,
+                v,
+            ))
+        }
+        api_key::FIND_COORDINATOR => {
+            ApiRequest::FindCoordinator(convert_group::find_coordinator_req_to_domain(
+                decode::<k::FindCoordinatorRequest>(body, v, "FindCoordinator")?,
+                v,
+            ))
+        }
+        api_key::JOIN_GROUP => ApiRequest::JoinGroup(convert_group::join_group_req_to_domain(
+            decode::<k::JoinGroupRequest>(body, v, "JoinGroup")?,
+            v,
+            client_id,
+        )),
+        api_key::HEARTBEAT => {
+            ApiRequest::Heartbeat(convert_group::heartbeat_req_to_domain(decode::<
+                k::HeartbeatRequest,
+            >(
+                body,
+                v,
+                "Heartbeat",
+            )?))
+        }
+        api_key::LEAVE_GROUP => ApiRequest::LeaveGroup(convert_group::leave_group_req_to_domain(
+            decode::<k::LeaveGroupRequest>(body, v, "LeaveGroup")?,
+            v,
+        )),
+        api_key::SYNC_GROUP => {
+            ApiRequest::SyncGroup(convert_group::sync_group_req_to_domain(decode::<
+                k::SyncGroupRequest,
+            >(
+                body,
+                v,
+                "SyncGroup",
+            )?))
+        }
+        api_key::DESCRIBE_GROUPS => {
+            ApiRequest::DescribeGroups(convert_group::describe_groups_req_to_domain(decode::<
+                k::DescribeGroupsRequest,
+            >(
+                body,
+                v,
+                "DescribeGroups",
+            )?))
+        }
+        api_key::LIST_GROUPS => {
+            ApiRequest::ListGroups(convert_group::list_groups_req_to_domain(decode::<
+                k::ListGroupsRequest,
+            >(
+                body,
+                v,
+                "ListGroups",
+            )?))
+        }
+        api_key::DELETE_GROUPS => {
+            ApiRequest::DeleteGroups(convert_group::delete_groups_req_to_domain(decode::<
+                k::DeleteGroupsRequest,
+            >(
+                body,
+                v,
+                "DeleteGroups",
+            )?))
+        }
+        api_key::OFFSET_DELETE => {
+            ApiRequest::OffsetDelete(convert_group::offset_delete_req_to_domain(decode::<
+                k::OffsetDeleteRequest,
+            >(
+                body,
+                v,
+                "OffsetDelete",
+            )?))
+        }
+        _ => return Err(WireError::Unsupported(format!("api key {key}"))),
+    })
+}
+
+fn encode_group_response(
+    response: &ApiResponse,
+    out: &mut BytesMut,
+    v: i16,
+) -> Result<(), WireError> {
+    use convert_group as c;
+    match response {
+        ApiResponse::OffsetCommit(r) => encode(&c::offset_commit_resp_from_domain(r, v), out, v),
+        ApiResponse::OffsetFetch(r) => encode(&c::offset_fetch_resp_from_domain(r, v)?, out, v),
+        ApiResponse::FindCoordinator(r) => {
+            encode(&c::find_coordinator_resp_from_domain(r, v)?, out, v)
+        }
+        ApiResponse::JoinGroup(r) => encode(&c::join_group_resp_from_domain(r, v), out, v),
+        ApiResponse::Heartbeat(r) => encode(&c::heartbeat_resp_from_domain(r, v), out, v),
+        ApiResponse::LeaveGroup(r) => encode(&c::leave_group_resp_from_domain(r, v), out, v),
+        ApiResponse::SyncGroup(r) => encode(&c::sync_group_resp_from_domain(r, v), out, v),
+        ApiResponse::DescribeGroups(r) => {
+            encode(&c::describe_groups_resp_from_domain(r, v), out, v)
+        }
+        ApiResponse::ListGroups(r) => encode(&c::list_groups_resp_from_domain(r, v), out, v),
+        ApiResponse::DeleteGroups(r) => encode(&c::delete_groups_resp_from_domain(r), out, v),
+        ApiResponse::OffsetDelete(r) => encode(&c::offset_delete_resp_from_domain(r), out, v),
+        other => Err(WireError::Encode(format!(
+            "no encoder for response of api key {}",
+            api_key_of_response(other)
+        ))),
+    }
+}
+
+fn encode_group_request(request: &ApiRequest, out: &mut BytesMut, v: i16) -> Result<(), WireError> {
+    use convert_group as c;
+    match request {
+        ApiRequest::OffsetCommit(r) => encode(&c::offset_commit_req_from_domain(r, v), out, v),
+        ApiRequest::OffsetFetch(r) => encode(&c::offset_fetch_req_from_domain(r, v)?, out, v),
+        ApiRequest::FindCoordinator(r) => {
+            encode(&c::find_coordinator_req_from_domain(r, v)?, out, v)
+        }
+        ApiRequest::JoinGroup(r) => encode(&c::join_group_req_from_domain(r, v), out, v),
+        ApiRequest::Heartbeat(r) => encode(&c::heartbeat_req_from_domain(r, v), out, v),
+        ApiRequest::LeaveGroup(r) => encode(&c::leave_group_req_from_domain(r, v)?, out, v),
+        ApiRequest::SyncGroup(r) => encode(&c::sync_group_req_from_domain(r, v), out, v),
+        ApiRequest::DescribeGroups(r) => encode(&c::describe_groups_req_from_domain(r, v), out, v),
+        ApiRequest::ListGroups(r) => encode(&c::list_groups_req_from_domain(r, v), out, v),
+        ApiRequest::DeleteGroups(r) => encode(&c::delete_groups_req_from_domain(r), out, v),
+        ApiRequest::OffsetDelete(r) => encode(&c::offset_delete_req_from_domain(r), out, v),
+        other => Err(WireError::Encode(format!(
+            "no encoder for request of api key {}",
+            api_key_of(other)
+        ))),
+    }
+}
+
+/// A group API's response with `error` at the top level (or in its only entry).
+fn encode_group_error(
+    key: i16,
+    error: ErrorCode,
+    out: &mut BytesMut,
+    v: i16,
+) -> Result<(), WireError> {
+    use kafka_protocol::messages as k;
+    let e = error.0;
+    match key {
+        api_key::OFFSET_COMMIT => encode(&k::OffsetCommitResponse::default(), out, v),
+        api_key::OFFSET_FETCH => {
+            let mut r = k::OffsetFetchResponse::default();
+            if (2..=7).contains(&v) {
+                r.error_code = e;
+            }
+            encode(&r, out, v)
+        }
+        api_key::FIND_COORDINATOR => {
+            let mut r = k::FindCoordinatorResponse::default();
+            if v <= 3 {
+                r.error_code = e;
+                r.node_id = kafka_protocol::messages::BrokerId(-1);
+                r.port = -1;
+            }
+            encode(&r, out, v)
+        }
+        api_key::JOIN_GROUP => encode(&k::JoinGroupResponse::default().with_error_code(e), out, v),
+        api_key::HEARTBEAT => encode(&k::HeartbeatResponse::default().with_error_code(e), out, v),
+        api_key::LEAVE_GROUP => {
+            encode(&k::LeaveGroupResponse::default().with_error_code(e), out, v)
+        }
+        api_key::SYNC_GROUP => encode(&k::SyncGroupResponse::default().with_error_code(e), out, v),
+        api_key::DESCRIBE_GROUPS => encode(&k::DescribeGroupsResponse::default(), out, v),
+        api_key::LIST_GROUPS => {
+            encode(&k::ListGroupsResponse::default().with_error_code(e), out, v)
+        }
+        api_key::DELETE_GROUPS => encode(&k::DeleteGroupsResponse::default(), out, v),
+        api_key::OFFSET_DELETE => encode(
+            &k::OffsetDeleteResponse::default().with_error_code(e),
+            out,
+            v,
+        ),
+        _ => Err(WireError::Unsupported(format!(
+            "no error response for api key {key}"
+        ))),
+    }
+}
+
+/// Client direction: a group API's response body to its domain response.
+fn decode_group_response(key: i16, body: Bytes, v: i16) -> Result<ApiResponse, WireError> {
+    use convert_group as c;
+    use kafka_protocol::messages as k;
+    Ok(match key {
+        api_key::OFFSET_COMMIT => {
+            ApiResponse::OffsetCommit(c::offset_commit_resp_to_domain(decode::<
+                k::OffsetCommitResponse,
+            >(
+                body,
+                v,
+                "OffsetCommit response",
+            )?))
+        }
+        api_key::OFFSET_FETCH => ApiResponse::OffsetFetch(c::offset_fetch_resp_to_domain(
+            decode::<k::OffsetFetchResponse>(body, v, "OffsetFetch response")?,
+            v,
+        )),
+        api_key::FIND_COORDINATOR => {
+            ApiResponse::FindCoordinator(c::find_coordinator_resp_to_domain(
+                decode::<k::FindCoordinatorResponse>(body, v, "FindCoordinator response")?,
+                v,
+            ))
+        }
+        api_key::JOIN_GROUP => {
+            ApiResponse::JoinGroup(c::join_group_resp_to_domain(
+                decode::<k::JoinGroupResponse>(body, v, "JoinGroup response")?,
+            ))
+        }
+        api_key::HEARTBEAT => {
+            ApiResponse::Heartbeat(c::heartbeat_resp_to_domain(decode::<k::HeartbeatResponse>(
+                body,
+                v,
+                "Heartbeat response",
+            )?))
+        }
+        api_key::LEAVE_GROUP => ApiResponse::LeaveGroup(c::leave_group_resp_to_domain(decode::<
+            k::LeaveGroupResponse,
+        >(
+            body,
+            v,
+            "LeaveGroup response",
+        )?)),
+        api_key::SYNC_GROUP => {
+            ApiResponse::SyncGroup(c::sync_group_resp_to_domain(
+                decode::<k::SyncGroupResponse>(body, v, "SyncGroup response")?,
+            ))
+        }
+        api_key::DESCRIBE_GROUPS => {
+            ApiResponse::DescribeGroups(c::describe_groups_resp_to_domain(decode::<
+                k::DescribeGroupsResponse,
+            >(
+                body,
+                v,
+                "DescribeGroups response",
+            )?))
+        }
+        api_key::LIST_GROUPS => ApiResponse::ListGroups(c::list_groups_resp_to_domain(decode::<
+            k::ListGroupsResponse,
+        >(
+            body,
+            v,
+            "ListGroups response",
+        )?)),
+        api_key::DELETE_GROUPS => {
+            ApiResponse::DeleteGroups(c::delete_groups_resp_to_domain(decode::<
+                k::DeleteGroupsResponse,
+            >(
+                body,
+                v,
+                "DeleteGroups response",
+            )?))
+        }
+        api_key::OFFSET_DELETE => {
+            ApiResponse::OffsetDelete(c::offset_delete_resp_to_domain(decode::<
+                k::OffsetDeleteResponse,
+            >(
+                body,
+                v,
+                "OffsetDelete response",
+            )?))
+        }
+        _ => {
+            return Err(WireError::Unsupported(format!(
+                "no response decoder for api key {key}"
+            )))
+        }
+    })
 }

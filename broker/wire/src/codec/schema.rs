@@ -356,3 +356,283 @@ F { name: "IsFenced", ty: T::Bool, versions: (2, 32767), tag: None, tagged: (1, 
 F { name: "ClusterAuthorizedOperations", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
 ] };
 
+pub(crate) const INIT_PRODUCER_ID_REQUEST: Message = Message { flexible: (2, 32767), fields: &[
+F { name: "TransactionalId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "TransactionTimeoutMs", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProducerId", ty: T::I64, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProducerEpoch", ty: T::I16, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Enable2Pc", ty: T::Bool, versions: (6, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "KeepPreparedTxn", ty: T::Bool, versions: (6, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const INIT_PRODUCER_ID_RESPONSE: Message = Message { flexible: (2, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProducerId", ty: T::I64, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProducerEpoch", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "OngoingTxnProducerId", ty: T::I64, versions: (6, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "OngoingTxnProducerEpoch", ty: T::I16, versions: (6, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const OFFSET_COMMIT_REQUEST: Message = Message { flexible: (8, 32767), fields: &[
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GenerationIdOrMemberEpoch", ty: T::I32, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberId", ty: T::Str, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupInstanceId", ty: T::Str, versions: (7, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "RetentionTimeMs", ty: T::I64, versions: (2, 4), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 9), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "TopicId", ty: T::Uuid, versions: (10, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Partitions", ty: T::StructArray(&[
+F { name: "PartitionIndex", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CommittedOffset", ty: T::I64, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CommittedLeaderEpoch", ty: T::I32, versions: (6, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CommitTimestamp", ty: T::I64, versions: (1, 1), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CommittedMetadata", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const OFFSET_COMMIT_RESPONSE: Message = Message { flexible: (8, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 9), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "TopicId", ty: T::Uuid, versions: (10, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Partitions", ty: T::StructArray(&[
+F { name: "PartitionIndex", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const OFFSET_FETCH_REQUEST: Message = Message { flexible: (6, 32767), fields: &[
+F { name: "GroupId", ty: T::Str, versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "PartitionIndexes", ty: T::PrimArray(&T::I32), versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Groups", ty: T::StructArray(&[
+F { name: "GroupId", ty: T::Str, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberId", ty: T::Str, versions: (9, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberEpoch", ty: T::I32, versions: (9, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (8, 9), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "TopicId", ty: T::Uuid, versions: (10, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "PartitionIndexes", ty: T::PrimArray(&T::I32), versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "RequireStable", ty: T::Bool, versions: (7, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const OFFSET_FETCH_RESPONSE: Message = Message { flexible: (6, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Partitions", ty: T::StructArray(&[
+F { name: "PartitionIndex", ty: T::I32, versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CommittedOffset", ty: T::I64, versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CommittedLeaderEpoch", ty: T::I32, versions: (5, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Metadata", ty: T::Str, versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (2, 7), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Groups", ty: T::StructArray(&[
+F { name: "GroupId", ty: T::Str, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (8, 9), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "TopicId", ty: T::Uuid, versions: (10, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Partitions", ty: T::StructArray(&[
+F { name: "PartitionIndex", ty: T::I32, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CommittedOffset", ty: T::I64, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CommittedLeaderEpoch", ty: T::I32, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Metadata", ty: T::Str, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const FIND_COORDINATOR_REQUEST: Message = Message { flexible: (3, 32767), fields: &[
+F { name: "Key", ty: T::Str, versions: (0, 3), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "KeyType", ty: T::I8, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "CoordinatorKeys", ty: T::PrimArray(&T::Str), versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const FIND_COORDINATOR_RESPONSE: Message = Message { flexible: (3, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 3), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorMessage", ty: T::Str, versions: (1, 3), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "NodeId", ty: T::I32, versions: (0, 3), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Host", ty: T::Str, versions: (0, 3), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Port", ty: T::I32, versions: (0, 3), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Coordinators", ty: T::StructArray(&[
+F { name: "Key", ty: T::Str, versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "NodeId", ty: T::I32, versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Host", ty: T::Str, versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Port", ty: T::I32, versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorMessage", ty: T::Str, versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const JOIN_GROUP_REQUEST: Message = Message { flexible: (6, 32767), fields: &[
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "SessionTimeoutMs", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "RebalanceTimeoutMs", ty: T::I32, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupInstanceId", ty: T::Str, versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolType", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Protocols", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Metadata", ty: T::Bytes, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Reason", ty: T::Str, versions: (8, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const JOIN_GROUP_RESPONSE: Message = Message { flexible: (6, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (2, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GenerationId", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolType", ty: T::Str, versions: (7, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolName", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Leader", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "SkipAssignment", ty: T::Bool, versions: (9, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Members", ty: T::StructArray(&[
+F { name: "MemberId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupInstanceId", ty: T::Str, versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Metadata", ty: T::Bytes, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const HEARTBEAT_REQUEST: Message = Message { flexible: (4, 32767), fields: &[
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GenerationId", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupInstanceId", ty: T::Str, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const HEARTBEAT_RESPONSE: Message = Message { flexible: (4, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const LEAVE_GROUP_REQUEST: Message = Message { flexible: (4, 32767), fields: &[
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberId", ty: T::Str, versions: (0, 2), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Members", ty: T::StructArray(&[
+F { name: "MemberId", ty: T::Str, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupInstanceId", ty: T::Str, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Reason", ty: T::Str, versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const LEAVE_GROUP_RESPONSE: Message = Message { flexible: (4, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Members", ty: T::StructArray(&[
+F { name: "MemberId", ty: T::Str, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupInstanceId", ty: T::Str, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const SYNC_GROUP_REQUEST: Message = Message { flexible: (4, 32767), fields: &[
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GenerationId", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupInstanceId", ty: T::Str, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolType", ty: T::Str, versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolName", ty: T::Str, versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Assignments", ty: T::StructArray(&[
+F { name: "MemberId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Assignment", ty: T::Bytes, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const SYNC_GROUP_RESPONSE: Message = Message { flexible: (4, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolType", ty: T::Str, versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolName", ty: T::Str, versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Assignment", ty: T::Bytes, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const DESCRIBE_GROUPS_REQUEST: Message = Message { flexible: (5, 32767), fields: &[
+F { name: "Groups", ty: T::PrimArray(&T::Str), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "IncludeAuthorizedOperations", ty: T::Bool, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const DESCRIBE_GROUPS_RESPONSE: Message = Message { flexible: (5, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Groups", ty: T::StructArray(&[
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorMessage", ty: T::Str, versions: (6, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupState", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolType", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolData", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Members", ty: T::StructArray(&[
+F { name: "MemberId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupInstanceId", ty: T::Str, versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ClientId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ClientHost", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberMetadata", ty: T::Bytes, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "MemberAssignment", ty: T::Bytes, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "AuthorizedOperations", ty: T::I32, versions: (3, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const LIST_GROUPS_REQUEST: Message = Message { flexible: (3, 32767), fields: &[
+F { name: "StatesFilter", ty: T::PrimArray(&T::Str), versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "TypesFilter", ty: T::PrimArray(&T::Str), versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const LIST_GROUPS_RESPONSE: Message = Message { flexible: (3, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (1, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Groups", ty: T::StructArray(&[
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ProtocolType", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupState", ty: T::Str, versions: (4, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "GroupType", ty: T::Str, versions: (5, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const DELETE_GROUPS_REQUEST: Message = Message { flexible: (2, 32767), fields: &[
+F { name: "GroupsNames", ty: T::PrimArray(&T::Str), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const DELETE_GROUPS_RESPONSE: Message = Message { flexible: (2, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Results", ty: T::StructArray(&[
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const OFFSET_DELETE_REQUEST: Message = Message { flexible: (1, 0), fields: &[
+F { name: "GroupId", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Partitions", ty: T::StructArray(&[
+F { name: "PartitionIndex", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const OFFSET_DELETE_RESPONSE: Message = Message { flexible: (1, 0), fields: &[
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Partitions", ty: T::StructArray(&[
+F { name: "PartitionIndex", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+

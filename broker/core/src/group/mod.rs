@@ -1,0 +1,1493 @@
+//! The group coordinator (classic protocol): membership, rebalances and committed offsets of
+//! consumer groups, as a sans-IO state machine the [`crate::Node`] drives.
+//!
+//! A group moves through Kafka's states: `Empty` -> `PreparingRebalance` (members (re)join;
+//! JoinGroup requests are parked) -> `CompletingRebalance` (join answered, the leader's
+//! SyncGroup carries the assignment; SyncGroup requests are parked) -> `Stable`. A member
+//! that stops heartbeating for `session_timeout_ms` is removed and the group rebalances; a
+//! rebalance that outlives the members' `rebalance_timeout_ms` removes the laggards.
+//!
+//! The coordinator answers requests into its own queue ([`GroupCoordinator::take_responses`]);
+//! the node moves them to its outputs. Offsets are decided here but written by the node
+//! (`__consumer_offsets`, see [`offsets_log`]); the coordinator only keeps the latest value
+//! per partition in memory.
+//!
+//! Invariants (checked by [`GroupCoordinator::invariants`]):
+//! - every armed timer appears once in the ordered deadline set and once in its group's
+//!   `armed` map, and nothing else is in the set;
+//! - a parked JoinGroup exists only in `PreparingRebalance`/`CompletingRebalance` handoff, a
+//!   parked SyncGroup only in `CompletingRebalance`;
+//! - a static instance id maps to exactly one member, which carries that id;
+//! - the leader, when set, is a member; a group with members has a protocol type;
+//! - groups, members per group and offsets per group stay within their `*_MAX` bounds.
+//!
+//! Member ids are `client_id + "-" + counter` (the counter is the coordinator's), so runs
+//! are deterministic; Kafka uses a UUID suffix, which clients treat as opaque either way.
+
+pub mod consumer_protocol;
+pub mod offsets_log;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use weir_wire::domain::{
+    ApiResponse, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    DescribedGroup, DescribedMember, HeartbeatRequest, HeartbeatResponse, JoinGroupMember,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, LeftMember,
+    ListGroupsRequest, ListGroupsResponse, ListedGroup, OffsetFetchGroup, OffsetFetchGroupResponse,
+    OffsetFetchPartition, OffsetFetchTopic, SyncGroupRequest, SyncGroupResponse,
+};
+use weir_wire::error::ErrorCode;
+
+use crate::event::RequestId;
+use crate::time::{Instant, Now};
+
+/// Bound on groups per node (offset-only groups included).
+pub const GROUPS_MAX: usize = 100_000;
+/// Bound on members per group (Kafka's `group.max.size` is unbounded by default; a bound
+/// keeps one runaway client from growing the coordinator without limit).
+pub const GROUP_MEMBERS_MAX: usize = 1_000;
+/// Bound on members waiting to rejoin with an id from MEMBER_ID_REQUIRED, per group.
+pub const GROUP_PENDING_MEMBERS_MAX: usize = 1_000;
+/// Bound on committed offsets per group.
+pub const GROUP_OFFSETS_MAX: usize = 1_000_000;
+/// Kafka's `offset.metadata.max.bytes`.
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4_096;
+/// Bound on a group id's length (Kafka has none; ids land in record keys).
+pub const GROUP_ID_BYTES_MAX: usize = 32_767;
+
+/// Kafka's group states, named as DescribeGroups and ListGroups report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupState {
+    /// No members (offsets may exist).
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Assignment handed out; members heartbeat.
+    Stable,
+}
+
+impl GroupState {
+    /// Kafka's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// Group coordinator settings (from the node config).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: i32,
+}
+
+/// A committed offset as kept in memory and in `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// Next offset to consume.
+    pub offset: i64,
+    /// Leader epoch of the last consumed record, -1 if unknown.
+    pub leader_epoch: i32,
+    /// Client metadata ("" when none was given).
+    pub metadata: String,
+    /// Broker wall clock at commit (ms).
+    pub commit_timestamp: i64,
+}
+
+/// One member of a group.
+#[derive(Debug, Clone)]
+struct Member {
+    group_instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    /// Supported protocols, preferred first.
+    protocols: Vec<(String, Bytes)>,
+    /// Assignment from the last completed sync.
+    assignment: Bytes,
+    /// Parked JoinGroup.
+    awaiting_join: Option<RequestId>,
+    /// Parked SyncGroup.
+    awaiting_sync: Option<RequestId>,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        (self.protocols.iter())
+            .find(|(name, _)| name == protocol)
+            .map(|(_, metadata)| metadata.clone())
+            .unwrap_or_default()
+    }
+
+    fn same_protocols(&self, protocols: &[(String, Bytes)]) -> bool {
+        self.protocols == protocols
+    }
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// A member's session (no heartbeat within its session timeout).
+    Session(String),
+    /// A member id handed out with MEMBER_ID_REQUIRED and not yet used.
+    Pending(String),
+    /// The join phase: check whether it can complete (initial delay, rebalance timeout).
+    Join,
+    /// The sync phase outlived the rebalance timeout.
+    Sync,
+}
+
+/// One group.
+#[derive(Debug, Clone)]
+struct Group {
+    state: GroupState,
+    protocol_type: Option<String>,
+    protocol_name: Option<String>,
+    generation_id: i32,
+    leader_id: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// Static membership: instance id -> member id.
+    static_members: BTreeMap<String, String>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED.
+    pending_members: BTreeSet<String>,
+    /// The join phase may not complete before this (initial rebalance delay).
+    join_not_before: Instant,
+    /// The join phase completes at the latest here (rebalance timeout).
+    join_deadline: Instant,
+    /// Timers of this group and when they fire.
+    armed: BTreeMap<Timer, Instant>,
+    offsets: BTreeMap<(String, i32), CommittedOffset>,
+}
+
+impl Group {
+    fn new(now: Instant) -> Group {
+        Group {
+            state: GroupState::Empty,
+            protocol_type: None,
+            protocol_name: None,
+            generation_id: 0,
+            leader_id: None,
+            members: BTreeMap::new(),
+            static_members: BTreeMap::new(),
+            pending_members: BTreeSet::new(),
+            join_not_before: now,
+            join_deadline: now,
+            armed: BTreeMap::new(),
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    /// Protocols every member supports (in the first member's order of preference).
+    fn candidate_protocols(&self) -> Vec<String> {
+        let mut members = self.members.values();
+        let Some(first) = members.next() else {
+            return Vec::new();
+        };
+        let mut candidates: Vec<String> = first.protocols.iter().map(|p| p.0.clone()).collect();
+        for member in members {
+            candidates.retain(|name| member.protocols.iter().any(|p| &p.0 == name));
+        }
+        candidates
+    }
+
+    /// Can a member with `protocols` of `protocol_type` join?
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        let candidates = self.candidate_protocols();
+        protocols.iter().any(|(name, _)| candidates.contains(name))
+    }
+
+    /// Kafka's selection: each member votes for its most preferred protocol among those all
+    /// members support; the most votes wins, ties going to the earlier candidate.
+    fn select_protocol(&self) -> Option<String> {
+        let candidates = self.candidate_protocols();
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for member in self.members.values() {
+            let vote = (member.protocols.iter()).find(|p| candidates.contains(&p.0));
+            if let Some((name, _)) = vote {
+                *votes.entry(name.as_str()).or_default() += 1;
+            }
+        }
+        let mut best: Option<(&str, usize)> = None;
+        for name in &candidates {
+            let count = votes.get(name.as_str()).copied().unwrap_or(0);
+            if best.is_none_or(|(_, best_count)| count > best_count) {
+                best = Some((name.as_str(), count));
+            }
+        }
+        best.map(|(name, _)| name.to_string())
+    }
+
+    fn all_members_joined(&self) -> bool {
+        self.pending_members.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
+    }
+
+    fn rebalance_timeout_ms(&self) -> u64 {
+        let max = self.members.values().map(|m| m.rebalance_timeout_ms).max();
+        u64::try_from(max.unwrap_or(0)).unwrap_or(0)
+    }
+}
+
+/// Result of validating an OffsetCommit against the group's membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitCheck {
+    /// Commit; the group exists (or is created offsets-only).
+    Accept,
+    /// Refuse every partition with this error.
+    Refuse(ErrorCode),
+}
+
+/// The coordinator of every group on this node.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    groups: BTreeMap<String, Group>,
+    timers: BTreeSet<(Instant, String, Timer)>,
+    next_member_seq: u64,
+    responses: Vec<(RequestId, ApiResponse)>,
+}
+
+impl GroupCoordinator {
+    /// A coordinator without groups.
+    pub fn new(config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            groups: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            next_member_seq: 0,
+            responses: Vec::new(),
+        }
+    }
+
+    /// Responses produced since the last call, in order.
+    pub fn take_responses(&mut self) -> Vec<(RequestId, ApiResponse)> {
+        std::mem::take(&mut self.responses)
+    }
+
+    /// Earliest armed timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _, _)| *at)
+    }
+
+    /// Fire every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some((at, _, _)) = self.timers.first() {
+            if *at > now.instant {
+                break;
+            }
+            let Some((_, group_id, timer)) = self.timers.pop_first() else {
+                break;
+            };
+            if let Some(group) = self.groups.get_mut(&group_id) {
+                group.armed.remove(&timer);
+            }
+            self.fire(now, &group_id, timer);
+        }
+    }
+
+    /// Forget the parked requests of a closed connection (members stay until their
+    /// session expires, as in Kafka).
+    pub fn handle_disconnect(&mut self, conn: u64) {
+        for group in self.groups.values_mut() {
+            for member in group.members.values_mut() {
+                if member.awaiting_join.is_some_and(|id| id.conn == conn) {
+                    member.awaiting_join = None;
+                }
+                if member.awaiting_sync.is_some_and(|id| id.conn == conn) {
+                    member.awaiting_sync = None;
+                }
+            }
+        }
+    }
+
+    // ---- JoinGroup -----------------------------------------------------------------
+
+    /// JoinGroup: answered now (errors, MEMBER_ID_REQUIRED, a rejoin without change) or
+    /// parked until the join phase completes.
+    pub fn join_group(&mut self, now: Now, id: RequestId, request: JoinGroupRequest) {
+        if let Err(error) = self.check_join(&request) {
+            self.answer_join_error(id, error, &request.member_id);
+            return;
+        }
+        let group_id = request.group_id.clone();
+        if !self.groups.contains_key(&group_id) {
+            if self.groups.len() >= GROUPS_MAX {
+                self.answer_join_error(id, ErrorCode::COORDINATOR_NOT_AVAILABLE, "");
+                return;
+            }
+            self.groups
+                .insert(group_id.clone(), Group::new(now.instant));
+        }
+        let group = self.groups.get(&group_id).expect("group exists");
+        let protocols: Vec<(String, Bytes)> = (request.protocols.iter())
+            .map(|p| (p.name.clone(), p.metadata.clone()))
+            .collect();
+        if !group.supports(&request.protocol_type, &protocols) {
+            self.answer_join_error(
+                id,
+                ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+                &request.member_id,
+            );
+            return;
+        }
+        if request.member_id.is_empty() {
+            self.join_unknown_member(now, id, request, protocols);
+        } else {
+            self.join_known_member(now, id, request, protocols);
+        }
+    }
+
+    fn check_join(&self, request: &JoinGroupRequest) -> Result<(), ErrorCode> {
+        if request.group_id.is_empty() || request.group_id.len() > GROUP_ID_BYTES_MAX {
+            return Err(ErrorCode::INVALID_GROUP_ID);
+        }
+        let session = request.session_timeout_ms;
+        if session < self.config.min_session_timeout_ms
+            || session > self.config.max_session_timeout_ms
+        {
+            return Err(ErrorCode::INVALID_SESSION_TIMEOUT);
+        }
+        if request.protocol_type.is_empty() || request.protocols.is_empty() {
+            return Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        Ok(())
+    }
+
+    fn answer_join_error(&mut self, id: RequestId, error: ErrorCode, member_id: &str) {
+        let response = JoinGroupResponse {
+            error,
+            generation_id: -1,
+            protocol_name: None,
+            member_id: member_id.to_string(),
+            ..JoinGroupResponse::default()
+        };
+        self.responses.push((id, ApiResponse::JoinGroup(response)));
+    }
+
+    fn new_member_id(&mut self, client_id: &str) -> String {
+        self.next_member_seq += 1;
+        format!("{client_id}-{}", self.next_member_seq)
+    }
+
+    fn join_unknown_member(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: JoinGroupRequest,
+        protocols: Vec<(String, Bytes)>,
+    ) {
+        let group_id = request.group_id.clone();
+        let member_id = self.new_member_id(&request.client_id);
+        let group = self.groups.get_mut(&group_id).expect("group exists");
+        if let Some(instance_id) = &request.group_instance_id {
+            if let Some(old_member_id) = group.static_members.get(instance_id).cloned() {
+                self.replace_static_member(now, id, request, protocols, old_member_id, member_id);
+                return;
+            }
+        } else if request.member_id_required {
+            // KIP-394: hand out the id first, so a client that times out on its JoinGroup
+            // and retries does not leave a ghost member behind.
+            if group.pending_members.len() >= GROUP_PENDING_MEMBERS_MAX {
+                self.answer_join_error(id, ErrorCode::GROUP_MAX_SIZE_REACHED, "");
+                return;
+            }
+            group.pending_members.insert(member_id.clone());
+            let session_ms = u64::try_from(request.session_timeout_ms).unwrap_or(0);
+            let at = now.instant.add_ms(session_ms);
+            self.arm(&group_id, Timer::Pending(member_id.clone()), at);
+            self.answer_join_error(id, ErrorCode::MEMBER_ID_REQUIRED, &member_id);
+            return;
+        }
+        self.add_member_and_rebalance(now, id, request, protocols, member_id);
+    }
+
+    fn join_known_member(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: JoinGroupRequest,
+        protocols: Vec<(String, Bytes)>,
+    ) {
+        let group_id = request.group_id.clone();
+        let member_id = request.member_id.clone();
+        let group = self.groups.get_mut(&group_id).expect("group exists");
+        if group.pending_members.remove(&member_id) {
+            self.disarm(&group_id, &Timer::Pending(member_id.clone()));
+            self.add_member_and_rebalance(now, id, request, protocols, member_id);
+            return;
+        }
+        if let Err(error) = check_static(group, &member_id, request.group_instance_id.as_deref()) {
+            self.answer_join_error(id, error, &member_id);
+            return;
+        }
+        let Some(member) = group.members.get(&member_id) else {
+            self.answer_join_error(id, ErrorCode::UNKNOWN_MEMBER_ID, &member_id);
+            return;
+        };
+        let unchanged = member.same_protocols(&protocols);
+        let is_leader = group.leader_id.as_deref() == Some(member_id.as_str());
+        match group.state {
+            GroupState::PreparingRebalance => {
+                self.update_member(now, id, &group_id, &member_id, &request, protocols);
+                self.try_complete_join(now, &group_id);
+            }
+            // A member that lost its JoinGroup answer rejoins unchanged: give it again.
+            GroupState::CompletingRebalance if unchanged => {
+                self.touch_session(now, &group_id, &member_id);
+                let response = self.join_response(&group_id, &member_id, false);
+                self.responses.push((id, ApiResponse::JoinGroup(response)));
+            }
+            GroupState::Stable if unchanged && !is_leader => {
+                self.touch_session(now, &group_id, &member_id);
+                let response = self.join_response(&group_id, &member_id, false);
+                self.responses.push((id, ApiResponse::JoinGroup(response)));
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                self.update_member(now, id, &group_id, &member_id, &request, protocols);
+                self.prepare_rebalance(now, &group_id);
+            }
+            GroupState::Empty => {
+                self.answer_join_error(id, ErrorCode::UNKNOWN_MEMBER_ID, &member_id);
+            }
+        }
+    }
+
+    fn add_member_and_rebalance(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: JoinGroupRequest,
+        protocols: Vec<(String, Bytes)>,
+        member_id: String,
+    ) {
+        let group_id = request.group_id.clone();
+        let group = self.groups.get_mut(&group_id).expect("group exists");
+        if group.members.len() >= GROUP_MEMBERS_MAX {
+            self.answer_join_error(id, ErrorCode::GROUP_MAX_SIZE_REACHED, "");
+            return;
+        }
+        if group.members.is_empty() {
+            group.protocol_type = Some(request.protocol_type.clone());
+        }
+        if let Some(instance_id) = &request.group_instance_id {
+            group
+                .static_members
+                .insert(instance_id.clone(), member_id.clone());
+        }
+        let member = Member {
+            group_instance_id: request.group_instance_id.clone(),
+            client_id: request.client_id.clone(),
+            client_host: request.client_host.clone(),
+            session_timeout_ms: request.session_timeout_ms,
+            rebalance_timeout_ms: request.rebalance_timeout_ms.max(request.session_timeout_ms),
+            protocols,
+            assignment: Bytes::new(),
+            awaiting_join: Some(id),
+            awaiting_sync: None,
+        };
+        group.members.insert(member_id.clone(), member);
+        self.touch_session(now, &group_id, &member_id);
+        let group = self.groups.get_mut(&group_id).expect("group exists");
+        if group.state == GroupState::PreparingRebalance {
+            // A newcomer during the initial delay buys the others a little more time.
+            if group.join_not_before > now.instant {
+                let extended = now
+                    .instant
+                    .add_ms(self.config.initial_rebalance_delay_ms)
+                    .min(group.join_deadline);
+                group.join_not_before = extended;
+                self.arm(&group_id, Timer::Join, extended);
+            }
+            self.try_complete_join(now, &group_id);
+        } else {
+            self.prepare_rebalance(now, &group_id);
+        }
+    }
+
+    /// Static member rejoining with an unknown member id: it takes over the old member's
+    /// place under a new id; the old id is fenced.
+    fn replace_static_member(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: JoinGroupRequest,
+        protocols: Vec<(String, Bytes)>,
+        old_member_id: String,
+        new_member_id: String,
+    ) {
+        let group_id = request.group_id.clone();
+        let group = self.groups.get_mut(&group_id).expect("group exists");
+        let Some(mut member) = group.members.remove(&old_member_id) else {
+            // The mapping always names a member (invariant); treat a miss as a new member.
+            self.add_member_and_rebalance(now, id, request, protocols, new_member_id);
+            return;
+        };
+        // The old incarnation's parked requests learn they were fenced.
+        let fenced_join = member.awaiting_join.take();
+        let fenced_sync = member.awaiting_sync.take();
+        let unchanged = member.same_protocols(&protocols);
+        member.client_id = request.client_id.clone();
+        member.client_host = request.client_host.clone();
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms.max(request.session_timeout_ms);
+        member.protocols = protocols;
+        group.members.insert(new_member_id.clone(), member);
+        if let Some(instance_id) = &request.group_instance_id {
+            (group.static_members).insert(instance_id.clone(), new_member_id.clone());
+        }
+        let was_leader = group.leader_id.as_deref() == Some(old_member_id.as_str());
+        if was_leader {
+            group.leader_id = Some(new_member_id.clone());
+        }
+        let state = group.state;
+        if let Some(join) = fenced_join {
+            self.answer_join_error(join, ErrorCode::FENCED_INSTANCE_ID, &old_member_id);
+        }
+        if let Some(sync) = fenced_sync {
+            self.answer_sync(sync, &group_id, ErrorCode::FENCED_INSTANCE_ID, Bytes::new());
+        }
+        self.disarm(&group_id, &Timer::Session(old_member_id));
+        self.touch_session(now, &group_id, &new_member_id);
+        match state {
+            // Same subscription, stable group: no rebalance (KIP-345). The leader learns the
+            // members but must not reassign (v9 skip_assignment; older leaders' SyncGroup in
+            // Stable just gets their stored assignment back).
+            GroupState::Stable if unchanged => {
+                let response = self.join_response(&group_id, &new_member_id, was_leader);
+                self.responses.push((id, ApiResponse::JoinGroup(response)));
+            }
+            GroupState::PreparingRebalance => {
+                let group = self.groups.get_mut(&group_id).expect("group exists");
+                if let Some(member) = group.members.get_mut(&new_member_id) {
+                    member.awaiting_join = Some(id);
+                }
+                self.try_complete_join(now, &group_id);
+            }
+            _ => {
+                let group = self.groups.get_mut(&group_id).expect("group exists");
+                if let Some(member) = group.members.get_mut(&new_member_id) {
+                    member.awaiting_join = Some(id);
+                }
+                self.prepare_rebalance(now, &group_id);
+            }
+        }
+    }
+
+    fn update_member(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        group_id: &str,
+        member_id: &str,
+        request: &JoinGroupRequest,
+        protocols: Vec<(String, Bytes)>,
+    ) {
+        let group = self.groups.get_mut(group_id).expect("group exists");
+        let Some(member) = group.members.get_mut(member_id) else {
+            return;
+        };
+        let replaced = member.awaiting_join.replace(id);
+        member.protocols = protocols;
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms.max(request.session_timeout_ms);
+        if let Some(old) = replaced {
+            // Every request is answered once: the superseded join learns to retry.
+            let response = JoinGroupResponse {
+                error: ErrorCode::REBALANCE_IN_PROGRESS,
+                generation_id: -1,
+                member_id: member_id.to_string(),
+                ..JoinGroupResponse::default()
+            };
+            self.responses.push((old, ApiResponse::JoinGroup(response)));
+        }
+        self.touch_session(now, group_id, member_id);
+    }
+
+    /// Enter PreparingRebalance: pending syncs are told to rejoin, the join phase is armed.
+    fn prepare_rebalance(&mut self, now: Now, group_id: &str) {
+        let delay_ms = self.config.initial_rebalance_delay_ms;
+        let group = self.groups.get_mut(group_id).expect("group exists");
+        let was_empty = group.state == GroupState::Empty;
+        let mut rejoin = Vec::new();
+        if group.state == GroupState::CompletingRebalance {
+            for member in group.members.values_mut() {
+                if let Some(sync) = member.awaiting_sync.take() {
+                    rejoin.push(sync);
+                }
+            }
+        }
+        group.state = GroupState::PreparingRebalance;
+        let timeout_ms = group.rebalance_timeout_ms();
+        group.join_deadline = now.instant.add_ms(timeout_ms);
+        // Kafka delays only a new group's first rebalance, so a burst of starting consumers
+        // forms one generation instead of one per arrival.
+        group.join_not_before = if was_empty {
+            now.instant.add_ms(delay_ms.min(timeout_ms))
+        } else {
+            now.instant
+        };
+        let (not_before, deadline) = (group.join_not_before, group.join_deadline);
+        for sync in rejoin {
+            let response = SyncGroupResponse {
+                error: ErrorCode::REBALANCE_IN_PROGRESS,
+                ..SyncGroupResponse::default()
+            };
+            self.responses
+                .push((sync, ApiResponse::SyncGroup(response)));
+        }
+        self.disarm(group_id, &Timer::Sync);
+        self.arm(group_id, Timer::Join, not_before.min(deadline));
+        self.try_complete_join(now, group_id);
+    }
+
+    /// Complete the join phase if every member rejoined (after the initial delay) or the
+    /// rebalance timeout passed.
+    fn try_complete_join(&mut self, now: Now, group_id: &str) {
+        let Some(group) = self.groups.get(group_id) else {
+            return;
+        };
+        if group.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let expired = now.instant >= group.join_deadline;
+        let ready = group.all_members_joined() && now.instant >= group.join_not_before;
+        if !(expired || ready) {
+            // Check again when the delay ends (if that is what holds us back) or at the end.
+            let at = if group.all_members_joined() {
+                group.join_not_before
+            } else {
+                group.join_deadline
+            };
+            self.arm(group_id, Timer::Join, at);
+            return;
+        }
+        self.complete_join(now, group_id);
+    }
+
+    fn complete_join(&mut self, now: Now, group_id: &str) {
+        self.disarm(group_id, &Timer::Join);
+        // Members that did not rejoin in time are out (Kafka: static ones too).
+        let group = self.groups.get(group_id).expect("group exists");
+        let laggards: Vec<String> = (group.members.iter())
+            .filter(|(_, m)| m.awaiting_join.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let pending: Vec<String> = group.pending_members.iter().cloned().collect();
+        for member_id in laggards {
+            self.remove_member(group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
+        }
+        for member_id in pending {
+            self.disarm(group_id, &Timer::Pending(member_id.clone()));
+            let group = self.groups.get_mut(group_id).expect("group exists");
+            group.pending_members.remove(&member_id);
+        }
+        let group = self.groups.get_mut(group_id).expect("group exists");
+        group.generation_id = group.generation_id.wrapping_add(1).max(1);
+        if group.members.is_empty() {
+            group.state = GroupState::Empty;
+            group.protocol_name = None;
+            group.leader_id = None;
+            return;
+        }
+        group.protocol_name = group.select_protocol();
+        let leader_ok = (group.leader_id.as_ref()).is_some_and(|l| group.members.contains_key(l));
+        if !leader_ok {
+            group.leader_id = group.members.keys().next().cloned();
+        }
+        group.state = GroupState::CompletingRebalance;
+        let timeout_ms = group.rebalance_timeout_ms();
+        let joined: Vec<(String, RequestId)> = (group.members.iter_mut())
+            .filter_map(|(id, m)| m.awaiting_join.take().map(|r| (id.clone(), r)))
+            .collect();
+        let member_ids: Vec<String> = group.members.keys().cloned().collect();
+        for (member_id, request) in joined {
+            let response = self.join_response(group_id, &member_id, false);
+            self.responses
+                .push((request, ApiResponse::JoinGroup(response)));
+        }
+        for member_id in member_ids {
+            self.touch_session(now, group_id, &member_id);
+        }
+        self.arm(group_id, Timer::Sync, now.instant.add_ms(timeout_ms));
+    }
+
+    /// The JoinGroup answer for `member_id` in the current generation; the leader gets the
+    /// member list.
+    fn join_response(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        skip_assignment: bool,
+    ) -> JoinGroupResponse {
+        let group = &self.groups[group_id];
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let is_leader = group.leader_id.as_deref() == Some(member_id);
+        let members = if is_leader {
+            (group.members.iter())
+                .map(|(id, m)| JoinGroupMember {
+                    member_id: id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    metadata: m.metadata_for(&protocol),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinGroupResponse {
+            throttle_time_ms: 0,
+            error: ErrorCode::NONE,
+            generation_id: group.generation_id,
+            protocol_type: group.protocol_type.clone(),
+            protocol_name: group.protocol_name.clone(),
+            leader: group.leader_id.clone().unwrap_or_default(),
+            skip_assignment,
+            member_id: member_id.to_string(),
+            members,
+        }
+    }
+
+    // ---- SyncGroup / Heartbeat / LeaveGroup ----------------------------------------
+
+    /// SyncGroup: the leader's call carries the assignment and completes the rebalance;
+    /// followers wait for it.
+    pub fn sync_group(&mut self, now: Now, id: RequestId, request: SyncGroupRequest) {
+        let group_id = request.group_id.clone();
+        let member_id = request.member_id.clone();
+        let error = self.check_member(
+            &group_id,
+            &member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+        );
+        let error = error.or_else(|| {
+            let group = &self.groups[&group_id];
+            let type_differs = (request.protocol_type.as_ref())
+                .is_some_and(|t| group.protocol_type.as_ref() != Some(t));
+            let name_differs = (request.protocol_name.as_ref())
+                .is_some_and(|n| group.protocol_name.as_ref() != Some(n));
+            (type_differs || name_differs).then_some(ErrorCode::INCONSISTENT_GROUP_PROTOCOL)
+        });
+        if let Some(error) = error {
+            self.answer_sync(id, &group_id, error, Bytes::new());
+            return;
+        }
+        self.touch_session(now, &group_id, &member_id);
+        let group = self.groups.get_mut(&group_id).expect("checked");
+        match group.state {
+            GroupState::Empty => {
+                self.answer_sync(id, &group_id, ErrorCode::UNKNOWN_MEMBER_ID, Bytes::new())
+            }
+            GroupState::PreparingRebalance => self.answer_sync(
+                id,
+                &group_id,
+                ErrorCode::REBALANCE_IN_PROGRESS,
+                Bytes::new(),
+            ),
+            GroupState::Stable => {
+                let assignment = group.members[&member_id].assignment.clone();
+                self.answer_sync(id, &group_id, ErrorCode::NONE, assignment);
+            }
+            GroupState::CompletingRebalance => {
+                let member = group.members.get_mut(&member_id).expect("checked");
+                if let Some(old) = member.awaiting_sync.replace(id) {
+                    let error = ErrorCode::REBALANCE_IN_PROGRESS;
+                    self.answer_sync(old, &group_id, error, Bytes::new());
+                }
+                let group = self.groups.get_mut(&group_id).expect("checked");
+                if group.leader_id.as_deref() == Some(member_id.as_str()) {
+                    let assignments: BTreeMap<String, Bytes> =
+                        request.assignments.into_iter().collect();
+                    for (id, member) in group.members.iter_mut() {
+                        member.assignment = assignments.get(id).cloned().unwrap_or_default();
+                    }
+                    group.state = GroupState::Stable;
+                    let waiting: Vec<(RequestId, Bytes)> = (group.members.values_mut())
+                        .filter_map(|m| m.awaiting_sync.take().map(|r| (r, m.assignment.clone())))
+                        .collect();
+                    self.disarm(&group_id, &Timer::Sync);
+                    for (request, assignment) in waiting {
+                        self.answer_sync(request, &group_id, ErrorCode::NONE, assignment);
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer_sync(&mut self, id: RequestId, group_id: &str, error: ErrorCode, assignment: Bytes) {
+        let group = self.groups.get(group_id);
+        let (protocol_type, protocol_name) = match (group, error.is_ok()) {
+            (Some(group), true) => (group.protocol_type.clone(), group.protocol_name.clone()),
+            _ => (None, None),
+        };
+        let response = SyncGroupResponse {
+            throttle_time_ms: 0,
+            error,
+            protocol_type,
+            protocol_name,
+            assignment,
+        };
+        self.responses.push((id, ApiResponse::SyncGroup(response)));
+    }
+
+    /// Heartbeat: keeps the session; tells members to rejoin during a rebalance.
+    pub fn heartbeat(&mut self, now: Now, id: RequestId, request: HeartbeatRequest) {
+        let error = self.check_member(
+            &request.group_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+        );
+        let error = match error {
+            Some(error) => error,
+            None => {
+                self.touch_session(now, &request.group_id, &request.member_id);
+                match self.groups[&request.group_id].state {
+                    GroupState::PreparingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
+                    GroupState::Empty => ErrorCode::UNKNOWN_MEMBER_ID,
+                    GroupState::CompletingRebalance | GroupState::Stable => ErrorCode::NONE,
+                }
+            }
+        };
+        let response = HeartbeatResponse {
+            throttle_time_ms: 0,
+            error,
+        };
+        self.responses.push((id, ApiResponse::Heartbeat(response)));
+    }
+
+    /// The membership checks JoinGroup, SyncGroup, Heartbeat and OffsetCommit share.
+    fn check_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Option<ErrorCode> {
+        let Some(group) = self.groups.get(group_id) else {
+            return Some(ErrorCode::UNKNOWN_MEMBER_ID);
+        };
+        if let Err(error) = check_static(group, member_id, instance_id) {
+            return Some(error);
+        }
+        if !group.members.contains_key(member_id) {
+            return Some(ErrorCode::UNKNOWN_MEMBER_ID);
+        }
+        if generation_id != group.generation_id {
+            return Some(ErrorCode::ILLEGAL_GENERATION);
+        }
+        None
+    }
+
+    /// LeaveGroup: each listed member leaves (static ones may be named by instance id).
+    pub fn leave_group(&mut self, now: Now, id: RequestId, request: LeaveGroupRequest) {
+        let group_id = request.group_id;
+        let mut results = Vec::with_capacity(request.members.len());
+        let mut left = false;
+        for leaving in request.members {
+            let error = match self.groups.get(&group_id) {
+                None => ErrorCode::UNKNOWN_MEMBER_ID,
+                Some(group) => match resolve_leaving(group, &leaving.member_id, &leaving) {
+                    Ok(member_id) => {
+                        self.remove_member(&group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
+                        left = true;
+                        ErrorCode::NONE
+                    }
+                    Err(error) => error,
+                },
+            };
+            results.push(LeftMember {
+                member_id: leaving.member_id,
+                group_instance_id: leaving.group_instance_id,
+                error,
+            });
+        }
+        if left {
+            self.after_membership_change(now, &group_id);
+        }
+        let response = LeaveGroupResponse {
+            throttle_time_ms: 0,
+            error: ErrorCode::NONE,
+            members: results,
+        };
+        self.responses.push((id, ApiResponse::LeaveGroup(response)));
+    }
+
+    /// After members left or expired: rebalance, finish a join, or become Empty.
+    fn after_membership_change(&mut self, now: Now, group_id: &str) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        if group.members.is_empty() && group.state != GroupState::PreparingRebalance {
+            group.state = GroupState::Empty;
+            group.generation_id = group.generation_id.wrapping_add(1).max(1);
+            group.protocol_name = None;
+            group.leader_id = None;
+            self.disarm(group_id, &Timer::Sync);
+            self.disarm(group_id, &Timer::Join);
+            self.drop_if_unused(group_id);
+            return;
+        }
+        match group.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now, group_id)
+            }
+            GroupState::PreparingRebalance => self.try_complete_join(now, group_id),
+            GroupState::Empty => {}
+        }
+        self.drop_if_unused(group_id);
+    }
+
+    /// Remove a member; its parked requests are answered with `error`.
+    fn remove_member(&mut self, group_id: &str, member_id: &str, error: ErrorCode) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        let Some(member) = group.members.remove(member_id) else {
+            return;
+        };
+        if let Some(instance_id) = &member.group_instance_id {
+            if group.static_members.get(instance_id).map(String::as_str) == Some(member_id) {
+                group.static_members.remove(instance_id);
+            }
+        }
+        if group.leader_id.as_deref() == Some(member_id) {
+            group.leader_id = None;
+        }
+        if let Some(join) = member.awaiting_join {
+            let response = JoinGroupResponse {
+                error,
+                generation_id: -1,
+                member_id: member_id.to_string(),
+                ..JoinGroupResponse::default()
+            };
+            self.responses
+                .push((join, ApiResponse::JoinGroup(response)));
+        }
+        if let Some(sync) = member.awaiting_sync {
+            let response = SyncGroupResponse {
+                error,
+                ..SyncGroupResponse::default()
+            };
+            self.responses
+                .push((sync, ApiResponse::SyncGroup(response)));
+        }
+        self.disarm(group_id, &Timer::Session(member_id.to_string()));
+    }
+
+    /// An Empty group without offsets has nothing left to remember (Kafka marks it Dead).
+    fn drop_if_unused(&mut self, group_id: &str) {
+        let unused = self.groups.get(group_id).is_some_and(|g| {
+            g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty()
+        });
+        if unused {
+            self.remove_group(group_id);
+        }
+    }
+
+    fn remove_group(&mut self, group_id: &str) {
+        if let Some(group) = self.groups.remove(group_id) {
+            for (timer, at) in group.armed {
+                self.timers.remove(&(at, group_id.to_string(), timer));
+            }
+        }
+    }
+
+    fn fire(&mut self, now: Now, group_id: &str, timer: Timer) {
+        match timer {
+            Timer::Session(member_id) => {
+                let Some(group) = self.groups.get(group_id) else {
+                    return;
+                };
+                let Some(member) = group.members.get(&member_id) else {
+                    return;
+                };
+                // A member whose join or sync is parked is alive: it waits on us.
+                if member.awaiting_join.is_some() || member.awaiting_sync.is_some() {
+                    self.touch_session(now, group_id, &member_id);
+                    return;
+                }
+                tracing::info!(group = group_id, member = %member_id, "session expired");
+                self.remove_member(group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
+                self.after_membership_change(now, group_id);
+            }
+            Timer::Pending(member_id) => {
+                if let Some(group) = self.groups.get_mut(group_id) {
+                    group.pending_members.remove(&member_id);
+                }
+                self.try_complete_join(now, group_id);
+                self.drop_if_unused(group_id);
+            }
+            Timer::Join => self.try_complete_join(now, group_id),
+            Timer::Sync => {
+                // The leader never sent the assignment: members that did not sync are out.
+                let Some(group) = self.groups.get(group_id) else {
+                    return;
+                };
+                if group.state != GroupState::CompletingRebalance {
+                    return;
+                }
+                let laggards: Vec<String> = (group.members.iter())
+                    .filter(|(_, m)| m.awaiting_sync.is_none())
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for member_id in laggards {
+                    self.remove_member(group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
+                }
+                self.after_membership_change(now, group_id);
+            }
+        }
+    }
+
+    // ---- timers ----------------------------------------------------------------------
+
+    fn arm(&mut self, group_id: &str, timer: Timer, at: Instant) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        if let Some(old) = group.armed.insert(timer.clone(), at) {
+            self.timers
+                .remove(&(old, group_id.to_string(), timer.clone()));
+        }
+        self.timers.insert((at, group_id.to_string(), timer));
+    }
+
+    fn disarm(&mut self, group_id: &str, timer: &Timer) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        if let Some(at) = group.armed.remove(timer) {
+            self.timers
+                .remove(&(at, group_id.to_string(), timer.clone()));
+        }
+    }
+
+    fn touch_session(&mut self, now: Now, group_id: &str, member_id: &str) {
+        let Some(member) = self
+            .groups
+            .get(group_id)
+            .and_then(|g| g.members.get(member_id))
+        else {
+            return;
+        };
+        let session_ms = u64::try_from(member.session_timeout_ms).unwrap_or(0);
+        let at = now.instant.add_ms(session_ms);
+        self.arm(group_id, Timer::Session(member_id.to_string()), at);
+    }
+
+    // ---- offsets ---------------------------------------------------------------------
+
+    /// May this OffsetCommit write? Kafka's rules: an Empty (or unknown) group accepts
+    /// commits from outside (generation < 0); otherwise the member and generation must match.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> CommitCheck {
+        if group_id.is_empty() || group_id.len() > GROUP_ID_BYTES_MAX {
+            return CommitCheck::Refuse(ErrorCode::INVALID_GROUP_ID);
+        }
+        let Some(group) = self.groups.get(group_id) else {
+            if generation_id < 0 {
+                if self.groups.len() >= GROUPS_MAX {
+                    return CommitCheck::Refuse(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+                }
+                return CommitCheck::Accept;
+            }
+            return CommitCheck::Refuse(ErrorCode::ILLEGAL_GENERATION);
+        };
+        if let Err(error) = check_static(group, member_id, instance_id) {
+            return CommitCheck::Refuse(error);
+        }
+        if generation_id < 0 && group.state == GroupState::Empty {
+            return CommitCheck::Accept;
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return CommitCheck::Refuse(ErrorCode::REBALANCE_IN_PROGRESS);
+        }
+        if !group.members.contains_key(member_id) {
+            return CommitCheck::Refuse(ErrorCode::UNKNOWN_MEMBER_ID);
+        }
+        if generation_id != group.generation_id {
+            return CommitCheck::Refuse(ErrorCode::ILLEGAL_GENERATION);
+        }
+        CommitCheck::Accept
+    }
+
+    /// Room for `count` more offsets in the group?
+    pub fn has_room_for_offsets(&self, group_id: &str, count: usize) -> bool {
+        let held = self.groups.get(group_id).map_or(0, |g| g.offsets.len());
+        held.saturating_add(count) <= GROUP_OFFSETS_MAX
+    }
+
+    /// Record a commit (the node has written it to `__consumer_offsets`); a commit from a
+    /// member also keeps its session alive, as in Kafka.
+    pub fn commit(
+        &mut self,
+        now: Now,
+        group_id: &str,
+        member_id: &str,
+        offsets: Vec<((String, i32), CommittedOffset)>,
+    ) {
+        let group = (self.groups)
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(now.instant));
+        for (key, offset) in offsets {
+            group.offsets.insert(key, offset);
+        }
+        self.touch_session(now, group_id, member_id);
+    }
+
+    /// Apply a record replayed from `__consumer_offsets` at recovery (latest wins; `None`
+    /// is a tombstone).
+    pub fn replay(
+        &mut self,
+        now: Now,
+        group_id: &str,
+        key: (String, i32),
+        value: Option<CommittedOffset>,
+    ) {
+        match value {
+            Some(offset) => {
+                let group = (self.groups)
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| Group::new(now.instant));
+                group.offsets.insert(key, offset);
+            }
+            None => {
+                if let Some(group) = self.groups.get_mut(group_id) {
+                    group.offsets.remove(&key);
+                }
+                self.drop_if_unused(group_id);
+            }
+        }
+    }
+
+    /// Forget offsets (after their tombstones were written).
+    pub fn delete_offsets(&mut self, group_id: &str, keys: &[(String, i32)]) {
+        if let Some(group) = self.groups.get_mut(group_id) {
+            for key in keys {
+                group.offsets.remove(key);
+            }
+        }
+        self.drop_if_unused(group_id);
+    }
+
+    /// Committed offsets of a group, for OffsetFetch: the requested partitions (-1 where
+    /// nothing is committed) or every committed one.
+    pub fn fetch_offsets(&self, request: &OffsetFetchGroup) -> OffsetFetchGroupResponse {
+        let group = self.groups.get(&request.group_id);
+        let offsets = group.map(|g| &g.offsets);
+        let partition = |topic: &str, partition: i32| {
+            let committed = offsets.and_then(|o| o.get(&(topic.to_string(), partition)));
+            match committed {
+                Some(c) => OffsetFetchPartition {
+                    partition,
+                    committed_offset: c.offset,
+                    committed_leader_epoch: c.leader_epoch,
+                    metadata: Some(c.metadata.clone()),
+                    error: ErrorCode::NONE,
+                },
+                None => OffsetFetchPartition {
+                    partition,
+                    committed_offset: -1,
+                    committed_leader_epoch: -1,
+                    metadata: Some(String::new()),
+                    error: ErrorCode::NONE,
+                },
+            }
+        };
+        let topics = match &request.topics {
+            Some(topics) => (topics.iter())
+                .map(|(name, partitions)| OffsetFetchTopic {
+                    name: name.clone(),
+                    partitions: partitions.iter().map(|p| partition(name, *p)).collect(),
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<&str, Vec<OffsetFetchPartition>> = BTreeMap::new();
+                for (topic, p) in offsets.into_iter().flat_map(|o| o.keys()) {
+                    by_topic
+                        .entry(topic)
+                        .or_default()
+                        .push(partition(topic, *p));
+                }
+                (by_topic.into_iter())
+                    .map(|(name, partitions)| OffsetFetchTopic {
+                        name: name.to_string(),
+                        partitions,
+                    })
+                    .collect()
+            }
+        };
+        OffsetFetchGroupResponse {
+            group_id: request.group_id.clone(),
+            topics,
+            error: ErrorCode::NONE,
+        }
+    }
+
+    /// Every committed offset of a group, for the operator view.
+    pub fn committed(&self, group_id: &str) -> Vec<((String, i32), CommittedOffset)> {
+        (self.groups.get(group_id).into_iter())
+            .flat_map(|g| g.offsets.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect()
+    }
+
+    /// OffsetDelete precondition: the group exists; returns the topics its members are
+    /// subscribed to (consumer protocol metadata), so those offsets are refused.
+    pub fn subscribed_topics(&self, group_id: &str) -> Option<BTreeSet<String>> {
+        let group = self.groups.get(group_id)?;
+        let mut topics = BTreeSet::new();
+        if group.protocol_type.as_deref() == Some("consumer") {
+            let protocol = group.protocol_name.clone().unwrap_or_default();
+            for member in group.members.values() {
+                let metadata = member.metadata_for(&protocol);
+                if let Some(subscription) = consumer_protocol::parse_subscription(&metadata) {
+                    topics.extend(subscription);
+                }
+            }
+        }
+        Some(topics)
+    }
+
+    /// DeleteGroups precondition per group: NONE (deletable, offsets to tombstone returned),
+    /// GROUP_ID_NOT_FOUND or NON_EMPTY_GROUP.
+    pub fn check_delete(&self, group_id: &str) -> Result<Vec<(String, i32)>, ErrorCode> {
+        let group = self
+            .groups
+            .get(group_id)
+            .ok_or(ErrorCode::GROUP_ID_NOT_FOUND)?;
+        if group.state != GroupState::Empty {
+            return Err(ErrorCode::NON_EMPTY_GROUP);
+        }
+        Ok(group.offsets.keys().cloned().collect())
+    }
+
+    /// Delete an empty group (its tombstones were written).
+    pub fn delete_group(&mut self, group_id: &str) {
+        self.remove_group(group_id);
+    }
+
+    // ---- ListGroups / DescribeGroups ------------------------------------------------
+
+    /// ListGroups, filtered by state (case-insensitive) and type ("classic").
+    pub fn list_groups(&self, request: &ListGroupsRequest) -> ListGroupsResponse {
+        let state_ok = |state: GroupState| {
+            request.states_filter.is_empty()
+                || (request.states_filter.iter()).any(|s| s.eq_ignore_ascii_case(state.name()))
+        };
+        let type_ok = request.types_filter.is_empty()
+            || (request.types_filter.iter()).any(|t| t.eq_ignore_ascii_case("classic"));
+        let groups = (self.groups.iter())
+            .filter(|(_, g)| type_ok && state_ok(g.state))
+            .map(|(id, g)| ListedGroup {
+                group_id: id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                group_state: g.state.name().to_string(),
+                group_type: "classic".to_string(),
+            })
+            .collect();
+        ListGroupsResponse {
+            throttle_time_ms: 0,
+            error: ErrorCode::NONE,
+            groups,
+        }
+    }
+
+    /// DescribeGroups: members with metadata and assignment while Stable (Kafka's rule);
+    /// an unknown group is reported Dead.
+    pub fn describe_groups(&self, request: &DescribeGroupsRequest) -> DescribeGroupsResponse {
+        let groups = (request.groups.iter())
+            .map(|group_id| self.describe_group(group_id, request.include_authorized_operations))
+            .collect();
+        DescribeGroupsResponse {
+            throttle_time_ms: 0,
+            groups,
+        }
+    }
+
+    fn describe_group(&self, group_id: &str, include_operations: bool) -> DescribedGroup {
+        // Kafka's bit set for a group: READ(3), DELETE(6), DESCRIBE(8).
+        let authorized_operations = if include_operations {
+            (1 << 3) | (1 << 6) | (1 << 8)
+        } else {
+            i32::MIN
+        };
+        let Some(group) = self.groups.get(group_id) else {
+            return DescribedGroup {
+                error: ErrorCode::NONE,
+                group_id: group_id.to_string(),
+                group_state: "Dead".to_string(),
+                protocol_type: String::new(),
+                protocol_data: String::new(),
+                members: Vec::new(),
+                authorized_operations,
+            };
+        };
+        let stable = group.state == GroupState::Stable;
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let members = (group.members.iter())
+            .map(|(id, m)| DescribedMember {
+                member_id: id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                member_metadata: if stable {
+                    m.metadata_for(&protocol)
+                } else {
+                    Bytes::new()
+                },
+                member_assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect();
+        DescribedGroup {
+            error: ErrorCode::NONE,
+            group_id: group_id.to_string(),
+            group_state: group.state.name().to_string(),
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            protocol_data: if stable { protocol } else { String::new() },
+            members,
+            authorized_operations,
+        }
+    }
+
+    /// Answer for groups the node cannot serve (DeleteGroups with nothing to write).
+    pub fn delete_groups_response(results: Vec<(String, ErrorCode)>) -> DeleteGroupsResponse {
+        DeleteGroupsResponse {
+            throttle_time_ms: 0,
+            results,
+        }
+    }
+
+    /// State of a group, for tests and tools.
+    pub fn state(&self, group_id: &str) -> Option<GroupState> {
+        self.groups.get(group_id).map(|g| g.state)
+    }
+
+    /// Member ids of a group, for tests.
+    pub fn member_ids(&self, group_id: &str) -> Vec<String> {
+        (self.groups.get(group_id).into_iter())
+            .flat_map(|g| g.members.keys().cloned())
+            .collect()
+    }
+
+    /// Assert the invariants listed in the module doc.
+    pub fn invariants(&self) {
+        assert!(
+            self.groups.len() <= GROUPS_MAX,
+            "groups={}",
+            self.groups.len()
+        );
+        let mut armed_count = 0;
+        for (group_id, group) in &self.groups {
+            assert!(
+                group.members.len() <= GROUP_MEMBERS_MAX,
+                "group {group_id} members={}",
+                group.members.len()
+            );
+            for (timer, at) in &group.armed {
+                armed_count += 1;
+                let entry = (*at, group_id.clone(), timer.clone());
+                assert!(
+                    self.timers.contains(&entry),
+                    "group {group_id} timer {timer:?} not in the set"
+                );
+            }
+            for (instance_id, member_id) in &group.static_members {
+                let member = group.members.get(member_id);
+                assert!(
+                    member.is_some(),
+                    "group {group_id} instance {instance_id} -> missing {member_id}"
+                );
+                let carried = member.and_then(|m| m.group_instance_id.as_deref());
+                assert_eq!(carried, Some(instance_id.as_str()), "group {group_id}");
+            }
+            if let Some(leader) = &group.leader_id {
+                assert!(
+                    group.members.contains_key(leader),
+                    "group {group_id} leader {leader} is not a member"
+                );
+            }
+            if !group.members.is_empty() {
+                assert!(group.protocol_type.is_some(), "group {group_id} no type");
+            }
+            for (member_id, member) in &group.members {
+                if member.awaiting_sync.is_some() {
+                    assert_eq!(
+                        group.state,
+                        GroupState::CompletingRebalance,
+                        "group {group_id} member {member_id} parked sync"
+                    );
+                }
+                if member.awaiting_join.is_some() {
+                    assert_eq!(
+                        group.state,
+                        GroupState::PreparingRebalance,
+                        "group {group_id} member {member_id} parked join"
+                    );
+                }
+            }
+        }
+        assert_eq!(armed_count, self.timers.len(), "timer set has strays");
+    }
+}
+
+/// Static membership check: an instance id must map to this member id.
+fn check_static(
+    group: &Group,
+    member_id: &str,
+    instance_id: Option<&str>,
+) -> Result<(), ErrorCode> {
+    let Some(instance_id) = instance_id else {
+        return Ok(());
+    };
+    match group.static_members.get(instance_id) {
+        Some(known) if known != member_id => Err(ErrorCode::FENCED_INSTANCE_ID),
+        _ => Ok(()),
+    }
+}
+
+/// The member a LeaveGroup entry names.
+fn resolve_leaving(
+    group: &Group,
+    member_id: &str,
+    leaving: &weir_wire::domain::LeavingMember,
+) -> Result<String, ErrorCode> {
+    if let Some(instance_id) = &leaving.group_instance_id {
+        let Some(known) = group.static_members.get(instance_id) else {
+            return Err(ErrorCode::UNKNOWN_MEMBER_ID);
+        };
+        if !member_id.is_empty() && known != member_id {
+            return Err(ErrorCode::FENCED_INSTANCE_ID);
+        }
+        return Ok(known.clone());
+    }
+    if group.members.contains_key(member_id) {
+        Ok(member_id.to_string())
+    } else {
+        Err(ErrorCode::UNKNOWN_MEMBER_ID)
+    }
+}

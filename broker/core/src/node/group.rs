@@ -1,0 +1,583 @@
+//! Consumer-group requests: routing to the [`GroupCoordinator`], and the offsets it
+//! decides written to `__consumer_offsets` through the normal log.
+//!
+//! Invariants: an OffsetCommit, DeleteGroups or OffsetDelete that wrote records is answered
+//! only after the sync covering them (durability like acks=all produce); the coordinator's
+//! in-memory offsets are updated when the records are appended, so OffsetFetch reads the
+//! latest commit (as Kafka's cache does once its append completes); recovery replays the
+//! topic, latest record per key winning.
+
+use bytes::{Bytes, BytesMut};
+use uuid::Uuid;
+use weir_wire::batch::{iter_batches, set_base_offset, set_partition_leader_epoch};
+use weir_wire::domain::{
+    coordinator_type, ApiRequest, ApiResponse, Coordinator, DeleteGroupsRequest,
+    DeleteGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetCommitTopicResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchGroupResponse, OffsetFetchRequest, OffsetFetchResponse, ReadPlan,
+};
+use weir_wire::error::ErrorCode;
+use weir_wire::records::{decode_records, encode_batch, BatchOptions, Record};
+
+use super::{Node, LEADER_EPOCH};
+use crate::event::RequestId;
+use crate::group::offsets_log::{self, OFFSETS_TOPIC};
+use crate::group::{CommitCheck, CommittedOffset, GroupCoordinator, OFFSET_METADATA_BYTES_MAX};
+use crate::meta;
+use crate::partition::BatchAppend;
+use crate::storage::{Storage, StorageError, StorageOp};
+use crate::time::Now;
+use crate::topic_config::TopicConfig;
+
+/// Bytes read per storage call when replaying `__consumer_offsets` at recovery.
+const REPLAY_READ_BYTES: u32 = 1 << 20;
+
+impl Node {
+    /// Route a group request; true if `request` was one.
+    pub(super) fn handle_group_request(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: ApiRequest,
+    ) -> Option<ApiRequest> {
+        match request {
+            ApiRequest::FindCoordinator(r) => self.find_coordinator(id, r),
+            ApiRequest::JoinGroup(r) => self.groups.join_group(now, id, r),
+            ApiRequest::SyncGroup(r) => self.groups.sync_group(now, id, r),
+            ApiRequest::Heartbeat(r) => self.groups.heartbeat(now, id, r),
+            ApiRequest::LeaveGroup(r) => self.groups.leave_group(now, id, r),
+            ApiRequest::ListGroups(r) => {
+                let response = self.groups.list_groups(&r);
+                self.respond(id, ApiResponse::ListGroups(response));
+            }
+            ApiRequest::DescribeGroups(r) => {
+                let response = self.groups.describe_groups(&r);
+                self.respond(id, ApiResponse::DescribeGroups(response));
+            }
+            ApiRequest::OffsetCommit(r) => self.offset_commit(now, id, r),
+            ApiRequest::OffsetFetch(r) => self.offset_fetch(id, r),
+            ApiRequest::DeleteGroups(r) => self.delete_groups(now, id, r),
+            ApiRequest::OffsetDelete(r) => self.offset_delete(now, id, r),
+            other => return Some(other),
+        }
+        self.drain_group_responses();
+        None
+    }
+
+    /// Move the coordinator's answers to the node's outputs.
+    pub(super) fn drain_group_responses(&mut self) {
+        for (id, response) in self.groups.take_responses() {
+            self.respond(id, response);
+        }
+    }
+
+    /// FindCoordinator: this node coordinates every group (single node). Transactions have
+    /// no coordinator yet.
+    fn find_coordinator(&mut self, id: RequestId, request: FindCoordinatorRequest) {
+        let coordinators = (request.keys.iter())
+            .map(|key| {
+                let (error, message) = if request.key_type != coordinator_type::GROUP {
+                    let message = "transaction coordinator not available";
+                    (ErrorCode::COORDINATOR_NOT_AVAILABLE, Some(message.into()))
+                } else if key.is_empty() {
+                    (ErrorCode::INVALID_REQUEST, Some("empty group id".into()))
+                } else {
+                    (ErrorCode::NONE, None)
+                };
+                let ok = error.is_ok();
+                Coordinator {
+                    key: key.clone(),
+                    node_id: if ok { self.config.node_id } else { -1 },
+                    host: if ok {
+                        self.config.advertised_host.clone()
+                    } else {
+                        String::new()
+                    },
+                    port: if ok { self.config.advertised_port } else { -1 },
+                    error,
+                    error_message: message,
+                }
+            })
+            .collect();
+        let response = FindCoordinatorResponse {
+            throttle_time_ms: 0,
+            coordinators,
+        };
+        self.respond(id, ApiResponse::FindCoordinator(response));
+    }
+
+    /// OffsetCommit: check membership, append the offsets to the group's partition of
+    /// `__consumer_offsets`, answer once durable.
+    fn offset_commit(&mut self, now: Now, id: RequestId, request: OffsetCommitRequest) {
+        let check = self.groups.check_commit(
+            &request.group_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+        );
+        let count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
+        let refusal = match check {
+            CommitCheck::Refuse(error) => Some(error),
+            _ if self.sync_waiters.is_full() => Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+            _ if !self.groups.has_room_for_offsets(&request.group_id, count) => {
+                Some(ErrorCode::OFFSET_METADATA_TOO_LARGE)
+            }
+            CommitCheck::Accept => None,
+        };
+        let mut accepted = Vec::new();
+        let mut records = Vec::new();
+        let mut topics = Vec::with_capacity(request.topics.len());
+        for topic in &request.topics {
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for p in &topic.partitions {
+                let metadata = p.metadata.clone().unwrap_or_default();
+                let error = if let Some(error) = refusal {
+                    error
+                } else if self.partition_exists(&topic.name, p.partition).is_none() {
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
+                    ErrorCode::OFFSET_METADATA_TOO_LARGE
+                } else {
+                    let committed = CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata,
+                        commit_timestamp: now.wall_ms,
+                    };
+                    records.push(Record {
+                        offset: 0,
+                        timestamp: now.wall_ms,
+                        key: Some(offsets_log::offset_key(
+                            &request.group_id,
+                            &topic.name,
+                            p.partition,
+                        )),
+                        value: Some(offsets_log::offset_value(&committed)),
+                        headers: Vec::new(),
+                    });
+                    accepted.push(((topic.name.clone(), p.partition), committed));
+                    ErrorCode::NONE
+                };
+                partitions.push((p.partition, error));
+            }
+            topics.push(OffsetCommitTopicResponse {
+                name: topic.name.clone(),
+                partitions,
+            });
+        }
+        let mut response = OffsetCommitResponse {
+            throttle_time_ms: 0,
+            topics,
+        };
+        if records.is_empty() {
+            self.respond(id, ApiResponse::OffsetCommit(response));
+            return;
+        }
+        if let Err(error) = self.append_offset_records(now, &request.group_id, &records) {
+            for topic in &mut response.topics {
+                for (_, e) in &mut topic.partitions {
+                    if e.is_ok() {
+                        *e = error;
+                    }
+                }
+            }
+            self.respond(id, ApiResponse::OffsetCommit(response));
+            return;
+        }
+        self.groups
+            .commit(now, &request.group_id, &request.member_id, accepted);
+        self.respond_when_durable(id, ApiResponse::OffsetCommit(response), None);
+    }
+
+    /// OffsetFetch, from memory. No transactional offsets exist yet, so `require_stable`
+    /// never finds an unstable one.
+    fn offset_fetch(&mut self, id: RequestId, request: OffsetFetchRequest) {
+        let groups: Vec<OffsetFetchGroupResponse> = (request.groups.iter())
+            .map(|g| {
+                if g.group_id.is_empty() {
+                    return OffsetFetchGroupResponse {
+                        group_id: g.group_id.clone(),
+                        topics: Vec::new(),
+                        error: ErrorCode::INVALID_GROUP_ID,
+                    };
+                }
+                self.groups.fetch_offsets(g)
+            })
+            .collect();
+        let response = OffsetFetchResponse {
+            throttle_time_ms: 0,
+            groups,
+        };
+        self.respond(id, ApiResponse::OffsetFetch(response));
+    }
+
+    /// DeleteGroups: only Empty groups; their offsets get tombstones.
+    fn delete_groups(&mut self, now: Now, id: RequestId, request: DeleteGroupsRequest) {
+        let mut results = Vec::with_capacity(request.groups.len());
+        let mut wrote = false;
+        for group_id in &request.groups {
+            let error = match self.groups.check_delete(group_id) {
+                Err(error) => error,
+                Ok(_) if self.sync_waiters.is_full() => ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+                Ok(keys) => {
+                    let result = self.write_tombstones(now, group_id, &keys);
+                    match result {
+                        Ok(written) => {
+                            wrote |= written;
+                            self.groups.delete_group(group_id);
+                            ErrorCode::NONE
+                        }
+                        Err(error) => error,
+                    }
+                }
+            };
+            results.push((group_id.clone(), error));
+        }
+        let response = ApiResponse::DeleteGroups(DeleteGroupsResponse {
+            throttle_time_ms: 0,
+            results,
+        });
+        if wrote {
+            self.respond_when_durable(id, response, None);
+        } else {
+            self.respond(id, response);
+        }
+    }
+
+    /// OffsetDelete: refused for topics the group's members subscribe to.
+    fn offset_delete(&mut self, now: Now, id: RequestId, request: OffsetDeleteRequest) {
+        let Some(subscribed) = self.groups.subscribed_topics(&request.group_id) else {
+            let response = OffsetDeleteResponse {
+                error: ErrorCode::GROUP_ID_NOT_FOUND,
+                throttle_time_ms: 0,
+                topics: Vec::new(),
+            };
+            self.respond(id, ApiResponse::OffsetDelete(response));
+            return;
+        };
+        let mut keys = Vec::new();
+        let mut topics = Vec::with_capacity(request.topics.len());
+        for (topic, partitions) in &request.topics {
+            let results = (partitions.iter())
+                .map(|p| {
+                    let error = if subscribed.contains(topic) {
+                        ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC
+                    } else if self.partition_exists(topic, *p).is_none() {
+                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                    } else {
+                        keys.push((topic.clone(), *p));
+                        ErrorCode::NONE
+                    };
+                    (*p, error)
+                })
+                .collect();
+            topics.push((topic.clone(), results));
+        }
+        let (error, wrote) = if self.sync_waiters.is_full() {
+            (ErrorCode::COORDINATOR_LOAD_IN_PROGRESS, false)
+        } else {
+            match self.write_tombstones(now, &request.group_id, &keys) {
+                Ok(wrote) => (ErrorCode::NONE, wrote),
+                Err(error) => (error, false),
+            }
+        };
+        if error.is_ok() {
+            self.groups.delete_offsets(&request.group_id, &keys);
+        }
+        let response = ApiResponse::OffsetDelete(OffsetDeleteResponse {
+            error,
+            throttle_time_ms: 0,
+            topics: if error.is_ok() { topics } else { Vec::new() },
+        });
+        if wrote {
+            self.respond_when_durable(id, response, None);
+        } else {
+            self.respond(id, response);
+        }
+    }
+
+    /// Tombstones for the committed offsets of `keys` that exist; true if any was written.
+    fn write_tombstones(
+        &mut self,
+        now: Now,
+        group_id: &str,
+        keys: &[(String, i32)],
+    ) -> Result<bool, ErrorCode> {
+        let committed: Vec<(String, i32)> = (self.groups.committed(group_id).into_iter())
+            .map(|(key, _)| key)
+            .filter(|key| keys.contains(key))
+            .collect();
+        if committed.is_empty() {
+            return Ok(false);
+        }
+        let records: Vec<Record> = (committed.iter())
+            .map(|(topic, partition)| Record {
+                offset: 0,
+                timestamp: now.wall_ms,
+                key: Some(offsets_log::offset_key(group_id, topic, *partition)),
+                value: None,
+                headers: Vec::new(),
+            })
+            .collect();
+        self.append_offset_records(now, group_id, &records)?;
+        Ok(true)
+    }
+
+    fn partition_exists(&self, topic: &str, partition: i32) -> Option<()> {
+        let index = usize::try_from(partition).ok()?;
+        (index < self.topic_by_name(topic)?.partitions.len()).then_some(())
+    }
+
+    /// The `__consumer_offsets` partition of `group_id`, creating the topic on first use.
+    fn offsets_partition(&mut self, group_id: &str) -> Result<(Uuid, usize), ErrorCode> {
+        let topic_id = match self.topic_ids.get(OFFSETS_TOPIC) {
+            Some(topic_id) => *topic_id,
+            None => {
+                let partitions = self.config.offsets_topic_num_partitions;
+                let room = self.topics.len() < super::TOPICS_MAX
+                    && self.partition_count + partitions as usize <= super::PARTITIONS_MAX;
+                if !room {
+                    return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+                }
+                // No compaction yet: keep every record forever so recovery finds the latest.
+                let config = TopicConfig::from_overrides([
+                    ("retention.ms", Some("-1")),
+                    ("retention.bytes", Some("-1")),
+                ])
+                .expect("constant overrides are valid");
+                tracing::info!(partitions, "creating {OFFSETS_TOPIC}");
+                self.create_topic(OFFSETS_TOPIC, partitions, config)
+            }
+        };
+        let count = self.topics[&topic_id].partitions.len();
+        let count = i32::try_from(count).map_err(|_| ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+        if count == 0 {
+            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
+        let index = offsets_log::partition_for(group_id, count);
+        Ok((topic_id, index as usize))
+    }
+
+    /// Append `records` as one batch to `group_id`'s offsets partition; the next sync
+    /// covers it.
+    fn append_offset_records(
+        &mut self,
+        now: Now,
+        group_id: &str,
+        records: &[Record],
+    ) -> Result<(), ErrorCode> {
+        let (topic_id, index) = self.offsets_partition(group_id)?;
+        let batch = encode_batch(records, &BatchOptions::default()).map_err(|error| {
+            tracing::error!(%error, "cannot encode an offsets batch");
+            ErrorCode::UNKNOWN_SERVER_ERROR
+        })?;
+        let topic = &self.topics[&topic_id];
+        let segment_bytes = topic.config.segment_bytes(&self.config);
+        let log = &topic.partitions[index];
+        let base_offset = log.log_end_offset();
+        let mut batch = BytesMut::from(&batch[..]);
+        set_base_offset(&mut batch, base_offset);
+        set_partition_leader_epoch(&mut batch, LEADER_EPOCH);
+        let append = BatchAppend {
+            offset_count: records.len() as i64,
+            bytes: batch.len() as u64,
+            max_timestamp: now.wall_ms,
+        };
+        let sync_id = self.sync.next_id;
+        let log = (self.topics.get_mut(&topic_id))
+            .and_then(|t| t.partitions.get_mut(index))
+            .expect("offsets partition exists");
+        let appended = log.append(append, sync_id, segment_bytes);
+        let partition_key = log.partition_key();
+        assert_eq!(appended.base_offset, base_offset, "append at the log end");
+        if let Some(rolled) = appended.rolled {
+            let key = meta::segment_key(partition_key, rolled.base_offset);
+            self.emit(StorageOp::PutMeta {
+                key,
+                value: meta::encode(&rolled),
+            });
+        }
+        self.emit(StorageOp::Append {
+            partition_key,
+            base_offset,
+            last_offset: appended.last_offset,
+            batch: batch.freeze(),
+        });
+        self.unsynced_partitions.insert((topic_id, index));
+        Ok(())
+    }
+
+    /// Recovery: rebuild committed offsets from `__consumer_offsets`.
+    pub(super) fn recover_group_offsets(
+        &mut self,
+        storage: &impl Storage,
+        now: Now,
+    ) -> Result<(), StorageError> {
+        let Some(topic_id) = self.topic_ids.get(OFFSETS_TOPIC).copied() else {
+            return Ok(());
+        };
+        let logs: Vec<(u64, i64, i64)> = (self.topics[&topic_id].partitions.iter())
+            .map(|log| {
+                let (start, end) = (log.log_start_offset(), log.high_watermark());
+                (log.partition_key(), start, end)
+            })
+            .collect();
+        let mut replayed = 0u64;
+        for (partition_key, start_offset, end_offset) in logs {
+            let mut position = start_offset;
+            while position < end_offset {
+                let plan = ReadPlan {
+                    partition_key,
+                    start_offset: position,
+                    end_offset,
+                    max_bytes: REPLAY_READ_BYTES,
+                };
+                let bytes = storage.read(&plan)?;
+                let next = replay_batches(&mut self.groups, now, bytes, position, &mut replayed);
+                if next <= position {
+                    break; // Nothing readable past here (a torn tail was truncated).
+                }
+                position = next;
+            }
+        }
+        tracing::info!(records = replayed, "replayed {OFFSETS_TOPIC}");
+        Ok(())
+    }
+}
+
+/// Apply the offset records of `bytes` at or after `position`; returns the offset after the
+/// last batch read.
+fn replay_batches(
+    groups: &mut GroupCoordinator,
+    now: Now,
+    bytes: Bytes,
+    position: i64,
+    replayed: &mut u64,
+) -> i64 {
+    let mut next = position;
+    for item in iter_batches(&bytes) {
+        match item {
+            Ok((header, _)) => next = next.max(header.last_offset() + 1),
+            Err(_) => break,
+        }
+    }
+    let records = match decode_records(bytes) {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(%error, "unreadable {OFFSETS_TOPIC} batch skipped");
+            return next;
+        }
+    };
+    for record in records.into_iter().filter(|r| r.offset >= position) {
+        let Some(key) = record.key.as_deref() else {
+            continue;
+        };
+        match offsets_log::decode(key, record.value.as_deref()) {
+            Some((group, topic, partition, value)) => {
+                groups.replay(now, &group, (topic, partition), value);
+                *replayed += 1;
+            }
+            None => tracing::debug!(offset = record.offset, "non-offset record skipped"),
+        }
+    }
+    next
+}
+
+/// The response to a group request with `error` everywhere (poisoned or overloaded node).
+pub(super) fn group_error_response(request: &ApiRequest, error: ErrorCode) -> ApiResponse {
+    use weir_wire::domain::*;
+    match request {
+        ApiRequest::FindCoordinator(r) => ApiResponse::FindCoordinator(FindCoordinatorResponse {
+            throttle_time_ms: 0,
+            coordinators: (r.keys.iter())
+                .map(|key| Coordinator {
+                    key: key.clone(),
+                    node_id: -1,
+                    host: String::new(),
+                    port: -1,
+                    error,
+                    error_message: None,
+                })
+                .collect(),
+        }),
+        ApiRequest::JoinGroup(r) => ApiResponse::JoinGroup(JoinGroupResponse {
+            error,
+            generation_id: -1,
+            member_id: r.member_id.clone(),
+            ..JoinGroupResponse::default()
+        }),
+        ApiRequest::SyncGroup(_) => ApiResponse::SyncGroup(SyncGroupResponse {
+            error,
+            ..SyncGroupResponse::default()
+        }),
+        ApiRequest::Heartbeat(_) => ApiResponse::Heartbeat(HeartbeatResponse {
+            error,
+            throttle_time_ms: 0,
+        }),
+        ApiRequest::LeaveGroup(r) => ApiResponse::LeaveGroup(LeaveGroupResponse {
+            error,
+            throttle_time_ms: 0,
+            members: (r.members.iter())
+                .map(|m| LeftMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    error,
+                })
+                .collect(),
+        }),
+        ApiRequest::OffsetCommit(r) => ApiResponse::OffsetCommit(OffsetCommitResponse {
+            throttle_time_ms: 0,
+            topics: (r.topics.iter())
+                .map(|t| OffsetCommitTopicResponse {
+                    name: t.name.clone(),
+                    partitions: t.partitions.iter().map(|p| (p.partition, error)).collect(),
+                })
+                .collect(),
+        }),
+        ApiRequest::OffsetFetch(r) => ApiResponse::OffsetFetch(OffsetFetchResponse {
+            throttle_time_ms: 0,
+            groups: (r.groups.iter())
+                .map(|g| OffsetFetchGroupResponse {
+                    group_id: g.group_id.clone(),
+                    topics: Vec::new(),
+                    error,
+                })
+                .collect(),
+        }),
+        ApiRequest::ListGroups(_) => ApiResponse::ListGroups(ListGroupsResponse {
+            error,
+            ..ListGroupsResponse::default()
+        }),
+        ApiRequest::DescribeGroups(r) => ApiResponse::DescribeGroups(DescribeGroupsResponse {
+            throttle_time_ms: 0,
+            groups: (r.groups.iter())
+                .map(|g| DescribedGroup {
+                    error,
+                    group_id: g.clone(),
+                    group_state: String::new(),
+                    protocol_type: String::new(),
+                    protocol_data: String::new(),
+                    members: Vec::new(),
+                    authorized_operations: i32::MIN,
+                })
+                .collect(),
+        }),
+        ApiRequest::DeleteGroups(r) => ApiResponse::DeleteGroups(DeleteGroupsResponse {
+            throttle_time_ms: 0,
+            results: r.groups.iter().map(|g| (g.clone(), error)).collect(),
+        }),
+        ApiRequest::OffsetDelete(_) => ApiResponse::OffsetDelete(OffsetDeleteResponse {
+            error,
+            ..OffsetDeleteResponse::default()
+        }),
+        // Not a group request: callers route those elsewhere.
+        other => unreachable_group(other),
+    }
+}
+
+fn unreachable_group(request: &ApiRequest) -> ApiResponse {
+    panic!(
+        "group_error_response called for api key {}",
+        weir_wire::codec::api_key_of(request)
+    )
+}

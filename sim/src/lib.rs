@@ -1,0 +1,72 @@
+//! weir-sim: deterministic simulation of the unmodified Weir broker and client.
+//!
+//! The production drivers (`weir::server::start`, the node loop, connection tasks) and the
+//! real `weir-client` run inside a simulator; only the runtime seam
+//! (`weir_runtime::Runtime`) and the disk ([`disk::SimDisk`]) are simulated. Faults come
+//! from the seed; every run records a Jepsen-style history that `weir_jepsen::check`
+//! judges, and a trace hash proves a seed replays bit for bit.
+//!
+//! # Code map
+//! - [`seed`]: one root seed, salted child streams.
+//! - [`disk`]: `SimDisk` and its fault model.
+//! - [`workload`]: the named workloads and their actors (generic over `Runtime`).
+//! - [`history`]: the recorder; [`outcome`]: checking a run, reproduction commands.
+//! - [`trace`]: the FNV-1a trace hash.
+//! - `turmoil` (normal build) / `madsim` (`--cfg madsim`): the simulators.
+//!
+//! # Architecture invariants
+//! - No behaviour of the broker differs by simulator except through the runtime seam.
+//! - Nothing depends on this crate; it never reads a real clock or OS randomness.
+//! - A failing run prints one command that reproduces it.
+
+pub mod disk;
+pub mod history;
+pub mod outcome;
+pub mod seed;
+pub mod trace;
+pub mod workload;
+
+#[cfg(madsim)]
+pub mod madsim;
+#[cfg(not(madsim))]
+pub mod turmoil;
+
+use outcome::RunOutcome;
+use workload::Workload;
+
+/// The simulator this build drives.
+pub const SIMULATOR: &str = if cfg!(madsim) { "madsim" } else { "turmoil" };
+
+/// Run one seed of one workload on this build's simulator. A panic inside the simulation
+/// (an invariant of the broker or the harness) is reported as a failed run.
+pub fn run_seed(seed: u64, workload: Workload) -> RunOutcome {
+    let result = std::panic::catch_unwind(|| run_inner(seed, workload));
+    match result {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "panic".to_owned());
+            RunOutcome::judge(
+                SIMULATOR,
+                seed,
+                workload,
+                weir_jepsen::History::default(),
+                vec![format!("panic: {message}")],
+                Vec::new(),
+            )
+        }
+    }
+}
+
+#[cfg(not(madsim))]
+fn run_inner(seed: u64, workload: Workload) -> RunOutcome {
+    turmoil::run(seed, workload)
+}
+
+#[cfg(madsim)]
+fn run_inner(seed: u64, workload: Workload) -> RunOutcome {
+    madsim::run(seed, workload)
+}

@@ -1,0 +1,285 @@
+//! The madsim simulator (compiled only with `RUSTFLAGS="--cfg madsim"`): the workspace's
+//! `tokio` is then madsim's, so the production `TokioRuntime` itself is simulated — the
+//! broker runs exactly as in production, on simulated sockets, timers and clocks.
+//!
+//! One madsim runtime per seed; nodes: the broker (restartable: its init closure starts
+//! the server over a [`SimDisk`] that lives outside the node), one node per client actor.
+//! Faults: kill/restart with seeded disk fates, pause/resume (a stopped process), clogged
+//! nodes and links (one-way and two-way partitions, broker isolation), packet loss and
+//! latency through the network config.
+//!
+//! Invariant: the same seed gives the same run (madsim's scheduler, RNG and clock are
+//! seeded); a broker that poisons itself is killed and restarted by the harness.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle, Runtime};
+use weir_runtime::TokioRuntime;
+
+use crate::disk::{DiskFaults, SimDisk};
+use crate::history::Recorder;
+use crate::outcome::RunOutcome;
+use crate::seed::Rng;
+use crate::workload::{self, Actors, BrokerExit, Control, Workload, BROKER_HOST, BROKER_PORT};
+
+/// A run that has not finished after this much simulated time is reported stuck.
+pub const RUN_TIME_MAX: Duration = Duration::from_secs(300);
+/// Harness step: how often the fault schedule and the broker's state are looked at.
+const STEP: Duration = Duration::from_millis(1);
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+}
+
+/// Run one seed of one workload under madsim.
+pub fn run(seed: u64, workload: Workload) -> RunOutcome {
+    let mut config = madsim::Config::default();
+    config.net.send_latency = Duration::from_micros(200)..Duration::from_millis(3);
+    #[allow(clippy::disallowed_methods)]
+    if std::env::var_os("WEIR_SIM_LOG").is_some() {
+        madsim::runtime::init_logger();
+    }
+    let runtime = Runtime::with_seed_and_config(seed, config);
+    let (recorder, faults) = runtime.block_on(simulate(seed, workload));
+    RunOutcome::judge(
+        "madsim",
+        seed,
+        workload,
+        recorder.history(),
+        recorder.violations(),
+        faults,
+    )
+}
+
+async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
+    let spec = workload.spec();
+    let handle = Handle::current();
+    let net = NetSim::current();
+    net.add_dns_record(BROKER_HOST, ip(1));
+    let recorder = Recorder::default();
+    let control = Control::default();
+    let disk = SimDisk::new(Rng::fork(seed, "disk"), spec.disk);
+    let exit = BrokerExit::default();
+    let mut faults_rng = Rng::fork(seed, "faults");
+    let mut log = Vec::new();
+
+    let incarnation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let broker = {
+        let (disk, exit) = (disk.clone(), exit.clone());
+        handle
+            .create_node()
+            .name(BROKER_HOST)
+            .ip(ip(1))
+            .init(move || {
+                let (disk, exit) = (disk.clone(), exit.clone());
+                let n = incarnation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    let runtime = TokioRuntime::new(seed ^ (n << 48));
+                    let config = workload::server_config(spec.partitions, &ip(1).to_string());
+                    match weir::server::start(runtime, disk, config).await {
+                        Ok(server) => match server.wait().await {
+                            Ok(()) => exit.set(Err("broker stopped without a reason".into())),
+                            Err(weir::server::ServerError::Poisoned(reason)) => {
+                                exit.set(Ok(reason.to_string()))
+                            }
+                            Err(error) => exit.set(Err(format!("broker stopped: {error}"))),
+                        },
+                        Err(error) => exit.set(Err(format!("broker could not start: {error}"))),
+                    }
+                    std::future::pending::<()>().await;
+                }
+            })
+            .build()
+    };
+    let actors = Actors {
+        spec,
+        recorder: recorder.clone(),
+        control: control.clone(),
+        seed,
+        bootstrap: format!("{}:{BROKER_PORT}", ip(1)),
+    };
+    let mut clients: Vec<NodeHandle> = Vec::new();
+    let mut tasks = Vec::new();
+    for index in 0..spec.producers {
+        let node = client_node(&handle, &format!("producer-{index}"), 10 + index as u8);
+        let (actors, client_seed) = (actors.clone(), Rng::fork(seed, "producer").next_u64());
+        tasks.push(node.spawn(async move {
+            workload::producer(TokioRuntime::new(client_seed), actors, index).await;
+        }));
+        clients.push(node);
+    }
+    {
+        let node = client_node(&handle, "consumer", 30);
+        let actors = actors.clone();
+        tasks.push(node.spawn(async move {
+            workload::consumer(TokioRuntime::new(seed ^ 30), actors).await;
+        }));
+        clients.push(node);
+    }
+    {
+        let node = client_node(&handle, "final-reader", 31);
+        let actors = actors.clone();
+        tasks.push(node.spawn(async move {
+            workload::final_reader(TokioRuntime::new(seed ^ 31), actors).await;
+        }));
+    }
+
+    let start = tokio::time::Instant::now();
+    let mut restart_at: Option<Duration> = None;
+    let mut paused_until: Option<Duration> = None;
+    let mut heals: Vec<(Duration, Heal)> = Vec::new();
+    let mut next_fault = Duration::from_millis(faults_rng.between(100, 600));
+    let any_faults = spec.crashes || spec.net_faults;
+    let mut final_phase = false;
+    loop {
+        let now = start.elapsed();
+        let stamp = now.as_millis();
+        if let Some(exit) = exit.take() {
+            match exit {
+                Ok(reason) => {
+                    log.push(format!("{stamp} broker poisoned ({reason}): restart"));
+                    handle.kill(broker.id());
+                    log.push(format!("{stamp} disk crash fate {:?}", disk.crash()));
+                    restart_at = Some(now + Duration::from_millis(20));
+                }
+                Err(reason) => {
+                    recorder.violation(reason);
+                    break;
+                }
+            }
+        }
+        if restart_at.is_some_and(|at| now >= at) {
+            log.push(format!("{stamp} broker restart"));
+            restart_at = None;
+            handle.restart(broker.id());
+        }
+        if paused_until.is_some_and(|at| now >= at) {
+            log.push(format!("{stamp} broker resumed"));
+            paused_until = None;
+            handle.resume(broker.id());
+        }
+        while let Some(index) = heals.iter().position(|(at, _)| *at <= now) {
+            let (_, heal) = heals.remove(index);
+            log.push(format!("{stamp} heal {heal:?}"));
+            heal.undo(&net, broker.id(), &clients);
+        }
+        if !final_phase && any_faults && now >= next_fault {
+            next_fault = now + Duration::from_millis(faults_rng.between(50, 800));
+            let until = now + Duration::from_millis(faults_rng.between(50, 2_500));
+            let mut kinds = Vec::new();
+            if spec.crashes && restart_at.is_none() && paused_until.is_none() {
+                kinds.extend([0, 1]);
+            }
+            if spec.net_faults {
+                kinds.extend([2, 3, 4, 5]);
+            }
+            let kind = kinds
+                .get(faults_rng.below(kinds.len() as u64) as usize)
+                .copied();
+            let client = faults_rng.below(clients.len() as u64) as usize;
+            match kind {
+                Some(0) => {
+                    let down = Duration::from_millis(faults_rng.between(1, 1_500));
+                    log.push(format!("{stamp} kill broker for {}ms", down.as_millis()));
+                    handle.kill(broker.id());
+                    log.push(format!("{stamp} disk crash fate {:?}", disk.crash()));
+                    restart_at = Some(now + down);
+                }
+                Some(1) => {
+                    log.push(format!("{stamp} pause broker until {}", until.as_millis()));
+                    handle.pause(broker.id());
+                    paused_until = Some(until);
+                }
+                Some(kind) => {
+                    let heal = match kind {
+                        2 => Heal::Link(client, true),
+                        3 => Heal::Link(client, false),
+                        4 => Heal::Isolate,
+                        _ => Heal::Loss,
+                    };
+                    log.push(format!(
+                        "{stamp} fault {heal:?} until {}",
+                        until.as_millis()
+                    ));
+                    heal.apply(&net, broker.id(), &clients);
+                    heals.push((until, heal));
+                }
+                None => {}
+            }
+        }
+        if !final_phase && control.lock().producers_done == spec.producers {
+            final_phase = true;
+            for (_, heal) in std::mem::take(&mut heals) {
+                heal.undo(&net, broker.id(), &clients);
+            }
+            disk.set_faults(DiskFaults::NONE);
+            if paused_until.take().is_some() {
+                handle.resume(broker.id());
+            }
+            if restart_at.take().is_some() {
+                handle.restart(broker.id());
+            }
+            log.push(format!("{stamp} final phase: all healed"));
+            control.lock().final_phase = true;
+        }
+        if control.lock().final_done {
+            break;
+        }
+        if now > RUN_TIME_MAX {
+            recorder.violation(format!(
+                "run did not finish in {RUN_TIME_MAX:?} of simulated time"
+            ));
+            break;
+        }
+        tokio::time::sleep(STEP).await;
+    }
+    drop(tasks);
+    log.push(format!("disk {:?}", disk.stats()));
+    (recorder, log)
+}
+
+fn client_node(handle: &Handle, name: &str, last: u8) -> NodeHandle {
+    handle.create_node().name(name).ip(ip(last)).build()
+}
+
+/// A network fault in progress.
+#[derive(Debug, Clone, Copy)]
+enum Heal {
+    /// Client index; true = both directions, false = broker -> client only.
+    Link(usize, bool),
+    /// The broker cut off from everyone.
+    Isolate,
+    /// Packet loss.
+    Loss,
+}
+
+impl Heal {
+    fn apply(self, net: &NetSim, broker: madsim::task::NodeId, clients: &[NodeHandle]) {
+        match self {
+            Heal::Link(index, both) => {
+                let client = clients[index].id();
+                net.clog_link(broker, client);
+                if both {
+                    net.clog_link(client, broker);
+                }
+            }
+            Heal::Isolate => net.clog_node(broker),
+            Heal::Loss => net.update_config(|config| config.packet_loss_rate = 0.02),
+        }
+    }
+
+    fn undo(self, net: &NetSim, broker: madsim::task::NodeId, clients: &[NodeHandle]) {
+        match self {
+            Heal::Link(index, _) => {
+                let client = clients[index].id();
+                net.unclog_link(broker, client);
+                net.unclog_link(client, broker);
+            }
+            Heal::Isolate => net.unclog_node(broker),
+            Heal::Loss => net.update_config(|config| config.packet_loss_rate = 0.0),
+        }
+    }
+}

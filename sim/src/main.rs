@@ -1,0 +1,236 @@
+//! `weir-sim`: the simulation runner that `cargo xtask sim` builds once per simulator and
+//! drives. Subcommands:
+//! - `seeds --start S --count N [--workload W]`: run N seeds of every workload (or W), with
+//!   a progress line on stderr; prints each failure with its reproduction command and
+//!   writes its history to `target/sim-failures/`; exits 1 if any run failed.
+//! - `replay --seed S [--workload W]`: run one seed; last line `trace-hash: <hex>`.
+//! - `determinism --seed S`: run every workload of seed S twice, compare trace hashes.
+//! - `planted --max-seeds N`: look for the first failing seed (used with a planted bug
+//!   compiled in); exits 0 once one is found.
+//!
+//! The throughput measurement reads the real clock: this binary is the edge of the
+//! simulation, not part of it.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use weir_sim::outcome::RunOutcome;
+use weir_sim::trace::Trace;
+use weir_sim::workload::Workload;
+use weir_sim::{run_seed, SIMULATOR};
+
+struct Args {
+    command: String,
+    seed: u64,
+    count: u64,
+    workload: Option<Workload>,
+    verbose: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut raw = std::env::args().skip(1);
+    let command = raw.next().ok_or("missing subcommand")?;
+    let mut args = Args {
+        command,
+        seed: 0,
+        count: 20,
+        workload: None,
+        verbose: false,
+    };
+    while let Some(flag) = raw.next() {
+        let mut value = || raw.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seed" | "--start" => args.seed = parse_u64(&value()?)?,
+            "--count" | "--seeds" | "--max-seeds" => args.count = parse_u64(&value()?)?,
+            "--workload" => {
+                let name = value()?;
+                let workload =
+                    Workload::parse(&name).ok_or(format!("unknown workload {name:?}"))?;
+                args.workload = Some(workload);
+            }
+            "--verbose" => args.verbose = true,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn parse_u64(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("not a number: {text}"))
+}
+
+fn workloads(args: &Args) -> Vec<Workload> {
+    match args.workload {
+        Some(workload) => vec![workload],
+        None => Workload::ALL.to_vec(),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("weir-sim: {error}");
+            eprintln!(
+                "usage: weir-sim seeds|replay|determinism|planted [--seed S] [--count N] \
+                 [--workload W] [--verbose]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let passed = match args.command.as_str() {
+        "seeds" => seeds(&args),
+        "replay" => replay(&args),
+        "determinism" => determinism(&args),
+        "planted" => planted(&args),
+        other => {
+            eprintln!("weir-sim: unknown subcommand {other}");
+            return ExitCode::from(2);
+        }
+    };
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn report_failure(outcome: &RunOutcome) {
+    println!(
+        "FAIL {} seed={} workload={}",
+        outcome.simulator,
+        outcome.seed,
+        outcome.workload.name()
+    );
+    println!("  checker: {}", outcome.verdict);
+    for violation in outcome.violations.iter().take(5) {
+        println!("  violation: {violation}");
+    }
+    let root = std::env::current_dir().unwrap_or_default();
+    match outcome.write_history(&root) {
+        Ok(path) => println!("  history: {}", path.display()),
+        Err(error) => println!("  history not written: {error}"),
+    }
+    println!("  reproduce: {}", outcome.repro_command());
+}
+
+fn seeds(args: &Args) -> bool {
+    let started = Instant::now();
+    let workloads = workloads(args);
+    let mut failures = Vec::new();
+    let mut runs = 0u64;
+    for index in 0..args.count {
+        let seed = args.seed + index;
+        for workload in &workloads {
+            let outcome = run_seed(seed, *workload);
+            runs += 1;
+            if !outcome.passed {
+                eprintln!();
+                report_failure(&outcome);
+                failures.push(outcome.repro_command());
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        let done = index + 1;
+        let width = 30;
+        let filled = (done * width / args.count.max(1)) as usize;
+        eprint!(
+            "\r{SIMULATOR:>7} [{}{}] {done}/{} seeds  {:.1} seeds/s  failures: {}",
+            "#".repeat(filled),
+            " ".repeat(width as usize - filled),
+            args.count,
+            done as f64 / elapsed,
+            failures.len()
+        );
+        let _ = std::io::stderr().flush();
+    }
+    eprintln!();
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "summary: simulator={SIMULATOR} seeds={} workloads={} runs={runs} failures={} \
+         seconds={elapsed:.1} seeds_per_s={:.2} runs_per_s={:.2}",
+        args.count,
+        workloads.len(),
+        failures.len(),
+        args.count as f64 / elapsed,
+        runs as f64 / elapsed,
+    );
+    for command in &failures {
+        println!("reproduce: {command}");
+    }
+    failures.is_empty()
+}
+
+fn replay(args: &Args) -> bool {
+    let mut trace = Trace::default();
+    let mut passed = true;
+    for workload in workloads(args) {
+        let outcome = run_seed(args.seed, workload);
+        if args.verbose {
+            for line in &outcome.faults {
+                println!("  fault: {line}");
+            }
+            print!("{}", outcome.history.to_jsonl());
+        }
+        println!(
+            "{} seed={} workload={}: {} {} trace={:016x}",
+            outcome.simulator,
+            outcome.seed,
+            workload.name(),
+            if outcome.passed { "PASS" } else { "FAIL" },
+            outcome.verdict,
+            outcome.trace_hash
+        );
+        if !outcome.passed {
+            passed = false;
+            report_failure(&outcome);
+        }
+        trace.add(&outcome.trace_hash.to_le_bytes());
+    }
+    println!("trace-hash: {:016x}", trace.finish());
+    passed
+}
+
+fn determinism(args: &Args) -> bool {
+    let mut same = true;
+    for workload in workloads(args) {
+        let first = run_seed(args.seed, workload).trace_hash;
+        let second = run_seed(args.seed, workload).trace_hash;
+        let verdict = if first == second { "same" } else { "DIFFERENT" };
+        println!(
+            "{SIMULATOR} seed={} workload={}: {first:016x} {second:016x} {verdict}",
+            args.seed,
+            workload.name()
+        );
+        same &= first == second;
+    }
+    same
+}
+
+fn planted(args: &Args) -> bool {
+    let started = Instant::now();
+    for index in 0..args.count {
+        let seed = args.seed + index;
+        for workload in workloads(args) {
+            let outcome = run_seed(seed, workload);
+            if !outcome.passed {
+                report_failure(&outcome);
+                println!(
+                    "caught: simulator={SIMULATOR} seed={seed} workload={} after {} seeds \
+                     in {:.1}s",
+                    workload.name(),
+                    index + 1,
+                    started.elapsed().as_secs_f64()
+                );
+                return true;
+            }
+        }
+    }
+    println!(
+        "not caught: {} seeds from {} all passed",
+        args.count, args.seed
+    );
+    false
+}

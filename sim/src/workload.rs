@@ -1,0 +1,646 @@
+//! Workloads: what the simulated clients do, through the real `weir-client`, and how each
+//! operation is recorded. The actors are generic over `weir_runtime::Runtime`, so turmoil
+//! and madsim run the same code.
+//!
+//! A run has two phases. In the main phase producers send values (unique per key) while a
+//! consumer polls by assign and faults fly. When every producer is done the harness heals
+//! everything and the final phase starts: a fresh consumer reads every partition from the
+//! beginning up to its high watermark (`"phase": "final"`), and an auditor fetches raw
+//! batches and checks every CRC itself (a corrupt batch must never be served).
+//!
+//! The history key of a record is its partition index; keyed records pick their partition
+//! with Kafka's murmur2 partitioner (the client's, checked against our own computation).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use weir_client::{
+    Acks, AutoOffsetReset, ClientConfig, Consumer, ConsumerConfig, Producer, ProducerConfig,
+};
+use weir_jepsen::{CheckConfig, Kind, Mop, Phase, Value, F};
+use weir_runtime::Runtime;
+use weir_wire::batch::{iter_batches, verify_crc};
+use weir_wire::domain::{
+    ApiRequest, ApiResponse, FetchPartition, FetchRecords, FetchRequest, FetchTopic, TopicRef,
+};
+
+use crate::disk::DiskFaults;
+use crate::history::Recorder;
+use crate::seed::Rng;
+
+/// The topic every workload writes.
+pub const TOPIC: &str = "sim";
+/// The broker's host name under turmoil (which resolves names).
+pub const BROKER_HOST: &str = "broker";
+/// The broker's port.
+pub const BROKER_PORT: u16 = 9092;
+
+/// A named workload (the name is part of the reproduction command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Workload {
+    /// acks=all, keyed, no faults: the baseline.
+    Produce,
+    /// acks=all with broker crashes (unsynced data lost by seeded fates), fsync failures,
+    /// corrupt reads and wall-clock jumps.
+    ProduceCrash,
+    /// acks=all, unkeyed, with partitions (one-way, two-way, isolating the broker), held
+    /// links (pauses), latency and message loss.
+    ProducePartition,
+    /// acks=1 with crashes: on one node (no failover) acks=1 promises what acks=all does.
+    Acks1,
+    /// acks=0 with crashes: loss allowed, but nothing read may be invented or misplaced.
+    Acks0,
+}
+
+impl Workload {
+    /// Every workload, in the order runs use.
+    pub const ALL: [Workload; 5] = [
+        Workload::Produce,
+        Workload::ProduceCrash,
+        Workload::ProducePartition,
+        Workload::Acks1,
+        Workload::Acks0,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Produce => "produce",
+            Workload::ProduceCrash => "produce-crash",
+            Workload::ProducePartition => "produce-partition",
+            Workload::Acks1 => "acks1",
+            Workload::Acks0 => "acks0",
+        }
+    }
+
+    /// Parse a command-line name.
+    pub fn parse(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// What this workload does.
+    pub fn spec(self) -> Spec {
+        let base = Spec {
+            acks: Acks::All,
+            keyed: true,
+            producers: 2,
+            sends_per_producer: 24,
+            partitions: 3,
+            crashes: false,
+            net_faults: false,
+            clock_jumps: false,
+            disk: DiskFaults::NONE,
+        };
+        let crashy_disk = DiskFaults {
+            fsync_fail_per_mille: 15,
+            corrupt_read_per_mille: 60,
+            torn_kept: false,
+        };
+        match self {
+            Workload::Produce => base,
+            Workload::ProduceCrash => Spec {
+                crashes: true,
+                clock_jumps: true,
+                disk: crashy_disk,
+                ..base
+            },
+            Workload::ProducePartition => Spec {
+                keyed: false,
+                net_faults: true,
+                ..base
+            },
+            Workload::Acks1 => Spec {
+                acks: Acks::Leader,
+                crashes: true,
+                disk: crashy_disk,
+                ..base
+            },
+            Workload::Acks0 => Spec {
+                acks: Acks::None,
+                crashes: true,
+                ..base
+            },
+        }
+    }
+}
+
+/// The parameters of a workload.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// Producer acks.
+    pub acks: Acks,
+    /// Records carry keys (murmur2 partitioning) or not (explicit partitions).
+    pub keyed: bool,
+    /// Concurrent producer actors.
+    pub producers: usize,
+    /// Sends per producer actor.
+    pub sends_per_producer: usize,
+    /// Partitions of the topic.
+    pub partitions: i32,
+    /// Broker crash/restart in the fault schedule.
+    pub crashes: bool,
+    /// Network faults in the fault schedule.
+    pub net_faults: bool,
+    /// Wall-clock jumps in the fault schedule.
+    pub clock_jumps: bool,
+    /// Disk faults during the main phase.
+    pub disk: DiskFaults,
+}
+
+impl Spec {
+    /// The checker's configuration for this workload.
+    pub fn check_config(&self) -> CheckConfig {
+        let acks = match self.acks {
+            // One node, no failover, sync before ack: acks=1 promises what acks=all does.
+            Acks::All | Acks::Leader => weir_jepsen::Acks::All,
+            Acks::None => weir_jepsen::Acks::Zero,
+        };
+        CheckConfig {
+            acks,
+            ..CheckConfig::default()
+        }
+    }
+}
+
+/// Why the broker host stopped on its own.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerExit(Arc<Mutex<Option<Result<String, String>>>>);
+
+impl BrokerExit {
+    /// `Ok(reason)`: poisoned (restart it); `Err(reason)`: a bug (report it).
+    pub fn set(&self, exit: Result<String, String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(exit);
+    }
+
+    /// The exit, once.
+    pub fn take(&self) -> Option<Result<String, String>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Run-wide coordination between the harness and the actors.
+#[derive(Debug, Default)]
+pub struct ControlState {
+    /// Producer actors that finished.
+    pub producers_done: usize,
+    /// The harness healed everything; main-phase actors stop, final reads start.
+    pub final_phase: bool,
+    /// The final reader finished.
+    pub final_done: bool,
+}
+
+/// Shared handle on [`ControlState`].
+#[derive(Debug, Clone, Default)]
+pub struct Control(Arc<Mutex<ControlState>>);
+
+impl Control {
+    /// Lock the state.
+    pub fn lock(&self) -> MutexGuard<'_, ControlState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn final_phase(&self) -> bool {
+        self.lock().final_phase
+    }
+}
+
+/// What every actor needs.
+#[derive(Debug, Clone)]
+pub struct Actors {
+    /// The workload's parameters.
+    pub spec: Spec,
+    /// The history.
+    pub recorder: Recorder,
+    /// Coordination.
+    pub control: Control,
+    /// Root seed.
+    pub seed: u64,
+    /// The broker's `host:port` as clients dial it.
+    pub bootstrap: String,
+}
+
+/// The broker's configuration in every simulation, advertising `host`.
+pub fn server_config(partitions: i32, host: &str) -> weir::config::ServerConfig {
+    weir::config::ServerConfig {
+        node: weir_core::NodeConfig {
+            node_id: 1,
+            advertised_host: host.to_owned(),
+            advertised_port: i32::from(BROKER_PORT),
+            num_partitions: partitions,
+            ..weir_core::NodeConfig::default()
+        },
+        listen: format!("0.0.0.0:{BROKER_PORT}"),
+        data_dir: "sim-disk".into(),
+        frame_bytes_max: weir_wire::frame::FRAME_BYTES_MAX,
+        advertise_bound_address: false,
+    }
+}
+
+fn client_config(bootstrap: &str, name: &str) -> ClientConfig {
+    ClientConfig {
+        bootstrap_servers: vec![bootstrap.to_owned()],
+        client_id: name.to_owned(),
+        request_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_secs(2),
+        metadata_max_age: Duration::from_secs(5),
+        retry_backoff: Duration::from_millis(50),
+        retry_backoff_max: Duration::from_millis(500),
+        ..ClientConfig::default()
+    }
+}
+
+fn consumer_config(bootstrap: &str, name: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        client: client_config(bootstrap, name),
+        fetch_max_wait: Duration::from_millis(200),
+        auto_offset_reset: AutoOffsetReset::Earliest,
+        ..ConsumerConfig::default()
+    }
+}
+
+fn now_ns<R: Runtime>(runtime: &R) -> u64 {
+    u64::try_from(runtime.now().as_nanos()).unwrap_or(u64::MAX)
+}
+
+async fn sleep<R: Runtime>(runtime: &R, duration: Duration) {
+    runtime.sleep_until(runtime.now() + duration).await;
+}
+
+/// One producer actor: `sends_per_producer` sequential sends, each recorded invoke then
+/// ok (with the acknowledged offset) or info (outcome unknown: the process retires).
+pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
+    let spec = actors.spec;
+    let mut rng = Rng::fork(actors.seed, &format!("producer-{index}"));
+    let config = ProducerConfig {
+        client: client_config(&actors.bootstrap, &format!("producer-{index}")),
+        acks: spec.acks,
+        linger: Duration::from_millis(2),
+        delivery_timeout: Duration::from_secs(8),
+        ack_timeout: Duration::from_secs(3),
+        ..ProducerConfig::default()
+    };
+    let recorder = &actors.recorder;
+    let mut process = recorder.process();
+    let mut client: Option<Producer<R>> = None;
+    for sequence in 0..spec.sends_per_producer {
+        sleep(&runtime, Duration::from_millis(rng.between(0, 30))).await;
+        let producer = loop {
+            if let Some(producer) = &client {
+                break producer.clone();
+            }
+            match Producer::connect(runtime.clone(), config.clone()).await {
+                Ok(producer) => client = Some(producer),
+                Err(_) => sleep(&runtime, Duration::from_millis(100)).await,
+            }
+        };
+        // Values are unique over the whole run (hence per key).
+        let value = (index as u64) * 1_000_000 + sequence as u64;
+        let (key, record_key, partition) = if spec.keyed {
+            let record_key = format!("k{}", rng.below(16));
+            let key = weir_wire::murmur2::partition_for_key(record_key.as_bytes(), spec.partitions);
+            (key, Some(Bytes::from(record_key)), None)
+        } else {
+            let key = rng.below(spec.partitions as u64) as i32;
+            (key, None, Some(key))
+        };
+        let key_u32 = u32::try_from(key).unwrap_or_default();
+        let invoke = Value::Mops(vec![Mop::send(key_u32, value)]);
+        let start = now_ns(&runtime);
+        recorder.event(
+            process,
+            Kind::Invoke,
+            F::Send,
+            invoke,
+            start,
+            Phase::Main,
+            None,
+            false,
+        );
+        let payload = Some(Bytes::from(value.to_string()));
+        let result = producer
+            .send(TOPIC, partition, record_key, payload, Vec::new())
+            .await;
+        let end = now_ns(&runtime);
+        match result {
+            Ok(metadata) => {
+                if metadata.partition != key {
+                    recorder.violation(format!(
+                        "value {value}: client partitioner chose {} not {key}",
+                        metadata.partition
+                    ));
+                }
+                let offset = (metadata.offset >= 0).then_some(metadata.offset);
+                let mop = Mop::Send {
+                    key: key_u32,
+                    offset,
+                    value,
+                };
+                let value = Value::Mops(vec![mop]);
+                recorder.event(
+                    process,
+                    Kind::Ok,
+                    F::Send,
+                    value,
+                    end,
+                    Phase::Main,
+                    None,
+                    false,
+                );
+            }
+            Err(error) => {
+                let value = Value::Mops(vec![Mop::send(key_u32, value)]);
+                let error = Some(error.to_string());
+                recorder.event(
+                    process,
+                    Kind::Info,
+                    F::Send,
+                    value,
+                    end,
+                    Phase::Main,
+                    error,
+                    false,
+                );
+                process = recorder.process();
+                // A fresh client after an unknown outcome, as a restarted process would be.
+                client = None;
+            }
+        }
+    }
+    drop(client);
+    actors.control.lock().producers_done += 1;
+}
+
+fn all_keys(spec: &Spec) -> Vec<u32> {
+    (0..spec.partitions)
+        .map(|p| u32::try_from(p).unwrap_or_default())
+        .collect()
+}
+
+async fn assigned_consumer<R: Runtime>(
+    runtime: &R,
+    actors: &Actors,
+    process: u64,
+    name: &str,
+    phase: Phase,
+) -> Option<Consumer<R>> {
+    let recorder = &actors.recorder;
+    let keys = Value::Keys(all_keys(&actors.spec));
+    let start = now_ns(runtime);
+    recorder.event(
+        process,
+        Kind::Invoke,
+        F::Assign,
+        keys.clone(),
+        start,
+        phase,
+        None,
+        true,
+    );
+    let result = async {
+        let mut consumer =
+            Consumer::connect(runtime.clone(), consumer_config(&actors.bootstrap, name)).await?;
+        let partitions = (0..actors.spec.partitions)
+            .map(|p| (TOPIC.to_owned(), p))
+            .collect();
+        consumer.assign(partitions).await?;
+        Ok::<_, weir_client::ClientError>(consumer)
+    }
+    .await;
+    let end = now_ns(runtime);
+    match result {
+        Ok(consumer) => {
+            recorder.event(process, Kind::Ok, F::Assign, keys, end, phase, None, true);
+            Some(consumer)
+        }
+        Err(error) => {
+            let error = Some(error.to_string());
+            recorder.event(
+                process,
+                Kind::Fail,
+                F::Assign,
+                keys,
+                end,
+                phase,
+                error,
+                true,
+            );
+            None
+        }
+    }
+}
+
+/// One recorded poll; `Err` means the process must retire (info recorded).
+async fn recorded_poll<R: Runtime>(
+    runtime: &R,
+    actors: &Actors,
+    process: u64,
+    consumer: &mut Consumer<R>,
+    phase: Phase,
+) -> Result<usize, ()> {
+    let recorder = &actors.recorder;
+    let start = now_ns(runtime);
+    let invoke = Value::Mops(vec![Mop::poll()]);
+    recorder.event(
+        process,
+        Kind::Invoke,
+        F::Poll,
+        invoke.clone(),
+        start,
+        phase,
+        None,
+        false,
+    );
+    let result = consumer.poll(Duration::from_millis(500)).await;
+    let end = now_ns(runtime);
+    match result {
+        Ok(records) => {
+            let mut reads: Vec<(u32, Vec<(i64, u64)>)> = Vec::new();
+            for record in &records {
+                let key = u32::try_from(record.partition).unwrap_or_default();
+                let value = record
+                    .value
+                    .as_ref()
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let Some(value) = value else {
+                    recorder.violation(format!(
+                        "partition {} offset {}: unparseable value {:?}",
+                        record.partition, record.offset, record.value
+                    ));
+                    continue;
+                };
+                match reads.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, list)) => list.push((record.offset, value)),
+                    None => reads.push((key, vec![(record.offset, value)])),
+                }
+            }
+            reads.sort_by_key(|(key, _)| *key);
+            let value = Value::Mops(vec![Mop::polled(reads)]);
+            recorder.event(process, Kind::Ok, F::Poll, value, end, phase, None, false);
+            Ok(records.len())
+        }
+        Err(error) => {
+            let error = Some(error.to_string());
+            recorder.event(
+                process,
+                Kind::Info,
+                F::Poll,
+                invoke,
+                end,
+                phase,
+                error,
+                false,
+            );
+            Err(())
+        }
+    }
+}
+
+/// The main-phase consumer: assign every partition from the beginning and poll until the
+/// final phase starts.
+pub async fn consumer<R: Runtime>(runtime: R, actors: Actors) {
+    'process: while !actors.control.final_phase() {
+        let process = actors.recorder.process();
+        let Some(mut consumer) =
+            assigned_consumer(&runtime, &actors, process, "consumer", Phase::Main).await
+        else {
+            sleep(&runtime, Duration::from_millis(200)).await;
+            continue;
+        };
+        while !actors.control.final_phase() {
+            if recorded_poll(&runtime, &actors, process, &mut consumer, Phase::Main)
+                .await
+                .is_err()
+            {
+                continue 'process;
+            }
+        }
+    }
+}
+
+/// Simulated time the final phase may take before the run is declared stuck.
+pub const FINAL_PHASE_BUDGET: Duration = Duration::from_secs(60);
+
+/// The final phase: wait for the harness to heal, read everything, audit the CRCs.
+pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
+    while !actors.control.final_phase() {
+        sleep(&runtime, Duration::from_millis(50)).await;
+    }
+    let deadline = runtime.now() + FINAL_PHASE_BUDGET;
+    let caught_up = read_to_end(&runtime, &actors, deadline).await;
+    if !caught_up {
+        actors
+            .recorder
+            .violation("final reads did not reach the high watermark in time");
+    }
+    audit(&runtime, &actors, deadline).await;
+    actors.control.lock().final_done = true;
+}
+
+async fn read_to_end<R: Runtime>(runtime: &R, actors: &Actors, deadline: Duration) -> bool {
+    'process: while runtime.now() < deadline {
+        let process = actors.recorder.process();
+        let Some(mut consumer) =
+            assigned_consumer(runtime, actors, process, "final-reader", Phase::Final).await
+        else {
+            sleep(runtime, Duration::from_millis(200)).await;
+            continue;
+        };
+        while runtime.now() < deadline {
+            if recorded_poll(runtime, actors, process, &mut consumer, Phase::Final)
+                .await
+                .is_err()
+            {
+                continue 'process;
+            }
+            let done = (0..actors.spec.partitions).all(|p| {
+                let position = consumer.position(TOPIC, p).unwrap_or(-1);
+                let high_watermark = consumer.high_watermark(TOPIC, p).unwrap_or(-1);
+                high_watermark >= 0 && position >= high_watermark
+            });
+            if done {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Fetch every partition from offset 0 several times with raw Fetch requests and check each
+/// returned batch's CRC: the broker must never serve a damaged batch.
+async fn audit<R: Runtime>(runtime: &R, actors: &Actors, deadline: Duration) {
+    let Ok(cluster) = weir_client::driver::cluster::Cluster::connect(
+        runtime.clone(),
+        client_config(&actors.bootstrap, "auditor"),
+    )
+    .await
+    else {
+        return;
+    };
+    for round in 0..6 {
+        for partition in 0..actors.spec.partitions {
+            let mut offset = 0;
+            while runtime.now() < deadline {
+                let request = ApiRequest::Fetch(FetchRequest {
+                    replica_id: -1,
+                    max_wait_ms: 0,
+                    min_bytes: 0,
+                    max_bytes: 1 << 20,
+                    isolation_level: 0,
+                    session_id: 0,
+                    session_epoch: -1,
+                    topics: vec![FetchTopic {
+                        topic: TopicRef::Name(TOPIC.to_owned()),
+                        partitions: vec![FetchPartition {
+                            partition,
+                            current_leader_epoch: -1,
+                            fetch_offset: offset,
+                            log_start_offset: -1,
+                            partition_max_bytes: 4096,
+                        }],
+                    }],
+                    rack_id: String::new(),
+                });
+                let Ok(ApiResponse::Fetch(response)) = cluster.request_any(&request).await else {
+                    sleep(runtime, Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Some(answer) = response.topics.first().and_then(|t| t.partitions.first())
+                else {
+                    break;
+                };
+                let FetchRecords::Bytes(bytes) = &answer.records else {
+                    // Empty: the end, or a read the broker refused (it must say so).
+                    if answer.error == weir_wire::error::ErrorCode::NONE {
+                        break;
+                    }
+                    sleep(runtime, Duration::from_millis(10)).await;
+                    continue;
+                };
+                let mut next = offset;
+                for item in iter_batches(bytes) {
+                    let Ok((header, range)) = item else {
+                        actors.recorder.violation(format!(
+                            "round {round}: partition {partition} at {offset}: \
+                             unparseable batch served"
+                        ));
+                        return;
+                    };
+                    if !verify_crc(&bytes[range]) {
+                        actors.recorder.violation(format!(
+                            "partition {partition}: batch at offset {} served with a bad CRC",
+                            header.base_offset
+                        ));
+                        return;
+                    }
+                    next = header.last_offset() + 1;
+                }
+                if next == offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+    }
+}
