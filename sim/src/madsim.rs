@@ -5,8 +5,10 @@
 //! One madsim runtime per seed; nodes: the broker (restartable: its init closure starts
 //! the server over a [`SimDisk`] that lives outside the node), one node per client actor.
 //! Faults: kill/restart with seeded disk fates, pause/resume (a stopped process), clogged
-//! nodes and links (one-way and two-way partitions, broker isolation), packet loss and
-//! latency through the network config.
+//! nodes and links (one-way either way and two-way partitions, broker isolation, a split
+//! that cuts the producers off while the consumers keep the broker), packet loss, latency
+//! spikes, wall-clock jumps ([`WallSkew`] through the [`Skewed`] runtime) and whole-world
+//! stalls (`madsim::time::advance`: both clocks leap forward, every timer fires).
 //!
 //! Invariant: the same seed gives the same run (madsim's scheduler, RNG and clock are
 //! seeded); a broker that poisons itself is killed and restarted by the harness.
@@ -19,6 +21,7 @@ use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use weir_runtime::TokioRuntime;
 
+use crate::clock::{Skewed, WallSkew};
 use crate::disk::{DiskFaults, SimDisk};
 use crate::history::Recorder;
 use crate::outcome::RunOutcome;
@@ -37,8 +40,8 @@ fn ip(last: u8) -> IpAddr {
 /// Run one seed of one workload under madsim.
 pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     let mut config = madsim::Config::default();
-    config.net.send_latency = Duration::from_micros(200)..Duration::from_millis(3);
-    #[allow(clippy::disallowed_methods)]
+    config.net.send_latency = latency_normal();
+    // Debugging aid: madsim's and the broker's tracing, stamped with simulated time.
     if std::env::var_os("WEIR_SIM_LOG").is_some() {
         madsim::runtime::init_logger();
     }
@@ -54,6 +57,8 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     )
 }
 
+// Inside madsim `Instant` is simulated (madsim intercepts it): the harness's clock.
+#[allow(clippy::disallowed_methods)]
 async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     let spec = workload.spec();
     let handle = Handle::current();
@@ -63,22 +68,24 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     let control = Control::default();
     let disk = SimDisk::new(Rng::fork(seed, "disk"), spec.disk);
     let exit = BrokerExit::default();
+    let skew = WallSkew::default();
     let mut faults_rng = Rng::fork(seed, "faults");
     let mut log = Vec::new();
 
     let incarnation = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let broker = {
-        let (disk, exit) = (disk.clone(), exit.clone());
+        let (disk, exit, skew) = (disk.clone(), exit.clone(), skew.clone());
         handle
             .create_node()
             .name(BROKER_HOST)
             .ip(ip(1))
             .init(move || {
-                let (disk, exit) = (disk.clone(), exit.clone());
+                let (disk, exit, skew) = (disk.clone(), exit.clone(), skew.clone());
                 let n = incarnation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 async move {
-                    let runtime = TokioRuntime::new(seed ^ (n << 48));
-                    let config = workload::server_config(spec.partitions, &ip(1).to_string());
+                    let runtime = Skewed::new(TokioRuntime::new(seed ^ (n << 48)), skew);
+                    let buggify_seed = Rng::fork(seed, "buggify").next_u64() ^ n;
+                    let config = workload::server_config(&spec, &ip(1).to_string(), buggify_seed);
                     match weir::server::start(runtime, disk, config).await {
                         Ok(server) => match server.wait().await {
                             Ok(()) => exit.set(Err("broker stopped without a reason".into())),
@@ -105,25 +112,32 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     let mut tasks = Vec::new();
     for index in 0..spec.producers {
         let node = client_node(&handle, &format!("producer-{index}"), 10 + index as u8);
-        let (actors, client_seed) = (actors.clone(), Rng::fork(seed, "producer").next_u64());
+        let name = format!("producer-{index}");
+        let (actors, client_seed) = (actors.clone(), Rng::fork(seed, &name).next_u64());
+        let skew = skew.clone();
         tasks.push(node.spawn(async move {
-            workload::producer(TokioRuntime::new(client_seed), actors, index).await;
+            let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
+            workload::producer(runtime, actors, index).await;
         }));
         clients.push(node);
     }
     {
         let node = client_node(&handle, "consumer", 30);
-        let actors = actors.clone();
+        let (actors, skew) = (actors.clone(), skew.clone());
+        let client_seed = Rng::fork(seed, "consumer").next_u64();
         tasks.push(node.spawn(async move {
-            workload::consumer(TokioRuntime::new(seed ^ 30), actors).await;
+            let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
+            workload::consumer(runtime, actors).await;
         }));
         clients.push(node);
     }
     {
         let node = client_node(&handle, "final-reader", 31);
-        let actors = actors.clone();
+        let (actors, skew) = (actors.clone(), skew.clone());
+        let client_seed = Rng::fork(seed, "final-reader").next_u64();
         tasks.push(node.spawn(async move {
-            workload::final_reader(TokioRuntime::new(seed ^ 31), actors).await;
+            let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
+            workload::final_reader(runtime, actors).await;
         }));
     }
 
@@ -132,7 +146,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     let mut paused_until: Option<Duration> = None;
     let mut heals: Vec<(Duration, Heal)> = Vec::new();
     let mut next_fault = Duration::from_millis(faults_rng.between(100, 600));
-    let any_faults = spec.crashes || spec.net_faults;
+    let any_faults = spec.crashes || spec.net_faults || spec.clock_jumps;
     let mut final_phase = false;
     loop {
         let now = start.elapsed();
@@ -174,7 +188,10 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
                 kinds.extend([0, 1]);
             }
             if spec.net_faults {
-                kinds.extend([2, 3, 4, 5]);
+                kinds.extend([2, 3, 4, 5, 6, 7, 8]);
+            }
+            if spec.clock_jumps {
+                kinds.extend([9, 10]);
             }
             let kind = kinds
                 .get(faults_rng.below(kinds.len() as u64) as usize)
@@ -193,11 +210,26 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
                     handle.pause(broker.id());
                     paused_until = Some(until);
                 }
+                Some(9) => {
+                    let delta_ms = faults_rng.between(0, 7_200_000) as i64 - 3_600_000;
+                    log.push(format!("{stamp} wall clock jumps {delta_ms}ms"));
+                    skew.jump(delta_ms);
+                }
+                Some(10) => {
+                    // Every node stalls at once and wakes up late: both clocks leap
+                    // forward and every timer due meanwhile fires together.
+                    let leap = Duration::from_millis(faults_rng.between(10, 4_000));
+                    log.push(format!("{stamp} world stalls {}ms", leap.as_millis()));
+                    madsim::time::advance(leap);
+                }
                 Some(kind) => {
                     let heal = match kind {
-                        2 => Heal::Link(client, true),
-                        3 => Heal::Link(client, false),
-                        4 => Heal::Isolate,
+                        2 => Heal::Link(client, Direction::Both),
+                        3 => Heal::Link(client, Direction::ToClient),
+                        4 => Heal::Link(client, Direction::ToBroker),
+                        5 => Heal::Isolate,
+                        6 => Heal::Split(spec.producers),
+                        7 => Heal::Latency,
                         _ => Heal::Loss,
                     };
                     log.push(format!(
@@ -245,28 +277,60 @@ fn client_node(handle: &Handle, name: &str, last: u8) -> NodeHandle {
     handle.create_node().name(name).ip(ip(last)).build()
 }
 
+/// Which way a clogged link drops messages.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    /// Two-way partition.
+    Both,
+    /// Broker -> client lost (requests arrive, answers do not).
+    ToClient,
+    /// Client -> broker lost.
+    ToBroker,
+}
+
 /// A network fault in progress.
 #[derive(Debug, Clone, Copy)]
 enum Heal {
-    /// Client index; true = both directions, false = broker -> client only.
-    Link(usize, bool),
+    /// One client's link to the broker.
+    Link(usize, Direction),
     /// The broker cut off from everyone.
     Isolate,
+    /// The cluster split in two: the first `n` clients (the producers) lose the broker,
+    /// the consumers keep it.
+    Split(usize),
+    /// Latency spikes to 150 ms.
+    Latency,
     /// Packet loss.
     Loss,
+}
+
+/// Message latency outside of latency faults.
+fn latency_normal() -> std::ops::Range<Duration> {
+    Duration::from_micros(200)..Duration::from_millis(3)
 }
 
 impl Heal {
     fn apply(self, net: &NetSim, broker: madsim::task::NodeId, clients: &[NodeHandle]) {
         match self {
-            Heal::Link(index, both) => {
+            Heal::Link(index, direction) => {
                 let client = clients[index].id();
-                net.clog_link(broker, client);
-                if both {
+                if matches!(direction, Direction::Both | Direction::ToClient) {
+                    net.clog_link(broker, client);
+                }
+                if matches!(direction, Direction::Both | Direction::ToBroker) {
                     net.clog_link(client, broker);
                 }
             }
             Heal::Isolate => net.clog_node(broker),
+            Heal::Split(producers) => {
+                for client in clients.iter().take(producers) {
+                    net.clog_link(broker, client.id());
+                    net.clog_link(client.id(), broker);
+                }
+            }
+            Heal::Latency => net.update_config(|config| {
+                config.send_latency = Duration::from_micros(200)..Duration::from_millis(150)
+            }),
             Heal::Loss => net.update_config(|config| config.packet_loss_rate = 0.02),
         }
     }
@@ -279,6 +343,13 @@ impl Heal {
                 net.unclog_link(client, broker);
             }
             Heal::Isolate => net.unclog_node(broker),
+            Heal::Split(producers) => {
+                for client in clients.iter().take(producers) {
+                    net.unclog_link(broker, client.id());
+                    net.unclog_link(client.id(), broker);
+                }
+            }
+            Heal::Latency => net.update_config(|config| config.send_latency = latency_normal()),
             Heal::Loss => net.update_config(|config| config.packet_loss_rate = 0.0),
         }
     }

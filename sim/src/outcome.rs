@@ -8,6 +8,20 @@ use weir_jepsen::{Header, History};
 use crate::trace::Trace;
 use crate::workload::Workload;
 
+/// The planted bug compiled into this binary (`cargo xtask sim --planted` builds one at a
+/// time), part of every reproduction command.
+pub const PLANTED_BUG: Option<&str> = if cfg!(feature = "planted-ack-before-sync") {
+    Some("planted-ack-before-sync")
+} else if cfg!(feature = "planted-offset-reuse") {
+    Some("planted-offset-reuse")
+} else if cfg!(feature = "planted-skip-crc") {
+    Some("planted-skip-crc")
+} else if cfg!(feature = "planted-skip-dedup") {
+    Some("planted-skip-dedup")
+} else {
+    None
+};
+
 /// Everything a run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -57,6 +71,9 @@ impl RunOutcome {
             Err(error) => (format!("malformed history: {error}"), false),
         };
         let mut trace = Trace::default();
+        // Two workloads with equal histories (acks=1 and acks=all agree on one node) still
+        // get different hashes.
+        trace.line(workload.name());
         for event in &history.events {
             trace.line(&event.to_json_line());
         }
@@ -76,10 +93,14 @@ impl RunOutcome {
         }
     }
 
-    /// The one command that replays this run bit for bit.
+    /// The one command that replays this run bit for bit (with the planted bug this binary
+    /// was built with, if any).
     pub fn repro_command(&self) -> String {
+        let planted = PLANTED_BUG
+            .map(|bug| format!(" --planted-bug {bug}"))
+            .unwrap_or_default();
         format!(
-            "cargo xtask sim --sim {} --seed {} --workload {}",
+            "cargo xtask sim --sim {} --seed {} --workload {}{planted}",
             self.simulator,
             self.seed,
             self.workload.name()

@@ -18,6 +18,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use weir_runtime::{Listener, Runtime};
 
+pub use crate::clock::WallSkew;
 use crate::disk::{DiskFaults, SimDisk};
 use crate::history::Recorder;
 use crate::outcome::RunOutcome;
@@ -28,21 +29,6 @@ use crate::workload::{self, Actors, BrokerExit, Control, Workload, BROKER_HOST, 
 pub const WALL_MS_START: i64 = weir_core::testing::WALL_MS_START;
 /// A run that has not finished after this much simulated time is reported stuck.
 pub const RUN_TIME_MAX: Duration = Duration::from_secs(300);
-
-/// The wall clock's offset from simulated time, shared so the harness can make it jump.
-#[derive(Debug, Clone, Default)]
-pub struct WallSkew(Arc<AtomicI64>);
-
-impl WallSkew {
-    /// Move the wall clock by `delta_ms` (may go backwards, as NTP steps do).
-    pub fn jump(&self, delta_ms: i64) {
-        self.0.fetch_add(delta_ms, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// `weir_runtime::Runtime` inside a turmoil host.
 #[derive(Debug, Clone)]
@@ -184,7 +170,8 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
             let runtime = TurmoilRuntime::new(seed ^ (incarnation as u64) << 48, skew.clone());
             let (disk, exit) = (disk.clone(), exit.clone());
             async move {
-                let config = workload::server_config(spec.partitions, BROKER_HOST);
+                let buggify_seed = Rng::fork(seed, "buggify").next_u64() ^ incarnation as u64;
+                let config = workload::server_config(&spec, BROKER_HOST, buggify_seed);
                 match weir::server::start(runtime, disk, config).await {
                     Ok(server) => match server.wait().await {
                         Ok(()) => exit.set(Err("broker stopped without a reason".into())),

@@ -51,16 +51,21 @@ pub enum Workload {
     Acks1,
     /// acks=0 with crashes: loss allowed, but nothing read may be invented or misplaced.
     Acks0,
+    /// Idempotent producers (acks=all) under crashes, disk faults and network faults:
+    /// retries of batches whose answers were lost must not be appended twice, so the
+    /// checker treats a duplicate as a violation.
+    IdempotentCrash,
 }
 
 impl Workload {
     /// Every workload, in the order runs use.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Produce,
         Workload::ProduceCrash,
         Workload::ProducePartition,
         Workload::Acks1,
         Workload::Acks0,
+        Workload::IdempotentCrash,
     ];
 
     /// The name used on the command line.
@@ -71,6 +76,7 @@ impl Workload {
             Workload::ProducePartition => "produce-partition",
             Workload::Acks1 => "acks1",
             Workload::Acks0 => "acks0",
+            Workload::IdempotentCrash => "idempotent-crash",
         }
     }
 
@@ -91,6 +97,8 @@ impl Workload {
             net_faults: false,
             clock_jumps: false,
             disk: DiskFaults::NONE,
+            idempotent: false,
+            buggify_per_mille: 0,
         };
         let crashy_disk = DiskFaults {
             fsync_fail_per_mille: 15,
@@ -103,22 +111,35 @@ impl Workload {
                 crashes: true,
                 clock_jumps: true,
                 disk: crashy_disk,
+                buggify_per_mille: BUGGIFY_PER_MILLE,
                 ..base
             },
             Workload::ProducePartition => Spec {
                 keyed: false,
                 net_faults: true,
+                buggify_per_mille: BUGGIFY_PER_MILLE,
                 ..base
             },
             Workload::Acks1 => Spec {
                 acks: Acks::Leader,
                 crashes: true,
                 disk: crashy_disk,
+                buggify_per_mille: BUGGIFY_PER_MILLE,
                 ..base
             },
             Workload::Acks0 => Spec {
                 acks: Acks::None,
                 crashes: true,
+                buggify_per_mille: BUGGIFY_PER_MILLE,
+                ..base
+            },
+            Workload::IdempotentCrash => Spec {
+                crashes: true,
+                net_faults: true,
+                clock_jumps: true,
+                disk: crashy_disk,
+                idempotent: true,
+                buggify_per_mille: BUGGIFY_PER_MILLE,
                 ..base
             },
         }
@@ -146,7 +167,15 @@ pub struct Spec {
     pub clock_jumps: bool,
     /// Disk faults during the main phase.
     pub disk: DiskFaults,
+    /// Producers are idempotent (`enable.idempotence=true`): duplicates are violations.
+    pub idempotent: bool,
+    /// BUGGIFY rate inside the broker (0 = off), see `weir_core::buggify`.
+    pub buggify_per_mille: u32,
 }
+
+/// BUGGIFY rate of the fault workloads: often enough that every run meets late acks,
+/// short fetches and early segment rolls, rare enough that the run still makes progress.
+pub const BUGGIFY_PER_MILLE: u32 = 50;
 
 impl Spec {
     /// The checker's configuration for this workload.
@@ -158,6 +187,7 @@ impl Spec {
         };
         CheckConfig {
             acks,
+            idempotence: self.idempotent,
             ..CheckConfig::default()
         }
     }
@@ -220,20 +250,27 @@ pub struct Actors {
     pub bootstrap: String,
 }
 
-/// The broker's configuration in every simulation, advertising `host`.
-pub fn server_config(partitions: i32, host: &str) -> weir::config::ServerConfig {
+/// The broker's configuration in every simulation, advertising `host`; `buggify_seed`
+/// seeds the broker's BUGGIFY points (on at the spec's rate).
+pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config::ServerConfig {
     weir::config::ServerConfig {
         node: weir_core::NodeConfig {
             node_id: 1,
             advertised_host: host.to_owned(),
             advertised_port: i32::from(BROKER_PORT),
-            num_partitions: partitions,
+            num_partitions: spec.partitions,
+            buggify: weir_core::buggify::BuggifyConfig {
+                seed: buggify_seed,
+                per_mille: spec.buggify_per_mille,
+            },
             ..weir_core::NodeConfig::default()
         },
         listen: format!("0.0.0.0:{BROKER_PORT}"),
         data_dir: "sim-disk".into(),
         frame_bytes_max: weir_wire::frame::FRAME_BYTES_MAX,
         advertise_bound_address: false,
+        check_invariants: true,
+        metrics_listen: None,
     }
 }
 
@@ -278,6 +315,7 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
         linger: Duration::from_millis(2),
         delivery_timeout: Duration::from_secs(8),
         ack_timeout: Duration::from_secs(3),
+        idempotent: spec.idempotent,
         ..ProducerConfig::default()
     };
     let recorder = &actors.recorder;

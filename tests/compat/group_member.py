@@ -5,7 +5,8 @@ and report on stdout, one JSON object per line:
   {"event": "assigned", "partitions": [..]}   whenever the assignment changes
   {"event": "record", "partition": p, "offset": o, "value": "..."}  per consumed record
   {"event": "committed"}                      after a synchronous commit (--commit)
-Reads "exit" on stdin to close cleanly (LeaveGroup); the tests SIGKILL it to simulate a
+With --protocol consumer (librdkafka only) the member uses KIP-848's ConsumerGroupHeartbeat
+and the broker's assignor (--assignor uniform|range). Reads "exit" on stdin to close cleanly (LeaveGroup); the tests SIGKILL it to simulate a
 crash. Invariant: it never sleeps outside the client's own poll timeout.
 """
 
@@ -45,6 +46,15 @@ def run_confluent(args) -> None:
     }
     if args.instance_id:
         conf["group.instance.id"] = args.instance_id
+    if args.protocol == "consumer":
+        # KIP-848: the broker assigns and times sessions; librdkafka refuses the classic
+        # knobs with group.protocol=consumer.
+        for key in ("partition.assignment.strategy", "session.timeout.ms",
+                    "heartbeat.interval.ms"):
+            del conf[key]
+        conf["group.protocol"] = "consumer"
+        if args.assignor in ("uniform", "range"):
+            conf["group.remote.assignor"] = args.assignor
     consumer = Consumer(conf)
     consumer.subscribe([args.topic])
     last = None
@@ -124,6 +134,8 @@ def main() -> None:
     p.add_argument("--instance-id", default="")
     p.add_argument("--reset", default="earliest")
     p.add_argument("--commit", action="store_true")
+    p.add_argument("--protocol", choices=["classic", "consumer"], default="classic",
+                   help="group.protocol (librdkafka only); consumer = KIP-848")
     args = p.parse_args()
     if args.client == "ck":
         run_confluent(args)

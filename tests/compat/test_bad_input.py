@@ -179,7 +179,8 @@ def test_api_versions_table(bb):
     # Goal: ApiVersions v0 and v3 agree and advertise what clients need: Produce from v0
     # (v0-2 are refused at use), Fetch, ListOffsets, Metadata, CreateTopics, DeleteTopics,
     # DescribeConfigs, CreatePartitions, DescribeCluster, ApiVersions; and nothing the notes
-    # say must stay hidden until implemented (Telemetry 71/72, ConsumerGroupHeartbeat 68).
+    # say must stay hidden until implemented (Telemetry 71/72). ConsumerGroupHeartbeat 68 and
+    # ConsumerGroupDescribe 69 (KIP-848) are served, v0-1 (test_groups_848.py).
     e0, t0, _ = api_versions(bb.bootstrap, 0)
     e3, t3, _ = api_versions(bb.bootstrap, 3)
     assert e0 == 0 and e3 == 0
@@ -188,8 +189,9 @@ def test_api_versions_table(bb):
         assert key in t3, f"API {key} not advertised: {t3}"
     assert t3[0][0] == 0, "Produce must be advertised from v0 (kcat keeps compression)"
     assert t3[18][1] >= 3
-    for hidden in (68, 71, 72):
+    for hidden in (71, 72):
         assert hidden not in t3, f"API {hidden} advertised but not implemented"
+    assert t3[68] == (0, 1) and t3[69] == (0, 1), "KIP-848 APIs"
 
 
 def test_produce_v2_unsupported(bb):

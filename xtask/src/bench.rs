@@ -40,7 +40,8 @@ pub(crate) fn run(records: u64) -> Result<()> {
     let _ = broker.kill();
     let _ = broker.wait();
     let _ = fs::remove_dir_all(&data_dir);
-    let sections = result?;
+    let mut sections = result?;
+    sections.push(checker_scale(1_000_000)?);
     let mut doc = String::from(HEADER);
     for (command, output) in sections {
         let _ = write!(
@@ -48,6 +49,10 @@ pub(crate) fn run(records: u64) -> Result<()> {
             "\n### `{command}`\n\n```text\n{}\n```\n",
             output.trim_end()
         );
+    }
+    // The simulator's seeds/s are measured by `cargo xtask sim` and kept beside this file.
+    if let Ok(simulation) = fs::read_to_string(root.join("docs/benchmarks-sim.md")) {
+        let _ = write!(doc, "\n{simulation}");
     }
     fs::write(root.join("docs/benchmarks.md"), doc)?;
     eprintln!("xtask bench: wrote docs/benchmarks.md");
@@ -180,6 +185,55 @@ fn bench_produce(records: &str) -> Vec<String> {
         "--batch-size",
         "1000000",
     ])
+}
+
+/// Runs `xtask checker-scale` in a release build (the checker's speed in a debug build says
+/// little) and returns its report line.
+fn checker_scale(ops: usize) -> Result<(String, String)> {
+    let ops = ops.to_string();
+    let command = [
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "xtask",
+        "--",
+        "checker-scale",
+        "--ops",
+        &ops,
+    ];
+    let output = Command::new(env!("CARGO"))
+        .args(command)
+        .current_dir(project_root())
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        bail!("checker-scale failed: {}", output.status);
+    }
+    let shown = format!("cargo {}", command.join(" "));
+    Ok((shown, String::from_utf8_lossy(&output.stdout).to_string()))
+}
+
+/// Times the Jepsen-style checker on a synthetic history of `ops` operations: it must cost
+/// time linear in the history, so a million operations check in seconds.
+pub(crate) fn checker_scale_run(ops: usize) -> Result<()> {
+    let workload = weir_jepsen::Workload::new(ops, 1);
+    let generated = Instant::now();
+    let history = workload.history();
+    let generated = generated.elapsed();
+    let started = Instant::now();
+    let report = weir_jepsen::check(&workload.config(), &history)
+        .map_err(|error| anyhow::anyhow!("synthetic history rejected: {error}"))?;
+    let elapsed = started.elapsed();
+    println!(
+        "{} events ({} operations, generated in {:.2} s) checked in {:.2} s: valid={}",
+        history.events.len(),
+        report.op_count,
+        generated.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        report.valid
+    );
+    Ok(())
 }
 
 fn args(items: &[&str]) -> Vec<String> {

@@ -47,6 +47,12 @@ enum Command {
         #[arg(long, default_value_t = 2_000_000)]
         records: u64,
     },
+    /// Time the checker on a synthetic history (run by `bench` in a release build).
+    CheckerScale {
+        /// Operations in the synthetic history.
+        #[arg(long, default_value_t = 1_000_000)]
+        ops: usize,
+    },
     /// Deterministic simulation (turmoil, madsim): seeds, replay, determinism, planted bugs.
     Sim(sim::SimArgs),
 }
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
         Command::Tidy => tidy::run().map(|()| true),
         Command::Check { file } => check::run(&file),
         Command::Bench { records } => bench::run(records).map(|()| true),
+        Command::CheckerScale { ops } => bench::checker_scale_run(ops).map(|()| true),
         Command::Sim(args) => sim::run(&args),
     };
     match result {

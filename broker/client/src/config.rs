@@ -192,3 +192,40 @@ impl Default for ConsumerConfig {
         }
     }
 }
+
+/// Consumer-group settings for [`crate::Consumer::subscribe`] (classic protocol).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.id`.
+    pub group_id: String,
+    /// `group.instance.id`: static membership (no LeaveGroup on close, as in Kafka).
+    pub group_instance_id: Option<String>,
+    /// `session.timeout.ms`: the coordinator drops a member silent for this long.
+    pub session_timeout: Duration,
+    /// `max.poll.interval.ms`, sent as the rebalance timeout: how long the coordinator
+    /// waits for members to rejoin during a rebalance.
+    pub rebalance_timeout: Duration,
+    /// `heartbeat.interval.ms`. Heartbeats are sent from `poll`, so poll at least this often
+    /// (and always within `session_timeout`).
+    pub heartbeat_interval: Duration,
+    /// `enable.auto.commit`: commit positions every `auto_commit_interval` from `poll`,
+    /// before a rebalance and on close.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms`.
+    pub auto_commit_interval: Duration,
+}
+
+impl GroupConfig {
+    /// Kafka's defaults for `group_id`.
+    pub fn new(group_id: impl Into<String>) -> GroupConfig {
+        GroupConfig {
+            group_id: group_id.into(),
+            group_instance_id: None,
+            session_timeout: Duration::from_secs(45),
+            rebalance_timeout: Duration::from_secs(300),
+            heartbeat_interval: Duration::from_secs(3),
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+        }
+    }
+}

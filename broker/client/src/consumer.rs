@@ -1,6 +1,9 @@
-//! The consumer: manual assignment, seek, and `poll` over Fetch long-polling.
+//! The consumer: manual assignment or group subscription, seek, and `poll` over Fetch
+//! long-polling.
 //!
-//! No consumer groups yet: the caller assigns partitions and owns positions. Positions are
+//! With `assign` the caller owns partitions and positions; with `subscribe` (see
+//! `consumer/group.rs`) the group's coordinator hands out partitions and positions start from
+//! committed offsets, and `poll` also heartbeats, auto-commits and rejoins. Positions are
 //! resolved lazily: a partition without one gets it from `auto.offset.reset` (ListOffsets)
 //! on the next poll; `seek` resolves immediately so its errors surface at the call.
 //!
@@ -30,6 +33,8 @@ use crate::error::ClientError;
 use crate::session::fetch::records_from;
 use crate::session::retry::Backoff;
 use crate::TopicPartition;
+
+mod group;
 
 /// Where to move a partition's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +82,8 @@ pub struct Consumer<R: Runtime> {
     config: ConsumerConfig,
     partitions: BTreeMap<TopicPartition, PartitionState>,
     backoff: Backoff,
+    /// Group membership after `subscribe`.
+    group: Option<group::GroupMember<R>>,
 }
 
 impl<R: Runtime> std::fmt::Debug for Consumer<R> {
@@ -104,12 +111,18 @@ impl<R: Runtime> Consumer<R> {
             config,
             partitions: BTreeMap::new(),
             backoff,
+            group: None,
         })
     }
 
     /// Replaces the assignment. Partitions kept from the old assignment keep their position;
     /// new ones start per `auto.offset.reset` unless `seek`ed.
     pub async fn assign(&mut self, partitions: Vec<(String, i32)>) -> Result<(), ClientError> {
+        if self.group.is_some() {
+            return Err(ClientError::InvalidArgument(
+                "assign after subscribe: the group owns the assignment".into(),
+            ));
+        }
         let mut next = BTreeMap::new();
         for (topic, partition) in partitions {
             if topic.is_empty() || partition < 0 {
@@ -236,6 +249,10 @@ impl<R: Runtime> Consumer<R> {
 
     /// One fetch round: resolve positions, one Fetch per leader, process the answers.
     async fn poll_round(&mut self, deadline: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        self.maintain_group().await?;
+        // Come back in time for the next heartbeat or auto-commit.
+        let group_deadline = self.group.as_ref().and_then(|g| g.next_deadline());
+        let deadline = group_deadline.map_or(deadline, |due| due.min(deadline));
         self.resolve_positions().await?;
         if self.partitions.is_empty() {
             let runtime = self.cluster.runtime();
@@ -279,7 +296,14 @@ impl<R: Runtime> Consumer<R> {
             }
         }
         if refresh {
-            self.refresh_metadata().await?;
+            // Positions already moved past `records`: returning an error now would drop them
+            // and the next round would skip them. Deliver them; the next round refreshes.
+            if let Err(error) = self.refresh_metadata().await {
+                if records.is_empty() {
+                    return Err(error);
+                }
+                tracing::debug!(%error, "metadata refresh failed after a fetch with records");
+            }
         }
         Ok(records)
     }

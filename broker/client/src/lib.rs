@@ -28,17 +28,24 @@ pub mod config;
 pub mod consumer;
 pub mod driver;
 pub mod error;
+pub mod group_admin;
 pub mod producer;
 pub mod session;
+pub mod txn_admin;
 
 pub use admin::{
     Admin, ClusterDescription, ConfigEntry, ListedOffset, NewTopic, OffsetSpec, TopicDescription,
 };
-pub use config::{Acks, AutoOffsetReset, ClientConfig, ConsumerConfig, ProducerConfig};
+pub use config::{
+    Acks, AutoOffsetReset, ClientConfig, ConsumerConfig, GroupConfig, ProducerConfig,
+};
 pub use consumer::{Consumer, ConsumerRecord, Offset};
+pub use driver::coordinator::CoordinatorInfo;
 pub use error::ClientError;
+pub use group_admin::{GroupDescription, GroupListing, MemberDescription};
 pub use producer::{DeliveryFuture, Producer, RecordMetadata};
 pub use session::metadata::{PartitionMetadata, TopicMetadata};
+pub use txn_admin::{ProducerState, TransactionDescription, TransactionListing};
 pub use weir_wire::domain::BrokerInfo;
 pub use weir_wire::error::ErrorCode;
 pub use weir_wire::records::Compression;

@@ -57,12 +57,25 @@ pub struct NodeConfig {
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms` (1800000).
     pub group_max_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (5000): heartbeat interval of KIP-848 members.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms` (45000): session of KIP-848 members.
+    pub group_consumer_session_timeout_ms: i32,
     /// `offsets.topic.num.partitions` (50): partitions of `__consumer_offsets`, fixed once
     /// the topic exists.
     pub offsets_topic_num_partitions: i32,
     /// `producer.id.expiration.ms` (86400000): an idempotent producer that has not written
     /// to a partition for this long is forgotten there (checked on the retention timer).
     pub producer_id_expiration_ms: i64,
+    /// `transaction.max.timeout.ms` (900000): the largest `transaction.timeout.ms` a
+    /// transactional producer may ask for (INVALID_TRANSACTION_TIMEOUT above it).
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms` (604800000 = 7 days): a transactional id with no
+    /// ongoing transaction whose state has not changed for this long is forgotten (checked
+    /// on the retention timer); its producer then has to call InitProducerId again.
+    pub transactional_id_expiration_ms: i64,
+    /// BUGGIFY fault points (no Kafka property; off unless a simulation turns it on).
+    pub buggify: crate::buggify::BuggifyConfig,
 }
 
 impl Default for NodeConfig {
@@ -87,8 +100,13 @@ impl Default for NodeConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
             offsets_topic_num_partitions: 50,
             producer_id_expiration_ms: 86_400_000,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            buggify: crate::buggify::BuggifyConfig::OFF,
         }
     }
 }
@@ -182,6 +200,19 @@ impl NodeConfig {
             let reason = "must be >= group.min.session.timeout.ms";
             return Err(refuse("group.max.session.timeout.ms", value, reason));
         }
+        if self.group_consumer_heartbeat_interval_ms < 1 {
+            let value = self.group_consumer_heartbeat_interval_ms;
+            return Err(refuse(
+                "group.consumer.heartbeat.interval.ms",
+                value,
+                "must be >= 1",
+            ));
+        }
+        if self.group_consumer_session_timeout_ms <= self.group_consumer_heartbeat_interval_ms {
+            let value = self.group_consumer_session_timeout_ms;
+            let reason = "must be > group.consumer.heartbeat.interval.ms";
+            return Err(refuse("group.consumer.session.timeout.ms", value, reason));
+        }
         if !(1..=1000).contains(&self.offsets_topic_num_partitions) {
             let value = self.offsets_topic_num_partitions;
             let reason = "must be in 1..=1000";
@@ -191,6 +222,20 @@ impl NodeConfig {
             return Err(refuse(
                 "producer.id.expiration.ms",
                 self.producer_id_expiration_ms,
+                "must be >= 1",
+            ));
+        }
+        if self.transaction_max_timeout_ms < 1 {
+            return Err(refuse(
+                "transaction.max.timeout.ms",
+                self.transaction_max_timeout_ms,
+                "must be >= 1",
+            ));
+        }
+        if self.transactional_id_expiration_ms < 1 {
+            return Err(refuse(
+                "transactional.id.expiration.ms",
+                self.transactional_id_expiration_ms,
                 "must be >= 1",
             ));
         }

@@ -20,10 +20,12 @@
 //! - [`storage`]: the storage contract, [`storage::MemStorage`] and the conformance suite.
 //! - [`topic`], [`topic_config`], [`config`]: names, ids and configuration.
 //! - [`resolve`]: what every driver does to a response before encoding it.
+//! - [`buggify`]: seeded fault points that only a simulation turns on.
 //! - [`testing`]: batch builders and a single-node harness for tests and simulations.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+pub mod buggify;
 pub mod config;
 mod event;
 pub mod group;
@@ -38,6 +40,7 @@ pub mod testing;
 pub mod time;
 pub mod topic;
 pub mod topic_config;
+mod txn;
 
 pub use config::{Durability, NodeConfig};
 pub use event::{Completion, Output, RequestId, SyncMode};

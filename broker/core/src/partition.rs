@@ -171,6 +171,8 @@ pub(crate) struct PartitionLog {
     byte_index: ByteIndex,
     /// Idempotent producers writing here (see `producer_state`).
     pub producers: ProducerStates,
+    /// Open and aborted transactions (see `txn`).
+    pub txns: crate::txn::TxnIndex,
 }
 
 impl PartitionLog {
@@ -185,6 +187,7 @@ impl PartitionLog {
             unsynced: VecDeque::new(),
             byte_index: ByteIndex::new(0),
             producers: ProducerStates::default(),
+            txns: crate::txn::TxnIndex::default(),
         }
     }
 
@@ -215,6 +218,7 @@ impl PartitionLog {
             unsynced: VecDeque::new(),
             byte_index: ByteIndex::new(log_end_offset),
             producers: ProducerStates::default(),
+            txns: crate::txn::TxnIndex::default(),
         };
         log.invariants();
         log
@@ -422,6 +426,7 @@ impl PartitionLog {
     /// Assert every invariant listed in the module docs.
     pub fn invariants(&self) {
         let key = self.partition_key;
+        self.txns.invariants(self.log_end_offset);
         assert!(
             self.log_start_offset >= 0,
             "key={key} log_start={}",

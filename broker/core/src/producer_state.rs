@@ -163,6 +163,11 @@ impl ProducerStates {
             .iter()
             .find(|batch| batch.first_seq == first_seq && batch.last_seq == last_seq);
         if let Some(batch) = duplicate {
+            // PLANTED BUG (weir-sim's planted suite only; never in a real build): append a
+            // retried batch again instead of answering with its original offsets.
+            if cfg!(feature = "planted-skip-dedup") {
+                return Ok(SequenceCheck::Append);
+            }
             return Ok(SequenceCheck::Duplicate(*batch));
         }
         let last = entry.batches.back().map_or(-1, |batch| batch.last_seq);
@@ -269,6 +274,11 @@ impl ProducerStates {
             producers: snapshot.producers.into_iter().collect(),
             changed: false,
         }
+    }
+
+    /// Every producer and its state (DescribeProducers).
+    pub fn entries(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, entry)| (*id, entry))
     }
 
     /// Number of producers known.

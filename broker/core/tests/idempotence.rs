@@ -85,11 +85,13 @@ fn init_producer_id_allocates_durable_fresh_ids() {
     node.crash();
     let (after_crash, _) = must_init(&mut node);
     assert!(after_crash > third.producer_id, "{after_crash} reused");
-    let ApiResponse::InitProducerId(refused) = node.call(init_producer_id(Some("txn"))) else {
+    // A transactional id gets a fresh id too (the transaction coordinator's), never a reused one.
+    let ApiResponse::InitProducerId(txn) = node.call(init_producer_id(Some("txn"))) else {
         panic!()
     };
-    assert_eq!(refused.error, ErrorCode::INVALID_REQUEST);
-    assert_eq!((refused.producer_id, refused.producer_epoch), (-1, -1));
+    assert_eq!(txn.error, ErrorCode::NONE);
+    assert!(txn.producer_id > after_crash, "{} reused", txn.producer_id);
+    assert_eq!(txn.producer_epoch, 0);
 }
 
 // Goal: a retry of the last batch is answered with its original offset and not appended;

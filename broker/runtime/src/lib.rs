@@ -64,6 +64,8 @@ pub struct TokioRuntime {
 
 impl TokioRuntime {
     /// A runtime whose monotonic epoch is now. Must be called inside a tokio runtime.
+    // The seam. Under madsim, `tokio::time::Instant` is std's, intercepted and simulated.
+    #[allow(clippy::disallowed_methods)]
     pub fn new(seed: u64) -> TokioRuntime {
         TokioRuntime {
             epoch: tokio::time::Instant::now(),
@@ -95,6 +97,8 @@ impl Runtime for TokioRuntime {
     type Stream = tokio::net::TcpStream;
     type Listener = TokioListener;
 
+    // The seam. Under madsim, `tokio::time::Instant` is std's, intercepted and simulated.
+    #[allow(clippy::disallowed_methods)]
     fn now(&self) -> Duration {
         tokio::time::Instant::now().duration_since(self.epoch)
     }

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// TOML config file; keys are Kafka broker property names
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics [default: off]
+    /// (config key `weir.metrics.listener`)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// Everything `serve` needs: the core's config plus the driver's own settings.
@@ -56,6 +60,12 @@ pub struct ServerConfig {
     /// address it actually bound (so port 0 advertises the real port, and a wildcard host
     /// advertises 127.0.0.1).
     pub advertise_bound_address: bool,
+    /// Assert `Node::invariants` after every step of the node loop (no Kafka property: the
+    /// simulator turns it on; it walks every partition, too slow for production).
+    pub check_invariants: bool,
+    /// `weir.metrics.listener` / `--metrics`: `host:port` serving Prometheus text at
+    /// `GET /metrics`; `None` (the default) serves no metrics.
+    pub metrics_listen: Option<String>,
 }
 
 /// Why the configuration was refused.
@@ -144,6 +154,7 @@ struct Settings {
     advertised: Option<HostPort>,
     data_dir: Option<PathBuf>,
     frame_bytes_max: Option<usize>,
+    metrics_listen: Option<HostPort>,
 }
 
 /// A parsed `host:port`.
@@ -235,6 +246,12 @@ impl Settings {
             "group.max.session.timeout.ms" => {
                 node.group_max_session_timeout_ms = input.integer_in(1, i32::MAX.into())?;
             }
+            "group.consumer.heartbeat.interval.ms" => {
+                node.group_consumer_heartbeat_interval_ms = input.integer_in(1, i32::MAX.into())?;
+            }
+            "group.consumer.session.timeout.ms" => {
+                node.group_consumer_session_timeout_ms = input.integer_in(1, i32::MAX.into())?;
+            }
             "offsets.topic.num.partitions" => {
                 node.offsets_topic_num_partitions = input.integer_in(1, 1000)?;
             }
@@ -256,7 +273,14 @@ impl Settings {
             "producer.id.expiration.ms" => {
                 node.producer_id_expiration_ms = input.integer_in(1, i64::MAX)?;
             }
+            "transaction.max.timeout.ms" => {
+                node.transaction_max_timeout_ms = input.integer_in(1, i32::MAX.into())?;
+            }
+            "transactional.id.expiration.ms" => {
+                node.transactional_id_expiration_ms = input.integer_in(1, i64::MAX)?;
+            }
             "weir.durability" => node.durability = input.durability()?,
+            "weir.metrics.listener" => self.metrics_listen = Some(input.listener()?),
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
             }
@@ -283,6 +307,14 @@ impl Settings {
         }
         if let Some(data_dir) = &args.data_dir {
             self.data_dir = Some(data_dir.clone());
+        }
+        if let Some(metrics) = &args.metrics {
+            let parsed = parse_host_port(metrics).map_err(|reason| ConfigError::InvalidValue {
+                key: "--metrics".to_owned(),
+                file: COMMAND_LINE.to_owned(),
+                reason,
+            })?;
+            self.metrics_listen = Some(parsed);
         }
         if let Some(node_id) = args.node_id {
             if node_id < 0 {
@@ -315,6 +347,8 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
             frame_bytes_max: self.frame_bytes_max.unwrap_or(FRAME_BYTES_MAX),
             advertise_bound_address,
+            check_invariants: false,
+            metrics_listen: self.metrics_listen.map(|address| address.to_address()),
         }
     }
 }
@@ -570,6 +604,8 @@ mod tests {
             log.retention.check.interval.ms = 1000
             log.flush.interval.ms = 50
             producer.id.expiration.ms = 60000
+            transaction.max.timeout.ms = 120000
+            transactional.id.expiration.ms = 3600000
             weir.durability = "os"
             cluster.id = "abc"
             socket.request.max.bytes = 1000
@@ -592,10 +628,31 @@ mod tests {
         assert_eq!(config.node.retention_check_interval_ms, 1000);
         assert_eq!(config.node.flush_interval_ms, 50);
         assert_eq!(config.node.producer_id_expiration_ms, 60_000);
+        assert_eq!(config.node.transaction_max_timeout_ms, 120_000);
+        assert_eq!(config.node.transactional_id_expiration_ms, 3_600_000);
         assert_eq!(config.node.durability, Durability::Os);
         assert_eq!(config.node.cluster_id, "abc");
         assert_eq!(config.frame_bytes_max, 1000);
         assert_eq!(config.node.default_replication_factor, 1);
+    }
+
+    #[test]
+    fn metrics_listener_is_off_by_default_and_set_by_key_or_flag() {
+        // Goal: metrics stay off unless asked for; the flag overrides the file; a bad
+        // address is refused naming the key. Method: parse small configs and flags.
+        assert_eq!(parse("").metrics_listen, None);
+        let config = parse("weir.metrics.listener = \"127.0.0.1:9644\"");
+        assert_eq!(config.metrics_listen.as_deref(), Some("127.0.0.1:9644"));
+        let error = ServerConfig::from_toml_str("\"weir.metrics.listener\" = \"x\"", "f")
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("weir.metrics.listener"), "{error}");
+        let args = ServeArgs {
+            metrics: Some(":9645".to_owned()),
+            ..ServeArgs::default()
+        };
+        let config = ServerConfig::from_args(&args).expect("valid");
+        assert_eq!(config.metrics_listen.as_deref(), Some("0.0.0.0:9645"));
     }
 
     #[test]
@@ -664,6 +721,14 @@ mod tests {
             ("log.retention.bytes = -2", "log.retention.bytes"),
             ("log.segment.bytes = 0", "log.segment.bytes"),
             ("log.flush.interval.ms = -1", "log.flush.interval.ms"),
+            (
+                "transaction.max.timeout.ms = 0",
+                "transaction.max.timeout.ms",
+            ),
+            (
+                "transactional.id.expiration.ms = -5",
+                "transactional.id.expiration.ms",
+            ),
             ("weir.durability = \"sometimes\"", "weir.durability"),
             ("cluster.id = \"\"", "cluster.id"),
             ("socket.request.max.bytes = 0", "socket.request.max.bytes"),
@@ -708,6 +773,7 @@ mod tests {
             data_dir: Some(PathBuf::from("/from/flag")),
             node_id: Some(9),
             config: Some(file.path().to_owned()),
+            metrics: None,
         };
         let config = ServerConfig::from_args(&args).expect("valid");
         assert_eq!(config.listen, "127.0.0.1:2222");

@@ -262,7 +262,11 @@ impl Reader {
                     ))),
                 }
             }
-            Decoded::Api(request) => {
+            Decoded::Api(mut request) => {
+                if let ApiRequest::JoinGroup(join) = &mut request {
+                    // DescribeGroups reports the member's host as Kafka does: "/IP".
+                    join.client_host = client_host(&self.context.peer);
+                }
                 let acks_zero = matches!(&request, ApiRequest::Produce(p) if p.acks == 0);
                 // Expect goes first, so the writer knows the slot before any response.
                 let expect = ConnEvent::Expect {
@@ -481,4 +485,12 @@ pub fn resolve_reads<S: StorageDriver>(storage: &S, response: &mut ApiResponse, 
             "storage read for {peer} failed; partition answered with an error: {error}"
         );
     }
+}
+
+/// Kafka's spelling of a member's host: the peer IP with a leading slash (Java's
+/// `InetAddress.toString()` without a hostname), e.g. `/127.0.0.1`.
+fn client_host(peer: &str) -> String {
+    let host = peer.rsplit_once(':').map_or(peer, |(host, _port)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    format!("/{host}")
 }

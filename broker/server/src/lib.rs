@@ -5,6 +5,7 @@
 //! - [`server`]: bind, recover, run; [`server::start`] works over any storage driver.
 //! - [`node_loop`]: the single task owning `weir_core::Node`; group commit.
 //! - [`conn`]: per-connection reader and writer tasks; ordered, bounded, CRC-checked.
+//! - [`metrics`]: `GET /metrics` in Prometheus text format (kafka_exporter's names).
 //! - [`storage`]: the [`storage::StorageDriver`] seam and `FjallStorage` (feature `fjall`).
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is the only place using `anyhow` and
@@ -19,6 +20,7 @@
 //!   exits non-zero.
 pub mod config;
 pub mod conn;
+pub mod metrics;
 pub mod node_loop;
 pub mod server;
 pub mod storage;

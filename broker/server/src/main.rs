@@ -40,6 +40,10 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// Load generators and the loopback throughput probe.
     Bench(cli::bench::BenchArgs),
+    /// List, describe, reset offsets of, or delete consumer groups.
+    Group(cli::group::GroupArgs),
+    /// List or describe transactions and the producers of partitions.
+    Txn(cli::txn::TxnArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,5 +81,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Produce(args) => cli::produce::run(args).await,
         Command::Consume(args) => cli::consume::run(args).await,
         Command::Bench(args) => cli::bench::run(args).await,
+        Command::Group(args) => cli::group::run(args).await,
+        Command::Txn(args) => cli::txn::run(args).await,
     }
 }

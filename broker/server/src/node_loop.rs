@@ -14,11 +14,14 @@
 //! - `Output::Poisoned` ends the loop with an error (the process then exits non-zero): a
 //!   broker that cannot trust its disk must not acknowledge anything more.
 //! - Every `select!` is `biased` so simulated runs are deterministic.
+//! - With `check_invariants` (the simulator's setting) `Node::invariants` is asserted after
+//!   every step, i.e. after each input and the outputs it produced were applied.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use weir_core::node::metrics::MetricsSnapshot;
 use weir_core::storage::StorageError;
 use weir_core::time::{Instant, Now};
 use weir_core::{Completion, Node, Output, RequestId, SyncMode};
@@ -56,6 +59,11 @@ pub enum NodeInput {
         /// Connection id.
         conn: u64,
     },
+    /// A read-only metrics snapshot for `/metrics`, taken between two inputs.
+    Metrics {
+        /// Where the snapshot goes; a dropped receiver is ignored.
+        reply: oneshot::Sender<MetricsSnapshot>,
+    },
 }
 
 /// Why the node loop stopped.
@@ -76,11 +84,13 @@ pub fn now<R: Runtime>(runtime: &R) -> Now {
 }
 
 /// Run the node until every input sender is gone (Ok) or storage poisons it (Err).
+/// `check_invariants` asserts the node's invariants after every step (simulation).
 pub async fn run<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
     node: Node,
     inputs: mpsc::Receiver<NodeInput>,
+    check_invariants: bool,
 ) -> Result<(), NodeLoopError> {
     let (sync_done_sender, sync_done) = mpsc::unbounded_channel();
     let mut node_loop = NodeLoop {
@@ -90,6 +100,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         connections: BTreeMap::new(),
         group_commit: GroupCommit::default(),
         sync_done_sender,
+        check_invariants,
     };
     node_loop.run(inputs, sync_done).await
 }
@@ -108,6 +119,7 @@ struct NodeLoop<R, S> {
     connections: BTreeMap<u64, mpsc::UnboundedSender<ConnEvent>>,
     group_commit: GroupCommit,
     sync_done_sender: mpsc::UnboundedSender<SyncDone>,
+    check_invariants: bool,
 }
 
 impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
@@ -155,6 +167,10 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             NodeInput::Disconnect { conn } => {
                 self.connections.remove(&conn);
                 self.node.handle_disconnect(now, conn);
+            }
+            NodeInput::Metrics { reply } => {
+                // The requester may have given up (HTTP client gone): nothing to do then.
+                let _ = reply.send(self.node.metrics_snapshot());
             }
         }
     }
@@ -211,6 +227,9 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                     return Err(NodeLoopError::Poisoned(reason));
                 }
             }
+        }
+        if self.check_invariants {
+            self.node.invariants();
         }
         Ok(())
     }

@@ -58,6 +58,8 @@ pub struct RunningServer {
     local_addr: String,
     node_id: i32,
     outcome: oneshot::Receiver<Result<(), NodeLoopError>>,
+    /// The bound metrics address, when `metrics_listen` is configured.
+    metrics_addr: Option<String>,
 }
 
 impl RunningServer {
@@ -69,6 +71,11 @@ impl RunningServer {
     /// This broker's node id.
     pub fn node_id(&self) -> i32 {
         self.node_id
+    }
+
+    /// The bound `host:port` serving `GET /metrics`, if metrics are on.
+    pub fn metrics_addr(&self) -> Option<&str> {
+        self.metrics_addr.as_deref()
     }
 
     /// Wait until the server stops; an error means the node was poisoned.
@@ -93,6 +100,19 @@ pub async fn start<R: Runtime, S: StorageDriver>(
     };
     let listener = runtime.bind(&config.listen).await.map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
+    // Bound before recovery too, so a taken metrics port fails the start, not a scrape.
+    let metrics_listener = match &config.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let metrics_error = |source| ServerError::Bind {
+                addr: addr.clone(),
+                source,
+            };
+            let metrics_listener = runtime.bind(addr).await.map_err(metrics_error)?;
+            let bound = metrics_listener.local_addr().map_err(metrics_error)?;
+            Some((metrics_listener, bound))
+        }
+    };
     if config.advertise_bound_address {
         if let Some((host, port)) = advertised_for_bound(&local_addr) {
             config.node.advertised_host = host;
@@ -110,9 +130,22 @@ pub async fn start<R: Runtime, S: StorageDriver>(
     let (outcome_sender, outcome) = oneshot::channel();
     let loop_runtime = runtime.clone();
     let loop_storage = storage.clone();
+    let check_invariants = config.check_invariants;
     runtime.spawn(async move {
-        let result = node_loop::run(loop_runtime, loop_storage, node, node_inputs).await;
+        let result = node_loop::run(
+            loop_runtime,
+            loop_storage,
+            node,
+            node_inputs,
+            check_invariants,
+        )
+        .await;
         let _ = outcome_sender.send(result);
+    });
+    let metrics_addr = metrics_listener.map(|(metrics_listener, bound)| {
+        let scrapes = crate::metrics::serve(runtime.clone(), metrics_listener, node_sender.clone());
+        runtime.spawn(scrapes);
+        bound
     });
     let accept = accept_loop(
         runtime.clone(),
@@ -126,6 +159,7 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         local_addr,
         node_id,
         outcome,
+        metrics_addr,
     })
 }
 

@@ -303,6 +303,92 @@ pub fn set_max_timestamp_log_append(batch: &mut [u8], ts: i64) {
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Attributes of a transaction marker batch: control (bit 5) and transactional (bit 4).
+pub const CONTROL_ATTRIBUTES: i16 = 0x30;
+/// Control record type of an abort marker.
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// Control record type of a commit marker.
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// A transaction marker: a control batch of one record at base offset 0 whose key is
+/// `version: i16 = 0, type: i16` (0 abort, 1 commit) and whose value is
+/// `version: i16 = 0, coordinator_epoch: i32` (Kafka's `EndTransactionMarker`).
+pub fn encode_control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    committed: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> bytes::Bytes {
+    let control_type = if committed {
+        CONTROL_TYPE_COMMIT
+    } else {
+        CONTROL_TYPE_ABORT
+    };
+    // The record: length 16 (zigzag 32), attributes, timestamp delta 0, offset delta 0,
+    // key length 4 (zigzag 8), key, value length 6 (zigzag 12), value, no headers.
+    let mut record = vec![0x20u8, 0, 0, 0, 0x08];
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&control_type.to_be_bytes());
+    record.push(0x0c);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    record.push(0);
+    let mut batch = Vec::with_capacity(BATCH_HEADER_BYTES + record.len());
+    batch.extend_from_slice(&0i64.to_be_bytes());
+    let batch_length = (BATCH_HEADER_BYTES - 12 + record.len()) as i32;
+    batch.extend_from_slice(&batch_length.to_be_bytes());
+    batch.extend_from_slice(&0i32.to_be_bytes());
+    batch.push(2);
+    batch.extend_from_slice(&0u32.to_be_bytes());
+    batch.extend_from_slice(&CONTROL_ATTRIBUTES.to_be_bytes());
+    batch.extend_from_slice(&0i32.to_be_bytes());
+    batch.extend_from_slice(&timestamp_ms.to_be_bytes());
+    batch.extend_from_slice(&timestamp_ms.to_be_bytes());
+    batch.extend_from_slice(&producer_id.to_be_bytes());
+    batch.extend_from_slice(&producer_epoch.to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes());
+    batch.extend_from_slice(&1i32.to_be_bytes());
+    batch.extend_from_slice(&record);
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    bytes::Bytes::from(batch)
+}
+
+/// The control type (0 abort, 1 commit) of a control batch's first record, `None` when the
+/// batch is not a control batch or its first record's key is unreadable.
+pub fn control_type(batch: &[u8]) -> Option<i16> {
+    let header = parse_header(batch).ok()?;
+    if !header.is_control() || header.compression() != 0 {
+        return None;
+    }
+    let mut rest = batch.get(BATCH_HEADER_BYTES..)?;
+    // length, attributes (1 byte), timestamp delta, offset delta, key length.
+    read_varint(&mut rest)?;
+    rest = rest.get(1..)?;
+    read_varint(&mut rest)?;
+    read_varint(&mut rest)?;
+    let key_len = read_varint(&mut rest)?;
+    if key_len < 4 {
+        return None;
+    }
+    let key = rest.get(..4)?;
+    Some(i16::from_be_bytes([key[2], key[3]]))
+}
+
+/// A zigzag varint (Kafka's record fields), advancing `bytes`.
+fn read_varint(bytes: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     // Goal: headers parse to the values the encoder wrote, CRC checks catch corruption, the

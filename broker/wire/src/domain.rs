@@ -14,6 +14,11 @@ use uuid::Uuid;
 
 use crate::error::ErrorCode;
 
+mod consumer_group;
+pub use consumer_group::*;
+
+pub mod txn;
+
 /// Kafka's "no timestamp" / "no offset" sentinel.
 pub const NO_TIMESTAMP: i64 = -1;
 /// ListOffsets timestamp meaning "the log end (or LSO for read_committed)".
@@ -79,6 +84,26 @@ pub enum ApiRequest {
     DeleteGroups(DeleteGroupsRequest),
     /// OffsetDelete (key 47).
     OffsetDelete(OffsetDeleteRequest),
+    /// ConsumerGroupHeartbeat (key 68, KIP-848).
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    /// ConsumerGroupDescribe (key 69, KIP-848).
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    /// AddPartitionsToTxn (key 24).
+    AddPartitionsToTxn(txn::AddPartitionsToTxnRequest),
+    /// AddOffsetsToTxn (key 25).
+    AddOffsetsToTxn(txn::AddOffsetsToTxnRequest),
+    /// EndTxn (key 26).
+    EndTxn(txn::EndTxnRequest),
+    /// WriteTxnMarkers (key 27).
+    WriteTxnMarkers(txn::WriteTxnMarkersRequest),
+    /// TxnOffsetCommit (key 28).
+    TxnOffsetCommit(txn::TxnOffsetCommitRequest),
+    /// DescribeProducers (key 61).
+    DescribeProducers(txn::DescribeProducersRequest),
+    /// DescribeTransactions (key 65).
+    DescribeTransactions(txn::DescribeTransactionsRequest),
+    /// ListTransactions (key 66).
+    ListTransactions(txn::ListTransactionsRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -126,6 +151,26 @@ pub enum ApiResponse {
     DeleteGroups(DeleteGroupsResponse),
     /// OffsetDelete (key 47).
     OffsetDelete(OffsetDeleteResponse),
+    /// ConsumerGroupHeartbeat (key 68, KIP-848).
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    /// ConsumerGroupDescribe (key 69, KIP-848).
+    ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
+    /// AddPartitionsToTxn (key 24).
+    AddPartitionsToTxn(txn::AddPartitionsToTxnResponse),
+    /// AddOffsetsToTxn (key 25).
+    AddOffsetsToTxn(txn::AddOffsetsToTxnResponse),
+    /// EndTxn (key 26).
+    EndTxn(txn::EndTxnResponse),
+    /// WriteTxnMarkers (key 27).
+    WriteTxnMarkers(txn::WriteTxnMarkersResponse),
+    /// TxnOffsetCommit (key 28).
+    TxnOffsetCommit(txn::TxnOffsetCommitResponse),
+    /// DescribeProducers (key 61).
+    DescribeProducers(txn::DescribeProducersResponse),
+    /// DescribeTransactions (key 65).
+    DescribeTransactions(txn::DescribeTransactionsResponse),
+    /// ListTransactions (key 66).
+    ListTransactions(txn::ListTransactionsResponse),
 }
 
 // ---------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ fn unsupported_requests() {
         (1, 3),
         (1, 17),
         (11, 10),
-        (68, 0),
+        (68, 2), // ConsumerGroupHeartbeat is served at v0-1 only
         (999, 0),
         (-5, 0),
     ] {
@@ -261,8 +261,21 @@ fn error_responses() {
         encode_error_response(&header(18, 77), ErrorCode::UNSUPPORTED_VERSION, &mut out)
             .expect("enc")
     );
-    // Cannot: unknown API, Produce v0-2, ConsumerGroupHeartbeat (KIP-848, not one of ours).
-    for (key, v) in [(999, 0), (0, 2), (68, 0)] {
+    // Unserved APIs with a top-level error code are answered with it (SaslHandshake v1:
+    // the body starts with error_code).
+    let mut out = BytesMut::new();
+    assert!(
+        encode_error_response(&header(17, 1), ErrorCode::UNSUPPORTED_VERSION, &mut out)
+            .expect("enc")
+    );
+    assert_eq!(
+        &out[8..10],
+        &35i16.to_be_bytes(),
+        "length, correlation id, then error_code"
+    );
+    // Cannot: unknown API, Produce v0-2 (answered per partition by the legacy path),
+    // CreateAcls (per-item errors only).
+    for (key, v) in [(999, 0), (0, 2), (30, 0)] {
         let mut out = BytesMut::new();
         assert!(
             !encode_error_response(&header(key, v), ErrorCode::UNSUPPORTED_VERSION, &mut out)

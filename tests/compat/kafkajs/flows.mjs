@@ -9,6 +9,8 @@
 //   offsets TOPIC BASE_TS   fetchTopicOffsets / fetchTopicOffsetsByTimestamp on a topic the
 //                           test filled with 100 records at BASE_TS + i*1000
 //   errors  PREFIX          invalid topic name, invalid partition count, oversized record
+//   idempotent TOPIC        idempotent producer (idempotent: true): 4 sends x 30 records over
+//                           the 3 partitions of TOPIC; prints the acknowledged base offsets
 //
 // Prints one JSON object on stdout (kafkajs logs go to stderr); exits 1 with a message on
 // the first failed check, so the Python side sees the exact reason.
@@ -200,6 +202,24 @@ const steps = {
       check(after === "100" || after === "-1", `by timestamp after all: ${after}`);
       return { exact, between, before, after };
     });
+  },
+
+  async idempotent(topic) {
+    // kafkajs's idempotent producer: InitProducerId, then producer id/epoch and per-partition
+    // sequences on every batch (acks must be -1, one request in flight).
+    const acked = [];
+    await withProducer({ idempotent: true, maxInFlightRequests: 1 }, async (p) => {
+      for (let round = 0; round < 4; round++) {
+        const messages = Array.from({ length: 30 }, (_, i) => ({
+          value: `kjs-idem/${round}/${i}`,
+          partition: i % 3,
+        }));
+        const res = await p.send({ topic, acks: -1, messages });
+        check(res.length === 3 && res.every((r) => r.errorCode === 0), `round ${round}: ${JSON.stringify(res)}`);
+        for (const r of res) acked.push({ round, partition: r.partition, baseOffset: r.baseOffset });
+      }
+    });
+    return { acked };
   },
 
   async errors(prefix) {

@@ -5,9 +5,11 @@
 //!   task and a reader task so requests pipeline and responses are matched by correlation id.
 //! - [`cluster`]: bootstrap, the metadata cache refresh, one connection per broker, and the
 //!   ListOffsets fan-out shared by the consumer and the admin client.
+//! - [`coordinator`]: FindCoordinator and requests to a group's coordinator.
 
 pub mod cluster;
 pub mod connection;
+pub mod coordinator;
 
 use std::future::Future;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 
 pub mod correlation;
 pub mod fetch;
+pub mod group;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;

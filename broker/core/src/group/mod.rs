@@ -24,6 +24,7 @@
 //! Member ids are `client_id + "-" + counter` (the counter is the coordinator's), so runs
 //! are deterministic; Kafka uses a UUID suffix, which clients treat as opaque either way.
 
+pub mod consumer_group;
 pub mod consumer_protocol;
 pub mod offsets_log;
 
@@ -90,6 +91,10 @@ pub struct GroupConfig {
     pub min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
     pub max_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout_ms: i32,
 }
 
 /// A committed offset as kept in memory and in `__consumer_offsets`.
@@ -147,6 +152,10 @@ enum Timer {
     Join,
     /// The sync phase outlived the rebalance timeout.
     Sync,
+    /// A consumer-protocol member's session (KIP-848).
+    ConsumerSession(String),
+    /// A consumer-protocol member did not revoke within its rebalance timeout.
+    ConsumerRevoke(String),
 }
 
 /// One group.
@@ -169,6 +178,8 @@ struct Group {
     /// Timers of this group and when they fire.
     armed: BTreeMap<Timer, Instant>,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// KIP-848 state when this is a consumer-protocol group (then `members` is empty).
+    consumer: Option<Box<consumer_group::ConsumerGroup>>,
 }
 
 impl Group {
@@ -186,6 +197,7 @@ impl Group {
             join_deadline: now,
             armed: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
 
@@ -233,6 +245,13 @@ impl Group {
             }
         }
         best.map(|(name, _)| name.to_string())
+    }
+
+    /// Consumer-protocol members, if any.
+    fn has_consumer_members(&self) -> bool {
+        self.consumer
+            .as_ref()
+            .is_some_and(|c| !c.members.is_empty())
     }
 
     fn all_members_joined(&self) -> bool {
@@ -335,6 +354,18 @@ impl GroupCoordinator {
             self.groups
                 .insert(group_id.clone(), Group::new(now.instant));
         }
+        let group = self.groups.get_mut(&group_id).expect("group exists");
+        // KIP-848 mixing: a consumer group with members refuses classic joins (Kafka 4.0
+        // with migration disabled); an empty one becomes classic again, keeping offsets.
+        if group.has_consumer_members() {
+            self.answer_join_error(
+                id,
+                ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+                &request.member_id,
+            );
+            return;
+        }
+        group.consumer = None;
         let group = self.groups.get(&group_id).expect("group exists");
         let protocols: Vec<(String, Bytes)> = (request.protocols.iter())
             .map(|p| (p.name.clone(), p.metadata.clone()))
@@ -994,7 +1025,10 @@ impl GroupCoordinator {
     /// An Empty group without offsets has nothing left to remember (Kafka marks it Dead).
     fn drop_if_unused(&mut self, group_id: &str) {
         let unused = self.groups.get(group_id).is_some_and(|g| {
-            g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty()
+            g.state == GroupState::Empty
+                && g.offsets.is_empty()
+                && g.pending_members.is_empty()
+                && !g.has_consumer_members()
         });
         if unused {
             self.remove_group(group_id);
@@ -1035,6 +1069,12 @@ impl GroupCoordinator {
                 self.drop_if_unused(group_id);
             }
             Timer::Join => self.try_complete_join(now, group_id),
+            Timer::ConsumerSession(member_id) => {
+                self.fire_consumer(group_id, &member_id, "session expired");
+            }
+            Timer::ConsumerRevoke(member_id) => {
+                self.fire_consumer(group_id, &member_id, "revocation timed out");
+            }
             Timer::Sync => {
                 // The leader never sent the assignment: members that did not sync are out.
                 let Some(group) = self.groups.get(group_id) else {
@@ -1114,6 +1154,13 @@ impl GroupCoordinator {
             }
             return CommitCheck::Refuse(ErrorCode::ILLEGAL_GENERATION);
         };
+        if let Some(consumer) = group.consumer.as_deref().filter(|c| !c.members.is_empty()) {
+            // KIP-848: the generation field carries the member epoch.
+            return match Self::check_consumer_commit(consumer, member_id, generation_id) {
+                Ok(()) => CommitCheck::Accept,
+                Err(error) => CommitCheck::Refuse(error),
+            };
+        }
         if let Err(error) = check_static(group, member_id, instance_id) {
             return CommitCheck::Refuse(error);
         }
@@ -1257,6 +1304,9 @@ impl GroupCoordinator {
     pub fn subscribed_topics(&self, group_id: &str) -> Option<BTreeSet<String>> {
         let group = self.groups.get(group_id)?;
         let mut topics = BTreeSet::new();
+        if let Some(consumer) = &group.consumer {
+            topics.extend(consumer.subscribed_topics());
+        }
         if group.protocol_type.as_deref() == Some("consumer") {
             let protocol = group.protocol_name.clone().unwrap_or_default();
             for member in group.members.values() {
@@ -1276,7 +1326,7 @@ impl GroupCoordinator {
             .groups
             .get(group_id)
             .ok_or(ErrorCode::GROUP_ID_NOT_FOUND)?;
-        if group.state != GroupState::Empty {
+        if group.state != GroupState::Empty || group.has_consumer_members() {
             return Err(ErrorCode::NON_EMPTY_GROUP);
         }
         Ok(group.offsets.keys().cloned().collect())
@@ -1291,20 +1341,30 @@ impl GroupCoordinator {
 
     /// ListGroups, filtered by state (case-insensitive) and type ("classic").
     pub fn list_groups(&self, request: &ListGroupsRequest) -> ListGroupsResponse {
-        let state_ok = |state: GroupState| {
+        let state_ok = |state: &str| {
             request.states_filter.is_empty()
-                || (request.states_filter.iter()).any(|s| s.eq_ignore_ascii_case(state.name()))
+                || (request.states_filter.iter()).any(|s| s.eq_ignore_ascii_case(state))
         };
-        let type_ok = request.types_filter.is_empty()
-            || (request.types_filter.iter()).any(|t| t.eq_ignore_ascii_case("classic"));
+        let type_ok = |group_type: &str| {
+            request.types_filter.is_empty()
+                || (request.types_filter.iter()).any(|t| t.eq_ignore_ascii_case(group_type))
+        };
         let groups = (self.groups.iter())
-            .filter(|(_, g)| type_ok && state_ok(g.state))
-            .map(|(id, g)| ListedGroup {
-                group_id: id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                group_state: g.state.name().to_string(),
-                group_type: "classic".to_string(),
+            .map(|(id, g)| match &g.consumer {
+                Some(consumer) => ListedGroup {
+                    group_id: id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    group_state: consumer.state_name().to_string(),
+                    group_type: "consumer".to_string(),
+                },
+                None => ListedGroup {
+                    group_id: id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    group_state: g.state.name().to_string(),
+                    group_type: "classic".to_string(),
+                },
             })
+            .filter(|g| type_ok(&g.group_type) && state_ok(&g.group_state))
             .collect();
         ListGroupsResponse {
             throttle_time_ms: 0,
@@ -1343,6 +1403,29 @@ impl GroupCoordinator {
                 authorized_operations,
             };
         };
+        if let Some(consumer) = &group.consumer {
+            // Kafka answers DescribeGroups for a consumer group with the group's state and
+            // members (no classic metadata); ConsumerGroupDescribe has the details.
+            let members = (consumer.members.iter())
+                .map(|(id, m)| DescribedMember {
+                    member_id: id.clone(),
+                    group_instance_id: m.instance_id().map(str::to_string),
+                    client_id: m.client_id().to_string(),
+                    client_host: String::new(),
+                    member_metadata: Bytes::new(),
+                    member_assignment: Bytes::new(),
+                })
+                .collect();
+            return DescribedGroup {
+                error: ErrorCode::NONE,
+                group_id: group_id.to_string(),
+                group_state: consumer.state_name().to_string(),
+                protocol_type: "consumer".to_string(),
+                protocol_data: String::new(),
+                members,
+                authorized_operations,
+            };
+        }
         let stable = group.state == GroupState::Stable;
         let protocol = group.protocol_name.clone().unwrap_or_default();
         let members = (group.members.iter())
@@ -1434,6 +1517,7 @@ impl GroupCoordinator {
             if !group.members.is_empty() {
                 assert!(group.protocol_type.is_some(), "group {group_id} no type");
             }
+            self.consumer_invariants(group_id, group);
             for (member_id, member) in &group.members {
                 if member.awaiting_sync.is_some() {
                     assert_eq!(

@@ -74,7 +74,10 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
                 ..DescribeClusterResponse::default()
             })
         }
-        group_request => super::group::group_error_response(group_request, error),
+        other => match super::txn::txn_error_response(other, error) {
+            Some(response) => response,
+            None => super::group::group_error_response(other, error),
+        },
     }
 }
 

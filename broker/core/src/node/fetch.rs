@@ -11,6 +11,7 @@ use weir_wire::domain::{
 use weir_wire::error::ErrorCode;
 
 use super::{check_leader_epoch, Node, ParkedFetch, FETCH_WAIT_MS_MAX};
+use crate::buggify::Point;
 use crate::event::RequestId;
 use crate::partition::PartitionLog;
 use crate::time::Now;
@@ -115,7 +116,9 @@ impl Node {
                 });
                 let served = log.and_then(|log| {
                     check_leader_epoch(partition.current_leader_epoch)?;
-                    serve_partition(log, partition, &mut budget)
+                    let short = self.buggify.fire(Point::ShortFetch);
+                    let read_committed = request.isolation_level == 1;
+                    serve_partition(log, partition, &mut budget, short, read_committed)
                         .map(|(response, available)| (response, available, log.partition_key()))
                 });
                 match served {
@@ -158,6 +161,8 @@ fn serve_partition(
     log: &PartitionLog,
     partition: &FetchPartition,
     budget: &mut Budget,
+    short: bool,
+    read_committed: bool,
 ) -> Result<(FetchPartitionResponse, u64), ErrorCode> {
     let fetch_offset = partition.fetch_offset;
     // Kafka's range check is against the log end offset: offsets in [hw, leo] are valid
@@ -166,9 +171,25 @@ fn serve_partition(
         return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
     }
     let high_watermark = log.high_watermark();
-    let available = log.available_bytes(fetch_offset);
+    let last_stable_offset = log.txns.last_stable_offset(high_watermark);
+    // read_committed reads stop at the last stable offset (no open transaction's data).
+    let visible_end = if read_committed {
+        last_stable_offset
+    } else {
+        high_watermark
+    };
+    let available = if fetch_offset >= visible_end {
+        0
+    } else {
+        log.available_bytes(fetch_offset)
+    };
     let partition_max = u64::try_from(partition.partition_max_bytes).unwrap_or(0);
-    let plan_max = partition_max.min(budget.remaining);
+    let mut plan_max = partition_max.min(budget.remaining);
+    if short && plan_max > 0 {
+        // BUGGIFY: a bound of one byte still returns the first batch whole (storage's
+        // contract), so the client gets one batch and must fetch again for the rest.
+        plan_max = 1;
+    }
     let records = if available == 0 || (plan_max == 0 && !budget.first) {
         FetchRecords::Empty
     } else {
@@ -179,7 +200,7 @@ fn serve_partition(
         FetchRecords::Read(ReadPlan {
             partition_key: log.partition_key(),
             start_offset: fetch_offset,
-            end_offset: high_watermark,
+            end_offset: visible_end,
             max_bytes: u32::try_from(plan_max).unwrap_or(u32::MAX),
         })
     };
@@ -187,11 +208,15 @@ fn serve_partition(
         partition: partition.partition,
         error: ErrorCode::NONE,
         high_watermark,
-        // No transactions yet: the last stable offset is the high watermark.
-        last_stable_offset: high_watermark,
+        last_stable_offset,
         log_start_offset: log.log_start_offset(),
-        // No transactions yet, so none aborted (read_committed sees the same as uncommitted).
-        aborted_transactions: Vec::new(),
+        // The client drops the records of these producers from their first offset until
+        // their abort marker (only read_committed consumers need them).
+        aborted_transactions: if read_committed {
+            log.txns.aborted_overlapping(fetch_offset, visible_end)
+        } else {
+            Vec::new()
+        },
         preferred_read_replica: -1,
         records,
     };

@@ -21,6 +21,7 @@ use weir_wire::records::{decode_records, encode_batch, BatchOptions, Record};
 
 use super::{Node, LEADER_EPOCH};
 use crate::event::RequestId;
+use crate::group::consumer_group::{TopicInfo, TopicView};
 use crate::group::offsets_log::{self, OFFSETS_TOPIC};
 use crate::group::{CommitCheck, CommittedOffset, GroupCoordinator, OFFSET_METADATA_BYTES_MAX};
 use crate::meta;
@@ -58,10 +59,37 @@ impl Node {
             ApiRequest::OffsetFetch(r) => self.offset_fetch(id, r),
             ApiRequest::DeleteGroups(r) => self.delete_groups(now, id, r),
             ApiRequest::OffsetDelete(r) => self.offset_delete(now, id, r),
+            ApiRequest::ConsumerGroupHeartbeat(r) => {
+                let topics = self.topic_view();
+                self.groups.consumer_heartbeat(now, id, r, &topics);
+            }
+            ApiRequest::ConsumerGroupDescribe(r) => {
+                let topics = self.topic_view();
+                let response = self.groups.consumer_group_describe(&r, &topics);
+                self.respond(id, ApiResponse::ConsumerGroupDescribe(response));
+            }
             other => return Some(other),
         }
         self.drain_group_responses();
         None
+    }
+
+    /// Every topic by name with its id and partition count, for KIP-848 assignors
+    /// (internal topics are never assigned).
+    fn topic_view(&self) -> TopicView {
+        (self.topics.values())
+            .filter(|t| t.name != OFFSETS_TOPIC)
+            .map(|t| {
+                let partitions = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
+                (
+                    t.name.clone(),
+                    TopicInfo {
+                        id: t.id,
+                        partitions,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Move the coordinator's answers to the node's outputs.
@@ -71,13 +99,15 @@ impl Node {
         }
     }
 
-    /// FindCoordinator: this node coordinates every group (single node). Transactions have
-    /// no coordinator yet.
+    /// FindCoordinator: this node coordinates every group and every transactional id
+    /// (single node).
     fn find_coordinator(&mut self, id: RequestId, request: FindCoordinatorRequest) {
         let coordinators = (request.keys.iter())
             .map(|key| {
-                let (error, message) = if request.key_type != coordinator_type::GROUP {
-                    let message = "transaction coordinator not available";
+                let served = request.key_type == coordinator_type::GROUP
+                    || request.key_type == coordinator_type::TRANSACTION;
+                let (error, message) = if !served {
+                    let message = "unknown coordinator type";
                     (ErrorCode::COORDINATOR_NOT_AVAILABLE, Some(message.into()))
                 } else if key.is_empty() {
                     (ErrorCode::INVALID_REQUEST, Some("empty group id".into()))
@@ -189,8 +219,8 @@ impl Node {
         self.respond_when_durable(id, ApiResponse::OffsetCommit(response), None);
     }
 
-    /// OffsetFetch, from memory. No transactional offsets exist yet, so `require_stable`
-    /// never finds an unstable one.
+    /// OffsetFetch, from memory. With `require_stable`, partitions an open transaction will
+    /// commit answer UNSTABLE_OFFSET_COMMIT (the client retries).
     fn offset_fetch(&mut self, id: RequestId, request: OffsetFetchRequest) {
         let groups: Vec<OffsetFetchGroupResponse> = (request.groups.iter())
             .map(|g| {
@@ -204,10 +234,11 @@ impl Node {
                 self.groups.fetch_offsets(g)
             })
             .collect();
-        let response = OffsetFetchResponse {
+        let mut response = OffsetFetchResponse {
             throttle_time_ms: 0,
             groups,
         };
+        self.mark_unstable_offsets(&request, &mut response);
         self.respond(id, ApiResponse::OffsetFetch(response));
     }
 
@@ -360,7 +391,7 @@ impl Node {
 
     /// Append `records` as one batch to `group_id`'s offsets partition; the next sync
     /// covers it.
-    fn append_offset_records(
+    pub(super) fn append_offset_records(
         &mut self,
         now: Now,
         group_id: &str,
@@ -570,6 +601,32 @@ pub(super) fn group_error_response(request: &ApiRequest, error: ErrorCode) -> Ap
             error,
             ..OffsetDeleteResponse::default()
         }),
+        ApiRequest::ConsumerGroupHeartbeat(r) => {
+            ApiResponse::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse {
+                error,
+                member_id: Some(r.member_id.clone()),
+                member_epoch: -1,
+                ..ConsumerGroupHeartbeatResponse::default()
+            })
+        }
+        ApiRequest::ConsumerGroupDescribe(r) => {
+            ApiResponse::ConsumerGroupDescribe(ConsumerGroupDescribeResponse {
+                throttle_time_ms: 0,
+                groups: (r.group_ids.iter())
+                    .map(|g| ConsumerGroupDescribedGroup {
+                        error,
+                        error_message: None,
+                        group_id: g.clone(),
+                        group_state: String::new(),
+                        group_epoch: -1,
+                        assignment_epoch: -1,
+                        assignor_name: String::new(),
+                        members: Vec::new(),
+                        authorized_operations: i32::MIN,
+                    })
+                    .collect(),
+            })
+        }
         // Not a group request: callers route those elsewhere.
         other => unreachable_group(other),
     }

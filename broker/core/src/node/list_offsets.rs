@@ -31,7 +31,21 @@ impl Node {
                 partitions: topic
                     .partitions
                     .iter()
-                    .map(|partition| self.list_partition_offset(&topic.name, partition))
+                    .map(|partition| {
+                        let mut answer = self.list_partition_offset(&topic.name, partition);
+                        // read_committed: "latest" is the last stable offset.
+                        if request.isolation_level == 1
+                            && partition.timestamp == LATEST_TIMESTAMP
+                            && answer.error.is_ok()
+                        {
+                            if let Some(lso) =
+                                self.last_stable_offset(&topic.name, partition.partition)
+                            {
+                                answer.offset = lso;
+                            }
+                        }
+                        answer
+                    })
                     .collect(),
             })
             .collect();
@@ -40,6 +54,14 @@ impl Node {
             topics,
         };
         self.respond(id, ApiResponse::ListOffsets(response));
+    }
+
+    /// A partition's last stable offset.
+    fn last_stable_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        let (topic_id, index) =
+            (self.resolve_partition(&TopicRef::Name(topic.to_string()), partition)).ok()?;
+        let log = self.partition(topic_id, index)?;
+        Some(log.txns.last_stable_offset(log.high_watermark()))
     }
 
     /// One partition's answer, or the error resolving it.
@@ -75,8 +97,7 @@ fn answer(log: &PartitionLog, query: &ListOffsetsPartition) -> ListOffsetsPartit
         lookup: None,
     };
     match query.timestamp {
-        // Read-committed would answer the last stable offset: equal to the hw without
-        // transactions.
+        // read_committed gets the last stable offset instead (list_offsets).
         LATEST_TIMESTAMP => found(log.high_watermark(), -1),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset(), -1),
         // Memory knows the batch holding the largest timestamp; Kafka answers the offset of

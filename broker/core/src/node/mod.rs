@@ -22,10 +22,12 @@ mod errors;
 mod fetch;
 mod group;
 mod list_offsets;
+pub mod metrics;
 mod produce;
 mod producer_id;
 mod recover;
 mod retention;
+mod txn;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -33,6 +35,7 @@ use uuid::Uuid;
 use weir_wire::domain::{ApiRequest, ApiResponse, FetchRequest, TopicRef};
 use weir_wire::error::ErrorCode;
 
+use crate::buggify::{Buggify, Point, DELAY_ACK_MS_MAX};
 use crate::config::{Durability, NodeConfig};
 use crate::event::{Completion, Output, RequestId, SyncMode};
 use crate::partition::PartitionLog;
@@ -129,6 +132,12 @@ pub struct Node {
     poisoned: Option<String>,
     /// The group coordinator (classic consumer groups).
     groups: crate::group::GroupCoordinator,
+    /// The transaction coordinator's table.
+    txns: crate::txn::TxnCoordinator,
+    /// BUGGIFY decisions (off unless a simulation configured them).
+    buggify: Buggify,
+    /// Durable responses held back by [`Point::DelayAck`] until their deadline.
+    delayed_acks: Purgatory<ApiResponse>,
 }
 
 impl Node {
@@ -157,6 +166,10 @@ impl Node {
             self.flush_syncs();
             return;
         };
+        let Some(request) = self.handle_txn_request(now, id, request) else {
+            self.flush_syncs();
+            return;
+        };
         match request {
             ApiRequest::Produce(request) => self.produce(now, id, request),
             ApiRequest::Fetch(request) => self.fetch(now, id, request),
@@ -167,7 +180,7 @@ impl Node {
             ApiRequest::DescribeConfigs(request) => self.describe_configs(id, request),
             ApiRequest::CreatePartitions(request) => self.create_partitions(id, request),
             ApiRequest::DescribeCluster(request) => self.describe_cluster(id, request),
-            ApiRequest::InitProducerId(request) => self.init_producer_id(id, request),
+            ApiRequest::InitProducerId(request) => self.init_producer_id(now, id, request),
             // Group requests were routed above; answer rather than drop one that was not.
             other => {
                 let message = "request not routed";
@@ -181,12 +194,12 @@ impl Node {
     }
 
     /// Handle the driver's report about storage.
-    pub fn handle_storage(&mut self, _now: Now, completion: Completion) {
+    pub fn handle_storage(&mut self, now: Now, completion: Completion) {
         if self.poisoned.is_some() {
             return;
         }
         match completion {
-            Completion::Synced { sync_id } => self.on_synced(sync_id),
+            Completion::Synced { sync_id } => self.on_synced(now, sync_id),
             Completion::Failed { reason } => self.poison(reason),
         }
         self.flush_syncs();
@@ -212,11 +225,16 @@ impl Node {
                 errors::with_error(waiter.response, ErrorCode::REQUEST_TIMED_OUT, message);
             self.respond(id, response);
         }
+        while let Some((id, response)) = self.delayed_acks.pop_expired(now.instant) {
+            self.respond(id, response);
+        }
         self.groups.handle_timeout(now);
         self.drain_group_responses();
+        self.expire_transactions(now);
         if now.instant >= self.next_retention_check {
             self.enforce_retention(now);
             self.expire_producers(now);
+            self.expire_transactional_ids(now);
             self.next_retention_check = now.instant.add_ms(self.config.retention_check_interval_ms);
         }
         if let Some(next_flush) = self.next_flush {
@@ -234,6 +252,7 @@ impl Node {
     pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
         self.groups.handle_disconnect(conn);
         self.fetch_waiters.remove_conn(conn);
+        self.delayed_acks.remove_conn(conn);
         for (id, waiter) in self.sync_waiters.remove_conn(conn) {
             self.sync_order.remove(&(waiter.sync_id, id));
         }
@@ -252,9 +271,11 @@ impl Node {
         [
             self.fetch_waiters.next_deadline(),
             self.sync_waiters.next_deadline(),
+            self.delayed_acks.next_deadline(),
             Some(self.next_retention_check),
             self.next_flush,
             self.groups.next_deadline(),
+            self.txns.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -339,6 +360,7 @@ impl Node {
         }
         self.sync_invariants();
         self.groups.invariants();
+        self.txns.invariants();
     }
 
     fn sync_invariants(&self) {
@@ -393,7 +415,16 @@ impl Node {
                 self.fetch_waiters.is_empty(),
                 "poisoned node keeps fetch waiters"
             );
+            assert!(
+                self.delayed_acks.is_empty(),
+                "poisoned node keeps delayed acks"
+            );
         }
+        self.delayed_acks.invariants();
+        assert!(
+            self.buggify.enabled() || self.delayed_acks.is_empty(),
+            "acks delayed with BUGGIFY off"
+        );
     }
 
     // ---- construction and shared helpers -------------------------------------------
@@ -413,6 +444,9 @@ impl Node {
         let group_initial_rebalance_delay_ms = config.group_initial_rebalance_delay_ms;
         let group_min_session_timeout_ms = config.group_min_session_timeout_ms;
         let group_max_session_timeout_ms = config.group_max_session_timeout_ms;
+        let consumer_heartbeat_interval_ms = config.group_consumer_heartbeat_interval_ms;
+        let consumer_session_timeout_ms = config.group_consumer_session_timeout_ms;
+        let buggify = Buggify::new(config.buggify);
         Node {
             config,
             topics: BTreeMap::new(),
@@ -441,7 +475,13 @@ impl Node {
                 initial_rebalance_delay_ms: group_initial_rebalance_delay_ms,
                 min_session_timeout_ms: group_min_session_timeout_ms,
                 max_session_timeout_ms: group_max_session_timeout_ms,
+                consumer_heartbeat_interval_ms,
+                consumer_session_timeout_ms,
             }),
+            txns: crate::txn::TxnCoordinator::default(),
+            buggify,
+            // As many as can wait for a sync: every delayed ack was a sync waiter.
+            delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
         }
     }
 
@@ -513,7 +553,7 @@ impl Node {
 
     /// Sync `sync_id` and all before it completed: advance high watermarks, release parked
     /// responses, wake fetches.
-    fn on_synced(&mut self, sync_id: u64) {
+    fn on_synced(&mut self, now: Now, sync_id: u64) {
         assert!(
             sync_id < self.sync.next_id,
             "sync {sync_id} completed but never emitted"
@@ -551,10 +591,25 @@ impl Node {
             }
             self.sync_order.pop_first();
             if let Some(waiter) = self.sync_waiters.remove(id) {
-                self.respond(id, waiter.response);
+                self.respond_durable(now, id, waiter.response);
             }
         }
         self.wake_fetches(|keys| keys.iter().any(|key| advanced.contains(key)));
+    }
+
+    /// Answer a response whose effects are durable — now, or a little later when BUGGIFY
+    /// delays the acknowledgement (a late ack is legal: the client may time out and retry).
+    fn respond_durable(&mut self, now: Now, id: RequestId, response: ApiResponse) {
+        if self.buggify.fire(Point::DelayAck) {
+            let delay_ms = self.buggify.between(1, DELAY_ACK_MS_MAX);
+            let deadline = Some(now.instant.add_ms(delay_ms));
+            // Full (as many as can wait for a sync): answer now instead.
+            if let Err(response) = self.delayed_acks.insert(id, deadline, response) {
+                self.respond(id, response);
+            }
+            return;
+        }
+        self.respond(id, response);
     }
 
     /// Storage failed: stop, answer everything parked, tell the driver.
@@ -562,6 +617,10 @@ impl Node {
         tracing::error!(%reason, "storage failed; node poisoned");
         let message = format!("storage failed: {reason}");
         self.sync_order.clear();
+        // Held-back acks were durable before the failure: they keep their answer.
+        for (id, response) in self.delayed_acks.drain() {
+            self.respond(id, response);
+        }
         for (id, waiter) in self.sync_waiters.drain() {
             let response =
                 errors::with_error(waiter.response, ErrorCode::KAFKA_STORAGE_ERROR, &message);

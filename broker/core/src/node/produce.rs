@@ -22,6 +22,7 @@ use weir_wire::domain::{
 use weir_wire::error::ErrorCode;
 
 use super::{Node, LEADER_EPOCH, PRODUCE_TIMEOUT_MS_MIN};
+use crate::buggify::Point;
 use crate::event::RequestId;
 use crate::meta;
 use crate::partition::BatchAppend;
@@ -148,12 +149,28 @@ impl Node {
             .map_err(|code| (code, String::new()))?;
         let topic = self.topics.get(&topic_id).expect("resolved topic exists");
         let max_message_bytes = topic.config.max_message_bytes(&self.config);
-        let segment_bytes = topic.config.segment_bytes(&self.config);
+        // BUGGIFY: roll the active segment at this append, however full it is.
+        let segment_bytes = if self.buggify.fire(Point::EarlyRoll) {
+            1
+        } else {
+            topic.config.segment_bytes(&self.config)
+        };
         let timestamp_type = topic.config.timestamp_type();
         // A null record set is treated as empty and refused below.
         let records = partition.records.as_deref().unwrap_or_default();
         let header = validate_one_batch(records, max_message_bytes)?;
         let idempotent = header.producer_id >= 0;
+        let transactional = header.is_transactional();
+        if transactional {
+            if !idempotent {
+                let message = "a transactional batch needs a producer id";
+                return Err((ErrorCode::INVALID_RECORD, message.into()));
+            }
+            // KIP-890: only partitions the producer's current epoch added to its ongoing
+            // transaction take its batches, or an unfinished transaction could hold the LSO.
+            let name = self.topics[&topic_id].name.clone();
+            self.check_transactional_batch(&header, &name, partition.partition)?;
+        }
         if idempotent {
             let log = &self.topics[&topic_id].partitions[index];
             if let SequenceCheck::Duplicate(original) = log.producers.check(&header)? {
@@ -229,6 +246,9 @@ impl Node {
             .get_mut(&topic_id)
             .and_then(|t| t.partitions.get_mut(index))
             .expect("resolved partition exists");
+        if transactional {
+            log.txns.on_data(header.producer_id, base_offset);
+        }
         if idempotent {
             let batch = BatchMetadata {
                 first_seq: header.base_sequence,
@@ -290,12 +310,6 @@ fn validate_one_batch(records: &[u8], max_message_bytes: i32) -> Result<BatchHea
             ErrorCode::INVALID_RECORD,
             "clients cannot produce control batches".into(),
         ));
-    }
-    // Appending a transactional batch without a transaction coordinator would leave its
-    // records invisible to read_committed consumers forever (no commit marker will come).
-    if header.is_transactional() {
-        let message = "transactional batches need a transaction (not supported yet)";
-        return Err((ErrorCode::INVALID_TXN_STATE, message.into()));
     }
     let size = header.size_bytes();
     if size > usize::try_from(max_message_bytes).unwrap_or(0) {

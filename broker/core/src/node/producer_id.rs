@@ -24,6 +24,8 @@ use crate::time::Now;
 
 /// Bytes read per storage call while replaying a log tail at recovery.
 const REPLAY_READ_BYTES: u32 = 4 << 20;
+/// Reads of one replay range before a CRC failure counts as damage, not a bad read.
+const REPLAY_READ_ATTEMPTS: u32 = 8;
 
 impl Node {
     /// InitProducerId: a fresh producer id at epoch 0 for idempotent producers.
@@ -32,8 +34,13 @@ impl Node {
     /// lost track of its sequences) also gets a fresh id, as Kafka's coordinator gives
     /// producers without a transactional id: the broker keeps no state for them outside the
     /// partitions, and a new id starts every partition at sequence 0 just as a bumped epoch
-    /// would. Transactional ids are refused until transactions exist.
-    pub(super) fn init_producer_id(&mut self, id: RequestId, request: InitProducerIdRequest) {
+    /// would. Transactional ids go to the transaction coordinator (`node::txn`).
+    pub(super) fn init_producer_id(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: InitProducerIdRequest,
+    ) {
         let refuse = |error| {
             ApiResponse::InitProducerId(InitProducerIdResponse {
                 throttle_time_ms: 0,
@@ -43,10 +50,7 @@ impl Node {
             })
         };
         if request.transactional_id.is_some() {
-            // The response has no message field: INVALID_REQUEST is the clearest code Kafka
-            // clients report as "the broker cannot do this" (transactions are not supported).
-            tracing::debug!(?request.transactional_id, "InitProducerId for a transaction refused");
-            self.respond(id, refuse(ErrorCode::INVALID_REQUEST));
+            self.init_transactional_producer(now, id, request);
             return;
         }
         if self.sync_waiters.is_full() {
@@ -152,6 +156,22 @@ pub(super) fn recover_producers(
     Ok(())
 }
 
+/// Reads of the replay check every batch's CRC, as every reader does: a damaged header
+/// would teach the table a wrong producer id or sequence, and a retry of a batch already in
+/// the log would then be appended twice. A failed check is retried (a bad read is often
+/// transient: the stored copy may be intact); damage that persists fails recovery.
+fn read_for_replay(storage: &impl Storage, plan: &ReadPlan) -> Result<bytes::Bytes, StorageError> {
+    let mut attempts = 1;
+    loop {
+        match crate::resolve::read_checked(storage, plan) {
+            Err(StorageError::Corrupt { .. }) if attempts < REPLAY_READ_ATTEMPTS => {
+                attempts += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Replay the batch headers of `[from, log end)` into the log's producer table. Replayed
 /// producers count as having written at `now_ms` (recovery time): expiry then errs on the
 /// side of keeping dedup state.
@@ -171,7 +191,7 @@ fn replay_producers(
             end_offset,
             max_bytes: REPLAY_READ_BYTES,
         };
-        let bytes = storage.read(&plan)?;
+        let bytes = read_for_replay(storage, &plan)?;
         let before = offset;
         for item in iter_batches(&bytes) {
             let (header, _) = item.map_err(|error| StorageError::Corrupt {

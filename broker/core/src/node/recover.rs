@@ -88,6 +88,8 @@ pub(super) fn recover(
         "recovered"
     );
     node.recover_group_offsets(storage, now)?;
+    // After the group offsets: a prepared commit re-applies its offsets over them.
+    node.recover_transactions(storage, now)?;
     node.flush_syncs();
     node.invariants();
     Ok(node)

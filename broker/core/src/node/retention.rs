@@ -22,6 +22,7 @@ impl Node {
                     continue;
                 };
                 let partition_key = log.partition_key();
+                log.txns.truncate_prefix(truncation.log_start_offset);
                 tracing::debug!(
                     topic = topic.name,
                     partition_key,

@@ -11,6 +11,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = TokioRuntime::new(u64::from(std::process::id()));
     let data_dir = config.data_dir.display().to_string();
     let server = weir::server::start_fjall(runtime, config).await?;
+    // Printed before the "listening" line, so a harness that waited for that line has it.
+    if let Some(metrics) = server.metrics_addr() {
+        println!("weir metrics on http://{metrics}/metrics");
+    }
     // Test harnesses wait for this exact line on stdout.
     println!(
         "weir listening on {} (node {}, data {data_dir})",

@@ -4,6 +4,11 @@ pre-decode guard (guard.rs) that bounds every array length before kafka_protocol
 
 Input: Apache Kafka's message JSON files (kafka-python 3.0.12 ships them, same versions as
 kafka-protocol 0.18). Usage: python3 gen_schema.py RESOURCES_DIR > schema.rs
+The transaction APIs go to their own file (fewer edits to shared lines):
+python3 gen_schema.py RESOURCES_DIR AddPartitionsToTxn AddOffsetsToTxn EndTxn TxnOffsetCommit \
+    WriteTxnMarkers DescribeTransactions ListTransactions DescribeProducers > schema_txn.rs
+The KIP-848 APIs (kafka-python does not ship their JSON; Kafka 4.0's are in schemas/):
+python3 gen_schema.py schemas ConsumerGroupHeartbeat ConsumerGroupDescribe > schema_consumer_group.rs
 """
 import json, re, sys, os
 
@@ -45,7 +50,9 @@ def ty(field, common):
     if t in PRIM:
         return f"T::{PRIM[t]}"
     fields = field.get("fields") or common[t]
-    return f"T::Struct(&[\n{fields_rs(fields, common)}])"
+    # A nullable struct carries an int8 presence marker first (-1 = null).
+    kind = "NullableStruct" if field.get("nullableVersions") else "Struct"
+    return f"T::{kind}(&[\n{fields_rs(fields, common)}])"
 
 def fields_rs(fields, common):
     out = []
@@ -66,7 +73,7 @@ def main():
     print("#![allow(clippy::all)]")
     print("use super::guard::{Message, F, T};")
     print()
-    for m in MESSAGES:
+    for m in (sys.argv[2:] or MESSAGES):
         for kind in ["Request", "Response"]:
             j = load(os.path.join(d, f"{m}{kind}.json"))
             common = {c["name"]: c["fields"] for c in j.get("commonStructs", [])}

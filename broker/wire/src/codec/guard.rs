@@ -54,6 +54,8 @@ pub(crate) enum T {
     PrimArray(&'static T),
     StructArray(&'static [F]),
     Struct(&'static [F]),
+    /// A nullable struct: an int8 marker (-1 = null) then the struct.
+    NullableStruct(&'static [F]),
 }
 
 fn contains(range: Versions, v: i16) -> bool {
@@ -211,6 +213,13 @@ impl<'a> Cursor<'a> {
                 Ok(())
             }
             T::Struct(fields) => self.walk_struct(fields, v, flexible),
+            T::NullableStruct(fields) => {
+                let marker = self.take(1)?[0] as i8;
+                if marker < 0 {
+                    return Ok(());
+                }
+                self.walk_struct(fields, v, flexible)
+            }
         }
     }
 

@@ -14,13 +14,20 @@
 //!   `TopicRef::Name`; a response must echo the same kind or encoding fails.
 
 mod convert;
+mod convert_consumer_group;
 mod convert_group;
+mod convert_txn;
 mod guard;
 mod legacy;
+mod unserved;
 
 pub use legacy::{encode_legacy_produce_rejection, LegacyProduce};
 #[rustfmt::skip]
 mod schema;
+#[rustfmt::skip]
+mod schema_consumer_group;
+#[rustfmt::skip]
+mod schema_txn;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -113,7 +120,42 @@ pub mod api_key {
     pub const DELETE_GROUPS: i16 = 42;
     /// OffsetDelete.
     pub const OFFSET_DELETE: i16 = 47;
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub const CONSUMER_GROUP_HEARTBEAT: i16 = 68;
+    /// ConsumerGroupDescribe (KIP-848).
+    pub const CONSUMER_GROUP_DESCRIBE: i16 = 69;
+    /// AddPartitionsToTxn.
+    pub const ADD_PARTITIONS_TO_TXN: i16 = 24;
+    /// AddOffsetsToTxn.
+    pub const ADD_OFFSETS_TO_TXN: i16 = 25;
+    /// EndTxn.
+    pub const END_TXN: i16 = 26;
+    /// WriteTxnMarkers.
+    pub const WRITE_TXN_MARKERS: i16 = 27;
+    /// TxnOffsetCommit.
+    pub const TXN_OFFSET_COMMIT: i16 = 28;
+    /// DescribeProducers.
+    pub const DESCRIBE_PRODUCERS: i16 = 61;
+    /// DescribeTransactions.
+    pub const DESCRIBE_TRANSACTIONS: i16 = 65;
+    /// ListTransactions.
+    pub const LIST_TRANSACTIONS: i16 = 66;
 }
+
+/// The transaction APIs and the versions served, decoded whether or not they are advertised
+/// in [`SUPPORTED_APIS`]. AddPartitionsToTxn stops at v3 (v4+ is the batched
+/// broker-to-broker form); EndTxn, TxnOffsetCommit and AddOffsetsToTxn stop before the
+/// KIP-890 part 2 versions (v5), whose epoch-bump-per-transaction Weir does not do.
+pub const TXN_APIS: &[(i16, i16, i16)] = &[
+    (api_key::ADD_PARTITIONS_TO_TXN, 0, 3),
+    (api_key::ADD_OFFSETS_TO_TXN, 0, 3),
+    (api_key::END_TXN, 0, 4),
+    (api_key::WRITE_TXN_MARKERS, 1, 1),
+    (api_key::TXN_OFFSET_COMMIT, 0, 4),
+    (api_key::DESCRIBE_PRODUCERS, 0, 0),
+    (api_key::DESCRIBE_TRANSACTIONS, 0, 0),
+    (api_key::LIST_TRANSACTIONS, 0, 1),
+];
 
 /// The consumer-group APIs (classic protocol) and the versions served. Decoded whether or
 /// not they are advertised in [`SUPPORTED_APIS`]: advertising them changes how librdkafka
@@ -130,6 +172,13 @@ pub const GROUP_APIS: &[(i16, i16, i16)] = &[
     (api_key::LIST_GROUPS, 0, 5),
     (api_key::DELETE_GROUPS, 0, 2),
     (api_key::OFFSET_DELETE, 0, 0),
+];
+
+/// The KIP-848 consumer group APIs and the versions served; decoded whether or not they are
+/// advertised (librdkafka uses them only with `group.protocol=consumer`).
+pub const CONSUMER_GROUP_APIS: &[(i16, i16, i16)] = &[
+    (api_key::CONSUMER_GROUP_HEARTBEAT, 0, 1),
+    (api_key::CONSUMER_GROUP_DESCRIBE, 0, 1),
 ];
 
 /// The ApiVersions table: (api_key, min_version, max_version), each range within what
@@ -149,6 +198,15 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (api_key::DESCRIBE_CLUSTER, 0, 2),
     // v6 (KIP-939 two-phase commit) is beyond kafka-protocol 0.18's request struct.
     (api_key::INIT_PRODUCER_ID, 0, 5),
+    // Transactions: the same ranges as TXN_APIS.
+    (api_key::ADD_PARTITIONS_TO_TXN, 0, 3),
+    (api_key::ADD_OFFSETS_TO_TXN, 0, 3),
+    (api_key::END_TXN, 0, 4),
+    (api_key::WRITE_TXN_MARKERS, 1, 1),
+    (api_key::TXN_OFFSET_COMMIT, 0, 4),
+    (api_key::DESCRIBE_PRODUCERS, 0, 0),
+    (api_key::DESCRIBE_TRANSACTIONS, 0, 0),
+    (api_key::LIST_TRANSACTIONS, 0, 1),
     // Consumer groups (classic protocol): the same ranges as GROUP_APIS.
     (api_key::OFFSET_COMMIT, 2, 9),
     (api_key::OFFSET_FETCH, 1, 9),
@@ -161,6 +219,10 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (api_key::LIST_GROUPS, 0, 5),
     (api_key::DELETE_GROUPS, 0, 2),
     (api_key::OFFSET_DELETE, 0, 0),
+    // KIP-848 consumer groups: the same ranges as CONSUMER_GROUP_APIS. Clients use them
+    // only when asked to (librdkafka: group.protocol=consumer).
+    (api_key::CONSUMER_GROUP_HEARTBEAT, 0, 1),
+    (api_key::CONSUMER_GROUP_DESCRIBE, 0, 1),
 ];
 
 /// Lowest Produce version actually served (v0-2 were removed in Kafka 4.0).
@@ -174,6 +236,8 @@ pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
     SUPPORTED_APIS
         .iter()
         .chain(GROUP_APIS)
+        .chain(CONSUMER_GROUP_APIS)
+        .chain(TXN_APIS)
         .find(|e| e.0 == api_key)
         .map(|e| (e.1, e.2))
 }
@@ -202,6 +266,16 @@ pub fn api_key_of(request: &ApiRequest) -> i16 {
         ApiRequest::ListGroups(_) => api_key::LIST_GROUPS,
         ApiRequest::DeleteGroups(_) => api_key::DELETE_GROUPS,
         ApiRequest::OffsetDelete(_) => api_key::OFFSET_DELETE,
+        ApiRequest::ConsumerGroupHeartbeat(_) => api_key::CONSUMER_GROUP_HEARTBEAT,
+        ApiRequest::ConsumerGroupDescribe(_) => api_key::CONSUMER_GROUP_DESCRIBE,
+        ApiRequest::AddPartitionsToTxn(_) => api_key::ADD_PARTITIONS_TO_TXN,
+        ApiRequest::AddOffsetsToTxn(_) => api_key::ADD_OFFSETS_TO_TXN,
+        ApiRequest::EndTxn(_) => api_key::END_TXN,
+        ApiRequest::WriteTxnMarkers(_) => api_key::WRITE_TXN_MARKERS,
+        ApiRequest::TxnOffsetCommit(_) => api_key::TXN_OFFSET_COMMIT,
+        ApiRequest::DescribeProducers(_) => api_key::DESCRIBE_PRODUCERS,
+        ApiRequest::DescribeTransactions(_) => api_key::DESCRIBE_TRANSACTIONS,
+        ApiRequest::ListTransactions(_) => api_key::LIST_TRANSACTIONS,
     }
 }
 
@@ -229,6 +303,16 @@ pub fn api_key_of_response(response: &ApiResponse) -> i16 {
         ApiResponse::ListGroups(_) => api_key::LIST_GROUPS,
         ApiResponse::DeleteGroups(_) => api_key::DELETE_GROUPS,
         ApiResponse::OffsetDelete(_) => api_key::OFFSET_DELETE,
+        ApiResponse::ConsumerGroupHeartbeat(_) => api_key::CONSUMER_GROUP_HEARTBEAT,
+        ApiResponse::ConsumerGroupDescribe(_) => api_key::CONSUMER_GROUP_DESCRIBE,
+        ApiResponse::AddPartitionsToTxn(_) => api_key::ADD_PARTITIONS_TO_TXN,
+        ApiResponse::AddOffsetsToTxn(_) => api_key::ADD_OFFSETS_TO_TXN,
+        ApiResponse::EndTxn(_) => api_key::END_TXN,
+        ApiResponse::WriteTxnMarkers(_) => api_key::WRITE_TXN_MARKERS,
+        ApiResponse::TxnOffsetCommit(_) => api_key::TXN_OFFSET_COMMIT,
+        ApiResponse::DescribeProducers(_) => api_key::DESCRIBE_PRODUCERS,
+        ApiResponse::DescribeTransactions(_) => api_key::DESCRIBE_TRANSACTIONS,
+        ApiResponse::ListTransactions(_) => api_key::LIST_TRANSACTIONS,
     }
 }
 
@@ -326,6 +410,21 @@ fn schema_of(api_key: i16, request: bool) -> Option<&'static guard::Message> {
         (api_key::DELETE_GROUPS, false) => &DELETE_GROUPS_RESPONSE,
         (api_key::OFFSET_DELETE, true) => &OFFSET_DELETE_REQUEST,
         (api_key::OFFSET_DELETE, false) => &OFFSET_DELETE_RESPONSE,
+        (api_key::CONSUMER_GROUP_HEARTBEAT, true) => {
+            &schema_consumer_group::CONSUMER_GROUP_HEARTBEAT_REQUEST
+        }
+        (api_key::CONSUMER_GROUP_HEARTBEAT, false) => {
+            &schema_consumer_group::CONSUMER_GROUP_HEARTBEAT_RESPONSE
+        }
+        (api_key::CONSUMER_GROUP_DESCRIBE, true) => {
+            &schema_consumer_group::CONSUMER_GROUP_DESCRIBE_REQUEST
+        }
+        (api_key::CONSUMER_GROUP_DESCRIBE, false) => {
+            &schema_consumer_group::CONSUMER_GROUP_DESCRIBE_RESPONSE
+        }
+        (key, request) if convert_txn::is_txn_api(key) => {
+            return convert_txn::schema_of(key, request)
+        }
         _ => return None,
     })
 }
@@ -479,6 +578,7 @@ pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Decoded), WireErro
                 "InitProducerId",
             )?))
         }
+        key if convert_txn::is_txn_api(key) => convert_txn::decode_request(key, body, v)?,
         key if is_group_api(key) => {
             convert_group_decode_request(key, body, v, header.client_id.as_deref())?
         }
@@ -547,6 +647,9 @@ pub fn encode_response(
             }
             ApiResponse::InitProducerId(r) => {
                 encode(&convert::init_producer_id_resp_from_domain(r), out, v)
+            }
+            r if convert_txn::is_txn_api(api_key_of_response(r)) => {
+                convert_txn::encode_response(r, out, v)
             }
             r => encode_group_response(r, out, v),
         }
@@ -655,10 +758,9 @@ pub fn encode_error_response(
                 out,
                 v,
             ),
+            key if convert_txn::is_txn_api(key) => convert_txn::encode_error(key, error, out, v),
             key if is_group_api(key) => encode_group_error(key, error, out, v),
-            _ => Err(WireError::Unsupported(format!(
-                "no error response for api key {key}"
-            ))),
+            key => unserved::encode_unserved(key, error, out, v),
         }
     });
     match result {
@@ -724,6 +826,7 @@ pub fn encode_request(
             ApiRequest::InitProducerId(r) => {
                 encode(&convert::init_producer_id_req_from_domain(r, v), out, v)
             }
+            r if convert_txn::is_txn_api(api_key_of(r)) => convert_txn::encode_request(r, out, v),
             r => encode_group_request(r, out, v),
         }
     })
@@ -858,6 +961,7 @@ pub fn decode_response(header: &RequestHeader, frame: Bytes) -> Result<ApiRespon
                 "InitProducerId response",
             )?))
         }
+        key if convert_txn::is_txn_api(key) => convert_txn::decode_response(key, body, v)?,
         key if is_group_api(key) => decode_group_response(key, body, v)?,
         _ => {
             return Err(WireError::Unsupported(format!(
@@ -927,7 +1031,10 @@ pub fn decode_api_versions_response(
 // Consumer-group APIs (classic protocol)
 
 fn is_group_api(api_key: i16) -> bool {
-    GROUP_APIS.iter().any(|e| e.0 == api_key)
+    GROUP_APIS
+        .iter()
+        .chain(CONSUMER_GROUP_APIS)
+        .any(|e| e.0 == api_key)
 }
 
 /// Server direction: a group API's body to its domain request. JoinGroup also takes the
@@ -1024,6 +1131,17 @@ fn convert_group_decode_request(
                 "OffsetDelete",
             )?))
         }
+        api_key::CONSUMER_GROUP_HEARTBEAT => {
+            ApiRequest::ConsumerGroupHeartbeat(convert_consumer_group::heartbeat_req_to_domain(
+                decode::<k::ConsumerGroupHeartbeatRequest>(body, v, "ConsumerGroupHeartbeat")?,
+                client_id,
+            ))
+        }
+        api_key::CONSUMER_GROUP_DESCRIBE => {
+            ApiRequest::ConsumerGroupDescribe(convert_consumer_group::describe_req_to_domain(
+                decode::<k::ConsumerGroupDescribeRequest>(body, v, "ConsumerGroupDescribe")?,
+            ))
+        }
         _ => return Err(WireError::Unsupported(format!("api key {key}"))),
     })
 }
@@ -1050,6 +1168,16 @@ fn encode_group_response(
         ApiResponse::ListGroups(r) => encode(&c::list_groups_resp_from_domain(r, v), out, v),
         ApiResponse::DeleteGroups(r) => encode(&c::delete_groups_resp_from_domain(r), out, v),
         ApiResponse::OffsetDelete(r) => encode(&c::offset_delete_resp_from_domain(r), out, v),
+        ApiResponse::ConsumerGroupHeartbeat(r) => encode(
+            &convert_consumer_group::heartbeat_resp_from_domain(r),
+            out,
+            v,
+        ),
+        ApiResponse::ConsumerGroupDescribe(r) => encode(
+            &convert_consumer_group::describe_resp_from_domain(r, v),
+            out,
+            v,
+        ),
         other => Err(WireError::Encode(format!(
             "no encoder for response of api key {}",
             api_key_of_response(other)
@@ -1073,6 +1201,14 @@ fn encode_group_request(request: &ApiRequest, out: &mut BytesMut, v: i16) -> Res
         ApiRequest::ListGroups(r) => encode(&c::list_groups_req_from_domain(r, v), out, v),
         ApiRequest::DeleteGroups(r) => encode(&c::delete_groups_req_from_domain(r), out, v),
         ApiRequest::OffsetDelete(r) => encode(&c::offset_delete_req_from_domain(r), out, v),
+        ApiRequest::ConsumerGroupHeartbeat(r) => encode(
+            &convert_consumer_group::heartbeat_req_from_domain(r, v),
+            out,
+            v,
+        ),
+        ApiRequest::ConsumerGroupDescribe(r) => {
+            encode(&convert_consumer_group::describe_req_from_domain(r), out, v)
+        }
         other => Err(WireError::Encode(format!(
             "no encoder for request of api key {}",
             api_key_of(other)
@@ -1123,6 +1259,14 @@ fn encode_group_error(
             out,
             v,
         ),
+        api_key::CONSUMER_GROUP_HEARTBEAT => encode(
+            &k::ConsumerGroupHeartbeatResponse::default().with_error_code(e),
+            out,
+            v,
+        ),
+        api_key::CONSUMER_GROUP_DESCRIBE => {
+            encode(&k::ConsumerGroupDescribeResponse::default(), out, v)
+        }
         _ => Err(WireError::Unsupported(format!(
             "no error response for api key {key}"
         ))),
@@ -1210,6 +1354,24 @@ fn decode_group_response(key: i16, body: Bytes, v: i16) -> Result<ApiResponse, W
                 v,
                 "OffsetDelete response",
             )?))
+        }
+        api_key::CONSUMER_GROUP_HEARTBEAT => {
+            ApiResponse::ConsumerGroupHeartbeat(convert_consumer_group::heartbeat_resp_to_domain(
+                decode::<k::ConsumerGroupHeartbeatResponse>(
+                    body,
+                    v,
+                    "ConsumerGroupHeartbeat response",
+                )?,
+            ))
+        }
+        api_key::CONSUMER_GROUP_DESCRIBE => {
+            ApiResponse::ConsumerGroupDescribe(convert_consumer_group::describe_resp_to_domain(
+                decode::<k::ConsumerGroupDescribeResponse>(
+                    body,
+                    v,
+                    "ConsumerGroupDescribe response",
+                )?,
+            ))
         }
         _ => {
             return Err(WireError::Unsupported(format!(

@@ -1,0 +1,131 @@
+//! A read-only snapshot of the numbers operators chart: per-partition log offsets and, per
+//! consumer group, members, committed offsets and lag.
+//!
+//! The driver asks for it between inputs (the node loop serves a metrics request like any
+//! other input), so a snapshot is consistent: every number was read at the same point of the
+//! node's history. Taking one changes nothing: no output, no timer, no storage op.
+//!
+//! Lag follows kafka_exporter: `high_watermark - committed_offset`, floored at 0 (a commit
+//! ahead of the log, e.g. after truncation, is not negative lag). A committed offset for a
+//! partition the catalog no longer has is reported with lag and log end offset unknown
+//! (`None`), so the exporter can skip it rather than invent a number.
+
+use super::Node;
+
+/// One partition's offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The log start offset (kafka_exporter's "oldest offset").
+    pub log_start_offset: i64,
+    /// The high watermark (kafka_exporter's "current offset": what consumers can read).
+    pub high_watermark: i64,
+}
+
+/// One committed offset of a group, with the lag behind its partition's high watermark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPartitionLag {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The committed offset (next offset to consume).
+    pub committed_offset: i64,
+    /// The partition's high watermark, `None` when the partition does not exist (any more).
+    pub high_watermark: Option<i64>,
+    /// `high_watermark - committed_offset` floored at 0, `None` with the high watermark.
+    pub lag: Option<i64>,
+}
+
+/// One group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMetrics {
+    /// Group id.
+    pub group_id: String,
+    /// Kafka's state name (Empty, Stable, ...).
+    pub state: String,
+    /// Members now.
+    pub member_count: usize,
+    /// Committed offsets in (topic, partition) order.
+    pub partitions: Vec<GroupPartitionLag>,
+}
+
+/// Everything `/metrics` reports, taken at one point of the node's history.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricsSnapshot {
+    /// This broker's id.
+    pub node_id: i32,
+    /// Brokers in the cluster (1: Weir is single-node).
+    pub broker_count: usize,
+    /// Partitions of every topic, internal ones included, in (topic, partition) order.
+    pub partitions: Vec<PartitionOffsets>,
+    /// Groups in id order.
+    pub groups: Vec<GroupMetrics>,
+}
+
+impl Node {
+    /// A consistent read-only snapshot of offsets, groups and lag (see the module doc).
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let mut partitions = Vec::with_capacity(self.partition_count);
+        // topic_ids is ordered by name, so the output is too.
+        for id in self.topic_ids.values() {
+            let Some(topic) = self.topics.get(id) else {
+                continue;
+            };
+            for (index, log) in topic.partitions.iter().enumerate() {
+                partitions.push(PartitionOffsets {
+                    topic: topic.name.clone(),
+                    partition: i32::try_from(index).unwrap_or(i32::MAX),
+                    log_start_offset: log.log_start_offset(),
+                    high_watermark: log.high_watermark(),
+                });
+            }
+        }
+        let listed = self
+            .groups
+            .list_groups(&weir_wire::domain::ListGroupsRequest::default());
+        let groups = listed
+            .groups
+            .into_iter()
+            .map(|listed| self.group_metrics(listed.group_id, listed.group_state))
+            .collect();
+        MetricsSnapshot {
+            node_id: self.config.node_id,
+            broker_count: 1,
+            partitions,
+            groups,
+        }
+    }
+
+    fn group_metrics(&self, group_id: String, state: String) -> GroupMetrics {
+        let member_count = self.groups.member_ids(&group_id).len();
+        let partitions = (self.groups.committed(&group_id).into_iter())
+            .map(|((topic, partition), committed)| {
+                let high_watermark = self
+                    .topic_by_name(&topic)
+                    .and_then(|t| {
+                        usize::try_from(partition)
+                            .ok()
+                            .and_then(|p| t.partitions.get(p))
+                    })
+                    .map(|log| log.high_watermark());
+                GroupPartitionLag {
+                    lag: high_watermark.map(|hw| (hw - committed.offset).max(0)),
+                    topic,
+                    partition,
+                    committed_offset: committed.offset,
+                    high_watermark,
+                }
+            })
+            .collect();
+        GroupMetrics {
+            group_id,
+            state,
+            member_count,
+            partitions,
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! `GET /metrics`: Prometheus text exposition (format 0.0.4) of the node's offsets, groups
+//! and lag, with kafka_exporter's series names (and the JMX exporter's `messagesin_total`),
+//! so existing dashboards and alerts work unchanged (see docs/operations.md "Metrics").
+//!
+//! The HTTP side is a deliberately tiny HTTP/1.1 handler over the runtime's listener: one
+//! request per connection, `Connection: close`, GET only. Scrapers (Prometheus, curl,
+//! VictoriaMetrics agents) need nothing more, and it costs no dependency.
+//!
+//! Invariants:
+//! - The numbers come from one [`MetricsSnapshot`], taken by the node loop between two
+//!   inputs ([`NodeInput::Metrics`]), so a scrape never mixes two points of history.
+//! - Every connection is bounded: the request head may be at most [`REQUEST_HEAD_BYTES_MAX`]
+//!   and must arrive within [`REQUEST_TIMEOUT`]; otherwise the connection is closed.
+//! - A scrape never blocks the broker: the node loop only clones numbers; rendering and
+//!   writing happen on the connection's own task.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use weir_core::node::metrics::MetricsSnapshot;
+use weir_runtime::{Listener, Runtime};
+
+use crate::node_loop::NodeInput;
+
+/// Bound on the request line plus headers; scrapers send a few hundred bytes.
+pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Bound on the time a client may take to send its request head.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept before trying again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// Accepts scrapes until the node loop stops.
+pub async fn serve<R: Runtime>(
+    runtime: R,
+    mut listener: R::Listener,
+    node: mpsc::Sender<NodeInput>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                tracing::warn!("metrics accept failed: {error}");
+                let wake = runtime.now() + ACCEPT_RETRY_DELAY;
+                runtime.sleep_until(wake).await;
+                continue;
+            }
+        };
+        if node.is_closed() {
+            return;
+        }
+        let deadline = runtime.now() + REQUEST_TIMEOUT;
+        let timer = runtime.sleep_until(deadline);
+        let node = node.clone();
+        runtime.spawn(async move {
+            tokio::select! {
+                biased;
+                result = handle(stream, node) => {
+                    if let Err(error) = result {
+                        tracing::debug!("metrics connection: {error}");
+                    }
+                }
+                () = timer => tracing::debug!("metrics connection timed out"),
+            }
+        });
+    }
+}
+
+/// Serves one request on `stream`, then closes it.
+async fn handle<S>(mut stream: S, node: mpsc::Sender<NodeInput>) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Some(head) = read_head(&mut stream).await? else {
+        return respond(&mut stream, "400 Bad Request", "request head too large\n").await;
+    };
+    let mut words = head.lines().next().unwrap_or_default().split_whitespace();
+    let method = words.next().unwrap_or_default();
+    let target = words.next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
+    if method != "GET" && method != "HEAD" {
+        return respond(&mut stream, "405 Method Not Allowed", "GET only\n").await;
+    }
+    if path != "/metrics" {
+        let body = "weir: see /metrics\n";
+        return respond(&mut stream, "404 Not Found", body).await;
+    }
+    let (reply, snapshot) = oneshot::channel();
+    if node.send(NodeInput::Metrics { reply }).await.is_err() {
+        return respond(&mut stream, "503 Service Unavailable", "node stopped\n").await;
+    }
+    let Ok(snapshot) = snapshot.await else {
+        return respond(&mut stream, "503 Service Unavailable", "node stopped\n").await;
+    };
+    let body = render(&snapshot);
+    let body = if method == "HEAD" { "" } else { body.as_str() };
+    respond(&mut stream, "200 OK", body).await
+}
+
+/// Reads until the blank line ending the head; `None` when it exceeds the bound.
+async fn read_head<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+) -> std::io::Result<Option<String>> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..read]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            break;
+        }
+        if head.len() > REQUEST_HEAD_BYTES_MAX {
+            return Ok(None);
+        }
+    }
+    Ok(Some(String::from_utf8_lossy(&head).into_owned()))
+}
+
+async fn respond<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.flush().await?;
+    stream.shutdown().await
+}
+
+/// Renders a snapshot in the Prometheus text format, kafka_exporter's series names.
+pub fn render(snapshot: &MetricsSnapshot) -> String {
+    let mut out = String::with_capacity(256 + 160 * snapshot.partitions.len());
+    family(
+        &mut out,
+        "kafka_brokers",
+        "Number of Brokers in the Kafka Cluster.",
+    );
+    sample(&mut out, "kafka_brokers", &[], snapshot.broker_count);
+
+    let mut topics: Vec<(&str, usize)> = Vec::new();
+    for partition in &snapshot.partitions {
+        match topics.last_mut() {
+            Some((topic, count)) if *topic == partition.topic => *count += 1,
+            _ => topics.push((&partition.topic, 1)),
+        }
+    }
+    family(
+        &mut out,
+        "kafka_topic_partitions",
+        "Number of partitions for this Topic",
+    );
+    for (topic, count) in &topics {
+        sample(
+            &mut out,
+            "kafka_topic_partitions",
+            &[("topic", topic)],
+            count,
+        );
+    }
+    let offsets = [
+        (
+            "kafka_topic_partition_current_offset",
+            "Current Offset of a Broker at Topic/Partition",
+        ),
+        (
+            "kafka_topic_partition_oldest_offset",
+            "Oldest Offset of a Broker at Topic/Partition",
+        ),
+    ];
+    for (index, (name, help)) in offsets.into_iter().enumerate() {
+        family(&mut out, name, help);
+        for partition in &snapshot.partitions {
+            let value = if index == 0 {
+                partition.high_watermark
+            } else {
+                partition.log_start_offset
+            };
+            let label = partition.partition.to_string();
+            let labels = [("topic", partition.topic.as_str()), ("partition", &label)];
+            sample(&mut out, name, &labels, value);
+        }
+    }
+    render_messages_in(&mut out, snapshot);
+    render_groups(&mut out, snapshot);
+    out
+}
+
+/// Records appended per topic. Every appended record takes one offset, so the sum of the
+/// partitions' high watermarks counts them since the topic was created (control records of
+/// transactions included); it survives restarts, which a counter in memory would not.
+fn render_messages_in(out: &mut String, snapshot: &MetricsSnapshot) {
+    let name = "kafka_server_brokertopicmetrics_messagesin_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Records appended to the topic (sum of high watermarks).\n\
+         # TYPE {name} counter"
+    );
+    let mut sums: Vec<(&str, i64)> = Vec::new();
+    for partition in &snapshot.partitions {
+        match sums.last_mut() {
+            Some((topic, sum)) if *topic == partition.topic => *sum += partition.high_watermark,
+            _ => sums.push((&partition.topic, partition.high_watermark)),
+        }
+    }
+    for (topic, sum) in sums {
+        sample(out, name, &[("topic", topic)], sum);
+    }
+}
+
+fn render_groups(out: &mut String, snapshot: &MetricsSnapshot) {
+    let name = "kafka_consumergroup_members";
+    family(out, name, "Amount of members in a consumer group");
+    for group in &snapshot.groups {
+        sample(
+            out,
+            name,
+            &[("consumergroup", &group.group_id)],
+            group.member_count,
+        );
+    }
+    let name = "kafka_consumergroup_current_offset";
+    family(
+        out,
+        name,
+        "Current Offset of a ConsumerGroup at Topic/Partition",
+    );
+    for group in &snapshot.groups {
+        for p in &group.partitions {
+            let partition = p.partition.to_string();
+            let labels = group_labels(&group.group_id, &p.topic, &partition);
+            sample(out, name, &labels, p.committed_offset);
+        }
+    }
+    let name = "kafka_consumergroup_lag";
+    family(
+        out,
+        name,
+        "Current Approximate Lag of a ConsumerGroup at Topic/Partition",
+    );
+    for group in &snapshot.groups {
+        for p in &group.partitions {
+            let Some(lag) = p.lag else { continue };
+            let partition = p.partition.to_string();
+            let labels = group_labels(&group.group_id, &p.topic, &partition);
+            sample(out, name, &labels, lag);
+        }
+    }
+    let name = "kafka_consumergroup_lag_sum";
+    family(
+        out,
+        name,
+        "Current Approximate Lag of a ConsumerGroup at Topic for all partitions",
+    );
+    for group in &snapshot.groups {
+        // Committed offsets come in (topic, partition) order, so topics are contiguous.
+        let mut sums: Vec<(&str, i64)> = Vec::new();
+        for p in &group.partitions {
+            let lag = p.lag.unwrap_or(0);
+            match sums.last_mut() {
+                Some((topic, sum)) if *topic == p.topic => *sum += lag,
+                _ => sums.push((&p.topic, lag)),
+            }
+        }
+        for (topic, sum) in sums {
+            let labels = [("consumergroup", group.group_id.as_str()), ("topic", topic)];
+            sample(out, name, &labels, sum);
+        }
+    }
+}
+
+fn group_labels<'a>(group: &'a str, topic: &'a str, partition: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("consumergroup", group),
+        ("topic", topic),
+        ("partition", partition),
+    ]
+}
+
+fn family(out: &mut String, name: &str, help: &str) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (index, (key, raw)) in labels.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            out.push_str(key);
+            out.push_str("=\"");
+            escape_label(out, raw);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// Label values escape backslash, double quote and newline (the exposition format's rule).
+fn escape_label(out: &mut String, raw: &str) {
+    for c in raw.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Goal: the exposition uses kafka_exporter's names and labels, sums lag per topic, skips
+    // lag for vanished partitions and escapes label values. Method: render a hand-built
+    // snapshot and look for exact lines.
+    use weir_core::node::metrics::{GroupMetrics, GroupPartitionLag, PartitionOffsets};
+
+    use super::*;
+
+    #[test]
+    fn renders_kafka_exporter_series() {
+        let partition = |p, start, hw| PartitionOffsets {
+            topic: "orders".into(),
+            partition: p,
+            log_start_offset: start,
+            high_watermark: hw,
+        };
+        let lag = |topic: &str, p, committed, hw: Option<i64>| GroupPartitionLag {
+            topic: topic.into(),
+            partition: p,
+            committed_offset: committed,
+            high_watermark: hw,
+            lag: hw.map(|hw| hw - committed),
+        };
+        let snapshot = MetricsSnapshot {
+            node_id: 1,
+            broker_count: 1,
+            partitions: vec![partition(0, 0, 10), partition(1, 2, 7)],
+            groups: vec![GroupMetrics {
+                group_id: "g\"1".into(),
+                state: "Empty".into(),
+                member_count: 0,
+                partitions: vec![
+                    lag("gone", 0, 5, None),
+                    lag("orders", 0, 4, Some(10)),
+                    lag("orders", 1, 7, Some(7)),
+                ],
+            }],
+        };
+        let text = render(&snapshot);
+        for line in [
+            "kafka_brokers 1",
+            "kafka_topic_partitions{topic=\"orders\"} 2",
+            "kafka_server_brokertopicmetrics_messagesin_total{topic=\"orders\"} 17",
+            "kafka_topic_partition_current_offset{topic=\"orders\",partition=\"0\"} 10",
+            "kafka_topic_partition_oldest_offset{topic=\"orders\",partition=\"1\"} 2",
+            "kafka_consumergroup_members{consumergroup=\"g\\\"1\"} 0",
+            "kafka_consumergroup_current_offset{consumergroup=\"g\\\"1\",topic=\"orders\",\
+             partition=\"0\"} 4",
+            "kafka_consumergroup_lag{consumergroup=\"g\\\"1\",topic=\"orders\",partition=\"0\"} 6",
+            "kafka_consumergroup_lag_sum{consumergroup=\"g\\\"1\",topic=\"orders\"} 6",
+            "kafka_consumergroup_lag_sum{consumergroup=\"g\\\"1\",topic=\"gone\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("kafka_consumergroup_lag{consumergroup=\"g\\\"1\",topic=\"gone\""));
+        assert!(text.contains("# TYPE kafka_consumergroup_lag gauge"));
+        assert!(text.contains("# TYPE kafka_server_brokertopicmetrics_messagesin_total counter"));
+    }
+}
