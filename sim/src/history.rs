@@ -55,6 +55,11 @@ impl Recorder {
         self.lock().events.push(event);
     }
 
+    /// Record a fully built event (group polls carry `rebalance_log` and `committed`).
+    pub fn push(&self, event: Event) {
+        self.lock().events.push(event);
+    }
+
     /// A safety violation seen by the harness itself (not by the checker).
     pub fn violation(&self, what: impl Into<String>) {
         self.lock().violations.push(what.into());

@@ -10,7 +10,9 @@
 //! - [`seed`]: one root seed, salted child streams.
 //! - [`clock`]: wall-clock jumps (`WallSkew`, the `Skewed` runtime wrapper).
 //! - [`disk`]: `SimDisk` and its fault model.
-//! - [`workload`]: the named workloads and their actors (generic over `Runtime`).
+//! - [`workload`]: the named workloads and their actors (generic over `Runtime`);
+//!   [`workload_txn`]: the transactional ones (`txn`, `txn-crash`); [`workload_group`]:
+//!   the consumer-group ones (`group`, `group-crash`).
 //! - [`history`]: the recorder; [`outcome`]: checking a run, reproduction commands.
 //! - [`trace`]: the FNV-1a trace hash.
 //! - `turmoil` (normal build) / `madsim` (`--cfg madsim`): the simulators.
@@ -27,6 +29,8 @@ pub mod outcome;
 pub mod seed;
 pub mod trace;
 pub mod workload;
+pub mod workload_group;
+pub mod workload_txn;
 
 #[cfg(madsim)]
 pub mod madsim;
@@ -77,22 +81,20 @@ fn run_inner(seed: u64, workload: Workload) -> RunOutcome {
 mod tests {
     use super::*;
 
-    // Goal: every workload passes one seed end to end on this build's simulator, and a
-    // second run of the seed gives the same trace hash (the determinism CI relies on).
-    // Method: run seed 3 of each workload twice through `run_seed`.
+    // Goal: every workload passes one seed end to end on this build's simulator (the
+    // bit-for-bit replay check runs the binary twice, in tests/determinism.rs).
+    // Method: run seed 3 of each workload through `run_seed`.
     #[test]
-    fn every_workload_passes_and_replays_bit_for_bit() {
+    fn every_workload_passes() {
         for workload in Workload::ALL {
-            let first = run_seed(3, workload);
+            let outcome = run_seed(3, workload);
             assert!(
-                first.passed,
+                outcome.passed,
                 "{}: {} {:?}",
                 workload.name(),
-                first.verdict,
-                first.violations
+                outcome.verdict,
+                outcome.violations
             );
-            let second = run_seed(3, workload);
-            assert_eq!(first.trace_hash, second.trace_hash, "{}", workload.name());
         }
     }
 }

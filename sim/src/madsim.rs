@@ -131,6 +131,18 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         }));
         clients.push(node);
     }
+    // Consumer-group members, one node each so that faults hit them apart.
+    for index in 0..spec.group_members {
+        let name = crate::workload_group::member_name(index);
+        let node = client_node(&handle, &name, 40 + index as u8);
+        let (actors, skew, disk) = (actors.clone(), skew.clone(), disk.clone());
+        let client_seed = Rng::fork(seed, &name).next_u64();
+        tasks.push(node.spawn(async move {
+            let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
+            crate::workload_group::member(runtime, actors, index, disk).await;
+        }));
+        clients.push(node);
+    }
     {
         let node = client_node(&handle, "final-reader", 31);
         let (actors, skew) = (actors.clone(), skew.clone());

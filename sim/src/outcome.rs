@@ -18,6 +18,16 @@ pub const PLANTED_BUG: Option<&str> = if cfg!(feature = "planted-ack-before-sync
     Some("planted-skip-crc")
 } else if cfg!(feature = "planted-skip-dedup") {
     Some("planted-skip-dedup")
+} else if cfg!(feature = "planted-skip-seq-after-restart") {
+    Some("planted-skip-seq-after-restart")
+} else if cfg!(feature = "planted-expose-above-lso") {
+    Some("planted-expose-above-lso")
+} else if cfg!(feature = "planted-accept-fenced-epoch") {
+    Some("planted-accept-fenced-epoch")
+} else if cfg!(feature = "planted-group-double-assign") {
+    Some("planted-group-double-assign")
+} else if cfg!(feature = "planted-lose-offset-commit") {
+    Some("planted-lose-offset-commit")
 } else {
     None
 };

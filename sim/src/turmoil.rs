@@ -140,8 +140,35 @@ const CLIENT_CONSUMER: &str = "consumer";
 /// Message latency outside of latency faults.
 const LATENCY_MAX: Duration = Duration::from_millis(3);
 
+/// Stamps tracing lines with turmoil's simulated time (the host clock means nothing here).
+struct SimTimer;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTimer {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+        write!(w, "{:>10.3}ms", elapsed.as_secs_f64() * 1000.0)
+    }
+}
+
+/// Debugging aid: with `WEIR_SIM_LOG` set, the broker's and clients' tracing goes to stderr
+/// (filtered by `RUST_LOG`, default `debug`), stamped with simulated time and the host.
+fn init_logging() {
+    if std::env::var_os("WEIR_SIM_LOG").is_none() {
+        return;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+    // A second run in the same process keeps the first subscriber: that is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimTimer)
+        .with_writer(io::stderr)
+        .try_init();
+}
+
 /// Run one seed of one workload under turmoil.
 pub fn run(seed: u64, workload: Workload) -> RunOutcome {
+    init_logging();
     let spec = workload.spec();
     let recorder = Recorder::default();
     let control = Control::default();
@@ -212,6 +239,17 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
             Ok(())
         });
         clients.push(CLIENT_CONSUMER.to_owned());
+    }
+    // Consumer-group members, one host each so that faults hit them apart.
+    for index in 0..spec.group_members {
+        let name = crate::workload_group::member_name(index);
+        let (actors, runtime) = (actors.clone(), client_runtime(seed, &name, &skew));
+        let disk = disk.clone();
+        sim.client(name.as_str(), async move {
+            crate::workload_group::member(runtime, actors, index, disk).await;
+            Ok(())
+        });
+        clients.push(name);
     }
     {
         let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_FINAL, &skew));

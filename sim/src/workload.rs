@@ -55,17 +55,32 @@ pub enum Workload {
     /// retries of batches whose answers were lost must not be appended twice, so the
     /// checker treats a duplicate as a violation.
     IdempotentCrash,
+    /// Transactional producers (commit or abort at random, several partitions per
+    /// transaction, a zombie fenced by a second instance of its transactional id) and
+    /// read_committed consumers, under network faults. See `workload_txn`.
+    Txn,
+    /// `Txn` under broker crashes, disk faults, network faults and clock jumps.
+    TxnCrash,
+    /// Consumer-group members (subscribe, poll, commit; leaving, rejoining and stalling
+    /// past their session) while producers write. See `workload_group`.
+    Group,
+    /// `Group` under broker crashes, disk faults, network faults and clock jumps.
+    GroupCrash,
 }
 
 impl Workload {
     /// Every workload, in the order runs use.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Produce,
         Workload::ProduceCrash,
         Workload::ProducePartition,
         Workload::Acks1,
         Workload::Acks0,
         Workload::IdempotentCrash,
+        Workload::Txn,
+        Workload::TxnCrash,
+        Workload::Group,
+        Workload::GroupCrash,
     ];
 
     /// The name used on the command line.
@@ -77,6 +92,10 @@ impl Workload {
             Workload::Acks1 => "acks1",
             Workload::Acks0 => "acks0",
             Workload::IdempotentCrash => "idempotent-crash",
+            Workload::Txn => "txn",
+            Workload::TxnCrash => "txn-crash",
+            Workload::Group => "group",
+            Workload::GroupCrash => "group-crash",
         }
     }
 
@@ -99,6 +118,8 @@ impl Workload {
             disk: DiskFaults::NONE,
             idempotent: false,
             buggify_per_mille: 0,
+            txn: false,
+            group_members: 0,
         };
         let crashy_disk = DiskFaults {
             fsync_fail_per_mille: 15,
@@ -142,6 +163,10 @@ impl Workload {
                 buggify_per_mille: BUGGIFY_PER_MILLE,
                 ..base
             },
+            Workload::Txn => crate::workload_txn::spec(base, false, crashy_disk),
+            Workload::TxnCrash => crate::workload_txn::spec(base, true, crashy_disk),
+            Workload::Group => crate::workload_group::spec(base, false, crashy_disk),
+            Workload::GroupCrash => crate::workload_group::spec(base, true, crashy_disk),
         }
     }
 }
@@ -171,6 +196,11 @@ pub struct Spec {
     pub idempotent: bool,
     /// BUGGIFY rate inside the broker (0 = off), see `weir_core::buggify`.
     pub buggify_per_mille: u32,
+    /// Transactional actors (`workload_txn`) instead of the plain producers and consumers.
+    pub txn: bool,
+    /// Consumer-group members (`workload_group`) instead of the assigning consumer; 0 in
+    /// the other workloads.
+    pub group_members: usize,
 }
 
 /// BUGGIFY rate of the fault workloads: often enough that every run meets late acks,
@@ -188,6 +218,13 @@ impl Spec {
         CheckConfig {
             acks,
             idempotence: self.idempotent,
+            txn: self.txn,
+            // Group members subscribe (group-gap applies); the final reader assigns.
+            sub_via: if self.group_members > 0 {
+                weir_jepsen::SubVia::Both
+            } else {
+                weir_jepsen::SubVia::Assign
+            },
             ..CheckConfig::default()
         }
     }
@@ -218,6 +255,8 @@ pub struct ControlState {
     pub final_phase: bool,
     /// The final reader finished.
     pub final_done: bool,
+    /// Consumer-group workloads: what the members and the watcher share.
+    pub group: crate::workload_group::GroupLog,
 }
 
 /// Shared handle on [`ControlState`].
@@ -230,7 +269,7 @@ impl Control {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn final_phase(&self) -> bool {
+    pub(crate) fn final_phase(&self) -> bool {
         self.lock().final_phase
     }
 }
@@ -253,7 +292,7 @@ pub struct Actors {
 /// The broker's configuration in every simulation, advertising `host`; `buggify_seed`
 /// seeds the broker's BUGGIFY points (on at the spec's rate).
 pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config::ServerConfig {
-    weir::config::ServerConfig {
+    let mut config = weir::config::ServerConfig {
         node: weir_core::NodeConfig {
             node_id: 1,
             advertised_host: host.to_owned(),
@@ -271,10 +310,12 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         advertise_bound_address: false,
         check_invariants: true,
         metrics_listen: None,
-    }
+    };
+    crate::workload_group::tune_server(spec, &mut config);
+    config
 }
 
-fn client_config(bootstrap: &str, name: &str) -> ClientConfig {
+pub(crate) fn client_config(bootstrap: &str, name: &str) -> ClientConfig {
     ClientConfig {
         bootstrap_servers: vec![bootstrap.to_owned()],
         client_id: name.to_owned(),
@@ -287,7 +328,7 @@ fn client_config(bootstrap: &str, name: &str) -> ClientConfig {
     }
 }
 
-fn consumer_config(bootstrap: &str, name: &str) -> ConsumerConfig {
+pub(crate) fn consumer_config(bootstrap: &str, name: &str) -> ConsumerConfig {
     ConsumerConfig {
         client: client_config(bootstrap, name),
         fetch_max_wait: Duration::from_millis(200),
@@ -296,17 +337,20 @@ fn consumer_config(bootstrap: &str, name: &str) -> ConsumerConfig {
     }
 }
 
-fn now_ns<R: Runtime>(runtime: &R) -> u64 {
+pub(crate) fn now_ns<R: Runtime>(runtime: &R) -> u64 {
     u64::try_from(runtime.now().as_nanos()).unwrap_or(u64::MAX)
 }
 
-async fn sleep<R: Runtime>(runtime: &R, duration: Duration) {
+pub(crate) async fn sleep<R: Runtime>(runtime: &R, duration: Duration) {
     runtime.sleep_until(runtime.now() + duration).await;
 }
 
 /// One producer actor: `sends_per_producer` sequential sends, each recorded invoke then
 /// ok (with the acknowledged offset) or info (outcome unknown: the process retires).
 pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
+    if actors.spec.txn {
+        return crate::workload_txn::producer(runtime, actors, index).await;
+    }
     let spec = actors.spec;
     let mut rng = Rng::fork(actors.seed, &format!("producer-{index}"));
     let config = ProducerConfig {
@@ -409,7 +453,7 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
     actors.control.lock().producers_done += 1;
 }
 
-fn all_keys(spec: &Spec) -> Vec<u32> {
+pub(crate) fn all_keys(spec: &Spec) -> Vec<u32> {
     (0..spec.partitions)
         .map(|p| u32::try_from(p).unwrap_or_default())
         .collect()
@@ -538,6 +582,13 @@ async fn recorded_poll<R: Runtime>(
 /// The main-phase consumer: assign every partition from the beginning and poll until the
 /// final phase starts.
 pub async fn consumer<R: Runtime>(runtime: R, actors: Actors) {
+    if actors.spec.txn {
+        return crate::workload_txn::consumer(runtime, actors).await;
+    }
+    if actors.spec.group_members > 0 {
+        // The members run on their own hosts; this host watches the group.
+        return crate::workload_group::watcher(runtime, actors).await;
+    }
     'process: while !actors.control.final_phase() {
         let process = actors.recorder.process();
         let Some(mut consumer) =
@@ -562,6 +613,9 @@ pub const FINAL_PHASE_BUDGET: Duration = Duration::from_secs(60);
 
 /// The final phase: wait for the harness to heal, read everything, audit the CRCs.
 pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
+    if actors.spec.txn {
+        return crate::workload_txn::final_reader(runtime, actors).await;
+    }
     while !actors.control.final_phase() {
         sleep(&runtime, Duration::from_millis(50)).await;
     }
@@ -573,6 +627,7 @@ pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
             .violation("final reads did not reach the high watermark in time");
     }
     audit(&runtime, &actors, deadline).await;
+    crate::workload_group::wait_done(&runtime, &actors).await;
     actors.control.lock().final_done = true;
 }
 
@@ -607,7 +662,7 @@ async fn read_to_end<R: Runtime>(runtime: &R, actors: &Actors, deadline: Duratio
 
 /// Fetch every partition from offset 0 several times with raw Fetch requests and check each
 /// returned batch's CRC: the broker must never serve a damaged batch.
-async fn audit<R: Runtime>(runtime: &R, actors: &Actors, deadline: Duration) {
+pub(crate) async fn audit<R: Runtime>(runtime: &R, actors: &Actors, deadline: Duration) {
     let Ok(cluster) = weir_client::driver::cluster::Cluster::connect(
         runtime.clone(),
         client_config(&actors.bootstrap, "auditor"),

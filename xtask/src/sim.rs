@@ -35,6 +35,26 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
         "planted-skip-dedup",
         "an idempotent producer's retried batch is appended again",
     ),
+    (
+        "planted-skip-seq-after-restart",
+        "recovery starts with empty producer state and skips the sequence check",
+    ),
+    (
+        "planted-expose-above-lso",
+        "read_committed fetches bounded by the high watermark, not the LSO",
+    ),
+    (
+        "planted-accept-fenced-epoch",
+        "a produce from a fenced (older) producer epoch is accepted",
+    ),
+    (
+        "planted-group-double-assign",
+        "a rebalance that only lost members keeps the generation: two owners per generation",
+    ),
+    (
+        "planted-lose-offset-commit",
+        "an offset commit is answered but never written, so a restart loses it",
+    ),
 ];
 
 /// Seeds searched per planted bug before it counts as missed.

@@ -126,6 +126,14 @@ pub struct ProducerConfig {
     /// partition, so retries after connection drops or broker restarts are deduplicated by
     /// the broker. Needs `acks = all`.
     pub idempotent: bool,
+    /// `transactional.id`: makes the producer transactional (and idempotent). It must call
+    /// [`crate::Producer::init_transactions`] once, then send with
+    /// [`crate::Producer::send_txn`] between `begin_transaction` and
+    /// `commit_transaction`/`abort_transaction`. A second producer with the same id fences
+    /// this one.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: the broker aborts a transaction open longer than this.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -144,6 +152,8 @@ impl Default for ProducerConfig {
             ack_timeout: Duration::from_secs(30),
             allow_auto_create_topics: true,
             idempotent: false,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::config::{AutoOffsetReset, ConsumerConfig};
 use crate::driver::cluster::{no_leader, unexpected, Cluster};
 use crate::driver::millis_i32;
 use crate::error::ClientError;
-use crate::session::fetch::records_from;
+use crate::session::fetch::records_from_committed;
 use crate::session::retry::Backoff;
 use crate::TopicPartition;
 
@@ -433,7 +433,11 @@ impl<R: Runtime> Consumer<R> {
                         return Err(ClientError::Protocol("unresolved read plan".into()))
                     }
                 };
-                let fetched = records_from(bytes, position)?;
+                // read_committed: the broker stopped at the last stable offset; drop the
+                // records of the aborted transactions it listed.
+                let aborted = (self.config.read_committed)
+                    .then_some(partition.aborted_transactions.as_slice());
+                let fetched = records_from_committed(bytes, position, aborted)?;
                 state.position = Some(fetched.next_position);
                 out.extend(fetched.records.into_iter().map(|record| ConsumerRecord {
                     topic: tp.topic.clone(),

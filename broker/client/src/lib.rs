@@ -43,7 +43,7 @@ pub use consumer::{Consumer, ConsumerRecord, Offset};
 pub use driver::coordinator::CoordinatorInfo;
 pub use error::ClientError;
 pub use group_admin::{GroupDescription, GroupListing, MemberDescription};
-pub use producer::{DeliveryFuture, Producer, RecordMetadata};
+pub use producer::{DeliveryFuture, Producer, RecordMetadata, TransactionPhase};
 pub use session::metadata::{PartitionMetadata, TopicMetadata};
 pub use txn_admin::{ProducerState, TransactionDescription, TransactionListing};
 pub use weir_wire::domain::BrokerInfo;

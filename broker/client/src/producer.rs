@@ -16,6 +16,10 @@
 //! - Idempotent producers: one InitProducerId task at a time fetches the producer id the
 //!   session asks for; each batch is encoded with the id, epoch and sequence the session
 //!   fixed for it, retries included.
+//! - Transactional producers (see [`transaction`]): the producer id comes from
+//!   `init_transactions`; batches carry the transactional flag and the request the
+//!   transactional id; records are sent only through `send_txn`, inside a transaction, to a
+//!   partition already added to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -39,6 +43,10 @@ use crate::driver::{millis_i32, sleep_until_opt};
 use crate::error::ClientError;
 pub use crate::session::producer::RecordMetadata;
 use crate::session::producer::{BatchOutcome, Delivery, ProducerBatch, ProducerSession};
+
+mod transaction;
+
+pub use transaction::TransactionPhase;
 
 type DeliverySender = oneshot::Sender<Result<RecordMetadata, ClientError>>;
 
@@ -84,6 +92,8 @@ struct Shared<R: Runtime> {
     wake: Notify,
     /// Wakes `flush` and `ready` waiters after deliveries.
     progress: Notify,
+    /// Transaction state; its lock serialises the transactional calls (held across awaits).
+    txn: tokio::sync::Mutex<transaction::TxnState>,
 }
 
 struct State {
@@ -104,7 +114,7 @@ struct State {
 impl<R: Runtime> Producer<R> {
     /// Connects to the cluster and starts the sender task.
     pub async fn connect(runtime: R, config: ProducerConfig) -> Result<Producer<R>, ClientError> {
-        if config.idempotent && config.acks != Acks::All {
+        if (config.idempotent || config.transactional_id.is_some()) && config.acks != Acks::All {
             // Kafka's rule: without acks=all an acknowledged batch may be lost and its
             // sequence reused, which idempotence cannot tell from a retry.
             return Err(ClientError::InvalidArgument(
@@ -128,6 +138,7 @@ impl<R: Runtime> Producer<R> {
             config,
             wake: Notify::new(),
             progress: Notify::new(),
+            txn: tokio::sync::Mutex::new(transaction::TxnState::default()),
         });
         runtime.spawn(run_sender(Arc::clone(&shared)));
         Ok(Producer {
@@ -141,7 +152,26 @@ impl<R: Runtime> Producer<R> {
     /// The record is queued before this returns, so records sent one after another keep
     /// their order. When the buffer is full the future fails at once with
     /// [`ClientError::BufferFull`]; await [`Producer::ready`] first to wait for room instead.
+    ///
+    /// A transactional producer sends with [`Producer::send_txn`] instead; `send` fails.
     pub fn send(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        headers: Vec<(String, Option<Bytes>)>,
+    ) -> DeliveryFuture {
+        if self.handle.shared.config.transactional_id.is_some() {
+            return DeliveryFuture::failed(ClientError::InvalidArgument(
+                "a transactional producer sends with send_txn inside a transaction".into(),
+            ));
+        }
+        self.enqueue(topic, partition, key, value, headers)
+    }
+
+    /// Queues a record (no transactional checks: `send` and `send_txn` do those).
+    fn enqueue(
         &self,
         topic: &str,
         partition: Option<i32>,
@@ -422,6 +452,7 @@ async fn produce<R: Runtime>(
     for batch in batches {
         let mut options = BatchOptions {
             compression: config.compression,
+            transactional: config.transactional_id.is_some(),
             ..BatchOptions::default()
         };
         if let Some((producer_id, epoch, base_sequence)) = batch.sequence {
@@ -446,7 +477,7 @@ async fn produce<R: Runtime>(
     }
     if !sendable.is_empty() {
         let request = ApiRequest::Produce(ProduceRequest {
-            transactional_id: None,
+            transactional_id: config.transactional_id.clone(),
             acks: config.acks.as_i16(),
             timeout_ms: millis_i32(config.ack_timeout),
             topics: topics

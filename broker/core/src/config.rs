@@ -64,6 +64,9 @@ pub struct NodeConfig {
     /// `offsets.topic.num.partitions` (50): partitions of `__consumer_offsets`, fixed once
     /// the topic exists.
     pub offsets_topic_num_partitions: i32,
+    /// `transaction.state.log.num.partitions` (50): partitions of `__transaction_state`,
+    /// fixed once the topic exists.
+    pub transaction_state_log_num_partitions: i32,
     /// `producer.id.expiration.ms` (86400000): an idempotent producer that has not written
     /// to a partition for this long is forgotten there (checked on the retention timer).
     pub producer_id_expiration_ms: i64,
@@ -103,6 +106,7 @@ impl Default for NodeConfig {
             group_consumer_heartbeat_interval_ms: 5_000,
             group_consumer_session_timeout_ms: 45_000,
             offsets_topic_num_partitions: 50,
+            transaction_state_log_num_partitions: 50,
             producer_id_expiration_ms: 86_400_000,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
@@ -217,6 +221,15 @@ impl NodeConfig {
             let value = self.offsets_topic_num_partitions;
             let reason = "must be in 1..=1000";
             return Err(refuse("offsets.topic.num.partitions", value, reason));
+        }
+        if !(1..=1000).contains(&self.transaction_state_log_num_partitions) {
+            let value = self.transaction_state_log_num_partitions;
+            let reason = "must be in 1..=1000";
+            return Err(refuse(
+                "transaction.state.log.num.partitions",
+                value,
+                reason,
+            ));
         }
         if self.producer_id_expiration_ms < 1 {
             return Err(refuse(

@@ -41,6 +41,7 @@ pub mod time;
 pub mod topic;
 pub mod topic_config;
 mod txn;
+mod txn_log;
 
 pub use config::{Durability, NodeConfig};
 pub use event::{Completion, Output, RequestId, SyncMode};

@@ -12,7 +12,10 @@
 //! | `segment/{partition_key:016x}/{base:016x}` | a closed segment summary |
 //! | `node/next_producer_id`               | i64: next producer id      |
 //! | `producers/{partition_key:016x}`      | a producer-state snapshot  |
-//! | `txn/{transactional_id}`              | a transaction's state (read by `node::txn`) |
+//! | `txn/{transactional_id}`              | legacy txn state: moved to the topic |
+//!
+//! (`txn/` entries predate `__transaction_state`; recovery moves each into the topic and
+//! deletes it.)
 //!
 //! Invariant (write order): a topic record is written before anything of its partitions
 //! and deleted before them, so after a crash any prefix of the writes leaves either a

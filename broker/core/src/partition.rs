@@ -423,6 +423,51 @@ impl PartitionLog {
         })
     }
 
+    /// Close the active segment if it holds anything, so the next append starts a new one
+    /// (compaction aligns its copy with a segment, so dropping what precedes the copy
+    /// removes whole segments). Returns the closed segment, to be persisted; `None` when the
+    /// active one is empty or the segment bound is reached.
+    pub fn roll(&mut self) -> Option<Segment> {
+        let active = *self.active();
+        if active.is_empty() || self.segments.len() >= SEGMENTS_MAX {
+            return None;
+        }
+        self.segments.push_back(Segment::empty(self.log_end_offset));
+        Some(active)
+    }
+
+    /// Drop everything below `offset` (compaction: what precedes a synced copy of the live
+    /// records). Whole segments below it are removed; a segment it falls inside stays, its
+    /// byte count then covering a little more than the log holds. `None` when `offset` does
+    /// not move the log start. Panics if `offset` is above the high watermark: only durable
+    /// data may be dropped in favour of its copy.
+    pub fn truncate_prefix_to(&mut self, offset: i64) -> Option<Truncation> {
+        assert!(
+            offset <= self.high_watermark,
+            "key={} truncate to {offset} above hw {}",
+            self.partition_key,
+            self.high_watermark
+        );
+        if offset <= self.log_start_offset {
+            return None;
+        }
+        let mut removed = Vec::new();
+        while self.segments.len() > 1 {
+            let Some(first) = self.segments.front().copied() else {
+                break;
+            };
+            if first.end_offset > offset {
+                break;
+            }
+            removed.extend(self.segments.pop_front());
+        }
+        self.log_start_offset = offset;
+        Some(Truncation {
+            log_start_offset: offset,
+            removed,
+        })
+    }
+
     /// Assert every invariant listed in the module docs.
     pub fn invariants(&self) {
         let key = self.partition_key;

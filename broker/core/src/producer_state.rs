@@ -132,6 +132,12 @@ impl ProducerStates {
         }
         let last_seq = last_sequence(first_seq, header.last_offset_delta);
         let Some(entry) = self.producers.get(&producer_id) else {
+            // PLANTED BUG (weir-sim's planted suite only; never in a real build): no
+            // sequence check for a producer without state (with recovery starting empty,
+            // a retry after a restart is appended again).
+            if cfg!(feature = "planted-skip-seq-after-restart") {
+                return Ok(SequenceCheck::Append);
+            }
             if first_seq != 0 {
                 let message = format!(
                     "producer {producer_id} is unknown here and must start at sequence 0, \
@@ -141,6 +147,11 @@ impl ProducerStates {
             }
             return Ok(SequenceCheck::Append);
         };
+        // PLANTED BUG (weir-sim's planted suite only; never in a real build): a batch of a
+        // fenced (older) epoch is appended.
+        if epoch < entry.epoch && cfg!(feature = "planted-accept-fenced-epoch") {
+            return Ok(SequenceCheck::Append);
+        }
         if epoch < entry.epoch {
             let message = format!(
                 "producer {producer_id} epoch {epoch} is older than the current epoch {}",

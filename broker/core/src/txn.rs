@@ -4,9 +4,10 @@
 //! Single node, so the coordinator lives inside the node and writes markers directly into
 //! the partitions' logs (node/txn.rs does the IO-shaped work; this module is pure state).
 //!
-//! Persistence: each transaction's metadata is a meta entry `txn/{transactional_id}`
-//! (JSON [`TxnMetadata`]), written on every state change and answered after the sync
-//! covering it. A transaction ending writes, in this order, `PrepareCommit|PrepareAbort`,
+//! Persistence: each transaction's metadata is a record of the internal topic
+//! `__transaction_state` (Kafka's layout plus a Weir trailer, see `txn_log`), appended on
+//! every state change and answered after the sync covering it; an expired id gets a
+//! tombstone. A transaction ending writes, in this order, `PrepareCommit|PrepareAbort`,
 //! the markers (and for a commit the group offsets), then `CompleteCommit|CompleteAbort`;
 //! storage keeps a prefix of the writes, so recovery finding a Prepare state redoes the
 //! markers (a marker for a producer with no open transaction changes nothing).
@@ -28,7 +29,8 @@ use weir_wire::domain::AbortedTransaction;
 
 use crate::time::Instant;
 
-/// Meta key prefix of a transaction's metadata.
+/// Meta key prefix of a transaction's metadata before `__transaction_state` held it
+/// (recovery moves such entries into the topic).
 pub(crate) const TXN_META_PREFIX: &str = "txn/";
 
 /// Bound on transactional ids the coordinator keeps.

@@ -262,3 +262,102 @@ fn offsets_survive_restart_and_delete() {
     node.restart();
     assert_eq!(fetched(&mut node).committed_offset, -1);
 }
+
+fn commit_to(group: &str, partition: i32, offset: i64) -> ApiRequest {
+    ApiRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        topics: vec![OffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition,
+                committed_offset: offset,
+                committed_leader_epoch: 0,
+                metadata: Some(format!("m{offset}")),
+            }],
+        }],
+    })
+}
+
+fn committed_offset(node: &mut SingleNode, group: &str, partition: i32) -> (i64, String) {
+    let request = ApiRequest::OffsetFetch(OffsetFetchRequest {
+        groups: vec![OffsetFetchGroup {
+            group_id: group.into(),
+            topics: Some(vec![("t".into(), vec![partition])]),
+        }],
+        require_stable: false,
+    });
+    let ApiResponse::OffsetFetch(r) = node.call(request) else {
+        panic!("offset fetch answer expected")
+    };
+    let p = &r.groups[0].topics[0].partitions[0];
+    (p.committed_offset, p.metadata.clone().unwrap_or_default())
+}
+
+// Goal: `__consumer_offsets` is compacted: committing the same few keys thousands of times
+// keeps the log bounded, deleted offsets stay deleted, and recovery restores the latest
+// offsets. Method: one offsets partition; two groups commit three partitions 1,500 times
+// each, one group then deletes an offset; track the partition's record count; restart
+// (and crash) and fetch.
+#[test]
+fn offsets_log_is_compacted_and_recovers() {
+    let mut node = node_with(|c| {
+        c.group_initial_rebalance_delay_ms = 0;
+        c.offsets_topic_num_partitions = 1;
+    });
+    must_create(&mut node, "t", 3, &[]);
+    let mut max_records = 0;
+    for round in 0..1_500 {
+        for group in ["a", "b"] {
+            let partition = round % 3;
+            let response = node.call(commit_to(group, partition, i64::from(round)));
+            let ApiResponse::OffsetCommit(r) = response else {
+                panic!("{response:?}")
+            };
+            assert_eq!(r.topics[0].partitions[0].1, ErrorCode::NONE);
+        }
+        let (start, _, end) = node
+            .node
+            .partition_offsets("__consumer_offsets", 0)
+            .expect("offsets partition exists");
+        max_records = max_records.max(end - start);
+    }
+    let (start, _, end) = node
+        .node
+        .partition_offsets("__consumer_offsets", 0)
+        .expect("exists");
+    // One record per commit plus the compactions' copies (six live keys each).
+    assert!((3_000..3_100).contains(&end), "log end {end}");
+    assert!(start > 0, "compacted");
+    assert!(
+        max_records <= 1_200,
+        "log bounded, held {max_records} records"
+    );
+    let response = node.call(ApiRequest::OffsetDelete(OffsetDeleteRequest {
+        group_id: "b".into(),
+        topics: vec![("t".into(), vec![0])],
+    }));
+    assert!(matches!(
+        response,
+        ApiResponse::OffsetDelete(OffsetDeleteResponse {
+            error: ErrorCode::NONE,
+            ..
+        })
+    ));
+    node.restart();
+    assert_eq!(committed_offset(&mut node, "a", 0), (1_497, "m1497".into()));
+    assert_eq!(committed_offset(&mut node, "a", 1), (1_498, "m1498".into()));
+    assert_eq!(committed_offset(&mut node, "a", 2), (1_499, "m1499".into()));
+    assert_eq!(
+        committed_offset(&mut node, "b", 0).0,
+        -1,
+        "deleted stays deleted"
+    );
+    assert_eq!(committed_offset(&mut node, "b", 2).0, 1_499);
+    node.crash();
+    assert_eq!(committed_offset(&mut node, "a", 2).0, 1_499);
+    assert_eq!(committed_offset(&mut node, "b", 0).0, -1);
+}

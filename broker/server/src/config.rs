@@ -255,6 +255,9 @@ impl Settings {
             "offsets.topic.num.partitions" => {
                 node.offsets_topic_num_partitions = input.integer_in(1, 1000)?;
             }
+            "transaction.state.log.num.partitions" => {
+                node.transaction_state_log_num_partitions = input.integer_in(1, 1000)?;
+            }
             "log.retention.ms" => {
                 retention_ms_by_rank.insert(0, input.retention(1)?);
             }

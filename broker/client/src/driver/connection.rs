@@ -201,10 +201,15 @@ impl<R: Runtime> Connection<R> {
             None => {
                 // A late response finds no entry and is dropped by the reader.
                 lock(&shared.state).in_flight.remove(id);
-                return Err(ClientError::Timeout {
+                let error = ClientError::Timeout {
                     context: format!("api {} request to {}", header.api_key, shared.address),
                     timeout_ms: millis(timeout),
-                });
+                };
+                // As Kafka's NetworkClient does: a request that timed out closes its
+                // connection, so a silently dead peer (crashed host, lossy link) is not
+                // reused forever; the cluster opens a new connection.
+                close(&shared.state, &shared.permits, error.clone());
+                return Err(error);
             }
         };
         Ok(codec::decode_response(&header, frame)?)

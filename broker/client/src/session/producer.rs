@@ -153,6 +153,12 @@ pub struct ProducerSession<T> {
     producer: Option<(i64, i16)>,
     /// Next base sequence per partition, for `producer`.
     next_sequence: BTreeMap<TopicPartition, i32>,
+    /// Transactional: the producer id comes from `init_transactions`, never fetched in
+    /// the background.
+    transactional: bool,
+    /// The first batch that failed for good since the last [`Self::take_failure`] (a
+    /// transaction with a failed write must abort, never commit).
+    failure: Option<ClientError>,
 }
 
 impl<T> ProducerSession<T> {
@@ -176,16 +182,38 @@ impl<T> ProducerSession<T> {
             queues: BTreeMap::new(),
             buffered_bytes: 0,
             flush_count: 0,
-            idempotent: config.idempotent,
+            idempotent: config.idempotent || config.transactional_id.is_some(),
             producer: None,
             next_sequence: BTreeMap::new(),
+            transactional: config.transactional_id.is_some(),
+            failure: None,
         }
+    }
+
+    /// The first failure (a batch failed for good) since the last call, if any.
+    pub fn take_failure(&mut self) -> Option<ClientError> {
+        self.failure.take()
+    }
+
+    /// Puts back a failure taken by [`Self::take_failure`] (unless a newer one is kept).
+    pub fn restore_failure(&mut self, error: ClientError) {
+        self.failure.get_or_insert(error);
+    }
+
+    /// True when a batch failed for good since the last [`Self::take_failure`].
+    pub fn has_failure(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// The producer id and epoch batches get now, if any.
+    pub fn producer_id(&self) -> Option<(i64, i16)> {
+        self.producer
     }
 
     /// True when the producer is idempotent and has no producer id: the driver must get one
     /// (InitProducerId) before new batches can be drained.
     pub fn needs_producer_id(&self) -> bool {
-        self.idempotent && self.producer.is_none()
+        self.idempotent && !self.transactional && self.producer.is_none()
     }
 
     /// A producer id and epoch from InitProducerId; every partition's sequences restart at 0.
@@ -415,6 +443,7 @@ impl<T> ProducerSession<T> {
         self.buffered_bytes -= batch.size_bytes - BATCH_OVERHEAD_BYTES;
         let refresh_metadata = match &outcome {
             BatchOutcome::Failed(error) => {
+                self.failure.get_or_insert_with(|| error.clone());
                 self.on_sequence_lost(&batch);
                 error.needs_metadata_refresh()
             }
@@ -466,10 +495,12 @@ impl<T> ProducerSession<T> {
                 }
                 self.buffered_bytes -= batch.size_bytes - BATCH_OVERHEAD_BYTES;
                 let context = format!("delivery to {topic_partition}");
-                let outcome = BatchOutcome::Failed(ClientError::Timeout {
+                let error = ClientError::Timeout {
                     context,
                     timeout_ms,
-                });
+                };
+                self.failure.get_or_insert_with(|| error.clone());
+                let outcome = BatchOutcome::Failed(error);
                 expired.extend(deliver(batch, &outcome));
             }
         }

@@ -730,7 +730,19 @@ impl GroupCoordinator {
             group.pending_members.remove(&member_id);
         }
         let group = self.groups.get_mut(group_id).expect("group exists");
-        group.generation_id = group.generation_id.wrapping_add(1).max(1);
+        // PLANTED BUG (weir-sim's planted suite only; never in a real build): a rebalance
+        // that only lost members (leave, session expiry) keeps the generation, so the
+        // survivors' new assignment and the departed members' old one share a generation id:
+        // a partition is handed to a new owner while the old owner's claim (and its commits)
+        // stay valid under the same generation.
+        #[cfg(feature = "planted-group-double-assign")]
+        let bump =
+            group.generation_id == 0 || group.members.values().any(|m| m.assignment.is_empty());
+        #[cfg(not(feature = "planted-group-double-assign"))]
+        let bump = true;
+        if bump {
+            group.generation_id = group.generation_id.wrapping_add(1).max(1);
+        }
         if group.members.is_empty() {
             group.state = GroupState::Empty;
             group.protocol_name = None;
@@ -1290,6 +1302,16 @@ impl GroupCoordinator {
             topics,
             error: ErrorCode::NONE,
         }
+    }
+
+    /// Every group holding committed offsets, with them (the live records of
+    /// `__consumer_offsets`, which compaction copies).
+    pub fn committed_offsets(
+        &self,
+    ) -> impl Iterator<Item = (&str, &BTreeMap<(String, i32), CommittedOffset>)> {
+        (self.groups.iter())
+            .filter(|(_, g)| !g.offsets.is_empty())
+            .map(|(id, g)| (id.as_str(), &g.offsets))
     }
 
     /// Every committed offset of a group, for the operator view.

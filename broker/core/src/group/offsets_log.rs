@@ -10,8 +10,10 @@
 //! A group's records go to partition `abs(java_hash(group)) % partition_count` (Kafka's
 //! `Utils.abs(groupId.hashCode) % offsets.topic.num.partitions`), so one group's commits are
 //! ordered in one log. Keys of other versions (group metadata, version 2) are skipped when
-//! replaying. Weir does not compact the topic yet: it is created with infinite retention and
-//! recovery replays it from the start, latest record per key winning.
+//! replaying. The topic is created with infinite retention and compacted by the node
+//! (`node/internal.rs`: a fresh copy of the live records at the log end, then the prefix
+//! before it is dropped); recovery replays it from the log start, latest record per key
+//! winning.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -26,7 +28,7 @@ const KEY_VERSION_OFFSET: i16 = 1;
 const VALUE_VERSION: i16 = 3;
 
 /// Java's `String.hashCode` over UTF-16 code units.
-fn java_string_hash(s: &str) -> i32 {
+pub(crate) fn java_string_hash(s: &str) -> i32 {
     s.encode_utf16().fold(0i32, |h, unit| {
         h.wrapping_mul(31).wrapping_add(i32::from(unit))
     })
@@ -41,7 +43,7 @@ pub fn partition_for(group: &str, partition_count: i32) -> i32 {
     abs % partition_count
 }
 
-fn put_string(out: &mut BytesMut, s: &str) {
+pub(crate) fn put_string(out: &mut BytesMut, s: &str) {
     // Group ids and topic names are bounded far below i16::MAX by their validators.
     let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
     out.put_i16(len);
@@ -72,12 +74,14 @@ pub fn offset_value(offset: &CommittedOffset) -> Bytes {
 /// A replayed offset record: `(group, topic, partition, value)`; `None` value = tombstone.
 pub type OffsetRecord = (String, String, i32, Option<CommittedOffset>);
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// A big-endian reader of Kafka's non-flexible fields; `None` when the bytes run out.
+pub(crate) struct Reader<'a> {
+    /// What is left to read.
+    pub bytes: &'a [u8],
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&[u8]> {
         if self.bytes.len() < n {
             return None;
         }
@@ -85,20 +89,23 @@ impl Reader<'_> {
         self.bytes = tail;
         Some(head)
     }
-    fn i16(&mut self) -> Option<i16> {
+    pub(crate) fn i8(&mut self) -> Option<i8> {
+        self.take(1).map(|b| i8::from_be_bytes([b[0]]))
+    }
+    pub(crate) fn i16(&mut self) -> Option<i16> {
         self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(crate) fn i32(&mut self) -> Option<i32> {
         self.take(4)
             .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(crate) fn i64(&mut self) -> Option<i64> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Some(i64::from_be_bytes(a))
     }
-    fn string(&mut self) -> Option<String> {
+    pub(crate) fn string(&mut self) -> Option<String> {
         let len = usize::try_from(self.i16()?).ok()?;
         let b = self.take(len)?;
         String::from_utf8(b.to_vec()).ok()

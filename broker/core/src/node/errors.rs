@@ -269,8 +269,112 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
                 producer_epoch: -1,
             })
         }
-        // Only the responses above are ever parked for a sync.
-        other => other,
+        // Already a failure: it stays as it is.
+        other @ ApiResponse::InitProducerId(_) => other,
+        // Group writes parked for their sync: a commit that never became durable must not
+        // be answered NONE (a crash would then lose an acknowledged commit).
+        ApiResponse::OffsetCommit(mut response) => {
+            for (_, e) in response
+                .topics
+                .iter_mut()
+                .flat_map(|t| t.partitions.iter_mut())
+            {
+                if e.is_ok() {
+                    *e = error;
+                }
+            }
+            ApiResponse::OffsetCommit(response)
+        }
+        ApiResponse::DeleteGroups(mut response) => {
+            for (_, e) in response.results.iter_mut().filter(|(_, e)| e.is_ok()) {
+                *e = error;
+            }
+            ApiResponse::DeleteGroups(response)
+        }
+        ApiResponse::OffsetDelete(mut response) => {
+            if response.error.is_ok() {
+                response.error = error;
+            }
+            ApiResponse::OffsetDelete(response)
+        }
+        // Transaction writes parked for their sync: an EndTxn answered NONE whose Prepare,
+        // markers and Complete were never durable is a commit a crash silently undoes.
+        ApiResponse::AddPartitionsToTxn(mut response) => {
+            fail_txn_topics(&mut response.results, error);
+            ApiResponse::AddPartitionsToTxn(response)
+        }
+        ApiResponse::AddOffsetsToTxn(mut response) => {
+            if response.error.is_ok() {
+                response.error = error;
+            }
+            ApiResponse::AddOffsetsToTxn(response)
+        }
+        ApiResponse::TxnOffsetCommit(mut response) => {
+            fail_txn_topics(&mut response.topics, error);
+            ApiResponse::TxnOffsetCommit(response)
+        }
+        ApiResponse::EndTxn(mut response) => {
+            if response.error.is_ok() {
+                response.error = error;
+            }
+            ApiResponse::EndTxn(response)
+        }
+        ApiResponse::WriteTxnMarkers(mut response) => {
+            for marker in &mut response.markers {
+                fail_txn_topics(&mut marker.topics, error);
+            }
+            ApiResponse::WriteTxnMarkers(response)
+        }
+        // Never parked (`may_wait_for_sync` is false, and parking asserts it). Listed one by
+        // one, without a wildcard, so that a new response type must be placed here or above.
+        other @ (ApiResponse::Fetch(_)
+        | ApiResponse::ListOffsets(_)
+        | ApiResponse::DescribeConfigs(_)
+        | ApiResponse::DescribeCluster(_)
+        | ApiResponse::OffsetFetch(_)
+        | ApiResponse::FindCoordinator(_)
+        | ApiResponse::JoinGroup(_)
+        | ApiResponse::Heartbeat(_)
+        | ApiResponse::LeaveGroup(_)
+        | ApiResponse::SyncGroup(_)
+        | ApiResponse::DescribeGroups(_)
+        | ApiResponse::ListGroups(_)
+        | ApiResponse::ConsumerGroupHeartbeat(_)
+        | ApiResponse::ConsumerGroupDescribe(_)
+        | ApiResponse::DescribeProducers(_)
+        | ApiResponse::DescribeTransactions(_)
+        | ApiResponse::ListTransactions(_)) => other,
+    }
+}
+
+/// True for the response types that may wait for a sync: exactly those [`with_error`]
+/// rewrites, so a parked answer whose sync fails or times out is never sent as a success.
+pub(super) fn may_wait_for_sync(response: &ApiResponse) -> bool {
+    matches!(
+        response,
+        ApiResponse::Produce(_)
+            | ApiResponse::CreateTopics(_)
+            | ApiResponse::DeleteTopics(_)
+            | ApiResponse::CreatePartitions(_)
+            | ApiResponse::Metadata(_)
+            | ApiResponse::InitProducerId(_)
+            | ApiResponse::OffsetCommit(_)
+            | ApiResponse::DeleteGroups(_)
+            | ApiResponse::OffsetDelete(_)
+            | ApiResponse::AddPartitionsToTxn(_)
+            | ApiResponse::AddOffsetsToTxn(_)
+            | ApiResponse::TxnOffsetCommit(_)
+            | ApiResponse::EndTxn(_)
+            | ApiResponse::WriteTxnMarkers(_)
+    )
+}
+
+/// Every successful partition of a transaction response gets `error`.
+fn fail_txn_topics(topics: &mut [weir_wire::domain::txn::TxnTopicResult], error: ErrorCode) {
+    for partition in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        if partition.error.is_ok() {
+            partition.error = error;
+        }
     }
 }
 

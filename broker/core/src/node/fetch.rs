@@ -173,7 +173,9 @@ fn serve_partition(
     let high_watermark = log.high_watermark();
     let last_stable_offset = log.txns.last_stable_offset(high_watermark);
     // read_committed reads stop at the last stable offset (no open transaction's data).
-    let visible_end = if read_committed {
+    // PLANTED BUG (weir-sim's planted suite only; never in a real build): read_committed
+    // reads bounded by the high watermark, exposing open transactions.
+    let visible_end = if read_committed && cfg!(not(feature = "planted-expose-above-lso")) {
         last_stable_offset
     } else {
         high_watermark

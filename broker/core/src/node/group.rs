@@ -5,33 +5,27 @@
 //! only after the sync covering them (durability like acks=all produce); the coordinator's
 //! in-memory offsets are updated when the records are appended, so OffsetFetch reads the
 //! latest commit (as Kafka's cache does once its append completes); recovery replays the
-//! topic, latest record per key winning.
+//! topic, latest record per key winning. Creation, appends and compaction of the topic are
+//! shared with `__transaction_state` (`node/internal.rs`).
 
-use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
-use weir_wire::batch::{iter_batches, set_base_offset, set_partition_leader_epoch};
 use weir_wire::domain::{
     coordinator_type, ApiRequest, ApiResponse, Coordinator, DeleteGroupsRequest,
     DeleteGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetCommitTopicResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchGroupResponse, OffsetFetchRequest, OffsetFetchResponse, ReadPlan,
+    OffsetFetchGroupResponse, OffsetFetchRequest, OffsetFetchResponse,
 };
 use weir_wire::error::ErrorCode;
-use weir_wire::records::{decode_records, encode_batch, BatchOptions, Record};
+use weir_wire::records::Record;
 
-use super::{Node, LEADER_EPOCH};
+use super::internal::replay_internal;
+use super::Node;
 use crate::event::RequestId;
 use crate::group::consumer_group::{TopicInfo, TopicView};
 use crate::group::offsets_log::{self, OFFSETS_TOPIC};
-use crate::group::{CommitCheck, CommittedOffset, GroupCoordinator, OFFSET_METADATA_BYTES_MAX};
-use crate::meta;
-use crate::partition::BatchAppend;
-use crate::storage::{Storage, StorageError, StorageOp};
+use crate::group::{CommitCheck, CommittedOffset, OFFSET_METADATA_BYTES_MAX};
+use crate::storage::{Storage, StorageError};
 use crate::time::Now;
-use crate::topic_config::TopicConfig;
-
-/// Bytes read per storage call when replaying `__consumer_offsets` at recovery.
-const REPLAY_READ_BYTES: u32 = 1 << 20;
 
 impl Node {
     /// Route a group request; true if `request` was one.
@@ -78,7 +72,7 @@ impl Node {
     /// (internal topics are never assigned).
     fn topic_view(&self) -> TopicView {
         (self.topics.values())
-            .filter(|t| t.name != OFFSETS_TOPIC)
+            .filter(|t| !crate::topic::is_internal_topic(&t.name))
             .map(|t| {
                 let partitions = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
                 (
@@ -195,6 +189,7 @@ impl Node {
                 partitions,
             });
         }
+        #[cfg_attr(feature = "planted-lose-offset-commit", allow(unused_mut))]
         let mut response = OffsetCommitResponse {
             throttle_time_ms: 0,
             topics,
@@ -203,6 +198,17 @@ impl Node {
             self.respond(id, ApiResponse::OffsetCommit(response));
             return;
         }
+        // PLANTED BUG (weir-sim's planted suite only; never in a real build): the commit is
+        // answered and kept in memory but never written to `__consumer_offsets`, so a
+        // coordinator restart loses it and the group's committed offset goes backwards.
+        #[cfg(feature = "planted-lose-offset-commit")]
+        {
+            self.groups
+                .commit(now, &request.group_id, &request.member_id, accepted);
+            self.respond(id, ApiResponse::OffsetCommit(response));
+            return;
+        }
+        #[allow(unreachable_code)]
         if let Err(error) = self.append_offset_records(now, &request.group_id, &records) {
             for topic in &mut response.topics {
                 for (_, e) in &mut topic.partitions {
@@ -361,81 +367,20 @@ impl Node {
 
     /// The `__consumer_offsets` partition of `group_id`, creating the topic on first use.
     fn offsets_partition(&mut self, group_id: &str) -> Result<(Uuid, usize), ErrorCode> {
-        let topic_id = match self.topic_ids.get(OFFSETS_TOPIC) {
-            Some(topic_id) => *topic_id,
-            None => {
-                let partitions = self.config.offsets_topic_num_partitions;
-                let room = self.topics.len() < super::TOPICS_MAX
-                    && self.partition_count + partitions as usize <= super::PARTITIONS_MAX;
-                if !room {
-                    return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
-                }
-                // No compaction yet: keep every record forever so recovery finds the latest.
-                let config = TopicConfig::from_overrides([
-                    ("retention.ms", Some("-1")),
-                    ("retention.bytes", Some("-1")),
-                ])
-                .expect("constant overrides are valid");
-                tracing::info!(partitions, "creating {OFFSETS_TOPIC}");
-                self.create_topic(OFFSETS_TOPIC, partitions, config)
-            }
-        };
-        let count = self.topics[&topic_id].partitions.len();
-        let count = i32::try_from(count).map_err(|_| ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
-        if count == 0 {
-            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
-        }
-        let index = offsets_log::partition_for(group_id, count);
-        Ok((topic_id, index as usize))
+        let partitions = self.config.offsets_topic_num_partitions;
+        self.internal_partition(OFFSETS_TOPIC, partitions, group_id)
     }
 
     /// Append `records` as one batch to `group_id`'s offsets partition; the next sync
     /// covers it.
     pub(super) fn append_offset_records(
         &mut self,
-        now: Now,
+        _now: Now,
         group_id: &str,
         records: &[Record],
     ) -> Result<(), ErrorCode> {
         let (topic_id, index) = self.offsets_partition(group_id)?;
-        let batch = encode_batch(records, &BatchOptions::default()).map_err(|error| {
-            tracing::error!(%error, "cannot encode an offsets batch");
-            ErrorCode::UNKNOWN_SERVER_ERROR
-        })?;
-        let topic = &self.topics[&topic_id];
-        let segment_bytes = topic.config.segment_bytes(&self.config);
-        let log = &topic.partitions[index];
-        let base_offset = log.log_end_offset();
-        let mut batch = BytesMut::from(&batch[..]);
-        set_base_offset(&mut batch, base_offset);
-        set_partition_leader_epoch(&mut batch, LEADER_EPOCH);
-        let append = BatchAppend {
-            offset_count: records.len() as i64,
-            bytes: batch.len() as u64,
-            max_timestamp: now.wall_ms,
-        };
-        let sync_id = self.sync.next_id;
-        let log = (self.topics.get_mut(&topic_id))
-            .and_then(|t| t.partitions.get_mut(index))
-            .expect("offsets partition exists");
-        let appended = log.append(append, sync_id, segment_bytes);
-        let partition_key = log.partition_key();
-        assert_eq!(appended.base_offset, base_offset, "append at the log end");
-        if let Some(rolled) = appended.rolled {
-            let key = meta::segment_key(partition_key, rolled.base_offset);
-            self.emit(StorageOp::PutMeta {
-                key,
-                value: meta::encode(&rolled),
-            });
-        }
-        self.emit(StorageOp::Append {
-            partition_key,
-            base_offset,
-            last_offset: appended.last_offset,
-            batch: batch.freeze(),
-        });
-        self.unsynced_partitions.insert((topic_id, index));
-        Ok(())
+        self.append_internal(topic_id, index, records)
     }
 
     /// Recovery: rebuild committed offsets from `__consumer_offsets`.
@@ -444,74 +389,22 @@ impl Node {
         storage: &impl Storage,
         now: Now,
     ) -> Result<(), StorageError> {
-        let Some(topic_id) = self.topic_ids.get(OFFSETS_TOPIC).copied() else {
-            return Ok(());
-        };
-        let logs: Vec<(u64, i64, i64)> = (self.topics[&topic_id].partitions.iter())
-            .map(|log| {
-                let (start, end) = (log.log_start_offset(), log.high_watermark());
-                (log.partition_key(), start, end)
-            })
-            .collect();
-        let mut replayed = 0u64;
-        for (partition_key, start_offset, end_offset) in logs {
-            let mut position = start_offset;
-            while position < end_offset {
-                let plan = ReadPlan {
-                    partition_key,
-                    start_offset: position,
-                    end_offset,
-                    max_bytes: REPLAY_READ_BYTES,
-                };
-                let bytes = storage.read(&plan)?;
-                let next = replay_batches(&mut self.groups, now, bytes, position, &mut replayed);
-                if next <= position {
-                    break; // Nothing readable past here (a torn tail was truncated).
+        let ranges = self.internal_ranges(OFFSETS_TOPIC);
+        let groups = &mut self.groups;
+        let replayed = replay_internal(storage, OFFSETS_TOPIC, &ranges, |record| {
+            let Some(key) = record.key.as_deref() else {
+                return;
+            };
+            match offsets_log::decode(key, record.value.as_deref()) {
+                Some((group, topic, partition, value)) => {
+                    groups.replay(now, &group, (topic, partition), value);
                 }
-                position = next;
+                None => tracing::debug!(offset = record.offset, "non-offset record skipped"),
             }
-        }
+        })?;
         tracing::info!(records = replayed, "replayed {OFFSETS_TOPIC}");
         Ok(())
     }
-}
-
-/// Apply the offset records of `bytes` at or after `position`; returns the offset after the
-/// last batch read.
-fn replay_batches(
-    groups: &mut GroupCoordinator,
-    now: Now,
-    bytes: Bytes,
-    position: i64,
-    replayed: &mut u64,
-) -> i64 {
-    let mut next = position;
-    for item in iter_batches(&bytes) {
-        match item {
-            Ok((header, _)) => next = next.max(header.last_offset() + 1),
-            Err(_) => break,
-        }
-    }
-    let records = match decode_records(bytes) {
-        Ok(records) => records,
-        Err(error) => {
-            tracing::warn!(%error, "unreadable {OFFSETS_TOPIC} batch skipped");
-            return next;
-        }
-    };
-    for record in records.into_iter().filter(|r| r.offset >= position) {
-        let Some(key) = record.key.as_deref() else {
-            continue;
-        };
-        match offsets_log::decode(key, record.value.as_deref()) {
-            Some((group, topic, partition, value)) => {
-                groups.replay(now, &group, (topic, partition), value);
-                *replayed += 1;
-            }
-            None => tracing::debug!(offset = record.offset, "non-offset record skipped"),
-        }
-    }
-    next
 }
 
 /// The response to a group request with `error` everywhere (poisoned or overloaded node).

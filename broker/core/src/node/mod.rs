@@ -21,6 +21,7 @@ mod describe;
 mod errors;
 mod fetch;
 mod group;
+mod internal;
 mod list_offsets;
 pub mod metrics;
 mod produce;
@@ -138,6 +139,8 @@ pub struct Node {
     buggify: Buggify,
     /// Durable responses held back by [`Point::DelayAck`] until their deadline.
     delayed_acks: Purgatory<ApiResponse>,
+    /// Compaction of the internal topics (see `internal`).
+    compactions: internal::Compactions,
 }
 
 impl Node {
@@ -361,6 +364,7 @@ impl Node {
         self.sync_invariants();
         self.groups.invariants();
         self.txns.invariants();
+        self.compaction_invariants();
     }
 
     fn sync_invariants(&self) {
@@ -482,6 +486,7 @@ impl Node {
             buggify,
             // As many as can wait for a sync: every delayed ack was a sync waiter.
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
+            compactions: internal::Compactions::default(),
         }
     }
 
@@ -496,13 +501,23 @@ impl Node {
         self.sync.dirty_since_fsync = true;
     }
 
-    /// Respond once the sync covering everything emitted so far completes.
+    /// Respond once the sync covering everything emitted so far completes: the next one
+    /// when ops were emitted since the last sync was, else the one in flight; at once (as
+    /// durable) when there is neither, since everything emitted is then durable already.
+    /// The last case is a request that wrote nothing (an EndTxn retried after its
+    /// transaction completed): waiting for a sync nothing will emit would hang it.
     fn respond_when_durable(
         &mut self,
         id: RequestId,
         response: ApiResponse,
         deadline: Option<Instant>,
     ) {
+        // A parked answer must have an error form, or a failed sync would send it as a
+        // success (see `errors::with_error`).
+        assert!(
+            errors::may_wait_for_sync(&response),
+            "response of this type cannot wait for a sync: {response:?}"
+        );
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): answer before
         // the data is durable, so a crash can lose acknowledged writes.
         #[cfg(feature = "planted-ack-before-sync")]
@@ -512,7 +527,15 @@ impl Node {
             return;
         }
         #[allow(unreachable_code)]
-        let sync_id = self.sync.next_id;
+        let sync_id = match (self.sync.dirty, self.sync.in_flight) {
+            (true, _) => self.sync.next_id,
+            (false, Some(in_flight)) => in_flight,
+            (false, None) => {
+                // Not while poisoned: no input is handled then.
+                self.respond(id, response);
+                return;
+            }
+        };
         match self
             .sync_waiters
             .insert(id, deadline, SyncWaiter { sync_id, response })
@@ -525,8 +548,13 @@ impl Node {
         }
     }
 
-    /// Emit a sync if anything waits for one and none is in flight (group commit).
+    /// Emit a sync if anything waits for one and none is in flight (group commit). Every
+    /// input ends here, so internal topics are considered for compaction first (their
+    /// coordinators' memory matches their logs only between inputs).
     fn flush_syncs(&mut self) {
+        if self.poisoned.is_none() {
+            self.compact_internal_topics();
+        }
         if self.poisoned.is_some() || self.sync.in_flight.is_some() {
             return;
         }
@@ -595,6 +623,8 @@ impl Node {
             }
         }
         self.wake_fetches(|keys| keys.iter().any(|key| advanced.contains(key)));
+        // Copies of internal partitions this sync made durable replace their prefixes.
+        self.finish_compactions(sync_id);
     }
 
     /// Answer a response whose effects are durable — now, or a little later when BUGGIFY

@@ -175,7 +175,9 @@ fn describe_row(txn: &TransactionDescription, now_ms: i64) -> Vec<String> {
 
 async fn producers(args: ProducersArgs) -> anyhow::Result<()> {
     let (_, admin) = connect(&args.bootstrap).await?;
-    let described = admin.describe_topics(&[args.topic.clone()]).await?;
+    let described = admin
+        .describe_topics(std::slice::from_ref(&args.topic))
+        .await?;
     let Some(Ok(description)) = described.into_iter().next() else {
         bail!("topic {} does not exist", args.topic);
     };

@@ -313,10 +313,13 @@ impl Storage for FjallStorage {
     }
 
     fn sync(&self) -> Result<(), StorageError> {
-        // fjall poisons itself on a failed persist, so a later call cannot pretend success.
+        // fdatasync, not fsync: it still flushes the metadata needed to read the data back
+        // (a growing journal's size), skipping only timestamps, and it is the one call on the
+        // acks=all latency path. fjall poisons itself on a failed persist, so a later call
+        // cannot pretend success.
         self.inner
             .database
-            .persist(PersistMode::SyncAll)
+            .persist(PersistMode::SyncData)
             .map_err(io_error)
     }
 
