@@ -459,11 +459,13 @@ pub(crate) fn all_keys(spec: &Spec) -> Vec<u32> {
         .collect()
 }
 
-async fn assigned_consumer<R: Runtime>(
+/// A consumer assigned every partition, built from `config`, its assign op recorded for
+/// `process`; `None` when it failed (recorded as such). Shared by every workload's readers.
+pub(crate) async fn assigned_consumer<R: Runtime>(
     runtime: &R,
     actors: &Actors,
     process: u64,
-    name: &str,
+    config: ConsumerConfig,
     phase: Phase,
 ) -> Option<Consumer<R>> {
     let recorder = &actors.recorder;
@@ -480,8 +482,7 @@ async fn assigned_consumer<R: Runtime>(
         true,
     );
     let result = async {
-        let mut consumer =
-            Consumer::connect(runtime.clone(), consumer_config(&actors.bootstrap, name)).await?;
+        let mut consumer = Consumer::connect(runtime.clone(), config).await?;
         let partitions = (0..actors.spec.partitions)
             .map(|p| (TOPIC.to_owned(), p))
             .collect();
@@ -591,8 +592,9 @@ pub async fn consumer<R: Runtime>(runtime: R, actors: Actors) {
     }
     'process: while !actors.control.final_phase() {
         let process = actors.recorder.process();
+        let config = consumer_config(&actors.bootstrap, "consumer");
         let Some(mut consumer) =
-            assigned_consumer(&runtime, &actors, process, "consumer", Phase::Main).await
+            assigned_consumer(&runtime, &actors, process, config, Phase::Main).await
         else {
             sleep(&runtime, Duration::from_millis(200)).await;
             continue;
@@ -634,8 +636,9 @@ pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
 async fn read_to_end<R: Runtime>(runtime: &R, actors: &Actors, deadline: Duration) -> bool {
     'process: while runtime.now() < deadline {
         let process = actors.recorder.process();
+        let config = consumer_config(&actors.bootstrap, "final-reader");
         let Some(mut consumer) =
-            assigned_consumer(runtime, actors, process, "final-reader", Phase::Final).await
+            assigned_consumer(runtime, actors, process, config, Phase::Final).await
         else {
             sleep(runtime, Duration::from_millis(200)).await;
             continue;

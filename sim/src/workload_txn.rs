@@ -45,8 +45,7 @@ use weir_wire::domain::LATEST_TIMESTAMP;
 use crate::disk::DiskFaults;
 use crate::seed::Rng;
 use crate::workload::{
-    self, all_keys, client_config, now_ns, sleep, Actors, Spec, BUGGIFY_PER_MILLE,
-    FINAL_PHASE_BUDGET, TOPIC,
+    self, client_config, now_ns, sleep, Actors, Spec, BUGGIFY_PER_MILLE, FINAL_PHASE_BUDGET, TOPIC,
 };
 
 /// Transactions per transactional producer actor.
@@ -124,8 +123,7 @@ async fn init_producer<R: Runtime>(
     }
 }
 
-/// A read_committed consumer assigned every partition, its assign op recorded for
-/// `process`; `None` when it failed (recorded as such).
+/// A read_committed consumer assigned every partition (see `workload::assigned_consumer`).
 async fn assigned<R: Runtime>(
     runtime: &R,
     actors: &Actors,
@@ -133,50 +131,8 @@ async fn assigned<R: Runtime>(
     name: &str,
     phase: Phase,
 ) -> Option<Consumer<R>> {
-    let recorder = &actors.recorder;
-    let keys = Value::Keys(all_keys(&actors.spec));
-    let start = now_ns(runtime);
-    recorder.event(
-        process,
-        Kind::Invoke,
-        F::Assign,
-        keys.clone(),
-        start,
-        phase,
-        None,
-        true,
-    );
-    let result = async {
-        let mut consumer =
-            Consumer::connect(runtime.clone(), read_committed_config(actors, name)).await?;
-        let partitions = (0..actors.spec.partitions)
-            .map(|p| (TOPIC.to_owned(), p))
-            .collect();
-        consumer.assign(partitions).await?;
-        Ok::<_, ClientError>(consumer)
-    }
-    .await;
-    let end = now_ns(runtime);
-    match result {
-        Ok(consumer) => {
-            recorder.event(process, Kind::Ok, F::Assign, keys, end, phase, None, true);
-            Some(consumer)
-        }
-        Err(error) => {
-            let error = Some(error.to_string());
-            recorder.event(
-                process,
-                Kind::Fail,
-                F::Assign,
-                keys,
-                end,
-                phase,
-                error,
-                true,
-            );
-            None
-        }
-    }
+    let config = read_committed_config(actors, name);
+    workload::assigned_consumer(runtime, actors, process, config, phase).await
 }
 
 /// Records of a poll as Jepsen reads (per partition, in order); unparseable values are
