@@ -30,10 +30,20 @@ class Member:
 
     def __init__(self, bootstrap: str, topic: str, group: str, client: str = "ck",
                  assignor: str = "range", extra: tuple[str, ...] = ()):
+        if client == "js":
+            # kafkajs has its own member script (same line protocol); it offers its
+            # default RoundRobinAssigner, so `assignor` does not apply.
+            node = shutil.which("node")
+            if node is None or not (HERE / "kafkajs" / "node_modules" / "kafkajs").is_dir():
+                pytest.fail("node/kafkajs not installed (run.sh installs them)")
+            command = [node, str(HERE / "kafkajs" / "group_member.mjs"), bootstrap, topic,
+                       group, str(SESSION_MS)]
+        else:
+            command = [sys.executable, str(HERE / "group_member.py"), "--client", client,
+                       "--bootstrap", bootstrap, "--topic", topic, "--group", group,
+                       "--assignor", assignor, "--session-ms", str(SESSION_MS), *extra]
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "group_member.py"), "--client", client,
-             "--bootstrap", bootstrap, "--topic", topic, "--group", group,
-             "--assignor", assignor, "--session-ms", str(SESSION_MS), *extra],
+            command, cwd=HERE / "kafkajs" if client == "js" else None,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.assignment: list[int] | None = None
@@ -116,6 +126,12 @@ def test_groups_librdkafka_range(broker_factory, members):
 
 def test_groups_librdkafka_cooperative_sticky(broker_factory, members):
     scenario(broker_factory.new(config=GROUP_CONFIG), members, "ck", "cooperative-sticky")
+
+
+def test_groups_kafkajs_join_and_kill(broker_factory, members):
+    # Goal: kafkajs members go through the whole scenario too (split, a third joins, one
+    # is SIGKILLed and its partitions move). Method: scenario() with kafkajs members.
+    scenario(broker_factory.new(config=GROUP_CONFIG), members, "js", "roundrobin")
 
 
 def test_groups_kafka_python(broker_factory, members):
