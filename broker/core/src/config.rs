@@ -79,6 +79,10 @@ pub struct NodeConfig {
     pub transactional_id_expiration_ms: i64,
     /// BUGGIFY fault points (no Kafka property; off unless a simulation turns it on).
     pub buggify: crate::buggify::BuggifyConfig,
+    /// `min.insync.replicas` (1): acks=all produce needs this many in-sync replicas.
+    pub min_insync_replicas: i32,
+    /// Cluster mode (`controller.quorum.voters` set); `None` runs a single broker.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for NodeConfig {
@@ -111,6 +115,8 @@ impl Default for NodeConfig {
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             buggify: crate::buggify::BuggifyConfig::OFF,
+            min_insync_replicas: 1,
+            cluster: None,
         }
     }
 }

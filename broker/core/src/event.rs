@@ -52,6 +52,18 @@ pub enum Output {
         /// Required durability.
         mode: SyncMode,
     },
+    /// Send a message to another node of the cluster (at `addr`, its controller listener).
+    /// The driver resolves reads in it ([`crate::cluster::peer::PeerMessage::resolve_reads`]),
+    /// encodes it and queues it on its connection to `to`; it may drop it when that queue is
+    /// full or the connection is down (every peer exchange is retried by its sender).
+    Peer {
+        /// Destination node id.
+        to: i32,
+        /// Destination controller listener, `host:port`.
+        addr: String,
+        /// The message.
+        message: crate::cluster::peer::PeerMessage,
+    },
     /// Storage failed: the node has stopped accepting work. The driver must stop serving
     /// and exit non-zero.
     Poisoned {

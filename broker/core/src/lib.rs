@@ -26,6 +26,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod buggify;
+pub mod cluster;
 pub mod config;
 mod event;
 pub mod group;
@@ -34,6 +35,7 @@ pub mod node;
 mod partition;
 mod producer_state;
 mod purgatory;
+pub mod raft;
 pub mod resolve;
 pub mod storage;
 pub mod testing;

@@ -163,7 +163,13 @@ pub(crate) struct PartitionLog {
     partition_key: u64,
     log_start_offset: i64,
     log_end_offset: i64,
-    high_watermark: i64,
+    /// Offsets below it are durable here (synced).
+    durable_end: i64,
+    /// Cluster mode: the high watermark replication established (`None`: single node,
+    /// where the durable end is the high watermark).
+    replicated_hw: Option<i64>,
+    /// Leader epochs and the offset each started at (cluster mode), oldest first.
+    pub epochs: Vec<(i32, i64)>,
     /// Closed segments, then the active one; never empty.
     segments: VecDeque<Segment>,
     /// `(sync_id, log end offset after the last append covered by that sync)`.
@@ -182,7 +188,9 @@ impl PartitionLog {
             partition_key,
             log_start_offset: 0,
             log_end_offset: 0,
-            high_watermark: 0,
+            durable_end: 0,
+            replicated_hw: None,
+            epochs: Vec::new(),
             segments: VecDeque::from([Segment::empty(0)]),
             unsynced: VecDeque::new(),
             byte_index: ByteIndex::new(0),
@@ -213,7 +221,9 @@ impl PartitionLog {
             partition_key,
             log_start_offset: plan.log_start_offset,
             log_end_offset,
-            high_watermark: log_end_offset,
+            durable_end: log_end_offset,
+            replicated_hw: None,
+            epochs: Vec::new(),
             segments,
             unsynced: VecDeque::new(),
             byte_index: ByteIndex::new(log_end_offset),
@@ -241,7 +251,98 @@ impl PartitionLog {
 
     /// First offset not yet durable (consumers see only offsets below it).
     pub fn high_watermark(&self) -> i64 {
-        self.high_watermark
+        match self.replicated_hw {
+            Some(hw) => hw.min(self.durable_end).max(self.log_start_offset),
+            None => self.durable_end,
+        }
+    }
+
+    /// First offset not yet durable on this node.
+    pub fn durable_end(&self) -> i64 {
+        self.durable_end
+    }
+
+    /// Cluster mode: set the replicated high watermark (`None` back to single node).
+    pub fn set_replicated_hw(&mut self, hw: Option<i64>) {
+        self.replicated_hw = hw;
+    }
+
+    /// The replicated high watermark as set (cluster mode).
+    pub fn replicated_hw(&self) -> Option<i64> {
+        self.replicated_hw
+    }
+
+    /// The leader epoch of the last entry in the epoch cache (-1: none).
+    pub fn last_epoch(&self) -> i32 {
+        self.epochs.last().map_or(-1, |(epoch, _)| *epoch)
+    }
+
+    /// Record that `epoch` starts at `offset` (a new leader's first offset, or a replicated
+    /// batch of a newer epoch). Returns true when the cache changed.
+    pub fn push_epoch(&mut self, epoch: i32, offset: i64) -> bool {
+        if self.last_epoch() >= epoch {
+            return false;
+        }
+        self.epochs.push((epoch, offset));
+        true
+    }
+
+    /// Kafka's OffsetForLeaderEpoch on this log: the largest epoch <= `epoch` and the offset
+    /// where it ends (the start of the next epoch, or the log end for the last one).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let Some(position) = self.epochs.iter().rposition(|(e, _)| *e <= epoch) else {
+            // Older than anything we know: our log starts after it.
+            let start = self.epochs.first().map_or(self.log_end_offset, |(_, s)| *s);
+            return (-1, start.min(self.log_end_offset));
+        };
+        let found = self.epochs[position].0;
+        let end = self
+            .epochs
+            .get(position + 1)
+            .map_or(self.log_end_offset, |(_, start)| *start);
+        (found, end.min(self.log_end_offset))
+    }
+
+    /// Remove every offset at or above `offset` (a follower's divergent suffix). Returns true
+    /// if anything was removed. Unsynced appends above it are forgotten; the caller emits
+    /// the storage op.
+    pub fn truncate_suffix_to(&mut self, offset: i64) -> bool {
+        let offset = offset.max(self.log_start_offset);
+        if offset >= self.log_end_offset {
+            return false;
+        }
+        while self.segments.len() > 1 {
+            let Some(last) = self.segments.back().copied() else {
+                break;
+            };
+            if last.base_offset < offset {
+                break;
+            }
+            self.segments.pop_back();
+        }
+        if let Some(active) = self.segments.back_mut() {
+            active.end_offset = offset.max(active.base_offset);
+            if active.max_timestamp_offset >= offset {
+                // The max timestamp may have been in the removed part: forget it.
+                active.max_timestamp = -1;
+                active.max_timestamp_offset = -1;
+            }
+        }
+        self.log_end_offset = offset;
+        self.durable_end = self.durable_end.min(offset);
+        if let Some(hw) = self.replicated_hw {
+            self.replicated_hw = Some(hw.min(offset));
+        }
+        for entry in self.unsynced.iter_mut() {
+            entry.1 = entry.1.min(offset);
+        }
+        let durable_end = self.durable_end;
+        self.unsynced.retain(|(_, end)| *end > durable_end);
+        self.txns.truncate_to(offset);
+        self.epochs.retain(|(_, start)| *start < offset);
+        self.byte_index = ByteIndex::new(offset);
+        self.producers.truncate_to(offset);
+        true
     }
 
     /// Logical segments, oldest first; the last is the active one.
@@ -299,26 +400,26 @@ impl PartitionLog {
 
     /// Sync `sync_id` (and every earlier one) completed; true if the high watermark moved.
     pub fn on_synced(&mut self, sync_id: u64) -> bool {
-        let before = self.high_watermark;
+        let before = self.durable_end;
         while let Some(&(id, end_offset)) = self.unsynced.front() {
             if id > sync_id {
                 break;
             }
             assert!(
-                end_offset >= self.high_watermark,
+                end_offset >= self.durable_end,
                 "hw={} end={end_offset}",
-                self.high_watermark
+                self.durable_end
             );
-            self.high_watermark = end_offset;
+            self.durable_end = end_offset;
             self.unsynced.pop_front();
         }
-        self.high_watermark > before
+        self.durable_end > before
     }
 
     /// The sync that makes `offset` durable: `None` when it already is (below the high
     /// watermark), else the id of the first pending sync whose appends reach past it.
     pub fn sync_covering(&self, offset: i64) -> Option<u64> {
-        if offset < self.high_watermark {
+        if offset < self.durable_end {
             return None;
         }
         let covering = self.unsynced.iter().find(|(_, end)| *end > offset);
@@ -334,11 +435,11 @@ impl PartitionLog {
     /// Bytes a consumer at `fetch_offset` could read below the high watermark; `u64::MAX`
     /// when the offset is older than the byte index remembers (then there is plenty).
     pub fn available_bytes(&self, fetch_offset: i64) -> u64 {
-        if fetch_offset >= self.high_watermark {
+        if fetch_offset >= self.high_watermark() {
             return 0;
         }
         self.byte_index
-            .bytes_between(fetch_offset, self.high_watermark)
+            .bytes_between(fetch_offset, self.high_watermark())
             .unwrap_or(u64::MAX)
     }
 
@@ -348,10 +449,10 @@ impl PartitionLog {
         for segment in self
             .segments
             .iter()
-            .filter(|s| s.base_offset < self.high_watermark)
+            .filter(|s| s.base_offset < self.high_watermark())
         {
             let offset = segment.max_timestamp_offset;
-            let visible = offset >= self.log_start_offset && offset < self.high_watermark;
+            let visible = offset >= self.log_start_offset && offset < self.high_watermark();
             if visible && best.is_none_or(|(ts, _)| segment.max_timestamp > ts) {
                 best = Some((segment.max_timestamp, offset));
             }
@@ -364,7 +465,7 @@ impl PartitionLog {
     pub fn timestamp_search_start(&self, timestamp: i64) -> Option<i64> {
         self.segments
             .iter()
-            .filter(|s| s.base_offset < self.high_watermark && !s.is_empty())
+            .filter(|s| s.base_offset < self.high_watermark() && !s.is_empty())
             .find(|s| s.max_timestamp >= timestamp)
             .map(|s| s.base_offset.max(self.log_start_offset))
     }
@@ -383,7 +484,7 @@ impl PartitionLog {
             if retention_ms < 0 {
                 break;
             }
-            let durable = first.end_offset <= self.high_watermark && !first.is_empty();
+            let durable = first.end_offset <= self.high_watermark() && !first.is_empty();
             // A segment without timestamps (producers sent -1) never expires by time.
             let expired = first.max_timestamp >= 0
                 && now_ms.saturating_sub(first.max_timestamp) > retention_ms;
@@ -401,7 +502,7 @@ impl PartitionLog {
                 let Some(first) = self.segments.front().copied() else {
                     break;
                 };
-                if first.end_offset > self.high_watermark || total - first.bytes < limit {
+                if first.end_offset > self.high_watermark() || total - first.bytes < limit {
                     break;
                 }
                 total -= first.bytes;
@@ -443,10 +544,10 @@ impl PartitionLog {
     /// data may be dropped in favour of its copy.
     pub fn truncate_prefix_to(&mut self, offset: i64) -> Option<Truncation> {
         assert!(
-            offset <= self.high_watermark,
+            offset <= self.high_watermark(),
             "key={} truncate to {offset} above hw {}",
             self.partition_key,
-            self.high_watermark
+            self.high_watermark()
         );
         if offset <= self.log_start_offset {
             return None;
@@ -478,15 +579,15 @@ impl PartitionLog {
             self.log_start_offset
         );
         assert!(
-            self.log_start_offset <= self.high_watermark,
+            self.log_start_offset <= self.durable_end,
             "key={key} log_start={} hw={}",
             self.log_start_offset,
-            self.high_watermark
+            self.durable_end
         );
         assert!(
-            self.high_watermark <= self.log_end_offset,
+            self.durable_end <= self.log_end_offset,
             "key={key} hw={} leo={}",
-            self.high_watermark,
+            self.durable_end,
             self.log_end_offset
         );
         let first = self
@@ -526,7 +627,7 @@ impl PartitionLog {
             "key={key} {:?}",
             self.unsynced
         );
-        let mut previous = (0, self.high_watermark);
+        let mut previous = (0, self.durable_end);
         for &(sync_id, end_offset) in &self.unsynced {
             assert!(
                 sync_id > previous.0,

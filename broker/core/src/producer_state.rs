@@ -250,6 +250,16 @@ impl ProducerStates {
         self.record(header.producer_id, header.producer_epoch, batch, now_ms);
     }
 
+    /// Forget batches at or above `offset` (a follower truncated its log). A producer left
+    /// with no batch is forgotten: its next batch is then judged as a new producer's.
+    pub fn truncate_to(&mut self, offset: i64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.last_offset < offset);
+        }
+        self.producers.retain(|_, entry| !entry.batches.is_empty());
+        self.changed = true;
+    }
+
     /// Forget producers whose last write is `expiration_ms` or more before `now_ms`
     /// (`producer.id.expiration.ms`); returns how many.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {

@@ -208,6 +208,8 @@ impl SingleNode {
                     assert!(previous.is_none(), "request {id:?} answered twice");
                 }
                 Output::Poisoned { reason } => self.poisoned = Some(reason),
+                // A single-node harness has no peers.
+                Output::Peer { to, .. } => panic!("single node sent a peer message to {to}"),
             }
         }
         self.node.invariants();

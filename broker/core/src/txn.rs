@@ -293,6 +293,25 @@ impl TxnIndex {
         self.aborted.retain(|a| a.last_offset >= log_start_offset);
     }
 
+    /// A follower removed every offset at or above `offset`. Transactions whose marker went
+    /// become open again (best effort: their data below `offset` stays open until a marker
+    /// is replicated); transactions that started there are forgotten.
+    pub fn truncate_to(&mut self, offset: i64) {
+        let reopened: Vec<AbortedTxn> = self
+            .aborted
+            .iter()
+            .copied()
+            .filter(|a| a.last_offset >= offset)
+            .collect();
+        self.aborted.retain(|a| a.last_offset < offset);
+        for a in reopened {
+            if a.first_offset < offset {
+                self.ongoing.insert(a.producer_id, a.first_offset);
+            }
+        }
+        self.ongoing.retain(|_, first| *first < offset);
+    }
+
     /// Assert the module invariants against the log end.
     pub fn invariants(&self, log_end_offset: i64) {
         for (producer_id, first) in &self.ongoing {

@@ -17,6 +17,7 @@ use crate::error::ErrorCode;
 mod consumer_group;
 pub use consumer_group::*;
 
+pub mod cluster;
 pub mod txn;
 
 /// Kafka's "no timestamp" / "no offset" sentinel.
@@ -104,6 +105,18 @@ pub enum ApiRequest {
     DescribeTransactions(txn::DescribeTransactionsRequest),
     /// ListTransactions (key 66).
     ListTransactions(txn::ListTransactionsRequest),
+    /// OffsetForLeaderEpoch (key 23).
+    OffsetForLeaderEpoch(cluster::OffsetForLeaderEpochRequest),
+    /// ElectLeaders (key 43).
+    ElectLeaders(cluster::ElectLeadersRequest),
+    /// AlterPartitionReassignments (key 45).
+    AlterPartitionReassignments(cluster::AlterPartitionReassignmentsRequest),
+    /// ListPartitionReassignments (key 46).
+    ListPartitionReassignments(cluster::ListPartitionReassignmentsRequest),
+    /// IncrementalAlterConfigs (key 44).
+    IncrementalAlterConfigs(cluster::IncrementalAlterConfigsRequest),
+    /// AlterConfigs (key 33).
+    AlterConfigs(cluster::AlterConfigsRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -171,6 +184,18 @@ pub enum ApiResponse {
     DescribeTransactions(txn::DescribeTransactionsResponse),
     /// ListTransactions (key 66).
     ListTransactions(txn::ListTransactionsResponse),
+    /// OffsetForLeaderEpoch (key 23).
+    OffsetForLeaderEpoch(cluster::OffsetForLeaderEpochResponse),
+    /// ElectLeaders (key 43).
+    ElectLeaders(cluster::ElectLeadersResponse),
+    /// AlterPartitionReassignments (key 45).
+    AlterPartitionReassignments(cluster::AlterPartitionReassignmentsResponse),
+    /// ListPartitionReassignments (key 46).
+    ListPartitionReassignments(cluster::ListPartitionReassignmentsResponse),
+    /// IncrementalAlterConfigs (key 44).
+    IncrementalAlterConfigs(cluster::IncrementalAlterConfigsResponse),
+    /// AlterConfigs (key 33).
+    AlterConfigs(cluster::AlterConfigsResponse),
 }
 
 // ---------------------------------------------------------------------------------------

@@ -312,3 +312,131 @@ fn frame_prefix() {
     );
     assert!(frame_len((-1i32).to_be_bytes(), FRAME_BYTES_MAX).is_err());
 }
+
+// Goal: ElectLeaders v0 (no top-level error field) still tells the client about a
+// top-level error. Method: encode a NOT_CONTROLLER response with one NONE and one failed
+// partition at v0 and v1, decode, and compare.
+#[test]
+fn elect_leaders_v0_folds_the_top_level_error_into_partitions() {
+    let partition = |partition, error| cluster::ElectLeadersPartitionResult {
+        partition,
+        error,
+        error_message: None,
+    };
+    let response = cluster::ElectLeadersResponse {
+        throttle_time_ms: 0,
+        error: ErrorCode::NOT_CONTROLLER,
+        results: vec![cluster::ElectLeadersTopicResult {
+            topic: "t".into(),
+            partitions: vec![
+                partition(0, ErrorCode::NONE),
+                partition(1, ErrorCode::ELECTION_NOT_NEEDED),
+            ],
+        }],
+    };
+    let round_trip = |v| {
+        let h = header(api_key::ELECT_LEADERS, v);
+        let mut out = BytesMut::new();
+        encode_response(&h, &ApiResponse::ElectLeaders(response.clone()), &mut out)
+            .expect("encode");
+        match decode_response(&h, body_of(out)).expect("decode") {
+            ApiResponse::ElectLeaders(r) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    let v0 = round_trip(0);
+    assert_eq!(v0.error, ErrorCode::NONE, "v0 has no top-level error");
+    let errors: Vec<_> = v0.results[0].partitions.iter().map(|p| p.error).collect();
+    assert_eq!(
+        errors,
+        vec![ErrorCode::NOT_CONTROLLER, ErrorCode::ELECTION_NOT_NEEDED]
+    );
+    assert_eq!(round_trip(1), response, "v1 carries it as is");
+}
+
+// Goal: a client request a version cannot express is refused, not silently changed.
+// Method: an unclean ElectLeaders at v0 and a "keep the replication factor" reassignment at
+// v0 fail to encode and leave the buffer empty; the same requests encode at v1.
+#[test]
+fn requests_a_version_cannot_express_are_refused() {
+    let elect = ApiRequest::ElectLeaders(cluster::ElectLeadersRequest {
+        election_type: cluster::election_type::UNCLEAN,
+        topic_partitions: None,
+        timeout_ms: 1000,
+    });
+    let reassign =
+        ApiRequest::AlterPartitionReassignments(cluster::AlterPartitionReassignmentsRequest {
+            timeout_ms: 1000,
+            allow_replication_factor_change: false,
+            topics: Vec::new(),
+        });
+    for (key, request) in [
+        (api_key::ELECT_LEADERS, elect),
+        (api_key::ALTER_PARTITION_REASSIGNMENTS, reassign),
+    ] {
+        let mut out = BytesMut::new();
+        let refused = encode_request(&header(key, 0), &request, &mut out);
+        assert!(matches!(refused, Err(WireError::Encode(_))), "key {key}");
+        assert!(out.is_empty(), "key {key}");
+        encode_request(&header(key, 1), &request, &mut out).expect("v1 encodes");
+    }
+}
+
+// Goal: whole-request error answers of the cluster APIs carry the error where the client
+// reads it. Method: encode_error_response for the three APIs with a top-level error code at
+// their highest version, then decode; and the domain error_response helpers echo every item.
+#[test]
+fn cluster_api_error_answers() {
+    let e = ErrorCode::NOT_CONTROLLER;
+    for key in [
+        api_key::ELECT_LEADERS,
+        api_key::ALTER_PARTITION_REASSIGNMENTS,
+        api_key::LIST_PARTITION_REASSIGNMENTS,
+    ] {
+        let (_, max) = supported_range(key).expect("served");
+        let h = header(key, max);
+        let mut out = BytesMut::new();
+        assert!(encode_error_response(&h, e, &mut out).expect("enc"));
+        let got = match decode_response(&h, body_of(out)).expect("decode") {
+            ApiResponse::ElectLeaders(r) => r.error,
+            ApiResponse::AlterPartitionReassignments(r) => r.error,
+            ApiResponse::ListPartitionReassignments(r) => r.error,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(got, e, "key {key}");
+    }
+    let request = cluster::OffsetForLeaderEpochRequest {
+        replica_id: cluster::replica_id::CONSUMER,
+        topics: vec![cluster::OffsetForLeaderTopic {
+            topic: "t".into(),
+            partitions: vec![cluster::OffsetForLeaderPartition {
+                partition: 4,
+                current_leader_epoch: 1,
+                leader_epoch: 1,
+            }],
+        }],
+    };
+    let answer = request.error_response(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(
+        answer.topics[0].partitions,
+        vec![cluster::EpochEndOffset {
+            error: ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            partition: 4,
+            leader_epoch: cluster::UNDEFINED_EPOCH,
+            end_offset: cluster::UNDEFINED_EPOCH_OFFSET,
+        }]
+    );
+    let request = cluster::IncrementalAlterConfigsRequest {
+        resources: vec![cluster::IncrementalAlterConfigsResource {
+            resource_type: resource_type::TOPIC,
+            resource_name: "t".into(),
+            configs: Vec::new(),
+        }],
+        validate_only: false,
+    };
+    let answer = request.error_response(ErrorCode::INVALID_CONFIG, Some("no"));
+    assert_eq!(answer.results.len(), 1);
+    assert_eq!(answer.results[0].error, ErrorCode::INVALID_CONFIG);
+    assert_eq!(answer.results[0].resource_name, "t");
+    assert_eq!(answer.results[0].error_message.as_deref(), Some("no"));
+}

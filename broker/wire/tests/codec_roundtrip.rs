@@ -678,6 +678,259 @@ fn init_producer_id_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Cluster APIs: OffsetForLeaderEpoch, ElectLeaders, Alter/ListPartitionReassignments,
+// IncrementalAlterConfigs, AlterConfigs
+
+fn broker_ids() -> impl Strategy<Value = Vec<i32>> {
+    vec(-1i32..100, 0..4)
+}
+
+fn offset_for_leader_epoch_req(v: i16) -> impl Strategy<Value = ApiRequest> {
+    let partition = (any::<i32>(), any::<i32>(), any::<i32>()).prop_map(
+        |(partition, current_leader_epoch, leader_epoch)| cluster::OffsetForLeaderPartition {
+            partition,
+            current_leader_epoch,
+            leader_epoch,
+        },
+    );
+    let topic = (name(), vec(partition, 0..3))
+        .prop_map(|(topic, partitions)| cluster::OffsetForLeaderTopic { topic, partitions });
+    (
+        at(v >= 3, any::<i32>(), cluster::replica_id::DEBUGGING),
+        vec(topic, 0..3),
+    )
+        .prop_map(|(replica_id, topics)| {
+            ApiRequest::OffsetForLeaderEpoch(cluster::OffsetForLeaderEpochRequest {
+                replica_id,
+                topics,
+            })
+        })
+}
+
+fn offset_for_leader_epoch_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
+    let partition = (err(), any::<i32>(), any::<i32>(), any::<i64>()).prop_map(
+        |(error, partition, leader_epoch, end_offset)| cluster::EpochEndOffset {
+            error,
+            partition,
+            leader_epoch,
+            end_offset,
+        },
+    );
+    let topic = (name(), vec(partition, 0..3))
+        .prop_map(|(topic, partitions)| cluster::OffsetForLeaderTopicResult { topic, partitions });
+    (any::<i32>(), vec(topic, 0..3)).prop_map(|(throttle_time_ms, topics)| {
+        ApiResponse::OffsetForLeaderEpoch(cluster::OffsetForLeaderEpochResponse {
+            throttle_time_ms,
+            topics,
+        })
+    })
+}
+
+fn elect_leaders_req(v: i16) -> impl Strategy<Value = ApiRequest> {
+    let topic = (name(), vec(any::<i32>(), 0..4))
+        .prop_map(|(topic, partitions)| cluster::ElectLeadersTopic { topic, partitions });
+    (
+        at(v >= 1, 0i8..2, cluster::election_type::PREFERRED),
+        option::of(vec(topic, 0..3)),
+        any::<i32>(),
+    )
+        .prop_map(|(election_type, topic_partitions, timeout_ms)| {
+            ApiRequest::ElectLeaders(cluster::ElectLeadersRequest {
+                election_type,
+                topic_partitions,
+                timeout_ms,
+            })
+        })
+}
+
+fn elect_leaders_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
+    let partition =
+        (any::<i32>(), err(), option::of(name())).prop_map(|(partition, error, error_message)| {
+            cluster::ElectLeadersPartitionResult {
+                partition,
+                error,
+                error_message,
+            }
+        });
+    let topic = (name(), vec(partition, 0..3))
+        .prop_map(|(topic, partitions)| cluster::ElectLeadersTopicResult { topic, partitions });
+    (
+        any::<i32>(),
+        at(v >= 1, err(), ErrorCode::NONE),
+        vec(topic, 0..3),
+    )
+        .prop_map(|(throttle_time_ms, error, results)| {
+            ApiResponse::ElectLeaders(cluster::ElectLeadersResponse {
+                throttle_time_ms,
+                error,
+                results,
+            })
+        })
+}
+
+fn alter_reassignments_req(v: i16) -> impl Strategy<Value = ApiRequest> {
+    let partition = (any::<i32>(), option::of(broker_ids())).prop_map(|(partition, replicas)| {
+        cluster::ReassignablePartition {
+            partition,
+            replicas,
+        }
+    });
+    let topic = (name(), vec(partition, 0..3))
+        .prop_map(|(name, partitions)| cluster::ReassignableTopic { name, partitions });
+    (
+        any::<i32>(),
+        at(v >= 1, any::<bool>(), true),
+        vec(topic, 0..3),
+    )
+        .prop_map(|(timeout_ms, allow_replication_factor_change, topics)| {
+            ApiRequest::AlterPartitionReassignments(cluster::AlterPartitionReassignmentsRequest {
+                timeout_ms,
+                allow_replication_factor_change,
+                topics,
+            })
+        })
+}
+
+fn alter_reassignments_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
+    let partition =
+        (any::<i32>(), err(), option::of(name())).prop_map(|(partition, error, error_message)| {
+            cluster::ReassignablePartitionResult {
+                partition,
+                error,
+                error_message,
+            }
+        });
+    let topic = (name(), vec(partition, 0..3))
+        .prop_map(|(name, partitions)| cluster::ReassignableTopicResult { name, partitions });
+    (
+        any::<i32>(),
+        at(v >= 1, any::<bool>(), true),
+        err(),
+        option::of(name()),
+        vec(topic, 0..3),
+    )
+        .prop_map(|(throttle, allow, error, error_message, results)| {
+            ApiResponse::AlterPartitionReassignments(cluster::AlterPartitionReassignmentsResponse {
+                throttle_time_ms: throttle,
+                allow_replication_factor_change: allow,
+                error,
+                error_message,
+                results,
+            })
+        })
+}
+
+fn list_reassignments_req(_v: i16) -> impl Strategy<Value = ApiRequest> {
+    let topic = (name(), vec(any::<i32>(), 0..4)).prop_map(|(name, partitions)| {
+        cluster::ListPartitionReassignmentsTopic { name, partitions }
+    });
+    (any::<i32>(), option::of(vec(topic, 0..3))).prop_map(|(timeout_ms, topics)| {
+        ApiRequest::ListPartitionReassignments(cluster::ListPartitionReassignmentsRequest {
+            timeout_ms,
+            topics,
+        })
+    })
+}
+
+fn list_reassignments_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
+    let partition = (any::<i32>(), broker_ids(), broker_ids(), broker_ids()).prop_map(
+        |(partition, replicas, adding_replicas, removing_replicas)| {
+            cluster::OngoingPartitionReassignment {
+                partition,
+                replicas,
+                adding_replicas,
+                removing_replicas,
+            }
+        },
+    );
+    let topic = (name(), vec(partition, 0..3))
+        .prop_map(|(name, partitions)| cluster::OngoingTopicReassignment { name, partitions });
+    (any::<i32>(), err(), option::of(name()), vec(topic, 0..3)).prop_map(
+        |(throttle_time_ms, error, error_message, topics)| {
+            ApiResponse::ListPartitionReassignments(cluster::ListPartitionReassignmentsResponse {
+                throttle_time_ms,
+                error,
+                error_message,
+                topics,
+            })
+        },
+    )
+}
+
+fn resource_results() -> impl Strategy<Value = Vec<cluster::AlterConfigsResourceResult>> {
+    let result = (err(), option::of(name()), any::<i8>(), name()).prop_map(
+        |(error, error_message, resource_type, resource_name)| {
+            cluster::AlterConfigsResourceResult {
+                error,
+                error_message,
+                resource_type,
+                resource_name,
+            }
+        },
+    );
+    vec(result, 0..3)
+}
+
+fn incremental_alter_configs_req(_v: i16) -> impl Strategy<Value = ApiRequest> {
+    let config = (name(), 0i8..4, option::of(name())).prop_map(|(name, operation, value)| {
+        cluster::IncrementalAlterableConfig {
+            name,
+            operation,
+            value,
+        }
+    });
+    let resource = (any::<i8>(), name(), vec(config, 0..3)).prop_map(
+        |(resource_type, resource_name, configs)| cluster::IncrementalAlterConfigsResource {
+            resource_type,
+            resource_name,
+            configs,
+        },
+    );
+    (vec(resource, 0..3), any::<bool>()).prop_map(|(resources, validate_only)| {
+        ApiRequest::IncrementalAlterConfigs(cluster::IncrementalAlterConfigsRequest {
+            resources,
+            validate_only,
+        })
+    })
+}
+
+fn incremental_alter_configs_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
+    (any::<i32>(), resource_results()).prop_map(|(throttle_time_ms, results)| {
+        ApiResponse::IncrementalAlterConfigs(cluster::IncrementalAlterConfigsResponse {
+            throttle_time_ms,
+            results,
+        })
+    })
+}
+
+fn alter_configs_req(_v: i16) -> impl Strategy<Value = ApiRequest> {
+    let config = (name(), option::of(name()))
+        .prop_map(|(name, value)| cluster::AlterableConfig { name, value });
+    let resource = (any::<i8>(), name(), vec(config, 0..3)).prop_map(
+        |(resource_type, resource_name, configs)| cluster::AlterConfigsResource {
+            resource_type,
+            resource_name,
+            configs,
+        },
+    );
+    (vec(resource, 0..3), any::<bool>()).prop_map(|(resources, validate_only)| {
+        ApiRequest::AlterConfigs(cluster::AlterConfigsRequest {
+            resources,
+            validate_only,
+        })
+    })
+}
+
+fn alter_configs_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
+    (any::<i32>(), resource_results()).prop_map(|(throttle_time_ms, results)| {
+        ApiResponse::AlterConfigs(cluster::AlterConfigsResponse {
+            throttle_time_ms,
+            results,
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------------------
 // The round trips
 
 fn header(api_key: i16, api_version: i16, correlation_id: i32) -> RequestHeader {
@@ -754,4 +1007,10 @@ round_trip_tests! {
     create_partitions: 37, create_partitions_req, create_partitions_resp;
     describe_cluster: 60, describe_cluster_req, describe_cluster_resp;
     init_producer_id: 22, init_producer_id_req, init_producer_id_resp;
+    offset_for_leader_epoch: 23, offset_for_leader_epoch_req, offset_for_leader_epoch_resp;
+    elect_leaders: 43, elect_leaders_req, elect_leaders_resp;
+    alter_partition_reassignments: 45, alter_reassignments_req, alter_reassignments_resp;
+    list_partition_reassignments: 46, list_reassignments_req, list_reassignments_resp;
+    incremental_alter_configs: 44, incremental_alter_configs_req, incremental_alter_configs_resp;
+    alter_configs: 33, alter_configs_req, alter_configs_resp;
 }

@@ -81,6 +81,74 @@ fn valid_frames() -> Vec<Bytes> {
                 timeout_ms: 1000,
                 validate_only: false,
             }),
+            23 => ApiRequest::OffsetForLeaderEpoch(cluster::OffsetForLeaderEpochRequest {
+                replica_id: if v >= 3 {
+                    -1
+                } else {
+                    cluster::replica_id::DEBUGGING
+                },
+                topics: vec![cluster::OffsetForLeaderTopic {
+                    topic: "t".into(),
+                    partitions: vec![cluster::OffsetForLeaderPartition {
+                        partition: 0,
+                        current_leader_epoch: 3,
+                        leader_epoch: 2,
+                    }],
+                }],
+            }),
+            33 => ApiRequest::AlterConfigs(cluster::AlterConfigsRequest {
+                resources: vec![cluster::AlterConfigsResource {
+                    resource_type: resource_type::TOPIC,
+                    resource_name: "t".into(),
+                    configs: vec![cluster::AlterableConfig {
+                        name: "retention.ms".into(),
+                        value: Some("1".into()),
+                    }],
+                }],
+                validate_only: false,
+            }),
+            43 => ApiRequest::ElectLeaders(cluster::ElectLeadersRequest {
+                election_type: cluster::election_type::PREFERRED,
+                topic_partitions: Some(vec![cluster::ElectLeadersTopic {
+                    topic: "t".into(),
+                    partitions: vec![0, 1],
+                }]),
+                timeout_ms: 1000,
+            }),
+            44 => ApiRequest::IncrementalAlterConfigs(cluster::IncrementalAlterConfigsRequest {
+                resources: vec![cluster::IncrementalAlterConfigsResource {
+                    resource_type: resource_type::TOPIC,
+                    resource_name: "t".into(),
+                    configs: vec![cluster::IncrementalAlterableConfig {
+                        name: "retention.ms".into(),
+                        operation: cluster::config_operation::SET,
+                        value: Some("1".into()),
+                    }],
+                }],
+                validate_only: false,
+            }),
+            45 => ApiRequest::AlterPartitionReassignments(
+                cluster::AlterPartitionReassignmentsRequest {
+                    timeout_ms: 1000,
+                    allow_replication_factor_change: true,
+                    topics: vec![cluster::ReassignableTopic {
+                        name: "t".into(),
+                        partitions: vec![cluster::ReassignablePartition {
+                            partition: 0,
+                            replicas: Some(vec![1, 2, 3]),
+                        }],
+                    }],
+                },
+            ),
+            46 => {
+                ApiRequest::ListPartitionReassignments(cluster::ListPartitionReassignmentsRequest {
+                    timeout_ms: 1000,
+                    topics: Some(vec![cluster::ListPartitionReassignmentsTopic {
+                        name: "t".into(),
+                        partitions: vec![0],
+                    }]),
+                })
+            }
             _ => continue,
         };
         let header = RequestHeader {

@@ -262,6 +262,18 @@ impl Node {
                 "Replication factor must be larger than 0.".into(),
             ));
         }
+        if let Some(cluster) = &self.cluster {
+            let live = cluster.image.live_brokers().len();
+            if usize::try_from(factor).unwrap_or(usize::MAX) > live {
+                let message = format!(
+                    "Unable to replicate the partition {factor} time(s): The target replication \
+                     factor of {factor} cannot be reached because only {live} broker(s) are \
+                     registered."
+                );
+                return Err((ErrorCode::INVALID_REPLICATION_FACTOR, message));
+            }
+            return Ok(factor);
+        }
         if factor > 1 {
             let message = format!(
                 "Unable to replicate the partition {factor} time(s): The target replication \
@@ -287,6 +299,18 @@ impl Node {
                     "Partitions should be a consecutive 0-based integer sequence, got {partition}"
                 );
                 return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, message));
+            }
+            if let Some(cluster) = &self.cluster {
+                let mut distinct = replicas.to_vec();
+                distinct.sort_unstable();
+                distinct.dedup();
+                let known = replicas.iter().all(|r| cluster.image.brokers.contains_key(r));
+                if replicas.is_empty() || distinct.len() != replicas.len() || !known {
+                    let message = format!("Replica assignment {replicas:?} is invalid");
+                    return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, message));
+                }
+                count += 1;
+                continue;
             }
             if replicas != [self.config.node_id] {
                 let message = format!(
@@ -358,10 +382,25 @@ impl Node {
         partitions: i32,
         config: TopicConfig,
     ) -> Uuid {
-        let mut topic_id = Uuid::nil();
+        self.create_topic_with_id(name, partitions, config, None)
+    }
+
+    /// Create a topic with a given id (cluster mode: the id comes from the metadata log) or
+    /// a fresh one.
+    pub(super) fn create_topic_with_id(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+        given_id: Option<Uuid>,
+    ) -> Uuid {
+        let mut topic_id = given_id.unwrap_or(Uuid::nil());
         // Ids are derived from a counter, so after a crash that lost the counter's last write an
         // id may be drawn again; skip any that a live topic holds.
         for _ in 0..TOPIC_ID_COLLISIONS_MAX {
+            if given_id.is_some() {
+                break;
+            }
             topic_id = derive_topic_id(
                 &self.config.cluster_id,
                 self.config.node_id,
@@ -400,7 +439,7 @@ impl Node {
     }
 
     /// Add empty partitions up to `count` and persist the topic record.
-    fn grow_topic(&mut self, topic_id: Uuid, count: i32) {
+    pub(super) fn grow_topic(&mut self, topic_id: Uuid, count: i32) {
         let Some(current) = self.topics.get(&topic_id).map(|t| t.partitions.len()) else {
             return;
         };
@@ -420,7 +459,7 @@ impl Node {
     }
 
     /// Remove a topic from the catalog and storage; returns it.
-    fn delete_topic(&mut self, topic_id: Uuid) -> Topic {
+    pub(super) fn delete_topic(&mut self, topic_id: Uuid) -> Topic {
         let topic = self
             .topics
             .remove(&topic_id)
@@ -466,7 +505,7 @@ impl Node {
     }
 
     /// Write the topic record (name, id, overrides, partition keys) to meta.
-    fn persist_topic(&mut self, topic: &Topic) {
+    pub(super) fn persist_topic(&mut self, topic: &Topic) {
         let record = TopicRecord {
             name: topic.name.clone(),
             id: topic.id.hyphenated().to_string(),
@@ -484,7 +523,7 @@ impl Node {
     }
 
     /// A successful CreateTopics result with the topic's resolved configs (v5+ carries them).
-    fn creatable_success(
+    pub(super) fn creatable_success(
         &self,
         name: &str,
         topic_id: Uuid,
@@ -525,7 +564,7 @@ fn duplicate_names<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str
 }
 
 /// A refused CreateTopics entry.
-fn creatable_error(name: &str, error: ErrorCode, message: String) -> CreatableTopicResult {
+pub(super) fn creatable_error(name: &str, error: ErrorCode, message: String) -> CreatableTopicResult {
     CreatableTopicResult {
         name: name.to_string(),
         topic_id: Uuid::nil(),

@@ -40,7 +40,9 @@ impl Node {
         );
         let mut created = false;
         let topics = match &request.topics {
-            None => self.topics.keys().copied().collect::<Vec<_>>(),
+            None => self
+                .cluster_topic_ids()
+                .unwrap_or_else(|| self.topics.keys().copied().collect::<Vec<_>>()),
             Some(_) => Vec::new(),
         };
         let mut described: Vec<MetadataTopic> = topics
@@ -63,11 +65,14 @@ impl Node {
             };
             described.push(answer);
         }
+        let (brokers, controller_id) = self
+            .cluster_brokers()
+            .unwrap_or_else(|| (vec![self.broker_info()], self.config.node_id));
         let response = MetadataResponse {
             throttle_time_ms: 0,
-            brokers: vec![self.broker_info()],
+            brokers,
             cluster_id: Some(self.config.cluster_id.clone()),
-            controller_id: self.config.node_id,
+            controller_id,
             topics: described,
             cluster_authorized_operations: operations(
                 request.include_cluster_authorized_operations,
@@ -87,6 +92,24 @@ impl Node {
         created: &mut bool,
     ) -> MetadataTopic {
         let name_owned = Some(name.to_string());
+        if self.is_cluster() {
+            let known = self
+                .cluster_topic_ids()
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|id| self.cluster_describe_topic(id, topic_ops).filter(|t| t.name.as_deref() == Some(name)));
+            if let Some(topic) = known {
+                return topic;
+            }
+            if validate_topic_name(name).is_err() {
+                return metadata_error(name_owned, ErrorCode::INVALID_TOPIC_EXCEPTION);
+            }
+            if !auto_create || is_internal_topic(name) {
+                return metadata_error(name_owned, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+            }
+            self.cluster_auto_create(name);
+            return metadata_error(name_owned, ErrorCode::LEADER_NOT_AVAILABLE);
+        }
         if let Some(topic_id) = self.topic_ids.get(name).copied() {
             return self
                 .describe_topic(topic_id, topic_ops)
@@ -124,6 +147,9 @@ impl Node {
     /// A topic as Metadata describes it: this node leads every partition at epoch 0 and is
     /// its only replica, so the ISR is always complete.
     fn describe_topic(&self, topic_id: Uuid, topic_ops: i32) -> Option<MetadataTopic> {
+        if self.is_cluster() {
+            return self.cluster_describe_topic(topic_id, topic_ops);
+        }
         let topic = self.topics.get(&topic_id)?;
         let node_id = self.config.node_id;
         let partitions = (0..topic.partitions.len())
@@ -243,8 +269,10 @@ impl Node {
             error_message: None,
             endpoint_type: request.endpoint_type,
             cluster_id: self.config.cluster_id.clone(),
-            controller_id: self.config.node_id,
-            brokers: vec![self.broker_info()],
+            controller_id: self.cluster_brokers().map_or(self.config.node_id, |(_, c)| c),
+            brokers: self
+                .cluster_brokers()
+                .map_or_else(|| vec![self.broker_info()], |(b, _)| b),
             cluster_authorized_operations: operations(
                 request.include_cluster_authorized_operations,
                 CLUSTER_OPERATIONS_ALL,

@@ -74,6 +74,26 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
                 ..DescribeClusterResponse::default()
             })
         }
+        ApiRequest::OffsetForLeaderEpoch(request) => {
+            ApiResponse::OffsetForLeaderEpoch(request.error_response(error))
+        }
+        ApiRequest::ElectLeaders(request) => {
+            ApiResponse::ElectLeaders(request.error_response(error, message.as_deref()))
+        }
+        ApiRequest::AlterPartitionReassignments(request) => {
+            let response = request.error_response(error, message.as_deref());
+            ApiResponse::AlterPartitionReassignments(response)
+        }
+        ApiRequest::ListPartitionReassignments(request) => {
+            let response = request.error_response(error, message.as_deref());
+            ApiResponse::ListPartitionReassignments(response)
+        }
+        ApiRequest::IncrementalAlterConfigs(request) => {
+            ApiResponse::IncrementalAlterConfigs(request.error_response(error, message.as_deref()))
+        }
+        ApiRequest::AlterConfigs(request) => {
+            ApiResponse::AlterConfigs(request.error_response(error, message.as_deref()))
+        }
         other => match super::txn::txn_error_response(other, error) {
             Some(response) => response,
             None => super::group::group_error_response(other, error),
@@ -343,7 +363,13 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
         | ApiResponse::ConsumerGroupDescribe(_)
         | ApiResponse::DescribeProducers(_)
         | ApiResponse::DescribeTransactions(_)
-        | ApiResponse::ListTransactions(_)) => other,
+        | ApiResponse::ListTransactions(_)
+        | ApiResponse::OffsetForLeaderEpoch(_)
+        | ApiResponse::ElectLeaders(_)
+        | ApiResponse::AlterPartitionReassignments(_)
+        | ApiResponse::ListPartitionReassignments(_)
+        | ApiResponse::IncrementalAlterConfigs(_)
+        | ApiResponse::AlterConfigs(_)) => other,
     }
 }
 

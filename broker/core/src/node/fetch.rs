@@ -10,7 +10,7 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
-use super::{check_leader_epoch, Node, ParkedFetch, FETCH_WAIT_MS_MAX};
+use super::{Node, ParkedFetch, FETCH_WAIT_MS_MAX};
 use crate::buggify::Point;
 use crate::event::RequestId;
 use crate::partition::PartitionLog;
@@ -110,12 +110,14 @@ impl Node {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for partition in &topic.partitions {
                 let resolved = self.resolve_partition(&topic.topic, partition.partition);
-                let log = resolved.map(|(topic_id, index)| {
-                    self.partition(topic_id, index)
-                        .expect("resolved partition exists")
+                let log = resolved.and_then(|(topic_id, index)| {
+                    let epoch = self.serving_epoch(topic_id, index)?;
+                    super::check_epoch_against(partition.current_leader_epoch, epoch)?;
+                    Ok(self
+                        .partition(topic_id, index)
+                        .expect("resolved partition exists"))
                 });
                 let served = log.and_then(|log| {
-                    check_leader_epoch(partition.current_leader_epoch)?;
                     let short = self.buggify.fire(Point::ShortFetch);
                     let read_committed = request.isolation_level == 1;
                     serve_partition(log, partition, &mut budget, short, read_committed)

@@ -108,16 +108,27 @@ impl Node {
                 } else {
                     (ErrorCode::NONE, None)
                 };
+                let mut node = (
+                    self.config.node_id,
+                    self.config.advertised_host.clone(),
+                    self.config.advertised_port,
+                );
+                let (mut error, mut message) = (error, message);
+                if error.is_ok() && self.is_cluster() {
+                    match self.coordinator_for(key).and_then(|c| self.live_broker(c)) {
+                        Some(found) => node = found,
+                        None => {
+                            error = ErrorCode::COORDINATOR_NOT_AVAILABLE;
+                            message = Some("the coordinator is not available".into());
+                        }
+                    }
+                }
                 let ok = error.is_ok();
                 Coordinator {
                     key: key.clone(),
-                    node_id: if ok { self.config.node_id } else { -1 },
-                    host: if ok {
-                        self.config.advertised_host.clone()
-                    } else {
-                        String::new()
-                    },
-                    port: if ok { self.config.advertised_port } else { -1 },
+                    node_id: if ok { node.0 } else { -1 },
+                    host: if ok { node.1 } else { String::new() },
+                    port: if ok { node.2 } else { -1 },
                     error,
                     error_message: message,
                 }

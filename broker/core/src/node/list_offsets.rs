@@ -11,7 +11,7 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
-use super::{check_leader_epoch, Node, LEADER_EPOCH};
+use super::{Node, LEADER_EPOCH};
 use crate::event::RequestId;
 use crate::partition::PartitionLog;
 
@@ -74,13 +74,20 @@ impl Node {
         let resolved =
             self.resolve_partition(&topic, query.partition)
                 .and_then(|(topic_id, index)| {
-                    check_leader_epoch(query.current_leader_epoch)?;
-                    Ok(self
-                        .partition(topic_id, index)
-                        .expect("resolved partition exists"))
+                    let epoch = self.serving_epoch(topic_id, index)?;
+                    super::check_epoch_against(query.current_leader_epoch, epoch)?;
+                    Ok((
+                        self.partition(topic_id, index)
+                            .expect("resolved partition exists"),
+                        epoch,
+                    ))
                 });
         match resolved {
-            Ok(log) => answer(log, query),
+            Ok((log, epoch)) => {
+                let mut response = answer(log, query);
+                response.leader_epoch = epoch;
+                response
+            }
             Err(error) => not_found(query.partition, error),
         }
     }

@@ -17,6 +17,8 @@
 //! wait for a sync not yet completed; bounds on every map hold.
 
 mod admin;
+mod cluster;
+mod cluster_api;
 mod describe;
 mod errors;
 mod fetch;
@@ -141,6 +143,8 @@ pub struct Node {
     delayed_acks: Purgatory<ApiResponse>,
     /// Compaction of the internal topics (see `internal`).
     compactions: internal::Compactions,
+    /// Cluster mode (metadata quorum, replication); `None` on a single node.
+    cluster: Option<Box<cluster::ClusterState>>,
 }
 
 impl Node {
@@ -165,11 +169,24 @@ impl Node {
             self.respond(id, response);
             return;
         }
+        if self.foreign_coordinator_key(&request) {
+            let response = errors::error_response(
+                &request,
+                ErrorCode::NOT_COORDINATOR,
+                "this broker does not coordinate that group or transactional id",
+            );
+            self.respond(id, response);
+            return;
+        }
         let Some(request) = self.handle_group_request(now, id, request) else {
             self.flush_syncs();
             return;
         };
         let Some(request) = self.handle_txn_request(now, id, request) else {
+            self.flush_syncs();
+            return;
+        };
+        let Some(request) = self.handle_cluster_request(now, id, request) else {
             self.flush_syncs();
             return;
         };
@@ -231,6 +248,7 @@ impl Node {
         while let Some((id, response)) = self.delayed_acks.pop_expired(now.instant) {
             self.respond(id, response);
         }
+        self.cluster_timeout(now);
         self.groups.handle_timeout(now);
         self.drain_group_responses();
         self.expire_transactions(now);
@@ -253,6 +271,7 @@ impl Node {
     /// Forget the pending work of a closed connection: no responses will be emitted for it.
     /// Appends it made stay (they may already be durable).
     pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
+        self.cluster_disconnect(conn);
         self.groups.handle_disconnect(conn);
         self.fetch_waiters.remove_conn(conn);
         self.delayed_acks.remove_conn(conn);
@@ -279,6 +298,7 @@ impl Node {
             self.next_flush,
             self.groups.next_deadline(),
             self.txns.next_deadline(),
+            self.cluster_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -316,6 +336,7 @@ impl Node {
 
     /// Assert every invariant of the node (the simulator calls this after every step).
     pub fn invariants(&self) {
+        self.cluster_invariants();
         assert_eq!(
             self.topics.len(),
             self.topic_ids.len(),
@@ -487,6 +508,7 @@ impl Node {
             // As many as can wait for a sync: every delayed ack was a sync waiter.
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
             compactions: internal::Compactions::default(),
+            cluster: None,
         }
     }
 
@@ -625,6 +647,7 @@ impl Node {
         self.wake_fetches(|keys| keys.iter().any(|key| advanced.contains(key)));
         // Copies of internal partitions this sync made durable replace their prefixes.
         self.finish_compactions(sync_id);
+        self.cluster_on_synced(now, sync_id);
     }
 
     /// Answer a response whose effects are durable — now, or a little later when BUGGIFY
@@ -705,14 +728,18 @@ impl Node {
     }
 }
 
-/// Weir is a single-replica leader for every partition: its leader epoch is always 0.
+/// A single node leads every partition at epoch 0 (cluster mode uses the image's epochs).
 const LEADER_EPOCH: i32 = 0;
 
-/// Kafka's check of a client's `current_leader_epoch` (-1 = not known to the client): an
-/// epoch ahead of ours means this node has not caught up with a newer leader.
-fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ErrorCode> {
-    if current_leader_epoch > LEADER_EPOCH {
+/// Kafka's check of a client's `current_leader_epoch` (-1 = not known to the client)
+/// against this node's epoch for the partition: a client behind it is told
+/// FENCED_LEADER_EPOCH (it must refresh metadata), one ahead UNKNOWN_LEADER_EPOCH.
+fn check_epoch_against(current_leader_epoch: i32, ours: i32) -> Result<(), ErrorCode> {
+    if current_leader_epoch > ours {
         return Err(ErrorCode::UNKNOWN_LEADER_EPOCH);
+    }
+    if current_leader_epoch >= 0 && current_leader_epoch < ours {
+        return Err(ErrorCode::FENCED_LEADER_EPOCH);
     }
     Ok(())
 }

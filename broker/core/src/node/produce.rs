@@ -21,7 +21,7 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
-use super::{Node, LEADER_EPOCH, PRODUCE_TIMEOUT_MS_MIN};
+use super::{Node, PRODUCE_TIMEOUT_MS_MIN};
 use crate::buggify::Point;
 use crate::event::RequestId;
 use crate::meta;
@@ -42,6 +42,9 @@ struct Accepted {
     log_start_offset: i64,
     /// The sync that must complete before the answer (None: durable already).
     durable_after: Option<u64>,
+    /// The partition and the offset after the batch (acks=all in cluster mode waits for
+    /// the high watermark to reach it).
+    replicated_end: ((uuid::Uuid, usize), i64),
 }
 
 impl Node {
@@ -62,12 +65,13 @@ impl Node {
         }
         // Partitions are independent: one refused batch does not stop the others (Kafka's rule).
         let mut durable_after: Option<u64> = None;
+        let mut replicated_needs = Vec::new();
         let mut topics = Vec::with_capacity(request.topics.len());
         for topic in &request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for partition in &topic.partitions {
                 let result = if acks_valid {
-                    self.produce_partition(now, &topic.topic, partition)
+                    self.produce_partition(now, &topic.topic, partition, request.acks)
                 } else {
                     Err((
                         ErrorCode::INVALID_REQUIRED_ACKS,
@@ -76,6 +80,8 @@ impl Node {
                 };
                 if let Ok(accepted) = &result {
                     durable_after = durable_after.max(accepted.durable_after);
+                    let ((topic_id, index), end) = accepted.replicated_end;
+                    replicated_needs.push((topic_id, index, end));
                 }
                 partitions.push(partition_response(partition.partition, result));
             }
@@ -91,6 +97,15 @@ impl Node {
         // Every append of this request is covered by the same (next) sync id and duplicates
         // by that one or the one in flight, so one waiter on the latest suffices. A request
         // whose partitions all failed wrote nothing and is answered now.
+        // Cluster mode, acks=all: the answer waits for the in-sync replicas (the high
+        // watermark), which covers the leader's own sync too.
+        if self.cluster.is_some() && request.acks == -1 && !replicated_needs.is_empty() {
+            let timeout_ms = u64::try_from(request.timeout_ms)
+                .unwrap_or(0)
+                .max(PRODUCE_TIMEOUT_MS_MIN);
+            self.respond_when_replicated(now, id, response, replicated_needs, timeout_ms);
+            return;
+        }
         match durable_after {
             Some(sync_id) if waits => {
                 let timeout_ms = u64::try_from(request.timeout_ms)
@@ -143,10 +158,12 @@ impl Node {
         now: Now,
         topic: &TopicRef,
         partition: &ProducePartition,
+        acks: i16,
     ) -> Result<Accepted, Refusal> {
         let (topic_id, index) = self
             .resolve_partition(topic, partition.partition)
             .map_err(|code| (code, String::new()))?;
+        let leader_epoch = self.check_produce_leadership(topic_id, index, acks)?;
         let topic = self.topics.get(&topic_id).expect("resolved topic exists");
         let max_message_bytes = topic.config.max_message_bytes(&self.config);
         // BUGGIFY: roll the active segment at this append, however full it is.
@@ -185,6 +202,7 @@ impl Node {
                     log_append_time_ms: original.log_append_time_ms,
                     log_start_offset: log.log_start_offset(),
                     durable_after: log.sync_covering(original.last_offset),
+                    replicated_end: ((topic_id, index), original.last_offset + 1),
                 });
             }
         }
@@ -200,7 +218,7 @@ impl Node {
             return Err((ErrorCode::INVALID_RECORD, "offsets exhausted".into()));
         }
         set_base_offset(&mut batch, base_offset);
-        set_partition_leader_epoch(&mut batch, LEADER_EPOCH);
+        set_partition_leader_epoch(&mut batch, leader_epoch);
         let (max_timestamp, log_append_time) = match timestamp_type {
             TimestampType::LogAppendTime => {
                 set_max_timestamp_log_append(&mut batch, now.wall_ms);
@@ -269,11 +287,13 @@ impl Node {
             self.emit(op);
         }
         self.unsynced_partitions.insert((topic_id, index));
+        self.wake_replica_fetches(topic_id, index);
         Ok(Accepted {
             base_offset,
             log_append_time_ms: log_append_time,
             log_start_offset,
             durable_after: Some(sync_id),
+            replicated_end: ((topic_id, index), appended.last_offset + 1),
         })
     }
 }

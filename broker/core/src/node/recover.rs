@@ -87,6 +87,42 @@ pub(super) fn recover(
         partitions = node.partition_count,
         "recovered"
     );
+    if let Some(cluster_config) = node.config.cluster.clone() {
+        let seed = now.wall_ms as u64 ^ (node.config.node_id as u64).rotate_left(32) ^ now.instant.as_nanos();
+        let state = super::cluster::ClusterState::recover(
+            cluster_config,
+            node.config.node_id,
+            storage,
+            seed,
+            now,
+        )?;
+        node.cluster = Some(Box::new(state));
+        // Producer ids must be unique across the cluster without coordination: each node
+        // hands out ids from its own range, node id in the high bits.
+        let base = i64::from(node.config.node_id.max(0)) << 40;
+        node.next_producer_id = node.next_producer_id.max(base);
+        // Leader-epoch caches of the partitions.
+        let mut epochs = BTreeMap::new();
+        for (key, value) in storage.meta_entries()? {
+            if let Some(hex) = key.strip_prefix(b"epochs/") {
+                let partition_key = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u64::from_str_radix(h, 16).ok());
+                let cache: Option<Vec<(i32, i64)>> = postcard::from_bytes(&value).ok();
+                if let (Some(partition_key), Some(cache)) = (partition_key, cache) {
+                    epochs.insert(partition_key, cache);
+                }
+            }
+        }
+        for topic in node.topics.values_mut() {
+            for log in &mut topic.partitions {
+                if let Some(cache) = epochs.remove(&log.partition_key()) {
+                    let end = log.log_end_offset();
+                    log.epochs = cache.into_iter().filter(|(_, start)| *start <= end).collect();
+                }
+            }
+        }
+    }
     node.recover_group_offsets(storage, now)?;
     // After the group offsets: a prepared commit re-applies its offsets over them.
     node.recover_transactions(storage, now)?;
@@ -192,6 +228,7 @@ fn read_meta(storage: &impl Storage) -> Result<Persisted, StorageError> {
                     .or_default()
                     .push(segment);
             }
+            None if super::cluster::is_cluster_meta_key(&key) => {}
             None => {
                 tracing::warn!(key = %String::from_utf8_lossy(&key), "unknown metadata key kept")
             }

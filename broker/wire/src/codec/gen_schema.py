@@ -7,6 +7,9 @@ kafka-protocol 0.18). Usage: python3 gen_schema.py RESOURCES_DIR > schema.rs
 The transaction APIs go to their own file (fewer edits to shared lines):
 python3 gen_schema.py RESOURCES_DIR AddPartitionsToTxn AddOffsetsToTxn EndTxn TxnOffsetCommit \
     WriteTxnMarkers DescribeTransactions ListTransactions DescribeProducers > schema_txn.rs
+The cluster APIs (leader epochs, elections, reassignments, config changes):
+python3 gen_schema.py RESOURCES_DIR OffsetForLeaderEpoch ElectLeaders AlterPartitionReassignments \
+    ListPartitionReassignments IncrementalAlterConfigs AlterConfigs > schema_cluster.rs
 The KIP-848 APIs (kafka-python does not ship their JSON; Kafka 4.0's are in schemas/):
 python3 gen_schema.py schemas ConsumerGroupHeartbeat ConsumerGroupDescribe > schema_consumer_group.rs
 """

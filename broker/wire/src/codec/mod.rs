@@ -14,6 +14,7 @@
 //!   `TopicRef::Name`; a response must echo the same kind or encoding fails.
 
 mod convert;
+mod convert_cluster;
 mod convert_consumer_group;
 mod convert_group;
 mod convert_txn;
@@ -24,6 +25,8 @@ mod unserved;
 pub use legacy::{encode_legacy_produce_rejection, LegacyProduce};
 #[rustfmt::skip]
 mod schema;
+#[rustfmt::skip]
+mod schema_cluster;
 #[rustfmt::skip]
 mod schema_consumer_group;
 #[rustfmt::skip]
@@ -140,6 +143,18 @@ pub mod api_key {
     pub const DESCRIBE_TRANSACTIONS: i16 = 65;
     /// ListTransactions.
     pub const LIST_TRANSACTIONS: i16 = 66;
+    /// OffsetForLeaderEpoch.
+    pub const OFFSET_FOR_LEADER_EPOCH: i16 = 23;
+    /// AlterConfigs.
+    pub const ALTER_CONFIGS: i16 = 33;
+    /// ElectLeaders.
+    pub const ELECT_LEADERS: i16 = 43;
+    /// IncrementalAlterConfigs.
+    pub const INCREMENTAL_ALTER_CONFIGS: i16 = 44;
+    /// AlterPartitionReassignments.
+    pub const ALTER_PARTITION_REASSIGNMENTS: i16 = 45;
+    /// ListPartitionReassignments.
+    pub const LIST_PARTITION_REASSIGNMENTS: i16 = 46;
 }
 
 /// The transaction APIs and the versions served, decoded whether or not they are advertised
@@ -179,6 +194,18 @@ pub const GROUP_APIS: &[(i16, i16, i16)] = &[
 pub const CONSUMER_GROUP_APIS: &[(i16, i16, i16)] = &[
     (api_key::CONSUMER_GROUP_HEARTBEAT, 0, 1),
     (api_key::CONSUMER_GROUP_DESCRIBE, 0, 1),
+];
+
+/// The cluster APIs (leader epochs, elections, reassignments, config changes) and the
+/// versions served: every version kafka-protocol 0.18 knows (OffsetForLeaderEpoch v0-1 were
+/// removed in Kafka 4.0, KIP-896). Decoded whether or not they are advertised.
+pub const CLUSTER_APIS: &[(i16, i16, i16)] = &[
+    (api_key::OFFSET_FOR_LEADER_EPOCH, 2, 4),
+    (api_key::ALTER_CONFIGS, 0, 2),
+    (api_key::ELECT_LEADERS, 0, 2),
+    (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
+    (api_key::ALTER_PARTITION_REASSIGNMENTS, 0, 1),
+    (api_key::LIST_PARTITION_REASSIGNMENTS, 0, 0),
 ];
 
 /// The ApiVersions table: (api_key, min_version, max_version), each range within what
@@ -223,6 +250,14 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     // only when asked to (librdkafka: group.protocol=consumer).
     (api_key::CONSUMER_GROUP_HEARTBEAT, 0, 1),
     (api_key::CONSUMER_GROUP_DESCRIBE, 0, 1),
+    // Cluster APIs: the same ranges as CLUSTER_APIS. librdkafka >= 2.1 and the Java client
+    // validate positions with OffsetForLeaderEpoch once it is advertised.
+    (api_key::OFFSET_FOR_LEADER_EPOCH, 2, 4),
+    (api_key::ALTER_CONFIGS, 0, 2),
+    (api_key::ELECT_LEADERS, 0, 2),
+    (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
+    (api_key::ALTER_PARTITION_REASSIGNMENTS, 0, 1),
+    (api_key::LIST_PARTITION_REASSIGNMENTS, 0, 0),
 ];
 
 /// Lowest Produce version actually served (v0-2 were removed in Kafka 4.0).
@@ -238,6 +273,7 @@ pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
         .chain(GROUP_APIS)
         .chain(CONSUMER_GROUP_APIS)
         .chain(TXN_APIS)
+        .chain(CLUSTER_APIS)
         .find(|e| e.0 == api_key)
         .map(|e| (e.1, e.2))
 }
@@ -276,6 +312,12 @@ pub fn api_key_of(request: &ApiRequest) -> i16 {
         ApiRequest::DescribeProducers(_) => api_key::DESCRIBE_PRODUCERS,
         ApiRequest::DescribeTransactions(_) => api_key::DESCRIBE_TRANSACTIONS,
         ApiRequest::ListTransactions(_) => api_key::LIST_TRANSACTIONS,
+        ApiRequest::OffsetForLeaderEpoch(_) => api_key::OFFSET_FOR_LEADER_EPOCH,
+        ApiRequest::ElectLeaders(_) => api_key::ELECT_LEADERS,
+        ApiRequest::AlterPartitionReassignments(_) => api_key::ALTER_PARTITION_REASSIGNMENTS,
+        ApiRequest::ListPartitionReassignments(_) => api_key::LIST_PARTITION_REASSIGNMENTS,
+        ApiRequest::IncrementalAlterConfigs(_) => api_key::INCREMENTAL_ALTER_CONFIGS,
+        ApiRequest::AlterConfigs(_) => api_key::ALTER_CONFIGS,
     }
 }
 
@@ -313,6 +355,12 @@ pub fn api_key_of_response(response: &ApiResponse) -> i16 {
         ApiResponse::DescribeProducers(_) => api_key::DESCRIBE_PRODUCERS,
         ApiResponse::DescribeTransactions(_) => api_key::DESCRIBE_TRANSACTIONS,
         ApiResponse::ListTransactions(_) => api_key::LIST_TRANSACTIONS,
+        ApiResponse::OffsetForLeaderEpoch(_) => api_key::OFFSET_FOR_LEADER_EPOCH,
+        ApiResponse::ElectLeaders(_) => api_key::ELECT_LEADERS,
+        ApiResponse::AlterPartitionReassignments(_) => api_key::ALTER_PARTITION_REASSIGNMENTS,
+        ApiResponse::ListPartitionReassignments(_) => api_key::LIST_PARTITION_REASSIGNMENTS,
+        ApiResponse::IncrementalAlterConfigs(_) => api_key::INCREMENTAL_ALTER_CONFIGS,
+        ApiResponse::AlterConfigs(_) => api_key::ALTER_CONFIGS,
     }
 }
 
@@ -424,6 +472,9 @@ fn schema_of(api_key: i16, request: bool) -> Option<&'static guard::Message> {
         }
         (key, request) if convert_txn::is_txn_api(key) => {
             return convert_txn::schema_of(key, request)
+        }
+        (key, request) if convert_cluster::is_cluster_api(key) => {
+            return convert_cluster::schema_of(key, request)
         }
         _ => return None,
     })
@@ -579,6 +630,9 @@ pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Decoded), WireErro
             )?))
         }
         key if convert_txn::is_txn_api(key) => convert_txn::decode_request(key, body, v)?,
+        key if convert_cluster::is_cluster_api(key) => {
+            convert_cluster::decode_request(key, body, v)?
+        }
         key if is_group_api(key) => {
             convert_group_decode_request(key, body, v, header.client_id.as_deref())?
         }
@@ -650,6 +704,9 @@ pub fn encode_response(
             }
             r if convert_txn::is_txn_api(api_key_of_response(r)) => {
                 convert_txn::encode_response(r, out, v)
+            }
+            r if convert_cluster::is_cluster_api(api_key_of_response(r)) => {
+                convert_cluster::encode_response(r, out, v)
             }
             r => encode_group_response(r, out, v),
         }
@@ -759,6 +816,9 @@ pub fn encode_error_response(
                 v,
             ),
             key if convert_txn::is_txn_api(key) => convert_txn::encode_error(key, error, out, v),
+            key if convert_cluster::is_cluster_api(key) => {
+                convert_cluster::encode_error(key, error, out, v)
+            }
             key if is_group_api(key) => encode_group_error(key, error, out, v),
             key => unserved::encode_unserved(key, error, out, v),
         }
@@ -827,6 +887,9 @@ pub fn encode_request(
                 encode(&convert::init_producer_id_req_from_domain(r, v), out, v)
             }
             r if convert_txn::is_txn_api(api_key_of(r)) => convert_txn::encode_request(r, out, v),
+            r if convert_cluster::is_cluster_api(api_key_of(r)) => {
+                convert_cluster::encode_request(r, out, v)
+            }
             r => encode_group_request(r, out, v),
         }
     })
@@ -962,6 +1025,9 @@ pub fn decode_response(header: &RequestHeader, frame: Bytes) -> Result<ApiRespon
             )?))
         }
         key if convert_txn::is_txn_api(key) => convert_txn::decode_response(key, body, v)?,
+        key if convert_cluster::is_cluster_api(key) => {
+            convert_cluster::decode_response(key, body, v)?
+        }
         key if is_group_api(key) => decode_group_response(key, body, v)?,
         _ => {
             return Err(WireError::Unsupported(format!(

@@ -11,13 +11,12 @@
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{
-    AddOffsetsToTxnResponse, AlterPartitionReassignmentsResponse, ConsumerGroupHeartbeatResponse,
-    CreateDelegationTokenResponse, DescribeAclsResponse, DescribeClientQuotasResponse,
-    DescribeDelegationTokenResponse, DescribeQuorumResponse, DescribeUserScramCredentialsResponse,
-    EndTxnResponse, ExpireDelegationTokenResponse, GetTelemetrySubscriptionsResponse,
-    ListPartitionReassignmentsResponse, ListTransactionsResponse, PushTelemetryResponse,
-    RenewDelegationTokenResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
-    UpdateFeaturesResponse,
+    AddOffsetsToTxnResponse, ConsumerGroupHeartbeatResponse, CreateDelegationTokenResponse,
+    DescribeAclsResponse, DescribeClientQuotasResponse, DescribeDelegationTokenResponse,
+    DescribeQuorumResponse, DescribeUserScramCredentialsResponse, EndTxnResponse,
+    ExpireDelegationTokenResponse, GetTelemetrySubscriptionsResponse, ListTransactionsResponse,
+    PushTelemetryResponse, RenewDelegationTokenResponse, SaslAuthenticateResponse,
+    SaslHandshakeResponse, UpdateFeaturesResponse,
 };
 
 use super::encode;
@@ -48,8 +47,6 @@ pub(super) fn encode_unserved(
         39 => with_error!(RenewDelegationTokenResponse),
         40 => with_error!(ExpireDelegationTokenResponse),
         41 => with_error!(DescribeDelegationTokenResponse),
-        45 => with_error!(AlterPartitionReassignmentsResponse),
-        46 => with_error!(ListPartitionReassignmentsResponse),
         48 => with_error!(DescribeClientQuotasResponse),
         50 => with_error!(DescribeUserScramCredentialsResponse),
         55 => with_error!(DescribeQuorumResponse),

@@ -1,0 +1,446 @@
+//! The active controller's decisions, as pure functions from the applied image to the
+//! records to propose. The node proposes them through Raft; nothing changes until they
+//! commit and every node applies them.
+//!
+//! Leader election (Kafka's rules): the new leader is the first replica, in replica order,
+//! that is in the ISR and not fenced. With `unclean.leader.election.enable` a live replica
+//! outside the ISR may be chosen when no ISR member is live (possible data loss, off by
+//! default). The ISR never becomes empty: when its last live member is fenced it stays,
+//! with no leader, so that only it can be elected when it returns (no acknowledged record
+//! is lost by electing a replica that may lack it).
+
+use super::image::{MetaRecord, MetadataImage, PartitionState};
+use super::peer::AlterIsr;
+
+/// Spread `count` partitions of `replication_factor` replicas over the live brokers,
+/// round robin from `start` (Kafka's rack-unaware placement).
+pub fn place_replicas(
+    image: &MetadataImage,
+    count: i32,
+    replication_factor: i16,
+    start: usize,
+) -> Result<Vec<Vec<i32>>, String> {
+    let brokers = image.live_brokers();
+    let factor = usize::try_from(replication_factor).unwrap_or(0);
+    if factor == 0 || factor > brokers.len() {
+        return Err(format!(
+            "Unable to replicate the partition {replication_factor} time(s): The target \
+             replication factor of {replication_factor} cannot be reached because only {} \
+             broker(s) are registered.",
+            brokers.len()
+        ));
+    }
+    let count = usize::try_from(count).unwrap_or(0);
+    Ok((0..count)
+        .map(|p| {
+            (0..factor)
+                .map(|r| brokers[(start + p + r) % brokers.len()])
+                .collect()
+        })
+        .collect())
+}
+
+/// Choose a leader for `state` given who is live; `None` when no replica may lead.
+fn elect(image: &MetadataImage, state: &PartitionState, unclean: bool) -> Option<(i32, bool)> {
+    let clean = state
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| state.isr.contains(r) && image.is_live(*r) && !state.removing.contains(r));
+    if let Some(leader) = clean {
+        return Some((leader, false));
+    }
+    if unclean {
+        return state
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| image.is_live(*r) && !state.removing.contains(r))
+            .map(|leader| (leader, true));
+    }
+    None
+}
+
+/// The state after a leader change to `leader` (or none).
+fn with_leader(state: &PartitionState, leader: Option<(i32, bool)>) -> PartitionState {
+    let mut next = state.clone();
+    next.partition_epoch += 1;
+    match leader {
+        Some((id, unclean)) => {
+            if id != state.leader {
+                next.leader_epoch += 1;
+            }
+            next.leader = id;
+            if unclean {
+                next.isr = vec![id];
+            }
+        }
+        None => {
+            if state.leader >= 0 {
+                next.leader_epoch += 1;
+            }
+            next.leader = -1;
+        }
+    }
+    next
+}
+
+/// Fence broker `id`: the fence record, then for every partition it leads or follows in
+/// sync, its removal from the ISR (unless it is the last member) and a new leader.
+pub fn fence_broker(image: &MetadataImage, id: i32, unclean: bool) -> Vec<MetaRecord> {
+    let mut records = vec![MetaRecord::SetFenced { id, fenced: true }];
+    let mut view = image.clone();
+    if let Some(broker) = view.brokers.get_mut(&id) {
+        broker.fenced = true;
+    }
+    for topic in image.topics.values() {
+        for (index, state) in topic.partitions.iter().enumerate() {
+            if state.leader != id && !state.isr.contains(&id) {
+                continue;
+            }
+            let mut next = state.clone();
+            if next.isr.len() > 1 {
+                next.isr.retain(|r| *r != id);
+            }
+            let leader = if state.leader == id || state.leader < 0 {
+                elect(&view, &next, unclean)
+            } else {
+                Some((state.leader, false))
+            };
+            let mut next = with_leader(&next, leader);
+            if next.leader == state.leader {
+                next.leader_epoch = state.leader_epoch;
+            }
+            if &next != state {
+                records.push(MetaRecord::PartitionChange {
+                    id: topic.id,
+                    partition: index as i32,
+                    state: next,
+                });
+            }
+        }
+    }
+    records
+}
+
+/// Partitions without a live leader that can now get one.
+pub fn elect_offline(image: &MetadataImage, unclean: bool) -> Vec<MetaRecord> {
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for (index, state) in topic.partitions.iter().enumerate() {
+            if state.leader >= 0 && image.is_live(state.leader) {
+                continue;
+            }
+            if let Some(leader) = elect(image, state, unclean) {
+                records.push(MetaRecord::PartitionChange {
+                    id: topic.id,
+                    partition: index as i32,
+                    state: with_leader(state, Some(leader)),
+                });
+            }
+        }
+    }
+    records
+}
+
+/// A leader's ISR change request, if it is current and valid.
+pub fn alter_isr(image: &MetadataImage, from: i32, request: &AlterIsr) -> Option<MetaRecord> {
+    let id = u128::from_be_bytes(request.topic_id);
+    let state = image.partition(id, request.partition)?;
+    if state.leader != from
+        || state.leader_epoch != request.leader_epoch
+        || state.partition_epoch != request.partition_epoch
+        || !request.isr.contains(&from)
+        || request.isr.iter().any(|r| !state.replicas.contains(r))
+    {
+        return None;
+    }
+    // Only live brokers join the ISR; leaving is always allowed.
+    if request
+        .isr
+        .iter()
+        .any(|r| !state.isr.contains(r) && !image.is_live(*r))
+    {
+        return None;
+    }
+    let mut next = state.clone();
+    next.isr = request.isr.clone();
+    next.partition_epoch += 1;
+    let mut records = finish_reassignment(next);
+    records.take().map(|state| MetaRecord::PartitionChange {
+        id,
+        partition: request.partition,
+        state,
+    })
+}
+
+/// A reassignment completes once every target replica is in the ISR.
+fn finish_reassignment(mut state: PartitionState) -> Option<PartitionState> {
+    if state.adding.is_empty() && state.removing.is_empty() {
+        return Some(state);
+    }
+    if !state.adding.iter().all(|r| state.isr.contains(r)) {
+        return Some(state);
+    }
+    let removing = std::mem::take(&mut state.removing);
+    state.adding.clear();
+    state.replicas.retain(|r| !removing.contains(r));
+    state.isr.retain(|r| !removing.contains(r));
+    if removing.contains(&state.leader) {
+        state.leader = state
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| state.isr.contains(r))
+            .unwrap_or(-1);
+        state.leader_epoch += 1;
+    }
+    Some(state)
+}
+
+/// Move leadership to preferred replicas that are in the ISR and live (ElectLeaders
+/// PREFERRED, and the periodic rebalance). `only`: restrict to these partitions.
+pub fn preferred_elections(
+    image: &MetadataImage,
+    only: Option<&[(u128, i32)]>,
+) -> Vec<MetaRecord> {
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for (index, state) in topic.partitions.iter().enumerate() {
+            let key = (topic.id, index as i32);
+            if only.is_some_and(|o| !o.contains(&key)) {
+                continue;
+            }
+            let Some(&preferred) = state.replicas.first() else {
+                continue;
+            };
+            if preferred == state.leader
+                || !state.isr.contains(&preferred)
+                || !image.is_live(preferred)
+            {
+                continue;
+            }
+            let mut next = state.clone();
+            next.leader = preferred;
+            next.leader_epoch += 1;
+            next.partition_epoch += 1;
+            records.push(MetaRecord::PartitionChange {
+                id: topic.id,
+                partition: index as i32,
+                state: next,
+            });
+        }
+    }
+    records
+}
+
+/// Start (or cancel, with `None`) a reassignment of one partition to `target`.
+pub fn reassign(
+    image: &MetadataImage,
+    id: u128,
+    partition: i32,
+    target: Option<&[i32]>,
+) -> Result<Option<MetaRecord>, String> {
+    let state = image
+        .partition(id, partition)
+        .ok_or_else(|| "unknown partition".to_string())?;
+    let mut next = state.clone();
+    next.partition_epoch += 1;
+    match target {
+        None => {
+            if state.adding.is_empty() && state.removing.is_empty() {
+                return Err("no reassignment in progress".into());
+            }
+            // Cancel: back to the original replicas (current minus those being added).
+            let adding = std::mem::take(&mut next.adding);
+            next.removing.clear();
+            next.replicas.retain(|r| !adding.contains(r));
+            next.isr.retain(|r| !adding.contains(r));
+            if next.isr.is_empty() {
+                return Err("cancelling would leave no in-sync replica".into());
+            }
+            if adding.contains(&next.leader) {
+                next.leader = next.isr[0];
+                next.leader_epoch += 1;
+            }
+        }
+        Some(target) => {
+            if target.is_empty() {
+                return Err("empty replica list".into());
+            }
+            let mut seen = target.to_vec();
+            seen.sort_unstable();
+            seen.dedup();
+            if seen.len() != target.len() {
+                return Err(format!("duplicate replicas in {target:?}"));
+            }
+            if let Some(unknown) = target.iter().find(|r| !image.brokers.contains_key(r)) {
+                return Err(format!("broker {unknown} is not registered"));
+            }
+            let original: Vec<i32> = state
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !state.adding.contains(r))
+                .collect();
+            next.adding = target
+                .iter()
+                .copied()
+                .filter(|r| !original.contains(r))
+                .collect();
+            next.removing = original
+                .iter()
+                .copied()
+                .filter(|r| !target.contains(r))
+                .collect();
+            let mut replicas = target.to_vec();
+            replicas.extend(next.removing.iter().copied());
+            next.replicas = replicas;
+            next.isr.retain(|r| next.replicas.contains(r));
+        }
+    }
+    let next = finish_reassignment(next).unwrap_or_else(|| state.clone());
+    Ok(Some(MetaRecord::PartitionChange {
+        id,
+        partition,
+        state: next,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::image::{BrokerState, TopicImage};
+
+    fn image(live: &[i32], fenced: &[i32]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for (id, is_fenced) in live
+            .iter()
+            .map(|id| (*id, false))
+            .chain(fenced.iter().map(|id| (*id, true)))
+        {
+            image.apply(
+                1,
+                MetaRecord::RegisterBroker(BrokerState {
+                    id,
+                    incarnation: 1,
+                    host: "h".into(),
+                    port: 1,
+                    peer_addr: "p".into(),
+                    fenced: is_fenced,
+                    broker_role: true,
+                }),
+            );
+        }
+        image.apply(
+            2,
+            MetaRecord::CreateTopic(TopicImage {
+                name: "t".into(),
+                id: 9,
+                configs: vec![],
+                partitions: vec![PartitionState::new(vec![1, 2, 3])],
+            }),
+        );
+        image
+    }
+
+    fn apply_all(image: &mut MetadataImage, records: Vec<MetaRecord>) {
+        for record in records {
+            image.apply(3, record);
+        }
+        image.invariants();
+    }
+
+    #[test]
+    fn fencing_the_leader_elects_the_next_isr_member() {
+        let mut image = image(&[1, 2, 3], &[]);
+        let records = fence_broker(&image, 1, false);
+        apply_all(&mut image, records);
+        let state = image.partition(9, 0).expect("partition");
+        assert_eq!(state.leader, 2);
+        assert_eq!(state.leader_epoch, 1);
+        assert_eq!(state.isr, vec![2, 3]);
+    }
+
+    #[test]
+    fn last_isr_member_stays_and_only_it_is_elected_clean() {
+        let mut image = image(&[1, 2, 3], &[]);
+        for id in [1, 2, 3] {
+            let records = fence_broker(&image, id, false);
+            apply_all(&mut image, records);
+        }
+        let state = image.partition(9, 0).expect("partition").clone();
+        assert_eq!(state.leader, -1);
+        assert_eq!(state.isr, vec![3]);
+        // Broker 1 returns: not in the ISR, so no clean leader.
+        image.apply(4, MetaRecord::SetFenced { id: 1, fenced: false });
+        assert!(elect_offline(&image, false).is_empty());
+        // Unclean election picks it and resets the ISR.
+        let records = elect_offline(&image, true);
+        apply_all(&mut image, records);
+        assert_eq!(image.partition(9, 0).map(|s| s.leader), Some(1));
+        // Broker 3 returning would have been elected cleanly.
+        let mut image2 = image_with_all_fenced();
+        image2.apply(4, MetaRecord::SetFenced { id: 3, fenced: false });
+        let records = elect_offline(&image2, false);
+        apply_all(&mut image2, records);
+        assert_eq!(image2.partition(9, 0).map(|s| s.leader), Some(3));
+    }
+
+    fn image_with_all_fenced() -> MetadataImage {
+        let mut image = image(&[1, 2, 3], &[]);
+        for id in [1, 2, 3] {
+            let records = fence_broker(&image, id, false);
+            apply_all(&mut image, records);
+        }
+        image
+    }
+
+    #[test]
+    fn placement_needs_enough_live_brokers() {
+        let image = image(&[1, 2], &[3]);
+        assert!(place_replicas(&image, 2, 3, 0).is_err());
+        let placed = place_replicas(&image, 3, 2, 1).expect("placed");
+        assert_eq!(placed, vec![vec![2, 1], vec![1, 2], vec![2, 1]]);
+    }
+
+    #[test]
+    fn reassignment_completes_when_targets_are_in_sync() {
+        let mut image = image(&[1, 2, 3, 4], &[]);
+        let record = reassign(&image, 9, 0, Some(&[2, 3, 4])).expect("ok");
+        apply_all(&mut image, record.into_iter().collect());
+        let state = image.partition(9, 0).expect("p").clone();
+        assert_eq!(state.adding, vec![4]);
+        assert_eq!(state.removing, vec![1]);
+        let request = AlterIsr {
+            topic_id: 9u128.to_be_bytes(),
+            partition: 0,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr: vec![1, 2, 3, 4],
+        };
+        let record = alter_isr(&image, 1, &request).expect("valid");
+        apply_all(&mut image, vec![record]);
+        let state = image.partition(9, 0).expect("p");
+        assert_eq!(state.replicas, vec![2, 3, 4]);
+        assert_eq!(state.leader, 2);
+        assert!(state.adding.is_empty() && state.removing.is_empty());
+    }
+
+    #[test]
+    fn stale_or_foreign_isr_changes_are_refused() {
+        let image = image(&[1, 2, 3], &[]);
+        let request = AlterIsr {
+            topic_id: 9u128.to_be_bytes(),
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![1, 2],
+        };
+        assert!(alter_isr(&image, 2, &request).is_none(), "not the leader");
+        let mut stale = request.clone();
+        stale.partition_epoch = 5;
+        assert!(alter_isr(&image, 1, &stale).is_none());
+        assert!(alter_isr(&image, 1, &request).is_some());
+    }
+}

@@ -1,0 +1,337 @@
+//! The peer protocol: what nodes of one cluster say to each other over the controller
+//! listener. Frames are postcard-encoded [`PeerMessage`]s; the driver adds a 4-byte
+//! big-endian length prefix and opens each connection with a [`PeerHello`].
+//!
+//! Connections are one-way: a node dials every peer it must talk to and only writes on that
+//! connection; it reads only on connections others dialed. Messages may be lost when a
+//! connection breaks: every exchange here is retried by its sender (Raft by design, the
+//! rest on timers), so loss costs latency, never safety.
+//!
+//! Versioning: [`PeerHello::version`] must equal [`PEER_PROTOCOL_VERSION`]; a node refuses
+//! (closes) a connection that speaks another version or belongs to another cluster.
+
+use serde::{Deserialize, Serialize};
+use weir_wire::domain::ReadPlan;
+
+use crate::storage::{Storage, StorageError};
+
+/// Version of this protocol; bumped on any incompatible change.
+pub const PEER_PROTOCOL_VERSION: u16 = 1;
+/// Magic bytes that open a [`PeerHello`].
+pub const PEER_MAGIC: [u8; 8] = *b"WEIRPEER";
+/// Bound on one frame (a replica fetch answer is at most `replica.fetch.max.bytes` plus
+/// one batch of `message.max.bytes`).
+pub const PEER_FRAME_BYTES_MAX: usize = 64 << 20;
+
+/// First frame on every peer connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerHello {
+    /// Must be [`PEER_MAGIC`].
+    pub magic: [u8; 8],
+    /// Must be [`PEER_PROTOCOL_VERSION`].
+    pub version: u16,
+    /// `cluster.id`: nodes of different clusters never talk.
+    pub cluster_id: String,
+    /// The dialing node's id.
+    pub node_id: i32,
+}
+
+/// Why a hello was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// Not postcard of the expected shape.
+    #[error("malformed peer frame: {0}")]
+    Malformed(String),
+    /// Wrong magic: not a Weir peer.
+    #[error("not a weir peer connection")]
+    BadMagic,
+    /// Another protocol version.
+    #[error("peer protocol version {theirs} is not supported (this node speaks {ours})")]
+    Version {
+        /// The peer's.
+        theirs: u16,
+        /// Ours.
+        ours: u16,
+    },
+    /// Another cluster.
+    #[error("peer belongs to cluster {theirs:?}, this node to {ours:?}")]
+    Cluster {
+        /// The peer's.
+        theirs: String,
+        /// Ours.
+        ours: String,
+    },
+}
+
+impl PeerHello {
+    /// The hello this node sends.
+    pub fn new(cluster_id: &str, node_id: i32) -> PeerHello {
+        PeerHello {
+            magic: PEER_MAGIC,
+            version: PEER_PROTOCOL_VERSION,
+            cluster_id: cluster_id.to_string(),
+            node_id,
+        }
+    }
+
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decode and check a received hello against this node's cluster id.
+    pub fn decode_checked(bytes: &[u8], cluster_id: &str) -> Result<PeerHello, PeerError> {
+        let hello: PeerHello =
+            postcard::from_bytes(bytes).map_err(|e| PeerError::Malformed(e.to_string()))?;
+        if hello.magic != PEER_MAGIC {
+            return Err(PeerError::BadMagic);
+        }
+        if hello.version != PEER_PROTOCOL_VERSION {
+            return Err(PeerError::Version {
+                theirs: hello.version,
+                ours: PEER_PROTOCOL_VERSION,
+            });
+        }
+        if hello.cluster_id != cluster_id {
+            return Err(PeerError::Cluster {
+                theirs: hello.cluster_id,
+                ours: cluster_id.to_string(),
+            });
+        }
+        Ok(hello)
+    }
+}
+
+/// A broker's periodic report to the controller (Kafka's BrokerHeartbeat and
+/// BrokerRegistration in one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeat {
+    /// Changes on every process start: a new incarnation is re-registered.
+    pub incarnation: u64,
+    /// Kafka listener host clients are told.
+    pub host: String,
+    /// Kafka listener port.
+    pub port: i32,
+    /// Controller (peer) listener address.
+    pub peer_addr: String,
+    /// Highest metadata log index the broker applied: a broker is unfenced only once it
+    /// caught up with the log as of its registration.
+    pub applied_index: u64,
+    /// True when the broker serves clients (`process.roles` has `broker`).
+    pub broker_role: bool,
+}
+
+/// A leader asks the controller to change a partition's ISR (Kafka's AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterIsr {
+    /// Topic id (uuid bytes).
+    pub topic_id: [u8; 16],
+    /// Partition index.
+    pub partition: i32,
+    /// The leader epoch the leader holds: stale requests are dropped.
+    pub leader_epoch: i32,
+    /// The partition epoch the leader's view is based on.
+    pub partition_epoch: i32,
+    /// The ISR wanted.
+    pub isr: Vec<i32>,
+}
+
+/// A follower's fetch from a partition leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaFetch {
+    /// Echoed in the answer.
+    pub correlation: u64,
+    /// Topic id (uuid bytes).
+    pub topic_id: [u8; 16],
+    /// Partition index.
+    pub partition: i32,
+    /// The follower's view of the leader epoch; the leader refuses other epochs.
+    pub leader_epoch: i32,
+    /// The follower's log end offset: the next offset it wants.
+    pub fetch_offset: i64,
+    /// Offsets below this are fsynced on the follower.
+    pub durable_offset: i64,
+    /// Soft bound on the answer's record bytes.
+    pub max_bytes: u32,
+    /// How long the leader may hold the fetch for new data.
+    pub max_wait_ms: u64,
+}
+
+/// Records in a replica fetch answer: a read the driver resolves before encoding, then
+/// the bytes exactly as stored on the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerRecords {
+    /// A read for the driver: partition key, start offset, end offset, max bytes.
+    Read {
+        /// Leader's storage key of the partition.
+        partition_key: u64,
+        /// First offset.
+        start_offset: i64,
+        /// Exclusive end.
+        end_offset: i64,
+        /// Soft byte bound.
+        max_bytes: u32,
+    },
+    /// Record batches in wire form.
+    Bytes(Vec<u8>),
+}
+
+/// The leader's answer to a [`ReplicaFetch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaFetchReply {
+    /// From the fetch.
+    pub correlation: u64,
+    /// Topic id (uuid bytes).
+    pub topic_id: [u8; 16],
+    /// Partition index.
+    pub partition: i32,
+    /// Kafka error code (0: none): NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
+    /// UNKNOWN_LEADER_EPOCH, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION.
+    pub error: i16,
+    /// The leader's epoch.
+    pub leader_epoch: i32,
+    /// The leader's high watermark.
+    pub high_watermark: i64,
+    /// The leader's log start offset.
+    pub log_start_offset: i64,
+    /// Batches from the fetch offset on.
+    pub records: PeerRecords,
+}
+
+/// A follower asks where the leader's log for `epoch` ends (Kafka's OffsetForLeaderEpoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochQuery {
+    /// Echoed in the answer.
+    pub correlation: u64,
+    /// Topic id (uuid bytes).
+    pub topic_id: [u8; 16],
+    /// Partition index.
+    pub partition: i32,
+    /// The follower's view of the current leader epoch.
+    pub current_leader_epoch: i32,
+    /// The last epoch in the follower's log.
+    pub epoch: i32,
+}
+
+/// The answer to an [`EpochQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochReply {
+    /// From the query.
+    pub correlation: u64,
+    /// Topic id (uuid bytes).
+    pub topic_id: [u8; 16],
+    /// Partition index.
+    pub partition: i32,
+    /// Kafka error code (0: none).
+    pub error: i16,
+    /// The largest epoch <= the asked one in the leader's log (-1: none).
+    pub epoch: i32,
+    /// The end offset of that epoch in the leader's log.
+    pub end_offset: i64,
+}
+
+/// One message between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// A postcard-encoded [`crate::raft::RaftMessage`] of the metadata quorum.
+    Raft(Vec<u8>),
+    /// Broker to (what it believes is) the controller.
+    Heartbeat(BrokerHeartbeat),
+    /// The controller's (or a voter's) answer to a heartbeat.
+    HeartbeatReply {
+        /// The active controller, when known.
+        controller: Option<i32>,
+        /// True while the broker is fenced.
+        fenced: bool,
+    },
+    /// A broker asks the controller to create topics with defaults (auto-creation).
+    AutoCreate {
+        /// Topic names.
+        names: Vec<String>,
+    },
+    /// A leader asks the controller for an ISR change.
+    AlterIsr(AlterIsr),
+    /// Follower to leader.
+    Fetch(ReplicaFetch),
+    /// Leader to follower.
+    FetchReply(ReplicaFetchReply),
+    /// Follower to leader, after a leader change.
+    EpochQuery(EpochQuery),
+    /// Leader to follower.
+    EpochReply(EpochReply),
+}
+
+impl PeerMessage {
+    /// Resolve a [`PeerRecords::Read`] through storage (the leader's driver does this before
+    /// encoding). Every batch read is CRC-checked by storage.
+    pub fn resolve_reads(&mut self, storage: &impl Storage) -> Result<(), StorageError> {
+        if let PeerMessage::FetchReply(reply) = self {
+            if let PeerRecords::Read {
+                partition_key,
+                start_offset,
+                end_offset,
+                max_bytes,
+            } = reply.records
+            {
+                let plan = ReadPlan {
+                    partition_key,
+                    start_offset,
+                    end_offset,
+                    max_bytes,
+                };
+                let bytes = storage.read(&plan)?;
+                reply.records = PeerRecords::Bytes(bytes.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    /// Encode (after [`PeerMessage::resolve_reads`]).
+    pub fn encode(&self) -> Vec<u8> {
+        // postcard only fails on types it cannot represent; these are all representable.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decode one frame.
+    pub fn decode(bytes: &[u8]) -> Result<PeerMessage, PeerError> {
+        postcard::from_bytes(bytes).map_err(|e| PeerError::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_checks_magic_version_and_cluster() {
+        let hello = PeerHello::new("c1", 3);
+        let bytes = hello.encode();
+        assert_eq!(PeerHello::decode_checked(&bytes, "c1"), Ok(hello.clone()));
+        assert!(matches!(
+            PeerHello::decode_checked(&bytes, "c2"),
+            Err(PeerError::Cluster { .. })
+        ));
+        let mut other = hello.clone();
+        other.version = 99;
+        assert!(matches!(
+            PeerHello::decode_checked(&other.encode(), "c1"),
+            Err(PeerError::Version { theirs: 99, .. })
+        ));
+        other = hello;
+        other.magic = *b"NOTAPEER";
+        assert_eq!(
+            PeerHello::decode_checked(&other.encode(), "c1"),
+            Err(PeerError::BadMagic)
+        );
+        assert!(PeerHello::decode_checked(b"\xff\xff", "c1").is_err());
+    }
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_refused() {
+        let message = PeerMessage::AutoCreate {
+            names: vec!["a".into()],
+        };
+        assert_eq!(PeerMessage::decode(&message.encode()), Ok(message));
+        assert!(PeerMessage::decode(&[250, 1, 2]).is_err());
+    }
+}

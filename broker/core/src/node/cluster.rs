@@ -1,0 +1,1956 @@
+//! Cluster mode of the node: the metadata quorum (Raft), the controller, broker
+//! heartbeats, and partition replication (see [`crate::cluster`]).
+//!
+//! Durability rules:
+//! - Raft: a Ready's writes go to storage as meta entries; its messages and committed
+//!   entries are released only when the sync covering those writes completes.
+//! - Replication: a leader's high watermark is the minimum over the (maximal) ISR of what
+//!   each member has made durable (`isr-fsync`, the default) or holds (`isr-memory`),
+//!   its own durable end included. acks=all answers wait for that high watermark.
+//! - A node acts on partition roles only once its image caught up with the quorum's commit
+//!   index after start (a stale image must not make it lead), and stops leading when the
+//!   controller has not answered its heartbeats for a session timeout.
+//!
+//! Invariants (checked in [`Node::invariants`] through `cluster_invariants`): a leader role
+//! matches the image's leader and epoch; a follower has at most one fetch in flight; hw
+//! waiters reference partitions this node leads.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use uuid::Uuid;
+use weir_wire::batch::{control_type, iter_batches, CONTROL_TYPE_COMMIT};
+use weir_wire::domain::ApiResponse;
+use weir_wire::error::ErrorCode;
+
+use super::Node;
+use crate::cluster::controller;
+use crate::cluster::image::{ImageChange, MetaRecord, MetadataImage, TopicImage};
+use crate::cluster::peer::{
+    AlterIsr, BrokerHeartbeat, EpochQuery, EpochReply, PeerMessage, PeerRecords, ReplicaFetch,
+    ReplicaFetchReply,
+};
+use crate::cluster::{AckDurability, ClusterConfig};
+use crate::event::{Output, RequestId};
+use crate::partition::BatchAppend;
+use crate::raft::{Entry, Persisted, ProposeError, Raft, RaftConfig, RaftMessage, Snapshot, Write};
+use crate::storage::{Storage, StorageError, StorageOp};
+use crate::time::{Instant, Now};
+use crate::topic_config::TopicConfig;
+
+/// Bound on replica fetches a leader holds (long poll); past it they are answered at once.
+pub const REPLICA_FETCH_WAITERS_MAX: usize = 16_384;
+/// Bound on acks=all produce requests waiting for the high watermark.
+pub const HW_WAITERS_MAX: usize = 16_384;
+/// Bound on admin answers waiting for their metadata records to apply.
+pub const ADMIN_WAITERS_MAX: usize = 4_096;
+/// Bound on Raft readies waiting for their writes to become durable.
+pub const RAFT_PENDING_MAX: usize = 65_536;
+/// A follower re-sends a fetch or epoch query unanswered for this long.
+const PEER_RETRY_MS: u64 = 2_000;
+/// Back-off after a refused replica fetch (not leader, epoch mismatch).
+const REFUSED_RETRY_MS: u64 = 100;
+/// The metadata log is compacted into a snapshot every this many applied entries.
+const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
+/// A pending ISR change is re-sent to the controller after this long.
+const ALTER_ISR_RETRY_MS: u64 = 1_000;
+/// How often the controller looks for offline partitions and expired sessions.
+const CONTROLLER_CHECK_MS: u64 = 200;
+
+const RAFT_HARD_STATE_KEY: &[u8] = b"raft/hard_state";
+const RAFT_SNAPSHOT_KEY: &[u8] = b"raft/snapshot";
+const RAFT_ENTRY_PREFIX: &str = "raft/entry/";
+const EPOCHS_PREFIX: &str = "epochs/";
+
+fn raft_entry_key(index: u64) -> Vec<u8> {
+    format!("{RAFT_ENTRY_PREFIX}{index:020}").into_bytes()
+}
+
+/// Key of a partition's leader-epoch cache.
+pub(super) fn epochs_key(partition_key: u64) -> Vec<u8> {
+    format!("{EPOCHS_PREFIX}{partition_key:016x}").into_bytes()
+}
+
+/// True for the meta keys cluster mode owns (recovery's catalog reader skips them).
+pub(super) fn is_cluster_meta_key(key: &[u8]) -> bool {
+    key.starts_with(b"raft/") || key.starts_with(EPOCHS_PREFIX.as_bytes())
+}
+
+/// A Raft ready whose writes wait for sync `sync_id`.
+#[derive(Debug)]
+struct RaftPending {
+    sync_id: u64,
+    messages: Vec<(i32, RaftMessage)>,
+    snapshot: Option<Snapshot>,
+    committed: Vec<Entry>,
+}
+
+/// What a follower knows about its progress, on the leader.
+#[derive(Debug, Clone)]
+struct Progress {
+    fetch_offset: i64,
+    durable_offset: i64,
+    caught_up_at: Instant,
+    /// The leader's log end when this follower last fetched.
+    leo_at_last_fetch: i64,
+}
+
+/// This node leads the partition.
+#[derive(Debug, Clone)]
+pub(super) struct LeaderState {
+    pub epoch: i32,
+    partition_epoch: i32,
+    isr: Vec<i32>,
+    replicas: Vec<i32>,
+    followers: BTreeMap<i32, Progress>,
+    /// An ISR change sent to the controller and not yet seen in the image.
+    pending_isr: Option<(Vec<i32>, Instant)>,
+}
+
+/// This node follows the partition's leader.
+#[derive(Debug, Clone)]
+pub(super) struct FollowerState {
+    leader: i32,
+    epoch: i32,
+    /// The divergent suffix (if any) was truncated for this epoch.
+    truncated: bool,
+    /// The fetch or epoch query in flight: (correlation, sent at).
+    in_flight: Option<(u64, Instant)>,
+    /// Do not send before this.
+    not_before: Instant,
+    /// Appends wait for this sync before the next fetch reports them durable.
+    fetch_after_sync: Option<u64>,
+}
+
+/// This node's role for one partition.
+#[derive(Debug, Clone)]
+pub(super) enum Replica {
+    Leader(LeaderState),
+    Follower(FollowerState),
+}
+
+/// An acks=all produce waiting for high watermarks.
+#[derive(Debug, Clone)]
+struct HwWaiter {
+    /// (topic, partition index, offset the high watermark must pass).
+    needs: Vec<(Uuid, usize, i64)>,
+    response: ApiResponse,
+    deadline: Instant,
+}
+
+/// A held replica fetch.
+#[derive(Debug, Clone)]
+struct ParkedReplicaFetch {
+    from: i32,
+    fetch: ReplicaFetch,
+    deadline: Instant,
+}
+
+/// Cluster state of a node.
+#[derive(Debug)]
+pub(super) struct ClusterState {
+    pub config: ClusterConfig,
+    raft: Raft,
+    pub image: MetadataImage,
+    incarnation: u64,
+    raft_pending: VecDeque<RaftPending>,
+    /// Index range of raft entries in storage (first, last); (1, 0) when none.
+    stored_entries: (u64, u64),
+    pub caught_up: bool,
+    /// The index of our no-op when we became Raft leader: the controller acts once its
+    /// image applied it.
+    leader_start: Option<u64>,
+    // Broker side.
+    controller_hint: Option<i32>,
+    next_heartbeat: Instant,
+    last_heartbeat_ok: Option<Instant>,
+    pub fenced: bool,
+    heartbeat_rotation: usize,
+    // Controller side.
+    sessions: BTreeMap<i32, Instant>,
+    registered_at: BTreeMap<i32, u64>,
+    next_controller_check: Instant,
+    next_rebalance: Instant,
+    // Replication.
+    pub replicas: BTreeMap<(Uuid, usize), Replica>,
+    next_correlation: u64,
+    parked_fetches: Vec<ParkedReplicaFetch>,
+    hw_waiters: BTreeMap<RequestId, HwWaiter>,
+    admin_waiters: Vec<(u64, RequestId, ApiResponse)>,
+}
+
+impl ClusterState {
+    /// Rebuild from storage's raft entries.
+    pub(super) fn recover(
+        config: ClusterConfig,
+        node_id: i32,
+        storage: &impl Storage,
+        seed: u64,
+        now: Now,
+    ) -> Result<ClusterState, StorageError> {
+        let corrupt = |reason: String| StorageError::Corrupt {
+            partition_key: 0,
+            offset: 0,
+            reason,
+        };
+        let mut persisted = Persisted::default();
+        for (key, value) in storage.meta_entries()? {
+            if key == RAFT_HARD_STATE_KEY {
+                let (term, voted_for): (u64, Option<i32>) =
+                    postcard::from_bytes(&value).map_err(|e| corrupt(e.to_string()))?;
+                persisted.term = term;
+                persisted.voted_for = voted_for;
+            } else if key == RAFT_SNAPSHOT_KEY {
+                persisted.snapshot =
+                    Some(postcard::from_bytes(&value).map_err(|e| corrupt(e.to_string()))?);
+            } else if key.starts_with(RAFT_ENTRY_PREFIX.as_bytes()) {
+                let entry: Entry =
+                    postcard::from_bytes(&value).map_err(|e| corrupt(e.to_string()))?;
+                persisted.entries.push(entry);
+            }
+        }
+        persisted.entries.sort_by_key(|e| e.index);
+        let stored_entries = match (persisted.entries.first(), persisted.entries.last()) {
+            (Some(first), Some(last)) => (first.index, last.index),
+            _ => (1, 0),
+        };
+        let voters: BTreeSet<i32> = config.voters.iter().map(|v| v.id).collect();
+        let mut raft_config = RaftConfig::new(node_id, voters);
+        raft_config.election_timeout_min_ms = config.election_timeout_ms;
+        raft_config.election_timeout_max_ms = config.election_timeout_ms * 2;
+        raft_config.heartbeat_interval_ms = (config.election_timeout_ms / 5).max(10);
+        let raft = Raft::new(raft_config, persisted, seed, now_ms(now))
+            .map_err(|e| corrupt(e.to_string()))?;
+        Ok(ClusterState {
+            config,
+            raft,
+            image: MetadataImage::default(),
+            incarnation: seed,
+            raft_pending: VecDeque::new(),
+            stored_entries,
+            caught_up: false,
+            leader_start: None,
+            controller_hint: None,
+            next_heartbeat: now.instant,
+            last_heartbeat_ok: None,
+            fenced: true,
+            heartbeat_rotation: 0,
+            sessions: BTreeMap::new(),
+            registered_at: BTreeMap::new(),
+            next_controller_check: now.instant,
+            next_rebalance: now.instant,
+            replicas: BTreeMap::new(),
+            next_correlation: 1,
+            parked_fetches: Vec::new(),
+            hw_waiters: BTreeMap::new(),
+            admin_waiters: Vec::new(),
+        })
+    }
+
+    /// The active controller: the Raft leader once it applied its own no-op.
+    pub(super) fn is_active_controller(&self) -> bool {
+        self.raft.is_leader()
+            && self
+                .leader_start
+                .is_some_and(|start| self.image.applied_index >= start)
+    }
+
+    /// The Raft leader, as far as this node knows.
+    pub(super) fn controller(&self) -> Option<i32> {
+        self.raft.leader()
+    }
+
+    fn correlation(&mut self) -> u64 {
+        self.next_correlation += 1;
+        self.next_correlation
+    }
+}
+
+fn now_ms(now: Now) -> u64 {
+    now.instant.as_nanos() / 1_000_000
+}
+
+fn uuid_bytes(id: Uuid) -> [u8; 16] {
+    id.as_u128().to_be_bytes()
+}
+
+impl Node {
+    /// True in cluster mode.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Cluster mode: the active controller's id, as this node knows it.
+    pub fn controller_id(&self) -> Option<i32> {
+        self.cluster.as_ref().and_then(|c| c.controller())
+    }
+
+    /// Cluster mode: `(leader, leader epoch, isr)` of a partition in this node's image.
+    pub fn partition_leadership(&self, topic: &str, partition: i32) -> Option<(i32, i32, Vec<i32>)> {
+        let cluster = self.cluster.as_ref()?;
+        let id = *cluster.image.names.get(topic)?;
+        let state = cluster.image.partition(id, partition)?;
+        Some((state.leader, state.leader_epoch, state.isr.clone()))
+    }
+
+    /// Cluster mode: true when this node leads `topic`-`partition` right now.
+    pub fn leads(&self, topic: &str, partition: i32) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return false;
+        };
+        let Some(&topic_id) = self.topic_ids.get(topic) else {
+            return false;
+        };
+        let Ok(index) = usize::try_from(partition) else {
+            return false;
+        };
+        matches!(cluster.replicas.get(&(topic_id, index)), Some(Replica::Leader(_)))
+    }
+
+    /// The leader epoch to stamp on a produce to this partition, or why this node may not
+    /// take it: not the leader (or fenced), or (acks=all) too few in-sync replicas.
+    pub(super) fn check_produce_leadership(
+        &self,
+        topic_id: Uuid,
+        index: usize,
+        acks: i16,
+    ) -> Result<i32, (ErrorCode, String)> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(super::LEADER_EPOCH);
+        };
+        let Some(Replica::Leader(leader)) = cluster.replicas.get(&(topic_id, index)) else {
+            return Err((ErrorCode::NOT_LEADER_OR_FOLLOWER, "this broker does not lead the partition".into()));
+        };
+        if cluster.fenced {
+            return Err((ErrorCode::NOT_LEADER_OR_FOLLOWER, "this broker is fenced".into()));
+        }
+        if acks == -1 {
+            let min_isr = self
+                .topics
+                .get(&topic_id)
+                .and_then(|t| t.config.min_insync_replicas)
+                .unwrap_or(self.config.min_insync_replicas);
+            if (leader.isr.len() as i32) < min_isr {
+                let message = format!(
+                    "{} in-sync replicas, below min.insync.replicas={min_isr}",
+                    leader.isr.len()
+                );
+                return Err((ErrorCode::NOT_ENOUGH_REPLICAS, message));
+            }
+        }
+        Ok(leader.epoch)
+    }
+
+    /// The leader epoch of a partition this node leads (consumer fetch, ListOffsets), or
+    /// the error a client gets elsewhere.
+    pub(super) fn serving_epoch(&self, topic_id: Uuid, index: usize) -> Result<i32, ErrorCode> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(super::LEADER_EPOCH);
+        };
+        match cluster.replicas.get(&(topic_id, index)) {
+            Some(Replica::Leader(leader)) => Ok(leader.epoch),
+            _ => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+        }
+    }
+
+    /// Handle a message from peer node `from` (already decoded by the driver).
+    pub fn handle_peer(&mut self, now: Now, from: i32, message: PeerMessage) {
+        if self.poisoned.is_some() || self.cluster.is_none() {
+            return;
+        }
+        match message {
+            PeerMessage::Raft(bytes) => match postcard::from_bytes::<RaftMessage>(&bytes) {
+                Ok(raft_message) => {
+                    if let Some(cluster) = self.cluster.as_mut() {
+                        cluster.raft.step(now_ms(now), from, raft_message);
+                    }
+                }
+                Err(error) => tracing::warn!(from, %error, "malformed raft message dropped"),
+            },
+            PeerMessage::Heartbeat(heartbeat) => self.on_heartbeat(now, from, heartbeat),
+            PeerMessage::HeartbeatReply { controller, fenced } => {
+                self.on_heartbeat_reply(now, from, controller, fenced)
+            }
+            PeerMessage::AutoCreate { names } => self.on_auto_create(names),
+            PeerMessage::AlterIsr(request) => self.on_alter_isr(from, request),
+            PeerMessage::Fetch(fetch) => self.on_replica_fetch(now, from, fetch),
+            PeerMessage::FetchReply(reply) => self.on_fetch_reply(now, from, reply),
+            PeerMessage::EpochQuery(query) => self.on_epoch_query(from, query),
+            PeerMessage::EpochReply(reply) => self.on_epoch_reply(now, from, reply),
+        }
+        self.drive_cluster(now);
+        self.flush_syncs();
+    }
+
+    /// A peer message this node sends itself (it is the controller).
+    pub(super) fn handle_local_peer(&mut self, node_id: i32, message: PeerMessage) {
+        if let PeerMessage::AutoCreate { names } = message {
+            let _ = node_id;
+            self.on_auto_create(names);
+        }
+    }
+
+    /// Cluster timers: Raft ticks, heartbeats, controller checks, ISR shrink, follower
+    /// retries, expired waiters. Called from `handle_timeout`.
+    pub(super) fn cluster_timeout(&mut self, now: Now) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        cluster.raft.tick(now_ms(now));
+        self.send_heartbeat(now);
+        self.controller_checks(now);
+        self.leader_checks(now);
+        self.follower_sends(now);
+        self.expire_cluster_waiters(now);
+        self.drive_cluster(now);
+    }
+
+    /// When the cluster layer wants `cluster_timeout` next.
+    pub(super) fn cluster_deadline(&self) -> Option<Instant> {
+        let cluster = self.cluster.as_ref()?;
+        let raft = Instant::from_nanos(cluster.raft.next_deadline_ms().saturating_mul(1_000_000));
+        let mut next = raft.min(cluster.next_heartbeat);
+        if cluster.raft.is_leader() {
+            next = next.min(cluster.next_controller_check);
+        }
+        for fetch in &cluster.parked_fetches {
+            next = next.min(fetch.deadline);
+        }
+        for waiter in cluster.hw_waiters.values() {
+            next = next.min(waiter.deadline);
+        }
+        for replica in cluster.replicas.values() {
+            match replica {
+                Replica::Follower(f) => {
+                    let at = match f.in_flight {
+                        Some((_, sent)) => sent.add_ms(PEER_RETRY_MS),
+                        None => f.not_before,
+                    };
+                    if f.fetch_after_sync.is_none() {
+                        next = next.min(at);
+                    }
+                }
+                Replica::Leader(_) => {
+                    next = next.min(cluster.next_controller_check);
+                }
+            }
+        }
+        Some(next)
+    }
+
+    /// After any input: drain Raft, emit its writes, release what durable syncs allow.
+    pub(super) fn drive_cluster(&mut self, now: Now) {
+        loop {
+            let Some(cluster) = self.cluster.as_mut() else {
+                return;
+            };
+            let was_leader = cluster.leader_start.is_some();
+            let is_leader = cluster.raft.is_leader();
+            if is_leader && !was_leader {
+                cluster.leader_start = Some(cluster.raft.last_index());
+                // Every registered broker gets a full session from the new controller.
+                let brokers: Vec<i32> = cluster.image.brokers.keys().copied().collect();
+                cluster.sessions = brokers.iter().map(|b| (*b, now.instant)).collect();
+                cluster.registered_at.clear();
+                let voters: BTreeSet<i32> = cluster.config.voters.iter().map(|v| v.id).collect();
+                for broker in brokers {
+                    if !voters.contains(&broker) {
+                        cluster.raft.add_learner(broker);
+                    }
+                }
+            } else if !is_leader && was_leader {
+                cluster.leader_start = None;
+            }
+            if !cluster.raft.has_ready() {
+                break;
+            }
+            let ready = cluster.raft.ready();
+            let wrote = !ready.writes.is_empty();
+            for write in ready.writes {
+                self.emit_raft_write(write);
+            }
+            let Some(cluster) = self.cluster.as_mut() else {
+                return;
+            };
+            let sync_id = if wrote {
+                Some(self.sync.next_id)
+            } else {
+                cluster.raft_pending.back().map(|p| p.sync_id)
+            };
+            match sync_id {
+                Some(sync_id) => {
+                    assert!(
+                        cluster.raft_pending.len() < RAFT_PENDING_MAX,
+                        "raft readies pile up"
+                    );
+                    cluster.raft_pending.push_back(RaftPending {
+                        sync_id,
+                        messages: ready.messages,
+                        snapshot: ready.snapshot,
+                        committed: ready.committed,
+                    });
+                }
+                None => self.release_raft(now, ready.messages, ready.snapshot, ready.committed),
+            }
+        }
+    }
+
+    fn emit_raft_write(&mut self, write: Write) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let mut ops = Vec::new();
+        match write {
+            Write::HardState { term, voted_for } => ops.push(StorageOp::PutMeta {
+                key: RAFT_HARD_STATE_KEY.to_vec(),
+                value: postcard::to_allocvec(&(term, voted_for)).unwrap_or_default(),
+            }),
+            Write::TruncateFrom { index } => {
+                let (first, last) = cluster.stored_entries;
+                for i in index.max(first)..=last {
+                    ops.push(StorageOp::DeleteMeta {
+                        key: raft_entry_key(i),
+                    });
+                }
+                if index <= last {
+                    cluster.stored_entries.1 = index.saturating_sub(1).max(first - 1);
+                }
+            }
+            Write::Append(entries) => {
+                for entry in entries {
+                    let (first, last) = cluster.stored_entries;
+                    if last < first {
+                        cluster.stored_entries = (entry.index, entry.index);
+                    } else {
+                        cluster.stored_entries.1 = entry.index;
+                    }
+                    ops.push(StorageOp::PutMeta {
+                        key: raft_entry_key(entry.index),
+                        value: postcard::to_allocvec(&entry).unwrap_or_default(),
+                    });
+                }
+            }
+            Write::Snapshot(snapshot) => {
+                ops.push(StorageOp::PutMeta {
+                    key: RAFT_SNAPSHOT_KEY.to_vec(),
+                    value: postcard::to_allocvec(&snapshot).unwrap_or_default(),
+                });
+                let (first, last) = cluster.stored_entries;
+                let upto = snapshot.last_index.min(last);
+                for i in first..=upto {
+                    ops.push(StorageOp::DeleteMeta {
+                        key: raft_entry_key(i),
+                    });
+                }
+                if snapshot.last_index >= last {
+                    cluster.stored_entries = (snapshot.last_index + 1, snapshot.last_index);
+                } else if upto >= first {
+                    cluster.stored_entries.0 = upto + 1;
+                }
+            }
+        }
+        for op in ops {
+            self.emit(op);
+        }
+    }
+
+    /// Raft readies whose writes sync `sync_id` made durable.
+    pub(super) fn cluster_on_synced(&mut self, now: Now, sync_id: u64) {
+        loop {
+            let Some(cluster) = self.cluster.as_mut() else {
+                return;
+            };
+            let due = cluster
+                .raft_pending
+                .front()
+                .is_some_and(|p| p.sync_id <= sync_id);
+            if !due {
+                break;
+            }
+            let Some(pending) = cluster.raft_pending.pop_front() else {
+                break;
+            };
+            self.release_raft(now, pending.messages, pending.snapshot, pending.committed);
+        }
+        // Followers waiting for their appends to be durable fetch again now.
+        let ready: Vec<(Uuid, usize)> = self
+            .cluster
+            .as_ref()
+            .map(|c| {
+                c.replicas
+                    .iter()
+                    .filter_map(|(key, r)| match r {
+                        Replica::Follower(f) if f.fetch_after_sync.is_some_and(|s| s <= sync_id) => {
+                            Some(*key)
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in ready {
+            if let Some(Replica::Follower(f)) =
+                self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+            {
+                f.fetch_after_sync = None;
+                f.not_before = now.instant;
+            }
+            self.send_follower_request(now, key);
+        }
+        // The leader's own durable end moved: high watermarks may too.
+        let led: Vec<(Uuid, usize)> = self
+            .cluster
+            .as_ref()
+            .map(|c| {
+                c.replicas
+                    .iter()
+                    .filter(|(_, r)| matches!(r, Replica::Leader(_)))
+                    .map(|(k, _)| *k)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in led {
+            self.recompute_hw(key);
+        }
+        self.release_hw_waiters();
+        self.drive_cluster(now);
+    }
+
+    fn release_raft(
+        &mut self,
+        now: Now,
+        messages: Vec<(i32, RaftMessage)>,
+        snapshot: Option<Snapshot>,
+        committed: Vec<Entry>,
+    ) {
+        for (to, message) in messages {
+            let bytes = postcard::to_allocvec(&message).unwrap_or_default();
+            self.send_peer(to, PeerMessage::Raft(bytes));
+        }
+        if let Some(snapshot) = snapshot {
+            match MetadataImage::decode(&snapshot.data) {
+                Ok(mut image) => {
+                    image.applied_index = snapshot.last_index;
+                    let Some(cluster) = self.cluster.as_mut() else {
+                        return;
+                    };
+                    let old = std::mem::replace(&mut cluster.image, image);
+                    let gone: Vec<u128> = old
+                        .topics
+                        .keys()
+                        .copied()
+                        .filter(|id| !cluster.image.topics.contains_key(id))
+                        .collect();
+                    let present: Vec<u128> = cluster.image.topics.keys().copied().collect();
+                    for id in gone {
+                        let uuid = Uuid::from_u128(id);
+                        if self.topics.contains_key(&uuid) {
+                            self.delete_topic(uuid);
+                        }
+                        if let Some(cluster) = self.cluster.as_mut() {
+                            cluster.replicas.retain(|(t, _), _| *t != uuid);
+                        }
+                        self.fail_hw_waiters_of(uuid, None);
+                    }
+                    for id in present {
+                        self.materialize_topic(id);
+                        let count = self
+                            .cluster
+                            .as_ref()
+                            .and_then(|c| c.image.topics.get(&id))
+                            .map_or(0, |t| t.partitions.len());
+                        for index in 0..count {
+                            self.update_role(now, Uuid::from_u128(id), index);
+                        }
+                    }
+                    self.wake_fetches(|_| true);
+                }
+                Err(error) => {
+                    self.poison(format!("metadata snapshot undecodable: {error}"));
+                    return;
+                }
+            }
+        }
+        for entry in committed {
+            if entry.data.is_empty() {
+                if let Some(cluster) = self.cluster.as_mut() {
+                    cluster.image.applied_index = cluster.image.applied_index.max(entry.index);
+                }
+                continue;
+            }
+            match MetaRecord::decode(&entry.data) {
+                Ok(record) => self.apply_record(now, entry.index, record),
+                Err(error) => {
+                    self.poison(format!("metadata entry {} undecodable: {error}", entry.index));
+                    return;
+                }
+            }
+        }
+        self.after_apply(now);
+    }
+
+    /// Apply one committed metadata record to the image and react.
+    fn apply_record(&mut self, now: Now, index: u64, record: MetaRecord) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if let MetaRecord::RegisterBroker(broker) = &record {
+            let voter = cluster.config.voters.iter().any(|v| v.id == broker.id);
+            if !voter && cluster.raft.is_leader() {
+                cluster.raft.add_learner(broker.id);
+            }
+        }
+        let change = cluster.image.apply(index, record);
+        match change {
+            ImageChange::None => {}
+            ImageChange::TopicCreated(id) => self.materialize_topic(id),
+            ImageChange::PartitionsAdded(id) => self.materialize_topic(id),
+            ImageChange::TopicDeleted(topic) => {
+                let id = Uuid::from_u128(topic.id);
+                if self.topics.contains_key(&id) {
+                    self.delete_topic(id);
+                    self.wake_fetches(|_| true);
+                }
+                if let Some(cluster) = self.cluster.as_mut() {
+                    cluster.replicas.retain(|(t, _), _| *t != id);
+                }
+                self.fail_hw_waiters_of(id, None);
+            }
+            ImageChange::ConfigChanged(id) => {
+                let uuid = Uuid::from_u128(id);
+                let configs = self
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.image.topics.get(&id))
+                    .map(|t| t.configs.clone())
+                    .unwrap_or_default();
+                let pairs = configs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())));
+                if let (Ok(config), Some(topic)) =
+                    (TopicConfig::from_overrides(pairs), self.topics.get_mut(&uuid))
+                {
+                    topic.config = config;
+                    let topic = topic.clone();
+                    self.persist_topic(&topic);
+                }
+            }
+            ImageChange::PartitionChanged(id, partition) => {
+                if let Ok(index) = usize::try_from(partition) {
+                    self.update_role(now, Uuid::from_u128(id), index);
+                }
+            }
+        }
+    }
+
+    /// Create (or grow) the local catalog entry of an image topic.
+    fn materialize_topic(&mut self, id: u128) {
+        let Some(topic) = self.cluster.as_ref().and_then(|c| c.image.topics.get(&id)).cloned()
+        else {
+            return;
+        };
+        let uuid = Uuid::from_u128(id);
+        let count = topic.partitions.len() as i32;
+        match self.topics.get(&uuid).map(|t| t.partitions.len()) {
+            Some(local) if local as i32 >= count => {}
+            Some(_) => self.grow_topic(uuid, count),
+            None => {
+                // A stale local topic of the same name (deleted while this node was away)
+                // gives way to the image's.
+                if let Some(&old) = self.topic_ids.get(&topic.name) {
+                    if old != uuid {
+                        self.delete_topic(old);
+                    }
+                }
+                let pairs = topic.configs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())));
+                let config = TopicConfig::from_overrides(pairs).unwrap_or_default();
+                self.create_topic_with_id(&topic.name, count, config, Some(uuid));
+            }
+        }
+    }
+
+    /// After a batch of records: catch-up detection, role updates, waiters, compaction.
+    fn after_apply(&mut self, now: Now) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let applied = cluster.image.applied_index;
+        if !cluster.caught_up
+            && cluster.raft.leader().is_some()
+            && applied >= cluster.raft.commit_index()
+        {
+            cluster.caught_up = true;
+            tracing::info!(applied, "metadata caught up; taking partition roles");
+            let keys: Vec<(Uuid, usize)> = cluster
+                .image
+                .topics
+                .values()
+                .flat_map(|t| (0..t.partitions.len()).map(move |i| (Uuid::from_u128(t.id), i)))
+                .collect();
+            for (id, index) in keys {
+                self.update_role(now, id, index);
+            }
+        }
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        // Admin answers whose records are applied.
+        let mut done = Vec::new();
+        cluster.admin_waiters.retain(|(index, id, response)| {
+            if *index <= applied {
+                done.push((*id, response.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        if cluster.raft.applied_index() > cluster.raft.snapshot_index() + SNAPSHOT_EVERY_ENTRIES
+            && applied == cluster.raft.applied_index()
+        {
+            let data = cluster.image.encode();
+            cluster.raft.compact(applied, data);
+        }
+        for (id, response) in done {
+            self.respond(id, response);
+        }
+    }
+
+    /// Bring this node's role for one partition in line with the image.
+    fn update_role(&mut self, now: Now, topic_id: Uuid, index: usize) {
+        let node_id = self.config.node_id;
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let state = cluster
+            .image
+            .partition(topic_id.as_u128(), index as i32)
+            .cloned();
+        let key = (topic_id, index);
+        let Some(state) = state.filter(|_| cluster.caught_up && cluster.config.broker_role)
+        else {
+            cluster.replicas.remove(&key);
+            return;
+        };
+        let current = cluster.replicas.get(&key).cloned();
+        if state.leader == node_id {
+            if let Some(Replica::Leader(mut leader)) = current {
+                if leader.epoch == state.leader_epoch {
+                    leader.isr = state.isr.clone();
+                    leader.replicas = state.replicas.clone();
+                    leader.partition_epoch = state.partition_epoch;
+                    leader.pending_isr = None;
+                    for r in &state.replicas {
+                        if *r != node_id && !leader.followers.contains_key(r) {
+                            leader.followers.insert(*r, new_progress(now));
+                        }
+                    }
+                    cluster.replicas.insert(key, Replica::Leader(leader));
+                    self.recompute_hw(key);
+                    self.release_hw_waiters();
+                    return;
+                }
+            }
+            let followers = state
+                .replicas
+                .iter()
+                .filter(|r| **r != node_id)
+                .map(|r| (*r, new_progress(now)))
+                .collect();
+            cluster.replicas.insert(
+                key,
+                Replica::Leader(LeaderState {
+                    epoch: state.leader_epoch,
+                    partition_epoch: state.partition_epoch,
+                    isr: state.isr.clone(),
+                    replicas: state.replicas.clone(),
+                    followers,
+                    pending_isr: None,
+                }),
+            );
+            tracing::info!(%topic_id, index, epoch = state.leader_epoch, "leading partition");
+            let Some(log) = self.topics.get_mut(&topic_id).and_then(|t| t.partitions.get_mut(index))
+            else {
+                return;
+            };
+            let leo = log.log_end_offset();
+            if log.replicated_hw().is_none() {
+                log.set_replicated_hw(Some(log.log_start_offset()));
+            }
+            if log.push_epoch(state.leader_epoch, leo) {
+                let op = epochs_op(log);
+                self.emit(op);
+            }
+            self.recompute_hw(key);
+            self.release_hw_waiters();
+        } else if state.replicas.contains(&node_id) {
+            if let Some(Replica::Follower(f)) = &current {
+                if f.epoch == state.leader_epoch && f.leader == state.leader {
+                    return;
+                }
+            }
+            if matches!(current, Some(Replica::Leader(_))) {
+                self.fail_hw_waiters_of(topic_id, Some(index));
+                self.wake_fetches(|_| true);
+            }
+            if let Some(log) = self.topics.get_mut(&topic_id).and_then(|t| t.partitions.get_mut(index)) {
+                if log.replicated_hw().is_none() {
+                    log.set_replicated_hw(Some(log.log_start_offset()));
+                }
+            }
+            let Some(cluster) = self.cluster.as_mut() else {
+                return;
+            };
+            cluster.replicas.insert(
+                key,
+                Replica::Follower(FollowerState {
+                    leader: state.leader,
+                    epoch: state.leader_epoch,
+                    truncated: false,
+                    in_flight: None,
+                    not_before: now.instant,
+                    fetch_after_sync: None,
+                }),
+            );
+            if state.leader >= 0 {
+                self.send_follower_request(now, key);
+            }
+        } else {
+            if matches!(current, Some(Replica::Leader(_))) {
+                self.fail_hw_waiters_of(topic_id, Some(index));
+                self.wake_fetches(|_| true);
+            }
+            if let Some(cluster) = self.cluster.as_mut() {
+                cluster.replicas.remove(&key);
+            }
+        }
+    }
+
+    // ---- heartbeats and the controller ---------------------------------------------------
+
+    fn send_heartbeat(&mut self, now: Now) {
+        let node_id = self.config.node_id;
+        let host = self.config.advertised_host.clone();
+        let port = self.config.advertised_port;
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        // Self-fencing: a broker the controller has not answered for a session stops
+        // leading (the controller will have fenced it by then).
+        if let Some(ok) = cluster.last_heartbeat_ok {
+            let silent = now.instant.saturating_duration_since(ok).as_millis() as u64;
+            if silent > cluster.config.broker_session_timeout_ms && !cluster.fenced {
+                tracing::warn!(silent, "no heartbeat answer from the controller; self-fenced");
+                cluster.fenced = true;
+            }
+        }
+        if now.instant < cluster.next_heartbeat {
+            return;
+        }
+        cluster.next_heartbeat = now.instant.add_ms(cluster.config.broker_heartbeat_interval_ms);
+        let heartbeat = BrokerHeartbeat {
+            incarnation: cluster.incarnation,
+            host,
+            port,
+            peer_addr: cluster.config.peer_addr.clone(),
+            applied_index: cluster.image.applied_index,
+            broker_role: cluster.config.broker_role,
+        };
+        let target = match cluster.raft.leader().or(cluster.controller_hint) {
+            Some(leader) => leader,
+            None => {
+                cluster.heartbeat_rotation += 1;
+                let voters = &cluster.config.voters;
+                if voters.is_empty() {
+                    return;
+                }
+                voters[cluster.heartbeat_rotation % voters.len()].id
+            }
+        };
+        if target == node_id {
+            self.on_heartbeat(now, node_id, heartbeat);
+        } else {
+            self.send_peer(target, PeerMessage::Heartbeat(heartbeat));
+        }
+    }
+
+    fn on_heartbeat(&mut self, now: Now, from: i32, heartbeat: BrokerHeartbeat) {
+        let node_id = self.config.node_id;
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if !cluster.is_active_controller() {
+            let reply = PeerMessage::HeartbeatReply {
+                controller: cluster.raft.leader(),
+                fenced: true,
+            };
+            if from == node_id {
+                return;
+            }
+            self.send_peer(from, reply);
+            return;
+        }
+        cluster.sessions.insert(from, now.instant);
+        let registered = cluster.image.brokers.get(&from).cloned();
+        let needs_registration = registered.as_ref().is_none_or(|b| {
+            b.incarnation != heartbeat.incarnation
+                || b.host != heartbeat.host
+                || b.port != heartbeat.port
+                || b.peer_addr != heartbeat.peer_addr
+        });
+        let mut fenced = registered.as_ref().is_none_or(|b| b.fenced);
+        if needs_registration {
+            if !cluster.registered_at.contains_key(&from)
+                || registered
+                    .as_ref()
+                    .is_some_and(|b| b.incarnation != heartbeat.incarnation)
+            {
+                let record = MetaRecord::RegisterBroker(crate::cluster::image::BrokerState {
+                    id: from,
+                    incarnation: heartbeat.incarnation,
+                    host: heartbeat.host.clone(),
+                    port: heartbeat.port,
+                    peer_addr: heartbeat.peer_addr.clone(),
+                    fenced: true,
+                    broker_role: heartbeat.broker_role,
+                });
+                // A re-registration fences the old incarnation's leaderships first.
+                let mut records = Vec::new();
+                if registered.as_ref().is_some_and(|b| !b.fenced) {
+                    records.extend(controller::fence_broker(
+                        &cluster.image,
+                        from,
+                        cluster.config.unclean_leader_election,
+                    ));
+                }
+                records.push(record);
+                if let Some(index) = self.propose(records) {
+                    if let Some(cluster) = self.cluster.as_mut() {
+                        cluster.registered_at.insert(from, index);
+                    }
+                }
+            }
+            fenced = true;
+        } else if fenced {
+            let caught_up_to = cluster.registered_at.get(&from).copied().unwrap_or(0);
+            if heartbeat.applied_index >= caught_up_to && !cluster.registered_at.contains_key(&(-from - 1)) {
+                cluster.registered_at.insert(-from - 1, 0);
+                self.propose(vec![MetaRecord::SetFenced { id: from, fenced: false }]);
+            }
+        }
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if !fenced {
+            cluster.registered_at.remove(&(-from - 1));
+        }
+        if from == node_id {
+            cluster.last_heartbeat_ok = Some(now.instant);
+            cluster.fenced = fenced;
+            cluster.controller_hint = Some(node_id);
+        } else {
+            let reply = PeerMessage::HeartbeatReply {
+                controller: Some(node_id),
+                fenced,
+            };
+            self.send_peer(from, reply);
+        }
+    }
+
+    fn on_heartbeat_reply(&mut self, now: Now, from: i32, controller: Option<i32>, fenced: bool) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        cluster.controller_hint = controller;
+        if controller == Some(from) {
+            cluster.last_heartbeat_ok = Some(now.instant);
+            if cluster.fenced != fenced {
+                tracing::info!(fenced, "fencing state from the controller");
+            }
+            cluster.fenced = fenced;
+        } else if let Some(controller) = controller {
+            // Ask the real controller at once.
+            cluster.next_heartbeat = now.instant;
+            cluster.controller_hint = Some(controller);
+        }
+    }
+
+    /// Propose records as the active controller; returns the index of the last one.
+    pub(super) fn propose(&mut self, records: Vec<MetaRecord>) -> Option<u64> {
+        let cluster = self.cluster.as_mut()?;
+        let mut last = None;
+        for record in records {
+            match cluster.raft.propose(record.encode()) {
+                Ok(index) => last = Some(index),
+                Err(ProposeError::NotLeader(_)) => return None,
+                Err(ProposeError::Throttled { .. }) => return None,
+            }
+        }
+        last
+    }
+
+    fn controller_checks(&mut self, now: Now) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if !cluster.is_active_controller() || now.instant < cluster.next_controller_check {
+            return;
+        }
+        cluster.next_controller_check = now.instant.add_ms(CONTROLLER_CHECK_MS);
+        // Decide only on a settled image: pending proposals would be decided twice.
+        if cluster.raft.last_index() != cluster.image.applied_index {
+            return;
+        }
+        let timeout = cluster.config.broker_session_timeout_ms;
+        let unclean = cluster.config.unclean_leader_election;
+        let expired: Vec<i32> = cluster
+            .image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                let last = cluster.sessions.get(&b.id).copied().unwrap_or(now.instant);
+                now.instant.saturating_duration_since(last).as_millis() as u64 > timeout
+            })
+            .map(|b| b.id)
+            .collect();
+        let mut records = Vec::new();
+        if let Some(&broker) = expired.first() {
+            tracing::warn!(broker, "broker session expired; fencing it");
+            records = controller::fence_broker(&cluster.image, broker, unclean);
+        } else {
+            records.extend(controller::elect_offline(&cluster.image, unclean));
+            if records.is_empty()
+                && cluster.config.auto_leader_rebalance
+                && now.instant >= cluster.next_rebalance
+            {
+                cluster.next_rebalance =
+                    now.instant.add_ms(cluster.config.leader_imbalance_check_interval_ms);
+                records.extend(controller::preferred_elections(&cluster.image, None));
+            }
+        }
+        if !records.is_empty() {
+            self.propose(records);
+        }
+    }
+
+    fn on_auto_create(&mut self, names: Vec<String>) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        if !cluster.is_active_controller() {
+            return;
+        }
+        for name in names {
+            let request = weir_wire::domain::CreatableTopic {
+                name: name.clone(),
+                num_partitions: -1,
+                replication_factor: -1,
+                assignments: Vec::new(),
+                configs: Vec::new(),
+            };
+            if let Ok(record) = self.plan_create_topic(&request) {
+                self.propose(vec![record]);
+            }
+        }
+    }
+
+    /// Validate a CreateTopics entry as the controller and build its record.
+    pub(super) fn plan_create_topic(
+        &self,
+        topic: &weir_wire::domain::CreatableTopic,
+    ) -> Result<MetaRecord, (ErrorCode, String)> {
+        let spec = self.validate_creatable(topic)?;
+        let cluster = self.cluster.as_ref().ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
+        if cluster.image.names.contains_key(&topic.name) {
+            return Err((
+                ErrorCode::TOPIC_ALREADY_EXISTS,
+                format!("Topic '{}' already exists.", topic.name),
+            ));
+        }
+        let assignments = if topic.assignments.is_empty() {
+            let start = cluster.image.topics.len() + topic.name.len();
+            controller::place_replicas(&cluster.image, spec.partitions, spec.replication_factor, start)
+                .map_err(|m| (ErrorCode::INVALID_REPLICATION_FACTOR, m))?
+        } else {
+            topic.assignments.iter().map(|(_, r)| r.clone()).collect()
+        };
+        let id = crate::topic::derive_topic_id(
+            &self.config.cluster_id,
+            self.config.node_id,
+            cluster.raft.last_index() ^ (cluster.raft.term() << 40),
+        );
+        Ok(MetaRecord::CreateTopic(TopicImage {
+            name: topic.name.clone(),
+            id: id.as_u128(),
+            configs: spec.config.overrides().into_iter().collect(),
+            partitions: assignments
+                .into_iter()
+                .map(crate::cluster::image::PartitionState::new)
+                .collect(),
+        }))
+    }
+
+    /// Park an admin answer until metadata index `index` is applied here.
+    pub(super) fn respond_when_applied(&mut self, id: RequestId, index: u64, response: ApiResponse) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            self.respond(id, response);
+            return;
+        };
+        if cluster.image.applied_index >= index || cluster.admin_waiters.len() >= ADMIN_WAITERS_MAX
+        {
+            self.respond(id, response);
+            return;
+        }
+        cluster.admin_waiters.push((index, id, response));
+    }
+
+    fn on_alter_isr(&mut self, from: i32, request: AlterIsr) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        if !cluster.is_active_controller() {
+            return;
+        }
+        if let Some(record) = controller::alter_isr(&cluster.image, from, &request) {
+            self.propose(vec![record]);
+        }
+    }
+
+    // ---- replication: leader side ----------------------------------------------------------
+
+    /// Periodic leader work: ISR shrink and expansion requests, resent ISR changes.
+    fn leader_checks(&mut self, now: Now) {
+        let node_id = self.config.node_id;
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let lag_max = cluster.config.replica_lag_time_max_ms;
+        let mut requests = Vec::new();
+        for ((topic_id, index), replica) in cluster.replicas.iter_mut() {
+            let Replica::Leader(leader) = replica else {
+                continue;
+            };
+            if let Some((_, sent)) = &leader.pending_isr {
+                if now.instant.saturating_duration_since(*sent).as_millis() as u64
+                    > ALTER_ISR_RETRY_MS
+                {
+                    leader.pending_isr = None;
+                } else {
+                    continue;
+                }
+            }
+            let lagging: Vec<i32> = leader
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| *r != node_id)
+                .filter(|r| {
+                    leader.followers.get(r).is_none_or(|p| {
+                        now.instant.saturating_duration_since(p.caught_up_at).as_millis() as u64
+                            > lag_max
+                    })
+                })
+                .collect();
+            if !lagging.is_empty() {
+                let isr: Vec<i32> = leader.isr.iter().copied().filter(|r| !lagging.contains(r)).collect();
+                tracing::info!(%topic_id, index, ?lagging, "shrinking ISR");
+                leader.pending_isr = Some((isr.clone(), now.instant));
+                requests.push(AlterIsr {
+                    topic_id: uuid_bytes(*topic_id),
+                    partition: *index as i32,
+                    leader_epoch: leader.epoch,
+                    partition_epoch: leader.partition_epoch,
+                    isr,
+                });
+            }
+        }
+        for request in requests {
+            self.send_alter_isr(request);
+        }
+    }
+
+    fn send_alter_isr(&mut self, request: AlterIsr) {
+        let node_id = self.config.node_id;
+        let Some(controller) = self.cluster.as_ref().and_then(|c| c.raft.leader()) else {
+            return;
+        };
+        if controller == node_id {
+            self.on_alter_isr(node_id, request);
+        } else {
+            self.send_peer(controller, PeerMessage::AlterIsr(request));
+        }
+    }
+
+    fn on_replica_fetch(&mut self, now: Now, from: i32, fetch: ReplicaFetch) {
+        let topic_id = Uuid::from_u128(u128::from_be_bytes(fetch.topic_id));
+        let Ok(index) = usize::try_from(fetch.partition) else {
+            return;
+        };
+        let key = (topic_id, index);
+        let refusal = |error: ErrorCode, epoch: i32| ReplicaFetchReply {
+            correlation: fetch.correlation,
+            topic_id: fetch.topic_id,
+            partition: fetch.partition,
+            error: error.0,
+            leader_epoch: epoch,
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: PeerRecords::Bytes(Vec::new()),
+        };
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let Some(Replica::Leader(leader)) = cluster.replicas.get_mut(&key) else {
+            self.send_peer(from, PeerMessage::FetchReply(refusal(ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)));
+            return;
+        };
+        if fetch.leader_epoch != leader.epoch {
+            let error = if fetch.leader_epoch < leader.epoch {
+                ErrorCode::FENCED_LEADER_EPOCH
+            } else {
+                ErrorCode::UNKNOWN_LEADER_EPOCH
+            };
+            let epoch = leader.epoch;
+            self.send_peer(from, PeerMessage::FetchReply(refusal(error, epoch)));
+            return;
+        }
+        let epoch = leader.epoch;
+        let Some(log) = self.topics.get(&topic_id).and_then(|t| t.partitions.get(index)) else {
+            return;
+        };
+        let leo = log.log_end_offset();
+        if fetch.fetch_offset > leo || fetch.fetch_offset < log.log_start_offset() {
+            self.send_peer(from, PeerMessage::FetchReply(refusal(ErrorCode::OFFSET_OUT_OF_RANGE, epoch)));
+            return;
+        }
+        let Some(Replica::Leader(leader)) =
+            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+        else {
+            return;
+        };
+        let progress = leader.followers.entry(from).or_insert_with(|| new_progress(now));
+        if fetch.fetch_offset >= leo || fetch.fetch_offset >= progress.leo_at_last_fetch {
+            progress.caught_up_at = now.instant;
+        }
+        progress.fetch_offset = fetch.fetch_offset;
+        progress.durable_offset = fetch.durable_offset.min(fetch.fetch_offset);
+        progress.leo_at_last_fetch = leo;
+        // Expansion: a caught-up replica outside the ISR asks to come back.
+        let hw = log.high_watermark();
+        let mut expand = None;
+        if !leader.isr.contains(&from)
+            && leader.pending_isr.is_none()
+            && leader.replicas.contains(&from)
+            && fetch.fetch_offset >= hw
+            && leader.followers.get(&from).is_some_and(|p| p.fetch_offset >= hw)
+        {
+            let mut isr = leader.isr.clone();
+            isr.push(from);
+            leader.pending_isr = Some((isr.clone(), now.instant));
+            expand = Some(AlterIsr {
+                topic_id: fetch.topic_id,
+                partition: fetch.partition,
+                leader_epoch: leader.epoch,
+                partition_epoch: leader.partition_epoch,
+                isr,
+            });
+        }
+        if let Some(request) = expand {
+            self.send_alter_isr(request);
+        }
+        self.recompute_hw(key);
+        self.release_hw_waiters();
+        if fetch.fetch_offset < leo || fetch.max_wait_ms == 0 {
+            self.answer_replica_fetch(from, &fetch);
+        } else if let Some(cluster) = self.cluster.as_mut() {
+            if cluster.parked_fetches.len() >= REPLICA_FETCH_WAITERS_MAX {
+                self.answer_replica_fetch(from, &fetch);
+            } else {
+                let wait = fetch.max_wait_ms.min(cluster.config.replica_fetch_wait_max_ms.max(1));
+                cluster.parked_fetches.push(ParkedReplicaFetch {
+                    from,
+                    deadline: now.instant.add_ms(wait),
+                    fetch,
+                });
+            }
+        }
+    }
+
+    fn answer_replica_fetch(&mut self, to: i32, fetch: &ReplicaFetch) {
+        let topic_id = Uuid::from_u128(u128::from_be_bytes(fetch.topic_id));
+        let Ok(index) = usize::try_from(fetch.partition) else {
+            return;
+        };
+        let Some(Replica::Leader(leader)) =
+            self.cluster.as_ref().and_then(|c| c.replicas.get(&(topic_id, index)))
+        else {
+            return;
+        };
+        let epoch = leader.epoch;
+        let Some(log) = self.topics.get(&topic_id).and_then(|t| t.partitions.get(index)) else {
+            return;
+        };
+        let leo = log.log_end_offset();
+        let records = if fetch.fetch_offset < leo {
+            PeerRecords::Read {
+                partition_key: log.partition_key(),
+                start_offset: fetch.fetch_offset,
+                end_offset: leo,
+                max_bytes: fetch.max_bytes,
+            }
+        } else {
+            PeerRecords::Bytes(Vec::new())
+        };
+        let reply = ReplicaFetchReply {
+            correlation: fetch.correlation,
+            topic_id: fetch.topic_id,
+            partition: fetch.partition,
+            error: 0,
+            leader_epoch: epoch,
+            high_watermark: log.high_watermark(),
+            log_start_offset: log.log_start_offset(),
+            records,
+        };
+        self.send_peer(to, PeerMessage::FetchReply(reply));
+    }
+
+    /// New data on a led partition: answer the replica fetches held for it.
+    pub(super) fn wake_replica_fetches(&mut self, topic_id: Uuid, index: usize) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if cluster.parked_fetches.is_empty() {
+            return;
+        }
+        let bytes = uuid_bytes(topic_id);
+        let (woken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut cluster.parked_fetches)
+            .into_iter()
+            .partition(|p| p.fetch.topic_id == bytes && p.fetch.partition == index as i32);
+        cluster.parked_fetches = kept;
+        for parked in woken {
+            self.answer_replica_fetch(parked.from, &parked.fetch);
+        }
+    }
+
+    /// The leader's high watermark: min over the maximal ISR of durable (or held) offsets.
+    fn recompute_hw(&mut self, key: (Uuid, usize)) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let Some(Replica::Leader(leader)) = cluster.replicas.get(&key) else {
+            return;
+        };
+        let node_id = self.config.node_id;
+        let mut members: Vec<i32> = leader.isr.clone();
+        if let Some((pending, _)) = &leader.pending_isr {
+            for r in pending {
+                if !members.contains(r) {
+                    members.push(*r);
+                }
+            }
+        }
+        let durable_mode = cluster.config.ack_durability == AckDurability::IsrFsync;
+        let Some(log) = self.topics.get(&key.0).and_then(|t| t.partitions.get(key.1)) else {
+            return;
+        };
+        let mut hw = log.durable_end();
+        for member in members {
+            if member == node_id {
+                continue;
+            }
+            let held = leader.followers.get(&member).map_or(-1, |p| {
+                if durable_mode {
+                    p.durable_offset
+                } else {
+                    p.fetch_offset
+                }
+            });
+            hw = hw.min(held);
+        }
+        // PLANTED BUG (weir-sim only): advance the high watermark over what the leader
+        // alone holds, before the ISR has it.
+        #[cfg(feature = "planted-hw-before-isr")]
+        {
+            hw = log.durable_end();
+        }
+        let current = log.replicated_hw().unwrap_or(log.log_start_offset());
+        if hw > current {
+            let leo_key = log.partition_key();
+            if let Some(log) = self.topics.get_mut(&key.0).and_then(|t| t.partitions.get_mut(key.1)) {
+                log.set_replicated_hw(Some(hw));
+            }
+            self.wake_fetches(|keys| keys.contains(&leo_key));
+        }
+    }
+
+    /// Register an acks=all produce answer to be released by high watermarks.
+    pub(super) fn respond_when_replicated(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        response: ApiResponse,
+        needs: Vec<(Uuid, usize, i64)>,
+        timeout_ms: u64,
+    ) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            self.respond(id, response);
+            return;
+        };
+        if cluster.hw_waiters.len() >= HW_WAITERS_MAX {
+            let response = super::errors::with_error(
+                response,
+                ErrorCode::REQUEST_TIMED_OUT,
+                "too many produce requests waiting for replication",
+            );
+            self.respond(id, response);
+            return;
+        }
+        cluster.hw_waiters.insert(
+            id,
+            HwWaiter {
+                needs,
+                response,
+                deadline: now.instant.add_ms(timeout_ms),
+            },
+        );
+        self.release_hw_waiters();
+    }
+
+    fn release_hw_waiters(&mut self) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        if cluster.hw_waiters.is_empty() {
+            return;
+        }
+        let done: Vec<RequestId> = cluster
+            .hw_waiters
+            .iter()
+            .filter(|(_, waiter)| {
+                waiter.needs.iter().all(|(topic_id, index, end)| {
+                    self.topics
+                        .get(topic_id)
+                        .and_then(|t| t.partitions.get(*index))
+                        .is_some_and(|log| log.high_watermark() >= *end)
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(waiter) = self.cluster.as_mut().and_then(|c| c.hw_waiters.remove(&id)) {
+                self.respond(id, waiter.response);
+            }
+        }
+    }
+
+    fn fail_hw_waiters_of(&mut self, topic_id: Uuid, index: Option<usize>) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let failed: Vec<RequestId> = cluster
+            .hw_waiters
+            .iter()
+            .filter(|(_, w)| {
+                w.needs
+                    .iter()
+                    .any(|(t, i, _)| *t == topic_id && index.is_none_or(|x| x == *i))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            if let Some(waiter) = cluster.hw_waiters.remove(&id) {
+                let response = super::errors::with_error(
+                    waiter.response,
+                    ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                    "leadership moved before the write was replicated",
+                );
+                self.outputs.push_back(Output::Respond { id, response });
+            }
+        }
+    }
+
+    fn expire_cluster_waiters(&mut self, now: Now) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let expired: Vec<RequestId> = cluster
+            .hw_waiters
+            .iter()
+            .filter(|(_, w)| w.deadline <= now.instant)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(waiter) = cluster.hw_waiters.remove(&id) {
+                let response = super::errors::with_error(
+                    waiter.response,
+                    ErrorCode::REQUEST_TIMED_OUT,
+                    "timed out waiting for the in-sync replicas",
+                );
+                self.outputs.push_back(Output::Respond { id, response });
+            }
+        }
+        let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut cluster.parked_fetches)
+            .into_iter()
+            .partition(|p| p.deadline <= now.instant);
+        cluster.parked_fetches = kept;
+        for parked in due {
+            self.answer_replica_fetch(parked.from, &parked.fetch);
+        }
+    }
+
+    /// Drop a disconnected client's acks=all waiters.
+    pub(super) fn cluster_disconnect(&mut self, conn: u64) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.hw_waiters.retain(|id, _| id.conn != conn);
+            cluster.admin_waiters.retain(|(_, id, _)| id.conn != conn);
+        }
+    }
+
+    fn on_epoch_query(&mut self, from: i32, query: EpochQuery) {
+        let topic_id = Uuid::from_u128(u128::from_be_bytes(query.topic_id));
+        let Ok(index) = usize::try_from(query.partition) else {
+            return;
+        };
+        let leader_epoch = match self.cluster.as_ref().and_then(|c| c.replicas.get(&(topic_id, index))) {
+            Some(Replica::Leader(leader)) => Some(leader.epoch),
+            _ => None,
+        };
+        let mut reply = EpochReply {
+            correlation: query.correlation,
+            topic_id: query.topic_id,
+            partition: query.partition,
+            error: 0,
+            epoch: -1,
+            end_offset: -1,
+        };
+        match (leader_epoch, self.topics.get(&topic_id).and_then(|t| t.partitions.get(index))) {
+            (Some(epoch), Some(log)) if epoch == query.current_leader_epoch => {
+                let (found, end) = log.end_offset_for_epoch(query.epoch);
+                reply.epoch = found;
+                reply.end_offset = end;
+            }
+            (Some(epoch), Some(_)) if epoch > query.current_leader_epoch => {
+                reply.error = ErrorCode::FENCED_LEADER_EPOCH.0;
+            }
+            (Some(_), Some(_)) => reply.error = ErrorCode::UNKNOWN_LEADER_EPOCH.0,
+            _ => reply.error = ErrorCode::NOT_LEADER_OR_FOLLOWER.0,
+        }
+        self.send_peer(from, PeerMessage::EpochReply(reply));
+    }
+
+    // ---- replication: follower side --------------------------------------------------------
+
+    fn follower_sends(&mut self, now: Now) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let due: Vec<(Uuid, usize)> = cluster
+            .replicas
+            .iter()
+            .filter_map(|(key, r)| match r {
+                Replica::Follower(f) if f.leader >= 0 && f.fetch_after_sync.is_none() => {
+                    let due = match f.in_flight {
+                        Some((_, sent)) => {
+                            now.instant.saturating_duration_since(sent).as_millis() as u64
+                                >= PEER_RETRY_MS
+                        }
+                        None => now.instant >= f.not_before,
+                    };
+                    due.then_some(*key)
+                }
+                _ => None,
+            })
+            .collect();
+        for key in due {
+            if let Some(Replica::Follower(f)) =
+                self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+            {
+                f.in_flight = None;
+            }
+            self.send_follower_request(now, key);
+        }
+    }
+
+    /// Send the follower's next request: an epoch query until truncated, then a fetch.
+    fn send_follower_request(&mut self, now: Now, key: (Uuid, usize)) {
+        let Some(log) = self.topics.get(&key.0).and_then(|t| t.partitions.get(key.1)) else {
+            return;
+        };
+        let (leo, durable, last_epoch) = (log.log_end_offset(), log.durable_end(), log.last_epoch());
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let max_bytes = cluster.config.replica_fetch_max_bytes;
+        let wait = cluster.config.replica_fetch_wait_max_ms;
+        let correlation = cluster.correlation();
+        let Some(Replica::Follower(f)) = cluster.replicas.get_mut(&key) else {
+            return;
+        };
+        if f.leader < 0 || f.in_flight.is_some() || now.instant < f.not_before {
+            return;
+        }
+        f.in_flight = Some((correlation, now.instant));
+        let (leader, epoch, truncated) = (f.leader, f.epoch, f.truncated);
+        let message = if truncated {
+            PeerMessage::Fetch(ReplicaFetch {
+                correlation,
+                topic_id: uuid_bytes(key.0),
+                partition: key.1 as i32,
+                leader_epoch: epoch,
+                fetch_offset: leo,
+                durable_offset: durable,
+                max_bytes,
+                max_wait_ms: wait,
+            })
+        } else {
+            PeerMessage::EpochQuery(EpochQuery {
+                correlation,
+                topic_id: uuid_bytes(key.0),
+                partition: key.1 as i32,
+                current_leader_epoch: epoch,
+                epoch: last_epoch,
+            })
+        };
+        self.send_peer(leader, message);
+    }
+
+    fn follower_in_flight(&mut self, key: (Uuid, usize), from: i32, correlation: u64) -> bool {
+        let Some(Replica::Follower(f)) =
+            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+        else {
+            return false;
+        };
+        if f.leader != from || f.in_flight.map(|(c, _)| c) != Some(correlation) {
+            return false;
+        }
+        f.in_flight = None;
+        true
+    }
+
+    fn follower_back_off(&mut self, now: Now, key: (Uuid, usize)) {
+        if let Some(Replica::Follower(f)) =
+            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+        {
+            f.not_before = now.instant.add_ms(REFUSED_RETRY_MS);
+        }
+    }
+
+    fn on_epoch_reply(&mut self, now: Now, from: i32, reply: EpochReply) {
+        let key = (Uuid::from_u128(u128::from_be_bytes(reply.topic_id)), reply.partition as usize);
+        if !self.follower_in_flight(key, from, reply.correlation) {
+            return;
+        }
+        if reply.error != 0 {
+            self.follower_back_off(now, key);
+            return;
+        }
+        let Some(log) = self.topics.get_mut(&key.0).and_then(|t| t.partitions.get_mut(key.1)) else {
+            return;
+        };
+        // Kafka's rule (KIP-101/279): keep the prefix both logs agree on.
+        let mut target = reply.end_offset.min(log.log_end_offset());
+        if reply.epoch >= 0 {
+            let (mine, my_end) = log.end_offset_for_epoch(reply.epoch);
+            if mine == reply.epoch {
+                target = target.min(my_end);
+            }
+        }
+        // PLANTED BUG (weir-sim only): keep a divergent suffix after a leader change.
+        #[cfg(feature = "planted-skip-truncation")]
+        {
+            target = log.log_end_offset();
+        }
+        let partition_key = log.partition_key();
+        if log.truncate_suffix_to(target) {
+            tracing::info!(partition_key, target, "truncated divergent suffix");
+            let op = epochs_op(log);
+            let producers = super::producer_id::producer_snapshot_op(log);
+            self.emit(StorageOp::TruncateSuffix {
+                partition_key,
+                offset: target,
+            });
+            self.emit(op);
+            self.emit(producers);
+        }
+        if let Some(Replica::Follower(f)) =
+            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+        {
+            f.truncated = true;
+        }
+        self.send_follower_request(now, key);
+    }
+
+    fn on_fetch_reply(&mut self, now: Now, from: i32, reply: ReplicaFetchReply) {
+        let key = (Uuid::from_u128(u128::from_be_bytes(reply.topic_id)), reply.partition as usize);
+        if !self.follower_in_flight(key, from, reply.correlation) {
+            return;
+        }
+        if reply.error == ErrorCode::OFFSET_OUT_OF_RANGE.0 {
+            if let Some(Replica::Follower(f)) =
+                self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+            {
+                f.truncated = false;
+            }
+            self.follower_back_off(now, key);
+            return;
+        }
+        if reply.error != 0 {
+            self.follower_back_off(now, key);
+            return;
+        }
+        let PeerRecords::Bytes(bytes) = reply.records else {
+            return;
+        };
+        let appended = self.append_replicated(now, key, &bytes);
+        if let Some(log) = self.topics.get_mut(&key.0).and_then(|t| t.partitions.get_mut(key.1)) {
+            let hw = reply.high_watermark.min(log.log_end_offset());
+            if log.replicated_hw().is_none_or(|h| hw > h) {
+                log.set_replicated_hw(Some(hw));
+            }
+        }
+        match appended {
+            Some(sync_id) => {
+                if let Some(Replica::Follower(f)) =
+                    self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+                {
+                    f.fetch_after_sync = Some(sync_id);
+                }
+            }
+            None => self.send_follower_request(now, key),
+        }
+    }
+
+    /// Append the batches a leader sent, at their offsets; returns the covering sync id
+    /// when anything was appended.
+    fn append_replicated(&mut self, now: Now, key: (Uuid, usize), bytes: &[u8]) -> Option<u64> {
+        let sync_id = self.sync.next_id;
+        let segment_bytes = self.topics.get(&key.0)?.config.segment_bytes(&self.config);
+        let mut ops = Vec::new();
+        let mut appended_any = false;
+        {
+            let log = self.topics.get_mut(&key.0)?.partitions.get_mut(key.1)?;
+            for item in iter_batches(bytes) {
+                let Ok((header, range)) = item else { break };
+                let leo = log.log_end_offset();
+                if header.last_offset() < leo {
+                    continue;
+                }
+                if header.base_offset != leo {
+                    tracing::warn!(base = header.base_offset, leo, "gap in replicated batches");
+                    break;
+                }
+                let Some(batch) = bytes.get(range.clone()) else { break };
+                if !weir_wire::batch::verify_crc(batch) {
+                    tracing::warn!(base = header.base_offset, "replicated batch fails its CRC");
+                    break;
+                }
+                if log.push_epoch(header.partition_leader_epoch, header.base_offset) {
+                    ops.push(epochs_op(log));
+                }
+                let append = BatchAppend {
+                    offset_count: i64::from(header.last_offset_delta) + 1,
+                    bytes: batch.len() as u64,
+                    max_timestamp: header.max_timestamp,
+                };
+                let appended = log.append(append, sync_id, segment_bytes);
+                if let Some(rolled) = appended.rolled {
+                    ops.push(StorageOp::PutMeta {
+                        key: crate::meta::segment_key(log.partition_key(), rolled.base_offset),
+                        value: crate::meta::encode(&rolled),
+                    });
+                }
+                ops.push(StorageOp::Append {
+                    partition_key: log.partition_key(),
+                    base_offset: appended.base_offset,
+                    last_offset: appended.last_offset,
+                    batch: bytes::Bytes::copy_from_slice(batch),
+                });
+                log.producers.replay(&header, now.wall_ms);
+                if header.is_transactional() && header.producer_id >= 0 {
+                    if header.is_control() {
+                        if let Some(kind) = control_type(batch) {
+                            log.txns.on_marker(
+                                header.producer_id,
+                                kind == CONTROL_TYPE_COMMIT,
+                                header.base_offset,
+                            );
+                        }
+                    } else {
+                        log.txns.on_data(header.producer_id, header.base_offset);
+                    }
+                }
+                if appended.rolled.is_some() {
+                    ops.push(super::producer_id::producer_snapshot_op(log));
+                }
+                appended_any = true;
+            }
+        }
+        for op in ops {
+            self.emit(op);
+        }
+        if appended_any {
+            self.unsynced_partitions.insert(key);
+            Some(sync_id)
+        } else {
+            None
+        }
+    }
+
+    // ---- plumbing ----------------------------------------------------------------------------
+
+    /// Queue a message to a peer by id (voter addresses from config, others from the image).
+    pub(super) fn send_peer(&mut self, to: i32, message: PeerMessage) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let addr = cluster
+            .config
+            .voter_addr(to)
+            .map(str::to_string)
+            .or_else(|| cluster.image.brokers.get(&to).map(|b| b.peer_addr.clone()));
+        match addr {
+            Some(addr) => self.outputs.push_back(Output::Peer { to, addr, message }),
+            None => tracing::debug!(to, "no address for peer; message dropped"),
+        }
+    }
+
+    /// Cluster invariants.
+    pub(super) fn cluster_invariants(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        cluster.raft.invariants();
+        cluster.image.invariants();
+        assert!(cluster.parked_fetches.len() <= REPLICA_FETCH_WAITERS_MAX);
+        assert!(cluster.hw_waiters.len() <= HW_WAITERS_MAX);
+        for ((topic_id, index), replica) in &cluster.replicas {
+            let state = cluster.image.partition(topic_id.as_u128(), *index as i32);
+            let state = state.expect("a role is held only for partitions in the image");
+            match replica {
+                Replica::Leader(leader) => {
+                    assert_eq!(state.leader, self.config.node_id, "leader role without leadership");
+                    assert_eq!(state.leader_epoch, leader.epoch, "leader epoch behind the image");
+                }
+                Replica::Follower(f) => {
+                    assert_eq!(state.leader_epoch, f.epoch, "follower epoch behind the image");
+                }
+            }
+        }
+    }
+}
+
+fn new_progress(now: Now) -> Progress {
+    Progress {
+        fetch_offset: -1,
+        durable_offset: -1,
+        caught_up_at: now.instant,
+        leo_at_last_fetch: 0,
+    }
+}
+
+/// The storage op that persists a partition's epoch cache.
+fn epochs_op(log: &crate::partition::PartitionLog) -> StorageOp {
+    StorageOp::PutMeta {
+        key: epochs_key(log.partition_key()),
+        value: postcard::to_allocvec(&log.epochs).unwrap_or_default(),
+    }
+}
+
+

@@ -1,0 +1,604 @@
+//! Client APIs in cluster mode: Metadata and DescribeCluster from the image, topic
+//! administration through the active controller (others answer NOT_CONTROLLER, and
+//! clients retry on the controller Metadata names), leader elections, reassignments,
+//! and OffsetForLeaderEpoch (served in both modes).
+
+use uuid::Uuid;
+use weir_wire::domain::cluster::{
+    election_type, AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+    ElectLeadersPartitionResult, ElectLeadersRequest, ElectLeadersResponse, ElectLeadersTopicResult,
+    EpochEndOffset, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+    OngoingPartitionReassignment, OngoingTopicReassignment, ReassignablePartitionResult,
+    ReassignableTopicResult,
+};
+use weir_wire::domain::{
+    ApiRequest, ApiResponse, BrokerInfo, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreatePartitionsTopicResult, CreateTopicsRequest, CreateTopicsResponse, DeletableTopicResult,
+    DeleteTopicsRequest, DeleteTopicsResponse, MetadataPartition, MetadataTopic, TopicRef,
+};
+use weir_wire::error::ErrorCode;
+
+use super::Node;
+use crate::cluster::controller;
+use crate::cluster::image::{MetaRecord, PartitionState};
+use crate::event::RequestId;
+use crate::time::Now;
+use crate::topic::is_internal_topic;
+
+impl Node {
+    /// Route the requests cluster mode answers differently; `Some` gives the request back.
+    pub(super) fn handle_cluster_request(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: ApiRequest,
+    ) -> Option<ApiRequest> {
+        match request {
+            ApiRequest::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(id, r),
+            ApiRequest::ElectLeaders(r) if self.cluster.is_some() => self.elect_leaders(id, r),
+            ApiRequest::AlterPartitionReassignments(r) if self.cluster.is_some() => {
+                self.alter_reassignments(id, r)
+            }
+            ApiRequest::ListPartitionReassignments(r) if self.cluster.is_some() => {
+                self.list_reassignments(id, r)
+            }
+            ApiRequest::CreateTopics(r) if self.cluster.is_some() => self.cluster_create(id, r),
+            ApiRequest::DeleteTopics(r) if self.cluster.is_some() => self.cluster_delete(id, r),
+            ApiRequest::CreatePartitions(r) if self.cluster.is_some() => {
+                self.cluster_create_partitions(id, r)
+            }
+            other => return Some(other),
+        }
+        self.drive_cluster(now);
+        None
+    }
+
+    fn not_controller(&mut self, id: RequestId, request: &ApiRequest) -> bool {
+        let active = self.cluster.as_ref().is_some_and(|c| c.is_active_controller());
+        if !active {
+            let response = super::errors::error_response(
+                request,
+                ErrorCode::NOT_CONTROLLER,
+                "this broker is not the active controller",
+            );
+            self.respond(id, response);
+        }
+        !active
+    }
+
+    fn cluster_create(&mut self, id: RequestId, request: CreateTopicsRequest) {
+        if self.not_controller(id, &ApiRequest::CreateTopics(request.clone())) {
+            return;
+        }
+        let mut results = Vec::new();
+        let mut last = None;
+        for topic in &request.topics {
+            let dup = request.topics.iter().filter(|t| t.name == topic.name).count() > 1;
+            let planned = if dup {
+                Err((ErrorCode::INVALID_REQUEST, format!("Duplicate topic name: {}", topic.name)))
+            } else {
+                self.plan_create_topic(topic)
+            };
+            match planned {
+                Ok(MetaRecord::CreateTopic(image)) => {
+                    let spec = self.validate_creatable(topic).ok();
+                    let uuid = Uuid::from_u128(image.id);
+                    let partitions = image.partitions.len() as i32;
+                    let rf = image.partitions.first().map_or(0, |p| p.replicas.len() as i16);
+                    if !request.validate_only {
+                        last = self.propose(vec![MetaRecord::CreateTopic(image)]).or(last);
+                    }
+                    let mut result = match spec {
+                        Some(spec) => self.creatable_success(&topic.name, uuid, &spec),
+                        None => super::admin::creatable_error(&topic.name, ErrorCode::NONE, String::new()),
+                    };
+                    result.num_partitions = partitions;
+                    result.replication_factor = rf;
+                    if request.validate_only {
+                        result.topic_id = Uuid::nil();
+                    }
+                    results.push(result);
+                }
+                Ok(_) => {}
+                Err((error, message)) => {
+                    results.push(super::admin::creatable_error(&topic.name, error, message))
+                }
+            }
+        }
+        let response = ApiResponse::CreateTopics(CreateTopicsResponse {
+            throttle_time_ms: 0,
+            topics: results,
+        });
+        match last {
+            Some(index) => self.respond_when_applied(id, index, response),
+            None => self.respond(id, response),
+        }
+    }
+
+    fn cluster_delete(&mut self, id: RequestId, request: DeleteTopicsRequest) {
+        if self.not_controller(id, &ApiRequest::DeleteTopics(request.clone())) {
+            return;
+        }
+        let mut results = Vec::new();
+        let mut last = None;
+        for topic in &request.topics {
+            let image = &self.cluster.as_ref().map(|c| &c.image);
+            let found = image.and_then(|image| match topic {
+                TopicRef::Name(name) => image.names.get(name).copied(),
+                TopicRef::Id(uuid) => image.topics.contains_key(&uuid.as_u128()).then(|| uuid.as_u128()),
+            });
+            let mut result = DeletableTopicResult {
+                name: match topic {
+                    TopicRef::Name(name) => Some(name.clone()),
+                    TopicRef::Id(_) => None,
+                },
+                topic_id: Uuid::nil(),
+                error: ErrorCode::NONE,
+                error_message: None,
+            };
+            match found {
+                None => {
+                    result.error = match topic {
+                        TopicRef::Name(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        TopicRef::Id(_) => ErrorCode::UNKNOWN_TOPIC_ID,
+                    }
+                }
+                Some(_) if !self.config.delete_topic_enable => {
+                    result.error = ErrorCode::TOPIC_DELETION_DISABLED;
+                }
+                Some(topic_id) => {
+                    result.topic_id = Uuid::from_u128(topic_id);
+                    if result.name.is_none() {
+                        result.name = self
+                            .cluster
+                            .as_ref()
+                            .and_then(|c| c.image.topics.get(&topic_id))
+                            .map(|t| t.name.clone());
+                    }
+                    last = self.propose(vec![MetaRecord::DeleteTopic { id: topic_id }]).or(last);
+                }
+            }
+            results.push(result);
+        }
+        let response = ApiResponse::DeleteTopics(DeleteTopicsResponse {
+            throttle_time_ms: 0,
+            responses: results,
+        });
+        match last {
+            Some(index) => self.respond_when_applied(id, index, response),
+            None => self.respond(id, response),
+        }
+    }
+
+    fn cluster_create_partitions(&mut self, id: RequestId, request: CreatePartitionsRequest) {
+        if self.not_controller(id, &ApiRequest::CreatePartitions(request.clone())) {
+            return;
+        }
+        let mut results = Vec::new();
+        let mut last = None;
+        for topic in &request.topics {
+            let planned = (|| {
+                let cluster = self.cluster.as_ref().ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
+                let topic_id = *cluster.image.names.get(&topic.name).ok_or_else(|| {
+                    (
+                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("The topic '{}' does not exist.", topic.name),
+                    )
+                })?;
+                let image_topic = &cluster.image.topics[&topic_id];
+                let current = image_topic.partitions.len() as i32;
+                if topic.count <= current {
+                    return Err((
+                        ErrorCode::INVALID_PARTITIONS,
+                        format!(
+                            "Topic currently has {current} partitions, which is higher than or \
+                             equal to the requested {}.",
+                            topic.count
+                        ),
+                    ));
+                }
+                let rf = image_topic.partitions.first().map_or(1, |p| p.replicas.len()) as i16;
+                let added = match &topic.assignments {
+                    Some(assignments) => assignments.clone(),
+                    None => controller::place_replicas(&cluster.image, topic.count - current, rf, current as usize)
+                        .map_err(|m| (ErrorCode::INVALID_REPLICATION_FACTOR, m))?,
+                };
+                if added.len() as i32 != topic.count - current {
+                    return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, "wrong number of assignments".to_string()));
+                }
+                Ok((topic_id, added))
+            })();
+            let mut result = CreatePartitionsTopicResult {
+                name: topic.name.clone(),
+                error: ErrorCode::NONE,
+                error_message: None,
+            };
+            match planned {
+                Ok((topic_id, added)) => {
+                    if !request.validate_only {
+                        let record = MetaRecord::AddPartitions {
+                            id: topic_id,
+                            partitions: added.into_iter().map(PartitionState::new).collect(),
+                        };
+                        last = self.propose(vec![record]).or(last);
+                    }
+                }
+                Err((error, message)) => {
+                    result.error = error;
+                    result.error_message = Some(message);
+                }
+            }
+            results.push(result);
+        }
+        let response = ApiResponse::CreatePartitions(CreatePartitionsResponse {
+            throttle_time_ms: 0,
+            results,
+        });
+        match last {
+            Some(index) => self.respond_when_applied(id, index, response),
+            None => self.respond(id, response),
+        }
+    }
+
+    /// Metadata's broker list and controller in cluster mode.
+    pub(super) fn cluster_brokers(&self) -> Option<(Vec<BrokerInfo>, i32)> {
+        let cluster = self.cluster.as_ref()?;
+        let brokers = cluster
+            .image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced && b.broker_role)
+            .map(|b| BrokerInfo {
+                node_id: b.id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: None,
+            })
+            .collect();
+        let controller = cluster
+            .controller()
+            .filter(|c| cluster.image.brokers.get(c).is_some_and(|b| b.broker_role))
+            .unwrap_or(-1);
+        Some((brokers, controller))
+    }
+
+    /// Describe a topic from the image (cluster mode); `None` when the image lacks it.
+    pub(super) fn cluster_describe_topic(&self, topic_id: Uuid, topic_ops: i32) -> Option<MetadataTopic> {
+        let cluster = self.cluster.as_ref()?;
+        let topic = cluster.image.topics.get(&topic_id.as_u128())?;
+        let partitions = topic
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(index, state)| {
+                let offline: Vec<i32> = state
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| !cluster.image.is_live(*r))
+                    .collect();
+                MetadataPartition {
+                    error: if state.leader < 0 {
+                        ErrorCode::LEADER_NOT_AVAILABLE
+                    } else {
+                        ErrorCode::NONE
+                    },
+                    partition: index as i32,
+                    leader_id: state.leader,
+                    leader_epoch: state.leader_epoch,
+                    replica_nodes: state.replicas.clone(),
+                    isr_nodes: state.isr.clone(),
+                    offline_replicas: offline,
+                }
+            })
+            .collect();
+        Some(MetadataTopic {
+            error: ErrorCode::NONE,
+            name: Some(topic.name.clone()),
+            topic_id,
+            is_internal: is_internal_topic(&topic.name),
+            partitions,
+            topic_authorized_operations: topic_ops,
+        })
+    }
+
+    /// Topics Metadata lists in cluster mode (the image's, sorted by name).
+    pub(super) fn cluster_topic_ids(&self) -> Option<Vec<Uuid>> {
+        let cluster = self.cluster.as_ref()?;
+        Some(cluster.image.names.values().map(|id| Uuid::from_u128(*id)).collect())
+    }
+
+    /// Cluster mode auto-creation: ask the controller, answer LEADER_NOT_AVAILABLE
+    /// (clients retry, as with Kafka while a topic is being created).
+    pub(super) fn cluster_auto_create(&mut self, name: &str) {
+        let node_id = self.config.node_id;
+        let Some(controller) = self.cluster.as_ref().and_then(|c| c.controller()) else {
+            return;
+        };
+        let message = crate::cluster::peer::PeerMessage::AutoCreate {
+            names: vec![name.to_string()],
+        };
+        if controller == node_id {
+            self.handle_local_peer(node_id, message);
+        } else {
+            self.send_peer(controller, message);
+        }
+    }
+
+    fn offset_for_leader_epoch(&mut self, id: RequestId, request: OffsetForLeaderEpochRequest) {
+        let topics = request
+            .topics
+            .iter()
+            .map(|topic| OffsetForLeaderTopicResult {
+                topic: topic.topic.clone(),
+                partitions: topic
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let mut answer = EpochEndOffset {
+                            error: ErrorCode::NONE,
+                            partition: p.partition,
+                            leader_epoch: -1,
+                            end_offset: -1,
+                        };
+                        let resolved = self
+                            .resolve_partition(&TopicRef::Name(topic.topic.clone()), p.partition)
+                            .and_then(|(topic_id, index)| {
+                                let epoch = self.serving_epoch(topic_id, index)?;
+                                super::check_epoch_against(p.current_leader_epoch, epoch)?;
+                                Ok(self.partition(topic_id, index).expect("resolved"))
+                            });
+                        match resolved {
+                            Ok(log) if self.cluster.is_some() => {
+                                let (epoch, end) = log.end_offset_for_epoch(p.leader_epoch);
+                                answer.leader_epoch = epoch;
+                                answer.end_offset = end;
+                            }
+                            Ok(log) => {
+                                // A single node has one epoch, 0, spanning the whole log.
+                                answer.leader_epoch = super::LEADER_EPOCH;
+                                answer.end_offset = log.log_end_offset();
+                            }
+                            Err(error) => answer.error = error,
+                        }
+                        answer
+                    })
+                    .collect(),
+            })
+            .collect();
+        self.respond(
+            id,
+            ApiResponse::OffsetForLeaderEpoch(OffsetForLeaderEpochResponse {
+                throttle_time_ms: 0,
+                topics,
+            }),
+        );
+    }
+
+    fn elect_leaders(&mut self, id: RequestId, request: ElectLeadersRequest) {
+        if self.not_controller(id, &ApiRequest::ElectLeaders(request.clone())) {
+            return;
+        }
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let image = cluster.image.clone();
+        let wanted: Vec<(String, i32)> = match &request.topic_partitions {
+            Some(topics) => topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.clone(), *p)))
+                .collect(),
+            None => image
+                .topics
+                .values()
+                .flat_map(|t| (0..t.partitions.len() as i32).map(move |p| (t.name.clone(), p)))
+                .collect(),
+        };
+        let mut records = Vec::new();
+        let mut results: Vec<ElectLeadersTopicResult> = Vec::new();
+        for (topic, partition) in wanted {
+            let state = image
+                .names
+                .get(&topic)
+                .and_then(|id| image.partition(*id, partition).map(|s| (*id, s)));
+            let (error, message) = match state {
+                None => (ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None),
+                Some((topic_id, state)) => {
+                    let planned = if request.election_type == election_type::UNCLEAN {
+                        if state.leader >= 0 && image.is_live(state.leader) {
+                            Vec::new()
+                        } else {
+                            let mut only = image.clone();
+                            only.topics.retain(|id, _| *id == topic_id);
+                            controller::elect_offline(&only, true)
+                                .into_iter()
+                                .filter(|r| matches!(r, MetaRecord::PartitionChange { partition: p, .. } if *p == partition))
+                                .collect()
+                        }
+                    } else {
+                        controller::preferred_elections(&image, Some(&[(topic_id, partition)]))
+                    };
+                    if planned.is_empty() {
+                        let preferred = state.replicas.first().copied();
+                        if preferred == Some(state.leader) {
+                            (ErrorCode::ELECTION_NOT_NEEDED, Some("Leader is already the preferred replica".to_string()))
+                        } else {
+                            (ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE, Some("The preferred replica is not live and in sync".to_string()))
+                        }
+                    } else {
+                        records.extend(planned);
+                        (ErrorCode::NONE, None)
+                    }
+                }
+            };
+            let entry = ElectLeadersPartitionResult {
+                partition,
+                error,
+                error_message: message,
+            };
+            match results.iter_mut().find(|r| r.topic == topic) {
+                Some(r) => r.partitions.push(entry),
+                None => results.push(ElectLeadersTopicResult {
+                    topic,
+                    partitions: vec![entry],
+                }),
+            }
+        }
+        let last = self.propose(records);
+        let response = ApiResponse::ElectLeaders(ElectLeadersResponse {
+            throttle_time_ms: 0,
+            error: ErrorCode::NONE,
+            results,
+        });
+        match last {
+            Some(index) => self.respond_when_applied(id, index, response),
+            None => self.respond(id, response),
+        }
+    }
+
+    fn alter_reassignments(&mut self, id: RequestId, request: AlterPartitionReassignmentsRequest) {
+        if self.not_controller(id, &ApiRequest::AlterPartitionReassignments(request.clone())) {
+            return;
+        }
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let image = cluster.image.clone();
+        let mut records = Vec::new();
+        let mut results = Vec::new();
+        for topic in &request.topics {
+            let mut partitions = Vec::new();
+            for p in &topic.partitions {
+                let outcome = match image.names.get(&topic.name) {
+                    None => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)),
+                    Some(topic_id) => {
+                        controller::reassign(&image, *topic_id, p.partition, p.replicas.as_deref())
+                            .map_err(|m| {
+                                let code = if p.replicas.is_none() {
+                                    ErrorCode::NO_REASSIGNMENT_IN_PROGRESS
+                                } else {
+                                    ErrorCode::INVALID_REPLICA_ASSIGNMENT
+                                };
+                                (code, Some(m))
+                            })
+                    }
+                };
+                let (error, error_message) = match outcome {
+                    Ok(record) => {
+                        records.extend(record);
+                        (ErrorCode::NONE, None)
+                    }
+                    Err(e) => e,
+                };
+                partitions.push(ReassignablePartitionResult {
+                    partition: p.partition,
+                    error,
+                    error_message,
+                });
+            }
+            results.push(ReassignableTopicResult {
+                name: topic.name.clone(),
+                partitions,
+            });
+        }
+        let last = self.propose(records);
+        let response = ApiResponse::AlterPartitionReassignments(AlterPartitionReassignmentsResponse {
+            results,
+            ..AlterPartitionReassignmentsResponse::default()
+        });
+        match last {
+            Some(index) => self.respond_when_applied(id, index, response),
+            None => self.respond(id, response),
+        }
+    }
+
+    fn list_reassignments(&mut self, id: RequestId, request: ListPartitionReassignmentsRequest) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let mut topics = Vec::new();
+        for topic in cluster.image.topics.values() {
+            let wanted = request.topics.as_ref().map(|ts| ts.iter().find(|t| t.name == topic.name));
+            if matches!(wanted, Some(None)) {
+                continue;
+            }
+            let partitions: Vec<OngoingPartitionReassignment> = topic
+                .partitions
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| match wanted {
+                    Some(Some(t)) => t.partitions.contains(&(*i as i32)),
+                    _ => true,
+                })
+                .filter(|(_, s)| !s.adding.is_empty() || !s.removing.is_empty())
+                .map(|(i, s)| OngoingPartitionReassignment {
+                    partition: i as i32,
+                    replicas: s.replicas.clone(),
+                    adding_replicas: s.adding.clone(),
+                    removing_replicas: s.removing.clone(),
+                })
+                .collect();
+            if !partitions.is_empty() {
+                topics.push(OngoingTopicReassignment {
+                    name: topic.name.clone(),
+                    partitions,
+                });
+            }
+        }
+        self.respond(
+            id,
+            ApiResponse::ListPartitionReassignments(ListPartitionReassignmentsResponse {
+                throttle_time_ms: 0,
+                error: ErrorCode::NONE,
+                error_message: None,
+                topics,
+            }),
+        );
+    }
+
+    /// Cluster mode: the coordinator of a group or transactional id. Groups and
+    /// transactions are coordinated by a fixed voter chosen by hashing the key (their state
+    /// lives in that node's internal topics, which are not replicated yet).
+    pub(super) fn coordinator_for(&self, key: &str) -> Option<i32> {
+        let cluster = self.cluster.as_ref()?;
+        let mut voters: Vec<i32> = cluster.config.voters.iter().map(|v| v.id).collect();
+        voters.sort_unstable();
+        if voters.is_empty() {
+            return None;
+        }
+        let slot = weir_wire::murmur2::partition_for_key(key.as_bytes(), voters.len() as i32);
+        voters.get(usize::try_from(slot).ok()?).copied()
+    }
+
+    /// Cluster mode: the group or transactional id a request is about, when this node is
+    /// not its coordinator (the request is then answered NOT_COORDINATOR).
+    pub(super) fn foreign_coordinator_key(&self, request: &ApiRequest) -> bool {
+        if self.cluster.is_none() {
+            return false;
+        }
+        let key = match request {
+            ApiRequest::JoinGroup(r) => Some(r.group_id.as_str()),
+            ApiRequest::SyncGroup(r) => Some(r.group_id.as_str()),
+            ApiRequest::Heartbeat(r) => Some(r.group_id.as_str()),
+            ApiRequest::LeaveGroup(r) => Some(r.group_id.as_str()),
+            ApiRequest::OffsetCommit(r) => Some(r.group_id.as_str()),
+            ApiRequest::OffsetDelete(r) => Some(r.group_id.as_str()),
+            ApiRequest::ConsumerGroupHeartbeat(r) => Some(r.group_id.as_str()),
+            ApiRequest::OffsetFetch(r) => r.groups.first().map(|g| g.group_id.as_str()),
+            ApiRequest::EndTxn(r) => Some(r.transactional_id.as_str()),
+            ApiRequest::AddOffsetsToTxn(r) => Some(r.transactional_id.as_str()),
+            ApiRequest::TxnOffsetCommit(r) => Some(r.transactional_id.as_str()),
+            ApiRequest::InitProducerId(r) => r.transactional_id.as_deref(),
+            _ => None,
+        };
+        key.is_some_and(|key| self.coordinator_for(key) != Some(self.config.node_id))
+    }
+
+    /// `(id, host, port)` of a registered, unfenced broker.
+    pub(super) fn live_broker(&self, id: i32) -> Option<(i32, String, i32)> {
+        let broker = self.cluster.as_ref()?.image.brokers.get(&id)?;
+        (!broker.fenced).then(|| (broker.id, broker.host.clone(), broker.port))
+    }
+
+}

@@ -1,0 +1,169 @@
+//! The in-memory Raft log: an optional snapshot followed by contiguous entries.
+//!
+//! Invariants (asserted by [`RaftLog::invariants`] and at every mutation):
+//! - `entries[i].index == snapshot_index + 1 + i`;
+//! - entry terms never decrease and are >= `snapshot_term`.
+
+use super::{Entry, Snapshot};
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct RaftLog {
+    /// The latest snapshot, kept in memory to send to lagging followers.
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+}
+
+impl RaftLog {
+    /// A log from already validated parts (entries start right after the snapshot).
+    pub(super) fn new(snapshot: Option<Snapshot>, entries: Vec<Entry>) -> RaftLog {
+        let log = RaftLog { snapshot, entries };
+        log.invariants();
+        log
+    }
+
+    pub(super) fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    pub(super) fn snapshot_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.last_index)
+    }
+
+    pub(super) fn snapshot_term(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.last_term)
+    }
+
+    pub(super) fn last_index(&self) -> u64 {
+        self.snapshot_index() + self.entries.len() as u64
+    }
+
+    pub(super) fn last_term(&self) -> u64 {
+        self.entries
+            .last()
+            .map_or_else(|| self.snapshot_term(), |e| e.term)
+    }
+
+    /// Term of the entry at `index`; `None` if compacted away (below the snapshot) or
+    /// beyond the end. Index 0 (before the log) has term 0.
+    pub(super) fn term(&self, index: u64) -> Option<u64> {
+        let snapshot_index = self.snapshot_index();
+        if index == snapshot_index {
+            return Some(self.snapshot_term());
+        }
+        self.entry(index).map(|e| e.term)
+    }
+
+    pub(super) fn entry(&self, index: u64) -> Option<&Entry> {
+        let offset = index.checked_sub(self.snapshot_index() + 1)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// Up to `count_max` entries from `from` (which must be after the snapshot).
+    pub(super) fn slice(&self, from: u64, count_max: usize) -> &[Entry] {
+        assert!(
+            from > self.snapshot_index(),
+            "from={from} snapshot={}",
+            self.snapshot_index()
+        );
+        let start = usize::try_from(from - self.snapshot_index() - 1).unwrap_or(usize::MAX);
+        let start = start.min(self.entries.len());
+        let end = start.saturating_add(count_max).min(self.entries.len());
+        &self.entries[start..end]
+    }
+
+    /// Entries `from..=to` (both after the snapshot, `to <= last_index`).
+    pub(super) fn range(&self, from: u64, to: u64) -> &[Entry] {
+        if to < from {
+            return &[];
+        }
+        self.slice(from, usize::try_from(to - from + 1).unwrap_or(usize::MAX))
+    }
+
+    pub(super) fn append(&mut self, entry: Entry) {
+        assert_eq!(
+            entry.index,
+            self.last_index() + 1,
+            "append must be contiguous"
+        );
+        assert!(
+            entry.term >= self.last_term(),
+            "term {} < {}",
+            entry.term,
+            self.last_term()
+        );
+        self.entries.push(entry);
+    }
+
+    /// Removes entries with index >= `index` (which must be after the snapshot).
+    pub(super) fn truncate_from(&mut self, index: u64) {
+        assert!(
+            index > self.snapshot_index(),
+            "index={index} snapshot={}",
+            self.snapshot_index()
+        );
+        let keep = usize::try_from(index - self.snapshot_index() - 1).unwrap_or(usize::MAX);
+        self.entries.truncate(keep);
+    }
+
+    /// Replaces the snapshot and drops the entries it covers. If the log holds the
+    /// snapshot's last entry (same term) the suffix after it survives and `true` is
+    /// returned; otherwise the whole log is discarded and `false` is returned.
+    pub(super) fn install(&mut self, snapshot: Snapshot) -> bool {
+        assert!(
+            snapshot.last_index >= self.snapshot_index(),
+            "snapshot goes backwards"
+        );
+        let kept = self.term(snapshot.last_index) == Some(snapshot.last_term);
+        if kept {
+            let drop_count = usize::try_from(snapshot.last_index - self.snapshot_index())
+                .unwrap_or(usize::MAX)
+                .min(self.entries.len());
+            self.entries.drain(..drop_count);
+        } else {
+            self.entries.clear();
+        }
+        self.snapshot = Some(snapshot);
+        self.invariants();
+        kept
+    }
+
+    /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as
+    /// this one (Raft §5.4.1).
+    pub(super) fn is_up_to_date(&self, last_index: u64, last_term: u64) -> bool {
+        (last_term, last_index) >= (self.last_term(), self.last_index())
+    }
+
+    /// After rejecting an append at (`prev_index`, `prev_term`): the highest index below
+    /// `prev_index` whose term is <= `prev_term`, so the leader skips whole terms of a
+    /// divergent suffix instead of probing one index per round trip.
+    pub(super) fn conflict_hint(&self, prev_index: u64, prev_term: u64) -> u64 {
+        let mut index = prev_index.saturating_sub(1).min(self.last_index());
+        while index > self.snapshot_index() {
+            match self.term(index) {
+                Some(term) if term <= prev_term => break,
+                _ => index -= 1,
+            }
+        }
+        index
+    }
+
+    pub(super) fn invariants(&self) {
+        let snapshot_index = self.snapshot_index();
+        let mut previous_term = self.snapshot_term();
+        for (offset, entry) in self.entries.iter().enumerate() {
+            assert_eq!(
+                entry.index,
+                snapshot_index + 1 + offset as u64,
+                "log not contiguous"
+            );
+            assert!(
+                entry.term >= previous_term,
+                "term decreases at {}: {} < {}",
+                entry.index,
+                entry.term,
+                previous_term
+            );
+            previous_term = entry.term;
+        }
+    }
+}

@@ -1,0 +1,1146 @@
+//! The Raft node: roles, elections, replication and commitment.
+//!
+//! Invariants beyond those in the module docs of [`super`]:
+//! - `progress` is non-empty only on a leader and then has one entry per peer (voters other
+//!   than this node, plus learners); for each, `match_index < next_index <= last_index + 1`.
+//! - A hard-state change (term or vote) is queued as a [`Write::HardState`] before any
+//!   message that depends on it, so the caller persists it before the message leaves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::log::RaftLog;
+use super::rng::SplitMix64;
+use super::{
+    Entry, NodeId, NotLeader, Persisted, ProposeError, RaftConfig, RaftError, RaftMessage, Ready,
+    Role, Snapshot, Write, APPENDS_IN_FLIGHT_MAX,
+};
+
+/// A leader's view of one peer's log.
+#[derive(Debug, Clone)]
+struct Progress {
+    /// Highest index known to match the leader's log.
+    match_index: u64,
+    /// Next index to send.
+    next_index: u64,
+    /// Unsure where the logs diverge: send one batch per round trip or heartbeat, and no
+    /// pipelining, until an append succeeds.
+    probing: bool,
+    /// Heard from the peer since the last check-quorum round.
+    recent_active: bool,
+    /// `match_index` at the previous heartbeat: if it has not moved since, the heartbeat
+    /// retransmits from `match_index + 1` (messages may have been lost).
+    match_index_at_heartbeat: u64,
+    /// A snapshot in flight: its `last_index` and when to resend it.
+    snapshot_sent: Option<(u64, u64)>,
+}
+
+/// One node of a Raft group. See the module docs of [`super`] for the caller's contract.
+#[derive(Debug)]
+pub struct Raft {
+    config: RaftConfig,
+    learners: BTreeSet<NodeId>,
+    rng: SplitMix64,
+    /// Latest time seen by `new`, `tick` or `step` (never decreases).
+    now_ms: u64,
+    term: u64,
+    voted_for: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    /// When the current leader was last heard from (leader stickiness).
+    leader_contact_ms: u64,
+    log: RaftLog,
+    commit_index: u64,
+    /// Highest index handed to the caller, through `committed` or a snapshot.
+    applied_index: u64,
+    /// (Pre-)votes received in the current (pre-)election, by voter.
+    votes: BTreeMap<NodeId, bool>,
+    progress: BTreeMap<NodeId, Progress>,
+    election_deadline_ms: u64,
+    heartbeat_deadline_ms: u64,
+    check_quorum_deadline_ms: u64,
+    /// New entries await pipelining to peers (batched in `ready`).
+    replicate_pending: bool,
+    /// The commit index moved and peers should hear about it (batched in `ready`).
+    commit_broadcast_pending: bool,
+    ready: Ready,
+}
+
+impl Raft {
+    /// Builds a node from its configuration and what its storage holds. It starts as a
+    /// follower; a single-voter group campaigns at its first [`Raft::tick`].
+    pub fn new(
+        config: RaftConfig,
+        persisted: Persisted,
+        seed: u64,
+        now_ms: u64,
+    ) -> Result<Raft, RaftError> {
+        config.validate()?;
+        let log = validated_log(&persisted)?;
+        let rng = SplitMix64::new(seed, config.id);
+        let snapshot_index = log.snapshot_index();
+        let mut raft = Raft {
+            learners: BTreeSet::new(),
+            rng,
+            now_ms,
+            term: persisted.term,
+            voted_for: persisted.voted_for,
+            role: Role::Follower,
+            leader: None,
+            leader_contact_ms: 0,
+            log,
+            commit_index: snapshot_index,
+            applied_index: snapshot_index,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            election_deadline_ms: 0,
+            heartbeat_deadline_ms: u64::MAX,
+            check_quorum_deadline_ms: u64::MAX,
+            replicate_pending: false,
+            commit_broadcast_pending: false,
+            ready: Ready {
+                snapshot: persisted.snapshot,
+                ..Ready::default()
+            },
+            config,
+        };
+        if raft.config.voters.len() == 1 && raft.config.is_voter() {
+            // Nobody to wait for: campaign at the first tick.
+            raft.election_deadline_ms = now_ms;
+        } else {
+            raft.reset_election_timer();
+        }
+        Ok(raft)
+    }
+
+    /// Advances timers: elections on followers and candidates, heartbeats and check-quorum
+    /// on the leader. Call it whenever `now_ms >= next_deadline_ms()`.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.advance_clock(now_ms);
+        if self.role == Role::Leader {
+            if self.now_ms >= self.check_quorum_deadline_ms {
+                if !self.quorum_active() {
+                    tracing::info!(id = self.config.id, term = self.term, "leader lost quorum");
+                    self.become_follower(self.term, None);
+                    return;
+                }
+                for progress in self.progress.values_mut() {
+                    progress.recent_active = false;
+                }
+                self.check_quorum_deadline_ms = self.now_ms + self.config.election_timeout_min_ms;
+            }
+            if self.now_ms >= self.heartbeat_deadline_ms {
+                self.heartbeat_deadline_ms = self.now_ms + self.config.heartbeat_interval_ms;
+                for peer in self.peers() {
+                    self.send_heartbeat(peer);
+                }
+            }
+        } else if self.config.is_voter() && self.now_ms >= self.election_deadline_ms {
+            self.start_pre_vote();
+        }
+    }
+
+    /// When [`Raft::tick`] must be called next (`u64::MAX`: never, for an idle learner).
+    pub fn next_deadline_ms(&self) -> u64 {
+        match self.role {
+            Role::Leader => self
+                .heartbeat_deadline_ms
+                .min(self.check_quorum_deadline_ms),
+            _ if self.config.is_voter() => self.election_deadline_ms,
+            _ => u64::MAX,
+        }
+    }
+
+    /// Handles one message from `from`. Stale, duplicated or malformed messages are
+    /// ignored or answered per Raft; no input panics.
+    pub fn step(&mut self, now_ms: u64, from: NodeId, message: RaftMessage) {
+        self.advance_clock(now_ms);
+        if from == self.config.id {
+            return;
+        }
+        let is_request = matches!(
+            message,
+            RaftMessage::PreVote { .. }
+                | RaftMessage::Vote { .. }
+                | RaftMessage::Append { .. }
+                | RaftMessage::InstallSnapshot { .. }
+        );
+        if is_request && !self.config.voters.contains(&from) {
+            // Only voters campaign and lead; anything else is misaddressed.
+            return;
+        }
+        let message_term = message.term();
+        if message_term > self.term {
+            match &message {
+                // Pre-votes concern a future term and must not disturb ours.
+                RaftMessage::PreVote { .. }
+                | RaftMessage::PreVoteResponse { granted: true, .. } => {}
+                // Leader stickiness: a live leader makes us ignore disruptive candidates.
+                RaftMessage::Vote { .. } if self.in_lease() => return,
+                RaftMessage::Append { .. } | RaftMessage::InstallSnapshot { .. } => {
+                    self.become_follower(message_term, Some(from));
+                }
+                _ => self.become_follower(message_term, None),
+            }
+        } else if message_term < self.term {
+            self.answer_stale(from, &message);
+            return;
+        }
+        match message {
+            RaftMessage::PreVote {
+                term,
+                last_index,
+                last_term,
+            } => {
+                self.handle_pre_vote(from, term, last_index, last_term);
+            }
+            RaftMessage::PreVoteResponse { term, granted } => {
+                self.handle_pre_vote_response(from, term, granted);
+            }
+            RaftMessage::Vote {
+                last_index,
+                last_term,
+                ..
+            } => {
+                self.handle_vote(from, last_index, last_term);
+            }
+            RaftMessage::VoteResponse { granted, .. } => self.handle_vote_response(from, granted),
+            RaftMessage::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                ..
+            } => {
+                self.handle_append(from, prev_index, prev_term, entries, commit);
+            }
+            RaftMessage::AppendResponse {
+                success,
+                index,
+                hint,
+                ..
+            } => {
+                self.handle_append_response(from, success, index, hint);
+            }
+            RaftMessage::InstallSnapshot { snapshot, .. } => {
+                self.handle_install_snapshot(from, snapshot);
+            }
+            RaftMessage::InstallSnapshotResponse { match_index, .. } => {
+                self.handle_install_snapshot_response(from, match_index);
+            }
+        }
+    }
+
+    /// Appends `data` to the leader's log and returns its index. The entry is committed
+    /// once a later [`Ready::committed`] carries it.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<u64, ProposeError> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            }
+            .into());
+        }
+        let uncommitted_count = self.log.last_index() - self.commit_index;
+        if uncommitted_count >= self.config.max_uncommitted_entries as u64 {
+            return Err(ProposeError::Throttled { uncommitted_count });
+        }
+        let index = self.append_own(data);
+        self.replicate_pending = true;
+        self.maybe_commit();
+        Ok(index)
+    }
+
+    /// Replicates to `id` as a learner (never counted for votes or commitment). Ignored for
+    /// this node and for voters.
+    pub fn add_learner(&mut self, id: NodeId) {
+        if id == self.config.id || self.config.voters.contains(&id) {
+            return;
+        }
+        if self.learners.insert(id) && self.role == Role::Leader {
+            let progress = new_progress(self.log.last_index());
+            self.progress.insert(id, progress);
+        }
+    }
+
+    /// Stops replicating to learner `id`.
+    pub fn remove_learner(&mut self, id: NodeId) {
+        if self.learners.remove(&id) {
+            self.progress.remove(&id);
+        }
+    }
+
+    /// Drains everything pending: batches pending replication into messages first.
+    pub fn ready(&mut self) -> Ready {
+        if self.role == Role::Leader {
+            self.flush_replication();
+        }
+        self.replicate_pending = false;
+        self.commit_broadcast_pending = false;
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Whether [`Raft::ready`] would return something.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || self.replicate_pending || self.commit_broadcast_pending
+    }
+
+    /// The caller's state machine image at `applied_index` (which it has applied, so it
+    /// was handed out by a Ready): emits [`Write::Snapshot`] and drops the entries it
+    /// covers from memory. A no-op if `applied_index` is not past the current snapshot.
+    pub fn compact(&mut self, applied_index: u64, data: Vec<u8>) {
+        assert!(
+            applied_index <= self.applied_index,
+            "compact at {applied_index} beyond the applied index {}",
+            self.applied_index
+        );
+        if applied_index <= self.log.snapshot_index() {
+            return;
+        }
+        let last_term = self
+            .log
+            .term(applied_index)
+            .expect("applied entries are in the log");
+        let snapshot = Snapshot {
+            last_index: applied_index,
+            last_term,
+            data,
+        };
+        let kept = self.log.install(snapshot.clone());
+        assert!(kept, "local compaction keeps the suffix");
+        self.ready.writes.push(Write::Snapshot(snapshot));
+    }
+
+    /// The leader this node knows of in its term.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// The vote cast in the current term.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// Highest index known committed.
+    pub fn commit_index(&self) -> u64 {
+        self.commit_index
+    }
+
+    /// Highest index handed to the caller (through `committed` or a snapshot).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Index of the last log entry.
+    pub fn last_index(&self) -> u64 {
+        self.log.last_index()
+    }
+
+    /// Index covered by the latest snapshot (0 without one).
+    pub fn snapshot_index(&self) -> u64 {
+        self.log.snapshot_index()
+    }
+
+    /// The entry at `index`, if it is in memory (after the snapshot, up to the last index).
+    pub fn entry(&self, index: u64) -> Option<&Entry> {
+        self.log.entry(index)
+    }
+
+    /// Asserts the internal invariants (see the module docs).
+    pub fn invariants(&self) {
+        self.log.invariants();
+        let last_index = self.log.last_index();
+        let snapshot_index = self.log.snapshot_index();
+        assert!(
+            snapshot_index <= self.applied_index,
+            "snapshot={snapshot_index} applied={}",
+            self.applied_index
+        );
+        assert!(
+            self.applied_index <= self.commit_index,
+            "applied={} commit={}",
+            self.applied_index,
+            self.commit_index
+        );
+        assert!(
+            self.commit_index <= last_index,
+            "commit={} last={last_index}",
+            self.commit_index
+        );
+        assert!(
+            self.log.last_term() <= self.term,
+            "last_term={} term={}",
+            self.log.last_term(),
+            self.term
+        );
+        if !self.config.is_voter() {
+            assert_eq!(self.role, Role::Follower, "a learner only follows");
+        }
+        match self.role {
+            Role::Leader => {
+                assert_eq!(self.leader, Some(self.config.id));
+                assert_eq!(
+                    self.voted_for,
+                    Some(self.config.id),
+                    "a leader voted for itself"
+                );
+                assert_eq!(
+                    self.log.last_term(),
+                    self.term,
+                    "a leader's last entry is its own"
+                );
+                let peers: Vec<NodeId> = self.peers();
+                let tracked: Vec<NodeId> = self.progress.keys().copied().collect();
+                assert_eq!(peers, tracked, "progress tracks exactly the peers");
+                for (peer, progress) in &self.progress {
+                    assert!(
+                        progress.match_index < progress.next_index,
+                        "peer {peer}: {progress:?}"
+                    );
+                    assert!(
+                        progress.next_index <= last_index + 1,
+                        "peer {peer}: {progress:?}"
+                    );
+                }
+            }
+            Role::Candidate => {
+                assert_eq!(
+                    self.voted_for,
+                    Some(self.config.id),
+                    "a candidate votes for itself"
+                );
+                assert_eq!(self.leader, None);
+            }
+            Role::PreCandidate => assert_eq!(self.leader, None),
+            Role::Follower => assert!(self.progress.is_empty(), "only a leader tracks peers"),
+        }
+        if let Some(leader) = self.leader {
+            assert!(
+                self.config.voters.contains(&leader),
+                "leader {leader} is not a voter"
+            );
+        }
+    }
+
+    // ---- roles ----
+
+    fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
+        assert!(
+            term >= self.term,
+            "term goes backwards: {term} < {}",
+            self.term
+        );
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.persist_hard_state();
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        if leader.is_some() {
+            self.leader_contact_ms = self.now_ms;
+        }
+        self.votes.clear();
+        self.progress.clear();
+        self.heartbeat_deadline_ms = u64::MAX;
+        self.check_quorum_deadline_ms = u64::MAX;
+        self.replicate_pending = false;
+        self.commit_broadcast_pending = false;
+        self.reset_election_timer();
+    }
+
+    /// Asks voters whether they would vote for us in `term + 1`, without incrementing it,
+    /// so a node that was partitioned away cannot disrupt a healthy leader (§9.6).
+    fn start_pre_vote(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.votes.clear();
+        self.votes.insert(self.config.id, true);
+        self.reset_election_timer();
+        if self.has_quorum_of_grants() {
+            self.campaign();
+            return;
+        }
+        let message = RaftMessage::PreVote {
+            term: self.term + 1,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        };
+        self.send_to_voters(&message);
+    }
+
+    fn campaign(&mut self) {
+        self.role = Role::Candidate;
+        self.term += 1;
+        self.voted_for = Some(self.config.id);
+        self.persist_hard_state();
+        self.leader = None;
+        self.votes.clear();
+        self.votes.insert(self.config.id, true);
+        self.reset_election_timer();
+        if self.has_quorum_of_grants() {
+            self.become_leader();
+            return;
+        }
+        let message = RaftMessage::Vote {
+            term: self.term,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        };
+        self.send_to_voters(&message);
+    }
+
+    fn become_leader(&mut self) {
+        assert_eq!(self.role, Role::Candidate);
+        tracing::info!(id = self.config.id, term = self.term, "became raft leader");
+        self.role = Role::Leader;
+        self.leader = Some(self.config.id);
+        self.votes.clear();
+        let next_index = self.log.last_index() + 1;
+        self.progress = self
+            .peers()
+            .into_iter()
+            .map(|p| (p, new_progress(next_index - 1)))
+            .collect();
+        // The no-op commits the previous terms' entries (§5.4.2, §8).
+        self.append_own(Vec::new());
+        self.heartbeat_deadline_ms = self.now_ms + self.config.heartbeat_interval_ms;
+        self.check_quorum_deadline_ms = self.now_ms + self.config.election_timeout_min_ms;
+        for peer in self.peers() {
+            self.send_heartbeat(peer);
+        }
+        self.maybe_commit();
+    }
+
+    // ---- elections ----
+
+    fn handle_pre_vote(&mut self, from: NodeId, term: u64, last_index: u64, last_term: u64) {
+        let granted = self.config.is_voter()
+            && term > self.term
+            && !self.in_lease()
+            && self.log.is_up_to_date(last_index, last_term);
+        let term = if granted { term } else { self.term };
+        self.send(from, RaftMessage::PreVoteResponse { term, granted });
+    }
+
+    fn handle_pre_vote_response(&mut self, from: NodeId, term: u64, granted: bool) {
+        // Only answers to the current pre-election (asked for term + 1) count.
+        if self.role != Role::PreCandidate || term != self.term + 1 {
+            return;
+        }
+        if self.config.voters.contains(&from) {
+            self.votes.insert(from, granted);
+        }
+        if self.has_quorum_of_grants() {
+            self.campaign();
+        }
+    }
+
+    fn handle_vote(&mut self, from: NodeId, last_index: u64, last_term: u64) {
+        let can_vote =
+            self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
+        let granted = self.config.is_voter()
+            && can_vote
+            && !(self.in_lease() && self.leader != Some(from))
+            && self.log.is_up_to_date(last_index, last_term);
+        if granted && self.voted_for.is_none() {
+            self.voted_for = Some(from);
+            self.persist_hard_state();
+        }
+        if granted {
+            self.reset_election_timer();
+        }
+        self.send(
+            from,
+            RaftMessage::VoteResponse {
+                term: self.term,
+                granted,
+            },
+        );
+    }
+
+    fn handle_vote_response(&mut self, from: NodeId, granted: bool) {
+        if self.role != Role::Candidate {
+            return;
+        }
+        if self.config.voters.contains(&from) {
+            self.votes.insert(from, granted);
+        }
+        if self.has_quorum_of_grants() {
+            self.become_leader();
+        }
+    }
+
+    fn has_quorum_of_grants(&self) -> bool {
+        let grants = self
+            .votes
+            .iter()
+            .filter(|(id, granted)| **granted && self.config.voters.contains(id));
+        grants.count() >= self.config.quorum()
+    }
+
+    // ---- follower side of replication ----
+
+    fn accept_leader(&mut self, from: NodeId) -> bool {
+        match self.role {
+            Role::Leader => {
+                // Two leaders in one term would break election safety; never follow.
+                tracing::warn!(id = self.config.id, from, term = self.term, "second leader");
+                return false;
+            }
+            Role::PreCandidate | Role::Candidate => self.become_follower(self.term, Some(from)),
+            Role::Follower => match self.leader {
+                None => self.leader = Some(from),
+                Some(leader) if leader != from => {
+                    tracing::warn!(id = self.config.id, from, leader, "append from non-leader");
+                    return false;
+                }
+                Some(_) => {}
+            },
+        }
+        self.leader_contact_ms = self.now_ms;
+        self.reset_election_timer();
+        true
+    }
+
+    fn handle_append(
+        &mut self,
+        from: NodeId,
+        mut prev_index: u64,
+        mut prev_term: u64,
+        mut entries: Vec<Entry>,
+        leader_commit: u64,
+    ) {
+        if !well_formed_append(self.term, prev_index, prev_term, &entries)
+            || !self.accept_leader(from)
+        {
+            return;
+        }
+        // Entries up to our commit index are committed and so identical in the leader's
+        // log: skip them (they may also be compacted away here).
+        if prev_index < self.commit_index {
+            let skip_count = usize::try_from(self.commit_index - prev_index).unwrap_or(usize::MAX);
+            entries.drain(..skip_count.min(entries.len()));
+            prev_index = self.commit_index;
+            prev_term = self
+                .log
+                .term(prev_index)
+                .expect("the commit index is in the log");
+            if let Some(first) = entries.first() {
+                assert_eq!(first.index, prev_index + 1);
+            }
+        }
+        if self.log.term(prev_index) != Some(prev_term) {
+            let hint = self.log.conflict_hint(prev_index, prev_term);
+            let response = RaftMessage::AppendResponse {
+                term: self.term,
+                success: false,
+                index: prev_index,
+                hint,
+            };
+            self.send(from, response);
+            return;
+        }
+        let last_new_index = prev_index + entries.len() as u64;
+        let new_entries = self.skip_matching_entries(entries);
+        if !new_entries.is_empty() {
+            for entry in &new_entries {
+                self.log.append(entry.clone());
+            }
+            self.ready.writes.push(Write::Append(new_entries));
+        }
+        let commit_index = leader_commit.min(last_new_index);
+        if commit_index > self.commit_index {
+            self.advance_commit(commit_index);
+        }
+        let response = RaftMessage::AppendResponse {
+            term: self.term,
+            success: true,
+            index: last_new_index,
+            hint: 0,
+        };
+        self.send(from, response);
+    }
+
+    /// Drops the entries already in the log; truncates the log at the first conflict.
+    /// Returns the entries to append.
+    fn skip_matching_entries(&mut self, entries: Vec<Entry>) -> Vec<Entry> {
+        let mut entries = entries.into_iter().peekable();
+        while let Some(entry) = entries.peek() {
+            match self.log.term(entry.index) {
+                Some(term) if term == entry.term => {
+                    entries.next();
+                }
+                Some(_) => {
+                    assert!(
+                        entry.index > self.commit_index,
+                        "truncating committed entry {} (commit {})",
+                        entry.index,
+                        self.commit_index
+                    );
+                    self.log.truncate_from(entry.index);
+                    self.ready
+                        .writes
+                        .push(Write::TruncateFrom { index: entry.index });
+                    break;
+                }
+                None => break,
+            }
+        }
+        entries.collect()
+    }
+
+    fn handle_install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
+        if snapshot.last_term > self.term || !self.accept_leader(from) {
+            return;
+        }
+        if snapshot.last_index > self.commit_index {
+            let last_index = snapshot.last_index;
+            let kept = self.log.install(snapshot.clone());
+            self.ready.writes.push(Write::Snapshot(snapshot.clone()));
+            if !kept {
+                self.ready.writes.push(Write::TruncateFrom {
+                    index: last_index + 1,
+                });
+            }
+            // Pending committed entries are all below the snapshot, which supersedes them.
+            self.ready.committed.clear();
+            self.ready.snapshot = Some(snapshot);
+            self.commit_index = last_index;
+            self.applied_index = last_index;
+        }
+        let response = RaftMessage::InstallSnapshotResponse {
+            term: self.term,
+            match_index: self.commit_index,
+        };
+        self.send(from, response);
+    }
+
+    // ---- leader side of replication ----
+
+    fn handle_append_response(&mut self, from: NodeId, success: bool, index: u64, hint: u64) {
+        let last_index = self.log.last_index();
+        let Some(progress) = self.leader_progress(from) else {
+            return;
+        };
+        progress.recent_active = true;
+        if success {
+            if index > last_index {
+                return;
+            }
+            if index > progress.match_index {
+                progress.match_index = index;
+            }
+            progress.next_index = progress.next_index.max(progress.match_index + 1);
+            progress.probing = false;
+            if matches!(progress.snapshot_sent, Some((sent, _)) if progress.match_index >= sent) {
+                progress.snapshot_sent = None;
+            }
+            self.maybe_commit();
+            self.send_pipelined(from);
+        } else {
+            let stale = index <= progress.match_index
+                || progress.snapshot_sent.is_some()
+                || (progress.probing && index + 1 != progress.next_index);
+            if stale {
+                return;
+            }
+            progress.probing = true;
+            progress.next_index = index
+                .min(hint.saturating_add(1))
+                .max(progress.match_index + 1);
+            self.send_heartbeat(from);
+        }
+    }
+
+    fn handle_install_snapshot_response(&mut self, from: NodeId, match_index: u64) {
+        let last_index = self.log.last_index();
+        let Some(progress) = self.leader_progress(from) else {
+            return;
+        };
+        progress.recent_active = true;
+        if match_index > last_index || match_index <= progress.match_index {
+            return;
+        }
+        progress.match_index = match_index;
+        progress.next_index = progress.next_index.max(match_index + 1);
+        if matches!(progress.snapshot_sent, Some((sent, _)) if match_index >= sent) {
+            progress.snapshot_sent = None;
+            progress.probing = false;
+        }
+        self.maybe_commit();
+        self.send_pipelined(from);
+    }
+
+    fn leader_progress(&mut self, peer: NodeId) -> Option<&mut Progress> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        self.progress.get_mut(&peer)
+    }
+
+    /// Commits the highest index a majority of voters stores, if it is of this term.
+    fn maybe_commit(&mut self) {
+        let mut match_indexes: Vec<u64> = self
+            .config
+            .voters
+            .iter()
+            .map(|voter| {
+                if *voter == self.config.id {
+                    // Our writes are durable before any of our appends leave (the caller's
+                    // contract), so our whole log counts.
+                    self.log.last_index()
+                } else {
+                    self.progress
+                        .get(voter)
+                        .map_or(0, |progress| progress.match_index)
+                }
+            })
+            .collect();
+        match_indexes.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum_index = match_indexes[self.config.quorum() - 1];
+        // §5.4.2: only entries of the current term are committed by counting replicas.
+        if quorum_index > self.commit_index && self.log.term(quorum_index) == Some(self.term) {
+            self.advance_commit(quorum_index);
+            self.commit_broadcast_pending = true;
+        }
+    }
+
+    fn advance_commit(&mut self, commit_index: u64) {
+        assert!(commit_index > self.commit_index);
+        assert!(commit_index <= self.log.last_index());
+        self.commit_index = commit_index;
+        let from = self.applied_index + 1;
+        self.ready
+            .committed
+            .extend_from_slice(self.log.range(from, commit_index));
+        self.applied_index = commit_index;
+    }
+
+    /// Batches pending entries to every pipelining peer, and tells peers that nothing new
+    /// went to about a moved commit index.
+    fn flush_replication(&mut self) {
+        for peer in self.peers() {
+            let mut sent = false;
+            if self.replicate_pending {
+                sent = self.send_pipelined(peer);
+            }
+            if !sent && self.commit_broadcast_pending {
+                let Some(progress) = self.progress.get(&peer) else {
+                    continue;
+                };
+                if !progress.probing && progress.snapshot_sent.is_none() {
+                    self.send_append(peer, progress.match_index, 0);
+                }
+            }
+        }
+    }
+
+    /// Sends whatever the peer lacks from `next_index`, up to the in-flight bound, unless
+    /// the peer is probing or awaiting a snapshot. Returns whether anything was sent.
+    fn send_pipelined(&mut self, peer: NodeId) -> bool {
+        let last_index = self.log.last_index();
+        let in_flight_max = self.config.max_append_entries as u64 * APPENDS_IN_FLIGHT_MAX;
+        let mut sent = false;
+        for _ in 0..APPENDS_IN_FLIGHT_MAX {
+            let Some(progress) = self.progress.get(&peer) else {
+                break;
+            };
+            let in_flight = progress.next_index - 1 - progress.match_index;
+            if progress.probing
+                || progress.snapshot_sent.is_some()
+                || progress.next_index > last_index
+                || in_flight >= in_flight_max
+            {
+                break;
+            }
+            let prev_index = progress.next_index - 1;
+            let Some(count) = self.send_append(peer, prev_index, self.config.max_append_entries)
+            else {
+                break;
+            };
+            sent = true;
+            if let Some(progress) = self.progress.get_mut(&peer) {
+                progress.next_index = prev_index + count + 1;
+            }
+        }
+        sent
+    }
+
+    /// The periodic message to a peer (also a probe after a rejection): from `next_index`
+    /// while probing; otherwise an empty append (commit index, liveness) or, if the peer
+    /// made no progress since the last heartbeat, a retransmission from `match_index + 1`.
+    fn send_heartbeat(&mut self, peer: NodeId) {
+        let last_index = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        let stalled = progress.match_index == progress.match_index_at_heartbeat;
+        progress.match_index_at_heartbeat = progress.match_index;
+        let (prev_index, count_max) = if progress.probing {
+            (progress.next_index - 1, self.config.max_append_entries)
+        } else if stalled && progress.match_index < last_index {
+            (progress.match_index, self.config.max_append_entries)
+        } else {
+            (progress.match_index, 0)
+        };
+        if let Some(count) = self.send_append(peer, prev_index, count_max) {
+            if let Some(progress) = self.progress.get_mut(&peer) {
+                if !progress.probing {
+                    progress.next_index = progress.next_index.max(prev_index + count + 1);
+                }
+            }
+        }
+    }
+
+    /// Sends an append after `prev_index` with up to `count_max` entries, or the snapshot
+    /// if `prev_index` is compacted away. Returns the entry count sent in an append.
+    fn send_append(&mut self, peer: NodeId, prev_index: u64, count_max: usize) -> Option<u64> {
+        let Some(prev_term) = self.log.term(prev_index) else {
+            self.send_snapshot(peer);
+            return None;
+        };
+        let entries = self.log.slice(prev_index + 1, count_max).to_vec();
+        let count = entries.len() as u64;
+        let message = RaftMessage::Append {
+            term: self.term,
+            prev_index,
+            prev_term,
+            entries,
+            commit: self.commit_index,
+        };
+        self.send(peer, message);
+        Some(count)
+    }
+
+    /// Sends the snapshot, at most once per `election_timeout_min_ms` for the same one.
+    fn send_snapshot(&mut self, peer: NodeId) {
+        let Some(snapshot) = self.log.snapshot().cloned() else {
+            return;
+        };
+        let now_ms = self.now_ms;
+        let retry_ms = self.config.election_timeout_min_ms;
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        if let Some((sent_index, retry_at_ms)) = progress.snapshot_sent {
+            if sent_index == snapshot.last_index && now_ms < retry_at_ms {
+                return;
+            }
+        }
+        progress.snapshot_sent = Some((snapshot.last_index, now_ms + retry_ms));
+        progress.probing = true;
+        self.send(
+            peer,
+            RaftMessage::InstallSnapshot {
+                term: self.term,
+                snapshot,
+            },
+        );
+    }
+
+    // ---- helpers ----
+
+    fn append_own(&mut self, data: Vec<u8>) -> u64 {
+        let index = self.log.last_index() + 1;
+        let entry = Entry {
+            term: self.term,
+            index,
+            data,
+        };
+        self.log.append(entry.clone());
+        // Coalesce consecutive proposals into one storage write.
+        match self.ready.writes.last_mut() {
+            Some(Write::Append(entries))
+                if entries.last().is_some_and(|e| e.index + 1 == index) =>
+            {
+                entries.push(entry);
+            }
+            _ => self.ready.writes.push(Write::Append(vec![entry])),
+        }
+        index
+    }
+
+    fn answer_stale(&mut self, from: NodeId, message: &RaftMessage) {
+        let term = self.term;
+        let response = match message {
+            // Tell a deposed leader about the newer term (index 0 is ignored as stale).
+            RaftMessage::Append { .. } => RaftMessage::AppendResponse {
+                term,
+                success: false,
+                index: 0,
+                hint: 0,
+            },
+            RaftMessage::InstallSnapshot { .. } => RaftMessage::InstallSnapshotResponse {
+                term,
+                match_index: 0,
+            },
+            RaftMessage::PreVote { .. } => RaftMessage::PreVoteResponse {
+                term,
+                granted: false,
+            },
+            RaftMessage::Vote { .. } => RaftMessage::VoteResponse {
+                term,
+                granted: false,
+            },
+            _ => return,
+        };
+        self.send(from, response);
+    }
+
+    /// Leader stickiness: a leader, or a follower that heard from its leader within the
+    /// minimum election timeout, refuses to help elect someone else.
+    fn in_lease(&self) -> bool {
+        match self.role {
+            Role::Leader => true,
+            _ => {
+                self.leader.is_some()
+                    && self.now_ms
+                        < self
+                            .leader_contact_ms
+                            .saturating_add(self.config.election_timeout_min_ms)
+            }
+        }
+    }
+
+    fn quorum_active(&self) -> bool {
+        let active = self.config.voters.iter().filter(|voter| {
+            **voter == self.config.id || self.progress.get(voter).is_some_and(|p| p.recent_active)
+        });
+        active.count() >= self.config.quorum()
+    }
+
+    /// Voters other than this node, then learners (sorted, deduplicated).
+    fn peers(&self) -> Vec<NodeId> {
+        let voters = self.config.voters.iter();
+        let all: BTreeSet<NodeId> = voters
+            .chain(self.learners.iter())
+            .copied()
+            .filter(|id| *id != self.config.id)
+            .collect();
+        all.into_iter().collect()
+    }
+
+    fn send_to_voters(&mut self, message: &RaftMessage) {
+        let voters: Vec<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .copied()
+            .filter(|id| *id != self.config.id)
+            .collect();
+        for voter in voters {
+            self.send(voter, message.clone());
+        }
+    }
+
+    fn send(&mut self, to: NodeId, message: RaftMessage) {
+        self.ready.messages.push((to, message));
+    }
+
+    fn persist_hard_state(&mut self) {
+        self.ready.writes.push(Write::HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        });
+    }
+
+    fn reset_election_timer(&mut self) {
+        let timeout_ms = self.rng.range(
+            self.config.election_timeout_min_ms,
+            self.config.election_timeout_max_ms,
+        );
+        self.election_deadline_ms = self.now_ms.saturating_add(timeout_ms);
+    }
+
+    fn advance_clock(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+}
+
+/// Progress of a peer about which nothing is known yet: probe from the end of the log.
+fn new_progress(last_index: u64) -> Progress {
+    Progress {
+        match_index: 0,
+        next_index: last_index + 1,
+        probing: true,
+        recent_active: false,
+        match_index_at_heartbeat: 0,
+        snapshot_sent: None,
+    }
+}
+
+/// Entries must follow `prev_index` contiguously, with terms non-decreasing from
+/// `prev_term` and not beyond the leader's term.
+fn well_formed_append(term: u64, prev_index: u64, prev_term: u64, entries: &[Entry]) -> bool {
+    let mut previous_term = prev_term;
+    for (offset, entry) in entries.iter().enumerate() {
+        if entry.index != prev_index + 1 + offset as u64
+            || entry.term < previous_term
+            || entry.term > term
+        {
+            return false;
+        }
+        previous_term = entry.term;
+    }
+    prev_term <= term
+}
+
+/// Builds the log from storage, checking it is contiguous with monotonic terms.
+fn validated_log(persisted: &Persisted) -> Result<RaftLog, RaftError> {
+    let snapshot_index = persisted.snapshot.as_ref().map_or(0, |s| s.last_index);
+    let snapshot_term = persisted.snapshot.as_ref().map_or(0, |s| s.last_term);
+    let max_term = persisted.term;
+    if snapshot_term > max_term {
+        return Err(RaftError::TermOutOfOrder {
+            index: snapshot_index,
+            term: snapshot_term,
+            min_term: 0,
+            max_term,
+        });
+    }
+    let mut entries = Vec::with_capacity(persisted.entries.len());
+    let mut min_term = snapshot_term;
+    for entry in persisted
+        .entries
+        .iter()
+        .filter(|e| e.index > snapshot_index)
+    {
+        let expected = snapshot_index + 1 + entries.len() as u64;
+        if entry.index != expected {
+            return Err(RaftError::LogGap {
+                expected,
+                found: entry.index,
+            });
+        }
+        if entry.term < min_term || entry.term > max_term {
+            return Err(RaftError::TermOutOfOrder {
+                index: entry.index,
+                term: entry.term,
+                min_term,
+                max_term,
+            });
+        }
+        entries.push(entry.clone());
+        min_term = entry.term;
+    }
+    Ok(RaftLog::new(persisted.snapshot.clone(), entries))
+}

@@ -1,0 +1,1468 @@
+//! Raft (`weir_core::raft`): a deterministic cluster simulation plus focused unit tests.
+//!
+//! The simulation drives 3 voters + 1 learner and 5 voters + 1 learner through a seeded
+//! scheduler with virtual time: message loss, duplication, reordering, long delays, network
+//! partitions (random splits, leader isolation), crashes (clean, and between applying a
+//! Ready's writes and fsyncing them, which loses that Ready entirely), restarts from the
+//! simulated disk, and compaction that forces snapshot installs on lagging nodes. After
+//! every step it checks election safety, log matching, leader completeness, state machine
+//! safety and the durability of committed entries; at the end it heals everything and
+//! requires a leader and a commit on every node within a bounded simulated time.
+//!
+//! Failures print `seed=N`; replay one with `RAFT_SEED=N cargo test -p weir-core --test raft`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use weir_core::raft::{
+    Entry, NodeId, Persisted, ProposeError, Raft, RaftConfig, RaftError, RaftMessage, Ready, Role,
+    Snapshot, Write, APPENDS_IN_FLIGHT_MAX,
+};
+
+/// Simulated time of the chaos phase of one seed.
+const CHAOS_MS: u64 = 12_000;
+/// After healing, a leader must commit on every node within this simulated time.
+const LIVENESS_MS_MAX: u64 = 20_000;
+/// Small batches, so that probing, pipelining and retransmission are exercised.
+const SIM_MAX_APPEND_ENTRIES: usize = 3;
+/// Steps between full pairwise log-matching checks.
+const LOG_MATCHING_EVERY_STEPS: u64 = 32;
+
+// ---- deterministic randomness ----
+
+struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng {
+            state: seed ^ 0x7465_7374_7261_6674,
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
+        if items.is_empty() {
+            return None;
+        }
+        Some(items[self.below(items.len() as u64) as usize])
+    }
+}
+
+fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+// ---- simulated disk and state machine ----
+
+/// Durable storage: only writes of Readies that were "fsynced" reach it.
+#[derive(Debug, Default, Clone)]
+struct Disk {
+    term: u64,
+    voted_for: Option<NodeId>,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+}
+
+impl Disk {
+    fn snapshot_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.last_index)
+    }
+
+    fn apply(&mut self, write: &Write) {
+        match write {
+            Write::HardState { term, voted_for } => {
+                assert!(*term >= self.term, "hard state term regresses");
+                if *term == self.term && self.voted_for.is_some() {
+                    assert_eq!(
+                        *voted_for, self.voted_for,
+                        "vote changed within term {term}"
+                    );
+                }
+                self.term = *term;
+                self.voted_for = *voted_for;
+            }
+            Write::TruncateFrom { index } => self.entries.retain(|e| e.index < *index),
+            Write::Append(entries) => {
+                assert!(!entries.is_empty(), "empty append write");
+                for entry in entries {
+                    let expected = self
+                        .entries
+                        .last()
+                        .map_or(self.snapshot_index() + 1, |last| last.index + 1);
+                    assert_eq!(entry.index, expected, "append not contiguous on disk");
+                    self.entries.push(entry.clone());
+                }
+            }
+            Write::Snapshot(snapshot) => {
+                assert!(
+                    snapshot.last_index >= self.snapshot_index(),
+                    "snapshot regresses"
+                );
+                self.entries.retain(|e| e.index > snapshot.last_index);
+                self.snapshot = Some(snapshot.clone());
+            }
+        }
+    }
+
+    fn persisted(&self) -> Persisted {
+        Persisted {
+            term: self.term,
+            voted_for: self.voted_for,
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+/// The replicated state machine: a hash chain over every applied entry, so two machines
+/// are equal iff they applied the same sequence. Its snapshot is (index, hash).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct StateMachine {
+    applied_index: u64,
+    hash: u64,
+}
+
+impl StateMachine {
+    fn apply(&mut self, entry: &Entry) {
+        assert_eq!(entry.index, self.applied_index + 1, "applied out of order");
+        let mut hash = fnv(self.hash, &entry.term.to_le_bytes());
+        hash = fnv(hash, &entry.index.to_le_bytes());
+        self.hash = fnv(hash, &entry.data);
+        self.applied_index = entry.index;
+    }
+
+    fn image(&self) -> Vec<u8> {
+        let mut data = self.applied_index.to_le_bytes().to_vec();
+        data.extend_from_slice(&self.hash.to_le_bytes());
+        data
+    }
+
+    fn from_image(data: &[u8]) -> StateMachine {
+        assert_eq!(data.len(), 16, "bad snapshot image");
+        let mut index = [0u8; 8];
+        let mut hash = [0u8; 8];
+        index.copy_from_slice(&data[..8]);
+        hash.copy_from_slice(&data[8..]);
+        StateMachine {
+            applied_index: u64::from_le_bytes(index),
+            hash: u64::from_le_bytes(hash),
+        }
+    }
+}
+
+// ---- the cluster ----
+
+#[derive(Debug, Clone, Copy)]
+struct Faults {
+    loss_per_mille: u64,
+    duplicate_per_mille: u64,
+    delay_ms_max: u64,
+    long_delay_per_mille: u64,
+    long_delay_ms_max: u64,
+    /// Chance per Ready that the node crashes after applying its writes but before the
+    /// fsync: the Ready's writes and messages are lost.
+    crash_unsynced_per_mille: u64,
+}
+
+impl Faults {
+    const NONE: Faults = Faults {
+        loss_per_mille: 0,
+        duplicate_per_mille: 0,
+        delay_ms_max: 5,
+        long_delay_per_mille: 0,
+        long_delay_ms_max: 0,
+        crash_unsynced_per_mille: 0,
+    };
+    const CHAOS: Faults = Faults {
+        loss_per_mille: 80,
+        duplicate_per_mille: 50,
+        delay_ms_max: 60,
+        long_delay_per_mille: 20,
+        long_delay_ms_max: 2_500,
+        crash_unsynced_per_mille: 3,
+    };
+}
+
+struct Envelope {
+    deliver_at_ms: u64,
+    seq: u64,
+    from: NodeId,
+    to: NodeId,
+    message: RaftMessage,
+}
+
+struct SimNode {
+    raft: Option<Raft>,
+    disk: Disk,
+    machine: StateMachine,
+    incarnation: u64,
+}
+
+struct Cluster {
+    seed: u64,
+    rng: Rng,
+    now_ms: u64,
+    voters: BTreeSet<NodeId>,
+    learners: BTreeSet<NodeId>,
+    max_append_entries: usize,
+    max_uncommitted_entries: usize,
+    nodes: BTreeMap<NodeId, SimNode>,
+    in_flight: Vec<Envelope>,
+    seq: u64,
+    /// Partition group per node; messages cross groups never.
+    group: BTreeMap<NodeId, u64>,
+    faults: Faults,
+    next_chaos_ms: u64,
+    proposal_count: u64,
+    steps: u64,
+    trace: u64,
+    message_counts: BTreeMap<&'static str, u64>,
+    // The oracle.
+    leaders_by_term: BTreeMap<u64, NodeId>,
+    /// Every entry some node was told is committed.
+    committed: BTreeMap<u64, Entry>,
+    /// State machine hash after applying each index.
+    chain: BTreeMap<u64, u64>,
+    /// Data of every entry ever written, by (index, term).
+    written: BTreeMap<(u64, u64), Vec<u8>>,
+}
+
+impl Cluster {
+    fn new(seed: u64, voter_count: i32, learner_count: i32) -> Cluster {
+        let voters: BTreeSet<NodeId> = (1..=voter_count).collect();
+        let learners: BTreeSet<NodeId> = (voter_count + 1..=voter_count + learner_count).collect();
+        let mut cluster = Cluster {
+            seed,
+            rng: Rng::new(seed),
+            now_ms: 0,
+            voters: voters.clone(),
+            learners: learners.clone(),
+            max_append_entries: SIM_MAX_APPEND_ENTRIES,
+            max_uncommitted_entries: 64,
+            nodes: BTreeMap::new(),
+            in_flight: Vec::new(),
+            seq: 0,
+            group: BTreeMap::new(),
+            faults: Faults::NONE,
+            next_chaos_ms: 0,
+            proposal_count: 0,
+            steps: 0,
+            trace: 0xcbf2_9ce4_8422_2325,
+            message_counts: BTreeMap::new(),
+            leaders_by_term: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            chain: BTreeMap::new(),
+            written: BTreeMap::new(),
+        };
+        for id in voters.iter().chain(learners.iter()).copied() {
+            let node = SimNode {
+                raft: None,
+                disk: Disk::default(),
+                machine: StateMachine::default(),
+                incarnation: 0,
+            };
+            cluster.nodes.insert(id, node);
+            cluster.group.insert(id, 0);
+            cluster.start(id);
+        }
+        cluster
+    }
+
+    fn config(&self, id: NodeId) -> RaftConfig {
+        let mut config = RaftConfig::new(id, self.voters.clone());
+        config.max_append_entries = self.max_append_entries;
+        config.max_uncommitted_entries = self.max_uncommitted_entries;
+        config
+    }
+
+    fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn live_ids(&self) -> Vec<NodeId> {
+        let live = self.nodes.iter().filter(|(_, n)| n.raft.is_some());
+        live.map(|(id, _)| *id).collect()
+    }
+
+    fn raft(&self, id: NodeId) -> &Raft {
+        self.nodes[&id].raft.as_ref().expect("node is up")
+    }
+
+    fn raft_mut(&mut self, id: NodeId) -> &mut Raft {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.raft.as_mut().expect("node is up")
+    }
+
+    /// The live leader of the highest term, if any.
+    fn leader(&self) -> Option<NodeId> {
+        let leaders = self.nodes.iter().filter_map(|(id, node)| {
+            let raft = node.raft.as_ref()?;
+            raft.is_leader().then_some((raft.term(), *id))
+        });
+        leaders.max().map(|(_, id)| id)
+    }
+
+    fn start(&mut self, id: NodeId) {
+        let config = self.config(id);
+        let learners = self.learners.clone();
+        let now_ms = self.now_ms;
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.incarnation += 1;
+        let seed = self.seed ^ (node.incarnation << 32) ^ id as u64;
+        let mut raft = Raft::new(config, node.disk.persisted(), seed, now_ms)
+            .unwrap_or_else(|e| panic!("node {id} cannot restart from its disk: {e}"));
+        for learner in learners {
+            raft.add_learner(learner);
+        }
+        node.raft = Some(raft);
+        node.machine = StateMachine::default();
+        self.process(id);
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.raft = None;
+        node.machine = StateMachine::default();
+        self.mix(&[7, id as u64, self.now_ms]);
+    }
+
+    /// Drains the node's Ready and processes it as the contract says: writes, fsync,
+    /// messages, snapshot, committed entries. Then checks everything.
+    fn process(&mut self, id: NodeId) {
+        let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else {
+            return;
+        };
+        let ready = raft.ready();
+        assert!(!raft.has_ready(), "ready() drains everything");
+        if self.rng.chance(self.faults.crash_unsynced_per_mille) {
+            // Crash after applying the writes, before the fsync: none of them survive.
+            self.crash(id);
+            return;
+        }
+        self.check_ready_bounds(id, &ready);
+        let Ready {
+            writes,
+            messages,
+            committed,
+            snapshot,
+        } = ready;
+        for write in &writes {
+            if let Write::Append(entries) = write {
+                for entry in entries {
+                    self.check_written(entry);
+                }
+            }
+            self.nodes
+                .get_mut(&id)
+                .expect("known node")
+                .disk
+                .apply(write);
+        }
+        for (to, message) in messages {
+            self.send(id, to, message);
+        }
+        if let Some(snapshot) = snapshot {
+            self.install_snapshot(id, &snapshot);
+        }
+        for entry in committed {
+            self.apply_committed(id, entry);
+        }
+        self.check_node(id);
+    }
+
+    fn check_ready_bounds(&self, id: NodeId, ready: &Ready) {
+        let peer_count = self.nodes.len() - 1;
+        let message_count_max = peer_count * (APPENDS_IN_FLIGHT_MAX as usize + 2);
+        assert!(
+            ready.messages.len() <= message_count_max,
+            "node {id}: {} messages in one Ready",
+            ready.messages.len()
+        );
+        for (to, message) in &ready.messages {
+            assert_ne!(*to, id, "message to self");
+            if let RaftMessage::Append { entries, .. } = message {
+                assert!(entries.len() <= self.max_append_entries, "oversized append");
+            }
+        }
+    }
+
+    fn check_written(&mut self, entry: &Entry) {
+        let key = (entry.index, entry.term);
+        match self.written.get(&key) {
+            // Log matching: one (index, term) names one entry, everywhere and forever.
+            Some(data) => assert_eq!(data, &entry.data, "two entries at {key:?}"),
+            None => {
+                self.written.insert(key, entry.data.clone());
+            }
+        }
+    }
+
+    fn install_snapshot(&mut self, id: NodeId, snapshot: &Snapshot) {
+        let machine = StateMachine::from_image(&snapshot.data);
+        assert_eq!(
+            machine.applied_index, snapshot.last_index,
+            "snapshot image index"
+        );
+        let expected = self.chain.get(&machine.applied_index);
+        assert_eq!(
+            expected,
+            Some(&machine.hash),
+            "snapshot of a divergent state machine"
+        );
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.machine = machine;
+        self.mix(&[5, id as u64, machine.applied_index]);
+    }
+
+    fn apply_committed(&mut self, id: NodeId, entry: Entry) {
+        // State machine safety: every node commits the same entry at an index.
+        match self.committed.get(&entry.index) {
+            Some(known) => assert_eq!(known, &entry, "node {id}: different committed entry"),
+            None => {
+                self.committed.insert(entry.index, entry.clone());
+            }
+        }
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.machine.apply(&entry);
+        let machine = node.machine;
+        match self.chain.get(&machine.applied_index) {
+            Some(hash) => assert_eq!(*hash, machine.hash, "node {id}: applied sequence differs"),
+            None => {
+                self.chain.insert(machine.applied_index, machine.hash);
+            }
+        }
+        self.mix(&[3, id as u64, entry.index, entry.term]);
+    }
+
+    fn check_node(&mut self, id: NodeId) {
+        let raft = self.raft(id);
+        raft.invariants();
+        assert!(raft.commit_index() >= self.nodes[&id].machine.applied_index);
+        assert_eq!(raft.applied_index(), self.nodes[&id].machine.applied_index);
+        if !self.voters.contains(&id) {
+            assert_eq!(
+                raft.role(),
+                Role::Follower,
+                "learner {id} left the follower role"
+            );
+        }
+        if !raft.is_leader() {
+            return;
+        }
+        let term = raft.term();
+        match self.leaders_by_term.get(&term) {
+            Some(leader) => assert_eq!(*leader, id, "two leaders in term {term}"),
+            None => {
+                // Leader completeness: a new leader holds every committed entry.
+                let snapshot_index = raft.snapshot_index();
+                for (index, entry) in self.committed.range(snapshot_index + 1..) {
+                    assert_eq!(
+                        raft.entry(*index),
+                        Some(entry),
+                        "leader {id} of term {term} lacks committed entry {index}"
+                    );
+                }
+                assert!(raft.last_index() >= self.committed.keys().last().copied().unwrap_or(0));
+                self.leaders_by_term.insert(term, id);
+            }
+        }
+    }
+
+    /// Log matching over every pair of live nodes: if two logs hold an entry with the same
+    /// index and term, they are identical up to it.
+    fn check_log_matching(&self) {
+        let live = self.live_ids();
+        for (position, a) in live.iter().enumerate() {
+            for b in &live[position + 1..] {
+                let (raft_a, raft_b) = (self.raft(*a), self.raft(*b));
+                let from = raft_a.snapshot_index().max(raft_b.snapshot_index()) + 1;
+                let to = raft_a.last_index().min(raft_b.last_index());
+                let mut matched = false;
+                for index in (from..=to).rev() {
+                    let (entry_a, entry_b) = (raft_a.entry(index), raft_b.entry(index));
+                    if matched {
+                        assert_eq!(entry_a, entry_b, "logs of {a} and {b} differ at {index}");
+                    } else if entry_a.map(|e| e.term) == entry_b.map(|e| e.term) {
+                        matched = true;
+                        assert_eq!(entry_a, entry_b, "logs of {a} and {b} differ at {index}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, message: RaftMessage) {
+        *self.message_counts.entry(kind(&message)).or_default() += 1;
+        if self.rng.chance(self.faults.loss_per_mille) {
+            return;
+        }
+        let copies = if self.rng.chance(self.faults.duplicate_per_mille) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay_ms = if self.rng.chance(self.faults.long_delay_per_mille) {
+                1 + self.rng.below(self.faults.long_delay_ms_max.max(1))
+            } else {
+                1 + self.rng.below(self.faults.delay_ms_max)
+            };
+            self.seq += 1;
+            self.in_flight.push(Envelope {
+                deliver_at_ms: self.now_ms + delay_ms,
+                seq: self.seq,
+                from,
+                to,
+                message: message.clone(),
+            });
+        }
+    }
+
+    fn deliver(&mut self, envelope: Envelope) {
+        let Envelope {
+            from, to, message, ..
+        } = envelope;
+        if self.group[&from] != self.group[&to] {
+            return;
+        }
+        let now_ms = self.now_ms;
+        let Some(raft) = self.nodes.get_mut(&to).and_then(|n| n.raft.as_mut()) else {
+            return;
+        };
+        self.mix(&[1, from as u64, to as u64, now_ms, message.term()]);
+        raft.step(now_ms, from, message);
+        self.process(to);
+    }
+
+    fn tick(&mut self, id: NodeId) {
+        let now_ms = self.now_ms;
+        self.raft_mut(id).tick(now_ms);
+        self.process(id);
+        if let Some(raft) = self.nodes[&id].raft.as_ref() {
+            assert!(
+                raft.next_deadline_ms() > now_ms,
+                "node {id}: deadline did not move"
+            );
+        }
+    }
+
+    /// Runs the next event: the earliest message, node deadline or chaos action.
+    fn step(&mut self, chaos: bool) {
+        self.steps += 1;
+        let message = self
+            .in_flight
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, e)| (e.deliver_at_ms, e.seq));
+        let message = message.map(|(position, e)| (e.deliver_at_ms, position));
+        let deadlines = self.nodes.iter().filter_map(|(id, node)| {
+            node.raft
+                .as_ref()
+                .map(|r| (r.next_deadline_ms().max(self.now_ms), *id))
+        });
+        let tick = deadlines.min();
+        let chaos_at_ms = if chaos {
+            self.next_chaos_ms.max(self.now_ms)
+        } else {
+            u64::MAX
+        };
+        let message_at_ms = message.map_or(u64::MAX, |(at, _)| at);
+        let tick_at_ms = tick.map_or(u64::MAX, |(at, _)| at);
+        let at_ms = message_at_ms.min(tick_at_ms).min(chaos_at_ms);
+        assert!(at_ms < u64::MAX, "nothing left to happen");
+        self.now_ms = self.now_ms.max(at_ms);
+        if let Some((_, position)) = message.filter(|(at, _)| *at == at_ms) {
+            let envelope = self.in_flight.swap_remove(position);
+            self.deliver(envelope);
+        } else if let Some((_, id)) = tick.filter(|(at, _)| *at == at_ms) {
+            self.tick(id);
+        } else {
+            self.next_chaos_ms = self.now_ms + 10 + self.rng.below(90);
+            self.chaos_action();
+        }
+        if self.steps % LOG_MATCHING_EVERY_STEPS == 0 {
+            self.check_log_matching();
+        }
+    }
+
+    fn run_until(&mut self, until_ms: u64, chaos: bool) {
+        while self.now_ms < until_ms {
+            self.step(chaos);
+        }
+    }
+
+    fn run_for(&mut self, duration_ms: u64) {
+        self.run_until(self.now_ms + duration_ms, false);
+    }
+
+    fn chaos_action(&mut self) {
+        let roll = self.rng.below(1000);
+        let live = self.live_ids();
+        let down: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|id| !live.contains(id))
+            .collect();
+        match roll {
+            0..=449 => {
+                if let Some(id) = self.rng.pick(&live) {
+                    self.propose(id);
+                }
+            }
+            450..=469 => {
+                if let Some(id) = self.rng.pick(&live) {
+                    self.crash(id);
+                }
+            }
+            470..=599 => {
+                if let Some(id) = self.rng.pick(&down) {
+                    self.start(id);
+                }
+            }
+            600..=619 => {
+                for id in self.ids() {
+                    let group = self.rng.below(2);
+                    self.group.insert(id, group);
+                }
+            }
+            620..=634 => {
+                if let Some(leader) = self.leader() {
+                    self.isolate(leader);
+                }
+            }
+            635..=699 => self.heal(),
+            700..=759 => {
+                if let Some(id) = self.rng.pick(&live) {
+                    self.compact(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn propose(&mut self, id: NodeId) -> Option<u64> {
+        self.proposal_count += 1;
+        let data = format!("seed{}-p{}", self.seed, self.proposal_count).into_bytes();
+        let result = self.raft_mut(id).propose(data);
+        let index = match result {
+            Ok(index) => Some(index),
+            Err(ProposeError::NotLeader(not_leader)) => {
+                assert!(!self.raft(id).is_leader());
+                assert_ne!(not_leader.leader, Some(id));
+                None
+            }
+            Err(ProposeError::Throttled { uncommitted_count }) => {
+                assert_eq!(uncommitted_count, self.max_uncommitted_entries as u64);
+                None
+            }
+        };
+        self.process(id);
+        index
+    }
+
+    fn compact(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let machine = node.machine;
+        if let Some(raft) = node.raft.as_mut() {
+            raft.compact(machine.applied_index, machine.image());
+            self.process(id);
+        }
+    }
+
+    fn isolate(&mut self, id: NodeId) {
+        self.group.insert(id, 100 + id as u64);
+    }
+
+    fn heal(&mut self) {
+        for group in self.group.values_mut() {
+            *group = 0;
+        }
+    }
+
+    fn mix(&mut self, values: &[u64]) {
+        for value in values {
+            self.trace = fnv(self.trace, &value.to_le_bytes());
+        }
+    }
+
+    /// Heals the network, restarts every node and stops faults; then a leader must commit a
+    /// fresh entry and every node (learners too) must apply it in bounded simulated time.
+    fn check_liveness(&mut self) {
+        self.faults = Faults::NONE;
+        self.heal();
+        for id in self.ids() {
+            if self.nodes[&id].raft.is_none() {
+                self.start(id);
+            }
+        }
+        let deadline_ms = self.now_ms + LIVENESS_MS_MAX;
+        let mut markers: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut marker_term = 0;
+        loop {
+            self.run_for(50);
+            if let Some(leader) = self.leader() {
+                let term = self.raft(leader).term();
+                if term != marker_term {
+                    let data = format!("live-{}", markers.len()).into_bytes();
+                    if let Ok(index) = self.raft_mut(leader).propose(data.clone()) {
+                        markers.push((index, data));
+                        marker_term = term;
+                    }
+                    self.process(leader);
+                }
+            }
+            let done = markers.iter().any(|(index, data)| {
+                self.committed.get(index).is_some_and(|e| &e.data == data)
+                    && self
+                        .nodes
+                        .values()
+                        .all(|n| n.machine.applied_index >= *index)
+            });
+            if done {
+                break;
+            }
+            assert!(
+                self.now_ms < deadline_ms,
+                "no progress within {LIVENESS_MS_MAX} ms after healing: leader={:?} terms={:?}",
+                self.leader(),
+                self.live_ids()
+                    .iter()
+                    .map(|id| self.raft(*id).term())
+                    .collect::<Vec<_>>()
+            );
+        }
+        self.check_log_matching();
+        // Every node holds the same state (hash chain) at its applied index.
+        for (id, node) in &self.nodes {
+            let index = node.machine.applied_index;
+            assert_eq!(
+                self.chain.get(&index),
+                Some(&node.machine.hash),
+                "node {id} state"
+            );
+        }
+    }
+}
+
+fn kind(message: &RaftMessage) -> &'static str {
+    match message {
+        RaftMessage::PreVote { .. } => "PreVote",
+        RaftMessage::PreVoteResponse { .. } => "PreVoteResponse",
+        RaftMessage::Vote { .. } => "Vote",
+        RaftMessage::VoteResponse { .. } => "VoteResponse",
+        RaftMessage::Append { .. } => "Append",
+        RaftMessage::AppendResponse { .. } => "AppendResponse",
+        RaftMessage::InstallSnapshot { .. } => "InstallSnapshot",
+        RaftMessage::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
+    }
+}
+
+/// One seed: chaos, then heal and require progress. Returns the trace hash.
+fn simulate(seed: u64, voter_count: i32) -> (u64, Cluster) {
+    let mut cluster = Cluster::new(seed, voter_count, 1);
+    cluster.faults = Faults::CHAOS;
+    cluster.run_until(CHAOS_MS, true);
+    cluster.check_liveness();
+    (cluster.trace, cluster)
+}
+
+fn simulate_seeds(voter_count: i32, seeds: std::ops::Range<u64>) {
+    let seeds: Vec<u64> = match std::env::var("RAFT_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => seeds.collect(),
+    };
+    let mut snapshot_installs = 0;
+    let mut elections = 0;
+    for seed in seeds {
+        let result = catch_unwind(AssertUnwindSafe(|| simulate(seed, voter_count)));
+        match result {
+            Ok((_, cluster)) => {
+                snapshot_installs += cluster
+                    .message_counts
+                    .get("InstallSnapshot")
+                    .copied()
+                    .unwrap_or(0);
+                elections += cluster.leaders_by_term.len();
+            }
+            Err(_) => panic!(
+                "seed={seed} voters={voter_count} failed; replay: \
+                 RAFT_SEED={seed} cargo test -p weir-core --test raft"
+            ),
+        }
+    }
+    // The faults must actually exercise elections and snapshot transfer.
+    assert!(elections > 0, "no elections");
+    assert!(snapshot_installs > 0, "no snapshot was ever sent");
+}
+
+// ---- simulations ----
+
+/// Goal: safety and liveness of 3 voters + 1 learner under every fault, over many seeds.
+#[test]
+fn simulate_three_voters_and_a_learner() {
+    simulate_seeds(3, 0..120);
+}
+
+/// Goal: the same with 5 voters + 1 learner (minority/majority splits of a bigger group).
+#[test]
+fn simulate_five_voters_and_a_learner() {
+    simulate_seeds(5, 1000..1080);
+}
+
+/// Goal: a run is a function of its seed (replays are exact). Method: run one seed twice
+/// and compare the trace hashes.
+#[test]
+fn simulation_is_deterministic() {
+    let (first, _) = simulate(42, 3);
+    let (second, _) = simulate(42, 3);
+    assert_eq!(first, second);
+}
+
+// ---- focused tests on a fault-free cluster ----
+
+fn elect(cluster: &mut Cluster) -> NodeId {
+    let deadline_ms = cluster.now_ms + 10_000;
+    while cluster.now_ms < deadline_ms {
+        cluster.run_for(100);
+        if let Some(leader) = cluster.leader() {
+            return leader;
+        }
+    }
+    panic!("no leader elected");
+}
+
+/// Goal: a partitioned node rejoining does not disrupt a healthy leader. Method: isolate a
+/// follower for many election timeouts; pre-vote keeps its term, so after healing the
+/// same leader stays in the same term.
+#[test]
+fn pre_vote_keeps_a_rejoining_node_from_disrupting_the_leader() {
+    let mut cluster = Cluster::new(1, 3, 0);
+    let leader = elect(&mut cluster);
+    let term = cluster.raft(leader).term();
+    let follower = *cluster
+        .voters
+        .iter()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    cluster.isolate(follower);
+    cluster.run_for(15_000);
+    assert_eq!(
+        cluster.raft(follower).term(),
+        term,
+        "pre-vote must not bump the term"
+    );
+    assert!(cluster.message_counts.get("PreVote").copied().unwrap_or(0) > 0);
+    cluster.heal();
+    cluster.run_for(3_000);
+    assert_eq!(cluster.leader(), Some(leader));
+    assert_eq!(cluster.raft(leader).term(), term);
+    assert_eq!(cluster.raft(follower).leader(), Some(leader));
+}
+
+/// Goal: check-quorum. Method: isolate the leader; within two election timeouts it steps
+/// down, and the majority elects a new leader in a higher term.
+#[test]
+fn check_quorum_deposes_an_isolated_leader() {
+    let mut cluster = Cluster::new(2, 3, 1);
+    let leader = elect(&mut cluster);
+    let term = cluster.raft(leader).term();
+    cluster.isolate(leader);
+    cluster.run_for(2 * 1000 + 100);
+    assert!(
+        !cluster.raft(leader).is_leader(),
+        "isolated leader still leads"
+    );
+    cluster.run_for(5_000);
+    let new_leader = cluster.leader().expect("the majority elects a leader");
+    assert_ne!(new_leader, leader);
+    assert!(cluster.raft(new_leader).term() > term);
+    let index = cluster.propose(new_leader).expect("new leader accepts");
+    cluster.run_for(1_000);
+    assert!(cluster.raft(new_leader).commit_index() >= index);
+}
+
+/// Goal: leader stickiness. Method: a follower that just heard from its leader ignores a
+/// vote request for a higher term (no term bump, no answer); after the lease it grants.
+#[test]
+fn followers_in_lease_ignore_vote_requests() {
+    let mut cluster = Cluster::new(3, 3, 0);
+    let leader = elect(&mut cluster);
+    cluster.run_for(500);
+    let term = cluster.raft(leader).term();
+    let follower = *cluster
+        .voters
+        .iter()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    let candidate = *cluster
+        .voters
+        .iter()
+        .find(|id| **id != leader && **id != follower)
+        .expect("third");
+    let now_ms = cluster.now_ms;
+    let raft = cluster.raft_mut(follower);
+    let vote = RaftMessage::Vote {
+        term: term + 1,
+        last_index: 1_000,
+        last_term: term,
+    };
+    raft.step(now_ms, candidate, vote.clone());
+    assert_eq!(raft.term(), term);
+    assert!(
+        raft.ready().messages.is_empty(),
+        "a follower in lease stays silent"
+    );
+    raft.step(now_ms + 5_000, candidate, vote);
+    assert_eq!(raft.term(), term + 1);
+    let messages = raft.ready().messages;
+    let granted = RaftMessage::VoteResponse {
+        term: term + 1,
+        granted: true,
+    };
+    assert_eq!(messages, vec![(candidate, granted)]);
+}
+
+/// Goal: a lagging node catches up through InstallSnapshot. Method: isolate a follower,
+/// commit entries, compact every other node, heal; the follower must receive a snapshot
+/// and end with the same state machine.
+#[test]
+fn lagging_follower_catches_up_with_a_snapshot() {
+    let mut cluster = Cluster::new(4, 3, 1);
+    let leader = elect(&mut cluster);
+    let lagging = *cluster
+        .voters
+        .iter()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    cluster.isolate(lagging);
+    for _ in 0..20 {
+        cluster.propose(leader).expect("leader accepts");
+        cluster.run_for(20);
+    }
+    cluster.run_for(500);
+    for id in cluster.ids() {
+        if id != lagging {
+            cluster.compact(id);
+        }
+    }
+    assert!(cluster.raft(leader).snapshot_index() >= 20);
+    cluster.heal();
+    cluster.run_for(3_000);
+    assert!(
+        cluster
+            .message_counts
+            .get("InstallSnapshot")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    assert!(cluster.raft(lagging).snapshot_index() >= 20);
+    let leader_machine = cluster.nodes[&leader].machine;
+    for (id, node) in &cluster.nodes {
+        assert_eq!(node.machine, leader_machine, "node {id}");
+    }
+}
+
+/// Goal: a node restarted from disk keeps its committed state and its vote. Method: commit
+/// entries, crash and restart every node, then check that the cluster re-elects and that
+/// the previous entries are re-applied unchanged.
+#[test]
+fn committed_entries_survive_a_full_restart() {
+    let mut cluster = Cluster::new(5, 3, 1);
+    let leader = elect(&mut cluster);
+    for _ in 0..5 {
+        cluster.propose(leader).expect("leader accepts");
+    }
+    cluster.run_for(1_000);
+    let before = cluster.nodes[&leader].machine;
+    for id in cluster.ids() {
+        cluster.crash(id);
+    }
+    for id in cluster.ids() {
+        cluster.start(id);
+    }
+    let leader = elect(&mut cluster);
+    cluster.propose(leader).expect("leader accepts");
+    cluster.run_for(1_000);
+    for node in cluster.nodes.values() {
+        assert!(node.machine.applied_index > before.applied_index);
+    }
+    assert_eq!(cluster.chain.get(&before.applied_index), Some(&before.hash));
+}
+
+// ---- unit tests on single nodes ----
+
+fn voters(ids: &[NodeId]) -> BTreeSet<NodeId> {
+    ids.iter().copied().collect()
+}
+
+fn entry(term: u64, index: u64) -> Entry {
+    Entry {
+        term,
+        index,
+        data: vec![index as u8],
+    }
+}
+
+/// Goal: a single-voter group elects itself at its first tick and commits alone, also
+/// after a restart from its writes.
+#[test]
+fn single_voter_elects_itself_and_commits_alone() {
+    let config = RaftConfig::new(1, voters(&[1]));
+    let mut raft = Raft::new(config.clone(), Persisted::default(), 7, 0).expect("valid");
+    raft.tick(0);
+    assert!(raft.is_leader());
+    assert_eq!(raft.term(), 1);
+    let index = raft.propose(b"a".to_vec()).expect("leader");
+    let ready = raft.ready();
+    assert!(ready.messages.is_empty());
+    let committed: Vec<u64> = ready.committed.iter().map(|e| e.index).collect();
+    assert_eq!(committed, vec![1, index]);
+    let mut disk = Disk::default();
+    for write in &ready.writes {
+        disk.apply(write);
+    }
+    let mut raft = Raft::new(config, disk.persisted(), 8, 10).expect("valid");
+    raft.tick(10);
+    assert!(raft.is_leader());
+    assert_eq!(raft.term(), 2);
+    let committed: Vec<Vec<u8>> = raft.ready().committed.into_iter().map(|e| e.data).collect();
+    assert_eq!(committed, vec![vec![], b"a".to_vec(), vec![]]);
+}
+
+/// Goal: a node votes at most once per term, also across a restart (the vote is written
+/// before the answer leaves). Re-asking by the same candidate is answered again.
+#[test]
+fn votes_once_per_term_even_after_restart() {
+    let config = RaftConfig::new(1, voters(&[1, 2, 3]));
+    let mut raft = Raft::new(config.clone(), Persisted::default(), 1, 0).expect("valid");
+    let vote = RaftMessage::Vote {
+        term: 1,
+        last_index: 0,
+        last_term: 0,
+    };
+    raft.step(0, 2, vote.clone());
+    let ready = raft.ready();
+    assert_eq!(
+        ready.writes,
+        vec![Write::HardState {
+            term: 1,
+            voted_for: Some(2)
+        }]
+    );
+    assert_eq!(
+        ready.messages,
+        vec![(
+            2,
+            RaftMessage::VoteResponse {
+                term: 1,
+                granted: true
+            }
+        )]
+    );
+    raft.step(0, 3, vote.clone());
+    assert_eq!(
+        raft.ready().messages,
+        vec![(
+            3,
+            RaftMessage::VoteResponse {
+                term: 1,
+                granted: false
+            }
+        )]
+    );
+    let mut disk = Disk::default();
+    for write in &ready.writes {
+        disk.apply(write);
+    }
+    let mut raft = Raft::new(config, disk.persisted(), 2, 0).expect("valid");
+    raft.step(0, 3, vote.clone());
+    assert_eq!(
+        raft.ready().messages,
+        vec![(
+            3,
+            RaftMessage::VoteResponse {
+                term: 1,
+                granted: false
+            }
+        )]
+    );
+    raft.step(0, 2, vote);
+    assert_eq!(
+        raft.ready().messages,
+        vec![(
+            2,
+            RaftMessage::VoteResponse {
+                term: 1,
+                granted: true
+            }
+        )]
+    );
+}
+
+/// Goal: a vote goes only to a candidate whose log is at least as up to date (§5.4.1).
+#[test]
+fn refuses_votes_for_stale_logs() {
+    let config = RaftConfig::new(1, voters(&[1, 2, 3]));
+    let persisted = Persisted {
+        term: 2,
+        voted_for: None,
+        snapshot: None,
+        entries: vec![entry(1, 1), entry(2, 2)],
+    };
+    let mut raft = Raft::new(config, persisted, 1, 0).expect("valid");
+    raft.step(
+        0,
+        2,
+        RaftMessage::Vote {
+            term: 3,
+            last_index: 5,
+            last_term: 1,
+        },
+    );
+    let granted = RaftMessage::VoteResponse {
+        term: 3,
+        granted: false,
+    };
+    assert_eq!(raft.ready().messages, vec![(2, granted)]);
+    raft.step(
+        0,
+        3,
+        RaftMessage::Vote {
+            term: 3,
+            last_index: 2,
+            last_term: 2,
+        },
+    );
+    let granted = RaftMessage::VoteResponse {
+        term: 3,
+        granted: true,
+    };
+    assert_eq!(raft.ready().messages, vec![(3, granted)]);
+}
+
+/// Makes node 1 of voters {1, 2, 3} leader through pre-vote and vote answers from node 2.
+fn make_leader(raft: &mut Raft) {
+    let deadline_ms = raft.next_deadline_ms();
+    raft.tick(deadline_ms);
+    assert_eq!(raft.role(), Role::PreCandidate);
+    let messages = raft.ready().messages;
+    assert!(messages
+        .iter()
+        .all(|(_, m)| matches!(m, RaftMessage::PreVote { .. })));
+    let term = raft.term();
+    raft.step(
+        deadline_ms,
+        2,
+        RaftMessage::PreVoteResponse {
+            term: term + 1,
+            granted: true,
+        },
+    );
+    assert_eq!(raft.role(), Role::Candidate);
+    raft.step(
+        deadline_ms,
+        2,
+        RaftMessage::VoteResponse {
+            term: term + 1,
+            granted: true,
+        },
+    );
+    assert!(raft.is_leader());
+}
+
+/// Goal: Raft §5.4.2 (Figure 8): entries of older terms are never committed by counting
+/// replicas, only together with an entry of the current term.
+#[test]
+fn commits_old_term_entries_only_through_a_current_term_entry() {
+    let config = RaftConfig::new(1, voters(&[1, 2, 3]));
+    let persisted = Persisted {
+        term: 2,
+        voted_for: None,
+        snapshot: None,
+        entries: vec![entry(1, 1), entry(2, 2)],
+    };
+    let mut raft = Raft::new(config, persisted, 1, 0).expect("valid");
+    make_leader(&mut raft);
+    assert_eq!(raft.term(), 3);
+    assert_eq!(raft.last_index(), 3, "the new leader appended its no-op");
+    raft.ready();
+    let now_ms = raft.next_deadline_ms();
+    // A majority (1 and 2) stores index 2, of term 2: not committed.
+    raft.step(
+        now_ms,
+        2,
+        RaftMessage::AppendResponse {
+            term: 3,
+            success: true,
+            index: 2,
+            hint: 0,
+        },
+    );
+    assert_eq!(raft.commit_index(), 0);
+    assert!(raft.ready().committed.is_empty());
+    // Index 3 is of term 3: committing it commits everything before.
+    raft.step(
+        now_ms,
+        2,
+        RaftMessage::AppendResponse {
+            term: 3,
+            success: true,
+            index: 3,
+            hint: 0,
+        },
+    );
+    assert_eq!(raft.commit_index(), 3);
+    let committed: Vec<u64> = raft.ready().committed.iter().map(|e| e.index).collect();
+    assert_eq!(committed, vec![1, 2, 3]);
+}
+
+/// Goal: backpressure and redirection: a follower refuses with its known leader, a
+/// leader refuses past `max_uncommitted_entries`.
+#[test]
+fn propose_refuses_on_followers_and_past_the_uncommitted_limit() {
+    let mut config = RaftConfig::new(1, voters(&[1, 2, 3]));
+    config.max_uncommitted_entries = 8;
+    let mut raft = Raft::new(config, Persisted::default(), 1, 0).expect("valid");
+    let append = RaftMessage::Append {
+        term: 1,
+        prev_index: 0,
+        prev_term: 0,
+        entries: vec![],
+        commit: 0,
+    };
+    raft.step(0, 2, append);
+    let refused = raft.propose(b"x".to_vec());
+    assert!(matches!(refused, Err(ProposeError::NotLeader(n)) if n.leader == Some(2)));
+    let mut raft = Raft::new(
+        RaftConfig {
+            max_uncommitted_entries: 8,
+            ..RaftConfig::new(1, voters(&[1, 2, 3]))
+        },
+        Persisted::default(),
+        1,
+        0,
+    )
+    .expect("valid");
+    make_leader(&mut raft);
+    for _ in 0..7 {
+        raft.propose(b"x".to_vec()).expect("below the limit");
+    }
+    let refused = raft.propose(b"x".to_vec());
+    assert_eq!(
+        refused,
+        Err(ProposeError::Throttled {
+            uncommitted_count: 8
+        })
+    );
+}
+
+/// Goal: stale messages. Method: a node at term 5 answers an append of term 3 with its
+/// term (so the deposed leader steps down) and changes nothing.
+#[test]
+fn answers_stale_appends_with_the_newer_term() {
+    let config = RaftConfig::new(1, voters(&[1, 2, 3]));
+    let persisted = Persisted {
+        term: 5,
+        ..Persisted::default()
+    };
+    let mut raft = Raft::new(config, persisted, 1, 0).expect("valid");
+    let stale = RaftMessage::Append {
+        term: 3,
+        prev_index: 0,
+        prev_term: 0,
+        entries: vec![entry(3, 1)],
+        commit: 1,
+    };
+    raft.step(0, 2, stale);
+    let ready = raft.ready();
+    assert!(ready.writes.is_empty());
+    let answer = RaftMessage::AppendResponse {
+        term: 5,
+        success: false,
+        index: 0,
+        hint: 0,
+    };
+    assert_eq!(ready.messages, vec![(2, answer)]);
+    assert_eq!(
+        (raft.term(), raft.last_index(), raft.leader()),
+        (5, 0, None)
+    );
+}
+
+/// Goal: learners never campaign and never vote.
+#[test]
+fn learners_never_campaign_or_vote() {
+    let config = RaftConfig::new(4, voters(&[1, 2, 3]));
+    let mut raft = Raft::new(config, Persisted::default(), 1, 0).expect("valid");
+    assert_eq!(raft.next_deadline_ms(), u64::MAX);
+    raft.tick(1_000_000);
+    assert!(raft.ready().messages.is_empty());
+    raft.step(
+        1_000_000,
+        1,
+        RaftMessage::Vote {
+            term: 1,
+            last_index: 0,
+            last_term: 0,
+        },
+    );
+    let refused = RaftMessage::VoteResponse {
+        term: 1,
+        granted: false,
+    };
+    assert_eq!(raft.ready().messages, vec![(1, refused)]);
+    assert_eq!(raft.role(), Role::Follower);
+}
+
+/// Goal: a follower truncates a conflicting uncommitted suffix and answers with a hint
+/// that skips the whole conflicting term.
+#[test]
+fn follower_truncates_conflicts_and_hints_past_whole_terms() {
+    let config = RaftConfig::new(2, voters(&[1, 2, 3]));
+    let entries = vec![entry(1, 1), entry(2, 2), entry(2, 3), entry(2, 4)];
+    let persisted = Persisted {
+        term: 2,
+        voted_for: None,
+        snapshot: None,
+        entries,
+    };
+    let mut raft = Raft::new(config, persisted, 1, 0).expect("valid");
+    let probe = RaftMessage::Append {
+        term: 3,
+        prev_index: 4,
+        prev_term: 3,
+        entries: vec![],
+        commit: 0,
+    };
+    raft.step(0, 1, probe);
+    let rejected = RaftMessage::AppendResponse {
+        term: 3,
+        success: false,
+        index: 4,
+        hint: 1,
+    };
+    assert_eq!(raft.ready().messages, vec![(1, rejected)]);
+    let replace = vec![entry(3, 2)];
+    let append = RaftMessage::Append {
+        term: 3,
+        prev_index: 1,
+        prev_term: 1,
+        entries: replace.clone(),
+        commit: 2,
+    };
+    raft.step(0, 1, append);
+    let ready = raft.ready();
+    assert_eq!(
+        ready.writes,
+        vec![Write::TruncateFrom { index: 2 }, Write::Append(replace)]
+    );
+    assert_eq!(raft.last_index(), 2);
+    assert_eq!(
+        ready.committed.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+}
+
+/// Goal: `new` refuses inconsistent storage and configuration instead of running on it.
+#[test]
+fn new_rejects_inconsistent_persisted_state() {
+    let config = RaftConfig::new(1, voters(&[1, 2, 3]));
+    let gap = Persisted {
+        term: 2,
+        entries: vec![entry(1, 1), entry(1, 3)],
+        ..Persisted::default()
+    };
+    let error = Raft::new(config.clone(), gap, 1, 0).err();
+    assert_eq!(
+        error,
+        Some(RaftError::LogGap {
+            expected: 2,
+            found: 3
+        })
+    );
+    let regress = Persisted {
+        term: 2,
+        entries: vec![entry(2, 1), entry(1, 2)],
+        ..Persisted::default()
+    };
+    assert!(matches!(
+        Raft::new(config.clone(), regress, 1, 0),
+        Err(RaftError::TermOutOfOrder { index: 2, .. })
+    ));
+    let ahead = Persisted {
+        term: 1,
+        entries: vec![entry(2, 1)],
+        ..Persisted::default()
+    };
+    assert!(matches!(
+        Raft::new(config.clone(), ahead, 1, 0),
+        Err(RaftError::TermOutOfOrder { index: 1, .. })
+    ));
+    let snapshot = Snapshot {
+        last_index: 5,
+        last_term: 1,
+        data: vec![],
+    };
+    let after_gap = Persisted {
+        term: 1,
+        snapshot: Some(snapshot),
+        entries: vec![entry(1, 7)],
+        ..Persisted::default()
+    };
+    assert_eq!(
+        Raft::new(config.clone(), after_gap, 1, 0).err(),
+        Some(RaftError::LogGap {
+            expected: 6,
+            found: 7
+        })
+    );
+    let no_voters = RaftConfig::new(1, BTreeSet::new());
+    assert!(matches!(
+        Raft::new(no_voters, Persisted::default(), 1, 0),
+        Err(RaftError::InvalidConfig { .. })
+    ));
+}
+
+/// Goal: a restarted node hands its persisted snapshot to the state machine first.
+#[test]
+fn restart_delivers_the_persisted_snapshot() {
+    let config = RaftConfig::new(1, voters(&[1, 2, 3]));
+    let snapshot = Snapshot {
+        last_index: 5,
+        last_term: 2,
+        data: b"image".to_vec(),
+    };
+    let persisted = Persisted {
+        term: 2,
+        voted_for: None,
+        snapshot: Some(snapshot.clone()),
+        entries: vec![entry(2, 6)],
+    };
+    let mut raft = Raft::new(config, persisted, 1, 0).expect("valid");
+    assert_eq!((raft.commit_index(), raft.last_index()), (5, 6));
+    let ready = raft.ready();
+    assert_eq!(ready.snapshot, Some(snapshot));
+    assert!(ready.committed.is_empty());
+}

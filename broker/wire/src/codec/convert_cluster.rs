@@ -1,0 +1,761 @@
+//! Conversions and dispatch for the cluster APIs: OffsetForLeaderEpoch (v2-4), ElectLeaders
+//! (v0-2), AlterPartitionReassignments (v0-1), ListPartitionReassignments (v0),
+//! IncrementalAlterConfigs (v0-1) and AlterConfigs (v0-2).
+//!
+//! Same invariants as `convert.rs`: `*_from_domain(x, v)` sets only fields that exist at `v`
+//! (kafka_protocol refuses to encode a non-default value in an absent field), and
+//! `*_to_domain` copies every field, so the pair round-trips whenever `x` holds the schema
+//! default in the fields `v` lacks. One deliberate exception: ElectLeaders v0 has no
+//! top-level error, so a non-NONE one is copied into the partition results instead of lost.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    alter_configs_request as acr, alter_configs_response as acs,
+    alter_partition_reassignments_request as aprr, alter_partition_reassignments_response as aprs,
+    elect_leaders_request as elr, elect_leaders_response as els,
+    incremental_alter_configs_request as iacr, incremental_alter_configs_response as iacs,
+    list_partition_reassignments_request as lprr, list_partition_reassignments_response as lprs,
+    offset_for_leader_epoch_request as oler, offset_for_leader_epoch_response as oles,
+    AlterConfigsRequest, AlterConfigsResponse, AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse, BrokerId, ElectLeadersRequest, ElectLeadersResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::api_key as key;
+use super::{decode, encode};
+use crate::domain::cluster as d;
+use crate::domain::{ApiRequest, ApiResponse};
+use crate::error::ErrorCode;
+use crate::WireError;
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn osb(s: &Option<String>) -> Option<StrBytes> {
+    s.as_deref().map(sb)
+}
+
+fn st(s: &StrBytes) -> String {
+    s.as_str().to_owned()
+}
+
+fn ost(s: &Option<StrBytes>) -> Option<String> {
+    s.as_ref().map(st)
+}
+
+fn tn(s: &str) -> TopicName {
+    TopicName(sb(s))
+}
+
+fn brokers(ids: &[i32]) -> Vec<BrokerId> {
+    ids.iter().copied().map(BrokerId).collect()
+}
+
+fn ids(brokers: &[BrokerId]) -> Vec<i32> {
+    brokers.iter().map(|b| b.0).collect()
+}
+
+// ---- OffsetForLeaderEpoch ---------------------------------------------------------------
+
+fn ofle_req_to_domain(k: OffsetForLeaderEpochRequest) -> d::OffsetForLeaderEpochRequest {
+    d::OffsetForLeaderEpochRequest {
+        replica_id: k.replica_id.0,
+        topics: (k.topics.into_iter())
+            .map(|t| d::OffsetForLeaderTopic {
+                topic: st(&t.topic.0),
+                partitions: (t.partitions.into_iter())
+                    .map(|p| d::OffsetForLeaderPartition {
+                        partition: p.partition,
+                        current_leader_epoch: p.current_leader_epoch,
+                        leader_epoch: p.leader_epoch,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn ofle_req_from_domain(x: &d::OffsetForLeaderEpochRequest, v: i16) -> OffsetForLeaderEpochRequest {
+    let mut k = OffsetForLeaderEpochRequest::default();
+    if v >= 3 {
+        k.replica_id = BrokerId(x.replica_id);
+    }
+    k.topics = (x.topics.iter())
+        .map(|t| {
+            let mut kt = oler::OffsetForLeaderTopic::default();
+            kt.topic = tn(&t.topic);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| {
+                    let mut kp = oler::OffsetForLeaderPartition::default();
+                    kp.partition = p.partition;
+                    kp.current_leader_epoch = p.current_leader_epoch;
+                    kp.leader_epoch = p.leader_epoch;
+                    kp
+                })
+                .collect();
+            kt
+        })
+        .collect();
+    k
+}
+
+fn ofle_resp_from_domain(x: &d::OffsetForLeaderEpochResponse) -> OffsetForLeaderEpochResponse {
+    let mut k = OffsetForLeaderEpochResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    k.topics = (x.topics.iter())
+        .map(|t| {
+            let mut kt = oles::OffsetForLeaderTopicResult::default();
+            kt.topic = tn(&t.topic);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| {
+                    let mut kp = oles::EpochEndOffset::default();
+                    kp.error_code = p.error.0;
+                    kp.partition = p.partition;
+                    kp.leader_epoch = p.leader_epoch;
+                    kp.end_offset = p.end_offset;
+                    kp
+                })
+                .collect();
+            kt
+        })
+        .collect();
+    k
+}
+
+fn ofle_resp_to_domain(k: OffsetForLeaderEpochResponse) -> d::OffsetForLeaderEpochResponse {
+    d::OffsetForLeaderEpochResponse {
+        throttle_time_ms: k.throttle_time_ms,
+        topics: (k.topics.into_iter())
+            .map(|t| d::OffsetForLeaderTopicResult {
+                topic: st(&t.topic.0),
+                partitions: (t.partitions.into_iter())
+                    .map(|p| d::EpochEndOffset {
+                        error: ErrorCode(p.error_code),
+                        partition: p.partition,
+                        leader_epoch: p.leader_epoch,
+                        end_offset: p.end_offset,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+// ---- ElectLeaders -----------------------------------------------------------------------
+
+fn elect_req_to_domain(k: ElectLeadersRequest) -> d::ElectLeadersRequest {
+    d::ElectLeadersRequest {
+        election_type: k.election_type,
+        topic_partitions: k.topic_partitions.map(|topics| {
+            (topics.into_iter())
+                .map(|t| d::ElectLeadersTopic {
+                    topic: st(&t.topic.0),
+                    partitions: t.partitions,
+                })
+                .collect()
+        }),
+        timeout_ms: k.timeout_ms,
+    }
+}
+
+/// v0 cannot say "unclean": refused rather than silently turned into a preferred election.
+fn elect_req_from_domain(
+    x: &d::ElectLeadersRequest,
+    v: i16,
+) -> Result<ElectLeadersRequest, WireError> {
+    let mut k = ElectLeadersRequest::default();
+    if v >= 1 {
+        k.election_type = x.election_type;
+    } else if x.election_type != d::election_type::PREFERRED {
+        return Err(WireError::Encode(format!(
+            "ElectLeaders v0 has no election type (asked for {})",
+            x.election_type
+        )));
+    }
+    k.topic_partitions = x.topic_partitions.as_ref().map(|topics| {
+        (topics.iter())
+            .map(|t| {
+                let mut kt = elr::TopicPartitions::default();
+                kt.topic = tn(&t.topic);
+                kt.partitions = t.partitions.clone();
+                kt
+            })
+            .collect()
+    });
+    k.timeout_ms = x.timeout_ms;
+    Ok(k)
+}
+
+fn elect_resp_from_domain(x: &d::ElectLeadersResponse, v: i16) -> ElectLeadersResponse {
+    let mut k = ElectLeadersResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    // v0 has no top-level error: fold it into the partitions that report none.
+    let fold = v < 1 && !x.error.is_ok();
+    if v >= 1 {
+        k.error_code = x.error.0;
+    }
+    k.replica_election_results = (x.results.iter())
+        .map(|t| {
+            let mut kt = els::ReplicaElectionResult::default();
+            kt.topic = tn(&t.topic);
+            kt.partition_result = (t.partitions.iter())
+                .map(|p| {
+                    let mut kp = els::PartitionResult::default();
+                    kp.partition_id = p.partition;
+                    kp.error_code = if fold && p.error.is_ok() {
+                        x.error.0
+                    } else {
+                        p.error.0
+                    };
+                    kp.error_message = osb(&p.error_message);
+                    kp
+                })
+                .collect();
+            kt
+        })
+        .collect();
+    k
+}
+
+fn elect_resp_to_domain(k: ElectLeadersResponse) -> d::ElectLeadersResponse {
+    d::ElectLeadersResponse {
+        throttle_time_ms: k.throttle_time_ms,
+        error: ErrorCode(k.error_code),
+        results: (k.replica_election_results.into_iter())
+            .map(|t| d::ElectLeadersTopicResult {
+                topic: st(&t.topic.0),
+                partitions: (t.partition_result.into_iter())
+                    .map(|p| d::ElectLeadersPartitionResult {
+                        partition: p.partition_id,
+                        error: ErrorCode(p.error_code),
+                        error_message: ost(&p.error_message),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+// ---- AlterPartitionReassignments ---------------------------------------------------------
+
+fn alter_reassign_req_to_domain(
+    k: AlterPartitionReassignmentsRequest,
+) -> d::AlterPartitionReassignmentsRequest {
+    d::AlterPartitionReassignmentsRequest {
+        timeout_ms: k.timeout_ms,
+        allow_replication_factor_change: k.allow_replication_factor_change,
+        topics: (k.topics.into_iter())
+            .map(|t| d::ReassignableTopic {
+                name: st(&t.name.0),
+                partitions: (t.partitions.into_iter())
+                    .map(|p| d::ReassignablePartition {
+                        partition: p.partition_index,
+                        replicas: p.replicas.as_deref().map(ids),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// v0 cannot forbid a replication-factor change: refused rather than silently allowed.
+fn alter_reassign_req_from_domain(
+    x: &d::AlterPartitionReassignmentsRequest,
+    v: i16,
+) -> Result<AlterPartitionReassignmentsRequest, WireError> {
+    let mut k = AlterPartitionReassignmentsRequest::default();
+    k.timeout_ms = x.timeout_ms;
+    if v >= 1 {
+        k.allow_replication_factor_change = x.allow_replication_factor_change;
+    } else if !x.allow_replication_factor_change {
+        return Err(WireError::Encode(
+            "AlterPartitionReassignments v0 cannot forbid a replication factor change".into(),
+        ));
+    }
+    k.topics = (x.topics.iter())
+        .map(|t| {
+            let mut kt = aprr::ReassignableTopic::default();
+            kt.name = tn(&t.name);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| {
+                    let mut kp = aprr::ReassignablePartition::default();
+                    kp.partition_index = p.partition;
+                    kp.replicas = p.replicas.as_deref().map(brokers);
+                    kp
+                })
+                .collect();
+            kt
+        })
+        .collect();
+    Ok(k)
+}
+
+fn alter_reassign_resp_from_domain(
+    x: &d::AlterPartitionReassignmentsResponse,
+    v: i16,
+) -> AlterPartitionReassignmentsResponse {
+    let mut k = AlterPartitionReassignmentsResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    if v >= 1 {
+        k.allow_replication_factor_change = x.allow_replication_factor_change;
+    }
+    k.error_code = x.error.0;
+    k.error_message = osb(&x.error_message);
+    k.responses = (x.results.iter())
+        .map(|t| {
+            let mut kt = aprs::ReassignableTopicResponse::default();
+            kt.name = tn(&t.name);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| {
+                    let mut kp = aprs::ReassignablePartitionResponse::default();
+                    kp.partition_index = p.partition;
+                    kp.error_code = p.error.0;
+                    kp.error_message = osb(&p.error_message);
+                    kp
+                })
+                .collect();
+            kt
+        })
+        .collect();
+    k
+}
+
+fn alter_reassign_resp_to_domain(
+    k: AlterPartitionReassignmentsResponse,
+) -> d::AlterPartitionReassignmentsResponse {
+    d::AlterPartitionReassignmentsResponse {
+        throttle_time_ms: k.throttle_time_ms,
+        allow_replication_factor_change: k.allow_replication_factor_change,
+        error: ErrorCode(k.error_code),
+        error_message: ost(&k.error_message),
+        results: (k.responses.into_iter())
+            .map(|t| d::ReassignableTopicResult {
+                name: st(&t.name.0),
+                partitions: (t.partitions.into_iter())
+                    .map(|p| d::ReassignablePartitionResult {
+                        partition: p.partition_index,
+                        error: ErrorCode(p.error_code),
+                        error_message: ost(&p.error_message),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+// ---- ListPartitionReassignments ----------------------------------------------------------
+
+fn list_reassign_req_to_domain(
+    k: ListPartitionReassignmentsRequest,
+) -> d::ListPartitionReassignmentsRequest {
+    d::ListPartitionReassignmentsRequest {
+        timeout_ms: k.timeout_ms,
+        topics: k.topics.map(|topics| {
+            (topics.into_iter())
+                .map(|t| d::ListPartitionReassignmentsTopic {
+                    name: st(&t.name.0),
+                    partitions: t.partition_indexes,
+                })
+                .collect()
+        }),
+    }
+}
+
+fn list_reassign_req_from_domain(
+    x: &d::ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsRequest {
+    let mut k = ListPartitionReassignmentsRequest::default();
+    k.timeout_ms = x.timeout_ms;
+    k.topics = x.topics.as_ref().map(|topics| {
+        (topics.iter())
+            .map(|t| {
+                let mut kt = lprr::ListPartitionReassignmentsTopics::default();
+                kt.name = tn(&t.name);
+                kt.partition_indexes = t.partitions.clone();
+                kt
+            })
+            .collect()
+    });
+    k
+}
+
+fn list_reassign_resp_from_domain(
+    x: &d::ListPartitionReassignmentsResponse,
+) -> ListPartitionReassignmentsResponse {
+    let mut k = ListPartitionReassignmentsResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    k.error_code = x.error.0;
+    k.error_message = osb(&x.error_message);
+    k.topics = (x.topics.iter())
+        .map(|t| {
+            let mut kt = lprs::OngoingTopicReassignment::default();
+            kt.name = tn(&t.name);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| {
+                    let mut kp = lprs::OngoingPartitionReassignment::default();
+                    kp.partition_index = p.partition;
+                    kp.replicas = brokers(&p.replicas);
+                    kp.adding_replicas = brokers(&p.adding_replicas);
+                    kp.removing_replicas = brokers(&p.removing_replicas);
+                    kp
+                })
+                .collect();
+            kt
+        })
+        .collect();
+    k
+}
+
+fn list_reassign_resp_to_domain(
+    k: ListPartitionReassignmentsResponse,
+) -> d::ListPartitionReassignmentsResponse {
+    d::ListPartitionReassignmentsResponse {
+        throttle_time_ms: k.throttle_time_ms,
+        error: ErrorCode(k.error_code),
+        error_message: ost(&k.error_message),
+        topics: (k.topics.into_iter())
+            .map(|t| d::OngoingTopicReassignment {
+                name: st(&t.name.0),
+                partitions: (t.partitions.into_iter())
+                    .map(|p| d::OngoingPartitionReassignment {
+                        partition: p.partition_index,
+                        replicas: ids(&p.replicas),
+                        adding_replicas: ids(&p.adding_replicas),
+                        removing_replicas: ids(&p.removing_replicas),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+// ---- IncrementalAlterConfigs -------------------------------------------------------------
+
+fn incr_alter_req_to_domain(
+    k: IncrementalAlterConfigsRequest,
+) -> d::IncrementalAlterConfigsRequest {
+    d::IncrementalAlterConfigsRequest {
+        resources: (k.resources.into_iter())
+            .map(|r| d::IncrementalAlterConfigsResource {
+                resource_type: r.resource_type,
+                resource_name: st(&r.resource_name),
+                configs: (r.configs.into_iter())
+                    .map(|c| d::IncrementalAlterableConfig {
+                        name: st(&c.name),
+                        operation: c.config_operation,
+                        value: ost(&c.value),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        validate_only: k.validate_only,
+    }
+}
+
+fn incr_alter_req_from_domain(
+    x: &d::IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsRequest {
+    let mut k = IncrementalAlterConfigsRequest::default();
+    k.resources = (x.resources.iter())
+        .map(|r| {
+            let mut kr = iacr::AlterConfigsResource::default();
+            kr.resource_type = r.resource_type;
+            kr.resource_name = sb(&r.resource_name);
+            kr.configs = (r.configs.iter())
+                .map(|c| {
+                    let mut kc = iacr::AlterableConfig::default();
+                    kc.name = sb(&c.name);
+                    kc.config_operation = c.operation;
+                    kc.value = osb(&c.value);
+                    kc
+                })
+                .collect();
+            kr
+        })
+        .collect();
+    k.validate_only = x.validate_only;
+    k
+}
+
+fn incr_alter_resp_from_domain(
+    x: &d::IncrementalAlterConfigsResponse,
+) -> IncrementalAlterConfigsResponse {
+    let mut k = IncrementalAlterConfigsResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    k.responses = (x.results.iter())
+        .map(|r| {
+            let mut kr = iacs::AlterConfigsResourceResponse::default();
+            kr.error_code = r.error.0;
+            kr.error_message = osb(&r.error_message);
+            kr.resource_type = r.resource_type;
+            kr.resource_name = sb(&r.resource_name);
+            kr
+        })
+        .collect();
+    k
+}
+
+fn incr_alter_resp_to_domain(
+    k: IncrementalAlterConfigsResponse,
+) -> d::IncrementalAlterConfigsResponse {
+    d::IncrementalAlterConfigsResponse {
+        throttle_time_ms: k.throttle_time_ms,
+        results: (k.responses.into_iter())
+            .map(|r| d::AlterConfigsResourceResult {
+                error: ErrorCode(r.error_code),
+                error_message: ost(&r.error_message),
+                resource_type: r.resource_type,
+                resource_name: st(&r.resource_name),
+            })
+            .collect(),
+    }
+}
+
+// ---- AlterConfigs ------------------------------------------------------------------------
+
+fn alter_configs_req_to_domain(k: AlterConfigsRequest) -> d::AlterConfigsRequest {
+    d::AlterConfigsRequest {
+        resources: (k.resources.into_iter())
+            .map(|r| d::AlterConfigsResource {
+                resource_type: r.resource_type,
+                resource_name: st(&r.resource_name),
+                configs: (r.configs.into_iter())
+                    .map(|c| d::AlterableConfig {
+                        name: st(&c.name),
+                        value: ost(&c.value),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        validate_only: k.validate_only,
+    }
+}
+
+fn alter_configs_req_from_domain(x: &d::AlterConfigsRequest) -> AlterConfigsRequest {
+    let mut k = AlterConfigsRequest::default();
+    k.resources = (x.resources.iter())
+        .map(|r| {
+            let mut kr = acr::AlterConfigsResource::default();
+            kr.resource_type = r.resource_type;
+            kr.resource_name = sb(&r.resource_name);
+            kr.configs = (r.configs.iter())
+                .map(|c| {
+                    let mut kc = acr::AlterableConfig::default();
+                    kc.name = sb(&c.name);
+                    kc.value = osb(&c.value);
+                    kc
+                })
+                .collect();
+            kr
+        })
+        .collect();
+    k.validate_only = x.validate_only;
+    k
+}
+
+fn alter_configs_resp_from_domain(x: &d::AlterConfigsResponse) -> AlterConfigsResponse {
+    let mut k = AlterConfigsResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    k.responses = (x.results.iter())
+        .map(|r| {
+            let mut kr = acs::AlterConfigsResourceResponse::default();
+            kr.error_code = r.error.0;
+            kr.error_message = osb(&r.error_message);
+            kr.resource_type = r.resource_type;
+            kr.resource_name = sb(&r.resource_name);
+            kr
+        })
+        .collect();
+    k
+}
+
+fn alter_configs_resp_to_domain(k: AlterConfigsResponse) -> d::AlterConfigsResponse {
+    d::AlterConfigsResponse {
+        throttle_time_ms: k.throttle_time_ms,
+        results: (k.responses.into_iter())
+            .map(|r| d::AlterConfigsResourceResult {
+                error: ErrorCode(r.error_code),
+                error_message: ost(&r.error_message),
+                resource_type: r.resource_type,
+                resource_name: st(&r.resource_name),
+            })
+            .collect(),
+    }
+}
+
+// ---- dispatch (called from codec/mod.rs) ------------------------------------------------
+
+/// The cluster APIs and the versions served (see `super::CLUSTER_APIS`).
+pub(super) fn is_cluster_api(api_key: i16) -> bool {
+    super::CLUSTER_APIS.iter().any(|e| e.0 == api_key)
+}
+
+/// Server direction: a cluster API's body to its domain request.
+pub(super) fn decode_request(api_key: i16, body: Bytes, v: i16) -> Result<ApiRequest, WireError> {
+    Ok(match api_key {
+        key::OFFSET_FOR_LEADER_EPOCH => ApiRequest::OffsetForLeaderEpoch(ofle_req_to_domain(
+            decode(body, v, "OffsetForLeaderEpoch")?,
+        )),
+        key::ELECT_LEADERS => {
+            ApiRequest::ElectLeaders(elect_req_to_domain(decode(body, v, "ElectLeaders")?))
+        }
+        key::ALTER_PARTITION_REASSIGNMENTS => ApiRequest::AlterPartitionReassignments(
+            alter_reassign_req_to_domain(decode(body, v, "AlterPartitionReassignments")?),
+        ),
+        key::LIST_PARTITION_REASSIGNMENTS => ApiRequest::ListPartitionReassignments(
+            list_reassign_req_to_domain(decode(body, v, "ListPartitionReassignments")?),
+        ),
+        key::INCREMENTAL_ALTER_CONFIGS => ApiRequest::IncrementalAlterConfigs(
+            incr_alter_req_to_domain(decode(body, v, "IncrementalAlterConfigs")?),
+        ),
+        key::ALTER_CONFIGS => ApiRequest::AlterConfigs(alter_configs_req_to_domain(decode(
+            body,
+            v,
+            "AlterConfigs",
+        )?)),
+        other => return Err(WireError::Unsupported(format!("api key {other}"))),
+    })
+}
+
+/// Server direction: a cluster API's domain response to its body.
+pub(super) fn encode_response(
+    response: &ApiResponse,
+    out: &mut BytesMut,
+    v: i16,
+) -> Result<(), WireError> {
+    match response {
+        ApiResponse::OffsetForLeaderEpoch(r) => encode(&ofle_resp_from_domain(r), out, v),
+        ApiResponse::ElectLeaders(r) => encode(&elect_resp_from_domain(r, v), out, v),
+        ApiResponse::AlterPartitionReassignments(r) => {
+            encode(&alter_reassign_resp_from_domain(r, v), out, v)
+        }
+        ApiResponse::ListPartitionReassignments(r) => {
+            encode(&list_reassign_resp_from_domain(r), out, v)
+        }
+        ApiResponse::IncrementalAlterConfigs(r) => encode(&incr_alter_resp_from_domain(r), out, v),
+        ApiResponse::AlterConfigs(r) => encode(&alter_configs_resp_from_domain(r), out, v),
+        other => Err(WireError::Encode(format!(
+            "no cluster encoder for response of api key {}",
+            super::api_key_of_response(other)
+        ))),
+    }
+}
+
+/// Client direction: a cluster API's domain request to its body.
+pub(super) fn encode_request(
+    request: &ApiRequest,
+    out: &mut BytesMut,
+    v: i16,
+) -> Result<(), WireError> {
+    match request {
+        ApiRequest::OffsetForLeaderEpoch(r) => encode(&ofle_req_from_domain(r, v), out, v),
+        ApiRequest::ElectLeaders(r) => encode(&elect_req_from_domain(r, v)?, out, v),
+        ApiRequest::AlterPartitionReassignments(r) => {
+            encode(&alter_reassign_req_from_domain(r, v)?, out, v)
+        }
+        ApiRequest::ListPartitionReassignments(r) => {
+            encode(&list_reassign_req_from_domain(r), out, v)
+        }
+        ApiRequest::IncrementalAlterConfigs(r) => encode(&incr_alter_req_from_domain(r), out, v),
+        ApiRequest::AlterConfigs(r) => encode(&alter_configs_req_from_domain(r), out, v),
+        other => Err(WireError::Encode(format!(
+            "no cluster encoder for request of api key {}",
+            super::api_key_of(other)
+        ))),
+    }
+}
+
+/// Client direction: a cluster API's response body to its domain response.
+pub(super) fn decode_response(api_key: i16, body: Bytes, v: i16) -> Result<ApiResponse, WireError> {
+    Ok(match api_key {
+        key::OFFSET_FOR_LEADER_EPOCH => ApiResponse::OffsetForLeaderEpoch(ofle_resp_to_domain(
+            decode(body, v, "OffsetForLeaderEpoch response")?,
+        )),
+        key::ELECT_LEADERS => ApiResponse::ElectLeaders(elect_resp_to_domain(decode(
+            body,
+            v,
+            "ElectLeaders response",
+        )?)),
+        key::ALTER_PARTITION_REASSIGNMENTS => ApiResponse::AlterPartitionReassignments(
+            alter_reassign_resp_to_domain(decode(body, v, "AlterPartitionReassignments response")?),
+        ),
+        key::LIST_PARTITION_REASSIGNMENTS => ApiResponse::ListPartitionReassignments(
+            list_reassign_resp_to_domain(decode(body, v, "ListPartitionReassignments response")?),
+        ),
+        key::INCREMENTAL_ALTER_CONFIGS => ApiResponse::IncrementalAlterConfigs(
+            incr_alter_resp_to_domain(decode(body, v, "IncrementalAlterConfigs response")?),
+        ),
+        key::ALTER_CONFIGS => ApiResponse::AlterConfigs(alter_configs_resp_to_domain(decode(
+            body,
+            v,
+            "AlterConfigs response",
+        )?)),
+        other => {
+            return Err(WireError::Unsupported(format!(
+                "no response decoder for api key {other}"
+            )))
+        }
+    })
+}
+
+/// A cluster API's response with `error` in its top-level error; APIs with per-item errors
+/// only get an empty list (the request's items are not known here).
+pub(super) fn encode_error(
+    api_key: i16,
+    error: ErrorCode,
+    out: &mut BytesMut,
+    v: i16,
+) -> Result<(), WireError> {
+    let e = error.0;
+    match api_key {
+        key::OFFSET_FOR_LEADER_EPOCH => encode(&OffsetForLeaderEpochResponse::default(), out, v),
+        key::ELECT_LEADERS => {
+            let mut r = ElectLeadersResponse::default();
+            if v >= 1 {
+                r.error_code = e;
+            }
+            encode(&r, out, v)
+        }
+        key::ALTER_PARTITION_REASSIGNMENTS => encode(
+            &AlterPartitionReassignmentsResponse::default().with_error_code(e),
+            out,
+            v,
+        ),
+        key::LIST_PARTITION_REASSIGNMENTS => encode(
+            &ListPartitionReassignmentsResponse::default().with_error_code(e),
+            out,
+            v,
+        ),
+        key::INCREMENTAL_ALTER_CONFIGS => {
+            encode(&IncrementalAlterConfigsResponse::default(), out, v)
+        }
+        key::ALTER_CONFIGS => encode(&AlterConfigsResponse::default(), out, v),
+        other => Err(WireError::Unsupported(format!(
+            "no error response for api key {other}"
+        ))),
+    }
+}
+
+/// The guard schema of a cluster API.
+pub(super) fn schema_of(api_key: i16, request: bool) -> Option<&'static super::guard::Message> {
+    use super::schema_cluster::*;
+    Some(match (api_key, request) {
+        (key::OFFSET_FOR_LEADER_EPOCH, true) => &OFFSET_FOR_LEADER_EPOCH_REQUEST,
+        (key::OFFSET_FOR_LEADER_EPOCH, false) => &OFFSET_FOR_LEADER_EPOCH_RESPONSE,
+        (key::ELECT_LEADERS, true) => &ELECT_LEADERS_REQUEST,
+        (key::ELECT_LEADERS, false) => &ELECT_LEADERS_RESPONSE,
+        (key::ALTER_PARTITION_REASSIGNMENTS, true) => &ALTER_PARTITION_REASSIGNMENTS_REQUEST,
+        (key::ALTER_PARTITION_REASSIGNMENTS, false) => &ALTER_PARTITION_REASSIGNMENTS_RESPONSE,
+        (key::LIST_PARTITION_REASSIGNMENTS, true) => &LIST_PARTITION_REASSIGNMENTS_REQUEST,
+        (key::LIST_PARTITION_REASSIGNMENTS, false) => &LIST_PARTITION_REASSIGNMENTS_RESPONSE,
+        (key::INCREMENTAL_ALTER_CONFIGS, true) => &INCREMENTAL_ALTER_CONFIGS_REQUEST,
+        (key::INCREMENTAL_ALTER_CONFIGS, false) => &INCREMENTAL_ALTER_CONFIGS_RESPONSE,
+        (key::ALTER_CONFIGS, true) => &ALTER_CONFIGS_REQUEST,
+        (key::ALTER_CONFIGS, false) => &ALTER_CONFIGS_RESPONSE,
+        _ => return None,
+    })
+}
