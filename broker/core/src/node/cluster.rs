@@ -702,8 +702,18 @@ impl Node {
         let change = cluster.image.apply(index, record);
         match change {
             ImageChange::None => {}
-            ImageChange::TopicCreated(id) => self.materialize_topic(id),
-            ImageChange::PartitionsAdded(id) => self.materialize_topic(id),
+            ImageChange::TopicCreated(id) | ImageChange::PartitionsAdded(id) => {
+                self.materialize_topic(id);
+                let count = self
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.image.topics.get(&id))
+                    .map_or(0, |t| t.partitions.len());
+                for index in 0..count {
+                    self.update_role(now, Uuid::from_u128(id), index);
+                }
+            }
+            
             ImageChange::TopicDeleted(topic) => {
                 let id = Uuid::from_u128(topic.id);
                 if self.topics.contains_key(&id) {

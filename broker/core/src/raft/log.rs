@@ -133,16 +133,18 @@ impl RaftLog {
         (last_term, last_index) >= (self.last_term(), self.last_index())
     }
 
-    /// After rejecting an append at (`prev_index`, `prev_term`): the highest index below
-    /// `prev_index` whose term is <= `prev_term`, so the leader skips whole terms of a
-    /// divergent suffix instead of probing one index per round trip.
-    pub(super) fn conflict_hint(&self, prev_index: u64, prev_term: u64) -> u64 {
-        let mut index = prev_index.saturating_sub(1).min(self.last_index());
-        while index > self.snapshot_index() {
-            match self.term(index) {
-                Some(term) if term <= prev_term => break,
-                _ => index -= 1,
-            }
+    /// After rejecting an append at `prev_index` (which is after the snapshot): the last
+    /// index if the log ends before `prev_index`; otherwise the index before the first entry
+    /// of the conflicting term at `prev_index`, so the leader skips a whole divergent term
+    /// per round trip instead of one index. Always `< prev_index` and `>= snapshot_index`.
+    pub(super) fn conflict_hint(&self, prev_index: u64) -> u64 {
+        if prev_index > self.last_index() {
+            return self.last_index();
+        }
+        let conflict_term = self.term(prev_index);
+        let mut index = prev_index.saturating_sub(1).max(self.snapshot_index());
+        while index > self.snapshot_index() && self.term(index) == conflict_term {
+            index -= 1;
         }
         index
     }

@@ -649,7 +649,7 @@ impl Raft {
             }
         }
         if self.log.term(prev_index) != Some(prev_term) {
-            let hint = self.log.conflict_hint(prev_index, prev_term);
+            let hint = self.log.conflict_hint(prev_index);
             let response = RaftMessage::AppendResponse {
                 term: self.term,
                 success: false,
@@ -893,6 +893,11 @@ impl Raft {
         let Some(progress) = self.progress.get_mut(&peer) else {
             return;
         };
+        if progress.snapshot_sent.is_some() {
+            // Appends cannot help until the snapshot lands; resend it when due.
+            self.send_snapshot(peer);
+            return;
+        }
         let stalled = progress.match_index == progress.match_index_at_heartbeat;
         progress.match_index_at_heartbeat = progress.match_index;
         let (prev_index, count_max) = if progress.probing {
@@ -1057,10 +1062,15 @@ impl Raft {
     }
 
     fn persist_hard_state(&mut self) {
-        self.ready.writes.push(Write::HardState {
+        let hard_state = Write::HardState {
             term: self.term,
             voted_for: self.voted_for,
-        });
+        };
+        // A term bump directly followed by a vote needs only the latter write.
+        match self.ready.writes.last_mut() {
+            Some(last @ Write::HardState { .. }) => *last = hard_state,
+            _ => self.ready.writes.push(hard_state),
+        }
     }
 
     fn reset_election_timer(&mut self) {
