@@ -10,7 +10,8 @@ use weir_wire::domain::cluster::{
     EpochEndOffset, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
     OngoingPartitionReassignment, OngoingTopicReassignment, ReassignablePartitionResult,
-    ReassignableTopicResult,
+    ReassignableTopicResult, config_operation, AlterConfigsResourceResult, AlterConfigsResponse,
+    IncrementalAlterConfigsResponse,
 };
 use weir_wire::domain::{
     ApiRequest, ApiResponse, BrokerInfo, CreatePartitionsRequest, CreatePartitionsResponse,
@@ -48,10 +49,152 @@ impl Node {
             ApiRequest::CreatePartitions(r) if self.cluster.is_some() => {
                 self.cluster_create_partitions(id, r)
             }
+            ApiRequest::IncrementalAlterConfigs(r) => {
+                let changes = r
+                    .resources
+                    .iter()
+                    .map(|res| {
+                        let ops = res
+                            .configs
+                            .iter()
+                            .map(|c| (c.name.clone(), c.operation, c.value.clone()))
+                            .collect();
+                        (res.resource_type, res.resource_name.clone(), ops)
+                    })
+                    .collect();
+                let results = self.alter_configs(changes, r.validate_only, true);
+                self.answer_configs(id, results, |results| {
+                    ApiResponse::IncrementalAlterConfigs(IncrementalAlterConfigsResponse {
+                        throttle_time_ms: 0,
+                        results,
+                    })
+                });
+            }
+            ApiRequest::AlterConfigs(r) => {
+                let changes = r
+                    .resources
+                    .iter()
+                    .map(|res| {
+                        let ops = res
+                            .configs
+                            .iter()
+                            .map(|c| (c.name.clone(), config_operation::SET, c.value.clone()))
+                            .collect();
+                        (res.resource_type, res.resource_name.clone(), ops)
+                    })
+                    .collect();
+                let results = self.alter_configs(changes, r.validate_only, false);
+                self.answer_configs(id, results, |results| {
+                    ApiResponse::AlterConfigs(AlterConfigsResponse {
+                        throttle_time_ms: 0,
+                        results,
+                    })
+                });
+            }
             other => return Some(other),
         }
         self.drive_cluster(now);
         None
+    }
+
+    fn answer_configs(
+        &mut self,
+        id: RequestId,
+        (results, index): (Vec<AlterConfigsResourceResult>, Option<u64>),
+        build: impl FnOnce(Vec<AlterConfigsResourceResult>) -> ApiResponse,
+    ) {
+        let response = build(results);
+        match index {
+            Some(index) => self.respond_when_applied(id, index, response),
+            None => self.respond(id, response),
+        }
+    }
+
+    /// Topic config changes (broker configs are static here): `(type, name, [(key, op,
+    /// value)])`. Incremental changes merge into the current overrides; AlterConfigs
+    /// replaces them whole. Cluster mode goes through the controller's metadata log; a
+    /// single node persists the topic record.
+    #[allow(clippy::type_complexity)]
+    fn alter_configs(
+        &mut self,
+        changes: Vec<(i8, String, Vec<(String, i8, Option<String>)>)>,
+        validate_only: bool,
+        incremental: bool,
+    ) -> (Vec<AlterConfigsResourceResult>, Option<u64>) {
+        let mut results = Vec::new();
+        let mut last = None;
+        let active = self.cluster.as_ref().is_none_or(|c| c.is_active_controller());
+        for (resource_type, name, ops) in changes {
+            let mut result = AlterConfigsResourceResult {
+                error: ErrorCode::NONE,
+                error_message: None,
+                resource_type,
+                resource_name: name.clone(),
+            };
+            let outcome = (|| {
+                if resource_type != weir_wire::domain::resource_type::TOPIC {
+                    return Err((
+                        ErrorCode::INVALID_REQUEST,
+                        "only topic configs can be changed; broker configs are static".to_string(),
+                    ));
+                }
+                if !active {
+                    return Err((ErrorCode::NOT_CONTROLLER, "not the active controller".into()));
+                }
+                let topic_id = *self.topic_ids.get(&name).ok_or((
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("The topic '{name}' does not exist."),
+                ))?;
+                let topic = self.topics.get(&topic_id).ok_or((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, String::new()))?;
+                let mut overrides = if incremental {
+                    topic.config.overrides()
+                } else {
+                    Default::default()
+                };
+                for (key, op, value) in &ops {
+                    match (*op, value) {
+                        (config_operation::SET, Some(value)) => {
+                            overrides.insert(key.clone(), value.clone());
+                        }
+                        (config_operation::DELETE, _) | (config_operation::SET, None) => {
+                            overrides.remove(key);
+                        }
+                        _ => {
+                            return Err((
+                                ErrorCode::INVALID_REQUEST,
+                                format!("operation {op} is not supported for {key}"),
+                            ))
+                        }
+                    }
+                }
+                let pairs = overrides.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())));
+                let config = crate::topic_config::TopicConfig::from_overrides(pairs)
+                    .map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
+                Ok((topic_id, config))
+            })();
+            match outcome {
+                Ok((topic_id, config)) if !validate_only => {
+                    if self.cluster.is_some() {
+                        let record = MetaRecord::SetTopicConfig {
+                            id: topic_id.as_u128(),
+                            configs: config.overrides().into_iter().collect(),
+                        };
+                        last = self.propose(vec![record]).or(last);
+                    } else if let Some(topic) = self.topics.get_mut(&topic_id) {
+                        topic.config = config;
+                        let topic = topic.clone();
+                        self.persist_topic(&topic);
+                    }
+                }
+                Ok(_) => {}
+                Err((error, message)) => {
+                    result.error = error;
+                    result.error_message = Some(message);
+                }
+            }
+            results.push(result);
+        }
+        (results, last)
     }
 
     fn not_controller(&mut self, id: RequestId, request: &ApiRequest) -> bool {
