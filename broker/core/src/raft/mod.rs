@@ -9,7 +9,8 @@
 //! - Feed inputs: [`Raft::step`] for every message from a peer, [`Raft::tick`] whenever
 //!   `now_ms >= `[`Raft::next_deadline_ms`], [`Raft::propose`] to append a command on the
 //!   leader, [`Raft::compact`] after the state machine has applied a prefix.
-//! - After inputs, drain [`Raft::ready`] and process the [`Ready`] **in this order**:
+//! - After inputs, drain [`Raft::ready`] (it drains everything; [`Raft::has_ready`] says
+//!   whether there is anything) and process the [`Ready`] **in this order**:
 //!   1. apply every [`Write`] of `writes`, in order, to durable storage and fsync them;
 //!   2. only then send `messages` (best effort: they may be lost, duplicated, reordered);
 //!   3. install `snapshot` (if any) into the state machine, then apply `committed` in order.
@@ -213,7 +214,8 @@ pub enum RaftMessage {
         /// On success the responder's log matches the leader's through `index`; on failure
         /// the rejected `prev_index`.
         index: u64,
-        /// On failure, the highest index that may match (the leader probes from there).
+        /// On failure, where the leader should probe next: the responder's last index if its
+        /// log is shorter, else the index before its conflicting term (0 on success).
         hint: u64,
     },
     /// The leader's snapshot, for a follower that needs compacted entries.

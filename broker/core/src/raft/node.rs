@@ -818,7 +818,7 @@ impl Raft {
         match_indexes.sort_unstable_by(|a, b| b.cmp(a));
         let quorum_index = match_indexes[self.config.quorum() - 1];
         // §5.4.2: only entries of the current term are committed by counting replicas.
-        if quorum_index > self.commit_index {
+        if quorum_index > self.commit_index && self.log.term(quorum_index) == Some(self.term) {
             self.advance_commit(quorum_index);
             self.commit_broadcast_pending = true;
         }
