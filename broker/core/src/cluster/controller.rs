@@ -200,10 +200,7 @@ fn finish_reassignment(mut state: PartitionState) -> Option<PartitionState> {
 
 /// Move leadership to preferred replicas that are in the ISR and live (ElectLeaders
 /// PREFERRED, and the periodic rebalance). `only`: restrict to these partitions.
-pub fn preferred_elections(
-    image: &MetadataImage,
-    only: Option<&[(u128, i32)]>,
-) -> Vec<MetaRecord> {
+pub fn preferred_elections(image: &MetadataImage, only: Option<&[(u128, i32)]>) -> Vec<MetaRecord> {
     let mut records = Vec::new();
     for topic in image.topics.values() {
         for (index, state) in topic.partitions.iter().enumerate() {
@@ -373,7 +370,13 @@ mod tests {
         assert_eq!(state.leader, -1);
         assert_eq!(state.isr, vec![3]);
         // Broker 1 returns: not in the ISR, so no clean leader.
-        image.apply(4, MetaRecord::SetFenced { id: 1, fenced: false });
+        image.apply(
+            4,
+            MetaRecord::SetFenced {
+                id: 1,
+                fenced: false,
+            },
+        );
         assert!(elect_offline(&image, false).is_empty());
         // Unclean election picks it and resets the ISR.
         let records = elect_offline(&image, true);
@@ -381,7 +384,13 @@ mod tests {
         assert_eq!(image.partition(9, 0).map(|s| s.leader), Some(1));
         // Broker 3 returning would have been elected cleanly.
         let mut image2 = image_with_all_fenced();
-        image2.apply(4, MetaRecord::SetFenced { id: 3, fenced: false });
+        image2.apply(
+            4,
+            MetaRecord::SetFenced {
+                id: 3,
+                fenced: false,
+            },
+        );
         let records = elect_offline(&image2, false);
         apply_all(&mut image2, records);
         assert_eq!(image2.partition(9, 0).map(|s| s.leader), Some(3));

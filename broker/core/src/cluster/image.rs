@@ -320,7 +320,10 @@ mod tests {
             partition: 0,
             state: state.clone(),
         };
-        assert_eq!(image.apply(2, change.clone()), ImageChange::PartitionChanged(7, 0));
+        assert_eq!(
+            image.apply(2, change.clone()),
+            ImageChange::PartitionChanged(7, 0)
+        );
         assert_eq!(image.apply(2, change), ImageChange::None);
         assert_eq!(image.partition(7, 0), Some(&state));
         image.invariants();

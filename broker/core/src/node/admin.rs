@@ -304,7 +304,9 @@ impl Node {
                 let mut distinct = replicas.to_vec();
                 distinct.sort_unstable();
                 distinct.dedup();
-                let known = replicas.iter().all(|r| cluster.image.brokers.contains_key(r));
+                let known = replicas
+                    .iter()
+                    .all(|r| cluster.image.brokers.contains_key(r));
                 if replicas.is_empty() || distinct.len() != replicas.len() || !known {
                     let message = format!("Replica assignment {replicas:?} is invalid");
                     return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, message));
@@ -564,7 +566,11 @@ fn duplicate_names<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str
 }
 
 /// A refused CreateTopics entry.
-pub(super) fn creatable_error(name: &str, error: ErrorCode, message: String) -> CreatableTopicResult {
+pub(super) fn creatable_error(
+    name: &str,
+    error: ErrorCode,
+    message: String,
+) -> CreatableTopicResult {
     CreatableTopicResult {
         name: name.to_string(),
         topic_id: Uuid::nil(),

@@ -285,7 +285,11 @@ impl Node {
     }
 
     /// Cluster mode: `(leader, leader epoch, isr)` of a partition in this node's image.
-    pub fn partition_leadership(&self, topic: &str, partition: i32) -> Option<(i32, i32, Vec<i32>)> {
+    pub fn partition_leadership(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<(i32, i32, Vec<i32>)> {
         let cluster = self.cluster.as_ref()?;
         let id = *cluster.image.names.get(topic)?;
         let state = cluster.image.partition(id, partition)?;
@@ -303,7 +307,10 @@ impl Node {
         let Ok(index) = usize::try_from(partition) else {
             return false;
         };
-        matches!(cluster.replicas.get(&(topic_id, index)), Some(Replica::Leader(_)))
+        matches!(
+            cluster.replicas.get(&(topic_id, index)),
+            Some(Replica::Leader(_))
+        )
     }
 
     /// The leader epoch to stamp on a produce to this partition, or why this node may not
@@ -318,10 +325,16 @@ impl Node {
             return Ok(super::LEADER_EPOCH);
         };
         let Some(Replica::Leader(leader)) = cluster.replicas.get(&(topic_id, index)) else {
-            return Err((ErrorCode::NOT_LEADER_OR_FOLLOWER, "this broker does not lead the partition".into()));
+            return Err((
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                "this broker does not lead the partition".into(),
+            ));
         };
         if cluster.fenced {
-            return Err((ErrorCode::NOT_LEADER_OR_FOLLOWER, "this broker is fenced".into()));
+            return Err((
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                "this broker is fenced".into(),
+            ));
         }
         if acks == -1 {
             let min_isr = self
@@ -579,7 +592,9 @@ impl Node {
                 c.replicas
                     .iter()
                     .filter_map(|(key, r)| match r {
-                        Replica::Follower(f) if f.fetch_after_sync.is_some_and(|s| s <= sync_id) => {
+                        Replica::Follower(f)
+                            if f.fetch_after_sync.is_some_and(|s| s <= sync_id) =>
+                        {
                             Some(*key)
                         }
                         _ => None,
@@ -680,7 +695,10 @@ impl Node {
             match MetaRecord::decode(&entry.data) {
                 Ok(record) => self.apply_record(now, entry.index, record),
                 Err(error) => {
-                    self.poison(format!("metadata entry {} undecodable: {error}", entry.index));
+                    self.poison(format!(
+                        "metadata entry {} undecodable: {error}",
+                        entry.index
+                    ));
                     return;
                 }
             }
@@ -713,7 +731,7 @@ impl Node {
                     self.update_role(now, Uuid::from_u128(id), index);
                 }
             }
-            
+
             ImageChange::TopicDeleted(topic) => {
                 let id = Uuid::from_u128(topic.id);
                 if self.topics.contains_key(&id) {
@@ -734,9 +752,10 @@ impl Node {
                     .map(|t| t.configs.clone())
                     .unwrap_or_default();
                 let pairs = configs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())));
-                if let (Ok(config), Some(topic)) =
-                    (TopicConfig::from_overrides(pairs), self.topics.get_mut(&uuid))
-                {
+                if let (Ok(config), Some(topic)) = (
+                    TopicConfig::from_overrides(pairs),
+                    self.topics.get_mut(&uuid),
+                ) {
                     topic.config = config;
                     let topic = topic.clone();
                     self.persist_topic(&topic);
@@ -752,7 +771,11 @@ impl Node {
 
     /// Create (or grow) the local catalog entry of an image topic.
     fn materialize_topic(&mut self, id: u128) {
-        let Some(topic) = self.cluster.as_ref().and_then(|c| c.image.topics.get(&id)).cloned()
+        let Some(topic) = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.image.topics.get(&id))
+            .cloned()
         else {
             return;
         };
@@ -769,7 +792,10 @@ impl Node {
                         self.delete_topic(old);
                     }
                 }
-                let pairs = topic.configs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())));
+                let pairs = topic
+                    .configs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Some(v.as_str())));
                 let config = TopicConfig::from_overrides(pairs).unwrap_or_default();
                 self.create_topic_with_id(&topic.name, count, config, Some(uuid));
             }
@@ -833,8 +859,7 @@ impl Node {
             .partition(topic_id.as_u128(), index as i32)
             .cloned();
         let key = (topic_id, index);
-        let Some(state) = state.filter(|_| cluster.caught_up && cluster.config.broker_role)
-        else {
+        let Some(state) = state.filter(|_| cluster.caught_up && cluster.config.broker_role) else {
             cluster.replicas.remove(&key);
             return;
         };
@@ -875,7 +900,10 @@ impl Node {
                 }),
             );
             tracing::info!(%topic_id, index, epoch = state.leader_epoch, "leading partition");
-            let Some(log) = self.topics.get_mut(&topic_id).and_then(|t| t.partitions.get_mut(index))
+            let Some(log) = self
+                .topics
+                .get_mut(&topic_id)
+                .and_then(|t| t.partitions.get_mut(index))
             else {
                 return;
             };
@@ -899,7 +927,11 @@ impl Node {
                 self.fail_hw_waiters_of(topic_id, Some(index));
                 self.wake_fetches(|_| true);
             }
-            if let Some(log) = self.topics.get_mut(&topic_id).and_then(|t| t.partitions.get_mut(index)) {
+            if let Some(log) = self
+                .topics
+                .get_mut(&topic_id)
+                .and_then(|t| t.partitions.get_mut(index))
+            {
                 if log.replicated_hw().is_none() {
                     log.set_replicated_hw(Some(log.log_start_offset()));
                 }
@@ -946,14 +978,19 @@ impl Node {
         if let Some(ok) = cluster.last_heartbeat_ok {
             let silent = now.instant.saturating_duration_since(ok).as_millis() as u64;
             if silent > cluster.config.broker_session_timeout_ms && !cluster.fenced {
-                tracing::warn!(silent, "no heartbeat answer from the controller; self-fenced");
+                tracing::warn!(
+                    silent,
+                    "no heartbeat answer from the controller; self-fenced"
+                );
                 cluster.fenced = true;
             }
         }
         if now.instant < cluster.next_heartbeat {
             return;
         }
-        cluster.next_heartbeat = now.instant.add_ms(cluster.config.broker_heartbeat_interval_ms);
+        cluster.next_heartbeat = now
+            .instant
+            .add_ms(cluster.config.broker_heartbeat_interval_ms);
         let heartbeat = BrokerHeartbeat {
             incarnation: cluster.incarnation,
             host,
@@ -1039,9 +1076,14 @@ impl Node {
             fenced = true;
         } else if fenced {
             let caught_up_to = cluster.registered_at.get(&from).copied().unwrap_or(0);
-            if heartbeat.applied_index >= caught_up_to && !cluster.registered_at.contains_key(&(-from - 1)) {
+            if heartbeat.applied_index >= caught_up_to
+                && !cluster.registered_at.contains_key(&(-from - 1))
+            {
                 cluster.registered_at.insert(-from - 1, 0);
-                self.propose(vec![MetaRecord::SetFenced { id: from, fenced: false }]);
+                self.propose(vec![MetaRecord::SetFenced {
+                    id: from,
+                    fenced: false,
+                }]);
             }
         }
         let Some(cluster) = self.cluster.as_mut() else {
@@ -1130,8 +1172,9 @@ impl Node {
                 && cluster.config.auto_leader_rebalance
                 && now.instant >= cluster.next_rebalance
             {
-                cluster.next_rebalance =
-                    now.instant.add_ms(cluster.config.leader_imbalance_check_interval_ms);
+                cluster.next_rebalance = now
+                    .instant
+                    .add_ms(cluster.config.leader_imbalance_check_interval_ms);
                 records.extend(controller::preferred_elections(&cluster.image, None));
             }
         }
@@ -1167,7 +1210,10 @@ impl Node {
         topic: &weir_wire::domain::CreatableTopic,
     ) -> Result<MetaRecord, (ErrorCode, String)> {
         let spec = self.validate_creatable(topic)?;
-        let cluster = self.cluster.as_ref().ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
+        let cluster = self
+            .cluster
+            .as_ref()
+            .ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
         if cluster.image.names.contains_key(&topic.name) {
             return Err((
                 ErrorCode::TOPIC_ALREADY_EXISTS,
@@ -1176,8 +1222,13 @@ impl Node {
         }
         let assignments = if topic.assignments.is_empty() {
             let start = cluster.image.topics.len() + topic.name.len();
-            controller::place_replicas(&cluster.image, spec.partitions, spec.replication_factor, start)
-                .map_err(|m| (ErrorCode::INVALID_REPLICATION_FACTOR, m))?
+            controller::place_replicas(
+                &cluster.image,
+                spec.partitions,
+                spec.replication_factor,
+                start,
+            )
+            .map_err(|m| (ErrorCode::INVALID_REPLICATION_FACTOR, m))?
         } else {
             topic.assignments.iter().map(|(_, r)| r.clone()).collect()
         };
@@ -1198,7 +1249,12 @@ impl Node {
     }
 
     /// Park an admin answer until metadata index `index` is applied here.
-    pub(super) fn respond_when_applied(&mut self, id: RequestId, index: u64, response: ApiResponse) {
+    pub(super) fn respond_when_applied(
+        &mut self,
+        id: RequestId,
+        index: u64,
+        response: ApiResponse,
+    ) {
         let Some(cluster) = self.cluster.as_mut() else {
             self.respond(id, response);
             return;
@@ -1253,13 +1309,20 @@ impl Node {
                 .filter(|r| *r != node_id)
                 .filter(|r| {
                     leader.followers.get(r).is_none_or(|p| {
-                        now.instant.saturating_duration_since(p.caught_up_at).as_millis() as u64
+                        now.instant
+                            .saturating_duration_since(p.caught_up_at)
+                            .as_millis() as u64
                             > lag_max
                     })
                 })
                 .collect();
             if !lagging.is_empty() {
-                let isr: Vec<i32> = leader.isr.iter().copied().filter(|r| !lagging.contains(r)).collect();
+                let isr: Vec<i32> = leader
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|r| !lagging.contains(r))
+                    .collect();
                 tracing::info!(%topic_id, index, ?lagging, "shrinking ISR");
                 leader.pending_isr = Some((isr.clone(), now.instant));
                 requests.push(AlterIsr {
@@ -1308,7 +1371,10 @@ impl Node {
             return;
         };
         let Some(Replica::Leader(leader)) = cluster.replicas.get_mut(&key) else {
-            self.send_peer(from, PeerMessage::FetchReply(refusal(ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)));
+            self.send_peer(
+                from,
+                PeerMessage::FetchReply(refusal(ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)),
+            );
             return;
         };
         if fetch.leader_epoch != leader.epoch {
@@ -1322,12 +1388,19 @@ impl Node {
             return;
         }
         let epoch = leader.epoch;
-        let Some(log) = self.topics.get(&topic_id).and_then(|t| t.partitions.get(index)) else {
+        let Some(log) = self
+            .topics
+            .get(&topic_id)
+            .and_then(|t| t.partitions.get(index))
+        else {
             return;
         };
         let leo = log.log_end_offset();
         if fetch.fetch_offset > leo || fetch.fetch_offset < log.log_start_offset() {
-            self.send_peer(from, PeerMessage::FetchReply(refusal(ErrorCode::OFFSET_OUT_OF_RANGE, epoch)));
+            self.send_peer(
+                from,
+                PeerMessage::FetchReply(refusal(ErrorCode::OFFSET_OUT_OF_RANGE, epoch)),
+            );
             return;
         }
         let Some(Replica::Leader(leader)) =
@@ -1335,7 +1408,10 @@ impl Node {
         else {
             return;
         };
-        let progress = leader.followers.entry(from).or_insert_with(|| new_progress(now));
+        let progress = leader
+            .followers
+            .entry(from)
+            .or_insert_with(|| new_progress(now));
         if fetch.fetch_offset >= leo || fetch.fetch_offset >= progress.leo_at_last_fetch {
             progress.caught_up_at = now.instant;
         }
@@ -1349,7 +1425,10 @@ impl Node {
             && leader.pending_isr.is_none()
             && leader.replicas.contains(&from)
             && fetch.fetch_offset >= hw
-            && leader.followers.get(&from).is_some_and(|p| p.fetch_offset >= hw)
+            && leader
+                .followers
+                .get(&from)
+                .is_some_and(|p| p.fetch_offset >= hw)
         {
             let mut isr = leader.isr.clone();
             isr.push(from);
@@ -1373,7 +1452,9 @@ impl Node {
             if cluster.parked_fetches.len() >= REPLICA_FETCH_WAITERS_MAX {
                 self.answer_replica_fetch(from, &fetch);
             } else {
-                let wait = fetch.max_wait_ms.min(cluster.config.replica_fetch_wait_max_ms.max(1));
+                let wait = fetch
+                    .max_wait_ms
+                    .min(cluster.config.replica_fetch_wait_max_ms.max(1));
                 cluster.parked_fetches.push(ParkedReplicaFetch {
                     from,
                     deadline: now.instant.add_ms(wait),
@@ -1388,13 +1469,19 @@ impl Node {
         let Ok(index) = usize::try_from(fetch.partition) else {
             return;
         };
-        let Some(Replica::Leader(leader)) =
-            self.cluster.as_ref().and_then(|c| c.replicas.get(&(topic_id, index)))
+        let Some(Replica::Leader(leader)) = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.replicas.get(&(topic_id, index)))
         else {
             return;
         };
         let epoch = leader.epoch;
-        let Some(log) = self.topics.get(&topic_id).and_then(|t| t.partitions.get(index)) else {
+        let Some(log) = self
+            .topics
+            .get(&topic_id)
+            .and_then(|t| t.partitions.get(index))
+        else {
             return;
         };
         let leo = log.log_end_offset();
@@ -1457,7 +1544,11 @@ impl Node {
             }
         }
         let durable_mode = cluster.config.ack_durability == AckDurability::IsrFsync;
-        let Some(log) = self.topics.get(&key.0).and_then(|t| t.partitions.get(key.1)) else {
+        let Some(log) = self
+            .topics
+            .get(&key.0)
+            .and_then(|t| t.partitions.get(key.1))
+        else {
             return;
         };
         let mut hw = log.durable_end();
@@ -1483,7 +1574,11 @@ impl Node {
         let current = log.replicated_hw().unwrap_or(log.log_start_offset());
         if hw > current {
             let leo_key = log.partition_key();
-            if let Some(log) = self.topics.get_mut(&key.0).and_then(|t| t.partitions.get_mut(key.1)) {
+            if let Some(log) = self
+                .topics
+                .get_mut(&key.0)
+                .and_then(|t| t.partitions.get_mut(key.1))
+            {
                 log.set_replicated_hw(Some(hw));
             }
             self.wake_fetches(|keys| keys.contains(&leo_key));
@@ -1618,7 +1713,11 @@ impl Node {
         let Ok(index) = usize::try_from(query.partition) else {
             return;
         };
-        let leader_epoch = match self.cluster.as_ref().and_then(|c| c.replicas.get(&(topic_id, index))) {
+        let leader_epoch = match self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.replicas.get(&(topic_id, index)))
+        {
             Some(Replica::Leader(leader)) => Some(leader.epoch),
             _ => None,
         };
@@ -1630,7 +1729,12 @@ impl Node {
             epoch: -1,
             end_offset: -1,
         };
-        match (leader_epoch, self.topics.get(&topic_id).and_then(|t| t.partitions.get(index))) {
+        match (
+            leader_epoch,
+            self.topics
+                .get(&topic_id)
+                .and_then(|t| t.partitions.get(index)),
+        ) {
             (Some(epoch), Some(log)) if epoch == query.current_leader_epoch => {
                 let (found, end) = log.end_offset_for_epoch(query.epoch);
                 reply.epoch = found;
@@ -1680,10 +1784,15 @@ impl Node {
 
     /// Send the follower's next request: an epoch query until truncated, then a fetch.
     fn send_follower_request(&mut self, now: Now, key: (Uuid, usize)) {
-        let Some(log) = self.topics.get(&key.0).and_then(|t| t.partitions.get(key.1)) else {
+        let Some(log) = self
+            .topics
+            .get(&key.0)
+            .and_then(|t| t.partitions.get(key.1))
+        else {
             return;
         };
-        let (leo, durable, last_epoch) = (log.log_end_offset(), log.durable_end(), log.last_epoch());
+        let (leo, durable, last_epoch) =
+            (log.log_end_offset(), log.durable_end(), log.last_epoch());
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
@@ -1743,7 +1852,10 @@ impl Node {
     }
 
     fn on_epoch_reply(&mut self, now: Now, from: i32, reply: EpochReply) {
-        let key = (Uuid::from_u128(u128::from_be_bytes(reply.topic_id)), reply.partition as usize);
+        let key = (
+            Uuid::from_u128(u128::from_be_bytes(reply.topic_id)),
+            reply.partition as usize,
+        );
         if !self.follower_in_flight(key, from, reply.correlation) {
             return;
         }
@@ -1751,7 +1863,11 @@ impl Node {
             self.follower_back_off(now, key);
             return;
         }
-        let Some(log) = self.topics.get_mut(&key.0).and_then(|t| t.partitions.get_mut(key.1)) else {
+        let Some(log) = self
+            .topics
+            .get_mut(&key.0)
+            .and_then(|t| t.partitions.get_mut(key.1))
+        else {
             return;
         };
         // Kafka's rule (KIP-101/279): keep the prefix both logs agree on.
@@ -1788,7 +1904,10 @@ impl Node {
     }
 
     fn on_fetch_reply(&mut self, now: Now, from: i32, reply: ReplicaFetchReply) {
-        let key = (Uuid::from_u128(u128::from_be_bytes(reply.topic_id)), reply.partition as usize);
+        let key = (
+            Uuid::from_u128(u128::from_be_bytes(reply.topic_id)),
+            reply.partition as usize,
+        );
         if !self.follower_in_flight(key, from, reply.correlation) {
             return;
         }
@@ -1809,7 +1928,11 @@ impl Node {
             return;
         };
         let appended = self.append_replicated(now, key, &bytes);
-        if let Some(log) = self.topics.get_mut(&key.0).and_then(|t| t.partitions.get_mut(key.1)) {
+        if let Some(log) = self
+            .topics
+            .get_mut(&key.0)
+            .and_then(|t| t.partitions.get_mut(key.1))
+        {
             let hw = reply.high_watermark.min(log.log_end_offset());
             if log.replicated_hw().is_none_or(|h| hw > h) {
                 log.set_replicated_hw(Some(hw));
@@ -1846,7 +1969,9 @@ impl Node {
                     tracing::warn!(base = header.base_offset, leo, "gap in replicated batches");
                     break;
                 }
-                let Some(batch) = bytes.get(range.clone()) else { break };
+                let Some(batch) = bytes.get(range.clone()) else {
+                    break;
+                };
                 if !weir_wire::batch::verify_crc(batch) {
                     tracing::warn!(base = header.base_offset, "replicated batch fails its CRC");
                     break;
@@ -1935,11 +2060,20 @@ impl Node {
             let state = state.expect("a role is held only for partitions in the image");
             match replica {
                 Replica::Leader(leader) => {
-                    assert_eq!(state.leader, self.config.node_id, "leader role without leadership");
-                    assert_eq!(state.leader_epoch, leader.epoch, "leader epoch behind the image");
+                    assert_eq!(
+                        state.leader, self.config.node_id,
+                        "leader role without leadership"
+                    );
+                    assert_eq!(
+                        state.leader_epoch, leader.epoch,
+                        "leader epoch behind the image"
+                    );
                 }
                 Replica::Follower(f) => {
-                    assert_eq!(state.leader_epoch, f.epoch, "follower epoch behind the image");
+                    assert_eq!(
+                        state.leader_epoch, f.epoch,
+                        "follower epoch behind the image"
+                    );
                 }
             }
         }
@@ -1962,5 +2096,3 @@ fn epochs_op(log: &crate::partition::PartitionLog) -> StorageOp {
         value: postcard::to_allocvec(&log.epochs).unwrap_or_default(),
     }
 }
-
-

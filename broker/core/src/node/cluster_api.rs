@@ -5,13 +5,14 @@
 
 use uuid::Uuid;
 use weir_wire::domain::cluster::{
-    election_type, AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
-    ElectLeadersPartitionResult, ElectLeadersRequest, ElectLeadersResponse, ElectLeadersTopicResult,
-    EpochEndOffset, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    config_operation, election_type, AlterConfigsResourceResult, AlterConfigsResponse,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+    ElectLeadersPartitionResult, ElectLeadersRequest, ElectLeadersResponse,
+    ElectLeadersTopicResult, EpochEndOffset, IncrementalAlterConfigsResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
     OngoingPartitionReassignment, OngoingTopicReassignment, ReassignablePartitionResult,
-    ReassignableTopicResult, config_operation, AlterConfigsResourceResult, AlterConfigsResponse,
-    IncrementalAlterConfigsResponse,
+    ReassignableTopicResult,
 };
 use weir_wire::domain::{
     ApiRequest, ApiResponse, BrokerInfo, CreatePartitionsRequest, CreatePartitionsResponse,
@@ -123,7 +124,10 @@ impl Node {
     ) -> (Vec<AlterConfigsResourceResult>, Option<u64>) {
         let mut results = Vec::new();
         let mut last = None;
-        let active = self.cluster.as_ref().is_none_or(|c| c.is_active_controller());
+        let active = self
+            .cluster
+            .as_ref()
+            .is_none_or(|c| c.is_active_controller());
         for (resource_type, name, ops) in changes {
             let mut result = AlterConfigsResourceResult {
                 error: ErrorCode::NONE,
@@ -139,13 +143,19 @@ impl Node {
                     ));
                 }
                 if !active {
-                    return Err((ErrorCode::NOT_CONTROLLER, "not the active controller".into()));
+                    return Err((
+                        ErrorCode::NOT_CONTROLLER,
+                        "not the active controller".into(),
+                    ));
                 }
                 let topic_id = *self.topic_ids.get(&name).ok_or((
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                     format!("The topic '{name}' does not exist."),
                 ))?;
-                let topic = self.topics.get(&topic_id).ok_or((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, String::new()))?;
+                let topic = self
+                    .topics
+                    .get(&topic_id)
+                    .ok_or((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, String::new()))?;
                 let mut overrides = if incremental {
                     topic.config.overrides()
                 } else {
@@ -167,7 +177,9 @@ impl Node {
                         }
                     }
                 }
-                let pairs = overrides.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())));
+                let pairs = overrides
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Some(v.as_str())));
                 let config = crate::topic_config::TopicConfig::from_overrides(pairs)
                     .map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
                 Ok((topic_id, config))
@@ -198,7 +210,10 @@ impl Node {
     }
 
     fn not_controller(&mut self, id: RequestId, request: &ApiRequest) -> bool {
-        let active = self.cluster.as_ref().is_some_and(|c| c.is_active_controller());
+        let active = self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.is_active_controller());
         if !active {
             let response = super::errors::error_response(
                 request,
@@ -217,9 +232,17 @@ impl Node {
         let mut results = Vec::new();
         let mut last = None;
         for topic in &request.topics {
-            let dup = request.topics.iter().filter(|t| t.name == topic.name).count() > 1;
+            let dup = request
+                .topics
+                .iter()
+                .filter(|t| t.name == topic.name)
+                .count()
+                > 1;
             let planned = if dup {
-                Err((ErrorCode::INVALID_REQUEST, format!("Duplicate topic name: {}", topic.name)))
+                Err((
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Duplicate topic name: {}", topic.name),
+                ))
             } else {
                 self.plan_create_topic(topic)
             };
@@ -228,13 +251,20 @@ impl Node {
                     let spec = self.validate_creatable(topic).ok();
                     let uuid = Uuid::from_u128(image.id);
                     let partitions = image.partitions.len() as i32;
-                    let rf = image.partitions.first().map_or(0, |p| p.replicas.len() as i16);
+                    let rf = image
+                        .partitions
+                        .first()
+                        .map_or(0, |p| p.replicas.len() as i16);
                     if !request.validate_only {
                         last = self.propose(vec![MetaRecord::CreateTopic(image)]).or(last);
                     }
                     let mut result = match spec {
                         Some(spec) => self.creatable_success(&topic.name, uuid, &spec),
-                        None => super::admin::creatable_error(&topic.name, ErrorCode::NONE, String::new()),
+                        None => super::admin::creatable_error(
+                            &topic.name,
+                            ErrorCode::NONE,
+                            String::new(),
+                        ),
                     };
                     result.num_partitions = partitions;
                     result.replication_factor = rf;
@@ -269,7 +299,10 @@ impl Node {
             let image = &self.cluster.as_ref().map(|c| &c.image);
             let found = image.and_then(|image| match topic {
                 TopicRef::Name(name) => image.names.get(name).copied(),
-                TopicRef::Id(uuid) => image.topics.contains_key(&uuid.as_u128()).then(|| uuid.as_u128()),
+                TopicRef::Id(uuid) => image
+                    .topics
+                    .contains_key(&uuid.as_u128())
+                    .then(|| uuid.as_u128()),
             });
             let mut result = DeletableTopicResult {
                 name: match topic {
@@ -299,7 +332,9 @@ impl Node {
                             .and_then(|c| c.image.topics.get(&topic_id))
                             .map(|t| t.name.clone());
                     }
-                    last = self.propose(vec![MetaRecord::DeleteTopic { id: topic_id }]).or(last);
+                    last = self
+                        .propose(vec![MetaRecord::DeleteTopic { id: topic_id }])
+                        .or(last);
                 }
             }
             results.push(result);
@@ -322,7 +357,10 @@ impl Node {
         let mut last = None;
         for topic in &request.topics {
             let planned = (|| {
-                let cluster = self.cluster.as_ref().ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
+                let cluster = self
+                    .cluster
+                    .as_ref()
+                    .ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
                 let topic_id = *cluster.image.names.get(&topic.name).ok_or_else(|| {
                     (
                         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -341,14 +379,25 @@ impl Node {
                         ),
                     ));
                 }
-                let rf = image_topic.partitions.first().map_or(1, |p| p.replicas.len()) as i16;
+                let rf = image_topic
+                    .partitions
+                    .first()
+                    .map_or(1, |p| p.replicas.len()) as i16;
                 let added = match &topic.assignments {
                     Some(assignments) => assignments.clone(),
-                    None => controller::place_replicas(&cluster.image, topic.count - current, rf, current as usize)
-                        .map_err(|m| (ErrorCode::INVALID_REPLICATION_FACTOR, m))?,
+                    None => controller::place_replicas(
+                        &cluster.image,
+                        topic.count - current,
+                        rf,
+                        current as usize,
+                    )
+                    .map_err(|m| (ErrorCode::INVALID_REPLICATION_FACTOR, m))?,
                 };
                 if added.len() as i32 != topic.count - current {
-                    return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, "wrong number of assignments".to_string()));
+                    return Err((
+                        ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                        "wrong number of assignments".to_string(),
+                    ));
                 }
                 Ok((topic_id, added))
             })();
@@ -407,7 +456,11 @@ impl Node {
     }
 
     /// Describe a topic from the image (cluster mode); `None` when the image lacks it.
-    pub(super) fn cluster_describe_topic(&self, topic_id: Uuid, topic_ops: i32) -> Option<MetadataTopic> {
+    pub(super) fn cluster_describe_topic(
+        &self,
+        topic_id: Uuid,
+        topic_ops: i32,
+    ) -> Option<MetadataTopic> {
         let cluster = self.cluster.as_ref()?;
         let topic = cluster.image.topics.get(&topic_id.as_u128())?;
         let partitions = topic
@@ -449,7 +502,14 @@ impl Node {
     /// Topics Metadata lists in cluster mode (the image's, sorted by name).
     pub(super) fn cluster_topic_ids(&self) -> Option<Vec<Uuid>> {
         let cluster = self.cluster.as_ref()?;
-        Some(cluster.image.names.values().map(|id| Uuid::from_u128(*id)).collect())
+        Some(
+            cluster
+                .image
+                .names
+                .values()
+                .map(|id| Uuid::from_u128(*id))
+                .collect(),
+        )
     }
 
     /// Cluster mode auto-creation: ask the controller, answer LEADER_NOT_AVAILABLE
@@ -556,7 +616,7 @@ impl Node {
                             only.topics.retain(|id, _| *id == topic_id);
                             controller::elect_offline(&only, true)
                                 .into_iter()
-                                .filter(|r| matches!(r, MetaRecord::PartitionChange { partition: p, .. } if *p == partition))
+                                .filter(|r| is_change_of(r, partition))
                                 .collect()
                         }
                     } else {
@@ -565,9 +625,15 @@ impl Node {
                     if planned.is_empty() {
                         let preferred = state.replicas.first().copied();
                         if preferred == Some(state.leader) {
-                            (ErrorCode::ELECTION_NOT_NEEDED, Some("Leader is already the preferred replica".to_string()))
+                            (
+                                ErrorCode::ELECTION_NOT_NEEDED,
+                                Some("Leader is already the preferred replica".to_string()),
+                            )
                         } else {
-                            (ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE, Some("The preferred replica is not live and in sync".to_string()))
+                            (
+                                ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE,
+                                Some("The preferred replica is not live and in sync".to_string()),
+                            )
                         }
                     } else {
                         records.extend(planned);
@@ -601,7 +667,10 @@ impl Node {
     }
 
     fn alter_reassignments(&mut self, id: RequestId, request: AlterPartitionReassignmentsRequest) {
-        if self.not_controller(id, &ApiRequest::AlterPartitionReassignments(request.clone())) {
+        if self.not_controller(
+            id,
+            &ApiRequest::AlterPartitionReassignments(request.clone()),
+        ) {
             return;
         }
         let Some(cluster) = self.cluster.as_ref() else {
@@ -646,10 +715,11 @@ impl Node {
             });
         }
         let last = self.propose(records);
-        let response = ApiResponse::AlterPartitionReassignments(AlterPartitionReassignmentsResponse {
-            results,
-            ..AlterPartitionReassignmentsResponse::default()
-        });
+        let response =
+            ApiResponse::AlterPartitionReassignments(AlterPartitionReassignmentsResponse {
+                results,
+                ..AlterPartitionReassignmentsResponse::default()
+            });
         match last {
             Some(index) => self.respond_when_applied(id, index, response),
             None => self.respond(id, response),
@@ -662,7 +732,10 @@ impl Node {
         };
         let mut topics = Vec::new();
         for topic in cluster.image.topics.values() {
-            let wanted = request.topics.as_ref().map(|ts| ts.iter().find(|t| t.name == topic.name));
+            let wanted = request
+                .topics
+                .as_ref()
+                .map(|ts| ts.iter().find(|t| t.name == topic.name));
             if matches!(wanted, Some(None)) {
                 continue;
             }
@@ -743,5 +816,9 @@ impl Node {
         let broker = self.cluster.as_ref()?.image.brokers.get(&id)?;
         (!broker.fenced).then(|| (broker.id, broker.host.clone(), broker.port))
     }
+}
 
+/// True when `record` changes partition `partition` (of the one topic it was planned for).
+fn is_change_of(record: &MetaRecord, partition: i32) -> bool {
+    matches!(record, MetaRecord::PartitionChange { partition: p, .. } if *p == partition)
 }

@@ -97,7 +97,10 @@ impl Node {
                 .cluster_topic_ids()
                 .unwrap_or_default()
                 .into_iter()
-                .find_map(|id| self.cluster_describe_topic(id, topic_ops).filter(|t| t.name.as_deref() == Some(name)));
+                .find_map(|id| {
+                    self.cluster_describe_topic(id, topic_ops)
+                        .filter(|t| t.name.as_deref() == Some(name))
+                });
             if let Some(topic) = known {
                 return topic;
             }
@@ -269,7 +272,9 @@ impl Node {
             error_message: None,
             endpoint_type: request.endpoint_type,
             cluster_id: self.config.cluster_id.clone(),
-            controller_id: self.cluster_brokers().map_or(self.config.node_id, |(_, c)| c),
+            controller_id: self
+                .cluster_brokers()
+                .map_or(self.config.node_id, |(_, c)| c),
             brokers: self
                 .cluster_brokers()
                 .map_or_else(|| vec![self.broker_info()], |(b, _)| b),

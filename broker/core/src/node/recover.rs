@@ -88,7 +88,9 @@ pub(super) fn recover(
         "recovered"
     );
     if let Some(cluster_config) = node.config.cluster.clone() {
-        let seed = now.wall_ms as u64 ^ (node.config.node_id as u64).rotate_left(32) ^ now.instant.as_nanos();
+        let seed = now.wall_ms as u64
+            ^ (node.config.node_id as u64).rotate_left(32)
+            ^ now.instant.as_nanos();
         let state = super::cluster::ClusterState::recover(
             cluster_config,
             node.config.node_id,
@@ -118,7 +120,10 @@ pub(super) fn recover(
             for log in &mut topic.partitions {
                 if let Some(cache) = epochs.remove(&log.partition_key()) {
                     let end = log.log_end_offset();
-                    log.epochs = cache.into_iter().filter(|(_, start)| *start <= end).collect();
+                    log.epochs = cache
+                        .into_iter()
+                        .filter(|(_, start)| *start <= end)
+                        .collect();
                 }
             }
         }
