@@ -1,0 +1,440 @@
+//! weir-edge: the protocol between Weir's WASM client (browsers, edge runtimes, Node) and
+//! the WebSocket gateway built into the broker.
+//!
+//! Every WebSocket *binary* message carries exactly one postcard-encoded value:
+//! 1. the client opens with a [`ClientHello`] (magic, the range of versions it speaks);
+//! 2. the gateway answers with a [`ServerHello`]: `Accepted` names the negotiated version
+//!    (the highest both sides speak), `Rejected` says why and which versions the gateway
+//!    speaks, and the gateway then closes the socket (close code 1002);
+//! 3. afterwards the client sends [`Request`]s and the gateway answers each with exactly one
+//!    [`Response`] carrying the same `id`, in any order.
+//!
+//! Operations are high level (produce one record, poll a consumer, commit): the gateway maps
+//! them onto the broker's Kafka code paths, so this crate knows nothing of Kafka's wire
+//! format. Errors carry Kafka's error code and name (`UNKNOWN_TOPIC_OR_PARTITION`).
+//!
+//! # Architecture invariants
+//! - No tokio, no kafka-protocol, no IO: the crate builds for `wasm32-unknown-unknown` and
+//!   is shared verbatim by the gateway and the client.
+//! - Decoding never panics on input bytes; oversized values are bounded by the WebSocket
+//!   message limit ([`FRAME_BYTES_MAX`]) the gateway enforces before decoding.
+//! - Version 1 frames never change meaning: a new field or operation is a new version, and
+//!   the handshake negotiates it ([`negotiate`]).
+
+use serde::{Deserialize, Serialize};
+
+/// Marks a Weir edge hello, so a stray client fails the handshake with a clear reason.
+pub const MAGIC: [u8; 4] = *b"WEIR";
+/// Oldest protocol version this build speaks.
+pub const VERSION_MIN: u16 = 1;
+/// Newest protocol version this build speaks.
+pub const VERSION_MAX: u16 = 1;
+/// Largest WebSocket message either side sends or accepts.
+pub const FRAME_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// WebSocket close code the gateway uses when it refuses the handshake (protocol error).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// WebSocket close code the gateway uses when a client breaks a session limit (policy).
+pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
+
+/// The client's first message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// Oldest version the client speaks.
+    pub version_min: u16,
+    /// Newest version the client speaks.
+    pub version_max: u16,
+    /// Free-form client name and version, for the gateway's logs.
+    pub client: String,
+}
+
+impl ClientHello {
+    /// A hello for this build's version range.
+    pub fn new(client: &str) -> ClientHello {
+        ClientHello {
+            magic: MAGIC,
+            version_min: VERSION_MIN,
+            version_max: VERSION_MAX,
+            client: client.to_owned(),
+        }
+    }
+}
+
+/// The gateway's answer to a [`ClientHello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerHello {
+    /// The session is open at `version`.
+    Accepted {
+        /// The negotiated version.
+        version: u16,
+        /// The broker's node id (for logs and debugging).
+        node_id: i32,
+        /// Gateway session id (unique per broker process).
+        session: u64,
+    },
+    /// The handshake failed; the gateway closes the socket after this message.
+    Rejected {
+        /// Human-readable reason.
+        reason: String,
+        /// Oldest version the gateway speaks.
+        version_min: u16,
+        /// Newest version the gateway speaks.
+        version_max: u16,
+    },
+}
+
+/// Pick the version for a hello, or say why there is none.
+pub fn negotiate(hello: &ClientHello) -> Result<u16, String> {
+    if hello.magic != MAGIC {
+        return Err("not a Weir edge client (bad magic)".to_owned());
+    }
+    if hello.version_min > hello.version_max {
+        return Err(format!(
+            "empty version range {}..={}",
+            hello.version_min, hello.version_max
+        ));
+    }
+    let version = hello.version_max.min(VERSION_MAX);
+    if version < hello.version_min.max(VERSION_MIN) {
+        return Err(format!(
+            "unsupported protocol version: client speaks {}..={}, gateway speaks {}..={}",
+            hello.version_min, hello.version_max, VERSION_MIN, VERSION_MAX
+        ));
+    }
+    Ok(version)
+}
+
+/// A client request; answered by exactly one [`Response`] with the same `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the client, unique among its unanswered requests.
+    pub id: u32,
+    /// What to do.
+    pub op: Op,
+}
+
+/// Operations of protocol version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Append one record; answered with [`Reply::Produced`].
+    Produce(Produce),
+    /// Start (or resume) a consumer; answered with [`Reply::Subscribed`].
+    Subscribe(Subscribe),
+    /// Wait for records of a consumer; answered with [`Reply::Records`] (maybe empty).
+    /// At most one poll per consumer may be unanswered.
+    Poll(Poll),
+    /// Commit a consumer's positions (next offsets to read); answered with
+    /// [`Reply::Committed`].
+    Commit {
+        /// The consumer's handle.
+        consumer: u32,
+        /// Positions to commit.
+        offsets: Vec<Position>,
+    },
+    /// Leave the group and drop the consumer; answered with [`Reply::Unsubscribed`].
+    Unsubscribe {
+        /// The consumer's handle.
+        consumer: u32,
+    },
+    /// List topics; answered with [`Reply::Topics`].
+    ListTopics,
+    /// Create topics; answered with [`Reply::Created`].
+    CreateTopics(Vec<NewTopic>),
+}
+
+/// Acknowledgement level of a produce, Kafka's `acks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Acks {
+    /// acks=1: the leader appended the record.
+    Leader,
+    /// acks=all: every in-sync replica has it.
+    All,
+}
+
+/// Produce one record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Produce {
+    /// Topic name.
+    pub topic: String,
+    /// Partition, or `None` to let the gateway choose (murmur2 of the key, as Kafka's
+    /// default partitioner; round robin for keyless records).
+    pub partition: Option<i32>,
+    /// Acknowledgement level.
+    pub acks: Acks,
+    /// Use an idempotent producer (the session's producer id and sequence numbers).
+    pub idempotent: bool,
+    /// The record.
+    pub record: NewRecord,
+}
+
+/// A record to produce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRecord {
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value (`None` is a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers in order.
+    pub headers: Vec<Header>,
+    /// CreateTime in ms since the epoch, `None` for the broker's clock.
+    pub timestamp: Option<i64>,
+}
+
+/// A record header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Header key.
+    pub key: String,
+    /// Header value.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Where a new consumer starts when its group has no committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartFrom {
+    /// The log start.
+    Earliest,
+    /// The log end.
+    Latest,
+}
+
+/// A partition's position: the next offset to read (or commit).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Position {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Next offset.
+    pub offset: i64,
+}
+
+/// Start a consumer under a client-chosen handle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscribe {
+    /// Handle the client uses in later requests; unique in the session.
+    pub consumer: u32,
+    /// Consumer group (KIP-848 server-side assignment), or `None` to read every partition
+    /// of `topics` without a group.
+    pub group: Option<String>,
+    /// Topics to read.
+    pub topics: Vec<String>,
+    /// Where to start without a committed offset.
+    pub from: StartFrom,
+    /// Positions the client already delivered (a resumed session): they win over
+    /// committed offsets for partitions this consumer is assigned.
+    pub positions: Vec<Position>,
+}
+
+/// Wait for records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Poll {
+    /// The consumer's handle.
+    pub consumer: u32,
+    /// Longest wait for data.
+    pub max_wait_ms: u32,
+    /// Soft bound on the reply's record bytes.
+    pub max_bytes: u32,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count, -1 for the broker default.
+    pub partitions: i32,
+    /// Replication factor, -1 for the broker default.
+    pub replication_factor: i16,
+}
+
+/// The gateway's answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id.
+    pub id: u32,
+    /// The outcome.
+    pub result: Result<Reply, EdgeError>,
+}
+
+/// Successful outcomes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The record's place.
+    Produced {
+        /// Partition written.
+        partition: i32,
+        /// Offset assigned.
+        offset: i64,
+    },
+    /// The consumer exists.
+    Subscribed,
+    /// Records in offset order per partition.
+    Records(Vec<Record>),
+    /// The positions are committed.
+    Committed,
+    /// The consumer is gone.
+    Unsubscribed,
+    /// Topics.
+    Topics(Vec<TopicInfo>),
+    /// Per-topic creation outcome (`None` = created).
+    Created(Vec<(String, Option<EdgeError>)>),
+}
+
+/// A consumed record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// CreateTime or LogAppendTime, ms since the epoch.
+    pub timestamp: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Option<Vec<u8>>,
+    /// Headers in order.
+    pub headers: Vec<Header>,
+}
+
+/// A topic in [`Reply::Topics`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Internal topic (e.g. `__consumer_offsets`).
+    pub internal: bool,
+}
+
+/// A failed request: Kafka's error code and name, plus a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeError {
+    /// Kafka error code (-1 for errors with no Kafka code).
+    pub code: i16,
+    /// Kafka error name, e.g. `UNKNOWN_TOPIC_OR_PARTITION`; clients use it as the JS
+    /// `Error.name`.
+    pub name: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl EdgeError {
+    /// An error with a Kafka code and name.
+    pub fn new(code: i16, name: &str, message: impl Into<String>) -> EdgeError {
+        EdgeError {
+            code,
+            name: name.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why bytes are not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed edge frame: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encode any frame value.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // postcard serializes these plain data types infallibly into a growing Vec.
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+/// Decode a frame value; trailing bytes are an error (a frame is exactly one value).
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(DecodeError(format!("{} trailing bytes", rest.len()))),
+        Err(error) => Err(DecodeError(error.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: the handshake picks the highest common version and refuses disjoint ranges and
+    // foreign clients with a reason. Method: negotiate over hand-built hellos.
+    #[test]
+    fn negotiates_highest_common_version() {
+        assert_eq!(negotiate(&ClientHello::new("t")), Ok(VERSION_MAX));
+        let wide = ClientHello {
+            version_max: VERSION_MAX + 5,
+            ..ClientHello::new("t")
+        };
+        assert_eq!(negotiate(&wide), Ok(VERSION_MAX));
+        let future = ClientHello {
+            version_min: VERSION_MAX + 1,
+            version_max: VERSION_MAX + 3,
+            ..ClientHello::new("t")
+        };
+        let reason = negotiate(&future).unwrap_err();
+        assert!(reason.contains("unsupported protocol version"), "{reason}");
+        let foreign = ClientHello {
+            magic: *b"HTTP",
+            ..ClientHello::new("t")
+        };
+        assert!(negotiate(&foreign).unwrap_err().contains("magic"));
+        let empty = ClientHello {
+            version_min: 3,
+            version_max: 2,
+            ..ClientHello::new("t")
+        };
+        assert!(negotiate(&empty).is_err());
+    }
+
+    // Goal: frames round-trip and garbage or trailing bytes are errors, never panics.
+    // Method: encode/decode a request and a response, then decode corrupted bytes.
+    #[test]
+    fn frames_round_trip_and_reject_garbage() {
+        let request = Request {
+            id: 7,
+            op: Op::Produce(Produce {
+                topic: "t".into(),
+                partition: None,
+                acks: Acks::All,
+                idempotent: true,
+                record: NewRecord {
+                    key: Some(b"k".to_vec()),
+                    value: Some(vec![0, 1, 2]),
+                    headers: vec![Header {
+                        key: "h".into(),
+                        value: None,
+                    }],
+                    timestamp: Some(5),
+                },
+            }),
+        };
+        let bytes = encode(&request);
+        assert_eq!(decode::<Request>(&bytes), Ok(request));
+        let response = Response {
+            id: 7,
+            result: Err(EdgeError::new(
+                3,
+                "UNKNOWN_TOPIC_OR_PARTITION",
+                "no such topic",
+            )),
+        };
+        assert_eq!(decode::<Response>(&encode(&response)), Ok(response));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode::<Request>(&trailing).is_err());
+        for cut in 0..bytes.len() {
+            assert!(decode::<Request>(&bytes[..cut]).is_err());
+        }
+        assert!(decode::<Request>(&[0xff; 16]).is_err());
+    }
+}

@@ -1,0 +1,702 @@
+//! A consumer on the browser's behalf: KIP-848 membership (the broker's server-side
+//! assignment), positions, and polls that fetch through the node.
+//!
+//! Invariants:
+//! - "Delivered" means sent to the client in a poll reply. A partition's position is the
+//!   offset after the last delivered record; a fetch's records are delivered only if the
+//!   partition is still assigned *and* its position is unchanged when the answer arrives.
+//! - Revocation removes a partition from the assignment (so no later poll delivers from
+//!   it) and then commits its position before the next heartbeat acknowledges it, so the
+//!   next owner starts exactly after what this client received: no loss, no duplicates.
+//! - A client commit only touches partitions the consumer still owns (an old position must
+//!   not overwrite the next owner's commit).
+//! - At most one poll per consumer is outstanding ([`Consumer::begin_poll`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use weir_edge::{EdgeError, Position, Record as EdgeRecord, Reply, StartFrom};
+use weir_runtime::Runtime;
+use weir_wire::domain::{
+    ApiRequest, ApiResponse, ConsumerGroupHeartbeatRequest, FetchPartition, FetchRecords,
+    FetchRequest, FetchTopic, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+    OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic, OffsetFetchGroup,
+    OffsetFetchRequest, TopicIdPartitions, TopicRef, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
+    MEMBER_EPOCH_JOIN, MEMBER_EPOCH_LEAVE,
+};
+use weir_wire::error::ErrorCode;
+
+use super::link::NodeLink;
+use super::ops::{closed_error, kafka_error, lock, refresh_metadata, unexpected, Meta};
+use crate::storage::StorageDriver;
+
+/// Rebalance timeout the gateway announces for its members.
+const REBALANCE_TIMEOUT_MS: i32 = 30_000;
+/// Pause before retrying a heartbeat that failed with a retriable error.
+const HEARTBEAT_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Bytes per partition in one fetch.
+const PARTITION_FETCH_BYTES_MAX: i32 = 1024 * 1024;
+/// Bound on a poll's wait, whatever the client asks.
+pub const POLL_WAIT_MS_MAX: u32 = 30_000;
+/// Bound on a poll reply's record bytes, whatever the client asks.
+pub const POLL_BYTES_MAX: u32 = 1024 * 1024;
+/// Bound on positions a client may hand back when resuming.
+pub const RESUME_POSITIONS_MAX: usize = 10_000;
+
+type TopicPartition = (String, i32);
+
+/// One consumer of a session.
+pub struct Consumer {
+    /// Group, or `None` for a group-less reader of every partition.
+    group: Option<String>,
+    topics: Vec<String>,
+    from: StartFrom,
+    state: Mutex<State>,
+    /// Wakes polls waiting for an assignment, and the heartbeat loop on close.
+    changed: Notify,
+    closed: AtomicBool,
+    polling: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    member_id: String,
+    member_epoch: i32,
+    /// Owned partitions and their positions (`None` until resolved).
+    assigned: BTreeMap<TopicPartition, Option<i64>>,
+    /// Positions the client delivered in an earlier session.
+    resume: BTreeMap<TopicPartition, i64>,
+}
+
+impl Consumer {
+    /// A consumer; group-less ones are assigned every partition of `topics` at once.
+    pub fn new(
+        group: Option<String>,
+        topics: Vec<String>,
+        from: StartFrom,
+        resume: Vec<Position>,
+    ) -> Consumer {
+        let resume = resume
+            .into_iter()
+            .take(RESUME_POSITIONS_MAX)
+            .map(|position| ((position.topic, position.partition), position.offset))
+            .collect();
+        Consumer {
+            group,
+            topics,
+            from,
+            state: Mutex::new(State {
+                resume,
+                ..State::default()
+            }),
+            changed: Notify::new(),
+            closed: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+        }
+    }
+
+    /// Claim the one poll slot; false if a poll is already outstanding.
+    pub fn begin_poll(&self) -> bool {
+        !self.polling.swap(true, Ordering::AcqRel)
+    }
+
+    /// Release the poll slot.
+    pub fn end_poll(&self) {
+        self.polling.store(false, Ordering::Release);
+    }
+
+    /// Whether this consumer is in a group.
+    pub fn has_group(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// Stop heartbeating and leave the group (if any).
+    pub async fn close(&self, link: &NodeLink) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.changed.notify_waiters();
+        let Some(group) = &self.group else { return };
+        let member_id = lock(&self.state).member_id.clone();
+        if member_id.is_empty() {
+            return;
+        }
+        let leave = heartbeat_request(group, &member_id, MEMBER_EPOCH_LEAVE, None, None);
+        // A failure means the session is gone anyway; the member's session timeout cleans up.
+        let _ = link.call(ApiRequest::ConsumerGroupHeartbeat(leave)).await;
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Set up a group-less consumer's assignment: every partition of its topics.
+pub async fn assign_all(
+    consumer: &Consumer,
+    link: &NodeLink,
+    meta: &Meta,
+) -> Result<(), EdgeError> {
+    let found = refresh_metadata(link, meta, Some(consumer.topics.clone()), false).await?;
+    let mut state = lock(&consumer.state);
+    for (name, error, info, _) in found {
+        if error != ErrorCode::NONE {
+            return Err(kafka_error(error, format!("topic {name}")));
+        }
+        for partition in 0..info.partitions {
+            state
+                .assigned
+                .entry((name.clone(), partition))
+                .or_insert(None);
+        }
+    }
+    Ok(())
+}
+
+/// The KIP-848 membership loop of a group consumer; ends when the consumer closes or the
+/// session's link does.
+pub async fn heartbeat_loop<R: Runtime>(
+    runtime: R,
+    consumer: Arc<Consumer>,
+    link: NodeLink,
+    meta: Meta,
+) {
+    let Some(group) = consumer.group.clone() else {
+        return;
+    };
+    let mut subscribed = false;
+    while !consumer.is_closed() {
+        let (member_id, member_epoch, owned) = {
+            let state = lock(&consumer.state);
+            let owned = owned_by_id(&state, &meta);
+            (state.member_id.clone(), state.member_epoch, owned)
+        };
+        let topics =
+            (!subscribed || member_epoch == MEMBER_EPOCH_JOIN).then(|| consumer.topics.clone());
+        let request = heartbeat_request(&group, &member_id, member_epoch, topics, Some(owned));
+        let Ok(answer) = link.call(ApiRequest::ConsumerGroupHeartbeat(request)).await else {
+            return;
+        };
+        let ApiResponse::ConsumerGroupHeartbeat(answer) = answer else {
+            return;
+        };
+        if consumer.is_closed() {
+            return;
+        }
+        let mut delay =
+            Duration::from_millis(u64::try_from(answer.heartbeat_interval_ms).unwrap_or(0));
+        match answer.error {
+            ErrorCode::NONE => {
+                subscribed = true;
+                let changed = apply_assignment(&consumer, &link, &meta, answer).await;
+                if changed {
+                    // Acknowledge the reconciled assignment at once, as Kafka clients do.
+                    delay = Duration::ZERO;
+                }
+                let _ = resolve_positions(&consumer, &link).await;
+                consumer.changed.notify_waiters();
+            }
+            ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::FENCED_MEMBER_EPOCH => {
+                // Fenced: the partitions are someone else's now; rejoin without them.
+                tracing::info!(
+                    group,
+                    "gateway consumer fenced ({}); rejoining",
+                    answer.error.name()
+                );
+                let mut state = lock(&consumer.state);
+                state.member_epoch = MEMBER_EPOCH_JOIN;
+                state.assigned.clear();
+                subscribed = false;
+                delay = Duration::ZERO;
+            }
+            other => {
+                tracing::debug!(group, "gateway heartbeat failed: {}", other.name());
+                delay = HEARTBEAT_RETRY_DELAY;
+            }
+        }
+        if delay > Duration::ZERO {
+            let sleep = runtime.sleep_until(runtime.now() + delay);
+            tokio::select! {
+                biased;
+                () = consumer.changed.notified() => {}
+                () = sleep => {}
+            }
+        }
+    }
+}
+
+fn heartbeat_request(
+    group: &str,
+    member_id: &str,
+    member_epoch: i32,
+    topics: Option<Vec<String>>,
+    owned: Option<Vec<TopicIdPartitions>>,
+) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest {
+        group_id: group.to_owned(),
+        member_id: member_id.to_owned(),
+        member_epoch,
+        instance_id: None,
+        rack_id: None,
+        rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
+        subscribed_topic_names: topics,
+        subscribed_topic_regex: None,
+        server_assignor: None,
+        topic_partitions: owned,
+        client_id: "weir-gateway".to_owned(),
+    }
+}
+
+fn owned_by_id(state: &State, meta: &Meta) -> Vec<TopicIdPartitions> {
+    let cache = lock(meta);
+    let mut by_topic: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in state.assigned.keys() {
+        if let Some(id) = cache_id(&cache, topic) {
+            by_topic.entry(id).or_default().push(*partition);
+        }
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic_id, partitions)| TopicIdPartitions {
+            topic_id,
+            partitions,
+        })
+        .collect()
+}
+
+fn cache_id(cache: &super::ops::MetaCache, topic: &str) -> Option<uuid::Uuid> {
+    cache.id_of(topic)
+}
+
+/// Apply a heartbeat answer; returns true if the owned set changed.
+async fn apply_assignment(
+    consumer: &Consumer,
+    link: &NodeLink,
+    meta: &Meta,
+    answer: weir_wire::domain::ConsumerGroupHeartbeatResponse,
+) -> bool {
+    {
+        let mut state = lock(&consumer.state);
+        if let Some(member_id) = answer.member_id {
+            state.member_id = member_id;
+        }
+        state.member_epoch = answer.member_epoch;
+    }
+    let Some(target) = answer.assignment else {
+        return false;
+    };
+    let unknown = target
+        .iter()
+        .any(|t| lock(meta).name_of(t.topic_id).is_none());
+    if unknown {
+        let _ = refresh_metadata(link, meta, Some(consumer.topics.clone()), false).await;
+    }
+    let target: BTreeSet<TopicPartition> = {
+        let cache = lock(meta);
+        target
+            .iter()
+            .filter_map(|t| cache.name_of(t.topic_id).map(|name| (name, &t.partitions)))
+            .flat_map(|(name, partitions)| partitions.iter().map(move |p| (name.clone(), *p)))
+            .collect()
+    };
+    let (revoked, added, epoch, member_id) = {
+        let mut state = lock(&consumer.state);
+        let revoked: Vec<(TopicPartition, Option<i64>)> = state
+            .assigned
+            .iter()
+            .filter(|(tp, _)| !target.contains(*tp))
+            .map(|(tp, position)| (tp.clone(), *position))
+            .collect();
+        for (tp, _) in &revoked {
+            state.assigned.remove(tp);
+        }
+        let mut added = false;
+        for tp in &target {
+            if !state.assigned.contains_key(tp) {
+                state.assigned.insert(tp.clone(), None);
+                added = true;
+            }
+        }
+        (revoked, added, state.member_epoch, state.member_id.clone())
+    };
+    let positions: Vec<Position> = revoked
+        .iter()
+        .filter_map(|((topic, partition), position)| {
+            position.map(|offset| Position {
+                topic: topic.clone(),
+                partition: *partition,
+                offset,
+            })
+        })
+        .collect();
+    if let Some(group) = &consumer.group {
+        if !positions.is_empty() {
+            if let Err(error) = commit(link, group, &member_id, epoch, positions).await {
+                tracing::info!(group, "commit on revocation failed: {}", error.name);
+            }
+        }
+    }
+    added || !revoked.is_empty()
+}
+
+/// Find start positions for assigned partitions that have none: the resumed position, else
+/// the group's committed offset, else earliest/latest.
+pub async fn resolve_positions(consumer: &Consumer, link: &NodeLink) -> Result<(), EdgeError> {
+    let unresolved: Vec<TopicPartition> = {
+        let mut state = lock(&consumer.state);
+        let mut unresolved = Vec::new();
+        let keys: Vec<TopicPartition> = state.assigned.keys().cloned().collect();
+        for tp in keys {
+            if state.assigned.get(&tp).copied().flatten().is_some() {
+                continue;
+            }
+            if let Some(offset) = state.resume.remove(&tp) {
+                state.assigned.insert(tp, Some(offset));
+            } else {
+                unresolved.push(tp);
+            }
+        }
+        unresolved
+    };
+    if unresolved.is_empty() {
+        return Ok(());
+    }
+    let mut found = BTreeMap::new();
+    if let Some(group) = &consumer.group {
+        found = committed(link, group, &unresolved).await?;
+    }
+    let missing: Vec<TopicPartition> = unresolved
+        .into_iter()
+        .filter(|tp| !found.contains_key(tp))
+        .collect();
+    if !missing.is_empty() {
+        found.extend(list_offsets(link, &missing, consumer.from).await?);
+    }
+    let mut state = lock(&consumer.state);
+    for (tp, offset) in found {
+        if let Some(slot @ None) = state.assigned.get_mut(&tp) {
+            *slot = Some(offset);
+        }
+    }
+    Ok(())
+}
+
+fn group_topics(partitions: &[TopicPartition]) -> BTreeMap<String, Vec<i32>> {
+    let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        topics.entry(topic.clone()).or_default().push(*partition);
+    }
+    topics
+}
+
+async fn committed(
+    link: &NodeLink,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, i64>, EdgeError> {
+    let request = ApiRequest::OffsetFetch(OffsetFetchRequest {
+        groups: vec![OffsetFetchGroup {
+            group_id: group.to_owned(),
+            topics: Some(group_topics(partitions).into_iter().collect()),
+        }],
+        require_stable: false,
+    });
+    let ApiResponse::OffsetFetch(answer) = link.call(request).await.map_err(closed_error)? else {
+        return Err(unexpected("OffsetFetch"));
+    };
+    let mut found = BTreeMap::new();
+    for group_answer in answer.groups {
+        if group_answer.error != ErrorCode::NONE {
+            return Err(kafka_error(
+                group_answer.error,
+                "cannot read committed offsets",
+            ));
+        }
+        for topic in group_answer.topics {
+            for partition in topic.partitions {
+                if partition.error == ErrorCode::NONE && partition.committed_offset >= 0 {
+                    found.insert(
+                        (topic.name.clone(), partition.partition),
+                        partition.committed_offset,
+                    );
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn list_offsets(
+    link: &NodeLink,
+    partitions: &[TopicPartition],
+    from: StartFrom,
+) -> Result<BTreeMap<TopicPartition, i64>, EdgeError> {
+    let timestamp = match from {
+        StartFrom::Earliest => EARLIEST_TIMESTAMP,
+        StartFrom::Latest => LATEST_TIMESTAMP,
+    };
+    let request = ApiRequest::ListOffsets(ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: group_topics(partitions)
+            .into_iter()
+            .map(|(name, partitions)| ListOffsetsTopic {
+                name,
+                partitions: partitions
+                    .into_iter()
+                    .map(|partition| ListOffsetsPartition {
+                        partition,
+                        current_leader_epoch: -1,
+                        timestamp,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    });
+    let ApiResponse::ListOffsets(answer) = link.call(request).await.map_err(closed_error)? else {
+        return Err(unexpected("ListOffsets"));
+    };
+    let mut found = BTreeMap::new();
+    for topic in answer.topics {
+        for partition in topic.partitions {
+            if partition.error == ErrorCode::NONE && partition.offset >= 0 {
+                found.insert((topic.name.clone(), partition.partition), partition.offset);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Commit positions for the member.
+async fn commit(
+    link: &NodeLink,
+    group: &str,
+    member_id: &str,
+    member_epoch: i32,
+    positions: Vec<Position>,
+) -> Result<(), EdgeError> {
+    let mut topics: BTreeMap<String, Vec<OffsetCommitPartition>> = BTreeMap::new();
+    for position in positions {
+        topics
+            .entry(position.topic)
+            .or_default()
+            .push(OffsetCommitPartition {
+                partition: position.partition,
+                committed_offset: position.offset,
+                committed_leader_epoch: -1,
+                metadata: None,
+            });
+    }
+    let request = ApiRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: group.to_owned(),
+        generation_id: member_epoch,
+        member_id: member_id.to_owned(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        topics: topics
+            .into_iter()
+            .map(|(name, partitions)| OffsetCommitTopic { name, partitions })
+            .collect(),
+    });
+    let ApiResponse::OffsetCommit(answer) = link.call(request).await.map_err(closed_error)? else {
+        return Err(unexpected("OffsetCommit"));
+    };
+    for topic in answer.topics {
+        for (partition, error) in topic.partitions {
+            if error != ErrorCode::NONE {
+                let message = format!("commit of {}[{partition}]", topic.name);
+                return Err(kafka_error(error, message));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The client's commit: positions of partitions the consumer still owns.
+pub async fn client_commit(
+    consumer: &Consumer,
+    link: &NodeLink,
+    offsets: Vec<Position>,
+) -> Result<Reply, EdgeError> {
+    let Some(group) = &consumer.group else {
+        return Err(kafka_error(
+            ErrorCode::INVALID_GROUP_ID,
+            "this consumer has no group",
+        ));
+    };
+    let (member_id, epoch, owned) = {
+        let state = lock(&consumer.state);
+        let owned: Vec<Position> = offsets
+            .into_iter()
+            .filter(|p| state.assigned.contains_key(&(p.topic.clone(), p.partition)))
+            .collect();
+        (state.member_id.clone(), state.member_epoch, owned)
+    };
+    if !owned.is_empty() {
+        commit(link, group, &member_id, epoch, owned).await?;
+    }
+    Ok(Reply::Committed)
+}
+
+/// One poll: wait for an assignment, fetch once from the positions, deliver.
+pub async fn poll<R: Runtime, S: StorageDriver>(
+    runtime: &R,
+    storage: &S,
+    consumer: &Consumer,
+    link: &NodeLink,
+    max_wait_ms: u32,
+    max_bytes: u32,
+) -> Result<Reply, EdgeError> {
+    let wait = Duration::from_millis(u64::from(max_wait_ms.min(POLL_WAIT_MS_MAX)));
+    let deadline = runtime.now() + wait;
+    loop {
+        if consumer.is_closed() {
+            return Ok(Reply::Records(Vec::new()));
+        }
+        resolve_positions(consumer, link).await?;
+        let targets: Vec<(TopicPartition, i64)> = lock(&consumer.state)
+            .assigned
+            .iter()
+            .filter_map(|(tp, position)| position.map(|offset| (tp.clone(), offset)))
+            .collect();
+        let now = runtime.now();
+        if targets.is_empty() {
+            if now >= deadline {
+                return Ok(Reply::Records(Vec::new()));
+            }
+            let sleep = runtime.sleep_until(deadline);
+            tokio::select! {
+                biased;
+                () = consumer.changed.notified() => {}
+                () = sleep => {}
+            }
+            continue;
+        }
+        let remaining = deadline.saturating_sub(now);
+        let wait_ms = i32::try_from(remaining.as_millis()).unwrap_or(i32::MAX);
+        let records = fetch_once(storage, consumer, link, &targets, wait_ms, max_bytes).await?;
+        if !records.is_empty() || runtime.now() >= deadline {
+            return Ok(Reply::Records(records));
+        }
+    }
+}
+
+async fn fetch_once<S: StorageDriver>(
+    storage: &S,
+    consumer: &Consumer,
+    link: &NodeLink,
+    targets: &[(TopicPartition, i64)],
+    wait_ms: i32,
+    max_bytes: u32,
+) -> Result<Vec<EdgeRecord>, EdgeError> {
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    for ((topic, partition), offset) in targets {
+        topics
+            .entry(topic.clone())
+            .or_default()
+            .push(FetchPartition {
+                partition: *partition,
+                current_leader_epoch: -1,
+                fetch_offset: *offset,
+                log_start_offset: -1,
+                partition_max_bytes: PARTITION_FETCH_BYTES_MAX,
+            });
+    }
+    let max_bytes = max_bytes.clamp(1, POLL_BYTES_MAX);
+    let request = ApiRequest::Fetch(FetchRequest {
+        replica_id: -1,
+        max_wait_ms: wait_ms,
+        min_bytes: 1,
+        max_bytes: i32::try_from(max_bytes).unwrap_or(i32::MAX),
+        isolation_level: 0,
+        session_id: 0,
+        session_epoch: -1,
+        topics: topics
+            .into_iter()
+            .map(|(name, partitions)| FetchTopic {
+                topic: TopicRef::Name(name),
+                partitions,
+            })
+            .collect(),
+        rack_id: String::new(),
+    });
+    let mut answer = link.call(request).await.map_err(closed_error)?;
+    crate::conn::resolve_reads(storage, &mut answer, "gateway");
+    let ApiResponse::Fetch(answer) = answer else {
+        return Err(unexpected("Fetch"));
+    };
+    let mut delivered = Vec::new();
+    for topic in answer.topics {
+        let TopicRef::Name(name) = topic.topic else {
+            continue;
+        };
+        for partition in topic.partitions {
+            let tp = (name.clone(), partition.partition);
+            let Some(start) = targets.iter().find(|(t, _)| *t == tp).map(|(_, o)| *o) else {
+                continue;
+            };
+            if partition.error == ErrorCode::OFFSET_OUT_OF_RANGE {
+                // Start over from the reset policy, as Kafka's auto.offset.reset does.
+                let mut state = lock(&consumer.state);
+                if let Some(slot) = state.assigned.get_mut(&tp) {
+                    if *slot == Some(start) {
+                        *slot = None;
+                    }
+                }
+                continue;
+            }
+            if partition.error != ErrorCode::NONE {
+                tracing::debug!(
+                    "gateway fetch {}[{}]: {}",
+                    tp.0,
+                    tp.1,
+                    partition.error.name()
+                );
+                continue;
+            }
+            let FetchRecords::Bytes(bytes) = partition.records else {
+                continue;
+            };
+            // The next position is after the last whole batch, even if it held no data
+            // records (transaction markers), so a marker cannot stall the consumer.
+            let batches_end = weir_wire::batch::iter_batches(&bytes)
+                .map_while(Result::ok)
+                .map(|(header, _)| header.last_offset() + 1)
+                .last();
+            let records = weir_wire::records::decode_records(bytes)
+                .map_err(|error| kafka_error(ErrorCode::CORRUPT_MESSAGE, error.to_string()))?;
+            let records: Vec<_> = records.into_iter().filter(|r| r.offset >= start).collect();
+            let last = records.last().map(|r| r.offset + 1);
+            let Some(next) = batches_end.max(last).filter(|next| *next > start) else {
+                continue;
+            };
+            let mut state = lock(&consumer.state);
+            match state.assigned.get_mut(&tp) {
+                Some(slot) if *slot == Some(start) => *slot = Some(next),
+                _ => continue, // Revoked or moved meanwhile: deliver nothing from it.
+            }
+            delivered.extend(records.into_iter().map(|record| {
+                EdgeRecord {
+                    topic: tp.0.clone(),
+                    partition: tp.1,
+                    offset: record.offset,
+                    timestamp: record.timestamp,
+                    key: record.key.map(|b| b.to_vec()),
+                    value: record.value.map(|b| b.to_vec()),
+                    headers: record
+                        .headers
+                        .into_iter()
+                        .map(|(key, value)| weir_edge::Header {
+                            key,
+                            value: value.map(|b| b.to_vec()),
+                        })
+                        .collect(),
+                }
+            }));
+        }
+    }
+    Ok(delivered)
+}

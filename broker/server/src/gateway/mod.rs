@@ -1,0 +1,110 @@
+//! The WebSocket gateway: browsers, edge runtimes and Node reach the broker through the
+//! edge protocol (`weir-edge`, postcard frames over WebSocket binary messages).
+//!
+//! Each accepted socket is first read as an HTTP request ([`http`]): a WebSocket upgrade
+//! becomes a session ([`session`]); any other GET is answered with a small landing page
+//! (the demo itself is served by `cargo xtask wasm --serve`), never treated as an error.
+//!
+//! A session enters the node loop exactly as a Kafka connection does ([`link`]): it
+//! registers a connection id with `NodeInput::Connect`, sends domain `ApiRequest`s
+//! (Produce, Fetch, Metadata, CreateTopics, InitProducerId, ListOffsets, OffsetFetch,
+//! OffsetCommit, ConsumerGroupHeartbeat) and receives the node's `ApiResponse`s, with
+//! fetch reads resolved from storage by the same CRC-checked code the Kafka writer uses.
+//! There is no second implementation of produce, fetch or group logic here: the gateway
+//! only translates (edge record <-> record batch, KIP-848 heartbeats on the browser's
+//! behalf, errors to their Kafka names).
+//!
+//! # Invariants
+//! - Every queue is bounded: at most [`session::IN_FLIGHT_MAX`] client requests per session
+//!   are unanswered *or unwritten* (the session stops reading the socket until the writer
+//!   has written a reply), so a client that stops reading cannot make the broker buffer;
+//!   at most one poll per consumer is outstanding and at most [`session::CONSUMERS_MAX`]
+//!   consumers exist per session; breaking a limit closes the session with a reason
+//!   (close code 1008).
+//! - Gateway connection ids live above [`CONN_ID_BASE`], disjoint from Kafka connections.
+//! - A closed session leaves its consumer groups (epoch -1 heartbeats) before it
+//!   disconnects from the node, so its partitions move on without a session timeout.
+//! - Every `select!` is `biased`.
+
+mod consumer;
+pub mod http;
+pub mod link;
+mod ops;
+pub mod session;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use weir_runtime::{Listener, Runtime};
+
+use crate::node_loop::NodeInput;
+use crate::storage::StorageDriver;
+
+/// Gateway sessions use connection ids from here up; Kafka connections count from 1.
+pub const CONN_ID_BASE: u64 = 1 << 62;
+/// Default gateway address (`weir.gateway.listener`), on for local use.
+pub const GATEWAY_LISTEN_DEFAULT: &str = "127.0.0.1:9093";
+/// Pause after a failed accept before trying again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// What every session shares.
+#[derive(Clone)]
+pub struct GatewayContext<R, S> {
+    /// The runtime (timers, spawn, wall clock).
+    pub runtime: R,
+    /// Storage, for resolving fetch reads.
+    pub storage: S,
+    /// The node loop's input channel.
+    pub node: mpsc::Sender<NodeInput>,
+    /// This broker's node id.
+    pub node_id: i32,
+    /// Session counter.
+    sessions: Arc<AtomicU64>,
+}
+
+impl<R, S> GatewayContext<R, S> {
+    /// A context for one gateway listener.
+    pub fn new(runtime: R, storage: S, node: mpsc::Sender<NodeInput>, node_id: i32) -> Self {
+        GatewayContext {
+            runtime,
+            storage,
+            node,
+            node_id,
+            sessions: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    fn next_session(&self) -> u64 {
+        self.sessions.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Accept gateway connections until the node loop stops.
+pub async fn serve<R: Runtime, S: StorageDriver>(
+    context: GatewayContext<R, S>,
+    mut listener: R::Listener,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!("gateway accept failed: {error}");
+                let runtime = &context.runtime;
+                runtime
+                    .sleep_until(runtime.now() + ACCEPT_RETRY_DELAY)
+                    .await;
+                continue;
+            }
+        };
+        if context.node.is_closed() {
+            return;
+        }
+        let session = context.next_session();
+        let session_context = context.clone();
+        context.runtime.spawn(async move {
+            session::run(session_context, stream, peer, session).await;
+        });
+    }
+}

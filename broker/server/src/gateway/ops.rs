@@ -1,0 +1,345 @@
+//! Translating edge operations into domain requests for the node: metadata, produce
+//! (one record -> one record batch, idempotent via InitProducerId and per-partition
+//! sequence numbers, as weir-client does) and admin.
+//!
+//! Invariants:
+//! - Produce requests of one session reach the node in the order the client sent them
+//!   (the session prepares and *sends* each produce before reading the next frame; only
+//!   the wait for the answer runs concurrently), so records of one key stay in order and
+//!   idempotent sequence numbers arrive in sequence.
+//! - Keyed records land where Kafka's default partitioner puts them: murmur2 of the key
+//!   (`weir_wire::murmur2`), the same function every Weir client uses.
+//! - The metadata cache holds at most [`TOPICS_CACHED_MAX`] topics.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use uuid::Uuid;
+use weir_edge::{Acks, EdgeError, NewTopic, Produce, Reply, TopicInfo};
+use weir_wire::domain::{
+    ApiRequest, ApiResponse, CreatableTopic, CreateTopicsRequest, InitProducerIdRequest,
+    MetadataRequest, ProducePartition, ProduceRequest, ProduceTopic, TopicRef,
+};
+use weir_wire::error::ErrorCode;
+use weir_wire::records::{encode_batch, BatchOptions, Record};
+
+use super::link::{LinkClosed, NodeLink, PendingCall};
+
+/// Topics whose metadata a session keeps; beyond it the cache starts over.
+pub const TOPICS_CACHED_MAX: usize = 1024;
+/// How long the broker may wait for acks=all.
+const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+/// Timeout for CreateTopics.
+const CREATE_TOPICS_TIMEOUT_MS: i32 = 30_000;
+
+/// A topic as the session knows it.
+#[derive(Debug, Clone)]
+pub struct TopicMeta {
+    /// Topic id (KIP-516).
+    pub id: Uuid,
+    /// Partition count.
+    pub partitions: i32,
+}
+
+/// Topic metadata shared by a session's operations and consumers.
+#[derive(Default)]
+pub struct MetaCache {
+    by_name: BTreeMap<String, TopicMeta>,
+}
+
+impl MetaCache {
+    /// The topic's id for a name, if cached.
+    pub fn id_of(&self, topic: &str) -> Option<Uuid> {
+        self.by_name.get(topic).map(|meta| meta.id)
+    }
+
+    /// The topic's name for an id, if cached.
+    pub fn name_of(&self, id: Uuid) -> Option<String> {
+        self.by_name
+            .iter()
+            .find(|(_, meta)| meta.id == id)
+            .map(|(name, _)| name.clone())
+    }
+}
+
+/// Shared handle on the metadata cache.
+pub type Meta = Arc<Mutex<MetaCache>>;
+
+/// Lock, ignoring poisoning (every critical section leaves the data consistent).
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A Kafka error code as an edge error.
+pub fn kafka_error(code: ErrorCode, message: impl Into<String>) -> EdgeError {
+    EdgeError::new(code.0, code.name(), message)
+}
+
+/// The session ended while an operation waited on the node.
+pub fn closed_error(_: LinkClosed) -> EdgeError {
+    kafka_error(
+        ErrorCode::NETWORK_EXCEPTION,
+        "the broker closed the session",
+    )
+}
+
+/// An answer of an unexpected type (a broker bug, not a client error).
+pub fn unexpected(what: &str) -> EdgeError {
+    kafka_error(
+        ErrorCode::UNKNOWN_SERVER_ERROR,
+        format!("unexpected answer to {what}"),
+    )
+}
+
+/// Ask the node for metadata of `topics` (`None` = all) and refresh the cache.
+pub async fn refresh_metadata(
+    link: &NodeLink,
+    meta: &Meta,
+    topics: Option<Vec<String>>,
+    auto_create: bool,
+) -> Result<Vec<(String, ErrorCode, TopicMeta, bool)>, EdgeError> {
+    let request = ApiRequest::Metadata(MetadataRequest {
+        topics: topics.map(|names| names.into_iter().map(TopicRef::Name).collect()),
+        allow_auto_topic_creation: auto_create,
+        include_cluster_authorized_operations: false,
+        include_topic_authorized_operations: false,
+    });
+    let ApiResponse::Metadata(response) = link.call(request).await.map_err(closed_error)? else {
+        return Err(unexpected("Metadata"));
+    };
+    let mut found = Vec::new();
+    let mut cache = lock(meta);
+    for topic in response.topics {
+        let Some(name) = topic.name else { continue };
+        let info = TopicMeta {
+            id: topic.topic_id,
+            partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+        };
+        if topic.error == ErrorCode::NONE {
+            if cache.by_name.len() >= TOPICS_CACHED_MAX && !cache.by_name.contains_key(&name) {
+                cache.by_name.clear();
+            }
+            cache.by_name.insert(name.clone(), info.clone());
+        } else {
+            cache.by_name.remove(&name);
+        }
+        found.push((name, topic.error, info, topic.is_internal));
+    }
+    Ok(found)
+}
+
+/// The topic's metadata, from the cache or the node.
+pub async fn topic_meta(
+    link: &NodeLink,
+    meta: &Meta,
+    topic: &str,
+    auto_create: bool,
+) -> Result<TopicMeta, EdgeError> {
+    if let Some(known) = lock(meta).by_name.get(topic) {
+        return Ok(known.clone());
+    }
+    let found = refresh_metadata(link, meta, Some(vec![topic.to_owned()]), auto_create).await?;
+    match found.into_iter().find(|(name, ..)| name == topic) {
+        Some((_, ErrorCode::NONE, info, _)) if info.partitions > 0 => Ok(info),
+        Some((_, ErrorCode::NONE, ..)) => Err(kafka_error(
+            ErrorCode::LEADER_NOT_AVAILABLE,
+            format!("topic {topic} has no partitions yet"),
+        )),
+        Some((_, error, ..)) => Err(kafka_error(error, format!("topic {topic}"))),
+        None => Err(kafka_error(
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic {topic} does not exist"),
+        )),
+    }
+}
+
+/// The session's producer: idempotence state and the keyless round robin.
+#[derive(Default)]
+pub struct ProducerState {
+    /// (producer id, epoch) once InitProducerId succeeded.
+    id: Option<(i64, i16)>,
+    /// Next sequence number per partition.
+    sequences: BTreeMap<(String, i32), i32>,
+    /// Next partition for keyless records, per topic.
+    round_robin: BTreeMap<String, i32>,
+}
+
+/// Bound on partitions with idempotent sequence state in one session.
+const SEQUENCES_MAX: usize = 100_000;
+
+/// Prepare and send one produce; returns the call to await and the partition chosen.
+pub async fn send_produce(
+    link: &NodeLink,
+    meta: &Meta,
+    producer: &mut ProducerState,
+    produce: Produce,
+    wall_ms: i64,
+) -> Result<(PendingCall, i32), EdgeError> {
+    let info = topic_meta(link, meta, &produce.topic, true).await?;
+    let partition = match produce.partition {
+        Some(partition) if (0..info.partitions).contains(&partition) => partition,
+        Some(partition) => {
+            return Err(kafka_error(
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("{} has no partition {partition}", produce.topic),
+            ))
+        }
+        None => match &produce.record.key {
+            Some(key) => weir_wire::murmur2::partition_for_key(key, info.partitions),
+            None => {
+                let next = producer
+                    .round_robin
+                    .entry(produce.topic.clone())
+                    .or_insert(0);
+                let chosen = *next % info.partitions;
+                *next = (chosen + 1) % info.partitions;
+                chosen
+            }
+        },
+    };
+    let mut options = BatchOptions::default();
+    if produce.idempotent {
+        let (producer_id, producer_epoch) = producer_id(link, producer).await?;
+        let key = (produce.topic.clone(), partition);
+        if !producer.sequences.contains_key(&key) && producer.sequences.len() >= SEQUENCES_MAX {
+            return Err(kafka_error(
+                ErrorCode::INVALID_REQUEST,
+                "too many partitions written by one idempotent session",
+            ));
+        }
+        let sequence = producer.sequences.entry(key).or_insert(0);
+        options.producer_id = producer_id;
+        options.producer_epoch = producer_epoch;
+        options.base_sequence = *sequence;
+        *sequence = sequence.wrapping_add(1) & i32::MAX;
+    }
+    let record = produce.record;
+    let batch_record = Record {
+        offset: 0,
+        timestamp: record.timestamp.unwrap_or(wall_ms),
+        key: record.key.map(Bytes::from),
+        value: record.value.map(Bytes::from),
+        headers: record
+            .headers
+            .into_iter()
+            .map(|header| (header.key, header.value.map(Bytes::from)))
+            .collect(),
+    };
+    let batch = encode_batch(&[batch_record], &options)
+        .map_err(|error| kafka_error(ErrorCode::INVALID_RECORD, error.to_string()))?;
+    let request = ApiRequest::Produce(ProduceRequest {
+        transactional_id: None,
+        acks: match produce.acks {
+            Acks::Leader => 1,
+            Acks::All => -1,
+        },
+        timeout_ms: PRODUCE_TIMEOUT_MS,
+        topics: vec![ProduceTopic {
+            topic: TopicRef::Name(produce.topic),
+            partitions: vec![ProducePartition {
+                partition,
+                records: Some(batch),
+            }],
+        }],
+    });
+    let call = link.send(request).await.map_err(closed_error)?;
+    Ok((call, partition))
+}
+
+/// The produce's outcome from the node's answer.
+pub fn produce_reply(response: ApiResponse, partition: i32) -> Result<Reply, EdgeError> {
+    let ApiResponse::Produce(response) = response else {
+        return Err(unexpected("Produce"));
+    };
+    let answer = response
+        .topics
+        .into_iter()
+        .flat_map(|topic| topic.partitions)
+        .find(|answer| answer.partition == partition)
+        .ok_or_else(|| unexpected("Produce (partition missing)"))?;
+    if answer.error != ErrorCode::NONE {
+        let message = answer.error_message.unwrap_or_default();
+        return Err(kafka_error(answer.error, message));
+    }
+    Ok(Reply::Produced {
+        partition,
+        offset: answer.base_offset,
+    })
+}
+
+async fn producer_id(
+    link: &NodeLink,
+    producer: &mut ProducerState,
+) -> Result<(i64, i16), EdgeError> {
+    if let Some(id) = producer.id {
+        return Ok(id);
+    }
+    let request = ApiRequest::InitProducerId(InitProducerIdRequest {
+        transactional_id: None,
+        transaction_timeout_ms: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+    });
+    let ApiResponse::InitProducerId(answer) = link.call(request).await.map_err(closed_error)?
+    else {
+        return Err(unexpected("InitProducerId"));
+    };
+    if answer.error != ErrorCode::NONE {
+        return Err(kafka_error(
+            answer.error,
+            "cannot start an idempotent producer",
+        ));
+    }
+    let id = (answer.producer_id, answer.producer_epoch);
+    producer.id = Some(id);
+    Ok(id)
+}
+
+/// List the cluster's topics.
+pub async fn list_topics(link: &NodeLink, meta: &Meta) -> Result<Reply, EdgeError> {
+    let found = refresh_metadata(link, meta, None, false).await?;
+    let topics = found
+        .into_iter()
+        .filter(|(_, error, ..)| *error == ErrorCode::NONE)
+        .map(|(name, _, info, internal)| TopicInfo {
+            name,
+            partitions: info.partitions,
+            internal,
+        })
+        .collect();
+    Ok(Reply::Topics(topics))
+}
+
+/// Create topics; each topic's outcome is reported separately.
+pub async fn create_topics(link: &NodeLink, topics: Vec<NewTopic>) -> Result<Reply, EdgeError> {
+    let request = ApiRequest::CreateTopics(CreateTopicsRequest {
+        topics: topics
+            .into_iter()
+            .map(|topic| CreatableTopic {
+                name: topic.name,
+                num_partitions: topic.partitions,
+                replication_factor: topic.replication_factor,
+                assignments: Vec::new(),
+                configs: Vec::new(),
+            })
+            .collect(),
+        timeout_ms: CREATE_TOPICS_TIMEOUT_MS,
+        validate_only: false,
+    });
+    let ApiResponse::CreateTopics(answer) = link.call(request).await.map_err(closed_error)? else {
+        return Err(unexpected("CreateTopics"));
+    };
+    let results = answer
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let error = (topic.error != ErrorCode::NONE)
+                .then(|| kafka_error(topic.error, topic.error_message.unwrap_or_default()));
+            (topic.name, error)
+        })
+        .collect();
+    Ok(Reply::Created(results))
+}
