@@ -34,6 +34,8 @@
 pub mod anomaly;
 mod check;
 pub mod config;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod history;
 pub mod report;
 pub mod synthetic;

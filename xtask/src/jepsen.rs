@@ -1,0 +1,129 @@
+//! `cargo xtask jepsen`: a Jepsen-style test of a real Weir cluster (issue #8).
+//!
+//! Builds `weir` and the `weir-jepsen` harness in release, then runs the harness with the
+//! given flags; the harness starts the cluster, plays the seeded nemesis, records and checks
+//! the history and writes `target/jepsen/<seed>-<time>/index.html`. The exit code is the
+//! harness's: 0 only when the history is valid. See docs/jepsen.md.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::project_root;
+
+/// The flags of `cargo xtask jepsen` (passed to the harness as they are).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct JepsenArgs {
+    /// Cluster size: 1, 3 or 5.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    /// Main phase, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub time: u64,
+    /// Faults: kill, pause, partition, netem (comma separated), or none.
+    #[arg(long, default_value = "kill,partition")]
+    pub nemesis: String,
+    /// Workload: queue or txn.
+    #[arg(long, default_value = "queue")]
+    pub workload: String,
+    /// Seed (default: from the clock; printed either way).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A scenario instead of the random schedule: two-down.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Plant a harness bug the checker must reject: drop-acked.
+    #[arg(long)]
+    pub plant: Option<String>,
+    /// Skip the librdkafka (confluent-kafka) client.
+    #[arg(long)]
+    pub no_rdkafka: bool,
+    /// Use the TCP-proxy network even when network namespaces work.
+    #[arg(long)]
+    pub no_netns: bool,
+}
+
+/// Builds, runs, and returns whether the history was valid.
+pub(crate) fn run(args: &JepsenArgs) -> Result<bool> {
+    let root = project_root();
+    for (what, cargo_args) in [
+        ("weir", &["build", "--release", "-p", "weir"][..]),
+        (
+            "weir-jepsen",
+            &[
+                "build",
+                "--release",
+                "-p",
+                "weir-jepsen",
+                "--features",
+                "harness",
+                "--bin",
+                "weir-jepsen",
+            ][..],
+        ),
+    ] {
+        eprintln!("==> cargo {}", cargo_args.join(" "));
+        let status = Command::new("cargo")
+            .args(cargo_args)
+            .current_dir(&root)
+            .status()
+            .with_context(|| format!("building {what}"))?;
+        if !status.success() {
+            anyhow::bail!("building {what} failed ({status})");
+        }
+    }
+    let mut harness = Command::new(root.join("target/release/weir-jepsen"));
+    harness
+        .current_dir(&root)
+        .args(["--nodes", &args.nodes.to_string()])
+        .args(["--time", &args.time.to_string()])
+        .args(["--nemesis", &args.nemesis])
+        .args(["--workload", &args.workload])
+        .args(["--weir", "target/release/weir"])
+        .args(["--out", "target/jepsen"]);
+    if let Some(seed) = args.seed {
+        harness.args(["--seed", &seed.to_string()]);
+    }
+    if let Some(scenario) = &args.scenario {
+        harness.args(["--scenario", scenario]);
+    }
+    if let Some(plant) = &args.plant {
+        harness.args(["--plant", plant]);
+    }
+    if args.no_rdkafka {
+        harness.arg("--no-rdkafka");
+    }
+    if args.no_netns {
+        harness.arg("--no-netns");
+    }
+    let status = harness.status().context("running weir-jepsen")?;
+    match status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => anyhow::bail!("weir-jepsen failed ({status})"),
+    }
+}
+
+/// The short CI run: 3 nodes (1 until the cluster flags exist), 45 s, kill + partition.
+pub(crate) fn ci() -> Result<()> {
+    let cluster = Command::new(project_root().join("target/release/weir"))
+        .args(["serve", "--help"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains("--voters"))
+        .unwrap_or(false);
+    let args = JepsenArgs {
+        nodes: if cluster { 3 } else { 1 },
+        time: 45,
+        nemesis: "kill,partition".into(),
+        workload: "queue".into(),
+        seed: Some(1),
+        scenario: None,
+        plant: None,
+        no_rdkafka: false,
+        no_netns: false,
+    };
+    if !run(&args)? {
+        anyhow::bail!("jepsen: the history of the CI run is not valid (see the report above)");
+    }
+    Ok(())
+}
