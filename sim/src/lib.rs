@@ -12,7 +12,8 @@
 //! - [`disk`]: `SimDisk` and its fault model.
 //! - [`workload`]: the named workloads and their actors (generic over `Runtime`);
 //!   [`workload_txn`]: the transactional ones (`txn`, `txn-crash`); [`workload_group`]:
-//!   the consumer-group ones (`group`, `group-crash`).
+//!   the consumer-group ones (`group`, `group-crash`); [`workload_cluster`]: three brokers
+//!   in cluster mode (`cluster-crash`, `cluster-partition`; turmoil only).
 //! - [`history`]: the recorder; [`outcome`]: checking a run, reproduction commands.
 //! - [`trace`]: the FNV-1a trace hash.
 //! - `turmoil` (normal build) / `madsim` (`--cfg madsim`): the simulators.
@@ -29,6 +30,7 @@ pub mod outcome;
 pub mod seed;
 pub mod trace;
 pub mod workload;
+pub mod workload_cluster;
 pub mod workload_group;
 pub mod workload_txn;
 

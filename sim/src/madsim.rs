@@ -61,6 +61,17 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
 #[allow(clippy::disallowed_methods)]
 async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     let spec = workload.spec();
+    if spec.cluster_nodes > 0 {
+        let why = format!("{} runs on turmoil only (--sim turmoil)", workload.name());
+        return RunOutcome::judge(
+            "madsim",
+            seed,
+            workload,
+            weir_jepsen::History::default(),
+            vec![why],
+            Vec::new(),
+        );
+    }
     let handle = Handle::current();
     let net = NetSim::current();
     net.add_dns_record(BROKER_HOST, ip(1));

@@ -64,7 +64,10 @@ fn parse_u64(text: &str) -> Result<u64, String> {
 fn workloads(args: &Args) -> Vec<Workload> {
     match args.workload {
         Some(workload) => vec![workload],
-        None => Workload::ALL.to_vec(),
+        None => Workload::ALL
+            .into_iter()
+            .filter(|w| w.simulated_here())
+            .collect(),
     }
 }
 

@@ -169,6 +169,9 @@ fn init_logging() {
 /// Run one seed of one workload under turmoil.
 pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     init_logging();
+    if workload.spec().cluster_nodes > 0 {
+        return crate::workload_cluster::turmoil_run::run(seed, workload);
+    }
     let spec = workload.spec();
     let recorder = Recorder::default();
     let control = Control::default();
@@ -354,7 +357,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     )
 }
 
-fn client_runtime(seed: u64, name: &str, skew: &WallSkew) -> TurmoilRuntime {
+pub(crate) fn client_runtime(seed: u64, name: &str, skew: &WallSkew) -> TurmoilRuntime {
     TurmoilRuntime::new(Rng::fork(seed, name).next_u64(), skew.clone())
 }
 

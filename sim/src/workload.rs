@@ -66,11 +66,18 @@ pub enum Workload {
     Group,
     /// `Group` under broker crashes, disk faults, network faults and clock jumps.
     GroupCrash,
+    /// Three brokers in cluster mode, an RF=3 topic (`min.insync.replicas=2`), idempotent
+    /// acks=all producers, while the harness crashes partition leaders (unsynced writes
+    /// lost) and restarts them. See `workload_cluster`.
+    ClusterCrash,
+    /// The cluster of `ClusterCrash` while the harness isolates a partition leader for
+    /// longer than the broker session timeout, then heals.
+    ClusterPartition,
 }
 
 impl Workload {
     /// Every workload, in the order runs use.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 12] = [
         Workload::Produce,
         Workload::ProduceCrash,
         Workload::ProducePartition,
@@ -81,6 +88,8 @@ impl Workload {
         Workload::TxnCrash,
         Workload::Group,
         Workload::GroupCrash,
+        Workload::ClusterCrash,
+        Workload::ClusterPartition,
     ];
 
     /// The name used on the command line.
@@ -96,7 +105,15 @@ impl Workload {
             Workload::TxnCrash => "txn-crash",
             Workload::Group => "group",
             Workload::GroupCrash => "group-crash",
+            Workload::ClusterCrash => "cluster-crash",
+            Workload::ClusterPartition => "cluster-partition",
         }
+    }
+
+    /// Whether this build's simulator runs it: the cluster workloads run on turmoil only
+    /// (madsim would need one node per broker with its own restart; not written yet).
+    pub fn simulated_here(self) -> bool {
+        !(cfg!(madsim) && self.spec().cluster_nodes > 0)
     }
 
     /// Parse a command-line name.
@@ -120,6 +137,7 @@ impl Workload {
             buggify_per_mille: 0,
             txn: false,
             group_members: 0,
+            cluster_nodes: 0,
         };
         let crashy_disk = DiskFaults {
             fsync_fail_per_mille: 15,
@@ -167,6 +185,8 @@ impl Workload {
             Workload::TxnCrash => crate::workload_txn::spec(base, true, crashy_disk),
             Workload::Group => crate::workload_group::spec(base, false, crashy_disk),
             Workload::GroupCrash => crate::workload_group::spec(base, true, crashy_disk),
+            Workload::ClusterCrash => crate::workload_cluster::spec(base, false),
+            Workload::ClusterPartition => crate::workload_cluster::spec(base, true),
         }
     }
 }
@@ -201,6 +221,8 @@ pub struct Spec {
     /// Consumer-group members (`workload_group`) instead of the assigning consumer; 0 in
     /// the other workloads.
     pub group_members: usize,
+    /// Brokers in cluster mode (`workload_cluster`); 0 = the single-node broker.
+    pub cluster_nodes: i32,
 }
 
 /// BUGGIFY rate of the fault workloads: often enough that every run meets late acks,
@@ -257,6 +279,8 @@ pub struct ControlState {
     pub final_done: bool,
     /// Consumer-group workloads: what the members and the watcher share.
     pub group: crate::workload_group::GroupLog,
+    /// Cluster workloads: topic creation and sampled leadership.
+    pub cluster: crate::workload_cluster::ClusterLog,
 }
 
 /// Shared handle on [`ControlState`].
@@ -310,6 +334,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         advertise_bound_address: false,
         check_invariants: true,
         metrics_listen: None,
+        gateway: None,
     };
     crate::workload_group::tune_server(spec, &mut config);
     config
@@ -317,7 +342,8 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
 
 pub(crate) fn client_config(bootstrap: &str, name: &str) -> ClientConfig {
     ClientConfig {
-        bootstrap_servers: vec![bootstrap.to_owned()],
+        // Cluster workloads pass every broker, comma separated.
+        bootstrap_servers: bootstrap.split(',').map(str::to_owned).collect(),
         client_id: name.to_owned(),
         request_timeout: Duration::from_secs(3),
         connect_timeout: Duration::from_secs(2),
@@ -362,6 +388,7 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
         idempotent: spec.idempotent,
         ..ProducerConfig::default()
     };
+    crate::workload_cluster::wait_topic(&runtime, &actors).await;
     let recorder = &actors.recorder;
     let mut process = recorder.process();
     let mut client: Option<Producer<R>> = None;
@@ -590,6 +617,7 @@ pub async fn consumer<R: Runtime>(runtime: R, actors: Actors) {
         // The members run on their own hosts; this host watches the group.
         return crate::workload_group::watcher(runtime, actors).await;
     }
+    crate::workload_cluster::wait_topic(&runtime, &actors).await;
     'process: while !actors.control.final_phase() {
         let process = actors.recorder.process();
         let config = consumer_config(&actors.bootstrap, "consumer");

@@ -64,8 +64,69 @@ pub(crate) fn run(install: bool) -> Result<()> {
         .current_dir(&root)
         .env("WEIR_BIN", &weir_bin);
     run_command("real-client compatibility suite", compat)?;
+    wasm_step(&root, &weir_bin)?;
+    jepsen_step()?;
     eprintln!("xtask ci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The short Jepsen run (real cluster, kill + partition, ~60 s); a separate step so it can
+/// be switched off on its own.
+fn jepsen_step() -> Result<()> {
+    // The harness's own tests (schedule, proxy, 1-node run, planted lost write) need the
+    // `harness` feature, so `cargo test --workspace` does not run them.
+    let root = project_root();
+    let mut harness_tests = Command::new("cargo");
+    harness_tests
+        .args([
+            "test",
+            "--locked",
+            "-p",
+            "weir-jepsen",
+            "--features",
+            "harness",
+        ])
+        .current_dir(&root)
+        .env("WEIR_BIN", root.join("target/release/weir"));
+    run_command(
+        "cargo test -p weir-jepsen --features harness",
+        harness_tests,
+    )?;
+    eprintln!("==> cargo xtask jepsen (short CI run)");
+    let started = Instant::now();
+    crate::jepsen::ci()?;
+    eprintln!("<== cargo xtask jepsen in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// The WASM client: its wasm-bindgen-test unit tests (Node runner), the npm package
+/// (size budget checked), and the end-to-end suite under Node and headless Chromium.
+fn wasm_step(root: &Path, weir_bin: &Path) -> Result<()> {
+    crate::wasm::install_tools()?;
+    let mut unit = Command::new("cargo");
+    unit.args([
+        "test",
+        "-p",
+        "weir-wasm",
+        "-p",
+        "weir-edge",
+        "--target",
+        "wasm32-unknown-unknown",
+    ])
+    .current_dir(root)
+    .env(
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+        "wasm-bindgen-test-runner",
+    );
+    run_command("wasm-bindgen-test (weir-wasm, weir-edge)", unit)?;
+    eprintln!("==> cargo xtask wasm");
+    let size = crate::wasm::build()?;
+    eprintln!("<== cargo xtask wasm: {size} bytes gzipped");
+    let mut e2e = Command::new("python3");
+    e2e.args(["-m", "pytest", "-q", "tests/wasm"])
+        .current_dir(root)
+        .env("WEIR_BIN", weir_bin);
+    run_command("WASM client end-to-end suite (Node, Chromium)", e2e)
 }
 
 /// Installs what the test suites need and a fresh machine lacks: kcat (apt), the Python
@@ -94,6 +155,17 @@ pub(crate) fn install_deps() -> Result<()> {
             "tests/compat/requirements.txt",
         ],
     )?;
+    // The WASM client's browser tests: Debian's Chromium and its WebDriver.
+    if !has_program("chromium") || !has_program("chromedriver") {
+        step("apt-get update", &root, "apt-get", &["update", "-q"])?;
+        step(
+            "apt-get install chromium chromium-driver",
+            &root,
+            "apt-get",
+            &["install", "-y", "-q", "chromium", "chromium-driver"],
+        )?;
+    }
+    crate::wasm::install_tools()?;
     let kafkajs = root.join("tests/compat/kafkajs");
     if !kafkajs.join("node_modules/kafkajs").exists() {
         step(
@@ -106,7 +178,7 @@ pub(crate) fn install_deps() -> Result<()> {
     Ok(())
 }
 
-fn has_program(name: &str) -> bool {
+pub(crate) fn has_program(name: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()
@@ -114,7 +186,7 @@ fn has_program(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn step(title: &str, dir: &Path, program: &str, args: &[&str]) -> Result<()> {
+pub(crate) fn step(title: &str, dir: &Path, program: &str, args: &[&str]) -> Result<()> {
     let mut command = Command::new(program);
     command.args(args).current_dir(dir);
     run_command(title, command)

@@ -9,8 +9,11 @@
 mod bench;
 mod check;
 mod ci;
+mod cluster;
+mod jepsen;
 mod sim;
 mod tidy;
+mod wasm;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +58,12 @@ enum Command {
     },
     /// Deterministic simulation (turmoil, madsim): seeds, replay, determinism, planted bugs.
     Sim(sim::SimArgs),
+    /// Start a local cluster on 127.0.0.1 (Kafka ports 9092, 9094, ...); Ctrl-C stops it.
+    Cluster(cluster::ClusterArgs),
+    /// Jepsen-style test of a real cluster: nemesis, real clients, checked history, HTML.
+    Jepsen(jepsen::JepsenArgs),
+    /// Build the WASM client's npm package into client-wasm/pkg/ (`--serve`: demo page).
+    Wasm(wasm::WasmArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +76,9 @@ fn main() -> ExitCode {
         Command::Bench { records } => bench::run(records).map(|()| true),
         Command::CheckerScale { ops } => bench::checker_scale_run(ops).map(|()| true),
         Command::Sim(args) => sim::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
+        Command::Jepsen(args) => jepsen::run(&args),
+        Command::Wasm(args) => wasm::run(&args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -25,9 +25,19 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("weir-client", &["weir-wire", "weir-runtime"]),
     (
         "weir",
-        &["weir-core", "weir-wire", "weir-runtime", "weir-client"],
+        &[
+            "weir-core",
+            "weir-wire",
+            "weir-runtime",
+            "weir-client",
+            "weir-edge",
+        ],
     ),
-    ("weir-jepsen", &[]),
+    ("weir-edge", &[]),
+    ("weir-wasm", &["weir-edge"]),
+    // The checker depends on nothing; the real-process harness (feature `harness`, optional
+    // dependencies) drives the cluster through the client only.
+    ("weir-jepsen", &["weir-client", "weir-runtime"]),
     (
         "weir-sim",
         &[
@@ -43,7 +53,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
 ];
 
 /// Crates nothing else may depend on, not even in dev-dependencies.
-const LEAF_CRATES: &[&str] = &["xtask", "weir-sim"];
+const LEAF_CRATES: &[&str] = &["xtask", "weir-sim", "weir-wasm"];
 
 const LINE_COLUMNS_MAX: usize = 100;
 

@@ -7,6 +7,9 @@
 //! - Every refusal names the key and the file, e.g.
 //!   `unknown setting "log.retention.foo" in weir.toml`.
 //! - Flags override the file; the file overrides the built-in defaults.
+//! - Cluster mode is on exactly when `controller.quorum.voters` / `--voters` is set; it
+//!   then needs a controller listener (`controller.listener` / `--controller-listen`).
+//!   Without voters the broker runs single-node, exactly as before cluster mode existed.
 //! - Keys may be written flat and quoted (`"log.retention.ms" = 1`), as TOML dotted keys
 //!   (`log.retention.ms = 1`, which TOML turns into nested tables), or as nested tables:
 //!   all three flatten to the same Kafka property name.
@@ -14,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use weir_core::cluster::{AckDurability, ClusterConfig, Voter};
 use weir_core::config::{Durability, NodeConfig};
 use weir_wire::frame::FRAME_BYTES_MAX;
 
@@ -43,6 +47,28 @@ pub struct ServeArgs {
     /// (config key `weir.metrics.listener`)
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+    /// WebSocket gateway for the WASM client, HOST:PORT or `off` [default: 127.0.0.1:9093]
+    /// (config key `weir.gateway.listener`)
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub gateway: Option<String>,
+    /// Controller (peer) listener, HOST:PORT; other nodes dial it, so it is advertised as
+    /// given (config key `controller.listener`; needed with --voters)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub controller_listen: Option<String>,
+    /// Controller quorum voters ID@HOST:PORT,... (their controller listeners); turns on
+    /// cluster mode (config key `controller.quorum.voters`) [default: single node]
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    pub voters: Option<String>,
+}
+
+/// Where the WebSocket gateway listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayListen {
+    /// `host:port` to bind; port 0 picks a free port.
+    pub addr: String,
+    /// Configured explicitly: a failed bind fails the start. The built-in default only logs
+    /// a warning (a second local broker must not fail because 9093 is taken).
+    pub required: bool,
 }
 
 /// Everything `serve` needs: the core's config plus the driver's own settings.
@@ -66,6 +92,8 @@ pub struct ServerConfig {
     /// `weir.metrics.listener` / `--metrics`: `host:port` serving Prometheus text at
     /// `GET /metrics`; `None` (the default) serves no metrics.
     pub metrics_listen: Option<String>,
+    /// `weir.gateway.listener` / `--gateway`: the WebSocket gateway; `None` = off.
+    pub gateway: Option<GatewayListen>,
 }
 
 /// Why the configuration was refused.
@@ -122,13 +150,13 @@ impl ServerConfig {
             Some(path) => path.display().to_string(),
             None => COMMAND_LINE.to_owned(),
         };
-        settings.into_server_config().validated(&source)
+        settings.into_server_config()?.validated(&source)
     }
 
     /// Defaults with a TOML text applied; `file` names it in error messages.
     pub fn from_toml_str(text: &str, file: &str) -> Result<ServerConfig, ConfigError> {
         Settings::from_toml_str(text, file)?
-            .into_server_config()
+            .into_server_config()?
             .validated(file)
     }
 
@@ -155,6 +183,40 @@ struct Settings {
     data_dir: Option<PathBuf>,
     frame_bytes_max: Option<usize>,
     metrics_listen: Option<HostPort>,
+    /// `None` = default, `Some(None)` = off.
+    gateway: Option<Option<HostPort>>,
+    /// `controller.quorum.voters` / `--voters`, with where it came from (for messages).
+    voters: Option<(Vec<Voter>, Origin)>,
+    /// `controller.listener` / `--controller-listen`, with where it came from.
+    controller_listen: Option<(HostPort, Origin)>,
+    /// `process.roles`, with where it came from.
+    roles: Option<(Roles, Origin)>,
+    /// Cluster tunables set by keys; voters and addresses are filled in at the end.
+    cluster: Option<ClusterConfig>,
+}
+
+/// The key (or flag) and file (or command line) a setting came from.
+#[derive(Debug, Clone)]
+struct Origin {
+    key: String,
+    file: String,
+}
+
+impl Origin {
+    fn invalid(&self, reason: impl Into<String>) -> ConfigError {
+        ConfigError::InvalidValue {
+            key: self.key.clone(),
+            file: self.file.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `process.roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Roles {
+    controller: bool,
+    broker: bool,
 }
 
 /// A parsed `host:port`.
@@ -284,8 +346,84 @@ impl Settings {
             }
             "weir.durability" => node.durability = input.durability()?,
             "weir.metrics.listener" => self.metrics_listen = Some(input.listener()?),
+            "weir.gateway.listener" => {
+                let text = input.string()?;
+                self.gateway = Some(if is_off(text) {
+                    None
+                } else {
+                    Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
+                });
+            }
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
+            }
+            "min.insync.replicas" => {
+                node.min_insync_replicas = input.integer_in(1, i16::MAX.into())?;
+            }
+            _ => return self.apply_cluster(input),
+        }
+        Ok(())
+    }
+
+    /// The cluster keys (`controller.*`, `process.roles`, replication tunables); refuses
+    /// keys nobody knows.
+    fn apply_cluster(&mut self, input: &Input<'_>) -> Result<(), ConfigError> {
+        const MS_MAX: i64 = i64::MAX / 1000;
+        match input.key {
+            "controller.quorum.voters" => {
+                let voters = parse_voters(input.string()?).map_err(|e| input.invalid(e))?;
+                self.voters = Some((voters, input.origin()));
+            }
+            "controller.listener" => {
+                let text = input.non_empty_string()?;
+                // Kafka writes listeners as NAME://host:port; the name does not matter here.
+                let address = text.split_once("://").map_or(text.as_str(), |(_, a)| a);
+                let parsed = parse_host_port(address).map_err(|e| input.invalid(e))?;
+                self.controller_listen = Some((parsed, input.origin()));
+            }
+            "process.roles" => {
+                let roles = parse_roles(input.string()?).map_err(|e| input.invalid(e))?;
+                self.roles = Some((roles, input.origin()));
+            }
+            "replica.lag.time.max.ms" => {
+                self.cluster_mut().replica_lag_time_max_ms = input.integer_in(1, MS_MAX)?;
+            }
+            "replica.fetch.wait.max.ms" => {
+                self.cluster_mut().replica_fetch_wait_max_ms = input.integer_in(0, MS_MAX)?;
+            }
+            "replica.fetch.max.bytes" => {
+                self.cluster_mut().replica_fetch_max_bytes =
+                    input.integer_in(1, i32::MAX.into())?;
+            }
+            "unclean.leader.election.enable" => {
+                self.cluster_mut().unclean_leader_election = input.boolean()?;
+            }
+            "auto.leader.rebalance.enable" => {
+                self.cluster_mut().auto_leader_rebalance = input.boolean()?;
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                let seconds: u64 = input.integer_in(1, MS_MAX / 1000)?;
+                self.cluster_mut().leader_imbalance_check_interval_ms = seconds * 1000;
+            }
+            "broker.heartbeat.interval.ms" => {
+                self.cluster_mut().broker_heartbeat_interval_ms = input.integer_in(1, MS_MAX)?;
+            }
+            "broker.session.timeout.ms" => {
+                self.cluster_mut().broker_session_timeout_ms = input.integer_in(1, MS_MAX)?;
+            }
+            "controller.quorum.election.timeout.ms" => {
+                self.cluster_mut().election_timeout_ms = input.integer_in(1, MS_MAX)?;
+            }
+            "weir.acks.all.durability" => {
+                self.cluster_mut().ack_durability = match input.string()? {
+                    "isr-fsync" => AckDurability::IsrFsync,
+                    "isr-memory" => AckDurability::IsrMemory,
+                    other => {
+                        return Err(input.invalid(format!(
+                            "\"{other}\" is not \"isr-fsync\" or \"isr-memory\""
+                        )))
+                    }
+                };
             }
             _ => {
                 return Err(ConfigError::UnknownKey {
@@ -319,6 +457,19 @@ impl Settings {
             })?;
             self.metrics_listen = Some(parsed);
         }
+        if let Some(gateway) = &args.gateway {
+            self.gateway = Some(if is_off(gateway) {
+                None
+            } else {
+                Some(
+                    parse_host_port(gateway).map_err(|reason| ConfigError::InvalidValue {
+                        key: "--gateway".to_owned(),
+                        file: COMMAND_LINE.to_owned(),
+                        reason,
+                    })?,
+                )
+            });
+        }
         if let Some(node_id) = args.node_id {
             if node_id < 0 {
                 return Err(ConfigError::InvalidValue {
@@ -329,10 +480,104 @@ impl Settings {
             }
             self.node.node_id = node_id;
         }
+        if let Some(listen) = &args.controller_listen {
+            let origin = Origin {
+                key: "--controller-listen".to_owned(),
+                file: COMMAND_LINE.to_owned(),
+            };
+            let parsed = parse_host_port(listen).map_err(|reason| origin.invalid(reason))?;
+            self.controller_listen = Some((parsed, origin));
+        }
+        if let Some(voters) = &args.voters {
+            let origin = Origin {
+                key: "--voters".to_owned(),
+                file: COMMAND_LINE.to_owned(),
+            };
+            let parsed = parse_voters(voters).map_err(|reason| origin.invalid(reason))?;
+            self.voters = Some((parsed, origin));
+        }
         Ok(())
     }
 
-    fn into_server_config(self) -> ServerConfig {
+    /// The cluster tunables, created with Weir's defaults on first use.
+    fn cluster_mut(&mut self) -> &mut ClusterConfig {
+        self.cluster
+            .get_or_insert_with(|| ClusterConfig::new(Vec::new(), String::new()))
+    }
+
+    /// The cluster config when voters are set (`None`: single node), checked across keys.
+    fn cluster_config(&mut self) -> Result<Option<ClusterConfig>, ConfigError> {
+        let Some((voters, voters_origin)) = self.voters.take() else {
+            // Cluster-only settings without voters would silently do nothing: refuse the
+            // ones that only make sense in a cluster (the tunables are harmless defaults).
+            if let Some((_, origin)) = &self.controller_listen {
+                return Err(origin.invalid(NEEDS_VOTERS));
+            }
+            if let Some((_, origin)) = &self.roles {
+                return Err(origin.invalid(NEEDS_VOTERS));
+            }
+            return Ok(None);
+        };
+        let node_id = self.node.node_id;
+        let Some((listen, listen_origin)) = self.controller_listen.take() else {
+            return Err(voters_origin.invalid(
+                "cluster mode needs this node's controller listener \
+                 (--controller-listen HOST:PORT or controller.listener)",
+            ));
+        };
+        let own_voter = voters.iter().find(|voter| voter.id == node_id);
+        let (roles, roles_origin) = match self.roles.take() {
+            Some(roles) => roles,
+            None => (
+                Roles {
+                    controller: own_voter.is_some(),
+                    broker: true,
+                },
+                voters_origin.clone(),
+            ),
+        };
+        if roles.controller && own_voter.is_none() {
+            return Err(roles_origin.invalid(format!(
+                "node {node_id} has the controller role but is not among the voters"
+            )));
+        }
+        let peer_addr = if is_wildcard(&listen.host) {
+            // A wildcard is bound, not dialed: voters are reached at their voter address.
+            match own_voter {
+                Some(voter) => voter.addr.clone(),
+                None => {
+                    return Err(listen_origin.invalid(
+                        "other nodes dial this address, so it cannot be a wildcard \
+                         (only a voter may bind one; it is reached at its voter address)",
+                    ))
+                }
+            }
+        } else {
+            listen.to_address()
+        };
+        if let Some(voter) = own_voter {
+            if voter.addr != peer_addr {
+                tracing::warn!(
+                    "node {node_id}'s voter address {} differs from its controller listener \
+                     {peer_addr}; other voters dial {}",
+                    voter.addr,
+                    voter.addr
+                );
+            }
+        }
+        let mut cluster = self
+            .cluster
+            .take()
+            .unwrap_or_else(|| ClusterConfig::new(Vec::new(), String::new()));
+        cluster.voters = voters;
+        cluster.peer_addr = peer_addr;
+        cluster.controller_role = roles.controller;
+        cluster.broker_role = roles.broker;
+        Ok(Some(cluster))
+    }
+
+    fn into_server_config(mut self) -> Result<ServerConfig, ConfigError> {
+        self.node.cluster = self.cluster_config()?;
         let listen = self.listen.unwrap_or(HostPort {
             host: "127.0.0.1".to_owned(),
             port: 9092,
@@ -342,7 +587,7 @@ impl Settings {
         let advertised = self.advertised.unwrap_or_else(|| advertised_for(&listen));
         node.advertised_host = advertised.host;
         node.advertised_port = i32::from(advertised.port);
-        ServerConfig {
+        Ok(ServerConfig {
             node,
             listen: listen.to_address(),
             data_dir: self
@@ -352,8 +597,79 @@ impl Settings {
             advertise_bound_address,
             check_invariants: false,
             metrics_listen: self.metrics_listen.map(|address| address.to_address()),
+            gateway: match self.gateway {
+                None => Some(GatewayListen {
+                    addr: crate::gateway::GATEWAY_LISTEN_DEFAULT.to_owned(),
+                    required: false,
+                }),
+                Some(None) => None,
+                Some(Some(address)) => Some(GatewayListen {
+                    addr: address.to_address(),
+                    required: true,
+                }),
+            },
+        })
+    }
+}
+
+/// Why a cluster-only setting without voters is refused.
+const NEEDS_VOTERS: &str =
+    "only used in cluster mode; set controller.quorum.voters (--voters) as well";
+
+/// Parse `controller.quorum.voters`: `ID@HOST:PORT` entries separated by commas; ids are
+/// unique and non-negative, hosts are dialable (no wildcard). Sorted by id, so nodes given
+/// the list in different orders agree on it.
+fn parse_voters(text: &str) -> Result<Vec<Voter>, String> {
+    let mut voters: Vec<Voter> = Vec::new();
+    for entry in text.split(',').map(str::trim) {
+        if entry.is_empty() {
+            return Err(format!(
+                "\"{text}\": empty entry (expected ID@HOST:PORT,...)"
+            ));
+        }
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| format!("\"{entry}\" is not ID@HOST:PORT"))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| format!("\"{entry}\": \"{id}\" is not a node id"))?;
+        let address = parse_host_port(address)?;
+        if is_wildcard(&address.host) {
+            return Err(format!("\"{entry}\": a voter address cannot be a wildcard"));
+        }
+        if voters.iter().any(|voter| voter.id == id) {
+            return Err(format!("node id {id} is listed twice"));
+        }
+        voters.push(Voter {
+            id,
+            addr: address.to_address(),
+        });
+    }
+    voters.sort_by_key(|voter| voter.id);
+    Ok(voters)
+}
+
+/// Parse `process.roles`: `broker`, `controller` or both, comma-separated.
+fn parse_roles(text: &str) -> Result<Roles, String> {
+    let mut roles = Roles {
+        controller: false,
+        broker: false,
+    };
+    for role in text.split(',').map(str::trim) {
+        match role {
+            "broker" => roles.broker = true,
+            "controller" => roles.controller = true,
+            other => {
+                return Err(format!(
+                    "\"{other}\" is not a role (broker, controller, or broker,controller)"
+                ))
+            }
         }
     }
+    Ok(roles)
 }
 
 /// The address clients are told to connect to when only the listen address is known:
@@ -375,6 +691,15 @@ fn advertised_for(listen: &HostPort) -> HostPort {
     }
 }
 
+/// `off`/`none`/`false`/empty turn a listener off.
+fn is_off(text: &str) -> bool {
+    let text = text.trim();
+    text.is_empty()
+        || ["off", "none", "false"]
+            .iter()
+            .any(|off| text.eq_ignore_ascii_case(off))
+}
+
 fn is_wildcard(host: &str) -> bool {
     matches!(host, "0.0.0.0" | "::" | "")
 }
@@ -393,6 +718,13 @@ impl Input<'_> {
             key: self.key.to_owned(),
             file: self.file.to_owned(),
             reason: reason.into(),
+        }
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            key: self.key.to_owned(),
+            file: self.file.to_owned(),
         }
     }
 
@@ -658,6 +990,188 @@ mod tests {
         assert_eq!(config.metrics_listen.as_deref(), Some("0.0.0.0:9645"));
     }
 
+    // Goal: the gateway is on at 127.0.0.1:9093 by default (soft), set or turned off by key
+    // or flag (then required). Method: parse configs and flags.
+    #[test]
+    fn gateway_listener_default_key_flag_and_off() {
+        let default = parse("").gateway.expect("on by default");
+        assert_eq!(default.addr, "127.0.0.1:9093");
+        assert!(!default.required);
+        let keyed = parse("\"weir.gateway.listener\" = \"0.0.0.0:9500\"").gateway;
+        assert_eq!(
+            keyed,
+            Some(GatewayListen {
+                addr: "0.0.0.0:9500".into(),
+                required: true
+            })
+        );
+        assert_eq!(parse("\"weir.gateway.listener\" = \"off\"").gateway, None);
+        let args = ServeArgs {
+            gateway: Some("off".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            ServerConfig::from_args(&args).map(|c| c.gateway).ok(),
+            Some(None)
+        );
+        let args = ServeArgs {
+            gateway: Some("127.0.0.1:0".into()),
+            ..ServeArgs::default()
+        };
+        let flagged = ServerConfig::from_args(&args).ok().and_then(|c| c.gateway);
+        assert_eq!(flagged.map(|g| g.addr), Some("127.0.0.1:0".to_owned()));
+        let bad = ServeArgs {
+            gateway: Some("nope".into()),
+            ..ServeArgs::default()
+        };
+        assert!(ServerConfig::from_args(&bad).is_err());
+    }
+
+    // Goal: cluster mode follows the voters (flags and keys), defaults roles from them, and
+    // refuses inconsistent cluster settings naming the key. Method: parse flags and TOML.
+    #[test]
+    fn cluster_flags_and_keys() {
+        assert!(
+            parse("").node.cluster.is_none(),
+            "single node without voters"
+        );
+        let args = ServeArgs {
+            node_id: Some(2),
+            controller_listen: Some("127.0.0.1:19094".into()),
+            voters: Some("3@127.0.0.1:19096, 1@127.0.0.1:19092,2@127.0.0.1:19094".into()),
+            ..ServeArgs::default()
+        };
+        let config = ServerConfig::from_args(&args).expect("valid");
+        let cluster = config.node.cluster.expect("cluster mode");
+        let ids: Vec<i32> = cluster.voters.iter().map(|voter| voter.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(cluster.voter_addr(3), Some("127.0.0.1:19096"));
+        assert_eq!(cluster.peer_addr, "127.0.0.1:19094");
+        assert!(cluster.controller_role && cluster.broker_role);
+
+        let config = parse(
+            r#"
+            node.id = 4
+            controller.quorum.voters = "1@a:1,2@b:2,3@c:3"
+            controller.listener = "CONTROLLER://d:4"
+            min.insync.replicas = 2
+            default.replication.factor = 3
+            replica.lag.time.max.ms = 10000
+            replica.fetch.wait.max.ms = 100
+            replica.fetch.max.bytes = 65536
+            unclean.leader.election.enable = true
+            auto.leader.rebalance.enable = "false"
+            leader.imbalance.check.interval.seconds = 7
+            broker.heartbeat.interval.ms = 200
+            broker.session.timeout.ms = 3000
+            controller.quorum.election.timeout.ms = 400
+            weir.acks.all.durability = "isr-memory"
+            "#,
+        );
+        assert_eq!(config.node.min_insync_replicas, 2);
+        assert_eq!(config.node.default_replication_factor, 3);
+        let cluster = config.node.cluster.expect("cluster mode");
+        assert!(
+            !cluster.controller_role,
+            "a non-voter defaults to broker only"
+        );
+        assert!(cluster.broker_role);
+        assert_eq!(cluster.peer_addr, "d:4");
+        assert_eq!(cluster.replica_lag_time_max_ms, 10_000);
+        assert_eq!(cluster.replica_fetch_wait_max_ms, 100);
+        assert_eq!(cluster.replica_fetch_max_bytes, 65_536);
+        assert!(cluster.unclean_leader_election);
+        assert!(!cluster.auto_leader_rebalance);
+        assert_eq!(cluster.leader_imbalance_check_interval_ms, 7_000);
+        assert_eq!(cluster.broker_heartbeat_interval_ms, 200);
+        assert_eq!(cluster.broker_session_timeout_ms, 3_000);
+        assert_eq!(cluster.election_timeout_ms, 400);
+        assert_eq!(cluster.ack_durability, AckDurability::IsrMemory);
+
+        // A voter binding a wildcard is advertised at its voter address.
+        let wildcard = parse(
+            "node.id = 1\ncontroller.quorum.voters = \"1@a:1\"\n\
+             controller.listener = \"0.0.0.0:1\"\nprocess.roles = \"controller\"",
+        );
+        let cluster = wildcard.node.cluster.expect("cluster mode");
+        assert_eq!(cluster.peer_addr, "a:1");
+        assert!(cluster.controller_role && !cluster.broker_role);
+    }
+
+    #[test]
+    fn cluster_refusals_name_the_key() {
+        let voters_only = ServeArgs {
+            voters: Some("1@127.0.0.1:19092".into()),
+            ..ServeArgs::default()
+        };
+        let message = ServerConfig::from_args(&voters_only)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.starts_with("invalid value for \"--voters\""),
+            "{message}"
+        );
+        assert!(message.contains("--controller-listen"), "{message}");
+        let cases = [
+            (
+                "controller.quorum.voters = \"1@a:1,1@b:2\"",
+                "controller.quorum.voters",
+            ),
+            (
+                "controller.quorum.voters = \"x@a:1\"",
+                "controller.quorum.voters",
+            ),
+            (
+                "controller.quorum.voters = \"1@0.0.0.0:1\"",
+                "controller.quorum.voters",
+            ),
+            (
+                "controller.quorum.voters = \"1@a:1,\"",
+                "controller.quorum.voters",
+            ),
+            (
+                "controller.quorum.voters = \"1@a\"",
+                "controller.quorum.voters",
+            ),
+            ("controller.listener = \"a:1\"", "controller.listener"),
+            ("process.roles = \"broker\"", "process.roles"),
+            (
+                "controller.quorum.voters = \"2@a:1\"\ncontroller.listener = \"b:1\"\n\
+                 process.roles = \"broker,controller\"",
+                "process.roles",
+            ),
+            (
+                "controller.quorum.voters = \"2@a:1\"\ncontroller.listener = \"0.0.0.0:1\"",
+                "controller.listener",
+            ),
+            (
+                "controller.quorum.voters = \"1@a:1\"\ncontroller.listener = \"a:1\"\n\
+                 process.roles = \"leader\"",
+                "process.roles",
+            ),
+            ("min.insync.replicas = 0", "min.insync.replicas"),
+            ("replica.lag.time.max.ms = 0", "replica.lag.time.max.ms"),
+            ("replica.fetch.max.bytes = -1", "replica.fetch.max.bytes"),
+            (
+                "unclean.leader.election.enable = \"maybe\"",
+                "unclean.leader.election.enable",
+            ),
+            (
+                "weir.acks.all.durability = \"fsync\"",
+                "weir.acks.all.durability",
+            ),
+            (
+                "leader.imbalance.check.interval.seconds = 0",
+                "leader.imbalance.check.interval.seconds",
+            ),
+        ];
+        for (text, key) in cases {
+            let message = refusal(text);
+            let expected = format!("invalid value for \"{key}\" in weir.toml");
+            assert!(message.starts_with(&expected), "{text:?} gave {message:?}");
+        }
+    }
+
     #[test]
     fn listener_forms() {
         assert_eq!(parse("listeners = \"127.0.0.2:1\"").listen, "127.0.0.2:1");
@@ -776,7 +1290,7 @@ mod tests {
             data_dir: Some(PathBuf::from("/from/flag")),
             node_id: Some(9),
             config: Some(file.path().to_owned()),
-            metrics: None,
+            ..ServeArgs::default()
         };
         let config = ServerConfig::from_args(&args).expect("valid");
         assert_eq!(config.listen, "127.0.0.1:2222");

@@ -5,7 +5,9 @@
 //! - [`server`]: bind, recover, run; [`server::start`] works over any storage driver.
 //! - [`node_loop`]: the single task owning `weir_core::Node`; group commit.
 //! - [`conn`]: per-connection reader and writer tasks; ordered, bounded, CRC-checked.
+//! - [`peer`]: cluster mode's node-to-node transport over the controller listener.
 //! - [`metrics`]: `GET /metrics` in Prometheus text format (kafka_exporter's names).
+//! - [`gateway`]: the WebSocket gateway for the WASM client (edge protocol, `weir-edge`).
 //! - [`storage`]: the [`storage::StorageDriver`] seam and `FjallStorage` (feature `fjall`).
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is the only place using `anyhow` and
@@ -20,7 +22,9 @@
 //!   exits non-zero.
 pub mod config;
 pub mod conn;
+pub mod gateway;
 pub mod metrics;
 pub mod node_loop;
+pub mod peer;
 pub mod server;
 pub mod storage;

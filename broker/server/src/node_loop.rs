@@ -16,6 +16,10 @@
 //! - Every `select!` is `biased` so simulated runs are deterministic.
 //! - With `check_invariants` (the simulator's setting) `Node::invariants` is asserted after
 //!   every step, i.e. after each input and the outputs it produced were applied.
+//! - Cluster mode: inbound peer messages arrive as [`NodeInput::Peer`] (from the peer
+//!   listener's readers); `Output::Peer` is handed to [`PeerLinks`], which never waits
+//!   (bounded queues, drop when full) and resolves replica-fetch reads off the loop. A
+//!   failed peer read poisons the node like a failed write.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,10 +33,13 @@ use weir_runtime::Runtime;
 use weir_wire::domain::ApiRequest;
 
 use crate::conn::ConnEvent;
+use crate::peer::PeerLinks;
 use crate::storage::StorageDriver;
 
 /// Capacity of the node loop's input channel; connection readers wait when it is full.
 pub const NODE_INPUTS_MAX: usize = 1024;
+/// Failed peer reads reported at once; one is enough to poison the node.
+const PEER_READ_FAILURES_MAX: usize = 16;
 
 /// What connections tell the node loop.
 // A request is moved through the channel once; boxing it would cost an allocation per
@@ -64,6 +71,13 @@ pub enum NodeInput {
         /// Where the snapshot goes; a dropped receiver is ignored.
         reply: oneshot::Sender<MetricsSnapshot>,
     },
+    /// A message from another node of the cluster (decoded by a peer reader).
+    Peer {
+        /// The sending node's id, from its connection's hello.
+        from: i32,
+        /// The message.
+        message: weir_core::cluster::peer::PeerMessage,
+    },
 }
 
 /// Why the node loop stopped.
@@ -93,6 +107,14 @@ pub async fn run<R: Runtime, S: StorageDriver>(
     check_invariants: bool,
 ) -> Result<(), NodeLoopError> {
     let (sync_done_sender, sync_done) = mpsc::unbounded_channel();
+    let (read_failures_sender, read_failures) = mpsc::channel(PEER_READ_FAILURES_MAX);
+    let peers = PeerLinks::new(
+        runtime.clone(),
+        storage.clone(),
+        &node.config().cluster_id,
+        node.config().node_id,
+        read_failures_sender,
+    );
     let mut node_loop = NodeLoop {
         runtime,
         storage,
@@ -101,8 +123,9 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         group_commit: GroupCommit::default(),
         sync_done_sender,
         check_invariants,
+        peers,
     };
-    node_loop.run(inputs, sync_done).await
+    node_loop.run(inputs, sync_done, read_failures).await
 }
 
 /// A finished offloaded sync.
@@ -120,6 +143,8 @@ struct NodeLoop<R, S> {
     group_commit: GroupCommit,
     sync_done_sender: mpsc::UnboundedSender<SyncDone>,
     check_invariants: bool,
+    /// Outgoing connections to other nodes (cluster mode; idle otherwise).
+    peers: PeerLinks<R, S>,
 }
 
 impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
@@ -127,6 +152,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         &mut self,
         mut inputs: mpsc::Receiver<NodeInput>,
         mut sync_done: mpsc::UnboundedReceiver<SyncDone>,
+        mut read_failures: mpsc::Receiver<String>,
     ) -> Result<(), NodeLoopError> {
         // Recovery may already have produced work (e.g. a first retention check).
         self.drain()?;
@@ -144,6 +170,10 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             tokio::select! {
                 biased;
                 Some(done) = sync_done.recv() => self.on_sync_done(done),
+                Some(reason) = read_failures.recv() => {
+                    let now = now(&self.runtime);
+                    self.node.handle_storage(now, Completion::Failed { reason });
+                }
                 input = inputs.recv() => match input {
                     Some(input) => self.on_input(input),
                     None => return Ok(()),
@@ -172,6 +202,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 // The requester may have given up (HTTP client gone): nothing to do then.
                 let _ = reply.send(self.node.metrics_snapshot());
             }
+            NodeInput::Peer { from, message } => self.node.handle_peer(now, from, message),
         }
     }
 
@@ -222,6 +253,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                         });
                     }
                 }
+                Output::Peer { to, addr, message } => self.peers.send(to, &addr, message),
                 Output::Poisoned { reason } => {
                     tracing::error!("node poisoned, stopping: {reason}");
                     return Err(NodeLoopError::Poisoned(reason));

@@ -9,6 +9,9 @@
 //!   to a reachable address.
 //! - The server stops only when the node loop stops; a poisoned node surfaces as
 //!   [`ServerError::Poisoned`] so `main` exits non-zero.
+//! - Cluster mode (`config.node.cluster` set): the controller (peer) listener is bound
+//!   before recovery too, so a taken port fails the start; without it nothing of the
+//!   cluster transport runs.
 
 use std::time::Duration;
 
@@ -60,6 +63,10 @@ pub struct RunningServer {
     outcome: oneshot::Receiver<Result<(), NodeLoopError>>,
     /// The bound metrics address, when `metrics_listen` is configured.
     metrics_addr: Option<String>,
+    /// The bound WebSocket gateway address, when the gateway is on.
+    gateway_addr: Option<String>,
+    /// The bound controller (peer) listener, in cluster mode.
+    peer_addr: Option<String>,
 }
 
 impl RunningServer {
@@ -76,6 +83,16 @@ impl RunningServer {
     /// The bound `host:port` serving `GET /metrics`, if metrics are on.
     pub fn metrics_addr(&self) -> Option<&str> {
         self.metrics_addr.as_deref()
+    }
+
+    /// The bound `host:port` of the WebSocket gateway, if it is on.
+    pub fn gateway_addr(&self) -> Option<&str> {
+        self.gateway_addr.as_deref()
+    }
+
+    /// The bound `host:port` of the controller (peer) listener, in cluster mode.
+    pub fn peer_addr(&self) -> Option<&str> {
+        self.peer_addr.as_deref()
     }
 
     /// Wait until the server stops; an error means the node was poisoned.
@@ -113,6 +130,8 @@ pub async fn start<R: Runtime, S: StorageDriver>(
             Some((metrics_listener, bound))
         }
     };
+    let gateway_listener = bind_gateway(&runtime, config.gateway.as_ref()).await?;
+    let peer_listener = bind_peer(&runtime, &config).await?;
     if config.advertise_bound_address {
         if let Some((host, port)) = advertised_for_bound(&local_addr) {
             config.node.advertised_host = host;
@@ -147,6 +166,27 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         runtime.spawn(scrapes);
         bound
     });
+    let gateway_addr = gateway_listener.map(|(gateway_listener, bound)| {
+        let context = crate::gateway::GatewayContext::new(
+            runtime.clone(),
+            storage.clone(),
+            node_sender.clone(),
+            node_id,
+        );
+        runtime.spawn(crate::gateway::serve(context, gateway_listener));
+        bound
+    });
+    let peer_addr = peer_listener.map(|(peer_listener, bound)| {
+        let cluster_id = config.node.cluster_id.clone();
+        let accept = crate::peer::accept_loop(
+            runtime.clone(),
+            peer_listener,
+            cluster_id,
+            node_sender.clone(),
+        );
+        runtime.spawn(accept);
+        bound
+    });
     let accept = accept_loop(
         runtime.clone(),
         listener,
@@ -160,7 +200,56 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         node_id,
         outcome,
         metrics_addr,
+        gateway_addr,
+        peer_addr,
     })
+}
+
+/// Bind the controller (peer) listener in cluster mode; see [`crate::peer::bind_address`].
+async fn bind_peer<R: Runtime>(
+    runtime: &R,
+    config: &ServerConfig,
+) -> Result<Option<(R::Listener, String)>, ServerError> {
+    let Some(cluster) = &config.node.cluster else {
+        return Ok(None);
+    };
+    let addr = crate::peer::bind_address(&cluster.peer_addr);
+    let peer_error = |source| ServerError::Bind {
+        addr: addr.clone(),
+        source,
+    };
+    let listener = runtime.bind(&addr).await.map_err(peer_error)?;
+    let bound = listener.local_addr().map_err(peer_error)?;
+    Ok(Some((listener, bound)))
+}
+
+/// Bind the gateway's listener. A failed bind of the built-in default address is logged and
+/// the broker runs without a gateway; an explicitly configured one fails the start.
+async fn bind_gateway<R: Runtime>(
+    runtime: &R,
+    gateway: Option<&crate::config::GatewayListen>,
+) -> Result<Option<(R::Listener, String)>, ServerError> {
+    let Some(gateway) = gateway else {
+        return Ok(None);
+    };
+    let bound = match runtime.bind(&gateway.addr).await {
+        Ok(listener) => listener.local_addr().map(|addr| (listener, addr)),
+        Err(error) => Err(error),
+    };
+    match bound {
+        Ok(bound) => Ok(Some(bound)),
+        Err(source) if gateway.required => Err(ServerError::Bind {
+            addr: gateway.addr.clone(),
+            source,
+        }),
+        Err(error) => {
+            tracing::warn!(
+                "WebSocket gateway off: cannot listen on {} ({error}); set --gateway",
+                gateway.addr
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Open fjall in the configured data directory and serve until the node stops.

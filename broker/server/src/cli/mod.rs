@@ -3,6 +3,7 @@
 pub mod serve;
 // Client-side subcommands (weir-client over TokioRuntime), owned by the client crate's author.
 pub mod bench;
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod produce;

@@ -15,6 +15,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(metrics) = server.metrics_addr() {
         println!("weir metrics on http://{metrics}/metrics");
     }
+    if let Some(gateway) = server.gateway_addr() {
+        println!("weir gateway on ws://{gateway}");
+    }
+    if let Some(peer) = server.peer_addr() {
+        println!("weir controller listener on {peer}");
+    }
     // Test harnesses wait for this exact line on stdout.
     println!(
         "weir listening on {} (node {}, data {data_dir})",

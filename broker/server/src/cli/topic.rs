@@ -10,9 +10,10 @@ use weir_runtime::TokioRuntime;
 /// The `--bootstrap-server` flag shared by every client subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BootstrapArgs {
-    /// Broker to bootstrap from, as HOST:PORT.
+    /// Broker to bootstrap from, as HOST:PORT (`--bootstrap` is the short spelling).
     #[arg(
         long = "bootstrap-server",
+        visible_alias = "bootstrap",
         value_name = "HOST:PORT",
         default_value = "127.0.0.1:9092"
     )]
@@ -195,11 +196,12 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         ));
         for partition in &topic.partitions {
             text.push_str(&format!(
-                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\t\
-                 LogStartOffset: {}\tLogEndOffset: {}\n",
+                "\tTopic: {}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\t\
+                 Isr: {}\tLogStartOffset: {}\tLogEndOffset: {}\n",
                 topic.name,
                 partition.partition,
                 partition.leader_id,
+                partition.leader_epoch,
                 join(&partition.replica_nodes),
                 join(&partition.isr_nodes),
                 offset_of(&starts, partition.partition),

@@ -1,0 +1,470 @@
+//! The peer transport: node-to-node connections of a cluster over the controller listener.
+//!
+//! Connections are one-way, as the peer protocol asks ([`weir_core::cluster::peer`]): a
+//! node dials each peer it sends to and only writes on that connection ([`PeerLinks`], one
+//! outgoing task per destination node), and it only reads on connections others dialed
+//! ([`accept_loop`], one reader task per inbound connection feeding the node loop).
+//!
+//! Wire format: every frame is a 4-byte big-endian length and that many payload bytes. The
+//! dialer's first frame is a [`PeerHello`]; the acceptor checks its magic, version and
+//! cluster id and closes the connection on any mismatch. Later frames are postcard-encoded
+//! [`PeerMessage`]s.
+//!
+//! Invariants:
+//! - Everything is bounded: a frame is at most [`PEER_FRAME_BYTES_MAX`] bytes (a hello at
+//!   most [`PEER_HELLO_BYTES_MAX`], so an unauthenticated dialer cannot make us allocate
+//!   much), each destination's queue holds at most [`PEER_QUEUE_FRAMES_MAX`] messages (the
+//!   newest is dropped when it is full), inbound connections are capped at
+//!   [`PEER_INBOUND_CONNECTIONS_MAX`], and reconnects back off from
+//!   [`RECONNECT_DELAY_MIN`] to [`RECONNECT_DELAY_MAX`].
+//! - Loss is allowed, reordering is not: messages to one destination leave in the order the
+//!   node emitted them; a message may be dropped (full queue, broken connection), which the
+//!   protocol tolerates because every exchange is retried by its sender.
+//! - Replica fetch answers leave the core as reads; they are resolved on the outgoing task
+//!   (never in the node loop), and a failed read poisons the node, as a failed write does:
+//!   a leader that cannot read its own log must stop leading.
+//! - Inbound frames reach the node loop through its bounded input channel; a full channel
+//!   stops the reader (TCP backpressure), never buffers without bound.
+//! - Only the runtime seam does IO (bind, connect, spawn, sleep_until), so the transport
+//!   runs unchanged under turmoil and madsim. Every `select!` is `biased`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Semaphore};
+use weir_core::cluster::peer::{PeerHello, PeerMessage, PEER_FRAME_BYTES_MAX};
+use weir_runtime::{Listener, Runtime};
+
+use crate::node_loop::NodeInput;
+use crate::storage::StorageDriver;
+
+/// Messages queued per destination node; when full the newest message is dropped.
+pub const PEER_QUEUE_FRAMES_MAX: usize = 4096;
+/// Inbound peer connections open at once; more are closed right after accept.
+pub const PEER_INBOUND_CONNECTIONS_MAX: usize = 256;
+/// Bound on the first frame of a connection (the hello), read before the dialer is known.
+pub const PEER_HELLO_BYTES_MAX: usize = 4096;
+/// First delay before redialing a peer after a failed connect or a broken connection.
+pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(50);
+/// Cap of the doubling redial delay.
+pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+/// A dial that has not connected after this long is abandoned (and retried).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Frames coalesced into one socket write (bounded in bytes by [`WRITE_COALESCE_BYTES_MAX`]).
+const WRITE_COALESCE_FRAMES_MAX: usize = 64;
+/// Bytes coalesced into one socket write before it is issued.
+const WRITE_COALESCE_BYTES_MAX: usize = 1 << 20;
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// Queue drops are logged on the first and then every this many.
+const DROP_LOG_EVERY: u64 = 1024;
+
+/// The address the controller listener binds for `peer_addr` (`controller.listener`, which
+/// is advertised to other nodes as-is): an IP address (or a wildcard) is bound as given; a
+/// host name is what peers dial, so the listener binds every interface on that port (the
+/// simulators and container setups name hosts; a real interface is never named).
+pub fn bind_address(peer_addr: &str) -> String {
+    match peer_addr.rsplit_once(':') {
+        Some((host, port)) => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            if bare.parse::<std::net::IpAddr>().is_ok() {
+                peer_addr.to_owned()
+            } else {
+                format!("0.0.0.0:{port}")
+            }
+        }
+        None => peer_addr.to_owned(),
+    }
+}
+
+/// Accept inbound peer connections until the node loop stops; each gets a reader task that
+/// checks the hello and feeds decoded messages to the node loop.
+pub async fn accept_loop<R: Runtime>(
+    runtime: R,
+    mut listener: R::Listener,
+    cluster_id: String,
+    node: mpsc::Sender<NodeInput>,
+) {
+    let slots = Arc::new(Semaphore::new(PEER_INBOUND_CONNECTIONS_MAX));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!("peer accept failed: {error}");
+                runtime
+                    .sleep_until(runtime.now() + ACCEPT_RETRY_DELAY)
+                    .await;
+                continue;
+            }
+        };
+        if node.is_closed() {
+            return; // The node loop has stopped: stop accepting.
+        }
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(
+                "closing peer connection from {peer}: {PEER_INBOUND_CONNECTIONS_MAX} open"
+            );
+            continue;
+        };
+        let cluster_id = cluster_id.clone();
+        let node = node.clone();
+        runtime.spawn(async move {
+            let mut stream = stream;
+            if let Err(reason) = read_inbound(&mut stream, &cluster_id, &node).await {
+                tracing::warn!("closing peer connection from {peer}: {reason}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Read one inbound connection: the hello, then messages until EOF. `Ok` on a clean end
+/// (EOF, or the node loop stopped); `Err` names the protocol violation.
+async fn read_inbound<Rd: AsyncRead + Unpin>(
+    stream: &mut Rd,
+    cluster_id: &str,
+    node: &mpsc::Sender<NodeInput>,
+) -> Result<(), String> {
+    let Some(hello) = read_frame(stream, PEER_HELLO_BYTES_MAX).await? else {
+        return Ok(());
+    };
+    let hello = PeerHello::decode_checked(&hello, cluster_id)
+        .map_err(|error| format!("hello refused: {error}"))?;
+    let from = hello.node_id;
+    tracing::debug!("peer connection from node {from}");
+    while let Some(frame) = read_frame(stream, PEER_FRAME_BYTES_MAX).await? {
+        let message = PeerMessage::decode(&frame)
+            .map_err(|error| format!("node {from} sent a bad frame: {error}"))?;
+        if node.send(NodeInput::Peer { from, message }).await.is_err() {
+            return Ok(()); // The node loop has stopped; the process is exiting.
+        }
+    }
+    Ok(())
+}
+
+/// Read one length-prefixed frame; `Ok(None)` on a clean EOF before its first byte.
+async fn read_frame<Rd: AsyncRead + Unpin>(
+    stream: &mut Rd,
+    bytes_max: usize,
+) -> Result<Option<Vec<u8>>, String> {
+    let mut prefix = [0u8; 4];
+    let mut filled = 0;
+    while filled < prefix.len() {
+        match stream.read(&mut prefix[filled..]).await {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err("connection closed inside a frame header".to_owned()),
+            Ok(read) => filled += read,
+            Err(error) => return Err(format!("read failed: {error}")),
+        }
+    }
+    let length = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
+    if length > bytes_max {
+        return Err(format!("frame of {length} bytes exceeds {bytes_max}"));
+    }
+    let mut payload = vec![0u8; length];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|error| format!("read failed inside a frame: {error}"))?;
+    Ok(Some(payload))
+}
+
+/// The outgoing side: one bounded queue and task per destination node, created on the
+/// first message to it. Owned by the node loop.
+pub struct PeerLinks<R, S> {
+    runtime: R,
+    storage: S,
+    /// The encoded hello every outgoing connection opens with.
+    hello: Arc<Vec<u8>>,
+    links: BTreeMap<i32, Link>,
+    /// Where outgoing tasks report failed storage reads (the node loop poisons the node).
+    read_failures: mpsc::Sender<String>,
+    /// Messages dropped because a destination's queue was full.
+    dropped_count: u64,
+}
+
+/// The node loop's handle on one destination's task.
+struct Link {
+    addr: String,
+    queue: mpsc::Sender<PeerMessage>,
+}
+
+impl<R: Runtime, S: StorageDriver> PeerLinks<R, S> {
+    /// Links of node `node_id` in cluster `cluster_id`; failed reads go to `read_failures`.
+    pub fn new(
+        runtime: R,
+        storage: S,
+        cluster_id: &str,
+        node_id: i32,
+        read_failures: mpsc::Sender<String>,
+    ) -> PeerLinks<R, S> {
+        PeerLinks {
+            runtime,
+            storage,
+            hello: Arc::new(PeerHello::new(cluster_id, node_id).encode()),
+            links: BTreeMap::new(),
+            read_failures,
+            dropped_count: 0,
+        }
+    }
+
+    /// Queue `message` for node `to` at `addr`. Never waits: a full queue drops the message.
+    pub fn send(&mut self, to: i32, addr: &str, message: PeerMessage) {
+        // A new address (a broker re-registered elsewhere) replaces the link; the old task
+        // ends once its queue is drained and closed.
+        let stale = self
+            .links
+            .get(&to)
+            .is_some_and(|link| link.addr != addr || link.queue.is_closed());
+        if stale {
+            self.links.remove(&to);
+        }
+        let link = self.links.entry(to).or_insert_with(|| {
+            let (queue, messages) = mpsc::channel(PEER_QUEUE_FRAMES_MAX);
+            let task = OutgoingTask {
+                runtime: self.runtime.clone(),
+                storage: self.storage.clone(),
+                to,
+                addr: addr.to_owned(),
+                hello: Arc::clone(&self.hello),
+                read_failures: self.read_failures.clone(),
+            };
+            self.runtime.spawn(task.run(messages));
+            Link {
+                addr: addr.to_owned(),
+                queue,
+            }
+        });
+        if let Err(error) = link.queue.try_send(message) {
+            self.dropped_count += 1;
+            if self.dropped_count % DROP_LOG_EVERY == 1 {
+                tracing::warn!(
+                    "peer message to node {to} dropped ({}): {} dropped so far",
+                    match error {
+                        mpsc::error::TrySendError::Full(_) => "queue full",
+                        mpsc::error::TrySendError::Closed(_) => "link closed",
+                    },
+                    self.dropped_count
+                );
+            }
+        }
+    }
+
+    /// Messages dropped so far because a destination's queue was full or closed.
+    pub fn dropped_count(&self) -> u64 {
+        self.dropped_count
+    }
+}
+
+/// One destination's sender: dial, say hello, write queued messages in order; redial
+/// with capped backoff when the connection breaks.
+struct OutgoingTask<R, S> {
+    runtime: R,
+    storage: S,
+    to: i32,
+    addr: String,
+    hello: Arc<Vec<u8>>,
+    read_failures: mpsc::Sender<String>,
+}
+
+impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
+    /// Run until the node loop drops the queue's sender.
+    async fn run(self, mut messages: mpsc::Receiver<PeerMessage>) {
+        let mut delay = RECONNECT_DELAY_MIN;
+        loop {
+            if messages.is_closed() && messages.is_empty() {
+                return;
+            }
+            let Some(mut stream) = self.dial().await else {
+                self.pause(delay).await;
+                delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+                continue;
+            };
+            match self.write_messages(&mut stream, &mut messages).await {
+                WriteEnd::QueueClosed => return,
+                WriteEnd::Broken(reason) => {
+                    tracing::info!(
+                        "peer connection to node {} at {}: {reason}",
+                        self.to,
+                        self.addr
+                    );
+                    // A connection that carried traffic restarts the backoff.
+                    delay = RECONNECT_DELAY_MIN;
+                    self.pause(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Connect (bounded by [`CONNECT_TIMEOUT`]) and send the hello.
+    async fn dial(&self) -> Option<R::Stream> {
+        let deadline = self
+            .runtime
+            .sleep_until(self.runtime.now() + CONNECT_TIMEOUT);
+        let connected = tokio::select! {
+            biased;
+            connected = self.runtime.connect(&self.addr) => connected,
+            () = deadline => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")),
+        };
+        let mut stream = match connected {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!("cannot dial node {} at {}: {error}", self.to, self.addr);
+                return None;
+            }
+        };
+        let mut frame = Vec::with_capacity(4 + self.hello.len());
+        push_frame(&mut frame, &self.hello);
+        if let Err(error) = stream.write_all(&frame).await {
+            tracing::debug!("hello to node {} at {} failed: {error}", self.to, self.addr);
+            return None;
+        }
+        tracing::debug!("peer connection to node {} at {}", self.to, self.addr);
+        Some(stream)
+    }
+
+    /// Write queued messages until the queue closes or the connection breaks. Consecutive
+    /// queued messages are coalesced into one write.
+    async fn write_messages<W: AsyncWrite + Unpin>(
+        &self,
+        stream: &mut W,
+        messages: &mut mpsc::Receiver<PeerMessage>,
+    ) -> WriteEnd {
+        let mut buffer = Vec::new();
+        loop {
+            let Some(message) = messages.recv().await else {
+                let _ = stream.shutdown().await;
+                return WriteEnd::QueueClosed;
+            };
+            buffer.clear();
+            let mut next = Some(message);
+            let mut frame_count = 0;
+            while let Some(message) = next.take() {
+                self.append(&mut buffer, message);
+                frame_count += 1;
+                if frame_count < WRITE_COALESCE_FRAMES_MAX
+                    && buffer.len() < WRITE_COALESCE_BYTES_MAX
+                {
+                    next = messages.try_recv().ok();
+                }
+            }
+            if buffer.is_empty() {
+                continue;
+            }
+            if let Err(error) = stream.write_all(&buffer).await {
+                return WriteEnd::Broken(format!("write failed: {error}"));
+            }
+            if let Err(error) = stream.flush().await {
+                return WriteEnd::Broken(format!("flush failed: {error}"));
+            }
+        }
+    }
+
+    /// Resolve the message's reads, encode it and append its frame; a message that cannot
+    /// be sent is dropped (after reporting a failed read, which poisons the node).
+    fn append(&self, buffer: &mut Vec<u8>, mut message: PeerMessage) {
+        if let Err(error) = message.resolve_reads(&self.storage) {
+            let reason = format!("storage read for node {} failed: {error}", self.to);
+            tracing::error!("{reason}");
+            // One report poisons the node; later ones may be dropped.
+            let _ = self.read_failures.try_send(reason);
+            return;
+        }
+        let payload = message.encode();
+        if payload.len() > PEER_FRAME_BYTES_MAX {
+            tracing::error!(
+                "peer message to node {} of {} bytes exceeds {PEER_FRAME_BYTES_MAX}; dropped",
+                self.to,
+                payload.len()
+            );
+            return;
+        }
+        push_frame(buffer, &payload);
+    }
+
+    async fn pause(&self, delay: Duration) {
+        self.runtime.sleep_until(self.runtime.now() + delay).await;
+    }
+}
+
+/// Why an outgoing connection stopped being written.
+enum WriteEnd {
+    /// The node loop dropped the link: stop for good.
+    QueueClosed,
+    /// The connection broke: redial.
+    Broken(String),
+}
+
+/// Append a length-prefixed frame. The caller checked `payload.len()` against the bound.
+fn push_frame(buffer: &mut Vec<u8>, payload: &[u8]) {
+    let length = u32::try_from(payload.len()).expect("frames are bounded far below 4 GiB");
+    buffer.extend_from_slice(&length.to_be_bytes());
+    buffer.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    // Goal: framing refuses oversize and truncated frames and round-trips good ones; the
+    // hello gate closes on a foreign cluster; bind addresses follow the documented rule.
+    // Method: drive the reader over in-memory duplex pipes.
+    use super::*;
+
+    #[test]
+    fn bind_address_rule() {
+        assert_eq!(bind_address("127.0.0.1:19092"), "127.0.0.1:19092");
+        assert_eq!(bind_address("0.0.0.0:19092"), "0.0.0.0:19092");
+        assert_eq!(bind_address("[::1]:19092"), "[::1]:19092");
+        assert_eq!(bind_address("node3:19092"), "0.0.0.0:19092");
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip_and_bounds_hold() {
+        let (mut near, mut far) = tokio::io::duplex(1 << 16);
+        let mut bytes = Vec::new();
+        push_frame(&mut bytes, b"hello");
+        bytes.extend_from_slice(&100u32.to_be_bytes());
+        near.write_all(&bytes).await.expect("write");
+        assert_eq!(read_frame(&mut far, 10).await, Ok(Some(b"hello".to_vec())));
+        let error = read_frame(&mut far, 10).await.expect_err("oversize");
+        assert!(error.contains("exceeds"), "{error}");
+        drop(near);
+        assert_eq!(read_frame(&mut far, 10).await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn inbound_checks_hello_and_forwards_messages() {
+        let (node, mut inputs) = mpsc::channel(8);
+        // A foreign cluster's hello closes the connection before any message.
+        let (mut near, mut far) = tokio::io::duplex(1 << 16);
+        let mut bytes = Vec::new();
+        push_frame(&mut bytes, &PeerHello::new("other", 2).encode());
+        near.write_all(&bytes).await.expect("write");
+        let error = read_inbound(&mut far, "mine", &node)
+            .await
+            .expect_err("refused");
+        assert!(error.contains("hello refused"), "{error}");
+
+        let (mut near, mut far) = tokio::io::duplex(1 << 16);
+        let message = PeerMessage::AutoCreate {
+            names: vec!["t".to_owned()],
+        };
+        let mut bytes = Vec::new();
+        push_frame(&mut bytes, &PeerHello::new("mine", 2).encode());
+        push_frame(&mut bytes, &message.encode());
+        push_frame(&mut bytes, &[250, 1, 2]);
+        near.write_all(&bytes).await.expect("write");
+        let error = read_inbound(&mut far, "mine", &node)
+            .await
+            .expect_err("bad frame");
+        assert!(error.contains("bad frame"), "{error}");
+        match inputs.try_recv() {
+            Ok(NodeInput::Peer { from, message: got }) => {
+                assert_eq!(from, 2);
+                assert_eq!(got, message);
+            }
+            other => panic!("expected a peer input, got {other:?}"),
+        }
+    }
+}
