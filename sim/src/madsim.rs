@@ -39,6 +39,17 @@ fn ip(last: u8) -> IpAddr {
 
 /// Run one seed of one workload under madsim.
 pub fn run(seed: u64, workload: Workload) -> RunOutcome {
+    if workload.spec().cluster_nodes > 0 {
+        let why = format!("{} runs on turmoil only (--sim turmoil)", workload.name());
+        return RunOutcome::judge(
+            "madsim",
+            seed,
+            workload,
+            weir_jepsen::History::default(),
+            vec![why],
+            Vec::new(),
+        );
+    }
     let mut config = madsim::Config::default();
     config.net.send_latency = latency_normal();
     // Debugging aid: madsim's and the broker's tracing, stamped with simulated time.
@@ -61,17 +72,6 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
 #[allow(clippy::disallowed_methods)]
 async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     let spec = workload.spec();
-    if spec.cluster_nodes > 0 {
-        let why = format!("{} runs on turmoil only (--sim turmoil)", workload.name());
-        return RunOutcome::judge(
-            "madsim",
-            seed,
-            workload,
-            weir_jepsen::History::default(),
-            vec![why],
-            Vec::new(),
-        );
-    }
     let handle = Handle::current();
     let net = NetSim::current();
     net.add_dns_record(BROKER_HOST, ip(1));

@@ -41,6 +41,11 @@ pub(crate) fn run(records: u64) -> Result<()> {
     let _ = broker.wait();
     let _ = fs::remove_dir_all(&data_dir);
     let mut sections = result?;
+    // Replication: a 3-node cluster on this machine, RF=3, min.insync.replicas=2, acks=all,
+    // once with followers counting only fsynced data (Weir's default) and once Kafka's way.
+    for mode in ["isr-fsync", "isr-memory"] {
+        sections.extend(run_cluster_suite(&weir, &load, mode, records)?);
+    }
     // The machine is shared: say how busy it was, so a noisy run is recognisable as one.
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     sections.insert(
@@ -241,6 +246,104 @@ pub(crate) fn checker_scale_run(ops: usize) -> Result<()> {
         report.valid
     );
     Ok(())
+}
+
+/// Three nodes on 127.0.0.1, RF=3 topic, acks=all throughput and latency at 5 k/s.
+fn run_cluster_suite(
+    weir: &Path,
+    load: &Path,
+    mode: &str,
+    records: u64,
+) -> Result<Vec<(String, String)>> {
+    let base = std::env::temp_dir().join(format!("weir-bench-cluster-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    fs::create_dir_all(&base)?;
+    let kafka: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
+    let peer: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
+    let voters = (0..3)
+        .map(|i| format!("{}@127.0.0.1:{}", i + 1, peer[i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let config = base.join("weir.toml");
+    fs::write(&config, format!("weir.acks.all.durability = \"{mode}\"\n"))?;
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let child = Command::new(weir)
+            .args(["serve", "--node-id", &(i + 1).to_string()])
+            .args(["--listen", &format!("127.0.0.1:{}", kafka[i])])
+            .arg("--data-dir")
+            .arg(base.join(format!("n{}", i + 1)))
+            .args(["--controller-listen", &format!("127.0.0.1:{}", peer[i])])
+            .args(["--voters", &voters, "--gateway", "off"])
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting a cluster node")?;
+        nodes.push(child);
+    }
+    let bootstrap = kafka
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let result = (|| -> Result<Vec<(String, String)>> {
+        // The quorum elects and the brokers register within a few seconds; retry creation.
+        let topic = format!("bench-{mode}");
+        let started = Instant::now();
+        loop {
+            let status = Command::new(weir)
+                .args(["topic", "create", &topic, "--partitions", "2"])
+                .args([
+                    "--replication-factor",
+                    "3",
+                    "--config",
+                    "min.insync.replicas=2",
+                ])
+                .args(["--bootstrap-server", &format!("127.0.0.1:{}", kafka[0])])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if status.success() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("cluster did not accept the topic within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let mut sections = Vec::new();
+        let count = records.to_string();
+        for run in [
+            args(&["produce", &bootstrap, &topic, &count, "100", "all"]),
+            args(&["produce", &bootstrap, &topic, "25000", "100", "all", "5000"]),
+        ] {
+            let shown = format!(
+                "rdkafka_load {}  # 3-node cluster, RF=3, min.insync.replicas=2, \
+                 weir.acks.all.durability={mode}",
+                run.join(" ")
+            );
+            eprintln!("==> {shown}");
+            let output = Command::new(load)
+                .args(&run)
+                .stderr(Stdio::inherit())
+                .output()?;
+            let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+            if !output.status.success() {
+                bail!("`{shown}` failed ({}): {stdout}", output.status);
+            }
+            sections.push((shown, stdout));
+        }
+        Ok(sections)
+    })();
+    for mut node in nodes {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+    let _ = fs::remove_dir_all(&base);
+    result
 }
 
 fn args(items: &[&str]) -> Vec<String> {

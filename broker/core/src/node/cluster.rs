@@ -53,6 +53,8 @@ const REFUSED_RETRY_MS: u64 = 100;
 const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
 /// A pending ISR change is re-sent to the controller after this long.
 const ALTER_ISR_RETRY_MS: u64 = 1_000;
+/// How often a leader looks for followers that fell out of sync.
+const LEADER_CHECK_MS: u64 = 250;
 /// How often the controller looks for offline partitions and expired sessions.
 const CONTROLLER_CHECK_MS: u64 = 200;
 
@@ -169,6 +171,8 @@ pub(super) struct ClusterState {
     sessions: BTreeMap<i32, Instant>,
     registered_at: BTreeMap<i32, u64>,
     next_controller_check: Instant,
+    /// When led partitions are next checked for lagging followers.
+    next_leader_check: Instant,
     next_rebalance: Instant,
     // Replication.
     pub replicas: BTreeMap<(Uuid, usize), Replica>,
@@ -176,6 +180,10 @@ pub(super) struct ClusterState {
     parked_fetches: Vec<ParkedReplicaFetch>,
     hw_waiters: BTreeMap<RequestId, HwWaiter>,
     admin_waiters: Vec<(u64, RequestId, ApiResponse)>,
+    /// Internal-topic appends of the current input, for the answer that waits on them.
+    internal_appends: Vec<(Uuid, usize, i64)>,
+    /// Time of the current input.
+    now: Instant,
 }
 
 impl ClusterState {
@@ -237,12 +245,15 @@ impl ClusterState {
             sessions: BTreeMap::new(),
             registered_at: BTreeMap::new(),
             next_controller_check: now.instant,
+            next_leader_check: now.instant,
             next_rebalance: now.instant,
             replicas: BTreeMap::new(),
             next_correlation: 1,
             parked_fetches: Vec::new(),
             hw_waiters: BTreeMap::new(),
             admin_waiters: Vec::new(),
+            internal_appends: Vec::new(),
+            now: now.instant,
         })
     }
 
@@ -370,6 +381,7 @@ impl Node {
         if self.poisoned.is_some() || self.cluster.is_none() {
             return;
         }
+        self.cluster_note_now(now);
         match message {
             PeerMessage::Raft(bytes) => match postcard::from_bytes::<RaftMessage>(&bytes) {
                 Ok(raft_message) => {
@@ -392,6 +404,44 @@ impl Node {
         }
         self.drive_cluster(now);
         self.flush_syncs();
+    }
+
+    /// Remember the time of the current input (deadlines of waiters parked by it).
+    pub(super) fn cluster_note_now(&mut self, now: Now) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.now = now.instant;
+            cluster.internal_appends.clear();
+        }
+    }
+
+    /// An internal-topic append (coordinator state) of the current input.
+    pub(super) fn note_internal_append(&mut self, topic_id: Uuid, index: usize, end: i64) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.internal_appends.push((topic_id, index, end));
+        }
+    }
+
+    /// Cluster mode: park a durable answer on the replication of this input's internal
+    /// appends; gives the answer back when there were none (or on a single node).
+    pub(super) fn respond_when_internal_replicated(
+        &mut self,
+        id: RequestId,
+        response: ApiResponse,
+    ) -> Option<(RequestId, ApiResponse)> {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return Some((id, response));
+        };
+        if cluster.internal_appends.is_empty() {
+            return Some((id, response));
+        }
+        let needs = std::mem::take(&mut cluster.internal_appends);
+        let now = Now::new(cluster.now, 0);
+        let timeout_ms = cluster
+            .config
+            .replica_lag_time_max_ms
+            .max(super::PRODUCE_TIMEOUT_MS_MIN);
+        self.respond_when_replicated(now, id, response, needs, timeout_ms);
+        None
     }
 
     /// A peer message this node sends itself (it is the controller).
@@ -422,7 +472,8 @@ impl Node {
         let cluster = self.cluster.as_ref()?;
         let raft = Instant::from_nanos(cluster.raft.next_deadline_ms().saturating_mul(1_000_000));
         let mut next = raft.min(cluster.next_heartbeat);
-        if cluster.raft.is_leader() {
+        // Only deadlines that the handlers move forward, or the driver would spin.
+        if cluster.is_active_controller() {
             next = next.min(cluster.next_controller_check);
         }
         for fetch in &cluster.parked_fetches {
@@ -438,12 +489,12 @@ impl Node {
                         Some((_, sent)) => sent.add_ms(PEER_RETRY_MS),
                         None => f.not_before,
                     };
-                    if f.fetch_after_sync.is_none() {
+                    if f.fetch_after_sync.is_none() && f.leader >= 0 {
                         next = next.min(at);
                     }
                 }
                 Replica::Leader(_) => {
-                    next = next.min(cluster.next_controller_check);
+                    next = next.min(cluster.next_leader_check);
                 }
             }
         }
@@ -1190,13 +1241,37 @@ impl Node {
         if !cluster.is_active_controller() {
             return;
         }
+        let live = cluster.image.live_brokers().len().clamp(1, 3) as i16;
         for name in names {
-            let request = weir_wire::domain::CreatableTopic {
-                name: name.clone(),
-                num_partitions: -1,
-                replication_factor: -1,
-                assignments: Vec::new(),
-                configs: Vec::new(),
+            let internal_partitions = match name.as_str() {
+                crate::group::offsets_log::OFFSETS_TOPIC => {
+                    Some(self.config.offsets_topic_num_partitions)
+                }
+                crate::txn_log::TXN_STATE_TOPIC => {
+                    Some(self.config.transaction_state_log_num_partitions)
+                }
+                _ => None,
+            };
+            let request = match internal_partitions {
+                // Internal topics: replicated like Kafka's (RF 3 or as many brokers as
+                // there are), never expiring (the leader compacts them).
+                Some(partitions) => weir_wire::domain::CreatableTopic {
+                    name: name.clone(),
+                    num_partitions: partitions,
+                    replication_factor: live,
+                    assignments: Vec::new(),
+                    configs: vec![
+                        ("retention.ms".into(), Some("-1".into())),
+                        ("retention.bytes".into(), Some("-1".into())),
+                    ],
+                },
+                None => weir_wire::domain::CreatableTopic {
+                    name: name.clone(),
+                    num_partitions: -1,
+                    replication_factor: -1,
+                    assignments: Vec::new(),
+                    configs: Vec::new(),
+                },
             };
             if let Ok(record) = self.plan_create_topic(&request) {
                 self.propose(vec![record]);
@@ -1287,6 +1362,10 @@ impl Node {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
+        if now.instant < cluster.next_leader_check {
+            return;
+        }
+        cluster.next_leader_check = now.instant.add_ms(LEADER_CHECK_MS);
         let lag_max = cluster.config.replica_lag_time_max_ms;
         let mut requests = Vec::new();
         for ((topic_id, index), replica) in cluster.replicas.iter_mut() {
@@ -2019,6 +2098,29 @@ impl Node {
         }
         for op in ops {
             self.emit(op);
+        }
+        if appended_any
+            && self
+                .topics
+                .get(&key.0)
+                .is_some_and(|t| t.name == crate::group::offsets_log::OFFSETS_TOPIC)
+        {
+            // Followers of a coordinator's partition keep its committed offsets current, so
+            // they can coordinate the moment they lead it.
+            if let Ok(records) =
+                weir_wire::records::decode_records(bytes::Bytes::copy_from_slice(bytes))
+            {
+                for record in records {
+                    let Some(k) = record.key.as_deref() else {
+                        continue;
+                    };
+                    if let Some((group, topic, partition, value)) =
+                        crate::group::offsets_log::decode(k, record.value.as_deref())
+                    {
+                        self.groups.replay(now, &group, (topic, partition), value);
+                    }
+                }
+            }
         }
         if appended_any {
             self.unsynced_partitions.insert(key);

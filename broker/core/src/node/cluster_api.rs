@@ -773,26 +773,57 @@ impl Node {
         );
     }
 
-    /// Cluster mode: the coordinator of a group or transactional id. Groups and
-    /// transactions are coordinated by a fixed voter chosen by hashing the key (their state
-    /// lives in that node's internal topics, which are not replicated yet).
-    pub(super) fn coordinator_for(&self, key: &str) -> Option<i32> {
-        let cluster = self.cluster.as_ref()?;
-        let mut voters: Vec<i32> = cluster.config.voters.iter().map(|v| v.id).collect();
-        voters.sort_unstable();
-        if voters.is_empty() {
-            return None;
+    /// Cluster mode: the coordinator of a group (`transaction == false`) or transactional
+    /// id: the leader of the key's partition of `__consumer_offsets` /
+    /// `__transaction_state`, as Kafka does. `Err` when the internal topic does not exist
+    /// yet (the controller is asked to create it) or the partition has no leader.
+    pub(super) fn coordinator_for(
+        &mut self,
+        key: &str,
+        transaction: bool,
+    ) -> Result<i32, ErrorCode> {
+        let name = if transaction {
+            crate::txn_log::TXN_STATE_TOPIC
+        } else {
+            crate::group::offsets_log::OFFSETS_TOPIC
+        };
+        let found = self.cluster.as_ref().and_then(|c| {
+            let id = *c.image.names.get(name)?;
+            let topic = c.image.topics.get(&id)?;
+            let count = i32::try_from(topic.partitions.len())
+                .ok()
+                .filter(|n| *n > 0)?;
+            let index = crate::group::offsets_log::partition_for(key, count);
+            Some(
+                topic
+                    .partitions
+                    .get(index as usize)
+                    .map_or(-1, |p| p.leader),
+            )
+        });
+        match found {
+            Some(leader) if leader >= 0 => Ok(leader),
+            Some(_) => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            None => {
+                self.cluster_auto_create(name);
+                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
         }
-        let slot = weir_wire::murmur2::partition_for_key(key.as_bytes(), voters.len() as i32);
-        voters.get(usize::try_from(slot).ok()?).copied()
     }
 
     /// Cluster mode: the group or transactional id a request is about, when this node is
     /// not its coordinator (the request is then answered NOT_COORDINATOR).
-    pub(super) fn foreign_coordinator_key(&self, request: &ApiRequest) -> bool {
+    pub(super) fn foreign_coordinator_key(&mut self, request: &ApiRequest) -> bool {
         if self.cluster.is_none() {
             return false;
         }
+        let transaction = matches!(
+            request,
+            ApiRequest::EndTxn(_)
+                | ApiRequest::AddOffsetsToTxn(_)
+                | ApiRequest::TxnOffsetCommit(_)
+                | ApiRequest::InitProducerId(_)
+        );
         let key = match request {
             ApiRequest::JoinGroup(r) => Some(r.group_id.as_str()),
             ApiRequest::SyncGroup(r) => Some(r.group_id.as_str()),
@@ -808,7 +839,10 @@ impl Node {
             ApiRequest::InitProducerId(r) => r.transactional_id.as_deref(),
             _ => None,
         };
-        key.is_some_and(|key| self.coordinator_for(key) != Some(self.config.node_id))
+        let Some(key) = key.map(str::to_string) else {
+            return false;
+        };
+        self.coordinator_for(&key, transaction) != Ok(self.config.node_id)
     }
 
     /// `(id, host, port)` of a registered, unfenced broker.

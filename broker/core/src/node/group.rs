@@ -115,7 +115,9 @@ impl Node {
                 );
                 let (mut error, mut message) = (error, message);
                 if error.is_ok() && self.is_cluster() {
-                    match self.coordinator_for(key).and_then(|c| self.live_broker(c)) {
+                    let transaction = request.key_type == coordinator_type::TRANSACTION;
+                    let found = self.coordinator_for(key, transaction).ok();
+                    match found.and_then(|c| self.live_broker(c)) {
                         Some(found) => node = found,
                         None => {
                             error = ErrorCode::COORDINATOR_NOT_AVAILABLE;

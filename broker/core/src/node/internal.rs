@@ -37,7 +37,7 @@ use weir_wire::domain::ReadPlan;
 use weir_wire::error::ErrorCode;
 use weir_wire::records::{decode_records, encode_batch, BatchOptions, Record};
 
-use super::{Node, LEADER_EPOCH};
+use super::Node;
 use crate::group::offsets_log::{self, OFFSETS_TOPIC};
 use crate::meta;
 use crate::partition::BatchAppend;
@@ -96,6 +96,9 @@ impl Node {
     ) -> Result<(Uuid, usize), ErrorCode> {
         let topic_id = match self.topic_ids.get(name) {
             Some(topic_id) => *topic_id,
+            // Cluster mode: the controller creates internal topics (replicated); until this
+            // node has applied them the coordinator is not available.
+            None if self.is_cluster() => return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
             None => {
                 let room = self.topics.len() < super::TOPICS_MAX
                     && self.partition_count + partitions as usize <= super::PARTITIONS_MAX;
@@ -144,9 +147,11 @@ impl Node {
         let segment_bytes = topic.config.segment_bytes(&self.config);
         let log = (topic.partitions.get(index)).ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
         let base_offset = log.log_end_offset();
+        // Cluster mode: only the partition's leader (the coordinator) writes here.
+        let epoch = self.serving_epoch(topic_id, index)?;
         let mut batch = BytesMut::from(&batch[..]);
         set_base_offset(&mut batch, base_offset);
-        set_partition_leader_epoch(&mut batch, LEADER_EPOCH);
+        set_partition_leader_epoch(&mut batch, epoch);
         let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
         let append = BatchAppend {
             offset_count: records.len() as i64,
@@ -175,6 +180,7 @@ impl Node {
         });
         self.unsynced_partitions.insert((topic_id, index));
         self.compactions.candidates.insert((topic_id, index));
+        self.note_internal_append(topic_id, index, appended.last_offset + 1);
         Ok(())
     }
 

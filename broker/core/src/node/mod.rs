@@ -161,6 +161,7 @@ impl Node {
     /// Handle one client request. Its response comes out of [`Node::poll_output`], now or
     /// once its data is durable or its long poll is over.
     pub fn handle_request(&mut self, now: Now, id: RequestId, request: ApiRequest) {
+        self.cluster_note_now(now);
         // After a storage failure nothing is known durable: refuse everything, fast.
         if let Some(reason) = &self.poisoned {
             let message = format!("storage failed: {reason}");
@@ -231,6 +232,7 @@ impl Node {
         if self.poisoned.is_some() {
             return;
         }
+        self.cluster_note_now(now);
         // An expired fetch is answered with whatever is available, even below min_bytes.
         while let Some((id, parked)) = self.fetch_waiters.pop_expired(now.instant) {
             let evaluation = self.evaluate_fetch(&parked.request);
@@ -548,7 +550,12 @@ impl Node {
             self.respond(id, response);
             return;
         }
+        // Cluster mode: coordinator writes to replicated internal partitions are answered
+        // once the in-sync replicas have them (which implies this node's sync too).
         #[allow(unreachable_code)]
+        let Some((id, response)) = self.respond_when_internal_replicated(id, response) else {
+            return;
+        };
         let sync_id = match (self.sync.dirty, self.sync.in_flight) {
             (true, _) => self.sync.next_id,
             (false, Some(in_flight)) => in_flight,
