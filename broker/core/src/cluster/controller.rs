@@ -42,6 +42,19 @@ pub fn place_replicas(
 
 /// Choose a leader for `state` given who is live; `None` when no replica may lead.
 fn elect(image: &MetadataImage, state: &PartitionState, unclean: bool) -> Option<(i32, bool)> {
+    // PLANTED BUG (weir-sim's planted suite only): elect any live replica, in the ISR or
+    // not, without telling anyone the election was unclean.
+    #[cfg(feature = "planted-elect-outside-isr")]
+    {
+        let _ = unclean;
+        return state
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| image.is_live(*r))
+            .map(|leader| (leader, false));
+    }
+    #[allow(unreachable_code)]
     let clean = state
         .replicas
         .iter()

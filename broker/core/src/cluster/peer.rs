@@ -259,6 +259,32 @@ pub enum PeerMessage {
     EpochQuery(EpochQuery),
     /// Leader to follower.
     EpochReply(EpochReply),
+    /// Transaction coordinator to a partition leader: write this marker.
+    WriteMarker(MarkerRequest),
+    /// The leader's answer, once the marker is replicated (error 0) or refused.
+    MarkerReply {
+        /// From the request.
+        correlation: u64,
+        /// Kafka error code (0: none).
+        error: i16,
+    },
+}
+
+/// A transaction marker for a partition led by another broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkerRequest {
+    /// Echoed in the answer.
+    pub correlation: u64,
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Commit (true) or abort.
+    pub committed: bool,
 }
 
 impl PeerMessage {

@@ -53,6 +53,10 @@ const REFUSED_RETRY_MS: u64 = 100;
 const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
 /// A pending ISR change is re-sent to the controller after this long.
 const ALTER_ISR_RETRY_MS: u64 = 1_000;
+/// A transaction marker unanswered this long is sent again.
+const MARKER_RETRY_MS: u64 = 1_000;
+/// Bound on prepared transactions waiting for remote markers.
+const PENDING_MARKER_TXNS_MAX: usize = 16_384;
 /// How often a leader looks for followers that fell out of sync.
 const LEADER_CHECK_MS: u64 = 250;
 /// How often the controller looks for offline partitions and expired sessions.
@@ -180,6 +184,12 @@ pub(super) struct ClusterState {
     parked_fetches: Vec<ParkedReplicaFetch>,
     hw_waiters: BTreeMap<RequestId, HwWaiter>,
     admin_waiters: Vec<(u64, RequestId, ApiResponse)>,
+    /// Prepared transactions waiting for remote markers: id -> (correlation -> partition),
+    /// and when the markers were last sent.
+    pending_markers: BTreeMap<String, (BTreeMap<u64, (String, i32)>, Instant)>,
+    /// Markers written for a coordinator, answered once replicated:
+    /// (coordinator, correlation, topic, partition index, end offset).
+    marker_waiters: Vec<(i32, u64, Uuid, usize, i64)>,
     /// Internal-topic appends of the current input, for the answer that waits on them.
     internal_appends: Vec<(Uuid, usize, i64)>,
     /// Time of the current input.
@@ -254,6 +264,8 @@ impl ClusterState {
             admin_waiters: Vec::new(),
             internal_appends: Vec::new(),
             now: now.instant,
+            pending_markers: BTreeMap::new(),
+            marker_waiters: Vec::new(),
         })
     }
 
@@ -401,6 +413,10 @@ impl Node {
             PeerMessage::FetchReply(reply) => self.on_fetch_reply(now, from, reply),
             PeerMessage::EpochQuery(query) => self.on_epoch_query(from, query),
             PeerMessage::EpochReply(reply) => self.on_epoch_reply(now, from, reply),
+            PeerMessage::WriteMarker(request) => self.on_write_marker(now, from, request),
+            PeerMessage::MarkerReply { correlation, error } => {
+                self.on_marker_reply(now, correlation, error)
+            }
         }
         self.drive_cluster(now);
         self.flush_syncs();
@@ -463,6 +479,7 @@ impl Node {
         self.controller_checks(now);
         self.leader_checks(now);
         self.follower_sends(now);
+        self.resend_markers(now);
         self.expire_cluster_waiters(now);
         self.drive_cluster(now);
     }
@@ -481,6 +498,9 @@ impl Node {
         }
         for waiter in cluster.hw_waiters.values() {
             next = next.min(waiter.deadline);
+        }
+        for (_, sent) in cluster.pending_markers.values() {
+            next = next.min(sent.add_ms(MARKER_RETRY_MS));
         }
         for replica in cluster.replicas.values() {
             match replica {
@@ -1698,6 +1718,7 @@ impl Node {
     }
 
     fn release_hw_waiters(&mut self) {
+        self.release_marker_waiters();
         let Some(cluster) = self.cluster.as_ref() else {
             return;
         };
@@ -1826,6 +1847,224 @@ impl Node {
             _ => reply.error = ErrorCode::NOT_LEADER_OR_FOLLOWER.0,
         }
         self.send_peer(from, PeerMessage::EpochReply(reply));
+    }
+
+    // ---- transaction markers for partitions led elsewhere ----------------------------------
+
+    /// Coordinator: ask each partition's leader to write `txn`'s marker.
+    pub(super) fn send_remote_markers(
+        &mut self,
+        now: Now,
+        txn: &crate::txn::TxnMetadata,
+        partitions: Vec<(String, i32)>,
+    ) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if cluster.pending_markers.len() >= PENDING_MARKER_TXNS_MAX {
+            tracing::warn!(id = %txn.transactional_id, "too many transactions awaiting markers");
+        }
+        let mut waiting = BTreeMap::new();
+        for partition in partitions {
+            let correlation = cluster.correlation();
+            waiting.insert(correlation, partition);
+        }
+        cluster
+            .pending_markers
+            .insert(txn.transactional_id.clone(), (waiting, now.instant));
+        self.send_markers_of(&txn.transactional_id.clone());
+    }
+
+    fn send_markers_of(&mut self, transactional_id: &str) {
+        let Some(txn) = self.txns.txns.get(transactional_id).cloned() else {
+            return;
+        };
+        let committed = txn.state == crate::txn::TxnState::PrepareCommit;
+        let Some((waiting, _)) = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.pending_markers.get(transactional_id))
+            .cloned()
+        else {
+            return;
+        };
+        for (correlation, (topic, partition)) in waiting {
+            let leader = self
+                .partition_leadership(&topic, partition)
+                .map(|(l, _, _)| l);
+            let request = crate::cluster::peer::MarkerRequest {
+                correlation,
+                topic,
+                partition,
+                producer_id: txn.producer_id,
+                producer_epoch: txn.producer_epoch,
+                committed,
+            };
+            match leader {
+                Some(leader) if leader == self.config.node_id => {
+                    self.on_write_marker(Now::new(self.cluster_now(), 0), leader, request)
+                }
+                Some(leader) if leader >= 0 => {
+                    self.send_peer(leader, PeerMessage::WriteMarker(request))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn cluster_now(&self) -> Instant {
+        self.cluster
+            .as_ref()
+            .map_or(Instant::from_nanos(0), |c| c.now)
+    }
+
+    fn resend_markers(&mut self, now: Now) {
+        let due: Vec<String> = self
+            .cluster
+            .as_ref()
+            .map(|c| {
+                c.pending_markers
+                    .iter()
+                    .filter(|(_, (_, sent))| {
+                        now.instant.saturating_duration_since(*sent).as_millis() as u64
+                            >= MARKER_RETRY_MS
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in due {
+            if let Some((_, sent)) = self
+                .cluster
+                .as_mut()
+                .and_then(|c| c.pending_markers.get_mut(&id))
+            {
+                *sent = now.instant;
+            }
+            self.send_markers_of(&id);
+        }
+    }
+
+    /// Leader: write a coordinator's marker, answer once the ISR has it.
+    fn on_write_marker(
+        &mut self,
+        now: Now,
+        from: i32,
+        request: crate::cluster::peer::MarkerRequest,
+    ) {
+        let reply_error = |code: ErrorCode| PeerMessage::MarkerReply {
+            correlation: request.correlation,
+            error: code.0,
+        };
+        if !self.leads(&request.topic, request.partition) {
+            let message = reply_error(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+            self.reply_marker(from, message);
+            return;
+        }
+        match self.write_marker(
+            now,
+            &request.topic,
+            request.partition,
+            request.producer_id,
+            request.producer_epoch,
+            request.committed,
+        ) {
+            Ok(()) => {
+                let Some(&topic_id) = self.topic_ids.get(&request.topic) else {
+                    return;
+                };
+                let index = request.partition as usize;
+                let end = self
+                    .topics
+                    .get(&topic_id)
+                    .and_then(|t| t.partitions.get(index))
+                    .map_or(0, |l| l.log_end_offset());
+                if let Some(cluster) = self.cluster.as_mut() {
+                    cluster
+                        .marker_waiters
+                        .push((from, request.correlation, topic_id, index, end));
+                }
+                self.release_marker_waiters();
+            }
+            Err(code) => {
+                let message = reply_error(code);
+                self.reply_marker(from, message);
+            }
+        }
+    }
+
+    fn reply_marker(&mut self, to: i32, message: PeerMessage) {
+        if to == self.config.node_id {
+            if let PeerMessage::MarkerReply { correlation, error } = message {
+                let now = Now::new(self.cluster_now(), 0);
+                self.on_marker_reply(now, correlation, error);
+            }
+        } else {
+            self.send_peer(to, message);
+        }
+    }
+
+    fn release_marker_waiters(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if cluster.marker_waiters.is_empty() {
+            return;
+        }
+        let waiters = std::mem::take(&mut cluster.marker_waiters);
+        let mut kept = Vec::new();
+        let mut done = Vec::new();
+        for waiter in waiters {
+            let (_, _, topic_id, index, end) = waiter;
+            let hw = self
+                .topics
+                .get(&topic_id)
+                .and_then(|t| t.partitions.get(index))
+                .map(|l| l.high_watermark());
+            match hw {
+                Some(hw) if hw >= end => done.push(waiter),
+                Some(_) => kept.push(waiter),
+                None => {}
+            }
+        }
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.marker_waiters = kept;
+        }
+        for (from, correlation, ..) in done {
+            self.reply_marker(
+                from,
+                PeerMessage::MarkerReply {
+                    correlation,
+                    error: 0,
+                },
+            );
+        }
+    }
+
+    /// Coordinator: a marker is written (or refused: retried on the timer).
+    fn on_marker_reply(&mut self, now: Now, correlation: u64, error: i16) {
+        if error != 0 {
+            return;
+        }
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let mut finished = None;
+        for (id, (waiting, _)) in cluster.pending_markers.iter_mut() {
+            if waiting.remove(&correlation).is_some() {
+                if waiting.is_empty() {
+                    finished = Some(id.clone());
+                }
+                break;
+            }
+        }
+        let Some(id) = finished else {
+            return;
+        };
+        cluster.pending_markers.remove(&id);
+        if let Some(txn) = self.txns.txns.get(&id).cloned() {
+            self.complete_transaction(now, txn);
+        }
     }
 
     // ---- replication: follower side --------------------------------------------------------

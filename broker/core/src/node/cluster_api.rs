@@ -448,9 +448,17 @@ impl Node {
                 rack: None,
             })
             .collect();
+        // Only a controller clients can reach (listed, unfenced) is named; otherwise -1 and
+        // clients ask again.
         let controller = cluster
             .controller()
-            .filter(|c| cluster.image.brokers.get(c).is_some_and(|b| b.broker_role))
+            .filter(|c| {
+                cluster
+                    .image
+                    .brokers
+                    .get(c)
+                    .is_some_and(|b| b.broker_role && !b.fenced)
+            })
             .unwrap_or(-1);
         Some((brokers, controller))
     }

@@ -181,6 +181,7 @@ impl Node {
         self.unsynced_partitions.insert((topic_id, index));
         self.compactions.candidates.insert((topic_id, index));
         self.note_internal_append(topic_id, index, appended.last_offset + 1);
+        self.wake_replica_fetches(topic_id, index);
         Ok(())
     }
 

@@ -519,9 +519,16 @@ impl Node {
 
     /// Write the markers (and on commit the offsets) of a prepared transaction, then
     /// complete it.
-    fn finish_transaction(&mut self, now: Now, mut txn: TxnMetadata) {
+    fn finish_transaction(&mut self, now: Now, txn: TxnMetadata) {
         let committed = txn.state == TxnState::PrepareCommit;
+        let mut remote = Vec::new();
         for (topic, partition) in &txn.partitions {
+            // Cluster mode: partitions led elsewhere get their marker from their leader;
+            // the transaction stays prepared until every one is acknowledged.
+            if self.is_cluster() && !self.leads(topic, *partition) {
+                remote.push((topic.clone(), *partition));
+                continue;
+            }
             let result = self.write_marker(
                 now,
                 topic,
@@ -540,6 +547,17 @@ impl Node {
                 );
             }
         }
+        if !remote.is_empty() {
+            self.send_remote_markers(now, &txn, remote);
+            return;
+        }
+        self.complete_transaction(now, txn);
+    }
+
+    /// Every marker of a prepared transaction is written: commit its offsets (on commit)
+    /// and mark it complete.
+    pub(super) fn complete_transaction(&mut self, now: Now, mut txn: TxnMetadata) {
+        let committed = txn.state == TxnState::PrepareCommit;
         if committed {
             let mut by_group: BTreeMap<String, Vec<PendingOffset>> = BTreeMap::new();
             for offset in std::mem::take(&mut txn.pending_offsets) {
@@ -602,7 +620,7 @@ impl Node {
     }
 
     /// Append a marker to a partition and update its transaction index.
-    fn write_marker(
+    pub(super) fn write_marker(
         &mut self,
         now: Now,
         topic: &str,
@@ -623,9 +641,10 @@ impl Node {
         let topic = &self.topics[&topic_id];
         let segment_bytes = topic.config.segment_bytes(&self.config);
         let base_offset = topic.partitions[index].log_end_offset();
+        let epoch = self.serving_epoch(topic_id, index).unwrap_or(LEADER_EPOCH);
         let mut batch = BytesMut::from(&batch[..]);
         set_base_offset(&mut batch, base_offset);
-        set_partition_leader_epoch(&mut batch, LEADER_EPOCH);
+        set_partition_leader_epoch(&mut batch, epoch);
         let append = BatchAppend {
             offset_count: 1,
             bytes: batch.len() as u64,
@@ -653,6 +672,8 @@ impl Node {
             batch: batch.freeze(),
         });
         self.unsynced_partitions.insert((topic_id, index));
+        self.note_internal_append(topic_id, index, base_offset + 1);
+        self.wake_replica_fetches(topic_id, index);
         Ok(())
     }
 
@@ -823,6 +844,11 @@ impl Node {
         partition: i32,
     ) -> Result<(), (ErrorCode, String)> {
         let Some(txn) = self.txns.by_producer(header.producer_id) else {
+            // Cluster mode: the coordinator is usually another broker; the partition's
+            // producer state still fences old epochs (Kafka before KIP-890).
+            if self.is_cluster() {
+                return Ok(());
+            }
             let message = format!("producer {} has no transactional id", header.producer_id);
             return Err((ErrorCode::INVALID_PRODUCER_ID_MAPPING, message));
         };

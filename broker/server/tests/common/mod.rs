@@ -77,10 +77,16 @@ impl Process {
             .spawn()
             .expect("spawn weir");
         let stdout = child.stdout.take().expect("piped stdout");
+        // Other listeners (the WebSocket gateway) may announce themselves first.
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read startup line");
+        for _ in 0..8 {
+            line.clear();
+            reader.read_line(&mut line).expect("read startup line");
+            if line.starts_with("weir listening on ") {
+                break;
+            }
+        }
         let address = line
             .strip_prefix("weir listening on ")
             .and_then(|rest| rest.split_whitespace().next())
