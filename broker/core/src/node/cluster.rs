@@ -81,6 +81,10 @@ pub(super) fn is_cluster_meta_key(key: &[u8]) -> bool {
     key.starts_with(b"raft/") || key.starts_with(EPOCHS_PREFIX.as_bytes())
 }
 
+/// Markers of one prepared transaction still unacknowledged (correlation -> partition),
+/// and when they were last sent.
+type PendingMarkers = (BTreeMap<u64, (String, i32)>, Instant);
+
 /// A Raft ready whose writes wait for sync `sync_id`.
 #[derive(Debug)]
 struct RaftPending {
@@ -186,7 +190,7 @@ pub(super) struct ClusterState {
     admin_waiters: Vec<(u64, RequestId, ApiResponse)>,
     /// Prepared transactions waiting for remote markers: id -> (correlation -> partition),
     /// and when the markers were last sent.
-    pending_markers: BTreeMap<String, (BTreeMap<u64, (String, i32)>, Instant)>,
+    pending_markers: BTreeMap<String, PendingMarkers>,
     /// Markers written for a coordinator, answered once replicated:
     /// (coordinator, correlation, topic, partition index, end offset).
     marker_waiters: Vec<(i32, u64, Uuid, usize, i64)>,
