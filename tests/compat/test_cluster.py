@@ -466,3 +466,71 @@ def test_five_nodes_two_down_keep_accepting_acks_all(cluster_factory):
         strict.flush(30)
         assert outcome and outcome[0] is not None, f"{topic}[{starved[0]}] acknowledged acks=all with one live replica {live[starved[0]]}"
         assert re.search(r"NOT_ENOUGH_REPLICAS|timed out|MSG_TIMED_OUT", outcome[0]), outcome[0]
+
+
+def test_added_broker_takes_a_reassigned_replica_and_preferred_leadership(cluster_factory):
+    """Goal: a broker added to a running cluster (a non-voter: a Raft learner) becomes a
+    replica through AlterPartitionReassignments, catches up into the ISR, and becomes the
+    leader through a preferred ElectLeaders; no record is lost on the way.
+    Method: 3 voters, an RF=3 topic with records; start node 4 with the same voters; move
+    the partition to [4, a, b] with kafka-python's admin client (which speaks both APIs);
+    wait for the reassignment to finish; elect the preferred leader; read everything back
+    from the new leader and produce more with acks=all."""
+    from kafka import KafkaAdminClient
+    from kafka.structs import TopicPartition as KpTopicPartition
+
+    cluster = cluster_factory(3)
+    cluster.wait_formed()
+    topic = unique("grow")
+    create_topic(cluster, topic, partitions=1)
+    producer = ck_producer(cluster.bootstrap(), **{"acks": "all"})
+    for i in range(200):
+        producer.produce(topic, value=f"v{i}".encode())
+    assert producer.flush(30) == 0
+
+    # A fourth node: same voters, not one of them.
+    root = Path(cluster.nodes[1].data_dir).parent.parent / "node4"
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = root / "weir.toml"
+    config_path.write_text(CLUSTER_CONFIG)
+    node4 = ClusterNode(data_dir=root / "data", log_path=root / "weir.log", config_path=config_path, node_id=4)
+    node4.voters = cluster.nodes[1].voters
+    cluster.nodes[4] = node4
+    node4.start()
+    cluster.wait_formed(count=4)
+
+    before = partition_state(cluster.nodes[1].bootstrap, topic, 0)
+    kept = [r for r in before.replicas if r != before.leader][:2]
+    target = [4, *kept]
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap().split(","), request_timeout_ms=30000)
+    try:
+        admin.alter_partition_reassignments({KpTopicPartition(topic, 0): target})
+
+        def moved():
+            state = partition_state(cluster.nodes[1].bootstrap, topic, 0)
+            return sorted(state.replicas) == sorted(target) and sorted(state.isrs) == sorted(target)
+
+        wait_until(moved, ISR_TIMEOUT_S, f"{topic}-0 to move to {target} with all in sync")
+        ongoing = admin.list_partition_reassignments()
+        assert not ongoing.get(KpTopicPartition(topic, 0)), ongoing
+        state = partition_state(cluster.nodes[1].bootstrap, topic, 0)
+        assert state.replicas[0] == 4, state.replicas
+
+        # Preferred election: node 4 (first replica) leads.
+        from confluent_kafka import TopicPartition as CkTopicPartition
+        from confluent_kafka import ElectionType
+
+        ck = ck_admin(cluster.bootstrap())
+        ck.elect_leaders(ElectionType.PREFERRED, [CkTopicPartition(topic, 0)]).result(timeout=30)
+        wait_until(lambda: partition_state(cluster.nodes[2].bootstrap, topic, 0).leader == 4, LEADER_MOVE_TIMEOUT_S, "node 4 to lead")
+    finally:
+        admin.close()
+
+    log = read_partition(cluster.bootstrap(), topic, 0)
+    assert [v for _, v in log] == [f"v{i}".encode() for i in range(200)]
+    producer = ck_producer(cluster.bootstrap(), **{"acks": "all"})
+    for i in range(200, 300):
+        producer.produce(topic, value=f"v{i}".encode())
+    assert producer.flush(30) == 0
+    log = read_partition(cluster.bootstrap(), topic, 0)
+    assert [v for _, v in log] == [f"v{i}".encode() for i in range(300)]
