@@ -77,7 +77,11 @@ fdatasync'ed before the ack, with group commit). Load generators: `rdkafka_load`
 (bench/rdkafka_load.c over librdkafka, the client the targets are stated for) and\n\
 `weir bench` (the native Rust client). The machine is shared and noisy: compare ratios\n\
 to the loopback limit measured in the same run, not absolute numbers. Each section is\n\
-the command that ran and its output.\n";
+the command that ran and its output. The last sections run a 3-node cluster on the same\n\
+machine (three brokers, their replication and the load generator share the 2 cores):\n\
+acks=all with `weir.acks.all.durability = isr-fsync` (Weir's default: every in-sync\n\
+replica has fsynced before the ack) against `isr-memory` (Kafka's: followers count once\n\
+they hold the batch) is the cost of surviving a power loss of all replicas at once.\n";
 
 fn run_suite(
     weir: &Path,
