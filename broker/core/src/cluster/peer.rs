@@ -259,6 +259,22 @@ pub enum PeerMessage {
     EpochQuery(EpochQuery),
     /// Leader to follower.
     EpochReply(EpochReply),
+    /// A broker forwards an admin request to the active controller (KRaft's envelope):
+    /// the Kafka request frame (header + body, no length prefix) at the highest version
+    /// this build serves.
+    Forward {
+        /// Echoed in the answer.
+        correlation: u64,
+        /// The encoded request.
+        frame: Vec<u8>,
+    },
+    /// The controller's answer: the encoded response frame (header + body).
+    ForwardReply {
+        /// From the request.
+        correlation: u64,
+        /// The encoded response, or empty when the controller could not take it.
+        frame: Vec<u8>,
+    },
     /// Transaction coordinator to a partition leader: write this marker.
     WriteMarker(MarkerRequest),
     /// The leader's answer, once the marker is replicated (error 0) or refused.

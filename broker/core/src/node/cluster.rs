@@ -194,10 +194,16 @@ pub(super) struct ClusterState {
     /// Markers written for a coordinator, answered once replicated:
     /// (coordinator, correlation, topic, partition index, end offset).
     marker_waiters: Vec<(i32, u64, Uuid, usize, i64)>,
+    /// Admin requests this broker forwarded to the controller: correlation -> (client
+    /// request, its header, deadline, the request for an error answer).
+    pub forwarded: BTreeMap<u64, super::cluster_api::Forwarded>,
+    /// Forwarded requests this controller is handling: synthetic id -> (broker, correlation,
+    /// request header).
+    pub forwarded_in: BTreeMap<RequestId, (i32, u64, weir_wire::codec::RequestHeader)>,
     /// Internal-topic appends of the current input, for the answer that waits on them.
     internal_appends: Vec<(Uuid, usize, i64)>,
     /// Time of the current input.
-    now: Instant,
+    pub now: Instant,
 }
 
 impl ClusterState {
@@ -269,6 +275,8 @@ impl ClusterState {
             internal_appends: Vec::new(),
             now: now.instant,
             pending_markers: BTreeMap::new(),
+            forwarded: BTreeMap::new(),
+            forwarded_in: BTreeMap::new(),
             marker_waiters: Vec::new(),
         })
     }
@@ -286,7 +294,7 @@ impl ClusterState {
         self.raft.leader()
     }
 
-    fn correlation(&mut self) -> u64 {
+    pub(super) fn correlation(&mut self) -> u64 {
         self.next_correlation += 1;
         self.next_correlation
     }
@@ -418,6 +426,12 @@ impl Node {
             PeerMessage::EpochQuery(query) => self.on_epoch_query(from, query),
             PeerMessage::EpochReply(reply) => self.on_epoch_reply(now, from, reply),
             PeerMessage::WriteMarker(request) => self.on_write_marker(now, from, request),
+            PeerMessage::Forward { correlation, frame } => {
+                self.on_forward(now, from, correlation, frame)
+            }
+            PeerMessage::ForwardReply { correlation, frame } => {
+                self.on_forward_reply(correlation, frame)
+            }
             PeerMessage::MarkerReply { correlation, error } => {
                 self.on_marker_reply(now, correlation, error)
             }
@@ -484,6 +498,7 @@ impl Node {
         self.leader_checks(now);
         self.follower_sends(now);
         self.resend_markers(now);
+        self.expire_forwarded(now);
         self.expire_cluster_waiters(now);
         self.drive_cluster(now);
     }
@@ -502,6 +517,9 @@ impl Node {
         }
         for waiter in cluster.hw_waiters.values() {
             next = next.min(waiter.deadline);
+        }
+        for forwarded in cluster.forwarded.values() {
+            next = next.min(forwarded.deadline);
         }
         for (_, sent) in cluster.pending_markers.values() {
             next = next.min(sent.add_ms(MARKER_RETRY_MS));

@@ -24,9 +24,31 @@ use weir_wire::error::ErrorCode;
 use super::Node;
 use crate::cluster::controller;
 use crate::cluster::image::{MetaRecord, PartitionState};
+use crate::cluster::peer::PeerMessage;
 use crate::event::RequestId;
 use crate::time::Now;
 use crate::topic::is_internal_topic;
+
+/// Synthetic connection ids of requests forwarded by other brokers start here (the node
+/// answers them over the peer protocol, never through the driver).
+pub(super) const FORWARDED_CONN_BASE: u64 = 1 << 63;
+/// Bound on admin requests a broker has forwarded and not yet had answered.
+const FORWARDED_MAX: usize = 4_096;
+/// A forwarded request the controller has not answered in this long is timed out.
+const FORWARD_TIMEOUT_MS: u64 = 30_000;
+
+/// An admin request forwarded to the controller.
+#[derive(Debug, Clone)]
+pub(super) struct Forwarded {
+    /// The client's request.
+    pub id: RequestId,
+    /// The header it was encoded with (decodes the answer).
+    pub header: weir_wire::codec::RequestHeader,
+    /// When to give up.
+    pub deadline: crate::time::Instant,
+    /// For an error answer.
+    pub request: ApiRequest,
+}
 
 impl Node {
     /// Route the requests cluster mode answers differently; `Some` gives the request back.
@@ -50,6 +72,10 @@ impl Node {
             ApiRequest::CreatePartitions(r) if self.cluster.is_some() => {
                 self.cluster_create_partitions(id, r)
             }
+            ApiRequest::IncrementalAlterConfigs(r)
+                if self.not_controller(id, &ApiRequest::IncrementalAlterConfigs(r.clone())) => {}
+            ApiRequest::AlterConfigs(r)
+                if self.not_controller(id, &ApiRequest::AlterConfigs(r.clone())) => {}
             ApiRequest::IncrementalAlterConfigs(r) => {
                 let changes = r
                     .resources
@@ -209,20 +235,164 @@ impl Node {
         (results, last)
     }
 
+    /// Admin requests only the active controller decides. Elsewhere they are forwarded to
+    /// it (KRaft's envelope), or answered NOT_CONTROLLER when no controller is known.
+    /// Returns true when the request was taken care of here.
     fn not_controller(&mut self, id: RequestId, request: &ApiRequest) -> bool {
-        let active = self
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.is_active_controller());
-        if !active {
-            let response = super::errors::error_response(
+        let Some(cluster) = self.cluster.as_ref() else {
+            return false;
+        };
+        if cluster.is_active_controller() {
+            return false;
+        }
+        let controller = cluster.controller().filter(|c| *c != self.config.node_id);
+        let forwarded_here = id.conn >= FORWARDED_CONN_BASE;
+        match controller {
+            Some(controller) if !forwarded_here => self.forward(id, request, controller),
+            _ => {
+                let response = super::errors::error_response(
+                    request,
+                    ErrorCode::NOT_CONTROLLER,
+                    "this broker is not the active controller",
+                );
+                self.respond(id, response);
+            }
+        }
+        true
+    }
+
+    fn forward(&mut self, id: RequestId, request: &ApiRequest, controller: i32) {
+        let key = weir_wire::codec::api_key_of(request);
+        let refuse = |request: &ApiRequest| {
+            super::errors::error_response(
                 request,
                 ErrorCode::NOT_CONTROLLER,
                 "this broker is not the active controller",
-            );
-            self.respond(id, response);
+            )
+        };
+        let Some((_, version)) = weir_wire::codec::supported_range(key) else {
+            self.respond(id, refuse(request));
+            return;
+        };
+        let node_id = self.config.node_id;
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let correlation = cluster.correlation();
+        let header = weir_wire::codec::RequestHeader {
+            api_key: key,
+            api_version: version,
+            correlation_id: (correlation & 0x7fff_ffff) as i32,
+            client_id: Some(format!("weir-forward-{node_id}")),
+        };
+        let mut frame = bytes::BytesMut::new();
+        if weir_wire::codec::encode_request(&header, request, &mut frame).is_err()
+            || cluster.forwarded.len() >= FORWARDED_MAX
+        {
+            self.respond(id, refuse(request));
+            return;
         }
-        !active
+        let deadline = cluster.now.add_ms(FORWARD_TIMEOUT_MS);
+        cluster.forwarded.insert(
+            correlation,
+            Forwarded {
+                id,
+                header,
+                deadline,
+                request: request.clone(),
+            },
+        );
+        let frame = frame.get(4..).map(<[u8]>::to_vec).unwrap_or_default();
+        self.send_peer(controller, PeerMessage::Forward { correlation, frame });
+    }
+
+    /// Controller: handle a forwarded request as if a client had sent it.
+    pub(super) fn on_forward(&mut self, now: Now, from: i32, correlation: u64, frame: Vec<u8>) {
+        let decoded = weir_wire::codec::decode_request(bytes::Bytes::from(frame));
+        let Ok((header, weir_wire::codec::Decoded::Api(request))) = decoded else {
+            let reply = PeerMessage::ForwardReply {
+                correlation,
+                frame: Vec::new(),
+            };
+            self.send_peer(from, reply);
+            return;
+        };
+        let id = RequestId {
+            conn: FORWARDED_CONN_BASE + u64::from(from.unsigned_abs()),
+            seq: correlation,
+        };
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.forwarded_in.insert(id, (from, correlation, header));
+        }
+        self.handle_request(now, id, request);
+    }
+
+    /// Controller: the answer to a forwarded request goes back to its broker. Gives the
+    /// response back when `id` is not a forwarded request.
+    pub(super) fn answer_forwarded(
+        &mut self,
+        id: RequestId,
+        response: ApiResponse,
+    ) -> Option<(RequestId, ApiResponse)> {
+        if id.conn < FORWARDED_CONN_BASE {
+            return Some((id, response));
+        }
+        let (from, correlation, header) = self.cluster.as_mut()?.forwarded_in.remove(&id)?;
+        let mut out = bytes::BytesMut::new();
+        let frame = match weir_wire::codec::encode_response(&header, &response, &mut out) {
+            Ok(()) => out.get(4..).map(<[u8]>::to_vec).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        self.send_peer(from, PeerMessage::ForwardReply { correlation, frame });
+        None
+    }
+
+    /// Broker: the controller answered a forwarded request.
+    pub(super) fn on_forward_reply(&mut self, correlation: u64, frame: Vec<u8>) {
+        let Some(forwarded) = self
+            .cluster
+            .as_mut()
+            .and_then(|c| c.forwarded.remove(&correlation))
+        else {
+            return;
+        };
+        let decoded =
+            weir_wire::codec::decode_response(&forwarded.header, bytes::Bytes::from(frame));
+        let response = decoded.unwrap_or_else(|_| {
+            super::errors::error_response(
+                &forwarded.request,
+                ErrorCode::NOT_CONTROLLER,
+                "the controller could not take the forwarded request",
+            )
+        });
+        self.respond(forwarded.id, response);
+    }
+
+    /// Forwarded requests the controller did not answer in time.
+    pub(super) fn expire_forwarded(&mut self, now: Now) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let expired: Vec<u64> = cluster
+            .forwarded
+            .iter()
+            .filter(|(_, f)| f.deadline <= now.instant)
+            .map(|(c, _)| *c)
+            .collect();
+        for correlation in expired {
+            let forwarded = self
+                .cluster
+                .as_mut()
+                .and_then(|c| c.forwarded.remove(&correlation));
+            if let Some(forwarded) = forwarded {
+                let response = super::errors::error_response(
+                    &forwarded.request,
+                    ErrorCode::REQUEST_TIMED_OUT,
+                    "the controller did not answer the forwarded request",
+                );
+                self.respond(forwarded.id, response);
+            }
+        }
     }
 
     fn cluster_create(&mut self, id: RequestId, request: CreateTopicsRequest) {
@@ -459,7 +629,9 @@ impl Node {
                     .get(c)
                     .is_some_and(|b| b.broker_role && !b.fenced)
             })
-            .unwrap_or(-1);
+            // Brokers forward admin requests, so when the controller is not a broker
+            // clients are sent here (KRaft brokers name a random broker).
+            .unwrap_or(self.config.node_id);
         Some((brokers, controller))
     }
 
@@ -527,7 +699,7 @@ impl Node {
         let Some(controller) = self.cluster.as_ref().and_then(|c| c.controller()) else {
             return;
         };
-        let message = crate::cluster::peer::PeerMessage::AutoCreate {
+        let message = PeerMessage::AutoCreate {
             names: vec![name.to_string()],
         };
         if controller == node_id {

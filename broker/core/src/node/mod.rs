@@ -515,6 +515,10 @@ impl Node {
     }
 
     fn respond(&mut self, id: RequestId, response: ApiResponse) {
+        // Requests forwarded by another broker are answered over the peer protocol.
+        let Some((id, response)) = self.answer_forwarded(id, response) else {
+            return;
+        };
         self.outputs.push_back(Output::Respond { id, response });
     }
 
