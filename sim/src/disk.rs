@@ -125,6 +125,41 @@ impl SimDisk {
         self.lock().stats
     }
 
+    /// Ops applied since the last completed sync (what a crash now could lose).
+    pub fn unsynced(&self) -> usize {
+        self.lock().mem.unsynced_ops().len()
+    }
+
+    /// Every record the disk holds now (synced or not), per storage partition key: `(offset,
+    /// value)` in offset order. For the harness's replica comparison; never faulted.
+    pub fn records(&self) -> BTreeMap<u64, Vec<(i64, Option<Bytes>)>> {
+        let state = self.lock();
+        let Ok(logs) = state.mem.logs() else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for (partition_key, bounds) in logs {
+            let Some((start_offset, end_offset)) = bounds else {
+                continue;
+            };
+            let plan = ReadPlan {
+                partition_key,
+                start_offset,
+                end_offset,
+                max_bytes: u32::MAX,
+            };
+            let Ok(bytes) = state.mem.read(&plan) else {
+                continue;
+            };
+            let Ok(records) = weir_wire::records::decode_records(bytes) else {
+                continue;
+            };
+            let list = records.into_iter().map(|r| (r.offset, r.value)).collect();
+            out.insert(partition_key, list);
+        }
+        out
+    }
+
     /// Crash: apply a seeded fate to the ops not covered by a completed sync.
     pub fn crash(&self) -> CrashFate {
         let mut state = self.lock();

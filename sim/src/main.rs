@@ -8,15 +8,21 @@
 //! - `planted --max-seeds N`: look for the first failing seed (used with a planted bug
 //!   compiled in); exits 0 once one is found.
 //!
-//! The throughput measurement reads the real clock: this binary is the edge of the
-//! simulation, not part of it.
+//! Every run is watched by a wall-clock guard ([`Watchdog`]): a run that takes longer than
+//! `WEIR_SIM_RUN_WALL_MAX_S` real seconds (default [`RUN_WALL_MAX_S`]) is a hang (a spin
+//! that never lets simulated time move); the guard prints `HANG` with the seed, the
+//! workload and the reproduction command and exits with status 3.
+//!
+//! The throughput measurement and the guard read the real clock: this binary is the edge
+//! of the simulation, not part of it.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use weir_sim::outcome::RunOutcome;
+use weir_sim::outcome::{RunOutcome, PLANTED_BUG};
 use weir_sim::trace::Trace;
 use weir_sim::workload::Workload;
 use weir_sim::{run_seed, SIMULATOR};
@@ -57,6 +63,61 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// Real seconds one run may take before the guard calls it a hang (the slowest healthy
+/// runs take a few seconds in a debug build).
+const RUN_WALL_MAX_S: u64 = 120;
+/// Exit status of a run the guard stopped.
+const HANG_EXIT: i32 = 3;
+
+/// The wall-clock guard: a thread that watches the run in progress.
+#[derive(Clone, Default)]
+struct Watchdog(Arc<Mutex<Option<(u64, Workload, Instant)>>>);
+
+impl Watchdog {
+    fn start() -> Watchdog {
+        let limit = std::env::var("WEIR_SIM_RUN_WALL_MAX_S")
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(RUN_WALL_MAX_S);
+        let watchdog = Watchdog::default();
+        let watched = watchdog.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let current = *watched.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some((seed, workload, started)) = current else {
+                continue;
+            };
+            if started.elapsed() > Duration::from_secs(limit) {
+                let planted = PLANTED_BUG
+                    .map(|bug| format!(" --planted-bug {bug}"))
+                    .unwrap_or_default();
+                println!(
+                    "\nHANG {SIMULATOR} seed={seed} workload={}: no result after {limit}s of \
+                     wall-clock time (simulated time stopped moving?)",
+                    workload.name()
+                );
+                println!(
+                    "  reproduce: cargo xtask sim --sim {SIMULATOR} --seed {seed} --workload {}\
+                     {planted}",
+                    workload.name()
+                );
+                let _ = std::io::stdout().flush();
+                std::process::exit(HANG_EXIT);
+            }
+        });
+        watchdog
+    }
+
+    /// Run one seed under the guard.
+    fn run(&self, seed: u64, workload: Workload) -> RunOutcome {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((seed, workload, Instant::now()));
+        let outcome = run_seed(seed, workload);
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        outcome
+    }
+}
+
 fn parse_u64(text: &str) -> Result<u64, String> {
     text.parse().map_err(|_| format!("not a number: {text}"))
 }
@@ -83,11 +144,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let guard = Watchdog::start();
     let passed = match args.command.as_str() {
-        "seeds" => seeds(&args),
-        "replay" => replay(&args),
+        "seeds" => seeds(&args, &guard),
+        "replay" => replay(&args, &guard),
         "determinism" => determinism(&args),
-        "planted" => planted(&args),
+        "planted" => planted(&args, &guard),
         other => {
             eprintln!("weir-sim: unknown subcommand {other}");
             return ExitCode::from(2);
@@ -119,7 +181,7 @@ fn report_failure(outcome: &RunOutcome) {
     println!("  reproduce: {}", outcome.repro_command());
 }
 
-fn seeds(args: &Args) -> bool {
+fn seeds(args: &Args, guard: &Watchdog) -> bool {
     let started = Instant::now();
     let workloads = workloads(args);
     let mut failures = Vec::new();
@@ -127,7 +189,7 @@ fn seeds(args: &Args) -> bool {
     for index in 0..args.count {
         let seed = args.seed + index;
         for workload in &workloads {
-            let outcome = run_seed(seed, *workload);
+            let outcome = guard.run(seed, *workload);
             runs += 1;
             if !outcome.passed {
                 eprintln!();
@@ -166,11 +228,11 @@ fn seeds(args: &Args) -> bool {
     failures.is_empty()
 }
 
-fn replay(args: &Args) -> bool {
+fn replay(args: &Args, guard: &Watchdog) -> bool {
     let mut trace = Trace::default();
     let mut passed = true;
     for workload in workloads(args) {
-        let outcome = run_seed(args.seed, workload);
+        let outcome = guard.run(args.seed, workload);
         if args.verbose {
             for line in &outcome.faults {
                 println!("  fault: {line}");
@@ -243,12 +305,12 @@ fn replay_in_child(seed: u64, workload: Workload) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn planted(args: &Args) -> bool {
+fn planted(args: &Args, guard: &Watchdog) -> bool {
     let started = Instant::now();
     for index in 0..args.count {
         let seed = args.seed + index;
         for workload in workloads(args) {
-            let outcome = run_seed(seed, workload);
+            let outcome = guard.run(seed, workload);
             if !outcome.passed {
                 report_failure(&outcome);
                 println!(

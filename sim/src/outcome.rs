@@ -28,6 +28,12 @@ pub const PLANTED_BUG: Option<&str> = if cfg!(feature = "planted-ack-before-sync
     Some("planted-group-double-assign")
 } else if cfg!(feature = "planted-lose-offset-commit") {
     Some("planted-lose-offset-commit")
+} else if cfg!(feature = "planted-hw-before-isr") {
+    Some("planted-hw-before-isr")
+} else if cfg!(feature = "planted-skip-truncation") {
+    Some("planted-skip-truncation")
+} else if cfg!(feature = "planted-elect-outside-isr") {
+    Some("planted-elect-outside-isr")
 } else {
     None
 };

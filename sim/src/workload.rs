@@ -70,9 +70,13 @@ pub enum Workload {
     /// acks=all producers, while the harness crashes partition leaders (unsynced writes
     /// lost) and restarts them. See `workload_cluster`.
     ClusterCrash,
-    /// The cluster of `ClusterCrash` while the harness isolates a partition leader for
-    /// longer than the broker session timeout, then heals.
+    /// The cluster of `ClusterCrash` while the harness isolates a partition leader (from
+    /// everyone, or from the other brokers only) for longer than the broker session
+    /// timeout, then heals.
     ClusterPartition,
+    /// Five brokers, the RF=3 topic: two brokers that are not the controller crash at once;
+    /// every partition with two live replicas must keep taking acks=all writes.
+    ClusterTwoDown,
 }
 
 impl Workload {
@@ -90,10 +94,14 @@ impl Workload {
         Workload::GroupCrash,
     ];
 
-    /// The cluster workloads: run only when named (`--workload cluster-crash`), not part of
-    /// `ALL` (hence not of CI's seed set) while the broker busy-loops in cluster mode (see
-    /// `workload_cluster`: the run never leaves simulated time ~400 ms).
-    pub const CLUSTER: [Workload; 2] = [Workload::ClusterCrash, Workload::ClusterPartition];
+    /// The cluster workloads (turmoil only: see `workload_cluster`): run only when named
+    /// (`--workload cluster-crash`), not part of `ALL` (hence not of CI's seed set) until
+    /// `cluster-partition` converges (docs/simulation.md, Status).
+    pub const CLUSTER: [Workload; 3] = [
+        Workload::ClusterCrash,
+        Workload::ClusterPartition,
+        Workload::ClusterTwoDown,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -110,11 +118,12 @@ impl Workload {
             Workload::GroupCrash => "group-crash",
             Workload::ClusterCrash => "cluster-crash",
             Workload::ClusterPartition => "cluster-partition",
+            Workload::ClusterTwoDown => "cluster-two-down",
         }
     }
 
     /// Whether this build's simulator runs it: the cluster workloads run on turmoil only
-    /// (madsim would need one node per broker with its own restart; not written yet).
+    /// (docs/simulation.md, "Cluster workloads", says what madsim would need).
     pub fn simulated_here(self) -> bool {
         !(cfg!(madsim) && self.spec().cluster_nodes > 0)
     }
@@ -191,8 +200,9 @@ impl Workload {
             Workload::TxnCrash => crate::workload_txn::spec(base, true, crashy_disk),
             Workload::Group => crate::workload_group::spec(base, false, crashy_disk),
             Workload::GroupCrash => crate::workload_group::spec(base, true, crashy_disk),
-            Workload::ClusterCrash => crate::workload_cluster::spec(base, false),
-            Workload::ClusterPartition => crate::workload_cluster::spec(base, true),
+            Workload::ClusterCrash | Workload::ClusterPartition | Workload::ClusterTwoDown => {
+                crate::workload_cluster::spec(base, self)
+            }
         }
     }
 }
@@ -399,6 +409,10 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
     let mut process = recorder.process();
     let mut client: Option<Producer<R>> = None;
     for sequence in 0..spec.sends_per_producer {
+        // Cluster runs: the harness says when its faults are done (the count is a cap).
+        if spec.cluster_nodes > 0 && actors.control.lock().cluster.stop_producing {
+            break;
+        }
         sleep(&runtime, Duration::from_millis(rng.between(0, 30))).await;
         let producer = loop {
             if let Some(producer) = &client {
@@ -444,6 +458,9 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
                         "value {value}: client partitioner chose {} not {key}",
                         metadata.partition
                     ));
+                }
+                if spec.cluster_nodes > 0 {
+                    *actors.control.lock().cluster.acks.entry(key).or_default() += 1;
                 }
                 let offset = (metadata.offset >= 0).then_some(metadata.offset);
                 let mop = Mop::Send {
@@ -732,7 +749,9 @@ pub(crate) async fn audit<R: Runtime>(runtime: &R, actors: &Actors, deadline: Du
                     }],
                     rack_id: String::new(),
                 });
-                let Ok(ApiResponse::Fetch(response)) = cluster.request_any(&request).await else {
+                let Ok(ApiResponse::Fetch(response)) =
+                    request_leader(&cluster, actors, partition, &request).await
+                else {
                     sleep(runtime, Duration::from_millis(50)).await;
                     continue;
                 };
@@ -744,6 +763,11 @@ pub(crate) async fn audit<R: Runtime>(runtime: &R, actors: &Actors, deadline: Du
                     // Empty: the end, or a read the broker refused (it must say so).
                     if answer.error == weir_wire::error::ErrorCode::NONE {
                         break;
+                    }
+                    if actors.spec.cluster_nodes > 0 {
+                        // Leadership moved (or is moving): ask again where it is.
+                        let topics = [TOPIC.to_owned()];
+                        let _ = cluster.refresh_metadata(Some(&topics), false).await;
                     }
                     sleep(runtime, Duration::from_millis(10)).await;
                     continue;
@@ -772,5 +796,32 @@ pub(crate) async fn audit<R: Runtime>(runtime: &R, actors: &Actors, deadline: Du
                 offset = next;
             }
         }
+    }
+}
+
+/// Sends a partition request where it can be served: the partition's leader in a cluster
+/// (followers refuse client fetches), any broker on a single node.
+async fn request_leader<R: Runtime>(
+    cluster: &weir_client::driver::cluster::Cluster<R>,
+    actors: &Actors,
+    partition: i32,
+    request: &ApiRequest,
+) -> Result<ApiResponse, weir_client::ClientError> {
+    if actors.spec.cluster_nodes == 0 {
+        return cluster.request_any(request).await;
+    }
+    let mut leader = cluster.metadata().leader_for(TOPIC, partition);
+    if leader.is_none() {
+        let topics = [TOPIC.to_owned()];
+        leader = cluster
+            .refresh_metadata(Some(&topics), false)
+            .await?
+            .leader_for(TOPIC, partition);
+    }
+    match leader {
+        Some(node) => cluster.request_node(node, request).await,
+        None => Err(weir_client::ClientError::NoBroker(format!(
+            "no leader of {TOPIC}-{partition}"
+        ))),
     }
 }

@@ -1,33 +1,44 @@
-//! Cluster workloads (`cluster-crash`, `cluster-partition`): three brokers in cluster mode
-//! (voters 1, 2, 3; every node a controller and a broker), one topic with replication factor
-//! 3 and `min.insync.replicas=2`, idempotent acks=all producers, while the harness crashes
-//! (unsynced writes lost) or isolates the current leader of a partition.
+//! Cluster workloads (`cluster-crash`, `cluster-partition`, `cluster-two-down`; turmoil
+//! only): brokers in cluster mode (every node a Raft voter and a broker; three nodes, five
+//! for `cluster-two-down`), one topic with replication factor 3 and
+//! `min.insync.replicas=2`, idempotent acks=all producers, while the harness crashes
+//! (unsynced writes lost) or isolates partition leaders.
 //!
 //! Actors: the `admin` host creates the topic through the native admin client (asking each
 //! broker in turn: only the active controller accepts, the others answer NOT_CONTROLLER),
-//! then samples leadership; producers and the consumer wait until the topic exists; the
-//! final reader and checker are the shared ones (`weir_jepsen::check`, idempotence on, so a
-//! duplicate is a violation).
+//! then samples every broker's Metadata; producers and the consumer wait until the topic
+//! exists and producers write until the harness has run its faults
+//! ([`ClusterLog::stop_producing`]); the final reader and the checker are the shared ones
+//! (`weir_jepsen::check`, idempotence on, so a duplicate is a violation).
 //!
-//! Harness property (recorded as violations):
+//! Faults (one at a time, so a partition always keeps two live replicas, except in
+//! `cluster-two-down`):
+//! - `cluster-crash`: (a) crash a partition's leader at a moment its disk holds unsynced
+//!   writes (waits up to [`ARM_WAIT_MS`]); (b) cut the leader from the other brokers, then
+//!   crash it as soon as a producer gets an ack for that partition (acks=all must not be
+//!   answered before the ISR has the data); (c) cut a follower from the leader longer than
+//!   `replica.lag.time.max.ms` (it leaves the ISR while writes go on), then crash the leader
+//!   (only an ISR member may take over).
+//! - `cluster-partition`: isolate a partition's leader from every host, or from the other
+//!   brokers only (clients still reach it), for longer than the session timeout.
+//! - `cluster-two-down`: five brokers; crash two that are not the controller (preferring two
+//!   that share no partition) for several seconds.
+//!
+//! Harness properties (recorded as violations):
 //! - at most one leader per partition per epoch: every sampling round asks each reachable
 //!   broker for Metadata; broker `n` claims leadership of `p` in epoch `e` when its own
-//!   answer names `n` as leader with epoch `e`. Claims accumulate over the run; two nodes
-//!   claiming one `(p, e)` is a violation. (Metadata answers come from the node's image,
-//!   i.e. `Node::partition_leadership`; the node's replica role follows the image.)
+//!   answer names `n` as leader with epoch `e`. Two nodes claiming one `(p, e)` over the
+//!   run is a violation;
+//! - replicas converge: after the final reads every partition's ISR must become full again
+//!   (within [`CONVERGE_BUDGET`]), and then every replica's log (read from its `SimDisk`)
+//!   must hold exactly the leader's records at the same offsets (no divergent suffix, no
+//!   hole, no extra offset);
+//! - `cluster-two-down`: every partition with at most one replica down takes acknowledged
+//!   writes while the two brokers are down (after leadership and ISR changes settle).
 //!
-//! Status (found by seed 0 of `cluster-crash`, turmoil): the run never gets past simulated
-//! time ~407 ms, when node 1 becomes Raft leader: the broker's node loop spins. Diagnosis:
-//! `Node::cluster_deadline` (broker/core/src/node/cluster.rs:425-427, and :446 for a
-//! partition leader) offers `next_controller_check` as a deadline whenever the node is the
-//! Raft leader, but the controller check (cluster.rs:1144) returns without advancing it
-//! while `!is_active_controller()`; the deadline stays in the past, `poll_timeout` keeps
-//! returning it, and `handle_timeout` never consumes it. On a real clock that is a CPU spin
-//! until the controller activates; under turmoil time only moves between steps, so it never
-//! ends. These workloads are therefore in `Workload::CLUSTER`, not `ALL` (not in CI).
-//!
-//! Invariant: one fault at a time, so two of three replicas stay up and acks=all with
-//! `min.insync.replicas=2` can make progress after every fault.
+//! Invariant: the harness never takes down more replicas of a partition than the workload
+//! names, so acks=all with `min.insync.replicas=2` can always make progress again after a
+//! fault heals.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,10 +48,12 @@ use weir_client::{Admin, ClientError, NewTopic};
 use weir_runtime::Runtime;
 use weir_wire::domain::{ApiRequest, ApiResponse, MetadataRequest, TopicRef};
 
-use crate::workload::{client_config, sleep, Actors, Spec, BROKER_PORT, TOPIC};
+use crate::workload::{client_config, sleep, Actors, Spec, Workload, BROKER_PORT, TOPIC};
 
-/// Brokers in a cluster run.
+/// Brokers in `cluster-crash` and `cluster-partition`.
 pub const CLUSTER_NODES: i32 = 3;
+/// Brokers in `cluster-two-down`.
+pub const TWO_DOWN_NODES: i32 = 5;
 /// Port of every node's controller (peer) listener.
 pub const PEER_PORT: u16 = 9093;
 /// `broker.session.timeout.ms` in the simulation (short, so runs are quick).
@@ -49,6 +62,16 @@ pub const SESSION_TIMEOUT_MS: u64 = 1_500;
 pub const HEARTBEAT_MS: u64 = 200;
 /// `controller.quorum.election.timeout.ms` in the simulation.
 pub const ELECTION_TIMEOUT_MS: u64 = 300;
+/// `replica.lag.time.max.ms` in the simulation.
+pub const REPLICA_LAG_MS: u64 = 3_000;
+/// Faults per run before the producers are told to stop.
+pub const FAULTS_PER_RUN: u32 = 3;
+/// How long an armed crash waits for the leader's disk to hold unsynced writes.
+pub const ARM_WAIT_MS: u64 = 300;
+/// Simulated time after the final reads within which the replicas must converge.
+pub const CONVERGE_BUDGET: Duration = Duration::from_secs(30);
+/// Producers' cap on sends (the harness normally stops them first).
+const SENDS_MAX: usize = 400;
 /// How often the admin host samples every broker's view of leadership.
 const SAMPLE_EVERY: Duration = Duration::from_millis(25);
 
@@ -59,17 +82,35 @@ pub struct ClusterLog {
     pub topic_ready: bool,
     /// Latest claimed leader per partition (the claim with the highest epoch).
     pub leaders: BTreeMap<i32, (i32, i32)>,
+    /// Replicas and ISR per partition, as the latest leader reported them.
+    pub replicas: BTreeMap<i32, (Vec<i32>, Vec<i32>)>,
+    /// Sampling rounds after the final phase began in which every ISR was full.
+    pub full_isr_rounds: u32,
+    /// The active controller, as the latest answer named it (-1 unknown).
+    pub controller: i32,
     /// Every `(partition, epoch)` claimed, with the claiming node.
     pub claims: BTreeMap<(i32, i32), i32>,
+    /// The harness ran its faults: producers stop.
+    pub stop_producing: bool,
+    /// The harness is done with the run: the sampler stops.
+    pub sampling_done: bool,
+    /// Acknowledged sends per partition.
+    pub acks: BTreeMap<i32, u64>,
 }
 
-/// The spec of a cluster workload; `partition` picks leader isolation over crashes.
-pub fn spec(base: Spec, partition: bool) -> Spec {
+/// The spec of a cluster workload.
+pub fn spec(base: Spec, workload: Workload) -> Spec {
+    let partition = workload == Workload::ClusterPartition;
     Spec {
         crashes: !partition,
         net_faults: partition,
         idempotent: true,
-        cluster_nodes: CLUSTER_NODES,
+        sends_per_producer: SENDS_MAX,
+        cluster_nodes: if workload == Workload::ClusterTwoDown {
+            TWO_DOWN_NODES
+        } else {
+            CLUSTER_NODES
+        },
         ..base
     }
 }
@@ -87,7 +128,7 @@ pub fn bootstrap(nodes: i32) -> String {
         .join(",")
 }
 
-/// The server configuration of broker `id` in a cluster of `nodes`.
+/// The server configuration of broker `id` in a cluster of `spec.cluster_nodes`.
 pub fn server_config(spec: &Spec, id: i32, buggify_seed: u64) -> weir::config::ServerConfig {
     let name = host(id);
     let mut config = crate::workload::server_config(spec, &name, buggify_seed);
@@ -102,7 +143,7 @@ pub fn server_config(spec: &Spec, id: i32, buggify_seed: u64) -> weir::config::S
     cluster.broker_session_timeout_ms = SESSION_TIMEOUT_MS;
     cluster.broker_heartbeat_interval_ms = HEARTBEAT_MS;
     cluster.election_timeout_ms = ELECTION_TIMEOUT_MS;
-    cluster.replica_lag_time_max_ms = 3_000;
+    cluster.replica_lag_time_max_ms = REPLICA_LAG_MS;
     cluster.replica_fetch_wait_max_ms = 100;
     cluster.auto_leader_rebalance = false;
     config.node.cluster = Some(cluster);
@@ -121,7 +162,7 @@ pub(crate) async fn wait_topic<R: Runtime>(runtime: &R, actors: &Actors) {
 }
 
 /// The admin host: create the topic through the controller, then sample leadership until
-/// the final reader is done.
+/// the harness is done.
 pub async fn admin<R: Runtime>(runtime: R, actors: Actors) {
     let nodes = actors.spec.cluster_nodes;
     'create: loop {
@@ -167,7 +208,7 @@ async fn sample_leadership<R: Runtime>(runtime: &R, actors: &Actors) {
         include_cluster_authorized_operations: false,
         include_topic_authorized_operations: false,
     });
-    while !actors.control.lock().final_done {
+    while !actors.control.lock().cluster.sampling_done {
         for id in 1..=nodes {
             if connections.get(&id).is_none_or(Connection::is_closed) {
                 connections.remove(&id);
@@ -184,16 +225,22 @@ async fn sample_leadership<R: Runtime>(runtime: &R, actors: &Actors) {
                 connections.remove(&id);
                 continue;
             };
-            let claimed: Vec<(i32, i32)> = response
+            let claimed: Vec<(i32, i32, Vec<i32>, Vec<i32>)> = response
                 .topics
                 .iter()
                 .filter(|t| t.name.as_deref() == Some(TOPIC))
                 .flat_map(|t| t.partitions.iter())
                 .filter(|p| p.leader_id == id)
-                .map(|p| (p.partition, p.leader_epoch))
+                .map(|p| {
+                    let replicas = p.replica_nodes.clone();
+                    (p.partition, p.leader_epoch, replicas, p.isr_nodes.clone())
+                })
                 .collect();
             let mut control = actors.control.lock();
-            for (partition, epoch) in claimed {
+            if response.controller_id >= 0 {
+                control.cluster.controller = response.controller_id;
+            }
+            for (partition, epoch, replicas, isr) in claimed {
                 let log = &mut control.cluster;
                 match log.claims.get(&(partition, epoch)) {
                     Some(&other) if other != id => actors.recorder.violation(format!(
@@ -211,19 +258,125 @@ async fn sample_leadership<R: Runtime>(runtime: &R, actors: &Actors) {
                     .is_none_or(|&(_, known)| epoch >= known);
                 if newer {
                     log.leaders.insert(partition, (id, epoch));
+                    log.replicas.insert(partition, (replicas, isr));
                 }
+            }
+        }
+        {
+            let mut control = actors.control.lock();
+            if control.final_done {
+                let partitions = actors.spec.partitions;
+                let log = &mut control.cluster;
+                let full = (0..partitions).all(|p| {
+                    log.replicas
+                        .get(&p)
+                        .is_some_and(|(replicas, isr)| isr.len() >= replicas.len())
+                });
+                log.full_isr_rounds = if full { log.full_isr_rounds + 1 } else { 0 };
             }
         }
         sleep(runtime, SAMPLE_EVERY).await;
     }
 }
 
+/// The replica comparison: every broker's log of each partition (read from its disk) must
+/// hold the leader's records at the same offsets. `value_partition` maps each sent value
+/// to its partition (values are unique per run); returns the violations.
+pub fn compare_replicas(
+    disks: &[(i32, crate::disk::SimDisk)],
+    leaders: &BTreeMap<i32, (i32, i32)>,
+    value_partition: &BTreeMap<u64, i32>,
+) -> Vec<String> {
+    type Log = BTreeMap<i64, Option<u64>>;
+    let mut logs: BTreeMap<(i32, i32), Log> = BTreeMap::new();
+    for (id, disk) in disks {
+        for records in disk.records().into_values() {
+            let parse = |value: &Option<bytes::Bytes>| {
+                value
+                    .as_ref()
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let partition = records
+                .iter()
+                .find_map(|(_, value)| parse(value).and_then(|v| value_partition.get(&v)));
+            let Some(&partition) = partition else {
+                continue; // not the workload's topic
+            };
+            let log = records.iter().map(|(o, v)| (*o, parse(v))).collect();
+            logs.insert((partition, *id), log);
+        }
+    }
+    let mut violations = Vec::new();
+    for (&partition, &(leader, epoch)) in leaders {
+        let holders = logs
+            .iter()
+            .filter(|((p, _), log)| *p == partition && !log.is_empty())
+            .count();
+        if holders == 0 {
+            // No replica's log could be attributed to this partition (nothing acknowledged
+            // there, or only values the run did not record): nothing to compare. Lost
+            // acknowledged values are the checker's to find, from the final reads.
+            continue;
+        }
+        let Some(reference) = logs.get(&(partition, leader)) else {
+            violations.push(format!(
+                "partition {partition}: leader {leader} (epoch {epoch}) holds no records \
+                 (replicas with records: {:?})",
+                logs.iter()
+                    .filter(|((p, _), log)| *p == partition && !log.is_empty())
+                    .map(|((_, id), log)| (*id, log.len()))
+                    .collect::<Vec<_>>()
+            ));
+            continue;
+        };
+        let reference_end = reference.last_key_value().map_or(0, |(o, _)| o + 1);
+        for ((p, id), log) in &logs {
+            if *p != partition || *id == leader {
+                continue;
+            }
+            let start = log.first_key_value().map_or(0, |(o, _)| *o);
+            let problem = log
+                .iter()
+                .find_map(|(offset, value)| match reference.get(offset) {
+                    Some(expected) if expected != value => Some(format!(
+                        "offset {offset}: broker {id} holds {value:?}, leader {leader} \
+                         holds {expected:?}"
+                    )),
+                    None if *offset >= reference_end => Some(format!(
+                        "broker {id} holds offset {offset} beyond leader {leader}'s end \
+                         {reference_end}"
+                    )),
+                    _ => None,
+                })
+                .or_else(|| {
+                    reference
+                        .range(start..)
+                        .find(|(offset, _)| !log.contains_key(offset))
+                        .map(|(offset, _)| {
+                            format!("broker {id} lacks offset {offset} of leader {leader}")
+                        })
+                });
+            if let Some(problem) = problem {
+                violations.push(format!(
+                    "replicas diverge, partition {partition} (leader {leader}, epoch \
+                     {epoch}): {problem}"
+                ));
+            }
+        }
+    }
+    violations
+}
+
 /// The turmoil harness of the cluster workloads.
 #[cfg(not(madsim))]
 pub mod turmoil_run {
+    use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
+
+    use weir_jepsen::{Kind, Mop, Value, F};
 
     use crate::disk::{DiskFaults, SimDisk};
     use crate::history::Recorder;
@@ -232,16 +385,442 @@ pub mod turmoil_run {
     use crate::turmoil::{client_runtime, TurmoilRuntime, WallSkew, RUN_TIME_MAX, WALL_MS_START};
     use crate::workload::{self, Actors, BrokerExit, Control, Workload};
 
-    use super::{bootstrap, host, server_config, SESSION_TIMEOUT_MS};
+    use super::{
+        bootstrap, compare_replicas, host, server_config, ARM_WAIT_MS, CONVERGE_BUDGET,
+        FAULTS_PER_RUN, REPLICA_LAG_MS, SESSION_TIMEOUT_MS,
+    };
 
     const CLIENT_ADMIN: &str = "admin";
     const CLIENT_CONSUMER: &str = "consumer";
     const CLIENT_FINAL: &str = "final-reader";
+    /// Simulated time the main phase may take before the producers are stopped anyway.
+    const MAIN_PHASE_MAX: Duration = Duration::from_secs(60);
+    /// Settling time after the ISRs are full again, before the replicas are compared.
+    const SETTLE: Duration = Duration::from_millis(1_000);
 
-    /// One fault at a time against a partition leader.
-    enum Down {
-        Crashed { id: i32, until: Duration },
-        Isolated { id: i32, until: Duration },
+    /// The fault in progress (one at a time).
+    enum Fault {
+        /// Crash `id` (leader of `partition`) once its disk holds unsynced writes.
+        Armed {
+            id: i32,
+            partition: i32,
+            deadline: Duration,
+        },
+        /// `id` is cut from the other brokers: crash it at the next ack on `partition`.
+        Stalled {
+            id: i32,
+            partition: i32,
+            acks_before: u64,
+            deadline: Duration,
+        },
+        /// `follower` is cut from leader `id` of `partition`: crash `id` at `until`.
+        Lagging {
+            id: i32,
+            follower: i32,
+            partition: i32,
+            until: Duration,
+        },
+        /// Brokers down until `until`; `check` is the two-down progress window.
+        Crashed {
+            ids: Vec<i32>,
+            until: Duration,
+            check: Option<ProgressCheck>,
+        },
+        /// `id` cut from `peers` until `until`.
+        Isolated {
+            id: i32,
+            peers: Vec<String>,
+            until: Duration,
+        },
+    }
+
+    /// `cluster-two-down`: partitions that must take acks between `from` and the restart.
+    struct ProgressCheck {
+        from: Duration,
+        partitions: Vec<i32>,
+        acks_at_from: Option<BTreeMap<i32, u64>>,
+    }
+
+    /// The world of one run.
+    struct World<'a> {
+        sim: turmoil::Sim<'a>,
+        disks: Vec<SimDisk>,
+        hosts: Vec<String>,
+        log: Vec<String>,
+        rng: Rng,
+        control: Control,
+        recorder: Recorder,
+    }
+
+    impl World<'_> {
+        fn crash(&mut self, id: i32, why: &str) {
+            let stamp = self.sim.elapsed().as_millis();
+            self.sim.crash(host(id).as_str());
+            let fate = self.disks[(id - 1) as usize].crash();
+            self.log.push(format!(
+                "{stamp} crash broker {id} ({why}), disk fate {fate:?}"
+            ));
+        }
+
+        fn restart(&mut self, id: i32) {
+            let stamp = self.sim.elapsed().as_millis();
+            self.log.push(format!("{stamp} broker {id} restart"));
+            self.sim.bounce(host(id).as_str());
+        }
+
+        fn cut(&mut self, a: &str, b: &str) {
+            self.sim.partition(a, b);
+        }
+
+        fn repair(&mut self, a: &str, b: &str) {
+            self.sim.repair(a, b);
+        }
+
+        fn cluster<T>(&self, f: impl FnOnce(&super::ClusterLog) -> T) -> T {
+            f(&self.control.lock().cluster)
+        }
+
+        /// A partition and its leader, drawn from the sampled leadership.
+        fn pick_leader(&mut self, partitions: i32) -> Option<(i32, i32)> {
+            let partition = self.rng.below(partitions as u64) as i32;
+            let leader = self.cluster(|c| c.leaders.get(&partition).map(|(id, _)| *id))?;
+            Some((partition, leader))
+        }
+
+        /// Start the next fault of `workload`; `None` when leadership is not known yet.
+        fn start_fault(&mut self, workload: Workload, partitions: i32) -> Option<Fault> {
+            let now = self.sim.elapsed();
+            let stamp = now.as_millis();
+            if workload == Workload::ClusterTwoDown {
+                return self.two_down(partitions);
+            }
+            let (partition, id) = self.pick_leader(partitions)?;
+            let brokers: Vec<String> = (1..=self.disks.len() as i32)
+                .filter(|other| *other != id)
+                .map(host)
+                .collect();
+            if workload == Workload::ClusterPartition {
+                let hold = self.rng.between(SESSION_TIMEOUT_MS + 300, 4_000);
+                let until = now + Duration::from_millis(hold);
+                let everyone = self.rng.chance(500);
+                let peers: Vec<String> = if everyone {
+                    self.hosts
+                        .iter()
+                        .filter(|h| **h != host(id))
+                        .cloned()
+                        .collect()
+                } else {
+                    brokers
+                };
+                for peer in &peers {
+                    self.cut(&host(id), peer);
+                }
+                let whom = if everyone {
+                    "every host"
+                } else {
+                    "the other brokers"
+                };
+                self.log.push(format!(
+                    "{stamp} isolate broker {id} (leader of {partition}) from {whom} until {}ms",
+                    until.as_millis()
+                ));
+                return Some(Fault::Isolated { id, peers, until });
+            }
+            match self.rng.below(3) {
+                0 => {
+                    self.log.push(format!(
+                        "{stamp} arm crash of broker {id} (leader of {partition})"
+                    ));
+                    let deadline = now + Duration::from_millis(ARM_WAIT_MS);
+                    Some(Fault::Armed {
+                        id,
+                        partition,
+                        deadline,
+                    })
+                }
+                1 => {
+                    for peer in &brokers {
+                        self.cut(&host(id), peer);
+                    }
+                    let acks_before =
+                        self.cluster(|c| c.acks.get(&partition).copied().unwrap_or(0));
+                    let deadline = now + Duration::from_millis(self.rng.between(200, 600));
+                    self.log.push(format!(
+                        "{stamp} cut broker {id} (leader of {partition}) from the brokers; \
+                         crash at the next ack"
+                    ));
+                    Some(Fault::Stalled {
+                        id,
+                        partition,
+                        acks_before,
+                        deadline,
+                    })
+                }
+                _ => self.lagging(partitions).or_else(|| {
+                    let deadline = now + Duration::from_millis(ARM_WAIT_MS);
+                    Some(Fault::Armed {
+                        id,
+                        partition,
+                        deadline,
+                    })
+                }),
+            }
+        }
+
+        /// A follower cut from its leader until it leaves the ISR, then the leader crashes.
+        /// Needs a partition whose leader is not the controller (the follower must stay
+        /// live); prefers one where the follower precedes the controller in the replica
+        /// list (an election that ignores the ISR would pick it).
+        fn lagging(&mut self, partitions: i32) -> Option<Fault> {
+            let now = self.sim.elapsed();
+            let (controller, candidates) = self.cluster(|c| {
+                let candidates: Vec<(i32, i32, i32, bool)> = (0..partitions)
+                    .filter_map(|p| {
+                        let (leader, _) = *c.leaders.get(&p)?;
+                        let (replicas, _) = c.replicas.get(&p)?;
+                        if leader == c.controller || !replicas.contains(&c.controller) {
+                            return None;
+                        }
+                        let order: Vec<i32> =
+                            replicas.iter().copied().filter(|r| *r != leader).collect();
+                        let follower = *order.iter().find(|r| **r != c.controller)?;
+                        let first = order.first() == Some(&follower);
+                        Some((p, leader, follower, first))
+                    })
+                    .collect();
+                (c.controller, candidates)
+            });
+            let preferred: Vec<_> = candidates.iter().filter(|c| c.3).collect();
+            let pool: Vec<_> = if preferred.is_empty() {
+                candidates.iter().collect()
+            } else {
+                preferred
+            };
+            let &&(partition, id, follower, _) =
+                pool.get(self.rng.below(pool.len().max(1) as u64) as usize)?;
+            self.cut(&host(id), &host(follower));
+            let lag = REPLICA_LAG_MS + self.rng.between(500, 1_500);
+            let until = now + Duration::from_millis(lag);
+            self.log.push(format!(
+                "{} cut follower {follower} from broker {id} (leader of {partition}, \
+                 controller {controller}) until {}ms, then crash the leader",
+                now.as_millis(),
+                until.as_millis()
+            ));
+            Some(Fault::Lagging {
+                id,
+                follower,
+                partition,
+                until,
+            })
+        }
+
+        /// `cluster-two-down`: crash two brokers that are not the controller, preferring
+        /// a pair that shares no partition (then every partition keeps two replicas).
+        fn two_down(&mut self, partitions: i32) -> Option<Fault> {
+            let now = self.sim.elapsed();
+            let nodes = self.disks.len() as i32;
+            let (controller, replicas) = self.cluster(|c| (c.controller, c.replicas.clone()));
+            if controller < 0 || (0..partitions).any(|p| !replicas.contains_key(&p)) {
+                return None;
+            }
+            let shared = |a: i32, b: i32| {
+                replicas
+                    .values()
+                    .any(|(r, _)| r.contains(&a) && r.contains(&b))
+            };
+            let mut pairs = Vec::new();
+            for a in 1..=nodes {
+                for b in a + 1..=nodes {
+                    if a != controller && b != controller {
+                        pairs.push((a, b));
+                    }
+                }
+            }
+            let apart: Vec<(i32, i32)> = pairs
+                .iter()
+                .copied()
+                .filter(|(a, b)| !shared(*a, *b))
+                .collect();
+            let pool = if apart.is_empty() { pairs } else { apart };
+            let (a, b) = *pool.get(self.rng.below(pool.len() as u64) as usize)?;
+            self.crash(a, "two down, first");
+            self.crash(b, "two down, second");
+            let partitions: Vec<i32> = replicas
+                .iter()
+                .filter(|(_, (r, _))| !(r.contains(&a) && r.contains(&b)))
+                .map(|(p, _)| *p)
+                .collect();
+            // Fencing (session timeout) and ISR shrinking (lag time) must both have run.
+            let settle = SESSION_TIMEOUT_MS.max(REPLICA_LAG_MS) + 1_000;
+            let from = now + Duration::from_millis(settle);
+            let until = from + Duration::from_millis(self.rng.between(1_500, 3_000));
+            self.log.push(format!(
+                "{} brokers {a} and {b} down until {}ms (controller {controller}); \
+                 partitions {partitions:?} must take acks from {}ms",
+                now.as_millis(),
+                until.as_millis(),
+                from.as_millis()
+            ));
+            Some(Fault::Crashed {
+                ids: vec![a, b],
+                until,
+                check: Some(ProgressCheck {
+                    from,
+                    partitions,
+                    acks_at_from: None,
+                }),
+            })
+        }
+
+        /// Advance `fault`; returns it back while it lasts, `None` once healed.
+        fn advance(&mut self, fault: Fault, heal_now: bool) -> Option<Fault> {
+            let now = self.sim.elapsed();
+            let stamp = now.as_millis();
+            let down_for = |rng: &mut Rng| now + Duration::from_millis(rng.between(100, 2_500));
+            match fault {
+                Fault::Armed {
+                    id,
+                    partition,
+                    deadline,
+                } => {
+                    let unsynced = self.disks[(id - 1) as usize].unsynced();
+                    if unsynced == 0 && now < deadline && !heal_now {
+                        return Some(Fault::Armed {
+                            id,
+                            partition,
+                            deadline,
+                        });
+                    }
+                    let why = format!("leader of {partition}, {unsynced} unsynced ops");
+                    self.crash(id, &why);
+                    let until = down_for(&mut self.rng);
+                    self.advance_crashed(vec![id], until, heal_now)
+                }
+                Fault::Stalled {
+                    id,
+                    partition,
+                    acks_before,
+                    deadline,
+                } => {
+                    let acks = self.cluster(|c| c.acks.get(&partition).copied().unwrap_or(0));
+                    if acks == acks_before && now < deadline && !heal_now {
+                        return Some(Fault::Stalled {
+                            id,
+                            partition,
+                            acks_before,
+                            deadline,
+                        });
+                    }
+                    let why = format!(
+                        "leader of {partition} cut from the brokers, {} acks since",
+                        acks - acks_before
+                    );
+                    self.crash(id, &why);
+                    for other in 1..=self.disks.len() as i32 {
+                        if other != id {
+                            self.repair(&host(id), &host(other));
+                        }
+                    }
+                    let until = down_for(&mut self.rng);
+                    self.advance_crashed(vec![id], until, heal_now)
+                }
+                Fault::Lagging {
+                    id,
+                    follower,
+                    partition,
+                    until,
+                } => {
+                    if now < until && !heal_now {
+                        return Some(Fault::Lagging {
+                            id,
+                            follower,
+                            partition,
+                            until,
+                        });
+                    }
+                    self.crash(
+                        id,
+                        &format!("leader of {partition}, follower {follower} lags"),
+                    );
+                    self.repair(&host(id), &host(follower));
+                    let until = down_for(&mut self.rng);
+                    self.advance_crashed(vec![id], until, heal_now)
+                }
+                Fault::Crashed { ids, until, check } => {
+                    let mut check = check;
+                    if let Some(progress) = check.as_mut() {
+                        if progress.acks_at_from.is_none() && now >= progress.from {
+                            progress.acks_at_from = Some(self.cluster(|c| c.acks.clone()));
+                        }
+                    }
+                    if now < until && !heal_now {
+                        return Some(Fault::Crashed { ids, until, check });
+                    }
+                    if let Some(ProgressCheck {
+                        from,
+                        partitions,
+                        acks_at_from: Some(before),
+                    }) = check
+                    {
+                        let after = self.cluster(|c| c.acks.clone());
+                        for p in partitions {
+                            let (was, is) = (before.get(&p), after.get(&p));
+                            if was.copied().unwrap_or(0) >= is.copied().unwrap_or(0) {
+                                self.recorder.violation(format!(
+                                    "partition {p} took no acks=all write in {}ms..{stamp}ms \
+                                     with brokers {ids:?} down (two live replicas remain)",
+                                    from.as_millis()
+                                ));
+                            }
+                        }
+                    }
+                    for id in ids {
+                        self.restart(id);
+                    }
+                    None
+                }
+                Fault::Isolated { id, peers, until } => {
+                    if now < until && !heal_now {
+                        return Some(Fault::Isolated { id, peers, until });
+                    }
+                    self.log.push(format!("{stamp} broker {id} rejoins"));
+                    for peer in &peers {
+                        self.repair(&host(id), peer);
+                    }
+                    None
+                }
+            }
+        }
+
+        fn advance_crashed(&mut self, ids: Vec<i32>, until: Duration, heal: bool) -> Option<Fault> {
+            self.advance(
+                Fault::Crashed {
+                    ids,
+                    until,
+                    check: None,
+                },
+                heal,
+            )
+        }
+    }
+
+    /// Which partition each sent value went to (values are unique per run).
+    fn value_partitions(recorder: &Recorder) -> BTreeMap<u64, i32> {
+        let mut map = BTreeMap::new();
+        for event in recorder.history().events {
+            if event.f != F::Send || event.kind != Kind::Invoke {
+                continue;
+            }
+            if let Value::Mops(mops) = &event.value {
+                for mop in mops {
+                    if let Mop::Send { key, value, .. } = mop {
+                        map.insert(*value, *key as i32);
+                    }
+                }
+            }
+        }
+        map
     }
 
     /// Run one seed of a cluster workload under turmoil.
@@ -251,7 +830,6 @@ pub mod turmoil_run {
         let recorder = Recorder::default();
         let control = Control::default();
         let skew = WallSkew::default();
-        let mut faults_rng = Rng::fork(seed, "faults");
         let mut builder = turmoil::Builder::new();
         builder
             .simulation_duration(RUN_TIME_MAX + Duration::from_secs(60))
@@ -339,24 +917,38 @@ pub mod turmoil_run {
             clients.push(CLIENT_FINAL.to_owned());
         }
         let hosts: Vec<String> = (1..=nodes).map(host).chain(clients).collect();
+        let mut world = World {
+            sim,
+            disks,
+            hosts,
+            log: Vec::new(),
+            rng: Rng::fork(seed, "faults"),
+            control: control.clone(),
+            recorder: recorder.clone(),
+        };
 
-        let mut log: Vec<String> = Vec::new();
-        let mut down: Option<Down> = None;
+        let faults_max = if workload == Workload::ClusterTwoDown {
+            1
+        } else {
+            FAULTS_PER_RUN
+        };
+        let mut fault: Option<Fault> = None;
+        let mut faults_done = 0u32;
         let mut restarts: Vec<(Duration, i32)> = Vec::new();
-        let mut next_fault = Duration::from_millis(faults_rng.between(500, 1_500));
+        let mut next_fault = Duration::from_millis(world.rng.between(500, 1_500));
+        let mut main_started: Option<Duration> = None;
         let mut final_phase = false;
+        let mut final_done_at: Option<Duration> = None;
+        let mut converged_at: Option<Duration> = None;
         loop {
-            let now = sim.elapsed();
+            let now = world.sim.elapsed();
             let stamp = now.as_millis();
             for (index, exit) in exits.iter().enumerate() {
                 let id = index as i32 + 1;
                 match exit.take() {
                     None => {}
                     Some(Ok(reason)) => {
-                        log.push(format!("{stamp} broker {id} poisoned ({reason}): restart"));
-                        sim.crash(host(id).as_str());
-                        let fate = disks[index].crash();
-                        log.push(format!("{stamp} disk {id} crash fate {fate:?}"));
+                        world.crash(id, &format!("poisoned: {reason}"));
                         restarts.push((now + Duration::from_millis(20), id));
                     }
                     Some(Err(reason)) => recorder.violation(format!("broker {id}: {reason}")),
@@ -364,87 +956,62 @@ pub mod turmoil_run {
             }
             while let Some(index) = restarts.iter().position(|(at, _)| *at <= now) {
                 let (_, id) = restarts.remove(index);
-                log.push(format!("{stamp} broker {id} restart"));
-                sim.bounce(host(id).as_str());
-            }
-            let heal_due = match &down {
-                Some(Down::Crashed { until, .. } | Down::Isolated { until, .. }) => {
-                    *until <= now || final_phase
-                }
-                None => false,
-            };
-            if heal_due {
-                match down.take() {
-                    Some(Down::Crashed { id, .. }) => {
-                        log.push(format!("{stamp} broker {id} restart"));
-                        sim.bounce(host(id).as_str());
-                    }
-                    Some(Down::Isolated { id, .. }) => {
-                        log.push(format!("{stamp} broker {id} rejoins"));
-                        for other in &hosts {
-                            if *other != host(id) {
-                                sim.repair(host(id).as_str(), other.as_str());
-                            }
-                        }
-                    }
-                    None => {}
-                }
-                next_fault = now + Duration::from_millis(faults_rng.between(300, 1_500));
+                world.restart(id);
             }
             let ready = control.lock().cluster.topic_ready;
-            if ready && !final_phase && down.is_none() && now >= next_fault {
-                let partition = faults_rng.below(spec.partitions as u64) as i32;
-                let leader = control.lock().cluster.leaders.get(&partition).copied();
-                if let Some((id, epoch)) = leader {
-                    if spec.crashes {
-                        let until = now + Duration::from_millis(faults_rng.between(100, 2_500));
-                        sim.crash(host(id).as_str());
-                        let fate = disks[(id - 1) as usize].crash();
-                        log.push(format!(
-                            "{stamp} crash broker {id} (leader of {partition} in epoch \
-                             {epoch}) until {}ms, disk fate {fate:?}",
-                            until.as_millis()
-                        ));
-                        down = Some(Down::Crashed { id, until });
-                    } else {
-                        let hold = faults_rng.between(SESSION_TIMEOUT_MS + 300, 4_000);
-                        let until = now + Duration::from_millis(hold);
-                        for other in &hosts {
-                            if *other != host(id) {
-                                sim.partition(host(id).as_str(), other.as_str());
-                            }
-                        }
-                        log.push(format!(
-                            "{stamp} isolate broker {id} (leader of {partition} in epoch \
-                             {epoch}) until {}ms",
-                            until.as_millis()
-                        ));
-                        down = Some(Down::Isolated { id, until });
-                    }
-                } else {
+            if ready && main_started.is_none() {
+                main_started = Some(now);
+            }
+            if let Some(current) = fault.take() {
+                fault = world.advance(current, final_phase);
+                if fault.is_none() {
+                    faults_done += 1;
+                    next_fault = now + Duration::from_millis(world.rng.between(300, 1_200));
+                }
+            } else if ready && !final_phase && faults_done < faults_max && now >= next_fault {
+                fault = world.start_fault(workload, spec.partitions);
+                if fault.is_none() {
                     next_fault = now + Duration::from_millis(200);
                 }
             }
+            let stop = faults_done >= faults_max && now >= next_fault
+                || main_started.is_some_and(|at| now > at + MAIN_PHASE_MAX);
+            if stop && !control.lock().cluster.stop_producing {
+                world
+                    .log
+                    .push(format!("{stamp} faults done: producers stop"));
+                control.lock().cluster.stop_producing = true;
+            }
             if !final_phase && control.lock().producers_done == spec.producers {
                 final_phase = true;
-                log.push(format!("{stamp} final phase: all healed"));
-                match down.take() {
-                    Some(Down::Crashed { id, .. }) => sim.bounce(host(id).as_str()),
-                    Some(Down::Isolated { id, .. }) => {
-                        for other in &hosts {
-                            if *other != host(id) {
-                                sim.repair(host(id).as_str(), other.as_str());
-                            }
-                        }
-                    }
-                    None => {}
+                world.log.push(format!("{stamp} final phase: all healed"));
+                if let Some(current) = fault.take() {
+                    fault = world.advance(current, true);
                 }
                 control.lock().final_phase = true;
             }
-            if control.lock().final_done {
-                break;
+            if final_done_at.is_none() && control.lock().final_done {
+                final_done_at = Some(now);
             }
-            match sim.step() {
+            if let Some(done) = final_done_at {
+                let rounds = control.lock().cluster.full_isr_rounds;
+                if converged_at.is_none() && rounds >= 2 {
+                    converged_at = Some(now);
+                }
+                if converged_at.is_some_and(|at| now >= at + SETTLE) {
+                    break;
+                }
+                if now > done + CONVERGE_BUDGET {
+                    let isr = control.lock().cluster.replicas.clone();
+                    recorder.violation(format!(
+                        "replicas did not converge: ISRs not full {}s after the final \
+                         reads ({isr:?})",
+                        CONVERGE_BUDGET.as_secs()
+                    ));
+                    break;
+                }
+            }
+            match world.sim.step() {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(error) => {
@@ -452,15 +1019,26 @@ pub mod turmoil_run {
                     break;
                 }
             }
-            if sim.elapsed() > RUN_TIME_MAX {
+            if world.sim.elapsed() > RUN_TIME_MAX {
                 recorder.violation(format!(
                     "run did not finish in {RUN_TIME_MAX:?} of simulated time"
                 ));
                 break;
             }
         }
+        control.lock().cluster.sampling_done = true;
+        if converged_at.is_some() {
+            let leaders = control.lock().cluster.leaders.clone();
+            let numbered: Vec<(i32, SimDisk)> =
+                (1..=nodes).zip(world.disks.iter().cloned()).collect();
+            for violation in compare_replicas(&numbered, &leaders, &value_partitions(&recorder)) {
+                recorder.violation(violation);
+            }
+        }
+        let mut log = world.log;
         let claims = control.lock().cluster.claims.len();
         log.push(format!("leadership claims sampled: {claims}"));
+        log.push(format!("{} end", world.sim.elapsed().as_millis()));
         RunOutcome::judge(
             "turmoil",
             seed,

@@ -69,7 +69,13 @@ fn start_broker() -> Broker {
         .expect("spawn weir");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
-    let read = BufReader::new(stdout).read_line(&mut line);
+    let mut reader = BufReader::new(stdout);
+    let mut read = reader.read_line(&mut line);
+    // Other listeners (the WebSocket gateway) may announce themselves first.
+    while matches!(read, Ok(n) if n > 0) && !line.contains("listening") {
+        line.clear();
+        read = reader.read_line(&mut line);
+    }
     assert!(
         matches!(read, Ok(n) if n > 0) && line.contains("listening"),
         "weir did not start: {read:?} {line:?}"

@@ -58,6 +58,13 @@ const WRITE_COALESCE_FRAMES_MAX: usize = 64;
 const WRITE_COALESCE_BYTES_MAX: usize = 1 << 20;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// An inbound connection that delivers no frame for this long is closed (its dialer
+/// reconnects on its next message). Raft leaders send heartbeats far more often.
+pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A frame whose first byte arrived must be complete within this long, or the connection
+/// is closed: a stream that lost bytes (a network that dropped data mid-frame) would
+/// otherwise wait forever for a length it misread.
+pub const PEER_FRAME_COMPLETE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queue drops are logged on the first and then every this many.
 const DROP_LOG_EVERY: u64 = 1024;
 
@@ -110,9 +117,11 @@ pub async fn accept_loop<R: Runtime>(
         };
         let cluster_id = cluster_id.clone();
         let node = node.clone();
+        let runtime_for_reader = runtime.clone();
         runtime.spawn(async move {
             let mut stream = stream;
-            if let Err(reason) = read_inbound(&mut stream, &cluster_id, &node).await {
+            let read = read_inbound(&runtime_for_reader, &mut stream, &cluster_id, &node);
+            if let Err(reason) = read.await {
                 tracing::warn!("closing peer connection from {peer}: {reason}");
             }
             drop(slot);
@@ -122,19 +131,20 @@ pub async fn accept_loop<R: Runtime>(
 
 /// Read one inbound connection: the hello, then messages until EOF. `Ok` on a clean end
 /// (EOF, or the node loop stopped); `Err` names the protocol violation.
-async fn read_inbound<Rd: AsyncRead + Unpin>(
+async fn read_inbound<R: Runtime, Rd: AsyncRead + Unpin>(
+    runtime: &R,
     stream: &mut Rd,
     cluster_id: &str,
     node: &mpsc::Sender<NodeInput>,
 ) -> Result<(), String> {
-    let Some(hello) = read_frame(stream, PEER_HELLO_BYTES_MAX).await? else {
+    let Some(hello) = read_frame(runtime, stream, PEER_HELLO_BYTES_MAX).await? else {
         return Ok(());
     };
     let hello = PeerHello::decode_checked(&hello, cluster_id)
         .map_err(|error| format!("hello refused: {error}"))?;
     let from = hello.node_id;
     tracing::debug!("peer connection from node {from}");
-    while let Some(frame) = read_frame(stream, PEER_FRAME_BYTES_MAX).await? {
+    while let Some(frame) = read_frame(runtime, stream, PEER_FRAME_BYTES_MAX).await? {
         let message = PeerMessage::decode(&frame)
             .map_err(|error| format!("node {from} sent a bad frame: {error}"))?;
         if node.send(NodeInput::Peer { from, message }).await.is_err() {
@@ -144,31 +154,68 @@ async fn read_inbound<Rd: AsyncRead + Unpin>(
     Ok(())
 }
 
-/// Read one length-prefixed frame; `Ok(None)` on a clean EOF before its first byte.
-async fn read_frame<Rd: AsyncRead + Unpin>(
+/// Read one length-prefixed frame; `Ok(None)` on a clean EOF before its first byte. Bounded
+/// in time: [`PEER_IDLE_TIMEOUT`] for the first byte, [`PEER_FRAME_COMPLETE_TIMEOUT`] for
+/// the rest.
+async fn read_frame<R: Runtime, Rd: AsyncRead + Unpin>(
+    runtime: &R,
     stream: &mut Rd,
     bytes_max: usize,
 ) -> Result<Option<Vec<u8>>, String> {
+    read_frame_within(
+        runtime,
+        stream,
+        bytes_max,
+        PEER_IDLE_TIMEOUT,
+        PEER_FRAME_COMPLETE_TIMEOUT,
+    )
+    .await
+}
+
+async fn read_frame_within<R: Runtime, Rd: AsyncRead + Unpin>(
+    runtime: &R,
+    stream: &mut Rd,
+    bytes_max: usize,
+    idle_timeout: Duration,
+    complete_timeout: Duration,
+) -> Result<Option<Vec<u8>>, String> {
     let mut prefix = [0u8; 4];
-    let mut filled = 0;
-    while filled < prefix.len() {
-        match stream.read(&mut prefix[filled..]).await {
-            Ok(0) if filled == 0 => return Ok(None),
-            Ok(0) => return Err("connection closed inside a frame header".to_owned()),
-            Ok(read) => filled += read,
-            Err(error) => return Err(format!("read failed: {error}")),
+    let idle = runtime.sleep_until(runtime.now() + idle_timeout);
+    let first = tokio::select! {
+        biased;
+        read = stream.read(&mut prefix) => read,
+        () = idle => return Err("idle: no frame".to_owned()),
+    };
+    let mut filled = match first {
+        Ok(0) => return Ok(None),
+        Ok(read) => read,
+        Err(error) => return Err(format!("read failed: {error}")),
+    };
+    let rest = async {
+        while filled < prefix.len() {
+            match stream.read(&mut prefix[filled..]).await {
+                Ok(0) => return Err("connection closed inside a frame header".to_owned()),
+                Ok(read) => filled += read,
+                Err(error) => return Err(format!("read failed: {error}")),
+            }
         }
+        let length = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
+        if length > bytes_max {
+            return Err(format!("frame of {length} bytes exceeds {bytes_max}"));
+        }
+        let mut payload = vec![0u8; length];
+        stream
+            .read_exact(&mut payload)
+            .await
+            .map_err(|error| format!("read failed inside a frame: {error}"))?;
+        Ok(Some(payload))
+    };
+    let deadline = runtime.sleep_until(runtime.now() + complete_timeout);
+    tokio::select! {
+        biased;
+        frame = rest => frame,
+        () = deadline => Err("frame incomplete: bytes lost mid-frame".to_owned()),
     }
-    let length = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
-    if length > bytes_max {
-        return Err(format!("frame of {length} bytes exceeds {bytes_max}"));
-    }
-    let mut payload = vec![0u8; length];
-    stream
-        .read_exact(&mut payload)
-        .await
-        .map_err(|error| format!("read failed inside a frame: {error}"))?;
-    Ok(Some(payload))
 }
 
 /// The outgoing side: one bounded queue and task per destination node, created on the
@@ -421,27 +468,32 @@ mod tests {
 
     #[tokio::test]
     async fn frames_round_trip_and_bounds_hold() {
+        let rt = weir_runtime::TokioRuntime::new(1);
         let (mut near, mut far) = tokio::io::duplex(1 << 16);
         let mut bytes = Vec::new();
         push_frame(&mut bytes, b"hello");
         bytes.extend_from_slice(&100u32.to_be_bytes());
         near.write_all(&bytes).await.expect("write");
-        assert_eq!(read_frame(&mut far, 10).await, Ok(Some(b"hello".to_vec())));
-        let error = read_frame(&mut far, 10).await.expect_err("oversize");
+        assert_eq!(
+            read_frame(&rt, &mut far, 10).await,
+            Ok(Some(b"hello".to_vec()))
+        );
+        let error = read_frame(&rt, &mut far, 10).await.expect_err("oversize");
         assert!(error.contains("exceeds"), "{error}");
         drop(near);
-        assert_eq!(read_frame(&mut far, 10).await, Ok(None));
+        assert_eq!(read_frame(&rt, &mut far, 10).await, Ok(None));
     }
 
     #[tokio::test]
     async fn inbound_checks_hello_and_forwards_messages() {
+        let rt = weir_runtime::TokioRuntime::new(1);
         let (node, mut inputs) = mpsc::channel(8);
         // A foreign cluster's hello closes the connection before any message.
         let (mut near, mut far) = tokio::io::duplex(1 << 16);
         let mut bytes = Vec::new();
         push_frame(&mut bytes, &PeerHello::new("other", 2).encode());
         near.write_all(&bytes).await.expect("write");
-        let error = read_inbound(&mut far, "mine", &node)
+        let error = read_inbound(&rt, &mut far, "mine", &node)
             .await
             .expect_err("refused");
         assert!(error.contains("hello refused"), "{error}");
@@ -455,7 +507,7 @@ mod tests {
         push_frame(&mut bytes, &message.encode());
         push_frame(&mut bytes, &[250, 1, 2]);
         near.write_all(&bytes).await.expect("write");
-        let error = read_inbound(&mut far, "mine", &node)
+        let error = read_inbound(&rt, &mut far, "mine", &node)
             .await
             .expect_err("bad frame");
         assert!(error.contains("bad frame"), "{error}");
@@ -466,5 +518,23 @@ mod tests {
             }
             other => panic!("expected a peer input, got {other:?}"),
         }
+    }
+
+    // Goal: a stream that lost bytes mid-frame (a network that dropped data) is closed
+    // instead of waiting forever. Method: announce 64 bytes, send 3, wait (paused clock).
+    #[tokio::test]
+    async fn a_frame_that_never_completes_closes_the_connection() {
+        let rt = weir_runtime::TokioRuntime::new(1);
+        let short = Duration::from_millis(50);
+        let (mut near, mut far) = tokio::io::duplex(1 << 16);
+        near.write_all(&64u32.to_be_bytes()).await.expect("write");
+        near.write_all(b"abc").await.expect("write");
+        let read = read_frame_within(&rt, &mut far, 1024, short, short).await;
+        let error = read.expect_err("stalled");
+        assert!(error.contains("incomplete"), "{error}");
+        let read = read_frame_within(&rt, &mut far, 1024, short, short).await;
+        let error = read.expect_err("idle");
+        assert!(error.contains("idle"), "{error}");
+        drop(near);
     }
 }
