@@ -58,9 +58,12 @@ const WRITE_COALESCE_FRAMES_MAX: usize = 64;
 const WRITE_COALESCE_BYTES_MAX: usize = 1 << 20;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
-/// An inbound connection that delivers no frame for this long is closed (its dialer
-/// reconnects on its next message). Raft leaders send heartbeats far more often.
-pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// An inbound connection that delivers no frame (keepalives included) for this long is
+/// closed, and its dialer reconnects: a connection a network partition broke silently
+/// (half-open, or one that lost data) is replaced within seconds of the partition healing.
+pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A dialer with nothing to send writes an empty keepalive frame this often.
+pub const PEER_KEEPALIVE_INTERVAL: Duration = Duration::from_millis(1000);
 /// A frame whose first byte arrived must be complete within this long, or the connection
 /// is closed: a stream that lost bytes (a network that dropped data mid-frame) would
 /// otherwise wait forever for a length it misread.
@@ -145,6 +148,9 @@ async fn read_inbound<R: Runtime, Rd: AsyncRead + Unpin>(
     let from = hello.node_id;
     tracing::debug!("peer connection from node {from}");
     while let Some(frame) = read_frame(runtime, stream, PEER_FRAME_BYTES_MAX).await? {
+        if frame.is_empty() {
+            continue; // A keepalive.
+        }
         let message = PeerMessage::decode(&frame)
             .map_err(|error| format!("node {from} sent a bad frame: {error}"))?;
         if node.send(NodeInput::Peer { from, message }).await.is_err() {
@@ -381,7 +387,23 @@ impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
     ) -> WriteEnd {
         let mut buffer = Vec::new();
         loop {
-            let Some(message) = messages.recv().await else {
+            let keepalive = self
+                .runtime
+                .sleep_until(self.runtime.now() + PEER_KEEPALIVE_INTERVAL);
+            let received = tokio::select! {
+                biased;
+                received = messages.recv() => Some(received),
+                () = keepalive => None,
+            };
+            let Some(received) = received else {
+                // Idle: an empty frame keeps the receiver from closing a healthy link, and
+                // a write error here finds a broken one.
+                if let Err(error) = stream.write_all(&0u32.to_be_bytes()).await {
+                    return WriteEnd::Broken(format!("keepalive failed: {error}"));
+                }
+                continue;
+            };
+            let Some(message) = received else {
                 let _ = stream.shutdown().await;
                 return WriteEnd::QueueClosed;
             };

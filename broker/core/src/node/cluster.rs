@@ -178,6 +178,8 @@ pub(super) struct ClusterState {
     // Controller side.
     sessions: BTreeMap<i32, Instant>,
     registered_at: BTreeMap<i32, u64>,
+    /// Index of the last unfence proposed per broker (re-proposed once applied or lost).
+    unfence_proposed: BTreeMap<i32, u64>,
     next_controller_check: Instant,
     /// When led partitions are next checked for lagging followers.
     next_leader_check: Instant,
@@ -264,6 +266,7 @@ impl ClusterState {
             heartbeat_rotation: 0,
             sessions: BTreeMap::new(),
             registered_at: BTreeMap::new(),
+            unfence_proposed: BTreeMap::new(),
             next_controller_check: now.instant,
             next_leader_check: now.instant,
             next_rebalance: now.instant,
@@ -557,6 +560,7 @@ impl Node {
                 let brokers: Vec<i32> = cluster.image.brokers.keys().copied().collect();
                 cluster.sessions = brokers.iter().map(|b| (*b, now.instant)).collect();
                 cluster.registered_at.clear();
+                cluster.unfence_proposed.clear();
                 let voters: BTreeSet<i32> = cluster.config.voters.iter().map(|v| v.id).collect();
                 for broker in brokers {
                     if !voters.contains(&broker) {
@@ -1168,23 +1172,28 @@ impl Node {
             }
             fenced = true;
         } else if fenced {
+            // Unfence once the broker applied the log up to its registration; propose again
+            // if an earlier unfence was applied and the broker was fenced since, or lost.
             let caught_up_to = cluster.registered_at.get(&from).copied().unwrap_or(0);
-            if heartbeat.applied_index >= caught_up_to
-                && !cluster.registered_at.contains_key(&(-from - 1))
-            {
-                cluster.registered_at.insert(-from - 1, 0);
-                self.propose(vec![MetaRecord::SetFenced {
+            let pending = cluster
+                .unfence_proposed
+                .get(&from)
+                .is_some_and(|index| *index > cluster.image.applied_index);
+            if heartbeat.applied_index >= caught_up_to && !pending {
+                let record = MetaRecord::SetFenced {
                     id: from,
                     fenced: false,
-                }]);
+                };
+                if let Some(index) = self.propose(vec![record]) {
+                    if let Some(cluster) = self.cluster.as_mut() {
+                        cluster.unfence_proposed.insert(from, index);
+                    }
+                }
             }
         }
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        if !fenced {
-            cluster.registered_at.remove(&(-from - 1));
-        }
         if from == node_id {
             cluster.last_heartbeat_ok = Some(now.instant);
             cluster.fenced = fenced;
