@@ -55,7 +55,33 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
         "planted-lose-offset-commit",
         "an offset commit is answered but never written, so a restart loses it",
     ),
+    (
+        "planted-hw-before-isr",
+        "a partition leader advances the high watermark before the ISR has the data",
+    ),
+    (
+        "planted-skip-truncation",
+        "a follower keeps its divergent suffix after a leader change",
+    ),
+    (
+        "planted-elect-outside-isr",
+        "the controller elects any live replica, in the ISR or not",
+    ),
 ];
+
+/// The cluster workloads (turmoil): CI runs each over the fixed seeds, and the cluster
+/// planted bugs are searched for with them.
+pub(crate) const CLUSTER_WORKLOADS: &[&str] =
+    &["cluster-crash", "cluster-partition", "cluster-two-down"];
+
+/// The workload a planted bug is searched with (`None`: every single-node workload).
+fn planted_workload(feature: &str) -> Option<&'static str> {
+    match feature {
+        "planted-hw-before-isr" | "planted-elect-outside-isr" => Some("cluster-crash"),
+        "planted-skip-truncation" => Some("cluster-crash"),
+        _ => None,
+    }
+}
 
 /// Seeds searched per planted bug before it counts as missed.
 const PLANTED_SEEDS_MAX: u64 = 50;
@@ -209,9 +235,14 @@ fn planted(root: &Path) -> Result<bool> {
     for (feature, what) in PLANTED {
         let binary = build(root, Simulator::Turmoil, Some(feature))?;
         eprintln!("==> planted bug {feature}: {what}");
-        let output = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .current_dir(root)
-            .args(["planted", "--max-seeds", &PLANTED_SEEDS_MAX.to_string()])
+            .args(["planted", "--max-seeds", &PLANTED_SEEDS_MAX.to_string()]);
+        if let Some(workload) = planted_workload(feature) {
+            command.args(["--workload", workload]);
+        }
+        let output = command
             .output()
             .with_context(|| format!("running {}", binary.display()))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -250,6 +281,16 @@ pub(crate) fn ci() -> Result<()> {
     };
     if !run(&fixed)? {
         bail!("simulation: some seeds failed (reproduction commands above)");
+    }
+    for workload in CLUSTER_WORKLOADS {
+        let cluster = SimArgs {
+            sim: Simulator::Turmoil,
+            workload: Some((*workload).to_string()),
+            ..fixed.clone()
+        };
+        if !run(&cluster)? {
+            bail!("simulation: {workload} seeds failed (reproduction commands above)");
+        }
     }
     let determinism = SimArgs {
         determinism: true,
