@@ -1771,9 +1771,43 @@ impl Node {
             .collect();
         for id in done {
             if let Some(waiter) = self.cluster.as_mut().and_then(|c| c.hw_waiters.remove(&id)) {
-                self.respond(id, waiter.response);
+                // Kafka's rule: an acks=all batch is replicated to the ISR, but if the ISR
+                // shrank below min.insync.replicas meanwhile the producer is told so.
+                let short = matches!(waiter.response, ApiResponse::Produce(_))
+                    && waiter
+                        .needs
+                        .iter()
+                        .any(|(topic_id, index, _)| self.isr_below_min(*topic_id, *index));
+                let response = if short {
+                    super::errors::with_error(
+                        waiter.response,
+                        ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                        "the ISR shrank below min.insync.replicas after the append",
+                    )
+                } else {
+                    waiter.response
+                };
+                self.respond(id, response);
             }
         }
+    }
+
+    /// True when this node leads the partition with fewer in-sync replicas than its
+    /// `min.insync.replicas`.
+    fn isr_below_min(&self, topic_id: Uuid, index: usize) -> bool {
+        let Some(Replica::Leader(leader)) = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.replicas.get(&(topic_id, index)))
+        else {
+            return false;
+        };
+        let min_isr = self
+            .topics
+            .get(&topic_id)
+            .and_then(|t| t.config.min_insync_replicas)
+            .unwrap_or(self.config.min_insync_replicas);
+        (leader.isr.len() as i32) < min_isr
     }
 
     fn fail_hw_waiters_of(&mut self, topic_id: Uuid, index: Option<usize>) {
