@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Notify;
 use weir_edge::{EdgeError, Position, Record as EdgeRecord, Reply, StartFrom};
 use weir_runtime::Runtime;
@@ -29,8 +30,8 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
-use super::link::NodeLink;
-use super::ops::{closed_error, kafka_error, lock, refresh_metadata, unexpected, Meta};
+use super::ops::{kafka_error, lock, refresh_metadata, unexpected, Meta};
+use super::route::{leader_moved, Dest, Lane, Router};
 use crate::storage::StorageDriver;
 
 /// Rebalance timeout the gateway announces for its members.
@@ -50,6 +51,8 @@ type TopicPartition = (String, i32);
 
 /// One consumer of a session.
 pub struct Consumer {
+    /// The upstream lane of this consumer's fetches.
+    lane: Lane,
     /// Group, or `None` for a group-less reader of every partition.
     group: Option<String>,
     topics: Vec<String>,
@@ -74,6 +77,7 @@ struct State {
 impl Consumer {
     /// A consumer; group-less ones are assigned every partition of `topics` at once.
     pub fn new(
+        handle: u32,
         group: Option<String>,
         topics: Vec<String>,
         from: StartFrom,
@@ -85,6 +89,7 @@ impl Consumer {
             .map(|position| ((position.topic, position.partition), position.offset))
             .collect();
         Consumer {
+            lane: Lane::Fetch(handle),
             group,
             topics,
             from,
@@ -114,10 +119,11 @@ impl Consumer {
     }
 
     /// Stop heartbeating and leave the group (if any).
-    pub async fn close(&self, link: &NodeLink) {
+    pub async fn close<R: Runtime>(&self, router: &Router<R>) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        router.close_lane(self.lane);
         self.changed.notify_waiters();
         let Some(group) = &self.group else { return };
         let member_id = lock(&self.state).member_id.clone();
@@ -126,7 +132,8 @@ impl Consumer {
         }
         let leave = heartbeat_request(group, &member_id, MEMBER_EPOCH_LEAVE, None, None);
         // A failure means the session is gone anyway; the member's session timeout cleans up.
-        let _ = link.call(ApiRequest::ConsumerGroupHeartbeat(leave)).await;
+        let leave = ApiRequest::ConsumerGroupHeartbeat(leave);
+        let _ = router.call_group(group, leave).await;
     }
 
     fn is_closed(&self) -> bool {
@@ -135,12 +142,12 @@ impl Consumer {
 }
 
 /// Set up a group-less consumer's assignment: every partition of its topics.
-pub async fn assign_all(
+pub async fn assign_all<R: Runtime>(
     consumer: &Consumer,
-    link: &NodeLink,
+    router: &Router<R>,
     meta: &Meta,
 ) -> Result<(), EdgeError> {
-    let found = refresh_metadata(link, meta, Some(consumer.topics.clone()), false).await?;
+    let found = refresh_metadata(router, meta, Some(consumer.topics.clone()), false).await?;
     let mut state = lock(&consumer.state);
     for (name, error, info, _) in found {
         if error != ErrorCode::NONE {
@@ -161,9 +168,10 @@ pub async fn assign_all(
 pub async fn heartbeat_loop<R: Runtime>(
     runtime: R,
     consumer: Arc<Consumer>,
-    link: NodeLink,
+    router: Arc<Router<R>>,
     meta: Meta,
 ) {
+    let router = &*router;
     let Some(group) = consumer.group.clone() else {
         return;
     };
@@ -177,11 +185,24 @@ pub async fn heartbeat_loop<R: Runtime>(
         let topics =
             (!subscribed || member_epoch == MEMBER_EPOCH_JOIN).then(|| consumer.topics.clone());
         let request = heartbeat_request(&group, &member_id, member_epoch, topics, Some(owned));
-        let Ok(answer) = link.call(ApiRequest::ConsumerGroupHeartbeat(request)).await else {
-            return;
-        };
-        let ApiResponse::ConsumerGroupHeartbeat(answer) = answer else {
-            return;
+        let answer = router
+            .call_group(&group, ApiRequest::ConsumerGroupHeartbeat(request))
+            .await;
+        let answer = match answer {
+            Ok(ApiResponse::ConsumerGroupHeartbeat(answer)) => answer,
+            Ok(_) => return,
+            Err(_) if router.is_closed() => return,
+            Err(error) => {
+                // Re-routing gave up for now (coordinator moving, broker down): try again.
+                tracing::debug!(group, "gateway heartbeat failed: {}", error.name);
+                let sleep = runtime.sleep_until(runtime.now() + HEARTBEAT_RETRY_DELAY);
+                tokio::select! {
+                    biased;
+                    () = consumer.changed.notified() => {}
+                    () = sleep => {}
+                }
+                continue;
+            }
         };
         if consumer.is_closed() {
             return;
@@ -191,12 +212,12 @@ pub async fn heartbeat_loop<R: Runtime>(
         match answer.error {
             ErrorCode::NONE => {
                 subscribed = true;
-                let changed = apply_assignment(&consumer, &link, &meta, answer).await;
+                let changed = apply_assignment(&consumer, router, &meta, answer).await;
                 if changed {
                     // Acknowledge the reconciled assignment at once, as Kafka clients do.
                     delay = Duration::ZERO;
                 }
-                let _ = resolve_positions(&consumer, &link).await;
+                let _ = resolve_positions(&consumer, router).await;
                 consumer.changed.notify_waiters();
             }
             ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::FENCED_MEMBER_EPOCH => {
@@ -272,9 +293,9 @@ fn cache_id(cache: &super::ops::MetaCache, topic: &str) -> Option<uuid::Uuid> {
 }
 
 /// Apply a heartbeat answer; returns true if the owned set changed.
-async fn apply_assignment(
+async fn apply_assignment<R: Runtime>(
     consumer: &Consumer,
-    link: &NodeLink,
+    router: &Router<R>,
     meta: &Meta,
     answer: weir_wire::domain::ConsumerGroupHeartbeatResponse,
 ) -> bool {
@@ -292,7 +313,7 @@ async fn apply_assignment(
         .iter()
         .any(|t| lock(meta).name_of(t.topic_id).is_none());
     if unknown {
-        let _ = refresh_metadata(link, meta, Some(consumer.topics.clone()), false).await;
+        let _ = refresh_metadata(router, meta, Some(consumer.topics.clone()), false).await;
     }
     let target: BTreeSet<TopicPartition> = {
         let cache = lock(meta);
@@ -334,7 +355,7 @@ async fn apply_assignment(
         .collect();
     if let Some(group) = &consumer.group {
         if !positions.is_empty() {
-            if let Err(error) = commit(link, group, &member_id, epoch, positions).await {
+            if let Err(error) = commit(router, group, &member_id, epoch, positions).await {
                 tracing::info!(group, "commit on revocation failed: {}", error.name);
             }
         }
@@ -344,7 +365,10 @@ async fn apply_assignment(
 
 /// Find start positions for assigned partitions that have none: the resumed position, else
 /// the group's committed offset, else earliest/latest.
-pub async fn resolve_positions(consumer: &Consumer, link: &NodeLink) -> Result<(), EdgeError> {
+pub async fn resolve_positions<R: Runtime>(
+    consumer: &Consumer,
+    router: &Router<R>,
+) -> Result<(), EdgeError> {
     let unresolved: Vec<TopicPartition> = {
         let mut state = lock(&consumer.state);
         let mut unresolved = Vec::new();
@@ -366,14 +390,14 @@ pub async fn resolve_positions(consumer: &Consumer, link: &NodeLink) -> Result<(
     }
     let mut found = BTreeMap::new();
     if let Some(group) = &consumer.group {
-        found = committed(link, group, &unresolved).await?;
+        found = committed(router, group, &unresolved).await?;
     }
     let missing: Vec<TopicPartition> = unresolved
         .into_iter()
         .filter(|tp| !found.contains_key(tp))
         .collect();
     if !missing.is_empty() {
-        found.extend(list_offsets(link, &missing, consumer.from).await?);
+        found.extend(list_offsets(router, &missing, consumer.from).await?);
     }
     let mut state = lock(&consumer.state);
     for (tp, offset) in found {
@@ -392,8 +416,8 @@ fn group_topics(partitions: &[TopicPartition]) -> BTreeMap<String, Vec<i32>> {
     topics
 }
 
-async fn committed(
-    link: &NodeLink,
+async fn committed<R: Runtime>(
+    router: &Router<R>,
     group: &str,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, i64>, EdgeError> {
@@ -404,7 +428,7 @@ async fn committed(
         }],
         require_stable: false,
     });
-    let ApiResponse::OffsetFetch(answer) = link.call(request).await.map_err(closed_error)? else {
+    let ApiResponse::OffsetFetch(answer) = router.call_group(group, request).await? else {
         return Err(unexpected("OffsetFetch"));
     };
     let mut found = BTreeMap::new();
@@ -429,8 +453,8 @@ async fn committed(
     Ok(found)
 }
 
-async fn list_offsets(
-    link: &NodeLink,
+async fn list_offsets<R: Runtime>(
+    router: &Router<R>,
     partitions: &[TopicPartition],
     from: StartFrom,
 ) -> Result<BTreeMap<TopicPartition, i64>, EdgeError> {
@@ -438,32 +462,47 @@ async fn list_offsets(
         StartFrom::Earliest => EARLIEST_TIMESTAMP,
         StartFrom::Latest => LATEST_TIMESTAMP,
     };
-    let request = ApiRequest::ListOffsets(ListOffsetsRequest {
-        replica_id: -1,
-        isolation_level: 0,
-        topics: group_topics(partitions)
-            .into_iter()
-            .map(|(name, partitions)| ListOffsetsTopic {
-                name,
-                partitions: partitions
-                    .into_iter()
-                    .map(|partition| ListOffsetsPartition {
-                        partition,
-                        current_leader_epoch: -1,
-                        timestamp,
-                    })
-                    .collect(),
-            })
-            .collect(),
-    });
-    let ApiResponse::ListOffsets(answer) = link.call(request).await.map_err(closed_error)? else {
-        return Err(unexpected("ListOffsets"));
-    };
+    let mut by_dest: BTreeMap<Dest, Vec<TopicPartition>> = BTreeMap::new();
+    for tp in partitions {
+        let dest = router.leader(&tp.0, tp.1).await?;
+        by_dest.entry(dest).or_default().push(tp.clone());
+    }
     let mut found = BTreeMap::new();
-    for topic in answer.topics {
-        for partition in topic.partitions {
-            if partition.error == ErrorCode::NONE && partition.offset >= 0 {
-                found.insert((topic.name.clone(), partition.partition), partition.offset);
+    for (dest, partitions) in by_dest {
+        let request = ApiRequest::ListOffsets(ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: 0,
+            topics: group_topics(partitions.as_slice())
+                .into_iter()
+                .map(|(name, partitions)| ListOffsetsTopic {
+                    name,
+                    partitions: partitions
+                        .into_iter()
+                        .map(|partition| ListOffsetsPartition {
+                            partition,
+                            current_leader_epoch: -1,
+                            timestamp,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        });
+        let answer = match router.call(dest, Lane::Control, request).await {
+            Ok(answer) => answer,
+            Err(error) if router.is_closed() => return Err(error),
+            // Unresolved positions are looked up again by the next poll round.
+            Err(_) => continue,
+        };
+        let ApiResponse::ListOffsets(answer) = answer else {
+            return Err(unexpected("ListOffsets"));
+        };
+        for topic in answer.topics {
+            for partition in topic.partitions {
+                if partition.error == ErrorCode::NONE && partition.offset >= 0 {
+                    found.insert((topic.name.clone(), partition.partition), partition.offset);
+                } else if leader_moved(partition.error) {
+                    router.forget_leader(&topic.name, partition.partition);
+                }
             }
         }
     }
@@ -471,8 +510,8 @@ async fn list_offsets(
 }
 
 /// Commit positions for the member.
-async fn commit(
-    link: &NodeLink,
+async fn commit<R: Runtime>(
+    router: &Router<R>,
     group: &str,
     member_id: &str,
     member_epoch: i32,
@@ -501,7 +540,7 @@ async fn commit(
             .map(|(name, partitions)| OffsetCommitTopic { name, partitions })
             .collect(),
     });
-    let ApiResponse::OffsetCommit(answer) = link.call(request).await.map_err(closed_error)? else {
+    let ApiResponse::OffsetCommit(answer) = router.call_group(group, request).await? else {
         return Err(unexpected("OffsetCommit"));
     };
     for topic in answer.topics {
@@ -516,9 +555,9 @@ async fn commit(
 }
 
 /// The client's commit: positions of partitions the consumer still owns.
-pub async fn client_commit(
+pub async fn client_commit<R: Runtime>(
     consumer: &Consumer,
-    link: &NodeLink,
+    router: &Router<R>,
     offsets: Vec<Position>,
 ) -> Result<Reply, EdgeError> {
     let Some(group) = &consumer.group else {
@@ -536,7 +575,7 @@ pub async fn client_commit(
         (state.member_id.clone(), state.member_epoch, owned)
     };
     if !owned.is_empty() {
-        commit(link, group, &member_id, epoch, owned).await?;
+        commit(router, group, &member_id, epoch, owned).await?;
     }
     Ok(Reply::Committed)
 }
@@ -546,17 +585,18 @@ pub async fn poll<R: Runtime, S: StorageDriver>(
     runtime: &R,
     storage: &S,
     consumer: &Consumer,
-    link: &NodeLink,
+    router: &Router<R>,
     max_wait_ms: u32,
     max_bytes: u32,
 ) -> Result<Reply, EdgeError> {
     let wait = Duration::from_millis(u64::from(max_wait_ms.min(POLL_WAIT_MS_MAX)));
     let deadline = runtime.now() + wait;
+    let mut attempt = 0;
     loop {
         if consumer.is_closed() {
             return Ok(Reply::Records(Vec::new()));
         }
-        resolve_positions(consumer, link).await?;
+        resolve_positions(consumer, router).await?;
         let targets: Vec<(TopicPartition, i64)> = lock(&consumer.state)
             .assigned
             .iter()
@@ -577,24 +617,48 @@ pub async fn poll<R: Runtime, S: StorageDriver>(
         }
         let remaining = deadline.saturating_sub(now);
         let wait_ms = i32::try_from(remaining.as_millis()).unwrap_or(i32::MAX);
-        let records = fetch_once(storage, consumer, link, &targets, wait_ms, max_bytes).await?;
-        if !records.is_empty() || runtime.now() >= deadline {
-            return Ok(Reply::Records(records));
+        let fetched = fetch_once(storage, consumer, router, &targets, wait_ms, max_bytes).await?;
+        if !fetched.records.is_empty() || runtime.now() >= deadline {
+            return Ok(Reply::Records(fetched.records));
+        }
+        if fetched.rerouted {
+            // A partition failed or a broker is unreachable: pause instead of spinning.
+            attempt += 1;
+            let pause = router.backoff(attempt);
+            tokio::select! {
+                biased;
+                () = pause => {}
+                () = runtime.sleep_until(deadline) => {}
+            }
         }
     }
 }
 
-async fn fetch_once<S: StorageDriver>(
+/// What one fetch round delivered.
+struct Fetched {
+    records: Vec<EdgeRecord>,
+    /// Some partition answered an error or its broker failed (a moved leader's route was
+    /// forgotten): the next round waits a backoff instead of spinning.
+    rerouted: bool,
+}
+
+/// Fetch from every target's leader at once (one request per broker); the first answer
+/// with records is delivered and the others are abandoned (nothing of theirs was
+/// delivered, so their positions are unchanged).
+async fn fetch_once<R: Runtime, S: StorageDriver>(
     storage: &S,
     consumer: &Consumer,
-    link: &NodeLink,
+    router: &Router<R>,
     targets: &[(TopicPartition, i64)],
     wait_ms: i32,
     max_bytes: u32,
-) -> Result<Vec<EdgeRecord>, EdgeError> {
-    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+) -> Result<Fetched, EdgeError> {
+    let mut by_dest: BTreeMap<Dest, BTreeMap<String, Vec<FetchPartition>>> = BTreeMap::new();
     for ((topic, partition), offset) in targets {
-        topics
+        let dest = router.leader(topic, *partition).await?;
+        by_dest
+            .entry(dest)
+            .or_default()
             .entry(topic.clone())
             .or_default()
             .push(FetchPartition {
@@ -606,29 +670,66 @@ async fn fetch_once<S: StorageDriver>(
             });
     }
     let max_bytes = max_bytes.clamp(1, POLL_BYTES_MAX);
-    let request = ApiRequest::Fetch(FetchRequest {
-        replica_id: -1,
-        max_wait_ms: wait_ms,
-        min_bytes: 1,
-        max_bytes: i32::try_from(max_bytes).unwrap_or(i32::MAX),
-        isolation_level: 0,
-        session_id: 0,
-        session_epoch: -1,
-        topics: topics
-            .into_iter()
-            .map(|(name, partitions)| FetchTopic {
-                topic: TopicRef::Name(name),
-                partitions,
-            })
-            .collect(),
-        rack_id: String::new(),
-    });
-    let mut answer = link.call(request).await.map_err(closed_error)?;
-    crate::conn::resolve_reads(storage, &mut answer, "gateway");
-    let ApiResponse::Fetch(answer) = answer else {
-        return Err(unexpected("Fetch"));
+    let mut calls = FuturesUnordered::new();
+    for (dest, topics) in by_dest {
+        let request = ApiRequest::Fetch(FetchRequest {
+            replica_id: -1,
+            max_wait_ms: wait_ms,
+            min_bytes: 1,
+            max_bytes: i32::try_from(max_bytes).unwrap_or(i32::MAX),
+            isolation_level: 0,
+            session_id: 0,
+            session_epoch: -1,
+            topics: topics
+                .into_iter()
+                .map(|(name, partitions)| FetchTopic {
+                    topic: TopicRef::Name(name),
+                    partitions,
+                })
+                .collect(),
+            rack_id: String::new(),
+        });
+        calls.push(async move { (dest, router.call(dest, consumer.lane, request).await) });
+    }
+    let mut fetched = Fetched {
+        records: Vec::new(),
+        rerouted: false,
     };
-    let mut delivered = Vec::new();
+    while let Some((dest, answer)) = calls.next().await {
+        let mut answer = match answer {
+            Ok(answer) => answer,
+            Err(error) if router.is_closed() => return Err(error),
+            Err(_) => {
+                // The router forgot the broker's routes; the next round looks them up.
+                fetched.rerouted = true;
+                continue;
+            }
+        };
+        if dest == Dest::Local {
+            // Local answers carry read plans; remote ones arrive as record bytes.
+            crate::conn::resolve_reads(storage, &mut answer, "gateway");
+        }
+        let ApiResponse::Fetch(answer) = answer else {
+            return Err(unexpected("Fetch"));
+        };
+        deliver(consumer, router, targets, answer, &mut fetched)?;
+        if !fetched.records.is_empty() {
+            break;
+        }
+    }
+    Ok(fetched)
+}
+
+/// Take a fetch answer's records whose partitions are still assigned at the fetched
+/// positions, and advance those positions.
+fn deliver<R: Runtime>(
+    consumer: &Consumer,
+    router: &Router<R>,
+    targets: &[(TopicPartition, i64)],
+    answer: weir_wire::domain::FetchResponse,
+    fetched: &mut Fetched,
+) -> Result<(), EdgeError> {
+    let delivered = &mut fetched.records;
     for topic in answer.topics {
         let TopicRef::Name(name) = topic.topic else {
             continue;
@@ -648,7 +749,11 @@ async fn fetch_once<S: StorageDriver>(
                 }
                 continue;
             }
+            if leader_moved(partition.error) {
+                router.forget_leader(&tp.0, tp.1);
+            }
             if partition.error != ErrorCode::NONE {
+                fetched.rerouted = true;
                 tracing::debug!(
                     "gateway fetch {}[{}]: {}",
                     tp.0,
@@ -698,5 +803,5 @@ async fn fetch_once<S: StorageDriver>(
             }));
         }
     }
-    Ok(delivered)
+    Ok(())
 }

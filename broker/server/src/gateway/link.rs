@@ -110,6 +110,11 @@ impl NodeLink {
         Ok(PendingCall(receiver))
     }
 
+    /// True once the node loop dropped this connection (or stopped).
+    pub fn is_closed(&self) -> bool {
+        lock(&self.pending).is_none()
+    }
+
     /// Send a request and wait for its response.
     pub async fn call(&self, request: ApiRequest) -> Result<ApiResponse, LinkClosed> {
         self.send(request).await?.response().await

@@ -14,6 +14,11 @@
 //! only translates (edge record <-> record batch, KIP-848 heartbeats on the browser's
 //! behalf, errors to their Kafka names).
 //!
+//! In a cluster, [`route`] sends what this node does not serve (partitions led, groups
+//! coordinated elsewhere) to the right broker's Kafka listener over [`upstream`]
+//! connections, learning leaders and coordinators from the local node's Metadata and
+//! FindCoordinator; a single node routes everything locally, as before.
+//!
 //! # Invariants
 //! - Every queue is bounded: at most [`session::IN_FLIGHT_MAX`] client requests per session
 //!   are unanswered *or unwritten* (the session stops reading the socket until the writer
@@ -24,13 +29,18 @@
 //! - Gateway connection ids live above [`CONN_ID_BASE`], disjoint from Kafka connections.
 //! - A closed session leaves its consumer groups (epoch -1 heartbeats) before it
 //!   disconnects from the node, so its partitions move on without a session timeout.
+//! - Upstream connections and their in-flight requests are bounded per session
+//!   ([`route::UPSTREAMS_MAX`], [`upstream::UPSTREAM_IN_FLIGHT_MAX`]); re-routing retries are
+//!   bounded ([`route::ROUTE_ATTEMPTS_MAX`]); the node loop is never awaited under a lock.
 //! - Every `select!` is `biased`.
 
 mod consumer;
 pub mod http;
 pub mod link;
 mod ops;
+pub mod route;
 pub mod session;
+pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -24,7 +24,10 @@ use weir_wire::domain::{
 use weir_wire::error::ErrorCode;
 use weir_wire::records::{encode_batch, BatchOptions, Record};
 
-use super::link::{LinkClosed, NodeLink, PendingCall};
+use weir_runtime::Runtime;
+
+use super::link::LinkClosed;
+use super::route::{leader_moved, Call, Lane, Router, Ticket, ROUTE_ATTEMPTS_MAX};
 
 /// Topics whose metadata a session keeps; beyond it the cache starts over.
 pub const TOPICS_CACHED_MAX: usize = 1024;
@@ -95,8 +98,8 @@ pub fn unexpected(what: &str) -> EdgeError {
 }
 
 /// Ask the node for metadata of `topics` (`None` = all) and refresh the cache.
-pub async fn refresh_metadata(
-    link: &NodeLink,
+pub async fn refresh_metadata<R: Runtime>(
+    router: &Router<R>,
     meta: &Meta,
     topics: Option<Vec<String>>,
     auto_create: bool,
@@ -107,9 +110,11 @@ pub async fn refresh_metadata(
         include_cluster_authorized_operations: false,
         include_topic_authorized_operations: false,
     });
-    let ApiResponse::Metadata(response) = link.call(request).await.map_err(closed_error)? else {
+    let answer = router.local().call(request).await.map_err(closed_error)?;
+    let ApiResponse::Metadata(response) = answer else {
         return Err(unexpected("Metadata"));
     };
+    router.learn(&response);
     let mut found = Vec::new();
     let mut cache = lock(meta);
     for topic in response.topics {
@@ -132,8 +137,8 @@ pub async fn refresh_metadata(
 }
 
 /// The topic's metadata, from the cache or the node.
-pub async fn topic_meta(
-    link: &NodeLink,
+pub async fn topic_meta<R: Runtime>(
+    router: &Router<R>,
     meta: &Meta,
     topic: &str,
     auto_create: bool,
@@ -141,7 +146,7 @@ pub async fn topic_meta(
     if let Some(known) = lock(meta).by_name.get(topic) {
         return Ok(known.clone());
     }
-    let found = refresh_metadata(link, meta, Some(vec![topic.to_owned()]), auto_create).await?;
+    let found = refresh_metadata(router, meta, Some(vec![topic.to_owned()]), auto_create).await?;
     match found.into_iter().find(|(name, ..)| name == topic) {
         Some((_, ErrorCode::NONE, info, _)) if info.partitions > 0 => Ok(info),
         Some((_, ErrorCode::NONE, ..)) => Err(kafka_error(
@@ -170,15 +175,22 @@ pub struct ProducerState {
 /// Bound on partitions with idempotent sequence state in one session.
 const SEQUENCES_MAX: usize = 100_000;
 
-/// Prepare and send one produce; returns the call to await and the partition chosen.
-pub async fn send_produce(
-    link: &NodeLink,
+/// A produce on its way: what a retry re-sends.
+pub struct SentProduce<R> {
+    request: ApiRequest,
+    topic: String,
+    partition: i32,
+    ticket: Ticket<R>,
+}
+/// Prepare and send one produce (to the partition's leader); returns the call to await.
+pub async fn send_produce<R: Runtime>(
+    router: &Arc<Router<R>>,
     meta: &Meta,
     producer: &mut ProducerState,
     produce: Produce,
     wall_ms: i64,
-) -> Result<(PendingCall, i32), EdgeError> {
-    let info = topic_meta(link, meta, &produce.topic, true).await?;
+) -> Result<(Call, SentProduce<R>), EdgeError> {
+    let info = topic_meta(router, meta, &produce.topic, true).await?;
     let partition = match produce.partition {
         Some(partition) if (0..info.partitions).contains(&partition) => partition,
         Some(partition) => {
@@ -202,7 +214,7 @@ pub async fn send_produce(
     };
     let mut options = BatchOptions::default();
     if produce.idempotent {
-        let (producer_id, producer_epoch) = producer_id(link, producer).await?;
+        let (producer_id, producer_epoch) = producer_id(router, producer).await?;
         let key = (produce.topic.clone(), partition);
         if !producer.sequences.contains_key(&key) && producer.sequences.len() >= SEQUENCES_MAX {
             return Err(kafka_error(
@@ -216,6 +228,7 @@ pub async fn send_produce(
         options.base_sequence = *sequence;
         *sequence = sequence.wrapping_add(1) & i32::MAX;
     }
+    let topic = produce.topic.clone();
     let record = produce.record;
     let batch_record = Record {
         offset: 0,
@@ -245,12 +258,76 @@ pub async fn send_produce(
             }],
         }],
     });
-    let call = link.send(request).await.map_err(closed_error)?;
-    Ok((call, partition))
+    let dest = router.leader(&topic, partition).await?;
+    let ticket = router.ticket(&topic, partition);
+    let call = router.send(dest, Lane::Control, request.clone()).await?;
+    ticket.sent(1);
+    let sent = SentProduce {
+        request,
+        topic,
+        partition,
+        ticket,
+    };
+    Ok((call, sent))
+}
+
+/// Wait for a produce's answer, re-sending it (a bounded number of times) when the answer
+/// says it was not written and another try may succeed: the partition's leader moved;
+/// another broker answered UNKNOWN_TOPIC_OR_PARTITION (it may lag behind this node's
+/// metadata); or OUT_OF_ORDER_SEQUENCE_NUMBER from another broker (an earlier produce of
+/// the partition is being re-sent). Re-sends of a partition go out in the original send
+/// order (tickets), so per-key order and idempotent sequences hold.
+pub async fn finish_produce<R: Runtime>(
+    router: &Router<R>,
+    mut call: Call,
+    sent: SentProduce<R>,
+) -> Result<Reply, EdgeError> {
+    let mut attempt = 1;
+    let mut sends = 1;
+    loop {
+        let remote = call.is_remote();
+        let outcome = produce_reply(router.answer(call).await?, sent.partition);
+        let retry = match &outcome {
+            Ok(_) => false,
+            Err(error) => {
+                let code = ErrorCode(error.code);
+                leader_moved(code)
+                    || (remote
+                        && matches!(
+                            code,
+                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                                | ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+                        ))
+            }
+        };
+        if !retry {
+            return outcome;
+        }
+        router.forget_leader(&sent.topic, sent.partition);
+        loop {
+            if attempt >= ROUTE_ATTEMPTS_MAX {
+                return outcome;
+            }
+            router.backoff(attempt).await;
+            attempt += 1;
+            sent.ticket.await_turn(sends + 1).await;
+            let resent = match router.leader(&sent.topic, sent.partition).await {
+                Ok(dest) => router.send(dest, Lane::Control, sent.request.clone()).await,
+                Err(error) => Err(error),
+            };
+            // A failed send wrote nothing: try again; a sent one is awaited above.
+            if let Ok(resent) = resent {
+                sends += 1;
+                sent.ticket.sent(sends);
+                call = resent;
+                break;
+            }
+        }
+    }
 }
 
 /// The produce's outcome from the node's answer.
-pub fn produce_reply(response: ApiResponse, partition: i32) -> Result<Reply, EdgeError> {
+fn produce_reply(response: ApiResponse, partition: i32) -> Result<Reply, EdgeError> {
     let ApiResponse::Produce(response) = response else {
         return Err(unexpected("Produce"));
     };
@@ -270,8 +347,8 @@ pub fn produce_reply(response: ApiResponse, partition: i32) -> Result<Reply, Edg
     })
 }
 
-async fn producer_id(
-    link: &NodeLink,
+async fn producer_id<R: Runtime>(
+    router: &Router<R>,
     producer: &mut ProducerState,
 ) -> Result<(i64, i16), EdgeError> {
     if let Some(id) = producer.id {
@@ -283,8 +360,8 @@ async fn producer_id(
         producer_id: -1,
         producer_epoch: -1,
     });
-    let ApiResponse::InitProducerId(answer) = link.call(request).await.map_err(closed_error)?
-    else {
+    let answer = router.local().call(request).await.map_err(closed_error)?;
+    let ApiResponse::InitProducerId(answer) = answer else {
         return Err(unexpected("InitProducerId"));
     };
     if answer.error != ErrorCode::NONE {
@@ -299,8 +376,8 @@ async fn producer_id(
 }
 
 /// List the cluster's topics.
-pub async fn list_topics(link: &NodeLink, meta: &Meta) -> Result<Reply, EdgeError> {
-    let found = refresh_metadata(link, meta, None, false).await?;
+pub async fn list_topics<R: Runtime>(router: &Router<R>, meta: &Meta) -> Result<Reply, EdgeError> {
+    let found = refresh_metadata(router, meta, None, false).await?;
     let topics = found
         .into_iter()
         .filter(|(_, error, ..)| *error == ErrorCode::NONE)
@@ -314,7 +391,10 @@ pub async fn list_topics(link: &NodeLink, meta: &Meta) -> Result<Reply, EdgeErro
 }
 
 /// Create topics; each topic's outcome is reported separately.
-pub async fn create_topics(link: &NodeLink, topics: Vec<NewTopic>) -> Result<Reply, EdgeError> {
+pub async fn create_topics<R: Runtime>(
+    router: &Router<R>,
+    topics: Vec<NewTopic>,
+) -> Result<Reply, EdgeError> {
     let request = ApiRequest::CreateTopics(CreateTopicsRequest {
         topics: topics
             .into_iter()
@@ -329,7 +409,8 @@ pub async fn create_topics(link: &NodeLink, topics: Vec<NewTopic>) -> Result<Rep
         timeout_ms: CREATE_TOPICS_TIMEOUT_MS,
         validate_only: false,
     });
-    let ApiResponse::CreateTopics(answer) = link.call(request).await.map_err(closed_error)? else {
+    let answer = router.local().call(request).await.map_err(closed_error)?;
+    let ApiResponse::CreateTopics(answer) = answer else {
         return Err(unexpected("CreateTopics"));
     };
     let results = answer

@@ -33,6 +33,7 @@ use super::consumer::{self, Consumer};
 use super::http::{self, Head, Rewind};
 use super::link::NodeLink;
 use super::ops::{self, Meta, ProducerState};
+use super::route::Router;
 use super::{GatewayContext, CONN_ID_BASE};
 use crate::storage::StorageDriver;
 
@@ -174,9 +175,10 @@ where
         let _ = sink.close().await;
         drop(writer_done_sender);
     });
+    let router = Arc::new(Router::new(runtime.clone(), link.clone(), context.node_id));
     let mut session = Session {
         context,
-        link: link.clone(),
+        router: Arc::clone(&router),
         meta: Meta::default(),
         producer: ProducerState::default(),
         consumers: BTreeMap::new(),
@@ -220,7 +222,7 @@ where
         let _ = outgoing.try_send(Outgoing::Close(code, reason.to_owned()));
     }
     for consumer in session.consumers.values() {
-        consumer.close(&link).await;
+        consumer.close(&*router).await;
     }
     link.disconnect().await;
     drop(session);
@@ -236,7 +238,7 @@ fn close_message(code: u16, reason: &str) -> Message {
 
 struct Session<R, S> {
     context: GatewayContext<R, S>,
-    link: NodeLink,
+    router: Arc<Router<R>>,
     meta: Meta,
     producer: ProducerState,
     consumers: BTreeMap<u32, Arc<Consumer>>,
@@ -250,14 +252,17 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
         match request.op {
             Op::Produce(produce) => {
                 let wall_ms = self.context.runtime.wall_ms();
+                let router = &self.router;
                 let sent =
-                    ops::send_produce(&self.link, &self.meta, &mut self.producer, produce, wall_ms)
+                    ops::send_produce(router, &self.meta, &mut self.producer, produce, wall_ms)
                         .await;
                 match sent {
-                    Ok((call, partition)) => self.answer_later(id, async move {
-                        let response = call.response().await.map_err(ops::closed_error)?;
-                        ops::produce_reply(response, partition)
-                    }),
+                    Ok((call, sent)) => {
+                        let router = Arc::clone(&self.router);
+                        self.answer_later(id, async move {
+                            ops::finish_produce(&router, call, sent).await
+                        })
+                    }
                     Err(error) => self.answer_now(id, Err(error)),
                 }
             }
@@ -269,6 +274,7 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
                     return Err("too many consumers in one session");
                 }
                 let consumer = Arc::new(Consumer::new(
+                    subscribe.consumer,
                     subscribe.group,
                     subscribe.topics,
                     subscribe.from,
@@ -276,17 +282,17 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
                 ));
                 self.consumers
                     .insert(subscribe.consumer, Arc::clone(&consumer));
-                let link = self.link.clone();
+                let router = Arc::clone(&self.router);
                 let meta = Arc::clone(&self.meta);
                 if consumer.has_group() {
                     let runtime = self.context.runtime.clone();
                     self.context
                         .runtime
-                        .spawn(consumer::heartbeat_loop(runtime, consumer, link, meta));
+                        .spawn(consumer::heartbeat_loop(runtime, consumer, router, meta));
                     self.answer_now(id, Ok(Reply::Subscribed))
                 } else {
                     self.answer_later(id, async move {
-                        consumer::assign_all(&consumer, &link, &meta).await?;
+                        consumer::assign_all(&consumer, &router, &meta).await?;
                         Ok(Reply::Subscribed)
                     })
                 }
@@ -298,13 +304,13 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
                 }
                 let runtime = self.context.runtime.clone();
                 let storage = self.context.storage.clone();
-                let link = self.link.clone();
+                let router = Arc::clone(&self.router);
                 self.answer_later(id, async move {
                     let result = consumer::poll(
                         &runtime,
                         &storage,
                         &consumer,
-                        &link,
+                        &router,
                         poll.max_wait_ms,
                         poll.max_bytes,
                     )
@@ -315,9 +321,9 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
             }
             Op::Commit { consumer, offsets } => {
                 let consumer = self.consumer(consumer)?;
-                let link = self.link.clone();
+                let router = Arc::clone(&self.router);
                 self.answer_later(id, async move {
-                    consumer::client_commit(&consumer, &link, offsets).await
+                    consumer::client_commit(&consumer, &router, offsets).await
                 })
             }
             Op::Unsubscribe { consumer } => {
@@ -325,20 +331,20 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
                     .consumers
                     .remove(&consumer)
                     .ok_or("unknown consumer handle")?;
-                let link = self.link.clone();
+                let router = Arc::clone(&self.router);
                 self.answer_later(id, async move {
-                    consumer.close(&link).await;
+                    consumer.close(&*router).await;
                     Ok(Reply::Unsubscribed)
                 })
             }
             Op::ListTopics => {
-                let link = self.link.clone();
+                let router = Arc::clone(&self.router);
                 let meta = Arc::clone(&self.meta);
-                self.answer_later(id, async move { ops::list_topics(&link, &meta).await })
+                self.answer_later(id, async move { ops::list_topics(&router, &meta).await })
             }
             Op::CreateTopics(topics) => {
-                let link = self.link.clone();
-                self.answer_later(id, async move { ops::create_topics(&link, topics).await })
+                let router = Arc::clone(&self.router);
+                self.answer_later(id, async move { ops::create_topics(&router, topics).await })
             }
         }
         Ok(())
