@@ -23,6 +23,14 @@
 //!   brokers only (clients still reach it), for longer than the session timeout.
 //! - `cluster-two-down`: five brokers; crash two that are not the controller (preferring two
 //!   that share no partition) for several seconds.
+//! - `cluster-mixed` (three brokers), `cluster-mixed-5` (five): isolate the active
+//!   controller (the sampled `controller_id`) past the session timeout; pause a broker
+//!   (every link of it held, then released in a burst); fixed added latency on every link of
+//!   one broker; and on five brokers a 2|3 quorum split with the controller on the
+//!   minority side.
+//! - `cluster-power` (isr-fsync) and `cluster-power-memory` (isr-memory), not in CI: a
+//!   power loss of every broker at once (each disk drops what it had not synced), one
+//!   partition leader coming back after its session expired.
 //!
 //! Harness properties (recorded as violations):
 //! - at most one leader per partition per epoch: every sampling round asks each reachable
@@ -34,11 +42,13 @@
 //!   must hold exactly the leader's records at the same offsets (no divergent suffix, no
 //!   hole, no extra offset);
 //! - `cluster-two-down`: every partition with at most one replica down takes acknowledged
-//!   writes while the two brokers are down (after leadership and ISR changes settle).
+//!   writes while the two brokers are down (after leadership and ISR changes settle);
+//! - mixed and power workloads: after each fault heals an acks=all write is acknowledged
+//!   within `RESUME_BUDGET`, and the next fault waits for one.
 //!
 //! Invariant: the harness never takes down more replicas of a partition than the workload
-//! names, so acks=all with `min.insync.replicas=2` can always make progress again after a
-//! fault heals.
+//! names (a power loss takes all, then restarts all), so acks=all with
+//! `min.insync.replicas=2` can always make progress again after a fault heals.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -64,6 +74,10 @@ pub const HEARTBEAT_MS: u64 = 200;
 pub const ELECTION_TIMEOUT_MS: u64 = 300;
 /// `replica.lag.time.max.ms` in the simulation.
 pub const REPLICA_LAG_MS: u64 = 3_000;
+/// Longest pause (links held) in the mixed workloads, past the session timeout.
+pub const PAUSE_MAX_MS: u64 = SESSION_TIMEOUT_MS + 1_500;
+/// Largest latency the mixed workloads set on a broker's links.
+pub const LATENCY_ADDED_MS: u64 = 300;
 /// Faults per run before the producers are told to stop.
 pub const FAULTS_PER_RUN: u32 = 3;
 /// How long an armed crash waits for the leader's disk to hold unsynced writes.
@@ -100,17 +114,21 @@ pub struct ClusterLog {
 
 /// The spec of a cluster workload.
 pub fn spec(base: Spec, workload: Workload) -> Spec {
-    let partition = workload == Workload::ClusterPartition;
+    let net = matches!(
+        workload,
+        Workload::ClusterPartition | Workload::ClusterMixed | Workload::ClusterMixed5
+    );
     Spec {
-        crashes: !partition,
-        net_faults: partition,
+        crashes: workload != Workload::ClusterPartition,
+        net_faults: net,
         idempotent: true,
         sends_per_producer: SENDS_MAX,
-        cluster_nodes: if workload == Workload::ClusterTwoDown {
+        cluster_nodes: if matches!(workload, Workload::ClusterTwoDown | Workload::ClusterMixed5) {
             TWO_DOWN_NODES
         } else {
             CLUSTER_NODES
         },
+        isr_memory: workload == Workload::ClusterPowerMemory,
         ..base
     }
 }
@@ -146,6 +164,9 @@ pub fn server_config(spec: &Spec, id: i32, buggify_seed: u64) -> weir::config::S
     cluster.replica_lag_time_max_ms = REPLICA_LAG_MS;
     cluster.replica_fetch_wait_max_ms = 100;
     cluster.auto_leader_rebalance = false;
+    if spec.isr_memory {
+        cluster.ack_durability = weir_core::cluster::AckDurability::IsrMemory;
+    }
     config.node.cluster = Some(cluster);
     config.node.min_insync_replicas = 2;
     config
@@ -387,7 +408,7 @@ pub mod turmoil_run {
 
     use super::{
         bootstrap, compare_replicas, host, server_config, ARM_WAIT_MS, CONVERGE_BUDGET,
-        FAULTS_PER_RUN, REPLICA_LAG_MS, SESSION_TIMEOUT_MS,
+        FAULTS_PER_RUN, LATENCY_ADDED_MS, PAUSE_MAX_MS, REPLICA_LAG_MS, SESSION_TIMEOUT_MS,
     };
 
     const CLIENT_ADMIN: &str = "admin";
@@ -397,6 +418,13 @@ pub mod turmoil_run {
     const MAIN_PHASE_MAX: Duration = Duration::from_secs(60);
     /// Settling time after the ISRs are full again, before the replicas are compared.
     const SETTLE: Duration = Duration::from_millis(1_000);
+    /// Minimum message latency outside of latency faults (the builder's setting).
+    const LATENCY_MIN: Duration = Duration::from_micros(200);
+    /// Maximum message latency outside of latency faults (the builder's setting).
+    const LATENCY_MAX: Duration = Duration::from_millis(3);
+    /// Mixed workloads: after a fault heals, some acks=all write must be acknowledged
+    /// within this much simulated time (the cluster recovers on its own).
+    const RESUME_BUDGET: Duration = Duration::from_secs(15);
 
     /// The fault in progress (one at a time).
     enum Fault {
@@ -431,6 +459,37 @@ pub mod turmoil_run {
             id: i32,
             peers: Vec<String>,
             until: Duration,
+        },
+        /// Every link between `minority` and `majority` cut until `until`.
+        Split {
+            minority: Vec<i32>,
+            majority: Vec<i32>,
+            until: Duration,
+        },
+        /// `id`'s links to `peers` held (a paused process) until `until`, then released.
+        Paused {
+            id: i32,
+            peers: Vec<String>,
+            until: Duration,
+        },
+        /// `id`'s links to `peers` slowed until `until`.
+        Slow {
+            id: i32,
+            peers: Vec<String>,
+            until: Duration,
+        },
+        /// Power loss of every broker, once some disk holds unsynced writes (or at
+        /// `deadline`); `late` (a partition leader) comes back after the session timeout.
+        PowerArmed {
+            deadline: Duration,
+            late: Option<i32>,
+        },
+        /// Every broker down: all but `late` restart at `until`, `late` at `late_until`.
+        PowerOut {
+            until: Duration,
+            late: Option<i32>,
+            late_until: Duration,
+            early_up: bool,
         },
     }
 
@@ -493,6 +552,15 @@ pub mod turmoil_run {
             let stamp = now.as_millis();
             if workload == Workload::ClusterTwoDown {
                 return self.two_down(partitions);
+            }
+            if matches!(
+                workload,
+                Workload::ClusterMixed
+                    | Workload::ClusterMixed5
+                    | Workload::ClusterPower
+                    | Workload::ClusterPowerMemory
+            ) {
+                return self.mixed(workload);
             }
             let (partition, id) = self.pick_leader(partitions)?;
             let brokers: Vec<String> = (1..=self.disks.len() as i32)
@@ -613,6 +681,139 @@ pub mod turmoil_run {
                 partition,
                 until,
             })
+        }
+
+        /// `cluster-mixed`, `cluster-mixed-5`, `cluster-power-memory`: the next fault;
+        /// `None` while the controller is not known yet.
+        fn mixed(&mut self, workload: Workload) -> Option<Fault> {
+            let now = self.sim.elapsed();
+            let stamp = now.as_millis();
+            let nodes = self.disks.len() as i32;
+            let controller = self.cluster(|c| c.controller);
+            if controller < 1 || controller > nodes {
+                return None;
+            }
+            let kind = match workload {
+                Workload::ClusterPower | Workload::ClusterPowerMemory => 3,
+                // No power loss in the CI workloads while it can lose acknowledged writes
+                // (docs/simulation.md, Status): isolation, pause, latency, split.
+                Workload::ClusterMixed5 => [0, 1, 2, 4][self.rng.below(4) as usize],
+                _ => self.rng.below(3),
+            };
+            let others: Vec<i32> = (1..=nodes).filter(|id| *id != controller).collect();
+            match kind {
+                0 => {
+                    // The active controller, cut past the session timeout.
+                    let hold = self.rng.between(SESSION_TIMEOUT_MS + 300, 4_000);
+                    let until = now + Duration::from_millis(hold);
+                    let everyone = self.rng.chance(500);
+                    let peers: Vec<String> = if everyone {
+                        let me = host(controller);
+                        self.hosts.iter().filter(|h| **h != me).cloned().collect()
+                    } else {
+                        others.iter().copied().map(host).collect()
+                    };
+                    for peer in &peers {
+                        self.cut(&host(controller), peer);
+                    }
+                    let whom = if everyone {
+                        "every host"
+                    } else {
+                        "the other brokers"
+                    };
+                    self.log.push(format!(
+                        "{stamp} isolate controller {controller} from {whom} until {}ms",
+                        until.as_millis()
+                    ));
+                    Some(Fault::Isolated {
+                        id: controller,
+                        peers,
+                        until,
+                    })
+                }
+                1 => {
+                    // A paused process: nothing in or out, then a burst.
+                    let id = self.rng.between(1, nodes as u64) as i32;
+                    let hold = self.rng.between(200, PAUSE_MAX_MS);
+                    let until = now + Duration::from_millis(hold);
+                    let me = host(id);
+                    let peers: Vec<String> =
+                        self.hosts.iter().filter(|h| **h != me).cloned().collect();
+                    for peer in &peers {
+                        self.sim.hold(me.as_str(), peer.as_str());
+                    }
+                    self.log.push(format!(
+                        "{stamp} pause broker {id} (controller {controller}) until {}ms",
+                        until.as_millis()
+                    ));
+                    Some(Fault::Paused { id, peers, until })
+                }
+                2 => {
+                    // Added latency on every link of one broker.
+                    let id = self.rng.between(1, nodes as u64) as i32;
+                    let added = Duration::from_millis(self.rng.between(20, LATENCY_ADDED_MS));
+                    let until = now + Duration::from_millis(self.rng.between(1_000, 4_000));
+                    let me = host(id);
+                    let peers: Vec<String> =
+                        self.hosts.iter().filter(|h| **h != me).cloned().collect();
+                    for peer in &peers {
+                        self.sim.set_link_latency(me.as_str(), peer.as_str(), added);
+                    }
+                    self.log.push(format!(
+                        "{stamp} slow broker {id}'s links to {}ms (controller {controller}) \
+                         until {}ms",
+                        added.as_millis(),
+                        until.as_millis()
+                    ));
+                    Some(Fault::Slow { id, peers, until })
+                }
+                3 => {
+                    // Sometimes a partition leader comes back last, after its session
+                    // expired: a follower that lost unsynced data may then be elected.
+                    let stagger = matches!(
+                        workload,
+                        Workload::ClusterPower | Workload::ClusterPowerMemory
+                    ) || self.rng.chance(500);
+                    let late = if stagger {
+                        self.pick_leader(workload.spec().partitions)
+                            .map(|(_, id)| id)
+                    } else {
+                        None
+                    };
+                    self.log.push(format!(
+                        "{stamp} arm power loss of every broker (controller {controller}, \
+                         late {late:?})"
+                    ));
+                    Some(Fault::PowerArmed {
+                        deadline: now + Duration::from_millis(ARM_WAIT_MS),
+                        late,
+                    })
+                }
+                _ => {
+                    // Quorum split: the controller and one other broker on the minority.
+                    let partner = others[self.rng.below(others.len() as u64) as usize];
+                    let minority = vec![controller, partner];
+                    let majority: Vec<i32> =
+                        others.iter().copied().filter(|id| *id != partner).collect();
+                    for a in &minority {
+                        for b in &majority {
+                            self.cut(&host(*a), &host(*b));
+                        }
+                    }
+                    let hold = self.rng.between(SESSION_TIMEOUT_MS + 300, 4_000);
+                    let until = now + Duration::from_millis(hold);
+                    self.log.push(format!(
+                        "{stamp} split brokers {minority:?} (controller {controller}) | \
+                         {majority:?} until {}ms",
+                        until.as_millis()
+                    ));
+                    Some(Fault::Split {
+                        minority,
+                        majority,
+                        until,
+                    })
+                }
+            }
         }
 
         /// `cluster-two-down`: crash two brokers that are not the controller, preferring
@@ -790,6 +991,100 @@ pub mod turmoil_run {
                     }
                     None
                 }
+                Fault::Split {
+                    minority,
+                    majority,
+                    until,
+                } => {
+                    if now < until && !heal_now {
+                        return Some(Fault::Split {
+                            minority,
+                            majority,
+                            until,
+                        });
+                    }
+                    self.log.push(format!("{stamp} split heals"));
+                    for a in &minority {
+                        for b in &majority {
+                            self.repair(&host(*a), &host(*b));
+                        }
+                    }
+                    None
+                }
+                Fault::Paused { id, peers, until } => {
+                    if now < until && !heal_now {
+                        return Some(Fault::Paused { id, peers, until });
+                    }
+                    self.log.push(format!("{stamp} broker {id} resumes"));
+                    for peer in &peers {
+                        self.sim.release(host(id).as_str(), peer.as_str());
+                    }
+                    None
+                }
+                Fault::Slow { id, peers, until } => {
+                    if now < until && !heal_now {
+                        return Some(Fault::Slow { id, peers, until });
+                    }
+                    self.log
+                        .push(format!("{stamp} broker {id}'s links fast again"));
+                    for peer in &peers {
+                        let (a, b) = (host(id), peer.as_str());
+                        self.sim.set_link_latency(a.as_str(), b, LATENCY_MIN);
+                        self.sim
+                            .set_link_max_message_latency(a.as_str(), b, LATENCY_MAX);
+                    }
+                    None
+                }
+                Fault::PowerArmed { deadline, late } => {
+                    let unsynced: usize = self.disks.iter().map(SimDisk::unsynced).sum();
+                    if unsynced == 0 && now < deadline && !heal_now {
+                        return Some(Fault::PowerArmed { deadline, late });
+                    }
+                    for id in 1..=self.disks.len() as i32 {
+                        self.crash(id, &format!("power loss, {unsynced} unsynced ops in all"));
+                    }
+                    let until = down_for(&mut self.rng);
+                    let later = SESSION_TIMEOUT_MS + self.rng.between(300, 1_500);
+                    let late_until = until + Duration::from_millis(later);
+                    self.advance(
+                        Fault::PowerOut {
+                            until,
+                            late,
+                            late_until,
+                            early_up: false,
+                        },
+                        heal_now,
+                    )
+                }
+                Fault::PowerOut {
+                    until,
+                    late,
+                    late_until,
+                    early_up,
+                } => {
+                    let mut early_up = early_up;
+                    if !early_up && (now >= until || heal_now) {
+                        early_up = true;
+                        for id in 1..=self.disks.len() as i32 {
+                            if Some(id) != late {
+                                self.restart(id);
+                            }
+                        }
+                    }
+                    let late_due = late.is_none() || now >= late_until;
+                    if !(heal_now || early_up && late_due) {
+                        return Some(Fault::PowerOut {
+                            until,
+                            late,
+                            late_until,
+                            early_up,
+                        });
+                    }
+                    if let Some(id) = late {
+                        self.restart(id);
+                    }
+                    None
+                }
             }
         }
 
@@ -836,8 +1131,8 @@ pub mod turmoil_run {
             .tick_duration(Duration::from_millis(1))
             .rng_seed(Rng::fork(seed, "turmoil").next_u64())
             .epoch(UNIX_EPOCH + Duration::from_millis(WALL_MS_START as u64))
-            .min_message_latency(Duration::from_micros(200))
-            .max_message_latency(Duration::from_millis(3))
+            .min_message_latency(LATENCY_MIN)
+            .max_message_latency(LATENCY_MAX)
             .tcp_capacity(4096)
             .enable_random_order();
         let mut sim = builder.build();
@@ -940,6 +1235,17 @@ pub mod turmoil_run {
         let mut final_phase = false;
         let mut final_done_at: Option<Duration> = None;
         let mut converged_at: Option<Duration> = None;
+        // Mixed workloads: (when, total acks) at the last heal (or the topic's creation);
+        // the next fault waits for an ack after it, which must come within RESUME_BUDGET.
+        let mixed = matches!(
+            workload,
+            Workload::ClusterMixed
+                | Workload::ClusterMixed5
+                | Workload::ClusterPower
+                | Workload::ClusterPowerMemory
+        );
+        let mut resume_from: Option<(Duration, u64)> = None;
+        let total_acks = |control: &Control| control.lock().cluster.acks.values().sum::<u64>();
         loop {
             let now = world.sim.elapsed();
             let stamp = now.as_millis();
@@ -962,19 +1268,48 @@ pub mod turmoil_run {
             if ready && main_started.is_none() {
                 main_started = Some(now);
             }
+            if mixed && ready && main_started == Some(now) {
+                resume_from = Some((now, 0));
+            }
+            let resumed = match resume_from {
+                None => true,
+                Some((since, acks)) => {
+                    let resumed = total_acks(&control) > acks;
+                    if resumed {
+                        resume_from = None;
+                    } else if !final_phase && now > since + RESUME_BUDGET {
+                        recorder.violation(format!(
+                            "no acks=all write acknowledged in the {}s after {}ms (fault \
+                             healed or topic created)",
+                            RESUME_BUDGET.as_secs(),
+                            since.as_millis()
+                        ));
+                        resume_from = None;
+                    }
+                    resumed
+                }
+            };
             if let Some(current) = fault.take() {
                 fault = world.advance(current, final_phase);
                 if fault.is_none() {
                     faults_done += 1;
                     next_fault = now + Duration::from_millis(world.rng.between(300, 1_200));
+                    if mixed {
+                        resume_from = Some((now, total_acks(&control)));
+                    }
                 }
-            } else if ready && !final_phase && faults_done < faults_max && now >= next_fault {
+            } else if ready
+                && resumed
+                && !final_phase
+                && faults_done < faults_max
+                && now >= next_fault
+            {
                 fault = world.start_fault(workload, spec.partitions);
                 if fault.is_none() {
                     next_fault = now + Duration::from_millis(200);
                 }
             }
-            let stop = faults_done >= faults_max && now >= next_fault
+            let stop = faults_done >= faults_max && now >= next_fault && resumed
                 || main_started.is_some_and(|at| now > at + MAIN_PHASE_MAX);
             if stop && !control.lock().cluster.stop_producing {
                 world

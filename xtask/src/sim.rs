@@ -71,8 +71,14 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
 
 /// The cluster workloads (turmoil): CI runs each over the fixed seeds, and the cluster
 /// planted bugs are searched for with them.
-pub(crate) const CLUSTER_WORKLOADS: &[&str] =
-    &["cluster-crash", "cluster-partition", "cluster-two-down"];
+pub(crate) const CLUSTER_WORKLOADS: &[&str] = &[
+    "cluster-crash",
+    "cluster-partition",
+    "cluster-two-down",
+    "cluster-mixed",
+    "cluster-mixed-5",
+    "cluster-power",
+];
 
 /// The workload a planted bug is searched with (`None`: every single-node workload).
 fn planted_workload(feature: &str) -> Option<&'static str> {
@@ -211,6 +217,13 @@ fn build(root: &Path, simulator: Simulator, feature: Option<&str>) -> Result<Pat
         (_, Some(_)) => root.join("target/sim-planted"),
         _ => root.join("target"),
     };
+    if target != root.join("target") {
+        // The simulator-only target dirs are rebuilt once per planted feature: incremental
+        // state and debug info there would grow by gigabytes per feature (a full disk once
+        // stopped CI) and buy nothing; failures print their seed for a full replay.
+        command.env("CARGO_INCREMENTAL", "0");
+        command.env("CARGO_PROFILE_DEV_DEBUG", "0");
+    }
     if let Some(feature) = feature {
         command.args(["--features", feature]);
     }

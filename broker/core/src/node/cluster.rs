@@ -905,9 +905,19 @@ impl Node {
             return;
         };
         let applied = cluster.image.applied_index;
+        // Caught up: the whole log committed in the current term is applied. The commit
+        // index alone is not enough: after every node restarted it is back at the snapshot
+        // until the new leader commits an entry of its own term, and acting on that stale
+        // image would make this node lead at old epochs.
+        let commit = cluster.raft.commit_index();
+        let commit_is_current = cluster
+            .raft
+            .entry(commit)
+            .is_some_and(|entry| entry.term == cluster.raft.term());
         if !cluster.caught_up
             && cluster.raft.leader().is_some()
-            && applied >= cluster.raft.commit_index()
+            && commit_is_current
+            && applied >= commit
         {
             cluster.caught_up = true;
             tracing::info!(applied, "metadata caught up; taking partition roles");
@@ -1253,6 +1263,12 @@ impl Node {
         }
         let timeout = cluster.config.broker_session_timeout_ms;
         let unclean = cluster.config.unclean_leader_election;
+        // A broker this controller has not heard from yet gets one session from now (its
+        // image may have been empty when it took over): it must still expire.
+        let known: Vec<i32> = cluster.image.brokers.keys().copied().collect();
+        for id in known {
+            cluster.sessions.entry(id).or_insert(now.instant);
+        }
         let expired: Vec<i32> = cluster
             .image
             .brokers
@@ -2321,7 +2337,14 @@ impl Node {
                 log.set_replicated_hw(Some(hw));
             }
         }
+        // isr-fsync: the next fetch reports the appends durable, so it waits for their
+        // sync; isr-memory (Kafka's): holding them is enough, fetch again at once.
+        let memory = self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.config.ack_durability == AckDurability::IsrMemory);
         match appended {
+            Some(_) if memory => self.send_follower_request(now, key),
             Some(sync_id) => {
                 if let Some(Replica::Follower(f)) =
                     self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
