@@ -1390,6 +1390,20 @@ impl Node {
         }))
     }
 
+    /// Answer now, or once metadata index `last` (the last record the request proposed)
+    /// is applied here.
+    pub(super) fn respond_after_index(
+        &mut self,
+        id: RequestId,
+        last: Option<u64>,
+        response: ApiResponse,
+    ) {
+        match last {
+            Some(index) => self.respond_when_applied(id, index, response),
+            None => self.respond(id, response),
+        }
+    }
+
     /// Park an admin answer until metadata index `index` is applied here.
     pub(super) fn respond_when_applied(
         &mut self,

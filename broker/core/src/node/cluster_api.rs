@@ -131,10 +131,7 @@ impl Node {
         build: impl FnOnce(Vec<AlterConfigsResourceResult>) -> ApiResponse,
     ) {
         let response = build(results);
-        match index {
-            Some(index) => self.respond_when_applied(id, index, response),
-            None => self.respond(id, response),
-        }
+        self.respond_after_index(id, index, response);
     }
 
     /// Topic config changes (broker configs are static here): `(type, name, [(key, op,
@@ -453,10 +450,7 @@ impl Node {
             throttle_time_ms: 0,
             topics: results,
         });
-        match last {
-            Some(index) => self.respond_when_applied(id, index, response),
-            None => self.respond(id, response),
-        }
+        self.respond_after_index(id, last, response);
     }
 
     fn cluster_delete(&mut self, id: RequestId, request: DeleteTopicsRequest) {
@@ -513,10 +507,7 @@ impl Node {
             throttle_time_ms: 0,
             responses: results,
         });
-        match last {
-            Some(index) => self.respond_when_applied(id, index, response),
-            None => self.respond(id, response),
-        }
+        self.respond_after_index(id, last, response);
     }
 
     fn cluster_create_partitions(&mut self, id: RequestId, request: CreatePartitionsRequest) {
@@ -597,10 +588,7 @@ impl Node {
             throttle_time_ms: 0,
             results,
         });
-        match last {
-            Some(index) => self.respond_when_applied(id, index, response),
-            None => self.respond(id, response),
-        }
+        self.respond_after_index(id, last, response);
     }
 
     /// Metadata's broker list and controller in cluster mode.
@@ -840,10 +828,7 @@ impl Node {
             error: ErrorCode::NONE,
             results,
         });
-        match last {
-            Some(index) => self.respond_when_applied(id, index, response),
-            None => self.respond(id, response),
-        }
+        self.respond_after_index(id, last, response);
     }
 
     fn alter_reassignments(&mut self, id: RequestId, request: AlterPartitionReassignmentsRequest) {
@@ -900,10 +885,7 @@ impl Node {
                 results,
                 ..AlterPartitionReassignmentsResponse::default()
             });
-        match last {
-            Some(index) => self.respond_when_applied(id, index, response),
-            None => self.respond(id, response),
-        }
+        self.respond_after_index(id, last, response);
     }
 
     fn list_reassignments(&mut self, id: RequestId, request: ListPartitionReassignmentsRequest) {
