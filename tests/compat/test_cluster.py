@@ -522,11 +522,24 @@ def test_added_broker_takes_a_reassigned_replica_and_preferred_leadership(cluste
 
         ck = ck_admin(cluster.bootstrap())
         ck.elect_leaders(ElectionType.PREFERRED, [CkTopicPartition(topic, 0)]).result(timeout=30)
-        wait_until(lambda: partition_state(cluster.nodes[2].bootstrap, topic, 0).leader == 4, LEADER_MOVE_TIMEOUT_S, "node 4 to lead")
+        # Metadata reaches every node asynchronously: wait until all of them name node 4.
+        wait_until(
+            lambda: all(partition_state(n.bootstrap, topic, 0).leader == 4 for n in cluster.alive()),
+            LEADER_MOVE_TIMEOUT_S,
+            "every node to name node 4 the leader",
+        )
     finally:
         admin.close()
 
-    log = read_partition(cluster.bootstrap(), topic, 0)
+    # librdkafka's watermark query does not retry a leader that only just took over.
+    reads: list = []
+
+    def read_all():
+        reads.append(read_partition(cluster.bootstrap(), topic, 0))
+        return True
+
+    wait_until(read_all, LEADER_MOVE_TIMEOUT_S, f"{topic}-0 to be readable from its new leader")
+    log = reads[-1]
     assert [v for _, v in log] == [f"v{i}".encode() for i in range(200)]
     producer = ck_producer(cluster.bootstrap(), **{"acks": "all"})
     for i in range(200, 300):
