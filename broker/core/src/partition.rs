@@ -181,6 +181,15 @@ pub(crate) struct PartitionLog {
     pub txns: crate::txn::TxnIndex,
 }
 
+/// What one round of follower truncation decided (see [`PartitionLog::truncation_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruncationStep {
+    /// Truncate the log to this offset (no-op when at or above the log end).
+    pub target: i64,
+    /// Ask the leader again about this epoch before fetching; `None`: fetch.
+    pub ask_next: Option<i32>,
+}
+
 impl PartitionLog {
     /// A new, empty partition log.
     pub fn new(partition_key: u64) -> Self {
@@ -301,6 +310,48 @@ impl PartitionLog {
             .get(position + 1)
             .map_or(self.log_end_offset, |(_, start)| *start);
         (found, end.min(self.log_end_offset))
+    }
+
+    /// One round of a follower's truncation (KIP-101, with KIP-279's extra rounds), given
+    /// the leader's answer to an epoch query: `leader_epoch` is the leader's largest epoch
+    /// not above the one asked (-1: none), `leader_end` where it ends in the leader's log.
+    ///
+    /// Everything here from our first epoch above `leader_epoch` on diverges (the leader
+    /// has none of those epochs there), and so does everything from `leader_end` on; the
+    /// target is the lower of the two. When this log holds `leader_epoch` itself, the two
+    /// logs agree below the target (one leader per epoch writes one history) and the
+    /// follower fetches from there. When it does not, our range of the largest epoch below
+    /// it may run past the leader's, so the follower asks again about that epoch
+    /// (`ask_next`); each round asks about a smaller epoch, so the rounds end. With no
+    /// epoch at all (`leader_epoch` -1) the leader's history starts after ours: only what
+    /// lies above `leader_end` goes, as before KIP-279.
+    pub fn truncation_step(&self, leader_epoch: i32, leader_end: i64) -> TruncationStep {
+        let leo = self.log_end_offset;
+        let mut target = if leader_end < 0 {
+            leo
+        } else {
+            leader_end.min(leo)
+        };
+        if leader_epoch < 0 {
+            return TruncationStep {
+                target,
+                ask_next: None,
+            };
+        }
+        if let Some((_, start)) = self.epochs.iter().find(|(e, _)| *e > leader_epoch) {
+            target = target.min(*start);
+        }
+        let holds = self.epochs.iter().any(|(e, _)| *e == leader_epoch);
+        let ask_next = if holds {
+            None
+        } else {
+            self.epochs
+                .iter()
+                .rev()
+                .map(|(e, _)| *e)
+                .find(|e| *e < leader_epoch)
+        };
+        TruncationStep { target, ask_next }
     }
 
     /// Remove every offset at or above `offset` (a follower's divergent suffix). Returns true
@@ -732,6 +783,86 @@ mod tests {
             bytes,
             max_timestamp,
         }
+    }
+
+    /// A log of `end` offsets whose epochs start as listed.
+    fn log_with_epochs(end: i64, epochs: &[(i32, i64)]) -> PartitionLog {
+        let mut log = PartitionLog::new(9);
+        log.append(batch(end, 10, 1), 1, 1 << 30);
+        for (epoch, start) in epochs {
+            assert!(log.push_epoch(*epoch, *start));
+        }
+        log
+    }
+
+    /// Run the rounds a follower runs against a leader's epoch cache (the leader's
+    /// OffsetForLeaderEpoch is `end_offset_for_epoch`); returns the follower's final end.
+    fn truncate_against(follower: &mut PartitionLog, leader: &PartitionLog) -> (i64, usize) {
+        let mut asked = follower.last_epoch();
+        for round in 1..=16 {
+            let (epoch, end) = leader.end_offset_for_epoch(asked);
+            let step = follower.truncation_step(epoch, end);
+            follower.truncate_suffix_to(step.target);
+            match step.ask_next {
+                Some(next) => {
+                    assert!(
+                        next < asked,
+                        "round {round} did not ask about an older epoch"
+                    );
+                    asked = next;
+                }
+                None => return (follower.log_end_offset(), round),
+            }
+        }
+        panic!("truncation did not end");
+    }
+
+    // Goal: KIP-101's one round when the follower holds the leader's answer epoch.
+    // Method: the follower has the leader's epochs plus a suffix of an epoch the leader
+    // never had; one round truncates to the leader's end of the shared epoch.
+    #[test]
+    fn one_round_when_the_follower_holds_the_epoch() {
+        let leader = log_with_epochs(80, &[(0, 0), (1, 40), (3, 60)]);
+        let mut follower = log_with_epochs(70, &[(0, 0), (1, 40), (2, 55)]);
+        assert_eq!(truncate_against(&mut follower, &leader), (55, 1));
+    }
+
+    // Goal: KIP-279's extra rounds. The follower lacks the epoch the leader answers with,
+    // and its older epoch runs past the leader's: one round (the pre-KIP-279 rule) keeps
+    // offsets 40..50 that the leader wrote under epoch 1 and the follower under epoch 0.
+    // Method: leader [0@0, 1@40, 3@60], follower [0@0, 2@50]; the rounds must end at 40.
+    #[test]
+    fn missing_epoch_takes_another_round() {
+        let leader = log_with_epochs(80, &[(0, 0), (1, 40), (3, 60)]);
+        let mut follower = log_with_epochs(70, &[(0, 0), (2, 50)]);
+        let step = follower.truncation_step(1, 60);
+        assert_eq!(
+            step,
+            TruncationStep {
+                target: 50,
+                ask_next: Some(0)
+            }
+        );
+        assert_eq!(truncate_against(&mut follower, &leader), (40, 2));
+    }
+
+    // Goal: a follower whose log is a prefix of the leader's keeps all of it.
+    #[test]
+    fn a_prefix_is_kept() {
+        let leader = log_with_epochs(80, &[(0, 0), (4, 30)]);
+        let mut follower = log_with_epochs(35, &[(0, 0), (4, 30)]);
+        assert_eq!(truncate_against(&mut follower, &leader), (35, 1));
+        let mut behind = log_with_epochs(20, &[(0, 0)]);
+        assert_eq!(truncate_against(&mut behind, &leader), (20, 1));
+    }
+
+    // Goal: the leader's history starts after ours (no common epoch): only what lies
+    // above the leader's first epoch start goes.
+    #[test]
+    fn no_common_epoch_truncates_to_the_leaders_first_epoch() {
+        let leader = log_with_epochs(80, &[(5, 10)]);
+        let mut follower = log_with_epochs(50, &[(2, 0)]);
+        assert_eq!(truncate_against(&mut follower, &leader), (10, 1));
     }
 
     // Goal: offsets are assigned contiguously and the hw follows syncs, not appends.

@@ -78,6 +78,12 @@ pub enum NodeInput {
         /// The message.
         message: weir_core::cluster::peer::PeerMessage,
     },
+    /// An inbound connection from another node ended (EOF or error): a hint that the node
+    /// may be gone (a killed process's connections close at once).
+    PeerClosed {
+        /// The node whose connection closed, from its hello.
+        from: i32,
+    },
 }
 
 /// Why the node loop stopped.
@@ -203,6 +209,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 let _ = reply.send(self.node.metrics_snapshot());
             }
             NodeInput::Peer { from, message } => self.node.handle_peer(now, from, message),
+            NodeInput::PeerClosed { from } => self.node.handle_peer_closed(now, from),
         }
     }
 

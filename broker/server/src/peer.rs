@@ -147,6 +147,21 @@ async fn read_inbound<R: Runtime, Rd: AsyncRead + Unpin>(
         .map_err(|error| format!("hello refused: {error}"))?;
     let from = hello.node_id;
     tracing::debug!("peer connection from node {from}");
+    let read = read_messages(runtime, stream, from, node).await;
+    // However it ended, tell the node: a dead peer's connections end at once, and the
+    // controller uses that to fence it sooner than a session timeout (a live peer redials
+    // and heartbeats within the grace the controller gives it).
+    let _ = node.try_send(NodeInput::PeerClosed { from });
+    read
+}
+
+/// The messages of an inbound connection whose hello named node `from`.
+async fn read_messages<R: Runtime, Rd: AsyncRead + Unpin>(
+    runtime: &R,
+    stream: &mut Rd,
+    from: i32,
+    node: &mpsc::Sender<NodeInput>,
+) -> Result<(), String> {
     while let Some(frame) = read_frame(runtime, stream, PEER_FRAME_BYTES_MAX).await? {
         if frame.is_empty() {
             continue; // A keepalive.

@@ -361,6 +361,43 @@ mod tests {
         image.invariants();
     }
 
+    // Goal: the record sets of two fencings decided within one commit window all apply
+    // when each decision is made on the image that includes the previous one (the
+    // controller's decision image), and are partly dropped as stale when both are made on
+    // the same applied image (the acknowledged-write loss of issue 12: the dropped change
+    // was the one moving leadership off a restarted broker).
+    // Method: broker 1 leads; fence 1 then 2 on one image (stale), then on a decision view.
+    #[test]
+    fn decisions_in_one_commit_window_build_on_each_other() {
+        let applied = image(&[1, 2, 3], &[]);
+        // Deciding both on the applied image: the second set's change carries the same
+        // partition epoch as the first and is dropped at apply time.
+        let first = fence_broker(&applied, 1, false);
+        let second = fence_broker(&applied, 2, false);
+        let mut committed = applied.clone();
+        apply_all(&mut committed, first.clone());
+        apply_all(&mut committed, second);
+        let stale = committed.partition(9, 0).expect("partition").clone();
+        assert_eq!(stale.leader, 2, "the second fencing was dropped as stale");
+        assert!(!committed.is_live(2));
+        // Deciding on the view that already holds the first set.
+        let mut view = applied.clone();
+        apply_all(&mut view, first.clone());
+        let second = fence_broker(&view, 2, false);
+        apply_all(&mut view, second.clone());
+        let mut committed = applied;
+        apply_all(&mut committed, first);
+        apply_all(&mut committed, second);
+        assert_eq!(committed, view, "the committed image is the decision image");
+        let state = committed.partition(9, 0).expect("partition");
+        assert_eq!(state.leader, 3);
+        assert_eq!(
+            state.leader_epoch, 2,
+            "each leader change has its own epoch"
+        );
+        assert_eq!(state.isr, vec![3]);
+    }
+
     #[test]
     fn fencing_the_leader_elects_the_next_isr_member() {
         let mut image = image(&[1, 2, 3], &[]);

@@ -61,6 +61,12 @@ const PENDING_MARKER_TXNS_MAX: usize = 16_384;
 const LEADER_CHECK_MS: u64 = 250;
 /// How often the controller looks for offline partitions and expired sessions.
 const CONTROLLER_CHECK_MS: u64 = 200;
+/// A broker whose connection to the controller closed is fenced this long after, unless it
+/// heartbeats first (a live broker redials at once and heartbeats within an interval).
+pub const PEER_CLOSED_GRACE_MS: u64 = 1_000;
+/// A new controller fences a broker it has not heard from within this many heartbeat
+/// intervals (at least [`PEER_CLOSED_GRACE_MS`]), rather than a whole session.
+const NEW_CONTROLLER_GRACE_HEARTBEATS: u64 = 4;
 
 const RAFT_HARD_STATE_KEY: &[u8] = b"raft/hard_state";
 const RAFT_SNAPSHOT_KEY: &[u8] = b"raft/snapshot";
@@ -108,6 +114,11 @@ struct Progress {
 #[derive(Debug, Clone)]
 pub(super) struct LeaderState {
     pub epoch: i32,
+    /// The log end offset when this epoch began: the first offset of the epoch. A
+    /// follower joins the ISR only once it reached it (KAFKA-7128: a restarted leader's
+    /// high watermark may lag, and a follower below the epoch start may lack records the
+    /// previous leader acknowledged).
+    epoch_start: i64,
     partition_epoch: i32,
     isr: Vec<i32>,
     replicas: Vec<i32>,
@@ -123,6 +134,10 @@ pub(super) struct FollowerState {
     epoch: i32,
     /// The divergent suffix (if any) was truncated for this epoch.
     truncated: bool,
+    /// The epoch the next epoch query asks about, when a round of truncation found that
+    /// this log lacks the epoch the leader answered with (KIP-279 asks again with this
+    /// log's largest epoch below it); `None`: ask about this log's last epoch.
+    query_epoch: Option<i32>,
     /// The fetch or epoch query in flight: (correlation, sent at).
     in_flight: Option<(u64, Instant)>,
     /// Do not send before this.
@@ -161,6 +176,13 @@ pub(super) struct ClusterState {
     pub config: ClusterConfig,
     raft: Raft,
     pub image: MetadataImage,
+    /// The active controller's decision image: `image` plus every record this controller
+    /// proposed that has not applied yet (Kafka's QuorumController decides on the same
+    /// "uncommitted" state). Two decisions in one commit window must see each other: the
+    /// second would otherwise carry a stale partition epoch and be dropped at apply time.
+    /// Created at the first proposal of a term, dropped when Raft leadership is lost (the
+    /// uncommitted tail may then be truncated).
+    view: Option<MetadataImage>,
     incarnation: u64,
     raft_pending: VecDeque<RaftPending>,
     /// Index range of raft entries in storage (first, last); (1, 0) when none.
@@ -178,8 +200,11 @@ pub(super) struct ClusterState {
     // Controller side.
     sessions: BTreeMap<i32, Instant>,
     registered_at: BTreeMap<i32, u64>,
-    /// Index of the last unfence proposed per broker (re-proposed once applied or lost).
-    unfence_proposed: BTreeMap<i32, u64>,
+    /// Brokers suspected gone before their session ends, with the moment they are fenced
+    /// unless a heartbeat comes first: their inbound connection closed (a killed process's
+    /// connections close at once), or this controller just took over and has not heard
+    /// from them yet. A heartbeat clears the entry.
+    suspects: BTreeMap<i32, Instant>,
     next_controller_check: Instant,
     /// When led partitions are next checked for lagging followers.
     next_leader_check: Instant,
@@ -254,6 +279,7 @@ impl ClusterState {
             config,
             raft,
             image: MetadataImage::default(),
+            view: None,
             incarnation: seed,
             raft_pending: VecDeque::new(),
             stored_entries,
@@ -266,7 +292,7 @@ impl ClusterState {
             heartbeat_rotation: 0,
             sessions: BTreeMap::new(),
             registered_at: BTreeMap::new(),
-            unfence_proposed: BTreeMap::new(),
+            suspects: BTreeMap::new(),
             next_controller_check: now.instant,
             next_leader_check: now.instant,
             next_rebalance: now.instant,
@@ -290,6 +316,12 @@ impl ClusterState {
             && self
                 .leader_start
                 .is_some_and(|start| self.image.applied_index >= start)
+    }
+
+    /// The image controller decisions are made against: the applied image plus this
+    /// controller's own proposals still in flight (see [`ClusterState::view`]).
+    pub(super) fn decision_image(&self) -> &MetadataImage {
+        self.view.as_ref().unwrap_or(&self.image)
     }
 
     /// The Raft leader, as far as this node knows.
@@ -443,6 +475,27 @@ impl Node {
         self.flush_syncs();
     }
 
+    /// An inbound connection from node `from` ended. The active controller fences it
+    /// [`PEER_CLOSED_GRACE_MS`] from now unless it heartbeats before (Kafka waits for the
+    /// whole session; a killed broker's connections close at once, so this is what makes
+    /// failover after a crash take about a second rather than a session).
+    pub fn handle_peer_closed(&mut self, now: Now, from: i32) {
+        if self.poisoned.is_some() || from == self.config.node_id {
+            return;
+        }
+        self.cluster_note_now(now);
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if !cluster.is_active_controller() || !cluster.decision_image().is_live(from) {
+            return;
+        }
+        let at = now.instant.add_ms(PEER_CLOSED_GRACE_MS);
+        let entry = cluster.suspects.entry(from).or_insert(at);
+        *entry = (*entry).min(at);
+        // `controller_checks` runs on its own timer; nothing else to drive.
+    }
+
     /// Remember the time of the current input (deadlines of waiters parked by it).
     pub(super) fn cluster_note_now(&mut self, now: Now) {
         if let Some(cluster) = self.cluster.as_mut() {
@@ -556,11 +609,25 @@ impl Node {
             let is_leader = cluster.raft.is_leader();
             if is_leader && !was_leader {
                 cluster.leader_start = Some(cluster.raft.last_index());
+                cluster.view = None;
                 // Every registered broker gets a full session from the new controller.
                 let brokers: Vec<i32> = cluster.image.brokers.keys().copied().collect();
                 cluster.sessions = brokers.iter().map(|b| (*b, now.instant)).collect();
+                // ...but a live broker finds a new controller within a few heartbeats (voters
+                // hear of it from Raft, others from any voter's answer): one that does not
+                // is fenced well before a full session, so failover does not wait for it.
+                let grace = cluster
+                    .config
+                    .broker_heartbeat_interval_ms
+                    .saturating_mul(NEW_CONTROLLER_GRACE_HEARTBEATS)
+                    .max(PEER_CLOSED_GRACE_MS);
+                let node_id = self.config.node_id;
+                cluster.suspects = brokers
+                    .iter()
+                    .filter(|b| **b != node_id)
+                    .map(|b| (*b, now.instant.add_ms(grace)))
+                    .collect();
                 cluster.registered_at.clear();
-                cluster.unfence_proposed.clear();
                 let voters: BTreeSet<i32> = cluster.config.voters.iter().map(|v| v.id).collect();
                 for broker in brokers {
                     if !voters.contains(&broker) {
@@ -569,6 +636,10 @@ impl Node {
                 }
             } else if !is_leader && was_leader {
                 cluster.leader_start = None;
+            }
+            if !is_leader {
+                // Our uncommitted proposals may be truncated by the next leader.
+                cluster.view = None;
             }
             if !cluster.raft.has_ready() {
                 break;
@@ -808,13 +879,29 @@ impl Node {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
+        let mut own_registration = false;
         if let MetaRecord::RegisterBroker(broker) = &record {
             let voter = cluster.config.voters.iter().any(|v| v.id == broker.id);
             if !voter && cluster.raft.is_leader() {
                 cluster.raft.add_learner(broker.id);
             }
+            own_registration = broker.id == self.config.node_id
+                && broker.incarnation == cluster.incarnation
+                && cluster.caught_up;
         }
         let change = cluster.image.apply(index, record);
+        if own_registration {
+            // Leader roles wait for this incarnation's registration (see `update_role`).
+            let keys: Vec<(Uuid, usize)> = cluster
+                .image
+                .topics
+                .values()
+                .flat_map(|t| (0..t.partitions.len()).map(move |i| (Uuid::from_u128(t.id), i)))
+                .collect();
+            for (id, index) in keys {
+                self.update_role(now, id, index);
+            }
+        }
         match change {
             ImageChange::None => {}
             ImageChange::TopicCreated(id) | ImageChange::PartitionsAdded(id) => {
@@ -971,6 +1058,7 @@ impl Node {
             return;
         };
         let current = cluster.replicas.get(&key).cloned();
+        let was_leader = matches!(current, Some(Replica::Leader(_)));
         if state.leader == node_id {
             if let Some(Replica::Leader(mut leader)) = current {
                 if leader.epoch == state.leader_epoch {
@@ -989,6 +1077,53 @@ impl Node {
                     return;
                 }
             }
+            // A fresh leader role. Taken only by the incarnation the image registered: a
+            // restarted process waits for its registration, which moves every leadership
+            // of its previous incarnation to a new epoch (that incarnation may have served
+            // followers appends this one lost). And never at an epoch this log already
+            // holds: two different histories under one epoch could not be told apart by
+            // the followers' epoch queries.
+            let registered = cluster
+                .image
+                .brokers
+                .get(&node_id)
+                .is_some_and(|b| b.incarnation == cluster.incarnation);
+            let last_epoch = self
+                .topics
+                .get(&topic_id)
+                .and_then(|t| t.partitions.get(index))
+                .map_or(-1, |log| log.last_epoch());
+            if !registered || state.leader_epoch <= last_epoch {
+                if registered {
+                    tracing::error!(
+                        %topic_id,
+                        index,
+                        epoch = state.leader_epoch,
+                        last_epoch,
+                        "refusing to lead at an epoch this log already holds"
+                    );
+                }
+                if was_leader {
+                    self.fail_hw_waiters_of(topic_id, Some(index));
+                    self.wake_fetches(|_| true);
+                }
+                if let Some(cluster) = self.cluster.as_mut() {
+                    cluster.replicas.remove(&key);
+                }
+                return;
+            }
+            if was_leader {
+                // Led at an older epoch: what waited on that epoch's high watermark fails.
+                self.fail_hw_waiters_of(topic_id, Some(index));
+            }
+            let epoch_start = self
+                .topics
+                .get(&topic_id)
+                .and_then(|t| t.partitions.get(index))
+                .map_or(0, |log| log.log_end_offset());
+            let Some(cluster) = self.cluster.as_mut() else {
+                return;
+            };
             let followers = state
                 .replicas
                 .iter()
@@ -999,6 +1134,7 @@ impl Node {
                 key,
                 Replica::Leader(LeaderState {
                     epoch: state.leader_epoch,
+                    epoch_start,
                     partition_epoch: state.partition_epoch,
                     isr: state.isr.clone(),
                     replicas: state.replicas.clone(),
@@ -1052,6 +1188,7 @@ impl Node {
                     leader: state.leader,
                     epoch: state.leader_epoch,
                     truncated: false,
+                    query_epoch: None,
                     in_flight: None,
                     not_before: now.instant,
                     fetch_after_sync: None,
@@ -1124,6 +1261,16 @@ impl Node {
         }
     }
 
+    /// The active controller's side of a broker heartbeat: (re-)register a broker whose
+    /// incarnation or addresses changed, unfence a registered broker once it has applied
+    /// the log up to its registration, and answer with the broker's committed fencing.
+    ///
+    /// Decisions are made on the decision image, so a heartbeat that arrives while an
+    /// earlier decision is still being committed sees it. A new incarnation always fences
+    /// the old one first (its leaderships and ISR memberships are moved, each with a new
+    /// leader epoch) even when the old one was already fenced: the restarted process may
+    /// have lost unsynced appends its followers fetched, so it must never lead again at an
+    /// epoch its previous incarnation held.
     fn on_heartbeat(&mut self, now: Now, from: i32, heartbeat: BrokerHeartbeat) {
         let node_id = self.config.node_id;
         let Some(cluster) = self.cluster.as_mut() else {
@@ -1141,69 +1288,68 @@ impl Node {
             return;
         }
         cluster.sessions.insert(from, now.instant);
-        let registered = cluster.image.brokers.get(&from).cloned();
+        cluster.suspects.remove(&from);
+        let registered = cluster.decision_image().brokers.get(&from).cloned();
         let needs_registration = registered.as_ref().is_none_or(|b| {
             b.incarnation != heartbeat.incarnation
                 || b.host != heartbeat.host
                 || b.port != heartbeat.port
                 || b.peer_addr != heartbeat.peer_addr
         });
-        let mut fenced = registered.as_ref().is_none_or(|b| b.fenced);
         if needs_registration {
-            if !cluster.registered_at.contains_key(&from)
-                || registered
-                    .as_ref()
-                    .is_some_and(|b| b.incarnation != heartbeat.incarnation)
-            {
-                let record = MetaRecord::RegisterBroker(crate::cluster::image::BrokerState {
-                    id: from,
-                    incarnation: heartbeat.incarnation,
-                    host: heartbeat.host.clone(),
-                    port: heartbeat.port,
-                    peer_addr: heartbeat.peer_addr.clone(),
-                    fenced: true,
-                    broker_role: heartbeat.broker_role,
-                });
-                // A re-registration fences the old incarnation's leaderships first.
-                let mut records = Vec::new();
-                if registered.as_ref().is_some_and(|b| !b.fenced) {
-                    records.extend(controller::fence_broker(
-                        &cluster.image,
-                        from,
-                        cluster.config.unclean_leader_election,
-                    ));
-                }
-                records.push(record);
-                if let Some(index) = self.propose(records) {
-                    if let Some(cluster) = self.cluster.as_mut() {
-                        cluster.registered_at.insert(from, index);
-                    }
+            let record = MetaRecord::RegisterBroker(crate::cluster::image::BrokerState {
+                id: from,
+                incarnation: heartbeat.incarnation,
+                host: heartbeat.host.clone(),
+                port: heartbeat.port,
+                peer_addr: heartbeat.peer_addr.clone(),
+                fenced: true,
+                broker_role: heartbeat.broker_role,
+            });
+            let new_incarnation = registered
+                .as_ref()
+                .is_some_and(|b| b.incarnation != heartbeat.incarnation);
+            let mut records = Vec::new();
+            if new_incarnation || registered.as_ref().is_some_and(|b| !b.fenced) {
+                records.extend(controller::fence_broker(
+                    cluster.decision_image(),
+                    from,
+                    cluster.config.unclean_leader_election,
+                ));
+            }
+            records.push(record);
+            if let Some(index) = self.propose(records) {
+                if let Some(cluster) = self.cluster.as_mut() {
+                    cluster.registered_at.insert(from, index);
                 }
             }
-            fenced = true;
-        } else if fenced {
-            // Unfence once the broker applied the log up to its registration; propose again
-            // if an earlier unfence was applied and the broker was fenced since, or lost.
-            let caught_up_to = cluster.registered_at.get(&from).copied().unwrap_or(0);
-            let pending = cluster
-                .unfence_proposed
+        } else if registered.as_ref().is_some_and(|b| b.fenced) {
+            // Unfence once the broker applied the log up to its registration (a new
+            // controller, which does not know that index, waits for its own no-op).
+            let caught_up_to = cluster
+                .registered_at
                 .get(&from)
-                .is_some_and(|index| *index > cluster.image.applied_index);
-            if heartbeat.applied_index >= caught_up_to && !pending {
+                .copied()
+                .or(cluster.leader_start)
+                .unwrap_or(0);
+            if heartbeat.applied_index >= caught_up_to {
                 let record = MetaRecord::SetFenced {
                     id: from,
                     fenced: false,
                 };
-                if let Some(index) = self.propose(vec![record]) {
-                    if let Some(cluster) = self.cluster.as_mut() {
-                        cluster.unfence_proposed.insert(from, index);
-                    }
-                }
+                self.propose(vec![record]);
             }
         }
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
+        // The answer is the committed state: a broker acts as unfenced only once the
+        // unfence is part of the log every future controller continues from.
+        let fenced = cluster
+            .image
+            .brokers
+            .get(&from)
+            .is_none_or(|b| b.fenced || b.incarnation != heartbeat.incarnation);
         if from == node_id {
             cluster.last_heartbeat_ok = Some(now.instant);
             cluster.fenced = fenced;
@@ -1236,12 +1382,36 @@ impl Node {
     }
 
     /// Propose records as the active controller; returns the index of the last one.
+    ///
+    /// Only the active controller proposes (it has applied every entry of earlier terms, so
+    /// its decision image is the applied image plus its own proposals). Each accepted
+    /// record is applied to the decision image at once, so the next decision, in this
+    /// input or a later one, builds on it. A record refused (throttled) is not applied and
+    /// the caller's condition stays true, so it is decided again later.
     pub(super) fn propose(&mut self, records: Vec<MetaRecord>) -> Option<u64> {
         let cluster = self.cluster.as_mut()?;
+        if !cluster.is_active_controller() {
+            return None;
+        }
+        if cluster.view.is_none() {
+            // First proposal of this term: nothing of ours is pending, so the applied
+            // image is the whole truth.
+            assert_eq!(
+                cluster.raft.last_index(),
+                cluster.image.applied_index,
+                "a controller's first proposal must follow a fully applied log"
+            );
+            cluster.view = Some(cluster.image.clone());
+        }
         let mut last = None;
         for record in records {
             match cluster.raft.propose(record.encode()) {
-                Ok(index) => last = Some(index),
+                Ok(index) => {
+                    if let Some(view) = cluster.view.as_mut() {
+                        view.apply(index, record);
+                    }
+                    last = Some(index);
+                }
                 Err(ProposeError::NotLeader(_)) => return None,
                 Err(ProposeError::Throttled { .. }) => return None,
             }
@@ -1249,6 +1419,11 @@ impl Node {
         last
     }
 
+    /// The active controller's periodic work, decided on the decision image: fence every
+    /// broker whose session expired (moving its leaderships), elect leaders for offline
+    /// partitions that can get one, and (when due) move leadership back to preferred
+    /// replicas. Proposals in flight are part of the decision image, so nothing is decided
+    /// twice and nothing has to wait for the log to settle.
     fn controller_checks(&mut self, now: Now) {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
@@ -1257,44 +1432,55 @@ impl Node {
             return;
         }
         cluster.next_controller_check = now.instant.add_ms(CONTROLLER_CHECK_MS);
-        // Decide only on a settled image: pending proposals would be decided twice.
-        if cluster.raft.last_index() != cluster.image.applied_index {
-            return;
-        }
         let timeout = cluster.config.broker_session_timeout_ms;
         let unclean = cluster.config.unclean_leader_election;
         // A broker this controller has not heard from yet gets one session from now (its
         // image may have been empty when it took over): it must still expire.
-        let known: Vec<i32> = cluster.image.brokers.keys().copied().collect();
+        let known: Vec<i32> = cluster.decision_image().brokers.keys().copied().collect();
         for id in known {
             cluster.sessions.entry(id).or_insert(now.instant);
         }
         let expired: Vec<i32> = cluster
-            .image
+            .decision_image()
             .brokers
             .values()
             .filter(|b| !b.fenced)
             .filter(|b| {
                 let last = cluster.sessions.get(&b.id).copied().unwrap_or(now.instant);
-                now.instant.saturating_duration_since(last).as_millis() as u64 > timeout
+                let silent = now.instant.saturating_duration_since(last).as_millis() as u64;
+                let suspect = cluster
+                    .suspects
+                    .get(&b.id)
+                    .is_some_and(|at| now.instant >= *at);
+                silent > timeout || suspect
             })
             .map(|b| b.id)
             .collect();
-        let mut records = Vec::new();
-        if let Some(&broker) = expired.first() {
+        for broker in expired {
             tracing::warn!(broker, "broker session expired; fencing it");
-            records = controller::fence_broker(&cluster.image, broker, unclean);
-        } else {
-            records.extend(controller::elect_offline(&cluster.image, unclean));
-            if records.is_empty()
-                && cluster.config.auto_leader_rebalance
-                && now.instant >= cluster.next_rebalance
-            {
-                cluster.next_rebalance = now
-                    .instant
-                    .add_ms(cluster.config.leader_imbalance_check_interval_ms);
-                records.extend(controller::preferred_elections(&cluster.image, None));
+            let Some(cluster) = self.cluster.as_ref() else {
+                return;
+            };
+            let records = controller::fence_broker(cluster.decision_image(), broker, unclean);
+            if self.propose(records).is_none() {
+                return;
             }
+        }
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let mut records = controller::elect_offline(cluster.decision_image(), unclean);
+        if records.is_empty()
+            && cluster.config.auto_leader_rebalance
+            && now.instant >= cluster.next_rebalance
+        {
+            cluster.next_rebalance = now
+                .instant
+                .add_ms(cluster.config.leader_imbalance_check_interval_ms);
+            records.extend(controller::preferred_elections(
+                cluster.decision_image(),
+                None,
+            ));
         }
         if !records.is_empty() {
             self.propose(records);
@@ -1308,7 +1494,7 @@ impl Node {
         if !cluster.is_active_controller() {
             return;
         }
-        let live = cluster.image.live_brokers().len().clamp(1, 3) as i16;
+        let live = cluster.decision_image().live_brokers().len().clamp(1, 3) as i16;
         for name in names {
             let internal_partitions = match name.as_str() {
                 crate::group::offsets_log::OFFSETS_TOPIC => {
@@ -1356,16 +1542,16 @@ impl Node {
             .cluster
             .as_ref()
             .ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
-        if cluster.image.names.contains_key(&topic.name) {
+        if cluster.decision_image().names.contains_key(&topic.name) {
             return Err((
                 ErrorCode::TOPIC_ALREADY_EXISTS,
                 format!("Topic '{}' already exists.", topic.name),
             ));
         }
         let assignments = if topic.assignments.is_empty() {
-            let start = cluster.image.topics.len() + topic.name.len();
+            let start = cluster.decision_image().topics.len() + topic.name.len();
             controller::place_replicas(
-                &cluster.image,
+                cluster.decision_image(),
                 spec.partitions,
                 spec.replication_factor,
                 start,
@@ -1430,7 +1616,7 @@ impl Node {
         if !cluster.is_active_controller() {
             return;
         }
-        if let Some(record) = controller::alter_isr(&cluster.image, from, &request) {
+        if let Some(record) = controller::alter_isr(cluster.decision_image(), from, &request) {
             self.propose(vec![record]);
         }
     }
@@ -1579,16 +1765,28 @@ impl Node {
         progress.durable_offset = fetch.durable_offset.min(fetch.fetch_offset);
         progress.leo_at_last_fetch = leo;
         // Expansion: a caught-up replica outside the ISR asks to come back.
+        // It must hold everything the high watermark covers and everything of earlier
+        // epochs (KAFKA-7128), and under isr-fsync have made the covered part durable, so
+        // that the high watermark stays at most the durable end of every ISR member.
         let hw = log.high_watermark();
+        let needed = hw.max(leader.epoch_start.min(leo));
+        let durable_mode = self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.config.ack_durability == AckDurability::IsrFsync);
+        let Some(Replica::Leader(leader)) =
+            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+        else {
+            return;
+        };
         let mut expand = None;
         if !leader.isr.contains(&from)
             && leader.pending_isr.is_none()
             && leader.replicas.contains(&from)
-            && fetch.fetch_offset >= hw
-            && leader
-                .followers
-                .get(&from)
-                .is_some_and(|p| p.fetch_offset >= hw)
+            && fetch.fetch_offset >= needed
+            && leader.followers.get(&from).is_some_and(|p| {
+                p.fetch_offset >= needed && (!durable_mode || p.durable_offset >= hw)
+            })
         {
             let mut isr = leader.isr.clone();
             isr.push(from);
@@ -2189,6 +2387,12 @@ impl Node {
             if let Some(Replica::Follower(f)) =
                 self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
             {
+                if f.in_flight.is_some() {
+                    // Unanswered: the leader may have restarted (and lost what we fetched)
+                    // at this epoch. Ask for the epoch again before fetching.
+                    f.truncated = false;
+                    f.query_epoch = None;
+                }
                 f.in_flight = None;
             }
             self.send_follower_request(now, key);
@@ -2220,6 +2424,7 @@ impl Node {
         }
         f.in_flight = Some((correlation, now.instant));
         let (leader, epoch, truncated) = (f.leader, f.epoch, f.truncated);
+        let last_epoch = f.query_epoch.unwrap_or(last_epoch);
         let message = if truncated {
             PeerMessage::Fetch(ReplicaFetch {
                 correlation,
@@ -2264,6 +2469,13 @@ impl Node {
         }
     }
 
+    /// One round of KIP-101/KIP-279 truncation. The leader answered `(E, end)`: `E` is its
+    /// largest epoch not above the one asked, `end` where `E` ends in its log. Everything
+    /// here from our first epoch above `E` on, and everything from `end` on, diverges, so
+    /// we truncate to the lower of the two. When our log holds `E` itself the logs agree
+    /// below that point and we fetch; when it does not, our epoch-`E'` range (`E'` our
+    /// largest epoch below `E`) may run past the leader's, so we ask again about `E'`.
+    /// Each round asks about a smaller epoch, so this ends.
     fn on_epoch_reply(&mut self, now: Now, from: i32, reply: EpochReply) {
         let key = (
             Uuid::from_u128(u128::from_be_bytes(reply.topic_id)),
@@ -2276,6 +2488,10 @@ impl Node {
             self.follower_back_off(now, key);
             return;
         }
+        let asked = match self.cluster.as_ref().and_then(|c| c.replicas.get(&key)) {
+            Some(Replica::Follower(f)) => f.query_epoch,
+            _ => return,
+        };
         let Some(log) = self
             .topics
             .get_mut(&key.0)
@@ -2283,14 +2499,21 @@ impl Node {
         else {
             return;
         };
-        // Kafka's rule (KIP-101/279): keep the prefix both logs agree on.
-        let mut target = reply.end_offset.min(log.log_end_offset());
-        if reply.epoch >= 0 {
-            let (mine, my_end) = log.end_offset_for_epoch(reply.epoch);
-            if mine == reply.epoch {
-                target = target.min(my_end);
-            }
+        let asked = asked.unwrap_or(log.last_epoch());
+        if reply.epoch > asked {
+            // Not an answer to our question (a peer bug): ask again later.
+            tracing::warn!(
+                asked,
+                answered = reply.epoch,
+                "epoch reply above the epoch asked"
+            );
+            self.follower_back_off(now, key);
+            return;
         }
+        let step = log.truncation_step(reply.epoch, reply.end_offset);
+        #[allow(unused_mut)]
+        let mut target = step.target;
+        let next_query = step.ask_next;
         // PLANTED BUG (weir-sim only): keep a divergent suffix after a leader change.
         #[cfg(feature = "planted-skip-truncation")]
         {
@@ -2311,7 +2534,8 @@ impl Node {
         if let Some(Replica::Follower(f)) =
             self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
         {
-            f.truncated = true;
+            f.query_epoch = next_query;
+            f.truncated = next_query.is_none();
         }
         self.send_follower_request(now, key);
     }
@@ -2334,6 +2558,13 @@ impl Node {
             return;
         }
         if reply.error != 0 {
+            // Refused (not the leader, other epoch): re-check the epoch before fetching.
+            if let Some(Replica::Follower(f)) =
+                self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+            {
+                f.truncated = false;
+                f.query_epoch = None;
+            }
             self.follower_back_off(now, key);
             return;
         }
@@ -2501,6 +2732,10 @@ impl Node {
         for ((topic_id, index), replica) in &cluster.replicas {
             let state = cluster.image.partition(topic_id.as_u128(), *index as i32);
             let state = state.expect("a role is held only for partitions in the image");
+            let log = self
+                .topics
+                .get(topic_id)
+                .and_then(|t| t.partitions.get(*index));
             match replica {
                 Replica::Leader(leader) => {
                     assert_eq!(
@@ -2511,6 +2746,40 @@ impl Node {
                         state.leader_epoch, leader.epoch,
                         "leader epoch behind the image"
                     );
+                    assert!(
+                        leader.isr.iter().all(|r| leader.replicas.contains(r)),
+                        "ISR {:?} outside the replicas {:?}",
+                        leader.isr,
+                        leader.replicas
+                    );
+                    assert!(
+                        leader.isr.contains(&self.config.node_id),
+                        "the leader is not in its ISR {:?}",
+                        leader.isr
+                    );
+                    let log = log.expect("a led partition has a log");
+                    // One leader per epoch: this log's newest epoch is the one it leads, and
+                    // it began at the recorded start.
+                    assert_eq!(
+                        log.last_epoch(),
+                        leader.epoch,
+                        "leading epoch {} over a log whose last epoch is {}",
+                        leader.epoch,
+                        log.last_epoch()
+                    );
+                    assert!(leader.epoch_start <= log.log_end_offset());
+                    // isr-fsync: everything below the high watermark is durable here (the
+                    // leader was an ISR member of every earlier epoch it learned it from).
+                    if cluster.config.ack_durability == AckDurability::IsrFsync
+                        && !cluster.config.unclean_leader_election
+                    {
+                        let hw = log.replicated_hw().unwrap_or(log.log_start_offset());
+                        assert!(
+                            hw <= log.durable_end().max(log.log_start_offset()),
+                            "high watermark {hw} above the leader's durable end {}",
+                            log.durable_end()
+                        );
+                    }
                 }
                 Replica::Follower(f) => {
                     assert_eq!(

@@ -179,8 +179,15 @@ impl Node {
                     .topics
                     .get(&topic_id)
                     .ok_or((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, String::new()))?;
+                // The controller builds on its decision image: an earlier change of this
+                // topic may still be committing.
+                let proposed = self
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.decision_image().topics.get(&topic_id.as_u128()))
+                    .map(|t| t.configs.iter().cloned().collect());
                 let mut overrides = if incremental {
-                    topic.config.overrides()
+                    proposed.unwrap_or_else(|| topic.config.overrides())
                 } else {
                     Default::default()
                 };
@@ -460,7 +467,7 @@ impl Node {
         let mut results = Vec::new();
         let mut last = None;
         for topic in &request.topics {
-            let image = &self.cluster.as_ref().map(|c| &c.image);
+            let image = &self.cluster.as_ref().map(|c| c.decision_image());
             let found = image.and_then(|image| match topic {
                 TopicRef::Name(name) => image.names.get(name).copied(),
                 TopicRef::Id(uuid) => image
@@ -493,7 +500,7 @@ impl Node {
                         result.name = self
                             .cluster
                             .as_ref()
-                            .and_then(|c| c.image.topics.get(&topic_id))
+                            .and_then(|c| c.decision_image().topics.get(&topic_id))
                             .map(|t| t.name.clone());
                     }
                     last = self
@@ -522,13 +529,18 @@ impl Node {
                     .cluster
                     .as_ref()
                     .ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
-                let topic_id = *cluster.image.names.get(&topic.name).ok_or_else(|| {
-                    (
-                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                        format!("The topic '{}' does not exist.", topic.name),
-                    )
-                })?;
-                let image_topic = &cluster.image.topics[&topic_id];
+                let topic_id =
+                    *cluster
+                        .decision_image()
+                        .names
+                        .get(&topic.name)
+                        .ok_or_else(|| {
+                            (
+                                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                                format!("The topic '{}' does not exist.", topic.name),
+                            )
+                        })?;
+                let image_topic = &cluster.decision_image().topics[&topic_id];
                 let current = image_topic.partitions.len() as i32;
                 if topic.count <= current {
                     return Err((
@@ -547,7 +559,7 @@ impl Node {
                 let added = match &topic.assignments {
                     Some(assignments) => assignments.clone(),
                     None => controller::place_replicas(
-                        &cluster.image,
+                        cluster.decision_image(),
                         topic.count - current,
                         rf,
                         current as usize,
@@ -754,7 +766,7 @@ impl Node {
         let Some(cluster) = self.cluster.as_ref() else {
             return;
         };
-        let image = cluster.image.clone();
+        let image = cluster.decision_image().clone();
         let wanted: Vec<(String, i32)> = match &request.topic_partitions {
             Some(topics) => topics
                 .iter()
@@ -841,7 +853,7 @@ impl Node {
         let Some(cluster) = self.cluster.as_ref() else {
             return;
         };
-        let image = cluster.image.clone();
+        let image = cluster.decision_image().clone();
         let mut records = Vec::new();
         let mut results = Vec::new();
         for topic in &request.topics {
