@@ -138,8 +138,8 @@ class Cluster:
 def cluster_factory(tmp_path, request):
     clusters: list[Cluster] = []
 
-    def make(size: int) -> Cluster:
-        cluster = Cluster(tmp_path / f"cluster{len(clusters)}", size)
+    def make(size: int, config: str = CLUSTER_CONFIG) -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster{len(clusters)}", size, config=config)
         clusters.append(cluster)
         request.node._weir_brokers = [n for c in clusters for n in c.nodes.values()]
         return cluster.start()
@@ -547,3 +547,96 @@ def test_added_broker_takes_a_reassigned_replica_and_preferred_leadership(cluste
     assert producer.flush(30) == 0
     log = read_partition(cluster.bootstrap(), topic, 0)
     assert [v for _, v in log] == [f"v{i}".encode() for i in range(300)]
+
+
+def test_follower_below_the_leaders_log_start_resets_and_rejoins(cluster_factory):
+    """Goal (issue 12): a follower whose log ends below the leader's log start (retention
+    deleted what it missed while it was down) empties its log, replicates from the
+    leader's log start and rejoins the ISR; before, it retried the out-of-range fetch
+    forever and the partition stayed under-replicated.
+
+    Method: 3 nodes checking retention every 200 ms; a topic (RF=3, min.insync.replicas=2)
+    with 1 KiB segments and retention.bytes of two segments; SIGKILL a follower, produce
+    ~30 segments in flushed waves until the leader's log start passes everything the
+    follower held, restart it; the ISR must become full again, and once the follower is
+    made the only other ISR member able to lead (the third replica killed), the records
+    from the log start on are read back intact through it."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    from confluent_kafka.admin import NewTopic
+
+    from weirtest import ck_produce, ck_read
+
+    config = CLUSTER_CONFIG + '"log.retention.check.interval.ms" = 200\n'
+    cluster = cluster_factory(3, config)
+    cluster.wait_formed()
+    topic = unique("reset")
+    admin = ck_admin(cluster.bootstrap())
+    new = NewTopic(
+        topic,
+        num_partitions=1,
+        replication_factor=3,
+        config={"min.insync.replicas": "2", "segment.bytes": "1024", "retention.bytes": "2048"},
+    )
+    admin.create_topics([new], operation_timeout=20, request_timeout=30)[topic].result(timeout=40)
+    wait_until(
+        lambda: sorted(partition_state(cluster.bootstrap(), topic, 0).isrs) == [1, 2, 3],
+        ISR_TIMEOUT_S,
+        f"{topic}[0] with a full ISR",
+    )
+    state = partition_state(cluster.bootstrap(), topic, 0)
+    follower_id = next(r for r in state.replicas if r != state.leader)
+    follower = cluster.nodes[follower_id]
+    producer = ck_producer(
+        cluster.bootstrap(), acks="all", **{"linger.ms": 0, "compression.type": "none", "enable.idempotence": True}
+    )
+    n = 0
+
+    def wave(count: int) -> None:
+        nonlocal n
+        msgs = []
+        for _ in range(count):
+            msgs.append({"value": (b"%06d-" % n).ljust(200, b"z"), "partition": 0})
+            n += 1
+        ds = ck_produce(producer, topic, msgs)
+        assert all(d.error is None for d in ds), [d.error for d in ds if d.error][:3]
+
+    wave(20)
+    follower_end = n
+    follower.kill9()
+    tp = TopicPartition(topic, 0)
+
+    def log_start() -> int:
+        low, _ = ck_consumer(cluster.bootstrap()).get_watermark_offsets(tp, timeout=5)
+        return low
+
+    for _ in range(60):
+        wave(20)
+        if log_start() > follower_end:
+            break
+    low = wait_until(lambda: (lambda s: s if s > follower_end else None)(log_start()), 60, "the log start past the follower's end")
+    follower.start()
+    wait_until(
+        lambda: sorted(partition_state(cluster.bootstrap(), topic, 0).isrs) == [1, 2, 3],
+        ISR_TIMEOUT_S,
+        f"node {follower_id} (reset below the log start {low}) back in the ISR of {topic}[0]",
+    )
+    # Leave the follower as the only other live replica: it leads, or it must take
+    # writes as the leader's only in-sync follower; either way reads go through data
+    # it replicated after the reset.
+    third = next(r for r in (1, 2, 3) if r not in (follower_id, state.leader))
+    cluster.nodes[state.leader].kill9()
+    survivors = ",".join(x.bootstrap for x in cluster.alive())
+    wait_until(
+        lambda: partition_state(survivors, topic, 0).leader in (follower_id, third),
+        LEADER_MOVE_TIMEOUT_S,
+        f"a new leader of {topic}[0] among the survivors",
+    )
+    start, high = wait_until(
+        lambda: (lambda w: w if w[1] >= n else None)(ck_consumer(survivors).get_watermark_offsets(tp, timeout=5)),
+        60,
+        "the survivors' high watermark to cover every acknowledged record",
+    )
+    recs = ck_read(survivors, topic, {0: OFFSET_BEGINNING}, until={0: high})
+    assert [r.offset for r in recs] == list(range(recs[0].offset, high))
+    assert all(r.value.startswith(b"%06d-" % r.offset) for r in recs), "a record's content moved"
+    assert high == n

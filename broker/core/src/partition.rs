@@ -354,6 +354,36 @@ impl PartitionLog {
         TruncationStep { target, ask_next }
     }
 
+    /// Empty the log and start it at `offset` (Kafka's truncate-fully-and-start-at): a
+    /// follower whose log ends below its leader's log start can never fetch the offsets in
+    /// between (retention or compaction removed them on the leader), so it drops what it
+    /// has and replicates from the leader's log start. Returns the closed segments that
+    /// were dropped (their meta entries go too). Producer and transaction state start
+    /// empty, as the leader's did for the records below its log start. The caller emits
+    /// the storage ops (truncate everything, then the log start meta).
+    pub fn reset_to(&mut self, offset: i64) -> Vec<Segment> {
+        assert!(
+            offset > self.log_end_offset,
+            "key={} reset to {offset} within the log (end {})",
+            self.partition_key,
+            self.log_end_offset
+        );
+        let mut dropped: Vec<Segment> = self.segments.drain(..).collect();
+        dropped.pop(); // The active segment has no meta entry.
+        self.segments.push_back(Segment::empty(offset));
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.durable_end = offset;
+        self.replicated_hw = self.replicated_hw.map(|_| offset);
+        self.epochs.clear();
+        self.unsynced.clear();
+        self.byte_index = ByteIndex::new(offset);
+        self.producers = ProducerStates::default();
+        self.txns = crate::txn::TxnIndex::default();
+        self.invariants();
+        dropped
+    }
+
     /// Remove every offset at or above `offset` (a follower's divergent suffix). Returns true
     /// if anything was removed. Unsynced appends above it are forgotten; the caller emits
     /// the storage op.
@@ -863,6 +893,28 @@ mod tests {
         let leader = log_with_epochs(80, &[(5, 10)]);
         let mut follower = log_with_epochs(50, &[(2, 0)]);
         assert_eq!(truncate_against(&mut follower, &leader), (10, 1));
+    }
+
+    // Goal: a follower that fell below its leader's log start starts over there: empty,
+    // consistent, appending at the new start, with no epoch or producer state left.
+    // Method: a log with closed segments, epochs and unsynced appends is reset past its end.
+    #[test]
+    fn reset_starts_an_empty_log_at_the_offset() {
+        let mut log = log_with_epochs(30, &[(0, 0), (2, 10)]);
+        assert!(log.roll().is_some());
+        log.append(batch(5, 10, 2), 2, 1 << 30);
+        log.set_replicated_hw(Some(20));
+        let dropped = log.reset_to(100);
+        assert_eq!(dropped.len(), 1, "the closed segment's meta goes");
+        assert_eq!(
+            (log.log_start_offset(), log.log_end_offset(), log.durable_end()),
+            (100, 100, 100)
+        );
+        assert_eq!(log.replicated_hw(), Some(100));
+        assert_eq!(log.last_epoch(), -1);
+        assert!(!log.has_unsynced());
+        assert_eq!(log.append(batch(3, 10, 3), 3, 1 << 30).base_offset, 100);
+        log.invariants();
     }
 
     // Goal: offsets are assigned contiguously and the hw follows syncs, not appends.

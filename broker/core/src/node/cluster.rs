@@ -1743,10 +1743,11 @@ impl Node {
         };
         let leo = log.log_end_offset();
         if fetch.fetch_offset > leo || fetch.fetch_offset < log.log_start_offset() {
-            self.send_peer(
-                from,
-                PeerMessage::FetchReply(refusal(ErrorCode::OFFSET_OUT_OF_RANGE, epoch)),
-            );
+            // The log start tells a follower below it to reset (see `on_fetch_reply`).
+            let mut reply = refusal(ErrorCode::OFFSET_OUT_OF_RANGE, epoch);
+            reply.log_start_offset = log.log_start_offset();
+            reply.high_watermark = log.high_watermark();
+            self.send_peer(from, PeerMessage::FetchReply(reply));
             return;
         }
         let Some(Replica::Leader(leader)) =
@@ -2549,6 +2550,17 @@ impl Node {
             return;
         }
         if reply.error == ErrorCode::OFFSET_OUT_OF_RANGE.0 {
+            let below_start = self
+                .topics
+                .get(&key.0)
+                .and_then(|t| t.partitions.get(key.1))
+                .is_some_and(|log| reply.log_start_offset > log.log_end_offset());
+            if below_start {
+                // Everything we lack was removed on the leader: start over at its log start.
+                self.reset_follower_log(key, reply.log_start_offset);
+                self.send_follower_request(now, key);
+                return;
+            }
             if let Some(Replica::Follower(f)) =
                 self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
             {
@@ -2598,6 +2610,60 @@ impl Node {
                 }
             }
             None => self.send_follower_request(now, key),
+        }
+    }
+
+    /// Empty a follower's log of `key` and start it at the leader's log start `offset`
+    /// (KIP-101's truncate-fully-and-start-at), with the storage ops that make it so:
+    /// every batch goes first, then the meta entries that describe them (recovery accepts
+    /// storage ahead of meta, and an empty log at the persisted log start).
+    fn reset_follower_log(&mut self, key: (Uuid, usize), offset: i64) {
+        let Some(log) = self
+            .topics
+            .get_mut(&key.0)
+            .and_then(|t| t.partitions.get_mut(key.1))
+        else {
+            return;
+        };
+        let partition_key = log.partition_key();
+        let old_start = log.log_start_offset();
+        let old_end = log.log_end_offset();
+        let dropped = log.reset_to(offset);
+        let epochs = epochs_op(log);
+        let producers = super::producer_id::producer_snapshot_op(log);
+        tracing::warn!(
+            partition_key,
+            old_start,
+            old_end,
+            offset,
+            "follower log ends below the leader's log start; starting over there"
+        );
+        self.emit(StorageOp::TruncateSuffix {
+            partition_key,
+            offset: old_start,
+        });
+        // A batch straddling the old log start survives the suffix truncation.
+        self.emit(StorageOp::TruncatePrefix {
+            partition_key,
+            offset,
+        });
+        for segment in dropped {
+            self.emit(StorageOp::DeleteMeta {
+                key: crate::meta::segment_key(partition_key, segment.base_offset),
+            });
+        }
+        self.emit(StorageOp::PutMeta {
+            key: crate::meta::log_start_key(partition_key),
+            value: crate::meta::encode(&offset),
+        });
+        self.emit(epochs);
+        self.emit(producers);
+        if let Some(Replica::Follower(f)) =
+            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
+        {
+            // Nothing left to compare epochs with: fetch from the leader's log start.
+            f.truncated = true;
+            f.query_epoch = None;
         }
     }
 
