@@ -117,7 +117,7 @@ pub enum Value {
 }
 
 /// Kind of a rebalance callback recorded during an op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RebalanceKind {
     /// Partitions revoked.
@@ -126,6 +126,17 @@ pub enum RebalanceKind {
     Assigned,
     /// Partitions lost.
     Lost,
+    /// The entry did not say (`kind` omitted). No check depends on the kind, only on
+    /// `keys`, so such an entry is accepted; it is written back without `kind`.
+    #[default]
+    Unknown,
+}
+
+impl RebalanceKind {
+    /// Whether this is the default for an entry without `kind`.
+    pub fn is_unknown(&self) -> bool {
+        *self == Self::Unknown
+    }
 }
 
 /// One rebalance callback; keys listed here are exempt from the `int-*-poll` checks.
@@ -133,7 +144,8 @@ pub enum RebalanceKind {
 pub struct Rebalance {
     /// Affected keys.
     pub keys: Vec<Key>,
-    /// What happened to them.
+    /// What happened to them (optional in the history; only `keys` matters to the checks).
+    #[serde(default, skip_serializing_if = "RebalanceKind::is_unknown")]
     pub kind: RebalanceKind,
 }
 
@@ -668,6 +680,11 @@ mod tests {
                 r#"{"process":3,"type":"ok","f":"txn","value":[["poll"],["send",1,[null,7]]],"#,
                 r#""committed":true,"phase":"final","#,
                 r#""rebalance_log":[{"keys":[1],"kind":"revoked"}]}"#
+            ),
+            // `kind` is optional and stays omitted.
+            concat!(
+                r#"{"process":3,"type":"ok","f":"poll","value":[["poll"]],"#,
+                r#""rebalance_log":[{"keys":[2]},{"keys":[1],"kind":"lost"}]}"#
             ),
         ];
         for line in lines {

@@ -126,3 +126,35 @@ fn summary_line_format() {
     let parsed: serde_json::Value = serde_json::from_str(&report.summary_line()).expect("JSON");
     assert_eq!(parsed["valid"], false);
 }
+
+// Goal: a `rebalance_log` entry without `kind` is accepted (only `keys` matters to the
+// checks) and still exempts its keys from the int-*-poll checks. Method: golden 36's
+// rebalanced poll (offsets 2 then 0 of key 1 inside one op) with the entry's `kind`
+// omitted must parse and be judged valid; without the entry the same op is flagged.
+#[test]
+fn rebalance_entry_without_kind_is_accepted() {
+    let send = [
+        r#"{"process":9,"type":"invoke","f":"send","value":[["send",1,10],["send",1,11],["send",1,12]]}"#,
+        r#"{"process":9,"type":"ok","f":"send","value":[["send",1,[0,10]],["send",1,[1,11]],["send",1,[2,12]]]}"#,
+        r#"{"process":0,"type":"invoke","f":"poll","value":[["poll"]]}"#,
+        r#"{"process":0,"type":"ok","f":"poll","value":[["poll",{"1":[[0,10],[1,11],[2,12]]}]]}"#,
+        r#"{"process":1,"type":"invoke","f":"poll","value":[["poll"],["poll"]]}"#,
+    ];
+    let polled = r#"{"process":1,"type":"ok","f":"poll","value":[["poll",{"1":[[2,12]]}],["poll",{"1":[[0,10]]}]]"#;
+    let with_entry = format!(r#"{polled},"rebalance_log":[{{"keys":[1]}}]}}"#);
+    let mut lines = send.to_vec();
+    lines.push(&with_entry);
+    let rebalanced = History::parse_str(&lines.join("\n")).expect("kind is optional");
+    let config = CheckConfig::default();
+    let report = check(&config, &rebalanced).expect("well-formed");
+    assert_eq!(report.count(AnomalyKind::IntNonmonotonicPoll), 0);
+    assert_eq!(report.verdict, Verdict::Valid, "{}", report.to_json());
+    assert!(report.valid);
+
+    let without_entry = format!("{polled}}}");
+    lines.pop();
+    lines.push(&without_entry);
+    let report = check(&config, &history(&lines)).expect("well-formed");
+    assert_eq!(report.count(AnomalyKind::IntNonmonotonicPoll), 1);
+    assert!(!report.valid);
+}

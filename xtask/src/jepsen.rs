@@ -20,7 +20,10 @@ pub(crate) struct JepsenArgs {
     /// Main phase, seconds.
     #[arg(long, default_value_t = 60)]
     pub time: u64,
-    /// Faults: kill, pause, partition, netem (comma separated), or none.
+    /// Faults, comma separated, or none: kill, pause, partition, netem,
+    /// kill-majority (a majority killed at once, down 1-4 s, restarted together),
+    /// kill-leader-controller (the partition leader killed; while it is down the active
+    /// controller is killed and restarted; then the leader restarts). See docs/jepsen.md.
     #[arg(long, default_value = "kill,partition")]
     pub nemesis: String,
     /// Workload: queue or txn.

@@ -25,7 +25,10 @@ struct Cli {
     /// Main phase, seconds.
     #[arg(long, default_value_t = 60)]
     time: u64,
-    /// Faults: kill, pause, partition, netem (comma separated; "none" for none).
+    /// Faults, comma separated ("none" for none): kill, pause, partition, netem,
+    /// kill-majority (a majority killed at once, down 1-4 s, restarted together),
+    /// kill-leader-controller (the partition leader killed; while it is down the active
+    /// controller is killed and restarted; then the leader restarts). See docs/jepsen.md.
     #[arg(long, default_value = "kill,partition")]
     nemesis: String,
     /// queue or txn.
@@ -72,7 +75,7 @@ fn options(cli: Cli) -> anyhow::Result<Options> {
     {
         match FaultKind::parse(name) {
             Some(kind) => nemesis.push(kind),
-            None => anyhow::bail!("unknown nemesis {name:?} (kill, pause, partition, netem)"),
+            None => anyhow::bail!("unknown nemesis {name:?} ({})", FaultKind::names()),
         }
     }
     let Some(workload) = WorkloadKind::parse(&cli.workload) else {

@@ -142,6 +142,34 @@ impl Cluster {
 
     /// Starts node `id` (it must be down) and waits until it accepts connections.
     pub async fn start(&mut self, id: u32, net: &Net) -> Result<()> {
+        self.spawn(id, net)?;
+        self.wait_listening(id, net).await
+    }
+
+    /// Starts every node of `ids` (each must be down) at once, then waits until each
+    /// accepts connections: no node waits for another's start (or for the cluster to
+    /// recover) before it is spawned. Returns the first error after trying every node.
+    pub async fn start_all(&mut self, ids: &[u32], net: &Net) -> Result<()> {
+        let mut first_error = None;
+        let mut spawned = Vec::new();
+        for &id in ids {
+            match self.spawn(id, net) {
+                Ok(()) => spawned.push(id),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        for id in spawned {
+            if let Err(error) = self.wait_listening(id, net).await {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Spawns node `id`'s process (it must be down); does not wait for it.
+    fn spawn(&mut self, id: u32, net: &Net) -> Result<()> {
         let count = u32::try_from(self.nodes.len()).unwrap_or(1);
         let weir = self.weir.clone();
         let cluster_flags = self.cluster_flags && count > 1;
@@ -196,7 +224,7 @@ impl Cluster {
         node.child = Some(child);
         node.state = NodeState::Up;
         node.starts += 1;
-        self.wait_listening(id, net).await
+        Ok(())
     }
 
     async fn wait_listening(&mut self, id: u32, net: &Net) -> Result<()> {
@@ -242,6 +270,37 @@ impl Cluster {
         Ok(())
     }
 
+    /// `kill -9` every node of `ids` at the same instant: the signals are all sent before
+    /// any process is reaped (no-op for nodes already down).
+    pub fn kill_all(&mut self, ids: &[u32]) -> Result<()> {
+        let mut first_error = None;
+        let mut killed = Vec::new();
+        for &id in ids {
+            let node = match self.node_mut(id) {
+                Ok(node) => node,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+            };
+            if let Some(mut child) = node.child.take() {
+                if let Err(error) = child.kill() {
+                    first_error.get_or_insert(
+                        anyhow::Error::new(error).context(format!("kill -9 node {id}")),
+                    );
+                }
+                killed.push(child);
+            }
+            node.state = NodeState::Down;
+        }
+        for mut child in killed {
+            if let Err(error) = child.wait() {
+                first_error.get_or_insert(error.into());
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// `SIGSTOP` node `id` (only when up).
     pub fn pause(&mut self, id: u32) -> Result<()> {
         let node = self.node_mut(id)?;
@@ -282,12 +341,13 @@ impl Cluster {
         for id in self.ids() {
             self.resume(id)?;
         }
+        let mut down = Vec::new();
         for id in self.ids() {
             if self.node_mut(id)?.state == NodeState::Down {
-                self.start(id, net).await?;
+                down.push(id);
             }
         }
-        Ok(())
+        self.start_all(&down, net).await
     }
 
     /// Stops every node (resume, then kill) — the end of the run.

@@ -10,15 +10,21 @@
 //! Invariants (checked by the tests): windows are sorted by start; every window ends at or
 //! before `time_ms - HEAL_MARGIN_MS`, so the run heals before its final phase; two windows
 //! overlap only when they are a deliberate combination (their `combo` ids match) and never
-//! act on the same kind of fault (a kill never overlaps a kill, a partition never overlaps
-//! a partition), so healing one never undoes another.
+//! act on the same family of fault (no kind of kill overlaps another kill, a partition
+//! never overlaps a partition), so healing one never undoes another.
+//!
+//! Enabling a kind adds draws only when that kind is chosen, so the schedule of a seed with
+//! only the older kinds (`kill,pause,partition,netem`) is the same as before the newer ones
+//! (`kill-majority`, `kill-leader-controller`) existed.
 
 use std::fmt;
 
-/// Kinds of faults a run may inject (`--nemesis kill,pause,partition,netem`).
+/// Kinds of faults a run may inject
+/// (`--nemesis kill,pause,partition,netem,kill-majority,kill-leader-controller`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FaultKind {
-    /// `kill -9` and restart from the same data directory.
+    /// `kill -9` and restart from the same data directory (one node, the leader, the
+    /// controller or a majority).
     Kill,
     /// `SIGSTOP`, later `SIGCONT`.
     Pause,
@@ -26,18 +32,29 @@ pub enum FaultKind {
     Partition,
     /// Added latency and packet loss (`tc netem`, netns mode only).
     Netem,
+    /// `kill -9` a majority of the nodes at the same instant, keep them down for a seeded
+    /// 1-4 s, restart them together.
+    KillMajority,
+    /// `kill -9` the leader of partition 0; while it is down, `kill -9` and restart the
+    /// active controller; then restart the leader (clusters of 2+ nodes).
+    KillLeaderController,
 }
 
 impl FaultKind {
+    /// Every kind, in `--nemesis` order.
+    pub const ALL: [Self; 6] = [
+        Self::Kill,
+        Self::Pause,
+        Self::Partition,
+        Self::Netem,
+        Self::KillMajority,
+        Self::KillLeaderController,
+    ];
+
     /// Parses one name of the `--nemesis` list.
     pub fn parse(name: &str) -> Option<Self> {
-        match name.trim() {
-            "kill" => Some(Self::Kill),
-            "pause" => Some(Self::Pause),
-            "partition" => Some(Self::Partition),
-            "netem" => Some(Self::Netem),
-            _ => None,
-        }
+        let name = name.trim();
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
     }
 
     /// The `--nemesis` name.
@@ -47,6 +64,22 @@ impl FaultKind {
             Self::Pause => "pause",
             Self::Partition => "partition",
             Self::Netem => "netem",
+            Self::KillMajority => "kill-majority",
+            Self::KillLeaderController => "kill-leader-controller",
+        }
+    }
+
+    /// Every `--nemesis` name, comma separated (for help and error messages).
+    pub fn names() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
+
+    /// Kinds of one family act on the same thing (process life, links, qdiscs) and never
+    /// overlap: every kind of kill is in [`FaultKind::Kill`]'s family.
+    pub fn family(self) -> Self {
+        match self {
+            Self::Kill | Self::KillMajority | Self::KillLeaderController => Self::Kill,
+            other => other,
         }
     }
 }
@@ -125,8 +158,19 @@ impl Grudge {
 /// One fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// `kill -9` the targets; restart them when the window ends.
+    /// `kill -9` the targets (all at once); restart them (together) when the window ends.
     Kill(Target),
+    /// `kill -9` these nodes, a majority, at the same instant; restart them together when
+    /// the window ends (the window lasts the seeded down time, 1-4 s).
+    KillMajority(Vec<u32>),
+    /// `kill -9` the leader of partition 0 when the window opens; `controller_after_ms`
+    /// later, while the leader is down, `kill -9` the active controller and start it again
+    /// at once; restart the leader when the window ends.
+    KillLeaderController {
+        /// When the controller is restarted, ms after the window opened (strictly inside
+        /// the window).
+        controller_after_ms: u64,
+    },
     /// `SIGSTOP` the targets; `SIGCONT` when the window ends.
     Pause(Target),
     /// Drop traffic along the grudge's links.
@@ -149,6 +193,8 @@ impl Fault {
     pub fn kind(&self) -> FaultKind {
         match self {
             Self::Kill(_) => FaultKind::Kill,
+            Self::KillMajority(_) => FaultKind::KillMajority,
+            Self::KillLeaderController { .. } => FaultKind::KillLeaderController,
             Self::Pause(_) => FaultKind::Pause,
             Self::Partition(_) => FaultKind::Partition,
             Self::Netem { .. } => FaultKind::Netem,
@@ -194,6 +240,13 @@ pub const QUIET_MS_MAX: u64 = 5_000;
 pub const COMBO_PER_MILLE: u64 = 250;
 /// How long the "two nodes down" example lasts.
 pub const TWO_DOWN_MS: u64 = 10_000;
+/// A `kill-majority` keeps the majority down at least this long ...
+pub const MAJORITY_DOWN_MS_MIN: u64 = 1_000;
+/// ... and at most this long.
+pub const MAJORITY_DOWN_MS_MAX: u64 = 4_000;
+/// A `kill-leader-controller` restarts the controller at least this long after the leader
+/// went down, and at least this long before the leader comes back.
+pub const CONTROLLER_RESTART_MARGIN_MS: u64 = 1_000;
 
 /// A small seeded PRNG (SplitMix64): the schedule must not depend on any crate's RNG.
 #[derive(Debug, Clone)]
@@ -266,8 +319,10 @@ impl Schedule {
         kinds.sort_unstable();
         kinds.dedup();
         if spec.nodes < 2 {
-            // Nothing to partition in a one-node cluster.
-            kinds.retain(|kind| *kind != FaultKind::Partition);
+            // Nothing to partition in a one-node cluster, and its leader is its controller.
+            kinds.retain(|kind| {
+                !matches!(kind, FaultKind::Partition | FaultKind::KillLeaderController)
+            });
         }
         let last_end = spec.time_ms.saturating_sub(HEAL_MARGIN_MS);
         let mut windows = Vec::new();
@@ -293,20 +348,30 @@ impl Schedule {
             let first = kinds[usize::try_from(rng.below(kinds.len() as u64)).unwrap_or(0)];
             let mut chosen = vec![first];
             if kinds.len() > 1 && rng.below(1000) < COMBO_PER_MILLE {
-                let others: Vec<FaultKind> =
-                    kinds.iter().copied().filter(|k| *k != first).collect();
-                chosen.push(others[usize::try_from(rng.below(others.len() as u64)).unwrap_or(0)]);
+                // Never two kinds of one family (two kinds of kill) in one combination.
+                let others: Vec<FaultKind> = kinds
+                    .iter()
+                    .copied()
+                    .filter(|k| k.family() != first.family())
+                    .collect();
+                if !others.is_empty() {
+                    chosen
+                        .push(others[usize::try_from(rng.below(others.len() as u64)).unwrap_or(0)]);
+                }
             }
+            let mut span = 0;
             for kind in chosen {
+                let (fault, fault_length) = draw_fault(&mut rng, kind, spec.nodes, length);
+                span = span.max(fault_length);
                 windows.push(Window {
                     start_ms: now,
-                    end_ms: now + length,
-                    fault: draw_fault(&mut rng, kind, spec.nodes),
+                    end_ms: now + fault_length,
+                    fault,
                     combo,
                 });
             }
             combo += 1;
-            now += length + rng.between(QUIET_MS_MIN, QUIET_MS_MAX);
+            now += span + rng.between(QUIET_MS_MIN, QUIET_MS_MAX);
         }
         Self {
             seed: spec.seed,
@@ -315,9 +380,12 @@ impl Schedule {
     }
 }
 
-fn draw_fault(rng: &mut Rng, kind: FaultKind, nodes: u32) -> Fault {
+/// Draws one fault of `kind` for a window of `length` ms; returns it and how long it lasts
+/// (`length`, except for `kill-majority`, whose window is its seeded down time). The draws
+/// of the original four kinds are unchanged, so old seeds keep their schedules.
+fn draw_fault(rng: &mut Rng, kind: FaultKind, nodes: u32, length: u64) -> (Fault, u64) {
     let majority = nodes / 2 + 1;
-    match kind {
+    let fault = match kind {
         FaultKind::Kill | FaultKind::Pause => {
             let target = match rng.below(4) {
                 0 => Target::Leader,
@@ -375,7 +443,22 @@ fn draw_fault(rng: &mut Rng, kind: FaultKind, nodes: u32) -> Fault {
                 loss_percent: u32::try_from(rng.between(0, 10)).unwrap_or(0),
             }
         }
-    }
+        FaultKind::KillMajority => {
+            let mut shuffled = rng.shuffled_nodes(nodes);
+            shuffled.truncate(majority as usize);
+            let down = rng
+                .between(MAJORITY_DOWN_MS_MIN, MAJORITY_DOWN_MS_MAX)
+                .min(length);
+            return (Fault::KillMajority(sorted(&shuffled)), down);
+        }
+        FaultKind::KillLeaderController => Fault::KillLeaderController {
+            controller_after_ms: rng.between(
+                CONTROLLER_RESTART_MARGIN_MS,
+                length.saturating_sub(CONTROLLER_RESTART_MARGIN_MS),
+            ),
+        },
+    };
+    (fault, length)
 }
 
 fn sorted(nodes: &[u32]) -> Vec<u32> {
@@ -399,6 +482,18 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Kill(target) => write!(f, "kill -9 {target}, then restart"),
+            Self::KillMajority(nodes) => write!(
+                f,
+                "kill -9 majority {nodes:?} at once, then restart them together"
+            ),
+            Self::KillLeaderController {
+                controller_after_ms,
+            } => write!(
+                f,
+                "kill -9 the leader of partition 0; after {:.1}s kill -9 and restart the \
+                 controller; then restart the leader",
+                *controller_after_ms as f64 / 1000.0
+            ),
             Self::Pause(target) => write!(f, "SIGSTOP {target}, then SIGCONT"),
             Self::Partition(Grudge::Isolate(node)) => write!(f, "isolate node {node}"),
             Self::Partition(Grudge::Split(a, b)) => write!(f, "split {a:?} | {b:?}"),
@@ -457,12 +552,7 @@ mod tests {
         }
     }
 
-    const ALL: [FaultKind; 4] = [
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Partition,
-        FaultKind::Netem,
-    ];
+    const ALL: [FaultKind; 6] = FaultKind::ALL;
 
     // Goal: a seed fully determines the schedule, and different seeds differ. Method:
     // generate twice per seed and compare; compare seeds pairwise.
@@ -509,7 +599,11 @@ mod tests {
             let overlap = pair[1].start_ms < pair[0].end_ms;
             if overlap {
                 assert_eq!(pair[0].combo, pair[1].combo, "seed {seed}: stray overlap");
-                assert_ne!(pair[0].fault.kind(), pair[1].fault.kind(), "seed {seed}");
+                assert_ne!(
+                    pair[0].fault.kind().family(),
+                    pair[1].fault.kind().family(),
+                    "seed {seed}"
+                );
             }
         }
         for window in &schedule.windows {
@@ -525,7 +619,9 @@ mod tests {
                 window.fault
             );
             let nodes: Vec<u32> = match &window.fault {
-                Fault::Kill(Target::Nodes(n)) | Fault::Pause(Target::Nodes(n)) => n.clone(),
+                Fault::Kill(Target::Nodes(n))
+                | Fault::Pause(Target::Nodes(n))
+                | Fault::KillMajority(n) => n.clone(),
                 Fault::Partition(grudge) => {
                     assert!(s.nodes >= 2, "seed {seed}: partition in a 1-node cluster");
                     let links = grudge.cut_links(s.nodes);
@@ -551,6 +647,8 @@ mod tests {
         for seed in 0..100 {
             for window in Schedule::generate(&spec(seed, 5, &ALL)).windows {
                 let shape = match window.fault {
+                    Fault::KillMajority(_) => "kill-majority-at-once",
+                    Fault::KillLeaderController { .. } => "kill-leader-restart-controller",
                     Fault::Kill(Target::Leader) => "kill-leader",
                     Fault::Kill(Target::Controller) => "kill-controller",
                     Fault::Kill(Target::Nodes(n)) if n.len() >= 3 => "kill-majority",
@@ -565,7 +663,7 @@ mod tests {
                 shapes.insert(shape);
             }
         }
-        assert_eq!(shapes.len(), 10, "{shapes:?}");
+        assert_eq!(shapes.len(), 12, "{shapes:?}");
     }
 
     // Goal: the two-down example is scheduled first for 5 nodes, and a split is a real
@@ -586,6 +684,185 @@ mod tests {
                     assert_eq!(window.fault.kind(), FaultKind::Partition);
                 }
             }
+        }
+    }
+
+    // Goal: `--nemesis` names parse to their kinds and back, the new kill kinds included;
+    // unknown names do not parse. Method: round-trip every kind; try bad names.
+    #[test]
+    fn nemesis_names_parse() {
+        for kind in FaultKind::ALL {
+            assert_eq!(FaultKind::parse(kind.name()), Some(kind));
+        }
+        assert_eq!(
+            FaultKind::parse("kill-majority"),
+            Some(FaultKind::KillMajority)
+        );
+        assert_eq!(
+            FaultKind::parse(" kill-leader-controller "),
+            Some(FaultKind::KillLeaderController)
+        );
+        for bad in ["", "majority", "kill_majority", "Kill", "kill-leader"] {
+            assert_eq!(FaultKind::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            FaultKind::names(),
+            "kill, pause, partition, netem, kill-majority, kill-leader-controller"
+        );
+        assert_eq!(FaultKind::KillMajority.family(), FaultKind::Kill);
+        assert_eq!(FaultKind::KillLeaderController.family(), FaultKind::Kill);
+        assert_eq!(FaultKind::Partition.family(), FaultKind::Partition);
+    }
+
+    // Goal: enabling only the older kinds gives the schedules they always gave (the seeds
+    // quoted in docs/jepsen.md and CI keep meaning the same faults). Method: pin seeds 1
+    // and 6 of `--nodes 3 --time 45 --nemesis kill,partition`, printed by the code before
+    // the new kinds existed.
+    #[test]
+    fn older_kinds_keep_their_schedules() {
+        let pinned = |seed: u64| {
+            let mut s = spec(seed, 3, &[FaultKind::Kill, FaultKind::Partition]);
+            s.time_ms = 45_000;
+            Schedule::generate(&s).to_string()
+        };
+        assert_eq!(
+            pinned(1),
+            "nemesis schedule (seed 1):\n\
+             \x20     4.0s -     7.3s  #0   kill -9 nodes [1, 2], then restart\n\
+             \x20     9.3s -    15.2s  #1   kill -9 nodes [2, 3], then restart\n\
+             \x20    17.3s -    21.5s  #2   kill -9 nodes [1, 3], then restart\n\
+             \x20    23.8s -    32.1s  #3   kill -9 the controller, then restart\n\
+             \x20    34.6s -    41.3s  #4   kill -9 nodes [1], then restart\n"
+        );
+        assert_eq!(
+            pinned(6),
+            "nemesis schedule (seed 6):\n\
+             \x20     4.0s -    12.5s  #0   kill -9 the leader of partition 0, then restart\n\
+             \x20    15.9s -    23.5s  #1   kill -9 nodes [3], then restart\n\
+             \x20    27.1s -    35.1s  #2   kill -9 the controller, then restart\n\
+             \x20    27.1s -    35.1s  #2   split [2, 3] | [1]\n\
+             \x20    37.7s -    40.9s  #3   isolate node 2\n"
+        );
+    }
+
+    // Goal: `kill-majority` is drawn when enabled, kills a majority (distinct, in range)
+    // and keeps it down a seeded 1-4 s; a seed always draws the same nodes and times.
+    // Method: generate for many seeds and cluster sizes, alone and with other kinds.
+    #[test]
+    fn kill_majority_is_a_seeded_majority_down_1_to_4_s() {
+        let mut downs = std::collections::BTreeSet::new();
+        for seed in 0..100 {
+            for nodes in [1, 3, 5] {
+                let s = spec(
+                    seed,
+                    nodes,
+                    &[FaultKind::KillMajority, FaultKind::Partition],
+                );
+                let schedule = Schedule::generate(&s);
+                assert_eq!(schedule, Schedule::generate(&s), "seed {seed}");
+                check_invariants(&schedule, &s);
+                let majorities: Vec<&Window> = schedule
+                    .windows
+                    .iter()
+                    .filter(|w| w.fault.kind() == FaultKind::KillMajority)
+                    .collect();
+                assert!(!majorities.is_empty(), "seed {seed}: never drawn");
+                for window in majorities {
+                    let Fault::KillMajority(killed) = &window.fault else {
+                        panic!("kind and fault disagree: {window:?}");
+                    };
+                    let mut distinct = killed.clone();
+                    distinct.dedup();
+                    assert_eq!(distinct.len(), (nodes / 2 + 1) as usize, "{killed:?}");
+                    assert!(killed.windows(2).all(|p| p[0] < p[1]), "{killed:?}");
+                    let down = window.end_ms - window.start_ms;
+                    assert!(
+                        (MAJORITY_DOWN_MS_MIN..=MAJORITY_DOWN_MS_MAX).contains(&down),
+                        "seed {seed}: down {down} ms"
+                    );
+                    downs.insert(down);
+                }
+            }
+        }
+        assert!(downs.len() > 10, "down times are not drawn: {downs:?}");
+        let a = Schedule::generate(&spec(1, 5, &[FaultKind::KillMajority]));
+        let b = Schedule::generate(&spec(2, 5, &[FaultKind::KillMajority]));
+        assert_ne!(a.windows, b.windows);
+        assert!(a.to_string().contains("kill -9 majority ["), "{a}");
+    }
+
+    // Goal: `kill-leader-controller` is drawn when enabled (from 2 nodes), restarts the
+    // controller strictly inside its window with a margin on both sides, and is seeded.
+    // Method: generate for many seeds; a 1-node cluster never gets it.
+    #[test]
+    fn kill_leader_controller_restarts_the_controller_inside_the_window() {
+        for seed in 0..100 {
+            for nodes in [3, 5] {
+                let s = spec(seed, nodes, &[FaultKind::KillLeaderController]);
+                let schedule = Schedule::generate(&s);
+                assert_eq!(schedule, Schedule::generate(&s), "seed {seed}");
+                check_invariants(&schedule, &s);
+                assert!(!schedule.windows.is_empty(), "seed {seed}: never drawn");
+                for window in &schedule.windows {
+                    let Fault::KillLeaderController {
+                        controller_after_ms,
+                    } = window.fault
+                    else {
+                        panic!("only kill-leader-controller is enabled: {window:?}");
+                    };
+                    let length = window.end_ms - window.start_ms;
+                    assert!((FAULT_MS_MIN..=FAULT_MS_MAX).contains(&length));
+                    assert!(controller_after_ms >= CONTROLLER_RESTART_MARGIN_MS);
+                    assert!(controller_after_ms + CONTROLLER_RESTART_MARGIN_MS <= length);
+                }
+            }
+            let one = Schedule::generate(&spec(seed, 1, &[FaultKind::KillLeaderController]));
+            assert!(one.windows.is_empty(), "seed {seed}: {one}");
+        }
+        let a = Schedule::generate(&spec(3, 3, &[FaultKind::KillLeaderController]));
+        let b = Schedule::generate(&spec(4, 3, &[FaultKind::KillLeaderController]));
+        assert_ne!(a.windows, b.windows);
+        assert!(a.to_string().contains("kill -9 and restart the controller"));
+    }
+
+    // Goal: two kinds of kill are never combined (they would kill and restart the same
+    // nodes twice), while a new kill still combines with other families. Method: all kinds
+    // over many seeds; look at every combination.
+    #[test]
+    fn kill_kinds_never_combine_with_each_other() {
+        let mut partners = std::collections::BTreeSet::new();
+        for seed in 0..300 {
+            let schedule = Schedule::generate(&spec(seed, 5, &ALL));
+            for pair in schedule.windows.windows(2) {
+                if pair[0].combo == pair[1].combo {
+                    let kinds = [pair[0].fault.kind(), pair[1].fault.kind()];
+                    assert_ne!(kinds[0].family(), kinds[1].family(), "seed {seed}");
+                    for (kind, other) in [(kinds[0], kinds[1]), (kinds[1], kinds[0])] {
+                        if matches!(
+                            kind,
+                            FaultKind::KillMajority | FaultKind::KillLeaderController
+                        ) {
+                            partners.insert(other);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            partners.len() >= 2,
+            "new kills never combined: {partners:?}"
+        );
+        // Only kill kinds enabled: no combination at all.
+        for seed in 0..100 {
+            let kills = [
+                FaultKind::Kill,
+                FaultKind::KillMajority,
+                FaultKind::KillLeaderController,
+            ];
+            let schedule = Schedule::generate(&spec(seed, 3, &kills));
+            let combos: std::collections::BTreeSet<u32> =
+                schedule.windows.iter().map(|w| w.combo).collect();
+            assert_eq!(combos.len(), schedule.windows.len(), "seed {seed}");
         }
     }
 
