@@ -583,7 +583,7 @@ def test_follower_below_the_leaders_log_start_resets_and_rejoins(cluster_factory
         ISR_TIMEOUT_S,
         f"{topic}[0] with a full ISR",
     )
-    state = partition_state(cluster.bootstrap(), topic, 0)
+    state = wait_until(lambda: partition_state(cluster.bootstrap(), topic, 0), 30, f"{topic}[0] on some node")
     follower_id = next(r for r in state.replicas if r != state.leader)
     follower = cluster.nodes[follower_id]
     producer = ck_producer(
