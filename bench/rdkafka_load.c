@@ -7,13 +7,27 @@
  * librdkafka's rdkafka_performance: produce N records of S bytes (acks configurable,
  * optionally paced to R records/s) and report throughput and send->delivery latency
  * percentiles, or consume N records from offset 0 of every partition (assign, no group).
+ * Two more modes measure availability rather than speed, with librdkafka's DEFAULT settings
+ * (only bootstrap.servers, acks=all and, for join, group.id are set):
+ *   failover: produce 100-byte records at RATE records/s for SECONDS (while the harness
+ *     kills and restarts brokers), then report the longest gap between consecutive
+ *     successful delivery reports, the failed deliveries, and read every partition back
+ *     from offset 0 to check that each acknowledged record is there. Prints `steady: ...`
+ *     once it has produced and been acknowledged for 2 s, so the harness knows when to kill.
+ *   join: subscribe to TOPIC in a new group and time subscribe() -> first assignment
+ *     (the rebalance callback), i.e. FindCoordinator, JoinGroup (with the broker's
+ *     group.initial.rebalance.delay.ms for a new group) and SyncGroup.
  *
  * Usage:
  *   rdkafka_load produce BOOTSTRAP TOPIC RECORDS SIZE ACKS [RATE] [PARTITIONS]
  *   rdkafka_load consume BOOTSTRAP TOPIC RECORDS PARTITIONS
- * Output: one line, like kafka-producer-perf-test's summary.
+ *   rdkafka_load failover BOOTSTRAP TOPIC RATE SECONDS
+ *   rdkafka_load join BOOTSTRAP TOPIC GROUP
+ * Output: one line, like kafka-producer-perf-test's summary (failover: a few lines, the
+ * last a `result:` line of KEY=VALUE fields for the harness).
  */
 #include <librdkafka/rdkafka.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +38,12 @@ static int64_t now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now_unix_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint32_t *latencies; /* per record, microseconds, indexed by the record number */
@@ -162,10 +182,253 @@ static int consume(int argc, char **argv) {
     return seen < records;
 }
 
+/* ---- failover: paced acks=all producer, longest gap between acks, read-back check ---- */
+
+#define FAILOVER_SIZE 100
+
+static struct {
+    long acked, failed, steady_at;
+    int64_t start_us, last_ok_us, last_ok_unix_ms;
+    int64_t max_gap_us, gap_from_unix_ms, gap_to_unix_ms;
+    int64_t *sent_us;        /* per sequence number */
+    unsigned char *acked_by; /* per sequence number: 1 once acknowledged */
+    uint32_t *lat;           /* latencies of the acknowledged records, microseconds */
+    char first_error[256];
+} fo;
+
+static void on_failover_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk; (void)opaque;
+    long seq = (long)(intptr_t)m->_private;
+    int64_t now = now_us();
+    if (m->err) {
+        if (fo.failed++ == 0)
+            snprintf(fo.first_error, sizeof fo.first_error, "%s", rd_kafka_err2str(m->err));
+        return;
+    }
+    int64_t unix_ms = now_unix_ms();
+    if (fo.last_ok_us && now - fo.last_ok_us > fo.max_gap_us) {
+        fo.max_gap_us = now - fo.last_ok_us;
+        fo.gap_from_unix_ms = fo.last_ok_unix_ms;
+        fo.gap_to_unix_ms = unix_ms;
+    }
+    fo.last_ok_us = now;
+    fo.last_ok_unix_ms = unix_ms;
+    fo.acked_by[seq] = 1;
+    int64_t latency = now - fo.sent_us[seq];
+    fo.lat[fo.acked++] = latency > UINT32_MAX ? UINT32_MAX : (uint32_t)latency;
+}
+
+/* Reads every partition of the topic from offset 0 to its high watermark; counts, per
+   sequence number, how often it is there. Returns the records read, -1 on failure. */
+static long read_back(const char *bootstrap, const char *topic, long sent, unsigned *seen,
+                      int *partitions_out) {
+    char err[512];
+    rd_kafka_conf_t *conf = base_conf(bootstrap);
+    set(conf, "group.id", "rdkafka-load-failover-check");
+    set(conf, "enable.auto.commit", "false");
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) { fprintf(stderr, "%s\n", err); return -1; }
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topic_cnt != 1 || md->topics[0].partition_cnt < 1) {
+        fprintf(stderr, "read back: no metadata for %s\n", topic);
+        return -1;
+    }
+    int partitions = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    *partitions_out = partitions;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(partitions);
+    int64_t *high = calloc((size_t)partitions, sizeof *high);
+    long expected = 0, got = 0;
+    for (int p = 0; p < partitions; p++) {
+        int64_t low;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high[p], 10000);
+        if (e) {
+            fprintf(stderr, "read back: watermarks of %s-%d: %s\n", topic, p, rd_kafka_err2str(e));
+            return -1;
+        }
+        expected += high[p];
+        rd_kafka_topic_partition_list_add(list, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(rk, list);
+    int64_t deadline = now_us() + 60 * 1000000LL;
+    while (got < expected && now_us() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err && m->partition < partitions && m->offset < high[m->partition]) {
+            got++;
+            char digits[11] = {0};
+            if (m->len >= 10) memcpy(digits, m->payload, 10);
+            long seq = atol(digits);
+            if (seq >= 0 && seq < sent) seen[seq]++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    free(high);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return got < expected ? -1 : got;
+}
+
+static int failover(int argc, char **argv) {
+    if (argc < 6) return 2;
+    const char *bootstrap = argv[2], *topic = argv[3];
+    double rate = atof(argv[4]), seconds = atof(argv[5]);
+    if (rate <= 0 || seconds <= 0) return 2;
+    long records = (long)(rate * seconds);
+    char err[512];
+    rd_kafka_conf_t *conf = base_conf(bootstrap);
+    set(conf, "acks", "all"); /* librdkafka's default too; everything else stays default */
+    if (getenv("RDK_DEBUG")) set(conf, "debug", getenv("RDK_DEBUG"));
+    rd_kafka_conf_set_dr_msg_cb(conf, on_failover_delivery);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) { fprintf(stderr, "%s\n", err); return 2; }
+    fo.sent_us = calloc((size_t)records, sizeof *fo.sent_us);
+    fo.acked_by = calloc((size_t)records, 1);
+    fo.lat = calloc((size_t)records, sizeof *fo.lat);
+    char payload[FAILOVER_SIZE];
+    memset(payload, 'x', sizeof payload);
+    fo.start_us = now_us();
+    long sent = 0;
+    int steady = 0;
+    while (sent < records) {
+        int64_t now = now_us();
+        long due = (long)((double)(now - fo.start_us) * rate / 1e6) + 1;
+        if (due > records) due = records;
+        for (; sent < due; sent++) {
+            char digits[24];
+            snprintf(digits, sizeof digits, "%010ld", sent); /* the record's sequence number */
+            memcpy(payload, digits, 10);
+            fo.sent_us[sent] = now_us();
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(payload, sizeof payload),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_OPAQUE((void *)(intptr_t)sent), RD_KAFKA_V_END);
+            if (e) {
+                fprintf(stderr, "produce: %s\n", rd_kafka_err2str(e));
+                return 1;
+            }
+        }
+        if (!steady && fo.acked >= (long)rate && now - fo.start_us >= 2000000) {
+            steady = 1;
+            printf("steady: %ld records acked after %.1f s\n", fo.acked,
+                   (double)(now - fo.start_us) / 1e6);
+            fflush(stdout);
+        }
+        rd_kafka_poll(rk, 1);
+    }
+    /* Every record gets its delivery report (message.timeout.ms is 300 s by default). */
+    int64_t flush_deadline = now_us() + 120 * 1000000LL;
+    while (fo.acked + fo.failed < records && now_us() < flush_deadline) rd_kafka_poll(rk, 10);
+    long undelivered = records - fo.acked - fo.failed;
+    double elapsed = (double)(now_us() - fo.start_us) / 1e6;
+    qsort(fo.lat, (size_t)fo.acked, sizeof *fo.lat, cmp_u32);
+    latencies = fo.lat;
+    char failures[320] = "";
+    if (fo.failed) snprintf(failures, sizeof failures, " (the first: %s)", fo.first_error);
+    printf("librdkafka %s failover: %ld records sent at %.0f/s over %.1f s (acks=all, other "
+           "settings default), %ld acked, %ld failed%s, %ld without a report; longest gap "
+           "between consecutive acks %.1f ms; latency %.3f ms 50th, %.3f ms 99th, %.3f ms max.\n",
+           rd_kafka_version_str(), records, rate, elapsed, fo.acked, fo.failed, failures,
+           undelivered, (double)fo.max_gap_us / 1000.0, pct_ms(fo.acked, 0.5),
+           pct_ms(fo.acked, 0.99), pct_ms(fo.acked, 1.0));
+    rd_kafka_destroy(rk);
+    unsigned *seen = calloc((size_t)records, sizeof *seen);
+    int partitions = 0;
+    long read = read_back(bootstrap, topic, records, seen, &partitions);
+    long missing = 0, duplicates = 0, unacked_present = 0;
+    for (long i = 0; i < records; i++) {
+        if (fo.acked_by[i] && seen[i] == 0) missing++;
+        if (seen[i] > 1) duplicates += seen[i] - 1;
+        if (!fo.acked_by[i] && seen[i] > 0) unacked_present++;
+    }
+    if (read < 0) {
+        printf("read back: FAILED (could not read every partition up to its high watermark)\n");
+    } else {
+        printf("read back: %ld records in %d partition(s) up to the high watermark; %s "
+               "(%ld missing), %ld duplicates (retries without idempotence), %ld present "
+               "without an ack.\n",
+               read, partitions,
+               missing ? "acknowledged records LOST" : "every acknowledged record present",
+               missing, duplicates, unacked_present);
+    }
+    printf("result: sent=%ld acked=%ld failed=%ld undelivered=%ld max_gap_ms=%.1f "
+           "gap_from_unix_ms=%" PRId64 " gap_to_unix_ms=%" PRId64 " read_back=%s missing=%ld "
+           "duplicates=%ld\n",
+           records, fo.acked, fo.failed, undelivered, (double)fo.max_gap_us / 1000.0,
+           fo.gap_from_unix_ms, fo.gap_to_unix_ms, read < 0 ? "failed" : "ok", missing,
+           duplicates);
+    return (fo.failed || undelivered || missing || read < 0) ? 1 : 0;
+}
+
+/* ---- join: subscribe() -> first assignment of a new consumer group ---- */
+
+static int64_t assigned_at;
+static int assigned_partitions;
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (!assigned_at) {
+            assigned_at = now_us();
+            assigned_partitions = parts->cnt;
+        }
+        rd_kafka_assign(rk, parts);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static int join(int argc, char **argv) {
+    if (argc < 5) return 2;
+    const char *bootstrap = argv[2], *topic = argv[3], *group = argv[4];
+    char err[512];
+    rd_kafka_conf_t *conf = base_conf(bootstrap);
+    set(conf, "group.id", group);
+    if (getenv("RDK_DEBUG")) set(conf, "debug", getenv("RDK_DEBUG"));
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) { fprintf(stderr, "%s\n", err); return 2; }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA);
+    int64_t start = now_us(), deadline = start + 60 * 1000000LL;
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, list);
+    if (e) {
+        fprintf(stderr, "subscribe: %s\n", rd_kafka_err2str(e));
+        return 1;
+    }
+    while (!assigned_at && now_us() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 10);
+        if (m) rd_kafka_message_destroy(m);
+    }
+    if (assigned_at) {
+        printf("librdkafka %s: group %s, first assignment (%d partition(s) of %s) %.1f ms "
+               "after subscribe().\n",
+               rd_kafka_version_str(), group, assigned_partitions, topic,
+               (double)(assigned_at - start) / 1000.0);
+    } else {
+        printf("librdkafka %s: group %s, no assignment within 60 s.\n", rd_kafka_version_str(),
+               group);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return assigned_at ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "produce") == 0) return produce(argc, argv);
     if (argc > 1 && strcmp(argv[1], "consume") == 0) return consume(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "failover") == 0) return failover(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "join") == 0) return join(argc, argv);
     fprintf(stderr, "usage: rdkafka_load produce BOOTSTRAP TOPIC N SIZE ACKS [RATE] | "
-                    "consume BOOTSTRAP TOPIC N PARTITIONS\n");
+                    "consume BOOTSTRAP TOPIC N PARTITIONS | "
+                    "failover BOOTSTRAP TOPIC RATE SECONDS | join BOOTSTRAP TOPIC GROUP\n");
     return 2;
 }

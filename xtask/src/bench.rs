@@ -18,9 +18,25 @@ use anyhow::{bail, Context, Result};
 
 use crate::project_root;
 
-/// Builds the release binary and the librdkafka load generator, starts a broker on a
-/// temporary data dir, runs each benchmark, and rewrites docs/benchmarks.md.
-pub(crate) fn run(records: u64) -> Result<()> {
+mod availability;
+
+/// The parts of `cargo xtask bench`, each a part of docs/benchmarks.md; `--only` runs some
+/// and keeps the others' text as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Workload {
+    /// One broker's and a 3-node cluster's produce/consume throughput and latency, and the
+    /// checker's speed (the sections before the first `##` heading).
+    Throughput,
+    /// The longest gap between acks=all acknowledgements when a partition leader is
+    /// SIGKILLed (3-node cluster).
+    Failover,
+    /// A new consumer group's subscribe() to first assignment.
+    GroupJoin,
+}
+
+/// Builds the release binary and the librdkafka load generator, runs the chosen workloads
+/// (all when `only` is empty) and rewrites their parts of docs/benchmarks.md.
+pub(crate) fn run(records: u64, only: &[Workload], repeat: usize) -> Result<()> {
     let root = project_root();
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "-p", "weir"])
@@ -31,12 +47,101 @@ pub(crate) fn run(records: u64) -> Result<()> {
     }
     let weir = root.join("target/release/weir");
     let load = build_rdkafka_load(&root)?;
+    let wanted = |workload| only.is_empty() || only.contains(&workload);
+    let mut parts = Vec::new();
+    if wanted(Workload::Throughput) {
+        parts.push((None, throughput_part(&weir, &load, records)?));
+    }
+    if wanted(Workload::Failover) {
+        let part = availability::failover_part(&weir, &load, &root, repeat)?;
+        parts.push((Some(availability::FAILOVER_HEADING), part));
+    }
+    if wanted(Workload::GroupJoin) {
+        let part = availability::group_join_part(&weir, &load, repeat)?;
+        parts.push((Some(availability::GROUP_JOIN_HEADING), part));
+    }
+    let path = root.join("docs/benchmarks.md");
+    let previous = if only.is_empty() {
+        String::new()
+    } else {
+        fs::read_to_string(&path).unwrap_or_default()
+    };
+    let mut doc = compose(&previous, parts);
+    // The simulator's seeds/s are measured by `cargo xtask sim` and kept beside this file.
+    if let Ok(simulation) = fs::read_to_string(root.join("docs/benchmarks-sim.md")) {
+        let _ = write!(doc, "\n{simulation}");
+    }
+    fs::write(&path, doc)?;
+    eprintln!("xtask bench: wrote docs/benchmarks.md");
+    Ok(())
+}
+
+/// Heading of the part appended from docs/benchmarks-sim.md (dropped here, appended anew).
+const SIMULATION_HEADING: &str = "## Simulation";
+
+/// docs/benchmarks.md from the `previous` text with the `fresh` parts put in: the part
+/// without a heading (the title, [`HEADER`], the throughput sections) first, then one part
+/// per `## ` heading, in their previous order; new parts go last.
+fn compose(previous: &str, fresh: Vec<(Option<&str>, String)>) -> String {
+    let mut parts: Vec<(Option<String>, String)> = Vec::new();
+    for line in previous.lines() {
+        if line.starts_with("## ") || parts.is_empty() {
+            let heading = line.starts_with("## ").then(|| line.to_string());
+            parts.push((heading, String::new()));
+        }
+        if let Some((_, text)) = parts.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    parts.retain(|(heading, _)| {
+        heading
+            .as_deref()
+            .is_none_or(|h| !h.starts_with(SIMULATION_HEADING))
+    });
+    // The introduction is this file's text, not a measurement: keep it current even when
+    // the throughput sections under it are kept.
+    if let Some((None, text)) = parts.first_mut() {
+        if let Some(sections) = text.find("\n### ") {
+            *text = format!("{HEADER}{}", &text[sections..]);
+        }
+    }
+    for (heading, text) in fresh {
+        let heading = heading.map(str::to_string);
+        match parts.iter_mut().find(|(h, _)| *h == heading) {
+            Some(slot) => slot.1 = text,
+            None if heading.is_none() => parts.insert(0, (heading, text)),
+            None => parts.push((heading, text)),
+        }
+    }
+    let mut doc = parts
+        .iter()
+        .map(|(_, text)| text.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    doc.push('\n');
+    doc
+}
+
+/// Appends one `### `command`` section per (command, output).
+fn render_sections(doc: &mut String, sections: &[(String, String)]) {
+    for (command, output) in sections {
+        let _ = write!(
+            doc,
+            "\n### `{command}`\n\n```text\n{}\n```\n",
+            output.trim_end()
+        );
+    }
+}
+
+/// The title, the introduction and the throughput sections.
+fn throughput_part(weir: &Path, load: &Path, records: u64) -> Result<String> {
     let data_dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     let _ = fs::remove_dir_all(&data_dir);
     let port = free_port()?;
     let bootstrap = format!("127.0.0.1:{port}");
-    let mut broker = start_broker(&weir, &bootstrap, &data_dir)?;
-    let result = run_suite(&weir, &load, &bootstrap, records);
+    let mut broker = start_broker(weir, &bootstrap, &data_dir)?;
+    let result = run_suite(weir, load, &bootstrap, records);
     let _ = broker.kill();
     let _ = broker.wait();
     let _ = fs::remove_dir_all(&data_dir);
@@ -44,7 +149,7 @@ pub(crate) fn run(records: u64) -> Result<()> {
     // Replication: a 3-node cluster on this machine, RF=3, min.insync.replicas=2, acks=all,
     // once with followers counting only fsynced data (Weir's default) and once Kafka's way.
     for mode in ["isr-fsync", "isr-memory"] {
-        sections.extend(run_cluster_suite(&weir, &load, mode, records)?);
+        sections.extend(run_cluster_suite(weir, load, mode, records)?);
     }
     // The machine is shared: say how busy it was, so a noisy run is recognisable as one.
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -54,20 +159,8 @@ pub(crate) fn run(records: u64) -> Result<()> {
     );
     sections.push(checker_scale(1_000_000)?);
     let mut doc = String::from(HEADER);
-    for (command, output) in sections {
-        let _ = write!(
-            doc,
-            "\n### `{command}`\n\n```text\n{}\n```\n",
-            output.trim_end()
-        );
-    }
-    // The simulator's seeds/s are measured by `cargo xtask sim` and kept beside this file.
-    if let Ok(simulation) = fs::read_to_string(root.join("docs/benchmarks-sim.md")) {
-        let _ = write!(doc, "\n{simulation}");
-    }
-    fs::write(root.join("docs/benchmarks.md"), doc)?;
-    eprintln!("xtask bench: wrote docs/benchmarks.md");
-    Ok(())
+    render_sections(&mut doc, &sections);
+    Ok(doc)
 }
 
 const HEADER: &str = "# Benchmarks\n\n\
@@ -81,7 +174,10 @@ the command that ran and its output. The last sections run a 3-node cluster on t
 machine (three brokers, their replication and the load generator share the 2 cores):\n\
 acks=all with `weir.acks.all.durability = isr-fsync` (Weir's default: every in-sync\n\
 replica has fsynced before the ack) against `isr-memory` (Kafka's: followers count once\n\
-they hold the batch) is the cost of surviving a power loss of all replicas at once.\n";
+they hold the batch) is the cost of surviving a power loss of all replicas at once.\n\
+The parts after these sections measure availability: the failover gap when a partition\n\
+leader is SIGKILLed, and a new consumer group's first join. `cargo xtask bench --only\n\
+throughput,failover,group-join` (any of them) reruns some parts and keeps the others.\n";
 
 fn run_suite(
     weir: &Path,
@@ -381,4 +477,28 @@ fn start_broker(weir: &Path, bootstrap: &str, data_dir: &Path) -> Result<Child> 
         bail!("broker did not report ready within {:?}", started.elapsed());
     }
     Ok(child)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_replaces_only_the_fresh_parts() {
+        let previous = "# Benchmarks\n\nold intro\n\n### `a`\n\nkept\n\n\
+                        ## Failover\n\nold failover\n\n## Join\n\nold join\n\n\
+                        ## Simulation\n\nsim\n";
+        let doc = compose(
+            previous,
+            vec![(Some("## Failover"), "## Failover\n\nnew".into())],
+        );
+        assert!(doc.starts_with(HEADER), "{doc}");
+        assert!(doc.contains("### `a`\n\nkept\n\n## Failover\n\nnew\n\n## Join\n\nold join\n"));
+        assert!(
+            !doc.contains("old intro") && !doc.contains("Simulation"),
+            "{doc}"
+        );
+        let fresh = compose("", vec![(None, "# Benchmarks\n".into())]);
+        assert_eq!(fresh, "# Benchmarks\n");
+    }
 }

@@ -49,6 +49,13 @@ enum Command {
         /// Records for the produce/consume runs.
         #[arg(long, default_value_t = 2_000_000)]
         records: u64,
+        /// Run only these parts (comma-separated); the others' text in docs/benchmarks.md
+        /// is kept.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<bench::Workload>,
+        /// Runs of each failover and group-join measurement (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
     /// Time the checker on a synthetic history (run by `bench` in a release build).
     CheckerScale {
@@ -73,7 +80,11 @@ fn main() -> ExitCode {
         Command::InstallDeps => ci::install_deps().map(|()| true),
         Command::Tidy => tidy::run().map(|()| true),
         Command::Check { file } => check::run(&file),
-        Command::Bench { records } => bench::run(records).map(|()| true),
+        Command::Bench {
+            records,
+            only,
+            repeat,
+        } => bench::run(records, &only, repeat).map(|()| true),
         Command::CheckerScale { ops } => bench::checker_scale_run(ops).map(|()| true),
         Command::Sim(args) => sim::run(&args),
         Command::Cluster(args) => cluster::run(&args),
