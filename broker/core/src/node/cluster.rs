@@ -62,8 +62,9 @@ const LEADER_CHECK_MS: u64 = 250;
 /// How often the controller looks for offline partitions and expired sessions.
 const CONTROLLER_CHECK_MS: u64 = 200;
 /// A broker whose connection to the controller closed is fenced this long after, unless it
-/// heartbeats first (a live broker redials at once and heartbeats within an interval).
-pub const PEER_CLOSED_GRACE_MS: u64 = 1_000;
+/// heartbeats first (a live broker redials within 50 ms and heartbeats within an interval,
+/// 500 ms by default; its queued messages survive the redial).
+pub const PEER_CLOSED_GRACE_MS: u64 = 750;
 /// A new controller fences a broker it has not heard from within this many heartbeat
 /// intervals (at least [`PEER_CLOSED_GRACE_MS`]), rather than a whole session.
 const NEW_CONTROLLER_GRACE_HEARTBEATS: u64 = 4;
@@ -205,6 +206,12 @@ pub(super) struct ClusterState {
     /// connections close at once), or this controller just took over and has not heard
     /// from them yet. A heartbeat clears the entry.
     suspects: BTreeMap<i32, Instant>,
+    /// Every node (controller or not) remembers peers whose inbound connection closed and
+    /// that it has not heard from since: a node that becomes the controller suspects them
+    /// from the moment they went quiet, not from its take-over (the old controller's own
+    /// connections close when it dies, so failover after a controller crash is not held up
+    /// by a grace period for the dead node).
+    closed_peers: BTreeMap<i32, Instant>,
     next_controller_check: Instant,
     /// When led partitions are next checked for lagging followers.
     next_leader_check: Instant,
@@ -293,6 +300,7 @@ impl ClusterState {
             sessions: BTreeMap::new(),
             registered_at: BTreeMap::new(),
             suspects: BTreeMap::new(),
+            closed_peers: BTreeMap::new(),
             next_controller_check: now.instant,
             next_leader_check: now.instant,
             next_rebalance: now.instant,
@@ -441,6 +449,9 @@ impl Node {
             return;
         }
         self.cluster_note_now(now);
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.closed_peers.remove(&from);
+        }
         match message {
             PeerMessage::Raft(bytes) => match postcard::from_bytes::<RaftMessage>(&bytes) {
                 Ok(raft_message) => {
@@ -487,13 +498,14 @@ impl Node {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
+        cluster.closed_peers.entry(from).or_insert(now.instant);
         if !cluster.is_active_controller() || !cluster.decision_image().is_live(from) {
             return;
         }
         let at = now.instant.add_ms(PEER_CLOSED_GRACE_MS);
         let entry = cluster.suspects.entry(from).or_insert(at);
         *entry = (*entry).min(at);
-        // `controller_checks` runs on its own timer; nothing else to drive.
+        // `cluster_deadline` wakes the node at `at`; `controller_checks` fences then.
     }
 
     /// Remember the time of the current input (deadlines of waiters parked by it).
@@ -567,6 +579,10 @@ impl Node {
         // Only deadlines that the handlers move forward, or the driver would spin.
         if cluster.is_active_controller() {
             next = next.min(cluster.next_controller_check);
+            // A suspect is fenced at its moment, not at the next periodic check.
+            if let Some(at) = cluster.suspects.values().min() {
+                next = next.min(*at);
+            }
         }
         for fetch in &cluster.parked_fetches {
             next = next.min(fetch.deadline);
@@ -622,10 +638,17 @@ impl Node {
                     .saturating_mul(NEW_CONTROLLER_GRACE_HEARTBEATS)
                     .max(PEER_CLOSED_GRACE_MS);
                 let node_id = self.config.node_id;
+                let closed = &cluster.closed_peers;
                 cluster.suspects = brokers
                     .iter()
                     .filter(|b| **b != node_id)
-                    .map(|b| (*b, now.instant.add_ms(grace)))
+                    .map(|b| {
+                        let at = match closed.get(b) {
+                            Some(closed_at) => closed_at.add_ms(PEER_CLOSED_GRACE_MS),
+                            None => now.instant.add_ms(grace),
+                        };
+                        (*b, at)
+                    })
                     .collect();
                 cluster.registered_at.clear();
                 let voters: BTreeSet<i32> = cluster.config.voters.iter().map(|v| v.id).collect();
@@ -1428,7 +1451,10 @@ impl Node {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        if !cluster.is_active_controller() || now.instant < cluster.next_controller_check {
+        let suspect_due = cluster.suspects.values().any(|at| now.instant >= *at);
+        if !cluster.is_active_controller()
+            || (now.instant < cluster.next_controller_check && !suspect_due)
+        {
             return;
         }
         cluster.next_controller_check = now.instant.add_ms(CONTROLLER_CHECK_MS);
