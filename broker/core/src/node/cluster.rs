@@ -1458,6 +1458,15 @@ impl Node {
             return;
         }
         cluster.next_controller_check = now.instant.add_ms(CONTROLLER_CHECK_MS);
+        // A due suspect is fenced below (or already is): its deadline is spent either way,
+        // and a spent deadline left in place would wake the node loop forever.
+        let due_suspects: Vec<i32> = cluster
+            .suspects
+            .iter()
+            .filter(|(_, at)| now.instant >= **at)
+            .map(|(id, _)| *id)
+            .collect();
+        cluster.suspects.retain(|_, at| now.instant < *at);
         let timeout = cluster.config.broker_session_timeout_ms;
         let unclean = cluster.config.unclean_leader_election;
         // A broker this controller has not heard from yet gets one session from now (its
@@ -1474,11 +1483,7 @@ impl Node {
             .filter(|b| {
                 let last = cluster.sessions.get(&b.id).copied().unwrap_or(now.instant);
                 let silent = now.instant.saturating_duration_since(last).as_millis() as u64;
-                let suspect = cluster
-                    .suspects
-                    .get(&b.id)
-                    .is_some_and(|at| now.instant >= *at);
-                silent > timeout || suspect
+                silent > timeout || due_suspects.contains(&b.id)
             })
             .map(|b| b.id)
             .collect();
