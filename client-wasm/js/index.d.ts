@@ -17,7 +17,10 @@ export interface ConnectOptions {
 export interface ProducerOptions {
   /** "all" (default, also -1) or 1 / "leader". */
   acks?: "all" | "leader" | 1 | -1;
-  /** Idempotent producer (default true; needs acks "all"). */
+  /** Idempotent producer (default true; needs acks "all"). With a gateway speaking edge
+   * protocol 2 the client owns the producer id and sequence numbers: records whose
+   * acknowledgement a lost connection swallowed are resent after the reconnect and
+   * written once. */
   idempotent?: boolean;
 }
 
@@ -42,7 +45,14 @@ export interface ConsumerOptions {
   topics: string[];
   /** Where to start without a committed offset (default "latest"). */
   from?: "earliest" | "latest";
+  /** Kafka's isolation.level (default "read_uncommitted"). "read_committed" never yields a
+   * record of an aborted transaction nor anything past the last stable offset (an open
+   * transaction holds it back); it needs a gateway speaking edge protocol 2, else
+   * `next()` rejects with UNSUPPORTED_VERSION. */
+  isolation?: IsolationLevel;
 }
+
+export type IsolationLevel = "read_uncommitted" | "read_committed";
 
 export interface ConsumedRecord {
   topic: string;
@@ -73,8 +83,9 @@ export interface NewTopic {
 }
 
 /** Errors reject as `Error`s whose `name` is the Kafka error name (e.g.
- * "UNKNOWN_TOPIC_OR_PARTITION"), "NETWORK_EXCEPTION" for a lost connection, or
- * "INVALID_ARGUMENT"; `code` is Kafka's numeric error code (-1 if none). */
+ * "UNKNOWN_TOPIC_OR_PARTITION"), "NETWORK_EXCEPTION" for a lost connection (or a closed
+ * client), "INVALID_ARGUMENT", or "BUFFER_EXHAUSTED" (100,000 records waiting to be sent);
+ * `code` is Kafka's numeric error code (-1 if none). */
 export interface WeirError extends Error {
   code: number;
 }

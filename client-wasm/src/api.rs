@@ -3,7 +3,15 @@
 //!
 //! A consumer yields records one at a time from a buffer refilled by one poll at a time
 //! (the gateway allows one outstanding poll per consumer). Its positions are the offsets
-//! after the records it yielded; `commit()` commits exactly those.
+//! after the records it yielded; `commit()` commits exactly those. Its `isolation`
+//! (read_uncommitted by default, or read_committed) goes to the gateway with the
+//! subscription (edge protocol version 2).
+//!
+//! An idempotent producer (the default) on a version-2 gateway is a [`Pipeline`]: the
+//! client owns the producer id and sequence numbers, so sends survive reconnects without
+//! duplicates. Against a version-1 gateway, and for `idempotent: false`, each record is one
+//! version-1 `Produce` (the gateway's session-scoped idempotence: a send that fails with
+//! `NETWORK_EXCEPTION` may or may not have been written).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -12,12 +20,16 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use weir_edge::{Acks, NewTopic, Op, Poll, Position, Produce, Record, Reply, StartFrom, Subscribe};
+use weir_edge::{
+    Acks, Isolation, NewTopic, Op, Poll, Position, Produce, Record, Reply, StartFrom, Subscribe,
+    VERSION_CLIENT_PRODUCER,
+};
 
 use crate::convert::{
-    field, invalid_argument, new_record, number_field, record_object, set, string_field,
-    NETWORK_EXCEPTION,
+    error_name, field, invalid_argument, js_error, new_record, number_field, record_object, set,
+    string_field, NETWORK_EXCEPTION,
 };
+use crate::producer::Pipeline;
 use crate::session::{Session, Settings};
 
 /// How long one poll waits at the gateway for records.
@@ -91,14 +103,18 @@ impl Client {
                 "an idempotent producer needs acks: \"all\"",
             ));
         }
+        let pipeline = (idempotent && self.session.version() >= VERSION_CLIENT_PRODUCER)
+            .then(|| Pipeline::new(Rc::clone(&self.session)));
         Ok(Producer {
             session: Rc::clone(&self.session),
             acks,
             idempotent,
+            pipeline,
         })
     }
 
-    /// A consumer: `{ group: "g", topics: ["t"], from: "earliest" | "latest" }`.
+    /// A consumer: `{ group: "g", topics: ["t"], from: "earliest" | "latest",
+    /// isolation: "read_uncommitted" | "read_committed" }`.
     pub fn consumer(&self, options: JsValue) -> Result<Consumer, JsValue> {
         let group = string_field(&options, "group");
         let topics_value = field(&options, "topics");
@@ -118,6 +134,15 @@ impl Client {
             Some("earliest") => StartFrom::Earliest,
             Some(_) => return Err(invalid_argument("from must be \"earliest\" or \"latest\"")),
         };
+        let isolation = match string_field(&options, "isolation").as_deref() {
+            None | Some("read_uncommitted") => Isolation::ReadUncommitted,
+            Some("read_committed") => Isolation::ReadCommitted,
+            Some(_) => {
+                return Err(invalid_argument(
+                    "isolation must be \"read_uncommitted\" or \"read_committed\"",
+                ))
+            }
+        };
         let handle = self.next_consumer.get();
         self.next_consumer.set(handle.wrapping_add(1));
         Ok(Consumer {
@@ -126,6 +151,7 @@ impl Client {
             group,
             topics,
             from,
+            isolation,
             subscribed: Rc::new(Cell::new(0)),
             positions: Rc::new(RefCell::new(BTreeMap::new())),
             buffer: Rc::new(RefCell::new(VecDeque::new())),
@@ -153,6 +179,8 @@ pub struct Producer {
     session: Rc<Session>,
     acks: Acks,
     idempotent: bool,
+    /// The client-side idempotent producer (version-2 gateways).
+    pipeline: Option<Rc<Pipeline>>,
 }
 
 #[wasm_bindgen]
@@ -161,6 +189,9 @@ impl Producer {
     /// `{ partition, offset }`.
     pub async fn send(&self, topic: String, record: JsValue) -> Result<JsValue, JsValue> {
         let (record, partition) = new_record(&record)?;
+        if let Some(pipeline) = &self.pipeline {
+            return pipeline.send(topic, record, partition).await;
+        }
         let op = Op::Produce(Produce {
             topic,
             partition,
@@ -188,6 +219,7 @@ pub struct Consumer {
     group: Option<String>,
     topics: Vec<String>,
     from: StartFrom,
+    isolation: Isolation,
     /// Session generation the gateway knows this consumer in (0 = never).
     subscribed: Rc<Cell<u32>>,
     /// Offsets after the records yielded so far.
@@ -295,13 +327,25 @@ impl Consumer {
         let generation = self.session.generation();
         if self.subscribed.get() != generation {
             self.buffer.borrow_mut().clear();
-            let op = Op::Subscribe(Subscribe {
+            let subscribe = Subscribe {
                 consumer: self.handle,
                 group: self.group.clone(),
                 topics: self.topics.clone(),
                 from: self.from,
                 positions: self.position_list(),
-            });
+            };
+            let op = if self.session.version() >= VERSION_CLIENT_PRODUCER {
+                Op::SubscribeIsolated {
+                    subscribe,
+                    isolation: self.isolation,
+                }
+            } else if self.isolation == Isolation::ReadUncommitted {
+                Op::Subscribe(subscribe)
+            } else {
+                // Never read uncommitted records for a read_committed consumer.
+                let message = "read_committed needs a gateway speaking edge protocol version 2";
+                return Err(js_error("UNSUPPORTED_VERSION", 35, message));
+            };
             self.session.request(op).await?;
             self.subscribed.set(generation);
         }
@@ -394,13 +438,9 @@ impl Admin {
 }
 
 fn unexpected() -> JsValue {
-    crate::convert::js_error(
+    js_error(
         "UNKNOWN_SERVER_ERROR",
         -1,
         "unexpected reply from the gateway",
     )
-}
-
-fn error_name(error: &JsValue) -> String {
-    field(error, "name").as_string().unwrap_or_default()
 }

@@ -174,3 +174,8 @@ pub fn record_object(record: &Record) -> JsValue {
 pub fn set(object: &Object, key: &str, value: JsValue) {
     let _ = Reflect::set(object, &JsValue::from_str(key), &value);
 }
+
+/// An error's `name` (empty if it has none).
+pub fn error_name(error: &JsValue) -> String {
+    field(error, "name").as_string().unwrap_or_default()
+}

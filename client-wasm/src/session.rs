@@ -8,7 +8,11 @@
 //!   gateway's session, and whatever it held, is gone), then the client reconnects after
 //!   `min(backoff_ms_max, backoff_ms_min * 2^attempt)` scaled by a random factor in
 //!   [0.5, 1.0) so many clients do not reconnect in lockstep.
-//! - `generation` counts opened sessions; consumers compare it to re-subscribe.
+//! - `generation` counts opened sessions; consumers compare it to re-subscribe, the
+//!   producer to resend the batches the last socket took down with it.
+//! - [`Session::start`] writes its frame before it returns, so callers that start requests
+//!   one after another put them on the socket in that order (the producer relies on it to
+//!   keep a partition's batches in sequence order).
 //! - A handshake the gateway rejects (unsupported version) is final: no reconnect.
 //! - Unanswered requests are bounded by the caller's use (the gateway bounds what it
 //!   accepts); the pending map holds one entry per unanswered request.
@@ -27,8 +31,9 @@ use crate::convert::{edge_error, js_error, NETWORK_EXCEPTION};
 
 #[wasm_bindgen]
 extern "C" {
+    /// The host's `setTimeout`.
     #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
+    pub(crate) fn set_timeout(handler: &Function, ms: f64) -> JsValue;
 }
 
 /// Reconnect and timeout settings.
@@ -71,6 +76,25 @@ struct Waiter {
     reject: Function,
 }
 
+/// A request written to the socket whose answer has not been read yet.
+pub struct Pending {
+    promise: Promise,
+    slot: Slot,
+}
+
+impl Pending {
+    /// Wait for the answer; a lost connection rejects with `NETWORK_EXCEPTION`.
+    pub async fn answer(self) -> Result<Reply, JsValue> {
+        JsFuture::from(self.promise).await?;
+        let answer = self.slot.borrow_mut().take();
+        match answer {
+            Some(Ok(reply)) => Ok(reply),
+            Some(Err(error)) => Err(edge_error(&error)),
+            None => Err(js_error(NETWORK_EXCEPTION, -1, "no answer")),
+        }
+    }
+}
+
 /// Handlers attached to the current socket, kept alive with it.
 struct Handlers {
     _open: Closure<dyn FnMut(JsValue)>,
@@ -91,6 +115,8 @@ pub struct Session {
     /// Promises waiting for the socket to open.
     openers: RefCell<Vec<Waiter>>,
     generation: Cell<u32>,
+    /// The edge protocol version of the open (or last) session.
+    version: Cell<u16>,
     attempts: Cell<u32>,
     /// Why the session is closed for good.
     final_error: RefCell<Option<JsValue>>,
@@ -116,6 +142,7 @@ impl Session {
             pending: RefCell::new(BTreeMap::new()),
             openers: RefCell::new(Vec::new()),
             generation: Cell::new(0),
+            version: Cell::new(weir_edge::VERSION_MIN),
             attempts: Cell::new(0),
             final_error: RefCell::new(None),
             timer: RefCell::new(None),
@@ -135,6 +162,29 @@ impl Session {
         self.generation.get()
     }
 
+    /// The negotiated edge protocol version (of the current or last session).
+    pub fn version(&self) -> u16 {
+        self.version.get()
+    }
+
+    /// True while a handshaken socket is open.
+    pub fn is_open(&self) -> bool {
+        self.phase.get() == Phase::Open
+    }
+
+    /// True once closed for good.
+    pub fn is_closed(&self) -> bool {
+        self.phase.get() == Phase::Closed
+    }
+
+    /// Why requests fail once the session is closed for good.
+    pub fn closed_error(&self) -> JsValue {
+        self.final_error
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| js_error(NETWORK_EXCEPTION, -1, "the client is closed"))
+    }
+
     /// Send one request and wait for its answer.
     pub async fn request(&self, op: Op) -> Result<Reply, JsValue> {
         while self.phase.get() != Phase::Open {
@@ -142,6 +192,15 @@ impl Session {
                 return Err(self.closed_error());
             }
             JsFuture::from(self.wait_open()).await?;
+        }
+        self.start(op)?.answer().await
+    }
+
+    /// Write a request now, on the open socket (an error if none is open); await its
+    /// answer with [`Pending::answer`].
+    pub fn start(&self, op: Op) -> Result<Pending, JsValue> {
+        if self.phase.get() != Phase::Open {
+            return Err(js_error(NETWORK_EXCEPTION, -1, "not connected"));
         }
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1).max(1));
@@ -165,13 +224,7 @@ impl Session {
             self.pending.borrow_mut().remove(&id);
             return Err(error);
         }
-        JsFuture::from(promise).await?;
-        let answer = slot.borrow_mut().take();
-        match answer {
-            Some(Ok(reply)) => Ok(reply),
-            Some(Err(error)) => Err(edge_error(&error)),
-            None => Err(js_error(NETWORK_EXCEPTION, -1, "no answer")),
-        }
+        Ok(Pending { promise, slot })
     }
 
     /// Close for good: no more reconnects; unanswered requests fail.
@@ -199,13 +252,6 @@ impl Session {
             }
         }
         promise
-    }
-
-    fn closed_error(&self) -> JsValue {
-        self.final_error
-            .borrow()
-            .clone()
-            .unwrap_or_else(|| js_error(NETWORK_EXCEPTION, -1, "the client is closed"))
     }
 
     fn send_bytes(&self, bytes: &[u8]) -> Result<(), JsValue> {
@@ -272,7 +318,8 @@ impl Session {
 
     fn on_hello(self: &Rc<Self>, bytes: &[u8]) {
         match weir_edge::decode::<ServerHello>(bytes) {
-            Ok(ServerHello::Accepted { .. }) => {
+            Ok(ServerHello::Accepted { version, .. }) => {
+                self.version.set(version);
                 self.phase.set(Phase::Open);
                 self.attempts.set(0);
                 self.generation.set(self.generation.get() + 1);

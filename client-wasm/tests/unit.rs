@@ -84,13 +84,14 @@ fn consumed_records_have_the_documented_shape() {
         .is_null());
 }
 
-// Goal: the edge protocol encodes identically in wasm32 (postcard is target independent).
-// Method: round-trip a hello and compare with the bytes a native build produces.
+// Goal: the edge protocol encodes identically in wasm32 (postcard is target independent)
+// and the client offers versions 1..=2. Method: round-trip a hello and compare with the
+// bytes a native build produces.
 #[wasm_bindgen_test]
 fn hello_bytes_are_target_independent() {
     let hello = weir_edge::ClientHello::new("t");
     let bytes = weir_edge::encode(&hello);
-    assert_eq!(bytes, vec![b'W', b'E', b'I', b'R', 1, 1, 1, b't']);
+    assert_eq!(bytes, vec![b'W', b'E', b'I', b'R', 1, 2, 1, b't']);
     assert_eq!(
         weir_edge::decode::<weir_edge::ClientHello>(&bytes),
         Ok(hello)
@@ -102,4 +103,17 @@ fn name_of(error: &JsValue) -> String {
         .ok()
         .and_then(|name| name.as_string())
         .unwrap_or_default()
+}
+
+// Goal: the client's partitioner, which version 2 moved into the client, puts keys where
+// Kafka's default partitioner does, also in wasm32. Method: golden murmur2 values
+// (kafka-python 3.0.12) through weir_edge::partition_for_key.
+#[wasm_bindgen_test]
+fn keys_land_on_kafkas_partitions() {
+    assert_eq!(weir_edge::murmur2(b"foo") as u32, 597_841_616);
+    assert_eq!(weir_edge::murmur2(b"key-12345") as u32, 3_342_263_381);
+    assert_eq!(
+        weir_edge::partition_for_key(b"hello world", 7),
+        (1_221_641_059 & 0x7fff_ffff) % 7
+    );
 }

@@ -3,8 +3,11 @@
 //   produce URL TOPIC COUNT KEYS
 //   consume URL GROUP TOPIC      (stops when stdin closes or says "stop")
 //   errors URL
+//   reconnect URL TOPIC COUNT KEYS
+//   oversized URL TOPIC
+//   isolation URL TOPIC ALL COMMITTED RELEASED   (phase 2 starts when stdin says "go")
 import { connect } from "../../client-wasm/pkg/index.js";
-import { produce, consume, errors } from "./scenario.mjs";
+import { produce, consume, errors, reconnect, isolation, oversized } from "./scenario.mjs";
 
 const [mode, url, ...rest] = process.argv.slice(2);
 const report = (object) => process.stdout.write(JSON.stringify(object) + "\n");
@@ -22,6 +25,22 @@ if (mode === "produce") {
   await consume(connect, url, group, topic, () => stop, report);
 } else if (mode === "errors") {
   report(await errors(connect, url));
+} else if (mode === "reconnect") {
+  const [topic, count, keys] = rest;
+  await reconnect(connect, url, topic, Number(count), Number(keys), report);
+} else if (mode === "oversized") {
+  const [topic] = rest;
+  await oversized(connect, url, topic, report);
+} else if (mode === "isolation") {
+  const [topic, all, committed, released] = rest;
+  const counts = { all: Number(all), committed: Number(committed), released: Number(released) };
+  const proceed = () =>
+    new Promise((resolve) => {
+      process.stdin.on("data", (chunk) => {
+        if (String(chunk).includes("go")) resolve();
+      });
+    });
+  await isolation(connect, url, topic, counts, proceed, report);
 } else {
   console.error(`unknown mode ${mode}`);
   process.exit(2);

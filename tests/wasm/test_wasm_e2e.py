@@ -3,7 +3,10 @@ headless Chromium (the same scenario code, tests/wasm/scenario.mjs, runs in both
 
 Goal: what a browser or Node app writes, librdkafka reads back exactly; what librdkafka
 writes, the WASM client reads in order per key, in one consumer group whose partitions
-are shared by two clients (two Node processes / two browser tabs).
+are shared by two clients (two Node processes / two browser tabs). Sends whose answers a
+dropped connection swallowed are resent after the reconnect and written once; a
+read_committed consumer never sees aborted or open transactions of librdkafka's
+transactional producer.
 Method: start `weir serve --gateway` on free ports (heartbeat interval 500 ms so the group
 settles quickly), drive the client through tests/wasm/node_client.mjs or page.html, and
 check with confluent-kafka (librdkafka). Every wait is bounded.
@@ -145,6 +148,42 @@ class NodeDriver:
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout.strip().splitlines()[-1])
 
+    def run_reconnect(self, url: str, topic: str, count: int, keys: int) -> dict:
+        out = subprocess.run(
+            self._command("reconnect", url, topic, str(count), str(keys)),
+            capture_output=True, text=True, timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def run_oversized(self, url: str, topic: str) -> dict:
+        out = subprocess.run(
+            self._command("oversized", url, topic), capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def start_isolation(self, url: str, topic: str, counts: dict):
+        args = [str(counts[k]) for k in ("all", "committed", "released")]
+        proc = subprocess.Popen(
+            self._command("isolation", url, topic, *args),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.consumers.append(proc)
+        lines: list[dict] = []
+
+        def pump():
+            for line in proc.stdout:
+                lines.append(json.loads(line))
+
+        threading.Thread(target=pump, daemon=True).start()
+        return (proc, lines)
+
+    def proceed(self, handle) -> None:
+        proc, _ = handle
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+
     def start_consumer(self, url: str, group: str, topic: str):
         proc = subprocess.Popen(
             self._command("consume", url, group, topic),
@@ -228,6 +267,43 @@ class ChromiumDriver:
 
         wait_until(done, 60, "the error scenario")
         return found[0]
+
+    def run_reconnect(self, url: str, topic: str, count: int, keys: int) -> dict:
+        handle = self._tab()
+        self.chrome.run(
+            f"window.runReconnect({json.dumps(url)}, {json.dumps(topic)}, {count}, {keys})"
+        )
+        found: list[dict] = []
+
+        def done():
+            found.extend(self._drain(handle))
+            return any("produced" in r or "error" in r for r in found)
+
+        wait_until(done, 120, "the page to produce across a reconnect")
+        return next(r for r in found if "produced" in r or "error" in r)
+
+    def run_oversized(self, url: str, topic: str) -> dict:
+        handle = self._tab()
+        self.chrome.run(f"window.runOversized({json.dumps(url)}, {json.dumps(topic)})")
+        found: list[dict] = []
+
+        def done():
+            found.extend(self._drain(handle))
+            return any("produced" in r or "error" in r for r in found)
+
+        wait_until(done, 120, "the page to produce around an oversized record")
+        return next(r for r in found if "produced" in r or "error" in r)
+
+    def start_isolation(self, url: str, topic: str, counts: dict):
+        handle = self._tab()
+        self.chrome.run(
+            f"window.runIsolation({json.dumps(url)}, {json.dumps(topic)}, {json.dumps(counts)})"
+        )
+        return handle
+
+    def proceed(self, handle) -> None:
+        self.chrome.switch(handle)
+        self.chrome.run("window.__go = true")
 
     def start_consumer(self, url: str, group: str, topic: str):
         handle = self._tab()
@@ -345,3 +421,96 @@ def test_errors_carry_kafka_names(broker, driver):
         "missing": "UNKNOWN_TOPIC_OR_PARTITION",
         "listed": True,
     }
+
+
+RESEND_RECORDS = 200
+
+
+def test_sends_resent_after_a_lost_connection_are_written_once(broker, driver):
+    # Goal: an idempotent send whose acknowledgement a dropped connection swallowed is
+    # resent after the reconnect with its original producer id and sequence, and the
+    # broker writes it once (edge protocol 2, the broker's own producer state). Method: the
+    # client's WebSocket holds back every answer to a burst of sends, the connection is cut
+    # once the gateway answered them all (so they are in the log), the client reconnects and
+    # resends; librdkafka then reads each record exactly once, at the partition and offset
+    # the client reported for it.
+    topic = create_topic(broker)
+    report = driver.run_reconnect(broker.gateway, topic, RESEND_RECORDS, KEYS)
+    assert report.get("produced") == RESEND_RECORDS, report
+    assert report["resent"] > 0, "the cut swallowed no answer"
+    assert report["sockets"] >= 2, "the client did not reconnect"
+    records = read_all(broker, topic, RESEND_RECORDS)
+    seqs = sorted(int(dict(m.headers())["seq"].decode()) for m in records)
+    assert seqs == list(range(RESEND_RECORDS)), "every record exactly once"
+    in_log = {int(dict(m.headers())["seq"].decode()): (m.partition(), m.offset()) for m in records}
+    reported = {p["seq"]: (p["partition"], p["offset"]) for p in report["placed"]}
+    assert reported == in_log, "the client reports where each record is"
+
+
+def test_a_send_that_fails_for_good_leaves_the_others_written_once(broker, driver):
+    # Goal: an idempotent send the broker refuses for good (MESSAGE_TOO_LARGE) rejects
+    # alone; the sends queued behind it, refused as out of order because of the gap it
+    # left, are renumbered under a new producer id and written once, in send order.
+    # Method: 40 small sends to one partition with a 1.1 MB record among them; librdkafka
+    # reads the partition back.
+    topic = create_topic(broker, partitions=1)
+    report = driver.run_oversized(broker.gateway, topic)
+    assert report.get("big") == "MESSAGE_TOO_LARGE", report
+    assert report.get("produced") == 40, report
+    records = read_all(broker, topic, 40)
+    assert [m.value().decode() for m in records] == [f"s-{i}" for i in range(40)]
+    in_log = {int(m.value().decode()[2:]): m.offset() for m in records}
+    assert {p["seq"]: p["offset"] for p in report["placed"]} == in_log
+
+
+def test_read_committed_consumer_skips_aborted_and_open_transactions(broker, driver):
+    # Goal: a read_committed WASM consumer yields committed transactional records only:
+    # never an aborted transaction's, nor an open one's (above the last stable offset) until
+    # it commits; a read_uncommitted one yields them all. Method: librdkafka's
+    # transactional producer aborts one transaction, commits one and leaves a third open on
+    # a 2-partition topic; both consumers (no group) read from the start; then the third
+    # commits and the read_committed consumer must yield exactly its records.
+    topic = create_topic(broker, partitions=2)
+    producer = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "transactional.id": unique("wasm-txn"),
+            "transaction.timeout.ms": 60000,
+        }
+    )
+    producer.init_transactions(30)
+
+    def transaction(prefix: str, count: int) -> list[str]:
+        values = [f"{prefix}-{i}" for i in range(count)]
+        producer.begin_transaction()
+        for i, value in enumerate(values):
+            producer.produce(topic, value=value, partition=i % 2)
+        assert producer.flush(30) == 0
+        return values
+
+    aborted = transaction("aborted", 10)
+    producer.abort_transaction(30)
+    committed = transaction("committed", 10)
+    producer.commit_transaction(30)
+    opened = transaction("open", 6)
+    counts = {"all": 26, "committed": 10, "released": 6}
+    handle = driver.start_isolation(broker.gateway, topic, counts)
+    reports: list[dict] = []
+
+    def phase(number: int):
+        def arrived():
+            for report in driver.reports(handle):
+                assert "error" not in report, report
+                reports.append(report)
+            return any(r.get("phase") == number for r in reports)
+
+        wait_until(arrived, 90, f"isolation phase {number}")
+        return next(r for r in reports if r.get("phase") == number)
+
+    first = phase(1)
+    assert sorted(first["uncommitted"]) == sorted(aborted + committed + opened)
+    assert sorted(first["committed"]) == sorted(committed), "read_committed saw too much"
+    producer.commit_transaction(30)
+    driver.proceed(handle)
+    second = phase(2)
+    assert sorted(second["committed"]) == sorted(opened)

@@ -19,7 +19,18 @@
 //! - Decoding never panics on input bytes; oversized values are bounded by the WebSocket
 //!   message limit ([`FRAME_BYTES_MAX`]) the gateway enforces before decoding.
 //! - Version 1 frames never change meaning: a new field or operation is a new version, and
-//!   the handshake negotiates it ([`negotiate`]).
+//!   the handshake negotiates it ([`negotiate`]). New operations and replies are appended to
+//!   the enums, so every version-1 value keeps its encoding; an operation newer than the
+//!   session's version is answered with `UNSUPPORTED_VERSION` ([`Op::version_min`]).
+//!
+//! # Versions
+//! - 1: produce one record (idempotence scoped to the gateway session), consumers reading
+//!   uncommitted, commits, topics.
+//! - 2: the client is the idempotent producer: [`Op::InitProducer`] hands it a producer id
+//!   and epoch, [`Op::DescribeTopic`] the partition count, and [`Op::ProduceBatch`] carries
+//!   the client's partition and sequence numbers, so a batch resent after a reconnect (to
+//!   any gateway, even after a broker restart) is deduplicated by the broker's own producer
+//!   state. [`Op::SubscribeIsolated`] adds the isolation level (read_committed).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +39,18 @@ pub const MAGIC: [u8; 4] = *b"WEIR";
 /// Oldest protocol version this build speaks.
 pub const VERSION_MIN: u16 = 1;
 /// Newest protocol version this build speaks.
-pub const VERSION_MAX: u16 = 1;
+pub const VERSION_MAX: u16 = 2;
+/// The version that made the client the idempotent producer and added isolation levels.
+pub const VERSION_CLIENT_PRODUCER: u16 = 2;
+/// Unacknowledged batches per producer and partition a client may have: the broker
+/// remembers the last 5 batches of each producer and partition (Kafka's rule, which also
+/// bounds `max.in.flight.requests.per.connection`), so a resent batch is recognised as a
+/// duplicate only while at most this many are outstanding.
+pub const PRODUCE_BATCHES_IN_FLIGHT_MAX: usize = 5;
+/// Records in one [`ProduceBatch`].
+pub const BATCH_RECORDS_MAX: usize = 10_000;
+/// Kafka's error code for an operation the session's protocol version lacks.
+pub const UNSUPPORTED_VERSION_CODE: i16 = 35;
 /// Largest WebSocket message either side sends or accepts.
 pub const FRAME_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// WebSocket close code the gateway uses when it refuses the handshake (protocol error).
@@ -114,7 +136,7 @@ pub struct Request {
     pub op: Op,
 }
 
-/// Operations of protocol version 1.
+/// Operations; those of version 2 follow version 1's (see [`Op::version_min`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// Append one record; answered with [`Reply::Produced`].
@@ -141,6 +163,68 @@ pub enum Op {
     ListTopics,
     /// Create topics; answered with [`Reply::Created`].
     CreateTopics(Vec<NewTopic>),
+    // ---- version 2 -----------------------------------------------------------------------
+    /// Start a new idempotent producer; answered with [`Reply::Producer`]. The client keeps
+    /// the producer id and epoch for as long as it lives (across reconnects) and numbers its
+    /// batches itself ([`ProduceBatch::sequence`]).
+    InitProducer,
+    /// A topic's partition count (the client partitions its records itself); answered with
+    /// [`Reply::Topic`].
+    DescribeTopic {
+        /// Topic name.
+        topic: String,
+        /// Create the topic with the broker's defaults if it does not exist (and the
+        /// broker allows auto-creation), as a produce to it would.
+        create: bool,
+    },
+    /// Append records to one partition as one record batch; answered with
+    /// [`Reply::Produced`] carrying the first record's offset (record `i` is at
+    /// `offset + i`). A batch resent with the same producer, epoch and sequences is answered
+    /// with the offsets it got the first time and not appended again.
+    ProduceBatch(ProduceBatch),
+    /// [`Op::Subscribe`] with an isolation level; answered with [`Reply::Subscribed`].
+    SubscribeIsolated {
+        /// The subscription.
+        subscribe: Subscribe,
+        /// Which records the consumer may read.
+        isolation: Isolation,
+    },
+}
+
+impl Op {
+    /// The first protocol version with this operation.
+    pub fn version_min(&self) -> u16 {
+        match self {
+            Op::Produce(_)
+            | Op::Subscribe(_)
+            | Op::Poll(_)
+            | Op::Commit { .. }
+            | Op::Unsubscribe { .. }
+            | Op::ListTopics
+            | Op::CreateTopics(_) => 1,
+            Op::InitProducer
+            | Op::DescribeTopic { .. }
+            | Op::ProduceBatch(_)
+            | Op::SubscribeIsolated { .. } => VERSION_CLIENT_PRODUCER,
+        }
+    }
+
+    /// The operation's name, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Produce(_) => "Produce",
+            Op::Subscribe(_) => "Subscribe",
+            Op::Poll(_) => "Poll",
+            Op::Commit { .. } => "Commit",
+            Op::Unsubscribe { .. } => "Unsubscribe",
+            Op::ListTopics => "ListTopics",
+            Op::CreateTopics(_) => "CreateTopics",
+            Op::InitProducer => "InitProducer",
+            Op::DescribeTopic { .. } => "DescribeTopic",
+            Op::ProduceBatch(_) => "ProduceBatch",
+            Op::SubscribeIsolated { .. } => "SubscribeIsolated",
+        }
+    }
 }
 
 /// Acknowledgement level of a produce, Kafka's `acks`.
@@ -166,6 +250,46 @@ pub struct Produce {
     pub idempotent: bool,
     /// The record.
     pub record: NewRecord,
+}
+
+/// Records for one partition, written as one record batch (version 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProduceBatch {
+    /// Topic name.
+    pub topic: String,
+    /// Partition (the client chose it: explicit, murmur2 of the key via
+    /// [`partition_for_key`], or round robin).
+    pub partition: i32,
+    /// Acknowledgement level ([`Acks::All`] for idempotent batches).
+    pub acks: Acks,
+    /// The idempotent producer's stamp, `None` for a plain batch.
+    pub sequence: Option<ProducerSequence>,
+    /// The records, at least one and at most [`BATCH_RECORDS_MAX`].
+    pub records: Vec<NewRecord>,
+}
+
+/// An idempotent batch's producer and first sequence number. Sequences count records per
+/// producer, epoch and partition from 0, wrap from `i32::MAX` to 0, and never wrap inside
+/// one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerSequence {
+    /// From [`Reply::Producer`].
+    pub producer_id: i64,
+    /// From [`Reply::Producer`].
+    pub producer_epoch: i16,
+    /// Sequence number of the batch's first record.
+    pub base_sequence: i32,
+}
+
+/// Which records a consumer reads (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Isolation {
+    /// Every record up to the high watermark, aborted transactions' records included.
+    #[default]
+    ReadUncommitted,
+    /// Records up to the last stable offset (nothing of an open transaction), aborted
+    /// transactions' records left out.
+    ReadCommitted,
 }
 
 /// A record to produce.
@@ -280,6 +404,16 @@ pub enum Reply {
     Topics(Vec<TopicInfo>),
     /// Per-topic creation outcome (`None` = created).
     Created(Vec<(String, Option<EdgeError>)>),
+    // ---- version 2 -----------------------------------------------------------------------
+    /// A new idempotent producer.
+    Producer {
+        /// Producer id.
+        producer_id: i64,
+        /// Producer epoch.
+        producer_epoch: i16,
+    },
+    /// A topic's description.
+    Topic(TopicInfo),
 }
 
 /// A consumed record.
@@ -333,6 +467,51 @@ impl EdgeError {
             message: message.into(),
         }
     }
+}
+
+/// The partition Kafka's default partitioner gives a key: Java's
+/// `Utils.toPositive(murmur2(key)) % partition_count` (0 for a non-positive count), as Java,
+/// librdkafka (`murmur2_random`) and the gateway's version-1 produce choose.
+pub fn partition_for_key(key: &[u8], partition_count: i32) -> i32 {
+    if partition_count <= 0 {
+        return 0;
+    }
+    (murmur2(key) & 0x7fff_ffff) % partition_count
+}
+
+/// Kafka's Java murmur2 (seed 0x9747b28c, little-endian 4-byte blocks, unsigned tail
+/// bytes), as Java's signed int. Equal bit for bit to `weir_wire::murmur2::murmur2` (a test
+/// in the broker compares them; this crate may not depend on weir-wire).
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    // Java hashes the length as an int: keys past 4 GiB do not exist in a 4 MiB frame.
+    let mut h: u32 = SEED ^ (data.len() as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if let Some(first) = rest.first() {
+        h ^= u32::from(*first);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
 }
 
 /// Why bytes are not a valid frame.
@@ -436,5 +615,101 @@ mod tests {
             assert!(decode::<Request>(&bytes[..cut]).is_err());
         }
         assert!(decode::<Request>(&[0xff; 16]).is_err());
+    }
+
+    // Goal: version 2 appends operations and replies without changing a version-1 byte,
+    // and says which version each operation needs. Method: golden bytes of version-1 values
+    // (variant indices 0..=6 of Op, 0..=6 of Reply), round trips of the version-2 values.
+    #[test]
+    fn version_two_appends_without_changing_version_one() {
+        assert_eq!(
+            encode(&Request {
+                id: 1,
+                op: Op::ListTopics
+            }),
+            vec![1, 5]
+        );
+        let unsubscribe = Request {
+            id: 2,
+            op: Op::Unsubscribe { consumer: 3 },
+        };
+        assert_eq!(encode(&unsubscribe), vec![2, 4, 3]);
+        let created = Response {
+            id: 1,
+            result: Ok(Reply::Created(Vec::new())),
+        };
+        assert_eq!(encode(&created), vec![1, 0, 6, 0]);
+        assert_eq!(Op::ListTopics.version_min(), 1);
+        assert_eq!(Op::InitProducer.version_min(), VERSION_CLIENT_PRODUCER);
+        let batch = Op::ProduceBatch(ProduceBatch {
+            topic: "t".into(),
+            partition: 2,
+            acks: Acks::All,
+            sequence: Some(ProducerSequence {
+                producer_id: 7,
+                producer_epoch: 0,
+                base_sequence: 5,
+            }),
+            records: vec![NewRecord {
+                key: None,
+                value: Some(b"v".to_vec()),
+                headers: Vec::new(),
+                timestamp: None,
+            }],
+        });
+        assert_eq!(batch.version_min(), 2);
+        assert_eq!(batch.name(), "ProduceBatch");
+        let subscribe = Op::SubscribeIsolated {
+            subscribe: Subscribe {
+                consumer: 1,
+                group: None,
+                topics: vec!["t".into()],
+                from: StartFrom::Earliest,
+                positions: Vec::new(),
+            },
+            isolation: Isolation::ReadCommitted,
+        };
+        for op in [batch, subscribe, Op::InitProducer] {
+            let request = Request { id: 9, op };
+            // Version-2 operations sit after the seven of version 1.
+            assert!(encode(&request)[1] >= 7);
+            assert_eq!(decode::<Request>(&encode(&request)), Ok(request));
+        }
+        let producer = Response {
+            id: 3,
+            result: Ok(Reply::Producer {
+                producer_id: 11,
+                producer_epoch: 1,
+            }),
+        };
+        assert_eq!(decode::<Response>(&encode(&producer)), Ok(producer));
+        assert_eq!(Isolation::default(), Isolation::ReadUncommitted);
+    }
+
+    // Goal: the client-side partitioner is Kafka's (Java murmur2, toPositive, modulo).
+    // Method: golden values computed with kafka-python 3.0.12 (the same table as
+    // weir_wire::murmur2's tests), every tail length and bytes >= 0x80.
+    #[test]
+    fn partitioner_matches_kafka() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let cases: &[(&[u8], u32)] = &[
+            (b"", 275_646_681),
+            (b"a", 2_731_586_172),
+            (b"ab", 316_155_434),
+            (b"abc", 479_470_107),
+            (b"foo", 597_841_616),
+            (b"hello world", 1_221_641_059),
+            (b"key-12345", 3_342_263_381),
+            (&all, 2_346_620_022),
+            (b"\xff\xfe\x80", 4_134_240_899),
+        ];
+        for (key, want) in cases {
+            assert_eq!(murmur2(key) as u32, *want, "key {key:?}");
+        }
+        assert_eq!(
+            partition_for_key(b"foo", 3),
+            (597_841_616 & 0x7fff_ffff) % 3
+        );
+        assert_eq!(partition_for_key(b"foo", 0), 0);
     }
 }

@@ -11,6 +11,11 @@
 //! - A client commit only touches partitions the consumer still owns (an old position must
 //!   not overwrite the next owner's commit).
 //! - At most one poll per consumer is outstanding ([`Consumer::begin_poll`]).
+//! - A read_committed consumer fetches with Kafka's isolation_level 1, so the broker stops
+//!   at the last stable offset, and drops the records of the aborted transactions the
+//!   answer lists (weir-client's `records_from_committed`, the same filter its consumer
+//!   uses): it never delivers an aborted record nor anything at or above the LSO. Its
+//!   "latest" start is the LSO too (ListOffsets with the same isolation level).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +24,8 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Notify;
-use weir_edge::{EdgeError, Position, Record as EdgeRecord, Reply, StartFrom};
+use weir_client::session::fetch::records_from_committed;
+use weir_edge::{EdgeError, Isolation, Position, Record as EdgeRecord, Reply, StartFrom};
 use weir_runtime::Runtime;
 use weir_wire::domain::{
     ApiRequest, ApiResponse, ConsumerGroupHeartbeatRequest, FetchPartition, FetchRecords,
@@ -57,6 +63,7 @@ pub struct Consumer {
     group: Option<String>,
     topics: Vec<String>,
     from: StartFrom,
+    isolation: Isolation,
     state: Mutex<State>,
     /// Wakes polls waiting for an assignment, and the heartbeat loop on close.
     changed: Notify,
@@ -81,6 +88,7 @@ impl Consumer {
         group: Option<String>,
         topics: Vec<String>,
         from: StartFrom,
+        isolation: Isolation,
         resume: Vec<Position>,
     ) -> Consumer {
         let resume = resume
@@ -93,6 +101,7 @@ impl Consumer {
             group,
             topics,
             from,
+            isolation,
             state: Mutex::new(State {
                 resume,
                 ..State::default()
@@ -397,7 +406,8 @@ pub async fn resolve_positions<R: Runtime>(
         .filter(|tp| !found.contains_key(tp))
         .collect();
     if !missing.is_empty() {
-        found.extend(list_offsets(router, &missing, consumer.from).await?);
+        let isolation = consumer.isolation;
+        found.extend(list_offsets(router, &missing, consumer.from, isolation).await?);
     }
     let mut state = lock(&consumer.state);
     for (tp, offset) in found {
@@ -457,6 +467,7 @@ async fn list_offsets<R: Runtime>(
     router: &Router<R>,
     partitions: &[TopicPartition],
     from: StartFrom,
+    isolation: Isolation,
 ) -> Result<BTreeMap<TopicPartition, i64>, EdgeError> {
     let timestamp = match from {
         StartFrom::Earliest => EARLIEST_TIMESTAMP,
@@ -471,7 +482,7 @@ async fn list_offsets<R: Runtime>(
     for (dest, partitions) in by_dest {
         let request = ApiRequest::ListOffsets(ListOffsetsRequest {
             replica_id: -1,
-            isolation_level: 0,
+            isolation_level: isolation_level(isolation),
             topics: group_topics(partitions.as_slice())
                 .into_iter()
                 .map(|(name, partitions)| ListOffsetsTopic {
@@ -677,7 +688,7 @@ async fn fetch_once<R: Runtime, S: StorageDriver>(
             max_wait_ms: wait_ms,
             min_bytes: 1,
             max_bytes: i32::try_from(max_bytes).unwrap_or(i32::MAX),
-            isolation_level: 0,
+            isolation_level: isolation_level(consumer.isolation),
             session_id: 0,
             session_epoch: -1,
             topics: topics
@@ -766,18 +777,16 @@ fn deliver<R: Runtime>(
                 continue;
             };
             // The next position is after the last whole batch, even if it held no data
-            // records (transaction markers), so a marker cannot stall the consumer.
-            let batches_end = weir_wire::batch::iter_batches(&bytes)
-                .map_while(Result::ok)
-                .map(|(header, _)| header.last_offset() + 1)
-                .last();
-            let records = weir_wire::records::decode_records(bytes)
+            // records (transaction markers, aborted batches), so neither can stall the
+            // consumer.
+            let aborted = (consumer.isolation == Isolation::ReadCommitted)
+                .then_some(partition.aborted_transactions.as_slice());
+            let decoded = records_from_committed(bytes, start, aborted)
                 .map_err(|error| kafka_error(ErrorCode::CORRUPT_MESSAGE, error.to_string()))?;
-            let records: Vec<_> = records.into_iter().filter(|r| r.offset >= start).collect();
-            let last = records.last().map(|r| r.offset + 1);
-            let Some(next) = batches_end.max(last).filter(|next| *next > start) else {
+            let (records, next) = (decoded.records, decoded.next_position);
+            if next <= start {
                 continue;
-            };
+            }
             let mut state = lock(&consumer.state);
             match state.assigned.get_mut(&tp) {
                 Some(slot) if *slot == Some(start) => *slot = Some(next),
@@ -804,4 +813,12 @@ fn deliver<R: Runtime>(
         }
     }
     Ok(())
+}
+
+/// Kafka's isolation_level for Fetch and ListOffsets.
+fn isolation_level(isolation: Isolation) -> i8 {
+    match isolation {
+        Isolation::ReadUncommitted => 0,
+        Isolation::ReadCommitted => 1,
+    }
 }

@@ -12,7 +12,11 @@
 //! fetch reads resolved from storage by the same CRC-checked code the Kafka writer uses.
 //! There is no second implementation of produce, fetch or group logic here: the gateway
 //! only translates (edge record <-> record batch, KIP-848 heartbeats on the browser's
-//! behalf, errors to their Kafka names).
+//! behalf, errors to their Kafka names). From edge protocol version 2 the client is the
+//! idempotent producer (its producer id, partitions and sequence numbers travel in each
+//! `ProduceBatch`), so batches it resends after a reconnect are deduplicated by the
+//! partition's producer state like any Kafka producer's retries; consumers choose
+//! read_committed or read_uncommitted (Fetch's isolation_level).
 //!
 //! In a cluster, [`route`] sends what this node does not serve (partitions led, groups
 //! coordinated elsewhere) to the right broker's Kafka listener over [`upstream`]

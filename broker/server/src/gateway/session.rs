@@ -12,6 +12,8 @@
 //! - Produces are prepared and sent to the node in frame order (see `ops`).
 //! - Breaking a limit (a second outstanding poll, too many consumers, a text frame, a
 //!   malformed frame) closes the session with close code 1008/1002 and a reason.
+//! - An operation newer than the negotiated version is answered with
+//!   `UNSUPPORTED_VERSION`, never executed, so an old client is told rather than misread.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,8 +26,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use weir_edge::{
-    ClientHello, EdgeError, Op, Reply, Request, Response, ServerHello, CLOSE_POLICY_VIOLATION,
-    CLOSE_PROTOCOL_ERROR, FRAME_BYTES_MAX,
+    ClientHello, EdgeError, Isolation, Op, Reply, Request, Response, ServerHello, Subscribe,
+    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, FRAME_BYTES_MAX, UNSUPPORTED_VERSION_CODE,
 };
 use weir_runtime::Runtime;
 
@@ -33,7 +35,7 @@ use super::consumer::{self, Consumer};
 use super::http::{self, Head, Rewind};
 use super::link::NodeLink;
 use super::ops::{self, Meta, ProducerState};
-use super::route::Router;
+use super::route::{self, Router};
 use super::{GatewayContext, CONN_ID_BASE};
 use crate::storage::StorageDriver;
 
@@ -178,6 +180,7 @@ where
     let router = Arc::new(Router::new(runtime.clone(), link.clone(), context.node_id));
     let mut session = Session {
         context,
+        version,
         router: Arc::clone(&router),
         meta: Meta::default(),
         producer: ProducerState::default(),
@@ -238,6 +241,8 @@ fn close_message(code: u16, reason: &str) -> Message {
 
 struct Session<R, S> {
     context: GatewayContext<R, S>,
+    /// The negotiated edge protocol version.
+    version: u16,
     router: Arc<Router<R>>,
     meta: Meta,
     producer: ProducerState,
@@ -249,6 +254,17 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
     /// Handle one request: answered now, or by a spawned task. Err closes the session.
     async fn dispatch(&mut self, request: Request) -> Result<(), &'static str> {
         let id = request.id;
+        if request.op.version_min() > self.version {
+            let message = format!(
+                "{} needs edge protocol version {}; this session speaks version {}",
+                request.op.name(),
+                request.op.version_min(),
+                self.version
+            );
+            let error = EdgeError::new(UNSUPPORTED_VERSION_CODE, "UNSUPPORTED_VERSION", message);
+            self.answer_now(id, Err(error));
+            return Ok(());
+        }
         match request.op {
             Op::Produce(produce) => {
                 let wall_ms = self.context.runtime.wall_ms();
@@ -256,46 +272,32 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
                 let sent =
                     ops::send_produce(router, &self.meta, &mut self.producer, produce, wall_ms)
                         .await;
-                match sent {
-                    Ok((call, sent)) => {
-                        let router = Arc::clone(&self.router);
-                        self.answer_later(id, async move {
-                            ops::finish_produce(&router, call, sent).await
-                        })
-                    }
-                    Err(error) => self.answer_now(id, Err(error)),
-                }
+                self.answer_produce(id, sent);
             }
-            Op::Subscribe(subscribe) => {
-                if self.consumers.contains_key(&subscribe.consumer) {
-                    return Err("consumer handle already in use");
-                }
-                if self.consumers.len() >= CONSUMERS_MAX {
-                    return Err("too many consumers in one session");
-                }
-                let consumer = Arc::new(Consumer::new(
-                    subscribe.consumer,
-                    subscribe.group,
-                    subscribe.topics,
-                    subscribe.from,
-                    subscribe.positions,
-                ));
-                self.consumers
-                    .insert(subscribe.consumer, Arc::clone(&consumer));
+            Op::ProduceBatch(batch) => {
+                let wall_ms = self.context.runtime.wall_ms();
+                let sent = ops::send_produce_batch(&self.router, &self.meta, batch, wall_ms).await;
+                self.answer_produce(id, sent);
+            }
+            Op::InitProducer => {
+                let router = Arc::clone(&self.router);
+                self.answer_later(id, async move { ops::init_producer(&router).await });
+            }
+            Op::DescribeTopic { topic, create } => {
                 let router = Arc::clone(&self.router);
                 let meta = Arc::clone(&self.meta);
-                if consumer.has_group() {
-                    let runtime = self.context.runtime.clone();
-                    self.context
-                        .runtime
-                        .spawn(consumer::heartbeat_loop(runtime, consumer, router, meta));
-                    self.answer_now(id, Ok(Reply::Subscribed))
-                } else {
-                    self.answer_later(id, async move {
-                        consumer::assign_all(&consumer, &router, &meta).await?;
-                        Ok(Reply::Subscribed)
-                    })
-                }
+                self.answer_later(id, async move {
+                    ops::describe_topic(&router, &meta, topic, create).await
+                });
+            }
+            Op::Subscribe(subscribe) => {
+                self.subscribe(id, subscribe, Isolation::ReadUncommitted)?;
+            }
+            Op::SubscribeIsolated {
+                subscribe,
+                isolation,
+            } => {
+                self.subscribe(id, subscribe, isolation)?;
             }
             Op::Poll(poll) => {
                 let consumer = self.consumer(poll.consumer)?;
@@ -346,6 +348,60 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
                 let router = Arc::clone(&self.router);
                 self.answer_later(id, async move { ops::create_topics(&router, topics).await })
             }
+        }
+        Ok(())
+    }
+
+    /// Answer a produce that was sent (later, once acknowledged) or refused (now).
+    fn answer_produce(&self, id: u32, sent: Result<(route::Call, ops::SentProduce<R>), EdgeError>) {
+        match sent {
+            Ok((call, sent)) => {
+                let router = Arc::clone(&self.router);
+                self.answer_later(
+                    id,
+                    async move { ops::finish_produce(&router, call, sent).await },
+                );
+            }
+            Err(error) => self.answer_now(id, Err(error)),
+        }
+    }
+
+    /// Start a consumer. Err closes the session (a handle reused, too many consumers).
+    fn subscribe(
+        &mut self,
+        id: u32,
+        subscribe: Subscribe,
+        isolation: Isolation,
+    ) -> Result<(), &'static str> {
+        if self.consumers.contains_key(&subscribe.consumer) {
+            return Err("consumer handle already in use");
+        }
+        if self.consumers.len() >= CONSUMERS_MAX {
+            return Err("too many consumers in one session");
+        }
+        let consumer = Arc::new(Consumer::new(
+            subscribe.consumer,
+            subscribe.group,
+            subscribe.topics,
+            subscribe.from,
+            isolation,
+            subscribe.positions,
+        ));
+        self.consumers
+            .insert(subscribe.consumer, Arc::clone(&consumer));
+        let router = Arc::clone(&self.router);
+        let meta = Arc::clone(&self.meta);
+        if consumer.has_group() {
+            let runtime = self.context.runtime.clone();
+            self.context
+                .runtime
+                .spawn(consumer::heartbeat_loop(runtime, consumer, router, meta));
+            self.answer_now(id, Ok(Reply::Subscribed));
+        } else {
+            self.answer_later(id, async move {
+                consumer::assign_all(&consumer, &router, &meta).await?;
+                Ok(Reply::Subscribed)
+            });
         }
         Ok(())
     }

@@ -23,6 +23,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A server running in this process on its own tokio runtime.
 pub struct InProcess {
     pub address: String,
+    /// The WebSocket gateway's `host:port`, when it is on.
+    pub gateway: Option<String>,
     _server: RunningServer,
     // Dropped last: dropping the runtime stops every server task.
     _runtime: tokio::runtime::Runtime,
@@ -47,8 +49,10 @@ impl InProcess {
             .block_on(async { weir::server::start_fjall(TokioRuntime::new(7), config).await })
             .expect("server starts");
         let address = server.local_addr().to_owned();
+        let gateway = server.gateway_addr().map(str::to_owned);
         InProcess {
             address,
+            gateway,
             _server: server,
             _runtime: runtime,
         }
