@@ -9,14 +9,22 @@
 //! safety and the durability of committed entries; at the end it heals everything and
 //! requires a leader and a commit on every node within a bounded simulated time.
 //!
+//! The membership simulations (3 voters + 2 learners, 1 voter + 3 learners) also add and
+//! remove voters at random, the leader included, amid the same faults. They check besides
+//! that committed voter sets change one node at a time, that every node's voter set is the
+//! newest in its log (else its snapshot's) and its committed set the oracle's, and that
+//! only nodes in their newest voter set (or with their removal pending) campaign.
+//!
 //! Failures print `seed=N`; replay one with `RAFT_SEED=N cargo test -p weir-core --test raft`.
+//! Soak with `RAFT_SEEDS=a..b`, which runs every simulation over seeds `a..b`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use weir_core::raft::{
-    Entry, NodeId, Persisted, ProposeError, Raft, RaftConfig, RaftError, RaftMessage, Ready, Role,
-    Snapshot, Write, APPENDS_IN_FLIGHT_MAX,
+    encode_voter_set, ChangeVotersError, Entry, EntryKind, NodeId, Persisted, ProposeError, Raft,
+    RaftConfig, RaftError, RaftMessage, Ready, Role, Snapshot, Write, APPENDS_IN_FLIGHT_MAX,
+    VOTERS_MAX, VOTER_SET_PREFIX,
 };
 
 /// Simulated time of the chaos phase of one seed.
@@ -28,6 +36,8 @@ const LIVENESS_MS_MAX: u64 = 20_000;
 const SIM_MAX_APPEND_ENTRIES: usize = 3;
 /// Steps between full pairwise log-matching checks.
 const LOG_MATCHING_EVERY_STEPS: u64 = 32;
+/// Small, so that the simulations see learners refused as lagging.
+const SIM_LEARNER_LAG_ENTRIES_MAX: u64 = 8;
 
 // ---- deterministic randomness ----
 
@@ -243,8 +253,8 @@ struct Cluster {
     seed: u64,
     rng: Rng,
     now_ms: u64,
+    /// The bootstrap voter set (each node's own set is `Raft::voters`).
     voters: BTreeSet<NodeId>,
-    learners: BTreeSet<NodeId>,
     max_append_entries: usize,
     max_uncommitted_entries: usize,
     nodes: BTreeMap<NodeId, SimNode>,
@@ -258,6 +268,8 @@ struct Cluster {
     steps: u64,
     trace: u64,
     counts: BTreeMap<&'static str, u64>,
+    /// Chaos also adds and removes voters.
+    membership: bool,
     // The oracle.
     leaders_by_term: BTreeMap<u64, NodeId>,
     /// Every entry some node was told is committed.
@@ -266,6 +278,8 @@ struct Cluster {
     chain: BTreeMap<u64, u64>,
     /// Data of every entry ever written, by (index, term).
     written: BTreeMap<(u64, u64), Vec<u8>>,
+    /// The committed voter sets by the index they take effect at (0: the bootstrap set).
+    committed_voters: BTreeMap<u64, BTreeSet<NodeId>>,
 }
 
 impl Cluster {
@@ -277,7 +291,6 @@ impl Cluster {
             rng: Rng::new(seed),
             now_ms: 0,
             voters: voters.clone(),
-            learners: learners.clone(),
             max_append_entries: 1 + (seed % SIM_MAX_APPEND_ENTRIES as u64) as usize,
             max_uncommitted_entries: 64,
             nodes: BTreeMap::new(),
@@ -290,10 +303,12 @@ impl Cluster {
             steps: 0,
             trace: 0xcbf2_9ce4_8422_2325,
             counts: BTreeMap::new(),
+            membership: false,
             leaders_by_term: BTreeMap::new(),
             committed: BTreeMap::new(),
             chain: BTreeMap::new(),
             written: BTreeMap::new(),
+            committed_voters: BTreeMap::from([(0, voters.clone())]),
         };
         for id in voters.iter().chain(learners.iter()).copied() {
             let node = SimNode {
@@ -304,6 +319,9 @@ impl Cluster {
             };
             cluster.nodes.insert(id, node);
             cluster.group.insert(id, 0);
+        }
+        // Only now: each node makes every other one a learner at start.
+        for id in cluster.ids() {
             cluster.start(id);
         }
         cluster
@@ -313,6 +331,7 @@ impl Cluster {
         let mut config = RaftConfig::new(id, self.voters.clone());
         config.max_append_entries = self.max_append_entries;
         config.max_uncommitted_entries = self.max_uncommitted_entries;
+        config.learner_lag_entries_max = SIM_LEARNER_LAG_ENTRIES_MAX;
         config
     }
 
@@ -343,9 +362,11 @@ impl Cluster {
         leaders.max().map(|(_, id)| id)
     }
 
+    /// (Re)starts a node from its disk with the bootstrap voters; every other node is a
+    /// learner to it unless its log says it votes (`add_learner` ignores voters).
     fn start(&mut self, id: NodeId) {
         let config = self.config(id);
-        let learners = self.learners.clone();
+        let learners: Vec<NodeId> = self.ids().into_iter().filter(|n| *n != id).collect();
         let now_ms = self.now_ms;
         let node = self.nodes.get_mut(&id).expect("known node");
         node.incarnation += 1;
@@ -425,6 +446,7 @@ impl Cluster {
                 .rng
                 .chance(self.faults.crash_leader_after_commit_per_mille);
         if !crash_after_apply {
+            self.check_only_voters_campaign(id, &messages);
             for (to, message) in messages {
                 self.send(id, to, message);
             }
@@ -454,6 +476,26 @@ impl Cluster {
             assert_ne!(*to, id, "message to self");
             if let RaftMessage::Append { entries, .. } = message {
                 assert!(entries.len() <= self.max_append_entries, "oversized append");
+            }
+        }
+    }
+
+    /// A node that may not campaign (outside its newest voter set, and not with its removal
+    /// pending) never does. (It may grant votes: the candidate may know it as a voter
+    /// before its own log does.)
+    fn check_only_voters_campaign(&self, id: NodeId, messages: &[(NodeId, RaftMessage)]) {
+        let raft = self.raft(id);
+        for (_, message) in messages {
+            let campaigns = matches!(
+                message,
+                RaftMessage::PreVote { .. } | RaftMessage::Vote { .. }
+            );
+            if campaigns {
+                assert!(
+                    raft.may_campaign(),
+                    "learner {id} (voters {:?}) sent {message:?}",
+                    raft.voters()
+                );
             }
         }
     }
@@ -492,6 +534,9 @@ impl Cluster {
             Some(known) => assert_eq!(known, &entry, "node {id}: different committed entry"),
             None => {
                 self.committed.insert(entry.index, entry.clone());
+                if entry.kind() == EntryKind::VoterSet {
+                    self.commit_voter_set(&entry);
+                }
             }
         }
         let node = self.nodes.get_mut(&id).expect("known node");
@@ -506,18 +551,87 @@ impl Cluster {
         self.mix(&[3, id as u64, entry.index, entry.term]);
     }
 
+    /// The oracle learns a newly committed voter set: it differs from the previous one by
+    /// exactly one node (every entry below it was committed and seen before).
+    fn commit_voter_set(&mut self, entry: &Entry) {
+        let voters = entry.voter_set().expect("committed voter sets decode");
+        let (_, previous) = self
+            .committed_voters
+            .range(..entry.index)
+            .next_back()
+            .expect("the bootstrap set is at 0");
+        let added: Vec<NodeId> = voters.difference(previous).copied().collect();
+        let removed: Vec<NodeId> = previous.difference(&voters).copied().collect();
+        assert_eq!(
+            added.len() + removed.len(),
+            1,
+            "voter set at {} changes more than one node: {previous:?} -> {voters:?}",
+            entry.index
+        );
+        self.count(if added.is_empty() {
+            "voter_removed"
+        } else {
+            "voter_added"
+        });
+        if removed.first() == self.leaders_by_term.get(&entry.term) {
+            self.count("leader_removal_committed");
+        }
+        self.committed_voters.insert(entry.index, voters);
+    }
+
+    /// The committed voter set at `index` according to the oracle.
+    fn oracle_voters_at(&self, index: u64) -> &BTreeSet<NodeId> {
+        let (_, voters) = self
+            .committed_voters
+            .range(..=index)
+            .next_back()
+            .expect("the bootstrap set is at 0");
+        voters
+    }
+
+    /// A node's voter set is the newest in its log, else the one at its snapshot; its
+    /// committed set is the oracle's at its commit index.
+    fn check_voters(&self, id: NodeId) {
+        let raft = self.raft(id);
+        assert_eq!(
+            raft.committed_voters(),
+            self.oracle_voters_at(raft.commit_index()),
+            "node {id}: committed voters at {}",
+            raft.commit_index()
+        );
+        let newest = (raft.snapshot_index() + 1..=raft.last_index())
+            .rev()
+            .filter_map(|index| raft.entry(index))
+            .find(|entry| entry.kind() == EntryKind::VoterSet);
+        let expected = match newest {
+            Some(entry) => entry.voter_set().expect("logged voter sets decode"),
+            None => self.oracle_voters_at(raft.snapshot_index()).clone(),
+        };
+        assert_eq!(raft.voters(), &expected, "node {id}: voters in force");
+    }
+
     fn check_node(&mut self, id: NodeId) {
         let raft = self.raft(id);
         raft.invariants();
         assert!(raft.commit_index() >= self.nodes[&id].machine.applied_index);
         assert_eq!(raft.applied_index(), self.nodes[&id].machine.applied_index);
-        if !self.voters.contains(&id) {
+        if !raft.may_campaign() {
             assert_eq!(
                 raft.role(),
                 Role::Follower,
                 "learner {id} left the follower role"
             );
         }
+        if self.membership {
+            self.check_voters(id);
+            // Every node was made a learner at start and a leaving voter becomes one.
+            for other in self.ids() {
+                let raft = self.raft(id);
+                let known = raft.voters().contains(&other) || raft.learners().contains(&other);
+                assert!(other == id || known, "node {id} forgot node {other}");
+            }
+        }
+        let raft = self.raft(id);
         if !raft.is_leader() {
             return;
         }
@@ -717,8 +831,48 @@ impl Cluster {
                     self.compact(id);
                 }
             }
+            760..=809 if self.membership => self.change_voters(),
             _ => {}
         }
+    }
+
+    /// At the leader (if any): adds a random non-voter or removes a random voter, itself
+    /// included, and tallies refusals by kind.
+    fn change_voters(&mut self) {
+        let Some(leader) = self.leader() else {
+            return;
+        };
+        let voters = self.raft(leader).voters().clone();
+        let others: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|id| !voters.contains(id))
+            .collect();
+        let add = !others.is_empty() && (voters.len() <= 1 || self.rng.chance(500));
+        let result = if add {
+            let id = self.rng.pick(&others).expect("non-empty");
+            self.raft_mut(leader).propose_add_voter(id)
+        } else {
+            let ids: Vec<NodeId> = voters.iter().copied().collect();
+            let id = self.rng.pick(&ids).expect("a voter set is non-empty");
+            if id == leader {
+                self.count("remove_leader_proposed");
+            }
+            self.raft_mut(leader).propose_remove_voter(id)
+        };
+        match result {
+            Ok(index) => {
+                let raft = self.raft(leader);
+                assert_eq!(
+                    raft.entry(index).map(Entry::kind),
+                    Some(EntryKind::VoterSet)
+                );
+                assert_ne!(raft.voters(), &voters, "the new set is in force at once");
+                self.count("voters_change_proposed");
+            }
+            Err(error) => self.count(change_error_kind(&error)),
+        }
+        self.process(leader);
     }
 
     fn propose(&mut self, id: NodeId) -> Option<u64> {
@@ -769,11 +923,14 @@ impl Cluster {
         for (id, node) in &self.nodes {
             let line = match node.raft.as_ref() {
                 Some(raft) => format!(
-                    "node {id}: {:?} term={} leader={:?} snapshot={} applied={} commit={} \
-                     last={} machine={}",
+                    "node {id}: {:?} term={} leader={:?} voters={:?} committed_voters={:?} \
+                     learners={:?} snapshot={} applied={} commit={} last={} machine={}",
                     raft.role(),
                     raft.term(),
                     raft.leader(),
+                    raft.voters(),
+                    raft.committed_voters(),
+                    raft.learners(),
                     raft.snapshot_index(),
                     raft.applied_index(),
                     raft.commit_index(),
@@ -853,6 +1010,21 @@ impl Cluster {
     }
 }
 
+fn change_error_kind(error: &ChangeVotersError) -> &'static str {
+    match error {
+        ChangeVotersError::NotLeader(_) => "change_not_leader",
+        ChangeVotersError::LeaderNotReady { .. } => "change_leader_not_ready",
+        ChangeVotersError::ChangeInProgress { .. } => "change_in_progress",
+        ChangeVotersError::Throttled { .. } => "change_throttled",
+        ChangeVotersError::AlreadyVoter { .. } => "change_already_voter",
+        ChangeVotersError::UnknownLearner { .. } => "change_unknown_learner",
+        ChangeVotersError::LearnerLagging { .. } => "change_learner_lagging",
+        ChangeVotersError::TooManyVoters => "change_too_many_voters",
+        ChangeVotersError::NotVoter { .. } => "change_not_voter",
+        ChangeVotersError::LastVoter { .. } => "change_last_voter",
+    }
+}
+
 fn kind(message: &RaftMessage) -> &'static str {
     match message {
         RaftMessage::PreVote { .. } => "PreVote",
@@ -866,26 +1038,54 @@ fn kind(message: &RaftMessage) -> &'static str {
     }
 }
 
+/// The shape of one simulation.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    voter_count: i32,
+    learner_count: i32,
+    /// Chaos adds and removes voters too.
+    membership: bool,
+}
+
+impl Setup {
+    fn fixed(voter_count: i32) -> Setup {
+        Setup {
+            voter_count,
+            learner_count: 1,
+            membership: false,
+        }
+    }
+
+    fn membership(voter_count: i32, learner_count: i32) -> Setup {
+        Setup {
+            voter_count,
+            learner_count,
+            membership: true,
+        }
+    }
+}
+
 /// One seed: chaos, then heal and require progress. Returns the trace hash.
-fn simulate(seed: u64, voter_count: i32) -> (u64, Cluster) {
-    let mut cluster = Cluster::new(seed, voter_count, 1);
+fn simulate(seed: u64, setup: Setup) -> (u64, Cluster) {
+    let mut cluster = Cluster::new(seed, setup.voter_count, setup.learner_count);
+    cluster.membership = setup.membership;
     cluster.faults = Faults::chaos(&mut cluster.rng);
     cluster.run_until(CHAOS_MS, true);
     cluster.check_liveness();
     (cluster.trace, cluster)
 }
 
-fn simulate_seeds(voter_count: i32, seeds: std::ops::Range<u64>) {
+fn simulate_seeds(setup: Setup, seeds: std::ops::Range<u64>) -> BTreeMap<&'static str, u64> {
     let seeds: Vec<u64> = match std::env::var("RAFT_SEED").ok().and_then(|s| s.parse().ok()) {
         Some(seed) => vec![seed],
-        None => seeds.collect(),
+        None => seeds_override().unwrap_or(seeds).collect(),
     };
     let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
     for seed in seeds {
-        let result = catch_unwind(AssertUnwindSafe(|| simulate(seed, voter_count)));
+        let result = catch_unwind(AssertUnwindSafe(|| simulate(seed, setup)));
         let Ok((_, cluster)) = result else {
             panic!(
-                "seed={seed} voters={voter_count} failed; replay: \
+                "seed={seed} {setup:?} failed; replay: \
                  RAFT_SEED={seed} cargo test -p weir-core --test raft"
             );
         };
@@ -896,8 +1096,9 @@ fn simulate_seeds(voter_count: i32, seeds: std::ops::Range<u64>) {
         *totals.entry("committed").or_default() += cluster.committed.len() as u64;
         *totals.entry("steps").or_default() += cluster.steps;
     }
-    eprintln!("voters={voter_count} totals: {totals:?}");
-    // The faults must actually exercise what they are meant to.
+    eprintln!("{setup:?} totals: {totals:?}");
+    // The faults must actually exercise what they are meant to (over many seeds).
+    let replay = std::env::var("RAFT_SEED").is_ok();
     for what in [
         "elections",
         "InstallSnapshot",
@@ -905,6 +1106,27 @@ fn simulate_seeds(voter_count: i32, seeds: std::ops::Range<u64>) {
         "crash_unsynced",
         "committed",
     ] {
+        assert!(
+            replay || totals.get(what).copied().unwrap_or(0) > 0,
+            "never exercised: {what}"
+        );
+    }
+    totals
+}
+
+/// `RAFT_SEEDS=a..b` runs every simulation over seeds `a..b` instead (longer soaks).
+fn seeds_override() -> Option<std::ops::Range<u64>> {
+    let value = std::env::var("RAFT_SEEDS").ok()?;
+    let (start, end) = value.split_once("..")?;
+    Some(start.parse().ok()?..end.parse().ok()?)
+}
+
+/// Asserts that the membership simulations exercised what they are meant to.
+fn assert_exercised(totals: &BTreeMap<&'static str, u64>, whats: &[&str]) {
+    if std::env::var("RAFT_SEED").is_ok() {
+        return; // One seed need not exercise everything.
+    }
+    for what in whats {
         assert!(
             totals.get(what).copied().unwrap_or(0) > 0,
             "never exercised: {what}"
@@ -917,22 +1139,62 @@ fn simulate_seeds(voter_count: i32, seeds: std::ops::Range<u64>) {
 /// Goal: safety and liveness of 3 voters + 1 learner under every fault, over many seeds.
 #[test]
 fn simulate_three_voters_and_a_learner() {
-    simulate_seeds(3, 0..400);
+    simulate_seeds(Setup::fixed(3), 0..400);
 }
 
 /// Goal: the same with 5 voters + 1 learner (minority/majority splits of a bigger group).
 #[test]
 fn simulate_five_voters_and_a_learner() {
-    simulate_seeds(5, 1000..1250);
+    simulate_seeds(Setup::fixed(5), 1000..1250);
+}
+
+/// Goal: safety and liveness while voters are added and removed at random (leaders too)
+/// amid every fault. Method: 3 bootstrap voters + 2 learners, so the voter set ranges over
+/// 1..=5 members; the oracle checks each committed set against the previous one and every
+/// node's sets against its log after every step.
+#[test]
+fn simulate_membership_changes_from_three_voters() {
+    let totals = simulate_seeds(Setup::membership(3, 2), 2000..2400);
+    assert_exercised(
+        &totals,
+        &[
+            "voter_added",
+            "voter_removed",
+            "leader_removal_committed",
+            "change_in_progress",
+            "change_learner_lagging",
+        ],
+    );
+}
+
+/// Goal: the same from 4 bootstrap voters + 2 learners: even-sized sets are where two sets
+/// one change away from a common one can have disjoint majorities (the single-server bug).
+#[test]
+fn simulate_membership_changes_from_four_voters() {
+    let totals = simulate_seeds(Setup::membership(4, 2), 4000..4200);
+    assert_exercised(&totals, &["voter_added", "voter_removed"]);
+}
+
+/// Goal: the same from a single bootstrap voter (growing 1 -> 2 and shrinking 2 -> 1, where
+/// one node's absence stops the group).
+#[test]
+fn simulate_membership_changes_from_one_voter() {
+    let totals = simulate_seeds(Setup::membership(1, 3), 3000..3200);
+    assert_exercised(
+        &totals,
+        &["voter_added", "voter_removed", "leader_removal_committed"],
+    );
 }
 
 /// Goal: a run is a function of its seed (replays are exact). Method: run one seed twice
-/// and compare the trace hashes.
+/// and compare the trace hashes, with and without membership changes.
 #[test]
 fn simulation_is_deterministic() {
-    let (first, _) = simulate(42, 3);
-    let (second, _) = simulate(42, 3);
-    assert_eq!(first, second);
+    for setup in [Setup::fixed(3), Setup::membership(3, 2)] {
+        let (first, _) = simulate(42, setup);
+        let (second, _) = simulate(42, setup);
+        assert_eq!(first, second, "{setup:?}");
+    }
 }
 
 // ---- focused tests on a fault-free cluster ----
@@ -1098,6 +1360,353 @@ fn committed_entries_survive_a_full_restart() {
         assert!(node.machine.applied_index > before.applied_index);
     }
     assert_eq!(cluster.chain.get(&before.applied_index), Some(&before.hash));
+}
+
+// ---- membership scenarios on a fault-free cluster ----
+
+/// A cluster whose oracle also checks every node's voter sets after every step.
+fn membership_cluster(seed: u64, voter_count: i32, learner_count: i32) -> Cluster {
+    let mut cluster = Cluster::new(seed, voter_count, learner_count);
+    cluster.membership = true;
+    cluster
+}
+
+/// Runs one event at a time until a live node leads in a term above `term`.
+fn run_until_leader_after(cluster: &mut Cluster, term: u64) -> NodeId {
+    let deadline_ms = cluster.now_ms + 10_000;
+    while cluster.now_ms < deadline_ms {
+        cluster.step(false);
+        if let Some(leader) = cluster.leader() {
+            if cluster.raft(leader).term() > term {
+                return leader;
+            }
+        }
+    }
+    panic!("no leader after term {term}\n{}", cluster.describe());
+}
+
+fn all_voters_are(cluster: &Cluster, expected: &[NodeId]) -> bool {
+    let expected = voters(expected);
+    let live = cluster.live_ids();
+    live.iter().all(|id| {
+        let raft = cluster.raft(*id);
+        raft.voters() == &expected && raft.committed_voters() == &expected
+    })
+}
+
+/// Goal: a caught-up learner becomes a voter and its acknowledgement is then needed for a
+/// majority. Method: 3 voters + learner 4; add 4 and wait for every node to use and commit
+/// {1, 2, 3, 4}; crash one old follower, so the three left must all acknowledge: with 4
+/// isolated nothing commits, once it is back the entry commits.
+#[test]
+fn adds_a_caught_up_learner_as_a_voter() {
+    let mut cluster = membership_cluster(11, 3, 1);
+    let leader = elect(&mut cluster);
+    cluster.propose(leader).expect("leader accepts");
+    cluster.run_for(500);
+    assert!(
+        !cluster.raft(4).may_campaign(),
+        "a learner does not campaign"
+    );
+    let index = cluster
+        .raft_mut(leader)
+        .propose_add_voter(4)
+        .expect("4 is caught up");
+    assert_eq!(cluster.raft(leader).voters(), &voters(&[1, 2, 3, 4]));
+    assert_eq!(cluster.raft(leader).committed_voters(), &voters(&[1, 2, 3]));
+    cluster.process(leader);
+    cluster.run_for(500);
+    assert!(cluster.raft(leader).commit_index() >= index);
+    assert!(
+        all_voters_are(&cluster, &[1, 2, 3, 4]),
+        "{}",
+        cluster.describe()
+    );
+    assert!(cluster.raft(4).may_campaign());
+    assert_ne!(cluster.raft(4).next_deadline_ms(), u64::MAX);
+    let follower = *cluster
+        .voters
+        .iter()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    cluster.crash(follower);
+    cluster.isolate(4);
+    let index = cluster.propose(leader).expect("leader accepts");
+    cluster.run_for(500);
+    assert!(cluster.raft(leader).commit_index() < index, "3 of 4 needed");
+    cluster.heal();
+    cluster.run_for(500);
+    assert!(cluster.raft(leader).commit_index() >= index);
+}
+
+/// Goal: only a caught-up learner is added. Method: isolate learner 4 while the leader
+/// commits more than `learner_lag_entries_max` entries: refused as lagging; after healing
+/// and catching up: accepted.
+#[test]
+fn refuses_to_add_a_lagging_learner_until_it_catches_up() {
+    let mut cluster = membership_cluster(12, 3, 1);
+    let leader = elect(&mut cluster);
+    cluster.isolate(4);
+    for _ in 0..2 * SIM_LEARNER_LAG_ENTRIES_MAX {
+        cluster.propose(leader).expect("leader accepts");
+        cluster.run_for(10);
+    }
+    cluster.run_for(200);
+    let refused = cluster.raft_mut(leader).propose_add_voter(4);
+    assert!(
+        matches!(refused, Err(ChangeVotersError::LearnerLagging { id: 4, match_index, last_index })
+            if last_index - match_index > SIM_LEARNER_LAG_ENTRIES_MAX),
+        "{refused:?}"
+    );
+    cluster.heal();
+    cluster.run_for(1_000);
+    cluster
+        .raft_mut(leader)
+        .propose_add_voter(4)
+        .expect("4 caught up");
+    cluster.process(leader);
+    cluster.run_for(500);
+    assert!(
+        all_voters_are(&cluster, &[1, 2, 3, 4]),
+        "{}",
+        cluster.describe()
+    );
+}
+
+/// Goal: a removed follower becomes a learner: it stops campaigning, even cut off for many
+/// election timeouts, and keeps receiving the log. Method: remove a follower, isolate it
+/// for 10 s (the harness asserts that nodes outside their voter sets never send
+/// (pre-)votes), heal, and check it applies a later entry.
+#[test]
+fn removed_follower_becomes_a_learner() {
+    let mut cluster = membership_cluster(13, 3, 0);
+    let leader = elect(&mut cluster);
+    let removed = *cluster
+        .voters
+        .iter()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    cluster
+        .raft_mut(leader)
+        .propose_remove_voter(removed)
+        .expect("a voter");
+    cluster.process(leader);
+    cluster.run_for(500);
+    let rest: Vec<NodeId> = cluster
+        .voters
+        .iter()
+        .copied()
+        .filter(|id| *id != removed)
+        .collect();
+    assert!(all_voters_are(&cluster, &rest), "{}", cluster.describe());
+    let raft = cluster.raft(removed);
+    assert!(!raft.may_campaign());
+    assert_eq!(raft.next_deadline_ms(), u64::MAX);
+    let term = raft.term();
+    cluster.isolate(removed);
+    cluster.run_for(10_000);
+    assert_eq!(cluster.raft(removed).term(), term);
+    assert_eq!(cluster.raft(removed).role(), Role::Follower);
+    assert_eq!(cluster.leader(), Some(leader), "the rest keeps its leader");
+    cluster.heal();
+    let index = cluster.propose(leader).expect("leader accepts");
+    cluster.run_for(1_000);
+    assert!(cluster.nodes[&removed].machine.applied_index >= index);
+}
+
+/// Goal: a leader that removes itself leads until the removal commits, then steps down, and
+/// the rest elects a leader among themselves. Method: remove the leader; right after the
+/// proposal it still leads under the new set; after the commit it follows as a learner, a
+/// new leader takes over in a higher term, and the removed node applies its entries.
+#[test]
+fn removed_leader_steps_down_after_the_removal_commits() {
+    let mut cluster = membership_cluster(14, 3, 0);
+    let leader = elect(&mut cluster);
+    let term = cluster.raft(leader).term();
+    let index = cluster
+        .raft_mut(leader)
+        .propose_remove_voter(leader)
+        .expect("the leader is a voter");
+    let raft = cluster.raft(leader);
+    assert!(raft.is_leader(), "leads until the removal commits");
+    assert!(!raft.voters().contains(&leader));
+    assert!(raft.committed_voters().contains(&leader));
+    cluster.process(leader);
+    cluster.run_for(200);
+    let raft = cluster.raft(leader);
+    assert!(raft.commit_index() >= index);
+    assert!(!raft.is_leader(), "steps down once the removal commits");
+    assert!(!raft.may_campaign());
+    let new_leader = elect(&mut cluster);
+    assert_ne!(new_leader, leader);
+    assert!(cluster.raft(new_leader).term() > term);
+    let rest: Vec<NodeId> = cluster
+        .voters
+        .iter()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    let index = cluster.propose(new_leader).expect("new leader accepts");
+    cluster.run_for(1_000);
+    assert!(all_voters_are(&cluster, &rest), "{}", cluster.describe());
+    assert!(cluster.nodes[&leader].machine.applied_index >= index);
+}
+
+/// Goal: the dissertation's single-server bug cannot happen: a new leader must commit an
+/// entry of its term before changing the voter set. Method: voters {a, b, c, d}; leader a
+/// proposes removing b while isolated, so only a holds C1 = {a, c, d}. A new leader L2 is
+/// elected among b, c, d, and z (in C1, not L2) is cut off at once, before any entry of the
+/// new term reaches it. L2 is refused to remove a (which would give C2 = {b, c, d}, whose
+/// majority {L2, y} is disjoint from C1's {a, z}), and commits nothing without z. Finally
+/// a and z meet apart from L2 and y: a is elected under C1, and the oracle checks that no
+/// committed entry is lost. Without the rule, L2 commits under C2 and a, elected under C1,
+/// lacks that entry (leader completeness fails).
+#[test]
+fn new_leader_changes_voters_only_after_committing_in_its_term() {
+    let mut cluster = membership_cluster(15, 4, 0);
+    let a = elect(&mut cluster);
+    cluster.propose(a).expect("leader accepts");
+    cluster.run_for(500);
+    let others: Vec<NodeId> = cluster.ids().into_iter().filter(|id| *id != a).collect();
+    let (b, c, d) = (others[0], others[1], others[2]);
+    cluster.isolate(a);
+    cluster
+        .raft_mut(a)
+        .propose_remove_voter(b)
+        .expect("settled");
+    cluster.process(a);
+    let term = cluster.raft(a).term();
+    let l2 = run_until_leader_after(&mut cluster, term);
+    assert!([b, c, d].contains(&l2));
+    let z = if l2 == c { d } else { c };
+    let y = *[b, c, d]
+        .iter()
+        .find(|id| **id != l2 && **id != z)
+        .expect("three nodes");
+    cluster.isolate(z);
+    let refused = cluster.raft_mut(l2).propose_remove_voter(a);
+    assert!(
+        matches!(refused, Err(ChangeVotersError::LeaderNotReady { .. })),
+        "{refused:?}"
+    );
+    cluster.process(l2);
+    cluster.propose(l2);
+    cluster.run_for(3_000);
+    for (id, group) in [(a, 7), (z, 7), (l2, 8), (y, 8)] {
+        cluster.group.insert(id, group);
+    }
+    cluster.run_for(5_000);
+    assert!(cluster.raft(a).is_leader(), "{}", cluster.describe());
+    cluster.check_liveness();
+}
+
+/// Goal: a node votes even before its log says it is a voter. Method: bootstrap voter 1
+/// adds learner 2, which is isolated right after, so only 1 holds {1, 2}; check-quorum
+/// deposes 1, which must then win 2's vote (2 still sees itself as a learner) to commit
+/// the change. Refusing would deadlock the group for good.
+#[test]
+fn added_voter_votes_before_it_holds_its_addition() {
+    let mut cluster = membership_cluster(16, 1, 1);
+    let leader = elect(&mut cluster);
+    assert_eq!(leader, 1);
+    cluster.propose(leader).expect("leader accepts");
+    cluster.run_for(500);
+    cluster.isolate(2);
+    cluster
+        .raft_mut(1)
+        .propose_add_voter(2)
+        .expect("2 is caught up");
+    cluster.process(1);
+    cluster.run_for(3_000);
+    assert!(!cluster.raft(1).is_leader(), "check-quorum deposes 1");
+    assert_eq!(cluster.raft(2).voters(), &voters(&[1]));
+    cluster.heal();
+    cluster.run_for(5_000);
+    assert_eq!(cluster.leader(), Some(1), "{}", cluster.describe());
+    assert!(all_voters_are(&cluster, &[1, 2]), "{}", cluster.describe());
+}
+
+/// Goal: a node whose removal is not committed campaigns to finish it. Method: voters
+/// {1, 2}; the leader removes itself while the other voter is isolated, so only it holds
+/// {other}, and check-quorum deposes it. The other voter alone cannot win (the removed
+/// node's log is ahead), so the removed node must be elected under the new set, commit the
+/// removal and step down; then the other voter leads alone.
+#[test]
+fn node_with_uncommitted_removal_is_elected_to_commit_it() {
+    let mut cluster = membership_cluster(17, 2, 0);
+    let leader = elect(&mut cluster);
+    let other = 3 - leader;
+    cluster.isolate(other);
+    cluster
+        .raft_mut(leader)
+        .propose_remove_voter(leader)
+        .expect("a voter");
+    cluster.process(leader);
+    let term = cluster.raft(leader).term();
+    cluster.run_for(3_000);
+    assert!(!cluster.raft(leader).is_leader(), "check-quorum deposes it");
+    assert!(
+        cluster.raft(leader).may_campaign(),
+        "its removal is uncommitted"
+    );
+    cluster.heal();
+    cluster.run_for(10_000);
+    assert_eq!(cluster.leader(), Some(other), "{}", cluster.describe());
+    let removed_led = cluster
+        .leaders_by_term
+        .iter()
+        .any(|(t, id)| *t > term && *id == leader);
+    assert!(removed_led, "the removed node finished its removal");
+    assert!(all_voters_are(&cluster, &[other]), "{}", cluster.describe());
+    assert!(!cluster.raft(leader).may_campaign());
+}
+
+/// Goal: the same after a restart, when the node's commit index (and the voter set at it)
+/// lags far behind: whether its removal is pending is read from the log, not from the
+/// commit index. Method: bootstrap voter 1 adds 2 and 3, then removes itself; the new
+/// leader removes itself while the other voter is isolated, is deposed and restarts
+/// (its commit index falls to 0, where the set is {1}). It must still be elected under
+/// the new set to commit its removal.
+#[test]
+fn restarted_node_with_uncommitted_removal_is_elected_to_commit_it() {
+    let mut cluster = membership_cluster(18, 1, 2);
+    elect(&mut cluster);
+    for id in [2, 3] {
+        cluster.run_for(500);
+        cluster
+            .raft_mut(1)
+            .propose_add_voter(id)
+            .expect("caught up");
+        cluster.process(1);
+    }
+    cluster.run_for(500);
+    cluster
+        .raft_mut(1)
+        .propose_remove_voter(1)
+        .expect("settled");
+    cluster.process(1);
+    let leader = elect(&mut cluster);
+    cluster.run_for(500);
+    assert!(all_voters_are(&cluster, &[2, 3]), "{}", cluster.describe());
+    let other = 5 - leader;
+    cluster.isolate(other);
+    cluster
+        .raft_mut(leader)
+        .propose_remove_voter(leader)
+        .expect("settled");
+    cluster.process(leader);
+    cluster.run_for(3_000);
+    assert!(!cluster.raft(leader).is_leader(), "check-quorum deposes it");
+    cluster.crash(leader);
+    cluster.start(leader);
+    let raft = cluster.raft(leader);
+    assert_eq!(raft.commit_index(), 0);
+    assert_eq!(raft.committed_voters(), &voters(&[1]));
+    assert!(raft.may_campaign(), "its removal is pending in its log");
+    cluster.heal();
+    cluster.run_for(10_000);
+    assert_eq!(cluster.leader(), Some(other), "{}", cluster.describe());
+    assert!(all_voters_are(&cluster, &[other]), "{}", cluster.describe());
 }
 
 // ---- unit tests on single nodes ----
@@ -1400,9 +2009,10 @@ fn answers_stale_appends_with_the_newer_term() {
     );
 }
 
-/// Goal: learners never campaign and never vote.
+/// Goal: learners never campaign, but answer vote requests (a candidate asks only nodes it
+/// knows as voters, possibly before this node's log says so; see the membership tests).
 #[test]
-fn learners_never_campaign_or_vote() {
+fn learners_never_campaign_but_answer_votes() {
     let config = RaftConfig::new(4, voters(&[1, 2, 3]));
     let mut raft = Raft::new(config, Persisted::default(), 1, 0).expect("valid");
     assert_eq!(raft.next_deadline_ms(), u64::MAX);
@@ -1417,12 +2027,23 @@ fn learners_never_campaign_or_vote() {
             last_term: 0,
         },
     );
-    let refused = RaftMessage::VoteResponse {
+    let ready = raft.ready();
+    let granted = RaftMessage::VoteResponse {
         term: 1,
-        granted: false,
+        granted: true,
     };
-    assert_eq!(raft.ready().messages, vec![(1, refused)]);
+    assert_eq!(ready.messages, vec![(1, granted)]);
+    let vote = Write::HardState {
+        term: 1,
+        voted_for: Some(1),
+    };
+    assert_eq!(
+        ready.writes,
+        vec![vote],
+        "the vote is durable before it leaves"
+    );
     assert_eq!(raft.role(), Role::Follower);
+    assert_eq!(raft.next_deadline_ms(), u64::MAX, "still no campaigning");
 }
 
 /// Goal: a follower truncates a conflicting uncommitted suffix and answers with a hint
@@ -1513,6 +2134,7 @@ fn new_rejects_inconsistent_persisted_state() {
         last_index: 5,
         last_term: 1,
         data: vec![],
+        voters: None,
     };
     let after_gap = Persisted {
         term: 1,
@@ -1542,6 +2164,7 @@ fn restart_delivers_the_persisted_snapshot() {
         last_index: 5,
         last_term: 2,
         data: b"image".to_vec(),
+        voters: None,
     };
     let persisted = Persisted {
         term: 2,
@@ -1554,4 +2177,403 @@ fn restart_delivers_the_persisted_snapshot() {
     let ready = raft.ready();
     assert_eq!(ready.snapshot, Some(snapshot));
     assert!(ready.committed.is_empty());
+}
+
+// ---- membership on single nodes ----
+
+/// Acknowledges everything through the leader's last index from `peers`.
+fn acknowledge(raft: &mut Raft, now_ms: u64, peers: &[NodeId]) {
+    let (term, index) = (raft.term(), raft.last_index());
+    for peer in peers {
+        let response = RaftMessage::AppendResponse {
+            term,
+            success: true,
+            index,
+            hint: 0,
+        };
+        raft.step(now_ms, *peer, response);
+    }
+}
+
+/// Node 1 of voters {1, 2, 3} (plus `learners`), leading with its no-op committed.
+fn settled_leader(config: RaftConfig, learners: &[NodeId]) -> Raft {
+    let mut raft = Raft::new(config, Persisted::default(), 1, 0).expect("valid");
+    for learner in learners {
+        raft.add_learner(*learner);
+    }
+    make_leader(&mut raft);
+    let now_ms = raft.next_deadline_ms();
+    acknowledge(&mut raft, now_ms, &[2]);
+    assert_eq!(raft.commit_index(), raft.last_index());
+    raft.ready();
+    raft
+}
+
+/// Goal: every refusal of a voter-set change, each before anything is appended. Method:
+/// drive one leader through them: not leading, no commit in its term, already a voter,
+/// not a learner, lagging, not a voter, one change at a time, the uncommitted limit.
+#[test]
+fn voter_changes_are_refused_unless_settled_and_valid() {
+    let config = RaftConfig {
+        learner_lag_entries_max: 0,
+        max_uncommitted_entries: 4,
+        ..RaftConfig::new(1, voters(&[1, 2, 3]))
+    };
+    let mut raft = Raft::new(config.clone(), Persisted::default(), 1, 0).expect("valid");
+    raft.add_learner(4);
+    let refused = raft.propose_add_voter(4);
+    assert!(matches!(refused, Err(ChangeVotersError::NotLeader(_))));
+    make_leader(&mut raft);
+    let refused = raft.propose_add_voter(4);
+    assert_eq!(refused, Err(ChangeVotersError::LeaderNotReady { term: 1 }));
+    let refused = raft.propose_remove_voter(3);
+    assert_eq!(refused, Err(ChangeVotersError::LeaderNotReady { term: 1 }));
+    let now_ms = raft.next_deadline_ms();
+    acknowledge(&mut raft, now_ms, &[2]);
+    let last_index = raft.last_index();
+    let refused = raft.propose_add_voter(2);
+    assert_eq!(refused, Err(ChangeVotersError::AlreadyVoter { id: 2 }));
+    let refused = raft.propose_add_voter(9);
+    assert_eq!(refused, Err(ChangeVotersError::UnknownLearner { id: 9 }));
+    let refused = raft.propose_add_voter(4);
+    let lagging = ChangeVotersError::LearnerLagging {
+        id: 4,
+        match_index: 0,
+        last_index,
+    };
+    assert_eq!(refused, Err(lagging));
+    let refused = raft.propose_remove_voter(9);
+    assert_eq!(refused, Err(ChangeVotersError::NotVoter { id: 9 }));
+    assert_eq!(raft.last_index(), last_index, "refusals append nothing");
+    acknowledge(&mut raft, now_ms, &[4]);
+    let index = raft.propose_add_voter(4).expect("4 caught up");
+    assert_eq!(raft.voters(), &voters(&[1, 2, 3, 4]));
+    let refused = raft.propose_remove_voter(2);
+    assert_eq!(refused, Err(ChangeVotersError::ChangeInProgress { index }));
+    acknowledge(&mut raft, now_ms, &[2, 4]);
+    assert_eq!(raft.committed_voters(), &voters(&[1, 2, 3, 4]));
+    for _ in 0..4 {
+        raft.propose(b"x".to_vec()).expect("below the limit");
+    }
+    let refused = raft.propose_remove_voter(2);
+    assert_eq!(
+        refused,
+        Err(ChangeVotersError::Throttled {
+            uncommitted_count: 4
+        })
+    );
+    raft.invariants();
+}
+
+/// Goal: the last voter cannot be removed, and a set at `VOTERS_MAX` cannot grow.
+#[test]
+fn refuses_to_remove_the_last_voter_or_exceed_voters_max() {
+    let mut raft =
+        Raft::new(RaftConfig::new(1, voters(&[1])), Persisted::default(), 1, 0).expect("valid");
+    raft.tick(0);
+    assert!(raft.is_leader());
+    let refused = raft.propose_remove_voter(1);
+    assert_eq!(refused, Err(ChangeVotersError::LastVoter { id: 1 }));
+    let all: Vec<NodeId> = (1..=VOTERS_MAX as NodeId).collect();
+    let config = RaftConfig::new(1, voters(&all));
+    let mut raft = Raft::new(config, Persisted::default(), 1, 0).expect("valid");
+    raft.add_learner(1_000);
+    let now_ms = raft.next_deadline_ms();
+    raft.tick(now_ms);
+    for granted in [
+        RaftMessage::PreVoteResponse {
+            term: 1,
+            granted: true,
+        },
+        RaftMessage::VoteResponse {
+            term: 1,
+            granted: true,
+        },
+    ] {
+        for voter in &all[1..VOTERS_MAX / 2 + 1] {
+            raft.step(now_ms, *voter, granted.clone());
+        }
+    }
+    assert!(raft.is_leader());
+    acknowledge(&mut raft, now_ms, &all[1..]);
+    acknowledge(&mut raft, now_ms, &[1_000]);
+    let refused = raft.propose_add_voter(1_000);
+    assert_eq!(refused, Err(ChangeVotersError::TooManyVoters));
+}
+
+/// Goal: a leader that removes itself does not count itself in the new set's majority,
+/// and once the removal commits it tells its peers and steps down. Method: voters {1, 2,
+/// 3}; after 1 removes itself, 2's acknowledgement alone (a majority of the old set with 1)
+/// commits nothing; 3's completes the majority of {2, 3}.
+#[test]
+fn removed_leader_does_not_count_itself_and_steps_down_on_commit() {
+    let mut raft = settled_leader(RaftConfig::new(1, voters(&[1, 2, 3])), &[]);
+    let index = raft.propose_remove_voter(1).expect("settled");
+    assert!(raft.is_leader());
+    assert!(!raft.is_voter());
+    assert!(raft.may_campaign(), "its removal is not committed");
+    raft.invariants();
+    let now_ms = raft.next_deadline_ms();
+    acknowledge(&mut raft, now_ms, &[2]);
+    assert!(raft.commit_index() < index, "1 does not count itself");
+    assert!(raft.is_leader());
+    raft.ready();
+    acknowledge(&mut raft, now_ms, &[3]);
+    assert_eq!(raft.commit_index(), index);
+    assert_eq!(raft.role(), Role::Follower);
+    assert!(!raft.may_campaign());
+    assert_eq!(raft.next_deadline_ms(), u64::MAX);
+    assert_eq!(
+        raft.learners(),
+        &BTreeSet::new(),
+        "1 is not its own learner"
+    );
+    let ready = raft.ready();
+    for peer in [2, 3] {
+        let told = ready.messages.iter().any(|(to, message)| {
+            *to == peer && matches!(message, RaftMessage::Append { commit, .. } if *commit >= index)
+        });
+        assert!(
+            told,
+            "peer {peer} hears of the commit: {:?}",
+            ready.messages
+        );
+    }
+    let kinds: Vec<EntryKind> = ready.committed.iter().map(Entry::kind).collect();
+    assert_eq!(kinds, vec![EntryKind::VoterSet]);
+    raft.invariants();
+}
+
+/// Goal: a node uses an appended voter set at once and falls back to the previous one when
+/// the entry is truncated. Method: follower 2 appends {1, 2, 3, 4} from leader 1 (node 4
+/// leaves its learners), then a leader of a later term overwrites the entry.
+#[test]
+fn truncating_a_voter_set_entry_restores_the_previous_set() {
+    let config = RaftConfig::new(2, voters(&[1, 2, 3]));
+    let mut raft = Raft::new(config, Persisted::default(), 1, 0).expect("valid");
+    raft.add_learner(4);
+    let added = Entry {
+        term: 1,
+        index: 2,
+        data: encode_voter_set(&voters(&[1, 2, 3, 4])),
+    };
+    let append = RaftMessage::Append {
+        term: 1,
+        prev_index: 0,
+        prev_term: 0,
+        entries: vec![entry(1, 1), added],
+        commit: 1,
+    };
+    raft.step(0, 1, append);
+    assert_eq!(raft.voters(), &voters(&[1, 2, 3, 4]));
+    assert_eq!(raft.committed_voters(), &voters(&[1, 2, 3]));
+    assert!(raft.learners().is_empty(), "4 votes now");
+    raft.invariants();
+    raft.ready();
+    let overwrite = RaftMessage::Append {
+        term: 2,
+        prev_index: 1,
+        prev_term: 1,
+        entries: vec![entry(2, 2)],
+        commit: 1,
+    };
+    raft.step(10, 3, overwrite);
+    assert_eq!(raft.voters(), &voters(&[1, 2, 3]));
+    assert_eq!(raft.learners(), &voters(&[4]), "4 is a learner again");
+    let ready = raft.ready();
+    assert!(ready.writes.contains(&Write::TruncateFrom { index: 2 }));
+    raft.invariants();
+}
+
+/// Goal: the voter set at a snapshot survives compaction, restart and install. Method:
+/// voter 1 adds learner 2 and commits it, compacts past the change, restarts from its
+/// writes (the set comes back from the snapshot alone), and sends the snapshot to a fresh
+/// node started with the bootstrap set {1}, which then knows {1, 2}.
+#[test]
+fn snapshots_carry_the_voter_set() {
+    let config = RaftConfig::new(1, voters(&[1]));
+    let mut raft = Raft::new(config.clone(), Persisted::default(), 1, 0).expect("valid");
+    raft.add_learner(2);
+    raft.tick(0);
+    acknowledge(&mut raft, 0, &[2]);
+    raft.propose_add_voter(2).expect("caught up");
+    acknowledge(&mut raft, 0, &[2]);
+    assert_eq!(raft.committed_voters(), &voters(&[1, 2]));
+    let mut disk = Disk::default();
+    for write in raft.ready().writes {
+        disk.apply(&write);
+    }
+    let applied_index = raft.applied_index();
+    raft.compact(applied_index, b"image".to_vec());
+    let writes = raft.ready().writes;
+    let Some(Write::Snapshot(snapshot)) = writes.first() else {
+        panic!("compaction writes a snapshot: {writes:?}");
+    };
+    assert_eq!(snapshot.voters, Some(voters(&[1, 2])));
+    for write in &writes {
+        disk.apply(write);
+    }
+    assert!(disk.entries.is_empty(), "only the snapshot holds the set");
+    let restarted = Raft::new(config, disk.persisted(), 2, 10).expect("valid");
+    assert_eq!(restarted.voters(), &voters(&[1, 2]));
+    assert_eq!(restarted.committed_voters(), &voters(&[1, 2]));
+    restarted.invariants();
+    let fresh_config = RaftConfig::new(3, voters(&[1]));
+    let mut fresh = Raft::new(fresh_config, Persisted::default(), 3, 10).expect("valid");
+    let install = RaftMessage::InstallSnapshot {
+        term: raft.term(),
+        snapshot: snapshot.clone(),
+    };
+    fresh.step(10, 1, install);
+    assert_eq!(fresh.voters(), &voters(&[1, 2]));
+    assert_eq!(fresh.learners(), &voters(&[]), "1 left no set");
+    fresh.invariants();
+}
+
+/// The snapshot as encoded before membership changes existed.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SnapshotBeforeMembership {
+    last_index: u64,
+    last_term: u64,
+    data: Vec<u8>,
+}
+
+/// Goal: snapshots stored or sent before membership changes still decode (as "bootstrap
+/// set"), and older code reads new snapshots. Method: postcard bytes of the old layout, of
+/// an old `InstallSnapshot` message (variant 6: term, snapshot), and JSON without `voters`.
+#[test]
+fn snapshot_encoding_is_backward_compatible() {
+    let old = SnapshotBeforeMembership {
+        last_index: 7,
+        last_term: 2,
+        data: b"image".to_vec(),
+    };
+    let old_bytes = postcard::to_allocvec(&old).expect("encodes");
+    let decoded: Snapshot = postcard::from_bytes(&old_bytes).expect("old snapshots decode");
+    let expected = Snapshot {
+        last_index: 7,
+        last_term: 2,
+        data: b"image".to_vec(),
+        voters: None,
+    };
+    assert_eq!(decoded, expected);
+    let message_bytes = postcard::to_allocvec(&(6u32, 3u64, &old)).expect("encodes");
+    let message: RaftMessage = postcard::from_bytes(&message_bytes).expect("old message");
+    let install = RaftMessage::InstallSnapshot {
+        term: 3,
+        snapshot: expected.clone(),
+    };
+    assert_eq!(message, install);
+    for voters in [None, Some(voters(&[1, 4, 9]))] {
+        let snapshot = Snapshot {
+            voters,
+            ..expected.clone()
+        };
+        let bytes = postcard::to_allocvec(&snapshot).expect("encodes");
+        assert_eq!(
+            postcard::from_bytes::<Snapshot>(&bytes),
+            Ok(snapshot.clone())
+        );
+        let older: SnapshotBeforeMembership =
+            postcard::from_bytes(&bytes).expect("old readers ignore the new field");
+        assert_eq!(older, old);
+        let json = serde_json::to_string(&snapshot).expect("encodes");
+        assert_eq!(serde_json::from_str::<Snapshot>(&json).ok(), Some(snapshot));
+    }
+    let json = r#"{"last_index":7,"last_term":2,"data":[105,109,97,103,101]}"#;
+    assert_eq!(serde_json::from_str::<Snapshot>(json).ok(), Some(expected));
+}
+
+/// Goal: voter-set entries are told apart from commands and no-ops, and malformed ones
+/// never enter a log: an append carrying one is ignored, storage holding one is refused.
+#[test]
+fn malformed_voter_sets_are_rejected() {
+    let set = voters(&[3, 1, 2]);
+    let data = encode_voter_set(&set);
+    assert!(data.starts_with(&VOTER_SET_PREFIX));
+    let voter_set = Entry {
+        term: 1,
+        index: 1,
+        data,
+    };
+    assert_eq!(voter_set.kind(), EntryKind::VoterSet);
+    assert_eq!(voter_set.voter_set(), Some(set));
+    assert_eq!(entry(1, 1).kind(), EntryKind::Command);
+    assert_eq!(entry(1, 1).voter_set(), None);
+    let noop = Entry {
+        data: vec![],
+        ..entry(1, 1)
+    };
+    assert_eq!(noop.kind(), EntryKind::Noop);
+    let mut bad_data = VOTER_SET_PREFIX.to_vec();
+    bad_data.extend_from_slice(&2i32.to_le_bytes());
+    bad_data.extend_from_slice(&1i32.to_le_bytes()); // not ascending
+    let bad = Entry {
+        term: 1,
+        index: 1,
+        data: bad_data,
+    };
+    assert_eq!(bad.kind(), EntryKind::VoterSet);
+    assert_eq!(bad.voter_set(), None);
+    let empty = Entry {
+        data: VOTER_SET_PREFIX.to_vec(),
+        ..entry(1, 1)
+    };
+    assert_eq!(empty.voter_set(), None);
+    let config = RaftConfig::new(2, voters(&[1, 2, 3]));
+    let mut raft = Raft::new(config.clone(), Persisted::default(), 1, 0).expect("valid");
+    let append = RaftMessage::Append {
+        term: 1,
+        prev_index: 0,
+        prev_term: 0,
+        entries: vec![bad.clone()],
+        commit: 0,
+    };
+    raft.step(0, 1, append);
+    let ready = raft.ready();
+    let appended = ready.writes.iter().any(|w| matches!(w, Write::Append(_)));
+    assert!(!appended, "a malformed append is ignored");
+    assert!(ready.messages.is_empty(), "and not answered");
+    assert_eq!(raft.last_index(), 0);
+    let stored = Persisted {
+        term: 1,
+        entries: vec![bad],
+        ..Persisted::default()
+    };
+    let error = Raft::new(config.clone(), stored, 1, 0).err();
+    assert_eq!(error, Some(RaftError::BadVoterSet { index: 1 }));
+    let two_changes = Entry {
+        data: encode_voter_set(&voters(&[1, 2, 3, 4, 5])),
+        ..entry(1, 1)
+    };
+    let stored = Persisted {
+        term: 1,
+        entries: vec![two_changes],
+        ..Persisted::default()
+    };
+    let error = Raft::new(config.clone(), stored, 1, 0).err();
+    assert_eq!(error, Some(RaftError::BadVoterSet { index: 1 }));
+    let snapshot = Snapshot {
+        last_index: 1,
+        last_term: 1,
+        data: vec![],
+        voters: Some(BTreeSet::new()),
+    };
+    let stored = Persisted {
+        term: 1,
+        snapshot: Some(snapshot),
+        ..Persisted::default()
+    };
+    let error = Raft::new(config, stored, 1, 0).err();
+    assert_eq!(error, Some(RaftError::BadVoterSet { index: 1 }));
+}
+
+/// Goal: commands cannot pose as voter sets: the prefix is reserved (a caller bug).
+#[test]
+#[should_panic(expected = "reserved voter-set prefix")]
+fn propose_refuses_the_reserved_prefix() {
+    let mut raft =
+        Raft::new(RaftConfig::new(1, voters(&[1])), Persisted::default(), 1, 0).expect("valid");
+    raft.tick(0);
+    let _ = raft.propose(encode_voter_set(&voters(&[1, 2])));
 }

@@ -24,10 +24,24 @@
 //! - Entries with empty `data` are leader no-ops (each new leader appends one); the state
 //!   machine must skip them. [`Raft::propose`] accepts empty data, which is also a no-op.
 //! - Learners are local configuration ([`Raft::add_learner`]); call it on every node that
-//!   may lead. A node whose id is not in `voters` is a learner itself: it never campaigns
-//!   or votes, and it follows whichever leader sends it `Append`/`InstallSnapshot`.
+//!   may lead. A node outside its voter set ([`Raft::voters`]) is a learner itself: it never
+//!   campaigns, and it follows whichever leader sends it `Append`/`InstallSnapshot`. It does
+//!   answer (pre-)vote requests (see "Membership"); only candidates that count it as a voter
+//!   ask, and only they count the answer.
 //! - [`Raft::propose`] refuses with [`ProposeError::NotLeader`] on non-leaders and with
 //!   [`ProposeError::Throttled`] once `max_uncommitted_entries` entries await commit.
+//! - The voter set is dynamic: [`Raft::propose_add_voter`] and [`Raft::propose_remove_voter`]
+//!   append a voter-set entry (see "Membership" below). [`Raft::voters`] is the set in use,
+//!   [`Raft::committed_voters`] the set as of the commit index. `RaftConfig::voters` is only
+//!   the *bootstrap* set, in force until the log or a snapshot says otherwise: every node of
+//!   a group, including one that joins later, must be started with the same bootstrap set.
+//! - `committed` carries voter-set entries like any other entry, so indexes stay contiguous
+//!   and `applied_index` covers them. Tell them apart with [`Entry::kind`]: the state machine
+//!   applies [`EntryKind::Command`] and skips [`EntryKind::Noop`] and
+//!   [`EntryKind::VoterSet`] (whose set [`Entry::voter_set`] decodes, for callers that report
+//!   the committed quorum). Voter-set entries are recognized by [`VOTER_SET_PREFIX`], a
+//!   reserved start of `data` that commands must not use (no postcard encoding of an enum
+//!   with fewer than 128 variants starts with `0xFF`).
 //!
 //! # Protocol
 //! Raft (Ongaro & Ousterhout) with pre-vote, check-quorum and leader stickiness (etcd's
@@ -37,26 +51,84 @@
 //! steps down. Entries are committed only by counting replicas of an entry of the current
 //! term (§5.4.2). Followers lagging behind the leader's snapshot get `InstallSnapshot`.
 //!
+//! # Membership
+//! Single-server changes (Ongaro's dissertation §4.1–4.2, Kafka's KIP-853): an entry carries
+//! the whole new voter set, which differs from the previous one by exactly one node, so any
+//! majority of the old set overlaps any majority of the new one and no two leaders can be
+//! elected in one term by the two sets.
+//! - A node uses the newest voter set in its log, committed or not, from the moment the entry
+//!   is appended (to vote, campaign, count votes, commit and check the quorum); if the entry
+//!   is truncated it falls back to the previous set. A snapshot stores the set in force at
+//!   its `last_index` ([`Snapshot::voters`]).
+//! - The leader proposes a change only when no other change is uncommitted, and only after it
+//!   committed an entry of its own term (its no-op). Without the latter, two leaders of
+//!   different terms could each append a change to the same (even-sized) set, and the two
+//!   new sets can have disjoint majorities: the earlier, uncommitted change could then elect
+//!   a leader lacking what the later one committed (the single-server bug; the dissertation
+//!   fixes it this way, and `new_leader_changes_voters_only_after_committing_in_its_term` in
+//!   `tests/raft.rs` replays it).
+//! - An added node must be a learner the leader replicates to whose match index is within
+//!   `learner_lag_entries_max` of the leader's last index; it counts toward majorities as
+//!   soon as the entry is in the leader's log. A removed node becomes a learner: it no longer
+//!   campaigns, its vote counts only for candidates whose log does not hold its removal yet,
+//!   and every node keeps replicating to it (when leading) until the caller calls
+//!   [`Raft::remove_learner`].
+//! - A node answers (pre-)votes even outside its own voter set: a candidate's log may hold
+//!   the entry that added this node while this log does not, and if that candidate is the
+//!   only one up to date, refusing would deadlock the group for good. Election safety does
+//!   not depend on it: every node still votes at most once per term, and each candidate
+//!   counts only the voters of its own set, which overlaps by majority with any set one
+//!   change away.
+//! - A leader that removes itself keeps leading (without counting itself in majorities) until
+//!   the removal commits, then broadcasts the commit and steps down.
+//! - A node whose newest voter-set entry removed it, above its commit index, still campaigns
+//!   (among the new set, without counting itself; [`Raft::may_campaign`]): if the leader
+//!   that removed itself lost leadership before the rest of the new set got the entry, its
+//!   log is the only up-to-date one, and the new set can commit the removal only by electing
+//!   it. This is read from the log, not from the set at the commit index, which after a
+//!   restart lags and may not contain the node at all.
+//! - Requests are handled whatever the sender's membership (as the dissertation says):
+//!   a follower may lag behind the entry that made its leader a voter, and a removed leader
+//!   leads until its removal commits. Safety rests on terms and votes, not on the sender.
+//!
+//! # Encoding compatibility
+//! [`Entry`] is unchanged: voter sets travel in `data` behind [`VOTER_SET_PREFIX`]
+//! ([`encode_voter_set`]). [`Snapshot::voters`] is appended as the last field and is an
+//! `Option`: a snapshot encoded before membership changes existed decodes with `None`,
+//! which means the bootstrap set (the only set such a log can have used). For postcard,
+//! which cannot tell the end of a struct from a truncated one, the decoder treats a failure
+//! to read this trailing field as its absence, so the `Snapshot` must end its buffer (it
+//! does where Weir stores it and in [`RaftMessage::InstallSnapshot`]); an older decoder
+//! reading a new snapshot ignores the trailing bytes.
+//!
 //! # Invariants (asserted by [`Raft::invariants`])
 //! - `snapshot_index <= applied_index <= commit_index <= last_index`; log entries are
 //!   contiguous after the snapshot and their terms never decrease nor exceed `term`.
 //! - Committed entries are never truncated (asserted at the truncation site).
 //! - A leader voted for itself in its term, and its last entry is of its term.
-//! - Learners are always followers.
+//! - A node outside its newest voter set is a follower, unless that set's entry removed it
+//!   and is not known committed (then it may campaign and lead, [`Raft::may_campaign`]).
+//!   The learners a node replicates to are never in its voter set.
+//! - The voter set is non-empty and has at most [`VOTERS_MAX`] members; consecutive voter
+//!   sets in the log differ by exactly one node.
+//! - A leader holds a voter-set entry of its own term only if it committed an entry of its
+//!   term first, and once it has, at most one voter-set entry is above its commit index.
 //!
 //! # Bounds
 //! One `Append` carries at most `max_append_entries` entries; a leader keeps at most
 //! [`APPENDS_IN_FLIGHT_MAX`] full batches unacknowledged per peer; the leader refuses
 //! proposals past `max_uncommitted_entries`; messages per Ready are at most a constant
 //! number per peer per input; committed entries per Ready are bounded by the in-memory log,
-//! which [`Raft::compact`] trims.
+//! which [`Raft::compact`] trims; a voter set has at most [`VOTERS_MAX`] members.
 
 mod log;
 mod node;
 mod rng;
 
 use std::collections::BTreeSet;
+use std::fmt;
 
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 pub use node::Raft;
@@ -67,13 +139,22 @@ pub type NodeId = i32;
 /// Unacknowledged full `Append` batches a leader pipelines to one peer.
 pub const APPENDS_IN_FLIGHT_MAX: u64 = 4;
 
+/// Most members of a voter set (KRaft quorums have 3 or 5).
+pub const VOTERS_MAX: usize = 64;
+
+/// The start of a voter-set entry's `data`: `0xFF` (which no postcard-encoded enum with
+/// fewer than 128 variants, such as Weir's metadata records, starts with), `VOTERS`, and
+/// the format version. The voter ids follow as little-endian `i32`s in ascending order.
+pub const VOTER_SET_PREFIX: [u8; 8] = *b"\xffVOTERS\x01";
+
 /// Static configuration of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftConfig {
     /// This node's id.
     pub id: NodeId,
-    /// The voting members (fixed; membership changes are not supported). May omit `id`, in
-    /// which case this node is a learner.
+    /// The bootstrap voter set: in force until a snapshot or a voter-set entry in the log
+    /// replaces it, and the same on every node of the group. May omit `id`, in which case
+    /// this node starts as a learner.
     pub voters: BTreeSet<NodeId>,
     /// Lower bound of the randomized election timeout; also the lease of leader stickiness
     /// and the check-quorum period.
@@ -86,11 +167,14 @@ pub struct RaftConfig {
     pub max_append_entries: usize,
     /// Most entries a leader holds uncommitted; [`Raft::propose`] refuses past it.
     pub max_uncommitted_entries: usize,
+    /// Most entries a learner's log may lag behind the leader's last index for
+    /// [`Raft::propose_add_voter`] to accept it as caught up.
+    pub learner_lag_entries_max: u64,
 }
 
 impl RaftConfig {
     /// The defaults: election timeout 1000..2000 ms, heartbeat 150 ms, 256 entries per
-    /// append, 4096 uncommitted entries.
+    /// append, 4096 uncommitted entries, learners caught up within 256 entries.
     pub fn new(id: NodeId, voters: BTreeSet<NodeId>) -> RaftConfig {
         RaftConfig {
             id,
@@ -100,22 +184,25 @@ impl RaftConfig {
             heartbeat_interval_ms: 150,
             max_append_entries: 256,
             max_uncommitted_entries: 4096,
+            learner_lag_entries_max: 256,
         }
     }
 
-    /// Whether this node votes (otherwise it is a learner).
+    /// Whether this node votes in the bootstrap set (see [`Raft::voters`] for the set in use).
     pub fn is_voter(&self) -> bool {
         self.voters.contains(&self.id)
     }
 
-    /// Votes (or acknowledgements) needed for a majority of voters.
+    /// Votes (or acknowledgements) needed for a majority of the bootstrap set.
     pub fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+        quorum(&self.voters)
     }
 
     fn validate(&self) -> Result<(), RaftError> {
         let reason = if self.voters.is_empty() {
             "voters is empty"
+        } else if self.voters.len() > VOTERS_MAX {
+            "voters has more than VOTERS_MAX members"
         } else if self.election_timeout_min_ms == 0 {
             "election_timeout_min_ms is 0"
         } else if self.election_timeout_max_ms <= self.election_timeout_min_ms {
@@ -135,19 +222,92 @@ impl RaftConfig {
     }
 }
 
-/// One log entry. Empty `data` is a leader no-op.
+/// One log entry: a command, a leader no-op (empty `data`) or a voter set ([`Entry::kind`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Term of the leader that created the entry.
     pub term: u64,
     /// Position in the log, from 1.
     pub index: u64,
-    /// The command, opaque to Raft.
+    /// The command, opaque to Raft; empty for a no-op; [`VOTER_SET_PREFIX`] and the voter
+    /// ids for a voter set.
     pub data: Vec<u8>,
 }
 
+impl Entry {
+    /// What the entry holds, so the state machine can skip what is not a command.
+    pub fn kind(&self) -> EntryKind {
+        kind_of(&self.data)
+    }
+
+    /// The voter set of a [`EntryKind::VoterSet`] entry; `None` for other kinds (and for a
+    /// malformed set, which Raft never accepts into a log).
+    pub fn voter_set(&self) -> Option<BTreeSet<NodeId>> {
+        decode_voter_set(&self.data)
+    }
+}
+
+/// What an [`Entry`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A state machine command, opaque to Raft.
+    Command,
+    /// A new leader's empty entry; the state machine skips it.
+    Noop,
+    /// A new voter set (KIP-853's `VotersRecord`); the state machine skips it.
+    VoterSet,
+}
+
+/// The `data` of a voter-set entry: [`VOTER_SET_PREFIX`], then the ids in ascending order
+/// as little-endian `i32`s.
+pub fn encode_voter_set(voters: &BTreeSet<NodeId>) -> Vec<u8> {
+    let mut data = Vec::with_capacity(VOTER_SET_PREFIX.len() + 4 * voters.len());
+    data.extend_from_slice(&VOTER_SET_PREFIX);
+    for voter in voters {
+        data.extend_from_slice(&voter.to_le_bytes());
+    }
+    data
+}
+
+/// Parses [`encode_voter_set`]'s output: `None` unless the prefix is there and the ids are
+/// whole, strictly ascending, at least one and at most [`VOTERS_MAX`].
+fn decode_voter_set(data: &[u8]) -> Option<BTreeSet<NodeId>> {
+    let ids = data.strip_prefix(VOTER_SET_PREFIX.as_slice())?;
+    if ids.is_empty() || !ids.len().is_multiple_of(4) || ids.len() / 4 > VOTERS_MAX {
+        return None;
+    }
+    let mut voters = BTreeSet::new();
+    for chunk in ids.chunks_exact(4) {
+        let id = NodeId::from_le_bytes(chunk.try_into().expect("chunks_exact yields 4 bytes"));
+        if voters.last().is_some_and(|last| *last >= id) {
+            return None;
+        }
+        voters.insert(id);
+    }
+    Some(voters)
+}
+
+/// What an entry with `data` holds.
+fn kind_of(data: &[u8]) -> EntryKind {
+    if data.is_empty() {
+        EntryKind::Noop
+    } else if data.starts_with(&VOTER_SET_PREFIX) {
+        EntryKind::VoterSet
+    } else {
+        EntryKind::Command
+    }
+}
+
+/// Votes (or acknowledgements) needed for a majority of `voters`.
+fn quorum(voters: &BTreeSet<NodeId>) -> usize {
+    voters.len() / 2 + 1
+}
+
 /// A state machine image covering the log through `last_index`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialized as its four fields in order; decodes encodings without the trailing `voters`
+/// (from before membership changes) as `voters: None` (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
     /// Last log index the image includes.
     pub last_index: u64,
@@ -155,6 +315,75 @@ pub struct Snapshot {
     pub last_term: u64,
     /// The image, opaque to Raft.
     pub data: Vec<u8>,
+    /// The voter set in force at `last_index`; `None` (only in snapshots written before
+    /// membership changes existed) means the bootstrap set, `RaftConfig::voters`. Snapshots
+    /// made by [`Raft::compact`] always carry it.
+    pub voters: Option<BTreeSet<NodeId>>,
+}
+
+const SNAPSHOT_FIELDS: &[&str] = &["last_index", "last_term", "data", "voters"];
+
+impl<'de> Deserialize<'de> for Snapshot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Snapshot, D::Error> {
+        deserializer.deserialize_struct("Snapshot", SNAPSHOT_FIELDS, SnapshotVisitor)
+    }
+}
+
+struct SnapshotVisitor;
+
+impl<'de> Visitor<'de> for SnapshotVisitor {
+    type Value = Snapshot;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a raft snapshot")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Snapshot, A::Error> {
+        let last_index = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let last_term = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let data = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(2, &self))?;
+        // Old encodings end here. A self-describing format reports the end of the sequence
+        // (`None`); postcard fails to read past the end of its buffer instead, and since the
+        // snapshot always ends its buffer such a failure means the same.
+        let voters = seq
+            .next_element::<Option<BTreeSet<NodeId>>>()
+            .ok()
+            .flatten()
+            .flatten();
+        Ok(Snapshot {
+            last_index,
+            last_term,
+            data,
+            voters,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Snapshot, A::Error> {
+        let (mut last_index, mut last_term, mut data, mut voters) = (None, None, None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "last_index" => last_index = Some(map.next_value()?),
+                "last_term" => last_term = Some(map.next_value()?),
+                "data" => data = Some(map.next_value()?),
+                "voters" => voters = map.next_value()?,
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Snapshot {
+            last_index: last_index.ok_or_else(|| de::Error::missing_field("last_index"))?,
+            last_term: last_term.ok_or_else(|| de::Error::missing_field("last_term"))?,
+            data: data.ok_or_else(|| de::Error::missing_field("data"))?,
+            voters,
+        })
+    }
 }
 
 /// Messages between nodes. Every message carries the sender's term.
@@ -293,7 +522,8 @@ pub struct Ready {
     pub writes: Vec<Write>,
     /// Messages to send after `writes` are durable: (destination, message).
     pub messages: Vec<(NodeId, RaftMessage)>,
-    /// Newly committed entries, in index order, to apply after `snapshot`.
+    /// Newly committed entries, in index order, to apply after `snapshot`; voter-set entries
+    /// included ([`Entry::kind`] tells them apart).
     pub committed: Vec<Entry>,
     /// A snapshot to install into the state machine before applying `committed`.
     pub snapshot: Option<Snapshot>,
@@ -331,6 +561,73 @@ pub enum ProposeError {
     },
 }
 
+/// Why [`Raft::propose_add_voter`] or [`Raft::propose_remove_voter`] refused. Each variant
+/// names the KIP-853 error code an `AddRaftVoter`/`RemoveRaftVoter` answer would carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeVotersError {
+    /// Only the leader changes the voter set (`NOT_LEADER_OR_FOLLOWER`).
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+    /// The leader has not committed an entry of its term yet; retry shortly
+    /// (`REQUEST_TIMED_OUT`).
+    #[error("the leader has not committed an entry of term {term} yet, retry later")]
+    LeaderNotReady {
+        /// The leader's term.
+        term: u64,
+    },
+    /// Another change, at `index`, is not committed yet; one at a time (`REQUEST_TIMED_OUT`).
+    #[error("the voter-set change at index {index} is not committed yet, retry later")]
+    ChangeInProgress {
+        /// Index of the uncommitted voter-set entry.
+        index: u64,
+    },
+    /// `max_uncommitted_entries` entries await commit (`REQUEST_TIMED_OUT`).
+    #[error("{uncommitted_count} uncommitted entries: at the limit, retry later")]
+    Throttled {
+        /// Entries appended but not yet committed.
+        uncommitted_count: u64,
+    },
+    /// The node already votes (`DUPLICATE_VOTER`).
+    #[error("node {id} is already a voter")]
+    AlreadyVoter {
+        /// The node.
+        id: NodeId,
+    },
+    /// The node is not a learner this leader replicates to; [`Raft::add_learner`] it first
+    /// (`INVALID_REQUEST`).
+    #[error("node {id} is not a learner of this leader")]
+    UnknownLearner {
+        /// The node.
+        id: NodeId,
+    },
+    /// The learner lags more than `learner_lag_entries_max` entries behind; retry once it
+    /// caught up (`REQUEST_TIMED_OUT`).
+    #[error("learner {id} matches through {match_index}, the leader's log ends at {last_index}")]
+    LearnerLagging {
+        /// The learner.
+        id: NodeId,
+        /// The learner's log matches the leader's through this index.
+        match_index: u64,
+        /// The leader's last index.
+        last_index: u64,
+    },
+    /// The voter set already has [`VOTERS_MAX`] members (`INVALID_REQUEST`).
+    #[error("the voter set is at its limit of {VOTERS_MAX} members")]
+    TooManyVoters,
+    /// The node is not a voter (`VOTER_NOT_FOUND`).
+    #[error("node {id} is not a voter")]
+    NotVoter {
+        /// The node.
+        id: NodeId,
+    },
+    /// Removing the only voter would leave nobody to commit (`INVALID_REQUEST`).
+    #[error("node {id} is the last voter")]
+    LastVoter {
+        /// The node.
+        id: NodeId,
+    },
+}
+
 /// Why a node could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RaftError {
@@ -360,12 +657,19 @@ pub enum RaftError {
         /// Highest acceptable term (the persisted hard state's).
         max_term: u64,
     },
+    /// A persisted voter-set entry or snapshot voter set is malformed or empty.
+    #[error("persisted voter set at index {index} is malformed")]
+    BadVoterSet {
+        /// Index of the entry (or the snapshot's last index).
+        index: u64,
+    },
 }
 
 /// The role a node currently plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Follows a leader (or waits for one); learners are always followers.
+    /// Follows a leader (or waits for one); learners are followers (a node whose removal
+    /// is not committed yet may still campaign and lead).
     Follower,
     /// Asking for pre-votes without having incremented its term.
     PreCandidate,

@@ -5,14 +5,18 @@
 //!   than this node, plus learners); for each, `match_index < next_index <= last_index + 1`.
 //! - A hard-state change (term or vote) is queued as a [`Write::HardState`] before any
 //!   message that depends on it, so the caller persists it before the message leaves.
+//! - The voter set changes only through the log (append, truncation, snapshot install), and
+//!   every such change goes through [`Raft::on_voters_changed`], which moves nodes leaving
+//!   the set to `learners` and nodes joining it out of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::log::RaftLog;
 use super::rng::SplitMix64;
 use super::{
-    Entry, NodeId, NotLeader, Persisted, ProposeError, RaftConfig, RaftError, RaftMessage, Ready,
-    Role, Snapshot, Write, APPENDS_IN_FLIGHT_MAX,
+    decode_voter_set, encode_voter_set, kind_of, quorum, ChangeVotersError, Entry, EntryKind,
+    NodeId, NotLeader, Persisted, ProposeError, RaftConfig, RaftError, RaftMessage, Ready, Role,
+    Snapshot, Write, APPENDS_IN_FLIGHT_MAX, VOTERS_MAX,
 };
 
 /// A leader's view of one peer's log.
@@ -38,6 +42,7 @@ struct Progress {
 #[derive(Debug)]
 pub struct Raft {
     config: RaftConfig,
+    /// Nodes replicated to without a vote: never in the voter set, never this node.
     learners: BTreeSet<NodeId>,
     rng: SplitMix64,
     /// Latest time seen by `new`, `tick` or `step` (never decreases).
@@ -75,11 +80,18 @@ impl Raft {
         now_ms: u64,
     ) -> Result<Raft, RaftError> {
         config.validate()?;
-        let log = validated_log(&persisted)?;
+        let log = validated_log(&persisted, &config.voters)?;
         let rng = SplitMix64::new(seed, config.id);
         let snapshot_index = log.snapshot_index();
+        // Every node that was a voter in what the log knows keeps being replicated to.
+        let learners = log
+            .known_voters()
+            .difference(log.voters())
+            .copied()
+            .filter(|id| *id != config.id)
+            .collect();
         let mut raft = Raft {
-            learners: BTreeSet::new(),
+            learners,
             rng,
             now_ms,
             term: persisted.term,
@@ -103,7 +115,7 @@ impl Raft {
             },
             config,
         };
-        if raft.config.voters.len() == 1 && raft.config.is_voter() {
+        if raft.log.voters().len() == 1 && raft.is_voter() {
             // Nobody to wait for: campaign at the first tick.
             raft.election_deadline_ms = now_ms;
         } else {
@@ -134,7 +146,7 @@ impl Raft {
                     self.send_heartbeat(peer);
                 }
             }
-        } else if self.config.is_voter() && self.now_ms >= self.election_deadline_ms {
+        } else if self.may_campaign() && self.now_ms >= self.election_deadline_ms {
             self.start_pre_vote();
         }
     }
@@ -145,27 +157,20 @@ impl Raft {
             Role::Leader => self
                 .heartbeat_deadline_ms
                 .min(self.check_quorum_deadline_ms),
-            _ if self.config.is_voter() => self.election_deadline_ms,
+            _ if self.may_campaign() => self.election_deadline_ms,
             _ => u64::MAX,
         }
     }
 
     /// Handles one message from `from`. Stale, duplicated or malformed messages are
-    /// ignored or answered per Raft; no input panics.
+    /// ignored or answered per Raft; no input panics. Requests are handled whatever `from`'s
+    /// membership in this node's voter set: this log may lag behind the entry that made the
+    /// sender a voter, and a removed leader leads until its removal commits. Only voters
+    /// campaign, and votes and acknowledgements count only from voters; a learner answers
+    /// (pre-)votes, since the candidate may know it as a voter before this log does.
     pub fn step(&mut self, now_ms: u64, from: NodeId, message: RaftMessage) {
         self.advance_clock(now_ms);
         if from == self.config.id {
-            return;
-        }
-        let is_request = matches!(
-            message,
-            RaftMessage::PreVote { .. }
-                | RaftMessage::Vote { .. }
-                | RaftMessage::Append { .. }
-                | RaftMessage::InstallSnapshot { .. }
-        );
-        if is_request && !self.config.voters.contains(&from) {
-            // Only voters campaign and lead; anything else is misaddressed.
             return;
         }
         let message_term = message.term();
@@ -232,7 +237,16 @@ impl Raft {
 
     /// Appends `data` to the leader's log and returns its index. The entry is committed
     /// once a later [`Ready::committed`] carries it.
+    ///
+    /// # Panics
+    /// If `data` starts with [`super::VOTER_SET_PREFIX`], which is reserved for voter sets
+    /// (a bug of the caller's encoding).
     pub fn propose(&mut self, data: Vec<u8>) -> Result<u64, ProposeError> {
+        assert_ne!(
+            kind_of(&data),
+            EntryKind::VoterSet,
+            "proposed data starts with the reserved voter-set prefix"
+        );
         if self.role != Role::Leader {
             return Err(NotLeader {
                 leader: self.leader,
@@ -249,10 +263,105 @@ impl Raft {
         Ok(index)
     }
 
+    /// Proposes adding learner `id` to the voter set and returns the index of the voter-set
+    /// entry. The leader counts `id` toward majorities from now on; the change is in force
+    /// on every node once the entry is in its log, and final once committed.
+    ///
+    /// Refused unless this node leads, has committed an entry of its term, has no other
+    /// voter-set change uncommitted, and replicates to `id` as a learner whose log is within
+    /// `learner_lag_entries_max` entries of its own.
+    pub fn propose_add_voter(&mut self, id: NodeId) -> Result<u64, ChangeVotersError> {
+        self.check_voters_change()?;
+        if self.log.voters().contains(&id) {
+            return Err(ChangeVotersError::AlreadyVoter { id });
+        }
+        let last_index = self.log.last_index();
+        let match_index = match self.progress.get(&id) {
+            Some(progress) if self.learners.contains(&id) => progress.match_index,
+            _ => return Err(ChangeVotersError::UnknownLearner { id }),
+        };
+        if last_index - match_index > self.config.learner_lag_entries_max {
+            return Err(ChangeVotersError::LearnerLagging {
+                id,
+                match_index,
+                last_index,
+            });
+        }
+        if self.log.voters().len() >= VOTERS_MAX {
+            return Err(ChangeVotersError::TooManyVoters);
+        }
+        let mut voters = self.log.voters().clone();
+        voters.insert(id);
+        Ok(self.append_voter_set(&voters))
+    }
+
+    /// Proposes removing voter `id` (possibly this leader) and returns the index of the
+    /// voter-set entry. `id` stops counting toward majorities at once and becomes a learner
+    /// on every node that has the entry; a leader removing itself leads until the entry
+    /// commits, then steps down.
+    ///
+    /// Refused unless this node leads, has committed an entry of its term and has no other
+    /// voter-set change uncommitted, and if `id` is not a voter or is the last one.
+    pub fn propose_remove_voter(&mut self, id: NodeId) -> Result<u64, ChangeVotersError> {
+        self.check_voters_change()?;
+        if !self.log.voters().contains(&id) {
+            return Err(ChangeVotersError::NotVoter { id });
+        }
+        if self.log.voters().len() == 1 {
+            return Err(ChangeVotersError::LastVoter { id });
+        }
+        let mut voters = self.log.voters().clone();
+        voters.remove(&id);
+        Ok(self.append_voter_set(&voters))
+    }
+
+    /// The voter set in force: the newest in the log, committed or not.
+    pub fn voters(&self) -> &BTreeSet<NodeId> {
+        self.log.voters()
+    }
+
+    /// The voter set as of the commit index (what `committed` has delivered so far).
+    pub fn committed_voters(&self) -> &BTreeSet<NodeId> {
+        self.log.voters_at(self.commit_index)
+    }
+
+    /// Whether this node is in its voter set (otherwise it is a learner).
+    pub fn is_voter(&self) -> bool {
+        self.log.voters().contains(&self.config.id)
+    }
+
+    /// Whether this node starts elections: it is in its newest voter set, or the newest
+    /// voter-set entry removed it and is above its commit index (not known committed). In
+    /// the latter case its log may be the only up-to-date one (a leader that removed itself
+    /// and lost leadership before the rest of the new set got the entry): the new set can
+    /// then only commit the removal by electing it. It campaigns among and counts votes of
+    /// the new set only, so it leads without counting itself and steps down once the
+    /// removal commits, like a leader that removed itself. (The commit index is not the
+    /// test of "removed": after a restart it lags, and the set at it may be older still.)
+    pub fn may_campaign(&self) -> bool {
+        self.is_voter() || self.removal_pending()
+    }
+
+    /// Whether the newest voter-set entry removed this node and is above the commit index.
+    fn removal_pending(&self) -> bool {
+        match self.log.last_voter_set_index() {
+            Some(index) if index > self.commit_index => {
+                // Voter-set entries follow the snapshot, so `index - 1` is in the log.
+                self.log.voters_at(index - 1).contains(&self.config.id)
+            }
+            _ => false,
+        }
+    }
+
+    /// The learners this node replicates to when it leads.
+    pub fn learners(&self) -> &BTreeSet<NodeId> {
+        &self.learners
+    }
+
     /// Replicates to `id` as a learner (never counted for votes or commitment). Ignored for
     /// this node and for voters.
     pub fn add_learner(&mut self, id: NodeId) {
-        if id == self.config.id || self.config.voters.contains(&id) {
+        if id == self.config.id || self.log.voters().contains(&id) {
             return;
         }
         if self.learners.insert(id) && self.role == Role::Leader {
@@ -303,6 +412,7 @@ impl Raft {
             last_index: applied_index,
             last_term,
             data,
+            voters: Some(self.log.voters_at(applied_index).clone()),
         };
         let kept = self.log.install(snapshot.clone());
         assert!(kept, "local compaction keeps the suffix");
@@ -391,9 +501,7 @@ impl Raft {
             self.log.last_term(),
             self.term
         );
-        if !self.config.is_voter() {
-            assert_eq!(self.role, Role::Follower, "a learner only follows");
-        }
+        self.membership_invariants();
         match self.role {
             Role::Leader => {
                 assert_eq!(self.leader, Some(self.config.id));
@@ -432,10 +540,48 @@ impl Raft {
             Role::PreCandidate => assert_eq!(self.leader, None),
             Role::Follower => assert!(self.progress.is_empty(), "only a leader tracks peers"),
         }
-        if let Some(leader) = self.leader {
+        // No invariant ties `leader` to this node's voter set: a follower may lag behind
+        // the entry that made its leader a voter, or hold the leader's own removal.
+    }
+
+    /// The membership part of [`Raft::invariants`].
+    fn membership_invariants(&self) {
+        let voters = self.log.voters();
+        assert!(!voters.is_empty(), "empty voter set");
+        assert!(voters.len() <= VOTERS_MAX, "{} voters", voters.len());
+        assert!(
+            !self.learners.contains(&self.config.id),
+            "node {} is its own learner",
+            self.config.id
+        );
+        let both: Vec<&NodeId> = self.learners.intersection(voters).collect();
+        assert!(both.is_empty(), "learners {both:?} are voters");
+        if !self.may_campaign() {
+            assert_eq!(self.role, Role::Follower, "learner {}", self.config.id);
+        }
+        if self.role != Role::Leader {
+            return;
+        }
+        let committed_in_term = self.log.term(self.commit_index) == Some(self.term);
+        let uncommitted: Vec<&(u64, BTreeSet<NodeId>)> = self
+            .log
+            .voter_sets()
+            .iter()
+            .filter(|(index, _)| *index > self.commit_index)
+            .collect();
+        for (index, _) in &uncommitted {
+            let term = self.log.term(*index).expect("voter sets are in the log");
             assert!(
-                self.config.voters.contains(&leader),
-                "leader {leader} is not a voter"
+                term < self.term || committed_in_term,
+                "voter set at {index} proposed before committing in term {}",
+                self.term
+            );
+        }
+        if committed_in_term {
+            assert!(
+                uncommitted.len() <= 1,
+                "{} uncommitted voter sets",
+                uncommitted.len()
             );
         }
     }
@@ -532,11 +678,13 @@ impl Raft {
 
     // ---- elections ----
 
+    /// Answers whether or not this node is in its own voter set: a candidate asks only its
+    /// voters, and this log may lack the entry that made this node one (refusing would then
+    /// deadlock a group whose only up-to-date candidate needs this vote). A node outside the
+    /// candidate's set is not counted, so the answer is harmless there.
     fn handle_pre_vote(&mut self, from: NodeId, term: u64, last_index: u64, last_term: u64) {
-        let granted = self.config.is_voter()
-            && term > self.term
-            && !self.in_lease()
-            && self.log.is_up_to_date(last_index, last_term);
+        let granted =
+            term > self.term && !self.in_lease() && self.log.is_up_to_date(last_index, last_term);
         let term = if granted { term } else { self.term };
         self.send(from, RaftMessage::PreVoteResponse { term, granted });
     }
@@ -546,7 +694,7 @@ impl Raft {
         if self.role != Role::PreCandidate || term != self.term + 1 {
             return;
         }
-        if self.config.voters.contains(&from) {
+        if self.log.voters().contains(&from) {
             self.votes.insert(from, granted);
         }
         if self.has_quorum_of_grants() {
@@ -554,11 +702,12 @@ impl Raft {
         }
     }
 
+    /// Votes whether or not this node is in its own voter set, for the reason given at
+    /// [`Raft::handle_pre_vote`]; it still votes at most once per term.
     fn handle_vote(&mut self, from: NodeId, last_index: u64, last_term: u64) {
         let can_vote =
             self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
-        let granted = self.config.is_voter()
-            && can_vote
+        let granted = can_vote
             && !(self.in_lease() && self.leader != Some(from))
             && self.log.is_up_to_date(last_index, last_term);
         if granted && self.voted_for.is_none() {
@@ -581,7 +730,7 @@ impl Raft {
         if self.role != Role::Candidate {
             return;
         }
-        if self.config.voters.contains(&from) {
+        if self.log.voters().contains(&from) {
             self.votes.insert(from, granted);
         }
         if self.has_quorum_of_grants() {
@@ -593,8 +742,8 @@ impl Raft {
         let grants = self
             .votes
             .iter()
-            .filter(|(id, granted)| **granted && self.config.voters.contains(id));
-        grants.count() >= self.config.quorum()
+            .filter(|(id, granted)| **granted && self.log.voters().contains(id));
+        grants.count() >= quorum(self.log.voters())
     }
 
     // ---- follower side of replication ----
@@ -660,12 +809,17 @@ impl Raft {
             return;
         }
         let last_new_index = prev_index + entries.len() as u64;
+        // Only entries (truncated or appended) can change the voter set; heartbeats cannot.
+        let previous_voters = (!entries.is_empty()).then(|| self.log.voters().clone());
         let new_entries = self.skip_matching_entries(entries);
         if !new_entries.is_empty() {
             for entry in &new_entries {
                 self.log.append(entry.clone());
             }
             self.ready.writes.push(Write::Append(new_entries));
+        }
+        if let Some(previous_voters) = previous_voters {
+            self.on_voters_changed(&previous_voters);
         }
         let commit_index = leader_commit.min(last_new_index);
         if commit_index > self.commit_index {
@@ -709,12 +863,17 @@ impl Raft {
     }
 
     fn handle_install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
-        if snapshot.last_term > self.term || !self.accept_leader(from) {
+        if snapshot.last_term > self.term
+            || !valid_snapshot_voters(&snapshot)
+            || !self.accept_leader(from)
+        {
             return;
         }
         if snapshot.last_index > self.commit_index {
             let last_index = snapshot.last_index;
+            let previous_voters = self.log.voters().clone();
             let kept = self.log.install(snapshot.clone());
+            self.on_voters_changed(&previous_voters);
             self.ready.writes.push(Write::Snapshot(snapshot.clone()));
             if !kept {
                 self.ready.writes.push(Write::TruncateFrom {
@@ -797,11 +956,13 @@ impl Raft {
         self.progress.get_mut(&peer)
     }
 
-    /// Commits the highest index a majority of voters stores, if it is of this term.
+    /// Commits the highest index a majority of voters stores, if it is of this term. A
+    /// leader outside its voter set does not count itself, and steps down once that set is
+    /// committed.
     fn maybe_commit(&mut self) {
         let mut match_indexes: Vec<u64> = self
-            .config
-            .voters
+            .log
+            .voters()
             .iter()
             .map(|voter| {
                 if *voter == self.config.id {
@@ -816,12 +977,33 @@ impl Raft {
             })
             .collect();
         match_indexes.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum_index = match_indexes[self.config.quorum() - 1];
+        let quorum_index = match_indexes[quorum(self.log.voters()) - 1];
         // §5.4.2: only entries of the current term are committed by counting replicas.
         if quorum_index > self.commit_index && self.log.term(quorum_index) == Some(self.term) {
             self.advance_commit(quorum_index);
             self.commit_broadcast_pending = true;
+            let removal_committed = self
+                .log
+                .last_voter_set_index()
+                .is_some_and(|index| index <= self.commit_index);
+            if !self.is_voter() && removal_committed {
+                self.step_down_removed();
+            }
         }
+    }
+
+    /// The leader's removal committed: tell every peer (the commit index, and entries they
+    /// lack) so the remaining voters can elect a successor, then follow as a learner.
+    fn step_down_removed(&mut self) {
+        tracing::info!(
+            id = self.config.id,
+            term = self.term,
+            "removed leader steps down"
+        );
+        self.replicate_pending = true;
+        self.commit_broadcast_pending = true;
+        self.flush_replication();
+        self.become_follower(self.term, None);
     }
 
     fn advance_commit(&mut self, commit_index: u64) {
@@ -962,6 +1144,82 @@ impl Raft {
         );
     }
 
+    // ---- membership ----
+
+    /// The refusals common to both voter-set changes.
+    fn check_voters_change(&self) -> Result<(), ChangeVotersError> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            }
+            .into());
+        }
+        // Dissertation §4.1 (the single-server bug): a change of an earlier term may still be
+        // uncommitted and be overwritten; committing an entry of this term settles it.
+        if self.log.term(self.commit_index) != Some(self.term) {
+            return Err(ChangeVotersError::LeaderNotReady { term: self.term });
+        }
+        if let Some(index) = self.log.last_voter_set_index() {
+            if index > self.commit_index {
+                return Err(ChangeVotersError::ChangeInProgress { index });
+            }
+        }
+        let uncommitted_count = self.log.last_index() - self.commit_index;
+        if uncommitted_count >= self.config.max_uncommitted_entries as u64 {
+            return Err(ChangeVotersError::Throttled { uncommitted_count });
+        }
+        Ok(())
+    }
+
+    /// Appends the leader's voter-set entry; the new set is in force at once.
+    fn append_voter_set(&mut self, voters: &BTreeSet<NodeId>) -> u64 {
+        let previous = self.log.voters().clone();
+        assert_eq!(
+            previous.symmetric_difference(voters).count(),
+            1,
+            "one node at a time"
+        );
+        let index = self.append_own(encode_voter_set(voters));
+        tracing::info!(
+            id = self.config.id,
+            term = self.term,
+            index,
+            ?voters,
+            "voter set proposed"
+        );
+        self.on_voters_changed(&previous);
+        self.replicate_pending = true;
+        // A smaller set may already be satisfied by what its voters store.
+        self.maybe_commit();
+        index
+    }
+
+    /// Reacts to a change of the voter set in force (from `previous`): nodes that left it
+    /// become learners, nodes that joined it stop being learners, a leader tracks every
+    /// peer, and a node that became a voter starts its election timer.
+    fn on_voters_changed(&mut self, previous: &BTreeSet<NodeId>) {
+        let voters = self.log.voters().clone();
+        if &voters == previous {
+            return;
+        }
+        tracing::info!(id = self.config.id, ?previous, ?voters, "voter set changed");
+        self.learners.extend(previous.iter().copied());
+        self.learners
+            .retain(|id| !voters.contains(id) && *id != self.config.id);
+        if self.role == Role::Leader {
+            let last_index = self.log.last_index();
+            for peer in self.peers() {
+                self.progress
+                    .entry(peer)
+                    .or_insert_with(|| new_progress(last_index));
+            }
+        }
+        let joined = voters.contains(&self.config.id) && !previous.contains(&self.config.id);
+        if joined && self.role == Role::Follower {
+            self.reset_election_timer();
+        }
+    }
+
     // ---- helpers ----
 
     fn append_own(&mut self, data: Vec<u8>) -> u64 {
@@ -1027,15 +1285,15 @@ impl Raft {
     }
 
     fn quorum_active(&self) -> bool {
-        let active = self.config.voters.iter().filter(|voter| {
+        let active = self.log.voters().iter().filter(|voter| {
             **voter == self.config.id || self.progress.get(voter).is_some_and(|p| p.recent_active)
         });
-        active.count() >= self.config.quorum()
+        active.count() >= quorum(self.log.voters())
     }
 
     /// Voters other than this node, then learners (sorted, deduplicated).
     fn peers(&self) -> Vec<NodeId> {
-        let voters = self.config.voters.iter();
+        let voters = self.log.voters().iter();
         let all: BTreeSet<NodeId> = voters
             .chain(self.learners.iter())
             .copied()
@@ -1046,8 +1304,8 @@ impl Raft {
 
     fn send_to_voters(&mut self, message: &RaftMessage) {
         let voters: Vec<NodeId> = self
-            .config
-            .voters
+            .log
+            .voters()
             .iter()
             .copied()
             .filter(|id| *id != self.config.id)
@@ -1099,13 +1357,14 @@ fn new_progress(last_index: u64) -> Progress {
 }
 
 /// Entries must follow `prev_index` contiguously, with terms non-decreasing from
-/// `prev_term` and not beyond the leader's term.
+/// `prev_term` and not beyond the leader's term, and voter sets must decode.
 fn well_formed_append(term: u64, prev_index: u64, prev_term: u64, entries: &[Entry]) -> bool {
     let mut previous_term = prev_term;
     for (offset, entry) in entries.iter().enumerate() {
         if entry.index != prev_index + 1 + offset as u64
             || entry.term < previous_term
             || entry.term > term
+            || !valid_voter_set_entry(entry)
         {
             return false;
         }
@@ -1114,8 +1373,26 @@ fn well_formed_append(term: u64, prev_index: u64, prev_term: u64, entries: &[Ent
     prev_term <= term
 }
 
-/// Builds the log from storage, checking it is contiguous with monotonic terms.
-fn validated_log(persisted: &Persisted) -> Result<RaftLog, RaftError> {
+/// A voter-set entry must decode; other kinds are opaque.
+fn valid_voter_set_entry(entry: &Entry) -> bool {
+    entry.kind() != EntryKind::VoterSet || decode_voter_set(&entry.data).is_some()
+}
+
+/// A snapshot's voter set, if it has one, must be non-empty and within [`VOTERS_MAX`].
+fn valid_snapshot_voters(snapshot: &Snapshot) -> bool {
+    snapshot
+        .voters
+        .as_ref()
+        .is_none_or(|voters| !voters.is_empty() && voters.len() <= VOTERS_MAX)
+}
+
+/// Builds the log from storage, checking it is contiguous with monotonic terms and that its
+/// voter sets decode and change one node at a time (from `bootstrap_voters`, the set before
+/// any snapshot or voter-set entry).
+fn validated_log(
+    persisted: &Persisted,
+    bootstrap_voters: &BTreeSet<NodeId>,
+) -> Result<RaftLog, RaftError> {
     let snapshot_index = persisted.snapshot.as_ref().map_or(0, |s| s.last_index);
     let snapshot_term = persisted.snapshot.as_ref().map_or(0, |s| s.last_term);
     let max_term = persisted.term;
@@ -1127,6 +1404,18 @@ fn validated_log(persisted: &Persisted) -> Result<RaftLog, RaftError> {
             max_term,
         });
     }
+    let mut voters = match &persisted.snapshot {
+        Some(snapshot) if !valid_snapshot_voters(snapshot) => {
+            return Err(RaftError::BadVoterSet {
+                index: snapshot_index,
+            })
+        }
+        Some(Snapshot {
+            voters: Some(voters),
+            ..
+        }) => voters.clone(),
+        _ => bootstrap_voters.clone(),
+    };
     let mut entries = Vec::with_capacity(persisted.entries.len());
     let mut min_term = snapshot_term;
     for entry in persisted
@@ -1149,8 +1438,18 @@ fn validated_log(persisted: &Persisted) -> Result<RaftLog, RaftError> {
                 max_term,
             });
         }
+        if entry.kind() == EntryKind::VoterSet {
+            match decode_voter_set(&entry.data) {
+                Some(next) if next.symmetric_difference(&voters).count() == 1 => voters = next,
+                _ => return Err(RaftError::BadVoterSet { index: entry.index }),
+            }
+        }
         entries.push(entry.clone());
         min_term = entry.term;
     }
-    Ok(RaftLog::new(persisted.snapshot.clone(), entries))
+    Ok(RaftLog::new(
+        persisted.snapshot.clone(),
+        entries,
+        bootstrap_voters.clone(),
+    ))
 }
