@@ -877,7 +877,9 @@ impl Node {
             }
         }
         for entry in committed {
-            if entry.data.is_empty() {
+            // Leader no-ops and voter-set changes (Raft's own entries) only move the
+            // applied index; the image applies the controller's records.
+            if entry.kind() != crate::raft::EntryKind::Command {
                 if let Some(cluster) = self.cluster.as_mut() {
                     cluster.image.applied_index = cluster.image.applied_index.max(entry.index);
                 }
