@@ -12,6 +12,7 @@ mod ci;
 mod cluster;
 mod jepsen;
 mod sim;
+mod soak;
 mod tidy;
 mod wasm;
 
@@ -69,6 +70,9 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Jepsen-style test of a real cluster: nemesis, real clients, checked history, HTML.
     Jepsen(jepsen::JepsenArgs),
+    /// The long correctness runs: many cluster simulation seeds and the Jepsen-style runs
+    /// (3 nodes seeds 1..=10, 5 nodes, majority kills); a table for docs/jepsen.md.
+    Soak(soak::SoakArgs),
     /// Build the WASM client's npm package into client-wasm/pkg/ (`--serve`: demo page).
     Wasm(wasm::WasmArgs),
 }
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args),
         Command::Cluster(args) => cluster::run(&args),
         Command::Jepsen(args) => jepsen::run(&args),
+        Command::Soak(args) => soak::run(&args),
         Command::Wasm(args) => wasm::run(&args).map(|()| true),
     };
     match result {

@@ -280,6 +280,21 @@ const CI_SEEDS: u64 = 8;
 
 /// The CI step: a fixed, fast seed set on both simulators, the determinism check on both,
 /// and the planted-bug suite.
+/// `seeds` seeds of one cluster workload on turmoil (the soak); `Ok(true)` when all passed.
+pub(crate) fn run_cluster_seeds(workload: &str, seeds: u64) -> Result<bool> {
+    run(&SimArgs {
+        sim: Simulator::Turmoil,
+        seeds,
+        seed: None,
+        start: 0,
+        workload: Some(workload.to_string()),
+        planted: false,
+        determinism: false,
+        verbose: false,
+        planted_bug: None,
+    })
+}
+
 pub(crate) fn ci() -> Result<()> {
     let fixed = SimArgs {
         sim: Simulator::Both,

@@ -1,0 +1,118 @@
+//! `cargo xtask soak`: the long correctness runs CI has no time for (issue 12).
+//!
+//! Three parts, each skippable: many seeds of every cluster simulation (turmoil), the
+//! Jepsen-style runs the issue names (3 nodes, 60 s, `kill,partition`, seeds 1..=10 — all of
+//! them, not a chosen one; 5 nodes with `kill,pause,partition`), and runs of the nemeses
+//! that crash a majority at once or restart the controller while a leader is down. It
+//! prints one line per run and a Markdown table (also written to
+//! `target/soak/summary.md`) for docs/jepsen.md; the exit code is 0 only when every run
+//! passed.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::jepsen::JepsenArgs;
+use crate::project_root;
+
+/// The flags of `cargo xtask soak`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct SoakArgs {
+    /// Seeds of each cluster simulation workload.
+    #[arg(long, default_value_t = 200)]
+    pub sim_seeds: u64,
+    /// Main phase of each Jepsen-style run, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub time: u64,
+    /// Skip the simulations.
+    #[arg(long)]
+    pub no_sim: bool,
+    /// Skip the Jepsen-style runs.
+    #[arg(long)]
+    pub no_jepsen: bool,
+}
+
+/// One Jepsen-style run of the soak: nodes, nemesis, seed.
+fn jepsen_runs() -> Vec<(u32, &'static str, u64)> {
+    let mut runs = Vec::new();
+    for seed in 1..=10 {
+        runs.push((3, "kill,partition", seed));
+    }
+    for seed in 1..=3 {
+        runs.push((5, "kill,pause,partition", seed));
+    }
+    for seed in 1..=3 {
+        runs.push((3, "kill-majority,kill-leader-controller,partition", seed));
+    }
+    runs
+}
+
+/// Runs the soak; `Ok(true)` when every run passed.
+pub(crate) fn run(args: &SoakArgs) -> Result<bool> {
+    let started = Instant::now();
+    let mut rows: Vec<(String, bool, u64)> = Vec::new();
+    if !args.no_sim {
+        for workload in crate::sim::CLUSTER_WORKLOADS {
+            let t = Instant::now();
+            let ok = crate::sim::run_cluster_seeds(workload, args.sim_seeds)?;
+            rows.push((
+                format!(
+                    "`cargo xtask sim --sim turmoil --seeds {} --workload {workload}`",
+                    args.sim_seeds
+                ),
+                ok,
+                t.elapsed().as_secs(),
+            ));
+            eprintln!("soak: sim {workload}: {}", verdict(ok));
+        }
+    }
+    if !args.no_jepsen {
+        for (nodes, nemesis, seed) in jepsen_runs() {
+            let t = Instant::now();
+            let run = JepsenArgs {
+                nodes,
+                time: args.time,
+                nemesis: nemesis.into(),
+                workload: "queue".into(),
+                seed: Some(seed),
+                scenario: None,
+                plant: None,
+                no_rdkafka: false,
+                no_netns: false,
+            };
+            let ok = crate::jepsen::run(&run)?;
+            let command = format!(
+                "`cargo xtask jepsen --nodes {nodes} --time {} --nemesis {nemesis} --seed {seed}`",
+                args.time
+            );
+            eprintln!("soak: {command}: {}", verdict(ok));
+            rows.push((command, ok, t.elapsed().as_secs()));
+        }
+    }
+    let mut table = String::from("| run | verdict | seconds |\n|---|---|---|\n");
+    for (command, ok, seconds) in &rows {
+        let _ = writeln!(table, "| {command} | {} | {seconds} |", verdict(*ok));
+    }
+    let dir = project_root().join("target/soak");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("summary.md");
+    std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
+    println!("{table}");
+    let failed = rows.iter().filter(|(_, ok, _)| !ok).count();
+    eprintln!(
+        "soak: {} runs, {failed} failed, {:.0?} (table in {})",
+        rows.len(),
+        started.elapsed(),
+        path.display()
+    );
+    Ok(failed == 0)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "valid"
+    } else {
+        "INVALID"
+    }
+}
