@@ -130,6 +130,51 @@ impl SimDisk {
         self.lock().mem.unsynced_ops().len()
     }
 
+    /// Per storage partition key, the lowest base offset among the unsynced appends: where
+    /// a crash that loses every unsynced op cuts that log (no unsynced truncation assumed).
+    pub fn unsynced_append_starts(&self) -> BTreeMap<u64, i64> {
+        let mut starts: BTreeMap<u64, i64> = BTreeMap::new();
+        for op in self.lock().mem.unsynced_ops() {
+            if let StorageOp::Append {
+                partition_key,
+                base_offset,
+                ..
+            } = op
+            {
+                let start = starts.entry(partition_key).or_insert(base_offset);
+                *start = (*start).min(base_offset);
+            }
+        }
+        starts
+    }
+
+    /// Per storage partition key, the end offset of the log the disk holds now.
+    pub fn log_ends(&self) -> BTreeMap<u64, i64> {
+        let Ok(logs) = self.lock().mem.logs() else {
+            return BTreeMap::new();
+        };
+        logs.into_iter()
+            .filter_map(|(key, bounds)| bounds.map(|(_, end)| (key, end)))
+            .collect()
+    }
+
+    /// The value of the record at `offset` of log `partition_key`, if the disk holds it.
+    /// For the harness; never faulted.
+    pub fn value_at(&self, partition_key: u64, offset: i64) -> Option<Bytes> {
+        let plan = ReadPlan {
+            partition_key,
+            start_offset: offset,
+            end_offset: offset + 1,
+            max_bytes: u32::MAX,
+        };
+        let bytes = self.lock().mem.read(&plan).ok()?;
+        let records = weir_wire::records::decode_records(bytes).ok()?;
+        records
+            .into_iter()
+            .find(|r| r.offset == offset)
+            .and_then(|r| r.value)
+    }
+
     /// Every record the disk holds now (synced or not), per storage partition key: `(offset,
     /// value)` in offset order. For the harness's replica comparison; never faulted.
     pub fn records(&self) -> BTreeMap<u64, Vec<(i64, Option<Bytes>)>> {
@@ -162,15 +207,29 @@ impl SimDisk {
 
     /// Crash: apply a seeded fate to the ops not covered by a completed sync.
     pub fn crash(&self) -> CrashFate {
+        self.crash_with(None)
+    }
+
+    /// Crash losing every op not covered by a completed sync (the journal's unsynced tail
+    /// never reached the platter), whatever the seed would have drawn. Draws nothing from
+    /// the disk's rng.
+    pub fn crash_lose_all(&self) -> CrashFate {
+        self.crash_with(Some(CrashFate::LoseAll))
+    }
+
+    fn crash_with(&self, forced: Option<CrashFate>) -> CrashFate {
         let mut state = self.lock();
         let pending = state.mem.unsynced_ops();
         let count = pending.len();
-        let fate = match state.rng.below(4) {
-            _ if count == 0 => CrashFate::LoseAll,
-            0 => CrashFate::LoseAll,
-            1 => CrashFate::KeepAll,
-            2 => CrashFate::KeepPrefix(state.rng.below(count as u64 + 1) as usize),
-            _ => CrashFate::Torn(state.rng.below(count as u64) as usize),
+        let fate = match forced {
+            Some(fate) => fate,
+            None => match state.rng.below(4) {
+                _ if count == 0 => CrashFate::LoseAll,
+                0 => CrashFate::LoseAll,
+                1 => CrashFate::KeepAll,
+                2 => CrashFate::KeepPrefix(state.rng.below(count as u64 + 1) as usize),
+                _ => CrashFate::Torn(state.rng.below(count as u64) as usize),
+            },
         };
         let kept = match fate {
             CrashFate::LoseAll => 0,
@@ -349,6 +408,26 @@ mod tests {
                 CrashFate::KeepPrefix(n) | CrashFate::Torn(n) => 2 + n as i64,
             };
             assert_eq!(end, expected, "seed {seed}: {fate:?}");
+        }
+    }
+
+    // Goal: a forced lose-all crash keeps exactly the synced prefix, whatever the seed.
+    // Method: many seeds; sync two ops, apply three more, crash_lose_all, check the bounds.
+    #[test]
+    fn crash_lose_all_keeps_only_synced() {
+        for seed in 0..16 {
+            let mut disk = SimDisk::new(Rng::new(seed), DiskFaults::NONE);
+            for offset in 0..2 {
+                disk.apply(&append(offset)).expect("apply");
+            }
+            disk.sync().expect("sync");
+            for offset in 2..5 {
+                disk.apply(&append(offset)).expect("apply");
+            }
+            assert_eq!(disk.crash_lose_all(), CrashFate::LoseAll);
+            assert_eq!(disk.logs().expect("logs")[&1], Some((0, 2)), "seed {seed}");
+            assert_eq!(disk.unsynced(), 0);
+            assert_eq!(disk.stats().ops_lost, 3);
         }
     }
 

@@ -31,6 +31,15 @@
 //! - `cluster-power` (isr-fsync) and `cluster-power-memory` (isr-memory), not in CI: a
 //!   power loss of every broker at once (each disk drops what it had not synced), one
 //!   partition leader coming back after its session expired.
+//! - `cluster-majority-crash` (not in CI: it finds acknowledged writes a replica lacks): six
+//!   producers; four times per run, once a partition leader's disk holds at least
+//!   [`MAJORITY_UNSYNCED_MIN`] unsynced ops and another broker already fetched part of that
+//!   unsynced tail (or after [`MAJORITY_ARM_WAIT_MS`]), crash the leader and the third
+//!   broker at the same moment (a majority of the brokers and of the controller voters),
+//!   both losing every unsynced op; restart both after 0.7-2.5 s (the partner first, the
+//!   leader [`MAJORITY_STAGGER_MS`] later: both re-registrations reach the controller within
+//!   one Raft commit window), and start the next fault 0.4-2.5 s later without waiting for
+//!   the cluster to recover (ISRs may still be short).
 //!
 //! Harness properties (recorded as violations):
 //! - at most one leader per partition per epoch: every sampling round asks each reachable
@@ -47,8 +56,9 @@
 //!   within `RESUME_BUDGET`, and the next fault waits for one.
 //!
 //! Invariant: the harness never takes down more replicas of a partition than the workload
-//! names (a power loss takes all, then restarts all), so acks=all with
-//! `min.insync.replicas=2` can always make progress again after a fault heals.
+//! names (a power loss takes all, a majority crash two of three, then restarts them), so
+//! acks=all with `min.insync.replicas=2` can always make progress again after a fault
+//! heals.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -82,6 +92,24 @@ pub const LATENCY_ADDED_MS: u64 = 300;
 pub const FAULTS_PER_RUN: u32 = 3;
 /// How long an armed crash waits for the leader's disk to hold unsynced writes.
 pub const ARM_WAIT_MS: u64 = 300;
+/// `cluster-majority-crash`: faults per run.
+pub const MAJORITY_FAULTS_PER_RUN: u32 = 4;
+/// `cluster-majority-crash`: producer actors (the default is two).
+pub const MAJORITY_PRODUCERS: usize = 6;
+/// `cluster-majority-crash`: cap on sends per producer (the harness stops them first; four
+/// faults with their down and calm times outlast the default cap).
+const MAJORITY_SENDS_MAX: usize = 2_000;
+/// `cluster-majority-crash`: unsynced ops the leader's disk must hold before the crash.
+pub const MAJORITY_UNSYNCED_MIN: usize = 2;
+/// `cluster-majority-crash`: how long an armed crash waits for them before crashing anyway.
+pub const MAJORITY_ARM_WAIT_MS: u64 = 1_000;
+/// `cluster-majority-crash`: how long both brokers stay down (ms, seeded in this range).
+pub const MAJORITY_DOWN_MS: (u64, u64) = (700, 2_500);
+/// `cluster-majority-crash`: the partner restarts first, the leader this much later (ms,
+/// seeded): close enough that both re-registrations are decided on one applied image.
+pub const MAJORITY_STAGGER_MS: (u64, u64) = (1, 3);
+/// `cluster-majority-crash`: calm after the restart before the next fault (ms, seeded).
+pub const MAJORITY_CALM_MS: (u64, u64) = (400, 2_500);
 /// Simulated time after the final reads within which the replicas must converge.
 pub const CONVERGE_BUDGET: Duration = Duration::from_secs(30);
 /// Producers' cap on sends (the harness normally stops them first).
@@ -110,6 +138,8 @@ pub struct ClusterLog {
     pub sampling_done: bool,
     /// Acknowledged sends per partition.
     pub acks: BTreeMap<i32, u64>,
+    /// The partition of every value sent so far (values are unique per run).
+    pub sent: BTreeMap<u64, i32>,
 }
 
 /// The spec of a cluster workload.
@@ -118,11 +148,21 @@ pub fn spec(base: Spec, workload: Workload) -> Spec {
         workload,
         Workload::ClusterPartition | Workload::ClusterMixed | Workload::ClusterMixed5
     );
+    let majority = workload == Workload::ClusterMajorityCrash;
     Spec {
         crashes: workload != Workload::ClusterPartition,
         net_faults: net,
         idempotent: true,
-        sends_per_producer: SENDS_MAX,
+        producers: if majority {
+            MAJORITY_PRODUCERS
+        } else {
+            base.producers
+        },
+        sends_per_producer: if majority {
+            MAJORITY_SENDS_MAX
+        } else {
+            SENDS_MAX
+        },
         cluster_nodes: if matches!(workload, Workload::ClusterTwoDown | Workload::ClusterMixed5) {
             TWO_DOWN_NODES
         } else {
@@ -408,7 +448,9 @@ pub mod turmoil_run {
 
     use super::{
         bootstrap, compare_replicas, host, server_config, ARM_WAIT_MS, CONVERGE_BUDGET,
-        FAULTS_PER_RUN, LATENCY_ADDED_MS, PAUSE_MAX_MS, REPLICA_LAG_MS, SESSION_TIMEOUT_MS,
+        FAULTS_PER_RUN, LATENCY_ADDED_MS, MAJORITY_ARM_WAIT_MS, MAJORITY_CALM_MS, MAJORITY_DOWN_MS,
+        MAJORITY_FAULTS_PER_RUN, MAJORITY_STAGGER_MS, MAJORITY_UNSYNCED_MIN, PAUSE_MAX_MS,
+        REPLICA_LAG_MS, SESSION_TIMEOUT_MS,
     };
 
     const CLIENT_ADMIN: &str = "admin";
@@ -433,6 +475,25 @@ pub mod turmoil_run {
             id: i32,
             partition: i32,
             deadline: Duration,
+        },
+        /// Crash `id` (leader of `partition`) and one other broker at once, both losing
+        /// every unsynced op, once `id`'s disk holds `MAJORITY_UNSYNCED_MIN` unsynced ops and
+        /// a follower already holds part of that unsynced tail (that follower survives), or
+        /// at `deadline` with whatever is unsynced (then `other` goes down with `id`).
+        MajorityArmed {
+            id: i32,
+            other: i32,
+            partition: i32,
+            deadline: Duration,
+        },
+        /// `id` and `other` down: `other` restarts at `until`, `id` `stagger` later (a few
+        /// milliseconds: both re-register within one Raft commit window, `other` first).
+        MajorityDown {
+            id: i32,
+            other: i32,
+            until: Duration,
+            stagger: Duration,
+            other_up: bool,
         },
         /// `id` is cut from the other brokers: crash it at the next ack on `partition`.
         Stalled {
@@ -521,6 +582,19 @@ pub mod turmoil_run {
             ));
         }
 
+        /// Crash `id` losing every unsynced op on its disk (not a seeded fate).
+        fn crash_lose_all(&mut self, id: i32, why: &str) {
+            let stamp = self.sim.elapsed().as_millis();
+            self.sim.crash(host(id).as_str());
+            let disk = &self.disks[(id - 1) as usize];
+            let lost_before = disk.stats().ops_lost;
+            let fate = disk.crash_lose_all();
+            let lost = disk.stats().ops_lost - lost_before;
+            self.log.push(format!(
+                "{stamp} crash broker {id} ({why}), disk fate {fate:?}, {lost} unsynced ops lost"
+            ));
+        }
+
         fn restart(&mut self, id: i32) {
             let stamp = self.sim.elapsed().as_millis();
             self.log.push(format!("{stamp} broker {id} restart"));
@@ -552,6 +626,9 @@ pub mod turmoil_run {
             let stamp = now.as_millis();
             if workload == Workload::ClusterTwoDown {
                 return self.two_down(partitions);
+            }
+            if workload == Workload::ClusterMajorityCrash {
+                return self.majority(partitions);
             }
             if matches!(
                 workload,
@@ -816,6 +893,73 @@ pub mod turmoil_run {
             }
         }
 
+        /// Brokers other than `id` that already hold records of `id`'s unsynced tail of a
+        /// partition `id` leads (as sampled): `(broker, partition, where a lose-all crash
+        /// cuts id's log, the broker's log end)`. A log is matched across disks by the value
+        /// at offset 0 (values are unique per run); the partition comes from the values sent.
+        fn tail_holders(&self, id: i32) -> Vec<(i32, i32, i64, i64)> {
+            let disk = &self.disks[(id - 1) as usize];
+            let parse = |value: Option<bytes::Bytes>| {
+                value
+                    .as_ref()
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let mut holders = Vec::new();
+            for (key, cut) in disk.unsynced_append_starts() {
+                if cut == 0 {
+                    continue;
+                }
+                let Some(first) = parse(disk.value_at(key, 0)) else {
+                    continue;
+                };
+                let partition = self.cluster(|c| {
+                    let partition = *c.sent.get(&first)?;
+                    let led = c.leaders.get(&partition).is_some_and(|(l, _)| *l == id);
+                    led.then_some(partition)
+                });
+                let Some(partition) = partition else {
+                    continue;
+                };
+                for (index, other) in self.disks.iter().enumerate() {
+                    let other_id = index as i32 + 1;
+                    if other_id == id {
+                        continue;
+                    }
+                    for (other_key, end) in other.log_ends() {
+                        if end > cut && parse(other.value_at(other_key, 0)) == Some(first) {
+                            holders.push((other_id, partition, cut, end));
+                        }
+                    }
+                }
+            }
+            holders
+        }
+
+        /// `cluster-majority-crash`: arm the crash of a partition's leader and one other
+        /// broker (the fallback partner drawn from the seed now); `None` while leadership is
+        /// not known yet.
+        fn majority(&mut self, partitions: i32) -> Option<Fault> {
+            let now = self.sim.elapsed();
+            let (partition, id) = self.pick_leader(partitions)?;
+            let others: Vec<i32> = (1..=self.disks.len() as i32)
+                .filter(|other| *other != id)
+                .collect();
+            let other = others[self.rng.below(others.len() as u64) as usize];
+            let controller = self.cluster(|c| c.controller);
+            self.log.push(format!(
+                "{} arm majority crash of broker {id} (leader of {partition}) and another \
+                 broker (fallback {other}; controller {controller})",
+                now.as_millis()
+            ));
+            Some(Fault::MajorityArmed {
+                id,
+                other,
+                partition,
+                deadline: now + Duration::from_millis(MAJORITY_ARM_WAIT_MS),
+            })
+        }
+
         /// `cluster-two-down`: crash two brokers that are not the controller, preferring
         /// a pair that shares no partition (then every partition keeps two replicas).
         fn two_down(&mut self, partitions: i32) -> Option<Fault> {
@@ -897,6 +1041,91 @@ pub mod turmoil_run {
                     self.crash(id, &why);
                     let until = down_for(&mut self.rng);
                     self.advance_crashed(vec![id], until, heal_now)
+                }
+                Fault::MajorityArmed {
+                    id,
+                    other,
+                    partition,
+                    deadline,
+                } => {
+                    let unsynced = self.disks[(id - 1) as usize].unsynced();
+                    let holders = if unsynced >= MAJORITY_UNSYNCED_MIN {
+                        self.tail_holders(id)
+                    } else {
+                        Vec::new()
+                    };
+                    if holders.is_empty() && now < deadline && !heal_now {
+                        return Some(Fault::MajorityArmed {
+                            id,
+                            other,
+                            partition,
+                            deadline,
+                        });
+                    }
+                    let mut other = other;
+                    if let Some(&(survivor, held, cut, end)) = holders.first() {
+                        // The broker holding the tail survives; the third one goes down.
+                        other = (1..=self.disks.len() as i32)
+                            .find(|b| *b != id && *b != survivor)
+                            .unwrap_or(other);
+                        self.log.push(format!(
+                            "{stamp} broker {survivor} holds partition {held} up to {end}, past \
+                             {cut} where broker {id}'s unsynced tail starts"
+                        ));
+                    }
+                    let other_unsynced = self.disks[(other - 1) as usize].unsynced();
+                    self.crash_lose_all(
+                        id,
+                        &format!("leader of {partition}, {unsynced} unsynced ops"),
+                    );
+                    self.crash_lose_all(
+                        other,
+                        &format!("with the leader of {partition}, {other_unsynced} unsynced ops"),
+                    );
+                    let (low, high) = MAJORITY_DOWN_MS;
+                    let until = now + Duration::from_millis(self.rng.between(low, high));
+                    let (low, high) = MAJORITY_STAGGER_MS;
+                    let stagger = Duration::from_millis(self.rng.between(low, high));
+                    self.log.push(format!(
+                        "{stamp} brokers {id} and {other} down: {other} back at {}ms, {id} \
+                         {}ms later",
+                        until.as_millis(),
+                        stagger.as_millis()
+                    ));
+                    self.advance(
+                        Fault::MajorityDown {
+                            id,
+                            other,
+                            until,
+                            stagger,
+                            other_up: false,
+                        },
+                        heal_now,
+                    )
+                }
+                Fault::MajorityDown {
+                    id,
+                    other,
+                    until,
+                    stagger,
+                    other_up,
+                } => {
+                    let mut other_up = other_up;
+                    if !other_up && (now >= until || heal_now) {
+                        self.restart(other);
+                        other_up = true;
+                    }
+                    if now < until + stagger && !heal_now {
+                        return Some(Fault::MajorityDown {
+                            id,
+                            other,
+                            until,
+                            stagger,
+                            other_up,
+                        });
+                    }
+                    self.restart(id);
+                    None
                 }
                 Fault::Stalled {
                     id,
@@ -1222,10 +1451,16 @@ pub mod turmoil_run {
             recorder: recorder.clone(),
         };
 
-        let faults_max = if workload == Workload::ClusterTwoDown {
-            1
+        let faults_max = match workload {
+            Workload::ClusterTwoDown => 1,
+            Workload::ClusterMajorityCrash => MAJORITY_FAULTS_PER_RUN,
+            _ => FAULTS_PER_RUN,
+        };
+        // The calm between a heal and the next fault (no wait for the cluster to recover).
+        let (calm_low, calm_high) = if workload == Workload::ClusterMajorityCrash {
+            MAJORITY_CALM_MS
         } else {
-            FAULTS_PER_RUN
+            (300, 1_200)
         };
         let mut fault: Option<Fault> = None;
         let mut faults_done = 0u32;
@@ -1293,7 +1528,8 @@ pub mod turmoil_run {
                 fault = world.advance(current, final_phase);
                 if fault.is_none() {
                     faults_done += 1;
-                    next_fault = now + Duration::from_millis(world.rng.between(300, 1_200));
+                    next_fault =
+                        now + Duration::from_millis(world.rng.between(calm_low, calm_high));
                     if mixed {
                         resume_from = Some((now, total_acks(&control)));
                     }
