@@ -78,6 +78,7 @@ pub(crate) const CLUSTER_WORKLOADS: &[&str] = &[
     "cluster-mixed",
     "cluster-mixed-5",
     "cluster-power",
+    "cluster-majority-crash",
 ];
 
 /// The workload a planted bug is searched with (`None`: every single-node workload).

@@ -2554,7 +2554,19 @@ impl Node {
             target = log.log_end_offset();
         }
         let partition_key = log.partition_key();
-        if log.truncate_suffix_to(target) {
+        let truncated = log.truncate_suffix_to(target);
+        if truncated && !log.has_unsynced() {
+            // The truncation took every unsynced append with it.
+            self.unsynced_partitions.remove(&key);
+        }
+        let Some(log) = self
+            .topics
+            .get_mut(&key.0)
+            .and_then(|t| t.partitions.get_mut(key.1))
+        else {
+            return;
+        };
+        if truncated {
             tracing::info!(partition_key, target, "truncated divergent suffix");
             let op = epochs_op(log);
             let producers = super::producer_id::producer_snapshot_op(log);
@@ -2662,6 +2674,14 @@ impl Node {
         let old_start = log.log_start_offset();
         let old_end = log.log_end_offset();
         let dropped = log.reset_to(offset);
+        self.unsynced_partitions.remove(&key);
+        let Some(log) = self
+            .topics
+            .get_mut(&key.0)
+            .and_then(|t| t.partitions.get_mut(key.1))
+        else {
+            return;
+        };
         let epochs = epochs_op(log);
         let producers = super::producer_id::producer_snapshot_op(log);
         tracing::warn!(
