@@ -34,6 +34,8 @@ pub const PLANTED_BUG: Option<&str> = if cfg!(feature = "planted-ack-before-sync
     Some("planted-skip-truncation")
 } else if cfg!(feature = "planted-elect-outside-isr") {
     Some("planted-elect-outside-isr")
+} else if cfg!(feature = "planted-stale-decisions") {
+    Some("planted-stale-decisions")
 } else {
     None
 };

@@ -67,6 +67,10 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
         "planted-elect-outside-isr",
         "the controller elects any live replica, in the ISR or not",
     ),
+    (
+        "planted-stale-decisions",
+        "the controller decides on the applied image alone (issue 12's majority-crash loss)",
+    ),
 ];
 
 /// The cluster workloads (turmoil): CI runs each over the fixed seeds, and the cluster
@@ -86,6 +90,7 @@ fn planted_workload(feature: &str) -> Option<&'static str> {
     match feature {
         "planted-hw-before-isr" | "planted-elect-outside-isr" => Some("cluster-crash"),
         "planted-skip-truncation" => Some("cluster-crash"),
+        "planted-stale-decisions" => Some("cluster-majority-crash"),
         _ => None,
     }
 }

@@ -329,6 +329,14 @@ impl ClusterState {
     /// The image controller decisions are made against: the applied image plus this
     /// controller's own proposals still in flight (see [`ClusterState::view`]).
     pub(super) fn decision_image(&self) -> &MetadataImage {
+        // PLANTED BUG (weir-sim's planted suite only): decide on the applied image alone,
+        // so two decisions in one commit window collide (issue 12's acknowledged-write
+        // loss; the broker-side guards in `update_role` are off with it).
+        #[cfg(feature = "planted-stale-decisions")]
+        {
+            return &self.image;
+        }
+        #[allow(unreachable_code)]
         self.view.as_ref().unwrap_or(&self.image)
     }
 
@@ -1118,6 +1126,11 @@ impl Node {
                 .get(&topic_id)
                 .and_then(|t| t.partitions.get(index))
                 .map_or(-1, |log| log.last_epoch());
+            #[cfg(feature = "planted-stale-decisions")]
+            let (registered, last_epoch) = {
+                let _ = (registered, last_epoch);
+                (true, -1)
+            };
             if !registered || state.leader_epoch <= last_epoch {
                 if registered {
                     tracing::error!(
