@@ -907,7 +907,11 @@ mod tests {
         let dropped = log.reset_to(100);
         assert_eq!(dropped.len(), 1, "the closed segment's meta goes");
         assert_eq!(
-            (log.log_start_offset(), log.log_end_offset(), log.durable_end()),
+            (
+                log.log_start_offset(),
+                log.log_end_offset(),
+                log.durable_end()
+            ),
             (100, 100, 100)
         );
         assert_eq!(log.replicated_hw(), Some(100));

@@ -445,7 +445,7 @@ impl GroupCoordinator {
                 return Err((ErrorCode::COORDINATOR_NOT_AVAILABLE, message));
             }
             self.groups
-                .insert(group_id.clone(), Group::new(now.instant));
+                .insert(group_id.clone(), Group::new(now.instant, true));
         }
         let group = self.groups.get_mut(&group_id).expect("group exists");
         if !group.members.is_empty() || !group.pending_members.is_empty() {
