@@ -1156,6 +1156,7 @@ impl GroupCoordinator {
         for leaving in request.members {
             let error = match self.groups.get(&group_id) {
                 None => ErrorCode::UNKNOWN_MEMBER_ID,
+                Some(group) if !group.coordinated => ErrorCode::NOT_COORDINATOR,
                 Some(group) => match resolve_leaving(group, &leaving.member_id, &leaving) {
                     Ok(member_id) => {
                         self.remove_member(&group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);

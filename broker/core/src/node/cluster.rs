@@ -1064,18 +1064,22 @@ impl Node {
             |group: &str| crate::group::offsets_log::partition_for(group, count) == index_i32;
         if leads {
             let taken = self.groups.take_over(now, owns);
-            tracing::info!(
-                index,
-                groups = taken,
-                "coordinating the groups of an offsets partition"
-            );
+            if taken > 0 {
+                tracing::info!(
+                    index,
+                    groups = taken,
+                    "took over the groups of an offsets partition"
+                );
+            }
         } else {
             let resigned = self.groups.resign(now, owns);
-            tracing::info!(
-                index,
-                groups = resigned,
-                "no longer coordinating an offsets partition"
-            );
+            if resigned > 0 {
+                tracing::info!(
+                    index,
+                    groups = resigned,
+                    "resigned the groups of an offsets partition"
+                );
+            }
         }
         self.drain_group_outputs(now);
     }
