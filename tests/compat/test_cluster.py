@@ -4,7 +4,8 @@ Goal: Kafka's replication promise holds with real processes and a real client: w
 min.insync.replicas=2 and acks=all, no acknowledged record is lost or reordered when the
 partition leader is SIGKILLed and later restarted; the operator tools show the replicas
 and the ISR; a 5-node cluster with two nodes down keeps accepting acks=all writes where
-two replicas are alive, and refuses them where only one is.
+two replicas are alive, and refuses them where only one is; a consumer group keeps its
+member and assignment (no rebalance) when its coordinator is SIGKILLed.
 
 Method: start the nodes with the documented flags (`--node-id --listen --data-dir
 --controller-listen --voters`), wait until every node's Metadata lists every broker, then
@@ -640,3 +641,86 @@ def test_follower_below_the_leaders_log_start_resets_and_rejoins(cluster_factory
     assert [r.offset for r in recs] == list(range(recs[0].offset, high))
     assert all(r.value.startswith(b"%06d-" % r.offset) for r in recs), "a record's content moved"
     assert high == n
+
+
+def test_consumer_group_keeps_its_assignment_when_the_coordinator_dies(cluster_factory):
+    """A confluent-kafka consumer in a group on a 3-node cluster: SIGKILL the group's
+    coordinator; the consumer keeps its member id and assignment (no rebalance callback:
+    the new coordinator replayed the group's record and accepts its heartbeats and commits
+    with the old generation), keeps consuming, and commits through the new coordinator."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    cluster = cluster_factory(3)
+    cluster.wait_formed()
+    topic, group = unique("gfailover"), unique("g")
+    create_topic(cluster, topic, partitions=3)
+    events: list[tuple[str, list[int]]] = []
+
+    def note(kind):
+        return lambda _consumer, parts: events.append((kind, sorted(p.partition for p in parts)))
+
+    consumer = Consumer({
+        "bootstrap.servers": cluster.bootstrap(),
+        "group.id": group,
+        "session.timeout.ms": 30000,
+        "heartbeat.interval.ms": 500,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    })
+    consumer.subscribe([topic], on_assign=note("assign"), on_revoke=note("revoke"), on_lost=note("lost"))
+    seen: list[bytes] = []
+
+    def consume_until(count: int, timeout: float, what: str) -> None:
+        def enough():
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                seen.append(msg.value())
+            return len(seen) >= count
+        wait_until(enough, timeout, what, interval=0)
+
+    def commit() -> bool:
+        consumer.poll(0.1)
+        try:
+            results = consumer.commit(asynchronous=False)
+        except KafkaException as exc:  # retried: the coordinator may be moving
+            raise AssertionError(f"commit failed: {exc}") from exc
+        return all(tp.error is None for tp in results)
+
+    try:
+        producer = ck_producer(cluster.bootstrap(), acks="all")
+        for i in range(30):
+            producer.produce(topic, value=f"a{i}".encode(), partition=i % 3)
+        assert producer.flush(30) == 0
+        consume_until(30, 60, "the first 30 records through the group")
+        assert events == [("assign", [0, 1, 2])], events
+        wait_until(commit, 30, "a commit through the first coordinator")
+        member_id = consumer.memberid()
+        admin = ck_admin(cluster.bootstrap())
+        description = admin.describe_consumer_groups([group])[group].result(timeout=30)
+        coordinator = description.coordinator.id
+        assert [m.member_id for m in description.members] == [member_id]
+
+        cluster.nodes[coordinator].kill9()
+        survivors = cluster.bootstrap()
+        producer = ck_producer(survivors, acks="all")
+        for i in range(30):
+            producer.produce(topic, value=f"b{i}".encode(), partition=i % 3)
+        assert producer.flush(60) == 0
+        consume_until(60, 90, "30 more records after the coordinator's SIGKILL")
+        wait_until(commit, 60, "a commit through the new coordinator")
+
+        survivors_admin = ck_admin(survivors)  # kept alive: a dropped handle fails its futures
+
+        def moved():
+            d = survivors_admin.describe_consumer_groups([group])[group].result(timeout=15)
+            return d if d.coordinator.id != coordinator else None
+
+        after = wait_until(moved, 60, "the group's new coordinator")
+        assert [m.member_id for m in after.members] == [member_id]
+        assert consumer.memberid() == member_id
+        assert events == [("assign", [0, 1, 2])], f"a rebalance happened: {events}"
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(3)], timeout=30)
+        assert sum(tp.offset for tp in committed) == 60
+    finally:
+        consumer.close()
+

@@ -1,9 +1,10 @@
 //! Scenario tests of the group coordinator through the Node's public API.
 //!
 //! Goal: the classic protocol's flows behave as Kafka's: MEMBER_ID_REQUIRED then join, the
-//! leader's SyncGroup hands out assignments, heartbeats keep members, an expired session
-//! triggers a rebalance, static members replace their old incarnation, and committed
-//! offsets survive a restart (replayed from `__consumer_offsets`).
+//! leader's SyncGroup hands out assignments (once the group's record is durable), heartbeats
+//! keep members, an expired session triggers a rebalance, static members replace their old
+//! incarnation, and committed offsets and the membership survive a restart (replayed from
+//! `__consumer_offsets`).
 //! Method: drive a `SingleNode` (MemStorage, virtual time) with domain requests and check
 //! answers; the harness asserts the node's invariants after every step.
 
@@ -360,4 +361,133 @@ fn offsets_log_is_compacted_and_recovers() {
     node.crash();
     assert_eq!(committed_offset(&mut node, "a", 2).0, 1_499);
     assert_eq!(committed_offset(&mut node, "b", 0).0, -1);
+}
+
+fn commit_as(member_id: &str, generation_id: i32, offset: i64) -> ApiRequest {
+    ApiRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id,
+        member_id: member_id.into(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        topics: vec![OffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition: 0,
+                committed_offset: offset,
+                committed_leader_epoch: -1,
+                metadata: None,
+            }],
+        }],
+    })
+}
+
+fn commit_error(response: ApiResponse) -> ErrorCode {
+    match response {
+        ApiResponse::OffsetCommit(r) => r.topics[0].partitions[0].1,
+        other => panic!("expected an OffsetCommit answer, got {other:?}"),
+    }
+}
+
+// Goal: a coordinator restart keeps the group: the leader's SyncGroup is answered only once
+// the group's record is durable, and after a crash and recovery the member's Heartbeat,
+// SyncGroup and OffsetCommit with its old id and generation are accepted without a rejoin
+// (before group records they got UNKNOWN_MEMBER_ID); the recovered member's session runs
+// from the recovery, so a member that never comes back is removed one session later.
+// Method: one member on a SingleNode; hold the sync, crash, recover, heartbeat; then a
+// second restart with no heartbeat and wait a session.
+#[test]
+fn membership_survives_a_coordinator_restart() {
+    let mut node = node();
+    must_create(&mut node, "t", 1, &[]);
+    let (a, a_join) = first_join(&mut node, 1);
+    assert_eq!(joined(node.take(a_join)).generation_id, 1);
+    let a_sync = node.send(1, sync(&a, 1, vec![(a.clone(), Bytes::from_static(b"p0"))]));
+    assert!(
+        node.take(a_sync).is_none(),
+        "answered once the group's record is durable"
+    );
+    assert!(!node.pending_syncs().is_empty());
+    node.complete_syncs();
+    assert_eq!(
+        synced(node.take(a_sync)).assignment,
+        Bytes::from_static(b"p0")
+    );
+    assert_eq!(
+        commit_error(node.call(commit_as(&a, 1, 3))),
+        ErrorCode::NONE
+    );
+
+    node.crash();
+    node.advance_ms(u64::try_from(SESSION_MS).expect("positive") - 1_000);
+    assert_eq!(hb_error(node.call(heartbeat(&a, 1))), ErrorCode::NONE);
+    let again = synced(Some(node.call(sync(&a, 1, vec![]))));
+    assert_eq!(
+        (again.error, again.assignment),
+        (ErrorCode::NONE, Bytes::from_static(b"p0"))
+    );
+    assert_eq!(
+        commit_error(node.call(commit_as(&a, 1, 4))),
+        ErrorCode::NONE
+    );
+    let describe = ApiRequest::DescribeGroups(DescribeGroupsRequest {
+        groups: vec![GROUP.into()],
+        include_authorized_operations: false,
+    });
+    let ApiResponse::DescribeGroups(described) = node.call(describe) else {
+        panic!("DescribeGroups answer expected")
+    };
+    assert_eq!(described.groups[0].group_state, "Stable");
+    assert_eq!(described.groups[0].members[0].member_id, a);
+
+    // Recovered again, the member stays silent: it is removed one session after recovery.
+    node.restart();
+    node.advance_ms(u64::try_from(SESSION_MS).expect("positive") + 1);
+    assert_eq!(
+        hb_error(node.call(heartbeat(&a, 1))),
+        ErrorCode::UNKNOWN_MEMBER_ID
+    );
+    node.restart();
+    assert_eq!(
+        hb_error(node.call(heartbeat(&a, 1))),
+        ErrorCode::UNKNOWN_MEMBER_ID,
+        "the Empty record was replayed"
+    );
+}
+
+// Goal: compaction of `__consumer_offsets` keeps each group's latest metadata record, so
+// the membership survives a crash after the log's prefix was dropped. Method: a Stable
+// group whose member commits 1,500 times into one offsets partition (compaction runs past
+// 1,000 records), then crash, recover and heartbeat with the old generation.
+#[test]
+fn membership_survives_compaction() {
+    let mut node = node_with(|c| {
+        c.group_initial_rebalance_delay_ms = 0;
+        c.offsets_topic_num_partitions = 1;
+    });
+    must_create(&mut node, "t", 1, &[]);
+    let (a, a_join) = first_join(&mut node, 1);
+    assert_eq!(joined(node.take(a_join)).generation_id, 1);
+    let plan = vec![(a.clone(), Bytes::from_static(b"p0"))];
+    assert_eq!(
+        synced(Some(node.call(sync(&a, 1, plan)))).error,
+        ErrorCode::NONE
+    );
+    for offset in 0..1_500 {
+        assert_eq!(
+            commit_error(node.call(commit_as(&a, 1, offset))),
+            ErrorCode::NONE
+        );
+    }
+    let (start, _, _) = (node.node)
+        .partition_offsets("__consumer_offsets", 0)
+        .expect("offsets partition exists");
+    assert!(
+        start > 1,
+        "compacted past the group's record (log start {start})"
+    );
+    node.crash();
+    assert_eq!(hb_error(node.call(heartbeat(&a, 1))), ErrorCode::NONE);
+    let again = synced(Some(node.call(sync(&a, 1, vec![]))));
+    assert_eq!(again.assignment, Bytes::from_static(b"p0"));
 }

@@ -445,9 +445,13 @@ impl GroupCoordinator {
                 return Err((ErrorCode::COORDINATOR_NOT_AVAILABLE, message));
             }
             self.groups
-                .insert(group_id.clone(), Group::new(now.instant));
+                .insert(group_id.clone(), Group::new(now.instant, true));
         }
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        if !group.coordinated {
+            let message = format!("this broker does not coordinate group {group_id}");
+            return Err((ErrorCode::NOT_COORDINATOR, message));
+        }
         if !group.members.is_empty() || !group.pending_members.is_empty() {
             let message = format!("group {group_id} is not a consumer group");
             return Err((ErrorCode::GROUP_ID_NOT_FOUND, message));

@@ -12,6 +12,23 @@
 //! (`__consumer_offsets`, see [`offsets_log`]); the coordinator only keeps the latest value
 //! per partition in memory.
 //!
+//! Membership survives a coordinator move or restart as in Kafka: a classic group's metadata
+//! (generation, protocol, leader, members with subscriptions and assignments) is a record of
+//! `__consumer_offsets` ([`MetadataWrite`], written by the node). The leader's SyncGroup
+//! parks every member's SyncGroup until the record of the new generation is durable (and,
+//! in a cluster, replicated: [`GroupCoordinator::metadata_write_done`]); only then is the
+//! group Stable and the assignment handed out, so no member holds an assignment the next
+//! coordinator would not know. A group that becomes Empty writes an Empty record, one that
+//! is dropped a tombstone. Replaying a record ([`GroupCoordinator::replay_record`]) rebuilds
+//! the group Stable (or Empty) with its members and no parked request.
+//!
+//! A group is *coordinated* when this node is its coordinator. Replayed groups are not
+//! (a follower of the group's offsets partition, or a node still recovering): they run no
+//! timers. [`GroupCoordinator::take_over`] makes them coordinated and gives every member a
+//! full session from that moment to find the new coordinator;
+//! [`GroupCoordinator::resign`] answers parked requests NOT_COORDINATOR, disarms timers and
+//! puts each group back to what its last record says.
+//!
 //! Invariants (checked by [`GroupCoordinator::invariants`]):
 //! - every armed timer appears once in the ordered deadline set and once in its group's
 //!   `armed` map, and nothing else is in the set;
@@ -19,7 +36,11 @@
 //!   parked SyncGroup only in `CompletingRebalance`;
 //! - a static instance id maps to exactly one member, which carries that id;
 //! - the leader, when set, is a member; a group with members has a protocol type;
-//! - groups, members per group and offsets per group stay within their `*_MAX` bounds.
+//! - groups, members per group and offsets per group stay within their `*_MAX` bounds;
+//! - a group that is not coordinated has no timer, no parked request, no pending member and
+//!   no pending assignment, and is Empty or Stable;
+//! - a pending assignment (the leader's, waiting for its record) exists only in
+//!   `CompletingRebalance`.
 //!
 //! Member ids are `client_id + "-" + counter` (the counter is the coordinator's), so runs
 //! are deterministic; Kafka uses a UUID suffix, which clients treat as opaque either way.
@@ -40,6 +61,7 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
+use self::offsets_log::{GroupMetadata, MemberMetadata, OffsetsTopicRecord};
 use crate::event::RequestId;
 use crate::time::{Instant, Now};
 
@@ -158,6 +180,20 @@ enum Timer {
     ConsumerRevoke(String),
 }
 
+/// A group metadata record for the node to append to the group's `__consumer_offsets`
+/// partition (the same append path as offset commits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataWrite {
+    /// The group.
+    pub group_id: String,
+    /// The record's value; `None` is a tombstone (the group is gone).
+    pub record: Option<GroupMetadata>,
+    /// Set when the write carries a rebalance's assignment: the group's SyncGroup answers
+    /// wait for it, and the node reports its outcome with
+    /// [`GroupCoordinator::metadata_write_done`] for this generation.
+    pub completes_generation: Option<i32>,
+}
+
 /// One group.
 #[derive(Debug, Clone)]
 struct Group {
@@ -180,10 +216,17 @@ struct Group {
     offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// KIP-848 state when this is a consumer-protocol group (then `members` is empty).
     consumer: Option<Box<consumer_group::ConsumerGroup>>,
+    /// This node coordinates the group (see the module doc).
+    coordinated: bool,
+    /// The group's latest metadata record in `__consumer_offsets` (appended or replayed),
+    /// what another coordinator would load; `None` when there is none (or a tombstone).
+    persisted: Option<Box<GroupMetadata>>,
+    /// The leader's assignment, waiting for its record to become durable.
+    pending_assignment: Option<BTreeMap<String, Bytes>>,
 }
 
 impl Group {
-    fn new(now: Instant) -> Group {
+    fn new(now: Instant, coordinated: bool) -> Group {
         Group {
             state: GroupState::Empty,
             protocol_type: None,
@@ -198,6 +241,9 @@ impl Group {
             armed: BTreeMap::new(),
             offsets: BTreeMap::new(),
             consumer: None,
+            coordinated,
+            persisted: None,
+            pending_assignment: None,
         }
     }
 
@@ -262,6 +308,47 @@ impl Group {
         let max = self.members.values().map(|m| m.rebalance_timeout_ms).max();
         u64::try_from(max.unwrap_or(0)).unwrap_or(0)
     }
+
+    /// The group's metadata record: its members with `assignments` (their current ones
+    /// when `None`); an Empty group's has no protocol, leader or member.
+    fn metadata(
+        &self,
+        wall_ms: i64,
+        assignments: Option<&BTreeMap<String, Bytes>>,
+    ) -> GroupMetadata {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        let members = (self.members.iter())
+            .map(|(member_id, m)| MemberMetadata {
+                member_id: member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                subscription: m.metadata_for(&protocol),
+                assignment: match assignments {
+                    Some(assignments) => assignments.get(member_id).cloned().unwrap_or_default(),
+                    None => m.assignment.clone(),
+                },
+            })
+            .collect();
+        GroupMetadata {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation_id: self.generation_id,
+            protocol_name: self.protocol_name.clone(),
+            leader_id: self.leader_id.clone(),
+            current_state_timestamp: wall_ms,
+            members,
+        }
+    }
+
+    /// Nothing left to remember: Empty, no offsets, no pending member, no KIP-848 member.
+    fn is_unused(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.offsets.is_empty()
+            && self.pending_members.is_empty()
+            && !self.has_consumer_members()
+    }
 }
 
 /// Result of validating an OffsetCommit against the group's membership.
@@ -281,6 +368,8 @@ pub struct GroupCoordinator {
     timers: BTreeSet<(Instant, String, Timer)>,
     next_member_seq: u64,
     responses: Vec<(RequestId, ApiResponse)>,
+    /// Group metadata records for the node to write, in order.
+    writes: Vec<MetadataWrite>,
 }
 
 impl GroupCoordinator {
@@ -292,12 +381,21 @@ impl GroupCoordinator {
             timers: BTreeSet::new(),
             next_member_seq: 0,
             responses: Vec::new(),
+            writes: Vec::new(),
         }
     }
 
     /// Responses produced since the last call, in order.
     pub fn take_responses(&mut self) -> Vec<(RequestId, ApiResponse)> {
         std::mem::take(&mut self.responses)
+    }
+
+    /// Group metadata records to write since the last call, in order. The node appends each
+    /// and reports it with [`GroupCoordinator::metadata_appended`] (or, for a write that
+    /// completes a generation and could not be appended, `metadata_write_done` with the
+    /// error).
+    pub fn take_metadata_writes(&mut self) -> Vec<MetadataWrite> {
+        std::mem::take(&mut self.writes)
     }
 
     /// Earliest armed timer.
@@ -352,9 +450,13 @@ impl GroupCoordinator {
                 return;
             }
             self.groups
-                .insert(group_id.clone(), Group::new(now.instant));
+                .insert(group_id.clone(), Group::new(now.instant, true));
         }
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        if !group.coordinated {
+            self.answer_join_error(id, ErrorCode::NOT_COORDINATOR, &request.member_id);
+            return;
+        }
         // KIP-848 mixing: a consumer group with members refuses classic joins (Kafka 4.0
         // with migration disabled); an empty one becomes classic again, keeping offsets.
         if group.has_consumer_members() {
@@ -601,6 +703,10 @@ impl GroupCoordinator {
             // members but must not reassign (v9 skip_assignment; older leaders' SyncGroup in
             // Stable just gets their stored assignment back).
             GroupState::Stable if unchanged => {
+                // The record names members by id: the next coordinator must know the new
+                // one (Kafka writes the group here too). Not waited for: a member the next
+                // coordinator does not know rejoins by its instance id, keeping its place.
+                self.persist(now, &group_id, None, None);
                 let response = self.join_response(&group_id, &new_member_id, was_leader);
                 self.responses.push((id, ApiResponse::JoinGroup(response)));
             }
@@ -656,6 +762,8 @@ impl GroupCoordinator {
         let delay_ms = self.config.initial_rebalance_delay_ms;
         let group = self.groups.get_mut(group_id).expect("group exists");
         let was_empty = group.state == GroupState::Empty;
+        // A rebalance abandons an assignment still being written.
+        group.pending_assignment = None;
         let mut rejoin = Vec::new();
         if group.state == GroupState::CompletingRebalance {
             for member in group.members.values_mut() {
@@ -747,6 +855,7 @@ impl GroupCoordinator {
             group.state = GroupState::Empty;
             group.protocol_name = None;
             group.leader_id = None;
+            self.persist_empty(now, group_id);
             return;
         }
         group.protocol_name = group.select_protocol();
@@ -854,22 +963,120 @@ impl GroupCoordinator {
                     self.answer_sync(old, &group_id, error, Bytes::new());
                 }
                 let group = self.groups.get_mut(&group_id).expect("checked");
-                if group.leader_id.as_deref() == Some(member_id.as_str()) {
+                let is_leader = group.leader_id.as_deref() == Some(member_id.as_str());
+                // A leader's retry while its assignment is being written just waits too.
+                if is_leader && group.pending_assignment.is_none() {
                     let assignments: BTreeMap<String, Bytes> =
                         request.assignments.into_iter().collect();
-                    for (id, member) in group.members.iter_mut() {
-                        member.assignment = assignments.get(id).cloned().unwrap_or_default();
-                    }
-                    group.state = GroupState::Stable;
-                    let waiting: Vec<(RequestId, Bytes)> = (group.members.values_mut())
-                        .filter_map(|m| m.awaiting_sync.take().map(|r| (r, m.assignment.clone())))
-                        .collect();
+                    let generation_id = group.generation_id;
                     self.disarm(&group_id, &Timer::Sync);
-                    for (request, assignment) in waiting {
-                        self.answer_sync(request, &group_id, ErrorCode::NONE, assignment);
-                    }
+                    // Every SyncGroup (the leader's too) waits for the record (Kafka's
+                    // storeGroup callback); `metadata_write_done` hands the assignment out.
+                    self.persist(now, &group_id, Some(&assignments), Some(generation_id));
+                    let group = self.groups.get_mut(&group_id).expect("checked");
+                    group.pending_assignment = Some(assignments);
                 }
             }
+        }
+    }
+
+    /// The node's report on a write that completes `generation_id` of `group_id`: durable
+    /// (and replicated) with NONE, or failed. On success the group becomes Stable and every
+    /// parked SyncGroup gets its assignment; on failure they get the error (mapped to one a
+    /// client reacts to by finding the coordinator again) and the group rebalances, as in
+    /// Kafka. A report for a generation the group has left behind is ignored.
+    pub fn metadata_write_done(
+        &mut self,
+        now: Now,
+        group_id: &str,
+        generation_id: i32,
+        error: ErrorCode,
+    ) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        let current = group.state == GroupState::CompletingRebalance
+            && group.generation_id == generation_id
+            && group.coordinated;
+        let Some(assignments) = group.pending_assignment.take_if(|_| current) else {
+            return;
+        };
+        if error.is_ok() {
+            for (id, member) in group.members.iter_mut() {
+                member.assignment = assignments.get(id).cloned().unwrap_or_default();
+            }
+            group.state = GroupState::Stable;
+            let waiting: Vec<(RequestId, Bytes)> = (group.members.values_mut())
+                .filter_map(|m| m.awaiting_sync.take().map(|r| (r, m.assignment.clone())))
+                .collect();
+            for (request, assignment) in waiting {
+                self.answer_sync(request, group_id, ErrorCode::NONE, assignment);
+            }
+            return;
+        }
+        tracing::warn!(
+            group = group_id,
+            generation_id,
+            error = error.name(),
+            "group metadata not written; rebalancing"
+        );
+        let error = match error {
+            ErrorCode::NOT_LEADER_OR_FOLLOWER
+            | ErrorCode::NOT_COORDINATOR
+            | ErrorCode::KAFKA_STORAGE_ERROR => ErrorCode::NOT_COORDINATOR,
+            _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        };
+        let waiting: Vec<RequestId> = (group.members.values_mut())
+            .filter_map(|m| m.awaiting_sync.take())
+            .collect();
+        for request in waiting {
+            self.answer_sync(request, group_id, error, Bytes::new());
+        }
+        self.prepare_rebalance(now, group_id);
+    }
+
+    /// Queue the group's metadata record (see [`MetadataWrite`]).
+    fn persist(
+        &mut self,
+        now: Now,
+        group_id: &str,
+        assignments: Option<&BTreeMap<String, Bytes>>,
+        completes_generation: Option<i32>,
+    ) {
+        let Some(group) = self.groups.get(group_id) else {
+            return;
+        };
+        assert!(
+            group.coordinated,
+            "group {group_id} persisted by a non-coordinator"
+        );
+        let record = group.metadata(now.wall_ms, assignments);
+        self.writes.push(MetadataWrite {
+            group_id: group_id.to_string(),
+            record: Some(record),
+            completes_generation,
+        });
+    }
+
+    /// The group just became Empty: the log must not keep members a new coordinator would
+    /// load. Dropped (no offsets): a tombstone; else an Empty record, when there is a
+    /// record to replace.
+    fn persist_empty(&mut self, now: Now, group_id: &str) {
+        let Some(group) = self.groups.get(group_id) else {
+            return;
+        };
+        if group.is_unused() {
+            self.remove_group(group_id, true);
+        } else if group.persisted.is_some() && group.coordinated {
+            self.persist(now, group_id, None, None);
+        }
+    }
+
+    /// The node appended a group's metadata record (`None`: a tombstone): what a new
+    /// coordinator would now load. The group may be gone already (a tombstone's).
+    pub fn metadata_appended(&mut self, group_id: &str, record: Option<GroupMetadata>) {
+        if let Some(group) = self.groups.get_mut(group_id) {
+            group.persisted = record.map(Box::new);
         }
     }
 
@@ -926,6 +1133,9 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get(group_id) else {
             return Some(ErrorCode::UNKNOWN_MEMBER_ID);
         };
+        if !group.coordinated {
+            return Some(ErrorCode::NOT_COORDINATOR);
+        }
         if let Err(error) = check_static(group, member_id, instance_id) {
             return Some(error);
         }
@@ -946,6 +1156,7 @@ impl GroupCoordinator {
         for leaving in request.members {
             let error = match self.groups.get(&group_id) {
                 None => ErrorCode::UNKNOWN_MEMBER_ID,
+                Some(group) if !group.coordinated => ErrorCode::NOT_COORDINATOR,
                 Some(group) => match resolve_leaving(group, &leaving.member_id, &leaving) {
                     Ok(member_id) => {
                         self.remove_member(&group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
@@ -982,9 +1193,10 @@ impl GroupCoordinator {
             group.generation_id = group.generation_id.wrapping_add(1).max(1);
             group.protocol_name = None;
             group.leader_id = None;
+            group.pending_assignment = None;
             self.disarm(group_id, &Timer::Sync);
             self.disarm(group_id, &Timer::Join);
-            self.drop_if_unused(group_id);
+            self.persist_empty(now, group_id);
             return;
         }
         match group.state {
@@ -1036,21 +1248,24 @@ impl GroupCoordinator {
 
     /// An Empty group without offsets has nothing left to remember (Kafka marks it Dead).
     fn drop_if_unused(&mut self, group_id: &str) {
-        let unused = self.groups.get(group_id).is_some_and(|g| {
-            g.state == GroupState::Empty
-                && g.offsets.is_empty()
-                && g.pending_members.is_empty()
-                && !g.has_consumer_members()
-        });
-        if unused {
-            self.remove_group(group_id);
+        if self.groups.get(group_id).is_some_and(Group::is_unused) {
+            self.remove_group(group_id, true);
         }
     }
 
-    fn remove_group(&mut self, group_id: &str) {
+    /// Forget a group. Its coordinator tombstones its metadata record, if it has one, when
+    /// `tombstone` (DeleteGroups writes its own).
+    fn remove_group(&mut self, group_id: &str, tombstone: bool) {
         if let Some(group) = self.groups.remove(group_id) {
             for (timer, at) in group.armed {
                 self.timers.remove(&(at, group_id.to_string(), timer));
+            }
+            if tombstone && group.coordinated && group.persisted.is_some() {
+                self.writes.push(MetadataWrite {
+                    group_id: group_id.to_string(),
+                    record: None,
+                    completes_generation: None,
+                });
             }
         }
     }
@@ -1113,6 +1328,10 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };
+        // Only the coordinator runs a group's timers.
+        if !group.coordinated {
+            return;
+        }
         if let Some(old) = group.armed.insert(timer.clone(), at) {
             self.timers
                 .remove(&(old, group_id.to_string(), timer.clone()));
@@ -1166,6 +1385,9 @@ impl GroupCoordinator {
             }
             return CommitCheck::Refuse(ErrorCode::ILLEGAL_GENERATION);
         };
+        if !group.coordinated {
+            return CommitCheck::Refuse(ErrorCode::NOT_COORDINATOR);
+        }
         if let Some(consumer) = group.consumer.as_deref().filter(|c| !c.members.is_empty()) {
             // KIP-848: the generation field carries the member epoch.
             return match Self::check_consumer_commit(consumer, member_id, generation_id) {
@@ -1208,7 +1430,7 @@ impl GroupCoordinator {
     ) {
         let group = (self.groups)
             .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(now.instant));
+            .or_insert_with(|| Group::new(now.instant, true));
         for (key, offset) in offsets {
             group.offsets.insert(key, offset);
         }
@@ -1228,7 +1450,7 @@ impl GroupCoordinator {
             Some(offset) => {
                 let group = (self.groups)
                     .entry(group_id.to_string())
-                    .or_insert_with(|| Group::new(now.instant));
+                    .or_insert_with(|| Group::new(now.instant, false));
                 group.offsets.insert(key, offset);
             }
             None => {
@@ -1236,6 +1458,164 @@ impl GroupCoordinator {
                     group.offsets.remove(&key);
                 }
                 self.drop_if_unused(group_id);
+            }
+        }
+    }
+
+    /// Apply one record of `__consumer_offsets` replayed at recovery or replicated from the
+    /// partition's leader (latest wins); false for records this broker does not know.
+    pub fn replay_record(&mut self, now: Now, key: &[u8], value: Option<&[u8]>) -> bool {
+        match offsets_log::decode_record(key, value) {
+            Some(OffsetsTopicRecord::Offset((group_id, topic, partition, offset))) => {
+                self.replay(now, &group_id, (topic, partition), offset);
+                true
+            }
+            Some(OffsetsTopicRecord::Group(group_id, record)) => {
+                self.replay_metadata(now, &group_id, record);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A replayed group metadata record (`None`: tombstone) replaces the group's membership;
+    /// the group is not coordinated here (the record was written by its coordinator).
+    pub fn replay_metadata(&mut self, now: Now, group_id: &str, record: Option<GroupMetadata>) {
+        if !self.groups.contains_key(group_id) {
+            if record.is_none() || self.groups.len() >= GROUPS_MAX {
+                return;
+            }
+            let group = Group::new(now.instant, false);
+            self.groups.insert(group_id.to_string(), group);
+        }
+        // Member ids are `client_id-counter`: new ones handed out here must not collide
+        // with ids another coordinator (or this one before a restart) handed out.
+        let seqs = (record.iter().flat_map(|r| r.members.iter()))
+            .filter_map(|m| m.member_id.rsplit_once('-')?.1.parse::<u64>().ok());
+        self.next_member_seq = seqs.fold(self.next_member_seq, u64::max);
+        self.load(now, group_id, record);
+        if let Some(group) = self.groups.get_mut(group_id) {
+            group.coordinated = false;
+        }
+        self.drop_if_unused(group_id);
+    }
+
+    /// This node became the coordinator of the groups `owns` selects (it took the
+    /// leadership of their `__consumer_offsets` partition, or finished recovering): their
+    /// timers run from now, each member getting a full session to find this coordinator.
+    /// Returns how many groups it took over.
+    pub fn take_over(&mut self, now: Now, owns: impl Fn(&str) -> bool) -> usize {
+        let taken: Vec<String> = (self.groups.iter())
+            .filter(|(id, g)| !g.coordinated && owns(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for group_id in &taken {
+            let group = self.groups.get_mut(group_id).expect("listed");
+            group.coordinated = true;
+            let members: Vec<String> = group.members.keys().cloned().collect();
+            for member_id in members {
+                self.touch_session(now, group_id, &member_id);
+            }
+        }
+        taken.len()
+    }
+
+    /// This node stopped coordinating the groups `owns` selects: parked requests are answered
+    /// NOT_COORDINATOR, timers disarmed, and each group goes back to what its last record
+    /// says (a rebalance in progress here is abandoned; KIP-848 membership, kept only in
+    /// memory, is dropped). Returns how many groups it resigned.
+    pub fn resign(&mut self, now: Now, owns: impl Fn(&str) -> bool) -> usize {
+        let resigned: Vec<String> = (self.groups.iter())
+            .filter(|(id, g)| g.coordinated && owns(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for group_id in &resigned {
+            let record = self.groups[group_id].persisted.as_deref().cloned();
+            self.load(now, group_id, record);
+            if let Some(group) = self.groups.get_mut(group_id) {
+                group.coordinated = false;
+            }
+            self.drop_if_unused(group_id);
+        }
+        resigned.len()
+    }
+
+    /// Replace a group's membership with `record` (Stable with its members, or Empty; a
+    /// tombstone leaves no generation either). Parked requests are answered NOT_COORDINATOR
+    /// and timers disarmed; offsets stay.
+    fn load(&mut self, now: Now, group_id: &str, record: Option<GroupMetadata>) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        let armed: Vec<Timer> = group.armed.keys().cloned().collect();
+        let mut parked: Vec<(RequestId, bool)> = Vec::new();
+        for member in group.members.values_mut() {
+            parked.extend(member.awaiting_join.take().map(|id| (id, true)));
+            parked.extend(member.awaiting_sync.take().map(|id| (id, false)));
+        }
+        group.members.clear();
+        group.static_members.clear();
+        group.pending_members.clear();
+        group.pending_assignment = None;
+        group.consumer = None;
+        group.join_not_before = now.instant;
+        group.join_deadline = now.instant;
+        match &record {
+            Some(record) => {
+                group.generation_id = record.generation_id;
+                let protocol_type = Some(record.protocol_type.clone()).filter(|t| !t.is_empty());
+                for m in &record.members {
+                    let protocol = record.protocol_name.clone().unwrap_or_default();
+                    if let Some(instance_id) = &m.group_instance_id {
+                        let member_id = m.member_id.clone();
+                        group.static_members.insert(instance_id.clone(), member_id);
+                    }
+                    let member = Member {
+                        group_instance_id: m.group_instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        session_timeout_ms: m.session_timeout_ms,
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        // Kafka's record keeps only the selected protocol's metadata.
+                        protocols: vec![(protocol, m.subscription.clone())],
+                        assignment: m.assignment.clone(),
+                        awaiting_join: None,
+                        awaiting_sync: None,
+                    };
+                    group.members.insert(m.member_id.clone(), member);
+                }
+                if group.members.is_empty() {
+                    group.state = GroupState::Empty;
+                    group.protocol_type = protocol_type;
+                    group.protocol_name = None;
+                    group.leader_id = None;
+                } else {
+                    group.state = GroupState::Stable;
+                    group.protocol_type = protocol_type.or(Some(String::new()));
+                    group.protocol_name = record.protocol_name.clone();
+                    let leader = record.leader_id.clone();
+                    group.leader_id = leader
+                        .filter(|l| group.members.contains_key(l))
+                        .or_else(|| group.members.keys().next().cloned());
+                }
+            }
+            None => {
+                group.state = GroupState::Empty;
+                group.generation_id = 0;
+                group.protocol_type = None;
+                group.protocol_name = None;
+                group.leader_id = None;
+            }
+        }
+        group.persisted = record.map(Box::new);
+        for timer in armed {
+            self.disarm(group_id, &timer);
+        }
+        for (id, join) in parked {
+            if join {
+                self.answer_join_error(id, ErrorCode::NOT_COORDINATOR, "");
+            } else {
+                self.answer_sync(id, group_id, ErrorCode::NOT_COORDINATOR, Bytes::new());
             }
         }
     }
@@ -1354,9 +1734,21 @@ impl GroupCoordinator {
         Ok(group.offsets.keys().cloned().collect())
     }
 
-    /// Delete an empty group (its tombstones were written).
+    /// Delete an empty group (its tombstones were written, the metadata record's too when
+    /// [`GroupCoordinator::has_metadata_record`]).
     pub fn delete_group(&mut self, group_id: &str) {
-        self.remove_group(group_id);
+        self.remove_group(group_id, false);
+    }
+
+    /// The group has a metadata record in the log (a deletion must tombstone it).
+    pub fn has_metadata_record(&self, group_id: &str) -> bool {
+        (self.groups.get(group_id)).is_some_and(|g| g.persisted.is_some())
+    }
+
+    /// Every group's latest metadata record (the live group records of `__consumer_offsets`,
+    /// which compaction copies).
+    pub fn metadata_records(&self) -> impl Iterator<Item = (&str, &GroupMetadata)> {
+        (self.groups.iter()).filter_map(|(id, g)| Some((id.as_str(), g.persisted.as_deref()?)))
     }
 
     // ---- ListGroups / DescribeGroups ------------------------------------------------
@@ -1539,6 +1931,16 @@ impl GroupCoordinator {
             if !group.members.is_empty() {
                 assert!(group.protocol_type.is_some(), "group {group_id} no type");
             }
+            if group.pending_assignment.is_some() {
+                assert_eq!(
+                    group.state,
+                    GroupState::CompletingRebalance,
+                    "group {group_id} pending assignment"
+                );
+            }
+            if !group.coordinated {
+                self.uncoordinated_invariants(group_id, group);
+            }
             self.consumer_invariants(group_id, group);
             for (member_id, member) in &group.members {
                 if member.awaiting_sync.is_some() {
@@ -1558,6 +1960,32 @@ impl GroupCoordinator {
             }
         }
         assert_eq!(armed_count, self.timers.len(), "timer set has strays");
+    }
+}
+
+impl GroupCoordinator {
+    /// A group this node does not coordinate only mirrors its log: no timer, nothing parked.
+    fn uncoordinated_invariants(&self, group_id: &str, group: &Group) {
+        assert!(
+            group.armed.is_empty(),
+            "group {group_id} uncoordinated, armed"
+        );
+        assert!(
+            matches!(group.state, GroupState::Empty | GroupState::Stable),
+            "group {group_id} uncoordinated in {:?}",
+            group.state
+        );
+        assert!(
+            group.pending_members.is_empty(),
+            "group {group_id} uncoordinated, pending members"
+        );
+        assert!(
+            group.pending_assignment.is_none(),
+            "group {group_id} uncoordinated, pending assignment"
+        );
+        let parked = (group.members.values())
+            .any(|m| m.awaiting_join.is_some() || m.awaiting_sync.is_some());
+        assert!(!parked, "group {group_id} uncoordinated, parked requests");
     }
 }
 
@@ -1595,5 +2023,279 @@ fn resolve_leaving(
         Ok(member_id.to_string())
     } else {
         Err(ErrorCode::UNKNOWN_MEMBER_ID)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_wire::domain::JoinGroupProtocol;
+
+    use super::*;
+
+    const GROUP: &str = "g";
+    const SESSION_MS: i32 = 10_000;
+
+    fn config() -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            min_session_timeout_ms: 1_000,
+            max_session_timeout_ms: 60_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_session_timeout_ms: 45_000,
+        }
+    }
+
+    fn at(ms: u64) -> Now {
+        Now::new(Instant::from_nanos(ms * 1_000_000), 1_000_000 + ms as i64)
+    }
+
+    fn request_id(seq: u64) -> RequestId {
+        RequestId { conn: 1, seq }
+    }
+
+    fn join(member_id: &str) -> JoinGroupRequest {
+        JoinGroupRequest {
+            group_id: GROUP.into(),
+            session_timeout_ms: SESSION_MS,
+            rebalance_timeout_ms: 20_000,
+            member_id: member_id.into(),
+            group_instance_id: None,
+            protocol_type: "consumer".into(),
+            protocols: vec![JoinGroupProtocol {
+                name: "range".into(),
+                metadata: Bytes::from_static(b"sub"),
+            }],
+            reason: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            member_id_required: false,
+        }
+    }
+
+    fn sync(member_id: &str, generation_id: i32, assignment: &'static [u8]) -> SyncGroupRequest {
+        SyncGroupRequest {
+            group_id: GROUP.into(),
+            generation_id,
+            member_id: member_id.into(),
+            group_instance_id: None,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![(member_id.into(), Bytes::from_static(assignment))],
+        }
+    }
+
+    fn heartbeat(coordinator: &mut GroupCoordinator, now: Now, member_id: &str) -> ErrorCode {
+        let request = HeartbeatRequest {
+            group_id: GROUP.into(),
+            generation_id: 1,
+            member_id: member_id.into(),
+            group_instance_id: None,
+        };
+        coordinator.heartbeat(now, request_id(99), request);
+        match coordinator.take_responses().pop() {
+            Some((_, ApiResponse::Heartbeat(r))) => r.error,
+            other => panic!("expected a heartbeat answer, got {other:?}"),
+        }
+    }
+
+    /// A one-member group through its first rebalance, the leader's SyncGroup parked on the
+    /// record; returns the member id and the write.
+    fn rebalanced(coordinator: &mut GroupCoordinator) -> (String, MetadataWrite) {
+        coordinator.join_group(at(0), request_id(1), join(""));
+        let Some((_, ApiResponse::JoinGroup(joined))) = coordinator.take_responses().pop() else {
+            panic!("join answered at once (no initial delay)")
+        };
+        assert_eq!(joined.generation_id, 1);
+        let member_id = joined.member_id;
+        coordinator.sync_group(at(1), request_id(2), sync(&member_id, 1, b"p0"));
+        let mut writes = coordinator.take_metadata_writes();
+        assert_eq!(writes.len(), 1, "the assignment's record");
+        coordinator.invariants();
+        (member_id, writes.remove(0))
+    }
+
+    // Goal: the leader's SyncGroup answers only once the group's record is durable: the group
+    // stays CompletingRebalance meanwhile, a failed write makes the members find the
+    // coordinator again and the group rebalance. Method: drive a coordinator alone, reporting
+    // the write's outcome by hand.
+    #[test]
+    fn sync_waits_for_the_group_record() {
+        let mut coordinator = GroupCoordinator::new(config());
+        let (member_id, write) = rebalanced(&mut coordinator);
+        assert_eq!(write.completes_generation, Some(1));
+        let record = write.record.clone().expect("not a tombstone");
+        assert_eq!(record.generation_id, 1);
+        assert_eq!(record.leader_id.as_deref(), Some(member_id.as_str()));
+        assert_eq!(record.members[0].assignment, Bytes::from_static(b"p0"));
+        assert_eq!(record.members[0].subscription, Bytes::from_static(b"sub"));
+        assert!(
+            coordinator.take_responses().is_empty(),
+            "parked on the record"
+        );
+        assert_eq!(
+            coordinator.state(GROUP),
+            Some(GroupState::CompletingRebalance)
+        );
+        coordinator.metadata_appended(GROUP, write.record);
+        // A report for an older generation changes nothing.
+        coordinator.metadata_write_done(at(2), GROUP, 0, ErrorCode::NONE);
+        assert!(coordinator.take_responses().is_empty());
+        coordinator.metadata_write_done(at(2), GROUP, 1, ErrorCode::NONE);
+        let Some((id, ApiResponse::SyncGroup(synced))) = coordinator.take_responses().pop() else {
+            panic!("the leader's SyncGroup is answered")
+        };
+        assert_eq!((id, synced.error), (request_id(2), ErrorCode::NONE));
+        assert_eq!(synced.assignment, Bytes::from_static(b"p0"));
+        assert_eq!(coordinator.state(GROUP), Some(GroupState::Stable));
+        coordinator.invariants();
+
+        // The same, but the write fails (leadership moved before the ISR had it).
+        let mut coordinator = GroupCoordinator::new(config());
+        let (_, _write) = rebalanced(&mut coordinator);
+        coordinator.metadata_write_done(at(2), GROUP, 1, ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        let Some((_, ApiResponse::SyncGroup(synced))) = coordinator.take_responses().pop() else {
+            panic!("the leader's SyncGroup is answered")
+        };
+        assert_eq!(synced.error, ErrorCode::NOT_COORDINATOR);
+        assert_ne!(coordinator.state(GROUP), Some(GroupState::Stable));
+        coordinator.invariants();
+    }
+
+    // Goal: replaying a group's record builds it Stable with its members, generation, protocol
+    // and leader, with no timer until this node takes the group over; then a member's
+    // heartbeat and commit with the old generation are accepted and its session runs from
+    // the take-over. A later tombstone removes the membership. Method: encode coordinator A's
+    // record as Kafka bytes and replay them into coordinator B.
+    #[test]
+    fn replay_builds_stable_group_and_take_over_arms_sessions() {
+        let mut a = GroupCoordinator::new(config());
+        let (member_id, write) = rebalanced(&mut a);
+        let record = write.record.expect("not a tombstone");
+        let key = offsets_log::group_key(GROUP);
+        let value = offsets_log::group_value(&record);
+
+        let mut b = GroupCoordinator::new(config());
+        assert!(b.replay_record(at(5), &key, Some(&value)));
+        b.invariants();
+        assert_eq!(b.state(GROUP), Some(GroupState::Stable));
+        assert_eq!(b.member_ids(GROUP), vec![member_id.clone()]);
+        assert_eq!(
+            b.next_deadline(),
+            None,
+            "no timer on a node that does not coordinate"
+        );
+        assert_eq!(
+            heartbeat(&mut b, at(6), &member_id),
+            ErrorCode::NOT_COORDINATOR
+        );
+        assert_eq!(
+            b.check_commit(GROUP, &member_id, None, 1),
+            CommitCheck::Refuse(ErrorCode::NOT_COORDINATOR)
+        );
+        let described = b.describe_groups(&DescribeGroupsRequest {
+            groups: vec![GROUP.into()],
+            include_authorized_operations: false,
+        });
+        assert_eq!(described.groups[0].protocol_data, "range");
+        assert_eq!(
+            described.groups[0].members[0].member_assignment,
+            Bytes::from_static(b"p0")
+        );
+
+        // Take over at t=1000: a full session from then.
+        assert_eq!(b.take_over(at(1_000), |_| true), 1);
+        b.invariants();
+        assert_eq!(
+            b.next_deadline(),
+            Some(at(1_000 + SESSION_MS as u64).instant)
+        );
+        assert_eq!(heartbeat(&mut b, at(1_001), &member_id), ErrorCode::NONE);
+        assert_eq!(
+            b.check_commit(GROUP, &member_id, None, 1),
+            CommitCheck::Accept
+        );
+        b.sync_group(at(1_002), request_id(3), sync(&member_id, 1, b""));
+        let Some((_, ApiResponse::SyncGroup(synced))) = b.take_responses().pop() else {
+            panic!("a SyncGroup in Stable is answered at once")
+        };
+        assert_eq!(synced.assignment, Bytes::from_static(b"p0"));
+        // New members get ids that cannot collide with the replayed ones.
+        assert!(b.next_member_seq >= 1);
+
+        // A tombstone (replayed on a follower) drops the membership.
+        let mut c = GroupCoordinator::new(config());
+        c.replay_record(at(5), &key, Some(&value));
+        c.replay_record(at(6), &key, None);
+        assert_eq!(c.state(GROUP), None);
+        c.invariants();
+    }
+
+    // Goal: resigning answers parked requests NOT_COORDINATOR, disarms every timer and puts
+    // the group back to its last record; a group that empties writes an Empty record (it
+    // has offsets) or a tombstone (it has none). Method: a Stable group with a record, a
+    // second member parked in a rebalance, then resign; a leave on another coordinator.
+    #[test]
+    fn resign_and_empty_groups() {
+        let mut coordinator = GroupCoordinator::new(config());
+        let (member_id, write) = rebalanced(&mut coordinator);
+        coordinator.metadata_appended(GROUP, write.record.clone());
+        coordinator.metadata_write_done(at(2), GROUP, 1, ErrorCode::NONE);
+        coordinator.take_responses();
+        // A newcomer parks a JoinGroup and starts a rebalance.
+        coordinator.join_group(at(3), request_id(4), join(""));
+        assert!(coordinator.take_responses().is_empty());
+        assert!(coordinator.next_deadline().is_some());
+        assert_eq!(coordinator.resign(at(4), |_| true), 1);
+        coordinator.invariants();
+        let answers = coordinator.take_responses();
+        assert_eq!(answers.len(), 1);
+        assert!(matches!(
+            &answers[0],
+            (_, ApiResponse::JoinGroup(r)) if r.error == ErrorCode::NOT_COORDINATOR
+        ));
+        assert_eq!(coordinator.next_deadline(), None);
+        assert_eq!(coordinator.state(GROUP), Some(GroupState::Stable));
+        assert_eq!(coordinator.member_ids(GROUP), vec![member_id.clone()]);
+
+        // Back as coordinator, the member leaves: no offsets, so the group goes (tombstone).
+        coordinator.take_over(at(5), |_| true);
+        let leave = LeaveGroupRequest {
+            group_id: GROUP.into(),
+            members: vec![weir_wire::domain::LeavingMember {
+                member_id: member_id.clone(),
+                group_instance_id: None,
+                reason: None,
+            }],
+        };
+        coordinator.leave_group(at(6), request_id(5), leave.clone());
+        let writes = coordinator.take_metadata_writes();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].record, None, "a tombstone");
+        assert_eq!(coordinator.state(GROUP), None);
+
+        // With offsets the group stays, Empty, and its record says so.
+        let mut coordinator = GroupCoordinator::new(config());
+        let (member_id, write) = rebalanced(&mut coordinator);
+        coordinator.metadata_appended(GROUP, write.record);
+        coordinator.metadata_write_done(at(2), GROUP, 1, ErrorCode::NONE);
+        let offset = CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+        };
+        coordinator.commit(at(3), GROUP, &member_id, vec![(("t".into(), 0), offset)]);
+        let mut leave = leave;
+        leave.members[0].member_id = member_id;
+        coordinator.leave_group(at(4), request_id(6), leave);
+        let writes = coordinator.take_metadata_writes();
+        let record = writes[0].record.as_ref().expect("an Empty record");
+        assert!(record.members.is_empty());
+        assert_eq!(
+            (record.generation_id, record.protocol_name.as_deref()),
+            (2, None)
+        );
+        assert_eq!(coordinator.state(GROUP), Some(GroupState::Empty));
+        coordinator.invariants();
     }
 }

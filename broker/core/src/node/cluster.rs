@@ -491,7 +491,7 @@ impl Node {
             }
         }
         self.drive_cluster(now);
-        self.flush_syncs();
+        self.flush_syncs(now);
     }
 
     /// An inbound connection from node `from` ended. The active controller fences it
@@ -1075,8 +1075,55 @@ impl Node {
         }
     }
 
-    /// Bring this node's role for one partition in line with the image.
+    /// Bring this node's role for one partition in line with the image. Leading a partition
+    /// of `__consumer_offsets` is coordinating its groups: the group coordinator takes them
+    /// over when the leadership starts and resigns them when it ends.
     fn update_role(&mut self, now: Now, topic_id: Uuid, index: usize) {
+        let led = self.leads_index(topic_id, index);
+        self.update_role_inner(now, topic_id, index);
+        let leads = self.leads_index(topic_id, index);
+        if led == leads {
+            return;
+        }
+        let Some(topic) = self.topics.get(&topic_id) else {
+            return;
+        };
+        if topic.name != crate::group::offsets_log::OFFSETS_TOPIC {
+            return;
+        }
+        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let index_i32 = i32::try_from(index).unwrap_or(-1);
+        let owns =
+            |group: &str| crate::group::offsets_log::partition_for(group, count) == index_i32;
+        if leads {
+            let taken = self.groups.take_over(now, owns);
+            if taken > 0 {
+                tracing::info!(
+                    index,
+                    groups = taken,
+                    "took over the groups of an offsets partition"
+                );
+            }
+        } else {
+            let resigned = self.groups.resign(now, owns);
+            if resigned > 0 {
+                tracing::info!(
+                    index,
+                    groups = resigned,
+                    "resigned the groups of an offsets partition"
+                );
+            }
+        }
+        self.drain_group_outputs(now);
+    }
+
+    /// True when this node holds the leader role of the partition.
+    fn leads_index(&self, topic_id: Uuid, index: usize) -> bool {
+        (self.cluster.as_ref())
+            .is_some_and(|c| matches!(c.replicas.get(&(topic_id, index)), Some(Replica::Leader(_))))
+    }
+
+    fn update_role_inner(&mut self, now: Now, topic_id: Uuid, index: usize) {
         let node_id = self.config.node_id;
         let Some(cluster) = self.cluster.as_mut() else {
             return;
@@ -2099,15 +2146,17 @@ impl Node {
             })
             .map(|(id, _)| *id)
             .collect();
-        for id in failed {
-            if let Some(waiter) = cluster.hw_waiters.remove(&id) {
-                let response = super::errors::with_error(
-                    waiter.response,
-                    ErrorCode::NOT_LEADER_OR_FOLLOWER,
-                    "leadership moved before the write was replicated",
-                );
-                self.outputs.push_back(Output::Respond { id, response });
-            }
+        let failed: Vec<(RequestId, HwWaiter)> = (failed.into_iter())
+            .filter_map(|id| Some((id, cluster.hw_waiters.remove(&id)?)))
+            .collect();
+        for (id, waiter) in failed {
+            let response = super::errors::with_error(
+                waiter.response,
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                "leadership moved before the write was replicated",
+            );
+            // Through `respond`: forwarded answers and group-write markers are routed there.
+            self.respond(id, response);
         }
     }
 
@@ -2121,20 +2170,21 @@ impl Node {
             .filter(|(_, w)| w.deadline <= now.instant)
             .map(|(id, _)| *id)
             .collect();
-        for id in expired {
-            if let Some(waiter) = cluster.hw_waiters.remove(&id) {
-                let response = super::errors::with_error(
-                    waiter.response,
-                    ErrorCode::REQUEST_TIMED_OUT,
-                    "timed out waiting for the in-sync replicas",
-                );
-                self.outputs.push_back(Output::Respond { id, response });
-            }
-        }
+        let expired: Vec<(RequestId, HwWaiter)> = (expired.into_iter())
+            .filter_map(|id| Some((id, cluster.hw_waiters.remove(&id)?)))
+            .collect();
         let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut cluster.parked_fetches)
             .into_iter()
             .partition(|p| p.deadline <= now.instant);
         cluster.parked_fetches = kept;
+        for (id, waiter) in expired {
+            let response = super::errors::with_error(
+                waiter.response,
+                ErrorCode::REQUEST_TIMED_OUT,
+                "timed out waiting for the in-sync replicas",
+            );
+            self.respond(id, response);
+        }
         for parked in due {
             self.answer_replica_fetch(parked.from, &parked.fetch);
         }
@@ -2809,8 +2859,8 @@ impl Node {
                 .get(&key.0)
                 .is_some_and(|t| t.name == crate::group::offsets_log::OFFSETS_TOPIC)
         {
-            // Followers of a coordinator's partition keep its committed offsets current, so
-            // they can coordinate the moment they lead it.
+            // Followers of a coordinator's partition keep its committed offsets and its
+            // groups' membership current, so they can coordinate the moment they lead it.
             if let Ok(records) =
                 weir_wire::records::decode_records(bytes::Bytes::copy_from_slice(bytes))
             {
@@ -2818,11 +2868,7 @@ impl Node {
                     let Some(k) = record.key.as_deref() else {
                         continue;
                     };
-                    if let Some((group, topic, partition, value)) =
-                        crate::group::offsets_log::decode(k, record.value.as_deref())
-                    {
-                        self.groups.replay(now, &group, (topic, partition), value);
-                    }
+                    self.groups.replay_record(now, k, record.value.as_deref());
                 }
             }
         }

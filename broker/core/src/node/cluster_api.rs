@@ -985,9 +985,42 @@ impl Node {
         }
     }
 
+    /// Cluster mode: why this node cannot serve a request about a group or transactional
+    /// id: NOT_COORDINATOR when another broker coordinates it, COORDINATOR_LOAD_IN_PROGRESS
+    /// when the image names this node but it has not taken the leadership of the group's
+    /// offsets partition yet (its groups are still mirrored, their timers off).
+    pub(super) fn coordinator_refusal(&mut self, request: &ApiRequest) -> Option<ErrorCode> {
+        if self.foreign_coordinator_key(request) {
+            return Some(ErrorCode::NOT_COORDINATOR);
+        }
+        let group_id = match request {
+            ApiRequest::JoinGroup(r) => r.group_id.as_str(),
+            ApiRequest::SyncGroup(r) => r.group_id.as_str(),
+            ApiRequest::Heartbeat(r) => r.group_id.as_str(),
+            ApiRequest::LeaveGroup(r) => r.group_id.as_str(),
+            ApiRequest::OffsetCommit(r) => r.group_id.as_str(),
+            ApiRequest::OffsetDelete(r) => r.group_id.as_str(),
+            ApiRequest::ConsumerGroupHeartbeat(r) => r.group_id.as_str(),
+            _ => return None,
+        };
+        let cluster = self.cluster.as_ref()?;
+        let topic_id = *self
+            .topic_ids
+            .get(crate::group::offsets_log::OFFSETS_TOPIC)?;
+        let count = self.topics.get(&topic_id)?.partitions.len();
+        let count = i32::try_from(count).ok().filter(|n| *n > 0)?;
+        let index = crate::group::offsets_log::partition_for(group_id, count);
+        let index = usize::try_from(index).ok()?;
+        let leads = matches!(
+            cluster.replicas.get(&(topic_id, index)),
+            Some(super::cluster::Replica::Leader(_))
+        );
+        (!leads).then_some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
+    }
+
     /// Cluster mode: the group or transactional id a request is about, when this node is
     /// not its coordinator (the request is then answered NOT_COORDINATOR).
-    pub(super) fn foreign_coordinator_key(&mut self, request: &ApiRequest) -> bool {
+    fn foreign_coordinator_key(&mut self, request: &ApiRequest) -> bool {
         if self.cluster.is_none() {
             return false;
         }

@@ -317,6 +317,14 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
             }
             ApiResponse::OffsetDelete(response)
         }
+        // The node's own marker for a group metadata write (`node/group.rs`): a write that
+        // never became durable must not complete the rebalance.
+        ApiResponse::SyncGroup(mut response) => {
+            if response.error.is_ok() {
+                response.error = error;
+            }
+            ApiResponse::SyncGroup(response)
+        }
         // Transaction writes parked for their sync: an EndTxn answered NONE whose Prepare,
         // markers and Complete were never durable is a commit a crash silently undoes.
         ApiResponse::AddPartitionsToTxn(mut response) => {
@@ -356,7 +364,6 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
         | ApiResponse::JoinGroup(_)
         | ApiResponse::Heartbeat(_)
         | ApiResponse::LeaveGroup(_)
-        | ApiResponse::SyncGroup(_)
         | ApiResponse::DescribeGroups(_)
         | ApiResponse::ListGroups(_)
         | ApiResponse::ConsumerGroupHeartbeat(_)
@@ -387,6 +394,7 @@ pub(super) fn may_wait_for_sync(response: &ApiResponse) -> bool {
             | ApiResponse::OffsetCommit(_)
             | ApiResponse::DeleteGroups(_)
             | ApiResponse::OffsetDelete(_)
+            | ApiResponse::SyncGroup(_)
             | ApiResponse::AddPartitionsToTxn(_)
             | ApiResponse::AddOffsetsToTxn(_)
             | ApiResponse::TxnOffsetCommit(_)

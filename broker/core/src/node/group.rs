@@ -7,13 +7,21 @@
 //! latest commit (as Kafka's cache does once its append completes); recovery replays the
 //! topic, latest record per key winning. Creation, appends and compaction of the topic are
 //! shared with `__transaction_state` (`node/internal.rs`).
+//!
+//! Group metadata records ([`MetadataWrite`]) go through the same append. One that completes
+//! a rebalance parks a marker response under a request id of its own
+//! ([`GROUP_WRITE_CONN`]) exactly as an OffsetCommit's answer is parked (sync, and in a
+//! cluster the ISR); when the marker is released, timed out or failed, `respond` hands its
+//! outcome to the coordinator at the end of the input (`finish_group_writes`), which then
+//! answers the group's SyncGroups. So SyncGroup answers are released exactly when an
+//! OffsetCommit appended at the same moment would be.
 
 use uuid::Uuid;
 use weir_wire::domain::{
     coordinator_type, ApiRequest, ApiResponse, Coordinator, DeleteGroupsRequest,
     DeleteGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetCommitTopicResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchGroupResponse, OffsetFetchRequest, OffsetFetchResponse,
+    OffsetFetchGroupResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupResponse,
 };
 use weir_wire::error::ErrorCode;
 use weir_wire::records::Record;
@@ -23,9 +31,22 @@ use super::Node;
 use crate::event::RequestId;
 use crate::group::consumer_group::{TopicInfo, TopicView};
 use crate::group::offsets_log::{self, OFFSETS_TOPIC};
-use crate::group::{CommitCheck, CommittedOffset, OFFSET_METADATA_BYTES_MAX};
+use crate::group::{
+    CommitCheck, CommittedOffset, MetadataWrite, GROUPS_MAX, OFFSET_METADATA_BYTES_MAX,
+};
 use crate::storage::{Storage, StorageError};
 use crate::time::Now;
+
+/// Connection id of the markers that stand for group metadata writes waiting to become
+/// durable (never a client connection: drivers number those from 0 up, forwarded requests
+/// use the top half of the range).
+pub(super) const GROUP_WRITE_CONN: u64 = (1 << 63) - 1;
+/// Rounds of [`Node::drain_group_outputs`]: a write's failure can make the coordinator
+/// answer and write once more (an abandoned rebalance that empties the group), never more.
+const GROUP_DRAIN_ROUNDS_MAX: usize = 4;
+
+/// Group metadata writes waiting to become durable, by marker id: `(group, generation)`.
+pub(super) type GroupWrites = std::collections::BTreeMap<RequestId, (String, i32)>;
 
 impl Node {
     /// Route a group request; true if `request` was one.
@@ -64,7 +85,7 @@ impl Node {
             }
             other => return Some(other),
         }
-        self.drain_group_responses();
+        self.drain_group_outputs(now);
         None
     }
 
@@ -86,11 +107,113 @@ impl Node {
             .collect()
     }
 
-    /// Move the coordinator's answers to the node's outputs.
-    pub(super) fn drain_group_responses(&mut self) {
+    /// Write the coordinator's metadata records and move its answers to the node's outputs.
+    pub(super) fn drain_group_outputs(&mut self, now: Now) {
+        for _ in 0..GROUP_DRAIN_ROUNDS_MAX {
+            let writes = self.groups.take_metadata_writes();
+            let responses = self.groups.take_responses();
+            if writes.is_empty() && responses.is_empty() {
+                return;
+            }
+            for write in writes {
+                self.write_group_metadata(now, write);
+            }
+            for (id, response) in responses {
+                self.respond(id, response);
+            }
+        }
+        let left = self.groups.take_metadata_writes().len();
+        assert_eq!(
+            left, 0,
+            "group writes still coming after {GROUP_DRAIN_ROUNDS_MAX} rounds"
+        );
         for (id, response) in self.groups.take_responses() {
             self.respond(id, response);
         }
+    }
+
+    /// Append one group metadata record to the group's offsets partition; one that completes
+    /// a rebalance parks a marker until it is durable (module doc).
+    fn write_group_metadata(&mut self, now: Now, write: MetadataWrite) {
+        let MetadataWrite {
+            group_id,
+            record,
+            completes_generation,
+        } = write;
+        let value = record.as_ref().map(offsets_log::group_value);
+        let records = [Record {
+            offset: 0,
+            timestamp: now.wall_ms,
+            key: Some(offsets_log::group_key(&group_id)),
+            value,
+            headers: Vec::new(),
+        }];
+        let full = completes_generation.is_some()
+            && (self.sync_waiters.is_full() || self.group_writes.len() >= GROUPS_MAX);
+        let appended = if full {
+            Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
+        } else {
+            self.append_offset_records(now, &group_id, &records)
+        };
+        match (appended, completes_generation) {
+            (Ok(()), None) => self.groups.metadata_appended(&group_id, record),
+            (Ok(()), Some(generation_id)) => {
+                self.groups.metadata_appended(&group_id, record);
+                self.group_write_seq += 1;
+                let id = RequestId {
+                    conn: GROUP_WRITE_CONN,
+                    seq: self.group_write_seq,
+                };
+                self.group_writes.insert(id, (group_id, generation_id));
+                let marker = ApiResponse::SyncGroup(SyncGroupResponse {
+                    error: ErrorCode::NONE,
+                    ..SyncGroupResponse::default()
+                });
+                self.respond_when_durable(id, marker, None);
+            }
+            (Err(error), None) => {
+                tracing::warn!(group = %group_id, error = error.name(), "group record not written");
+            }
+            (Err(error), Some(generation_id)) => {
+                self.groups
+                    .metadata_write_done(now, &group_id, generation_id, error);
+            }
+        }
+    }
+
+    /// A marker of a group metadata write was released (`respond`): remember its outcome
+    /// for [`Node::finish_group_writes`]. False when `id` is not such a marker.
+    pub(super) fn intercept_group_write(&mut self, id: RequestId, response: &ApiResponse) -> bool {
+        if id.conn != GROUP_WRITE_CONN {
+            return false;
+        }
+        if let Some((group_id, generation_id)) = self.group_writes.remove(&id) {
+            let error = match response {
+                ApiResponse::SyncGroup(r) => r.error,
+                _ => ErrorCode::UNKNOWN_SERVER_ERROR,
+            };
+            self.group_write_results
+                .push((group_id, generation_id, error));
+        }
+        true
+    }
+
+    /// Hand the outcomes of group metadata writes released during this input to the
+    /// coordinator (which answers the SyncGroups waiting on them). Runs at the end of every
+    /// input, before its sync is emitted.
+    pub(super) fn finish_group_writes(&mut self, now: Now) {
+        if self.group_write_results.is_empty() {
+            return;
+        }
+        let results = std::mem::take(&mut self.group_write_results);
+        if self.poisoned.is_some() {
+            return; // Nothing is answered any more.
+        }
+        for (group_id, generation_id, error) in results {
+            self.groups
+                .metadata_write_done(now, &group_id, generation_id, error);
+        }
+        self.drain_group_outputs(now);
     }
 
     /// FindCoordinator: this node coordinates every group and every transactional id
@@ -270,7 +393,8 @@ impl Node {
                 Err(error) => error,
                 Ok(_) if self.sync_waiters.is_full() => ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
                 Ok(keys) => {
-                    let result = self.write_tombstones(now, group_id, &keys);
+                    let with_group = self.groups.has_metadata_record(group_id);
+                    let result = self.write_tombstones(now, group_id, &keys, with_group);
                     match result {
                         Ok(written) => {
                             wrote |= written;
@@ -326,7 +450,7 @@ impl Node {
         let (error, wrote) = if self.sync_waiters.is_full() {
             (ErrorCode::COORDINATOR_LOAD_IN_PROGRESS, false)
         } else {
-            match self.write_tombstones(now, &request.group_id, &keys) {
+            match self.write_tombstones(now, &request.group_id, &keys, false) {
                 Ok(wrote) => (ErrorCode::NONE, wrote),
                 Err(error) => (error, false),
             }
@@ -346,29 +470,37 @@ impl Node {
         }
     }
 
-    /// Tombstones for the committed offsets of `keys` that exist; true if any was written.
+    /// Tombstones for the committed offsets of `keys` that exist (and for the group's
+    /// metadata record when `with_group`); true if any was written.
     fn write_tombstones(
         &mut self,
         now: Now,
         group_id: &str,
         keys: &[(String, i32)],
+        with_group: bool,
     ) -> Result<bool, ErrorCode> {
         let committed: Vec<(String, i32)> = (self.groups.committed(group_id).into_iter())
             .map(|(key, _)| key)
             .filter(|key| keys.contains(key))
             .collect();
-        if committed.is_empty() {
-            return Ok(false);
-        }
-        let records: Vec<Record> = (committed.iter())
-            .map(|(topic, partition)| Record {
-                offset: 0,
-                timestamp: now.wall_ms,
-                key: Some(offsets_log::offset_key(group_id, topic, *partition)),
-                value: None,
-                headers: Vec::new(),
+        let tombstone = |key| Record {
+            offset: 0,
+            timestamp: now.wall_ms,
+            key: Some(key),
+            value: None,
+            headers: Vec::new(),
+        };
+        let mut records: Vec<Record> = (committed.iter())
+            .map(|(topic, partition)| {
+                tombstone(offsets_log::offset_key(group_id, topic, *partition))
             })
             .collect();
+        if with_group {
+            records.push(tombstone(offsets_log::group_key(group_id)));
+        }
+        if records.is_empty() {
+            return Ok(false);
+        }
         self.append_offset_records(now, group_id, &records)?;
         Ok(true)
     }
@@ -408,14 +540,17 @@ impl Node {
             let Some(key) = record.key.as_deref() else {
                 return;
             };
-            match offsets_log::decode(key, record.value.as_deref()) {
-                Some((group, topic, partition, value)) => {
-                    groups.replay(now, &group, (topic, partition), value);
-                }
-                None => tracing::debug!(offset = record.offset, "non-offset record skipped"),
+            if !groups.replay_record(now, key, record.value.as_deref()) {
+                tracing::debug!(offset = record.offset, "unknown record skipped");
             }
         })?;
         tracing::info!(records = replayed, "replayed {OFFSETS_TOPIC}");
+        // A single node coordinates every group: the recovered ones' members get a full
+        // session from now. In a cluster it waits for the leadership of their partitions.
+        if !self.is_cluster() {
+            let taken = self.groups.take_over(now, |_| true);
+            tracing::info!(groups = taken, "coordinating the recovered groups");
+        }
         Ok(())
     }
 }

@@ -254,6 +254,15 @@ impl Node {
                     records.push(record(key, value, committed.commit_timestamp));
                 }
             }
+            // Groups' membership: the latest metadata record of each.
+            for (group, metadata) in self.groups.metadata_records() {
+                if offsets_log::partition_for(group, count) != index {
+                    continue;
+                }
+                let key = offsets_log::group_key(group);
+                let value = offsets_log::group_value(metadata);
+                records.push(record(key, value, metadata.current_state_timestamp));
+            }
         } else if topic == TXN_STATE_TOPIC {
             for (transactional_id, txn) in &self.txns.txns {
                 if txn_log::partition_for(transactional_id, count) != index {

@@ -135,6 +135,12 @@ pub struct Node {
     poisoned: Option<String>,
     /// The group coordinator (classic consumer groups).
     groups: crate::group::GroupCoordinator,
+    /// Group metadata writes waiting to become durable (`node/group.rs`), by marker id.
+    group_writes: group::GroupWrites,
+    /// The last marker id handed out.
+    group_write_seq: u64,
+    /// Outcomes of group metadata writes released during the current input.
+    group_write_results: Vec<(String, i32, ErrorCode)>,
     /// The transaction coordinator's table.
     txns: crate::txn::TxnCoordinator,
     /// BUGGIFY decisions (off unless a simulation configured them).
@@ -170,25 +176,26 @@ impl Node {
             self.respond(id, response);
             return;
         }
-        if self.foreign_coordinator_key(&request) {
-            let response = errors::error_response(
-                &request,
-                ErrorCode::NOT_COORDINATOR,
-                "this broker does not coordinate that group or transactional id",
-            );
+        if let Some(error) = self.coordinator_refusal(&request) {
+            let message = if error == ErrorCode::NOT_COORDINATOR {
+                "this broker does not coordinate that group or transactional id"
+            } else {
+                "this broker is taking over the group's offsets partition"
+            };
+            let response = errors::error_response(&request, error, message);
             self.respond(id, response);
             return;
         }
         let Some(request) = self.handle_group_request(now, id, request) else {
-            self.flush_syncs();
+            self.flush_syncs(now);
             return;
         };
         let Some(request) = self.handle_txn_request(now, id, request) else {
-            self.flush_syncs();
+            self.flush_syncs(now);
             return;
         };
         let Some(request) = self.handle_cluster_request(now, id, request) else {
-            self.flush_syncs();
+            self.flush_syncs(now);
             return;
         };
         match request {
@@ -211,7 +218,7 @@ impl Node {
             }
         }
         // Whatever the request wrote is covered by a sync before the next input.
-        self.flush_syncs();
+        self.flush_syncs(now);
     }
 
     /// Handle the driver's report about storage.
@@ -223,7 +230,7 @@ impl Node {
             Completion::Synced { sync_id } => self.on_synced(now, sync_id),
             Completion::Failed { reason } => self.poison(reason),
         }
-        self.flush_syncs();
+        self.flush_syncs(now);
     }
 
     /// Handle the passage of time: long-poll and produce deadlines, retention, the
@@ -252,7 +259,7 @@ impl Node {
         }
         self.cluster_timeout(now);
         self.groups.handle_timeout(now);
-        self.drain_group_responses();
+        self.drain_group_outputs(now);
         self.expire_transactions(now);
         if now.instant >= self.next_retention_check {
             self.enforce_retention(now);
@@ -267,7 +274,7 @@ impl Node {
                 self.next_flush = Some(now.instant.add_ms(self.config.flush_interval_ms));
             }
         }
-        self.flush_syncs();
+        self.flush_syncs(now);
     }
 
     /// Forget the pending work of a closed connection: no responses will be emitted for it.
@@ -386,6 +393,15 @@ impl Node {
         }
         self.sync_invariants();
         self.groups.invariants();
+        assert!(
+            self.group_writes.len() <= crate::group::GROUPS_MAX,
+            "group writes={}",
+            self.group_writes.len()
+        );
+        assert!(
+            self.group_write_results.is_empty(),
+            "group write outcomes left after an input"
+        );
         self.txns.invariants();
         self.compaction_invariants();
     }
@@ -505,6 +521,9 @@ impl Node {
                 consumer_heartbeat_interval_ms,
                 consumer_session_timeout_ms,
             }),
+            group_writes: group::GroupWrites::new(),
+            group_write_seq: 0,
+            group_write_results: Vec::new(),
             txns: crate::txn::TxnCoordinator::default(),
             buggify,
             // As many as can wait for a sync: every delayed ack was a sync waiter.
@@ -515,6 +534,10 @@ impl Node {
     }
 
     fn respond(&mut self, id: RequestId, response: ApiResponse) {
+        // A group metadata write's marker: its outcome goes to the group coordinator.
+        if self.intercept_group_write(id, &response) {
+            return;
+        }
         // Requests forwarded by another broker are answered over the peer protocol.
         let Some((id, response)) = self.answer_forwarded(id, response) else {
             return;
@@ -584,7 +607,9 @@ impl Node {
     /// Emit a sync if anything waits for one and none is in flight (group commit). Every
     /// input ends here, so internal topics are considered for compaction first (their
     /// coordinators' memory matches their logs only between inputs).
-    fn flush_syncs(&mut self) {
+    fn flush_syncs(&mut self, now: Now) {
+        // Group writes released by this input complete their rebalances (and may write).
+        self.finish_group_writes(now);
         if self.poisoned.is_none() {
             self.compact_internal_topics();
         }

@@ -131,7 +131,7 @@ pub(super) fn recover(
     node.recover_group_offsets(storage, now)?;
     // After the group offsets: a prepared commit re-applies its offsets over them.
     node.recover_transactions(storage, now)?;
-    node.flush_syncs();
+    node.flush_syncs(now);
     node.invariants();
     Ok(node)
 }
