@@ -134,13 +134,22 @@ fn summary_line_format() {
 #[test]
 fn rebalance_entry_without_kind_is_accepted() {
     let send = [
-        r#"{"process":9,"type":"invoke","f":"send","value":[["send",1,10],["send",1,11],["send",1,12]]}"#,
-        r#"{"process":9,"type":"ok","f":"send","value":[["send",1,[0,10]],["send",1,[1,11]],["send",1,[2,12]]]}"#,
+        concat!(
+            r#"{"process":9,"type":"invoke","f":"send","#,
+            r#""value":[["send",1,10],["send",1,11],["send",1,12]]}"#
+        ),
+        concat!(
+            r#"{"process":9,"type":"ok","f":"send","#,
+            r#""value":[["send",1,[0,10]],["send",1,[1,11]],["send",1,[2,12]]]}"#
+        ),
         r#"{"process":0,"type":"invoke","f":"poll","value":[["poll"]]}"#,
         r#"{"process":0,"type":"ok","f":"poll","value":[["poll",{"1":[[0,10],[1,11],[2,12]]}]]}"#,
         r#"{"process":1,"type":"invoke","f":"poll","value":[["poll"],["poll"]]}"#,
     ];
-    let polled = r#"{"process":1,"type":"ok","f":"poll","value":[["poll",{"1":[[2,12]]}],["poll",{"1":[[0,10]]}]]"#;
+    let polled = concat!(
+        r#"{"process":1,"type":"ok","f":"poll","#,
+        r#""value":[["poll",{"1":[[2,12]]}],["poll",{"1":[[0,10]]}]]"#
+    );
     let with_entry = format!(r#"{polled},"rebalance_log":[{{"keys":[1]}}]}}"#);
     let mut lines = send.to_vec();
     lines.push(&with_entry);
