@@ -18,6 +18,7 @@
 
 mod admin;
 mod cluster;
+pub use cluster::PEER_CLOSED_GRACE_MS;
 mod cluster_api;
 mod describe;
 mod errors;

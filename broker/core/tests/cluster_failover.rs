@@ -1,4 +1,13 @@
-//! A classic consumer group survives the move of its coordinator in a cluster.
+//! Failover in a cluster of in-process nodes: a killed partition leader is fenced within
+//! the closed-connection grace (not a whole session), and a classic consumer group survives
+//! the move of its coordinator.
+//!
+//! Fencing goal: when a broker's process dies its peer connections close at once; the
+//! controller fences it `PEER_CLOSED_GRACE_MS` later unless it heartbeats, so a partition
+//! it led gets a new leader, with a new epoch, about a second after the kill rather than
+//! after `broker.session.timeout.ms` (6 s). Method: the harness below; kill the leader of
+//! a topic partition (not the controller), check the survivors still name it just before
+//! the grace ends and name a new leader at a higher epoch shortly after.
 //!
 //! Goal: a group that is Stable on coordinator A (the leader of the group's partition of
 //! `__consumer_offsets`) keeps its members when A dies: the other brokers replay A's group
@@ -427,4 +436,84 @@ fn group_survives_coordinator_failover() {
     cluster.advance_ms(3_000);
     let (state, members) = describe_state(&mut cluster, b);
     assert_eq!((state.as_str(), members.len()), ("Empty", 0));
+}
+
+/// `(leader, leader epoch)` of `topic`-0 in `at`'s Metadata.
+fn leadership(cluster: &mut Cluster, at: i32, topic: &str) -> Option<(i32, i32)> {
+    let request = ApiRequest::Metadata(MetadataRequest {
+        topics: Some(vec![TopicRef::Name(topic.into())]),
+        allow_auto_topic_creation: false,
+        include_cluster_authorized_operations: false,
+        include_topic_authorized_operations: false,
+    });
+    let ApiResponse::Metadata(r) = cluster.call(at, request) else {
+        panic!("Metadata answer expected")
+    };
+    let partition = r.topics.first()?.partitions.first()?;
+    Some((partition.leader_id, partition.leader_epoch))
+}
+
+#[test]
+fn killed_leader_is_fenced_within_the_closed_connection_grace() {
+    let mut cluster = Cluster::new(&[1, 2, 3]);
+    let mut controller = None;
+    for _ in 0..200 {
+        controller = cluster.members[&1].node.controller_id();
+        if controller.is_some() {
+            break;
+        }
+        cluster.advance_ms(100);
+    }
+    let controller = controller.expect("a controller within 20 s");
+    // The victim leads the partition and is not the controller (a dead controller first
+    // needs a Raft election, a different path).
+    let victim = cluster
+        .live()
+        .into_iter()
+        .find(|id| *id != controller)
+        .expect("three nodes");
+    let mut replicas = vec![victim];
+    replicas.extend(cluster.live().into_iter().filter(|id| *id != victim));
+    let create = ApiRequest::CreateTopics(CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: "f".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: vec![(0, replicas)],
+            configs: Vec::new(),
+        }],
+        timeout_ms: 30_000,
+        validate_only: false,
+    });
+    // Brokers register and are unfenced within a few heartbeats; until then the
+    // assignment names brokers the controller does not know as live.
+    let mut outcome = None;
+    for _ in 0..100 {
+        let ApiResponse::CreateTopics(created) = cluster.call(controller, create.clone()) else {
+            panic!("CreateTopics answer expected")
+        };
+        outcome = Some(created.topics[0].clone());
+        if created.topics[0].error == ErrorCode::NONE {
+            break;
+        }
+        cluster.advance_ms(200);
+    }
+    let outcome = outcome.expect("at least one attempt");
+    assert_eq!(outcome.error, ErrorCode::NONE, "{outcome:?}");
+    cluster.advance_ms(1_000);
+    let survivor = controller;
+    let (leader, epoch) = leadership(&mut cluster, survivor, "f").expect("a leader");
+    assert_eq!(leader, victim, "the first assigned replica leads");
+    cluster.kill(victim);
+    let grace = weir_core::node::PEER_CLOSED_GRACE_MS;
+    cluster.advance_ms(grace - 100);
+    let (before, _) = leadership(&mut cluster, survivor, "f").expect("a leader entry");
+    assert_eq!(before, victim, "fenced before the grace ended");
+    cluster.advance_ms(400);
+    let (after, after_epoch) = leadership(&mut cluster, survivor, "f").expect("a leader");
+    assert!(
+        after != victim && after >= 0 && after_epoch > epoch,
+        "leader {after} epoch {after_epoch} ({grace} ms + 300 ms after killing leader \
+         {victim} at epoch {epoch})"
+    );
 }
