@@ -925,15 +925,7 @@ impl Node {
         let change = cluster.image.apply(index, record);
         if own_registration {
             // Leader roles wait for this incarnation's registration (see `update_role`).
-            let keys: Vec<(Uuid, usize)> = cluster
-                .image
-                .topics
-                .values()
-                .flat_map(|t| (0..t.partitions.len()).map(move |i| (Uuid::from_u128(t.id), i)))
-                .collect();
-            for (id, index) in keys {
-                self.update_role(now, id, index);
-            }
+            self.update_all_roles(now);
         }
         match change {
             ImageChange::None => {}
@@ -983,6 +975,22 @@ impl Node {
                     self.update_role(now, Uuid::from_u128(id), index);
                 }
             }
+        }
+    }
+
+    /// Bring this node's role for every partition of the image in line with it.
+    fn update_all_roles(&mut self, now: Now) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let keys: Vec<(Uuid, usize)> = cluster
+            .image
+            .topics
+            .values()
+            .flat_map(|t| (0..t.partitions.len()).map(move |i| (Uuid::from_u128(t.id), i)))
+            .collect();
+        for (id, index) in keys {
+            self.update_role(now, id, index);
         }
     }
 
@@ -1041,15 +1049,7 @@ impl Node {
         {
             cluster.caught_up = true;
             tracing::info!(applied, "metadata caught up; taking partition roles");
-            let keys: Vec<(Uuid, usize)> = cluster
-                .image
-                .topics
-                .values()
-                .flat_map(|t| (0..t.partitions.len()).map(move |i| (Uuid::from_u128(t.id), i)))
-                .collect();
-            for (id, index) in keys {
-                self.update_role(now, id, index);
-            }
+            self.update_all_roles(now);
         }
         let Some(cluster) = self.cluster.as_mut() else {
             return;
