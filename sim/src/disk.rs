@@ -386,19 +386,25 @@ mod tests {
         }
     }
 
+    /// A disk holding ops 0..2 synced and 2..5 applied but unsynced.
+    fn two_synced_three_not(seed: u64) -> SimDisk {
+        let mut disk = SimDisk::new(Rng::new(seed), DiskFaults::NONE);
+        for offset in 0..2 {
+            disk.apply(&append(offset)).expect("apply");
+        }
+        disk.sync().expect("sync");
+        for offset in 2..5 {
+            disk.apply(&append(offset)).expect("apply");
+        }
+        disk
+    }
+
     // Goal: a crash never loses synced data and keeps at most the unsynced ops, in order.
     // Method: many seeds; sync two ops, apply three more, crash, check the log's bounds.
     #[test]
     fn crash_keeps_synced_and_a_prefix_of_the_rest() {
         for seed in 0..64 {
-            let mut disk = SimDisk::new(Rng::new(seed), DiskFaults::NONE);
-            for offset in 0..2 {
-                disk.apply(&append(offset)).expect("apply");
-            }
-            disk.sync().expect("sync");
-            for offset in 2..5 {
-                disk.apply(&append(offset)).expect("apply");
-            }
+            let mut disk = two_synced_three_not(seed);
             let fate = disk.crash();
             let (first, end) = disk.logs().expect("logs")[&1].expect("non-empty");
             assert_eq!(first, 0);
@@ -416,14 +422,7 @@ mod tests {
     #[test]
     fn crash_lose_all_keeps_only_synced() {
         for seed in 0..16 {
-            let mut disk = SimDisk::new(Rng::new(seed), DiskFaults::NONE);
-            for offset in 0..2 {
-                disk.apply(&append(offset)).expect("apply");
-            }
-            disk.sync().expect("sync");
-            for offset in 2..5 {
-                disk.apply(&append(offset)).expect("apply");
-            }
+            let mut disk = two_synced_three_not(seed);
             assert_eq!(disk.crash_lose_all(), CrashFate::LoseAll);
             assert_eq!(disk.logs().expect("logs")[&1], Some((0, 2)), "seed {seed}");
             assert_eq!(disk.unsynced(), 0);

@@ -22,6 +22,8 @@
 //! messages delivered between live nodes. "Killing" a node stops delivering to and from it
 //! and tells the others its connections closed, as a SIGKILL does.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
@@ -303,22 +305,7 @@ fn heartbeat(member_id: &str) -> ApiRequest {
 }
 
 fn commit(member_id: &str, offset: i64) -> ApiRequest {
-    ApiRequest::OffsetCommit(OffsetCommitRequest {
-        group_id: GROUP.into(),
-        generation_id: 1,
-        member_id: member_id.into(),
-        group_instance_id: None,
-        retention_time_ms: -1,
-        topics: vec![OffsetCommitTopic {
-            name: "t".into(),
-            partitions: vec![OffsetCommitPartition {
-                partition: 0,
-                committed_offset: offset,
-                committed_leader_epoch: -1,
-                metadata: None,
-            }],
-        }],
-    })
+    common::offset_commit(GROUP, member_id, 1, offset)
 }
 
 fn describe_state(cluster: &mut Cluster, at: i32) -> (String, Vec<String>) {
@@ -440,12 +427,7 @@ fn group_survives_coordinator_failover() {
 
 /// `(leader, leader epoch)` of `topic`-0 in `at`'s Metadata.
 fn leadership(cluster: &mut Cluster, at: i32, topic: &str) -> Option<(i32, i32)> {
-    let request = ApiRequest::Metadata(MetadataRequest {
-        topics: Some(vec![TopicRef::Name(topic.into())]),
-        allow_auto_topic_creation: false,
-        include_cluster_authorized_operations: false,
-        include_topic_authorized_operations: false,
-    });
+    let request = common::metadata(Some(&[topic]), false);
     let ApiResponse::Metadata(r) = cluster.call(at, request) else {
         panic!("Metadata answer expected")
     };

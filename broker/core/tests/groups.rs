@@ -364,22 +364,7 @@ fn offsets_log_is_compacted_and_recovers() {
 }
 
 fn commit_as(member_id: &str, generation_id: i32, offset: i64) -> ApiRequest {
-    ApiRequest::OffsetCommit(OffsetCommitRequest {
-        group_id: GROUP.into(),
-        generation_id,
-        member_id: member_id.into(),
-        group_instance_id: None,
-        retention_time_ms: -1,
-        topics: vec![OffsetCommitTopic {
-            name: "t".into(),
-            partitions: vec![OffsetCommitPartition {
-                partition: 0,
-                committed_offset: offset,
-                committed_leader_epoch: -1,
-                metadata: None,
-            }],
-        }],
-    })
+    common::offset_commit(GROUP, member_id, generation_id, offset)
 }
 
 fn commit_error(response: ApiResponse) -> ErrorCode {

@@ -2133,58 +2133,60 @@ impl Node {
     }
 
     fn fail_hw_waiters_of(&mut self, topic_id: Uuid, index: Option<usize>) {
+        let failed = self.take_hw_waiters(|w| {
+            w.needs
+                .iter()
+                .any(|(t, i, _)| *t == topic_id && index.is_none_or(|x| x == *i))
+        });
+        self.answer_hw_waiters(
+            failed,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            "leadership moved before the write was replicated",
+        );
+    }
+
+    /// Remove and return the acks=all waiters `pick` selects.
+    fn take_hw_waiters(&mut self, pick: impl Fn(&HwWaiter) -> bool) -> Vec<(RequestId, HwWaiter)> {
         let Some(cluster) = self.cluster.as_mut() else {
-            return;
+            return Vec::new();
         };
-        let failed: Vec<RequestId> = cluster
-            .hw_waiters
-            .iter()
-            .filter(|(_, w)| {
-                w.needs
-                    .iter()
-                    .any(|(t, i, _)| *t == topic_id && index.is_none_or(|x| x == *i))
-            })
+        let ids: Vec<RequestId> = (cluster.hw_waiters.iter())
+            .filter(|(_, w)| pick(w))
             .map(|(id, _)| *id)
             .collect();
-        let failed: Vec<(RequestId, HwWaiter)> = (failed.into_iter())
+        (ids.into_iter())
             .filter_map(|id| Some((id, cluster.hw_waiters.remove(&id)?)))
-            .collect();
-        for (id, waiter) in failed {
-            let response = super::errors::with_error(
-                waiter.response,
-                ErrorCode::NOT_LEADER_OR_FOLLOWER,
-                "leadership moved before the write was replicated",
-            );
-            // Through `respond`: forwarded answers and group-write markers are routed there.
+            .collect()
+    }
+
+    /// Answer taken acks=all waiters with `error`. Through `respond`: forwarded answers and
+    /// group-write markers are routed there.
+    fn answer_hw_waiters(
+        &mut self,
+        waiters: Vec<(RequestId, HwWaiter)>,
+        error: ErrorCode,
+        message: &str,
+    ) {
+        for (id, waiter) in waiters {
+            let response = super::errors::with_error(waiter.response, error, message);
             self.respond(id, response);
         }
     }
 
     fn expire_cluster_waiters(&mut self, now: Now) {
+        let expired = self.take_hw_waiters(|w| w.deadline <= now.instant);
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        let expired: Vec<RequestId> = cluster
-            .hw_waiters
-            .iter()
-            .filter(|(_, w)| w.deadline <= now.instant)
-            .map(|(id, _)| *id)
-            .collect();
-        let expired: Vec<(RequestId, HwWaiter)> = (expired.into_iter())
-            .filter_map(|id| Some((id, cluster.hw_waiters.remove(&id)?)))
-            .collect();
         let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut cluster.parked_fetches)
             .into_iter()
             .partition(|p| p.deadline <= now.instant);
         cluster.parked_fetches = kept;
-        for (id, waiter) in expired {
-            let response = super::errors::with_error(
-                waiter.response,
-                ErrorCode::REQUEST_TIMED_OUT,
-                "timed out waiting for the in-sync replicas",
-            );
-            self.respond(id, response);
-        }
+        self.answer_hw_waiters(
+            expired,
+            ErrorCode::REQUEST_TIMED_OUT,
+            "timed out waiting for the in-sync replicas",
+        );
         for parked in due {
             self.answer_replica_fetch(parked.from, &parked.fetch);
         }

@@ -190,3 +190,23 @@ pub fn values(records: &[Record]) -> Vec<String> {
         .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
         .collect()
 }
+
+/// An OffsetCommit of one partition (`t`-0) by a classic group member.
+pub fn offset_commit(group: &str, member_id: &str, generation_id: i32, offset: i64) -> ApiRequest {
+    ApiRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id,
+        member_id: member_id.into(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        topics: vec![OffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition: 0,
+                committed_offset: offset,
+                committed_leader_epoch: -1,
+                metadata: None,
+            }],
+        }],
+    })
+}
