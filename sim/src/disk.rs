@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn crash_keeps_synced_and_a_prefix_of_the_rest() {
         for seed in 0..64 {
-            let mut disk = two_synced_three_not(seed);
+            let disk = two_synced_three_not(seed);
             let fate = disk.crash();
             let (first, end) = disk.logs().expect("logs")[&1].expect("non-empty");
             assert_eq!(first, 0);
@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn crash_lose_all_keeps_only_synced() {
         for seed in 0..16 {
-            let mut disk = two_synced_three_not(seed);
+            let disk = two_synced_three_not(seed);
             assert_eq!(disk.crash_lose_all(), CrashFate::LoseAll);
             assert_eq!(disk.logs().expect("logs")[&1], Some((0, 2)), "seed {seed}");
             assert_eq!(disk.unsynced(), 0);
