@@ -9,12 +9,14 @@
 //! Invariants:
 //! - Off by default ([`BuggifyConfig::OFF`]); a node built from a default config never
 //!   fires a point and never draws a random number.
-//! - Deterministic: every decision comes from the configured seed (SplitMix64), in the
+//! - Deterministic: every decision comes from the configured seed ([`crate::rng::Rng`]), in the
 //!   order the node asks; no OS randomness, no globals, no `cfg(madsim)`.
 //! - A point fires only for a seed and rate the simulator chose (`weir-sim` passes them in
 //!   [`crate::NodeConfig::buggify`]).
 
-use std::cell::Cell;
+use std::cell::RefCell;
+
+use crate::rng::Rng;
 
 /// Which fault points may fire, and how often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +58,11 @@ pub enum Point {
 pub const DELAY_ACK_MS_MAX: u64 = 300;
 
 /// The decision stream (interior mutability: points are consulted from `&self` paths such
-/// as fetch evaluation; the node is owned by one task, so a `Cell` suffices).
+/// as fetch evaluation; the node is owned by one task, so a `RefCell` suffices).
 #[derive(Debug, Clone)]
 pub struct Buggify {
     per_mille: u32,
-    state: Cell<u64>,
+    rng: RefCell<Rng>,
 }
 
 impl Buggify {
@@ -68,7 +70,7 @@ impl Buggify {
     pub fn new(config: BuggifyConfig) -> Buggify {
         Buggify {
             per_mille: config.per_mille.min(1000),
-            state: Cell::new(config.seed),
+            rng: RefCell::new(Rng::new(config.seed)),
         }
     }
 
@@ -104,13 +106,7 @@ impl Buggify {
     }
 
     fn next_u64(&self) -> u64 {
-        // SplitMix64.
-        let state = self.state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        self.state.set(state);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.rng.borrow_mut().next_u64()
     }
 }
 

@@ -79,6 +79,9 @@ pub struct NodeConfig {
     pub transactional_id_expiration_ms: i64,
     /// BUGGIFY fault points (no Kafka property; off unless a simulation turns it on).
     pub buggify: crate::buggify::BuggifyConfig,
+    /// Seed of the node's [`crate::rng::Rng`] (no Kafka property): the driver passes its
+    /// runtime's seed (`Runtime::rng_seed`), so a simulation replays every draw.
+    pub seed: u64,
     /// `min.insync.replicas` (1): acks=all produce needs this many in-sync replicas.
     pub min_insync_replicas: i32,
     /// Cluster mode (`controller.quorum.voters` set); `None` runs a single broker.
@@ -115,6 +118,7 @@ impl Default for NodeConfig {
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             buggify: crate::buggify::BuggifyConfig::OFF,
+            seed: 0,
             min_insync_replicas: 1,
             cluster: None,
         }

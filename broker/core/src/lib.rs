@@ -21,6 +21,7 @@
 //! - [`topic`], [`topic_config`], [`config`]: names, ids and configuration.
 //! - [`resolve`]: what every driver does to a response before encoding it.
 //! - [`buggify`]: seeded fault points that only a simulation turns on.
+//! - [`rng`]: the seeded random stream every subsystem forks its own from.
 //! - [`testing`]: batch builders and a single-node harness for tests and simulations.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
@@ -37,6 +38,7 @@ mod producer_state;
 mod purgatory;
 pub mod raft;
 pub mod resolve;
+pub mod rng;
 pub mod storage;
 pub mod testing;
 pub mod time;

@@ -62,7 +62,7 @@ pub fn derive_topic_id(cluster_id: &str, node_id: i32, seq: u64) -> Uuid {
     let mut candidate = Uuid::nil();
     for draw in 0..TOPIC_ID_DRAWS_MAX {
         let high = splitmix64(key ^ splitmix64(seq.wrapping_mul(2).wrapping_add(draw << 32)));
-        let low = splitmix64(high ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let low = splitmix64(high ^ seq.wrapping_mul(crate::rng::GOLDEN_GAMMA));
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&high.to_be_bytes());
         bytes[8..].copy_from_slice(&low.to_be_bytes());
@@ -83,11 +83,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// SplitMix64 finalizer: a bijective mix, so distinct inputs give distinct outputs.
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+fn splitmix64(x: u64) -> u64 {
+    crate::rng::Rng::new(x).next_u64()
 }
 
 #[cfg(test)]

@@ -72,6 +72,22 @@ impl TokioRuntime {
             seed,
         }
     }
+
+    /// A runtime seeded from the process's entropy: the wall clock in nanoseconds, the
+    /// process id and std's per-process hasher keys. For production binaries only;
+    /// simulations and tests pass their seed to [`TokioRuntime::new`].
+    // The seam: the one place that turns the OS's randomness into a seed.
+    #[allow(clippy::disallowed_methods)]
+    pub fn from_entropy() -> TokioRuntime {
+        use std::hash::{BuildHasher, Hasher};
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(nanos);
+        hasher.write_u32(std::process::id());
+        TokioRuntime::new(hasher.finish())
+    }
 }
 
 /// A tokio listener.

@@ -139,6 +139,8 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         }
     }
     let node_id = config.node.node_id;
+    // Every draw the node makes (Raft timeouts, incarnation) comes from the runtime's seed.
+    config.node.seed = runtime.rng_seed();
     let node = Node::recover(config.node.clone(), &storage, node_loop::now(&runtime)).map_err(
         |source| ServerError::Recover {
             data_dir: config.data_dir.display().to_string(),

@@ -33,6 +33,7 @@ use crate::cluster::{AckDurability, ClusterConfig};
 use crate::event::{Output, RequestId};
 use crate::partition::BatchAppend;
 use crate::raft::{Entry, Persisted, ProposeError, Raft, RaftConfig, RaftMessage, Snapshot, Write};
+use crate::rng::{Rng, SALT_INCARNATION};
 use crate::storage::{Storage, StorageError, StorageOp};
 use crate::time::{Instant, Now};
 use crate::topic_config::TopicConfig;
@@ -282,12 +283,20 @@ impl ClusterState {
         raft_config.heartbeat_interval_ms = (config.election_timeout_ms / 5).max(10);
         let raft = Raft::new(raft_config, persisted, seed, now_ms(now))
             .map_err(|e| corrupt(e.to_string()))?;
+        // An incarnation identifies this start of the process (Kafka: a random UUID per
+        // start). The seed alone may repeat across restarts (a container's process id, a
+        // simulated host's fixed seed), so the start time is mixed in: two starts of one
+        // node never share an incarnation, and a simulation still replays it.
+        let incarnation = Rng::new(seed)
+            .fork(SALT_INCARNATION ^ u64::from(node_id as u32))
+            .next_u64()
+            ^ crate::rng::mix(now.wall_ms as u64 ^ now.instant.as_nanos().rotate_left(32));
         Ok(ClusterState {
             config,
             raft,
             image: MetadataImage::default(),
             view: None,
-            incarnation: seed,
+            incarnation,
             raft_pending: VecDeque::new(),
             stored_entries,
             caught_up: false,

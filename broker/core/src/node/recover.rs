@@ -88,9 +88,7 @@ pub(super) fn recover(
         "recovered"
     );
     if let Some(cluster_config) = node.config.cluster.clone() {
-        let seed = now.wall_ms as u64
-            ^ (node.config.node_id as u64).rotate_left(32)
-            ^ now.instant.as_nanos();
+        let seed = node.config.seed;
         let state = super::cluster::ClusterState::recover(
             cluster_config,
             node.config.node_id,

@@ -2,7 +2,7 @@
 //!
 //! One [`Raft`] value is one node of a Raft group (KRaft-like: the group carries topics,
 //! brokers, partition leaders and ISRs). It reads no clock, socket, file or OS randomness:
-//! time arrives as `now_ms`, randomness comes from a SplitMix64 stream seeded by the
+//! time arrives as `now_ms`, randomness comes from a fork of the node's [`crate::rng::Rng`] seeded by the
 //! constructor, and every effect leaves as a value in a [`Ready`].
 //!
 //! # Contract for callers
@@ -123,7 +123,6 @@
 
 mod log;
 mod node;
-mod rng;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -12,12 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::log::RaftLog;
-use super::rng::SplitMix64;
 use super::{
     decode_voter_set, encode_voter_set, kind_of, quorum, ChangeVotersError, Entry, EntryKind,
     NodeId, NotLeader, Persisted, ProposeError, RaftConfig, RaftError, RaftMessage, Ready, Role,
     Snapshot, Write, APPENDS_IN_FLIGHT_MAX, VOTERS_MAX,
 };
+use crate::rng::{Rng, GOLDEN_GAMMA, SALT_RAFT};
 
 /// A leader's view of one peer's log.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub struct Raft {
     config: RaftConfig,
     /// Nodes replicated to without a vote: never in the voter set, never this node.
     learners: BTreeSet<NodeId>,
-    rng: SplitMix64,
+    rng: Rng,
     /// Latest time seen by `new`, `tick` or `step` (never decreases).
     now_ms: u64,
     term: u64,
@@ -81,7 +81,9 @@ impl Raft {
     ) -> Result<Raft, RaftError> {
         config.validate()?;
         let log = validated_log(&persisted, &config.voters)?;
-        let rng = SplitMix64::new(seed, config.id);
+        // Salted by the id too, so nodes handed the same seed still draw different timeouts.
+        let rng =
+            Rng::new(seed).fork(SALT_RAFT ^ u64::from(config.id as u32).wrapping_mul(GOLDEN_GAMMA));
         let snapshot_index = log.snapshot_index();
         // Every node that was a voter in what the log knows keeps being replicated to.
         let learners = log

@@ -8,7 +8,7 @@ use weir_runtime::TokioRuntime;
 /// or recovery, or a poisoned node.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig::from_args(&args)?;
-    let runtime = TokioRuntime::new(u64::from(std::process::id()));
+    let runtime = TokioRuntime::from_entropy();
     let data_dir = config.data_dir.display().to_string();
     let server = weir::server::start_fjall(runtime, config).await?;
     // Printed before the "listening" line, so a harness that waited for that line has it.
