@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use uuid::Uuid;
-use weir_wire::batch::{control_type, iter_batches, CONTROL_TYPE_COMMIT};
+use weir_wire::batch::iter_batches;
 use weir_wire::domain::ApiResponse;
 use weir_wire::error::ErrorCode;
 
@@ -31,7 +31,6 @@ use crate::cluster::peer::{
 };
 use crate::cluster::{AckDurability, ClusterConfig};
 use crate::event::{Output, RequestId};
-use crate::partition::BatchAppend;
 use crate::raft::{Entry, Persisted, ProposeError, Raft, RaftConfig, RaftMessage, Snapshot, Write};
 use crate::rng::{Rng, SALT_INCARNATION};
 use crate::storage::{Storage, StorageError, StorageOp};
@@ -2797,74 +2796,41 @@ impl Node {
     /// Append the batches a leader sent, at their offsets; returns the covering sync id
     /// when anything was appended.
     fn append_replicated(&mut self, now: Now, key: (Uuid, usize), bytes: &[u8]) -> Option<u64> {
-        let sync_id = self.sync.next_id;
         let segment_bytes = self.topics.get(&key.0)?.config.segment_bytes(&self.config);
-        let mut ops = Vec::new();
-        let mut appended_any = false;
-        {
-            let log = self.topics.get_mut(&key.0)?.partitions.get_mut(key.1)?;
-            for item in iter_batches(bytes) {
-                let Ok((header, range)) = item else { break };
-                let leo = log.log_end_offset();
-                if header.last_offset() < leo {
-                    continue;
-                }
-                if header.base_offset != leo {
-                    tracing::warn!(base = header.base_offset, leo, "gap in replicated batches");
+        let mut appended_any = None;
+        for item in iter_batches(bytes) {
+            let Ok((header, range)) = item else { break };
+            let leo = self
+                .topics
+                .get(&key.0)?
+                .partitions
+                .get(key.1)?
+                .log_end_offset();
+            if header.last_offset() < leo {
+                continue;
+            }
+            if header.base_offset != leo {
+                tracing::warn!(base = header.base_offset, leo, "gap in replicated batches");
+                break;
+            }
+            let Some(batch) = bytes.get(range.clone()) else {
+                break;
+            };
+            if !weir_wire::batch::verify_crc(batch) {
+                tracing::warn!(base = header.base_offset, "replicated batch fails its CRC");
+                break;
+            }
+            let batch = bytes::Bytes::copy_from_slice(batch);
+            let origin = super::append::AppendOrigin::Replica;
+            match self.append_batch(now.wall_ms, key, batch, segment_bytes, origin) {
+                Ok(appended) => appended_any = Some(appended.sync_id),
+                Err(error) => {
+                    tracing::warn!(error = error.name(), "replicated batch not appended");
                     break;
                 }
-                let Some(batch) = bytes.get(range.clone()) else {
-                    break;
-                };
-                if !weir_wire::batch::verify_crc(batch) {
-                    tracing::warn!(base = header.base_offset, "replicated batch fails its CRC");
-                    break;
-                }
-                if log.push_epoch(header.partition_leader_epoch, header.base_offset) {
-                    ops.push(epochs_op(log));
-                }
-                let append = BatchAppend {
-                    offset_count: i64::from(header.last_offset_delta) + 1,
-                    bytes: batch.len() as u64,
-                    max_timestamp: header.max_timestamp,
-                };
-                let appended = log.append(append, sync_id, segment_bytes);
-                if let Some(rolled) = appended.rolled {
-                    ops.push(StorageOp::PutMeta {
-                        key: crate::meta::segment_key(log.partition_key(), rolled.base_offset),
-                        value: crate::meta::encode(&rolled),
-                    });
-                }
-                ops.push(StorageOp::Append {
-                    partition_key: log.partition_key(),
-                    base_offset: appended.base_offset,
-                    last_offset: appended.last_offset,
-                    batch: bytes::Bytes::copy_from_slice(batch),
-                });
-                log.producers.replay(&header, now.wall_ms);
-                if header.is_transactional() && header.producer_id >= 0 {
-                    if header.is_control() {
-                        if let Some(kind) = control_type(batch) {
-                            log.txns.on_marker(
-                                header.producer_id,
-                                kind == CONTROL_TYPE_COMMIT,
-                                header.base_offset,
-                            );
-                        }
-                    } else {
-                        log.txns.on_data(header.producer_id, header.base_offset);
-                    }
-                }
-                if appended.rolled.is_some() {
-                    ops.push(super::producer_id::producer_snapshot_op(log));
-                }
-                appended_any = true;
             }
         }
-        for op in ops {
-            self.emit(op);
-        }
-        if appended_any
+        if appended_any.is_some()
             && self
                 .topics
                 .get(&key.0)
@@ -2883,12 +2849,7 @@ impl Node {
                 }
             }
         }
-        if appended_any {
-            self.unsynced_partitions.insert(key);
-            Some(sync_id)
-        } else {
-            None
-        }
+        appended_any
     }
 
     // ---- plumbing ----------------------------------------------------------------------------
@@ -2991,7 +2952,7 @@ fn new_progress(now: Now) -> Progress {
 }
 
 /// The storage op that persists a partition's epoch cache.
-fn epochs_op(log: &crate::partition::PartitionLog) -> StorageOp {
+pub(super) fn epochs_op(log: &crate::partition::PartitionLog) -> StorageOp {
     StorageOp::PutMeta {
         key: epochs_key(log.partition_key()),
         value: postcard::to_allocvec(&log.epochs).unwrap_or_default(),

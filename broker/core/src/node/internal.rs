@@ -37,10 +37,10 @@ use weir_wire::domain::ReadPlan;
 use weir_wire::error::ErrorCode;
 use weir_wire::records::{decode_records, encode_batch, BatchOptions, Record};
 
+use super::append::AppendOrigin;
 use super::Node;
 use crate::group::offsets_log::{self, OFFSETS_TOPIC};
 use crate::meta;
-use crate::partition::BatchAppend;
 use crate::storage::{Storage, StorageError, StorageOp};
 use crate::topic::is_internal_topic;
 use crate::topic_config::TopicConfig;
@@ -79,6 +79,13 @@ pub(super) struct Compactions {
     next_check: BTreeMap<(Uuid, usize), i64>,
     /// Copies waiting for their sync, by partition.
     pending: BTreeMap<(Uuid, usize), PendingCompaction>,
+}
+
+impl Compactions {
+    /// An internal partition was appended to: consider it at the end of this input.
+    pub(super) fn note_append(&mut self, key: (Uuid, usize)) {
+        self.candidates.insert(key);
+    }
 }
 
 /// The stored range of one partition: `(partition_key, log start, high watermark)`.
@@ -152,36 +159,11 @@ impl Node {
         let mut batch = BytesMut::from(&batch[..]);
         set_base_offset(&mut batch, base_offset);
         set_partition_leader_epoch(&mut batch, epoch);
-        let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
-        let append = BatchAppend {
-            offset_count: records.len() as i64,
-            bytes: batch.len() as u64,
-            max_timestamp,
-        };
-        let sync_id = self.sync.next_id;
-        let log = (self.topics.get_mut(&topic_id))
-            .and_then(|t| t.partitions.get_mut(index))
-            .expect("internal partition exists");
-        let appended = log.append(append, sync_id, segment_bytes);
-        let partition_key = log.partition_key();
-        assert_eq!(appended.base_offset, base_offset, "append at the log end");
-        if let Some(rolled) = appended.rolled {
-            let key = meta::segment_key(partition_key, rolled.base_offset);
-            self.emit(StorageOp::PutMeta {
-                key,
-                value: meta::encode(&rolled),
-            });
-        }
-        self.emit(StorageOp::Append {
-            partition_key,
-            base_offset,
-            last_offset: appended.last_offset,
-            batch: batch.freeze(),
-        });
-        self.unsynced_partitions.insert((topic_id, index));
-        self.compactions.candidates.insert((topic_id, index));
-        self.note_internal_append(topic_id, index, appended.last_offset + 1);
-        self.wake_replica_fetches(topic_id, index);
+        // Internal records carry the wall clock of the write that made them.
+        let wall_ms = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+        let key = (topic_id, index);
+        let origin = AppendOrigin::Coordinator;
+        self.append_batch(wall_ms, key, batch.freeze(), segment_bytes, origin)?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@
 //! wait for a sync not yet completed; bounds on every map hold.
 
 mod admin;
+mod append;
 mod cluster;
 pub use cluster::PEER_CLOSED_GRACE_MS;
 mod cluster_api;

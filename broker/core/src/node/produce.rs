@@ -21,13 +21,11 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
+use super::append::AppendOrigin;
 use super::{Node, PRODUCE_TIMEOUT_MS_MIN};
 use crate::buggify::Point;
 use crate::event::RequestId;
-use crate::meta;
-use crate::partition::BatchAppend;
-use crate::producer_state::{last_sequence, BatchMetadata, SequenceCheck};
-use crate::storage::StorageOp;
+use crate::producer_state::SequenceCheck;
 use crate::time::Now;
 use crate::topic_config::TimestampType;
 
@@ -219,81 +217,29 @@ impl Node {
         }
         set_base_offset(&mut batch, base_offset);
         set_partition_leader_epoch(&mut batch, leader_epoch);
-        let (max_timestamp, log_append_time) = match timestamp_type {
+        let log_append_time = match timestamp_type {
             TimestampType::LogAppendTime => {
                 set_max_timestamp_log_append(&mut batch, now.wall_ms);
-                (now.wall_ms, now.wall_ms)
+                now.wall_ms
             }
-            TimestampType::CreateTime => (header.max_timestamp, -1),
+            TimestampType::CreateTime => -1,
         };
-        let append = BatchAppend {
-            offset_count,
-            bytes: batch.len() as u64,
-            max_timestamp,
-        };
-        // The next sync covers this append; group commit guarantees it will be emitted.
-        let sync_id = self.sync.next_id;
-        let log = self
-            .topics
-            .get_mut(&topic_id)
-            .and_then(|t| t.partitions.get_mut(index));
-        let log = log.expect("resolved partition exists");
-        let appended = log.append(append, sync_id, segment_bytes);
-        let (partition_key, log_start_offset) = (log.partition_key(), log.log_start_offset());
-        assert_eq!(
-            appended.base_offset, base_offset,
-            "append must land at the log end"
-        );
-        // A closed segment's summary goes to meta before the append into the new segment, so a
-        // durable summary always describes durable data.
-        if let Some(rolled) = appended.rolled {
-            let key = meta::segment_key(partition_key, rolled.base_offset);
-            self.emit(StorageOp::PutMeta {
+        let key = (topic_id, index);
+        let appended = self
+            .append_batch(
+                now.wall_ms,
                 key,
-                value: meta::encode(&rolled),
-            });
-        }
-        self.emit(StorageOp::Append {
-            partition_key,
-            base_offset,
-            last_offset: appended.last_offset,
-            batch: batch.freeze(),
-        });
-        let log = self
-            .topics
-            .get_mut(&topic_id)
-            .and_then(|t| t.partitions.get_mut(index))
-            .expect("resolved partition exists");
-        if transactional {
-            log.txns.on_data(header.producer_id, base_offset);
-        }
-        if idempotent {
-            let batch = BatchMetadata {
-                first_seq: header.base_sequence,
-                last_seq: last_sequence(header.base_sequence, header.last_offset_delta),
-                base_offset,
-                last_offset: appended.last_offset,
-                log_append_time_ms: log_append_time,
-            };
-            let (producer_id, epoch) = (header.producer_id, header.producer_epoch);
-            log.producers.record(producer_id, epoch, batch, now.wall_ms);
-        }
-        // A roll also snapshots the producer table, after the append it includes: retention
-        // deletes only closed segments, so recovery never needs producer state from data
-        // retention already removed.
-        let snapshot =
-            (appended.rolled.is_some()).then(|| super::producer_id::producer_snapshot_op(log));
-        if let Some(op) = snapshot {
-            self.emit(op);
-        }
-        self.unsynced_partitions.insert((topic_id, index));
-        self.wake_replica_fetches(topic_id, index);
+                batch.freeze(),
+                segment_bytes,
+                AppendOrigin::Client,
+            )
+            .map_err(|code| (code, String::new()))?;
         Ok(Accepted {
             base_offset,
             log_append_time_ms: log_append_time,
-            log_start_offset,
-            durable_after: Some(sync_id),
-            replicated_end: ((topic_id, index), appended.last_offset + 1),
+            log_start_offset: appended.log_start_offset,
+            durable_after: Some(appended.sync_id),
+            replicated_end: (key, appended.last_offset + 1),
         })
     }
 }

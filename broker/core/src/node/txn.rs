@@ -42,13 +42,13 @@ use weir_wire::records::Record;
 
 use uuid::Uuid;
 
+use super::append::AppendOrigin;
 use super::internal::replay_internal;
 use super::{Node, LEADER_EPOCH};
 use crate::event::RequestId;
 use crate::group::offsets_log;
 use crate::group::CommittedOffset;
 use crate::meta;
-use crate::partition::BatchAppend;
 use crate::storage::{Storage, StorageError, StorageOp};
 use crate::time::Now;
 use crate::txn::{
@@ -645,35 +645,9 @@ impl Node {
         let mut batch = BytesMut::from(&batch[..]);
         set_base_offset(&mut batch, base_offset);
         set_partition_leader_epoch(&mut batch, epoch);
-        let append = BatchAppend {
-            offset_count: 1,
-            bytes: batch.len() as u64,
-            max_timestamp: now.wall_ms,
-        };
-        let sync_id = self.sync.next_id;
-        let log = (self.topics.get_mut(&topic_id))
-            .and_then(|t| t.partitions.get_mut(index))
-            .expect("resolved partition exists");
-        let appended = log.append(append, sync_id, segment_bytes);
-        assert_eq!(appended.base_offset, base_offset, "append at the log end");
-        log.txns.on_marker(producer_id, committed, base_offset);
-        let partition_key = log.partition_key();
-        if let Some(rolled) = appended.rolled {
-            let key = meta::segment_key(partition_key, rolled.base_offset);
-            self.emit(StorageOp::PutMeta {
-                key,
-                value: meta::encode(&rolled),
-            });
-        }
-        self.emit(StorageOp::Append {
-            partition_key,
-            base_offset,
-            last_offset: appended.last_offset,
-            batch: batch.freeze(),
-        });
-        self.unsynced_partitions.insert((topic_id, index));
-        self.note_internal_append(topic_id, index, base_offset + 1);
-        self.wake_replica_fetches(topic_id, index);
+        let key = (topic_id, index);
+        let origin = AppendOrigin::Coordinator;
+        self.append_batch(now.wall_ms, key, batch.freeze(), segment_bytes, origin)?;
         Ok(())
     }
 

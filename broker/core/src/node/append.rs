@@ -1,0 +1,177 @@
+//! The one append path. Every batch that enters a partition's log goes through
+//! [`Node::append_batch`]: a client's produce (`produce.rs`), a coordinator's records in an
+//! internal topic (`internal.rs`), a transaction marker (`txn.rs`) and a follower's copy of
+//! its leader's batches (`cluster.rs`). Before this function existed the sequence was
+//! written four times, and a step forgotten in one copy is a durability bug.
+//!
+//! The steps, in this order:
+//! 1. (replicas) a new leader epoch in the batch enters the partition's epoch cache;
+//! 2. the batch takes the partition's log end offset and is covered by the next sync
+//!    (`sync.next_id`: group commit guarantees that sync will be emitted);
+//! 3. a segment the append closed has its summary written to meta *before* the append,
+//!    so a durable summary always describes durable data;
+//! 4. the batch bytes leave as `StorageOp::Append`;
+//! 5. the partition's idempotent-producer table and transaction index learn the batch;
+//! 6. a roll snapshots the producer table after the append it includes (retention deletes
+//!    only closed segments, so recovery never needs producer state from deleted data);
+//! 7. the partition is marked unsynced (the sync completion advances its durable offset);
+//! 8. (coordinators) the append is noted so the answer that follows waits for its
+//!    replication, and an internal partition becomes a compaction candidate;
+//! 9. replica fetches parked on the partition are woken.
+//!
+//! Invariants (asserted): offsets are dense, the batch lands exactly at the log end; the
+//! batch carries the offsets it is stored at.
+
+use bytes::Bytes;
+use uuid::Uuid;
+use weir_wire::batch::{control_type, parse_header, CONTROL_TYPE_COMMIT};
+use weir_wire::error::ErrorCode;
+
+use super::Node;
+use crate::meta;
+use crate::partition::BatchAppend;
+use crate::storage::StorageOp;
+
+/// Who appends: decides only the bookkeeping that differs between the paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AppendOrigin {
+    /// A client's produce on the partition's leader.
+    Client,
+    /// A coordinator's own write (internal-topic records, transaction markers): its answer
+    /// waits for the append's replication.
+    Coordinator,
+    /// A follower's copy of a batch its leader stamped (offset and epoch already set).
+    Replica,
+}
+
+/// Where a batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Appended {
+    /// Offset of the batch's first record.
+    pub base_offset: i64,
+    /// Offset of its last record.
+    pub last_offset: i64,
+    /// The sync whose completion makes it durable.
+    pub sync_id: u64,
+    /// The partition's log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+impl Node {
+    /// Append one whole, stamped v2 batch (base offset = the partition's log end offset,
+    /// leader epoch and timestamps set) to partition `key`, doing every step of the module
+    /// doc. `segment_bytes` is the roll size the caller decided (BUGGIFY may shrink it);
+    /// `wall_ms` is the wall clock now (a producer's last-write time).
+    ///
+    /// Errors: the partition is unknown, or the batch does not parse (a caller bug: every
+    /// caller hands in a batch it validated or encoded; logged, nothing is written).
+    pub(super) fn append_batch(
+        &mut self,
+        wall_ms: i64,
+        key: (Uuid, usize),
+        batch: Bytes,
+        segment_bytes: u64,
+        origin: AppendOrigin,
+    ) -> Result<Appended, ErrorCode> {
+        let header = parse_header(&batch).map_err(|error| {
+            tracing::error!(%error, ?origin, "append of a batch that does not parse");
+            ErrorCode::CORRUPT_MESSAGE
+        })?;
+        let (topic_id, index) = key;
+        let internal = self
+            .topics
+            .get(&topic_id)
+            .is_some_and(|t| crate::topic::is_internal_topic(&t.name));
+        let sync_id = self.sync.next_id;
+        let log = (self.topics.get_mut(&topic_id))
+            .and_then(|t| t.partitions.get_mut(index))
+            .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+        assert_eq!(
+            header.base_offset,
+            log.log_end_offset(),
+            "a batch is appended at the log end (offsets are dense)"
+        );
+        assert_eq!(
+            header.size_bytes(),
+            batch.len(),
+            "append_batch takes exactly one whole batch"
+        );
+        let mut ops = Vec::with_capacity(4);
+        // 1. A follower's log learns each leader epoch where it starts (leaders pushed
+        //    theirs when they took the role).
+        if origin == AppendOrigin::Replica
+            && log.push_epoch(header.partition_leader_epoch, header.base_offset)
+        {
+            ops.push(super::cluster::epochs_op(log));
+        }
+        // 2. Offsets and the covering sync.
+        let append = BatchAppend {
+            offset_count: i64::from(header.last_offset_delta) + 1,
+            bytes: batch.len() as u64,
+            max_timestamp: header.max_timestamp,
+        };
+        let appended = log.append(append, sync_id, segment_bytes);
+        assert_eq!(
+            appended.base_offset, header.base_offset,
+            "append at the log end"
+        );
+        assert_eq!(
+            appended.last_offset,
+            header.last_offset(),
+            "offsets are dense"
+        );
+        let partition_key = log.partition_key();
+        // 3. A closed segment's summary before the data of the new one.
+        if let Some(rolled) = appended.rolled {
+            ops.push(StorageOp::PutMeta {
+                key: meta::segment_key(partition_key, rolled.base_offset),
+                value: meta::encode(&rolled),
+            });
+        }
+        // 5. Producer table (control batches are ignored there) and transaction index.
+        log.producers.replay(&header, wall_ms);
+        if header.is_transactional() && header.producer_id >= 0 {
+            if header.is_control() {
+                if let Some(kind) = control_type(&batch) {
+                    let committed = kind == CONTROL_TYPE_COMMIT;
+                    log.txns
+                        .on_marker(header.producer_id, committed, header.base_offset);
+                }
+            } else {
+                log.txns.on_data(header.producer_id, header.base_offset);
+            }
+        }
+        // 6. A roll snapshots the producer table, after the append (see the module doc).
+        let snapshot =
+            (appended.rolled.is_some()).then(|| super::producer_id::producer_snapshot_op(log));
+        let log_start_offset = log.log_start_offset();
+        // 4. The data.
+        ops.push(StorageOp::Append {
+            partition_key,
+            base_offset: appended.base_offset,
+            last_offset: appended.last_offset,
+            batch,
+        });
+        ops.extend(snapshot);
+        for op in ops {
+            self.emit(op);
+        }
+        // 7. Unsynced until the covering sync completes.
+        self.unsynced_partitions.insert(key);
+        // 8. A coordinator's answer waits for this append's replication.
+        if origin == AppendOrigin::Coordinator {
+            if internal {
+                self.compactions.note_append(key);
+            }
+            self.note_internal_append(topic_id, index, appended.last_offset + 1);
+        }
+        // 9. Followers waiting for data.
+        self.wake_replica_fetches(topic_id, index);
+        Ok(Appended {
+            base_offset: appended.base_offset,
+            last_offset: appended.last_offset,
+            sync_id,
+            log_start_offset,
+        })
+    }
+}
