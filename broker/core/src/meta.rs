@@ -13,6 +13,7 @@
 //! | `node/next_producer_id`               | i64: next producer id      |
 //! | `producers/{partition_key:016x}`      | a producer-state snapshot  |
 //! | `txn/{transactional_id}`              | legacy txn state: moved to the topic |
+//! | `epochs/{partition_key:016x}`         | postcard: the leader-epoch cache (cluster) |
 //!
 //! (`txn/` entries predate `__transaction_state`; recovery moves each into the topic and
 //! deletes it.)
@@ -26,8 +27,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::partition::Segment;
+use crate::partition::{PartitionLog, Segment};
 use crate::producer_state::ProducerSnapshot;
+use crate::storage::StorageOp;
 
 /// Key of the partition key counter.
 pub(crate) const NEXT_PARTITION_KEY: &[u8] = b"node/next_partition_key";
@@ -174,6 +176,22 @@ pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Option<MetaEntry>, Stri
 
 fn parse_hex(text: &str) -> Option<u64> {
     u64::from_str_radix(text, 16).ok()
+}
+
+/// Prefix of a partition's leader-epoch cache (cluster mode).
+pub(crate) const EPOCHS_PREFIX: &str = "epochs/";
+
+/// Key of a partition's leader-epoch cache.
+pub(crate) fn epochs_key(partition_key: u64) -> Vec<u8> {
+    format!("{EPOCHS_PREFIX}{partition_key:016x}").into_bytes()
+}
+
+/// The write that persists `log`'s leader-epoch cache.
+pub(crate) fn epochs_op(log: &PartitionLog) -> StorageOp {
+    StorageOp::PutMeta {
+        key: epochs_key(log.partition_key()),
+        value: postcard::to_allocvec(&log.epochs).unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]

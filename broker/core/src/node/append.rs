@@ -5,7 +5,7 @@
 //! written four times, and a step forgotten in one copy is a durability bug.
 //!
 //! The steps, in this order:
-//! 1. (replicas) a new leader epoch in the batch enters the partition's epoch cache;
+//! 1. (followers) a new leader epoch in the batch enters the partition's epoch cache;
 //! 2. the batch takes the partition's log end offset and is covered by the next sync
 //!    (`sync.next_id`: group commit guarantees that sync will be emitted);
 //! 3. a segment the append closed has its summary written to meta *before* the append,
@@ -41,7 +41,7 @@ pub(super) enum AppendOrigin {
     /// waits for the append's replication.
     Coordinator,
     /// A follower's copy of a batch its leader stamped (offset and epoch already set).
-    Replica,
+    Follower,
 }
 
 /// Where a batch landed.
@@ -99,10 +99,10 @@ impl Node {
         let mut ops = Vec::with_capacity(4);
         // 1. A follower's log learns each leader epoch where it starts (leaders pushed
         //    theirs when they took the role).
-        if origin == AppendOrigin::Replica
+        if origin == AppendOrigin::Follower
             && log.push_epoch(header.partition_leader_epoch, header.base_offset)
         {
-            ops.push(super::cluster::epochs_op(log));
+            ops.push(meta::epochs_op(log));
         }
         // 2. Offsets and the covering sync.
         let append = BatchAppend {

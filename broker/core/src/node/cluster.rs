@@ -31,6 +31,7 @@ use crate::cluster::peer::{
 };
 use crate::cluster::{AckDurability, ClusterConfig};
 use crate::event::{Output, RequestId};
+use crate::meta::{epochs_op, EPOCHS_PREFIX};
 use crate::raft::{Entry, Persisted, ProposeError, Raft, RaftConfig, RaftMessage, Snapshot, Write};
 use crate::rng::{Rng, SALT_INCARNATION};
 use crate::storage::{Storage, StorageError, StorageOp};
@@ -72,15 +73,9 @@ const NEW_CONTROLLER_GRACE_HEARTBEATS: u64 = 4;
 const RAFT_HARD_STATE_KEY: &[u8] = b"raft/hard_state";
 const RAFT_SNAPSHOT_KEY: &[u8] = b"raft/snapshot";
 const RAFT_ENTRY_PREFIX: &str = "raft/entry/";
-const EPOCHS_PREFIX: &str = "epochs/";
 
 fn raft_entry_key(index: u64) -> Vec<u8> {
     format!("{RAFT_ENTRY_PREFIX}{index:020}").into_bytes()
-}
-
-/// Key of a partition's leader-epoch cache.
-pub(super) fn epochs_key(partition_key: u64) -> Vec<u8> {
-    format!("{EPOCHS_PREFIX}{partition_key:016x}").into_bytes()
 }
 
 /// True for the meta keys cluster mode owns (recovery's catalog reader skips them).
@@ -230,7 +225,7 @@ pub(super) struct ClusterState {
     marker_waiters: Vec<(i32, u64, Uuid, usize, i64)>,
     /// Admin requests this broker forwarded to the controller: correlation -> (client
     /// request, its header, deadline, the request for an error answer).
-    pub forwarded: BTreeMap<u64, super::cluster_api::Forwarded>,
+    pub forwarded: BTreeMap<u64, Forwarded>,
     /// Forwarded requests this controller is handling: synthetic id -> (broker, correlation,
     /// request header).
     pub forwarded_in: BTreeMap<RequestId, (i32, u64, weir_wire::codec::RequestHeader)>,
@@ -238,6 +233,19 @@ pub(super) struct ClusterState {
     internal_appends: Vec<(Uuid, usize, i64)>,
     /// Time of the current input.
     pub now: Instant,
+}
+
+/// An admin request forwarded to the controller.
+#[derive(Debug, Clone)]
+pub(super) struct Forwarded {
+    /// The client's request.
+    pub id: RequestId,
+    /// The header it was encoded with (decodes the answer).
+    pub header: weir_wire::codec::RequestHeader,
+    /// When to give up.
+    pub deadline: Instant,
+    /// For an error answer.
+    pub request: weir_wire::domain::ApiRequest,
 }
 
 impl ClusterState {
@@ -2821,7 +2829,7 @@ impl Node {
                 break;
             }
             let batch = bytes::Bytes::copy_from_slice(batch);
-            let origin = super::append::AppendOrigin::Replica;
+            let origin = super::append::AppendOrigin::Follower;
             match self.append_batch(now.wall_ms, key, batch, segment_bytes, origin) {
                 Ok(appended) => appended_any = Some(appended.sync_id),
                 Err(error) => {
@@ -2948,13 +2956,5 @@ fn new_progress(now: Now) -> Progress {
         durable_offset: -1,
         caught_up_at: now.instant,
         leo_at_last_fetch: 0,
-    }
-}
-
-/// The storage op that persists a partition's epoch cache.
-pub(super) fn epochs_op(log: &crate::partition::PartitionLog) -> StorageOp {
-    StorageOp::PutMeta {
-        key: epochs_key(log.partition_key()),
-        value: postcard::to_allocvec(&log.epochs).unwrap_or_default(),
     }
 }

@@ -37,19 +37,6 @@ const FORWARDED_MAX: usize = 4_096;
 /// A forwarded request the controller has not answered in this long is timed out.
 const FORWARD_TIMEOUT_MS: u64 = 30_000;
 
-/// An admin request forwarded to the controller.
-#[derive(Debug, Clone)]
-pub(super) struct Forwarded {
-    /// The client's request.
-    pub id: RequestId,
-    /// The header it was encoded with (decodes the answer).
-    pub header: weir_wire::codec::RequestHeader,
-    /// When to give up.
-    pub deadline: crate::time::Instant,
-    /// For an error answer.
-    pub request: ApiRequest,
-}
-
 impl Node {
     /// Route the requests cluster mode answers differently; `Some` gives the request back.
     pub(super) fn handle_cluster_request(
@@ -299,7 +286,7 @@ impl Node {
         let deadline = cluster.now.add_ms(FORWARD_TIMEOUT_MS);
         cluster.forwarded.insert(
             correlation,
-            Forwarded {
+            super::cluster::Forwarded {
                 id,
                 header,
                 deadline,

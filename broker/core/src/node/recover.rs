@@ -104,7 +104,7 @@ pub(super) fn recover(
         // Leader-epoch caches of the partitions.
         let mut epochs = BTreeMap::new();
         for (key, value) in storage.meta_entries()? {
-            if let Some(hex) = key.strip_prefix(b"epochs/") {
+            if let Some(hex) = key.strip_prefix(meta::EPOCHS_PREFIX.as_bytes()) {
                 let partition_key = std::str::from_utf8(hex)
                     .ok()
                     .and_then(|h| u64::from_str_radix(h, 16).ok());
