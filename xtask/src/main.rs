@@ -13,6 +13,7 @@ mod cluster;
 mod jepsen;
 mod sim;
 mod soak;
+mod step;
 mod tidy;
 mod wasm;
 
