@@ -5,9 +5,9 @@
 //! This file is the result's shape and its renderings; the checker fills it in
 //! (`check/assemble.rs`), so a report never reaches back into the checker's arenas.
 //!
-//! Invariants (kept by the checker): anomalies are sorted and deduplicated; `counts` has an entry for every type
-//! seen (informational ones included) and none for absent types; `valid` is true iff the
-//! verdict is [`Verdict::Valid`].
+//! Invariants (kept by the checker): anomalies are sorted and deduplicated; `counts` has
+//! an entry for every type seen (informational ones included) and none for absent types;
+//! `valid` is true iff the verdict is [`Verdict::Valid`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
