@@ -9,9 +9,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::project_root;
+use crate::step::{has_program, run_command, step};
 
 /// Runs every CI step in order; stops at the first failure.
 pub(crate) fn run(install: bool) -> Result<()> {
@@ -174,33 +175,6 @@ pub(crate) fn install_deps() -> Result<()> {
             "npm",
             &["ci", "--no-audit", "--no-fund"],
         )?;
-    }
-    Ok(())
-}
-
-pub(crate) fn has_program(name: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .map(|output| output.status.success())
-        .unwrap_or(false)
-}
-
-pub(crate) fn step(title: &str, dir: &Path, program: &str, args: &[&str]) -> Result<()> {
-    let mut command = Command::new(program);
-    command.args(args).current_dir(dir);
-    run_command(title, command)
-}
-
-fn run_command(title: &str, mut command: Command) -> Result<()> {
-    eprintln!("==> {title}");
-    let started = Instant::now();
-    let status = command
-        .status()
-        .with_context(|| format!("could not start: {title}"))?;
-    eprintln!("<== {title}: {status} in {:.1?}", started.elapsed());
-    if !status.success() {
-        bail!("step failed: {title} ({status})");
     }
     Ok(())
 }

@@ -9,10 +9,12 @@
 mod bench;
 mod check;
 mod ci;
+mod circles;
 mod cluster;
 mod jepsen;
 mod sim;
 mod soak;
+mod step;
 mod tidy;
 mod wasm;
 
@@ -38,7 +40,8 @@ enum Command {
     },
     /// Install the tools and packages the test suites need (apt, pip, npm).
     InstallDeps,
-    /// Project rules checked as code: dependency directions, banned constructs, line width.
+    /// Project rules checked as code: dependency directions, import circles, banned
+    /// constructs, line width.
     Tidy,
     /// Run the Jepsen-style checker on a history file (config from its first line).
     Check {

@@ -2,6 +2,7 @@
 //!
 //! Runs as `cargo xtask tidy` and as a `#[test]`, so `cargo test` enforces it:
 //! - crate dependency directions match docs/ARCHITECTURE.md (and DESIGN.md);
+//! - the files of a crate form no import circle ([`crate::circles`], with its allowlist);
 //! - only weir-wire names `kafka_protocol`;
 //! - no stubs or debugging leftovers (`todo!`, `unimplemented!`, `dbg!`, FIX-ME markers);
 //! - source lines fit in 100 columns;
@@ -14,7 +15,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::project_root;
+use crate::{circles, project_root};
 
 /// For each workspace crate, the workspace crates it may depend on (normal dependencies).
 /// Dev-dependencies may additionally use anything except these edges' reverse.
@@ -61,7 +62,9 @@ const LINE_COLUMNS_MAX: usize = 100;
 pub(crate) fn run() -> Result<()> {
     let root = project_root();
     let mut violations = Vec::new();
-    check_dependencies(&root, &mut violations)?;
+    let metadata = cargo_metadata(&root)?;
+    check_dependencies(&metadata, &mut violations);
+    circles::check(&root, &metadata, &mut violations)?;
     let files = rust_files(&root)?;
     for file in &files {
         let text = fs::read_to_string(file).with_context(|| format!("reading {file:?}"))?;
@@ -83,7 +86,8 @@ pub(crate) fn run() -> Result<()> {
     bail!("{} tidy violation(s)", violations.len())
 }
 
-fn check_dependencies(root: &Path, violations: &mut Vec<String>) -> Result<()> {
+/// `cargo metadata` of the workspace (its own packages only).
+fn cargo_metadata(root: &Path) -> Result<serde_json::Value> {
     let output = Command::new(env!("CARGO"))
         .args([
             "metadata",
@@ -101,7 +105,10 @@ fn check_dependencies(root: &Path, violations: &mut Vec<String>) -> Result<()> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+fn check_dependencies(metadata: &serde_json::Value, violations: &mut Vec<String>) {
     let allowed: BTreeMap<&str, &[&str]> = ALLOWED_DEPENDENCIES.iter().copied().collect();
     let empty = Vec::new();
     let packages = metadata["packages"].as_array().unwrap_or(&empty);
@@ -134,7 +141,6 @@ fn check_dependencies(root: &Path, violations: &mut Vec<String>) -> Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 fn check_source(path: &str, text: &str, violations: &mut Vec<String>) {

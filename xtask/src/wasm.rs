@@ -17,6 +17,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::project_root;
+use crate::step::{has_program, step};
 
 /// wasm-bindgen-cli must equal the `wasm-bindgen` crate pinned in Cargo.toml.
 pub(crate) const WASM_BINDGEN_VERSION: &str = "0.2.130";
@@ -50,7 +51,7 @@ pub(crate) fn install_tools() -> Result<()> {
         .output()
         .context("running rustup")?;
     if !String::from_utf8_lossy(&installed.stdout).contains("wasm32-unknown-unknown") {
-        crate::ci::step(
+        step(
             "rustup target add wasm32-unknown-unknown",
             &root,
             "rustup",
@@ -63,7 +64,7 @@ pub(crate) fn install_tools() -> Result<()> {
         .unwrap_or(false);
     if !current {
         // Without --locked: the CLI's lockfile pins a crate version the registry lacks.
-        crate::ci::step(
+        step(
             "cargo install wasm-bindgen-cli",
             &root,
             "cargo",
@@ -82,7 +83,7 @@ pub(crate) fn install_tools() -> Result<()> {
 pub(crate) fn build() -> Result<u64> {
     install_tools()?;
     let root = project_root();
-    crate::ci::step(
+    step(
         "cargo build -p weir-wasm (wasm32, wasm-release)",
         &root,
         "cargo",
@@ -106,7 +107,7 @@ pub(crate) fn build() -> Result<u64> {
     }
     let wasm_arg = wasm.display().to_string();
     let pkg_arg = pkg.display().to_string();
-    crate::ci::step(
+    step(
         "wasm-bindgen --target web",
         &root,
         "wasm-bindgen",
@@ -121,9 +122,9 @@ pub(crate) fn build() -> Result<u64> {
         ],
     )?;
     let bg = pkg.join("weir_wasm_bg.wasm");
-    if crate::ci::has_program("wasm-opt") {
+    if has_program("wasm-opt") {
         let bg_arg = bg.display().to_string();
-        crate::ci::step(
+        step(
             "wasm-opt -Oz",
             &root,
             "wasm-opt",

@@ -26,43 +26,13 @@ use weir_wire::codec::{self, Decoded, RequestHeader};
 use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 
-use crate::node_loop::NodeInput;
+use crate::messages::{ConnEvent, NodeInput};
 use crate::storage::StorageDriver;
 
 /// Unanswered requests allowed per connection before the reader pauses.
 pub const IN_FLIGHT_MAX: usize = 64;
 /// Initial read buffer; it grows to the largest frame seen.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// What the writer task is told, by the reader and by the node loop, in causal order.
-#[derive(Debug)]
-pub enum ConnEvent {
-    /// A request went to the node; its response arrives later as [`ConnEvent::Response`].
-    Expect {
-        /// Sequence number of the request on this connection.
-        seq: u64,
-        /// The request's header (the response is encoded for its API version).
-        header: RequestHeader,
-        /// An acks=0 produce: the response is not written.
-        acks_zero: bool,
-    },
-    /// A response the reader built itself (ApiVersions, errors for unsupported APIs).
-    Ready {
-        /// Sequence number of the request.
-        seq: u64,
-        /// The encoded response, length prefix included.
-        frame: Bytes,
-    },
-    /// The node's response to an expected request.
-    Response {
-        /// Sequence number of the request.
-        seq: u64,
-        /// The response (fetch bytes and timestamp lookups still unresolved).
-        response: ApiResponse,
-    },
-    /// The reader stopped: close now, dropping unanswered requests.
-    Shutdown,
-}
 
 /// Per-connection settings shared by the reader and the writer.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //! - [`config`]: `weir serve` flags and the TOML file with Kafka property names.
 //! - [`server`]: bind, recover, run; [`server::start`] works over any storage driver.
 //! - [`node_loop`]: the single task owning `weir_core::Node`; group commit.
+//! - [`messages`]: what the node loop and the tasks around it send each other.
 //! - [`conn`]: per-connection reader and writer tasks; ordered, bounded, CRC-checked.
 //! - [`peer`]: cluster mode's node-to-node transport over the controller listener.
 //! - [`metrics`]: `GET /metrics` in Prometheus text format (kafka_exporter's names).
@@ -23,6 +24,7 @@
 pub mod config;
 pub mod conn;
 pub mod gateway;
+pub mod messages;
 pub mod metrics;
 pub mod node_loop;
 pub mod peer;

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use weir_core::node::metrics::MetricsSnapshot;
 use weir_runtime::{Listener, Runtime};
 
-use crate::node_loop::NodeInput;
+use crate::messages::NodeInput;
 
 /// Bound on the request line plus headers; scrapers send a few hundred bytes.
 pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;

@@ -24,67 +24,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-use weir_core::node::metrics::MetricsSnapshot;
+use tokio::sync::mpsc;
 use weir_core::storage::StorageError;
 use weir_core::time::{Instant, Now};
-use weir_core::{Completion, Node, Output, RequestId, SyncMode};
+use weir_core::{Completion, Node, Output, SyncMode};
 use weir_runtime::Runtime;
-use weir_wire::domain::ApiRequest;
 
-use crate::conn::ConnEvent;
+use crate::messages::{ConnEvent, NodeInput};
 use crate::peer::PeerLinks;
 use crate::storage::StorageDriver;
 
-/// Capacity of the node loop's input channel; connection readers wait when it is full.
-pub const NODE_INPUTS_MAX: usize = 1024;
 /// Failed peer reads reported at once; one is enough to poison the node.
 const PEER_READ_FAILURES_MAX: usize = 16;
-
-/// What connections tell the node loop.
-// A request is moved through the channel once; boxing it would cost an allocation per
-// request to shrink the rare Connect/Disconnect messages.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum NodeInput {
-    /// A connection opened; its responses go to `events`.
-    Connect {
-        /// Connection id (unique for the process lifetime).
-        conn: u64,
-        /// The connection's writer.
-        events: mpsc::UnboundedSender<ConnEvent>,
-    },
-    /// A decoded request.
-    Request {
-        /// Connection and per-connection sequence number.
-        id: RequestId,
-        /// The request.
-        request: ApiRequest,
-    },
-    /// The connection closed: drop its pending work.
-    Disconnect {
-        /// Connection id.
-        conn: u64,
-    },
-    /// A read-only metrics snapshot for `/metrics`, taken between two inputs.
-    Metrics {
-        /// Where the snapshot goes; a dropped receiver is ignored.
-        reply: oneshot::Sender<MetricsSnapshot>,
-    },
-    /// A message from another node of the cluster (decoded by a peer reader).
-    Peer {
-        /// The sending node's id, from its connection's hello.
-        from: i32,
-        /// The message.
-        message: weir_core::cluster::peer::PeerMessage,
-    },
-    /// An inbound connection from another node ended (EOF or error): a hint that the node
-    /// may be gone (a killed process's connections close at once).
-    PeerClosed {
-        /// The node whose connection closed, from its hello.
-        from: i32,
-    },
-}
 
 /// Why the node loop stopped.
 #[derive(Debug, thiserror::Error)]

@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, Semaphore};
 use weir_core::cluster::peer::{PeerHello, PeerMessage, PEER_FRAME_BYTES_MAX};
 use weir_runtime::{Listener, Runtime};
 
-use crate::node_loop::NodeInput;
+use crate::messages::NodeInput;
 use crate::storage::StorageDriver;
 
 /// Messages queued per destination node; when full the newest message is dropped.

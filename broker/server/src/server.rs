@@ -22,7 +22,8 @@ use weir_runtime::{Listener, Runtime};
 
 use crate::config::{advertised_for_bound, ServerConfig};
 use crate::conn::{self, ConnContext};
-use crate::node_loop::{self, NodeInput, NodeLoopError, NODE_INPUTS_MAX};
+use crate::messages::{NodeInput, NODE_INPUTS_MAX};
+use crate::node_loop::{self, NodeLoopError};
 use crate::storage::StorageDriver;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.

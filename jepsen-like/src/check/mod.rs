@@ -7,6 +7,7 @@
 //! or a sort; nothing iterates a hash map, and every emitted list is sorted at the end, so
 //! the same history always yields byte-identical reports.
 
+mod assemble;
 mod graph;
 mod group;
 mod log;
@@ -48,7 +49,7 @@ pub fn check(config: &CheckConfig, history: &History) -> Result<Report, HistoryE
     group::coverage(config, &arena, &logs, &mut anomalies);
     graph::cycles(config, &arena, &evidence, &logs, &mut anomalies);
     let facts = Facts { caught_up, unseen };
-    Ok(Report::build(config, history, &arena, facts, anomalies))
+    Ok(assemble::report(config, history, &arena, facts, anomalies))
 }
 
 /// Side results the report shows besides anomalies.

@@ -36,7 +36,9 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
-use super::ops::{kafka_error, lock, refresh_metadata, unexpected, Meta};
+use super::errors::{kafka_error, unexpected};
+use super::lock;
+use super::ops::{refresh_metadata, Meta};
 use super::route::{leader_moved, Dest, Lane, Router};
 use crate::storage::StorageDriver;
 

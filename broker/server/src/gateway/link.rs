@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use weir_core::RequestId;
 use weir_wire::domain::{ApiRequest, ApiResponse};
 
-use crate::conn::ConnEvent;
-use crate::node_loop::NodeInput;
+use super::lock;
+use crate::messages::{ConnEvent, NodeInput};
 
 /// The node loop is gone or dropped this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -127,12 +127,4 @@ impl NodeLink {
             .send(NodeInput::Disconnect { conn: self.conn })
             .await;
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding this lock cannot leave the map inconsistent (single inserts
-    // and removes), so a poisoned lock is still usable.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

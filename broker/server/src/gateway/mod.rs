@@ -39,6 +39,7 @@
 //! - Every `select!` is `biased`.
 
 mod consumer;
+mod errors;
 pub mod http;
 pub mod link;
 mod ops;
@@ -47,13 +48,13 @@ pub mod session;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use weir_runtime::{Listener, Runtime};
 
-use crate::node_loop::NodeInput;
+use crate::messages::NodeInput;
 use crate::storage::StorageDriver;
 
 /// Gateway sessions use connection ids from here up; Kafka connections count from 1.
@@ -121,4 +122,10 @@ pub async fn serve<R: Runtime, S: StorageDriver>(
             session::run(session_context, stream, peer, session).await;
         });
     }
+}
+
+/// Lock, ignoring poisoning: every critical section in the gateway leaves its data
+/// consistent (single inserts, removes and replacements), so a poisoned lock is usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -38,7 +38,8 @@ use weir_wire::records::{encode_batch, BatchOptions, Record};
 
 use weir_runtime::Runtime;
 
-use super::link::LinkClosed;
+use super::errors::{closed_error, kafka_error, unexpected};
+use super::lock;
 use super::route::{leader_moved, Call, Lane, Router, Ticket, ROUTE_ATTEMPTS_MAX};
 
 /// Topics whose metadata a session keeps; beyond it the cache starts over.
@@ -80,34 +81,6 @@ impl MetaCache {
 
 /// Shared handle on the metadata cache.
 pub type Meta = Arc<Mutex<MetaCache>>;
-
-/// Lock, ignoring poisoning (every critical section leaves the data consistent).
-pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A Kafka error code as an edge error.
-pub fn kafka_error(code: ErrorCode, message: impl Into<String>) -> EdgeError {
-    EdgeError::new(code.0, code.name(), message)
-}
-
-/// The session ended while an operation waited on the node.
-pub fn closed_error(_: LinkClosed) -> EdgeError {
-    kafka_error(
-        ErrorCode::NETWORK_EXCEPTION,
-        "the broker closed the session",
-    )
-}
-
-/// An answer of an unexpected type (a broker bug, not a client error).
-pub fn unexpected(what: &str) -> EdgeError {
-    kafka_error(
-        ErrorCode::UNKNOWN_SERVER_ERROR,
-        format!("unexpected answer to {what}"),
-    )
-}
 
 /// Ask the node for metadata of `topics` (`None` = all) and refresh the cache.
 pub async fn refresh_metadata<R: Runtime>(

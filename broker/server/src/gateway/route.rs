@@ -32,8 +32,9 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
+use super::errors::{closed_error, kafka_error, unexpected};
 use super::link::{NodeLink, PendingCall};
-use super::ops::{closed_error, kafka_error, lock, unexpected};
+use super::lock;
 use super::upstream::{Upstream, UpstreamCall, UpstreamError};
 
 /// Upstream connections one session may hold.

@@ -27,6 +27,8 @@ use weir_runtime::Runtime;
 use weir_wire::codec::{self, RequestHeader};
 use weir_wire::domain::{ApiRequest, ApiResponse};
 
+use super::lock;
+
 /// Requests awaiting an answer on one upstream connection.
 pub const UPSTREAM_IN_FLIGHT_MAX: usize = 128;
 /// Time allowed to open the TCP connection.
@@ -318,11 +320,4 @@ async fn read_frame<Rd: tokio::io::AsyncRead + Unpin>(reader: &mut Rd) -> Result
         .await
         .map_err(|error| format!("read: {error}"))?;
     Ok(frame.freeze())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every critical section leaves the map consistent, so a poisoned lock is usable.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

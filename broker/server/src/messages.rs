@@ -1,0 +1,92 @@
+//! The messages between the node loop and the tasks around it: [`NodeInput`] is what
+//! connections, peer readers, the gateway and `/metrics` tell the node loop; [`ConnEvent`]
+//! is what a connection's writer is told, by its reader and by the node loop.
+//!
+//! They live apart from both ends so that every task stands on this file alone: the node
+//! loop, the connections and the peer transport never import one another for a type.
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use weir_core::cluster::peer::PeerMessage;
+use weir_core::node::metrics::MetricsSnapshot;
+use weir_core::RequestId;
+use weir_wire::codec::RequestHeader;
+use weir_wire::domain::{ApiRequest, ApiResponse};
+
+/// Capacity of the node loop's input channel; connection readers wait when it is full.
+pub const NODE_INPUTS_MAX: usize = 1024;
+
+/// What connections tell the node loop.
+// A request is moved through the channel once; boxing it would cost an allocation per
+// request to shrink the rare Connect/Disconnect messages.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum NodeInput {
+    /// A connection opened; its responses go to `events`.
+    Connect {
+        /// Connection id (unique for the process lifetime).
+        conn: u64,
+        /// The connection's writer.
+        events: mpsc::UnboundedSender<ConnEvent>,
+    },
+    /// A decoded request.
+    Request {
+        /// Connection and per-connection sequence number.
+        id: RequestId,
+        /// The request.
+        request: ApiRequest,
+    },
+    /// The connection closed: drop its pending work.
+    Disconnect {
+        /// Connection id.
+        conn: u64,
+    },
+    /// A read-only metrics snapshot for `/metrics`, taken between two inputs.
+    Metrics {
+        /// Where the snapshot goes; a dropped receiver is ignored.
+        reply: oneshot::Sender<MetricsSnapshot>,
+    },
+    /// A message from another node of the cluster (decoded by a peer reader).
+    Peer {
+        /// The sending node's id, from its connection's hello.
+        from: i32,
+        /// The message.
+        message: PeerMessage,
+    },
+    /// An inbound connection from another node ended (EOF or error): a hint that the node
+    /// may be gone (a killed process's connections close at once).
+    PeerClosed {
+        /// The node whose connection closed, from its hello.
+        from: i32,
+    },
+}
+
+/// What the writer task is told, by the reader and by the node loop, in causal order.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// A request went to the node; its response arrives later as [`ConnEvent::Response`].
+    Expect {
+        /// Sequence number of the request on this connection.
+        seq: u64,
+        /// The request's header (the response is encoded for its API version).
+        header: RequestHeader,
+        /// An acks=0 produce: the response is not written.
+        acks_zero: bool,
+    },
+    /// A response the reader built itself (ApiVersions, errors for unsupported APIs).
+    Ready {
+        /// Sequence number of the request.
+        seq: u64,
+        /// The encoded response, length prefix included.
+        frame: Bytes,
+    },
+    /// The node's response to an expected request.
+    Response {
+        /// Sequence number of the request.
+        seq: u64,
+        /// The response (fetch bytes and timestamp lookups still unresolved).
+        response: ApiResponse,
+    },
+    /// The reader stopped: close now, dropping unanswered requests.
+    Shutdown,
+}
