@@ -26,10 +26,6 @@ use anyhow::{Context, Result};
 /// out (tidy then insists on it).
 pub(crate) const CIRCLES_ALLOWED: &[(&str, &str)] = &[
     (
-        "weir-core",
-        "node/cluster.rs <-> node/cluster_api.rs; being untangled by the core's owners",
-    ),
-    (
         "weir-sim",
         "turmoil.rs, outcome.rs and workload*.rs; being untangled by the simulator's owners",
     ),

@@ -2,8 +2,8 @@
 //!
 //! One [`Raft`] value is one node of a Raft group (KRaft-like: the group carries topics,
 //! brokers, partition leaders and ISRs). It reads no clock, socket, file or OS randomness:
-//! time arrives as `now_ms`, randomness comes from a fork of the node's [`crate::rng::Rng`] seeded by the
-//! constructor, and every effect leaves as a value in a [`Ready`].
+//! time arrives as `now_ms`, randomness from a fork of the node's [`crate::rng::Rng`]
+//! seeded by the constructor, and every effect leaves as a value in a [`Ready`].
 //!
 //! # Contract for callers
 //! - Feed inputs: [`Raft::step`] for every message from a peer, [`Raft::tick`] whenever
