@@ -132,6 +132,7 @@ fn decode_outcomes_are_pinned() {
                     Ok((_, Decoded::ApiVersions)) => "api-versions".to_owned(),
                     Ok((_, Decoded::LegacyProduce(_))) => "legacy".to_owned(),
                     Ok((_, Decoded::Unsupported { .. })) => "unsupported".to_owned(),
+                    Ok((_, Decoded::Rejected { .. })) => "rejected".to_owned(),
                     Err(error) => format!("err {}", error_kind(&error)),
                 };
                 digest = crc32c::crc32c_append(digest, &key.to_be_bytes());

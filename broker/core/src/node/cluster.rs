@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use uuid::Uuid;
 use weir_wire::batch::{control_type, iter_batches, CONTROL_TYPE_COMMIT};
-use weir_wire::domain::ApiResponse;
+use weir_wire::domain::{Acks, ApiResponse};
 use weir_wire::error::ErrorCode;
 
 use super::Node;
@@ -405,7 +405,7 @@ impl Node {
         &self,
         topic_id: Uuid,
         index: usize,
-        acks: i16,
+        acks: Acks,
     ) -> Result<i32, (ErrorCode, String)> {
         let Some(cluster) = &self.cluster else {
             return Ok(super::LEADER_EPOCH);
@@ -422,7 +422,7 @@ impl Node {
                 "this broker is fenced".into(),
             ));
         }
-        if acks == -1 {
+        if acks == Acks::All {
             let min_isr = self
                 .topics
                 .get(&topic_id)

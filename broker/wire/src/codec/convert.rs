@@ -90,24 +90,55 @@ fn topic_fields(
 // ---------------------------------------------------------------------------------------
 // Produce
 
-pub(super) fn produce_req_to_domain(k: ProduceRequest, v: i16) -> crate::domain::ProduceRequest {
-    crate::domain::ProduceRequest {
+/// Server direction. An `acks` other than 0, 1 or -1 is not a request the core could serve:
+/// `Err` holds Kafka's answer to it instead, INVALID_REQUIRED_ACKS for every partition
+/// (ReplicaManager answers before looking at any partition).
+pub(super) fn produce_req_to_domain(
+    k: ProduceRequest,
+    v: i16,
+) -> Result<crate::domain::ProduceRequest, crate::domain::ProduceResponse> {
+    let topics = k
+        .topic_data
+        .into_iter()
+        .map(|t| ProduceTopic {
+            topic: topic_ref(&t.name, t.topic_id, v, 13),
+            partitions: t
+                .partition_data
+                .into_iter()
+                .map(|p| ProducePartition {
+                    partition: p.index,
+                    records: p.records,
+                })
+                .collect(),
+        })
+        .collect();
+    let Some(acks) = Acks::from_i16(k.acks) else {
+        return Err(invalid_acks_response(k.acks, topics));
+    };
+    Ok(crate::domain::ProduceRequest {
         transactional_id: k.transactional_id.map(|t| st(&t.0)),
-        acks: k.acks,
+        acks,
         timeout_ms: k.timeout_ms,
-        topics: k
-            .topic_data
+        topics,
+    })
+}
+
+fn invalid_acks_response(acks: i16, topics: Vec<ProduceTopic>) -> crate::domain::ProduceResponse {
+    let partition_refused = |p: ProducePartition| ProducePartitionResponse {
+        partition: p.partition,
+        error: ErrorCode::INVALID_REQUIRED_ACKS,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+        error_message: Some(format!("acks={acks}")),
+    };
+    crate::domain::ProduceResponse {
+        throttle_time_ms: 0,
+        topics: topics
             .into_iter()
-            .map(|t| ProduceTopic {
-                topic: topic_ref(&t.name, t.topic_id, v, 13),
-                partitions: t
-                    .partition_data
-                    .into_iter()
-                    .map(|p| ProducePartition {
-                        partition: p.index,
-                        records: p.records,
-                    })
-                    .collect(),
+            .map(|t| ProduceTopicResponse {
+                topic: t.topic,
+                partitions: t.partitions.into_iter().map(partition_refused).collect(),
             })
             .collect(),
     }
@@ -142,7 +173,7 @@ pub(super) fn produce_req_from_domain(
                 .as_deref()
                 .map(|t| TransactionalId(sb(t))),
         )
-        .with_acks(d.acks)
+        .with_acks(d.acks.as_i16())
         .with_timeout_ms(d.timeout_ms)
         .with_topic_data(topics))
 }

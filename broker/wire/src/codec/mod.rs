@@ -70,6 +70,14 @@ pub enum Decoded {
     /// Produce v0-2: advertised (KAFKA-18659) but answered UNSUPPORTED_VERSION per
     /// partition with [`encode_legacy_produce_rejection`].
     LegacyProduce(LegacyProduce),
+    /// A request Kafka refuses before serving it (Produce with an `acks` other than 0, 1
+    /// or -1): answer with `response` ([`encode_response`]); the core never sees it.
+    Rejected {
+        /// The answer, e.g. INVALID_REQUIRED_ACKS for every partition.
+        response: ApiResponse,
+        /// Why, for logs.
+        reason: String,
+    },
     /// Known header, API/version we do not serve.
     Unsupported {
         /// Why, for logs.
@@ -559,10 +567,18 @@ pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Decoded), WireErro
     let body = frame.slice(pos..);
     guard(key, true, v, &body)?;
     let request = match key {
-        api_key::PRODUCE => ApiRequest::Produce(convert::produce_req_to_domain(
-            decode::<ProduceRequest>(body, v, "Produce")?,
-            v,
-        )),
+        api_key::PRODUCE => {
+            let produce = decode::<ProduceRequest>(body, v, "Produce")?;
+            let acks = produce.acks;
+            match convert::produce_req_to_domain(produce, v) {
+                Ok(request) => ApiRequest::Produce(request),
+                Err(response) => {
+                    let response = ApiResponse::Produce(response);
+                    let reason = format!("Produce with acks={acks}");
+                    return Ok((header, Decoded::Rejected { response, reason }));
+                }
+            }
+        }
         api_key::FETCH => ApiRequest::Fetch(convert::fetch_req_to_domain(
             decode::<FetchRequest>(body, v, "Fetch")?,
             v,
