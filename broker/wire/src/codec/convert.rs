@@ -24,6 +24,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::Decoded;
 use crate::domain::*;
 use crate::error::ErrorCode;
 use crate::WireError;
@@ -91,12 +92,12 @@ fn topic_fields(
 // Produce
 
 /// Server direction. An `acks` other than 0, 1 or -1 is not a request the core could serve:
-/// `Err` holds Kafka's answer to it instead, INVALID_REQUIRED_ACKS for every partition
-/// (ReplicaManager answers before looking at any partition).
+/// `Err` is [`Decoded::Rejected`] with Kafka's answer to it, INVALID_REQUIRED_ACKS for
+/// every partition (ReplicaManager answers before looking at any partition).
 pub(super) fn produce_req_to_domain(
     k: ProduceRequest,
     v: i16,
-) -> Result<crate::domain::ProduceRequest, crate::domain::ProduceResponse> {
+) -> Result<crate::domain::ProduceRequest, Box<Decoded>> {
     let topics = k
         .topic_data
         .into_iter()
@@ -113,7 +114,10 @@ pub(super) fn produce_req_to_domain(
         })
         .collect();
     let Some(acks) = Acks::from_i16(k.acks) else {
-        return Err(invalid_acks_response(k.acks, topics));
+        return Err(Box::new(Decoded::Rejected {
+            response: ApiResponse::Produce(invalid_acks_response(k.acks, topics)),
+            reason: format!("Produce with acks={}", k.acks),
+        }));
     };
     Ok(crate::domain::ProduceRequest {
         transactional_id: k.transactional_id.map(|t| st(&t.0)),
