@@ -21,44 +21,16 @@ use kafka_protocol::messages::{
     DescribeConfigsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName, TransactionalId,
 };
-use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::convert_helpers::{brokers, ids, osb, ost, sb, st, tn};
 use super::Decoded;
 use crate::domain::*;
 use crate::error::ErrorCode;
 use crate::WireError;
 
 // ---------------------------------------------------------------------------------------
-// Small helpers
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-fn osb(s: &Option<String>) -> Option<StrBytes> {
-    s.as_deref().map(sb)
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
-
-fn st(s: &StrBytes) -> String {
-    s.as_str().to_owned()
-}
-
-fn ost(s: &Option<StrBytes>) -> Option<String> {
-    s.as_ref().map(st)
-}
-
-fn brokers(ids: &[i32]) -> Vec<BrokerId> {
-    ids.iter().copied().map(BrokerId).collect()
-}
-
-fn ids(brokers: &[BrokerId]) -> Vec<i32> {
-    brokers.iter().map(|b| b.0).collect()
-}
+// Topic references (name before `id_since`, id from it)
 
 /// The topic reference a name-or-id field pair carries at `v` (ids from `id_since`).
 fn topic_ref(name: &TopicName, id: Uuid, v: i16, id_since: i16) -> TopicRef {

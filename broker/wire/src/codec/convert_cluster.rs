@@ -19,41 +19,13 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsResponse, BrokerId, ElectLeadersRequest, ElectLeadersResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
+use super::convert_helpers::{brokers, ids, osb, ost, sb, st, tn};
 use crate::domain::cluster as d;
 use crate::error::ErrorCode;
 use crate::WireError;
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-fn osb(s: &Option<String>) -> Option<StrBytes> {
-    s.as_deref().map(sb)
-}
-
-fn st(s: &StrBytes) -> String {
-    s.as_str().to_owned()
-}
-
-fn ost(s: &Option<StrBytes>) -> Option<String> {
-    s.as_ref().map(st)
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
-
-fn brokers(ids: &[i32]) -> Vec<BrokerId> {
-    ids.iter().copied().map(BrokerId).collect()
-}
-
-fn ids(brokers: &[BrokerId]) -> Vec<i32> {
-    brokers.iter().map(|b| b.0).collect()
-}
 
 // ---- OffsetForLeaderEpoch ---------------------------------------------------------------
 

@@ -16,29 +16,13 @@ use kafka_protocol::messages::{
     AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
     DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
     DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, GroupId, ListTransactionsRequest,
-    ListTransactionsResponse, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    ListTransactionsResponse, ProducerId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
+use super::convert_helpers::{sb, st, tid, tn};
 use crate::domain::txn as d;
 use crate::error::ErrorCode;
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-fn st(s: &StrBytes) -> String {
-    s.as_str().to_owned()
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
-
-fn tid(s: &str) -> TransactionalId {
-    TransactionalId(sb(s))
-}
 
 // ---- AddPartitionsToTxn (v0-3: one transaction, top-level fields) ----------------------
 

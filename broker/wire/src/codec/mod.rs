@@ -22,6 +22,7 @@ mod convert;
 mod convert_cluster;
 mod convert_consumer_group;
 mod convert_group;
+mod convert_helpers;
 mod convert_txn;
 mod guard;
 mod legacy;
