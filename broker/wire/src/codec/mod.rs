@@ -231,13 +231,18 @@ pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Decoded), WireErro
     Ok((header, decoded))
 }
 
-fn write_response_header(header: &RequestHeader, out: &mut BytesMut) -> Result<(), WireError> {
+/// The response header version: the API's, except ApiVersions, always v0 (KIP-511).
+fn response_header_version(header: &RequestHeader) -> Result<i16, WireError> {
     let api = kafka_api(header.api_key)?;
-    let hv = if header.api_key == api_key::API_VERSIONS {
+    Ok(if header.api_key == api_key::API_VERSIONS {
         0
     } else {
         api.response_header_version(header.api_version)
-    };
+    })
+}
+
+fn write_response_header(header: &RequestHeader, out: &mut BytesMut) -> Result<(), WireError> {
+    let hv = response_header_version(header)?;
     encode(
         &ResponseHeader::default().with_correlation_id(header.correlation_id),
         out,
@@ -406,12 +411,7 @@ pub fn encode_api_versions_request(
 
 /// Checks the response header's correlation id; returns the body.
 fn response_body(header: &RequestHeader, frame: Bytes) -> Result<Bytes, WireError> {
-    let api = kafka_api(header.api_key)?;
-    let hv = if header.api_key == api_key::API_VERSIONS {
-        0
-    } else {
-        api.response_header_version(header.api_version)
-    };
+    let hv = response_header_version(header)?;
     if frame.len() < 4 {
         return Err(WireError::Truncated);
     }
