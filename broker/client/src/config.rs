@@ -56,41 +56,9 @@ impl ClientConfig {
     }
 }
 
-/// `acks`: how many replicas must have the batch before the broker answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Acks {
-    /// `acks=0`: the broker sends no response at all; offsets are reported as -1.
-    None,
-    /// `acks=1`: the leader has appended (and, on Weir, synced) the batch.
-    Leader,
-    /// `acks=all` (-1): every in-sync replica has the batch.
-    #[default]
-    All,
-}
-
-impl Acks {
-    /// The wire value.
-    pub fn as_i16(self) -> i16 {
-        match self {
-            Acks::None => 0,
-            Acks::Leader => 1,
-            Acks::All => -1,
-        }
-    }
-}
-
-impl std::str::FromStr for Acks {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Acks, String> {
-        match text {
-            "0" => Ok(Acks::None),
-            "1" => Ok(Acks::Leader),
-            "all" | "-1" => Ok(Acks::All),
-            other => Err(format!("acks must be 0, 1 or all, not {other:?}")),
-        }
-    }
-}
+/// `acks`: how many replicas must have the batch before the broker answers (weir-wire's
+/// domain type, so the producer config and the request share one parse).
+pub use weir_wire::domain::Acks;
 
 /// Producer settings.
 #[derive(Debug, Clone)]

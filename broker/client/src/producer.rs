@@ -478,7 +478,7 @@ async fn produce<R: Runtime>(
     if !sendable.is_empty() {
         let request = ApiRequest::Produce(ProduceRequest {
             transactional_id: config.transactional_id.clone(),
-            acks: config.acks.as_i16(),
+            acks: config.acks,
             timeout_ms: millis_i32(config.ack_timeout),
             topics: topics
                 .into_iter()

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 use weir_core::RequestId;
 use weir_wire::codec::{self, Decoded, RequestHeader};
-use weir_wire::domain::{ApiRequest, ApiResponse};
+use weir_wire::domain::{Acks, ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 
 use crate::messages::{ConnEvent, NodeInput};
@@ -219,6 +219,14 @@ impl Reader {
                 );
                 self.ready(seq, out)
             }
+            Decoded::Rejected { response, reason } => {
+                // Refused at decode (an invalid acks): never 0, so always answered.
+                codec::encode_response(&header, &response, &mut out).map_err(|error| {
+                    ReadEnd::Refused(format!("cannot encode a rejection ({reason}): {error}"))
+                })?;
+                tracing::debug!("{}: rejected request: {reason}", self.context.peer);
+                self.ready(seq, out)
+            }
             Decoded::Unsupported { reason } => {
                 let error = ErrorCode::UNSUPPORTED_VERSION;
                 match codec::encode_error_response(&header, error, &mut out) {
@@ -237,7 +245,7 @@ impl Reader {
                     // DescribeGroups reports the member's host as Kafka does: "/IP".
                     join.client_host = client_host(&self.context.peer);
                 }
-                let acks_zero = matches!(&request, ApiRequest::Produce(p) if p.acks == 0);
+                let acks_zero = matches!(&request, ApiRequest::Produce(p) if p.acks == Acks::None);
                 // Expect goes first, so the writer knows the slot before any response.
                 let expect = ConnEvent::Expect {
                     seq,

@@ -20,8 +20,8 @@ use weir_client::{Admin, ClientConfig, ErrorCode, NewTopic, TopicPartition};
 use weir_runtime::TokioRuntime;
 use weir_wire::domain::txn::{AddPartitionsToTxnRequest, EndTxnRequest, TxnTopic};
 use weir_wire::domain::{
-    ApiRequest, ApiResponse, InitProducerIdRequest, ProducePartition, ProduceRequest, ProduceTopic,
-    TopicRef,
+    Acks, ApiRequest, ApiResponse, InitProducerIdRequest, ProducePartition, ProduceRequest,
+    ProduceTopic, TopicRef,
 };
 use weir_wire::records::{encode_batch, BatchOptions, Record};
 
@@ -137,7 +137,7 @@ async fn txn_cli_and_admin_report_a_transaction() {
         &admin,
         ApiRequest::Produce(ProduceRequest {
             transactional_id: Some(TID.to_owned()),
-            acks: -1,
+            acks: Acks::All,
             timeout_ms: 30_000,
             topics: vec![ProduceTopic {
                 topic: TopicRef::Name(TOPIC.to_owned()),

@@ -206,12 +206,61 @@ pub enum ApiResponse {
 pub struct ProduceRequest {
     /// Transactional id (v3+), `None` for non-transactional producers.
     pub transactional_id: Option<String>,
-    /// 0, 1 or -1 (all).
-    pub acks: i16,
+    /// How many replicas must have the batches before the answer (parsed at decode: an
+    /// invalid value never reaches the core, see [`crate::codec::Decoded::Rejected`]).
+    pub acks: Acks,
     /// How long the broker may wait for acks=all.
     pub timeout_ms: i32,
     /// Per-topic data.
     pub topics: Vec<ProduceTopic>,
+}
+
+/// A produce's `acks`: how many replicas must have the batches before the broker answers.
+/// Kafka's wire values are 0, 1 and -1; any other is INVALID_REQUIRED_ACKS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// `acks=0`: the broker sends no response at all (an error closes the connection).
+    None,
+    /// `acks=1`: the leader has appended (and, on Weir, synced) the batch.
+    Leader,
+    /// `acks=all` (-1): every in-sync replica has the batch; Kafka's producer default.
+    #[default]
+    All,
+}
+
+impl Acks {
+    /// The wire value, or `None` for a value Kafka refuses (INVALID_REQUIRED_ACKS).
+    pub fn from_i16(value: i16) -> Option<Acks> {
+        match value {
+            0 => Some(Acks::None),
+            1 => Some(Acks::Leader),
+            -1 => Some(Acks::All),
+            _ => None,
+        }
+    }
+
+    /// The wire value.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// Kafka's `acks` property spelling: `0`, `1`, `all` or `-1`.
+impl std::str::FromStr for Acks {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Acks, String> {
+        match text {
+            "0" => Ok(Acks::None),
+            "1" => Ok(Acks::Leader),
+            "all" | "-1" => Ok(Acks::All),
+            other => Err(format!("acks must be 0, 1 or all, not {other:?}")),
+        }
+    }
 }
 
 /// One topic of a produce request.

@@ -440,3 +440,88 @@ fn cluster_api_error_answers() {
     assert_eq!(answer.results[0].resource_name, "t");
     assert_eq!(answer.results[0].error_message.as_deref(), Some("no"));
 }
+
+// Goal: acks is parsed once, at decode: 0, 1 and -1 become `Acks`, any other value is
+// refused with Kafka's INVALID_REQUIRED_ACKS for every partition and never reaches the core.
+// Method: encode a two-topic Produce, patch its acks field in the bytes, decode, and check
+// the ready answer encodes and decodes back (client direction) unchanged.
+#[test]
+fn produce_acks_are_parsed_at_decode() {
+    let partitions = |indexes: &[i32]| {
+        indexes
+            .iter()
+            .map(|&partition| ProducePartition {
+                partition,
+                records: None,
+            })
+            .collect()
+    };
+    let request = ApiRequest::Produce(ProduceRequest {
+        transactional_id: None,
+        acks: Acks::All,
+        timeout_ms: 1000,
+        topics: vec![
+            ProduceTopic {
+                topic: TopicRef::Name("a".into()),
+                partitions: partitions(&[0, 2]),
+            },
+            ProduceTopic {
+                topic: TopicRef::Name("b".into()),
+                partitions: partitions(&[1]),
+            },
+        ],
+    });
+    // (version, offset of acks in the frame): prefix 4 + header 11 (+1 tag section at v9)
+    // + null transactional id (2 bytes at v3, 1 compact byte at v9).
+    for (v, at) in [(3, 17), (9, 17)] {
+        let h = header(0, v);
+        let mut out = BytesMut::new();
+        encode_request(&h, &request, &mut out).expect("encode");
+        assert_eq!(&out[at..at + 2], &(-1i16).to_be_bytes(), "v{v} acks");
+        for (wire, acks) in [(0i16, Acks::None), (1, Acks::Leader), (-1, Acks::All)] {
+            let mut frame = out.clone();
+            frame[at..at + 2].copy_from_slice(&wire.to_be_bytes());
+            match decode_request(body_of(frame)).expect("decode") {
+                (_, Decoded::Api(ApiRequest::Produce(p))) => assert_eq!(p.acks, acks),
+                other => panic!("v{v} acks={wire}: {other:?}"),
+            }
+        }
+        for wire in [2i16, -2, i16::MIN] {
+            let mut frame = out.clone();
+            frame[at..at + 2].copy_from_slice(&wire.to_be_bytes());
+            let (h, decoded) = decode_request(body_of(frame)).expect("decode");
+            let Decoded::Rejected { response, .. } = decoded else {
+                panic!("v{v} acks={wire}: {decoded:?}");
+            };
+            let ApiResponse::Produce(produce) = &response else {
+                panic!("{response:?}");
+            };
+            let refused: Vec<(i32, ErrorCode, i64)> = produce
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| (p.partition, p.error, p.base_offset))
+                .collect();
+            let invalid = ErrorCode::INVALID_REQUIRED_ACKS;
+            assert_eq!(
+                refused,
+                vec![(0, invalid, -1), (2, invalid, -1), (1, invalid, -1)]
+            );
+            let mut answer = BytesMut::new();
+            encode_response(&h, &response, &mut answer).expect("encode answer");
+            let decoded = decode_response(&h, body_of(answer)).expect("decode answer");
+            let mut expected = produce.clone();
+            if v < 8 {
+                // error_message is a v8+ field.
+                for p in expected
+                    .topics
+                    .iter_mut()
+                    .flat_map(|t| t.partitions.iter_mut())
+                {
+                    p.error_message = None;
+                }
+            }
+            assert_eq!(decoded, ApiResponse::Produce(expected), "v{v} acks={wire}");
+        }
+    }
+}

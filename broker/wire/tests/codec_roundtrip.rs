@@ -77,7 +77,7 @@ fn produce_req(v: i16) -> impl Strategy<Value = ApiRequest> {
         .prop_map(|(topic, partitions)| ProduceTopic { topic, partitions });
     (
         option::of(name()),
-        prop_oneof![Just(0i16), Just(1), Just(-1)],
+        prop_oneof![Just(Acks::None), Just(Acks::Leader), Just(Acks::All)],
         any::<i32>(),
         vec(topic, 0..3),
     )

@@ -34,7 +34,7 @@ fn valid_frames() -> Vec<Bytes> {
         let request = match key {
             0 if v >= 3 => ApiRequest::Produce(ProduceRequest {
                 transactional_id: Some("tx".into()),
-                acks: -1,
+                acks: Acks::All,
                 timeout_ms: 1000,
                 topics: vec![ProduceTopic {
                     topic: topic(v),

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use uuid::Uuid;
 use weir_wire::batch::iter_batches;
-use weir_wire::domain::ApiResponse;
+use weir_wire::domain::{Acks, ApiResponse};
 use weir_wire::error::ErrorCode;
 
 use super::Node;
@@ -421,7 +421,7 @@ impl Node {
         &self,
         topic_id: Uuid,
         index: usize,
-        acks: i16,
+        acks: Acks,
     ) -> Result<i32, (ErrorCode, String)> {
         let Some(cluster) = &self.cluster else {
             return Ok(super::LEADER_EPOCH);
@@ -438,7 +438,7 @@ impl Node {
                 "this broker is fenced".into(),
             ));
         }
-        if acks == -1 {
+        if acks == Acks::All {
             let min_isr = self
                 .topics
                 .get(&topic_id)

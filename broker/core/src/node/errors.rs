@@ -454,7 +454,7 @@ fn metadata_error(name: Option<String>, topic_id: Uuid, error: ErrorCode) -> Met
 
 #[cfg(test)]
 mod tests {
-    use weir_wire::domain::{ProducePartition, ProduceTopic};
+    use weir_wire::domain::{Acks, ProducePartition, ProduceTopic};
 
     use super::*;
 
@@ -464,7 +464,7 @@ mod tests {
     fn errors_keep_shape_and_existing_errors() {
         let request = ApiRequest::Produce(ProduceRequest {
             transactional_id: None,
-            acks: -1,
+            acks: Acks::All,
             timeout_ms: 1,
             topics: vec![ProduceTopic {
                 topic: TopicRef::Name("t".into()),

@@ -16,7 +16,7 @@ use weir_wire::batch::{
     BatchError, BatchHeader,
 };
 use weir_wire::domain::{
-    ApiResponse, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
+    Acks, ApiResponse, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
     ProduceTopicResponse, TopicRef,
 };
 use weir_wire::error::ErrorCode;
@@ -50,8 +50,7 @@ impl Node {
     /// at once (the driver drops the answer unless it carries an error); acks=1/all once the
     /// sync covering the appends completes, or REQUEST_TIMED_OUT if it takes too long.
     pub(super) fn produce(&mut self, now: Now, id: RequestId, request: ProduceRequest) {
-        let acks_valid = matches!(request.acks, -1..=1);
-        let waits = request.acks != 0;
+        let waits = request.acks != Acks::None;
         if waits && self.sync_waiters.is_full() {
             // Back-pressure before appending: nothing is written that could not be answered.
             let message = "broker overloaded: too many produce requests waiting for a sync";
@@ -68,14 +67,7 @@ impl Node {
         for topic in &request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for partition in &topic.partitions {
-                let result = if acks_valid {
-                    self.produce_partition(now, &topic.topic, partition, request.acks)
-                } else {
-                    Err((
-                        ErrorCode::INVALID_REQUIRED_ACKS,
-                        format!("acks={}", request.acks),
-                    ))
-                };
+                let result = self.produce_partition(now, &topic.topic, partition, request.acks);
                 if let Ok(accepted) = &result {
                     durable_after = durable_after.max(accepted.durable_after);
                     let ((topic_id, index), end) = accepted.replicated_end;
@@ -97,7 +89,7 @@ impl Node {
         // whose partitions all failed wrote nothing and is answered now.
         // Cluster mode, acks=all: the answer waits for the in-sync replicas (the high
         // watermark), which covers the leader's own sync too.
-        if self.cluster.is_some() && request.acks == -1 && !replicated_needs.is_empty() {
+        if self.cluster.is_some() && request.acks == Acks::All && !replicated_needs.is_empty() {
             let timeout_ms = u64::try_from(request.timeout_ms)
                 .unwrap_or(0)
                 .max(PRODUCE_TIMEOUT_MS_MIN);
@@ -156,7 +148,7 @@ impl Node {
         now: Now,
         topic: &TopicRef,
         partition: &ProducePartition,
-        acks: i16,
+        acks: Acks,
     ) -> Result<Accepted, Refusal> {
         let (topic_id, index) = self
             .resolve_partition(topic, partition.partition)

@@ -15,10 +15,11 @@ pub fn node_with(tweak: impl FnOnce(&mut NodeConfig)) -> SingleNode {
     SingleNode::new(config)
 }
 
+/// A one-partition produce; `acks` is the wire value (0, 1 or -1).
 pub fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ApiRequest {
     ApiRequest::Produce(ProduceRequest {
         transactional_id: None,
-        acks,
+        acks: Acks::from_i16(acks).expect("tests produce with acks 0, 1 or -1"),
         timeout_ms: 30_000,
         topics: vec![ProduceTopic {
             topic: TopicRef::Name(topic.into()),

@@ -344,8 +344,8 @@ async fn send_batch<R: Runtime>(
     let request = ApiRequest::Produce(ProduceRequest {
         transactional_id: None,
         acks: match acks {
-            Acks::Leader => 1,
-            Acks::All => -1,
+            Acks::Leader => weir_wire::domain::Acks::Leader,
+            Acks::All => weir_wire::domain::Acks::All,
         },
         timeout_ms: PRODUCE_TIMEOUT_MS,
         topics: vec![ProduceTopic {

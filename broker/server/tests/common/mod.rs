@@ -285,10 +285,11 @@ impl Client {
 /// An i16 error code (what tests compare against).
 pub type ErrorCodeValue = i16;
 
+/// A one-partition produce; `acks` is the wire value (0, 1 or -1).
 pub fn produce_request(topic: &str, acks: i16, batch: Bytes) -> ApiRequest {
     ApiRequest::Produce(ProduceRequest {
         transactional_id: None,
-        acks,
+        acks: Acks::from_i16(acks).expect("tests produce with acks 0, 1 or -1"),
         timeout_ms: 5_000,
         topics: vec![ProduceTopic {
             topic: TopicRef::Name(topic.to_owned()),

@@ -21,43 +21,16 @@ use kafka_protocol::messages::{
     DescribeConfigsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName, TransactionalId,
 };
-use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::convert_helpers::{brokers, ids, osb, ost, sb, st, tn};
+use super::Decoded;
 use crate::domain::*;
 use crate::error::ErrorCode;
 use crate::WireError;
 
 // ---------------------------------------------------------------------------------------
-// Small helpers
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-fn osb(s: &Option<String>) -> Option<StrBytes> {
-    s.as_deref().map(sb)
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
-
-fn st(s: &StrBytes) -> String {
-    s.as_str().to_owned()
-}
-
-fn ost(s: &Option<StrBytes>) -> Option<String> {
-    s.as_ref().map(st)
-}
-
-fn brokers(ids: &[i32]) -> Vec<BrokerId> {
-    ids.iter().copied().map(BrokerId).collect()
-}
-
-fn ids(brokers: &[BrokerId]) -> Vec<i32> {
-    brokers.iter().map(|b| b.0).collect()
-}
+// Topic references (name before `id_since`, id from it)
 
 /// The topic reference a name-or-id field pair carries at `v` (ids from `id_since`).
 fn topic_ref(name: &TopicName, id: Uuid, v: i16, id_since: i16) -> TopicRef {
@@ -90,24 +63,58 @@ fn topic_fields(
 // ---------------------------------------------------------------------------------------
 // Produce
 
-pub(super) fn produce_req_to_domain(k: ProduceRequest, v: i16) -> crate::domain::ProduceRequest {
-    crate::domain::ProduceRequest {
+/// Server direction. An `acks` other than 0, 1 or -1 is not a request the core could serve:
+/// `Err` is [`Decoded::Rejected`] with Kafka's answer to it, INVALID_REQUIRED_ACKS for
+/// every partition (ReplicaManager answers before looking at any partition).
+pub(super) fn produce_req_to_domain(
+    k: ProduceRequest,
+    v: i16,
+) -> Result<crate::domain::ProduceRequest, Box<Decoded>> {
+    let topics = k
+        .topic_data
+        .into_iter()
+        .map(|t| ProduceTopic {
+            topic: topic_ref(&t.name, t.topic_id, v, 13),
+            partitions: t
+                .partition_data
+                .into_iter()
+                .map(|p| ProducePartition {
+                    partition: p.index,
+                    records: p.records,
+                })
+                .collect(),
+        })
+        .collect();
+    let Some(acks) = Acks::from_i16(k.acks) else {
+        return Err(Box::new(Decoded::Rejected {
+            response: ApiResponse::Produce(invalid_acks_response(k.acks, topics)),
+            reason: format!("Produce with acks={}", k.acks),
+        }));
+    };
+    Ok(crate::domain::ProduceRequest {
         transactional_id: k.transactional_id.map(|t| st(&t.0)),
-        acks: k.acks,
+        acks,
         timeout_ms: k.timeout_ms,
-        topics: k
-            .topic_data
+        topics,
+    })
+}
+
+fn invalid_acks_response(acks: i16, topics: Vec<ProduceTopic>) -> crate::domain::ProduceResponse {
+    let partition_refused = |p: ProducePartition| ProducePartitionResponse {
+        partition: p.partition,
+        error: ErrorCode::INVALID_REQUIRED_ACKS,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+        error_message: Some(format!("acks={acks}")),
+    };
+    crate::domain::ProduceResponse {
+        throttle_time_ms: 0,
+        topics: topics
             .into_iter()
-            .map(|t| ProduceTopic {
-                topic: topic_ref(&t.name, t.topic_id, v, 13),
-                partitions: t
-                    .partition_data
-                    .into_iter()
-                    .map(|p| ProducePartition {
-                        partition: p.index,
-                        records: p.records,
-                    })
-                    .collect(),
+            .map(|t| ProduceTopicResponse {
+                topic: t.topic,
+                partitions: t.partitions.into_iter().map(partition_refused).collect(),
             })
             .collect(),
     }
@@ -142,7 +149,7 @@ pub(super) fn produce_req_from_domain(
                 .as_deref()
                 .map(|t| TransactionalId(sb(t))),
         )
-        .with_acks(d.acks)
+        .with_acks(d.acks.as_i16())
         .with_timeout_ms(d.timeout_ms)
         .with_topic_data(topics))
 }

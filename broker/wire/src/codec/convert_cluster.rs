@@ -1,4 +1,4 @@
-//! Conversions and dispatch for the cluster APIs: OffsetForLeaderEpoch (v2-4), ElectLeaders
+//! Conversions for the cluster APIs: OffsetForLeaderEpoch (v2-4), ElectLeaders
 //! (v0-2), AlterPartitionReassignments (v0-1), ListPartitionReassignments (v0),
 //! IncrementalAlterConfigs (v0-1) and AlterConfigs (v0-2).
 //!
@@ -8,7 +8,6 @@
 //! default in the fields `v` lacks. One deliberate exception: ElectLeaders v0 has no
 //! top-level error, so a non-NONE one is copied into the partition results instead of lost.
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     alter_configs_request as acr, alter_configs_response as acs,
     alter_partition_reassignments_request as aprr, alter_partition_reassignments_response as aprs,
@@ -20,48 +19,17 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsResponse, BrokerId, ElectLeadersRequest, ElectLeadersResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
-use super::api_key as key;
-use super::{decode, encode};
+use super::convert_helpers::{brokers, ids, osb, ost, sb, st, tn};
 use crate::domain::cluster as d;
-use crate::domain::{ApiRequest, ApiResponse};
 use crate::error::ErrorCode;
 use crate::WireError;
 
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-fn osb(s: &Option<String>) -> Option<StrBytes> {
-    s.as_deref().map(sb)
-}
-
-fn st(s: &StrBytes) -> String {
-    s.as_str().to_owned()
-}
-
-fn ost(s: &Option<StrBytes>) -> Option<String> {
-    s.as_ref().map(st)
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
-
-fn brokers(ids: &[i32]) -> Vec<BrokerId> {
-    ids.iter().copied().map(BrokerId).collect()
-}
-
-fn ids(brokers: &[BrokerId]) -> Vec<i32> {
-    brokers.iter().map(|b| b.0).collect()
-}
-
 // ---- OffsetForLeaderEpoch ---------------------------------------------------------------
 
-fn ofle_req_to_domain(k: OffsetForLeaderEpochRequest) -> d::OffsetForLeaderEpochRequest {
+pub(super) fn ofle_req_to_domain(k: OffsetForLeaderEpochRequest) -> d::OffsetForLeaderEpochRequest {
     d::OffsetForLeaderEpochRequest {
         replica_id: k.replica_id.0,
         topics: (k.topics.into_iter())
@@ -79,7 +47,10 @@ fn ofle_req_to_domain(k: OffsetForLeaderEpochRequest) -> d::OffsetForLeaderEpoch
     }
 }
 
-fn ofle_req_from_domain(x: &d::OffsetForLeaderEpochRequest, v: i16) -> OffsetForLeaderEpochRequest {
+pub(super) fn ofle_req_from_domain(
+    x: &d::OffsetForLeaderEpochRequest,
+    v: i16,
+) -> OffsetForLeaderEpochRequest {
     let mut k = OffsetForLeaderEpochRequest::default();
     if v >= 3 {
         k.replica_id = BrokerId(x.replica_id);
@@ -103,7 +74,9 @@ fn ofle_req_from_domain(x: &d::OffsetForLeaderEpochRequest, v: i16) -> OffsetFor
     k
 }
 
-fn ofle_resp_from_domain(x: &d::OffsetForLeaderEpochResponse) -> OffsetForLeaderEpochResponse {
+pub(super) fn ofle_resp_from_domain(
+    x: &d::OffsetForLeaderEpochResponse,
+) -> OffsetForLeaderEpochResponse {
     let mut k = OffsetForLeaderEpochResponse::default();
     k.throttle_time_ms = x.throttle_time_ms;
     k.topics = (x.topics.iter())
@@ -126,7 +99,9 @@ fn ofle_resp_from_domain(x: &d::OffsetForLeaderEpochResponse) -> OffsetForLeader
     k
 }
 
-fn ofle_resp_to_domain(k: OffsetForLeaderEpochResponse) -> d::OffsetForLeaderEpochResponse {
+pub(super) fn ofle_resp_to_domain(
+    k: OffsetForLeaderEpochResponse,
+) -> d::OffsetForLeaderEpochResponse {
     d::OffsetForLeaderEpochResponse {
         throttle_time_ms: k.throttle_time_ms,
         topics: (k.topics.into_iter())
@@ -147,7 +122,7 @@ fn ofle_resp_to_domain(k: OffsetForLeaderEpochResponse) -> d::OffsetForLeaderEpo
 
 // ---- ElectLeaders -----------------------------------------------------------------------
 
-fn elect_req_to_domain(k: ElectLeadersRequest) -> d::ElectLeadersRequest {
+pub(super) fn elect_req_to_domain(k: ElectLeadersRequest) -> d::ElectLeadersRequest {
     d::ElectLeadersRequest {
         election_type: k.election_type,
         topic_partitions: k.topic_partitions.map(|topics| {
@@ -163,7 +138,7 @@ fn elect_req_to_domain(k: ElectLeadersRequest) -> d::ElectLeadersRequest {
 }
 
 /// v0 cannot say "unclean": refused rather than silently turned into a preferred election.
-fn elect_req_from_domain(
+pub(super) fn elect_req_from_domain(
     x: &d::ElectLeadersRequest,
     v: i16,
 ) -> Result<ElectLeadersRequest, WireError> {
@@ -190,7 +165,7 @@ fn elect_req_from_domain(
     Ok(k)
 }
 
-fn elect_resp_from_domain(x: &d::ElectLeadersResponse, v: i16) -> ElectLeadersResponse {
+pub(super) fn elect_resp_from_domain(x: &d::ElectLeadersResponse, v: i16) -> ElectLeadersResponse {
     let mut k = ElectLeadersResponse::default();
     k.throttle_time_ms = x.throttle_time_ms;
     // v0 has no top-level error: fold it into the partitions that report none.
@@ -221,7 +196,7 @@ fn elect_resp_from_domain(x: &d::ElectLeadersResponse, v: i16) -> ElectLeadersRe
     k
 }
 
-fn elect_resp_to_domain(k: ElectLeadersResponse) -> d::ElectLeadersResponse {
+pub(super) fn elect_resp_to_domain(k: ElectLeadersResponse) -> d::ElectLeadersResponse {
     d::ElectLeadersResponse {
         throttle_time_ms: k.throttle_time_ms,
         error: ErrorCode(k.error_code),
@@ -242,7 +217,7 @@ fn elect_resp_to_domain(k: ElectLeadersResponse) -> d::ElectLeadersResponse {
 
 // ---- AlterPartitionReassignments ---------------------------------------------------------
 
-fn alter_reassign_req_to_domain(
+pub(super) fn alter_reassign_req_to_domain(
     k: AlterPartitionReassignmentsRequest,
 ) -> d::AlterPartitionReassignmentsRequest {
     d::AlterPartitionReassignmentsRequest {
@@ -263,7 +238,7 @@ fn alter_reassign_req_to_domain(
 }
 
 /// v0 cannot forbid a replication-factor change: refused rather than silently allowed.
-fn alter_reassign_req_from_domain(
+pub(super) fn alter_reassign_req_from_domain(
     x: &d::AlterPartitionReassignmentsRequest,
     v: i16,
 ) -> Result<AlterPartitionReassignmentsRequest, WireError> {
@@ -294,7 +269,7 @@ fn alter_reassign_req_from_domain(
     Ok(k)
 }
 
-fn alter_reassign_resp_from_domain(
+pub(super) fn alter_reassign_resp_from_domain(
     x: &d::AlterPartitionReassignmentsResponse,
     v: i16,
 ) -> AlterPartitionReassignmentsResponse {
@@ -324,7 +299,7 @@ fn alter_reassign_resp_from_domain(
     k
 }
 
-fn alter_reassign_resp_to_domain(
+pub(super) fn alter_reassign_resp_to_domain(
     k: AlterPartitionReassignmentsResponse,
 ) -> d::AlterPartitionReassignmentsResponse {
     d::AlterPartitionReassignmentsResponse {
@@ -349,7 +324,7 @@ fn alter_reassign_resp_to_domain(
 
 // ---- ListPartitionReassignments ----------------------------------------------------------
 
-fn list_reassign_req_to_domain(
+pub(super) fn list_reassign_req_to_domain(
     k: ListPartitionReassignmentsRequest,
 ) -> d::ListPartitionReassignmentsRequest {
     d::ListPartitionReassignmentsRequest {
@@ -365,7 +340,7 @@ fn list_reassign_req_to_domain(
     }
 }
 
-fn list_reassign_req_from_domain(
+pub(super) fn list_reassign_req_from_domain(
     x: &d::ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsRequest {
     let mut k = ListPartitionReassignmentsRequest::default();
@@ -383,7 +358,7 @@ fn list_reassign_req_from_domain(
     k
 }
 
-fn list_reassign_resp_from_domain(
+pub(super) fn list_reassign_resp_from_domain(
     x: &d::ListPartitionReassignmentsResponse,
 ) -> ListPartitionReassignmentsResponse {
     let mut k = ListPartitionReassignmentsResponse::default();
@@ -410,7 +385,7 @@ fn list_reassign_resp_from_domain(
     k
 }
 
-fn list_reassign_resp_to_domain(
+pub(super) fn list_reassign_resp_to_domain(
     k: ListPartitionReassignmentsResponse,
 ) -> d::ListPartitionReassignmentsResponse {
     d::ListPartitionReassignmentsResponse {
@@ -435,7 +410,7 @@ fn list_reassign_resp_to_domain(
 
 // ---- IncrementalAlterConfigs -------------------------------------------------------------
 
-fn incr_alter_req_to_domain(
+pub(super) fn incr_alter_req_to_domain(
     k: IncrementalAlterConfigsRequest,
 ) -> d::IncrementalAlterConfigsRequest {
     d::IncrementalAlterConfigsRequest {
@@ -456,7 +431,7 @@ fn incr_alter_req_to_domain(
     }
 }
 
-fn incr_alter_req_from_domain(
+pub(super) fn incr_alter_req_from_domain(
     x: &d::IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsRequest {
     let mut k = IncrementalAlterConfigsRequest::default();
@@ -481,7 +456,7 @@ fn incr_alter_req_from_domain(
     k
 }
 
-fn incr_alter_resp_from_domain(
+pub(super) fn incr_alter_resp_from_domain(
     x: &d::IncrementalAlterConfigsResponse,
 ) -> IncrementalAlterConfigsResponse {
     let mut k = IncrementalAlterConfigsResponse::default();
@@ -499,7 +474,7 @@ fn incr_alter_resp_from_domain(
     k
 }
 
-fn incr_alter_resp_to_domain(
+pub(super) fn incr_alter_resp_to_domain(
     k: IncrementalAlterConfigsResponse,
 ) -> d::IncrementalAlterConfigsResponse {
     d::IncrementalAlterConfigsResponse {
@@ -517,7 +492,7 @@ fn incr_alter_resp_to_domain(
 
 // ---- AlterConfigs ------------------------------------------------------------------------
 
-fn alter_configs_req_to_domain(k: AlterConfigsRequest) -> d::AlterConfigsRequest {
+pub(super) fn alter_configs_req_to_domain(k: AlterConfigsRequest) -> d::AlterConfigsRequest {
     d::AlterConfigsRequest {
         resources: (k.resources.into_iter())
             .map(|r| d::AlterConfigsResource {
@@ -535,7 +510,7 @@ fn alter_configs_req_to_domain(k: AlterConfigsRequest) -> d::AlterConfigsRequest
     }
 }
 
-fn alter_configs_req_from_domain(x: &d::AlterConfigsRequest) -> AlterConfigsRequest {
+pub(super) fn alter_configs_req_from_domain(x: &d::AlterConfigsRequest) -> AlterConfigsRequest {
     let mut k = AlterConfigsRequest::default();
     k.resources = (x.resources.iter())
         .map(|r| {
@@ -557,7 +532,7 @@ fn alter_configs_req_from_domain(x: &d::AlterConfigsRequest) -> AlterConfigsRequ
     k
 }
 
-fn alter_configs_resp_from_domain(x: &d::AlterConfigsResponse) -> AlterConfigsResponse {
+pub(super) fn alter_configs_resp_from_domain(x: &d::AlterConfigsResponse) -> AlterConfigsResponse {
     let mut k = AlterConfigsResponse::default();
     k.throttle_time_ms = x.throttle_time_ms;
     k.responses = (x.results.iter())
@@ -573,7 +548,7 @@ fn alter_configs_resp_from_domain(x: &d::AlterConfigsResponse) -> AlterConfigsRe
     k
 }
 
-fn alter_configs_resp_to_domain(k: AlterConfigsResponse) -> d::AlterConfigsResponse {
+pub(super) fn alter_configs_resp_to_domain(k: AlterConfigsResponse) -> d::AlterConfigsResponse {
     d::AlterConfigsResponse {
         throttle_time_ms: k.throttle_time_ms,
         results: (k.responses.into_iter())
@@ -585,177 +560,4 @@ fn alter_configs_resp_to_domain(k: AlterConfigsResponse) -> d::AlterConfigsRespo
             })
             .collect(),
     }
-}
-
-// ---- dispatch (called from codec/mod.rs) ------------------------------------------------
-
-/// The cluster APIs and the versions served (see `super::CLUSTER_APIS`).
-pub(super) fn is_cluster_api(api_key: i16) -> bool {
-    super::CLUSTER_APIS.iter().any(|e| e.0 == api_key)
-}
-
-/// Server direction: a cluster API's body to its domain request.
-pub(super) fn decode_request(api_key: i16, body: Bytes, v: i16) -> Result<ApiRequest, WireError> {
-    Ok(match api_key {
-        key::OFFSET_FOR_LEADER_EPOCH => ApiRequest::OffsetForLeaderEpoch(ofle_req_to_domain(
-            decode(body, v, "OffsetForLeaderEpoch")?,
-        )),
-        key::ELECT_LEADERS => {
-            ApiRequest::ElectLeaders(elect_req_to_domain(decode(body, v, "ElectLeaders")?))
-        }
-        key::ALTER_PARTITION_REASSIGNMENTS => ApiRequest::AlterPartitionReassignments(
-            alter_reassign_req_to_domain(decode(body, v, "AlterPartitionReassignments")?),
-        ),
-        key::LIST_PARTITION_REASSIGNMENTS => ApiRequest::ListPartitionReassignments(
-            list_reassign_req_to_domain(decode(body, v, "ListPartitionReassignments")?),
-        ),
-        key::INCREMENTAL_ALTER_CONFIGS => ApiRequest::IncrementalAlterConfigs(
-            incr_alter_req_to_domain(decode(body, v, "IncrementalAlterConfigs")?),
-        ),
-        key::ALTER_CONFIGS => ApiRequest::AlterConfigs(alter_configs_req_to_domain(decode(
-            body,
-            v,
-            "AlterConfigs",
-        )?)),
-        other => return Err(WireError::Unsupported(format!("api key {other}"))),
-    })
-}
-
-/// Server direction: a cluster API's domain response to its body.
-pub(super) fn encode_response(
-    response: &ApiResponse,
-    out: &mut BytesMut,
-    v: i16,
-) -> Result<(), WireError> {
-    match response {
-        ApiResponse::OffsetForLeaderEpoch(r) => encode(&ofle_resp_from_domain(r), out, v),
-        ApiResponse::ElectLeaders(r) => encode(&elect_resp_from_domain(r, v), out, v),
-        ApiResponse::AlterPartitionReassignments(r) => {
-            encode(&alter_reassign_resp_from_domain(r, v), out, v)
-        }
-        ApiResponse::ListPartitionReassignments(r) => {
-            encode(&list_reassign_resp_from_domain(r), out, v)
-        }
-        ApiResponse::IncrementalAlterConfigs(r) => encode(&incr_alter_resp_from_domain(r), out, v),
-        ApiResponse::AlterConfigs(r) => encode(&alter_configs_resp_from_domain(r), out, v),
-        other => Err(WireError::Encode(format!(
-            "no cluster encoder for response of api key {}",
-            super::api_key_of_response(other)
-        ))),
-    }
-}
-
-/// Client direction: a cluster API's domain request to its body.
-pub(super) fn encode_request(
-    request: &ApiRequest,
-    out: &mut BytesMut,
-    v: i16,
-) -> Result<(), WireError> {
-    match request {
-        ApiRequest::OffsetForLeaderEpoch(r) => encode(&ofle_req_from_domain(r, v), out, v),
-        ApiRequest::ElectLeaders(r) => encode(&elect_req_from_domain(r, v)?, out, v),
-        ApiRequest::AlterPartitionReassignments(r) => {
-            encode(&alter_reassign_req_from_domain(r, v)?, out, v)
-        }
-        ApiRequest::ListPartitionReassignments(r) => {
-            encode(&list_reassign_req_from_domain(r), out, v)
-        }
-        ApiRequest::IncrementalAlterConfigs(r) => encode(&incr_alter_req_from_domain(r), out, v),
-        ApiRequest::AlterConfigs(r) => encode(&alter_configs_req_from_domain(r), out, v),
-        other => Err(WireError::Encode(format!(
-            "no cluster encoder for request of api key {}",
-            super::api_key_of(other)
-        ))),
-    }
-}
-
-/// Client direction: a cluster API's response body to its domain response.
-pub(super) fn decode_response(api_key: i16, body: Bytes, v: i16) -> Result<ApiResponse, WireError> {
-    Ok(match api_key {
-        key::OFFSET_FOR_LEADER_EPOCH => ApiResponse::OffsetForLeaderEpoch(ofle_resp_to_domain(
-            decode(body, v, "OffsetForLeaderEpoch response")?,
-        )),
-        key::ELECT_LEADERS => ApiResponse::ElectLeaders(elect_resp_to_domain(decode(
-            body,
-            v,
-            "ElectLeaders response",
-        )?)),
-        key::ALTER_PARTITION_REASSIGNMENTS => ApiResponse::AlterPartitionReassignments(
-            alter_reassign_resp_to_domain(decode(body, v, "AlterPartitionReassignments response")?),
-        ),
-        key::LIST_PARTITION_REASSIGNMENTS => ApiResponse::ListPartitionReassignments(
-            list_reassign_resp_to_domain(decode(body, v, "ListPartitionReassignments response")?),
-        ),
-        key::INCREMENTAL_ALTER_CONFIGS => ApiResponse::IncrementalAlterConfigs(
-            incr_alter_resp_to_domain(decode(body, v, "IncrementalAlterConfigs response")?),
-        ),
-        key::ALTER_CONFIGS => ApiResponse::AlterConfigs(alter_configs_resp_to_domain(decode(
-            body,
-            v,
-            "AlterConfigs response",
-        )?)),
-        other => {
-            return Err(WireError::Unsupported(format!(
-                "no response decoder for api key {other}"
-            )))
-        }
-    })
-}
-
-/// A cluster API's response with `error` in its top-level error; APIs with per-item errors
-/// only get an empty list (the request's items are not known here).
-pub(super) fn encode_error(
-    api_key: i16,
-    error: ErrorCode,
-    out: &mut BytesMut,
-    v: i16,
-) -> Result<(), WireError> {
-    let e = error.0;
-    match api_key {
-        key::OFFSET_FOR_LEADER_EPOCH => encode(&OffsetForLeaderEpochResponse::default(), out, v),
-        key::ELECT_LEADERS => {
-            let mut r = ElectLeadersResponse::default();
-            if v >= 1 {
-                r.error_code = e;
-            }
-            encode(&r, out, v)
-        }
-        key::ALTER_PARTITION_REASSIGNMENTS => encode(
-            &AlterPartitionReassignmentsResponse::default().with_error_code(e),
-            out,
-            v,
-        ),
-        key::LIST_PARTITION_REASSIGNMENTS => encode(
-            &ListPartitionReassignmentsResponse::default().with_error_code(e),
-            out,
-            v,
-        ),
-        key::INCREMENTAL_ALTER_CONFIGS => {
-            encode(&IncrementalAlterConfigsResponse::default(), out, v)
-        }
-        key::ALTER_CONFIGS => encode(&AlterConfigsResponse::default(), out, v),
-        other => Err(WireError::Unsupported(format!(
-            "no error response for api key {other}"
-        ))),
-    }
-}
-
-/// The guard schema of a cluster API.
-pub(super) fn schema_of(api_key: i16, request: bool) -> Option<&'static super::guard::Message> {
-    use super::schema_cluster::*;
-    Some(match (api_key, request) {
-        (key::OFFSET_FOR_LEADER_EPOCH, true) => &OFFSET_FOR_LEADER_EPOCH_REQUEST,
-        (key::OFFSET_FOR_LEADER_EPOCH, false) => &OFFSET_FOR_LEADER_EPOCH_RESPONSE,
-        (key::ELECT_LEADERS, true) => &ELECT_LEADERS_REQUEST,
-        (key::ELECT_LEADERS, false) => &ELECT_LEADERS_RESPONSE,
-        (key::ALTER_PARTITION_REASSIGNMENTS, true) => &ALTER_PARTITION_REASSIGNMENTS_REQUEST,
-        (key::ALTER_PARTITION_REASSIGNMENTS, false) => &ALTER_PARTITION_REASSIGNMENTS_RESPONSE,
-        (key::LIST_PARTITION_REASSIGNMENTS, true) => &LIST_PARTITION_REASSIGNMENTS_REQUEST,
-        (key::LIST_PARTITION_REASSIGNMENTS, false) => &LIST_PARTITION_REASSIGNMENTS_RESPONSE,
-        (key::INCREMENTAL_ALTER_CONFIGS, true) => &INCREMENTAL_ALTER_CONFIGS_REQUEST,
-        (key::INCREMENTAL_ALTER_CONFIGS, false) => &INCREMENTAL_ALTER_CONFIGS_RESPONSE,
-        (key::ALTER_CONFIGS, true) => &ALTER_CONFIGS_REQUEST,
-        (key::ALTER_CONFIGS, false) => &ALTER_CONFIGS_RESPONSE,
-        _ => return None,
-    })
 }

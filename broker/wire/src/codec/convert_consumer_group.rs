@@ -12,26 +12,10 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
     GroupId, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 
+use super::convert_helpers::{osb, ost, sb, st};
 use crate::domain as d;
 use crate::error::ErrorCode;
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-fn osb(s: &Option<String>) -> Option<StrBytes> {
-    s.as_deref().map(sb)
-}
-
-fn st(s: &StrBytes) -> String {
-    s.as_str().to_owned()
-}
-
-fn ost(s: &Option<StrBytes>) -> Option<String> {
-    s.as_ref().map(st)
-}
 
 fn at_v1<T>(v: i16, value: Option<T>) -> Option<T> {
     if v >= 1 {

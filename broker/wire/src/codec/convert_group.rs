@@ -15,41 +15,17 @@ use kafka_protocol::messages::{
     list_groups_response, offset_commit_request, offset_commit_response, offset_delete_request,
     offset_delete_response, offset_fetch_request, offset_fetch_response, sync_group_request,
     BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
+    SyncGroupRequest, SyncGroupResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
+use super::convert_helpers::{gid, osb, ost, sb, st, tn};
 use crate::domain as d;
 use crate::error::ErrorCode;
 use crate::WireError;
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-fn osb(s: &Option<String>) -> Option<StrBytes> {
-    s.as_deref().map(sb)
-}
-
-fn st(s: &StrBytes) -> String {
-    s.as_str().to_owned()
-}
-
-fn ost(s: &Option<StrBytes>) -> Option<String> {
-    s.as_ref().map(st)
-}
-
-fn gid(s: &str) -> GroupId {
-    GroupId(sb(s))
-}
-
-fn tn(s: &str) -> TopicName {
-    TopicName(sb(s))
-}
 
 /// The one element an old, unbatched version carries.
 fn single<'a, T>(items: &'a [T], api: &str, v: i16) -> Result<&'a T, WireError> {
