@@ -4,8 +4,8 @@
 //!
 //! Invariants the driver relies on: outputs are applied in emission order (a
 //! [`Output::Storage`] op is applied before the next output is looked at); sync ids strictly
-//! increase; every request gets exactly one [`Output::Respond`] unless its connection was
-//! dropped with [`crate::Node::handle_disconnect`] first.
+//! increase; every request gets exactly one [`Output::Respond`] or [`Output::NoResponse`]
+//! unless its connection was dropped with [`crate::Node::handle_disconnect`] first.
 
 use weir_wire::domain::ApiResponse;
 
@@ -40,6 +40,16 @@ pub enum Output {
         id: RequestId,
         /// The answer.
         response: ApiResponse,
+    },
+    /// The request is complete but gets no answer on the wire: an acks=0 produce (Kafka
+    /// never answers those). With `close`, its batch was refused and the driver closes the
+    /// connection instead, as Kafka does, so the producer learns of the failure. The
+    /// driver still retires the request's place in its connection's answer order.
+    NoResponse {
+        /// The request completed.
+        id: RequestId,
+        /// Close the connection (a partition of the produce failed).
+        close: bool,
     },
     /// Apply this write before looking at the next output.
     Storage(StorageOp),

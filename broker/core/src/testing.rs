@@ -80,6 +80,8 @@ pub struct SingleNode {
     pub now: Now,
     /// Responses not yet taken, resolved against storage.
     responses: BTreeMap<RequestId, ApiResponse>,
+    /// Requests completed without an answer (acks=0), with their close flag.
+    unanswered: BTreeMap<RequestId, bool>,
     /// Syncs emitted and not yet completed, in order.
     pending_syncs: Vec<(u64, SyncMode)>,
     /// Set once the node emitted `Output::Poisoned`.
@@ -99,6 +101,7 @@ impl SingleNode {
             config,
             now,
             responses: BTreeMap::new(),
+            unanswered: BTreeMap::new(),
             pending_syncs: Vec::new(),
             poisoned: None,
             next_seq: 0,
@@ -135,6 +138,12 @@ impl SingleNode {
     /// Take the response to `id`, if emitted.
     pub fn take(&mut self, id: RequestId) -> Option<ApiResponse> {
         self.responses.remove(&id)
+    }
+
+    /// Take the completion of a request answered with no response (an acks=0 produce):
+    /// `Some(close)`, where `close` says the connection is to be closed.
+    pub fn take_no_response(&mut self, id: RequestId) -> Option<bool> {
+        self.unanswered.remove(&id)
     }
 
     /// Syncs emitted and not completed.
@@ -206,6 +215,14 @@ impl SingleNode {
                     assert!(failures.is_empty(), "reads failed: {failures:?}");
                     let previous = self.responses.insert(id, response);
                     assert!(previous.is_none(), "request {id:?} answered twice");
+                }
+                Output::NoResponse { id, close } => {
+                    let answered = self.responses.contains_key(&id);
+                    let previous = self.unanswered.insert(id, close);
+                    assert!(
+                        previous.is_none() && !answered,
+                        "request {id:?} answered twice"
+                    );
                 }
                 Output::Poisoned { reason } => self.poisoned = Some(reason),
                 // A single-node harness has no peers.

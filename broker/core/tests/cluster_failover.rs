@@ -128,6 +128,9 @@ impl Cluster {
                             message.resolve_reads(&member.storage).expect("peer reads");
                             queue.push_back((id, to, message));
                         }
+                        Output::NoResponse { id, .. } => {
+                            panic!("the harness sends no acks=0 produce ({id:?})")
+                        }
                         Output::Poisoned { reason } => panic!("node {id} poisoned: {reason}"),
                     }
                 }

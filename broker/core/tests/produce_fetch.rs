@@ -44,7 +44,7 @@ fn produce_then_fetch_round_trip() {
     assert_eq!(values(&fetched_records(&response)), ["c"]);
 }
 
-// Goal: acks=1/all wait for the sync, acks=0 is answered at once, and the high watermark
+// Goal: acks=1/all wait for the sync, acks=0 completes at once unanswered, and the high watermark
 // (what consumers see) moves only when the sync completes. Method: produce with each
 // acks level, inspect responses before and after completing the sync.
 #[test]
@@ -71,11 +71,24 @@ fn acks_levels_and_durability() {
             Some((0, offset + 1, offset + 1))
         );
     }
+    // acks=0: complete at once with no answer on the wire (Kafka never answers it).
     let id = node.send(1, produce("t", 0, batch(&[1]), 0));
-    let response = node.take(id).expect("acks=0 answered at once");
-    assert_eq!(produce_result(&response).base_offset, 2);
+    assert_eq!(
+        node.take_no_response(id),
+        Some(false),
+        "acks=0 is not answered"
+    );
+    assert!(node.take(id).is_none());
     assert_eq!(node.node.partition_offsets("t", 0), Some((0, 2, 3)));
     node.complete_syncs();
+    assert_eq!(node.node.partition_offsets("t", 0), Some((0, 3, 3)));
+    // A refused acks=0 batch closes the connection instead: the producer's only signal.
+    let id = node.send(1, produce("t", 7, batch(&[1]), 0));
+    assert_eq!(
+        node.take_no_response(id),
+        Some(true),
+        "refused acks=0 closes"
+    );
     assert_eq!(node.node.partition_offsets("t", 0), Some((0, 3, 3)));
 }
 

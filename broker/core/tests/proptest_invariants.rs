@@ -52,6 +52,11 @@ impl Model {
     fn collect(&mut self, node: &mut SingleNode) {
         let ids: Vec<RequestId> = self.pending.keys().copied().collect();
         for id in ids {
+            if node.take_no_response(id).is_some() {
+                // acks=0: nothing was promised.
+                self.pending.remove(&id);
+                continue;
+            }
             let Some(response) = node.take(id) else {
                 continue;
             };

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 use weir_core::RequestId;
 use weir_wire::codec::{self, Decoded, RequestHeader};
-use weir_wire::domain::{Acks, ApiRequest, ApiResponse};
+use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 
 use crate::messages::{ConnEvent, NodeInput};
@@ -245,13 +245,8 @@ impl Reader {
                     // DescribeGroups reports the member's host as Kafka does: "/IP".
                     join.client_host = client_host(&self.context.peer);
                 }
-                let acks_zero = matches!(&request, ApiRequest::Produce(p) if p.acks == Acks::None);
                 // Expect goes first, so the writer knows the slot before any response.
-                let expect = ConnEvent::Expect {
-                    seq,
-                    header,
-                    acks_zero,
-                };
+                let expect = ConnEvent::Expect { seq, header };
                 self.events.send(expect).map_err(|_| ReadEnd::Closed)?;
                 let id = RequestId {
                     conn: self.context.conn,
@@ -275,16 +270,15 @@ impl Reader {
 /// A request's place in the response order.
 enum Slot {
     /// Waiting for the node.
-    Expected {
-        header: RequestHeader,
-        acks_zero: bool,
-    },
+    Expected { header: RequestHeader },
     /// The node answered; not yet written.
     Answered {
         header: RequestHeader,
-        acks_zero: bool,
         response: ApiResponse,
     },
+    /// The node completed it without an answer (acks=0); `close`: close the connection
+    /// when its turn comes.
+    Unanswered { close: bool },
     /// Encoded by the reader.
     Ready(Bytes),
 }
@@ -343,31 +337,33 @@ impl<S: StorageDriver> Writer<S> {
 
     fn absorb(&mut self, event: ConnEvent) -> Result<(), Close> {
         match event {
-            ConnEvent::Expect {
-                seq,
-                header,
-                acks_zero,
-            } => {
-                self.slots.insert(seq, Slot::Expected { header, acks_zero });
+            ConnEvent::Expect { seq, header } => {
+                self.slots.insert(seq, Slot::Expected { header });
             }
             ConnEvent::Ready { seq, frame } => {
                 self.slots.insert(seq, Slot::Ready(frame));
             }
             ConnEvent::Response { seq, response } => match self.slots.remove(&seq) {
-                Some(Slot::Expected { header, acks_zero }) => {
-                    self.slots.insert(
-                        seq,
-                        Slot::Answered {
-                            header,
-                            acks_zero,
-                            response,
-                        },
-                    );
+                Some(Slot::Expected { header }) => {
+                    self.slots.insert(seq, Slot::Answered { header, response });
                 }
                 other => {
                     // The node answers each request exactly once; anything else is a bug.
                     tracing::error!(
                         "{}: response for request {seq} in unexpected state {}",
+                        self.context.peer,
+                        other.is_some()
+                    );
+                    return Err(Close);
+                }
+            },
+            ConnEvent::NoResponse { seq, close } => match self.slots.remove(&seq) {
+                Some(Slot::Expected { .. }) => {
+                    self.slots.insert(seq, Slot::Unanswered { close });
+                }
+                other => {
+                    tracing::error!(
+                        "{}: completion of request {seq} in unexpected state {}",
                         self.context.peer,
                         other.is_some()
                     );
@@ -396,11 +392,15 @@ impl<S: StorageDriver> Writer<S> {
                     out.extend_from_slice(&frame);
                     Ok(())
                 }
-                Slot::Answered {
-                    header,
-                    acks_zero,
-                    response,
-                } => self.encode_answer(&header, acks_zero, response, out),
+                Slot::Answered { header, response } => self.encode_answer(&header, response, out),
+                Slot::Unanswered { close: false } => Ok(()),
+                Slot::Unanswered { close: true } => {
+                    tracing::info!(
+                        "closing connection from {}: an acks=0 produce was refused",
+                        self.context.peer
+                    );
+                    Err(Close)
+                }
             };
             if outcome.is_err() {
                 return (completed, outcome);
@@ -412,23 +412,9 @@ impl<S: StorageDriver> Writer<S> {
     fn encode_answer(
         &self,
         header: &RequestHeader,
-        acks_zero: bool,
         mut response: ApiResponse,
         out: &mut BytesMut,
     ) -> Result<(), Close> {
-        if acks_zero {
-            return match first_produce_error(&response) {
-                None => Ok(()),
-                Some(error) => {
-                    tracing::info!(
-                        "closing connection from {}: acks=0 produce failed with {}",
-                        self.context.peer,
-                        error.name()
-                    );
-                    Err(Close)
-                }
-            };
-        }
         resolve_reads(&self.storage, &mut response, &self.context.peer);
         codec::encode_response(header, &response, out).map_err(|error| {
             tracing::error!(
@@ -441,19 +427,6 @@ impl<S: StorageDriver> Writer<S> {
         })
     }
 }
-
-fn first_produce_error(response: &ApiResponse) -> Option<ErrorCode> {
-    let ApiResponse::Produce(produce) = response else {
-        return None;
-    };
-    produce
-        .topics
-        .iter()
-        .flat_map(|topic| topic.partitions.iter())
-        .map(|partition| partition.error)
-        .find(|error| *error != ErrorCode::NONE)
-}
-
 /// Resolves a response's storage work (fetch plans, timestamp lookups) before encoding.
 /// The work itself is weir-core's `resolve_response`, shared with the simulator, so the
 /// CRC check on every served batch is one piece of code; this adds the peer to the logs.

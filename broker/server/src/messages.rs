@@ -70,8 +70,6 @@ pub enum ConnEvent {
         seq: u64,
         /// The request's header (the response is encoded for its API version).
         header: RequestHeader,
-        /// An acks=0 produce: the response is not written.
-        acks_zero: bool,
     },
     /// A response the reader built itself (ApiVersions, errors for unsupported APIs).
     Ready {
@@ -86,6 +84,14 @@ pub enum ConnEvent {
         seq: u64,
         /// The response (fetch bytes and timestamp lookups still unresolved).
         response: ApiResponse,
+    },
+    /// The node completed an expected request without an answer (an acks=0 produce);
+    /// with `close`, the connection closes once the requests before it are written.
+    NoResponse {
+        /// Sequence number of the request.
+        seq: u64,
+        /// Close the connection instead (the produce was refused).
+        close: bool,
     },
     /// The reader stopped: close now, dropping unanswered requests.
     Shutdown,

@@ -211,6 +211,11 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                         });
                     }
                 }
+                Output::NoResponse { id, close } => {
+                    if let Some(events) = self.connections.get(&id.conn) {
+                        let _ = events.send(ConnEvent::NoResponse { seq: id.seq, close });
+                    }
+                }
                 Output::Peer { to, addr, message } => self.peers.send(to, &addr, message),
                 Output::Poisoned { reason } => {
                     tracing::error!("node poisoned, stopping: {reason}");

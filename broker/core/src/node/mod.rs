@@ -37,7 +37,7 @@ mod txn;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use uuid::Uuid;
-use weir_wire::domain::{ApiRequest, ApiResponse, FetchRequest, TopicRef};
+use weir_wire::domain::{Acks, ApiRequest, ApiResponse, FetchRequest, TopicRef};
 use weir_wire::error::ErrorCode;
 
 use crate::buggify::{Buggify, Point, DELAY_ACK_MS_MAX};
@@ -130,6 +130,9 @@ pub struct Node {
     /// `(sync id, request)` of every sync waiter, to release them in sync order.
     sync_order: BTreeSet<(u64, RequestId)>,
     fetch_waiters: Purgatory<ParkedFetch>,
+    /// acks=0 produce requests being handled: their answer leaves as
+    /// [`Output::NoResponse`]. Empty between inputs (acks=0 is answered at once).
+    unanswered: BTreeSet<RequestId>,
     /// Partitions with appends waiting for a sync: `(topic id, partition index)`.
     unsynced_partitions: BTreeSet<(Uuid, usize)>,
     next_retention_check: Instant,
@@ -170,6 +173,11 @@ impl Node {
     /// once its data is durable or its long poll is over.
     pub fn handle_request(&mut self, now: Now, id: RequestId, request: ApiRequest) {
         self.cluster_note_now(now);
+        // Kafka never answers an acks=0 produce; whatever path answers it, `respond` turns
+        // the answer into an `Output::NoResponse`.
+        if matches!(&request, ApiRequest::Produce(p) if p.acks == Acks::None) {
+            self.unanswered.insert(id);
+        }
         // After a storage failure nothing is known durable: refuse everything, fast.
         if let Some(reason) = &self.poisoned {
             let message = format!("storage failed: {reason}");
@@ -348,6 +356,10 @@ impl Node {
     /// Assert every invariant of the node (the simulator calls this after every step).
     pub fn invariants(&self) {
         self.cluster_invariants();
+        assert!(
+            self.unanswered.is_empty(),
+            "acks=0 produce requests are answered within their input"
+        );
         assert_eq!(
             self.topics.len(),
             self.topic_ids.len(),
@@ -530,6 +542,7 @@ impl Node {
             buggify,
             // As many as can wait for a sync: every delayed ack was a sync waiter.
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
+            unanswered: BTreeSet::new(),
             compactions: internal::Compactions::default(),
             cluster: None,
         }
@@ -544,6 +557,14 @@ impl Node {
         let Some((id, response)) = self.answer_forwarded(id, response) else {
             return;
         };
+        if self.unanswered.remove(&id) {
+            let close = first_produce_error(&response).is_some();
+            if close {
+                tracing::info!(?id, "acks=0 produce refused: the connection is closed");
+            }
+            self.outputs.push_back(Output::NoResponse { id, close });
+            return;
+        }
         self.outputs.push_back(Output::Respond { id, response });
     }
 
@@ -780,4 +801,17 @@ fn check_epoch_against(current_leader_epoch: i32, ours: i32) -> Result<(), Error
         return Err(ErrorCode::FENCED_LEADER_EPOCH);
     }
     Ok(())
+}
+
+/// The first partition error of a produce answer, if any.
+fn first_produce_error(response: &ApiResponse) -> Option<ErrorCode> {
+    let ApiResponse::Produce(produce) = response else {
+        return None;
+    };
+    produce
+        .topics
+        .iter()
+        .flat_map(|topic| topic.partitions.iter())
+        .map(|partition| partition.error)
+        .find(|error| *error != ErrorCode::NONE)
 }

@@ -67,7 +67,9 @@ impl NodeLink {
         runtime.spawn(async move {
             while let Some(event) = events.recv().await {
                 let ConnEvent::Response { seq, response } = event else {
-                    continue; // Only the node loop writes here, and it only sends responses.
+                    // Only the node loop writes here: responses, and NoResponse for acks=0
+                    // produces, which the gateway never sends.
+                    continue;
                 };
                 let waiter = lock(&routes).as_mut().and_then(|map| map.remove(&seq));
                 if let Some(waiter) = waiter {
