@@ -1,6 +1,7 @@
 //! Conversions and dispatch for the cluster APIs: OffsetForLeaderEpoch (v2-4), ElectLeaders
 //! (v0-2), AlterPartitionReassignments (v0-1), ListPartitionReassignments (v0),
-//! IncrementalAlterConfigs (v0-1) and AlterConfigs (v0-2).
+//! IncrementalAlterConfigs (v0-1), AlterConfigs (v0-2) and the KIP-853 quorum APIs:
+//! DescribeQuorum (v0-2), AddRaftVoter (v0) and RemoveRaftVoter (v0).
 //!
 //! Same invariants as `convert.rs`: `*_from_domain(x, v)` sets only fields that exist at `v`
 //! (kafka_protocol refuses to encode a non-default value in an absent field), and
@@ -10,23 +11,26 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    alter_configs_request as acr, alter_configs_response as acs,
+    add_raft_voter_request as arvr, alter_configs_request as acr, alter_configs_response as acs,
     alter_partition_reassignments_request as aprr, alter_partition_reassignments_response as aprs,
-    elect_leaders_request as elr, elect_leaders_response as els,
-    incremental_alter_configs_request as iacr, incremental_alter_configs_response as iacs,
-    list_partition_reassignments_request as lprr, list_partition_reassignments_response as lprs,
-    offset_for_leader_epoch_request as oler, offset_for_leader_epoch_response as oles,
+    describe_quorum_request as dqr, describe_quorum_response as dqs, elect_leaders_request as elr,
+    elect_leaders_response as els, incremental_alter_configs_request as iacr,
+    incremental_alter_configs_response as iacs, list_partition_reassignments_request as lprr,
+    list_partition_reassignments_response as lprs, offset_for_leader_epoch_request as oler,
+    offset_for_leader_epoch_response as oles, AddRaftVoterRequest, AddRaftVoterResponse,
     AlterConfigsRequest, AlterConfigsResponse, AlterPartitionReassignmentsRequest,
-    AlterPartitionReassignmentsResponse, BrokerId, ElectLeadersRequest, ElectLeadersResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    AlterPartitionReassignmentsResponse, BrokerId, DescribeQuorumRequest, DescribeQuorumResponse,
+    ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    RemoveRaftVoterRequest, RemoveRaftVoterResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::api_key as key;
 use super::{decode, encode};
 use crate::domain::cluster as d;
+use crate::domain::quorum as q;
 use crate::domain::{ApiRequest, ApiResponse};
 use crate::error::ErrorCode;
 use crate::WireError;
@@ -587,6 +591,240 @@ fn alter_configs_resp_to_domain(k: AlterConfigsResponse) -> d::AlterConfigsRespo
     }
 }
 
+// ---- DescribeQuorum, AddRaftVoter, RemoveRaftVoter (KIP-853) -----------------------------
+
+fn describe_quorum_req_to_domain(k: DescribeQuorumRequest) -> q::DescribeQuorumRequest {
+    q::DescribeQuorumRequest {
+        topics: (k.topics.into_iter())
+            .map(|t| q::DescribeQuorumTopic {
+                name: st(&t.topic_name.0),
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| p.partition_index)
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn describe_quorum_req_from_domain(x: &q::DescribeQuorumRequest) -> DescribeQuorumRequest {
+    let mut k = DescribeQuorumRequest::default();
+    k.topics = (x.topics.iter())
+        .map(|t| {
+            let mut kt = dqr::TopicData::default();
+            kt.topic_name = tn(&t.name);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| dqr::PartitionData::default().with_partition_index(*p))
+                .collect();
+            kt
+        })
+        .collect();
+    k
+}
+
+fn replica_state_from_domain(x: &q::ReplicaState, v: i16) -> dqs::ReplicaState {
+    let mut k = dqs::ReplicaState::default();
+    k.replica_id = BrokerId(x.replica_id);
+    if v >= 2 {
+        k.replica_directory_id = x.directory_id;
+    }
+    k.log_end_offset = x.log_end_offset;
+    if v >= 1 {
+        k.last_fetch_timestamp = x.last_fetch_timestamp;
+        k.last_caught_up_timestamp = x.last_caught_up_timestamp;
+    }
+    k
+}
+
+fn replica_state_to_domain(k: &dqs::ReplicaState) -> q::ReplicaState {
+    q::ReplicaState {
+        replica_id: k.replica_id.0,
+        directory_id: k.replica_directory_id,
+        log_end_offset: k.log_end_offset,
+        last_fetch_timestamp: k.last_fetch_timestamp,
+        last_caught_up_timestamp: k.last_caught_up_timestamp,
+    }
+}
+
+fn describe_quorum_resp_from_domain(
+    x: &q::DescribeQuorumResponse,
+    v: i16,
+) -> DescribeQuorumResponse {
+    let mut k = DescribeQuorumResponse::default();
+    k.error_code = x.error.0;
+    if v >= 2 {
+        k.error_message = osb(&x.error_message);
+    }
+    k.topics = (x.topics.iter())
+        .map(|t| {
+            let mut kt = dqs::TopicData::default();
+            kt.topic_name = tn(&t.name);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| {
+                    let mut kp = dqs::PartitionData::default();
+                    kp.partition_index = p.partition;
+                    kp.error_code = p.error.0;
+                    if v >= 2 {
+                        kp.error_message = osb(&p.error_message);
+                    }
+                    kp.leader_id = BrokerId(p.leader_id);
+                    kp.leader_epoch = p.leader_epoch;
+                    kp.high_watermark = p.high_watermark;
+                    kp.current_voters = (p.current_voters.iter())
+                        .map(|r| replica_state_from_domain(r, v))
+                        .collect();
+                    kp.observers = (p.observers.iter())
+                        .map(|r| replica_state_from_domain(r, v))
+                        .collect();
+                    kp
+                })
+                .collect();
+            kt
+        })
+        .collect();
+    if v >= 2 {
+        k.nodes = (x.nodes.iter())
+            .map(|n| {
+                let mut kn = dqs::Node::default();
+                kn.node_id = BrokerId(n.node_id);
+                kn.listeners = (n.listeners.iter())
+                    .map(|l| {
+                        let mut kl = dqs::Listener::default();
+                        kl.name = sb(&l.name);
+                        kl.host = sb(&l.host);
+                        kl.port = l.port;
+                        kl
+                    })
+                    .collect();
+                kn
+            })
+            .collect();
+    }
+    k
+}
+
+/// `v` picks the fields that exist: before v2 kafka_protocol's defaults for the absent error
+/// messages are `Some("")`, not the domain's `None`.
+fn describe_quorum_resp_to_domain(k: DescribeQuorumResponse, v: i16) -> q::DescribeQuorumResponse {
+    let message = |m: &Option<StrBytes>| if v >= 2 { ost(m) } else { None };
+    q::DescribeQuorumResponse {
+        error: ErrorCode(k.error_code),
+        error_message: message(&k.error_message),
+        topics: (k.topics.into_iter())
+            .map(|t| q::QuorumTopic {
+                name: st(&t.topic_name.0),
+                partitions: (t.partitions.into_iter())
+                    .map(|p| q::QuorumPartition {
+                        partition: p.partition_index,
+                        error: ErrorCode(p.error_code),
+                        error_message: message(&p.error_message),
+                        leader_id: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        high_watermark: p.high_watermark,
+                        current_voters: p
+                            .current_voters
+                            .iter()
+                            .map(replica_state_to_domain)
+                            .collect(),
+                        observers: p.observers.iter().map(replica_state_to_domain).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        nodes: (k.nodes.into_iter())
+            .map(|n| q::QuorumNode {
+                node_id: n.node_id.0,
+                listeners: (n.listeners.iter())
+                    .map(|l| q::RaftListener {
+                        name: st(&l.name),
+                        host: st(&l.host),
+                        port: l.port,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn add_voter_req_to_domain(k: AddRaftVoterRequest) -> q::AddRaftVoterRequest {
+    q::AddRaftVoterRequest {
+        cluster_id: ost(&k.cluster_id),
+        timeout_ms: k.timeout_ms,
+        voter_id: k.voter_id,
+        voter_directory_id: k.voter_directory_id,
+        listeners: (k.listeners.iter())
+            .map(|l| q::RaftListener {
+                name: st(&l.name),
+                host: st(&l.host),
+                port: l.port,
+            })
+            .collect(),
+    }
+}
+
+fn add_voter_req_from_domain(x: &q::AddRaftVoterRequest) -> AddRaftVoterRequest {
+    let mut k = AddRaftVoterRequest::default();
+    k.cluster_id = osb(&x.cluster_id);
+    k.timeout_ms = x.timeout_ms;
+    k.voter_id = x.voter_id;
+    k.voter_directory_id = x.voter_directory_id;
+    k.listeners = (x.listeners.iter())
+        .map(|l| {
+            let mut kl = arvr::Listener::default();
+            kl.name = sb(&l.name);
+            kl.host = sb(&l.host);
+            kl.port = l.port;
+            kl
+        })
+        .collect();
+    k
+}
+
+fn remove_voter_req_to_domain(k: RemoveRaftVoterRequest) -> q::RemoveRaftVoterRequest {
+    q::RemoveRaftVoterRequest {
+        cluster_id: ost(&k.cluster_id),
+        voter_id: k.voter_id,
+        voter_directory_id: k.voter_directory_id,
+    }
+}
+
+fn remove_voter_req_from_domain(x: &q::RemoveRaftVoterRequest) -> RemoveRaftVoterRequest {
+    let mut k = RemoveRaftVoterRequest::default();
+    k.cluster_id = osb(&x.cluster_id);
+    k.voter_id = x.voter_id;
+    k.voter_directory_id = x.voter_directory_id;
+    k
+}
+
+fn add_voter_resp_from_domain(x: &q::RaftVoterResponse) -> AddRaftVoterResponse {
+    let mut k = AddRaftVoterResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    k.error_code = x.error.0;
+    k.error_message = osb(&x.error_message);
+    k
+}
+
+fn remove_voter_resp_from_domain(x: &q::RaftVoterResponse) -> RemoveRaftVoterResponse {
+    let mut k = RemoveRaftVoterResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    k.error_code = x.error.0;
+    k.error_message = osb(&x.error_message);
+    k
+}
+
+fn voter_resp_to_domain(
+    throttle_time_ms: i32,
+    error: i16,
+    message: &Option<StrBytes>,
+) -> q::RaftVoterResponse {
+    q::RaftVoterResponse {
+        throttle_time_ms,
+        error: ErrorCode(error),
+        error_message: ost(message),
+    }
+}
+
 // ---- dispatch (called from codec/mod.rs) ------------------------------------------------
 
 /// The cluster APIs and the versions served (see `super::CLUSTER_APIS`).
@@ -617,6 +855,19 @@ pub(super) fn decode_request(api_key: i16, body: Bytes, v: i16) -> Result<ApiReq
             v,
             "AlterConfigs",
         )?)),
+        key::DESCRIBE_QUORUM => ApiRequest::DescribeQuorum(describe_quorum_req_to_domain(decode(
+            body,
+            v,
+            "DescribeQuorum",
+        )?)),
+        key::ADD_RAFT_VOTER => {
+            ApiRequest::AddRaftVoter(add_voter_req_to_domain(decode(body, v, "AddRaftVoter")?))
+        }
+        key::REMOVE_RAFT_VOTER => ApiRequest::RemoveRaftVoter(remove_voter_req_to_domain(decode(
+            body,
+            v,
+            "RemoveRaftVoter",
+        )?)),
         other => return Err(WireError::Unsupported(format!("api key {other}"))),
     })
 }
@@ -638,6 +889,9 @@ pub(super) fn encode_response(
         }
         ApiResponse::IncrementalAlterConfigs(r) => encode(&incr_alter_resp_from_domain(r), out, v),
         ApiResponse::AlterConfigs(r) => encode(&alter_configs_resp_from_domain(r), out, v),
+        ApiResponse::DescribeQuorum(r) => encode(&describe_quorum_resp_from_domain(r, v), out, v),
+        ApiResponse::AddRaftVoter(r) => encode(&add_voter_resp_from_domain(r), out, v),
+        ApiResponse::RemoveRaftVoter(r) => encode(&remove_voter_resp_from_domain(r), out, v),
         other => Err(WireError::Encode(format!(
             "no cluster encoder for response of api key {}",
             super::api_key_of_response(other)
@@ -662,6 +916,9 @@ pub(super) fn encode_request(
         }
         ApiRequest::IncrementalAlterConfigs(r) => encode(&incr_alter_req_from_domain(r), out, v),
         ApiRequest::AlterConfigs(r) => encode(&alter_configs_req_from_domain(r), out, v),
+        ApiRequest::DescribeQuorum(r) => encode(&describe_quorum_req_from_domain(r), out, v),
+        ApiRequest::AddRaftVoter(r) => encode(&add_voter_req_from_domain(r), out, v),
+        ApiRequest::RemoveRaftVoter(r) => encode(&remove_voter_req_from_domain(r), out, v),
         other => Err(WireError::Encode(format!(
             "no cluster encoder for request of api key {}",
             super::api_key_of(other)
@@ -694,6 +951,26 @@ pub(super) fn decode_response(api_key: i16, body: Bytes, v: i16) -> Result<ApiRe
             v,
             "AlterConfigs response",
         )?)),
+        key::DESCRIBE_QUORUM => ApiResponse::DescribeQuorum(describe_quorum_resp_to_domain(
+            decode(body, v, "DescribeQuorum response")?,
+            v,
+        )),
+        key::ADD_RAFT_VOTER => {
+            let k: AddRaftVoterResponse = decode(body, v, "AddRaftVoter response")?;
+            ApiResponse::AddRaftVoter(voter_resp_to_domain(
+                k.throttle_time_ms,
+                k.error_code,
+                &k.error_message,
+            ))
+        }
+        key::REMOVE_RAFT_VOTER => {
+            let k: RemoveRaftVoterResponse = decode(body, v, "RemoveRaftVoter response")?;
+            ApiResponse::RemoveRaftVoter(voter_resp_to_domain(
+                k.throttle_time_ms,
+                k.error_code,
+                &k.error_message,
+            ))
+        }
         other => {
             return Err(WireError::Unsupported(format!(
                 "no response decoder for api key {other}"
@@ -734,6 +1011,17 @@ pub(super) fn encode_error(
             encode(&IncrementalAlterConfigsResponse::default(), out, v)
         }
         key::ALTER_CONFIGS => encode(&AlterConfigsResponse::default(), out, v),
+        key::DESCRIBE_QUORUM => encode(
+            &DescribeQuorumResponse::default().with_error_code(e),
+            out,
+            v,
+        ),
+        key::ADD_RAFT_VOTER => encode(&AddRaftVoterResponse::default().with_error_code(e), out, v),
+        key::REMOVE_RAFT_VOTER => encode(
+            &RemoveRaftVoterResponse::default().with_error_code(e),
+            out,
+            v,
+        ),
         other => Err(WireError::Unsupported(format!(
             "no error response for api key {other}"
         ))),
@@ -756,6 +1044,12 @@ pub(super) fn schema_of(api_key: i16, request: bool) -> Option<&'static super::g
         (key::INCREMENTAL_ALTER_CONFIGS, false) => &INCREMENTAL_ALTER_CONFIGS_RESPONSE,
         (key::ALTER_CONFIGS, true) => &ALTER_CONFIGS_REQUEST,
         (key::ALTER_CONFIGS, false) => &ALTER_CONFIGS_RESPONSE,
+        (key::DESCRIBE_QUORUM, true) => &super::schema_quorum::DESCRIBE_QUORUM_REQUEST,
+        (key::DESCRIBE_QUORUM, false) => &super::schema_quorum::DESCRIBE_QUORUM_RESPONSE,
+        (key::ADD_RAFT_VOTER, true) => &super::schema_quorum::ADD_RAFT_VOTER_REQUEST,
+        (key::ADD_RAFT_VOTER, false) => &super::schema_quorum::ADD_RAFT_VOTER_RESPONSE,
+        (key::REMOVE_RAFT_VOTER, true) => &super::schema_quorum::REMOVE_RAFT_VOTER_REQUEST,
+        (key::REMOVE_RAFT_VOTER, false) => &super::schema_quorum::REMOVE_RAFT_VOTER_RESPONSE,
         _ => return None,
     })
 }

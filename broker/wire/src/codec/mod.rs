@@ -30,6 +30,8 @@ mod schema_cluster;
 #[rustfmt::skip]
 mod schema_consumer_group;
 #[rustfmt::skip]
+mod schema_quorum;
+#[rustfmt::skip]
 mod schema_txn;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -155,6 +157,12 @@ pub mod api_key {
     pub const ALTER_PARTITION_REASSIGNMENTS: i16 = 45;
     /// ListPartitionReassignments.
     pub const LIST_PARTITION_REASSIGNMENTS: i16 = 46;
+    /// DescribeQuorum (KIP-595, KIP-853).
+    pub const DESCRIBE_QUORUM: i16 = 55;
+    /// AddRaftVoter (KIP-853).
+    pub const ADD_RAFT_VOTER: i16 = 80;
+    /// RemoveRaftVoter (KIP-853).
+    pub const REMOVE_RAFT_VOTER: i16 = 81;
 }
 
 /// The transaction APIs and the versions served, decoded whether or not they are advertised
@@ -196,9 +204,10 @@ pub const CONSUMER_GROUP_APIS: &[(i16, i16, i16)] = &[
     (api_key::CONSUMER_GROUP_DESCRIBE, 0, 1),
 ];
 
-/// The cluster APIs (leader epochs, elections, reassignments, config changes) and the
-/// versions served: every version kafka-protocol 0.18 knows (OffsetForLeaderEpoch v0-1 were
-/// removed in Kafka 4.0, KIP-896). Decoded whether or not they are advertised.
+/// The cluster APIs (leader epochs, elections, reassignments, config changes, the KIP-853
+/// controller quorum) and the versions served: every version kafka-protocol 0.18 knows
+/// (OffsetForLeaderEpoch v0-1 were removed in Kafka 4.0, KIP-896; AddRaftVoter v1, Kafka
+/// 4.1's AckWhenCommitted, is beyond it). Decoded whether or not they are advertised.
 pub const CLUSTER_APIS: &[(i16, i16, i16)] = &[
     (api_key::OFFSET_FOR_LEADER_EPOCH, 2, 4),
     (api_key::ALTER_CONFIGS, 0, 2),
@@ -206,6 +215,9 @@ pub const CLUSTER_APIS: &[(i16, i16, i16)] = &[
     (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
     (api_key::ALTER_PARTITION_REASSIGNMENTS, 0, 1),
     (api_key::LIST_PARTITION_REASSIGNMENTS, 0, 0),
+    (api_key::DESCRIBE_QUORUM, 0, 2),
+    (api_key::ADD_RAFT_VOTER, 0, 0),
+    (api_key::REMOVE_RAFT_VOTER, 0, 0),
 ];
 
 /// The ApiVersions table: (api_key, min_version, max_version), each range within what
@@ -258,6 +270,9 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (api_key::INCREMENTAL_ALTER_CONFIGS, 0, 1),
     (api_key::ALTER_PARTITION_REASSIGNMENTS, 0, 1),
     (api_key::LIST_PARTITION_REASSIGNMENTS, 0, 0),
+    (api_key::DESCRIBE_QUORUM, 0, 2),
+    (api_key::ADD_RAFT_VOTER, 0, 0),
+    (api_key::REMOVE_RAFT_VOTER, 0, 0),
 ];
 
 /// Lowest Produce version actually served (v0-2 were removed in Kafka 4.0).
@@ -318,6 +333,9 @@ pub fn api_key_of(request: &ApiRequest) -> i16 {
         ApiRequest::ListPartitionReassignments(_) => api_key::LIST_PARTITION_REASSIGNMENTS,
         ApiRequest::IncrementalAlterConfigs(_) => api_key::INCREMENTAL_ALTER_CONFIGS,
         ApiRequest::AlterConfigs(_) => api_key::ALTER_CONFIGS,
+        ApiRequest::DescribeQuorum(_) => api_key::DESCRIBE_QUORUM,
+        ApiRequest::AddRaftVoter(_) => api_key::ADD_RAFT_VOTER,
+        ApiRequest::RemoveRaftVoter(_) => api_key::REMOVE_RAFT_VOTER,
     }
 }
 
@@ -361,6 +379,9 @@ pub fn api_key_of_response(response: &ApiResponse) -> i16 {
         ApiResponse::ListPartitionReassignments(_) => api_key::LIST_PARTITION_REASSIGNMENTS,
         ApiResponse::IncrementalAlterConfigs(_) => api_key::INCREMENTAL_ALTER_CONFIGS,
         ApiResponse::AlterConfigs(_) => api_key::ALTER_CONFIGS,
+        ApiResponse::DescribeQuorum(_) => api_key::DESCRIBE_QUORUM,
+        ApiResponse::AddRaftVoter(_) => api_key::ADD_RAFT_VOTER,
+        ApiResponse::RemoveRaftVoter(_) => api_key::REMOVE_RAFT_VOTER,
     }
 }
 
