@@ -6,6 +6,7 @@
 //! report the error per topic/partition as Kafka's would.
 
 use uuid::Uuid;
+use weir_wire::domain::quorum::RaftVoterResponse;
 use weir_wire::domain::{
     ApiRequest, ApiResponse, CreatableTopicResult, CreatePartitionsResponse,
     CreatePartitionsTopicResult, CreateTopicsRequest, CreateTopicsResponse, DeletableTopicResult,
@@ -15,7 +16,6 @@ use weir_wire::domain::{
     ListOffsetsTopicResponse, MetadataRequest, MetadataResponse, MetadataTopic,
     ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse, TopicRef,
 };
-use weir_wire::domain::quorum::RaftVoterResponse;
 use weir_wire::error::ErrorCode;
 
 use super::fetch::error_partition;
