@@ -38,8 +38,17 @@ pub(super) struct VoterWaiter {
     /// Index and term of the proposed voter-set entry.
     index: u64,
     term: u64,
-    /// An AddRaftVoter (else a RemoveRaftVoter) answer.
-    add: bool,
+    /// Which API to answer.
+    change: VoterChange,
+}
+
+/// The two voter-set changes a client asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VoterChange {
+    /// AddRaftVoter.
+    Add,
+    /// RemoveRaftVoter.
+    Remove,
 }
 
 impl Node {
@@ -146,7 +155,7 @@ impl Node {
         // A voter-set entry is a proposal like a record's: later decisions build on it.
         cluster.start_decisions();
         match cluster.raft.propose_add_voter(voter) {
-            Ok(index) => self.wait_for_voter_change(id, index, true),
+            Ok(index) => self.wait_for_voter_change(id, index, VoterChange::Add),
             Err(error) => {
                 let response = answer(change_error_code(error), &error.to_string());
                 self.respond(id, response);
@@ -172,7 +181,7 @@ impl Node {
         };
         cluster.start_decisions();
         match cluster.raft.propose_remove_voter(request.voter_id) {
-            Ok(index) => self.wait_for_voter_change(id, index, false),
+            Ok(index) => self.wait_for_voter_change(id, index, VoterChange::Remove),
             Err(error) => {
                 let response = answer(change_error_code(error), &error.to_string());
                 self.respond(id, response);
@@ -204,10 +213,10 @@ impl Node {
                 Some(entry) => entry.term == waiter.term && entry.kind() == EntryKind::VoterSet,
                 None => waiter.index <= raft.snapshot_index(),
             };
-            done.push((waiter.id, waiter.add, committed));
+            done.push((waiter.id, waiter.change, committed));
             false
         });
-        for (id, add, committed) in done {
+        for (id, change, committed) in done {
             let (error, message) = if committed {
                 (ErrorCode::NONE, None)
             } else {
@@ -215,10 +224,9 @@ impl Node {
                 (ErrorCode::NOT_LEADER_OR_FOLLOWER, Some(message))
             };
             let response = RaftVoterResponse::error(error, message);
-            let response = if add {
-                ApiResponse::AddRaftVoter(response)
-            } else {
-                ApiResponse::RemoveRaftVoter(response)
+            let response = match change {
+                VoterChange::Add => ApiResponse::AddRaftVoter(response),
+                VoterChange::Remove => ApiResponse::RemoveRaftVoter(response),
             };
             self.respond(id, response);
         }
@@ -271,7 +279,7 @@ impl Node {
         }
     }
 
-    fn wait_for_voter_change(&mut self, id: RequestId, index: u64, add: bool) {
+    fn wait_for_voter_change(&mut self, id: RequestId, index: u64, change: VoterChange) {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
@@ -286,7 +294,7 @@ impl Node {
             id,
             index,
             term,
-            add,
+            change,
         });
         // The entry may already be committed and applied (a single voter commits alone).
         self.answer_voter_waiters();
