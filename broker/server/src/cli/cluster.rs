@@ -12,12 +12,15 @@
 //! line (`LeaderId`, `LeaderEpoch`, `HighWatermark`, `VoterCount`, `ObserverCount`), then one
 //! line per replica, voters first, starting with a tab (`Node`, `Status: Leader|Follower|
 //! Observer`, `LogEndOffset`, `Lag`, `Endpoint`). A refused change exits non-zero with
-//! Kafka's error name (e.g. `DUPLICATE_VOTER`, `VOTER_NOT_FOUND`) and the broker's reason.
+//! Kafka's error name (e.g. `DUPLICATE_VOTER`, `VOTER_NOT_FOUND`) and the broker's reason;
+//! "retry later" answers (REQUEST_TIMED_OUT, NOT_CONTROLLER) are retried for 30 s first.
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::Context;
-use weir_client::{Admin, QuorumDescription};
+use weir_client::{Admin, ClientError, ErrorCode, QuorumDescription};
+use weir_runtime::Runtime;
 use weir_runtime::TokioRuntime;
 
 use super::topic::BootstrapArgs;
@@ -94,6 +97,35 @@ async fn connect(bootstrap: &BootstrapArgs) -> anyhow::Result<Admin<TokioRuntime
         .with_context(|| format!("cannot reach {}", bootstrap.bootstrap_server))
 }
 
+/// How long a voter change is retried while the controller says "later".
+const CHANGE_RETRY_MS_MAX: u64 = 30_000;
+const CHANGE_RETRY_BACKOFF_MS: u64 = 250;
+
+/// Runs a voter change, retrying (as Kafka's admin client does) while the answer is
+/// REQUEST_TIMED_OUT (a change in progress, a new voter still catching up) or
+/// NOT_CONTROLLER (the node asked knows no controller yet), for up to
+/// [`CHANGE_RETRY_MS_MAX`].
+async fn retry_change<F, Fut>(change: F) -> Result<(), ClientError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ClientError>>,
+{
+    let runtime = TokioRuntime::new(u64::from(std::process::id()));
+    let deadline = runtime.now() + Duration::from_millis(CHANGE_RETRY_MS_MAX);
+    loop {
+        let outcome = change().await;
+        let retriable = matches!(
+            outcome.as_ref().err().and_then(ClientError::code),
+            Some(ErrorCode::REQUEST_TIMED_OUT | ErrorCode::NOT_CONTROLLER)
+        );
+        let next = runtime.now() + Duration::from_millis(CHANGE_RETRY_BACKOFF_MS);
+        if !retriable || next >= deadline {
+            return outcome;
+        }
+        runtime.sleep_until(next).await;
+    }
+}
+
 async fn describe_quorum(args: DescribeArgs) -> anyhow::Result<()> {
     let admin = connect(&args.bootstrap).await?;
     let quorum = admin
@@ -151,8 +183,7 @@ async fn add_controller(args: AddControllerArgs) -> anyhow::Result<()> {
         .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
         .with_context(|| format!("--endpoint {} is not host:port", args.endpoint))?;
     let admin = connect(&args.bootstrap).await?;
-    admin
-        .add_raft_voter(args.id, host, port)
+    retry_change(|| admin.add_raft_voter(args.id, host, port))
         .await
         .with_context(|| format!("adding controller {} ({})", args.id, args.endpoint))?;
     writeln!(
@@ -166,8 +197,7 @@ async fn add_controller(args: AddControllerArgs) -> anyhow::Result<()> {
 
 async fn remove_controller(args: RemoveControllerArgs) -> anyhow::Result<()> {
     let admin = connect(&args.bootstrap).await?;
-    admin
-        .remove_raft_voter(args.id)
+    retry_change(|| admin.remove_raft_voter(args.id))
         .await
         .with_context(|| format!("removing controller {}", args.id))?;
     writeln!(std::io::stdout().lock(), "Removed controller {}", args.id)?;
