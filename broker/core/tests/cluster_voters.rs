@@ -40,6 +40,7 @@ const WRITE_GAP_MS_MAX: u64 = 4_000;
 
 /// One node of the simulated cluster.
 struct Member {
+    config: NodeConfig,
     node: Node,
     storage: MemStorage,
     responses: BTreeMap<RequestId, ApiResponse>,
@@ -76,8 +77,10 @@ impl Cluster {
                     ..NodeConfig::default()
                 };
                 let storage = MemStorage::new();
-                let node = Node::recover(config, &storage, now).expect("empty storage recovers");
+                let node =
+                    Node::recover(config.clone(), &storage, now).expect("empty storage recovers");
                 let member = Member {
+                    config,
                     node,
                     storage,
                     responses: BTreeMap::new(),
@@ -168,6 +171,22 @@ impl Cluster {
             }
             self.pump();
         }
+    }
+
+    /// Restart node `id` from its storage with its original configuration (static voters
+    /// included); the others see its connections close.
+    fn restart(&mut self, id: i32) {
+        let now = self.now;
+        let member = self.members.get_mut(&id).expect("known node");
+        member.node = Node::recover(member.config.clone(), &member.storage, now)
+            .expect("a node recovers from its own storage");
+        member.responses.clear();
+        for (other, member) in &mut self.members {
+            if *other != id {
+                member.node.handle_peer_closed(now, id);
+            }
+        }
+        self.pump();
     }
 
     /// Hand `request` to `to` without delivering anything yet.
@@ -633,4 +652,33 @@ fn voter_change_is_answered_only_once_committed() {
     assert_eq!(answer.error, ErrorCode::NONE, "{answer:?}");
     let expected = BTreeSet::from([controller, followers[1]]);
     assert_eq!(voter_ids(&cluster.settled_quorum(controller)), expected);
+}
+
+// Goal: the voter set in force survives restarts although every node's static
+// `controller.quorum.voters` still names the old set. Method: 1, 2, 3 vote, add 4 and
+// remove 1; restart 4 (a voter its static config does not list) and then 2, each from its
+// own storage with its original config; the quorum still has voters 2, 3, 4 and a leader
+// among them, and keeps committing (a topic can be created).
+#[test]
+fn restarted_nodes_keep_the_logs_voter_set() {
+    let mut cluster = Cluster::new(&[1, 2, 3, 4], &[1, 2, 3]);
+    cluster.settled_quorum(4);
+    let added = cluster.change_voters(4, add_voter(4));
+    assert_eq!(added.error, ErrorCode::NONE, "{added:?}");
+    let removed = cluster.change_voters(4, remove_voter(1));
+    assert_eq!(removed.error, ErrorCode::NONE, "{removed:?}");
+    for id in [4, 2] {
+        cluster.restart(id);
+        cluster.advance_ms(3_000);
+        let quorum = cluster.settled_quorum(3);
+        assert_eq!(
+            voter_ids(&quorum),
+            BTreeSet::from([2, 3, 4]),
+            "after restarting {id}"
+        );
+        assert_ne!(quorum.leader_id, 1, "after restarting {id}");
+    }
+    let controller = cluster.settled_quorum(4).leader_id;
+    let leader = create_topic(&mut cluster, controller);
+    assert!([1, 2, 3].contains(&leader), "leader {leader}");
 }
