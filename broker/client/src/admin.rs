@@ -1,10 +1,16 @@
-//! The admin client: topics, partitions, configs, offsets and the cluster description.
+//! The admin client: topics, partitions, configs, offsets, the cluster description and the
+//! controller quorum (KIP-853's DescribeQuorum, AddRaftVoter, RemoveRaftVoter; any broker
+//! forwards these to the active controller).
 //!
 //! Topic changes go to the controller (Kafka answers NOT_CONTROLLER elsewhere); reads go to
 //! any broker, ListOffsets to each partition's leader. Per-topic failures are reported per
 //! topic, so one bad name does not hide the others' results.
 
 use weir_runtime::Runtime;
+use weir_wire::domain::quorum::{
+    AddRaftVoterRequest, DescribeQuorumRequest, DescribeQuorumTopic, QuorumNode, QuorumPartition,
+    RaftListener, RaftVoterResponse, RemoveRaftVoterRequest, METADATA_TOPIC,
+};
 use weir_wire::domain::{
     resource_type, ApiRequest, ApiResponse, CreatableTopic, CreatePartitionsRequest,
     CreatePartitionsTopic, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
@@ -117,6 +123,16 @@ pub struct ClusterDescription {
     pub controller_id: i32,
     /// Brokers.
     pub brokers: Vec<BrokerInfo>,
+}
+
+/// What `describe_quorum` reports: the metadata partition's quorum state (leader, epoch,
+/// high watermark, voters and observers with their log ends) and the voters' endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDescription {
+    /// `__cluster_metadata`-0's state.
+    pub partition: QuorumPartition,
+    /// The voters' controller endpoints.
+    pub nodes: Vec<QuorumNode>,
 }
 
 /// An admin client; cheap to clone.
@@ -380,10 +396,103 @@ impl<R: Runtime> Admin<R> {
         }
     }
 
+    /// The controller quorum as the active controller reports it.
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, ClientError> {
+        let request = ApiRequest::DescribeQuorum(DescribeQuorumRequest {
+            topics: vec![DescribeQuorumTopic {
+                name: METADATA_TOPIC.into(),
+                partitions: vec![0],
+            }],
+        });
+        let response = match self.cluster.request_any(&request).await? {
+            ApiResponse::DescribeQuorum(response) => response,
+            other => return Err(unexpected("DescribeQuorum", &other)),
+        };
+        let context = "describe quorum";
+        if !response.error.is_ok() {
+            return Err(ClientError::Kafka {
+                code: response.error,
+                context: context.into(),
+                message: response.error_message,
+            });
+        }
+        let partition = response
+            .topics
+            .into_iter()
+            .find(|t| t.name == METADATA_TOPIC)
+            .and_then(|t| t.partitions.into_iter().find(|p| p.partition == 0))
+            .ok_or_else(|| ClientError::kafka(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, context))?;
+        if !partition.error.is_ok() {
+            return Err(ClientError::Kafka {
+                code: partition.error,
+                context: context.into(),
+                message: partition.error_message,
+            });
+        }
+        Ok(QuorumDescription {
+            partition,
+            nodes: response.nodes,
+        })
+    }
+
+    /// Makes node `voter_id`, reachable on its controller listener `host:port`, a voter of
+    /// the controller quorum. Returns once the new voter set is committed.
+    pub async fn add_raft_voter(
+        &self,
+        voter_id: i32,
+        host: &str,
+        port: u16,
+    ) -> Result<(), ClientError> {
+        let request = ApiRequest::AddRaftVoter(AddRaftVoterRequest {
+            cluster_id: None,
+            timeout_ms: millis_i32(self.cluster.config().request_timeout),
+            voter_id,
+            // The nil UUID: Weir keeps no metadata directory ids.
+            voter_directory_id: Default::default(),
+            listeners: vec![RaftListener {
+                name: "CONTROLLER".into(),
+                host: host.into(),
+                port,
+            }],
+        });
+        match self.cluster.request_any(&request).await? {
+            ApiResponse::AddRaftVoter(response) => voter_result(response, "add voter", voter_id),
+            other => Err(unexpected("AddRaftVoter", &other)),
+        }
+    }
+
+    /// Removes voter `voter_id` from the controller quorum. Returns once the new voter set
+    /// is committed.
+    pub async fn remove_raft_voter(&self, voter_id: i32) -> Result<(), ClientError> {
+        let request = ApiRequest::RemoveRaftVoter(RemoveRaftVoterRequest {
+            cluster_id: None,
+            voter_id,
+            // The nil UUID: Weir keeps no metadata directory ids.
+            voter_directory_id: Default::default(),
+        });
+        match self.cluster.request_any(&request).await? {
+            ApiResponse::RemoveRaftVoter(response) => {
+                voter_result(response, "remove voter", voter_id)
+            }
+            other => Err(unexpected("RemoveRaftVoter", &other)),
+        }
+    }
+
     /// The cluster handle.
     pub fn cluster(&self) -> &Cluster<R> {
         &self.cluster
     }
+}
+
+fn voter_result(response: RaftVoterResponse, what: &str, id: i32) -> Result<(), ClientError> {
+    if response.error.is_ok() {
+        return Ok(());
+    }
+    Err(ClientError::Kafka {
+        code: response.error,
+        context: format!("{what} {id}"),
+        message: response.error_message,
+    })
 }
 
 fn topic_result(name: &str, error: ErrorCode, message: Option<String>) -> Result<(), ClientError> {

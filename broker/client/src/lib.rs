@@ -34,7 +34,8 @@ pub mod session;
 pub mod txn_admin;
 
 pub use admin::{
-    Admin, ClusterDescription, ConfigEntry, ListedOffset, NewTopic, OffsetSpec, TopicDescription,
+    Admin, ClusterDescription, ConfigEntry, ListedOffset, NewTopic, OffsetSpec, QuorumDescription,
+    TopicDescription,
 };
 pub use config::{
     Acks, AutoOffsetReset, ClientConfig, ConsumerConfig, GroupConfig, ProducerConfig,

@@ -18,6 +18,7 @@ mod consumer_group;
 pub use consumer_group::*;
 
 pub mod cluster;
+pub mod quorum;
 pub mod txn;
 
 /// Kafka's "no timestamp" / "no offset" sentinel.
@@ -117,6 +118,12 @@ pub enum ApiRequest {
     IncrementalAlterConfigs(cluster::IncrementalAlterConfigsRequest),
     /// AlterConfigs (key 33).
     AlterConfigs(cluster::AlterConfigsRequest),
+    /// DescribeQuorum (key 55).
+    DescribeQuorum(quorum::DescribeQuorumRequest),
+    /// AddRaftVoter (key 80).
+    AddRaftVoter(quorum::AddRaftVoterRequest),
+    /// RemoveRaftVoter (key 81).
+    RemoveRaftVoter(quorum::RemoveRaftVoterRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -196,6 +203,12 @@ pub enum ApiResponse {
     IncrementalAlterConfigs(cluster::IncrementalAlterConfigsResponse),
     /// AlterConfigs (key 33).
     AlterConfigs(cluster::AlterConfigsResponse),
+    /// DescribeQuorum (key 55).
+    DescribeQuorum(quorum::DescribeQuorumResponse),
+    /// AddRaftVoter (key 80).
+    AddRaftVoter(quorum::RaftVoterResponse),
+    /// RemoveRaftVoter (key 81).
+    RemoveRaftVoter(quorum::RaftVoterResponse),
 }
 
 // ---------------------------------------------------------------------------------------

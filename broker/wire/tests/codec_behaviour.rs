@@ -392,6 +392,9 @@ fn cluster_api_error_answers() {
         api_key::ELECT_LEADERS,
         api_key::ALTER_PARTITION_REASSIGNMENTS,
         api_key::LIST_PARTITION_REASSIGNMENTS,
+        api_key::DESCRIBE_QUORUM,
+        api_key::ADD_RAFT_VOTER,
+        api_key::REMOVE_RAFT_VOTER,
     ] {
         let (_, max) = supported_range(key).expect("served");
         let h = header(key, max);
@@ -401,6 +404,8 @@ fn cluster_api_error_answers() {
             ApiResponse::ElectLeaders(r) => r.error,
             ApiResponse::AlterPartitionReassignments(r) => r.error,
             ApiResponse::ListPartitionReassignments(r) => r.error,
+            ApiResponse::DescribeQuorum(r) => r.error,
+            ApiResponse::AddRaftVoter(r) | ApiResponse::RemoveRaftVoter(r) => r.error,
             other => panic!("{other:?}"),
         };
         assert_eq!(got, e, "key {key}");

@@ -931,6 +931,140 @@ fn alter_configs_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
 }
 
 // ---------------------------------------------------------------------------------------
+// KIP-853 quorum APIs: DescribeQuorum, AddRaftVoter, RemoveRaftVoter
+
+fn raft_listener() -> impl Strategy<Value = quorum::RaftListener> {
+    (name(), name(), any::<u16>()).prop_map(|(name, host, port)| quorum::RaftListener {
+        name,
+        host,
+        port,
+    })
+}
+
+fn describe_quorum_req(_v: i16) -> impl Strategy<Value = ApiRequest> {
+    let topic = (name(), vec(any::<i32>(), 0..3))
+        .prop_map(|(name, partitions)| quorum::DescribeQuorumTopic { name, partitions });
+    vec(topic, 0..3)
+        .prop_map(|topics| ApiRequest::DescribeQuorum(quorum::DescribeQuorumRequest { topics }))
+}
+
+fn replica_state(v: i16) -> impl Strategy<Value = quorum::ReplicaState> {
+    (
+        any::<i32>(),
+        at(v >= 2, uuid(), Uuid::nil()),
+        any::<i64>(),
+        at(v >= 1, any::<i64>(), -1),
+        at(v >= 1, any::<i64>(), -1),
+    )
+        .prop_map(
+            |(replica_id, directory_id, log_end_offset, fetch, caught_up)| quorum::ReplicaState {
+                replica_id,
+                directory_id,
+                log_end_offset,
+                last_fetch_timestamp: fetch,
+                last_caught_up_timestamp: caught_up,
+            },
+        )
+}
+
+fn describe_quorum_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
+    let partition = (
+        (any::<i32>(), err(), at(v >= 2, option::of(name()), None)),
+        (any::<i32>(), any::<i32>(), any::<i64>()),
+        vec(replica_state(v), 0..3),
+        vec(replica_state(v), 0..3),
+    )
+        .prop_map(
+            |(
+                (partition, error, error_message),
+                (leader_id, leader_epoch, high_watermark),
+                current_voters,
+                observers,
+            )| {
+                quorum::QuorumPartition {
+                    partition,
+                    error,
+                    error_message,
+                    leader_id,
+                    leader_epoch,
+                    high_watermark,
+                    current_voters,
+                    observers,
+                }
+            },
+        );
+    let topic = (name(), vec(partition, 0..2))
+        .prop_map(|(name, partitions)| quorum::QuorumTopic { name, partitions });
+    let node = (any::<i32>(), vec(raft_listener(), 0..3))
+        .prop_map(|(node_id, listeners)| quorum::QuorumNode { node_id, listeners });
+    (
+        err(),
+        at(v >= 2, option::of(name()), None),
+        vec(topic, 0..2),
+        at(v >= 2, vec(node, 0..3), Vec::new()),
+    )
+        .prop_map(|(error, error_message, topics, nodes)| {
+            ApiResponse::DescribeQuorum(quorum::DescribeQuorumResponse {
+                error,
+                error_message,
+                topics,
+                nodes,
+            })
+        })
+}
+
+fn raft_voter_resp() -> impl Strategy<Value = quorum::RaftVoterResponse> {
+    (any::<i32>(), err(), option::of(name())).prop_map(
+        |(throttle_time_ms, error, error_message)| quorum::RaftVoterResponse {
+            throttle_time_ms,
+            error,
+            error_message,
+        },
+    )
+}
+
+fn add_raft_voter_req(_v: i16) -> impl Strategy<Value = ApiRequest> {
+    (
+        option::of(name()),
+        any::<i32>(),
+        any::<i32>(),
+        uuid(),
+        vec(raft_listener(), 0..3),
+    )
+        .prop_map(
+            |(cluster_id, timeout_ms, voter_id, voter_directory_id, listeners)| {
+                ApiRequest::AddRaftVoter(quorum::AddRaftVoterRequest {
+                    cluster_id,
+                    timeout_ms,
+                    voter_id,
+                    voter_directory_id,
+                    listeners,
+                })
+            },
+        )
+}
+
+fn add_raft_voter_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
+    raft_voter_resp().prop_map(ApiResponse::AddRaftVoter)
+}
+
+fn remove_raft_voter_req(_v: i16) -> impl Strategy<Value = ApiRequest> {
+    (option::of(name()), any::<i32>(), uuid()).prop_map(
+        |(cluster_id, voter_id, voter_directory_id)| {
+            ApiRequest::RemoveRaftVoter(quorum::RemoveRaftVoterRequest {
+                cluster_id,
+                voter_id,
+                voter_directory_id,
+            })
+        },
+    )
+}
+
+fn remove_raft_voter_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
+    raft_voter_resp().prop_map(ApiResponse::RemoveRaftVoter)
+}
+
+// ---------------------------------------------------------------------------------------
 // The round trips
 
 fn header(api_key: i16, api_version: i16, correlation_id: i32) -> RequestHeader {
@@ -1013,4 +1147,7 @@ round_trip_tests! {
     list_partition_reassignments: 46, list_reassignments_req, list_reassignments_resp;
     incremental_alter_configs: 44, incremental_alter_configs_req, incremental_alter_configs_resp;
     alter_configs: 33, alter_configs_req, alter_configs_resp;
+    describe_quorum: 55, describe_quorum_req, describe_quorum_resp;
+    add_raft_voter: 80, add_raft_voter_req, add_raft_voter_resp;
+    remove_raft_voter: 81, remove_raft_voter_req, remove_raft_voter_resp;
 }

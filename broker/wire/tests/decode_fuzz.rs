@@ -149,6 +149,28 @@ fn valid_frames() -> Vec<Bytes> {
                     }]),
                 })
             }
+            55 => ApiRequest::DescribeQuorum(quorum::DescribeQuorumRequest {
+                topics: vec![quorum::DescribeQuorumTopic {
+                    name: quorum::METADATA_TOPIC.into(),
+                    partitions: vec![0],
+                }],
+            }),
+            80 => ApiRequest::AddRaftVoter(quorum::AddRaftVoterRequest {
+                cluster_id: None,
+                timeout_ms: 30_000,
+                voter_id: 4,
+                voter_directory_id: uuid::Uuid::nil(),
+                listeners: vec![quorum::RaftListener {
+                    name: "CONTROLLER".into(),
+                    host: "h".into(),
+                    port: 9093,
+                }],
+            }),
+            81 => ApiRequest::RemoveRaftVoter(quorum::RemoveRaftVoterRequest {
+                cluster_id: Some("c".into()),
+                voter_id: 2,
+                voter_directory_id: uuid::Uuid::nil(),
+            }),
             _ => continue,
         };
         let header = RequestHeader {

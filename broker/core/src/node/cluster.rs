@@ -170,7 +170,7 @@ struct ParkedReplicaFetch {
 #[derive(Debug)]
 pub(super) struct ClusterState {
     pub config: ClusterConfig,
-    raft: Raft,
+    pub(super) raft: Raft,
     pub image: MetadataImage,
     /// The active controller's decision image: `image` plus every record this controller
     /// proposed that has not applied yet (Kafka's QuorumController decides on the same
@@ -217,6 +217,9 @@ pub(super) struct ClusterState {
     parked_fetches: Vec<ParkedReplicaFetch>,
     hw_waiters: BTreeMap<RequestId, HwWaiter>,
     admin_waiters: Vec<(u64, RequestId, ApiResponse)>,
+    /// AddRaftVoter/RemoveRaftVoter answers waiting for their voter-set entry to commit
+    /// (see [`super::quorum`]).
+    pub(super) voter_waiters: Vec<super::quorum::VoterWaiter>,
     /// Prepared transactions waiting for remote markers: id -> (correlation -> partition),
     /// and when the markers were last sent.
     pending_markers: BTreeMap<String, PendingMarkers>,
@@ -325,6 +328,7 @@ impl ClusterState {
             parked_fetches: Vec::new(),
             hw_waiters: BTreeMap::new(),
             admin_waiters: Vec::new(),
+            voter_waiters: Vec::new(),
             internal_appends: Vec::new(),
             now: now.instant,
             pending_markers: BTreeMap::new(),
@@ -359,6 +363,20 @@ impl ClusterState {
     /// The Raft leader, as far as this node knows.
     pub(super) fn controller(&self) -> Option<i32> {
         self.raft.leader()
+    }
+
+    /// Before the active controller's first proposal of a term (a record or a voter-set
+    /// change): nothing of ours is pending, so the applied image is the whole truth and
+    /// becomes the decision image.
+    pub(super) fn start_decisions(&mut self) {
+        if self.view.is_none() {
+            assert_eq!(
+                self.raft.last_index(),
+                self.image.applied_index,
+                "a controller's first proposal must follow a fully applied log"
+            );
+            self.view = Some(self.image.clone());
+        }
     }
 
     pub(super) fn correlation(&mut self) -> u64 {
@@ -675,11 +693,11 @@ impl Node {
                     })
                     .collect();
                 cluster.registered_at.clear();
-                let voters: BTreeSet<i32> = cluster.config.voters.iter().map(|v| v.id).collect();
+                // Every registered broker outside the voter set in force (which changes at
+                // run time, KIP-853) follows the metadata log as a learner; `add_learner`
+                // ignores voters.
                 for broker in brokers {
-                    if !voters.contains(&broker) {
-                        cluster.raft.add_learner(broker);
-                    }
+                    cluster.raft.add_learner(broker);
                 }
             } else if !is_leader && was_leader {
                 cluster.leader_start = None;
@@ -930,8 +948,9 @@ impl Node {
         };
         let mut own_registration = false;
         if let MetaRecord::RegisterBroker(broker) = &record {
-            let voter = cluster.config.voters.iter().any(|v| v.id == broker.id);
-            if !voter && cluster.raft.is_leader() {
+            // A broker outside the voter set in force follows as a learner (`add_learner`
+            // ignores voters, and the set may have changed since the static config).
+            if cluster.raft.is_leader() {
                 cluster.raft.add_learner(broker.id);
             }
             own_registration = broker.id == self.config.node_id
@@ -1067,6 +1086,8 @@ impl Node {
             tracing::info!(applied, "metadata caught up; taking partition roles");
             self.update_all_roles(now);
         }
+        // Voter changes are checked against their entries before compaction drops them.
+        self.answer_voter_waiters();
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
@@ -1347,12 +1368,17 @@ impl Node {
         let target = match cluster.raft.leader().or(cluster.controller_hint) {
             Some(leader) => leader,
             None => {
+                // Ask the voters in force in turn (the set changes at run time); their
+                // addresses come from the static config or the brokers' registrations.
                 cluster.heartbeat_rotation += 1;
-                let voters = &cluster.config.voters;
-                if voters.is_empty() {
+                let voters = cluster.raft.voters();
+                let Some(voter) = voters
+                    .iter()
+                    .nth(cluster.heartbeat_rotation % voters.len().max(1))
+                else {
                     return;
-                }
-                voters[cluster.heartbeat_rotation % voters.len()].id
+                };
+                *voter
             }
         };
         if target == node_id {
@@ -1494,16 +1520,7 @@ impl Node {
         if !cluster.is_active_controller() {
             return None;
         }
-        if cluster.view.is_none() {
-            // First proposal of this term: nothing of ours is pending, so the applied
-            // image is the whole truth.
-            assert_eq!(
-                cluster.raft.last_index(),
-                cluster.image.applied_index,
-                "a controller's first proposal must follow a fully applied log"
-            );
-            cluster.view = Some(cluster.image.clone());
-        }
+        cluster.start_decisions();
         let mut last = None;
         for record in records {
             match cluster.raft.propose(record.encode()) {
@@ -2213,6 +2230,9 @@ impl Node {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.hw_waiters.retain(|id, _| id.conn != conn);
             cluster.admin_waiters.retain(|(_, id, _)| id.conn != conn);
+            cluster
+                .voter_waiters
+                .retain(|waiter| waiter.id.conn != conn);
         }
     }
 

@@ -1,7 +1,8 @@
 //! Client APIs in cluster mode: Metadata and DescribeCluster from the image, topic
 //! administration through the active controller (others answer NOT_CONTROLLER, and
 //! clients retry on the controller Metadata names), leader elections, reassignments,
-//! and OffsetForLeaderEpoch (served in both modes).
+//! the KIP-853 quorum APIs (in [`super::quorum`]), and OffsetForLeaderEpoch (served in both
+//! modes).
 
 use uuid::Uuid;
 use weir_wire::domain::cluster::{
@@ -54,6 +55,9 @@ impl Node {
             ApiRequest::ListPartitionReassignments(r) if self.cluster.is_some() => {
                 self.list_reassignments(id, r)
             }
+            ApiRequest::DescribeQuorum(r) => self.describe_quorum(id, r),
+            ApiRequest::AddRaftVoter(r) => self.add_raft_voter(id, r),
+            ApiRequest::RemoveRaftVoter(r) => self.remove_raft_voter(id, r),
             ApiRequest::CreateTopics(r) if self.cluster.is_some() => self.cluster_create(id, r),
             ApiRequest::DeleteTopics(r) if self.cluster.is_some() => self.cluster_delete(id, r),
             ApiRequest::CreatePartitions(r) if self.cluster.is_some() => {
@@ -229,7 +233,7 @@ impl Node {
     /// Admin requests only the active controller decides. Elsewhere they are forwarded to
     /// it (KRaft's envelope), or answered NOT_CONTROLLER when no controller is known.
     /// Returns true when the request was taken care of here.
-    fn not_controller(&mut self, id: RequestId, request: &ApiRequest) -> bool {
+    pub(super) fn not_controller(&mut self, id: RequestId, request: &ApiRequest) -> bool {
         let Some(cluster) = self.cluster.as_ref() else {
             return false;
         };

@@ -6,6 +6,7 @@
 //! report the error per topic/partition as Kafka's would.
 
 use uuid::Uuid;
+use weir_wire::domain::quorum::RaftVoterResponse;
 use weir_wire::domain::{
     ApiRequest, ApiResponse, CreatableTopicResult, CreatePartitionsResponse,
     CreatePartitionsTopicResult, CreateTopicsRequest, CreateTopicsResponse, DeletableTopicResult,
@@ -93,6 +94,15 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
         }
         ApiRequest::AlterConfigs(request) => {
             ApiResponse::AlterConfigs(request.error_response(error, message.as_deref()))
+        }
+        ApiRequest::DescribeQuorum(request) => {
+            ApiResponse::DescribeQuorum(request.error_response(error, message.as_deref()))
+        }
+        ApiRequest::AddRaftVoter(_) => {
+            ApiResponse::AddRaftVoter(RaftVoterResponse::error(error, message.as_deref()))
+        }
+        ApiRequest::RemoveRaftVoter(_) => {
+            ApiResponse::RemoveRaftVoter(RaftVoterResponse::error(error, message.as_deref()))
         }
         other => match super::txn::txn_error_response(other, error) {
             Some(response) => response,
@@ -376,7 +386,10 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
         | ApiResponse::AlterPartitionReassignments(_)
         | ApiResponse::ListPartitionReassignments(_)
         | ApiResponse::IncrementalAlterConfigs(_)
-        | ApiResponse::AlterConfigs(_)) => other,
+        | ApiResponse::AlterConfigs(_)
+        | ApiResponse::DescribeQuorum(_)
+        | ApiResponse::AddRaftVoter(_)
+        | ApiResponse::RemoveRaftVoter(_)) => other,
     }
 }
 

@@ -30,6 +30,7 @@ mod list_offsets;
 pub mod metrics;
 mod produce;
 mod producer_id;
+mod quorum;
 mod recover;
 mod retention;
 mod txn;

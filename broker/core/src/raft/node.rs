@@ -355,6 +355,13 @@ impl Raft {
         }
     }
 
+    /// On a leader, the highest index known to match the leader's log on peer `id` (a voter
+    /// other than this node, or a learner); `None` elsewhere, or for nodes it does not
+    /// replicate to. What DescribeQuorum reports as a replica's log end.
+    pub fn match_index(&self, id: NodeId) -> Option<u64> {
+        self.progress.get(&id).map(|progress| progress.match_index)
+    }
+
     /// The learners this node replicates to when it leads.
     pub fn learners(&self) -> &BTreeSet<NodeId> {
         &self.learners

@@ -24,6 +24,7 @@ use super::convert_txn as t;
 use super::schema::*;
 use super::schema_cluster::*;
 use super::schema_consumer_group::*;
+use super::schema_quorum::*;
 use super::schema_txn::*;
 use super::{decode, encode, guard, unserved, Decoded};
 use crate::domain::{ApiRequest, ApiResponse};
@@ -562,5 +563,32 @@ apis! {
         decode_response(msg, _) = cl::list_reassign_resp_to_domain(msg);
         error_response(e, _) =
             k::ListPartitionReassignmentsResponse::default().with_error_code(e);
+    };
+    DESCRIBE_QUORUM = 55, 0..=2, DESCRIBE_QUORUM_REQUEST, DESCRIBE_QUORUM_RESPONSE
+    => DescribeQuorum {
+        kafka: k::DescribeQuorumRequest, k::DescribeQuorumResponse;
+        decode_request(msg, _, _) = cl::describe_quorum_req_to_domain(msg);
+        encode_response(d, v) = cl::describe_quorum_resp_from_domain(d, v);
+        encode_request(d, _) = cl::describe_quorum_req_from_domain(d);
+        decode_response(msg, v) = cl::describe_quorum_resp_to_domain(msg, v);
+        error_response(e, _) = k::DescribeQuorumResponse::default().with_error_code(e);
+    };
+    ADD_RAFT_VOTER = 80, 0..=0, ADD_RAFT_VOTER_REQUEST, ADD_RAFT_VOTER_RESPONSE
+    => AddRaftVoter {
+        kafka: k::AddRaftVoterRequest, k::AddRaftVoterResponse;
+        decode_request(msg, _, _) = cl::add_voter_req_to_domain(msg);
+        encode_response(d, _) = cl::add_voter_resp_from_domain(d);
+        encode_request(d, _) = cl::add_voter_req_from_domain(d);
+        decode_response(msg, _) = cl::add_voter_resp_to_domain(msg);
+        error_response(e, _) = k::AddRaftVoterResponse::default().with_error_code(e);
+    };
+    REMOVE_RAFT_VOTER = 81, 0..=0, REMOVE_RAFT_VOTER_REQUEST, REMOVE_RAFT_VOTER_RESPONSE
+    => RemoveRaftVoter {
+        kafka: k::RemoveRaftVoterRequest, k::RemoveRaftVoterResponse;
+        decode_request(msg, _, _) = cl::remove_voter_req_to_domain(msg);
+        encode_response(d, _) = cl::remove_voter_resp_from_domain(d);
+        encode_request(d, _) = cl::remove_voter_req_from_domain(d);
+        decode_response(msg, _) = cl::remove_voter_resp_to_domain(msg);
+        error_response(e, _) = k::RemoveRaftVoterResponse::default().with_error_code(e);
     };
 }

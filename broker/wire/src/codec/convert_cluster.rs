@@ -1,6 +1,7 @@
 //! Conversions for the cluster APIs: OffsetForLeaderEpoch (v2-4), ElectLeaders
 //! (v0-2), AlterPartitionReassignments (v0-1), ListPartitionReassignments (v0),
-//! IncrementalAlterConfigs (v0-1) and AlterConfigs (v0-2).
+//! IncrementalAlterConfigs (v0-1), AlterConfigs (v0-2) and the KIP-853 quorum APIs:
+//! DescribeQuorum (v0-2), AddRaftVoter (v0) and RemoveRaftVoter (v0).
 //!
 //! Same invariants as `convert.rs`: `*_from_domain(x, v)` sets only fields that exist at `v`
 //! (kafka_protocol refuses to encode a non-default value in an absent field), and
@@ -9,21 +10,26 @@
 //! top-level error, so a non-NONE one is copied into the partition results instead of lost.
 
 use kafka_protocol::messages::{
-    alter_configs_request as acr, alter_configs_response as acs,
+    add_raft_voter_request as arvr, alter_configs_request as acr, alter_configs_response as acs,
     alter_partition_reassignments_request as aprr, alter_partition_reassignments_response as aprs,
-    elect_leaders_request as elr, elect_leaders_response as els,
-    incremental_alter_configs_request as iacr, incremental_alter_configs_response as iacs,
-    list_partition_reassignments_request as lprr, list_partition_reassignments_response as lprs,
-    offset_for_leader_epoch_request as oler, offset_for_leader_epoch_response as oles,
+    describe_quorum_request as dqr, describe_quorum_response as dqs, elect_leaders_request as elr,
+    elect_leaders_response as els, incremental_alter_configs_request as iacr,
+    incremental_alter_configs_response as iacs, list_partition_reassignments_request as lprr,
+    list_partition_reassignments_response as lprs, offset_for_leader_epoch_request as oler,
+    offset_for_leader_epoch_response as oles, AddRaftVoterRequest, AddRaftVoterResponse,
     AlterConfigsRequest, AlterConfigsResponse, AlterPartitionReassignmentsRequest,
-    AlterPartitionReassignmentsResponse, BrokerId, ElectLeadersRequest, ElectLeadersResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    AlterPartitionReassignmentsResponse, BrokerId, DescribeQuorumRequest, DescribeQuorumResponse,
+    ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    RemoveRaftVoterRequest, RemoveRaftVoterResponse,
 };
+
+use kafka_protocol::protocol::StrBytes;
 
 use super::convert_helpers::{brokers, ids, osb, ost, sb, st, tn};
 use crate::domain::cluster as d;
+use crate::domain::quorum as q;
 use crate::error::ErrorCode;
 use crate::WireError;
 
@@ -560,4 +566,253 @@ pub(super) fn alter_configs_resp_to_domain(k: AlterConfigsResponse) -> d::AlterC
             })
             .collect(),
     }
+}
+
+// ---- DescribeQuorum, AddRaftVoter, RemoveRaftVoter (KIP-853) -----------------------------
+
+pub(super) fn describe_quorum_req_to_domain(k: DescribeQuorumRequest) -> q::DescribeQuorumRequest {
+    q::DescribeQuorumRequest {
+        topics: (k.topics.into_iter())
+            .map(|t| q::DescribeQuorumTopic {
+                name: st(&t.topic_name.0),
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| p.partition_index)
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn describe_quorum_req_from_domain(
+    x: &q::DescribeQuorumRequest,
+) -> DescribeQuorumRequest {
+    let mut k = DescribeQuorumRequest::default();
+    k.topics = (x.topics.iter())
+        .map(|t| {
+            let mut kt = dqr::TopicData::default();
+            kt.topic_name = tn(&t.name);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| dqr::PartitionData::default().with_partition_index(*p))
+                .collect();
+            kt
+        })
+        .collect();
+    k
+}
+
+pub(super) fn replica_state_from_domain(x: &q::ReplicaState, v: i16) -> dqs::ReplicaState {
+    let mut k = dqs::ReplicaState::default();
+    k.replica_id = BrokerId(x.replica_id);
+    if v >= 2 {
+        k.replica_directory_id = x.directory_id;
+    }
+    k.log_end_offset = x.log_end_offset;
+    if v >= 1 {
+        k.last_fetch_timestamp = x.last_fetch_timestamp;
+        k.last_caught_up_timestamp = x.last_caught_up_timestamp;
+    }
+    k
+}
+
+pub(super) fn replica_state_to_domain(k: &dqs::ReplicaState) -> q::ReplicaState {
+    q::ReplicaState {
+        replica_id: k.replica_id.0,
+        directory_id: k.replica_directory_id,
+        log_end_offset: k.log_end_offset,
+        last_fetch_timestamp: k.last_fetch_timestamp,
+        last_caught_up_timestamp: k.last_caught_up_timestamp,
+    }
+}
+
+pub(super) fn describe_quorum_resp_from_domain(
+    x: &q::DescribeQuorumResponse,
+    v: i16,
+) -> DescribeQuorumResponse {
+    let mut k = DescribeQuorumResponse::default();
+    k.error_code = x.error.0;
+    if v >= 2 {
+        k.error_message = osb(&x.error_message);
+    }
+    k.topics = (x.topics.iter())
+        .map(|t| {
+            let mut kt = dqs::TopicData::default();
+            kt.topic_name = tn(&t.name);
+            kt.partitions = (t.partitions.iter())
+                .map(|p| {
+                    let mut kp = dqs::PartitionData::default();
+                    kp.partition_index = p.partition;
+                    kp.error_code = p.error.0;
+                    if v >= 2 {
+                        kp.error_message = osb(&p.error_message);
+                    }
+                    kp.leader_id = BrokerId(p.leader_id);
+                    kp.leader_epoch = p.leader_epoch;
+                    kp.high_watermark = p.high_watermark;
+                    kp.current_voters = (p.current_voters.iter())
+                        .map(|r| replica_state_from_domain(r, v))
+                        .collect();
+                    kp.observers = (p.observers.iter())
+                        .map(|r| replica_state_from_domain(r, v))
+                        .collect();
+                    kp
+                })
+                .collect();
+            kt
+        })
+        .collect();
+    if v >= 2 {
+        k.nodes = (x.nodes.iter())
+            .map(|n| {
+                let mut kn = dqs::Node::default();
+                kn.node_id = BrokerId(n.node_id);
+                kn.listeners = (n.listeners.iter())
+                    .map(|l| {
+                        let mut kl = dqs::Listener::default();
+                        kl.name = sb(&l.name);
+                        kl.host = sb(&l.host);
+                        kl.port = l.port;
+                        kl
+                    })
+                    .collect();
+                kn
+            })
+            .collect();
+    }
+    k
+}
+
+/// `v` picks the fields that exist: before v2 kafka_protocol's defaults for the absent error
+/// messages are `Some("")`, not the domain's `None`.
+pub(super) fn describe_quorum_resp_to_domain(
+    k: DescribeQuorumResponse,
+    v: i16,
+) -> q::DescribeQuorumResponse {
+    let message = |m: &Option<StrBytes>| if v >= 2 { ost(m) } else { None };
+    q::DescribeQuorumResponse {
+        error: ErrorCode(k.error_code),
+        error_message: message(&k.error_message),
+        topics: (k.topics.into_iter())
+            .map(|t| q::QuorumTopic {
+                name: st(&t.topic_name.0),
+                partitions: (t.partitions.into_iter())
+                    .map(|p| q::QuorumPartition {
+                        partition: p.partition_index,
+                        error: ErrorCode(p.error_code),
+                        error_message: message(&p.error_message),
+                        leader_id: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        high_watermark: p.high_watermark,
+                        current_voters: p
+                            .current_voters
+                            .iter()
+                            .map(replica_state_to_domain)
+                            .collect(),
+                        observers: p.observers.iter().map(replica_state_to_domain).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        nodes: (k.nodes.into_iter())
+            .map(|n| q::QuorumNode {
+                node_id: n.node_id.0,
+                listeners: (n.listeners.iter())
+                    .map(|l| q::RaftListener {
+                        name: st(&l.name),
+                        host: st(&l.host),
+                        port: l.port,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn add_voter_req_to_domain(k: AddRaftVoterRequest) -> q::AddRaftVoterRequest {
+    q::AddRaftVoterRequest {
+        cluster_id: ost(&k.cluster_id),
+        timeout_ms: k.timeout_ms,
+        voter_id: k.voter_id,
+        voter_directory_id: k.voter_directory_id,
+        listeners: (k.listeners.iter())
+            .map(|l| q::RaftListener {
+                name: st(&l.name),
+                host: st(&l.host),
+                port: l.port,
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn add_voter_req_from_domain(x: &q::AddRaftVoterRequest) -> AddRaftVoterRequest {
+    let mut k = AddRaftVoterRequest::default();
+    k.cluster_id = osb(&x.cluster_id);
+    k.timeout_ms = x.timeout_ms;
+    k.voter_id = x.voter_id;
+    k.voter_directory_id = x.voter_directory_id;
+    k.listeners = (x.listeners.iter())
+        .map(|l| {
+            let mut kl = arvr::Listener::default();
+            kl.name = sb(&l.name);
+            kl.host = sb(&l.host);
+            kl.port = l.port;
+            kl
+        })
+        .collect();
+    k
+}
+
+pub(super) fn remove_voter_req_to_domain(k: RemoveRaftVoterRequest) -> q::RemoveRaftVoterRequest {
+    q::RemoveRaftVoterRequest {
+        cluster_id: ost(&k.cluster_id),
+        voter_id: k.voter_id,
+        voter_directory_id: k.voter_directory_id,
+    }
+}
+
+pub(super) fn remove_voter_req_from_domain(
+    x: &q::RemoveRaftVoterRequest,
+) -> RemoveRaftVoterRequest {
+    let mut k = RemoveRaftVoterRequest::default();
+    k.cluster_id = osb(&x.cluster_id);
+    k.voter_id = x.voter_id;
+    k.voter_directory_id = x.voter_directory_id;
+    k
+}
+
+pub(super) fn add_voter_resp_from_domain(x: &q::RaftVoterResponse) -> AddRaftVoterResponse {
+    let mut k = AddRaftVoterResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    k.error_code = x.error.0;
+    k.error_message = osb(&x.error_message);
+    k
+}
+
+pub(super) fn remove_voter_resp_from_domain(x: &q::RaftVoterResponse) -> RemoveRaftVoterResponse {
+    let mut k = RemoveRaftVoterResponse::default();
+    k.throttle_time_ms = x.throttle_time_ms;
+    k.error_code = x.error.0;
+    k.error_message = osb(&x.error_message);
+    k
+}
+
+pub(super) fn voter_resp_to_domain(
+    throttle_time_ms: i32,
+    error: i16,
+    message: &Option<StrBytes>,
+) -> q::RaftVoterResponse {
+    q::RaftVoterResponse {
+        throttle_time_ms,
+        error: ErrorCode(error),
+        error_message: ost(message),
+    }
+}
+
+pub(super) fn add_voter_resp_to_domain(k: AddRaftVoterResponse) -> q::RaftVoterResponse {
+    voter_resp_to_domain(k.throttle_time_ms, k.error_code, &k.error_message)
+}
+
+pub(super) fn remove_voter_resp_to_domain(k: RemoveRaftVoterResponse) -> q::RaftVoterResponse {
+    voter_resp_to_domain(k.throttle_time_ms, k.error_code, &k.error_message)
 }

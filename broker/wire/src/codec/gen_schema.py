@@ -10,6 +10,10 @@ python3 gen_schema.py RESOURCES_DIR AddPartitionsToTxn AddOffsetsToTxn EndTxn Tx
 The cluster APIs (leader epochs, elections, reassignments, config changes):
 python3 gen_schema.py RESOURCES_DIR OffsetForLeaderEpoch ElectLeaders AlterPartitionReassignments \
     ListPartitionReassignments IncrementalAlterConfigs AlterConfigs > schema_cluster.rs
+The KIP-853 quorum APIs (DescribeQuorum from kafka-python; AddRaftVoter and RemoveRaftVoter,
+which it does not ship, from schemas/), concatenated without the second header:
+python3 gen_schema.py RESOURCES_DIR DescribeQuorum > schema_quorum.rs
+python3 gen_schema.py schemas AddRaftVoter RemoveRaftVoter | tail -n +5 >> schema_quorum.rs
 The KIP-848 APIs (kafka-python does not ship their JSON; Kafka 4.0's are in schemas/):
 python3 gen_schema.py schemas ConsumerGroupHeartbeat ConsumerGroupDescribe > schema_consumer_group.rs
 

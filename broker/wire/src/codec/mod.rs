@@ -37,6 +37,8 @@ mod schema_cluster;
 #[rustfmt::skip]
 mod schema_consumer_group;
 #[rustfmt::skip]
+mod schema_quorum;
+#[rustfmt::skip]
 mod schema_txn;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};

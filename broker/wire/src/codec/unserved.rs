@@ -13,10 +13,10 @@ use bytes::BytesMut;
 use kafka_protocol::messages::{
     AddOffsetsToTxnResponse, ConsumerGroupHeartbeatResponse, CreateDelegationTokenResponse,
     DescribeAclsResponse, DescribeClientQuotasResponse, DescribeDelegationTokenResponse,
-    DescribeQuorumResponse, DescribeUserScramCredentialsResponse, EndTxnResponse,
-    ExpireDelegationTokenResponse, GetTelemetrySubscriptionsResponse, ListTransactionsResponse,
-    PushTelemetryResponse, RenewDelegationTokenResponse, SaslAuthenticateResponse,
-    SaslHandshakeResponse, UpdateFeaturesResponse,
+    DescribeUserScramCredentialsResponse, EndTxnResponse, ExpireDelegationTokenResponse,
+    GetTelemetrySubscriptionsResponse, ListTransactionsResponse, PushTelemetryResponse,
+    RenewDelegationTokenResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
+    UpdateFeaturesResponse,
 };
 
 use super::encode;
@@ -49,7 +49,6 @@ pub(super) fn encode_unserved(
         41 => with_error!(DescribeDelegationTokenResponse),
         48 => with_error!(DescribeClientQuotasResponse),
         50 => with_error!(DescribeUserScramCredentialsResponse),
-        55 => with_error!(DescribeQuorumResponse),
         57 => with_error!(UpdateFeaturesResponse),
         66 => with_error!(ListTransactionsResponse),
         68 => with_error!(ConsumerGroupHeartbeatResponse),

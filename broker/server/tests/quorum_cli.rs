@@ -1,0 +1,276 @@
+//! `weir cluster quorum describe|add-controller|remove-controller` against real processes.
+//!
+//! Goal: an operator grows a 3-voter cluster to 4 voters and shrinks it again with the CLI
+//! alone, without restarting anything, and refused changes exit non-zero naming Kafka's
+//! error. Method: spawn four `weir serve` processes on loopback (nodes 1-3 voters, node 4
+//! a broker with the same `--voters`), wait until `quorum describe` shows a leader and node
+//! 4 as an observer, add node 4 through node 4 itself (forwarded to the controller), check
+//! it votes (the CLI itself retries while the controller answers "later"), remove node 1,
+//! check the set; then add an existing voter (DUPLICATE_VOTER) and remove an unknown one
+//! (VOTER_NOT_FOUND). A single node answers INVALID_REQUEST.
+
+// Driving real processes from a test: wall-clock polling is the point here.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the cluster may take to elect a controller and register every broker.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Node {
+    child: Child,
+    address: String,
+    controller: String,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        drop(self.child.kill());
+        drop(self.child.wait());
+    }
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("bound address").port()
+}
+
+fn start_node(id: i32, listen_port: u16, controller_port: u16, voters: &str) -> Node {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let address = format!("127.0.0.1:{listen_port}");
+    let controller = format!("127.0.0.1:{controller_port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--gateway", "off", "--node-id", &id.to_string()])
+        .args(["--listen", &address, "--controller-listen", &controller])
+        .args(["--voters", voters])
+        .arg("--data-dir")
+        .arg(data_dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn weir");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let started = lines
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("weir listening on "));
+    assert!(started, "node {id} printed no startup line");
+    Node {
+        child,
+        address,
+        controller,
+        _data_dir: data_dir,
+    }
+}
+
+fn weir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .output()
+        .expect("run weir")
+}
+
+/// The `Key: value` fields of one tab-separated output line.
+fn fields(line: &str) -> Vec<(String, String)> {
+    line.split('\t')
+        .filter(|field| !field.is_empty())
+        .filter_map(|field| field.split_once(": "))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+}
+
+/// `quorum describe` through `bootstrap`: the leader and `(node, status)` per replica.
+fn quorum(bootstrap: &str) -> Option<(i32, Vec<(i32, String)>)> {
+    let output = weir(&["cluster", "quorum", "describe", "--bootstrap", bootstrap]);
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut lines = text.lines();
+    let header = fields(lines.next()?);
+    let leader: i32 = field(&header, "LeaderId").parse().ok()?;
+    let replicas = lines
+        .map(fields)
+        .map(|f| {
+            (
+                field(&f, "Node").parse().unwrap_or(-1),
+                field(&f, "Status").to_owned(),
+            )
+        })
+        .collect();
+    Some((leader, replicas))
+}
+
+/// Polls `quorum describe` until `ready` holds for it.
+fn wait_for_quorum(bootstrap: &str, ready: impl Fn(i32, &[(i32, String)]) -> bool) {
+    let started = Instant::now();
+    while started.elapsed() < SETTLE_TIMEOUT {
+        if let Some((leader, replicas)) = quorum(bootstrap) {
+            if leader >= 0 && ready(leader, &replicas) {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "quorum never reached the expected state: {:?}",
+        quorum(bootstrap)
+    );
+}
+
+fn voters(replicas: &[(i32, String)]) -> Vec<i32> {
+    let mut ids: Vec<i32> = (replicas.iter())
+        .filter(|(_, status)| status != "Observer")
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn controllers_are_added_and_removed_with_the_cli() {
+    let ports: Vec<(u16, u16)> = (0..4).map(|_| (free_port(), free_port())).collect();
+    let voter_list = (1..=3)
+        .map(|id| format!("{id}@127.0.0.1:{}", ports[id - 1].1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let nodes: Vec<Node> = (1..=4)
+        .map(|id| start_node(id as i32, ports[id - 1].0, ports[id - 1].1, &voter_list))
+        .collect();
+    let observer_4 = |_: i32, replicas: &[(i32, String)]| {
+        voters(replicas) == [1, 2, 3] && replicas.iter().any(|(id, s)| *id == 4 && s == "Observer")
+    };
+    // Through node 4: it answers once it knows the controller (it forwards describes too).
+    wait_for_quorum(&nodes[3].address, observer_4);
+
+    let add = weir(&[
+        "cluster",
+        "quorum",
+        "add-controller",
+        "--id",
+        "4",
+        "--endpoint",
+        &nodes[3].controller,
+        "--bootstrap",
+        &nodes[3].address,
+    ]);
+    let stdout = String::from_utf8_lossy(&add.stdout);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    assert!(stdout.contains("Added controller 4"), "{stdout}");
+    let (_, replicas) = quorum(&nodes[1].address).expect("quorum after the add");
+    assert_eq!(voters(&replicas), [1, 2, 3, 4], "{replicas:?}");
+
+    let remove = weir(&[
+        "cluster",
+        "quorum",
+        "remove-controller",
+        "--id",
+        "1",
+        "--bootstrap",
+        &nodes[2].address,
+    ]);
+    assert!(
+        remove.status.success(),
+        "{}",
+        String::from_utf8_lossy(&remove.stderr)
+    );
+    wait_for_quorum(&nodes[3].address, |leader, replicas| {
+        leader != 1 && voters(replicas) == [2, 3, 4]
+    });
+
+    let duplicate = weir(&[
+        "cluster",
+        "quorum",
+        "add-controller",
+        "--id",
+        "2",
+        "--endpoint",
+        &nodes[1].controller,
+        "--bootstrap",
+        &nodes[3].address,
+    ]);
+    assert!(!duplicate.status.success());
+    let stderr = String::from_utf8_lossy(&duplicate.stderr);
+    assert!(stderr.contains("DUPLICATE_VOTER"), "{stderr}");
+    let unknown = weir(&[
+        "cluster",
+        "quorum",
+        "remove-controller",
+        "--id",
+        "9",
+        "--bootstrap",
+        &nodes[3].address,
+    ]);
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("VOTER_NOT_FOUND"), "{stderr}");
+}
+
+#[test]
+fn a_single_node_has_no_quorum_to_change() {
+    let (listen, controller) = (free_port(), free_port());
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let address = format!("127.0.0.1:{listen}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--gateway", "off", "--listen", &address])
+        .arg("--data-dir")
+        .arg(data_dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn weir");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let started = lines
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("weir listening on "));
+    let node = Node {
+        child,
+        address,
+        controller: format!("127.0.0.1:{controller}"),
+        _data_dir: data_dir,
+    };
+    assert!(started, "no startup line");
+    let output = weir(&[
+        "cluster",
+        "quorum",
+        "describe",
+        "--bootstrap",
+        &node.address,
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INVALID_REQUEST"), "{stderr}");
+    assert!(stderr.contains("single-node mode"), "{stderr}");
+    let output = weir(&[
+        "cluster",
+        "quorum",
+        "add-controller",
+        "--id",
+        "2",
+        "--endpoint",
+        &node.controller,
+        "--bootstrap",
+        &node.address,
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INVALID_REQUEST"), "{stderr}");
+}
