@@ -39,17 +39,11 @@ fn ip(last: u8) -> IpAddr {
 
 /// Run one seed of one workload under madsim.
 pub fn run(seed: u64, workload: Workload) -> RunOutcome {
-    if workload.spec().cluster_nodes > 0 {
-        let why = format!("{} runs on turmoil only (--sim turmoil)", workload.name());
-        return RunOutcome::judge(
-            "madsim",
-            seed,
-            workload,
-            weir_jepsen::History::default(),
-            vec![why],
-            Vec::new(),
-        );
-    }
+    assert_eq!(
+        workload.spec().cluster_nodes,
+        0,
+        "cluster workloads run in madsim_cluster"
+    );
     let mut config = madsim::Config::default();
     config.net.send_latency = latency_normal();
     // Debugging aid: madsim's and the broker's tracing, stamped with simulated time.

@@ -152,7 +152,7 @@ impl tracing_subscriber::fmt::time::FormatTime for SimTimer {
 
 /// Debugging aid: with `WEIR_SIM_LOG` set, the broker's and clients' tracing goes to stderr
 /// (filtered by `RUST_LOG`, default `debug`), stamped with simulated time and the host.
-fn init_logging() {
+pub(crate) fn init_logging() {
     if std::env::var_os("WEIR_SIM_LOG").is_none() {
         return;
     }
@@ -169,9 +169,6 @@ fn init_logging() {
 /// Run one seed of one workload under turmoil.
 pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     init_logging();
-    if workload.spec().cluster_nodes > 0 {
-        return crate::workload_cluster::turmoil_run::run(seed, workload);
-    }
     let spec = workload.spec();
     let recorder = Recorder::default();
     let control = Control::default();

@@ -118,9 +118,9 @@ impl Workload {
         Workload::GroupCrash,
     ];
 
-    /// The cluster workloads (turmoil only: see `workload_cluster`): run only when named
-    /// (`--workload cluster-crash`), not part of `ALL` (hence not of CI's seed set) until
-    /// `cluster-partition` converges (docs/simulation.md, Status).
+    /// The cluster workloads (both simulators: `cluster_harness`): run only when named
+    /// (`--workload cluster-crash`), not part of `ALL`; CI runs each on its own seed set
+    /// (`xtask/src/sim.rs`, `CLUSTER_WORKLOADS`).
     pub const CLUSTER: [Workload; 7] = [
         Workload::ClusterCrash,
         Workload::ClusterPartition,
@@ -158,12 +158,6 @@ impl Workload {
             Workload::ClusterPowerMemory => "cluster-power-memory",
             Workload::ClusterMajorityCrash => "cluster-majority-crash",
         }
-    }
-
-    /// Whether this build's simulator runs it: the cluster workloads run on turmoil only
-    /// (docs/simulation.md, "Cluster workloads", says what madsim would need).
-    pub fn simulated_here(self) -> bool {
-        !(cfg!(madsim) && self.spec().cluster_nodes > 0)
     }
 
     /// Parse a command-line name.
@@ -498,9 +492,23 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
             false,
         );
         let payload = Some(Bytes::from(value.to_string()));
+        if spec.cluster_nodes > 0 {
+            *actors
+                .control
+                .lock()
+                .cluster
+                .pending
+                .entry(key)
+                .or_default() += 1;
+        }
         let result = producer
             .send(TOPIC, partition, record_key, payload, Vec::new())
             .await;
+        if spec.cluster_nodes > 0 {
+            let mut control = actors.control.lock();
+            let pending = control.cluster.pending.entry(key).or_default();
+            *pending = pending.saturating_sub(1);
+        }
         let end = now_ns(&runtime);
         match result {
             Ok(metadata) => {
