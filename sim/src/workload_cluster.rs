@@ -54,8 +54,9 @@
 //!   (within [`CONVERGE_BUDGET`]), and then every replica's log (read from its `SimDisk`)
 //!   must hold exactly the leader's records at the same offsets (no divergent suffix, no
 //!   hole, no extra offset);
-//! - `cluster-two-down`: every partition with at most one replica down takes acknowledged
-//!   writes while the two brokers are down (after leadership and ISR changes settle);
+//! - `cluster-two-down`: every partition with at most one replica down that is offered
+//!   writes (a send to it in flight) takes acknowledged writes while the two brokers are
+//!   down (after leadership and ISR changes settle);
 //! - mixed and power workloads: after each fault heals an acks=all write is acknowledged
 //!   within `RESUME_BUDGET`, and the next fault waits for one.
 //!
