@@ -21,12 +21,12 @@ use weir_jepsen::{Kind, Mop, Value, F};
 use crate::disk::SimDisk;
 use crate::history::Recorder;
 use crate::seed::Rng;
+use crate::shared_log::ClusterLog;
 use crate::workload::{BrokerExit, Control, Workload};
 use crate::workload_cluster::{
-    compare_replicas, host, ClusterLog, ARM_WAIT_MS, CONVERGE_BUDGET, FAULTS_PER_RUN,
-    LATENCY_ADDED_MS, MAJORITY_ARM_WAIT_MS, MAJORITY_CALM_MS, MAJORITY_DOWN_MS,
-    MAJORITY_FAULTS_PER_RUN, MAJORITY_STAGGER_MS, MAJORITY_UNSYNCED_MIN, PAUSE_MAX_MS,
-    REPLICA_LAG_MS, SESSION_TIMEOUT_MS,
+    compare_replicas, host, ARM_WAIT_MS, CONVERGE_BUDGET, FAULTS_PER_RUN, LATENCY_ADDED_MS,
+    MAJORITY_ARM_WAIT_MS, MAJORITY_CALM_MS, MAJORITY_DOWN_MS, MAJORITY_FAULTS_PER_RUN,
+    MAJORITY_STAGGER_MS, MAJORITY_UNSYNCED_MIN, PAUSE_MAX_MS, REPLICA_LAG_MS, SESSION_TIMEOUT_MS,
 };
 
 /// Host name of the admin actor (creates the topic, samples leadership).

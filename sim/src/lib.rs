@@ -10,12 +10,16 @@
 //! - [`seed`]: one root seed, salted child streams.
 //! - [`clock`]: wall-clock jumps (`WallSkew`, the `Skewed` runtime wrapper).
 //! - [`disk`]: `SimDisk` and its fault model.
-//! - [`workload`]: the named workloads and their actors (generic over `Runtime`);
+//! - [`shared_log`]: what the group and cluster actors share with the harness (plain data);
+//! - [`workload`]: the named workloads, their `Spec`, the shared control and the plain actors
+//!   (generic over `Runtime`);
 //!   [`workload_txn`]: the transactional ones (`txn`, `txn-crash`); [`workload_group`]:
 //!   the consumer-group ones (`group`, `group-crash`); [`workload_cluster`]: three brokers
 //!   in cluster mode (`cluster-crash`, `cluster-partition`, ...); [`cluster_harness`]: their
 //!   fault schedule and checks, shared by both simulators' drivers (`turmoil_cluster`,
 //!   `madsim_cluster`) through the `ClusterSim` trait.
+//! - [`dispatch`]: `Workload::spec` and the actors' entry points, picking each workload's
+//!   variant; above every workload file, so no two files import each other.
 //! - [`history`]: the recorder; [`outcome`]: checking a run, reproduction commands.
 //! - [`trace`]: the FNV-1a trace hash.
 //! - `turmoil` + `turmoil_cluster` (normal build) / `madsim` + `madsim_cluster`
@@ -29,9 +33,11 @@
 pub mod clock;
 pub mod cluster_harness;
 pub mod disk;
+pub mod dispatch;
 pub mod history;
 pub mod outcome;
 pub mod seed;
+pub mod shared_log;
 pub mod trace;
 pub mod workload;
 pub mod workload_cluster;

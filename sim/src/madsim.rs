@@ -122,7 +122,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         let skew = skew.clone();
         tasks.push(node.spawn(async move {
             let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
-            workload::producer(runtime, actors, index).await;
+            crate::dispatch::producer(runtime, actors, index).await;
         }));
         clients.push(node);
     }
@@ -132,7 +132,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         let client_seed = Rng::fork(seed, "consumer").next_u64();
         tasks.push(node.spawn(async move {
             let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
-            workload::consumer(runtime, actors).await;
+            crate::dispatch::consumer(runtime, actors).await;
         }));
         clients.push(node);
     }
@@ -154,7 +154,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         let client_seed = Rng::fork(seed, "final-reader").next_u64();
         tasks.push(node.spawn(async move {
             let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
-            workload::final_reader(runtime, actors).await;
+            crate::dispatch::final_reader(runtime, actors).await;
         }));
     }
 

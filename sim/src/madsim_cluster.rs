@@ -35,7 +35,7 @@ use crate::disk::{DiskFaults, SimDisk};
 use crate::history::Recorder;
 use crate::outcome::RunOutcome;
 use crate::seed::Rng;
-use crate::workload::{self, Actors, BrokerExit, Control, Workload};
+use crate::workload::{Actors, BrokerExit, Control, Workload};
 use crate::workload_cluster::{bootstrap, host, server_config};
 
 /// Harness step: how often the fault schedule and the cluster's state are looked at (the
@@ -226,15 +226,15 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     }
     for index in 0..spec.producers {
         let (node, runtime, actors) = client(&format!("producer-{index}"));
-        tasks.push(node.spawn(workload::producer(runtime, actors, index)));
+        tasks.push(node.spawn(crate::dispatch::producer(runtime, actors, index)));
     }
     {
         let (node, runtime, actors) = client(CLIENT_CONSUMER);
-        tasks.push(node.spawn(workload::consumer(runtime, actors)));
+        tasks.push(node.spawn(crate::dispatch::consumer(runtime, actors)));
     }
     {
         let (node, runtime, actors) = client(CLIENT_FINAL);
-        tasks.push(node.spawn(workload::final_reader(runtime, actors)));
+        tasks.push(node.spawn(crate::dispatch::final_reader(runtime, actors)));
     }
     let names: Vec<String> = (1..=nodes).map(host).chain(client_names).collect();
     let mut world = World {

@@ -227,7 +227,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
         let name = format!("producer-{index}");
         let (actors, runtime) = (actors.clone(), client_runtime(seed, &name, &skew));
         sim.client(name.as_str(), async move {
-            workload::producer(runtime, actors, index).await;
+            crate::dispatch::producer(runtime, actors, index).await;
             Ok(())
         });
         clients.push(name);
@@ -235,7 +235,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     {
         let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_CONSUMER, &skew));
         sim.client(CLIENT_CONSUMER, async move {
-            workload::consumer(runtime, actors).await;
+            crate::dispatch::consumer(runtime, actors).await;
             Ok(())
         });
         clients.push(CLIENT_CONSUMER.to_owned());
@@ -254,7 +254,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     {
         let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_FINAL, &skew));
         sim.client(CLIENT_FINAL, async move {
-            workload::final_reader(runtime, actors).await;
+            crate::dispatch::final_reader(runtime, actors).await;
             Ok(())
         });
     }

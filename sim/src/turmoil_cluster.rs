@@ -15,7 +15,7 @@ use crate::history::Recorder;
 use crate::outcome::RunOutcome;
 use crate::seed::Rng;
 use crate::turmoil::{client_runtime, TurmoilRuntime, WallSkew, WALL_MS_START};
-use crate::workload::{self, Actors, BrokerExit, Control, Workload};
+use crate::workload::{Actors, BrokerExit, Control, Workload};
 use crate::workload_cluster::{bootstrap, host, server_config};
 
 /// Minimum message latency outside of latency faults (the builder's setting).
@@ -142,7 +142,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
         let name = format!("producer-{index}");
         let (actors, runtime) = (actors.clone(), client_runtime(seed, &name, &skew));
         sim.client(name.as_str(), async move {
-            workload::producer(runtime, actors, index).await;
+            crate::dispatch::producer(runtime, actors, index).await;
             Ok(())
         });
         clients.push(name);
@@ -150,7 +150,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     {
         let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_CONSUMER, &skew));
         sim.client(CLIENT_CONSUMER, async move {
-            workload::consumer(runtime, actors).await;
+            crate::dispatch::consumer(runtime, actors).await;
             Ok(())
         });
         clients.push(CLIENT_CONSUMER.to_owned());
@@ -158,7 +158,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     {
         let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_FINAL, &skew));
         sim.client(CLIENT_FINAL, async move {
-            workload::final_reader(runtime, actors).await;
+            crate::dispatch::final_reader(runtime, actors).await;
             Ok(())
         });
         clients.push(CLIENT_FINAL.to_owned());

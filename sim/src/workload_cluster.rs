@@ -122,33 +122,6 @@ const SENDS_MAX: usize = 400;
 /// How often the admin host samples every broker's view of leadership.
 const SAMPLE_EVERY: Duration = Duration::from_millis(25);
 
-/// What the harness and the cluster actors share.
-#[derive(Debug, Default)]
-pub struct ClusterLog {
-    /// The topic was created; producers and consumers may start.
-    pub topic_ready: bool,
-    /// Latest claimed leader per partition (the claim with the highest epoch).
-    pub leaders: BTreeMap<i32, (i32, i32)>,
-    /// Replicas and ISR per partition, as the latest leader reported them.
-    pub replicas: BTreeMap<i32, (Vec<i32>, Vec<i32>)>,
-    /// Sampling rounds after the final phase began in which every ISR was full.
-    pub full_isr_rounds: u32,
-    /// The active controller, as the latest answer named it (-1 unknown).
-    pub controller: i32,
-    /// Every `(partition, epoch)` claimed, with the claiming node.
-    pub claims: BTreeMap<(i32, i32), i32>,
-    /// The harness ran its faults: producers stop.
-    pub stop_producing: bool,
-    /// The harness is done with the run: the sampler stops.
-    pub sampling_done: bool,
-    /// Acknowledged sends per partition.
-    pub acks: BTreeMap<i32, u64>,
-    /// Sends in flight per partition (invoked, not yet answered).
-    pub pending: BTreeMap<i32, u32>,
-    /// The partition of every value sent so far (values are unique per run).
-    pub sent: BTreeMap<u64, i32>,
-}
-
 /// The spec of a cluster workload.
 pub fn spec(base: Spec, workload: Workload) -> Spec {
     let net = matches!(
@@ -217,16 +190,6 @@ pub fn server_config(spec: &Spec, id: i32, buggify_seed: u64) -> weir::config::S
     config.node.cluster = Some(cluster);
     config.node.min_insync_replicas = 2;
     config
-}
-
-/// Producers and consumers wait here until the admin host created the topic.
-pub(crate) async fn wait_topic<R: Runtime>(runtime: &R, actors: &Actors) {
-    if actors.spec.cluster_nodes == 0 {
-        return;
-    }
-    while !actors.control.lock().cluster.topic_ready {
-        sleep(runtime, Duration::from_millis(50)).await;
-    }
 }
 
 /// The admin host: create the topic through the controller, then sample leadership until
