@@ -10,13 +10,20 @@
 //! - [`seed`]: one root seed, salted child streams.
 //! - [`clock`]: wall-clock jumps (`WallSkew`, the `Skewed` runtime wrapper).
 //! - [`disk`]: `SimDisk` and its fault model.
-//! - [`workload`]: the named workloads and their actors (generic over `Runtime`);
+//! - [`shared_log`]: what the group and cluster actors share with the harness (plain data);
+//! - [`workload`]: the named workloads, their `Spec`, the shared control and the plain actors
+//!   (generic over `Runtime`);
 //!   [`workload_txn`]: the transactional ones (`txn`, `txn-crash`); [`workload_group`]:
 //!   the consumer-group ones (`group`, `group-crash`); [`workload_cluster`]: three brokers
-//!   in cluster mode (`cluster-crash`, `cluster-partition`; turmoil only).
+//!   in cluster mode (`cluster-crash`, `cluster-partition`, ...); [`cluster_harness`]: their
+//!   fault schedule and checks, shared by both simulators' drivers (`turmoil_cluster`,
+//!   `madsim_cluster`) through the `ClusterSim` trait.
+//! - [`dispatch`]: `Workload::spec` and the actors' entry points, picking each workload's
+//!   variant; above every workload file, so no two files import each other.
 //! - [`history`]: the recorder; [`outcome`]: checking a run, reproduction commands.
 //! - [`trace`]: the FNV-1a trace hash.
-//! - `turmoil` (normal build) / `madsim` (`--cfg madsim`): the simulators.
+//! - `turmoil` + `turmoil_cluster` (normal build) / `madsim` + `madsim_cluster`
+//!   (`--cfg madsim`): the simulators.
 //!
 //! # Architecture invariants
 //! - No behaviour of the broker differs by simulator except through the runtime seam.
@@ -24,10 +31,13 @@
 //! - A failing run prints one command that reproduces it.
 
 pub mod clock;
+pub mod cluster_harness;
 pub mod disk;
+pub mod dispatch;
 pub mod history;
 pub mod outcome;
 pub mod seed;
+pub mod shared_log;
 pub mod trace;
 pub mod workload;
 pub mod workload_cluster;
@@ -36,8 +46,12 @@ pub mod workload_txn;
 
 #[cfg(madsim)]
 pub mod madsim;
+#[cfg(madsim)]
+pub mod madsim_cluster;
 #[cfg(not(madsim))]
 pub mod turmoil;
+#[cfg(not(madsim))]
+pub mod turmoil_cluster;
 
 use outcome::RunOutcome;
 use workload::Workload;
@@ -71,11 +85,17 @@ pub fn run_seed(seed: u64, workload: Workload) -> RunOutcome {
 
 #[cfg(not(madsim))]
 fn run_inner(seed: u64, workload: Workload) -> RunOutcome {
+    if workload.spec().cluster_nodes > 0 {
+        return turmoil_cluster::run(seed, workload);
+    }
     turmoil::run(seed, workload)
 }
 
 #[cfg(madsim)]
 fn run_inner(seed: u64, workload: Workload) -> RunOutcome {
+    if workload.spec().cluster_nodes > 0 {
+        return madsim_cluster::run(seed, workload);
+    }
     madsim::run(seed, workload)
 }
 

@@ -39,17 +39,11 @@ fn ip(last: u8) -> IpAddr {
 
 /// Run one seed of one workload under madsim.
 pub fn run(seed: u64, workload: Workload) -> RunOutcome {
-    if workload.spec().cluster_nodes > 0 {
-        let why = format!("{} runs on turmoil only (--sim turmoil)", workload.name());
-        return RunOutcome::judge(
-            "madsim",
-            seed,
-            workload,
-            weir_jepsen::History::default(),
-            vec![why],
-            Vec::new(),
-        );
-    }
+    assert_eq!(
+        workload.spec().cluster_nodes,
+        0,
+        "cluster workloads run in madsim_cluster"
+    );
     let mut config = madsim::Config::default();
     config.net.send_latency = latency_normal();
     // Debugging aid: madsim's and the broker's tracing, stamped with simulated time.
@@ -128,7 +122,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         let skew = skew.clone();
         tasks.push(node.spawn(async move {
             let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
-            workload::producer(runtime, actors, index).await;
+            crate::dispatch::producer(runtime, actors, index).await;
         }));
         clients.push(node);
     }
@@ -138,7 +132,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         let client_seed = Rng::fork(seed, "consumer").next_u64();
         tasks.push(node.spawn(async move {
             let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
-            workload::consumer(runtime, actors).await;
+            crate::dispatch::consumer(runtime, actors).await;
         }));
         clients.push(node);
     }
@@ -160,7 +154,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         let client_seed = Rng::fork(seed, "final-reader").next_u64();
         tasks.push(node.spawn(async move {
             let runtime = Skewed::new(TokioRuntime::new(client_seed), skew);
-            workload::final_reader(runtime, actors).await;
+            crate::dispatch::final_reader(runtime, actors).await;
         }));
     }
 

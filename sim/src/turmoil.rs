@@ -152,7 +152,7 @@ impl tracing_subscriber::fmt::time::FormatTime for SimTimer {
 
 /// Debugging aid: with `WEIR_SIM_LOG` set, the broker's and clients' tracing goes to stderr
 /// (filtered by `RUST_LOG`, default `debug`), stamped with simulated time and the host.
-fn init_logging() {
+pub(crate) fn init_logging() {
     if std::env::var_os("WEIR_SIM_LOG").is_none() {
         return;
     }
@@ -169,9 +169,6 @@ fn init_logging() {
 /// Run one seed of one workload under turmoil.
 pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     init_logging();
-    if workload.spec().cluster_nodes > 0 {
-        return crate::workload_cluster::turmoil_run::run(seed, workload);
-    }
     let spec = workload.spec();
     let recorder = Recorder::default();
     let control = Control::default();
@@ -230,7 +227,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
         let name = format!("producer-{index}");
         let (actors, runtime) = (actors.clone(), client_runtime(seed, &name, &skew));
         sim.client(name.as_str(), async move {
-            workload::producer(runtime, actors, index).await;
+            crate::dispatch::producer(runtime, actors, index).await;
             Ok(())
         });
         clients.push(name);
@@ -238,7 +235,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     {
         let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_CONSUMER, &skew));
         sim.client(CLIENT_CONSUMER, async move {
-            workload::consumer(runtime, actors).await;
+            crate::dispatch::consumer(runtime, actors).await;
             Ok(())
         });
         clients.push(CLIENT_CONSUMER.to_owned());
@@ -257,7 +254,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     {
         let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_FINAL, &skew));
         sim.client(CLIENT_FINAL, async move {
-            workload::final_reader(runtime, actors).await;
+            crate::dispatch::final_reader(runtime, actors).await;
             Ok(())
         });
     }

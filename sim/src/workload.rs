@@ -118,9 +118,9 @@ impl Workload {
         Workload::GroupCrash,
     ];
 
-    /// The cluster workloads (turmoil only: see `workload_cluster`): run only when named
-    /// (`--workload cluster-crash`), not part of `ALL` (hence not of CI's seed set) until
-    /// `cluster-partition` converges (docs/simulation.md, Status).
+    /// The cluster workloads (both simulators: `cluster_harness`): run only when named
+    /// (`--workload cluster-crash`), not part of `ALL`; CI runs each on its own seed set
+    /// (`xtask/src/sim.rs`, `CLUSTER_WORKLOADS`).
     pub const CLUSTER: [Workload; 7] = [
         Workload::ClusterCrash,
         Workload::ClusterPartition,
@@ -160,12 +160,6 @@ impl Workload {
         }
     }
 
-    /// Whether this build's simulator runs it: the cluster workloads run on turmoil only
-    /// (docs/simulation.md, "Cluster workloads", says what madsim would need).
-    pub fn simulated_here(self) -> bool {
-        !(cfg!(madsim) && self.spec().cluster_nodes > 0)
-    }
-
     /// Parse a command-line name.
     pub fn parse(name: &str) -> Option<Workload> {
         Workload::ALL
@@ -173,82 +167,6 @@ impl Workload {
             .chain(Workload::CLUSTER)
             .chain(Workload::EXPECTED_TO_FAIL)
             .find(|w| w.name() == name)
-    }
-
-    /// What this workload does.
-    pub fn spec(self) -> Spec {
-        let base = Spec {
-            acks: Acks::All,
-            keyed: true,
-            producers: 2,
-            sends_per_producer: 24,
-            partitions: 3,
-            crashes: false,
-            net_faults: false,
-            clock_jumps: false,
-            disk: DiskFaults::NONE,
-            idempotent: false,
-            buggify_per_mille: 0,
-            txn: false,
-            group_members: 0,
-            cluster_nodes: 0,
-            isr_memory: false,
-        };
-        let crashy_disk = DiskFaults {
-            fsync_fail_per_mille: 15,
-            corrupt_read_per_mille: 60,
-            torn_kept: false,
-        };
-        match self {
-            Workload::Produce => base,
-            Workload::ProduceCrash => Spec {
-                crashes: true,
-                clock_jumps: true,
-                disk: crashy_disk,
-                buggify_per_mille: BUGGIFY_PER_MILLE,
-                ..base
-            },
-            Workload::ProducePartition => Spec {
-                keyed: false,
-                net_faults: true,
-                buggify_per_mille: BUGGIFY_PER_MILLE,
-                ..base
-            },
-            Workload::Acks1 => Spec {
-                acks: Acks::Leader,
-                crashes: true,
-                disk: crashy_disk,
-                buggify_per_mille: BUGGIFY_PER_MILLE,
-                ..base
-            },
-            Workload::Acks0 => Spec {
-                acks: Acks::None,
-                crashes: true,
-                buggify_per_mille: BUGGIFY_PER_MILLE,
-                ..base
-            },
-            Workload::IdempotentCrash => Spec {
-                crashes: true,
-                net_faults: true,
-                clock_jumps: true,
-                disk: crashy_disk,
-                idempotent: true,
-                buggify_per_mille: BUGGIFY_PER_MILLE,
-                ..base
-            },
-            Workload::Txn => crate::workload_txn::spec(base, false, crashy_disk),
-            Workload::TxnCrash => crate::workload_txn::spec(base, true, crashy_disk),
-            Workload::Group => crate::workload_group::spec(base, false, crashy_disk),
-            Workload::GroupCrash => crate::workload_group::spec(base, true, crashy_disk),
-            Workload::ClusterCrash
-            | Workload::ClusterPartition
-            | Workload::ClusterTwoDown
-            | Workload::ClusterMixed
-            | Workload::ClusterMixed5
-            | Workload::ClusterPower
-            | Workload::ClusterPowerMemory
-            | Workload::ClusterMajorityCrash => crate::workload_cluster::spec(base, self),
-        }
     }
 }
 
@@ -342,9 +260,9 @@ pub struct ControlState {
     /// The final reader finished.
     pub final_done: bool,
     /// Consumer-group workloads: what the members and the watcher share.
-    pub group: crate::workload_group::GroupLog,
+    pub group: crate::shared_log::GroupLog,
     /// Cluster workloads: topic creation and sampled leadership.
-    pub cluster: crate::workload_cluster::ClusterLog,
+    pub cluster: crate::shared_log::ClusterLog,
 }
 
 /// Shared handle on [`ControlState`].
@@ -400,7 +318,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         metrics_listen: None,
         gateway: None,
     };
-    crate::workload_group::tune_server(spec, &mut config);
+    tune_server(spec, &mut config);
     config
 }
 
@@ -437,10 +355,7 @@ pub(crate) async fn sleep<R: Runtime>(runtime: &R, duration: Duration) {
 
 /// One producer actor: `sends_per_producer` sequential sends, each recorded invoke then
 /// ok (with the acknowledged offset) or info (outcome unknown: the process retires).
-pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
-    if actors.spec.txn {
-        return crate::workload_txn::producer(runtime, actors, index).await;
-    }
+pub(crate) async fn plain_producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
     let spec = actors.spec;
     let mut rng = Rng::fork(actors.seed, &format!("producer-{index}"));
     let config = ProducerConfig {
@@ -452,7 +367,7 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
         idempotent: spec.idempotent,
         ..ProducerConfig::default()
     };
-    crate::workload_cluster::wait_topic(&runtime, &actors).await;
+    wait_topic(&runtime, &actors).await;
     let recorder = &actors.recorder;
     let mut process = recorder.process();
     let mut client: Option<Producer<R>> = None;
@@ -498,9 +413,23 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
             false,
         );
         let payload = Some(Bytes::from(value.to_string()));
+        if spec.cluster_nodes > 0 {
+            *actors
+                .control
+                .lock()
+                .cluster
+                .pending
+                .entry(key)
+                .or_default() += 1;
+        }
         let result = producer
             .send(TOPIC, partition, record_key, payload, Vec::new())
             .await;
+        if spec.cluster_nodes > 0 {
+            let mut control = actors.control.lock();
+            let pending = control.cluster.pending.entry(key).or_default();
+            *pending = pending.saturating_sub(1);
+        }
         let end = now_ns(&runtime);
         match result {
             Ok(metadata) => {
@@ -683,15 +612,8 @@ async fn recorded_poll<R: Runtime>(
 
 /// The main-phase consumer: assign every partition from the beginning and poll until the
 /// final phase starts.
-pub async fn consumer<R: Runtime>(runtime: R, actors: Actors) {
-    if actors.spec.txn {
-        return crate::workload_txn::consumer(runtime, actors).await;
-    }
-    if actors.spec.group_members > 0 {
-        // The members run on their own hosts; this host watches the group.
-        return crate::workload_group::watcher(runtime, actors).await;
-    }
-    crate::workload_cluster::wait_topic(&runtime, &actors).await;
+pub(crate) async fn plain_consumer<R: Runtime>(runtime: R, actors: Actors) {
+    wait_topic(&runtime, &actors).await;
     'process: while !actors.control.final_phase() {
         let process = actors.recorder.process();
         let config = consumer_config(&actors.bootstrap, "consumer");
@@ -716,10 +638,7 @@ pub async fn consumer<R: Runtime>(runtime: R, actors: Actors) {
 pub const FINAL_PHASE_BUDGET: Duration = Duration::from_secs(60);
 
 /// The final phase: wait for the harness to heal, read everything, audit the CRCs.
-pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
-    if actors.spec.txn {
-        return crate::workload_txn::final_reader(runtime, actors).await;
-    }
+pub(crate) async fn plain_final_reader<R: Runtime>(runtime: R, actors: Actors) {
     while !actors.control.final_phase() {
         sleep(&runtime, Duration::from_millis(50)).await;
     }
@@ -731,7 +650,7 @@ pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
             .violation("final reads did not reach the high watermark in time");
     }
     audit(&runtime, &actors, deadline).await;
-    crate::workload_group::wait_done(&runtime, &actors).await;
+    wait_done(&runtime, &actors).await;
     actors.control.lock().final_done = true;
 }
 
@@ -874,5 +793,36 @@ async fn request_leader<R: Runtime>(
         None => Err(weir_client::ClientError::NoBroker(format!(
             "no leader of {TOPIC}-{partition}"
         ))),
+    }
+}
+
+/// Group settings of the broker in the group workloads (Kafka's defaults would make a run
+/// last minutes): a short initial rebalance delay, short sessions allowed.
+pub fn tune_server(spec: &Spec, config: &mut weir::config::ServerConfig) {
+    if spec.group_members == 0 {
+        return;
+    }
+    config.node.group_initial_rebalance_delay_ms = 200;
+    config.node.group_min_session_timeout_ms = 500;
+}
+
+/// For `final_reader`: in the group workloads, hold the end of the run until the watcher
+/// finished (madsim ends the run when the final reader is done).
+pub async fn wait_done<R: Runtime>(runtime: &R, actors: &Actors) {
+    if actors.spec.group_members == 0 {
+        return;
+    }
+    while !actors.control.lock().group.done {
+        sleep(runtime, Duration::from_millis(50)).await;
+    }
+}
+
+/// Producers and consumers wait here until the admin host created the topic.
+pub(crate) async fn wait_topic<R: Runtime>(runtime: &R, actors: &Actors) {
+    if actors.spec.cluster_nodes == 0 {
+        return;
+    }
+    while !actors.control.lock().cluster.topic_ready {
+        sleep(runtime, Duration::from_millis(50)).await;
     }
 }

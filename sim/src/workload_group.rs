@@ -48,6 +48,7 @@ use weir_wire::domain::LATEST_TIMESTAMP;
 
 use crate::disk::{DiskFaults, SimDisk};
 use crate::seed::Rng;
+use crate::shared_log::{AckedCommit, Claim};
 use crate::workload::{
     all_keys, client_config, consumer_config, now_ns, sleep, Actors, Spec, BUGGIFY_PER_MILLE, TOPIC,
 };
@@ -90,120 +91,9 @@ pub fn spec(base: Spec, crash: bool, crashy_disk: DiskFaults) -> Spec {
     }
 }
 
-/// Group settings of the broker in the group workloads (Kafka's defaults would make a run
-/// last minutes): a short initial rebalance delay, short sessions allowed.
-pub fn tune_server(spec: &Spec, config: &mut weir::config::ServerConfig) {
-    if spec.group_members == 0 {
-        return;
-    }
-    config.node.group_initial_rebalance_delay_ms = 200;
-    config.node.group_min_session_timeout_ms = 500;
-}
-
 /// The host name of member `index`.
 pub fn member_name(index: usize) -> String {
     format!("group-member-{index}")
-}
-
-/// A member's claim: what it owns, and under which identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    /// Member id.
-    pub member: String,
-    /// Generation.
-    pub generation: i32,
-    /// Owned partitions, ascending.
-    pub partitions: Vec<i32>,
-}
-
-/// An acknowledged commit whose broker incarnation is known.
-#[derive(Debug, Clone)]
-struct AckedCommit {
-    incarnation: u64,
-    generation: i32,
-    member: String,
-    invoked_ns: u64,
-    completed_ns: u64,
-}
-
-/// What the members and the watcher share (inside [`crate::workload::ControlState`]).
-#[derive(Debug, Default)]
-pub struct GroupLog {
-    /// Process ids of group members: their polls count for at-least-once.
-    processes: BTreeSet<u64>,
-    /// Highest committed offset per partition acknowledged to a member so far.
-    acked: BTreeMap<i32, i64>,
-    /// (incarnation, generation, partition) -> the member that claimed it.
-    owners: BTreeMap<(u64, i32, i32), String>,
-    /// Double claims already reported (each is reported once).
-    reported: BTreeSet<(u64, i32, i32)>,
-    /// Acknowledged commits of known incarnation, in completion order.
-    commits: Vec<AckedCommit>,
-    /// The latest claim of each member actor; `None` while it is out of the group.
-    live: BTreeMap<usize, Claim>,
-    /// The watcher tells the members to leave and end.
-    stop: bool,
-    /// Members that ended.
-    members_done: usize,
-    /// The watcher finished its final checks.
-    done: bool,
-}
-
-impl GroupLog {
-    /// A claim observed in incarnation `incarnation`; a violation if another member claims
-    /// one of its partitions in the same generation.
-    fn claim(&mut self, incarnation: u64, claim: &Claim) -> Option<String> {
-        let mut violation = None;
-        for &partition in &claim.partitions {
-            let key = (incarnation, claim.generation, partition);
-            match self.owners.get(&key) {
-                Some(owner) if *owner != claim.member && self.reported.insert(key) => {
-                    violation = Some(format!(
-                        "ownership: partition {partition} claimed by {owner} and by {} in \
-                         generation {} (broker incarnation {incarnation})",
-                        claim.member, claim.generation
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    self.owners.insert(key, claim.member.clone());
-                }
-            }
-        }
-        violation
-    }
-
-    /// An acknowledged commit of `positions`; a violation if a later generation of the same
-    /// incarnation had a commit acknowledged before this one was sent.
-    fn acked_commit(
-        &mut self,
-        positions: &[(i32, i64)],
-        commit: Option<AckedCommit>,
-    ) -> Option<String> {
-        for &(partition, offset) in positions {
-            let entry = self.acked.entry(partition).or_insert(offset);
-            *entry = (*entry).max(offset);
-        }
-        let commit = commit?;
-        let newer = self.commits.iter().find(|c| {
-            c.incarnation == commit.incarnation
-                && c.generation > commit.generation
-                && c.completed_ns < commit.invoked_ns
-        });
-        let violation = newer.map(|newer| {
-            format!(
-                "fencing: commit of {} in generation {} acknowledged after {} committed in \
-                 generation {} (broker incarnation {})",
-                commit.member,
-                commit.generation,
-                newer.member,
-                newer.generation,
-                commit.incarnation
-            )
-        });
-        self.commits.push(commit);
-        violation
-    }
 }
 
 /// What a member knows about its own identity and commits.
@@ -820,16 +710,5 @@ fn at_least_once(actors: &Actors) {
             missed.len(),
             shown.join(", ")
         ));
-    }
-}
-
-/// For `final_reader`: in the group workloads, hold the end of the run until the watcher
-/// finished (madsim ends the run when the final reader is done).
-pub async fn wait_done<R: Runtime>(runtime: &R, actors: &Actors) {
-    if actors.spec.group_members == 0 {
-        return;
-    }
-    while !actors.control.lock().group.done {
-        sleep(runtime, Duration::from_millis(50)).await;
     }
 }

@@ -73,8 +73,9 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
     ),
 ];
 
-/// The cluster workloads (turmoil): CI runs each over the fixed seeds, and the cluster
-/// planted bugs are searched for with them.
+/// The cluster workloads: CI runs each over the fixed seeds on turmoil and over
+/// [`MADSIM_CLUSTER_SEEDS`] on madsim, and the cluster planted bugs are searched for with them
+/// (on turmoil).
 pub(crate) const CLUSTER_WORKLOADS: &[&str] = &[
     "cluster-crash",
     "cluster-partition",
@@ -283,9 +284,13 @@ fn planted(root: &Path) -> Result<bool> {
 
 /// Seeds of every workload CI runs on each simulator (fixed: 0..CI_SEEDS).
 const CI_SEEDS: u64 = 8;
+/// Seeds of each cluster workload CI runs on madsim (fixed: 0..MADSIM_CLUSTER_SEEDS). Few:
+/// a madsim cluster seed costs 1-3 s on two cores, and turmoil already runs CI_SEEDS of the
+/// same schedules (docs/simulation.md, "Cluster workloads", has the measured times).
+const MADSIM_CLUSTER_SEEDS: u64 = 2;
+/// The cluster workload whose seed CI replays twice on madsim to compare trace hashes.
+const MADSIM_CLUSTER_DETERMINISM: &str = "cluster-crash";
 
-/// The CI step: a fixed, fast seed set on both simulators, the determinism check on both,
-/// and the planted-bug suite.
 /// `seeds` seeds of one cluster workload on turmoil (the soak); `Ok(true)` when all passed.
 pub(crate) fn run_cluster_seeds(workload: &str, seeds: u64) -> Result<bool> {
     run(&SimArgs {
@@ -301,6 +306,9 @@ pub(crate) fn run_cluster_seeds(workload: &str, seeds: u64) -> Result<bool> {
     })
 }
 
+/// The CI step: a fixed, fast seed set on both simulators (the cluster workloads on turmoil
+/// and, fewer seeds, on madsim), the determinism check on both (and on one madsim cluster
+/// workload), and the planted-bug suite.
 pub(crate) fn ci() -> Result<()> {
     let fixed = SimArgs {
         sim: Simulator::Both,
@@ -325,6 +333,14 @@ pub(crate) fn ci() -> Result<()> {
         if !run(&cluster)? {
             bail!("simulation: {workload} seeds failed (reproduction commands above)");
         }
+        let cluster = SimArgs {
+            sim: Simulator::Madsim,
+            seeds: MADSIM_CLUSTER_SEEDS,
+            ..cluster
+        };
+        if !run(&cluster)? {
+            bail!("simulation: {workload} madsim seeds failed (reproduction commands above)");
+        }
     }
     let determinism = SimArgs {
         determinism: true,
@@ -333,6 +349,14 @@ pub(crate) fn ci() -> Result<()> {
     };
     if !run(&determinism)? {
         bail!("simulation is not deterministic: a seed gave two trace hashes");
+    }
+    let cluster_determinism = SimArgs {
+        sim: Simulator::Madsim,
+        workload: Some(MADSIM_CLUSTER_DETERMINISM.to_string()),
+        ..determinism.clone()
+    };
+    if !run(&cluster_determinism)? {
+        bail!("madsim cluster simulation is not deterministic: a seed gave two trace hashes");
     }
     let planted = SimArgs {
         planted: true,
