@@ -18,13 +18,29 @@
 //! Timers: a member that does not heartbeat within `group.consumer.session.timeout.ms` is
 //! removed; a member that does not revoke within its rebalance timeout is removed (fenced).
 //!
+//! Why revoke before assign: a partition changes owner in two steps, each on its owner's
+//! own heartbeat. The old owner is first told to give it up and keeps it (in `revoking`)
+//! until a heartbeat reports it gone; only then is it free for the new owner. No moment
+//! exists where two members may both consume it, which is what the classic protocol gets
+//! from its stop-the-world rebalance. Epochs make stale messages harmless: a heartbeat at an
+//! epoch other than the member's current one (or the one just before, when a response was
+//! lost) is FENCED_MEMBER_EPOCH, and an OffsetCommit at another epoch is STALE_MEMBER_EPOCH.
+//!
+//! Epoch values on the wire (KIP-848): 0 joins, -1 leaves, -2 leaves but keeps a static
+//! member's place until its session expires; any other value is the member's epoch.
+//! Membership is kept in memory only (Kafka writes it to `__consumer_offsets`): a new
+//! coordinator starts the group empty, and each member rejoins at epoch 0 when its
+//! heartbeat is fenced with UNKNOWN_MEMBER_ID.
+//!
 //! Invariants (checked by [`GroupCoordinator::invariants`]):
 //! - **no partition is owned by two members**: the members' `assigned` and `revoking` sets
 //!   are pairwise disjoint (also within one member), at every step;
 //! - `member_epoch <= assignment_epoch <= group_epoch`;
 //! - a static instance id maps to exactly one member, which carries it;
 //! - a member is in `UnrevokedPartitions` iff its `revoking` set is non-empty, and only
-//!   then has a revocation timer.
+//!   then has a revocation timer;
+//! - the target assignment gives each partition to at most one member, and only to members
+//!   of the group (the assignors' postcondition, checked where the target is computed).
 //!
 //! Mixing protocols (documented in docs/consumer-groups.md): a consumer-protocol heartbeat into a
 //! classic group with members is refused with GROUP_ID_NOT_FOUND, and a classic JoinGroup
@@ -96,15 +112,21 @@ pub enum MemberState {
 /// One consumer-protocol member.
 #[derive(Debug, Clone)]
 pub(super) struct ConsumerMember {
+    /// Static membership (KIP-345): the id that survives the member's restarts.
     instance_id: Option<String>,
+    /// Reported rack; kept for DescribeGroups (no assignor here is rack-aware).
     rack_id: Option<String>,
     client_id: String,
     client_host: String,
+    /// How long the member may take to revoke before it is fenced.
     rebalance_timeout_ms: i32,
     /// Sorted, deduplicated.
     subscribed: Vec<String>,
+    /// The assignor it asked for, a vote in [`ConsumerGroup::select_assignor`].
     server_assignor: Option<String>,
+    /// The assignment epoch the member has reached (0 before its first assignment).
     member_epoch: i32,
+    /// The epoch before `member_epoch`, so a retry after a lost response is not fenced.
     previous_epoch: i32,
     state: MemberState,
     /// Partitions the member may consume now.
@@ -126,7 +148,9 @@ impl ConsumerMember {
 /// The KIP-848 part of a group.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ConsumerGroup {
+    /// Moves whenever the inputs of the assignment change (see the module doc).
     group_epoch: i32,
+    /// The group epoch `target` was computed for; members catch up to it one by one.
     assignment_epoch: i32,
     pub(super) members: BTreeMap<String, ConsumerMember>,
     /// Static membership: instance id -> member id.
@@ -196,6 +220,12 @@ impl ConsumerGroup {
                 best = (name, count);
             }
         }
+        // check_heartbeat admits only the assignors this broker has.
+        assert!(
+            best.0 == ASSIGNOR_UNIFORM || best.0 == ASSIGNOR_RANGE,
+            "assignor {}",
+            best.0
+        );
         best.0.to_string()
     }
 
@@ -209,6 +239,20 @@ impl ConsumerGroup {
         } else {
             assign_uniform(&subscriptions, topics, &self.target)
         };
+        // The assignors' postcondition; reconciliation alone keeps owners apart only if the
+        // target never names a partition twice.
+        let mut targeted = BTreeSet::new();
+        for (member_id, assignment) in &target {
+            assert!(
+                self.members.contains_key(member_id),
+                "target for {member_id}"
+            );
+            for (topic, partitions) in assignment {
+                for p in partitions {
+                    assert!(targeted.insert((*topic, *p)), "{topic}/{p} targeted twice");
+                }
+            }
+        }
         self.target = target;
         self.assignor = assignor;
         self.assignment_epoch = self.group_epoch;
@@ -223,7 +267,12 @@ impl ConsumerGroup {
         }
         self.departed_static.remove(member_id);
         self.target.remove(member_id);
+        // Its partitions (assigned and revoking) are free now: a new target hands them on.
         self.group_epoch += 1;
+        assert!(
+            self.group_epoch > self.assignment_epoch,
+            "epoch did not move"
+        );
         Some(member)
     }
 }
@@ -251,6 +300,8 @@ fn assign_uniform(
             partitions.extend((0..info.partitions).map(|p| (name.as_str(), info.id, p)));
         }
     }
+    // Quotas: every member gets `total / n` or one more, as long as it subscribes to enough;
+    // `extra_left` counts the "one more" slots still to hand out.
     let total = partitions.len();
     let n = subscriptions.len();
     let quota_min = total / n;
@@ -346,6 +397,8 @@ fn assign_range(
             }
             start += len;
         }
+        // The ranges tile the topic: every partition once, none past the end.
+        assert_eq!(start, info.partitions, "range over {name}");
     }
     result
 }
@@ -517,6 +570,13 @@ impl GroupCoordinator {
             Join::Known
         };
         let heartbeat_interval_ms = self.config.consumer_heartbeat_interval_ms;
+        // The member exists from here on: joined, validated, or taken over.
+        assert!(
+            self.consumer_group_mut(&group_id)
+                .members
+                .contains_key(&member_id),
+            "group {group_id}: {member_id} missing after join"
+        );
         if let Join::Replaced(old_id) = &join {
             // The old incarnation's timers go; the new one's are armed below.
             self.disarm(&group_id, &Timer::ConsumerSession(old_id.clone()));
@@ -568,6 +628,12 @@ impl GroupCoordinator {
         let consumer = self.consumer_group_mut(&group_id);
         reconcile(consumer, &member_id, owned.as_ref());
         let member = &consumer.members[&member_id];
+        assert!(
+            member.member_epoch <= consumer.assignment_epoch,
+            "group {group_id}: {member_id} epoch {} ahead of {}",
+            member.member_epoch,
+            consumer.assignment_epoch
+        );
         let now_revoking = member.state == MemberState::UnrevokedPartitions;
         let rebalance_ms = u64::try_from(member.rebalance_timeout_ms).unwrap_or(0);
         let changed = before.as_ref() != Some(&member.assigned);
@@ -608,6 +674,12 @@ impl GroupCoordinator {
         if consumer.remove_member(member_id).is_none() {
             return;
         }
+        // Removing the member released its partitions; the next heartbeat of any other
+        // member computes a new target that hands them on.
+        assert!(
+            !consumer.members.contains_key(member_id),
+            "{member_id} still a member"
+        );
         tracing::info!(
             group = group_id,
             member = member_id,
@@ -852,7 +924,8 @@ fn consumer_join(
         }
     }
     if let Some(member) = consumer.members.get_mut(member_id) {
-        // The client rejoined after being fenced: it dropped everything it owned.
+        // The client rejoined after being fenced: it dropped everything it owned. Its
+        // epoch restarts at 0, so it reconciles from scratch on this same heartbeat.
         member.assigned.clear();
         member.revoking.clear();
         member.previous_epoch = member.member_epoch;
@@ -888,6 +961,7 @@ fn consumer_join(
             revoking: Assignment::new(),
         },
     );
+    assert!(consumer.members.len() <= GROUP_MEMBERS_MAX, "checked above");
     Ok(Join::New)
 }
 
@@ -900,6 +974,8 @@ fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assig
     let Some(member) = consumer.members.get_mut(member_id) else {
         return;
     };
+    // Until the member has revoked, it may not move: `others` would otherwise be computed
+    // while its own revoked partitions still count as someone's.
     match member.state {
         MemberState::UnrevokedPartitions => {
             // Still owned (or not reported): keep waiting.
@@ -951,6 +1027,14 @@ fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assig
     } else {
         MemberState::Stable
     };
+    // The safety property of the protocol: nothing taken here is held by another member.
+    let clash =
+        (member.assigned.iter()).any(|(t, ps)| ps.iter().any(|p| others.contains(&(*t, *p))));
+    assert!(!clash, "{member_id} took a partition another member owns");
+    assert!(
+        member.revoking.is_empty(),
+        "{member_id} moved on while revoking"
+    );
 }
 
 #[cfg(test)]

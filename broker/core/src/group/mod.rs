@@ -7,6 +7,24 @@
 //! that stops heartbeating for `session_timeout_ms` is removed and the group rebalances; a
 //! rebalance that outlives the members' `rebalance_timeout_ms` removes the laggards.
 //!
+//! ```text
+//!   Empty ──join──▶ PreparingRebalance ──all joined / timeout──▶ CompletingRebalance
+//!     ▲                ▲   │ (no member left)                        │ leader's SyncGroup,
+//!     │                │   └────────────▶ Empty                      │ record durable
+//!     │                └── join, leave, expiry, write failure ◀──────┤
+//!     └──────── last member gone ◀──── Stable ◀──────────────────────┘
+//! ```
+//!
+//! Kafka's `Dead` is a group that is gone: here it is simply absent from the map (and
+//! DescribeGroups reports an unknown group as Dead). Each completed join phase starts a new
+//! generation; every request names its generation, so a member of an older one is told
+//! ILLEGAL_GENERATION instead of acting on an assignment it no longer holds. That is what
+//! keeps two members from consuming one partition: the old owner's commits and heartbeats
+//! are refused as soon as the new generation exists. KIP-345 (static membership) lets a
+//! member keep its place across restarts by instance id; KIP-394 hands a new member its id
+//! before it joins. KIP-848 groups (the `consumer` protocol) run their own state machine in
+//! [`consumer_group`]; a group holds one kind of member at a time.
+//!
 //! The coordinator answers requests into its own queue ([`GroupCoordinator::take_responses`]);
 //! the node moves them to its outputs. Offsets are decided here but written by the node
 //! (`__consumer_offsets`, see [`offsets_log`]); the coordinator only keeps the latest value
@@ -40,7 +58,10 @@
 //! - a group that is not coordinated has no timer, no parked request, no pending member and
 //!   no pending assignment, and is Empty or Stable;
 //! - a pending assignment (the leader's, waiting for its record) exists only in
-//!   `CompletingRebalance`.
+//!   `CompletingRebalance`;
+//! - an Empty group has no member; a `CompletingRebalance` or `Stable` group has members, a
+//!   leader, a selected protocol and a generation >= 1 (a SyncGroup answer hands out an
+//!   assignment only in `Stable`, after its record is durable).
 //!
 //! Member ids are `client_id + "-" + counter` (the counter is the coordinator's), so runs
 //! are deterministic; Kafka uses a UUID suffix, which clients treat as opaque either way.
@@ -398,6 +419,12 @@ impl GroupCoordinator {
         std::mem::take(&mut self.writes)
     }
 
+    /// True when answers or records wait to be taken (the node drains both after every
+    /// input, so this is false between inputs).
+    pub fn has_outputs(&self) -> bool {
+        !self.responses.is_empty() || !self.writes.is_empty()
+    }
+
     /// Earliest armed timer.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.first().map(|(at, _, _)| *at)
@@ -409,12 +436,15 @@ impl GroupCoordinator {
             if *at > now.instant {
                 break;
             }
-            let Some((_, group_id, timer)) = self.timers.pop_first() else {
+            let Some((at, group_id, timer)) = self.timers.pop_first() else {
                 break;
             };
-            if let Some(group) = self.groups.get_mut(&group_id) {
-                group.armed.remove(&timer);
-            }
+            assert!(at <= now.instant, "timer fired early");
+            // The set and each group's `armed` map change together (arm, disarm,
+            // remove_group), so a timer in the set belongs to a live group.
+            let group = self.groups.get_mut(&group_id);
+            let armed = group.and_then(|g| g.armed.remove(&timer));
+            assert_eq!(armed, Some(at), "group {group_id} timer {timer:?}");
             self.fire(now, &group_id, timer);
         }
     }
@@ -451,6 +481,11 @@ impl GroupCoordinator {
             }
             self.groups
                 .insert(group_id.clone(), Group::new(now.instant, true));
+            assert!(
+                self.groups.len() <= GROUPS_MAX,
+                "groups={}",
+                self.groups.len()
+            );
         }
         let group = self.groups.get_mut(&group_id).expect("group exists");
         if !group.coordinated {
@@ -515,7 +550,9 @@ impl GroupCoordinator {
     }
 
     fn new_member_id(&mut self, client_id: &str) -> String {
-        self.next_member_seq += 1;
+        // Ids must never repeat: a reused id would let a departed member's requests pass
+        // for a live one's. The counter also skips past ids replayed from records.
+        self.next_member_seq = (self.next_member_seq.checked_add(1)).expect("u64 ids last");
         format!("{client_id}-{}", self.next_member_seq)
     }
 
@@ -541,7 +578,8 @@ impl GroupCoordinator {
                 self.answer_join_error(id, ErrorCode::GROUP_MAX_SIZE_REACHED, "");
                 return;
             }
-            group.pending_members.insert(member_id.clone());
+            let fresh = group.pending_members.insert(member_id.clone());
+            assert!(fresh, "member id {member_id} handed out twice");
             let session_ms = u64::try_from(request.session_timeout_ms).unwrap_or(0);
             let at = now.instant.add_ms(session_ms);
             self.arm(&group_id, Timer::Pending(member_id.clone()), at);
@@ -612,6 +650,14 @@ impl GroupCoordinator {
     ) {
         let group_id = request.group_id.clone();
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        assert!(
+            group.coordinated,
+            "group {group_id}: join on a non-coordinator"
+        );
+        assert!(
+            !group.members.contains_key(&member_id),
+            "group {group_id}: {member_id} added twice"
+        );
         if group.members.len() >= GROUP_MEMBERS_MAX {
             self.answer_join_error(id, ErrorCode::GROUP_MAX_SIZE_REACHED, "");
             return;
@@ -667,6 +713,10 @@ impl GroupCoordinator {
     ) {
         let group_id = request.group_id.clone();
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        assert_ne!(
+            old_member_id, new_member_id,
+            "group {group_id}: fresh id reused"
+        );
         let Some(mut member) = group.members.remove(&old_member_id) else {
             // The mapping always names a member (invariant); treat a miss as a new member.
             self.add_member_and_rebalance(now, id, request, protocols, new_member_id);
@@ -740,6 +790,17 @@ impl GroupCoordinator {
         let Some(member) = group.members.get_mut(member_id) else {
             return;
         };
+        // Only a rebalance parks joins; a Stable group's join first enters one.
+        assert!(
+            matches!(
+                group.state,
+                GroupState::PreparingRebalance
+                    | GroupState::CompletingRebalance
+                    | GroupState::Stable
+            ),
+            "group {group_id} update in {:?}",
+            group.state
+        );
         let replaced = member.awaiting_join.replace(id);
         member.protocols = protocols;
         member.session_timeout_ms = request.session_timeout_ms;
@@ -791,6 +852,10 @@ impl GroupCoordinator {
             self.responses
                 .push((sync, ApiResponse::SyncGroup(response)));
         }
+        assert!(
+            not_before <= deadline,
+            "group {group_id}: delay past the deadline"
+        );
         self.disarm(group_id, &Timer::Sync);
         self.arm(group_id, Timer::Join, not_before.min(deadline));
         self.try_complete_join(now, group_id);
@@ -848,9 +913,18 @@ impl GroupCoordinator {
             group.generation_id == 0 || group.members.values().any(|m| m.assignment.is_empty());
         #[cfg(not(feature = "planted-group-double-assign"))]
         let bump = true;
+        let generation_before = group.generation_id;
         if bump {
             group.generation_id = group.generation_id.wrapping_add(1).max(1);
         }
+        // A new generation per join phase: what fences the previous owners of every
+        // partition (only the planted bug keeps it).
+        assert!(
+            group.generation_id != generation_before
+                || cfg!(feature = "planted-group-double-assign"),
+            "group {group_id} generation stayed {generation_before}"
+        );
+        assert!(group.generation_id >= 1, "group {group_id}");
         if group.members.is_empty() {
             group.state = GroupState::Empty;
             group.protocol_name = None;
@@ -863,6 +937,13 @@ impl GroupCoordinator {
         if !leader_ok {
             group.leader_id = group.members.keys().next().cloned();
         }
+        // Every member that is left joined with a protocol every other member supports
+        // (`supports` at join), so one is always selected.
+        assert!(
+            group.protocol_name.is_some(),
+            "group {group_id}: no common protocol"
+        );
+        assert!(group.leader_id.is_some(), "group {group_id}: no leader");
         group.state = GroupState::CompletingRebalance;
         let timeout_ms = group.rebalance_timeout_ms();
         let joined: Vec<(String, RequestId)> = (group.members.iter_mut())
@@ -974,6 +1055,8 @@ impl GroupCoordinator {
                     // storeGroup callback); `metadata_write_done` hands the assignment out.
                     self.persist(now, &group_id, Some(&assignments), Some(generation_id));
                     let group = self.groups.get_mut(&group_id).expect("checked");
+                    // Kept aside, not given to members: a failed write must leave them on
+                    // their previous assignment (or none), never on an unrecorded one.
                     group.pending_assignment = Some(assignments);
                 }
             }
@@ -1014,6 +1097,10 @@ impl GroupCoordinator {
             }
             return;
         }
+        assert!(
+            group.pending_assignment.is_none(),
+            "group {group_id} kept the assignment"
+        );
         tracing::warn!(
             group = group_id,
             generation_id,
@@ -1050,6 +1137,16 @@ impl GroupCoordinator {
             group.coordinated,
             "group {group_id} persisted by a non-coordinator"
         );
+        if let Some(generation_id) = completes_generation {
+            // Only the generation being completed is written with an assignment.
+            assert_eq!(generation_id, group.generation_id, "group {group_id}");
+            assert_eq!(
+                group.state,
+                GroupState::CompletingRebalance,
+                "group {group_id}"
+            );
+            assert!(assignments.is_some(), "group {group_id}: no assignment");
+        }
         let record = group.metadata(now.wall_ms, assignments);
         self.writes.push(MetadataWrite {
             group_id: group_id.to_string(),
@@ -1065,6 +1162,11 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get(group_id) else {
             return;
         };
+        assert_eq!(group.state, GroupState::Empty, "group {group_id}");
+        assert!(
+            group.members.is_empty(),
+            "group {group_id} Empty with members"
+        );
         if group.is_unused() {
             self.remove_group(group_id, true);
         } else if group.persisted.is_some() && group.coordinated {
@@ -1082,6 +1184,15 @@ impl GroupCoordinator {
 
     fn answer_sync(&mut self, id: RequestId, group_id: &str, error: ErrorCode, assignment: Bytes) {
         let group = self.groups.get(group_id);
+        if error.is_ok() {
+            // An assignment leaves only once its generation's record is durable (Stable).
+            let state = group.map(|g| g.state);
+            assert_eq!(
+                state,
+                Some(GroupState::Stable),
+                "group {group_id} sync answered"
+            );
+        }
         let (protocol_type, protocol_name) = match (group, error.is_ok()) {
             (Some(group), true) => (group.protocol_type.clone(), group.protocol_name.clone()),
             _ => (None, None),
@@ -1115,6 +1226,12 @@ impl GroupCoordinator {
                 }
             }
         };
+        // A member is told all is well only by its coordinator, in its current generation.
+        debug_assert!(
+            !error.is_ok() || self.groups[&request.group_id].coordinated,
+            "group {} heartbeat on a non-coordinator",
+            request.group_id
+        );
         let response = HeartbeatResponse {
             throttle_time_ms: 0,
             error,
@@ -1151,7 +1268,8 @@ impl GroupCoordinator {
     /// LeaveGroup: each listed member leaves (static ones may be named by instance id).
     pub fn leave_group(&mut self, now: Now, id: RequestId, request: LeaveGroupRequest) {
         let group_id = request.group_id;
-        let mut results = Vec::with_capacity(request.members.len());
+        let leaving_count = request.members.len();
+        let mut results = Vec::with_capacity(leaving_count);
         let mut left = false;
         for leaving in request.members {
             let error = match self.groups.get(&group_id) {
@@ -1175,6 +1293,11 @@ impl GroupCoordinator {
         if left {
             self.after_membership_change(now, &group_id);
         }
+        assert_eq!(
+            results.len(),
+            leaving_count,
+            "one result per leaving member"
+        );
         let response = LeaveGroupResponse {
             throttle_time_ms: 0,
             error: ErrorCode::NONE,
@@ -1196,6 +1319,8 @@ impl GroupCoordinator {
             group.pending_assignment = None;
             self.disarm(group_id, &Timer::Sync);
             self.disarm(group_id, &Timer::Join);
+            // The generation moved on, so a late commit of the last members is refused
+            // (ILLEGAL_GENERATION) rather than applied to a group they have left.
             self.persist_empty(now, group_id);
             return;
         }
@@ -1225,6 +1350,11 @@ impl GroupCoordinator {
         if group.leader_id.as_deref() == Some(member_id) {
             group.leader_id = None;
         }
+        // No name of the member survives it: the static map and the leader are cleared.
+        assert!(
+            !group.static_members.values().any(|m| m == member_id),
+            "group {group_id}: static id still maps to {member_id}"
+        );
         if let Some(join) = member.awaiting_join {
             let response = JoinGroupResponse {
                 error,
@@ -1260,6 +1390,12 @@ impl GroupCoordinator {
             for (timer, at) in group.armed {
                 self.timers.remove(&(at, group_id.to_string(), timer));
             }
+            debug_assert!(
+                self.timers.iter().all(|(_, g, _)| g != group_id),
+                "group {group_id} left timers behind"
+            );
+            // Only the coordinator writes the group's records (another node's copy follows
+            // the log and would write a tombstone the coordinator did not decide).
             if tombstone && group.coordinated && group.persisted.is_some() {
                 self.writes.push(MetadataWrite {
                     group_id: group_id.to_string(),
@@ -1284,6 +1420,11 @@ impl GroupCoordinator {
                     self.touch_session(now, group_id, &member_id);
                     return;
                 }
+                // Parked requests keep a member alive (above), so only an idle one expires.
+                assert!(
+                    group.coordinated,
+                    "group {group_id}: timer on a non-coordinator"
+                );
                 tracing::info!(group = group_id, member = %member_id, "session expired");
                 self.remove_member(group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
                 self.after_membership_change(now, group_id);
@@ -1333,10 +1474,16 @@ impl GroupCoordinator {
             return;
         }
         if let Some(old) = group.armed.insert(timer.clone(), at) {
-            self.timers
+            let removed = self
+                .timers
                 .remove(&(old, group_id.to_string(), timer.clone()));
+            assert!(
+                removed,
+                "group {group_id}: {timer:?} armed but not in the set"
+            );
         }
-        self.timers.insert((at, group_id.to_string(), timer));
+        let fresh = self.timers.insert((at, group_id.to_string(), timer));
+        assert!(fresh, "group {group_id}: timer already in the set");
     }
 
     fn disarm(&mut self, group_id: &str, timer: &Timer) {
@@ -1344,8 +1491,13 @@ impl GroupCoordinator {
             return;
         };
         if let Some(at) = group.armed.remove(timer) {
-            self.timers
+            let removed = self
+                .timers
                 .remove(&(at, group_id.to_string(), timer.clone()));
+            assert!(
+                removed,
+                "group {group_id}: {timer:?} armed but not in the set"
+            );
         }
     }
 
@@ -1431,6 +1583,9 @@ impl GroupCoordinator {
         let group = (self.groups)
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(now.instant, true));
+        // Called after the records were appended (node/group.rs), never before: memory may
+        // run ahead of the disk only until the answer's sync. (Transactional offsets come
+        // from the transaction coordinator, which need not coordinate the group.)
         for (key, offset) in offsets {
             group.offsets.insert(key, offset);
         }
@@ -1496,6 +1651,10 @@ impl GroupCoordinator {
         self.load(now, group_id, record);
         if let Some(group) = self.groups.get_mut(group_id) {
             group.coordinated = false;
+            assert!(
+                group.armed.is_empty(),
+                "group {group_id}: replayed with timers"
+            );
         }
         self.drop_if_unused(group_id);
     }
@@ -1516,6 +1675,13 @@ impl GroupCoordinator {
             for member_id in members {
                 self.touch_session(now, group_id, &member_id);
             }
+            // A loaded group is Empty or Stable: nothing parked that a timer must finish.
+            let group = &self.groups[group_id];
+            assert!(
+                matches!(group.state, GroupState::Empty | GroupState::Stable),
+                "group {group_id} taken over in {:?}",
+                group.state
+            );
         }
         taken.len()
     }
@@ -1611,6 +1777,17 @@ impl GroupCoordinator {
         for timer in armed {
             self.disarm(group_id, &timer);
         }
+        let group = &self.groups[group_id];
+        assert!(
+            group.armed.is_empty(),
+            "group {group_id}: loaded with timers"
+        );
+        assert_eq!(
+            group.state == GroupState::Empty,
+            group.members.is_empty(),
+            "group {group_id}: loaded {:?}",
+            group.state
+        );
         for (id, join) in parked {
             if join {
                 self.answer_join_error(id, ErrorCode::NOT_COORDINATOR, "");
@@ -1737,6 +1914,12 @@ impl GroupCoordinator {
     /// Delete an empty group (its tombstones were written, the metadata record's too when
     /// [`GroupCoordinator::has_metadata_record`]).
     pub fn delete_group(&mut self, group_id: &str) {
+        // check_delete said Empty; deleting a live group would strand its members.
+        let state = self.groups.get(group_id).map(|g| g.state);
+        assert!(
+            matches!(state, None | Some(GroupState::Empty)),
+            "group {group_id} deleted in {state:?}"
+        );
         self.remove_group(group_id, false);
     }
 
@@ -1931,6 +2114,33 @@ impl GroupCoordinator {
             if !group.members.is_empty() {
                 assert!(group.protocol_type.is_some(), "group {group_id} no type");
             }
+            if group.state == GroupState::Empty {
+                assert!(
+                    group.members.is_empty(),
+                    "group {group_id} Empty with members"
+                );
+            }
+            if matches!(
+                group.state,
+                GroupState::CompletingRebalance | GroupState::Stable
+            ) {
+                // What a SyncGroup answer and the metadata record are built from.
+                assert!(
+                    !group.members.is_empty(),
+                    "group {group_id} without members"
+                );
+                assert!(group.leader_id.is_some(), "group {group_id} without leader");
+                assert!(
+                    group.protocol_name.is_some(),
+                    "group {group_id} no protocol"
+                );
+                assert!(group.generation_id >= 1, "group {group_id} generation 0");
+            }
+            assert!(
+                group.pending_members.len() <= GROUP_PENDING_MEMBERS_MAX,
+                "group {group_id} pending={}",
+                group.pending_members.len()
+            );
             if group.pending_assignment.is_some() {
                 assert_eq!(
                     group.state,
