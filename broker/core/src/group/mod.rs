@@ -47,6 +47,23 @@
 //! [`GroupCoordinator::resign`] answers parked requests NOT_COORDINATOR, disarms timers and
 //! puts each group back to what its last record says.
 //!
+//! What a failure does at each step (the reason for the order above):
+//! - crash or move in `PreparingRebalance` / `CompletingRebalance` before the record: the
+//!   next coordinator loads the previous generation's record; members' JoinGroup/SyncGroup
+//!   fail with NOT_COORDINATOR, they find the new coordinator and rejoin. The lost
+//!   generation's number may be handed out again, but no assignment was ever given under
+//!   it (assignments leave only after the record), so nothing can be consumed or
+//!   committed twice under one number;
+//! - crash after the record, before the SyncGroup answers: the record says Stable with the
+//!   new assignment; members that did not receive it rejoin, which starts a new generation,
+//!   so nobody consumes under an assignment that was not durable;
+//! - a committed offset is answered after its record is durable, so it survives both.
+//!
+//! Every request gets exactly one answer: a parked JoinGroup or SyncGroup is answered when
+//! its phase ends, when a newer request of the same member replaces it (REBALANCE_IN_PROGRESS),
+//! when its member is removed or fenced, or when the node resigns (NOT_COORDINATOR); a
+//! closed connection's parked requests are dropped unanswered.
+//!
 //! Invariants (checked by [`GroupCoordinator::invariants`]):
 //! - every armed timer appears once in the ordered deadline set and once in its group's
 //!   `armed` map, and nothing else is in the set;
@@ -156,22 +173,31 @@ pub struct CommittedOffset {
 /// One member of a group.
 #[derive(Debug, Clone)]
 struct Member {
+    /// Static membership (KIP-345): the id the member keeps across restarts.
     group_instance_id: Option<String>,
+    /// For DescribeGroups and the metadata record; also the prefix of the member id.
     client_id: String,
     client_host: String,
+    /// How long the member may go without a heartbeat (or a parked request).
     session_timeout_ms: i32,
+    /// How long a rebalance waits for the member to rejoin; at least its session timeout,
+    /// so a member that heartbeats in time is never dropped by a rebalance.
     rebalance_timeout_ms: i32,
     /// Supported protocols, preferred first.
     protocols: Vec<(String, Bytes)>,
     /// Assignment from the last completed sync.
     assignment: Bytes,
-    /// Parked JoinGroup.
+    /// Parked JoinGroup. At most one: a newer one answers the older REBALANCE_IN_PROGRESS,
+    /// so every request gets exactly one answer.
     awaiting_join: Option<RequestId>,
-    /// Parked SyncGroup.
+    /// Parked SyncGroup (same rule).
     awaiting_sync: Option<RequestId>,
 }
 
 impl Member {
+    /// The member's subscription for `protocol` (what the leader's assignor reads); empty
+    /// when it does not support it, which `supports` keeps from happening for the selected
+    /// protocol.
     fn metadata_for(&self, protocol: &str) -> Bytes {
         (self.protocols.iter())
             .find(|(name, _)| name == protocol)
@@ -179,6 +205,8 @@ impl Member {
             .unwrap_or_default()
     }
 
+    /// A rejoin with the same protocols and metadata changes nothing the leader would
+    /// assign from, so a Stable group need not rebalance for it.
     fn same_protocols(&self, protocols: &[(String, Bytes)]) -> bool {
         self.protocols == protocols
     }
@@ -219,10 +247,15 @@ pub struct MetadataWrite {
 #[derive(Debug, Clone)]
 struct Group {
     state: GroupState,
+    /// "consumer", "connect", ...: set by the first member; later members must match.
     protocol_type: Option<String>,
+    /// The protocol (assignor) selected at the last join phase; `None` when Empty.
     protocol_name: Option<String>,
+    /// Bumped at every completed join phase; what every request is checked against.
     generation_id: i32,
+    /// The member that computes the assignment (client-side, in the classic protocol).
     leader_id: Option<String>,
+    /// By member id (a BTreeMap, so the default leader and every listing are deterministic).
     members: BTreeMap<String, Member>,
     /// Static membership: instance id -> member id.
     static_members: BTreeMap<String, String>,
@@ -234,6 +267,8 @@ struct Group {
     join_deadline: Instant,
     /// Timers of this group and when they fire.
     armed: BTreeMap<Timer, Instant>,
+    /// Latest committed offset per (topic, partition); kept even while the group is Empty,
+    /// since that is how a consumer group resumes where it stopped.
     offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// KIP-848 state when this is a consumer-protocol group (then `members` is empty).
     consumer: Option<Box<consumer_group::ConsumerGroup>>,
@@ -385,9 +420,15 @@ pub enum CommitCheck {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     config: GroupConfig,
+    /// Every group this node knows: the ones it coordinates and the replayed copies of the
+    /// others (see the module doc).
     groups: BTreeMap<String, Group>,
+    /// Every armed timer of every group, ordered by deadline: `next_deadline` is its first,
+    /// and firing pops from the front. Mirrored by each group's `armed` map.
     timers: BTreeSet<(Instant, String, Timer)>,
+    /// Counter behind member ids; only grows (see `new_member_id`).
     next_member_seq: u64,
+    /// Answers for the node, in the order the requests were decided.
     responses: Vec<(RequestId, ApiResponse)>,
     /// Group metadata records for the node to write, in order.
     writes: Vec<MetadataWrite>,
@@ -450,7 +491,9 @@ impl GroupCoordinator {
     }
 
     /// Forget the parked requests of a closed connection (members stay until their
-    /// session expires, as in Kafka).
+    /// session expires, as in Kafka). Nothing is answered: the connection is gone. A member
+    /// without a parked request is judged by its session timer again, so a client that
+    /// vanished mid-rebalance is dropped after one session instead of holding the group.
     pub fn handle_disconnect(&mut self, conn: u64) {
         for group in self.groups.values_mut() {
             for member in group.members.values_mut() {
@@ -488,12 +531,16 @@ impl GroupCoordinator {
             );
         }
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        // A replayed copy only mirrors the log; joining it would fork the group's history
+        // from what its real coordinator writes.
         if !group.coordinated {
             self.answer_join_error(id, ErrorCode::NOT_COORDINATOR, &request.member_id);
             return;
         }
         // KIP-848 mixing: a consumer group with members refuses classic joins (Kafka 4.0
         // with migration disabled); an empty one becomes classic again, keeping offsets.
+        // The two protocols cannot share a generation: a classic member would be assigned
+        // partitions the KIP-848 members already own.
         if group.has_consumer_members() {
             self.answer_join_error(
                 id,
@@ -522,6 +569,8 @@ impl GroupCoordinator {
         }
     }
 
+    /// The checks that need no group: id, session timeout within the broker's bounds (a
+    /// session shorter than the minimum would expire between heartbeats), a protocol.
     fn check_join(&self, request: &JoinGroupRequest) -> Result<(), ErrorCode> {
         if request.group_id.is_empty() || request.group_id.len() > GROUP_ID_BYTES_MAX {
             return Err(ErrorCode::INVALID_GROUP_ID);
@@ -538,6 +587,8 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// A JoinGroup refusal. The member id is echoed: MEMBER_ID_REQUIRED carries the new id,
+    /// and other errors let the client tell which of its members was refused.
     fn answer_join_error(&mut self, id: RequestId, error: ErrorCode, member_id: &str) {
         let response = JoinGroupResponse {
             error,
@@ -556,6 +607,8 @@ impl GroupCoordinator {
         format!("{client_id}-{}", self.next_member_seq)
     }
 
+    /// A JoinGroup without a member id: a static member returning (it takes over its old
+    /// place), a client asked to come back with an id (KIP-394), or a plain new member.
     fn join_unknown_member(
         &mut self,
         now: Now,
@@ -589,6 +642,9 @@ impl GroupCoordinator {
         self.add_member_and_rebalance(now, id, request, protocols, member_id);
     }
 
+    /// A JoinGroup naming a member id: a pending id being used, or a member rejoining. A
+    /// rejoin that changes nothing is answered from the current generation; any other one
+    /// starts (or joins) a rebalance.
     fn join_known_member(
         &mut self,
         now: Now,
@@ -640,6 +696,7 @@ impl GroupCoordinator {
         }
     }
 
+    /// Add a member, parked on its JoinGroup, and start or advance the join phase.
     fn add_member_and_rebalance(
         &mut self,
         now: Now,
@@ -777,6 +834,8 @@ impl GroupCoordinator {
         }
     }
 
+    /// A member's rejoin during or into a rebalance: its JoinGroup is parked with its new
+    /// protocols and timeouts.
     fn update_member(
         &mut self,
         now: Now,
@@ -885,6 +944,9 @@ impl GroupCoordinator {
         self.complete_join(now, group_id);
     }
 
+    /// End the join phase: drop laggards, start the new generation, pick protocol and
+    /// leader, answer every parked JoinGroup (the leader with the member list), and give the
+    /// leader a rebalance timeout to send the assignment.
     fn complete_join(&mut self, now: Now, group_id: &str) {
         self.disarm(group_id, &Timer::Join);
         // Members that did not rejoin in time are out (Kafka: static ones too).
@@ -893,6 +955,8 @@ impl GroupCoordinator {
             .filter(|(_, m)| m.awaiting_join.is_none())
             .map(|(id, _)| id.clone())
             .collect();
+        // Ids handed out but never used: the clients did not come back within the phase,
+        // and a new generation must not wait for them.
         let pending: Vec<String> = group.pending_members.iter().cloned().collect();
         for member_id in laggards {
             self.remove_member(group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
@@ -955,6 +1019,7 @@ impl GroupCoordinator {
             self.responses
                 .push((request, ApiResponse::JoinGroup(response)));
         }
+        // Each member gets a fresh session from the answer, the moment it can act on it.
         for member_id in member_ids {
             self.touch_session(now, group_id, &member_id);
         }
@@ -1009,6 +1074,8 @@ impl GroupCoordinator {
             request.group_instance_id.as_deref(),
             request.generation_id,
         );
+        // KIP-559: the client names the protocol type and name it joined with; a mismatch
+        // gets INCONSISTENT_GROUP_PROTOCOL, not an assignment in a format it did not expect.
         let error = error.or_else(|| {
             let group = &self.groups[&group_id];
             let type_differs = (request.protocol_type.as_ref())
@@ -1033,6 +1100,8 @@ impl GroupCoordinator {
                 ErrorCode::REBALANCE_IN_PROGRESS,
                 Bytes::new(),
             ),
+            // A retry (its answer was lost) or a static member's replacement (KIP-345): the
+            // stored assignment of this generation, which the record already holds.
             GroupState::Stable => {
                 let assignment = group.members[&member_id].assignment.clone();
                 self.answer_sync(id, &group_id, ErrorCode::NONE, assignment);
@@ -1078,6 +1147,8 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };
+        // A report for an older generation (the group rebalanced, or resigned and came back
+        // while the write was in flight) must not install that generation's assignment.
         let current = group.state == GroupState::CompletingRebalance
             && group.generation_id == generation_id
             && group.coordinated;
@@ -1107,6 +1178,8 @@ impl GroupCoordinator {
             error = error.name(),
             "group metadata not written; rebalancing"
         );
+        // Errors that mean the partition moved send the client to find the coordinator
+        // again; the others are retriable at the same one.
         let error = match error {
             ErrorCode::NOT_LEADER_OR_FOLLOWER
             | ErrorCode::NOT_COORDINATOR
@@ -1406,6 +1479,7 @@ impl GroupCoordinator {
         }
     }
 
+    /// One timer is due (already removed from both indexes by `handle_timeout`).
     fn fire(&mut self, now: Now, group_id: &str, timer: Timer) {
         match timer {
             Timer::Session(member_id) => {
@@ -1465,6 +1539,8 @@ impl GroupCoordinator {
 
     // ---- timers ----------------------------------------------------------------------
 
+    /// Arm (or re-arm) a timer of a group: one entry in the group's `armed` map and one in
+    /// the ordered set, changed together so neither index can hold a stale deadline.
     fn arm(&mut self, group_id: &str, timer: Timer, at: Instant) {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
@@ -1486,6 +1562,7 @@ impl GroupCoordinator {
         assert!(fresh, "group {group_id}: timer already in the set");
     }
 
+    /// Disarm a timer if armed (both indexes, as in `arm`).
     fn disarm(&mut self, group_id: &str, timer: &Timer) {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
@@ -1501,6 +1578,8 @@ impl GroupCoordinator {
         }
     }
 
+    /// A sign of life from a member: its session restarts from `now`. Every request a
+    /// member sends counts, as in Kafka, not only Heartbeat.
     fn touch_session(&mut self, now: Now, group_id: &str, member_id: &str) {
         let Some(member) = self
             .groups
@@ -1540,6 +1619,8 @@ impl GroupCoordinator {
         if !group.coordinated {
             return CommitCheck::Refuse(ErrorCode::NOT_COORDINATOR);
         }
+        // A consumer group is checked by member epoch; a classic one by instance id, then
+        // Empty's outside commits, then member and generation.
         if let Some(consumer) = group.consumer.as_deref().filter(|c| !c.members.is_empty()) {
             // KIP-848: the generation field carries the member epoch.
             return match Self::check_consumer_commit(consumer, member_id, generation_id) {
@@ -1553,6 +1634,8 @@ impl GroupCoordinator {
         if generation_id < 0 && group.state == GroupState::Empty {
             return CommitCheck::Accept;
         }
+        // Between join and sync nobody holds a settled assignment; a commit now would be
+        // for partitions the member may be about to lose (Kafka answers the same).
         if group.state == GroupState::CompletingRebalance {
             return CommitCheck::Refuse(ErrorCode::REBALANCE_IN_PROGRESS);
         }
@@ -1601,6 +1684,8 @@ impl GroupCoordinator {
         key: (String, i32),
         value: Option<CommittedOffset>,
     ) {
+        // Groups created here are not coordinated: a replayed record only says what the
+        // coordinator decided, and `take_over` decides when this node starts deciding.
         match value {
             Some(offset) => {
                 let group = (self.groups)
@@ -1695,6 +1780,8 @@ impl GroupCoordinator {
             .filter(|(id, g)| g.coordinated && owns(id))
             .map(|(id, _)| id.clone())
             .collect();
+        // Back to the last record, not to memory: memory may hold a generation whose record
+        // never became durable, and the next coordinator will load the record.
         for group_id in &resigned {
             let record = self.groups[group_id].persisted.as_deref().cloned();
             self.load(now, group_id, record);
@@ -1713,6 +1800,8 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };
+        // Collected first and answered last: answering needs `&mut self`, and the group must
+        // already look like its record when the answers are built.
         let armed: Vec<Timer> = group.armed.keys().cloned().collect();
         let mut parked: Vec<(RequestId, bool)> = Vec::new();
         for member in group.members.values_mut() {
@@ -1750,6 +1839,8 @@ impl GroupCoordinator {
                     };
                     group.members.insert(m.member_id.clone(), member);
                 }
+                // A record with members was written when a generation completed (or a
+                // static member was replaced in one), so the group resumes Stable in it.
                 if group.members.is_empty() {
                     group.state = GroupState::Empty;
                     group.protocol_type = protocol_type;
@@ -1797,7 +1888,8 @@ impl GroupCoordinator {
         }
     }
 
-    /// Forget offsets (after their tombstones were written).
+    /// Forget offsets (after their tombstones were written). A group left with nothing is
+    /// dropped, as if its last record were a tombstone.
     pub fn delete_offsets(&mut self, group_id: &str, keys: &[(String, i32)]) {
         if let Some(group) = self.groups.get_mut(group_id) {
             for key in keys {
@@ -2023,6 +2115,8 @@ impl GroupCoordinator {
                 authorized_operations,
             };
         }
+        // Kafka shows metadata and assignments only for Stable groups: in a rebalance they
+        // belong to a generation that is being replaced.
         let stable = group.state == GroupState::Stable;
         let protocol = group.protocol_name.clone().unwrap_or_default();
         let members = (group.members.iter())
@@ -2199,7 +2293,9 @@ impl GroupCoordinator {
     }
 }
 
-/// Static membership check: an instance id must map to this member id.
+/// Static membership check: an instance id must map to this member id. A mismatch means
+/// another incarnation of the instance took the place: this one is a zombie and must stop
+/// (FENCED_INSTANCE_ID), not rejoin.
 fn check_static(
     group: &Group,
     member_id: &str,
@@ -2214,7 +2310,8 @@ fn check_static(
     }
 }
 
-/// The member a LeaveGroup entry names.
+/// The member a LeaveGroup entry names: by instance id for static members (KIP-345 lets
+/// an operator remove one without knowing its current member id), else by member id.
 fn resolve_leaving(
     group: &Group,
     member_id: &str,
