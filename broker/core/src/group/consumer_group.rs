@@ -155,7 +155,8 @@ pub(super) struct ConsumerGroup {
     pub(super) members: BTreeMap<String, ConsumerMember>,
     /// Static membership: instance id -> member id.
     static_members: BTreeMap<String, String>,
-    /// Static members that left with epoch -2 (kept until their session expires).
+    /// Static members that left with epoch -2 (kept until their session expires): their
+    /// partitions stay theirs, so a quick restart does not reshuffle the whole group.
     departed_static: BTreeSet<String>,
     /// Target assignment per member at `assignment_epoch`.
     target: BTreeMap<String, Assignment>,
@@ -166,6 +167,9 @@ pub(super) struct ConsumerGroup {
 }
 
 impl ConsumerGroup {
+    /// Every partition some other member still holds, assigned or being revoked: what
+    /// `member_id` may not take yet. Revoking partitions count, since their owner may still
+    /// be consuming them until it reports otherwise.
     fn owned_by_others(&self, member_id: &str) -> BTreeSet<(Uuid, i32)> {
         let mut owned = BTreeSet::new();
         for (id, member) in &self.members {
@@ -200,6 +204,9 @@ impl ConsumerGroup {
             .collect()
     }
 
+    /// The metadata of the subscribed topics that exist. Compared with the last one on each
+    /// heartbeat: a topic created, deleted or grown moves the group epoch, which is how new
+    /// partitions get assigned without any member changing its subscription.
     fn subscribed_metadata(&self, topics: &TopicView) -> BTreeMap<String, TopicInfo> {
         (self.subscribed_topics().into_iter())
             .filter_map(|name| topics.get(&name).map(|info| (name, *info)))
@@ -229,6 +236,9 @@ impl ConsumerGroup {
         best.0.to_string()
     }
 
+    /// A new target for the current group epoch. Computed lazily, on the first heartbeat
+    /// after the epoch moved, and never changes what members own: they move towards it
+    /// through [`reconcile`] on their own heartbeats.
     fn compute_target(&mut self, topics: &TopicView) {
         let assignor = self.select_assignor();
         let subscriptions: BTreeMap<&str, &[String]> = (self.members.iter())
@@ -258,6 +268,9 @@ impl ConsumerGroup {
         self.assignment_epoch = self.group_epoch;
     }
 
+    /// Remove a member (left, expired or fenced). Its partitions are free at once: the
+    /// member either said it stopped (leave) or is presumed dead after its session or
+    /// rebalance timeout, which is the bound Kafka gives it to stop consuming too.
     fn remove_member(&mut self, member_id: &str) -> Option<ConsumerMember> {
         let member = self.members.remove(member_id)?;
         if let Some(instance_id) = &member.instance_id {
@@ -403,6 +416,7 @@ fn assign_range(
     result
 }
 
+/// An assignment as the heartbeat response carries it (topics with no partition left out).
 fn to_wire(assignment: &Assignment) -> Vec<TopicIdPartitions> {
     (assignment.iter())
         .filter(|(_, ps)| !ps.is_empty())
@@ -413,6 +427,9 @@ fn to_wire(assignment: &Assignment) -> Vec<TopicIdPartitions> {
         .collect()
 }
 
+/// What a member reports it owns. Client input: duplicates merge, unknown topics and
+/// partitions are kept as reported (they can only make a revocation wait or a stale epoch
+/// be fenced, never free a partition early).
 fn from_wire(topics: &[TopicIdPartitions]) -> Assignment {
     let mut out = Assignment::new();
     for t in topics {
@@ -423,16 +440,19 @@ fn from_wire(topics: &[TopicIdPartitions]) -> Assignment {
     out
 }
 
+/// True when the two assignments share a partition.
 fn intersects(a: &Assignment, b: &Assignment) -> bool {
     a.iter()
         .any(|(t, ps)| b.get(t).is_some_and(|other| !ps.is_disjoint(other)))
 }
 
+/// True when every partition of `a` is in `b`.
 fn is_subset(a: &Assignment, b: &Assignment) -> bool {
     a.iter()
         .all(|(t, ps)| ps.is_empty() || b.get(t).is_some_and(|other| ps.is_subset(other)))
 }
 
+/// An assignment for ConsumerGroupDescribe, with topic names (empty for a deleted topic).
 fn describe_assignment(
     assignment: &Assignment,
     names: &BTreeMap<Uuid, String>,
@@ -480,6 +500,9 @@ impl GroupCoordinator {
         (self.responses).push((id, ApiResponse::ConsumerGroupHeartbeat(response)));
     }
 
+    /// The heartbeat's steps, in this order: validate, leave, join or check the epoch,
+    /// apply the changes that move the group epoch, recompute the target if it is behind,
+    /// reconcile this member, then arm its timers. Errors change nothing.
     fn consumer_heartbeat_inner(
         &mut self,
         now: Now,
@@ -501,6 +524,7 @@ impl GroupCoordinator {
                 .insert(group_id.clone(), Group::new(now.instant, true));
         }
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        // A replayed copy is never joined: see the module doc of `group`.
         if !group.coordinated {
             let message = format!("this broker does not coordinate group {group_id}");
             return Err((ErrorCode::NOT_COORDINATOR, message));
@@ -555,6 +579,9 @@ impl GroupCoordinator {
             let Some(member) = consumer.members.get(&member_id) else {
                 return Err((ErrorCode::UNKNOWN_MEMBER_ID, "unknown member".into()));
             };
+            // A member whose last response was lost still sends the previous epoch; it is
+            // let through only if it owns nothing it was not given, so a zombie of that
+            // epoch cannot use the gap to hold on to partitions.
             let owned = request.topic_partitions.as_deref().map(from_wire);
             let lost_response = request.member_epoch == member.previous_epoch
                 && owned
@@ -601,6 +628,7 @@ impl GroupCoordinator {
             member.server_assignor = request.server_assignor.clone();
             bump = true;
         }
+        // Timeouts and rack change nothing the assignors read, so they do not move the epoch.
         if request.rebalance_timeout_ms >= 0 {
             member.rebalance_timeout_ms = request.rebalance_timeout_ms;
         }
@@ -637,6 +665,9 @@ impl GroupCoordinator {
         let now_revoking = member.state == MemberState::UnrevokedPartitions;
         let rebalance_ms = u64::try_from(member.rebalance_timeout_ms).unwrap_or(0);
         let changed = before.as_ref() != Some(&member.assigned);
+        // The assignment is sent when it changed, when the member joins, or when what it
+        // reports differs from what it was given (it missed an answer): KIP-848 leaves it
+        // out otherwise, to keep heartbeats small.
         let full = request.member_epoch == MEMBER_EPOCH_JOIN
             || owned.as_ref().is_some_and(|o| o != &member.assigned);
         let response = ConsumerGroupHeartbeatResponse {
@@ -650,6 +681,8 @@ impl GroupCoordinator {
         let session_ms = u64::try_from(self.config.consumer_session_timeout_ms).unwrap_or(0);
         let at = now.instant.add_ms(session_ms);
         self.arm(&group_id, Timer::ConsumerSession(member_id.clone()), at);
+        // The revocation deadline is armed once, when revoking starts; later heartbeats
+        // must not push it back, or a member could hold partitions forever by heartbeating.
         if now_revoking && !was_revoking {
             let at = now.instant.add_ms(rebalance_ms);
             self.arm(&group_id, Timer::ConsumerRevoke(member_id.clone()), at);
@@ -659,6 +692,7 @@ impl GroupCoordinator {
         Ok(response)
     }
 
+    /// The KIP-848 state of a group the caller just made sure is a consumer group.
     fn consumer_group_mut(&mut self, group_id: &str) -> &mut ConsumerGroup {
         (self.groups.get_mut(group_id))
             .and_then(|g| g.consumer.as_deref_mut())
@@ -775,7 +809,10 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// OffsetCommit check for a consumer group with members (KIP-848 rules).
+    /// OffsetCommit check for a consumer group with members (KIP-848 rules): the member
+    /// exists and commits at its current epoch. A member keeps its epoch while it revokes,
+    /// so it can still commit what it consumed from the partitions it is giving up; any
+    /// other epoch is STALE_MEMBER_EPOCH (the client refreshes and retries).
     pub(super) fn check_consumer_commit(
         consumer: &ConsumerGroup,
         member_id: &str,
@@ -843,6 +880,9 @@ impl GroupCoordinator {
     }
 }
 
+/// The checks that need no group: ids and epochs well formed, the fields a join requires,
+/// and bounds on what the member may ask for. Everything here is client input, so every
+/// failure is an error code.
 fn check_heartbeat(request: &ConsumerGroupHeartbeatRequest) -> Result<(), (ErrorCode, String)> {
     let invalid = |message: &str| Err((ErrorCode::INVALID_REQUEST, message.to_string()));
     if request.group_id.is_empty() || request.group_id.len() > GROUP_ID_BYTES_MAX {

@@ -215,6 +215,8 @@ impl Node {
             (Err(error), None) => {
                 tracing::warn!(group = %group_id, error = error.name(), "group record not written");
             }
+            // The coordinator hears a failed rebalance write at once and rebalances again;
+            // the SyncGroups parked on it learn to find the coordinator.
             (Err(error), Some(generation_id)) => {
                 self.groups
                     .metadata_write_done(now, &group_id, generation_id, error);
@@ -232,6 +234,10 @@ impl Node {
             id.seq <= self.group_write_seq,
             "marker {id:?} never handed out"
         );
+        // The outcome is only recorded here; the coordinator hears it at the end of the
+        // input, because `respond` runs inside other handlers (`drain_group_outputs` among
+        // them), and calling back into the coordinator there would interleave its new
+        // answers and records with the ones being drained.
         if let Some((group_id, generation_id)) = self.group_writes.remove(&id) {
             let error = match response {
                 ApiResponse::SyncGroup(r) => r.error,
@@ -334,6 +340,8 @@ impl Node {
             request.generation_id,
         );
         let count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
+        // A membership refusal wins over a busy node: a fenced member must learn it is
+        // fenced (and rejoin), not retry a retriable code under a generation that is gone.
         let refusal = match check {
             CommitCheck::Refuse(error) => Some(error),
             _ if self.sync_waiters.is_full() => Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
@@ -394,6 +402,8 @@ impl Node {
             throttle_time_ms: 0,
             topics,
         };
+        // Nothing accepted, nothing written: the answer carries only errors, so it needs
+        // no sync.
         if records.is_empty() {
             self.respond(id, ApiResponse::OffsetCommit(response));
             return;

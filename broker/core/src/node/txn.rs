@@ -1162,8 +1162,12 @@ impl Node {
                 if txn.last_update_ms < 0 {
                     txn.last_update_ms = now.wall_ms;
                 }
-                self.put_txn(txn.clone());
+                // Restored first, so an Ongoing one has its deadline (not persisted) before
+                // `put_txn` writes it to the topic.
                 self.restore_txn(txn, now);
+                if let Some(restored) = self.txns.txns.get(&transactional_id).cloned() {
+                    self.put_txn(restored);
+                }
             }
             // Removed after the record above (same sync or a later one): a crash between
             // keeps the legacy entry, and the next recovery moves it again.
@@ -1392,4 +1396,44 @@ pub(super) fn txn_error_response(request: &ApiRequest, error: ErrorCode) -> Opti
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_wire::domain::txn::DescribeTransactionsRequest;
+    use weir_wire::domain::{ApiRequest, ApiResponse};
+
+    use crate::storage::{Storage, StorageOp};
+    use crate::testing::SingleNode;
+    use crate::NodeConfig;
+
+    // Goal: a legacy `txn/{id}` meta entry of an Ongoing transaction migrates into
+    // `__transaction_state` at recovery with its timeout clock running (an Ongoing state
+    // must have a deadline before it is persisted). Method: write the legacy entry by hand,
+    // restart, describe the id and check the legacy key is gone.
+    #[test]
+    fn legacy_ongoing_transaction_migrates_with_a_deadline() {
+        let mut node = SingleNode::new(NodeConfig::default());
+        let legacy = r#"{"transactional_id":"old","producer_id":7,"producer_epoch":2,
+            "timeout_ms":60000,"state":"Ongoing","partitions":[],"groups":["g"],
+            "pending_offsets":[],"start_ms":1,"last_update_ms":1}"#;
+        let op = StorageOp::PutMeta {
+            key: b"txn/old".to_vec(),
+            value: legacy.as_bytes().to_vec(),
+        };
+        node.storage.apply(&op).expect("MemStorage apply");
+        node.restart();
+        let request = DescribeTransactionsRequest {
+            transactional_ids: vec!["old".into()],
+        };
+        let response = node.call(ApiRequest::DescribeTransactions(request));
+        let ApiResponse::DescribeTransactions(described) = response else {
+            panic!("{response:?}")
+        };
+        let txn = &described.transactions[0];
+        assert_eq!((txn.state.as_str(), txn.producer_id), ("Ongoing", 7));
+        node.restart();
+        let entries = node.storage.meta_entries().expect("meta readable");
+        assert!(entries.iter().all(|(key, _)| !key.starts_with(b"txn/")));
+    }
 }
