@@ -361,6 +361,8 @@ impl Node {
             );
             self.end_transaction(now, &transactional_id, false);
         } else if let Some(txn) = self.txns.txns.get(&transactional_id).cloned() {
+            // An idle id restarts Empty: a Complete state left from the old epoch would make
+            // the new producer's first EndTxn, with no transaction, look like a retry.
             let mut txn = txn;
             txn.state = TxnState::Empty;
             self.put_txn(txn);
@@ -867,6 +869,11 @@ impl Node {
                 topics,
             });
         }
+        assert_eq!(
+            markers.len(),
+            request.markers.len(),
+            "one result per marker"
+        );
         let response = ApiResponse::WriteTxnMarkers(WriteTxnMarkersResponse { markers });
         if wrote {
             self.respond_when_durable(id, response, None);
@@ -892,7 +899,12 @@ impl Node {
                     topics: Vec::new(),
                 },
             })
-            .collect();
+            .collect::<Vec<TransactionDescription>>();
+        assert_eq!(
+            transactions.len(),
+            request.transactional_ids.len(),
+            "one per id"
+        );
         let response = DescribeTransactionsResponse {
             throttle_time_ms: 0,
             transactions,
@@ -1000,6 +1012,13 @@ impl Node {
         topic: &str,
         partition: i32,
     ) -> Result<(), (ErrorCode, String)> {
+        // The produce path calls this only for transactional batches with a producer id.
+        assert!(header.is_transactional(), "not a transactional batch");
+        assert!(
+            header.producer_id >= 0,
+            "producer_id={}",
+            header.producer_id
+        );
         // The producer id names the transaction: ids are unique per transactional id, and
         // the epoch check below rejects a zombie of the same id.
         let Some(txn) = self.txns.by_producer(header.producer_id) else {
@@ -1053,6 +1072,8 @@ impl Node {
             assert_eq!(txn.state, TxnState::Ongoing, "{transactional_id}: deadline");
             // Bump first, then abort: the markers carry the new epoch, so the timed-out
             // producer's late batches and EndTxn are fenced (Kafka's PrepareEpochFence).
+            // At the last epoch no bump is possible; the zombie's late batches are still
+            // refused, since the transaction they name is no longer Ongoing.
             if txn.producer_epoch < i16::MAX - 1 {
                 txn.producer_epoch += 1;
             }
@@ -1070,7 +1091,14 @@ impl Node {
         let expiration_ms = self.config.transactional_id_expiration_ms;
         for transactional_id in self.txns.expired_ids(now.wall_ms, expiration_ms) {
             tracing::info!(transactional_id, "transactional id expired");
-            self.txns.remove(&transactional_id);
+            // The tombstone follows the removal in the same input, so the table and the
+            // topic agree once its sync completes (and a crash before leaves the id, which
+            // then expires again).
+            let removed = self.txns.remove(&transactional_id);
+            assert!(
+                removed.is_some(),
+                "{transactional_id} listed but not in the table"
+            );
             if let Err(error) = self.append_txn_record(&transactional_id, None, now.wall_ms) {
                 tracing::error!(
                     transactional_id,
@@ -1206,6 +1234,8 @@ impl Node {
             let timeout_ms = u64::try_from(txn.timeout_ms).unwrap_or(0);
             now.instant.add_ms(timeout_ms)
         });
+        // The counter in meta may be behind a recovered id (it is written separately), and an
+        // id handed out twice would mix two producers' sequences.
         self.next_producer_id = self.next_producer_id.max(txn.producer_id.saturating_add(1));
         // A producer id allocated after recovery must not collide with a recovered one.
         assert!(
@@ -1223,6 +1253,8 @@ fn describe(txn: &TxnMetadata) -> TransactionDescription {
     for (topic, partition) in &txn.partitions {
         topics.entry(topic).or_default().push(*partition);
     }
+    let listed: usize = topics.values().map(Vec::len).sum();
+    assert_eq!(listed, txn.partitions.len(), "{}", txn.transactional_id);
     TransactionDescription {
         error: ErrorCode::NONE,
         transactional_id: txn.transactional_id.clone(),
