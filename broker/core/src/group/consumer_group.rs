@@ -291,6 +291,8 @@ impl ConsumerGroup {
 }
 
 /// Uniform assignor: sticky to the previous target, balanced for identical subscriptions.
+/// Stickiness matters more here than in the classic protocol: every partition that moves
+/// costs a revocation round trip (the old owner's heartbeat) before the new owner gets it.
 fn assign_uniform(
     subscriptions: &BTreeMap<&str, &[String]>,
     topics: &TopicView,
@@ -362,6 +364,8 @@ fn assign_uniform(
         }
         counts.insert(member, count);
     }
+    // The rest go one by one to the least loaded subscriber (ties: smallest member id, so
+    // the result is deterministic).
     for (name, topic, p) in partitions {
         if taken.contains(&(topic, p)) {
             continue;
@@ -539,6 +543,8 @@ impl GroupCoordinator {
         let consumer = group.consumer.get_or_insert_with(Box::default);
 
         // ---- leave -------------------------------------------------------------------
+        // A leave frees the member's partitions at once: the client stopped consuming
+        // before it sent it (KIP-848's leave is the last thing a consumer does).
         if request.member_epoch == MEMBER_EPOCH_LEAVE
             || request.member_epoch == MEMBER_EPOCH_LEAVE_STATIC
         {
@@ -943,6 +949,8 @@ fn consumer_join(
 ) -> Result<Join, (ErrorCode, String)> {
     if let Some(instance_id) = &request.instance_id {
         if let Some(old_id) = consumer.static_members.get(instance_id).cloned() {
+            // A live static member keeps its instance id: a second process with the same
+            // id is refused, rather than two of them sharing an assignment.
             if old_id != member_id && !consumer.departed_static.contains(&old_id) {
                 let message = format!("instance {instance_id} is still used by {old_id}");
                 return Err((ErrorCode::UNRELEASED_INSTANCE_ID, message));
@@ -1008,6 +1016,8 @@ fn consumer_join(
 /// Move `member_id` towards its target (Kafka's CurrentAssignmentBuilder, simplified):
 /// revoke first, then take the new epoch with whatever is free.
 fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assignment>) {
+    // The member moves only to the current assignment epoch, never beyond (the target is
+    // computed before reconciling, so it is at the group epoch here).
     let epoch = consumer.assignment_epoch;
     let target = consumer.target.get(member_id).cloned().unwrap_or_default();
     let others = consumer.owned_by_others(member_id);
@@ -1041,6 +1051,8 @@ fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assig
             side.entry(*topic).or_default().insert(*p);
         }
     }
+    // Revocation first, at the member's current epoch: it must confirm the partitions are
+    // gone before it may take new ones (or move to the new epoch).
     if !revoke.is_empty() {
         member.assigned = keep;
         member.revoking = revoke;

@@ -303,7 +303,9 @@ impl Group {
         }
     }
 
-    /// Protocols every member supports (in the first member's order of preference).
+    /// Protocols every member supports (in the first member's order of preference). A
+    /// joiner must support one of them (`supports`), so the set never becomes empty while
+    /// the group has members.
     fn candidate_protocols(&self) -> Vec<String> {
         let mut members = self.members.values();
         let Some(first) = members.next() else {
@@ -356,10 +358,14 @@ impl Group {
             .is_some_and(|c| !c.members.is_empty())
     }
 
+    /// The join phase may end early: every member rejoined and no handed-out id is still
+    /// expected to join.
     fn all_members_joined(&self) -> bool {
         self.pending_members.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
     }
 
+    /// The longest rebalance timeout of the members: the join phase waits for the slowest
+    /// one, as in Kafka.
     fn rebalance_timeout_ms(&self) -> u64 {
         let max = self.members.values().map(|m| m.rebalance_timeout_ms).max();
         u64::try_from(max.unwrap_or(0)).unwrap_or(0)
@@ -399,6 +405,7 @@ impl Group {
     }
 
     /// Nothing left to remember: Empty, no offsets, no pending member, no KIP-848 member.
+    /// Such a group is dropped (Kafka's Dead), which keeps `groups` bounded by live use.
     fn is_unused(&self) -> bool {
         self.state == GroupState::Empty
             && self.offsets.is_empty()
