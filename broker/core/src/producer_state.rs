@@ -113,7 +113,9 @@ pub(crate) fn last_sequence(base_sequence: i32, last_offset_delta: i32) -> i32 {
     }
 }
 
-/// True when `next` is the sequence right after `last`.
+/// True when `next` is the sequence right after `last`. Sequences wrap from `i32::MAX` to
+/// 0 (Kafka's rule), so a long-lived producer never runs out; `last == -1` (nothing cached)
+/// is followed by 0.
 fn in_sequence(last: i32, next: i32) -> bool {
     (last != i32::MAX && next == last + 1) || (last == i32::MAX && next == 0)
 }
@@ -195,6 +197,11 @@ impl ProducerStates {
     /// Remember an appended batch of `producer_id`/`epoch` (a new epoch replaces the old
     /// one's batches).
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMetadata, now_ms: i64) {
+        assert!(producer_id >= 0, "producer_id={producer_id}");
+        assert!(
+            batch.base_offset <= batch.last_offset,
+            "producer {producer_id}: {batch:?}"
+        );
         if !self.producers.contains_key(&producer_id)
             && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
         {
@@ -208,6 +215,19 @@ impl ProducerStates {
                 batches: VecDeque::new(),
                 last_write_ms: now_ms,
             });
+        // Fencing rests on this: `check` refuses an older epoch and `replay` skips one, so
+        // the table's epoch for a producer never goes back.
+        assert!(
+            epoch >= entry.epoch,
+            "producer {producer_id}: epoch {} -> {epoch}",
+            entry.epoch
+        );
+        // Batches are recorded in log order, the order duplicate detection answers from.
+        let after = (entry.batches.back()).is_none_or(|last| last.last_offset < batch.base_offset);
+        assert!(
+            after,
+            "producer {producer_id}: {batch:?} not after its cached batches"
+        );
         // A new epoch starts over; so does a batch not following the cached ones, which only
         // replay meets (a producer that expired and came back at sequence 0).
         let follows = entry
@@ -223,7 +243,16 @@ impl ProducerStates {
         }
         entry.batches.push_back(batch);
         entry.last_write_ms = entry.last_write_ms.max(now_ms);
+        assert!(
+            entry.batches.len() <= PRODUCER_BATCHES_CACHED,
+            "producer {producer_id}"
+        );
         self.changed = true;
+        assert!(
+            self.producers.len() <= PRODUCERS_PER_PARTITION_MAX,
+            "producers={}",
+            self.producers.len()
+        );
     }
 
     /// Replay one stored batch header (recovery). Batches of an epoch older than the one
@@ -258,6 +287,12 @@ impl ProducerStates {
         }
         self.producers.retain(|_, entry| !entry.batches.is_empty());
         self.changed = true;
+        // Nothing remembered may point past the new log end: a retry of a truncated batch
+        // must be appended again, not answered with offsets that no longer exist.
+        let beyond = (self.producers.values())
+            .flat_map(|entry| entry.batches.iter())
+            .any(|batch| batch.last_offset >= offset);
+        assert!(!beyond, "producer state beyond truncation point {offset}");
     }
 
     /// Forget producers whose last write is `expiration_ms` or more before `now_ms`
@@ -268,6 +303,11 @@ impl ProducerStates {
             .retain(|_, entry| now_ms.saturating_sub(entry.last_write_ms) < expiration_ms);
         let expired = before - self.producers.len();
         self.changed |= expired > 0;
+        debug_assert!(
+            (self.producers.values())
+                .all(|entry| now_ms.saturating_sub(entry.last_write_ms) < expiration_ms),
+            "an expired producer survived"
+        );
         expired
     }
 
@@ -278,6 +318,14 @@ impl ProducerStates {
 
     /// The table as of log end offset `offset`, for persistence; clears `changed`.
     pub fn take_snapshot(&mut self, offset: i64) -> ProducerSnapshot {
+        // The snapshot claims to cover every batch below `offset`; recovery replays only what
+        // follows, so a cached batch at or past it would be replayed twice.
+        debug_assert!(
+            (self.producers.values())
+                .flat_map(|entry| entry.batches.iter())
+                .all(|batch| batch.last_offset < offset),
+            "snapshot at {offset} does not cover its batches"
+        );
         self.changed = false;
         ProducerSnapshot {
             offset,
@@ -340,7 +388,10 @@ impl ProducerStates {
         }
     }
 
+    /// Forget the producer that wrote least recently, to make room. It is the one most likely
+    /// gone; if it comes back, its next batch is judged as a new producer's (sequence 0).
     fn evict_least_recent(&mut self) {
+        assert!(!self.producers.is_empty(), "evicting from an empty table");
         let oldest = self
             .producers
             .iter()

@@ -1,6 +1,28 @@
 //! Transactions: the coordinator's per-transactional-id state and each partition's index
 //! of open and aborted transactions.
 //!
+//! Protocol (KIP-98, exactly-once delivery). A transactional producer names itself with a
+//! `transactional.id`; InitProducerId maps that id to a producer id and bumps its epoch,
+//! which fences every older incarnation of the producer (KIP-360 lets a producer bump its
+//! own epoch to recover). One transaction at a time runs per id, through these states:
+//!
+//! ```text
+//!   Empty ──AddPartitions/AddOffsets──▶ Ongoing ──EndTxn(commit)──▶ PrepareCommit
+//!     ▲                                 │   ▲                          │ markers written
+//!     │                                 │   └─ more Add* calls         ▼
+//!     │                                 └──EndTxn(abort), timeout,  CompleteCommit
+//!     │                                    InitProducerId ──▶ PrepareAbort ──▶ CompleteAbort
+//!     └────────── InitProducerId (from Empty or Complete*) ◀───────────┘
+//! ```
+//!
+//! The decision is the Prepare record: once `PrepareCommit|PrepareAbort` is in the log the
+//! outcome cannot change, and whatever happens (crash, coordinator move) the markers are
+//! written until the Complete record follows. Kafka's `Dead` (an expired id) is a tombstone
+//! here, and its `PrepareEpochFence` (an abort forced by an epoch bump) is PrepareAbort
+//! written after the bumped epoch (see `node/txn.rs`), so neither is a state of this table.
+//! KIP-890 (server-side defence) is kept in part: a transactional batch is accepted only for
+//! a partition its producer's current epoch added to the ongoing transaction.
+//!
 //! Single node, so the coordinator lives inside the node and writes markers directly into
 //! the partitions' logs (node/txn.rs does the IO-shaped work; this module is pure state).
 //!
@@ -20,7 +42,12 @@
 //! - an open transaction's first offset is below the log end;
 //! - aborted entries are ordered by their marker offset and `first <= last`;
 //! - a transaction is Ongoing exactly when it has a deadline; each producer id maps to at
-//!   most one transactional id.
+//!   most one transactional id;
+//! - a state changes only along an edge of the diagram above ([`TxnState::can_become`],
+//!   asserted by [`TxnCoordinator::put`]), and for one producer id the epoch never goes
+//!   backwards (a new producer id, after epoch exhaustion, restarts at 0);
+//! - only an open transaction (Ongoing or Prepare*) has partitions, groups, pending offsets
+//!   or a start time; every pending offset belongs to one of its groups.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,6 +93,29 @@ impl TxnState {
             TxnState::CompleteCommit => "CompleteCommit",
             TxnState::CompleteAbort => "CompleteAbort",
         }
+    }
+
+    /// True when a transaction may go from `self` to `next` (the diagram of the module doc).
+    /// A state may always be rewritten unchanged: InitProducerId rewrites the record with a
+    /// bumped epoch before it changes the state, and recovery re-puts what it loaded.
+    pub fn can_become(self, next: TxnState) -> bool {
+        use TxnState::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Empty | CompleteCommit | CompleteAbort, Ongoing | Empty)
+                    | (Ongoing, PrepareCommit | PrepareAbort)
+                    | (PrepareCommit, CompleteCommit)
+                    | (PrepareAbort, CompleteAbort)
+            )
+    }
+
+    /// True while a transaction is open: it has partitions or offsets that are not final.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort
+        )
     }
 
     /// Every state name, for ListTransactions filters.
@@ -141,21 +191,55 @@ pub(crate) struct TxnCoordinator {
 }
 
 impl TxnCoordinator {
-    /// Insert or replace a transaction, keeping the producer index in step.
+    /// Insert or replace a transaction, keeping the producer index in step. Every caller
+    /// decided the change from the current state, so an illegal edge or an epoch going
+    /// backwards is a coordinator bug, not a client's mistake.
     pub fn put(&mut self, txn: TxnMetadata) {
+        assert!(txn.producer_id >= 0, "{txn:?}");
+        assert!(txn.producer_epoch >= 0, "{txn:?}");
         if let Some(old) = self.txns.get(&txn.transactional_id) {
-            if old.producer_id != txn.producer_id {
+            assert!(
+                old.state.can_become(txn.state),
+                "{}: {:?} -> {:?}",
+                txn.transactional_id,
+                old.state,
+                txn.state
+            );
+            if old.producer_id == txn.producer_id {
+                // Fencing rests on this: a zombie's epoch must stay below the current one.
+                assert!(
+                    txn.producer_epoch >= old.producer_epoch,
+                    "{}: epoch {} -> {}",
+                    txn.transactional_id,
+                    old.producer_epoch,
+                    txn.producer_epoch
+                );
+            } else {
                 self.by_producer.remove(&old.producer_id);
             }
         }
-        self.by_producer
-            .insert(txn.producer_id, txn.transactional_id.clone());
+        let previous = (self.by_producer).insert(txn.producer_id, txn.transactional_id.clone());
+        // Producer ids are allocated once, so two transactional ids never share one.
+        assert!(
+            previous
+                .as_deref()
+                .is_none_or(|id| id == txn.transactional_id),
+            "producer {} of {} also maps to {previous:?}",
+            txn.producer_id,
+            txn.transactional_id
+        );
         self.txns.insert(txn.transactional_id.clone(), txn);
     }
 
     /// Forget a transactional id (expired), keeping the producer index in step.
     pub fn remove(&mut self, transactional_id: &str) -> Option<TxnMetadata> {
         let txn = self.txns.remove(transactional_id)?;
+        // Only an idle id expires: forgetting an open one would strand its markers.
+        assert!(
+            !txn.state.is_open(),
+            "{transactional_id} removed in {:?}",
+            txn.state
+        );
         if self.by_producer.get(&txn.producer_id).map(String::as_str) == Some(transactional_id) {
             self.by_producer.remove(&txn.producer_id);
         }
@@ -218,6 +302,20 @@ impl TxnCoordinator {
                 txn.partitions.len() <= TXN_PARTITIONS_MAX,
                 "{id} partitions"
             );
+            if !txn.state.is_open() {
+                // Completing a transaction clears it; a leftover would leak into the next.
+                assert!(txn.partitions.is_empty(), "{id} {:?} partitions", txn.state);
+                assert!(txn.groups.is_empty(), "{id} {:?} groups", txn.state);
+                assert!(
+                    txn.pending_offsets.is_empty(),
+                    "{id} {:?} offsets",
+                    txn.state
+                );
+            }
+            for offset in &txn.pending_offsets {
+                // TxnOffsetCommit requires AddOffsetsToTxn of the group first.
+                assert!(txn.groups.contains(&offset.group), "{id} {offset:?}");
+            }
         }
     }
 }
@@ -245,12 +343,23 @@ pub(crate) struct TxnIndex {
 impl TxnIndex {
     /// A transactional data batch of `producer_id` landed at `base_offset`.
     pub fn on_data(&mut self, producer_id: i64, base_offset: i64) {
+        assert!(producer_id >= 0, "producer_id={producer_id}");
+        assert!(base_offset >= 0, "base_offset={base_offset}");
+        // Only the first batch of a transaction sets where it starts (and so holds the LSO).
         self.ongoing.entry(producer_id).or_insert(base_offset);
     }
 
     /// A marker of `producer_id` landed at `marker_offset`.
     pub fn on_marker(&mut self, producer_id: i64, committed: bool, marker_offset: i64) {
         if let Some(first_offset) = self.ongoing.remove(&producer_id) {
+            // A marker follows its transaction's data in the log.
+            assert!(
+                first_offset < marker_offset,
+                "producer {producer_id}: marker at {marker_offset}, data from {first_offset}"
+            );
+            // Kept ordered by marker offset, which a read_committed fetch relies on.
+            let ordered = (self.aborted.last()).is_none_or(|a| a.last_offset < marker_offset);
+            assert!(ordered, "abort marker at {marker_offset} out of order");
             if !committed {
                 self.aborted.push(AbortedTxn {
                     producer_id,

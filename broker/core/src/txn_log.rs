@@ -76,12 +76,22 @@ fn state_of(status: i8) -> Option<Option<TxnState>> {
 }
 
 fn put_len(out: &mut BytesMut, len: usize) {
-    // Bounded far below i32::MAX by TXN_PARTITIONS_MAX, GROUP_OFFSETS_MAX and the frame size.
+    // Bounded far below i32::MAX by TXN_PARTITIONS_MAX, GROUP_OFFSETS_MAX and the frame size;
+    // a clamped count would make the record undecodable, losing the transaction's state.
+    assert!(i32::try_from(len).is_ok(), "array of {len} elements");
     out.put_i32(i32::try_from(len).unwrap_or(i32::MAX));
 }
 
 /// The key of a transactional id's record.
 pub fn key(transactional_id: &str) -> Bytes {
+    // InitProducerId refuses longer ids, and only ids it accepted have state to write: a
+    // truncated key would file the state under another id. (A debug check only: legacy
+    // `txn/` entries predate the length check.)
+    debug_assert!(
+        transactional_id.len() <= TRANSACTIONAL_ID_BYTES_MAX,
+        "transactional id of {} bytes",
+        transactional_id.len()
+    );
     let mut out = BytesMut::with_capacity(4 + transactional_id.len());
     out.put_i16(KEY_VERSION);
     put_string(&mut out, transactional_id);
@@ -90,12 +100,17 @@ pub fn key(transactional_id: &str) -> Bytes {
 
 /// The value of a transaction's state record.
 pub fn value(txn: &TxnMetadata) -> Bytes {
+    // Only states Weir keeps are written (Dead is a tombstone, PrepareEpochFence an abort),
+    // so every status decodes back to the state it came from.
+    debug_assert_eq!(state_of(status(txn.state)), Some(Some(txn.state)));
     let mut out = BytesMut::with_capacity(64);
     out.put_i16(VALUE_VERSION);
     out.put_i64(txn.producer_id);
     out.put_i16(txn.producer_epoch);
     out.put_i32(txn.timeout_ms);
     out.put_i8(status(txn.state));
+    // Kafka writes a null partition list for an Empty transaction; others get a list,
+    // possibly empty, which Kafka's reader accepts as well.
     if txn.state == TxnState::Empty && txn.partitions.is_empty() {
         out.put_i32(-1);
     } else {

@@ -18,13 +18,29 @@
 //! Timers: a member that does not heartbeat within `group.consumer.session.timeout.ms` is
 //! removed; a member that does not revoke within its rebalance timeout is removed (fenced).
 //!
+//! Why revoke before assign: a partition changes owner in two steps, each on its owner's
+//! own heartbeat. The old owner is first told to give it up and keeps it (in `revoking`)
+//! until a heartbeat reports it gone; only then is it free for the new owner. No moment
+//! exists where two members may both consume it, which is what the classic protocol gets
+//! from its stop-the-world rebalance. Epochs make stale messages harmless: a heartbeat at an
+//! epoch other than the member's current one (or the one just before, when a response was
+//! lost) is FENCED_MEMBER_EPOCH, and an OffsetCommit at another epoch is STALE_MEMBER_EPOCH.
+//!
+//! Epoch values on the wire (KIP-848): 0 joins, -1 leaves, -2 leaves but keeps a static
+//! member's place until its session expires; any other value is the member's epoch.
+//! Membership is kept in memory only (Kafka writes it to `__consumer_offsets`): a new
+//! coordinator starts the group empty, and each member rejoins at epoch 0 when its
+//! heartbeat is fenced with UNKNOWN_MEMBER_ID.
+//!
 //! Invariants (checked by [`GroupCoordinator::invariants`]):
 //! - **no partition is owned by two members**: the members' `assigned` and `revoking` sets
 //!   are pairwise disjoint (also within one member), at every step;
 //! - `member_epoch <= assignment_epoch <= group_epoch`;
 //! - a static instance id maps to exactly one member, which carries it;
 //! - a member is in `UnrevokedPartitions` iff its `revoking` set is non-empty, and only
-//!   then has a revocation timer.
+//!   then has a revocation timer;
+//! - the target assignment gives each partition to at most one member, and only to members
+//!   of the group (the assignors' postcondition, checked where the target is computed).
 //!
 //! Mixing protocols (documented in docs/consumer-groups.md): a consumer-protocol heartbeat into a
 //! classic group with members is refused with GROUP_ID_NOT_FOUND, and a classic JoinGroup
@@ -96,15 +112,21 @@ pub enum MemberState {
 /// One consumer-protocol member.
 #[derive(Debug, Clone)]
 pub(super) struct ConsumerMember {
+    /// Static membership (KIP-345): the id that survives the member's restarts.
     instance_id: Option<String>,
+    /// Reported rack; kept for DescribeGroups (no assignor here is rack-aware).
     rack_id: Option<String>,
     client_id: String,
     client_host: String,
+    /// How long the member may take to revoke before it is fenced.
     rebalance_timeout_ms: i32,
     /// Sorted, deduplicated.
     subscribed: Vec<String>,
+    /// The assignor it asked for, a vote in [`ConsumerGroup::select_assignor`].
     server_assignor: Option<String>,
+    /// The assignment epoch the member has reached (0 before its first assignment).
     member_epoch: i32,
+    /// The epoch before `member_epoch`, so a retry after a lost response is not fenced.
     previous_epoch: i32,
     state: MemberState,
     /// Partitions the member may consume now.
@@ -126,12 +148,15 @@ impl ConsumerMember {
 /// The KIP-848 part of a group.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ConsumerGroup {
+    /// Moves whenever the inputs of the assignment change (see the module doc).
     group_epoch: i32,
+    /// The group epoch `target` was computed for; members catch up to it one by one.
     assignment_epoch: i32,
     pub(super) members: BTreeMap<String, ConsumerMember>,
     /// Static membership: instance id -> member id.
     static_members: BTreeMap<String, String>,
-    /// Static members that left with epoch -2 (kept until their session expires).
+    /// Static members that left with epoch -2 (kept until their session expires): their
+    /// partitions stay theirs, so a quick restart does not reshuffle the whole group.
     departed_static: BTreeSet<String>,
     /// Target assignment per member at `assignment_epoch`.
     target: BTreeMap<String, Assignment>,
@@ -142,6 +167,9 @@ pub(super) struct ConsumerGroup {
 }
 
 impl ConsumerGroup {
+    /// Every partition some other member still holds, assigned or being revoked: what
+    /// `member_id` may not take yet. Revoking partitions count, since their owner may still
+    /// be consuming them until it reports otherwise.
     fn owned_by_others(&self, member_id: &str) -> BTreeSet<(Uuid, i32)> {
         let mut owned = BTreeSet::new();
         for (id, member) in &self.members {
@@ -176,6 +204,9 @@ impl ConsumerGroup {
             .collect()
     }
 
+    /// The metadata of the subscribed topics that exist. Compared with the last one on each
+    /// heartbeat: a topic created, deleted or grown moves the group epoch, which is how new
+    /// partitions get assigned without any member changing its subscription.
     fn subscribed_metadata(&self, topics: &TopicView) -> BTreeMap<String, TopicInfo> {
         (self.subscribed_topics().into_iter())
             .filter_map(|name| topics.get(&name).map(|info| (name, *info)))
@@ -196,9 +227,18 @@ impl ConsumerGroup {
                 best = (name, count);
             }
         }
+        // check_heartbeat admits only the assignors this broker has.
+        assert!(
+            best.0 == ASSIGNOR_UNIFORM || best.0 == ASSIGNOR_RANGE,
+            "assignor {}",
+            best.0
+        );
         best.0.to_string()
     }
 
+    /// A new target for the current group epoch. Computed lazily, on the first heartbeat
+    /// after the epoch moved, and never changes what members own: they move towards it
+    /// through [`reconcile`] on their own heartbeats.
     fn compute_target(&mut self, topics: &TopicView) {
         let assignor = self.select_assignor();
         let subscriptions: BTreeMap<&str, &[String]> = (self.members.iter())
@@ -209,11 +249,28 @@ impl ConsumerGroup {
         } else {
             assign_uniform(&subscriptions, topics, &self.target)
         };
+        // The assignors' postcondition; reconciliation alone keeps owners apart only if the
+        // target never names a partition twice.
+        let mut targeted = BTreeSet::new();
+        for (member_id, assignment) in &target {
+            assert!(
+                self.members.contains_key(member_id),
+                "target for {member_id}"
+            );
+            for (topic, partitions) in assignment {
+                for p in partitions {
+                    assert!(targeted.insert((*topic, *p)), "{topic}/{p} targeted twice");
+                }
+            }
+        }
         self.target = target;
         self.assignor = assignor;
         self.assignment_epoch = self.group_epoch;
     }
 
+    /// Remove a member (left, expired or fenced). Its partitions are free at once: the
+    /// member either said it stopped (leave) or is presumed dead after its session or
+    /// rebalance timeout, which is the bound Kafka gives it to stop consuming too.
     fn remove_member(&mut self, member_id: &str) -> Option<ConsumerMember> {
         let member = self.members.remove(member_id)?;
         if let Some(instance_id) = &member.instance_id {
@@ -223,12 +280,19 @@ impl ConsumerGroup {
         }
         self.departed_static.remove(member_id);
         self.target.remove(member_id);
+        // Its partitions (assigned and revoking) are free now: a new target hands them on.
         self.group_epoch += 1;
+        assert!(
+            self.group_epoch > self.assignment_epoch,
+            "epoch did not move"
+        );
         Some(member)
     }
 }
 
 /// Uniform assignor: sticky to the previous target, balanced for identical subscriptions.
+/// Stickiness matters more here than in the classic protocol: every partition that moves
+/// costs a revocation round trip (the old owner's heartbeat) before the new owner gets it.
 fn assign_uniform(
     subscriptions: &BTreeMap<&str, &[String]>,
     topics: &TopicView,
@@ -251,6 +315,8 @@ fn assign_uniform(
             partitions.extend((0..info.partitions).map(|p| (name.as_str(), info.id, p)));
         }
     }
+    // Quotas: every member gets `total / n` or one more, as long as it subscribes to enough;
+    // `extra_left` counts the "one more" slots still to hand out.
     let total = partitions.len();
     let n = subscriptions.len();
     let quota_min = total / n;
@@ -298,6 +364,8 @@ fn assign_uniform(
         }
         counts.insert(member, count);
     }
+    // The rest go one by one to the least loaded subscriber (ties: smallest member id, so
+    // the result is deterministic).
     for (name, topic, p) in partitions {
         if taken.contains(&(topic, p)) {
             continue;
@@ -346,10 +414,13 @@ fn assign_range(
             }
             start += len;
         }
+        // The ranges tile the topic: every partition once, none past the end.
+        assert_eq!(start, info.partitions, "range over {name}");
     }
     result
 }
 
+/// An assignment as the heartbeat response carries it (topics with no partition left out).
 fn to_wire(assignment: &Assignment) -> Vec<TopicIdPartitions> {
     (assignment.iter())
         .filter(|(_, ps)| !ps.is_empty())
@@ -360,6 +431,9 @@ fn to_wire(assignment: &Assignment) -> Vec<TopicIdPartitions> {
         .collect()
 }
 
+/// What a member reports it owns. Client input: duplicates merge, unknown topics and
+/// partitions are kept as reported (they can only make a revocation wait or a stale epoch
+/// be fenced, never free a partition early).
 fn from_wire(topics: &[TopicIdPartitions]) -> Assignment {
     let mut out = Assignment::new();
     for t in topics {
@@ -370,16 +444,19 @@ fn from_wire(topics: &[TopicIdPartitions]) -> Assignment {
     out
 }
 
+/// True when the two assignments share a partition.
 fn intersects(a: &Assignment, b: &Assignment) -> bool {
     a.iter()
         .any(|(t, ps)| b.get(t).is_some_and(|other| !ps.is_disjoint(other)))
 }
 
+/// True when every partition of `a` is in `b`.
 fn is_subset(a: &Assignment, b: &Assignment) -> bool {
     a.iter()
         .all(|(t, ps)| ps.is_empty() || b.get(t).is_some_and(|other| ps.is_subset(other)))
 }
 
+/// An assignment for ConsumerGroupDescribe, with topic names (empty for a deleted topic).
 fn describe_assignment(
     assignment: &Assignment,
     names: &BTreeMap<Uuid, String>,
@@ -427,6 +504,9 @@ impl GroupCoordinator {
         (self.responses).push((id, ApiResponse::ConsumerGroupHeartbeat(response)));
     }
 
+    /// The heartbeat's steps, in this order: validate, leave, join or check the epoch,
+    /// apply the changes that move the group epoch, recompute the target if it is behind,
+    /// reconcile this member, then arm its timers. Errors change nothing.
     fn consumer_heartbeat_inner(
         &mut self,
         now: Now,
@@ -448,6 +528,7 @@ impl GroupCoordinator {
                 .insert(group_id.clone(), Group::new(now.instant, true));
         }
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        // A replayed copy is never joined: see the module doc of `group`.
         if !group.coordinated {
             let message = format!("this broker does not coordinate group {group_id}");
             return Err((ErrorCode::NOT_COORDINATOR, message));
@@ -462,6 +543,8 @@ impl GroupCoordinator {
         let consumer = group.consumer.get_or_insert_with(Box::default);
 
         // ---- leave -------------------------------------------------------------------
+        // A leave frees the member's partitions at once: the client stopped consuming
+        // before it sent it (KIP-848's leave is the last thing a consumer does).
         if request.member_epoch == MEMBER_EPOCH_LEAVE
             || request.member_epoch == MEMBER_EPOCH_LEAVE_STATIC
         {
@@ -502,6 +585,9 @@ impl GroupCoordinator {
             let Some(member) = consumer.members.get(&member_id) else {
                 return Err((ErrorCode::UNKNOWN_MEMBER_ID, "unknown member".into()));
             };
+            // A member whose last response was lost still sends the previous epoch; it is
+            // let through only if it owns nothing it was not given, so a zombie of that
+            // epoch cannot use the gap to hold on to partitions.
             let owned = request.topic_partitions.as_deref().map(from_wire);
             let lost_response = request.member_epoch == member.previous_epoch
                 && owned
@@ -517,6 +603,13 @@ impl GroupCoordinator {
             Join::Known
         };
         let heartbeat_interval_ms = self.config.consumer_heartbeat_interval_ms;
+        // The member exists from here on: joined, validated, or taken over.
+        assert!(
+            self.consumer_group_mut(&group_id)
+                .members
+                .contains_key(&member_id),
+            "group {group_id}: {member_id} missing after join"
+        );
         if let Join::Replaced(old_id) = &join {
             // The old incarnation's timers go; the new one's are armed below.
             self.disarm(&group_id, &Timer::ConsumerSession(old_id.clone()));
@@ -541,6 +634,7 @@ impl GroupCoordinator {
             member.server_assignor = request.server_assignor.clone();
             bump = true;
         }
+        // Timeouts and rack change nothing the assignors read, so they do not move the epoch.
         if request.rebalance_timeout_ms >= 0 {
             member.rebalance_timeout_ms = request.rebalance_timeout_ms;
         }
@@ -568,9 +662,18 @@ impl GroupCoordinator {
         let consumer = self.consumer_group_mut(&group_id);
         reconcile(consumer, &member_id, owned.as_ref());
         let member = &consumer.members[&member_id];
+        assert!(
+            member.member_epoch <= consumer.assignment_epoch,
+            "group {group_id}: {member_id} epoch {} ahead of {}",
+            member.member_epoch,
+            consumer.assignment_epoch
+        );
         let now_revoking = member.state == MemberState::UnrevokedPartitions;
         let rebalance_ms = u64::try_from(member.rebalance_timeout_ms).unwrap_or(0);
         let changed = before.as_ref() != Some(&member.assigned);
+        // The assignment is sent when it changed, when the member joins, or when what it
+        // reports differs from what it was given (it missed an answer): KIP-848 leaves it
+        // out otherwise, to keep heartbeats small.
         let full = request.member_epoch == MEMBER_EPOCH_JOIN
             || owned.as_ref().is_some_and(|o| o != &member.assigned);
         let response = ConsumerGroupHeartbeatResponse {
@@ -584,6 +687,8 @@ impl GroupCoordinator {
         let session_ms = u64::try_from(self.config.consumer_session_timeout_ms).unwrap_or(0);
         let at = now.instant.add_ms(session_ms);
         self.arm(&group_id, Timer::ConsumerSession(member_id.clone()), at);
+        // The revocation deadline is armed once, when revoking starts; later heartbeats
+        // must not push it back, or a member could hold partitions forever by heartbeating.
         if now_revoking && !was_revoking {
             let at = now.instant.add_ms(rebalance_ms);
             self.arm(&group_id, Timer::ConsumerRevoke(member_id.clone()), at);
@@ -593,6 +698,7 @@ impl GroupCoordinator {
         Ok(response)
     }
 
+    /// The KIP-848 state of a group the caller just made sure is a consumer group.
     fn consumer_group_mut(&mut self, group_id: &str) -> &mut ConsumerGroup {
         (self.groups.get_mut(group_id))
             .and_then(|g| g.consumer.as_deref_mut())
@@ -608,6 +714,12 @@ impl GroupCoordinator {
         if consumer.remove_member(member_id).is_none() {
             return;
         }
+        // Removing the member released its partitions; the next heartbeat of any other
+        // member computes a new target that hands them on.
+        assert!(
+            !consumer.members.contains_key(member_id),
+            "{member_id} still a member"
+        );
         tracing::info!(
             group = group_id,
             member = member_id,
@@ -703,7 +815,10 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// OffsetCommit check for a consumer group with members (KIP-848 rules).
+    /// OffsetCommit check for a consumer group with members (KIP-848 rules): the member
+    /// exists and commits at its current epoch. A member keeps its epoch while it revokes,
+    /// so it can still commit what it consumed from the partitions it is giving up; any
+    /// other epoch is STALE_MEMBER_EPOCH (the client refreshes and retries).
     pub(super) fn check_consumer_commit(
         consumer: &ConsumerGroup,
         member_id: &str,
@@ -771,6 +886,9 @@ impl GroupCoordinator {
     }
 }
 
+/// The checks that need no group: ids and epochs well formed, the fields a join requires,
+/// and bounds on what the member may ask for. Everything here is client input, so every
+/// failure is an error code.
 fn check_heartbeat(request: &ConsumerGroupHeartbeatRequest) -> Result<(), (ErrorCode, String)> {
     let invalid = |message: &str| Err((ErrorCode::INVALID_REQUEST, message.to_string()));
     if request.group_id.is_empty() || request.group_id.len() > GROUP_ID_BYTES_MAX {
@@ -831,6 +949,8 @@ fn consumer_join(
 ) -> Result<Join, (ErrorCode, String)> {
     if let Some(instance_id) = &request.instance_id {
         if let Some(old_id) = consumer.static_members.get(instance_id).cloned() {
+            // A live static member keeps its instance id: a second process with the same
+            // id is refused, rather than two of them sharing an assignment.
             if old_id != member_id && !consumer.departed_static.contains(&old_id) {
                 let message = format!("instance {instance_id} is still used by {old_id}");
                 return Err((ErrorCode::UNRELEASED_INSTANCE_ID, message));
@@ -852,7 +972,8 @@ fn consumer_join(
         }
     }
     if let Some(member) = consumer.members.get_mut(member_id) {
-        // The client rejoined after being fenced: it dropped everything it owned.
+        // The client rejoined after being fenced: it dropped everything it owned. Its
+        // epoch restarts at 0, so it reconciles from scratch on this same heartbeat.
         member.assigned.clear();
         member.revoking.clear();
         member.previous_epoch = member.member_epoch;
@@ -888,18 +1009,23 @@ fn consumer_join(
             revoking: Assignment::new(),
         },
     );
+    assert!(consumer.members.len() <= GROUP_MEMBERS_MAX, "checked above");
     Ok(Join::New)
 }
 
 /// Move `member_id` towards its target (Kafka's CurrentAssignmentBuilder, simplified):
 /// revoke first, then take the new epoch with whatever is free.
 fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assignment>) {
+    // The member moves only to the current assignment epoch, never beyond (the target is
+    // computed before reconciling, so it is at the group epoch here).
     let epoch = consumer.assignment_epoch;
     let target = consumer.target.get(member_id).cloned().unwrap_or_default();
     let others = consumer.owned_by_others(member_id);
     let Some(member) = consumer.members.get_mut(member_id) else {
         return;
     };
+    // Until the member has revoked, it may not move: `others` would otherwise be computed
+    // while its own revoked partitions still count as someone's.
     match member.state {
         MemberState::UnrevokedPartitions => {
             // Still owned (or not reported): keep waiting.
@@ -925,6 +1051,8 @@ fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assig
             side.entry(*topic).or_default().insert(*p);
         }
     }
+    // Revocation first, at the member's current epoch: it must confirm the partitions are
+    // gone before it may take new ones (or move to the new epoch).
     if !revoke.is_empty() {
         member.assigned = keep;
         member.revoking = revoke;
@@ -951,6 +1079,14 @@ fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assig
     } else {
         MemberState::Stable
     };
+    // The safety property of the protocol: nothing taken here is held by another member.
+    let clash =
+        (member.assigned.iter()).any(|(t, ps)| ps.iter().any(|p| others.contains(&(*t, *p))));
+    assert!(!clash, "{member_id} took a partition another member owns");
+    assert!(
+        member.revoking.is_empty(),
+        "{member_id} moved on while revoking"
+    );
 }
 
 #[cfg(test)]

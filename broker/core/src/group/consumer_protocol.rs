@@ -13,16 +13,21 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// Bound on elements of an array read from member metadata (each takes >= 2 bytes anyway).
 const ARRAY_LEN_MAX: usize = 100_000;
 
+/// A cursor over member metadata, which is client input: every read checks the length
+/// left first, so a lying length ends the parse with `None` instead of a panic.
 struct Reader<'a> {
+    /// What is left to read.
     bytes: &'a [u8],
 }
 
 impl Reader<'_> {
+    /// The next `n` bytes, or `None` (and nothing consumed) when fewer are left.
     fn take(&mut self, n: usize) -> Option<&[u8]> {
         if self.bytes.len() < n {
             return None;
         }
         let (head, tail) = self.bytes.split_at(n);
+        assert_eq!(head.len(), n, "split_at gave a short head");
         self.bytes = tail;
         Some(head)
     }
@@ -37,19 +42,25 @@ impl Reader<'_> {
         Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// A non-null string; invalid UTF-8 is replaced rather than refused, since the broker
+    /// only shows these names (it never looks a topic up by them).
     fn string(&mut self) -> Option<String> {
         let len = usize::try_from(self.i16()?).ok()?;
         let b = self.take(len)?;
         Some(String::from_utf8_lossy(b).into_owned())
     }
 
+    /// An array's element count, refused when it exceeds what the bytes left could hold:
+    /// that bounds the allocation a parse makes by the size of the input, not by its claims.
     fn array_len(&mut self) -> Option<usize> {
         let len = self.i32()?;
         if len < 0 {
             return Some(0); // null array
         }
         let len = usize::try_from(len).ok()?;
-        (len <= ARRAY_LEN_MAX && len <= self.bytes.len()).then_some(len)
+        let len = (len <= ARRAY_LEN_MAX && len <= self.bytes.len()).then_some(len)?;
+        assert!(len <= ARRAY_LEN_MAX, "len={len}");
+        Some(len)
     }
 }
 
@@ -81,6 +92,8 @@ pub fn parse_assignment(bytes: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
     Some(topics)
 }
 
+/// Kafka's non-flexible string. Topic names are at most 249 bytes, far below the `i16`
+/// length limit, so the clamp never cuts a name the encoders are given.
 fn put_string(out: &mut BytesMut, s: &str) {
     let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
     out.put_i16(len);
@@ -99,7 +112,8 @@ pub fn encode_subscription(topics: &[String]) -> Bytes {
     out.freeze()
 }
 
-/// A version-0 assignment (no user data).
+/// A version-0 assignment (no user data). Version 0 is the one every client reads; the
+/// later versions only add fields the native client (`weir-client`) does not set.
 pub fn encode_assignment(topics: &[(String, Vec<i32>)]) -> Bytes {
     let mut out = BytesMut::new();
     out.put_i16(0);

@@ -7,6 +7,24 @@
 //! that stops heartbeating for `session_timeout_ms` is removed and the group rebalances; a
 //! rebalance that outlives the members' `rebalance_timeout_ms` removes the laggards.
 //!
+//! ```text
+//!   Empty ──join──▶ PreparingRebalance ──all joined / timeout──▶ CompletingRebalance
+//!     ▲                ▲   │ (no member left)                        │ leader's SyncGroup,
+//!     │                │   └────────────▶ Empty                      │ record durable
+//!     │                └── join, leave, expiry, write failure ◀──────┤
+//!     └──────── last member gone ◀──── Stable ◀──────────────────────┘
+//! ```
+//!
+//! Kafka's `Dead` is a group that is gone: here it is simply absent from the map (and
+//! DescribeGroups reports an unknown group as Dead). Each completed join phase starts a new
+//! generation; every request names its generation, so a member of an older one is told
+//! ILLEGAL_GENERATION instead of acting on an assignment it no longer holds. That is what
+//! keeps two members from consuming one partition: the old owner's commits and heartbeats
+//! are refused as soon as the new generation exists. KIP-345 (static membership) lets a
+//! member keep its place across restarts by instance id; KIP-394 hands a new member its id
+//! before it joins. KIP-848 groups (the `consumer` protocol) run their own state machine in
+//! [`consumer_group`]; a group holds one kind of member at a time.
+//!
 //! The coordinator answers requests into its own queue ([`GroupCoordinator::take_responses`]);
 //! the node moves them to its outputs. Offsets are decided here but written by the node
 //! (`__consumer_offsets`, see [`offsets_log`]); the coordinator only keeps the latest value
@@ -29,6 +47,23 @@
 //! [`GroupCoordinator::resign`] answers parked requests NOT_COORDINATOR, disarms timers and
 //! puts each group back to what its last record says.
 //!
+//! What a failure does at each step (the reason for the order above):
+//! - crash or move in `PreparingRebalance` / `CompletingRebalance` before the record: the
+//!   next coordinator loads the previous generation's record; members' JoinGroup/SyncGroup
+//!   fail with NOT_COORDINATOR, they find the new coordinator and rejoin. The lost
+//!   generation's number may be handed out again, but no assignment was ever given under
+//!   it (assignments leave only after the record), so nothing can be consumed or
+//!   committed twice under one number;
+//! - crash after the record, before the SyncGroup answers: the record says Stable with the
+//!   new assignment; members that did not receive it rejoin, which starts a new generation,
+//!   so nobody consumes under an assignment that was not durable;
+//! - a committed offset is answered after its record is durable, so it survives both.
+//!
+//! Every request gets exactly one answer: a parked JoinGroup or SyncGroup is answered when
+//! its phase ends, when a newer request of the same member replaces it (REBALANCE_IN_PROGRESS),
+//! when its member is removed or fenced, or when the node resigns (NOT_COORDINATOR); a
+//! closed connection's parked requests are dropped unanswered.
+//!
 //! Invariants (checked by [`GroupCoordinator::invariants`]):
 //! - every armed timer appears once in the ordered deadline set and once in its group's
 //!   `armed` map, and nothing else is in the set;
@@ -40,7 +75,10 @@
 //! - a group that is not coordinated has no timer, no parked request, no pending member and
 //!   no pending assignment, and is Empty or Stable;
 //! - a pending assignment (the leader's, waiting for its record) exists only in
-//!   `CompletingRebalance`.
+//!   `CompletingRebalance`;
+//! - an Empty group has no member; a `CompletingRebalance` or `Stable` group has members, a
+//!   leader, a selected protocol and a generation >= 1 (a SyncGroup answer hands out an
+//!   assignment only in `Stable`, after its record is durable).
 //!
 //! Member ids are `client_id + "-" + counter` (the counter is the coordinator's), so runs
 //! are deterministic; Kafka uses a UUID suffix, which clients treat as opaque either way.
@@ -135,22 +173,31 @@ pub struct CommittedOffset {
 /// One member of a group.
 #[derive(Debug, Clone)]
 struct Member {
+    /// Static membership (KIP-345): the id the member keeps across restarts.
     group_instance_id: Option<String>,
+    /// For DescribeGroups and the metadata record; also the prefix of the member id.
     client_id: String,
     client_host: String,
+    /// How long the member may go without a heartbeat (or a parked request).
     session_timeout_ms: i32,
+    /// How long a rebalance waits for the member to rejoin; at least its session timeout,
+    /// so a member that heartbeats in time is never dropped by a rebalance.
     rebalance_timeout_ms: i32,
     /// Supported protocols, preferred first.
     protocols: Vec<(String, Bytes)>,
     /// Assignment from the last completed sync.
     assignment: Bytes,
-    /// Parked JoinGroup.
+    /// Parked JoinGroup. At most one: a newer one answers the older REBALANCE_IN_PROGRESS,
+    /// so every request gets exactly one answer.
     awaiting_join: Option<RequestId>,
-    /// Parked SyncGroup.
+    /// Parked SyncGroup (same rule).
     awaiting_sync: Option<RequestId>,
 }
 
 impl Member {
+    /// The member's subscription for `protocol` (what the leader's assignor reads); empty
+    /// when it does not support it, which `supports` keeps from happening for the selected
+    /// protocol.
     fn metadata_for(&self, protocol: &str) -> Bytes {
         (self.protocols.iter())
             .find(|(name, _)| name == protocol)
@@ -158,6 +205,8 @@ impl Member {
             .unwrap_or_default()
     }
 
+    /// A rejoin with the same protocols and metadata changes nothing the leader would
+    /// assign from, so a Stable group need not rebalance for it.
     fn same_protocols(&self, protocols: &[(String, Bytes)]) -> bool {
         self.protocols == protocols
     }
@@ -198,10 +247,15 @@ pub struct MetadataWrite {
 #[derive(Debug, Clone)]
 struct Group {
     state: GroupState,
+    /// "consumer", "connect", ...: set by the first member; later members must match.
     protocol_type: Option<String>,
+    /// The protocol (assignor) selected at the last join phase; `None` when Empty.
     protocol_name: Option<String>,
+    /// Bumped at every completed join phase; what every request is checked against.
     generation_id: i32,
+    /// The member that computes the assignment (client-side, in the classic protocol).
     leader_id: Option<String>,
+    /// By member id (a BTreeMap, so the default leader and every listing are deterministic).
     members: BTreeMap<String, Member>,
     /// Static membership: instance id -> member id.
     static_members: BTreeMap<String, String>,
@@ -213,6 +267,8 @@ struct Group {
     join_deadline: Instant,
     /// Timers of this group and when they fire.
     armed: BTreeMap<Timer, Instant>,
+    /// Latest committed offset per (topic, partition); kept even while the group is Empty,
+    /// since that is how a consumer group resumes where it stopped.
     offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// KIP-848 state when this is a consumer-protocol group (then `members` is empty).
     consumer: Option<Box<consumer_group::ConsumerGroup>>,
@@ -247,7 +303,9 @@ impl Group {
         }
     }
 
-    /// Protocols every member supports (in the first member's order of preference).
+    /// Protocols every member supports (in the first member's order of preference). A
+    /// joiner must support one of them (`supports`), so the set never becomes empty while
+    /// the group has members.
     fn candidate_protocols(&self) -> Vec<String> {
         let mut members = self.members.values();
         let Some(first) = members.next() else {
@@ -300,10 +358,14 @@ impl Group {
             .is_some_and(|c| !c.members.is_empty())
     }
 
+    /// The join phase may end early: every member rejoined and no handed-out id is still
+    /// expected to join.
     fn all_members_joined(&self) -> bool {
         self.pending_members.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
     }
 
+    /// The longest rebalance timeout of the members: the join phase waits for the slowest
+    /// one, as in Kafka.
     fn rebalance_timeout_ms(&self) -> u64 {
         let max = self.members.values().map(|m| m.rebalance_timeout_ms).max();
         u64::try_from(max.unwrap_or(0)).unwrap_or(0)
@@ -343,6 +405,7 @@ impl Group {
     }
 
     /// Nothing left to remember: Empty, no offsets, no pending member, no KIP-848 member.
+    /// Such a group is dropped (Kafka's Dead), which keeps `groups` bounded by live use.
     fn is_unused(&self) -> bool {
         self.state == GroupState::Empty
             && self.offsets.is_empty()
@@ -364,9 +427,15 @@ pub enum CommitCheck {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     config: GroupConfig,
+    /// Every group this node knows: the ones it coordinates and the replayed copies of the
+    /// others (see the module doc).
     groups: BTreeMap<String, Group>,
+    /// Every armed timer of every group, ordered by deadline: `next_deadline` is its first,
+    /// and firing pops from the front. Mirrored by each group's `armed` map.
     timers: BTreeSet<(Instant, String, Timer)>,
+    /// Counter behind member ids; only grows (see `new_member_id`).
     next_member_seq: u64,
+    /// Answers for the node, in the order the requests were decided.
     responses: Vec<(RequestId, ApiResponse)>,
     /// Group metadata records for the node to write, in order.
     writes: Vec<MetadataWrite>,
@@ -398,6 +467,12 @@ impl GroupCoordinator {
         std::mem::take(&mut self.writes)
     }
 
+    /// True when answers or records wait to be taken (the node drains both after every
+    /// input, so this is false between inputs).
+    pub fn has_outputs(&self) -> bool {
+        !self.responses.is_empty() || !self.writes.is_empty()
+    }
+
     /// Earliest armed timer.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.first().map(|(at, _, _)| *at)
@@ -409,18 +484,23 @@ impl GroupCoordinator {
             if *at > now.instant {
                 break;
             }
-            let Some((_, group_id, timer)) = self.timers.pop_first() else {
+            let Some((at, group_id, timer)) = self.timers.pop_first() else {
                 break;
             };
-            if let Some(group) = self.groups.get_mut(&group_id) {
-                group.armed.remove(&timer);
-            }
+            assert!(at <= now.instant, "timer fired early");
+            // The set and each group's `armed` map change together (arm, disarm,
+            // remove_group), so a timer in the set belongs to a live group.
+            let group = self.groups.get_mut(&group_id);
+            let armed = group.and_then(|g| g.armed.remove(&timer));
+            assert_eq!(armed, Some(at), "group {group_id} timer {timer:?}");
             self.fire(now, &group_id, timer);
         }
     }
 
     /// Forget the parked requests of a closed connection (members stay until their
-    /// session expires, as in Kafka).
+    /// session expires, as in Kafka). Nothing is answered: the connection is gone. A member
+    /// without a parked request is judged by its session timer again, so a client that
+    /// vanished mid-rebalance is dropped after one session instead of holding the group.
     pub fn handle_disconnect(&mut self, conn: u64) {
         for group in self.groups.values_mut() {
             for member in group.members.values_mut() {
@@ -451,14 +531,23 @@ impl GroupCoordinator {
             }
             self.groups
                 .insert(group_id.clone(), Group::new(now.instant, true));
+            assert!(
+                self.groups.len() <= GROUPS_MAX,
+                "groups={}",
+                self.groups.len()
+            );
         }
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        // A replayed copy only mirrors the log; joining it would fork the group's history
+        // from what its real coordinator writes.
         if !group.coordinated {
             self.answer_join_error(id, ErrorCode::NOT_COORDINATOR, &request.member_id);
             return;
         }
         // KIP-848 mixing: a consumer group with members refuses classic joins (Kafka 4.0
         // with migration disabled); an empty one becomes classic again, keeping offsets.
+        // The two protocols cannot share a generation: a classic member would be assigned
+        // partitions the KIP-848 members already own.
         if group.has_consumer_members() {
             self.answer_join_error(
                 id,
@@ -487,6 +576,8 @@ impl GroupCoordinator {
         }
     }
 
+    /// The checks that need no group: id, session timeout within the broker's bounds (a
+    /// session shorter than the minimum would expire between heartbeats), a protocol.
     fn check_join(&self, request: &JoinGroupRequest) -> Result<(), ErrorCode> {
         if request.group_id.is_empty() || request.group_id.len() > GROUP_ID_BYTES_MAX {
             return Err(ErrorCode::INVALID_GROUP_ID);
@@ -503,6 +594,8 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// A JoinGroup refusal. The member id is echoed: MEMBER_ID_REQUIRED carries the new id,
+    /// and other errors let the client tell which of its members was refused.
     fn answer_join_error(&mut self, id: RequestId, error: ErrorCode, member_id: &str) {
         let response = JoinGroupResponse {
             error,
@@ -515,10 +608,14 @@ impl GroupCoordinator {
     }
 
     fn new_member_id(&mut self, client_id: &str) -> String {
-        self.next_member_seq += 1;
+        // Ids must never repeat: a reused id would let a departed member's requests pass
+        // for a live one's. The counter also skips past ids replayed from records.
+        self.next_member_seq = (self.next_member_seq.checked_add(1)).expect("u64 ids last");
         format!("{client_id}-{}", self.next_member_seq)
     }
 
+    /// A JoinGroup without a member id: a static member returning (it takes over its old
+    /// place), a client asked to come back with an id (KIP-394), or a plain new member.
     fn join_unknown_member(
         &mut self,
         now: Now,
@@ -541,7 +638,8 @@ impl GroupCoordinator {
                 self.answer_join_error(id, ErrorCode::GROUP_MAX_SIZE_REACHED, "");
                 return;
             }
-            group.pending_members.insert(member_id.clone());
+            let fresh = group.pending_members.insert(member_id.clone());
+            assert!(fresh, "member id {member_id} handed out twice");
             let session_ms = u64::try_from(request.session_timeout_ms).unwrap_or(0);
             let at = now.instant.add_ms(session_ms);
             self.arm(&group_id, Timer::Pending(member_id.clone()), at);
@@ -551,6 +649,9 @@ impl GroupCoordinator {
         self.add_member_and_rebalance(now, id, request, protocols, member_id);
     }
 
+    /// A JoinGroup naming a member id: a pending id being used, or a member rejoining. A
+    /// rejoin that changes nothing is answered from the current generation; any other one
+    /// starts (or joins) a rebalance.
     fn join_known_member(
         &mut self,
         now: Now,
@@ -602,6 +703,7 @@ impl GroupCoordinator {
         }
     }
 
+    /// Add a member, parked on its JoinGroup, and start or advance the join phase.
     fn add_member_and_rebalance(
         &mut self,
         now: Now,
@@ -612,6 +714,14 @@ impl GroupCoordinator {
     ) {
         let group_id = request.group_id.clone();
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        assert!(
+            group.coordinated,
+            "group {group_id}: join on a non-coordinator"
+        );
+        assert!(
+            !group.members.contains_key(&member_id),
+            "group {group_id}: {member_id} added twice"
+        );
         if group.members.len() >= GROUP_MEMBERS_MAX {
             self.answer_join_error(id, ErrorCode::GROUP_MAX_SIZE_REACHED, "");
             return;
@@ -667,6 +777,10 @@ impl GroupCoordinator {
     ) {
         let group_id = request.group_id.clone();
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        assert_ne!(
+            old_member_id, new_member_id,
+            "group {group_id}: fresh id reused"
+        );
         let Some(mut member) = group.members.remove(&old_member_id) else {
             // The mapping always names a member (invariant); treat a miss as a new member.
             self.add_member_and_rebalance(now, id, request, protocols, new_member_id);
@@ -727,6 +841,8 @@ impl GroupCoordinator {
         }
     }
 
+    /// A member's rejoin during or into a rebalance: its JoinGroup is parked with its new
+    /// protocols and timeouts.
     fn update_member(
         &mut self,
         now: Now,
@@ -740,6 +856,17 @@ impl GroupCoordinator {
         let Some(member) = group.members.get_mut(member_id) else {
             return;
         };
+        // Only a rebalance parks joins; a Stable group's join first enters one.
+        assert!(
+            matches!(
+                group.state,
+                GroupState::PreparingRebalance
+                    | GroupState::CompletingRebalance
+                    | GroupState::Stable
+            ),
+            "group {group_id} update in {:?}",
+            group.state
+        );
         let replaced = member.awaiting_join.replace(id);
         member.protocols = protocols;
         member.session_timeout_ms = request.session_timeout_ms;
@@ -791,6 +918,10 @@ impl GroupCoordinator {
             self.responses
                 .push((sync, ApiResponse::SyncGroup(response)));
         }
+        assert!(
+            not_before <= deadline,
+            "group {group_id}: delay past the deadline"
+        );
         self.disarm(group_id, &Timer::Sync);
         self.arm(group_id, Timer::Join, not_before.min(deadline));
         self.try_complete_join(now, group_id);
@@ -820,6 +951,9 @@ impl GroupCoordinator {
         self.complete_join(now, group_id);
     }
 
+    /// End the join phase: drop laggards, start the new generation, pick protocol and
+    /// leader, answer every parked JoinGroup (the leader with the member list), and give the
+    /// leader a rebalance timeout to send the assignment.
     fn complete_join(&mut self, now: Now, group_id: &str) {
         self.disarm(group_id, &Timer::Join);
         // Members that did not rejoin in time are out (Kafka: static ones too).
@@ -828,6 +962,8 @@ impl GroupCoordinator {
             .filter(|(_, m)| m.awaiting_join.is_none())
             .map(|(id, _)| id.clone())
             .collect();
+        // Ids handed out but never used: the clients did not come back within the phase,
+        // and a new generation must not wait for them.
         let pending: Vec<String> = group.pending_members.iter().cloned().collect();
         for member_id in laggards {
             self.remove_member(group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
@@ -848,9 +984,18 @@ impl GroupCoordinator {
             group.generation_id == 0 || group.members.values().any(|m| m.assignment.is_empty());
         #[cfg(not(feature = "planted-group-double-assign"))]
         let bump = true;
+        let generation_before = group.generation_id;
         if bump {
             group.generation_id = group.generation_id.wrapping_add(1).max(1);
         }
+        // A new generation per join phase: what fences the previous owners of every
+        // partition (only the planted bug keeps it).
+        assert!(
+            group.generation_id != generation_before
+                || cfg!(feature = "planted-group-double-assign"),
+            "group {group_id} generation stayed {generation_before}"
+        );
+        assert!(group.generation_id >= 1, "group {group_id}");
         if group.members.is_empty() {
             group.state = GroupState::Empty;
             group.protocol_name = None;
@@ -863,6 +1008,13 @@ impl GroupCoordinator {
         if !leader_ok {
             group.leader_id = group.members.keys().next().cloned();
         }
+        // Every member that is left joined with a protocol every other member supports
+        // (`supports` at join), so one is always selected.
+        assert!(
+            group.protocol_name.is_some(),
+            "group {group_id}: no common protocol"
+        );
+        assert!(group.leader_id.is_some(), "group {group_id}: no leader");
         group.state = GroupState::CompletingRebalance;
         let timeout_ms = group.rebalance_timeout_ms();
         let joined: Vec<(String, RequestId)> = (group.members.iter_mut())
@@ -874,6 +1026,7 @@ impl GroupCoordinator {
             self.responses
                 .push((request, ApiResponse::JoinGroup(response)));
         }
+        // Each member gets a fresh session from the answer, the moment it can act on it.
         for member_id in member_ids {
             self.touch_session(now, group_id, &member_id);
         }
@@ -928,6 +1081,8 @@ impl GroupCoordinator {
             request.group_instance_id.as_deref(),
             request.generation_id,
         );
+        // KIP-559: the client names the protocol type and name it joined with; a mismatch
+        // gets INCONSISTENT_GROUP_PROTOCOL, not an assignment in a format it did not expect.
         let error = error.or_else(|| {
             let group = &self.groups[&group_id];
             let type_differs = (request.protocol_type.as_ref())
@@ -952,6 +1107,8 @@ impl GroupCoordinator {
                 ErrorCode::REBALANCE_IN_PROGRESS,
                 Bytes::new(),
             ),
+            // A retry (its answer was lost) or a static member's replacement (KIP-345): the
+            // stored assignment of this generation, which the record already holds.
             GroupState::Stable => {
                 let assignment = group.members[&member_id].assignment.clone();
                 self.answer_sync(id, &group_id, ErrorCode::NONE, assignment);
@@ -974,6 +1131,8 @@ impl GroupCoordinator {
                     // storeGroup callback); `metadata_write_done` hands the assignment out.
                     self.persist(now, &group_id, Some(&assignments), Some(generation_id));
                     let group = self.groups.get_mut(&group_id).expect("checked");
+                    // Kept aside, not given to members: a failed write must leave them on
+                    // their previous assignment (or none), never on an unrecorded one.
                     group.pending_assignment = Some(assignments);
                 }
             }
@@ -995,6 +1154,8 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };
+        // A report for an older generation (the group rebalanced, or resigned and came back
+        // while the write was in flight) must not install that generation's assignment.
         let current = group.state == GroupState::CompletingRebalance
             && group.generation_id == generation_id
             && group.coordinated;
@@ -1014,12 +1175,18 @@ impl GroupCoordinator {
             }
             return;
         }
+        assert!(
+            group.pending_assignment.is_none(),
+            "group {group_id} kept the assignment"
+        );
         tracing::warn!(
             group = group_id,
             generation_id,
             error = error.name(),
             "group metadata not written; rebalancing"
         );
+        // Errors that mean the partition moved send the client to find the coordinator
+        // again; the others are retriable at the same one.
         let error = match error {
             ErrorCode::NOT_LEADER_OR_FOLLOWER
             | ErrorCode::NOT_COORDINATOR
@@ -1050,6 +1217,16 @@ impl GroupCoordinator {
             group.coordinated,
             "group {group_id} persisted by a non-coordinator"
         );
+        if let Some(generation_id) = completes_generation {
+            // Only the generation being completed is written with an assignment.
+            assert_eq!(generation_id, group.generation_id, "group {group_id}");
+            assert_eq!(
+                group.state,
+                GroupState::CompletingRebalance,
+                "group {group_id}"
+            );
+            assert!(assignments.is_some(), "group {group_id}: no assignment");
+        }
         let record = group.metadata(now.wall_ms, assignments);
         self.writes.push(MetadataWrite {
             group_id: group_id.to_string(),
@@ -1065,6 +1242,11 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get(group_id) else {
             return;
         };
+        assert_eq!(group.state, GroupState::Empty, "group {group_id}");
+        assert!(
+            group.members.is_empty(),
+            "group {group_id} Empty with members"
+        );
         if group.is_unused() {
             self.remove_group(group_id, true);
         } else if group.persisted.is_some() && group.coordinated {
@@ -1082,6 +1264,15 @@ impl GroupCoordinator {
 
     fn answer_sync(&mut self, id: RequestId, group_id: &str, error: ErrorCode, assignment: Bytes) {
         let group = self.groups.get(group_id);
+        if error.is_ok() {
+            // An assignment leaves only once its generation's record is durable (Stable).
+            let state = group.map(|g| g.state);
+            assert_eq!(
+                state,
+                Some(GroupState::Stable),
+                "group {group_id} sync answered"
+            );
+        }
         let (protocol_type, protocol_name) = match (group, error.is_ok()) {
             (Some(group), true) => (group.protocol_type.clone(), group.protocol_name.clone()),
             _ => (None, None),
@@ -1115,6 +1306,12 @@ impl GroupCoordinator {
                 }
             }
         };
+        // A member is told all is well only by its coordinator, in its current generation.
+        debug_assert!(
+            !error.is_ok() || self.groups[&request.group_id].coordinated,
+            "group {} heartbeat on a non-coordinator",
+            request.group_id
+        );
         let response = HeartbeatResponse {
             throttle_time_ms: 0,
             error,
@@ -1151,7 +1348,8 @@ impl GroupCoordinator {
     /// LeaveGroup: each listed member leaves (static ones may be named by instance id).
     pub fn leave_group(&mut self, now: Now, id: RequestId, request: LeaveGroupRequest) {
         let group_id = request.group_id;
-        let mut results = Vec::with_capacity(request.members.len());
+        let leaving_count = request.members.len();
+        let mut results = Vec::with_capacity(leaving_count);
         let mut left = false;
         for leaving in request.members {
             let error = match self.groups.get(&group_id) {
@@ -1175,6 +1373,11 @@ impl GroupCoordinator {
         if left {
             self.after_membership_change(now, &group_id);
         }
+        assert_eq!(
+            results.len(),
+            leaving_count,
+            "one result per leaving member"
+        );
         let response = LeaveGroupResponse {
             throttle_time_ms: 0,
             error: ErrorCode::NONE,
@@ -1196,6 +1399,8 @@ impl GroupCoordinator {
             group.pending_assignment = None;
             self.disarm(group_id, &Timer::Sync);
             self.disarm(group_id, &Timer::Join);
+            // The generation moved on, so a late commit of the last members is refused
+            // (ILLEGAL_GENERATION) rather than applied to a group they have left.
             self.persist_empty(now, group_id);
             return;
         }
@@ -1225,6 +1430,11 @@ impl GroupCoordinator {
         if group.leader_id.as_deref() == Some(member_id) {
             group.leader_id = None;
         }
+        // No name of the member survives it: the static map and the leader are cleared.
+        assert!(
+            !group.static_members.values().any(|m| m == member_id),
+            "group {group_id}: static id still maps to {member_id}"
+        );
         if let Some(join) = member.awaiting_join {
             let response = JoinGroupResponse {
                 error,
@@ -1260,6 +1470,12 @@ impl GroupCoordinator {
             for (timer, at) in group.armed {
                 self.timers.remove(&(at, group_id.to_string(), timer));
             }
+            debug_assert!(
+                self.timers.iter().all(|(_, g, _)| g != group_id),
+                "group {group_id} left timers behind"
+            );
+            // Only the coordinator writes the group's records (another node's copy follows
+            // the log and would write a tombstone the coordinator did not decide).
             if tombstone && group.coordinated && group.persisted.is_some() {
                 self.writes.push(MetadataWrite {
                     group_id: group_id.to_string(),
@@ -1270,6 +1486,7 @@ impl GroupCoordinator {
         }
     }
 
+    /// One timer is due (already removed from both indexes by `handle_timeout`).
     fn fire(&mut self, now: Now, group_id: &str, timer: Timer) {
         match timer {
             Timer::Session(member_id) => {
@@ -1284,6 +1501,11 @@ impl GroupCoordinator {
                     self.touch_session(now, group_id, &member_id);
                     return;
                 }
+                // Parked requests keep a member alive (above), so only an idle one expires.
+                assert!(
+                    group.coordinated,
+                    "group {group_id}: timer on a non-coordinator"
+                );
                 tracing::info!(group = group_id, member = %member_id, "session expired");
                 self.remove_member(group_id, &member_id, ErrorCode::UNKNOWN_MEMBER_ID);
                 self.after_membership_change(now, group_id);
@@ -1324,6 +1546,8 @@ impl GroupCoordinator {
 
     // ---- timers ----------------------------------------------------------------------
 
+    /// Arm (or re-arm) a timer of a group: one entry in the group's `armed` map and one in
+    /// the ordered set, changed together so neither index can hold a stale deadline.
     fn arm(&mut self, group_id: &str, timer: Timer, at: Instant) {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
@@ -1333,22 +1557,36 @@ impl GroupCoordinator {
             return;
         }
         if let Some(old) = group.armed.insert(timer.clone(), at) {
-            self.timers
+            let removed = self
+                .timers
                 .remove(&(old, group_id.to_string(), timer.clone()));
+            assert!(
+                removed,
+                "group {group_id}: {timer:?} armed but not in the set"
+            );
         }
-        self.timers.insert((at, group_id.to_string(), timer));
+        let fresh = self.timers.insert((at, group_id.to_string(), timer));
+        assert!(fresh, "group {group_id}: timer already in the set");
     }
 
+    /// Disarm a timer if armed (both indexes, as in `arm`).
     fn disarm(&mut self, group_id: &str, timer: &Timer) {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };
         if let Some(at) = group.armed.remove(timer) {
-            self.timers
+            let removed = self
+                .timers
                 .remove(&(at, group_id.to_string(), timer.clone()));
+            assert!(
+                removed,
+                "group {group_id}: {timer:?} armed but not in the set"
+            );
         }
     }
 
+    /// A sign of life from a member: its session restarts from `now`. Every request a
+    /// member sends counts, as in Kafka, not only Heartbeat.
     fn touch_session(&mut self, now: Now, group_id: &str, member_id: &str) {
         let Some(member) = self
             .groups
@@ -1388,6 +1626,8 @@ impl GroupCoordinator {
         if !group.coordinated {
             return CommitCheck::Refuse(ErrorCode::NOT_COORDINATOR);
         }
+        // A consumer group is checked by member epoch; a classic one by instance id, then
+        // Empty's outside commits, then member and generation.
         if let Some(consumer) = group.consumer.as_deref().filter(|c| !c.members.is_empty()) {
             // KIP-848: the generation field carries the member epoch.
             return match Self::check_consumer_commit(consumer, member_id, generation_id) {
@@ -1401,6 +1641,8 @@ impl GroupCoordinator {
         if generation_id < 0 && group.state == GroupState::Empty {
             return CommitCheck::Accept;
         }
+        // Between join and sync nobody holds a settled assignment; a commit now would be
+        // for partitions the member may be about to lose (Kafka answers the same).
         if group.state == GroupState::CompletingRebalance {
             return CommitCheck::Refuse(ErrorCode::REBALANCE_IN_PROGRESS);
         }
@@ -1431,6 +1673,9 @@ impl GroupCoordinator {
         let group = (self.groups)
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(now.instant, true));
+        // Called after the records were appended (node/group.rs), never before: memory may
+        // run ahead of the disk only until the answer's sync. (Transactional offsets come
+        // from the transaction coordinator, which need not coordinate the group.)
         for (key, offset) in offsets {
             group.offsets.insert(key, offset);
         }
@@ -1446,6 +1691,8 @@ impl GroupCoordinator {
         key: (String, i32),
         value: Option<CommittedOffset>,
     ) {
+        // Groups created here are not coordinated: a replayed record only says what the
+        // coordinator decided, and `take_over` decides when this node starts deciding.
         match value {
             Some(offset) => {
                 let group = (self.groups)
@@ -1496,6 +1743,10 @@ impl GroupCoordinator {
         self.load(now, group_id, record);
         if let Some(group) = self.groups.get_mut(group_id) {
             group.coordinated = false;
+            assert!(
+                group.armed.is_empty(),
+                "group {group_id}: replayed with timers"
+            );
         }
         self.drop_if_unused(group_id);
     }
@@ -1516,6 +1767,13 @@ impl GroupCoordinator {
             for member_id in members {
                 self.touch_session(now, group_id, &member_id);
             }
+            // A loaded group is Empty or Stable: nothing parked that a timer must finish.
+            let group = &self.groups[group_id];
+            assert!(
+                matches!(group.state, GroupState::Empty | GroupState::Stable),
+                "group {group_id} taken over in {:?}",
+                group.state
+            );
         }
         taken.len()
     }
@@ -1529,6 +1787,8 @@ impl GroupCoordinator {
             .filter(|(id, g)| g.coordinated && owns(id))
             .map(|(id, _)| id.clone())
             .collect();
+        // Back to the last record, not to memory: memory may hold a generation whose record
+        // never became durable, and the next coordinator will load the record.
         for group_id in &resigned {
             let record = self.groups[group_id].persisted.as_deref().cloned();
             self.load(now, group_id, record);
@@ -1547,6 +1807,8 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };
+        // Collected first and answered last: answering needs `&mut self`, and the group must
+        // already look like its record when the answers are built.
         let armed: Vec<Timer> = group.armed.keys().cloned().collect();
         let mut parked: Vec<(RequestId, bool)> = Vec::new();
         for member in group.members.values_mut() {
@@ -1584,6 +1846,8 @@ impl GroupCoordinator {
                     };
                     group.members.insert(m.member_id.clone(), member);
                 }
+                // A record with members was written when a generation completed (or a
+                // static member was replaced in one), so the group resumes Stable in it.
                 if group.members.is_empty() {
                     group.state = GroupState::Empty;
                     group.protocol_type = protocol_type;
@@ -1611,6 +1875,17 @@ impl GroupCoordinator {
         for timer in armed {
             self.disarm(group_id, &timer);
         }
+        let group = &self.groups[group_id];
+        assert!(
+            group.armed.is_empty(),
+            "group {group_id}: loaded with timers"
+        );
+        assert_eq!(
+            group.state == GroupState::Empty,
+            group.members.is_empty(),
+            "group {group_id}: loaded {:?}",
+            group.state
+        );
         for (id, join) in parked {
             if join {
                 self.answer_join_error(id, ErrorCode::NOT_COORDINATOR, "");
@@ -1620,7 +1895,8 @@ impl GroupCoordinator {
         }
     }
 
-    /// Forget offsets (after their tombstones were written).
+    /// Forget offsets (after their tombstones were written). A group left with nothing is
+    /// dropped, as if its last record were a tombstone.
     pub fn delete_offsets(&mut self, group_id: &str, keys: &[(String, i32)]) {
         if let Some(group) = self.groups.get_mut(group_id) {
             for key in keys {
@@ -1737,6 +2013,12 @@ impl GroupCoordinator {
     /// Delete an empty group (its tombstones were written, the metadata record's too when
     /// [`GroupCoordinator::has_metadata_record`]).
     pub fn delete_group(&mut self, group_id: &str) {
+        // check_delete said Empty; deleting a live group would strand its members.
+        let state = self.groups.get(group_id).map(|g| g.state);
+        assert!(
+            matches!(state, None | Some(GroupState::Empty)),
+            "group {group_id} deleted in {state:?}"
+        );
         self.remove_group(group_id, false);
     }
 
@@ -1840,6 +2122,8 @@ impl GroupCoordinator {
                 authorized_operations,
             };
         }
+        // Kafka shows metadata and assignments only for Stable groups: in a rebalance they
+        // belong to a generation that is being replaced.
         let stable = group.state == GroupState::Stable;
         let protocol = group.protocol_name.clone().unwrap_or_default();
         let members = (group.members.iter())
@@ -1931,6 +2215,33 @@ impl GroupCoordinator {
             if !group.members.is_empty() {
                 assert!(group.protocol_type.is_some(), "group {group_id} no type");
             }
+            if group.state == GroupState::Empty {
+                assert!(
+                    group.members.is_empty(),
+                    "group {group_id} Empty with members"
+                );
+            }
+            if matches!(
+                group.state,
+                GroupState::CompletingRebalance | GroupState::Stable
+            ) {
+                // What a SyncGroup answer and the metadata record are built from.
+                assert!(
+                    !group.members.is_empty(),
+                    "group {group_id} without members"
+                );
+                assert!(group.leader_id.is_some(), "group {group_id} without leader");
+                assert!(
+                    group.protocol_name.is_some(),
+                    "group {group_id} no protocol"
+                );
+                assert!(group.generation_id >= 1, "group {group_id} generation 0");
+            }
+            assert!(
+                group.pending_members.len() <= GROUP_PENDING_MEMBERS_MAX,
+                "group {group_id} pending={}",
+                group.pending_members.len()
+            );
             if group.pending_assignment.is_some() {
                 assert_eq!(
                     group.state,
@@ -1989,7 +2300,9 @@ impl GroupCoordinator {
     }
 }
 
-/// Static membership check: an instance id must map to this member id.
+/// Static membership check: an instance id must map to this member id. A mismatch means
+/// another incarnation of the instance took the place: this one is a zombie and must stop
+/// (FENCED_INSTANCE_ID), not rejoin.
 fn check_static(
     group: &Group,
     member_id: &str,
@@ -2004,7 +2317,8 @@ fn check_static(
     }
 }
 
-/// The member a LeaveGroup entry names.
+/// The member a LeaveGroup entry names: by instance id for static members (KIP-345 lets
+/// an operator remove one without knowing its current member id), else by member id.
 fn resolve_leaving(
     group: &Group,
     member_id: &str,

@@ -95,7 +95,13 @@ pub fn partition_for(group: &str, partition_count: i32) -> i32 {
     // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
     let hash = java_string_hash(group);
     let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partition_count
+    let partition = abs % partition_count;
+    // Every node must compute the same partition, or a group would have two coordinators.
+    assert!(
+        (0..partition_count).contains(&partition),
+        "partition={partition}"
+    );
+    partition
 }
 
 pub(crate) fn put_string(out: &mut BytesMut, s: &str) {
@@ -163,7 +169,12 @@ pub fn group_value(group: &GroupMetadata) -> Bytes {
     put_nullable_string(&mut out, group.protocol_name.as_deref());
     put_nullable_string(&mut out, group.leader_id.as_deref());
     out.put_i64(group.current_state_timestamp);
-    // Bounded by GROUP_MEMBERS_MAX.
+    // Bounded by GROUP_MEMBERS_MAX (the coordinator refuses joins past it).
+    assert!(
+        group.members.len() <= super::GROUP_MEMBERS_MAX,
+        "members={}",
+        group.members.len()
+    );
     out.put_i32(i32::try_from(group.members.len()).unwrap_or(i32::MAX));
     for member in &group.members {
         put_string(&mut out, &member.member_id);

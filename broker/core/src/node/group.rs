@@ -1,6 +1,21 @@
 //! Consumer-group requests: routing to the [`GroupCoordinator`], and the offsets it
 //! decides written to `__consumer_offsets` through the normal log.
 //!
+//! Protocol, as a client sees it: FindCoordinator names the broker that owns the group (the
+//! leader of the group's partition of `__consumer_offsets`, `abs(hash(group)) % n`); then
+//! either the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup; the state
+//! machine is in [`crate::group`]) or KIP-848's ConsumerGroupHeartbeat
+//! ([`crate::group::consumer_group`]); OffsetCommit / OffsetFetch in both. The coordinator
+//! decides, this module does the IO-shaped part: it appends what was decided and releases
+//! the answer when the append is safe.
+//!
+//! Why an answer waits for durability: a client that was told "committed" resumes from that
+//! offset after any failure, and a member that was handed an assignment consumes it; if a
+//! restart or a new coordinator did not know the commit or the generation, records would be
+//! consumed twice or two members would own one partition. So the append comes first, the
+//! in-memory state second, and the answer third, released by the sync that covers the
+//! append (and in a cluster by the ISR acknowledging it).
+//!
 //! Invariants: an OffsetCommit, DeleteGroups or OffsetDelete that wrote records is answered
 //! only after the sync covering them (durability like acks=all produce); the coordinator's
 //! in-memory offsets are updated when the records are appended, so OffsetFetch reads the
@@ -49,7 +64,9 @@ const GROUP_DRAIN_ROUNDS_MAX: usize = 4;
 pub(super) type GroupWrites = std::collections::BTreeMap<RequestId, (String, i32)>;
 
 impl Node {
-    /// Route a group request; true if `request` was one.
+    /// Route a group request; gives it back if it is not one. Every handler ends with
+    /// [`Node::drain_group_outputs`], so the coordinator's answers and records leave in the
+    /// same input that produced them (records before answers: see the module doc).
     pub(super) fn handle_group_request(
         &mut self,
         now: Now,
@@ -90,7 +107,9 @@ impl Node {
     }
 
     /// Every topic by name with its id and partition count, for KIP-848 assignors
-    /// (internal topics are never assigned).
+    /// (internal topics are never assigned). Built per heartbeat: a topic created or grown
+    /// since the last one changes the group's metadata, which moves its epoch and makes the
+    /// assignor hand out the new partitions.
     fn topic_view(&self) -> TopicView {
         (self.topics.values())
             .filter(|t| !crate::topic::is_internal_topic(&t.name))
@@ -108,6 +127,9 @@ impl Node {
     }
 
     /// Write the coordinator's metadata records and move its answers to the node's outputs.
+    /// Records first: an answer that depends on a record (a SyncGroup) is parked on that
+    /// record's marker, so it cannot overtake it, and an answer that does not depend on one
+    /// loses nothing by waiting for the appends of the same round.
     pub(super) fn drain_group_outputs(&mut self, now: Now) {
         for _ in 0..GROUP_DRAIN_ROUNDS_MAX {
             let writes = self.groups.take_metadata_writes();
@@ -130,6 +152,11 @@ impl Node {
         for (id, response) in self.groups.take_responses() {
             self.respond(id, response);
         }
+        // Answering writes nothing back into the coordinator, so its queues stay empty.
+        assert!(
+            !self.groups.has_outputs(),
+            "group outputs left after a drain"
+        );
     }
 
     /// Append one group metadata record to the group's offsets partition; one that completes
@@ -140,6 +167,12 @@ impl Node {
             record,
             completes_generation,
         } = write;
+        if let Some(generation_id) = completes_generation {
+            // Only a rebalance's record completes a generation, and it names that generation:
+            // the SyncGroups released by this write hand out exactly what it stores.
+            let stored = record.as_ref().map(|r| r.generation_id);
+            assert_eq!(stored, Some(generation_id), "group {group_id}");
+        }
         let value = record.as_ref().map(offsets_log::group_value);
         let records = [Record {
             offset: 0,
@@ -148,6 +181,9 @@ impl Node {
             value,
             headers: Vec::new(),
         }];
+        // A rebalance's record needs a parked marker; with no room for one, the write fails
+        // now and the coordinator makes the group rebalance, rather than hand out an
+        // assignment whose record might not be durable. Other records need no marker.
         let full = completes_generation.is_some()
             && (self.sync_waiters.is_full() || self.group_writes.len() >= GROUPS_MAX);
         let appended = if full {
@@ -165,15 +201,22 @@ impl Node {
                     seq: self.group_write_seq,
                 };
                 self.group_writes.insert(id, (group_id, generation_id));
+                assert!(self.group_writes.len() <= GROUPS_MAX, "checked by `full`");
+                // The marker is parked like an OffsetCommit's answer: released by the same
+                // sync (and ISR acknowledgement) that makes the record durable.
                 let marker = ApiResponse::SyncGroup(SyncGroupResponse {
                     error: ErrorCode::NONE,
                     ..SyncGroupResponse::default()
                 });
                 self.respond_when_durable(id, marker, None);
             }
+            // A record that completes nothing (an Empty group, a static member's new id) can
+            // be lost: the next coordinator loads an older membership, whose members rejoin.
             (Err(error), None) => {
                 tracing::warn!(group = %group_id, error = error.name(), "group record not written");
             }
+            // The coordinator hears a failed rebalance write at once and rebalances again;
+            // the SyncGroups parked on it learn to find the coordinator.
             (Err(error), Some(generation_id)) => {
                 self.groups
                     .metadata_write_done(now, &group_id, generation_id, error);
@@ -187,6 +230,14 @@ impl Node {
         if id.conn != GROUP_WRITE_CONN {
             return false;
         }
+        assert!(
+            id.seq <= self.group_write_seq,
+            "marker {id:?} never handed out"
+        );
+        // The outcome is only recorded here; the coordinator hears it at the end of the
+        // input, because `respond` runs inside other handlers (`drain_group_outputs` among
+        // them), and calling back into the coordinator there would interleave its new
+        // answers and records with the ones being drained.
         if let Some((group_id, generation_id)) = self.group_writes.remove(&id) {
             let error = match response {
                 ApiResponse::SyncGroup(r) => r.error,
@@ -206,18 +257,27 @@ impl Node {
             return;
         }
         let results = std::mem::take(&mut self.group_write_results);
+        // A poisoned node lost its unsynced writes; telling the coordinator "done" would
+        // hand out assignments whose records may be gone.
         if self.poisoned.is_some() {
             return; // Nothing is answered any more.
         }
         for (group_id, generation_id, error) in results {
+            // Generations handed out start at 1 (0 is a group that never rebalanced).
+            assert!(
+                generation_id >= 1,
+                "group {group_id} generation {generation_id}"
+            );
             self.groups
                 .metadata_write_done(now, &group_id, generation_id, error);
         }
         self.drain_group_outputs(now);
     }
 
-    /// FindCoordinator: this node coordinates every group and every transactional id
-    /// (single node).
+    /// FindCoordinator: on a single node this node coordinates every group and every
+    /// transactional id; in a cluster, the leader of the key's internal partition does, and
+    /// an unknown or dead leader is COORDINATOR_NOT_AVAILABLE (the client asks again),
+    /// never a guess that would send it to a broker that refuses it.
     fn find_coordinator(&mut self, id: RequestId, request: FindCoordinatorRequest) {
         let coordinators = (request.keys.iter())
             .map(|key| {
@@ -258,7 +318,8 @@ impl Node {
                     error_message: message,
                 }
             })
-            .collect();
+            .collect::<Vec<Coordinator>>();
+        assert_eq!(coordinators.len(), request.keys.len(), "one answer per key");
         let response = FindCoordinatorResponse {
             throttle_time_ms: 0,
             coordinators,
@@ -267,7 +328,10 @@ impl Node {
     }
 
     /// OffsetCommit: check membership, append the offsets to the group's partition of
-    /// `__consumer_offsets`, answer once durable.
+    /// `__consumer_offsets`, answer once durable. The membership check is what stops a
+    /// member of an old generation (whose partitions were handed on) from moving a new
+    /// owner's offset back; a commit from outside the group is allowed only while it is
+    /// Empty (generation -1), as in Kafka.
     fn offset_commit(&mut self, now: Now, id: RequestId, request: OffsetCommitRequest) {
         let check = self.groups.check_commit(
             &request.group_id,
@@ -276,6 +340,8 @@ impl Node {
             request.generation_id,
         );
         let count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
+        // A membership refusal wins over a busy node: a fenced member must learn it is
+        // fenced (and rejoin), not retry a retriable code under a generation that is gone.
         let refusal = match check {
             CommitCheck::Refuse(error) => Some(error),
             _ if self.sync_waiters.is_full() => Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
@@ -325,11 +391,19 @@ impl Node {
                 partitions,
             });
         }
+        // A refused commit writes nothing; an accepted partition is one record.
+        assert!(
+            refusal.is_none() || records.is_empty(),
+            "refused commit wrote records"
+        );
+        assert_eq!(accepted.len(), records.len(), "group {}", request.group_id);
         #[cfg_attr(feature = "planted-lose-offset-commit", allow(unused_mut))]
         let mut response = OffsetCommitResponse {
             throttle_time_ms: 0,
             topics,
         };
+        // Nothing accepted, nothing written: the answer carries only errors, so it needs
+        // no sync.
         if records.is_empty() {
             self.respond(id, ApiResponse::OffsetCommit(response));
             return;
@@ -344,6 +418,8 @@ impl Node {
             self.respond(id, ApiResponse::OffsetCommit(response));
             return;
         }
+        // Append before the in-memory update and the answer (module doc): OffsetFetch may
+        // then show a commit a crash would lose only while its OffsetCommit is unanswered.
         #[allow(unreachable_code)]
         if let Err(error) = self.append_offset_records(now, &request.group_id, &records) {
             for topic in &mut response.topics {
@@ -362,7 +438,9 @@ impl Node {
     }
 
     /// OffsetFetch, from memory. With `require_stable`, partitions an open transaction will
-    /// commit answer UNSTABLE_OFFSET_COMMIT (the client retries).
+    /// commit answer UNSTABLE_OFFSET_COMMIT (the client retries). Memory may hold a commit
+    /// whose sync is still in flight; its OffsetCommit is not yet answered, so no client has
+    /// been told it is durable, and a crash rolls both back together.
     fn offset_fetch(&mut self, id: RequestId, request: OffsetFetchRequest) {
         let groups: Vec<OffsetFetchGroupResponse> = (request.groups.iter())
             .map(|g| {
@@ -376,6 +454,7 @@ impl Node {
                 self.groups.fetch_offsets(g)
             })
             .collect();
+        assert_eq!(groups.len(), request.groups.len(), "one answer per group");
         let mut response = OffsetFetchResponse {
             throttle_time_ms: 0,
             groups,
@@ -384,7 +463,9 @@ impl Node {
         self.respond(id, ApiResponse::OffsetFetch(response));
     }
 
-    /// DeleteGroups: only Empty groups; their offsets get tombstones.
+    /// DeleteGroups: only Empty groups; their offsets get tombstones (and the group's
+    /// metadata record one, when it has a record). Tombstones rather than forgetting: the
+    /// records are in the log, and recovery or a new coordinator would bring the group back.
     fn delete_groups(&mut self, now: Now, id: RequestId, request: DeleteGroupsRequest) {
         let mut results = Vec::with_capacity(request.groups.len());
         let mut wrote = false;
@@ -398,7 +479,10 @@ impl Node {
                     match result {
                         Ok(written) => {
                             wrote |= written;
+                            // The tombstones are queued first, so a restart that replays
+                            // them agrees with the group being gone now.
                             self.groups.delete_group(group_id);
+                            assert!(self.groups.state(group_id).is_none(), "{group_id} kept");
                             ErrorCode::NONE
                         }
                         Err(error) => error,
@@ -407,6 +491,7 @@ impl Node {
             };
             results.push((group_id.clone(), error));
         }
+        assert_eq!(results.len(), request.groups.len(), "one answer per group");
         let response = ApiResponse::DeleteGroups(DeleteGroupsResponse {
             throttle_time_ms: 0,
             results,
@@ -418,7 +503,8 @@ impl Node {
         }
     }
 
-    /// OffsetDelete: refused for topics the group's members subscribe to.
+    /// OffsetDelete: refused for topics the group's members subscribe to, since a member
+    /// would commit again right away (or, worse, restart from the reset policy mid-stream).
     fn offset_delete(&mut self, now: Now, id: RequestId, request: OffsetDeleteRequest) {
         let Some(subscribed) = self.groups.subscribed_topics(&request.group_id) else {
             let response = OffsetDeleteResponse {
@@ -457,6 +543,11 @@ impl Node {
         };
         if error.is_ok() {
             self.groups.delete_offsets(&request.group_id, &keys);
+            debug_assert!(
+                (self.groups.committed(&request.group_id).iter()).all(|(k, _)| !keys.contains(k)),
+                "group {}: deleted offsets still committed",
+                request.group_id
+            );
         }
         let response = ApiResponse::OffsetDelete(OffsetDeleteResponse {
             error,
@@ -471,7 +562,8 @@ impl Node {
     }
 
     /// Tombstones for the committed offsets of `keys` that exist (and for the group's
-    /// metadata record when `with_group`); true if any was written.
+    /// metadata record when `with_group`); true if any was written. A key with nothing
+    /// committed gets none: a tombstone for a record that never existed only costs space.
     fn write_tombstones(
         &mut self,
         now: Now,
@@ -498,6 +590,7 @@ impl Node {
         if with_group {
             records.push(tombstone(offsets_log::group_key(group_id)));
         }
+        assert_eq!(records.len(), committed.len() + usize::from(with_group));
         if records.is_empty() {
             return Ok(false);
         }
@@ -505,12 +598,16 @@ impl Node {
         Ok(true)
     }
 
+    /// `Some` when the topic has this partition: offsets are only stored for real ones, so a
+    /// client's typo cannot fill the group's bounded offset table.
     fn partition_exists(&self, topic: &str, partition: i32) -> Option<()> {
         let index = usize::try_from(partition).ok()?;
         (index < self.topic_by_name(topic)?.partitions.len()).then_some(())
     }
 
     /// The `__consumer_offsets` partition of `group_id`, creating the topic on first use.
+    /// Kafka's mapping (`abs(hash(group_id)) % offsets.topic.num.partitions`), so a group's
+    /// offsets and metadata records share one partition and one coordinator.
     fn offsets_partition(&mut self, group_id: &str) -> Result<(Uuid, usize), ErrorCode> {
         let partitions = self.config.offsets_topic_num_partitions;
         self.internal_partition(OFFSETS_TOPIC, partitions, group_id)
@@ -524,11 +621,14 @@ impl Node {
         group_id: &str,
         records: &[Record],
     ) -> Result<(), ErrorCode> {
+        // One batch: a group's commit is all or nothing, in the log as in the answer.
+        assert!(!records.is_empty(), "empty append for group {group_id}");
         let (topic_id, index) = self.offsets_partition(group_id)?;
         self.append_internal(topic_id, index, records)
     }
 
-    /// Recovery: rebuild committed offsets from `__consumer_offsets`.
+    /// Recovery: rebuild committed offsets and group metadata from `__consumer_offsets`,
+    /// replaying in log order so the latest record per key wins, as compaction would keep.
     pub(super) fn recover_group_offsets(
         &mut self,
         storage: &impl Storage,
@@ -547,6 +647,8 @@ impl Node {
         tracing::info!(records = replayed, "replayed {OFFSETS_TOPIC}");
         // A single node coordinates every group: the recovered ones' members get a full
         // session from now. In a cluster it waits for the leadership of their partitions.
+        // Before this point every group is a replayed, uncoordinated copy of its records,
+        // running no timer: nobody could have heartbeated to it yet.
         if !self.is_cluster() {
             let taken = self.groups.take_over(now, |_| true);
             tracing::info!(groups = taken, "coordinating the recovered groups");
@@ -556,6 +658,8 @@ impl Node {
 }
 
 /// The response to a group request with `error` everywhere (poisoned or overloaded node).
+/// Each group, member, topic and partition the request names gets its entry, because
+/// clients match results to what they asked and a missing one reads as a protocol error.
 pub(super) fn group_error_response(request: &ApiRequest, error: ErrorCode) -> ApiResponse {
     use weir_wire::domain::*;
     match request {

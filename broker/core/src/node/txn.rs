@@ -3,6 +3,46 @@
 //! timeout aborts, the admin views (DescribeTransactions, ListTransactions,
 //! DescribeProducers), the produce-side check of transactional batches, and recovery.
 //!
+//! Protocol (KIP-98; the state diagram is in [`crate::txn`]). A producer's round trip:
+//! InitProducerId (bumps the epoch, aborting what an earlier incarnation left open),
+//! AddPartitionsToTxn before its first batch to each partition, AddOffsetsToTxn and
+//! TxnOffsetCommit for consumed offsets, then EndTxn. EndTxn(commit) is a two-phase write
+//! the coordinator runs alone: the Prepare record decides, the markers (control batches in
+//! every partition of the transaction) make the data visible to read_committed consumers or
+//! abort it, and the Complete record closes it. A client may retry any step: a retried
+//! EndTxn finding Complete of the same kind gets the same answer.
+//!
+//! Fencing: every request names its producer id and epoch and is checked against the
+//! transactional id's current pair (`check_txn`): an older epoch is PRODUCER_FENCED (a
+//! zombie), a newer one INVALID_PRODUCER_EPOCH (it cannot exist), a request during Prepare
+//! is CONCURRENT_TRANSACTIONS (the client retries once the markers are written). A timeout
+//! abort first bumps the epoch, then writes markers with the new epoch, so the timed-out
+//! producer's late batches and its EndTxn are fenced (Kafka's PrepareEpochFence).
+//!
+//! What each request checks and changes (errors are Kafka's codes, answered at once):
+//!
+//! | request            | precondition                          | change                       |
+//! |--------------------|---------------------------------------|------------------------------|
+//! | InitProducerId     | not Prepare* (CONCURRENT_TRANSACTIONS)| epoch + 1; Ongoing is aborted|
+//! | AddPartitionsToTxn | current pid/epoch, partitions exist   | Ongoing, partitions added    |
+//! | AddOffsetsToTxn    | current pid/epoch                     | Ongoing, group added         |
+//! | TxnOffsetCommit    | Ongoing, group added before           | pending offsets replaced     |
+//! | EndTxn             | Ongoing (or a retry of the same end)  | Prepare*, markers, Complete* |
+//!
+//! Every change that succeeds is answered after the sync covering its record; a request
+//! refused before any change is answered at once, since nothing needs to be durable.
+//!
+//! Cluster mode: the coordinator of a transactional id is the leader of its
+//! `__transaction_state` partition. Markers for partitions it leads are appended here;
+//! the others go to their leaders as peer messages (`node/cluster.rs`), and the transaction
+//! stays prepared until every leader has acknowledged, retried on a timer. A prepared
+//! transaction is never re-decided, so a retried marker always carries the same outcome.
+//!
+//! Recovery order matters: the coordinator's table first (the Prepare states to finish),
+//! then every partition's transaction index (the LSO each partition reports), and only then
+//! the prepared transactions are finished, so the markers they write land in indexes that
+//! already know the data before them.
+//!
 //! State lives in the internal topic `__transaction_state` (format: `txn_log`; created on
 //! first use, compacted like `__consumer_offsets`, see `node/internal.rs`); recovery
 //! replays it, latest record per transactional id winning. Legacy `txn/{id}` meta entries
@@ -14,6 +54,9 @@
 //! - ending a transaction writes Prepare, then the markers and (commit) the group offsets,
 //!   then Complete, all before the answer's sync, so an acknowledged EndTxn is complete on
 //!   disk and a crash in between leaves a Prepare state that recovery finishes;
+//! - a prepared transaction changes only to its Complete state: no request moves it
+//!   elsewhere (each answers CONCURRENT_TRANSACTIONS), so the markers sent and the outcome
+//!   recorded always agree;
 //! - a transactional batch is appended only for a partition the producer's current epoch
 //!   added to its ongoing transaction (KIP-890's verification, done locally).
 
@@ -61,13 +104,16 @@ const REPLAY_READ_BYTES: u32 = 4 << 20;
 /// Coordinator epoch written in markers (one node, never fails over).
 const COORDINATOR_EPOCH: i32 = 0;
 
-/// The legacy meta key of a transaction's state (read only to migrate it).
+/// The legacy meta key of a transaction's state (read only to migrate it). Deleted once
+/// the state is in the topic, so a node migrates each id at most once.
 fn legacy_txn_key(transactional_id: &str) -> Vec<u8> {
     format!("{TXN_META_PREFIX}{transactional_id}").into_bytes()
 }
 
 impl Node {
-    /// Route a transaction request; gives it back if it is not one.
+    /// Route a transaction request; gives it back if it is not one. InitProducerId is not
+    /// routed here: the idempotent-producer path (`node/producer_id.rs`) owns it and calls
+    /// [`Node::init_transactional_producer`] when it names a transactional id.
     pub(super) fn handle_txn_request(
         &mut self,
         now: Now,
@@ -89,7 +135,9 @@ impl Node {
     }
 
     /// The ongoing transaction of `transactional_id` if `producer_id`/`epoch` is its
-    /// current producer.
+    /// current producer. The order of the checks is Kafka's: a client that sees
+    /// PRODUCER_FENCED must stop for good, so it is reported only for a real zombie (an older
+    /// epoch of the same producer id), never for a mapping the client got wrong.
     fn check_txn(
         &self,
         transactional_id: &str,
@@ -110,11 +158,17 @@ impl Node {
         if matches!(txn.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
             return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
         }
+        // What the callers may rely on: the current producer, and no decision in flight.
+        debug_assert!(!matches!(
+            txn.state,
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ));
         Ok(txn)
     }
 
     /// The `__transaction_state` partition of `transactional_id`, creating the topic on
-    /// first use.
+    /// first use. The partition is a pure function of the id, so every record of one id lands
+    /// in one partition and compaction keeps its latest.
     fn txn_state_partition(&mut self, transactional_id: &str) -> Result<(Uuid, usize), ErrorCode> {
         let partitions = self.config.transaction_state_log_num_partitions;
         self.internal_partition(TXN_STATE_TOPIC, partitions, transactional_id)
@@ -139,8 +193,16 @@ impl Node {
         self.append_internal(topic_id, index, &[record])
     }
 
-    /// Persist `txn` and make it current.
+    /// Persist `txn` and make it current. The record goes first: an answer that depends on
+    /// this state waits for a sync, which then covers the record too.
     fn put_txn(&mut self, txn: TxnMetadata) {
+        assert_eq!(
+            txn.state == TxnState::Ongoing,
+            txn.deadline.is_some(),
+            "{}: deadline iff ongoing ({:?})",
+            txn.transactional_id,
+            txn.state
+        );
         let value = txn_log::value(&txn);
         let result = self.append_txn_record(&txn.transactional_id, Some(value), txn.last_update_ms);
         if let Err(error) = result {
@@ -155,7 +217,9 @@ impl Node {
         self.txns.put(txn);
     }
 
-    /// Mark `txn` Ongoing (starting its clock if it was not).
+    /// Mark `txn` Ongoing (starting its clock if it was not). The timeout counts from the
+    /// first Add* call, as in Kafka: a transaction that keeps adding partitions does not
+    /// extend its own life.
     fn begin(txn: &mut TxnMetadata, now: Now) {
         txn.last_update_ms = now.wall_ms;
         if txn.state != TxnState::Ongoing {
@@ -164,10 +228,22 @@ impl Node {
             let timeout_ms = u64::try_from(txn.timeout_ms).unwrap_or(0);
             txn.deadline = Some(now.instant.add_ms(timeout_ms));
         }
+        // A prepared transaction must never reopen (check_txn refuses them).
+        assert_eq!(txn.state, TxnState::Ongoing, "{}", txn.transactional_id);
+        assert!(
+            txn.deadline.is_some(),
+            "{} has no deadline",
+            txn.transactional_id
+        );
     }
 
     /// InitProducerId with a transactional id: the id's producer id at a bumped epoch (a new
     /// id at epoch 0 the first time), after aborting any transaction it left open.
+    ///
+    /// The epoch is what fences: every partition and this coordinator refuse the old
+    /// epoch from now on. When the epoch would overflow (`i16::MAX - 1`, Kafka's limit, one
+    /// below so an abort can still bump it) a new producer id starts at epoch 0 instead;
+    /// the old id's state in the partitions then expires on its own.
     pub(super) fn init_transactional_producer(
         &mut self,
         now: Now,
@@ -192,6 +268,8 @@ impl Node {
             self.respond(id, respond(ErrorCode::INVALID_TRANSACTION_TIMEOUT, -1, -1));
             return;
         }
+        // Every success is a parked answer; with the waiter table full it could not be
+        // parked, so refuse with a code every client retries rather than answer early.
         if self.sync_waiters.is_full()
             || (self.txns.txns.len() >= TXNS_MAX && !self.txns.txns.contains_key(&transactional_id))
         {
@@ -203,7 +281,18 @@ impl Node {
             self.respond(id, respond(error, -1, -1));
             return;
         }
+        // The topic exists now, so every put below persists; that is what lets `put_txn`
+        // treat an append failure as an internal error.
         let existing = self.txns.txns.get(&transactional_id).cloned();
+        // A decided transaction finishes first (Kafka answers the same): re-initializing
+        // now would rewrite the state while the markers of the decision are still being
+        // written, and the Complete record would then contradict the markers.
+        let prepared = (existing.as_ref())
+            .is_some_and(|t| matches!(t.state, TxnState::PrepareCommit | TxnState::PrepareAbort));
+        if prepared {
+            self.respond(id, respond(ErrorCode::CONCURRENT_TRANSACTIONS, -1, -1));
+            return;
+        }
         let (producer_id, producer_epoch) = match &existing {
             Some(txn) => {
                 // KIP-360: a producer naming its current id must name this one and not an
@@ -238,6 +327,7 @@ impl Node {
                 }
             },
         };
+        let existing_new = existing.is_none();
         let mut txn = existing.unwrap_or(TxnMetadata {
             transactional_id: transactional_id.clone(),
             producer_id,
@@ -254,6 +344,11 @@ impl Node {
         // The bumped epoch fences the old producer everywhere before its transaction is
         // aborted with markers carrying the new epoch.
         let ongoing = txn.state == TxnState::Ongoing;
+        assert!(
+            txn.producer_id != producer_id || producer_epoch > txn.producer_epoch || existing_new,
+            "{transactional_id}: epoch not bumped ({} -> {producer_epoch})",
+            txn.producer_epoch
+        );
         txn.producer_id = producer_id;
         txn.producer_epoch = producer_epoch;
         txn.timeout_ms = timeout_ms;
@@ -266,10 +361,22 @@ impl Node {
             );
             self.end_transaction(now, &transactional_id, false);
         } else if let Some(txn) = self.txns.txns.get(&transactional_id).cloned() {
+            // An idle id restarts Empty: a Complete state left from the old epoch would make
+            // the new producer's first EndTxn, with no transaction, look like a retry.
             let mut txn = txn;
             txn.state = TxnState::Empty;
             self.put_txn(txn);
         }
+        // Either way the id is now idle under the new epoch (an abort completes here, or
+        // waits in PrepareAbort for remote markers in a cluster).
+        let now_state = self.txns.txns.get(&transactional_id).map(|t| t.state);
+        assert!(
+            matches!(
+                now_state,
+                Some(TxnState::Empty | TxnState::CompleteAbort | TxnState::PrepareAbort)
+            ),
+            "{transactional_id} after InitProducerId: {now_state:?}"
+        );
         self.respond_when_durable(
             id,
             respond(ErrorCode::NONE, producer_id, producer_epoch),
@@ -277,9 +384,12 @@ impl Node {
         );
     }
 
-    /// The next producer id, its counter persisted (answers wait for the sync).
+    /// The next producer id, its counter persisted (answers wait for the sync). The counter
+    /// is written before any id is used, so a crash can skip ids but never hand one out
+    /// twice: a reused id would inherit another producer's sequence state.
     fn allocate_producer_id(&mut self) -> Option<i64> {
         let producer_id = self.next_producer_id;
+        assert!(producer_id >= 0, "next_producer_id={producer_id}");
         let next = producer_id.checked_add(1)?;
         self.next_producer_id = next;
         self.emit(StorageOp::PutMeta {
@@ -289,6 +399,10 @@ impl Node {
         Some(producer_id)
     }
 
+    /// AddPartitionsToTxn: the partitions join the ongoing transaction (starting it). A
+    /// transactional batch for a partition not added first is refused on produce, which is
+    /// what keeps a partition's LSO from being held by a transaction the coordinator would
+    /// never send a marker for.
     fn add_partitions_to_txn(
         &mut self,
         now: Now,
@@ -340,6 +454,9 @@ impl Node {
             throttle_time_ms: 0,
             results,
         });
+        // All or nothing, as in Kafka: a client that sees any partition refused retries the
+        // whole request, so adding the others now would only open a transaction it has not
+        // agreed to.
         if any_unknown {
             error = Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
         }
@@ -353,10 +470,19 @@ impl Node {
                 txn.partitions.insert((topic.name.clone(), *partition));
             }
         }
+        // Checked before any change: the request's count bounds the growth.
+        assert!(
+            txn.partitions.len() <= TXN_PARTITIONS_MAX,
+            "{}",
+            txn.transactional_id
+        );
         self.put_txn(txn);
         self.respond_when_durable(id, response, None);
     }
 
+    /// AddOffsetsToTxn: the group joins the ongoing transaction (starting it). Kafka would
+    /// also add the group's `__consumer_offsets` partition; here the offsets stay with the
+    /// transaction's state until the commit writes them (see `txn_log`).
     fn add_offsets_to_txn(&mut self, now: Now, id: RequestId, request: AddOffsetsToTxnRequest) {
         let checked = self
             .check_txn(
@@ -387,6 +513,9 @@ impl Node {
         self.respond_when_durable(id, respond(ErrorCode::NONE), None);
     }
 
+    /// TxnOffsetCommit: offsets held by the transaction until it ends (applied to the group
+    /// on commit, dropped on abort). Unlike a plain OffsetCommit it checks no group
+    /// membership (Kafka checks the generation only when the client sends one, KIP-447).
     fn txn_offset_commit(&mut self, _now: Now, id: RequestId, request: TxnOffsetCommitRequest) {
         let checked = self
             .check_txn(
@@ -446,10 +575,13 @@ impl Node {
             throttle_time_ms: 0,
             topics,
         });
+        // Unlike AddPartitions, the partitions that passed are kept even if others failed:
+        // each offset stands alone (Kafka answers TxnOffsetCommit per partition too).
         let (None, Ok(mut txn)) = (error, checked) else {
             self.respond(id, response);
             return;
         };
+        assert_eq!(txn.state, TxnState::Ongoing, "{}", txn.transactional_id);
         for offset in pending {
             // The latest offset per group partition wins, as with plain commits.
             txn.pending_offsets.retain(|p| {
@@ -463,6 +595,10 @@ impl Node {
         self.respond_when_durable(id, response, None);
     }
 
+    /// EndTxn: commit or abort the ongoing transaction. Answered after the sync that covers
+    /// Prepare, the local markers and Complete; in a cluster, with markers still owed by
+    /// other leaders, the answer is released with the Prepare record (the decision), as in
+    /// Kafka, and the client's next request waits on CONCURRENT_TRANSACTIONS.
     fn end_txn(&mut self, now: Now, id: RequestId, request: EndTxnRequest) {
         let respond = |error, txn: Option<&TxnMetadata>| {
             ApiResponse::EndTxn(EndTxnResponse {
@@ -498,6 +634,8 @@ impl Node {
             (TxnState::Empty, false) => ErrorCode::NONE,
             _ => ErrorCode::INVALID_TXN_STATE,
         };
+        // Answered after the sync even for a refusal or a retry: the state it reports (and a
+        // retry's earlier Complete record) is then durable, never only in memory.
         let txn = self.txns.txns.get(&request.transactional_id).cloned();
         self.respond_when_durable(id, respond(error, txn.as_ref()), None);
     }
@@ -507,6 +645,10 @@ impl Node {
         let Some(mut txn) = self.txns.txns.get(transactional_id).cloned() else {
             return;
         };
+        // Every caller found it Ongoing (EndTxn, InitProducerId, the timeout).
+        assert_eq!(txn.state, TxnState::Ongoing, "{transactional_id}");
+        // The Prepare record is the decision: it is queued before any marker, and storage
+        // keeps a prefix of the writes, so no marker can survive a crash without it.
         txn.state = if committed {
             TxnState::PrepareCommit
         } else {
@@ -518,8 +660,16 @@ impl Node {
     }
 
     /// Write the markers (and on commit the offsets) of a prepared transaction, then
-    /// complete it.
+    /// complete it. Also the recovery path for a Prepare record found without its Complete:
+    /// rewriting a marker the crash already wrote is harmless, since a marker for a producer
+    /// with no open transaction in that partition changes nothing there.
     fn finish_transaction(&mut self, now: Now, txn: TxnMetadata) {
+        assert!(
+            matches!(txn.state, TxnState::PrepareCommit | TxnState::PrepareAbort),
+            "{} finished in {:?}",
+            txn.transactional_id,
+            txn.state
+        );
         let committed = txn.state == TxnState::PrepareCommit;
         let mut remote = Vec::new();
         for (topic, partition) in &txn.partitions {
@@ -557,7 +707,17 @@ impl Node {
     /// Every marker of a prepared transaction is written: commit its offsets (on commit)
     /// and mark it complete.
     pub(super) fn complete_transaction(&mut self, now: Now, mut txn: TxnMetadata) {
+        // The outcome comes from the Prepare record, the one the markers were written for;
+        // nothing moves a prepared transaction elsewhere (module invariants).
+        assert!(
+            matches!(txn.state, TxnState::PrepareCommit | TxnState::PrepareAbort),
+            "{} completed in {:?}",
+            txn.transactional_id,
+            txn.state
+        );
         let committed = txn.state == TxnState::PrepareCommit;
+        // Offsets are written after the markers and before Complete: a crash before
+        // Complete redoes the markers and rewrites the same offsets, which is idempotent.
         if committed {
             let mut by_group: BTreeMap<String, Vec<PendingOffset>> = BTreeMap::new();
             for offset in std::mem::take(&mut txn.pending_offsets) {
@@ -584,8 +744,15 @@ impl Node {
         self.put_txn(txn);
     }
 
-    /// Commit a transaction's offsets to `group` as plain offset records.
+    /// Commit a transaction's offsets to `group` as plain offset records. The group's
+    /// membership is not checked: the transaction was committed, so its offsets must land
+    /// even if the consumer left the group meanwhile.
     fn apply_txn_offsets(&mut self, now: Now, group: &str, offsets: Vec<PendingOffset>) {
+        assert!(!offsets.is_empty(), "no offsets for {group}");
+        assert!(
+            offsets.iter().all(|o| o.group == group),
+            "offsets of another group"
+        );
         let mut records = Vec::with_capacity(offsets.len());
         let mut accepted = Vec::with_capacity(offsets.len());
         for offset in offsets {
@@ -619,7 +786,9 @@ impl Node {
         self.groups.commit(now, group, "", accepted);
     }
 
-    /// Append a marker to a partition and update its transaction index.
+    /// Append a marker to a partition and update its transaction index. The marker carries
+    /// the producer's current epoch, so the partition's producer state fences anything the
+    /// producer sends later at an older one.
     pub(super) fn write_marker(
         &mut self,
         now: Now,
@@ -631,6 +800,8 @@ impl Node {
     ) -> Result<(), ErrorCode> {
         let (topic_id, index) =
             self.resolve_partition(&TopicRef::Name(topic.to_string()), partition)?;
+        // The marker lands at the log end; the append path assigns nothing else, so the
+        // offset set here is the one the partition's transaction index records.
         let batch = encode_control_batch(
             producer_id,
             producer_epoch,
@@ -651,8 +822,12 @@ impl Node {
         Ok(())
     }
 
-    /// WriteTxnMarkers (admin / completeness): append each marker where asked.
+    /// WriteTxnMarkers (admin / completeness): append each marker where asked. Kafka's
+    /// coordinators send it to partition leaders; here it serves tools that abort a hanging
+    /// transaction by hand, and each marker is answered only once durable.
     fn write_txn_markers(&mut self, now: Now, id: RequestId, request: WriteTxnMarkersRequest) {
+        // Checked once for the whole request: a marker written must be answered after its
+        // sync, so none is written when the answer could not be parked.
         let full = self.sync_waiters.is_full();
         let mut wrote = false;
         let mut markers = Vec::with_capacity(request.markers.len());
@@ -694,6 +869,11 @@ impl Node {
                 topics,
             });
         }
+        assert_eq!(
+            markers.len(),
+            request.markers.len(),
+            "one result per marker"
+        );
         let response = ApiResponse::WriteTxnMarkers(WriteTxnMarkersResponse { markers });
         if wrote {
             self.respond_when_durable(id, response, None);
@@ -702,6 +882,8 @@ impl Node {
         }
     }
 
+    /// DescribeTransactions: the current state of each id, read from memory (which is what
+    /// the last durable record says, plus changes whose answers are still waiting).
     fn describe_transactions(&mut self, id: RequestId, request: DescribeTransactionsRequest) {
         let transactions = (request.transactional_ids.iter())
             .map(|tid| match self.txns.txns.get(tid) {
@@ -717,7 +899,12 @@ impl Node {
                     topics: Vec::new(),
                 },
             })
-            .collect();
+            .collect::<Vec<TransactionDescription>>();
+        assert_eq!(
+            transactions.len(),
+            request.transactional_ids.len(),
+            "one per id"
+        );
         let response = DescribeTransactionsResponse {
             throttle_time_ms: 0,
             transactions,
@@ -725,6 +912,8 @@ impl Node {
         self.respond(id, ApiResponse::DescribeTransactions(response));
     }
 
+    /// ListTransactions with Kafka's filters: states (unknown names reported back), producer
+    /// ids, and a minimum running time (KIP-994) that only open transactions can meet.
     fn list_transactions(&mut self, now: Now, id: RequestId, request: ListTransactionsRequest) {
         let unknown_state_filters: Vec<String> = (request.state_filters.iter())
             .filter(|s| !TxnState::NAMES.contains(&s.as_str()))
@@ -759,6 +948,8 @@ impl Node {
         self.respond(id, ApiResponse::ListTransactions(response));
     }
 
+    /// DescribeProducers (KIP-664): each partition's producer table, with the first offset of
+    /// every open transaction, which is what an operator needs to find what holds the LSO.
     fn describe_producers(&mut self, id: RequestId, request: DescribeProducersRequest) {
         let topics = (request.topics.iter())
             .map(|t| DescribeProducersTopic {
@@ -810,13 +1001,26 @@ impl Node {
         self.respond(id, ApiResponse::DescribeProducers(response));
     }
 
-    /// Produce-side check of a transactional batch for `topic`/`partition`.
+    /// Produce-side check of a transactional batch for `topic`/`partition`: the producer's
+    /// current epoch added this partition to its ongoing transaction. Without it a batch
+    /// sent after the transaction ended (a late retry) would open a transaction no marker
+    /// ever closes, and the partition's LSO would stop for good (KIP-890's hanging
+    /// transaction).
     pub(super) fn check_transactional_batch(
         &self,
         header: &BatchHeader,
         topic: &str,
         partition: i32,
     ) -> Result<(), (ErrorCode, String)> {
+        // The produce path calls this only for transactional batches with a producer id.
+        assert!(header.is_transactional(), "not a transactional batch");
+        assert!(
+            header.producer_id >= 0,
+            "producer_id={}",
+            header.producer_id
+        );
+        // The producer id names the transaction: ids are unique per transactional id, and
+        // the epoch check below rejects a zombie of the same id.
         let Some(txn) = self.txns.by_producer(header.producer_id) else {
             // Cluster mode: the coordinator is usually another broker; the partition's
             // producer state still fences old epochs (Kafka before KIP-890).
@@ -853,7 +1057,8 @@ impl Node {
     }
 
     /// Abort (with an epoch bump, fencing the producer) every transaction past its
-    /// `transaction.timeout.ms`.
+    /// `transaction.timeout.ms`. Without the timeout a producer that died mid-transaction
+    /// would hold the LSO of its partitions, and so every read_committed consumer, forever.
     pub(super) fn expire_transactions(&mut self, now: Now) {
         let expired: Vec<String> = (self.txns.txns.values())
             .filter(|t| t.deadline.is_some_and(|d| d <= now.instant))
@@ -864,6 +1069,11 @@ impl Node {
                 continue;
             };
             tracing::info!(transactional_id, "transaction timed out; aborting");
+            assert_eq!(txn.state, TxnState::Ongoing, "{transactional_id}: deadline");
+            // Bump first, then abort: the markers carry the new epoch, so the timed-out
+            // producer's late batches and EndTxn are fenced (Kafka's PrepareEpochFence).
+            // At the last epoch no bump is possible; the zombie's late batches are still
+            // refused, since the transaction they name is no longer Ongoing.
             if txn.producer_epoch < i16::MAX - 1 {
                 txn.producer_epoch += 1;
             }
@@ -881,7 +1091,14 @@ impl Node {
         let expiration_ms = self.config.transactional_id_expiration_ms;
         for transactional_id in self.txns.expired_ids(now.wall_ms, expiration_ms) {
             tracing::info!(transactional_id, "transactional id expired");
-            self.txns.remove(&transactional_id);
+            // The tombstone follows the removal in the same input, so the table and the
+            // topic agree once its sync completes (and a crash before leaves the id, which
+            // then expires again).
+            let removed = self.txns.remove(&transactional_id);
+            assert!(
+                removed.is_some(),
+                "{transactional_id} listed but not in the table"
+            );
             if let Err(error) = self.append_txn_record(&transactional_id, None, now.wall_ms) {
                 tracing::error!(
                     transactional_id,
@@ -893,6 +1110,8 @@ impl Node {
     }
 
     /// OffsetFetch `require_stable`: offsets an open transaction will commit are unstable.
+    /// A consumer starting on a partition must not read an offset that an open transaction
+    /// is about to replace (KIP-447): it would reprocess what the transaction already did.
     pub(super) fn mark_unstable_offsets(
         &self,
         request: &OffsetFetchRequest,
@@ -917,12 +1136,15 @@ impl Node {
 
     /// Recovery: load the coordinator from `__transaction_state` (moving legacy meta
     /// entries into it), rebuild every partition's transaction index from its log, finish
-    /// transactions a crash left prepared, restart the clocks of ongoing ones.
+    /// transactions a crash left prepared, restart the clocks of ongoing ones. An ongoing
+    /// transaction gets a full timeout from now: its producer may still be alive and about
+    /// to end it, and the clock it ran under before the crash is not on this node.
     pub(super) fn recover_transactions(
         &mut self,
         storage: &impl Storage,
         now: Now,
     ) -> Result<(), StorageError> {
+        // 1. The table: latest record per id (a tombstone, `None`, forgets the id).
         let ranges = self.internal_ranges(TXN_STATE_TOPIC);
         let mut latest: BTreeMap<String, Option<TxnMetadata>> = BTreeMap::new();
         let replayed = replay_internal(storage, TXN_STATE_TOPIC, &ranges, |record| {
@@ -936,6 +1158,8 @@ impl Node {
             }
         })?;
         tracing::info!(records = replayed, "replayed {TXN_STATE_TOPIC}");
+        // 2. Legacy entries, from before the topic existed; a corrupt one stops recovery, as
+        // losing a transaction's state would silently expose or drop its data.
         let mut legacy = Vec::new();
         for (key, value) in storage.meta_entries()? {
             let Some(tid) = std::str::from_utf8(&key)
@@ -966,8 +1190,12 @@ impl Node {
                 if txn.last_update_ms < 0 {
                     txn.last_update_ms = now.wall_ms;
                 }
-                self.put_txn(txn.clone());
+                // Restored first, so an Ongoing one has its deadline (not persisted) before
+                // `put_txn` writes it to the topic.
                 self.restore_txn(txn, now);
+                if let Some(restored) = self.txns.txns.get(&transactional_id).cloned() {
+                    self.put_txn(restored);
+                }
             }
             // Removed after the record above (same sync or a later one): a crash between
             // keeps the legacy entry, and the next recovery moves it again.
@@ -975,11 +1203,13 @@ impl Node {
                 key: legacy_txn_key(&transactional_id),
             });
         }
+        // 3. Each partition's index, before any marker below is appended to it.
         for topic in self.topics.values_mut() {
             for log in &mut topic.partitions {
                 rebuild_index(storage, log)?;
             }
         }
+        // 4. Finish what a crash left decided but not complete (module doc, recovery).
         let prepared: Vec<TxnMetadata> = (self.txns.txns.values())
             .filter(|t| matches!(t.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
             .cloned()
@@ -1004,16 +1234,27 @@ impl Node {
             let timeout_ms = u64::try_from(txn.timeout_ms).unwrap_or(0);
             now.instant.add_ms(timeout_ms)
         });
+        // The counter in meta may be behind a recovered id (it is written separately), and an
+        // id handed out twice would mix two producers' sequences.
         self.next_producer_id = self.next_producer_id.max(txn.producer_id.saturating_add(1));
+        // A producer id allocated after recovery must not collide with a recovered one.
+        assert!(
+            self.next_producer_id > txn.producer_id,
+            "{}",
+            txn.transactional_id
+        );
         self.txns.put(txn);
     }
 }
 
+/// One transaction as DescribeTransactions shows it: partitions grouped by topic.
 fn describe(txn: &TxnMetadata) -> TransactionDescription {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in &txn.partitions {
         topics.entry(topic).or_default().push(*partition);
     }
+    let listed: usize = topics.values().map(Vec::len).sum();
+    assert_eq!(listed, txn.partitions.len(), "{}", txn.transactional_id);
     TransactionDescription {
         error: ErrorCode::NONE,
         transactional_id: txn.transactional_id.clone(),
@@ -1033,6 +1274,8 @@ fn describe(txn: &TxnMetadata) -> TransactionDescription {
 }
 
 /// Rebuild a partition's transaction index from its whole log (headers and control keys).
+/// The whole log, not a tail: a transaction opened long ago and never ended still holds the
+/// LSO, and only its first batch says where.
 fn rebuild_index(
     storage: &impl Storage,
     log: &mut crate::partition::PartitionLog,
@@ -1056,6 +1299,8 @@ fn rebuild_index(
             if header.last_offset() < offset {
                 continue;
             }
+            // Only transactional batches matter: an idempotent one never opens a
+            // transaction, and a control batch of a non-transactional producer is not ours.
             if header.is_transactional() && header.producer_id >= 0 {
                 if header.is_control() {
                     if let Some(kind) = bytes.get(range).and_then(control_type) {
@@ -1069,15 +1314,22 @@ fn rebuild_index(
             }
             offset = header.last_offset() + 1;
         }
+        // A read that yields no whole batch ends the scan (a torn tail recovery already
+        // cut); otherwise each pass moves forward, which bounds the loop.
         if offset == before {
             break;
         }
+        assert!(
+            offset > before,
+            "replay went back from {before} to {offset}"
+        );
     }
     Ok(())
 }
 
 /// The response to a transaction request with `error` everywhere (poisoned node); `None`
-/// for other requests.
+/// for other requests. Every partition and id of the request gets an entry, because
+/// clients match results to what they asked and treat a missing one as a protocol error.
 pub(super) fn txn_error_response(request: &ApiRequest, error: ErrorCode) -> Option<ApiResponse> {
     let topic_results = |topics: &[TxnTopic]| -> Vec<TxnTopicResult> {
         (topics.iter())
@@ -1176,4 +1428,44 @@ pub(super) fn txn_error_response(request: &ApiRequest, error: ErrorCode) -> Opti
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_wire::domain::txn::DescribeTransactionsRequest;
+    use weir_wire::domain::{ApiRequest, ApiResponse};
+
+    use crate::storage::{Storage, StorageOp};
+    use crate::testing::SingleNode;
+    use crate::NodeConfig;
+
+    // Goal: a legacy `txn/{id}` meta entry of an Ongoing transaction migrates into
+    // `__transaction_state` at recovery with its timeout clock running (an Ongoing state
+    // must have a deadline before it is persisted). Method: write the legacy entry by hand,
+    // restart, describe the id and check the legacy key is gone.
+    #[test]
+    fn legacy_ongoing_transaction_migrates_with_a_deadline() {
+        let mut node = SingleNode::new(NodeConfig::default());
+        let legacy = r#"{"transactional_id":"old","producer_id":7,"producer_epoch":2,
+            "timeout_ms":60000,"state":"Ongoing","partitions":[],"groups":["g"],
+            "pending_offsets":[],"start_ms":1,"last_update_ms":1}"#;
+        let op = StorageOp::PutMeta {
+            key: b"txn/old".to_vec(),
+            value: legacy.as_bytes().to_vec(),
+        };
+        node.storage.apply(&op).expect("MemStorage apply");
+        node.restart();
+        let request = DescribeTransactionsRequest {
+            transactional_ids: vec!["old".into()],
+        };
+        let response = node.call(ApiRequest::DescribeTransactions(request));
+        let ApiResponse::DescribeTransactions(described) = response else {
+            panic!("{response:?}")
+        };
+        let txn = &described.transactions[0];
+        assert_eq!((txn.state.as_str(), txn.producer_id), ("Ongoing", 7));
+        node.restart();
+        let entries = node.storage.meta_entries().expect("meta readable");
+        assert!(entries.iter().all(|(key, _)| !key.starts_with(b"txn/")));
+    }
 }
