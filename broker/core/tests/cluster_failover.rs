@@ -24,204 +24,22 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use common::cluster::Cluster;
 
 use bytes::Bytes;
-use weir_core::cluster::peer::PeerMessage;
-use weir_core::cluster::{ClusterConfig, Voter};
-use weir_core::resolve::resolve_response;
-use weir_core::storage::{MemStorage, Storage};
-use weir_core::{Completion, Instant, Node, NodeConfig, Now, Output, RequestId};
 use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
 
 const GROUP: &str = "g";
 const SESSION_MS: i32 = 10_000;
-const STEP_MS: u64 = 10;
-/// Bound on output/message rounds within one step (a livelock is a bug).
-const PUMP_ROUNDS_MAX: usize = 10_000;
 
-/// One node of the simulated cluster.
-struct Member {
-    node: Node,
-    storage: MemStorage,
-    responses: BTreeMap<RequestId, ApiResponse>,
+/// The group calls of these scenarios.
+trait GroupCalls {
+    fn coordinator(&mut self, asked: i32) -> Option<i32>;
+    fn call_coordinated(&mut self, to: i32, request: ApiRequest) -> ApiResponse;
 }
 
-struct Cluster {
-    members: BTreeMap<i32, Member>,
-    down: BTreeSet<i32>,
-    now: Now,
-    next_seq: u64,
-}
-
-impl Cluster {
-    fn new(ids: &[i32]) -> Cluster {
-        let voters: Vec<Voter> = (ids.iter())
-            .map(|id| Voter {
-                id: *id,
-                addr: format!("n{id}:9093"),
-            })
-            .collect();
-        let now = Now::new(Instant::from_nanos(1), 1_767_225_600_000);
-        let members = (ids.iter())
-            .map(|id| {
-                let mut cluster = ClusterConfig::new(voters.clone(), format!("n{id}:9093"));
-                cluster.auto_leader_rebalance = false;
-                let config = NodeConfig {
-                    node_id: *id,
-                    advertised_host: format!("n{id}"),
-                    advertised_port: 9092,
-                    group_initial_rebalance_delay_ms: 0,
-                    offsets_topic_num_partitions: 1,
-                    cluster: Some(cluster),
-                    ..NodeConfig::default()
-                };
-                let storage = MemStorage::new();
-                let node = Node::recover(config, &storage, now).expect("empty storage recovers");
-                let member = Member {
-                    node,
-                    storage,
-                    responses: BTreeMap::new(),
-                };
-                (*id, member)
-            })
-            .collect();
-        let mut cluster = Cluster {
-            members,
-            down: BTreeSet::new(),
-            now,
-            next_seq: 0,
-        };
-        cluster.pump();
-        cluster
-    }
-
-    fn live(&self) -> Vec<i32> {
-        (self.members.keys())
-            .filter(|id| !self.down.contains(id))
-            .copied()
-            .collect()
-    }
-
-    /// Apply every node's outputs and deliver peer messages until nothing moves.
-    fn pump(&mut self) {
-        let mut queue: VecDeque<(i32, i32, PeerMessage)> = VecDeque::new();
-        for _ in 0..PUMP_ROUNDS_MAX {
-            let mut moved = false;
-            for id in self.live() {
-                let member = self.members.get_mut(&id).expect("live member");
-                let mut synced = None;
-                while let Some(output) = member.node.poll_output() {
-                    moved = true;
-                    match output {
-                        Output::Storage(op) => member.storage.apply(&op).expect("apply"),
-                        Output::Sync { sync_id, .. } => synced = Some(sync_id),
-                        Output::Respond { id, mut response } => {
-                            let failures = resolve_response(&member.storage, &mut response);
-                            assert!(failures.is_empty(), "reads failed: {failures:?}");
-                            member.responses.insert(id, response);
-                        }
-                        Output::Peer {
-                            to, mut message, ..
-                        } => {
-                            message.resolve_reads(&member.storage).expect("peer reads");
-                            queue.push_back((id, to, message));
-                        }
-                        Output::NoResponse { id, .. } => {
-                            panic!("the harness sends no acks=0 produce ({id:?})")
-                        }
-                        Output::Poisoned { reason } => panic!("node {id} poisoned: {reason}"),
-                    }
-                }
-                if let Some(sync_id) = synced {
-                    member.storage.sync().expect("MemStorage sync cannot fail");
-                    let now = self.now;
-                    member
-                        .node
-                        .handle_storage(now, Completion::Synced { sync_id });
-                    moved = true;
-                }
-            }
-            while let Some((from, to, message)) = queue.pop_front() {
-                if self.down.contains(&from) || self.down.contains(&to) {
-                    continue;
-                }
-                let now = self.now;
-                let member = self.members.get_mut(&to).expect("known peer");
-                member.node.handle_peer(now, from, message);
-                moved = true;
-            }
-            if !moved {
-                for id in self.live() {
-                    self.members[&id].node.invariants();
-                }
-                return;
-            }
-        }
-        panic!("outputs kept coming for {PUMP_ROUNDS_MAX} rounds");
-    }
-
-    /// Let `ms` of virtual time pass in steps, firing due timers.
-    fn advance_ms(&mut self, ms: u64) {
-        for _ in 0..ms.div_ceil(STEP_MS) {
-            let instant = self.now.instant.add_ms(STEP_MS);
-            self.now = Now::new(instant, self.now.wall_ms + STEP_MS as i64);
-            for id in self.live() {
-                let now = self.now;
-                let member = self.members.get_mut(&id).expect("live member");
-                if member
-                    .node
-                    .poll_timeout()
-                    .is_some_and(|at| at <= now.instant)
-                {
-                    member.node.handle_timeout(now);
-                }
-            }
-            self.pump();
-        }
-    }
-
-    fn send(&mut self, to: i32, request: ApiRequest) -> RequestId {
-        self.next_seq += 1;
-        let id = RequestId {
-            conn: 1,
-            seq: self.next_seq,
-        };
-        let now = self.now;
-        let member = self.members.get_mut(&to).expect("known node");
-        member.node.handle_request(now, id, request);
-        self.pump();
-        id
-    }
-
-    fn take(&mut self, at: i32, id: RequestId) -> Option<ApiResponse> {
-        self.members.get_mut(&at)?.responses.remove(&id)
-    }
-
-    /// Send and let time pass until answered (at most `wait_ms`).
-    fn call(&mut self, to: i32, request: ApiRequest) -> ApiResponse {
-        let id = self.send(to, request);
-        for _ in 0..(30_000 / STEP_MS) {
-            if let Some(response) = self.take(to, id) {
-                return response;
-            }
-            self.advance_ms(STEP_MS);
-        }
-        panic!("node {to} did not answer {id:?}")
-    }
-
-    /// SIGKILL: no message reaches or leaves `id`; the others see its connections close.
-    fn kill(&mut self, id: i32) {
-        self.down.insert(id);
-        let now = self.now;
-        for other in self.live() {
-            let member = self.members.get_mut(&other).expect("live member");
-            member.node.handle_peer_closed(now, id);
-        }
-        self.pump();
-    }
-
+impl GroupCalls for Cluster {
     /// The group's coordinator as `asked` reports it, once it reports one.
     fn coordinator(&mut self, asked: i32) -> Option<i32> {
         let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
@@ -326,7 +144,9 @@ fn describe_state(cluster: &mut Cluster, at: i32) -> (String, Vec<String>) {
 
 #[test]
 fn group_survives_coordinator_failover() {
-    let mut cluster = Cluster::new(&[1, 2, 3]);
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |c| {
+        c.group_initial_rebalance_delay_ms = 0
+    });
     // The controller creates __consumer_offsets on the first FindCoordinator.
     let mut coordinator = None;
     for _ in 0..200 {
@@ -440,7 +260,9 @@ fn leadership(cluster: &mut Cluster, at: i32, topic: &str) -> Option<(i32, i32)>
 
 #[test]
 fn killed_leader_is_fenced_within_the_closed_connection_grace() {
-    let mut cluster = Cluster::new(&[1, 2, 3]);
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |c| {
+        c.group_initial_rebalance_delay_ms = 0
+    });
     let mut controller = None;
     for _ in 0..200 {
         controller = cluster.members[&1].node.controller_id();

@@ -14,14 +14,11 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use common::cluster::{Cluster, STEP_MS};
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
-use weir_core::cluster::peer::PeerMessage;
-use weir_core::cluster::{ClusterConfig, Voter};
-use weir_core::resolve::resolve_response;
-use weir_core::storage::{MemStorage, Storage};
-use weir_core::{Completion, Instant, Node, NodeConfig, Now, Output, RequestId};
 use weir_wire::domain::quorum::{
     AddRaftVoterRequest, DescribeQuorumRequest, DescribeQuorumTopic, QuorumPartition, RaftListener,
     RaftVoterResponse, RemoveRaftVoterRequest, METADATA_TOPIC,
@@ -30,203 +27,19 @@ use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
 use weir_wire::records::{encode_batch, BatchOptions, Record};
 
-const STEP_MS: u64 = 10;
-/// Bound on output/message rounds within one step (a livelock is a bug).
-const PUMP_ROUNDS_MAX: usize = 10_000;
 const TOPIC: &str = "v";
 /// Longest pause between two acknowledged writes: one metadata election (the election
 /// timeout is 1000-2000 ms) plus heartbeat and retry slack.
 const WRITE_GAP_MS_MAX: u64 = 4_000;
 
-/// One node of the simulated cluster.
-struct Member {
-    config: NodeConfig,
-    node: Node,
-    storage: MemStorage,
-    responses: BTreeMap<RequestId, ApiResponse>,
+/// The quorum calls of these scenarios.
+trait QuorumCalls {
+    fn quorum(&mut self, at: i32) -> Result<QuorumPartition, ErrorCode>;
+    fn settled_quorum(&mut self, at: i32) -> QuorumPartition;
+    fn change_voters(&mut self, to: i32, request: ApiRequest) -> RaftVoterResponse;
 }
 
-struct Cluster {
-    members: BTreeMap<i32, Member>,
-    /// Nodes cut off the network: messages to and from them are dropped.
-    cut: BTreeSet<i32>,
-    now: Now,
-    next_seq: u64,
-}
-
-impl Cluster {
-    /// Nodes `ids`, all configured with the static voter set `voters`.
-    fn new(ids: &[i32], voters: &[i32]) -> Cluster {
-        let voters: Vec<Voter> = (voters.iter())
-            .map(|id| Voter {
-                id: *id,
-                addr: peer_addr(*id),
-            })
-            .collect();
-        let now = Now::new(Instant::from_nanos(1), 1_767_225_600_000);
-        let members = (ids.iter())
-            .map(|id| {
-                let mut cluster = ClusterConfig::new(voters.clone(), peer_addr(*id));
-                cluster.auto_leader_rebalance = false;
-                let config = NodeConfig {
-                    node_id: *id,
-                    advertised_host: format!("n{id}"),
-                    advertised_port: 9092,
-                    offsets_topic_num_partitions: 1,
-                    cluster: Some(cluster),
-                    ..NodeConfig::default()
-                };
-                let storage = MemStorage::new();
-                let node =
-                    Node::recover(config.clone(), &storage, now).expect("empty storage recovers");
-                let member = Member {
-                    config,
-                    node,
-                    storage,
-                    responses: BTreeMap::new(),
-                };
-                (*id, member)
-            })
-            .collect();
-        let mut cluster = Cluster {
-            members,
-            cut: BTreeSet::new(),
-            now,
-            next_seq: 0,
-        };
-        cluster.pump();
-        cluster
-    }
-
-    /// Apply every node's outputs and deliver peer messages until nothing moves.
-    fn pump(&mut self) {
-        let mut queue: VecDeque<(i32, i32, PeerMessage)> = VecDeque::new();
-        let ids: Vec<i32> = self.members.keys().copied().collect();
-        for _ in 0..PUMP_ROUNDS_MAX {
-            let mut moved = false;
-            for id in &ids {
-                let member = self.members.get_mut(id).expect("member");
-                let mut synced = None;
-                while let Some(output) = member.node.poll_output() {
-                    moved = true;
-                    match output {
-                        Output::Storage(op) => member.storage.apply(&op).expect("apply"),
-                        Output::Sync { sync_id, .. } => synced = Some(sync_id),
-                        Output::Respond { id, mut response } => {
-                            let failures = resolve_response(&member.storage, &mut response);
-                            assert!(failures.is_empty(), "reads failed: {failures:?}");
-                            member.responses.insert(id, response);
-                        }
-                        Output::Peer {
-                            to, mut message, ..
-                        } => {
-                            message.resolve_reads(&member.storage).expect("peer reads");
-                            queue.push_back((*id, to, message));
-                        }
-                        Output::NoResponse { id, .. } => {
-                            panic!("the harness sends no acks=0 produce ({id:?})")
-                        }
-                        Output::Poisoned { reason } => panic!("node {id} poisoned: {reason}"),
-                    }
-                }
-                if let Some(sync_id) = synced {
-                    member.storage.sync().expect("MemStorage sync cannot fail");
-                    let now = self.now;
-                    member
-                        .node
-                        .handle_storage(now, Completion::Synced { sync_id });
-                    moved = true;
-                }
-            }
-            while let Some((from, to, message)) = queue.pop_front() {
-                if self.cut.contains(&from) || self.cut.contains(&to) {
-                    continue;
-                }
-                let now = self.now;
-                let member = self.members.get_mut(&to).expect("known peer");
-                member.node.handle_peer(now, from, message);
-                moved = true;
-            }
-            if !moved {
-                for member in self.members.values() {
-                    member.node.invariants();
-                }
-                return;
-            }
-        }
-        panic!("outputs kept coming for {PUMP_ROUNDS_MAX} rounds");
-    }
-
-    /// Let `ms` of virtual time pass in steps, firing due timers.
-    fn advance_ms(&mut self, ms: u64) {
-        for _ in 0..ms.div_ceil(STEP_MS) {
-            let instant = self.now.instant.add_ms(STEP_MS);
-            self.now = Now::new(instant, self.now.wall_ms + STEP_MS as i64);
-            let now = self.now;
-            for member in self.members.values_mut() {
-                if member
-                    .node
-                    .poll_timeout()
-                    .is_some_and(|at| at <= now.instant)
-                {
-                    member.node.handle_timeout(now);
-                }
-            }
-            self.pump();
-        }
-    }
-
-    /// Restart node `id` from its storage with its original configuration (static voters
-    /// included); the others see its connections close.
-    fn restart(&mut self, id: i32) {
-        let now = self.now;
-        let member = self.members.get_mut(&id).expect("known node");
-        member.node = Node::recover(member.config.clone(), &member.storage, now)
-            .expect("a node recovers from its own storage");
-        member.responses.clear();
-        for (other, member) in &mut self.members {
-            if *other != id {
-                member.node.handle_peer_closed(now, id);
-            }
-        }
-        self.pump();
-    }
-
-    /// Hand `request` to `to` without delivering anything yet.
-    fn submit(&mut self, to: i32, request: ApiRequest) -> RequestId {
-        self.next_seq += 1;
-        let id = RequestId {
-            conn: 1,
-            seq: self.next_seq,
-        };
-        let now = self.now;
-        let member = self.members.get_mut(&to).expect("known node");
-        member.node.handle_request(now, id, request);
-        id
-    }
-
-    fn send(&mut self, to: i32, request: ApiRequest) -> RequestId {
-        let id = self.submit(to, request);
-        self.pump();
-        id
-    }
-
-    fn take(&mut self, at: i32, id: RequestId) -> Option<ApiResponse> {
-        self.members.get_mut(&at)?.responses.remove(&id)
-    }
-
-    /// Send and let time pass until answered (at most 30 s).
-    fn call(&mut self, to: i32, request: ApiRequest) -> ApiResponse {
-        let id = self.send(to, request);
-        for _ in 0..(30_000 / STEP_MS) {
-            if let Some(response) = self.take(to, id) {
-                return response;
-            }
-            self.advance_ms(STEP_MS);
-        }
-        panic!("node {to} did not answer {id:?}")
-    }
-
+impl QuorumCalls for Cluster {
     /// The metadata quorum as `at` reports it (forwarded to the controller).
     fn quorum(&mut self, at: i32) -> Result<QuorumPartition, ErrorCode> {
         let ApiResponse::DescribeQuorum(r) = self.call(at, describe_quorum()) else {
@@ -272,10 +85,6 @@ impl Cluster {
         }
         panic!("node {to} kept refusing {request:?}")
     }
-}
-
-fn peer_addr(id: i32) -> String {
-    format!("n{id}:9093")
 }
 
 fn describe_quorum() -> ApiRequest {
@@ -440,7 +249,7 @@ impl Producer {
 
 #[test]
 fn voters_change_under_acks_all_without_losing_writes() {
-    let mut cluster = Cluster::new(&[1, 2, 3, 4], &[1, 2, 3]);
+    let mut cluster = Cluster::new(&[1, 2, 3, 4], &[1, 2, 3], |_| {});
     let quorum = cluster.settled_quorum(4);
     assert_eq!(voter_ids(&quorum), BTreeSet::from([1, 2, 3]));
     let controller = quorum.leader_id;
@@ -535,7 +344,7 @@ fn voters_change_under_acks_all_without_losing_writes() {
 // commits.
 #[test]
 fn refused_voter_changes_carry_kip_853_codes() {
-    let mut cluster = Cluster::new(&[1, 2, 3, 4], &[1, 2, 3]);
+    let mut cluster = Cluster::new(&[1, 2, 3, 4], &[1, 2, 3], |_| {});
     let mut quorum = cluster.settled_quorum(1);
     // Node 4 is replicated to (an observer) once it registered.
     for _ in 0..100 {
@@ -609,7 +418,7 @@ fn refused_voter_changes_carry_kip_853_codes() {
 // broker and remove the first voter, leaving node 2 alone in charge.
 #[test]
 fn last_voter_stays_and_a_lone_voter_hands_over() {
-    let mut cluster = Cluster::new(&[1, 2], &[1]);
+    let mut cluster = Cluster::new(&[1, 2], &[1], |_| {});
     assert_eq!(cluster.settled_quorum(2).leader_id, 1);
     let refused = voter_answer(cluster.call(1, remove_voter(1)));
     assert_eq!(refused.error, ErrorCode::INVALID_REQUEST, "{refused:?}");
@@ -629,7 +438,7 @@ fn last_voter_stays_and_a_lone_voter_hands_over() {
 // check the success comes and the new set holds.
 #[test]
 fn voter_change_is_answered_only_once_committed() {
-    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3]);
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
     let controller = cluster.settled_quorum(1).leader_id;
     let followers: Vec<i32> = [1, 2, 3]
         .into_iter()
@@ -664,7 +473,7 @@ fn voter_change_is_answered_only_once_committed() {
 // among them, and keeps committing (a topic can be created).
 #[test]
 fn restarted_nodes_keep_the_logs_voter_set() {
-    let mut cluster = Cluster::new(&[1, 2, 3, 4], &[1, 2, 3]);
+    let mut cluster = Cluster::new(&[1, 2, 3, 4], &[1, 2, 3], |_| {});
     cluster.settled_quorum(4);
     let added = cluster.change_voters(4, add_voter(4));
     assert_eq!(added.error, ErrorCode::NONE, "{added:?}");

@@ -83,8 +83,8 @@ impl Node {
             .get(&topic_id)
             .is_some_and(|t| crate::topic::is_internal_topic(&t.name));
         let sync_id = self.sync.next_id;
-        let log = (self.topics.get_mut(&topic_id))
-            .and_then(|t| t.partitions.get_mut(index))
+        let log = self
+            .log_mut((topic_id, index))
             .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
         assert_eq!(
             header.base_offset,

@@ -1265,11 +1265,7 @@ impl Node {
                 }),
             );
             tracing::info!(%topic_id, index, epoch = state.leader_epoch, "leading partition");
-            let Some(log) = self
-                .topics
-                .get_mut(&topic_id)
-                .and_then(|t| t.partitions.get_mut(index))
-            else {
+            let Some(log) = self.log_mut((topic_id, index)) else {
                 return;
             };
             let leo = log.log_end_offset();
@@ -1292,11 +1288,7 @@ impl Node {
                 self.fail_hw_waiters_of(topic_id, Some(index));
                 self.wake_fetches(|_| true);
             }
-            if let Some(log) = self
-                .topics
-                .get_mut(&topic_id)
-                .and_then(|t| t.partitions.get_mut(index))
-            {
+            if let Some(log) = self.log_mut((topic_id, index)) {
                 if log.replicated_hw().is_none() {
                     log.set_replicated_hw(Some(log.log_start_offset()));
                 }
@@ -2059,11 +2051,7 @@ impl Node {
         let current = log.replicated_hw().unwrap_or(log.log_start_offset());
         if hw > current {
             let leo_key = log.partition_key();
-            if let Some(log) = self
-                .topics
-                .get_mut(&key.0)
-                .and_then(|t| t.partitions.get_mut(key.1))
-            {
+            if let Some(log) = self.log_mut(key) {
                 log.set_replicated_hw(Some(hw));
             }
             self.wake_fetches(|keys| keys.contains(&leo_key));
@@ -2627,11 +2615,7 @@ impl Node {
             Some(Replica::Follower(f)) => f.query_epoch,
             _ => return,
         };
-        let Some(log) = self
-            .topics
-            .get_mut(&key.0)
-            .and_then(|t| t.partitions.get_mut(key.1))
-        else {
+        let Some(log) = self.log_mut(key) else {
             return;
         };
         let asked = asked.unwrap_or(log.last_epoch());
@@ -2660,11 +2644,7 @@ impl Node {
             // The truncation took every unsynced append with it.
             self.unsynced_partitions.remove(&key);
         }
-        let Some(log) = self
-            .topics
-            .get_mut(&key.0)
-            .and_then(|t| t.partitions.get_mut(key.1))
-        else {
+        let Some(log) = self.log_mut(key) else {
             return;
         };
         if truncated {
@@ -2730,11 +2710,7 @@ impl Node {
             return;
         };
         let appended = self.append_replicated(now, key, &bytes);
-        if let Some(log) = self
-            .topics
-            .get_mut(&key.0)
-            .and_then(|t| t.partitions.get_mut(key.1))
-        {
+        if let Some(log) = self.log_mut(key) {
             let hw = reply.high_watermark.min(log.log_end_offset());
             if log.replicated_hw().is_none_or(|h| hw > h) {
                 log.set_replicated_hw(Some(hw));
@@ -2764,11 +2740,7 @@ impl Node {
     /// every batch goes first, then the meta entries that describe them (recovery accepts
     /// storage ahead of meta, and an empty log at the persisted log start).
     fn reset_follower_log(&mut self, key: (Uuid, usize), offset: i64) {
-        let Some(log) = self
-            .topics
-            .get_mut(&key.0)
-            .and_then(|t| t.partitions.get_mut(key.1))
-        else {
+        let Some(log) = self.log_mut(key) else {
             return;
         };
         let partition_key = log.partition_key();
@@ -2776,11 +2748,7 @@ impl Node {
         let old_end = log.log_end_offset();
         let dropped = log.reset_to(offset);
         self.unsynced_partitions.remove(&key);
-        let Some(log) = self
-            .topics
-            .get_mut(&key.0)
-            .and_then(|t| t.partitions.get_mut(key.1))
-        else {
+        let Some(log) = self.log_mut(key) else {
             return;
         };
         let epochs = epochs_op(log);

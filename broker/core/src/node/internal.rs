@@ -260,8 +260,7 @@ impl Node {
     /// Append the copy of `live` in a new segment and remember to drop what precedes it
     /// once the copy is durable.
     fn start_compaction(&mut self, topic_id: Uuid, index: usize, live: Vec<Record>) {
-        let Some(log) = (self.topics.get_mut(&topic_id)).and_then(|t| t.partitions.get_mut(index))
-        else {
+        let Some(log) = self.log_mut((topic_id, index)) else {
             return;
         };
         let copy_start = log.log_end_offset();
@@ -323,8 +322,7 @@ impl Node {
 
     /// Drop everything below `copy_start` (durable) of an internal partition.
     fn truncate_compacted(&mut self, topic_id: Uuid, index: usize, copy_start: i64) {
-        let Some(log) = (self.topics.get_mut(&topic_id)).and_then(|t| t.partitions.get_mut(index))
-        else {
+        let Some(log) = self.log_mut((topic_id, index)) else {
             return; // Deleted meanwhile.
         };
         let Some(truncation) = log.truncate_prefix_to(copy_start) else {

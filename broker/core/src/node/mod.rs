@@ -569,6 +569,11 @@ impl Node {
         self.outputs.push_back(Output::Respond { id, response });
     }
 
+    /// The log of partition `key` (topic id, index), if both exist.
+    fn log_mut(&mut self, key: (Uuid, usize)) -> Option<&mut PartitionLog> {
+        self.topics.get_mut(&key.0)?.partitions.get_mut(key.1)
+    }
+
     /// Queue a storage op; the next sync covers it.
     fn emit(&mut self, op: StorageOp) {
         self.outputs.push_back(Output::Storage(op));
@@ -679,11 +684,7 @@ impl Node {
         // Only partitions with appends in flight are visited, not the whole catalog.
         let unsynced = std::mem::take(&mut self.unsynced_partitions);
         for (topic_id, index) in unsynced {
-            let Some(log) = self
-                .topics
-                .get_mut(&topic_id)
-                .and_then(|t| t.partitions.get_mut(index))
-            else {
+            let Some(log) = self.log_mut((topic_id, index)) else {
                 continue;
             };
             if log.on_synced(sync_id) {

@@ -1,6 +1,8 @@
 //! Request builders and response accessors shared by the scenario tests.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod cluster;
+
 use bytes::Bytes;
 use weir_core::testing::SingleNode;
 use weir_core::NodeConfig;

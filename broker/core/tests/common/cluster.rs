@@ -1,0 +1,251 @@
+//! An in-process cluster of real `Node`s over `MemStorage`, driven in virtual time: every
+//! node's outputs are applied as a driver would (storage ops, syncs completed at once,
+//! responses resolved and kept, peer messages delivered), in rounds until nothing moves.
+//!
+//! Faults: `kill` (SIGKILL: the node stops, its peers see its connections close),
+//! `restart` (recovery from the node's own storage with its original configuration) and
+//! `cut` (a node whose messages are dropped both ways while its timers keep running).
+//!
+//! Invariant: after every settled round each running node's `invariants()` hold.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use weir_core::cluster::peer::PeerMessage;
+use weir_core::cluster::{ClusterConfig, Voter};
+use weir_core::resolve::resolve_response;
+use weir_core::storage::{MemStorage, Storage};
+use weir_core::{Completion, Instant, Node, NodeConfig, Now, Output, RequestId};
+use weir_wire::domain::{ApiRequest, ApiResponse};
+
+/// Virtual time step between timer checks.
+pub const STEP_MS: u64 = 10;
+/// Bound on output/message rounds within one step (a livelock is a bug).
+const PUMP_ROUNDS_MAX: usize = 10_000;
+/// Longest a `call` waits for its answer.
+const CALL_WAIT_MS_MAX: u64 = 30_000;
+
+/// One node of the cluster.
+pub struct Member {
+    pub config: NodeConfig,
+    pub node: Node,
+    pub storage: MemStorage,
+    responses: BTreeMap<RequestId, ApiResponse>,
+}
+
+/// The cluster.
+pub struct Cluster {
+    pub members: BTreeMap<i32, Member>,
+    /// Killed nodes: no input, no timer, no message.
+    pub down: BTreeSet<i32>,
+    /// Nodes cut off the network: messages to and from them are dropped.
+    pub cut: BTreeSet<i32>,
+    pub now: Now,
+    next_seq: u64,
+}
+
+/// A node's controller listener address.
+pub fn peer_addr(id: i32) -> String {
+    format!("n{id}:9093")
+}
+
+impl Cluster {
+    /// Nodes `ids`, all configured with the static voter set `voters`; `tweak` adjusts
+    /// each node's configuration (preferred leader rebalancing is off).
+    pub fn new(ids: &[i32], voters: &[i32], tweak: impl Fn(&mut NodeConfig)) -> Cluster {
+        let voters: Vec<Voter> = (voters.iter())
+            .map(|id| Voter {
+                id: *id,
+                addr: peer_addr(*id),
+            })
+            .collect();
+        let now = Now::new(Instant::from_nanos(1), 1_767_225_600_000);
+        let members = (ids.iter())
+            .map(|id| {
+                let mut cluster = ClusterConfig::new(voters.clone(), peer_addr(*id));
+                cluster.auto_leader_rebalance = false;
+                let mut config = NodeConfig {
+                    node_id: *id,
+                    advertised_host: format!("n{id}"),
+                    advertised_port: 9092,
+                    offsets_topic_num_partitions: 1,
+                    cluster: Some(cluster),
+                    ..NodeConfig::default()
+                };
+                tweak(&mut config);
+                let storage = MemStorage::new();
+                let node =
+                    Node::recover(config.clone(), &storage, now).expect("empty storage recovers");
+                let member = Member {
+                    config,
+                    node,
+                    storage,
+                    responses: BTreeMap::new(),
+                };
+                (*id, member)
+            })
+            .collect();
+        let mut cluster = Cluster {
+            members,
+            down: BTreeSet::new(),
+            cut: BTreeSet::new(),
+            now,
+            next_seq: 0,
+        };
+        cluster.pump();
+        cluster
+    }
+
+    /// The nodes not killed.
+    pub fn live(&self) -> Vec<i32> {
+        (self.members.keys())
+            .filter(|id| !self.down.contains(id))
+            .copied()
+            .collect()
+    }
+
+    /// Apply every running node's outputs and deliver peer messages until nothing moves.
+    pub fn pump(&mut self) {
+        let mut queue: VecDeque<(i32, i32, PeerMessage)> = VecDeque::new();
+        let unreachable =
+            |cluster: &Cluster, id: i32| cluster.down.contains(&id) || cluster.cut.contains(&id);
+        for _ in 0..PUMP_ROUNDS_MAX {
+            let mut moved = false;
+            for id in self.live() {
+                let now = self.now;
+                let member = self.members.get_mut(&id).expect("live member");
+                let mut synced = None;
+                while let Some(output) = member.node.poll_output() {
+                    moved = true;
+                    match output {
+                        Output::Storage(op) => member.storage.apply(&op).expect("apply"),
+                        Output::Sync { sync_id, .. } => synced = Some(sync_id),
+                        Output::Respond { id, mut response } => {
+                            let failures = resolve_response(&member.storage, &mut response);
+                            assert!(failures.is_empty(), "reads failed: {failures:?}");
+                            member.responses.insert(id, response);
+                        }
+                        Output::Peer {
+                            to, mut message, ..
+                        } => {
+                            message.resolve_reads(&member.storage).expect("peer reads");
+                            queue.push_back((id, to, message));
+                        }
+                        Output::NoResponse { id, .. } => {
+                            panic!("the harness sends no acks=0 produce ({id:?})")
+                        }
+                        Output::Poisoned { reason } => panic!("node {id} poisoned: {reason}"),
+                    }
+                }
+                if let Some(sync_id) = synced {
+                    member.storage.sync().expect("MemStorage sync cannot fail");
+                    member
+                        .node
+                        .handle_storage(now, Completion::Synced { sync_id });
+                    moved = true;
+                }
+            }
+            while let Some((from, to, message)) = queue.pop_front() {
+                if unreachable(self, from) || unreachable(self, to) {
+                    continue;
+                }
+                let now = self.now;
+                let member = self.members.get_mut(&to).expect("known peer");
+                member.node.handle_peer(now, from, message);
+                moved = true;
+            }
+            if !moved {
+                for id in self.live() {
+                    self.members[&id].node.invariants();
+                }
+                return;
+            }
+        }
+        panic!("outputs kept coming for {PUMP_ROUNDS_MAX} rounds");
+    }
+
+    /// Let `ms` of virtual time pass in steps, firing due timers of running nodes.
+    pub fn advance_ms(&mut self, ms: u64) {
+        for _ in 0..ms.div_ceil(STEP_MS) {
+            let instant = self.now.instant.add_ms(STEP_MS);
+            self.now = Now::new(instant, self.now.wall_ms + STEP_MS as i64);
+            let now = self.now;
+            for id in self.live() {
+                let member = self.members.get_mut(&id).expect("live member");
+                if member
+                    .node
+                    .poll_timeout()
+                    .is_some_and(|at| at <= now.instant)
+                {
+                    member.node.handle_timeout(now);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    /// SIGKILL: no message reaches or leaves `id`; the others see its connections close.
+    pub fn kill(&mut self, id: i32) {
+        self.down.insert(id);
+        self.tell_closed(id);
+    }
+
+    /// Restart node `id` from its storage with its original configuration (static voters
+    /// included); the others see its old connections close.
+    pub fn restart(&mut self, id: i32) {
+        let now = self.now;
+        let member = self.members.get_mut(&id).expect("known node");
+        member.node = Node::recover(member.config.clone(), &member.storage, now)
+            .expect("a node recovers from its own storage");
+        member.responses.clear();
+        self.down.remove(&id);
+        self.tell_closed(id);
+    }
+
+    fn tell_closed(&mut self, id: i32) {
+        let now = self.now;
+        for other in self.live() {
+            if other != id {
+                let member = self.members.get_mut(&other).expect("live member");
+                member.node.handle_peer_closed(now, id);
+            }
+        }
+        self.pump();
+    }
+
+    /// Hand `request` to `to` without delivering anything yet.
+    pub fn submit(&mut self, to: i32, request: ApiRequest) -> RequestId {
+        self.next_seq += 1;
+        let id = RequestId {
+            conn: 1,
+            seq: self.next_seq,
+        };
+        let now = self.now;
+        let member = self.members.get_mut(&to).expect("known node");
+        member.node.handle_request(now, id, request);
+        id
+    }
+
+    /// Hand `request` to `to` and settle.
+    pub fn send(&mut self, to: i32, request: ApiRequest) -> RequestId {
+        let id = self.submit(to, request);
+        self.pump();
+        id
+    }
+
+    /// The answer to `id` from `at`, if it came.
+    pub fn take(&mut self, at: i32, id: RequestId) -> Option<ApiResponse> {
+        self.members.get_mut(&at)?.responses.remove(&id)
+    }
+
+    /// Send and let time pass until answered (at most 30 s of virtual time).
+    pub fn call(&mut self, to: i32, request: ApiRequest) -> ApiResponse {
+        let id = self.send(to, request);
+        for _ in 0..(CALL_WAIT_MS_MAX / STEP_MS) {
+            if let Some(response) = self.take(to, id) {
+                return response;
+            }
+            self.advance_ms(STEP_MS);
+        }
+        panic!("node {to} did not answer {id:?}")
+    }
+}
