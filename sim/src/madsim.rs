@@ -91,17 +91,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
                     let runtime = Skewed::new(TokioRuntime::new(seed ^ (n << 48)), skew);
                     let buggify_seed = Rng::fork(seed, "buggify").next_u64() ^ n;
                     let config = workload::server_config(&spec, &ip(1).to_string(), buggify_seed);
-                    match weir::server::start(runtime, disk, config).await {
-                        Ok(server) => match server.wait().await {
-                            Ok(()) => exit.set(Err("broker stopped without a reason".into())),
-                            Err(weir::server::ServerError::Poisoned(reason)) => {
-                                exit.set(Ok(reason.to_string()))
-                            }
-                            Err(error) => exit.set(Err(format!("broker stopped: {error}"))),
-                        },
-                        Err(error) => exit.set(Err(format!("broker could not start: {error}"))),
-                    }
-                    std::future::pending::<()>().await;
+                    exit.serve(runtime, disk, config).await;
                 }
             })
             .build()

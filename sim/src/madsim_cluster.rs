@@ -181,17 +181,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
                     let buggify_seed =
                         Rng::fork(seed, &format!("buggify-{id}")).next_u64() ^ incarnation;
                     let config = server_config(&spec, id, buggify_seed);
-                    match weir::server::start(runtime, disk, config).await {
-                        Ok(server) => match server.wait().await {
-                            Ok(()) => exit.set(Err("broker stopped without a reason".into())),
-                            Err(weir::server::ServerError::Poisoned(reason)) => {
-                                exit.set(Ok(reason.to_string()))
-                            }
-                            Err(error) => exit.set(Err(format!("broker stopped: {error}"))),
-                        },
-                        Err(error) => exit.set(Err(format!("broker could not start: {error}"))),
-                    }
-                    std::future::pending::<()>().await;
+                    exit.serve(runtime, disk, config).await;
                 }
             })
             .build();

@@ -199,18 +199,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
             async move {
                 let buggify_seed = Rng::fork(seed, "buggify").next_u64() ^ incarnation as u64;
                 let config = workload::server_config(&spec, BROKER_HOST, buggify_seed);
-                match weir::server::start(runtime, disk, config).await {
-                    Ok(server) => match server.wait().await {
-                        Ok(()) => exit.set(Err("broker stopped without a reason".into())),
-                        Err(weir::server::ServerError::Poisoned(reason)) => {
-                            exit.set(Ok(reason.to_string()))
-                        }
-                        Err(error) => exit.set(Err(format!("broker stopped: {error}"))),
-                    },
-                    Err(error) => exit.set(Err(format!("broker could not start: {error}"))),
-                }
-                // Stay "up" as a dead process would until the harness restarts the host.
-                std::future::pending::<()>().await;
+                exit.serve(runtime, disk, config).await;
                 Ok(())
             }
         });
@@ -225,39 +214,27 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     let mut clients = Vec::new();
     for index in 0..spec.producers {
         let name = format!("producer-{index}");
-        let (actors, runtime) = (actors.clone(), client_runtime(seed, &name, &skew));
-        sim.client(name.as_str(), async move {
-            crate::dispatch::producer(runtime, actors, index).await;
-            Ok(())
+        spawn_client(&mut sim, &actors, &skew, &name, |rt, a| {
+            crate::dispatch::producer(rt, a, index)
         });
         clients.push(name);
     }
-    {
-        let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_CONSUMER, &skew));
-        sim.client(CLIENT_CONSUMER, async move {
-            crate::dispatch::consumer(runtime, actors).await;
-            Ok(())
-        });
-        clients.push(CLIENT_CONSUMER.to_owned());
-    }
+    spawn_client(&mut sim, &actors, &skew, CLIENT_CONSUMER, |rt, a| {
+        crate::dispatch::consumer(rt, a)
+    });
+    clients.push(CLIENT_CONSUMER.to_owned());
     // Consumer-group members, one host each so that faults hit them apart.
     for index in 0..spec.group_members {
         let name = crate::workload_group::member_name(index);
-        let (actors, runtime) = (actors.clone(), client_runtime(seed, &name, &skew));
         let disk = disk.clone();
-        sim.client(name.as_str(), async move {
-            crate::workload_group::member(runtime, actors, index, disk).await;
-            Ok(())
+        spawn_client(&mut sim, &actors, &skew, &name, |rt, a| {
+            crate::workload_group::member(rt, a, index, disk)
         });
         clients.push(name);
     }
-    {
-        let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_FINAL, &skew));
-        sim.client(CLIENT_FINAL, async move {
-            crate::dispatch::final_reader(runtime, actors).await;
-            Ok(())
-        });
-    }
+    spawn_client(&mut sim, &actors, &skew, CLIENT_FINAL, |rt, a| {
+        crate::dispatch::final_reader(rt, a)
+    });
 
     let mut log: Vec<String> = Vec::new();
     let mut heals: Vec<(Duration, Heal)> = Vec::new();
@@ -356,6 +333,26 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
 
 pub(crate) fn client_runtime(seed: u64, name: &str, skew: &WallSkew) -> TurmoilRuntime {
     TurmoilRuntime::new(Rng::fork(seed, name).next_u64(), skew.clone())
+}
+
+/// Start client actor `name` on its own host, with its own runtime seeded from the run's
+/// seed and the name (so adding an actor never shifts another's draws).
+pub(crate) fn spawn_client<F, Fut>(
+    sim: &mut turmoil::Sim<'_>,
+    actors: &Actors,
+    skew: &WallSkew,
+    name: &str,
+    actor: F,
+) where
+    F: FnOnce(TurmoilRuntime, Actors) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let runtime = client_runtime(actors.seed, name, skew);
+    let run = actor(runtime, actors.clone());
+    sim.client(name, async move {
+        run.await;
+        Ok(())
+    });
 }
 
 enum Fault {

@@ -14,7 +14,7 @@ use crate::disk::{DiskFaults, SimDisk};
 use crate::history::Recorder;
 use crate::outcome::RunOutcome;
 use crate::seed::Rng;
-use crate::turmoil::{client_runtime, TurmoilRuntime, WallSkew, WALL_MS_START};
+use crate::turmoil::{spawn_client, TurmoilRuntime, WallSkew, WALL_MS_START};
 use crate::workload::{Actors, BrokerExit, Control, Workload};
 use crate::workload_cluster::{bootstrap, host, server_config};
 
@@ -107,17 +107,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
                 let buggify_seed =
                     Rng::fork(seed, &format!("buggify-{id}")).next_u64() ^ incarnation as u64;
                 let config = server_config(&spec, id, buggify_seed);
-                match weir::server::start(runtime, disk, config).await {
-                    Ok(server) => match server.wait().await {
-                        Ok(()) => exit.set(Err("broker stopped without a reason".into())),
-                        Err(weir::server::ServerError::Poisoned(reason)) => {
-                            exit.set(Ok(reason.to_string()))
-                        }
-                        Err(error) => exit.set(Err(format!("broker stopped: {error}"))),
-                    },
-                    Err(error) => exit.set(Err(format!("broker could not start: {error}"))),
-                }
-                std::future::pending::<()>().await;
+                exit.serve(runtime, disk, config).await;
                 Ok(())
             }
         });
@@ -130,39 +120,25 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
         bootstrap: bootstrap(nodes),
     };
     let mut clients = Vec::new();
-    {
-        let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_ADMIN, &skew));
-        sim.client(CLIENT_ADMIN, async move {
-            crate::workload_cluster::admin(runtime, actors).await;
-            Ok(())
-        });
-        clients.push(CLIENT_ADMIN.to_owned());
-    }
+    spawn_client(&mut sim, &actors, &skew, CLIENT_ADMIN, |rt, a| {
+        crate::workload_cluster::admin(rt, a)
+    });
+    clients.push(CLIENT_ADMIN.to_owned());
     for index in 0..spec.producers {
         let name = format!("producer-{index}");
-        let (actors, runtime) = (actors.clone(), client_runtime(seed, &name, &skew));
-        sim.client(name.as_str(), async move {
-            crate::dispatch::producer(runtime, actors, index).await;
-            Ok(())
+        spawn_client(&mut sim, &actors, &skew, &name, |rt, a| {
+            crate::dispatch::producer(rt, a, index)
         });
         clients.push(name);
     }
-    {
-        let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_CONSUMER, &skew));
-        sim.client(CLIENT_CONSUMER, async move {
-            crate::dispatch::consumer(runtime, actors).await;
-            Ok(())
-        });
-        clients.push(CLIENT_CONSUMER.to_owned());
-    }
-    {
-        let (actors, runtime) = (actors.clone(), client_runtime(seed, CLIENT_FINAL, &skew));
-        sim.client(CLIENT_FINAL, async move {
-            crate::dispatch::final_reader(runtime, actors).await;
-            Ok(())
-        });
-        clients.push(CLIENT_FINAL.to_owned());
-    }
+    spawn_client(&mut sim, &actors, &skew, CLIENT_CONSUMER, |rt, a| {
+        crate::dispatch::consumer(rt, a)
+    });
+    clients.push(CLIENT_CONSUMER.to_owned());
+    spawn_client(&mut sim, &actors, &skew, CLIENT_FINAL, |rt, a| {
+        crate::dispatch::final_reader(rt, a)
+    });
+    clients.push(CLIENT_FINAL.to_owned());
     let hosts: Vec<String> = (1..=nodes).map(host).chain(clients).collect();
     let mut world = World {
         sim,

@@ -250,6 +250,30 @@ impl BrokerExit {
     }
 }
 
+impl BrokerExit {
+    /// Run the real broker (`weir::server::start`) on `disk` until it stops, record why in
+    /// `self`, then stay "up" as a dead process would until the harness restarts the host.
+    /// Every simulator and harness starts its brokers through this.
+    pub async fn serve<R: Runtime>(
+        &self,
+        runtime: R,
+        disk: crate::disk::SimDisk,
+        config: weir::config::ServerConfig,
+    ) {
+        match weir::server::start(runtime, disk, config).await {
+            Ok(server) => match server.wait().await {
+                Ok(()) => self.set(Err("broker stopped without a reason".into())),
+                Err(weir::server::ServerError::Poisoned(reason)) => {
+                    self.set(Ok(reason.to_string()))
+                }
+                Err(error) => self.set(Err(format!("broker stopped: {error}"))),
+            },
+            Err(error) => self.set(Err(format!("broker could not start: {error}"))),
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Run-wide coordination between the harness and the actors.
 #[derive(Debug, Default)]
 pub struct ControlState {
