@@ -7,93 +7,28 @@
 //! `--voters`: exactly the pre-cluster broker), run its subcommands and compare their
 //! output with the broker's own startup line and the topic we created.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-struct Broker {
-    child: Child,
-    address: String,
-    _data_dir: tempfile::TempDir,
-}
+use common::{field, fields, run_cli, stdout_of, Process};
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-fn start_broker() -> Broker {
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--gateway", "off"])
-        .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn weir");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut address = String::new();
-    for line in lines {
-        let line = line.expect("startup line");
-        if let Some(rest) = line.strip_prefix("weir listening on ") {
-            address = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            break;
-        }
-    }
-    assert!(!address.is_empty(), "no startup line");
-    Broker {
-        child,
-        address,
-        _data_dir: data_dir,
-    }
-}
-
-fn weir(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .output()
-        .expect("run weir")
-}
-
-fn stdout_of(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "weir failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The `Key: value` fields of one tab-separated output line.
-fn fields(line: &str) -> Vec<(String, String)> {
-    line.split('\t')
-        .filter(|field| !field.is_empty())
-        .filter_map(|field| field.split_once(": "))
-        .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .collect()
-}
-
-fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(name, _)| name == key)
-        .map(|(_, value)| value.as_str())
-        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+fn start_broker(data_dir: &tempfile::TempDir) -> Process {
+    Process::spawn_args([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--gateway".as_ref(),
+        "off".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.path().join("data").as_os_str(),
+    ])
 }
 
 #[test]
 fn cluster_and_topic_describe_on_a_single_node() {
-    let broker = start_broker();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let broker = start_broker(&data_dir);
     let (host, port) = broker.address.rsplit_once(':').expect("host:port");
 
-    let text = stdout_of(&weir(&[
+    let text = stdout_of(&run_cli(&[
         "cluster",
         "describe",
         "--bootstrap",
@@ -111,7 +46,7 @@ fn cluster_and_topic_describe_on_a_single_node() {
     assert_eq!(field(&broker_line, "Port"), port, "{text}");
     assert_eq!(field(&broker_line, "Controller"), "yes", "{text}");
 
-    let created = weir(&[
+    let created = run_cli(&[
         "topic",
         "create",
         "described",
@@ -121,7 +56,7 @@ fn cluster_and_topic_describe_on_a_single_node() {
         &broker.address,
     ]);
     stdout_of(&created);
-    let text = stdout_of(&weir(&[
+    let text = stdout_of(&run_cli(&[
         "topic",
         "describe",
         "described",
@@ -147,7 +82,7 @@ fn cluster_and_topic_describe_on_a_single_node() {
 #[test]
 fn cluster_flags_are_checked_at_start() {
     // --voters without --controller-listen: refused before anything is bound.
-    let output = weir(&[
+    let output = run_cli(&[
         "serve",
         "--listen",
         "127.0.0.1:0",
@@ -159,7 +94,7 @@ fn cluster_flags_are_checked_at_start() {
     assert!(stderr.contains("\"--voters\""), "{stderr}");
     assert!(stderr.contains("--controller-listen"), "{stderr}");
     // A malformed voter list names the flag.
-    let output = weir(&[
+    let output = run_cli(&[
         "serve",
         "--voters",
         "1@nowhere",

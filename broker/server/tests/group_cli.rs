@@ -9,8 +9,9 @@
 //! (consume 10 records per partition, commit, produce 5 more), then run the real binary's
 //! subcommands and a raw HTTP GET, and compare their output with what the log holds.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,90 +21,44 @@ use weir_client::{
 };
 use weir_runtime::TokioRuntime;
 
+use common::{run_cli_at, stdout_of, Process};
+
 const TOPIC: &str = "cli-topic";
 const GROUP: &str = "cli-group";
 const PARTITIONS: i32 = 2;
 
 struct Broker {
-    child: Child,
-    address: String,
+    process: Process,
     metrics: String,
     _data_dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
 }
 
 fn start_broker() -> Broker {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let config = data_dir.path().join("weir.toml");
     std::fs::write(&config, "group.initial.rebalance.delay.ms = 0\n").expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-        ])
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn weir");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut metrics = String::new();
-    let mut address = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("startup line");
-        if let Some(rest) = line.strip_prefix("weir metrics on http://") {
-            metrics = rest.trim_end_matches("/metrics").to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("weir listening on ") {
-            address = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            break;
-        }
-    }
+    let process = Process::spawn_args([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--metrics".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data-dir".as_ref(),
+        data_dir.path().join("data").as_os_str(),
+    ]);
+    let metrics = (process.announced("weir metrics on http://"))
+        .map(|rest| rest.trim_end_matches("/metrics").to_owned())
+        .unwrap_or_default();
     assert!(
-        !address.is_empty() && !metrics.is_empty(),
+        !process.address.is_empty() && !metrics.is_empty(),
         "weir did not start"
     );
     Broker {
-        child,
-        address,
+        process,
         metrics,
         _data_dir: data_dir,
     }
-}
-
-fn weir(broker: &Broker, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .args(["--bootstrap-server", &broker.address])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run weir")
-}
-
-fn stdout_of(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "weir failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn scrape(address: &str) -> String {
@@ -155,7 +110,8 @@ fn describe_row(output: &str, partition: i32) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_cli_and_metrics_report_a_real_group() {
     let broker = start_broker();
-    let client = ClientConfig::with_bootstrap(broker.address.clone());
+    let bootstrap = broker.process.address.as_str();
+    let client = ClientConfig::with_bootstrap(bootstrap.to_owned());
     let admin = Admin::connect(TokioRuntime::new(1), client.clone())
         .await
         .expect("admin");
@@ -199,9 +155,9 @@ async fn group_cli_and_metrics_report_a_real_group() {
     produce(&client, 5).await;
 
     // Live group: list, describe (member, host, decoded assignment, lag 5), reset refused.
-    let listed = stdout_of(&weir(&broker, &["group", "list"]));
+    let listed = stdout_of(&run_cli_at(bootstrap, &["group", "list"]));
     assert!(listed.lines().any(|line| line == GROUP), "{listed}");
-    let described = stdout_of(&weir(&broker, &["group", "describe", GROUP]));
+    let described = stdout_of(&run_cli_at(bootstrap, &["group", "describe", GROUP]));
     assert!(described.contains("STATE Stable"), "{described}");
     assert!(described.contains("/127.0.0.1"), "{described}");
     assert!(described.contains("cli-topic-0,cli-topic-1"), "{described}");
@@ -209,8 +165,8 @@ async fn group_cli_and_metrics_report_a_real_group() {
         let row = describe_row(&described, partition);
         assert_eq!(&row[3..6], ["10", "15", "5"], "{described}");
     }
-    let refused = weir(
-        &broker,
+    let refused = run_cli_at(
+        bootstrap,
         &[
             "group",
             "reset-offsets",
@@ -246,8 +202,8 @@ async fn group_cli_and_metrics_report_a_real_group() {
 
     // Empty group: a dry run commits nothing; --execute does; offsets are clamped.
     consumer.close().await.expect("close");
-    let plan = stdout_of(&weir(
-        &broker,
+    let plan = stdout_of(&run_cli_at(
+        bootstrap,
         &[
             "group",
             "reset-offsets",
@@ -266,8 +222,8 @@ async fn group_cli_and_metrics_report_a_real_group() {
         .await
         .expect("offsets");
     assert_eq!(committed[&TopicPartition::new(TOPIC, 0)], 10);
-    stdout_of(&weir(
-        &broker,
+    stdout_of(&run_cli_at(
+        bootstrap,
         &[
             "group",
             "reset-offsets",
@@ -278,8 +234,8 @@ async fn group_cli_and_metrics_report_a_real_group() {
             "99",
         ],
     ));
-    let executed = stdout_of(&weir(
-        &broker,
+    let executed = stdout_of(&run_cli_at(
+        bootstrap,
         &[
             "group",
             "reset-offsets",
@@ -292,8 +248,8 @@ async fn group_cli_and_metrics_report_a_real_group() {
         ],
     ));
     assert!(executed.contains("Committed"), "{executed}");
-    stdout_of(&weir(
-        &broker,
+    stdout_of(&run_cli_at(
+        bootstrap,
         &[
             "group",
             "reset-offsets",
@@ -315,13 +271,13 @@ async fn group_cli_and_metrics_report_a_real_group() {
         15,
         "clamped to the log end"
     );
-    let described = stdout_of(&weir(&broker, &["group", "describe", GROUP]));
+    let described = stdout_of(&run_cli_at(bootstrap, &["group", "describe", GROUP]));
     assert!(described.contains("has no active members"), "{described}");
     assert_eq!(&describe_row(&described, 0)[3..6], ["0", "15", "15"]);
 
     // Delete, then it is gone from the list.
-    let deleted = stdout_of(&weir(&broker, &["group", "delete", GROUP]));
+    let deleted = stdout_of(&run_cli_at(bootstrap, &["group", "delete", GROUP]));
     assert!(deleted.contains("successful"), "{deleted}");
-    let listed = stdout_of(&weir(&broker, &["group", "list"]));
+    let listed = stdout_of(&run_cli_at(bootstrap, &["group", "list"]));
     assert!(!listed.lines().any(|line| line == GROUP), "{listed}");
 }

@@ -12,89 +12,48 @@
 // Driving real processes from a test: wall-clock polling is the point here.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::{field, fields, free_port, run_cli, Process};
 
 /// How long the cluster may take to elect a controller and register every broker.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Node {
-    child: Child,
-    address: String,
+    process: Process,
     controller: String,
     _data_dir: tempfile::TempDir,
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-/// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("bound address").port()
-}
-
 fn start_node(id: i32, listen_port: u16, controller_port: u16, voters: &str) -> Node {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let address = format!("127.0.0.1:{listen_port}");
     let controller = format!("127.0.0.1:{controller_port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--gateway", "off", "--node-id", &id.to_string()])
-        .args(["--listen", &address, "--controller-listen", &controller])
-        .args(["--voters", voters])
-        .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn weir");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let started = lines
-        .map_while(Result::ok)
-        .any(|line| line.starts_with("weir listening on "));
-    assert!(started, "node {id} printed no startup line");
+    let process = Process::spawn_args([
+        "--gateway".as_ref(),
+        "off".as_ref(),
+        "--node-id".as_ref(),
+        id.to_string().as_ref(),
+        "--listen".as_ref(),
+        format!("127.0.0.1:{listen_port}").as_ref(),
+        "--controller-listen".as_ref(),
+        controller.as_ref(),
+        "--voters".as_ref(),
+        voters.as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.path().join("data").as_os_str(),
+    ]);
     Node {
-        child,
-        address,
+        process,
         controller,
         _data_dir: data_dir,
     }
 }
 
-fn weir(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .output()
-        .expect("run weir")
-}
-
-/// The `Key: value` fields of one tab-separated output line.
-fn fields(line: &str) -> Vec<(String, String)> {
-    line.split('\t')
-        .filter(|field| !field.is_empty())
-        .filter_map(|field| field.split_once(": "))
-        .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .collect()
-}
-
-fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(name, _)| name == key)
-        .map(|(_, value)| value.as_str())
-        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
-}
-
 /// `quorum describe` through `bootstrap`: the leader and `(node, status)` per replica.
 fn quorum(bootstrap: &str) -> Option<(i32, Vec<(i32, String)>)> {
-    let output = weir(&["cluster", "quorum", "describe", "--bootstrap", bootstrap]);
+    let output = run_cli(&["cluster", "quorum", "describe", "--bootstrap", bootstrap]);
     if !output.status.success() {
         return None;
     }
@@ -154,9 +113,9 @@ fn controllers_are_added_and_removed_with_the_cli() {
         voters(replicas) == [1, 2, 3] && replicas.iter().any(|(id, s)| *id == 4 && s == "Observer")
     };
     // Through node 4: it answers once it knows the controller (it forwards describes too).
-    wait_for_quorum(&nodes[3].address, observer_4);
+    wait_for_quorum(&nodes[3].process.address, observer_4);
 
-    let add = weir(&[
+    let add = run_cli(&[
         "cluster",
         "quorum",
         "add-controller",
@@ -165,7 +124,7 @@ fn controllers_are_added_and_removed_with_the_cli() {
         "--endpoint",
         &nodes[3].controller,
         "--bootstrap",
-        &nodes[3].address,
+        &nodes[3].process.address,
     ]);
     let stdout = String::from_utf8_lossy(&add.stdout);
     assert!(
@@ -174,28 +133,28 @@ fn controllers_are_added_and_removed_with_the_cli() {
         String::from_utf8_lossy(&add.stderr)
     );
     assert!(stdout.contains("Added controller 4"), "{stdout}");
-    let (_, replicas) = quorum(&nodes[1].address).expect("quorum after the add");
+    let (_, replicas) = quorum(&nodes[1].process.address).expect("quorum after the add");
     assert_eq!(voters(&replicas), [1, 2, 3, 4], "{replicas:?}");
 
-    let remove = weir(&[
+    let remove = run_cli(&[
         "cluster",
         "quorum",
         "remove-controller",
         "--id",
         "1",
         "--bootstrap",
-        &nodes[2].address,
+        &nodes[2].process.address,
     ]);
     assert!(
         remove.status.success(),
         "{}",
         String::from_utf8_lossy(&remove.stderr)
     );
-    wait_for_quorum(&nodes[3].address, |leader, replicas| {
+    wait_for_quorum(&nodes[3].process.address, |leader, replicas| {
         leader != 1 && voters(replicas) == [2, 3, 4]
     });
 
-    let duplicate = weir(&[
+    let duplicate = run_cli(&[
         "cluster",
         "quorum",
         "add-controller",
@@ -204,19 +163,19 @@ fn controllers_are_added_and_removed_with_the_cli() {
         "--endpoint",
         &nodes[1].controller,
         "--bootstrap",
-        &nodes[3].address,
+        &nodes[3].process.address,
     ]);
     assert!(!duplicate.status.success());
     let stderr = String::from_utf8_lossy(&duplicate.stderr);
     assert!(stderr.contains("DUPLICATE_VOTER"), "{stderr}");
-    let unknown = weir(&[
+    let unknown = run_cli(&[
         "cluster",
         "quorum",
         "remove-controller",
         "--id",
         "9",
         "--bootstrap",
-        &nodes[3].address,
+        &nodes[3].process.address,
     ]);
     assert!(!unknown.status.success());
     let stderr = String::from_utf8_lossy(&unknown.stderr);
@@ -227,39 +186,30 @@ fn controllers_are_added_and_removed_with_the_cli() {
 fn a_single_node_has_no_quorum_to_change() {
     let (listen, controller) = (free_port(), free_port());
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let address = format!("127.0.0.1:{listen}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--gateway", "off", "--listen", &address])
-        .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn weir");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let started = lines
-        .map_while(Result::ok)
-        .any(|line| line.starts_with("weir listening on "));
     let node = Node {
-        child,
-        address,
+        process: Process::spawn_args([
+            "--gateway".as_ref(),
+            "off".as_ref(),
+            "--listen".as_ref(),
+            format!("127.0.0.1:{listen}").as_ref(),
+            "--data-dir".as_ref(),
+            data_dir.path().join("data").as_os_str(),
+        ]),
         controller: format!("127.0.0.1:{controller}"),
         _data_dir: data_dir,
     };
-    assert!(started, "no startup line");
-    let output = weir(&[
+    let output = run_cli(&[
         "cluster",
         "quorum",
         "describe",
         "--bootstrap",
-        &node.address,
+        &node.process.address,
     ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("INVALID_REQUEST"), "{stderr}");
     assert!(stderr.contains("single-node mode"), "{stderr}");
-    let output = weir(&[
+    let output = run_cli(&[
         "cluster",
         "quorum",
         "add-controller",
@@ -268,7 +218,7 @@ fn a_single_node_has_no_quorum_to_change() {
         "--endpoint",
         &node.controller,
         "--bootstrap",
-        &node.address,
+        &node.process.address,
     ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -12,10 +12,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use bytes::Bytes;
-use common::Process;
+use common::{run_cli_at, stdout_of, Process};
 use weir_client::{Admin, ClientConfig, ErrorCode, NewTopic, TopicPartition};
 use weir_runtime::TokioRuntime;
 use weir_wire::domain::txn::{AddPartitionsToTxnRequest, EndTxnRequest, TxnTopic};
@@ -27,24 +25,6 @@ use weir_wire::records::{encode_batch, BatchOptions, Record};
 
 const TOPIC: &str = "txn-cli";
 const TID: &str = "txn-cli-tid";
-
-fn weir(address: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .args(["--bootstrap-server", address])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run weir")
-}
-
-fn stdout_of(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "weir failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// The data rows of a table, split on whitespace.
 fn rows(output: &str) -> Vec<Vec<String>> {
@@ -197,7 +177,7 @@ async fn txn_cli_and_admin_report_a_transaction() {
     assert_eq!(on_1[0].current_txn_start_offset, Some(0));
 
     // The binary's tables.
-    let list = stdout_of(&weir(&address, &["txn", "list"]));
+    let list = stdout_of(&run_cli_at(&address, &["txn", "list"]));
     assert!(list.starts_with("TRANSACTIONAL-ID"), "{list}");
     assert!(
         rows(&list).contains(&vec![
@@ -208,11 +188,14 @@ async fn txn_cli_and_admin_report_a_transaction() {
         ]),
         "{list}"
     );
-    let describe = stdout_of(&weir(&address, &["txn", "describe", TID]));
+    let describe = stdout_of(&run_cli_at(&address, &["txn", "describe", TID]));
     let row = &rows(&describe)[0];
     assert_eq!(row[4], "Ongoing", "{describe}");
     assert_eq!(row[8], format!("{TOPIC}-0,{TOPIC}-1"), "{describe}");
-    let producers = stdout_of(&weir(&address, &["txn", "producers", "--topic", TOPIC]));
+    let producers = stdout_of(&run_cli_at(
+        &address,
+        &["txn", "producers", "--topic", TOPIC],
+    ));
     let table = rows(&producers);
     assert_eq!(table.len(), 1, "{producers}");
     assert_eq!(
@@ -221,7 +204,7 @@ async fn txn_cli_and_admin_report_a_transaction() {
         "{producers}"
     );
     assert_eq!(table[0][6], "0", "{producers}");
-    let failed = weir(&address, &["txn", "describe", "nope"]);
+    let failed = run_cli_at(&address, &["txn", "describe", "nope"]);
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("TRANSACTIONAL_ID_NOT_FOUND"));
 
@@ -240,15 +223,15 @@ async fn txn_cli_and_admin_report_a_transaction() {
         panic!("not an EndTxn response")
     };
     assert_eq!(ended.error, ErrorCode::NONE);
-    let list = stdout_of(&weir(
+    let list = stdout_of(&run_cli_at(
         &address,
         &["txn", "list", "--state", "CompleteCommit"],
     ));
     assert!(list.contains(TID), "{list}");
-    let describe = stdout_of(&weir(&address, &["txn", "describe", TID]));
+    let describe = stdout_of(&run_cli_at(&address, &["txn", "describe", TID]));
     let row = &rows(&describe)[0];
     assert_eq!((row[4].as_str(), row[8].as_str()), ("CompleteCommit", "-"));
-    let producers = stdout_of(&weir(
+    let producers = stdout_of(&run_cli_at(
         &address,
         &["txn", "producers", "--topic", TOPIC, "--partition", "1"],
     ));

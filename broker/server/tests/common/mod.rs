@@ -1,12 +1,13 @@
 //! Shared helpers for the server's integration tests: an in-process server on a private
-//! tokio runtime, a spawned `weir` process, and a blocking raw-bytes Kafka client built on
-//! weir-wire's client-direction codec.
+//! tokio runtime, a spawned `weir serve` process, runs of the `weir` CLI and parsing of its
+//! output, and a blocking raw-bytes Kafka client built on weir-wire's client-direction codec.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -63,40 +64,75 @@ impl InProcess {
     }
 }
 
-/// A `weir serve` child process.
+/// A `weir serve` child process, killed and reaped on drop.
 pub struct Process {
     pub address: String,
     pub child: Child,
+    /// The stdout lines printed before the "weir listening on " line: the other
+    /// listeners' announcements (metrics, gateway, controller listener).
+    pub startup: Vec<String>,
 }
 
 impl Process {
     /// Spawn the binary on a free port and wait for its startup line.
     pub fn spawn(data_dir: &Path) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+        Process::spawn_args([
+            OsStr::new("--listen"),
+            OsStr::new("127.0.0.1:0"),
+            OsStr::new("--data-dir"),
+            data_dir.as_os_str(),
+        ])
+    }
+
+    /// Spawn `weir serve ARGS` (RUST_LOG=warn, stderr inherited) and wait for its
+    /// "weir listening on " line; `address` is the `host:port` it names.
+    pub fn spawn_args<I, S>(args: I) -> Process
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("serve")
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn weir");
-        let stdout = child.stdout.take().expect("piped stdout");
-        // Other listeners (the WebSocket gateway) may announce themselves first.
+        // Owned from here on, so a failed start still kills the child.
+        let mut process = Process {
+            address: String::new(),
+            child,
+            startup: Vec::new(),
+        };
+        let stdout = process.child.stdout.take().expect("piped stdout");
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        for _ in 0..8 {
+        loop {
             line.clear();
-            reader.read_line(&mut line).expect("read startup line");
-            if line.starts_with("weir listening on ") {
-                break;
+            let read = reader.read_line(&mut line).expect("read startup line");
+            if read == 0 {
+                panic!(
+                    "weir exited without its startup line; it printed {:?}",
+                    process.startup
+                );
             }
+            let line = line.trim_end();
+            if let Some(rest) = line.strip_prefix("weir listening on ") {
+                process.address = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
+                    .to_owned();
+                return process;
+            }
+            process.startup.push(line.to_owned());
         }
-        let address = line
-            .strip_prefix("weir listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
-            .to_owned();
-        Process { address, child }
+    }
+
+    /// The rest of the startup line beginning with `prefix`, if one was printed.
+    pub fn announced(&self, prefix: &str) -> Option<&str> {
+        (self.startup.iter()).find_map(|line| line.strip_prefix(prefix))
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -111,6 +147,56 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Run the `weir` binary with `args` (RUST_LOG=warn) and collect its output.
+pub fn run_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run weir")
+}
+
+/// [`run_cli`] with `--bootstrap-server BOOTSTRAP` appended.
+pub fn run_cli_at(bootstrap: &str, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--bootstrap-server", bootstrap]);
+    run_cli(&all)
+}
+
+/// The stdout of a run that must have succeeded (else fail showing its stderr).
+pub fn stdout_of(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "weir failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `Key: value` fields of one tab-separated output line.
+pub fn fields(line: &str) -> Vec<(String, String)> {
+    line.split('\t')
+        .filter(|field| !field.is_empty())
+        .filter_map(|field| field.split_once(": "))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// The value of `key` among `fields` (fail if it is missing).
+pub fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("bound address").port()
 }
 
 /// A blocking Kafka client speaking raw frames.
