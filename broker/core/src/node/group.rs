@@ -645,14 +645,25 @@ impl Node {
             }
         })?;
         tracing::info!(records = replayed, "replayed {OFFSETS_TOPIC}");
-        // A single node coordinates every group: the recovered ones' members get a full
-        // session from now. In a cluster it waits for the leadership of their partitions.
         // Before this point every group is a replayed, uncoordinated copy of its records,
-        // running no timer: nobody could have heartbeated to it yet.
-        if !self.is_cluster() {
-            let taken = self.groups.take_over(now, |_| true);
-            tracing::info!(groups = taken, "coordinating the recovered groups");
-        }
+        // running no timer: nobody could have heartbeated to it yet. The node coordinates
+        // the groups of the offsets partitions it leads now (a single node: all of them;
+        // a cluster node: none yet, it takes them over as the image gives it leadership),
+        // and their members get a full session from now.
+        let Some(topic) = self.topic_by_name(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let topic_id = topic.id;
+        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let led: Vec<bool> = (0..topic.partitions.len())
+            .map(|index| self.serving_epoch(topic_id, index).is_ok())
+            .collect();
+        let owns = |group: &str| {
+            let index = offsets_log::partition_for(group, count);
+            usize::try_from(index).is_ok_and(|index| led.get(index) == Some(&true))
+        };
+        let taken = self.groups.take_over(now, owns);
+        tracing::info!(groups = taken, "coordinating the recovered groups");
         Ok(())
     }
 }
