@@ -78,10 +78,6 @@ impl Node {
             ErrorCode::CORRUPT_MESSAGE
         })?;
         let (topic_id, index) = key;
-        let internal = self
-            .topics
-            .get(&topic_id)
-            .is_some_and(|t| crate::topic::is_internal_topic(&t.name));
         let sync_id = self.sync.next_id;
         let log = self
             .log_mut((topic_id, index))
@@ -96,14 +92,11 @@ impl Node {
             batch.len(),
             "append_batch takes exactly one whole batch"
         );
-        let mut ops = Vec::with_capacity(4);
         // 1. A follower's log learns each leader epoch where it starts (leaders pushed
         //    theirs when they took the role).
-        if origin == AppendOrigin::Follower
-            && log.push_epoch(header.partition_leader_epoch, header.base_offset)
-        {
-            ops.push(meta::epochs_op(log));
-        }
+        let epochs = (origin == AppendOrigin::Follower
+            && log.push_epoch(header.partition_leader_epoch, header.base_offset))
+        .then(|| meta::epochs_op(log));
         // 2. Offsets and the covering sync.
         let append = BatchAppend {
             offset_count: i64::from(header.last_offset_delta) + 1,
@@ -122,12 +115,10 @@ impl Node {
         );
         let partition_key = log.partition_key();
         // 3. A closed segment's summary before the data of the new one.
-        if let Some(rolled) = appended.rolled {
-            ops.push(StorageOp::PutMeta {
-                key: meta::segment_key(partition_key, rolled.base_offset),
-                value: meta::encode(&rolled),
-            });
-        }
+        let summary = appended.rolled.map(|rolled| StorageOp::PutMeta {
+            key: meta::segment_key(partition_key, rolled.base_offset),
+            value: meta::encode(&rolled),
+        });
         // 5. Producer table (control batches are ignored there) and transaction index.
         log.producers.replay(&header, wall_ms);
         if header.is_transactional() && header.producer_id >= 0 {
@@ -145,21 +136,27 @@ impl Node {
         let snapshot =
             (appended.rolled.is_some()).then(|| super::producer_id::producer_snapshot_op(log));
         let log_start_offset = log.log_start_offset();
-        // 4. The data.
-        ops.push(StorageOp::Append {
+        // 4. The data, in the order above: epochs, summary, batch, snapshot.
+        let data = StorageOp::Append {
             partition_key,
             base_offset: appended.base_offset,
             last_offset: appended.last_offset,
             batch,
-        });
-        ops.extend(snapshot);
-        for op in ops {
+        };
+        for op in epochs
+            .into_iter()
+            .chain(summary)
+            .chain([data])
+            .chain(snapshot)
+        {
             self.emit(op);
         }
         // 7. Unsynced until the covering sync completes.
         self.unsynced_partitions.insert(key);
         // 8. A coordinator's answer waits for this append's replication.
         if origin == AppendOrigin::Coordinator {
+            let internal = (self.topics.get(&topic_id))
+                .is_some_and(|t| crate::topic::is_internal_topic(&t.name));
             if internal {
                 self.compactions.note_append(key);
             }
