@@ -32,6 +32,7 @@ use crate::cluster::peer::{
 use crate::cluster::{AckDurability, ClusterConfig};
 use crate::event::{Output, RequestId};
 use crate::meta::{epochs_op, EPOCHS_PREFIX};
+use crate::purgatory::Purgatory;
 use crate::raft::{Entry, Persisted, ProposeError, Raft, RaftConfig, RaftMessage, Snapshot, Write};
 use crate::rng::{Rng, SALT_INCARNATION};
 use crate::storage::{Storage, StorageError, StorageOp};
@@ -216,10 +217,11 @@ pub(super) struct ClusterState {
     next_correlation: u64,
     parked_fetches: Vec<ParkedReplicaFetch>,
     hw_waiters: BTreeMap<RequestId, HwWaiter>,
-    admin_waiters: Vec<(u64, RequestId, ApiResponse)>,
+    /// Answers waiting for the metadata records their requests proposed to commit (admin
+    /// requests and voter-set changes), by request.
+    pub(super) commit_waiters: Purgatory<CommitWaiter>,
     /// AddRaftVoter/RemoveRaftVoter answers waiting for their voter-set entry to commit
     /// (see [`super::quorum`]).
-    pub(super) voter_waiters: Vec<super::quorum::VoterWaiter>,
     /// Prepared transactions waiting for remote markers: id -> (correlation -> partition),
     /// and when the markers were last sent.
     pending_markers: BTreeMap<String, PendingMarkers>,
@@ -249,6 +251,17 @@ pub(super) struct Forwarded {
     pub deadline: Instant,
     /// For an error answer.
     pub request: weir_wire::domain::ApiRequest,
+}
+
+/// An answer waiting for its request's metadata record to commit.
+#[derive(Debug, Clone)]
+pub(super) struct CommitWaiter {
+    /// Raft index of the request's last record.
+    index: u64,
+    /// Term of the entry proposed there: another term at that index means it was replaced.
+    term: u64,
+    /// The answer to send once committed.
+    response: ApiResponse,
 }
 
 impl ClusterState {
@@ -327,8 +340,7 @@ impl ClusterState {
             next_correlation: 1,
             parked_fetches: Vec::new(),
             hw_waiters: BTreeMap::new(),
-            admin_waiters: Vec::new(),
-            voter_waiters: Vec::new(),
+            commit_waiters: Purgatory::new(ADMIN_WAITERS_MAX),
             internal_appends: Vec::new(),
             now: now.instant,
             pending_markers: BTreeMap::new(),
@@ -1086,29 +1098,16 @@ impl Node {
             tracing::info!(applied, "metadata caught up; taking partition roles");
             self.update_all_roles(now);
         }
-        // Voter changes are checked against their entries before compaction drops them.
-        self.answer_voter_waiters();
+        // Answers whose entries are applied are judged before compaction drops the entries.
+        self.answer_commit_waiters();
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        // Admin answers whose records are applied.
-        let mut done = Vec::new();
-        cluster.admin_waiters.retain(|(index, id, response)| {
-            if *index <= applied {
-                done.push((*id, response.clone()));
-                false
-            } else {
-                true
-            }
-        });
         if cluster.raft.applied_index() > cluster.raft.snapshot_index() + SNAPSHOT_EVERY_ENTRIES
             && applied == cluster.raft.applied_index()
         {
             let data = cluster.image.encode();
             cluster.raft.compact(applied, data);
-        }
-        for (id, response) in done {
-            self.respond(id, response);
         }
     }
 
@@ -1708,7 +1707,11 @@ impl Node {
         }
     }
 
-    /// Park an admin answer until metadata index `index` is applied here.
+    /// Park an answer until metadata index `index` (the last record its request
+    /// proposed) is committed and applied here; answer now when it already is. The answer
+    /// becomes its error form (NOT_CONTROLLER) if a new Raft leader replaced the entry, and
+    /// REQUEST_TIMED_OUT when too many answers wait already: a success is never sent for a
+    /// record that may not commit.
     pub(super) fn respond_when_applied(
         &mut self,
         id: RequestId,
@@ -1719,12 +1722,59 @@ impl Node {
             self.respond(id, response);
             return;
         };
-        if cluster.image.applied_index >= index || cluster.admin_waiters.len() >= ADMIN_WAITERS_MAX
-        {
+        if cluster.image.applied_index >= index {
             self.respond(id, response);
             return;
         }
-        cluster.admin_waiters.push((index, id, response));
+        // The entry this answer waits for is the one now at `index` in this node's log.
+        let term = (cluster.raft.entry(index)).map_or(cluster.raft.term(), |e| e.term);
+        let waiter = CommitWaiter {
+            index,
+            term,
+            response,
+        };
+        if let Err(waiter) = cluster.commit_waiters.insert(id, None, waiter) {
+            let message = "too many requests waiting for their metadata to commit; retry";
+            let response =
+                super::errors::with_error(waiter.response, ErrorCode::REQUEST_TIMED_OUT, message);
+            self.respond(id, response);
+        }
+    }
+
+    /// Answer the commit waiters whose entries this node has applied: as planned when the
+    /// applied entry is the one they waited for, in error form when a new leader replaced
+    /// it. Runs after every apply, before compaction can drop the entries.
+    pub(super) fn answer_commit_waiters(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let applied = cluster.image.applied_index;
+        let due: Vec<RequestId> = (cluster.commit_waiters.iter())
+            .filter(|(_, waiter)| waiter.index <= applied)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut answers = Vec::with_capacity(due.len());
+        for id in due {
+            let Some(waiter) = cluster.commit_waiters.remove(id) else {
+                continue;
+            };
+            // Compacted entries were committed (compaction runs after this, over applied
+            // entries only).
+            let committed = match cluster.raft.entry(waiter.index) {
+                Some(entry) => entry.term == waiter.term,
+                None => waiter.index <= cluster.raft.snapshot_index(),
+            };
+            let response = if committed {
+                waiter.response
+            } else {
+                let message = "the controller changed before the change committed; retry";
+                super::errors::with_error(waiter.response, ErrorCode::NOT_CONTROLLER, message)
+            };
+            answers.push((id, response));
+        }
+        for (id, response) in answers {
+            self.respond(id, response);
+        }
     }
 
     fn on_alter_isr(&mut self, from: i32, request: AlterIsr) {
@@ -2217,10 +2267,7 @@ impl Node {
     pub(super) fn cluster_disconnect(&mut self, conn: u64) {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.hw_waiters.retain(|id, _| id.conn != conn);
-            cluster.admin_waiters.retain(|(_, id, _)| id.conn != conn);
-            cluster
-                .voter_waiters
-                .retain(|waiter| waiter.id.conn != conn);
+            cluster.commit_waiters.remove_conn(conn);
         }
     }
 
@@ -2873,6 +2920,7 @@ impl Node {
         };
         cluster.raft.invariants();
         cluster.image.invariants();
+        cluster.commit_waiters.invariants();
         assert!(cluster.parked_fetches.len() <= REPLICA_FETCH_WAITERS_MAX);
         assert!(cluster.hw_waiters.len() <= HW_WAITERS_MAX);
         for ((topic_id, index), replica) in &cluster.replicas {

@@ -363,6 +363,44 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
             }
             ApiResponse::WriteTxnMarkers(response)
         }
+        // Controller-bound answers that wait for their metadata records to commit.
+        ApiResponse::ElectLeaders(mut response) => {
+            if response.error.is_ok() {
+                response.error = error;
+            }
+            for partition in response
+                .results
+                .iter_mut()
+                .flat_map(|t| t.partitions.iter_mut())
+            {
+                if partition.error.is_ok() {
+                    partition.error = error;
+                    partition.error_message = message.clone();
+                }
+            }
+            ApiResponse::ElectLeaders(response)
+        }
+        ApiResponse::AlterPartitionReassignments(mut response) => {
+            if response.error.is_ok() {
+                response.error = error;
+                response.error_message = message;
+            }
+            ApiResponse::AlterPartitionReassignments(response)
+        }
+        ApiResponse::IncrementalAlterConfigs(mut response) => {
+            fail_config_results(&mut response.results, error, &message);
+            ApiResponse::IncrementalAlterConfigs(response)
+        }
+        ApiResponse::AlterConfigs(mut response) => {
+            fail_config_results(&mut response.results, error, &message);
+            ApiResponse::AlterConfigs(response)
+        }
+        ApiResponse::AddRaftVoter(response) if response.error.is_ok() => {
+            ApiResponse::AddRaftVoter(RaftVoterResponse::error(error, message.as_deref()))
+        }
+        ApiResponse::RemoveRaftVoter(response) if response.error.is_ok() => {
+            ApiResponse::RemoveRaftVoter(RaftVoterResponse::error(error, message.as_deref()))
+        }
         // Never parked (`may_wait_for_sync` is false, and parking asserts it). Listed one by
         // one, without a wildcard, so that a new response type must be placed here or above.
         other @ (ApiResponse::Fetch(_)
@@ -382,19 +420,16 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
         | ApiResponse::DescribeTransactions(_)
         | ApiResponse::ListTransactions(_)
         | ApiResponse::OffsetForLeaderEpoch(_)
-        | ApiResponse::ElectLeaders(_)
-        | ApiResponse::AlterPartitionReassignments(_)
         | ApiResponse::ListPartitionReassignments(_)
-        | ApiResponse::IncrementalAlterConfigs(_)
-        | ApiResponse::AlterConfigs(_)
         | ApiResponse::DescribeQuorum(_)
         | ApiResponse::AddRaftVoter(_)
         | ApiResponse::RemoveRaftVoter(_)) => other,
     }
 }
 
-/// True for the response types that may wait for a sync: exactly those [`with_error`]
-/// rewrites, so a parked answer whose sync fails or times out is never sent as a success.
+/// True for the response types that may wait for a sync: those [`with_error`] rewrites,
+/// so a parked answer whose sync fails or times out is never sent as a success. (It also
+/// rewrites the controller-bound answers that wait for a metadata commit instead.)
 pub(super) fn may_wait_for_sync(response: &ApiResponse) -> bool {
     matches!(
         response,
@@ -414,6 +449,18 @@ pub(super) fn may_wait_for_sync(response: &ApiResponse) -> bool {
             | ApiResponse::EndTxn(_)
             | ApiResponse::WriteTxnMarkers(_)
     )
+}
+
+/// Every successful resource of an (Incremental)AlterConfigs answer gets `error`.
+fn fail_config_results(
+    results: &mut [weir_wire::domain::cluster::AlterConfigsResourceResult],
+    error: ErrorCode,
+    message: &Option<String>,
+) {
+    for result in results.iter_mut().filter(|r| r.error.is_ok()) {
+        result.error = error;
+        result.error_message = message.clone();
+    }
 }
 
 /// Every successful partition of a transaction response gets `error`.

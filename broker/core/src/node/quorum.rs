@@ -7,11 +7,10 @@
 //! knows of none. A single node (no quorum) answers INVALID_REQUEST.
 //!
 //! Invariants:
-//! - An AddRaftVoter/RemoveRaftVoter success is sent only once this node has applied the
-//!   voter-set entry's index and the entry there is the one proposed (same term): the change
-//!   is committed. An entry a new leader truncated is answered NOT_LEADER_OR_FOLLOWER.
-//! - At most [`VOTER_WAITERS_MAX`] answers wait; Raft allows one uncommitted change at a time,
-//!   so more would only be stale.
+//! - An AddRaftVoter/RemoveRaftVoter success is sent only once the voter-set entry is
+//!   committed, through the same commit waiters every controller-bound admin answer uses
+//!   (`Node::respond_when_applied`): an entry a new leader replaced is answered
+//!   NOT_CONTROLLER.
 
 use weir_wire::domain::quorum::{
     AddRaftVoterRequest, DescribeQuorumRequest, DescribeQuorumResponse, QuorumNode,
@@ -23,33 +22,10 @@ use weir_wire::error::ErrorCode;
 
 use super::Node;
 use crate::event::RequestId;
-use crate::raft::{ChangeVotersError, EntryKind};
+use crate::raft::ChangeVotersError;
 
-/// Bound on AddRaftVoter/RemoveRaftVoter answers waiting for their entry to commit.
-pub(super) const VOTER_WAITERS_MAX: usize = 64;
 /// The listener name DescribeQuorum gives Weir's peer (controller) listener.
 const CONTROLLER_LISTENER: &str = "CONTROLLER";
-
-/// A voter-set change proposed for a client, answered once committed.
-#[derive(Debug, Clone)]
-pub(super) struct VoterWaiter {
-    /// The client's request.
-    pub id: RequestId,
-    /// Index and term of the proposed voter-set entry.
-    index: u64,
-    term: u64,
-    /// Which API to answer.
-    change: VoterChange,
-}
-
-/// The two voter-set changes a client asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum VoterChange {
-    /// AddRaftVoter.
-    Add,
-    /// RemoveRaftVoter.
-    Remove,
-}
 
 impl Node {
     /// DescribeQuorum: the metadata Raft as the active controller sees it.
@@ -155,7 +131,10 @@ impl Node {
         // A voter-set entry is a proposal like a record's: later decisions build on it.
         cluster.start_decisions();
         match cluster.raft.propose_add_voter(voter) {
-            Ok(index) => self.wait_for_voter_change(id, index, VoterChange::Add),
+            Ok(index) => {
+                let answer = RaftVoterResponse::error(ErrorCode::NONE, None);
+                self.respond_when_applied(id, index, ApiResponse::AddRaftVoter(answer));
+            }
             Err(error) => {
                 let response = answer(change_error_code(error), &error.to_string());
                 self.respond(id, response);
@@ -181,54 +160,14 @@ impl Node {
         };
         cluster.start_decisions();
         match cluster.raft.propose_remove_voter(request.voter_id) {
-            Ok(index) => self.wait_for_voter_change(id, index, VoterChange::Remove),
+            Ok(index) => {
+                let answer = RaftVoterResponse::error(ErrorCode::NONE, None);
+                self.respond_when_applied(id, index, ApiResponse::RemoveRaftVoter(answer));
+            }
             Err(error) => {
                 let response = answer(change_error_code(error), &error.to_string());
                 self.respond(id, response);
             }
-        }
-    }
-
-    /// Answer the voter-set changes whose entries this node has applied (called after every
-    /// apply): success if the entry is the one proposed, NOT_LEADER_OR_FOLLOWER if a new
-    /// leader replaced it.
-    pub(super) fn answer_voter_waiters(&mut self) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
-        if cluster.voter_waiters.is_empty() {
-            return;
-        }
-        let applied = cluster.image.applied_index;
-        let mut done = Vec::new();
-        let raft = &cluster.raft;
-        cluster.voter_waiters.retain(|waiter| {
-            if waiter.index > applied {
-                return true;
-            }
-            // Waiters are answered before each compaction, so an entry is compacted under
-            // a waiter only across a restart of the answer path (never in practice); what
-            // was compacted was committed.
-            let committed = match raft.entry(waiter.index) {
-                Some(entry) => entry.term == waiter.term && entry.kind() == EntryKind::VoterSet,
-                None => waiter.index <= raft.snapshot_index(),
-            };
-            done.push((waiter.id, waiter.change, committed));
-            false
-        });
-        for (id, change, committed) in done {
-            let (error, message) = if committed {
-                (ErrorCode::NONE, None)
-            } else {
-                let message = "leadership changed before the voter-set change committed; retry";
-                (ErrorCode::NOT_LEADER_OR_FOLLOWER, Some(message))
-            };
-            let response = RaftVoterResponse::error(error, message);
-            let response = match change {
-                VoterChange::Add => ApiResponse::AddRaftVoter(response),
-                VoterChange::Remove => ApiResponse::RemoveRaftVoter(response),
-            };
-            self.respond(id, response);
         }
     }
 
@@ -246,8 +185,8 @@ impl Node {
             );
             return Some((ErrorCode::INCONSISTENT_CLUSTER_ID, message));
         }
-        if cluster.voter_waiters.len() >= VOTER_WAITERS_MAX {
-            let message = "too many voter changes waiting to commit; retry later";
+        if cluster.commit_waiters.is_full() {
+            let message = "too many changes waiting to commit; retry later";
             return Some((ErrorCode::REQUEST_TIMED_OUT, message.into()));
         }
         None
@@ -277,27 +216,6 @@ impl Node {
                 broker.peer_addr
             ))
         }
-    }
-
-    fn wait_for_voter_change(&mut self, id: RequestId, index: u64, change: VoterChange) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
-        let term = cluster.raft.term();
-        // `refuse_voter_change` checked the bound in this same input.
-        assert!(
-            cluster.voter_waiters.len() < VOTER_WAITERS_MAX,
-            "voter waiters={}",
-            cluster.voter_waiters.len()
-        );
-        cluster.voter_waiters.push(VoterWaiter {
-            id,
-            index,
-            term,
-            change,
-        });
-        // The entry may already be committed and applied (a single voter commits alone).
-        self.answer_voter_waiters();
     }
 
     /// Voter `id`'s controller endpoint, from the static config or its registration.
