@@ -1,6 +1,7 @@
 //! Failover in a cluster of in-process nodes: a killed partition leader is fenced within
-//! the closed-connection grace (not a whole session), and a classic consumer group survives
-//! the move of its coordinator.
+//! the closed-connection grace (not a whole session), a classic consumer group survives
+//! the move of its coordinator, and an admin answer whose record a new controller replaced
+//! is an error, never a success.
 //!
 //! Fencing goal: when a broker's process dies its peer connections close at once; the
 //! controller fences it `PEER_CLOSED_GRACE_MS` later unless it heartbeats, so a partition
@@ -323,4 +324,74 @@ fn killed_leader_is_fenced_within_the_closed_connection_grace() {
         "leader {after} epoch {after_epoch} ({grace} ms + 300 ms after killing leader \
          {victim} at epoch {epoch})"
     );
+}
+
+// Goal: a controller-bound admin answer is a success only if the record it proposed
+// committed. Before commit waiters checked the entry's term, a controller cut off right
+// after proposing answered CreateTopics with success once the index it waited for was
+// applied, although the new controller had replaced that entry: the topic did not exist.
+// Method: cut the controller off, send it CreateTopics (proposed, never committed), let the
+// other two elect a new controller, heal; the old controller truncates its entry and must
+// answer NOT_CONTROLLER, and no node knows the topic.
+#[test]
+fn admin_answer_for_a_replaced_record_is_an_error() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
+    let mut controller = None;
+    for _ in 0..200 {
+        controller = cluster.members[&1].node.controller_id();
+        if controller.is_some() {
+            break;
+        }
+        cluster.advance_ms(100);
+    }
+    let controller = controller.expect("a controller within 20 s");
+    // Brokers register within a few heartbeats; until then a creation is refused.
+    let mut registered = false;
+    for _ in 0..100 {
+        let ApiResponse::CreateTopics(r) =
+            cluster.call(controller, common::create_topic("warm", 1, &[]))
+        else {
+            panic!("CreateTopics answer expected")
+        };
+        registered = r.topics[0].error == ErrorCode::NONE;
+        if registered {
+            break;
+        }
+        cluster.advance_ms(200);
+    }
+    assert!(registered, "the brokers registered");
+    cluster.cut.insert(controller);
+    let id = cluster.send(controller, common::create_topic("lost", 1, &[]));
+    // Long enough for the others to elect a new controller and commit in its term.
+    cluster.advance_ms(10_000);
+    let early = cluster.take(controller, id);
+    assert!(
+        early.is_none(),
+        "answered while its record could not commit: {early:?}"
+    );
+    let others: Vec<i32> = (1..=3).filter(|n| *n != controller).collect();
+    let new_controller = cluster.members[&others[0]].node.controller_id();
+    assert!(
+        new_controller.is_some_and(|c| c != controller),
+        "the other two elected a new controller ({new_controller:?})"
+    );
+    cluster.cut.clear();
+    let mut answer = None;
+    for _ in 0..1_000 {
+        answer = cluster.take(controller, id);
+        if answer.is_some() {
+            break;
+        }
+        cluster.advance_ms(10);
+    }
+    let Some(ApiResponse::CreateTopics(created)) = answer else {
+        panic!("CreateTopics answered after the heal: {answer:?}")
+    };
+    assert_eq!(created.topics[0].error, ErrorCode::NOT_CONTROLLER);
+    for id in 1..=3 {
+        assert!(
+            leadership(&mut cluster, id, "lost").is_none(),
+            "node {id} knows a topic whose record never committed"
+        );
+    }
 }
