@@ -395,3 +395,41 @@ fn admin_answer_for_a_replaced_record_is_an_error() {
         );
     }
 }
+
+// Goal: internal topics are never created under-replicated. Method: keep one of three
+// brokers off the network from the start; the first FindCoordinator calls (which ask the
+// controller to create __consumer_offsets) find no coordinator while only two brokers are
+// live; once the third joins, the topic is created with all three as replicas. Fails if
+// the controller creates the topic with as many replicas as happen to be live (two).
+#[test]
+fn internal_topics_wait_for_their_replication_factor() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
+    cluster.cut.insert(3);
+    cluster.advance_ms(3_000);
+    for _ in 0..20 {
+        assert_eq!(
+            cluster.coordinator(1),
+            None,
+            "created with two live brokers"
+        );
+        cluster.advance_ms(100);
+    }
+    cluster.cut.remove(&3);
+    let mut coordinator = None;
+    for _ in 0..200 {
+        coordinator = cluster.coordinator(1);
+        if coordinator.is_some() {
+            break;
+        }
+        cluster.advance_ms(100);
+    }
+    assert!(
+        coordinator.is_some(),
+        "a coordinator once three brokers are live"
+    );
+    let node = &cluster.members[&1].node;
+    let (_, _, isr) = node
+        .partition_leadership("__consumer_offsets", 0)
+        .expect("__consumer_offsets exists");
+    assert_eq!(isr.len(), 3, "{isr:?}");
+}

@@ -49,6 +49,9 @@ pub const ADMIN_WAITERS_MAX: usize = 4_096;
 pub const RAFT_PENDING_MAX: usize = 65_536;
 /// A follower re-sends a fetch or epoch query unanswered for this long.
 const PEER_RETRY_MS: u64 = 2_000;
+/// Replication factor of the internal topics (Kafka's `offsets.topic.replication.factor`
+/// and `transaction.state.log.replication.factor` default), capped by the cluster's size.
+const INTERNAL_TOPIC_RF_MAX: usize = 3;
 /// Back-off after a refused replica fetch (not leader, epoch mismatch).
 const REFUSED_RETRY_MS: u64 = 100;
 /// The metadata log is compacted into a snapshot every this many applied entries.
@@ -409,6 +412,14 @@ impl Node {
     /// True in cluster mode.
     pub fn is_cluster(&self) -> bool {
         self.cluster.is_some()
+    }
+
+    /// True once this broker can serve: it applied the metadata log of the current term
+    /// and the controller has registered and unfenced it.
+    pub fn is_serving(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.caught_up && !c.fenced)
     }
 
     /// Cluster mode: the active controller's id, as this node knows it.
@@ -959,6 +970,17 @@ impl Node {
             return;
         };
         let mut own_registration = false;
+        // A change of this broker's own registration or fencing: heartbeat at once rather
+        // than at the next interval, so the controller takes the next step (unfence) and
+        // this broker learns it is unfenced without waiting a heartbeat interval each.
+        let own_state = match &record {
+            MetaRecord::RegisterBroker(broker) => broker.id == self.config.node_id,
+            MetaRecord::SetFenced { id, .. } => *id == self.config.node_id,
+            _ => false,
+        };
+        if own_state {
+            cluster.next_heartbeat = cluster.next_heartbeat.min(now.instant);
+        }
         if let MetaRecord::RegisterBroker(broker) = &record {
             // A broker outside the voter set in force follows as a learner (`add_learner`
             // ignores voters, and the set may have changed since the static config).
@@ -1095,6 +1117,8 @@ impl Node {
             && applied >= commit
         {
             cluster.caught_up = true;
+            // Report at once: the controller unfences a broker only once it caught up.
+            cluster.next_heartbeat = cluster.next_heartbeat.min(now.instant);
             tracing::info!(applied, "metadata caught up; taking partition roles");
             self.update_all_roles(now);
         }
@@ -1611,7 +1635,14 @@ impl Node {
         if !cluster.is_active_controller() {
             return;
         }
-        let live = cluster.decision_image().live_brokers().len().clamp(1, 3) as i16;
+        // Internal topics get Kafka's replication factor 3, or as many as the cluster has
+        // brokers (registered ones, or voters for those not registered yet), and are created
+        // only once that many are live: created while a broker is still starting, they would
+        // stay under-replicated for good (Kafka refuses to create them under-replicated too).
+        let image = cluster.decision_image();
+        let known = image.brokers.len().max(cluster.raft.voters().len());
+        let internal_rf = known.clamp(1, INTERNAL_TOPIC_RF_MAX);
+        let live = image.live_brokers().len();
         for name in names {
             let internal_partitions = match name.as_str() {
                 crate::group::offsets_log::OFFSETS_TOPIC => {
@@ -1622,13 +1653,22 @@ impl Node {
                 }
                 _ => None,
             };
+            if internal_partitions.is_some() && live < internal_rf {
+                tracing::info!(
+                    name,
+                    live,
+                    internal_rf,
+                    "internal topic waits for enough live brokers"
+                );
+                continue;
+            }
             let request = match internal_partitions {
                 // Internal topics: replicated like Kafka's (RF 3 or as many brokers as
                 // there are), never expiring (the leader compacts them).
                 Some(partitions) => weir_wire::domain::CreatableTopic {
                     name: name.clone(),
                     num_partitions: partitions,
-                    replication_factor: live,
+                    replication_factor: internal_rf as i16,
                     assignments: Vec::new(),
                     configs: vec![
                         ("retention.ms".into(), Some("-1".into())),
