@@ -1479,7 +1479,19 @@ impl Node {
                     id: from,
                     fenced: false,
                 };
-                self.propose(vec![record]);
+                // Partitions left without a leader that this broker can now lead (its
+                // only in-sync replica restarted, say) get it in the same decision, as
+                // Kafka's controller does on unfence, not at the next periodic check.
+                if self.propose(vec![record]).is_some() {
+                    if let Some(cluster) = self.cluster.as_ref() {
+                        let unclean = cluster.config.unclean_leader_election;
+                        let elections =
+                            controller::elect_offline(cluster.decision_image(), unclean);
+                        if !elections.is_empty() {
+                            self.propose(elections);
+                        }
+                    }
+                }
             }
         }
         let Some(cluster) = self.cluster.as_mut() else {
