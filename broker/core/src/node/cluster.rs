@@ -60,6 +60,11 @@ const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
 const ALTER_ISR_RETRY_MS: u64 = 1_000;
 /// A transaction marker unanswered this long is sent again.
 const MARKER_RETRY_MS: u64 = 1_000;
+/// How long a leader holds a written marker's answer waiting for replication before it
+/// drops it (the coordinator resends every [`MARKER_RETRY_MS`]).
+const MARKER_WAIT_MS: u64 = 30_000;
+/// Marker answers a leader holds at most.
+pub const MARKER_WAITERS_MAX: usize = 16_384;
 /// Bound on prepared transactions waiting for remote markers.
 const PENDING_MARKER_TXNS_MAX: usize = 16_384;
 /// How often a leader looks for followers that fell out of sync.
@@ -153,21 +158,22 @@ pub(super) enum Replica {
     Follower(FollowerState),
 }
 
-/// An acks=all produce waiting for high watermarks.
+/// An acks=all produce waiting for high watermarks (its deadline is in the purgatory).
 #[derive(Debug, Clone)]
 struct HwWaiter {
     /// (topic, partition index, offset the high watermark must pass).
     needs: Vec<(Uuid, usize, i64)>,
     response: ApiResponse,
-    deadline: Instant,
 }
 
-/// A held replica fetch.
+/// A transaction marker this leader wrote for a coordinator, answered once the high
+/// watermark passes it; keyed in its purgatory by (coordinator, correlation).
 #[derive(Debug, Clone)]
-struct ParkedReplicaFetch {
-    from: i32,
-    fetch: ReplicaFetch,
-    deadline: Instant,
+struct MarkerWaiter {
+    topic_id: Uuid,
+    index: usize,
+    /// Offset the high watermark must reach.
+    end: i64,
 }
 
 /// Cluster state of a node.
@@ -218,8 +224,9 @@ pub(super) struct ClusterState {
     // Replication.
     pub replicas: BTreeMap<(Uuid, usize), Replica>,
     next_correlation: u64,
-    parked_fetches: Vec<ParkedReplicaFetch>,
-    hw_waiters: BTreeMap<RequestId, HwWaiter>,
+    /// Replica fetches held for new data, by (follower, correlation).
+    parked_fetches: Purgatory<ReplicaFetch, (i32, u64)>,
+    hw_waiters: Purgatory<HwWaiter>,
     /// Answers waiting for the metadata records their requests proposed to commit (admin
     /// requests and voter-set changes), by request.
     pub(super) commit_waiters: Purgatory<CommitWaiter>,
@@ -230,7 +237,7 @@ pub(super) struct ClusterState {
     pending_markers: BTreeMap<String, PendingMarkers>,
     /// Markers written for a coordinator, answered once replicated:
     /// (coordinator, correlation, topic, partition index, end offset).
-    marker_waiters: Vec<(i32, u64, Uuid, usize, i64)>,
+    marker_waiters: Purgatory<MarkerWaiter, (i32, u64)>,
     /// Admin requests this broker forwarded to the controller: correlation -> (client
     /// request, its header, deadline, the request for an error answer).
     pub forwarded: BTreeMap<u64, Forwarded>,
@@ -341,15 +348,15 @@ impl ClusterState {
             next_rebalance: now.instant,
             replicas: BTreeMap::new(),
             next_correlation: 1,
-            parked_fetches: Vec::new(),
-            hw_waiters: BTreeMap::new(),
+            parked_fetches: Purgatory::new(REPLICA_FETCH_WAITERS_MAX),
+            hw_waiters: Purgatory::new(HW_WAITERS_MAX),
             commit_waiters: Purgatory::new(ADMIN_WAITERS_MAX),
             internal_appends: Vec::new(),
             now: now.instant,
             pending_markers: BTreeMap::new(),
             forwarded: BTreeMap::new(),
             forwarded_in: BTreeMap::new(),
-            marker_waiters: Vec::new(),
+            marker_waiters: Purgatory::new(MARKER_WAITERS_MAX),
         })
     }
 
@@ -649,11 +656,15 @@ impl Node {
                 next = next.min(*at);
             }
         }
-        for fetch in &cluster.parked_fetches {
-            next = next.min(fetch.deadline);
-        }
-        for waiter in cluster.hw_waiters.values() {
-            next = next.min(waiter.deadline);
+        for at in [
+            cluster.parked_fetches.next_deadline(),
+            cluster.hw_waiters.next_deadline(),
+            cluster.marker_waiters.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = next.min(at);
         }
         for forwarded in cluster.forwarded.values() {
             next = next.min(forwarded.deadline);
@@ -2028,17 +2039,16 @@ impl Node {
         if fetch.fetch_offset < leo || fetch.max_wait_ms == 0 {
             self.answer_replica_fetch(from, &fetch);
         } else if let Some(cluster) = self.cluster.as_mut() {
-            if cluster.parked_fetches.len() >= REPLICA_FETCH_WAITERS_MAX {
+            let wait = fetch
+                .max_wait_ms
+                .min(cluster.config.replica_fetch_wait_max_ms.max(1));
+            let key = (from, fetch.correlation);
+            // A resent fetch replaces the one it repeats.
+            cluster.parked_fetches.remove(key);
+            let deadline = Some(now.instant.add_ms(wait));
+            if let Err(fetch) = cluster.parked_fetches.insert(key, deadline, fetch) {
+                // Full: answered at once (empty), the follower asks again.
                 self.answer_replica_fetch(from, &fetch);
-            } else {
-                let wait = fetch
-                    .max_wait_ms
-                    .min(cluster.config.replica_fetch_wait_max_ms.max(1));
-                cluster.parked_fetches.push(ParkedReplicaFetch {
-                    from,
-                    deadline: now.instant.add_ms(wait),
-                    fetch,
-                });
             }
         }
     }
@@ -2096,12 +2106,10 @@ impl Node {
             return;
         }
         let bytes = uuid_bytes(topic_id);
-        let (woken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut cluster.parked_fetches)
-            .into_iter()
-            .partition(|p| p.fetch.topic_id == bytes && p.fetch.partition == index as i32);
-        cluster.parked_fetches = kept;
-        for parked in woken {
-            self.answer_replica_fetch(parked.from, &parked.fetch);
+        let woken = (cluster.parked_fetches)
+            .remove_where(|_, f| f.topic_id == bytes && f.partition == index as i32);
+        for ((from, _), fetch) in woken {
+            self.answer_replica_fetch(from, &fetch);
         }
     }
 
@@ -2173,23 +2181,17 @@ impl Node {
             self.respond(id, response);
             return;
         };
-        if cluster.hw_waiters.len() >= HW_WAITERS_MAX {
+        let deadline = Some(now.instant.add_ms(timeout_ms));
+        if let Err(waiter) = (cluster.hw_waiters).insert(id, deadline, HwWaiter { needs, response })
+        {
             let response = super::errors::with_error(
-                response,
+                waiter.response,
                 ErrorCode::REQUEST_TIMED_OUT,
                 "too many produce requests waiting for replication",
             );
             self.respond(id, response);
             return;
         }
-        cluster.hw_waiters.insert(
-            id,
-            HwWaiter {
-                needs,
-                response,
-                deadline: now.instant.add_ms(timeout_ms),
-            },
-        );
         self.release_hw_waiters();
     }
 
@@ -2215,7 +2217,7 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for id in done {
-            if let Some(waiter) = self.cluster.as_mut().and_then(|c| c.hw_waiters.remove(&id)) {
+            if let Some(waiter) = self.cluster.as_mut().and_then(|c| c.hw_waiters.remove(id)) {
                 // Kafka's rule: an acks=all batch is replicated to the ISR, but if the ISR
                 // shrank below min.insync.replicas meanwhile the producer is told so.
                 let short = matches!(waiter.response, ApiResponse::Produce(_))
@@ -2273,13 +2275,7 @@ impl Node {
         let Some(cluster) = self.cluster.as_mut() else {
             return Vec::new();
         };
-        let ids: Vec<RequestId> = (cluster.hw_waiters.iter())
-            .filter(|(_, w)| pick(w))
-            .map(|(id, _)| *id)
-            .collect();
-        (ids.into_iter())
-            .filter_map(|id| Some((id, cluster.hw_waiters.remove(&id)?)))
-            .collect()
+        cluster.hw_waiters.remove_where(|_, w| pick(w))
     }
 
     /// Answer taken acks=all waiters with `error`. Through `respond`: forwarded answers and
@@ -2297,28 +2293,41 @@ impl Node {
     }
 
     fn expire_cluster_waiters(&mut self, now: Now) {
-        let expired = self.take_hw_waiters(|w| w.deadline <= now.instant);
+        let mut expired = Vec::new();
+        if let Some(cluster) = self.cluster.as_mut() {
+            while let Some(waiter) = cluster.hw_waiters.pop_expired(now.instant) {
+                expired.push(waiter);
+            }
+            // A marker not replicated in time is dropped: the coordinator resends it on
+            // its timer, and appending a marker twice is harmless (the second ends no
+            // transaction).
+            while let Some(((coordinator, correlation), _)) =
+                cluster.marker_waiters.pop_expired(now.instant)
+            {
+                tracing::debug!(coordinator, correlation, "marker waiter expired");
+            }
+        }
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut cluster.parked_fetches)
-            .into_iter()
-            .partition(|p| p.deadline <= now.instant);
-        cluster.parked_fetches = kept;
+        let mut due = Vec::new();
+        while let Some(parked) = cluster.parked_fetches.pop_expired(now.instant) {
+            due.push(parked);
+        }
         self.answer_hw_waiters(
             expired,
             ErrorCode::REQUEST_TIMED_OUT,
             "timed out waiting for the in-sync replicas",
         );
-        for parked in due {
-            self.answer_replica_fetch(parked.from, &parked.fetch);
+        for ((from, _), fetch) in due {
+            self.answer_replica_fetch(from, &fetch);
         }
     }
 
     /// Drop a disconnected client's acks=all waiters.
     pub(super) fn cluster_disconnect(&mut self, conn: u64) {
         if let Some(cluster) = self.cluster.as_mut() {
-            cluster.hw_waiters.retain(|id, _| id.conn != conn);
+            cluster.hw_waiters.remove_conn(conn);
             cluster.commit_waiters.remove_conn(conn);
         }
     }
@@ -2494,10 +2503,22 @@ impl Node {
                     .get(&topic_id)
                     .and_then(|t| t.partitions.get(index))
                     .map_or(0, |l| l.log_end_offset());
-                if let Some(cluster) = self.cluster.as_mut() {
-                    cluster
-                        .marker_waiters
-                        .push((from, request.correlation, topic_id, index, end));
+                let waiter = MarkerWaiter {
+                    topic_id,
+                    index,
+                    end,
+                };
+                let parked = self.cluster.as_mut().map(|cluster| {
+                    let deadline = Some(cluster.now.add_ms(MARKER_WAIT_MS));
+                    let key = (from, request.correlation);
+                    // A resent marker replaces its earlier wait.
+                    cluster.marker_waiters.remove(key);
+                    cluster.marker_waiters.insert(key, deadline, waiter).is_ok()
+                });
+                if parked == Some(false) {
+                    // Full: refused, so the coordinator resends it on its timer.
+                    let message = reply_error(ErrorCode::REQUEST_TIMED_OUT);
+                    self.reply_marker(from, message);
                 }
                 self.release_marker_waiters();
             }
@@ -2526,26 +2547,22 @@ impl Node {
         if cluster.marker_waiters.is_empty() {
             return;
         }
-        let waiters = std::mem::take(&mut cluster.marker_waiters);
-        let mut kept = Vec::new();
-        let mut done = Vec::new();
-        for waiter in waiters {
-            let (_, _, topic_id, index, end) = waiter;
-            let hw = self
-                .topics
-                .get(&topic_id)
-                .and_then(|t| t.partitions.get(index))
+        let topics = &self.topics;
+        // Released once replicated; dropped when the partition is gone (the coordinator
+        // resends and learns where it went).
+        let done = cluster.marker_waiters.remove_where(|_, w| {
+            let hw = (topics.get(&w.topic_id))
+                .and_then(|t| t.partitions.get(w.index))
                 .map(|l| l.high_watermark());
-            match hw {
-                Some(hw) if hw >= end => done.push(waiter),
-                Some(_) => kept.push(waiter),
-                None => {}
-            }
-        }
-        if let Some(cluster) = self.cluster.as_mut() {
-            cluster.marker_waiters = kept;
-        }
-        for (from, correlation, ..) in done {
+            hw.is_none_or(|hw| hw >= w.end)
+        });
+        let done: Vec<(i32, u64)> = (done.into_iter())
+            .filter(|(_, w)| {
+                (topics.get(&w.topic_id)).is_some_and(|t| t.partitions.get(w.index).is_some())
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for (from, correlation) in done {
             self.reply_marker(
                 from,
                 PeerMessage::MarkerReply {
@@ -2973,8 +2990,9 @@ impl Node {
         cluster.raft.invariants();
         cluster.image.invariants();
         cluster.commit_waiters.invariants();
-        assert!(cluster.parked_fetches.len() <= REPLICA_FETCH_WAITERS_MAX);
-        assert!(cluster.hw_waiters.len() <= HW_WAITERS_MAX);
+        cluster.parked_fetches.invariants();
+        cluster.hw_waiters.invariants();
+        cluster.marker_waiters.invariants();
         for ((topic_id, index), replica) in &cluster.replicas {
             let state = cluster.image.partition(topic_id.as_u128(), *index as i32);
             let state = state.expect("a role is held only for partitions in the image");
