@@ -11,13 +11,50 @@ use weir_wire::domain::ApiResponse;
 
 use crate::storage::StorageOp;
 
-/// Identifies one request: the connection it came on and its sequence on that connection.
+/// Where a request came from: the answer goes back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// A client connection; the driver assigned its id and gets the answer.
+    Client {
+        /// Driver-assigned connection id.
+        conn: u64,
+    },
+    /// An admin request another broker forwarded to this controller (its `seq` is the
+    /// forwarding broker's correlation): answered over the peer protocol.
+    Forwarded {
+        /// The forwarding broker.
+        from: i32,
+    },
+    /// The marker of a group coordinator's metadata write: its "answer" tells the group
+    /// coordinator the record is durable (and replicated); nothing leaves the node.
+    GroupWrite,
+}
+
+/// Identifies one request: where it came from and its sequence there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId {
-    /// Driver-assigned connection id.
-    pub conn: u64,
-    /// Driver-assigned sequence number within the connection.
+    /// Its origin.
+    pub origin: Origin,
+    /// Sequence number within the origin (driver-assigned for clients).
     pub seq: u64,
+}
+
+impl RequestId {
+    /// Request `seq` of client connection `conn`.
+    pub fn client(conn: u64, seq: u64) -> RequestId {
+        RequestId {
+            origin: Origin::Client { conn },
+            seq,
+        }
+    }
+
+    /// The client connection it came on, if a client sent it.
+    pub fn conn(&self) -> Option<u64> {
+        match self.origin {
+            Origin::Client { conn } => Some(conn),
+            Origin::Forwarded { .. } | Origin::GroupWrite => None,
+        }
+    }
 }
 
 /// How durable a sync must make the writes applied before it.

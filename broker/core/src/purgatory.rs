@@ -144,12 +144,12 @@ impl<T, K: Ord + Copy + Debug> Purgatory<T, K> {
 impl<T> Purgatory<T, RequestId> {
     /// Unpark every request of connection `conn`.
     pub fn remove_conn(&mut self, conn: u64) -> Vec<(RequestId, T)> {
-        let first = RequestId { conn, seq: 0 };
+        let first = RequestId::client(conn, 0);
         let ids: Vec<RequestId> = self
             .entries
             .range(first..)
             .map(|(id, _)| *id)
-            .take_while(|id| id.conn == conn)
+            .take_while(|id| id.conn() == Some(conn))
             .collect();
         ids.into_iter()
             .filter_map(|id| self.remove(id).map(|value| (id, value)))
@@ -162,7 +162,7 @@ mod tests {
     use super::*;
 
     fn id(conn: u64, seq: u64) -> RequestId {
-        RequestId { conn, seq }
+        RequestId::client(conn, seq)
     }
 
     // Goal: bound, deadline order, per-connection removal. Method: fill, expire, drop.

@@ -113,10 +113,7 @@ impl SingleNode {
     /// Hand a request to the node on connection `conn` and apply its outputs.
     pub fn send(&mut self, conn: u64, request: ApiRequest) -> RequestId {
         self.next_seq += 1;
-        let id = RequestId {
-            conn,
-            seq: self.next_seq,
-        };
+        let id = RequestId::client(conn, self.next_seq);
         self.node.handle_request(self.now, id, request);
         self.pump();
         id

@@ -248,10 +248,7 @@ impl Reader {
                 // Expect goes first, so the writer knows the slot before any response.
                 let expect = ConnEvent::Expect { seq, header };
                 self.events.send(expect).map_err(|_| ReadEnd::Closed)?;
-                let id = RequestId {
-                    conn: self.context.conn,
-                    seq,
-                };
+                let id = RequestId::client(self.context.conn, seq);
                 let input = NodeInput::Request { id, request };
                 self.node.send(input).await.map_err(|_| ReadEnd::Closed)
             }

@@ -203,7 +203,8 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                     }
                 }
                 Output::Respond { id, response } => {
-                    if let Some(events) = self.connections.get(&id.conn) {
+                    let conn = id.conn();
+                    if let Some(events) = conn.and_then(|conn| self.connections.get(&conn)) {
                         // A send fails only when the writer is gone; its Disconnect follows.
                         let _ = events.send(ConnEvent::Response {
                             seq: id.seq,
@@ -212,7 +213,8 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                     }
                 }
                 Output::NoResponse { id, close } => {
-                    if let Some(events) = self.connections.get(&id.conn) {
+                    let conn = id.conn();
+                    if let Some(events) = conn.and_then(|conn| self.connections.get(&conn)) {
                         let _ = events.send(ConnEvent::NoResponse { seq: id.seq, close });
                     }
                 }

@@ -504,10 +504,16 @@ impl GroupCoordinator {
     pub fn handle_disconnect(&mut self, conn: u64) {
         for group in self.groups.values_mut() {
             for member in group.members.values_mut() {
-                if member.awaiting_join.is_some_and(|id| id.conn == conn) {
+                if member
+                    .awaiting_join
+                    .is_some_and(|id| id.conn() == Some(conn))
+                {
                     member.awaiting_join = None;
                 }
-                if member.awaiting_sync.is_some_and(|id| id.conn == conn) {
+                if member
+                    .awaiting_sync
+                    .is_some_and(|id| id.conn() == Some(conn))
+                {
                     member.awaiting_sync = None;
                 }
             }
@@ -2364,7 +2370,7 @@ mod tests {
     }
 
     fn request_id(seq: u64) -> RequestId {
-        RequestId { conn: 1, seq }
+        RequestId::client(1, seq)
     }
 
     fn join(member_id: &str) -> JoinGroupRequest {

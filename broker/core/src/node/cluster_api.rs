@@ -26,13 +26,10 @@ use super::Node;
 use crate::cluster::controller;
 use crate::cluster::image::{MetaRecord, PartitionState};
 use crate::cluster::peer::PeerMessage;
-use crate::event::RequestId;
+use crate::event::{Origin, RequestId};
 use crate::time::Now;
 use crate::topic::is_internal_topic;
 
-/// Synthetic connection ids of requests forwarded by other brokers start here (the node
-/// answers them over the peer protocol, never through the driver).
-pub(super) const FORWARDED_CONN_BASE: u64 = 1 << 63;
 /// Bound on admin requests a broker has forwarded and not yet had answered.
 const FORWARDED_MAX: usize = 4_096;
 /// A forwarded request the controller has not answered in this long is timed out.
@@ -241,7 +238,7 @@ impl Node {
             return false;
         }
         let controller = cluster.controller().filter(|c| *c != self.config.node_id);
-        let forwarded_here = id.conn >= FORWARDED_CONN_BASE;
+        let forwarded_here = matches!(id.origin, Origin::Forwarded { .. });
         match controller {
             Some(controller) if !forwarded_here => self.forward(id, request, controller),
             _ => {
@@ -313,7 +310,7 @@ impl Node {
             return;
         };
         let id = RequestId {
-            conn: FORWARDED_CONN_BASE + u64::from(from.unsigned_abs()),
+            origin: Origin::Forwarded { from },
             seq: correlation,
         };
         if let Some(cluster) = self.cluster.as_mut() {
@@ -329,7 +326,7 @@ impl Node {
         id: RequestId,
         response: ApiResponse,
     ) -> Option<(RequestId, ApiResponse)> {
-        if id.conn < FORWARDED_CONN_BASE {
+        if !matches!(id.origin, Origin::Forwarded { .. }) {
             return Some((id, response));
         }
         let (from, correlation, header) = self.cluster.as_mut()?.forwarded_in.remove(&id)?;

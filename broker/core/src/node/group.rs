@@ -25,7 +25,7 @@
 //!
 //! Group metadata records ([`MetadataWrite`]) go through the same append. One that completes
 //! a rebalance parks a marker response under a request id of its own
-//! ([`GROUP_WRITE_CONN`]) exactly as an OffsetCommit's answer is parked (sync, and in a
+//! ([`Origin::GroupWrite`]) exactly as an OffsetCommit's answer is parked (sync, and in a
 //! cluster the ISR); when the marker is released, timed out or failed, `respond` hands its
 //! outcome to the coordinator at the end of the input (`finish_group_writes`), which then
 //! answers the group's SyncGroups. So SyncGroup answers are released exactly when an
@@ -43,7 +43,7 @@ use weir_wire::records::Record;
 
 use super::internal::replay_internal;
 use super::Node;
-use crate::event::RequestId;
+use crate::event::{Origin, RequestId};
 use crate::group::consumer_group::{TopicInfo, TopicView};
 use crate::group::offsets_log::{self, OFFSETS_TOPIC};
 use crate::group::{
@@ -52,10 +52,6 @@ use crate::group::{
 use crate::storage::{Storage, StorageError};
 use crate::time::Now;
 
-/// Connection id of the markers that stand for group metadata writes waiting to become
-/// durable (never a client connection: drivers number those from 0 up, forwarded requests
-/// use the top half of the range).
-pub(super) const GROUP_WRITE_CONN: u64 = (1 << 63) - 1;
 /// Rounds of [`Node::drain_group_outputs`]: a write's failure can make the coordinator
 /// answer and write once more (an abandoned rebalance that empties the group), never more.
 const GROUP_DRAIN_ROUNDS_MAX: usize = 4;
@@ -197,7 +193,7 @@ impl Node {
                 self.groups.metadata_appended(&group_id, record);
                 self.group_write_seq += 1;
                 let id = RequestId {
-                    conn: GROUP_WRITE_CONN,
+                    origin: Origin::GroupWrite,
                     seq: self.group_write_seq,
                 };
                 self.group_writes.insert(id, (group_id, generation_id));
@@ -227,7 +223,7 @@ impl Node {
     /// A marker of a group metadata write was released (`respond`): remember its outcome
     /// for [`Node::finish_group_writes`]. False when `id` is not such a marker.
     pub(super) fn intercept_group_write(&mut self, id: RequestId, response: &ApiResponse) -> bool {
-        if id.conn != GROUP_WRITE_CONN {
+        if id.origin != Origin::GroupWrite {
             return false;
         }
         assert!(

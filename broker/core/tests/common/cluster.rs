@@ -215,10 +215,7 @@ impl Cluster {
     /// Hand `request` to `to` without delivering anything yet.
     pub fn submit(&mut self, to: i32, request: ApiRequest) -> RequestId {
         self.next_seq += 1;
-        let id = RequestId {
-            conn: 1,
-            seq: self.next_seq,
-        };
+        let id = RequestId::client(1, self.next_seq);
         let now = self.now;
         let member = self.members.get_mut(&to).expect("known node");
         member.node.handle_request(now, id, request);

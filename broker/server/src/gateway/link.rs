@@ -98,10 +98,7 @@ impl NodeLink {
             }
             None => return Err(LinkClosed),
         }
-        let id = RequestId {
-            conn: self.conn,
-            seq,
-        };
+        let id = RequestId::client(self.conn, seq);
         let input = NodeInput::Request { id, request };
         if self.node.send(input).await.is_err() {
             if let Some(map) = lock(&self.pending).as_mut() {
