@@ -76,18 +76,25 @@ pub struct Raft {
     rng: Rng,
     /// Latest time seen by `new`, `tick` or `step` (never decreases).
     now_ms: u64,
+    /// The current term: persisted before any message of it leaves, never decreases.
     term: u64,
+    /// The vote cast in `term`. Persisted with `term` and reset only when `term` grows, which
+    /// is what makes "one vote per term" survive a restart.
     voted_for: Option<NodeId>,
     role: Role,
     leader: Option<NodeId>,
     /// When the current leader was last heard from (leader stickiness).
     leader_contact_ms: u64,
     log: RaftLog,
+    /// Highest index known committed. Never decreases, never passes `log.last_index()`,
+    /// and the log is never truncated at or below it.
     commit_index: u64,
     /// Highest index handed to the caller, through `committed` or a snapshot.
     applied_index: u64,
     /// (Pre-)votes received in the current (pre-)election, by voter.
     votes: BTreeMap<NodeId, bool>,
+    /// A leader's view of its peers; empty on every other role, so no stale acknowledgement
+    /// from an earlier leadership can count towards a later commit.
     progress: BTreeMap<NodeId, Progress>,
     election_deadline_ms: u64,
     heartbeat_deadline_ms: u64,
@@ -109,6 +116,8 @@ impl Raft {
         now_ms: u64,
     ) -> Result<Raft, RaftError> {
         config.validate()?;
+        // Storage is input too (a torn or foreign file): refuse it with an error here, so
+        // that everything below may assert on the log's shape.
         let log = validated_log(&persisted, &config.voters)?;
         // Salted by the id too, so nodes handed the same seed still draw different timeouts.
         let rng =
@@ -183,6 +192,9 @@ impl Raft {
         self.advance_clock(now_ms);
         if self.role == Role::Leader {
             if self.now_ms >= self.check_quorum_deadline_ms {
+                // Check-quorum: a leader cut off from a majority steps down within one
+                // minimum election timeout. Without it, leader stickiness would let a
+                // partitioned leader's lease keep followers from electing anyone else.
                 if !self.quorum_active() {
                     tracing::info!(id = self.config.id, term = self.term, "leader lost quorum");
                     self.become_follower(self.term, None);
@@ -271,6 +283,11 @@ impl Raft {
             return;
         }
         let message_term = message.term();
+        // The term is the only clock Raft trusts. A higher term deposes us (we persist it
+        // before answering, see `become_follower`), a lower one marks the sender as stale
+        // and is answered with our term so it catches up. Only two higher-term messages
+        // are exempt: pre-votes (about a term nobody is in yet) and vote requests while
+        // our leader is alive (a rejoining node must not depose a healthy leader).
         if message_term > self.term {
             match &message {
                 // Pre-votes concern a future term and must not disturb ours.
@@ -350,6 +367,8 @@ impl Raft {
             }
             .into());
         }
+        // Bounds memory on a leader that cannot reach a majority: without it every
+        // proposal would pile up in the log until the process runs out of memory.
         let uncommitted_count = self.log.last_index() - self.commit_index;
         if uncommitted_count >= self.config.max_uncommitted_entries as u64 {
             return Err(ProposeError::Throttled { uncommitted_count });
@@ -374,6 +393,9 @@ impl Raft {
         if self.log.voters().contains(&id) {
             return Err(ChangeVotersError::AlreadyVoter { id });
         }
+        // The new voter counts toward majorities as soon as the entry is appended: adding
+        // an empty log would stall commitment (or, in a small set, block it) until it has
+        // caught up, so only a learner that is nearly there may join.
         let last_index = self.log.last_index();
         let match_index = match self.progress.get(&id) {
             Some(progress) if self.learners.contains(&id) => progress.match_index,
@@ -552,6 +574,8 @@ impl Raft {
         if applied_index <= self.log.snapshot_index() {
             return;
         }
+        // The snapshot records the voter set at its own index, not the newest one: after
+        // a restart from it, the entries after it (and their sets) come from the log.
         let last_term = self
             .log
             .term(applied_index)
@@ -869,6 +893,10 @@ impl Raft {
     /// voters, and this log may lack the entry that made this node one (refusing would then
     /// deadlock a group whose only up-to-date candidate needs this vote). A node outside the
     /// candidate's set is not counted, so the answer is harmless there.
+    //
+    // A pre-vote is granted on the same log test as a vote (so it predicts the election's
+    // outcome) but only while we have no live leader: that is what keeps a node that was
+    // partitioned away from disrupting the group when it returns.
     fn handle_pre_vote(&mut self, from: NodeId, term: u64, last_index: u64, last_term: u64) {
         // `step` answers lower terms as stale before dispatching here.
         debug_assert!(term >= self.term);
@@ -901,6 +929,9 @@ impl Raft {
     /// [`Raft::handle_pre_vote`]; it still votes at most once per term.
     fn handle_vote(&mut self, from: NodeId, last_index: u64, last_term: u64) {
         let vote_before = self.voted_for;
+        // Re-granting to the same candidate is safe (its retransmission); a second candidate
+        // in the same term is refused. A known leader of this term also blocks the vote: it
+        // already won, so helping someone else could only produce a second leader.
         let can_vote =
             self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
         let granted = can_vote
@@ -995,7 +1026,9 @@ impl Raft {
         }
         let commit_before = self.commit_index;
         // Entries up to our commit index are committed and so identical in the leader's
-        // log: skip them (they may also be compacted away here).
+        // log: skip them (they may also be compacted away here). This is also what keeps
+        // a delayed, duplicated append from ever reaching the truncation below with an
+        // index we have committed.
         if prev_index < self.commit_index {
             let skip_count = usize::try_from(self.commit_index - prev_index).unwrap_or(usize::MAX);
             entries.drain(..skip_count.min(entries.len()));
@@ -1008,6 +1041,8 @@ impl Raft {
                 assert_eq!(first.index, prev_index + 1);
             }
         }
+        // Log matching: accept only if our log holds the leader's entry at `prev_index`.
+        // On a mismatch nothing is written; the leader walks back with the hint.
         if self.log.term(prev_index) != Some(prev_term) {
             let hint = self.log.conflict_hint(prev_index);
             let response = RaftMessage::AppendResponse {
@@ -1086,12 +1121,16 @@ impl Raft {
     }
 
     fn handle_install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
+        // A snapshot ending in a term beyond ours cannot come from the leader of our term
+        // (its log holds no such entry), so it is malformed: drop it.
         if snapshot.last_term > self.term
             || !valid_snapshot_voters(&snapshot)
             || !self.accept_leader(from)
         {
             return;
         }
+        // A snapshot at or below our commit holds nothing new; installing it would throw
+        // away committed entries we still serve to the state machine and to peers.
         if snapshot.last_index > self.commit_index {
             let last_index = snapshot.last_index;
             let previous_voters = self.log.voters().clone();
@@ -1149,6 +1188,9 @@ impl Raft {
             self.maybe_commit();
             self.send_pipelined(from);
         } else {
+            // Rejections can be reordered and duplicated: act only on the one answering
+            // the probe in flight, or a late rejection would drag `next_index` back and
+            // resend entries the peer has already accepted.
             let stale = index <= progress.match_index
                 || progress.snapshot_sent.is_some()
                 || (progress.probing && index + 1 != progress.next_index);
@@ -1286,6 +1328,9 @@ impl Raft {
 
     /// Batches pending entries to every pipelining peer, and tells peers that nothing new
     /// went to about a moved commit index.
+    //
+    // Pending work is batched per Ready so that many proposals in one input become one
+    // append per peer, not one each.
     fn flush_replication(&mut self) {
         assert_eq!(self.role, Role::Leader, "only a leader replicates");
         for peer in self.peers() {
@@ -1355,6 +1400,8 @@ impl Raft {
             self.send_snapshot(peer);
             return;
         }
+        // Appends may be lost: if nothing was acknowledged for a whole heartbeat period,
+        // resend from the last known match instead of trusting the pipeline.
         let stalled = progress.match_index == progress.match_index_at_heartbeat;
         progress.match_index_at_heartbeat = progress.match_index;
         let (prev_index, count_max) = if progress.probing {
@@ -1568,6 +1615,9 @@ impl Raft {
     /// Leader stickiness: a leader, or a follower that heard from its leader within the
     /// minimum election timeout, refuses to help elect someone else.
     fn in_lease(&self) -> bool {
+        // The lease is as long as the minimum election timeout, the same period after which
+        // check-quorum deposes a cut-off leader, so a lease never outlives a leader that
+        // has lost its majority by more than one period.
         match self.role {
             Role::Leader => true,
             _ => {
@@ -1580,6 +1630,9 @@ impl Raft {
         }
     }
 
+    //
+    // We count ourselves only when we are in the voter set: a leader that removed itself
+    // must hear from a majority of the new set on its own.
     fn quorum_active(&self) -> bool {
         debug_assert_eq!(self.role, Role::Leader);
         let active = self.log.voters().iter().filter(|voter| {
@@ -1654,6 +1707,9 @@ impl Raft {
         self.election_deadline_ms = self.now_ms.saturating_add(timeout_ms);
     }
 
+    //
+    // Callers may hand us times out of order (several inputs in one batch); deadlines are
+    // computed from `now_ms`, so it must never run backwards.
     fn advance_clock(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
     }
@@ -1676,6 +1732,10 @@ fn new_progress(last_index: u64) -> Progress {
 
 /// Entries must follow `prev_index` contiguously, with terms non-decreasing from
 /// `prev_term` and not beyond the leader's term, and voter sets must decode.
+///
+/// This is the gate between the wire and the log's assertions: anything it lets through must
+/// satisfy [`RaftLog::append`]'s preconditions, since an assertion there would let one bad
+/// packet crash the node. Entries beyond the leader's own term cannot exist in its log.
 fn well_formed_append(term: u64, prev_index: u64, prev_term: u64, entries: &[Entry]) -> bool {
     let mut previous_term = prev_term;
     for (offset, entry) in entries.iter().enumerate() {
@@ -1697,6 +1757,9 @@ fn valid_voter_set_entry(entry: &Entry) -> bool {
 }
 
 /// A snapshot's voter set, if it has one, must be non-empty and within [`VOTERS_MAX`].
+///
+/// Like [`well_formed_append`], a gate in front of assertions: an empty set installed
+/// from a peer would trip the log's invariants and could never form a majority.
 fn valid_snapshot_voters(snapshot: &Snapshot) -> bool {
     snapshot
         .voters
@@ -1734,6 +1797,9 @@ fn validated_log(
         }) => voters.clone(),
         _ => bootstrap_voters.clone(),
     };
+    // Walk the stored entries the way they were appended, replaying each voter-set change
+    // against the set before it: a file that skips a change or jumps two nodes at once
+    // did not come from this code and is refused rather than trusted.
     let mut entries = Vec::with_capacity(persisted.entries.len());
     let mut min_term = snapshot_term;
     for entry in persisted
@@ -1765,6 +1831,9 @@ fn validated_log(
         entries.push(entry.clone());
         min_term = entry.term;
     }
+    debug_assert!(entries.iter().all(|e| e.term <= max_term));
+    // `RaftLog::new` re-checks the whole shape with assertions: after the checks above, a
+    // failure there is a bug in this function, not bad storage.
     Ok(RaftLog::new(
         persisted.snapshot.clone(),
         entries,
