@@ -30,7 +30,7 @@
 //! So every decision here bumps `partition_epoch` by one over the state it was made from,
 //! and bumps `leader_epoch` exactly when the leader changes: two different leaders never
 //! share a leader epoch, which is what lets followers and clients refuse a stale leader.
-//! [`check_change`] asserts this for every state that leaves this module.
+//! `check_change` asserts this for every state that leaves this module.
 //!
 //! # Invariants kept by every decision
 //! Given a state with ISR ⊆ replicas (the image guarantees it), the decided state keeps
