@@ -2,12 +2,42 @@
 //! records to propose. The node proposes them through Raft; nothing changes until they
 //! commit and every node applies them.
 //!
-//! Leader election (Kafka's rules): the new leader is the first replica, in replica order,
-//! that is in the ISR and not fenced. With `unclean.leader.election.enable` a live replica
-//! outside the ISR may be chosen when no ISR member is live (possible data loss, off by
-//! default). The ISR never becomes empty: when its last live member is fenced it stays,
-//! with no leader, so that only it can be elected when it returns (no acknowledged record
-//! is lost by electing a replica that may lack it).
+//! # What is decided here
+//! - **Placement** ([`place_replicas`]): `replication_factor` distinct live brokers per
+//!   partition, round robin from a starting offset, so consecutive partitions start on
+//!   different brokers and leadership spreads. Fails rather than placing two replicas of
+//!   one partition on one broker.
+//! - **Fencing** ([`fence_broker`]): a broker whose session lapsed is marked fenced, leaves
+//!   every ISR it is in (unless it is the last member, see below) and loses every
+//!   leadership it holds. Fencing is how a silent broker stops being counted: nothing else
+//!   takes it out of an ISR.
+//! - **Leader election** (Kafka's rules, [`elect_offline`], [`fence_broker`]): the new
+//!   leader is the first replica, in replica order, that is in the ISR, unfenced and not
+//!   being removed by a reassignment. With `unclean.leader.election.enable` a live replica
+//!   outside the ISR may be chosen when no ISR member is live; the ISR then shrinks to that
+//!   replica alone (possible data loss, off by default). The ISR never becomes empty by an
+//!   election or a fence: when its last live member is fenced it stays, with no leader
+//!   (`-1`), so that only it can be elected when it returns (no acknowledged record is lost
+//!   by electing a replica that may lack it).
+//! - **ISR changes** ([`alter_isr`]): only the current leader, quoting the current leader
+//!   and partition epochs, may change the ISR; it must stay within the replicas and keep
+//!   the leader; only live brokers may join (leaving is always allowed).
+//! - **Preferred leaders and reassignments** ([`preferred_elections`], [`reassign`]).
+//!
+//! # Epochs
+//! Every record carries a whole [`PartitionState`], and the image applies it only if its
+//! `partition_epoch` is higher than the current one (and its `leader_epoch` not lower).
+//! So every decision here bumps `partition_epoch` by one over the state it was made from,
+//! and bumps `leader_epoch` exactly when the leader changes: two different leaders never
+//! share a leader epoch, which is what lets followers and clients refuse a stale leader.
+//! `check_change` asserts this for every state that leaves this module.
+//!
+//! # Invariants kept by every decision
+//! Given a state with ISR ⊆ replicas (the image guarantees it), the decided state keeps
+//! ISR ⊆ replicas, a leader elected here is a live replica, epochs move as above, and a
+//! fenced broker never comes out of [`fence_broker`] as a leader. These are assertions:
+//! the inputs are the controller's own image, never a peer's claim; requests (AlterIsr,
+//! reassignments, elections) are validated and refused with `None` or an error first.
 
 use super::image::{MetaRecord, MetadataImage, PartitionState};
 use super::peer::AlterIsr;
@@ -20,7 +50,10 @@ pub fn place_replicas(
     replication_factor: i16,
     start: usize,
 ) -> Result<Vec<Vec<i32>>, String> {
+    // Only live brokers: a replica placed on a fenced broker would start out of the ISR
+    // (or, worse, be elected at creation while nobody serves it).
     let brokers = image.live_brokers();
+    // A negative factor from the request maps to 0 and is refused below, like Kafka.
     let factor = usize::try_from(replication_factor).unwrap_or(0);
     if factor == 0 || factor > brokers.len() {
         return Err(format!(
@@ -31,13 +64,22 @@ pub fn place_replicas(
         ));
     }
     let count = usize::try_from(count).unwrap_or(0);
-    Ok((0..count)
+    let placement: Vec<Vec<i32>> = (0..count)
         .map(|p| {
             (0..factor)
                 .map(|r| brokers[(start + p + r) % brokers.len()])
                 .collect()
         })
-        .collect())
+        .collect();
+    // `factor` consecutive slots of a ring of `brokers.len() >= factor` are distinct: two
+    // replicas on one broker would count one disk twice towards acks=all.
+    debug_assert!(placement.iter().all(|replicas| {
+        let mut sorted = replicas.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted.len() == factor && replicas.iter().all(|r| image.is_live(*r))
+    }));
+    Ok(placement)
 }
 
 /// Choose a leader for `state` given who is live; `None` when no replica may lead.
@@ -55,14 +97,20 @@ fn elect(image: &MetadataImage, state: &PartitionState, unclean: bool) -> Option
             .map(|leader| (leader, false));
     }
     #[allow(unreachable_code)]
+    // Replica order puts the preferred leader first, so a clean election returns to it as
+    // soon as it is back in the ISR and live.
     let clean = state
         .replicas
         .iter()
         .copied()
         .find(|r| state.isr.contains(r) && image.is_live(*r) && !state.removing.contains(r));
     if let Some(leader) = clean {
+        // The heart of clean election: an ISR member has every acknowledged record.
+        debug_assert!(state.isr.contains(&leader) && state.replicas.contains(&leader));
         return Some((leader, false));
     }
+    // Unclean: no ISR member is live. Picking a replica outside the ISR can lose records it
+    // never received; only allowed when the operator asked for availability over that.
     if unclean {
         return state
             .replicas
@@ -76,6 +124,9 @@ fn elect(image: &MetadataImage, state: &PartitionState, unclean: bool) -> Option
 
 /// The state after a leader change to `leader` (or none).
 fn with_leader(state: &PartitionState, leader: Option<(i32, bool)>) -> PartitionState {
+    // Whoever `elect` chose is a replica: leadership on a broker that holds no copy would
+    // serve an empty log as the partition's truth.
+    debug_assert!(leader.is_none_or(|(id, _)| state.replicas.contains(&id)));
     let mut next = state.clone();
     next.partition_epoch += 1;
     match leader {
@@ -84,6 +135,8 @@ fn with_leader(state: &PartitionState, leader: Option<(i32, bool)>) -> Partition
                 next.leader_epoch += 1;
             }
             next.leader = id;
+            // After an unclean election only the new leader's log is authoritative: the
+            // old ISR members may hold records it lacks, and must truncate before rejoining.
             if unclean {
                 next.isr = vec![id];
             }
@@ -95,6 +148,7 @@ fn with_leader(state: &PartitionState, leader: Option<(i32, bool)>) -> Partition
             next.leader = -1;
         }
     }
+    check_change(state, &next);
     next
 }
 
@@ -102,16 +156,22 @@ fn with_leader(state: &PartitionState, leader: Option<(i32, bool)>) -> Partition
 /// sync, its removal from the ISR (unless it is the last member) and a new leader.
 pub fn fence_broker(image: &MetadataImage, id: i32, unclean: bool) -> Vec<MetaRecord> {
     let mut records = vec![MetaRecord::SetFenced { id, fenced: true }];
+    // Elections below must already see `id` as fenced, or they could hand leadership
+    // straight back to the broker being fenced.
     let mut view = image.clone();
     if let Some(broker) = view.brokers.get_mut(&id) {
         broker.fenced = true;
     }
     for topic in image.topics.values() {
         for (index, state) in topic.partitions.iter().enumerate() {
+            // A partition where `id` neither leads nor is in sync needs no record: its ISR
+            // does not count `id`, so acks=all is not waiting on the fenced broker.
             if state.leader != id && !state.isr.contains(&id) {
                 continue;
             }
             let mut next = state.clone();
+            // Keep the last ISR member even when fenced: it may be the only replica with
+            // every acknowledged record, so it must stay the only one electable.
             if next.isr.len() > 1 {
                 next.isr.retain(|r| *r != id);
             }
@@ -121,9 +181,16 @@ pub fn fence_broker(image: &MetadataImage, id: i32, unclean: bool) -> Vec<MetaRe
                 Some((state.leader, false))
             };
             let mut next = with_leader(&next, leader);
+            // Same leader, same epoch: bumping it would make the leader's followers reject
+            // its fetches for nothing, since only the ISR changed.
             if next.leader == state.leader {
                 next.leader_epoch = state.leader_epoch;
             }
+            check_change(state, &next);
+            // The fenced broker leads nothing after this record, and sits in no ISR it is
+            // not the last member of.
+            assert_ne!(next.leader, id, "fenced broker {id} kept a leadership");
+            debug_assert!(!next.isr.contains(&id) || next.isr.len() == 1);
             if &next != state {
                 records.push(MetaRecord::PartitionChange {
                     id: topic.id,
@@ -141,14 +208,23 @@ pub fn elect_offline(image: &MetadataImage, unclean: bool) -> Vec<MetaRecord> {
     let mut records = Vec::new();
     for topic in image.topics.values() {
         for (index, state) in topic.partitions.iter().enumerate() {
+            // Leaderless (`-1`) or led by a fenced broker: both are offline for clients.
             if state.leader >= 0 && image.is_live(state.leader) {
                 continue;
             }
             if let Some(leader) = elect(image, state, unclean) {
+                let next = with_leader(state, Some(leader));
+                // Electing a fenced broker would leave the partition as offline as before,
+                // with a new epoch that fences out the broker that comes back.
+                assert!(
+                    image.is_live(next.leader),
+                    "elected fenced broker {}",
+                    next.leader
+                );
                 records.push(MetaRecord::PartitionChange {
                     id: topic.id,
                     partition: index as i32,
-                    state: with_leader(state, Some(leader)),
+                    state: next,
                 });
             }
         }
@@ -160,6 +236,9 @@ pub fn elect_offline(image: &MetadataImage, unclean: bool) -> Vec<MetaRecord> {
 pub fn alter_isr(image: &MetadataImage, from: i32, request: &AlterIsr) -> Option<MetaRecord> {
     let id = u128::from_be_bytes(request.topic_id);
     let state = image.partition(id, request.partition)?;
+    // Everything in `request` is a peer's claim and is checked here with returns: an
+    // old leader, an old epoch (a request decided before a change it did not see), an
+    // ISR without its own sender or with a non-replica is refused, never asserted.
     if state.leader != from
         || state.leader_epoch != request.leader_epoch
         || state.partition_epoch != request.partition_epoch
@@ -180,6 +259,9 @@ pub fn alter_isr(image: &MetadataImage, from: i32, request: &AlterIsr) -> Option
     next.isr = request.isr.clone();
     next.partition_epoch += 1;
     let mut records = finish_reassignment(next);
+    if let Some(next) = &records {
+        check_change(state, next);
+    }
     records.take().map(|state| MetaRecord::PartitionChange {
         id,
         partition: request.partition,
@@ -189,16 +271,26 @@ pub fn alter_isr(image: &MetadataImage, from: i32, request: &AlterIsr) -> Option
 
 /// A reassignment completes once every target replica is in the ISR.
 fn finish_reassignment(mut state: PartitionState) -> Option<PartitionState> {
+    // Replicas being added or removed are listed in `replicas` for the whole move, so
+    // they are fetched from (adding) or still counted (removing) until it completes.
+    debug_assert!(state.adding.iter().all(|r| state.replicas.contains(r)));
+    debug_assert!(state.removing.iter().all(|r| state.replicas.contains(r)));
     if state.adding.is_empty() && state.removing.is_empty() {
         return Some(state);
     }
     if !state.adding.iter().all(|r| state.isr.contains(r)) {
         return Some(state);
     }
+    // Danger: with nothing to add (a pure shrink) this completes at once, even when every
+    // ISR member is being removed; the ISR then ends up empty and the partition leaderless
+    // with no replica known to hold its records. Kafka waits for every *target* replica to
+    // be in the ISR instead.
     let removing = std::mem::take(&mut state.removing);
     state.adding.clear();
     state.replicas.retain(|r| !removing.contains(r));
     state.isr.retain(|r| !removing.contains(r));
+    // A removed leader hands over to the first remaining ISR member, under a new epoch so
+    // that the old leader's writes are fenced off.
     if removing.contains(&state.leader) {
         state.leader = state
             .replicas
@@ -208,6 +300,7 @@ fn finish_reassignment(mut state: PartitionState) -> Option<PartitionState> {
             .unwrap_or(-1);
         state.leader_epoch += 1;
     }
+    debug_assert!(state.isr.iter().all(|r| state.replicas.contains(r)));
     Some(state)
 }
 
@@ -215,6 +308,9 @@ fn finish_reassignment(mut state: PartitionState) -> Option<PartitionState> {
 /// PREFERRED, and the periodic rebalance). `only`: restrict to these partitions.
 pub fn preferred_elections(image: &MetadataImage, only: Option<&[(u128, i32)]>) -> Vec<MetaRecord> {
     let mut records = Vec::new();
+    // A leader change costs every client and follower a metadata refresh, so partitions
+    // already led by their preferred replica (or whose preferred replica cannot lead
+    // safely right now) produce no record at all.
     for topic in image.topics.values() {
         for (index, state) in topic.partitions.iter().enumerate() {
             let key = (topic.id, index as i32);
@@ -230,10 +326,13 @@ pub fn preferred_elections(image: &MetadataImage, only: Option<&[(u128, i32)]>) 
             {
                 continue;
             }
+            // Only to an ISR member that is live: moving leadership must never cost records,
+            // unlike an unclean election.
             let mut next = state.clone();
             next.leader = preferred;
             next.leader_epoch += 1;
             next.partition_epoch += 1;
+            check_change(state, &next);
             records.push(MetaRecord::PartitionChange {
                 id: topic.id,
                 partition: index as i32,
@@ -262,6 +361,9 @@ pub fn reassign(
                 return Err("no reassignment in progress".into());
             }
             // Cancel: back to the original replicas (current minus those being added).
+            // The original replicas never left the replica list during the move, so
+            // whatever of them is in the ISR is still in sync: no record can be lost by
+            // falling back to them, as long as one of them remains in the ISR.
             let adding = std::mem::take(&mut next.adding);
             next.removing.clear();
             next.replicas.retain(|r| !adding.contains(r));
@@ -269,6 +371,8 @@ pub fn reassign(
             if next.isr.is_empty() {
                 return Err("cancelling would leave no in-sync replica".into());
             }
+            // An added replica that had become leader hands over to an original ISR member,
+            // under a new epoch (one leader per epoch).
             if adding.contains(&next.leader) {
                 next.leader = next.isr[0];
                 next.leader_epoch += 1;
@@ -287,6 +391,9 @@ pub fn reassign(
             if let Some(unknown) = target.iter().find(|r| !image.brokers.contains_key(r)) {
                 return Err(format!("broker {unknown} is not registered"));
             }
+            // "Original" excludes the replicas an earlier, unfinished reassignment was
+            // adding: a new target is always measured against the replicas that were there
+            // before any move started.
             let original: Vec<i32> = state
                 .replicas
                 .iter()
@@ -306,15 +413,57 @@ pub fn reassign(
             let mut replicas = target.to_vec();
             replicas.extend(next.removing.iter().copied());
             next.replicas = replicas;
+            // Danger: replacing a reassignment in progress drops its added replicas that the
+            // new target does not name, from the replicas and the ISR, but not from
+            // `leader`: an added replica that already leads stays leader outside the
+            // replica set (and `MetadataImage::invariants` then fails).
             next.isr.retain(|r| next.replicas.contains(r));
         }
     }
+    // A target that only reorders or is already in sync completes in this same record.
     let next = finish_reassignment(next).unwrap_or_else(|| state.clone());
+    check_change(state, &next);
     Ok(Some(MetaRecord::PartitionChange {
         id,
         partition,
         state: next,
     }))
+}
+
+/// Asserts what every decided state owes the state it was decided from. The image drops a
+/// record whose `partition_epoch` does not grow, so a decision that forgot to bump it
+/// would vanish silently; a leader change without a new leader epoch would give two
+/// leaders one epoch, and followers could not tell them apart.
+fn check_change(before: &PartitionState, after: &PartitionState) {
+    assert!(
+        after.partition_epoch > before.partition_epoch,
+        "partition epoch {} -> {}",
+        before.partition_epoch,
+        after.partition_epoch
+    );
+    assert!(
+        after.leader_epoch >= before.leader_epoch,
+        "leader epoch {} -> {}",
+        before.leader_epoch,
+        after.leader_epoch
+    );
+    if after.leader != before.leader {
+        assert!(
+            after.leader_epoch > before.leader_epoch,
+            "leader {} -> {} in one epoch {}",
+            before.leader,
+            after.leader,
+            after.leader_epoch
+        );
+    }
+    // O(replicas × ISR), a handful of brokers: cheap, but kept to debug builds with the
+    // other set checks.
+    debug_assert!(
+        after.isr.iter().all(|r| after.replicas.contains(r)),
+        "isr {:?} outside replicas {:?}",
+        after.isr,
+        after.replicas
+    );
 }
 
 #[cfg(test)]

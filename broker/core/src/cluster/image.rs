@@ -1,10 +1,36 @@
 //! The metadata image: the state every node derives from the committed metadata log.
 //!
+//! # How records apply
+//! Every node applies the same committed records in the same order (Raft's guarantee), so
+//! every node computes the same image; applying must therefore be a deterministic function
+//! of the image and the record alone, with no clock, no local state and no randomness.
+//!
 //! Records carry whole new states (a partition change lists the full new leader, epochs
-//! and ISR), so applying is a plain assignment and replaying a prefix twice is harmless.
-//! Invariants (checked by [`MetadataImage::invariants`]): names and ids map one to one; a
-//! partition's leader, when set, is one of its replicas and in its ISR; the ISR is a subset
-//! of the replicas; epochs never decrease (checked on apply).
+//! and ISR), so applying is a plain assignment and replaying a prefix twice is harmless:
+//! after a restart, a snapshot plus the entries after it may re-deliver records the image
+//! already holds. Per record:
+//! - `RegisterBroker` replaces the broker's entry; `SetFenced` flips one flag (ignored for
+//!   a broker never registered).
+//! - `CreateTopic` applies only if neither its id nor its name is taken, so a replayed or
+//!   raced creation is a no-op; `DeleteTopic` removes both the topic and its name.
+//! - `AddPartitions` appends after the existing partitions; `SetTopicConfig` replaces the
+//!   overrides whole. Both are ignored for an unknown topic (deleted in between).
+//! - `PartitionChange` replaces one partition's state, but only if its `partition_epoch`
+//!   is higher than the current one and its `leader_epoch` is not lower. A record decided
+//!   on a state that has since changed is thereby dropped instead of undoing that change.
+//!
+//! A committed record is input to every node at once: a record the image cannot use is
+//! ignored (`ImageChange::None`), never asserted on, since an assertion would crash every
+//! node of the cluster on the same entry, and again on every restart.
+//!
+//! # Invariants (checked by [`MetadataImage::invariants`])
+//! - names and ids map one to one, and brokers are keyed by their own id;
+//! - a partition's ISR is a subset of its replicas, and its leader, when set (not `-1`),
+//!   is one of its replicas (see the note in `invariants` on the ISR);
+//! - replicas being added or removed by a reassignment are listed among the replicas, and
+//!   no replica is both;
+//! - epochs are non-negative and never decrease (enforced on apply, which refuses a
+//!   record that would lower them).
 
 use std::collections::BTreeMap;
 
@@ -51,7 +77,8 @@ pub struct PartitionState {
 impl PartitionState {
     /// A new partition on `replicas`, led by the first.
     pub fn new(replicas: Vec<i32>) -> PartitionState {
-        PartitionState {
+        // A new partition has no records yet, so every replica is trivially in sync.
+        let state = PartitionState {
             leader: replicas.first().copied().unwrap_or(-1),
             isr: replicas.clone(),
             replicas,
@@ -59,7 +86,9 @@ impl PartitionState {
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
-        }
+        };
+        debug_assert!(state.leader == -1 || state.isr.contains(&state.leader));
+        state
     }
 }
 
@@ -123,10 +152,21 @@ pub enum MetaRecord {
 impl MetaRecord {
     /// Encode for the metadata log.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).unwrap_or_default()
+        let bytes = postcard::to_allocvec(self).unwrap_or_default();
+        // Empty data is a Raft no-op: a record that failed to encode would be proposed,
+        // committed, and then skipped by every node without a trace. The first byte is the
+        // variant index, below 0x80, so it also never looks like a Raft voter-set entry.
+        debug_assert!(
+            !bytes.is_empty() && bytes[0] < 0x80,
+            "record failed to encode"
+        );
+        bytes
     }
 
     /// Decode a committed entry.
+    ///
+    /// The bytes come from the log (another node's proposal), so failure is an error for
+    /// the caller to skip, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<MetaRecord, String> {
         postcard::from_bytes(bytes).map_err(|e| e.to_string())
     }
@@ -165,6 +205,8 @@ pub struct MetadataImage {
 impl MetadataImage {
     /// Apply one committed record at `index`.
     pub fn apply(&mut self, index: u64, record: MetaRecord) -> ImageChange {
+        // `max`, not assignment: a replayed prefix after a restart must not move the applied
+        // index back (snapshots are taken at it).
         self.applied_index = self.applied_index.max(index);
         match record {
             MetaRecord::RegisterBroker(broker) => {
@@ -184,11 +226,15 @@ impl MetadataImage {
                 let id = topic.id;
                 self.names.insert(topic.name.clone(), id);
                 self.topics.insert(id, topic);
+                // Both maps grow together, or a name would resolve to a missing topic.
+                debug_assert_eq!(self.topics.len(), self.names.len());
                 ImageChange::TopicCreated(id)
             }
             MetaRecord::DeleteTopic { id } => match self.topics.remove(&id) {
                 Some(topic) => {
+                    // The name may be reused by a later CreateTopic: it must go with the id.
                     self.names.remove(&topic.name);
+                    debug_assert_eq!(self.topics.len(), self.names.len());
                     ImageChange::TopicDeleted(topic)
                 }
                 None => ImageChange::None,
@@ -226,7 +272,12 @@ impl MetadataImage {
                 {
                     return ImageChange::None;
                 }
+                let (partition_epoch, leader_epoch) = (slot.partition_epoch, slot.leader_epoch);
                 *slot = state;
+                // The epochs only move forward: replicas and clients compare them to refuse a
+                // stale leader, and an epoch going back would make the stale one look new.
+                debug_assert!(slot.partition_epoch > partition_epoch);
+                debug_assert!(slot.leader_epoch >= leader_epoch);
                 ImageChange::PartitionChanged(id, partition)
             }
         }
@@ -242,21 +293,34 @@ impl MetadataImage {
 
     /// Unfenced brokers that serve clients, by id.
     pub fn live_brokers(&self) -> Vec<i32> {
-        self.brokers
+        let live: Vec<i32> = self
+            .brokers
             .values()
             .filter(|b| !b.fenced && b.broker_role)
             .map(|b| b.id)
-            .collect()
+            .collect();
+        // Placement indexes this list round robin; it must come out in the same (ascending
+        // id) order on every controller, or two controllers would place differently.
+        debug_assert!(live.windows(2).all(|w| w[0] < w[1]));
+        live
     }
 
     /// True when broker `id` is registered and not fenced.
+    ///
+    /// An unregistered broker is not live: `-1` (no leader) and ids from a stale request
+    /// land here and must never be elected.
     pub fn is_live(&self, id: i32) -> bool {
         self.brokers.get(&id).is_some_and(|b| !b.fenced)
     }
 
     /// Encode as a Raft snapshot.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).unwrap_or_default()
+        let bytes = postcard::to_allocvec(self).unwrap_or_default();
+        // An empty snapshot would decode to nothing: a node installing it would lose every
+        // topic. Postcard cannot fail on these types (no maps with unsupported keys, no
+        // custom serializers), so the fallback above is never taken.
+        debug_assert!(!bytes.is_empty(), "image failed to encode");
+        bytes
     }
 
     /// Decode a Raft snapshot.
@@ -267,10 +331,29 @@ impl MetadataImage {
     /// Assert the image's invariants.
     pub fn invariants(&self) {
         assert_eq!(self.topics.len(), self.names.len(), "image maps disagree");
+        for (id, broker) in &self.brokers {
+            assert_eq!(*id, broker.id, "broker {} filed under {id}", broker.id);
+        }
         for (name, id) in &self.names {
             let topic = self.topics.get(id).expect("named topic exists");
             assert_eq!(&topic.name, name);
+            assert_eq!(topic.id, *id, "{name}: filed under the wrong id");
             for (index, p) in topic.partitions.iter().enumerate() {
+                assert!(
+                    p.partition_epoch >= 0 && p.leader_epoch >= 0,
+                    "{name}-{index}: negative epochs {p:?}"
+                );
+                for moving in p.adding.iter().chain(&p.removing) {
+                    assert!(
+                        p.replicas.contains(moving),
+                        "{name}-{index}: reassigned replica {moving} outside {:?}",
+                        p.replicas
+                    );
+                }
+                assert!(
+                    p.adding.iter().all(|r| !p.removing.contains(r)),
+                    "{name}-{index}: replica both added and removed {p:?}"
+                );
                 for member in &p.isr {
                     assert!(
                         p.replicas.contains(member),
@@ -279,6 +362,10 @@ impl MetadataImage {
                         p.replicas
                     );
                 }
+                // The controller only elects ISR members, but this checks the weaker "leader
+                // is a replica": the planted bug `planted-elect-outside-isr` breaks exactly
+                // leader ∈ ISR, and the simulator must catch it through the client history,
+                // not through this assertion.
                 if p.leader >= 0 {
                     assert!(
                         p.isr.contains(&p.leader) || p.replicas.contains(&p.leader),

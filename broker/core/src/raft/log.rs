@@ -1,12 +1,36 @@
 //! The in-memory Raft log: an optional snapshot followed by contiguous entries, and the
 //! voter sets in force along it.
 //!
-//! Invariants (asserted by [`RaftLog::invariants`] and at every mutation):
+//! # What this module is responsible for
+//! The log is the storage half of Raft's *log matching* property: if two logs hold an
+//! entry with the same index and term, they hold the same entries up to and including that
+//! index. [`super::node`] earns that property on the wire (an append is accepted only when
+//! the entry before it matches, and a conflicting suffix is cut off before new entries go
+//! in); this module keeps the local shape that the argument needs. Every index names exactly
+//! one slot, terms along the log never go down, and a suffix can only be replaced from a
+//! point the caller has proven uncommitted. The log itself does not know the commit index:
+//! [`super::node`] asserts that a truncation never reaches a committed entry before it calls
+//! [`RaftLog::truncate_from`], and compaction only ever covers applied (hence committed)
+//! entries.
+//!
+//! The log also answers "which voter set is in force at index i?". Membership changes are
+//! single-step (each voter-set entry adds or removes exactly one node relative to the set
+//! before it), and a node uses the newest set in its log whether or not it is committed. So
+//! the answer must follow truncations and snapshot installs exactly: a stale cached set
+//! would make a node count votes or acknowledgements against the wrong majority, which is
+//! how two leaders end up in one term.
+//!
+//! # Invariants (asserted by [`RaftLog::invariants`] and at every mutation)
 //! - `entries[i].index == snapshot_index + 1 + i`;
 //! - entry terms never decrease and are >= `snapshot_term`;
 //! - `voter_sets` lists exactly the voter-set entries of `entries`, decoded, in index order,
 //!   so the voter set at any index from `snapshot_index` on is the newest one at or before
-//!   it, else `snapshot_voters`; consecutive sets differ by exactly one node.
+//!   it, else `snapshot_voters`; consecutive sets differ by exactly one node;
+//! - every voter set (the snapshot's and each entry's) is non-empty.
+//!
+//! Everything that reaches this module has been validated already (storage by
+//! `validated_log`, the wire by `well_formed_append`), so the assertions here state
+//! programming errors, never bad input.
 
 use std::collections::BTreeSet;
 
@@ -34,6 +58,9 @@ impl RaftLog {
         entries: Vec<Entry>,
         bootstrap_voters: BTreeSet<NodeId>,
     ) -> RaftLog {
+        // The bootstrap set stands in for every snapshot written before membership changes
+        // existed, so an empty one would leave such a log without any majority at all.
+        assert!(!bootstrap_voters.is_empty(), "empty bootstrap voter set");
         let snapshot_voters = snapshot
             .as_ref()
             .and_then(|s| s.voters.clone())
@@ -46,19 +73,28 @@ impl RaftLog {
             snapshot_voters,
             voter_sets,
         };
+        // Runs once per start: the O(n) walk is the only check that storage handed us a log
+        // the rest of this module may trust.
         log.invariants();
         log
     }
 
     /// The voter set in force: the newest in the log, committed or not.
     pub(super) fn voters(&self) -> &BTreeSet<NodeId> {
-        self.voter_sets
+        let voters = self
+            .voter_sets
             .last()
-            .map_or(&self.snapshot_voters, |(_, voters)| voters)
+            .map_or(&self.snapshot_voters, |(_, voters)| voters);
+        // Quorum arithmetic indexes a sorted list by `quorum - 1`; an empty set would make
+        // that underflow or, worse, let a node commit with nobody's acknowledgement.
+        debug_assert!(!voters.is_empty(), "empty voter set in force");
+        voters
     }
 
     /// The voter set in force at `index` (which must not be below the snapshot).
     pub(super) fn voters_at(&self, index: u64) -> &BTreeSet<NodeId> {
+        // Below the snapshot the entries (and so the voter-set history) are gone: answering
+        // with `snapshot_voters` there could name a set that was never in force at `index`.
         assert!(
             index >= self.snapshot_index(),
             "index={index} snapshot={}",
@@ -70,11 +106,22 @@ impl RaftLog {
 
     /// Index of the newest voter-set entry after the snapshot, if any.
     pub(super) fn last_voter_set_index(&self) -> Option<u64> {
-        self.voter_sets.last().map(|(index, _)| *index)
+        let index = self.voter_sets.last().map(|(index, _)| *index);
+        // Callers look at `index - 1` (the set before the change): that is only in the log
+        // because voter-set entries listed here all follow the snapshot.
+        debug_assert!(
+            index.is_none_or(|i| i > self.snapshot_index() && i <= self.last_index()),
+            "voter-set entry {index:?} outside the log"
+        );
+        index
     }
 
     /// The `(index, voters)` of the voter-set entries after the snapshot, in index order.
     pub(super) fn voter_sets(&self) -> &[(u64, BTreeSet<NodeId>)] {
+        debug_assert!(
+            self.voter_sets.windows(2).all(|w| w[0].0 < w[1].0),
+            "voter sets out of index order"
+        );
         &self.voter_sets
     }
 
@@ -82,10 +129,20 @@ impl RaftLog {
     pub(super) fn known_voters(&self) -> BTreeSet<NodeId> {
         let entry_voters = self.voter_sets.iter().flat_map(|(_, voters)| voters);
         let all = self.bootstrap_voters.iter().chain(&self.snapshot_voters);
-        all.chain(entry_voters).copied().collect()
+        let known: BTreeSet<NodeId> = all.chain(entry_voters).copied().collect();
+        // The node derives its learners from `known - voters`: a voter missing here would
+        // be a former voter nobody replicates to any more.
+        debug_assert!(known.is_superset(self.voters()));
+        known
     }
 
     pub(super) fn snapshot(&self) -> Option<&Snapshot> {
+        // `compact` writes the set in force into every snapshot it makes, and installed ones
+        // were checked by `valid_snapshot_voters`: an empty set must never travel on.
+        debug_assert!(self
+            .snapshot
+            .as_ref()
+            .is_none_or(|s| s.voters.as_ref().is_none_or(|v| !v.is_empty())));
         self.snapshot.as_ref()
     }
 
@@ -98,13 +155,24 @@ impl RaftLog {
     }
 
     pub(super) fn last_index(&self) -> u64 {
+        // `last_index` is derived from the length, so it is only right if the first entry
+        // sits right after the snapshot (the full check is in `invariants`).
+        debug_assert!(self
+            .entries
+            .first()
+            .is_none_or(|e| e.index == self.snapshot_index() + 1));
         self.snapshot_index() + self.entries.len() as u64
     }
 
     pub(super) fn last_term(&self) -> u64 {
-        self.entries
+        let term = self
+            .entries
             .last()
-            .map_or_else(|| self.snapshot_term(), |e| e.term)
+            .map_or_else(|| self.snapshot_term(), |e| e.term);
+        // Elections compare (last_term, last_index): a last term below the snapshot's would
+        // let a candidate missing committed entries look up to date.
+        debug_assert!(term >= self.snapshot_term());
+        term
     }
 
     /// Term of the entry at `index`; `None` if compacted away (below the snapshot) or
@@ -114,12 +182,18 @@ impl RaftLog {
         if index == snapshot_index {
             return Some(self.snapshot_term());
         }
+        // `None` below the snapshot is not "no entry there": it means "unknown here", and
+        // callers answer it with a snapshot rather than with a mismatch.
         self.entry(index).map(|e| e.term)
     }
 
     pub(super) fn entry(&self, index: u64) -> Option<&Entry> {
         let offset = index.checked_sub(self.snapshot_index() + 1)?;
-        self.entries.get(usize::try_from(offset).ok()?)
+        let entry = self.entries.get(usize::try_from(offset).ok()?);
+        // Lookups are by offset: a gap in `entries` would silently answer for the wrong
+        // index, and log matching would then compare unrelated entries.
+        debug_assert!(entry.is_none_or(|e| e.index == index), "entry at {index}");
+        entry
     }
 
     /// Up to `count_max` entries from `from` (which must be after the snapshot).
@@ -140,10 +214,19 @@ impl RaftLog {
         if to < from {
             return &[];
         }
+        // `slice` clamps at the end of the log; here a short answer would hand the state
+        // machine fewer committed entries than the commit index claims, so insist on all.
+        assert!(
+            to <= self.last_index(),
+            "range to {to} past the last index {}",
+            self.last_index()
+        );
         self.slice(from, usize::try_from(to - from + 1).unwrap_or(usize::MAX))
     }
 
     pub(super) fn append(&mut self, entry: Entry) {
+        // Both are log-matching preconditions: a gap would shift every later index, and a
+        // term going down would mean an entry older than one already before it.
         assert_eq!(
             entry.index,
             self.last_index() + 1,
@@ -163,6 +246,8 @@ impl RaftLog {
 
     /// Removes entries with index >= `index` (which must be after the snapshot).
     pub(super) fn truncate_from(&mut self, index: u64) {
+        // The snapshot covers applied (committed) entries only: cutting into it would undo
+        // committed state. The caller checks the commit index itself; this is the floor.
         assert!(
             index > self.snapshot_index(),
             "index={index} snapshot={}",
@@ -170,7 +255,11 @@ impl RaftLog {
         );
         let keep = usize::try_from(index - self.snapshot_index() - 1).unwrap_or(usize::MAX);
         self.entries.truncate(keep);
+        // A truncated voter-set entry takes its set with it: the node falls back to the set
+        // before it, which is what a log without that entry would have used all along.
         self.voter_sets.retain(|(at, _)| *at < index);
+        debug_assert!(self.last_index() < index);
+        debug_assert!(self.voter_sets.last().is_none_or(|(at, _)| *at < index));
     }
 
     /// Replaces the snapshot and drops the entries it covers. If the log holds the
@@ -178,10 +267,15 @@ impl RaftLog {
     /// returned; otherwise the whole log is discarded and `false` is returned. The voter set
     /// at the snapshot becomes the snapshot's (the bootstrap set if it has none).
     pub(super) fn install(&mut self, snapshot: Snapshot) -> bool {
+        // A snapshot going backwards would resurrect compacted entries as "unknown" and move
+        // the voter set at the snapshot back in time.
         assert!(
             snapshot.last_index >= self.snapshot_index(),
             "snapshot goes backwards"
         );
+        // By log matching, an entry with the snapshot's (index, term) means everything up to
+        // it is what the snapshot summarizes, so the suffix after it is still valid. Any
+        // other entry at that index is from a different history: keep nothing.
         let kept = self.term(snapshot.last_index) == Some(snapshot.last_term);
         if kept {
             let drop_count = usize::try_from(snapshot.last_index - self.snapshot_index())
@@ -198,6 +292,7 @@ impl RaftLog {
             .clone()
             .unwrap_or_else(|| self.bootstrap_voters.clone());
         self.snapshot = Some(snapshot);
+        // O(n) in the kept suffix, but installs are rare (compaction or a lagging follower).
         self.invariants();
         kept
     }
@@ -205,13 +300,20 @@ impl RaftLog {
     /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as
     /// this one (Raft §5.4.1).
     pub(super) fn is_up_to_date(&self, last_index: u64, last_term: u64) -> bool {
+        // This comparison is what gives leader completeness: a committed entry is on a
+        // majority, every vote needs a majority, so a winner's log compares >= an up-to-date
+        // voter's and therefore holds the entry. It is only sound if our own last term is
+        // what our log really ends with, never below the snapshot's.
+        debug_assert!(self.last_term() >= self.snapshot_term());
         (last_term, last_index) >= (self.last_term(), self.last_index())
     }
 
     /// After rejecting an append at `prev_index` (which is after the snapshot): the last
     /// index if the log ends before `prev_index`; otherwise the index before the first entry
     /// of the conflicting term at `prev_index`, so the leader skips a whole divergent term
-    /// per round trip instead of one index. Always `< prev_index` and `>= snapshot_index`.
+    /// per round trip instead of one index. Always `< prev_index` and `>= snapshot_index`,
+    /// except for a malformed append whose `prev_index` is the snapshot's own index: then
+    /// the hint is that index.
     pub(super) fn conflict_hint(&self, prev_index: u64) -> u64 {
         if prev_index > self.last_index() {
             return self.last_index();
@@ -221,6 +323,12 @@ impl RaftLog {
         while index > self.snapshot_index() && self.term(index) == conflict_term {
             index -= 1;
         }
+        // The leader resumes from `hint + 1`: past `prev_index` it would skip the conflict,
+        // below the snapshot it would ask for entries this node can no longer compare.
+        debug_assert!(
+            index <= prev_index && index >= self.snapshot_index(),
+            "hint {index} for prev_index {prev_index}"
+        );
         index
     }
 
@@ -249,9 +357,15 @@ impl RaftLog {
             "voter sets out of step with the log"
         );
         assert!(
+            !self.bootstrap_voters.is_empty(),
+            "empty bootstrap voter set"
+        );
+        assert!(
             !self.snapshot_voters.is_empty(),
             "empty voter set at the snapshot"
         );
+        // Single-step changes are what make any majority of one set overlap any majority of
+        // the next; a two-node jump could elect two leaders in one term.
         let mut previous = &self.snapshot_voters;
         for (index, voters) in &self.voter_sets {
             let changed_count = previous.symmetric_difference(voters).count();
@@ -273,5 +387,8 @@ fn decoded_voter_set(entry: &Entry) -> Option<(u64, BTreeSet<NodeId>)> {
     let voters = entry
         .voter_set()
         .expect("voter sets are validated before they reach the log");
+    // `decode_voter_set` refuses empty sets; an empty one here would be a set no majority
+    // can ever be formed in.
+    debug_assert!(!voters.is_empty());
     Some((entry.index, voters))
 }

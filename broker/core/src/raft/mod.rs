@@ -51,6 +51,24 @@
 //! steps down. Entries are committed only by counting replicas of an entry of the current
 //! term (§5.4.2). Followers lagging behind the leader's snapshot get `InstallSnapshot`.
 //!
+//! # Safety properties, and where each is kept
+//! - *One leader per term*: each node persists at most one vote per term before answering,
+//!   and a candidate needs a majority of the voter set in its own log (`node.rs`).
+//! - *Log matching*: two logs that agree on the (index, term) of an entry agree on every
+//!   entry before it. Appends are accepted only on a matching predecessor, and a
+//!   conflicting suffix is cut before anything new is written (`node.rs`, `log.rs`).
+//! - *Leader completeness*: votes go only to candidates whose log is at least as up to date,
+//!   so every committed entry is in every later leader's log; leaders only append.
+//! - *Commit rule*: a leader commits by counting replicas only for an entry of its current
+//!   term; older entries commit beneath it. Commit never decreases, never passes the last
+//!   index, and committed entries are never truncated nor compacted before being applied.
+//! - *State machine safety*: every node hands the same entries to its state machine in the
+//!   same order, as a snapshot followed by a gapless run of committed entries.
+//!
+//! Assertions in this module state those properties about a node's *own* state. Anything a
+//! peer or the disk can send is validated and refused with a return value first, so no
+//! message, however stale or malformed, can trip an assertion.
+//!
 //! # Membership
 //! Single-server changes (Ongaro's dissertation §4.1–4.2, Kafka's KIP-853): an entry carries
 //! the whole new voter set, which differs from the previous one by exactly one node, so any
@@ -146,6 +164,11 @@ pub const VOTERS_MAX: usize = 64;
 /// the format version. The voter ids follow as little-endian `i32`s in ascending order.
 pub const VOTER_SET_PREFIX: [u8; 8] = *b"\xffVOTERS\x01";
 
+// A command whose encoding started like a voter set would be taken for a membership change
+// on every node at once. Postcard writes an enum's variant index as a varint, whose first
+// byte is below 0x80 for fewer than 128 variants: the prefix must stay above that.
+const _: () = assert!(VOTER_SET_PREFIX[0] >= 0x80);
+
 /// Static configuration of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftConfig {
@@ -175,7 +198,7 @@ impl RaftConfig {
     /// The defaults: election timeout 1000..2000 ms, heartbeat 150 ms, 256 entries per
     /// append, 4096 uncommitted entries, learners caught up within 256 entries.
     pub fn new(id: NodeId, voters: BTreeSet<NodeId>) -> RaftConfig {
-        RaftConfig {
+        let config = RaftConfig {
             id,
             voters,
             election_timeout_min_ms: 1000,
@@ -184,7 +207,14 @@ impl RaftConfig {
             max_append_entries: 256,
             max_uncommitted_entries: 4096,
             learner_lag_entries_max: 256,
-        }
+        };
+        // The defaults must leave several heartbeats per minimum election timeout, or
+        // followers would campaign against a healthy leader between two heartbeats.
+        debug_assert!(
+            config.heartbeat_interval_ms < config.election_timeout_min_ms
+                && config.election_timeout_min_ms < config.election_timeout_max_ms
+        );
+        config
     }
 
     /// Whether this node votes in the bootstrap set (see [`Raft::voters`] for the set in use).
@@ -197,6 +227,7 @@ impl RaftConfig {
         quorum(&self.voters)
     }
 
+    /// Configuration is input (from the operator): every problem is an error, never a panic.
     fn validate(&self) -> Result<(), RaftError> {
         let reason = if self.voters.is_empty() {
             "voters is empty"
@@ -242,7 +273,11 @@ impl Entry {
     /// The voter set of a [`EntryKind::VoterSet`] entry; `None` for other kinds (and for a
     /// malformed set, which Raft never accepts into a log).
     pub fn voter_set(&self) -> Option<BTreeSet<NodeId>> {
-        decode_voter_set(&self.data)
+        let voters = decode_voter_set(&self.data);
+        // The state machine skips by `kind`, membership reads by `voter_set`: the two must
+        // agree or an entry could be applied as a command and a membership change at once.
+        debug_assert!(voters.is_none() || self.kind() == EntryKind::VoterSet);
+        voters
     }
 }
 
@@ -265,12 +300,20 @@ pub fn encode_voter_set(voters: &BTreeSet<NodeId>) -> Vec<u8> {
     for voter in voters {
         data.extend_from_slice(&voter.to_le_bytes());
     }
+    // Every node must read back exactly the set the leader wrote: a set that decoded
+    // differently on some node would give it different majorities.
+    debug_assert!(
+        voters.is_empty()
+            || voters.len() > VOTERS_MAX
+            || decode_voter_set(&data).as_ref() == Some(voters)
+    );
     data
 }
 
 /// Parses [`encode_voter_set`]'s output: `None` unless the prefix is there and the ids are
 /// whole, strictly ascending, at least one and at most [`VOTERS_MAX`].
 fn decode_voter_set(data: &[u8]) -> Option<BTreeSet<NodeId>> {
+    // The bytes come from the wire or the disk: every defect is a `None`, never a panic.
     let ids = data.strip_prefix(VOTER_SET_PREFIX.as_slice())?;
     if ids.is_empty() || !ids.len().is_multiple_of(4) || ids.len() / 4 > VOTERS_MAX {
         return None;
@@ -278,15 +321,20 @@ fn decode_voter_set(data: &[u8]) -> Option<BTreeSet<NodeId>> {
     let mut voters = BTreeSet::new();
     for chunk in ids.chunks_exact(4) {
         let id = NodeId::from_le_bytes(chunk.try_into().expect("chunks_exact yields 4 bytes"));
+        // Strictly ascending makes the encoding canonical: one set, one byte string.
         if voters.last().is_some_and(|last| *last >= id) {
             return None;
         }
         voters.insert(id);
     }
+    debug_assert!(!voters.is_empty() && voters.len() <= VOTERS_MAX);
     Some(voters)
 }
 
 /// What an entry with `data` holds.
+///
+/// Only the prefix decides: a voter-set entry with malformed ids is still of kind
+/// `VoterSet`, so it can never be mistaken for a command (and is refused before any log).
 fn kind_of(data: &[u8]) -> EntryKind {
     if data.is_empty() {
         EntryKind::Noop
@@ -299,7 +347,11 @@ fn kind_of(data: &[u8]) -> EntryKind {
 
 /// Votes (or acknowledgements) needed for a majority of `voters`.
 fn quorum(voters: &BTreeSet<NodeId>) -> usize {
-    voters.len() / 2 + 1
+    let quorum = voters.len() / 2 + 1;
+    // Two quorums of one set always share a member (2q > n): that overlap is election
+    // safety and the reason a committed entry survives any later election.
+    debug_assert!(2 * quorum > voters.len());
+    quorum
 }
 
 /// A state machine image covering the log through `last_index`.
@@ -337,6 +389,8 @@ impl<'de> Visitor<'de> for SnapshotVisitor {
         formatter.write_str("a raft snapshot")
     }
 
+    // Decoding is input handling: errors are returned, never asserted, since a snapshot
+    // arrives from the leader over the network or from a file that may be damaged.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Snapshot, A::Error> {
         let last_index = seq
             .next_element()?

@@ -1,6 +1,35 @@
 //! The Raft node: roles, elections, replication and commitment.
 //!
-//! Invariants beyond those in the module docs of [`super`]:
+//! # The safety argument, as this file implements it
+//! - **Election safety** (at most one leader per term): a node votes at most once per term
+//!   (`voted_for` is written with the term, persisted before the vote leaves, and only reset
+//!   when the term grows), and a candidate needs a majority of the voter set in its own log.
+//!   Two majorities of one set share a voter; two sets one change apart also share one, so
+//!   two candidates of one term cannot both win even while a change is in flight. Pre-vote
+//!   never touches the term or the vote, so it cannot break this.
+//! - **Log matching**: an append is accepted only if the entry before it has the term the
+//!   leader says; a mismatch is answered with a hint and nothing is written. A conflicting
+//!   suffix is truncated before the new entries go in, and entries that already match are
+//!   skipped, so a stale or duplicated append can never cut off newer entries.
+//! - **Leader completeness**: a vote goes only to a candidate whose log is at least as up to
+//!   date, by (last term, last index). A committed entry sits on a majority, so every winner
+//!   holds it, and a leader never truncates its own log: it only appends in its term.
+//! - **Commit rule**: the leader moves the commit index only to an index that a majority of
+//!   its voter set stores *and* whose entry is of the current term (Raft §5.4.2); earlier
+//!   terms' entries commit indirectly beneath it. That is why a new leader appends a no-op.
+//!   A follower takes the leader's commit index, capped at the last entry the append proved
+//!   to match. The commit index never decreases and never passes the last index; entries at
+//!   or below it are never truncated (asserted where truncation happens).
+//! - **Membership**: single-step changes (one node added or removed per voter-set entry),
+//!   in force as soon as the entry is in a log; see the module docs of [`super`] for why the
+//!   leader first commits an entry of its own term and keeps one change in flight at a time.
+//!
+//! Messages from peers are input: they may be stale, duplicated, reordered or malformed.
+//! They are checked and answered (or dropped) with plain returns. The `assert!`s in this
+//! file are about this node's own state and hold whatever a peer sends; each one marks a
+//! place where a bug would silently break one of the properties above.
+//!
+//! # Invariants beyond those in the module docs of [`super`]
 //! - `progress` is non-empty only on a leader and then has one entry per peer (voters other
 //!   than this node, plus learners); for each, `match_index < next_index <= last_index + 1`.
 //! - A hard-state change (term or vote) is queued as a [`Write::HardState`] before any
@@ -47,18 +76,25 @@ pub struct Raft {
     rng: Rng,
     /// Latest time seen by `new`, `tick` or `step` (never decreases).
     now_ms: u64,
+    /// The current term: persisted before any message of it leaves, never decreases.
     term: u64,
+    /// The vote cast in `term`. Persisted with `term` and reset only when `term` grows, which
+    /// is what makes "one vote per term" survive a restart.
     voted_for: Option<NodeId>,
     role: Role,
     leader: Option<NodeId>,
     /// When the current leader was last heard from (leader stickiness).
     leader_contact_ms: u64,
     log: RaftLog,
+    /// Highest index known committed. Never decreases, never passes `log.last_index()`,
+    /// and the log is never truncated at or below it.
     commit_index: u64,
     /// Highest index handed to the caller, through `committed` or a snapshot.
     applied_index: u64,
     /// (Pre-)votes received in the current (pre-)election, by voter.
     votes: BTreeMap<NodeId, bool>,
+    /// A leader's view of its peers; empty on every other role, so no stale acknowledgement
+    /// from an earlier leadership can count towards a later commit.
     progress: BTreeMap<NodeId, Progress>,
     election_deadline_ms: u64,
     heartbeat_deadline_ms: u64,
@@ -80,6 +116,8 @@ impl Raft {
         now_ms: u64,
     ) -> Result<Raft, RaftError> {
         config.validate()?;
+        // Storage is input too (a torn or foreign file): refuse it with an error here, so
+        // that everything below may assert on the log's shape.
         let log = validated_log(&persisted, &config.voters)?;
         // Salted by the id too, so nodes handed the same seed still draw different timeouts.
         let rng =
@@ -123,15 +161,40 @@ impl Raft {
         } else {
             raft.reset_election_timer();
         }
+        // `validated_log` refused entries beyond the persisted term: a node whose log ends in
+        // a later term than its own could grant votes and accept appends from a term it has
+        // already seen overtaken.
+        assert!(raft.log.last_term() <= raft.term);
+        if cfg!(debug_assertions) {
+            // O(log length), once per start: storage was validated, so this must hold.
+            raft.invariants();
+        }
         Ok(raft)
     }
 
     /// Advances timers: elections on followers and candidates, heartbeats and check-quorum
     /// on the leader. Call it whenever `now_ms >= next_deadline_ms()`.
     pub fn tick(&mut self, now_ms: u64) {
+        let (term_before, commit_before) = (self.term, self.commit_index);
+        self.tick_inner(now_ms);
+        // Timers may start elections (term + 1) or step a leader down, never go back.
+        assert!(
+            self.term >= term_before,
+            "term went back from {term_before}"
+        );
+        assert!(
+            self.commit_index >= commit_before,
+            "commit went back from {commit_before}"
+        );
+    }
+
+    fn tick_inner(&mut self, now_ms: u64) {
         self.advance_clock(now_ms);
         if self.role == Role::Leader {
             if self.now_ms >= self.check_quorum_deadline_ms {
+                // Check-quorum: a leader cut off from a majority steps down within one
+                // minimum election timeout. Without it, leader stickiness would let a
+                // partitioned leader's lease keep followers from electing anyone else.
                 if !self.quorum_active() {
                     tracing::info!(id = self.config.id, term = self.term, "leader lost quorum");
                     self.become_follower(self.term, None);
@@ -155,6 +218,13 @@ impl Raft {
 
     /// When [`Raft::tick`] must be called next (`u64::MAX`: never, for an idle learner).
     pub fn next_deadline_ms(&self) -> u64 {
+        // A leader that is never ticked neither heartbeats nor checks its quorum: it would
+        // hold on to leadership (and block elections via stickiness) while partitioned.
+        debug_assert!(
+            self.role != Role::Leader
+                || (self.heartbeat_deadline_ms != u64::MAX
+                    && self.check_quorum_deadline_ms != u64::MAX)
+        );
         match self.role {
             Role::Leader => self
                 .heartbeat_deadline_ms
@@ -171,11 +241,53 @@ impl Raft {
     /// campaign, and votes and acknowledgements count only from voters; a learner answers
     /// (pre-)votes, since the candidate may know it as a voter before this log does.
     pub fn step(&mut self, now_ms: u64, from: NodeId, message: RaftMessage) {
+        let term_before = self.term;
+        let vote_before = self.voted_for;
+        let commit_before = self.commit_index;
+        let applied_before = self.applied_index;
+        let snapshot_before = self.log.snapshot_index();
+        self.step_inner(now_ms, from, message);
+        // Whatever the message said, these only move forward. They are the properties a
+        // peer must never be able to make us break, so they are checked on every input.
+        assert!(
+            self.term >= term_before,
+            "term went back from {term_before}"
+        );
+        // At most one vote per term: within a term the vote can only go from none to some.
+        if self.term == term_before && vote_before.is_some() {
+            assert_eq!(
+                self.voted_for, vote_before,
+                "second vote in term {}",
+                self.term
+            );
+        }
+        assert!(
+            self.commit_index >= commit_before,
+            "commit went back from {commit_before}"
+        );
+        assert!(
+            self.applied_index >= applied_before,
+            "applied went back from {applied_before}"
+        );
+        assert!(self.log.snapshot_index() >= snapshot_before);
+        // Committed entries survive every message: the log still reaches the old commit.
+        assert!(
+            self.log.last_index() >= commit_before,
+            "log cut below the commit index {commit_before}"
+        );
+    }
+
+    fn step_inner(&mut self, now_ms: u64, from: NodeId, message: RaftMessage) {
         self.advance_clock(now_ms);
         if from == self.config.id {
             return;
         }
         let message_term = message.term();
+        // The term is the only clock Raft trusts. A higher term deposes us (we persist it
+        // before answering, see `become_follower`), a lower one marks the sender as stale
+        // and is answered with our term so it catches up. Only two higher-term messages
+        // are exempt: pre-votes (about a term nobody is in yet) and vote requests while
+        // our leader is alive (a rejoining node must not depose a healthy leader).
         if message_term > self.term {
             match &message {
                 // Pre-votes concern a future term and must not disturb ours.
@@ -255,6 +367,8 @@ impl Raft {
             }
             .into());
         }
+        // Bounds memory on a leader that cannot reach a majority: without it every
+        // proposal would pile up in the log until the process runs out of memory.
         let uncommitted_count = self.log.last_index() - self.commit_index;
         if uncommitted_count >= self.config.max_uncommitted_entries as u64 {
             return Err(ProposeError::Throttled { uncommitted_count });
@@ -262,6 +376,8 @@ impl Raft {
         let index = self.append_own(data);
         self.replicate_pending = true;
         self.maybe_commit();
+        // A single-voter leader may commit at once, but only what it just appended.
+        debug_assert!(index <= self.log.last_index() && self.commit_index <= index);
         Ok(index)
     }
 
@@ -277,6 +393,9 @@ impl Raft {
         if self.log.voters().contains(&id) {
             return Err(ChangeVotersError::AlreadyVoter { id });
         }
+        // The new voter counts toward majorities as soon as the entry is appended: adding
+        // an empty log would stall commitment (or, in a small set, block it) until it has
+        // caught up, so only a learner that is nearly there may join.
         let last_index = self.log.last_index();
         let match_index = match self.progress.get(&id) {
             Some(progress) if self.learners.contains(&id) => progress.match_index,
@@ -292,6 +411,9 @@ impl Raft {
         if self.log.voters().len() >= VOTERS_MAX {
             return Err(ChangeVotersError::TooManyVoters);
         }
+        // Learners never include this node, so a leader cannot "add" itself, which would
+        // make the set change zero nodes and break the single-step argument.
+        assert_ne!(id, self.config.id, "a leader is never its own learner");
         let mut voters = self.log.voters().clone();
         voters.insert(id);
         Ok(self.append_voter_set(&voters))
@@ -314,6 +436,8 @@ impl Raft {
         }
         let mut voters = self.log.voters().clone();
         voters.remove(&id);
+        // Refused above for the last voter: an empty set could never commit again.
+        assert!(!voters.is_empty());
         Ok(self.append_voter_set(&voters))
     }
 
@@ -349,6 +473,7 @@ impl Raft {
         match self.log.last_voter_set_index() {
             Some(index) if index > self.commit_index => {
                 // Voter-set entries follow the snapshot, so `index - 1` is in the log.
+                debug_assert!(index > self.log.snapshot_index());
                 self.log.voters_at(index - 1).contains(&self.config.id)
             }
             _ => false,
@@ -359,11 +484,15 @@ impl Raft {
     /// other than this node, or a learner); `None` elsewhere, or for nodes it does not
     /// replicate to. What DescribeQuorum reports as a replica's log end.
     pub fn match_index(&self, id: NodeId) -> Option<u64> {
+        // Only a leader's view of a peer means anything; a follower's stale one would
+        // report a replica's log end from a past term.
+        debug_assert!(self.role == Role::Leader || self.progress.is_empty());
         self.progress.get(&id).map(|progress| progress.match_index)
     }
 
     /// The learners this node replicates to when it leads.
     pub fn learners(&self) -> &BTreeSet<NodeId> {
+        debug_assert!(!self.learners.contains(&self.config.id));
         &self.learners
     }
 
@@ -377,6 +506,9 @@ impl Raft {
             let progress = new_progress(self.log.last_index());
             self.progress.insert(id, progress);
         }
+        // A voter counted as a learner too would be sent entries twice over and, worse,
+        // would look removable by `remove_learner`, dropping a voter's progress.
+        debug_assert!(!self.log.voters().contains(&id));
     }
 
     /// Stops replicating to learner `id`.
@@ -384,6 +516,9 @@ impl Raft {
         if self.learners.remove(&id) {
             self.progress.remove(&id);
         }
+        // Voters are never learners, so a voter's progress was left alone above: the leader
+        // keeps counting its acknowledgements.
+        debug_assert!(!self.learners.contains(&id));
     }
 
     /// Drains everything pending: batches pending replication into messages first.
@@ -393,11 +528,37 @@ impl Raft {
         }
         self.replicate_pending = false;
         self.commit_broadcast_pending = false;
-        std::mem::take(&mut self.ready)
+        let ready = std::mem::take(&mut self.ready);
+        // The state machine applies `snapshot` then `committed` in order: they must be one
+        // gapless run ending at the applied index, or it would skip or repeat entries.
+        if let Some(last) = ready.committed.last() {
+            assert_eq!(
+                last.index, self.applied_index,
+                "committed run must end at applied"
+            );
+        }
+        if let (Some(snapshot), Some(first)) = (&ready.snapshot, ready.committed.first()) {
+            assert_eq!(
+                first.index,
+                snapshot.last_index + 1,
+                "committed must follow the snapshot"
+            );
+        }
+        debug_assert!(ready
+            .committed
+            .windows(2)
+            .all(|w| w[1].index == w[0].index + 1));
+        debug_assert!(ready.committed.iter().all(|e| e.index <= self.commit_index));
+        ready
     }
 
     /// Whether [`Raft::ready`] would return something.
     pub fn has_ready(&self) -> bool {
+        // Only a leader batches replication; a stale flag on a follower would make the
+        // caller spin on Readys that `ready` then clears empty-handed.
+        debug_assert!(
+            self.role == Role::Leader || !(self.replicate_pending || self.commit_broadcast_pending)
+        );
         !self.ready.is_empty() || self.replicate_pending || self.commit_broadcast_pending
     }
 
@@ -413,6 +574,8 @@ impl Raft {
         if applied_index <= self.log.snapshot_index() {
             return;
         }
+        // The snapshot records the voter set at its own index, not the newest one: after
+        // a restart from it, the entries after it (and their sets) come from the log.
         let last_term = self
             .log
             .term(applied_index)
@@ -425,21 +588,31 @@ impl Raft {
         };
         let kept = self.log.install(snapshot.clone());
         assert!(kept, "local compaction keeps the suffix");
+        // Compaction only forgets what was applied, so the log still reaches the commit.
+        assert!(self.log.snapshot_index() <= self.commit_index);
         self.ready.writes.push(Write::Snapshot(snapshot));
     }
 
     /// The leader this node knows of in its term.
     pub fn leader(&self) -> Option<NodeId> {
+        debug_assert!(self.role != Role::Leader || self.leader == Some(self.config.id));
         self.leader
     }
 
     /// The current term.
     pub fn term(&self) -> u64 {
+        debug_assert!(self.log.last_term() <= self.term);
         self.term
     }
 
     /// The vote cast in the current term.
     pub fn voted_for(&self) -> Option<NodeId> {
+        // Candidates and leaders voted for themselves in their term, so they cannot have
+        // voted for anyone else in it.
+        debug_assert!(
+            matches!(self.role, Role::Follower | Role::PreCandidate)
+                || self.voted_for == Some(self.config.id)
+        );
         self.voted_for
     }
 
@@ -460,11 +633,13 @@ impl Raft {
 
     /// Highest index known committed.
     pub fn commit_index(&self) -> u64 {
+        debug_assert!(self.commit_index <= self.log.last_index());
         self.commit_index
     }
 
     /// Highest index handed to the caller (through `committed` or a snapshot).
     pub fn applied_index(&self) -> u64 {
+        debug_assert!(self.applied_index <= self.commit_index);
         self.applied_index
     }
 
@@ -475,6 +650,7 @@ impl Raft {
 
     /// Index covered by the latest snapshot (0 without one).
     pub fn snapshot_index(&self) -> u64 {
+        debug_assert!(self.log.snapshot_index() <= self.applied_index);
         self.log.snapshot_index()
     }
 
@@ -620,11 +796,21 @@ impl Raft {
         self.replicate_pending = false;
         self.commit_broadcast_pending = false;
         self.reset_election_timer();
+        debug_assert!(self.progress.is_empty() && self.votes.is_empty());
     }
 
     /// Asks voters whether they would vote for us in `term + 1`, without incrementing it,
     /// so a node that was partitioned away cannot disrupt a healthy leader (§9.6).
     fn start_pre_vote(&mut self) {
+        // Only `tick` starts elections, and only for a node allowed to campaign: a learner
+        // that campaigned could win with votes of a set it is not counted in.
+        assert!(
+            self.may_campaign(),
+            "node {} may not campaign",
+            self.config.id
+        );
+        assert_ne!(self.role, Role::Leader);
+        let term_before = self.term;
         self.role = Role::PreCandidate;
         self.leader = None;
         self.votes.clear();
@@ -634,6 +820,9 @@ impl Raft {
             self.campaign();
             return;
         }
+        // A pre-vote leaves term and vote alone: that is what makes it harmless to a
+        // healthy leader and to election safety.
+        assert_eq!(self.term, term_before, "pre-vote changed the term");
         let message = RaftMessage::PreVote {
             term: self.term + 1,
             last_index: self.log.last_index(),
@@ -643,6 +832,9 @@ impl Raft {
     }
 
     fn campaign(&mut self) {
+        // Reached only through a won pre-vote: skipping it would let a partitioned node
+        // bump terms and depose a healthy leader on rejoining.
+        assert_eq!(self.role, Role::PreCandidate);
         self.role = Role::Candidate;
         self.term += 1;
         self.voted_for = Some(self.config.id);
@@ -664,7 +856,14 @@ impl Raft {
     }
 
     fn become_leader(&mut self) {
+        // Election safety: leadership only with a majority of this term's votes, one of
+        // which is our own (cast in `campaign` and persisted with the term).
         assert_eq!(self.role, Role::Candidate);
+        assert!(
+            self.has_quorum_of_grants(),
+            "leader without a quorum of votes"
+        );
+        assert_eq!(self.voted_for, Some(self.config.id));
         tracing::info!(id = self.config.id, term = self.term, "became raft leader");
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
@@ -677,6 +876,9 @@ impl Raft {
             .collect();
         // The no-op commits the previous terms' entries (§5.4.2, §8).
         self.append_own(Vec::new());
+        // From here on the log's last entry is of our term, which is what lets the commit
+        // rule ever fire, and what the voter-change guard (`check_voters_change`) waits for.
+        assert_eq!(self.log.last_term(), self.term);
         self.heartbeat_deadline_ms = self.now_ms + self.config.heartbeat_interval_ms;
         self.check_quorum_deadline_ms = self.now_ms + self.config.election_timeout_min_ms;
         for peer in self.peers() {
@@ -691,11 +893,20 @@ impl Raft {
     /// voters, and this log may lack the entry that made this node one (refusing would then
     /// deadlock a group whose only up-to-date candidate needs this vote). A node outside the
     /// candidate's set is not counted, so the answer is harmless there.
+    //
+    // A pre-vote is granted on the same log test as a vote (so it predicts the election's
+    // outcome) but only while we have no live leader: that is what keeps a node that was
+    // partitioned away from disrupting the group when it returns.
     fn handle_pre_vote(&mut self, from: NodeId, term: u64, last_index: u64, last_term: u64) {
+        // `step` answers lower terms as stale before dispatching here.
+        debug_assert!(term >= self.term);
+        let (term_before, vote_before) = (self.term, self.voted_for);
         let granted =
             term > self.term && !self.in_lease() && self.log.is_up_to_date(last_index, last_term);
         let term = if granted { term } else { self.term };
         self.send(from, RaftMessage::PreVoteResponse { term, granted });
+        // Granting a pre-vote promises nothing: no term change, no vote recorded.
+        debug_assert_eq!((self.term, self.voted_for), (term_before, vote_before));
     }
 
     fn handle_pre_vote_response(&mut self, from: NodeId, term: u64, granted: bool) {
@@ -703,6 +914,9 @@ impl Raft {
         if self.role != Role::PreCandidate || term != self.term + 1 {
             return;
         }
+        // A pre-candidate has no leader: it cleared it when it started the pre-election and
+        // any append since would have made it a follower.
+        debug_assert_eq!(self.leader, None);
         if self.log.voters().contains(&from) {
             self.votes.insert(from, granted);
         }
@@ -714,6 +928,10 @@ impl Raft {
     /// Votes whether or not this node is in its own voter set, for the reason given at
     /// [`Raft::handle_pre_vote`]; it still votes at most once per term.
     fn handle_vote(&mut self, from: NodeId, last_index: u64, last_term: u64) {
+        let vote_before = self.voted_for;
+        // Re-granting to the same candidate is safe (its retransmission); a second candidate
+        // in the same term is refused. A known leader of this term also blocks the vote: it
+        // already won, so helping someone else could only produce a second leader.
         let can_vote =
             self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
         let granted = can_vote
@@ -726,6 +944,10 @@ impl Raft {
         if granted {
             self.reset_election_timer();
         }
+        // One vote per term: an earlier vote is never replaced, and a grant always names
+        // the vote on record (which `persist_hard_state` has queued before this answer).
+        assert!(vote_before.is_none() || self.voted_for == vote_before);
+        assert!(!granted || self.voted_for == Some(from));
         self.send(
             from,
             RaftMessage::VoteResponse {
@@ -739,6 +961,9 @@ impl Raft {
         if self.role != Role::Candidate {
             return;
         }
+        // `step` brought a higher-term answer down to a follower and dropped lower ones, so
+        // this answer is about our own candidacy, for which we voted for ourselves.
+        assert_eq!(self.voted_for, Some(self.config.id));
         if self.log.voters().contains(&from) {
             self.votes.insert(from, granted);
         }
@@ -748,6 +973,8 @@ impl Raft {
     }
 
     fn has_quorum_of_grants(&self) -> bool {
+        // A quorum larger than the set could never be reached; a zero quorum would always be.
+        debug_assert!((1..=self.log.voters().len()).contains(&quorum(self.log.voters())));
         let grants = self
             .votes
             .iter()
@@ -776,6 +1003,9 @@ impl Raft {
         }
         self.leader_contact_ms = self.now_ms;
         self.reset_election_timer();
+        // From here the caller writes what `from` sends into our log: that is only safe
+        // while we follow exactly one leader in this term.
+        assert_eq!((self.role, self.leader), (Role::Follower, Some(from)));
         true
     }
 
@@ -787,13 +1017,18 @@ impl Raft {
         mut entries: Vec<Entry>,
         leader_commit: u64,
     ) {
+        // Everything in the message is input: a malformed append is dropped here, before it
+        // can reach the assertions of the log.
         if !well_formed_append(self.term, prev_index, prev_term, &entries)
             || !self.accept_leader(from)
         {
             return;
         }
+        let commit_before = self.commit_index;
         // Entries up to our commit index are committed and so identical in the leader's
-        // log: skip them (they may also be compacted away here).
+        // log: skip them (they may also be compacted away here). This is also what keeps
+        // a delayed, duplicated append from ever reaching the truncation below with an
+        // index we have committed.
         if prev_index < self.commit_index {
             let skip_count = usize::try_from(self.commit_index - prev_index).unwrap_or(usize::MAX);
             entries.drain(..skip_count.min(entries.len()));
@@ -806,6 +1041,8 @@ impl Raft {
                 assert_eq!(first.index, prev_index + 1);
             }
         }
+        // Log matching: accept only if our log holds the leader's entry at `prev_index`.
+        // On a mismatch nothing is written; the leader walks back with the hint.
         if self.log.term(prev_index) != Some(prev_term) {
             let hint = self.log.conflict_hint(prev_index);
             let response = RaftMessage::AppendResponse {
@@ -830,10 +1067,16 @@ impl Raft {
         if let Some(previous_voters) = previous_voters {
             self.on_voters_changed(&previous_voters);
         }
+        // The log now matches the leader's through `last_new_index` (log matching), and no
+        // further: past it our entries may still be a deposed leader's, so the leader's
+        // commit index is taken only up to there.
+        assert!(self.log.last_index() >= last_new_index);
+        assert!(self.log.term(last_new_index).is_some());
         let commit_index = leader_commit.min(last_new_index);
         if commit_index > self.commit_index {
             self.advance_commit(commit_index);
         }
+        assert!(self.commit_index >= commit_before);
         let response = RaftMessage::AppendResponse {
             term: self.term,
             success: true,
@@ -868,16 +1111,26 @@ impl Raft {
                 None => break,
             }
         }
-        entries.collect()
+        let rest: Vec<Entry> = entries.collect();
+        // Whatever is left starts exactly at the end of the log (after skipping the matching
+        // prefix and cutting the conflicting suffix), so appending it keeps indexes dense.
+        if let Some(first) = rest.first() {
+            assert_eq!(first.index, self.log.last_index() + 1);
+        }
+        rest
     }
 
     fn handle_install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
+        // A snapshot ending in a term beyond ours cannot come from the leader of our term
+        // (its log holds no such entry), so it is malformed: drop it.
         if snapshot.last_term > self.term
             || !valid_snapshot_voters(&snapshot)
             || !self.accept_leader(from)
         {
             return;
         }
+        // A snapshot at or below our commit holds nothing new; installing it would throw
+        // away committed entries we still serve to the state machine and to peers.
         if snapshot.last_index > self.commit_index {
             let last_index = snapshot.last_index;
             let previous_voters = self.log.voters().clone();
@@ -892,8 +1145,12 @@ impl Raft {
             // Pending committed entries are all below the snapshot, which supersedes them.
             self.ready.committed.clear();
             self.ready.snapshot = Some(snapshot);
+            // The snapshot holds committed state only (the leader made it from applied
+            // entries), so jumping the commit index to its end is safe; it only ever moves
+            // forward because we install only snapshots beyond our commit.
             self.commit_index = last_index;
             self.applied_index = last_index;
+            assert_eq!(self.log.snapshot_index(), last_index);
         }
         let response = RaftMessage::InstallSnapshotResponse {
             term: self.term,
@@ -922,9 +1179,18 @@ impl Raft {
             if matches!(progress.snapshot_sent, Some((sent, _)) if progress.match_index >= sent) {
                 progress.snapshot_sent = None;
             }
+            // `index` was bounded by our last index above, so a bogus acknowledgement can
+            // never claim more than we have: commitment counts only real replicas.
+            assert!(
+                progress.match_index < progress.next_index && progress.match_index <= last_index,
+                "peer {from}: {progress:?}"
+            );
             self.maybe_commit();
             self.send_pipelined(from);
         } else {
+            // Rejections can be reordered and duplicated: act only on the one answering
+            // the probe in flight, or a late rejection would drag `next_index` back and
+            // resend entries the peer has already accepted.
             let stale = index <= progress.match_index
                 || progress.snapshot_sent.is_some()
                 || (progress.probing && index + 1 != progress.next_index);
@@ -932,9 +1198,13 @@ impl Raft {
                 return;
             }
             progress.probing = true;
+            // Never below `match_index + 1`: a rejection cannot take back what the peer has
+            // acknowledged, so a reordered old rejection cannot stall commitment. (`index` and
+            // `hint` come from the peer, so nothing bounds `next_index` above here.)
             progress.next_index = index
                 .min(hint.saturating_add(1))
                 .max(progress.match_index + 1);
+            debug_assert!(progress.match_index < progress.next_index);
             self.send_heartbeat(from);
         }
     }
@@ -954,12 +1224,19 @@ impl Raft {
             progress.snapshot_sent = None;
             progress.probing = false;
         }
+        assert!(
+            progress.match_index < progress.next_index && progress.match_index <= last_index,
+            "peer {peer}: {progress:?}",
+            peer = from
+        );
         self.maybe_commit();
         self.send_pipelined(from);
     }
 
     fn leader_progress(&mut self, peer: NodeId) -> Option<&mut Progress> {
         if self.role != Role::Leader {
+            // Acknowledgements to an earlier leadership of ours must not count now.
+            debug_assert!(self.progress.is_empty());
             return None;
         }
         self.progress.get_mut(&peer)
@@ -969,6 +1246,8 @@ impl Raft {
     /// leader outside its voter set does not count itself, and steps down once that set is
     /// committed.
     fn maybe_commit(&mut self) {
+        // Only a leader counts replicas; a follower learns the commit index from its leader.
+        assert_eq!(self.role, Role::Leader);
         let mut match_indexes: Vec<u64> = self
             .log
             .voters()
@@ -987,9 +1266,18 @@ impl Raft {
             .collect();
         match_indexes.sort_unstable_by(|a, b| b.cmp(a));
         let quorum_index = match_indexes[quorum(self.log.voters()) - 1];
+        // Peers' match indexes are capped at our last index when recorded and our log only
+        // grows while we lead, so a majority can never "store" what we do not have.
+        assert!(
+            quorum_index <= self.log.last_index(),
+            "quorum index {quorum_index} past the log"
+        );
         // §5.4.2: only entries of the current term are committed by counting replicas.
         if quorum_index > self.commit_index && self.log.term(quorum_index) == Some(self.term) {
             self.advance_commit(quorum_index);
+            // The commit rule, restated where it is applied: the newly committed index holds
+            // an entry of this leader's term.
+            assert_eq!(self.log.term(self.commit_index), Some(self.term));
             self.commit_broadcast_pending = true;
             let removal_committed = self
                 .log
@@ -1004,6 +1292,13 @@ impl Raft {
     /// The leader's removal committed: tell every peer (the commit index, and entries they
     /// lack) so the remaining voters can elect a successor, then follow as a learner.
     fn step_down_removed(&mut self) {
+        // Only once our own removal is committed: stepping down earlier could leave the new
+        // set unable to commit it (see `may_campaign`).
+        assert_eq!(self.role, Role::Leader);
+        assert!(
+            !self.is_voter(),
+            "a voter leader does not step down as removed"
+        );
         tracing::info!(
             id = self.config.id,
             term = self.term,
@@ -1016,8 +1311,13 @@ impl Raft {
     }
 
     fn advance_commit(&mut self, commit_index: u64) {
+        // Commit never goes back (entries handed out are final) and never passes the last
+        // index (we can only vouch for entries we hold; our own writes are durable before
+        // any message that depends on them leaves).
         assert!(commit_index > self.commit_index);
         assert!(commit_index <= self.log.last_index());
+        // Everything up to the old commit was handed out already, no more.
+        assert_eq!(self.applied_index, self.commit_index, "applied lags commit");
         self.commit_index = commit_index;
         let from = self.applied_index + 1;
         self.ready
@@ -1028,7 +1328,11 @@ impl Raft {
 
     /// Batches pending entries to every pipelining peer, and tells peers that nothing new
     /// went to about a moved commit index.
+    //
+    // Pending work is batched per Ready so that many proposals in one input become one
+    // append per peer, not one each.
     fn flush_replication(&mut self) {
+        assert_eq!(self.role, Role::Leader, "only a leader replicates");
         for peer in self.peers() {
             let mut sent = false;
             if self.replicate_pending {
@@ -1048,6 +1352,9 @@ impl Raft {
     /// Sends whatever the peer lacks from `next_index`, up to the in-flight bound, unless
     /// the peer is probing or awaiting a snapshot. Returns whether anything was sent.
     fn send_pipelined(&mut self, peer: NodeId) -> bool {
+        // Only a leader replicates. A removed leader may have stepped down in the
+        // `maybe_commit` just before this call; its progress is gone then, so nothing leaves.
+        debug_assert!(self.role == Role::Leader || self.progress.is_empty());
         let last_index = self.log.last_index();
         let in_flight_max = self.config.max_append_entries as u64 * APPENDS_IN_FLIGHT_MAX;
         let mut sent = false;
@@ -1055,6 +1362,9 @@ impl Raft {
             let Some(progress) = self.progress.get(&peer) else {
                 break;
             };
+            // `match_index < next_index` keeps this from underflowing (asserted wherever
+            // either moves).
+            debug_assert!(progress.match_index < progress.next_index);
             let in_flight = progress.next_index - 1 - progress.match_index;
             if progress.probing
                 || progress.snapshot_sent.is_some()
@@ -1080,6 +1390,7 @@ impl Raft {
     /// while probing; otherwise an empty append (commit index, liveness) or, if the peer
     /// made no progress since the last heartbeat, a retransmission from `match_index + 1`.
     fn send_heartbeat(&mut self, peer: NodeId) {
+        assert_eq!(self.role, Role::Leader, "only a leader heartbeats");
         let last_index = self.log.last_index();
         let Some(progress) = self.progress.get_mut(&peer) else {
             return;
@@ -1089,6 +1400,8 @@ impl Raft {
             self.send_snapshot(peer);
             return;
         }
+        // Appends may be lost: if nothing was acknowledged for a whole heartbeat period,
+        // resend from the last known match instead of trusting the pipeline.
         let stalled = progress.match_index == progress.match_index_at_heartbeat;
         progress.match_index_at_heartbeat = progress.match_index;
         let (prev_index, count_max) = if progress.probing {
@@ -1116,6 +1429,9 @@ impl Raft {
         };
         let entries = self.log.slice(prev_index + 1, count_max).to_vec();
         let count = entries.len() as u64;
+        // The receiver trusts our commit index up to what this append proves to match, so
+        // it must never exceed our own log.
+        debug_assert!(entries.len() <= count_max && self.commit_index <= self.log.last_index());
         let message = RaftMessage::Append {
             term: self.term,
             prev_index,
@@ -1132,6 +1448,10 @@ impl Raft {
         let Some(snapshot) = self.log.snapshot().cloned() else {
             return;
         };
+        // A follower installing it jumps its commit index to `last_index`, so a snapshot may
+        // only ever cover committed entries (it was made from applied state).
+        assert!(snapshot.last_index <= self.commit_index);
+        assert_eq!(self.role, Role::Leader);
         let now_ms = self.now_ms;
         let retry_ms = self.config.election_timeout_min_ms;
         let Some(progress) = self.progress.get_mut(&peer) else {
@@ -1163,6 +1483,7 @@ impl Raft {
             }
             .into());
         }
+        debug_assert_eq!(self.leader, Some(self.config.id));
         // Dissertation §4.1 (the single-server bug): a change of an earlier term may still be
         // uncommitted and be overwritten; committing an entry of this term settles it.
         if self.log.term(self.commit_index) != Some(self.term) {
@@ -1227,11 +1548,21 @@ impl Raft {
         if joined && self.role == Role::Follower {
             self.reset_election_timer();
         }
+        // A node both voter and learner would be counted as one and replicated to as the
+        // other; a leader missing a peer's progress would never count its acknowledgements.
+        assert!(!self.learners.contains(&self.config.id));
+        debug_assert!(self.learners.is_disjoint(&voters));
+        debug_assert!(
+            self.role != Role::Leader || self.peers().iter().all(|p| self.progress.contains_key(p))
+        );
     }
 
     // ---- helpers ----
 
     fn append_own(&mut self, data: Vec<u8>) -> u64 {
+        // Only a leader creates entries, and only in its own term: entries stamped with an
+        // older term could be overwritten after they commit (§5.4.2).
+        assert_eq!(self.role, Role::Leader);
         let index = self.log.last_index() + 1;
         let entry = Entry {
             term: self.term,
@@ -1252,6 +1583,9 @@ impl Raft {
     }
 
     fn answer_stale(&mut self, from: NodeId, message: &RaftMessage) {
+        // Answering with our (higher) term is what tells a deposed leader or candidate to
+        // step down; never send this for a current message.
+        debug_assert!(message.term() < self.term);
         let term = self.term;
         let response = match message {
             // Tell a deposed leader about the newer term (index 0 is ignored as stale).
@@ -1281,6 +1615,9 @@ impl Raft {
     /// Leader stickiness: a leader, or a follower that heard from its leader within the
     /// minimum election timeout, refuses to help elect someone else.
     fn in_lease(&self) -> bool {
+        // The lease is as long as the minimum election timeout, the same period after which
+        // check-quorum deposes a cut-off leader, so a lease never outlives a leader that
+        // has lost its majority by more than one period.
         match self.role {
             Role::Leader => true,
             _ => {
@@ -1293,7 +1630,11 @@ impl Raft {
         }
     }
 
+    //
+    // We count ourselves only when we are in the voter set: a leader that removed itself
+    // must hear from a majority of the new set on its own.
     fn quorum_active(&self) -> bool {
+        debug_assert_eq!(self.role, Role::Leader);
         let active = self.log.voters().iter().filter(|voter| {
             **voter == self.config.id || self.progress.get(voter).is_some_and(|p| p.recent_active)
         });
@@ -1308,10 +1649,15 @@ impl Raft {
             .copied()
             .filter(|id| *id != self.config.id)
             .collect();
+        // Progress is keyed by these: listing ourselves would make a leader count its own
+        // log twice towards a majority.
+        debug_assert!(!all.contains(&self.config.id));
         all.into_iter().collect()
     }
 
     fn send_to_voters(&mut self, message: &RaftMessage) {
+        // Only (pre-)candidates broadcast to voters.
+        debug_assert!(matches!(self.role, Role::PreCandidate | Role::Candidate));
         let voters: Vec<NodeId> = self
             .log
             .voters()
@@ -1325,6 +1671,9 @@ impl Raft {
     }
 
     fn send(&mut self, to: NodeId, message: RaftMessage) {
+        // Every destination comes from `peers`, the voter set minus us, or a peer's own
+        // message (`step` drops those claiming to be from us).
+        debug_assert_ne!(to, self.config.id, "message to self");
         self.ready.messages.push((to, message));
     }
 
@@ -1333,9 +1682,16 @@ impl Raft {
             term: self.term,
             voted_for: self.voted_for,
         };
-        // A term bump directly followed by a vote needs only the latter write.
+        // A term bump directly followed by a vote needs only the latter write. Replacing is
+        // only safe forward: dropping a later term's write for an earlier one would let a
+        // restart forget a vote.
         match self.ready.writes.last_mut() {
-            Some(last @ Write::HardState { .. }) => *last = hard_state,
+            Some(last @ Write::HardState { .. }) => {
+                if let Write::HardState { term, .. } = last {
+                    assert!(*term <= self.term, "hard state goes back from {term}");
+                }
+                *last = hard_state;
+            }
             _ => self.ready.writes.push(hard_state),
         }
     }
@@ -1345,9 +1701,15 @@ impl Raft {
             self.config.election_timeout_min_ms,
             self.config.election_timeout_max_ms,
         );
+        // Randomized within [min, max): a timeout below the minimum would break leader
+        // stickiness (followers would campaign while the leader's lease still holds).
+        debug_assert!(timeout_ms >= self.config.election_timeout_min_ms);
         self.election_deadline_ms = self.now_ms.saturating_add(timeout_ms);
     }
 
+    //
+    // Callers may hand us times out of order (several inputs in one batch); deadlines are
+    // computed from `now_ms`, so it must never run backwards.
     fn advance_clock(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
     }
@@ -1355,6 +1717,9 @@ impl Raft {
 
 /// Progress of a peer about which nothing is known yet: probe from the end of the log.
 fn new_progress(last_index: u64) -> Progress {
+    // Probing from the end of the log is always safe: a rejection walks `next_index` back.
+    // `match_index` starts at 0 because nothing is known to match yet; claiming more
+    // could commit entries a majority does not store.
     Progress {
         match_index: 0,
         next_index: last_index + 1,
@@ -1367,6 +1732,10 @@ fn new_progress(last_index: u64) -> Progress {
 
 /// Entries must follow `prev_index` contiguously, with terms non-decreasing from
 /// `prev_term` and not beyond the leader's term, and voter sets must decode.
+///
+/// This is the gate between the wire and the log's assertions: anything it lets through must
+/// satisfy [`RaftLog::append`]'s preconditions, since an assertion there would let one bad
+/// packet crash the node. Entries beyond the leader's own term cannot exist in its log.
 fn well_formed_append(term: u64, prev_index: u64, prev_term: u64, entries: &[Entry]) -> bool {
     let mut previous_term = prev_term;
     for (offset, entry) in entries.iter().enumerate() {
@@ -1388,6 +1757,9 @@ fn valid_voter_set_entry(entry: &Entry) -> bool {
 }
 
 /// A snapshot's voter set, if it has one, must be non-empty and within [`VOTERS_MAX`].
+///
+/// Like [`well_formed_append`], a gate in front of assertions: an empty set installed
+/// from a peer would trip the log's invariants and could never form a majority.
 fn valid_snapshot_voters(snapshot: &Snapshot) -> bool {
     snapshot
         .voters
@@ -1425,6 +1797,9 @@ fn validated_log(
         }) => voters.clone(),
         _ => bootstrap_voters.clone(),
     };
+    // Walk the stored entries the way they were appended, replaying each voter-set change
+    // against the set before it: a file that skips a change or jumps two nodes at once
+    // did not come from this code and is refused rather than trusted.
     let mut entries = Vec::with_capacity(persisted.entries.len());
     let mut min_term = snapshot_term;
     for entry in persisted
@@ -1456,6 +1831,9 @@ fn validated_log(
         entries.push(entry.clone());
         min_term = entry.term;
     }
+    debug_assert!(entries.iter().all(|e| e.term <= max_term));
+    // `RaftLog::new` re-checks the whole shape with assertions: after the checks above, a
+    // failure there is a bug in this function, not bad storage.
     Ok(RaftLog::new(
         persisted.snapshot.clone(),
         entries,
