@@ -2577,3 +2577,67 @@ fn propose_refuses_the_reserved_prefix() {
     raft.tick(0);
     let _ = raft.propose(encode_voter_set(&voters(&[1, 2])));
 }
+
+/// A leader of three voters (1, with 2's votes) with its no-op taken out.
+fn lone_leader() -> Raft {
+    let voters: BTreeSet<i32> = [1, 2, 3].into_iter().collect();
+    let mut raft =
+        Raft::new(RaftConfig::new(1, voters), Persisted::default(), 7, 0).expect("a fresh raft");
+    raft.tick(5_000);
+    let term = raft.term();
+    let granted = RaftMessage::PreVoteResponse {
+        term: term + 1,
+        granted: true,
+    };
+    raft.step(5_000, 2, granted);
+    let term = raft.term();
+    raft.step(
+        5_000,
+        2,
+        RaftMessage::VoteResponse {
+            term,
+            granted: true,
+        },
+    );
+    assert!(raft.is_leader());
+    let _ = raft.ready();
+    raft
+}
+
+// Goal: a malformed rejection (an index past the leader's log, from a peer being probed
+// or not) neither overflows nor pushes the peer's next index past the log: `step` takes
+// any message without panicking and the invariants hold after. Before the fix the first
+// overflowed `index + 1` (a panic in debug builds) and the second broke `invariants()`.
+#[test]
+fn malformed_rejections_are_ignored() {
+    let mut raft = lone_leader();
+    let term = raft.term();
+    let bogus = RaftMessage::AppendResponse {
+        term,
+        success: false,
+        index: u64::MAX,
+        hint: 0,
+    };
+    raft.step(5_001, 2, bogus);
+    raft.invariants();
+
+    let mut raft = lone_leader();
+    let term = raft.term();
+    let last = raft.last_index();
+    let ack = RaftMessage::AppendResponse {
+        term,
+        success: true,
+        index: last,
+        hint: 0,
+    };
+    raft.step(5_001, 2, ack);
+    raft.invariants();
+    let bogus = RaftMessage::AppendResponse {
+        term,
+        success: false,
+        index: 1_000_000,
+        hint: 1_000_000,
+    };
+    raft.step(5_002, 2, bogus);
+    raft.invariants();
+}

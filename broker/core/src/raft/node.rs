@@ -1191,7 +1191,11 @@ impl Raft {
             // Rejections can be reordered and duplicated: act only on the one answering
             // the probe in flight, or a late rejection would drag `next_index` back and
             // resend entries the peer has already accepted.
-            let stale = index <= progress.match_index
+            // A rejection names the entry we sent before the ones it refused, so an index
+            // past our log is not an answer to anything of ours (a malformed or foreign
+            // message): ignored, it can neither overflow nor push `next_index` past the log.
+            let stale = index > last_index
+                || index <= progress.match_index
                 || progress.snapshot_sent.is_some()
                 || (progress.probing && index + 1 != progress.next_index);
             if stale {
@@ -1199,12 +1203,13 @@ impl Raft {
             }
             progress.probing = true;
             // Never below `match_index + 1`: a rejection cannot take back what the peer has
-            // acknowledged, so a reordered old rejection cannot stall commitment. (`index` and
-            // `hint` come from the peer, so nothing bounds `next_index` above here.)
+            // acknowledged, so a reordered old rejection cannot stall commitment; `index` is
+            // within our log (checked above), so neither is `next_index` past its end + 1.
             progress.next_index = index
                 .min(hint.saturating_add(1))
                 .max(progress.match_index + 1);
             debug_assert!(progress.match_index < progress.next_index);
+            debug_assert!(progress.next_index <= last_index + 1);
             self.send_heartbeat(from);
         }
     }
