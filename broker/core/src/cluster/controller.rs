@@ -12,17 +12,23 @@
 //!   leadership it holds. Fencing is how a silent broker stops being counted: nothing else
 //!   takes it out of an ISR.
 //! - **Leader election** (Kafka's rules, [`elect_offline`], [`fence_broker`]): the new
-//!   leader is the first replica, in replica order, that is in the ISR, unfenced and not
-//!   being removed by a reassignment. With `unclean.leader.election.enable` a live replica
-//!   outside the ISR may be chosen when no ISR member is live; the ISR then shrinks to that
-//!   replica alone (possible data loss, off by default). The ISR never becomes empty by an
-//!   election or a fence: when its last live member is fenced it stays, with no leader
-//!   (`-1`), so that only it can be elected when it returns (no acknowledged record is lost
-//!   by electing a replica that may lack it).
+//!   leader is the first replica, in replica order, that is in the ISR and unfenced,
+//!   preferring replicas not being removed by a reassignment (one being removed is elected
+//!   only when no other ISR member is live: it still holds every acknowledged record). With
+//!   `unclean.leader.election.enable` a live replica outside the ISR may be chosen when no
+//!   ISR member is live; the ISR then shrinks to that replica alone (possible data loss, off
+//!   by default). The ISR never becomes empty by an election or a fence: when its last live
+//!   member is fenced it stays, with no leader (`-1`), so that only it can be elected when
+//!   it returns (no acknowledged record is lost by electing a replica that may lack it).
 //! - **ISR changes** ([`alter_isr`]): only the current leader, quoting the current leader
 //!   and partition epochs, may change the ISR; it must stay within the replicas and keep
 //!   the leader; only live brokers may join (leaving is always allowed).
 //! - **Preferred leaders and reassignments** ([`preferred_elections`], [`reassign`]).
+//!   A reassignment follows KIP-455 as Kafka's KRaft controller runs it: the partition
+//!   keeps its current replicas plus the ones being added, and completes (drops the
+//!   replicas being removed) only once every *target* replica is in the ISR, so the ISR
+//!   never loses its last member to a reassignment. A leader being removed keeps leading
+//!   until then, and hands over to a target ISR member at completion.
 //!
 //! # Epochs
 //! Every record carries a whole [`PartitionState`], and the image applies it only if its
@@ -98,12 +104,15 @@ fn elect(image: &MetadataImage, state: &PartitionState, unclean: bool) -> Option
     }
     #[allow(unreachable_code)]
     // Replica order puts the preferred leader first, so a clean election returns to it as
-    // soon as it is back in the ISR and live.
-    let clean = state
-        .replicas
-        .iter()
-        .copied()
-        .find(|r| state.isr.contains(r) && image.is_live(*r) && !state.removing.contains(r));
+    // soon as it is back in the ISR and live. A replica being removed is passed over while
+    // another ISR member can lead (it would lose the leadership at completion anyway), but
+    // not refused: when it is the only live ISR member it is the only clean choice, and
+    // refusing it would leave the partition offline or, with unclean elections allowed,
+    // hand it to a replica that may lack acknowledged records.
+    let in_sync = |r: &i32| state.isr.contains(r) && image.is_live(*r);
+    let clean = (state.replicas.iter().copied())
+        .find(|r| in_sync(r) && !state.removing.contains(r))
+        .or_else(|| state.replicas.iter().copied().find(in_sync));
     if let Some(leader) = clean {
         // The heart of clean election: an ISR member has every acknowledged record.
         debug_assert!(state.isr.contains(&leader) && state.replicas.contains(&leader));
@@ -112,11 +121,9 @@ fn elect(image: &MetadataImage, state: &PartitionState, unclean: bool) -> Option
     // Unclean: no ISR member is live. Picking a replica outside the ISR can lose records it
     // never received; only allowed when the operator asked for availability over that.
     if unclean {
-        return state
-            .replicas
-            .iter()
-            .copied()
+        return (state.replicas.iter().copied())
             .find(|r| image.is_live(*r) && !state.removing.contains(r))
+            .or_else(|| state.replicas.iter().copied().find(|r| image.is_live(*r)))
             .map(|leader| (leader, true));
     }
     None
@@ -258,50 +265,71 @@ pub fn alter_isr(image: &MetadataImage, from: i32, request: &AlterIsr) -> Option
     let mut next = state.clone();
     next.isr = request.isr.clone();
     next.partition_epoch += 1;
-    let mut records = finish_reassignment(next);
-    if let Some(next) = &records {
-        check_change(state, next);
-    }
-    records.take().map(|state| MetaRecord::PartitionChange {
+    // An ISR that now holds every target replica completes a reassignment in progress:
+    // this is where a reassignment waiting for its targets to catch up finishes.
+    let next = finish_reassignment(image, state, next);
+    check_change(state, &next);
+    Some(MetaRecord::PartitionChange {
         id,
         partition: request.partition,
-        state,
+        state: next,
     })
 }
 
-/// A reassignment completes once every target replica is in the ISR.
-fn finish_reassignment(mut state: PartitionState) -> Option<PartitionState> {
+/// Complete the reassignment in progress in `next` (decided from `before`) if every
+/// target replica is in its ISR (KIP-455): the replicas being removed leave the replicas
+/// and the ISR, and a leader among them hands over to a target ISR member.
+///
+/// The targets are the replicas not being removed, so the ISR left after completion holds
+/// all of them and is never empty. Before that, nothing is removed: a shrink to replicas
+/// outside the ISR waits for them to catch up (the leader's AlterIsr adding them completes
+/// it), rather than dropping the only replicas known to hold every acknowledged record.
+fn finish_reassignment(
+    image: &MetadataImage,
+    before: &PartitionState,
+    mut next: PartitionState,
+) -> PartitionState {
     // Replicas being added or removed are listed in `replicas` for the whole move, so
     // they are fetched from (adding) or still counted (removing) until it completes.
-    debug_assert!(state.adding.iter().all(|r| state.replicas.contains(r)));
-    debug_assert!(state.removing.iter().all(|r| state.replicas.contains(r)));
-    if state.adding.is_empty() && state.removing.is_empty() {
-        return Some(state);
+    debug_assert!(next.adding.iter().all(|r| next.replicas.contains(r)));
+    debug_assert!(next.removing.iter().all(|r| next.replicas.contains(r)));
+    if next.adding.is_empty() && next.removing.is_empty() {
+        return next;
     }
-    if !state.adding.iter().all(|r| state.isr.contains(r)) {
-        return Some(state);
+    let targets: Vec<i32> = (next.replicas.iter().copied())
+        .filter(|r| !next.removing.contains(r))
+        .collect();
+    // `reassign` refuses an empty target, so there is always a target to wait for.
+    debug_assert!(!targets.is_empty(), "reassignment to no replica: {next:?}");
+    if targets.is_empty() || !targets.iter().all(|r| next.isr.contains(r)) {
+        return next;
     }
-    // Danger: with nothing to add (a pure shrink) this completes at once, even when every
-    // ISR member is being removed; the ISR then ends up empty and the partition leaderless
-    // with no replica known to hold its records. Kafka waits for every *target* replica to
-    // be in the ISR instead.
-    let removing = std::mem::take(&mut state.removing);
-    state.adding.clear();
-    state.replicas.retain(|r| !removing.contains(r));
-    state.isr.retain(|r| !removing.contains(r));
-    // A removed leader hands over to the first remaining ISR member, under a new epoch so
-    // that the old leader's writes are fenced off.
-    if removing.contains(&state.leader) {
-        state.leader = state
-            .replicas
-            .iter()
-            .copied()
-            .find(|r| state.isr.contains(r))
-            .unwrap_or(-1);
-        state.leader_epoch += 1;
+    let removing = std::mem::take(&mut next.removing);
+    next.adding.clear();
+    next.replicas = targets;
+    next.isr.retain(|r| !removing.contains(r));
+    // Every target is in the ISR, so the ISR keeps at least them.
+    debug_assert!(next.replicas.iter().all(|r| next.isr.contains(r)));
+    debug_assert!(!next.isr.is_empty());
+    keep_or_elect(image, before, &mut next);
+    next
+}
+
+/// After a change of `next`'s replicas or ISR (decided from `before`): a leader that is no
+/// longer in the ISR (removed from the replicas, or dropped from the ISR), or no leader,
+/// gives way to a clean election: the first live ISR member in replica order, `-1` when
+/// none is live. A leader change takes the leader epoch one past `before`'s.
+fn keep_or_elect(image: &MetadataImage, before: &PartitionState, next: &mut PartitionState) {
+    if !next.isr.contains(&next.leader) {
+        next.leader = elect(image, next, false).map_or(-1, |(leader, _)| leader);
     }
-    debug_assert!(state.isr.iter().all(|r| state.replicas.contains(r)));
-    Some(state)
+    next.leader_epoch = if next.leader == before.leader {
+        before.leader_epoch
+    } else {
+        before.leader_epoch + 1
+    };
+    // A clean election only: the ISR is kept as it is, and the leader comes from it.
+    debug_assert!(next.leader < 0 || next.isr.contains(&next.leader));
 }
 
 /// Move leadership to preferred replicas that are in the ISR and live (ElectLeaders
@@ -371,12 +399,9 @@ pub fn reassign(
             if next.isr.is_empty() {
                 return Err("cancelling would leave no in-sync replica".into());
             }
-            // An added replica that had become leader hands over to an original ISR member,
-            // under a new epoch (one leader per epoch).
-            if adding.contains(&next.leader) {
-                next.leader = next.isr[0];
-                next.leader_epoch += 1;
-            }
+            // An added replica that had become leader hands over to an original ISR member
+            // (one leader per epoch).
+            keep_or_elect(image, state, &mut next);
         }
         Some(target) => {
             if target.is_empty() {
@@ -391,37 +416,27 @@ pub fn reassign(
             if let Some(unknown) = target.iter().find(|r| !image.brokers.contains_key(r)) {
                 return Err(format!("broker {unknown} is not registered"));
             }
-            // "Original" excludes the replicas an earlier, unfinished reassignment was
-            // adding: a new target is always measured against the replicas that were there
-            // before any move started.
-            let original: Vec<i32> = state
-                .replicas
-                .iter()
-                .copied()
-                .filter(|r| !state.adding.contains(r))
+            // Measured against the current replicas, as Kafka's KRaft controller does:
+            // replacing a reassignment in progress keeps the replicas its predecessor was
+            // adding until the new one completes, now as replicas being removed. They may
+            // already be in the ISR, even lead, or be the only live ISR members: dropping
+            // them at once could leave the leader outside the replicas or the ISR empty.
+            next.adding = (target.iter().copied())
+                .filter(|r| !state.replicas.contains(r))
                 .collect();
-            next.adding = target
-                .iter()
-                .copied()
-                .filter(|r| !original.contains(r))
-                .collect();
-            next.removing = original
-                .iter()
-                .copied()
+            next.removing = (state.replicas.iter().copied())
                 .filter(|r| !target.contains(r))
                 .collect();
             let mut replicas = target.to_vec();
             replicas.extend(next.removing.iter().copied());
             next.replicas = replicas;
-            // Danger: replacing a reassignment in progress drops its added replicas that the
-            // new target does not name, from the replicas and the ISR, but not from
-            // `leader`: an added replica that already leads stays leader outside the
-            // replica set (and `MetadataImage::invariants` then fails).
-            next.isr.retain(|r| next.replicas.contains(r));
+            // Nothing left the replicas: the ISR and the leader stand as they are until
+            // completion (a leader being removed keeps leading until then, like Kafka's).
+            debug_assert!(state.replicas.iter().all(|r| next.replicas.contains(r)));
         }
     }
     // A target that only reorders or is already in sync completes in this same record.
-    let next = finish_reassignment(next).unwrap_or_else(|| state.clone());
+    let next = finish_reassignment(image, state, next);
     check_change(state, &next);
     Ok(Some(MetaRecord::PartitionChange {
         id,
@@ -633,6 +648,149 @@ mod tests {
         assert_eq!(state.replicas, vec![2, 3, 4]);
         assert_eq!(state.leader, 2);
         assert!(state.adding.is_empty() && state.removing.is_empty());
+    }
+
+    /// The leader's AlterIsr setting the ISR of partition 9-0 to `isr`, quoting its epochs.
+    fn set_isr(image: &mut MetadataImage, isr: &[i32]) {
+        let state = image.partition(9, 0).expect("p").clone();
+        let request = AlterIsr {
+            topic_id: 9u128.to_be_bytes(),
+            partition: 0,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr: isr.to_vec(),
+        };
+        let record = alter_isr(image, state.leader, &request).expect("valid");
+        apply_all(image, vec![record]);
+    }
+
+    fn reassign_to(image: &mut MetadataImage, target: &[i32]) {
+        let record = reassign(image, 9, 0, Some(target)).expect("ok");
+        apply_all(image, record.into_iter().collect());
+    }
+
+    // Goal: shrinking away from the only ISR member neither empties the ISR nor loses the
+    // leader; it completes once the targets are in sync (KIP-455), and the leader then
+    // hands over to a target. Method: ISR [1], reassign [1,2,3] to [2,3], then the leader
+    // adds 2 and 3 to the ISR.
+    #[test]
+    fn shrinking_reassignment_waits_for_the_targets_to_join_the_isr() {
+        let mut image = image(&[1, 2, 3], &[]);
+        set_isr(&mut image, &[1]);
+        reassign_to(&mut image, &[2, 3]);
+        let state = image.partition(9, 0).expect("p").clone();
+        assert_eq!(
+            state.replicas,
+            vec![2, 3, 1],
+            "1 stays until 2 and 3 catch up"
+        );
+        assert_eq!(
+            (state.adding.clone(), state.removing.clone()),
+            (vec![], vec![1])
+        );
+        assert_eq!(state.isr, vec![1]);
+        assert_eq!((state.leader, state.leader_epoch), (1, 0));
+        // One target in sync is not enough.
+        set_isr(&mut image, &[1, 2]);
+        let state = image.partition(9, 0).expect("p").clone();
+        assert_eq!(state.removing, vec![1]);
+        assert_eq!(state.leader, 1);
+        set_isr(&mut image, &[1, 2, 3]);
+        let done = image.partition(9, 0).expect("p").clone();
+        assert_eq!(done.replicas, vec![2, 3]);
+        assert_eq!(done.isr, vec![2, 3]);
+        assert!(done.adding.is_empty() && done.removing.is_empty());
+        assert_eq!(done.leader, 2, "the removed leader hands over to a target");
+        assert_eq!(done.leader_epoch, state.leader_epoch + 1);
+        assert!(done.partition_epoch > state.partition_epoch);
+    }
+
+    // Goal: a replica being removed that is the only ISR member is still elected when it
+    // returns (it alone is known to hold every acknowledged record), cleanly.
+    // Method: ISR [1], reassign to [2,3], fence 1, unfence it, elect offline partitions.
+    #[test]
+    fn replica_being_removed_is_elected_when_it_is_the_only_isr_member() {
+        let mut image = image(&[1, 2, 3], &[]);
+        set_isr(&mut image, &[1]);
+        reassign_to(&mut image, &[2, 3]);
+        let records = fence_broker(&image, 1, false);
+        apply_all(&mut image, records);
+        let state = image.partition(9, 0).expect("p").clone();
+        assert_eq!((state.leader, state.isr.clone()), (-1, vec![1]));
+        image.apply(
+            4,
+            MetaRecord::SetFenced {
+                id: 1,
+                fenced: false,
+            },
+        );
+        // Unclean elections allowed or not, the clean choice 1 wins over 2 and 3, which
+        // may lack acknowledged records.
+        for unclean in [false, true] {
+            let records = elect_offline(&image, unclean);
+            let mut after = image.clone();
+            apply_all(&mut after, records);
+            let state = after.partition(9, 0).expect("p");
+            assert_eq!((state.leader, state.isr.clone()), (1, vec![1]));
+            assert_eq!(state.removing, vec![1]);
+        }
+    }
+
+    // Goal: replacing a reassignment in progress never leaves the leader outside the
+    // replicas. Method: reassign [1,2,3] to [4,5,1,2,3], 4 joins the ISR and becomes the
+    // preferred leader, then reassign back to [1,2,3], which is in sync: it completes and
+    // leadership moves off 4 under a new leader epoch.
+    #[test]
+    fn replacing_a_reassignment_moves_leadership_off_dropped_replicas() {
+        let mut image = image(&[1, 2, 3, 4, 5], &[]);
+        reassign_to(&mut image, &[4, 5, 1, 2, 3]);
+        set_isr(&mut image, &[1, 2, 3, 4]);
+        let records = preferred_elections(&image, None);
+        apply_all(&mut image, records);
+        let state = image.partition(9, 0).expect("p").clone();
+        assert_eq!(state.leader, 4);
+        reassign_to(&mut image, &[1, 2, 3]);
+        let done = image.partition(9, 0).expect("p").clone();
+        assert_eq!(done.replicas, vec![1, 2, 3]);
+        assert_eq!(done.isr, vec![1, 2, 3]);
+        assert!(done.adding.is_empty() && done.removing.is_empty());
+        assert_eq!(done.leader, 1);
+        assert_eq!(done.leader_epoch, state.leader_epoch + 1);
+    }
+
+    // Goal: replacing a reassignment whose added replica is the only live ISR member keeps
+    // that replica (as one being removed) until the new targets are in sync: dropping it at
+    // once would empty the ISR. Method: [1,2,3] to [4,5,1,2,3], 4 joins the ISR, 1, 2 and
+    // 3 are fenced (4 leads alone), then reassign to [1,2,3]; 1, 2, 3 return and catch up.
+    #[test]
+    fn replacing_a_reassignment_never_empties_the_isr() {
+        let mut image = image(&[1, 2, 3, 4, 5], &[]);
+        reassign_to(&mut image, &[4, 5, 1, 2, 3]);
+        set_isr(&mut image, &[1, 2, 3, 4]);
+        for id in [1, 2, 3] {
+            let records = fence_broker(&image, id, false);
+            apply_all(&mut image, records);
+        }
+        let state = image.partition(9, 0).expect("p").clone();
+        assert_eq!((state.leader, state.isr.clone()), (4, vec![4]));
+        reassign_to(&mut image, &[1, 2, 3]);
+        let state = image.partition(9, 0).expect("p").clone();
+        assert_eq!(state.replicas, vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            (state.adding.clone(), state.removing.clone()),
+            (vec![], vec![4, 5])
+        );
+        assert_eq!((state.leader, state.isr.clone()), (4, vec![4]));
+        for id in [1, 2, 3] {
+            image.apply(4, MetaRecord::SetFenced { id, fenced: false });
+        }
+        set_isr(&mut image, &[4, 1, 2, 3]);
+        let done = image.partition(9, 0).expect("p").clone();
+        assert_eq!(done.replicas, vec![1, 2, 3]);
+        assert_eq!(done.isr, vec![1, 2, 3]);
+        assert!(done.adding.is_empty() && done.removing.is_empty());
+        assert_eq!(done.leader, 1);
+        assert_eq!(done.leader_epoch, state.leader_epoch + 1);
     }
 
     #[test]
