@@ -84,7 +84,8 @@ pub struct NodeConfig {
     pub seed: u64,
     /// `min.insync.replicas` (1): acks=all produce needs this many in-sync replicas.
     pub min_insync_replicas: i32,
-    /// Cluster mode (`controller.quorum.voters` set); `None` runs a single broker.
+    /// `controller.quorum.voters` and the cluster settings; `None` runs a single node as a
+    /// quorum of one (no controller listener, no peers).
     pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 

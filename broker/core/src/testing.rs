@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use weir_wire::batch::set_base_offset;
-use weir_wire::domain::{ApiRequest, ApiResponse};
+use weir_wire::domain::{ApiRequest, ApiResponse, FindCoordinatorRequest};
 use weir_wire::records::{encode_batch, BatchOptions, Record};
 
 use crate::config::NodeConfig;
@@ -107,7 +107,45 @@ impl SingleNode {
             next_seq: 0,
         };
         harness.pump();
+        harness.start();
         harness
+    }
+
+    /// A fresh node whose group and transaction coordinators were found, as a client's
+    /// first use does (the node creates its internal topics then): coordinator scenarios
+    /// start with them ready.
+    pub fn with_coordinators(config: NodeConfig) -> Self {
+        let mut harness = SingleNode::new(config);
+        harness.find_coordinators();
+        harness
+    }
+
+    fn find_coordinators(&mut self) {
+        for key_type in [0, 1] {
+            let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
+                key_type,
+                keys: vec!["harness".to_string()],
+            });
+            match self.call(request) {
+                ApiResponse::FindCoordinator(r) if r.coordinators[0].error.is_ok() => {}
+                other => panic!("no coordinator on a fresh node: {other:?}"),
+            }
+        }
+    }
+
+    /// Drive a (re)started node until it serves: its one-voter metadata quorum elects
+    /// itself, registers and unfences its broker and elects it for its partitions, each
+    /// step a sync or a timer away.
+    fn start(&mut self) {
+        for _ in 0..32 {
+            if self.node.is_serving() {
+                return;
+            }
+            self.node.handle_timeout(self.now);
+            self.pump();
+            self.complete_syncs();
+        }
+        panic!("the node did not start serving: {:?}", self.node);
     }
 
     /// Hand a request to the node on connection `conn` and apply its outputs.
@@ -193,12 +231,16 @@ impl SingleNode {
     }
 
     fn rebuild(&mut self) {
+        // A restart takes time: two starts of a node never share a moment, which is what
+        // tells the controller this is a new incarnation of the broker.
+        self.now = Now::new(self.now.instant.add_ms(1), self.now.wall_ms + 1);
         self.responses.clear();
         self.pending_syncs.clear();
         self.node =
             Node::recover(self.config.clone(), &self.storage, self.now).expect("storage recovers");
         self.node.invariants();
         self.pump();
+        self.start();
     }
 
     /// Apply every queued output, as a driver does.

@@ -23,8 +23,9 @@
 //! KIP-890 (server-side defence) is kept in part: a transactional batch is accepted only for
 //! a partition its producer's current epoch added to the ongoing transaction.
 //!
-//! Single node, so the coordinator lives inside the node and writes markers directly into
-//! the partitions' logs (node/txn.rs does the IO-shaped work; this module is pure state).
+//! The coordinator lives inside the node that leads the id's `__transaction_state`
+//! partition; it writes markers directly into the partitions it leads and asks the
+//! leaders of the others (node/txn.rs does the IO-shaped work; this module is pure state).
 //!
 //! Persistence: each transaction's metadata is a record of the internal topic
 //! `__transaction_state` (Kafka's layout plus a Weir trailer, see `txn_log`), appended on

@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use common::{must_create, node_with};
+use common::{must_create, node_with_coordinators};
 use uuid::Uuid;
 use weir_core::testing::SingleNode;
 use weir_wire::domain::*;
@@ -23,7 +23,7 @@ const GROUP: &str = "cg";
 const TOPIC: &str = "t";
 
 fn node() -> SingleNode {
-    let mut node = node_with(|c| {
+    let mut node = node_with_coordinators(|c| {
         c.offsets_topic_num_partitions = 3;
         c.group_initial_rebalance_delay_ms = 0;
         c.group_consumer_heartbeat_interval_ms = 1_000;

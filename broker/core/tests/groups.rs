@@ -11,7 +11,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{must_create, node_with};
+use common::{must_create, node_with_coordinators};
 use weir_core::testing::SingleNode;
 use weir_core::RequestId;
 use weir_wire::domain::*;
@@ -82,7 +82,7 @@ fn hb_error(response: ApiResponse) -> ErrorCode {
 }
 
 fn node() -> SingleNode {
-    node_with(|c| {
+    node_with_coordinators(|c| {
         c.group_initial_rebalance_delay_ms = 0;
         c.offsets_topic_num_partitions = 3;
     })
@@ -305,7 +305,7 @@ fn committed_offset(node: &mut SingleNode, group: &str, partition: i32) -> (i64,
 // (and crash) and fetch.
 #[test]
 fn offsets_log_is_compacted_and_recovers() {
-    let mut node = node_with(|c| {
+    let mut node = node_with_coordinators(|c| {
         c.group_initial_rebalance_delay_ms = 0;
         c.offsets_topic_num_partitions = 1;
     });
@@ -446,7 +446,7 @@ fn membership_survives_a_coordinator_restart() {
 // 1,000 records), then crash, recover and heartbeat with the old generation.
 #[test]
 fn membership_survives_compaction() {
-    let mut node = node_with(|c| {
+    let mut node = node_with_coordinators(|c| {
         c.group_initial_rebalance_delay_ms = 0;
         c.offsets_topic_num_partitions = 1;
     });

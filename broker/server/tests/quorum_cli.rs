@@ -7,7 +7,8 @@
 //! 4 as an observer, add node 4 through node 4 itself (forwarded to the controller), check
 //! it votes (the CLI itself retries while the controller answers "later"), remove node 1,
 //! check the set; then add an existing voter (DUPLICATE_VOTER) and remove an unknown one
-//! (VOTER_NOT_FOUND). A single node answers INVALID_REQUEST.
+//! (VOTER_NOT_FOUND). A single node describes its quorum of one and refuses a voter that
+//! is no registered broker (INVALID_REQUEST).
 
 // Driving real processes from a test: wall-clock polling is the point here.
 #![allow(clippy::disallowed_methods)]
@@ -183,7 +184,7 @@ fn controllers_are_added_and_removed_with_the_cli() {
 }
 
 #[test]
-fn a_single_node_has_no_quorum_to_change() {
+fn a_single_node_is_a_quorum_of_one() {
     let (listen, controller) = (free_port(), free_port());
     let data_dir = tempfile::tempdir().expect("temp dir");
     let node = Node {
@@ -198,17 +199,14 @@ fn a_single_node_has_no_quorum_to_change() {
         controller: format!("127.0.0.1:{controller}"),
         _data_dir: data_dir,
     };
-    let output = run_cli(&[
-        "cluster",
-        "quorum",
-        "describe",
-        "--bootstrap",
-        &node.process.address,
-    ]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("INVALID_REQUEST"), "{stderr}");
-    assert!(stderr.contains("single-node mode"), "{stderr}");
+    // A single node is its own one-voter quorum: it describes it, leader and only voter.
+    let (leader, replicas) =
+        quorum(&node.process.address).expect("a single node describes its quorum");
+    assert_eq!(leader, 1);
+    assert_eq!(replicas.len(), 1, "{replicas:?}");
+    assert_eq!(replicas[0].0, 1, "{replicas:?}");
+    // A voter that is no registered broker of this cluster is refused before it could
+    // cost the quorum its majority.
     let output = run_cli(&[
         "cluster",
         "quorum",

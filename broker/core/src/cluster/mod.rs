@@ -93,6 +93,15 @@ impl ClusterConfig {
         }
     }
 
+    /// A node that is its own one-voter quorum: no peers, so no peer address.
+    pub fn single(node_id: i32) -> ClusterConfig {
+        let voter = Voter {
+            id: node_id,
+            addr: String::new(),
+        };
+        ClusterConfig::new(vec![voter], String::new())
+    }
+
     /// The address of voter `id`.
     pub fn voter_addr(&self, id: i32) -> Option<&str> {
         self.voters

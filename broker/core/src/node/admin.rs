@@ -1,24 +1,18 @@
-//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions, and the topic
-//! creation Metadata's auto-create shares.
+//! Topic administration shared by the controller and every broker: Kafka's checks of a
+//! CreateTopics/CreatePartitions entry (the controller validates, `cluster_api.rs` turns
+//! it into metadata records), and the local catalog a broker keeps of the topics the
+//! metadata image holds (create, grow, delete, persist).
 //!
 //! Invariants: a change is answered only once its metadata writes are durable; names and
 //! ids are never reused while a topic holds them; partition keys are never reused at all.
 //! Write order (see `meta`): a topic record is written after the counters it consumed and
 //! deleted before its partitions' data.
 
-use std::collections::BTreeMap;
-
 use uuid::Uuid;
-use weir_wire::domain::{
-    ApiResponse, CreatableTopic, CreatableTopicConfig, CreatableTopicResult,
-    CreatePartitionsRequest, CreatePartitionsResponse, CreatePartitionsTopic,
-    CreatePartitionsTopicResult, CreateTopicsRequest, CreateTopicsResponse, DeletableTopicResult,
-    DeleteTopicsRequest, DeleteTopicsResponse, TopicRef,
-};
+use weir_wire::domain::{CreatableTopic, CreatableTopicConfig, CreatableTopicResult};
 use weir_wire::error::ErrorCode;
 
 use super::{Node, Topic, PARTITIONS_MAX, TOPICS_MAX};
-use crate::event::RequestId;
 use crate::meta::{self, TopicRecord};
 use crate::partition::PartitionLog;
 use crate::storage::StorageOp;
@@ -39,144 +33,6 @@ pub(super) struct TopicSpec {
 const TOPIC_ID_COLLISIONS_MAX: u64 = 16;
 
 impl Node {
-    /// CreateTopics: each topic is validated and created on its own (Kafka answers per topic,
-    /// so one bad topic does not fail the others); the answer waits for the metadata sync.
-    pub(super) fn create_topics(&mut self, id: RequestId, request: CreateTopicsRequest) {
-        let duplicates = duplicate_names(request.topics.iter().map(|t| t.name.as_str()));
-        let mut changed = false;
-        let mut results = Vec::with_capacity(request.topics.len());
-        // Kafka refuses every occurrence of a name listed twice, not just the second one.
-        for topic in &request.topics {
-            let spec = if duplicates.contains_key(topic.name.as_str()) {
-                Err((
-                    ErrorCode::INVALID_REQUEST,
-                    format!("Duplicate topic name: {}", topic.name),
-                ))
-            } else {
-                self.validate_creatable(topic)
-            };
-            let result = match spec {
-                Err((error, message)) => creatable_error(&topic.name, error, message),
-                Ok(spec) => {
-                    // validate_only reports what would be created, with a nil id: nothing
-                    // is allocated.
-                    let topic_id = if request.validate_only {
-                        Uuid::nil()
-                    } else {
-                        changed = true;
-                        self.create_topic(&topic.name, spec.partitions, spec.config.clone())
-                    };
-                    self.creatable_success(&topic.name, topic_id, &spec)
-                }
-            };
-            results.push(result);
-        }
-        let response = ApiResponse::CreateTopics(CreateTopicsResponse {
-            throttle_time_ms: 0,
-            topics: results,
-        });
-        self.respond_after_writes(id, response, changed);
-    }
-
-    /// DeleteTopics, by name or id. The data goes at once (DropPartition); the answer waits
-    /// for the sync so a crash cannot resurrect a topic whose deletion was acknowledged.
-    pub(super) fn delete_topics(&mut self, id: RequestId, request: DeleteTopicsRequest) {
-        let mut changed = false;
-        let mut results = Vec::with_capacity(request.topics.len());
-        for topic in &request.topics {
-            let (name, topic_id) = match topic {
-                TopicRef::Name(name) => (Some(name.clone()), Uuid::nil()),
-                TopicRef::Id(topic_id) => (None, *topic_id),
-            };
-            let mut result = DeletableTopicResult {
-                name,
-                topic_id,
-                error: ErrorCode::NONE,
-                error_message: None,
-            };
-            // Checked per topic so each result carries the reason, as Kafka's do.
-            if let Err((error, message)) = self.check_room_for_changes() {
-                result.error = error;
-                result.error_message = Some(message);
-            } else if !self.config.delete_topic_enable {
-                result.error = ErrorCode::TOPIC_DELETION_DISABLED;
-                result.error_message =
-                    Some("Topic deletion is disabled (delete.topic.enable=false)".into());
-            } else {
-                match self.resolve_topic(topic) {
-                    Ok(resolved) => {
-                        let deleted = self.delete_topic(resolved);
-                        result.name = Some(deleted.name);
-                        result.topic_id = deleted.id;
-                        changed = true;
-                    }
-                    Err(error) => result.error = error,
-                }
-            }
-            results.push(result);
-        }
-        if changed {
-            // Fetches parked on deleted partitions now resolve to errors: answer them.
-            self.wake_fetches(|_| true);
-        }
-        let response = ApiResponse::DeleteTopics(DeleteTopicsResponse {
-            throttle_time_ms: 0,
-            responses: results,
-        });
-        self.respond_after_writes(id, response, changed);
-    }
-
-    /// CreatePartitions: grow topics; new partitions start empty at offset 0.
-    pub(super) fn create_partitions(&mut self, id: RequestId, request: CreatePartitionsRequest) {
-        let duplicates = duplicate_names(request.topics.iter().map(|t| t.name.as_str()));
-        let mut changed = false;
-        let mut results = Vec::with_capacity(request.topics.len());
-        for topic in &request.topics {
-            let checked = if duplicates.contains_key(topic.name.as_str()) {
-                Err((
-                    ErrorCode::INVALID_REQUEST,
-                    format!("Duplicate topic name: {}", topic.name),
-                ))
-            } else {
-                self.validate_partition_growth(topic)
-            };
-            let (error, error_message) = match checked {
-                Ok(topic_id) => {
-                    if !request.validate_only {
-                        self.grow_topic(topic_id, topic.count);
-                        changed = true;
-                    }
-                    (ErrorCode::NONE, None)
-                }
-                Err((error, message)) => (error, Some(message)),
-            };
-            results.push(CreatePartitionsTopicResult {
-                name: topic.name.clone(),
-                error,
-                error_message,
-            });
-        }
-        let response = ApiResponse::CreatePartitions(CreatePartitionsResponse {
-            throttle_time_ms: 0,
-            results,
-        });
-        self.respond_after_writes(id, response, changed);
-    }
-
-    /// Answer now, or once the writes just emitted are durable.
-    pub(super) fn respond_after_writes(
-        &mut self,
-        id: RequestId,
-        response: ApiResponse,
-        wrote: bool,
-    ) {
-        if wrote {
-            self.respond_when_durable(id, response, None);
-        } else {
-            self.respond(id, response);
-        }
-    }
-
     /// Kafka's CreateTopics checks, in Kafka's order.
     pub(super) fn validate_creatable(&self, topic: &CreatableTopic) -> Result<TopicSpec, Refusal> {
         self.check_room_for_changes()?;
@@ -249,7 +105,7 @@ impl Node {
         }
     }
 
-    /// -1 means the broker default; a single node holds exactly one replica.
+    /// -1 means the broker default; the factor must not exceed the registered brokers.
     pub(super) fn resolve_replication(&self, requested: i16) -> Result<i16, Refusal> {
         let factor = if requested == -1 {
             self.config.default_replication_factor
@@ -262,31 +118,20 @@ impl Node {
                 "Replication factor must be larger than 0.".into(),
             ));
         }
-        if let Some(cluster) = &self.cluster {
-            let live = cluster.image.live_brokers().len();
-            if usize::try_from(factor).unwrap_or(usize::MAX) > live {
-                let message = format!(
-                    "Unable to replicate the partition {factor} time(s): The target replication \
-                     factor of {factor} cannot be reached because only {live} broker(s) are \
-                     registered."
-                );
-                return Err((ErrorCode::INVALID_REPLICATION_FACTOR, message));
-            }
-            return Ok(factor);
-        }
-        if factor > 1 {
+        let live = self.cluster.image.live_brokers().len();
+        if usize::try_from(factor).unwrap_or(usize::MAX) > live {
             let message = format!(
                 "Unable to replicate the partition {factor} time(s): The target replication \
-                 factor of {factor} cannot be reached because only 1 broker(s) are registered."
+                 factor of {factor} cannot be reached because only {live} broker(s) are \
+                 registered."
             );
             return Err((ErrorCode::INVALID_REPLICATION_FACTOR, message));
         }
         Ok(factor)
     }
 
-    /// Manual assignments: partitions `first..` in order, each on exactly this node.
-    /// A single node can only place replicas on itself, so the only valid assignment of each
-    /// partition is `[node_id]`; anything else is refused rather than silently changed.
+    /// Manual assignments: partitions `first..` in order, each on distinct registered
+    /// brokers. Returns the partition count and the replication factor of the first.
     fn check_assignments<'a>(
         &self,
         assignments: impl Iterator<Item = (i32, &'a [i32])>,
@@ -300,25 +145,12 @@ impl Node {
                 );
                 return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, message));
             }
-            if let Some(cluster) = &self.cluster {
-                let mut distinct = replicas.to_vec();
-                distinct.sort_unstable();
-                distinct.dedup();
-                let known = replicas
-                    .iter()
-                    .all(|r| cluster.image.brokers.contains_key(r));
-                if replicas.is_empty() || distinct.len() != replicas.len() || !known {
-                    let message = format!("Replica assignment {replicas:?} is invalid");
-                    return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, message));
-                }
-                count += 1;
-                continue;
-            }
-            if replicas != [self.config.node_id] {
-                let message = format!(
-                    "Replica assignment {replicas:?} must be exactly [{}]",
-                    self.config.node_id
-                );
+            let mut distinct = replicas.to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let known = (replicas.iter()).all(|r| self.cluster.image.brokers.contains_key(r));
+            if replicas.is_empty() || distinct.len() != replicas.len() || !known {
+                let message = format!("Replica assignment {replicas:?} is invalid");
                 return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, message));
             }
             count += 1;
@@ -336,58 +168,7 @@ impl Node {
         Ok(())
     }
 
-    /// Kafka's CreatePartitions checks; returns the topic to grow.
-    fn validate_partition_growth(&self, topic: &CreatePartitionsTopic) -> Result<Uuid, Refusal> {
-        self.check_room_for_changes()?;
-        let Some(&topic_id) = self.topic_ids.get(&topic.name) else {
-            let message = format!("The topic '{}' does not exist.", topic.name);
-            return Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, message));
-        };
-        let current = self.topics.get(&topic_id).map_or(0, |t| t.partitions.len()) as i32;
-        // Kafka cannot shrink a topic: keyed records would move to other partitions.
-        if topic.count < current {
-            let message = format!(
-                "Topic currently has {current} partitions, which is higher than the requested {}.",
-                topic.count
-            );
-            return Err((ErrorCode::INVALID_PARTITIONS, message));
-        }
-        if topic.count == current {
-            return Err((
-                ErrorCode::INVALID_PARTITIONS,
-                format!("Topic already has {current} partitions."),
-            ));
-        }
-        if let Some(assignments) = &topic.assignments {
-            let numbered = assignments
-                .iter()
-                .zip(current..)
-                .map(|(replicas, p)| (p, replicas.as_slice()));
-            let (assigned, _) = self.check_assignments(numbered, current)?;
-            if assigned != topic.count - current {
-                let added = topic.count - current;
-                let message = format!(
-                    "Increasing the number of partitions by {added} but {assigned} assignments \
-                     provided."
-                );
-                return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, message));
-            }
-        }
-        self.check_partition_room(i64::from(topic.count - current))?;
-        Ok(topic_id)
-    }
-
-    /// Create a validated topic: allocate its id and partition keys, persist, add.
-    pub(super) fn create_topic(
-        &mut self,
-        name: &str,
-        partitions: i32,
-        config: TopicConfig,
-    ) -> Uuid {
-        self.create_topic_with_id(name, partitions, config, None)
-    }
-
-    /// Create a topic with a given id (cluster mode: the id comes from the metadata log) or
+    /// Create a topic with a given id (the one the metadata log holds) or
     /// a fresh one.
     pub(super) fn create_topic_with_id(
         &mut self,
@@ -552,17 +333,6 @@ impl Node {
             configs,
         }
     }
-}
-
-/// Names that occur more than once, with their counts.
-/// Kafka answers INVALID_REQUEST for names repeated in one request.
-fn duplicate_names<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize> {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for name in names {
-        *counts.entry(name).or_default() += 1;
-    }
-    counts.retain(|_, count| *count > 1);
-    counts
 }
 
 /// A refused CreateTopics entry.

@@ -1,5 +1,8 @@
-//! Cluster mode of the node: the metadata quorum (Raft), the controller, broker
-//! heartbeats, and partition replication (see [`crate::cluster`]).
+//! The node as a member of a cluster: the metadata quorum (Raft), the controller, broker
+//! heartbeats, and partition replication (see [`crate::cluster`]). There is no other kind
+//! of node: one started without `controller.quorum.voters` is a quorum of one (it votes
+//! for itself, controls itself and leads every partition, replication factor 1), and runs
+//! this same code, so a single node is a one-node cluster in every behaviour a client sees.
 //!
 //! Durability rules:
 //! - Raft: a Ready's writes go to storage as meta entries; its messages and committed
@@ -49,6 +52,22 @@ pub const ADMIN_WAITERS_MAX: usize = 4_096;
 pub const RAFT_PENDING_MAX: usize = 65_536;
 /// A follower re-sends a fetch or epoch query unanswered for this long.
 const PEER_RETRY_MS: u64 = 2_000;
+/// Coordinator requests held at most while their internal topic is being created.
+pub const HELD_REQUESTS_MAX: usize = 4_096;
+/// How long a request waits for what it needs (see [`HoldFor`]) before it is answered as
+/// without the wait (COORDINATOR_NOT_AVAILABLE, LEADER_NOT_AVAILABLE, NOT_LEADER...; the
+/// client then asks again).
+pub(super) const HELD_REQUEST_MS: u64 = 5_000;
+
+/// What a held client request waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum HoldFor {
+    /// This broker to start serving.
+    Start,
+    /// Topics the controller is creating on the request's behalf (a coordinator's
+    /// internal topic, a Metadata request's auto-created topics).
+    Topics(Vec<String>),
+}
 /// Replication factor of the internal topics (Kafka's `offsets.topic.replication.factor`
 /// and `transaction.state.log.replication.factor` default), capped by the cluster's size.
 const INTERNAL_TOPIC_RF_MAX: usize = 3;
@@ -87,7 +106,7 @@ fn raft_entry_key(index: u64) -> Vec<u8> {
     format!("{RAFT_ENTRY_PREFIX}{index:020}").into_bytes()
 }
 
-/// True for the meta keys cluster mode owns (recovery's catalog reader skips them).
+/// True for the meta keys of the metadata log (recovery's catalog reader skips them).
 pub(super) fn is_cluster_meta_key(key: &[u8]) -> bool {
     key.starts_with(b"raft/") || key.starts_with(EPOCHS_PREFIX.as_bytes())
 }
@@ -244,6 +263,17 @@ pub(super) struct ClusterState {
     /// Forwarded requests this controller is handling: synthetic id -> (broker, correlation,
     /// request header).
     pub forwarded_in: BTreeMap<RequestId, (i32, u64, weir_wire::codec::RequestHeader)>,
+    /// Client requests held until something they need exists (see [`HoldFor`]):
+    /// dispatched once it does, or at the deadline (then answered as without the wait).
+    pub(super) held: Purgatory<(HoldFor, weir_wire::domain::ApiRequest)>,
+    /// Set once this broker first served (registered, unfenced, caught up); until then
+    /// client requests other than ApiVersions wait, as a Kafka broker does not process
+    /// them before the controller unfences it. Controller-only nodes start set.
+    pub(super) started: bool,
+    /// Topics of a single-node data directory written before the node ran a metadata
+    /// quorum, to be recorded in the metadata log once this node controls it (see
+    /// [`Node::plan_legacy_adoption`]).
+    adopt: Vec<MetaRecord>,
     /// Internal-topic appends of the current input, for the answer that waits on them.
     internal_appends: Vec<(Uuid, usize, i64)>,
     /// Time of the current input.
@@ -324,6 +354,7 @@ impl ClusterState {
             .fork(SALT_INCARNATION ^ u64::from(node_id as u32))
             .next_u64()
             ^ crate::rng::mix(now.wall_ms as u64 ^ now.instant.as_nanos().rotate_left(32));
+        let broker_role = config.broker_role;
         Ok(ClusterState {
             config,
             raft,
@@ -352,6 +383,9 @@ impl ClusterState {
             hw_waiters: Purgatory::new(HW_WAITERS_MAX),
             commit_waiters: Purgatory::new(ADMIN_WAITERS_MAX),
             internal_appends: Vec::new(),
+            held: Purgatory::new(HELD_REQUESTS_MAX),
+            started: !broker_role,
+            adopt: Vec::new(),
             now: now.instant,
             pending_markers: BTreeMap::new(),
             forwarded: BTreeMap::new(),
@@ -401,6 +435,15 @@ impl ClusterState {
         }
     }
 
+    /// True when this node is the whole quorum (the only voter, and its leader): a
+    /// heartbeat to the controller is a call to itself. Prompt heartbeats there cost
+    /// nothing; in a larger quorum brokers keep the heartbeat interval. (Prompt heartbeats
+    /// in every cluster also spread a majority crash's re-registrations over more commit
+    /// windows, which hid issue 12's stale-decision bug from the planted-bug search.)
+    pub(super) fn alone(&self, node_id: i32) -> bool {
+        self.raft.leader() == Some(node_id) && self.raft.voters().iter().eq([node_id].iter())
+    }
+
     pub(super) fn correlation(&mut self) -> u64 {
         self.next_correlation += 1;
         self.next_correlation
@@ -416,41 +459,96 @@ fn uuid_bytes(id: Uuid) -> [u8; 16] {
 }
 
 impl Node {
-    /// True in cluster mode.
-    pub fn is_cluster(&self) -> bool {
-        self.cluster.is_some()
-    }
-
     /// True once this broker can serve: it applied the metadata log of the current term
     /// and the controller has registered and unfenced it.
     pub fn is_serving(&self) -> bool {
-        self.cluster
-            .as_ref()
-            .is_some_and(|c| c.caught_up && !c.fenced)
+        self.cluster.caught_up && !self.cluster.fenced
     }
 
-    /// Cluster mode: the active controller's id, as this node knows it.
+    /// True when this node is the partition's only replica (the image's view): nothing
+    /// replicates from it, so what it does to its log no follower has to agree with.
+    pub(super) fn sole_replica(&self, key: (Uuid, usize)) -> bool {
+        let node_id = self.config.node_id;
+        (self.cluster.image.partition(key.0.as_u128(), key.1 as i32))
+            .is_some_and(|p| p.replicas == [node_id])
+    }
+
+    /// A data directory of a single node from before it ran a one-voter metadata quorum
+    /// holds topics (catalog, logs, coordinator state) but no metadata log. Its topics are
+    /// adopted as they are: once this node controls the quorum it records each with its
+    /// id, name, configs and partitions, replicated on this node alone, leading at an
+    /// epoch above any its logs hold (the old batches carry epoch 0). Only a fresh
+    /// metadata log of a quorum of this node alone adopts: a cluster's topics come from its
+    /// log, never from one node's disk.
+    pub(super) fn plan_legacy_adoption(&mut self) {
+        let node_id = self.config.node_id;
+        let cluster = &mut *self.cluster;
+        let fresh_log = cluster.stored_entries == (1, 0)
+            && cluster.raft.snapshot_index() == 0
+            && cluster.raft.term() == 0;
+        let alone = cluster.raft.voters().iter().eq([node_id].iter());
+        if !fresh_log || !alone || self.topics.is_empty() {
+            return;
+        }
+        for topic in self.topics.values() {
+            let partitions = (topic.partitions.iter())
+                .map(|log| {
+                    let mut state = crate::cluster::image::PartitionState::new(vec![node_id]);
+                    let written = log.log_end_offset() > log.log_start_offset();
+                    state.leader_epoch = (log.last_epoch() + 1).max(i32::from(written));
+                    state
+                })
+                .collect();
+            cluster.adopt.push(MetaRecord::CreateTopic(TopicImage {
+                name: topic.name.clone(),
+                id: topic.id.as_u128(),
+                configs: topic.config.overrides().into_iter().collect(),
+                partitions,
+            }));
+        }
+        tracing::info!(
+            topics = cluster.adopt.len(),
+            "single-node data directory without a metadata log: adopting its topics"
+        );
+    }
+
+    /// True when this node leads every partition of `__transaction_state` (a one-voter
+    /// cluster always does): it coordinates every transactional id.
+    pub(super) fn coordinates_every_transaction(&self) -> bool {
+        let Some(&topic_id) = self.topic_ids.get(crate::txn_log::TXN_STATE_TOPIC) else {
+            return false;
+        };
+        let count = self.topics.get(&topic_id).map_or(0, |t| t.partitions.len());
+        let cluster = &*self.cluster;
+        count > 0
+            && (0..count).all(|index| {
+                matches!(
+                    cluster.replicas.get(&(topic_id, index)),
+                    Some(Replica::Leader(_))
+                )
+            })
+    }
+
+    /// The active controller's id, as this node knows it.
     pub fn controller_id(&self) -> Option<i32> {
-        self.cluster.as_ref().and_then(|c| c.controller())
+        self.cluster.controller()
     }
 
-    /// Cluster mode: `(leader, leader epoch, isr)` of a partition in this node's image.
+    /// `(leader, leader epoch, isr)` of a partition in this node's image.
     pub fn partition_leadership(
         &self,
         topic: &str,
         partition: i32,
     ) -> Option<(i32, i32, Vec<i32>)> {
-        let cluster = self.cluster.as_ref()?;
+        let cluster = &*self.cluster;
         let id = *cluster.image.names.get(topic)?;
         let state = cluster.image.partition(id, partition)?;
         Some((state.leader, state.leader_epoch, state.isr.clone()))
     }
 
-    /// Cluster mode: true when this node leads `topic`-`partition` right now.
+    /// True when this node leads `topic`-`partition` right now.
     pub fn leads(&self, topic: &str, partition: i32) -> bool {
-        let Some(cluster) = &self.cluster else {
-            return false;
-        };
+        let cluster = &*self.cluster;
         let Some(&topic_id) = self.topic_ids.get(topic) else {
             return false;
         };
@@ -471,9 +569,7 @@ impl Node {
         index: usize,
         acks: Acks,
     ) -> Result<i32, (ErrorCode, String)> {
-        let Some(cluster) = &self.cluster else {
-            return Ok(super::LEADER_EPOCH);
-        };
+        let cluster = &*self.cluster;
         let Some(Replica::Leader(leader)) = cluster.replicas.get(&(topic_id, index)) else {
             return Err((
                 ErrorCode::NOT_LEADER_OR_FOLLOWER,
@@ -506,9 +602,7 @@ impl Node {
     /// The leader epoch of a partition this node leads (consumer fetch, ListOffsets), or
     /// the error a client gets elsewhere.
     pub(super) fn serving_epoch(&self, topic_id: Uuid, index: usize) -> Result<i32, ErrorCode> {
-        let Some(cluster) = &self.cluster else {
-            return Ok(super::LEADER_EPOCH);
-        };
+        let cluster = &*self.cluster;
         match cluster.replicas.get(&(topic_id, index)) {
             Some(Replica::Leader(leader)) => Ok(leader.epoch),
             _ => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
@@ -517,19 +611,16 @@ impl Node {
 
     /// Handle a message from peer node `from` (already decoded by the driver).
     pub fn handle_peer(&mut self, now: Now, from: i32, message: PeerMessage) {
-        if self.poisoned.is_some() || self.cluster.is_none() {
+        if self.poisoned.is_some() {
             return;
         }
         self.cluster_note_now(now);
-        if let Some(cluster) = self.cluster.as_mut() {
-            cluster.closed_peers.remove(&from);
-        }
+        self.cluster.closed_peers.remove(&from);
         match message {
             PeerMessage::Raft(bytes) => match postcard::from_bytes::<RaftMessage>(&bytes) {
                 Ok(raft_message) => {
-                    if let Some(cluster) = self.cluster.as_mut() {
-                        cluster.raft.step(now_ms(now), from, raft_message);
-                    }
+                    let cluster = &mut *self.cluster;
+                    cluster.raft.step(now_ms(now), from, raft_message);
                 }
                 Err(error) => tracing::warn!(from, %error, "malformed raft message dropped"),
             },
@@ -555,6 +646,7 @@ impl Node {
             }
         }
         self.drive_cluster(now);
+        self.release_held_requests(now);
         self.flush_syncs(now);
     }
 
@@ -567,9 +659,7 @@ impl Node {
             return;
         }
         self.cluster_note_now(now);
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         cluster.closed_peers.entry(from).or_insert(now.instant);
         if !cluster.is_active_controller() || !cluster.decision_image().is_live(from) {
             return;
@@ -582,29 +672,23 @@ impl Node {
 
     /// Remember the time of the current input (deadlines of waiters parked by it).
     pub(super) fn cluster_note_now(&mut self, now: Now) {
-        if let Some(cluster) = self.cluster.as_mut() {
-            cluster.now = now.instant;
-            cluster.internal_appends.clear();
-        }
+        self.cluster.now = now.instant;
+        self.cluster.internal_appends.clear();
     }
 
     /// An internal-topic append (coordinator state) of the current input.
     pub(super) fn note_internal_append(&mut self, topic_id: Uuid, index: usize, end: i64) {
-        if let Some(cluster) = self.cluster.as_mut() {
-            cluster.internal_appends.push((topic_id, index, end));
-        }
+        self.cluster.internal_appends.push((topic_id, index, end));
     }
 
-    /// Cluster mode: park a durable answer on the replication of this input's internal
-    /// appends; gives the answer back when there were none (or on a single node).
+    /// Park a durable answer on the replication of this input's internal appends; gives
+    /// the answer back when there were none.
     pub(super) fn respond_when_internal_replicated(
         &mut self,
         id: RequestId,
         response: ApiResponse,
     ) -> Option<(RequestId, ApiResponse)> {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return Some((id, response));
-        };
+        let cluster = &mut *self.cluster;
         if cluster.internal_appends.is_empty() {
             return Some((id, response));
         }
@@ -629,9 +713,7 @@ impl Node {
     /// Cluster timers: Raft ticks, heartbeats, controller checks, ISR shrink, follower
     /// retries, expired waiters. Called from `handle_timeout`.
     pub(super) fn cluster_timeout(&mut self, now: Now) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         cluster.raft.tick(now_ms(now));
         self.send_heartbeat(now);
         self.controller_checks(now);
@@ -645,7 +727,7 @@ impl Node {
 
     /// When the cluster layer wants `cluster_timeout` next.
     pub(super) fn cluster_deadline(&self) -> Option<Instant> {
-        let cluster = self.cluster.as_ref()?;
+        let cluster = &*self.cluster;
         let raft = Instant::from_nanos(cluster.raft.next_deadline_ms().saturating_mul(1_000_000));
         let mut next = raft.min(cluster.next_heartbeat);
         // Only deadlines that the handlers move forward, or the driver would spin.
@@ -657,6 +739,7 @@ impl Node {
             }
         }
         for at in [
+            cluster.held.next_deadline(),
             cluster.parked_fetches.next_deadline(),
             cluster.hw_waiters.next_deadline(),
             cluster.marker_waiters.next_deadline(),
@@ -694,9 +777,7 @@ impl Node {
     /// After any input: drain Raft, emit its writes, release what durable syncs allow.
     pub(super) fn drive_cluster(&mut self, now: Now) {
         loop {
-            let Some(cluster) = self.cluster.as_mut() else {
-                return;
-            };
+            let cluster = &mut *self.cluster;
             let was_leader = cluster.leader_start.is_some();
             let is_leader = cluster.raft.is_leader();
             if is_leader && !was_leader {
@@ -748,9 +829,7 @@ impl Node {
             for write in ready.writes {
                 self.emit_raft_write(write);
             }
-            let Some(cluster) = self.cluster.as_mut() else {
-                return;
-            };
+            let cluster = &mut *self.cluster;
             let sync_id = if wrote {
                 Some(self.sync.next_id)
             } else {
@@ -775,9 +854,7 @@ impl Node {
     }
 
     fn emit_raft_write(&mut self, write: Write) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let mut ops = Vec::new();
         match write {
             Write::HardState { term, voted_for } => ops.push(StorageOp::PutMeta {
@@ -836,9 +913,7 @@ impl Node {
     /// Raft readies whose writes sync `sync_id` made durable.
     pub(super) fn cluster_on_synced(&mut self, now: Now, sync_id: u64) {
         loop {
-            let Some(cluster) = self.cluster.as_mut() else {
-                return;
-            };
+            let cluster = &mut *self.cluster;
             let due = cluster
                 .raft_pending
                 .front()
@@ -854,25 +929,17 @@ impl Node {
         // Followers waiting for their appends to be durable fetch again now.
         let ready: Vec<(Uuid, usize)> = self
             .cluster
-            .as_ref()
-            .map(|c| {
-                c.replicas
-                    .iter()
-                    .filter_map(|(key, r)| match r {
-                        Replica::Follower(f)
-                            if f.fetch_after_sync.is_some_and(|s| s <= sync_id) =>
-                        {
-                            Some(*key)
-                        }
-                        _ => None,
-                    })
-                    .collect()
+            .replicas
+            .iter()
+            .filter_map(|(key, r)| match r {
+                Replica::Follower(f) if f.fetch_after_sync.is_some_and(|s| s <= sync_id) => {
+                    Some(*key)
+                }
+                _ => None,
             })
-            .unwrap_or_default();
+            .collect();
         for key in ready {
-            if let Some(Replica::Follower(f)) =
-                self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-            {
+            if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
                 f.fetch_after_sync = None;
                 f.not_before = now.instant;
             }
@@ -881,15 +948,11 @@ impl Node {
         // The leader's own durable end moved: high watermarks may too.
         let led: Vec<(Uuid, usize)> = self
             .cluster
-            .as_ref()
-            .map(|c| {
-                c.replicas
-                    .iter()
-                    .filter(|(_, r)| matches!(r, Replica::Leader(_)))
-                    .map(|(k, _)| *k)
-                    .collect()
-            })
-            .unwrap_or_default();
+            .replicas
+            .iter()
+            .filter(|(_, r)| matches!(r, Replica::Leader(_)))
+            .map(|(k, _)| *k)
+            .collect();
         for key in led {
             self.recompute_hw(key);
         }
@@ -912,9 +975,7 @@ impl Node {
             match MetadataImage::decode(&snapshot.data) {
                 Ok(mut image) => {
                     image.applied_index = snapshot.last_index;
-                    let Some(cluster) = self.cluster.as_mut() else {
-                        return;
-                    };
+                    let cluster = &mut *self.cluster;
                     let old = std::mem::replace(&mut cluster.image, image);
                     let gone: Vec<u128> = old
                         .topics
@@ -928,17 +989,16 @@ impl Node {
                         if self.topics.contains_key(&uuid) {
                             self.delete_topic(uuid);
                         }
-                        if let Some(cluster) = self.cluster.as_mut() {
-                            cluster.replicas.retain(|(t, _), _| *t != uuid);
-                        }
+                        self.cluster.replicas.retain(|(t, _), _| *t != uuid);
                         self.fail_hw_waiters_of(uuid, None);
                     }
                     for id in present {
                         self.materialize_topic(id);
                         let count = self
                             .cluster
-                            .as_ref()
-                            .and_then(|c| c.image.topics.get(&id))
+                            .image
+                            .topics
+                            .get(&id)
                             .map_or(0, |t| t.partitions.len());
                         for index in 0..count {
                             self.update_role(now, Uuid::from_u128(id), index);
@@ -956,9 +1016,8 @@ impl Node {
             // Leader no-ops and voter-set changes (Raft's own entries) only move the
             // applied index; the image applies the controller's records.
             if entry.kind() != crate::raft::EntryKind::Command {
-                if let Some(cluster) = self.cluster.as_mut() {
-                    cluster.image.applied_index = cluster.image.applied_index.max(entry.index);
-                }
+                self.cluster.image.applied_index =
+                    self.cluster.image.applied_index.max(entry.index);
                 continue;
             }
             match MetaRecord::decode(&entry.data) {
@@ -977,19 +1036,19 @@ impl Node {
 
     /// Apply one committed metadata record to the image and react.
     fn apply_record(&mut self, now: Now, index: u64, record: MetaRecord) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let mut own_registration = false;
-        // A change of this broker's own registration or fencing: heartbeat at once rather
-        // than at the next interval, so the controller takes the next step (unfence) and
-        // this broker learns it is unfenced without waiting a heartbeat interval each.
+        // A change of this broker's own registration or fencing in a quorum of one: it
+        // heartbeats at once (a call to itself) rather than at the next interval, so it
+        // takes the next step (unfence) and learns it is unfenced without waiting a
+        // heartbeat interval each, and serves a few syncs after start. Brokers of a larger
+        // quorum keep the interval, as Kafka's do (see `ClusterState::alone`).
         let own_state = match &record {
             MetaRecord::RegisterBroker(broker) => broker.id == self.config.node_id,
             MetaRecord::SetFenced { id, .. } => *id == self.config.node_id,
             _ => false,
         };
-        if own_state {
+        if own_state && cluster.alone(self.config.node_id) {
             cluster.next_heartbeat = cluster.next_heartbeat.min(now.instant);
         }
         if let MetaRecord::RegisterBroker(broker) = &record {
@@ -1013,8 +1072,9 @@ impl Node {
                 self.materialize_topic(id);
                 let count = self
                     .cluster
-                    .as_ref()
-                    .and_then(|c| c.image.topics.get(&id))
+                    .image
+                    .topics
+                    .get(&id)
                     .map_or(0, |t| t.partitions.len());
                 for index in 0..count {
                     self.update_role(now, Uuid::from_u128(id), index);
@@ -1027,17 +1087,16 @@ impl Node {
                     self.delete_topic(id);
                     self.wake_fetches(|_| true);
                 }
-                if let Some(cluster) = self.cluster.as_mut() {
-                    cluster.replicas.retain(|(t, _), _| *t != id);
-                }
+                self.cluster.replicas.retain(|(t, _), _| *t != id);
                 self.fail_hw_waiters_of(id, None);
             }
             ImageChange::ConfigChanged(id) => {
                 let uuid = Uuid::from_u128(id);
                 let configs = self
                     .cluster
-                    .as_ref()
-                    .and_then(|c| c.image.topics.get(&id))
+                    .image
+                    .topics
+                    .get(&id)
                     .map(|t| t.configs.clone())
                     .unwrap_or_default();
                 let pairs = configs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())));
@@ -1060,9 +1119,7 @@ impl Node {
 
     /// Bring this node's role for every partition of the image in line with it.
     fn update_all_roles(&mut self, now: Now) {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         let keys: Vec<(Uuid, usize)> = cluster
             .image
             .topics
@@ -1076,12 +1133,7 @@ impl Node {
 
     /// Create (or grow) the local catalog entry of an image topic.
     fn materialize_topic(&mut self, id: u128) {
-        let Some(topic) = self
-            .cluster
-            .as_ref()
-            .and_then(|c| c.image.topics.get(&id))
-            .cloned()
-        else {
+        let Some(topic) = self.cluster.image.topics.get(&id).cloned() else {
             return;
         };
         let uuid = Uuid::from_u128(id);
@@ -1109,9 +1161,7 @@ impl Node {
 
     /// After a batch of records: catch-up detection, role updates, waiters, compaction.
     fn after_apply(&mut self, now: Now) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let applied = cluster.image.applied_index;
         // Caught up: the whole log committed in the current term is applied. The commit
         // index alone is not enough: after every node restarted it is back at the snapshot
@@ -1128,16 +1178,17 @@ impl Node {
             && applied >= commit
         {
             cluster.caught_up = true;
-            // Report at once: the controller unfences a broker only once it caught up.
-            cluster.next_heartbeat = cluster.next_heartbeat.min(now.instant);
+            // A quorum of one hears at once that it caught up (the controller unfences a
+            // broker only then); see `apply_record`.
+            if cluster.alone(self.config.node_id) {
+                cluster.next_heartbeat = cluster.next_heartbeat.min(now.instant);
+            }
             tracing::info!(applied, "metadata caught up; taking partition roles");
             self.update_all_roles(now);
         }
         // Answers whose entries are applied are judged before compaction drops the entries.
         self.answer_commit_waiters();
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         if cluster.raft.applied_index() > cluster.raft.snapshot_index() + SNAPSHOT_EVERY_ENTRIES
             && applied == cluster.raft.applied_index()
         {
@@ -1190,15 +1241,15 @@ impl Node {
 
     /// True when this node holds the leader role of the partition.
     fn leads_index(&self, topic_id: Uuid, index: usize) -> bool {
-        (self.cluster.as_ref())
-            .is_some_and(|c| matches!(c.replicas.get(&(topic_id, index)), Some(Replica::Leader(_))))
+        matches!(
+            self.cluster.replicas.get(&(topic_id, index)),
+            Some(Replica::Leader(_))
+        )
     }
 
     fn update_role_inner(&mut self, now: Now, topic_id: Uuid, index: usize) {
         let node_id = self.config.node_id;
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let state = cluster
             .image
             .partition(topic_id.as_u128(), index as i32)
@@ -1263,9 +1314,7 @@ impl Node {
                     self.fail_hw_waiters_of(topic_id, Some(index));
                     self.wake_fetches(|_| true);
                 }
-                if let Some(cluster) = self.cluster.as_mut() {
-                    cluster.replicas.remove(&key);
-                }
+                self.cluster.replicas.remove(&key);
                 return;
             }
             if was_leader {
@@ -1277,9 +1326,7 @@ impl Node {
                 .get(&topic_id)
                 .and_then(|t| t.partitions.get(index))
                 .map_or(0, |log| log.log_end_offset());
-            let Some(cluster) = self.cluster.as_mut() else {
-                return;
-            };
+            let cluster = &mut *self.cluster;
             let followers = state
                 .replicas
                 .iter()
@@ -1327,9 +1374,7 @@ impl Node {
                     log.set_replicated_hw(Some(log.log_start_offset()));
                 }
             }
-            let Some(cluster) = self.cluster.as_mut() else {
-                return;
-            };
+            let cluster = &mut *self.cluster;
             cluster.replicas.insert(
                 key,
                 Replica::Follower(FollowerState {
@@ -1350,9 +1395,7 @@ impl Node {
                 self.fail_hw_waiters_of(topic_id, Some(index));
                 self.wake_fetches(|_| true);
             }
-            if let Some(cluster) = self.cluster.as_mut() {
-                cluster.replicas.remove(&key);
-            }
+            self.cluster.replicas.remove(&key);
         }
     }
 
@@ -1362,9 +1405,7 @@ impl Node {
         let node_id = self.config.node_id;
         let host = self.config.advertised_host.clone();
         let port = self.config.advertised_port;
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         // Self-fencing: a broker the controller has not answered for a session stops
         // leading (the controller will have fenced it by then).
         if let Some(ok) = cluster.last_heartbeat_ok {
@@ -1426,9 +1467,7 @@ impl Node {
     /// epoch its previous incarnation held.
     fn on_heartbeat(&mut self, now: Now, from: i32, heartbeat: BrokerHeartbeat) {
         let node_id = self.config.node_id;
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         if !cluster.is_active_controller() {
             let reply = PeerMessage::HeartbeatReply {
                 controller: cluster.raft.leader(),
@@ -1472,9 +1511,7 @@ impl Node {
             }
             records.push(record);
             if let Some(index) = self.propose(records) {
-                if let Some(cluster) = self.cluster.as_mut() {
-                    cluster.registered_at.insert(from, index);
-                }
+                self.cluster.registered_at.insert(from, index);
             }
         } else if registered.as_ref().is_some_and(|b| b.fenced) {
             // Unfence once the broker applied the log up to its registration (a new
@@ -1494,20 +1531,16 @@ impl Node {
                 // only in-sync replica restarted, say) get it in the same decision, as
                 // Kafka's controller does on unfence, not at the next periodic check.
                 if self.propose(vec![record]).is_some() {
-                    if let Some(cluster) = self.cluster.as_ref() {
-                        let unclean = cluster.config.unclean_leader_election;
-                        let elections =
-                            controller::elect_offline(cluster.decision_image(), unclean);
-                        if !elections.is_empty() {
-                            self.propose(elections);
-                        }
+                    let unclean = self.cluster.config.unclean_leader_election;
+                    let elections =
+                        controller::elect_offline(self.cluster.decision_image(), unclean);
+                    if !elections.is_empty() {
+                        self.propose(elections);
                     }
                 }
             }
         }
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         // The answer is the committed state: a broker acts as unfenced only once the
         // unfence is part of the log every future controller continues from.
         let fenced = cluster
@@ -1529,9 +1562,7 @@ impl Node {
     }
 
     fn on_heartbeat_reply(&mut self, now: Now, from: i32, controller: Option<i32>, fenced: bool) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         cluster.controller_hint = controller;
         if controller == Some(from) {
             cluster.last_heartbeat_ok = Some(now.instant);
@@ -1554,7 +1585,7 @@ impl Node {
     /// input or a later one, builds on it. A record refused (throttled) is not applied and
     /// the caller's condition stays true, so it is decided again later.
     pub(super) fn propose(&mut self, records: Vec<MetaRecord>) -> Option<u64> {
-        let cluster = self.cluster.as_mut()?;
+        let cluster = &mut *self.cluster;
         if !cluster.is_active_controller() {
             return None;
         }
@@ -1581,9 +1612,7 @@ impl Node {
     /// replicas. Proposals in flight are part of the decision image, so nothing is decided
     /// twice and nothing has to wait for the log to settle.
     fn controller_checks(&mut self, now: Now) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let suspect_due = cluster.suspects.values().any(|at| now.instant >= *at);
         if !cluster.is_active_controller()
             || (now.instant < cluster.next_controller_check && !suspect_due)
@@ -1591,6 +1620,13 @@ impl Node {
             return;
         }
         cluster.next_controller_check = now.instant.add_ms(CONTROLLER_CHECK_MS);
+        if !cluster.adopt.is_empty() {
+            let records = cluster.adopt.clone();
+            if self.propose(records).is_some() {
+                self.cluster.adopt.clear();
+            }
+        }
+        let cluster = &mut *self.cluster;
         // A due suspect is fenced below (or already is): its deadline is spent either way,
         // and a spent deadline left in place would wake the node loop forever.
         let due_suspects: Vec<i32> = cluster
@@ -1622,17 +1658,13 @@ impl Node {
             .collect();
         for broker in expired {
             tracing::warn!(broker, "broker session expired; fencing it");
-            let Some(cluster) = self.cluster.as_ref() else {
-                return;
-            };
+            let cluster = &*self.cluster;
             let records = controller::fence_broker(cluster.decision_image(), broker, unclean);
             if self.propose(records).is_none() {
                 return;
             }
         }
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let mut records = controller::elect_offline(cluster.decision_image(), unclean);
         if records.is_empty()
             && cluster.config.auto_leader_rebalance
@@ -1652,9 +1684,7 @@ impl Node {
     }
 
     fn on_auto_create(&mut self, names: Vec<String>) {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         if !cluster.is_active_controller() {
             return;
         }
@@ -1718,10 +1748,7 @@ impl Node {
         topic: &weir_wire::domain::CreatableTopic,
     ) -> Result<MetaRecord, (ErrorCode, String)> {
         let spec = self.validate_creatable(topic)?;
-        let cluster = self
-            .cluster
-            .as_ref()
-            .ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
+        let cluster = &*self.cluster;
         if cluster.decision_image().names.contains_key(&topic.name) {
             return Err((
                 ErrorCode::TOPIC_ALREADY_EXISTS,
@@ -1781,10 +1808,7 @@ impl Node {
         index: u64,
         response: ApiResponse,
     ) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            self.respond(id, response);
-            return;
-        };
+        let cluster = &mut *self.cluster;
         if cluster.image.applied_index >= index {
             self.respond(id, response);
             return;
@@ -1808,9 +1832,7 @@ impl Node {
     /// applied entry is the one they waited for, in error form when a new leader replaced
     /// it. Runs after every apply, before compaction can drop the entries.
     pub(super) fn answer_commit_waiters(&mut self) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let applied = cluster.image.applied_index;
         let due: Vec<RequestId> = (cluster.commit_waiters.iter())
             .filter(|(_, waiter)| waiter.index <= applied)
@@ -1835,15 +1857,19 @@ impl Node {
             };
             answers.push((id, response));
         }
+        // What applying the records wrote here (a created topic's partitions, say) is
+        // durable before the answer, as a single node's admin answers always were.
         for (id, response) in answers {
-            self.respond(id, response);
+            if super::errors::may_wait_for_sync(&response) {
+                self.respond_when_durable(id, response, None);
+            } else {
+                self.respond(id, response);
+            }
         }
     }
 
     fn on_alter_isr(&mut self, from: i32, request: AlterIsr) {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         if !cluster.is_active_controller() {
             return;
         }
@@ -1857,9 +1883,7 @@ impl Node {
     /// Periodic leader work: ISR shrink and expansion requests, resent ISR changes.
     fn leader_checks(&mut self, now: Now) {
         let node_id = self.config.node_id;
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         if now.instant < cluster.next_leader_check {
             return;
         }
@@ -1918,7 +1942,7 @@ impl Node {
 
     fn send_alter_isr(&mut self, request: AlterIsr) {
         let node_id = self.config.node_id;
-        let Some(controller) = self.cluster.as_ref().and_then(|c| c.raft.leader()) else {
+        let Some(controller) = self.cluster.raft.leader() else {
             return;
         };
         if controller == node_id {
@@ -1944,9 +1968,7 @@ impl Node {
             log_start_offset: -1,
             records: PeerRecords::Bytes(Vec::new()),
         };
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let Some(Replica::Leader(leader)) = cluster.replicas.get_mut(&key) else {
             self.send_peer(
                 from,
@@ -1981,9 +2003,7 @@ impl Node {
             self.send_peer(from, PeerMessage::FetchReply(reply));
             return;
         }
-        let Some(Replica::Leader(leader)) =
-            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-        else {
+        let Some(Replica::Leader(leader)) = self.cluster.replicas.get_mut(&key) else {
             return;
         };
         let progress = leader
@@ -2002,13 +2022,8 @@ impl Node {
         // that the high watermark stays at most the durable end of every ISR member.
         let hw = log.high_watermark();
         let needed = hw.max(leader.epoch_start.min(leo));
-        let durable_mode = self
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.config.ack_durability == AckDurability::IsrFsync);
-        let Some(Replica::Leader(leader)) =
-            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-        else {
+        let durable_mode = self.cluster.config.ack_durability == AckDurability::IsrFsync;
+        let Some(Replica::Leader(leader)) = self.cluster.replicas.get_mut(&key) else {
             return;
         };
         let mut expand = None;
@@ -2038,7 +2053,8 @@ impl Node {
         self.release_hw_waiters();
         if fetch.fetch_offset < leo || fetch.max_wait_ms == 0 {
             self.answer_replica_fetch(from, &fetch);
-        } else if let Some(cluster) = self.cluster.as_mut() {
+        } else {
+            let cluster = &mut *self.cluster;
             let wait = fetch
                 .max_wait_ms
                 .min(cluster.config.replica_fetch_wait_max_ms.max(1));
@@ -2058,11 +2074,7 @@ impl Node {
         let Ok(index) = usize::try_from(fetch.partition) else {
             return;
         };
-        let Some(Replica::Leader(leader)) = self
-            .cluster
-            .as_ref()
-            .and_then(|c| c.replicas.get(&(topic_id, index)))
-        else {
+        let Some(Replica::Leader(leader)) = self.cluster.replicas.get(&(topic_id, index)) else {
             return;
         };
         let epoch = leader.epoch;
@@ -2099,9 +2111,7 @@ impl Node {
 
     /// New data on a led partition: answer the replica fetches held for it.
     pub(super) fn wake_replica_fetches(&mut self, topic_id: Uuid, index: usize) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         if cluster.parked_fetches.is_empty() {
             return;
         }
@@ -2115,9 +2125,7 @@ impl Node {
 
     /// The leader's high watermark: min over the maximal ISR of durable (or held) offsets.
     fn recompute_hw(&mut self, key: (Uuid, usize)) {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         let Some(Replica::Leader(leader)) = cluster.replicas.get(&key) else {
             return;
         };
@@ -2177,10 +2185,7 @@ impl Node {
         needs: Vec<(Uuid, usize, i64)>,
         timeout_ms: u64,
     ) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            self.respond(id, response);
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let deadline = Some(now.instant.add_ms(timeout_ms));
         if let Err(waiter) = (cluster.hw_waiters).insert(id, deadline, HwWaiter { needs, response })
         {
@@ -2197,9 +2202,7 @@ impl Node {
 
     fn release_hw_waiters(&mut self) {
         self.release_marker_waiters();
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         if cluster.hw_waiters.is_empty() {
             return;
         }
@@ -2217,7 +2220,7 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for id in done {
-            if let Some(waiter) = self.cluster.as_mut().and_then(|c| c.hw_waiters.remove(id)) {
+            if let Some(waiter) = self.cluster.hw_waiters.remove(id) {
                 // Kafka's rule: an acks=all batch is replicated to the ISR, but if the ISR
                 // shrank below min.insync.replicas meanwhile the producer is told so.
                 let short = matches!(waiter.response, ApiResponse::Produce(_))
@@ -2234,7 +2237,8 @@ impl Node {
                 } else {
                     waiter.response
                 };
-                self.respond(id, response);
+                let now = Now::new(self.cluster_now(), 0);
+                self.respond_durable(now, id, response);
             }
         }
     }
@@ -2242,11 +2246,7 @@ impl Node {
     /// True when this node leads the partition with fewer in-sync replicas than its
     /// `min.insync.replicas`.
     fn isr_below_min(&self, topic_id: Uuid, index: usize) -> bool {
-        let Some(Replica::Leader(leader)) = self
-            .cluster
-            .as_ref()
-            .and_then(|c| c.replicas.get(&(topic_id, index)))
-        else {
+        let Some(Replica::Leader(leader)) = self.cluster.replicas.get(&(topic_id, index)) else {
             return false;
         };
         let min_isr = self
@@ -2272,9 +2272,7 @@ impl Node {
 
     /// Remove and return the acks=all waiters `pick` selects.
     fn take_hw_waiters(&mut self, pick: impl Fn(&HwWaiter) -> bool) -> Vec<(RequestId, HwWaiter)> {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return Vec::new();
-        };
+        let cluster = &mut *self.cluster;
         cluster.hw_waiters.remove_where(|_, w| pick(w))
     }
 
@@ -2294,22 +2292,18 @@ impl Node {
 
     fn expire_cluster_waiters(&mut self, now: Now) {
         let mut expired = Vec::new();
-        if let Some(cluster) = self.cluster.as_mut() {
-            while let Some(waiter) = cluster.hw_waiters.pop_expired(now.instant) {
-                expired.push(waiter);
-            }
-            // A marker not replicated in time is dropped: the coordinator resends it on
-            // its timer, and appending a marker twice is harmless (the second ends no
-            // transaction).
-            while let Some(((coordinator, correlation), _)) =
-                cluster.marker_waiters.pop_expired(now.instant)
-            {
-                tracing::debug!(coordinator, correlation, "marker waiter expired");
-            }
+        while let Some(waiter) = self.cluster.hw_waiters.pop_expired(now.instant) {
+            expired.push(waiter);
         }
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        // A marker not replicated in time is dropped: the coordinator resends it on
+        // its timer, and appending a marker twice is harmless (the second ends no
+        // transaction).
+        while let Some(((coordinator, correlation), _)) =
+            self.cluster.marker_waiters.pop_expired(now.instant)
+        {
+            tracing::debug!(coordinator, correlation, "marker waiter expired");
+        }
+        let cluster = &mut *self.cluster;
         let mut due = Vec::new();
         while let Some(parked) = cluster.parked_fetches.pop_expired(now.instant) {
             due.push(parked);
@@ -2324,12 +2318,40 @@ impl Node {
         }
     }
 
+    /// Answer every client request the cluster layer holds with `error` (the node is
+    /// poisoned: nothing it waits for will happen).
+    pub(super) fn fail_cluster_waiters(&mut self, error: ErrorCode, message: &str) {
+        let cluster = &mut *self.cluster;
+        let mut answers: Vec<(RequestId, ApiResponse)> = Vec::new();
+        for (id, waiter) in cluster.hw_waiters.drain() {
+            answers.push((
+                id,
+                super::errors::with_error(waiter.response, error, message),
+            ));
+        }
+        for (id, waiter) in cluster.commit_waiters.drain() {
+            answers.push((
+                id,
+                super::errors::with_error(waiter.response, error, message),
+            ));
+        }
+        for (id, (_, request)) in cluster.held.drain() {
+            answers.push((id, super::errors::error_response(&request, error, message)));
+        }
+        for (_, forwarded) in std::mem::take(&mut cluster.forwarded) {
+            let response = super::errors::error_response(&forwarded.request, error, message);
+            answers.push((forwarded.id, response));
+        }
+        for (id, response) in answers {
+            self.respond(id, response);
+        }
+    }
+
     /// Drop a disconnected client's acks=all waiters.
     pub(super) fn cluster_disconnect(&mut self, conn: u64) {
-        if let Some(cluster) = self.cluster.as_mut() {
-            cluster.hw_waiters.remove_conn(conn);
-            cluster.commit_waiters.remove_conn(conn);
-        }
+        self.cluster.hw_waiters.remove_conn(conn);
+        self.cluster.held.remove_conn(conn);
+        self.cluster.commit_waiters.remove_conn(conn);
     }
 
     fn on_epoch_query(&mut self, from: i32, query: EpochQuery) {
@@ -2337,11 +2359,7 @@ impl Node {
         let Ok(index) = usize::try_from(query.partition) else {
             return;
         };
-        let leader_epoch = match self
-            .cluster
-            .as_ref()
-            .and_then(|c| c.replicas.get(&(topic_id, index)))
-        {
+        let leader_epoch = match self.cluster.replicas.get(&(topic_id, index)) {
             Some(Replica::Leader(leader)) => Some(leader.epoch),
             _ => None,
         };
@@ -2382,9 +2400,7 @@ impl Node {
         txn: &crate::txn::TxnMetadata,
         partitions: Vec<(String, i32)>,
     ) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         if cluster.pending_markers.len() >= PENDING_MARKER_TXNS_MAX {
             tracing::warn!(id = %txn.transactional_id, "too many transactions awaiting markers");
         }
@@ -2404,12 +2420,7 @@ impl Node {
             return;
         };
         let committed = txn.state == crate::txn::TxnState::PrepareCommit;
-        let Some((waiting, _)) = self
-            .cluster
-            .as_ref()
-            .and_then(|c| c.pending_markers.get(transactional_id))
-            .cloned()
-        else {
+        let Some((waiting, _)) = self.cluster.pending_markers.get(transactional_id).cloned() else {
             return;
         };
         for (correlation, (topic, partition)) in waiting {
@@ -2437,32 +2448,21 @@ impl Node {
     }
 
     fn cluster_now(&self) -> Instant {
-        self.cluster
-            .as_ref()
-            .map_or(Instant::from_nanos(0), |c| c.now)
+        self.cluster.now
     }
 
     fn resend_markers(&mut self, now: Now) {
         let due: Vec<String> = self
             .cluster
-            .as_ref()
-            .map(|c| {
-                c.pending_markers
-                    .iter()
-                    .filter(|(_, (_, sent))| {
-                        now.instant.saturating_duration_since(*sent).as_millis() as u64
-                            >= MARKER_RETRY_MS
-                    })
-                    .map(|(id, _)| id.clone())
-                    .collect()
+            .pending_markers
+            .iter()
+            .filter(|(_, (_, sent))| {
+                now.instant.saturating_duration_since(*sent).as_millis() as u64 >= MARKER_RETRY_MS
             })
-            .unwrap_or_default();
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in due {
-            if let Some((_, sent)) = self
-                .cluster
-                .as_mut()
-                .and_then(|c| c.pending_markers.get_mut(&id))
-            {
+            if let Some((_, sent)) = self.cluster.pending_markers.get_mut(&id) {
                 *sent = now.instant;
             }
             self.send_markers_of(&id);
@@ -2508,14 +2508,16 @@ impl Node {
                     index,
                     end,
                 };
-                let parked = self.cluster.as_mut().map(|cluster| {
-                    let deadline = Some(cluster.now.add_ms(MARKER_WAIT_MS));
-                    let key = (from, request.correlation);
-                    // A resent marker replaces its earlier wait.
-                    cluster.marker_waiters.remove(key);
-                    cluster.marker_waiters.insert(key, deadline, waiter).is_ok()
-                });
-                if parked == Some(false) {
+                let cluster = &mut *self.cluster;
+                let deadline = Some(cluster.now.add_ms(MARKER_WAIT_MS));
+                let key = (from, request.correlation);
+                // A resent marker replaces its earlier wait.
+                cluster.marker_waiters.remove(key);
+                if cluster
+                    .marker_waiters
+                    .insert(key, deadline, waiter)
+                    .is_err()
+                {
                     // Full: refused, so the coordinator resends it on its timer.
                     let message = reply_error(ErrorCode::REQUEST_TIMED_OUT);
                     self.reply_marker(from, message);
@@ -2541,9 +2543,7 @@ impl Node {
     }
 
     fn release_marker_waiters(&mut self) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         if cluster.marker_waiters.is_empty() {
             return;
         }
@@ -2578,9 +2578,7 @@ impl Node {
         if error != 0 {
             return;
         }
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let mut finished = None;
         for (id, (waiting, _)) in cluster.pending_markers.iter_mut() {
             if waiting.remove(&correlation).is_some() {
@@ -2602,9 +2600,7 @@ impl Node {
     // ---- replication: follower side --------------------------------------------------------
 
     fn follower_sends(&mut self, now: Now) {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         let due: Vec<(Uuid, usize)> = cluster
             .replicas
             .iter()
@@ -2623,9 +2619,7 @@ impl Node {
             })
             .collect();
         for key in due {
-            if let Some(Replica::Follower(f)) =
-                self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-            {
+            if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
                 if f.in_flight.is_some() {
                     // Unanswered: the leader may have restarted (and lost what we fetched)
                     // at this epoch. Ask for the epoch again before fetching.
@@ -2649,9 +2643,7 @@ impl Node {
         };
         let (leo, durable, last_epoch) =
             (log.log_end_offset(), log.durable_end(), log.last_epoch());
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let max_bytes = cluster.config.replica_fetch_max_bytes;
         let wait = cluster.config.replica_fetch_wait_max_ms;
         let correlation = cluster.correlation();
@@ -2688,9 +2680,7 @@ impl Node {
     }
 
     fn follower_in_flight(&mut self, key: (Uuid, usize), from: i32, correlation: u64) -> bool {
-        let Some(Replica::Follower(f)) =
-            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-        else {
+        let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) else {
             return false;
         };
         if f.leader != from || f.in_flight.map(|(c, _)| c) != Some(correlation) {
@@ -2701,9 +2691,7 @@ impl Node {
     }
 
     fn follower_back_off(&mut self, now: Now, key: (Uuid, usize)) {
-        if let Some(Replica::Follower(f)) =
-            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-        {
+        if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
             f.not_before = now.instant.add_ms(REFUSED_RETRY_MS);
         }
     }
@@ -2727,7 +2715,7 @@ impl Node {
             self.follower_back_off(now, key);
             return;
         }
-        let asked = match self.cluster.as_ref().and_then(|c| c.replicas.get(&key)) {
+        let asked = match self.cluster.replicas.get(&key) {
             Some(Replica::Follower(f)) => f.query_epoch,
             _ => return,
         };
@@ -2774,9 +2762,7 @@ impl Node {
             self.emit(op);
             self.emit(producers);
         }
-        if let Some(Replica::Follower(f)) =
-            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-        {
+        if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
             f.query_epoch = next_query;
             f.truncated = next_query.is_none();
         }
@@ -2803,9 +2789,7 @@ impl Node {
                 self.send_follower_request(now, key);
                 return;
             }
-            if let Some(Replica::Follower(f)) =
-                self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-            {
+            if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
                 f.truncated = false;
             }
             self.follower_back_off(now, key);
@@ -2813,9 +2797,7 @@ impl Node {
         }
         if reply.error != 0 {
             // Refused (not the leader, other epoch): re-check the epoch before fetching.
-            if let Some(Replica::Follower(f)) =
-                self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-            {
+            if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
                 f.truncated = false;
                 f.query_epoch = None;
             }
@@ -2834,16 +2816,11 @@ impl Node {
         }
         // isr-fsync: the next fetch reports the appends durable, so it waits for their
         // sync; isr-memory (Kafka's): holding them is enough, fetch again at once.
-        let memory = self
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.config.ack_durability == AckDurability::IsrMemory);
+        let memory = self.cluster.config.ack_durability == AckDurability::IsrMemory;
         match appended {
             Some(_) if memory => self.send_follower_request(now, key),
             Some(sync_id) => {
-                if let Some(Replica::Follower(f)) =
-                    self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-                {
+                if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
                     f.fetch_after_sync = Some(sync_id);
                 }
             }
@@ -2896,9 +2873,7 @@ impl Node {
         });
         self.emit(epochs);
         self.emit(producers);
-        if let Some(Replica::Follower(f)) =
-            self.cluster.as_mut().and_then(|c| c.replicas.get_mut(&key))
-        {
+        if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
             // Nothing left to compare epochs with: fetch from the leader's log start.
             f.truncated = true;
             f.query_epoch = None;
@@ -2968,9 +2943,7 @@ impl Node {
 
     /// Queue a message to a peer by id (voter addresses from config, others from the image).
     pub(super) fn send_peer(&mut self, to: i32, message: PeerMessage) {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         let addr = cluster
             .config
             .voter_addr(to)
@@ -2984,13 +2957,12 @@ impl Node {
 
     /// Cluster invariants.
     pub(super) fn cluster_invariants(&self) {
-        let Some(cluster) = &self.cluster else {
-            return;
-        };
+        let cluster = &*self.cluster;
         cluster.raft.invariants();
         cluster.image.invariants();
         cluster.commit_waiters.invariants();
         cluster.parked_fetches.invariants();
+        cluster.held.invariants();
         cluster.hw_waiters.invariants();
         cluster.marker_waiters.invariants();
         for ((topic_id, index), replica) in &cluster.replicas {

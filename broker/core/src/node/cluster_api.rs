@@ -1,8 +1,8 @@
-//! Client APIs in cluster mode: Metadata and DescribeCluster from the image, topic
-//! administration through the active controller (others answer NOT_CONTROLLER, and
-//! clients retry on the controller Metadata names), leader elections, reassignments,
-//! the KIP-853 quorum APIs (in [`super::quorum`]), and OffsetForLeaderEpoch (served in both
-//! modes).
+//! Client APIs served through the metadata quorum: Metadata and DescribeCluster from the
+//! image, topic administration through the active controller (other brokers forward it),
+//! leader elections, reassignments, the KIP-853 quorum APIs (in [`super::quorum`]),
+//! OffsetForLeaderEpoch, and the hold of requests that wait for the broker to start or for
+//! a topic the controller creates on their behalf.
 
 use uuid::Uuid;
 use weir_wire::domain::cluster::{
@@ -22,6 +22,7 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
+use super::cluster::HoldFor;
 use super::Node;
 use crate::cluster::controller;
 use crate::cluster::image::{MetaRecord, PartitionState};
@@ -36,7 +37,7 @@ const FORWARDED_MAX: usize = 4_096;
 const FORWARD_TIMEOUT_MS: u64 = 30_000;
 
 impl Node {
-    /// Route the requests cluster mode answers differently; `Some` gives the request back.
+    /// Route the requests served here; `Some` gives the request back.
     pub(super) fn handle_cluster_request(
         &mut self,
         now: Now,
@@ -45,21 +46,15 @@ impl Node {
     ) -> Option<ApiRequest> {
         match request {
             ApiRequest::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(id, r),
-            ApiRequest::ElectLeaders(r) if self.cluster.is_some() => self.elect_leaders(id, r),
-            ApiRequest::AlterPartitionReassignments(r) if self.cluster.is_some() => {
-                self.alter_reassignments(id, r)
-            }
-            ApiRequest::ListPartitionReassignments(r) if self.cluster.is_some() => {
-                self.list_reassignments(id, r)
-            }
+            ApiRequest::ElectLeaders(r) => self.elect_leaders(id, r),
+            ApiRequest::AlterPartitionReassignments(r) => self.alter_reassignments(id, r),
+            ApiRequest::ListPartitionReassignments(r) => self.list_reassignments(id, r),
             ApiRequest::DescribeQuorum(r) => self.describe_quorum(id, r),
             ApiRequest::AddRaftVoter(r) => self.add_raft_voter(id, r),
             ApiRequest::RemoveRaftVoter(r) => self.remove_raft_voter(id, r),
-            ApiRequest::CreateTopics(r) if self.cluster.is_some() => self.cluster_create(id, r),
-            ApiRequest::DeleteTopics(r) if self.cluster.is_some() => self.cluster_delete(id, r),
-            ApiRequest::CreatePartitions(r) if self.cluster.is_some() => {
-                self.cluster_create_partitions(id, r)
-            }
+            ApiRequest::CreateTopics(r) => self.cluster_create(id, r),
+            ApiRequest::DeleteTopics(r) => self.cluster_delete(id, r),
+            ApiRequest::CreatePartitions(r) => self.cluster_create_partitions(id, r),
             ApiRequest::IncrementalAlterConfigs(r)
                 if self.not_controller(id, &ApiRequest::IncrementalAlterConfigs(r.clone())) => {}
             ApiRequest::AlterConfigs(r)
@@ -124,8 +119,7 @@ impl Node {
 
     /// Topic config changes (broker configs are static here): `(type, name, [(key, op,
     /// value)])`. Incremental changes merge into the current overrides; AlterConfigs
-    /// replaces them whole. Cluster mode goes through the controller's metadata log; a
-    /// single node persists the topic record.
+    /// replaces them whole, through the controller's metadata log.
     #[allow(clippy::type_complexity)]
     fn alter_configs(
         &mut self,
@@ -135,10 +129,7 @@ impl Node {
     ) -> (Vec<AlterConfigsResourceResult>, Option<u64>) {
         let mut results = Vec::new();
         let mut last = None;
-        let active = self
-            .cluster
-            .as_ref()
-            .is_none_or(|c| c.is_active_controller());
+        let active = self.cluster.is_active_controller();
         for (resource_type, name, ops) in changes {
             let mut result = AlterConfigsResourceResult {
                 error: ErrorCode::NONE,
@@ -171,8 +162,9 @@ impl Node {
                 // topic may still be committing.
                 let proposed = self
                     .cluster
-                    .as_ref()
-                    .and_then(|c| c.decision_image().topics.get(&topic_id.as_u128()))
+                    .decision_image()
+                    .topics
+                    .get(&topic_id.as_u128())
                     .map(|t| t.configs.iter().cloned().collect());
                 let mut overrides = if incremental {
                     proposed.unwrap_or_else(|| topic.config.overrides())
@@ -204,17 +196,11 @@ impl Node {
             })();
             match outcome {
                 Ok((topic_id, config)) if !validate_only => {
-                    if self.cluster.is_some() {
-                        let record = MetaRecord::SetTopicConfig {
-                            id: topic_id.as_u128(),
-                            configs: config.overrides().into_iter().collect(),
-                        };
-                        last = self.propose(vec![record]).or(last);
-                    } else if let Some(topic) = self.topics.get_mut(&topic_id) {
-                        topic.config = config;
-                        let topic = topic.clone();
-                        self.persist_topic(&topic);
-                    }
+                    let record = MetaRecord::SetTopicConfig {
+                        id: topic_id.as_u128(),
+                        configs: config.overrides().into_iter().collect(),
+                    };
+                    last = self.propose(vec![record]).or(last);
                 }
                 Ok(_) => {}
                 Err((error, message)) => {
@@ -231,9 +217,7 @@ impl Node {
     /// it (KRaft's envelope), or answered NOT_CONTROLLER when no controller is known.
     /// Returns true when the request was taken care of here.
     pub(super) fn not_controller(&mut self, id: RequestId, request: &ApiRequest) -> bool {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return false;
-        };
+        let cluster = &*self.cluster;
         if cluster.is_active_controller() {
             return false;
         }
@@ -267,9 +251,7 @@ impl Node {
             return;
         };
         let node_id = self.config.node_id;
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let correlation = cluster.correlation();
         let header = weir_wire::codec::RequestHeader {
             api_key: key,
@@ -313,9 +295,9 @@ impl Node {
             origin: Origin::Forwarded { from },
             seq: correlation,
         };
-        if let Some(cluster) = self.cluster.as_mut() {
-            cluster.forwarded_in.insert(id, (from, correlation, header));
-        }
+        self.cluster
+            .forwarded_in
+            .insert(id, (from, correlation, header));
         self.handle_request(now, id, request);
     }
 
@@ -329,7 +311,7 @@ impl Node {
         if !matches!(id.origin, Origin::Forwarded { .. }) {
             return Some((id, response));
         }
-        let (from, correlation, header) = self.cluster.as_mut()?.forwarded_in.remove(&id)?;
+        let (from, correlation, header) = self.cluster.forwarded_in.remove(&id)?;
         let mut out = bytes::BytesMut::new();
         let frame = match weir_wire::codec::encode_response(&header, &response, &mut out) {
             Ok(()) => out.get(4..).map(<[u8]>::to_vec).unwrap_or_default(),
@@ -341,11 +323,7 @@ impl Node {
 
     /// Broker: the controller answered a forwarded request.
     pub(super) fn on_forward_reply(&mut self, correlation: u64, frame: Vec<u8>) {
-        let Some(forwarded) = self
-            .cluster
-            .as_mut()
-            .and_then(|c| c.forwarded.remove(&correlation))
-        else {
+        let Some(forwarded) = self.cluster.forwarded.remove(&correlation) else {
             return;
         };
         let decoded =
@@ -362,9 +340,7 @@ impl Node {
 
     /// Forwarded requests the controller did not answer in time.
     pub(super) fn expire_forwarded(&mut self, now: Now) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         let expired: Vec<u64> = cluster
             .forwarded
             .iter()
@@ -372,10 +348,7 @@ impl Node {
             .map(|(c, _)| *c)
             .collect();
         for correlation in expired {
-            let forwarded = self
-                .cluster
-                .as_mut()
-                .and_then(|c| c.forwarded.remove(&correlation));
+            let forwarded = self.cluster.forwarded.remove(&correlation);
             if let Some(forwarded) = forwarded {
                 let response = super::errors::error_response(
                     &forwarded.request,
@@ -455,14 +428,14 @@ impl Node {
         let mut results = Vec::new();
         let mut last = None;
         for topic in &request.topics {
-            let image = &self.cluster.as_ref().map(|c| c.decision_image());
-            let found = image.and_then(|image| match topic {
+            let image = self.cluster.decision_image();
+            let found = match topic {
                 TopicRef::Name(name) => image.names.get(name).copied(),
                 TopicRef::Id(uuid) => image
                     .topics
                     .contains_key(&uuid.as_u128())
                     .then(|| uuid.as_u128()),
-            });
+            };
             let mut result = DeletableTopicResult {
                 name: match topic {
                     TopicRef::Name(name) => Some(name.clone()),
@@ -487,8 +460,9 @@ impl Node {
                     if result.name.is_none() {
                         result.name = self
                             .cluster
-                            .as_ref()
-                            .and_then(|c| c.decision_image().topics.get(&topic_id))
+                            .decision_image()
+                            .topics
+                            .get(&topic_id)
                             .map(|t| t.name.clone());
                     }
                     last = self
@@ -513,10 +487,7 @@ impl Node {
         let mut last = None;
         for topic in &request.topics {
             let planned = (|| {
-                let cluster = self
-                    .cluster
-                    .as_ref()
-                    .ok_or((ErrorCode::UNKNOWN_SERVER_ERROR, String::new()))?;
+                let cluster = &*self.cluster;
                 let topic_id =
                     *cluster
                         .decision_image()
@@ -591,9 +562,9 @@ impl Node {
         self.respond_after_index(id, last, response);
     }
 
-    /// Metadata's broker list and controller in cluster mode.
-    pub(super) fn cluster_brokers(&self) -> Option<(Vec<BrokerInfo>, i32)> {
-        let cluster = self.cluster.as_ref()?;
+    /// Metadata's broker list and controller.
+    pub(super) fn cluster_brokers(&self) -> (Vec<BrokerInfo>, i32) {
+        let cluster = &*self.cluster;
         let brokers = cluster
             .image
             .brokers
@@ -620,16 +591,16 @@ impl Node {
             // Brokers forward admin requests, so when the controller is not a broker
             // clients are sent here (KRaft brokers name a random broker).
             .unwrap_or(self.config.node_id);
-        Some((brokers, controller))
+        (brokers, controller)
     }
 
-    /// Describe a topic from the image (cluster mode); `None` when the image lacks it.
+    /// Describe a topic from the image; `None` when the image lacks it.
     pub(super) fn cluster_describe_topic(
         &self,
         topic_id: Uuid,
         topic_ops: i32,
     ) -> Option<MetadataTopic> {
-        let cluster = self.cluster.as_ref()?;
+        let cluster = &*self.cluster;
         let topic = cluster.image.topics.get(&topic_id.as_u128())?;
         let partitions = topic
             .partitions
@@ -667,24 +638,18 @@ impl Node {
         })
     }
 
-    /// Topics Metadata lists in cluster mode (the image's, sorted by name).
-    pub(super) fn cluster_topic_ids(&self) -> Option<Vec<Uuid>> {
-        let cluster = self.cluster.as_ref()?;
-        Some(
-            cluster
-                .image
-                .names
-                .values()
-                .map(|id| Uuid::from_u128(*id))
-                .collect(),
-        )
+    /// Topics Metadata lists (the image's, sorted by name).
+    pub(super) fn cluster_topic_ids(&self) -> Vec<Uuid> {
+        (self.cluster.image.names.values())
+            .map(|id| Uuid::from_u128(*id))
+            .collect()
     }
 
-    /// Cluster mode auto-creation: ask the controller, answer LEADER_NOT_AVAILABLE
+    /// Auto-creation: ask the controller, answer LEADER_NOT_AVAILABLE
     /// (clients retry, as with Kafka while a topic is being created).
     pub(super) fn cluster_auto_create(&mut self, name: &str) {
         let node_id = self.config.node_id;
-        let Some(controller) = self.cluster.as_ref().and_then(|c| c.controller()) else {
+        let Some(controller) = self.cluster.controller() else {
             return;
         };
         let message = PeerMessage::AutoCreate {
@@ -721,15 +686,10 @@ impl Node {
                                 Ok(self.partition(topic_id, index).expect("resolved"))
                             });
                         match resolved {
-                            Ok(log) if self.cluster.is_some() => {
+                            Ok(log) => {
                                 let (epoch, end) = log.end_offset_for_epoch(p.leader_epoch);
                                 answer.leader_epoch = epoch;
                                 answer.end_offset = end;
-                            }
-                            Ok(log) => {
-                                // A single node has one epoch, 0, spanning the whole log.
-                                answer.leader_epoch = super::LEADER_EPOCH;
-                                answer.end_offset = log.log_end_offset();
                             }
                             Err(error) => answer.error = error,
                         }
@@ -751,9 +711,7 @@ impl Node {
         if self.not_controller(id, &ApiRequest::ElectLeaders(request.clone())) {
             return;
         }
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         let image = cluster.decision_image().clone();
         let wanted: Vec<(String, i32)> = match &request.topic_partitions {
             Some(topics) => topics
@@ -838,9 +796,7 @@ impl Node {
         ) {
             return;
         }
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         let image = cluster.decision_image().clone();
         let mut records = Vec::new();
         let mut results = Vec::new();
@@ -889,9 +845,7 @@ impl Node {
     }
 
     fn list_reassignments(&mut self, id: RequestId, request: ListPartitionReassignmentsRequest) {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         let mut topics = Vec::new();
         for topic in cluster.image.topics.values() {
             let wanted = request
@@ -935,7 +889,7 @@ impl Node {
         );
     }
 
-    /// Cluster mode: the coordinator of a group (`transaction == false`) or transactional
+    /// The coordinator of a group (`transaction == false`) or transactional
     /// id: the leader of the key's partition of `__consumer_offsets` /
     /// `__transaction_state`, as Kafka does. `Err` when the internal topic does not exist
     /// yet (the controller is asked to create it) or the partition has no leader.
@@ -949,9 +903,10 @@ impl Node {
         } else {
             crate::group::offsets_log::OFFSETS_TOPIC
         };
-        let found = self.cluster.as_ref().and_then(|c| {
-            let id = *c.image.names.get(name)?;
-            let topic = c.image.topics.get(&id)?;
+        let image = &self.cluster.image;
+        let found = (|| {
+            let id = *image.names.get(name)?;
+            let topic = image.topics.get(&id)?;
             let count = i32::try_from(topic.partitions.len())
                 .ok()
                 .filter(|n| *n > 0)?;
@@ -962,7 +917,7 @@ impl Node {
                     .get(index as usize)
                     .map_or(-1, |p| p.leader),
             )
-        });
+        })();
         match found {
             Some(leader) if leader >= 0 => Ok(leader),
             Some(_) => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
@@ -973,7 +928,7 @@ impl Node {
         }
     }
 
-    /// Cluster mode: why this node cannot serve a request about a group or transactional
+    /// Why this node cannot serve a request about a group or transactional
     /// id: NOT_COORDINATOR when another broker coordinates it, COORDINATOR_LOAD_IN_PROGRESS
     /// when the image names this node but it has not taken the leadership of the group's
     /// offsets partition yet (its groups are still mirrored, their timers off).
@@ -991,7 +946,7 @@ impl Node {
             ApiRequest::ConsumerGroupHeartbeat(r) => r.group_id.as_str(),
             _ => return None,
         };
-        let cluster = self.cluster.as_ref()?;
+        let cluster = &*self.cluster;
         let topic_id = *self
             .topic_ids
             .get(crate::group::offsets_log::OFFSETS_TOPIC)?;
@@ -1006,12 +961,133 @@ impl Node {
         (!leads).then_some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
     }
 
-    /// Cluster mode: the group or transactional id a request is about, when this node is
+    /// The internal topic a coordinator request needs, when the image does not have it
+    /// yet: `__consumer_offsets` for group requests, `__transaction_state` for
+    /// transactional ones (FindCoordinator by its key type).
+    fn missing_topics(&self, request: &ApiRequest) -> Vec<String> {
+        use crate::group::offsets_log::OFFSETS_TOPIC;
+        use crate::txn_log::TXN_STATE_TOPIC;
+        let cluster = &*self.cluster;
+        let known = |name: &str| cluster.image.names.contains_key(name);
+        if let ApiRequest::Metadata(r) = request {
+            if !(r.allow_auto_topic_creation && self.config.auto_create_topics) {
+                return Vec::new();
+            }
+            let names = r.topics.iter().flatten().filter_map(|t| match t {
+                TopicRef::Name(name) => Some(name.as_str()),
+                TopicRef::Id(_) => None,
+            });
+            return names
+                .filter(|n| {
+                    !known(n)
+                        && !is_internal_topic(n)
+                        && crate::topic::validate_topic_name(n).is_ok()
+                })
+                .map(str::to_string)
+                .collect();
+        }
+        let name = match request {
+            ApiRequest::FindCoordinator(r) => match r.key_type {
+                0 => OFFSETS_TOPIC,
+                1 => TXN_STATE_TOPIC,
+                _ => return Vec::new(),
+            },
+            ApiRequest::JoinGroup(_)
+            | ApiRequest::SyncGroup(_)
+            | ApiRequest::Heartbeat(_)
+            | ApiRequest::LeaveGroup(_)
+            | ApiRequest::OffsetCommit(_)
+            | ApiRequest::OffsetDelete(_)
+            | ApiRequest::OffsetFetch(_)
+            | ApiRequest::ConsumerGroupHeartbeat(_) => OFFSETS_TOPIC,
+            ApiRequest::EndTxn(_)
+            | ApiRequest::AddOffsetsToTxn(_)
+            | ApiRequest::AddPartitionsToTxn(_)
+            | ApiRequest::TxnOffsetCommit(_) => TXN_STATE_TOPIC,
+            ApiRequest::InitProducerId(r) if r.transactional_id.is_some() => TXN_STATE_TOPIC,
+            _ => return Vec::new(),
+        };
+        if known(name) {
+            return Vec::new();
+        }
+        vec![name.to_string()]
+    }
+
+    /// Hold a client request until what it needs exists ([`HoldFor`]): this broker
+    /// serving (every request, while the broker starts; ApiVersions is the server's), or topics the
+    /// controller is asked here to create on its behalf (a coordinator's internal topic;
+    /// Kafka answers COORDINATOR_NOT_AVAILABLE at once and the client asks again, holding
+    /// answers the first FindCoordinator of a fresh cluster as soon as the topic exists).
+    /// Gives the request back when it need not (or cannot) wait.
+    pub(super) fn hold_request(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: ApiRequest,
+    ) -> Option<ApiRequest> {
+        let started = self.cluster.started;
+        let hold = if !started {
+            HoldFor::Start
+        } else {
+            let names = self.missing_topics(&request);
+            if names.is_empty() {
+                return Some(request);
+            }
+            HoldFor::Topics(names)
+        };
+        let cluster = &mut *self.cluster;
+        let deadline = Some(now.instant.add_ms(super::cluster::HELD_REQUEST_MS));
+        match cluster.held.insert(id, deadline, (hold.clone(), request)) {
+            Ok(()) => {
+                if let HoldFor::Topics(names) = hold {
+                    for name in &names {
+                        self.cluster_auto_create(name);
+                    }
+                }
+                None
+            }
+            Err((_, request)) => Some(request),
+        }
+    }
+
+    /// Dispatch the held requests whose wait is over: what they waited for exists (a
+    /// request held for the start may then wait for a topic), or their time is up (then
+    /// answered as if they had not waited).
+    pub(super) fn release_held_requests(&mut self, now: Now) {
+        let serving = self.is_serving();
+        let cluster = &mut *self.cluster;
+        cluster.started |= serving;
+        if cluster.held.is_empty() {
+            return;
+        }
+        let started = cluster.started;
+        let names = &cluster.image.names;
+        let ready = cluster.held.remove_where(|_, (hold, _)| match hold {
+            HoldFor::Start => started,
+            HoldFor::Topics(wanted) => wanted.iter().all(|n| names.contains_key(n)),
+        });
+        let mut expired = Vec::new();
+        while let Some(entry) = cluster.held.pop_expired(now.instant) {
+            expired.push(entry);
+        }
+        for (id, (hold, request)) in ready {
+            let request = match hold {
+                HoldFor::Start => match self.hold_request(now, id, request) {
+                    Some(request) => request,
+                    None => continue,
+                },
+                HoldFor::Topics(_) => request,
+            };
+            self.dispatch_request(now, id, request);
+        }
+        for (id, (_, request)) in expired {
+            self.dispatch_request(now, id, request);
+        }
+    }
+
+    /// The group or transactional id a request is about, when this node is
     /// not its coordinator (the request is then answered NOT_COORDINATOR).
     fn foreign_coordinator_key(&mut self, request: &ApiRequest) -> bool {
-        if self.cluster.is_none() {
-            return false;
-        }
         let transaction = matches!(
             request,
             ApiRequest::EndTxn(_)
@@ -1042,7 +1118,7 @@ impl Node {
 
     /// `(id, host, port)` of a registered, unfenced broker.
     pub(super) fn live_broker(&self, id: i32) -> Option<(i32, String, i32)> {
-        let broker = self.cluster.as_ref()?.image.brokers.get(&id)?;
+        let broker = self.cluster.image.brokers.get(&id)?;
         (!broker.fenced).then(|| (broker.id, broker.host.clone(), broker.port))
     }
 }

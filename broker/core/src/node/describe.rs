@@ -1,19 +1,18 @@
 //! Read-mostly cluster APIs: Metadata (with auto-create), DescribeConfigs, DescribeCluster.
 //!
-//! A single node is the whole cluster: it is every partition's leader (epoch 0), the only
-//! replica and ISR member, and the controller. Without an authorizer every operation is
-//! allowed, which is what the authorized-operations bit sets say when asked.
+//! Topics and brokers come from the metadata image (a single node's one-voter quorum
+//! included). Without an authorizer every operation is allowed, which is what the
+//! authorized-operations bit sets say when asked.
 
 use uuid::Uuid;
 use weir_wire::domain::{
-    config_source, resource_type, ApiResponse, BrokerInfo, CreatableTopic, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeConfigsEntry, DescribeConfigsRequest, DescribeConfigsResource,
-    DescribeConfigsResponse, DescribeConfigsResult, MetadataPartition, MetadataRequest,
-    MetadataResponse, MetadataTopic, TopicRef,
+    config_source, resource_type, ApiResponse, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeConfigsEntry, DescribeConfigsRequest, DescribeConfigsResource, DescribeConfigsResponse,
+    DescribeConfigsResult, MetadataRequest, MetadataResponse, MetadataTopic, TopicRef,
 };
 use weir_wire::error::ErrorCode;
 
-use super::{Node, LEADER_EPOCH};
+use super::Node;
 use crate::config::{Durability, NodeConfig};
 use crate::event::RequestId;
 use crate::topic::{is_internal_topic, validate_topic_name};
@@ -38,11 +37,8 @@ impl Node {
             request.include_topic_authorized_operations,
             TOPIC_OPERATIONS_ALL,
         );
-        let mut created = false;
         let topics = match &request.topics {
-            None => self
-                .cluster_topic_ids()
-                .unwrap_or_else(|| self.topics.keys().copied().collect::<Vec<_>>()),
+            None => self.cluster_topic_ids(),
             Some(_) => Vec::new(),
         };
         let mut described: Vec<MetadataTopic> = topics
@@ -56,7 +52,7 @@ impl Node {
                 TopicRef::Name(name) => {
                     let auto_create =
                         request.allow_auto_topic_creation && self.config.auto_create_topics;
-                    self.metadata_by_name(name, auto_create, topic_ops, &mut created)
+                    self.metadata_by_name(name, auto_create, topic_ops)
                 }
                 // Ids cannot be auto-created: an unknown id is just unknown.
                 TopicRef::Id(topic_id) => self
@@ -65,9 +61,7 @@ impl Node {
             };
             described.push(answer);
         }
-        let (brokers, controller_id) = self
-            .cluster_brokers()
-            .unwrap_or_else(|| (vec![self.broker_info()], self.config.node_id));
+        let (brokers, controller_id) = self.cluster_brokers();
         let response = MetadataResponse {
             throttle_time_ms: 0,
             brokers,
@@ -79,101 +73,33 @@ impl Node {
                 CLUSTER_OPERATIONS_ALL,
             ),
         };
-        // An auto-created topic is reported once its creation is durable.
-        self.respond_after_writes(id, ApiResponse::Metadata(response), created);
+        self.respond(id, ApiResponse::Metadata(response));
     }
 
-    /// Describe one named topic, creating it if allowed and needed.
-    fn metadata_by_name(
-        &mut self,
-        name: &str,
-        auto_create: bool,
-        topic_ops: i32,
-        created: &mut bool,
-    ) -> MetadataTopic {
+    /// Describe one named topic; an unknown one the request may auto-create was asked of
+    /// the controller (and the request held until it exists, see `hold_request`), so it is
+    /// LEADER_NOT_AVAILABLE only when that wait ran out.
+    fn metadata_by_name(&mut self, name: &str, auto_create: bool, topic_ops: i32) -> MetadataTopic {
         let name_owned = Some(name.to_string());
-        if self.is_cluster() {
-            let known = self
-                .cluster_topic_ids()
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|id| {
-                    self.cluster_describe_topic(id, topic_ops)
-                        .filter(|t| t.name.as_deref() == Some(name))
-                });
-            if let Some(topic) = known {
+        if let Some(&id) = self.cluster.image.names.get(name) {
+            if let Some(topic) = self.describe_topic(Uuid::from_u128(id), topic_ops) {
                 return topic;
             }
-            if validate_topic_name(name).is_err() {
-                return metadata_error(name_owned, ErrorCode::INVALID_TOPIC_EXCEPTION);
-            }
-            if !auto_create || is_internal_topic(name) {
-                return metadata_error(name_owned, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
-            }
-            self.cluster_auto_create(name);
-            return metadata_error(name_owned, ErrorCode::LEADER_NOT_AVAILABLE);
-        }
-        if let Some(topic_id) = self.topic_ids.get(name).copied() {
-            return self
-                .describe_topic(topic_id, topic_ops)
-                .expect("named topic exists");
         }
         // Checked before auto-creation so a typo like `a/b` is reported, not created.
         if validate_topic_name(name).is_err() {
             return metadata_error(name_owned, ErrorCode::INVALID_TOPIC_EXCEPTION);
         }
-        if !auto_create {
+        if !auto_create || is_internal_topic(name) {
             return metadata_error(name_owned, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
         }
-        // Auto-creation goes through the same checks as CreateTopics, with broker defaults.
-        let defaults = CreatableTopic {
-            name: name.to_string(),
-            num_partitions: -1,
-            replication_factor: -1,
-            assignments: Vec::new(),
-            configs: Vec::new(),
-        };
-        match self.validate_creatable(&defaults) {
-            Ok(spec) => {
-                let topic_id = self.create_topic(name, spec.partitions, spec.config);
-                *created = true;
-                self.describe_topic(topic_id, topic_ops)
-                    .expect("topic just created")
-            }
-            Err((error, message)) => {
-                tracing::info!(topic = name, %error, message, "auto-create refused");
-                metadata_error(name_owned, error)
-            }
-        }
+        self.cluster_auto_create(name);
+        metadata_error(name_owned, ErrorCode::LEADER_NOT_AVAILABLE)
     }
 
-    /// A topic as Metadata describes it: this node leads every partition at epoch 0 and is
-    /// its only replica, so the ISR is always complete.
+    /// A topic as Metadata describes it, from the metadata image.
     fn describe_topic(&self, topic_id: Uuid, topic_ops: i32) -> Option<MetadataTopic> {
-        if self.is_cluster() {
-            return self.cluster_describe_topic(topic_id, topic_ops);
-        }
-        let topic = self.topics.get(&topic_id)?;
-        let node_id = self.config.node_id;
-        let partitions = (0..topic.partitions.len())
-            .map(|index| MetadataPartition {
-                error: ErrorCode::NONE,
-                partition: index as i32,
-                leader_id: node_id,
-                leader_epoch: LEADER_EPOCH,
-                replica_nodes: vec![node_id],
-                isr_nodes: vec![node_id],
-                offline_replicas: Vec::new(),
-            })
-            .collect();
-        Some(MetadataTopic {
-            error: ErrorCode::NONE,
-            name: Some(topic.name.clone()),
-            topic_id,
-            is_internal: is_internal_topic(&topic.name),
-            partitions,
-            topic_authorized_operations: topic_ops,
-        })
+        self.cluster_describe_topic(topic_id, topic_ops)
     }
 
     /// DescribeConfigs for topics and this broker.
@@ -272,28 +198,14 @@ impl Node {
             error_message: None,
             endpoint_type: request.endpoint_type,
             cluster_id: self.config.cluster_id.clone(),
-            controller_id: self
-                .cluster_brokers()
-                .map_or(self.config.node_id, |(_, c)| c),
-            brokers: self
-                .cluster_brokers()
-                .map_or_else(|| vec![self.broker_info()], |(b, _)| b),
+            controller_id: self.cluster_brokers().1,
+            brokers: self.cluster_brokers().0,
             cluster_authorized_operations: operations(
                 request.include_cluster_authorized_operations,
                 CLUSTER_OPERATIONS_ALL,
             ),
         };
         self.respond(id, ApiResponse::DescribeCluster(response));
-    }
-
-    /// This node as clients should reach it (the advertised listener).
-    fn broker_info(&self) -> BrokerInfo {
-        BrokerInfo {
-            node_id: self.config.node_id,
-            host: self.config.advertised_host.clone(),
-            port: self.config.advertised_port,
-            rack: None,
-        }
     }
 }
 

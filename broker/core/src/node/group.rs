@@ -270,10 +270,10 @@ impl Node {
         self.drain_group_outputs(now);
     }
 
-    /// FindCoordinator: on a single node this node coordinates every group and every
-    /// transactional id; in a cluster, the leader of the key's internal partition does, and
-    /// an unknown or dead leader is COORDINATOR_NOT_AVAILABLE (the client asks again),
-    /// never a guess that would send it to a broker that refuses it.
+    /// FindCoordinator: the leader of the key's internal partition coordinates it (a
+    /// single node leads them all); an unknown or dead leader is COORDINATOR_NOT_AVAILABLE
+    /// (the client asks again), never a guess that would send it to a broker that refuses
+    /// it.
     fn find_coordinator(&mut self, id: RequestId, request: FindCoordinatorRequest) {
         let coordinators = (request.keys.iter())
             .map(|key| {
@@ -293,7 +293,7 @@ impl Node {
                     self.config.advertised_port,
                 );
                 let (mut error, mut message) = (error, message);
-                if error.is_ok() && self.is_cluster() {
+                if error.is_ok() {
                     let transaction = request.key_type == coordinator_type::TRANSACTION;
                     let found = self.coordinator_for(key, transaction).ok();
                     match found.and_then(|c| self.live_broker(c)) {
@@ -605,8 +605,7 @@ impl Node {
     /// Kafka's mapping (`abs(hash(group_id)) % offsets.topic.num.partitions`), so a group's
     /// offsets and metadata records share one partition and one coordinator.
     fn offsets_partition(&mut self, group_id: &str) -> Result<(Uuid, usize), ErrorCode> {
-        let partitions = self.config.offsets_topic_num_partitions;
-        self.internal_partition(OFFSETS_TOPIC, partitions, group_id)
+        self.internal_partition(OFFSETS_TOPIC, group_id)
     }
 
     /// Append `records` as one batch to `group_id`'s offsets partition; the next sync
@@ -643,9 +642,9 @@ impl Node {
         tracing::info!(records = replayed, "replayed {OFFSETS_TOPIC}");
         // Before this point every group is a replayed, uncoordinated copy of its records,
         // running no timer: nobody could have heartbeated to it yet. The node coordinates
-        // the groups of the offsets partitions it leads now (a single node: all of them;
-        // a cluster node: none yet, it takes them over as the image gives it leadership),
-        // and their members get a full session from now.
+        // the groups of the offsets partitions it leads now (none yet at recovery: it takes
+        // them over as the image gives it leadership), and their members get a full
+        // session from now.
         let Some(topic) = self.topic_by_name(OFFSETS_TOPIC) else {
             return Ok(());
         };

@@ -43,7 +43,6 @@ use crate::group::offsets_log::{self, OFFSETS_TOPIC};
 use crate::meta;
 use crate::storage::{Storage, StorageError, StorageOp};
 use crate::topic::is_internal_topic;
-use crate::topic_config::TopicConfig;
 use crate::txn_log::{self, TXN_STATE_TOPIC};
 
 /// A partition of an internal topic is never compacted below this many records, so small
@@ -93,34 +92,16 @@ pub(super) type StoredRange = (u64, i64, i64);
 
 impl Node {
     /// Partition of internal topic `name` that holds `key`'s records (Kafka's
-    /// `abs(key.hashCode) % partitions`), creating the topic with `partitions` partitions on
-    /// first use.
+    /// `abs(key.hashCode) % partitions`). The controller creates internal topics (asked by
+    /// the first request that needs one, see `hold_request`); until this node has applied
+    /// the creation the coordinator is not available.
     pub(super) fn internal_partition(
         &mut self,
         name: &str,
-        partitions: i32,
         key: &str,
     ) -> Result<(Uuid, usize), ErrorCode> {
-        let topic_id = match self.topic_ids.get(name) {
-            Some(topic_id) => *topic_id,
-            // Cluster mode: the controller creates internal topics (replicated); until this
-            // node has applied them the coordinator is not available.
-            None if self.is_cluster() => return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
-            None => {
-                let room = self.topics.len() < super::TOPICS_MAX
-                    && self.partition_count + partitions as usize <= super::PARTITIONS_MAX;
-                if !room || partitions < 1 {
-                    return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
-                }
-                // Nothing expires by time or size: compaction (below) bounds the topic.
-                let config = TopicConfig::from_overrides([
-                    ("retention.ms", Some("-1")),
-                    ("retention.bytes", Some("-1")),
-                ])
-                .expect("constant overrides are valid");
-                tracing::info!(partitions, "creating {name}");
-                self.create_topic(name, partitions, config)
-            }
+        let Some(&topic_id) = self.topic_ids.get(name) else {
+            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
         };
         let count = self.topics[&topic_id].partitions.len();
         let count = i32::try_from(count).map_err(|_| ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
@@ -171,15 +152,15 @@ impl Node {
     /// compaction of those over their threshold. Runs at the end of each input, when the
     /// coordinators' memory matches their logs (see the module doc).
     pub(super) fn compact_internal_topics(&mut self) {
-        // Cluster mode: internal partitions are replicated, and the prefix a copy replaces
-        // may only go once the copy is below the *replicated* high watermark on a leader
-        // that may change meanwhile; until that is built, a cluster does not compact them
-        // (the first Jepsen-style 5-node run crashed three successive leaders on it).
-        if self.is_cluster() {
-            self.compactions.candidates.clear();
-            return;
-        }
+        // A replicated internal partition is not compacted: the prefix a copy replaces may
+        // only go once the copy is below the *replicated* high watermark on a leader that
+        // may change meanwhile, and until that is built (issue 14) only partitions whose
+        // one replica is this node are (the first Jepsen-style 5-node run crashed three
+        // successive leaders on compaction of replicated ones).
         for key in std::mem::take(&mut self.compactions.candidates) {
+            if !self.sole_replica(key) {
+                continue;
+            }
             if self.compactions.pending.contains_key(&key) {
                 continue;
             }

@@ -11,7 +11,7 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
-use super::{Node, LEADER_EPOCH};
+use super::Node;
 use crate::event::RequestId;
 use crate::partition::PartitionLog;
 
@@ -83,24 +83,24 @@ impl Node {
                     ))
                 });
         match resolved {
-            Ok((log, epoch)) => {
-                let mut response = answer(log, query);
-                response.leader_epoch = epoch;
-                response
-            }
+            Ok((log, epoch)) => answer(log, query, epoch),
             Err(error) => not_found(query.partition, error),
         }
     }
 }
 
 /// Answer one query against a partition.
-fn answer(log: &PartitionLog, query: &ListOffsetsPartition) -> ListOffsetsPartitionResponse {
+fn answer(
+    log: &PartitionLog,
+    query: &ListOffsetsPartition,
+    leader_epoch: i32,
+) -> ListOffsetsPartitionResponse {
     let found = |offset: i64, timestamp: i64| ListOffsetsPartitionResponse {
         partition: query.partition,
         error: ErrorCode::NONE,
         timestamp,
         offset,
-        leader_epoch: LEADER_EPOCH,
+        leader_epoch,
         lookup: None,
     };
     match query.timestamp {

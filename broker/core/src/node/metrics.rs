@@ -58,7 +58,7 @@ pub struct GroupMetrics {
 pub struct MetricsSnapshot {
     /// This broker's id.
     pub node_id: i32,
-    /// Brokers in the cluster (1: Weir is single-node).
+    /// Live brokers in the cluster, as the metadata image has them.
     pub broker_count: usize,
     /// Partitions of every topic, internal ones included, in (topic, partition) order.
     pub partitions: Vec<PartitionOffsets>,
@@ -94,7 +94,7 @@ impl Node {
             .collect();
         MetricsSnapshot {
             node_id: self.config.node_id,
-            broker_count: 1,
+            broker_count: self.cluster_brokers().0.len(),
             partitions,
             groups,
         }

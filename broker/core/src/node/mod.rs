@@ -155,8 +155,9 @@ pub struct Node {
     delayed_acks: Purgatory<ApiResponse>,
     /// Compaction of the internal topics (see `internal`).
     compactions: internal::Compactions,
-    /// Cluster mode (metadata quorum, replication); `None` on a single node.
-    cluster: Option<Box<cluster::ClusterState>>,
+    /// Membership of the cluster: metadata quorum, controller, replication (a single node
+    /// is a quorum of one).
+    cluster: Box<cluster::ClusterState>,
 }
 
 impl Node {
@@ -187,6 +188,15 @@ impl Node {
             self.respond(id, response);
             return;
         }
+        let Some(request) = self.hold_request(now, id, request) else {
+            self.flush_syncs(now);
+            return;
+        };
+        self.dispatch_request(now, id, request);
+    }
+
+    /// Route a request to the subsystem that serves it.
+    fn dispatch_request(&mut self, now: Now, id: RequestId, request: ApiRequest) {
         if let Some(error) = self.coordinator_refusal(&request) {
             let message = if error == ErrorCode::NOT_COORDINATOR {
                 "this broker does not coordinate that group or transactional id"
@@ -214,10 +224,7 @@ impl Node {
             ApiRequest::Fetch(request) => self.fetch(now, id, request),
             ApiRequest::ListOffsets(request) => self.list_offsets(id, request),
             ApiRequest::Metadata(request) => self.metadata(id, request),
-            ApiRequest::CreateTopics(request) => self.create_topics(id, request),
-            ApiRequest::DeleteTopics(request) => self.delete_topics(id, request),
             ApiRequest::DescribeConfigs(request) => self.describe_configs(id, request),
-            ApiRequest::CreatePartitions(request) => self.create_partitions(id, request),
             ApiRequest::DescribeCluster(request) => self.describe_cluster(id, request),
             ApiRequest::InitProducerId(request) => self.init_producer_id(now, id, request),
             // Group requests were routed above; answer rather than drop one that was not.
@@ -240,6 +247,9 @@ impl Node {
         match completion {
             Completion::Synced { sync_id } => self.on_synced(now, sync_id),
             Completion::Failed { reason } => self.poison(reason),
+        }
+        if self.poisoned.is_none() {
+            self.release_held_requests(now);
         }
         self.flush_syncs(now);
     }
@@ -269,6 +279,7 @@ impl Node {
             self.respond(id, response);
         }
         self.cluster_timeout(now);
+        self.release_held_requests(now);
         self.groups.handle_timeout(now);
         self.drain_group_outputs(now);
         self.expire_transactions(now);
@@ -292,6 +303,7 @@ impl Node {
     /// Appends it made stay (they may already be durable).
     pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
         self.cluster_disconnect(conn);
+        self.unanswered.retain(|id| id.conn() != Some(conn));
         self.groups.handle_disconnect(conn);
         self.fetch_waiters.remove_conn(conn);
         self.delayed_acks.remove_conn(conn);
@@ -357,8 +369,10 @@ impl Node {
     /// Assert every invariant of the node (the simulator calls this after every step).
     pub fn invariants(&self) {
         self.cluster_invariants();
+        // An acks=0 produce is completed within its input, unless it is held (the broker
+        // is starting): then it is completed when dispatched.
         assert!(
-            self.unanswered.is_empty(),
+            (self.unanswered.iter()).all(|id| self.cluster.held.get(*id).is_some()),
             "acks=0 produce requests are answered within their input"
         );
         assert_eq!(
@@ -488,7 +502,7 @@ impl Node {
     // ---- construction and shared helpers -------------------------------------------
 
     /// A node with an empty catalog.
-    fn empty(config: NodeConfig, now: Now) -> Node {
+    fn empty(config: NodeConfig, cluster: Box<cluster::ClusterState>, now: Now) -> Node {
         // The server validates its config at start; an invalid one here is a driver bug
         // (a zero interval, say, would spin the driver on timeouts).
         if let Err(error) = config.validate() {
@@ -545,7 +559,7 @@ impl Node {
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
             unanswered: BTreeSet::new(),
             compactions: internal::Compactions::default(),
-            cluster: None,
+            cluster,
         }
     }
 
@@ -637,6 +651,11 @@ impl Node {
     /// input ends here, so internal topics are considered for compaction first (their
     /// coordinators' memory matches their logs only between inputs).
     fn flush_syncs(&mut self, now: Now) {
+        // Records proposed by this input (a topic created on a request's behalf) go to the
+        // metadata log's writes, covered by the sync below.
+        if self.poisoned.is_none() {
+            self.drive_cluster(now);
+        }
         // Group writes released by this input complete their rebalances (and may write).
         self.finish_group_writes(now);
         if self.poisoned.is_none() {
@@ -706,14 +725,15 @@ impl Node {
             }
         }
         self.wake_fetches(|keys| keys.iter().any(|key| advanced.contains(key)));
-        // Copies of internal partitions this sync made durable replace their prefixes.
-        self.finish_compactions(sync_id);
+        // High watermarks first: a copy of an internal partition this sync made durable
+        // replaces its prefix only below the high watermark.
         self.cluster_on_synced(now, sync_id);
+        self.finish_compactions(sync_id);
     }
 
     /// Answer a response whose effects are durable — now, or a little later when BUGGIFY
     /// delays the acknowledgement (a late ack is legal: the client may time out and retry).
-    fn respond_durable(&mut self, now: Now, id: RequestId, response: ApiResponse) {
+    pub(super) fn respond_durable(&mut self, now: Now, id: RequestId, response: ApiResponse) {
         if self.buggify.fire(Point::DelayAck) {
             let delay_ms = self.buggify.between(1, DELAY_ACK_MS_MAX);
             let deadline = Some(now.instant.add_ms(delay_ms));
@@ -746,6 +766,7 @@ impl Node {
                 errors::error_response(&request, ErrorCode::KAFKA_STORAGE_ERROR, &message);
             self.respond(id, response);
         }
+        self.fail_cluster_waiters(ErrorCode::KAFKA_STORAGE_ERROR, &message);
         self.outputs.push_back(Output::Poisoned {
             reason: reason.clone(),
         });
@@ -788,9 +809,6 @@ impl Node {
         self.topics.get(&topic_id)?.partitions.get(index)
     }
 }
-
-/// A single node leads every partition at epoch 0 (cluster mode uses the image's epochs).
-const LEADER_EPOCH: i32 = 0;
 
 /// Kafka's check of a client's `current_leader_epoch` (-1 = not known to the client)
 /// against this node's epoch for the partition: a client behind it is told

@@ -87,9 +87,9 @@ impl Node {
         // Every append of this request is covered by the same (next) sync id and duplicates
         // by that one or the one in flight, so one waiter on the latest suffices. A request
         // whose partitions all failed wrote nothing and is answered now.
-        // Cluster mode, acks=all: the answer waits for the in-sync replicas (the high
+        // acks=all: the answer waits for the in-sync replicas (the high
         // watermark), which covers the leader's own sync too.
-        if self.cluster.is_some() && request.acks == Acks::All && !replicated_needs.is_empty() {
+        if request.acks == Acks::All && !replicated_needs.is_empty() {
             let timeout_ms = u64::try_from(request.timeout_ms)
                 .unwrap_or(0)
                 .max(PRODUCE_TIMEOUT_MS_MIN);

@@ -4,7 +4,8 @@
 //!
 //! Routing follows Kafka's brokers (`KafkaApis` forwards all three to the controller): a
 //! node that is not the active controller forwards them, or answers NOT_CONTROLLER when it
-//! knows of none. A single node (no quorum) answers INVALID_REQUEST.
+//! knows of none. A single node is a quorum of one: it describes it, and adding a voter
+//! needs a registered broker to add (it has no peers, so none is).
 //!
 //! Invariants:
 //! - An AddRaftVoter/RemoveRaftVoter success is sent only once the voter-set entry is
@@ -30,18 +31,10 @@ const CONTROLLER_LISTENER: &str = "CONTROLLER";
 impl Node {
     /// DescribeQuorum: the metadata Raft as the active controller sees it.
     pub(super) fn describe_quorum(&mut self, id: RequestId, request: DescribeQuorumRequest) {
-        if self.cluster.is_none() {
-            let message = "this node runs without a controller quorum (single-node mode)";
-            let response = request.error_response(ErrorCode::INVALID_REQUEST, Some(message));
-            self.respond(id, ApiResponse::DescribeQuorum(response));
-            return;
-        }
         if self.not_controller(id, &ApiRequest::DescribeQuorum(request.clone())) {
             return;
         }
-        let Some(cluster) = self.cluster.as_ref() else {
-            return;
-        };
+        let cluster = &*self.cluster;
         let raft = &cluster.raft;
         let replica = |replica_id: i32| {
             let log_end = if replica_id == self.config.node_id {
@@ -112,10 +105,7 @@ impl Node {
         }
         let voter = request.voter_id;
         // A voter already is refused as DUPLICATE_VOTER by Raft, whatever its endpoints.
-        let voting = self
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.raft.voters().contains(&voter));
+        let voting = self.cluster.raft.voters().contains(&voter);
         let checked = if voting {
             Ok(())
         } else {
@@ -125,9 +115,7 @@ impl Node {
             self.respond(id, answer(ErrorCode::INVALID_REQUEST, &message));
             return;
         }
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         // A voter-set entry is a proposal like a record's: later decisions build on it.
         cluster.start_decisions();
         match cluster.raft.propose_add_voter(voter) {
@@ -155,9 +143,7 @@ impl Node {
         if self.not_controller(id, &ApiRequest::RemoveRaftVoter(request.clone())) {
             return;
         }
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
+        let cluster = &mut *self.cluster;
         cluster.start_decisions();
         match cluster.raft.propose_remove_voter(request.voter_id) {
             Ok(index) => {
@@ -171,13 +157,10 @@ impl Node {
         }
     }
 
-    /// Why a voter change cannot even be routed: single-node mode, a foreign cluster id, or
+    /// Why a voter change cannot even be routed: a foreign cluster id, or
     /// too many answers waiting already.
     fn refuse_voter_change(&self, cluster_id: Option<&str>) -> Option<(ErrorCode, String)> {
-        let Some(cluster) = self.cluster.as_ref() else {
-            let message = "this node runs without a controller quorum (single-node mode)";
-            return Some((ErrorCode::INVALID_REQUEST, message.into()));
-        };
+        let cluster = &*self.cluster;
         if let Some(requested) = cluster_id.filter(|c| *c != self.config.cluster_id) {
             let message = format!(
                 "cluster id {requested} is not this cluster's ({})",
@@ -195,9 +178,7 @@ impl Node {
     /// The new voter's endpoints must include the address it registered (the one Weir sends
     /// Raft messages to): a mismatch is a misconfiguration caught before it costs a voter.
     fn check_endpoints(&self, voter: i32, listeners: &[RaftListener]) -> Result<(), String> {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return Ok(());
-        };
+        let cluster = &*self.cluster;
         if listeners.is_empty() {
             return Err("the new voter's endpoints are missing".into());
         }
@@ -220,7 +201,7 @@ impl Node {
 
     /// Voter `id`'s controller endpoint, from the static config or its registration.
     fn controller_listener(&self, id: i32) -> Option<RaftListener> {
-        let cluster = self.cluster.as_ref()?;
+        let cluster = &*self.cluster;
         let addr = match cluster.config.voter_addr(id) {
             Some(addr) => addr.to_owned(),
             None => cluster.image.brokers.get(&id)?.peer_addr.clone(),

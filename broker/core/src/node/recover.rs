@@ -39,7 +39,19 @@ pub(super) fn recover(
 ) -> Result<Node, StorageError> {
     let mut persisted = read_meta(storage)?;
     let mut logs = storage.logs()?;
-    let mut node = Node::empty(config, now);
+    // A node configured without a controller quorum is a quorum of one: it votes for
+    // itself, controls itself and leads every (replication-factor-1) partition, through the
+    // same metadata log, controller and replication code as any cluster.
+    let cluster_config = (config.cluster.clone())
+        .unwrap_or_else(|| crate::cluster::ClusterConfig::single(config.node_id));
+    let cluster = super::cluster::ClusterState::recover(
+        cluster_config,
+        config.node_id,
+        storage,
+        config.seed,
+        now,
+    )?;
+    let mut node = Node::empty(config, Box::new(cluster), now);
     let mut max_key_seen = 0;
     for record in std::mem::take(&mut persisted.topics) {
         for &partition_key in &record.partition_keys {
@@ -87,16 +99,7 @@ pub(super) fn recover(
         partitions = node.partition_count,
         "recovered"
     );
-    if let Some(cluster_config) = node.config.cluster.clone() {
-        let seed = node.config.seed;
-        let state = super::cluster::ClusterState::recover(
-            cluster_config,
-            node.config.node_id,
-            storage,
-            seed,
-            now,
-        )?;
-        node.cluster = Some(Box::new(state));
+    {
         // Producer ids must be unique across the cluster without coordination: each node
         // hands out ids from its own range, node id in the high bits.
         let base = i64::from(node.config.node_id.max(0)) << 40;
@@ -126,6 +129,7 @@ pub(super) fn recover(
             }
         }
     }
+    node.plan_legacy_adoption();
     node.recover_group_offsets(storage, now)?;
     // After the group offsets: a prepared commit re-applies its offsets over them.
     node.recover_transactions(storage, now)?;

@@ -87,7 +87,7 @@ use uuid::Uuid;
 
 use super::append::AppendOrigin;
 use super::internal::replay_internal;
-use super::{Node, LEADER_EPOCH};
+use super::Node;
 use crate::event::RequestId;
 use crate::group::offsets_log;
 use crate::group::CommittedOffset;
@@ -166,12 +166,12 @@ impl Node {
         Ok(txn)
     }
 
-    /// The `__transaction_state` partition of `transactional_id`, creating the topic on
-    /// first use. The partition is a pure function of the id, so every record of one id lands
-    /// in one partition and compaction keeps its latest.
+    /// The `__transaction_state` partition of `transactional_id` (the controller creates
+    /// the topic for the first request that needs it). The partition is a pure function of
+    /// the id, so every record of one id lands in one partition and compaction keeps its
+    /// latest.
     fn txn_state_partition(&mut self, transactional_id: &str) -> Result<(Uuid, usize), ErrorCode> {
-        let partitions = self.config.transaction_state_log_num_partitions;
-        self.internal_partition(TXN_STATE_TOPIC, partitions, transactional_id)
+        self.internal_partition(TXN_STATE_TOPIC, transactional_id)
     }
 
     /// Append `transactional_id`'s record (`None` = tombstone) to `__transaction_state`;
@@ -673,9 +673,9 @@ impl Node {
         let committed = txn.state == TxnState::PrepareCommit;
         let mut remote = Vec::new();
         for (topic, partition) in &txn.partitions {
-            // Cluster mode: partitions led elsewhere get their marker from their leader;
-            // the transaction stays prepared until every one is acknowledged.
-            if self.is_cluster() && !self.leads(topic, *partition) {
+            // Partitions led elsewhere get their marker from their leader; the transaction
+            // stays prepared until every one is acknowledged.
+            if !self.leads(topic, *partition) {
                 remote.push((topic.clone(), *partition));
                 continue;
             }
@@ -812,7 +812,7 @@ impl Node {
         let topic = &self.topics[&topic_id];
         let segment_bytes = topic.config.segment_bytes(&self.config);
         let base_offset = topic.partitions[index].log_end_offset();
-        let epoch = self.serving_epoch(topic_id, index).unwrap_or(LEADER_EPOCH);
+        let epoch = self.serving_epoch(topic_id, index)?;
         let mut batch = BytesMut::from(&batch[..]);
         set_base_offset(&mut batch, base_offset);
         set_partition_leader_epoch(&mut batch, epoch);
@@ -1022,9 +1022,10 @@ impl Node {
         // The producer id names the transaction: ids are unique per transactional id, and
         // the epoch check below rejects a zombie of the same id.
         let Some(txn) = self.txns.by_producer(header.producer_id) else {
-            // Cluster mode: the coordinator is usually another broker; the partition's
-            // producer state still fences old epochs (Kafka before KIP-890).
-            if self.is_cluster() {
+            // The coordinator may be another broker, which knows the id; the partition's
+            // producer state still fences old epochs (Kafka before KIP-890). Only a node
+            // that coordinates every transactional id knows this producer has none.
+            if !self.coordinates_every_transaction() {
                 return Ok(());
             }
             let message = format!("producer {} has no transactional id", header.producer_id);

@@ -17,6 +17,13 @@ pub fn node_with(tweak: impl FnOnce(&mut NodeConfig)) -> SingleNode {
     SingleNode::new(config)
 }
 
+/// [`node_with`] whose group and transaction coordinators a client already found.
+pub fn node_with_coordinators(tweak: impl FnOnce(&mut NodeConfig)) -> SingleNode {
+    let mut config = NodeConfig::default();
+    tweak(&mut config);
+    SingleNode::with_coordinators(config)
+}
+
 /// A one-partition produce; `acks` is the wire value (0, 1 or -1).
 pub fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ApiRequest {
     ApiRequest::Produce(ProduceRequest {
