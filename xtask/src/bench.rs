@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use crate::project_root;
 
 mod availability;
+mod baseline;
 
 /// The parts of `cargo xtask bench`, each a part of docs/benchmarks.md; `--only` runs some
 /// and keeps the others' text as it was.
@@ -32,11 +33,19 @@ pub(crate) enum Workload {
     Failover,
     /// A new consumer group's subscribe() to first assignment.
     GroupJoin,
+    /// The same librdkafka load against this broker and a baseline commit's, alternating
+    /// (needs `--baseline REV`; not part of the default run).
+    Baseline,
 }
 
 /// Builds the release binary and the librdkafka load generator, runs the chosen workloads
 /// (all when `only` is empty) and rewrites their parts of docs/benchmarks.md.
-pub(crate) fn run(records: u64, only: &[Workload], repeat: usize) -> Result<()> {
+pub(crate) fn run(
+    records: u64,
+    only: &[Workload],
+    repeat: usize,
+    baseline: Option<&str>,
+) -> Result<()> {
     let root = project_root();
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "-p", "weir"])
@@ -47,7 +56,8 @@ pub(crate) fn run(records: u64, only: &[Workload], repeat: usize) -> Result<()> 
     }
     let weir = root.join("target/release/weir");
     let load = build_rdkafka_load(&root)?;
-    let wanted = |workload| only.is_empty() || only.contains(&workload);
+    let wanted =
+        |workload| (only.is_empty() && workload != Workload::Baseline) || only.contains(&workload);
     let mut parts = Vec::new();
     if wanted(Workload::Throughput) {
         parts.push((None, throughput_part(&weir, &load, records)?));
@@ -59,6 +69,13 @@ pub(crate) fn run(records: u64, only: &[Workload], repeat: usize) -> Result<()> 
     if wanted(Workload::GroupJoin) {
         let part = availability::group_join_part(&weir, &load, repeat)?;
         parts.push((Some(availability::GROUP_JOIN_HEADING), part));
+    }
+    if wanted(Workload::Baseline) {
+        let Some(rev) = baseline else {
+            bail!("--only baseline needs --baseline REV (a commit to compare with)");
+        };
+        let part = baseline::baseline_part(&root, &weir, &load, rev, repeat)?;
+        parts.push((Some(baseline::BASELINE_HEADING), part));
     }
     let path = root.join("docs/benchmarks.md");
     let previous = if only.is_empty() {
@@ -177,7 +194,9 @@ replica has fsynced before the ack) against `isr-memory` (Kafka's: followers cou
 they hold the batch) is the cost of surviving a power loss of all replicas at once.\n\
 The parts after these sections measure availability: the failover gap when a partition\n\
 leader is SIGKILLed, and a new consumer group's first join. `cargo xtask bench --only\n\
-throughput,failover,group-join` (any of them) reruns some parts and keeps the others.\n";
+throughput,failover,group-join` (any of them) reruns some parts and keeps the others;\n\
+`--only baseline --baseline REV` runs the same load against this broker and REV's,\n\
+alternating, and reports the ratios (how a refactoring shows it costs no throughput).\n";
 
 fn run_suite(
     weir: &Path,

@@ -57,9 +57,13 @@ enum Command {
         /// is kept.
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<bench::Workload>,
-        /// Runs of each failover and group-join measurement (the median is reported).
+        /// Runs of each failover, group-join and baseline measurement (the median is
+        /// reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// The commit `--only baseline` compares this broker with.
+        #[arg(long)]
+        baseline: Option<String>,
     },
     /// Time the checker on a synthetic history (run by `bench` in a release build).
     CheckerScale {
@@ -91,7 +95,8 @@ fn main() -> ExitCode {
             records,
             only,
             repeat,
-        } => bench::run(records, &only, repeat).map(|()| true),
+            baseline,
+        } => bench::run(records, &only, repeat, baseline.as_deref()).map(|()| true),
         Command::CheckerScale { ops } => bench::checker_scale_run(ops).map(|()| true),
         Command::Sim(args) => sim::run(&args),
         Command::Cluster(args) => cluster::run(&args),
