@@ -4,6 +4,76 @@
 //! for itself, controls itself and leads every partition, replication factor 1), and runs
 //! this same code, so a single node is a one-node cluster in every behaviour a client sees.
 //!
+//! # Protocols, and what each one must never break
+//!
+//! **Metadata quorum (Raft, [`crate::raft`]).** Raft is a pure state machine; this file is
+//! its driver. Each `Ready` carries storage writes (hard state, appended or truncated
+//! entries, a snapshot), outbound messages and newly committed entries. The writes are
+//! emitted as meta-entry ops at once; the messages and committed entries wait in
+//! `raft_pending` until the sync that covers the writes completes (`cluster_on_synced`).
+//! A vote or an append acknowledgement that left before its term, vote or entries were
+//! durable could be forgotten by a crash and let two leaders win one term, or let a
+//! "committed" entry vanish. `raft_pending` is ordered by sync id, so releasing a prefix
+//! releases exactly what is durable. A Ready without writes still queues behind the last
+//! pending one: its messages may acknowledge entries of an earlier, unsynced Ready.
+//!
+//! **Controller and the decision image.** The active controller is the Raft leader once
+//! its image applied the no-op of its term (before that its image may miss committed
+//! records of earlier terms). It decides on the *decision image*: the applied image plus
+//! every record it proposed that has not applied yet. Two decisions in one commit window
+//! must see each other; the second would otherwise carry a stale partition epoch and be
+//! dropped at apply time (issue 12's acknowledged-write loss). The decision image is
+//! dropped whenever this node is not the Raft leader: its uncommitted tail may be
+//! truncated by the next leader.
+//!
+//! **Registration, heartbeats, fencing.** A broker heartbeats the controller; the
+//! controller registers a new incarnation fenced (first fencing the old incarnation, which
+//! moves its leaderships to new epochs), and unfences it once it has applied the log up to
+//! its registration. The answer carries the *committed* fencing state: a broker serves as
+//! unfenced only once the unfence is in the log every future controller continues from.
+//! A broker the controller has not answered for a session fences itself. The controller
+//! fences brokers whose sessions expired, and sooner those whose connections closed
+//! ([`PEER_CLOSED_GRACE_MS`]) or that a new controller has not heard from yet.
+//!
+//! **Replication, leader side.** A leader role is taken only by the incarnation the image
+//! registered, and never at an epoch this log already holds: one (leader, epoch) pair
+//! names one history, and followers' epoch queries rely on that. The leader's ISR,
+//! replicas and partition epoch are copies of the image's. The high watermark (HW) is the
+//! minimum over the ISR (plus a pending expansion) of each member's durable offset
+//! (`isr-fsync`) or fetch offset (`isr-memory`), the leader's own durable end included;
+//! it never decreases while the role is held. A follower's progress is only what its last
+//! fetch claimed, and a fetch past the leader's log end is refused, so a follower's
+//! recorded fetch offset never passes the leader's log end. ISR changes are requests to
+//! the controller (`AlterIsr`), one pending at a time; the role adopts the ISR only when
+//! the image does. A follower joins only once it holds everything the HW covers and the
+//! whole previous epoch (KAFKA-7128), and under `isr-fsync` has that durable, so joining
+//! never lowers the HW.
+//!
+//! **Replication, follower side.** A follower first truncates its divergent suffix by
+//! epoch queries (KIP-101/KIP-279), then fetches from its log end, one request in flight.
+//! Replicated batches are appended at their offsets only where they start exactly at the
+//! log end (offsets stay dense); under `isr-fsync` the next fetch waits for the sync that
+//! makes them durable, since it reports them durable to the leader. The follower's HW is
+//! the leader's, capped by its own log end.
+//!
+//! **Commit waiters.** Admin answers wait until the record their request proposed is
+//! applied here, and succeed only if the entry at that index still has the term it was
+//! proposed in (otherwise a new leader replaced it: NOT_CONTROLLER). They are judged
+//! before compaction can drop the entries.
+//!
+//! **Transaction markers and forwarded requests.** A coordinator asks each partition's
+//! leader to write a marker; the leader answers once its HW passes the marker. Unanswered
+//! markers are resent (a second marker ends no transaction, so resending is harmless).
+//! Admin requests a broker cannot decide are forwarded to the controller; client requests
+//! that wait for something to exist (this broker to start, a topic to be created) are
+//! held with a deadline.
+//!
+//! # Danger
+//!
+//! Everything a peer sends may be stale, reordered, duplicated or malformed: handlers
+//! check it against local state and drop or refuse it, never assert on it. Assertions
+//! here check only this node's own bookkeeping.
+//!
 //! Durability rules:
 //! - Raft: a Ready's writes go to storage as meta entries; its messages and committed
 //!   entries are released only when the sync covering those writes completes.
@@ -15,8 +85,10 @@
 //!   controller has not answered its heartbeats for a session timeout.
 //!
 //! Invariants (checked in [`Node::invariants`] through `cluster_invariants`): a leader role
-//! matches the image's leader and epoch; a follower has at most one fetch in flight; hw
-//! waiters reference partitions this node leads.
+//! matches the image's leader, epochs, ISR and replicas, its ISR holds the leader and lies
+//! within the replicas, and its HW never went down; a follower follows the image's leader
+//! at the image's epoch; no role is held before the image caught up; hw waiters reference
+//! partitions this node leads; Raft readies wait in sync order for syncs not yet complete.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -148,7 +220,13 @@ pub(super) struct LeaderState {
     replicas: Vec<i32>,
     followers: BTreeMap<i32, Progress>,
     /// An ISR change sent to the controller and not yet seen in the image.
+    // While it is pending the HW also counts its members (the "maximal" ISR): the
+    // controller may already have committed it, and a member it adds must not be
+    // credited with an HW it has not reached.
     pending_isr: Option<(Vec<i32>, Instant)>,
+    /// The replicated HW this role last set or found on its log: the floor it must never
+    /// go below while the role is held (bookkeeping for the "HW never decreases" checks).
+    hw_floor: i64,
 }
 
 /// This node follows the partition's leader.
@@ -1321,11 +1399,13 @@ impl Node {
                 // Led at an older epoch: what waited on that epoch's high watermark fails.
                 self.fail_hw_waiters_of(topic_id, Some(index));
             }
-            let epoch_start = self
-                .topics
-                .get(&topic_id)
-                .and_then(|t| t.partitions.get(index))
-                .map_or(0, |log| log.log_end_offset());
+            let log = (self.topics.get(&topic_id)).and_then(|t| t.partitions.get(index));
+            let epoch_start = log.map_or(0, |log| log.log_end_offset());
+            // The HW the role starts from: what the log carries over (as a follower it took
+            // the previous leader's), or its start when it never had one (set just below).
+            let hw_floor = log.map_or(0, |log| {
+                (log.replicated_hw()).unwrap_or(log.log_start_offset())
+            });
             let cluster = &mut *self.cluster;
             let followers = state
                 .replicas
@@ -1343,6 +1423,7 @@ impl Node {
                     replicas: state.replicas.clone(),
                     followers,
                     pending_isr: None,
+                    hw_floor,
                 }),
             );
             tracing::info!(%topic_id, index, epoch = state.leader_epoch, "leading partition");
@@ -2124,12 +2205,20 @@ impl Node {
     }
 
     /// The leader's high watermark: min over the maximal ISR of durable (or held) offsets.
+    ///
+    /// This is the one place a leader's HW moves, and it only moves up: a lower minimum
+    /// (a follower that restarted and lost what it held, say) leaves it where it is. The
+    /// HW already answered acks=all produces and was shown to consumers; taking it back
+    /// would un-acknowledge writes. Such a follower drops out of the ISR by lag instead.
     fn recompute_hw(&mut self, key: (Uuid, usize)) {
         let cluster = &*self.cluster;
         let Some(Replica::Leader(leader)) = cluster.replicas.get(&key) else {
             return;
         };
         let node_id = self.config.node_id;
+        // The maximal ISR: the committed one plus a pending change's members. A pending
+        // expansion may commit before the leader hears of it; the new member then counts
+        // at once, so the HW must already respect it.
         let mut members: Vec<i32> = leader.isr.clone();
         if let Some((pending, _)) = &leader.pending_isr {
             for r in pending {
@@ -2138,6 +2227,10 @@ impl Node {
                 }
             }
         }
+        debug_assert!(
+            members.contains(&node_id),
+            "the leader is missing from its own maximal ISR {members:?}"
+        );
         let durable_mode = cluster.config.ack_durability == AckDurability::IsrFsync;
         let Some(log) = self
             .topics
@@ -2146,12 +2239,16 @@ impl Node {
         else {
             return;
         };
+        // The leader's own share is its durable end in both modes: an acks=all answer
+        // never precedes the leader's own sync.
         let mut hw = log.durable_end();
-        for member in members {
-            if member == node_id {
+        for member in &members {
+            if *member == node_id {
                 continue;
             }
-            let held = leader.followers.get(&member).map_or(-1, |p| {
+            // A member with no progress yet (it has not fetched in this epoch) holds
+            // nothing as far as we know: -1 keeps the HW where it is.
+            let held = leader.followers.get(member).map_or(-1, |p| {
                 if durable_mode {
                     p.durable_offset
                 } else {
@@ -2160,6 +2257,21 @@ impl Node {
             });
             hw = hw.min(held);
         }
+        // The HW rule itself: at most what every member of the maximal ISR made durable
+        // (isr-fsync) or holds (isr-memory), and at most the leader's durable end.
+        assert!(hw <= log.durable_end(), "hw {hw} above the durable end");
+        debug_assert!(
+            members.iter().filter(|m| **m != node_id).all(|m| {
+                leader.followers.get(m).is_some_and(|p| {
+                    hw <= if durable_mode {
+                        p.durable_offset
+                    } else {
+                        p.fetch_offset
+                    }
+                }) || hw <= -1
+            }),
+            "hw {hw} above an ISR member's offset"
+        );
         // PLANTED BUG (weir-sim only): advance the high watermark over what the leader
         // alone holds, before the ISR has it.
         #[cfg(feature = "planted-hw-before-isr")]
@@ -2167,11 +2279,22 @@ impl Node {
             hw = log.durable_end();
         }
         let current = log.replicated_hw().unwrap_or(log.log_start_offset());
+        // Nothing but this function moves a leader's replicated HW, and only upwards (a
+        // leader never truncates its log), so it is still at least what it last set.
+        assert!(
+            current >= leader.hw_floor,
+            "high watermark went down on a leader: {current} < {}",
+            leader.hw_floor
+        );
         if hw > current {
             let leo_key = log.partition_key();
             if let Some(log) = self.log_mut(key) {
                 log.set_replicated_hw(Some(hw));
             }
+            if let Some(Replica::Leader(leader)) = self.cluster.replicas.get_mut(&key) {
+                leader.hw_floor = hw;
+            }
+            // Consumer fetches parked on this partition may now read more.
             self.wake_fetches(|keys| keys.contains(&leo_key));
         }
     }
@@ -2955,9 +3078,12 @@ impl Node {
         }
     }
 
-    /// Cluster invariants.
+    /// Cluster invariants, checked after every input (see [`Node::invariants`]). Only this
+    /// node's own bookkeeping is checked: what peers claim (a follower's offsets, say) may
+    /// be stale or wrong and is bounded where it is received, not asserted on here.
     pub(super) fn cluster_invariants(&self) {
         let cluster = &*self.cluster;
+        let node_id = self.config.node_id;
         cluster.raft.invariants();
         cluster.image.invariants();
         cluster.commit_waiters.invariants();
@@ -2965,6 +3091,45 @@ impl Node {
         cluster.held.invariants();
         cluster.hw_waiters.invariants();
         cluster.marker_waiters.invariants();
+        // Raft readies wait in sync order (`cluster_on_synced` releases a prefix), and
+        // each waits for a sync that has not completed yet: one left behind a completed
+        // sync would hold its messages and committed entries forever.
+        assert!(
+            (cluster
+                .raft_pending
+                .iter()
+                .zip(cluster.raft_pending.iter().skip(1)))
+            .all(|(a, b)| a.sync_id <= b.sync_id),
+            "raft readies out of sync order"
+        );
+        if self.poisoned.is_none() {
+            assert!(
+                (cluster.raft_pending.front()).is_none_or(|p| p.sync_id > self.sync.completed),
+                "a raft ready waits for a sync that already completed"
+            );
+            // Commit waiters are judged after every apply: none waits for an applied index.
+            assert!(
+                (cluster.commit_waiters.iter()).all(|(_, w)| w.index > cluster.image.applied_index),
+                "a commit waiter outlived the apply of its entry"
+            );
+        }
+        let (first, last) = cluster.stored_entries;
+        assert!(
+            first >= 1 && last + 1 >= first,
+            "stored raft entries ({first}, {last})"
+        );
+        // The decision image exists only on the Raft leader: another node's uncommitted
+        // tail may be truncated, and deciding on it would repeat issue 12.
+        assert!(
+            cluster.view.is_none() || cluster.raft.is_leader(),
+            "a decision image kept after losing Raft leadership"
+        );
+        // Roles are taken only once the image caught up with the quorum (a stale image
+        // must not make this node lead at an old epoch), and only by broker nodes.
+        assert!(
+            cluster.replicas.is_empty() || (cluster.caught_up && cluster.config.broker_role),
+            "partition roles held before the image caught up (or on a controller-only node)"
+        );
         for ((topic_id, index), replica) in &cluster.replicas {
             let state = cluster.image.partition(topic_id.as_u128(), *index as i32);
             let state = state.expect("a role is held only for partitions in the image");
@@ -2972,15 +3137,37 @@ impl Node {
                 .topics
                 .get(topic_id)
                 .and_then(|t| t.partitions.get(*index));
+            // Every role's replicated HW lies within its log: a follower caps the leader's
+            // HW at its log end and truncation lowers it; a leader's never passes its
+            // durable end.
+            if let Some(log) = log {
+                assert!(
+                    (log.replicated_hw()).is_none_or(|hw| hw <= log.log_end_offset()),
+                    "replicated hw {:?} past the log end {}",
+                    log.replicated_hw(),
+                    log.log_end_offset()
+                );
+            }
             match replica {
                 Replica::Leader(leader) => {
-                    assert_eq!(
-                        state.leader, self.config.node_id,
-                        "leader role without leadership"
-                    );
+                    assert_eq!(state.leader, node_id, "leader role without leadership");
+                    // At most one leader per epoch as this node sees it: the role's epoch is
+                    // the image's, so a role of an older epoch never survives a change.
                     assert_eq!(
                         state.leader_epoch, leader.epoch,
                         "leader epoch behind the image"
+                    );
+                    // The role's ISR, replicas and partition epoch are copies of the image's,
+                    // refreshed on every change (`update_role_inner`): AlterIsr requests carry
+                    // the partition epoch, and a stale one would be refused forever.
+                    assert_eq!(
+                        state.partition_epoch, leader.partition_epoch,
+                        "partition epoch behind the image"
+                    );
+                    assert_eq!(leader.isr, state.isr, "leader ISR differs from the image");
+                    assert_eq!(
+                        leader.replicas, state.replicas,
+                        "leader replicas differ from the image"
                     );
                     assert!(
                         leader.isr.iter().all(|r| leader.replicas.contains(r)),
@@ -2989,9 +3176,31 @@ impl Node {
                         leader.replicas
                     );
                     assert!(
-                        leader.isr.contains(&self.config.node_id),
+                        leader.isr.contains(&node_id),
                         "the leader is not in its ISR {:?}",
                         leader.isr
+                    );
+                    // A pending ISR change keeps the leader and stays within the replicas
+                    // (a shrink removes others only; an expansion adds a replica).
+                    if let Some((pending, _)) = &leader.pending_isr {
+                        assert!(
+                            pending.contains(&node_id)
+                                && pending.iter().all(|r| leader.replicas.contains(r)),
+                            "pending ISR {pending:?} (replicas {:?})",
+                            leader.replicas
+                        );
+                    }
+                    // Every other replica has a progress entry (the HW counts members
+                    // without one as holding nothing, so a missing one would stall it).
+                    assert!(
+                        (leader.replicas.iter())
+                            .all(|r| *r == node_id || leader.followers.contains_key(r)),
+                        "replicas {:?} without progress",
+                        leader.replicas
+                    );
+                    assert!(
+                        !leader.followers.contains_key(&node_id),
+                        "the leader tracks itself as a follower"
                     );
                     let log = log.expect("a led partition has a log");
                     // One leader per epoch: this log's newest epoch is the one it leads, and
@@ -3004,12 +3213,30 @@ impl Node {
                         log.last_epoch()
                     );
                     assert!(leader.epoch_start <= log.log_end_offset());
+                    // A follower's recorded progress never passes this log's end (a fetch
+                    // past it is refused, and a leader's log end only grows), and what it
+                    // reports durable never passes what it reports held.
+                    for (follower, p) in &leader.followers {
+                        assert!(
+                            p.durable_offset <= p.fetch_offset
+                                && p.fetch_offset <= log.log_end_offset()
+                                && p.leo_at_last_fetch <= log.log_end_offset(),
+                            "follower {follower} progress {p:?} past the log end {}",
+                            log.log_end_offset()
+                        );
+                    }
+                    // The HW never went down while this role was held.
+                    let hw = log.replicated_hw().unwrap_or(log.log_start_offset());
+                    assert!(
+                        hw >= leader.hw_floor,
+                        "leader hw {hw} below its floor {}",
+                        leader.hw_floor
+                    );
                     // isr-fsync: everything below the high watermark is durable here (the
                     // leader was an ISR member of every earlier epoch it learned it from).
                     if cluster.config.ack_durability == AckDurability::IsrFsync
                         && !cluster.config.unclean_leader_election
                     {
-                        let hw = log.replicated_hw().unwrap_or(log.log_start_offset());
                         assert!(
                             hw <= log.durable_end().max(log.log_start_offset()),
                             "high watermark {hw} above the leader's durable end {}",
@@ -3022,7 +3249,38 @@ impl Node {
                         state.leader_epoch, f.epoch,
                         "follower epoch behind the image"
                     );
+                    assert_eq!(state.leader, f.leader, "follower of another leader");
+                    assert_ne!(f.leader, node_id, "a follower of itself");
+                    assert!(
+                        state.replicas.contains(&node_id),
+                        "a follower role outside the replicas {:?}",
+                        state.replicas
+                    );
+                    // A fetch waiting for a sync is not also in flight (and vice versa):
+                    // one request at a time keeps replies in order.
+                    assert!(
+                        f.fetch_after_sync.is_none() || f.in_flight.is_none(),
+                        "a follower both waits for a sync and has a request in flight"
+                    );
+                    // A fetch is sent only once truncation is over: no query is pending.
+                    assert!(
+                        !f.truncated || f.query_epoch.is_none(),
+                        "truncated, yet another epoch query is planned"
+                    );
                 }
+            }
+        }
+        // An acks=all waiter waits only on partitions led here: losing a leadership fails
+        // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
+        for (_, waiter) in cluster.hw_waiters.iter() {
+            for (topic_id, index, _) in &waiter.needs {
+                assert!(
+                    matches!(
+                        cluster.replicas.get(&(*topic_id, *index)),
+                        Some(Replica::Leader(_))
+                    ),
+                    "an acks=all waiter on {topic_id}/{index}, not led here"
+                );
             }
         }
     }
