@@ -174,7 +174,11 @@ const RAFT_HARD_STATE_KEY: &[u8] = b"raft/hard_state";
 const RAFT_SNAPSHOT_KEY: &[u8] = b"raft/snapshot";
 const RAFT_ENTRY_PREFIX: &str = "raft/entry/";
 
+/// The meta key of Raft entry `index`. Zero-padded so that keys sort in index order
+/// (recovery reads them back sorted, and sorts again to be safe).
 fn raft_entry_key(index: u64) -> Vec<u8> {
+    // Raft indexes start at 1; index 0 is the empty log's "previous entry".
+    debug_assert!(index >= 1, "raft entry key for index 0");
     format!("{RAFT_ENTRY_PREFIX}{index:020}").into_bytes()
 }
 
@@ -413,10 +417,17 @@ impl ClusterState {
             }
         }
         persisted.entries.sort_by_key(|e| e.index);
+        // The stored range may include keys a crash left behind between a snapshot and
+        // the deletion of the entries it covers; truncation and compaction delete over
+        // the whole range, so such keys go with the next one.
         let stored_entries = match (persisted.entries.first(), persisted.entries.last()) {
             (Some(first), Some(last)) => (first.index, last.index),
             _ => (1, 0),
         };
+        assert!(
+            stored_entries.0 >= 1 && stored_entries.0 <= stored_entries.1 + 1,
+            "stored raft entries {stored_entries:?}"
+        );
         let voters: BTreeSet<i32> = config.voters.iter().map(|v| v.id).collect();
         let mut raft_config = RaftConfig::new(node_id, voters);
         raft_config.election_timeout_min_ms = config.election_timeout_ms;
@@ -433,6 +444,8 @@ impl ClusterState {
             .next_u64()
             ^ crate::rng::mix(now.wall_ms as u64 ^ now.instant.as_nanos().rotate_left(32));
         let broker_role = config.broker_role;
+        // A node starts fenced and not caught up: it serves nothing and takes no partition
+        // role until its image caught up with the quorum and the controller unfenced it.
         Ok(ClusterState {
             config,
             raft,
@@ -522,8 +535,11 @@ impl ClusterState {
         self.raft.leader() == Some(node_id) && self.raft.voters().iter().eq([node_id].iter())
     }
 
+    /// A fresh correlation id for a request to a peer. Ids are never reused within a
+    /// process, so a late reply to an abandoned request never matches a newer one.
     pub(super) fn correlation(&mut self) -> u64 {
         self.next_correlation += 1;
+        assert!(self.next_correlation > 1, "correlation ids wrapped");
         self.next_correlation
     }
 }
@@ -666,6 +682,9 @@ impl Node {
                 .get(&topic_id)
                 .and_then(|t| t.config.min_insync_replicas)
                 .unwrap_or(self.config.min_insync_replicas);
+            // The leader is always in its ISR, so a one-replica partition passes with
+            // min.insync.replicas=1.
+            debug_assert!(leader.isr.contains(&self.config.node_id));
             if (leader.isr.len() as i32) < min_isr {
                 let message = format!(
                     "{} in-sync replicas, below min.insync.replicas={min_isr}",
@@ -681,8 +700,13 @@ impl Node {
     /// the error a client gets elsewhere.
     pub(super) fn serving_epoch(&self, topic_id: Uuid, index: usize) -> Result<i32, ErrorCode> {
         let cluster = &*self.cluster;
+        // Only a leader serves clients: a follower's log may hold a suffix it will still
+        // truncate, and its HW lags the leader's.
         match cluster.replicas.get(&(topic_id, index)) {
-            Some(Replica::Leader(leader)) => Ok(leader.epoch),
+            Some(Replica::Leader(leader)) => {
+                debug_assert!(leader.epoch >= 0, "negative leader epoch {}", leader.epoch);
+                Ok(leader.epoch)
+            }
             _ => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
         }
     }
@@ -693,7 +717,11 @@ impl Node {
             return;
         }
         self.cluster_note_now(now);
+        // Any message proves the peer is alive again (see `closed_peers`).
         self.cluster.closed_peers.remove(&from);
+        // Every handler below treats the message as untrusted: a peer may be stale (an old
+        // incarnation, an old epoch), reordered, repeated or buggy. Handlers drop or refuse
+        // what does not fit this node's state; none asserts on the message.
         match message {
             PeerMessage::Raft(bytes) => match postcard::from_bytes::<RaftMessage>(&bytes) {
                 Ok(raft_message) => {
@@ -771,6 +799,15 @@ impl Node {
             return Some((id, response));
         }
         let needs = std::mem::take(&mut cluster.internal_appends);
+        // Internal appends are made by a coordinator on partitions it leads, so their HW
+        // comes from this node.
+        debug_assert!(
+            (needs.iter()).all(|(t, i, _)| matches!(
+                cluster.replicas.get(&(*t, *i)),
+                Some(Replica::Leader(_))
+            )),
+            "internal appends on partitions not led here"
+        );
         let now = Now::new(cluster.now, 0);
         let timeout_ms = cluster
             .config
@@ -807,6 +844,8 @@ impl Node {
     pub(super) fn cluster_deadline(&self) -> Option<Instant> {
         let cluster = &*self.cluster;
         let raft = Instant::from_nanos(cluster.raft.next_deadline_ms().saturating_mul(1_000_000));
+        // Every node heartbeats (a quorum of one heartbeats itself): the heartbeat timer is
+        // always armed.
         let mut next = raft.min(cluster.next_heartbeat);
         // Only deadlines that the handlers move forward, or the driver would spin.
         if cluster.is_active_controller() {
@@ -913,11 +952,19 @@ impl Node {
             } else {
                 cluster.raft_pending.back().map(|p| p.sync_id)
             };
+            // A Ready that wrote waits for the next sync (which covers its writes); one that
+            // did not still queues behind the last pending Ready, whose unsynced entries its
+            // messages may acknowledge. Only with nothing pending is it released at once.
             match sync_id {
                 Some(sync_id) => {
                     assert!(
                         cluster.raft_pending.len() < RAFT_PENDING_MAX,
                         "raft readies pile up"
+                    );
+                    // Sync ids only grow, so the queue stays in release order.
+                    assert!(
+                        (cluster.raft_pending.back()).is_none_or(|p| p.sync_id <= sync_id),
+                        "raft ready queued out of sync order"
                     );
                     cluster.raft_pending.push_back(RaftPending {
                         sync_id,
@@ -931,6 +978,10 @@ impl Node {
         }
     }
 
+    /// Turn one Raft storage write into meta ops, keeping `stored_entries` (the index range
+    /// of entry keys in storage) in step so that truncation and compaction delete exactly
+    /// the keys that exist. The ops are only emitted here; they become durable with the
+    /// next sync, which is what `drive_cluster` makes the Ready wait for.
     fn emit_raft_write(&mut self, write: Write) {
         let cluster = &mut *self.cluster;
         let mut ops = Vec::new();
@@ -951,8 +1002,15 @@ impl Node {
                 }
             }
             Write::Append(entries) => {
+                // Raft appends densely at its log end (it truncates a conflicting suffix
+                // first), so each entry extends the stored range by one.
                 for entry in entries {
                     let (first, last) = cluster.stored_entries;
+                    debug_assert!(
+                        last < first || entry.index > first,
+                        "raft entry {} appended below the stored range ({first}, {last})",
+                        entry.index
+                    );
                     if last < first {
                         cluster.stored_entries = (entry.index, entry.index);
                     } else {
@@ -983,13 +1041,23 @@ impl Node {
                 }
             }
         }
+        let (first, last) = self.cluster.stored_entries;
+        assert!(
+            first >= 1 && last + 1 >= first,
+            "stored raft entries ({first}, {last})"
+        );
         for op in ops {
             self.emit(op);
         }
     }
 
-    /// Raft readies whose writes sync `sync_id` made durable.
+    /// Raft readies whose writes sync `sync_id` made durable. Syncs complete in order and a
+    /// completion covers every earlier sync, so the due readies are a prefix of the queue.
     pub(super) fn cluster_on_synced(&mut self, now: Now, sync_id: u64) {
+        assert!(
+            sync_id <= self.sync.completed,
+            "raft readies released by sync {sync_id} before it completed"
+        );
         loop {
             let cluster = &mut *self.cluster;
             let due = cluster
@@ -1004,6 +1072,11 @@ impl Node {
             };
             self.release_raft(now, pending.messages, pending.snapshot, pending.committed);
         }
+        // Whatever is left waits for a later sync (the queue is in sync order).
+        debug_assert!(
+            (self.cluster.raft_pending.iter()).all(|p| p.sync_id > sync_id),
+            "a ready covered by sync {sync_id} left pending"
+        );
         // Followers waiting for their appends to be durable fetch again now.
         let ready: Vec<(Uuid, usize)> = self
             .cluster
@@ -1038,6 +1111,9 @@ impl Node {
         self.drive_cluster(now);
     }
 
+    /// Release a Ready whose writes are durable: send its messages, install its snapshot
+    /// into the image, apply its committed entries. Order matters: the snapshot replaces
+    /// the image before the entries that follow it apply.
     fn release_raft(
         &mut self,
         now: Now,
@@ -1045,6 +1121,11 @@ impl Node {
         snapshot: Option<Snapshot>,
         committed: Vec<Entry>,
     ) {
+        // Committed entries arrive in index order: the image applies each exactly once.
+        debug_assert!(
+            committed.windows(2).all(|w| w[0].index < w[1].index),
+            "committed entries out of order"
+        );
         for (to, message) in messages {
             let bytes = postcard::to_allocvec(&message).unwrap_or_default();
             self.send_peer(to, PeerMessage::Raft(bytes));
@@ -1052,7 +1133,11 @@ impl Node {
         if let Some(snapshot) = snapshot {
             match MetadataImage::decode(&snapshot.data) {
                 Ok(mut image) => {
+                    // A snapshot replaces the whole image. Roles, local topics and waiters
+                    // are reconciled with it below: topics it lacks are deleted here (and
+                    // their acks=all waiters failed), the others materialized and re-roled.
                     image.applied_index = snapshot.last_index;
+
                     let cluster = &mut *self.cluster;
                     let old = std::mem::replace(&mut cluster.image, image);
                     let gone: Vec<u128> = old
@@ -1115,6 +1200,13 @@ impl Node {
     /// Apply one committed metadata record to the image and react.
     fn apply_record(&mut self, now: Now, index: u64, record: MetaRecord) {
         let cluster = &mut *self.cluster;
+        // Committed entries apply once each, in index order (a snapshot install drops
+        // the ones it covers).
+        assert!(
+            index > cluster.image.applied_index,
+            "metadata entry {index} applied again (applied {})",
+            cluster.image.applied_index
+        );
         let mut own_registration = false;
         // A change of this broker's own registration or fencing in a quorum of one: it
         // heartbeats at once (a call to itself) rather than at the next interval, so it
@@ -1140,6 +1232,8 @@ impl Node {
                 && cluster.caught_up;
         }
         let change = cluster.image.apply(index, record);
+        // The roles below react to the applied image only: the decision image may run
+        // ahead, but a broker acts on what is committed.
         if own_registration {
             // Leader roles wait for this incarnation's registration (see `update_role`).
             self.update_all_roles(now);
@@ -1198,6 +1292,8 @@ impl Node {
     /// Bring this node's role for every partition of the image in line with it.
     fn update_all_roles(&mut self, now: Now) {
         let cluster = &*self.cluster;
+        // Before catch-up no role is held (`update_role_inner` removes them all).
+        debug_assert!(cluster.caught_up || cluster.replicas.is_empty());
         let keys: Vec<(Uuid, usize)> = cluster
             .image
             .topics
@@ -1267,11 +1363,14 @@ impl Node {
         // Answers whose entries are applied are judged before compaction drops the entries.
         self.answer_commit_waiters();
         let cluster = &mut *self.cluster;
+        // Compact only when the image holds exactly what Raft applied: the snapshot is
+        // this image, and must describe the log up to its index, no more and no less.
         if cluster.raft.applied_index() > cluster.raft.snapshot_index() + SNAPSHOT_EVERY_ENTRIES
             && applied == cluster.raft.applied_index()
         {
             let data = cluster.image.encode();
             cluster.raft.compact(applied, data);
+            assert!(cluster.raft.snapshot_index() <= applied);
         }
     }
 
@@ -1282,6 +1381,16 @@ impl Node {
         let led = self.leads_index(topic_id, index);
         self.update_role_inner(now, topic_id, index);
         let leads = self.leads_index(topic_id, index);
+        // A leader role exists only where the image names this node the leader.
+        debug_assert!(
+            !leads
+                || (self
+                    .cluster
+                    .image
+                    .partition(topic_id.as_u128(), index as i32))
+                .is_some_and(|p| p.leader == self.config.node_id),
+            "leader role against the image"
+        );
         if led == leads {
             return;
         }
@@ -1341,6 +1450,9 @@ impl Node {
         let was_leader = matches!(current, Some(Replica::Leader(_)));
         if state.leader == node_id {
             if let Some(Replica::Leader(mut leader)) = current {
+                // Same epoch: the same leadership, with a new ISR or replica set (an
+                // AlterIsr or a reassignment committed). Follower progress is kept: it
+                // is what the HW and the next ISR decision are computed from.
                 if leader.epoch == state.leader_epoch {
                     leader.isr = state.isr.clone();
                     leader.replicas = state.replicas.clone();
@@ -1434,13 +1546,24 @@ impl Node {
             if log.replicated_hw().is_none() {
                 log.set_replicated_hw(Some(log.log_start_offset()));
             }
-            if log.push_epoch(state.leader_epoch, leo) {
+            // The new epoch starts at the current log end: offsets from here on are this
+            // leadership's, and followers' epoch queries find where the old ones ended.
+            let pushed = log.push_epoch(state.leader_epoch, leo);
+            assert_eq!(
+                log.last_epoch(),
+                state.leader_epoch,
+                "a new leader's log must end in the epoch it leads"
+            );
+            if pushed {
                 let op = epochs_op(log);
                 self.emit(op);
             }
             self.recompute_hw(key);
             self.release_hw_waiters();
         } else if state.replicas.contains(&node_id) {
+            // A follower role is replaced whenever the leader or its epoch changes: the
+            // new role starts untruncated, so it queries the new leader's epochs before it
+            // fetches (the new leader's history may differ from the old one's).
             if let Some(Replica::Follower(f)) = &current {
                 if f.epoch == state.leader_epoch && f.leader == state.leader {
                     return;
@@ -1482,6 +1605,9 @@ impl Node {
 
     // ---- heartbeats and the controller ---------------------------------------------------
 
+    /// The broker side of fencing: fence itself when the controller has been silent for a
+    /// session (by then the controller fenced it and moved its leaderships, so serving on
+    /// would let two leaders accept writes), and heartbeat when due.
     fn send_heartbeat(&mut self, now: Now) {
         let node_id = self.config.node_id;
         let host = self.config.advertised_host.clone();
@@ -1549,6 +1675,9 @@ impl Node {
     fn on_heartbeat(&mut self, now: Now, from: i32, heartbeat: BrokerHeartbeat) {
         let node_id = self.config.node_id;
         let cluster = &mut *self.cluster;
+        // Only the active controller answers with a fencing state: another node (or a
+        // leader before its no-op applied) does not know the committed registrations, so
+        // it says "fenced" and points at the leader it knows.
         if !cluster.is_active_controller() {
             let reply = PeerMessage::HeartbeatReply {
                 controller: cluster.raft.leader(),
@@ -1642,6 +1771,9 @@ impl Node {
         }
     }
 
+    /// The broker side of a heartbeat answer. Only an answer from the controller itself
+    /// counts as a heartbeat answered (and sets the fencing state); any other node merely
+    /// points at the controller it knows.
     fn on_heartbeat_reply(&mut self, now: Now, from: i32, controller: Option<i32>, fenced: bool) {
         let cluster = &mut *self.cluster;
         cluster.controller_hint = controller;
@@ -1671,6 +1803,7 @@ impl Node {
             return None;
         }
         cluster.start_decisions();
+        debug_assert!(cluster.view.is_some(), "proposing without a decision image");
         let mut last = None;
         for record in records {
             match cluster.raft.propose(record.encode()) {
@@ -1717,6 +1850,9 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         cluster.suspects.retain(|_, at| now.instant < *at);
+        debug_assert!(due_suspects
+            .iter()
+            .all(|id| !cluster.suspects.contains_key(id)));
         let timeout = cluster.config.broker_session_timeout_ms;
         let unclean = cluster.config.unclean_leader_election;
         // A broker this controller has not heard from yet gets one session from now (its
@@ -1776,6 +1912,7 @@ impl Node {
         let image = cluster.decision_image();
         let known = image.brokers.len().max(cluster.raft.voters().len());
         let internal_rf = known.clamp(1, INTERNAL_TOPIC_RF_MAX);
+        debug_assert!((1..=INTERNAL_TOPIC_RF_MAX).contains(&internal_rf));
         let live = image.live_brokers().len();
         for name in names {
             let internal_partitions = match name.as_str() {
@@ -1848,6 +1985,9 @@ impl Node {
         } else {
             topic.assignments.iter().map(|(_, r)| r.clone()).collect()
         };
+        // The id mixes the log position and term of the proposal: two controllers (or two
+        // terms) creating a topic of the same name get different ids, so a topic deleted
+        // and recreated is never confused with its predecessor by a lagging broker.
         let id = crate::topic::derive_topic_id(
             &self.config.cluster_id,
             self.config.node_id,
@@ -1895,7 +2035,9 @@ impl Node {
             return;
         }
         // The entry this answer waits for is the one now at `index` in this node's log.
+        // Its term is what tells, at apply time, whether it survived a change of leader.
         let term = (cluster.raft.entry(index)).map_or(cluster.raft.term(), |e| e.term);
+        debug_assert!(index > cluster.image.applied_index);
         let waiter = CommitWaiter {
             index,
             term,
@@ -1938,6 +2080,10 @@ impl Node {
             };
             answers.push((id, response));
         }
+        debug_assert!(
+            (cluster.commit_waiters.iter()).all(|(_, w)| w.index > applied),
+            "a commit waiter left behind its applied entry"
+        );
         // What applying the records wrote here (a created topic's partitions, say) is
         // durable before the answer, as a single node's admin answers always were.
         for (id, response) in answers {
@@ -1949,6 +2095,10 @@ impl Node {
         }
     }
 
+    /// The controller side of an ISR change. `controller::alter_isr` refuses a request
+    /// from a non-leader or one carrying a stale leader or partition epoch (a request the
+    /// leader resent after the change already committed is one), so a delayed request
+    /// can never undo a newer decision.
     fn on_alter_isr(&mut self, from: i32, request: AlterIsr) {
         let cluster = &*self.cluster;
         if !cluster.is_active_controller() {
@@ -1998,6 +2148,9 @@ impl Node {
                     })
                 })
                 .collect();
+            // Shrink: drop the members that have not caught up within replica.lag.time.max.
+            // The leader never lags itself, so it stays; the HW can only rise when a slow
+            // member leaves (it is a minimum over fewer members).
             if !lagging.is_empty() {
                 let isr: Vec<i32> = leader
                     .isr
@@ -2005,6 +2158,7 @@ impl Node {
                     .copied()
                     .filter(|r| !lagging.contains(r))
                     .collect();
+                debug_assert!(isr.contains(&node_id), "a shrink removing the leader");
                 tracing::info!(%topic_id, index, ?lagging, "shrinking ISR");
                 leader.pending_isr = Some((isr.clone(), now.instant));
                 requests.push(AlterIsr {
@@ -2021,8 +2175,15 @@ impl Node {
         }
     }
 
+    /// Send an ISR change to the controller (to itself in a quorum of one). Without a known
+    /// controller it is dropped; `pending_isr` stays set, and `leader_checks` resends
+    /// after [`ALTER_ISR_RETRY_MS`].
     fn send_alter_isr(&mut self, request: AlterIsr) {
         let node_id = self.config.node_id;
+        debug_assert!(
+            request.isr.contains(&node_id),
+            "an ISR change leaving out its own leader"
+        );
         let Some(controller) = self.cluster.raft.leader() else {
             return;
         };
@@ -2076,6 +2237,9 @@ impl Node {
             return;
         };
         let leo = log.log_end_offset();
+        // A follower past our log end holds what we do not (a stale leader's suffix it has
+        // not truncated yet); one below our log start asks for what we deleted. Neither is
+        // recorded as progress.
         if fetch.fetch_offset > leo || fetch.fetch_offset < log.log_start_offset() {
             // The log start tells a follower below it to reset (see `on_fetch_reply`).
             let mut reply = refusal(ErrorCode::OFFSET_OUT_OF_RANGE, epoch);
@@ -2091,10 +2255,19 @@ impl Node {
             .followers
             .entry(from)
             .or_insert_with(|| new_progress(now));
+        // Kafka's lag rule: a follower is caught up when it fetched to our log end, or to
+        // where our log ended at its previous fetch (so a steady produce stream does not
+        // make every follower look behind).
         if fetch.fetch_offset >= leo || fetch.fetch_offset >= progress.leo_at_last_fetch {
             progress.caught_up_at = now.instant;
         }
+        assert!(
+            fetch.fetch_offset <= leo,
+            "follower progress past the leader's log end"
+        );
         progress.fetch_offset = fetch.fetch_offset;
+        // What a follower claims durable is capped by what it claims held: a follower
+        // cannot have synced what it does not have.
         progress.durable_offset = fetch.durable_offset.min(fetch.fetch_offset);
         progress.leo_at_last_fetch = leo;
         // Expansion: a caught-up replica outside the ISR asks to come back.
@@ -2167,6 +2340,11 @@ impl Node {
             return;
         };
         let leo = log.log_end_offset();
+        // The HW sent is at most our log end (it is at most our durable end); the follower
+        // caps it at its own log end too.
+        debug_assert!(log.high_watermark() <= leo);
+        // The records are read by the driver (`PeerRecords::Read`), not here: a fetch far
+        // behind does not copy the log into the node's memory.
         let records = if fetch.fetch_offset < leo {
             PeerRecords::Read {
                 partition_key: log.partition_key(),
@@ -2309,6 +2487,9 @@ impl Node {
         timeout_ms: u64,
     ) {
         let cluster = &mut *self.cluster;
+        // Each need is a partition this node leads and the offset the HW must reach; a
+        // waiter with none would never be released by an HW move.
+        debug_assert!(!needs.is_empty(), "an acks=all waiter waiting for nothing");
         let deadline = Some(now.instant.add_ms(timeout_ms));
         if let Err(waiter) = (cluster.hw_waiters).insert(id, deadline, HwWaiter { needs, response })
         {
@@ -2766,6 +2947,12 @@ impl Node {
         };
         let (leo, durable, last_epoch) =
             (log.log_end_offset(), log.durable_end(), log.last_epoch());
+        // The follower fetches from its log end and reports its durable end: never past
+        // what it holds (the leader's HW rule trusts these two numbers).
+        assert!(
+            durable <= leo,
+            "durable end {durable} past the log end {leo}"
+        );
         let cluster = &mut *self.cluster;
         let max_bytes = cluster.config.replica_fetch_max_bytes;
         let wait = cluster.config.replica_fetch_wait_max_ms;
@@ -2885,6 +3072,14 @@ impl Node {
             self.emit(op);
             self.emit(producers);
         }
+        if let Some(log) = self.log_mut(key) {
+            // Nothing at or above the target survives: the divergent suffix is gone.
+            debug_assert!(
+                !truncated || log.log_end_offset() == target.max(log.log_start_offset()),
+                "truncation to {target} left the log end at {}",
+                log.log_end_offset()
+            );
+        }
         if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
             f.query_epoch = next_query;
             f.truncated = next_query.is_none();
@@ -2931,11 +3126,14 @@ impl Node {
             return;
         };
         let appended = self.append_replicated(now, key, &bytes);
+        // The follower's HW: the leader's, capped by what this log holds (a follower never
+        // shows consumers offsets it lacks), and never moved down by a stale reply.
         if let Some(log) = self.log_mut(key) {
             let hw = reply.high_watermark.min(log.log_end_offset());
             if log.replicated_hw().is_none_or(|h| hw > h) {
                 log.set_replicated_hw(Some(hw));
             }
+            debug_assert!((log.replicated_hw()).is_none_or(|h| h <= log.log_end_offset()));
         }
         // isr-fsync: the next fetch reports the appends durable, so it waits for their
         // sync; isr-memory (Kafka's): holding them is enough, fetch again at once.
@@ -2967,6 +3165,11 @@ impl Node {
         let Some(log) = self.log_mut(key) else {
             return;
         };
+        assert_eq!(
+            log.log_end_offset(),
+            offset,
+            "a reset log starts empty at {offset}"
+        );
         let epochs = epochs_op(log);
         let producers = super::producer_id::producer_snapshot_op(log);
         tracing::warn!(
@@ -3023,6 +3226,9 @@ impl Node {
                 tracing::warn!(base = header.base_offset, leo, "gap in replicated batches");
                 break;
             }
+            // Offsets stay dense: only a batch starting exactly at the log end is appended
+            // (`append_batch` asserts it too; a gap or overlap from a peer is dropped above).
+            debug_assert_eq!(header.base_offset, leo);
             let Some(batch) = bytes.get(range.clone()) else {
                 break;
             };
@@ -3065,8 +3271,11 @@ impl Node {
     // ---- plumbing ----------------------------------------------------------------------------
 
     /// Queue a message to a peer by id (voter addresses from config, others from the image).
+    /// Messages to an unknown address are dropped: every peer protocol here retries on a
+    /// timer, so a loss costs latency, never correctness.
     pub(super) fn send_peer(&mut self, to: i32, message: PeerMessage) {
         let cluster = &*self.cluster;
+
         let addr = cluster
             .config
             .voter_addr(to)
