@@ -192,6 +192,9 @@ pub(super) fn is_cluster_meta_key(key: &[u8]) -> bool {
 type PendingMarkers = (BTreeMap<u64, (String, i32)>, Instant);
 
 /// A Raft ready whose writes wait for sync `sync_id`.
+// Its messages may be votes or append acknowledgements that promise those writes are
+// durable; its committed entries may have been appended by the same Ready. Both leave
+// only after the sync (see the module doc).
 #[derive(Debug)]
 struct RaftPending {
     sync_id: u64,
@@ -201,10 +204,15 @@ struct RaftPending {
 }
 
 /// What a follower knows about its progress, on the leader.
+// These are the follower's own claims, bounded where they are received (a fetch past the
+// leader's log end is refused; durable is capped by held): never trusted further.
 #[derive(Debug, Clone)]
 struct Progress {
+    /// The offset of its last fetch: everything below it, it holds (-1: none yet).
     fetch_offset: i64,
+    /// What it reported durable at that fetch, at most `fetch_offset` (-1: none yet).
     durable_offset: i64,
+    /// Last time it was caught up (Kafka's lag rule); the ISR shrink uses it.
     caught_up_at: Instant,
     /// The leader's log end when this follower last fetched.
     leo_at_last_fetch: i64,
@@ -236,7 +244,10 @@ pub(super) struct LeaderState {
 /// This node follows the partition's leader.
 #[derive(Debug, Clone)]
 pub(super) struct FollowerState {
+    /// The leader the image names (-1: none; the follower then waits).
     leader: i32,
+    /// The image's leader epoch: every request carries it, so a leader of another epoch
+    /// refuses it rather than serving a history this follower is not following.
     epoch: i32,
     /// The divergent suffix (if any) was truncated for this epoch.
     truncated: bool,
@@ -252,7 +263,8 @@ pub(super) struct FollowerState {
     fetch_after_sync: Option<u64>,
 }
 
-/// This node's role for one partition.
+/// This node's role for one partition. A partition this node does not replicate, or any
+/// partition before its image caught up, has no entry.
 #[derive(Debug, Clone)]
 pub(super) enum Replica {
     Leader(LeaderState),
@@ -277,7 +289,7 @@ struct MarkerWaiter {
     end: i64,
 }
 
-/// Cluster state of a node.
+/// Cluster state of a node. Every node has one: a node of its own is a quorum of one.
 #[derive(Debug)]
 pub(super) struct ClusterState {
     pub config: ClusterConfig,
@@ -290,7 +302,10 @@ pub(super) struct ClusterState {
     /// Created at the first proposal of a term, dropped when Raft leadership is lost (the
     /// uncommitted tail may then be truncated).
     view: Option<MetadataImage>,
+    /// This process start's identity: registrations and heartbeats carry it, so the
+    /// controller tells a restarted node (which may have lost unsynced data) from the old.
     incarnation: u64,
+    /// Readies waiting for their syncs, in sync order.
     raft_pending: VecDeque<RaftPending>,
     /// Index range of raft entries in storage (first, last); (1, 0) when none.
     stored_entries: (u64, u64),
@@ -299,13 +314,21 @@ pub(super) struct ClusterState {
     /// image applied it.
     leader_start: Option<u64>,
     // Broker side.
+    /// The controller a heartbeat answer named (non-voters learn it only so).
     controller_hint: Option<i32>,
     next_heartbeat: Instant,
+    /// When the controller last answered a heartbeat: the self-fencing clock.
     last_heartbeat_ok: Option<Instant>,
+    /// The committed fencing state as the controller last answered it, or set by self-
+    /// fencing. A fenced broker refuses produces even where it still holds a leader role.
     pub fenced: bool,
+    /// Which voter to ask next while no controller is known.
     heartbeat_rotation: usize,
     // Controller side.
+    /// Last heartbeat per broker (this controller's term only; reset on take-over).
     sessions: BTreeMap<i32, Instant>,
+    /// Index of each broker's registration record: it is unfenced only once its
+    /// heartbeat reports that index applied (it then knows its own registration).
     registered_at: BTreeMap<i32, u64>,
     /// Brokers suspected gone before their session ends, with the moment they are fenced
     /// unless a heartbeat comes first: their inbound connection closed (a killed process's
@@ -323,16 +346,20 @@ pub(super) struct ClusterState {
     next_leader_check: Instant,
     next_rebalance: Instant,
     // Replication.
+    /// This node's role per partition, kept in line with the applied image by
+    /// `update_role` (see `cluster_invariants`).
     pub replicas: BTreeMap<(Uuid, usize), Replica>,
+    /// Last correlation id handed out (see [`ClusterState::correlation`]).
     next_correlation: u64,
     /// Replica fetches held for new data, by (follower, correlation).
     parked_fetches: Purgatory<ReplicaFetch, (i32, u64)>,
     hw_waiters: Purgatory<HwWaiter>,
     /// Answers waiting for the metadata records their requests proposed to commit (admin
-    /// requests and voter-set changes), by request.
+    /// requests, and AddRaftVoter/RemoveRaftVoter answers waiting for their voter-set
+    /// entry, see [`super::quorum`]), by request.
+    // Invariant: every waiter's index is above the applied index (`answer_commit_waiters`
+    // runs after every apply), so none is forgotten once its entry applied.
     pub(super) commit_waiters: Purgatory<CommitWaiter>,
-    /// AddRaftVoter/RemoveRaftVoter answers waiting for their voter-set entry to commit
-    /// (see [`super::quorum`]).
     /// Prepared transactions waiting for remote markers: id -> (correlation -> partition),
     /// and when the markers were last sent.
     pending_markers: BTreeMap<String, PendingMarkers>,
@@ -486,6 +513,8 @@ impl ClusterState {
     }
 
     /// The active controller: the Raft leader once it applied its own no-op.
+    // Before the no-op applies, the image may lack committed records of earlier terms:
+    // deciding then could fence a live broker or elect a stale leader.
     pub(super) fn is_active_controller(&self) -> bool {
         self.raft.is_leader()
             && self
@@ -507,7 +536,9 @@ impl ClusterState {
         self.view.as_ref().unwrap_or(&self.image)
     }
 
-    /// The Raft leader, as far as this node knows.
+    /// The Raft leader, as far as this node knows. Not necessarily the *active*
+    /// controller (see [`ClusterState::is_active_controller`]): requests sent there may be
+    /// refused for a while after an election, and are then retried.
     pub(super) fn controller(&self) -> Option<i32> {
         self.raft.leader()
     }
@@ -544,10 +575,13 @@ impl ClusterState {
     }
 }
 
+/// Raft's clock: milliseconds of the monotonic instant (never the wall clock, which may
+/// jump and would fire or stall election timers).
 fn now_ms(now: Now) -> u64 {
     now.instant.as_nanos() / 1_000_000
 }
 
+/// A topic id as peer messages carry it (big-endian, as `Uuid::from_u128` reads it back).
 fn uuid_bytes(id: Uuid) -> [u8; 16] {
     id.as_u128().to_be_bytes()
 }
@@ -713,6 +747,8 @@ impl Node {
 
     /// Handle a message from peer node `from` (already decoded by the driver).
     pub fn handle_peer(&mut self, now: Now, from: i32, message: PeerMessage) {
+        // A poisoned node's state can no longer be trusted: it must not vote, lead or
+        // acknowledge anything, so peers' messages are ignored until it is restarted.
         if self.poisoned.is_some() {
             return;
         }
@@ -751,6 +787,8 @@ impl Node {
                 self.on_marker_reply(now, correlation, error)
             }
         }
+        // Every input ends the same way: drain Raft (its writes join this input's sync),
+        // dispatch requests the input unblocked, and emit the sync that covers it all.
         self.drive_cluster(now);
         self.release_held_requests(now);
         self.flush_syncs(now);
@@ -776,13 +814,18 @@ impl Node {
         // `cluster_deadline` wakes the node at `at`; `controller_checks` fences then.
     }
 
-    /// Remember the time of the current input (deadlines of waiters parked by it).
+    /// Remember the time of the current input (deadlines of waiters parked by it), and
+    /// start the input's list of internal appends afresh (an answer must wait only for
+    /// the appends of its own input).
     pub(super) fn cluster_note_now(&mut self, now: Now) {
         self.cluster.now = now.instant;
         self.cluster.internal_appends.clear();
     }
 
-    /// An internal-topic append (coordinator state) of the current input.
+    /// An internal-topic append (coordinator state) of the current input. A coordinator's
+    /// answer (a committed offset, a transaction state) must not precede the replication
+    /// of the record it describes: a new coordinator elected from the ISR would not know
+    /// it.
     pub(super) fn note_internal_append(&mut self, topic_id: Uuid, index: usize, end: i64) {
         self.cluster.internal_appends.push((topic_id, index, end));
     }
@@ -817,7 +860,9 @@ impl Node {
         None
     }
 
-    /// A peer message this node sends itself (it is the controller).
+    /// A peer message this node sends itself (it is the controller). Only auto-creation
+    /// goes this way; other self-addressed messages are handled by direct calls (a
+    /// heartbeat to itself in `send_heartbeat`, an ISR change in `send_alter_isr`).
     pub(super) fn handle_local_peer(&mut self, node_id: i32, message: PeerMessage) {
         if let PeerMessage::AutoCreate { names } = message {
             let _ = node_id;
@@ -841,6 +886,10 @@ impl Node {
     }
 
     /// When the cluster layer wants `cluster_timeout` next.
+    ///
+    /// Danger both ways: a deadline missing here stalls a protocol until an unrelated
+    /// input arrives (a simulation without traffic would hang); a deadline in the past
+    /// that its handler does not move forward makes the driver spin.
     pub(super) fn cluster_deadline(&self) -> Option<Instant> {
         let cluster = &*self.cluster;
         let raft = Instant::from_nanos(cluster.raft.next_deadline_ms().saturating_mul(1_000_000));
@@ -892,6 +941,10 @@ impl Node {
     }
 
     /// After any input: drain Raft, emit its writes, release what durable syncs allow.
+    ///
+    /// Also the place where this node notices it became (or stopped being) the Raft
+    /// leader: a new controller resets sessions and suspects, and drops any decision
+    /// image. It loops because releasing a Ready (applying entries) can produce another.
     pub(super) fn drive_cluster(&mut self, now: Now) {
         loop {
             let cluster = &mut *self.cluster;
@@ -1305,7 +1358,9 @@ impl Node {
         }
     }
 
-    /// Create (or grow) the local catalog entry of an image topic.
+    /// Create (or grow) the local catalog entry of an image topic. The image is the
+    /// truth: the local catalog only follows it (a partition count never shrinks, and a
+    /// local topic of the same name but another id is a deleted predecessor).
     fn materialize_topic(&mut self, id: u128) {
         let Some(topic) = self.cluster.image.topics.get(&id).cloned() else {
             return;
@@ -1334,6 +1389,7 @@ impl Node {
     }
 
     /// After a batch of records: catch-up detection, role updates, waiters, compaction.
+    /// Catch-up is one-way: once set it stays, and from then on roles follow the image.
     fn after_apply(&mut self, now: Now) {
         let cluster = &mut *self.cluster;
         let applied = cluster.image.applied_index;
@@ -1426,7 +1482,9 @@ impl Node {
         self.drain_group_outputs(now);
     }
 
-    /// True when this node holds the leader role of the partition.
+    /// True when this node holds the leader role of the partition. (The image may name
+    /// this node the leader before it takes the role: before catch-up, before its
+    /// registration, or at an epoch its log already holds.)
     fn leads_index(&self, topic_id: Uuid, index: usize) -> bool {
         matches!(
             self.cluster.replicas.get(&(topic_id, index)),
@@ -1434,6 +1492,9 @@ impl Node {
         )
     }
 
+    /// The role decision proper (see [`Node::update_role`]). Losing a leader role fails
+    /// its acks=all waiters and wakes consumer fetches at once: the HW they wait for will
+    /// not come from this node, and a consumer must re-route to the new leader.
     fn update_role_inner(&mut self, now: Now, topic_id: Uuid, index: usize) {
         let node_id = self.config.node_id;
         let cluster = &mut *self.cluster;
@@ -2111,7 +2172,9 @@ impl Node {
 
     // ---- replication: leader side ----------------------------------------------------------
 
-    /// Periodic leader work: ISR shrink and expansion requests, resent ISR changes.
+    /// Periodic leader work: ISR shrink requests, and resending an ISR change the
+    /// controller has not reflected in the image after [`ALTER_ISR_RETRY_MS`] (expansion
+    /// requests are made by `on_replica_fetch`, when the follower fetches).
     fn leader_checks(&mut self, now: Now) {
         let node_id = self.config.node_id;
         let cluster = &mut *self.cluster;
@@ -2194,6 +2257,10 @@ impl Node {
         }
     }
 
+    /// The leader side of a replica fetch: refuse it unless this node leads at exactly
+    /// the follower's epoch and the offset lies within the log; record the follower's
+    /// progress (its own claims, bounded here), maybe ask to add it to the ISR, move the
+    /// HW, and answer at once or park the fetch until new data (long poll).
     fn on_replica_fetch(&mut self, now: Now, from: i32, fetch: ReplicaFetch) {
         let topic_id = Uuid::from_u128(u128::from_be_bytes(fetch.topic_id));
         let Ok(index) = usize::try_from(fetch.partition) else {
@@ -2323,6 +2390,9 @@ impl Node {
         }
     }
 
+    /// Answer a replica fetch with what the log holds from its offset. The leadership is
+    /// checked again: a parked fetch may be answered after this node lost the role, and
+    /// then it is dropped (the follower resends to the new leader).
     fn answer_replica_fetch(&mut self, to: i32, fetch: &ReplicaFetch) {
         let topic_id = Uuid::from_u128(u128::from_be_bytes(fetch.topic_id));
         let Ok(index) = usize::try_from(fetch.partition) else {
@@ -2368,7 +2438,8 @@ impl Node {
         self.send_peer(to, PeerMessage::FetchReply(reply));
     }
 
-    /// New data on a led partition: answer the replica fetches held for it.
+    /// New data on a led partition: answer the replica fetches held for it. Followers
+    /// long-poll, so replication latency is the time to the next append, not the poll.
     pub(super) fn wake_replica_fetches(&mut self, topic_id: Uuid, index: usize) {
         let cluster = &mut *self.cluster;
         if cluster.parked_fetches.is_empty() {
@@ -2548,7 +2619,9 @@ impl Node {
     }
 
     /// True when this node leads the partition with fewer in-sync replicas than its
-    /// `min.insync.replicas`.
+    /// `min.insync.replicas`. (The write is replicated to the ISR there was; Kafka still
+    /// answers NOT_ENOUGH_REPLICAS_AFTER_APPEND so that the producer knows the guarantee
+    /// it asked for was not met.)
     fn isr_below_min(&self, topic_id: Uuid, index: usize) -> bool {
         let Some(Replica::Leader(leader)) = self.cluster.replicas.get(&(topic_id, index)) else {
             return false;
@@ -2561,6 +2634,9 @@ impl Node {
         (leader.isr.len() as i32) < min_isr
     }
 
+    /// Fail the acks=all waiters on a partition this node stops leading (or on every
+    /// partition of a topic, `index` None). Never answered with success: the write may
+    /// still be truncated by the new leader, so the producer must retry.
     fn fail_hw_waiters_of(&mut self, topic_id: Uuid, index: Option<usize>) {
         let failed = self.take_hw_waiters(|w| {
             w.needs
@@ -2594,6 +2670,9 @@ impl Node {
         }
     }
 
+    /// Time out what waits on replication: acks=all answers (REQUEST_TIMED_OUT, the write
+    /// may still commit later), marker waits (dropped), held replica fetches (answered
+    /// empty, the follower asks again).
     fn expire_cluster_waiters(&mut self, now: Now) {
         let mut expired = Vec::new();
         while let Some(waiter) = self.cluster.hw_waiters.pop_expired(now.instant) {
@@ -2651,13 +2730,18 @@ impl Node {
         }
     }
 
-    /// Drop a disconnected client's acks=all waiters.
+    /// Drop a disconnected client's waiters: acks=all produces, held requests and admin
+    /// answers waiting for their records. What they wait for still happens (a record
+    /// still commits, a write still replicates); only the answer has nowhere to go.
     pub(super) fn cluster_disconnect(&mut self, conn: u64) {
         self.cluster.hw_waiters.remove_conn(conn);
         self.cluster.held.remove_conn(conn);
         self.cluster.commit_waiters.remove_conn(conn);
     }
 
+    /// The leader side of KIP-101's OffsetForLeaderEpoch. Answered only by the leader of
+    /// exactly the follower's epoch: another epoch's history is not the one the follower
+    /// is about to fetch, so truncating against it could keep a divergent suffix.
     fn on_epoch_query(&mut self, from: i32, query: EpochQuery) {
         let topic_id = Uuid::from_u128(u128::from_be_bytes(query.topic_id));
         let Ok(index) = usize::try_from(query.partition) else {
@@ -2698,6 +2782,8 @@ impl Node {
     // ---- transaction markers for partitions led elsewhere ----------------------------------
 
     /// Coordinator: ask each partition's leader to write `txn`'s marker.
+    // Each marker gets its own correlation id: the answers arrive in any order and from
+    // several leaders, and a late answer must tick off exactly the marker it answers.
     pub(super) fn send_remote_markers(
         &mut self,
         now: Now,
@@ -2719,6 +2805,9 @@ impl Node {
         self.send_markers_of(&txn.transactional_id.clone());
     }
 
+    /// Send (again) every unacknowledged marker of one prepared transaction to the
+    /// partition's current leader. A partition without a leader is skipped this round;
+    /// the resend timer tries again.
     fn send_markers_of(&mut self, transactional_id: &str) {
         let Some(txn) = self.txns.txns.get(transactional_id).cloned() else {
             return;
@@ -2755,6 +2844,7 @@ impl Node {
         self.cluster.now
     }
 
+    /// Resend the markers of transactions whose markers have waited [`MARKER_RETRY_MS`].
     fn resend_markers(&mut self, now: Now) {
         let due: Vec<String> = self
             .cluster
@@ -2774,6 +2864,9 @@ impl Node {
     }
 
     /// Leader: write a coordinator's marker, answer once the ISR has it.
+    ///
+    /// Checked against this node's role, not the coordinator's view: a coordinator with a
+    /// stale image may ask a former leader, which refuses, and it retries elsewhere.
     fn on_write_marker(
         &mut self,
         now: Now,
@@ -2835,6 +2928,7 @@ impl Node {
         }
     }
 
+    /// Answer a coordinator (this node itself when it coordinates the transaction too).
     fn reply_marker(&mut self, to: i32, message: PeerMessage) {
         if to == self.config.node_id {
             if let PeerMessage::MarkerReply { correlation, error } = message {
@@ -2846,6 +2940,9 @@ impl Node {
         }
     }
 
+    /// Answer the markers the HW now covers. A coordinator completes a transaction only
+    /// after every marker is replicated: a marker lost with a failed leader would leave
+    /// the transaction's records neither committed nor aborted on the new one.
     fn release_marker_waiters(&mut self) {
         let cluster = &mut *self.cluster;
         if cluster.marker_waiters.is_empty() {
@@ -2877,7 +2974,9 @@ impl Node {
         }
     }
 
-    /// Coordinator: a marker is written (or refused: retried on the timer).
+    /// Coordinator: a marker is written (or refused: retried on the timer). The
+    /// transaction completes only when its last marker is acknowledged; a duplicate or
+    /// late answer finds no pending marker with its correlation and changes nothing.
     fn on_marker_reply(&mut self, now: Now, correlation: u64, error: i16) {
         if error != 0 {
             return;
@@ -2903,6 +3002,8 @@ impl Node {
 
     // ---- replication: follower side --------------------------------------------------------
 
+    /// Follower timer: send the next request where none is in flight and the back-off
+    /// passed, or resend one unanswered for [`PEER_RETRY_MS`].
     fn follower_sends(&mut self, now: Now) {
         let cluster = &*self.cluster;
         let due: Vec<(Uuid, usize)> = cluster
@@ -2937,6 +3038,10 @@ impl Node {
     }
 
     /// Send the follower's next request: an epoch query until truncated, then a fetch.
+    ///
+    /// Never a fetch before truncation: fetching from the log end of a divergent log
+    /// would append the leader's records after records the leader never had, and both
+    /// would be visible under offsets the leader assigned to other records.
     fn send_follower_request(&mut self, now: Now, key: (Uuid, usize)) {
         let Some(log) = self
             .topics
@@ -2989,6 +3094,10 @@ impl Node {
         self.send_peer(leader, message);
     }
 
+    /// True (and the request no longer in flight) when a reply answers this follower's
+    /// request in flight: from its current leader, with its correlation. Anything else is
+    /// a late or foreign reply and must be dropped: acting on an answer to an older
+    /// request could append at stale offsets or truncate by a stale epoch.
     fn follower_in_flight(&mut self, key: (Uuid, usize), from: i32, correlation: u64) -> bool {
         let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) else {
             return false;
@@ -3000,6 +3109,8 @@ impl Node {
         true
     }
 
+    /// After a refusal: wait [`REFUSED_RETRY_MS`] before the next request (the leader may
+    /// not have learned its new role yet; asking in a tight loop would only load it).
     fn follower_back_off(&mut self, now: Now, key: (Uuid, usize)) {
         if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
             f.not_before = now.instant.add_ms(REFUSED_RETRY_MS);
@@ -3087,6 +3198,9 @@ impl Node {
         self.send_follower_request(now, key);
     }
 
+    /// The follower side of a fetch answer: append the records at their offsets, take the
+    /// leader's HW (capped by this log), fetch again (under isr-fsync only after the sync
+    /// that makes the appends durable, since the next fetch reports them durable).
     fn on_fetch_reply(&mut self, now: Now, from: i32, reply: ReplicaFetchReply) {
         let key = (
             Uuid::from_u128(u128::from_be_bytes(reply.topic_id)),
@@ -3208,6 +3322,11 @@ impl Node {
 
     /// Append the batches a leader sent, at their offsets; returns the covering sync id
     /// when anything was appended.
+    ///
+    /// The leader's bytes are checked before they touch the log: a batch wholly below the
+    /// log end is skipped (a resent answer), one that does not start at the log end ends
+    /// the append (a gap would break dense offsets), and one with a bad CRC ends it too
+    /// (the follower fetches again from its log end).
     fn append_replicated(&mut self, now: Now, key: (Uuid, usize), bytes: &[u8]) -> Option<u64> {
         let segment_bytes = self.topics.get(&key.0)?.config.segment_bytes(&self.config);
         let mut appended_any = None;
