@@ -2402,6 +2402,24 @@ impl Node {
             return;
         };
         let epoch = leader.epoch;
+        // A held fetch was checked against the epoch when it arrived; this node may have
+        // lost the leadership and taken it again since (truncating in between). Records of
+        // the new epoch read from the offset of a fetch of the old one could extend a suffix
+        // the follower must first truncate: refuse it, so the follower asks its epoch again.
+        if fetch.leader_epoch != epoch {
+            let reply = ReplicaFetchReply {
+                correlation: fetch.correlation,
+                topic_id: fetch.topic_id,
+                partition: fetch.partition,
+                error: ErrorCode::FENCED_LEADER_EPOCH.0,
+                leader_epoch: epoch,
+                high_watermark: -1,
+                log_start_offset: -1,
+                records: PeerRecords::Bytes(Vec::new()),
+            };
+            self.send_peer(to, PeerMessage::FetchReply(reply));
+            return;
+        }
         let Some(log) = self
             .topics
             .get(&topic_id)
@@ -3227,7 +3245,13 @@ impl Node {
             self.follower_back_off(now, key);
             return;
         }
-        if reply.error != 0 {
+        // An answer of another leader epoch than the one this follower fetches under is a
+        // refusal too, whatever it says: its records may not continue this log.
+        let epoch_matches = matches!(
+            self.cluster.replicas.get(&key),
+            Some(Replica::Follower(f)) if f.epoch == reply.leader_epoch
+        );
+        if reply.error != 0 || !epoch_matches {
             // Refused (not the leader, other epoch): re-check the epoch before fetching.
             if let Some(Replica::Follower(f)) = self.cluster.replicas.get_mut(&key) {
                 f.truncated = false;
