@@ -71,6 +71,17 @@ impl GroupCalls for Cluster {
     }
 }
 
+/// The group's coordinator as node 1 reports it, asking every 100 ms for up to 20 s.
+fn wait_for_coordinator(cluster: &mut Cluster) -> Option<i32> {
+    for _ in 0..200 {
+        if let Some(coordinator) = cluster.coordinator(1) {
+            return Some(coordinator);
+        }
+        cluster.advance_ms(100);
+    }
+    None
+}
+
 fn group_error(response: &ApiResponse) -> Option<ErrorCode> {
     match response {
         ApiResponse::JoinGroup(r) => Some(r.error),
@@ -149,15 +160,7 @@ fn group_survives_coordinator_failover() {
         c.group_initial_rebalance_delay_ms = 0
     });
     // The controller creates __consumer_offsets on the first FindCoordinator.
-    let mut coordinator = None;
-    for _ in 0..200 {
-        coordinator = cluster.coordinator(1);
-        if coordinator.is_some() {
-            break;
-        }
-        cluster.advance_ms(100);
-    }
-    let a = coordinator.expect("a coordinator within 20 s");
+    let a = wait_for_coordinator(&mut cluster).expect("a coordinator within 20 s");
     let create = ApiRequest::CreateTopics(CreateTopicsRequest {
         topics: vec![CreatableTopic {
             name: "t".into(),
@@ -415,14 +418,7 @@ fn internal_topics_wait_for_their_replication_factor() {
         cluster.advance_ms(100);
     }
     cluster.cut.remove(&3);
-    let mut coordinator = None;
-    for _ in 0..200 {
-        coordinator = cluster.coordinator(1);
-        if coordinator.is_some() {
-            break;
-        }
-        cluster.advance_ms(100);
-    }
+    let coordinator = wait_for_coordinator(&mut cluster);
     assert!(
         coordinator.is_some(),
         "a coordinator once three brokers are live"
