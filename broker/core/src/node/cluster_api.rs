@@ -6,14 +6,14 @@
 
 use uuid::Uuid;
 use weir_wire::domain::cluster::{
-    config_operation, election_type, AlterConfigsResourceResult, AlterConfigsResponse,
-    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+    config_operation, election_type, AlterConfigsRequest, AlterConfigsResourceResult,
+    AlterConfigsResponse, AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
     ElectLeadersPartitionResult, ElectLeadersRequest, ElectLeadersResponse,
-    ElectLeadersTopicResult, EpochEndOffset, IncrementalAlterConfigsResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
-    OngoingPartitionReassignment, OngoingTopicReassignment, ReassignablePartitionResult,
-    ReassignableTopicResult,
+    ElectLeadersTopicResult, EpochEndOffset, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    OffsetForLeaderTopicResult, OngoingPartitionReassignment, OngoingTopicReassignment,
+    ReassignablePartitionResult, ReassignableTopicResult,
 };
 use weir_wire::domain::{
     ApiRequest, ApiResponse, BrokerInfo, CreatePartitionsRequest, CreatePartitionsResponse,
@@ -37,74 +37,52 @@ const FORWARDED_MAX: usize = 4_096;
 const FORWARD_TIMEOUT_MS: u64 = 30_000;
 
 impl Node {
-    /// Route the requests served here; `Some` gives the request back.
-    pub(super) fn handle_cluster_request(
+    /// IncrementalAlterConfigs, on the active controller (others forward it).
+    pub(super) fn incremental_alter_configs(
         &mut self,
-        now: Now,
         id: RequestId,
-        request: ApiRequest,
-    ) -> Option<ApiRequest> {
-        match request {
-            ApiRequest::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(id, r),
-            ApiRequest::ElectLeaders(r) => self.elect_leaders(id, r),
-            ApiRequest::AlterPartitionReassignments(r) => self.alter_reassignments(id, r),
-            ApiRequest::ListPartitionReassignments(r) => self.list_reassignments(id, r),
-            ApiRequest::DescribeQuorum(r) => self.describe_quorum(id, r),
-            ApiRequest::AddRaftVoter(r) => self.add_raft_voter(id, r),
-            ApiRequest::RemoveRaftVoter(r) => self.remove_raft_voter(id, r),
-            ApiRequest::CreateTopics(r) => self.cluster_create(id, r),
-            ApiRequest::DeleteTopics(r) => self.cluster_delete(id, r),
-            ApiRequest::CreatePartitions(r) => self.cluster_create_partitions(id, r),
-            ApiRequest::IncrementalAlterConfigs(r)
-                if self.not_controller(id, &ApiRequest::IncrementalAlterConfigs(r.clone())) => {}
-            ApiRequest::AlterConfigs(r)
-                if self.not_controller(id, &ApiRequest::AlterConfigs(r.clone())) => {}
-            ApiRequest::IncrementalAlterConfigs(r) => {
-                let changes = r
-                    .resources
-                    .iter()
-                    .map(|res| {
-                        let ops = res
-                            .configs
-                            .iter()
-                            .map(|c| (c.name.clone(), c.operation, c.value.clone()))
-                            .collect();
-                        (res.resource_type, res.resource_name.clone(), ops)
-                    })
-                    .collect();
-                let results = self.alter_configs(changes, r.validate_only, true);
-                self.answer_configs(id, results, |results| {
-                    ApiResponse::IncrementalAlterConfigs(IncrementalAlterConfigsResponse {
-                        throttle_time_ms: 0,
-                        results,
-                    })
-                });
-            }
-            ApiRequest::AlterConfigs(r) => {
-                let changes = r
-                    .resources
-                    .iter()
-                    .map(|res| {
-                        let ops = res
-                            .configs
-                            .iter()
-                            .map(|c| (c.name.clone(), config_operation::SET, c.value.clone()))
-                            .collect();
-                        (res.resource_type, res.resource_name.clone(), ops)
-                    })
-                    .collect();
-                let results = self.alter_configs(changes, r.validate_only, false);
-                self.answer_configs(id, results, |results| {
-                    ApiResponse::AlterConfigs(AlterConfigsResponse {
-                        throttle_time_ms: 0,
-                        results,
-                    })
-                });
-            }
-            other => return Some(other),
+        request: IncrementalAlterConfigsRequest,
+    ) {
+        if self.not_controller(id, &ApiRequest::IncrementalAlterConfigs(request.clone())) {
+            return;
         }
-        self.drive_cluster(now);
-        None
+        let changes = (request.resources.iter())
+            .map(|res| {
+                let ops = (res.configs.iter())
+                    .map(|c| (c.name.clone(), c.operation, c.value.clone()))
+                    .collect();
+                (res.resource_type, res.resource_name.clone(), ops)
+            })
+            .collect();
+        let results = self.alter_configs(changes, request.validate_only, true);
+        self.answer_configs(id, results, |results| {
+            ApiResponse::IncrementalAlterConfigs(IncrementalAlterConfigsResponse {
+                throttle_time_ms: 0,
+                results,
+            })
+        });
+    }
+
+    /// AlterConfigs (replaces a topic's overrides whole), on the active controller.
+    pub(super) fn alter_configs_request(&mut self, id: RequestId, request: AlterConfigsRequest) {
+        if self.not_controller(id, &ApiRequest::AlterConfigs(request.clone())) {
+            return;
+        }
+        let changes = (request.resources.iter())
+            .map(|res| {
+                let ops = (res.configs.iter())
+                    .map(|c| (c.name.clone(), config_operation::SET, c.value.clone()))
+                    .collect();
+                (res.resource_type, res.resource_name.clone(), ops)
+            })
+            .collect();
+        let results = self.alter_configs(changes, request.validate_only, false);
+        self.answer_configs(id, results, |results| {
+            ApiResponse::AlterConfigs(AlterConfigsResponse {
+                throttle_time_ms: 0,
+                results,
+            })
+        });
     }
 
     fn answer_configs(
@@ -360,7 +338,7 @@ impl Node {
         }
     }
 
-    fn cluster_create(&mut self, id: RequestId, request: CreateTopicsRequest) {
+    pub(super) fn cluster_create(&mut self, id: RequestId, request: CreateTopicsRequest) {
         if self.not_controller(id, &ApiRequest::CreateTopics(request.clone())) {
             return;
         }
@@ -421,7 +399,7 @@ impl Node {
         self.respond_after_index(id, last, response);
     }
 
-    fn cluster_delete(&mut self, id: RequestId, request: DeleteTopicsRequest) {
+    pub(super) fn cluster_delete(&mut self, id: RequestId, request: DeleteTopicsRequest) {
         if self.not_controller(id, &ApiRequest::DeleteTopics(request.clone())) {
             return;
         }
@@ -479,7 +457,11 @@ impl Node {
         self.respond_after_index(id, last, response);
     }
 
-    fn cluster_create_partitions(&mut self, id: RequestId, request: CreatePartitionsRequest) {
+    pub(super) fn cluster_create_partitions(
+        &mut self,
+        id: RequestId,
+        request: CreatePartitionsRequest,
+    ) {
         if self.not_controller(id, &ApiRequest::CreatePartitions(request.clone())) {
             return;
         }
@@ -662,7 +644,11 @@ impl Node {
         }
     }
 
-    fn offset_for_leader_epoch(&mut self, id: RequestId, request: OffsetForLeaderEpochRequest) {
+    pub(super) fn offset_for_leader_epoch(
+        &mut self,
+        id: RequestId,
+        request: OffsetForLeaderEpochRequest,
+    ) {
         let topics = request
             .topics
             .iter()
@@ -707,7 +693,7 @@ impl Node {
         );
     }
 
-    fn elect_leaders(&mut self, id: RequestId, request: ElectLeadersRequest) {
+    pub(super) fn elect_leaders(&mut self, id: RequestId, request: ElectLeadersRequest) {
         if self.not_controller(id, &ApiRequest::ElectLeaders(request.clone())) {
             return;
         }
@@ -789,7 +775,11 @@ impl Node {
         self.respond_after_index(id, last, response);
     }
 
-    fn alter_reassignments(&mut self, id: RequestId, request: AlterPartitionReassignmentsRequest) {
+    pub(super) fn alter_reassignments(
+        &mut self,
+        id: RequestId,
+        request: AlterPartitionReassignmentsRequest,
+    ) {
         if self.not_controller(
             id,
             &ApiRequest::AlterPartitionReassignments(request.clone()),
@@ -844,7 +834,11 @@ impl Node {
         self.respond_after_index(id, last, response);
     }
 
-    fn list_reassignments(&mut self, id: RequestId, request: ListPartitionReassignmentsRequest) {
+    pub(super) fn list_reassignments(
+        &mut self,
+        id: RequestId,
+        request: ListPartitionReassignmentsRequest,
+    ) {
         let cluster = &*self.cluster;
         let mut topics = Vec::new();
         for topic in cluster.image.topics.values() {

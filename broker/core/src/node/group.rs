@@ -33,10 +33,12 @@
 
 use uuid::Uuid;
 use weir_wire::domain::{
-    coordinator_type, ApiRequest, ApiResponse, Coordinator, DeleteGroupsRequest,
-    DeleteGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetCommitTopicResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchGroupResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupResponse,
+    coordinator_type, ApiRequest, ApiResponse, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, Coordinator, DeleteGroupsRequest, DeleteGroupsResponse,
+    DescribeGroupsRequest, FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetCommitTopicResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchGroupResponse, OffsetFetchRequest, OffsetFetchResponse,
+    SyncGroupResponse,
 };
 use weir_wire::error::ErrorCode;
 use weir_wire::records::Record;
@@ -59,47 +61,42 @@ const GROUP_DRAIN_ROUNDS_MAX: usize = 4;
 /// Group metadata writes waiting to become durable, by marker id: `(group, generation)`.
 pub(super) type GroupWrites = std::collections::BTreeMap<RequestId, (String, i32)>;
 
+/// The group requests are routed by `Node::dispatch_request`, which ends every input with
+/// [`Node::drain_group_outputs`], so the coordinator's answers and records leave in the
+/// same input that produced them (records before answers: see the module doc).
 impl Node {
-    /// Route a group request; gives it back if it is not one. Every handler ends with
-    /// [`Node::drain_group_outputs`], so the coordinator's answers and records leave in the
-    /// same input that produced them (records before answers: see the module doc).
-    pub(super) fn handle_group_request(
+    /// ListGroups: every group this node coordinates.
+    pub(super) fn list_groups(&mut self, id: RequestId, request: ListGroupsRequest) {
+        let response = self.groups.list_groups(&request);
+        self.respond(id, ApiResponse::ListGroups(response));
+    }
+
+    /// DescribeGroups of classic groups.
+    pub(super) fn describe_groups(&mut self, id: RequestId, request: DescribeGroupsRequest) {
+        let response = self.groups.describe_groups(&request);
+        self.respond(id, ApiResponse::DescribeGroups(response));
+    }
+
+    /// KIP-848's heartbeat: the assignor sees the current topics.
+    pub(super) fn consumer_group_heartbeat(
         &mut self,
         now: Now,
         id: RequestId,
-        request: ApiRequest,
-    ) -> Option<ApiRequest> {
-        match request {
-            ApiRequest::FindCoordinator(r) => self.find_coordinator(id, r),
-            ApiRequest::JoinGroup(r) => self.groups.join_group(now, id, r),
-            ApiRequest::SyncGroup(r) => self.groups.sync_group(now, id, r),
-            ApiRequest::Heartbeat(r) => self.groups.heartbeat(now, id, r),
-            ApiRequest::LeaveGroup(r) => self.groups.leave_group(now, id, r),
-            ApiRequest::ListGroups(r) => {
-                let response = self.groups.list_groups(&r);
-                self.respond(id, ApiResponse::ListGroups(response));
-            }
-            ApiRequest::DescribeGroups(r) => {
-                let response = self.groups.describe_groups(&r);
-                self.respond(id, ApiResponse::DescribeGroups(response));
-            }
-            ApiRequest::OffsetCommit(r) => self.offset_commit(now, id, r),
-            ApiRequest::OffsetFetch(r) => self.offset_fetch(id, r),
-            ApiRequest::DeleteGroups(r) => self.delete_groups(now, id, r),
-            ApiRequest::OffsetDelete(r) => self.offset_delete(now, id, r),
-            ApiRequest::ConsumerGroupHeartbeat(r) => {
-                let topics = self.topic_view();
-                self.groups.consumer_heartbeat(now, id, r, &topics);
-            }
-            ApiRequest::ConsumerGroupDescribe(r) => {
-                let topics = self.topic_view();
-                let response = self.groups.consumer_group_describe(&r, &topics);
-                self.respond(id, ApiResponse::ConsumerGroupDescribe(response));
-            }
-            other => return Some(other),
-        }
-        self.drain_group_outputs(now);
-        None
+        request: ConsumerGroupHeartbeatRequest,
+    ) {
+        let topics = self.topic_view();
+        self.groups.consumer_heartbeat(now, id, request, &topics);
+    }
+
+    /// KIP-848's describe.
+    pub(super) fn consumer_group_describe(
+        &mut self,
+        id: RequestId,
+        request: ConsumerGroupDescribeRequest,
+    ) {
+        let topics = self.topic_view();
+        let response = self.groups.consumer_group_describe(&request, &topics);
+        self.respond(id, ApiResponse::ConsumerGroupDescribe(response));
     }
 
     /// Every topic by name with its id and partition count, for KIP-848 assignors
@@ -274,7 +271,7 @@ impl Node {
     /// single node leads them all); an unknown or dead leader is COORDINATOR_NOT_AVAILABLE
     /// (the client asks again), never a guess that would send it to a broker that refuses
     /// it.
-    fn find_coordinator(&mut self, id: RequestId, request: FindCoordinatorRequest) {
+    pub(super) fn find_coordinator(&mut self, id: RequestId, request: FindCoordinatorRequest) {
         let coordinators = (request.keys.iter())
             .map(|key| {
                 let served = request.key_type == coordinator_type::GROUP
@@ -328,7 +325,7 @@ impl Node {
     /// member of an old generation (whose partitions were handed on) from moving a new
     /// owner's offset back; a commit from outside the group is allowed only while it is
     /// Empty (generation -1), as in Kafka.
-    fn offset_commit(&mut self, now: Now, id: RequestId, request: OffsetCommitRequest) {
+    pub(super) fn offset_commit(&mut self, now: Now, id: RequestId, request: OffsetCommitRequest) {
         let check = self.groups.check_commit(
             &request.group_id,
             &request.member_id,
@@ -437,7 +434,7 @@ impl Node {
     /// commit answer UNSTABLE_OFFSET_COMMIT (the client retries). Memory may hold a commit
     /// whose sync is still in flight; its OffsetCommit is not yet answered, so no client has
     /// been told it is durable, and a crash rolls both back together.
-    fn offset_fetch(&mut self, id: RequestId, request: OffsetFetchRequest) {
+    pub(super) fn offset_fetch(&mut self, id: RequestId, request: OffsetFetchRequest) {
         let groups: Vec<OffsetFetchGroupResponse> = (request.groups.iter())
             .map(|g| {
                 if g.group_id.is_empty() {
@@ -462,7 +459,7 @@ impl Node {
     /// DeleteGroups: only Empty groups; their offsets get tombstones (and the group's
     /// metadata record one, when it has a record). Tombstones rather than forgetting: the
     /// records are in the log, and recovery or a new coordinator would bring the group back.
-    fn delete_groups(&mut self, now: Now, id: RequestId, request: DeleteGroupsRequest) {
+    pub(super) fn delete_groups(&mut self, now: Now, id: RequestId, request: DeleteGroupsRequest) {
         let mut results = Vec::with_capacity(request.groups.len());
         let mut wrote = false;
         for group_id in &request.groups {
@@ -501,7 +498,7 @@ impl Node {
 
     /// OffsetDelete: refused for topics the group's members subscribe to, since a member
     /// would commit again right away (or, worse, restart from the reset policy mid-stream).
-    fn offset_delete(&mut self, now: Now, id: RequestId, request: OffsetDeleteRequest) {
+    pub(super) fn offset_delete(&mut self, now: Now, id: RequestId, request: OffsetDeleteRequest) {
         let Some(subscribed) = self.groups.subscribed_topics(&request.group_id) else {
             let response = OffsetDeleteResponse {
                 error: ErrorCode::GROUP_ID_NOT_FOUND,

@@ -207,35 +207,59 @@ impl Node {
             self.respond(id, response);
             return;
         }
-        let Some(request) = self.handle_group_request(now, id, request) else {
-            self.flush_syncs(now);
-            return;
-        };
-        let Some(request) = self.handle_txn_request(now, id, request) else {
-            self.flush_syncs(now);
-            return;
-        };
-        let Some(request) = self.handle_cluster_request(now, id, request) else {
-            self.flush_syncs(now);
-            return;
-        };
+        // One arm per API, no catch-all: adding an API to `ApiRequest` does not compile
+        // until it is routed here.
         match request {
-            ApiRequest::Produce(request) => self.produce(now, id, request),
-            ApiRequest::Fetch(request) => self.fetch(now, id, request),
-            ApiRequest::ListOffsets(request) => self.list_offsets(id, request),
-            ApiRequest::Metadata(request) => self.metadata(id, request),
-            ApiRequest::DescribeConfigs(request) => self.describe_configs(id, request),
-            ApiRequest::DescribeCluster(request) => self.describe_cluster(id, request),
-            ApiRequest::InitProducerId(request) => self.init_producer_id(now, id, request),
-            // Group requests were routed above; answer rather than drop one that was not.
-            other => {
-                let message = "request not routed";
-                let response =
-                    errors::error_response(&other, ErrorCode::UNKNOWN_SERVER_ERROR, message);
-                self.respond(id, response);
-            }
+            // The partition log (produce.rs, fetch.rs, list_offsets.rs, cluster_api.rs).
+            ApiRequest::Produce(r) => self.produce(now, id, r),
+            ApiRequest::Fetch(r) => self.fetch(now, id, r),
+            ApiRequest::ListOffsets(r) => self.list_offsets(id, r),
+            ApiRequest::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(id, r),
+            // Metadata from the image (describe.rs).
+            ApiRequest::Metadata(r) => self.metadata(id, r),
+            ApiRequest::DescribeConfigs(r) => self.describe_configs(id, r),
+            ApiRequest::DescribeCluster(r) => self.describe_cluster(id, r),
+            // Admin through the active controller (cluster_api.rs, quorum.rs).
+            ApiRequest::CreateTopics(r) => self.cluster_create(id, r),
+            ApiRequest::DeleteTopics(r) => self.cluster_delete(id, r),
+            ApiRequest::CreatePartitions(r) => self.cluster_create_partitions(id, r),
+            ApiRequest::IncrementalAlterConfigs(r) => self.incremental_alter_configs(id, r),
+            ApiRequest::AlterConfigs(r) => self.alter_configs_request(id, r),
+            ApiRequest::ElectLeaders(r) => self.elect_leaders(id, r),
+            ApiRequest::AlterPartitionReassignments(r) => self.alter_reassignments(id, r),
+            ApiRequest::ListPartitionReassignments(r) => self.list_reassignments(id, r),
+            ApiRequest::DescribeQuorum(r) => self.describe_quorum(id, r),
+            ApiRequest::AddRaftVoter(r) => self.add_raft_voter(id, r),
+            ApiRequest::RemoveRaftVoter(r) => self.remove_raft_voter(id, r),
+            // The group coordinator (group.rs, crate::group).
+            ApiRequest::FindCoordinator(r) => self.find_coordinator(id, r),
+            ApiRequest::JoinGroup(r) => self.groups.join_group(now, id, r),
+            ApiRequest::SyncGroup(r) => self.groups.sync_group(now, id, r),
+            ApiRequest::Heartbeat(r) => self.groups.heartbeat(now, id, r),
+            ApiRequest::LeaveGroup(r) => self.groups.leave_group(now, id, r),
+            ApiRequest::ListGroups(r) => self.list_groups(id, r),
+            ApiRequest::DescribeGroups(r) => self.describe_groups(id, r),
+            ApiRequest::OffsetCommit(r) => self.offset_commit(now, id, r),
+            ApiRequest::OffsetFetch(r) => self.offset_fetch(id, r),
+            ApiRequest::DeleteGroups(r) => self.delete_groups(now, id, r),
+            ApiRequest::OffsetDelete(r) => self.offset_delete(now, id, r),
+            ApiRequest::ConsumerGroupHeartbeat(r) => self.consumer_group_heartbeat(now, id, r),
+            ApiRequest::ConsumerGroupDescribe(r) => self.consumer_group_describe(id, r),
+            // Producer ids and the transaction coordinator (producer_id.rs, txn.rs).
+            ApiRequest::InitProducerId(r) => self.init_producer_id(now, id, r),
+            ApiRequest::AddPartitionsToTxn(r) => self.add_partitions_to_txn(now, id, r),
+            ApiRequest::AddOffsetsToTxn(r) => self.add_offsets_to_txn(now, id, r),
+            ApiRequest::TxnOffsetCommit(r) => self.txn_offset_commit(now, id, r),
+            ApiRequest::EndTxn(r) => self.end_txn(now, id, r),
+            ApiRequest::WriteTxnMarkers(r) => self.write_txn_markers(now, id, r),
+            ApiRequest::DescribeTransactions(r) => self.describe_transactions(id, r),
+            ApiRequest::ListTransactions(r) => self.list_transactions(now, id, r),
+            ApiRequest::DescribeProducers(r) => self.describe_producers(id, r),
         }
-        // Whatever the request wrote is covered by a sync before the next input.
+        // What the group coordinator answered or wants written goes out (nothing when the
+        // request was not a group's), and whatever the request wrote is covered by a sync
+        // before the next input.
+        self.drain_group_outputs(now);
         self.flush_syncs(now);
     }
 

@@ -111,29 +111,6 @@ fn legacy_txn_key(transactional_id: &str) -> Vec<u8> {
 }
 
 impl Node {
-    /// Route a transaction request; gives it back if it is not one. InitProducerId is not
-    /// routed here: the idempotent-producer path (`node/producer_id.rs`) owns it and calls
-    /// [`Node::init_transactional_producer`] when it names a transactional id.
-    pub(super) fn handle_txn_request(
-        &mut self,
-        now: Now,
-        id: RequestId,
-        request: ApiRequest,
-    ) -> Option<ApiRequest> {
-        match request {
-            ApiRequest::AddPartitionsToTxn(r) => self.add_partitions_to_txn(now, id, r),
-            ApiRequest::AddOffsetsToTxn(r) => self.add_offsets_to_txn(now, id, r),
-            ApiRequest::TxnOffsetCommit(r) => self.txn_offset_commit(now, id, r),
-            ApiRequest::EndTxn(r) => self.end_txn(now, id, r),
-            ApiRequest::WriteTxnMarkers(r) => self.write_txn_markers(now, id, r),
-            ApiRequest::DescribeTransactions(r) => self.describe_transactions(id, r),
-            ApiRequest::ListTransactions(r) => self.list_transactions(now, id, r),
-            ApiRequest::DescribeProducers(r) => self.describe_producers(id, r),
-            other => return Some(other),
-        }
-        None
-    }
-
     /// The ongoing transaction of `transactional_id` if `producer_id`/`epoch` is its
     /// current producer. The order of the checks is Kafka's: a client that sees
     /// PRODUCER_FENCED must stop for good, so it is reported only for a real zombie (an older
@@ -403,7 +380,7 @@ impl Node {
     /// transactional batch for a partition not added first is refused on produce, which is
     /// what keeps a partition's LSO from being held by a transaction the coordinator would
     /// never send a marker for.
-    fn add_partitions_to_txn(
+    pub(super) fn add_partitions_to_txn(
         &mut self,
         now: Now,
         id: RequestId,
@@ -483,7 +460,12 @@ impl Node {
     /// AddOffsetsToTxn: the group joins the ongoing transaction (starting it). Kafka would
     /// also add the group's `__consumer_offsets` partition; here the offsets stay with the
     /// transaction's state until the commit writes them (see `txn_log`).
-    fn add_offsets_to_txn(&mut self, now: Now, id: RequestId, request: AddOffsetsToTxnRequest) {
+    pub(super) fn add_offsets_to_txn(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: AddOffsetsToTxnRequest,
+    ) {
         let checked = self
             .check_txn(
                 &request.transactional_id,
@@ -516,7 +498,12 @@ impl Node {
     /// TxnOffsetCommit: offsets held by the transaction until it ends (applied to the group
     /// on commit, dropped on abort). Unlike a plain OffsetCommit it checks no group
     /// membership (Kafka checks the generation only when the client sends one, KIP-447).
-    fn txn_offset_commit(&mut self, _now: Now, id: RequestId, request: TxnOffsetCommitRequest) {
+    pub(super) fn txn_offset_commit(
+        &mut self,
+        _now: Now,
+        id: RequestId,
+        request: TxnOffsetCommitRequest,
+    ) {
         let checked = self
             .check_txn(
                 &request.transactional_id,
@@ -599,7 +586,7 @@ impl Node {
     /// Prepare, the local markers and Complete; in a cluster, with markers still owed by
     /// other leaders, the answer is released with the Prepare record (the decision), as in
     /// Kafka, and the client's next request waits on CONCURRENT_TRANSACTIONS.
-    fn end_txn(&mut self, now: Now, id: RequestId, request: EndTxnRequest) {
+    pub(super) fn end_txn(&mut self, now: Now, id: RequestId, request: EndTxnRequest) {
         let respond = |error, txn: Option<&TxnMetadata>| {
             ApiResponse::EndTxn(EndTxnResponse {
                 throttle_time_ms: 0,
@@ -825,7 +812,12 @@ impl Node {
     /// WriteTxnMarkers (admin / completeness): append each marker where asked. Kafka's
     /// coordinators send it to partition leaders; here it serves tools that abort a hanging
     /// transaction by hand, and each marker is answered only once durable.
-    fn write_txn_markers(&mut self, now: Now, id: RequestId, request: WriteTxnMarkersRequest) {
+    pub(super) fn write_txn_markers(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: WriteTxnMarkersRequest,
+    ) {
         // Checked once for the whole request: a marker written must be answered after its
         // sync, so none is written when the answer could not be parked.
         let full = self.sync_waiters.is_full();
@@ -884,7 +876,11 @@ impl Node {
 
     /// DescribeTransactions: the current state of each id, read from memory (which is what
     /// the last durable record says, plus changes whose answers are still waiting).
-    fn describe_transactions(&mut self, id: RequestId, request: DescribeTransactionsRequest) {
+    pub(super) fn describe_transactions(
+        &mut self,
+        id: RequestId,
+        request: DescribeTransactionsRequest,
+    ) {
         let transactions = (request.transactional_ids.iter())
             .map(|tid| match self.txns.txns.get(tid) {
                 Some(txn) => describe(txn),
@@ -914,7 +910,12 @@ impl Node {
 
     /// ListTransactions with Kafka's filters: states (unknown names reported back), producer
     /// ids, and a minimum running time (KIP-994) that only open transactions can meet.
-    fn list_transactions(&mut self, now: Now, id: RequestId, request: ListTransactionsRequest) {
+    pub(super) fn list_transactions(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: ListTransactionsRequest,
+    ) {
         let unknown_state_filters: Vec<String> = (request.state_filters.iter())
             .filter(|s| !TxnState::NAMES.contains(&s.as_str()))
             .cloned()
@@ -950,7 +951,7 @@ impl Node {
 
     /// DescribeProducers (KIP-664): each partition's producer table, with the first offset of
     /// every open transaction, which is what an operator needs to find what holds the LSO.
-    fn describe_producers(&mut self, id: RequestId, request: DescribeProducersRequest) {
+    pub(super) fn describe_producers(&mut self, id: RequestId, request: DescribeProducersRequest) {
         let topics = (request.topics.iter())
             .map(|t| DescribeProducersTopic {
                 name: t.name.clone(),
