@@ -156,8 +156,6 @@ const MARKER_RETRY_MS: u64 = 1_000;
 const MARKER_WAIT_MS: u64 = 30_000;
 /// Marker answers a leader holds at most.
 pub const MARKER_WAITERS_MAX: usize = 16_384;
-/// Bound on prepared transactions waiting for remote markers.
-const PENDING_MARKER_TXNS_MAX: usize = 16_384;
 /// How often a leader looks for followers that fell out of sync.
 const LEADER_CHECK_MS: u64 = 250;
 /// How often the controller looks for offline partitions and expired sessions.
@@ -1382,7 +1380,17 @@ impl Node {
                     .configs
                     .iter()
                     .map(|(k, v)| (k.as_str(), Some(v.as_str())));
-                let config = TopicConfig::from_overrides(pairs).unwrap_or_default();
+                // The controller validated these configs; one this node cannot parse (a
+                // key of a newer version, say) must not keep it from holding the topic's
+                // data, so it falls back to the defaults, loudly.
+                let config = TopicConfig::from_overrides(pairs).unwrap_or_else(|error| {
+                    tracing::error!(
+                        topic = %topic.name,
+                        %error,
+                        "topic configs from the metadata log do not parse; defaults used"
+                    );
+                    TopicConfig::default()
+                });
                 self.create_topic_with_id(&topic.name, count, config, Some(uuid));
             }
         }
@@ -2809,9 +2817,10 @@ impl Node {
         partitions: Vec<(String, i32)>,
     ) {
         let cluster = &mut *self.cluster;
-        if cluster.pending_markers.len() >= PENDING_MARKER_TXNS_MAX {
-            tracing::warn!(id = %txn.transactional_id, "too many transactions awaiting markers");
-        }
+        // One entry per transactional id (a later prepare of the same id replaces it), so
+        // the table is bounded by the coordinator's own bound on ids (`TXNS_MAX`, checked
+        // in `cluster_invariants`); refusing an entry would leave a prepared transaction
+        // without its markers for good.
         let mut waiting = BTreeMap::new();
         for partition in partitions {
             let correlation = cluster.correlation();
@@ -3440,6 +3449,7 @@ impl Node {
         cluster.image.invariants();
         cluster.commit_waiters.invariants();
         cluster.parked_fetches.invariants();
+        assert!(cluster.pending_markers.len() <= crate::txn::TXNS_MAX);
         cluster.held.invariants();
         cluster.hw_waiters.invariants();
         cluster.marker_waiters.invariants();
