@@ -750,12 +750,17 @@ mod tests {
         let state = image.partition(9, 0).expect("p").clone();
         assert_eq!(state.leader, 4);
         reassign_to(&mut image, &[1, 2, 3]);
+        assert_moved_to_1_2_3(&image, &state);
+    }
+
+    /// The reassignment to [1, 2, 3] completed: 1 leads, one epoch after `before`.
+    fn assert_moved_to_1_2_3(image: &MetadataImage, before: &PartitionState) {
         let done = image.partition(9, 0).expect("p").clone();
         assert_eq!(done.replicas, vec![1, 2, 3]);
         assert_eq!(done.isr, vec![1, 2, 3]);
         assert!(done.adding.is_empty() && done.removing.is_empty());
         assert_eq!(done.leader, 1);
-        assert_eq!(done.leader_epoch, state.leader_epoch + 1);
+        assert_eq!(done.leader_epoch, before.leader_epoch + 1);
     }
 
     // Goal: replacing a reassignment whose added replica is the only live ISR member keeps
@@ -785,12 +790,7 @@ mod tests {
             image.apply(4, MetaRecord::SetFenced { id, fenced: false });
         }
         set_isr(&mut image, &[4, 1, 2, 3]);
-        let done = image.partition(9, 0).expect("p").clone();
-        assert_eq!(done.replicas, vec![1, 2, 3]);
-        assert_eq!(done.isr, vec![1, 2, 3]);
-        assert!(done.adding.is_empty() && done.removing.is_empty());
-        assert_eq!(done.leader, 1);
-        assert_eq!(done.leader_epoch, state.leader_epoch + 1);
+        assert_moved_to_1_2_3(&image, &state);
     }
 
     #[test]
