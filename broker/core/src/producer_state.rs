@@ -356,9 +356,12 @@ impl ProducerStates {
         self.producers.len()
     }
 
-    /// The largest producer id known, -1 when none.
-    pub fn max_producer_id(&self) -> i64 {
-        self.producers.keys().next_back().copied().unwrap_or(-1)
+    /// The largest producer id in `range` with state here, or -1.
+    pub fn max_producer_id_in(&self, range: std::ops::Range<i64>) -> i64 {
+        self.producers
+            .range(range)
+            .next_back()
+            .map_or(-1, |(id, _)| *id)
     }
 
     /// Assert the invariants of the module docs.

@@ -112,12 +112,19 @@ pub(super) fn producer_snapshot_op(log: &mut PartitionLog) -> StorageOp {
 
 /// Recovery: rebuild every partition's producer table from its snapshot plus the batch
 /// headers stored after it, delete snapshots of partitions no topic has, and make sure the
-/// producer id counter is past every id seen.
+/// producer id counter is past every id of this node's own range seen (`own_ids`).
+///
+/// Only this node's range counts: its replicas hold other brokers' producers too, and a
+/// counter moved past one of their ids would hand out ids those brokers hand out as well,
+/// so two producers would share an id and one's batches would be taken for duplicates of
+/// the other's (acknowledged, never written: the 5-node Jepsen run caught it after a
+/// restart).
 pub(super) fn recover_producers(
     node: &mut Node,
     storage: &impl Storage,
     mut snapshots: BTreeMap<u64, ProducerSnapshot>,
     next_producer_id: i64,
+    own_ids: std::ops::Range<i64>,
     now: Now,
 ) -> Result<(), StorageError> {
     let mut max_id_seen = -1;
@@ -149,7 +156,7 @@ pub(super) fn recover_producers(
                 None => log.log_start_offset(),
             };
             replay_producers(storage, log, from, now.wall_ms)?;
-            max_id_seen = max_id_seen.max(log.producers.max_producer_id());
+            max_id_seen = max_id_seen.max(log.producers.max_producer_id_in(own_ids.clone()));
         }
     }
     for partition_key in snapshots.into_keys() {
@@ -157,7 +164,14 @@ pub(super) fn recover_producers(
             key: meta::producers_key(partition_key),
         });
     }
-    node.next_producer_id = next_producer_id.max(max_id_seen.saturating_add(1)).max(0);
+    // A counter outside the range (ids of a single node from before ranges, or one an
+    // older version moved into another broker's range) restarts at the range's start.
+    let next = if own_ids.contains(&next_producer_id) {
+        next_producer_id
+    } else {
+        own_ids.start
+    };
+    node.next_producer_id = next.max(max_id_seen.saturating_add(1)).max(0);
     Ok(())
 }
 

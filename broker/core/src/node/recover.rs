@@ -76,11 +76,16 @@ pub(super) fn recover(
         ..
     } = persisted;
     // Producer tables need the partitions' final bounds: after every topic is restored.
+    // Producer ids are unique across the cluster without coordination: each node hands
+    // out ids from its own range, node id in the high bits (see `recover_producers`).
+    let base = i64::from(node.config.node_id.max(0)) << 40;
+    let own_ids = base..base.saturating_add(1 << 40);
     super::producer_id::recover_producers(
         &mut node,
         storage,
         producer_snapshots,
         next_producer_id,
+        own_ids,
         now,
     )?;
     remove_orphans(
@@ -100,10 +105,8 @@ pub(super) fn recover(
         "recovered"
     );
     {
-        // Producer ids must be unique across the cluster without coordination: each node
-        // hands out ids from its own range, node id in the high bits.
-        let base = i64::from(node.config.node_id.max(0)) << 40;
         node.next_producer_id = node.next_producer_id.max(base);
+        debug_assert!(own_ids_contain(base, node.next_producer_id));
         // Leader-epoch caches of the partitions.
         let mut epochs = BTreeMap::new();
         for (key, value) in storage.meta_entries()? {
@@ -287,4 +290,9 @@ fn corrupt(reason: String) -> StorageError {
         offset: -1,
         reason,
     }
+}
+
+/// True when `id` is in the producer-id range of the node whose range starts at `base`.
+fn own_ids_contain(base: i64, id: i64) -> bool {
+    (base..base.saturating_add(1 << 40)).contains(&id)
 }
