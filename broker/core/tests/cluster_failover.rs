@@ -71,6 +71,17 @@ impl GroupCalls for Cluster {
     }
 }
 
+/// The active controller as node 1 knows it, looking every 100 ms for up to 20 s.
+fn wait_for_controller(cluster: &mut Cluster) -> Option<i32> {
+    for _ in 0..200 {
+        if let Some(controller) = cluster.members[&1].node.controller_id() {
+            return Some(controller);
+        }
+        cluster.advance_ms(100);
+    }
+    None
+}
+
 /// The group's coordinator as node 1 reports it, asking every 100 ms for up to 20 s.
 fn wait_for_coordinator(cluster: &mut Cluster) -> Option<i32> {
     for _ in 0..200 {
@@ -267,15 +278,7 @@ fn killed_leader_is_fenced_within_the_closed_connection_grace() {
     let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |c| {
         c.group_initial_rebalance_delay_ms = 0
     });
-    let mut controller = None;
-    for _ in 0..200 {
-        controller = cluster.members[&1].node.controller_id();
-        if controller.is_some() {
-            break;
-        }
-        cluster.advance_ms(100);
-    }
-    let controller = controller.expect("a controller within 20 s");
+    let controller = wait_for_controller(&mut cluster).expect("a controller within 20 s");
     // The victim leads the partition and is not the controller (a dead controller first
     // needs a Raft election, a different path).
     let victim = cluster
@@ -339,15 +342,7 @@ fn killed_leader_is_fenced_within_the_closed_connection_grace() {
 #[test]
 fn admin_answer_for_a_replaced_record_is_an_error() {
     let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
-    let mut controller = None;
-    for _ in 0..200 {
-        controller = cluster.members[&1].node.controller_id();
-        if controller.is_some() {
-            break;
-        }
-        cluster.advance_ms(100);
-    }
-    let controller = controller.expect("a controller within 20 s");
+    let controller = wait_for_controller(&mut cluster).expect("a controller within 20 s");
     // Brokers register within a few heartbeats; until then a creation is refused.
     let mut registered = false;
     for _ in 0..100 {
