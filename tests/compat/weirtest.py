@@ -83,10 +83,24 @@ def weir_bin() -> Path:
     )
 
 
+_ISSUED_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now and that this test process has not handed out before.
+
+    The kernel may hand the same ephemeral port to two sockets bound and closed one after
+    the other, so two brokers of one cluster could be given the same listener (seen in CI:
+    nodes 1 and 3 both got one controller port); remembering what was issued rules that out.
+    """
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ISSUED_PORTS:
+            _ISSUED_PORTS.add(port)
+            return port
+    raise RuntimeError("no free port that was not already handed out")
 
 
 @dataclass

@@ -469,8 +469,20 @@ fn args(items: &[&str]) -> Vec<String> {
     items.iter().map(|item| (*item).to_string()).collect()
 }
 
+/// A loopback port nothing listens on now and not handed out before by this process (the
+/// kernel may give one ephemeral port to two sockets bound and closed in turn).
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static ISSUED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut issued = ISSUED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !issued.contains(&port) {
+            issued.push(port);
+            return Ok(port);
+        }
+    }
 }
 
 fn start_broker(weir: &Path, bootstrap: &str, data_dir: &Path) -> Result<Child> {

@@ -193,10 +193,22 @@ pub fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now and that this test binary has not handed
+/// out before: the kernel may give the same ephemeral port to two sockets bound and closed
+/// one after the other, which once gave two brokers of one cluster the same listener.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("bound address").port()
+    static ISSUED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut issued = ISSUED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("bound address").port();
+        if !issued.contains(&port) {
+            issued.push(port);
+            return port;
+        }
+    }
 }
 
 /// A blocking Kafka client speaking raw frames.
