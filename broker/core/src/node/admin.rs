@@ -118,7 +118,7 @@ impl Node {
                 "Replication factor must be larger than 0.".into(),
             ));
         }
-        let live = self.cluster.image.live_brokers().len();
+        let live = self.cluster.meta.image.live_brokers().len();
         if usize::try_from(factor).unwrap_or(usize::MAX) > live {
             let message = format!(
                 "Unable to replicate the partition {factor} time(s): The target replication \
@@ -148,7 +148,7 @@ impl Node {
             let mut distinct = replicas.to_vec();
             distinct.sort_unstable();
             distinct.dedup();
-            let known = (replicas.iter()).all(|r| self.cluster.image.brokers.contains_key(r));
+            let known = (replicas.iter()).all(|r| self.cluster.meta.image.brokers.contains_key(r));
             if replicas.is_empty() || distinct.len() != replicas.len() || !known {
                 let message = format!("Replica assignment {replicas:?} is invalid");
                 return Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, message));

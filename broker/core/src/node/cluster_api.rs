@@ -107,7 +107,7 @@ impl Node {
     ) -> (Vec<AlterConfigsResourceResult>, Option<u64>) {
         let mut results = Vec::new();
         let mut last = None;
-        let active = self.cluster.is_active_controller();
+        let active = self.cluster.meta.is_active_controller();
         for (resource_type, name, ops) in changes {
             let mut result = AlterConfigsResourceResult {
                 error: ErrorCode::NONE,
@@ -140,6 +140,7 @@ impl Node {
                 // topic may still be committing.
                 let proposed = self
                     .cluster
+                    .meta
                     .decision_image()
                     .topics
                     .get(&topic_id.as_u128())
@@ -196,10 +197,13 @@ impl Node {
     /// Returns true when the request was taken care of here.
     pub(super) fn not_controller(&mut self, id: RequestId, request: &ApiRequest) -> bool {
         let cluster = &*self.cluster;
-        if cluster.is_active_controller() {
+        if cluster.meta.is_active_controller() {
             return false;
         }
-        let controller = cluster.controller().filter(|c| *c != self.config.node_id);
+        let controller = cluster
+            .meta
+            .controller()
+            .filter(|c| *c != self.config.node_id);
         let forwarded_here = matches!(id.origin, Origin::Forwarded { .. });
         match controller {
             Some(controller) if !forwarded_here => self.forward(id, request, controller),
@@ -239,13 +243,13 @@ impl Node {
         };
         let mut frame = bytes::BytesMut::new();
         if weir_wire::codec::encode_request(&header, request, &mut frame).is_err()
-            || cluster.forwarded.len() >= FORWARDED_MAX
+            || cluster.router.forwarded.len() >= FORWARDED_MAX
         {
             self.respond(id, refuse(request));
             return;
         }
         let deadline = cluster.now.add_ms(FORWARD_TIMEOUT_MS);
-        cluster.forwarded.insert(
+        cluster.router.forwarded.insert(
             correlation,
             super::cluster::Forwarded {
                 id,
@@ -274,6 +278,7 @@ impl Node {
             seq: correlation,
         };
         self.cluster
+            .router
             .forwarded_in
             .insert(id, (from, correlation, header));
         self.handle_request(now, id, request);
@@ -289,7 +294,7 @@ impl Node {
         if !matches!(id.origin, Origin::Forwarded { .. }) {
             return Some((id, response));
         }
-        let (from, correlation, header) = self.cluster.forwarded_in.remove(&id)?;
+        let (from, correlation, header) = self.cluster.router.forwarded_in.remove(&id)?;
         let mut out = bytes::BytesMut::new();
         let frame = match weir_wire::codec::encode_response(&header, &response, &mut out) {
             Ok(()) => out.get(4..).map(<[u8]>::to_vec).unwrap_or_default(),
@@ -301,7 +306,7 @@ impl Node {
 
     /// Broker: the controller answered a forwarded request.
     pub(super) fn on_forward_reply(&mut self, correlation: u64, frame: Vec<u8>) {
-        let Some(forwarded) = self.cluster.forwarded.remove(&correlation) else {
+        let Some(forwarded) = self.cluster.router.forwarded.remove(&correlation) else {
             return;
         };
         let decoded =
@@ -320,13 +325,14 @@ impl Node {
     pub(super) fn expire_forwarded(&mut self, now: Now) {
         let cluster = &mut *self.cluster;
         let expired: Vec<u64> = cluster
+            .router
             .forwarded
             .iter()
             .filter(|(_, f)| f.deadline <= now.instant)
             .map(|(c, _)| *c)
             .collect();
         for correlation in expired {
-            let forwarded = self.cluster.forwarded.remove(&correlation);
+            let forwarded = self.cluster.router.forwarded.remove(&correlation);
             if let Some(forwarded) = forwarded {
                 let response = super::errors::error_response(
                     &forwarded.request,
@@ -406,7 +412,7 @@ impl Node {
         let mut results = Vec::new();
         let mut last = None;
         for topic in &request.topics {
-            let image = self.cluster.decision_image();
+            let image = self.cluster.meta.decision_image();
             let found = match topic {
                 TopicRef::Name(name) => image.names.get(name).copied(),
                 TopicRef::Id(uuid) => image
@@ -438,6 +444,7 @@ impl Node {
                     if result.name.is_none() {
                         result.name = self
                             .cluster
+                            .meta
                             .decision_image()
                             .topics
                             .get(&topic_id)
@@ -470,18 +477,18 @@ impl Node {
         for topic in &request.topics {
             let planned = (|| {
                 let cluster = &*self.cluster;
-                let topic_id =
-                    *cluster
-                        .decision_image()
-                        .names
-                        .get(&topic.name)
-                        .ok_or_else(|| {
-                            (
-                                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                                format!("The topic '{}' does not exist.", topic.name),
-                            )
-                        })?;
-                let image_topic = &cluster.decision_image().topics[&topic_id];
+                let topic_id = *cluster
+                    .meta
+                    .decision_image()
+                    .names
+                    .get(&topic.name)
+                    .ok_or_else(|| {
+                        (
+                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                            format!("The topic '{}' does not exist.", topic.name),
+                        )
+                    })?;
+                let image_topic = &cluster.meta.decision_image().topics[&topic_id];
                 let current = image_topic.partitions.len() as i32;
                 if topic.count <= current {
                     return Err((
@@ -500,7 +507,7 @@ impl Node {
                 let added = match &topic.assignments {
                     Some(assignments) => assignments.clone(),
                     None => controller::place_replicas(
-                        cluster.decision_image(),
+                        cluster.meta.decision_image(),
                         topic.count - current,
                         rf,
                         current as usize,
@@ -548,6 +555,7 @@ impl Node {
     pub(super) fn cluster_brokers(&self) -> (Vec<BrokerInfo>, i32) {
         let cluster = &*self.cluster;
         let brokers = cluster
+            .meta
             .image
             .brokers
             .values()
@@ -562,9 +570,11 @@ impl Node {
         // Only a controller clients can reach (listed, unfenced) is named; otherwise -1 and
         // clients ask again.
         let controller = cluster
+            .meta
             .controller()
             .filter(|c| {
                 cluster
+                    .meta
                     .image
                     .brokers
                     .get(c)
@@ -583,7 +593,7 @@ impl Node {
         topic_ops: i32,
     ) -> Option<MetadataTopic> {
         let cluster = &*self.cluster;
-        let topic = cluster.image.topics.get(&topic_id.as_u128())?;
+        let topic = cluster.meta.image.topics.get(&topic_id.as_u128())?;
         let partitions = topic
             .partitions
             .iter()
@@ -593,7 +603,7 @@ impl Node {
                     .replicas
                     .iter()
                     .copied()
-                    .filter(|r| !cluster.image.is_live(*r))
+                    .filter(|r| !cluster.meta.image.is_live(*r))
                     .collect();
                 MetadataPartition {
                     error: if state.leader < 0 {
@@ -622,7 +632,7 @@ impl Node {
 
     /// Topics Metadata lists (the image's, sorted by name).
     pub(super) fn cluster_topic_ids(&self) -> Vec<Uuid> {
-        (self.cluster.image.names.values())
+        (self.cluster.meta.image.names.values())
             .map(|id| Uuid::from_u128(*id))
             .collect()
     }
@@ -631,7 +641,7 @@ impl Node {
     /// (clients retry, as with Kafka while a topic is being created).
     pub(super) fn cluster_auto_create(&mut self, name: &str) {
         let node_id = self.config.node_id;
-        let Some(controller) = self.cluster.controller() else {
+        let Some(controller) = self.cluster.meta.controller() else {
             return;
         };
         let message = PeerMessage::AutoCreate {
@@ -698,7 +708,7 @@ impl Node {
             return;
         }
         let cluster = &*self.cluster;
-        let image = cluster.decision_image().clone();
+        let image = cluster.meta.decision_image().clone();
         let wanted: Vec<(String, i32)> = match &request.topic_partitions {
             Some(topics) => topics
                 .iter()
@@ -787,7 +797,7 @@ impl Node {
             return;
         }
         let cluster = &*self.cluster;
-        let image = cluster.decision_image().clone();
+        let image = cluster.meta.decision_image().clone();
         let mut records = Vec::new();
         let mut results = Vec::new();
         for topic in &request.topics {
@@ -841,7 +851,7 @@ impl Node {
     ) {
         let cluster = &*self.cluster;
         let mut topics = Vec::new();
-        for topic in cluster.image.topics.values() {
+        for topic in cluster.meta.image.topics.values() {
             let wanted = request
                 .topics
                 .as_ref()
@@ -897,7 +907,7 @@ impl Node {
         } else {
             crate::group::offsets_log::OFFSETS_TOPIC
         };
-        let image = &self.cluster.image;
+        let image = &self.cluster.meta.image;
         let found = (|| {
             let id = *image.names.get(name)?;
             let topic = image.topics.get(&id)?;
@@ -949,7 +959,7 @@ impl Node {
         let index = crate::group::offsets_log::partition_for(group_id, count);
         let index = usize::try_from(index).ok()?;
         let leads = matches!(
-            cluster.replicas.get(&(topic_id, index)),
+            cluster.replication.replicas.get(&(topic_id, index)),
             Some(super::cluster::Replica::Leader(_))
         );
         (!leads).then_some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
@@ -962,7 +972,7 @@ impl Node {
         use crate::group::offsets_log::OFFSETS_TOPIC;
         use crate::txn_log::TXN_STATE_TOPIC;
         let cluster = &*self.cluster;
-        let known = |name: &str| cluster.image.names.contains_key(name);
+        let known = |name: &str| cluster.meta.image.names.contains_key(name);
         if let ApiRequest::Metadata(r) = request {
             if !(r.allow_auto_topic_creation && self.config.auto_create_topics) {
                 return Vec::new();
@@ -1019,7 +1029,7 @@ impl Node {
         id: RequestId,
         request: ApiRequest,
     ) -> Option<ApiRequest> {
-        let started = self.cluster.started;
+        let started = self.cluster.broker.started;
         let hold = if !started {
             HoldFor::Start
         } else {
@@ -1031,7 +1041,11 @@ impl Node {
         };
         let cluster = &mut *self.cluster;
         let deadline = Some(now.instant.add_ms(super::cluster::HELD_REQUEST_MS));
-        match cluster.held.insert(id, deadline, (hold.clone(), request)) {
+        match cluster
+            .router
+            .held
+            .insert(id, deadline, (hold.clone(), request))
+        {
             Ok(()) => {
                 if let HoldFor::Topics(names) = hold {
                     for name in &names {
@@ -1050,18 +1064,18 @@ impl Node {
     pub(super) fn release_held_requests(&mut self, now: Now) {
         let serving = self.is_serving();
         let cluster = &mut *self.cluster;
-        cluster.started |= serving;
-        if cluster.held.is_empty() {
+        cluster.broker.started |= serving;
+        if cluster.router.held.is_empty() {
             return;
         }
-        let started = cluster.started;
-        let names = &cluster.image.names;
-        let ready = cluster.held.remove_where(|_, (hold, _)| match hold {
+        let started = cluster.broker.started;
+        let names = &cluster.meta.image.names;
+        let ready = cluster.router.held.remove_where(|_, (hold, _)| match hold {
             HoldFor::Start => started,
             HoldFor::Topics(wanted) => wanted.iter().all(|n| names.contains_key(n)),
         });
         let mut expired = Vec::new();
-        while let Some(entry) = cluster.held.pop_expired(now.instant) {
+        while let Some(entry) = cluster.router.held.pop_expired(now.instant) {
             expired.push(entry);
         }
         for (id, (hold, request)) in ready {
@@ -1112,7 +1126,7 @@ impl Node {
 
     /// `(id, host, port)` of a registered, unfenced broker.
     pub(super) fn live_broker(&self, id: i32) -> Option<(i32, String, i32)> {
-        let broker = self.cluster.image.brokers.get(&id)?;
+        let broker = self.cluster.meta.image.brokers.get(&id)?;
         (!broker.fenced).then(|| (broker.id, broker.host.clone(), broker.port))
     }
 }

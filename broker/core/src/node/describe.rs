@@ -81,7 +81,7 @@ impl Node {
     /// LEADER_NOT_AVAILABLE only when that wait ran out.
     fn metadata_by_name(&mut self, name: &str, auto_create: bool, topic_ops: i32) -> MetadataTopic {
         let name_owned = Some(name.to_string());
-        if let Some(&id) = self.cluster.image.names.get(name) {
+        if let Some(&id) = self.cluster.meta.image.names.get(name) {
             if let Some(topic) = self.describe_topic(Uuid::from_u128(id), topic_ops) {
                 return topic;
             }

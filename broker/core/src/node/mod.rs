@@ -396,7 +396,7 @@ impl Node {
         // An acks=0 produce is completed within its input, unless it is held (the broker
         // is starting): then it is completed when dispatched.
         assert!(
-            (self.unanswered.iter()).all(|id| self.cluster.held.get(*id).is_some()),
+            (self.unanswered.iter()).all(|id| self.cluster.router.held.get(*id).is_some()),
             "acks=0 produce requests are answered within their input"
         );
         assert_eq!(

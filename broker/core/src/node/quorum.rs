@@ -35,7 +35,7 @@ impl Node {
             return;
         }
         let cluster = &*self.cluster;
-        let raft = &cluster.raft;
+        let raft = &cluster.meta.raft;
         let replica = |replica_id: i32| {
             let log_end = if replica_id == self.config.node_id {
                 Some(raft.last_index())
@@ -105,7 +105,7 @@ impl Node {
         }
         let voter = request.voter_id;
         // A voter already is refused as DUPLICATE_VOTER by Raft, whatever its endpoints.
-        let voting = self.cluster.raft.voters().contains(&voter);
+        let voting = self.cluster.meta.raft.voters().contains(&voter);
         let checked = if voting {
             Ok(())
         } else {
@@ -117,8 +117,8 @@ impl Node {
         }
         let cluster = &mut *self.cluster;
         // A voter-set entry is a proposal like a record's: later decisions build on it.
-        cluster.start_decisions();
-        match cluster.raft.propose_add_voter(voter) {
+        cluster.meta.start_decisions();
+        match cluster.meta.raft.propose_add_voter(voter) {
             Ok(index) => {
                 let answer = RaftVoterResponse::error(ErrorCode::NONE, None);
                 self.respond_when_applied(id, index, ApiResponse::AddRaftVoter(answer));
@@ -144,8 +144,8 @@ impl Node {
             return;
         }
         let cluster = &mut *self.cluster;
-        cluster.start_decisions();
-        match cluster.raft.propose_remove_voter(request.voter_id) {
+        cluster.meta.start_decisions();
+        match cluster.meta.raft.propose_remove_voter(request.voter_id) {
             Ok(index) => {
                 let answer = RaftVoterResponse::error(ErrorCode::NONE, None);
                 self.respond_when_applied(id, index, ApiResponse::RemoveRaftVoter(answer));
@@ -168,7 +168,7 @@ impl Node {
             );
             return Some((ErrorCode::INCONSISTENT_CLUSTER_ID, message));
         }
-        if cluster.commit_waiters.is_full() {
+        if cluster.controller.commit_waiters.is_full() {
             let message = "too many changes waiting to commit; retry later";
             return Some((ErrorCode::REQUEST_TIMED_OUT, message.into()));
         }
@@ -182,7 +182,7 @@ impl Node {
         if listeners.is_empty() {
             return Err("the new voter's endpoints are missing".into());
         }
-        let Some(broker) = cluster.image.brokers.get(&voter) else {
+        let Some(broker) = cluster.meta.image.brokers.get(&voter) else {
             return Err(format!(
                 "node {voter} has not registered with the controller; start it with this \
                  cluster's controller.quorum.voters first"
@@ -204,7 +204,7 @@ impl Node {
         let cluster = &*self.cluster;
         let addr = match cluster.config.voter_addr(id) {
             Some(addr) => addr.to_owned(),
-            None => cluster.image.brokers.get(&id)?.peer_addr.clone(),
+            None => cluster.meta.image.brokers.get(&id)?.peer_addr.clone(),
         };
         let (host, port) = addr.rsplit_once(':')?;
         Some(RaftListener {

@@ -1,0 +1,833 @@
+//! The node as a member of a cluster: the metadata quorum (Raft), the controller, broker
+//! heartbeats, and partition replication (see [`crate::cluster`]). There is no other kind
+//! of node: one started without `controller.quorum.voters` is a quorum of one (it votes
+//! for itself, controls itself and leads every partition, replication factor 1), and runs
+//! this same code, so a single node is a one-node cluster in every behaviour a client sees.
+//!
+//! # Protocols, and what each one must never break
+//!
+//! **Metadata quorum (Raft, [`crate::raft`]).** Raft is a pure state machine; this file is
+//! its driver. Each `Ready` carries storage writes (hard state, appended or truncated
+//! entries, a snapshot), outbound messages and newly committed entries. The writes are
+//! emitted as meta-entry ops at once; the messages and committed entries wait in
+//! `raft_pending` until the sync that covers the writes completes (`cluster_on_synced`).
+//! A vote or an append acknowledgement that left before its term, vote or entries were
+//! durable could be forgotten by a crash and let two leaders win one term, or let a
+//! "committed" entry vanish. `raft_pending` is ordered by sync id, so releasing a prefix
+//! releases exactly what is durable. A Ready without writes still queues behind the last
+//! pending one: its messages may acknowledge entries of an earlier, unsynced Ready.
+//!
+//! **Controller and the decision image.** The active controller is the Raft leader once
+//! its image applied the no-op of its term (before that its image may miss committed
+//! records of earlier terms). It decides on the *decision image*: the applied image plus
+//! every record it proposed that has not applied yet. Two decisions in one commit window
+//! must see each other; the second would otherwise carry a stale partition epoch and be
+//! dropped at apply time (issue 12's acknowledged-write loss). The decision image is
+//! dropped whenever this node is not the Raft leader: its uncommitted tail may be
+//! truncated by the next leader.
+//!
+//! **Registration, heartbeats, fencing.** A broker heartbeats the controller; the
+//! controller registers a new incarnation fenced (first fencing the old incarnation, which
+//! moves its leaderships to new epochs), and unfences it once it has applied the log up to
+//! its registration. The answer carries the *committed* fencing state: a broker serves as
+//! unfenced only once the unfence is in the log every future controller continues from.
+//! A broker the controller has not answered for a session fences itself. The controller
+//! fences brokers whose sessions expired, and sooner those whose connections closed
+//! ([`PEER_CLOSED_GRACE_MS`]) or that a new controller has not heard from yet.
+//!
+//! **Replication, leader side.** A leader role is taken only by the incarnation the image
+//! registered, and never at an epoch this log already holds: one (leader, epoch) pair
+//! names one history, and followers' epoch queries rely on that. The leader's ISR,
+//! replicas and partition epoch are copies of the image's. The high watermark (HW) is the
+//! minimum over the ISR (plus a pending expansion) of each member's durable offset
+//! (`isr-fsync`) or fetch offset (`isr-memory`), the leader's own durable end included;
+//! it never decreases while the role is held. A follower's progress is only what its last
+//! fetch claimed, and a fetch past the leader's log end is refused, so a follower's
+//! recorded fetch offset never passes the leader's log end. ISR changes are requests to
+//! the controller (`AlterIsr`), one pending at a time; the role adopts the ISR only when
+//! the image does. A follower joins only once it holds everything the HW covers and the
+//! whole previous epoch (KAFKA-7128), and under `isr-fsync` has that durable, so joining
+//! never lowers the HW.
+//!
+//! **Replication, follower side.** A follower first truncates its divergent suffix by
+//! epoch queries (KIP-101/KIP-279), then fetches from its log end, one request in flight.
+//! Replicated batches are appended at their offsets only where they start exactly at the
+//! log end (offsets stay dense); under `isr-fsync` the next fetch waits for the sync that
+//! makes them durable, since it reports them durable to the leader. The follower's HW is
+//! the leader's, capped by its own log end.
+//!
+//! **Commit waiters.** Admin answers wait until the record their request proposed is
+//! applied here, and succeed only if the entry at that index still has the term it was
+//! proposed in (otherwise a new leader replaced it: NOT_CONTROLLER). They are judged
+//! before compaction can drop the entries.
+//!
+//! **Transaction markers and forwarded requests.** A coordinator asks each partition's
+//! leader to write a marker; the leader answers once its HW passes the marker. Unanswered
+//! markers are resent (a second marker ends no transaction, so resending is harmless).
+//! Admin requests a broker cannot decide are forwarded to the controller; client requests
+//! that wait for something to exist (this broker to start, a topic to be created) are
+//! held with a deadline.
+//!
+//! # Danger
+//!
+//! Everything a peer sends may be stale, reordered, duplicated or malformed: handlers
+//! check it against local state and drop or refuse it, never assert on it. Assertions
+//! here check only this node's own bookkeeping.
+//!
+//! Durability rules:
+//! - Raft: a Ready's writes go to storage as meta entries; its messages and committed
+//!   entries are released only when the sync covering those writes completes.
+//! - Replication: a leader's high watermark is the minimum over the (maximal) ISR of what
+//!   each member has made durable (`isr-fsync`, the default) or holds (`isr-memory`),
+//!   its own durable end included. acks=all answers wait for that high watermark.
+//! - A node acts on partition roles only once its image caught up with the quorum's commit
+//!   index after start (a stale image must not make it lead), and stops leading when the
+//!   controller has not answered its heartbeats for a session timeout.
+//!
+//! Invariants (checked in [`Node::invariants`] through `cluster_invariants`): a leader role
+//! matches the image's leader, epochs, ISR and replicas, its ISR holds the leader and lies
+//! within the replicas, and its HW never went down; a follower follows the image's leader
+//! at the image's epoch; no role is held before the image caught up; hw waiters reference
+//! partitions this node leads; Raft readies wait in sync order for syncs not yet complete.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use uuid::Uuid;
+use weir_wire::domain::ApiResponse;
+use weir_wire::error::ErrorCode;
+
+use super::Node;
+use crate::cluster::image::MetadataImage;
+use crate::cluster::peer::PeerMessage;
+use crate::cluster::{AckDurability, ClusterConfig};
+use crate::event::{Output, RequestId};
+use crate::meta::EPOCHS_PREFIX;
+use crate::purgatory::Purgatory;
+use crate::raft::{Entry, Persisted, Raft, RaftConfig, RaftMessage};
+use crate::rng::{Rng, SALT_INCARNATION};
+use crate::storage::{Storage, StorageError};
+use crate::time::{Instant, Now};
+
+mod control;
+mod follower;
+mod markers;
+mod membership;
+mod meta;
+mod replication;
+mod router;
+
+pub(in crate::node) use control::ControllerState;
+pub(in crate::node) use follower::FollowerState;
+pub(in crate::node) use markers::Markers;
+pub(in crate::node) use membership::BrokerMembership;
+pub(in crate::node) use meta::MetaQuorum;
+pub(in crate::node) use replication::{Replica, Replication};
+pub(in crate::node) use router::{Forwarded, HoldFor, Router};
+
+/// Bound on replica fetches a leader holds (long poll); past it they are answered at once.
+pub const REPLICA_FETCH_WAITERS_MAX: usize = 16_384;
+/// Bound on acks=all produce requests waiting for the high watermark.
+pub const HW_WAITERS_MAX: usize = 16_384;
+/// Bound on admin answers waiting for their metadata records to apply.
+pub const ADMIN_WAITERS_MAX: usize = 4_096;
+/// Bound on Raft readies waiting for their writes to become durable.
+pub const RAFT_PENDING_MAX: usize = 65_536;
+/// A follower re-sends a fetch or epoch query unanswered for this long.
+const PEER_RETRY_MS: u64 = 2_000;
+/// Coordinator requests held at most while their internal topic is being created.
+pub const HELD_REQUESTS_MAX: usize = 4_096;
+/// How long a request waits for what it needs (see [`HoldFor`]) before it is answered as
+/// without the wait (COORDINATOR_NOT_AVAILABLE, LEADER_NOT_AVAILABLE, NOT_LEADER...; the
+/// client then asks again).
+pub(super) const HELD_REQUEST_MS: u64 = 5_000;
+
+/// Replication factor of the internal topics (Kafka's `offsets.topic.replication.factor`
+/// and `transaction.state.log.replication.factor` default), capped by the cluster's size.
+const INTERNAL_TOPIC_RF_MAX: usize = 3;
+/// Back-off after a refused replica fetch (not leader, epoch mismatch).
+const REFUSED_RETRY_MS: u64 = 100;
+/// The metadata log is compacted into a snapshot every this many applied entries.
+const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
+/// A pending ISR change is re-sent to the controller after this long.
+const ALTER_ISR_RETRY_MS: u64 = 1_000;
+/// A transaction marker unanswered this long is sent again.
+const MARKER_RETRY_MS: u64 = 1_000;
+/// How long a leader holds a written marker's answer waiting for replication before it
+/// drops it (the coordinator resends every [`MARKER_RETRY_MS`]).
+const MARKER_WAIT_MS: u64 = 30_000;
+/// Marker answers a leader holds at most.
+pub const MARKER_WAITERS_MAX: usize = 16_384;
+/// How often a leader looks for followers that fell out of sync.
+const LEADER_CHECK_MS: u64 = 250;
+/// How often the controller looks for offline partitions and expired sessions.
+const CONTROLLER_CHECK_MS: u64 = 200;
+/// A broker whose connection to the controller closed is fenced this long after, unless it
+/// heartbeats first (a live broker redials within 50 ms and heartbeats within an interval,
+/// 500 ms by default; its queued messages survive the redial).
+pub const PEER_CLOSED_GRACE_MS: u64 = 750;
+/// A new controller fences a broker it has not heard from within this many heartbeat
+/// intervals (at least [`PEER_CLOSED_GRACE_MS`]), rather than a whole session.
+const NEW_CONTROLLER_GRACE_HEARTBEATS: u64 = 4;
+
+const RAFT_HARD_STATE_KEY: &[u8] = b"raft/hard_state";
+const RAFT_SNAPSHOT_KEY: &[u8] = b"raft/snapshot";
+const RAFT_ENTRY_PREFIX: &str = "raft/entry/";
+
+/// The meta key of Raft entry `index`. Zero-padded so that keys sort in index order
+/// (recovery reads them back sorted, and sorts again to be safe).
+fn raft_entry_key(index: u64) -> Vec<u8> {
+    // Raft indexes start at 1; index 0 is the empty log's "previous entry".
+    debug_assert!(index >= 1, "raft entry key for index 0");
+    format!("{RAFT_ENTRY_PREFIX}{index:020}").into_bytes()
+}
+
+/// True for the meta keys of the metadata log (recovery's catalog reader skips them).
+pub(super) fn is_cluster_meta_key(key: &[u8]) -> bool {
+    key.starts_with(b"raft/") || key.starts_with(EPOCHS_PREFIX.as_bytes())
+}
+
+/// Cluster state of a node. Every node has one: a node of its own is a quorum of one.
+///
+/// It is a composition of subsystems, each owning its state and checking it in its own
+/// `invariants()`: the metadata quorum ([`MetaQuorum`]), this node as a broker of the
+/// cluster ([`BrokerMembership`]), the controller ([`ControllerState`]), partition
+/// replication ([`Replication`]), transaction markers ([`Markers`]) and the request router
+/// ([`Router`]). Their handlers are `Node` methods in the files of this folder, one file
+/// per subsystem, because each also reads or writes the partition logs `Node` owns;
+/// invariants that span subsystems are checked by [`Node::cluster_invariants`].
+#[derive(Debug)]
+pub(super) struct ClusterState {
+    pub config: ClusterConfig,
+    pub meta: MetaQuorum,
+    pub broker: BrokerMembership,
+    pub controller: ControllerState,
+    pub replication: Replication,
+    pub markers: Markers,
+    pub router: Router,
+    /// Last correlation id handed out (see [`ClusterState::correlation`]).
+    next_correlation: u64,
+    /// Time of the current input.
+    pub now: Instant,
+}
+
+impl ClusterState {
+    /// Rebuild from storage's raft entries.
+    pub(super) fn recover(
+        config: ClusterConfig,
+        node_id: i32,
+        storage: &impl Storage,
+        seed: u64,
+        now: Now,
+    ) -> Result<ClusterState, StorageError> {
+        let corrupt = |reason: String| StorageError::Corrupt {
+            partition_key: 0,
+            offset: 0,
+            reason,
+        };
+        let mut persisted = Persisted::default();
+        for (key, value) in storage.meta_entries()? {
+            if key == RAFT_HARD_STATE_KEY {
+                let (term, voted_for): (u64, Option<i32>) =
+                    postcard::from_bytes(&value).map_err(|e| corrupt(e.to_string()))?;
+                persisted.term = term;
+                persisted.voted_for = voted_for;
+            } else if key == RAFT_SNAPSHOT_KEY {
+                persisted.snapshot =
+                    Some(postcard::from_bytes(&value).map_err(|e| corrupt(e.to_string()))?);
+            } else if key.starts_with(RAFT_ENTRY_PREFIX.as_bytes()) {
+                let entry: Entry =
+                    postcard::from_bytes(&value).map_err(|e| corrupt(e.to_string()))?;
+                persisted.entries.push(entry);
+            }
+        }
+        persisted.entries.sort_by_key(|e| e.index);
+        // The stored range may include keys a crash left behind between a snapshot and
+        // the deletion of the entries it covers; truncation and compaction delete over
+        // the whole range, so such keys go with the next one.
+        let stored_entries = match (persisted.entries.first(), persisted.entries.last()) {
+            (Some(first), Some(last)) => (first.index, last.index),
+            _ => (1, 0),
+        };
+        assert!(
+            stored_entries.0 >= 1 && stored_entries.0 <= stored_entries.1 + 1,
+            "stored raft entries {stored_entries:?}"
+        );
+        let voters: BTreeSet<i32> = config.voters.iter().map(|v| v.id).collect();
+        let mut raft_config = RaftConfig::new(node_id, voters);
+        raft_config.election_timeout_min_ms = config.election_timeout_ms;
+        raft_config.election_timeout_max_ms = config.election_timeout_ms * 2;
+        raft_config.heartbeat_interval_ms = (config.election_timeout_ms / 5).max(10);
+        let raft = Raft::new(raft_config, persisted, seed, now_ms(now))
+            .map_err(|e| corrupt(e.to_string()))?;
+        // An incarnation identifies this start of the process (Kafka: a random UUID per
+        // start). The seed alone may repeat across restarts (a container's process id, a
+        // simulated host's fixed seed), so the start time is mixed in: two starts of one
+        // node never share an incarnation, and a simulation still replays it.
+        let incarnation = Rng::new(seed)
+            .fork(SALT_INCARNATION ^ u64::from(node_id as u32))
+            .next_u64()
+            ^ crate::rng::mix(now.wall_ms as u64 ^ now.instant.as_nanos().rotate_left(32));
+        let broker_role = config.broker_role;
+        // A node starts fenced and not caught up: it serves nothing and takes no partition
+        // role until its image caught up with the quorum and the controller unfenced it.
+        Ok(ClusterState {
+            config,
+            meta: MetaQuorum {
+                raft,
+                image: MetadataImage::default(),
+                view: None,
+                raft_pending: VecDeque::new(),
+                stored_entries,
+                caught_up: false,
+                leader_start: None,
+            },
+            broker: BrokerMembership {
+                incarnation,
+                controller_hint: None,
+                next_heartbeat: now.instant,
+                last_heartbeat_ok: None,
+                fenced: true,
+                heartbeat_rotation: 0,
+                started: !broker_role,
+            },
+            controller: ControllerState {
+                sessions: BTreeMap::new(),
+                registered_at: BTreeMap::new(),
+                suspects: BTreeMap::new(),
+                closed_peers: BTreeMap::new(),
+                next_controller_check: now.instant,
+                next_rebalance: now.instant,
+                adopt: Vec::new(),
+                commit_waiters: Purgatory::new(ADMIN_WAITERS_MAX),
+            },
+            replication: Replication {
+                replicas: BTreeMap::new(),
+                next_leader_check: now.instant,
+                parked_fetches: Purgatory::new(REPLICA_FETCH_WAITERS_MAX),
+                hw_waiters: Purgatory::new(HW_WAITERS_MAX),
+                internal_appends: Vec::new(),
+            },
+            markers: Markers {
+                pending_markers: BTreeMap::new(),
+                marker_waiters: Purgatory::new(MARKER_WAITERS_MAX),
+            },
+            router: Router {
+                forwarded: BTreeMap::new(),
+                forwarded_in: BTreeMap::new(),
+                held: Purgatory::new(HELD_REQUESTS_MAX),
+            },
+            next_correlation: 1,
+            now: now.instant,
+        })
+    }
+
+    /// A fresh correlation id for a request to a peer. Ids are never reused within a
+    /// process, so a late reply to an abandoned request never matches a newer one.
+    pub(super) fn correlation(&mut self) -> u64 {
+        self.next_correlation += 1;
+        assert!(self.next_correlation > 1, "correlation ids wrapped");
+        self.next_correlation
+    }
+}
+
+/// Raft's clock: milliseconds of the monotonic instant (never the wall clock, which may
+/// jump and would fire or stall election timers).
+fn now_ms(now: Now) -> u64 {
+    now.instant.as_nanos() / 1_000_000
+}
+
+/// A topic id as peer messages carry it (big-endian, as `Uuid::from_u128` reads it back).
+fn uuid_bytes(id: Uuid) -> [u8; 16] {
+    id.as_u128().to_be_bytes()
+}
+
+impl Node {
+    /// The active controller's id, as this node knows it.
+    pub fn controller_id(&self) -> Option<i32> {
+        self.cluster.meta.controller()
+    }
+
+    /// Handle a message from peer node `from` (already decoded by the driver).
+    pub fn handle_peer(&mut self, now: Now, from: i32, message: PeerMessage) {
+        // A poisoned node's state can no longer be trusted: it must not vote, lead or
+        // acknowledge anything, so peers' messages are ignored until it is restarted.
+        if self.poisoned.is_some() {
+            return;
+        }
+        self.cluster_note_now(now);
+        // Any message proves the peer is alive again (see `closed_peers`).
+        self.cluster.controller.closed_peers.remove(&from);
+        // Every handler below treats the message as untrusted: a peer may be stale (an old
+        // incarnation, an old epoch), reordered, repeated or buggy. Handlers drop or refuse
+        // what does not fit this node's state; none asserts on the message.
+        match message {
+            PeerMessage::Raft(bytes) => match postcard::from_bytes::<RaftMessage>(&bytes) {
+                Ok(raft_message) => {
+                    let cluster = &mut *self.cluster;
+                    cluster.meta.raft.step(now_ms(now), from, raft_message);
+                }
+                Err(error) => tracing::warn!(from, %error, "malformed raft message dropped"),
+            },
+            PeerMessage::Heartbeat(heartbeat) => self.on_heartbeat(now, from, heartbeat),
+            PeerMessage::HeartbeatReply { controller, fenced } => {
+                self.on_heartbeat_reply(now, from, controller, fenced)
+            }
+            PeerMessage::AutoCreate { names } => self.on_auto_create(names),
+            PeerMessage::AlterIsr(request) => self.on_alter_isr(from, request),
+            PeerMessage::Fetch(fetch) => self.on_replica_fetch(now, from, fetch),
+            PeerMessage::FetchReply(reply) => self.on_fetch_reply(now, from, reply),
+            PeerMessage::EpochQuery(query) => self.on_epoch_query(from, query),
+            PeerMessage::EpochReply(reply) => self.on_epoch_reply(now, from, reply),
+            PeerMessage::WriteMarker(request) => self.on_write_marker(now, from, request),
+            PeerMessage::Forward { correlation, frame } => {
+                self.on_forward(now, from, correlation, frame)
+            }
+            PeerMessage::ForwardReply { correlation, frame } => {
+                self.on_forward_reply(correlation, frame)
+            }
+            PeerMessage::MarkerReply { correlation, error } => {
+                self.on_marker_reply(now, correlation, error)
+            }
+        }
+        // Every input ends the same way: drain Raft (its writes join this input's sync),
+        // dispatch requests the input unblocked, and emit the sync that covers it all.
+        self.drive_cluster(now);
+        self.release_held_requests(now);
+        self.flush_syncs(now);
+    }
+
+    /// An inbound connection from node `from` ended. The active controller fences it
+    /// [`PEER_CLOSED_GRACE_MS`] from now unless it heartbeats before (Kafka waits for the
+    /// whole session; a killed broker's connections close at once, so this is what makes
+    /// failover after a crash take about a second rather than a session).
+    pub fn handle_peer_closed(&mut self, now: Now, from: i32) {
+        if self.poisoned.is_some() || from == self.config.node_id {
+            return;
+        }
+        self.cluster_note_now(now);
+        let cluster = &mut *self.cluster;
+        cluster
+            .controller
+            .closed_peers
+            .entry(from)
+            .or_insert(now.instant);
+        if !cluster.meta.is_active_controller() || !cluster.meta.decision_image().is_live(from) {
+            return;
+        }
+        let at = now.instant.add_ms(PEER_CLOSED_GRACE_MS);
+        let entry = cluster.controller.suspects.entry(from).or_insert(at);
+        *entry = (*entry).min(at);
+        // `cluster_deadline` wakes the node at `at`; `controller_checks` fences then.
+    }
+
+    /// Remember the time of the current input (deadlines of waiters parked by it), and
+    /// start the input's list of internal appends afresh (an answer must wait only for
+    /// the appends of its own input).
+    pub(super) fn cluster_note_now(&mut self, now: Now) {
+        self.cluster.now = now.instant;
+        self.cluster.replication.internal_appends.clear();
+    }
+
+    /// A peer message this node sends itself (it is the controller). Only auto-creation
+    /// goes this way; other self-addressed messages are handled by direct calls (a
+    /// heartbeat to itself in `send_heartbeat`, an ISR change in `send_alter_isr`).
+    pub(super) fn handle_local_peer(&mut self, node_id: i32, message: PeerMessage) {
+        if let PeerMessage::AutoCreate { names } = message {
+            let _ = node_id;
+            self.on_auto_create(names);
+        }
+    }
+
+    /// Cluster timers: Raft ticks, heartbeats, controller checks, ISR shrink, follower
+    /// retries, expired waiters. Called from `handle_timeout`.
+    pub(super) fn cluster_timeout(&mut self, now: Now) {
+        let cluster = &mut *self.cluster;
+        cluster.meta.raft.tick(now_ms(now));
+        self.send_heartbeat(now);
+        self.controller_checks(now);
+        self.leader_checks(now);
+        self.follower_sends(now);
+        self.resend_markers(now);
+        self.expire_forwarded(now);
+        self.expire_cluster_waiters(now);
+        self.drive_cluster(now);
+    }
+
+    /// When the cluster layer wants `cluster_timeout` next.
+    ///
+    /// Danger both ways: a deadline missing here stalls a protocol until an unrelated
+    /// input arrives (a simulation without traffic would hang); a deadline in the past
+    /// that its handler does not move forward makes the driver spin.
+    pub(super) fn cluster_deadline(&self) -> Option<Instant> {
+        let cluster = &*self.cluster;
+        let raft = Instant::from_nanos(
+            cluster
+                .meta
+                .raft
+                .next_deadline_ms()
+                .saturating_mul(1_000_000),
+        );
+        // Every node heartbeats (a quorum of one heartbeats itself): the heartbeat timer is
+        // always armed.
+        let mut next = raft.min(cluster.broker.next_heartbeat);
+        // Only deadlines that the handlers move forward, or the driver would spin.
+        if cluster.meta.is_active_controller() {
+            next = next.min(cluster.controller.next_controller_check);
+            // A suspect is fenced at its moment, not at the next periodic check.
+            if let Some(at) = cluster.controller.suspects.values().min() {
+                next = next.min(*at);
+            }
+        }
+        for at in [
+            cluster.router.held.next_deadline(),
+            cluster.replication.parked_fetches.next_deadline(),
+            cluster.replication.hw_waiters.next_deadline(),
+            cluster.markers.marker_waiters.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = next.min(at);
+        }
+        for forwarded in cluster.router.forwarded.values() {
+            next = next.min(forwarded.deadline);
+        }
+        for (_, sent) in cluster.markers.pending_markers.values() {
+            next = next.min(sent.add_ms(MARKER_RETRY_MS));
+        }
+        for replica in cluster.replication.replicas.values() {
+            match replica {
+                Replica::Follower(f) => {
+                    let at = match f.in_flight {
+                        Some((_, sent)) => sent.add_ms(PEER_RETRY_MS),
+                        None => f.not_before,
+                    };
+                    if f.fetch_after_sync.is_none() && f.leader >= 0 {
+                        next = next.min(at);
+                    }
+                }
+                Replica::Leader(_) => {
+                    next = next.min(cluster.replication.next_leader_check);
+                }
+            }
+        }
+        Some(next)
+    }
+
+    // ---- heartbeats and the controller ---------------------------------------------------
+
+    // ---- replication: leader side ----------------------------------------------------------
+
+    /// Time out what waits on replication: acks=all answers (REQUEST_TIMED_OUT, the write
+    /// may still commit later), marker waits (dropped), held replica fetches (answered
+    /// empty, the follower asks again).
+    fn expire_cluster_waiters(&mut self, now: Now) {
+        let mut expired = Vec::new();
+        while let Some(waiter) = self.cluster.replication.hw_waiters.pop_expired(now.instant) {
+            expired.push(waiter);
+        }
+        // A marker not replicated in time is dropped: the coordinator resends it on
+        // its timer, and appending a marker twice is harmless (the second ends no
+        // transaction).
+        while let Some(((coordinator, correlation), _)) =
+            self.cluster.markers.marker_waiters.pop_expired(now.instant)
+        {
+            tracing::debug!(coordinator, correlation, "marker waiter expired");
+        }
+        let cluster = &mut *self.cluster;
+        let mut due = Vec::new();
+        while let Some(parked) = cluster.replication.parked_fetches.pop_expired(now.instant) {
+            due.push(parked);
+        }
+        self.answer_hw_waiters(
+            expired,
+            ErrorCode::REQUEST_TIMED_OUT,
+            "timed out waiting for the in-sync replicas",
+        );
+        for ((from, _), fetch) in due {
+            self.answer_replica_fetch(from, &fetch);
+        }
+    }
+
+    /// Answer every client request the cluster layer holds with `error` (the node is
+    /// poisoned: nothing it waits for will happen).
+    pub(super) fn fail_cluster_waiters(&mut self, error: ErrorCode, message: &str) {
+        let cluster = &mut *self.cluster;
+        let mut answers: Vec<(RequestId, ApiResponse)> = Vec::new();
+        for (id, waiter) in cluster.replication.hw_waiters.drain() {
+            answers.push((
+                id,
+                super::errors::with_error(waiter.response, error, message),
+            ));
+        }
+        for (id, waiter) in cluster.controller.commit_waiters.drain() {
+            answers.push((
+                id,
+                super::errors::with_error(waiter.response, error, message),
+            ));
+        }
+        for (id, (_, request)) in cluster.router.held.drain() {
+            answers.push((id, super::errors::error_response(&request, error, message)));
+        }
+        for (_, forwarded) in std::mem::take(&mut cluster.router.forwarded) {
+            let response = super::errors::error_response(&forwarded.request, error, message);
+            answers.push((forwarded.id, response));
+        }
+        for (id, response) in answers {
+            self.respond(id, response);
+        }
+    }
+
+    /// Drop a disconnected client's waiters: acks=all produces, held requests and admin
+    /// answers waiting for their records. What they wait for still happens (a record
+    /// still commits, a write still replicates); only the answer has nowhere to go.
+    pub(super) fn cluster_disconnect(&mut self, conn: u64) {
+        self.cluster.replication.hw_waiters.remove_conn(conn);
+        self.cluster.router.held.remove_conn(conn);
+        self.cluster.controller.commit_waiters.remove_conn(conn);
+    }
+
+    // ---- transaction markers for partitions led elsewhere ----------------------------------
+
+    // ---- replication: follower side --------------------------------------------------------
+
+    // ---- plumbing ----------------------------------------------------------------------------
+
+    /// Queue a message to a peer by id (voter addresses from config, others from the image).
+    /// Messages to an unknown address are dropped: every peer protocol here retries on a
+    /// timer, so a loss costs latency, never correctness.
+    pub(super) fn send_peer(&mut self, to: i32, message: PeerMessage) {
+        let cluster = &*self.cluster;
+
+        let addr = cluster
+            .config
+            .voter_addr(to)
+            .map(str::to_string)
+            .or_else(|| {
+                cluster
+                    .meta
+                    .image
+                    .brokers
+                    .get(&to)
+                    .map(|b| b.peer_addr.clone())
+            });
+        match addr {
+            Some(addr) => self.outputs.push_back(Output::Peer { to, addr, message }),
+            None => tracing::debug!(to, "no address for peer; message dropped"),
+        }
+    }
+
+    /// Cluster invariants, checked after every input (see [`Node::invariants`]). Only this
+    /// node's own bookkeeping is checked: what peers claim (a follower's offsets, say) may
+    /// be stale or wrong and is bounded where it is received, not asserted on here.
+    pub(super) fn cluster_invariants(&self) {
+        let cluster = &*self.cluster;
+        let node_id = self.config.node_id;
+        cluster.meta.raft.invariants();
+        cluster.meta.image.invariants();
+        cluster.controller.commit_waiters.invariants();
+        cluster.replication.parked_fetches.invariants();
+        assert!(cluster.markers.pending_markers.len() <= crate::txn::TXNS_MAX);
+        cluster.router.held.invariants();
+        cluster.replication.hw_waiters.invariants();
+        cluster.markers.marker_waiters.invariants();
+        // Raft readies wait in sync order (`cluster_on_synced` releases a prefix), and
+        // each waits for a sync that has not completed yet: one left behind a completed
+        // sync would hold its messages and committed entries forever.
+        assert!(
+            (cluster
+                .meta
+                .raft_pending
+                .iter()
+                .zip(cluster.meta.raft_pending.iter().skip(1)))
+            .all(|(a, b)| a.sync_id <= b.sync_id),
+            "raft readies out of sync order"
+        );
+        if self.poisoned.is_none() {
+            assert!(
+                (cluster.meta.raft_pending.front()).is_none_or(|p| p.sync_id > self.sync.completed),
+                "a raft ready waits for a sync that already completed"
+            );
+            // Commit waiters are judged after every apply: none waits for an applied index.
+            assert!(
+                (cluster.controller.commit_waiters.iter())
+                    .all(|(_, w)| w.index > cluster.meta.image.applied_index),
+                "a commit waiter outlived the apply of its entry"
+            );
+        }
+        let (first, last) = cluster.meta.stored_entries;
+        assert!(
+            first >= 1 && last + 1 >= first,
+            "stored raft entries ({first}, {last})"
+        );
+        // The decision image exists only on the Raft leader: another node's uncommitted
+        // tail may be truncated, and deciding on it would repeat issue 12.
+        assert!(
+            cluster.meta.view.is_none() || cluster.meta.raft.is_leader(),
+            "a decision image kept after losing Raft leadership"
+        );
+        // Roles are taken only once the image caught up with the quorum (a stale image
+        // must not make this node lead at an old epoch), and only by broker nodes.
+        assert!(
+            cluster.replication.replicas.is_empty()
+                || (cluster.meta.caught_up && cluster.config.broker_role),
+            "partition roles held before the image caught up (or on a controller-only node)"
+        );
+        for ((topic_id, index), replica) in &cluster.replication.replicas {
+            let state = cluster
+                .meta
+                .image
+                .partition(topic_id.as_u128(), *index as i32);
+            let state = state.expect("a role is held only for partitions in the image");
+            let log = self
+                .topics
+                .get(topic_id)
+                .and_then(|t| t.partitions.get(*index));
+            // Every role's replicated HW lies within its log: a follower caps the leader's
+            // HW at its log end and truncation lowers it; a leader's never passes its
+            // durable end.
+            if let Some(log) = log {
+                assert!(
+                    (log.replicated_hw()).is_none_or(|hw| hw <= log.log_end_offset()),
+                    "replicated hw {:?} past the log end {}",
+                    log.replicated_hw(),
+                    log.log_end_offset()
+                );
+            }
+            match replica {
+                Replica::Leader(leader) => {
+                    assert_eq!(state.leader, node_id, "leader role without leadership");
+                    // At most one leader per epoch as this node sees it: the role's epoch is
+                    // the image's, so a role of an older epoch never survives a change.
+                    assert_eq!(
+                        state.leader_epoch, leader.epoch,
+                        "leader epoch behind the image"
+                    );
+                    // The role's ISR, replicas and partition epoch are copies of the image's,
+                    // refreshed on every change (`update_role_inner`): AlterIsr requests carry
+                    // the partition epoch, and a stale one would be refused forever.
+                    assert_eq!(
+                        state.partition_epoch, leader.partition_epoch,
+                        "partition epoch behind the image"
+                    );
+                    assert_eq!(leader.isr, state.isr, "leader ISR differs from the image");
+                    assert_eq!(
+                        leader.replicas, state.replicas,
+                        "leader replicas differ from the image"
+                    );
+                    assert!(
+                        leader.isr.iter().all(|r| leader.replicas.contains(r)),
+                        "ISR {:?} outside the replicas {:?}",
+                        leader.isr,
+                        leader.replicas
+                    );
+                    assert!(
+                        leader.isr.contains(&node_id),
+                        "the leader is not in its ISR {:?}",
+                        leader.isr
+                    );
+                    // A pending ISR change keeps the leader and stays within the replicas
+                    // (a shrink removes others only; an expansion adds a replica).
+                    if let Some((pending, _)) = &leader.pending_isr {
+                        assert!(
+                            pending.contains(&node_id)
+                                && pending.iter().all(|r| leader.replicas.contains(r)),
+                            "pending ISR {pending:?} (replicas {:?})",
+                            leader.replicas
+                        );
+                    }
+                    // Every other replica has a progress entry (the HW counts members
+                    // without one as holding nothing, so a missing one would stall it).
+                    assert!(
+                        (leader.replicas.iter())
+                            .all(|r| *r == node_id || leader.followers.contains_key(r)),
+                        "replicas {:?} without progress",
+                        leader.replicas
+                    );
+                    assert!(
+                        !leader.followers.contains_key(&node_id),
+                        "the leader tracks itself as a follower"
+                    );
+                    let log = log.expect("a led partition has a log");
+                    // One leader per epoch: this log's newest epoch is the one it leads, and
+                    // it began at the recorded start.
+                    assert_eq!(
+                        log.last_epoch(),
+                        leader.epoch,
+                        "leading epoch {} over a log whose last epoch is {}",
+                        leader.epoch,
+                        log.last_epoch()
+                    );
+                    assert!(leader.epoch_start <= log.log_end_offset());
+                    // A follower's recorded progress never passes this log's end (a fetch
+                    // past it is refused, and a leader's log end only grows), and what it
+                    // reports durable never passes what it reports held.
+                    for (follower, p) in &leader.followers {
+                        assert!(
+                            p.durable_offset <= p.fetch_offset
+                                && p.fetch_offset <= log.log_end_offset()
+                                && p.leo_at_last_fetch <= log.log_end_offset(),
+                            "follower {follower} progress {p:?} past the log end {}",
+                            log.log_end_offset()
+                        );
+                    }
+                    // The HW never went down while this role was held.
+                    let hw = log.replicated_hw().unwrap_or(log.log_start_offset());
+                    assert!(
+                        hw >= leader.hw_floor,
+                        "leader hw {hw} below its floor {}",
+                        leader.hw_floor
+                    );
+                    // isr-fsync: everything below the high watermark is durable here (the
+                    // leader was an ISR member of every earlier epoch it learned it from).
+                    if cluster.config.ack_durability == AckDurability::IsrFsync
+                        && !cluster.config.unclean_leader_election
+                    {
+                        assert!(
+                            hw <= log.durable_end().max(log.log_start_offset()),
+                            "high watermark {hw} above the leader's durable end {}",
+                            log.durable_end()
+                        );
+                    }
+                }
+                Replica::Follower(f) => {
+                    assert_eq!(
+                        state.leader_epoch, f.epoch,
+                        "follower epoch behind the image"
+                    );
+                    assert_eq!(state.leader, f.leader, "follower of another leader");
+                    assert_ne!(f.leader, node_id, "a follower of itself");
+                    assert!(
+                        state.replicas.contains(&node_id),
+                        "a follower role outside the replicas {:?}",
+                        state.replicas
+                    );
+                    // A fetch waiting for a sync is not also in flight (and vice versa):
+                    // one request at a time keeps replies in order.
+                    assert!(
+                        f.fetch_after_sync.is_none() || f.in_flight.is_none(),
+                        "a follower both waits for a sync and has a request in flight"
+                    );
+                    // A fetch is sent only once truncation is over: no query is pending.
+                    assert!(
+                        !f.truncated || f.query_epoch.is_none(),
+                        "truncated, yet another epoch query is planned"
+                    );
+                }
+            }
+        }
+        // An acks=all waiter waits only on partitions led here: losing a leadership fails
+        // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
+        for (_, waiter) in cluster.replication.hw_waiters.iter() {
+            for (topic_id, index, _) in &waiter.needs {
+                assert!(
+                    matches!(
+                        cluster.replication.replicas.get(&(*topic_id, *index)),
+                        Some(Replica::Leader(_))
+                    ),
+                    "an acks=all waiter on {topic_id}/{index}, not led here"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,1070 @@
+//! Partition replication: this node's role per partition (kept in line with the image),
+//! and the leader side: replica fetches, the high watermark, ISR changes, acks=all waits.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+use weir_wire::domain::{Acks, ApiResponse};
+use weir_wire::error::ErrorCode;
+
+use crate::cluster::peer::{
+    AlterIsr, EpochQuery, EpochReply, PeerMessage, PeerRecords, ReplicaFetch, ReplicaFetchReply,
+};
+use crate::cluster::AckDurability;
+use crate::event::RequestId;
+use crate::meta::epochs_op;
+use crate::node::Node;
+use crate::purgatory::Purgatory;
+use crate::time::{Instant, Now};
+
+use super::{uuid_bytes, FollowerState, ALTER_ISR_RETRY_MS, LEADER_CHECK_MS};
+
+/// What a follower knows about its progress, on the leader.
+// These are the follower's own claims, bounded where they are received (a fetch past the
+// leader's log end is refused; durable is capped by held): never trusted further.
+#[derive(Debug, Clone)]
+pub(super) struct Progress {
+    /// The offset of its last fetch: everything below it, it holds (-1: none yet).
+    pub(super) fetch_offset: i64,
+    /// What it reported durable at that fetch, at most `fetch_offset` (-1: none yet).
+    pub(super) durable_offset: i64,
+    /// Last time it was caught up (Kafka's lag rule); the ISR shrink uses it.
+    pub(super) caught_up_at: Instant,
+    /// The leader's log end when this follower last fetched.
+    pub(super) leo_at_last_fetch: i64,
+}
+
+/// This node leads the partition.
+#[derive(Debug, Clone)]
+pub(in crate::node) struct LeaderState {
+    pub epoch: i32,
+    /// The log end offset when this epoch began: the first offset of the epoch. A
+    /// follower joins the ISR only once it reached it (KAFKA-7128: a restarted leader's
+    /// high watermark may lag, and a follower below the epoch start may lack records the
+    /// previous leader acknowledged).
+    pub(super) epoch_start: i64,
+    pub(super) partition_epoch: i32,
+    pub(super) isr: Vec<i32>,
+    pub(super) replicas: Vec<i32>,
+    pub(super) followers: BTreeMap<i32, Progress>,
+    /// An ISR change sent to the controller and not yet seen in the image.
+    // While it is pending the HW also counts its members (the "maximal" ISR): the
+    // controller may already have committed it, and a member it adds must not be
+    // credited with an HW it has not reached.
+    pub(super) pending_isr: Option<(Vec<i32>, Instant)>,
+    /// The replicated HW this role last set or found on its log: the floor it must never
+    /// go below while the role is held (bookkeeping for the "HW never decreases" checks).
+    pub(super) hw_floor: i64,
+}
+
+/// This node's role for one partition. A partition this node does not replicate, or any
+/// partition before its image caught up, has no entry.
+#[derive(Debug, Clone)]
+pub(in crate::node) enum Replica {
+    Leader(LeaderState),
+    Follower(FollowerState),
+}
+
+/// An acks=all produce waiting for high watermarks (its deadline is in the purgatory).
+#[derive(Debug, Clone)]
+pub(super) struct HwWaiter {
+    /// (topic, partition index, offset the high watermark must pass).
+    pub(super) needs: Vec<(Uuid, usize, i64)>,
+    pub(super) response: ApiResponse,
+}
+
+/// Partition replication: this node's role per partition and the requests waiting on
+/// replication (see the module doc, "Replication").
+#[derive(Debug)]
+pub(in crate::node) struct Replication {
+    /// This node's role per partition, kept in line with the applied image by
+    /// `update_role` (see `cluster_invariants`).
+    pub replicas: BTreeMap<(Uuid, usize), Replica>,
+    /// When led partitions are next checked for lagging followers.
+    pub(super) next_leader_check: Instant,
+    /// Replica fetches held for new data, by (follower, correlation).
+    pub(super) parked_fetches: Purgatory<ReplicaFetch, (i32, u64)>,
+    /// acks=all produces (and coordinator answers) waiting for high watermarks.
+    pub(super) hw_waiters: Purgatory<HwWaiter>,
+    /// Internal-topic appends of the current input, for the answer that waits on them.
+    pub(super) internal_appends: Vec<(Uuid, usize, i64)>,
+}
+
+pub(super) fn new_progress(now: Now) -> Progress {
+    Progress {
+        fetch_offset: -1,
+        durable_offset: -1,
+        caught_up_at: now.instant,
+        leo_at_last_fetch: 0,
+    }
+}
+
+impl Node {
+    /// True when this node is the partition's only replica (the image's view): nothing
+    /// replicates from it, so what it does to its log no follower has to agree with.
+    pub(in crate::node) fn sole_replica(&self, key: (Uuid, usize)) -> bool {
+        let node_id = self.config.node_id;
+        (self
+            .cluster
+            .meta
+            .image
+            .partition(key.0.as_u128(), key.1 as i32))
+        .is_some_and(|p| p.replicas == [node_id])
+    }
+
+    /// `(leader, leader epoch, isr)` of a partition in this node's image.
+    pub fn partition_leadership(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<(i32, i32, Vec<i32>)> {
+        let cluster = &*self.cluster;
+        let id = *cluster.meta.image.names.get(topic)?;
+        let state = cluster.meta.image.partition(id, partition)?;
+        Some((state.leader, state.leader_epoch, state.isr.clone()))
+    }
+
+    /// True when this node leads `topic`-`partition` right now.
+    pub fn leads(&self, topic: &str, partition: i32) -> bool {
+        let cluster = &*self.cluster;
+        let Some(&topic_id) = self.topic_ids.get(topic) else {
+            return false;
+        };
+        let Ok(index) = usize::try_from(partition) else {
+            return false;
+        };
+        matches!(
+            cluster.replication.replicas.get(&(topic_id, index)),
+            Some(Replica::Leader(_))
+        )
+    }
+
+    /// The leader epoch to stamp on a produce to this partition, or why this node may not
+    /// take it: not the leader (or fenced), or (acks=all) too few in-sync replicas.
+    pub(in crate::node) fn check_produce_leadership(
+        &self,
+        topic_id: Uuid,
+        index: usize,
+        acks: Acks,
+    ) -> Result<i32, (ErrorCode, String)> {
+        let cluster = &*self.cluster;
+        let Some(Replica::Leader(leader)) = cluster.replication.replicas.get(&(topic_id, index))
+        else {
+            return Err((
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                "this broker does not lead the partition".into(),
+            ));
+        };
+        if cluster.broker.fenced {
+            return Err((
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                "this broker is fenced".into(),
+            ));
+        }
+        if acks == Acks::All {
+            let min_isr = self
+                .topics
+                .get(&topic_id)
+                .and_then(|t| t.config.min_insync_replicas)
+                .unwrap_or(self.config.min_insync_replicas);
+            // The leader is always in its ISR, so a one-replica partition passes with
+            // min.insync.replicas=1.
+            debug_assert!(leader.isr.contains(&self.config.node_id));
+            if (leader.isr.len() as i32) < min_isr {
+                let message = format!(
+                    "{} in-sync replicas, below min.insync.replicas={min_isr}",
+                    leader.isr.len()
+                );
+                return Err((ErrorCode::NOT_ENOUGH_REPLICAS, message));
+            }
+        }
+        Ok(leader.epoch)
+    }
+
+    /// The leader epoch of a partition this node leads (consumer fetch, ListOffsets), or
+    /// the error a client gets elsewhere.
+    pub(in crate::node) fn serving_epoch(
+        &self,
+        topic_id: Uuid,
+        index: usize,
+    ) -> Result<i32, ErrorCode> {
+        let cluster = &*self.cluster;
+        // Only a leader serves clients: a follower's log may hold a suffix it will still
+        // truncate, and its HW lags the leader's.
+        match cluster.replication.replicas.get(&(topic_id, index)) {
+            Some(Replica::Leader(leader)) => {
+                debug_assert!(leader.epoch >= 0, "negative leader epoch {}", leader.epoch);
+                Ok(leader.epoch)
+            }
+            _ => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+        }
+    }
+
+    /// An internal-topic append (coordinator state) of the current input. A coordinator's
+    /// answer (a committed offset, a transaction state) must not precede the replication
+    /// of the record it describes: a new coordinator elected from the ISR would not know
+    /// it.
+    pub(in crate::node) fn note_internal_append(&mut self, topic_id: Uuid, index: usize, end: i64) {
+        self.cluster
+            .replication
+            .internal_appends
+            .push((topic_id, index, end));
+    }
+
+    /// Park a durable answer on the replication of this input's internal appends; gives
+    /// the answer back when there were none.
+    pub(in crate::node) fn respond_when_internal_replicated(
+        &mut self,
+        id: RequestId,
+        response: ApiResponse,
+    ) -> Option<(RequestId, ApiResponse)> {
+        let cluster = &mut *self.cluster;
+        if cluster.replication.internal_appends.is_empty() {
+            return Some((id, response));
+        }
+        let needs = std::mem::take(&mut cluster.replication.internal_appends);
+        // Internal appends are made by a coordinator on partitions it leads, so their HW
+        // comes from this node.
+        debug_assert!(
+            (needs.iter()).all(|(t, i, _)| matches!(
+                cluster.replication.replicas.get(&(*t, *i)),
+                Some(Replica::Leader(_))
+            )),
+            "internal appends on partitions not led here"
+        );
+        let now = Now::new(cluster.now, 0);
+        let timeout_ms = cluster
+            .config
+            .replica_lag_time_max_ms
+            .max(crate::node::PRODUCE_TIMEOUT_MS_MIN);
+        self.respond_when_replicated(now, id, response, needs, timeout_ms);
+        None
+    }
+
+    /// Bring this node's role for every partition of the image in line with it.
+    pub(super) fn update_all_roles(&mut self, now: Now) {
+        let cluster = &*self.cluster;
+        // Before catch-up no role is held (`update_role_inner` removes them all).
+        debug_assert!(cluster.meta.caught_up || cluster.replication.replicas.is_empty());
+        let keys: Vec<(Uuid, usize)> = cluster
+            .meta
+            .image
+            .topics
+            .values()
+            .flat_map(|t| (0..t.partitions.len()).map(move |i| (Uuid::from_u128(t.id), i)))
+            .collect();
+        for (id, index) in keys {
+            self.update_role(now, id, index);
+        }
+    }
+
+    /// Bring this node's role for one partition in line with the image. Leading a partition
+    /// of `__consumer_offsets` is coordinating its groups: the group coordinator takes them
+    /// over when the leadership starts and resigns them when it ends.
+    pub(super) fn update_role(&mut self, now: Now, topic_id: Uuid, index: usize) {
+        let led = self.leads_index(topic_id, index);
+        self.update_role_inner(now, topic_id, index);
+        let leads = self.leads_index(topic_id, index);
+        // A leader role exists only where the image names this node the leader.
+        debug_assert!(
+            !leads
+                || (self
+                    .cluster
+                    .meta
+                    .image
+                    .partition(topic_id.as_u128(), index as i32))
+                .is_some_and(|p| p.leader == self.config.node_id),
+            "leader role against the image"
+        );
+        if led == leads {
+            return;
+        }
+        let Some(topic) = self.topics.get(&topic_id) else {
+            return;
+        };
+        if topic.name != crate::group::offsets_log::OFFSETS_TOPIC {
+            return;
+        }
+        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let index_i32 = i32::try_from(index).unwrap_or(-1);
+        let owns =
+            |group: &str| crate::group::offsets_log::partition_for(group, count) == index_i32;
+        if leads {
+            let taken = self.groups.take_over(now, owns);
+            if taken > 0 {
+                tracing::info!(
+                    index,
+                    groups = taken,
+                    "took over the groups of an offsets partition"
+                );
+            }
+        } else {
+            let resigned = self.groups.resign(now, owns);
+            if resigned > 0 {
+                tracing::info!(
+                    index,
+                    groups = resigned,
+                    "resigned the groups of an offsets partition"
+                );
+            }
+        }
+        self.drain_group_outputs(now);
+    }
+
+    /// True when this node holds the leader role of the partition. (The image may name
+    /// this node the leader before it takes the role: before catch-up, before its
+    /// registration, or at an epoch its log already holds.)
+    pub(super) fn leads_index(&self, topic_id: Uuid, index: usize) -> bool {
+        matches!(
+            self.cluster.replication.replicas.get(&(topic_id, index)),
+            Some(Replica::Leader(_))
+        )
+    }
+
+    /// The role decision proper (see [`Node::update_role`]). Losing a leader role fails
+    /// its acks=all waiters and wakes consumer fetches at once: the HW they wait for will
+    /// not come from this node, and a consumer must re-route to the new leader.
+    pub(super) fn update_role_inner(&mut self, now: Now, topic_id: Uuid, index: usize) {
+        let node_id = self.config.node_id;
+        let cluster = &mut *self.cluster;
+        let state = cluster
+            .meta
+            .image
+            .partition(topic_id.as_u128(), index as i32)
+            .cloned();
+        let key = (topic_id, index);
+        let Some(state) = state.filter(|_| cluster.meta.caught_up && cluster.config.broker_role)
+        else {
+            cluster.replication.replicas.remove(&key);
+            return;
+        };
+        let current = cluster.replication.replicas.get(&key).cloned();
+        let was_leader = matches!(current, Some(Replica::Leader(_)));
+        if state.leader == node_id {
+            if let Some(Replica::Leader(mut leader)) = current {
+                // Same epoch: the same leadership, with a new ISR or replica set (an
+                // AlterIsr or a reassignment committed). Follower progress is kept: it
+                // is what the HW and the next ISR decision are computed from.
+                if leader.epoch == state.leader_epoch {
+                    leader.isr = state.isr.clone();
+                    leader.replicas = state.replicas.clone();
+                    leader.partition_epoch = state.partition_epoch;
+                    leader.pending_isr = None;
+                    for r in &state.replicas {
+                        if *r != node_id && !leader.followers.contains_key(r) {
+                            leader.followers.insert(*r, new_progress(now));
+                        }
+                    }
+                    cluster
+                        .replication
+                        .replicas
+                        .insert(key, Replica::Leader(leader));
+                    self.recompute_hw(key);
+                    self.release_hw_waiters();
+                    return;
+                }
+            }
+            // A fresh leader role. Taken only by the incarnation the image registered: a
+            // restarted process waits for its registration, which moves every leadership
+            // of its previous incarnation to a new epoch (that incarnation may have served
+            // followers appends this one lost). And never at an epoch this log already
+            // holds: two different histories under one epoch could not be told apart by
+            // the followers' epoch queries.
+            let registered = cluster
+                .meta
+                .image
+                .brokers
+                .get(&node_id)
+                .is_some_and(|b| b.incarnation == cluster.broker.incarnation);
+            let last_epoch = self
+                .topics
+                .get(&topic_id)
+                .and_then(|t| t.partitions.get(index))
+                .map_or(-1, |log| log.last_epoch());
+            #[cfg(feature = "planted-stale-decisions")]
+            let (registered, last_epoch) = {
+                let _ = (registered, last_epoch);
+                (true, -1)
+            };
+            if !registered || state.leader_epoch <= last_epoch {
+                if registered {
+                    tracing::error!(
+                        %topic_id,
+                        index,
+                        epoch = state.leader_epoch,
+                        last_epoch,
+                        "refusing to lead at an epoch this log already holds"
+                    );
+                }
+                if was_leader {
+                    self.fail_hw_waiters_of(topic_id, Some(index));
+                    self.wake_fetches(|_| true);
+                }
+                self.cluster.replication.replicas.remove(&key);
+                return;
+            }
+            if was_leader {
+                // Led at an older epoch: what waited on that epoch's high watermark fails.
+                self.fail_hw_waiters_of(topic_id, Some(index));
+            }
+            let log = (self.topics.get(&topic_id)).and_then(|t| t.partitions.get(index));
+            let epoch_start = log.map_or(0, |log| log.log_end_offset());
+            // The HW the role starts from: what the log carries over (as a follower it took
+            // the previous leader's), or its start when it never had one (set just below).
+            let hw_floor = log.map_or(0, |log| {
+                (log.replicated_hw()).unwrap_or(log.log_start_offset())
+            });
+            let cluster = &mut *self.cluster;
+            let followers = state
+                .replicas
+                .iter()
+                .filter(|r| **r != node_id)
+                .map(|r| (*r, new_progress(now)))
+                .collect();
+            cluster.replication.replicas.insert(
+                key,
+                Replica::Leader(LeaderState {
+                    epoch: state.leader_epoch,
+                    epoch_start,
+                    partition_epoch: state.partition_epoch,
+                    isr: state.isr.clone(),
+                    replicas: state.replicas.clone(),
+                    followers,
+                    pending_isr: None,
+                    hw_floor,
+                }),
+            );
+            tracing::info!(%topic_id, index, epoch = state.leader_epoch, "leading partition");
+            let Some(log) = self.log_mut((topic_id, index)) else {
+                return;
+            };
+            let leo = log.log_end_offset();
+            if log.replicated_hw().is_none() {
+                log.set_replicated_hw(Some(log.log_start_offset()));
+            }
+            // The new epoch starts at the current log end: offsets from here on are this
+            // leadership's, and followers' epoch queries find where the old ones ended.
+            let pushed = log.push_epoch(state.leader_epoch, leo);
+            assert_eq!(
+                log.last_epoch(),
+                state.leader_epoch,
+                "a new leader's log must end in the epoch it leads"
+            );
+            if pushed {
+                let op = epochs_op(log);
+                self.emit(op);
+            }
+            self.recompute_hw(key);
+            self.release_hw_waiters();
+        } else if state.replicas.contains(&node_id) {
+            // A follower role is replaced whenever the leader or its epoch changes: the
+            // new role starts untruncated, so it queries the new leader's epochs before it
+            // fetches (the new leader's history may differ from the old one's).
+            if let Some(Replica::Follower(f)) = &current {
+                if f.epoch == state.leader_epoch && f.leader == state.leader {
+                    return;
+                }
+            }
+            if matches!(current, Some(Replica::Leader(_))) {
+                self.fail_hw_waiters_of(topic_id, Some(index));
+                self.wake_fetches(|_| true);
+            }
+            if let Some(log) = self.log_mut((topic_id, index)) {
+                if log.replicated_hw().is_none() {
+                    log.set_replicated_hw(Some(log.log_start_offset()));
+                }
+            }
+            let cluster = &mut *self.cluster;
+            cluster.replication.replicas.insert(
+                key,
+                Replica::Follower(FollowerState {
+                    leader: state.leader,
+                    epoch: state.leader_epoch,
+                    truncated: false,
+                    query_epoch: None,
+                    in_flight: None,
+                    not_before: now.instant,
+                    fetch_after_sync: None,
+                }),
+            );
+            if state.leader >= 0 {
+                self.send_follower_request(now, key);
+            }
+        } else {
+            if matches!(current, Some(Replica::Leader(_))) {
+                self.fail_hw_waiters_of(topic_id, Some(index));
+                self.wake_fetches(|_| true);
+            }
+            self.cluster.replication.replicas.remove(&key);
+        }
+    }
+
+    /// Periodic leader work: ISR shrink requests, and resending an ISR change the
+    /// controller has not reflected in the image after [`ALTER_ISR_RETRY_MS`] (expansion
+    /// requests are made by `on_replica_fetch`, when the follower fetches).
+    pub(super) fn leader_checks(&mut self, now: Now) {
+        let node_id = self.config.node_id;
+        let cluster = &mut *self.cluster;
+        if now.instant < cluster.replication.next_leader_check {
+            return;
+        }
+        cluster.replication.next_leader_check = now.instant.add_ms(LEADER_CHECK_MS);
+        let lag_max = cluster.config.replica_lag_time_max_ms;
+        let mut requests = Vec::new();
+        for ((topic_id, index), replica) in cluster.replication.replicas.iter_mut() {
+            let Replica::Leader(leader) = replica else {
+                continue;
+            };
+            if let Some((_, sent)) = &leader.pending_isr {
+                if now.instant.saturating_duration_since(*sent).as_millis() as u64
+                    > ALTER_ISR_RETRY_MS
+                {
+                    leader.pending_isr = None;
+                } else {
+                    continue;
+                }
+            }
+            let lagging: Vec<i32> = leader
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| *r != node_id)
+                .filter(|r| {
+                    leader.followers.get(r).is_none_or(|p| {
+                        now.instant
+                            .saturating_duration_since(p.caught_up_at)
+                            .as_millis() as u64
+                            > lag_max
+                    })
+                })
+                .collect();
+            // Shrink: drop the members that have not caught up within replica.lag.time.max.
+            // The leader never lags itself, so it stays; the HW can only rise when a slow
+            // member leaves (it is a minimum over fewer members).
+            if !lagging.is_empty() {
+                let isr: Vec<i32> = leader
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|r| !lagging.contains(r))
+                    .collect();
+                debug_assert!(isr.contains(&node_id), "a shrink removing the leader");
+                tracing::info!(%topic_id, index, ?lagging, "shrinking ISR");
+                leader.pending_isr = Some((isr.clone(), now.instant));
+                requests.push(AlterIsr {
+                    topic_id: uuid_bytes(*topic_id),
+                    partition: *index as i32,
+                    leader_epoch: leader.epoch,
+                    partition_epoch: leader.partition_epoch,
+                    isr,
+                });
+            }
+        }
+        for request in requests {
+            self.send_alter_isr(request);
+        }
+    }
+
+    /// Send an ISR change to the controller (to itself in a quorum of one). Without a known
+    /// controller it is dropped; `pending_isr` stays set, and `leader_checks` resends
+    /// after [`ALTER_ISR_RETRY_MS`].
+    pub(super) fn send_alter_isr(&mut self, request: AlterIsr) {
+        let node_id = self.config.node_id;
+        debug_assert!(
+            request.isr.contains(&node_id),
+            "an ISR change leaving out its own leader"
+        );
+        let Some(controller) = self.cluster.meta.raft.leader() else {
+            return;
+        };
+        if controller == node_id {
+            self.on_alter_isr(node_id, request);
+        } else {
+            self.send_peer(controller, PeerMessage::AlterIsr(request));
+        }
+    }
+
+    /// The leader side of a replica fetch: refuse it unless this node leads at exactly
+    /// the follower's epoch and the offset lies within the log; record the follower's
+    /// progress (its own claims, bounded here), maybe ask to add it to the ISR, move the
+    /// HW, and answer at once or park the fetch until new data (long poll).
+    pub(super) fn on_replica_fetch(&mut self, now: Now, from: i32, fetch: ReplicaFetch) {
+        let topic_id = Uuid::from_u128(u128::from_be_bytes(fetch.topic_id));
+        let Ok(index) = usize::try_from(fetch.partition) else {
+            return;
+        };
+        let key = (topic_id, index);
+        let refusal = |error: ErrorCode, epoch: i32| ReplicaFetchReply {
+            correlation: fetch.correlation,
+            topic_id: fetch.topic_id,
+            partition: fetch.partition,
+            error: error.0,
+            leader_epoch: epoch,
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: PeerRecords::Bytes(Vec::new()),
+        };
+        let cluster = &mut *self.cluster;
+        let Some(Replica::Leader(leader)) = cluster.replication.replicas.get_mut(&key) else {
+            self.send_peer(
+                from,
+                PeerMessage::FetchReply(refusal(ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)),
+            );
+            return;
+        };
+        if fetch.leader_epoch != leader.epoch {
+            let error = if fetch.leader_epoch < leader.epoch {
+                ErrorCode::FENCED_LEADER_EPOCH
+            } else {
+                ErrorCode::UNKNOWN_LEADER_EPOCH
+            };
+            let epoch = leader.epoch;
+            self.send_peer(from, PeerMessage::FetchReply(refusal(error, epoch)));
+            return;
+        }
+        let epoch = leader.epoch;
+        let Some(log) = self
+            .topics
+            .get(&topic_id)
+            .and_then(|t| t.partitions.get(index))
+        else {
+            return;
+        };
+        let leo = log.log_end_offset();
+        // A follower past our log end holds what we do not (a stale leader's suffix it has
+        // not truncated yet); one below our log start asks for what we deleted. Neither is
+        // recorded as progress.
+        if fetch.fetch_offset > leo || fetch.fetch_offset < log.log_start_offset() {
+            // The log start tells a follower below it to reset (see `on_fetch_reply`).
+            let mut reply = refusal(ErrorCode::OFFSET_OUT_OF_RANGE, epoch);
+            reply.log_start_offset = log.log_start_offset();
+            reply.high_watermark = log.high_watermark();
+            self.send_peer(from, PeerMessage::FetchReply(reply));
+            return;
+        }
+        let Some(Replica::Leader(leader)) = self.cluster.replication.replicas.get_mut(&key) else {
+            return;
+        };
+        let progress = leader
+            .followers
+            .entry(from)
+            .or_insert_with(|| new_progress(now));
+        // Kafka's lag rule: a follower is caught up when it fetched to our log end, or to
+        // where our log ended at its previous fetch (so a steady produce stream does not
+        // make every follower look behind).
+        if fetch.fetch_offset >= leo || fetch.fetch_offset >= progress.leo_at_last_fetch {
+            progress.caught_up_at = now.instant;
+        }
+        assert!(
+            fetch.fetch_offset <= leo,
+            "follower progress past the leader's log end"
+        );
+        progress.fetch_offset = fetch.fetch_offset;
+        // What a follower claims durable is capped by what it claims held: a follower
+        // cannot have synced what it does not have.
+        progress.durable_offset = fetch.durable_offset.min(fetch.fetch_offset);
+        progress.leo_at_last_fetch = leo;
+        // Expansion: a caught-up replica outside the ISR asks to come back.
+        // It must hold everything the high watermark covers and everything of earlier
+        // epochs (KAFKA-7128), and under isr-fsync have made the covered part durable, so
+        // that the high watermark stays at most the durable end of every ISR member.
+        let hw = log.high_watermark();
+        let needed = hw.max(leader.epoch_start.min(leo));
+        let durable_mode = self.cluster.config.ack_durability == AckDurability::IsrFsync;
+        let Some(Replica::Leader(leader)) = self.cluster.replication.replicas.get_mut(&key) else {
+            return;
+        };
+        let mut expand = None;
+        if !leader.isr.contains(&from)
+            && leader.pending_isr.is_none()
+            && leader.replicas.contains(&from)
+            && fetch.fetch_offset >= needed
+            && leader.followers.get(&from).is_some_and(|p| {
+                p.fetch_offset >= needed && (!durable_mode || p.durable_offset >= hw)
+            })
+        {
+            let mut isr = leader.isr.clone();
+            isr.push(from);
+            leader.pending_isr = Some((isr.clone(), now.instant));
+            expand = Some(AlterIsr {
+                topic_id: fetch.topic_id,
+                partition: fetch.partition,
+                leader_epoch: leader.epoch,
+                partition_epoch: leader.partition_epoch,
+                isr,
+            });
+        }
+        if let Some(request) = expand {
+            self.send_alter_isr(request);
+        }
+        self.recompute_hw(key);
+        self.release_hw_waiters();
+        if fetch.fetch_offset < leo || fetch.max_wait_ms == 0 {
+            self.answer_replica_fetch(from, &fetch);
+        } else {
+            let cluster = &mut *self.cluster;
+            let wait = fetch
+                .max_wait_ms
+                .min(cluster.config.replica_fetch_wait_max_ms.max(1));
+            let key = (from, fetch.correlation);
+            // A resent fetch replaces the one it repeats.
+            cluster.replication.parked_fetches.remove(key);
+            let deadline = Some(now.instant.add_ms(wait));
+            if let Err(fetch) = cluster
+                .replication
+                .parked_fetches
+                .insert(key, deadline, fetch)
+            {
+                // Full: answered at once (empty), the follower asks again.
+                self.answer_replica_fetch(from, &fetch);
+            }
+        }
+    }
+
+    /// Answer a replica fetch with what the log holds from its offset. The leadership is
+    /// checked again: a parked fetch may be answered after this node lost the role, and
+    /// then it is dropped (the follower resends to the new leader).
+    pub(super) fn answer_replica_fetch(&mut self, to: i32, fetch: &ReplicaFetch) {
+        let topic_id = Uuid::from_u128(u128::from_be_bytes(fetch.topic_id));
+        let Ok(index) = usize::try_from(fetch.partition) else {
+            return;
+        };
+        let Some(Replica::Leader(leader)) =
+            self.cluster.replication.replicas.get(&(topic_id, index))
+        else {
+            return;
+        };
+        let epoch = leader.epoch;
+        // A held fetch was checked against the epoch when it arrived; this node may have
+        // lost the leadership and taken it again since (truncating in between). Records of
+        // the new epoch read from the offset of a fetch of the old one could extend a suffix
+        // the follower must first truncate: refuse it, so the follower asks its epoch again.
+        if fetch.leader_epoch != epoch {
+            let reply = ReplicaFetchReply {
+                correlation: fetch.correlation,
+                topic_id: fetch.topic_id,
+                partition: fetch.partition,
+                error: ErrorCode::FENCED_LEADER_EPOCH.0,
+                leader_epoch: epoch,
+                high_watermark: -1,
+                log_start_offset: -1,
+                records: PeerRecords::Bytes(Vec::new()),
+            };
+            self.send_peer(to, PeerMessage::FetchReply(reply));
+            return;
+        }
+        let Some(log) = self
+            .topics
+            .get(&topic_id)
+            .and_then(|t| t.partitions.get(index))
+        else {
+            return;
+        };
+        let leo = log.log_end_offset();
+        // The HW sent is at most our log end (it is at most our durable end); the follower
+        // caps it at its own log end too.
+        debug_assert!(log.high_watermark() <= leo);
+        // The records are read by the driver (`PeerRecords::Read`), not here: a fetch far
+        // behind does not copy the log into the node's memory.
+        let records = if fetch.fetch_offset < leo {
+            PeerRecords::Read {
+                partition_key: log.partition_key(),
+                start_offset: fetch.fetch_offset,
+                end_offset: leo,
+                max_bytes: fetch.max_bytes,
+            }
+        } else {
+            PeerRecords::Bytes(Vec::new())
+        };
+        let reply = ReplicaFetchReply {
+            correlation: fetch.correlation,
+            topic_id: fetch.topic_id,
+            partition: fetch.partition,
+            error: 0,
+            leader_epoch: epoch,
+            high_watermark: log.high_watermark(),
+            log_start_offset: log.log_start_offset(),
+            records,
+        };
+        self.send_peer(to, PeerMessage::FetchReply(reply));
+    }
+
+    /// New data on a led partition: answer the replica fetches held for it. Followers
+    /// long-poll, so replication latency is the time to the next append, not the poll.
+    pub(in crate::node) fn wake_replica_fetches(&mut self, topic_id: Uuid, index: usize) {
+        let cluster = &mut *self.cluster;
+        if cluster.replication.parked_fetches.is_empty() {
+            return;
+        }
+        let bytes = uuid_bytes(topic_id);
+        let woken = (cluster.replication.parked_fetches)
+            .remove_where(|_, f| f.topic_id == bytes && f.partition == index as i32);
+        for ((from, _), fetch) in woken {
+            self.answer_replica_fetch(from, &fetch);
+        }
+    }
+
+    /// The leader's high watermark: min over the maximal ISR of durable (or held) offsets.
+    ///
+    /// This is the one place a leader's HW moves, and it only moves up: a lower minimum
+    /// (a follower that restarted and lost what it held, say) leaves it where it is. The
+    /// HW already answered acks=all produces and was shown to consumers; taking it back
+    /// would un-acknowledge writes. Such a follower drops out of the ISR by lag instead.
+    pub(super) fn recompute_hw(&mut self, key: (Uuid, usize)) {
+        let cluster = &*self.cluster;
+        let Some(Replica::Leader(leader)) = cluster.replication.replicas.get(&key) else {
+            return;
+        };
+        let node_id = self.config.node_id;
+        // The maximal ISR: the committed one plus a pending change's members. A pending
+        // expansion may commit before the leader hears of it; the new member then counts
+        // at once, so the HW must already respect it.
+        let mut members: Vec<i32> = leader.isr.clone();
+        if let Some((pending, _)) = &leader.pending_isr {
+            for r in pending {
+                if !members.contains(r) {
+                    members.push(*r);
+                }
+            }
+        }
+        debug_assert!(
+            members.contains(&node_id),
+            "the leader is missing from its own maximal ISR {members:?}"
+        );
+        let durable_mode = cluster.config.ack_durability == AckDurability::IsrFsync;
+        let Some(log) = self
+            .topics
+            .get(&key.0)
+            .and_then(|t| t.partitions.get(key.1))
+        else {
+            return;
+        };
+        // The leader's own share is its durable end in both modes: an acks=all answer
+        // never precedes the leader's own sync.
+        let mut hw = log.durable_end();
+        for member in &members {
+            if *member == node_id {
+                continue;
+            }
+            // A member with no progress yet (it has not fetched in this epoch) holds
+            // nothing as far as we know: -1 keeps the HW where it is.
+            let held = leader.followers.get(member).map_or(-1, |p| {
+                if durable_mode {
+                    p.durable_offset
+                } else {
+                    p.fetch_offset
+                }
+            });
+            hw = hw.min(held);
+        }
+        // The HW rule itself: at most what every member of the maximal ISR made durable
+        // (isr-fsync) or holds (isr-memory), and at most the leader's durable end.
+        assert!(hw <= log.durable_end(), "hw {hw} above the durable end");
+        debug_assert!(
+            members.iter().filter(|m| **m != node_id).all(|m| {
+                leader.followers.get(m).is_some_and(|p| {
+                    hw <= if durable_mode {
+                        p.durable_offset
+                    } else {
+                        p.fetch_offset
+                    }
+                }) || hw <= -1
+            }),
+            "hw {hw} above an ISR member's offset"
+        );
+        // PLANTED BUG (weir-sim only): advance the high watermark over what the leader
+        // alone holds, before the ISR has it.
+        #[cfg(feature = "planted-hw-before-isr")]
+        {
+            hw = log.durable_end();
+        }
+        let current = log.replicated_hw().unwrap_or(log.log_start_offset());
+        // Nothing but this function moves a leader's replicated HW, and only upwards (a
+        // leader never truncates its log), so it is still at least what it last set.
+        assert!(
+            current >= leader.hw_floor,
+            "high watermark went down on a leader: {current} < {}",
+            leader.hw_floor
+        );
+        if hw > current {
+            let leo_key = log.partition_key();
+            if let Some(log) = self.log_mut(key) {
+                log.set_replicated_hw(Some(hw));
+            }
+            if let Some(Replica::Leader(leader)) = self.cluster.replication.replicas.get_mut(&key) {
+                leader.hw_floor = hw;
+            }
+            // Consumer fetches parked on this partition may now read more.
+            self.wake_fetches(|keys| keys.contains(&leo_key));
+        }
+    }
+
+    /// Register an acks=all produce answer to be released by high watermarks.
+    pub(in crate::node) fn respond_when_replicated(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        response: ApiResponse,
+        needs: Vec<(Uuid, usize, i64)>,
+        timeout_ms: u64,
+    ) {
+        let cluster = &mut *self.cluster;
+        // Each need is a partition this node leads and the offset the HW must reach; a
+        // waiter with none would never be released by an HW move.
+        debug_assert!(!needs.is_empty(), "an acks=all waiter waiting for nothing");
+        let deadline = Some(now.instant.add_ms(timeout_ms));
+        if let Err(waiter) =
+            (cluster.replication.hw_waiters).insert(id, deadline, HwWaiter { needs, response })
+        {
+            let response = crate::node::errors::with_error(
+                waiter.response,
+                ErrorCode::REQUEST_TIMED_OUT,
+                "too many produce requests waiting for replication",
+            );
+            self.respond(id, response);
+            return;
+        }
+        self.release_hw_waiters();
+    }
+
+    pub(super) fn release_hw_waiters(&mut self) {
+        self.release_marker_waiters();
+        let cluster = &*self.cluster;
+        if cluster.replication.hw_waiters.is_empty() {
+            return;
+        }
+        let done: Vec<RequestId> = cluster
+            .replication
+            .hw_waiters
+            .iter()
+            .filter(|(_, waiter)| {
+                waiter.needs.iter().all(|(topic_id, index, end)| {
+                    self.topics
+                        .get(topic_id)
+                        .and_then(|t| t.partitions.get(*index))
+                        .is_some_and(|log| log.high_watermark() >= *end)
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(waiter) = self.cluster.replication.hw_waiters.remove(id) {
+                // Kafka's rule: an acks=all batch is replicated to the ISR, but if the ISR
+                // shrank below min.insync.replicas meanwhile the producer is told so.
+                let short = matches!(waiter.response, ApiResponse::Produce(_))
+                    && waiter
+                        .needs
+                        .iter()
+                        .any(|(topic_id, index, _)| self.isr_below_min(*topic_id, *index));
+                let response = if short {
+                    crate::node::errors::with_error(
+                        waiter.response,
+                        ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                        "the ISR shrank below min.insync.replicas after the append",
+                    )
+                } else {
+                    waiter.response
+                };
+                let now = Now::new(self.cluster_now(), 0);
+                self.respond_durable(now, id, response);
+            }
+        }
+    }
+
+    /// True when this node leads the partition with fewer in-sync replicas than its
+    /// `min.insync.replicas`. (The write is replicated to the ISR there was; Kafka still
+    /// answers NOT_ENOUGH_REPLICAS_AFTER_APPEND so that the producer knows the guarantee
+    /// it asked for was not met.)
+    pub(super) fn isr_below_min(&self, topic_id: Uuid, index: usize) -> bool {
+        let Some(Replica::Leader(leader)) =
+            self.cluster.replication.replicas.get(&(topic_id, index))
+        else {
+            return false;
+        };
+        let min_isr = self
+            .topics
+            .get(&topic_id)
+            .and_then(|t| t.config.min_insync_replicas)
+            .unwrap_or(self.config.min_insync_replicas);
+        (leader.isr.len() as i32) < min_isr
+    }
+
+    /// Fail the acks=all waiters on a partition this node stops leading (or on every
+    /// partition of a topic, `index` None). Never answered with success: the write may
+    /// still be truncated by the new leader, so the producer must retry.
+    pub(super) fn fail_hw_waiters_of(&mut self, topic_id: Uuid, index: Option<usize>) {
+        let failed = self.take_hw_waiters(|w| {
+            w.needs
+                .iter()
+                .any(|(t, i, _)| *t == topic_id && index.is_none_or(|x| x == *i))
+        });
+        self.answer_hw_waiters(
+            failed,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            "leadership moved before the write was replicated",
+        );
+    }
+
+    /// Remove and return the acks=all waiters `pick` selects.
+    pub(super) fn take_hw_waiters(
+        &mut self,
+        pick: impl Fn(&HwWaiter) -> bool,
+    ) -> Vec<(RequestId, HwWaiter)> {
+        let cluster = &mut *self.cluster;
+        cluster.replication.hw_waiters.remove_where(|_, w| pick(w))
+    }
+
+    /// Answer taken acks=all waiters with `error`. Through `respond`: forwarded answers and
+    /// group-write markers are routed there.
+    pub(super) fn answer_hw_waiters(
+        &mut self,
+        waiters: Vec<(RequestId, HwWaiter)>,
+        error: ErrorCode,
+        message: &str,
+    ) {
+        for (id, waiter) in waiters {
+            let response = crate::node::errors::with_error(waiter.response, error, message);
+            self.respond(id, response);
+        }
+    }
+
+    /// The leader side of KIP-101's OffsetForLeaderEpoch. Answered only by the leader of
+    /// exactly the follower's epoch: another epoch's history is not the one the follower
+    /// is about to fetch, so truncating against it could keep a divergent suffix.
+    pub(super) fn on_epoch_query(&mut self, from: i32, query: EpochQuery) {
+        let topic_id = Uuid::from_u128(u128::from_be_bytes(query.topic_id));
+        let Ok(index) = usize::try_from(query.partition) else {
+            return;
+        };
+        let leader_epoch = match self.cluster.replication.replicas.get(&(topic_id, index)) {
+            Some(Replica::Leader(leader)) => Some(leader.epoch),
+            _ => None,
+        };
+        let mut reply = EpochReply {
+            correlation: query.correlation,
+            topic_id: query.topic_id,
+            partition: query.partition,
+            error: 0,
+            epoch: -1,
+            end_offset: -1,
+        };
+        match (
+            leader_epoch,
+            self.topics
+                .get(&topic_id)
+                .and_then(|t| t.partitions.get(index)),
+        ) {
+            (Some(epoch), Some(log)) if epoch == query.current_leader_epoch => {
+                let (found, end) = log.end_offset_for_epoch(query.epoch);
+                reply.epoch = found;
+                reply.end_offset = end;
+            }
+            (Some(epoch), Some(_)) if epoch > query.current_leader_epoch => {
+                reply.error = ErrorCode::FENCED_LEADER_EPOCH.0;
+            }
+            (Some(_), Some(_)) => reply.error = ErrorCode::UNKNOWN_LEADER_EPOCH.0,
+            _ => reply.error = ErrorCode::NOT_LEADER_OR_FOLLOWER.0,
+        }
+        self.send_peer(from, PeerMessage::EpochReply(reply));
+    }
+}
