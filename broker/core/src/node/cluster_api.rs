@@ -31,10 +31,7 @@ use crate::event::{Origin, RequestId};
 use crate::time::Now;
 use crate::topic::is_internal_topic;
 
-/// Bound on admin requests a broker has forwarded and not yet had answered.
-const FORWARDED_MAX: usize = 4_096;
-/// A forwarded request the controller has not answered in this long is timed out.
-const FORWARD_TIMEOUT_MS: u64 = 30_000;
+use super::cluster::FORWARD_TIMEOUT_MS;
 
 impl Node {
     /// IncrementalAlterConfigs, on the active controller (others forward it).
@@ -243,21 +240,22 @@ impl Node {
         };
         let mut frame = bytes::BytesMut::new();
         if weir_wire::codec::encode_request(&header, request, &mut frame).is_err()
-            || cluster.router.forwarded.len() >= FORWARDED_MAX
+            || cluster.router.forwarded.is_full()
         {
             self.respond(id, refuse(request));
             return;
         }
-        let deadline = cluster.now.add_ms(FORWARD_TIMEOUT_MS);
-        cluster.router.forwarded.insert(
-            correlation,
-            super::cluster::Forwarded {
-                id,
-                header,
-                deadline,
-                request: request.clone(),
-            },
-        );
+        let deadline = Some(cluster.now.add_ms(FORWARD_TIMEOUT_MS));
+        let forwarded = super::cluster::Forwarded {
+            id,
+            header,
+            request: request.clone(),
+        };
+        let parked = cluster
+            .router
+            .forwarded
+            .insert(correlation, deadline, forwarded);
+        debug_assert!(parked.is_ok(), "checked for room above");
         let frame = frame.get(4..).map(<[u8]>::to_vec).unwrap_or_default();
         self.send_peer(controller, PeerMessage::Forward { correlation, frame });
     }
@@ -265,7 +263,26 @@ impl Node {
     /// Controller: handle a forwarded request as if a client had sent it.
     pub(super) fn on_forward(&mut self, now: Now, from: i32, correlation: u64, frame: Vec<u8>) {
         let decoded = weir_wire::codec::decode_request(bytes::Bytes::from(frame));
-        let Ok((header, weir_wire::codec::Decoded::Api(request))) = decoded else {
+        let id = RequestId {
+            origin: Origin::Forwarded { from },
+            seq: correlation,
+        };
+        // An empty reply frame refuses the request: the broker answers NOT_CONTROLLER and
+        // its client retries. So do a malformed frame, a full table and a correlation id
+        // already in hand (a peer's bug; a second entry would lose the first's answer).
+        let deadline = Some(now.instant.add_ms(FORWARD_TIMEOUT_MS));
+        let admitted = match decoded {
+            Ok((header, weir_wire::codec::Decoded::Api(request)))
+                if self.cluster.router.forwarded_in.get(id).is_none() =>
+            {
+                let entry = (from, correlation, header);
+                (self.cluster.router.forwarded_in.insert(id, deadline, entry))
+                    .is_ok()
+                    .then_some(request)
+            }
+            _ => None,
+        };
+        let Some(request) = admitted else {
             let reply = PeerMessage::ForwardReply {
                 correlation,
                 frame: Vec::new(),
@@ -273,14 +290,6 @@ impl Node {
             self.send_peer(from, reply);
             return;
         };
-        let id = RequestId {
-            origin: Origin::Forwarded { from },
-            seq: correlation,
-        };
-        self.cluster
-            .router
-            .forwarded_in
-            .insert(id, (from, correlation, header));
         self.handle_request(now, id, request);
     }
 
@@ -294,7 +303,7 @@ impl Node {
         if !matches!(id.origin, Origin::Forwarded { .. }) {
             return Some((id, response));
         }
-        let (from, correlation, header) = self.cluster.router.forwarded_in.remove(&id)?;
+        let (from, correlation, header) = self.cluster.router.forwarded_in.remove(id)?;
         let mut out = bytes::BytesMut::new();
         let frame = match weir_wire::codec::encode_response(&header, &response, &mut out) {
             Ok(()) => out.get(4..).map(<[u8]>::to_vec).unwrap_or_default(),
@@ -306,7 +315,7 @@ impl Node {
 
     /// Broker: the controller answered a forwarded request.
     pub(super) fn on_forward_reply(&mut self, correlation: u64, frame: Vec<u8>) {
-        let Some(forwarded) = self.cluster.router.forwarded.remove(&correlation) else {
+        let Some(forwarded) = self.cluster.router.forwarded.remove(correlation) else {
             return;
         };
         let decoded =
@@ -323,24 +332,18 @@ impl Node {
 
     /// Forwarded requests the controller did not answer in time.
     pub(super) fn expire_forwarded(&mut self, now: Now) {
-        let cluster = &mut *self.cluster;
-        let expired: Vec<u64> = cluster
-            .router
-            .forwarded
-            .iter()
-            .filter(|(_, f)| f.deadline <= now.instant)
-            .map(|(c, _)| *c)
-            .collect();
-        for correlation in expired {
-            let forwarded = self.cluster.router.forwarded.remove(&correlation);
-            if let Some(forwarded) = forwarded {
-                let response = super::errors::error_response(
-                    &forwarded.request,
-                    ErrorCode::REQUEST_TIMED_OUT,
-                    "the controller did not answer the forwarded request",
-                );
-                self.respond(forwarded.id, response);
-            }
+        while let Some((_, forwarded)) = self.cluster.router.forwarded.pop_expired(now.instant) {
+            let response = super::errors::error_response(
+                &forwarded.request,
+                ErrorCode::REQUEST_TIMED_OUT,
+                "the controller did not answer the forwarded request",
+            );
+            self.respond(forwarded.id, response);
+        }
+        // The broker that forwarded these has timed them out by now: their answers, if
+        // they ever come, are dropped.
+        while let Some((id, _)) = self.cluster.router.forwarded_in.pop_expired(now.instant) {
+            tracing::debug!(?id, "forwarded request not answered in time");
         }
     }
 

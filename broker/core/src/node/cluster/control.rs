@@ -14,7 +14,7 @@ use crate::node::Node;
 use crate::purgatory::Purgatory;
 use crate::time::{Instant, Now};
 
-use super::{CONTROLLER_CHECK_MS, INTERNAL_TOPIC_RF_MAX};
+use super::{CONTROLLER_CHECK_MS, INTERNAL_TOPIC_RF_MAX, PEER_CLOSED_GRACE_MS};
 
 /// The controller's own state (meaningful on the active controller; reset on take-over).
 /// Its decisions are records proposed to the quorum, made against
@@ -49,6 +49,137 @@ pub(in crate::node) struct ControllerState {
     // Invariant: every waiter's index is above the applied index (`answer_commit_waiters`
     // runs after every apply), so none is forgotten once its entry applied.
     pub(in crate::node) commit_waiters: Purgatory<CommitWaiter>,
+}
+
+impl ControllerState {
+    /// A fresh controller state: no sessions, nothing suspected, no waiters.
+    pub(super) fn new(now: Instant, commit_waiters_max: usize) -> ControllerState {
+        ControllerState {
+            sessions: BTreeMap::new(),
+            registered_at: BTreeMap::new(),
+            suspects: BTreeMap::new(),
+            closed_peers: BTreeMap::new(),
+            next_controller_check: now,
+            next_rebalance: now,
+            adopt: Vec::new(),
+            commit_waiters: Purgatory::new(commit_waiters_max),
+        }
+    }
+
+    /// This node just became the Raft leader: every registered broker gets a full session
+    /// from now, but one it has not heard from within `grace_ms` (or, if its connection to
+    /// this node closed earlier, within [`PEER_CLOSED_GRACE_MS`] of that) is fenced before
+    /// that: a live broker finds a new controller within a few heartbeats, so failover does
+    /// not wait a whole session for a dead one. Registrations of the previous term are
+    /// forgotten (a new controller waits for its own no-op before unfencing).
+    pub(super) fn take_over(&mut self, now: Instant, brokers: &[i32], node_id: i32, grace_ms: u64) {
+        self.sessions = brokers.iter().map(|b| (*b, now)).collect();
+        let closed = &self.closed_peers;
+        self.suspects = (brokers.iter())
+            .filter(|b| **b != node_id)
+            .map(|b| {
+                let at = match closed.get(b) {
+                    Some(closed_at) => closed_at.add_ms(PEER_CLOSED_GRACE_MS),
+                    None => now.add_ms(grace_ms),
+                };
+                (*b, at)
+            })
+            .collect();
+        self.registered_at.clear();
+        debug_assert!(
+            !self.suspects.contains_key(&node_id),
+            "a controller suspects itself"
+        );
+    }
+
+    /// A heartbeat from `from` reached the active controller: its session starts over and
+    /// it is no longer suspected.
+    pub(super) fn heard_from(&mut self, now: Instant, from: i32) {
+        self.sessions.insert(from, now);
+        self.suspects.remove(&from);
+    }
+
+    /// Any message from `from` proves it is alive again (see `closed_peers`).
+    pub(super) fn peer_alive(&mut self, from: i32) {
+        self.closed_peers.remove(&from);
+    }
+
+    /// The inbound connection of `from` closed. Every node remembers when; the active
+    /// controller (`suspect` true: it is active and `from` is a live broker) also fences
+    /// it [`PEER_CLOSED_GRACE_MS`] later unless it heartbeats first.
+    pub(super) fn peer_closed(&mut self, now: Instant, from: i32, suspect: bool) {
+        self.closed_peers.entry(from).or_insert(now);
+        if suspect {
+            let at = now.add_ms(PEER_CLOSED_GRACE_MS);
+            let entry = self.suspects.entry(from).or_insert(at);
+            *entry = (*entry).min(at);
+        }
+    }
+
+    /// True when a suspect's deadline has come.
+    pub(super) fn suspect_due(&self, now: Instant) -> bool {
+        self.suspects.values().any(|at| now >= *at)
+    }
+
+    /// The unfenced brokers to fence now: those silent for more than a session
+    /// (`timeout_ms`) and the suspects whose deadline came. `brokers` are the image's
+    /// (id, fenced) pairs. A broker this controller has not heard from yet gets one session
+    /// from now (its image may have been empty at take-over): it must still expire. Due
+    /// suspects are dropped whether or not they are fenced here: a spent deadline left in
+    /// place would wake the node loop forever.
+    pub(super) fn expired(
+        &mut self,
+        now: Instant,
+        brokers: &[(i32, bool)],
+        timeout_ms: u64,
+    ) -> Vec<i32> {
+        let due: Vec<i32> = (self.suspects.iter())
+            .filter(|(_, at)| now >= **at)
+            .map(|(id, _)| *id)
+            .collect();
+        self.suspects.retain(|_, at| now < *at);
+        for (id, _) in brokers {
+            self.sessions.entry(*id).or_insert(now);
+        }
+        let expired: Vec<i32> = (brokers.iter())
+            .filter(|(_, fenced)| !fenced)
+            .filter(|(id, _)| {
+                let last = self.sessions.get(id).copied().unwrap_or(now);
+                let silent = now.saturating_duration_since(last).as_millis() as u64;
+                silent > timeout_ms || due.contains(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        debug_assert!(self.suspects.values().all(|at| now < *at));
+        expired
+    }
+
+    /// The earliest suspect deadline (the node loop wakes then to fence).
+    pub(super) fn next_suspect_deadline(&self) -> Option<Instant> {
+        self.suspects.values().min().copied()
+    }
+
+    /// The controller's own bookkeeping: waiters bounded and, unless storage failed (then
+    /// nothing applies any more), each waiting for an entry not applied yet; this node
+    /// never suspects itself.
+    pub(super) fn invariants(&self, node_id: i32, applied_index: u64, storage_ok: bool) {
+        self.commit_waiters.invariants();
+        if storage_ok {
+            // Commit waiters are judged after every apply: none waits for an applied index.
+            assert!(
+                (self.commit_waiters.iter()).all(|(_, w)| w.index > applied_index),
+                "a commit waiter outlived the apply of its entry"
+            );
+        }
+        assert!(
+            !self.suspects.contains_key(&node_id),
+            "a controller suspects itself"
+        );
+        assert!(
+            !self.closed_peers.contains_key(&node_id),
+            "a node closed on itself"
+        );
+    }
 }
 
 /// An answer waiting for its request's metadata record to commit.
@@ -132,8 +263,7 @@ impl Node {
             self.send_peer(from, reply);
             return;
         }
-        cluster.controller.sessions.insert(from, now.instant);
-        cluster.controller.suspects.remove(&from);
+        cluster.controller.heard_from(now.instant, from);
         let registered = cluster.meta.decision_image().brokers.get(&from).cloned();
         let needs_registration = registered.as_ref().is_none_or(|b| {
             b.incarnation != heartbeat.incarnation
@@ -223,11 +353,7 @@ impl Node {
     /// twice and nothing has to wait for the log to settle.
     pub(super) fn controller_checks(&mut self, now: Now) {
         let cluster = &mut *self.cluster;
-        let suspect_due = cluster
-            .controller
-            .suspects
-            .values()
-            .any(|at| now.instant >= *at);
+        let suspect_due = cluster.controller.suspect_due(now.instant);
         if !cluster.meta.is_active_controller()
             || (now.instant < cluster.controller.next_controller_check && !suspect_due)
         {
@@ -241,54 +367,12 @@ impl Node {
             }
         }
         let cluster = &mut *self.cluster;
-        // A due suspect is fenced below (or already is): its deadline is spent either way,
-        // and a spent deadline left in place would wake the node loop forever.
-        let due_suspects: Vec<i32> = cluster
-            .controller
-            .suspects
-            .iter()
-            .filter(|(_, at)| now.instant >= **at)
-            .map(|(id, _)| *id)
-            .collect();
-        cluster
-            .controller
-            .suspects
-            .retain(|_, at| now.instant < *at);
-        debug_assert!(due_suspects
-            .iter()
-            .all(|id| !cluster.controller.suspects.contains_key(id)));
         let timeout = cluster.config.broker_session_timeout_ms;
         let unclean = cluster.config.unclean_leader_election;
-        // A broker this controller has not heard from yet gets one session from now (its
-        // image may have been empty when it took over): it must still expire.
-        let known: Vec<i32> = cluster
-            .meta
-            .decision_image()
-            .brokers
-            .keys()
-            .copied()
+        let brokers: Vec<(i32, bool)> = (cluster.meta.decision_image().brokers.values())
+            .map(|b| (b.id, b.fenced))
             .collect();
-        for id in known {
-            cluster.controller.sessions.entry(id).or_insert(now.instant);
-        }
-        let expired: Vec<i32> = cluster
-            .meta
-            .decision_image()
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .filter(|b| {
-                let last = cluster
-                    .controller
-                    .sessions
-                    .get(&b.id)
-                    .copied()
-                    .unwrap_or(now.instant);
-                let silent = now.instant.saturating_duration_since(last).as_millis() as u64;
-                silent > timeout || due_suspects.contains(&b.id)
-            })
-            .map(|b| b.id)
-            .collect();
+        let expired = cluster.controller.expired(now.instant, &brokers, timeout);
         for broker in expired {
             tracing::warn!(broker, "broker session expired; fencing it");
             let cluster = &*self.cluster;
@@ -531,5 +615,84 @@ impl Node {
         if let Some(record) = controller::alter_isr(cluster.meta.decision_image(), from, &request) {
             self.propose(vec![record]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    // Goal: a silent broker is fenced after a session, a heartbeat restarts its session,
+    // and fenced brokers are not fenced again.
+    #[test]
+    fn sessions_expire_unless_heard_from() {
+        let mut controller = ControllerState::new(at(0), 16);
+        controller.take_over(at(0), &[1, 2, 3], 1, 2_000);
+        controller.heard_from(at(1_000), 2);
+        controller.heard_from(at(1_000), 3);
+        controller.heard_from(at(9_000), 2);
+        let brokers = [(1, false), (2, false), (3, false), (4, true)];
+        // 3 was last heard at 1 s: silent 9 s > 8 s; 2 at 9 s; 4 is fenced already; 1 is
+        // this controller, heard from at take-over.
+        assert_eq!(controller.expired(at(10_000), &brokers, 8_000), vec![1, 3]);
+        controller.heard_from(at(10_000), 1);
+        assert_eq!(controller.expired(at(10_000), &brokers, 8_000), vec![3]);
+        controller.invariants(1, 0, true);
+    }
+
+    // Goal: after a take-over, a broker not heard from within the grace is fenced well
+    // before its session ends, and one whose connection closed before the take-over is
+    // suspected from the close, not from the take-over (failover after a controller crash
+    // is not held up by a grace period for the dead node).
+    #[test]
+    fn a_new_controller_suspects_the_silent_and_the_closed() {
+        let mut controller = ControllerState::new(at(0), 16);
+        controller.peer_closed(at(100), 3, false);
+        assert!(
+            controller.suspects.is_empty(),
+            "not active: only remembered"
+        );
+        controller.take_over(at(1_000), &[1, 2, 3], 1, 2_000);
+        assert_eq!(
+            controller.next_suspect_deadline(),
+            Some(at(100).add_ms(PEER_CLOSED_GRACE_MS))
+        );
+        assert!(!controller.suspects.contains_key(&1), "never itself");
+        let brokers = [(1, false), (2, false), (3, false)];
+        let session = 60_000;
+        assert!(!controller.suspect_due(at(849)));
+        assert!(controller.suspect_due(at(850)));
+        assert!(controller.suspect_due(at(1_000)));
+        assert_eq!(controller.expired(at(1_000), &brokers, session), vec![3]);
+        // 2 heartbeats before its grace ends: no longer suspected.
+        controller.heard_from(at(2_500), 2);
+        assert!(controller.expired(at(3_100), &brokers, session).is_empty());
+        assert_eq!(
+            controller.next_suspect_deadline(),
+            None,
+            "spent deadlines are dropped"
+        );
+        controller.invariants(1, 0, true);
+    }
+
+    // Goal: an active controller fences a live broker whose connection closed after the
+    // grace unless it heartbeats first; a message from the peer forgets the close.
+    #[test]
+    fn a_closed_connection_is_fenced_after_the_grace() {
+        let mut controller = ControllerState::new(at(0), 16);
+        controller.take_over(at(0), &[1, 2], 1, 2_000);
+        controller.heard_from(at(0), 2);
+        controller.peer_closed(at(5_000), 2, true);
+        let brokers = [(1, false), (2, false)];
+        let grace_end = at(5_000).add_ms(PEER_CLOSED_GRACE_MS);
+        assert!(controller.expired(at(5_001), &brokers, 60_000).is_empty());
+        assert_eq!(controller.expired(grace_end, &brokers, 60_000), vec![2]);
+        controller.peer_alive(2);
+        assert!(controller.closed_peers.is_empty());
+        controller.invariants(1, 0, true);
     }
 }

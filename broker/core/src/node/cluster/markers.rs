@@ -39,6 +39,25 @@ pub(in crate::node) struct Markers {
     pub(super) marker_waiters: Purgatory<MarkerWaiter, (i32, u64)>,
 }
 
+impl Markers {
+    /// Both waits are bounded: one pending entry per prepared transaction, and the marker
+    /// answers by their purgatory's bound.
+    pub(super) fn invariants(&self) {
+        assert!(
+            self.pending_markers.len() <= crate::txn::TXNS_MAX,
+            "{} prepared transactions wait for markers",
+            self.pending_markers.len()
+        );
+        // A prepared transaction waits for at least one marker (it leaves once all are
+        // answered).
+        assert!(
+            (self.pending_markers.values()).all(|(markers, _)| !markers.is_empty()),
+            "a transaction waits for no marker"
+        );
+        self.marker_waiters.invariants();
+    }
+}
+
 impl Node {
     /// True when this node leads every partition of `__transaction_state` (a one-voter
     /// cluster always does): it coordinates every transactional id.
@@ -66,10 +85,13 @@ impl Node {
         txn: &crate::txn::TxnMetadata,
         partitions: Vec<(String, i32)>,
     ) {
+        // With nothing remote the transaction completes at once (`txn.rs`): an entry
+        // without markers would never be answered.
+        assert!(!partitions.is_empty(), "remote markers of no partition");
         let cluster = &mut *self.cluster;
         // One entry per transactional id (a later prepare of the same id replaces it), so
         // the table is bounded by the coordinator's own bound on ids (`TXNS_MAX`, checked
-        // in `cluster_invariants`); refusing an entry would leave a prepared transaction
+        // in `Markers::invariants`); refusing an entry would leave a prepared transaction
         // without its markers for good.
         let mut waiting = BTreeMap::new();
         for partition in partitions {

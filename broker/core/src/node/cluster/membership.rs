@@ -3,6 +3,8 @@
 
 use crate::cluster::peer::{BrokerHeartbeat, PeerMessage};
 use crate::node::Node;
+use std::collections::BTreeSet;
+
 use crate::time::{Instant, Now};
 
 /// This node as a broker of the cluster: its registration, heartbeats and fencing, seen
@@ -28,6 +30,97 @@ pub(in crate::node) struct BrokerMembership {
     pub(in crate::node) started: bool,
 }
 
+impl BrokerMembership {
+    /// A broker that has not registered yet: fenced, heartbeating at once. A
+    /// controller-only node (`broker_role` false) serves no client and counts as started.
+    pub(super) fn new(now: Instant, incarnation: u64, broker_role: bool) -> BrokerMembership {
+        BrokerMembership {
+            incarnation,
+            controller_hint: None,
+            next_heartbeat: now,
+            last_heartbeat_ok: None,
+            fenced: true,
+            heartbeat_rotation: 0,
+            started: !broker_role,
+        }
+    }
+
+    /// Self-fencing: true when this call fenced the broker because the controller has
+    /// not answered a heartbeat for more than a session (`session_ms`). By then the
+    /// controller has fenced it and moved its leaderships, so serving on would let two
+    /// leaders accept writes. A broker never answered is fenced already.
+    pub(super) fn fence_if_silent(&mut self, now: Instant, session_ms: u64) -> bool {
+        let Some(ok) = self.last_heartbeat_ok else {
+            return false;
+        };
+        let silent = now.saturating_duration_since(ok).as_millis() as u64;
+        if silent > session_ms && !self.fenced {
+            self.fenced = true;
+            return true;
+        }
+        false
+    }
+
+    /// True when a heartbeat is due; the next is then planned `interval_ms` later.
+    pub(super) fn heartbeat_due(&mut self, now: Instant, interval_ms: u64) -> bool {
+        if now < self.next_heartbeat {
+            return false;
+        }
+        self.next_heartbeat = now.add_ms(interval_ms);
+        true
+    }
+
+    /// Whom to heartbeat: the Raft leader this node knows, else the controller a
+    /// heartbeat answer named, else the voters in force in turn (the set changes at run
+    /// time). `None` with no voter known.
+    pub(super) fn heartbeat_target(
+        &mut self,
+        raft_leader: Option<i32>,
+        voters: &BTreeSet<i32>,
+    ) -> Option<i32> {
+        if let Some(target) = raft_leader.or(self.controller_hint) {
+            return Some(target);
+        }
+        self.heartbeat_rotation = self.heartbeat_rotation.wrapping_add(1);
+        voters
+            .iter()
+            .nth(self.heartbeat_rotation % voters.len().max(1))
+            .copied()
+    }
+
+    /// A heartbeat answer from `from`, naming `controller` and the committed fencing
+    /// state. Only the controller's own answer counts (and sets the fencing state and the
+    /// self-fencing clock); any other node merely points at the controller it knows, which
+    /// is then asked at once.
+    pub(super) fn on_answer(
+        &mut self,
+        now: Instant,
+        from: i32,
+        controller: Option<i32>,
+        fenced: bool,
+    ) {
+        self.controller_hint = controller;
+        if controller == Some(from) {
+            self.last_heartbeat_ok = Some(now);
+            if self.fenced != fenced {
+                tracing::info!(fenced, "fencing state from the controller");
+            }
+            self.fenced = fenced;
+        } else if controller.is_some() {
+            self.next_heartbeat = now;
+        }
+    }
+
+    /// Unfenced only on a controller's answer: an unfenced broker has one on record (the
+    /// self-fencing clock runs from it).
+    pub(super) fn invariants(&self) {
+        assert!(
+            self.fenced || self.last_heartbeat_ok.is_some(),
+            "unfenced without a heartbeat answer"
+        );
+    }
+}
+
 impl Node {
     /// True once this broker can serve: it applied the metadata log of the current term
     /// and the controller has registered and unfenced it.
@@ -43,24 +136,14 @@ impl Node {
         let host = self.config.advertised_host.clone();
         let port = self.config.advertised_port;
         let cluster = &mut *self.cluster;
-        // Self-fencing: a broker the controller has not answered for a session stops
-        // leading (the controller will have fenced it by then).
-        if let Some(ok) = cluster.broker.last_heartbeat_ok {
-            let silent = now.instant.saturating_duration_since(ok).as_millis() as u64;
-            if silent > cluster.config.broker_session_timeout_ms && !cluster.broker.fenced {
-                tracing::warn!(
-                    silent,
-                    "no heartbeat answer from the controller; self-fenced"
-                );
-                cluster.broker.fenced = true;
-            }
+        let session_ms = cluster.config.broker_session_timeout_ms;
+        if cluster.broker.fence_if_silent(now.instant, session_ms) {
+            tracing::warn!("no heartbeat answer from the controller for a session; self-fenced");
         }
-        if now.instant < cluster.broker.next_heartbeat {
+        let interval_ms = cluster.config.broker_heartbeat_interval_ms;
+        if !cluster.broker.heartbeat_due(now.instant, interval_ms) {
             return;
         }
-        cluster.broker.next_heartbeat = now
-            .instant
-            .add_ms(cluster.config.broker_heartbeat_interval_ms);
         let heartbeat = BrokerHeartbeat {
             incarnation: cluster.broker.incarnation,
             host,
@@ -69,26 +152,10 @@ impl Node {
             applied_index: cluster.meta.image.applied_index,
             broker_role: cluster.config.broker_role,
         };
-        let target = match cluster
-            .meta
-            .raft
-            .leader()
-            .or(cluster.broker.controller_hint)
-        {
-            Some(leader) => leader,
-            None => {
-                // Ask the voters in force in turn (the set changes at run time); their
-                // addresses come from the static config or the brokers' registrations.
-                cluster.broker.heartbeat_rotation += 1;
-                let voters = cluster.meta.raft.voters();
-                let Some(voter) = voters
-                    .iter()
-                    .nth(cluster.broker.heartbeat_rotation % voters.len().max(1))
-                else {
-                    return;
-                };
-                *voter
-            }
+        let voters = cluster.meta.raft.voters();
+        let leader = cluster.meta.raft.leader();
+        let Some(target) = cluster.broker.heartbeat_target(leader, voters) else {
+            return;
         };
         if target == node_id {
             self.on_heartbeat(now, node_id, heartbeat);
@@ -107,18 +174,76 @@ impl Node {
         controller: Option<i32>,
         fenced: bool,
     ) {
-        let cluster = &mut *self.cluster;
-        cluster.broker.controller_hint = controller;
-        if controller == Some(from) {
-            cluster.broker.last_heartbeat_ok = Some(now.instant);
-            if cluster.broker.fenced != fenced {
-                tracing::info!(fenced, "fencing state from the controller");
-            }
-            cluster.broker.fenced = fenced;
-        } else if let Some(controller) = controller {
-            // Ask the real controller at once.
-            cluster.broker.next_heartbeat = now.instant;
-            cluster.broker.controller_hint = Some(controller);
-        }
+        (self.cluster.broker).on_answer(now.instant, from, controller, fenced);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    // Goal: a broker stops serving once the controller has been silent for a session, and
+    // not before; one never answered has nothing to fence.
+    #[test]
+    fn self_fences_after_a_silent_session_only() {
+        let mut broker = BrokerMembership::new(at(0), 7, true);
+        assert!(
+            !broker.fence_if_silent(at(60_000), 1_000),
+            "never answered: fenced already"
+        );
+        broker.on_answer(at(10), 1, Some(1), false);
+        assert!(!broker.fenced);
+        broker.invariants();
+        assert!(
+            !broker.fence_if_silent(at(1_010), 1_000),
+            "exactly a session is not more"
+        );
+        assert!(!broker.fenced);
+        assert!(broker.fence_if_silent(at(1_011), 1_000));
+        assert!(broker.fenced);
+        assert!(!broker.fence_if_silent(at(2_000), 1_000), "fenced once");
+        broker.invariants();
+    }
+
+    // Goal: only the controller's own answer sets the fencing state; another node's answer
+    // only points at the controller, which is then asked at once.
+    #[test]
+    fn only_the_controllers_answer_unfences() {
+        let mut broker = BrokerMembership::new(at(0), 7, true);
+        assert!(broker.heartbeat_due(at(0), 500));
+        assert!(!broker.heartbeat_due(at(499), 500));
+        broker.on_answer(at(100), 2, Some(3), false);
+        assert!(
+            broker.fenced,
+            "node 2 cannot unfence on behalf of controller 3"
+        );
+        assert_eq!(broker.last_heartbeat_ok, None);
+        assert!(
+            broker.heartbeat_due(at(100), 500),
+            "ask the named controller at once"
+        );
+        assert_eq!(broker.heartbeat_target(None, &BTreeSet::new()), Some(3));
+        broker.on_answer(at(200), 3, Some(3), false);
+        assert!(!broker.fenced);
+        broker.on_answer(at(300), 3, Some(3), true);
+        assert!(broker.fenced, "the controller fenced it");
+        broker.invariants();
+    }
+
+    // Goal: with no controller known, heartbeats go to every voter in turn.
+    #[test]
+    fn heartbeats_rotate_over_the_voters_without_a_controller() {
+        let mut broker = BrokerMembership::new(at(0), 7, true);
+        let voters: BTreeSet<i32> = [1, 2, 3].into();
+        let asked: BTreeSet<i32> = (0..3)
+            .filter_map(|_| broker.heartbeat_target(None, &voters))
+            .collect();
+        assert_eq!(asked, voters);
+        assert_eq!(broker.heartbeat_target(Some(2), &voters), Some(2));
+        assert_eq!(broker.heartbeat_target(None, &BTreeSet::new()), None);
     }
 }

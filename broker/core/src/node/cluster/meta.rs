@@ -56,6 +56,45 @@ pub(in crate::node) struct MetaQuorum {
 }
 
 impl MetaQuorum {
+    /// The quorum's own bookkeeping. `completed_sync` is the largest sync completed;
+    /// `storage_ok` false after a storage failure (nothing completes any more).
+    pub(super) fn invariants(&self, completed_sync: u64, storage_ok: bool) {
+        self.raft.invariants();
+        self.image.invariants();
+        assert!(
+            self.raft_pending.len() <= RAFT_PENDING_MAX,
+            "raft readies pile up"
+        );
+        // Raft readies wait in sync order (`cluster_on_synced` releases a prefix), and
+        // each waits for a sync that has not completed yet: one left behind a completed
+        // sync would hold its messages and committed entries forever.
+        assert!(
+            (self
+                .raft_pending
+                .iter()
+                .zip(self.raft_pending.iter().skip(1)))
+            .all(|(a, b)| a.sync_id <= b.sync_id),
+            "raft readies out of sync order"
+        );
+        if storage_ok {
+            assert!(
+                (self.raft_pending.front()).is_none_or(|p| p.sync_id > completed_sync),
+                "a raft ready waits for a sync that already completed"
+            );
+        }
+        let (first, last) = self.stored_entries;
+        assert!(
+            first >= 1 && last + 1 >= first,
+            "stored raft entries ({first}, {last})"
+        );
+        // The decision image exists only on the Raft leader: another node's uncommitted
+        // tail may be truncated, and deciding on it would repeat issue 12.
+        assert!(
+            self.view.is_none() || self.raft.is_leader(),
+            "a decision image kept after losing Raft leadership"
+        );
+    }
+
     /// The active controller: the Raft leader once it applied its own no-op.
     // Before the no-op applies, the image may lack committed records of earlier terms:
     // deciding then could fence a live broker or elect a stale leader.
@@ -125,31 +164,17 @@ impl Node {
             if is_leader && !was_leader {
                 cluster.meta.leader_start = Some(cluster.meta.raft.last_index());
                 cluster.meta.view = None;
-                // Every registered broker gets a full session from the new controller.
+                // Every registered broker gets a full session from the new controller, but
+                // one that does not find it within a few heartbeats (voters hear of it from
+                // Raft, others from any voter's answer) is fenced well before that.
                 let brokers: Vec<i32> = cluster.meta.image.brokers.keys().copied().collect();
-                cluster.controller.sessions = brokers.iter().map(|b| (*b, now.instant)).collect();
-                // ...but a live broker finds a new controller within a few heartbeats (voters
-                // hear of it from Raft, others from any voter's answer): one that does not
-                // is fenced well before a full session, so failover does not wait for it.
                 let grace = cluster
                     .config
                     .broker_heartbeat_interval_ms
                     .saturating_mul(NEW_CONTROLLER_GRACE_HEARTBEATS)
                     .max(PEER_CLOSED_GRACE_MS);
                 let node_id = self.config.node_id;
-                let closed = &cluster.controller.closed_peers;
-                cluster.controller.suspects = brokers
-                    .iter()
-                    .filter(|b| **b != node_id)
-                    .map(|b| {
-                        let at = match closed.get(b) {
-                            Some(closed_at) => closed_at.add_ms(PEER_CLOSED_GRACE_MS),
-                            None => now.instant.add_ms(grace),
-                        };
-                        (*b, at)
-                    })
-                    .collect();
-                cluster.controller.registered_at.clear();
+                (cluster.controller).take_over(now.instant, &brokers, node_id, grace);
                 // Every registered broker outside the voter set in force (which changes at
                 // run time, KIP-853) follows the metadata log as a learner; `add_learner`
                 // ignores voters.

@@ -99,7 +99,7 @@ use weir_wire::error::ErrorCode;
 use super::Node;
 use crate::cluster::image::MetadataImage;
 use crate::cluster::peer::PeerMessage;
-use crate::cluster::{AckDurability, ClusterConfig};
+use crate::cluster::ClusterConfig;
 use crate::event::{Output, RequestId};
 use crate::meta::EPOCHS_PREFIX;
 use crate::purgatory::Purgatory;
@@ -122,7 +122,7 @@ pub(in crate::node) use markers::Markers;
 pub(in crate::node) use membership::BrokerMembership;
 pub(in crate::node) use meta::MetaQuorum;
 pub(in crate::node) use replication::{Replica, Replication};
-pub(in crate::node) use router::{Forwarded, HoldFor, Router};
+pub(in crate::node) use router::{Forwarded, HoldFor, Router, FORWARD_TIMEOUT_MS};
 
 /// Bound on replica fetches a leader holds (long poll); past it they are answered at once.
 pub const REPLICA_FETCH_WAITERS_MAX: usize = 16_384;
@@ -281,25 +281,8 @@ impl ClusterState {
                 caught_up: false,
                 leader_start: None,
             },
-            broker: BrokerMembership {
-                incarnation,
-                controller_hint: None,
-                next_heartbeat: now.instant,
-                last_heartbeat_ok: None,
-                fenced: true,
-                heartbeat_rotation: 0,
-                started: !broker_role,
-            },
-            controller: ControllerState {
-                sessions: BTreeMap::new(),
-                registered_at: BTreeMap::new(),
-                suspects: BTreeMap::new(),
-                closed_peers: BTreeMap::new(),
-                next_controller_check: now.instant,
-                next_rebalance: now.instant,
-                adopt: Vec::new(),
-                commit_waiters: Purgatory::new(ADMIN_WAITERS_MAX),
-            },
+            broker: BrokerMembership::new(now.instant, incarnation, broker_role),
+            controller: ControllerState::new(now.instant, ADMIN_WAITERS_MAX),
             replication: Replication {
                 replicas: BTreeMap::new(),
                 next_leader_check: now.instant,
@@ -311,11 +294,7 @@ impl ClusterState {
                 pending_markers: BTreeMap::new(),
                 marker_waiters: Purgatory::new(MARKER_WAITERS_MAX),
             },
-            router: Router {
-                forwarded: BTreeMap::new(),
-                forwarded_in: BTreeMap::new(),
-                held: Purgatory::new(HELD_REQUESTS_MAX),
-            },
+            router: Router::new(HELD_REQUESTS_MAX),
             next_correlation: 1,
             now: now.instant,
         })
@@ -356,7 +335,7 @@ impl Node {
         }
         self.cluster_note_now(now);
         // Any message proves the peer is alive again (see `closed_peers`).
-        self.cluster.controller.closed_peers.remove(&from);
+        self.cluster.controller.peer_alive(from);
         // Every handler below treats the message as untrusted: a peer may be stale (an old
         // incarnation, an old epoch), reordered, repeated or buggy. Handlers drop or refuse
         // what does not fit this node's state; none asserts on the message.
@@ -406,18 +385,11 @@ impl Node {
         }
         self.cluster_note_now(now);
         let cluster = &mut *self.cluster;
-        cluster
-            .controller
-            .closed_peers
-            .entry(from)
-            .or_insert(now.instant);
-        if !cluster.meta.is_active_controller() || !cluster.meta.decision_image().is_live(from) {
-            return;
-        }
-        let at = now.instant.add_ms(PEER_CLOSED_GRACE_MS);
-        let entry = cluster.controller.suspects.entry(from).or_insert(at);
-        *entry = (*entry).min(at);
-        // `cluster_deadline` wakes the node at `at`; `controller_checks` fences then.
+        let suspect =
+            cluster.meta.is_active_controller() && cluster.meta.decision_image().is_live(from);
+        cluster.controller.peer_closed(now.instant, from, suspect);
+        // `cluster_deadline` wakes the node at the suspect's deadline; `controller_checks`
+        // fences then.
     }
 
     /// Remember the time of the current input (deadlines of waiters parked by it), and
@@ -474,12 +446,14 @@ impl Node {
         if cluster.meta.is_active_controller() {
             next = next.min(cluster.controller.next_controller_check);
             // A suspect is fenced at its moment, not at the next periodic check.
-            if let Some(at) = cluster.controller.suspects.values().min() {
+            if let Some(at) = cluster.controller.next_suspect_deadline().as_ref() {
                 next = next.min(*at);
             }
         }
         for at in [
             cluster.router.held.next_deadline(),
+            cluster.router.forwarded.next_deadline(),
+            cluster.router.forwarded_in.next_deadline(),
             cluster.replication.parked_fetches.next_deadline(),
             cluster.replication.hw_waiters.next_deadline(),
             cluster.markers.marker_waiters.next_deadline(),
@@ -488,9 +462,6 @@ impl Node {
         .flatten()
         {
             next = next.min(at);
-        }
-        for forwarded in cluster.router.forwarded.values() {
-            next = next.min(forwarded.deadline);
         }
         for (_, sent) in cluster.markers.pending_markers.values() {
             next = next.min(sent.add_ms(MARKER_RETRY_MS));
@@ -569,7 +540,7 @@ impl Node {
         for (id, (_, request)) in cluster.router.held.drain() {
             answers.push((id, super::errors::error_response(&request, error, message)));
         }
-        for (_, forwarded) in std::mem::take(&mut cluster.router.forwarded) {
+        for (_, forwarded) in cluster.router.forwarded.drain() {
             let response = super::errors::error_response(&forwarded.request, error, message);
             answers.push((forwarded.id, response));
         }
@@ -585,6 +556,7 @@ impl Node {
         self.cluster.replication.hw_waiters.remove_conn(conn);
         self.cluster.router.held.remove_conn(conn);
         self.cluster.controller.commit_waiters.remove_conn(conn);
+        (self.cluster.router.forwarded).remove_where(|_, f| f.id.conn() == Some(conn));
     }
 
     // ---- transaction markers for partitions led elsewhere ----------------------------------
@@ -623,211 +595,14 @@ impl Node {
     pub(super) fn cluster_invariants(&self) {
         let cluster = &*self.cluster;
         let node_id = self.config.node_id;
-        cluster.meta.raft.invariants();
-        cluster.meta.image.invariants();
-        cluster.controller.commit_waiters.invariants();
-        cluster.replication.parked_fetches.invariants();
-        assert!(cluster.markers.pending_markers.len() <= crate::txn::TXNS_MAX);
-        cluster.router.held.invariants();
-        cluster.replication.hw_waiters.invariants();
-        cluster.markers.marker_waiters.invariants();
-        // Raft readies wait in sync order (`cluster_on_synced` releases a prefix), and
-        // each waits for a sync that has not completed yet: one left behind a completed
-        // sync would hold its messages and committed entries forever.
-        assert!(
-            (cluster
-                .meta
-                .raft_pending
-                .iter()
-                .zip(cluster.meta.raft_pending.iter().skip(1)))
-            .all(|(a, b)| a.sync_id <= b.sync_id),
-            "raft readies out of sync order"
-        );
-        if self.poisoned.is_none() {
-            assert!(
-                (cluster.meta.raft_pending.front()).is_none_or(|p| p.sync_id > self.sync.completed),
-                "a raft ready waits for a sync that already completed"
-            );
-            // Commit waiters are judged after every apply: none waits for an applied index.
-            assert!(
-                (cluster.controller.commit_waiters.iter())
-                    .all(|(_, w)| w.index > cluster.meta.image.applied_index),
-                "a commit waiter outlived the apply of its entry"
-            );
-        }
-        let (first, last) = cluster.meta.stored_entries;
-        assert!(
-            first >= 1 && last + 1 >= first,
-            "stored raft entries ({first}, {last})"
-        );
-        // The decision image exists only on the Raft leader: another node's uncommitted
-        // tail may be truncated, and deciding on it would repeat issue 12.
-        assert!(
-            cluster.meta.view.is_none() || cluster.meta.raft.is_leader(),
-            "a decision image kept after losing Raft leadership"
-        );
-        // Roles are taken only once the image caught up with the quorum (a stale image
-        // must not make this node lead at an old epoch), and only by broker nodes.
-        assert!(
-            cluster.replication.replicas.is_empty()
-                || (cluster.meta.caught_up && cluster.config.broker_role),
-            "partition roles held before the image caught up (or on a controller-only node)"
-        );
-        for ((topic_id, index), replica) in &cluster.replication.replicas {
-            let state = cluster
-                .meta
-                .image
-                .partition(topic_id.as_u128(), *index as i32);
-            let state = state.expect("a role is held only for partitions in the image");
-            let log = self
-                .topics
-                .get(topic_id)
-                .and_then(|t| t.partitions.get(*index));
-            // Every role's replicated HW lies within its log: a follower caps the leader's
-            // HW at its log end and truncation lowers it; a leader's never passes its
-            // durable end.
-            if let Some(log) = log {
-                assert!(
-                    (log.replicated_hw()).is_none_or(|hw| hw <= log.log_end_offset()),
-                    "replicated hw {:?} past the log end {}",
-                    log.replicated_hw(),
-                    log.log_end_offset()
-                );
-            }
-            match replica {
-                Replica::Leader(leader) => {
-                    assert_eq!(state.leader, node_id, "leader role without leadership");
-                    // At most one leader per epoch as this node sees it: the role's epoch is
-                    // the image's, so a role of an older epoch never survives a change.
-                    assert_eq!(
-                        state.leader_epoch, leader.epoch,
-                        "leader epoch behind the image"
-                    );
-                    // The role's ISR, replicas and partition epoch are copies of the image's,
-                    // refreshed on every change (`update_role_inner`): AlterIsr requests carry
-                    // the partition epoch, and a stale one would be refused forever.
-                    assert_eq!(
-                        state.partition_epoch, leader.partition_epoch,
-                        "partition epoch behind the image"
-                    );
-                    assert_eq!(leader.isr, state.isr, "leader ISR differs from the image");
-                    assert_eq!(
-                        leader.replicas, state.replicas,
-                        "leader replicas differ from the image"
-                    );
-                    assert!(
-                        leader.isr.iter().all(|r| leader.replicas.contains(r)),
-                        "ISR {:?} outside the replicas {:?}",
-                        leader.isr,
-                        leader.replicas
-                    );
-                    assert!(
-                        leader.isr.contains(&node_id),
-                        "the leader is not in its ISR {:?}",
-                        leader.isr
-                    );
-                    // A pending ISR change keeps the leader and stays within the replicas
-                    // (a shrink removes others only; an expansion adds a replica).
-                    if let Some((pending, _)) = &leader.pending_isr {
-                        assert!(
-                            pending.contains(&node_id)
-                                && pending.iter().all(|r| leader.replicas.contains(r)),
-                            "pending ISR {pending:?} (replicas {:?})",
-                            leader.replicas
-                        );
-                    }
-                    // Every other replica has a progress entry (the HW counts members
-                    // without one as holding nothing, so a missing one would stall it).
-                    assert!(
-                        (leader.replicas.iter())
-                            .all(|r| *r == node_id || leader.followers.contains_key(r)),
-                        "replicas {:?} without progress",
-                        leader.replicas
-                    );
-                    assert!(
-                        !leader.followers.contains_key(&node_id),
-                        "the leader tracks itself as a follower"
-                    );
-                    let log = log.expect("a led partition has a log");
-                    // One leader per epoch: this log's newest epoch is the one it leads, and
-                    // it began at the recorded start.
-                    assert_eq!(
-                        log.last_epoch(),
-                        leader.epoch,
-                        "leading epoch {} over a log whose last epoch is {}",
-                        leader.epoch,
-                        log.last_epoch()
-                    );
-                    assert!(leader.epoch_start <= log.log_end_offset());
-                    // A follower's recorded progress never passes this log's end (a fetch
-                    // past it is refused, and a leader's log end only grows), and what it
-                    // reports durable never passes what it reports held.
-                    for (follower, p) in &leader.followers {
-                        assert!(
-                            p.durable_offset <= p.fetch_offset
-                                && p.fetch_offset <= log.log_end_offset()
-                                && p.leo_at_last_fetch <= log.log_end_offset(),
-                            "follower {follower} progress {p:?} past the log end {}",
-                            log.log_end_offset()
-                        );
-                    }
-                    // The HW never went down while this role was held.
-                    let hw = log.replicated_hw().unwrap_or(log.log_start_offset());
-                    assert!(
-                        hw >= leader.hw_floor,
-                        "leader hw {hw} below its floor {}",
-                        leader.hw_floor
-                    );
-                    // isr-fsync: everything below the high watermark is durable here (the
-                    // leader was an ISR member of every earlier epoch it learned it from).
-                    if cluster.config.ack_durability == AckDurability::IsrFsync
-                        && !cluster.config.unclean_leader_election
-                    {
-                        assert!(
-                            hw <= log.durable_end().max(log.log_start_offset()),
-                            "high watermark {hw} above the leader's durable end {}",
-                            log.durable_end()
-                        );
-                    }
-                }
-                Replica::Follower(f) => {
-                    assert_eq!(
-                        state.leader_epoch, f.epoch,
-                        "follower epoch behind the image"
-                    );
-                    assert_eq!(state.leader, f.leader, "follower of another leader");
-                    assert_ne!(f.leader, node_id, "a follower of itself");
-                    assert!(
-                        state.replicas.contains(&node_id),
-                        "a follower role outside the replicas {:?}",
-                        state.replicas
-                    );
-                    // A fetch waiting for a sync is not also in flight (and vice versa):
-                    // one request at a time keeps replies in order.
-                    assert!(
-                        f.fetch_after_sync.is_none() || f.in_flight.is_none(),
-                        "a follower both waits for a sync and has a request in flight"
-                    );
-                    // A fetch is sent only once truncation is over: no query is pending.
-                    assert!(
-                        !f.truncated || f.query_epoch.is_none(),
-                        "truncated, yet another epoch query is planned"
-                    );
-                }
-            }
-        }
-        // An acks=all waiter waits only on partitions led here: losing a leadership fails
-        // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
-        for (_, waiter) in cluster.replication.hw_waiters.iter() {
-            for (topic_id, index, _) in &waiter.needs {
-                assert!(
-                    matches!(
-                        cluster.replication.replicas.get(&(*topic_id, *index)),
-                        Some(Replica::Leader(_))
-                    ),
-                    "an acks=all waiter on {topic_id}/{index}, not led here"
-                );
-            }
-        }
+        let storage_ok = self.poisoned.is_none();
+        cluster.meta.invariants(self.sync.completed, storage_ok);
+        cluster.broker.invariants();
+        let applied = cluster.meta.image.applied_index;
+        cluster.controller.invariants(node_id, applied, storage_ok);
+        cluster.markers.invariants();
+        cluster.router.invariants();
+        cluster.replication.invariants();
+        self.replication_invariants();
     }
 }

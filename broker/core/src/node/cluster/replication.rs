@@ -99,6 +99,90 @@ pub(super) fn new_progress(now: Now) -> Progress {
     }
 }
 
+impl Replication {
+    /// The waits are bounded and in their deadline order (see [`Purgatory::invariants`]).
+    pub(super) fn invariants(&self) {
+        self.parked_fetches.invariants();
+        self.hw_waiters.invariants();
+        // An acks=all waiter waits only on partitions led here: losing a leadership fails
+        // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
+        for (_, waiter) in self.hw_waiters.iter() {
+            for (topic_id, index, _) in &waiter.needs {
+                assert!(
+                    matches!(
+                        self.replicas.get(&(*topic_id, *index)),
+                        Some(Replica::Leader(_))
+                    ),
+                    "an acks=all waiter on {topic_id}/{index}, not led here"
+                );
+            }
+        }
+    }
+}
+
+impl LeaderState {
+    /// What a leader role guarantees by itself, whatever the image and log say: the
+    /// leader is in its ISR, the ISR (and a pending change) lie within the replicas, and
+    /// every other replica has a progress entry whose claims are ordered.
+    pub(super) fn invariants(&self, node_id: i32) {
+        assert!(
+            self.isr.iter().all(|r| self.replicas.contains(r)),
+            "ISR {:?} outside the replicas {:?}",
+            self.isr,
+            self.replicas
+        );
+        assert!(
+            self.isr.contains(&node_id),
+            "the leader is not in its ISR {:?}",
+            self.isr
+        );
+        // A pending ISR change keeps the leader and stays within the replicas (a shrink
+        // removes others only; an expansion adds a replica).
+        if let Some((pending, _)) = &self.pending_isr {
+            assert!(
+                pending.contains(&node_id) && pending.iter().all(|r| self.replicas.contains(r)),
+                "pending ISR {pending:?} (replicas {:?})",
+                self.replicas
+            );
+        }
+        // Every other replica has a progress entry (the HW counts members without one as
+        // holding nothing, so a missing one would stall it).
+        assert!(
+            (self.replicas.iter()).all(|r| *r == node_id || self.followers.contains_key(r)),
+            "replicas {:?} without progress",
+            self.replicas
+        );
+        assert!(
+            !self.followers.contains_key(&node_id),
+            "the leader tracks itself as a follower"
+        );
+        // What a follower reports durable never passes what it reports held.
+        for (follower, p) in &self.followers {
+            assert!(
+                p.durable_offset <= p.fetch_offset,
+                "follower {follower} progress {p:?}"
+            );
+        }
+    }
+}
+
+impl FollowerState {
+    /// What a follower role guarantees by itself: it never follows itself, keeps one
+    /// request in flight at most (a fetch waiting for a sync is not also in flight), and
+    /// fetches only once its truncation is over.
+    pub(super) fn invariants(&self, node_id: i32) {
+        assert_ne!(self.leader, node_id, "a follower of itself");
+        assert!(
+            self.fetch_after_sync.is_none() || self.in_flight.is_none(),
+            "a follower both waits for a sync and has a request in flight"
+        );
+        assert!(
+            !self.truncated || self.query_epoch.is_none(),
+            "truncated, yet another epoch query is planned"
+        );
+    }
+}
+
 impl Node {
     /// True when this node is the partition's only replica (the image's view): nothing
     /// replicates from it, so what it does to its log no follower has to agree with.
@@ -1066,5 +1150,119 @@ impl Node {
             _ => reply.error = ErrorCode::NOT_LEADER_OR_FOLLOWER.0,
         }
         self.send_peer(from, PeerMessage::EpochReply(reply));
+    }
+
+    /// Every role against the applied image and its partition's log (see the module doc
+    /// of `node/cluster`, "Replication"): a leader role matches the image's leader, epochs,
+    /// ISR and replicas, and its HW never went down; a follower follows the image's leader
+    /// at the image's epoch; no role is held before the image caught up.
+    pub(in crate::node) fn replication_invariants(&self) {
+        let cluster = &*self.cluster;
+        let node_id = self.config.node_id;
+        // Roles are taken only once the image caught up with the quorum (a stale image
+        // must not make this node lead at an old epoch), and only by broker nodes.
+        assert!(
+            cluster.replication.replicas.is_empty()
+                || (cluster.meta.caught_up && cluster.config.broker_role),
+            "partition roles held before the image caught up (or on a controller-only node)"
+        );
+        for ((topic_id, index), replica) in &cluster.replication.replicas {
+            let state = cluster
+                .meta
+                .image
+                .partition(topic_id.as_u128(), *index as i32);
+            let state = state.expect("a role is held only for partitions in the image");
+            let log = self
+                .topics
+                .get(topic_id)
+                .and_then(|t| t.partitions.get(*index));
+            // Every role's replicated HW lies within its log: a follower caps the leader's
+            // HW at its log end and truncation lowers it; a leader's never passes its
+            // durable end.
+            if let Some(log) = log {
+                assert!(
+                    (log.replicated_hw()).is_none_or(|hw| hw <= log.log_end_offset()),
+                    "replicated hw {:?} past the log end {}",
+                    log.replicated_hw(),
+                    log.log_end_offset()
+                );
+            }
+            match replica {
+                Replica::Leader(leader) => {
+                    leader.invariants(node_id);
+                    assert_eq!(state.leader, node_id, "leader role without leadership");
+                    // At most one leader per epoch as this node sees it: the role's epoch is
+                    // the image's, so a role of an older epoch never survives a change.
+                    assert_eq!(
+                        state.leader_epoch, leader.epoch,
+                        "leader epoch behind the image"
+                    );
+                    // The role's ISR, replicas and partition epoch are copies of the image's,
+                    // refreshed on every change (`update_role_inner`): AlterIsr requests carry
+                    // the partition epoch, and a stale one would be refused forever.
+                    assert_eq!(
+                        state.partition_epoch, leader.partition_epoch,
+                        "partition epoch behind the image"
+                    );
+                    assert_eq!(leader.isr, state.isr, "leader ISR differs from the image");
+                    assert_eq!(
+                        leader.replicas, state.replicas,
+                        "leader replicas differ from the image"
+                    );
+                    let log = log.expect("a led partition has a log");
+                    // One leader per epoch: this log's newest epoch is the one it leads, and
+                    // it began at the recorded start.
+                    assert_eq!(
+                        log.last_epoch(),
+                        leader.epoch,
+                        "leading epoch {} over a log whose last epoch is {}",
+                        leader.epoch,
+                        log.last_epoch()
+                    );
+                    assert!(leader.epoch_start <= log.log_end_offset());
+                    // A follower's recorded progress never passes this log's end (a fetch
+                    // past it is refused, and a leader's log end only grows).
+                    for (follower, p) in &leader.followers {
+                        assert!(
+                            p.fetch_offset <= log.log_end_offset()
+                                && p.leo_at_last_fetch <= log.log_end_offset(),
+                            "follower {follower} progress {p:?} past the log end {}",
+                            log.log_end_offset()
+                        );
+                    }
+                    // The HW never went down while this role was held.
+                    let hw = log.replicated_hw().unwrap_or(log.log_start_offset());
+                    assert!(
+                        hw >= leader.hw_floor,
+                        "leader hw {hw} below its floor {}",
+                        leader.hw_floor
+                    );
+                    // isr-fsync: everything below the high watermark is durable here (the
+                    // leader was an ISR member of every earlier epoch it learned it from).
+                    if cluster.config.ack_durability == AckDurability::IsrFsync
+                        && !cluster.config.unclean_leader_election
+                    {
+                        assert!(
+                            hw <= log.durable_end().max(log.log_start_offset()),
+                            "high watermark {hw} above the leader's durable end {}",
+                            log.durable_end()
+                        );
+                    }
+                }
+                Replica::Follower(f) => {
+                    f.invariants(node_id);
+                    assert_eq!(
+                        state.leader_epoch, f.epoch,
+                        "follower epoch behind the image"
+                    );
+                    assert_eq!(state.leader, f.leader, "follower of another leader");
+                    assert!(
+                        state.replicas.contains(&node_id),
+                        "a follower role outside the replicas {:?}",
+                        state.replicas
+                    );
+                }
+            }
+        }
     }
 }

@@ -2,11 +2,18 @@
 //! the controller handles, and client requests held until what they need exists. The
 //! handlers are in `node/cluster_api.rs`.
 
-use std::collections::BTreeMap;
-
-use crate::event::RequestId;
+use crate::event::{Origin, RequestId};
 use crate::purgatory::Purgatory;
-use crate::time::Instant;
+
+/// Bound on admin requests a broker has forwarded and not yet had answered.
+pub(in crate::node) const FORWARDED_MAX: usize = 4_096;
+/// Bound on forwarded requests a controller handles at once; past it a forwarded request
+/// is refused (the broker answers its client NOT_CONTROLLER, and the client retries).
+pub(in crate::node) const FORWARDED_IN_MAX: usize = 4_096;
+/// A forwarded request the controller has not answered in this long is timed out (the
+/// broker answers REQUEST_TIMED_OUT; the controller forgets it too, and an answer that
+/// comes later has nowhere to go).
+pub(in crate::node) const FORWARD_TIMEOUT_MS: u64 = 30_000;
 
 /// What a held client request waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,12 +29,12 @@ pub(in crate::node) enum HoldFor {
 /// this controller handles, and client requests held until what they need exists.
 #[derive(Debug)]
 pub(in crate::node) struct Router {
-    /// Admin requests this broker forwarded to the controller: correlation -> (client
-    /// request, its header, deadline, the request for an error answer).
-    pub forwarded: BTreeMap<u64, Forwarded>,
-    /// Forwarded requests this controller is handling: synthetic id -> (broker, correlation,
-    /// request header).
-    pub forwarded_in: BTreeMap<RequestId, (i32, u64, weir_wire::codec::RequestHeader)>,
+    /// Admin requests this broker forwarded to the controller, by peer correlation id;
+    /// timed out after [`FORWARD_TIMEOUT_MS`].
+    pub forwarded: Purgatory<Forwarded, u64>,
+    /// Forwarded requests this controller is handling, by their [`Origin::Forwarded`] id:
+    /// (broker, its correlation, the request header that encodes the answer).
+    pub forwarded_in: Purgatory<(i32, u64, weir_wire::codec::RequestHeader)>,
     /// Client requests held until something they need exists (see [`HoldFor`]):
     /// dispatched once it does, or at the deadline (then answered as without the wait).
     pub(in crate::node) held: Purgatory<(HoldFor, weir_wire::domain::ApiRequest)>,
@@ -40,8 +47,35 @@ pub(in crate::node) struct Forwarded {
     pub id: RequestId,
     /// The header it was encoded with (decodes the answer).
     pub header: weir_wire::codec::RequestHeader,
-    /// When to give up.
-    pub deadline: Instant,
     /// For an error answer.
     pub request: weir_wire::domain::ApiRequest,
+}
+
+impl Router {
+    /// Empty waits.
+    pub(super) fn new(held_max: usize) -> Router {
+        Router {
+            forwarded: Purgatory::new(FORWARDED_MAX),
+            forwarded_in: Purgatory::new(FORWARDED_IN_MAX),
+            held: Purgatory::new(held_max),
+        }
+    }
+
+    /// The waits are bounded and keyed as their origin says: a forwarded request this
+    /// controller handles carries a forwarded origin; what this broker forwarded or holds
+    /// is a client's (or, forwarded on, a coordinator's group write, never a peer's).
+    pub(super) fn invariants(&self) {
+        self.forwarded.invariants();
+        self.forwarded_in.invariants();
+        self.held.invariants();
+        assert!(
+            (self.forwarded_in.iter())
+                .all(|(id, (from, _, _))| id.origin == Origin::Forwarded { from: *from }),
+            "a forwarded request under another origin"
+        );
+        assert!(
+            (self.forwarded.iter()).all(|(_, f)| !matches!(f.id.origin, Origin::Forwarded { .. })),
+            "a forwarded request forwarded again"
+        );
+    }
 }
