@@ -1,4 +1,4 @@
-//! Topic names and topic ids.
+//! Topic names, topic ids, and partition ids.
 //!
 //! Names follow Kafka's rules (`org.apache.kafka.common.internals.Topic.validate`): 1-249
 //! characters of `[a-zA-Z0-9._-]`, and not `.` or `..`. Ids are derived, not drawn from OS
@@ -6,6 +6,62 @@
 //! so a replayed simulation produces the same ids and two topics never share one.
 
 use uuid::Uuid;
+
+/// One partition of one topic, by the topic's id (KIP-516) and the partition's index: the
+/// one identity the node, its metadata image and the controller use for a partition. (The
+/// image stores topic ids as `u128` in its persisted records, see [`PartitionId::topic_key`];
+/// storage addresses a partition's bytes by a key it allocated, recorded in the catalog.)
+///
+/// Ordered by topic, then index, so maps keyed by it iterate a topic's partitions together
+/// and in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionId {
+    /// The topic's id.
+    pub topic: Uuid,
+    /// The partition's index within the topic: Kafka's partition number, never negative.
+    index: u32,
+}
+
+impl PartitionId {
+    /// Partition `index` of `topic`. Indexes come from the node's own catalog (a topic has
+    /// at most [`crate::node::PARTITIONS_MAX`] partitions), never from a client.
+    pub fn new(topic: Uuid, index: usize) -> PartitionId {
+        let index = u32::try_from(index)
+            .ok()
+            .filter(|i| i32::try_from(*i).is_ok());
+        let index = index.expect("a partition index within Kafka's partition numbers");
+        PartitionId { topic, index }
+    }
+
+    /// The partition a request names by Kafka's partition number; `None` for a negative
+    /// number (which names no partition).
+    pub fn from_wire(topic: Uuid, partition: i32) -> Option<PartitionId> {
+        let index = u32::try_from(partition).ok()?;
+        Some(PartitionId { topic, index })
+    }
+
+    /// The partition's index within its topic (the position in the topic's partitions).
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+
+    /// Kafka's partition number, as the wire and the metadata image carry it.
+    pub fn partition(self) -> i32 {
+        // `new` and `from_wire` admit only indexes that are non-negative `i32`s.
+        self.index as i32
+    }
+
+    /// The topic id as the metadata image keys and persists it.
+    pub fn topic_key(self) -> u128 {
+        self.topic.as_u128()
+    }
+}
+
+impl std::fmt::Display for PartitionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.topic, self.index)
+    }
+}
 
 /// Longest legal topic name (Kafka's `MAX_NAME_LENGTH`).
 pub const TOPIC_NAME_LENGTH_MAX: usize = 249;

@@ -47,6 +47,7 @@
 
 use super::image::{MetaRecord, MetadataImage, PartitionState};
 use super::peer::AlterIsr;
+use crate::topic::PartitionId;
 
 /// Spread `count` partitions of `replication_factor` replicas over the live brokers,
 /// round robin from `start` (Kafka's rack-unaware placement).
@@ -334,14 +335,14 @@ fn keep_or_elect(image: &MetadataImage, before: &PartitionState, next: &mut Part
 
 /// Move leadership to preferred replicas that are in the ISR and live (ElectLeaders
 /// PREFERRED, and the periodic rebalance). `only`: restrict to these partitions.
-pub fn preferred_elections(image: &MetadataImage, only: Option<&[(u128, i32)]>) -> Vec<MetaRecord> {
+pub fn preferred_elections(image: &MetadataImage, only: Option<&[PartitionId]>) -> Vec<MetaRecord> {
     let mut records = Vec::new();
     // A leader change costs every client and follower a metadata refresh, so partitions
     // already led by their preferred replica (or whose preferred replica cannot lead
     // safely right now) produce no record at all.
     for topic in image.topics.values() {
         for (index, state) in topic.partitions.iter().enumerate() {
-            let key = (topic.id, index as i32);
+            let key = PartitionId::new(uuid::Uuid::from_u128(topic.id), index);
             if only.is_some_and(|o| !o.contains(&key)) {
                 continue;
             }

@@ -36,6 +36,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::topic::PartitionId;
+
 /// One broker as the controller registered it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerState {
@@ -186,7 +188,7 @@ pub enum ImageChange {
     /// A topic's configs changed.
     ConfigChanged(u128),
     /// A partition's leader, epoch or ISR changed.
-    PartitionChanged(u128, i32),
+    PartitionChanged(PartitionId),
 }
 
 /// The whole image.
@@ -278,12 +280,22 @@ impl MetadataImage {
                 // stale leader, and an epoch going back would make the stale one look new.
                 debug_assert!(slot.partition_epoch > partition_epoch);
                 debug_assert!(slot.leader_epoch >= leader_epoch);
-                ImageChange::PartitionChanged(id, partition)
+                // `partition` indexes a slot, so it is a partition number.
+                match PartitionId::from_wire(uuid::Uuid::from_u128(id), partition) {
+                    Some(changed) => ImageChange::PartitionChanged(changed),
+                    None => unreachable!("partition {partition} found a slot"),
+                }
             }
         }
     }
 
     /// A partition's state.
+    pub fn partition_state(&self, id: PartitionId) -> Option<&PartitionState> {
+        self.topics.get(&id.topic_key())?.partitions.get(id.index())
+    }
+
+    /// A partition's state, by the topic key and partition number records and peer
+    /// messages carry (which may name no partition: then `None`).
     pub fn partition(&self, id: u128, partition: i32) -> Option<&PartitionState> {
         self.topics
             .get(&id)?
@@ -409,7 +421,7 @@ mod tests {
         };
         assert_eq!(
             image.apply(2, change.clone()),
-            ImageChange::PartitionChanged(7, 0)
+            ImageChange::PartitionChanged(PartitionId::new(uuid::Uuid::from_u128(7), 0))
         );
         assert_eq!(image.apply(2, change), ImageChange::None);
         assert_eq!(image.partition(7, 0), Some(&state));

@@ -16,6 +16,7 @@ use super::{Node, Topic, PARTITIONS_MAX, TOPICS_MAX};
 use crate::meta::{self, TopicRecord};
 use crate::partition::PartitionLog;
 use crate::storage::StorageOp;
+use crate::topic::PartitionId;
 use crate::topic::{derive_topic_id, validate_topic_name};
 use crate::topic_config::TopicConfig;
 
@@ -270,7 +271,8 @@ impl Node {
                     key: meta::segment_key(partition_key, base_offset),
                 });
             }
-            self.unsynced_partitions.remove(&(topic_id, index));
+            self.unsynced_partitions
+                .remove(&PartitionId::new(topic_id, index));
         }
         topic
     }

@@ -23,7 +23,6 @@
 //! batch carries the offsets it is stored at.
 
 use bytes::Bytes;
-use uuid::Uuid;
 use weir_wire::batch::{control_type, parse_header, CONTROL_TYPE_COMMIT};
 use weir_wire::error::ErrorCode;
 
@@ -31,6 +30,7 @@ use super::Node;
 use crate::meta;
 use crate::partition::BatchAppend;
 use crate::storage::StorageOp;
+use crate::topic::PartitionId;
 
 /// Who appends: decides only the bookkeeping that differs between the paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Node {
     pub(super) fn append_batch(
         &mut self,
         wall_ms: i64,
-        key: (Uuid, usize),
+        key: PartitionId,
         batch: Bytes,
         segment_bytes: u64,
         origin: AppendOrigin,
@@ -77,10 +77,10 @@ impl Node {
             tracing::error!(%error, ?origin, "append of a batch that does not parse");
             ErrorCode::CORRUPT_MESSAGE
         })?;
-        let (topic_id, index) = key;
+        let (topic_id, index) = (key.topic, key.index());
         let sync_id = self.sync.next_id;
         let log = self
-            .log_mut((topic_id, index))
+            .log_mut(key)
             .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
         assert_eq!(
             header.base_offset,
@@ -160,10 +160,10 @@ impl Node {
             if internal {
                 self.compactions.note_append(key);
             }
-            self.note_internal_append(topic_id, index, appended.last_offset + 1);
+            self.note_internal_append(PartitionId::new(topic_id, index), appended.last_offset + 1);
         }
         // 9. Followers waiting for data.
-        self.wake_replica_fetches(topic_id, index);
+        self.wake_replica_fetches(PartitionId::new(topic_id, index));
         Ok(Appended {
             base_offset: appended.base_offset,
             last_offset: appended.last_offset,

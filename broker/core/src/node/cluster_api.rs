@@ -30,6 +30,7 @@ use crate::cluster::peer::PeerMessage;
 use crate::event::{Origin, RequestId};
 use crate::time::Now;
 use crate::topic::is_internal_topic;
+use crate::topic::PartitionId;
 
 use super::cluster::FORWARD_TIMEOUT_MS;
 
@@ -679,10 +680,10 @@ impl Node {
                         };
                         let resolved = self
                             .resolve_partition(&TopicRef::Name(topic.topic.clone()), p.partition)
-                            .and_then(|(topic_id, index)| {
-                                let epoch = self.serving_epoch(topic_id, index)?;
+                            .and_then(|key| {
+                                let epoch = self.serving_epoch(key)?;
                                 super::check_epoch_against(p.current_leader_epoch, epoch)?;
-                                Ok(self.partition(topic_id, index).expect("resolved"))
+                                Ok(self.partition(key).expect("resolved"))
                             });
                         match resolved {
                             Ok(log) => {
@@ -745,7 +746,10 @@ impl Node {
                                 .collect()
                         }
                     } else {
-                        controller::preferred_elections(&image, Some(&[(topic_id, partition)]))
+                        match PartitionId::from_wire(Uuid::from_u128(topic_id), partition) {
+                            Some(id) => controller::preferred_elections(&image, Some(&[id])),
+                            None => Vec::new(),
+                        }
                     };
                     if planned.is_empty() {
                         let preferred = state.replicas.first().copied();
@@ -962,7 +966,10 @@ impl Node {
         let index = crate::group::offsets_log::partition_for(group_id, count);
         let index = usize::try_from(index).ok()?;
         let leads = matches!(
-            cluster.replication.replicas.get(&(topic_id, index)),
+            cluster
+                .replication
+                .replicas
+                .get(&PartitionId::new(topic_id, index)),
             Some(super::cluster::Replica::Leader(_))
         );
         (!leads).then_some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)

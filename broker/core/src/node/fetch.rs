@@ -110,12 +110,10 @@ impl Node {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for partition in &topic.partitions {
                 let resolved = self.resolve_partition(&topic.topic, partition.partition);
-                let log = resolved.and_then(|(topic_id, index)| {
-                    let epoch = self.serving_epoch(topic_id, index)?;
+                let log = resolved.and_then(|key| {
+                    let epoch = self.serving_epoch(key)?;
                     super::check_epoch_against(partition.current_leader_epoch, epoch)?;
-                    Ok(self
-                        .partition(topic_id, index)
-                        .expect("resolved partition exists"))
+                    Ok(self.partition(key).expect("resolved partition exists"))
                 });
                 let served = log.and_then(|log| {
                     let short = self.buggify.fire(Point::ShortFetch);

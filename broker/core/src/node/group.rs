@@ -31,7 +31,6 @@
 //! answers the group's SyncGroups. So SyncGroup answers are released exactly when an
 //! OffsetCommit appended at the same moment would be.
 
-use uuid::Uuid;
 use weir_wire::domain::{
     coordinator_type, ApiRequest, ApiResponse, ConsumerGroupDescribeRequest,
     ConsumerGroupHeartbeatRequest, Coordinator, DeleteGroupsRequest, DeleteGroupsResponse,
@@ -53,6 +52,7 @@ use crate::group::{
 };
 use crate::storage::{Storage, StorageError};
 use crate::time::Now;
+use crate::topic::PartitionId;
 
 /// Rounds of [`Node::drain_group_outputs`]: a write's failure can make the coordinator
 /// answer and write once more (an abandoned rebalance that empties the group), never more.
@@ -601,7 +601,7 @@ impl Node {
     /// The `__consumer_offsets` partition of `group_id`, creating the topic on first use.
     /// Kafka's mapping (`abs(hash(group_id)) % offsets.topic.num.partitions`), so a group's
     /// offsets and metadata records share one partition and one coordinator.
-    fn offsets_partition(&mut self, group_id: &str) -> Result<(Uuid, usize), ErrorCode> {
+    fn offsets_partition(&mut self, group_id: &str) -> Result<PartitionId, ErrorCode> {
         self.internal_partition(OFFSETS_TOPIC, group_id)
     }
 
@@ -615,7 +615,8 @@ impl Node {
     ) -> Result<(), ErrorCode> {
         // One batch: a group's commit is all or nothing, in the log as in the answer.
         assert!(!records.is_empty(), "empty append for group {group_id}");
-        let (topic_id, index) = self.offsets_partition(group_id)?;
+        let key = self.offsets_partition(group_id)?;
+        let (topic_id, index) = (key.topic, key.index());
         self.append_internal(topic_id, index, records)
     }
 
@@ -648,7 +649,10 @@ impl Node {
         let topic_id = topic.id;
         let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         let led: Vec<bool> = (0..topic.partitions.len())
-            .map(|index| self.serving_epoch(topic_id, index).is_ok())
+            .map(|index| {
+                self.serving_epoch(PartitionId::new(topic_id, index))
+                    .is_ok()
+            })
             .collect();
         let owns = |group: &str| {
             let index = offsets_log::partition_for(group, count);

@@ -43,6 +43,7 @@ use crate::group::offsets_log::{self, OFFSETS_TOPIC};
 use crate::meta;
 use crate::storage::{Storage, StorageError, StorageOp};
 use crate::topic::is_internal_topic;
+use crate::topic::PartitionId;
 use crate::txn_log::{self, TXN_STATE_TOPIC};
 
 /// A partition of an internal topic is never compacted below this many records, so small
@@ -72,17 +73,17 @@ struct PendingCompaction {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Compactions {
     /// Internal partitions appended to since they were last considered.
-    candidates: BTreeSet<(Uuid, usize)>,
+    candidates: BTreeSet<PartitionId>,
     /// Log end offset below which a partition is not considered again (its live keys were
     /// counted recently and it was under its threshold).
-    next_check: BTreeMap<(Uuid, usize), i64>,
+    next_check: BTreeMap<PartitionId, i64>,
     /// Copies waiting for their sync, by partition.
-    pending: BTreeMap<(Uuid, usize), PendingCompaction>,
+    pending: BTreeMap<PartitionId, PendingCompaction>,
 }
 
 impl Compactions {
     /// An internal partition was appended to: consider it at the end of this input.
-    pub(super) fn note_append(&mut self, key: (Uuid, usize)) {
+    pub(super) fn note_append(&mut self, key: PartitionId) {
         self.candidates.insert(key);
     }
 }
@@ -99,7 +100,7 @@ impl Node {
         &mut self,
         name: &str,
         key: &str,
-    ) -> Result<(Uuid, usize), ErrorCode> {
+    ) -> Result<PartitionId, ErrorCode> {
         let Some(&topic_id) = self.topic_ids.get(name) else {
             return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
         };
@@ -110,7 +111,7 @@ impl Node {
         }
         // Both internal topics share Kafka's rule (the same Java string hash).
         let index = offsets_log::partition_for(key, count);
-        Ok((topic_id, index as usize))
+        Ok(PartitionId::new(topic_id, index as usize))
     }
 
     /// Append `records` as one batch at the end of an internal partition; the next sync
@@ -136,13 +137,13 @@ impl Node {
         let log = (topic.partitions.get(index)).ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
         let base_offset = log.log_end_offset();
         // Cluster mode: only the partition's leader (the coordinator) writes here.
-        let epoch = self.serving_epoch(topic_id, index)?;
+        let epoch = self.serving_epoch(PartitionId::new(topic_id, index))?;
         let mut batch = BytesMut::from(&batch[..]);
         set_base_offset(&mut batch, base_offset);
         set_partition_leader_epoch(&mut batch, epoch);
         // Internal records carry the wall clock of the write that made them.
         let wall_ms = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
-        let key = (topic_id, index);
+        let key = PartitionId::new(topic_id, index);
         let origin = AppendOrigin::Coordinator;
         self.append_batch(wall_ms, key, batch.freeze(), segment_bytes, origin)?;
         Ok(())
@@ -164,7 +165,7 @@ impl Node {
             if self.compactions.pending.contains_key(&key) {
                 continue;
             }
-            let (topic_id, index) = key;
+            let (topic_id, index) = (key.topic, key.index());
             let Some(topic) = self.topics.get(&topic_id) else {
                 self.compactions.next_check.remove(&key);
                 continue;
@@ -190,7 +191,7 @@ impl Node {
                 continue;
             }
             self.compactions.next_check.remove(&key);
-            self.start_compaction(topic_id, index, live);
+            self.start_compaction(PartitionId::new(topic_id, index), live);
         }
     }
 
@@ -240,8 +241,9 @@ impl Node {
 
     /// Append the copy of `live` in a new segment and remember to drop what precedes it
     /// once the copy is durable.
-    fn start_compaction(&mut self, topic_id: Uuid, index: usize, live: Vec<Record>) {
-        let Some(log) = self.log_mut((topic_id, index)) else {
+    fn start_compaction(&mut self, id: PartitionId, live: Vec<Record>) {
+        let (topic_id, index) = (id.topic, id.index());
+        let Some(log) = self.log_mut(PartitionId::new(topic_id, index)) else {
             return;
         };
         let copy_start = log.log_end_offset();
@@ -282,28 +284,34 @@ impl Node {
                     copy_start,
                     sync_id,
                 };
-                self.compactions.pending.insert((topic_id, index), pending);
+                self.compactions
+                    .pending
+                    .insert(PartitionId::new(topic_id, index), pending);
             }
             // Nothing live and everything stored is durable: drop it all now.
-            None => self.truncate_compacted(topic_id, index, copy_start),
+            None => self.truncate_compacted(PartitionId::new(topic_id, index), copy_start),
         }
     }
 
     /// Sync `sync_id` completed: drop the prefixes whose copies it made durable.
     pub(super) fn finish_compactions(&mut self, sync_id: u64) {
-        let done: Vec<((Uuid, usize), PendingCompaction)> = (self.compactions.pending.iter())
+        let done: Vec<(PartitionId, PendingCompaction)> = (self.compactions.pending.iter())
             .filter(|(_, pending)| pending.sync_id <= sync_id)
             .map(|(key, pending)| (*key, *pending))
             .collect();
-        for ((topic_id, index), pending) in done {
-            self.compactions.pending.remove(&(topic_id, index));
-            self.truncate_compacted(topic_id, index, pending.copy_start);
+        for (key, pending) in done {
+            let (topic_id, index) = (key.topic, key.index());
+            self.compactions
+                .pending
+                .remove(&PartitionId::new(topic_id, index));
+            self.truncate_compacted(PartitionId::new(topic_id, index), pending.copy_start);
         }
     }
 
     /// Drop everything below `copy_start` (durable) of an internal partition.
-    fn truncate_compacted(&mut self, topic_id: Uuid, index: usize, copy_start: i64) {
-        let Some(log) = self.log_mut((topic_id, index)) else {
+    fn truncate_compacted(&mut self, id: PartitionId, copy_start: i64) {
+        let (topic_id, index) = (id.topic, id.index());
+        let Some(log) = self.log_mut(PartitionId::new(topic_id, index)) else {
             return; // Deleted meanwhile.
         };
         let Some(truncation) = log.truncate_prefix_to(copy_start) else {
@@ -348,20 +356,21 @@ impl Node {
 
     /// Assert the compaction invariants (module doc).
     pub(super) fn compaction_invariants(&self) {
-        for ((topic_id, index), pending) in &self.compactions.pending {
+        for (key, pending) in &self.compactions.pending {
+            let (topic_id, index) = (key.topic, key.index());
             assert!(
                 pending.sync_id > self.sync.completed || self.poisoned.is_some(),
                 "compaction of {topic_id}/{index} waits for completed sync {}",
                 pending.sync_id
             );
-            if let Some(log) = self.partition(*topic_id, *index) {
+            if let Some(log) = self.partition(*key) {
                 assert!(
                     pending.copy_start <= log.log_end_offset(),
                     "copy at {} beyond log end {}",
                     pending.copy_start,
                     log.log_end_offset()
                 );
-                let name = &self.topics[topic_id].name;
+                let name = &self.topics[&topic_id].name;
                 assert!(is_internal_topic(name), "compaction of user topic {name}");
             }
         }

@@ -58,9 +58,8 @@ impl Node {
 
     /// A partition's last stable offset.
     fn last_stable_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        let (topic_id, index) =
-            (self.resolve_partition(&TopicRef::Name(topic.to_string()), partition)).ok()?;
-        let log = self.partition(topic_id, index)?;
+        let key = (self.resolve_partition(&TopicRef::Name(topic.to_string()), partition)).ok()?;
+        let log = self.partition(key)?;
         Some(log.txns.last_stable_offset(log.high_watermark()))
     }
 
@@ -71,17 +70,16 @@ impl Node {
         query: &ListOffsetsPartition,
     ) -> ListOffsetsPartitionResponse {
         let topic = TopicRef::Name(topic.to_string());
-        let resolved =
-            self.resolve_partition(&topic, query.partition)
-                .and_then(|(topic_id, index)| {
-                    let epoch = self.serving_epoch(topic_id, index)?;
-                    super::check_epoch_against(query.current_leader_epoch, epoch)?;
-                    Ok((
-                        self.partition(topic_id, index)
-                            .expect("resolved partition exists"),
-                        epoch,
-                    ))
-                });
+        let resolved = self
+            .resolve_partition(&topic, query.partition)
+            .and_then(|key| {
+                let epoch = self.serving_epoch(key)?;
+                super::check_epoch_against(query.current_leader_epoch, epoch)?;
+                Ok((
+                    self.partition(key).expect("resolved partition exists"),
+                    epoch,
+                ))
+            });
         match resolved {
             Ok((log, epoch)) => answer(log, query, epoch),
             Err(error) => not_found(query.partition, error),

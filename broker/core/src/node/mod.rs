@@ -48,6 +48,7 @@ use crate::partition::PartitionLog;
 use crate::purgatory::Purgatory;
 use crate::storage::{Storage, StorageError, StorageOp};
 use crate::time::{Instant, Now};
+use crate::topic::PartitionId;
 use crate::topic_config::TopicConfig;
 
 /// Bound on topics per node.
@@ -135,7 +136,7 @@ pub struct Node {
     /// [`Output::NoResponse`]. Empty between inputs (acks=0 is answered at once).
     unanswered: BTreeSet<RequestId>,
     /// Partitions with appends waiting for a sync: `(topic id, partition index)`.
-    unsynced_partitions: BTreeSet<(Uuid, usize)>,
+    unsynced_partitions: BTreeSet<PartitionId>,
     next_retention_check: Instant,
     next_flush: Option<Instant>,
     poisoned: Option<String>,
@@ -426,7 +427,9 @@ impl Node {
                     "key {}",
                     log.partition_key()
                 );
-                let tracked = self.unsynced_partitions.contains(&(*id, index));
+                let tracked = self
+                    .unsynced_partitions
+                    .contains(&PartitionId::new(*id, index));
                 assert_eq!(
                     log.has_unsynced(),
                     tracked,
@@ -437,12 +440,12 @@ impl Node {
         }
         assert_eq!(partitions, self.partition_count, "partition count");
         assert!(partitions <= PARTITIONS_MAX, "partitions={partitions}");
-        for (id, index) in &self.unsynced_partitions {
+        for key in &self.unsynced_partitions {
             let exists = self
                 .topics
-                .get(id)
-                .is_some_and(|t| *index < t.partitions.len());
-            assert!(exists, "unsynced partition {id}/{index} does not exist");
+                .get(&key.topic)
+                .is_some_and(|t| key.index() < t.partitions.len());
+            assert!(exists, "unsynced partition {key} does not exist");
         }
         self.sync_invariants();
         self.groups.invariants();
@@ -608,8 +611,11 @@ impl Node {
     }
 
     /// The log of partition `key` (topic id, index), if both exist.
-    fn log_mut(&mut self, key: (Uuid, usize)) -> Option<&mut PartitionLog> {
-        self.topics.get_mut(&key.0)?.partitions.get_mut(key.1)
+    fn log_mut(&mut self, key: PartitionId) -> Option<&mut PartitionLog> {
+        self.topics
+            .get_mut(&key.topic)?
+            .partitions
+            .get_mut(key.index())
     }
 
     /// Queue a storage op; the next sync covers it.
@@ -726,15 +732,15 @@ impl Node {
         let mut advanced = BTreeSet::new();
         // Only partitions with appends in flight are visited, not the whole catalog.
         let unsynced = std::mem::take(&mut self.unsynced_partitions);
-        for (topic_id, index) in unsynced {
-            let Some(log) = self.log_mut((topic_id, index)) else {
+        for key in unsynced {
+            let Some(log) = self.log_mut(key) else {
                 continue;
             };
             if log.on_synced(sync_id) {
                 advanced.insert(log.partition_key());
             }
             if log.has_unsynced() {
-                self.unsynced_partitions.insert((topic_id, index));
+                self.unsynced_partitions.insert(key);
             }
         }
         // Parked responses are released in sync order; each was registered under the sync that
@@ -819,17 +825,18 @@ impl Node {
         &self,
         topic: &TopicRef,
         partition: i32,
-    ) -> Result<(Uuid, usize), ErrorCode> {
+    ) -> Result<PartitionId, ErrorCode> {
         let topic_id = self.resolve_topic(topic)?;
         let index =
             usize::try_from(partition).map_err(|_| ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
         match self.topics.get(&topic_id) {
-            Some(topic) if index < topic.partitions.len() => Ok((topic_id, index)),
+            Some(topic) if index < topic.partitions.len() => Ok(PartitionId::new(topic_id, index)),
             _ => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
         }
     }
 
-    fn partition(&self, topic_id: Uuid, index: usize) -> Option<&PartitionLog> {
+    fn partition(&self, id: PartitionId) -> Option<&PartitionLog> {
+        let (topic_id, index) = (id.topic, id.index());
         self.topics.get(&topic_id)?.partitions.get(index)
     }
 }

@@ -27,6 +27,7 @@ use crate::buggify::Point;
 use crate::event::RequestId;
 use crate::producer_state::SequenceCheck;
 use crate::time::Now;
+use crate::topic::PartitionId;
 use crate::topic_config::TimestampType;
 
 /// A partition-level produce failure.
@@ -42,7 +43,7 @@ struct Accepted {
     durable_after: Option<u64>,
     /// The partition and the offset after the batch (acks=all in cluster mode waits for
     /// the high watermark to reach it).
-    replicated_end: ((uuid::Uuid, usize), i64),
+    replicated_end: (PartitionId, i64),
 }
 
 impl Node {
@@ -70,8 +71,8 @@ impl Node {
                 let result = self.produce_partition(now, &topic.topic, partition, request.acks);
                 if let Ok(accepted) = &result {
                     durable_after = durable_after.max(accepted.durable_after);
-                    let ((topic_id, index), end) = accepted.replicated_end;
-                    replicated_needs.push((topic_id, index, end));
+                    let (key, end) = accepted.replicated_end;
+                    replicated_needs.push((key, end));
                 }
                 partitions.push(partition_response(partition.partition, result));
             }
@@ -150,10 +151,11 @@ impl Node {
         partition: &ProducePartition,
         acks: Acks,
     ) -> Result<Accepted, Refusal> {
-        let (topic_id, index) = self
+        let key = self
             .resolve_partition(topic, partition.partition)
             .map_err(|code| (code, String::new()))?;
-        let leader_epoch = self.check_produce_leadership(topic_id, index, acks)?;
+        let (topic_id, index) = (key.topic, key.index());
+        let leader_epoch = self.check_produce_leadership(key, acks)?;
         let topic = self.topics.get(&topic_id).expect("resolved topic exists");
         let max_message_bytes = topic.config.max_message_bytes(&self.config);
         // BUGGIFY: roll the active segment at this append, however full it is.
@@ -192,7 +194,7 @@ impl Node {
                     log_append_time_ms: original.log_append_time_ms,
                     log_start_offset: log.log_start_offset(),
                     durable_after: log.sync_covering(original.last_offset),
-                    replicated_end: ((topic_id, index), original.last_offset + 1),
+                    replicated_end: (key, original.last_offset + 1),
                 });
             }
         }
@@ -216,7 +218,6 @@ impl Node {
             }
             TimestampType::CreateTime => -1,
         };
-        let key = (topic_id, index);
         let appended = self
             .append_batch(
                 now.wall_ms,

@@ -83,8 +83,6 @@ use weir_wire::domain::{
 use weir_wire::error::ErrorCode;
 use weir_wire::records::Record;
 
-use uuid::Uuid;
-
 use super::append::AppendOrigin;
 use super::internal::replay_internal;
 use super::Node;
@@ -94,6 +92,7 @@ use crate::group::CommittedOffset;
 use crate::meta;
 use crate::storage::{Storage, StorageError, StorageOp};
 use crate::time::Now;
+use crate::topic::PartitionId;
 use crate::txn::{
     PendingOffset, TxnMetadata, TxnState, TXNS_MAX, TXN_META_PREFIX, TXN_PARTITIONS_MAX,
 };
@@ -147,7 +146,7 @@ impl Node {
     /// the topic for the first request that needs it). The partition is a pure function of
     /// the id, so every record of one id lands in one partition and compaction keeps its
     /// latest.
-    fn txn_state_partition(&mut self, transactional_id: &str) -> Result<(Uuid, usize), ErrorCode> {
+    fn txn_state_partition(&mut self, transactional_id: &str) -> Result<PartitionId, ErrorCode> {
         self.internal_partition(TXN_STATE_TOPIC, transactional_id)
     }
 
@@ -159,7 +158,8 @@ impl Node {
         value: Option<bytes::Bytes>,
         timestamp: i64,
     ) -> Result<(), ErrorCode> {
-        let (topic_id, index) = self.txn_state_partition(transactional_id)?;
+        let key = self.txn_state_partition(transactional_id)?;
+        let (topic_id, index) = (key.topic, key.index());
         let record = Record {
             offset: 0,
             timestamp,
@@ -530,10 +530,10 @@ impl Node {
                         let error = match error {
                             Some(error) => error,
                             None if self
-                                .partition(
-                                    self.topic_ids.get(&t.name).copied().unwrap_or_default(),
-                                    usize::try_from(p.partition).unwrap_or(usize::MAX),
-                                )
+                                .topic_ids
+                                .get(&t.name)
+                                .and_then(|topic| PartitionId::from_wire(*topic, p.partition))
+                                .and_then(|key| self.partition(key))
                                 .is_none() =>
                             {
                                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
@@ -785,8 +785,8 @@ impl Node {
         producer_epoch: i16,
         committed: bool,
     ) -> Result<(), ErrorCode> {
-        let (topic_id, index) =
-            self.resolve_partition(&TopicRef::Name(topic.to_string()), partition)?;
+        let key = self.resolve_partition(&TopicRef::Name(topic.to_string()), partition)?;
+        let (topic_id, index) = (key.topic, key.index());
         // The marker lands at the log end; the append path assigns nothing else, so the
         // offset set here is the one the partition's transaction index records.
         let batch = encode_control_batch(
@@ -799,11 +799,10 @@ impl Node {
         let topic = &self.topics[&topic_id];
         let segment_bytes = topic.config.segment_bytes(&self.config);
         let base_offset = topic.partitions[index].log_end_offset();
-        let epoch = self.serving_epoch(topic_id, index)?;
+        let epoch = self.serving_epoch(PartitionId::new(topic_id, index))?;
         let mut batch = BytesMut::from(&batch[..]);
         set_base_offset(&mut batch, base_offset);
         set_partition_leader_epoch(&mut batch, epoch);
-        let key = (topic_id, index);
         let origin = AppendOrigin::Coordinator;
         self.append_batch(now.wall_ms, key, batch.freeze(), segment_bytes, origin)?;
         Ok(())
@@ -965,8 +964,8 @@ impl Node {
                                 error_message: None,
                                 producers: Vec::new(),
                             },
-                            Ok((topic_id, index)) => {
-                                let log = &self.topics[&topic_id].partitions[index];
+                            Ok(key) => {
+                                let log = &self.topics[&key.topic].partitions[key.index()];
                                 let producers = (log.producers.entries())
                                     .map(|(producer_id, entry)| ProducerDescription {
                                         producer_id,

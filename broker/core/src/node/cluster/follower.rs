@@ -13,6 +13,7 @@ use crate::meta::epochs_op;
 use crate::node::Node;
 use crate::storage::StorageOp;
 use crate::time::{Instant, Now};
+use crate::topic::PartitionId;
 
 use super::{uuid_bytes, Replica, PEER_RETRY_MS, REFUSED_RETRY_MS};
 
@@ -43,7 +44,7 @@ impl Node {
     /// passed, or resend one unanswered for [`PEER_RETRY_MS`].
     pub(super) fn follower_sends(&mut self, now: Now) {
         let cluster = &*self.cluster;
-        let due: Vec<(Uuid, usize)> = cluster
+        let due: Vec<PartitionId> = cluster
             .replication
             .replicas
             .iter()
@@ -80,11 +81,11 @@ impl Node {
     /// Never a fetch before truncation: fetching from the log end of a divergent log
     /// would append the leader's records after records the leader never had, and both
     /// would be visible under offsets the leader assigned to other records.
-    pub(super) fn send_follower_request(&mut self, now: Now, key: (Uuid, usize)) {
+    pub(super) fn send_follower_request(&mut self, now: Now, key: PartitionId) {
         let Some(log) = self
             .topics
-            .get(&key.0)
-            .and_then(|t| t.partitions.get(key.1))
+            .get(&key.topic)
+            .and_then(|t| t.partitions.get(key.index()))
         else {
             return;
         };
@@ -112,8 +113,8 @@ impl Node {
         let message = if truncated {
             PeerMessage::Fetch(ReplicaFetch {
                 correlation,
-                topic_id: uuid_bytes(key.0),
-                partition: key.1 as i32,
+                topic_id: uuid_bytes(key.topic),
+                partition: key.partition(),
                 leader_epoch: epoch,
                 fetch_offset: leo,
                 durable_offset: durable,
@@ -123,8 +124,8 @@ impl Node {
         } else {
             PeerMessage::EpochQuery(EpochQuery {
                 correlation,
-                topic_id: uuid_bytes(key.0),
-                partition: key.1 as i32,
+                topic_id: uuid_bytes(key.topic),
+                partition: key.partition(),
                 current_leader_epoch: epoch,
                 epoch: last_epoch,
             })
@@ -138,7 +139,7 @@ impl Node {
     /// request could append at stale offsets or truncate by a stale epoch.
     pub(super) fn follower_in_flight(
         &mut self,
-        key: (Uuid, usize),
+        key: PartitionId,
         from: i32,
         correlation: u64,
     ) -> bool {
@@ -154,7 +155,7 @@ impl Node {
 
     /// After a refusal: wait [`REFUSED_RETRY_MS`] before the next request (the leader may
     /// not have learned its new role yet; asking in a tight loop would only load it).
-    pub(super) fn follower_back_off(&mut self, now: Now, key: (Uuid, usize)) {
+    pub(super) fn follower_back_off(&mut self, now: Now, key: PartitionId) {
         if let Some(Replica::Follower(f)) = self.cluster.replication.replicas.get_mut(&key) {
             f.not_before = now.instant.add_ms(REFUSED_RETRY_MS);
         }
@@ -168,10 +169,10 @@ impl Node {
     /// largest epoch below `E`) may run past the leader's, so we ask again about `E'`.
     /// Each round asks about a smaller epoch, so this ends.
     pub(super) fn on_epoch_reply(&mut self, now: Now, from: i32, reply: EpochReply) {
-        let key = (
-            Uuid::from_u128(u128::from_be_bytes(reply.topic_id)),
-            reply.partition as usize,
-        );
+        let topic = Uuid::from_u128(u128::from_be_bytes(reply.topic_id));
+        let Some(key) = PartitionId::from_wire(topic, reply.partition) else {
+            return;
+        };
         if !self.follower_in_flight(key, from, reply.correlation) {
             return;
         }
@@ -245,18 +246,18 @@ impl Node {
     /// leader's HW (capped by this log), fetch again (under isr-fsync only after the sync
     /// that makes the appends durable, since the next fetch reports them durable).
     pub(super) fn on_fetch_reply(&mut self, now: Now, from: i32, reply: ReplicaFetchReply) {
-        let key = (
-            Uuid::from_u128(u128::from_be_bytes(reply.topic_id)),
-            reply.partition as usize,
-        );
+        let topic = Uuid::from_u128(u128::from_be_bytes(reply.topic_id));
+        let Some(key) = PartitionId::from_wire(topic, reply.partition) else {
+            return;
+        };
         if !self.follower_in_flight(key, from, reply.correlation) {
             return;
         }
         if reply.error == ErrorCode::OFFSET_OUT_OF_RANGE.0 {
             let below_start = self
                 .topics
-                .get(&key.0)
-                .and_then(|t| t.partitions.get(key.1))
+                .get(&key.topic)
+                .and_then(|t| t.partitions.get(key.index()))
                 .is_some_and(|log| reply.log_start_offset > log.log_end_offset());
             if below_start {
                 // Everything we lack was removed on the leader: start over at its log start.
@@ -317,7 +318,7 @@ impl Node {
     /// (KIP-101's truncate-fully-and-start-at), with the storage ops that make it so:
     /// every batch goes first, then the meta entries that describe them (recovery accepts
     /// storage ahead of meta, and an empty log at the persisted log start).
-    pub(super) fn reset_follower_log(&mut self, key: (Uuid, usize), offset: i64) {
+    pub(super) fn reset_follower_log(&mut self, key: PartitionId, offset: i64) {
         let Some(log) = self.log_mut(key) else {
             return;
         };
@@ -380,18 +381,22 @@ impl Node {
     pub(super) fn append_replicated(
         &mut self,
         now: Now,
-        key: (Uuid, usize),
+        key: PartitionId,
         bytes: &[u8],
     ) -> Option<u64> {
-        let segment_bytes = self.topics.get(&key.0)?.config.segment_bytes(&self.config);
+        let segment_bytes = self
+            .topics
+            .get(&key.topic)?
+            .config
+            .segment_bytes(&self.config);
         let mut appended_any = None;
         for item in iter_batches(bytes) {
             let Ok((header, range)) = item else { break };
             let leo = self
                 .topics
-                .get(&key.0)?
+                .get(&key.topic)?
                 .partitions
-                .get(key.1)?
+                .get(key.index())?
                 .log_end_offset();
             if header.last_offset() < leo {
                 continue;
@@ -423,7 +428,7 @@ impl Node {
         if appended_any.is_some()
             && self
                 .topics
-                .get(&key.0)
+                .get(&key.topic)
                 .is_some_and(|t| t.name == crate::group::offsets_log::OFFSETS_TOPIC)
         {
             // Followers of a coordinator's partition keep its committed offsets and its

@@ -10,6 +10,7 @@ use crate::cluster::peer::PeerMessage;
 use crate::node::Node;
 use crate::purgatory::Purgatory;
 use crate::time::{Instant, Now};
+use crate::topic::PartitionId;
 
 use super::{Replica, MARKER_RETRY_MS, MARKER_WAIT_MS};
 
@@ -70,7 +71,10 @@ impl Node {
         count > 0
             && (0..count).all(|index| {
                 matches!(
-                    cluster.replication.replicas.get(&(topic_id, index)),
+                    cluster
+                        .replication
+                        .replicas
+                        .get(&PartitionId::new(topic_id, index)),
                     Some(Replica::Leader(_))
                 )
             })

@@ -11,6 +11,7 @@ use crate::node::Node;
 use crate::raft::{Entry, ProposeError, Raft, RaftMessage, Snapshot, Write};
 use crate::storage::StorageOp;
 use crate::time::Now;
+use crate::topic::PartitionId;
 use crate::topic_config::TopicConfig;
 
 use super::{
@@ -329,7 +330,7 @@ impl Node {
             "a ready covered by sync {sync_id} left pending"
         );
         // Followers waiting for their appends to be durable fetch again now.
-        let ready: Vec<(Uuid, usize)> = self
+        let ready: Vec<PartitionId> = self
             .cluster
             .replication
             .replicas
@@ -349,7 +350,7 @@ impl Node {
             self.send_follower_request(now, key);
         }
         // The leader's own durable end moved: high watermarks may too.
-        let led: Vec<(Uuid, usize)> = self
+        let led: Vec<PartitionId> = self
             .cluster
             .replication
             .replicas
@@ -408,7 +409,7 @@ impl Node {
                         self.cluster
                             .replication
                             .replicas
-                            .retain(|(t, _), _| *t != uuid);
+                            .retain(|key, _| key.topic != uuid);
                         self.fail_hw_waiters_of(uuid, None);
                     }
                     for id in present {
@@ -421,7 +422,7 @@ impl Node {
                             .get(&id)
                             .map_or(0, |t| t.partitions.len());
                         for index in 0..count {
-                            self.update_role(now, Uuid::from_u128(id), index);
+                            self.update_role(now, PartitionId::new(Uuid::from_u128(id), index));
                         }
                     }
                     self.wake_fetches(|_| true);
@@ -507,7 +508,7 @@ impl Node {
                     .get(&id)
                     .map_or(0, |t| t.partitions.len());
                 for index in 0..count {
-                    self.update_role(now, Uuid::from_u128(id), index);
+                    self.update_role(now, PartitionId::new(Uuid::from_u128(id), index));
                 }
             }
 
@@ -520,7 +521,7 @@ impl Node {
                 self.cluster
                     .replication
                     .replicas
-                    .retain(|(t, _), _| *t != id);
+                    .retain(|key, _| key.topic != id);
                 self.fail_hw_waiters_of(id, None);
             }
             ImageChange::ConfigChanged(id) => {
@@ -543,11 +544,7 @@ impl Node {
                     self.persist_topic(&topic);
                 }
             }
-            ImageChange::PartitionChanged(id, partition) => {
-                if let Ok(index) = usize::try_from(partition) {
-                    self.update_role(now, Uuid::from_u128(id), index);
-                }
-            }
+            ImageChange::PartitionChanged(id) => self.update_role(now, id),
         }
     }
 

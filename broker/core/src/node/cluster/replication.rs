@@ -16,6 +16,7 @@ use crate::meta::epochs_op;
 use crate::node::Node;
 use crate::purgatory::Purgatory;
 use crate::time::{Instant, Now};
+use crate::topic::PartitionId;
 
 use super::{uuid_bytes, FollowerState, ALTER_ISR_RETRY_MS, LEADER_CHECK_MS};
 
@@ -69,7 +70,7 @@ pub(in crate::node) enum Replica {
 #[derive(Debug, Clone)]
 pub(super) struct HwWaiter {
     /// (topic, partition index, offset the high watermark must pass).
-    pub(super) needs: Vec<(Uuid, usize, i64)>,
+    pub(super) needs: Vec<(PartitionId, i64)>,
     pub(super) response: ApiResponse,
 }
 
@@ -79,7 +80,7 @@ pub(super) struct HwWaiter {
 pub(in crate::node) struct Replication {
     /// This node's role per partition, kept in line with the applied image by
     /// `update_role` (see `cluster_invariants`).
-    pub replicas: BTreeMap<(Uuid, usize), Replica>,
+    pub replicas: BTreeMap<PartitionId, Replica>,
     /// When led partitions are next checked for lagging followers.
     pub(super) next_leader_check: Instant,
     /// Replica fetches held for new data, by (follower, correlation).
@@ -87,7 +88,7 @@ pub(in crate::node) struct Replication {
     /// acks=all produces (and coordinator answers) waiting for high watermarks.
     pub(super) hw_waiters: Purgatory<HwWaiter>,
     /// Internal-topic appends of the current input, for the answer that waits on them.
-    pub(super) internal_appends: Vec<(Uuid, usize, i64)>,
+    pub(super) internal_appends: Vec<(PartitionId, i64)>,
 }
 
 pub(super) fn new_progress(now: Now) -> Progress {
@@ -107,13 +108,10 @@ impl Replication {
         // An acks=all waiter waits only on partitions led here: losing a leadership fails
         // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
         for (_, waiter) in self.hw_waiters.iter() {
-            for (topic_id, index, _) in &waiter.needs {
+            for (key, _) in &waiter.needs {
                 assert!(
-                    matches!(
-                        self.replicas.get(&(*topic_id, *index)),
-                        Some(Replica::Leader(_))
-                    ),
-                    "an acks=all waiter on {topic_id}/{index}, not led here"
+                    matches!(self.replicas.get(key), Some(Replica::Leader(_))),
+                    "an acks=all waiter on {key}, not led here"
                 );
             }
         }
@@ -186,14 +184,9 @@ impl FollowerState {
 impl Node {
     /// True when this node is the partition's only replica (the image's view): nothing
     /// replicates from it, so what it does to its log no follower has to agree with.
-    pub(in crate::node) fn sole_replica(&self, key: (Uuid, usize)) -> bool {
+    pub(in crate::node) fn sole_replica(&self, key: PartitionId) -> bool {
         let node_id = self.config.node_id;
-        (self
-            .cluster
-            .meta
-            .image
-            .partition(key.0.as_u128(), key.1 as i32))
-        .is_some_and(|p| p.replicas == [node_id])
+        (self.cluster.meta.image.partition_state(key)).is_some_and(|p| p.replicas == [node_id])
     }
 
     /// `(leader, leader epoch, isr)` of a partition in this node's image.
@@ -218,7 +211,10 @@ impl Node {
             return false;
         };
         matches!(
-            cluster.replication.replicas.get(&(topic_id, index)),
+            cluster
+                .replication
+                .replicas
+                .get(&PartitionId::new(topic_id, index)),
             Some(Replica::Leader(_))
         )
     }
@@ -227,12 +223,15 @@ impl Node {
     /// take it: not the leader (or fenced), or (acks=all) too few in-sync replicas.
     pub(in crate::node) fn check_produce_leadership(
         &self,
-        topic_id: Uuid,
-        index: usize,
+        id: PartitionId,
         acks: Acks,
     ) -> Result<i32, (ErrorCode, String)> {
+        let (topic_id, index) = (id.topic, id.index());
         let cluster = &*self.cluster;
-        let Some(Replica::Leader(leader)) = cluster.replication.replicas.get(&(topic_id, index))
+        let Some(Replica::Leader(leader)) = cluster
+            .replication
+            .replicas
+            .get(&PartitionId::new(topic_id, index))
         else {
             return Err((
                 ErrorCode::NOT_LEADER_OR_FOLLOWER,
@@ -267,15 +266,16 @@ impl Node {
 
     /// The leader epoch of a partition this node leads (consumer fetch, ListOffsets), or
     /// the error a client gets elsewhere.
-    pub(in crate::node) fn serving_epoch(
-        &self,
-        topic_id: Uuid,
-        index: usize,
-    ) -> Result<i32, ErrorCode> {
+    pub(in crate::node) fn serving_epoch(&self, id: PartitionId) -> Result<i32, ErrorCode> {
+        let (topic_id, index) = (id.topic, id.index());
         let cluster = &*self.cluster;
         // Only a leader serves clients: a follower's log may hold a suffix it will still
         // truncate, and its HW lags the leader's.
-        match cluster.replication.replicas.get(&(topic_id, index)) {
+        match cluster
+            .replication
+            .replicas
+            .get(&PartitionId::new(topic_id, index))
+        {
             Some(Replica::Leader(leader)) => {
                 debug_assert!(leader.epoch >= 0, "negative leader epoch {}", leader.epoch);
                 Ok(leader.epoch)
@@ -288,11 +288,8 @@ impl Node {
     /// answer (a committed offset, a transaction state) must not precede the replication
     /// of the record it describes: a new coordinator elected from the ISR would not know
     /// it.
-    pub(in crate::node) fn note_internal_append(&mut self, topic_id: Uuid, index: usize, end: i64) {
-        self.cluster
-            .replication
-            .internal_appends
-            .push((topic_id, index, end));
+    pub(in crate::node) fn note_internal_append(&mut self, id: PartitionId, end: i64) {
+        self.cluster.replication.internal_appends.push((id, end));
     }
 
     /// Park a durable answer on the replication of this input's internal appends; gives
@@ -310,8 +307,8 @@ impl Node {
         // Internal appends are made by a coordinator on partitions it leads, so their HW
         // comes from this node.
         debug_assert!(
-            (needs.iter()).all(|(t, i, _)| matches!(
-                cluster.replication.replicas.get(&(*t, *i)),
+            (needs.iter()).all(|(key, _)| matches!(
+                cluster.replication.replicas.get(key),
                 Some(Replica::Leader(_))
             )),
             "internal appends on partitions not led here"
@@ -330,34 +327,33 @@ impl Node {
         let cluster = &*self.cluster;
         // Before catch-up no role is held (`update_role_inner` removes them all).
         debug_assert!(cluster.meta.caught_up || cluster.replication.replicas.is_empty());
-        let keys: Vec<(Uuid, usize)> = cluster
+        let keys: Vec<PartitionId> = cluster
             .meta
             .image
             .topics
             .values()
-            .flat_map(|t| (0..t.partitions.len()).map(move |i| (Uuid::from_u128(t.id), i)))
+            .flat_map(|t| {
+                (0..t.partitions.len()).map(move |i| PartitionId::new(Uuid::from_u128(t.id), i))
+            })
             .collect();
-        for (id, index) in keys {
-            self.update_role(now, id, index);
+        for id in keys {
+            self.update_role(now, id);
         }
     }
 
     /// Bring this node's role for one partition in line with the image. Leading a partition
     /// of `__consumer_offsets` is coordinating its groups: the group coordinator takes them
     /// over when the leadership starts and resigns them when it ends.
-    pub(super) fn update_role(&mut self, now: Now, topic_id: Uuid, index: usize) {
-        let led = self.leads_index(topic_id, index);
-        self.update_role_inner(now, topic_id, index);
-        let leads = self.leads_index(topic_id, index);
+    pub(super) fn update_role(&mut self, now: Now, id: PartitionId) {
+        let (topic_id, index) = (id.topic, id.index());
+        let led = self.leads_index(PartitionId::new(topic_id, index));
+        self.update_role_inner(now, id);
+        let leads = self.leads_index(PartitionId::new(topic_id, index));
         // A leader role exists only where the image names this node the leader.
         debug_assert!(
             !leads
-                || (self
-                    .cluster
-                    .meta
-                    .image
-                    .partition(topic_id.as_u128(), index as i32))
-                .is_some_and(|p| p.leader == self.config.node_id),
+                || (self.cluster.meta.image.partition_state(id))
+                    .is_some_and(|p| p.leader == self.config.node_id),
             "leader role against the image"
         );
         if led == leads {
@@ -398,9 +394,13 @@ impl Node {
     /// True when this node holds the leader role of the partition. (The image may name
     /// this node the leader before it takes the role: before catch-up, before its
     /// registration, or at an epoch its log already holds.)
-    pub(super) fn leads_index(&self, topic_id: Uuid, index: usize) -> bool {
+    pub(super) fn leads_index(&self, id: PartitionId) -> bool {
+        let (topic_id, index) = (id.topic, id.index());
         matches!(
-            self.cluster.replication.replicas.get(&(topic_id, index)),
+            self.cluster
+                .replication
+                .replicas
+                .get(&PartitionId::new(topic_id, index)),
             Some(Replica::Leader(_))
         )
     }
@@ -408,15 +408,12 @@ impl Node {
     /// The role decision proper (see [`Node::update_role`]). Losing a leader role fails
     /// its acks=all waiters and wakes consumer fetches at once: the HW they wait for will
     /// not come from this node, and a consumer must re-route to the new leader.
-    pub(super) fn update_role_inner(&mut self, now: Now, topic_id: Uuid, index: usize) {
+    pub(super) fn update_role_inner(&mut self, now: Now, id: PartitionId) {
+        let (topic_id, index) = (id.topic, id.index());
         let node_id = self.config.node_id;
         let cluster = &mut *self.cluster;
-        let state = cluster
-            .meta
-            .image
-            .partition(topic_id.as_u128(), index as i32)
-            .cloned();
-        let key = (topic_id, index);
+        let state = cluster.meta.image.partition_state(id).cloned();
+        let key = PartitionId::new(topic_id, index);
         let Some(state) = state.filter(|_| cluster.meta.caught_up && cluster.config.broker_role)
         else {
             cluster.replication.replicas.remove(&key);
@@ -519,7 +516,7 @@ impl Node {
                 }),
             );
             tracing::info!(%topic_id, index, epoch = state.leader_epoch, "leading partition");
-            let Some(log) = self.log_mut((topic_id, index)) else {
+            let Some(log) = self.log_mut(PartitionId::new(topic_id, index)) else {
                 return;
             };
             let leo = log.log_end_offset();
@@ -553,7 +550,7 @@ impl Node {
                 self.fail_hw_waiters_of(topic_id, Some(index));
                 self.wake_fetches(|_| true);
             }
-            if let Some(log) = self.log_mut((topic_id, index)) {
+            if let Some(log) = self.log_mut(PartitionId::new(topic_id, index)) {
                 if log.replicated_hw().is_none() {
                     log.set_replicated_hw(Some(log.log_start_offset()));
                 }
@@ -595,7 +592,8 @@ impl Node {
         cluster.replication.next_leader_check = now.instant.add_ms(LEADER_CHECK_MS);
         let lag_max = cluster.config.replica_lag_time_max_ms;
         let mut requests = Vec::new();
-        for ((topic_id, index), replica) in cluster.replication.replicas.iter_mut() {
+        for (key, replica) in cluster.replication.replicas.iter_mut() {
+            let (topic_id, index) = (key.topic, key.index());
             let Replica::Leader(leader) = replica else {
                 continue;
             };
@@ -636,8 +634,8 @@ impl Node {
                 tracing::info!(%topic_id, index, ?lagging, "shrinking ISR");
                 leader.pending_isr = Some((isr.clone(), now.instant));
                 requests.push(AlterIsr {
-                    topic_id: uuid_bytes(*topic_id),
-                    partition: *index as i32,
+                    topic_id: uuid_bytes(topic_id),
+                    partition: key.partition(),
                     leader_epoch: leader.epoch,
                     partition_epoch: leader.partition_epoch,
                     isr,
@@ -677,7 +675,7 @@ impl Node {
         let Ok(index) = usize::try_from(fetch.partition) else {
             return;
         };
-        let key = (topic_id, index);
+        let key = PartitionId::new(topic_id, index);
         let refusal = |error: ErrorCode, epoch: i32| ReplicaFetchReply {
             correlation: fetch.correlation,
             topic_id: fetch.topic_id,
@@ -813,8 +811,11 @@ impl Node {
         let Ok(index) = usize::try_from(fetch.partition) else {
             return;
         };
-        let Some(Replica::Leader(leader)) =
-            self.cluster.replication.replicas.get(&(topic_id, index))
+        let Some(Replica::Leader(leader)) = self
+            .cluster
+            .replication
+            .replicas
+            .get(&PartitionId::new(topic_id, index))
         else {
             return;
         };
@@ -875,7 +876,8 @@ impl Node {
 
     /// New data on a led partition: answer the replica fetches held for it. Followers
     /// long-poll, so replication latency is the time to the next append, not the poll.
-    pub(in crate::node) fn wake_replica_fetches(&mut self, topic_id: Uuid, index: usize) {
+    pub(in crate::node) fn wake_replica_fetches(&mut self, id: PartitionId) {
+        let (topic_id, index) = (id.topic, id.index());
         let cluster = &mut *self.cluster;
         if cluster.replication.parked_fetches.is_empty() {
             return;
@@ -894,7 +896,7 @@ impl Node {
     /// (a follower that restarted and lost what it held, say) leaves it where it is. The
     /// HW already answered acks=all produces and was shown to consumers; taking it back
     /// would un-acknowledge writes. Such a follower drops out of the ISR by lag instead.
-    pub(super) fn recompute_hw(&mut self, key: (Uuid, usize)) {
+    pub(super) fn recompute_hw(&mut self, key: PartitionId) {
         let cluster = &*self.cluster;
         let Some(Replica::Leader(leader)) = cluster.replication.replicas.get(&key) else {
             return;
@@ -918,8 +920,8 @@ impl Node {
         let durable_mode = cluster.config.ack_durability == AckDurability::IsrFsync;
         let Some(log) = self
             .topics
-            .get(&key.0)
-            .and_then(|t| t.partitions.get(key.1))
+            .get(&key.topic)
+            .and_then(|t| t.partitions.get(key.index()))
         else {
             return;
         };
@@ -989,7 +991,7 @@ impl Node {
         now: Now,
         id: RequestId,
         response: ApiResponse,
-        needs: Vec<(Uuid, usize, i64)>,
+        needs: Vec<(PartitionId, i64)>,
         timeout_ms: u64,
     ) {
         let cluster = &mut *self.cluster;
@@ -1022,10 +1024,8 @@ impl Node {
             .hw_waiters
             .iter()
             .filter(|(_, waiter)| {
-                waiter.needs.iter().all(|(topic_id, index, end)| {
-                    self.topics
-                        .get(topic_id)
-                        .and_then(|t| t.partitions.get(*index))
+                (waiter.needs.iter()).all(|(key, end)| {
+                    self.partition(*key)
                         .is_some_and(|log| log.high_watermark() >= *end)
                 })
             })
@@ -1036,10 +1036,7 @@ impl Node {
                 // Kafka's rule: an acks=all batch is replicated to the ISR, but if the ISR
                 // shrank below min.insync.replicas meanwhile the producer is told so.
                 let short = matches!(waiter.response, ApiResponse::Produce(_))
-                    && waiter
-                        .needs
-                        .iter()
-                        .any(|(topic_id, index, _)| self.isr_below_min(*topic_id, *index));
+                    && (waiter.needs.iter()).any(|(key, _)| self.isr_below_min(*key));
                 let response = if short {
                     crate::node::errors::with_error(
                         waiter.response,
@@ -1059,15 +1056,13 @@ impl Node {
     /// `min.insync.replicas`. (The write is replicated to the ISR there was; Kafka still
     /// answers NOT_ENOUGH_REPLICAS_AFTER_APPEND so that the producer knows the guarantee
     /// it asked for was not met.)
-    pub(super) fn isr_below_min(&self, topic_id: Uuid, index: usize) -> bool {
-        let Some(Replica::Leader(leader)) =
-            self.cluster.replication.replicas.get(&(topic_id, index))
-        else {
+    pub(super) fn isr_below_min(&self, id: PartitionId) -> bool {
+        let Some(Replica::Leader(leader)) = self.cluster.replication.replicas.get(&id) else {
             return false;
         };
         let min_isr = self
             .topics
-            .get(&topic_id)
+            .get(&id.topic)
             .and_then(|t| t.config.min_insync_replicas)
             .unwrap_or(self.config.min_insync_replicas);
         (leader.isr.len() as i32) < min_isr
@@ -1080,7 +1075,7 @@ impl Node {
         let failed = self.take_hw_waiters(|w| {
             w.needs
                 .iter()
-                .any(|(t, i, _)| *t == topic_id && index.is_none_or(|x| x == *i))
+                .any(|(key, _)| key.topic == topic_id && index.is_none_or(|x| x == key.index()))
         });
         self.answer_hw_waiters(
             failed,
@@ -1120,7 +1115,12 @@ impl Node {
         let Ok(index) = usize::try_from(query.partition) else {
             return;
         };
-        let leader_epoch = match self.cluster.replication.replicas.get(&(topic_id, index)) {
+        let leader_epoch = match self
+            .cluster
+            .replication
+            .replicas
+            .get(&PartitionId::new(topic_id, index))
+        {
             Some(Replica::Leader(leader)) => Some(leader.epoch),
             _ => None,
         };
@@ -1166,16 +1166,14 @@ impl Node {
                 || (cluster.meta.caught_up && cluster.config.broker_role),
             "partition roles held before the image caught up (or on a controller-only node)"
         );
-        for ((topic_id, index), replica) in &cluster.replication.replicas {
-            let state = cluster
-                .meta
-                .image
-                .partition(topic_id.as_u128(), *index as i32);
+        for (key, replica) in &cluster.replication.replicas {
+            let (topic_id, index) = (key.topic, key.index());
+            let state = cluster.meta.image.partition_state(*key);
             let state = state.expect("a role is held only for partitions in the image");
             let log = self
                 .topics
-                .get(topic_id)
-                .and_then(|t| t.partitions.get(*index));
+                .get(&topic_id)
+                .and_then(|t| t.partitions.get(index));
             // Every role's replicated HW lies within its log: a follower caps the leader's
             // HW at its log end and truncation lowers it; a leader's never passes its
             // durable end.
