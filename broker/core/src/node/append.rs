@@ -1,7 +1,7 @@
 //! The one append path. Every batch that enters a partition's log goes through
 //! [`Node::append_batch`]: a client's produce (`produce.rs`), a coordinator's records in an
 //! internal topic (`internal.rs`), a transaction marker (`txn.rs`) and a follower's copy of
-//! its leader's batches (`cluster.rs`). Before this function existed the sequence was
+//! its leader's batches (`cluster/follower.rs`). Before this function existed the sequence was
 //! written four times, and a step forgotten in one copy is a durability bug.
 //!
 //! The steps, in this order:

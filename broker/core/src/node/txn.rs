@@ -34,7 +34,7 @@
 //!
 //! Cluster mode: the coordinator of a transactional id is the leader of its
 //! `__transaction_state` partition. Markers for partitions it leads are appended here;
-//! the others go to their leaders as peer messages (`node/cluster.rs`), and the transaction
+//! the others go to their leaders as peer messages (`node/cluster/markers.rs`), and the transaction
 //! stays prepared until every leader has acknowledged, retried on a timer. A prepared
 //! transaction is never re-decided, so a retried marker always carries the same outcome.
 //!

@@ -1,5 +1,26 @@
 //! The controller: broker registration and sessions, fencing, leader election, topic
 //! creation, ISR changes; its answers wait for their records to commit.
+//!
+//! **Commit waiters.** Admin answers wait until the record their request proposed is
+//! applied here, and succeed only if the entry at that index still has the term it was
+//! proposed in (otherwise a new leader replaced it: NOT_CONTROLLER). They are judged
+//! before compaction can drop the entries.
+//!
+//! **Sessions and fencing.** The active controller keeps a session per broker from its
+//! heartbeats (`ControllerState::heard_from`). A broker silent for a whole session, or a
+//! suspect whose deadline came (its connection closed [`PEER_CLOSED_GRACE_MS`] ago, or a
+//! new controller has not heard from it within a few heartbeat intervals), is fenced:
+//! its leaderships move to other ISR members at new epochs (`controller::fence_broker`).
+//! A heartbeat from a new incarnation (a restart, which may have lost unsynced data)
+//! first fences the old one, then registers the new one fenced; it is unfenced only once
+//! its heartbeat shows it applied the log up to its own registration (or, under a new
+//! controller that does not know that index, up to the controller's no-op). Offline
+//! partitions are elected on every check and at every unfence, and leadership moves back
+//! to preferred replicas on the rebalance interval when enabled.
+//!
+//! **Must never break.** Decisions are made on the decision image only while this node is
+//! the active controller; a controller never suspects itself; every commit waiter waits
+//! for an index not yet applied (see [`ControllerState::invariants`]).
 
 use std::collections::BTreeMap;
 

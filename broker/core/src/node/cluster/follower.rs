@@ -1,5 +1,31 @@
 //! Partition replication, follower side: truncation by epoch queries, fetching from the
 //! leader, appending the leader's batches at their offsets.
+//!
+//! **Replication, follower side.** A follower first truncates its divergent suffix by
+//! epoch queries (KIP-101/KIP-279), then fetches from its log end, one request in flight.
+//! Replicated batches are appended at their offsets only where they start exactly at the
+//! log end (offsets stay dense); under `isr-fsync` the next fetch waits for the sync that
+//! makes them durable, since it reports them durable to the leader. The follower's HW is
+//! the leader's, capped by its own log end.
+//!
+//! **One round, step by step.** `update_role` makes a follower role for the image's leader
+//! and epoch with `truncated` false. `follower_sends` then sends an epoch query for the
+//! last epoch of this log (`EpochQuery`); the leader answers with the end offset of that
+//! epoch in its own log (or of its largest epoch below it). `on_epoch_reply` truncates
+//! this log to that end if it runs past it; if the leader answered with an epoch this log
+//! does not hold, the next query asks about this log's largest epoch below it
+//! (`query_epoch`), so each round asks about a smaller epoch and truncation ends. Then
+//! `truncated` is set and fetches begin (`ReplicaFetch` from the log end, carrying the
+//! durable offset under `isr-fsync`). A fetch answered OFFSET_OUT_OF_RANGE below the
+//! leader's log start resets this log to the leader's start (`reset_follower_log`: the
+//! leader's retention removed what this follower lacks). Any reply from another leader,
+//! epoch or correlation than the one in flight is dropped (`follower_in_flight`), and an
+//! unanswered request is resent after `PEER_RETRY_MS`.
+//!
+//! **Must never break.** Offsets stay dense (a batch that does not start exactly at the
+//! log end is not appended); a follower never reports an offset durable before the sync
+//! covering it completed; it never follows itself, and has at most one request in flight
+//! (see [`FollowerState::invariants`]).
 
 use uuid::Uuid;
 use weir_wire::batch::iter_batches;

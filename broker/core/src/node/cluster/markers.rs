@@ -1,5 +1,23 @@
 //! Transaction markers: a coordinator asks each partition's leader to write a marker and
 //! resends until answered; a leader answers once its high watermark passes the marker.
+//!
+//! **The protocol.** When a transaction is prepared (EndTxn), its coordinator writes the
+//! markers of the partitions it leads itself and asks each other partition's leader to
+//! write one (`PeerMessage::WriteMarker`, one correlation id per marker). The leader
+//! appends the control batch through the one append path and answers once its high
+//! watermark passes the marker (`marker_waiters`): an answer before that could let a new
+//! leader, elected from the ISR, lack the marker while the coordinator believes the
+//! transaction complete. The coordinator ticks off each answered correlation and completes
+//! the transaction (offsets committed, state CompleteCommit/CompleteAbort) only when the
+//! last one is answered. Unanswered markers are resent every [`MARKER_RETRY_MS`] to the
+//! partition's current leader: a second marker ends no transaction (the first ended it),
+//! so resending is harmless, and it is what survives a leader change mid-way.
+//!
+//! **Must never break.** A transaction completes only after every marker is replicated;
+//! a late or duplicate answer changes nothing (its correlation is gone); a leader holds a
+//! marker answer at most [`MARKER_WAIT_MS`] (the coordinator resends), and both tables
+//! are bounded: one pending entry per transactional id (`TXNS_MAX`), marker answers by
+//! [`super::MARKER_WAITERS_MAX`].
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,14 @@
 //! This node as a broker of the cluster: registration, heartbeats and fencing, seen from
 //! the broker's side.
+//!
+//! **Registration, heartbeats, fencing.** A broker heartbeats the controller; the
+//! controller registers a new incarnation fenced (first fencing the old incarnation, which
+//! moves its leaderships to new epochs), and unfences it once it has applied the log up to
+//! its registration. The answer carries the *committed* fencing state: a broker serves as
+//! unfenced only once the unfence is in the log every future controller continues from.
+//! A broker the controller has not answered for a session fences itself. The controller
+//! fences brokers whose sessions expired, and sooner those whose connections closed
+//! ([`PEER_CLOSED_GRACE_MS`]) or that a new controller has not heard from yet.
 
 use crate::cluster::peer::{BrokerHeartbeat, PeerMessage};
 use crate::node::Node;

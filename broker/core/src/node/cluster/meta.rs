@@ -1,5 +1,25 @@
 //! The metadata quorum: the driver of Raft (storage writes before messages, committed
 //! entries applied to the image) and what applying a record does on this node.
+//!
+//! **Metadata quorum (Raft, [`crate::raft`]).** Raft is a pure state machine; this file is
+//! its driver. Each `Ready` carries storage writes (hard state, appended or truncated
+//! entries, a snapshot), outbound messages and newly committed entries. The writes are
+//! emitted as meta-entry ops at once; the messages and committed entries wait in
+//! `raft_pending` until the sync that covers the writes completes (`cluster_on_synced`).
+//! A vote or an append acknowledgement that left before its term, vote or entries were
+//! durable could be forgotten by a crash and let two leaders win one term, or let a
+//! "committed" entry vanish. `raft_pending` is ordered by sync id, so releasing a prefix
+//! releases exactly what is durable. A Ready without writes still queues behind the last
+//! pending one: its messages may acknowledge entries of an earlier, unsynced Ready.
+//!
+//! **Controller and the decision image.** The active controller is the Raft leader once
+//! its image applied the no-op of its term (before that its image may miss committed
+//! records of earlier terms). It decides on the *decision image*: the applied image plus
+//! every record it proposed that has not applied yet. Two decisions in one commit window
+//! must see each other; the second would otherwise carry a stale partition epoch and be
+//! dropped at apply time (issue 12's acknowledged-write loss). The decision image is
+//! dropped whenever this node is not the Raft leader: its uncommitted tail may be
+//! truncated by the next leader.
 
 use std::collections::VecDeque;
 
@@ -470,7 +490,7 @@ impl Node {
         // heartbeats at once (a call to itself) rather than at the next interval, so it
         // takes the next step (unfence) and learns it is unfenced without waiting a
         // heartbeat interval each, and serves a few syncs after start. Brokers of a larger
-        // quorum keep the interval, as Kafka's do (see `ClusterState::alone`).
+        // quorum keep the interval, as Kafka's do (see `MetaQuorum::alone`).
         let own_state = match &record {
             MetaRecord::RegisterBroker(broker) => broker.id == self.config.node_id,
             MetaRecord::SetFenced { id, .. } => *id == self.config.node_id,

@@ -4,69 +4,16 @@
 //! for itself, controls itself and leads every partition, replication factor 1), and runs
 //! this same code, so a single node is a one-node cluster in every behaviour a client sees.
 //!
-//! # Protocols, and what each one must never break
+//! # Layout
 //!
-//! **Metadata quorum (Raft, [`crate::raft`]).** Raft is a pure state machine; this file is
-//! its driver. Each `Ready` carries storage writes (hard state, appended or truncated
-//! entries, a snapshot), outbound messages and newly committed entries. The writes are
-//! emitted as meta-entry ops at once; the messages and committed entries wait in
-//! `raft_pending` until the sync that covers the writes completes (`cluster_on_synced`).
-//! A vote or an append acknowledgement that left before its term, vote or entries were
-//! durable could be forgotten by a crash and let two leaders win one term, or let a
-//! "committed" entry vanish. `raft_pending` is ordered by sync id, so releasing a prefix
-//! releases exactly what is durable. A Ready without writes still queues behind the last
-//! pending one: its messages may acknowledge entries of an earlier, unsynced Ready.
-//!
-//! **Controller and the decision image.** The active controller is the Raft leader once
-//! its image applied the no-op of its term (before that its image may miss committed
-//! records of earlier terms). It decides on the *decision image*: the applied image plus
-//! every record it proposed that has not applied yet. Two decisions in one commit window
-//! must see each other; the second would otherwise carry a stale partition epoch and be
-//! dropped at apply time (issue 12's acknowledged-write loss). The decision image is
-//! dropped whenever this node is not the Raft leader: its uncommitted tail may be
-//! truncated by the next leader.
-//!
-//! **Registration, heartbeats, fencing.** A broker heartbeats the controller; the
-//! controller registers a new incarnation fenced (first fencing the old incarnation, which
-//! moves its leaderships to new epochs), and unfences it once it has applied the log up to
-//! its registration. The answer carries the *committed* fencing state: a broker serves as
-//! unfenced only once the unfence is in the log every future controller continues from.
-//! A broker the controller has not answered for a session fences itself. The controller
-//! fences brokers whose sessions expired, and sooner those whose connections closed
-//! ([`PEER_CLOSED_GRACE_MS`]) or that a new controller has not heard from yet.
-//!
-//! **Replication, leader side.** A leader role is taken only by the incarnation the image
-//! registered, and never at an epoch this log already holds: one (leader, epoch) pair
-//! names one history, and followers' epoch queries rely on that. The leader's ISR,
-//! replicas and partition epoch are copies of the image's. The high watermark (HW) is the
-//! minimum over the ISR (plus a pending expansion) of each member's durable offset
-//! (`isr-fsync`) or fetch offset (`isr-memory`), the leader's own durable end included;
-//! it never decreases while the role is held. A follower's progress is only what its last
-//! fetch claimed, and a fetch past the leader's log end is refused, so a follower's
-//! recorded fetch offset never passes the leader's log end. ISR changes are requests to
-//! the controller (`AlterIsr`), one pending at a time; the role adopts the ISR only when
-//! the image does. A follower joins only once it holds everything the HW covers and the
-//! whole previous epoch (KAFKA-7128), and under `isr-fsync` has that durable, so joining
-//! never lowers the HW.
-//!
-//! **Replication, follower side.** A follower first truncates its divergent suffix by
-//! epoch queries (KIP-101/KIP-279), then fetches from its log end, one request in flight.
-//! Replicated batches are appended at their offsets only where they start exactly at the
-//! log end (offsets stay dense); under `isr-fsync` the next fetch waits for the sync that
-//! makes them durable, since it reports them durable to the leader. The follower's HW is
-//! the leader's, capped by its own log end.
-//!
-//! **Commit waiters.** Admin answers wait until the record their request proposed is
-//! applied here, and succeed only if the entry at that index still has the term it was
-//! proposed in (otherwise a new leader replaced it: NOT_CONTROLLER). They are judged
-//! before compaction can drop the entries.
-//!
-//! **Transaction markers and forwarded requests.** A coordinator asks each partition's
-//! leader to write a marker; the leader answers once its HW passes the marker. Unanswered
-//! markers are resent (a second marker ends no transaction, so resending is harmless).
-//! Admin requests a broker cannot decide are forwarded to the controller; client requests
-//! that wait for something to exist (this broker to start, a topic to be created) are
-//! held with a deadline.
+//! One file per subsystem, each opening with the protocol it implements and what that
+//! protocol must never break: `meta.rs` (the metadata quorum: Raft's driver, the image,
+//! the controller's decision image), `membership.rs` (registration, heartbeats, fencing,
+//! from the broker's side), `control.rs` (the controller: sessions, fencing, elections,
+//! commit waiters), `replication.rs` (partition roles, the leader side and the high
+//! watermark), `follower.rs` (the follower side), `markers.rs` (transaction markers) and
+//! `router.rs` (forwarded and held requests). This file composes them into
+//! [`ClusterState`] and routes peer messages.
 //!
 //! # Danger
 //!

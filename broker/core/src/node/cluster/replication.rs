@@ -1,5 +1,35 @@
 //! Partition replication: this node's role per partition (kept in line with the image),
 //! and the leader side: replica fetches, the high watermark, ISR changes, acks=all waits.
+//!
+//! **Replication, leader side.** A leader role is taken only by the incarnation the image
+//! registered, and never at an epoch this log already holds: one (leader, epoch) pair
+//! names one history, and followers' epoch queries rely on that. The leader's ISR,
+//! replicas and partition epoch are copies of the image's. The high watermark (HW) is the
+//! minimum over the ISR (plus a pending expansion) of each member's durable offset
+//! (`isr-fsync`) or fetch offset (`isr-memory`), the leader's own durable end included;
+//! it never decreases while the role is held. A follower's progress is only what its last
+//! fetch claimed, and a fetch past the leader's log end is refused, so a follower's
+//! recorded fetch offset never passes the leader's log end. ISR changes are requests to
+//! the controller (`AlterIsr`), one pending at a time; the role adopts the ISR only when
+//! the image does. A follower joins only once it holds everything the HW covers and the
+//! whole previous epoch (KAFKA-7128), and under `isr-fsync` has that durable, so joining
+//! never lowers the HW.
+//!
+//! **Roles follow the image.** After every apply, `update_role` compares this node's role
+//! for each changed partition with the image: it becomes leader (a new `LeaderState`
+//! whose epoch starts at the log end), follower (truncation first, see `follower.rs`), or
+//! nothing (waiters on the partition fail with NOT_LEADER_OR_FOLLOWER: the new leader may
+//! truncate what they wait for). The periodic `leader_checks` shrink the ISR by followers
+//! that did not catch up within `replica.lag.time.max.ms`; a replica fetch that shows a
+//! follower outside the ISR caught up expands it (`on_replica_fetch`). Either change is
+//! an `AlterIsr` request to the controller that the role adopts only when the image shows
+//! it.
+//!
+//! **Must never break.** The HW never passes what every ISR member (pending expansion
+//! included) holds durably (`isr-fsync`), never goes down while the role is held, and an
+//! acks=all answer leaves only once the HW passed its batch; the leader is in its ISR, the
+//! ISR within the replicas (see [`LeaderState::invariants`]); an acks=all waiter waits only
+//! on partitions this node leads (see [`Replication::invariants`]).
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,21 @@
 //! The request router's waits: requests forwarded to the controller, forwarded requests
 //! the controller handles, and client requests held until what they need exists. The
 //! handlers are in `node/cluster_api.rs`.
+//!
+//! **Forwarding.** Admin requests a broker cannot decide (it is not the active
+//! controller) are encoded with `weir-wire` and sent to the controller it knows
+//! (`PeerMessage::Forward`); the controller decodes them and handles them as a client's
+//! request under an [`Origin::Forwarded`] id, and `respond` sends the answer back
+//! (`ForwardReply`), which the broker decodes with the header it encoded and answers its
+//! client with. Either side gives up after [`FORWARD_TIMEOUT_MS`]: the broker answers
+//! REQUEST_TIMED_OUT (the client retries), the controller forgets the request (its answer
+//! would have nowhere to go). A full table, a malformed frame or an empty reply refuses
+//! the request (NOT_CONTROLLER: the client refreshes metadata and retries).
+//!
+//! **Holding.** Client requests that wait for something to exist (this broker to start
+//! serving, a topic the controller is creating on the request's behalf) are held with a
+//! deadline, dispatched as usual once it exists, and answered as without the wait at the
+//! deadline.
 
 use crate::event::{Origin, RequestId};
 use crate::purgatory::Purgatory;
