@@ -13,46 +13,17 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
 use common::cluster::Cluster;
-use common::produce;
+use common::{idempotent_batch, init_producer_id, produce};
 use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
-use weir_wire::records::{encode_batch, BatchOptions, Record};
-
-fn init_producer_id() -> ApiRequest {
-    ApiRequest::InitProducerId(InitProducerIdRequest {
-        transactional_id: None,
-        transaction_timeout_ms: 60_000,
-        producer_id: -1,
-        producer_epoch: -1,
-    })
-}
 
 fn new_producer_id(cluster: &mut Cluster, at: i32) -> i64 {
-    let ApiResponse::InitProducerId(response) = cluster.call(at, init_producer_id()) else {
+    let ApiResponse::InitProducerId(response) = cluster.call(at, init_producer_id(None)) else {
         panic!("InitProducerId answer expected")
     };
     assert_eq!(response.error, ErrorCode::NONE, "{response:?}");
     response.producer_id
-}
-
-fn idempotent_batch(producer_id: i64, base_sequence: i32) -> Bytes {
-    let record = Record {
-        offset: 0,
-        timestamp: 1,
-        key: None,
-        value: Some(Bytes::from_static(b"v")),
-        headers: Vec::new(),
-    };
-    let options = BatchOptions {
-        producer_id,
-        producer_epoch: 0,
-        base_sequence,
-        ..BatchOptions::default()
-    };
-    let encoded = encode_batch(&[record], &options).expect("test batch encodes");
-    BytesMut::from(&encoded[..]).freeze()
 }
 
 #[test]
@@ -82,7 +53,10 @@ fn a_restarted_broker_hands_out_producer_ids_of_its_own_range() {
     assert_eq!(producer >> 40, 2, "broker 2's range");
     let mut written = false;
     for _ in 0..100 {
-        let response = cluster.call(2, produce("t", 0, idempotent_batch(producer, 0), -1));
+        let response = cluster.call(
+            2,
+            produce("t", 0, idempotent_batch(producer, 0, 0, &["v"]), -1),
+        );
         let ApiResponse::Produce(response) = response else {
             panic!("Produce answer expected")
         };

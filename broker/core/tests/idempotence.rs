@@ -4,45 +4,12 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
-use weir_core::testing::{SingleNode, WALL_MS_START};
+use weir_core::testing::SingleNode;
 use weir_core::NodeConfig;
 use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
-use weir_wire::records::{encode_batch, BatchOptions, Record};
-
-/// An idempotent batch of `values` from producer `producer_id`/`epoch` at `base_sequence`.
-fn idempotent_batch(producer_id: i64, epoch: i16, base_sequence: i32, values: &[&str]) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(index, value)| Record {
-            offset: index as i64,
-            timestamp: WALL_MS_START,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: Vec::new(),
-        })
-        .collect();
-    let options = BatchOptions {
-        producer_id,
-        producer_epoch: epoch,
-        base_sequence,
-        ..BatchOptions::default()
-    };
-    let encoded = encode_batch(&records, &options).expect("test batch encodes");
-    BytesMut::from(&encoded[..]).freeze()
-}
-
-fn init_producer_id(transactional_id: Option<&str>) -> ApiRequest {
-    ApiRequest::InitProducerId(InitProducerIdRequest {
-        transactional_id: transactional_id.map(str::to_owned),
-        transaction_timeout_ms: 60_000,
-        producer_id: -1,
-        producer_epoch: -1,
-    })
-}
 
 fn must_init(node: &mut SingleNode) -> (i64, i16) {
     let ApiResponse::InitProducerId(response) = node.call(init_producer_id(None)) else {

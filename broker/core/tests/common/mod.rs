@@ -3,12 +3,12 @@
 
 pub mod cluster;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use weir_core::testing::SingleNode;
 use weir_core::NodeConfig;
 use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
-use weir_wire::records::{decode_records, Record};
+use weir_wire::records::{decode_records, encode_batch, BatchOptions, Record};
 
 /// A node with default config except for `tweak`.
 pub fn node_with(tweak: impl FnOnce(&mut NodeConfig)) -> SingleNode {
@@ -218,5 +218,42 @@ pub fn offset_commit(group: &str, member_id: &str, generation_id: i32, offset: i
                 metadata: None,
             }],
         }],
+    })
+}
+
+/// An idempotent batch of `values` from producer `producer_id`/`epoch` at `base_sequence`.
+pub fn idempotent_batch(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    values: &[&str],
+) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| Record {
+            offset: index as i64,
+            timestamp: weir_core::testing::WALL_MS_START,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: Vec::new(),
+        })
+        .collect();
+    let options = BatchOptions {
+        producer_id,
+        producer_epoch: epoch,
+        base_sequence,
+        ..BatchOptions::default()
+    };
+    let encoded = encode_batch(&records, &options).expect("test batch encodes");
+    BytesMut::from(&encoded[..]).freeze()
+}
+
+pub fn init_producer_id(transactional_id: Option<&str>) -> ApiRequest {
+    ApiRequest::InitProducerId(InitProducerIdRequest {
+        transactional_id: transactional_id.map(str::to_owned),
+        transaction_timeout_ms: 60_000,
+        producer_id: -1,
+        producer_epoch: -1,
     })
 }
