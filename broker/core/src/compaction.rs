@@ -455,6 +455,14 @@ impl CleaningPass {
             self.context.clean_up_to,
             map.clean_up_to()
         );
+        // A map that read past the LSO may hold an open transaction's record as a key's
+        // latest, which would drop the committed record before it.
+        assert!(
+            map.uncleanable_offset <= self.context.first_unstable_offset,
+            "map built up to {} with the LSO at {}",
+            map.uncleanable_offset,
+            self.context.first_unstable_offset
+        );
         let header = parse_batch_header(batch)?;
         check_order(&mut self.last_read, &header)?;
         self.stats.batches_read += 1;
@@ -668,4 +676,483 @@ fn check_order(last_read: &mut Option<i64>, header: &BatchHeader) -> Result<(), 
     }
     *last_read = Some(header.last_offset());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    // Goal: each cleaner rule, one test each, written so that dropping the rule from the
+    // code makes its test fail; then a proptest over generated logs for the properties
+    // that hold whatever the rules combine to. Method: logs of real v2 batches built with
+    // the client encoder and Kafka's marker encoder, cleaned through OffsetMap and
+    // CleaningPass as the driver will, and read back with BatchRecords.
+    use super::*;
+    use weir_wire::batch::{encode_control_batch, set_base_offset, verify_crc};
+    use weir_wire::records::{encode_batch, BatchOptions, Compression, Record};
+
+    const BIG: OffsetMapLimits = OffsetMapLimits {
+        entries_max: 1_000,
+        key_bytes_max: 1 << 20,
+    };
+
+    /// A log under construction: batches with their offsets assigned as the broker does.
+    #[derive(Default)]
+    struct Log {
+        batches: Vec<Bytes>,
+        next_offset: i64,
+    }
+
+    impl Log {
+        /// Appends a data batch of `(key, value)` records; returns its base offset.
+        fn data(
+            &mut self,
+            records: &[(Option<&str>, Option<&str>)],
+            options: &BatchOptions,
+        ) -> i64 {
+            let records: Vec<Record> = (records.iter().enumerate())
+                .map(|(i, (key, value))| Record {
+                    offset: i as i64,
+                    timestamp: 1_000 + self.next_offset + i as i64,
+                    key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+                    value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+                    headers: Vec::new(),
+                })
+                .collect();
+            let batch = encode_batch(&records, options).expect("encode");
+            self.push(batch.to_vec())
+        }
+
+        /// Appends a plain (non-idempotent) batch.
+        fn plain(&mut self, records: &[(Option<&str>, Option<&str>)]) -> i64 {
+            self.data(records, &BatchOptions::default())
+        }
+
+        /// Appends a transaction marker of `producer_id` (epoch 0).
+        fn marker(&mut self, producer_id: i64, committed: bool) -> i64 {
+            let batch = encode_control_batch(producer_id, 0, committed, 0, 5_000);
+            self.push(batch.to_vec())
+        }
+
+        fn push(&mut self, mut batch: Vec<u8>) -> i64 {
+            let base_offset = self.next_offset;
+            set_base_offset(&mut batch, base_offset);
+            let header = parse_header(&batch).expect("header");
+            self.next_offset = header.last_offset() + 1;
+            self.batches.push(Bytes::from(batch));
+            base_offset
+        }
+    }
+
+    fn txn(producer_id: i64, base_sequence: i32) -> BatchOptions {
+        BatchOptions {
+            producer_id,
+            producer_epoch: 0,
+            base_sequence,
+            transactional: true,
+            compression: Compression::None,
+        }
+    }
+
+    fn idempotent(producer_id: i64, base_sequence: i32) -> BatchOptions {
+        BatchOptions {
+            transactional: false,
+            ..txn(producer_id, base_sequence)
+        }
+    }
+
+    fn context_at(map: &OffsetMap, now_ms: i64) -> CleanContext {
+        CleanContext {
+            clean_up_to: map.clean_up_to(),
+            first_unstable_offset: i64::MAX,
+            now_ms,
+            delete_retention_ms: 1_000,
+            aborted: AbortedTxns::default(),
+            producers: BTreeMap::new(),
+        }
+    }
+
+    /// Builds a map over the whole of `log` below `uncleanable`.
+    fn map_of(
+        log: &[Bytes],
+        limits: OffsetMapLimits,
+        uncleanable: i64,
+        aborted: &AbortedTxns,
+    ) -> OffsetMap {
+        let mut map = OffsetMap::new(limits, 0, uncleanable);
+        for batch in log {
+            if map.add_batch(batch, aborted).expect("map") != MapFill::Covered {
+                break;
+            }
+        }
+        map
+    }
+
+    /// One pass over `log`; returns each batch's outcome and the log after it.
+    fn pass(log: &[Bytes], map: &OffsetMap, context: CleanContext) -> (Vec<Cleaned>, Vec<Bytes>) {
+        let mut pass = CleaningPass::new(context);
+        let mut outcomes = Vec::new();
+        let mut out = Vec::new();
+        for batch in log {
+            let cleaned = pass.clean_batch(batch, map).expect("clean");
+            match &cleaned {
+                Cleaned::Unchanged => out.push(batch.clone()),
+                Cleaned::Rewritten(bytes) => out.push(bytes.clone()),
+                Cleaned::Removed => {}
+            }
+            outcomes.push(cleaned);
+        }
+        (outcomes, out)
+    }
+
+    /// Cleans `log` once with a map over all of it and default context at `now_ms`.
+    fn clean(log: &[Bytes], now_ms: i64) -> (Vec<Cleaned>, Vec<Bytes>) {
+        let map = map_of(log, BIG, i64::MAX, &AbortedTxns::default());
+        let context = context_at(&map, now_ms);
+        pass(log, &map, context)
+    }
+
+    /// `(offset, key, value)` of every data record of `log`.
+    fn records_of(log: &[Bytes]) -> Vec<(i64, Option<String>, Option<String>)> {
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        let mut out = Vec::new();
+        for batch in log {
+            let parsed = BatchRecords::parse(batch).expect("parse");
+            if parsed.header().is_control() {
+                continue;
+            }
+            for r in parsed.records() {
+                out.push((r.offset, text(r.key), text(r.value)));
+            }
+        }
+        out
+    }
+
+    fn kv(offset: i64, key: &str, value: &str) -> (i64, Option<String>, Option<String>) {
+        (offset, Some(key.into()), Some(value.into()))
+    }
+
+    #[test]
+    fn superseded_records_go_and_offsets_stay() {
+        // A key written twice keeps only its later record, at its original offset, in a
+        // batch that keeps its base offset and last offset delta.
+        let mut log = Log::default();
+        log.plain(&[
+            (Some("a"), Some("1")),
+            (Some("b"), Some("1")),
+            (Some("c"), Some("1")),
+        ]);
+        log.plain(&[(Some("a"), Some("2"))]);
+        let (outcomes, out) = clean(&log.batches, 0);
+        assert!(matches!(outcomes[0], Cleaned::Rewritten(_)));
+        assert_eq!(outcomes[1], Cleaned::Unchanged);
+        assert_eq!(
+            records_of(&out),
+            [kv(1, "b", "1"), kv(2, "c", "1"), kv(3, "a", "2")]
+        );
+        let header = parse_header(&out[0]).expect("header");
+        assert_eq!((header.base_offset, header.last_offset_delta), (0, 2));
+        assert_eq!(header.record_count, 2);
+        assert!(verify_crc(&out[0]));
+    }
+
+    #[test]
+    fn untouched_batches_are_unchanged() {
+        // A batch whose records are all latest comes back Unchanged (the stored bytes), and
+        // a whole pass over an already clean log changes nothing.
+        let mut log = Log::default();
+        log.plain(&[(Some("a"), Some("1")), (Some("a"), Some("2"))]);
+        log.plain(&[(Some("b"), Some("1"))]);
+        let (_, once) = clean(&log.batches, 0);
+        let (outcomes, twice) = clean(&once, 0);
+        assert!(outcomes.iter().all(|c| *c == Cleaned::Unchanged));
+        assert_eq!(once, twice);
+        assert_eq!(records_of(&twice), [kv(1, "a", "2"), kv(2, "b", "1")]);
+    }
+
+    #[test]
+    fn tombstones_get_a_horizon_then_go() {
+        // A tombstone survives its first pass, which stamps horizon = now + retention on its
+        // batch (even though nothing was removed); it goes at the first pass at or after it.
+        let mut log = Log::default();
+        log.plain(&[(Some("a"), Some("1"))]);
+        log.plain(&[(Some("a"), None), (Some("b"), Some("1"))]);
+        let (outcomes, first) = clean(&log.batches, 10_000);
+        assert_eq!(outcomes[0], Cleaned::Removed);
+        assert!(matches!(outcomes[1], Cleaned::Rewritten(_)));
+        let header = parse_header(&first[0]).expect("header");
+        assert_eq!(header.delete_horizon_ms(), Some(11_000));
+        assert_eq!(
+            records_of(&first),
+            [(1, Some("a".into()), None), kv(2, "b", "1")]
+        );
+        // Record timestamps do not move with the base timestamp.
+        let parsed = BatchRecords::parse(&first[0]).expect("parse");
+        assert_eq!(parsed.record(1).timestamp, 1_002);
+        let (outcomes, before) = clean(&first, 10_999);
+        assert_eq!(outcomes, [Cleaned::Unchanged]);
+        assert_eq!(before, first);
+        let (_, after) = clean(&first, 11_000);
+        assert_eq!(records_of(&after), [kv(2, "b", "1")]);
+        let header = parse_header(&after[0]).expect("header");
+        assert_eq!(header.delete_horizon_ms(), Some(11_000), "a horizon stays");
+    }
+
+    #[test]
+    fn keyless_records_go_and_are_refused_at_produce() {
+        // The cleaner drops records without a key; check_keys refuses them with
+        // INVALID_RECORD and accepts keyed data and markers.
+        let mut log = Log::default();
+        log.plain(&[(None, Some("x")), (Some("a"), Some("1"))]);
+        let (_, out) = clean(&log.batches, 0);
+        assert_eq!(records_of(&out), [kv(1, "a", "1")]);
+        let error = check_keys(&log.batches[0]).expect_err("keyless");
+        assert_eq!(error, CompactionError::MissingKey { offset: 0 });
+        assert_eq!(error.error_code(), ErrorCode::INVALID_RECORD);
+        assert_eq!(check_keys(&out[0]), Ok(()));
+        assert_eq!(check_keys(&encode_control_batch(1, 0, true, 0, 0)), Ok(()));
+        let mut corrupt = out[0].to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        let error = check_keys(&corrupt).expect_err("crc");
+        assert_eq!(error.error_code(), ErrorCode::CORRUPT_MESSAGE);
+    }
+
+    #[test]
+    fn aborted_records_go_and_never_shadow() {
+        // An aborted write of a key must not count as its latest record: the committed
+        // value before it survives, the aborted one goes, and the abort marker stays while
+        // the pass read batches of its transaction.
+        let mut log = Log::default();
+        log.plain(&[(Some("a"), Some("committed"))]);
+        let first = log.data(&[(Some("a"), Some("aborted"))], &txn(7, 0));
+        let marker = log.marker(7, false);
+        let aborted = AbortedTxns::new([AbortedTxn {
+            producer_id: 7,
+            first_offset: first,
+            last_offset: marker,
+        }]);
+        let map = map_of(&log.batches, BIG, i64::MAX, &aborted);
+        assert_eq!(map.latest_offset(b"a"), Some(0));
+        let mut context = context_at(&map, 0);
+        context.aborted = aborted;
+        let (outcomes, out) = pass(&log.batches, &map, context);
+        assert_eq!(
+            outcomes,
+            [Cleaned::Unchanged, Cleaned::Removed, Cleaned::Unchanged]
+        );
+        assert_eq!(records_of(&out), [kv(0, "a", "committed")]);
+    }
+
+    #[test]
+    fn nothing_at_or_past_the_lso_changes() {
+        // An open transaction at offset 2 holds the LSO: the map stops before it, so its
+        // record cannot shadow key a, and batches from it on come back unchanged even when
+        // superseded.
+        let mut log = Log::default();
+        log.plain(&[(Some("a"), Some("1")), (Some("b"), Some("1"))]);
+        let lso = log.data(&[(Some("a"), Some("open"))], &txn(7, 0));
+        log.plain(&[(Some("b"), Some("2"))]);
+        log.plain(&[(Some("b"), Some("3"))]);
+        let map = map_of(&log.batches, BIG, lso, &AbortedTxns::default());
+        assert_eq!(map.clean_up_to(), lso);
+        assert_eq!(map.latest_offset(b"a"), Some(0));
+        let mut context = context_at(&map, 0);
+        context.first_unstable_offset = lso;
+        let (outcomes, out) = pass(&log.batches, &map, context);
+        assert!(
+            outcomes.iter().all(|c| *c == Cleaned::Unchanged),
+            "{outcomes:?}"
+        );
+        assert_eq!(out, log.batches);
+        // A map built past the LSO would let the open record shadow a@0 (and the pass
+        // would then drop a committed value for an uncommitted one): refused.
+        let map = map_of(&log.batches, BIG, i64::MAX, &AbortedTxns::default());
+        let mut context = context_at(&map, 0);
+        context.first_unstable_offset = lso;
+        let refused = std::panic::catch_unwind(|| {
+            CleaningPass::new(context).clean_batch(&log.batches[0], &map)
+        });
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn producer_last_batch_stays_empty() {
+        // Idempotent producer 9: its last batch loses its records to later writes but stays
+        // as an empty batch with its offsets, epoch and sequences; its earlier batch goes.
+        let mut log = Log::default();
+        log.data(&[(Some("a"), Some("1"))], &idempotent(9, 0));
+        let last = log.data(
+            &[(Some("a"), Some("2")), (Some("b"), Some("2"))],
+            &idempotent(9, 1),
+        );
+        log.plain(&[(Some("a"), Some("3")), (Some("b"), Some("3"))]);
+        let map = map_of(&log.batches, BIG, i64::MAX, &AbortedTxns::default());
+        let mut context = context_at(&map, 0);
+        context.producers.insert(
+            9,
+            ActiveProducer {
+                epoch: 0,
+                last_data_offset: Some(last + 1),
+            },
+        );
+        let (outcomes, out) = pass(&log.batches, &map, context.clone());
+        assert_eq!(outcomes[0], Cleaned::Removed);
+        let header = parse_header(&out[0]).expect("header");
+        assert_eq!((header.producer_id, header.producer_epoch), (9, 0));
+        assert_eq!((header.base_offset, header.last_offset()), (1, 2));
+        assert_eq!((header.base_sequence, header.record_count), (1, 0));
+        assert!(verify_crc(&out[0]));
+        // Once the producer has written a later batch, the empty one goes too.
+        context.producers.insert(
+            9,
+            ActiveProducer {
+                epoch: 0,
+                last_data_offset: Some(99),
+            },
+        );
+        let (outcomes, _) = pass(&out, &map, context);
+        assert_eq!(outcomes[0], Cleaned::Removed);
+    }
+
+    #[test]
+    fn markers_go_two_passes_after_their_data() {
+        // A commit marker stays while its transaction has batches; the pass that finds them
+        // all gone stamps a horizon on it; the first pass at or after the horizon removes
+        // it, unless it is the producer's last entry, which keeps an empty marker batch.
+        let mut log = Log::default();
+        log.data(&[(Some("a"), Some("1"))], &txn(7, 0));
+        log.marker(7, true);
+        log.plain(&[(Some("a"), Some("2"))]);
+        let (outcomes, first) = clean(&log.batches, 0);
+        assert_eq!(
+            outcomes,
+            [Cleaned::Removed, Cleaned::Unchanged, Cleaned::Unchanged]
+        );
+        let (outcomes, second) = clean(&first, 0);
+        assert!(matches!(outcomes[0], Cleaned::Rewritten(_)));
+        assert_eq!(
+            parse_header(&second[0])
+                .expect("header")
+                .delete_horizon_ms(),
+            Some(1_000)
+        );
+        let (outcomes, _) = clean(&second, 999);
+        assert_eq!(outcomes[0], Cleaned::Unchanged);
+        let (outcomes, third) = clean(&second, 1_000);
+        assert_eq!(outcomes[0], Cleaned::Removed);
+        assert_eq!(records_of(&third), [kv(2, "a", "2")]);
+        // The same marker as the producer's last entry (no data batch since).
+        let map = map_of(&second, BIG, i64::MAX, &AbortedTxns::default());
+        let mut context = context_at(&map, 1_000);
+        context.producers.insert(
+            7,
+            ActiveProducer {
+                epoch: 0,
+                last_data_offset: None,
+            },
+        );
+        let (outcomes, kept) = pass(&second, &map, context.clone());
+        assert!(matches!(outcomes[0], Cleaned::Rewritten(_)));
+        let header = parse_header(&kept[0]).expect("header");
+        assert!(header.is_control());
+        assert_eq!((header.base_offset, header.record_count), (1, 0));
+        let (outcomes, _) = pass(&kept, &map, context);
+        assert_eq!(outcomes[0], Cleaned::Unchanged);
+    }
+
+    #[test]
+    fn abort_marker_stays_while_its_data_is_read() {
+        // An abort marker whose aborted batch the pass read stays (a read_committed reader
+        // still needs it); once the batch is gone, it gets its horizon.
+        let mut log = Log::default();
+        let first = log.data(&[(Some("a"), Some("x"))], &txn(7, 0));
+        let marker = log.marker(7, false);
+        let aborted = AbortedTxns::new([AbortedTxn {
+            producer_id: 7,
+            first_offset: first,
+            last_offset: marker,
+        }]);
+        let run = |log: &[Bytes]| {
+            let map = map_of(log, BIG, i64::MAX, &aborted);
+            let mut context = context_at(&map, 0);
+            context.aborted = aborted.clone();
+            pass(log, &map, context)
+        };
+        let (outcomes, first_pass) = run(&log.batches);
+        assert_eq!(outcomes, [Cleaned::Removed, Cleaned::Unchanged]);
+        let (outcomes, _) = run(&first_pass);
+        assert!(matches!(outcomes[0], Cleaned::Rewritten(_)), "{outcomes:?}");
+    }
+
+    #[test]
+    fn full_map_stops_on_a_batch_boundary() {
+        // A map of two entries covers the first two batches only; the pass cleans below that
+        // point and leaves the rest alone, so a record superseded only beyond it survives.
+        let mut log = Log::default();
+        log.plain(&[(Some("a"), Some("1")), (Some("b"), Some("1"))]);
+        log.plain(&[(Some("a"), Some("2"))]);
+        let third = log.plain(&[(Some("c"), Some("1")), (Some("b"), Some("2"))]);
+        let limits = OffsetMapLimits {
+            entries_max: 2,
+            key_bytes_max: 100,
+        };
+        let mut map = OffsetMap::new(limits, 0, i64::MAX);
+        let aborted = AbortedTxns::default();
+        let fills: Vec<MapFill> = (log.batches.iter())
+            .map(|b| map.add_batch(b, &aborted).expect("map"))
+            .collect();
+        assert_eq!(fills, [MapFill::Covered, MapFill::Covered, MapFill::Full]);
+        assert_eq!(map.clean_up_to(), third);
+        assert_eq!((map.len(), map.key_bytes()), (2, 2));
+        let context = context_at(&map, 0);
+        let (_, out) = pass(&log.batches, &map, context);
+        assert_eq!(
+            records_of(&out),
+            [
+                kv(1, "b", "1"),
+                kv(2, "a", "2"),
+                kv(3, "c", "1"),
+                kv(4, "b", "2")
+            ]
+        );
+        // The byte bound binds the same way.
+        let limits = OffsetMapLimits {
+            entries_max: 10,
+            key_bytes_max: 1,
+        };
+        let mut map = OffsetMap::new(limits, 0, i64::MAX);
+        assert_eq!(map.add_batch(&log.batches[0], &aborted), Ok(MapFill::Full));
+        assert_eq!(map.clean_up_to(), 0);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        // Truncated or corrupt batches and batches out of order are errors, never panics.
+        let mut log = Log::default();
+        log.plain(&[(Some("a"), Some("1"))]);
+        log.plain(&[(Some("a"), Some("2"))]);
+        let map = map_of(&log.batches, BIG, i64::MAX, &AbortedTxns::default());
+        let batch = &log.batches[0];
+        for cut in 0..batch.len() {
+            let mut pass = CleaningPass::new(context_at(&map, 0));
+            assert!(pass.clean_batch(&batch[..cut], &map).is_err(), "cut {cut}");
+            let mut fresh = OffsetMap::new(BIG, 0, i64::MAX);
+            assert!(fresh
+                .add_batch(&batch[..cut], &AbortedTxns::default())
+                .is_err());
+        }
+        let mut corrupt = batch.to_vec();
+        corrupt[40] ^= 1;
+        let mut pass = CleaningPass::new(context_at(&map, 0));
+        assert!(matches!(
+            pass.clean_batch(&corrupt, &map),
+            Err(CompactionError::Malformed(_))
+        ));
+        let mut pass = CleaningPass::new(context_at(&map, 0));
+        pass.clean_batch(&log.batches[1], &map).expect("clean");
+        let error = pass.clean_batch(&log.batches[0], &map).expect_err("order");
+        assert!(matches!(
+            error,
+            CompactionError::OutOfOrder { base_offset: 0, .. }
+        ));
+    }
 }
