@@ -1155,4 +1155,311 @@ mod tests {
             CompactionError::OutOfOrder { base_offset: 0, .. }
         ));
     }
+
+    mod generated {
+        // Goal: whatever mix of keys, tombstones, keyless records, idempotent producers and
+        // committed, aborted and open transactions a log holds, and however small the map,
+        // every pass keeps the properties of the module doc, and passes with time moving
+        // past the horizons reach a log no further pass changes. Method: generated
+        // operations become a log; six passes run with now advancing by the retention;
+        // after each, the output is checked against a model read from the pass's input.
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One operation of a generated log. Producers: 0 plain, 1-2 idempotent, 3-4
+        /// transactional (producer ids 101-104).
+        #[derive(Debug, Clone)]
+        enum Op {
+            Data {
+                producer: u8,
+                records: Vec<(Option<u8>, Option<u8>)>,
+                codec: u8,
+            },
+            End {
+                producer: u8,
+                commit: bool,
+            },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let key = prop_oneof![9 => (0u8..5).prop_map(Some), 1 => Just(None)];
+            let value = prop_oneof![4 => any::<u8>().prop_map(Some), 1 => Just(None)];
+            let data = (0u8..5, prop::collection::vec((key, value), 1..5), 0u8..3).prop_map(
+                |(producer, records, codec)| Op::Data {
+                    producer,
+                    records,
+                    codec,
+                },
+            );
+            let end =
+                (3u8..5, any::<bool>()).prop_map(|(producer, commit)| Op::End { producer, commit });
+            prop_oneof![4 => data, 1 => end]
+        }
+
+        /// A generated log and what the broker's indexes would say about it.
+        struct Generated {
+            log: Log,
+            aborted: AbortedTxns,
+            producers: BTreeMap<i64, ActiveProducer>,
+            lso: i64,
+            /// Finished transactions with data: `(producer_id, first_offset, marker)`.
+            finished: Vec<(i64, i64, i64)>,
+        }
+
+        fn generate(ops: &[Op]) -> Generated {
+            let mut log = Log::default();
+            let mut sequences: BTreeMap<i64, i32> = BTreeMap::new();
+            let mut open: BTreeMap<i64, i64> = BTreeMap::new();
+            let mut aborted = Vec::new();
+            let mut producers = BTreeMap::new();
+            let mut finished = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Data {
+                        producer,
+                        records,
+                        codec,
+                    } => {
+                        let producer_id = if *producer == 0 {
+                            -1
+                        } else {
+                            100 + i64::from(*producer)
+                        };
+                        let text: Vec<(Option<String>, Option<String>)> = (records.iter())
+                            .map(|(k, v)| (k.map(|k| format!("k{k}")), v.map(|v| format!("v{v}"))))
+                            .collect();
+                        let records: Vec<(Option<&str>, Option<&str>)> = text
+                            .iter()
+                            .map(|(k, v)| (k.as_deref(), v.as_deref()))
+                            .collect();
+                        let sequence = sequences.entry(producer_id).or_insert(0);
+                        let mut options = match producer {
+                            0 => BatchOptions::default(),
+                            1 | 2 => idempotent(producer_id, *sequence),
+                            _ => txn(producer_id, *sequence),
+                        };
+                        options.compression =
+                            [Compression::None, Compression::Lz4, Compression::Zstd]
+                                [usize::from(*codec)];
+                        *sequence += records.len() as i32;
+                        let base = log.data(&records, &options);
+                        if *producer >= 3 {
+                            open.entry(producer_id).or_insert(base);
+                        }
+                        if producer_id >= 0 {
+                            let last_data_offset = Some(log.next_offset - 1);
+                            producers.insert(
+                                producer_id,
+                                ActiveProducer {
+                                    epoch: 0,
+                                    last_data_offset,
+                                },
+                            );
+                        }
+                    }
+                    Op::End { producer, commit } => {
+                        let producer_id = 100 + i64::from(*producer);
+                        let marker = log.marker(producer_id, *commit);
+                        let first = open.remove(&producer_id);
+                        if let Some(first_offset) = first {
+                            finished.push((producer_id, first_offset, marker));
+                        }
+                        if let (Some(first_offset), false) = (first, *commit) {
+                            aborted.push(AbortedTxn {
+                                producer_id,
+                                first_offset,
+                                last_offset: marker,
+                            });
+                        }
+                        (producers.entry(producer_id)).or_insert(ActiveProducer {
+                            epoch: 0,
+                            last_data_offset: None,
+                        });
+                    }
+                }
+            }
+            let lso = open.values().copied().min().unwrap_or(log.next_offset);
+            Generated {
+                log,
+                aborted: AbortedTxns::new(aborted),
+                producers,
+                lso,
+                finished,
+            }
+        }
+
+        /// A record's key and value, owned.
+        type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+        /// A data record of a pass's input, with what decides its fate.
+        struct ModelRecord {
+            key: Option<Vec<u8>>,
+            value: Option<Vec<u8>>,
+            aborted: bool,
+            horizon: Option<i64>,
+        }
+
+        /// The data records of `log` below `bound`, by offset.
+        fn model(log: &[Bytes], bound: i64, aborted: &AbortedTxns) -> BTreeMap<i64, ModelRecord> {
+            let mut records = BTreeMap::new();
+            for batch in log {
+                let parsed = BatchRecords::parse(batch).expect("input parses");
+                let header = parsed.header();
+                if header.is_control() || header.last_offset() >= bound {
+                    continue;
+                }
+                for r in parsed.records() {
+                    let record = ModelRecord {
+                        key: r.key.map(<[u8]>::to_vec),
+                        value: r.value.map(<[u8]>::to_vec),
+                        aborted: is_aborted_data(header, aborted).is_some(),
+                        horizon: header.delete_horizon_ms(),
+                    };
+                    records.insert(r.offset, record);
+                }
+            }
+            records
+        }
+
+        /// Checks the output of one pass against its input (see the goal above).
+        fn check_pass(
+            input: &[Bytes],
+            output: &[Bytes],
+            context: &CleanContext,
+            bound: i64,
+            finished: &[(i64, i64, i64)],
+        ) -> Result<(), TestCaseError> {
+            // Every output batch is valid, and offsets strictly increase across the output.
+            let mut previous: Option<i64> = None;
+            let mut survivors: BTreeMap<i64, KeyValue> = BTreeMap::new();
+            for batch in output {
+                prop_assert!(verify_crc(batch));
+                let parsed = BatchRecords::parse(batch).expect("output parses");
+                let header = parsed.header();
+                prop_assert!(previous.is_none_or(|p| p < header.base_offset));
+                previous = Some(header.last_offset());
+                let mut inner = header.base_offset - 1;
+                for r in parsed.records() {
+                    prop_assert!(inner < r.offset && r.offset <= header.last_offset());
+                    inner = r.offset;
+                    if !header.is_control() {
+                        survivors.insert(
+                            r.offset,
+                            (r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec)),
+                        );
+                    }
+                }
+            }
+            // Nothing reaching the bound (so nothing at or past the LSO) changed.
+            let beyond = |log: &[Bytes]| -> Vec<Bytes> {
+                (log.iter())
+                    .filter(|b| parse_header(b).expect("header").last_offset() >= bound)
+                    .cloned()
+                    .collect()
+            };
+            prop_assert_eq!(beyond(input), beyond(output));
+            // Below the bound: only each key's latest committed record survives, and it does
+            // (a tombstone until the pass at or after its horizon).
+            let records = model(input, bound, &context.aborted);
+            let mut latest: BTreeMap<&[u8], i64> = BTreeMap::new();
+            for (&offset, record) in &records {
+                if let (Some(key), false) = (&record.key, record.aborted) {
+                    latest.insert(key, offset);
+                }
+            }
+            for (offset, (key, _)) in survivors.range(..bound) {
+                let key = key.as_deref().expect("keyless record survived");
+                prop_assert_eq!(latest.get(key), Some(offset), "offset {} survived", offset);
+            }
+            for &offset in latest.values() {
+                let record = &records[&offset];
+                let expired = record.horizon.is_some_and(|h| context.now_ms >= h);
+                if record.value.is_none() && expired {
+                    prop_assert!(!survivors.contains_key(&offset));
+                    continue;
+                }
+                let want = (record.key.clone(), record.value.clone());
+                prop_assert_eq!(survivors.get(&offset), Some(&want), "latest at {}", offset);
+            }
+            // A finished transaction's marker stays while any batch of its data does.
+            for &(producer_id, first_offset, marker) in finished {
+                let data_left = (output.iter())
+                    .map(|b| parse_header(b).expect("header"))
+                    .any(|h| {
+                        h.producer_id == producer_id
+                            && !h.is_control()
+                            && (first_offset..marker).contains(&h.base_offset)
+                    });
+                let marker_left =
+                    (output.iter()).any(|b| parse_header(b).expect("header").base_offset == marker);
+                prop_assert!(
+                    !data_left || marker_left,
+                    "marker at {} went before its data",
+                    marker
+                );
+            }
+            // Every active producer's last batch (offsets, epoch, sequences) is still there.
+            for (producer_id, producer) in &context.producers {
+                let Some(last_offset) = producer.last_data_offset else {
+                    continue;
+                };
+                let find = |log: &[Bytes]| {
+                    log.iter()
+                        .map(|b| parse_header(b).expect("header"))
+                        .find(|h| h.producer_id == *producer_id && h.last_offset() == last_offset)
+                };
+                let Some(before) = find(input) else {
+                    continue;
+                };
+                let after = find(output).expect("producer's last batch kept");
+                prop_assert_eq!(
+                    (after.base_offset, after.producer_epoch, after.base_sequence),
+                    (
+                        before.base_offset,
+                        before.producer_epoch,
+                        before.base_sequence
+                    )
+                );
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn passes_keep_the_cleaner_properties(
+                ops in prop::collection::vec(op(), 1..30),
+                entries_max in prop_oneof![Just(2usize), Just(3), Just(1_000)],
+                delete_retention_ms in 0i64..3_000,
+            ) {
+                let generated = generate(&ops);
+                let limits = OffsetMapLimits { entries_max, key_bytes_max: 1 << 20 };
+                let mut log = generated.log.batches.clone();
+                let mut now_ms = 10_000;
+                let mut last_outcomes = Vec::new();
+                for _ in 0..6 {
+                    let map = map_of(&log, limits, generated.lso, &generated.aborted);
+                    let context = CleanContext {
+                        clean_up_to: map.clean_up_to(),
+                        first_unstable_offset: generated.lso,
+                        now_ms,
+                        delete_retention_ms,
+                        aborted: generated.aborted.clone(),
+                        producers: generated.producers.clone(),
+                    };
+                    let (outcomes, output) = pass(&log, &map, context.clone());
+                    let bound = map.clean_up_to().min(generated.lso);
+                    check_pass(&log, &output, &context, bound, &generated.finished)?;
+                    log = output;
+                    last_outcomes = outcomes;
+                    now_ms += delete_retention_ms;
+                }
+                // With a map that holds every key, six passes reach a fixed point.
+                if entries_max == 1_000 {
+                    prop_assert!(last_outcomes.iter().all(|c| *c == Cleaned::Unchanged));
+                }
+            }
+        }
+    }
 }
