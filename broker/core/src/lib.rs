@@ -13,6 +13,7 @@
 //! - [`node`]: [`Node`], composing everything below; one file per API family.
 //! - [`group`]: the group coordinator (classic consumer groups) and the record format of
 //!   committed offsets in `__consumer_offsets`.
+//! - [`compaction`]: Kafka's log cleaner rules over v2 batches (offset map, cleaning pass).
 //! - `partition`: one partition's offsets, logical segments and unsynced appends.
 //! - `producer_state`: idempotent producers' epochs and sequences per partition.
 //! - `purgatory`: parked requests ordered by deadline.
@@ -28,6 +29,7 @@
 
 pub mod buggify;
 pub mod cluster;
+pub mod compaction;
 pub mod config;
 mod event;
 pub mod group;

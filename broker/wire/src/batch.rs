@@ -29,6 +29,8 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+/// Attribute bit 6 (KIP-534): the base timestamp holds the batch's delete horizon.
+pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// A parsed v2 batch header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +45,8 @@ pub struct BatchHeader {
     pub magic: i8,
     /// CRC-32C over attributes..end.
     pub crc: u32,
-    /// Compression (bits 0-2), timestamp type (3), transactional (4), control (5).
+    /// Compression (bits 0-2), timestamp type (3), transactional (4), control (5), delete
+    /// horizon (6).
     pub attributes: i16,
     /// Offset of the last record minus `base_offset`.
     pub last_offset_delta: i32,
@@ -86,6 +89,13 @@ impl BatchHeader {
     /// Compression codec: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
     pub fn compression(&self) -> u8 {
         (self.attributes & COMPRESSION_MASK) as u8
+    }
+
+    /// The delete horizon a log cleaner stamped on the batch (KIP-534: attribute bit 6, the
+    /// horizon stored as the base timestamp): past it, its tombstones and its transaction
+    /// marker may be removed.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_BIT != 0).then_some(self.base_timestamp)
     }
 
     /// Timestamps are LogAppendTime (set by the broker), not CreateTime.
