@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
-use weir_wire::batch::set_base_offset;
+use weir_wire::batch::{set_base_offset, update_crc, BATCH_HEADER_BYTES};
 use weir_wire::domain::{ApiRequest, ApiResponse, FindCoordinatorRequest};
 use weir_wire::records::{encode_batch, BatchOptions, Record};
 
@@ -55,6 +55,87 @@ pub fn batch_of_values(values: &[&[u8]], timestamp: i64) -> Bytes {
         })
         .collect();
     encode(&records, 0)
+}
+
+/// A batch as log compaction leaves it: it spans offsets `base_offset ..= base_offset +
+/// last_offset_delta` but holds only `records`, given as `(offset_delta, timestamp)` in
+/// increasing delta order (possibly none: an empty batch kept for its producer state).
+/// Uncompressed, no keys, values `v{offset_delta}`, not idempotent. `max_timestamp` is
+/// written as given: compaction keeps the original batch's, so an empty batch still carries
+/// the timestamp of records it no longer holds. `log_append_time` marks the batch
+/// LogAppendTime, whose records all read as `max_timestamp`.
+pub fn compacted_batch_at(
+    base_offset: i64,
+    last_offset_delta: i32,
+    records: &[(i32, i64)],
+    max_timestamp: i64,
+    log_append_time: bool,
+) -> Bytes {
+    assert!(
+        last_offset_delta >= 0,
+        "last_offset_delta={last_offset_delta}"
+    );
+    let base_timestamp = records
+        .first()
+        .map_or(max_timestamp, |(_, timestamp)| *timestamp);
+    let mut body = Vec::new();
+    let mut previous_delta = -1;
+    for (offset_delta, timestamp) in records {
+        assert!(
+            *offset_delta > previous_delta,
+            "deltas increase: {records:?}"
+        );
+        assert!(
+            *offset_delta <= last_offset_delta,
+            "delta {offset_delta} beyond last_offset_delta {last_offset_delta}"
+        );
+        assert!(
+            log_append_time || *timestamp <= max_timestamp,
+            "timestamp {timestamp} above max_timestamp {max_timestamp}"
+        );
+        previous_delta = *offset_delta;
+        let value = format!("v{offset_delta}");
+        let mut record = vec![0u8]; // attributes
+        put_varlong(&mut record, timestamp - base_timestamp);
+        put_varlong(&mut record, i64::from(*offset_delta));
+        put_varlong(&mut record, -1); // null key
+        put_varlong(&mut record, value.len() as i64);
+        record.extend_from_slice(value.as_bytes());
+        put_varlong(&mut record, 0); // no headers
+        put_varlong(&mut body, record.len() as i64);
+        body.extend_from_slice(&record);
+    }
+    let record_count = i32::try_from(records.len()).expect("a test batch holds few records");
+    let attributes: i16 = if log_append_time { 0x08 } else { 0 };
+    let mut batch = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+    batch.extend_from_slice(&base_offset.to_be_bytes());
+    let batch_length = i32::try_from(BATCH_HEADER_BYTES - 12 + body.len()).expect("small batch");
+    batch.extend_from_slice(&batch_length.to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    batch.push(2); // magic
+    batch.extend_from_slice(&0u32.to_be_bytes()); // crc, computed below
+    batch.extend_from_slice(&attributes.to_be_bytes());
+    batch.extend_from_slice(&last_offset_delta.to_be_bytes());
+    batch.extend_from_slice(&base_timestamp.to_be_bytes());
+    batch.extend_from_slice(&max_timestamp.to_be_bytes());
+    batch.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    batch.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    batch.extend_from_slice(&record_count.to_be_bytes());
+    assert_eq!(batch.len(), BATCH_HEADER_BYTES, "header layout");
+    batch.extend_from_slice(&body);
+    update_crc(&mut batch);
+    Bytes::from(batch)
+}
+
+/// A zigzag varint/varlong (Kafka's record fields; both encode the same way).
+fn put_varlong(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    while zigzag >= 0x80 {
+        out.push((zigzag as u8 & 0x7f) | 0x80);
+        zigzag >>= 7;
+    }
+    out.push(zigzag as u8);
 }
 
 fn encode(records: &[Record], base_offset: i64) -> Bytes {
@@ -269,5 +350,47 @@ impl SingleNode {
             }
         }
         self.node.invariants();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_wire::batch::{parse_header, verify_crc};
+    use weir_wire::records::decode_records;
+
+    use super::compacted_batch_at;
+
+    // Goal: compacted_batch_at builds what compaction will store: a valid v2 batch keeping
+    // its offset span with fewer records (or none) at their original offsets. Method: build
+    // sparse, empty and LogAppendTime batches and read them back with weir-wire.
+    #[test]
+    fn compacted_batches_decode_at_their_offsets() {
+        let sparse = compacted_batch_at(10, 4, &[(1, 300), (4, 200)], 300, false);
+        assert!(verify_crc(&sparse), "CRC");
+        let header = parse_header(&sparse).expect("header");
+        assert_eq!(
+            (
+                header.base_offset,
+                header.last_offset(),
+                header.record_count
+            ),
+            (10, 14, 2)
+        );
+        assert_eq!(header.size_bytes(), sparse.len());
+        let records = decode_records(sparse).expect("decodes");
+        let read: Vec<(i64, i64)> = records.iter().map(|r| (r.offset, r.timestamp)).collect();
+        assert_eq!(read, vec![(11, 300), (14, 200)]);
+        assert_eq!(records[1].value.as_deref(), Some(&b"v4"[..]));
+
+        let empty = compacted_batch_at(20, 2, &[], 77, false);
+        assert!(verify_crc(&empty), "CRC of an empty batch");
+        let header = parse_header(&empty).expect("header");
+        assert_eq!((header.last_offset(), header.record_count), (22, 0));
+        assert_eq!(header.max_timestamp, 77);
+        assert!(decode_records(empty).expect("decodes").is_empty());
+
+        let stamped = compacted_batch_at(0, 2, &[(2, 5)], 99, true);
+        let records = decode_records(stamped).expect("decodes");
+        assert_eq!((records[0].offset, records[0].timestamp), (2, 99));
     }
 }

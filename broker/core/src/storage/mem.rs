@@ -6,16 +6,18 @@
 //! ops applied since the last sync are kept in order, so a simulator can also model a
 //! journal that reached the disk only partly ([`MemStorage::crash_keeping`]).
 //!
-//! Invariant: `durable` + the unsynced ops, replayed in order, equals `current`.
+//! Invariants: `durable` + the unsynced ops, replayed in order, equals `current`; every
+//! stored batch's header was parsed and checked against its op once, at apply, and a
+//! log's batches never overlap (gaps between them are allowed, see [`super`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
-use weir_wire::batch::parse_header;
+use weir_wire::batch::{parse_header, BatchHeader};
 use weir_wire::domain::{ReadPlan, TimestampLookup};
 
-use super::{MetaPair, RangeSummary, Storage, StorageError, StorageOp};
+use super::{first_record_in_batch, MetaPair, RangeSummary, Storage, StorageError, StorageOp};
 
 /// Bound on ops applied without a sync; past it `apply` fails like a full journal would.
 pub const MEM_UNSYNCED_OPS_MAX: usize = 1 << 20;
@@ -41,13 +43,17 @@ struct MemState {
     meta: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
-/// A stored batch with the header fields reads need, parsed once at append.
+/// A stored batch with its header, parsed once at append (or replacement).
 #[derive(Debug, Clone, PartialEq)]
 struct StoredBatch {
-    last_offset: i64,
-    max_timestamp: i64,
-    log_append_time: bool,
+    header: BatchHeader,
     bytes: Bytes,
+}
+
+impl StoredBatch {
+    fn last_offset(&self) -> i64 {
+        self.header.last_offset()
+    }
 }
 
 impl MemStorage {
@@ -160,18 +166,7 @@ impl Storage for MemStorage {
             if *base_offset >= lookup.end_offset {
                 break;
             }
-            // The batch header's max timestamp rules a batch out without decoding it.
-            if batch.max_timestamp < lookup.timestamp {
-                continue;
-            }
-            if batch.log_append_time {
-                // Every record of a LogAppendTime batch carries the batch's max timestamp.
-                return Ok(Some((
-                    (*base_offset).max(lookup.start_offset),
-                    batch.max_timestamp,
-                )));
-            }
-            if let Some(found) = first_record_at_or_after(lookup, *base_offset, batch)? {
+            if let Some(found) = first_record_in_batch(lookup, &batch.header, &batch.bytes)? {
                 return Ok(Some(found));
             }
         }
@@ -183,27 +178,12 @@ impl Storage for MemStorage {
         partition_key: u64,
         from_offset: i64,
     ) -> Result<RangeSummary, StorageError> {
-        let mut summary = RangeSummary {
-            start_offset: from_offset,
-            end_offset: from_offset,
-            max_timestamp: -1,
-            max_timestamp_offset: -1,
-            ..RangeSummary::default()
-        };
+        let mut summary = RangeSummary::empty(from_offset);
         let Some(log) = self.current.logs.get(&partition_key) else {
             return Ok(summary);
         };
-        for (base_offset, batch) in batches_from(log, from_offset) {
-            if summary.batch_count == 0 {
-                summary.start_offset = *base_offset;
-            }
-            summary.end_offset = batch.last_offset + 1;
-            summary.bytes += batch.bytes.len() as u64;
-            summary.batch_count += 1;
-            if batch.max_timestamp > summary.max_timestamp {
-                summary.max_timestamp = batch.max_timestamp;
-                summary.max_timestamp_offset = *base_offset;
-            }
+        for (_, batch) in batches_from(log, from_offset) {
+            summary.push(&batch.header, batch.bytes.len() as u64);
         }
         Ok(summary)
     }
@@ -221,7 +201,7 @@ impl Storage for MemStorage {
         let bounds = |log: &BTreeMap<i64, StoredBatch>| {
             let first = log.first_key_value()?;
             let last = log.last_key_value()?;
-            Some((*first.0, last.1.last_offset + 1))
+            Some((*first.0, last.1.last_offset() + 1))
         };
         Ok(self
             .current
@@ -244,21 +224,46 @@ impl MemState {
                 let stored = stored_batch(*partition_key, *base_offset, *last_offset, batch)?;
                 let log = self.logs.entry(*partition_key).or_default();
                 if let Some((_, previous)) = log.last_key_value() {
-                    if previous.last_offset >= *base_offset {
+                    // A base offset above the log end is a gap, and allowed.
+                    if previous.last_offset() >= *base_offset {
                         return Err(StorageError::Io(format!(
                             "append at {base_offset} to log {partition_key} ending at {}",
-                            previous.last_offset
+                            previous.last_offset()
                         )));
                     }
                 }
                 log.insert(*base_offset, stored);
+            }
+            StorageOp::ReplaceBatch {
+                partition_key,
+                base_offset,
+                batch,
+            } => {
+                // No log, or no batch starting there: a no-op (see the op's doc).
+                let Some(log) = self.logs.get_mut(partition_key) else {
+                    return Ok(());
+                };
+                let Some(previous) = log.get(base_offset) else {
+                    return Ok(());
+                };
+                match batch {
+                    Some(batch) => {
+                        let last_offset = previous.last_offset();
+                        let stored =
+                            stored_batch(*partition_key, *base_offset, last_offset, batch)?;
+                        log.insert(*base_offset, stored);
+                    }
+                    None => {
+                        log.remove(base_offset);
+                    }
+                }
             }
             StorageOp::TruncatePrefix {
                 partition_key,
                 offset,
             } => {
                 if let Some(log) = self.logs.get_mut(partition_key) {
-                    log.retain(|_, batch| batch.last_offset >= *offset);
+                    log.retain(|_, batch| batch.last_offset() >= *offset);
                 }
             }
             StorageOp::TruncateSuffix {
@@ -313,14 +318,13 @@ fn stored_batch(
         )));
     }
     Ok(StoredBatch {
-        last_offset,
-        max_timestamp: header.max_timestamp,
-        log_append_time: header.is_log_append_time(),
+        header,
         bytes: batch.clone(),
     })
 }
 
-/// Batches from the one containing `offset` (or the first after it) to the end.
+/// Batches from the one containing `offset` (or the first after it, when `offset` is in a
+/// gap) to the end.
 fn batches_from(
     log: &BTreeMap<i64, StoredBatch>,
     offset: i64,
@@ -328,29 +332,9 @@ fn batches_from(
     let containing = log
         .range(..=offset)
         .next_back()
-        .filter(|(_, batch)| batch.last_offset >= offset);
+        .filter(|(_, batch)| batch.last_offset() >= offset);
     let start = containing.map_or(offset, |(base, _)| *base);
     log.range(start..)
-}
-
-/// The first record of `batch` at or after the lookup's start with a timestamp >= target.
-fn first_record_at_or_after(
-    lookup: &TimestampLookup,
-    base_offset: i64,
-    batch: &StoredBatch,
-) -> Result<Option<(i64, i64)>, StorageError> {
-    let records = weir_wire::records::decode_records(batch.bytes.clone()).map_err(|error| {
-        StorageError::Corrupt {
-            partition_key: lookup.partition_key,
-            offset: base_offset,
-            reason: error.to_string(),
-        }
-    })?;
-    Ok(records
-        .iter()
-        .filter(|r| r.offset >= lookup.start_offset && r.offset < lookup.end_offset)
-        .find(|r| r.timestamp >= lookup.timestamp)
-        .map(|r| (r.offset, r.timestamp)))
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@
 //!   after truncation, and must still be reported by `logs()`).
 //! - `meta`: the core's opaque metadata entries.
 //!
+//! Log compaction's `ReplaceBatch` keeps a batch's last offset, so a replacement is one
+//! insert at the same key and a removal one key removal: both atomic without a write
+//! batch. A removal leaves a gap in the offsets; keyed by last offset, "the first key >= X"
+//! is then the first stored batch after the gap, which is what every read wants.
+//!
 //! Invariants:
 //! - Ops are applied in order into one journal; multi-key ops (truncations, drops) are one
 //!   atomic fjall write batch. After a crash, recovery sees a prefix of the applied ops, and
@@ -31,7 +36,7 @@ use bytes::{Bytes, BytesMut};
 use fjall::{
     Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, OwnedWriteBatch, PersistMode,
 };
-use weir_core::storage::{RangeSummary, Storage, StorageError, StorageOp};
+use weir_core::storage::{first_record_in_batch, RangeSummary, Storage, StorageError, StorageOp};
 use weir_wire::batch::{parse_header, BatchHeader};
 use weir_wire::domain::{ReadPlan, TimestampLookup};
 
@@ -172,6 +177,59 @@ impl FjallStorage {
         Ok(())
     }
 
+    /// [`StorageOp::ReplaceBatch`]: find the stored batch starting at `base_offset` (the
+    /// first key >= it, if its header starts there) and overwrite or remove its key.
+    fn replace_batch(
+        &self,
+        partition_key: u64,
+        base_offset: i64,
+        batch: Option<&Bytes>,
+    ) -> Result<(), StorageError> {
+        let inner = &self.inner;
+        // Held across the read and the write so the log end cached for appends stays true.
+        let mut known_logs = inner.lock_known_logs();
+        if !known_logs.contains_key(&partition_key) {
+            return Ok(()); // No log (dropped, or never written): nothing to replace.
+        }
+        let range =
+            batch_key_clamped(partition_key, base_offset)..=batch_key(partition_key, i64::MAX);
+        let Some(guard) = inner.batches.range(range).next() else {
+            return Ok(()); // Nothing at or after `base_offset`: already gone.
+        };
+        let (key, value) = guard.into_inner().map_err(io_error)?;
+        let stored = header_of(partition_key, &value)?;
+        if stored.base_offset != base_offset {
+            // The first batch ending at or after `base_offset` starts elsewhere: the batch
+            // was removed already, or `base_offset` is inside another batch. A no-op.
+            return Ok(());
+        }
+        let (_, last_offset) = decode_batch_key(&key)?;
+        if last_offset != stored.last_offset() {
+            // Bytes read back from disk: damage is an error, not a panic.
+            return Err(StorageError::Corrupt {
+                partition_key,
+                offset: base_offset,
+                reason: format!(
+                    "batch keyed by last offset {last_offset}, header says {}",
+                    stored.last_offset()
+                ),
+            });
+        }
+        match batch {
+            Some(batch) => {
+                // Same base and last offset, so the same key: one atomic overwrite.
+                check_append(partition_key, base_offset, last_offset, batch)?;
+                inner.batches.insert(key, batch.clone()).map_err(io_error)?;
+            }
+            None => {
+                inner.batches.remove(key).map_err(io_error)?;
+                let new_last = self.last_offset(partition_key)?;
+                known_logs.insert(partition_key, new_last);
+            }
+        }
+        Ok(())
+    }
+
     fn truncate_prefix(&self, partition_key: u64, offset: i64) -> Result<(), StorageError> {
         // Keyed by last offset, "every batch ending below `offset`" is exactly a key range.
         let range = batch_key(partition_key, 0)..batch_key_clamped(partition_key, offset);
@@ -292,6 +350,11 @@ impl Storage for FjallStorage {
                 last_offset,
                 batch,
             } => self.append(*partition_key, *base_offset, *last_offset, batch),
+            StorageOp::ReplaceBatch {
+                partition_key,
+                base_offset,
+                batch,
+            } => self.replace_batch(*partition_key, *base_offset, batch.as_ref()),
             StorageOp::TruncatePrefix {
                 partition_key,
                 offset,
@@ -345,11 +408,7 @@ impl Storage for FjallStorage {
     ) -> Result<Option<(i64, i64)>, StorageError> {
         for item in self.scan(lookup.partition_key, lookup.start_offset, lookup.end_offset) {
             let (header, batch) = item?;
-            // Batch headers bound every record's timestamp: skip without decoding.
-            if header.max_timestamp < lookup.timestamp {
-                continue;
-            }
-            if let Some(found) = first_record_at_or_after(&header, batch, lookup)? {
+            if let Some(found) = first_record_in_batch(lookup, &header, &batch)? {
                 return Ok(Some(found));
             }
         }
@@ -361,26 +420,10 @@ impl Storage for FjallStorage {
         partition_key: u64,
         from_offset: i64,
     ) -> Result<RangeSummary, StorageError> {
-        let mut summary = RangeSummary {
-            start_offset: from_offset,
-            end_offset: from_offset,
-            bytes: 0,
-            batch_count: 0,
-            max_timestamp: -1,
-            max_timestamp_offset: -1,
-        };
+        let mut summary = RangeSummary::empty(from_offset);
         for item in self.scan(partition_key, from_offset, i64::MAX) {
             let (header, batch) = item?;
-            if summary.batch_count == 0 {
-                summary.start_offset = header.base_offset;
-            }
-            summary.end_offset = header.last_offset() + 1;
-            summary.bytes += batch.len() as u64;
-            summary.batch_count += 1;
-            if header.max_timestamp > summary.max_timestamp {
-                summary.max_timestamp = header.max_timestamp;
-                summary.max_timestamp_offset = header.base_offset;
-            }
+            summary.push(&header, batch.len() as u64);
         }
         Ok(summary)
     }
@@ -425,35 +468,6 @@ impl StorageDriver for FjallStorage {
             .persist(PersistMode::Buffer)
             .map_err(io_error)
     }
-}
-
-/// Find the first record of `batch` at an offset in `[start, end)` with timestamp >= target.
-fn first_record_at_or_after(
-    header: &BatchHeader,
-    batch: Bytes,
-    lookup: &TimestampLookup,
-) -> Result<Option<(i64, i64)>, StorageError> {
-    if header.is_control() {
-        return Ok(None);
-    }
-    if header.is_log_append_time() {
-        // Every record carries the append time the broker stamped into max_timestamp.
-        let offset = header.base_offset.max(lookup.start_offset);
-        let in_range = offset <= header.last_offset() && offset < lookup.end_offset;
-        return Ok(in_range.then_some((offset, header.max_timestamp)));
-    }
-    let records =
-        weir_wire::records::decode_records(batch).map_err(|error| StorageError::Corrupt {
-            partition_key: lookup.partition_key,
-            offset: header.base_offset,
-            reason: format!("cannot decode records: {error}"),
-        })?;
-    let found = records.iter().find(|record| {
-        record.offset >= lookup.start_offset
-            && record.offset < lookup.end_offset
-            && record.timestamp >= lookup.timestamp
-    });
-    Ok(found.map(|record| (record.offset, record.timestamp)))
 }
 
 /// The checks MemStorage makes too, so the simulated disk is not stricter than this one:
