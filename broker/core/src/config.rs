@@ -15,6 +15,148 @@ pub enum Durability {
     Os,
 }
 
+/// Which cleanup a log gets: Kafka's `cleanup.policy` (topic) / `log.cleanup.policy` (broker).
+///
+/// Kafka's list `delete`, `compact` or `compact,delete`: with `delete` retention removes old
+/// segments by time and size; with `compact` the log cleaner keeps the latest record of every
+/// key; with both, both run. A parsed policy has at least one of the two set (an empty list is
+/// refused); a policy with neither is refused by [`NodeConfig::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// `delete`: retention (`retention.ms`, `retention.bytes`) removes old segments.
+    pub delete: bool,
+    /// `compact`: the log cleaner removes records superseded by a later one of the same key.
+    pub compact: bool,
+}
+
+/// A `cleanup.policy` list that is not Kafka's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CleanupPolicyError {
+    /// No policy at all (`""`).
+    #[error("the list must not be empty; valid values are compact, delete")]
+    Empty,
+    /// An empty item between commas (`delete,`).
+    #[error("an item of the list is empty; valid values are compact, delete")]
+    EmptyItem,
+    /// A word other than `delete` and `compact` (Kafka's words are case-sensitive).
+    #[error("unknown policy {0:?}; valid values are compact, delete")]
+    Unknown(String),
+    /// A policy named twice (`delete,delete`).
+    #[error("policy {0:?} is listed twice")]
+    Duplicate(String),
+}
+
+impl CleanupPolicy {
+    /// `delete`: Kafka's default, retention only.
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    /// `compact`: the log cleaner only; retention by time and size does not apply.
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+    /// `compact,delete`: both.
+    pub const COMPACT_DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: true,
+    };
+
+    /// Parse Kafka's comma-separated list (`delete`, `compact`, `compact,delete` or
+    /// `delete,compact`; spaces around items are ignored).
+    pub fn parse_list(text: &str) -> Result<CleanupPolicy, CleanupPolicyError> {
+        if text.trim().is_empty() {
+            return Err(CleanupPolicyError::Empty);
+        }
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in text.split(',').map(str::trim) {
+            let slot = match item {
+                "" => return Err(CleanupPolicyError::EmptyItem),
+                "delete" => &mut policy.delete,
+                "compact" => &mut policy.compact,
+                other => return Err(CleanupPolicyError::Unknown(other.to_owned())),
+            };
+            if *slot {
+                return Err(CleanupPolicyError::Duplicate(item.to_owned()));
+            }
+            *slot = true;
+        }
+        Ok(policy)
+    }
+
+    /// The canonical list (`delete`, `compact` or `compact,delete`), as persisted and as
+    /// DescribeConfigs reports it; [`CleanupPolicy::parse_list`] reads it back unchanged.
+    pub fn as_list(&self) -> &'static str {
+        match (self.compact, self.delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            (false, true) => "delete",
+            // Unreachable through parse_list and validate; named rather than panicking.
+            (false, false) => "",
+        }
+    }
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy::DELETE
+    }
+}
+
+impl std::fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_list())
+    }
+}
+
+/// `min.cleanable.dirty.ratio` / `log.cleaner.min.cleanable.ratio`: the share of a log's bytes
+/// that must be dirty (not yet compacted) before the cleaner compacts it.
+///
+/// Invariant: finite and within `0.0..=1.0` (Kafka's `between(0, 1)`; Kafka lets NaN through,
+/// Weir does not), and never `-0.0`; so equality is total and [`Eq`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct DirtyRatio(f64);
+
+impl DirtyRatio {
+    /// Kafka's default, 0.5.
+    pub const DEFAULT: DirtyRatio = DirtyRatio(0.5);
+
+    /// The ratio, or `None` when `value` is not a finite number in `0.0..=1.0`.
+    pub fn new(value: f64) -> Option<DirtyRatio> {
+        if !value.is_finite() || !(0.0..=1.0).contains(&value) {
+            return None;
+        }
+        // -0.0 passes the range check; store 0.0 so it prints and persists as "0.0".
+        Some(DirtyRatio(if value == 0.0 { 0.0 } else { value }))
+    }
+
+    /// The ratio as a number in `0.0..=1.0`.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+// NaN is never stored (see `new`), so f64's equality is an equivalence here.
+impl Eq for DirtyRatio {}
+
+impl Default for DirtyRatio {
+    fn default() -> Self {
+        DirtyRatio::DEFAULT
+    }
+}
+
+impl std::fmt::Display for DirtyRatio {
+    /// Shortest form that parses back to the same value, with a fractional part as Java
+    /// prints doubles (`0.5`, `1.0`, `0.0`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
 /// Configuration of one node. Field comments give the Kafka property and default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -44,6 +186,38 @@ pub struct NodeConfig {
     pub segment_bytes: u64,
     /// `log.retention.check.interval.ms` (300000).
     pub retention_check_interval_ms: u64,
+    /// `log.roll.ms`, else `log.roll.hours` (168 hours = 604800000 ms): the default of a
+    /// topic's `segment.ms`, the age at which the active segment is closed even if not full.
+    pub segment_ms: i64,
+    /// `log.cleanup.policy` (delete): the default of a topic's `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `log.cleaner.min.cleanable.ratio` (0.5): the default of a topic's
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: DirtyRatio,
+    /// `log.cleaner.delete.retention.ms` (86400000 = 1 day): the default of a topic's
+    /// `delete.retention.ms`, how long a tombstone survives compaction.
+    pub delete_retention_ms: i64,
+    /// `log.cleaner.min.compaction.lag.ms` (0): the default of a topic's
+    /// `min.compaction.lag.ms`, the least age of a record before it may be compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms` (`i64::MAX`): the default of a topic's
+    /// `max.compaction.lag.ms`, the most age of a dirty record before its log is compacted
+    /// whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `log.cleaner.enable` (true): run the log cleaner. Off, compacted topics (internal
+    /// ones included) grow without bound, as in Kafka.
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms` (15000): how long the cleaner waits before looking again
+    /// when no log is eligible. Weir refuses 0 (Kafka accepts it): the wait is a timer of
+    /// the sans-IO node, and a zero timer would fire in a loop.
+    pub cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size` (134217728 = 128 MiB): memory for the key → offset
+    /// map of one cleaning pass; bounds how much dirty log one pass can compact. More than
+    /// 1 MiB (Kafka's rule for one cleaner thread; Weir runs one cleaner).
+    pub cleaner_dedupe_buffer_bytes: u64,
+    /// `log.cleaner.io.buffer.size` (524288 = 512 KiB): read and write buffer memory of the
+    /// cleaner. At least 1 (Kafka accepts 0, with which its cleaner cannot read a batch).
+    pub cleaner_io_buffer_bytes: u32,
     /// `weir.durability` (fsync).
     pub durability: Durability,
     /// `log.flush.interval.ms` (1000): periodic fsync when durability is [`Durability::Os`].
@@ -105,6 +279,16 @@ impl Default for NodeConfig {
             retention_bytes: -1,
             segment_bytes: 1 << 30,
             retention_check_interval_ms: 300_000,
+            segment_ms: Self::SEGMENT_MS_DEFAULT,
+            cleanup_policy: CleanupPolicy::DELETE,
+            min_cleanable_dirty_ratio: DirtyRatio::DEFAULT,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_bytes: 128 * 1024 * 1024,
+            cleaner_io_buffer_bytes: 512 * 1024,
             durability: Durability::Fsync,
             flush_interval_ms: 1_000,
             fetch_max_bytes: 57_671_680,
@@ -141,16 +325,13 @@ pub struct ConfigError {
 impl NodeConfig {
     /// Smallest segment Kafka accepts (`LegacyRecord.RECORD_OVERHEAD_V0`).
     pub const SEGMENT_BYTES_MIN: u64 = 14;
+    /// Kafka's default `segment.ms` / `log.roll.hours`: 7 days.
+    pub const SEGMENT_MS_DEFAULT: i64 = 168 * 3_600_000;
+    /// `log.cleaner.dedupe.buffer.size` must exceed this: Kafka's 1 MiB per cleaner thread.
+    pub const CLEANER_DEDUPE_BUFFER_BYTES_FLOOR: u64 = 1024 * 1024;
 
     /// Check every field against the range Kafka accepts (and the node can run with).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        fn refuse(key: &'static str, value: impl ToString, reason: &'static str) -> ConfigError {
-            ConfigError {
-                key,
-                value: value.to_string(),
-                reason,
-            }
-        }
         if self.node_id < 0 {
             return Err(refuse("node.id", self.node_id, "must be >= 0"));
         }
@@ -270,7 +451,72 @@ impl NodeConfig {
                 "must be >= 0",
             ));
         }
+        self.validate_cleaner()
+    }
+
+    /// The log cleaner's and segment rolling's settings, with Kafka's ranges (deviations are
+    /// on the fields' docs).
+    fn validate_cleaner(&self) -> Result<(), ConfigError> {
+        if self.segment_ms < 1 {
+            return Err(refuse("log.roll.ms", self.segment_ms, "must be >= 1"));
+        }
+        if !self.cleanup_policy.delete && !self.cleanup_policy.compact {
+            let reason = "must name delete, compact or both";
+            return Err(refuse("log.cleanup.policy", "", reason));
+        }
+        if self.delete_retention_ms < 0 {
+            let value = self.delete_retention_ms;
+            return Err(refuse(
+                "log.cleaner.delete.retention.ms",
+                value,
+                "must be >= 0",
+            ));
+        }
+        if self.min_compaction_lag_ms < 0 {
+            let value = self.min_compaction_lag_ms;
+            return Err(refuse(
+                "log.cleaner.min.compaction.lag.ms",
+                value,
+                "must be >= 0",
+            ));
+        }
+        if self.max_compaction_lag_ms < 1 {
+            let value = self.max_compaction_lag_ms;
+            return Err(refuse(
+                "log.cleaner.max.compaction.lag.ms",
+                value,
+                "must be >= 1",
+            ));
+        }
+        // Kafka's LogConfig.validateValues, applied to the broker's defaults too.
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            let value = self.min_compaction_lag_ms;
+            let reason = "must be <= log.cleaner.max.compaction.lag.ms";
+            return Err(refuse("log.cleaner.min.compaction.lag.ms", value, reason));
+        }
+        if self.cleaner_backoff_ms == 0 {
+            return Err(refuse("log.cleaner.backoff.ms", 0, "must be >= 1"));
+        }
+        if self.cleaner_dedupe_buffer_bytes <= Self::CLEANER_DEDUPE_BUFFER_BYTES_FLOOR {
+            let value = self.cleaner_dedupe_buffer_bytes;
+            let reason = "must be more than 1048576 (1 MiB)";
+            return Err(refuse("log.cleaner.dedupe.buffer.size", value, reason));
+        }
+        if self.cleaner_io_buffer_bytes == 0 || self.cleaner_io_buffer_bytes > i32::MAX as u32 {
+            let value = self.cleaner_io_buffer_bytes;
+            let reason = "must be in 1..=2147483647";
+            return Err(refuse("log.cleaner.io.buffer.size", value, reason));
+        }
         Ok(())
+    }
+}
+
+/// A [`ConfigError`] for `key`.
+fn refuse(key: &'static str, value: impl ToString, reason: &'static str) -> ConfigError {
+    ConfigError {
+        key,
+        value: value.to_string(),
+        reason,
     }
 }
 
@@ -294,5 +540,136 @@ mod tests {
             .expect_err("segment.bytes 3 is below the minimum");
         assert_eq!(error.key, "log.segment.bytes");
         assert!(error.to_string().contains("log.segment.bytes"));
+    }
+
+    // Goal: the cleaner's and rolling's defaults are Kafka's. Method: read each field of
+    // the default config.
+    #[test]
+    fn cleaner_defaults_are_kafkas() {
+        let config = NodeConfig::default();
+        assert_eq!(config.cleanup_policy, CleanupPolicy::DELETE);
+        assert_eq!(config.min_cleanable_dirty_ratio.get(), 0.5);
+        assert_eq!(config.delete_retention_ms, 86_400_000);
+        assert_eq!(config.min_compaction_lag_ms, 0);
+        assert_eq!(config.max_compaction_lag_ms, i64::MAX);
+        assert_eq!(config.segment_ms, 604_800_000);
+        assert!(config.cleaner_enable);
+        assert_eq!(config.cleaner_backoff_ms, 15_000);
+        assert_eq!(config.cleaner_dedupe_buffer_bytes, 134_217_728);
+        assert_eq!(config.cleaner_io_buffer_bytes, 524_288);
+    }
+
+    // Goal: each cleaner setting out of range is refused under its Kafka name, and the
+    // edges Kafka accepts pass. Method: break one field per case; then the edges together.
+    #[test]
+    fn cleaner_settings_are_validated() {
+        const NEITHER: CleanupPolicy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        type Breakage = fn(&mut NodeConfig);
+        let cases: [(Breakage, &str); 9] = [
+            (|c| c.segment_ms = 0, "log.roll.ms"),
+            (|c| c.cleanup_policy = NEITHER, "log.cleanup.policy"),
+            (
+                |c| c.delete_retention_ms = -1,
+                "log.cleaner.delete.retention.ms",
+            ),
+            (
+                |c| c.min_compaction_lag_ms = -1,
+                "log.cleaner.min.compaction.lag.ms",
+            ),
+            (
+                |c| c.max_compaction_lag_ms = 0,
+                "log.cleaner.max.compaction.lag.ms",
+            ),
+            (|c| c.cleaner_backoff_ms = 0, "log.cleaner.backoff.ms"),
+            (
+                |c| c.cleaner_dedupe_buffer_bytes = 1024 * 1024,
+                "log.cleaner.dedupe.buffer.size",
+            ),
+            (
+                |c| c.cleaner_io_buffer_bytes = 0,
+                "log.cleaner.io.buffer.size",
+            ),
+            (
+                |c| {
+                    c.min_compaction_lag_ms = 10;
+                    c.max_compaction_lag_ms = 9;
+                },
+                "log.cleaner.min.compaction.lag.ms",
+            ),
+        ];
+        for (breakage, key) in cases {
+            let mut config = NodeConfig::default();
+            breakage(&mut config);
+            let error = config.validate().expect_err(key);
+            assert_eq!(error.key, key);
+        }
+        let edges = NodeConfig {
+            segment_ms: 1,
+            cleanup_policy: CleanupPolicy::COMPACT,
+            min_cleanable_dirty_ratio: DirtyRatio::new(1.0).expect("in range"),
+            delete_retention_ms: 0,
+            min_compaction_lag_ms: 1,
+            max_compaction_lag_ms: 1,
+            cleaner_backoff_ms: 1,
+            cleaner_dedupe_buffer_bytes: 1024 * 1024 + 1,
+            cleaner_io_buffer_bytes: 1,
+            ..NodeConfig::default()
+        };
+        assert_eq!(edges.validate(), Ok(()));
+    }
+
+    // Goal: Kafka's cleanup.policy lists parse, in either order and with spaces, and print
+    // canonically; every malformed list gets its own error. Method: table of inputs.
+    #[test]
+    fn cleanup_policy_lists() {
+        let parsed = [
+            ("delete", CleanupPolicy::DELETE),
+            ("compact", CleanupPolicy::COMPACT),
+            ("compact,delete", CleanupPolicy::COMPACT_DELETE),
+            (" delete ,compact", CleanupPolicy::COMPACT_DELETE),
+        ];
+        for (text, policy) in parsed {
+            assert_eq!(CleanupPolicy::parse_list(text), Ok(policy), "{text:?}");
+            let canonical = policy.to_string();
+            assert_eq!(CleanupPolicy::parse_list(&canonical), Ok(policy));
+        }
+        assert_eq!(CleanupPolicy::COMPACT_DELETE.to_string(), "compact,delete");
+        use CleanupPolicyError::{Duplicate, Empty, EmptyItem, Unknown};
+        let refused = [
+            ("", Empty),
+            (" ", Empty),
+            (",", EmptyItem),
+            ("compact, ,delete", EmptyItem),
+            ("COMPACT", Unknown("COMPACT".into())),
+            ("delete,retain", Unknown("retain".into())),
+            ("compact,compact", Duplicate("compact".into())),
+        ];
+        for (text, error) in refused {
+            assert_eq!(CleanupPolicy::parse_list(text), Err(error), "{text:?}");
+        }
+    }
+
+    // Goal: a DirtyRatio holds only finite numbers in 0..=1, stores -0 as 0, and prints as
+    // Java prints doubles. Method: accepted and refused values, then Display.
+    #[test]
+    fn dirty_ratio_range_and_display() {
+        for value in [0.0, 0.5, 1.0] {
+            let ratio = DirtyRatio::new(value).expect("in range");
+            assert_eq!(ratio.get(), value);
+        }
+        for value in [-0.01, 1.000_001, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(DirtyRatio::new(value), None, "{value}");
+        }
+        let negative_zero = DirtyRatio::new(-0.0).expect("-0 is 0");
+        assert!(negative_zero.get().is_sign_positive());
+        assert_eq!(negative_zero.to_string(), "0.0");
+        assert_eq!(DirtyRatio::DEFAULT.to_string(), "0.5");
+        assert_eq!(
+            DirtyRatio::new(1.0).map(|r| r.to_string()),
+            Some("1.0".into())
+        );
     }
 }

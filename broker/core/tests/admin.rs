@@ -56,14 +56,14 @@ fn create_topics_validation() {
         error(&mut node, creatable("three", 1, 3)),
         ErrorCode::INVALID_REPLICATION_FACTOR
     );
-    let compact = create_topic("c", 1, &[("cleanup.policy", "compact")]);
-    let result = create_result(&mut node, compact);
+    let shred = create_topic("c", 1, &[("cleanup.policy", "compact,shred")]);
+    let result = create_result(&mut node, shred);
     assert_eq!(result.error, ErrorCode::INVALID_CONFIG);
     assert!(result
         .error_message
         .as_deref()
         .unwrap_or_default()
-        .contains("compaction"));
+        .contains("unknown policy \"shred\""));
     let unknown = create_topic("u", 1, &[("banana.ms", "1")]);
     assert_eq!(
         create_result(&mut node, unknown).error,
@@ -287,6 +287,57 @@ fn describe_configs() {
     assert!(broker.configs.iter().any(|c| c.name == "log.retention.ms"));
     let other = describe(&mut node, resource_type::BROKER, "2", None);
     assert_eq!(other.error, ErrorCode::INVALID_REQUEST);
+}
+
+// Goal: a compacted topic is created with Kafka's compaction configs and DescribeConfigs
+// reports them with their types (DOUBLE for the ratio), while a lag conflict is refused.
+// Method: CreateTopics with every compaction config, then DescribeConfigs on the topic.
+#[test]
+fn compaction_configs_through_create_and_describe() {
+    let mut node = SingleNode::new(NodeConfig::default());
+    let overrides = [
+        ("cleanup.policy", "delete, compact"),
+        ("min.cleanable.dirty.ratio", "0.1"),
+        ("delete.retention.ms", "1000"),
+        ("min.compaction.lag.ms", "5"),
+        ("max.compaction.lag.ms", "60000"),
+        ("segment.ms", "30000"),
+    ];
+    must_create(&mut node, "compacted", 1, &overrides);
+    let request = ApiRequest::DescribeConfigs(DescribeConfigsRequest {
+        resources: vec![DescribeConfigsResource {
+            resource_type: resource_type::TOPIC,
+            resource_name: "compacted".into(),
+            configuration_keys: None,
+        }],
+        include_synonyms: false,
+        include_documentation: false,
+    });
+    let ApiResponse::DescribeConfigs(response) = node.call(request) else {
+        panic!("DescribeConfigs answers DescribeConfigs")
+    };
+    let result = response.results.into_iter().next().expect("one result");
+    let shown = |name: &str| {
+        let entry = (result.configs.iter())
+            .find(|c| c.name == name)
+            .expect("listed");
+        assert_eq!(entry.config_source, config_source::DYNAMIC_TOPIC_CONFIG);
+        (entry.value.clone().unwrap_or_default(), entry.config_type)
+    };
+    assert_eq!(shown("cleanup.policy"), ("compact,delete".into(), 7));
+    assert_eq!(shown("min.cleanable.dirty.ratio"), ("0.1".into(), 6));
+    assert_eq!(shown("delete.retention.ms"), ("1000".into(), 5));
+    assert_eq!(shown("min.compaction.lag.ms"), ("5".into(), 5));
+    assert_eq!(shown("max.compaction.lag.ms"), ("60000".into(), 5));
+    assert_eq!(shown("segment.ms"), ("30000".into(), 5));
+    let conflict = [
+        ("min.compaction.lag.ms", "10"),
+        ("max.compaction.lag.ms", "9"),
+    ];
+    let result = create_result(&mut node, create_topic("lags", 1, &conflict));
+    assert_eq!(result.error, ErrorCode::INVALID_CONFIG);
+    let message = result.error_message.unwrap_or_default();
+    assert!(message.contains("min.compaction.lag.ms (10) > max.compaction.lag.ms (9)"));
 }
 
 // Goal: DescribeCluster names this node as the whole cluster.

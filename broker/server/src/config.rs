@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use weir_core::cluster::{AckDurability, ClusterConfig, Voter};
-use weir_core::config::{Durability, NodeConfig};
+use weir_core::config::{CleanupPolicy, DirtyRatio, Durability, NodeConfig};
 use weir_wire::frame::FRAME_BYTES_MAX;
 
 /// Listen address used when neither `--listen` nor `listeners` is given.
@@ -212,6 +212,14 @@ impl Origin {
     }
 }
 
+/// Settings Kafka spells in several units, by rank (the lowest rank set wins, as in Kafka:
+/// `log.retention.ms` over `.minutes` over `.hours`, `log.roll.ms` over `.hours`), in ms.
+#[derive(Debug, Default)]
+struct Ranked {
+    retention_ms: BTreeMap<u8, i64>,
+    segment_ms: BTreeMap<u8, i64>,
+}
+
 /// `process.roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Roles {
@@ -256,28 +264,26 @@ impl Settings {
         let mut flat = BTreeMap::new();
         flatten("", table, &mut flat, file)?;
         let mut settings = Settings::default();
-        // Kafka's precedence among the retention spellings: ms over minutes over hours.
-        let mut retention_ms_by_rank: BTreeMap<u8, i64> = BTreeMap::new();
+        let mut ranked = Ranked::default();
         for (key, value) in flat {
             let input = Input {
                 key: &key,
                 file,
                 value: &value,
             };
-            settings.apply(&input, &mut retention_ms_by_rank)?;
+            settings.apply(&input, &mut ranked)?;
         }
-        if let Some((_, retention_ms)) = retention_ms_by_rank.into_iter().next() {
+        if let Some((_, retention_ms)) = ranked.retention_ms.into_iter().next() {
             settings.node.retention_ms = retention_ms;
+        }
+        if let Some((_, segment_ms)) = ranked.segment_ms.into_iter().next() {
+            settings.node.segment_ms = segment_ms;
         }
         Ok(settings)
     }
 
     /// Apply one flattened key; refuses unknown keys and bad values.
-    fn apply(
-        &mut self,
-        input: &Input<'_>,
-        retention_ms_by_rank: &mut BTreeMap<u8, i64>,
-    ) -> Result<(), ConfigError> {
+    fn apply(&mut self, input: &Input<'_>, ranked: &mut Ranked) -> Result<(), ConfigError> {
         let node = &mut self.node;
         match input.key {
             "listeners" => self.listen = Some(input.listener()?),
@@ -321,13 +327,21 @@ impl Settings {
                 node.transaction_state_log_num_partitions = input.integer_in(1, 1000)?;
             }
             "log.retention.ms" => {
-                retention_ms_by_rank.insert(0, input.retention(1)?);
+                ranked.retention_ms.insert(0, input.retention(1)?);
             }
             "log.retention.minutes" => {
-                retention_ms_by_rank.insert(1, input.retention(60_000)?);
+                ranked.retention_ms.insert(1, input.retention(60_000)?);
             }
             "log.retention.hours" => {
-                retention_ms_by_rank.insert(2, input.retention(3_600_000)?);
+                ranked.retention_ms.insert(2, input.retention(3_600_000)?);
+            }
+            "log.roll.ms" => {
+                ranked.segment_ms.insert(0, input.integer_in(1, i64::MAX)?);
+            }
+            "log.roll.hours" => {
+                let hours: i64 = input.integer_in(1, i32::MAX.into())?;
+                // i32::MAX hours in ms is about 7.7e15: no overflow.
+                ranked.segment_ms.insert(1, hours * 3_600_000);
             }
             "log.retention.bytes" => node.retention_bytes = input.integer_or_unlimited()?,
             "log.segment.bytes" => node.segment_bytes = input.integer_in(1, i64::MAX)?,
@@ -359,6 +373,45 @@ impl Settings {
             }
             "min.insync.replicas" => {
                 node.min_insync_replicas = input.integer_in(1, i16::MAX.into())?;
+            }
+            _ => return self.apply_cleaner(input),
+        }
+        Ok(())
+    }
+
+    /// The log cleaner's keys (`log.cleanup.policy`, `log.cleaner.*`), with Kafka's ranges;
+    /// hands other keys on to [`Settings::apply_cluster`].
+    fn apply_cleaner(&mut self, input: &Input<'_>) -> Result<(), ConfigError> {
+        let node = &mut self.node;
+        match input.key {
+            "log.cleanup.policy" => node.cleanup_policy = input.cleanup_policy()?,
+            "log.cleaner.enable" => node.cleaner_enable = input.boolean()?,
+            "log.cleaner.min.cleanable.ratio" => {
+                node.min_cleanable_dirty_ratio = input.ratio()?;
+            }
+            "log.cleaner.delete.retention.ms" => {
+                node.delete_retention_ms = input.integer_in(0, i64::MAX)?;
+            }
+            "log.cleaner.min.compaction.lag.ms" => {
+                node.min_compaction_lag_ms = input.integer_in(0, i64::MAX)?;
+            }
+            "log.cleaner.max.compaction.lag.ms" => {
+                node.max_compaction_lag_ms = input.integer_in(1, i64::MAX)?;
+            }
+            // Kafka accepts 0; a zero timer in the node would fire in a loop.
+            "log.cleaner.backoff.ms" => node.cleaner_backoff_ms = input.integer_in(1, i64::MAX)?,
+            "log.cleaner.dedupe.buffer.size" => {
+                let floor = NodeConfig::CLEANER_DEDUPE_BUFFER_BYTES_FLOOR;
+                let bytes: u64 = input.integer_in(0, i64::MAX)?;
+                if bytes <= floor {
+                    return Err(input.invalid(format!(
+                        "{bytes} must be more than {floor} (1 MiB, Kafka's floor for a cleaner)"
+                    )));
+                }
+                node.cleaner_dedupe_buffer_bytes = bytes;
+            }
+            "log.cleaner.io.buffer.size" => {
+                node.cleaner_io_buffer_bytes = input.integer_in(1, i32::MAX.into())?;
             }
             _ => return self.apply_cluster(input),
         }
@@ -797,6 +850,48 @@ impl Input<'_> {
         }
     }
 
+    /// Kafka's list as one string (`"compact,delete"`, as in `server.properties`) or as a
+    /// TOML array of strings (`["compact", "delete"]`).
+    fn cleanup_policy(&self) -> Result<CleanupPolicy, ConfigError> {
+        let text = match self.value {
+            toml::Value::String(text) => text.clone(),
+            toml::Value::Array(items) => {
+                let mut words = Vec::with_capacity(items.len());
+                for item in items {
+                    let Some(word) = item.as_str() else {
+                        let found = item.type_str();
+                        return Err(self.invalid(format!("expected strings, found {found}")));
+                    };
+                    words.push(word);
+                }
+                words.join(",")
+            }
+            other => {
+                let found = other.type_str();
+                return Err(self.invalid(format!("expected a string or an array, found {found}")));
+            }
+        };
+        CleanupPolicy::parse_list(&text)
+            .map_err(|error| self.invalid(format!("\"{text}\": {error}")))
+    }
+
+    /// A ratio in 0..=1: a TOML float or integer, or a quoted number (as copied from a Kafka
+    /// `server.properties`).
+    fn ratio(&self) -> Result<DirtyRatio, ConfigError> {
+        let value = match self.value {
+            toml::Value::Float(value) => *value,
+            toml::Value::Integer(value) => *value as f64,
+            toml::Value::String(text) => text
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| self.invalid(format!("\"{text}\" is not a number")))?,
+            other => {
+                return Err(self.invalid(format!("expected a number, found {}", other.type_str())))
+            }
+        };
+        DirtyRatio::new(value).ok_or_else(|| self.invalid(format!("{value} is outside 0..=1")))
+    }
+
     fn durability(&self) -> Result<Durability, ConfigError> {
         match self.string()? {
             "fsync" => Ok(Durability::Fsync),
@@ -1205,6 +1300,104 @@ mod tests {
         assert_eq!(parse("log.retention.ms = -1").node.retention_ms, -1);
     }
 
+    // Goal: the log cleaner's keys reach NodeConfig, in every spelling Kafka's
+    // server.properties uses (quoted numbers and booleans, a list as one string) and as
+    // TOML arrays and floats. Method: one file setting every key, compared field by field.
+    #[test]
+    fn cleaner_keys() {
+        let config = parse(
+            r#"
+            log.cleanup.policy = "compact, delete"
+            log.cleaner.enable = "false"
+            log.cleaner.min.cleanable.ratio = 0.25
+            log.cleaner.delete.retention.ms = 0
+            log.cleaner.min.compaction.lag.ms = "100"
+            log.cleaner.max.compaction.lag.ms = 200
+            log.cleaner.backoff.ms = 500
+            log.cleaner.dedupe.buffer.size = 2097152
+            log.cleaner.io.buffer.size = 4096
+            "#,
+        );
+        let node = &config.node;
+        assert_eq!(node.cleanup_policy, CleanupPolicy::COMPACT_DELETE);
+        assert!(!node.cleaner_enable);
+        assert_eq!(node.min_cleanable_dirty_ratio.get(), 0.25);
+        assert_eq!(node.delete_retention_ms, 0);
+        assert_eq!(node.min_compaction_lag_ms, 100);
+        assert_eq!(node.max_compaction_lag_ms, 200);
+        assert_eq!(node.cleaner_backoff_ms, 500);
+        assert_eq!(node.cleaner_dedupe_buffer_bytes, 2_097_152);
+        assert_eq!(node.cleaner_io_buffer_bytes, 4096);
+        let array = parse(r#"log.cleanup.policy = ["compact"]"#);
+        assert_eq!(array.node.cleanup_policy, CleanupPolicy::COMPACT);
+        let integer = parse("log.cleaner.min.cleanable.ratio = 1");
+        assert_eq!(integer.node.min_cleanable_dirty_ratio.get(), 1.0);
+        let quoted = parse(r#"log.cleaner.min.cleanable.ratio = "0.75""#);
+        assert_eq!(quoted.node.min_cleanable_dirty_ratio.get(), 0.75);
+        // Unset, they keep Kafka's defaults.
+        assert_eq!(parse("").node.cleanup_policy, CleanupPolicy::DELETE);
+        assert_eq!(parse("").node.cleaner_backoff_ms, 15_000);
+    }
+
+    // Goal: log.roll.ms wins over log.roll.hours, and hours are converted to ms.
+    // Method: each alone, then both.
+    #[test]
+    fn roll_precedence_ms_over_hours() {
+        assert_eq!(parse("").node.segment_ms, 604_800_000);
+        assert_eq!(parse("log.roll.hours = 2").node.segment_ms, 7_200_000);
+        assert_eq!(parse("log.roll.ms = 5").node.segment_ms, 5);
+        let both = "log.roll.hours = 2\nlog.roll.ms = 5";
+        assert_eq!(parse(both).node.segment_ms, 5);
+    }
+
+    // Goal: bad cleaner values are refused with the key and why. Method: exact messages
+    // for the rules Weir words itself (policy lists, ratio, dedupe floor, lag conflict).
+    #[test]
+    fn cleaner_refusals_say_why() {
+        let prefix = |key: &str| format!("invalid value for \"{key}\" in weir.toml: ");
+        let policy = prefix("log.cleanup.policy");
+        assert_eq!(
+            refusal(r#"log.cleanup.policy = "compact,shred""#),
+            format!(
+                "{policy}\"compact,shred\": unknown policy \"shred\"; valid values are \
+                 compact, delete"
+            )
+        );
+        assert_eq!(
+            refusal(r#"log.cleanup.policy = """#),
+            format!("{policy}\"\": the list must not be empty; valid values are compact, delete")
+        );
+        assert_eq!(
+            refusal("log.cleanup.policy = [1]"),
+            format!("{policy}expected strings, found integer")
+        );
+        let ratio = prefix("log.cleaner.min.cleanable.ratio");
+        assert_eq!(
+            refusal("log.cleaner.min.cleanable.ratio = 1.5"),
+            format!("{ratio}1.5 is outside 0..=1")
+        );
+        assert_eq!(
+            refusal("log.cleaner.min.cleanable.ratio = nan"),
+            format!("{ratio}NaN is outside 0..=1")
+        );
+        let dedupe = prefix("log.cleaner.dedupe.buffer.size");
+        assert_eq!(
+            refusal("log.cleaner.dedupe.buffer.size = 1048576"),
+            format!(
+                "{dedupe}1048576 must be more than 1048576 (1 MiB, Kafka's floor for a cleaner)"
+            )
+        );
+        // Each lag is in range alone; the core's validate() refuses the pair.
+        let lags = "log.cleaner.min.compaction.lag.ms = 10\nlog.cleaner.max.compaction.lag.ms = 9";
+        assert_eq!(
+            refusal(lags),
+            format!(
+                "{}must be <= log.cleaner.max.compaction.lag.ms (10)",
+                prefix("log.cleaner.min.compaction.lag.ms")
+            )
+        );
+    }
+
     #[test]
     fn refuses_unknown_keys() {
         assert_eq!(
@@ -1237,6 +1430,49 @@ mod tests {
             ),
             ("log.retention.bytes = -2", "log.retention.bytes"),
             ("log.segment.bytes = 0", "log.segment.bytes"),
+            ("log.roll.ms = 0", "log.roll.ms"),
+            ("log.roll.hours = 0", "log.roll.hours"),
+            ("log.roll.hours = 2147483648", "log.roll.hours"),
+            ("log.cleanup.policy = \"Delete\"", "log.cleanup.policy"),
+            (
+                "log.cleanup.policy = \"delete,delete\"",
+                "log.cleanup.policy",
+            ),
+            ("log.cleanup.policy = true", "log.cleanup.policy"),
+            ("log.cleaner.enable = \"yes\"", "log.cleaner.enable"),
+            (
+                "log.cleaner.min.cleanable.ratio = -0.1",
+                "log.cleaner.min.cleanable.ratio",
+            ),
+            (
+                "log.cleaner.min.cleanable.ratio = \"half\"",
+                "log.cleaner.min.cleanable.ratio",
+            ),
+            (
+                "log.cleaner.delete.retention.ms = -1",
+                "log.cleaner.delete.retention.ms",
+            ),
+            (
+                "log.cleaner.min.compaction.lag.ms = -1",
+                "log.cleaner.min.compaction.lag.ms",
+            ),
+            (
+                "log.cleaner.max.compaction.lag.ms = 0",
+                "log.cleaner.max.compaction.lag.ms",
+            ),
+            ("log.cleaner.backoff.ms = 0", "log.cleaner.backoff.ms"),
+            (
+                "log.cleaner.dedupe.buffer.size = -1",
+                "log.cleaner.dedupe.buffer.size",
+            ),
+            (
+                "log.cleaner.io.buffer.size = 0",
+                "log.cleaner.io.buffer.size",
+            ),
+            (
+                "log.cleaner.io.buffer.size = 2147483648",
+                "log.cleaner.io.buffer.size",
+            ),
             ("log.flush.interval.ms = -1", "log.flush.interval.ms"),
             (
                 "transaction.max.timeout.ms = 0",
