@@ -241,6 +241,13 @@ pub struct NodeConfig {
     /// `transaction.state.log.num.partitions` (50): partitions of `__transaction_state`,
     /// fixed once the topic exists.
     pub transaction_state_log_num_partitions: i32,
+    /// `offsets.topic.segment.bytes` (104857600): `segment.bytes` of `__consumer_offsets`,
+    /// kept small so its segments close and compaction (which never touches the active
+    /// segment) keeps the log, and recovery's replay, short.
+    pub offsets_topic_segment_bytes: i32,
+    /// `transaction.state.log.segment.bytes` (104857600): `segment.bytes` of
+    /// `__transaction_state`, for the same reason.
+    pub transaction_state_log_segment_bytes: i32,
     /// `producer.id.expiration.ms` (86400000): an idempotent producer that has not written
     /// to a partition for this long is forgotten there (checked on the retention timer).
     pub producer_id_expiration_ms: i64,
@@ -299,6 +306,8 @@ impl Default for NodeConfig {
             group_consumer_session_timeout_ms: 45_000,
             offsets_topic_num_partitions: 50,
             transaction_state_log_num_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
+            transaction_state_log_segment_bytes: 104_857_600,
             producer_id_expiration_ms: 86_400_000,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,

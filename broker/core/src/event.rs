@@ -111,6 +111,10 @@ pub enum Output {
         /// The message.
         message: crate::cluster::peer::PeerMessage,
     },
+    /// Run this compaction job over storage, off the event loop (it only reads, see
+    /// [`crate::cleaner::run_job`]), and report [`Completion::Compacted`]. The node keeps
+    /// at most a few in flight; a driver that never runs them only leaves logs uncleaned.
+    Compact(Box<crate::cleaner::CompactionJob>),
     /// Storage failed: the node has stopped accepting work. The driver must stop serving
     /// and exit non-zero.
     Poisoned {
@@ -132,4 +136,8 @@ pub enum Completion {
         /// Human-readable cause.
         reason: String,
     },
+    /// A compaction job ran: what it would replace, or why it could not clean (stored
+    /// bytes that do not parse). A storage error while reading is reported as
+    /// [`Completion::Failed`] instead.
+    Compacted(Result<Box<crate::cleaner::CompactionResult>, crate::cleaner::JobFailed>),
 }

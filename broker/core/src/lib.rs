@@ -28,6 +28,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod buggify;
+pub mod cleaner;
 pub mod cluster;
 pub mod compaction;
 pub mod config;

@@ -14,6 +14,7 @@
 //! | `producers/{partition_key:016x}`      | a producer-state snapshot  |
 //! | `txn/{transactional_id}`              | legacy txn state: moved to the topic |
 //! | `epochs/{partition_key:016x}`         | postcard: the leader-epoch cache (cluster) |
+//! | `cleaned/{partition_key:016x}`        | i64: the cleaner's checkpoint (first dirty offset) |
 //!
 //! (`txn/` entries predate `__transaction_state`; recovery moves each into the topic and
 //! deletes it.)
@@ -43,6 +44,7 @@ const TOPIC_PREFIX: &str = "topic/";
 const PRODUCERS_PREFIX: &str = "producers/";
 const LOG_START_PREFIX: &str = "log_start/";
 const SEGMENT_PREFIX: &str = "segment/";
+const CLEANED_PREFIX: &str = "cleaned/";
 
 /// A persisted topic definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +84,13 @@ pub(crate) enum MetaEntry {
         /// The snapshot.
         snapshot: ProducerSnapshot,
     },
+    /// A partition's cleaner checkpoint: below it the log was cleaned (compaction).
+    Cleaned {
+        /// The partition log.
+        partition_key: u64,
+        /// The first offset not cleaned yet.
+        offset: i64,
+    },
     /// A closed segment of a partition.
     Segment {
         /// The partition log.
@@ -99,6 +108,11 @@ pub(crate) fn topic_key(id: Uuid) -> Vec<u8> {
 /// Key of a partition's log start offset.
 pub(crate) fn log_start_key(partition_key: u64) -> Vec<u8> {
     format!("{LOG_START_PREFIX}{partition_key:016x}").into_bytes()
+}
+
+/// Key of a partition's cleaner checkpoint.
+pub(crate) fn cleaned_key(partition_key: u64) -> Vec<u8> {
+    format!("{CLEANED_PREFIX}{partition_key:016x}").into_bytes()
 }
 
 /// Key of a closed segment.
@@ -158,6 +172,14 @@ pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Option<MetaEntry>, Stri
         let partition_key = parse_hex(hex).ok_or_else(|| format!("meta {text}: bad key"))?;
         let offset = serde_json::from_slice(value).map_err(json)?;
         return Ok(Some(MetaEntry::LogStart {
+            partition_key,
+            offset,
+        }));
+    }
+    if let Some(hex) = text.strip_prefix(CLEANED_PREFIX) {
+        let partition_key = parse_hex(hex).ok_or_else(|| format!("meta {text}: bad key"))?;
+        let offset = serde_json::from_slice(value).map_err(json)?;
+        return Ok(Some(MetaEntry::Cleaned {
             partition_key,
             offset,
         }));
@@ -225,6 +247,14 @@ mod tests {
             Some(MetaEntry::Segment {
                 partition_key: 5,
                 segment
+            })
+        );
+        let decoded = decode(&cleaned_key(0xab), &encode(&40i64)).expect("valid");
+        assert_eq!(
+            decoded,
+            Some(MetaEntry::Cleaned {
+                partition_key: 0xab,
+                offset: 40
             })
         );
         let decoded = decode(NEXT_PARTITION_KEY, b"12").expect("valid");

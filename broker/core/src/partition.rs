@@ -62,12 +62,38 @@ impl Segment {
 /// What the node knows about a validated batch it is about to append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchAppend {
+    /// Offsets skipped before the batch: 0, except on a follower whose leader's compaction
+    /// removed the batches between this log's end and the batch (a gap in the offsets).
+    pub gap: i64,
     /// Number of offsets the batch occupies (last_offset_delta + 1), >= 1.
     pub offset_count: i64,
     /// Batch size in bytes.
     pub bytes: u64,
     /// The batch's max timestamp (after any LogAppendTime rewrite).
     pub max_timestamp: i64,
+}
+
+/// When an append rolls the active segment: Kafka's `segment.bytes` and `segment.ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Roll {
+    /// Roll before a batch that would take the segment past this many bytes.
+    pub bytes: u64,
+    /// Roll once the segment's first append is this many ms old.
+    pub ms: i64,
+    /// The wall clock now.
+    pub wall_ms: i64,
+}
+
+impl Roll {
+    /// Roll by size only (tests, and callers without a time bound).
+    #[cfg(test)]
+    pub fn bytes(bytes: u64) -> Roll {
+        Roll {
+            bytes,
+            ms: i64::MAX,
+            wall_ms: 0,
+        }
+    }
 }
 
 /// The result of an append.
@@ -179,6 +205,15 @@ pub(crate) struct PartitionLog {
     pub producers: ProducerStates,
     /// Open and aborted transactions (see `txn`).
     pub txns: crate::txn::TxnIndex,
+    /// The cleaner's checkpoint: every batch below it was cleaned (compaction) against a
+    /// map that covered up to it; the next cleaning's offset map starts here.
+    cleaned_to: i64,
+    /// Bumped by every change that removes offsets at the log's end (a follower's
+    /// truncation or reset): a compaction job read before it is stale.
+    generation: u64,
+    /// Wall-clock ms of the first append into the active segment (`segment.ms` rolls it
+    /// once it is that old); `None` while it is empty or since a restart.
+    active_since_ms: Option<i64>,
 }
 
 /// What one round of follower truncation decided (see [`PartitionLog::truncation_step`]).
@@ -205,6 +240,9 @@ impl PartitionLog {
             byte_index: ByteIndex::new(0),
             producers: ProducerStates::default(),
             txns: crate::txn::TxnIndex::default(),
+            cleaned_to: 0,
+            generation: 0,
+            active_since_ms: None,
         }
     }
 
@@ -238,6 +276,9 @@ impl PartitionLog {
             byte_index: ByteIndex::new(log_end_offset),
             producers: ProducerStates::default(),
             txns: crate::txn::TxnIndex::default(),
+            cleaned_to: plan.log_start_offset,
+            generation: 0,
+            active_since_ms: None,
         };
         log.invariants();
         log
@@ -380,6 +421,9 @@ impl PartitionLog {
         self.byte_index = ByteIndex::new(offset);
         self.producers = ProducerStates::default();
         self.txns = crate::txn::TxnIndex::default();
+        self.cleaned_to = offset;
+        self.generation += 1;
+        self.active_since_ms = None;
         self.invariants();
         dropped
     }
@@ -423,6 +467,8 @@ impl PartitionLog {
         self.epochs.retain(|(_, start)| *start < offset);
         self.byte_index = ByteIndex::new(offset);
         self.producers.truncate_to(offset);
+        self.cleaned_to = self.cleaned_to.min(offset);
+        self.generation += 1;
         true
     }
 
@@ -431,21 +477,30 @@ impl PartitionLog {
         self.segments.iter()
     }
 
-    /// Append one batch at the log end; it becomes visible once sync `sync_id` completes.
-    pub fn append(&mut self, batch: BatchAppend, sync_id: u64, segment_bytes: u64) -> Appended {
+    /// Append one batch at the log end (after `batch.gap` skipped offsets); it becomes
+    /// visible once sync `sync_id` completes. The active segment rolls first when the batch
+    /// would overflow `roll.bytes`, or when its first append is `roll.ms` old.
+    pub fn append(&mut self, batch: BatchAppend, sync_id: u64, roll: Roll) -> Appended {
         assert!(
             batch.offset_count >= 1,
             "offset_count={}",
             batch.offset_count
         );
-        let base_offset = self.log_end_offset;
+        assert!(batch.gap >= 0, "gap={}", batch.gap);
+        let base_offset = self.log_end_offset + batch.gap;
         let end_offset = base_offset + batch.offset_count;
         let active = *self.active();
-        let full = active.bytes > 0 && active.bytes.saturating_add(batch.bytes) > segment_bytes;
+        let full = active.bytes > 0 && active.bytes.saturating_add(batch.bytes) > roll.bytes;
+        let old = (self.active_since_ms)
+            .is_some_and(|since| roll.wall_ms.saturating_sub(since) >= roll.ms);
         let mut rolled = None;
-        if full && self.segments.len() < SEGMENTS_MAX {
+        if (full || (old && active.bytes > 0)) && self.segments.len() < SEGMENTS_MAX {
             rolled = Some(active);
-            self.segments.push_back(Segment::empty(base_offset));
+            self.segments.push_back(Segment::empty(self.log_end_offset));
+            self.active_since_ms = None;
+        }
+        if self.active_since_ms.is_none() {
+            self.active_since_ms = Some(roll.wall_ms);
         }
         let active = self.active_mut();
         active.end_offset = end_offset;
@@ -605,10 +660,10 @@ impl PartitionLog {
         })
     }
 
-    /// Close the active segment if it holds anything, so the next append starts a new one
-    /// (compaction aligns its copy with a segment, so dropping what precedes the copy
-    /// removes whole segments). Returns the closed segment, to be persisted; `None` when the
-    /// active one is empty or the segment bound is reached.
+    /// Close the active segment if it holds anything (tests build closed segments so).
+    /// Returns the closed segment; `None` when the active one is empty or the segment bound
+    /// is reached.
+    #[cfg(test)]
     pub fn roll(&mut self) -> Option<Segment> {
         let active = *self.active();
         if active.is_empty() || self.segments.len() >= SEGMENTS_MAX {
@@ -618,36 +673,51 @@ impl PartitionLog {
         Some(active)
     }
 
-    /// Drop everything below `offset` (compaction: what precedes a synced copy of the live
-    /// records). Whole segments below it are removed; a segment it falls inside stays, its
-    /// byte count then covering a little more than the log holds. `None` when `offset` does
-    /// not move the log start. Panics if `offset` is above the high watermark: only durable
-    /// data may be dropped in favour of its copy.
-    pub fn truncate_prefix_to(&mut self, offset: i64) -> Option<Truncation> {
+    /// The cleaner's checkpoint (see the field).
+    pub fn cleaned_to(&self) -> i64 {
+        self.cleaned_to
+    }
+
+    /// Move the cleaner's checkpoint (a job's result, or recovery's persisted one), kept
+    /// within the log.
+    pub fn set_cleaned_to(&mut self, offset: i64) {
+        self.cleaned_to = offset.clamp(self.log_start_offset, self.log_end_offset);
+    }
+
+    /// Bumped when offsets at the log end are removed (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The active segment: where it starts, and whether it holds data.
+    pub fn active_segment(&self) -> Segment {
+        *self.active()
+    }
+
+    /// A compaction replaced the batch at `base_offset` (`old_bytes` long) with one of
+    /// `new_bytes` (0: removed). Offsets do not change; the closed segment holding it
+    /// counts the new size. Returns that segment, to be persisted again; `None` when no
+    /// closed segment holds the batch (retention removed it meanwhile).
+    pub fn replace_batch(
+        &mut self,
+        base_offset: i64,
+        old_bytes: u64,
+        new_bytes: u64,
+    ) -> Option<Segment> {
+        let active_base = self.active().base_offset;
         assert!(
-            offset <= self.high_watermark(),
-            "key={} truncate to {offset} above hw {}",
-            self.partition_key,
-            self.high_watermark()
+            base_offset < active_base,
+            "key={} compaction reached the active segment (batch {base_offset}, active \
+             from {active_base})",
+            self.partition_key
         );
-        if offset <= self.log_start_offset {
-            return None;
-        }
-        let mut removed = Vec::new();
-        while self.segments.len() > 1 {
-            let Some(first) = self.segments.front().copied() else {
-                break;
-            };
-            if first.end_offset > offset {
-                break;
-            }
-            removed.extend(self.segments.pop_front());
-        }
-        self.log_start_offset = offset;
-        Some(Truncation {
-            log_start_offset: offset,
-            removed,
-        })
+        let segment = (self.segments.iter_mut())
+            .find(|s| s.base_offset <= base_offset && base_offset < s.end_offset)?;
+        segment.bytes = segment
+            .bytes
+            .saturating_sub(old_bytes)
+            .saturating_add(new_bytes);
+        Some(*segment)
     }
 
     /// Assert every invariant listed in the module docs.
@@ -697,6 +767,13 @@ impl PartitionLog {
             );
         }
         assert!(self.segments.len() <= SEGMENTS_MAX, "key={key}");
+        // The cleaner's checkpoint lies within the log (truncations pull it back).
+        assert!(
+            self.cleaned_to <= self.log_end_offset,
+            "key={key} cleaned_to={} leo={}",
+            self.cleaned_to,
+            self.log_end_offset
+        );
         self.unsynced_invariants();
         self.producers.invariants();
     }
@@ -809,6 +886,7 @@ mod tests {
 
     fn batch(offset_count: i64, bytes: u64, max_timestamp: i64) -> BatchAppend {
         BatchAppend {
+            gap: 0,
             offset_count,
             bytes,
             max_timestamp,
@@ -818,7 +896,7 @@ mod tests {
     /// A log of `end` offsets whose epochs start as listed.
     fn log_with_epochs(end: i64, epochs: &[(i32, i64)]) -> PartitionLog {
         let mut log = PartitionLog::new(9);
-        log.append(batch(end, 10, 1), 1, 1 << 30);
+        log.append(batch(end, 10, 1), 1, Roll::bytes(1 << 30));
         for (epoch, start) in epochs {
             assert!(log.push_epoch(*epoch, *start));
         }
@@ -902,7 +980,7 @@ mod tests {
     fn reset_starts_an_empty_log_at_the_offset() {
         let mut log = log_with_epochs(30, &[(0, 0), (2, 10)]);
         assert!(log.roll().is_some());
-        log.append(batch(5, 10, 2), 2, 1 << 30);
+        log.append(batch(5, 10, 2), 2, Roll::bytes(1 << 30));
         log.set_replicated_hw(Some(20));
         let dropped = log.reset_to(100);
         assert_eq!(dropped.len(), 1, "the closed segment's meta goes");
@@ -917,7 +995,11 @@ mod tests {
         assert_eq!(log.replicated_hw(), Some(100));
         assert_eq!(log.last_epoch(), -1);
         assert!(!log.has_unsynced());
-        assert_eq!(log.append(batch(3, 10, 3), 3, 1 << 30).base_offset, 100);
+        assert_eq!(
+            log.append(batch(3, 10, 3), 3, Roll::bytes(1 << 30))
+                .base_offset,
+            100
+        );
         log.invariants();
     }
 
@@ -926,9 +1008,17 @@ mod tests {
     #[test]
     fn high_watermark_follows_syncs() {
         let mut log = PartitionLog::new(7);
-        assert_eq!(log.append(batch(3, 100, 10), 1, 1 << 30).base_offset, 0);
-        assert_eq!(log.append(batch(2, 100, 11), 1, 1 << 30).base_offset, 3);
-        let appended = log.append(batch(1, 100, 12), 2, 1 << 30);
+        assert_eq!(
+            log.append(batch(3, 100, 10), 1, Roll::bytes(1 << 30))
+                .base_offset,
+            0
+        );
+        assert_eq!(
+            log.append(batch(2, 100, 11), 1, Roll::bytes(1 << 30))
+                .base_offset,
+            3
+        );
+        let appended = log.append(batch(1, 100, 12), 2, Roll::bytes(1 << 30));
         assert_eq!((appended.base_offset, appended.last_offset), (5, 5));
         log.invariants();
         assert_eq!((log.high_watermark(), log.log_end_offset()), (0, 6));
@@ -948,7 +1038,11 @@ mod tests {
         let mut log = PartitionLog::new(1);
         let mut rolled = 0;
         for i in 0..5 {
-            rolled += usize::from(log.append(batch(1, 6, i), 1, 10).rolled.is_some());
+            rolled += usize::from(
+                log.append(batch(1, 6, i), 1, Roll::bytes(10))
+                    .rolled
+                    .is_some(),
+            );
         }
         assert_eq!(rolled, 4);
         log.on_synced(1);
@@ -969,8 +1063,8 @@ mod tests {
     #[test]
     fn retention_by_time_respects_high_watermark() {
         let mut log = PartitionLog::new(1);
-        log.append(batch(2, 6, 1_000), 1, 10);
-        log.append(batch(2, 6, 2_000), 1, 10);
+        log.append(batch(2, 6, 1_000), 1, Roll::bytes(10));
+        log.append(batch(2, 6, 2_000), 1, Roll::bytes(10));
         assert!(
             log.enforce_retention(1_000_000, 10, -1).is_none(),
             "nothing is durable yet"
@@ -982,7 +1076,82 @@ mod tests {
         assert_eq!(log.high_watermark(), 4);
         log.invariants();
         // The next append lands in the fresh active segment at offset 4.
-        assert_eq!(log.append(batch(1, 6, 3_000), 2, 10).base_offset, 4);
+        assert_eq!(
+            log.append(batch(1, 6, 3_000), 2, Roll::bytes(10))
+                .base_offset,
+            4
+        );
+        log.invariants();
+    }
+
+    // Goal: a follower appends a batch past its log end (its leader's compaction removed
+    // what lay between): the gap's offsets are skipped, never assigned, and the log stays
+    // consistent (segments contiguous, the gap waits for the batch's sync).
+    #[test]
+    fn a_gap_before_a_batch_is_skipped() {
+        let mut log = PartitionLog::new(1);
+        log.append(batch(2, 10, 1), 1, Roll::bytes(1 << 30));
+        let gapped = BatchAppend {
+            gap: 5,
+            ..batch(3, 10, 2)
+        };
+        let appended = log.append(gapped, 1, Roll::bytes(1 << 30));
+        assert_eq!((appended.base_offset, appended.last_offset), (7, 9));
+        assert_eq!(log.log_end_offset(), 10);
+        log.invariants();
+        assert_eq!(
+            log.high_watermark(),
+            0,
+            "the gap is covered by the batch's sync"
+        );
+        log.on_synced(1);
+        assert_eq!(log.high_watermark(), 10);
+        log.invariants();
+    }
+
+    // Goal: `segment.ms` rolls the active segment once its first append is that old, and
+    // only when it holds data; `segment.bytes` alone does not.
+    #[test]
+    fn segments_roll_by_age() {
+        let roll = |wall_ms| Roll {
+            bytes: 1 << 30,
+            ms: 1_000,
+            wall_ms,
+        };
+        let mut log = PartitionLog::new(1);
+        assert!(log.append(batch(1, 10, 0), 1, roll(5_000)).rolled.is_none());
+        assert!(log.append(batch(1, 10, 0), 1, roll(5_999)).rolled.is_none());
+        let rolled = log.append(batch(1, 10, 0), 1, roll(6_000)).rolled;
+        assert_eq!(rolled.map(|s| (s.base_offset, s.end_offset)), Some((0, 2)));
+        // The new segment's clock starts at its first append.
+        assert!(log.append(batch(1, 10, 0), 1, roll(6_500)).rolled.is_none());
+        assert!(log.append(batch(1, 10, 0), 2, roll(7_000)).rolled.is_some());
+        log.invariants();
+    }
+
+    // Goal: a compaction's replacement shrinks the closed segment holding the batch, moves
+    // no offsets, and the checkpoint stays within the log when a follower truncates.
+    #[test]
+    fn replacements_shrink_their_segment() {
+        let mut log = PartitionLog::new(1);
+        for _ in 0..4 {
+            log.append(batch(2, 100, 0), 1, Roll::bytes(200));
+        }
+        log.on_synced(1);
+        let closed: Vec<Segment> = log.segments().copied().collect();
+        assert_eq!(closed.len(), 2, "{closed:?}");
+        let segment = log.replace_batch(2, 100, 40).expect("closed segment");
+        assert_eq!((segment.base_offset, segment.bytes), (0, 140));
+        assert_eq!(log.replace_batch(0, 100, 0).map(|s| s.bytes), Some(40));
+        assert_eq!(log.log_end_offset(), 8);
+        let generation = log.generation();
+        log.set_cleaned_to(4);
+        assert!(log.truncate_suffix_to(3));
+        assert_eq!(log.cleaned_to(), 3);
+        assert!(
+            log.generation() > generation,
+            "a truncation makes running jobs stale"
+        );
         log.invariants();
     }
 
@@ -991,7 +1160,7 @@ mod tests {
     fn available_bytes_near_and_far() {
         let mut log = PartitionLog::new(1);
         for _ in 0..(BYTE_INDEX_ENTRIES_MAX + 10) {
-            log.append(batch(1, 10, 0), 1, u64::MAX);
+            log.append(batch(1, 10, 0), 1, Roll::bytes(u64::MAX));
         }
         log.on_synced(1);
         let hw = log.high_watermark();

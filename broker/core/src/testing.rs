@@ -324,10 +324,32 @@ impl SingleNode {
         self.start();
     }
 
-    /// Apply every queued output, as a driver does.
+    /// Apply every queued output, as a driver does. Compaction jobs run at once, after the
+    /// outputs that preceded them were applied (a real driver runs them off its loop).
     pub fn pump(&mut self) {
+        loop {
+            let mut jobs = Vec::new();
+            self.apply_outputs(&mut jobs);
+            if jobs.is_empty() {
+                break;
+            }
+            for job in jobs {
+                let completion = match crate::cleaner::run_for_driver(&self.storage, &job) {
+                    Ok(completion) => completion,
+                    Err(error) => Completion::Failed {
+                        reason: format!("compaction read failed: {error}"),
+                    },
+                };
+                self.node.handle_storage(self.now, completion);
+            }
+        }
+        self.node.invariants();
+    }
+
+    fn apply_outputs(&mut self, jobs: &mut Vec<crate::cleaner::CompactionJob>) {
         while let Some(output) = self.node.poll_output() {
             match output {
+                Output::Compact(job) => jobs.push(*job),
                 Output::Storage(op) => self.storage.apply(&op).expect("MemStorage apply"),
                 Output::Sync { sync_id, mode } => self.pending_syncs.push((sync_id, mode)),
                 Output::Respond { id, mut response } => {
@@ -349,7 +371,6 @@ impl SingleNode {
                 Output::Peer { to, .. } => panic!("single node sent a peer message to {to}"),
             }
         }
-        self.node.invariants();
     }
 }
 

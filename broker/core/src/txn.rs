@@ -398,6 +398,15 @@ impl TxnIndex {
             .collect()
     }
 
+    /// Aborted transactions whose data starts below `end` (a compaction job cleaning below
+    /// `end` removes their records), oldest marker first.
+    pub fn aborted_below(&self, end: i64) -> Vec<AbortedTxn> {
+        (self.aborted.iter())
+            .filter(|a| a.first_offset < end)
+            .copied()
+            .collect()
+    }
+
     /// Retention removed everything below `log_start_offset`.
     pub fn truncate_prefix(&mut self, log_start_offset: i64) {
         self.aborted.retain(|a| a.last_offset >= log_start_offset);

@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::group::offsets_log::{java_string_hash, put_string, Reader};
+use crate::group::offsets_log::{put_string, Reader};
 use crate::txn::{PendingOffset, TxnMetadata, TxnState};
 
 /// Name of the internal topic.
@@ -40,15 +40,6 @@ const VALUE_VERSION: i16 = 0;
 const WEIR_TRAILER_VERSION: i16 = 1;
 /// Longest transactional id a record can hold (an `i16` string length).
 pub const TRANSACTIONAL_ID_BYTES_MAX: usize = i16::MAX as usize;
-
-/// The `__transaction_state` partition holding `transactional_id`'s state.
-pub fn partition_for(transactional_id: &str, partition_count: i32) -> i32 {
-    assert!(partition_count > 0, "partition_count={partition_count}");
-    // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
-    let hash = java_string_hash(transactional_id);
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partition_count
-}
 
 fn status(state: TxnState) -> i8 {
     match state {
@@ -228,7 +219,8 @@ mod tests {
     // trailer, a tombstone, a Dead status.
     #[test]
     fn partitioning_and_round_trip() {
-        assert_eq!(partition_for("group", 50), 47);
+        // The partition is Kafka's (shared with __consumer_offsets, `offsets_log`).
+        assert_eq!(crate::group::offsets_log::partition_for("group", 50), 47);
         let txn = TxnMetadata {
             transactional_id: "tx".into(),
             producer_id: 7,

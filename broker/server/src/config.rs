@@ -326,6 +326,12 @@ impl Settings {
             "transaction.state.log.num.partitions" => {
                 node.transaction_state_log_num_partitions = input.integer_in(1, 1000)?;
             }
+            "offsets.topic.segment.bytes" => {
+                node.offsets_topic_segment_bytes = input.integer_in(14, i32::MAX.into())?;
+            }
+            "transaction.state.log.segment.bytes" => {
+                node.transaction_state_log_segment_bytes = input.integer_in(14, i32::MAX.into())?;
+            }
             "log.retention.ms" => {
                 ranked.retention_ms.insert(0, input.retention(1)?);
             }

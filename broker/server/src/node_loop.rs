@@ -14,6 +14,8 @@
 //! - `Output::Poisoned` ends the loop with an error (the process then exits non-zero): a
 //!   broker that cannot trust its disk must not acknowledge anything more.
 //! - Every `select!` is `biased` so simulated runs are deterministic.
+//! - `Output::Compact` jobs run offloaded (they only read storage); their completion is an
+//!   input like a sync's. The node applies their results as ordinary storage ops.
 //! - With `check_invariants` (the simulator's setting) `Node::invariants` is asserted after
 //!   every step, i.e. after each input and the outputs it produced were applied.
 //! - Cluster mode: inbound peer messages arrive as [`NodeInput::Peer`] (from the peer
@@ -64,6 +66,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
     check_invariants: bool,
 ) -> Result<(), NodeLoopError> {
     let (sync_done_sender, sync_done) = mpsc::unbounded_channel();
+    let (compacted_sender, compacted) = mpsc::unbounded_channel();
     let (read_failures_sender, read_failures) = mpsc::channel(PEER_READ_FAILURES_MAX);
     let peers = PeerLinks::new(
         runtime.clone(),
@@ -79,10 +82,13 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         connections: BTreeMap::new(),
         group_commit: GroupCommit::default(),
         sync_done_sender,
+        compacted_sender,
         check_invariants,
         peers,
     };
-    node_loop.run(inputs, sync_done, read_failures).await
+    node_loop
+        .run(inputs, sync_done, compacted, read_failures)
+        .await
 }
 
 /// A finished offloaded sync.
@@ -99,6 +105,8 @@ struct NodeLoop<R, S> {
     connections: BTreeMap<u64, mpsc::UnboundedSender<ConnEvent>>,
     group_commit: GroupCommit,
     sync_done_sender: mpsc::UnboundedSender<SyncDone>,
+    /// Completions of compaction jobs run off the loop (the node keeps one in flight).
+    compacted_sender: mpsc::UnboundedSender<Completion>,
     check_invariants: bool,
     /// Outgoing connections to other nodes (cluster mode; idle otherwise).
     peers: PeerLinks<R, S>,
@@ -109,6 +117,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         &mut self,
         mut inputs: mpsc::Receiver<NodeInput>,
         mut sync_done: mpsc::UnboundedReceiver<SyncDone>,
+        mut compacted: mpsc::UnboundedReceiver<Completion>,
         mut read_failures: mpsc::Receiver<String>,
     ) -> Result<(), NodeLoopError> {
         // Recovery may already have produced work (e.g. a first retention check).
@@ -127,6 +136,10 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             tokio::select! {
                 biased;
                 Some(done) = sync_done.recv() => self.on_sync_done(done),
+                Some(completion) = compacted.recv() => {
+                    let now = now(&self.runtime);
+                    self.node.handle_storage(now, completion);
+                }
                 Some(reason) = read_failures.recv() => {
                     let now = now(&self.runtime);
                     self.node.handle_storage(now, Completion::Failed { reason });
@@ -219,6 +232,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                     }
                 }
                 Output::Peer { to, addr, message } => self.peers.send(to, &addr, message),
+                Output::Compact(job) => self.start_compaction(job),
                 Output::Poisoned { reason } => {
                     tracing::error!("node poisoned, stopping: {reason}");
                     return Err(NodeLoopError::Poisoned(reason));
@@ -229,6 +243,24 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             self.node.invariants();
         }
         Ok(())
+    }
+
+    /// Run a compaction job off the loop (it only reads storage); its completion comes
+    /// back as an input. A read error poisons the node like any storage failure.
+    fn start_compaction(&self, job: Box<weir_core::cleaner::CompactionJob>) {
+        let storage = self.storage.clone();
+        let runtime = self.runtime.clone();
+        let done = self.compacted_sender.clone();
+        self.runtime.spawn(async move {
+            let result = runtime
+                .offload(move || weir_core::cleaner::run_for_driver(&storage, &job))
+                .await;
+            let completion = result.unwrap_or_else(|error| Completion::Failed {
+                reason: format!("compaction read failed: {error}"),
+            });
+            // The loop owns the receiver for its whole life; a failed send means it ended.
+            let _ = done.send(completion);
+        });
     }
 
     fn start_sync(&self, sync_id: u64, mode: SyncMode) {

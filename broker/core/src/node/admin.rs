@@ -265,6 +265,9 @@ impl Node {
             self.emit(StorageOp::DeleteMeta {
                 key: meta::producers_key(partition_key),
             });
+            self.emit(StorageOp::DeleteMeta {
+                key: meta::cleaned_key(partition_key),
+            });
             let bases: Vec<i64> = log.segments().map(|s| s.base_offset).collect();
             for base_offset in bases {
                 self.emit(StorageOp::DeleteMeta {

@@ -6,8 +6,10 @@
 //!
 //! The steps, in this order:
 //! 1. (followers) a new leader epoch in the batch enters the partition's epoch cache;
-//! 2. the batch takes the partition's log end offset and is covered by the next sync
-//!    (`sync.next_id`: group commit guarantees that sync will be emitted);
+//! 2. the batch takes the partition's log end offset (a follower's batch may start past it,
+//!    after a gap its leader's compaction left) and is covered by the next sync
+//!    (`sync.next_id`: group commit guarantees that sync will be emitted); the active
+//!    segment rolls first by `segment.bytes` or `segment.ms`;
 //! 3. a segment the append closed has its summary written to meta *before* the append,
 //!    so a durable summary always describes durable data;
 //! 4. the batch bytes leave as `StorageOp::Append`;
@@ -16,11 +18,11 @@
 //!    only closed segments, so recovery never needs producer state from deleted data);
 //! 7. the partition is marked unsynced (the sync completion advances its durable offset);
 //! 8. (coordinators) the append is noted so the answer that follows waits for its
-//!    replication, and an internal partition becomes a compaction candidate;
+//!    replication;
 //! 9. replica fetches parked on the partition are woken.
 //!
-//! Invariants (asserted): offsets are dense, the batch lands exactly at the log end; the
-//! batch carries the offsets it is stored at.
+//! Invariants (asserted): offsets increase; a batch lands exactly at the log end, except a
+//! follower's after a compacted gap; the batch carries the offsets it is stored at.
 
 use bytes::Bytes;
 use weir_wire::batch::{control_type, parse_header, CONTROL_TYPE_COMMIT};
@@ -28,7 +30,7 @@ use weir_wire::error::ErrorCode;
 
 use super::Node;
 use crate::meta;
-use crate::partition::BatchAppend;
+use crate::partition::{BatchAppend, Roll};
 use crate::storage::StorageOp;
 use crate::topic::PartitionId;
 
@@ -78,14 +80,20 @@ impl Node {
             ErrorCode::CORRUPT_MESSAGE
         })?;
         let (topic_id, index) = (key.topic, key.index());
+        let segment_ms = (self.topics.get(&topic_id))
+            .map_or(i64::MAX, |t| t.config.segment_roll_ms(&self.config));
         let sync_id = self.sync.next_id;
         let log = self
             .log_mut(key)
             .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
-        assert_eq!(
+        // Offsets are dense at the log end, except on a follower whose leader's compaction
+        // removed the batches before this one (the gap is the leader's, replicated).
+        let gap = header.base_offset - log.log_end_offset();
+        assert!(
+            gap == 0 || (gap > 0 && origin == AppendOrigin::Follower),
+            "a batch at {} appended at the log end {} ({origin:?})",
             header.base_offset,
-            log.log_end_offset(),
-            "a batch is appended at the log end (offsets are dense)"
+            log.log_end_offset()
         );
         assert_eq!(
             header.size_bytes(),
@@ -99,11 +107,17 @@ impl Node {
         .then(|| meta::epochs_op(log));
         // 2. Offsets and the covering sync.
         let append = BatchAppend {
+            gap,
             offset_count: i64::from(header.last_offset_delta) + 1,
             bytes: batch.len() as u64,
             max_timestamp: header.max_timestamp,
         };
-        let appended = log.append(append, sync_id, segment_bytes);
+        let roll = Roll {
+            bytes: segment_bytes,
+            ms: segment_ms,
+            wall_ms,
+        };
+        let appended = log.append(append, sync_id, roll);
         assert_eq!(
             appended.base_offset, header.base_offset,
             "append at the log end"
@@ -155,12 +169,7 @@ impl Node {
         self.unsynced_partitions.insert(key);
         // 8. A coordinator's answer waits for this append's replication.
         if origin == AppendOrigin::Coordinator {
-            let internal = (self.topics.get(&topic_id))
-                .is_some_and(|t| crate::topic::is_internal_topic(&t.name));
-            if internal {
-                self.compactions.note_append(key);
-            }
-            self.note_internal_append(PartitionId::new(topic_id, index), appended.last_offset + 1);
+            self.note_internal_append(key, appended.last_offset + 1);
         }
         // 9. Followers waiting for data.
         self.wake_replica_fetches(PartitionId::new(topic_id, index));

@@ -21,6 +21,7 @@ mod append;
 mod cluster;
 pub use cluster::PEER_CLOSED_GRACE_MS;
 mod cluster_api;
+mod compact;
 mod describe;
 mod errors;
 mod fetch;
@@ -154,8 +155,8 @@ pub struct Node {
     buggify: Buggify,
     /// Durable responses held back by [`Point::DelayAck`] until their deadline.
     delayed_acks: Purgatory<ApiResponse>,
-    /// Compaction of the internal topics (see `internal`).
-    compactions: internal::Compactions,
+    /// Log compaction of compacted topics (see `compact`).
+    compactor: compact::Compactor,
     /// Membership of the cluster: metadata quorum, controller, replication (a single node
     /// is a quorum of one).
     cluster: Box<cluster::ClusterState>,
@@ -272,6 +273,7 @@ impl Node {
         match completion {
             Completion::Synced { sync_id } => self.on_synced(now, sync_id),
             Completion::Failed { reason } => self.poison(reason),
+            Completion::Compacted(outcome) => self.on_compacted(now, outcome),
         }
         if self.poisoned.is_none() {
             self.release_held_requests(now);
@@ -308,6 +310,7 @@ impl Node {
         self.groups.handle_timeout(now);
         self.drain_group_outputs(now);
         self.expire_transactions(now);
+        self.schedule_compaction(now);
         if now.instant >= self.next_retention_check {
             self.enforce_retention(now);
             self.expire_producers(now);
@@ -356,6 +359,7 @@ impl Node {
             self.groups.next_deadline(),
             self.txns.next_deadline(),
             self.cluster_deadline(),
+            self.compaction_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -394,6 +398,7 @@ impl Node {
     /// Assert every invariant of the node (the simulator calls this after every step).
     pub fn invariants(&self) {
         self.cluster_invariants();
+        self.compaction_invariants();
         // An acks=0 produce is completed within its input, unless it is held (the broker
         // is starting): then it is completed when dispatched.
         assert!(
@@ -585,7 +590,7 @@ impl Node {
             // As many as can wait for a sync: every delayed ack was a sync waiter.
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
             unanswered: BTreeSet::new(),
-            compactions: internal::Compactions::default(),
+            compactor: compact::Compactor::default(),
             cluster,
         }
     }
@@ -688,9 +693,6 @@ impl Node {
         }
         // Group writes released by this input complete their rebalances (and may write).
         self.finish_group_writes(now);
-        if self.poisoned.is_none() {
-            self.compact_internal_topics();
-        }
         if self.poisoned.is_some() || self.sync.in_flight.is_some() {
             return;
         }
@@ -755,10 +757,7 @@ impl Node {
             }
         }
         self.wake_fetches(|keys| keys.iter().any(|key| advanced.contains(key)));
-        // High watermarks first: a copy of an internal partition this sync made durable
-        // replaces its prefix only below the high watermark.
         self.cluster_on_synced(now, sync_id);
-        self.finish_compactions(sync_id);
     }
 
     /// Answer a response whose effects are durable — now, or a little later when BUGGIFY

@@ -168,6 +168,14 @@ impl Node {
         // A null record set is treated as empty and refused below.
         let records = partition.records.as_deref().unwrap_or_default();
         let header = validate_one_batch(records, max_message_bytes)?;
+        // A compacted topic keeps the latest record of each key: a record without one could
+        // never be found again, so Kafka refuses it (INVALID_RECORD).
+        if self.compacts(topic) && !header.is_control() {
+            crate::compaction::check_keys(records).map_err(|error| {
+                let message = format!("compacted topic: {error}");
+                (error.error_code(), message)
+            })?;
+        }
         let idempotent = header.producer_id >= 0;
         let transactional = header.is_transactional();
         if transactional {

@@ -28,6 +28,7 @@ struct Persisted {
     topics: Vec<TopicRecord>,
     log_starts: BTreeMap<u64, i64>,
     segments: BTreeMap<u64, Vec<Segment>>,
+    cleaned: BTreeMap<u64, i64>,
     next_producer_id: i64,
     producer_snapshots: BTreeMap<u64, ProducerSnapshot>,
 }
@@ -71,6 +72,7 @@ pub(super) fn recover(
         next_topic_seq,
         log_starts,
         segments,
+        cleaned,
         next_producer_id,
         producer_snapshots,
         ..
@@ -93,6 +95,7 @@ pub(super) fn recover(
         logs.into_keys(),
         log_starts,
         segments,
+        cleaned,
         &mut max_key_seen,
     );
     // The counters are written before the records that use them, but take the max with
@@ -184,7 +187,11 @@ fn restore_topic(
         // Only the active segment is summarized from storage: closed ones come from meta,
         // so recovery reads a bounded tail of each log, not all of it.
         let active = storage.summarize(partition_key, plan.active_base_offset)?;
-        partitions.push(PartitionLog::restore(partition_key, &plan, &active));
+        let mut log = PartitionLog::restore(partition_key, &plan, &active);
+        if let Some(cleaned) = persisted.cleaned.remove(&partition_key) {
+            log.set_cleaned_to(cleaned);
+        }
+        partitions.push(log);
         if plan.truncate_prefix {
             node.emit(StorageOp::TruncatePrefix {
                 partition_key,
@@ -228,6 +235,12 @@ fn read_meta(storage: &impl Storage) -> Result<Persisted, StorageError> {
             }) => {
                 persisted.log_starts.insert(partition_key, offset);
             }
+            Some(MetaEntry::Cleaned {
+                partition_key,
+                offset,
+            }) => {
+                persisted.cleaned.insert(partition_key, offset);
+            }
             Some(MetaEntry::Segment {
                 partition_key,
                 segment,
@@ -253,6 +266,7 @@ fn remove_orphans(
     logs: impl Iterator<Item = u64>,
     log_starts: BTreeMap<u64, i64>,
     segments: BTreeMap<u64, Vec<Segment>>,
+    cleaned: BTreeMap<u64, i64>,
     max_key_seen: &mut u64,
 ) {
     // Orphans are removed, not adopted: without a topic record nothing says which topic
@@ -268,6 +282,13 @@ fn remove_orphans(
         orphans.insert(partition_key);
         node.emit(StorageOp::DeleteMeta {
             key: meta::log_start_key(partition_key),
+        });
+    }
+    for partition_key in cleaned.into_keys() {
+        *max_key_seen = (*max_key_seen).max(partition_key);
+        orphans.insert(partition_key);
+        node.emit(StorageOp::DeleteMeta {
+            key: meta::cleaned_key(partition_key),
         });
     }
     for (partition_key, segments) in segments {

@@ -12,7 +12,12 @@ use crate::time::Now;
 impl Node {
     pub(super) fn enforce_retention(&mut self, now: Now) {
         let mut ops = Vec::new();
+        let config = &self.config;
         for topic in self.topics.values_mut() {
+            // `cleanup.policy=compact` alone keeps data by key, not by time or size.
+            if !topic.config.cleanup_policy(config).delete {
+                continue;
+            }
             let retention_ms = topic.config.retention_ms(&self.config);
             let retention_bytes = topic.config.retention_bytes(&self.config);
             for log in &mut topic.partitions {

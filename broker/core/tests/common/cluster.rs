@@ -114,9 +114,11 @@ impl Cluster {
                 let now = self.now;
                 let member = self.members.get_mut(&id).expect("live member");
                 let mut synced = None;
+                let mut jobs = Vec::new();
                 while let Some(output) = member.node.poll_output() {
                     moved = true;
                     match output {
+                        Output::Compact(job) => jobs.push(job),
                         Output::Storage(op) => member.storage.apply(&op).expect("apply"),
                         Output::Sync { sync_id, .. } => synced = Some(sync_id),
                         Output::Respond { id, mut response } => {
@@ -135,6 +137,13 @@ impl Cluster {
                         }
                         Output::Poisoned { reason } => panic!("node {id} poisoned: {reason}"),
                     }
+                }
+                // Compaction jobs run after the outputs before them were applied, as a
+                // driver runs them off its loop.
+                for job in jobs {
+                    let completion = weir_core::cleaner::run_for_driver(&member.storage, &job)
+                        .expect("compaction reads MemStorage");
+                    member.node.handle_storage(now, completion);
                 }
                 if let Some(sync_id) = synced {
                     member.storage.sync().expect("MemStorage sync cannot fail");

@@ -437,12 +437,14 @@ impl Node {
         let live = image.live_brokers().len();
         for name in names {
             let internal_partitions = match name.as_str() {
-                crate::group::offsets_log::OFFSETS_TOPIC => {
-                    Some(self.config.offsets_topic_num_partitions)
-                }
-                crate::txn_log::TXN_STATE_TOPIC => {
-                    Some(self.config.transaction_state_log_num_partitions)
-                }
+                crate::group::offsets_log::OFFSETS_TOPIC => Some((
+                    self.config.offsets_topic_num_partitions,
+                    self.config.offsets_topic_segment_bytes,
+                )),
+                crate::txn_log::TXN_STATE_TOPIC => Some((
+                    self.config.transaction_state_log_num_partitions,
+                    self.config.transaction_state_log_segment_bytes,
+                )),
                 _ => None,
             };
             if internal_partitions.is_some() && live < internal_rf {
@@ -456,13 +458,15 @@ impl Node {
             }
             let request = match internal_partitions {
                 // Internal topics: replicated like Kafka's (RF 3 or as many brokers as
-                // there are), never expiring (the leader compacts them).
-                Some(partitions) => weir_wire::domain::CreatableTopic {
+                // there are), compacted, never expiring by time or size.
+                Some((partitions, segment_bytes)) => weir_wire::domain::CreatableTopic {
                     name: name.clone(),
                     num_partitions: partitions,
                     replication_factor: internal_rf as i16,
                     assignments: Vec::new(),
                     configs: vec![
+                        ("cleanup.policy".into(), Some("compact".into())),
+                        ("segment.bytes".into(), Some(segment_bytes.to_string())),
                         ("retention.ms".into(), Some("-1".into())),
                         ("retention.bytes".into(), Some("-1".into())),
                     ],

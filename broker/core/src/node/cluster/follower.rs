@@ -401,9 +401,10 @@ impl Node {
     /// when anything was appended.
     ///
     /// The leader's bytes are checked before they touch the log: a batch wholly below the
-    /// log end is skipped (a resent answer), one that does not start at the log end ends
-    /// the append (a gap would break dense offsets), and one with a bad CRC ends it too
-    /// (the follower fetches again from its log end).
+    /// log end is skipped (a resent answer), one that straddles the log end ends the append,
+    /// one that starts past it is appended there (the leader's compaction left the gap,
+    /// which the follower's log keeps), and one with a bad CRC ends it too (the follower
+    /// fetches again from its log end).
     pub(super) fn append_replicated(
         &mut self,
         now: Now,
@@ -427,13 +428,14 @@ impl Node {
             if header.last_offset() < leo {
                 continue;
             }
-            if header.base_offset != leo {
-                tracing::warn!(base = header.base_offset, leo, "gap in replicated batches");
+            if header.base_offset < leo {
+                // Overlaps the log end: a leader never sends that (batches are whole and
+                // the fetch asked from the log end); drop it and fetch again.
+                tracing::warn!(base = header.base_offset, leo, "replicated batch overlaps");
                 break;
             }
-            // Offsets stay dense: only a batch starting exactly at the log end is appended
-            // (`append_batch` asserts it too; a gap or overlap from a peer is dropped above).
-            debug_assert_eq!(header.base_offset, leo);
+            // A batch may start past the log end: the leader's compaction removed the batches
+            // between (offsets increase, never repeat; `append_batch` asserts it too).
             let Some(batch) = bytes.get(range.clone()) else {
                 break;
             };

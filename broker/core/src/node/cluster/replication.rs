@@ -212,13 +212,6 @@ impl FollowerState {
 }
 
 impl Node {
-    /// True when this node is the partition's only replica (the image's view): nothing
-    /// replicates from it, so what it does to its log no follower has to agree with.
-    pub(in crate::node) fn sole_replica(&self, key: PartitionId) -> bool {
-        let node_id = self.config.node_id;
-        (self.cluster.meta.image.partition_state(key)).is_some_and(|p| p.replicas == [node_id])
-    }
-
     /// `(leader, leader epoch, isr)` of a partition in this node's image.
     pub fn partition_leadership(
         &self,

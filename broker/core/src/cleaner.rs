@@ -1,0 +1,280 @@
+//! A compaction job: what a node asks its driver to clean in one partition's log, and how
+//! the driver runs it against storage with the pure cleaner of [`crate::compaction`].
+//!
+//! The node decides (sans-IO): which partition, from where to where, with which
+//! transactions and producers ([`CompactionJob`], leaving as `Output::Compact`). The
+//! driver runs [`run_job`] off its event loop (it only reads storage) and hands the
+//! result back as `Completion::Compacted`; the node then checks that the log did not
+//! change under the job in a way that matters (see `node/compact.rs`) and applies the
+//! replacements as `StorageOp::ReplaceBatch` ops, in order with everything else it writes.
+//!
+//! # One job
+//! 1. The offset map reads the dirty range, `dirty_start..uncleanable`, in chunks of
+//!    [`CompactionJob::read_bytes`], until it is full or reaches the uncleanable offset;
+//!    its end is the job's `clean_up_to`.
+//! 2. The cleaning pass reads every batch from the log start up to `clean_up_to` and
+//!    collects what changes: a rewritten batch or a removed one. It stops early (on a batch
+//!    boundary, `cleaned_to`) once the rewritten bytes it holds reach
+//!    [`CompactionJob::rewrite_bytes_max`] or its replacements
+//!    [`CompactionJob::replacements_max`], so a job's memory and the work of applying it
+//!    are bounded whatever the size of the log; the next job starts its map at
+//!    `cleaned_to`.
+//!
+//! # Invariants
+//! - The first stored batch of the log is never removed, only emptied (kept as an empty
+//!   batch with its offsets): recovery takes the log start from storage's first batch.
+//!   The node never cleans the active segment and cleans only when it holds a batch, so
+//!   the last stored batch is never touched either and the log end stays where it is.
+//! - A job only reads. What it returns replaces batches at their own base offsets, with the
+//!   same last offset (or removes them), so offsets never change.
+//! - Replacements are in increasing offset order, all below `cleaned_to <= clean_up_to <=
+//!   uncleanable`, and their rewritten bytes sum to at most `rewrite_bytes_max` plus one
+//!   batch.
+//! - Memory: the map's bound ([`CompactionJob::map_limits`]), one read chunk, and the
+//!   replacements.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use weir_wire::batch::iter_batches;
+use weir_wire::domain::ReadPlan;
+use weir_wire::rewrite::empty_batch;
+
+use crate::compaction::{
+    AbortedTxn, AbortedTxns, ActiveProducer, CleanContext, CleanStats, Cleaned, CleaningPass,
+    CompactionError, MapFill, OffsetMap, OffsetMapLimits,
+};
+use crate::storage::{Storage, StorageError};
+use crate::topic::PartitionId;
+
+/// What to clean in one partition's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionJob {
+    /// Identifies the job in its completion.
+    pub job_id: u64,
+    /// The partition.
+    pub partition: PartitionId,
+    /// Its storage key.
+    pub partition_key: u64,
+    /// The log start offset: the cleaning pass reads from here.
+    pub log_start: i64,
+    /// First offset not cleaned yet: the offset map reads from here.
+    pub dirty_start: i64,
+    /// Nothing at or past this offset is read into the map or changed: the smallest of the
+    /// last stable offset, the high watermark, the active segment's start and the end of
+    /// what `min.compaction.lag.ms` lets go.
+    pub uncleanable: i64,
+    /// The last stable offset (first offset of the oldest open transaction, or the HW).
+    pub first_unstable_offset: i64,
+    /// The wall clock for tombstone and marker horizons.
+    pub now_ms: i64,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: i64,
+    /// Aborted transactions overlapping the log below `uncleanable`.
+    pub aborted: Vec<AbortedTxn>,
+    /// The partition's active producers by id.
+    pub producers: BTreeMap<i64, ActiveProducer>,
+    /// The offset map's bound.
+    pub map_limits: OffsetMapLimits,
+    /// Bytes per storage read.
+    pub read_bytes: u32,
+    /// Rewritten bytes a job holds at most before it stops (see the module doc).
+    pub rewrite_bytes_max: usize,
+    /// Replacements a job returns at most before it stops (each is one storage op).
+    pub replacements_max: usize,
+}
+
+/// One batch the job changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The batch's base offset (its key in storage).
+    pub base_offset: i64,
+    /// Its last offset (unchanged by the rewrite).
+    pub last_offset: i64,
+    /// Its stored size before the job.
+    pub old_bytes: u64,
+    /// The new bytes, or `None` when the batch goes.
+    pub batch: Option<Bytes>,
+}
+
+/// What a job found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionResult {
+    /// The job's id.
+    pub job_id: u64,
+    /// The partition.
+    pub partition: PartitionId,
+    /// Its storage key.
+    pub partition_key: u64,
+    /// Every batch below this offset was cleaned against a map covering up to it: the next
+    /// job's `dirty_start`. Equal to `dirty_start` when the job did nothing (a map too small
+    /// for one batch, or nothing dirty).
+    pub cleaned_to: i64,
+    /// The changed batches, in offset order.
+    pub replacements: Vec<Replacement>,
+    /// Counts of the cleaning pass.
+    pub stats: CleanStats,
+    /// Bytes the job read from storage.
+    pub bytes_read: u64,
+}
+
+/// Why a job failed. A storage error poisons the node like any other; a cleaning error
+/// (bytes that do not parse) leaves the partition uncleaned and is logged.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Reading the log failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A stored batch could not be cleaned.
+    #[error(transparent)]
+    Cleaning(#[from] CompactionError),
+}
+
+/// A job that could not clean its partition (stored bytes the cleaner cannot parse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailed {
+    /// The job's id.
+    pub job_id: u64,
+    /// The partition.
+    pub partition: PartitionId,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// What a driver reports for `job`: the result, or the job's failure; `Err` of the outer
+/// result is a storage error, which the driver reports as `Completion::Failed`.
+pub fn run_for_driver(
+    storage: &impl Storage,
+    job: &CompactionJob,
+) -> Result<crate::Completion, StorageError> {
+    match run_job(storage, job) {
+        Ok(result) => Ok(crate::Completion::Compacted(Ok(Box::new(result)))),
+        Err(JobError::Storage(error)) => Err(error),
+        Err(JobError::Cleaning(error)) => Ok(crate::Completion::Compacted(Err(JobFailed {
+            job_id: job.job_id,
+            partition: job.partition,
+            reason: error.to_string(),
+        }))),
+    }
+}
+
+/// Run `job` over `storage` (see the module doc). Reads only.
+pub fn run_job(storage: &impl Storage, job: &CompactionJob) -> Result<CompactionResult, JobError> {
+    assert!(
+        job.log_start <= job.dirty_start && job.dirty_start <= job.uncleanable,
+        "job bounds {} <= {} <= {}",
+        job.log_start,
+        job.dirty_start,
+        job.uncleanable
+    );
+    assert!(job.uncleanable <= job.first_unstable_offset);
+    let aborted = AbortedTxns::new(job.aborted.iter().copied());
+    let mut bytes_read = 0u64;
+    // 1. The offset map over the dirty range.
+    let mut map = OffsetMap::new(job.map_limits, job.dirty_start, job.uncleanable);
+    let mut offset = job.dirty_start;
+    'map: while offset < job.uncleanable {
+        let chunk = read_chunk(storage, job, offset, job.uncleanable)?;
+        if chunk.is_empty() {
+            break;
+        }
+        bytes_read += chunk.len() as u64;
+        for item in iter_batches(&chunk) {
+            let (header, range) = item.map_err(|e| CompactionError::Malformed(e.to_string()))?;
+            match map.add_batch(&chunk[range], &aborted)? {
+                MapFill::Covered => offset = header.last_offset() + 1,
+                MapFill::Full | MapFill::Uncleanable => break 'map,
+            }
+        }
+    }
+    let clean_up_to = map.clean_up_to();
+    let mut result = CompactionResult {
+        job_id: job.job_id,
+        partition: job.partition,
+        partition_key: job.partition_key,
+        cleaned_to: job.dirty_start,
+        replacements: Vec::new(),
+        stats: CleanStats::default(),
+        bytes_read,
+    };
+    if clean_up_to <= job.dirty_start {
+        return Ok(result);
+    }
+    // 2. The cleaning pass from the log start.
+    let mut pass = CleaningPass::new(CleanContext {
+        clean_up_to,
+        first_unstable_offset: job.first_unstable_offset,
+        now_ms: job.now_ms,
+        delete_retention_ms: job.delete_retention_ms,
+        aborted,
+        producers: job.producers.clone(),
+    });
+    let mut held = 0usize;
+    let mut offset = job.log_start;
+    let mut cleaned_to = clean_up_to;
+    'pass: while offset < clean_up_to {
+        let chunk = read_chunk(storage, job, offset, clean_up_to)?;
+        if chunk.is_empty() {
+            break;
+        }
+        result.bytes_read += chunk.len() as u64;
+        for item in iter_batches(&chunk) {
+            let (header, range) = item.map_err(|e| CompactionError::Malformed(e.to_string()))?;
+            if header.last_offset() >= clean_up_to {
+                break 'pass;
+            }
+            if held >= job.rewrite_bytes_max || result.replacements.len() >= job.replacements_max {
+                // Stop on this batch's boundary: everything below it is cleaned.
+                cleaned_to = header.base_offset;
+                break 'pass;
+            }
+            let bytes = &chunk[range];
+            let first = offset == job.log_start;
+            let batch = match pass.clean_batch(bytes, &map)? {
+                Cleaned::Unchanged => None,
+                Cleaned::Rewritten(new) => Some(Some(new)),
+                // The first stored batch stays, emptied: storage's first batch is where
+                // recovery finds the log start, which compaction must not move.
+                Cleaned::Removed if first => Some(Some(empty_batch(&header))),
+                Cleaned::Removed => Some(None),
+            };
+            if let Some(batch) = batch {
+                held += batch.as_ref().map_or(0, Bytes::len);
+                result.replacements.push(Replacement {
+                    base_offset: header.base_offset,
+                    last_offset: header.last_offset(),
+                    old_bytes: bytes.len() as u64,
+                    batch,
+                });
+            }
+            offset = header.last_offset() + 1;
+        }
+    }
+    // The pass may stop below the map's end; the next map starts there, so nothing the
+    // map covered is left uncleaned for good.
+    result.cleaned_to = cleaned_to.max(job.dirty_start).min(clean_up_to);
+    result.stats = pass.stats();
+    debug_assert!(result
+        .replacements
+        .windows(2)
+        .all(|w| w[0].last_offset < w[1].base_offset));
+    debug_assert!((result.replacements.iter())
+        .all(|r| r.last_offset < result.cleaned_to || r.base_offset < result.cleaned_to));
+    Ok(result)
+}
+
+/// Whole batches from `offset` (the batch containing it first), none starting at or past
+/// `end`, about `job.read_bytes` of them.
+fn read_chunk(
+    storage: &impl Storage,
+    job: &CompactionJob,
+    offset: i64,
+    end: i64,
+) -> Result<Bytes, StorageError> {
+    storage.read(&ReadPlan {
+        partition_key: job.partition_key,
+        start_offset: offset,
+        end_offset: end,
+        max_bytes: job.read_bytes,
+    })
+}
