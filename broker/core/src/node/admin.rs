@@ -75,6 +75,8 @@ impl Node {
             .map(|(name, value)| (name.as_str(), value.as_deref()));
         let config = TopicConfig::from_overrides(pairs)
             .map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
+        // Overrides must also agree with the broker's defaults they leave in force.
+        (config.check_against(&self.config)).map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
         Ok(TopicSpec {
             partitions,
             replication_factor,

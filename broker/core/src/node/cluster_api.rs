@@ -169,6 +169,8 @@ impl Node {
                     .map(|(k, v)| (k.as_str(), Some(v.as_str())));
                 let config = crate::topic_config::TopicConfig::from_overrides(pairs)
                     .map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
+                (config.check_against(&self.config))
+                    .map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
                 Ok((topic_id, config))
             })();
             match outcome {

@@ -258,7 +258,7 @@ fn broker_entries(config: &NodeConfig) -> Vec<DescribeConfigsEntry> {
 
 /// `(Kafka property, value, ConfigType)` of every broker config, sorted by name.
 fn broker_values(config: &NodeConfig) -> Vec<(&'static str, String, i8)> {
-    use config_type::{BOOLEAN, INT, LIST, LONG, STRING};
+    use config_type::{BOOLEAN, DOUBLE, INT, LIST, LONG, STRING};
     let durability = match config.durability {
         Durability::Fsync => "fsync",
         Durability::Os => "os",
@@ -287,6 +287,46 @@ fn broker_values(config: &NodeConfig) -> Vec<(&'static str, String, i8)> {
         ),
         ("fetch.max.bytes", config.fetch_max_bytes.to_string(), INT),
         (
+            "log.cleaner.backoff.ms",
+            config.cleaner_backoff_ms.to_string(),
+            LONG,
+        ),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            config.cleaner_dedupe_buffer_bytes.to_string(),
+            LONG,
+        ),
+        (
+            "log.cleaner.delete.retention.ms",
+            config.delete_retention_ms.to_string(),
+            LONG,
+        ),
+        (
+            "log.cleaner.enable",
+            config.cleaner_enable.to_string(),
+            BOOLEAN,
+        ),
+        (
+            "log.cleaner.max.compaction.lag.ms",
+            config.max_compaction_lag_ms.to_string(),
+            LONG,
+        ),
+        (
+            "log.cleaner.min.cleanable.ratio",
+            config.min_cleanable_dirty_ratio.get().to_string(),
+            DOUBLE,
+        ),
+        (
+            "log.cleaner.min.compaction.lag.ms",
+            config.min_compaction_lag_ms.to_string(),
+            LONG,
+        ),
+        (
+            "log.cleanup.policy",
+            config.cleanup_policy.as_list().to_string(),
+            LIST,
+        ),
+        (
             "log.flush.interval.ms",
             config.flush_interval_ms.to_string(),
             LONG,
@@ -302,6 +342,7 @@ fn broker_values(config: &NodeConfig) -> Vec<(&'static str, String, i8)> {
             LONG,
         ),
         ("log.retention.ms", config.retention_ms.to_string(), LONG),
+        ("log.roll.ms", config.segment_ms.to_string(), LONG),
         ("log.segment.bytes", config.segment_bytes.to_string(), LONG),
         (
             "message.max.bytes",
