@@ -19,7 +19,8 @@
  *     group.initial.rebalance.delay.ms for a new group) and SyncGroup.
  *
  * Usage:
- *   rdkafka_load produce BOOTSTRAP TOPIC RECORDS SIZE ACKS [RATE] [PARTITIONS]
+ *   rdkafka_load produce BOOTSTRAP TOPIC RECORDS SIZE ACKS [RATE [KEYS]]  (RATE 0: as fast as
+ *     possible; KEYS > 0: record i has key "k<i % KEYS>", for compacted topics)
  *   rdkafka_load consume BOOTSTRAP TOPIC RECORDS PARTITIONS
  *   rdkafka_load failover BOOTSTRAP TOPIC RATE SECONDS
  *   rdkafka_load join BOOTSTRAP TOPIC GROUP
@@ -99,6 +100,9 @@ static int produce(int argc, char **argv) {
     long records = atol(argv[4]);
     size_t size = (size_t)atol(argv[5]);
     double rate = argc > 7 ? atof(argv[7]) : 0;
+    /* keys > 0: record i gets key "k<i % keys>" (a compacted topic needs keys). */
+    long keys = argc > 8 ? atol(argv[8]) : 0;
+    char key[32];
     char err[512];
     rd_kafka_conf_t *conf = base_conf(bootstrap);
     set(conf, "acks", acks);
@@ -119,9 +123,12 @@ static int produce(int argc, char **argv) {
             int64_t due = start + (int64_t)((double)i * 1e6 / rate);
             while (now_us() < due) rd_kafka_poll(rk, 0);
         }
+        size_t key_len = 0;
+        if (keys > 0) key_len = (size_t)snprintf(key, sizeof key, "k%ld", i % keys);
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(payload, size),
+                RD_KAFKA_V_KEY(keys > 0 ? key : NULL, key_len),
                 RD_KAFKA_V_OPAQUE((void *)(intptr_t)now_us()), RD_KAFKA_V_END);
             if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -427,7 +434,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "consume") == 0) return consume(argc, argv);
     if (argc > 1 && strcmp(argv[1], "failover") == 0) return failover(argc, argv);
     if (argc > 1 && strcmp(argv[1], "join") == 0) return join(argc, argv);
-    fprintf(stderr, "usage: rdkafka_load produce BOOTSTRAP TOPIC N SIZE ACKS [RATE] | "
+    fprintf(stderr, "usage: rdkafka_load produce BOOTSTRAP TOPIC N SIZE ACKS [RATE [KEYS]] | "
                     "consume BOOTSTRAP TOPIC N PARTITIONS | "
                     "failover BOOTSTRAP TOPIC RATE SECONDS | join BOOTSTRAP TOPIC GROUP\n");
     return 2;

@@ -249,18 +249,18 @@ impl Node {
         id: PartitionId,
         acks: Acks,
     ) -> Result<i32, (ErrorCode, String)> {
-        let (topic_id, index) = (id.topic, id.index());
         let cluster = &*self.cluster;
-        let Some(Replica::Leader(leader)) = cluster
-            .replication
-            .replicas
-            .get(&PartitionId::new(topic_id, index))
-        else {
+        // The role, not the image: the image may name this node before it may take the
+        // role (see `leads_index`), and appending then could fork the partition's history.
+        let Some(Replica::Leader(leader)) = cluster.replication.replicas.get(&id) else {
             return Err((
                 ErrorCode::NOT_LEADER_OR_FOLLOWER,
                 "this broker does not lead the partition".into(),
             ));
         };
+        // A fenced broker may still hold a role it is about to lose (the controller has
+        // moved, or is moving, its leaderships): writes there could be truncated by the new
+        // leader after being acknowledged, so they are refused (the client retries).
         if cluster.broker.fenced {
             return Err((
                 ErrorCode::NOT_LEADER_OR_FOLLOWER,
@@ -270,7 +270,7 @@ impl Node {
         if acks == Acks::All {
             let min_isr = self
                 .topics
-                .get(&topic_id)
+                .get(&id.topic)
                 .and_then(|t| t.config.min_insync_replicas)
                 .unwrap_or(self.config.min_insync_replicas);
             // The leader is always in its ISR, so a one-replica partition passes with
@@ -369,9 +369,9 @@ impl Node {
     /// over when the leadership starts and resigns them when it ends.
     pub(super) fn update_role(&mut self, now: Now, id: PartitionId) {
         let (topic_id, index) = (id.topic, id.index());
-        let led = self.leads_index(PartitionId::new(topic_id, index));
+        let led = self.leads_index(id);
         self.update_role_inner(now, id);
-        let leads = self.leads_index(PartitionId::new(topic_id, index));
+        let leads = self.leads_index(id);
         // A leader role exists only where the image names this node the leader.
         debug_assert!(
             !leads
@@ -382,6 +382,12 @@ impl Node {
         if led == leads {
             return;
         }
+        // Leading an offsets partition is coordinating its groups (Kafka's rule: the group
+        // coordinator is the leader of the group's `__consumer_offsets` partition). A new
+        // leader takes over the groups it replayed as a follower, giving each member a
+        // fresh session; a former leader resigns them, so two nodes never run one group's
+        // timers or answer its members at once. Transaction ids need no hand-over: their
+        // coordinator checks leadership on every request.
         let Some(topic) = self.topics.get(&topic_id) else {
             return;
         };
@@ -620,6 +626,10 @@ impl Node {
             let Replica::Leader(leader) = replica else {
                 continue;
             };
+            // One ISR change at a time: while one is pending the controller may still
+            // commit it, and a second decided on the old ISR would carry a stale partition
+            // epoch. An unanswered change is forgotten after ALTER_ISR_RETRY_MS (the
+            // controller refused it or never got it) and decided afresh below.
             if let Some((_, sent)) = &leader.pending_isr {
                 if now.instant.saturating_duration_since(*sent).as_millis() as u64
                     > ALTER_ISR_RETRY_MS
@@ -629,6 +639,9 @@ impl Node {
                     continue;
                 }
             }
+            // A follower lags when it has not been caught up (fetched up to the leader's
+            // log end as it was at its previous fetch) for replica.lag.time.max.ms; one
+            // without progress in this epoch counts as lagging from the role's start.
             let lagging: Vec<i32> = leader
                 .isr
                 .iter()
@@ -717,6 +730,9 @@ impl Node {
             );
             return;
         };
+        // A fetch for another epoch follows another history: an older follower must first
+        // learn the new epoch (and truncate), a newer one means this role is about to go.
+        // Neither may move this leader's view of the follower's progress.
         if fetch.leader_epoch != leader.epoch {
             let error = if fetch.leader_epoch < leader.epoch {
                 ErrorCode::FENCED_LEADER_EPOCH
@@ -802,6 +818,10 @@ impl Node {
         if let Some(request) = expand {
             self.send_alter_isr(request);
         }
+        // The fetch carried the follower's progress: the HW may move, and with it acks=all
+        // answers. Then the fetch itself: answered now when there is data past its offset
+        // (or it asked not to wait), else held until an append wakes it or its wait ends
+        // (Kafka's long poll for replicas), which keeps an idle follower from spinning.
         self.recompute_hw(key);
         self.release_hw_waiters();
         if fetch.fetch_offset < leo || fetch.max_wait_ms == 0 {
@@ -1135,15 +1155,15 @@ impl Node {
     /// is about to fetch, so truncating against it could keep a divergent suffix.
     pub(super) fn on_epoch_query(&mut self, from: i32, query: EpochQuery) {
         let topic_id = Uuid::from_u128(u128::from_be_bytes(query.topic_id));
-        let Ok(index) = usize::try_from(query.partition) else {
+        // A query naming no partition (a negative number) is a peer's bug: no answer; the
+        // follower resends on its timer and the image will have moved it on by then.
+        let Some(key) = PartitionId::from_wire(topic_id, query.partition) else {
             return;
         };
-        let leader_epoch = match self
-            .cluster
-            .replication
-            .replicas
-            .get(&PartitionId::new(topic_id, index))
-        {
+        // Only a leader answers, and only for the epoch the follower follows: the answer
+        // is "where does epoch E end in *this* history", and a leader of another epoch
+        // serves another history (the follower would truncate to the wrong offset).
+        let leader_epoch = match self.cluster.replication.replicas.get(&key) {
             Some(Replica::Leader(leader)) => Some(leader.epoch),
             _ => None,
         };
@@ -1155,20 +1175,20 @@ impl Node {
             epoch: -1,
             end_offset: -1,
         };
-        match (
-            leader_epoch,
-            self.topics
-                .get(&topic_id)
-                .and_then(|t| t.partitions.get(index)),
-        ) {
+        match (leader_epoch, self.partition(key)) {
             (Some(epoch), Some(log)) if epoch == query.current_leader_epoch => {
+                // KIP-279: the largest epoch <= E this log holds, and where it ends (the
+                // start of the next epoch, or the log end for the current one).
                 let (found, end) = log.end_offset_for_epoch(query.epoch);
                 reply.epoch = found;
                 reply.end_offset = end;
             }
+            // The follower is behind the image: it must learn the new epoch first.
             (Some(epoch), Some(_)) if epoch > query.current_leader_epoch => {
                 reply.error = ErrorCode::FENCED_LEADER_EPOCH.0;
             }
+            // The follower is ahead of this leader's image: this leader is about to lose
+            // the role; the follower asks again.
             (Some(_), Some(_)) => reply.error = ErrorCode::UNKNOWN_LEADER_EPOCH.0,
             _ => reply.error = ErrorCode::NOT_LEADER_OR_FOLLOWER.0,
         }
