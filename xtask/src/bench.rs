@@ -20,6 +20,7 @@ use crate::project_root;
 
 mod availability;
 mod baseline;
+mod compaction;
 
 /// The parts of `cargo xtask bench`, each a part of docs/benchmarks.md; `--only` runs some
 /// and keeps the others' text as it was.
@@ -36,6 +37,9 @@ pub(crate) enum Workload {
     /// The same librdkafka load against this broker and a baseline commit's, alternating
     /// (needs `--baseline REV`; not part of the default run).
     Baseline,
+    /// Produce into a compacted topic with the cleaner off and on, alternating, and the
+    /// cleaner's own throughput.
+    Compaction,
 }
 
 /// Builds the release binary and the librdkafka load generator, runs the chosen workloads
@@ -69,6 +73,10 @@ pub(crate) fn run(
     if wanted(Workload::GroupJoin) {
         let part = availability::group_join_part(&weir, &load, repeat)?;
         parts.push((Some(availability::GROUP_JOIN_HEADING), part));
+    }
+    if wanted(Workload::Compaction) {
+        let part = compaction::compaction_part(&weir, &load, repeat)?;
+        parts.push((Some(compaction::COMPACTION_HEADING), part));
     }
     if wanted(Workload::Baseline) {
         let Some(rev) = baseline else {
@@ -193,8 +201,9 @@ acks=all with `weir.acks.all.durability = isr-fsync` (Weir's default: every in-s
 replica has fsynced before the ack) against `isr-memory` (Kafka's: followers count once\n\
 they hold the batch) is the cost of surviving a power loss of all replicas at once.\n\
 The parts after these sections measure availability: the failover gap when a partition\n\
-leader is SIGKILLed, and a new consumer group's first join. `cargo xtask bench --only\n\
-throughput,failover,group-join` (any of them) reruns some parts and keeps the others;\n\
+leader is SIGKILLed, and a new consumer group's first join; then what log compaction\n\
+costs. `cargo xtask bench --only throughput,failover,group-join,compaction` (any of them)\n\
+reruns some parts and keeps the others;\n\
 `--only baseline --baseline REV` runs the same load against this broker and REV's,\n\
 alternating, and reports the ratios (how a refactoring shows it costs no throughput).\n";
 
@@ -493,6 +502,13 @@ fn start_broker(weir: &Path, bootstrap: &str, data_dir: &Path) -> Result<Child> 
         .stderr(Stdio::null())
         .spawn()
         .context("starting weir")?;
+    wait_ready(&mut child)?;
+    Ok(child)
+}
+
+/// Waits until a broker started with piped stdout prints that it listens (30 s at most);
+/// kills it and fails otherwise.
+fn wait_ready(child: &mut Child) -> Result<()> {
     let started = Instant::now();
     let stdout = child.stdout.take().context("broker stdout")?;
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -507,7 +523,7 @@ fn start_broker(weir: &Path, bootstrap: &str, data_dir: &Path) -> Result<Child> 
         let _ = child.kill();
         bail!("broker did not report ready within {:?}", started.elapsed());
     }
-    Ok(child)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ fn build_baseline(root: &Path, rev: &str) -> Result<PathBuf> {
 }
 
 /// records/sec from an rdkafka_load line (`... 2543917.6 records/sec ...`).
-fn records_per_sec(output: &str) -> Option<f64> {
+pub(super) fn records_per_sec(output: &str) -> Option<f64> {
     let words: Vec<&str> = output.split_whitespace().collect();
     let at = words.iter().position(|w| w.starts_with("records/sec"))?;
     words.get(at.checked_sub(1)?)?.parse().ok()
@@ -132,7 +132,7 @@ fn round(weir: &Path, load: &Path, label: &str) -> Result<Vec<f64>> {
     result
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(super) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n == 0 {

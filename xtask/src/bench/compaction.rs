@@ -1,0 +1,240 @@
+//! `cargo xtask bench --only compaction`: what log compaction costs and how fast it cleans.
+//!
+//! Rounds alternate two brokers started the same way except `log.cleaner.enable`, each with
+//! a fresh data directory and one compacted topic (1 MiB segments, `min.cleanable.dirty.ratio`
+//! 0.01, `log.cleaner.backoff.ms` 200): librdkafka produces the same keyed load (100-byte
+//! values over 1,000 keys, acks=1) into both, so the produce ratio is the cost of a cleaner
+//! running beside the writes. With the cleaner on, the broker's own counters
+//! (`weir_log_cleaner_bytes_read_total`, `weir_log_cleaner_bytes_cleaned_total` on
+//! /metrics) are sampled until they stop moving: the bytes the cleaner read per second of
+//! cleaning is its throughput, the bytes it removed what it saved.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::baseline::{median, records_per_sec};
+use super::free_port;
+
+/// Heading of this part in docs/benchmarks.md.
+pub(crate) const COMPACTION_HEADING: &str =
+    "## Compaction: produce with the cleaner running, and the cleaner's throughput";
+
+/// Records per produce run, and the keys they cycle over.
+const RECORDS: &str = "1000000";
+const KEYS: &str = "1000";
+/// The cleaner counts as done once its counters stood still this long.
+const QUIET: Duration = Duration::from_secs(3);
+/// Longest wait for the cleaner to finish after the produce.
+const CLEAN_WAIT: Duration = Duration::from_secs(120);
+
+/// What one round measured.
+struct Round {
+    /// Produce records/sec.
+    produce: f64,
+    /// With the cleaner on: (bytes read, bytes removed, seconds of cleaning).
+    cleaned: Option<(u64, u64, f64)>,
+}
+
+/// The part: `rounds` alternating rounds without and with the cleaner.
+pub(crate) fn compaction_part(weir: &Path, load: &Path, rounds: usize) -> Result<String> {
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    let mut cleaning = Vec::new();
+    for index in 0..rounds.max(1) {
+        eprintln!("==> compaction round {}", index + 1);
+        off.push(round(weir, load, false)?.produce);
+        let with = round(weir, load, true)?;
+        on.push(with.produce);
+        cleaning.extend(with.cleaned);
+    }
+    let show = |runs: &[f64]| {
+        runs.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ratio = median(&mut on.clone()) / median(&mut off.clone()).max(1.0);
+    let mut text = format!(
+        "{COMPACTION_HEADING}\n\n\
+         `cargo xtask bench --only compaction`: one broker per round, fresh data directory, a \
+         compacted topic (segment.bytes 1 MiB, min.cleanable.dirty.ratio 0.01, \
+         log.cleaner.backoff.ms 200); librdkafka produces {RECORDS} records of 100 bytes over \
+         {KEYS} keys with acks=1. Rounds alternate log.cleaner.enable=false and true.\n\n\
+         | measurement | cleaner off | cleaner on | median ratio on / off |\n\
+         |---|---|---|---|\n\
+         | produce records/s | {} | {} | {ratio:.2} |\n",
+        show(&off),
+        show(&on),
+    );
+    if cleaning.is_empty() {
+        text.push_str("\nThe cleaner did not run within the wait (no counters moved).\n");
+        return Ok(text);
+    }
+    text.push_str(
+        "\n| cleaner run | MB read | MB removed | seconds | MB/s read |\n|---|---|---|---|---|\n",
+    );
+    for (read, removed, seconds) in &cleaning {
+        let mb = |bytes: &u64| *bytes as f64 / 1_048_576.0;
+        text.push_str(&format!(
+            "| | {:.1} | {:.1} | {seconds:.1} | {:.1} |\n",
+            mb(read),
+            mb(removed),
+            mb(read) / seconds.max(0.001)
+        ));
+    }
+    Ok(text)
+}
+
+fn round(weir: &Path, load: &Path, cleaner: bool) -> Result<Round> {
+    let label = if cleaner { "on" } else { "off" };
+    let data_dir =
+        std::env::temp_dir().join(format!("weir-compact-{}-{label}", std::process::id()));
+    let _ = fs::remove_dir_all(&data_dir);
+    fs::create_dir_all(&data_dir)?;
+    let config = data_dir.with_extension("toml");
+    fs::write(
+        &config,
+        format!("\"log.cleaner.enable\" = {cleaner}\n\"log.cleaner.backoff.ms\" = 200\n"),
+    )?;
+    let bootstrap = format!("127.0.0.1:{}", free_port()?);
+    let metrics = format!("127.0.0.1:{}", free_port()?);
+    let mut broker = start(weir, &bootstrap, &metrics, &data_dir, &config)?;
+    let result = (|| {
+        let created = Command::new(weir)
+            .args(["topic", "create", "compacted", "--partitions", "1"])
+            .args(["--config", "cleanup.policy=compact"])
+            .args(["--config", "segment.bytes=1048576"])
+            .args(["--config", "min.cleanable.dirty.ratio=0.01"])
+            .args(["--bootstrap-server", &bootstrap])
+            .output()?;
+        if !created.status.success() {
+            bail!(
+                "topic create failed: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+        }
+        let output = Command::new(load)
+            .args([
+                "produce",
+                &bootstrap,
+                "compacted",
+                RECORDS,
+                "100",
+                "1",
+                "0",
+                KEYS,
+            ])
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        if !output.status.success() {
+            bail!("cleaner {label}: rdkafka_load failed: {stdout}");
+        }
+        let produce =
+            records_per_sec(&stdout).with_context(|| format!("no records/sec in {stdout:?}"))?;
+        eprintln!("  cleaner {label}: {produce:.0} records/s");
+        let cleaned = if cleaner {
+            wait_for_cleaner(&metrics)?
+        } else {
+            None
+        };
+        Ok(Round { produce, cleaned })
+    })();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let _ = fs::remove_dir_all(&data_dir);
+    let _ = fs::remove_file(&config);
+    result
+}
+
+/// Samples the cleaner's counters until they stood still for [`QUIET`]: (bytes read,
+/// bytes removed, seconds from the first to the last movement).
+fn wait_for_cleaner(metrics: &str) -> Result<Option<(u64, u64, f64)>> {
+    let started = Instant::now();
+    let mut first_move: Option<Instant> = None;
+    let mut last_move = Instant::now();
+    let mut last = (0u64, 0u64);
+    let start = counters(metrics)?;
+    while started.elapsed() < CLEAN_WAIT {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = counters(metrics)?;
+        if now != last {
+            if now != start {
+                first_move.get_or_insert_with(Instant::now);
+            }
+            last = now;
+            last_move = Instant::now();
+        } else if last_move.elapsed() >= QUIET && first_move.is_some() {
+            break;
+        }
+    }
+    let Some(first) = first_move else {
+        return Ok(None);
+    };
+    let seconds = last_move
+        .saturating_duration_since(first)
+        .as_secs_f64()
+        .max(0.25);
+    Ok(Some((last.0, last.1, seconds)))
+}
+
+/// (`weir_log_cleaner_bytes_read_total`, `weir_log_cleaner_bytes_cleaned_total`).
+fn counters(metrics: &str) -> Result<(u64, u64)> {
+    let text = scrape(metrics)?;
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    Ok((
+        value("weir_log_cleaner_bytes_read_total"),
+        value("weir_log_cleaner_bytes_cleaned_total"),
+    ))
+}
+
+/// GET /metrics over a plain socket (one request, the server closes after answering).
+fn scrape(addr: &str) -> Result<String> {
+    let mut stream = TcpStream::connect(addr).context("connecting to /metrics")?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+fn start(
+    weir: &Path,
+    bootstrap: &str,
+    metrics: &str,
+    data_dir: &Path,
+    config: &Path,
+) -> Result<Child> {
+    let mut child = Command::new(weir)
+        .args([
+            "serve",
+            "--listen",
+            bootstrap,
+            "--metrics",
+            metrics,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting weir")?;
+    super::wait_ready(&mut child)?;
+    Ok(child)
+}
