@@ -234,7 +234,9 @@ pub fn run_job(storage: &impl Storage, job: &CompactionJob) -> Result<Compaction
                 Cleaned::Unchanged => None,
                 Cleaned::Rewritten(new) => Some(Some(new)),
                 // The first stored batch stays, emptied: storage's first batch is where
-                // recovery finds the log start, which compaction must not move.
+                // recovery finds the log start, which compaction must not move. (Once it
+                // is empty there is nothing left to do with it.)
+                Cleaned::Removed if first && header.record_count == 0 => None,
                 Cleaned::Removed if first => Some(Some(empty_batch(&header))),
                 Cleaned::Removed => Some(None),
             };
@@ -277,4 +279,130 @@ fn read_chunk(
         end_offset: end,
         max_bytes: job.read_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use weir_wire::batch::{parse_header, set_base_offset, update_crc};
+    use weir_wire::records::{encode_batch, BatchOptions, Record};
+
+    use super::*;
+    use crate::storage::{MemStorage, StorageOp};
+
+    /// A log of `values.len()` one-record batches, record i at offset i with key
+    /// `values[i].0`.
+    fn log(values: &[(&str, &str)]) -> MemStorage {
+        let mut storage = MemStorage::new();
+        for (offset, (key, value)) in values.iter().enumerate() {
+            let record = Record {
+                offset: 0,
+                timestamp: 1_000,
+                key: Some(Bytes::copy_from_slice(key.as_bytes())),
+                value: Some(Bytes::copy_from_slice(value.as_bytes())),
+                headers: Vec::new(),
+            };
+            let encoded = encode_batch(&[record], &BatchOptions::default()).expect("encodes");
+            let mut batch = BytesMut::from(&encoded[..]);
+            set_base_offset(&mut batch, offset as i64);
+            update_crc(&mut batch);
+            let op = StorageOp::Append {
+                partition_key: 7,
+                base_offset: offset as i64,
+                last_offset: offset as i64,
+                batch: batch.freeze(),
+            };
+            storage.apply(&op).expect("append");
+        }
+        storage
+    }
+
+    fn job(end: i64) -> CompactionJob {
+        CompactionJob {
+            job_id: 1,
+            partition: PartitionId::new(uuid::Uuid::from_u128(1), 0),
+            partition_key: 7,
+            log_start: 0,
+            dirty_start: 0,
+            uncleanable: end,
+            first_unstable_offset: end,
+            now_ms: 1_000,
+            delete_retention_ms: 1_000,
+            aborted: Vec::new(),
+            producers: BTreeMap::new(),
+            map_limits: OffsetMapLimits {
+                entries_max: 100,
+                key_bytes_max: 1_000,
+            },
+            read_bytes: 300,
+            rewrite_bytes_max: 1 << 20,
+            replacements_max: 100,
+        }
+    }
+
+    fn apply(storage: &mut MemStorage, result: &CompactionResult) {
+        for r in &result.replacements {
+            let op = StorageOp::ReplaceBatch {
+                partition_key: 7,
+                base_offset: r.base_offset,
+                batch: r.batch.clone(),
+            };
+            storage.apply(&op).expect("replace");
+        }
+    }
+
+    // Goal: superseded records go, the latest of each key stays, and the first stored batch
+    // is emptied rather than removed (the log start stays); a second job over the cleaned
+    // log changes nothing.
+    #[test]
+    fn a_job_keeps_latest_values_and_the_first_batch() {
+        let mut storage = log(&[("a", "1"), ("b", "1"), ("a", "2"), ("b", "2"), ("c", "1")]);
+        let result = run_job(&storage, &job(4)).expect("job runs");
+        assert_eq!(result.cleaned_to, 4);
+        let changed: Vec<(i64, Option<u16>)> = (result.replacements.iter())
+            .map(|r| {
+                (
+                    r.base_offset,
+                    r.batch
+                        .as_ref()
+                        .map(|b| parse_header(b).map_or(99, |h| h.record_count as u16)),
+                )
+            })
+            .collect();
+        // Offset 0 (a=1) is superseded but first: kept empty; offset 1 (b=1) removed.
+        assert_eq!(changed, vec![(0, Some(0)), (1, None)]);
+        apply(&mut storage, &result);
+        let mut again = job(4);
+        again.dirty_start = result.cleaned_to;
+        let second = run_job(&storage, &again).expect("job runs");
+        assert!(second.replacements.is_empty(), "{:?}", second.replacements);
+    }
+
+    // Goal: a job stops at its replacement bound on a batch boundary, and the next job,
+    // starting its map where the first stopped, finishes the work.
+    #[test]
+    fn a_bounded_job_leaves_the_rest_to_the_next() {
+        let values: Vec<(&str, &str)> = (0..10).map(|_| ("k", "v")).collect();
+        let mut storage = log(&values);
+        let mut bounded = job(9);
+        bounded.replacements_max = 3;
+        let first = run_job(&storage, &bounded).expect("job runs");
+        assert_eq!(first.replacements.len(), 3);
+        assert_eq!(
+            first.cleaned_to, 3,
+            "stopped on the fourth batch's boundary"
+        );
+        apply(&mut storage, &first);
+        bounded.dirty_start = first.cleaned_to;
+        bounded.replacements_max = 100;
+        let second = run_job(&storage, &bounded).expect("job runs");
+        assert_eq!(second.cleaned_to, 9);
+        let removed: Vec<i64> = second.replacements.iter().map(|r| r.base_offset).collect();
+        // Offset 8 is the latest "k" the map saw (offset 9 is past the uncleanable bound).
+        assert_eq!(
+            removed,
+            vec![3, 4, 5, 6, 7],
+            "the rest of the superseded batches"
+        );
+    }
 }
