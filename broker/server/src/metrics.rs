@@ -374,8 +374,8 @@ fn escape_label(out: &mut String, raw: &str) {
 mod tests {
     // Goal: the exposition uses kafka_exporter's names and labels, sums lag per topic, skips
     // lag for vanished partitions and escapes label values; Weir's own series carry sizes,
-    // dirty ratios (compacted partitions only) and the cleaner's counters. Method: render a hand-built
-    // snapshot and look for exact lines.
+    // dirty ratios (compacted partitions only) and the cleaner's counters. Method: render a
+    // hand-built snapshot and look for exact lines.
     use weir_core::node::metrics::{GroupMetrics, GroupPartitionLag, PartitionOffsets};
 
     use super::*;
