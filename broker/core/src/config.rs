@@ -168,6 +168,9 @@ pub struct NodeConfig {
     pub advertised_host: String,
     /// Port from `advertised.listeners`.
     pub advertised_port: i32,
+    /// The log directory DescribeLogDirs names (`log.dirs`; Weir keeps one). The server
+    /// passes its data directory's absolute path; to the core it is only a label.
+    pub log_dir: String,
     /// `num.partitions` (1): partitions of auto-created topics and of CreateTopics with -1.
     pub num_partitions: i32,
     /// `default.replication.factor` (1).
@@ -277,6 +280,7 @@ impl Default for NodeConfig {
             cluster_id: "weir-local-cluster".to_string(),
             advertised_host: "127.0.0.1".to_string(),
             advertised_port: 9092,
+            log_dir: "data".to_string(),
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics: true,

@@ -1,6 +1,8 @@
 //! `GET /metrics`: Prometheus text exposition (format 0.0.4) of the node's offsets, groups
 //! and lag, with kafka_exporter's series names (and the JMX exporter's `messagesin_total`),
 //! so existing dashboards and alerts work unchanged (see docs/operations.md "Metrics").
+//! What those exporters have no name for is `weir_`-prefixed: partition sizes on this
+//! broker and the log cleaner's dirty ratio and byte totals.
 //!
 //! The HTTP side is a deliberately tiny HTTP/1.1 handler over the runtime's listener: one
 //! request per connection, `Connection: close`, GET only. Scrapers (Prometheus, curl,
@@ -191,7 +193,55 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
     }
     render_messages_in(&mut out, snapshot);
     render_groups(&mut out, snapshot);
+    render_log_sizes(&mut out, snapshot);
     out
+}
+
+/// Partition sizes on this broker and the log cleaner's state: `weir_partition_size_bytes`
+/// (every partition), `weir_log_cleaner_dirty_ratio` (compacted topics only), and the
+/// cleaner's byte counters (since the process started).
+fn render_log_sizes(out: &mut String, snapshot: &MetricsSnapshot) {
+    let name = "weir_partition_size_bytes";
+    family(
+        out,
+        name,
+        "Bytes of the partition's log segments on this broker.",
+    );
+    for partition in &snapshot.partitions {
+        let label = partition.partition.to_string();
+        let labels = [("topic", partition.topic.as_str()), ("partition", &label)];
+        sample(out, name, &labels, partition.size_bytes);
+    }
+    let name = "weir_log_cleaner_dirty_ratio";
+    family(
+        out,
+        name,
+        "Share of the compacted log's cleanable bytes not cleaned yet.",
+    );
+    for partition in &snapshot.partitions {
+        let Some(ratio) = partition.cleaner_dirty_ratio else {
+            continue;
+        };
+        let label = partition.partition.to_string();
+        let labels = [("topic", partition.topic.as_str()), ("partition", &label)];
+        sample(out, name, &labels, ratio);
+    }
+    let counters = [
+        (
+            "weir_log_cleaner_bytes_read_total",
+            "Bytes the log cleaner read since the broker started.",
+            snapshot.cleaner_bytes_read,
+        ),
+        (
+            "weir_log_cleaner_bytes_cleaned_total",
+            "Bytes the log cleaner removed from logs since the broker started.",
+            snapshot.cleaner_bytes_cleaned,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        sample(out, name, &[], value);
+    }
 }
 
 /// Records appended per topic. Every appended record takes one offset, so the sum of the
@@ -323,8 +373,9 @@ fn escape_label(out: &mut String, raw: &str) {
 #[cfg(test)]
 mod tests {
     // Goal: the exposition uses kafka_exporter's names and labels, sums lag per topic, skips
-    // lag for vanished partitions and escapes label values. Method: render a hand-built
-    // snapshot and look for exact lines.
+    // lag for vanished partitions and escapes label values; Weir's own series carry sizes,
+    // dirty ratios (compacted partitions only) and the cleaner's counters. Method: render a
+    // hand-built snapshot and look for exact lines.
     use weir_core::node::metrics::{GroupMetrics, GroupPartitionLag, PartitionOffsets};
 
     use super::*;
@@ -336,6 +387,8 @@ mod tests {
             partition: p,
             log_start_offset: start,
             high_watermark: hw,
+            size_bytes: 1000 + u64::try_from(p).expect("small"),
+            cleaner_dirty_ratio: (p == 1).then_some(0.25),
         };
         let lag = |topic: &str, p, committed, hw: Option<i64>| GroupPartitionLag {
             topic: topic.into(),
@@ -358,6 +411,8 @@ mod tests {
                     lag("orders", 1, 7, Some(7)),
                 ],
             }],
+            cleaner_bytes_read: 4096,
+            cleaner_bytes_cleaned: 512,
         };
         let text = render(&snapshot);
         for line in [
@@ -372,6 +427,11 @@ mod tests {
             "kafka_consumergroup_lag{consumergroup=\"g\\\"1\",topic=\"orders\",partition=\"0\"} 6",
             "kafka_consumergroup_lag_sum{consumergroup=\"g\\\"1\",topic=\"orders\"} 6",
             "kafka_consumergroup_lag_sum{consumergroup=\"g\\\"1\",topic=\"gone\"} 0",
+            "weir_partition_size_bytes{topic=\"orders\",partition=\"0\"} 1000",
+            "weir_partition_size_bytes{topic=\"orders\",partition=\"1\"} 1001",
+            "weir_log_cleaner_dirty_ratio{topic=\"orders\",partition=\"1\"} 0.25",
+            "weir_log_cleaner_bytes_read_total 4096",
+            "weir_log_cleaner_bytes_cleaned_total 512",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -381,5 +441,8 @@ mod tests {
         assert!(!text.contains("kafka_consumergroup_lag{consumergroup=\"g\\\"1\",topic=\"gone\""));
         assert!(text.contains("# TYPE kafka_consumergroup_lag gauge"));
         assert!(text.contains("# TYPE kafka_server_brokertopicmetrics_messagesin_total counter"));
+        // Only compacted partitions have a dirty ratio.
+        assert!(!text.contains("weir_log_cleaner_dirty_ratio{topic=\"orders\",partition=\"0\"}"));
+        assert!(text.contains("# TYPE weir_log_cleaner_bytes_cleaned_total counter"));
     }
 }

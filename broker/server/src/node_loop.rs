@@ -170,7 +170,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             }
             NodeInput::Metrics { reply } => {
                 // The requester may have given up (HTTP client gone): nothing to do then.
-                let _ = reply.send(self.node.metrics_snapshot());
+                let _ = reply.send(self.node.metrics_snapshot(now));
             }
             NodeInput::Peer { from, message } => self.node.handle_peer(now, from, message),
             NodeInput::PeerClosed { from } => self.node.handle_peer_closed(now, from),

@@ -142,6 +142,12 @@ pub async fn start<R: Runtime, S: StorageDriver>(
     let node_id = config.node.node_id;
     // Every draw the node makes (Raft timeouts, incarnation) comes from the runtime's seed.
     config.node.seed = runtime.rng_seed();
+    // DescribeLogDirs names the data directory as Kafka names a log directory: by its
+    // absolute path. The core only reports it; it never opens it.
+    config.node.log_dir = std::path::absolute(&config.data_dir)
+        .unwrap_or_else(|_| config.data_dir.clone())
+        .display()
+        .to_string();
     let node = Node::recover(config.node.clone(), &storage, node_loop::now(&runtime)).map_err(
         |source| ServerError::Recover {
             data_dir: config.data_dir.display().to_string(),

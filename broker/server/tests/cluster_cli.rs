@@ -1,7 +1,8 @@
 //! `weir cluster describe`, `weir topic describe` and the cluster flags of `weir serve`.
 //!
 //! Goal: the operator tools print what the broker reports (cluster id, controller, brokers
-//! with their advertised address; per partition leader, leader epoch, replicas and ISR),
+//! with their advertised address; per partition leader, leader epoch, replicas and ISR;
+//! per topic its cleanup policy and per partition its size, from DescribeLogDirs),
 //! `--bootstrap` is accepted as the short spelling, and inconsistent cluster flags are
 //! refused at start naming the flag. Method: spawn the real binary (single node, no
 //! `--voters`: exactly the pre-cluster broker), run its subcommands and compare their
@@ -9,7 +10,9 @@
 
 mod common;
 
-use common::{field, fields, run_cli, stdout_of, Process};
+use common::{batch, field, fields, run_cli, stdout_of, Client, Process};
+use weir_wire::domain::log_dirs::{DescribeLogDirsRequest, VOLUME_BYTES_UNKNOWN};
+use weir_wire::domain::{ApiRequest, ApiResponse};
 
 fn start_broker(data_dir: &tempfile::TempDir) -> Process {
     Process::spawn_args([
@@ -56,6 +59,33 @@ fn cluster_and_topic_describe_on_a_single_node() {
         &broker.address,
     ]);
     stdout_of(&created);
+    let stored = batch("sized", 5);
+    let mut client = Client::connect(&broker.address);
+    assert_eq!(client.produce("described", -1, stored.clone()), (0, 0));
+    // DescribeLogDirs over real frames at every served version: one directory, the data
+    // directory's absolute path, the three partitions with partition 0 holding the batch.
+    for version in 1..=4 {
+        let request = ApiRequest::DescribeLogDirs(DescribeLogDirsRequest { topics: None });
+        let ApiResponse::DescribeLogDirs(response) = client.request(35, version, &request) else {
+            panic!("not a DescribeLogDirs answer");
+        };
+        assert_eq!(response.results.len(), 1, "v{version}: {response:?}");
+        let dir = &response.results[0];
+        let data = data_dir.path().join("data");
+        assert_eq!(dir.log_dir, data.display().to_string(), "v{version}");
+        assert_eq!(dir.total_bytes, VOLUME_BYTES_UNKNOWN, "v{version}");
+        let topic = (dir.topics.iter())
+            .find(|t| t.name == "described")
+            .expect("the topic is stored here");
+        let sizes: Vec<(i32, i64)> = (topic.partitions.iter())
+            .map(|p| (p.partition, p.partition_size))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![(0, stored.len() as i64), (1, 0), (2, 0)],
+            "v{version}"
+        );
+    }
     let text = stdout_of(&run_cli(&[
         "topic",
         "describe",
@@ -68,6 +98,7 @@ fn cluster_and_topic_describe_on_a_single_node() {
     let topic = fields(lines[0]);
     assert_eq!(field(&topic, "PartitionCount"), "3", "{text}");
     assert_eq!(field(&topic, "ReplicationFactor"), "1", "{text}");
+    assert_eq!(field(&topic, "CleanupPolicy"), "delete", "{text}");
     for (index, line) in lines[1..].iter().enumerate() {
         let partition = fields(line);
         assert_eq!(field(&partition, "Partition"), index.to_string(), "{text}");
@@ -76,6 +107,8 @@ fn cluster_and_topic_describe_on_a_single_node() {
         assert!(epoch >= 0, "{text}");
         assert_eq!(field(&partition, "Replicas"), "1", "{text}");
         assert_eq!(field(&partition, "Isr"), "1", "{text}");
+        let size = if index == 0 { stored.len() } else { 0 };
+        assert_eq!(field(&partition, "Size"), size.to_string(), "{text}");
     }
 }
 

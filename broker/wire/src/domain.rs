@@ -18,6 +18,7 @@ mod consumer_group;
 pub use consumer_group::*;
 
 pub mod cluster;
+pub mod log_dirs;
 pub mod quorum;
 pub mod txn;
 
@@ -124,6 +125,8 @@ pub enum ApiRequest {
     AddRaftVoter(quorum::AddRaftVoterRequest),
     /// RemoveRaftVoter (key 81).
     RemoveRaftVoter(quorum::RemoveRaftVoterRequest),
+    /// DescribeLogDirs (key 35).
+    DescribeLogDirs(log_dirs::DescribeLogDirsRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -209,6 +212,8 @@ pub enum ApiResponse {
     AddRaftVoter(quorum::RaftVoterResponse),
     /// RemoveRaftVoter (key 81).
     RemoveRaftVoter(quorum::RaftVoterResponse),
+    /// DescribeLogDirs (key 35).
+    DescribeLogDirs(log_dirs::DescribeLogDirsResponse),
 }
 
 // ---------------------------------------------------------------------------------------

@@ -530,3 +530,52 @@ fn produce_acks_are_parsed_at_decode() {
         }
     }
 }
+
+// Goal: a refused DescribeLogDirs reads as the error where the version has a top-level
+// error (v3+) and as an empty answer before it (v1-2, which Kafka answers the same way);
+// volume sizes a version lacks decode as unknown. Method: encode_error_response at every
+// served version and decode it; encode a success at v3 and read its volume sizes.
+#[test]
+fn describe_log_dirs_error_answer_and_volume_sizes() {
+    let key = api_key::DESCRIBE_LOG_DIRS;
+    let (min, max) = supported_range(key).expect("served");
+    assert_eq!((min, max), (1, 4));
+    for v in min..=max {
+        let h = header(key, v);
+        let mut out = BytesMut::new();
+        assert!(
+            encode_error_response(&h, ErrorCode::CLUSTER_AUTHORIZATION_FAILED, &mut out)
+                .expect("enc")
+        );
+        let ApiResponse::DescribeLogDirs(got) = decode_response(&h, body_of(out)).expect("dec")
+        else {
+            panic!("v{v}: not a DescribeLogDirs answer");
+        };
+        let expected = if v >= 3 {
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+        } else {
+            ErrorCode::NONE
+        };
+        assert_eq!(got.error, expected, "v{v}");
+        assert!(got.results.is_empty(), "v{v}");
+    }
+    let answer = log_dirs::DescribeLogDirsResponse {
+        throttle_time_ms: 0,
+        error: ErrorCode::NONE,
+        results: vec![log_dirs::LogDirResult {
+            error: ErrorCode::NONE,
+            log_dir: "/var/lib/weir".into(),
+            topics: Vec::new(),
+            total_bytes: 1 << 40,
+            usable_bytes: 1 << 39,
+        }],
+    };
+    let h = header(key, 3);
+    let mut out = BytesMut::new();
+    encode_response(&h, &ApiResponse::DescribeLogDirs(answer), &mut out).expect("enc");
+    let ApiResponse::DescribeLogDirs(got) = decode_response(&h, body_of(out)).expect("dec") else {
+        panic!("not a DescribeLogDirs answer");
+    };
+    assert_eq!(got.results[0].total_bytes, log_dirs::VOLUME_BYTES_UNKNOWN);
+    assert_eq!(got.results[0].usable_bytes, log_dirs::VOLUME_BYTES_UNKNOWN);
+}

@@ -1065,6 +1065,58 @@ fn remove_raft_voter_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
 }
 
 // ---------------------------------------------------------------------------------------
+// DescribeLogDirs: the top-level error exists from v3, the volume sizes from v4.
+
+fn describe_log_dirs_req(_v: i16) -> impl Strategy<Value = ApiRequest> {
+    let topic = (name(), vec(any::<i32>(), 0..4))
+        .prop_map(|(topic, partitions)| log_dirs::DescribableLogDirTopic { topic, partitions });
+    option::of(vec(topic, 0..3))
+        .prop_map(|topics| ApiRequest::DescribeLogDirs(log_dirs::DescribeLogDirsRequest { topics }))
+}
+
+fn describe_log_dirs_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
+    let partition = (any::<i32>(), any::<i64>(), any::<i64>(), any::<bool>()).prop_map(
+        |(partition, partition_size, offset_lag, is_future_key)| log_dirs::LogDirPartition {
+            partition,
+            partition_size,
+            offset_lag,
+            is_future_key,
+        },
+    );
+    let topic = (name(), vec(partition, 0..3))
+        .prop_map(|(name, partitions)| log_dirs::LogDirTopic { name, partitions });
+    let unknown = log_dirs::VOLUME_BYTES_UNKNOWN;
+    let result = (
+        err(),
+        name(),
+        vec(topic, 0..3),
+        at(v >= 4, any::<i64>(), unknown),
+        at(v >= 4, any::<i64>(), unknown),
+    )
+        .prop_map(|(error, log_dir, topics, total_bytes, usable_bytes)| {
+            log_dirs::LogDirResult {
+                error,
+                log_dir,
+                topics,
+                total_bytes,
+                usable_bytes,
+            }
+        });
+    (
+        any::<i32>(),
+        at(v >= 3, err(), ErrorCode::NONE),
+        vec(result, 0..3),
+    )
+        .prop_map(|(throttle_time_ms, error, results)| {
+            ApiResponse::DescribeLogDirs(log_dirs::DescribeLogDirsResponse {
+                throttle_time_ms,
+                error,
+                results,
+            })
+        })
+}
+
+// ---------------------------------------------------------------------------------------
 // The round trips
 
 fn header(api_key: i16, api_version: i16, correlation_id: i32) -> RequestHeader {
@@ -1150,4 +1202,5 @@ round_trip_tests! {
     describe_quorum: 55, describe_quorum_req, describe_quorum_resp;
     add_raft_voter: 80, add_raft_voter_req, add_raft_voter_resp;
     remove_raft_voter: 81, remove_raft_voter_req, remove_raft_voter_resp;
+    describe_log_dirs: 35, describe_log_dirs_req, describe_log_dirs_resp;
 }

@@ -171,6 +171,12 @@ fn valid_frames() -> Vec<Bytes> {
                 voter_id: 2,
                 voter_directory_id: uuid::Uuid::nil(),
             }),
+            35 => ApiRequest::DescribeLogDirs(log_dirs::DescribeLogDirsRequest {
+                topics: Some(vec![log_dirs::DescribableLogDirTopic {
+                    topic: "t".into(),
+                    partitions: vec![0, 1],
+                }]),
+            }),
             _ => continue,
         };
         let header = RequestHeader {

@@ -398,3 +398,14 @@ fn cleanable(
         overdue,
     })
 }
+
+/// The cleaner's dirty ratio of `log` (dirty bytes over cleanable bytes, exactly as the
+/// scheduler weighs it in [`cleanable`]), for `/metrics`; 0 when nothing is cleanable.
+pub(super) fn dirty_ratio(
+    key: PartitionId,
+    log: &PartitionLog,
+    now_ms: i64,
+    min_lag_ms: i64,
+) -> f64 {
+    cleanable(key, log, now_ms, min_lag_ms, i64::MAX).map_or(0.0, |candidate| candidate.ratio)
+}

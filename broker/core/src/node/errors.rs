@@ -104,6 +104,9 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
         ApiRequest::RemoveRaftVoter(_) => {
             ApiResponse::RemoveRaftVoter(RaftVoterResponse::error(error, message.as_deref()))
         }
+        ApiRequest::DescribeLogDirs(request) => {
+            ApiResponse::DescribeLogDirs(request.error_response(error))
+        }
         other => match super::txn::txn_error_response(other, error) {
             Some(response) => response,
             None => super::group::group_error_response(other, error),
@@ -423,7 +426,8 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
         | ApiResponse::ListPartitionReassignments(_)
         | ApiResponse::DescribeQuorum(_)
         | ApiResponse::AddRaftVoter(_)
-        | ApiResponse::RemoveRaftVoter(_)) => other,
+        | ApiResponse::RemoveRaftVoter(_)
+        | ApiResponse::DescribeLogDirs(_)) => other,
     }
 }
 

@@ -1,5 +1,6 @@
-//! A read-only snapshot of the numbers operators chart: per-partition log offsets and, per
-//! consumer group, members, committed offsets and lag.
+//! A read-only snapshot of the numbers operators chart: per-partition log offsets, sizes
+//! and the log cleaner's dirty ratio, the cleaner's byte totals and, per consumer group,
+//! members, committed offsets and lag.
 //!
 //! The driver asks for it between inputs (the node loop serves a metrics request like any
 //! other input), so a snapshot is consistent: every number was read at the same point of the
@@ -9,11 +10,20 @@
 //! ahead of the log, e.g. after truncation, is not negative lag). A committed offset for a
 //! partition the catalog no longer has is reported with lag and log end offset unknown
 //! (`None`), so the exporter can skip it rather than invent a number.
+//!
+//! Size is the bytes of a log's segments on this broker (what DescribeLogDirs reports);
+//! the dirty ratio is the share of a compacted log's cleanable bytes past the cleaner's
+//! checkpoint, computed as the cleaner's scheduler does (`compact::dirty_ratio`), so an
+//! operator sees the number `min.cleanable.dirty.ratio` is compared with.
 
+use super::compact::dirty_ratio;
+use super::log_dirs::partition_size_bytes;
 use super::Node;
+use crate::time::Now;
+use crate::topic::PartitionId;
 
-/// One partition's offsets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One partition's offsets and size.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartitionOffsets {
     /// Topic name.
     pub topic: String,
@@ -23,6 +33,10 @@ pub struct PartitionOffsets {
     pub log_start_offset: i64,
     /// The high watermark (kafka_exporter's "current offset": what consumers can read).
     pub high_watermark: i64,
+    /// Bytes of the log's segments on this broker.
+    pub size_bytes: u64,
+    /// The log cleaner's dirty ratio (0..=1); `None` when the topic is not compacted.
+    pub cleaner_dirty_ratio: Option<f64>,
 }
 
 /// One committed offset of a group, with the lag behind its partition's high watermark.
@@ -54,7 +68,7 @@ pub struct GroupMetrics {
 }
 
 /// Everything `/metrics` reports, taken at one point of the node's history.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetricsSnapshot {
     /// This broker's id.
     pub node_id: i32,
@@ -64,23 +78,34 @@ pub struct MetricsSnapshot {
     pub partitions: Vec<PartitionOffsets>,
     /// Groups in id order.
     pub groups: Vec<GroupMetrics>,
+    /// Bytes the log cleaner's jobs read since the node started.
+    pub cleaner_bytes_read: u64,
+    /// Bytes the log cleaner removed from logs since the node started.
+    pub cleaner_bytes_cleaned: u64,
 }
 
 impl Node {
-    /// A consistent read-only snapshot of offsets, groups and lag (see the module doc).
-    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+    /// A consistent read-only snapshot of offsets, sizes, groups and lag (see the module
+    /// doc); `now` dates the cleaner's view (`min.compaction.lag.ms`).
+    pub fn metrics_snapshot(&self, now: Now) -> MetricsSnapshot {
         let mut partitions = Vec::with_capacity(self.partition_count);
         // topic_ids is ordered by name, so the output is too.
         for id in self.topic_ids.values() {
             let Some(topic) = self.topics.get(id) else {
                 continue;
             };
+            let compacts = self.compacts(topic);
+            let min_lag_ms = topic.config.min_compaction_lag_ms(&self.config);
             for (index, log) in topic.partitions.iter().enumerate() {
+                let key = PartitionId::new(topic.id, index);
                 partitions.push(PartitionOffsets {
                     topic: topic.name.clone(),
-                    partition: i32::try_from(index).unwrap_or(i32::MAX),
+                    partition: key.partition(),
                     log_start_offset: log.log_start_offset(),
                     high_watermark: log.high_watermark(),
+                    size_bytes: partition_size_bytes(log),
+                    cleaner_dirty_ratio: compacts
+                        .then(|| dirty_ratio(key, log, now.wall_ms, min_lag_ms)),
                 });
             }
         }
@@ -97,6 +122,8 @@ impl Node {
             broker_count: self.cluster_brokers().0.len(),
             partitions,
             groups,
+            cleaner_bytes_read: self.compactor.bytes_read,
+            cleaner_bytes_cleaned: self.compactor.bytes_cleaned,
         }
     }
 

@@ -28,6 +28,7 @@ mod fetch;
 mod group;
 mod internal;
 mod list_offsets;
+mod log_dirs;
 pub mod metrics;
 mod produce;
 mod producer_id;
@@ -221,6 +222,8 @@ impl Node {
             ApiRequest::Metadata(r) => self.metadata(id, r),
             ApiRequest::DescribeConfigs(r) => self.describe_configs(id, r),
             ApiRequest::DescribeCluster(r) => self.describe_cluster(id, r),
+            // This broker's partition replicas and their sizes (log_dirs.rs).
+            ApiRequest::DescribeLogDirs(r) => self.describe_log_dirs(id, r),
             // Admin through the active controller (cluster_api.rs, quorum.rs).
             ApiRequest::CreateTopics(r) => self.cluster_create(id, r),
             ApiRequest::DeleteTopics(r) => self.cluster_delete(id, r),

@@ -43,7 +43,8 @@ enum TopicCommand {
     Create(CreateArgs),
     /// List topic names.
     List(ListArgs),
-    /// Show partitions, leaders, replicas, ISR and log offsets.
+    /// Show partitions, leaders, replicas, ISR, log offsets, the cleanup policy and each
+    /// partition's size in bytes (its leader's copy).
     Describe(DescribeArgs),
     /// Delete a topic.
     Delete(DeleteArgs),
@@ -150,6 +151,16 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         .describe_topics(&args.names)
         .await
         .context("describing topics")?;
+    // Sizes are best effort too: each partition's leader answers DescribeLogDirs for its
+    // copy, and a leader that does not answer leaves "?".
+    let described: Vec<String> = (descriptions.iter())
+        .filter_map(|d| d.as_ref().ok().map(|topic| topic.name.clone()))
+        .collect();
+    let sizes = if described.is_empty() {
+        Default::default()
+    } else {
+        admin.partition_sizes(&described).await.unwrap_or_default()
+    };
     let mut failed = false;
     let mut text = String::new();
     for description in descriptions {
@@ -187,17 +198,24 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             .partitions
             .first()
             .map_or(0, |p| p.replica_nodes.len());
+        let cleanup_policy = (admin.describe_topic_configs(&topic.name).await.ok())
+            .and_then(|configs| configs.into_iter().find(|c| c.name == "cleanup.policy"))
+            .and_then(|entry| entry.value)
+            .unwrap_or_else(|| "?".to_owned());
+        // New fields go at the end of the lines: scripts read fields by name or position.
         text.push_str(&format!(
-            "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\n",
+            "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\t\
+             CleanupPolicy: {}\n",
             topic.name,
             topic.topic_id,
             topic.partitions.len(),
-            replication_factor
+            replication_factor,
+            cleanup_policy,
         ));
         for partition in &topic.partitions {
             text.push_str(&format!(
                 "\tTopic: {}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\t\
-                 Isr: {}\tLogStartOffset: {}\tLogEndOffset: {}\n",
+                 Isr: {}\tLogStartOffset: {}\tLogEndOffset: {}\tSize: {}\n",
                 topic.name,
                 partition.partition,
                 partition.leader_id,
@@ -206,6 +224,11 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
                 join(&partition.isr_nodes),
                 offset_of(&starts, partition.partition),
                 offset_of(&ends, partition.partition),
+                (sizes.get(&TopicPartition::new(
+                    topic.name.clone(),
+                    partition.partition
+                )))
+                .map_or_else(|| "?".to_owned(), i64::to_string),
             ));
         }
     }

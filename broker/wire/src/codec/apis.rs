@@ -20,10 +20,12 @@ use super::convert as c;
 use super::convert_cluster as cl;
 use super::convert_consumer_group as cg;
 use super::convert_group as g;
+use super::convert_log_dirs as ld;
 use super::convert_txn as t;
 use super::schema::*;
 use super::schema_cluster::*;
 use super::schema_consumer_group::*;
+use super::schema_log_dirs::*;
 use super::schema_quorum::*;
 use super::schema_txn::*;
 use super::{decode, encode, guard, unserved, Decoded};
@@ -590,5 +592,24 @@ apis! {
         encode_request(d, _) = cl::remove_voter_req_from_domain(d);
         decode_response(msg, _) = cl::remove_voter_resp_to_domain(msg);
         error_response(e, _) = k::RemoveRaftVoterResponse::default().with_error_code(e);
+    };
+
+    // Per-broker partition sizes (admin tools, consoles). v5 (KIP-1066's cordoned
+    // directories) is beyond kafka-protocol 0.18; v1-2 have no top-level error, so a
+    // refusal there is an empty answer, as Kafka's.
+    DESCRIBE_LOG_DIRS = 35, 1..=4, DESCRIBE_LOG_DIRS_REQUEST, DESCRIBE_LOG_DIRS_RESPONSE
+    => DescribeLogDirs {
+        kafka: k::DescribeLogDirsRequest, k::DescribeLogDirsResponse;
+        decode_request(msg, _, _) = ld::req_to_domain(msg);
+        encode_response(d, v) = ld::resp_from_domain(d, v);
+        encode_request(d, _) = ld::req_from_domain(d);
+        decode_response(msg, _) = ld::resp_to_domain(msg);
+        error_response(e, v) = {
+            let mut r = k::DescribeLogDirsResponse::default();
+            if v >= 3 {
+                r.error_code = e;
+            }
+            r
+        };
     };
 }

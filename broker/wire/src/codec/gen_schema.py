@@ -16,6 +16,8 @@ python3 gen_schema.py RESOURCES_DIR DescribeQuorum > schema_quorum.rs
 python3 gen_schema.py schemas AddRaftVoter RemoveRaftVoter | tail -n +5 >> schema_quorum.rs
 The KIP-848 APIs (kafka-python does not ship their JSON; Kafka 4.0's are in schemas/):
 python3 gen_schema.py schemas ConsumerGroupHeartbeat ConsumerGroupDescribe > schema_consumer_group.rs
+DescribeLogDirs (per-broker partition sizes):
+python3 gen_schema.py RESOURCES_DIR DescribeLogDirs > schema_log_dirs.rs
 
 Adding an API: generate its schema constants into one of the files above, then print the
 skeleton of its row for the table in apis.rs (key, Kafka's valid versions, the constants

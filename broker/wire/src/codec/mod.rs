@@ -23,6 +23,7 @@ mod convert_cluster;
 mod convert_consumer_group;
 mod convert_group;
 mod convert_helpers;
+mod convert_log_dirs;
 mod convert_txn;
 mod guard;
 mod legacy;
@@ -36,6 +37,8 @@ mod schema;
 mod schema_cluster;
 #[rustfmt::skip]
 mod schema_consumer_group;
+#[rustfmt::skip]
+mod schema_log_dirs;
 #[rustfmt::skip]
 mod schema_quorum;
 #[rustfmt::skip]
