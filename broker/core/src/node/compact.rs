@@ -146,7 +146,8 @@ impl Node {
                 else {
                     continue;
                 };
-                if candidate.ratio < min_ratio && !candidate.overdue {
+                let eager = || self.buggify.fire(crate::buggify::Point::CompactEager);
+                if candidate.ratio < min_ratio && !candidate.overdue && !eager() {
                     continue;
                 }
                 let better = best
@@ -256,6 +257,10 @@ impl Node {
         self.compactor.in_flight.remove(&key);
         // Look for more work at once: a large log is cleaned in several jobs.
         self.compactor.next_check = Some(now.instant);
+        if self.buggify.fire(crate::buggify::Point::CompactDrop) {
+            tracing::debug!(partition = %key, "compaction result dropped (BUGGIFY)");
+            return;
+        }
         let result = match outcome {
             Ok(result) => result,
             Err(failed) => {
