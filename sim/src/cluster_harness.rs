@@ -1129,14 +1129,28 @@ impl Schedule {
 
     /// After the loop: stop the sampler, compare the replicas if the ISRs converged;
     /// returns the fault log.
-    pub(crate) fn finish<S: ClusterSim>(&self, world: World<S>) -> Vec<String> {
+    pub(crate) fn finish<S: ClusterSim>(&self, mut world: World<S>) -> Vec<String> {
         let control = &world.control;
         control.lock().cluster.sampling_done = true;
         if self.converged_at.is_some() {
             let leaders = control.lock().cluster.leaders.clone();
             let numbered: Vec<(i32, SimDisk)> = (1..).zip(world.disks.iter().cloned()).collect();
-            let values = value_partitions(&world.recorder);
-            for violation in compare_replicas(&numbered, &leaders, &values) {
+            let spec = self.workload.spec();
+            let violations = if spec.compact {
+                // Replicas clean on their own schedules: compare latest values per key.
+                let (violations, compared) = crate::workload_compact::compare_latest(
+                    &spec,
+                    &numbered,
+                    &leaders,
+                    &control.lock().compact,
+                );
+                (world.log).push(format!("latest values per key compared: {compared} logs"));
+                violations
+            } else {
+                let values = value_partitions(&world.recorder);
+                compare_replicas(&numbered, &leaders, &values)
+            };
+            for violation in violations {
                 world.recorder.violation(violation);
             }
         }

@@ -68,6 +68,9 @@ pub enum CrashFate {
     Torn(usize),
 }
 
+/// One log's records with their keys: `(offset, key, value)` in offset order.
+pub type KeyedRecords = Vec<(i64, Option<Bytes>, Option<Bytes>)>;
+
 /// Counters of injected faults (part of the trace and the run summary).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DiskStats {
@@ -200,6 +203,38 @@ impl SimDisk {
                 continue;
             };
             let list = records.into_iter().map(|r| (r.offset, r.value)).collect();
+            out.insert(partition_key, list);
+        }
+        out
+    }
+
+    /// Like [`SimDisk::records`], with each record's key: `(offset, key, value)`. For the
+    /// compaction workloads' replica comparison (latest value per key); never faulted.
+    pub fn keyed_records(&self) -> BTreeMap<u64, KeyedRecords> {
+        let state = self.lock();
+        let Ok(logs) = state.mem.logs() else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for (partition_key, bounds) in logs {
+            let Some((start_offset, end_offset)) = bounds else {
+                continue;
+            };
+            let plan = ReadPlan {
+                partition_key,
+                start_offset,
+                end_offset,
+                max_bytes: u32::MAX,
+            };
+            let Ok(bytes) = state.mem.read(&plan) else {
+                continue;
+            };
+            let Ok(records) = weir_wire::records::decode_records(bytes) else {
+                continue;
+            };
+            let list = (records.into_iter())
+                .map(|r| (r.offset, r.key, r.value))
+                .collect();
             out.insert(partition_key, list);
         }
         out

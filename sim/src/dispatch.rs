@@ -31,6 +31,7 @@ impl Workload {
             group_members: 0,
             cluster_nodes: 0,
             isr_memory: false,
+            compact: false,
         };
         let crashy_disk = DiskFaults {
             fsync_fail_per_mille: 15,
@@ -86,12 +87,21 @@ impl Workload {
             | Workload::ClusterPower
             | Workload::ClusterPowerMemory
             | Workload::ClusterMajorityCrash => crate::workload_cluster::spec(base, self),
+            Workload::Compact => crate::workload_compact::spec(base, crashy_disk),
+            Workload::ClusterCompact => {
+                let cluster = crate::workload_cluster::spec(base, Workload::ClusterCrash);
+                crate::workload_compact::cluster_spec(cluster)
+            }
         }
     }
 }
 
-/// One producer actor: the transactional one (`workload_txn`) or the plain one.
+/// One producer actor: the compaction one (`workload_compact`), the transactional one
+/// (`workload_txn`) or the plain one.
 pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
+    if actors.spec.compact {
+        return crate::workload_compact::producer(runtime, actors, index).await;
+    }
     if actors.spec.txn {
         return crate::workload_txn::producer(runtime, actors, index).await;
     }
@@ -101,6 +111,9 @@ pub async fn producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
 /// The main-phase consumer: the transactional one, the group watcher (the members run on
 /// their own hosts), or the plain one.
 pub async fn consumer<R: Runtime>(runtime: R, actors: Actors) {
+    if actors.spec.compact {
+        return crate::workload_compact::consumer(runtime, actors).await;
+    }
     if actors.spec.txn {
         return crate::workload_txn::consumer(runtime, actors).await;
     }
@@ -113,6 +126,9 @@ pub async fn consumer<R: Runtime>(runtime: R, actors: Actors) {
 
 /// The final phase's reader: the transactional one or the plain one.
 pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
+    if actors.spec.compact {
+        return crate::workload_compact::final_reader(runtime, actors).await;
+    }
     if actors.spec.txn {
         return crate::workload_txn::final_reader(runtime, actors).await;
     }

@@ -41,6 +41,7 @@ pub mod shared_log;
 pub mod trace;
 pub mod workload;
 pub mod workload_cluster;
+pub mod workload_compact;
 pub mod workload_group;
 pub mod workload_txn;
 

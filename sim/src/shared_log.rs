@@ -132,3 +132,48 @@ pub struct ClusterLog {
     /// The partition of every value sent so far (values are unique per run).
     pub sent: BTreeMap<u64, i32>,
 }
+
+/// How a transaction of the compaction workload ended, as its producer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnEnd {
+    /// Not ended yet.
+    Open,
+    /// Commit acknowledged.
+    Committed,
+    /// Aborted for sure: abort acknowledged, or the producer never asked to commit.
+    Aborted,
+    /// The commit's outcome is unknown.
+    Unknown,
+}
+
+/// One write of the compaction workload: its key, its value (`None`: a tombstone), the
+/// transaction it belongs to, and where it was acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactWrite {
+    /// Record key.
+    pub key: String,
+    /// Record value; `None` is a tombstone.
+    pub value: Option<String>,
+    /// The transaction (index into [`CompactLog::txns`]), if transactional.
+    pub txn: Option<usize>,
+    /// `(partition, offset)` of the acknowledgement; `None` while unknown.
+    pub acked: Option<(i32, i64)>,
+    /// The send failed or timed out: it may or may not be in the log.
+    pub unknown: bool,
+}
+
+/// What the compaction workload's actors record (`workload_compact`): every write sent,
+/// the transactions' ends, and every record read.
+#[derive(Debug, Default)]
+pub struct CompactLog {
+    /// Every write, in invocation order (a value is unique over the run).
+    pub writes: Vec<CompactWrite>,
+    /// Transactions' ends, by index.
+    pub txns: Vec<TxnEnd>,
+    /// Every record read by any reader: `(partition, offset)` to `(key, value)`.
+    pub reads: BTreeMap<(i32, i64), (String, Option<String>)>,
+    /// The final reader's records.
+    pub final_reads: BTreeMap<(i32, i64), (String, Option<String>)>,
+    /// Records the final reader read (including re-reads by a new process).
+    pub final_records: u64,
+}

@@ -101,11 +101,20 @@ pub enum Workload {
     /// acknowledged writes that a replica does not hold (docs/simulation.md, "Majority
     /// crash").
     ClusterMajorityCrash,
+    /// A compacted topic (`cleanup.policy=compact`, tiny segments, the cleaner running
+    /// every few milliseconds): keyed writes with tombstones from idempotent producers and
+    /// a transactional producer (commits and aborts), under crashes, disk, network and
+    /// clock faults; the latest acknowledged value of every key must stay readable. See
+    /// `workload_compact`.
+    Compact,
+    /// `Compact` on three brokers in cluster mode (the RF=3 topic, the faults of
+    /// `ClusterCrash`); the replicas must agree on the latest value of every key.
+    ClusterCompact,
 }
 
 impl Workload {
     /// Every workload, in the order runs use.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 11] = [
         Workload::Produce,
         Workload::ProduceCrash,
         Workload::ProducePartition,
@@ -116,12 +125,13 @@ impl Workload {
         Workload::TxnCrash,
         Workload::Group,
         Workload::GroupCrash,
+        Workload::Compact,
     ];
 
     /// The cluster workloads (both simulators: `cluster_harness`): run only when named
     /// (`--workload cluster-crash`), not part of `ALL`; CI runs each on its own seed set
     /// (`xtask/src/sim.rs`, `CLUSTER_WORKLOADS`).
-    pub const CLUSTER: [Workload; 7] = [
+    pub const CLUSTER: [Workload; 8] = [
         Workload::ClusterCrash,
         Workload::ClusterPartition,
         Workload::ClusterTwoDown,
@@ -129,6 +139,7 @@ impl Workload {
         Workload::ClusterMixed5,
         Workload::ClusterPower,
         Workload::ClusterMajorityCrash,
+        Workload::ClusterCompact,
     ];
 
     /// Comparison runs, never in CI, run only when named: `cluster-power-memory` is the
@@ -157,6 +168,8 @@ impl Workload {
             Workload::ClusterPower => "cluster-power",
             Workload::ClusterPowerMemory => "cluster-power-memory",
             Workload::ClusterMajorityCrash => "cluster-majority-crash",
+            Workload::Compact => "compact",
+            Workload::ClusterCompact => "cluster-compact",
         }
     }
 
@@ -205,6 +218,8 @@ pub struct Spec {
     /// Cluster workloads: `weir.acks.all.durability = isr-memory` instead of the default
     /// `isr-fsync` (only `cluster-power-memory`, which is expected to fail).
     pub isr_memory: bool,
+    /// The compaction actors (`workload_compact`) on a compacted topic.
+    pub compact: bool,
 }
 
 /// BUGGIFY rate of the fault workloads: often enough that every run meets late acks,
@@ -287,6 +302,8 @@ pub struct ControlState {
     pub group: crate::shared_log::GroupLog,
     /// Cluster workloads: topic creation and sampled leadership.
     pub cluster: crate::shared_log::ClusterLog,
+    /// Compaction workloads: writes, transactions and reads.
+    pub compact: crate::shared_log::CompactLog,
 }
 
 /// Shared handle on [`ControlState`].
@@ -823,12 +840,33 @@ async fn request_leader<R: Runtime>(
 /// Group settings of the broker in the group workloads (Kafka's defaults would make a run
 /// last minutes): a short initial rebalance delay, short sessions allowed.
 pub fn tune_server(spec: &Spec, config: &mut weir::config::ServerConfig) {
+    if spec.compact {
+        // Every topic compacted (the workload's topic takes the broker defaults), segments
+        // of a few batches, the cleaner looking every few milliseconds at any dirt, and
+        // tombstones gone soon after their first cleaning: compaction happens many times
+        // per run, under the faults.
+        let node = &mut config.node;
+        node.cleanup_policy = weir_core::config::CleanupPolicy::COMPACT;
+        node.segment_bytes = COMPACT_SEGMENT_BYTES;
+        node.min_cleanable_dirty_ratio =
+            weir_core::config::DirtyRatio::new(0.01).unwrap_or(node.min_cleanable_dirty_ratio);
+        node.cleaner_backoff_ms = COMPACT_CLEANER_BACKOFF_MS;
+        node.delete_retention_ms = COMPACT_DELETE_RETENTION_MS;
+        node.min_compaction_lag_ms = 0;
+    }
     if spec.group_members == 0 {
         return;
     }
     config.node.group_initial_rebalance_delay_ms = 200;
     config.node.group_min_session_timeout_ms = 500;
 }
+
+/// `segment.bytes` of the compaction workloads: a segment rolls every few batches.
+pub const COMPACT_SEGMENT_BYTES: u64 = 400;
+/// `log.cleaner.backoff.ms` of the compaction workloads.
+pub const COMPACT_CLEANER_BACKOFF_MS: u64 = 20;
+/// `delete.retention.ms` of the compaction workloads: tombstones go within the run.
+pub const COMPACT_DELETE_RETENTION_MS: i64 = 400;
 
 /// For `final_reader`: in the group workloads, hold the end of the run until the watcher
 /// finished (madsim ends the run when the final reader is done).

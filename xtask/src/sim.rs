@@ -71,6 +71,14 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
         "planted-stale-decisions",
         "the controller decides on the applied image alone (issue 12's majority-crash loss)",
     ),
+    (
+        "planted-compact-latest",
+        "the log cleaner drops a key's latest record (an off-by-one in the superseded test)",
+    ),
+    (
+        "planted-compact-past-lso",
+        "the log cleaner's uncleanable offset ignores the last stable offset and the high watermark",
+    ),
 ];
 
 /// The cluster workloads: CI runs each over the fixed seeds on turmoil and over
@@ -84,6 +92,7 @@ pub(crate) const CLUSTER_WORKLOADS: &[&str] = &[
     "cluster-mixed-5",
     "cluster-power",
     "cluster-majority-crash",
+    "cluster-compact",
 ];
 
 /// The workload a planted bug is searched with (`None`: every single-node workload).
@@ -92,6 +101,7 @@ fn planted_workload(feature: &str) -> Option<&'static str> {
         "planted-hw-before-isr" | "planted-elect-outside-isr" => Some("cluster-crash"),
         "planted-skip-truncation" => Some("cluster-crash"),
         "planted-stale-decisions" => Some("cluster-majority-crash"),
+        "planted-compact-latest" | "planted-compact-past-lso" => Some("compact"),
         _ => None,
     }
 }

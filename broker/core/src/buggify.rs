@@ -52,6 +52,12 @@ pub enum Point {
     /// The active segment rolls before it is full: more segment metadata, more producer
     /// snapshots, more recovery work.
     EarlyRoll,
+    /// The log cleaner takes a compacted partition below its `min.cleanable.dirty.ratio`:
+    /// more, smaller compaction jobs, running while the log changes under them.
+    CompactEager,
+    /// A compaction job's result is dropped on arrival, as a stale one is: the partition's
+    /// next job redoes the work (the checkpoint did not move).
+    CompactDrop,
 }
 
 /// Longest delay [`Point::DelayAck`] adds, in milliseconds.
@@ -89,6 +95,8 @@ impl Buggify {
             Point::DelayAck => 1,
             Point::ShortFetch => 2,
             Point::EarlyRoll => 3,
+            Point::CompactEager => 4,
+            Point::CompactDrop => 5,
         };
         let fired = (self.next_u64() ^ salt) % 1000 < u64::from(self.per_mille);
         if fired {

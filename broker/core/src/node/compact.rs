@@ -146,7 +146,8 @@ impl Node {
                 else {
                     continue;
                 };
-                if candidate.ratio < min_ratio && !candidate.overdue {
+                let eager = || self.buggify.fire(crate::buggify::Point::CompactEager);
+                if candidate.ratio < min_ratio && !candidate.overdue && !eager() {
                     continue;
                 }
                 let better = best
@@ -203,6 +204,11 @@ impl Node {
             entries_max: (buffer / OFFSET_MAP_ENTRY_OVERHEAD_BYTES).max(1),
             key_bytes_max: buffer,
         };
+        let first_unstable_offset = log.txns.last_stable_offset(log.high_watermark());
+        // PLANTED BUG (weir-sim's planted suite only; never in a real build): the job is
+        // told the LSO it was scheduled with (see `uncleanable_offset`).
+        #[cfg(feature = "planted-compact-past-lso")]
+        let first_unstable_offset = first_unstable_offset.max(uncleanable);
         self.compactor.next_job_id += 1;
         let job = CompactionJob {
             job_id: self.compactor.next_job_id,
@@ -211,7 +217,7 @@ impl Node {
             log_start: log.log_start_offset(),
             dirty_start,
             uncleanable,
-            first_unstable_offset: log.txns.last_stable_offset(log.high_watermark()),
+            first_unstable_offset,
             now_ms: now.wall_ms,
             delete_retention_ms,
             aborted,
@@ -251,6 +257,10 @@ impl Node {
         self.compactor.in_flight.remove(&key);
         // Look for more work at once: a large log is cleaned in several jobs.
         self.compactor.next_check = Some(now.instant);
+        if self.buggify.fire(crate::buggify::Point::CompactDrop) {
+            tracing::debug!(partition = %key, "compaction result dropped (BUGGIFY)");
+            return;
+        }
         let result = match outcome {
             Ok(result) => result,
             Err(failed) => {
@@ -344,6 +354,12 @@ fn uncleanable_offset(log: &PartitionLog, now_ms: i64, min_lag_ms: i64) -> i64 {
         .last_stable_offset(log.high_watermark())
         .min(log.high_watermark())
         .min(active.base_offset);
+    // PLANTED BUG (weir-sim's planted suite only; never in a real build): the last stable
+    // offset and the high watermark are ignored; only the active segment bounds the cleaner.
+    #[cfg(feature = "planted-compact-past-lso")]
+    {
+        bound = active.base_offset;
+    }
     // The active segment must hold a batch: then the log's last stored batch is never
     // cleaned and the log end stays where storage says it is.
     if active.end_offset <= active.base_offset {
