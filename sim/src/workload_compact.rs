@@ -308,7 +308,8 @@ async fn txn_producer<R: Runtime>(runtime: &R, actors: &Actors) {
         actors.control.lock().compact.txns[txn] = end;
         let note = serde_json::json!({"txn": number, "writes": writes, "end": format!("{end:?}")});
         history_note(runtime, actors, note);
-        if end != TxnEnd::Committed && !(end == TxnEnd::Aborted && commit == false) {
+        let clean = end == TxnEnd::Committed || (end == TxnEnd::Aborted && !commit);
+        if !clean {
             // Anything but a clean commit or a clean abort: a fresh producer (its
             // init_transactions ends whatever the old one left open).
             client = None;

@@ -39,6 +39,8 @@
 
 use std::collections::BTreeMap;
 
+use weir_wire::batch::parse_header;
+
 use crate::cleaner::{CompactionJob, CompactionResult, JobFailed};
 use crate::compaction::{
     AbortedTxn, ActiveProducer, OffsetMapLimits, OFFSET_MAP_ENTRY_OVERHEAD_BYTES,
@@ -291,6 +293,13 @@ impl Node {
                 continue;
             }
             let new_bytes = replacement.batch.as_ref().map_or(0, |b| b.len() as u64);
+            // A removed or emptied abort marker takes its transaction out of the aborted
+            // index (see `TxnIndex::forget_marker`).
+            let gone = (replacement.batch.as_ref())
+                .is_none_or(|b| parse_header(b).is_ok_and(|h| h.record_count == 0));
+            if gone {
+                log.txns.forget_marker(replacement.base_offset);
+            }
             let Some(segment) =
                 log.replace_batch(replacement.base_offset, replacement.old_bytes, new_bytes)
             else {
