@@ -532,8 +532,13 @@ impl Node {
                 }
             }
 
-            ImageChange::TopicDeleted(topic) => {
+            ImageChange::TopicDeleted { topic, remote } => {
                 let id = Uuid::from_u128(topic.id);
+                // Deleting the remote objects is the remote storage's work (not built
+                // yet); until then they are orphans in the store.
+                if !remote.is_empty() {
+                    tracing::info!(topic = %topic.name, partitions = remote.len(), "topic with remote segments deleted");
+                }
                 if self.topics.contains_key(&id) {
                     self.delete_topic(id);
                     self.wake_fetches(|_| true);
@@ -565,6 +570,11 @@ impl Node {
                 }
             }
             ImageChange::PartitionChanged(id) => self.update_role(now, id),
+            // Serving from and deleting remote objects are the remote storage's work
+            // (not built yet).
+            ImageChange::RemoteChanged { partition, removed } => {
+                tracing::debug!(%partition, removed = removed.len(), "remote log changed");
+            }
         }
     }
 
