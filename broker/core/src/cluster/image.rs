@@ -584,7 +584,10 @@ impl MetadataImage {
         let previous = log.segments.insert(base, segment);
         // The check admitted a base at the end (or, on an empty log, past the start), so
         // nothing was replaced and the log grew.
-        debug_assert!(previous.is_none(), "an upload replaced segment {previous:?}");
+        debug_assert!(
+            previous.is_none(),
+            "an upload replaced segment {previous:?}"
+        );
         debug_assert!(end_before.is_none_or(|end| log.end_offset() > end));
         ImageChange::RemoteChanged {
             partition: partition_id(id, partition),
@@ -774,10 +777,16 @@ fn partition_id(id: u128, partition: i32) -> PartitionId {
 
 /// The remote-log half of [`MetadataImage::invariants`], for one partition's log.
 fn remote_log_invariants(name: &str, index: i32, state: &PartitionState, log: &RemoteLog) {
-    assert!(log.log_start_offset >= 0, "{name}-{index}: remote start {log:?}");
+    assert!(
+        log.log_start_offset >= 0,
+        "{name}-{index}: remote start {log:?}"
+    );
     let mut previous: Option<&RemoteSegment> = None;
     for (base, segment) in &log.segments {
-        assert_eq!(*base, segment.base_offset, "{name}-{index}: filed under {base}");
+        assert_eq!(
+            *base, segment.base_offset,
+            "{name}-{index}: filed under {base}"
+        );
         assert!(segment.base_offset >= 0, "{name}-{index}: {segment:?}");
         assert!(
             segment.base_offset < segment.end_offset,
@@ -884,8 +893,7 @@ mod remote_tests {
     /// and an empty topic: every field of the version 0 image is exercised.
     fn fixture_image() -> MetadataImage {
         let mut image = MetadataImage::default();
-        for (id, incarnation, fenced, broker_role) in [(1, 77, false, true), (2, 78, true, false)]
-        {
+        for (id, incarnation, fenced, broker_role) in [(1, 77, false, true), (2, 78, true, false)] {
             let broker = BrokerState {
                 id,
                 incarnation,
@@ -1025,8 +1033,14 @@ mod remote_tests {
     #[test]
     fn uploads_continue_the_log_and_repeats_are_no_ops() {
         let mut image = image();
-        assert_eq!(apply(&mut image, uploaded(0, segment(40, 50, 0))), changed(vec![]));
-        assert_eq!(apply(&mut image, uploaded(0, segment(50, 75, 0))), changed(vec![]));
+        assert_eq!(
+            apply(&mut image, uploaded(0, segment(40, 50, 0))),
+            changed(vec![])
+        );
+        assert_eq!(
+            apply(&mut image, uploaded(0, segment(50, 75, 0))),
+            changed(vec![])
+        );
         let log = image.remote_log(7, 0).expect("log").clone();
         assert_eq!((log.log_start_offset, log.end_offset()), (40, 75));
         assert_eq!(log.size_bytes(), 200);
@@ -1039,7 +1053,10 @@ mod remote_tests {
         // Also after the leader changed: a resend of a committed report stays harmless.
         elect(&mut image, 2);
         let resend = segment(50, 75, 0);
-        assert_eq!(image.check_remote_upload(7, 0, 0, &resend), UploadCheck::AlreadyHeld);
+        assert_eq!(
+            image.check_remote_upload(7, 0, 0, &resend),
+            UploadCheck::AlreadyHeld
+        );
     }
 
     // Goal: only an exact continuation is admitted: an overlap, a gap after a segment and
@@ -1058,7 +1075,10 @@ mod remote_tests {
             } else {
                 assert_eq!(check, refused, "[{base}, {end})");
             }
-            assert_eq!(apply(&mut image, uploaded(0, overlapping)), ImageChange::None);
+            assert_eq!(
+                apply(&mut image, uploaded(0, overlapping)),
+                ImageChange::None
+            );
         }
         // Same base, other object: an overlap, not a repeat.
         let mut other = segment(0, 10, 0);
@@ -1080,7 +1100,10 @@ mod remote_tests {
         let stale = segment(0, 10, 0);
         let check = image.check_remote_upload(7, 0, 0, &stale);
         assert_eq!(check, UploadCheck::Refused(UploadRefusal::StaleLeader));
-        assert_eq!(apply(&mut image, uploaded(0, stale.clone())), ImageChange::None);
+        assert_eq!(
+            apply(&mut image, uploaded(0, stale.clone())),
+            ImageChange::None
+        );
         // Broker 1 quoting the current epoch is still not the leader.
         let check = image.check_remote_upload(7, 0, 1, &stale);
         assert_eq!(check, UploadCheck::Refused(UploadRefusal::StaleLeader));
@@ -1101,7 +1124,10 @@ mod remote_tests {
         };
         assert_eq!(apply(&mut image, unknown), ImageChange::None);
         assert_eq!(bases(&image), vec![0]);
-        assert_eq!(image.remote_log(7, 0).map(|l| l.segments[&0].uploader), Some(2));
+        assert_eq!(
+            image.remote_log(7, 0).map(|l| l.segments[&0].uploader),
+            Some(2)
+        );
     }
 
     // Goal: remote retention drops the prefix of segments ending at or below its bound,
@@ -1129,7 +1155,10 @@ mod remote_tests {
         assert_eq!(apply(&mut image, delete(3)), ImageChange::None);
         // Past the end: everything goes, and the start is the bound.
         let change = apply(&mut image, delete(40));
-        assert_eq!(change, changed(vec![segment(10, 20, 0), segment(20, 30, 0)]));
+        assert_eq!(
+            change,
+            changed(vec![segment(10, 20, 0), segment(20, 30, 0)])
+        );
         let log = image.remote_log(7, 0).expect("log kept for its start");
         assert_eq!((log.log_start_offset, log.end_offset()), (40, 40));
         let below_start = segment(30, 45, 0);
@@ -1155,7 +1184,15 @@ mod remote_tests {
         let found = |offset| log.segment_for(offset).map(|s| s.base_offset);
         assert_eq!(
             [0, 9, 10, 19, 20, 29, 30].map(found),
-            [Some(0), Some(0), Some(20), Some(20), Some(20), Some(20), None]
+            [
+                Some(0),
+                Some(0),
+                Some(20),
+                Some(20),
+                Some(20),
+                Some(20),
+                None
+            ]
         );
     }
 
