@@ -23,6 +23,14 @@
 //! - **ISR changes** ([`alter_isr`]): only the current leader, quoting the current leader
 //!   and partition epochs, may change the ISR; it must stay within the replicas and keep
 //!   the leader; only live brokers may join (leaving is always allowed).
+//! - **Remote segments** ([`remote_segment_uploaded`], tiered storage): only the current
+//!   leader, quoting its current leader epoch and naming itself the uploader, may add a
+//!   segment, and only one that exactly continues the partition's remote log
+//!   ([`MetadataImage::check_remote_upload`], the same rule the image applies with, so a
+//!   record proposed here applies). A segment already held is not proposed again. The
+//!   bounds that may change between versions ([`REMOTE_SEGMENTS_PER_PARTITION_MAX`],
+//!   [`REMOTE_OBJECT_KEY_BYTES_MAX`], a non-empty object) are checked here only, never at
+//!   apply time: nodes of two versions replaying one log must compute one image.
 //! - **Preferred leaders and reassignments** ([`preferred_elections`], [`reassign`]).
 //!   A reassignment follows KIP-455 as Kafka's KRaft controller runs it: the partition
 //!   keeps its current replicas plus the ones being added, and completes (drops the
@@ -45,9 +53,17 @@
 //! the inputs are the controller's own image, never a peer's claim; requests (AlterIsr,
 //! reassignments, elections) are validated and refused with `None` or an error first.
 
-use super::image::{MetaRecord, MetadataImage, PartitionState};
-use super::peer::AlterIsr;
+use super::image::{MetaRecord, MetadataImage, PartitionState, UploadCheck};
+use super::peer::{AlterIsr, RemoteSegmentUploaded};
 use crate::topic::PartitionId;
+
+/// Bound on the segments of one partition's remote log. Every node holds the whole list
+/// in its image and every snapshot carries it, so an uploader past it waits for remote
+/// retention (its report is refused and resent). At the default `segment.bytes` (1 GiB)
+/// this is 10 TB per partition.
+pub const REMOTE_SEGMENTS_PER_PARTITION_MAX: usize = 10_000;
+/// Bound on an object key (S3's own limit).
+pub const REMOTE_OBJECT_KEY_BYTES_MAX: usize = 1_024;
 
 /// Spread `count` partitions of `replication_factor` replicas over the live brokers,
 /// round robin from `start` (Kafka's rack-unaware placement).
@@ -274,6 +290,50 @@ pub fn alter_isr(image: &MetadataImage, from: i32, request: &AlterIsr) -> Option
         id,
         partition: request.partition,
         state: next,
+    })
+}
+
+/// A leader's report of an uploaded segment, if it is current and valid: the record to
+/// propose, or `None` (refused, or already held: a resend of a committed report).
+///
+/// The decision image is the applied image as it will be just before the proposed
+/// record (everything proposed before it commits first, or nothing does), so the image's
+/// own check at apply time gives the same answer: the record is applied, never dropped.
+pub fn remote_segment_uploaded(
+    image: &MetadataImage,
+    from: i32,
+    request: &RemoteSegmentUploaded,
+) -> Option<MetaRecord> {
+    let id = u128::from_be_bytes(request.topic_id);
+    let segment = &request.segment;
+    // A peer's claim: a sender that is not the uploader it names, an object with no bytes
+    // or a key no store accepts is refused here, never asserted on.
+    if segment.uploader != from
+        || segment.size_bytes == 0
+        || segment.object_key.is_empty()
+        || segment.object_key.len() > REMOTE_OBJECT_KEY_BYTES_MAX
+    {
+        return None;
+    }
+    let check = image.check_remote_upload(id, request.partition, request.leader_epoch, segment);
+    if check != UploadCheck::Admitted {
+        return None;
+    }
+    let held = image
+        .remote_log(id, request.partition)
+        .map_or(0, |log| log.segments.len());
+    if held >= REMOTE_SEGMENTS_PER_PARTITION_MAX {
+        return None;
+    }
+    // Admitted means the partition exists and `from` leads it at the quoted epoch.
+    debug_assert!(image
+        .partition(id, request.partition)
+        .is_some_and(|s| s.leader == from && s.leader_epoch == request.leader_epoch));
+    Some(MetaRecord::RemoteSegmentUploaded {
+        id,
+        partition: request.partition,
+        leader_epoch: request.leader_epoch,
+        segment: segment.clone(),
     })
 }
 
@@ -792,6 +852,80 @@ mod tests {
         }
         set_isr(&mut image, &[4, 1, 2, 3]);
         assert_moved_to_1_2_3(&image, &state);
+    }
+
+    fn report(from: i32, leader_epoch: i32, base: i64, end: i64) -> RemoteSegmentUploaded {
+        RemoteSegmentUploaded {
+            topic_id: 9u128.to_be_bytes(),
+            partition: 0,
+            leader_epoch,
+            segment: crate::cluster::image::RemoteSegment {
+                base_offset: base,
+                end_offset: end,
+                leader_epoch,
+                size_bytes: 4_096,
+                max_timestamp: 5,
+                object_key: format!("9-0/{base}"),
+                uploader: from,
+            },
+        }
+    }
+
+    // Goal: the controller proposes the current leader's continuation once, and what it
+    // proposes the image applies. Method: report, apply, report again, continue.
+    #[test]
+    fn a_leader_report_is_recorded_once() {
+        let mut image = image(&[1, 2, 3], &[]);
+        let first = report(1, 0, 0, 100);
+        let record = remote_segment_uploaded(&image, 1, &first).expect("admitted");
+        apply_all(&mut image, vec![record]);
+        let log = image.remote_log(9, 0).expect("log");
+        assert_eq!(log.segments[&0], first.segment);
+        assert_eq!(remote_segment_uploaded(&image, 1, &first), None, "a resend");
+        let next = report(1, 0, 100, 150);
+        let record = remote_segment_uploaded(&image, 1, &next).expect("continues");
+        apply_all(&mut image, vec![record]);
+        assert_eq!(image.remote_log(9, 0).map(|l| l.end_offset()), Some(150));
+    }
+
+    // Goal: reports from a follower, a deposed leader, a sender naming another uploader,
+    // an overlap, an empty object, an oversized key, and past the segment bound are all
+    // refused. Method: one refused variation each of a valid report.
+    #[test]
+    fn invalid_remote_reports_are_refused() {
+        let mut image = image(&[1, 2, 3], &[]);
+        assert!(remote_segment_uploaded(&image, 2, &report(2, 0, 0, 10)).is_none());
+        let mut foreign = report(1, 0, 0, 10);
+        foreign.segment.uploader = 2;
+        assert!(remote_segment_uploaded(&image, 1, &foreign).is_none());
+        let mut empty = report(1, 0, 0, 10);
+        empty.segment.size_bytes = 0;
+        assert!(remote_segment_uploaded(&image, 1, &empty).is_none());
+        let mut long_key = report(1, 0, 0, 10);
+        long_key.segment.object_key = "k".repeat(REMOTE_OBJECT_KEY_BYTES_MAX + 1);
+        assert!(remote_segment_uploaded(&image, 1, &long_key).is_none());
+        let record = remote_segment_uploaded(&image, 1, &report(1, 0, 0, 10)).expect("ok");
+        apply_all(&mut image, vec![record]);
+        assert!(remote_segment_uploaded(&image, 1, &report(1, 0, 5, 20)).is_none());
+        // Leader 1 is fenced: 2 leads at epoch 1, and 1's next report is stale.
+        let records = fence_broker(&image, 1, false);
+        apply_all(&mut image, records);
+        assert!(remote_segment_uploaded(&image, 1, &report(1, 0, 10, 20)).is_none());
+        let record = remote_segment_uploaded(&image, 2, &report(2, 1, 10, 20)).expect("new");
+        apply_all(&mut image, vec![record]);
+        // The bound: a full list refuses the next segment.
+        let log = image
+            .remote
+            .get_mut(&9)
+            .and_then(|l| l.get_mut(&0))
+            .expect("log");
+        for base in 20..(REMOTE_SEGMENTS_PER_PARTITION_MAX as i64 + 18) {
+            log.segments
+                .insert(base, report(2, 1, base, base + 1).segment);
+        }
+        image.invariants();
+        let end = image.remote_log(9, 0).expect("log").end_offset();
+        assert!(remote_segment_uploaded(&image, 2, &report(2, 1, end, end + 1)).is_none());
     }
 
     #[test]

@@ -18,6 +18,30 @@
 //! - `PartitionChange` replaces one partition's state, but only if its `partition_epoch`
 //!   is higher than the current one and its `leader_epoch` is not lower. A record decided
 //!   on a state that has since changed is thereby dropped instead of undoing that change.
+//! - `RemoteSegmentUploaded` adds one segment to a partition's remote log (tiered storage,
+//!   KIP-405) under the rule of [`MetadataImage::check_remote_upload`]: the record is from
+//!   the partition's current leader at its current leader epoch, and the segment exactly
+//!   continues the remote log (or, on an empty one, starts at or after its start). The
+//!   same segment again is a no-op, anything else is dropped (its object is then an orphan
+//!   for the object store's cleaner). `RemoteSegmentsDeleted` drops the segments that end
+//!   at or below its bound and moves the remote log start up to it; a bound not above the
+//!   start is a no-op. `DeleteTopic` drops the topic's remote logs with it; the change
+//!   hands them to the node, which owns deleting the objects.
+//!
+//! # Remote logs
+//! A partition's remote log lives beside its [`PartitionState`], not in it: a
+//! `PartitionChange` carries a whole partition state decided by the controller, and a
+//! remote list inside it would be overwritten by a change decided before an upload
+//! applied. Only partitions that ever had a segment uploaded have an entry, so an image
+//! without tiered topics costs one empty map. The records carry whole segments, so replay
+//! is idempotent like every other record here.
+//!
+//! # Snapshot encoding
+//! [`MetadataImage::encode`] writes [`IMAGE_MAGIC`], a version byte and the postcard of
+//! the image. Postcard is not self-describing, so the version says which shape follows.
+//! Snapshots written before versions existed (version 0: the image without remote logs)
+//! start with the postcard length of the broker map, which can never begin with the magic
+//! (see [`IMAGE_MAGIC`]); [`MetadataImage::decode`] reads both.
 //!
 //! A committed record is input to every node at once: a record the image cannot use is
 //! ignored (`ImageChange::None`), never asserted on, since an assertion would crash every
@@ -30,7 +54,13 @@
 //! - replicas being added or removed by a reassignment are listed among the replicas, and
 //!   no replica is both;
 //! - epochs are non-negative and never decrease (enforced on apply, which refuses a
-//!   record that would lower them).
+//!   record that would lower them);
+//! - remote logs belong to existing partitions; a remote log's segments are keyed by
+//!   their base offset, are non-empty (`0 <= base < end`), ordered and non-overlapping,
+//!   their leader epochs never decrease along the log and never pass the partition's
+//!   current leader epoch, and the remote log start lies within the first segment (or,
+//!   with no segment left, is where the next upload may start). That a segment lies below
+//!   its leader's high watermark is the uploader's promise and not checkable here.
 
 use std::collections::BTreeMap;
 
@@ -107,6 +137,103 @@ pub struct TopicImage {
     pub partitions: Vec<PartitionState>,
 }
 
+/// One closed segment of a partition's log copied to the object store (KIP-405's
+/// `RemoteLogSegmentMetadata`, reduced to what Weir serves from).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSegment {
+    /// First offset in the segment.
+    pub base_offset: i64,
+    /// One past the last offset in the segment (exclusive end).
+    pub end_offset: i64,
+    /// Leader epoch of the segment's last batch, the largest epoch in it (epochs grow
+    /// with offsets, so the list's epochs never decrease).
+    pub leader_epoch: i32,
+    /// Bytes of the object.
+    pub size_bytes: u64,
+    /// Largest record timestamp in the segment (time-based remote retention).
+    pub max_timestamp: i64,
+    /// The object's key in the store, chosen by the uploader.
+    pub object_key: String,
+    /// The broker that uploaded it.
+    pub uploader: i32,
+}
+
+/// One partition's remote log: its uploaded segments by base offset and its start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteLog {
+    /// The remote log start offset: the first offset remote storage serves. With
+    /// segments, it lies within the first one (remote retention or a deletion of records
+    /// may cut into it); with none left, the next upload starts at or after it.
+    pub log_start_offset: i64,
+    /// The segments, keyed by base offset; ordered, non-overlapping.
+    pub segments: BTreeMap<i64, RemoteSegment>,
+}
+
+impl RemoteLog {
+    /// One past the last remote offset; the start when no segment is left.
+    pub fn end_offset(&self) -> i64 {
+        self.segments
+            .values()
+            .next_back()
+            .map_or(self.log_start_offset, |s| s.end_offset)
+    }
+
+    /// Total bytes of the segments (the "remote size" of the partition).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size_bytes).sum()
+    }
+
+    /// The segment that serves `offset`: the one holding it, or, for an offset in a gap
+    /// between segments, the next one (as a local log serves a compacted gap). `None`
+    /// below the start or at and past the end.
+    pub fn segment_for(&self, offset: i64) -> Option<&RemoteSegment> {
+        if offset < self.log_start_offset {
+            return None;
+        }
+        if let Some((_, holding)) = self.segments.range(..=offset).next_back() {
+            if offset < holding.end_offset {
+                return Some(holding);
+            }
+        }
+        self.segments.range(offset..).next().map(|(_, next)| next)
+    }
+
+    /// Where the next segment must start: `Some(end)` to continue the log exactly, or,
+    /// with no segment, `None` with any base at or after the start admitted.
+    fn continues_at(&self) -> Option<i64> {
+        self.segments.values().next_back().map(|s| s.end_offset)
+    }
+}
+
+/// How [`MetadataImage::check_remote_upload`] judges a segment a leader reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadCheck {
+    /// Applying it adds the segment.
+    Admitted,
+    /// The remote log holds exactly this segment already (a resent report).
+    AlreadyHeld,
+    /// Applying it changes nothing: its object is an orphan.
+    Refused(UploadRefusal),
+}
+
+/// Why an upload report is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UploadRefusal {
+    /// No such topic or partition (deleted, say).
+    #[error("unknown partition")]
+    UnknownPartition,
+    /// Not `0 <= base < end`, or its data epoch is past the epoch it was uploaded in.
+    #[error("malformed segment")]
+    Malformed,
+    /// The uploader is not the partition's current leader at the quoted epoch.
+    #[error("stale or foreign leader")]
+    StaleLeader,
+    /// It does not exactly continue the remote log (an overlap, or a gap after a segment),
+    /// or it starts below the remote log start.
+    #[error("segment does not continue the remote log")]
+    NotContiguous,
+}
+
 /// One committed change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetaRecord {
@@ -149,6 +276,28 @@ pub enum MetaRecord {
         /// The new state.
         state: PartitionState,
     },
+    // New variants go last: the variant index is what postcard writes, and logs written
+    // by earlier versions must keep decoding.
+    /// A leader uploaded a closed segment (see [`MetadataImage::check_remote_upload`]).
+    RemoteSegmentUploaded {
+        /// Topic id.
+        id: u128,
+        /// Partition index.
+        partition: i32,
+        /// The leader epoch the uploader led at: a record from another epoch is dropped.
+        leader_epoch: i32,
+        /// The segment.
+        segment: RemoteSegment,
+    },
+    /// Remote retention deleted a prefix of a partition's remote log.
+    RemoteSegmentsDeleted {
+        /// Topic id.
+        id: u128,
+        /// Partition index.
+        partition: i32,
+        /// Segments ending at or below this go; the remote log start moves up to it.
+        below: i64,
+    },
 }
 
 impl MetaRecord {
@@ -181,14 +330,28 @@ pub enum ImageChange {
     None,
     /// A topic appeared.
     TopicCreated(u128),
-    /// A topic is gone; its last image.
-    TopicDeleted(TopicImage),
+    /// A topic is gone: its last image and its remote logs by partition, whose objects
+    /// the node deletes.
+    TopicDeleted {
+        /// The topic as it was.
+        topic: TopicImage,
+        /// Its partitions' remote logs as they were.
+        remote: BTreeMap<i32, RemoteLog>,
+    },
     /// A topic grew.
     PartitionsAdded(u128),
     /// A topic's configs changed.
     ConfigChanged(u128),
     /// A partition's leader, epoch or ISR changed.
     PartitionChanged(PartitionId),
+    /// A partition's remote log changed: a segment was added, or segments were deleted
+    /// (`removed`, whose objects the node deletes).
+    RemoteChanged {
+        /// The partition.
+        partition: PartitionId,
+        /// Segments no longer in the remote log.
+        removed: Vec<RemoteSegment>,
+    },
 }
 
 /// The whole image.
@@ -202,6 +365,41 @@ pub struct MetadataImage {
     pub names: BTreeMap<String, u128>,
     /// Index of the last applied log entry.
     pub applied_index: u64,
+    /// Remote logs by topic id, then partition index; only partitions that have had a
+    /// segment uploaded appear, and no topic maps to an empty map.
+    pub remote: BTreeMap<u128, BTreeMap<i32, RemoteLog>>,
+}
+
+/// What opens an encoded image of version 1 or later, followed by the version byte.
+///
+/// Version 0 (no version) is the bare postcard of the image, which begins with the
+/// varint length of the broker map. Five `0xff` bytes begin only a varint of at least
+/// 2^35, and a map keyed by `i32` holds at most 2^32 entries: no version 0 image starts
+/// like this.
+pub const IMAGE_MAGIC: [u8; 5] = [0xff; 5];
+/// The encoding [`MetadataImage::encode`] writes: 1 added the remote logs.
+pub const IMAGE_VERSION: u8 = 1;
+
+/// The image as version 0 encoded it: the fields of [`MetadataImage`] before remote logs,
+/// in their order. Only ever decoded.
+#[derive(Deserialize)]
+struct ImageV0 {
+    brokers: BTreeMap<i32, BrokerState>,
+    topics: BTreeMap<u128, TopicImage>,
+    names: BTreeMap<String, u128>,
+    applied_index: u64,
+}
+
+impl From<ImageV0> for MetadataImage {
+    fn from(v0: ImageV0) -> MetadataImage {
+        MetadataImage {
+            brokers: v0.brokers,
+            topics: v0.topics,
+            names: v0.names,
+            applied_index: v0.applied_index,
+            remote: BTreeMap::new(),
+        }
+    }
 }
 
 impl MetadataImage {
@@ -237,7 +435,11 @@ impl MetadataImage {
                     // The name may be reused by a later CreateTopic: it must go with the id.
                     self.names.remove(&topic.name);
                     debug_assert_eq!(self.topics.len(), self.names.len());
-                    ImageChange::TopicDeleted(topic)
+                    // The remote logs go with the topic (a later topic may reuse nothing
+                    // of it) and travel in the change: nothing else still names their
+                    // objects.
+                    let remote = self.remote.remove(&id).unwrap_or_default();
+                    ImageChange::TopicDeleted { topic, remote }
                 }
                 None => ImageChange::None,
             },
@@ -280,12 +482,152 @@ impl MetadataImage {
                 // stale leader, and an epoch going back would make the stale one look new.
                 debug_assert!(slot.partition_epoch > partition_epoch);
                 debug_assert!(slot.leader_epoch >= leader_epoch);
-                // `partition` indexes a slot, so it is a partition number.
-                match PartitionId::from_wire(uuid::Uuid::from_u128(id), partition) {
-                    Some(changed) => ImageChange::PartitionChanged(changed),
-                    None => unreachable!("partition {partition} found a slot"),
-                }
+                ImageChange::PartitionChanged(partition_id(id, partition))
             }
+            MetaRecord::RemoteSegmentUploaded {
+                id,
+                partition,
+                leader_epoch,
+                segment,
+            } => self.apply_remote_upload(id, partition, leader_epoch, segment),
+            MetaRecord::RemoteSegmentsDeleted {
+                id,
+                partition,
+                below,
+            } => self.apply_remote_deletion(id, partition, below),
+        }
+    }
+
+    /// How applying a report of `segment`, uploaded by the leader at `leader_epoch`, would
+    /// go on this image. The rule (the controller decides with it too, so a record it
+    /// proposes applies, see `controller::remote_segment_uploaded`):
+    /// - the partition exists, and `0 <= base < end` with the segment's data epoch at most
+    ///   `leader_epoch`;
+    /// - the uploader is the partition's leader and `leader_epoch` its leader epoch now: a
+    ///   leader deposed before its report committed uploaded data its successor may
+    ///   upload again with other boundaries, and only one of them may enter the list;
+    /// - the segment exactly continues the log: its base is the last segment's end, or,
+    ///   with no segment, at least the remote log start (the first upload of a partition,
+    ///   or one after retention emptied the log, may start wherever the local log starts).
+    ///
+    /// Exact continuation, not "at or after the end": reports of one leader reordered by
+    /// a reconnect would otherwise admit a later segment first and leave a hole that the
+    /// earlier one could no longer fill; local retention trusting the remote end would
+    /// then delete the only copy of the hole. A segment equal to one held is
+    /// [`UploadCheck::AlreadyHeld`] whatever else changed since, so a resent report is
+    /// harmless.
+    pub fn check_remote_upload(
+        &self,
+        id: u128,
+        partition: i32,
+        leader_epoch: i32,
+        segment: &RemoteSegment,
+    ) -> UploadCheck {
+        let Some(state) = self.partition(id, partition) else {
+            return UploadCheck::Refused(UploadRefusal::UnknownPartition);
+        };
+        let log = self.remote_log(id, partition);
+        let held = log.and_then(|l| l.segments.get(&segment.base_offset));
+        if held == Some(segment) {
+            return UploadCheck::AlreadyHeld;
+        }
+        if segment.base_offset < 0
+            || segment.base_offset >= segment.end_offset
+            || segment.leader_epoch > leader_epoch
+        {
+            return UploadCheck::Refused(UploadRefusal::Malformed);
+        }
+        if state.leader != segment.uploader || state.leader_epoch != leader_epoch {
+            return UploadCheck::Refused(UploadRefusal::StaleLeader);
+        }
+        let contiguous = match log {
+            None => true,
+            Some(log) => match log.continues_at() {
+                Some(end) => segment.base_offset == end,
+                None => segment.base_offset >= log.log_start_offset,
+            },
+        };
+        if !contiguous {
+            return UploadCheck::Refused(UploadRefusal::NotContiguous);
+        }
+        UploadCheck::Admitted
+    }
+
+    /// A partition's remote log, by the topic key and partition number records carry.
+    pub fn remote_log(&self, id: u128, partition: i32) -> Option<&RemoteLog> {
+        self.remote.get(&id)?.get(&partition)
+    }
+
+    fn apply_remote_upload(
+        &mut self,
+        id: u128,
+        partition: i32,
+        leader_epoch: i32,
+        segment: RemoteSegment,
+    ) -> ImageChange {
+        if self.check_remote_upload(id, partition, leader_epoch, &segment) != UploadCheck::Admitted
+        {
+            return ImageChange::None;
+        }
+        let end_before = self.remote_log(id, partition).map(RemoteLog::end_offset);
+        let log = self.remote.entry(id).or_default().entry(partition);
+        let log = log.or_insert_with(|| RemoteLog {
+            log_start_offset: segment.base_offset,
+            segments: BTreeMap::new(),
+        });
+        // An empty log (first upload, or retention deleted every segment) starts where
+        // its first segment does: offsets below it were never uploaded.
+        if log.segments.is_empty() {
+            log.log_start_offset = segment.base_offset;
+        }
+        let base = segment.base_offset;
+        let previous = log.segments.insert(base, segment);
+        // The check admitted a base at the end (or, on an empty log, past the start), so
+        // nothing was replaced and the log grew.
+        debug_assert!(
+            previous.is_none(),
+            "an upload replaced segment {previous:?}"
+        );
+        debug_assert!(end_before.is_none_or(|end| log.end_offset() > end));
+        ImageChange::RemoteChanged {
+            partition: partition_id(id, partition),
+            removed: Vec::new(),
+        }
+    }
+
+    fn apply_remote_deletion(&mut self, id: u128, partition: i32, below: i64) -> ImageChange {
+        if self.partition(id, partition).is_none() {
+            return ImageChange::None;
+        }
+        let Some(log) = self.remote.get_mut(&id).and_then(|p| p.get_mut(&partition)) else {
+            return ImageChange::None;
+        };
+        // A replayed or raced deletion: the start only moves up.
+        if below <= log.log_start_offset {
+            return ImageChange::None;
+        }
+        // Segments are ordered and non-overlapping, so those ending at or below `below`
+        // are a prefix: split at the first that ends past it.
+        let first_kept = (log.segments.values())
+            .find(|s| s.end_offset > below)
+            .map(|s| s.base_offset);
+        let kept = match first_kept {
+            Some(base) => log.segments.split_off(&base),
+            None => BTreeMap::new(),
+        };
+        let removed: Vec<RemoteSegment> = std::mem::replace(&mut log.segments, kept)
+            .into_values()
+            .collect();
+        // The start is the first offset served: within the first kept segment (a gap
+        // before it serves nothing), or the bound itself when nothing is left.
+        log.log_start_offset = match log.segments.values().next() {
+            Some(first) => below.max(first.base_offset),
+            None => below,
+        };
+        debug_assert!(removed.iter().all(|s| s.end_offset <= below));
+        ImageChange::RemoteChanged {
+            partition: partition_id(id, partition),
+            removed,
         }
     }
 
@@ -325,19 +667,37 @@ impl MetadataImage {
         self.brokers.get(&id).is_some_and(|b| !b.fenced)
     }
 
-    /// Encode as a Raft snapshot.
+    /// Encode as a Raft snapshot: [`IMAGE_MAGIC`], [`IMAGE_VERSION`], then the postcard
+    /// of the image.
     pub fn encode(&self) -> Vec<u8> {
-        let bytes = postcard::to_allocvec(self).unwrap_or_default();
-        // An empty snapshot would decode to nothing: a node installing it would lose every
+        let body = postcard::to_allocvec(self).unwrap_or_default();
+        // An empty body would decode to nothing: a node installing it would lose every
         // topic. Postcard cannot fail on these types (no maps with unsupported keys, no
         // custom serializers), so the fallback above is never taken.
-        debug_assert!(!bytes.is_empty(), "image failed to encode");
+        debug_assert!(!body.is_empty(), "image failed to encode");
+        let mut bytes = Vec::with_capacity(IMAGE_MAGIC.len() + 1 + body.len());
+        bytes.extend_from_slice(&IMAGE_MAGIC);
+        bytes.push(IMAGE_VERSION);
+        bytes.extend_from_slice(&body);
         bytes
     }
 
-    /// Decode a Raft snapshot.
+    /// Decode a Raft snapshot of any version this build knows (0 and 1).
+    ///
+    /// A version from a newer build is an error: guessing at its shape could install a
+    /// wrong image, and the caller poisons the node instead.
     pub fn decode(bytes: &[u8]) -> Result<MetadataImage, String> {
-        postcard::from_bytes(bytes).map_err(|e| e.to_string())
+        let Some(rest) = bytes.strip_prefix(&IMAGE_MAGIC[..]) else {
+            let v0: ImageV0 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+            return Ok(v0.into());
+        };
+        match rest.split_first() {
+            Some((&IMAGE_VERSION, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+            Some((version, _)) => Err(format!(
+                "metadata image version {version} is newer than this build's {IMAGE_VERSION}"
+            )),
+            None => Err("metadata image without a version".to_string()),
+        }
     }
 
     /// Assert the image's invariants.
@@ -388,6 +748,81 @@ impl MetadataImage {
                 }
             }
         }
+        // Remote logs: of existing partitions only (a deleted topic takes its own with it),
+        // no empty per-topic map, and each log well-formed.
+        for (id, logs) in &self.remote {
+            let topic = self.topics.get(id);
+            assert!(topic.is_some(), "remote logs of unknown topic {id:#x}");
+            assert!(!logs.is_empty(), "empty remote map for topic {id:#x}");
+            for (index, log) in logs {
+                let state = self.partition(*id, *index);
+                let name = topic.map_or("?", |t| t.name.as_str());
+                let Some(state) = state else {
+                    panic!("{name}: remote log of unknown partition {index}");
+                };
+                remote_log_invariants(name, *index, state, log);
+            }
+        }
+    }
+}
+
+/// The partition a record names, once the image found its slot (so `partition` is a
+/// valid partition number).
+fn partition_id(id: u128, partition: i32) -> PartitionId {
+    match PartitionId::from_wire(uuid::Uuid::from_u128(id), partition) {
+        Some(found) => found,
+        None => unreachable!("partition {partition} found a slot"),
+    }
+}
+
+/// The remote-log half of [`MetadataImage::invariants`], for one partition's log.
+fn remote_log_invariants(name: &str, index: i32, state: &PartitionState, log: &RemoteLog) {
+    assert!(
+        log.log_start_offset >= 0,
+        "{name}-{index}: remote start {log:?}"
+    );
+    let mut previous: Option<&RemoteSegment> = None;
+    for (base, segment) in &log.segments {
+        assert_eq!(
+            *base, segment.base_offset,
+            "{name}-{index}: filed under {base}"
+        );
+        assert!(segment.base_offset >= 0, "{name}-{index}: {segment:?}");
+        assert!(
+            segment.base_offset < segment.end_offset,
+            "{name}-{index}: empty remote segment {segment:?}"
+        );
+        // An upload applies only at the leader epoch of its time, and epochs never go
+        // down: no segment can carry an epoch the partition has not reached.
+        assert!(
+            segment.leader_epoch <= state.leader_epoch,
+            "{name}-{index}: remote segment epoch {} past the partition's {}",
+            segment.leader_epoch,
+            state.leader_epoch
+        );
+        if let Some(previous) = previous {
+            assert!(
+                previous.end_offset <= segment.base_offset,
+                "{name}-{index}: remote segments overlap: {previous:?} {segment:?}"
+            );
+            assert!(
+                previous.leader_epoch <= segment.leader_epoch,
+                "{name}-{index}: remote epochs go down: {previous:?} {segment:?}"
+            );
+        }
+        previous = Some(segment);
+    }
+    if let Some(first) = log.segments.values().next() {
+        assert!(
+            first.base_offset <= log.log_start_offset,
+            "{name}-{index}: remote start {} before the first segment {first:?}",
+            log.log_start_offset
+        );
+        assert!(
+            log.log_start_offset < first.end_offset,
+            "{name}-{index}: remote start {} past the first segment {first:?}",
+            log.log_start_offset
+        );
     }
 }
 
@@ -428,5 +863,398 @@ mod tests {
         image.invariants();
         let bytes = image.encode();
         assert_eq!(MetadataImage::decode(&bytes), Ok(image));
+    }
+}
+
+#[cfg(test)]
+mod remote_tests {
+    use super::*;
+
+    /// Bytes `MetadataImage::encode` wrote before versions existed (version 0, commit
+    /// 7c15899), for the image `fixture_image` builds: captured, not recomputed, so that
+    /// a change of the encoding cannot silently change what old snapshots decode to.
+    const IMAGE_V0_FIXTURE: &[u8] = &[
+        0x02, 0x02, 0x02, 0x4d, 0x02, 0x6e, 0x31, 0x88, 0x8e, 0x01, 0x07, 0x6e, 0x31, 0x3a, 0x39,
+        0x30, 0x39, 0x33, 0x00, 0x01, 0x04, 0x04, 0x4e, 0x02, 0x6e, 0x32, 0x88, 0x8e, 0x01, 0x07,
+        0x6e, 0x32, 0x3a, 0x39, 0x30, 0x39, 0x33, 0x01, 0x00, 0x02, 0x07, 0x01, 0x65, 0x07, 0x00,
+        0x00, 0x90, 0x9e, 0xb8, 0xe8, 0xc0, 0xe1, 0x82, 0x85, 0x89, 0x90, 0x9c, 0xb0, 0xd0, 0x80,
+        0xc1, 0x81, 0x82, 0x02, 0x06, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x73, 0x90, 0x9e, 0xb8, 0xe8,
+        0xc0, 0xe1, 0x82, 0x85, 0x89, 0x90, 0x9c, 0xb0, 0xd0, 0x80, 0xc1, 0x81, 0x82, 0x02, 0x01,
+        0x0e, 0x63, 0x6c, 0x65, 0x61, 0x6e, 0x75, 0x70, 0x2e, 0x70, 0x6f, 0x6c, 0x69, 0x63, 0x79,
+        0x07, 0x63, 0x6f, 0x6d, 0x70, 0x61, 0x63, 0x74, 0x02, 0x02, 0x02, 0x04, 0x02, 0x02, 0x04,
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04, 0x02, 0x02, 0x04, 0x02, 0x04, 0x06, 0x0a, 0x01,
+        0x02, 0x01, 0x04, 0x02, 0x01, 0x65, 0x07, 0x06, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x73, 0x90,
+        0x9e, 0xb8, 0xe8, 0xc0, 0xe1, 0x82, 0x85, 0x89, 0x90, 0x9c, 0xb0, 0xd0, 0x80, 0xc1, 0x81,
+        0x82, 0x02, 0x09,
+    ];
+    const ORDERS: u128 = 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10;
+
+    /// Two brokers (one fenced), a topic with configs and a partition mid-reassignment,
+    /// and an empty topic: every field of the version 0 image is exercised.
+    fn fixture_image() -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for (id, incarnation, fenced, broker_role) in [(1, 77, false, true), (2, 78, true, false)] {
+            let broker = BrokerState {
+                id,
+                incarnation,
+                host: format!("n{id}"),
+                port: 9092,
+                peer_addr: format!("n{id}:9093"),
+                fenced,
+                broker_role,
+            };
+            image.apply(2 + id as u64, MetaRecord::RegisterBroker(broker));
+        }
+        let mut moving = PartitionState::new(vec![2, 1]);
+        moving.adding = vec![1];
+        moving.removing = vec![2];
+        moving.leader_epoch = 3;
+        moving.partition_epoch = 5;
+        let orders = TopicImage {
+            name: "orders".into(),
+            id: ORDERS,
+            configs: vec![("cleanup.policy".into(), "compact".into())],
+            partitions: vec![PartitionState::new(vec![1, 2]), moving],
+        };
+        image.apply(5, MetaRecord::CreateTopic(orders));
+        let empty = TopicImage {
+            name: "e".into(),
+            id: 7,
+            configs: vec![],
+            partitions: vec![],
+        };
+        image.apply(9, MetaRecord::CreateTopic(empty));
+        image
+    }
+
+    /// Topic 7 ("t"), one partition led by broker 1 at leader epoch 0.
+    fn image() -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let topic = TopicImage {
+            name: "t".into(),
+            id: 7,
+            configs: vec![],
+            partitions: vec![PartitionState::new(vec![1, 2, 3])],
+        };
+        image.apply(1, MetaRecord::CreateTopic(topic));
+        image
+    }
+
+    fn segment(base_offset: i64, end_offset: i64, leader_epoch: i32) -> RemoteSegment {
+        RemoteSegment {
+            base_offset,
+            end_offset,
+            leader_epoch,
+            size_bytes: 100,
+            max_timestamp: 1_000 + end_offset,
+            object_key: format!("7-0/{base_offset}"),
+            uploader: 1,
+        }
+    }
+
+    fn uploaded(leader_epoch: i32, segment: RemoteSegment) -> MetaRecord {
+        MetaRecord::RemoteSegmentUploaded {
+            id: 7,
+            partition: 0,
+            leader_epoch,
+            segment,
+        }
+    }
+
+    fn changed(removed: Vec<RemoteSegment>) -> ImageChange {
+        ImageChange::RemoteChanged {
+            partition: PartitionId::new(uuid::Uuid::from_u128(7), 0),
+            removed,
+        }
+    }
+
+    /// Applies `record` at the next index and checks the invariants after it.
+    fn apply(image: &mut MetadataImage, record: MetaRecord) -> ImageChange {
+        let index = image.applied_index + 1;
+        let change = image.apply(index, record);
+        image.invariants();
+        change
+    }
+
+    fn bases(image: &MetadataImage) -> Vec<i64> {
+        let log = image.remote_log(7, 0).expect("remote log");
+        log.segments.keys().copied().collect()
+    }
+
+    /// Moves leadership of 7-0 to `leader` at the next leader epoch.
+    fn elect(image: &mut MetadataImage, leader: i32) {
+        let mut state = image.partition(7, 0).expect("partition").clone();
+        state.leader = leader;
+        state.leader_epoch += 1;
+        state.partition_epoch += 1;
+        let change = MetaRecord::PartitionChange {
+            id: 7,
+            partition: 0,
+            state,
+        };
+        apply(image, change);
+    }
+
+    // Goal: snapshots written before versions existed still decode, to the same image.
+    // Method: decode the captured version 0 bytes; compare with the image they came from.
+    #[test]
+    fn version_0_snapshots_decode() {
+        let expected = fixture_image();
+        let decoded = MetadataImage::decode(IMAGE_V0_FIXTURE).expect("version 0 decodes");
+        assert_eq!(decoded, expected);
+        decoded.invariants();
+        assert!(decoded.remote.is_empty());
+        // Re-encoding writes the current version, which decodes to the same image.
+        let bytes = decoded.encode();
+        assert_eq!(bytes[..IMAGE_MAGIC.len()], IMAGE_MAGIC);
+        assert_eq!(bytes[IMAGE_MAGIC.len()], IMAGE_VERSION);
+        assert_eq!(MetadataImage::decode(&bytes), Ok(expected));
+    }
+
+    // Goal: an image with remote logs survives a snapshot, and a version this build does
+    // not know is an error, never a guess. Method: encode, decode; bump the version byte.
+    #[test]
+    fn version_1_snapshots_round_trip_and_newer_versions_are_refused() {
+        let mut image = image();
+        apply(&mut image, uploaded(0, segment(0, 10, 0)));
+        apply(&mut image, uploaded(0, segment(10, 25, 0)));
+        let mut bytes = image.encode();
+        let decoded = MetadataImage::decode(&bytes).expect("decodes");
+        assert_eq!(decoded, image);
+        assert_eq!(bases(&decoded), vec![0, 10]);
+        bytes[IMAGE_MAGIC.len()] = IMAGE_VERSION + 1;
+        assert!(MetadataImage::decode(&bytes).is_err());
+        assert!(MetadataImage::decode(&IMAGE_MAGIC).is_err());
+    }
+
+    // Goal: the leader's uploads enter in order; the same report again is a no-op.
+    // Method: a first upload starting past 0 (local retention ran before), a continuation,
+    // then both again.
+    #[test]
+    fn uploads_continue_the_log_and_repeats_are_no_ops() {
+        let mut image = image();
+        assert_eq!(
+            apply(&mut image, uploaded(0, segment(40, 50, 0))),
+            changed(vec![])
+        );
+        assert_eq!(
+            apply(&mut image, uploaded(0, segment(50, 75, 0))),
+            changed(vec![])
+        );
+        let log = image.remote_log(7, 0).expect("log").clone();
+        assert_eq!((log.log_start_offset, log.end_offset()), (40, 75));
+        assert_eq!(log.size_bytes(), 200);
+        for base in [40, 50] {
+            let end = if base == 40 { 50 } else { 75 };
+            let record = uploaded(0, segment(base, end, 0));
+            assert_eq!(apply(&mut image, record), ImageChange::None);
+        }
+        assert_eq!(image.remote_log(7, 0), Some(&log));
+        // Also after the leader changed: a resend of a committed report stays harmless.
+        elect(&mut image, 2);
+        let resend = segment(50, 75, 0);
+        assert_eq!(
+            image.check_remote_upload(7, 0, 0, &resend),
+            UploadCheck::AlreadyHeld
+        );
+    }
+
+    // Goal: only an exact continuation is admitted: an overlap, a gap after a segment and
+    // a start below the remote log start are refused, and the image is unchanged.
+    #[test]
+    fn overlaps_and_gaps_are_refused() {
+        let mut image = image();
+        apply(&mut image, uploaded(0, segment(0, 10, 0)));
+        let before = image.clone();
+        let refused = UploadCheck::Refused(UploadRefusal::NotContiguous);
+        for (base, end) in [(0, 12), (5, 15), (9, 20), (11, 20), (-1, 0)] {
+            let overlapping = segment(base, end, 0);
+            let check = image.check_remote_upload(7, 0, 0, &overlapping);
+            if base < 0 {
+                assert_eq!(check, UploadCheck::Refused(UploadRefusal::Malformed));
+            } else {
+                assert_eq!(check, refused, "[{base}, {end})");
+            }
+            assert_eq!(
+                apply(&mut image, uploaded(0, overlapping)),
+                ImageChange::None
+            );
+        }
+        // Same base, other object: an overlap, not a repeat.
+        let mut other = segment(0, 10, 0);
+        other.object_key = "another".into();
+        assert_eq!(image.check_remote_upload(7, 0, 0, &other), refused);
+        assert_eq!(apply(&mut image, uploaded(0, other)), ImageChange::None);
+        image.applied_index = before.applied_index;
+        assert_eq!(image, before);
+    }
+
+    // Goal: a deposed leader's report never applies once a new leader epoch is in the
+    // image, nor one from a broker that does not lead, nor an empty or future-epoch
+    // segment; the new leader's own overlapping upload is the one that enters.
+    // Method: leader 1 at epoch 0 reports after 2 was elected at epoch 1.
+    #[test]
+    fn stale_foreign_and_malformed_reports_are_refused() {
+        let mut image = image();
+        elect(&mut image, 2);
+        let stale = segment(0, 10, 0);
+        let check = image.check_remote_upload(7, 0, 0, &stale);
+        assert_eq!(check, UploadCheck::Refused(UploadRefusal::StaleLeader));
+        assert_eq!(
+            apply(&mut image, uploaded(0, stale.clone())),
+            ImageChange::None
+        );
+        // Broker 1 quoting the current epoch is still not the leader.
+        let check = image.check_remote_upload(7, 0, 1, &stale);
+        assert_eq!(check, UploadCheck::Refused(UploadRefusal::StaleLeader));
+        let mut own = segment(0, 12, 1);
+        own.uploader = 2;
+        assert_eq!(apply(&mut image, uploaded(1, own.clone())), changed(vec![]));
+        let malformed = [segment(12, 12, 1), segment(12, 20, 2)];
+        for mut bad in malformed {
+            bad.uploader = 2;
+            let check = image.check_remote_upload(7, 0, 1, &bad);
+            assert_eq!(check, UploadCheck::Refused(UploadRefusal::Malformed));
+        }
+        let unknown = MetaRecord::RemoteSegmentUploaded {
+            id: 7,
+            partition: 1,
+            leader_epoch: 1,
+            segment: own.clone(),
+        };
+        assert_eq!(apply(&mut image, unknown), ImageChange::None);
+        assert_eq!(bases(&image), vec![0]);
+        assert_eq!(
+            image.remote_log(7, 0).map(|l| l.segments[&0].uploader),
+            Some(2)
+        );
+    }
+
+    // Goal: remote retention drops the prefix of segments ending at or below its bound,
+    // hands them out in the change, moves the start, and a replay is a no-op; an emptied
+    // log admits an upload at or after its start only.
+    #[test]
+    fn deletion_drops_a_prefix_and_moves_the_start() {
+        let mut image = image();
+        for (base, end) in [(0, 10), (10, 20), (20, 30)] {
+            apply(&mut image, uploaded(0, segment(base, end, 0)));
+        }
+        let delete = |below| MetaRecord::RemoteSegmentsDeleted {
+            id: 7,
+            partition: 0,
+            below,
+        };
+        // A bound inside the second segment drops the first only.
+        let change = apply(&mut image, delete(15));
+        assert_eq!(change, changed(vec![segment(0, 10, 0)]));
+        let log = image.remote_log(7, 0).expect("log");
+        assert_eq!((log.log_start_offset, bases(&image)), (15, vec![10, 20]));
+        assert_eq!(log.segment_for(14), None);
+        assert_eq!(log.segment_for(15).map(|s| s.base_offset), Some(10));
+        assert_eq!(apply(&mut image, delete(15)), ImageChange::None);
+        assert_eq!(apply(&mut image, delete(3)), ImageChange::None);
+        // Past the end: everything goes, and the start is the bound.
+        let change = apply(&mut image, delete(40));
+        assert_eq!(
+            change,
+            changed(vec![segment(10, 20, 0), segment(20, 30, 0)])
+        );
+        let log = image.remote_log(7, 0).expect("log kept for its start");
+        assert_eq!((log.log_start_offset, log.end_offset()), (40, 40));
+        let below_start = segment(30, 45, 0);
+        let check = image.check_remote_upload(7, 0, 0, &below_start);
+        assert_eq!(check, UploadCheck::Refused(UploadRefusal::NotContiguous));
+        apply(&mut image, uploaded(0, segment(42, 50, 0)));
+        let log = image.remote_log(7, 0).expect("log");
+        assert_eq!((log.log_start_offset, log.end_offset()), (42, 50));
+        // Deleting on a partition without a remote log changes nothing.
+        let mut bare = self::image();
+        assert_eq!(apply(&mut bare, delete(10)), ImageChange::None);
+        assert!(bare.remote.is_empty());
+    }
+
+    // Goal: an offset in a gap between segments is served by the next segment, and none
+    // at or past the end. Method: segments [0,10) and [20,30) after an empty log start.
+    #[test]
+    fn segment_for_serves_gaps_from_the_next_segment() {
+        let mut log = RemoteLog::default();
+        for (base, end) in [(0, 10), (20, 30)] {
+            log.segments.insert(base, segment(base, end, 0));
+        }
+        let found = |offset| log.segment_for(offset).map(|s| s.base_offset);
+        assert_eq!(
+            [0, 9, 10, 19, 20, 29, 30].map(found),
+            [
+                Some(0),
+                Some(0),
+                Some(20),
+                Some(20),
+                Some(20),
+                Some(20),
+                None
+            ]
+        );
+    }
+
+    // Goal: deleting a topic removes its remote logs from the image and hands them to the
+    // node in the change (nothing else names the objects any more).
+    #[test]
+    fn topic_deletion_hands_over_the_remote_logs() {
+        let mut image = image();
+        apply(&mut image, uploaded(0, segment(0, 10, 0)));
+        let log = image.remote_log(7, 0).cloned().expect("log");
+        let topic = image.topics[&7].clone();
+        let change = apply(&mut image, MetaRecord::DeleteTopic { id: 7 });
+        let remote = BTreeMap::from([(0, log)]);
+        assert_eq!(change, ImageChange::TopicDeleted { topic, remote });
+        assert!(image.remote.is_empty());
+        // A report for the deleted topic that commits later is dropped.
+        let late = uploaded(0, segment(10, 20, 0));
+        assert_eq!(apply(&mut image, late), ImageChange::None);
+    }
+
+    // Goal: the new records were appended, so logs written before them keep decoding.
+    // Method: postcard writes the variant index first; PartitionChange stays 6.
+    #[test]
+    fn new_records_keep_the_old_variant_indexes() {
+        let state = PartitionState::new(vec![1]);
+        let change = MetaRecord::PartitionChange {
+            id: 7,
+            partition: 0,
+            state,
+        };
+        assert_eq!(change.encode()[0], 6);
+        let upload = uploaded(0, segment(0, 10, 0));
+        assert_eq!(upload.encode()[0], 7);
+        assert_eq!(MetaRecord::decode(&upload.encode()), Ok(upload));
+        let delete = MetaRecord::RemoteSegmentsDeleted {
+            id: 7,
+            partition: 0,
+            below: 5,
+        };
+        assert_eq!(delete.encode()[0], 8);
+    }
+
+    // Goal: `invariants` catches what apply never produces. Method: plant an overlap.
+    #[test]
+    #[should_panic(expected = "remote segments overlap")]
+    fn invariants_catch_overlapping_remote_segments() {
+        let mut image = image();
+        apply(&mut image, uploaded(0, segment(0, 10, 0)));
+        let logs = image.remote.get_mut(&7).expect("topic");
+        let log = logs.get_mut(&0).expect("log");
+        log.segments.insert(5, segment(5, 15, 0));
+        image.invariants();
+    }
+
+    // Goal: `invariants` catches a remote log of a partition that does not exist.
+    #[test]
+    #[should_panic(expected = "remote log of unknown partition")]
+    fn invariants_catch_remote_logs_of_unknown_partitions() {
+        let mut image = image();
+        let mut log = RemoteLog::default();
+        log.segments.insert(0, segment(0, 10, 0));
+        image.remote.entry(7).or_default().insert(3, log);
+        image.invariants();
     }
 }

@@ -1,11 +1,13 @@
 //! The cluster layer: Weir in KRaft's shape.
 //!
 //! - [`peer`]: the node-to-node protocol (postcard frames over the controller listener):
-//!   Raft messages, broker heartbeats, ISR changes, replica fetches, epoch queries.
+//!   Raft messages, broker heartbeats, ISR changes, replica fetches, epoch queries,
+//!   leaders' reports of uploaded remote segments.
 //! - [`image`]: the metadata image every node builds by applying the committed metadata
-//!   log ([`image::MetaRecord`]): brokers, topics, partition leaders, epochs and ISRs.
+//!   log ([`image::MetaRecord`]): brokers, topics, partition leaders, epochs and ISRs, and
+//!   each partition's remote log (tiered storage: the segments in the object store).
 //! - [`controller`]: what the active controller (the Raft leader) decides: replica
-//!   placement, fencing, leader election, ISR changes.
+//!   placement, fencing, leader election, ISR changes, which upload reports to record.
 //!
 //! The metadata log is replicated by [`crate::raft`], a sans-IO Raft written here (openraft
 //! is bound to real tokio and the OS RNG, so it cannot run under both simulators).

@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use weir_wire::domain::ReadPlan;
 
+use super::image::RemoteSegment;
 use crate::storage::{Storage, StorageError};
 
 /// Version of this protocol; bumped on any incompatible change.
@@ -134,6 +135,25 @@ pub struct AlterIsr {
     pub partition_epoch: i32,
     /// The ISR wanted.
     pub isr: Vec<i32>,
+}
+
+/// A leader tells the controller it uploaded a closed segment to the object store
+/// (tiered storage); the controller records it as `MetaRecord::RemoteSegmentUploaded`.
+///
+/// Like [`AlterIsr`], the leader keeps one report per partition pending and resends it
+/// until its image shows the segment (or shows it can never enter: the object is then an
+/// orphan); the controller drops a report already applied, so a resend is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSegmentUploaded {
+    /// Topic id (uuid bytes).
+    pub topic_id: [u8; 16],
+    /// Partition index.
+    pub partition: i32,
+    /// The leader epoch the leader held when it uploaded: a deposed leader's report is
+    /// refused.
+    pub leader_epoch: i32,
+    /// The segment, `uploader` being the sender.
+    pub segment: RemoteSegment,
 }
 
 /// A follower's fetch from a partition leader.
@@ -284,6 +304,10 @@ pub enum PeerMessage {
         /// Kafka error code (0: none).
         error: i16,
     },
+    // New variants go last: the variant index is what postcard writes first.
+    /// A leader reports an uploaded segment to the controller (no answer: the leader
+    /// watches its image).
+    RemoteSegmentUploaded(RemoteSegmentUploaded),
 }
 
 /// A transaction marker for a partition led by another broker.
@@ -375,5 +399,34 @@ mod tests {
         };
         assert_eq!(PeerMessage::decode(&message.encode()), Ok(message));
         assert!(PeerMessage::decode(&[250, 1, 2]).is_err());
+    }
+
+    // Goal: appending a variant kept the wire indexes of the existing ones (a node of the
+    // previous build decodes every message it knew), and the new one round-trips.
+    // Method: the first byte is the variant index; MarkerReply was the last (12).
+    #[test]
+    fn new_variants_keep_the_old_indexes() {
+        let marker = PeerMessage::MarkerReply {
+            correlation: 1,
+            error: 0,
+        };
+        assert_eq!(marker.encode()[0], 12);
+        let report = PeerMessage::RemoteSegmentUploaded(RemoteSegmentUploaded {
+            topic_id: [7; 16],
+            partition: 2,
+            leader_epoch: 3,
+            segment: RemoteSegment {
+                base_offset: 0,
+                end_offset: 10,
+                leader_epoch: 3,
+                size_bytes: 512,
+                max_timestamp: 9,
+                object_key: "k".into(),
+                uploader: 1,
+            },
+        });
+        let bytes = report.encode();
+        assert_eq!(bytes[0], 13);
+        assert_eq!(PeerMessage::decode(&bytes), Ok(report));
     }
 }

@@ -19,7 +19,7 @@
 mod admin;
 mod append;
 mod cluster;
-pub use cluster::PEER_CLOSED_GRACE_MS;
+pub use cluster::{RemoteReportError, PEER_CLOSED_GRACE_MS};
 mod cluster_api;
 mod compact;
 mod describe;

@@ -18,6 +18,11 @@
 //! partitions are elected on every check and at every unfence, and leadership moves back
 //! to preferred replicas on the rebalance interval when enabled.
 //!
+//! **Leader reports.** ISR changes (`AlterIsr`) and uploaded remote segments
+//! (`RemoteSegmentUploaded`) come from partition leaders and are judged by the pure
+//! `cluster::controller` functions on the decision image; a stale or repeated report is
+//! dropped without an answer, and the leader, which watches its image, resends or gives up.
+//!
 //! **Must never break.** Decisions are made on the decision image only while this node is
 //! the active controller; a controller never suspects itself; every commit waiter waits
 //! for an index not yet applied (see [`ControllerState::invariants`]).
@@ -29,7 +34,7 @@ use weir_wire::error::ErrorCode;
 
 use crate::cluster::controller;
 use crate::cluster::image::{MetaRecord, TopicImage};
-use crate::cluster::peer::{AlterIsr, BrokerHeartbeat, PeerMessage};
+use crate::cluster::peer::{AlterIsr, BrokerHeartbeat, PeerMessage, RemoteSegmentUploaded};
 use crate::event::RequestId;
 use crate::node::Node;
 use crate::purgatory::Purgatory;
@@ -638,6 +643,24 @@ impl Node {
             return;
         }
         if let Some(record) = controller::alter_isr(cluster.meta.decision_image(), from, &request) {
+            self.propose(vec![record]);
+        }
+    }
+
+    /// The controller side of a leader's upload report (tiered storage).
+    /// `controller::remote_segment_uploaded` refuses one from a broker that does not lead
+    /// at the quoted epoch, one that does not continue the remote log, and one already
+    /// held (a resend after the record committed, or while it is still in flight: the
+    /// decision image holds it then), so a report is proposed at most once per controller
+    /// term and a late one never lands after a newer leader's segments. There is no
+    /// answer: the leader learns the outcome from its image (see `remote.rs`).
+    pub(super) fn on_remote_segment_uploaded(&mut self, from: i32, request: RemoteSegmentUploaded) {
+        let cluster = &*self.cluster;
+        if !cluster.meta.is_active_controller() {
+            return;
+        }
+        let image = cluster.meta.decision_image();
+        if let Some(record) = controller::remote_segment_uploaded(image, from, &request) {
             self.propose(vec![record]);
         }
     }

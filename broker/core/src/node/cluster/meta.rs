@@ -532,8 +532,15 @@ impl Node {
                 }
             }
 
-            ImageChange::TopicDeleted(topic) => {
+            ImageChange::TopicDeleted { topic, remote } => {
                 let id = Uuid::from_u128(topic.id);
+                // Deleting the remote objects is the remote storage's work (not built
+                // yet); until then they are orphans in the store.
+                if !remote.is_empty() {
+                    let partitions = remote.len();
+                    let name = &topic.name;
+                    tracing::info!(%name, partitions, "topic with remote segments deleted");
+                }
                 if self.topics.contains_key(&id) {
                     self.delete_topic(id);
                     self.wake_fetches(|_| true);
@@ -565,6 +572,11 @@ impl Node {
                 }
             }
             ImageChange::PartitionChanged(id) => self.update_role(now, id),
+            // A leader's pending report is settled in `after_apply`; serving from and
+            // deleting remote objects are the remote storage's work (not built yet).
+            ImageChange::RemoteChanged { partition, removed } => {
+                tracing::debug!(%partition, removed = removed.len(), "remote log changed");
+            }
         }
     }
 
@@ -637,6 +649,8 @@ impl Node {
             tracing::info!(applied, "metadata caught up; taking partition roles");
             self.update_all_roles(now);
         }
+        // Upload reports the image now holds (or can no longer admit) are settled.
+        self.settle_remote_reports();
         // Answers whose entries are applied are judged before compaction drops the entries.
         self.answer_commit_waiters();
         let cluster = &mut *self.cluster;

@@ -12,7 +12,8 @@
 //! from the broker's side), `control.rs` (the controller: sessions, fencing, elections,
 //! commit waiters), `replication.rs` (partition roles, the leader side and the high
 //! watermark), `follower.rs` (the follower side), `markers.rs` (transaction markers) and
-//! `router.rs` (forwarded and held requests). This file composes them into
+//! `router.rs` (forwarded and held requests), `remote.rs` (a leader's reports of
+//! uploaded remote segments, tiered storage). This file composes them into
 //! [`ClusterState`] and routes peer messages.
 //!
 //! # Danger
@@ -60,6 +61,7 @@ mod follower;
 mod markers;
 mod membership;
 mod meta;
+mod remote;
 mod replication;
 mod router;
 
@@ -68,6 +70,8 @@ pub(in crate::node) use follower::FollowerState;
 pub(in crate::node) use markers::Markers;
 pub(in crate::node) use membership::BrokerMembership;
 pub(in crate::node) use meta::MetaQuorum;
+pub use remote::RemoteReportError;
+pub(in crate::node) use remote::RemoteReports;
 pub(in crate::node) use replication::{Replica, Replication};
 pub(in crate::node) use router::{Forwarded, HoldFor, Router, FORWARD_TIMEOUT_MS};
 
@@ -97,6 +101,8 @@ const REFUSED_RETRY_MS: u64 = 100;
 const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
 /// A pending ISR change is re-sent to the controller after this long.
 const ALTER_ISR_RETRY_MS: u64 = 1_000;
+/// A pending remote segment report is re-sent to the controller after this long.
+const REMOTE_REPORT_RETRY_MS: u64 = 1_000;
 /// A transaction marker unanswered this long is sent again.
 const MARKER_RETRY_MS: u64 = 1_000;
 /// How long a leader holds a written marker's answer waiting for replication before it
@@ -151,6 +157,7 @@ pub(super) struct ClusterState {
     pub replication: Replication,
     pub markers: Markers,
     pub router: Router,
+    pub remote: RemoteReports,
     /// Last correlation id handed out (see [`ClusterState::correlation`]).
     next_correlation: u64,
     /// Time of the current input.
@@ -242,6 +249,7 @@ impl ClusterState {
                 marker_waiters: Purgatory::new(MARKER_WAITERS_MAX),
             },
             router: Router::new(HELD_REQUESTS_MAX),
+            remote: RemoteReports::default(),
             next_correlation: 1,
             now: now.instant,
         })
@@ -314,6 +322,9 @@ impl Node {
             PeerMessage::MarkerReply { correlation, error } => {
                 self.on_marker_reply(now, correlation, error)
             }
+            PeerMessage::RemoteSegmentUploaded(request) => {
+                self.on_remote_segment_uploaded(from, request)
+            }
         }
         // Every input ends the same way: drain Raft (its writes join this input's sync),
         // dispatch requests the input unblocked, and emit the sync that covers it all.
@@ -367,6 +378,7 @@ impl Node {
         self.leader_checks(now);
         self.follower_sends(now);
         self.resend_markers(now);
+        self.resend_remote_reports(now);
         self.expire_forwarded(now);
         self.expire_cluster_waiters(now);
         self.drive_cluster(now);
@@ -412,6 +424,10 @@ impl Node {
         }
         for (_, sent) in cluster.markers.pending_markers.values() {
             next = next.min(sent.add_ms(MARKER_RETRY_MS));
+        }
+        // `resend_remote_reports` moves a due report's time forward (or drops it).
+        if let Some(at) = cluster.remote.next_resend() {
+            next = next.min(at);
         }
         for replica in cluster.replication.replicas.values() {
             match replica {
@@ -551,5 +567,6 @@ impl Node {
         cluster.router.invariants();
         cluster.replication.invariants();
         self.replication_invariants();
+        self.remote_invariants();
     }
 }

@@ -371,6 +371,8 @@ impl Node {
         let (topic_id, index) = (id.topic, id.index());
         let led = self.leads_index(id);
         self.update_role_inner(now, id);
+        // A pending upload report lives only as long as the leadership it was made in.
+        self.settle_remote_report(id);
         let leads = self.leads_index(id);
         // A leader role exists only where the image names this node the leader.
         debug_assert!(
