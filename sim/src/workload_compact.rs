@@ -12,7 +12,8 @@
 //! - `producer-0`, `producer-1`: idempotent acks=all producers, [`SENDS`] sequential sends
 //!   each, to one of [`KEYS`] keys (murmur2 partitioning), a tombstone (null value) with
 //!   probability [`TOMBSTONE_PER_MILLE`]; values are unique over the run;
-//! - `producer-2` (single node only; see [`cluster_spec`]): a transactional producer (`transactional.id` `compact-txn`), [`TXNS`]
+//! - `producer-2` (single node only; see [`cluster_spec`]): a transactional producer
+//!   (`transactional.id` `compact-txn`), [`TXNS`]
 //!   transactions of 1-3 keyed sends, acks awaited, held open 0-150 ms (so the cleaner runs
 //!   while they are open and segments roll under them), then committed (60 %) or aborted;
 //! - `consumer`: read_committed, assigns every partition from the beginning and polls
@@ -740,14 +741,17 @@ pub fn compare_latest(
         };
         if *reference != served {
             violations.push(format!(
-                "partition {partition}: leader {leader} (epoch {epoch}) holds latest values                  {reference:?}, the final reads served {served:?}"
+                "partition {partition}: leader {leader} (epoch {epoch}) holds latest values \
+                 {reference:?}, the final reads served {served:?}"
             ));
         }
         for ((p, id), latest) in &replicas {
             compared += usize::from(*p == partition);
             if *p == partition && *id != leader && latest != reference {
                 violations.push(format!(
-                    "replicas disagree on the latest values, partition {partition}: broker                      {id} holds {latest:?}, leader {leader} (epoch {epoch}) holds                      {reference:?}"
+                    "replicas disagree on the latest values, partition {partition}: broker \
+                         {id} holds {latest:?}, leader {leader} (epoch {epoch}) holds \
+                         {reference:?}"
                 ));
             }
         }

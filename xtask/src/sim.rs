@@ -77,7 +77,8 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
     ),
     (
         "planted-compact-past-lso",
-        "the log cleaner's uncleanable offset ignores the last stable offset and the high watermark",
+        "the log cleaner's uncleanable offset ignores the last stable offset and the high \
+         watermark",
     ),
 ];
 
