@@ -78,7 +78,8 @@ pub(crate) fn compaction_part(weir: &Path, load: &Path, rounds: usize) -> Result
         return Ok(text);
     }
     text.push_str(
-        "\n| cleaner run (restart on the cleaner-off round's data) | MB read | MB removed | seconds | MB/s read |\n|---|---|---|---|---|\n",
+        "\n| cleaner run (restart on the cleaner-off round's data) | MB read | MB removed \
+         | seconds | MB/s read |\n|---|---|---|---|---|\n",
     );
     for (read, removed, seconds) in &cleaning {
         let mb = |bytes: &u64| *bytes as f64 / 1_048_576.0;
