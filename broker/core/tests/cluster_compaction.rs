@@ -12,26 +12,16 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::cluster::Cluster;
 use common::{fetch, fetched_records, produce};
-use weir_core::testing::WALL_MS_START;
 use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
-use weir_wire::records::{encode_batch, BatchOptions, Record};
 
 const TOPIC: &str = "c";
 
 fn keyed(key: &str, value: &str) -> Bytes {
-    let record = Record {
-        offset: 0,
-        timestamp: WALL_MS_START,
-        key: Some(Bytes::copy_from_slice(key.as_bytes())),
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        headers: Vec::new(),
-    };
-    let encoded = encode_batch(&[record], &BatchOptions::default()).expect("test batch encodes");
-    BytesMut::from(&encoded[..]).freeze()
+    common::keyed_record(Some(key), Some(value))
 }
 
 fn leader(cluster: &Cluster, at: i32) -> Option<i32> {

@@ -12,25 +12,16 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
-use weir_core::testing::{SingleNode, WALL_MS_START};
+use weir_core::testing::SingleNode;
 use weir_wire::error::ErrorCode;
-use weir_wire::records::{encode_batch, BatchOptions, Record};
 
 const TOPIC: &str = "compacted";
 
 /// One batch holding one record `key` -> `value` (`None`: a tombstone).
 fn keyed(key: Option<&str>, value: Option<&str>) -> Bytes {
-    let record = Record {
-        offset: 0,
-        timestamp: WALL_MS_START,
-        key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-        value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-        headers: Vec::new(),
-    };
-    let encoded = encode_batch(&[record], &BatchOptions::default()).expect("test batch encodes");
-    BytesMut::from(&encoded[..]).freeze()
+    keyed_record(key, value)
 }
 
 fn compacting_node() -> SingleNode {

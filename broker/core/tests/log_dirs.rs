@@ -11,16 +11,15 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
-use weir_core::testing::{SingleNode, WALL_MS_START};
+use weir_core::testing::SingleNode;
 use weir_wire::domain::log_dirs::{
     DescribableLogDirTopic, DescribeLogDirsRequest, DescribeLogDirsResponse, LogDirPartition,
     VOLUME_BYTES_UNKNOWN,
 };
 use weir_wire::domain::ApiResponse;
 use weir_wire::error::ErrorCode;
-use weir_wire::records::{encode_batch, BatchOptions, Record};
 
 const COMPACTED: &str = "compacted";
 const PLAIN: &str = "plain";
@@ -28,15 +27,7 @@ const LOG_DIR: &str = "/var/lib/weir-test";
 
 /// One batch holding one record `key` -> `value`.
 fn keyed(key: &str, value: &str) -> Bytes {
-    let record = Record {
-        offset: 0,
-        timestamp: WALL_MS_START,
-        key: Some(Bytes::copy_from_slice(key.as_bytes())),
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        headers: Vec::new(),
-    };
-    let encoded = encode_batch(&[record], &BatchOptions::default()).expect("test batch encodes");
-    BytesMut::from(&encoded[..]).freeze()
+    keyed_record(Some(key), Some(value))
 }
 
 /// A node with a compacted one-partition topic and a plain three-partition one.

@@ -257,3 +257,17 @@ pub fn init_producer_id(transactional_id: Option<&str>) -> ApiRequest {
         producer_epoch: -1,
     })
 }
+
+/// One batch holding one record `key` -> `value` (`None`: no key, or a tombstone), as a
+/// client writes to a compacted topic.
+pub fn keyed_record(key: Option<&str>, value: Option<&str>) -> Bytes {
+    let record = Record {
+        offset: 0,
+        timestamp: weir_core::testing::WALL_MS_START,
+        key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+        value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+        headers: Vec::new(),
+    };
+    let encoded = encode_batch(&[record], &BatchOptions::default()).expect("test batch encodes");
+    BytesMut::from(&encoded[..]).freeze()
+}

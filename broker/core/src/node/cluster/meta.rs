@@ -433,17 +433,7 @@ impl Node {
                         self.fail_hw_waiters_of(uuid, None);
                     }
                     for id in present {
-                        self.materialize_topic(id);
-                        let count = self
-                            .cluster
-                            .meta
-                            .image
-                            .topics
-                            .get(&id)
-                            .map_or(0, |t| t.partitions.len());
-                        for index in 0..count {
-                            self.update_role(now, PartitionId::new(Uuid::from_u128(id), index));
-                        }
+                        self.materialize_with_roles(now, id);
                     }
                     self.wake_fetches(|_| true);
                 }
@@ -519,17 +509,7 @@ impl Node {
         match change {
             ImageChange::None => {}
             ImageChange::TopicCreated(id) | ImageChange::PartitionsAdded(id) => {
-                self.materialize_topic(id);
-                let count = self
-                    .cluster
-                    .meta
-                    .image
-                    .topics
-                    .get(&id)
-                    .map_or(0, |t| t.partitions.len());
-                for index in 0..count {
-                    self.update_role(now, PartitionId::new(Uuid::from_u128(id), index));
-                }
+                self.materialize_with_roles(now, id);
             }
 
             ImageChange::TopicDeleted { topic, remote } => {
@@ -577,6 +557,16 @@ impl Node {
             ImageChange::RemoteChanged { partition, removed } => {
                 tracing::debug!(%partition, removed = removed.len(), "remote log changed");
             }
+        }
+    }
+
+    /// Materialize image topic `id` here and bring this node's role for each of its
+    /// partitions in line with the image.
+    fn materialize_with_roles(&mut self, now: Now, id: u128) {
+        self.materialize_topic(id);
+        let count = (self.cluster.meta.image.topics.get(&id)).map_or(0, |t| t.partitions.len());
+        for index in 0..count {
+            self.update_role(now, PartitionId::new(Uuid::from_u128(id), index));
         }
     }
 
