@@ -38,10 +38,16 @@
 //! stays prepared until every leader has acknowledged, retried on a timer. A prepared
 //! transaction is never re-decided, so a retried marker always carries the same outcome.
 //!
-//! Recovery order matters: the coordinator's table first (the Prepare states to finish),
-//! then every partition's transaction index (the LSO each partition reports), and only then
-//! the prepared transactions are finished, so the markers they write land in indexes that
-//! already know the data before them.
+//! Coordination follows leadership of the `__transaction_state` partition, like groups
+//! follow `__consumer_offsets`: followers replay the records they replicate, so their
+//! table is current; the node that takes a partition over finishes the transactions it
+//! finds prepared (their markers, again) and starts the clocks of ongoing ones
+//! (`take_over_transactions`); the node that loses it stops both (`resign_transactions`).
+//! Recovery only rebuilds the table and every partition's transaction index: it finishes
+//! nothing, because the recovering node may not coordinate those ids any more, and a marker
+//! from a stale copy of the table could end the producer's *next* transaction (a second
+//! commit marker after the next transaction's data commits it). Roles are taken after the
+//! indexes exist, so the markers land in indexes that already know the data before them.
 //!
 //! State lives in the internal topic `__transaction_state` (format: `txn_log`; created on
 //! first use, compacted like `__consumer_offsets`, see `node/internal.rs`); recovery
@@ -202,6 +208,12 @@ impl Node {
         if txn.state != TxnState::Ongoing {
             txn.state = TxnState::Ongoing;
             txn.start_ms = now.wall_ms;
+            let timeout_ms = u64::try_from(txn.timeout_ms).unwrap_or(0);
+            txn.deadline = Some(now.instant.add_ms(timeout_ms));
+        }
+        if txn.deadline.is_none() {
+            // Ongoing under a previous coordinator: `take_over_transactions` starts clocks,
+            // and a transaction found without one gets a full timeout from now.
             let timeout_ms = u64::try_from(txn.timeout_ms).unwrap_or(0);
             txn.deadline = Some(now.instant.add_ms(timeout_ms));
         }
@@ -1191,10 +1203,15 @@ impl Node {
                 if txn.last_update_ms < 0 {
                     txn.last_update_ms = now.wall_ms;
                 }
-                // Restored first, so an Ongoing one has its deadline (not persisted) before
-                // `put_txn` writes it to the topic.
+                // Restored first; an Ongoing one gets its deadline (not persisted) before
+                // `put_txn` writes it to the topic (a single node's legacy table: this node
+                // coordinates it).
                 self.restore_txn(txn, now);
-                if let Some(restored) = self.txns.txns.get(&transactional_id).cloned() {
+                if let Some(mut restored) = self.txns.txns.get(&transactional_id).cloned() {
+                    if restored.state == TxnState::Ongoing {
+                        let timeout_ms = u64::try_from(restored.timeout_ms).unwrap_or(0);
+                        restored.deadline = Some(now.instant.add_ms(timeout_ms));
+                    }
                     self.put_txn(restored);
                 }
             }
@@ -1210,16 +1227,78 @@ impl Node {
                 rebuild_index(storage, log)?;
             }
         }
-        // 4. Finish what a crash left decided but not complete (module doc, recovery).
-        let prepared: Vec<TxnMetadata> = (self.txns.txns.values())
-            .filter(|t| matches!(t.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
+        // 4. What a crash left decided but not complete is finished by whichever node
+        // coordinates it once it takes its `__transaction_state` partition over
+        // (`take_over_transactions`): this node may not be that coordinator any more, and
+        // markers from a stale copy of the table could end a later transaction.
+        Ok(())
+    }
+
+    /// A follower of a `__transaction_state` partition applies a record its leader wrote,
+    /// so its table is current the moment it takes the partition (and the coordination of
+    /// its transactional ids) over. No clock runs here: deadlines start at the take-over.
+    pub(in crate::node) fn replay_txn_record(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Some((transactional_id, txn)) = txn_log::decode(key, value) else {
+            tracing::warn!("unreadable replicated transaction record");
+            return;
+        };
+        match txn {
+            Some(mut txn) => {
+                txn.deadline = None;
+                self.next_producer_id = self.next_producer_id.max(txn.producer_id + 1);
+                self.txns.replace_replayed(txn);
+            }
+            None => self.txns.forget_replayed(&transactional_id),
+        }
+    }
+
+    /// The transactional ids whose state lives in `__transaction_state` partition `index`
+    /// of `count`.
+    fn ids_of_txn_partition(&self, index: usize, count: i32) -> Vec<String> {
+        let index = i32::try_from(index).unwrap_or(-1);
+        (self.txns.txns.keys())
+            .filter(|id| offsets_log::partition_for(id, count) == index)
             .cloned()
-            .collect();
-        for txn in prepared {
+            .collect()
+    }
+
+    /// This node now leads `__transaction_state` partition `index` of `count`: it
+    /// coordinates those ids. An ongoing transaction gets a full timeout from now (its
+    /// producer may still be about to end it); one decided but not complete (the previous
+    /// coordinator crashed or lost the partition before its markers were all written) is
+    /// finished: its markers are written again, which ends nothing twice because no later
+    /// transaction of that producer can have begun while it was unfinished.
+    pub(in crate::node) fn take_over_transactions(&mut self, now: Now, index: usize, count: i32) {
+        let mut finish = Vec::new();
+        for id in self.ids_of_txn_partition(index, count) {
+            let Some(txn) = self.txns.txns.get_mut(&id) else {
+                continue;
+            };
+            match txn.state {
+                TxnState::Ongoing => {
+                    let timeout_ms = u64::try_from(txn.timeout_ms).unwrap_or(0);
+                    txn.deadline = Some(now.instant.add_ms(timeout_ms));
+                }
+                TxnState::PrepareCommit | TxnState::PrepareAbort => finish.push(txn.clone()),
+                _ => {}
+            }
+        }
+        for txn in finish {
             tracing::info!(txn.transactional_id, ?txn.state, "finishing a prepared transaction");
             self.finish_transaction(now, txn);
         }
-        Ok(())
+    }
+
+    /// This node stops leading `__transaction_state` partition `index` of `count`: it no
+    /// longer coordinates those ids, so no clock of theirs runs here and no marker of theirs
+    /// is sent from here any more (the new coordinator decides).
+    pub(in crate::node) fn resign_transactions(&mut self, index: usize, count: i32) {
+        for id in self.ids_of_txn_partition(index, count) {
+            if let Some(txn) = self.txns.txns.get_mut(&id) {
+                txn.deadline = None;
+            }
+            self.forget_pending_markers(&id);
+        }
     }
 }
 
@@ -1231,10 +1310,9 @@ impl Node {
             // Unknown: a full expiration period from now.
             txn.last_update_ms = now.wall_ms;
         }
-        txn.deadline = (txn.state == TxnState::Ongoing).then(|| {
-            let timeout_ms = u64::try_from(txn.timeout_ms).unwrap_or(0);
-            now.instant.add_ms(timeout_ms)
-        });
+        // No clock runs before this node takes the id's partition over (a node may recover
+        // a copy of the table for ids another node coordinates now).
+        txn.deadline = None;
         // The counter in meta may be behind a recovered id (it is written separately), and an
         // id handed out twice would mix two producers' sequences.
         self.next_producer_id = self.next_producer_id.max(txn.producer_id.saturating_add(1));

@@ -417,6 +417,9 @@ impl Node {
             .config
             .segment_bytes(&self.config);
         let mut appended_any = None;
+        // The batches appended, for the coordinators' replay below (only those: a batch
+        // skipped or refused must not teach a coordinator a state the log does not hold).
+        let mut appended_batches = Vec::new();
         for item in iter_batches(bytes) {
             let Ok((header, range)) = item else { break };
             let leo = self
@@ -444,31 +447,39 @@ impl Node {
                 break;
             }
             let batch = bytes::Bytes::copy_from_slice(batch);
+            let copy = batch.clone();
             let origin = crate::node::append::AppendOrigin::Follower;
             match self.append_batch(now.wall_ms, key, batch, segment_bytes, origin) {
-                Ok(appended) => appended_any = Some(appended.sync_id),
+                Ok(appended) => {
+                    appended_any = Some(appended.sync_id);
+                    appended_batches.push(copy);
+                }
                 Err(error) => {
                     tracing::warn!(error = error.name(), "replicated batch not appended");
                     break;
                 }
             }
         }
-        if appended_any.is_some()
-            && self
-                .topics
-                .get(&key.topic)
-                .is_some_and(|t| t.name == crate::group::offsets_log::OFFSETS_TOPIC)
-        {
-            // Followers of a coordinator's partition keep its committed offsets and its
-            // groups' membership current, so they can coordinate the moment they lead it.
-            if let Ok(records) =
-                weir_wire::records::decode_records(bytes::Bytes::copy_from_slice(bytes))
-            {
+        // Followers of a coordinator's partition keep its state current (committed offsets
+        // and group membership; transaction states), so they coordinate from the latest
+        // state the moment they lead it.
+        let name = (self.topics.get(&key.topic)).map(|t| t.name.clone());
+        let groups = name.as_deref() == Some(crate::group::offsets_log::OFFSETS_TOPIC);
+        let txns = name.as_deref() == Some(crate::txn_log::TXN_STATE_TOPIC);
+        if groups || txns {
+            for batch in appended_batches {
+                let Ok(records) = weir_wire::records::decode_records(batch) else {
+                    continue;
+                };
                 for record in records {
                     let Some(k) = record.key.as_deref() else {
                         continue;
                     };
-                    self.groups.replay_record(now, k, record.value.as_deref());
+                    if groups {
+                        self.groups.replay_record(now, k, record.value.as_deref());
+                    } else {
+                        self.replay_txn_record(k, record.value.as_deref());
+                    }
                 }
             }
         }

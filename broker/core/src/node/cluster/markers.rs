@@ -127,6 +127,15 @@ impl Node {
         self.send_markers_of(&txn.transactional_id.clone());
     }
 
+    /// This node stopped coordinating `transactional_id`: its unanswered markers are not
+    /// sent again from here (the new coordinator finishes the transaction).
+    pub(in crate::node) fn forget_pending_markers(&mut self, transactional_id: &str) {
+        self.cluster
+            .markers
+            .pending_markers
+            .remove(transactional_id);
+    }
+
     /// Send (again) every unacknowledged marker of one prepared transaction to the
     /// partition's current leader. A partition without a leader is skipped this round;
     /// the resend timer tries again.

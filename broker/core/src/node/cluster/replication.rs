@@ -388,15 +388,24 @@ impl Node {
         // coordinator is the leader of the group's `__consumer_offsets` partition). A new
         // leader takes over the groups it replayed as a follower, giving each member a
         // fresh session; a former leader resigns them, so two nodes never run one group's
-        // timers or answer its members at once. Transaction ids need no hand-over: their
-        // coordinator checks leadership on every request.
+        // timers or answer its members at once. Leading a `__transaction_state` partition
+        // is coordinating its transactional ids the same way: the new coordinator finishes
+        // what its predecessor decided, the old one stops its clocks and markers.
         let Some(topic) = self.topics.get(&topic_id) else {
             return;
         };
+        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        if topic.name == crate::txn_log::TXN_STATE_TOPIC {
+            if leads {
+                self.take_over_transactions(now, index, count);
+            } else {
+                self.resign_transactions(index, count);
+            }
+            return;
+        }
         if topic.name != crate::group::offsets_log::OFFSETS_TOPIC {
             return;
         }
-        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         let index_i32 = i32::try_from(index).unwrap_or(-1);
         let owns =
             |group: &str| crate::group::offsets_log::partition_for(group, count) == index_i32;
