@@ -184,6 +184,8 @@ impl ConsumerGroup {
 
     /// Kafka's consumer group states.
     pub(super) fn state_name(&self) -> &'static str {
+        // KIP-848's states: Assigning while the target lags the group epoch, Reconciling
+        // while a member has not reached the target, Stable once every member has.
         if self.members.is_empty() {
             "Empty"
         } else if self.group_epoch > self.assignment_epoch {
@@ -221,6 +223,7 @@ impl ConsumerGroup {
                 *votes.entry(name.as_str()).or_default() += 1;
             }
         }
+        // Starting from uniform with no votes: a group where nobody asks gets the default.
         let mut best = (ASSIGNOR_UNIFORM, 0usize);
         for (name, count) in votes {
             if count > best.1 || (count == best.1 && name == ASSIGNOR_UNIFORM) {
@@ -244,6 +247,8 @@ impl ConsumerGroup {
         let subscriptions: BTreeMap<&str, &[String]> = (self.members.iter())
             .map(|(id, m)| (id.as_str(), m.subscribed.as_slice()))
             .collect();
+        // Uniform is given the previous target to stay sticky; range is a pure function of
+        // the subscriptions, so with it partitions may move whenever membership changes.
         let target = if assignor == ASSIGNOR_RANGE {
             assign_range(&subscriptions, topics)
         } else {
@@ -265,6 +270,8 @@ impl ConsumerGroup {
         }
         self.target = target;
         self.assignor = assignor;
+        // The target matches the group epoch now: the group leaves Assigning, and members
+        // reconcile towards this epoch.
         self.assignment_epoch = self.group_epoch;
     }
 
@@ -278,6 +285,7 @@ impl ConsumerGroup {
                 self.static_members.remove(instance_id);
             }
         }
+        // No trace of the member may remain: the target names only members.
         self.departed_static.remove(member_id);
         self.target.remove(member_id);
         // Its partitions (assigned and revoking) are free now: a new target hands them on.
@@ -302,6 +310,8 @@ fn assign_uniform(
     if subscriptions.is_empty() {
         return result;
     }
+    // Previous targets are keyed by topic id; the names let a kept partition be checked
+    // against the member's current subscription.
     let names: BTreeMap<Uuid, &str> = (topics.iter())
         .map(|(name, info)| (info.id, name.as_str()))
         .collect();
@@ -309,6 +319,7 @@ fn assign_uniform(
         .values()
         .flat_map(|s| s.iter().cloned())
         .collect();
+    // Every partition of every subscribed topic that exists, in topic-name order.
     let mut partitions: Vec<(&str, Uuid, i32)> = Vec::new();
     for name in &all {
         if let Some(info) = topics.get(name) {
@@ -324,6 +335,8 @@ fn assign_uniform(
     // Previous partitions still valid for each member.
     let mut kept: BTreeMap<&str, Vec<(Uuid, i32)>> = BTreeMap::new();
     for (member, subscribed) in subscriptions {
+        // Kept only if the topic still exists under that id, the member still subscribes to
+        // it, and the partition is still within the topic's count.
         let valid: Vec<(Uuid, i32)> = (previous.get(*member).into_iter())
             .flat_map(|a| a.iter())
             .filter_map(|(topic, ps)| {
@@ -349,6 +362,8 @@ fn assign_uniform(
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for member in order {
         let previous = &kept[member];
+        // A member keeps at most its quota of what it had; the surplus goes back to the pool,
+        // which is how a newcomer gets partitions without everyone else moving.
         let mut quota = quota_min.min(previous.len());
         if previous.len() > quota_min && extra_left > 0 {
             quota = quota_min + 1;
@@ -357,6 +372,7 @@ fn assign_uniform(
         let entry = result.entry(member.to_string()).or_default();
         let mut count = 0;
         for (topic, p) in previous.iter().take(quota) {
+            // `taken` guarantees no partition is given twice, whatever the previous target held.
             if taken.insert((*topic, *p)) {
                 entry.entry(*topic).or_default().insert(*p);
                 count += 1;
@@ -396,6 +412,7 @@ fn assign_range(
         let Some(info) = topics.get(name) else {
             continue;
         };
+        // Subscribers in member id order (a BTreeMap), so every run computes the same ranges.
         let members: Vec<&str> = (subscriptions.iter())
             .filter(|(_, s)| s.contains(name))
             .map(|(m, _)| *m)
@@ -404,6 +421,7 @@ fn assign_range(
         if n == 0 {
             continue;
         }
+        // The first `extra` members get one partition more, as in Kafka's range assignor.
         let (per, extra) = (info.partitions / n, info.partitions % n);
         let mut start = 0;
         for (i, member) in members.iter().enumerate() {
@@ -516,6 +534,9 @@ impl GroupCoordinator {
     ) -> Result<ConsumerGroupHeartbeatResponse, (ErrorCode, String)> {
         check_heartbeat(&request)?;
         let group_id = request.group_id.clone();
+        // Only a join (epoch 0) may create the group. Any other epoch names membership this
+        // coordinator does not have (it may have just taken the group over); the answer
+        // UNKNOWN_MEMBER_ID makes the client rejoin at epoch 0.
         if !self.groups.contains_key(&group_id) {
             if request.member_epoch != MEMBER_EPOCH_JOIN {
                 return Err((ErrorCode::UNKNOWN_MEMBER_ID, "unknown group".into()));
@@ -533,6 +554,8 @@ impl GroupCoordinator {
             let message = format!("this broker does not coordinate group {group_id}");
             return Err((ErrorCode::NOT_COORDINATOR, message));
         }
+        // A classic group in use (members, or ids handed out by KIP-394) is not joined: see
+        // "Mixing protocols" in the module doc.
         if !group.members.is_empty() || !group.pending_members.is_empty() {
             let message = format!("group {group_id} is not a consumer group");
             return Err((ErrorCode::GROUP_ID_NOT_FOUND, message));
@@ -564,6 +587,7 @@ impl GroupCoordinator {
                 tracing::info!(group = %group_id, member = %member_id, "consumer member left");
                 self.drop_if_unused(&group_id);
             }
+            // The leave is acknowledged by echoing its epoch (-1 or -2), as Kafka answers.
             return Ok(ConsumerGroupHeartbeatResponse {
                 member_id: Some(member_id),
                 member_epoch: request.member_epoch,
@@ -575,6 +599,8 @@ impl GroupCoordinator {
         // ---- join or validate --------------------------------------------------------
         let mut member_id = request.member_id.clone();
         let join = if request.member_epoch == MEMBER_EPOCH_JOIN {
+            // A client that sends no id gets one from the coordinator; newer clients generate
+            // their own (KIP-1082).
             if member_id.is_empty() {
                 member_id = self.new_member_id(client_id);
             }
@@ -620,6 +646,8 @@ impl GroupCoordinator {
         let member = consumer.members.get_mut(&member_id).expect("member exists");
 
         // ---- updates that move the group epoch -----------------------------------------
+        // A new member moves the epoch: the target must give it partitions. A known member
+        // rejoining at epoch 0, or a static replacement, keeps the target it had.
         let mut bump = matches!(join, Join::New);
         if let Some(names) = &request.subscribed_topic_names {
             let mut names = names.clone();
@@ -649,11 +677,15 @@ impl GroupCoordinator {
         if bump {
             consumer.group_epoch += 1;
         }
+        // Recomputed on whichever heartbeat first sees the new epoch; every member then
+        // reconciles against that same target.
         if consumer.group_epoch > consumer.assignment_epoch {
             consumer.compute_target(topics);
         }
 
         // ---- reconcile ---------------------------------------------------------------
+        // `None` (field absent): the member reported nothing, which never counts as having
+        // revoked (see `reconcile`).
         let owned = request.topic_partitions.as_deref().map(from_wire);
         let before = consumer.members.get(&member_id).map(|m| m.assigned.clone());
         let revoke_timer = Timer::ConsumerRevoke(member_id.clone());
@@ -736,11 +768,14 @@ impl GroupCoordinator {
         request: &ConsumerGroupDescribeRequest,
         topics: &TopicView,
     ) -> ConsumerGroupDescribeResponse {
+        // Assignments are kept by topic id; the answer names them (empty for a deleted topic).
         let names: BTreeMap<Uuid, String> = (topics.iter())
             .map(|(name, info)| (info.id, name.clone()))
             .collect();
         let groups = (request.group_ids.iter())
             .map(|group_id| {
+                // Kafka's bit set for a group, as in DescribeGroups: READ(3), DELETE(6),
+                // DESCRIBE(8); i32::MIN when not requested.
                 let authorized_operations = if request.include_authorized_operations {
                     (1 << 3) | (1 << 6) | (1 << 8)
                 } else {
@@ -759,6 +794,8 @@ impl GroupCoordinator {
                 };
                 let group = self.groups.get(group_id);
                 let consumer = group.and_then(|g| g.consumer.as_deref());
+                // Not a consumer group: GROUP_ID_NOT_FOUND either way, the message telling a
+                // classic group apart from a missing one.
                 let Some(consumer) = consumer else {
                     let classic = group.is_some_and(|g| !g.members.is_empty());
                     described.error = ErrorCode::GROUP_ID_NOT_FOUND;
@@ -773,6 +810,8 @@ impl GroupCoordinator {
                 described.group_epoch = consumer.group_epoch;
                 described.assignment_epoch = consumer.assignment_epoch;
                 described.assignor_name = consumer.assignor.clone();
+                // Each member with what it owns now (`assignment`, without what it is revoking) and
+                // what it moves towards (`target_assignment`): the gap is reconciliation to come.
                 described.members = (consumer.members.iter())
                     .map(|(id, m)| ConsumerGroupDescribedMember {
                         member_id: id.clone(),
@@ -836,6 +875,7 @@ impl GroupCoordinator {
         let Some(consumer) = group.consumer.as_deref() else {
             return;
         };
+        // The two protocols never share a group's membership ("Mixing protocols").
         assert!(
             consumer.members.is_empty() || group.members.is_empty(),
             "group {group_id} has classic and consumer members"
@@ -844,6 +884,8 @@ impl GroupCoordinator {
             consumer.assignment_epoch <= consumer.group_epoch,
             "group {group_id}"
         );
+        // The protocol's safety property: one owner per partition at most, counting the
+        // partitions being revoked (their owner may still be consuming them).
         let mut owners: BTreeMap<(Uuid, i32), &str> = BTreeMap::new();
         for (member_id, member) in &consumer.members {
             assert!(
@@ -865,6 +907,9 @@ impl GroupCoordinator {
                 revoking,
                 "group {group_id} member {member_id} state"
             );
+            // A revocation deadline exists exactly while something is being revoked: without
+            // one a member could hold partitions forever; a stale one would remove a member that
+            // is done revoking.
             let timer = Timer::ConsumerRevoke(member_id.clone());
             assert_eq!(
                 group.armed.contains_key(&timer),
@@ -879,6 +924,7 @@ impl GroupCoordinator {
                 );
             }
         }
+        // And the reverse: every mapping names a member that carries that instance id.
         for (instance_id, member_id) in &consumer.static_members {
             let carried = (consumer.members.get(member_id)).and_then(|m| m.instance_id.as_ref());
             assert_eq!(carried, Some(instance_id), "group {group_id}");
@@ -900,9 +946,12 @@ fn check_heartbeat(request: &ConsumerGroupHeartbeatRequest) -> Result<(), (Error
     if request.member_epoch != MEMBER_EPOCH_JOIN && request.member_id.is_empty() {
         return invalid("member id is required unless joining");
     }
+    // -2 is the lowest value with a meaning on the wire (module doc).
     if request.member_epoch < MEMBER_EPOCH_LEAVE_STATIC {
         return invalid("invalid member epoch");
     }
+    // A regex subscription would need the broker to match it against every topic; it is
+    // refused by name rather than silently ignored, which would leave the member idle.
     if request
         .subscribed_topic_regex
         .as_deref()
@@ -912,6 +961,8 @@ fn check_heartbeat(request: &ConsumerGroupHeartbeatRequest) -> Result<(), (Error
             "subscribed_topic_regex is not supported by this broker; subscribe by names",
         );
     }
+    // A join must carry what the assignor and the timers need; later heartbeats may leave
+    // out fields that did not change (KIP-848 sends only what changed).
     if request.member_epoch == MEMBER_EPOCH_JOIN {
         if request.rebalance_timeout_ms < 0 {
             return invalid("rebalance_timeout_ms is required when joining");
@@ -930,6 +981,8 @@ fn check_heartbeat(request: &ConsumerGroupHeartbeatRequest) -> Result<(), (Error
     if (request.subscribed_topic_names.as_ref()).is_some_and(|n| n.len() > SUBSCRIBED_TOPICS_MAX) {
         return invalid("too many subscribed topics");
     }
+    // UNSUPPORTED_ASSIGNOR rather than a silent fallback: the client asked for a specific
+    // strategy. This is also what lets `select_assignor` assert its result.
     if let Some(assignor) = &request.server_assignor {
         if assignor != ASSIGNOR_UNIFORM && assignor != ASSIGNOR_RANGE {
             let message = format!("assignor {assignor} is not one of uniform, range");
@@ -981,6 +1034,7 @@ fn consumer_join(
         member.state = MemberState::Stable;
         return Ok(Join::Known);
     }
+    // Checked before the static mapping is written, so a refusal leaves no trace.
     if consumer.members.len() >= GROUP_MEMBERS_MAX {
         return Err((ErrorCode::GROUP_MAX_SIZE_REACHED, "group is full".into()));
     }
@@ -1038,6 +1092,7 @@ fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assig
         MemberState::Stable if member.member_epoch == epoch => return,
         _ => {}
     }
+    // Split what the member holds: kept if still targeted, revoked otherwise.
     let mut keep = Assignment::new();
     let mut revoke = Assignment::new();
     for (topic, partitions) in &member.assigned {
@@ -1059,6 +1114,8 @@ fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assig
         member.state = MemberState::UnrevokedPartitions;
         return;
     }
+    // Nothing to revoke: take every targeted partition no other member holds; the rest
+    // arrive on later heartbeats, once their owners have revoked them.
     let mut unreleased = false;
     for (topic, partitions) in &target {
         for p in partitions {
@@ -1070,6 +1127,8 @@ fn reconcile(consumer: &mut ConsumerGroup, member_id: &str, owned: Option<&Assig
         }
     }
     member.assigned = keep;
+    // The epoch advances only here, past revocation: a member at the new epoch holds
+    // nothing the target gave to another. The old epoch is kept for a lost response.
     if member.member_epoch != epoch {
         member.previous_epoch = member.member_epoch;
         member.member_epoch = epoch;

@@ -67,6 +67,8 @@ impl Reader<'_> {
 /// The topics of a subscription.
 pub fn parse_subscription(bytes: &[u8]) -> Option<Vec<String>> {
     let mut reader = Reader { bytes };
+    // Every version starts with the topic list, so the version needs no check; the fields
+    // of later versions are left unread.
     let _version = reader.i16()?;
     let count = reader.array_len()?;
     (0..count).map(|_| reader.string()).collect()
@@ -74,6 +76,8 @@ pub fn parse_subscription(bytes: &[u8]) -> Option<Vec<String>> {
 
 /// The (topic, partitions) of an assignment.
 pub fn parse_assignment(bytes: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
+    // Empty is the assignment a member holds before its first SyncGroup (and what a
+    // leader may send a member it gives nothing), not a malformed one.
     if bytes.is_empty() {
         return Some(Vec::new());
     }

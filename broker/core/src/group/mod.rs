@@ -480,6 +480,7 @@ impl GroupCoordinator {
 
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Now) {
+        // Deadline order; ties fall to (group id, timer) order, so every run fires alike.
         while let Some((at, _, _)) = self.timers.first() {
             if *at > now.instant {
                 break;
@@ -502,6 +503,8 @@ impl GroupCoordinator {
     /// without a parked request is judged by its session timer again, so a client that
     /// vanished mid-rebalance is dropped after one session instead of holding the group.
     pub fn handle_disconnect(&mut self, conn: u64) {
+        // Only requests parked by this connection go: a member that reconnected may have
+        // parked a newer request on another one, and that one must still be answered.
         for group in self.groups.values_mut() {
             for member in group.members.values_mut() {
                 if member
@@ -530,6 +533,8 @@ impl GroupCoordinator {
             return;
         }
         let group_id = request.group_id.clone();
+        // A classic group comes into being with its first JoinGroup. At the bound the answer
+        // is retriable (COORDINATOR_NOT_AVAILABLE): the client backs off and asks again.
         if !self.groups.contains_key(&group_id) {
             if self.groups.len() >= GROUPS_MAX {
                 self.answer_join_error(id, ErrorCode::COORDINATOR_NOT_AVAILABLE, "");
@@ -562,6 +567,7 @@ impl GroupCoordinator {
             );
             return;
         }
+        // Dropping an empty KIP-848 part here loses nothing: offsets live on `Group`.
         group.consumer = None;
         let group = self.groups.get(&group_id).expect("group exists");
         let protocols: Vec<(String, Bytes)> = (request.protocols.iter())
@@ -575,6 +581,8 @@ impl GroupCoordinator {
             );
             return;
         }
+        // No member id: the client has none yet (first join, or a static member restarting).
+        // Any other id must be one this coordinator handed out (a member or a KIP-394 id).
         if request.member_id.is_empty() {
             self.join_unknown_member(now, id, request, protocols);
         } else {
@@ -594,6 +602,8 @@ impl GroupCoordinator {
         {
             return Err(ErrorCode::INVALID_SESSION_TIMEOUT);
         }
+        // With no protocol there is nothing to vote for (`select_protocol`): no group could
+        // take the member.
         if request.protocol_type.is_empty() || request.protocols.is_empty() {
             return Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
         }
@@ -630,8 +640,12 @@ impl GroupCoordinator {
         protocols: Vec<(String, Bytes)>,
     ) {
         let group_id = request.group_id.clone();
+        // Drawn before any check: a refusal below burns a counter value, which costs nothing,
+        // since ids must be unique, not dense.
         let member_id = self.new_member_id(&request.client_id);
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        // A static member skips the MEMBER_ID_REQUIRED round trip (as in Kafka): its instance
+        // id already names it, so a retried join cannot leave a ghost member behind.
         if let Some(instance_id) = &request.group_instance_id {
             if let Some(old_member_id) = group.static_members.get(instance_id).cloned() {
                 self.replace_static_member(now, id, request, protocols, old_member_id, member_id);
@@ -647,6 +661,8 @@ impl GroupCoordinator {
             let fresh = group.pending_members.insert(member_id.clone());
             assert!(fresh, "member id {member_id} handed out twice");
             let session_ms = u64::try_from(request.session_timeout_ms).unwrap_or(0);
+            // The id lapses after one session: a client that never comes back must not hold up
+            // the join phase, which waits for every pending id (`all_members_joined`).
             let at = now.instant.add_ms(session_ms);
             self.arm(&group_id, Timer::Pending(member_id.clone()), at);
             self.answer_join_error(id, ErrorCode::MEMBER_ID_REQUIRED, &member_id);
@@ -668,11 +684,15 @@ impl GroupCoordinator {
         let group_id = request.group_id.clone();
         let member_id = request.member_id.clone();
         let group = self.groups.get_mut(&group_id).expect("group exists");
+        // KIP-394's second step: the id handed out with MEMBER_ID_REQUIRED comes back, and
+        // only now does its client become a member.
         if group.pending_members.remove(&member_id) {
             self.disarm(&group_id, &Timer::Pending(member_id.clone()));
             self.add_member_and_rebalance(now, id, request, protocols, member_id);
             return;
         }
+        // Fencing before the member lookup: a zombie incarnation must get FENCED_INSTANCE_ID
+        // (stop), not UNKNOWN_MEMBER_ID, which would make it rejoin and fence the live one.
         if let Err(error) = check_static(group, &member_id, request.group_instance_id.as_deref()) {
             self.answer_join_error(id, error, &member_id);
             return;
@@ -684,6 +704,7 @@ impl GroupCoordinator {
         let unchanged = member.same_protocols(&protocols);
         let is_leader = group.leader_id.as_deref() == Some(member_id.as_str());
         match group.state {
+            // Already rebalancing: park the rejoin in this phase; it may be the last one awaited.
             GroupState::PreparingRebalance => {
                 self.update_member(now, id, &group_id, &member_id, &request, protocols);
                 self.try_complete_join(now, &group_id);
@@ -694,6 +715,9 @@ impl GroupCoordinator {
                 let response = self.join_response(&group_id, &member_id, false);
                 self.responses.push((id, ApiResponse::JoinGroup(response)));
             }
+            // A follower rejoining unchanged gets the current generation back. A leader's rejoin
+            // always rebalances: in Kafka that is how the leader asks to assign again (e.g. after
+            // it saw new partitions of the subscribed topics).
             GroupState::Stable if unchanged && !is_leader => {
                 self.touch_session(now, &group_id, &member_id);
                 let response = self.join_response(&group_id, &member_id, false);
@@ -703,6 +727,7 @@ impl GroupCoordinator {
                 self.update_member(now, id, &group_id, &member_id, &request, protocols);
                 self.prepare_rebalance(now, &group_id);
             }
+            // An Empty group has no member, so the lookup above has already refused this id.
             GroupState::Empty => {
                 self.answer_join_error(id, ErrorCode::UNKNOWN_MEMBER_ID, &member_id);
             }
@@ -728,13 +753,18 @@ impl GroupCoordinator {
             !group.members.contains_key(&member_id),
             "group {group_id}: {member_id} added twice"
         );
+        // Checked before any change, so a refused join leaves no static mapping and no
+        // session timer behind.
         if group.members.len() >= GROUP_MEMBERS_MAX {
             self.answer_join_error(id, ErrorCode::GROUP_MAX_SIZE_REACHED, "");
             return;
         }
+        // The first member fixes the protocol type; `supports` holds every later one to it.
         if group.members.is_empty() {
             group.protocol_type = Some(request.protocol_type.clone());
         }
+        // Mapped by instance id, so the instance's next restart (a join without a member id)
+        // finds this place in `join_unknown_member`.
         if let Some(instance_id) = &request.group_instance_id {
             group
                 .static_members
@@ -752,6 +782,7 @@ impl GroupCoordinator {
             awaiting_sync: None,
         };
         group.members.insert(member_id.clone(), member);
+        // The session runs from the join; `fire` renews it while the join stays parked.
         self.touch_session(now, &group_id, &member_id);
         let group = self.groups.get_mut(&group_id).expect("group exists");
         if group.state == GroupState::PreparingRebalance {
@@ -766,6 +797,8 @@ impl GroupCoordinator {
             }
             self.try_complete_join(now, &group_id);
         } else {
+            // Empty, CompletingRebalance or Stable: a newcomer always needs a new generation,
+            // since only the leader's next assignment can give it partitions.
             self.prepare_rebalance(now, &group_id);
         }
     }
@@ -805,6 +838,8 @@ impl GroupCoordinator {
         if let Some(instance_id) = &request.group_instance_id {
             (group.static_members).insert(instance_id.clone(), new_member_id.clone());
         }
+        // The leader role follows the instance; otherwise `leader_id` would name an id that
+        // is no longer a member (see `invariants`).
         let was_leader = group.leader_id.as_deref() == Some(old_member_id.as_str());
         if was_leader {
             group.leader_id = Some(new_member_id.clone());
@@ -816,6 +851,7 @@ impl GroupCoordinator {
         if let Some(sync) = fenced_sync {
             self.answer_sync(sync, &group_id, ErrorCode::FENCED_INSTANCE_ID, Bytes::new());
         }
+        // The old id's session timer would otherwise stay armed for an id no member has.
         self.disarm(&group_id, &Timer::Session(old_member_id));
         self.touch_session(now, &group_id, &new_member_id);
         match state {
@@ -837,6 +873,8 @@ impl GroupCoordinator {
                 }
                 self.try_complete_join(now, &group_id);
             }
+            // Stable with new protocols, or CompletingRebalance (the leader was handed the old
+            // id): assign again. Empty cannot occur, since a mapped instance is a member.
             _ => {
                 let group = self.groups.get_mut(&group_id).expect("group exists");
                 if let Some(member) = group.members.get_mut(&new_member_id) {
@@ -897,6 +935,8 @@ impl GroupCoordinator {
         let was_empty = group.state == GroupState::Empty;
         // A rebalance abandons an assignment still being written.
         group.pending_assignment = None;
+        // Parked SyncGroups belong to the generation being abandoned: they are answered
+        // REBALANCE_IN_PROGRESS (below) and their members rejoin into the new phase.
         let mut rejoin = Vec::new();
         if group.state == GroupState::CompletingRebalance {
             for member in group.members.values_mut() {
@@ -907,6 +947,8 @@ impl GroupCoordinator {
         }
         group.state = GroupState::PreparingRebalance;
         let timeout_ms = group.rebalance_timeout_ms();
+        // The phase waits at most the longest member rebalance timeout; whoever has not
+        // rejoined by then is dropped by `complete_join`.
         group.join_deadline = now.instant.add_ms(timeout_ms);
         // Kafka delays only a new group's first rebalance, so a burst of starting consumers
         // forms one generation instead of one per arrival.
@@ -928,6 +970,8 @@ impl GroupCoordinator {
             not_before <= deadline,
             "group {group_id}: delay past the deadline"
         );
+        // The abandoned sync phase's deadline has nothing left to guard; the next
+        // `complete_join` arms a fresh one.
         self.disarm(group_id, &Timer::Sync);
         self.arm(group_id, Timer::Join, not_before.min(deadline));
         self.try_complete_join(now, group_id);
@@ -1002,6 +1046,8 @@ impl GroupCoordinator {
             "group {group_id} generation stayed {generation_before}"
         );
         assert!(group.generation_id >= 1, "group {group_id}");
+        // Nobody rejoined in time: the group goes Empty, and its record must forget the
+        // members a new coordinator would otherwise load (`persist_empty`).
         if group.members.is_empty() {
             group.state = GroupState::Empty;
             group.protocol_name = None;
@@ -1010,6 +1056,8 @@ impl GroupCoordinator {
             return;
         }
         group.protocol_name = group.select_protocol();
+        // The previous leader keeps the role if it rejoined; otherwise the smallest member id
+        // takes it (deterministic, where Kafka picks an arbitrary member).
         let leader_ok = (group.leader_id.as_ref()).is_some_and(|l| group.members.contains_key(l));
         if !leader_ok {
             group.leader_id = group.members.keys().next().cloned();
@@ -1036,6 +1084,8 @@ impl GroupCoordinator {
         for member_id in member_ids {
             self.touch_session(now, group_id, &member_id);
         }
+        // The leader has one rebalance timeout to send the assignment; then `fire` drops every
+        // member that has not sent its SyncGroup.
         self.arm(group_id, Timer::Sync, now.instant.add_ms(timeout_ms));
     }
 
@@ -1050,6 +1100,7 @@ impl GroupCoordinator {
         let group = &self.groups[group_id];
         let protocol = group.protocol_name.clone().unwrap_or_default();
         let is_leader = group.leader_id.as_deref() == Some(member_id);
+        // Only the leader runs the assignor, so only it receives every member's subscription.
         let members = if is_leader {
             (group.members.iter())
                 .map(|(id, m)| JoinGroupMember {
@@ -1107,6 +1158,7 @@ impl GroupCoordinator {
             GroupState::Empty => {
                 self.answer_sync(id, &group_id, ErrorCode::UNKNOWN_MEMBER_ID, Bytes::new())
             }
+            // The group moved on after this member's join: it must rejoin before it may sync.
             GroupState::PreparingRebalance => self.answer_sync(
                 id,
                 &group_id,
@@ -1121,6 +1173,8 @@ impl GroupCoordinator {
             }
             GroupState::CompletingRebalance => {
                 let member = group.members.get_mut(&member_id).expect("checked");
+                // Every member parks here until the leader's assignment is durable; a second
+                // SyncGroup replaces the first, which is answered so none goes unanswered.
                 if let Some(old) = member.awaiting_sync.replace(id) {
                     let error = ErrorCode::REBALANCE_IN_PROGRESS;
                     self.answer_sync(old, &group_id, error, Bytes::new());
@@ -1169,6 +1223,9 @@ impl GroupCoordinator {
             return;
         };
         if error.is_ok() {
+            // Install, go Stable, then answer: `answer_sync` hands out an assignment only in
+            // Stable. A member that has not synced yet gets its part from `sync_group`'s Stable
+            // arm.
             for (id, member) in group.members.iter_mut() {
                 member.assignment = assignments.get(id).cloned().unwrap_or_default();
             }
@@ -1253,6 +1310,8 @@ impl GroupCoordinator {
             group.members.is_empty(),
             "group {group_id} Empty with members"
         );
+        // Nothing left: the group goes, with a tombstone. Offsets left: an Empty record
+        // replaces the one naming members; with no record yet there is nothing stale.
         if group.is_unused() {
             self.remove_group(group_id, true);
         } else if group.persisted.is_some() && group.coordinated {
@@ -1279,6 +1338,7 @@ impl GroupCoordinator {
                 "group {group_id} sync answered"
             );
         }
+        // KIP-559: the protocol is echoed only with an assignment, for the client to check.
         let (protocol_type, protocol_name) = match (group, error.is_ok()) {
             (Some(group), true) => (group.protocol_type.clone(), group.protocol_name.clone()),
             _ => (None, None),
@@ -1305,6 +1365,9 @@ impl GroupCoordinator {
             Some(error) => error,
             None => {
                 self.touch_session(now, &request.group_id, &request.member_id);
+                // How a member learns of a rebalance: REBALANCE_IN_PROGRESS while the group
+                // waits for rejoins. In CompletingRebalance the member has joined: NONE, and it
+                // goes on to sync.
                 match self.groups[&request.group_id].state {
                     GroupState::PreparingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
                     GroupState::Empty => ErrorCode::UNKNOWN_MEMBER_ID,
@@ -1333,6 +1396,9 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation_id: i32,
     ) -> Option<ErrorCode> {
+        // Order matters: an unknown group has no member; a replayed copy cannot judge
+        // (NOT_COORDINATOR); a zombie must stop (fencing) rather than rejoin; the generation
+        // comes last, so ILLEGAL_GENERATION means "a real member that missed a rebalance".
         let Some(group) = self.groups.get(group_id) else {
             return Some(ErrorCode::UNKNOWN_MEMBER_ID);
         };
@@ -1376,6 +1442,8 @@ impl GroupCoordinator {
                 error,
             });
         }
+        // One membership change for the whole batch: several members leaving start one
+        // rebalance, not one each.
         if left {
             self.after_membership_change(now, &group_id);
         }
@@ -1384,6 +1452,7 @@ impl GroupCoordinator {
             leaving_count,
             "one result per leaving member"
         );
+        // The outcome is per member (v3+ batches, KIP-345); the top-level error stays NONE.
         let response = LeaveGroupResponse {
             throttle_time_ms: 0,
             error: ErrorCode::NONE,
@@ -1397,6 +1466,8 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(group_id) else {
             return;
         };
+        // In PreparingRebalance an emptied group is left to `try_complete_join`, which ends the
+        // phase with a new generation and makes the group Empty there.
         if group.members.is_empty() && group.state != GroupState::PreparingRebalance {
             group.state = GroupState::Empty;
             group.generation_id = group.generation_id.wrapping_add(1).max(1);
@@ -1411,6 +1482,8 @@ impl GroupCoordinator {
             return;
         }
         match group.state {
+            // The departed members' partitions have no owner until a new generation hands
+            // them on.
             GroupState::Stable | GroupState::CompletingRebalance => {
                 self.prepare_rebalance(now, group_id)
             }
@@ -1441,6 +1514,7 @@ impl GroupCoordinator {
             !group.static_members.values().any(|m| m == member_id),
             "group {group_id}: static id still maps to {member_id}"
         );
+        // Its parked requests are answered now: every request gets exactly one answer.
         if let Some(join) = member.awaiting_join {
             let response = JoinGroupResponse {
                 error,
@@ -1517,6 +1591,8 @@ impl GroupCoordinator {
                 self.after_membership_change(now, group_id);
             }
             Timer::Pending(member_id) => {
+                // The handed-out id was never used: stop waiting for it, which may end the
+                // join phase.
                 if let Some(group) = self.groups.get_mut(group_id) {
                     group.pending_members.remove(&member_id);
                 }
@@ -1620,6 +1696,9 @@ impl GroupCoordinator {
         if group_id.is_empty() || group_id.len() > GROUP_ID_BYTES_MAX {
             return CommitCheck::Refuse(ErrorCode::INVALID_GROUP_ID);
         }
+        // An unknown group takes only commits from outside any group (generation -1: a
+        // standalone consumer or an admin tool); `commit` then creates it offsets-only. A
+        // commit naming a generation presumes a group this coordinator does not have.
         let Some(group) = self.groups.get(group_id) else {
             if generation_id < 0 {
                 if self.groups.len() >= GROUPS_MAX {
@@ -1769,6 +1848,8 @@ impl GroupCoordinator {
         for group_id in &taken {
             let group = self.groups.get_mut(group_id).expect("listed");
             group.coordinated = true;
+            // Sessions restart here: while the group moved, its members had no coordinator to
+            // heartbeat to, and expiring them for that would force a needless rebalance.
             let members: Vec<String> = group.members.keys().cloned().collect();
             for member_id in members {
                 self.touch_session(now, group_id, &member_id);
@@ -1821,6 +1902,8 @@ impl GroupCoordinator {
             parked.extend(member.awaiting_join.take().map(|id| (id, true)));
             parked.extend(member.awaiting_sync.take().map(|id| (id, false)));
         }
+        // Membership is rebuilt from the record alone. Offsets have records of their own and
+        // stay; KIP-848 membership has none, so it is dropped.
         group.members.clear();
         group.static_members.clear();
         group.pending_members.clear();
@@ -1832,6 +1915,8 @@ impl GroupCoordinator {
             Some(record) => {
                 group.generation_id = record.generation_id;
                 let protocol_type = Some(record.protocol_type.clone()).filter(|t| !t.is_empty());
+                // Static members come back mapped by instance id, so a restarted instance finds its
+                // place once this node coordinates the group.
                 for m in &record.members {
                     let protocol = record.protocol_name.clone().unwrap_or_default();
                     if let Some(instance_id) = &m.group_instance_id {
@@ -1863,6 +1948,8 @@ impl GroupCoordinator {
                     group.state = GroupState::Stable;
                     group.protocol_type = protocol_type.or(Some(String::new()));
                     group.protocol_name = record.protocol_name.clone();
+                    // A leader the record does not list as a member falls back to the
+                    // smallest member id, keeping the leader invariant.
                     let leader = record.leader_id.clone();
                     group.leader_id = leader
                         .filter(|l| group.members.contains_key(l))
@@ -1877,6 +1964,7 @@ impl GroupCoordinator {
                 group.leader_id = None;
             }
         }
+        // What the log says now; a later `resign` reloads exactly this.
         group.persisted = record.map(Box::new);
         for timer in armed {
             self.disarm(group_id, &timer);
@@ -1892,6 +1980,8 @@ impl GroupCoordinator {
             "group {group_id}: loaded {:?}",
             group.state
         );
+        // NOT_COORDINATOR sends the clients to FindCoordinator; the next coordinator loads
+        // this same record, so they rejoin a group it knows.
         for (id, join) in parked {
             if join {
                 self.answer_join_error(id, ErrorCode::NOT_COORDINATOR, "");
@@ -1917,6 +2007,7 @@ impl GroupCoordinator {
     pub fn fetch_offsets(&self, request: &OffsetFetchGroup) -> OffsetFetchGroupResponse {
         let group = self.groups.get(&request.group_id);
         let offsets = group.map(|g| &g.offsets);
+        // An unknown group is not an error here: it simply has no offsets.
         let partition = |topic: &str, partition: i32| {
             let committed = offsets.and_then(|o| o.get(&(topic.to_string(), partition)));
             match committed {
@@ -1927,6 +2018,8 @@ impl GroupCoordinator {
                     metadata: Some(c.metadata.clone()),
                     error: ErrorCode::NONE,
                 },
+                // Kafka's answer for nothing committed: offset -1 with NONE, after which the
+                // consumer applies its `auto.offset.reset` policy.
                 None => OffsetFetchPartition {
                     partition,
                     committed_offset: -1,
@@ -1943,6 +2036,7 @@ impl GroupCoordinator {
                     partitions: partitions.iter().map(|p| partition(name, *p)).collect(),
                 })
                 .collect(),
+            // No topic list (null, v2+): every partition the group has committed.
             None => {
                 let mut by_topic: BTreeMap<&str, Vec<OffsetFetchPartition>> = BTreeMap::new();
                 for (topic, p) in offsets.into_iter().flat_map(|o| o.keys()) {
@@ -1991,6 +2085,8 @@ impl GroupCoordinator {
         if let Some(consumer) = &group.consumer {
             topics.extend(consumer.subscribed_topics());
         }
+        // Only the "consumer" protocol type has a subscription format the broker can read;
+        // other types' metadata (e.g. Connect's) stays opaque and protects nothing.
         if group.protocol_type.as_deref() == Some("consumer") {
             let protocol = group.protocol_name.clone().unwrap_or_default();
             for member in group.members.values() {
@@ -2092,8 +2188,10 @@ impl GroupCoordinator {
         let authorized_operations = if include_operations {
             (1 << 3) | (1 << 6) | (1 << 8)
         } else {
+            // i32::MIN: the protocol's "not requested" value.
             i32::MIN
         };
+        // An unknown group is described as Dead with NONE, as Kafka does, not as an error.
         let Some(group) = self.groups.get(group_id) else {
             return DescribedGroup {
                 error: ErrorCode::NONE,
@@ -2195,6 +2293,7 @@ impl GroupCoordinator {
                 "group {group_id} members={}",
                 group.members.len()
             );
+            // Each armed timer is in the ordered set; the count at the end catches the reverse.
             for (timer, at) in &group.armed {
                 armed_count += 1;
                 let entry = (*at, group_id.clone(), timer.clone());
@@ -2203,6 +2302,8 @@ impl GroupCoordinator {
                     "group {group_id} timer {timer:?} not in the set"
                 );
             }
+            // Every instance id names a member carrying it: a stale mapping would make
+            // `check_static` fence a member that did nothing wrong.
             for (instance_id, member_id) in &group.static_members {
                 let member = group.members.get(member_id);
                 assert!(
@@ -2212,6 +2313,7 @@ impl GroupCoordinator {
                 let carried = member.and_then(|m| m.group_instance_id.as_deref());
                 assert_eq!(carried, Some(instance_id.as_str()), "group {group_id}");
             }
+            // The leader is who sends the assignment: it must be a member that can.
             if let Some(leader) = &group.leader_id {
                 assert!(
                     group.members.contains_key(leader),
@@ -2248,6 +2350,8 @@ impl GroupCoordinator {
                 "group {group_id} pending={}",
                 group.pending_members.len()
             );
+            // An assignment waits for its record only between the leader's SyncGroup and the
+            // write's outcome; every way out of CompletingRebalance takes or drops it.
             if group.pending_assignment.is_some() {
                 assert_eq!(
                     group.state,
@@ -2259,6 +2363,8 @@ impl GroupCoordinator {
                 self.uncoordinated_invariants(group_id, group);
             }
             self.consumer_invariants(group_id, group);
+            // A parked request exists only in the phase that answers it; in any other state
+            // nothing would ever answer it.
             for (member_id, member) in &group.members {
                 if member.awaiting_sync.is_some() {
                     assert_eq!(
@@ -2276,6 +2382,8 @@ impl GroupCoordinator {
                 }
             }
         }
+        // No stray in the set: a timer no group knows about would fire into a group that
+        // never armed it.
         assert_eq!(armed_count, self.timers.len(), "timer set has strays");
     }
 }
@@ -2314,6 +2422,7 @@ fn check_static(
     member_id: &str,
     instance_id: Option<&str>,
 ) -> Result<(), ErrorCode> {
+    // A dynamic member has no instance id to be fenced by.
     let Some(instance_id) = instance_id else {
         return Ok(());
     };
@@ -2334,6 +2443,8 @@ fn resolve_leaving(
         let Some(known) = group.static_members.get(instance_id) else {
             return Err(ErrorCode::UNKNOWN_MEMBER_ID);
         };
+        // An empty member id means "this instance, whatever its id" (an operator removing
+        // it); a named one must still be the instance's current id.
         if !member_id.is_empty() && known != member_id {
             return Err(ErrorCode::FENCED_INSTANCE_ID);
         }

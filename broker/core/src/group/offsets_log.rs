@@ -156,6 +156,7 @@ pub fn group_key(group: &str) -> Bytes {
 
 /// The value of a group metadata record (`GroupMetadataValue` version 3).
 pub fn group_value(group: &GroupMetadata) -> Bytes {
+    // Only a capacity hint: a wrong estimate costs a reallocation, never a wrong record.
     let members_bytes: usize = (group.members.iter())
         .map(|m| {
             let strings = m.member_id.len() + m.client_id.len() + m.client_host.len();
@@ -255,6 +256,8 @@ impl Reader<'_> {
 /// Decode any record of `__consumer_offsets`; `None` for key versions this broker does not
 /// know (or malformed records, which replay logs and skips).
 pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsTopicRecord> {
+    // The key's version is the record's kind: 0 and 1 are offset commits, 2 is group
+    // metadata. Anything else (a newer Kafka's records) is skipped, not an error.
     let version = Reader { bytes: key }.i16()?;
     match version {
         0 | 1 => decode(key, value).map(OffsetsTopicRecord::Offset),
@@ -262,6 +265,8 @@ pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsTopicRec
             let mut reader = Reader { bytes: key };
             reader.i16()?;
             let group = reader.string()?;
+            // An undecodable value skips the record: replaying it as a tombstone would delete
+            // a live group.
             let metadata = match value {
                 Some(value) => Some(decode_group_value(value)?),
                 None => None,
@@ -276,6 +281,8 @@ pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsTopicRec
 pub fn decode_group_value(value: &[u8]) -> Option<GroupMetadata> {
     let mut reader = Reader { bytes: value };
     let version = reader.i16()?;
+    // Versions 4+ are flexible (tagged fields) and not parsed here: refusing them beats
+    // misreading them.
     if !(0..=GROUP_VALUE_VERSION).contains(&version) {
         return None;
     }
@@ -283,8 +290,12 @@ pub fn decode_group_value(value: &[u8]) -> Option<GroupMetadata> {
     let generation_id = reader.i32()?;
     let protocol_name = reader.nullable_string()?;
     let leader_id = reader.nullable_string()?;
+    // What each version added: v1 rebalance_timeout, v2 current_state_timestamp, v3
+    // group_instance_id (Kafka's GroupMetadataValue.json).
     let current_state_timestamp = if version >= 2 { reader.i64()? } else { -1 };
     let count = usize::try_from(reader.i32()?).ok()?;
+    // The count comes from disk: bounded before allocating, so a corrupt record cannot
+    // ask for an unbounded Vec.
     if count > GROUP_RECORD_MEMBERS_MAX {
         return None;
     }
@@ -309,6 +320,7 @@ pub fn decode_group_value(value: &[u8]) -> Option<GroupMetadata> {
             group_instance_id,
             client_id,
             client_host,
+            // Version 0 had one timeout, the session's; Kafka reads it as both.
             rebalance_timeout_ms: rebalance_timeout.unwrap_or(session_timeout_ms),
             session_timeout_ms,
             subscription: reader.bytes()?,
@@ -336,12 +348,15 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
     let group = reader.string()?;
     let topic = reader.string()?;
     let partition = reader.i32()?;
+    // A null value is a tombstone: the offset was deleted (OffsetDelete, DeleteGroups).
     let Some(value) = value else {
         return Some((group, topic, partition, None));
     };
     let mut reader = Reader { bytes: value };
     let version = reader.i16()?;
     let offset = reader.i64()?;
+    // Value version 3 added the leader epoch; older commits carry none, which Kafka
+    // reports as -1 (unknown).
     let leader_epoch = if version >= 3 { reader.i32()? } else { -1 };
     let metadata = reader.string()?;
     let commit_timestamp = reader.i64()?;

@@ -130,6 +130,7 @@ impl Node {
             if writes.is_empty() && responses.is_empty() {
                 return;
             }
+            // Records before answers (see above); each kept in the coordinator's order.
             for write in writes {
                 self.write_group_metadata(now, write);
             }
@@ -137,6 +138,8 @@ impl Node {
                 self.respond(id, response);
             }
         }
+        // Past the bound a write still coming would mean failed writes and rebalances feeding
+        // each other without end: a bug, not a load to wait out.
         let left = self.groups.take_metadata_writes().len();
         assert_eq!(
             left, 0,
@@ -166,6 +169,7 @@ impl Node {
             let stored = record.as_ref().map(|r| r.generation_id);
             assert_eq!(stored, Some(generation_id), "group {group_id}");
         }
+        // `None` encodes as a null value: the group's tombstone.
         let value = record.as_ref().map(offsets_log::group_value);
         let records = [Record {
             offset: 0,
@@ -185,9 +189,12 @@ impl Node {
             self.append_offset_records(now, &group_id, &records)
         };
         match (appended, completes_generation) {
+            // Appended: what a new coordinator would load from now on (`persisted`).
             (Ok(()), None) => self.groups.metadata_appended(&group_id, record),
             (Ok(()), Some(generation_id)) => {
                 self.groups.metadata_appended(&group_id, record);
+                // Marker ids have their own origin and sequence, so they never collide with a
+                // client's request id.
                 self.group_write_seq += 1;
                 let id = RequestId {
                     origin: Origin::GroupWrite,
@@ -232,6 +239,9 @@ impl Node {
         // them), and calling back into the coordinator there would interleave its new
         // answers and records with the ones being drained.
         if let Some((group_id, generation_id)) = self.group_writes.remove(&id) {
+            // The marker was parked as a SyncGroup answer, so its error is the write's outcome
+            // (NONE once durable). Any other shape is a bug, reported as UNKNOWN_SERVER_ERROR,
+            // which makes the coordinator rebalance rather than hand out the assignment.
             let error = match response {
                 ApiResponse::SyncGroup(r) => r.error,
                 _ => ErrorCode::UNKNOWN_SERVER_ERROR,
@@ -264,6 +274,7 @@ impl Node {
             self.groups
                 .metadata_write_done(now, &group_id, generation_id, error);
         }
+        // The released SyncGroup answers (and any rebalance's records) leave in this input.
         self.drain_group_outputs(now);
     }
 
@@ -274,6 +285,8 @@ impl Node {
     pub(super) fn find_coordinator(&mut self, id: RequestId, request: FindCoordinatorRequest) {
         let coordinators = (request.keys.iter())
             .map(|key| {
+                // Group and transaction coordinators only; another key type (e.g. share groups)
+                // is answered unavailable, not as a malformed request.
                 let served = request.key_type == coordinator_type::GROUP
                     || request.key_type == coordinator_type::TRANSACTION;
                 let (error, message) = if !served {
@@ -290,6 +303,8 @@ impl Node {
                     self.config.advertised_port,
                 );
                 let (mut error, mut message) = (error, message);
+                // The coordinator is the leader of the key's partition of `__consumer_offsets` or
+                // `__transaction_state`, by the same hash as `offsets_log::partition_for`.
                 if error.is_ok() {
                     let transaction = request.key_type == coordinator_type::TRANSACTION;
                     let found = self.coordinator_for(key, transaction).ok();
@@ -301,6 +316,8 @@ impl Node {
                         }
                     }
                 }
+                // On error the node fields are the "none" values (-1, ""), so a client never
+                // connects to a broker from a failed answer.
                 let ok = error.is_ok();
                 Coordinator {
                     key: key.clone(),
@@ -350,6 +367,8 @@ impl Node {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for p in &topic.partitions {
                 let metadata = p.metadata.clone().unwrap_or_default();
+                // A refusal applies to every partition; otherwise an unknown partition or oversized
+                // metadata refuses only that partition, and the others commit.
                 let error = if let Some(error) = refusal {
                     error
                 } else if self.partition_exists(&topic.name, p.partition).is_none() {
@@ -415,6 +434,8 @@ impl Node {
         // then show a commit a crash would lose only while its OffsetCommit is unanswered.
         #[allow(unreachable_code)]
         if let Err(error) = self.append_offset_records(now, &request.group_id, &records) {
+            // One batch failed as a whole: every partition that would have committed reports
+            // the error, and nothing reached memory.
             for topic in &mut response.topics {
                 for (_, e) in &mut topic.partitions {
                     if e.is_ok() {
@@ -425,6 +446,7 @@ impl Node {
             self.respond(id, ApiResponse::OffsetCommit(response));
             return;
         }
+        // Memory after the append, the answer after the sync (module doc).
         self.groups
             .commit(now, &request.group_id, &request.member_id, accepted);
         self.respond_when_durable(id, ApiResponse::OffsetCommit(response), None);
@@ -437,6 +459,8 @@ impl Node {
     pub(super) fn offset_fetch(&mut self, id: RequestId, request: OffsetFetchRequest) {
         let groups: Vec<OffsetFetchGroupResponse> = (request.groups.iter())
             .map(|g| {
+                // An empty id names no group: INVALID_GROUP_ID for that entry only; the other
+                // groups of the request are answered.
                 if g.group_id.is_empty() {
                     return OffsetFetchGroupResponse {
                         group_id: g.group_id.clone(),
@@ -452,6 +476,8 @@ impl Node {
             throttle_time_ms: 0,
             groups,
         };
+        // KIP-447: with `require_stable`, offsets an open transaction will replace are
+        // flagged UNSTABLE_OFFSET_COMMIT so the client retries instead of using them.
         self.mark_unstable_offsets(&request, &mut response);
         self.respond(id, ApiResponse::OffsetFetch(response));
     }
@@ -465,6 +491,8 @@ impl Node {
         for group_id in &request.groups {
             let error = match self.groups.check_delete(group_id) {
                 Err(error) => error,
+                // The answer must wait for the tombstones' sync; with no room to park it, nothing
+                // is written and the client retries.
                 Ok(_) if self.sync_waiters.is_full() => ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
                 Ok(keys) => {
                     let with_group = self.groups.has_metadata_record(group_id);
@@ -489,6 +517,8 @@ impl Node {
             throttle_time_ms: 0,
             results,
         });
+        // Only written tombstones need a sync before the answer: a group with no records
+        // had nothing to erase.
         if wrote {
             self.respond_when_durable(id, response, None);
         } else {
@@ -499,6 +529,7 @@ impl Node {
     /// OffsetDelete: refused for topics the group's members subscribe to, since a member
     /// would commit again right away (or, worse, restart from the reset policy mid-stream).
     pub(super) fn offset_delete(&mut self, now: Now, id: RequestId, request: OffsetDeleteRequest) {
+        // An unknown group fails the whole request with GROUP_ID_NOT_FOUND.
         let Some(subscribed) = self.groups.subscribed_topics(&request.group_id) else {
             let response = OffsetDeleteResponse {
                 error: ErrorCode::GROUP_ID_NOT_FOUND,
@@ -513,6 +544,8 @@ impl Node {
         for (topic, partitions) in &request.topics {
             let results = (partitions.iter())
                 .map(|p| {
+                    // KIP-496: a partition of a subscribed topic is refused alone; the
+                    // request's other partitions are still deleted.
                     let error = if subscribed.contains(topic) {
                         ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC
                     } else if self.partition_exists(topic, *p).is_none() {
@@ -534,6 +567,8 @@ impl Node {
                 Err(error) => (error, false),
             }
         };
+        // Memory forgets the offsets only once their tombstones are appended, the same order
+        // as OffsetCommit's.
         if error.is_ok() {
             self.groups.delete_offsets(&request.group_id, &keys);
             debug_assert!(
@@ -545,6 +580,7 @@ impl Node {
         let response = ApiResponse::OffsetDelete(OffsetDeleteResponse {
             error,
             throttle_time_ms: 0,
+            // On a request-level error no partition was acted on, so none is listed.
             topics: if error.is_ok() { topics } else { Vec::new() },
         });
         if wrote {
@@ -580,10 +616,12 @@ impl Node {
                 tombstone(offsets_log::offset_key(group_id, topic, *partition))
             })
             .collect();
+        // The group's metadata record goes too, or recovery would bring the group back.
         if with_group {
             records.push(tombstone(offsets_log::group_key(group_id)));
         }
         assert_eq!(records.len(), committed.len() + usize::from(with_group));
+        // Nothing to erase: no append, and the caller need not wait for a sync.
         if records.is_empty() {
             return Ok(false);
         }
@@ -654,6 +692,8 @@ impl Node {
                     .is_ok()
             })
             .collect();
+        // The mapping FindCoordinator uses: a group is taken over exactly when this node
+        // leads its partition.
         let owns = |group: &str| {
             let index = offsets_log::partition_for(group, count);
             usize::try_from(index).is_ok_and(|index| led.get(index) == Some(&true))
@@ -670,6 +710,7 @@ impl Node {
 pub(super) fn group_error_response(request: &ApiRequest, error: ErrorCode) -> ApiResponse {
     use weir_wire::domain::*;
     match request {
+        // No coordinator is named: node -1, empty host, port -1.
         ApiRequest::FindCoordinator(r) => ApiResponse::FindCoordinator(FindCoordinatorResponse {
             throttle_time_ms: 0,
             coordinators: (r.keys.iter())
@@ -683,6 +724,7 @@ pub(super) fn group_error_response(request: &ApiRequest, error: ErrorCode) -> Ap
                 })
                 .collect(),
         }),
+        // The member id is echoed (the client keeps it); generation -1: nothing was joined.
         ApiRequest::JoinGroup(r) => ApiResponse::JoinGroup(JoinGroupResponse {
             error,
             generation_id: -1,
@@ -727,10 +769,12 @@ pub(super) fn group_error_response(request: &ApiRequest, error: ErrorCode) -> Ap
                 })
                 .collect(),
         }),
+        // ListGroups and OffsetDelete carry one top-level error; the others one per entry.
         ApiRequest::ListGroups(_) => ApiResponse::ListGroups(ListGroupsResponse {
             error,
             ..ListGroupsResponse::default()
         }),
+        // i32::MIN: authorized operations were not computed.
         ApiRequest::DescribeGroups(r) => ApiResponse::DescribeGroups(DescribeGroupsResponse {
             throttle_time_ms: 0,
             groups: (r.groups.iter())
@@ -753,6 +797,7 @@ pub(super) fn group_error_response(request: &ApiRequest, error: ErrorCode) -> Ap
             error,
             ..OffsetDeleteResponse::default()
         }),
+        // Epoch -1 with the error: no epoch is granted, so the member acts on nothing new.
         ApiRequest::ConsumerGroupHeartbeat(r) => {
             ApiResponse::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse {
                 error,

@@ -126,6 +126,8 @@ impl Node {
         producer_id: i64,
         epoch: i16,
     ) -> Result<&TxnMetadata, ErrorCode> {
+        // An unknown id, or a producer id this id does not hold, is a mapping the client got
+        // wrong: INVALID_PRODUCER_ID_MAPPING, never PRODUCER_FENCED (see above).
         let txn =
             (self.txns.txns.get(transactional_id)).ok_or(ErrorCode::INVALID_PRODUCER_ID_MAPPING)?;
         if txn.producer_id != producer_id {
@@ -137,6 +139,8 @@ impl Node {
         if epoch > txn.producer_epoch {
             return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
         }
+        // The right producer, but a decision is being written: CONCURRENT_TRANSACTIONS is
+        // retriable, and the retry finds the transaction complete.
         if matches!(txn.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
             return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
         }
@@ -186,6 +190,8 @@ impl Node {
             txn.transactional_id,
             txn.state
         );
+        // The deadline is an Instant of this node and stays out of the record; a coordinator
+        // that loads the record starts its own clock (`take_over_transactions`).
         let value = txn_log::value(&txn);
         let result = self.append_txn_record(&txn.transactional_id, Some(value), txn.last_update_ms);
         if let Err(error) = result {
@@ -253,6 +259,8 @@ impl Node {
             self.respond(id, respond(ErrorCode::INVALID_REQUEST, -1, -1));
             return;
         }
+        // Kafka's `transaction.max.timeout.ms`: a longer timeout would let a dead producer
+        // hold the LSO of its partitions that much longer.
         if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
             self.respond(id, respond(ErrorCode::INVALID_TRANSACTION_TIMEOUT, -1, -1));
             return;
@@ -296,6 +304,7 @@ impl Node {
                         return;
                     }
                 }
+                // Epoch exhausted: a fresh producer id at epoch 0 (see above).
                 if txn.producer_epoch >= i16::MAX - 1 {
                     match self.allocate_producer_id() {
                         Some(producer_id) => (producer_id, 0),
@@ -409,6 +418,8 @@ impl Node {
         let mut error = match checked {
             Err(error) => Some(error),
             Ok(_) if self.sync_waiters.is_full() => Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+            // Every partition costs a marker at the end, hence the bound. Duplicates and
+            // partitions already added are counted too, so the check errs on the safe side.
             Ok(ref txn) if txn.partitions.len() + count > TXN_PARTITIONS_MAX => {
                 Some(ErrorCode::INVALID_REQUEST)
             }
@@ -449,10 +460,12 @@ impl Node {
         if any_unknown {
             error = Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
         }
+        // Refusals change nothing, so they need no sync: answered at once.
         let (None, Ok(mut txn)) = (error, checked) else {
             self.respond(id, response);
             return;
         };
+        // The first Add* starts the transaction and its timeout clock (`begin`).
         Self::begin(&mut txn, now);
         for topic in &request.topics {
             for partition in &topic.partitions {
@@ -496,12 +509,14 @@ impl Node {
             Ok(_) if self.sync_waiters.is_full() => {
                 return self.respond(id, respond(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS))
             }
+            // An empty id names no group a TxnOffsetCommit could later commit to.
             Ok(_) if request.group_id.is_empty() => {
                 return self.respond(id, respond(ErrorCode::INVALID_GROUP_ID))
             }
             Ok(txn) => txn,
         };
         Self::begin(&mut txn, now);
+        // Recorded so TxnOffsetCommit can check the group was added first.
         txn.groups.insert(request.group_id.clone());
         self.put_txn(txn);
         self.respond_when_durable(id, respond(ErrorCode::NONE), None);
@@ -526,6 +541,8 @@ impl Node {
         let error = match &checked {
             Err(error) => Some(*error),
             Ok(_) if self.sync_waiters.is_full() => Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+            // Offsets join an open transaction only, for a group it added with AddOffsetsToTxn:
+            // otherwise no EndTxn would ever commit or drop them.
             Ok(txn)
                 if txn.state != TxnState::Ongoing || !txn.groups.contains(&request.group_id) =>
             {
@@ -541,6 +558,8 @@ impl Node {
                     .map(|p| {
                         let error = match error {
                             Some(error) => error,
+                            // Only real partitions: a commit for one that does not exist
+                            // would later write an offset record nothing reads.
                             None if self
                                 .topic_ids
                                 .get(&t.name)
@@ -590,6 +609,8 @@ impl Node {
             });
             txn.pending_offsets.push(offset);
         }
+        // The pending offsets are part of the transaction's record, so once this answer
+        // is out a crash keeps them for the commit.
         self.put_txn(txn);
         self.respond_when_durable(id, response, None);
     }
@@ -631,6 +652,8 @@ impl Node {
             // Aborting a transaction that never started (or was already aborted by a timeout
             // whose epoch bump this producer has not seen) is harmless.
             (TxnState::Empty, false) => ErrorCode::NONE,
+            // Committing a transaction that never began, or ending a completed one the other
+            // way: the client's view of its transaction is wrong.
             _ => ErrorCode::INVALID_TXN_STATE,
         };
         // Answered after the sync even for a refusal or a retry: the state it reports (and a
@@ -653,6 +676,7 @@ impl Node {
         } else {
             TxnState::PrepareAbort
         };
+        // A decided transaction can no longer time out: its outcome is fixed.
         txn.deadline = None;
         self.put_txn(txn.clone());
         self.finish_transaction(now, txn);
@@ -696,6 +720,8 @@ impl Node {
                 );
             }
         }
+        // Complete only once every marker is written: the remote leaders' acknowledgements
+        // complete it (`node/cluster/markers.rs`), resent until they arrive.
         if !remote.is_empty() {
             self.send_remote_markers(now, &txn, remote);
             return;
@@ -734,6 +760,8 @@ impl Node {
         } else {
             TxnState::CompleteAbort
         };
+        // A completed transaction keeps only its outcome: a retried EndTxn compares against
+        // it, and the next Add* starts from empty sets.
         txn.partitions.clear();
         txn.groups.clear();
         txn.pending_offsets.clear();
@@ -782,6 +810,7 @@ impl Node {
             );
             return;
         }
+        // No member id: a transactional commit renews no member's session.
         self.groups.commit(now, group, "", accepted);
     }
 
@@ -811,6 +840,8 @@ impl Node {
         let topic = &self.topics[&topic_id];
         let segment_bytes = topic.config.segment_bytes(&self.config);
         let base_offset = topic.partitions[index].log_end_offset();
+        // Only the partition's leader writes the marker (an error otherwise), stamped with
+        // its leader epoch like any batch it appends.
         let epoch = self.serving_epoch(PartitionId::new(topic_id, index))?;
         let mut batch = BytesMut::from(&batch[..]);
         set_base_offset(&mut batch, base_offset);
@@ -877,6 +908,7 @@ impl Node {
             request.markers.len(),
             "one result per marker"
         );
+        // Only an answer that reports a written marker waits for the sync.
         let response = ApiResponse::WriteTxnMarkers(WriteTxnMarkersResponse { markers });
         if wrote {
             self.respond_when_durable(id, response, None);
@@ -940,6 +972,7 @@ impl Node {
                 request.producer_id_filters.is_empty()
                     || request.producer_id_filters.contains(&t.producer_id)
             })
+            // KIP-994: only open transactions (start_ms set) running at least that long.
             .filter(|t| {
                 request.duration_filter_ms < 0
                     || (t.start_ms >= 0
@@ -1050,6 +1083,8 @@ impl Node {
         {
             return Ok(());
         }
+        // A newer epoch than the coordinator's cannot be real and an older one is a zombie:
+        // either way the batch must not open a transaction here.
         if header.producer_epoch != txn.producer_epoch {
             let message = format!(
                 "producer {} epoch {} is not the current epoch {}",
@@ -1073,6 +1108,7 @@ impl Node {
     /// `transaction.timeout.ms`. Without the timeout a producer that died mid-transaction
     /// would hold the LSO of its partitions, and so every read_committed consumer, forever.
     pub(super) fn expire_transactions(&mut self, now: Now) {
+        // Collected first: each abort changes the table being scanned.
         let expired: Vec<String> = (self.txns.txns.values())
             .filter(|t| t.deadline.is_some_and(|d| d <= now.instant))
             .map(|t| t.transactional_id.clone())
@@ -1189,6 +1225,7 @@ impl Node {
                 })?;
             legacy.push(txn);
         }
+        // Tombstoned ids (`None`) are simply not restored.
         for txn in latest.into_values().flatten() {
             self.restore_txn(txn, now);
         }
@@ -1283,6 +1320,7 @@ impl Node {
                 _ => {}
             }
         }
+        // Finished after the scan, since finishing appends records and changes the table.
         for txn in finish {
             tracing::info!(txn.transactional_id, ?txn.state, "finishing a prepared transaction");
             self.finish_transaction(now, txn);
@@ -1297,6 +1335,8 @@ impl Node {
             if let Some(txn) = self.txns.txns.get_mut(&id) {
                 txn.deadline = None;
             }
+            // Markers still owed are the new coordinator's to send: it finds the transaction
+            // prepared and writes them again.
             self.forget_pending_markers(&id);
         }
     }
@@ -1410,6 +1450,7 @@ fn rebuild_index(
 /// for other requests. Every partition and id of the request gets an entry, because
 /// clients match results to what they asked and treat a missing one as a protocol error.
 pub(super) fn txn_error_response(request: &ApiRequest, error: ErrorCode) -> Option<ApiResponse> {
+    // For the requests that list topics with bare partition numbers.
     let topic_results = |topics: &[TxnTopic]| -> Vec<TxnTopicResult> {
         (topics.iter())
             .map(|t| TxnTopicResult {
@@ -1434,12 +1475,14 @@ pub(super) fn txn_error_response(request: &ApiRequest, error: ErrorCode) -> Opti
             throttle_time_ms: 0,
             error,
         }),
+        // No producer id or epoch is confirmed: -1 for both.
         ApiRequest::EndTxn(_) => ApiResponse::EndTxn(EndTxnResponse {
             throttle_time_ms: 0,
             error,
             producer_id: -1,
             producer_epoch: -1,
         }),
+        // Its partitions carry offsets, so `topic_results` does not fit.
         ApiRequest::TxnOffsetCommit(r) => ApiResponse::TxnOffsetCommit(TxnOffsetCommitResponse {
             throttle_time_ms: 0,
             topics: (r.topics.iter())
@@ -1479,6 +1522,7 @@ pub(super) fn txn_error_response(request: &ApiRequest, error: ErrorCode) -> Opti
                     .collect(),
             })
         }
+        // One top-level error; nothing is listed.
         ApiRequest::ListTransactions(_) => {
             ApiResponse::ListTransactions(ListTransactionsResponse {
                 throttle_time_ms: 0,
@@ -1505,6 +1549,7 @@ pub(super) fn txn_error_response(request: &ApiRequest, error: ErrorCode) -> Opti
                     .collect(),
             })
         }
+        // Not a transaction request: the caller answers it another way.
         _ => return None,
     })
 }
