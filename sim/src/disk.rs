@@ -181,36 +181,32 @@ impl SimDisk {
     /// Every record the disk holds now (synced or not), per storage partition key: `(offset,
     /// value)` in offset order. For the harness's replica comparison; never faulted.
     pub fn records(&self) -> BTreeMap<u64, Vec<(i64, Option<Bytes>)>> {
-        let state = self.lock();
-        let Ok(logs) = state.mem.logs() else {
-            return BTreeMap::new();
-        };
-        let mut out = BTreeMap::new();
-        for (partition_key, bounds) in logs {
-            let Some((start_offset, end_offset)) = bounds else {
-                continue;
-            };
-            let plan = ReadPlan {
-                partition_key,
-                start_offset,
-                end_offset,
-                max_bytes: u32::MAX,
-            };
-            let Ok(bytes) = state.mem.read(&plan) else {
-                continue;
-            };
-            let Ok(records) = weir_wire::records::decode_records(bytes) else {
-                continue;
-            };
-            let list = records.into_iter().map(|r| (r.offset, r.value)).collect();
-            out.insert(partition_key, list);
-        }
-        out
+        (self.decoded_records().into_iter())
+            .map(|(key, records)| {
+                (
+                    key,
+                    records.into_iter().map(|r| (r.offset, r.value)).collect(),
+                )
+            })
+            .collect()
     }
 
     /// Like [`SimDisk::records`], with each record's key: `(offset, key, value)`. For the
     /// compaction workloads' replica comparison (latest value per key); never faulted.
     pub fn keyed_records(&self) -> BTreeMap<u64, KeyedRecords> {
+        (self.decoded_records().into_iter())
+            .map(|(key, records)| {
+                let list = (records.into_iter())
+                    .map(|r| (r.offset, r.key, r.value))
+                    .collect();
+                (key, list)
+            })
+            .collect()
+    }
+
+    /// Every record of every log, decoded, per storage partition key (logs that cannot be
+    /// read or decoded are left out).
+    fn decoded_records(&self) -> BTreeMap<u64, Vec<weir_wire::records::Record>> {
         let state = self.lock();
         let Ok(logs) = state.mem.logs() else {
             return BTreeMap::new();
@@ -229,13 +225,9 @@ impl SimDisk {
             let Ok(bytes) = state.mem.read(&plan) else {
                 continue;
             };
-            let Ok(records) = weir_wire::records::decode_records(bytes) else {
-                continue;
-            };
-            let list = (records.into_iter())
-                .map(|r| (r.offset, r.key, r.value))
-                .collect();
-            out.insert(partition_key, list);
+            if let Ok(records) = weir_wire::records::decode_records(bytes) {
+                out.insert(partition_key, records);
+            }
         }
         out
     }

@@ -755,6 +755,8 @@ impl Node {
             return;
         }
         let epoch = leader.epoch;
+        // Field access, not `self.partition`: the replica roles are borrowed mutably below
+        // while this log is still read.
         let Some(log) = self
             .topics
             .get(&topic_id)
@@ -892,11 +894,7 @@ impl Node {
             self.send_peer(to, PeerMessage::FetchReply(reply));
             return;
         }
-        let Some(log) = self
-            .topics
-            .get(&topic_id)
-            .and_then(|t| t.partitions.get(index))
-        else {
+        let Some(log) = self.partition(PartitionId::new(topic_id, index)) else {
             return;
         };
         let leo = log.log_end_offset();
