@@ -429,7 +429,7 @@ impl<R: Runtime> Consumer<R> {
                 let bytes = match partition.records {
                     FetchRecords::Bytes(bytes) => bytes,
                     FetchRecords::Empty => continue,
-                    FetchRecords::Read(_) => {
+                    FetchRecords::Read(_) | FetchRecords::Remote(_) => {
                         return Err(ClientError::Protocol("unresolved read plan".into()))
                     }
                 };

@@ -221,6 +221,23 @@ pub struct NodeConfig {
     /// `log.cleaner.io.buffer.size` (524288 = 512 KiB): read and write buffer memory of the
     /// cleaner. At least 1 (Kafka accepts 0, with which its cleaner cannot read a batch).
     pub cleaner_io_buffer_bytes: u32,
+    /// Tiered storage is available: the broker has a remote store (`remote.log.storage.
+    /// system.enable`, set by the server when `weir.remote.storage.url` is configured).
+    /// Without it, `remote.storage.enable=true` on a topic is refused, as Kafka does.
+    pub remote_storage_enable: bool,
+    /// `remote.log.manager.task.interval.ms` (30000): how often a leader looks for closed
+    /// segments to upload, and runs remote retention.
+    pub remote_log_task_interval_ms: u64,
+    /// `remote.log.manager.copy.max.jobs` (Weir's; 2): uploads in flight node-wide.
+    pub remote_copy_jobs_max: usize,
+    /// `weir.remote.orphan.min.age.ms` (600000): an object no image references is deleted
+    /// by the sweeper only once it is this old (an upload in flight is not referenced yet).
+    pub remote_orphan_min_age_ms: u64,
+    /// `log.local.retention.ms` (-2: `retention.ms`): the broker default of the topic
+    /// config `local.retention.ms`.
+    pub local_retention_ms: i64,
+    /// `log.local.retention.bytes` (-2: `retention.bytes`).
+    pub local_retention_bytes: i64,
     /// `weir.durability` (fsync).
     pub durability: Durability,
     /// `log.flush.interval.ms` (1000): periodic fsync when durability is [`Durability::Os`].
@@ -300,6 +317,12 @@ impl Default for NodeConfig {
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_bytes: 128 * 1024 * 1024,
             cleaner_io_buffer_bytes: 512 * 1024,
+            remote_storage_enable: false,
+            remote_log_task_interval_ms: 30_000,
+            remote_copy_jobs_max: 2,
+            remote_orphan_min_age_ms: 600_000,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
             durability: Durability::Fsync,
             flush_interval_ms: 1_000,
             fetch_max_bytes: 57_671_680,

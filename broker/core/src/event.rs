@@ -115,6 +115,16 @@ pub enum Output {
     /// [`crate::cleaner::run_job`]), and report [`Completion::Compacted`]. The node keeps
     /// at most a few in flight; a driver that never runs them only leaves logs uncleaned.
     Compact(Box<crate::cleaner::CompactionJob>),
+    /// Upload this closed segment to the remote store, off the event loop (it reads
+    /// storage with [`crate::tier::SegmentReader`] and writes one new object), and report
+    /// [`Completion::Uploaded`]. A driver without a remote store reports it failed.
+    Upload(Box<crate::tier::UploadJob>),
+    /// Delete these objects from the remote store; no completion (a failure leaves an
+    /// orphan for the next sweep).
+    DeleteRemote(crate::tier::DeleteJob),
+    /// List a prefix of the remote store and delete the objects it does not keep; no
+    /// completion.
+    SweepRemote(crate::tier::SweepJob),
     /// Storage failed: the node has stopped accepting work. The driver must stop serving
     /// and exit non-zero.
     Poisoned {
@@ -140,4 +150,8 @@ pub enum Completion {
     /// bytes that do not parse). A storage error while reading is reported as
     /// [`Completion::Failed`] instead.
     Compacted(Result<Box<crate::cleaner::CompactionResult>, crate::cleaner::JobFailed>),
+    /// An upload finished: the object is whole in the store, or it failed (and may have
+    /// left an orphan). A storage error while reading local data is a failure too (the
+    /// node retries; storage errors that matter surface on its own reads and syncs).
+    Uploaded(Result<crate::tier::Uploaded, crate::tier::UploadFailed>),
 }

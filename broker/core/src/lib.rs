@@ -44,6 +44,7 @@ pub mod resolve;
 pub mod rng;
 pub mod storage;
 pub mod testing;
+pub mod tier;
 pub mod time;
 pub mod topic;
 pub mod topic_config;

@@ -167,6 +167,8 @@ pub struct SingleNode {
     pending_syncs: Vec<(u64, SyncMode)>,
     /// Set once the node emitted `Output::Poisoned`.
     pub poisoned: Option<String>,
+    /// The remote store of tiered storage; survives crashes (it is another system).
+    pub remote: crate::tier::MemObjects,
     next_seq: u64,
 }
 
@@ -185,6 +187,7 @@ impl SingleNode {
             unanswered: BTreeMap::new(),
             pending_syncs: Vec::new(),
             poisoned: None,
+            remote: crate::tier::MemObjects::default(),
             next_seq: 0,
         };
         harness.pump();
@@ -324,37 +327,47 @@ impl SingleNode {
         self.start();
     }
 
-    /// Apply every queued output, as a driver does. Compaction jobs run at once, after the
-    /// outputs that preceded them were applied (a real driver runs them off its loop).
+    /// Apply every queued output, as a driver does. Compaction and upload jobs run at
+    /// once, after the outputs that preceded them were applied (a real driver runs them
+    /// off its loop), and their completions are handed back once the queue is empty.
     pub fn pump(&mut self) {
         loop {
-            let mut jobs = Vec::new();
-            self.apply_outputs(&mut jobs);
-            if jobs.is_empty() {
+            let mut done = Vec::new();
+            self.apply_outputs(&mut done);
+            if done.is_empty() {
                 break;
             }
-            for job in jobs {
-                let completion = match crate::cleaner::run_for_driver(&self.storage, &job) {
-                    Ok(completion) => completion,
-                    Err(error) => Completion::Failed {
-                        reason: format!("compaction read failed: {error}"),
-                    },
-                };
+            for completion in done {
                 self.node.handle_storage(self.now, completion);
             }
         }
         self.node.invariants();
     }
 
-    fn apply_outputs(&mut self, jobs: &mut Vec<crate::cleaner::CompactionJob>) {
+    fn apply_outputs(&mut self, done: &mut Vec<Completion>) {
         while let Some(output) = self.node.poll_output() {
             match output {
-                Output::Compact(job) => jobs.push(*job),
+                Output::Compact(job) => {
+                    let completion = match crate::cleaner::run_for_driver(&self.storage, &job) {
+                        Ok(completion) => completion,
+                        Err(error) => Completion::Failed {
+                            reason: format!("compaction read failed: {error}"),
+                        },
+                    };
+                    done.push(completion);
+                }
+                Output::Upload(job) => {
+                    done.push(self.remote.upload(&self.storage, &job, self.now.wall_ms));
+                }
+                Output::DeleteRemote(job) => self.remote.delete(&job),
+                Output::SweepRemote(job) => self.remote.sweep(&job, self.now.wall_ms),
                 Output::Storage(op) => self.storage.apply(&op).expect("MemStorage apply"),
                 Output::Sync { sync_id, mode } => self.pending_syncs.push((sync_id, mode)),
                 Output::Respond { id, mut response } => {
                     let failures = resolve_response(&self.storage, &mut response);
                     assert!(failures.is_empty(), "reads failed: {failures:?}");
+                    let failures = self.remote.resolve(&mut response);
+                    assert!(failures.is_empty(), "remote reads failed: {failures:?}");
                     let previous = self.responses.insert(id, response);
                     assert!(previous.is_none(), "request {id:?} answered twice");
                 }

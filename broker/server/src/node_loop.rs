@@ -233,6 +233,17 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 }
                 Output::Peer { to, addr, message } => self.peers.send(to, &addr, message),
                 Output::Compact(job) => self.start_compaction(job),
+                // Tiered storage's driver side is not wired yet: no upload happens.
+                Output::Upload(job) => {
+                    let failed = weir_core::tier::UploadFailed {
+                        job_id: job.job_id,
+                        reason: "no remote store configured".into(),
+                    };
+                    let _ = self
+                        .compacted_sender
+                        .send(Completion::Uploaded(Err(failed)));
+                }
+                Output::DeleteRemote(_) | Output::SweepRemote(_) => {}
                 Output::Poisoned { reason } => {
                     tracing::error!("node poisoned, stopping: {reason}");
                     return Err(NodeLoopError::Poisoned(reason));

@@ -449,6 +449,24 @@ pub enum FetchRecords {
     Read(ReadPlan),
     /// Stored batches, concatenated, exactly as stored.
     Bytes(Bytes),
+    /// Read whole batches from a segment object in the remote store (tiered storage):
+    /// the driver turns it into [`FetchRecords::Bytes`] like a [`FetchRecords::Read`].
+    Remote(RemoteReadPlan),
+}
+
+/// A remote read the core asks the driver to perform: batches of one uploaded segment
+/// object covering `[start_offset, end_offset)`, at most `max_bytes` except that the first
+/// batch is always returned whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteReadPlan {
+    /// The object's key, relative to the store's root.
+    pub object_key: String,
+    /// First offset wanted; the batch containing it is the first returned.
+    pub start_offset: i64,
+    /// Exclusive upper bound (the object's end, or the high watermark or LSO before it).
+    pub end_offset: i64,
+    /// Soft byte bound.
+    pub max_bytes: u32,
 }
 
 /// A storage read the core asks the driver to perform.
@@ -462,6 +480,9 @@ pub struct ReadPlan {
     pub end_offset: i64,
     /// Soft byte bound.
     pub max_bytes: u32,
+    /// A read_committed fetch: the driver also fills the partition's aborted transactions
+    /// from the object's own list (local memory may no longer know them).
+    pub read_committed: bool,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ mod producer_id;
 mod quorum;
 mod recover;
 mod retention;
+mod tier;
 mod txn;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -277,6 +278,7 @@ impl Node {
             Completion::Synced { sync_id } => self.on_synced(now, sync_id),
             Completion::Failed { reason } => self.poison(reason),
             Completion::Compacted(outcome) => self.on_compacted(now, outcome),
+            Completion::Uploaded(outcome) => self.on_uploaded(now, outcome),
         }
         if self.poisoned.is_none() {
             self.release_held_requests(now);

@@ -41,6 +41,8 @@ pub struct Cluster {
     pub cut: BTreeSet<i32>,
     pub now: Now,
     next_seq: u64,
+    /// The object store every node shares (tiered storage); survives crashes.
+    pub remote: weir_core::tier::MemObjects,
 }
 
 /// A node's controller listener address.
@@ -90,6 +92,7 @@ impl Cluster {
             cut: BTreeSet::new(),
             now,
             next_seq: 0,
+            remote: weir_core::tier::MemObjects::default(),
         };
         cluster.pump();
         cluster
@@ -115,15 +118,21 @@ impl Cluster {
                 let member = self.members.get_mut(&id).expect("live member");
                 let mut synced = None;
                 let mut jobs = Vec::new();
+                let mut uploads = Vec::new();
                 while let Some(output) = member.node.poll_output() {
                     moved = true;
                     match output {
                         Output::Compact(job) => jobs.push(job),
+                        Output::Upload(job) => uploads.push(job),
+                        Output::DeleteRemote(job) => self.remote.delete(&job),
+                        Output::SweepRemote(job) => self.remote.sweep(&job, now.wall_ms),
                         Output::Storage(op) => member.storage.apply(&op).expect("apply"),
                         Output::Sync { sync_id, .. } => synced = Some(sync_id),
                         Output::Respond { id, mut response } => {
                             let failures = resolve_response(&member.storage, &mut response);
                             assert!(failures.is_empty(), "reads failed: {failures:?}");
+                            let failures = self.remote.resolve(&mut response);
+                            assert!(failures.is_empty(), "remote reads failed: {failures:?}");
                             member.responses.insert(id, response);
                         }
                         Output::Peer {
@@ -143,6 +152,10 @@ impl Cluster {
                 for job in jobs {
                     let completion = weir_core::cleaner::run_for_driver(&member.storage, &job)
                         .expect("compaction reads MemStorage");
+                    member.node.handle_storage(now, completion);
+                }
+                for job in uploads {
+                    let completion = self.remote.upload(&member.storage, &job, now.wall_ms);
                     member.node.handle_storage(now, completion);
                 }
                 if let Some(sync_id) = synced {

@@ -173,7 +173,9 @@ pub fn fetched_records(response: &ApiResponse) -> Vec<Record> {
     match &fetch_partition(response).records {
         FetchRecords::Empty => Vec::new(),
         FetchRecords::Bytes(bytes) => decode_records(bytes.clone()).expect("served bytes decode"),
-        FetchRecords::Read(plan) => panic!("unresolved plan {plan:?}"),
+        other @ (FetchRecords::Read(_) | FetchRecords::Remote(_)) => {
+            panic!("unresolved plan {other:?}")
+        }
     }
 }
 

@@ -343,7 +343,9 @@ impl Client {
                         records::decode_records(bytes.clone()).expect("decode records")
                     }
                     FetchRecords::Empty => vec![],
-                    FetchRecords::Read(plan) => panic!("unresolved read plan {plan:?}"),
+                    FetchRecords::Read(_) | FetchRecords::Remote(_) => {
+                        panic!("unresolved read plan {:?}", partition.records)
+                    }
                 };
                 (partition.error.0, partition.high_watermark, records)
             }

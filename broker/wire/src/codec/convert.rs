@@ -326,6 +326,12 @@ pub(super) fn fetch_resp_from_domain(
                         p.partition
                     )))
                 }
+                FetchRecords::Remote(plan) => {
+                    return Err(WireError::Encode(format!(
+                        "fetch partition {} still carries a remote read plan {plan:?}",
+                        p.partition
+                    )))
+                }
             };
             let mut r = fetch_response::PartitionData::default()
                 .with_partition_index(p.partition)
