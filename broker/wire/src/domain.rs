@@ -467,6 +467,9 @@ pub struct RemoteReadPlan {
     pub end_offset: i64,
     /// Soft byte bound.
     pub max_bytes: u32,
+    /// A read_committed fetch: the driver also fills the partition's aborted transactions
+    /// from the object's own list (local memory may no longer know them).
+    pub read_committed: bool,
 }
 
 /// A storage read the core asks the driver to perform.
@@ -480,9 +483,6 @@ pub struct ReadPlan {
     pub end_offset: i64,
     /// Soft byte bound.
     pub max_bytes: u32,
-    /// A read_committed fetch: the driver also fills the partition's aborted transactions
-    /// from the object's own list (local memory may no longer know them).
-    pub read_committed: bool,
 }
 
 // ---------------------------------------------------------------------------------------
