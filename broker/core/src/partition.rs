@@ -327,6 +327,15 @@ impl PartitionLog {
         self.epochs.last().map_or(-1, |(epoch, _)| *epoch)
     }
 
+    /// The leader epoch of the batch at `offset` by the epoch cache (the largest epoch
+    /// starting at or below it; -1 when the cache knows none).
+    pub fn epoch_at(&self, offset: i64) -> i32 {
+        (self.epochs.iter())
+            .take_while(|(_, start)| *start <= offset)
+            .last()
+            .map_or(-1, |(epoch, _)| *epoch)
+    }
+
     /// Record that `epoch` starts at `offset` (a new leader's first offset, or a replicated
     /// batch of a newer epoch). Returns true when the cache changed.
     pub fn push_epoch(&mut self, epoch: i32, offset: i64) -> bool {
@@ -609,18 +618,33 @@ impl PartitionLog {
     /// Delete whole segments below the high watermark: those whose newest record is older
     /// than `retention_ms`, then the oldest while the rest still holds `retention_bytes`.
     /// The active segment goes only when it is entirely expired by time (rolled first).
+    #[cfg(test)]
     pub fn enforce_retention(
         &mut self,
         now_ms: i64,
         retention_ms: i64,
         retention_bytes: i64,
     ) -> Option<Truncation> {
+        self.enforce_retention_below(now_ms, retention_ms, retention_bytes, i64::MAX)
+    }
+
+    /// [`PartitionLog::enforce_retention`], deleting only segments that end at or below
+    /// `bound` (a tiered partition's confirmed remote end: a local copy goes only once the
+    /// object store holds it).
+    pub fn enforce_retention_below(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+        bound: i64,
+    ) -> Option<Truncation> {
+        let bound = bound.min(self.high_watermark());
         let mut removed = Vec::new();
         while let Some(first) = self.segments.front().copied() {
             if retention_ms < 0 {
                 break;
             }
-            let durable = first.end_offset <= self.high_watermark() && !first.is_empty();
+            let durable = first.end_offset <= bound && !first.is_empty();
             // A segment without timestamps (producers sent -1) never expires by time.
             let expired = first.max_timestamp >= 0
                 && now_ms.saturating_sub(first.max_timestamp) > retention_ms;
@@ -638,7 +662,7 @@ impl PartitionLog {
                 let Some(first) = self.segments.front().copied() else {
                     break;
                 };
-                if first.end_offset > self.high_watermark() || total - first.bytes < limit {
+                if first.end_offset > bound || total - first.bytes < limit {
                     break;
                 }
                 total -= first.bytes;

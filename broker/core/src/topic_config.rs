@@ -69,6 +69,12 @@ pub struct TopicConfig {
     pub segment_ms: Option<i64>,
     /// `compression.type` was given explicitly (only `producer` is accepted).
     pub compression_producer: bool,
+    /// `remote.storage.enable`: tiered storage (KIP-405).
+    pub remote_storage_enable: Option<bool>,
+    /// `local.retention.ms` (-2: `retention.ms`): how long uploaded data stays local.
+    pub local_retention_ms: Option<i64>,
+    /// `local.retention.bytes` (-2: `retention.bytes`).
+    pub local_retention_bytes: Option<i64>,
 }
 
 /// A refused topic config, answered as INVALID_CONFIG with this message.
@@ -97,12 +103,15 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
     "compression.type",
     "delete.retention.ms",
+    "local.retention.bytes",
+    "local.retention.ms",
     "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
     "min.insync.replicas",
+    "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -135,7 +144,89 @@ impl TopicConfig {
     ///
     /// [`from_overrides`]: TopicConfig::from_overrides
     pub fn check_against(&self, node: &NodeConfig) -> Result<(), TopicConfigError> {
-        self.check_compaction_lags(Some(node))
+        self.check_compaction_lags(Some(node))?;
+        self.check_remote(node)
+    }
+
+    /// Kafka's rules for tiered topics: the broker must have a remote store, a compacted
+    /// topic cannot be tiered, and local retention cannot exceed total retention.
+    fn check_remote(&self, node: &NodeConfig) -> Result<(), TopicConfigError> {
+        if !self.remote_storage_enable(node) {
+            return Ok(());
+        }
+        if !node.remote_storage_enable {
+            return Err(refuse(
+                "Tiered Storage functionality is disabled in the broker: configure \
+                 weir.remote.storage.url to use remote.storage.enable=true",
+            ));
+        }
+        if self.cleanup_policy(node).compact {
+            return Err(refuse(
+                "Remote log storage only supports topics with cleanup.policy=delete",
+            ));
+        }
+        let pairs = [
+            (
+                "local.retention.ms",
+                self.local_retention_ms(node),
+                "retention.ms",
+            ),
+            (
+                "local.retention.bytes",
+                self.local_retention_bytes(node),
+                "retention.bytes",
+            ),
+        ];
+        let totals = [self.retention_ms(node), self.retention_bytes(node)];
+        for ((local_name, local, total_name), total) in pairs.into_iter().zip(totals) {
+            if total >= 0 && (local < 0 || local > total) {
+                return Err(refuse(format!(
+                    "Invalid value {local} for configuration {local_name}: Value must not \
+                     be more than {total_name} property value: {total}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuse turning tiered storage off once on (Kafka refuses it too: the remote data
+    /// would be stranded).
+    pub fn check_change_from(
+        &self,
+        before: &TopicConfig,
+        node: &NodeConfig,
+    ) -> Result<(), TopicConfigError> {
+        if before.remote_storage_enable(node) && !self.remote_storage_enable(node) {
+            return Err(refuse(
+                "It is invalid to disable remote storage without deleting remote data. \
+                 To delete the data, delete the topic",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Effective `remote.storage.enable` (false by default).
+    pub fn remote_storage_enable(&self, _node: &NodeConfig) -> bool {
+        self.remote_storage_enable.unwrap_or(false)
+    }
+
+    /// Effective `local.retention.ms`: -2 (the default) means `retention.ms`.
+    pub fn local_retention_ms(&self, node: &NodeConfig) -> i64 {
+        match self.local_retention_ms.unwrap_or(node.local_retention_ms) {
+            -2 => self.retention_ms(node),
+            value => value,
+        }
+    }
+
+    /// Effective `local.retention.bytes`: -2 (the default) means `retention.bytes`.
+    pub fn local_retention_bytes(&self, node: &NodeConfig) -> i64 {
+        match self
+            .local_retention_bytes
+            .unwrap_or(node.local_retention_bytes)
+        {
+            -2 => self.retention_bytes(node),
+            value => value,
+        }
     }
 
     /// The explicit overrides as canonical `(name, value)` strings (persisted form).
@@ -157,6 +248,14 @@ impl TopicConfig {
         put(
             "delete.retention.ms",
             self.delete_retention_ms.map(|v| v.to_string()),
+        );
+        put(
+            "local.retention.bytes",
+            self.local_retention_bytes.map(|v| v.to_string()),
+        );
+        put(
+            "local.retention.ms",
+            self.local_retention_ms.map(|v| v.to_string()),
         );
         put(
             "max.compaction.lag.ms",
@@ -181,6 +280,10 @@ impl TopicConfig {
         put(
             "min.insync.replicas",
             self.min_insync_replicas.map(|v| v.to_string()),
+        );
+        put(
+            "remote.storage.enable",
+            self.remote_storage_enable.map(|v| v.to_string()),
         );
         put(
             "retention.bytes",
@@ -272,6 +375,7 @@ impl TopicConfig {
     pub fn describe(&self, node: &NodeConfig) -> Vec<ConfigEntry> {
         let mut entries = self.describe_log(node);
         entries.extend(self.describe_cleaner(node));
+        entries.extend(self.describe_remote(node));
         // A name missing from TOPIC_CONFIG_NAMES would sort last, and fail the tests that
         // compare the two lists.
         entries.sort_by_key(|entry| {
@@ -333,6 +437,32 @@ impl TopicConfig {
                 self.segment_ms(node),
                 self.segment_ms.is_none(),
                 LONG,
+            ),
+        ]
+    }
+
+    /// The entries of tiered storage.
+    fn describe_remote(&self, node: &NodeConfig) -> Vec<ConfigEntry> {
+        use config_type::{BOOLEAN, LONG};
+        vec![
+            entry(
+                "local.retention.bytes",
+                self.local_retention_bytes
+                    .unwrap_or(node.local_retention_bytes),
+                self.local_retention_bytes.is_none(),
+                LONG,
+            ),
+            entry(
+                "local.retention.ms",
+                self.local_retention_ms.unwrap_or(node.local_retention_ms),
+                self.local_retention_ms.is_none(),
+                LONG,
+            ),
+            entry(
+                "remote.storage.enable",
+                self.remote_storage_enable(node),
+                self.remote_storage_enable.is_none(),
+                BOOLEAN,
             ),
         ]
     }
@@ -422,6 +552,23 @@ impl TopicConfig {
                 self.segment_bytes = Some(parse_int(name, value, min)?);
             }
             "segment.ms" => self.segment_ms = Some(parse_long(name, value, 1)?),
+            "remote.storage.enable" => {
+                self.remote_storage_enable = Some(match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(invalid_value(
+                            name,
+                            value,
+                            "Expected value to be either true or false",
+                        ))
+                    }
+                });
+            }
+            "local.retention.ms" => self.local_retention_ms = Some(parse_long(name, value, -2)?),
+            "local.retention.bytes" => {
+                self.local_retention_bytes = Some(parse_long(name, value, -2)?);
+            }
             _ => return Err(refuse(format!("Unknown topic config name: {name}"))),
         }
         Ok(())
@@ -562,8 +709,13 @@ mod tests {
             ("delete.retention.ms", "0"),
             ("min.compaction.lag.ms", "10"),
             ("max.compaction.lag.ms", "20"),
+            ("remote.storage.enable", "false"),
+            ("local.retention.ms", "500"),
+            ("local.retention.bytes", "1024"),
         ])
         .expect("all values are valid");
+        assert_eq!(config.local_retention_ms(&node), 500);
+        assert_eq!(config.local_retention_bytes(&node), 1024);
         assert_eq!(config.retention_ms(&node), 1000);
         assert_eq!(config.retention_bytes(&node), 2048);
         assert_eq!(config.segment_bytes(&node), 1024);

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
-use weir_core::node::metrics::MetricsSnapshot;
+use weir_core::node::metrics::{MetricsSnapshot, RemotePartitionMetrics};
 use weir_runtime::{Listener, Runtime};
 
 use crate::messages::NodeInput;
@@ -194,7 +194,58 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
     render_messages_in(&mut out, snapshot);
     render_groups(&mut out, snapshot);
     render_log_sizes(&mut out, snapshot);
+    render_remote(&mut out, snapshot);
     out
+}
+
+/// Tiered storage: `weir_remote_log_size_bytes` (tiered partitions),
+/// `weir_remote_upload_lag_bytes` (tiered partitions this broker leads: closed, stable
+/// bytes not uploaded yet) and the upload counters.
+fn render_remote(out: &mut String, snapshot: &MetricsSnapshot) {
+    let gauges: [(&str, &str, fn(&RemotePartitionMetrics) -> Option<u64>); 2] = [
+        (
+            "weir_remote_log_size_bytes",
+            "Bytes of the partition's segments in the remote store.",
+            |remote| Some(remote.size_bytes),
+        ),
+        (
+            "weir_remote_upload_lag_bytes",
+            "Bytes of closed segments the leader has not uploaded yet.",
+            |remote| remote.upload_lag_bytes,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, help);
+        for partition in &snapshot.partitions {
+            let Some(value) = partition.remote.as_ref().and_then(value) else {
+                continue;
+            };
+            let label = partition.partition.to_string();
+            let labels = [("topic", partition.topic.as_str()), ("partition", &label)];
+            sample(out, name, &labels, value);
+        }
+    }
+    let counters = [
+        (
+            "weir_remote_upload_bytes_total",
+            "Bytes of segment objects uploaded since the broker started.",
+            snapshot.remote_bytes_uploaded,
+        ),
+        (
+            "weir_remote_uploads_total",
+            "Segment uploads completed since the broker started.",
+            snapshot.remote_uploads,
+        ),
+        (
+            "weir_remote_upload_failures_total",
+            "Segment uploads that failed (and were retried) since the broker started.",
+            snapshot.remote_upload_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        sample(out, name, &[], value);
+    }
 }
 
 /// Partition sizes on this broker and the log cleaner's state: `weir_partition_size_bytes`
@@ -389,6 +440,11 @@ mod tests {
             high_watermark: hw,
             size_bytes: 1000 + u64::try_from(p).expect("small"),
             cleaner_dirty_ratio: (p == 1).then_some(0.25),
+            remote: (p == 0).then_some(RemotePartitionMetrics {
+                size_bytes: 777,
+                log_start_offset: 0,
+                upload_lag_bytes: Some(12),
+            }),
         };
         let lag = |topic: &str, p, committed, hw: Option<i64>| GroupPartitionLag {
             topic: topic.into(),
@@ -413,6 +469,9 @@ mod tests {
             }],
             cleaner_bytes_read: 4096,
             cleaner_bytes_cleaned: 512,
+            remote_bytes_uploaded: 9000,
+            remote_uploads: 3,
+            remote_upload_failures: 1,
         };
         let text = render(&snapshot);
         for line in [
@@ -432,6 +491,10 @@ mod tests {
             "weir_log_cleaner_dirty_ratio{topic=\"orders\",partition=\"1\"} 0.25",
             "weir_log_cleaner_bytes_read_total 4096",
             "weir_log_cleaner_bytes_cleaned_total 512",
+            "weir_remote_log_size_bytes{topic=\"orders\",partition=\"0\"} 777",
+            "weir_remote_upload_lag_bytes{topic=\"orders\",partition=\"0\"} 12",
+            "weir_remote_upload_bytes_total 9000",
+            "weir_remote_upload_failures_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -337,6 +337,35 @@ pub fn remote_segment_uploaded(
     })
 }
 
+/// A leader's request to drop its partition's remote log below `below` (remote retention).
+/// Refused (None) unless `from` leads the partition at the quoted epoch and `below` ends a
+/// segment of the remote log above its start: an expiry is always a whole-segment prefix,
+/// and a repeat of one already applied is dropped.
+pub fn remote_segments_expired(
+    image: &MetadataImage,
+    from: i32,
+    request: &crate::cluster::peer::RemoteSegmentsExpired,
+) -> Option<MetaRecord> {
+    let id = u128::from_be_bytes(request.topic_id);
+    let state = image.partition(id, request.partition)?;
+    if state.leader != from || state.leader_epoch != request.leader_epoch {
+        return None;
+    }
+    let log = image.remote_log(id, request.partition)?;
+    let ends_a_segment = log
+        .segments
+        .values()
+        .any(|segment| segment.end_offset == request.below);
+    if request.below <= log.log_start_offset || !ends_a_segment {
+        return None;
+    }
+    Some(MetaRecord::RemoteSegmentsDeleted {
+        id,
+        partition: request.partition,
+        below: request.below,
+    })
+}
+
 /// Complete the reassignment in progress in `next` (decided from `before`) if every
 /// target replica is in its ISR (KIP-455): the replicas being removed leave the replicas
 /// and the ISR, and a leader among them hands over to a target ISR member.

@@ -156,6 +156,23 @@ pub struct RemoteSegmentUploaded {
     pub segment: RemoteSegment,
 }
 
+/// A leader asks the controller to drop a prefix of a partition's remote log (remote
+/// retention: the segments ending at or below `below` expired by `retention.ms` or
+/// `retention.bytes`); the controller records it as `MetaRecord::RemoteSegmentsDeleted`.
+/// No answer: the leader sees the image change, deletes the objects, and asks again at
+/// its next retention pass if the request was lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSegmentsExpired {
+    /// Topic id (uuid bytes).
+    pub topic_id: [u8; 16],
+    /// Partition index.
+    pub partition: i32,
+    /// The sender's leader epoch: a deposed leader's request is refused.
+    pub leader_epoch: i32,
+    /// Segments ending at or below this go.
+    pub below: i64,
+}
+
 /// A follower's fetch from a partition leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaFetch {
@@ -308,6 +325,9 @@ pub enum PeerMessage {
     /// A leader reports an uploaded segment to the controller (no answer: the leader
     /// watches its image).
     RemoteSegmentUploaded(RemoteSegmentUploaded),
+    /// A leader asks the controller to drop an expired prefix of a remote log (no answer:
+    /// the leader watches its image).
+    RemoteSegmentsExpired(RemoteSegmentsExpired),
 }
 
 /// A transaction marker for a partition led by another broker.

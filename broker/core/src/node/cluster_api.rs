@@ -171,6 +171,8 @@ impl Node {
                     .map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
                 (config.check_against(&self.config))
                     .map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
+                (config.check_change_from(&topic.config, &self.config))
+                    .map_err(|e| (ErrorCode::INVALID_CONFIG, e.message))?;
                 Ok((topic_id, config))
             })();
             match outcome {

@@ -6,15 +6,17 @@
 
 use weir_wire::domain::{
     ApiResponse, FetchPartition, FetchPartitionResponse, FetchRecords, FetchRequest, FetchResponse,
-    FetchTopicResponse, ReadPlan,
+    FetchTopicResponse, ReadPlan, RemoteReadPlan,
 };
 use weir_wire::error::ErrorCode;
 
 use super::{Node, ParkedFetch, FETCH_WAIT_MS_MAX};
 use crate::buggify::Point;
+use crate::cluster::image::RemoteLog;
 use crate::event::RequestId;
 use crate::partition::PartitionLog;
 use crate::time::Now;
+use crate::topic::PartitionId;
 
 /// What a fetch would return right now.
 pub(super) struct FetchEvaluation {
@@ -113,12 +115,18 @@ impl Node {
                 let log = resolved.and_then(|key| {
                     let epoch = self.serving_epoch(key)?;
                     super::check_epoch_against(partition.current_leader_epoch, epoch)?;
-                    Ok(self.partition(key).expect("resolved partition exists"))
+                    Ok((key, self.partition(key).expect("resolved partition exists")))
                 });
-                let served = log.and_then(|log| {
+                let served = log.and_then(|(key, log)| {
                     let short = self.buggify.fire(Point::ShortFetch);
                     let read_committed = request.isolation_level == 1;
-                    serve_partition(log, partition, &mut budget, short, read_committed)
+                    let remote = self.remote_view(key, log);
+                    let reading = Reading {
+                        short,
+                        read_committed,
+                        remote,
+                    };
+                    serve_partition(log, partition, &mut budget, &reading)
                         .map(|(response, available)| (response, available, log.partition_key()))
                 });
                 match served {
@@ -156,20 +164,57 @@ fn satisfied(request: &FetchRequest, evaluation: &FetchEvaluation) -> bool {
         || evaluation.available_bytes >= min_bytes
 }
 
+/// How one partition is read.
+struct Reading<'a> {
+    /// BUGGIFY: a one-byte bound.
+    short: bool,
+    read_committed: bool,
+    /// A tiered partition's remote log and the log start it gives (remote start when the
+    /// remote log reaches the local log).
+    remote: Option<(&'a RemoteLog, i64)>,
+}
+
+impl Node {
+    /// The remote side of `log`, if its topic is tiered and the remote log reaches it.
+    pub(super) fn remote_view(
+        &self,
+        key: PartitionId,
+        log: &PartitionLog,
+    ) -> Option<(&RemoteLog, i64)> {
+        let start = self.total_log_start(key, log.log_start_offset());
+        if start >= log.log_start_offset() {
+            return None;
+        }
+        let image = &self.cluster.meta.image;
+        let remote = image.remote_log(key.topic.as_u128(), key.partition())?;
+        Some((remote, start))
+    }
+}
+
 /// One partition's answer and the bytes available to it.
 fn serve_partition(
     log: &PartitionLog,
     partition: &FetchPartition,
     budget: &mut Budget,
-    short: bool,
-    read_committed: bool,
+    reading: &Reading<'_>,
 ) -> Result<(FetchPartitionResponse, u64), ErrorCode> {
     let fetch_offset = partition.fetch_offset;
+    let log_start = reading
+        .remote
+        .map_or(log.log_start_offset(), |(_, start)| start);
     // Kafka's range check is against the log end offset: offsets in [hw, leo] are valid
     // and simply have nothing to read yet.
-    if fetch_offset < log.log_start_offset() || fetch_offset > log.log_end_offset() {
+    if fetch_offset < log_start || fetch_offset > log.log_end_offset() {
         return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
     }
+    if fetch_offset < log.log_start_offset() {
+        if let Some((remote, _)) = reading.remote {
+            return Ok(serve_remote(
+                log, remote, partition, budget, reading, log_start,
+            ));
+        }
+    }
+    let (short, read_committed) = (reading.short, reading.read_committed);
     let high_watermark = log.high_watermark();
     let last_stable_offset = log.txns.last_stable_offset(high_watermark);
     // read_committed reads stop at the last stable offset (no open transaction's data).
@@ -211,7 +256,7 @@ fn serve_partition(
         error: ErrorCode::NONE,
         high_watermark,
         last_stable_offset,
-        log_start_offset: log.log_start_offset(),
+        log_start_offset: log_start,
         // The client drops the records of these producers from their first offset until
         // their abort marker (only read_committed consumers need them).
         aborted_transactions: if read_committed {
@@ -223,6 +268,56 @@ fn serve_partition(
         records,
     };
     Ok((response, available))
+}
+
+/// A fetch below the local log start of a tiered partition: a remote read of the
+/// uploaded segment holding the offset (or the next one), bounded like a local read.
+/// Uploaded data lies below the high watermark and the last stable offset (uploads wait
+/// for both), so its whole segment is visible to every isolation level.
+fn serve_remote(
+    log: &PartitionLog,
+    remote: &RemoteLog,
+    partition: &FetchPartition,
+    budget: &mut Budget,
+    reading: &Reading<'_>,
+    log_start: i64,
+) -> (FetchPartitionResponse, u64) {
+    let fetch_offset = partition.fetch_offset;
+    let high_watermark = log.high_watermark();
+    let last_stable_offset = log.txns.last_stable_offset(high_watermark);
+    let segment = remote.segment_for(fetch_offset);
+    let available = segment.map_or(0, |s| s.size_bytes);
+    let partition_max = u64::try_from(partition.partition_max_bytes).unwrap_or(0);
+    let mut plan_max = partition_max.min(budget.remaining);
+    if reading.short && plan_max > 0 {
+        plan_max = 1;
+    }
+    let records = match segment {
+        Some(segment) if available > 0 && (plan_max > 0 || budget.first) => {
+            budget.first = false;
+            budget.remaining -= plan_max.min(available);
+            FetchRecords::Remote(RemoteReadPlan {
+                object_key: segment.object_key.clone(),
+                start_offset: fetch_offset,
+                end_offset: segment.end_offset.min(high_watermark),
+                max_bytes: u32::try_from(plan_max).unwrap_or(u32::MAX),
+                read_committed: reading.read_committed,
+            })
+        }
+        _ => FetchRecords::Empty,
+    };
+    let response = FetchPartitionResponse {
+        partition: partition.partition,
+        error: ErrorCode::NONE,
+        high_watermark,
+        last_stable_offset,
+        log_start_offset: log_start,
+        // The driver fills them from the object for a read_committed read.
+        aborted_transactions: Vec::new(),
+        preferred_read_replica: -1,
+        records,
+    };
+    (response, available)
 }
 
 /// A partition answered with an error (Kafka fills -1 for the offsets).

@@ -12,6 +12,7 @@ use weir_wire::domain::{
 use weir_wire::error::ErrorCode;
 
 use super::Node;
+use crate::cluster::image::RemoteLog;
 use crate::event::RequestId;
 use crate::partition::PartitionLog;
 
@@ -76,20 +77,30 @@ impl Node {
                 let epoch = self.serving_epoch(key)?;
                 super::check_epoch_against(query.current_leader_epoch, epoch)?;
                 Ok((
+                    key,
                     self.partition(key).expect("resolved partition exists"),
                     epoch,
                 ))
             });
         match resolved {
-            Ok((log, epoch)) => answer(log, query, epoch),
+            Ok((key, log, epoch)) => {
+                let remote = self.remote_view(key, log);
+                answer(log, remote, query, epoch)
+            }
             Err(error) => not_found(query.partition, error),
         }
     }
 }
 
 /// Answer one query against a partition.
+///
+/// `remote` is a tiered partition's remote log and the log start it gives. Timestamp
+/// queries answered from remote data are coarser than local ones: the first offset of the
+/// first uploaded segment whose newest record reaches the timestamp (never after the
+/// record asked for, so a consumer seeking there skips nothing).
 fn answer(
     log: &PartitionLog,
+    remote: Option<(&RemoteLog, i64)>,
     query: &ListOffsetsPartition,
     leader_epoch: i32,
 ) -> ListOffsetsPartitionResponse {
@@ -104,7 +115,8 @@ fn answer(
     match query.timestamp {
         // read_committed gets the last stable offset instead (list_offsets).
         LATEST_TIMESTAMP => found(log.high_watermark(), -1),
-        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset(), -1),
+        EARLIEST_TIMESTAMP => found(remote.map_or(log.log_start_offset(), |(_, s)| s), -1),
+        EARLIEST_LOCAL_TIMESTAMP => found(log.log_start_offset(), -1),
         // Memory knows the batch holding the largest timestamp; Kafka answers the offset of
         // the record itself, so the driver searches that batch for the first record carrying
         // it (a timestamp lookup starting at the batch).
@@ -123,9 +135,32 @@ fn answer(
             Some((timestamp, batch_offset)) => found(batch_offset, timestamp),
             None => not_found(query.partition, ErrorCode::NONE),
         },
-        LATEST_TIERED_TIMESTAMP => not_found(query.partition, ErrorCode::NONE),
+        // KIP-1005: the highest offset in remote storage.
+        LATEST_TIERED_TIMESTAMP => match remote {
+            Some((remote, _)) => found(remote.end_offset() - 1, -1),
+            None => not_found(query.partition, ErrorCode::NONE),
+        },
         timestamp if timestamp < 0 => not_found(query.partition, ErrorCode::INVALID_REQUEST),
-        timestamp => match log.timestamp_search_start(timestamp) {
+        timestamp => match remote.and_then(|(remote, start)| {
+            (remote.segments.values())
+                .filter(|s| s.base_offset < log.log_start_offset())
+                .find(|s| s.max_timestamp >= timestamp)
+                .map(|s| (s.base_offset.max(start), s.max_timestamp))
+        }) {
+            Some((offset, segment_max)) => found(offset, segment_max),
+            None => local_timestamp_answer(log, query, timestamp),
+        },
+    }
+}
+
+/// A timestamp query over the local log.
+fn local_timestamp_answer(
+    log: &PartitionLog,
+    query: &ListOffsetsPartition,
+    timestamp: i64,
+) -> ListOffsetsPartitionResponse {
+    {
+        match log.timestamp_search_start(timestamp) {
             Some(start_offset) => ListOffsetsPartitionResponse {
                 lookup: Some(TimestampLookup {
                     partition_key: log.partition_key(),
@@ -137,7 +172,7 @@ fn answer(
             },
             // No record that new: Kafka answers offset -1, timestamp -1.
             None => not_found(query.partition, ErrorCode::NONE),
-        },
+        }
     }
 }
 

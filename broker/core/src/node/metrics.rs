@@ -37,6 +37,20 @@ pub struct PartitionOffsets {
     pub size_bytes: u64,
     /// The log cleaner's dirty ratio (0..=1); `None` when the topic is not compacted.
     pub cleaner_dirty_ratio: Option<f64>,
+    /// Tiered storage; `None` when the topic is not tiered.
+    pub remote: Option<RemotePartitionMetrics>,
+}
+
+/// A tiered partition's remote side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemotePartitionMetrics {
+    /// Bytes of its uploaded segments (the committed remote log).
+    pub size_bytes: u64,
+    /// The log start offset of the local log and remote log together.
+    pub log_start_offset: i64,
+    /// Bytes of closed, stable segments not uploaded yet; `None` on a follower (only the
+    /// leader uploads).
+    pub upload_lag_bytes: Option<u64>,
 }
 
 /// One committed offset of a group, with the lag behind its partition's high watermark.
@@ -82,6 +96,12 @@ pub struct MetricsSnapshot {
     pub cleaner_bytes_read: u64,
     /// Bytes the log cleaner removed from logs since the node started.
     pub cleaner_bytes_cleaned: u64,
+    /// Bytes of segment objects uploaded since the node started.
+    pub remote_bytes_uploaded: u64,
+    /// Uploads completed since the node started.
+    pub remote_uploads: u64,
+    /// Uploads failed since the node started (each is retried).
+    pub remote_upload_failures: u64,
 }
 
 impl Node {
@@ -95,6 +115,7 @@ impl Node {
                 continue;
             };
             let compacts = self.compacts(topic);
+            let tiered = self.tiered(topic);
             let min_lag_ms = topic.config.min_compaction_lag_ms(&self.config);
             for (index, log) in topic.partitions.iter().enumerate() {
                 let key = PartitionId::new(topic.id, index);
@@ -106,6 +127,7 @@ impl Node {
                     size_bytes: partition_size_bytes(log),
                     cleaner_dirty_ratio: compacts
                         .then(|| dirty_ratio(key, log, now.wall_ms, min_lag_ms)),
+                    remote: tiered.then(|| self.remote_partition_metrics(key, log)),
                 });
             }
         }
@@ -117,6 +139,7 @@ impl Node {
             .into_iter()
             .map(|listed| self.group_metrics(listed.group_id, listed.group_state))
             .collect();
+        let (remote_bytes_uploaded, remote_uploads, remote_upload_failures) = self.tier_totals();
         MetricsSnapshot {
             node_id: self.config.node_id,
             broker_count: self.cluster_brokers().0.len(),
@@ -124,6 +147,23 @@ impl Node {
             groups,
             cleaner_bytes_read: self.compactor.bytes_read,
             cleaner_bytes_cleaned: self.compactor.bytes_cleaned,
+            remote_bytes_uploaded,
+            remote_uploads,
+            remote_upload_failures,
+        }
+    }
+
+    fn remote_partition_metrics(
+        &self,
+        key: PartitionId,
+        log: &crate::partition::PartitionLog,
+    ) -> RemotePartitionMetrics {
+        let image = &self.cluster.meta.image;
+        let remote = image.remote_log(key.topic.as_u128(), key.partition());
+        RemotePartitionMetrics {
+            size_bytes: remote.map_or(0, |r| r.size_bytes()),
+            log_start_offset: self.total_log_start(key, log.log_start_offset()),
+            upload_lag_bytes: (self.leads_index(key)).then(|| self.upload_lag_bytes(key)),
         }
     }
 

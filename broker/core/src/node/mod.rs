@@ -159,6 +159,8 @@ pub struct Node {
     delayed_acks: Purgatory<ApiResponse>,
     /// Log compaction of compacted topics (see `compact`).
     compactor: compact::Compactor,
+    /// Tiered storage: uploads, remote retention, sweeps (see `tier`).
+    tierer: tier::Tierer,
     /// Membership of the cluster: metadata quorum, controller, replication (a single node
     /// is a quorum of one).
     cluster: Box<cluster::ClusterState>,
@@ -316,6 +318,7 @@ impl Node {
         self.drain_group_outputs(now);
         self.expire_transactions(now);
         self.schedule_compaction(now);
+        self.schedule_tiering(now);
         if now.instant >= self.next_retention_check {
             self.enforce_retention(now);
             self.expire_producers(now);
@@ -365,6 +368,7 @@ impl Node {
             self.txns.next_deadline(),
             self.cluster_deadline(),
             self.compaction_deadline(),
+            self.tier_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -404,6 +408,7 @@ impl Node {
     pub fn invariants(&self) {
         self.cluster_invariants();
         self.compaction_invariants();
+        self.tier_invariants();
         // An acks=0 produce is completed within its input, unless it is held (the broker
         // is starting): then it is completed when dispatched.
         assert!(
@@ -470,6 +475,7 @@ impl Node {
         );
         self.txns.invariants();
         self.compaction_invariants();
+        self.tier_invariants();
     }
 
     fn sync_invariants(&self) {
@@ -596,6 +602,7 @@ impl Node {
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
             unanswered: BTreeSet::new(),
             compactor: compact::Compactor::default(),
+            tierer: tier::Tierer::default(),
             cluster,
         }
     }

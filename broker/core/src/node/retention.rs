@@ -4,28 +4,57 @@
 //! Invariant: only data below the high watermark is deleted, so the log start offset never
 //! passes the high watermark and nothing a producer waits on disappears.
 
+use std::collections::BTreeMap;
+
 use super::Node;
 use crate::meta;
 use crate::storage::StorageOp;
 use crate::time::Now;
+use crate::topic::PartitionId;
 
 impl Node {
     pub(super) fn enforce_retention(&mut self, now: Now) {
         let mut ops = Vec::new();
+        // A tiered partition's local copies go only below the remote end the applied image
+        // confirms (`tier::local_delete_bound`), by the local retention settings.
+        let bounds: BTreeMap<PartitionId, i64> = (self.topics.values())
+            .filter(|topic| self.tiered(topic))
+            .flat_map(|topic| (0..topic.partitions.len()).map(|i| PartitionId::new(topic.id, i)))
+            .map(|key| (key, self.local_delete_bound(key)))
+            .collect();
         let config = &self.config;
         for topic in self.topics.values_mut() {
             // `cleanup.policy=compact` alone keeps data by key, not by time or size.
             if !topic.config.cleanup_policy(config).delete {
                 continue;
             }
-            let retention_ms = topic.config.retention_ms(&self.config);
-            let retention_bytes = topic.config.retention_bytes(&self.config);
-            for log in &mut topic.partitions {
+            let tiered = config.remote_storage_enable && topic.config.remote_storage_enable(config);
+            let (retention_ms, retention_bytes) = if tiered {
+                let local_ms = topic.config.local_retention_ms(config);
+                let local_bytes = topic.config.local_retention_bytes(config);
+                (local_ms, local_bytes)
+            } else {
+                (
+                    topic.config.retention_ms(config),
+                    topic.config.retention_bytes(config),
+                )
+            };
+            for (index, log) in topic.partitions.iter_mut().enumerate() {
+                let key = PartitionId::new(topic.id, index);
+                let bound = if tiered {
+                    bounds.get(&key).copied().unwrap_or(i64::MIN)
+                } else {
+                    i64::MAX
+                };
                 let Some(truncation) =
-                    log.enforce_retention(now.wall_ms, retention_ms, retention_bytes)
+                    log.enforce_retention_below(now.wall_ms, retention_ms, retention_bytes, bound)
                 else {
                     continue;
                 };
+                assert!(
+                    truncation.log_start_offset <= bound,
+                    "{key}: retention deleted past the bound {bound}"
+                );
                 let partition_key = log.partition_key();
                 log.txns.truncate_prefix(truncation.log_start_offset);
                 tracing::debug!(

@@ -34,7 +34,9 @@ use weir_wire::error::ErrorCode;
 
 use crate::cluster::controller;
 use crate::cluster::image::{MetaRecord, TopicImage};
-use crate::cluster::peer::{AlterIsr, BrokerHeartbeat, PeerMessage, RemoteSegmentUploaded};
+use crate::cluster::peer::{
+    AlterIsr, BrokerHeartbeat, PeerMessage, RemoteSegmentUploaded, RemoteSegmentsExpired,
+};
 use crate::event::RequestId;
 use crate::node::Node;
 use crate::purgatory::Purgatory;
@@ -661,6 +663,24 @@ impl Node {
         }
         let image = cluster.meta.decision_image();
         if let Some(record) = controller::remote_segment_uploaded(image, from, &request) {
+            self.propose(vec![record]);
+        }
+    }
+
+    /// The controller side of a leader's remote retention (`controller::
+    /// remote_segments_expired` decides on the decision image, so a repeat while the first
+    /// is still committing is dropped).
+    pub(in crate::node) fn on_remote_segments_expired(
+        &mut self,
+        from: i32,
+        request: RemoteSegmentsExpired,
+    ) {
+        let cluster = &*self.cluster;
+        if !cluster.meta.is_active_controller() {
+            return;
+        }
+        let image = cluster.meta.decision_image();
+        if let Some(record) = controller::remote_segments_expired(image, from, &request) {
             self.propose(vec![record]);
         }
     }

@@ -22,7 +22,7 @@ use crate::time::{Instant, Now};
 pub(in crate::node) struct BrokerMembership {
     /// This process start's identity: registrations and heartbeats carry it, so the
     /// controller tells a restarted node (which may have lost unsynced data) from the old.
-    pub(super) incarnation: u64,
+    pub(in crate::node) incarnation: u64,
     /// The controller a heartbeat answer named (non-voters learn it only so).
     pub(super) controller_hint: Option<i32>,
     pub(super) next_heartbeat: Instant,

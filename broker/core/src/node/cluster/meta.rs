@@ -514,12 +514,14 @@ impl Node {
 
             ImageChange::TopicDeleted { topic, remote } => {
                 let id = Uuid::from_u128(topic.id);
-                // Deleting the remote objects is the remote storage's work (not built
-                // yet); until then they are orphans in the store.
-                if !remote.is_empty() {
+                // The remote objects go with the topic: the controller sweeps its directory
+                // (an upload in flight elsewhere deletes its own object on completion).
+                let tiered = (self.topics.get(&id)).is_some_and(|t| self.tiered(t));
+                if !remote.is_empty() || tiered {
                     let partitions = remote.len();
                     let name = &topic.name;
-                    tracing::info!(%name, partitions, "topic with remote segments deleted");
+                    tracing::info!(%name, partitions, "tiered topic deleted");
+                    self.on_tiered_topic_deleted(name, topic.id);
                 }
                 if self.topics.contains_key(&id) {
                     self.delete_topic(id);
@@ -552,10 +554,11 @@ impl Node {
                 }
             }
             ImageChange::PartitionChanged(id) => self.update_role(now, id),
-            // A leader's pending report is settled in `after_apply`; serving from and
-            // deleting remote objects are the remote storage's work (not built yet).
+            // A leader's pending report is settled in `after_apply`; the objects of
+            // segments remote retention dropped are deleted by the leader.
             ImageChange::RemoteChanged { partition, removed } => {
                 tracing::debug!(%partition, removed = removed.len(), "remote log changed");
+                self.on_remote_segments_removed(partition, &removed);
             }
         }
     }

@@ -325,6 +325,9 @@ impl Node {
             PeerMessage::RemoteSegmentUploaded(request) => {
                 self.on_remote_segment_uploaded(from, request)
             }
+            PeerMessage::RemoteSegmentsExpired(request) => {
+                self.on_remote_segments_expired(from, request)
+            }
         }
         // Every input ends the same way: drain Raft (its writes join this input's sync),
         // dispatch requests the input unblocked, and emit the sync that covers it all.

@@ -41,7 +41,7 @@ use super::{uuid_bytes, Replica, REMOTE_REPORT_RETRY_MS};
 // (`remote_invariants`).
 #[derive(Debug, Default)]
 pub(in crate::node) struct RemoteReports {
-    pub(super) pending: BTreeMap<PartitionId, PendingReport>,
+    pub(in crate::node) pending: BTreeMap<PartitionId, PendingReport>,
 }
 
 /// One report sent and not yet settled.
@@ -49,7 +49,7 @@ pub(in crate::node) struct RemoteReports {
 pub(in crate::node) struct PendingReport {
     /// The leader epoch it was uploaded (and is reported) under.
     pub(super) leader_epoch: i32,
-    pub(super) segment: RemoteSegment,
+    pub(in crate::node) segment: RemoteSegment,
     /// When it was last sent.
     pub(super) sent: Instant,
 }

@@ -434,7 +434,7 @@ impl Node {
     /// True when this node holds the leader role of the partition. (The image may name
     /// this node the leader before it takes the role: before catch-up, before its
     /// registration, or at an epoch its log already holds.)
-    pub(super) fn leads_index(&self, id: PartitionId) -> bool {
+    pub(in crate::node) fn leads_index(&self, id: PartitionId) -> bool {
         let (topic_id, index) = (id.topic, id.index());
         matches!(
             self.cluster
