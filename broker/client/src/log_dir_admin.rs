@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use weir_runtime::Runtime;
 use weir_wire::domain::log_dirs::{
-    DescribableLogDirTopic, DescribeLogDirsRequest, DescribeLogDirsResponse,
+    DescribableLogDirTopic, DescribeLogDirsRequest, DescribeLogDirsResponse, REMOTE_LOG_DIR,
 };
 use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
@@ -80,12 +80,25 @@ impl<R: Runtime> Admin<R> {
     }
 
     /// The size in bytes of each partition of `topics` (all topics when empty) as its
-    /// leader stores it. Best effort: a partition without a leader, or whose leader did not
-    /// answer, is missing from the map.
+    /// leader stores it locally. Best effort: a partition without a leader, or whose leader
+    /// did not answer, is missing from the map.
     pub async fn partition_sizes(
         &self,
         topics: &[String],
     ) -> Result<BTreeMap<TopicPartition, i64>, ClientError> {
+        let sizes = self.partition_sizes_by_tier(topics).await?;
+        Ok((sizes.into_iter())
+            .filter_map(|(tp, (local, _))| Some((tp, local?)))
+            .collect())
+    }
+
+    /// [`Admin::partition_sizes`] with tiered storage: per partition, the leader's local
+    /// bytes and, for a tiered partition of a Weir broker, its uploaded bytes (the
+    /// `remote-storage` entry of DescribeLogDirs).
+    pub async fn partition_sizes_by_tier(
+        &self,
+        topics: &[String],
+    ) -> Result<BTreeMap<TopicPartition, (Option<i64>, Option<i64>)>, ClientError> {
         let requested = if topics.is_empty() {
             None
         } else {
@@ -111,7 +124,7 @@ impl<R: Runtime> Admin<R> {
                 ));
             }
         }
-        let mut sizes = BTreeMap::new();
+        let mut sizes: BTreeMap<TopicPartition, (Option<i64>, Option<i64>)> = BTreeMap::new();
         for (leader, topics) in led {
             let filter = (topics.into_iter())
                 .map(|(topic, partitions)| DescribableLogDirTopic { topic, partitions })
@@ -124,11 +137,21 @@ impl<R: Runtime> Admin<R> {
             };
             let replicas = (dirs.into_iter())
                 .filter(|dir| dir.error.is_ok())
-                .flat_map(|dir| dir.replicas)
-                .filter(|replica| !replica.is_future);
-            for replica in replicas {
+                .flat_map(|dir| {
+                    let remote = dir.path == REMOTE_LOG_DIR;
+                    dir.replicas
+                        .into_iter()
+                        .map(move |replica| (remote, replica))
+                })
+                .filter(|(_, replica)| !replica.is_future);
+            for (remote, replica) in replicas {
                 if wanted.contains(&(leader, replica.topic_partition.clone())) {
-                    sizes.insert(replica.topic_partition, replica.size_bytes);
+                    let entry = sizes.entry(replica.topic_partition).or_default();
+                    if remote {
+                        entry.1 = Some(replica.size_bytes);
+                    } else {
+                        entry.0 = Some(replica.size_bytes);
+                    }
                 }
             }
         }

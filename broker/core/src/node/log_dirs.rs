@@ -18,6 +18,11 @@
 //! - the volume's `total_bytes` and `usable_bytes` (v4): unknown (-1), since the core reads
 //!   no file system.
 //!
+//! - Tiered storage: with a remote store configured, a second result named
+//!   [`REMOTE_LOG_DIR`] lists the tiered partitions this broker *leads* with the bytes of
+//!   their uploaded segments (the image's remote log), so a tool summing a topic's sizes
+//!   counts every local replica once and the remote copy once. Its volume sizes are -1.
+//!
 //! No authorizer, so Kafka's CLUSTER_AUTHORIZATION_FAILED never applies. The answer is
 //! bounded by the partitions this broker holds; the request's filter by the frame size.
 //!
@@ -27,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use weir_wire::domain::log_dirs::{
     DescribableLogDirTopic, DescribeLogDirsRequest, DescribeLogDirsResponse, LogDirPartition,
-    LogDirResult, LogDirTopic, VOLUME_BYTES_UNKNOWN,
+    LogDirResult, LogDirTopic, REMOTE_LOG_DIR, VOLUME_BYTES_UNKNOWN,
 };
 use weir_wire::domain::ApiResponse;
 use weir_wire::error::ErrorCode;
@@ -39,16 +44,25 @@ use crate::partition::PartitionLog;
 impl Node {
     /// DescribeLogDirs: this broker's one log directory (see the module doc).
     pub(super) fn describe_log_dirs(&mut self, id: RequestId, request: DescribeLogDirsRequest) {
+        let mut results = vec![self.log_dir_result(request.topics.as_deref(), false)];
+        if self.config.remote_storage_enable {
+            results.push(self.log_dir_result(request.topics.as_deref(), true));
+        }
         let response = DescribeLogDirsResponse {
             throttle_time_ms: 0,
             error: ErrorCode::NONE,
-            results: vec![self.log_dir_result(request.topics.as_deref())],
+            results,
         };
         self.respond(id, ApiResponse::DescribeLogDirs(response));
     }
 
-    /// The log directory's replicas among `wanted` (`None`: all).
-    fn log_dir_result(&self, wanted: Option<&[DescribableLogDirTopic]>) -> LogDirResult {
+    /// The log directory's replicas among `wanted` (`None`: all); with `remote`, the
+    /// remote "directory" of the tiered partitions this broker leads.
+    fn log_dir_result(
+        &self,
+        wanted: Option<&[DescribableLogDirTopic]>,
+        remote: bool,
+    ) -> LogDirResult {
         let wanted: Option<BTreeSet<(&str, i32)>> = wanted.map(|topics| {
             (topics.iter())
                 .flat_map(|t| (t.partitions.iter()).map(move |p| (t.topic.as_str(), *p)))
@@ -69,13 +83,22 @@ impl Node {
             if !asked {
                 continue;
             }
+            let size = if remote {
+                if !(self.tiered(topic) && self.leads_index(*key)) {
+                    continue;
+                }
+                let image = &self.cluster.meta.image;
+                (image.remote_log(key.topic.as_u128(), partition)).map_or(0, |r| r.size_bytes())
+            } else {
+                partition_size_bytes(log)
+            };
             let offset_lag = (log.high_watermark() - log.log_end_offset()).max(0);
             by_topic
                 .entry(topic.name.as_str())
                 .or_default()
                 .push(LogDirPartition {
                     partition,
-                    partition_size: i64::try_from(partition_size_bytes(log)).unwrap_or(i64::MAX),
+                    partition_size: i64::try_from(size).unwrap_or(i64::MAX),
                     offset_lag,
                     is_future_key: false,
                 });
@@ -88,7 +111,11 @@ impl Node {
             .collect();
         LogDirResult {
             error: ErrorCode::NONE,
-            log_dir: self.config.log_dir.clone(),
+            log_dir: if remote {
+                REMOTE_LOG_DIR.to_string()
+            } else {
+                self.config.log_dir.clone()
+            },
             topics,
             total_bytes: VOLUME_BYTES_UNKNOWN,
             usable_bytes: VOLUME_BYTES_UNKNOWN,

@@ -145,6 +145,26 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A partition's local or remote size for `describe`: "?" when the leader did not say,
+/// "-" for the remote size of a partition that is not tiered.
+fn size_of(
+    sizes: &std::collections::BTreeMap<TopicPartition, (Option<i64>, Option<i64>)>,
+    topic: &str,
+    partition: i32,
+    remote: bool,
+) -> String {
+    let Some((local, uploaded)) = sizes.get(&TopicPartition::new(topic.to_owned(), partition))
+    else {
+        return "?".to_owned();
+    };
+    match (remote, local, uploaded) {
+        (false, Some(bytes), _) => bytes.to_string(),
+        (false, None, _) => "?".to_owned(),
+        (true, _, Some(bytes)) => bytes.to_string(),
+        (true, _, None) => "-".to_owned(),
+    }
+}
+
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let admin = connect(&args.bootstrap).await?;
     let descriptions = admin
@@ -159,7 +179,7 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let sizes = if described.is_empty() {
         Default::default()
     } else {
-        admin.partition_sizes(&described).await.unwrap_or_default()
+        (admin.partition_sizes_by_tier(&described).await).unwrap_or_default()
     };
     let mut failed = false;
     let mut text = String::new();
@@ -215,7 +235,7 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         for partition in &topic.partitions {
             text.push_str(&format!(
                 "\tTopic: {}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\t\
-                 Isr: {}\tLogStartOffset: {}\tLogEndOffset: {}\tSize: {}\n",
+                 Isr: {}\tLogStartOffset: {}\tLogEndOffset: {}\tSize: {}\tRemoteSize: {}\n",
                 topic.name,
                 partition.partition,
                 partition.leader_id,
@@ -224,11 +244,8 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
                 join(&partition.isr_nodes),
                 offset_of(&starts, partition.partition),
                 offset_of(&ends, partition.partition),
-                (sizes.get(&TopicPartition::new(
-                    topic.name.clone(),
-                    partition.partition
-                )))
-                .map_or_else(|| "?".to_owned(), i64::to_string),
+                size_of(&sizes, &topic.name, partition.partition, false),
+                size_of(&sizes, &topic.name, partition.partition, true),
             ));
         }
     }

@@ -8,6 +8,10 @@
 
 use crate::error::ErrorCode;
 
+/// Weir's name for the remote store in a DescribeLogDirs answer (tiered storage): the
+/// sizes listed under it are uploaded bytes, reported by each partition's leader.
+pub const REMOTE_LOG_DIR: &str = "remote-storage";
+
 /// Kafka's "volume size unknown" value of `total_bytes` and `usable_bytes` (their schema
 /// default, and what versions before v4 decode to).
 pub const VOLUME_BYTES_UNKNOWN: i64 = -1;
