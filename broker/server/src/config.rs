@@ -93,8 +93,8 @@ pub struct ServerConfig {
     /// `socket.request.max.bytes`: larger frames close their connection.
     pub frame_bytes_max: usize,
     /// True when `advertised.listeners` names no address for the first listener: `serve`
-    /// then advertises the address it actually bound (so port 0 advertises the real port, and a wildcard host
-    /// advertises 127.0.0.1).
+    /// then advertises the address it actually bound (so port 0 advertises the real port,
+    /// and a wildcard host advertises 127.0.0.1).
     pub advertise_bound_address: bool,
     /// Assert `Node::invariants` after every step of the node loop (no Kafka property: the
     /// simulator turns it on; it walks every partition, too slow for production).

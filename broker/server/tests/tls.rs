@@ -2,6 +2,9 @@
 //! with rcgen, the server runs in-process over fjall, clients are rustls streams carrying
 //! raw Kafka frames (weir-wire's client codec).
 
+// Real sockets against a real server: wall-clock deadlines and polling are the point here.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::io::{Read, Write};
