@@ -57,12 +57,13 @@ pub enum ServerError {
         source: StorageError,
     },
     /// TLS material could not be loaded (missing file, bad PEM, mismatched key).
-    #[error("TLS of {listener}: {source}")]
+    // The cause is in the message, not a `source`: `{:#}` printing would repeat it.
+    #[error("TLS of {listener}: {error}")]
     Tls {
         /// The listeners (or `gateway`, `metrics`) using it.
         listener: String,
         /// What is wrong.
-        source: TlsError,
+        error: TlsError,
     },
     /// Storage failed while serving; the node stopped.
     #[error(transparent)]
@@ -374,9 +375,9 @@ impl LoadedTls {
             let result = runtime
                 .offload(move || ServerTls::load(&load_label, &settings))
                 .await;
-            let tls = result.map_err(|source| ServerError::Tls {
+            let tls = result.map_err(|error| ServerError::Tls {
                 listener: label,
-                source,
+                error,
             })?;
             loaded.push(tls);
         }

@@ -110,14 +110,15 @@ pub struct TlsSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A PEM file could not be read.
-    #[error("cannot read {what} {path}: {source}")]
+    // The OS error is in the message, not a `source`: `{:#}` printing would repeat it.
+    #[error("cannot read {what} {path}: {error}")]
     Read {
         /// `ssl.keystore.location` or `ssl.truststore.location`.
         what: &'static str,
         /// The file.
         path: String,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A PEM file is implausibly large.
     #[error("{what} {path} is larger than {PEM_FILE_BYTES_MAX} bytes")]
@@ -381,10 +382,10 @@ fn read_material(settings: &TlsSettings) -> Result<Material, TlsError> {
 }
 
 fn read_pem_file(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let read_error = |source| TlsError::Read {
+    let read_error = |error| TlsError::Read {
         what,
         path: path.display().to_string(),
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
     let mut bytes = Vec::new();
