@@ -352,6 +352,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
             ..weir_core::NodeConfig::default()
         },
         listen: format!("0.0.0.0:{BROKER_PORT}"),
+        listeners: weir::listener::ListenerSet::default(),
         data_dir: "sim-disk".into(),
         frame_bytes_max: weir_wire::frame::FRAME_BYTES_MAX,
         advertise_bound_address: false,

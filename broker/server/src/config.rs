@@ -13,6 +13,10 @@
 //! - Keys may be written flat and quoted (`"log.retention.ms" = 1`), as TOML dotted keys
 //!   (`log.retention.ms = 1`, which TOML turns into nested tables), or as nested tables:
 //!   all three flatten to the same Kafka property name.
+//! - Listener and TLS keys (`listeners`, `listener.security.protocol.map`, `ssl.*`, ...) are
+//!   checked together in [`security`]; `--listen` replaces the first listener's address.
+
+mod security;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,8 @@ use std::path::{Path, PathBuf};
 use weir_core::cluster::{AckDurability, ClusterConfig, Voter};
 use weir_core::config::{CleanupPolicy, DirtyRatio, Durability, NodeConfig};
 use weir_wire::frame::FRAME_BYTES_MAX;
+
+use crate::listener::ListenerSet;
 
 /// Listen address used when neither `--listen` nor `listeners` is given.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:9092";
@@ -31,7 +37,8 @@ pub const NODE_ID_DEFAULT: i32 = 1;
 /// `weir serve` flags.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on, HOST:PORT [default: 127.0.0.1:9092]
+    /// Address to listen on, HOST:PORT; replaces the address of the first (inter-broker)
+    /// listener of `listeners` [default: 127.0.0.1:9092]
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
     /// Directory for the broker's data [default: ./data]
@@ -76,15 +83,18 @@ pub struct GatewayListen {
 pub struct ServerConfig {
     /// The broker core's configuration.
     pub node: NodeConfig,
-    /// `host:port` to bind; port 0 picks a free port.
+    /// `host:port` the first listener binds (the registered one: see
+    /// [`ListenerSet::first`]); port 0 picks a free port.
     pub listen: String,
+    /// Every Kafka listener's name and security protocol, the others' addresses, and TLS.
+    pub listeners: ListenerSet,
     /// Where fjall keeps its files.
     pub data_dir: PathBuf,
     /// `socket.request.max.bytes`: larger frames close their connection.
     pub frame_bytes_max: usize,
-    /// True when no `advertised.listeners` was configured: `serve` then advertises the
-    /// address it actually bound (so port 0 advertises the real port, and a wildcard host
-    /// advertises 127.0.0.1).
+    /// True when `advertised.listeners` names no address for the first listener: `serve`
+    /// then advertises the address it actually bound (so port 0 advertises the real port,
+    /// and a wildcard host advertises 127.0.0.1).
     pub advertise_bound_address: bool,
     /// Assert `Node::invariants` after every step of the node loop (no Kafka property: the
     /// simulator turns it on; it walks every partition, too slow for production).
@@ -150,13 +160,13 @@ impl ServerConfig {
             Some(path) => path.display().to_string(),
             None => COMMAND_LINE.to_owned(),
         };
-        settings.into_server_config()?.validated(&source)
+        settings.into_server_config(&source)?.validated(&source)
     }
 
     /// Defaults with a TOML text applied; `file` names it in error messages.
     pub fn from_toml_str(text: &str, file: &str) -> Result<ServerConfig, ConfigError> {
         Settings::from_toml_str(text, file)?
-            .into_server_config()?
+            .into_server_config(file)?
             .validated(file)
     }
 
@@ -178,8 +188,10 @@ impl ServerConfig {
 #[derive(Debug, Default)]
 struct Settings {
     node: NodeConfig,
+    /// `--listen`: replaces the first listener's address.
     listen: Option<HostPort>,
-    advertised: Option<HostPort>,
+    /// `listeners`, `advertised.listeners`, `ssl.*` and the other listener keys.
+    security: security::SecurityKeys,
     data_dir: Option<PathBuf>,
     frame_bytes_max: Option<usize>,
     metrics_listen: Option<HostPort>,
@@ -286,14 +298,6 @@ impl Settings {
     fn apply(&mut self, input: &Input<'_>, ranked: &mut Ranked) -> Result<(), ConfigError> {
         let node = &mut self.node;
         match input.key {
-            "listeners" => self.listen = Some(input.listener()?),
-            "advertised.listeners" => {
-                let advertised = input.listener()?;
-                if is_wildcard(&advertised.host) {
-                    return Err(input.invalid("cannot advertise a wildcard address"));
-                }
-                self.advertised = Some(advertised);
-            }
             "log.dirs" | "log.dir" => self.data_dir = Some(input.single_dir()?),
             "node.id" | "broker.id" => node.node_id = input.integer_in(0, i64::from(i32::MAX))?,
             "cluster.id" => node.cluster_id = input.non_empty_string()?,
@@ -485,10 +489,13 @@ impl Settings {
                 };
             }
             _ => {
+                if self.security.apply(input)? {
+                    return Ok(());
+                }
                 return Err(ConfigError::UnknownKey {
                     key: input.key.to_owned(),
                     file: input.file.to_owned(),
-                })
+                });
             }
         }
         Ok(())
@@ -635,20 +642,28 @@ impl Settings {
         Ok(Some(cluster))
     }
 
-    fn into_server_config(mut self) -> Result<ServerConfig, ConfigError> {
+    fn into_server_config(mut self, source: &str) -> Result<ServerConfig, ConfigError> {
+        let security = std::mem::take(&mut self.security).resolve(self.listen.take(), source)?;
+        if let Some(controller) = security.controller {
+            if let Some((_, origin)) = &self.controller_listen {
+                return Err(origin.invalid(
+                    "the controller listener is also named by controller.listener.names; \
+                     set one of the two",
+                ));
+            }
+            self.controller_listen = Some(controller);
+        }
         self.node.cluster = self.cluster_config()?;
-        let listen = self.listen.unwrap_or(HostPort {
-            host: "127.0.0.1".to_owned(),
-            port: 9092,
-        });
+        let listen = security.first_address;
         let mut node = self.node;
-        let advertise_bound_address = self.advertised.is_none();
-        let advertised = self.advertised.unwrap_or_else(|| advertised_for(&listen));
+        let advertise_bound_address = security.first_advertised.is_none();
+        let advertised = (security.first_advertised).unwrap_or_else(|| advertised_for(&listen));
         node.advertised_host = advertised.host;
         node.advertised_port = i32::from(advertised.port);
         Ok(ServerConfig {
             node,
             listen: listen.to_address(),
+            listeners: security.set,
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),

@@ -43,6 +43,9 @@ pub struct ConnContext {
     pub peer: String,
     /// `socket.request.max.bytes`.
     pub frame_bytes_max: usize,
+    /// This broker's endpoint on the connection's listener, when that is not the
+    /// registered one: answers naming brokers are rewritten with it.
+    pub advertised: Option<Arc<crate::listener::Advertised>>,
 }
 
 /// Spawn the reader and writer of one accepted connection.
@@ -413,6 +416,9 @@ impl<S: StorageDriver> Writer<S> {
         out: &mut BytesMut,
     ) -> Result<(), Close> {
         resolve_reads(&self.storage, &mut response, &self.context.peer);
+        if let Some(advertised) = &self.context.advertised {
+            advertised.rewrite(&mut response);
+        }
         codec::encode_response(header, &response, out).map_err(|error| {
             tracing::error!(
                 "closing connection from {}: cannot encode response to api key {} v{}: {error}",

@@ -5,6 +5,9 @@
 //! - [`server`]: bind, recover, run; [`server::start`] works over any storage driver.
 //! - [`node_loop`]: the single task owning `weir_core::Node`; group commit.
 //! - [`messages`]: what the node loop and the tasks around it send each other.
+//! - [`listener`]: Kafka listeners (name, security protocol, address) and per-listener
+//!   advertised endpoints.
+//! - [`tls`]: TLS for the listeners, the gateway and `/metrics` (rustls, PEM, reload).
 //! - [`conn`]: per-connection reader and writer tasks; ordered, bounded, CRC-checked.
 //! - [`peer`]: cluster mode's node-to-node transport over the controller listener.
 //! - [`metrics`]: `GET /metrics` in Prometheus text format (kafka_exporter's names).
@@ -24,9 +27,11 @@
 pub mod config;
 pub mod conn;
 pub mod gateway;
+pub mod listener;
 pub mod messages;
 pub mod metrics;
 pub mod node_loop;
 pub mod peer;
 pub mod server;
 pub mod storage;
+pub mod tls;

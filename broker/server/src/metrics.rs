@@ -13,6 +13,8 @@
 //!   inputs ([`NodeInput::Metrics`]), so a scrape never mixes two points of history.
 //! - Every connection is bounded: the request head may be at most [`REQUEST_HEAD_BYTES_MAX`]
 //!   and must arrive within [`REQUEST_TIMEOUT`]; otherwise the connection is closed.
+//! - With `weir.metrics.ssl.enable` the connection is TLS first; the handshake counts
+//!   against the same [`REQUEST_TIMEOUT`].
 //! - A scrape never blocks the broker: the node loop only clones numbers; rendering and
 //!   writing happen on the connection's own task.
 
@@ -25,6 +27,7 @@ use weir_core::node::metrics::{MetricsSnapshot, RemotePartitionMetrics};
 use weir_runtime::{Listener, Runtime};
 
 use crate::messages::NodeInput;
+use crate::tls::TlsAcceptor;
 
 /// Bound on the request line plus headers; scrapers send a few hundred bytes.
 pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
@@ -38,6 +41,7 @@ pub async fn serve<R: Runtime>(
     runtime: R,
     mut listener: R::Listener,
     node: mpsc::Sender<NodeInput>,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
         let stream = match listener.accept().await {
@@ -55,10 +59,20 @@ pub async fn serve<R: Runtime>(
         let deadline = runtime.now() + REQUEST_TIMEOUT;
         let timer = runtime.sleep_until(deadline);
         let node = node.clone();
+        let (tls, task_runtime) = (tls.clone(), runtime.clone());
         runtime.spawn(async move {
+            let served = async {
+                match &tls {
+                    None => handle(stream, node).await,
+                    Some(acceptor) => {
+                        let accepted = acceptor.accept(&task_runtime, stream).await;
+                        handle(accepted.map_err(std::io::Error::other)?, node).await
+                    }
+                }
+            };
             tokio::select! {
                 biased;
-                result = handle(stream, node) => {
+                result = served => {
                     if let Err(error) = result {
                         tracing::debug!("metrics connection: {error}");
                     }

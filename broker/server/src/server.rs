@@ -12,7 +12,13 @@
 //! - Cluster mode (`config.node.cluster` set): the controller (peer) listener is bound
 //!   before recovery too, so a taken port fails the start; without it nothing of the
 //!   cluster transport runs.
+//! - TLS material is loaded before anything is bound: a missing file, bad PEM or a key that
+//!   does not match its certificate fails the start ([`ServerError::Tls`]). Listeners with
+//!   equal settings share one [`ServerTls`], reloaded by one task while its files change.
+//! - Every listener is bound before recovery; a TLS connection is handed to `conn` only
+//!   after its handshake, which runs on its own task (a slow client never stalls accepts).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -22,9 +28,11 @@ use weir_runtime::{Listener, Runtime};
 
 use crate::config::{advertised_for_bound, ServerConfig};
 use crate::conn::{self, ConnContext};
+use crate::listener::{Advertised, ListenerSet, SecurityProtocol};
 use crate::messages::{NodeInput, NODE_INPUTS_MAX};
 use crate::node_loop::{self, NodeLoopError};
 use crate::storage::StorageDriver;
+use crate::tls::{ServerTls, TlsAcceptor, TlsError, TlsSettings};
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -48,6 +56,15 @@ pub enum ServerError {
         /// The storage error.
         source: StorageError,
     },
+    /// TLS material could not be loaded (missing file, bad PEM, mismatched key).
+    // The cause is in the message, not a `source`: `{:#}` printing would repeat it.
+    #[error("TLS of {listener}: {error}")]
+    Tls {
+        /// The listeners (or `gateway`, `metrics`) using it.
+        listener: String,
+        /// What is wrong.
+        error: TlsError,
+    },
     /// Storage failed while serving; the node stopped.
     #[error(transparent)]
     Poisoned(#[from] NodeLoopError),
@@ -68,6 +85,23 @@ pub struct RunningServer {
     gateway_addr: Option<String>,
     /// The bound controller (peer) listener, in cluster mode.
     peer_addr: Option<String>,
+    /// Every Kafka listener, the first (registered) one first.
+    listeners: Vec<BoundListener>,
+    /// The gateway serves wss://.
+    gateway_tls: bool,
+    /// `/metrics` is served over https.
+    metrics_tls: bool,
+}
+
+/// A bound Kafka listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundListener {
+    /// Its name in `listeners`.
+    pub name: String,
+    /// Its security protocol.
+    pub protocol: SecurityProtocol,
+    /// The bound `host:port`.
+    pub addr: String,
 }
 
 impl RunningServer {
@@ -91,6 +125,29 @@ impl RunningServer {
         self.gateway_addr.as_deref()
     }
 
+    /// Every bound Kafka listener, the first (registered, [`RunningServer::local_addr`])
+    /// one first.
+    pub fn listeners(&self) -> &[BoundListener] {
+        &self.listeners
+    }
+
+    /// The bound address of the listener called `name` (case-insensitive).
+    pub fn listener_addr(&self, name: &str) -> Option<&str> {
+        (self.listeners.iter())
+            .find(|listener| listener.name.eq_ignore_ascii_case(name))
+            .map(|listener| listener.addr.as_str())
+    }
+
+    /// Whether the gateway serves wss:// (`weir.gateway.ssl.enable`).
+    pub fn gateway_tls(&self) -> bool {
+        self.gateway_tls
+    }
+
+    /// Whether `/metrics` is served over https (`weir.metrics.ssl.enable`).
+    pub fn metrics_tls(&self) -> bool {
+        self.metrics_tls
+    }
+
     /// The bound `host:port` of the controller (peer) listener, in cluster mode.
     pub fn peer_addr(&self) -> Option<&str> {
         self.peer_addr.as_deref()
@@ -112,12 +169,23 @@ pub async fn start<R: Runtime, S: StorageDriver>(
     storage: S,
     mut config: ServerConfig,
 ) -> Result<RunningServer, ServerError> {
+    let tls = LoadedTls::load(&runtime, &config.listeners).await?;
     let bind_error = |source| ServerError::Bind {
         addr: config.listen.clone(),
         source,
     };
     let listener = runtime.bind(&config.listen).await.map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
+    let mut others = Vec::with_capacity(config.listeners.others.len());
+    for extra in &config.listeners.others {
+        let bind_error = |source| ServerError::Bind {
+            addr: extra.addr.clone(),
+            source,
+        };
+        let bound_listener = runtime.bind(&extra.addr).await.map_err(bind_error)?;
+        let bound = bound_listener.local_addr().map_err(bind_error)?;
+        others.push((extra.clone(), bound_listener, bound));
+    }
     // Bound before recovery too, so a taken metrics port fails the start, not a scrape.
     let metrics_listener = match &config.metrics_listen {
         None => None,
@@ -170,11 +238,18 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         .await;
         let _ = outcome_sender.send(result);
     });
+    let listeners_config = &config.listeners;
+    let timeout = listeners_config.handshake_timeout;
+    let metrics_tls = tls.acceptor(listeners_config.metrics_tls.as_ref(), timeout);
+    let metrics_on_tls = metrics_tls.is_some();
     let metrics_addr = metrics_listener.map(|(metrics_listener, bound)| {
-        let scrapes = crate::metrics::serve(runtime.clone(), metrics_listener, node_sender.clone());
+        let node = node_sender.clone();
+        let scrapes = crate::metrics::serve(runtime.clone(), metrics_listener, node, metrics_tls);
         runtime.spawn(scrapes);
         bound
     });
+    let gateway_tls = tls.acceptor(listeners_config.gateway_tls.as_ref(), timeout);
+    let gateway_on_tls = gateway_tls.is_some();
     let gateway_addr = gateway_listener.map(|(gateway_listener, bound)| {
         let context = crate::gateway::GatewayContext::new(
             runtime.clone(),
@@ -182,7 +257,11 @@ pub async fn start<R: Runtime, S: StorageDriver>(
             node_sender.clone(),
             node_id,
         );
-        runtime.spawn(crate::gateway::serve(context, gateway_listener));
+        runtime.spawn(crate::gateway::serve(
+            context,
+            gateway_listener,
+            gateway_tls,
+        ));
         bound
     });
     let peer_addr = peer_listener.map(|(peer_listener, bound)| {
@@ -196,14 +275,62 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         runtime.spawn(accept);
         bound
     });
+    let first = &listeners_config.first;
+    let mut listeners = vec![BoundListener {
+        name: first.name.clone(),
+        protocol: first.protocol,
+        addr: local_addr.clone(),
+    }];
+    let listening = Listening {
+        name: first.name.clone(),
+        tls: tls.acceptor(first.tls.as_ref(), timeout),
+        advertised: None,
+        frame_bytes_max: config.frame_bytes_max,
+    };
     let accept = accept_loop(
         runtime.clone(),
         listener,
-        storage,
-        node_sender,
-        config.frame_bytes_max,
+        storage.clone(),
+        node_sender.clone(),
+        listening,
     );
     runtime.spawn(accept);
+    for (extra, bound_listener, bound) in others {
+        let (host, port) = match extra.advertised.clone() {
+            Some(advertised) => advertised,
+            None => advertised_for_bound(&bound).unwrap_or_else(|| {
+                // A bound address always parses; keep the configured one if not.
+                (
+                    config.node.advertised_host.clone(),
+                    config.node.advertised_port,
+                )
+            }),
+        };
+        let listening = Listening {
+            name: extra.kind.name.clone(),
+            tls: tls.acceptor(extra.kind.tls.as_ref(), timeout),
+            advertised: Some(Arc::new(Advertised {
+                node_id,
+                host,
+                port,
+            })),
+            frame_bytes_max: config.frame_bytes_max,
+        };
+        let accept = accept_loop(
+            runtime.clone(),
+            bound_listener,
+            storage.clone(),
+            node_sender.clone(),
+            listening,
+        );
+        runtime.spawn(accept);
+        listeners.push(BoundListener {
+            name: extra.kind.name,
+            protocol: extra.kind.protocol,
+            addr: bound,
+        });
+    }
+    tls.spawn_reloads(&runtime, listeners_config.reload_interval);
     Ok(RunningServer {
         local_addr,
         node_id,
@@ -211,7 +338,79 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         metrics_addr,
         gateway_addr,
         peer_addr,
+        listeners,
+        gateway_tls: gateway_on_tls,
+        metrics_tls: metrics_on_tls,
     })
+}
+
+/// The TLS material of every distinct [`TlsSettings`] in use, loaded once each.
+struct LoadedTls {
+    loaded: Vec<ServerTls>,
+}
+
+impl LoadedTls {
+    /// Load the material of every TLS listener, the gateway's and `/metrics`'; listeners
+    /// with equal settings share one load (and one reload task).
+    async fn load<R: Runtime>(runtime: &R, set: &ListenerSet) -> Result<LoadedTls, ServerError> {
+        let mut users: Vec<(TlsSettings, Vec<String>)> = Vec::new();
+        let others = set.others.iter().map(|extra| &extra.kind);
+        let kafka = std::iter::once(&set.first).chain(others);
+        let kafka = kafka.filter_map(|kind| Some((kind.tls.as_ref()?, kind.name.clone())));
+        let http = [
+            (set.gateway_tls.as_ref(), "gateway"),
+            (set.metrics_tls.as_ref(), "metrics"),
+        ];
+        let http = (http.into_iter()).filter_map(|(tls, name)| Some((tls?, name.to_owned())));
+        for (settings, name) in kafka.chain(http) {
+            match users.iter_mut().find(|(known, _)| known == settings) {
+                Some((_, names)) => names.push(name),
+                None => users.push((settings.clone(), vec![name])),
+            }
+        }
+        let mut loaded = Vec::with_capacity(users.len());
+        for (settings, names) in users {
+            let label = names.join(", ");
+            let load_label = label.clone();
+            let result = runtime
+                .offload(move || ServerTls::load(&load_label, &settings))
+                .await;
+            let tls = result.map_err(|error| ServerError::Tls {
+                listener: label,
+                error,
+            })?;
+            loaded.push(tls);
+        }
+        Ok(LoadedTls { loaded })
+    }
+
+    /// An acceptor for `settings` (`None`: plaintext).
+    fn acceptor(&self, settings: Option<&TlsSettings>, timeout: Duration) -> Option<TlsAcceptor> {
+        let settings = settings?;
+        let tls = self.loaded.iter().find(|tls| tls.settings() == settings);
+        // Every settings value in the set was loaded by `load`.
+        let tls = tls.expect("TLS settings loaded at start");
+        Some(TlsAcceptor::new(tls.clone(), timeout))
+    }
+
+    /// One reload task per material read from files.
+    fn spawn_reloads<R: Runtime>(self, runtime: &R, interval: Duration) {
+        for tls in self.loaded.into_iter().filter(ServerTls::watches_files) {
+            runtime.spawn(crate::tls::reload_loop(runtime.clone(), tls, interval));
+        }
+    }
+}
+
+/// What an accept loop knows about its listener.
+struct Listening {
+    /// The listener's name, for logs.
+    name: String,
+    /// Its TLS, when the protocol is SSL.
+    tls: Option<TlsAcceptor>,
+    /// This broker's endpoint on it, when it is not the registered listener.
+    advertised: Option<Arc<Advertised>>,
+    /// `socket.request.max.bytes`.
+    frame_bytes_max: usize,
 }
 
 /// Bind the controller (peer) listener in cluster mode; see [`crate::peer::bind_address`].
@@ -298,7 +497,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
     mut listener: R::Listener,
     storage: S,
     node: mpsc::Sender<NodeInput>,
-    frame_bytes_max: usize,
+    listening: Listening,
 ) {
     for conn in 1u64.. {
         let (stream, peer) = loop {
@@ -315,12 +514,31 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
         if node.is_closed() {
             return; // The node loop has stopped: stop accepting.
         }
-        tracing::debug!("connection {conn} from {peer}");
+        tracing::debug!(
+            "connection {conn} from {peer} on listener {}",
+            listening.name
+        );
         let context = ConnContext {
             conn,
             peer,
-            frame_bytes_max,
+            frame_bytes_max: listening.frame_bytes_max,
+            advertised: listening.advertised.clone(),
         };
-        conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;
+        let Some(acceptor) = &listening.tls else {
+            conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;
+            continue;
+        };
+        // The handshake runs on its own task, bounded in time and in number (TlsAcceptor).
+        let (acceptor, task_runtime) = (acceptor.clone(), runtime.clone());
+        let (storage, node, name) = (storage.clone(), node.clone(), listening.name.clone());
+        runtime.spawn(async move {
+            match acceptor.accept(&task_runtime, stream).await {
+                Ok(stream) => conn::start(&task_runtime, stream, storage, context, node).await,
+                Err(error) => tracing::info!(
+                    "closing connection from {} on listener {name}: {error}",
+                    context.peer
+                ),
+            }
+        });
     }
 }

@@ -13,10 +13,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let server = weir::server::start_fjall(runtime, config).await?;
     // Printed before the "listening" line, so a harness that waited for that line has it.
     if let Some(metrics) = server.metrics_addr() {
-        println!("weir metrics on http://{metrics}/metrics");
+        let scheme = if server.metrics_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("weir metrics on {scheme}://{metrics}/metrics");
     }
     if let Some(gateway) = server.gateway_addr() {
-        println!("weir gateway on ws://{gateway}");
+        let scheme = if server.gateway_tls() { "wss" } else { "ws" };
+        println!("weir gateway on {scheme}://{gateway}");
+    }
+    // Every Kafka listener, e.g. "weir listener SSL (SSL) on 127.0.0.1:9093"; the first is
+    // also the "listening" line's address.
+    for listener in server.listeners() {
+        let protocol = listener.protocol.name();
+        println!(
+            "weir listener {} ({protocol}) on {}",
+            listener.name, listener.addr
+        );
     }
     if let Some(peer) = server.peer_addr() {
         println!("weir controller listener on {peer}");

@@ -56,6 +56,7 @@ use weir_runtime::{Listener, Runtime};
 
 use crate::messages::NodeInput;
 use crate::storage::StorageDriver;
+use crate::tls::TlsAcceptor;
 
 /// Gateway sessions use connection ids from here up; Kafka connections count from 1.
 pub const CONN_ID_BASE: u64 = 1 << 62;
@@ -96,10 +97,12 @@ impl<R, S> GatewayContext<R, S> {
     }
 }
 
-/// Accept gateway connections until the node loop stops.
+/// Accept gateway connections until the node loop stops; with `tls` (the gateway serves
+/// wss://, `weir.gateway.ssl.enable`) each session starts with a bounded TLS handshake.
 pub async fn serve<R: Runtime, S: StorageDriver>(
     context: GatewayContext<R, S>,
     mut listener: R::Listener,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -118,8 +121,16 @@ pub async fn serve<R: Runtime, S: StorageDriver>(
         }
         let session = context.next_session();
         let session_context = context.clone();
+        let tls = tls.clone();
         context.runtime.spawn(async move {
-            session::run(session_context, stream, peer, session).await;
+            let Some(acceptor) = tls else {
+                session::run(session_context, stream, peer, session).await;
+                return;
+            };
+            match acceptor.accept(&session_context.runtime, stream).await {
+                Ok(stream) => session::run(session_context, stream, peer, session).await,
+                Err(error) => tracing::info!("gateway: closing {peer}: {error}"),
+            }
         });
     }
 }

@@ -3,6 +3,8 @@
 //! output, and a blocking raw-bytes Kafka client built on weir-wire's client-direction codec.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod certs;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,6 +28,10 @@ pub struct InProcess {
     pub address: String,
     /// The WebSocket gateway's `host:port`, when it is on.
     pub gateway: Option<String>,
+    /// `/metrics`' `host:port`, when it is on.
+    pub metrics: Option<String>,
+    /// Every Kafka listener, the first (`address`) first.
+    pub listeners: Vec<weir::server::BoundListener>,
     _server: RunningServer,
     // Dropped last: dropping the runtime stops every server task.
     _runtime: tokio::runtime::Runtime,
@@ -51,9 +57,13 @@ impl InProcess {
             .expect("server starts");
         let address = server.local_addr().to_owned();
         let gateway = server.gateway_addr().map(str::to_owned);
+        let metrics = server.metrics_addr().map(str::to_owned);
+        let listeners = server.listeners().to_vec();
         InProcess {
             address,
             gateway,
+            metrics,
+            listeners,
             _server: server,
             _runtime: runtime,
         }
@@ -61,6 +71,14 @@ impl InProcess {
 
     pub fn connect(&self) -> Client {
         Client::connect(&self.address)
+    }
+
+    /// The bound address of the listener called `name`.
+    pub fn listener(&self, name: &str) -> &str {
+        (self.listeners.iter())
+            .find(|listener| listener.name == name)
+            .map(|listener| listener.addr.as_str())
+            .unwrap_or_else(|| panic!("no listener {name} in {:?}", self.listeners))
     }
 }
 
@@ -211,9 +229,10 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A blocking Kafka client speaking raw frames.
-pub struct Client {
-    pub stream: TcpStream,
+/// A blocking Kafka client speaking raw frames, over TCP or any other byte stream (a
+/// rustls `StreamOwned` in the TLS tests).
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     correlation_id: i32,
 }
 
@@ -222,6 +241,13 @@ impl Client {
         let stream = TcpStream::connect(address).expect("connect");
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
+        Client::over(stream)
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// A client over an established stream.
+    pub fn over(stream: S) -> Client<S> {
         Client {
             stream,
             correlation_id: 0,
