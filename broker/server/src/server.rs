@@ -12,6 +12,10 @@
 //! - Cluster mode (`config.node.cluster` set): the controller (peer) listener is bound
 //!   before recovery too, so a taken port fails the start; without it nothing of the
 //!   cluster transport runs.
+//! - Tiered storage: with `weir.remote.storage.url` the store is opened before recovery (a
+//!   bad URL or an unusable directory fails the start) and the node is told it has one
+//!   (`NodeConfig::remote_storage_enable`); [`start_with_remote`] takes a store built by
+//!   the caller instead (tests, the simulator).
 
 use std::time::Duration;
 
@@ -24,6 +28,7 @@ use crate::config::{advertised_for_bound, ServerConfig};
 use crate::conn::{self, ConnContext};
 use crate::messages::{NodeInput, NODE_INPUTS_MAX};
 use crate::node_loop::{self, NodeLoopError};
+use crate::remote::{RemoteError, RemoteStore};
 use crate::storage::StorageDriver;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
@@ -48,6 +53,9 @@ pub enum ServerError {
         /// The storage error.
         source: StorageError,
     },
+    /// The remote store (`weir.remote.storage.url`) could not be opened.
+    #[error("cannot open remote storage: {0}")]
+    Remote(#[from] RemoteError),
     /// Storage failed while serving; the node stopped.
     #[error(transparent)]
     Poisoned(#[from] NodeLoopError),
@@ -106,12 +114,32 @@ impl RunningServer {
 }
 
 /// Bind, recover and start serving over any storage driver (tests and the simulator pass
-/// their own). Returns once the listener is bound and the node recovered.
+/// their own), with the remote store `weir.remote.storage.url` names, if any. Returns once
+/// the listener is bound and the node recovered.
 pub async fn start<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
-    mut config: ServerConfig,
+    config: ServerConfig,
 ) -> Result<RunningServer, ServerError> {
+    let remote = match &config.remote_storage_url {
+        Some(url) => Some(RemoteStore::from_url(url)?),
+        None => None,
+    };
+    start_with_remote(runtime, storage, config, remote).await
+}
+
+/// [`start`] with a remote store built by the caller (`None`: no tiered storage, whatever
+/// the config says).
+pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
+    runtime: R,
+    storage: S,
+    mut config: ServerConfig,
+    remote: Option<RemoteStore>,
+) -> Result<RunningServer, ServerError> {
+    config.node.remote_storage_enable = remote.is_some();
+    if let Some(remote) = &remote {
+        tracing::info!("tiered storage in {}", remote.label());
+    }
     let bind_error = |source| ServerError::Bind {
         addr: config.listen.clone(),
         source,
@@ -159,6 +187,7 @@ pub async fn start<R: Runtime, S: StorageDriver>(
     let loop_runtime = runtime.clone();
     let loop_storage = storage.clone();
     let check_invariants = config.check_invariants;
+    let loop_remote = remote.clone();
     runtime.spawn(async move {
         let result = node_loop::run(
             loop_runtime,
@@ -166,6 +195,7 @@ pub async fn start<R: Runtime, S: StorageDriver>(
             node,
             node_inputs,
             check_invariants,
+            loop_remote,
         )
         .await;
         let _ = outcome_sender.send(result);
@@ -181,7 +211,8 @@ pub async fn start<R: Runtime, S: StorageDriver>(
             storage.clone(),
             node_sender.clone(),
             node_id,
-        );
+        )
+        .with_remote(remote.clone());
         runtime.spawn(crate::gateway::serve(context, gateway_listener));
         bound
     });
@@ -202,6 +233,7 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         storage,
         node_sender,
         config.frame_bytes_max,
+        remote,
     );
     runtime.spawn(accept);
     Ok(RunningServer {
@@ -299,6 +331,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
     storage: S,
     node: mpsc::Sender<NodeInput>,
     frame_bytes_max: usize,
+    remote: Option<RemoteStore>,
 ) {
     for conn in 1u64.. {
         let (stream, peer) = loop {
@@ -320,6 +353,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
             conn,
             peer,
             frame_bytes_max,
+            remote: remote.clone(),
         };
         conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;
     }

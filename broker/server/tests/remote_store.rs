@@ -2,25 +2,34 @@
 //! (file://) and memory (memory://): uploads of real stored batches round-trip through
 //! remote reads, sweeps and deletes remove exactly what they must, corrupt or missing
 //! objects are never served, a failing, slow or dead store fails within its deadlines
-//! without panicking. Method: fjall logs of real batches, `RemoteStore` calls checked
-//! field by field, a fault-injecting store (`weir::remote::faulty`) in front of memory.
+//! without panicking, and a connection serves remote reads in request order. Method: fjall
+//! logs of real batches, `RemoteStore` calls checked field by field, a fault-injecting
+//! store (`weir::remote::faulty`) in front of memory, and a connection driven over an
+//! in-memory duplex stream with this test acting as the node loop.
 
 mod remote_common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use remote_common::{fetch, partitions, plan, resolve_one, upload, Log};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use weir::conn::{self, ConnContext};
+use weir::messages::{ConnEvent, NodeInput};
 use weir::remote::faulty::{Fault, FaultPlan, FaultyStore};
 use weir::remote::{RemoteOptions, RemoteStore};
 use weir_core::tier::{DeleteJob, SweepJob};
 use weir_core::Completion;
 use weir_runtime::{Runtime, TokioRuntime};
-use weir_wire::domain::FetchRecords;
+use weir_wire::codec::{self, RequestHeader};
+use weir_wire::domain::{
+    ApiRequest, ApiResponse, FetchPartition, FetchRecords, FetchRequest, FetchTopic, TopicRef,
+};
 use weir_wire::error::ErrorCode;
 
 const KEY: &str = "tiered-00000000000000000000000000000077/0/seg-a.seg";
@@ -320,4 +329,127 @@ async fn keys(store: &Arc<dyn ObjectStore>) -> Vec<String> {
     let mut keys: Vec<String> = listed.iter().map(|m| m.location.to_string()).collect();
     keys.sort();
     keys
+}
+
+// Goal: a connection answers a fetch carrying remote reads with the object's bytes, in
+// request order behind it, while a later answer waits its turn; with no store configured
+// the partition answers KAFKA_STORAGE_ERROR instead. Method: start a connection over an
+// in-memory stream, act as the node loop (answer each request through the connection's
+// event channel: the first with a remote plan, the second with bytes), read both answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_resolve_remote_reads_in_order() {
+    let runtime = TokioRuntime::new(7);
+    let log = small_log();
+    let remote = RemoteStore::from_url_with("memory://", options(8 << 20)).expect("open");
+    upload(&remote, &runtime, &log, KEY, 1 << 20).await;
+    for store in [Some(remote), None] {
+        let configured = store.is_some();
+        let answers = serve_two_fetches(&runtime, &log, store).await;
+        let first = &partitions(&answers[0])[0];
+        if configured {
+            assert_eq!(first.error, ErrorCode::NONE);
+            let expected = FetchRecords::Bytes(log.batches[0].bytes.clone());
+            assert_eq!(first.records, expected);
+        } else {
+            assert_eq!(first.error, ErrorCode::KAFKA_STORAGE_ERROR);
+            assert_eq!(first.records, FetchRecords::Empty);
+        }
+        let second = &partitions(&answers[1])[0];
+        assert_eq!(
+            second.records,
+            FetchRecords::Bytes(log.batches[1].bytes.clone())
+        );
+    }
+}
+
+/// Send two fetches on a new connection; answer the first with a remote plan of [`KEY`],
+/// the second (before the first) with the log's second batch; return both answers as the client decoded them.
+async fn serve_two_fetches(
+    runtime: &TokioRuntime,
+    log: &Log,
+    remote: Option<RemoteStore>,
+) -> Vec<ApiResponse> {
+    let (mut client, server) = tokio::io::duplex(1 << 20);
+    let (node, mut inputs) = mpsc::channel(16);
+    let context = ConnContext {
+        conn: 1,
+        peer: "test".to_owned(),
+        frame_bytes_max: 1 << 20,
+        remote,
+    };
+    conn::start(runtime, server, log.storage.clone(), context, node).await;
+    let Some(NodeInput::Connect { events, .. }) = inputs.recv().await else {
+        panic!("no connect");
+    };
+    let headers: Vec<RequestHeader> = (1..=2).map(fetch_header).collect();
+    for header in &headers {
+        let mut out = BytesMut::new();
+        codec::encode_request(header, &fetch_request(), &mut out).expect("encode");
+        client.write_all(&out).await.expect("write");
+    }
+    for _ in 0..2 {
+        let Some(NodeInput::Request { .. }) = inputs.recv().await else {
+            panic!("no request");
+        };
+    }
+    let end = log.end_offset();
+    let remote_answer = fetch(vec![plan(KEY, 0, end, 1, false)]);
+    let mut local_answer = fetch(vec![plan(KEY, 0, end, 1, false)]);
+    if let ApiResponse::Fetch(answer) = &mut local_answer {
+        let batch = log.batches[1].bytes.clone();
+        answer.topics[0].partitions[0].records = FetchRecords::Bytes(batch);
+    }
+    // The second answer reaches the writer first: it must still be written second.
+    let second = ConnEvent::Response {
+        seq: 1,
+        response: local_answer,
+    };
+    events.send(second).expect("writer alive");
+    let first = ConnEvent::Response {
+        seq: 0,
+        response: remote_answer,
+    };
+    events.send(first).expect("writer alive");
+    let mut answers = Vec::new();
+    for header in &headers {
+        let mut prefix = [0u8; 4];
+        client.read_exact(&mut prefix).await.expect("length");
+        let mut frame = vec![0u8; u32::from_be_bytes(prefix) as usize];
+        client.read_exact(&mut frame).await.expect("frame");
+        let answer = codec::decode_response(header, Bytes::from(frame)).expect("decode");
+        answers.push(answer);
+    }
+    answers
+}
+
+fn fetch_header(correlation_id: i32) -> RequestHeader {
+    RequestHeader {
+        api_key: 1,
+        api_version: 12,
+        correlation_id,
+        client_id: Some("remote-test".to_owned()),
+    }
+}
+
+fn fetch_request() -> ApiRequest {
+    ApiRequest::Fetch(FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 100,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        isolation_level: 0,
+        session_id: 0,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic: TopicRef::Name("tiered".to_owned()),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                current_leader_epoch: -1,
+                fetch_offset: 0,
+                log_start_offset: -1,
+                partition_max_bytes: 1 << 20,
+            }],
+        }],
+        rack_id: String::new(),
+    })
 }
