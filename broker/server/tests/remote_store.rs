@@ -363,7 +363,8 @@ async fn connections_resolve_remote_reads_in_order() {
 }
 
 /// Send two fetches on a new connection; answer the first with a remote plan of [`KEY`],
-/// the second (before the first) with the log's second batch; return both answers as the client decoded them.
+/// the second (before the first) with the log's second batch; return both answers as the
+/// client decoded them.
 async fn serve_two_fetches(
     runtime: &TokioRuntime,
     log: &Log,
