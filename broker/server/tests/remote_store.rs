@@ -179,6 +179,14 @@ async fn sweep_keeps_referenced_and_young_objects() {
             .await
             .expect("sweep");
         assert_eq!(keys(store).await, ["u/0/y.seg"], "{url}");
+        // A partition that never uploaded anything has nothing to sweep, and that is fine.
+        let empty = SweepJob {
+            prefix: "never/7/".to_owned(),
+            keep: Vec::new(),
+            min_age_ms: 0,
+        };
+        let outcome = remote.sweep(&runtime, &empty, runtime.wall_ms()).await;
+        assert_eq!(outcome.expect("sweep of nothing").listed, 0, "{url}");
     }
 }
 
