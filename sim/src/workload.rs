@@ -359,6 +359,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         check_invariants: true,
         metrics_listen: None,
         gateway: None,
+        remote_storage_url: None,
     };
     tune_server(spec, &mut config);
     config

@@ -7,6 +7,8 @@
 - `broker_factory` (function): starts brokers with a given TOML config; each one supports
   restart()/kill9() on the same data dir (persistence, retention, auto-create tests).
 - `fresh_broker` (function): a default broker of its own, for tests that restart it.
+- `s3_server`, `s3_bucket`, `s3_proxy`: moto's S3 server and a fault-injecting proxy in
+  front of it, for tiered storage (see s3.py).
 
 On a failing test the tail of every involved broker's log is attached to the report.
 """
@@ -21,6 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from weirtest import Broker, BrokerFactory, weir_bin  # noqa: E402
+from s3 import s3_bucket, s3_proxy, s3_server  # noqa: E402,F401 - fixtures for every module
 
 
 def pytest_sessionstart(session):

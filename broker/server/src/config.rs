@@ -15,6 +15,9 @@
 //!   all three flatten to the same Kafka property name.
 //! - Listener and TLS keys (`listeners`, `listener.security.protocol.map`, `ssl.*`, ...) are
 //!   checked together in [`security`]; `--listen` replaces the first listener's address.
+//! - Tiered storage is on exactly when `weir.remote.storage.url` / `--remote-storage-url`
+//!   is set; its URL is checked here (scheme, bucket, absolute path), the store itself is
+//!   opened at start.
 
 mod security;
 
@@ -66,6 +69,10 @@ pub struct ServeArgs {
     /// cluster mode (config key `controller.quorum.voters`) [default: single node]
     #[arg(long, value_name = "ID@HOST:PORT,...")]
     pub voters: Option<String>,
+    /// Tiered storage's object store: file:///DIR, s3://BUCKET[/PREFIX] (AWS_* variables
+    /// configure it) or memory:// (config key `weir.remote.storage.url`) [default: off]
+    #[arg(long, value_name = "URL")]
+    pub remote_storage_url: Option<String>,
 }
 
 /// Where the WebSocket gateway listens.
@@ -104,6 +111,9 @@ pub struct ServerConfig {
     pub metrics_listen: Option<String>,
     /// `weir.gateway.listener` / `--gateway`: the WebSocket gateway; `None` = off.
     pub gateway: Option<GatewayListen>,
+    /// `weir.remote.storage.url` / `--remote-storage-url`: tiered storage's object store
+    /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
+    pub remote_storage_url: Option<String>,
 }
 
 /// Why the configuration was refused.
@@ -170,16 +180,43 @@ impl ServerConfig {
             .validated(file)
     }
 
-    /// The core's own range checks, as a last line of defence behind the parser's.
+    /// The core's own range checks, as a last line of defence behind the parser's, and the
+    /// checks across keys.
     fn validated(self, source: &str) -> Result<ServerConfig, ConfigError> {
-        match self.node.validate() {
-            Ok(()) => Ok(self),
-            Err(error) => Err(ConfigError::InvalidValue {
+        if let Err(error) = self.node.validate() {
+            return Err(ConfigError::InvalidValue {
                 key: error.key.to_owned(),
                 file: source.to_owned(),
                 reason: format!("{} ({})", error.reason, error.value),
-            }),
+            });
         }
+        if self.remote_storage_url.is_some() {
+            let node = &self.node;
+            let checks = [
+                (
+                    "log.local.retention.ms",
+                    node.local_retention_ms,
+                    "log.retention.ms",
+                    node.retention_ms,
+                ),
+                (
+                    "log.local.retention.bytes",
+                    node.local_retention_bytes,
+                    "log.retention.bytes",
+                    node.retention_bytes,
+                ),
+            ];
+            for (key, local, total_key, total) in checks {
+                if let Some(reason) = local_retention_refusal(local, total, total_key) {
+                    return Err(ConfigError::InvalidValue {
+                        key: key.to_owned(),
+                        file: source.to_owned(),
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -205,6 +242,8 @@ struct Settings {
     roles: Option<(Roles, Origin)>,
     /// Cluster tunables set by keys; voters and addresses are filled in at the end.
     cluster: Option<ClusterConfig>,
+    /// `weir.remote.storage.url` / `--remote-storage-url`.
+    remote_storage_url: Option<String>,
 }
 
 /// The key (or flag) and file (or command line) a setting came from.
@@ -423,6 +462,32 @@ impl Settings {
             "log.cleaner.io.buffer.size" => {
                 node.cleaner_io_buffer_bytes = input.integer_in(1, i32::MAX.into())?;
             }
+            _ => return self.apply_remote(input),
+        }
+        Ok(())
+    }
+
+    /// Tiered storage's keys, with Kafka's ranges; hands other keys on to
+    /// [`Settings::apply_cluster`].
+    fn apply_remote(&mut self, input: &Input<'_>) -> Result<(), ConfigError> {
+        let node = &mut self.node;
+        match input.key {
+            "weir.remote.storage.url" => {
+                let url = input.non_empty_string()?;
+                crate::remote::RemoteUrl::parse(&url).map_err(|e| input.invalid(e.to_string()))?;
+                self.remote_storage_url = Some(url);
+            }
+            "remote.log.manager.task.interval.ms" => {
+                node.remote_log_task_interval_ms = input.integer_in(1, i64::MAX)?;
+            }
+            "weir.remote.orphan.min.age.ms" => {
+                node.remote_orphan_min_age_ms = input.integer_in(0, i64::MAX)?;
+            }
+            // -2: the same as log.retention.* (Kafka's default); -1: unlimited.
+            "log.local.retention.ms" => node.local_retention_ms = input.integer_in(-2, i64::MAX)?,
+            "log.local.retention.bytes" => {
+                node.local_retention_bytes = input.integer_in(-2, i64::MAX)?;
+            }
             _ => return self.apply_cluster(input),
         }
         Ok(())
@@ -554,6 +619,14 @@ impl Settings {
             let parsed = parse_host_port(listen).map_err(|reason| origin.invalid(reason))?;
             self.controller_listen = Some((parsed, origin));
         }
+        if let Some(url) = &args.remote_storage_url {
+            crate::remote::RemoteUrl::parse(url).map_err(|error| ConfigError::InvalidValue {
+                key: "--remote-storage-url".to_owned(),
+                file: COMMAND_LINE.to_owned(),
+                reason: error.to_string(),
+            })?;
+            self.remote_storage_url = Some(url.trim().to_owned());
+        }
         if let Some(voters) = &args.voters {
             let origin = Origin {
                 key: "--voters".to_owned(),
@@ -654,6 +727,8 @@ impl Settings {
             self.controller_listen = Some(controller);
         }
         self.node.cluster = self.cluster_config()?;
+        // The server opens the store at start; the core learns it has one from this flag.
+        self.node.remote_storage_enable = self.remote_storage_url.is_some();
         let listen = security.first_address;
         let mut node = self.node;
         let advertise_bound_address = security.first_advertised.is_none();
@@ -682,8 +757,24 @@ impl Settings {
                     required: true,
                 }),
             },
+            remote_storage_url: self.remote_storage_url,
         })
     }
+}
+
+/// Kafka's rule for a local retention (`local`, with -2 meaning "as `total`") against the
+/// total one (`total`, -1 unlimited) when tiered storage is on: the local copy may not be
+/// kept longer than the data itself. `None` when it holds.
+fn local_retention_refusal(local: i64, total: i64, total_key: &str) -> Option<String> {
+    if total == -1 || local == -2 {
+        return None;
+    }
+    if local == -1 {
+        return Some(format!(
+            "-1 (unlimited) is more than {total_key} = {total}; use -2 to follow it"
+        ));
+    }
+    (local > total).then(|| format!("{local} is more than {total_key} = {total}"))
 }
 
 /// Why a cluster-only setting without voters is refused.
@@ -1591,6 +1682,155 @@ mod tests {
             .to_string();
         assert!(
             message.starts_with("cannot read config file /nonexistent/weir.toml"),
+            "{message}"
+        );
+    }
+
+    // Goal: tiered storage's keys reach the node config, the URL turns tiered storage on,
+    // and unset keys keep Kafka's defaults. Method: one file with every key, then none.
+    #[test]
+    fn remote_storage_keys() {
+        let config = parse(
+            r#"
+            weir.remote.storage.url = "s3://bucket/weir/tiered"
+            remote.log.manager.task.interval.ms = 500
+            weir.remote.orphan.min.age.ms = "60000"
+            log.local.retention.ms = 3600000
+            log.local.retention.bytes = -2
+            log.retention.bytes = 1073741824
+            "#,
+        );
+        let url = config.remote_storage_url.as_deref();
+        assert_eq!(url, Some("s3://bucket/weir/tiered"));
+        let node = &config.node;
+        assert!(node.remote_storage_enable);
+        assert_eq!(node.remote_log_task_interval_ms, 500);
+        assert_eq!(node.remote_orphan_min_age_ms, 60_000);
+        assert_eq!(node.local_retention_ms, 3_600_000);
+        assert_eq!(node.local_retention_bytes, -2);
+        let defaults = parse("");
+        assert_eq!(defaults.remote_storage_url, None);
+        assert!(!defaults.node.remote_storage_enable);
+        assert_eq!(defaults.node.remote_log_task_interval_ms, 30_000);
+        assert_eq!(defaults.node.remote_orphan_min_age_ms, 600_000);
+        assert_eq!(defaults.node.local_retention_ms, -2);
+        assert_eq!(defaults.node.local_retention_bytes, -2);
+        for url in ["file:///var/lib/weir-tier", "memory://", "s3://b"] {
+            let config = parse(&format!("weir.remote.storage.url = \"{url}\""));
+            assert_eq!(config.remote_storage_url.as_deref(), Some(url));
+        }
+    }
+
+    // Goal: bad tiered-storage values are refused under their key with the reason: bad
+    // URLs, out-of-range numbers, and (only when tiered storage is on, as in Kafka) a local
+    // retention longer than the total one. Method: one refusal per case; then the same
+    // local retentions without a URL are accepted.
+    #[test]
+    fn remote_storage_refusals_say_why() {
+        let url = "weir.remote.storage.url = \"memory://\"\n";
+        let cases = [
+            (
+                "weir.remote.storage.url = \"ftp://x\"",
+                "weir.remote.storage.url",
+                "scheme",
+            ),
+            (
+                "weir.remote.storage.url = \"s3://\"",
+                "weir.remote.storage.url",
+                "bucket",
+            ),
+            (
+                "weir.remote.storage.url = \"file://rel\"",
+                "weir.remote.storage.url",
+                "absolute",
+            ),
+            (
+                "weir.remote.storage.url = \"bucket\"",
+                "weir.remote.storage.url",
+                "s3://",
+            ),
+            (
+                "weir.remote.storage.url = \"\"",
+                "weir.remote.storage.url",
+                "empty",
+            ),
+            (
+                "remote.log.manager.task.interval.ms = 0",
+                "remote.log.manager.task.interval.ms",
+                "",
+            ),
+            (
+                "weir.remote.orphan.min.age.ms = -1",
+                "weir.remote.orphan.min.age.ms",
+                "",
+            ),
+            (
+                "log.local.retention.ms = -3",
+                "log.local.retention.ms",
+                "-3",
+            ),
+            (
+                "log.local.retention.bytes = -3",
+                "log.local.retention.bytes",
+                "-3",
+            ),
+        ];
+        let crossed = [
+            "log.retention.ms = 1000\nlog.local.retention.ms = 2000",
+            "log.retention.ms = 1000\nlog.local.retention.ms = -1",
+            "log.retention.bytes = 1000\nlog.local.retention.bytes = 1001",
+            "log.retention.bytes = 1000\nlog.local.retention.bytes = -1",
+        ];
+        for (text, key, reason) in cases {
+            let message = refusal(text);
+            let expected = format!("invalid value for \"{key}\" in weir.toml");
+            assert!(message.starts_with(&expected), "{text:?} gave {message:?}");
+            assert!(message.contains(reason), "{text:?} gave {message:?}");
+        }
+        for text in crossed {
+            let message = refusal(&format!("{url}{text}"));
+            assert!(
+                message.contains("more than log.retention"),
+                "{text:?}: {message}"
+            );
+            let config = parse(text);
+            assert!(!config.node.remote_storage_enable);
+        }
+        // Equal, -2 and an unlimited total are fine with tiered storage on.
+        parse(&format!(
+            "{url}log.retention.ms = 1000\nlog.local.retention.ms = 1000"
+        ));
+        parse(&format!(
+            "{url}log.retention.ms = -1\nlog.local.retention.ms = -1"
+        ));
+        parse(&format!(
+            "{url}log.retention.bytes = 5\nlog.local.retention.bytes = -2"
+        ));
+    }
+
+    // Goal: `--remote-storage-url` sets tiered storage like the key and is checked the
+    // same way. Method: a good and a bad flag.
+    #[test]
+    fn remote_storage_flag() {
+        let args = ServeArgs {
+            remote_storage_url: Some("file:///tmp/tier".to_owned()),
+            ..ServeArgs::default()
+        };
+        let config = ServerConfig::from_args(&args).expect("valid");
+        assert_eq!(
+            config.remote_storage_url.as_deref(),
+            Some("file:///tmp/tier")
+        );
+        assert!(config.node.remote_storage_enable);
+        let bad = ServeArgs {
+            remote_storage_url: Some("gs://bucket".to_owned()),
+            ..ServeArgs::default()
+        };
+        let message = ServerConfig::from_args(&bad)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.starts_with("invalid value for \"--remote-storage-url\""),
             "{message}"
         );
     }

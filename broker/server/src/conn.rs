@@ -13,6 +13,12 @@
 //!   partition is answered with KAFKA_STORAGE_ERROR and logged, never served.
 //! - A malformed or oversized frame closes this connection only, with a log line naming
 //!   the peer.
+//! - A response with remote reads (tiered storage, `FetchRecords::Remote`) is resolved by a
+//!   spawned task, so a slow object store never stalls the connection's other answers; the
+//!   request keeps its place in the order meanwhile (its slot is `Resolving`), and the
+//!   resolved response comes back to the writer as `ConnEvent::Resolved`. At most
+//!   [`IN_FLIGHT_MAX`] such tasks exist per connection (each holds its request's permit),
+//!   and each is bounded in time by the store's deadline.
 //! - Every `select!` is `biased` so simulated runs are deterministic.
 
 use std::collections::BTreeMap;
@@ -27,6 +33,7 @@ use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 
 use crate::messages::{ConnEvent, NodeInput};
+use crate::remote::{self, RemoteStore};
 use crate::storage::StorageDriver;
 
 /// Unanswered requests allowed per connection before the reader pauses.
@@ -46,6 +53,8 @@ pub struct ConnContext {
     /// This broker's endpoint on the connection's listener, when that is not the
     /// registered one: answers naming brokers are rewritten with it.
     pub advertised: Option<Arc<crate::listener::Advertised>>,
+    /// Tiered storage's object store, for fetches below the local log start.
+    pub remote: Option<RemoteStore>,
 }
 
 /// Spawn the reader and writer of one accepted connection.
@@ -72,7 +81,9 @@ pub async fn start<R, St, S>(
     let permits = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
     let (closing_sender, closing) = watch::channel(false);
     let writer = Writer {
+        runtime: runtime.clone(),
         events,
+        resolved: events_sender.downgrade(),
         storage,
         permits: Arc::clone(&permits),
         context: context.clone(),
@@ -271,6 +282,8 @@ impl Reader {
 enum Slot {
     /// Waiting for the node.
     Expected { header: RequestHeader },
+    /// Answered; a task is resolving its remote reads.
+    Resolving { header: RequestHeader },
     /// The node answered; not yet written.
     Answered {
         header: RequestHeader,
@@ -283,8 +296,12 @@ enum Slot {
     Ready(Bytes),
 }
 
-struct Writer<S> {
+struct Writer<R, S> {
+    runtime: R,
     events: mpsc::UnboundedReceiver<ConnEvent>,
+    /// Where remote-read tasks send their resolved responses (weak: the writer alone must
+    /// not keep its own channel open).
+    resolved: mpsc::WeakUnboundedSender<ConnEvent>,
     storage: S,
     permits: Arc<Semaphore>,
     context: ConnContext,
@@ -295,7 +312,7 @@ struct Writer<S> {
 /// The writer must close the connection.
 struct Close;
 
-impl<S: StorageDriver> Writer<S> {
+impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
     async fn run<W: AsyncWrite + Unpin>(mut self, mut socket: W) {
         let mut out = BytesMut::new();
         while let Some(event) = self.events.recv().await {
@@ -344,6 +361,10 @@ impl<S: StorageDriver> Writer<S> {
                 self.slots.insert(seq, Slot::Ready(frame));
             }
             ConnEvent::Response { seq, response } => match self.slots.remove(&seq) {
+                Some(Slot::Expected { header }) if remote::has_remote_reads(&response) => {
+                    self.slots.insert(seq, Slot::Resolving { header });
+                    self.resolve_remote(seq, response);
+                }
                 Some(Slot::Expected { header }) => {
                     self.slots.insert(seq, Slot::Answered { header, response });
                 }
@@ -351,6 +372,19 @@ impl<S: StorageDriver> Writer<S> {
                     // The node answers each request exactly once; anything else is a bug.
                     tracing::error!(
                         "{}: response for request {seq} in unexpected state {}",
+                        self.context.peer,
+                        other.is_some()
+                    );
+                    return Err(Close);
+                }
+            },
+            ConnEvent::Resolved { seq, response } => match self.slots.remove(&seq) {
+                Some(Slot::Resolving { header }) => {
+                    self.slots.insert(seq, Slot::Answered { header, response });
+                }
+                other => {
+                    tracing::error!(
+                        "{}: resolved reads for request {seq} in unexpected state {}",
                         self.context.peer,
                         other.is_some()
                     );
@@ -380,14 +414,15 @@ impl<S: StorageDriver> Writer<S> {
     fn encode_in_order(&mut self, out: &mut BytesMut) -> (usize, Result<(), Close>) {
         let mut completed = 0;
         while let Some(entry) = self.slots.first_entry() {
-            if *entry.key() != self.next_seq || matches!(entry.get(), Slot::Expected { .. }) {
+            let waiting = matches!(entry.get(), Slot::Expected { .. } | Slot::Resolving { .. });
+            if *entry.key() != self.next_seq || waiting {
                 break;
             }
             let slot = entry.remove();
             self.next_seq += 1;
             completed += 1;
             let outcome = match slot {
-                Slot::Expected { .. } => Ok(()),
+                Slot::Expected { .. } | Slot::Resolving { .. } => Ok(()),
                 Slot::Ready(frame) => {
                     out.extend_from_slice(&frame);
                     Ok(())
@@ -407,6 +442,26 @@ impl<S: StorageDriver> Writer<S> {
             }
         }
         (completed, Ok(()))
+    }
+
+    /// Resolve a response's remote reads on a spawned task; it comes back as
+    /// `ConnEvent::Resolved`. Without a store, the reads are refused at once.
+    fn resolve_remote(&self, seq: u64, mut response: ApiResponse) {
+        let Some(events) = self.resolved.upgrade() else {
+            return; // The connection is closing: nobody will write the answer.
+        };
+        let Some(store) = self.context.remote.clone() else {
+            remote::refuse_remote(&mut response, &self.context.peer);
+            let _ = events.send(ConnEvent::Resolved { seq, response });
+            return;
+        };
+        let runtime = self.runtime.clone();
+        let peer = self.context.peer.clone();
+        self.runtime.spawn(async move {
+            store.resolve(&runtime, &mut response, &peer).await;
+            // A failed send means the writer is gone; the answer has nowhere to go.
+            let _ = events.send(ConnEvent::Resolved { seq, response });
+        });
     }
 
     fn encode_answer(

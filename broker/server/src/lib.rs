@@ -12,6 +12,7 @@
 //! - [`peer`]: cluster mode's node-to-node transport over the controller listener.
 //! - [`metrics`]: `GET /metrics` in Prometheus text format (kafka_exporter's names).
 //! - [`gateway`]: the WebSocket gateway for the WASM client (edge protocol, `weir-edge`).
+//! - [`remote`]: tiered storage's object store (uploads, deletes, sweeps, remote reads).
 //! - [`storage`]: the [`storage::StorageDriver`] seam and `FjallStorage` (feature `fjall`).
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is the only place using `anyhow` and
@@ -32,6 +33,7 @@ pub mod messages;
 pub mod metrics;
 pub mod node_loop;
 pub mod peer;
+pub mod remote;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -85,6 +85,14 @@ pub enum ConnEvent {
         /// The response (fetch bytes and timestamp lookups still unresolved).
         response: ApiResponse,
     },
+    /// A response whose remote reads (tiered storage) a task of the writer resolved; it
+    /// takes the place the request holds in the response order.
+    Resolved {
+        /// Sequence number of the request.
+        seq: u64,
+        /// The response, its remote reads resolved (local reads still to do).
+        response: ApiResponse,
+    },
     /// The node completed an expected request without an answer (an acks=0 produce);
     /// with `close`, the connection closes once the requests before it are written.
     NoResponse {

@@ -18,12 +18,20 @@
 //!   input like a sync's. The node applies their results as ordinary storage ops.
 //! - With `check_invariants` (the simulator's setting) `Node::invariants` is asserted after
 //!   every step, i.e. after each input and the outputs it produced were applied.
+//! - Tiered storage: `Output::Upload` jobs run as spawned tasks on the [`RemoteStore`] and
+//!   report `Completion::Uploaded` like a compaction; deletes and sweeps run as spawned
+//!   tasks too, at most [`REMOTE_MAINTENANCE_MAX`] at once (a job beyond that is dropped
+//!   with a log line: its objects are orphans the next sweep removes). Every store call is
+//!   bounded in time, so none of them can stall the loop. Without a store, uploads report
+//!   failure.
 //! - Cluster mode: inbound peer messages arrive as [`NodeInput::Peer`] (from the peer
 //!   listener's readers); `Output::Peer` is handed to [`PeerLinks`], which never waits
 //!   (bounded queues, drop when full) and resolves replica-fetch reads off the loop. A
 //!   failed peer read poisons the node like a failed write.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -34,10 +42,13 @@ use weir_runtime::Runtime;
 
 use crate::messages::{ConnEvent, NodeInput};
 use crate::peer::PeerLinks;
+use crate::remote::RemoteStore;
 use crate::storage::StorageDriver;
 
 /// Failed peer reads reported at once; one is enough to poison the node.
 const PEER_READ_FAILURES_MAX: usize = 16;
+/// Remote deletes and sweeps running at once.
+pub const REMOTE_MAINTENANCE_MAX: usize = 8;
 
 /// Why the node loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -57,13 +68,15 @@ pub fn now<R: Runtime>(runtime: &R) -> Now {
 }
 
 /// Run the node until every input sender is gone (Ok) or storage poisons it (Err).
-/// `check_invariants` asserts the node's invariants after every step (simulation).
+/// `check_invariants` asserts the node's invariants after every step (simulation); `remote`
+/// is tiered storage's object store, if one is configured.
 pub async fn run<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
     node: Node,
     inputs: mpsc::Receiver<NodeInput>,
     check_invariants: bool,
+    remote: Option<RemoteStore>,
 ) -> Result<(), NodeLoopError> {
     let (sync_done_sender, sync_done) = mpsc::unbounded_channel();
     let (compacted_sender, compacted) = mpsc::unbounded_channel();
@@ -85,6 +98,8 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         compacted_sender,
         check_invariants,
         peers,
+        remote,
+        remote_maintenance: Arc::new(AtomicUsize::new(0)),
     };
     node_loop
         .run(inputs, sync_done, compacted, read_failures)
@@ -105,11 +120,15 @@ struct NodeLoop<R, S> {
     connections: BTreeMap<u64, mpsc::UnboundedSender<ConnEvent>>,
     group_commit: GroupCommit,
     sync_done_sender: mpsc::UnboundedSender<SyncDone>,
-    /// Completions of compaction jobs run off the loop (the node keeps one in flight).
+    /// Completions of compaction and upload jobs run off the loop (the node bounds both).
     compacted_sender: mpsc::UnboundedSender<Completion>,
     check_invariants: bool,
     /// Outgoing connections to other nodes (cluster mode; idle otherwise).
     peers: PeerLinks<R, S>,
+    /// Tiered storage's object store, if configured.
+    remote: Option<RemoteStore>,
+    /// Remote deletes and sweeps running ([`REMOTE_MAINTENANCE_MAX`] at most).
+    remote_maintenance: Arc<AtomicUsize>,
 }
 
 impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
@@ -233,17 +252,9 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 }
                 Output::Peer { to, addr, message } => self.peers.send(to, &addr, message),
                 Output::Compact(job) => self.start_compaction(job),
-                // Tiered storage's driver side is not wired yet: no upload happens.
-                Output::Upload(job) => {
-                    let failed = weir_core::tier::UploadFailed {
-                        job_id: job.job_id,
-                        reason: "no remote store configured".into(),
-                    };
-                    let _ = self
-                        .compacted_sender
-                        .send(Completion::Uploaded(Err(failed)));
-                }
-                Output::DeleteRemote(_) | Output::SweepRemote(_) => {}
+                Output::Upload(job) => self.start_upload(*job),
+                Output::DeleteRemote(job) => self.start_delete(job),
+                Output::SweepRemote(job) => self.start_sweep(job),
                 Output::Poisoned { reason } => {
                     tracing::error!("node poisoned, stopping: {reason}");
                     return Err(NodeLoopError::Poisoned(reason));
@@ -274,6 +285,77 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         });
     }
 
+    /// Upload a closed segment off the loop; its completion comes back as an input. The
+    /// node bounds the uploads in flight (`remote.log.manager.copy.max.jobs`).
+    fn start_upload(&self, job: weir_core::tier::UploadJob) {
+        let done = self.compacted_sender.clone();
+        let Some(remote) = self.remote.clone() else {
+            let failed = weir_core::tier::UploadFailed {
+                job_id: job.job_id,
+                reason: "no remote store configured (weir.remote.storage.url)".into(),
+            };
+            let _ = done.send(Completion::Uploaded(Err(failed)));
+            return;
+        };
+        let storage = self.storage.clone();
+        let runtime = self.runtime.clone();
+        self.runtime.spawn(async move {
+            let completion = remote.upload(&storage, &runtime, &job).await;
+            // The loop owns the receiver for its whole life; a failed send means it ended.
+            let _ = done.send(completion);
+        });
+    }
+
+    /// Delete remote objects off the loop; failures are logged by the store.
+    fn start_delete(&self, job: weir_core::tier::DeleteJob) {
+        let Some((remote, permit)) = self.remote_maintenance("delete") else {
+            return;
+        };
+        let runtime = self.runtime.clone();
+        self.runtime.spawn(async move {
+            remote.delete(&runtime, &job).await;
+            drop(permit);
+        });
+    }
+
+    /// Sweep a remote prefix off the loop, ageing objects by the wall clock of now.
+    fn start_sweep(&self, job: weir_core::tier::SweepJob) {
+        let Some((remote, permit)) = self.remote_maintenance("sweep") else {
+            return;
+        };
+        let runtime = self.runtime.clone();
+        let now_wall_ms = runtime.wall_ms();
+        self.runtime.spawn(async move {
+            match remote.sweep(&runtime, &job, now_wall_ms).await {
+                Ok(outcome) if !outcome.deleted.is_empty() => tracing::info!(
+                    "swept {}: deleted {} of {} objects",
+                    job.prefix,
+                    outcome.deleted.len(),
+                    outcome.listed
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!("sweep of {} failed: {error}", job.prefix),
+            }
+            drop(permit);
+        });
+    }
+
+    /// The store and a slot for one more delete or sweep, or `None` (logged) when there is
+    /// no store or [`REMOTE_MAINTENANCE_MAX`] already run.
+    fn remote_maintenance(&self, what: &str) -> Option<(RemoteStore, MaintenancePermit)> {
+        let Some(remote) = self.remote.clone() else {
+            tracing::debug!("remote {what} skipped: no remote store configured");
+            return None;
+        };
+        let running = Arc::clone(&self.remote_maintenance);
+        if running.fetch_add(1, Ordering::AcqRel) >= REMOTE_MAINTENANCE_MAX {
+            running.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!("remote {what} dropped: {REMOTE_MAINTENANCE_MAX} already running");
+            return None;
+        }
+        Some((remote, MaintenancePermit(running)))
+    }
+
     fn start_sync(&self, sync_id: u64, mode: SyncMode) {
         let storage = self.storage.clone();
         let runtime = self.runtime.clone();
@@ -283,6 +365,15 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             // The loop owns the receiver for its whole life; a failed send means it ended.
             let _ = done.send(SyncDone { sync_id, result });
         });
+    }
+}
+
+/// One running remote delete or sweep; dropping it frees the slot.
+struct MaintenancePermit(Arc<AtomicUsize>);
+
+impl Drop for MaintenancePermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -17,6 +17,10 @@
 //!   equal settings share one [`ServerTls`], reloaded by one task while its files change.
 //! - Every listener is bound before recovery; a TLS connection is handed to `conn` only
 //!   after its handshake, which runs on its own task (a slow client never stalls accepts).
+//! - Tiered storage: with `weir.remote.storage.url` the store is opened before recovery (a
+//!   bad URL or an unusable directory fails the start) and the node is told it has one
+//!   (`NodeConfig::remote_storage_enable`); [`start_with_remote`] takes a store built by
+//!   the caller instead (tests, the simulator).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +35,7 @@ use crate::conn::{self, ConnContext};
 use crate::listener::{Advertised, ListenerSet, SecurityProtocol};
 use crate::messages::{NodeInput, NODE_INPUTS_MAX};
 use crate::node_loop::{self, NodeLoopError};
+use crate::remote::{RemoteError, RemoteStore};
 use crate::storage::StorageDriver;
 use crate::tls::{ServerTls, TlsAcceptor, TlsError, TlsSettings};
 
@@ -65,6 +70,9 @@ pub enum ServerError {
         /// What is wrong.
         error: TlsError,
     },
+    /// The remote store (`weir.remote.storage.url`) could not be opened.
+    #[error("cannot open remote storage: {0}")]
+    Remote(#[from] RemoteError),
     /// Storage failed while serving; the node stopped.
     #[error(transparent)]
     Poisoned(#[from] NodeLoopError),
@@ -163,12 +171,32 @@ impl RunningServer {
 }
 
 /// Bind, recover and start serving over any storage driver (tests and the simulator pass
-/// their own). Returns once the listener is bound and the node recovered.
+/// their own), with the remote store `weir.remote.storage.url` names, if any. Returns once
+/// the listener is bound and the node recovered.
 pub async fn start<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
-    mut config: ServerConfig,
+    config: ServerConfig,
 ) -> Result<RunningServer, ServerError> {
+    let remote = match &config.remote_storage_url {
+        Some(url) => Some(RemoteStore::from_url(url)?),
+        None => None,
+    };
+    start_with_remote(runtime, storage, config, remote).await
+}
+
+/// [`start`] with a remote store built by the caller (`None`: no tiered storage, whatever
+/// the config says).
+pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
+    runtime: R,
+    storage: S,
+    mut config: ServerConfig,
+    remote: Option<RemoteStore>,
+) -> Result<RunningServer, ServerError> {
+    config.node.remote_storage_enable = remote.is_some();
+    if let Some(remote) = &remote {
+        tracing::info!("tiered storage in {}", remote.label());
+    }
     let tls = LoadedTls::load(&runtime, &config.listeners).await?;
     let bind_error = |source| ServerError::Bind {
         addr: config.listen.clone(),
@@ -227,6 +255,7 @@ pub async fn start<R: Runtime, S: StorageDriver>(
     let loop_runtime = runtime.clone();
     let loop_storage = storage.clone();
     let check_invariants = config.check_invariants;
+    let loop_remote = remote.clone();
     runtime.spawn(async move {
         let result = node_loop::run(
             loop_runtime,
@@ -234,6 +263,7 @@ pub async fn start<R: Runtime, S: StorageDriver>(
             node,
             node_inputs,
             check_invariants,
+            loop_remote,
         )
         .await;
         let _ = outcome_sender.send(result);
@@ -256,7 +286,8 @@ pub async fn start<R: Runtime, S: StorageDriver>(
             storage.clone(),
             node_sender.clone(),
             node_id,
-        );
+        )
+        .with_remote(remote.clone());
         runtime.spawn(crate::gateway::serve(
             context,
             gateway_listener,
@@ -293,6 +324,7 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         storage.clone(),
         node_sender.clone(),
         listening,
+        remote.clone(),
     );
     runtime.spawn(accept);
     for (extra, bound_listener, bound) in others {
@@ -322,6 +354,7 @@ pub async fn start<R: Runtime, S: StorageDriver>(
             storage.clone(),
             node_sender.clone(),
             listening,
+            remote.clone(),
         );
         runtime.spawn(accept);
         listeners.push(BoundListener {
@@ -498,6 +531,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
     storage: S,
     node: mpsc::Sender<NodeInput>,
     listening: Listening,
+    remote: Option<RemoteStore>,
 ) {
     for conn in 1u64.. {
         let (stream, peer) = loop {
@@ -523,6 +557,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
             peer,
             frame_bytes_max: listening.frame_bytes_max,
             advertised: listening.advertised.clone(),
+            remote: remote.clone(),
         };
         let Some(acceptor) = &listening.tls else {
             conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;

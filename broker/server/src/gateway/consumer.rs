@@ -40,6 +40,7 @@ use super::errors::{kafka_error, unexpected};
 use super::lock;
 use super::ops::{refresh_metadata, Meta};
 use super::route::{leader_moved, Dest, Lane, Router};
+use crate::remote::RemoteStore;
 use crate::storage::StorageDriver;
 
 /// Rebalance timeout the gateway announces for its members.
@@ -597,6 +598,7 @@ pub async fn client_commit<R: Runtime>(
 pub async fn poll<R: Runtime, S: StorageDriver>(
     runtime: &R,
     storage: &S,
+    remote: Option<&RemoteStore>,
     consumer: &Consumer,
     router: &Router<R>,
     max_wait_ms: u32,
@@ -630,7 +632,8 @@ pub async fn poll<R: Runtime, S: StorageDriver>(
         }
         let remaining = deadline.saturating_sub(now);
         let wait_ms = i32::try_from(remaining.as_millis()).unwrap_or(i32::MAX);
-        let fetched = fetch_once(storage, consumer, router, &targets, wait_ms, max_bytes).await?;
+        let reads = (storage, remote);
+        let fetched = fetch_once(reads, consumer, router, &targets, wait_ms, max_bytes).await?;
         if !fetched.records.is_empty() || runtime.now() >= deadline {
             return Ok(Reply::Records(fetched.records));
         }
@@ -659,7 +662,7 @@ struct Fetched {
 /// with records is delivered and the others are abandoned (nothing of theirs was
 /// delivered, so their positions are unchanged).
 async fn fetch_once<R: Runtime, S: StorageDriver>(
-    storage: &S,
+    (storage, remote): (&S, Option<&RemoteStore>),
     consumer: &Consumer,
     router: &Router<R>,
     targets: &[(TopicPartition, i64)],
@@ -719,7 +722,10 @@ async fn fetch_once<R: Runtime, S: StorageDriver>(
             }
         };
         if dest == Dest::Local {
-            // Local answers carry read plans; remote ones arrive as record bytes.
+            // Local answers carry read plans (of local storage, and of the object store for
+            // offsets tiered away); other brokers' answers arrive as record bytes.
+            let runtime = router.runtime();
+            crate::remote::resolve_remote(remote, runtime, &mut answer, "gateway").await;
             crate::conn::resolve_reads(storage, &mut answer, "gateway");
         }
         let ApiResponse::Fetch(answer) = answer else {

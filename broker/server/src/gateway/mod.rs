@@ -9,7 +9,8 @@
 //! registers a connection id with `NodeInput::Connect`, sends domain `ApiRequest`s
 //! (Produce, Fetch, Metadata, CreateTopics, InitProducerId, ListOffsets, OffsetFetch,
 //! OffsetCommit, ConsumerGroupHeartbeat) and receives the node's `ApiResponse`s, with
-//! fetch reads resolved from storage by the same CRC-checked code the Kafka writer uses.
+//! fetch reads resolved from storage by the same CRC-checked code the Kafka writer uses
+//! (and remote reads, with tiered storage, by the same [`crate::remote`] code).
 //! There is no second implementation of produce, fetch or group logic here: the gateway
 //! only translates (edge record <-> record batch, KIP-848 heartbeats on the browser's
 //! behalf, errors to their Kafka names). From edge protocol version 2 the client is the
@@ -55,6 +56,7 @@ use tokio::sync::mpsc;
 use weir_runtime::{Listener, Runtime};
 
 use crate::messages::NodeInput;
+use crate::remote::RemoteStore;
 use crate::storage::StorageDriver;
 use crate::tls::TlsAcceptor;
 
@@ -76,6 +78,8 @@ pub struct GatewayContext<R, S> {
     pub node: mpsc::Sender<NodeInput>,
     /// This broker's node id.
     pub node_id: i32,
+    /// Tiered storage's object store, for fetches below the local log start.
+    pub remote: Option<RemoteStore>,
     /// Session counter.
     sessions: Arc<AtomicU64>,
 }
@@ -88,8 +92,15 @@ impl<R, S> GatewayContext<R, S> {
             storage,
             node,
             node_id,
+            remote: None,
             sessions: Arc::new(AtomicU64::new(1)),
         }
+    }
+
+    /// Serve remote reads (tiered storage) from `remote`.
+    pub fn with_remote(mut self, remote: Option<RemoteStore>) -> Self {
+        self.remote = remote;
+        self
     }
 
     fn next_session(&self) -> u64 {

@@ -174,6 +174,11 @@ impl<R: Runtime> Router<R> {
         }
     }
 
+    /// The runtime (timers of the reads a fetch answer still needs).
+    pub fn runtime(&self) -> &R {
+        &self.runtime
+    }
+
     /// Register a produce about to be sent for the first time (call in send order).
     pub fn ticket(self: &Arc<Self>, topic: &str, partition: i32) -> Ticket<R> {
         let id = {

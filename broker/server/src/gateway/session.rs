@@ -306,11 +306,13 @@ impl<R: Runtime, S: StorageDriver> Session<R, S> {
                 }
                 let runtime = self.context.runtime.clone();
                 let storage = self.context.storage.clone();
+                let remote = self.context.remote.clone();
                 let router = Arc::clone(&self.router);
                 self.answer_later(id, async move {
                     let result = consumer::poll(
                         &runtime,
                         &storage,
+                        remote.as_ref(),
                         &consumer,
                         &router,
                         poll.max_wait_ms,
