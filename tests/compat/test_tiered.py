@@ -94,7 +94,7 @@ def write(bootstrap: str, topic: str, n: int, tag: str) -> list[tuple[int, bytes
     for start in range(0, n, 10):
         msgs = [{"value": f"{tag}-{i:05d}-".encode() + b"x" * 60, "partition": 0} for i in range(start, min(n, start + 10))]
         for d in ck_produce(producer, topic, msgs):
-            assert d.err is None, d.err
+            assert d.error is None, d.error
             out.append((d.offset, d.value))
     return out
 
@@ -247,14 +247,13 @@ def test_cluster_leader_kill_during_uploads_loses_nothing(cluster_factory, tmp_p
     store = tmp_path / "shared-store"
     store.mkdir()
     cluster = cluster_factory(3, config=CLUSTER_CONFIG + store_config(store))
-    cluster.start()
     cluster.wait_formed()
     topic = unique("tiered-cluster")
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
     cfg = tiered(**{"min.insync.replicas": "2"})
-    admin.create_topics([NewTopic(topic, 1, 3, config=cfg)])[topic].result(timeout=30)
+    admin.create_topics([NewTopic(topic, 1, 3, config=cfg)], operation_timeout=20, request_timeout=30)[topic].result(timeout=40)
     leader = wait_until(lambda: (lambda p: p.leader if p.leader >= 0 and len(p.isrs) == 3 else None)(partition_state(cluster.bootstrap(), topic, 0)), 30, "ISR of 3")
     written = write(cluster.bootstrap(), topic, 200, "a")
     wait_until(lambda: objects(store), TIER_TIMEOUT_S, "uploads began", interval=0.1)

@@ -1028,6 +1028,14 @@ impl Node {
         if known(name) {
             return Vec::new();
         }
+        // Not creatable now (too few live brokers for its replication factor): answer at
+        // once (COORDINATOR_NOT_AVAILABLE, as Kafka does) rather than hold the request for
+        // nothing; a held answer also holds every later answer on its connection.
+        let voters = cluster.meta.raft.voters().len();
+        let (rf, live) = super::cluster::internal_topic_placement(&cluster.meta.image, voters);
+        if live < rf {
+            return Vec::new();
+        }
         vec![name.to_string()]
     }
 

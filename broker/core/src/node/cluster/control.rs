@@ -438,10 +438,7 @@ impl Node {
         // only once that many are live: created while a broker is still starting, they would
         // stay under-replicated for good (Kafka refuses to create them under-replicated too).
         let image = cluster.meta.decision_image();
-        let known = image.brokers.len().max(cluster.meta.raft.voters().len());
-        let internal_rf = known.clamp(1, INTERNAL_TOPIC_RF_MAX);
-        debug_assert!((1..=INTERNAL_TOPIC_RF_MAX).contains(&internal_rf));
-        let live = image.live_brokers().len();
+        let (internal_rf, live) = internal_topic_placement(image, cluster.meta.raft.voters().len());
         for name in names {
             let internal_partitions = match name.as_str() {
                 crate::group::offsets_log::OFFSETS_TOPIC => Some((
@@ -684,6 +681,20 @@ impl Node {
             self.propose(vec![record]);
         }
     }
+}
+
+/// The replication factor an internal topic is created with on `image` (Kafka's 3, or as
+/// many brokers as the cluster has: registered ones, or `voters` for those not registered
+/// yet) and the live brokers there are: the controller creates one only when `live >= rf`,
+/// and a broker does not hold a coordinator request for one that cannot be created now.
+pub(in crate::node) fn internal_topic_placement(
+    image: &crate::cluster::image::MetadataImage,
+    voters: usize,
+) -> (usize, usize) {
+    let known = image.brokers.len().max(voters);
+    let internal_rf = known.clamp(1, INTERNAL_TOPIC_RF_MAX);
+    debug_assert!((1..=INTERNAL_TOPIC_RF_MAX).contains(&internal_rf));
+    (internal_rf, image.live_brokers().len())
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ mod remote;
 mod replication;
 mod router;
 
-pub(in crate::node) use control::ControllerState;
+pub(in crate::node) use control::{internal_topic_placement, ControllerState};
 pub(in crate::node) use follower::FollowerState;
 pub(in crate::node) use markers::Markers;
 pub(in crate::node) use membership::BrokerMembership;
