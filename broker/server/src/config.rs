@@ -16,6 +16,7 @@
 //! - Listener and TLS keys (`listeners`, `listener.security.protocol.map`, `ssl.*`, ...) are
 //!   checked together in [`security`]; `--listen` replaces the first listener's address.
 
+mod sasl;
 mod security;
 
 use std::collections::BTreeMap;

@@ -18,6 +18,7 @@
 //! - Every listener is bound before recovery; a TLS connection is handed to `conn` only
 //!   after its handshake, which runs on its own task (a slow client never stalls accepts).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use crate::conn::{self, ConnContext};
 use crate::listener::{Advertised, ListenerSet, SecurityProtocol};
 use crate::messages::{NodeInput, NODE_INPUTS_MAX};
 use crate::node_loop::{self, NodeLoopError};
+use crate::sasl::{SaslListener, SaslSettings};
 use crate::storage::StorageDriver;
 use crate::tls::{ServerTls, TlsAcceptor, TlsError, TlsSettings};
 
@@ -281,11 +283,15 @@ pub async fn start<R: Runtime, S: StorageDriver>(
         protocol: first.protocol,
         addr: local_addr.clone(),
     }];
+    // One connection id sequence for every listener: the node loop keys connections by it.
+    let conn_ids = Arc::new(AtomicU64::new(1));
     let listening = Listening {
         name: first.name.clone(),
         tls: tls.acceptor(first.tls.as_ref(), timeout),
         advertised: None,
         frame_bytes_max: config.frame_bytes_max,
+        sasl: sasl_listener(&runtime, &first.name, first.sasl.as_ref()),
+        conn_ids: Arc::clone(&conn_ids),
     };
     let accept = accept_loop(
         runtime.clone(),
@@ -315,6 +321,8 @@ pub async fn start<R: Runtime, S: StorageDriver>(
                 port,
             })),
             frame_bytes_max: config.frame_bytes_max,
+            sasl: sasl_listener(&runtime, &extra.kind.name, extra.kind.sasl.as_ref()),
+            conn_ids: Arc::clone(&conn_ids),
         };
         let accept = accept_loop(
             runtime.clone(),
@@ -411,6 +419,25 @@ struct Listening {
     advertised: Option<Arc<Advertised>>,
     /// `socket.request.max.bytes`.
     frame_bytes_max: usize,
+    /// Its SASL, when the protocol is SASL_PLAINTEXT or SASL_SSL.
+    sasl: Option<Arc<SaslListener>>,
+    /// The connection ids every listener draws from.
+    conn_ids: Arc<AtomicU64>,
+}
+
+/// A SASL listener's shared state, its nonces keyed by the runtime's secret seed salted
+/// with the listener's name (so two listeners never draw the same sequence).
+fn sasl_listener<R: Runtime>(
+    runtime: &R,
+    name: &str,
+    settings: Option<&SaslSettings>,
+) -> Option<Arc<SaslListener>> {
+    let settings = settings?;
+    let mut seed = runtime.secret_seed();
+    for (index, byte) in name.bytes().enumerate() {
+        seed[index % seed.len()] ^= byte.rotate_left(index as u32 % 8);
+    }
+    Some(Arc::new(SaslListener::new(settings.clone(), seed)))
 }
 
 /// Bind the controller (peer) listener in cluster mode; see [`crate::peer::bind_address`].
@@ -499,7 +526,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
     node: mpsc::Sender<NodeInput>,
     listening: Listening,
 ) {
-    for conn in 1u64.. {
+    loop {
         let (stream, peer) = loop {
             match listener.accept().await {
                 Ok(accepted) => break accepted,
@@ -514,6 +541,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
         if node.is_closed() {
             return; // The node loop has stopped: stop accepting.
         }
+        let conn = listening.conn_ids.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             "connection {conn} from {peer} on listener {}",
             listening.name
@@ -523,6 +551,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
             peer,
             frame_bytes_max: listening.frame_bytes_max,
             advertised: listening.advertised.clone(),
+            sasl: listening.sasl.clone(),
         };
         let Some(acceptor) = &listening.tls else {
             conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;

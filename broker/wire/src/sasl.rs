@@ -497,6 +497,11 @@ impl ScramServer {
         (server, bytes)
     }
 
+    /// The mechanism of this exchange.
+    pub fn mechanism(&self) -> ScramMechanism {
+        self.mechanism
+    }
+
     /// The user this exchange authenticates.
     pub fn username(&self) -> &str {
         &self.client_first.username
@@ -673,9 +678,43 @@ fn encode_saslname(name: &str) -> String {
     name.replace('=', "=3D").replace(',', "=2C")
 }
 
-/// A nonce from random bytes: base64, which never holds a comma.
-pub fn nonce_from(random: &[u8]) -> String {
-    base64_encode(random)
+/// Fresh SCRAM nonces (and salts) from a 32-byte secret seed: HMAC-SHA-256 of the seed
+/// over a counter, so every draw is unpredictable to whoever does not know the seed and
+/// the whole sequence is a function of it (the simulator replays it). Production seeds it
+/// from the OS through the runtime seam (`Runtime::secret_seed`).
+pub struct NonceSource {
+    key: hmac::Key,
+    counter: u64,
+}
+
+impl std::fmt::Debug for NonceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NonceSource").finish_non_exhaustive()
+    }
+}
+
+impl NonceSource {
+    /// A source keyed by `seed`.
+    pub fn new(seed: [u8; 32]) -> NonceSource {
+        NonceSource {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &seed),
+            counter: 0,
+        }
+    }
+
+    /// 32 fresh bytes.
+    pub fn bytes(&mut self) -> [u8; 32] {
+        self.counter += 1;
+        let tag = hmac::sign(&self.key, &self.counter.to_be_bytes());
+        let mut out = [0; 32];
+        out.copy_from_slice(&tag.as_ref()[..32]);
+        out
+    }
+
+    /// A fresh nonce: 24 bytes of base64 (printable, never a comma).
+    pub fn nonce(&mut self) -> String {
+        base64_encode(&self.bytes()[..18])
+    }
 }
 
 #[cfg(test)]
