@@ -12,7 +12,8 @@
 //! - No password, salted password, key or proof is ever formatted: the types holding them
 //!   implement `Debug` without them, and errors name only what was malformed.
 //! - A SCRAM exchange accepts a client only if the proof checks against the stored key,
-//!   compared in constant time; the server nonce the client echoes must be the one sent.
+//!   compared in constant time; the nonce the client echoes must end with the combined
+//!   nonce the server sent (Kafka's rule, which old librdkafka needs).
 
 use base64::Engine as _;
 use ring::{digest, hmac, pbkdf2};
@@ -517,7 +518,10 @@ impl ScramServer {
                 "channel binding does not match the GS2 header",
             ));
         }
-        if message.nonce != self.nonce {
+        // Kafka's check is `endsWith`, not equality: librdkafka before 2.1 sends its own
+        // nonce again in front of the combined one, and Kafka accepts it. The proof covers
+        // the message as sent, so this admits nothing the credential does not.
+        if !message.nonce.ends_with(&self.nonce) {
             return Err(SaslError::Malformed("nonce does not match the server's"));
         }
         let mechanism = self.mechanism;
@@ -711,9 +715,12 @@ impl NonceSource {
         out
     }
 
-    /// A fresh nonce: 24 bytes of base64 (printable, never a comma).
+    /// A fresh nonce: 144 bits as 36 lower-case hex digits (alphanumeric, like Kafka's).
     pub fn nonce(&mut self) -> String {
-        base64_encode(&self.bytes()[..18])
+        self.bytes()[..18]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
