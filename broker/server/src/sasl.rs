@@ -10,7 +10,8 @@
 //!
 //! Invariants:
 //! - Before authentication succeeds, the connection serves nothing but ApiVersions,
-//!   SaslHandshake and SaslAuthenticate (enforced by `conn.rs` with [`Authenticator::is_authenticated`]).
+//!   SaslHandshake and SaslAuthenticate (enforced by `conn.rs` with
+//!   [`Authenticator::is_authenticated`]).
 //! - Every failure answers with its error (UNSUPPORTED_SASL_MECHANISM with the enabled
 //!   list, SASL_AUTHENTICATION_FAILED with a message, ILLEGAL_SASL_STATE) and then closes
 //!   the connection, as Kafka does: one failed attempt per connection.

@@ -725,7 +725,8 @@ mod tests {
             "{KEYSTORE}listeners = \"SASL_PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9093\"\n\
              sasl.enabled.mechanisms = \"SCRAM-SHA-512\"\n\
              connections.max.reauth.ms = 60000\n\
-             listener.name.sasl_plaintext.sasl.enabled.mechanisms = [\"PLAIN\", \"SCRAM-SHA-256\"]\n\
+             listener.name.sasl_plaintext.sasl.enabled.mechanisms = \
+             [\"PLAIN\", \"SCRAM-SHA-256\"]\n\
              listener.name.sasl_plaintext.plain.sasl.jaas.config = \"org.apache.kafka.common.\
              security.plain.PlainLoginModule required user_alice=\\\"alice-secret\\\";\"\n\
              weir.sasl.authentication.timeout.ms = 3000\n"
