@@ -28,6 +28,29 @@ pub struct ClientConfig {
     pub in_flight_requests_max: usize,
     /// Largest response frame accepted (`socket.request.max.bytes` on the broker side).
     pub frame_bytes_max: usize,
+    /// `sasl.mechanism`, `sasl.username`, `sasl.password`: authenticate every connection
+    /// (SASL_PLAINTEXT) right after ApiVersions; `None` = no authentication.
+    pub sasl: Option<SaslCredentials>,
+}
+
+/// What a connection authenticates with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslCredentials {
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    pub mechanism: weir_wire::sasl::SaslMechanism,
+    /// `sasl.username`.
+    pub username: String,
+    /// `sasl.password` (never printed).
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslCredentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ClientConfig {
@@ -42,6 +65,7 @@ impl Default for ClientConfig {
             retry_backoff_max: Duration::from_secs(1),
             in_flight_requests_max: 64,
             frame_bytes_max: weir_wire::frame::FRAME_BYTES_MAX,
+            sasl: None,
         }
     }
 }

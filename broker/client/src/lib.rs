@@ -31,6 +31,7 @@ pub mod error;
 pub mod group_admin;
 pub mod log_dir_admin;
 pub mod producer;
+pub mod scram_admin;
 pub mod session;
 pub mod txn_admin;
 
@@ -40,6 +41,7 @@ pub use admin::{
 };
 pub use config::{
     Acks, AutoOffsetReset, ClientConfig, ConsumerConfig, GroupConfig, ProducerConfig,
+    SaslCredentials,
 };
 pub use consumer::{Consumer, ConsumerRecord, Offset};
 pub use driver::coordinator::CoordinatorInfo;

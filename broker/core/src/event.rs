@@ -30,6 +30,42 @@ pub enum Origin {
     GroupWrite,
 }
 
+/// Who sends a connection's requests: Kafka's `KafkaPrincipal` of type `User`, the
+/// authenticated SASL user, or `User:ANONYMOUS` on a listener without authentication.
+///
+/// The driver tells the node a connection's principal once it authenticated
+/// ([`crate::Node::handle_authenticated`]); every request of that connection is then the
+/// principal's ([`crate::Node::principal`]). Nothing is checked against it yet: it is the
+/// input authorization (ACLs, issue 15 item 3) will read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Principal {
+    /// The user name (`ANONYMOUS` for the unauthenticated principal).
+    pub name: String,
+}
+
+impl Principal {
+    /// Kafka's name of the unauthenticated user.
+    pub const ANONYMOUS_NAME: &'static str = "ANONYMOUS";
+
+    /// `User:<name>`.
+    pub fn user(name: &str) -> Principal {
+        Principal {
+            name: name.to_owned(),
+        }
+    }
+
+    /// `User:ANONYMOUS`.
+    pub fn anonymous() -> Principal {
+        Principal::user(Self::ANONYMOUS_NAME)
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "User:{}", self.name)
+    }
+}
+
 /// Identifies one request: where it came from and its sequence there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId {

@@ -52,6 +52,6 @@ mod txn;
 mod txn_log;
 
 pub use config::{Durability, NodeConfig};
-pub use event::{Completion, Origin, Output, RequestId, SyncMode};
+pub use event::{Completion, Origin, Output, Principal, RequestId, SyncMode};
 pub use node::Node;
 pub use time::{Instant, Now};

@@ -53,13 +53,43 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         F: FnOnce() -> T + Send + 'static;
     /// A seed for this process's deterministic RNG streams.
     fn rng_seed(&self) -> u64;
+    /// 32 secret bytes for unpredictable values (SASL nonces and salts). The default
+    /// derives them from [`Runtime::rng_seed`], so simulations replay them; production's
+    /// [`TokioRuntime::from_entropy`] draws them from the OS.
+    fn secret_seed(&self) -> [u8; 32] {
+        expand_seed(self.rng_seed())
+    }
+}
+
+/// 32 bytes from a 64-bit seed (SplitMix64 steps): deterministic, for simulations.
+pub fn expand_seed(seed: u64) -> [u8; 32] {
+    let mut state = seed;
+    let mut out = [0; 32];
+    for chunk in out.chunks_mut(8) {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out
 }
 
 /// Production runtime over tokio (or madsim's tokio under `--cfg madsim`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TokioRuntime {
     epoch: tokio::time::Instant,
     seed: u64,
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for TokioRuntime {
+    // The secret seed keys SASL nonces: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokioRuntime")
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokioRuntime {
@@ -70,6 +100,7 @@ impl TokioRuntime {
         TokioRuntime {
             epoch: tokio::time::Instant::now(),
             seed,
+            secret: expand_seed(seed),
         }
     }
 
@@ -86,7 +117,15 @@ impl TokioRuntime {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u64(nanos);
         hasher.write_u32(std::process::id());
-        TokioRuntime::new(hasher.finish())
+        let mut runtime = TokioRuntime::new(hasher.finish());
+        // SASL nonces and salts must be unpredictable: 256 bits from the OS, not the
+        // 64-bit seed (kept for the deterministic streams). Should the OS refuse, the
+        // seed's expansion stays (still secret, only smaller).
+        let mut secret = [0; 32];
+        if getrandom::getrandom(&mut secret).is_ok() {
+            runtime.secret = secret;
+        }
+        runtime
     }
 }
 
@@ -168,5 +207,9 @@ impl Runtime for TokioRuntime {
 
     fn rng_seed(&self) -> u64 {
         self.seed
+    }
+
+    fn secret_seed(&self) -> [u8; 32] {
+        self.secret
     }
 }

@@ -19,6 +19,7 @@
 //!   is set; its URL is checked here (scheme, bucket, absolute path), the store itself is
 //!   opened at start.
 
+mod sasl;
 mod security;
 
 use std::collections::BTreeMap;

@@ -19,6 +19,13 @@
 //!   resolved response comes back to the writer as `ConnEvent::Resolved`. At most
 //!   [`IN_FLIGHT_MAX`] such tasks exist per connection (each holds its request's permit),
 //!   and each is bounded in time by the store's deadline.
+//! - On a SASL listener the reader serves nothing but ApiVersions, SaslHandshake and
+//!   SaslAuthenticate until the connection authenticated ([`crate::sasl`]); anything else
+//!   is answered ILLEGAL_SASL_STATE (when its response can say so) and the connection
+//!   closes, as does every failed authentication after its answer is written. The
+//!   authenticated principal reaches the node (`NodeInput::Authenticated`) before any
+//!   request that follows it. A connection is closed at its authentication deadline and,
+//!   with `connections.max.reauth.ms`, when its session ends without re-authentication.
 //! - Every `select!` is `biased` so simulated runs are deterministic.
 
 use std::collections::BTreeMap;
@@ -26,14 +33,15 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, Semaphore};
-use weir_core::RequestId;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use weir_core::{Principal, RequestId};
 use weir_wire::codec::{self, Decoded, RequestHeader};
 use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 
 use crate::messages::{ConnEvent, NodeInput};
 use crate::remote::{self, RemoteStore};
+use crate::sasl::{Authenticator, SaslListener, Step};
 use crate::storage::StorageDriver;
 
 /// Unanswered requests allowed per connection before the reader pauses.
@@ -55,6 +63,8 @@ pub struct ConnContext {
     pub advertised: Option<Arc<crate::listener::Advertised>>,
     /// Tiered storage's object store, for fetches below the local log start.
     pub remote: Option<RemoteStore>,
+    /// The listener's SASL, when its protocol is SASL_PLAINTEXT or SASL_SSL.
+    pub sasl: Option<Arc<SaslListener>>,
 }
 
 /// Spawn the reader and writer of one accepted connection.
@@ -95,12 +105,15 @@ pub async fn start<R, St, S>(
         // Wake the reader if it is still waiting on the socket.
         let _ = closing_sender.send(true);
     });
+    let auth = (context.sasl.clone()).map(|sasl| Authenticator::new(sasl, runtime.now()));
     let reader = Reader {
         context,
         node,
         events: events_sender,
         permits,
         closing,
+        runtime: runtime.clone(),
+        auth,
     };
     runtime.spawn(reader.run(read_half));
 }
@@ -111,23 +124,37 @@ enum ReadEnd {
     Closed,
     /// A protocol violation; the message is logged.
     Refused(String),
+    /// A final answer was handed to the writer, which closes after writing it (a failed
+    /// authentication); the message is logged.
+    Answered(String),
 }
 
-struct Reader {
+struct Reader<R> {
     context: ConnContext,
     node: mpsc::Sender<NodeInput>,
     events: mpsc::UnboundedSender<ConnEvent>,
     permits: Arc<Semaphore>,
     closing: watch::Receiver<bool>,
+    runtime: R,
+    /// The connection's authentication, on a SASL listener.
+    auth: Option<Authenticator>,
 }
 
-impl Reader {
+impl<R: weir_runtime::Runtime> Reader<R> {
     async fn run<Rd: AsyncRead + Unpin>(mut self, mut socket: Rd) {
         let end = self.read_requests(&mut socket).await;
-        if let ReadEnd::Refused(reason) = end {
-            tracing::warn!("closing connection from {}: {reason}", self.context.peer);
+        match end {
+            ReadEnd::Refused(reason) => {
+                tracing::warn!("closing connection from {}: {reason}", self.context.peer);
+                let _ = self.events.send(ConnEvent::Shutdown);
+            }
+            ReadEnd::Answered(reason) => {
+                tracing::info!("closing connection from {}: {reason}", self.context.peer);
+            }
+            ReadEnd::Closed => {
+                let _ = self.events.send(ConnEvent::Shutdown);
+            }
         }
-        let _ = self.events.send(ConnEvent::Shutdown);
         let _ = self
             .node
             .send(NodeInput::Disconnect {
@@ -141,9 +168,11 @@ impl Reader {
         for seq in 0u64.. {
             // The in-flight bound: one permit per unanswered request.
             let permits = Arc::clone(&self.permits);
+            let deadline = self.deadline();
             tokio::select! {
                 biased;
                 _ = self.closing.changed() => return ReadEnd::Closed,
+                () = deadline => return self.expired(),
                 permit = permits.acquire() => match permit {
                     Ok(permit) => permit.forget(),
                     Err(_) => return ReadEnd::Closed,
@@ -186,9 +215,11 @@ impl Reader {
             buffer.reserve((wanted - buffer.len()).max(READ_BUFFER_BYTES));
         }
         while buffer.len() < wanted {
+            let deadline = self.deadline();
             let read = tokio::select! {
                 biased;
                 _ = self.closing.changed() => return Err(ReadEnd::Closed),
+                () = deadline => return Err(self.expired()),
                 read = socket.read_buf(buffer) => read,
             };
             match read {
@@ -203,10 +234,46 @@ impl Reader {
         Ok(true)
     }
 
+    /// The authentication deadline or session end, as a future (pending forever without).
+    fn deadline(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        match self.auth.as_ref().and_then(Authenticator::deadline) {
+            Some(deadline) => Box::pin(self.runtime.sleep_until(deadline)),
+            None => Box::pin(std::future::pending()),
+        }
+    }
+
+    fn expired(&self) -> ReadEnd {
+        let authenticated = self
+            .auth
+            .as_ref()
+            .is_some_and(Authenticator::is_authenticated);
+        ReadEnd::Refused(
+            if authenticated {
+                "its SASL session expired without re-authentication (connections.max.reauth.ms)"
+            } else {
+                "it did not authenticate in time (weir.sasl.authentication.timeout.ms)"
+            }
+            .to_owned(),
+        )
+    }
+
     /// Decode one frame and route it: answered here, or sent to the node.
     async fn dispatch(&mut self, seq: u64, frame: Bytes) -> Result<(), ReadEnd> {
         let (header, decoded) = codec::decode_request(frame)
             .map_err(|error| ReadEnd::Refused(format!("malformed request: {error}")))?;
+        if let Some(auth) = &self.auth {
+            let sasl_request = matches!(
+                &decoded,
+                Decoded::Api(ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_))
+            );
+            if sasl_request {
+                return self.authenticate(seq, header, decoded).await;
+            }
+            let before = !auth.is_authenticated() && !matches!(decoded, Decoded::ApiVersions);
+            if before {
+                return self.refuse_before_authentication(seq, &header);
+            }
+        }
         let mut out = BytesMut::new();
         match decoded {
             Decoded::ApiVersions => {
@@ -269,6 +336,90 @@ impl Reader {
         }
     }
 
+    /// A SaslHandshake or SaslAuthenticate on a SASL listener: one step of the exchange.
+    async fn authenticate(
+        &mut self,
+        seq: u64,
+        header: RequestHeader,
+        decoded: Decoded,
+    ) -> Result<(), ReadEnd> {
+        let now = self.runtime.now();
+        let Some(auth) = self.auth.as_mut() else {
+            return Err(ReadEnd::Refused(
+                "SASL request on a listener without SASL".into(),
+            ));
+        };
+        let mut step = match &decoded {
+            Decoded::Api(ApiRequest::SaslHandshake(request)) => auth.handshake(request),
+            Decoded::Api(ApiRequest::SaslAuthenticate(request)) => {
+                auth.authenticate(request, header.api_version, now)
+            }
+            _ => return Err(ReadEnd::Refused("not a SASL request".into())),
+        };
+        if let Step::Lookup {
+            user,
+            mechanism,
+            first,
+        } = step
+        {
+            let (reply, credential) = oneshot::channel();
+            let lookup = NodeInput::ScramCredential {
+                user,
+                mechanism,
+                reply,
+            };
+            self.node.send(lookup).await.map_err(|_| ReadEnd::Closed)?;
+            let credential = credential.await.map_err(|_| ReadEnd::Closed)?;
+            let auth = self.auth.as_mut().ok_or(ReadEnd::Closed)?;
+            step = auth.scram_start(mechanism, first, credential);
+        }
+        let encode = |response: &ApiResponse| {
+            let mut out = BytesMut::new();
+            codec::encode_response(&header, response, &mut out)
+                .map(|()| out)
+                .map_err(|error| ReadEnd::Refused(format!("cannot encode a SASL answer: {error}")))
+        };
+        match step {
+            Step::Answer(response) => self.ready(seq, encode(&response)?),
+            Step::Close { response, reason } => {
+                let frame = encode(&response)?.freeze();
+                (self.events.send(ConnEvent::Final { seq, frame })).map_err(|_| ReadEnd::Closed)?;
+                Err(ReadEnd::Answered(reason))
+            }
+            Step::Authenticated { response, user } => {
+                tracing::debug!("{}: authenticated as User:{user:?}", self.context.peer);
+                let principal = Principal::user(&user);
+                let conn = self.context.conn;
+                let input = NodeInput::Authenticated { conn, principal };
+                self.node.send(input).await.map_err(|_| ReadEnd::Closed)?;
+                self.ready(seq, encode(&response)?)
+            }
+            Step::Lookup { .. } => Err(ReadEnd::Refused("credential lookup twice".into())),
+        }
+    }
+
+    /// Any other request before authentication: Kafka closes the connection; Weir first
+    /// answers ILLEGAL_SASL_STATE where the response has a top-level error to carry it.
+    fn refuse_before_authentication(
+        &mut self,
+        seq: u64,
+        header: &RequestHeader,
+    ) -> Result<(), ReadEnd> {
+        let reason = format!(
+            "api key {} v{} before SASL authentication",
+            header.api_key, header.api_version
+        );
+        let mut out = BytesMut::new();
+        match codec::encode_error_response(header, ErrorCode::ILLEGAL_SASL_STATE, &mut out) {
+            Ok(true) => {
+                let frame = out.freeze();
+                (self.events.send(ConnEvent::Final { seq, frame })).map_err(|_| ReadEnd::Closed)?;
+                Err(ReadEnd::Answered(reason))
+            }
+            Ok(false) | Err(_) => Err(ReadEnd::Refused(reason)),
+        }
+    }
+
     fn ready(&self, seq: u64, frame: BytesMut) -> Result<(), ReadEnd> {
         let event = ConnEvent::Ready {
             seq,
@@ -294,6 +445,8 @@ enum Slot {
     Unanswered { close: bool },
     /// Encoded by the reader.
     Ready(Bytes),
+    /// Encoded by the reader; the connection closes once it is written.
+    Final(Bytes),
 }
 
 struct Writer<R, S> {
@@ -359,6 +512,9 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
             }
             ConnEvent::Ready { seq, frame } => {
                 self.slots.insert(seq, Slot::Ready(frame));
+            }
+            ConnEvent::Final { seq, frame } => {
+                self.slots.insert(seq, Slot::Final(frame));
             }
             ConnEvent::Response { seq, response } => match self.slots.remove(&seq) {
                 Some(Slot::Expected { header }) if remote::has_remote_reads(&response) => {
@@ -426,6 +582,10 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
                 Slot::Ready(frame) => {
                     out.extend_from_slice(&frame);
                     Ok(())
+                }
+                Slot::Final(frame) => {
+                    out.extend_from_slice(&frame);
+                    Err(Close)
                 }
                 Slot::Answered { header, response } => self.encode_answer(&header, response, out),
                 Slot::Unanswered { close: false } => Ok(()),

@@ -8,6 +8,7 @@
 //! - [`listener`]: Kafka listeners (name, security protocol, address) and per-listener
 //!   advertised endpoints.
 //! - [`tls`]: TLS for the listeners, the gateway and `/metrics` (rustls, PEM, reload).
+//! - [`sasl`]: SASL authentication of a connection (PLAIN, SCRAM-SHA-256/512, KIP-368).
 //! - [`conn`]: per-connection reader and writer tasks; ordered, bounded, CRC-checked.
 //! - [`peer`]: cluster mode's node-to-node transport over the controller listener.
 //! - [`metrics`]: `GET /metrics` in Prometheus text format (kafka_exporter's names).
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod node_loop;
 pub mod peer;
 pub mod remote;
+pub mod sasl;
 pub mod server;
 pub mod storage;
 pub mod tls;

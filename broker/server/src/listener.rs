@@ -11,13 +11,15 @@
 //!   FindCoordinator answers, so a TLS client is never sent to a plaintext port (or the
 //!   reverse). Other brokers keep their registered endpoint (the image holds one per
 //!   broker; see docs/security.md).
-//! - SASL listeners are refused at config time until SASL exists: nothing ever accepts a
-//!   SASL client without authenticating it.
+//! - A SASL listener ([`SecurityProtocol::uses_sasl`]) always carries its
+//!   [`SaslSettings`], and its connections serve nothing but ApiVersions, SaslHandshake
+//!   and SaslAuthenticate before they authenticate (`conn.rs`, `sasl.rs`).
 
 use std::time::Duration;
 
 use weir_wire::domain::ApiResponse;
 
+use crate::sasl::SaslSettings;
 use crate::tls::{self, TlsSettings};
 
 /// Kafka's `security.protocol` of a listener.
@@ -27,9 +29,9 @@ pub enum SecurityProtocol {
     Plaintext,
     /// TLS.
     Ssl,
-    /// SASL over plaintext (not supported yet).
+    /// SASL over plaintext.
     SaslPlaintext,
-    /// SASL over TLS (not supported yet).
+    /// SASL over TLS.
     SaslSsl,
 }
 
@@ -63,10 +65,18 @@ impl SecurityProtocol {
     pub fn uses_tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
+
+    /// Whether connections must authenticate with SASL before anything is served.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
 }
 
-/// A listener's name, protocol and TLS settings (present exactly when the protocol uses
-/// TLS).
+/// A listener's name, protocol, TLS settings (present exactly when the protocol uses
+/// TLS) and SASL settings (present exactly when it uses SASL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerKind {
     /// Its name in `listeners` (`PLAINTEXT`, `SSL`, `CLIENT`, ...).
@@ -75,6 +85,8 @@ pub struct ListenerKind {
     pub protocol: SecurityProtocol,
     /// `ssl.*` (with `listener.name.<name>.ssl.*` overrides) for a TLS listener.
     pub tls: Option<TlsSettings>,
+    /// `sasl.*` (with `listener.name.<name>.*` overrides) for a SASL listener.
+    pub sasl: Option<SaslSettings>,
 }
 
 impl ListenerKind {
@@ -84,6 +96,7 @@ impl ListenerKind {
             name: "PLAINTEXT".to_owned(),
             protocol: SecurityProtocol::Plaintext,
             tls: None,
+            sasl: None,
         }
     }
 }

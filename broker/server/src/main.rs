@@ -44,6 +44,8 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// List or describe transactions and the producers of partitions.
     Txn(cli::txn::TxnArgs),
+    /// SCRAM users: add, list, remove (KIP-554).
+    User(cli::user::UserArgs),
     /// Describe the cluster: id, active controller, brokers.
     Cluster(cli::cluster::ClusterArgs),
 }
@@ -85,6 +87,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(args) => cli::bench::run(args).await,
         Command::Group(args) => cli::group::run(args).await,
         Command::Txn(args) => cli::txn::run(args).await,
+        Command::User(args) => cli::user::run(args).await,
         Command::Cluster(args) => cli::cluster::run(args).await,
     }
 }

@@ -9,9 +9,10 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use weir_core::cluster::peer::PeerMessage;
 use weir_core::node::metrics::MetricsSnapshot;
-use weir_core::RequestId;
+use weir_core::{Principal, RequestId};
 use weir_wire::codec::RequestHeader;
 use weir_wire::domain::{ApiRequest, ApiResponse};
+use weir_wire::sasl::{ScramCredential, ScramMechanism};
 
 /// Capacity of the node loop's input channel; connection readers wait when it is full.
 pub const NODE_INPUTS_MAX: usize = 1024;
@@ -35,6 +36,23 @@ pub enum NodeInput {
         id: RequestId,
         /// The request.
         request: ApiRequest,
+    },
+    /// The connection authenticated (SASL) as `principal`; sent before any request that
+    /// follows the authentication, on this same ordered channel.
+    Authenticated {
+        /// Connection id.
+        conn: u64,
+        /// Its principal.
+        principal: Principal,
+    },
+    /// A SASL exchange needs `user`'s SCRAM credential from the metadata image.
+    ScramCredential {
+        /// The user.
+        user: String,
+        /// The mechanism.
+        mechanism: ScramMechanism,
+        /// Where the credential goes (`None`: no such user or mechanism).
+        reply: oneshot::Sender<Option<ScramCredential>>,
     },
     /// The connection closed: drop its pending work.
     Disconnect {
@@ -100,6 +118,14 @@ pub enum ConnEvent {
         seq: u64,
         /// Close the connection instead (the produce was refused).
         close: bool,
+    },
+    /// A response the reader built itself after which the connection closes (a failed
+    /// authentication): written in its turn, then the writer closes.
+    Final {
+        /// Sequence number of the request.
+        seq: u64,
+        /// The encoded response, length prefix included.
+        frame: Bytes,
     },
     /// The reader stopped: close now, dropping unanswered requests.
     Shutdown,

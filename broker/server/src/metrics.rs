@@ -216,7 +216,8 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
 /// `weir_remote_upload_lag_bytes` (tiered partitions this broker leads: closed, stable
 /// bytes not uploaded yet) and the upload counters.
 fn render_remote(out: &mut String, snapshot: &MetricsSnapshot) {
-    let gauges: [(&str, &str, fn(&RemotePartitionMetrics) -> Option<u64>); 2] = [
+    type Gauge = fn(&RemotePartitionMetrics) -> Option<u64>;
+    let gauges: [(&str, &str, Gauge); 2] = [
         (
             "weir_remote_log_size_bytes",
             "Bytes of the partition's segments in the remote store.",

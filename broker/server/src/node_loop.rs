@@ -183,6 +183,17 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 self.connections.insert(conn, events);
             }
             NodeInput::Request { id, request } => self.node.handle_request(now, id, request),
+            NodeInput::Authenticated { conn, principal } => {
+                self.node.handle_authenticated(conn, principal);
+            }
+            NodeInput::ScramCredential {
+                user,
+                mechanism,
+                reply,
+            } => {
+                // The connection may have closed meanwhile: nothing to do then.
+                let _ = reply.send(self.node.scram_credential(&user, mechanism));
+            }
             NodeInput::Disconnect { conn } => {
                 self.connections.remove(&conn);
                 self.node.handle_disconnect(now, conn);

@@ -22,6 +22,7 @@
 //!   (`NodeConfig::remote_storage_enable`); [`start_with_remote`] takes a store built by
 //!   the caller instead (tests, the simulator).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ use crate::listener::{Advertised, ListenerSet, SecurityProtocol};
 use crate::messages::{NodeInput, NODE_INPUTS_MAX};
 use crate::node_loop::{self, NodeLoopError};
 use crate::remote::{RemoteError, RemoteStore};
+use crate::sasl::{SaslListener, SaslSettings};
 use crate::storage::StorageDriver;
 use crate::tls::{ServerTls, TlsAcceptor, TlsError, TlsSettings};
 
@@ -312,11 +314,15 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         protocol: first.protocol,
         addr: local_addr.clone(),
     }];
+    // One connection id sequence for every listener: the node loop keys connections by it.
+    let conn_ids = Arc::new(AtomicU64::new(1));
     let listening = Listening {
         name: first.name.clone(),
         tls: tls.acceptor(first.tls.as_ref(), timeout),
         advertised: None,
         frame_bytes_max: config.frame_bytes_max,
+        sasl: sasl_listener(&runtime, &first.name, first.sasl.as_ref()),
+        conn_ids: Arc::clone(&conn_ids),
     };
     let accept = accept_loop(
         runtime.clone(),
@@ -347,6 +353,8 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
                 port,
             })),
             frame_bytes_max: config.frame_bytes_max,
+            sasl: sasl_listener(&runtime, &extra.kind.name, extra.kind.sasl.as_ref()),
+            conn_ids: Arc::clone(&conn_ids),
         };
         let accept = accept_loop(
             runtime.clone(),
@@ -444,6 +452,25 @@ struct Listening {
     advertised: Option<Arc<Advertised>>,
     /// `socket.request.max.bytes`.
     frame_bytes_max: usize,
+    /// Its SASL, when the protocol is SASL_PLAINTEXT or SASL_SSL.
+    sasl: Option<Arc<SaslListener>>,
+    /// The connection ids every listener draws from.
+    conn_ids: Arc<AtomicU64>,
+}
+
+/// A SASL listener's shared state, its nonces keyed by the runtime's secret seed salted
+/// with the listener's name (so two listeners never draw the same sequence).
+fn sasl_listener<R: Runtime>(
+    runtime: &R,
+    name: &str,
+    settings: Option<&SaslSettings>,
+) -> Option<Arc<SaslListener>> {
+    let settings = settings?;
+    let mut seed = runtime.secret_seed();
+    for (index, byte) in name.bytes().enumerate() {
+        seed[index % seed.len()] ^= byte.rotate_left(index as u32 % 8);
+    }
+    Some(Arc::new(SaslListener::new(settings.clone(), seed)))
 }
 
 /// Bind the controller (peer) listener in cluster mode; see [`crate::peer::bind_address`].
@@ -533,7 +560,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
     listening: Listening,
     remote: Option<RemoteStore>,
 ) {
-    for conn in 1u64.. {
+    loop {
         let (stream, peer) = loop {
             match listener.accept().await {
                 Ok(accepted) => break accepted,
@@ -548,6 +575,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
         if node.is_closed() {
             return; // The node loop has stopped: stop accepting.
         }
+        let conn = listening.conn_ids.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             "connection {conn} from {peer} on listener {}",
             listening.name
@@ -558,6 +586,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
             frame_bytes_max: listening.frame_bytes_max,
             advertised: listening.advertised.clone(),
             remote: remote.clone(),
+            sasl: listening.sasl.clone(),
         };
         let Some(acceptor) = &listening.tls else {
             conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;

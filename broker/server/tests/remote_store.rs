@@ -386,6 +386,7 @@ async fn serve_two_fetches(
         frame_bytes_max: 1 << 20,
         advertised: None,
         remote,
+        sasl: None,
     };
     conn::start(runtime, server, log.storage.clone(), context, node).await;
     let Some(NodeInput::Connect { events, .. }) = inputs.recv().await else {

@@ -20,6 +20,7 @@ pub use consumer_group::*;
 pub mod cluster;
 pub mod log_dirs;
 pub mod quorum;
+pub mod sasl;
 pub mod txn;
 
 /// Kafka's "no timestamp" / "no offset" sentinel.
@@ -127,6 +128,14 @@ pub enum ApiRequest {
     RemoveRaftVoter(quorum::RemoveRaftVoterRequest),
     /// DescribeLogDirs (key 35).
     DescribeLogDirs(log_dirs::DescribeLogDirsRequest),
+    /// SaslHandshake (key 17): answered by the connection, never by the node.
+    SaslHandshake(sasl::SaslHandshakeRequest),
+    /// SaslAuthenticate (key 36): answered by the connection, never by the node.
+    SaslAuthenticate(sasl::SaslAuthenticateRequest),
+    /// DescribeUserScramCredentials (key 50, KIP-554).
+    DescribeUserScramCredentials(sasl::DescribeUserScramCredentialsRequest),
+    /// AlterUserScramCredentials (key 51, KIP-554).
+    AlterUserScramCredentials(sasl::AlterUserScramCredentialsRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -214,6 +223,14 @@ pub enum ApiResponse {
     RemoveRaftVoter(quorum::RaftVoterResponse),
     /// DescribeLogDirs (key 35).
     DescribeLogDirs(log_dirs::DescribeLogDirsResponse),
+    /// SaslHandshake (key 17).
+    SaslHandshake(sasl::SaslHandshakeResponse),
+    /// SaslAuthenticate (key 36).
+    SaslAuthenticate(sasl::SaslAuthenticateResponse),
+    /// DescribeUserScramCredentials (key 50, KIP-554).
+    DescribeUserScramCredentials(sasl::DescribeUserScramCredentialsResponse),
+    /// AlterUserScramCredentials (key 51, KIP-554).
+    AlterUserScramCredentials(sasl::AlterUserScramCredentialsResponse),
 }
 
 // ---------------------------------------------------------------------------------------

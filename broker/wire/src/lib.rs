@@ -3,8 +3,9 @@
 //! Everything that turns Kafka bytes into domain values (and back) lives here: framing
 //! ([`frame`]), request/response headers and bodies at every supported version ([`codec`]),
 //! record-batch header parsing and CRC checks ([`batch`]), client-side record encoding
-//! ([`records`]), the broker's rewriting of stored batches for compaction ([`rewrite`]) and
-//! Kafka's default partitioner hash ([`murmur2`]).
+//! ([`records`]), the broker's rewriting of stored batches for compaction ([`rewrite`]),
+//! Kafka's default partitioner hash ([`murmur2`]) and the SASL mechanisms' messages and SCRAM
+//! math ([`sasl`]).
 //!
 //! Invariant: no input bytes can make this crate panic or allocate more than a small
 //! multiple of the input size; malformed input is a [`WireError`].
@@ -16,6 +17,7 @@ pub mod frame;
 pub mod murmur2;
 pub mod records;
 pub mod rewrite;
+pub mod sasl;
 
 /// Why bytes could not be decoded or a value could not be encoded.
 #[derive(Debug, thiserror::Error)]

@@ -104,6 +104,20 @@ impl<R: Runtime> Connection<R> {
         let versions = with_deadline(&runtime, deadline, handshake)
             .await
             .ok_or_else(timeout)??;
+        if let Some(credentials) = &config.sasl {
+            let nonce = connection_nonce(&runtime);
+            let io = Io {
+                reader: &mut reader,
+                writer: &mut writer,
+                in_flight: &mut in_flight,
+                address,
+                config,
+            };
+            let authenticated = authenticate(io, credentials, &nonce);
+            with_deadline(&runtime, deadline, authenticated)
+                .await
+                .ok_or_else(timeout)??;
+        }
 
         let state = Arc::new(Mutex::new(State {
             in_flight,
@@ -312,6 +326,132 @@ where
     Err(ClientError::Protocol(format!(
         "ApiVersions handshake with {address} failed"
     )))
+}
+
+/// A fresh SASL nonce: the runtime's secret seed keys the source, a process-wide count
+/// of SASL connections makes each draw different (only SASL connections draw, so runs
+/// without SASL are unaffected).
+fn connection_nonce<R: Runtime>(runtime: &R) -> String {
+    static SASL_CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = SASL_CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut seed = runtime.secret_seed();
+    for (byte, count_byte) in seed.iter_mut().zip(count.to_le_bytes()) {
+        *byte ^= count_byte;
+    }
+    weir_wire::sasl::NonceSource::new(seed).nonce()
+}
+
+/// The socket halves and state the opening exchanges share.
+struct Io<'a, Rd, Wr> {
+    reader: &'a mut Rd,
+    writer: &'a mut Wr,
+    in_flight: &'a mut InFlight<ResponseSender>,
+    address: &'a str,
+    config: &'a ClientConfig,
+}
+
+impl<Rd: AsyncRead + Unpin, Wr: AsyncWrite + Unpin> Io<'_, Rd, Wr> {
+    /// One request and its answer, before the connection's tasks run.
+    async fn call(
+        &mut self,
+        key: i16,
+        version: i16,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ClientError> {
+        let header = self
+            .in_flight
+            .next_header(key, version, &self.config.client_id);
+        let mut frame = BytesMut::new();
+        codec::encode_request(&header, request, &mut frame)?;
+        let io = |error: std::io::Error| ClientError::Network {
+            broker: self.address.to_owned(),
+            reason: format!("SASL: {error}"),
+        };
+        self.writer.write_all(&frame).await.map_err(io)?;
+        self.writer.flush().await.map_err(io)?;
+        let response = read_frame(self.reader, self.config.frame_bytes_max, self.address).await?;
+        Ok(codec::decode_response(&header, response)?)
+    }
+
+    /// One SaslAuthenticate token; the broker's token back, or its error.
+    async fn token(&mut self, bytes: Vec<u8>) -> Result<Bytes, ClientError> {
+        let request =
+            ApiRequest::SaslAuthenticate(weir_wire::domain::sasl::SaslAuthenticateRequest {
+                auth_bytes: Bytes::from(bytes),
+            });
+        match self.call(api_key::SASL_AUTHENTICATE, 2, &request).await? {
+            ApiResponse::SaslAuthenticate(answer) if answer.error.is_ok() => Ok(answer.auth_bytes),
+            ApiResponse::SaslAuthenticate(answer) => Err(ClientError::Kafka {
+                code: answer.error,
+                context: "SaslAuthenticate".into(),
+                message: answer.error_message,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "SaslAuthenticate answered with {other:?}"
+            ))),
+        }
+    }
+}
+
+/// SaslHandshake v1 and the mechanism's SaslAuthenticate exchange.
+async fn authenticate<Rd, Wr>(
+    mut io: Io<'_, Rd, Wr>,
+    credentials: &crate::config::SaslCredentials,
+    nonce: &str,
+) -> Result<(), ClientError>
+where
+    Rd: AsyncRead + Unpin,
+    Wr: AsyncWrite + Unpin,
+{
+    use weir_wire::sasl::{PlainMessage, SaslMechanism, ScramClient};
+    let mechanism = credentials.mechanism;
+    let request = ApiRequest::SaslHandshake(weir_wire::domain::sasl::SaslHandshakeRequest {
+        mechanism: mechanism.name().to_owned(),
+        version: 1,
+    });
+    match io.call(api_key::SASL_HANDSHAKE, 1, &request).await? {
+        ApiResponse::SaslHandshake(answer) if answer.error.is_ok() => {}
+        ApiResponse::SaslHandshake(answer) => {
+            return Err(ClientError::Kafka {
+                code: answer.error,
+                context: format!("SaslHandshake {}", mechanism.name()),
+                message: Some(format!(
+                    "the broker enables {}",
+                    answer.mechanisms.join(", ")
+                )),
+            })
+        }
+        other => {
+            return Err(ClientError::Protocol(format!(
+                "SaslHandshake answered with {other:?}"
+            )))
+        }
+    }
+    let sasl_error =
+        |error: weir_wire::sasl::SaslError| ClientError::Protocol(format!("SASL: {error}"));
+    match mechanism {
+        SaslMechanism::Plain => {
+            let message = PlainMessage {
+                username: credentials.username.clone(),
+                password: credentials.password.clone(),
+            };
+            io.token(message.encode()).await?;
+        }
+        SaslMechanism::Scram(scram) => {
+            let (mut client, first) =
+                ScramClient::start(scram, &credentials.username, &credentials.password, nonce);
+            let server_first = io.token(first).await?;
+            let client_final = client.server_first(&server_first).map_err(sasl_error)?;
+            let server_final = io.token(client_final).await?;
+            client.server_final(&server_final).map_err(sasl_error)?;
+        }
+    }
+    tracing::debug!(
+        address = io.address,
+        mechanism = mechanism.name(),
+        "authenticated"
+    );
+    Ok(())
 }
 
 async fn read_frame<Rd: AsyncRead + Unpin>(

@@ -29,6 +29,10 @@ pub mod api_key {
     pub const CREATE_PARTITIONS: i16 = 37;
     /// DescribeCluster.
     pub const DESCRIBE_CLUSTER: i16 = 60;
+    /// SaslHandshake.
+    pub const SASL_HANDSHAKE: i16 = 17;
+    /// SaslAuthenticate.
+    pub const SASL_AUTHENTICATE: i16 = 36;
 }
 
 /// Client-side narrowing of the codec's table: (api_key, min, max).

@@ -7,6 +7,10 @@
 
 use uuid::Uuid;
 use weir_wire::domain::quorum::RaftVoterResponse;
+use weir_wire::domain::sasl::{
+    AlterUserScramCredentialsResponse, AlterUserScramCredentialsResult,
+    DescribeUserScramCredentialsResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
+};
 use weir_wire::domain::{
     ApiRequest, ApiResponse, CreatableTopicResult, CreatePartitionsResponse,
     CreatePartitionsTopicResult, CreateTopicsRequest, CreateTopicsResponse, DeletableTopicResult,
@@ -106,6 +110,42 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
         }
         ApiRequest::DescribeLogDirs(request) => {
             ApiResponse::DescribeLogDirs(request.error_response(error))
+        }
+        ApiRequest::SaslHandshake(_) => ApiResponse::SaslHandshake(SaslHandshakeResponse {
+            error,
+            mechanisms: Vec::new(),
+        }),
+        ApiRequest::SaslAuthenticate(_) => {
+            ApiResponse::SaslAuthenticate(SaslAuthenticateResponse {
+                error,
+                error_message: message,
+                ..SaslAuthenticateResponse::default()
+            })
+        }
+        ApiRequest::DescribeUserScramCredentials(_) => {
+            ApiResponse::DescribeUserScramCredentials(DescribeUserScramCredentialsResponse {
+                error,
+                error_message: message,
+                ..DescribeUserScramCredentialsResponse::default()
+            })
+        }
+        ApiRequest::AlterUserScramCredentials(request) => {
+            let mut users: Vec<&String> = (request.deletions.iter().map(|d| &d.name))
+                .chain(request.upsertions.iter().map(|u| &u.name))
+                .collect();
+            users.sort();
+            users.dedup();
+            let results = (users.into_iter())
+                .map(|user| AlterUserScramCredentialsResult {
+                    user: user.clone(),
+                    error,
+                    error_message: message.clone(),
+                })
+                .collect();
+            ApiResponse::AlterUserScramCredentials(AlterUserScramCredentialsResponse {
+                throttle_time_ms: 0,
+                results,
+            })
         }
         other => match super::txn::txn_error_response(other, error) {
             Some(response) => response,
@@ -398,6 +438,13 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
             fail_config_results(&mut response.results, error, &message);
             ApiResponse::AlterConfigs(response)
         }
+        ApiResponse::AlterUserScramCredentials(mut response) => {
+            for result in response.results.iter_mut().filter(|r| r.error.is_ok()) {
+                result.error = error;
+                result.error_message = message.clone();
+            }
+            ApiResponse::AlterUserScramCredentials(response)
+        }
         ApiResponse::AddRaftVoter(response) if response.error.is_ok() => {
             ApiResponse::AddRaftVoter(RaftVoterResponse::error(error, message.as_deref()))
         }
@@ -427,7 +474,10 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
         | ApiResponse::DescribeQuorum(_)
         | ApiResponse::AddRaftVoter(_)
         | ApiResponse::RemoveRaftVoter(_)
-        | ApiResponse::DescribeLogDirs(_)) => other,
+        | ApiResponse::DescribeLogDirs(_)
+        | ApiResponse::SaslHandshake(_)
+        | ApiResponse::SaslAuthenticate(_)
+        | ApiResponse::DescribeUserScramCredentials(_)) => other,
     }
 }
 

@@ -35,6 +35,7 @@ mod producer_id;
 mod quorum;
 mod recover;
 mod retention;
+pub mod scram;
 mod tier;
 mod txn;
 
@@ -46,7 +47,7 @@ use weir_wire::error::ErrorCode;
 
 use crate::buggify::{Buggify, Point, DELAY_ACK_MS_MAX};
 use crate::config::{Durability, NodeConfig};
-use crate::event::{Completion, Output, RequestId, SyncMode};
+use crate::event::{Completion, Origin, Output, Principal, RequestId, SyncMode};
 use crate::partition::PartitionLog;
 use crate::purgatory::Purgatory;
 use crate::storage::{Storage, StorageError, StorageOp};
@@ -138,6 +139,9 @@ pub struct Node {
     /// acks=0 produce requests being handled: their answer leaves as
     /// [`Output::NoResponse`]. Empty between inputs (acks=0 is answered at once).
     unanswered: BTreeSet<RequestId>,
+    /// The principal of each authenticated client connection (bounded by the driver's
+    /// connections: removed at disconnect). A connection not listed is anonymous.
+    principals: BTreeMap<u64, Principal>,
     /// Partitions with appends waiting for a sync: `(topic id, partition index)`.
     unsynced_partitions: BTreeSet<PartitionId>,
     next_retention_check: Instant,
@@ -199,6 +203,25 @@ impl Node {
             return;
         };
         self.dispatch_request(now, id, request);
+    }
+
+    /// Client connection `conn` authenticated as `principal` (SASL, or a re-authentication
+    /// of the same user): its requests from now on are the principal's. The driver sends it
+    /// before any request of the connection that needs it, on the same ordered channel.
+    pub fn handle_authenticated(&mut self, conn: u64, principal: Principal) {
+        self.principals.insert(conn, principal);
+    }
+
+    /// Who sent request `id`: its connection's authenticated principal, or
+    /// `User:ANONYMOUS`. A request forwarded by another broker or written by the group
+    /// coordinator is anonymous here for now (forwarding does not carry the principal yet;
+    /// ACLs will need it to).
+    pub fn principal(&self, id: RequestId) -> Principal {
+        match id.origin {
+            Origin::Client { conn } => self.principals.get(&conn).cloned(),
+            Origin::Forwarded { .. } | Origin::GroupWrite => None,
+        }
+        .unwrap_or_else(Principal::anonymous)
     }
 
     /// Route a request to the subsystem that serves it.
@@ -263,6 +286,19 @@ impl Node {
             ApiRequest::DescribeTransactions(r) => self.describe_transactions(id, r),
             ApiRequest::ListTransactions(r) => self.list_transactions(now, id, r),
             ApiRequest::DescribeProducers(r) => self.describe_producers(id, r),
+            // SCRAM credentials through the active controller (scram.rs).
+            ApiRequest::DescribeUserScramCredentials(r) => {
+                self.describe_user_scram_credentials(id, r)
+            }
+            ApiRequest::AlterUserScramCredentials(r) => self.alter_user_scram_credentials(id, r),
+            // Authentication is the connection's (the server's conn.rs); one that reaches
+            // the node came through a path without SASL (the gateway).
+            request @ (ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_)) => {
+                let message = "SASL is negotiated by the connection, not this path";
+                let response =
+                    errors::error_response(&request, ErrorCode::ILLEGAL_SASL_STATE, message);
+                self.respond(id, response);
+            }
         }
         // What the group coordinator answered or wants written goes out (nothing when the
         // request was not a group's), and whatever the request wrote is covered by a sync
@@ -338,6 +374,7 @@ impl Node {
     /// Forget the pending work of a closed connection: no responses will be emitted for it.
     /// Appends it made stay (they may already be durable).
     pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
+        self.principals.remove(&conn);
         self.cluster_disconnect(conn);
         self.unanswered.retain(|id| id.conn() != Some(conn));
         self.groups.handle_disconnect(conn);
@@ -601,6 +638,7 @@ impl Node {
             // As many as can wait for a sync: every delayed ack was a sync waiter.
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
             unanswered: BTreeSet::new(),
+            principals: BTreeMap::new(),
             compactor: compact::Compactor::default(),
             tierer: tier::Tierer::default(),
             cluster,

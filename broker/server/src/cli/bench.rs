@@ -109,7 +109,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 async fn produce(runtime: TokioRuntime, args: ProduceBenchArgs) -> anyhow::Result<()> {
     let config = ProducerConfig {
-        client: args.bootstrap.client_config(),
+        client: args.bootstrap.client_config()?,
         acks: args.acks,
         batch_bytes_max: args.batch_size,
         linger: Duration::from_millis(args.linger_ms),
@@ -231,7 +231,7 @@ async fn record_acks(
 
 async fn consume(runtime: TokioRuntime, args: ConsumeBenchArgs) -> anyhow::Result<()> {
     let config = ConsumerConfig {
-        client: args.bootstrap.client_config(),
+        client: args.bootstrap.client_config()?,
         auto_offset_reset: AutoOffsetReset::Earliest,
         ..ConsumerConfig::default()
     };

@@ -92,7 +92,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
 
 async fn connect(bootstrap: &BootstrapArgs) -> anyhow::Result<Admin<TokioRuntime>> {
     let runtime = TokioRuntime::new(u64::from(std::process::id()));
-    Admin::connect(runtime, bootstrap.client_config())
+    Admin::connect(runtime, bootstrap.client_config()?)
         .await
         .with_context(|| format!("cannot reach {}", bootstrap.bootstrap_server))
 }

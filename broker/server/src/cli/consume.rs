@@ -59,7 +59,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         (Some(_), _) => bail!("with --group, --from must be earliest or latest"),
     };
     let config = ConsumerConfig {
-        client: args.bootstrap.client_config(),
+        client: args.bootstrap.client_config()?,
         auto_offset_reset,
         ..ConsumerConfig::default()
     };

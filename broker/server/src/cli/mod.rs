@@ -4,8 +4,10 @@ pub mod serve;
 // Client-side subcommands (weir-client over TokioRuntime), owned by the client crate's author.
 pub mod bench;
 pub mod cluster;
+pub mod command_config;
 pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod topic;
 pub mod txn;
+pub mod user;

@@ -43,7 +43,7 @@ pub struct ProduceArgs {
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let runtime = TokioRuntime::new(u64::from(std::process::id()));
     let config = ProducerConfig {
-        client: args.bootstrap.client_config(),
+        client: args.bootstrap.client_config()?,
         acks: args.acks,
         linger: Duration::from_millis(args.linger_ms),
         ..ProducerConfig::default()

@@ -18,15 +18,26 @@ pub struct BootstrapArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap_server: String,
+    /// Client properties file (librdkafka style: security.protocol, sasl.mechanism,
+    /// sasl.username, sasl.password), as Kafka's tools take it.
+    #[arg(long = "command-config", value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 impl BootstrapArgs {
-    /// Client settings for this bootstrap server.
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
+    /// Client settings for this bootstrap server and `--command-config`.
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        let mut config = ClientConfig {
             client_id: "weir-cli".to_owned(),
             ..ClientConfig::with_bootstrap(self.bootstrap_server.clone())
+        };
+        if let Some(path) = &self.command_config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --command-config {}", path.display()))?;
+            super::command_config::apply(&text, &mut config)
+                .with_context(|| format!("in --command-config {}", path.display()))?;
         }
+        Ok(config)
     }
 }
 
@@ -104,7 +115,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
 
 async fn connect(bootstrap: &BootstrapArgs) -> anyhow::Result<Admin<TokioRuntime>> {
     let runtime = TokioRuntime::new(u64::from(std::process::id()));
-    Admin::connect(runtime, bootstrap.client_config())
+    Admin::connect(runtime, bootstrap.client_config()?)
         .await
         .with_context(|| format!("cannot reach {}", bootstrap.bootstrap_server))
 }

@@ -88,7 +88,7 @@ pub async fn run(args: TxnArgs) -> anyhow::Result<()> {
 
 async fn connect(bootstrap: &BootstrapArgs) -> anyhow::Result<(TokioRuntime, Admin<TokioRuntime>)> {
     let runtime = TokioRuntime::new(u64::from(std::process::id()));
-    let admin = Admin::connect(runtime.clone(), bootstrap.client_config())
+    let admin = Admin::connect(runtime.clone(), bootstrap.client_config()?)
         .await
         .with_context(|| format!("cannot reach {}", bootstrap.bootstrap_server))?;
     Ok((runtime, admin))

@@ -21,12 +21,14 @@ use super::convert_cluster as cl;
 use super::convert_consumer_group as cg;
 use super::convert_group as g;
 use super::convert_log_dirs as ld;
+use super::convert_sasl as sa;
 use super::convert_txn as t;
 use super::schema::*;
 use super::schema_cluster::*;
 use super::schema_consumer_group::*;
 use super::schema_log_dirs::*;
 use super::schema_quorum::*;
+use super::schema_sasl::*;
 use super::schema_txn::*;
 use super::{decode, encode, guard, unserved, Decoded};
 use crate::domain::{ApiRequest, ApiResponse};
@@ -611,5 +613,47 @@ apis! {
             }
             r
         };
+    };
+
+    // SASL (answered by the connection's authentication state machine, not the node) and
+    // KIP-554's SCRAM credentials (served by the active controller). SaslHandshake v0
+    // (raw-frame tokens) decodes, and the connection refuses it.
+    SASL_HANDSHAKE = 17, 0..=1, SASL_HANDSHAKE_REQUEST, SASL_HANDSHAKE_RESPONSE => SaslHandshake {
+        kafka: k::SaslHandshakeRequest, k::SaslHandshakeResponse;
+        decode_request(msg, v, _) = sa::handshake_req_to_domain(msg, v);
+        encode_response(d, _) = sa::handshake_resp_from_domain(d);
+        encode_request(d, _) = sa::handshake_req_from_domain(d);
+        decode_response(msg, _) = sa::handshake_resp_to_domain(msg);
+        error_response(e, _) = k::SaslHandshakeResponse::default().with_error_code(e);
+    };
+    SASL_AUTHENTICATE = 36, 0..=2, SASL_AUTHENTICATE_REQUEST, SASL_AUTHENTICATE_RESPONSE
+    => SaslAuthenticate {
+        kafka: k::SaslAuthenticateRequest, k::SaslAuthenticateResponse;
+        decode_request(msg, _, _) = sa::authenticate_req_to_domain(msg);
+        encode_response(d, v) = sa::authenticate_resp_from_domain(d, v);
+        encode_request(d, _) = sa::authenticate_req_from_domain(d);
+        decode_response(msg, _) = sa::authenticate_resp_to_domain(msg);
+        error_response(e, _) = k::SaslAuthenticateResponse::default().with_error_code(e);
+    };
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50, 0..=0,
+        DESCRIBE_USER_SCRAM_CREDENTIALS_REQUEST, DESCRIBE_USER_SCRAM_CREDENTIALS_RESPONSE
+    => DescribeUserScramCredentials {
+        kafka: k::DescribeUserScramCredentialsRequest, k::DescribeUserScramCredentialsResponse;
+        decode_request(msg, _, _) = sa::describe_req_to_domain(msg);
+        encode_response(d, _) = sa::describe_resp_from_domain(d);
+        encode_request(d, _) = sa::describe_req_from_domain(d);
+        decode_response(msg, _) = sa::describe_resp_to_domain(msg);
+        error_response(e, _) =
+            k::DescribeUserScramCredentialsResponse::default().with_error_code(e);
+    };
+    ALTER_USER_SCRAM_CREDENTIALS = 51, 0..=0,
+        ALTER_USER_SCRAM_CREDENTIALS_REQUEST, ALTER_USER_SCRAM_CREDENTIALS_RESPONSE
+    => AlterUserScramCredentials {
+        kafka: k::AlterUserScramCredentialsRequest, k::AlterUserScramCredentialsResponse;
+        decode_request(msg, _, _) = sa::alter_req_to_domain(msg);
+        encode_response(d, _) = sa::alter_resp_from_domain(d);
+        encode_request(d, _) = sa::alter_req_from_domain(d);
+        decode_response(msg, _) = sa::alter_resp_to_domain(msg);
+        error_response(_, _) = k::AlterUserScramCredentialsResponse::default();
     };
 }

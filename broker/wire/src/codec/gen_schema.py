@@ -18,6 +18,9 @@ The KIP-848 APIs (kafka-python does not ship their JSON; Kafka 4.0's are in sche
 python3 gen_schema.py schemas ConsumerGroupHeartbeat ConsumerGroupDescribe > schema_consumer_group.rs
 DescribeLogDirs (per-broker partition sizes):
 python3 gen_schema.py RESOURCES_DIR DescribeLogDirs > schema_log_dirs.rs
+SASL and KIP-554's SCRAM credential administration:
+python3 gen_schema.py RESOURCES_DIR SaslHandshake SaslAuthenticate DescribeUserScramCredentials \
+    AlterUserScramCredentials > schema_sasl.rs
 
 Adding an API: generate its schema constants into one of the files above, then print the
 skeleton of its row for the table in apis.rs (key, Kafka's valid versions, the constants

@@ -24,6 +24,7 @@ mod convert_consumer_group;
 mod convert_group;
 mod convert_helpers;
 mod convert_log_dirs;
+mod convert_sasl;
 mod convert_txn;
 mod guard;
 mod legacy;
@@ -41,6 +42,8 @@ mod schema_consumer_group;
 mod schema_log_dirs;
 #[rustfmt::skip]
 mod schema_quorum;
+#[rustfmt::skip]
+mod schema_sasl;
 #[rustfmt::skip]
 mod schema_txn;
 
