@@ -114,6 +114,8 @@ class Broker:
     data_dir: Path
     log_path: Path
     config_path: Optional[Path] = None
+    # Extra environment for the process (e.g. the AWS_* variables of an S3 store).
+    env: dict = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: Optional[subprocess.Popen] = None
     starts: int = 0
@@ -148,6 +150,7 @@ class Broker:
         offset = self._log_file.tell()
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.env)
         self.proc = subprocess.Popen(
             self.command(),
             stdout=self._log_file,
@@ -230,14 +233,14 @@ class BrokerFactory:
         self.base = base
         self.brokers: list[Broker] = []
 
-    def new(self, config: Optional[str] = None, name: str = "weir", start: bool = True) -> Broker:
+    def new(self, config: Optional[str] = None, name: str = "weir", start: bool = True, env: Optional[dict] = None) -> Broker:
         root = self.base / f"{name}-{len(self.brokers)}"
         root.mkdir(parents=True, exist_ok=True)
         config_path = None
         if config is not None:
             config_path = root / "weir.toml"
             config_path.write_text(config)
-        broker = Broker(data_dir=root / "data", log_path=root / "weir.log", config_path=config_path)
+        broker = Broker(data_dir=root / "data", log_path=root / "weir.log", config_path=config_path, env=env or {})
         self.brokers.append(broker)
         if start:
             broker.start()

@@ -124,15 +124,16 @@ impl Node {
                 .as_millis()
                 < u128::from(UPLOAD_LOST_MS)
         });
-        self.tierer
-            .backoff
-            .retain(|_, (until, _)| now.instant < *until);
+        // Backoffs stay after they end (their count of failures in a row sets the next
+        // delay); a success removes one, and so does losing the partition's leadership.
+        let led = self.led_tiered_partitions();
+        self.tierer.backoff.retain(|key, _| led.contains(key));
         let sweep = self.tierer.next_sweep.is_none_or(|at| now.instant >= at);
         if sweep {
             let every = self.config.remote_orphan_min_age_ms.max(interval);
             self.tierer.next_sweep = Some(now.instant.add_ms(every));
         }
-        for key in self.led_tiered_partitions() {
+        for key in led {
             self.expire_remote_segments(now, key);
             if sweep {
                 self.sweep_partition(key);
@@ -195,7 +196,7 @@ impl Node {
     /// Start the next upload of `key` if one is due.
     fn start_upload(&mut self, now: Now, key: PartitionId) {
         if self.tierer.in_flight.contains_key(&key)
-            || self.tierer.backoff.contains_key(&key)
+            || (self.tierer.backoff.get(&key)).is_some_and(|(until, _)| now.instant < *until)
             || self.cluster.remote.pending.contains_key(&key)
         {
             return;
