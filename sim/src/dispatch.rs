@@ -32,6 +32,7 @@ impl Workload {
             cluster_nodes: 0,
             isr_memory: false,
             compact: false,
+            tiered: false,
         };
         let crashy_disk = DiskFaults {
             fsync_fail_per_mille: 15,
@@ -92,6 +93,10 @@ impl Workload {
                 let cluster = crate::workload_cluster::spec(base, Workload::ClusterCrash);
                 crate::workload_compact::cluster_spec(cluster)
             }
+            Workload::ClusterTiered => Spec {
+                tiered: true,
+                ..crate::workload_cluster::spec(base, Workload::ClusterCrash)
+            },
         }
     }
 }

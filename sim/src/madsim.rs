@@ -91,7 +91,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
                     let runtime = Skewed::new(TokioRuntime::new(seed ^ (n << 48)), skew);
                     let buggify_seed = Rng::fork(seed, "buggify").next_u64() ^ n;
                     let config = workload::server_config(&spec, &ip(1).to_string(), buggify_seed);
-                    exit.serve(runtime, disk, config).await;
+                    exit.serve(runtime, disk, config, None).await;
                 }
             })
             .build()

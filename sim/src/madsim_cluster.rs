@@ -153,6 +153,8 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
 
     let mut disks = Vec::new();
     let mut exits = Vec::new();
+    // The tiered workload's object store: one for the run, outside every broker.
+    let objects: Arc<dyn weir::remote::ObjectStoreApi> = Arc::new(weir::remote::InMemory::new());
     for id in 1..=nodes {
         net.add_dns_record(&host(id), broker_ip(id));
         let disk = SimDisk::new(Rng::fork(seed, &format!("disk-{id}")), DiskFaults::NONE);
@@ -161,6 +163,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         exits.push(exit.clone());
         let incarnations = Arc::new(AtomicU64::new(0));
         let skew = skew.clone();
+        let objects = objects.clone();
         let node = handle
             .create_node()
             .name(host(id))
@@ -177,11 +180,16 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
                     offload_rng,
                 );
                 let (disk, exit) = (disk.clone(), exit.clone());
+                let remote = spec.tiered.then(|| {
+                    let store_seed =
+                        Rng::fork(seed, &format!("store-{id}")).next_u64() ^ incarnation;
+                    crate::workload::tiered_store(&objects, runtime.clone(), store_seed)
+                });
                 async move {
                     let buggify_seed =
                         Rng::fork(seed, &format!("buggify-{id}")).next_u64() ^ incarnation;
                     let config = server_config(&spec, id, buggify_seed);
-                    exit.serve(runtime, disk, config).await;
+                    exit.serve(runtime, disk, config, remote).await;
                 }
             })
             .build();

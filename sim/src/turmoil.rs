@@ -199,7 +199,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
             async move {
                 let buggify_seed = Rng::fork(seed, "buggify").next_u64() ^ incarnation as u64;
                 let config = workload::server_config(&spec, BROKER_HOST, buggify_seed);
-                exit.serve(runtime, disk, config).await;
+                exit.serve(runtime, disk, config, None).await;
                 Ok(())
             }
         });

@@ -91,6 +91,8 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
 
     let mut disks = Vec::new();
     let mut exits = Vec::new();
+    // The tiered workload's object store: one for the run, outside every broker.
+    let objects: Arc<dyn weir::remote::ObjectStoreApi> = Arc::new(weir::remote::InMemory::new());
     for id in 1..=nodes {
         let disk = SimDisk::new(Rng::fork(seed, &format!("disk-{id}")), DiskFaults::NONE);
         let exit = BrokerExit::default();
@@ -98,16 +100,22 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
         exits.push(exit.clone());
         let incarnations = Arc::new(AtomicI64::new(0));
         let skew = skew.clone();
+        let objects = objects.clone();
         sim.host(host(id).as_str(), move || {
             let incarnation = incarnations.fetch_add(1, Ordering::Relaxed);
             let runtime_seed = seed ^ (id as u64) << 40 ^ (incarnation as u64) << 48;
             let runtime = TurmoilRuntime::new(runtime_seed, skew.clone());
             let (disk, exit) = (disk.clone(), exit.clone());
+            let remote = spec.tiered.then(|| {
+                let store_seed =
+                    Rng::fork(seed, &format!("store-{id}")).next_u64() ^ incarnation as u64;
+                crate::workload::tiered_store(&objects, runtime.clone(), store_seed)
+            });
             async move {
                 let buggify_seed =
                     Rng::fork(seed, &format!("buggify-{id}")).next_u64() ^ incarnation as u64;
                 let config = server_config(&spec, id, buggify_seed);
-                exit.serve(runtime, disk, config).await;
+                exit.serve(runtime, disk, config, remote).await;
                 Ok(())
             }
         });

@@ -110,6 +110,12 @@ pub enum Workload {
     /// `Compact` on three brokers in cluster mode (the RF=3 topic, the faults of
     /// `ClusterCrash`); the replicas must agree on the latest value of every key.
     ClusterCompact,
+    /// `ClusterCrash` on a tiered topic (issue 14 item 3): tiny segments uploaded every
+    /// 50 ms to one in-memory object store the brokers share (it survives their crashes),
+    /// a seeded share of store calls failing, `local.retention.bytes=1` so local copies go
+    /// as soon as the image confirms an upload; the final reads from offset 0 go through
+    /// the store, and every acknowledged write must be read.
+    ClusterTiered,
 }
 
 impl Workload {
@@ -131,7 +137,7 @@ impl Workload {
     /// The cluster workloads (both simulators: `cluster_harness`): run only when named
     /// (`--workload cluster-crash`), not part of `ALL`; CI runs each on its own seed set
     /// (`xtask/src/sim.rs`, `CLUSTER_WORKLOADS`).
-    pub const CLUSTER: [Workload; 8] = [
+    pub const CLUSTER: [Workload; 9] = [
         Workload::ClusterCrash,
         Workload::ClusterPartition,
         Workload::ClusterTwoDown,
@@ -140,6 +146,7 @@ impl Workload {
         Workload::ClusterPower,
         Workload::ClusterMajorityCrash,
         Workload::ClusterCompact,
+        Workload::ClusterTiered,
     ];
 
     /// Comparison runs, never in CI, run only when named: `cluster-power-memory` is the
@@ -170,6 +177,7 @@ impl Workload {
             Workload::ClusterMajorityCrash => "cluster-majority-crash",
             Workload::Compact => "compact",
             Workload::ClusterCompact => "cluster-compact",
+            Workload::ClusterTiered => "cluster-tiered",
         }
     }
 
@@ -220,6 +228,8 @@ pub struct Spec {
     pub isr_memory: bool,
     /// The compaction actors (`workload_compact`) on a compacted topic.
     pub compact: bool,
+    /// The topic is tiered and the brokers share an object store (`ClusterTiered`).
+    pub tiered: bool,
 }
 
 /// BUGGIFY rate of the fault workloads: often enough that every run meets late acks,
@@ -274,8 +284,9 @@ impl BrokerExit {
         runtime: R,
         disk: crate::disk::SimDisk,
         config: weir::config::ServerConfig,
+        remote: Option<weir::remote::RemoteStore>,
     ) {
-        match weir::server::start(runtime, disk, config).await {
+        match weir::server::start_with_remote(runtime, disk, config, remote).await {
             Ok(server) => match server.wait().await {
                 Ok(()) => self.set(Err("broker stopped without a reason".into())),
                 Err(weir::server::ServerError::Poisoned(reason)) => {
@@ -856,12 +867,41 @@ pub fn tune_server(spec: &Spec, config: &mut weir::config::ServerConfig) {
         node.delete_retention_ms = COMPACT_DELETE_RETENTION_MS;
         node.min_compaction_lag_ms = 0;
     }
+    if spec.tiered {
+        // Uploads and local retention every 50 ms; orphans older than 2 s swept.
+        let node = &mut config.node;
+        node.remote_log_task_interval_ms = TIERED_TASK_INTERVAL_MS;
+        node.retention_check_interval_ms = TIERED_TASK_INTERVAL_MS;
+        node.remote_orphan_min_age_ms = 2_000;
+    }
     if spec.group_members == 0 {
         return;
     }
     config.node.group_initial_rebalance_delay_ms = 200;
     config.node.group_min_session_timeout_ms = 500;
 }
+
+/// How often a tiered workload's leaders upload and its replicas apply local retention.
+pub const TIERED_TASK_INTERVAL_MS: u64 = 50;
+/// A tiered workload's object store: one per run, shared by every broker (another system:
+/// it survives their crashes), failing a seeded share of calls.
+pub fn tiered_store<R: Runtime>(
+    objects: &Arc<dyn weir::remote::ObjectStoreApi>,
+    runtime: R,
+    seed: u64,
+) -> weir::remote::RemoteStore {
+    use weir::remote::faulty::{FaultPlan, FaultyStore};
+    let faulty = FaultyStore::new(objects.clone(), runtime, seed).stamp_clock();
+    faulty.faults().set(FaultPlan {
+        fail_per_mille: TIERED_STORE_FAIL_PER_MILLE,
+        ..FaultPlan::default()
+    });
+    let store: Arc<dyn weir::remote::ObjectStoreApi> = Arc::new(faulty);
+    weir::remote::RemoteStore::with_store(store, "sim://objects", Default::default())
+}
+
+/// Store calls in a thousand that fail in the tiered workload.
+pub const TIERED_STORE_FAIL_PER_MILLE: u32 = 100;
 
 /// `segment.bytes` of the compaction workloads: a segment rolls every few batches.
 pub const COMPACT_SEGMENT_BYTES: u64 = 400;

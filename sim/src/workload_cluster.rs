@@ -203,8 +203,19 @@ pub async fn admin<R: Runtime>(runtime: R, actors: Actors) {
             let Ok(admin) = Admin::connect(runtime.clone(), config).await else {
                 continue;
             };
+            let mut configs = vec![("min.insync.replicas".to_owned(), "2".to_owned())];
+            if actors.spec.tiered {
+                // Segments of a few batches, uploaded and trimmed locally at once.
+                for (name, value) in [
+                    ("remote.storage.enable", "true"),
+                    ("segment.bytes", "400"),
+                    ("local.retention.bytes", "1"),
+                ] {
+                    configs.push((name.to_owned(), value.to_owned()));
+                }
+            }
             let topic = NewTopic {
-                configs: vec![("min.insync.replicas".to_owned(), "2".to_owned())],
+                configs,
                 ..NewTopic::new(TOPIC, actors.spec.partitions, 3)
             };
             match admin.create_topic(topic).await {

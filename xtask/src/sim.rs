@@ -80,6 +80,11 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
         "the log cleaner's uncleanable offset ignores the last stable offset and the high \
          watermark",
     ),
+    (
+        "planted-tier-delete-unconfirmed",
+        "local retention deletes a tiered segment once its upload started, before the \
+         metadata log confirmed it",
+    ),
 ];
 
 /// The cluster workloads: CI runs each over the fixed seeds on turmoil and over
@@ -94,6 +99,7 @@ pub(crate) const CLUSTER_WORKLOADS: &[&str] = &[
     "cluster-power",
     "cluster-majority-crash",
     "cluster-compact",
+    "cluster-tiered",
 ];
 
 /// The workload a planted bug is searched with (`None`: every single-node workload).
@@ -103,6 +109,7 @@ fn planted_workload(feature: &str) -> Option<&'static str> {
         "planted-skip-truncation" => Some("cluster-crash"),
         "planted-stale-decisions" => Some("cluster-majority-crash"),
         "planted-compact-latest" | "planted-compact-past-lso" => Some("compact"),
+        "planted-tier-delete-unconfirmed" => Some("cluster-tiered"),
         _ => None,
     }
 }

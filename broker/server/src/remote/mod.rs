@@ -41,6 +41,8 @@ use std::time::Duration;
 
 use object_store::path::Path;
 use object_store::ObjectStore;
+/// The store types a caller needs to build a store itself (tests, the simulator).
+pub use object_store::{memory::InMemory, ObjectStore as ObjectStoreApi};
 use weir_core::tier::{
     DeleteJob, ObjectError, SegmentIndex, SweepJob, TierError, UploadFailed, UploadJob,
 };
@@ -294,9 +296,7 @@ impl RemoteStore {
                 options.part_bytes = options.part_bytes.max(PART_BYTES_MIN_S3);
                 (s3(&bucket).map_err(open_error)?, prefix)
             }
-            RemoteUrl::Memory { prefix } => {
-                (Arc::new(object_store::memory::InMemory::new()), prefix)
-            }
+            RemoteUrl::Memory { prefix } => (Arc::new(InMemory::new()), prefix),
         };
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             store
