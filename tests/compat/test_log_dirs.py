@@ -71,7 +71,7 @@ def test_kafka_python_describe_log_dirs_reports_sizes(broker):
 
 
 def test_topic_describe_shows_cleanup_policy_and_sizes(broker):
-    # Goal: `weir topic describe` appends CleanupPolicy to the topic line and Size to each
+    # Goal: `weir topic describe` appends CleanupPolicy and DirtyRatio to the topic line and Size to each
     # partition line, and the sizes agree with what kafka-python reads from DescribeLogDirs.
     # Method: a compacted topic with keyed records on partition 0, then both views.
     topic = unique("logdirs-cli")
@@ -83,6 +83,8 @@ def test_topic_describe_shows_cleanup_policy_and_sizes(broker):
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 3, out.stdout
     assert fields(lines[0])["CleanupPolicy"] == "compact", out.stdout
+    # The dirty ratio (Weir's read-only key, asked for by name): nothing cleaned yet.
+    assert 0.0 <= float(fields(lines[0])["DirtyRatio"]) <= 1.0, out.stdout
     shown = {int(fields(line)["Partition"]): int(fields(line)["Size"]) for line in lines[1:]}
     admin = kp_admin(broker.bootstrap)
     try:

@@ -306,17 +306,39 @@ impl<R: Runtime> Admin<R> {
         self.describe_configs(resource_type::TOPIC, name).await
     }
 
+    /// Only the named configs of a topic (a broker may answer keys it does not list among
+    /// all its configs, e.g. Weir's read-only `weir.log.cleaner.dirty.ratio`).
+    pub async fn describe_topic_config_keys(
+        &self,
+        name: &str,
+        keys: &[&str],
+    ) -> Result<Vec<ConfigEntry>, ClientError> {
+        let keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.describe_configs_of(resource_type::TOPIC, name, Some(keys))
+            .await
+    }
+
     /// The configs of a resource ([`resource_type`] TOPIC or BROKER with the broker id).
     pub async fn describe_configs(
         &self,
         resource_type: i8,
         resource_name: &str,
     ) -> Result<Vec<ConfigEntry>, ClientError> {
+        self.describe_configs_of(resource_type, resource_name, None)
+            .await
+    }
+
+    async fn describe_configs_of(
+        &self,
+        resource_type: i8,
+        resource_name: &str,
+        configuration_keys: Option<Vec<String>>,
+    ) -> Result<Vec<ConfigEntry>, ClientError> {
         let request = ApiRequest::DescribeConfigs(DescribeConfigsRequest {
             resources: vec![DescribeConfigsResource {
                 resource_type,
                 resource_name: resource_name.to_owned(),
-                configuration_keys: None,
+                configuration_keys,
             }],
             include_synonyms: false,
             include_documentation: false,

@@ -202,3 +202,72 @@ fn a_crash_during_compaction_loses_no_latest_value() {
         );
     }
 }
+
+// Goal: the dirty ratio `weir topic describe` prints: asked for by name, a compacted topic
+// answers it read-only, high while superseded records wait and lower once cleaned; a
+// listing of all configs does not carry it (Kafka tools see Kafka's set).
+#[test]
+fn the_dirty_ratio_is_described_when_asked_for_by_name() {
+    use weir_core::node::DIRTY_RATIO_KEY;
+    use weir_wire::domain::{
+        resource_type, ApiRequest, ApiResponse, DescribeConfigsRequest, DescribeConfigsResource,
+    };
+
+    let ratio_of = |node: &mut SingleNode, keys: Option<Vec<String>>| {
+        let request = ApiRequest::DescribeConfigs(DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type: resource_type::TOPIC,
+                resource_name: TOPIC.into(),
+                configuration_keys: keys,
+            }],
+            include_synonyms: false,
+            include_documentation: false,
+        });
+        let ApiResponse::DescribeConfigs(response) = node.call(request) else {
+            panic!("DescribeConfigs answer expected")
+        };
+        let result = response.results.into_iter().next().expect("one result");
+        let entry = result
+            .configs
+            .into_iter()
+            .find(|c| c.name == DIRTY_RATIO_KEY);
+        entry.map(|e| {
+            assert!(e.read_only);
+            e.value.expect("a value").parse::<f64>().expect("a number")
+        })
+    };
+    let mut node = node_with(|config| config.cleaner_backoff_ms = 1_000_000);
+    must_create(
+        &mut node,
+        TOPIC,
+        1,
+        &[("cleanup.policy", "compact"), ("segment.bytes", "1024")],
+    );
+    for round in 0..30 {
+        put(&mut node, "k", Some(&format!("v{round}")));
+    }
+    let asked = Some(vec![DIRTY_RATIO_KEY.to_string()]);
+    let dirty = ratio_of(&mut node, asked.clone()).expect("asked for by name");
+    assert!(
+        dirty > 0.5,
+        "everything is dirty before the first cleaning: {dirty}"
+    );
+    assert_eq!(ratio_of(&mut node, None), None, "not among all configs");
+    let mut cleaning = node_with(|config| config.cleaner_backoff_ms = 100);
+    must_create(
+        &mut cleaning,
+        TOPIC,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "1024"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    );
+    for round in 0..30 {
+        put(&mut cleaning, "k", Some(&format!("v{round}")));
+    }
+    clean(&mut cleaning);
+    let after = ratio_of(&mut cleaning, asked).expect("asked for by name");
+    assert!(after < dirty, "cleaning lowered it: {after} vs {dirty}");
+}

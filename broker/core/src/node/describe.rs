@@ -29,6 +29,10 @@ const TOPIC_OPERATIONS_ALL: i32 =
 const CLUSTER_OPERATIONS_ALL: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
+/// The read-only DescribeConfigs key of a compacted topic's dirty ratio on the answering
+/// broker (Weir's; answered only when asked for by name).
+pub const DIRTY_RATIO_KEY: &str = "weir.log.cleaner.dirty.ratio";
+
 impl Node {
     /// Metadata: all topics (`None`) or the named ones, auto-creating unknown names when both
     /// the request and `auto.create.topics.enable` allow it.
@@ -103,11 +107,16 @@ impl Node {
     }
 
     /// DescribeConfigs for topics and this broker.
-    pub(super) fn describe_configs(&mut self, id: RequestId, request: DescribeConfigsRequest) {
+    pub(super) fn describe_configs(
+        &mut self,
+        now: crate::time::Now,
+        id: RequestId,
+        request: DescribeConfigsRequest,
+    ) {
         let results = request
             .resources
             .iter()
-            .map(|resource| self.describe_resource(resource))
+            .map(|resource| self.describe_resource(now, resource))
             .collect();
         let response = DescribeConfigsResponse {
             throttle_time_ms: 0,
@@ -117,8 +126,14 @@ impl Node {
     }
 
     /// One resource's configs, filtered to the requested keys (unknown keys are omitted, as
-    /// Kafka does).
-    fn describe_resource(&self, resource: &DescribeConfigsResource) -> DescribeConfigsResult {
+    /// Kafka does). Asked for by name only, a topic also answers [`DIRTY_RATIO_KEY`]: a
+    /// read-only Weir figure (what `weir topic describe` prints), never listed among all
+    /// configs, so Kafka tools see exactly Kafka's set.
+    fn describe_resource(
+        &self,
+        now: crate::time::Now,
+        resource: &DescribeConfigsResource,
+    ) -> DescribeConfigsResult {
         let mut result = DescribeConfigsResult {
             error: ErrorCode::NONE,
             error_message: None,
@@ -128,7 +143,15 @@ impl Node {
         };
         let entries = match resource.resource_type {
             resource_type::TOPIC => match self.topic_by_name(&resource.resource_name) {
-                Some(topic) => Ok(self.describe_topic_config(&topic.config)),
+                Some(topic) => {
+                    let mut entries = self.describe_topic_config(&topic.config);
+                    let asked = (resource.configuration_keys.as_ref())
+                        .is_some_and(|keys| keys.iter().any(|k| k == DIRTY_RATIO_KEY));
+                    if asked {
+                        entries.extend(self.dirty_ratio_entry(now, topic));
+                    }
+                    Ok(entries)
+                }
                 None => Err((
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                     format!("Topic '{}' does not exist.", resource.resource_name),
@@ -169,6 +192,34 @@ impl Node {
     }
 
     /// A topic's configs as DescribeConfigs entries (CreateTopics reports the same).
+    /// The largest dirty ratio among `topic`'s partitions on this broker (each replica
+    /// cleans its own log), `None` for a topic that is not compacted.
+    fn dirty_ratio_entry(
+        &self,
+        now: crate::time::Now,
+        topic: &super::Topic,
+    ) -> Option<DescribeConfigsEntry> {
+        if !self.compacts(topic) {
+            return None;
+        }
+        let min_lag_ms = topic.config.min_compaction_lag_ms(&self.config);
+        let ratio = (topic.partitions.iter().enumerate())
+            .map(|(index, log)| {
+                let key = crate::topic::PartitionId::new(topic.id, index);
+                super::compact::dirty_ratio(key, log, now.wall_ms, min_lag_ms)
+            })
+            .fold(0.0_f64, f64::max);
+        Some(DescribeConfigsEntry {
+            name: DIRTY_RATIO_KEY.to_string(),
+            value: Some(format!("{ratio:.3}")),
+            read_only: true,
+            config_source: config_source::DYNAMIC_TOPIC_CONFIG,
+            is_sensitive: false,
+            config_type: config_type::DOUBLE,
+            documentation: None,
+        })
+    }
+
     pub(super) fn describe_topic_config(&self, config: &TopicConfig) -> Vec<DescribeConfigsEntry> {
         config
             .describe(&self.config)

@@ -23,6 +23,7 @@ pub use cluster::{RemoteReportError, PEER_CLOSED_GRACE_MS};
 mod cluster_api;
 mod compact;
 mod describe;
+pub use describe::DIRTY_RATIO_KEY;
 mod errors;
 mod fetch;
 mod group;
@@ -246,7 +247,7 @@ impl Node {
             ApiRequest::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(id, r),
             // Metadata from the image (describe.rs).
             ApiRequest::Metadata(r) => self.metadata(id, r),
-            ApiRequest::DescribeConfigs(r) => self.describe_configs(id, r),
+            ApiRequest::DescribeConfigs(r) => self.describe_configs(now, id, r),
             ApiRequest::DescribeCluster(r) => self.describe_cluster(id, r),
             // This broker's partition replicas and their sizes (log_dirs.rs).
             ApiRequest::DescribeLogDirs(r) => self.describe_log_dirs(id, r),

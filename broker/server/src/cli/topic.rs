@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::{bail, Context};
 use weir_client::{Admin, ClientConfig, NewTopic, OffsetSpec, TopicPartition};
+use weir_core::node::DIRTY_RATIO_KEY;
 use weir_runtime::TokioRuntime;
 
 /// The `--bootstrap-server` flag shared by every client subcommand.
@@ -233,15 +234,24 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             .and_then(|configs| configs.into_iter().find(|c| c.name == "cleanup.policy"))
             .and_then(|entry| entry.value)
             .unwrap_or_else(|| "?".to_owned());
+        // The largest dirty ratio of the topic's partitions on the broker that answers (a
+        // Weir key, answered when asked for by name; "-" when the topic is not compacted).
+        let dirty_ratio = (admin.describe_topic_config_keys(&topic.name, &[DIRTY_RATIO_KEY]))
+            .await
+            .ok()
+            .and_then(|configs| configs.into_iter().find(|c| c.name == DIRTY_RATIO_KEY))
+            .and_then(|entry| entry.value)
+            .unwrap_or_else(|| "-".to_owned());
         // New fields go at the end of the lines: scripts read fields by name or position.
         text.push_str(&format!(
             "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\t\
-             CleanupPolicy: {}\n",
+             CleanupPolicy: {}\tDirtyRatio: {}\n",
             topic.name,
             topic.topic_id,
             topic.partitions.len(),
             replication_factor,
             cleanup_policy,
+            dirty_ratio,
         ));
         for partition in &topic.partitions {
             text.push_str(&format!(
