@@ -14,9 +14,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use common::cluster::Cluster;
-use common::{fetch, fetched_records, produce};
 use weir_wire::domain::*;
-use weir_wire::error::ErrorCode;
 
 const TOPIC: &str = "c";
 
@@ -24,70 +22,17 @@ fn keyed(key: &str, value: &str) -> Bytes {
     common::keyed_record(Some(key), Some(value))
 }
 
-fn leader(cluster: &Cluster, at: i32) -> Option<i32> {
-    let (leader, _, _) = cluster.members[&at].node.partition_leadership(TOPIC, 0)?;
-    (leader >= 0 && !cluster.down.contains(&leader)).then_some(leader)
-}
-
-/// Wait until a live broker leads the partition with the whole of `isr` in sync.
-fn settle(cluster: &mut Cluster, isr: &[i32]) -> i32 {
-    for _ in 0..300 {
-        let at = cluster.live()[0];
-        if let Some(leader) = leader(cluster, at) {
-            let (_, _, in_sync) = (cluster.members[&at].node)
-                .partition_leadership(TOPIC, 0)
-                .expect("partition");
-            if isr.iter().all(|id| in_sync.contains(id)) {
-                return leader;
-            }
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("no leader with ISR {isr:?}")
-}
-
 fn write(cluster: &mut Cluster, leader: i32, key: &str, value: &str) -> i64 {
-    for _ in 0..50 {
-        let ApiResponse::Produce(response) =
-            cluster.call(leader, produce(TOPIC, 0, keyed(key, value), -1))
-        else {
-            panic!("Produce answer expected")
-        };
-        let result = &response.topics[0].partitions[0];
-        if result.error == ErrorCode::NONE {
-            return result.base_offset;
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("write of {key} not acknowledged")
+    cluster.write(leader, TOPIC, keyed(key, value))
 }
 
-/// Every record the leader serves from offset 0: offset -> (key, value).
-fn read_all(cluster: &mut Cluster, leader: i32) -> BTreeMap<i64, (String, String)> {
-    let mut out = BTreeMap::new();
-    let mut offset = 0;
-    loop {
-        let response = cluster.call(leader, fetch(TOPIC, 0, offset, 0, 1));
-        let ApiResponse::Fetch(fetched) = &response else {
-            panic!("Fetch answer expected")
-        };
-        let partition = &fetched.topics[0].partitions[0];
-        assert_eq!(partition.error, ErrorCode::NONE, "{partition:?}");
-        let records = fetched_records(&response);
-        let Some(last) = records.last() else {
-            return out;
-        };
-        offset = last.offset + 1;
-        for record in records {
-            let text = |b: &Option<Bytes>| {
-                String::from_utf8_lossy(b.as_deref().unwrap_or_default()).into_owned()
-            };
-            out.insert(record.offset, (text(&record.key), text(&record.value)));
-        }
-        if offset >= partition.high_watermark {
-            return out;
-        }
-    }
+/// Every record `at` serves from offset 0: offset -> (key, value).
+fn read_all(cluster: &mut Cluster, at: i32) -> BTreeMap<i64, (String, String)> {
+    let text =
+        |b: &Option<Bytes>| String::from_utf8_lossy(b.as_deref().unwrap_or_default()).into_owned();
+    (cluster.read_all(at, TOPIC).into_iter())
+        .map(|r| (r.offset, (text(&r.key), text(&r.value))))
+        .collect()
 }
 
 fn check_latest(read: &BTreeMap<i64, (String, String)>, latest: &BTreeMap<String, (i64, String)>) {
@@ -116,8 +61,9 @@ fn replicas_compact_and_agree_across_failovers() {
     let mut cluster = Cluster::new(&[1, 2, 3, 4, 5], &[3, 4, 5], |config| {
         config.cleaner_backoff_ms = 100;
     });
-    let create = ApiRequest::CreateTopics(CreateTopicsRequest {
-        topics: vec![CreatableTopic {
+    cluster.create(
+        1,
+        CreatableTopic {
             name: TOPIC.into(),
             num_partitions: -1,
             replication_factor: -1,
@@ -130,25 +76,14 @@ fn replicas_compact_and_agree_across_failovers() {
             .iter()
             .map(|(k, v)| (k.to_string(), Some(v.to_string())))
             .collect(),
-        }],
-        timeout_ms: 30_000,
-        validate_only: false,
-    });
-    for _ in 0..100 {
-        let ApiResponse::CreateTopics(created) = cluster.call(1, create.clone()) else {
-            panic!("CreateTopics answer expected")
-        };
-        if created.topics[0].error == ErrorCode::NONE {
-            break;
-        }
-        cluster.advance_ms(200);
-    }
-    let first = settle(&mut cluster, &[1, 2, 3]);
+        },
+    );
+    let first = cluster.settle(TOPIC, &[1, 2, 3]);
     assert_eq!(first, 1, "the preferred replica leads");
     // Broker 3 misses everything the leader writes and compacts.
     let behind = 3;
     cluster.kill(behind);
-    let leader_now = settle(&mut cluster, &[1]);
+    let leader_now = cluster.settle(TOPIC, &[1]);
     let mut latest = BTreeMap::new();
     for round in 0..40 {
         for key in ["a", "b", "c"] {
@@ -169,16 +104,16 @@ fn replicas_compact_and_agree_across_failovers() {
     check_latest(&compacted, &latest);
     // The lagging broker fetches across the leader's gaps and rejoins the ISR.
     cluster.restart(behind);
-    settle(&mut cluster, &[1, 2, 3]);
+    cluster.settle(TOPIC, &[1, 2, 3]);
     cluster.advance_ms(2_000);
     // Brokers 1 and then 2 are killed: 2 and then 3 (which caught up across the gaps) lead,
     // and each serves every key's latest value at its offset.
     cluster.kill(1);
-    let second = settle(&mut cluster, &[]);
+    let second = cluster.settle(TOPIC, &[]);
     assert_eq!(second, 2);
     check_latest(&read_all(&mut cluster, 2), &latest);
     cluster.kill(2);
-    let third = settle(&mut cluster, &[]);
+    let third = cluster.settle(TOPIC, &[]);
     assert_eq!(third, 3, "the broker that caught up leads");
     check_latest(&read_all(&mut cluster, 3), &latest);
     // And it compacts on: its own cleaner keeps only latest values as writes go on.

@@ -22,23 +22,6 @@ use weir_wire::error::ErrorCode;
 
 const TOPIC: &str = "tiered";
 
-/// The active controller as every live node agrees on it, waiting up to 20 s.
-fn controller(cluster: &mut Cluster) -> i32 {
-    for _ in 0..200 {
-        let live = cluster.live();
-        let seen: Vec<Option<i32>> = (live.iter())
-            .map(|id| cluster.members[id].node.controller_id())
-            .collect();
-        if let Some(Some(id)) = seen.first() {
-            if seen.iter().all(|s| *s == Some(*id)) && live.contains(id) {
-                return *id;
-            }
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("no agreed controller within 20 s")
-}
-
 fn create_topic(cluster: &mut Cluster, at: i32) {
     let create = ApiRequest::CreateTopics(CreateTopicsRequest {
         topics: vec![CreatableTopic {
@@ -119,7 +102,7 @@ fn wait_listed(cluster: &mut Cluster, partition: i32, bases: &[i64]) {
 #[test]
 fn remote_segments_are_replicated_and_survive_controller_failover() {
     let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
-    let first_controller = controller(&mut cluster);
+    let first_controller = cluster.agreed_controller();
     create_topic(&mut cluster, first_controller);
     let (partition, leader, epoch) = partition_not_led_by(&mut cluster, first_controller);
     // Every broker applies the topic (a follower learns the commit with the next append).
@@ -174,7 +157,7 @@ fn remote_segments_are_replicated_and_survive_controller_failover() {
 
     // The controller dies: a new one is elected, and its image still has the segment.
     cluster.kill(first_controller);
-    let second_controller = controller(&mut cluster);
+    let second_controller = cluster.agreed_controller();
     assert_ne!(second_controller, first_controller);
     assert!(lists(&cluster, second_controller, partition, &[0]));
     // The partition's leader may have been the new controller's concern too: report the

@@ -20,23 +20,6 @@ use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 use weir_wire::sasl::{ClientFirst, ScramClient, ScramMechanism, ScramServer};
 
-/// The active controller as every live node agrees on it, waiting up to 20 s.
-fn controller(cluster: &mut Cluster) -> i32 {
-    for _ in 0..200 {
-        let live = cluster.live();
-        let seen: Vec<Option<i32>> = (live.iter())
-            .map(|id| cluster.members[id].node.controller_id())
-            .collect();
-        if let Some(Some(id)) = seen.first() {
-            if seen.iter().all(|s| *s == Some(*id)) && live.contains(id) {
-                return *id;
-            }
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("no agreed controller within 20 s")
-}
-
 fn upsert(user: &str, mechanism: ScramMechanism, password: &str) -> ScramCredentialUpsertion {
     let salt = format!("salt-of-{user}").into_bytes();
     let salted = mechanism.salted_password(password, &salt, 4096);
@@ -97,7 +80,7 @@ fn verifies(
 #[test]
 fn credentials_reach_every_broker_and_survive_failover_and_restart() {
     let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
-    let first = controller(&mut cluster);
+    let first = cluster.agreed_controller();
     let other = (1..=3).find(|id| *id != first).expect("a non-controller");
     // Through a broker that is not the controller: forwarded.
     let errors = alter(
@@ -148,7 +131,7 @@ fn credentials_reach_every_broker_and_survive_failover_and_restart() {
 
     // The controller dies: the new one has the credential and takes the next change.
     cluster.kill(first);
-    let second = controller(&mut cluster);
+    let second = cluster.agreed_controller();
     assert_ne!(second, first);
     assert!(verifies(
         &cluster,
@@ -177,7 +160,7 @@ fn credentials_reach_every_broker_and_survive_failover_and_restart() {
             cluster.restart(id);
         }
     }
-    controller(&mut cluster);
+    cluster.agreed_controller();
     cluster.advance_ms(1_000);
     for id in [1, 2, 3] {
         assert!(

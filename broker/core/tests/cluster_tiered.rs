@@ -15,81 +15,22 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::cluster::Cluster;
-use common::{fetch, fetched_records, produce};
 use weir_wire::domain::*;
-use weir_wire::error::ErrorCode;
 
 const TOPIC: &str = "t";
 
-fn leader(cluster: &Cluster, at: i32) -> Option<i32> {
-    let (leader, _, _) = cluster.members[&at].node.partition_leadership(TOPIC, 0)?;
-    (leader >= 0 && !cluster.down.contains(&leader)).then_some(leader)
-}
-
-/// Wait until a live broker leads the partition with the whole of `isr` in sync.
-fn settle(cluster: &mut Cluster, isr: &[i32]) -> i32 {
-    for _ in 0..300 {
-        let at = cluster.live()[0];
-        if let Some(leader) = leader(cluster, at) {
-            let (_, _, in_sync) = (cluster.members[&at].node)
-                .partition_leadership(TOPIC, 0)
-                .expect("partition");
-            if isr.iter().all(|id| in_sync.contains(id))
-                && cluster.members[&leader].node.leads(TOPIC, 0)
-            {
-                return leader;
-            }
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("no leader with ISR {isr:?}")
+/// Every record `at` serves from offset 0: offset -> value.
+fn read_all(cluster: &mut Cluster, at: i32) -> BTreeMap<i64, String> {
+    (cluster.read_all(at, TOPIC).into_iter())
+        .map(|r| {
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+            (r.offset, value.into_owned())
+        })
+        .collect()
 }
 
 fn write(cluster: &mut Cluster, leader: i32, value: &str) -> i64 {
-    let batch = common::keyed_record(Some("k"), Some(value));
-    for _ in 0..50 {
-        let ApiResponse::Produce(response) =
-            cluster.call(leader, produce(TOPIC, 0, batch.clone(), -1))
-        else {
-            panic!("Produce answer expected")
-        };
-        let result = &response.topics[0].partitions[0];
-        if result.error == ErrorCode::NONE {
-            return result.base_offset;
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("write of {value} not acknowledged")
-}
-
-/// Every record `leader` serves from offset 0: offset -> value.
-fn read_all(cluster: &mut Cluster, leader: i32) -> BTreeMap<i64, String> {
-    let mut out = BTreeMap::new();
-    let mut offset = 0;
-    loop {
-        let response = cluster.call(leader, fetch(TOPIC, 0, offset, 0, 1));
-        let ApiResponse::Fetch(fetched) = &response else {
-            panic!("Fetch answer expected")
-        };
-        let partition = &fetched.topics[0].partitions[0];
-        assert_eq!(
-            partition.error,
-            ErrorCode::NONE,
-            "offset {offset}: {partition:?}"
-        );
-        let records = fetched_records(&response);
-        let Some(last) = records.last() else {
-            return out;
-        };
-        offset = last.offset + 1;
-        for record in records {
-            let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
-            out.insert(record.offset, value.into_owned());
-        }
-        if offset >= partition.high_watermark {
-            return out;
-        }
-    }
+    cluster.write(leader, TOPIC, common::keyed_record(Some("k"), Some(value)))
 }
 
 fn local_start(cluster: &Cluster, at: i32) -> i64 {
@@ -127,34 +68,22 @@ fn leaders_upload_in_turn_and_every_record_stays_readable() {
         config.remote_log_task_interval_ms = 100;
         config.retention_check_interval_ms = 100;
     });
-    let create = ApiRequest::CreateTopics(CreateTopicsRequest {
-        topics: vec![CreatableTopic {
-            name: TOPIC.into(),
-            num_partitions: -1,
-            replication_factor: -1,
-            assignments: vec![(0, vec![1, 2, 3])],
-            configs: [
-                ("remote.storage.enable", "true"),
-                ("segment.bytes", "1024"),
-                ("local.retention.bytes", "1"),
-            ]
-            .iter()
-            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
-            .collect(),
-        }],
-        timeout_ms: 30_000,
-        validate_only: false,
-    });
-    for _ in 0..100 {
-        let ApiResponse::CreateTopics(created) = cluster.call(1, create.clone()) else {
-            panic!("CreateTopics answer expected")
-        };
-        if created.topics[0].error == ErrorCode::NONE {
-            break;
-        }
-        cluster.advance_ms(200);
-    }
-    let first = settle(&mut cluster, &[1, 2, 3]);
+    let topic = CreatableTopic {
+        name: TOPIC.into(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![(0, vec![1, 2, 3])],
+        configs: [
+            ("remote.storage.enable", "true"),
+            ("segment.bytes", "1024"),
+            ("local.retention.bytes", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect(),
+    };
+    cluster.create(1, topic);
+    let first = cluster.settle(TOPIC, &[1, 2, 3]);
     assert_eq!(first, 1, "the preferred replica leads");
     // Broker 3 misses the first writes, their uploads and the local deletions.
     cluster.kill(3);
@@ -182,10 +111,10 @@ fn leaders_upload_in_turn_and_every_record_stays_readable() {
     check_all(&read_all(&mut cluster, 1), &written);
     // The lagging broker rejoins: it resets to the leader's local start and catches up.
     cluster.restart(3);
-    settle(&mut cluster, &[1, 2, 3]);
+    cluster.settle(TOPIC, &[1, 2, 3]);
     // The leader fails over to 2, which continues the remote log; then to 3.
     cluster.kill(1);
-    let second = settle(&mut cluster, &[]);
+    let second = cluster.settle(TOPIC, &[]);
     assert_eq!(second, 2);
     for i in 0..100 {
         let value = format!("b{i:04}-{}", "y".repeat(40));
@@ -202,10 +131,10 @@ fn leaders_upload_in_turn_and_every_record_stays_readable() {
         "no hole: {after:?}"
     );
     check_all(&read_all(&mut cluster, 2), &written);
-    settle(&mut cluster, &[2, 3]);
+    cluster.settle(TOPIC, &[2, 3]);
     cluster.advance_ms(1_000);
     cluster.kill(2);
-    let third = settle(&mut cluster, &[]);
+    let third = cluster.settle(TOPIC, &[]);
     assert_eq!(third, 3);
     check_all(&read_all(&mut cluster, 3), &written);
     // Every object in the store is a segment of the remote log, except at most one upload

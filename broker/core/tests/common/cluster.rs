@@ -267,4 +267,105 @@ impl Cluster {
         }
         panic!("node {to} did not answer {id:?}")
     }
+
+    /// The active controller as every live node agrees on it, waiting up to 20 s.
+    pub fn agreed_controller(&mut self) -> i32 {
+        for _ in 0..200 {
+            let live = self.live();
+            let seen: Vec<Option<i32>> = (live.iter())
+                .map(|id| self.members[id].node.controller_id())
+                .collect();
+            if let Some(Some(id)) = seen.first() {
+                if seen.iter().all(|s| *s == Some(*id)) && live.contains(id) {
+                    return *id;
+                }
+            }
+            self.advance_ms(100);
+        }
+        panic!("no agreed controller within 20 s")
+    }
+
+    /// The live leader of `topic`-0 as node `at`'s image has it.
+    pub fn leader_of(&self, topic: &str, at: i32) -> Option<i32> {
+        let (leader, _, _) = self.members[&at].node.partition_leadership(topic, 0)?;
+        (leader >= 0 && !self.down.contains(&leader)).then_some(leader)
+    }
+
+    /// Wait (up to 30 s) until a live broker leads `topic`-0 (as a role too) with the whole
+    /// of `isr` in sync; its id.
+    pub fn settle(&mut self, topic: &str, isr: &[i32]) -> i32 {
+        for _ in 0..300 {
+            let at = self.live()[0];
+            if let Some(leader) = self.leader_of(topic, at) {
+                let (_, _, in_sync) = (self.members[&at].node)
+                    .partition_leadership(topic, 0)
+                    .expect("partition");
+                let leads = self.members[&leader].node.leads(topic, 0);
+                if isr.iter().all(|id| in_sync.contains(id)) && leads {
+                    return leader;
+                }
+            }
+            self.advance_ms(100);
+        }
+        panic!("no leader of {topic} with ISR {isr:?}")
+    }
+
+    /// Create `topic` through node `at`, retrying (up to 20 s) until it is created.
+    pub fn create(&mut self, at: i32, topic: weir_wire::domain::CreatableTopic) {
+        let create = ApiRequest::CreateTopics(weir_wire::domain::CreateTopicsRequest {
+            topics: vec![topic],
+            timeout_ms: 30_000,
+            validate_only: false,
+        });
+        for _ in 0..100 {
+            let ApiResponse::CreateTopics(created) = self.call(at, create.clone()) else {
+                panic!("CreateTopics answer expected")
+            };
+            if created.topics[0].error.is_ok() {
+                return;
+            }
+            self.advance_ms(200);
+        }
+        panic!("topic not created")
+    }
+
+    /// Produce `batch` to `topic`-0 at `leader` with acks=all, retrying (up to 5 s) until
+    /// acknowledged; its base offset.
+    pub fn write(&mut self, leader: i32, topic: &str, batch: bytes::Bytes) -> i64 {
+        for _ in 0..50 {
+            let request = super::produce(topic, 0, batch.clone(), -1);
+            let ApiResponse::Produce(response) = self.call(leader, request) else {
+                panic!("Produce answer expected")
+            };
+            let result = &response.topics[0].partitions[0];
+            if result.error.is_ok() {
+                return result.base_offset;
+            }
+            self.advance_ms(100);
+        }
+        panic!("write to {topic} not acknowledged")
+    }
+
+    /// Every record `at` serves of `topic`-0 from offset 0 to its high watermark.
+    pub fn read_all(&mut self, at: i32, topic: &str) -> Vec<weir_wire::records::Record> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let response = self.call(at, super::fetch(topic, 0, offset, 0, 1));
+            let ApiResponse::Fetch(fetched) = &response else {
+                panic!("Fetch answer expected")
+            };
+            let partition = &fetched.topics[0].partitions[0];
+            assert!(partition.error.is_ok(), "offset {offset}: {partition:?}");
+            let records = super::fetched_records(&response);
+            let Some(last) = records.last() else {
+                return out;
+            };
+            offset = last.offset + 1;
+            out.extend(records);
+            if offset >= partition.high_watermark {
+                return out;
+            }
+        }
+    }
 }
