@@ -93,7 +93,9 @@ def test_s3_with_faults_and_an_outage(broker_factory, s3_server, s3_bucket, s3_p
     more = write(b.bootstrap, topic, 100, "outage")
     assert time.monotonic() - started < 20, "produce was held up by the dead store"
     written += more
-    time.sleep(3)
+    # Let the leader try (and fail) a few uploads before looking at what stayed local.
+    failed_before = s3_proxy.injected
+    wait_until(lambda: s3_proxy.injected >= failed_before + 3, 30, "uploads failing at the dead store", interval=0.1)
     local = {k: v for k, v in sizes(b.bootstrap, topic).items() if k != "remote-storage"}
     held = sum(len(v) for _, v in more)
     assert list(local.values())[0] >= held, f"local data went while the store was down: {local}"

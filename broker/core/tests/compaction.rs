@@ -46,26 +46,16 @@ fn put(node: &mut SingleNode, key: &str, value: Option<&str>) -> i64 {
 
 /// Every record from offset 0 on, as (offset, key, value).
 fn read_all(node: &mut SingleNode) -> Vec<(i64, String, Option<String>)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let response = node.call(fetch(TOPIC, 0, offset, 0, 1));
-        let partition = fetch_partition(&response);
-        assert_eq!(partition.error, ErrorCode::NONE, "{partition:?}");
-        let records = fetched_records(&response);
-        let Some(last) = records.last() else {
-            return out;
-        };
-        offset = last.offset + 1;
-        for record in records {
-            let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-            let key = record.key.as_ref().map(text).unwrap_or_default();
-            out.push((record.offset, key, record.value.as_ref().map(text)));
-        }
-        if offset >= partition.high_watermark {
-            return out;
-        }
-    }
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    (read_partition(node, TOPIC, 0).into_iter())
+        .map(|r| {
+            (
+                r.offset,
+                r.key.as_ref().map(text).unwrap_or_default(),
+                r.value.as_ref().map(text),
+            )
+        })
+        .collect()
 }
 
 /// Let the cleaner run a few times.

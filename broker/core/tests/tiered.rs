@@ -47,28 +47,16 @@ fn put(node: &mut SingleNode, n: usize) -> Vec<i64> {
 
 /// Every record from `from` on, as (offset, value), fetching as a consumer does.
 fn read_from(node: &mut SingleNode, from: i64) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    let mut offset = from;
-    loop {
-        let response = node.call(fetch(TOPIC, 0, offset, 0, 1));
-        let partition = fetch_partition(&response);
-        assert_eq!(partition.error, ErrorCode::NONE, "{partition:?}");
-        let records = fetched_records(&response);
-        let Some(last) = records.last() else {
-            return out;
-        };
-        offset = last.offset + 1;
-        for record in records.iter().filter(|r| r.offset >= from) {
-            let value = record
+    (read_partition(node, TOPIC, from).into_iter())
+        .filter(|r| r.offset >= from)
+        .map(|r| {
+            let value = r
                 .value
                 .as_ref()
                 .map(|v| String::from_utf8_lossy(v).into_owned());
-            out.push((record.offset, value.unwrap_or_default()));
-        }
-        if offset >= partition.high_watermark {
-            return out;
-        }
-    }
+            (r.offset, value.unwrap_or_default())
+        })
+        .collect()
 }
 
 fn run(node: &mut SingleNode, ms: u64) {

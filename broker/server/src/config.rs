@@ -1105,14 +1105,16 @@ mod tests {
     // key. Method: parse small TOML texts and compare fields or error messages.
     use super::*;
 
-    fn parse(text: &str) -> ServerConfig {
+    /// The config `text` parses to (shared with the submodules' tests).
+    pub(super) fn parse(text: &str) -> ServerConfig {
         match ServerConfig::from_toml_str(text, "weir.toml") {
             Ok(config) => config,
             Err(error) => panic!("unexpected refusal: {error}"),
         }
     }
 
-    fn refusal(text: &str) -> String {
+    /// The message `text` is refused with.
+    pub(super) fn refusal(text: &str) -> String {
         match ServerConfig::from_toml_str(text, "weir.toml") {
             Ok(config) => panic!("accepted {text:?} as {config:?}"),
             Err(error) => error.to_string(),

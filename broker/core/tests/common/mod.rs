@@ -273,3 +273,25 @@ pub fn keyed_record(key: Option<&str>, value: Option<&str>) -> Bytes {
     let encoded = encode_batch(&[record], &BatchOptions::default()).expect("test batch encodes");
     BytesMut::from(&encoded[..]).freeze()
 }
+
+/// Every record of `topic`-0 from `from` to the high watermark, fetching as a consumer
+/// does (a batch starting before `from` is returned whole; its earlier records are kept).
+pub fn read_partition(node: &mut SingleNode, topic: &str, from: i64) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let response = node.call(fetch(topic, 0, offset, 0, 1));
+        let partition = fetch_partition(&response);
+        assert_eq!(partition.error, ErrorCode::NONE, "{partition:?}");
+        let records = fetched_records(&response);
+        let Some(last) = records.last() else {
+            return out;
+        };
+        offset = last.offset + 1;
+        let high_watermark = partition.high_watermark;
+        out.extend(records);
+        if offset >= high_watermark {
+            return out;
+        }
+    }
+}

@@ -581,23 +581,10 @@ mod tests {
     // each wrong combination is refused naming its key. Method: parse small TOML texts.
     use std::path::PathBuf;
 
-    use crate::config::ServerConfig;
     use crate::listener::SecurityProtocol;
     use crate::tls::{ClientAuth, Keystore, TlsVersions, Truststore};
 
-    fn parse(text: &str) -> ServerConfig {
-        match ServerConfig::from_toml_str(text, "weir.toml") {
-            Ok(config) => config,
-            Err(error) => panic!("unexpected refusal: {error}"),
-        }
-    }
-
-    fn refusal(text: &str) -> String {
-        match ServerConfig::from_toml_str(text, "weir.toml") {
-            Ok(config) => panic!("accepted {text:?} as {config:?}"),
-            Err(error) => error.to_string(),
-        }
-    }
+    use crate::config::tests::{parse, refusal};
 
     const KEYSTORE: &str = "ssl.keystore.type = \"PEM\"\nssl.keystore.location = \"/k.pem\"\n";
 
