@@ -18,6 +18,10 @@ use crate::step::{has_program, run_command, step};
 pub(crate) fn run(install: bool) -> Result<()> {
     let root = project_root();
     let started = Instant::now();
+    // A fresh clone builds every target once: incremental caches only cost disk (5 GB of
+    // the 23 GB a run used), and CI machines have run out of it while linking tests.
+    std::env::set_var("CARGO_INCREMENTAL", "0");
+    report_disk(&root);
     if install {
         install_deps()?;
     }
@@ -47,6 +51,7 @@ pub(crate) fn run(install: bool) -> Result<()> {
         "cargo",
         &["test", "--workspace", "--locked"],
     )?;
+    report_disk(&root);
     // Deterministic simulation: fixed seeds on both simulators, determinism, planted bugs.
     eprintln!("==> cargo xtask sim (fixed seeds, determinism, planted bugs)");
     let sim_started = Instant::now();
@@ -67,8 +72,16 @@ pub(crate) fn run(install: bool) -> Result<()> {
     run_command("real-client compatibility suite", compat)?;
     wasm_step(&root, &weir_bin)?;
     jepsen_step()?;
+    report_disk(&root);
     eprintln!("xtask ci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Prints the free space where the build goes, so a run that dies of a full disk says so.
+fn report_disk(root: &Path) {
+    if let Ok(output) = Command::new("df").arg("-h").arg(root).output() {
+        eprint!("{}", String::from_utf8_lossy(&output.stdout));
+    }
 }
 
 /// The short Jepsen run (real cluster, kill + partition, ~60 s); a separate step so it can
