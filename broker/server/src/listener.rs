@@ -20,7 +20,7 @@ use std::time::Duration;
 use weir_wire::domain::ApiResponse;
 
 use crate::sasl::SaslSettings;
-use crate::tls::{self, TlsSettings};
+use crate::tls::{self, PeerTlsSettings, TlsSettings};
 
 /// Kafka's `security.protocol` of a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +124,9 @@ pub struct ListenerSet {
     pub gateway_tls: Option<TlsSettings>,
     /// `weir.metrics.ssl.enable`: `/metrics` is served over https with these settings.
     pub metrics_tls: Option<TlsSettings>,
+    /// The peer links' TLS, when the controller listener (`controller.listener.names`) is
+    /// SSL; its handshakes share `handshake_timeout` and `reload_interval`.
+    pub peer_tls: Option<PeerTlsSettings>,
     /// `weir.ssl.handshake.timeout.ms`.
     pub handshake_timeout: Duration,
     /// `weir.ssl.reload.interval.ms`.
@@ -138,6 +141,7 @@ impl Default for ListenerSet {
             others: Vec::new(),
             gateway_tls: None,
             metrics_tls: None,
+            peer_tls: None,
             handshake_timeout: tls::HANDSHAKE_TIMEOUT_DEFAULT,
             reload_interval: tls::RELOAD_INTERVAL_DEFAULT,
         }

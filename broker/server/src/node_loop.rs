@@ -69,7 +69,8 @@ pub fn now<R: Runtime>(runtime: &R) -> Now {
 
 /// Run the node until every input sender is gone (Ok) or storage poisons it (Err).
 /// `check_invariants` asserts the node's invariants after every step (simulation); `remote`
-/// is tiered storage's object store, if one is configured.
+/// is tiered storage's object store, if one is configured; `peer_tls` makes peer dials TLS
+/// (`CONTROLLER:SSL`).
 pub async fn run<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
@@ -77,6 +78,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
     inputs: mpsc::Receiver<NodeInput>,
     check_invariants: bool,
     remote: Option<RemoteStore>,
+    peer_tls: Option<crate::peer::PeerTls>,
 ) -> Result<(), NodeLoopError> {
     let (sync_done_sender, sync_done) = mpsc::unbounded_channel();
     let (compacted_sender, compacted) = mpsc::unbounded_channel();
@@ -87,6 +89,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         &node.config().cluster_id,
         node.config().node_id,
         read_failures_sender,
+        peer_tls,
     );
     let mut node_loop = NodeLoop {
         runtime,

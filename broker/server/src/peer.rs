@@ -25,6 +25,9 @@
 //!   a leader that cannot read its own log must stop leading.
 //! - Inbound frames reach the node loop through its bounded input channel; a full channel
 //!   stops the reader (TCP backpressure), never buffers without bound.
+//! - Handshakes are bounded on both sides by `weir.ssl.handshake.timeout.ms`: a stalled
+//!   acceptor handshake frees its inbound slot, a stalled dial is abandoned and retried;
+//!   neither runs on the node loop. New connections use reloaded certificates.
 //! - Only the runtime seam does IO (bind, connect, spawn, sleep_until), so the transport
 //!   runs unchanged under turmoil and madsim. Every `select!` is `biased`.
 
@@ -32,6 +35,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 use weir_core::cluster::peer::{PeerHello, PeerMessage, PEER_FRAME_BYTES_MAX};
@@ -39,6 +43,7 @@ use weir_runtime::{Listener, Runtime};
 
 use crate::messages::NodeInput;
 use crate::storage::StorageDriver;
+use crate::tls::{ServerTls, TlsAcceptor};
 
 /// Messages queued per destination node; when full the newest message is dropped.
 pub const PEER_QUEUE_FRAMES_MAX: usize = 4096;
@@ -70,6 +75,36 @@ pub const PEER_KEEPALIVE_INTERVAL: Duration = Duration::from_millis(1000);
 pub const PEER_FRAME_COMPLETE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queue drops are logged on the first and then every this many.
 const DROP_LOG_EVERY: u64 = 1024;
+/// Failed TLS dials to one peer are logged as warnings on the first and then every this
+/// many in a row (the others at debug): a peer with a bad certificate is redialed about
+/// once a second.
+const DIAL_TLS_FAILURE_LOG_EVERY: u32 = 60;
+/// The server name a dial presents when host names are not verified and the dialed host
+/// is not a valid DNS name (only the certificate chain is checked then).
+const UNVERIFIED_SERVER_NAME: &str = "weir-peer.invalid";
+
+/// TLS of the peer links: the bounded acceptor inbound connections handshake with and the
+/// client side dials use, both from one [`ServerTls`] loaded by [`ServerTls::load_peer`]
+/// (so one reload task swaps both).
+#[derive(Debug, Clone)]
+pub struct PeerTls {
+    tls: ServerTls,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
+impl PeerTls {
+    /// Peer TLS over `tls`; `None` when `tls` has no client side (not loaded by
+    /// [`ServerTls::load_peer`]).
+    pub fn new(tls: ServerTls, handshake_timeout: Duration) -> Option<PeerTls> {
+        tls.current_client()?;
+        Some(PeerTls {
+            acceptor: TlsAcceptor::new(tls.clone(), handshake_timeout),
+            tls,
+            handshake_timeout,
+        })
+    }
+}
 
 /// The address the controller listener binds for `peer_addr` (`controller.listener`, which
 /// is advertised to other nodes as-is): an IP address (or a wildcard) is bound as given; a
@@ -96,6 +131,7 @@ pub async fn accept_loop<R: Runtime>(
     mut listener: R::Listener,
     cluster_id: String,
     node: mpsc::Sender<NodeInput>,
+    tls: Option<PeerTls>,
 ) {
     let slots = Arc::new(Semaphore::new(PEER_INBOUND_CONNECTIONS_MAX));
     loop {
@@ -121,10 +157,24 @@ pub async fn accept_loop<R: Runtime>(
         let cluster_id = cluster_id.clone();
         let node = node.clone();
         let runtime_for_reader = runtime.clone();
+        let tls = tls.clone();
         runtime.spawn(async move {
-            let mut stream = stream;
-            let read = read_inbound(&runtime_for_reader, &mut stream, &cluster_id, &node);
-            if let Err(reason) = read.await {
+            let rt = &runtime_for_reader;
+            let read = match tls {
+                None => {
+                    let mut stream = stream;
+                    read_inbound(rt, &mut stream, &cluster_id, &node).await
+                }
+                // The handshake holds the inbound slot, bounded by the handshake timeout.
+                Some(tls) => match tls.acceptor.accept(rt, stream).await {
+                    Ok(mut stream) => read_inbound(rt, &mut stream, &cluster_id, &node).await,
+                    Err(error) => {
+                        tracing::warn!("peer TLS handshake from {peer} refused: {error}");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(reason) = read {
                 tracing::warn!("closing peer connection from {peer}: {reason}");
             }
             drop(slot);
@@ -251,6 +301,8 @@ pub struct PeerLinks<R, S> {
     read_failures: mpsc::Sender<String>,
     /// Messages dropped because a destination's queue was full.
     dropped_count: u64,
+    /// TLS for dials, when the controller listener is SSL.
+    tls: Option<PeerTls>,
 }
 
 /// The node loop's handle on one destination's task.
@@ -260,13 +312,15 @@ struct Link {
 }
 
 impl<R: Runtime, S: StorageDriver> PeerLinks<R, S> {
-    /// Links of node `node_id` in cluster `cluster_id`; failed reads go to `read_failures`.
+    /// Links of node `node_id` in cluster `cluster_id`; failed reads go to `read_failures`;
+    /// with `tls`, every dial is a TLS client handshake.
     pub fn new(
         runtime: R,
         storage: S,
         cluster_id: &str,
         node_id: i32,
         read_failures: mpsc::Sender<String>,
+        tls: Option<PeerTls>,
     ) -> PeerLinks<R, S> {
         PeerLinks {
             runtime,
@@ -275,6 +329,7 @@ impl<R: Runtime, S: StorageDriver> PeerLinks<R, S> {
             links: BTreeMap::new(),
             read_failures,
             dropped_count: 0,
+            tls,
         }
     }
 
@@ -298,6 +353,7 @@ impl<R: Runtime, S: StorageDriver> PeerLinks<R, S> {
                 addr: addr.to_owned(),
                 hello: Arc::clone(&self.hello),
                 read_failures: self.read_failures.clone(),
+                tls: self.tls.clone(),
             };
             self.runtime.spawn(task.run(messages));
             Link {
@@ -335,21 +391,28 @@ struct OutgoingTask<R, S> {
     addr: String,
     hello: Arc<Vec<u8>>,
     read_failures: mpsc::Sender<String>,
+    tls: Option<PeerTls>,
 }
+
+/// An outgoing connection: plain TCP or TLS over it.
+type PeerStream = Box<dyn AsyncWrite + Unpin + Send>;
 
 impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
     /// Run until the node loop drops the queue's sender.
     async fn run(self, mut messages: mpsc::Receiver<PeerMessage>) {
         let mut delay = RECONNECT_DELAY_MIN;
+        let mut failed_dial_count: u32 = 0;
         loop {
             if messages.is_closed() && messages.is_empty() {
                 return;
             }
-            let Some(mut stream) = self.dial().await else {
+            let Some(mut stream) = self.dial(failed_dial_count).await else {
+                failed_dial_count = failed_dial_count.wrapping_add(1);
                 self.pause(delay).await;
                 delay = (delay * 2).min(RECONNECT_DELAY_MAX);
                 continue;
             };
+            failed_dial_count = 0;
             match self.write_messages(&mut stream, &mut messages).await {
                 WriteEnd::QueueClosed => return,
                 WriteEnd::Broken(reason) => {
@@ -366,8 +429,10 @@ impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
         }
     }
 
-    /// Connect (bounded by [`CONNECT_TIMEOUT`]) and send the hello.
-    async fn dial(&self) -> Option<R::Stream> {
+    /// Connect (bounded by [`CONNECT_TIMEOUT`]), handshake TLS if configured (bounded by
+    /// the handshake timeout) and send the hello. `failed_dial_count` is the number of
+    /// dials that failed in a row before this one (it throttles warnings).
+    async fn dial(&self, failed_dial_count: u32) -> Option<PeerStream> {
         let deadline = self
             .runtime
             .sleep_until(self.runtime.now() + CONNECT_TIMEOUT);
@@ -376,21 +441,62 @@ impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
             connected = self.runtime.connect(&self.addr) => connected,
             () = deadline => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")),
         };
-        let mut stream = match connected {
+        let stream = match connected {
             Ok(stream) => stream,
             Err(error) => {
                 tracing::debug!("cannot dial node {} at {}: {error}", self.to, self.addr);
                 return None;
             }
         };
+        let mut stream: PeerStream = match &self.tls {
+            None => Box::new(stream),
+            Some(tls) => match self.handshake(tls, stream).await {
+                Ok(stream) => Box::new(stream),
+                Err(reason) => {
+                    let (to, addr) = (self.to, &self.addr);
+                    if failed_dial_count % DIAL_TLS_FAILURE_LOG_EVERY == 0 {
+                        tracing::warn!("peer TLS handshake with node {to} at {addr}: {reason}");
+                    } else {
+                        tracing::debug!("peer TLS handshake with node {to} at {addr}: {reason}");
+                    }
+                    return None;
+                }
+            },
+        };
         let mut frame = Vec::with_capacity(4 + self.hello.len());
         push_frame(&mut frame, &self.hello);
-        if let Err(error) = stream.write_all(&frame).await {
+        let written = match stream.write_all(&frame).await {
+            Ok(()) => stream.flush().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
             tracing::debug!("hello to node {} at {} failed: {error}", self.to, self.addr);
             return None;
         }
         tracing::debug!("peer connection to node {} at {}", self.to, self.addr);
         Some(stream)
+    }
+
+    /// The client side of a TLS handshake with the dialed peer, bounded in time.
+    async fn handshake(
+        &self,
+        tls: &PeerTls,
+        stream: R::Stream,
+    ) -> Result<tokio_rustls::client::TlsStream<R::Stream>, String> {
+        let Some(config) = tls.tls.current_client() else {
+            return Err("no client TLS config (not loaded for peer links)".to_owned());
+        };
+        let name = server_name(&self.addr, tls.tls.verifies_hostname())?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let timeout = tls.handshake_timeout;
+        let deadline = self.runtime.sleep_until(self.runtime.now() + timeout);
+        tokio::select! {
+            biased;
+            connected = connector.connect(name, stream) => {
+                connected.map_err(|error| format!("refused: {error}"))
+            }
+            () = deadline => Err(format!("timed out after {timeout:?}")),
+        }
     }
 
     /// Write queued messages until the queue closes or the connection breaks. Consecutive
@@ -413,7 +519,11 @@ impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
             let Some(received) = received else {
                 // Idle: an empty frame keeps the receiver from closing a healthy link, and
                 // a write error here finds a broken one.
-                if let Err(error) = stream.write_all(&0u32.to_be_bytes()).await {
+                let written = match stream.write_all(&0u32.to_be_bytes()).await {
+                    Ok(()) => stream.flush().await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = written {
                     return WriteEnd::Broken(format!("keepalive failed: {error}"));
                 }
                 continue;
@@ -481,6 +591,24 @@ enum WriteEnd {
     Broken(String),
 }
 
+/// The name a dial to `addr` (`host:port`) verifies the peer's certificate against: the
+/// host, a DNS name or an IP address. Without host name verification a host that is
+/// neither still dials (under a placeholder name).
+fn server_name(addr: &str, verify_hostname: bool) -> Result<ServerName<'static>, String> {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match ServerName::try_from(host.to_owned()) {
+        Ok(name) => Ok(name),
+        Err(_) if !verify_hostname => Ok(ServerName::from(
+            rustls::pki_types::DnsName::try_from(UNVERIFIED_SERVER_NAME)
+                .expect("a valid DNS name constant"),
+        )),
+        Err(error) => Err(format!(
+            "host {host} cannot be verified ({error}); name peers by DNS name or IP address"
+        )),
+    }
+}
+
 /// Append a length-prefixed frame. The caller checked `payload.len()` against the bound.
 fn push_frame(buffer: &mut Vec<u8>, payload: &[u8]) {
     let length = u32::try_from(payload.len()).expect("frames are bounded far below 4 GiB");
@@ -494,6 +622,22 @@ mod tests {
     // hello gate closes on a foreign cluster; bind addresses follow the documented rule.
     // Method: drive the reader over in-memory duplex pipes.
     use super::*;
+
+    // Goal: a dial verifies the host it dials, by DNS name or IP address; without
+    // verification an odd host still dials.
+    #[test]
+    fn server_name_rule() {
+        let name = server_name("127.0.0.1:9093", true).expect("an IP address");
+        assert!(matches!(name, ServerName::IpAddress(_)), "{name:?}");
+        let name = server_name("[::1]:9093", true).expect("an IPv6 address");
+        assert!(matches!(name, ServerName::IpAddress(_)), "{name:?}");
+        let name = server_name("broker-2.example:9093", true).expect("a DNS name");
+        assert_eq!(name.to_str(), "broker-2.example");
+        let error = server_name("bad host:9093", true).expect_err("refused");
+        assert!(error.contains("cannot be verified"), "{error}");
+        let name = server_name("bad host:9093", false).expect("unverified");
+        assert_eq!(name.to_str(), UNVERIFIED_SERVER_NAME);
+    }
 
     #[test]
     fn bind_address_rule() {

@@ -200,6 +200,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         tracing::info!("tiered storage in {}", remote.label());
     }
     let tls = LoadedTls::load(&runtime, &config.listeners).await?;
+    let peer_tls = load_peer_tls(&runtime, &config.listeners).await?;
     let bind_error = |source| ServerError::Bind {
         addr: config.listen.clone(),
         source,
@@ -258,6 +259,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
     let loop_storage = storage.clone();
     let check_invariants = config.check_invariants;
     let loop_remote = remote.clone();
+    let loop_peer_tls = peer_tls.clone();
     runtime.spawn(async move {
         let result = node_loop::run(
             loop_runtime,
@@ -266,6 +268,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             node_inputs,
             check_invariants,
             loop_remote,
+            loop_peer_tls,
         )
         .await;
         let _ = outcome_sender.send(result);
@@ -304,6 +307,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             peer_listener,
             cluster_id,
             node_sender.clone(),
+            peer_tls.clone(),
         );
         runtime.spawn(accept);
         bound
@@ -471,6 +475,28 @@ fn sasl_listener<R: Runtime>(
         seed[index % seed.len()] ^= byte.rotate_left(index as u32 % 8);
     }
     Some(Arc::new(SaslListener::new(settings.clone(), seed)))
+}
+
+/// Load the peer links' TLS (`CONTROLLER:SSL`) and start its reload task; `None` when the
+/// controller listener is plaintext.
+async fn load_peer_tls<R: Runtime>(
+    runtime: &R,
+    set: &ListenerSet,
+) -> Result<Option<crate::peer::PeerTls>, ServerError> {
+    let Some(settings) = set.peer_tls.clone() else {
+        return Ok(None);
+    };
+    let listener = format!("controller listener {}", settings.listener);
+    let loaded = runtime
+        .offload(move || ServerTls::load_peer(&settings))
+        .await;
+    let tls = loaded.map_err(|error| ServerError::Tls { listener, error })?;
+    if tls.watches_files() {
+        let reload = crate::tls::reload_loop(runtime.clone(), tls.clone(), set.reload_interval);
+        runtime.spawn(reload);
+    }
+    let peer_tls = crate::peer::PeerTls::new(tls, set.handshake_timeout);
+    Ok(Some(peer_tls.expect("load_peer builds the client side")))
 }
 
 /// Bind the controller (peer) listener in cluster mode; see [`crate::peer::bind_address`].

@@ -7,6 +7,12 @@
 //! setting without a truststore with an error that says which; [`reload_loop`] re-reads the
 //! files every few seconds and swaps the config that new connections get.
 //!
+//! The peer links (broker to broker, `peer.rs`) use one [`ServerTls`] loaded with
+//! [`ServerTls::load_peer`]: the same material also builds a rustls *client* config (the
+//! keystore as client certificate, the truststore to verify the dialed broker, its host
+//! name checked unless `ssl.endpoint.identification.algorithm` is empty), swapped together
+//! with the server config on reload.
+//!
 //! Invariants:
 //! - A handshake holds one of [`TLS_HANDSHAKES_MAX`] slots of its listener and lasts at most
 //!   the configured timeout: a client that stops mid-handshake is closed, and a flood of
@@ -23,10 +29,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use weir_runtime::Runtime;
@@ -106,6 +114,20 @@ pub struct TlsSettings {
     pub versions: TlsVersions,
 }
 
+/// TLS of the peer links: the controller listener's settings, served to inbound peers and
+/// presented (same keystore) when dialing them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerTlsSettings {
+    /// The controller listener's name, for logs and errors.
+    pub listener: String,
+    /// `ssl.*` with `listener.name.<controller>.ssl.*` overrides; `client_auth` is
+    /// `Required` unless that listener's own `ssl.client.auth` says otherwise.
+    pub tls: TlsSettings,
+    /// `ssl.endpoint.identification.algorithm = https` (the default): a dialed broker's
+    /// certificate must name the host it was dialed at; empty turns the check off.
+    pub verify_hostname: bool,
+}
+
 /// Why TLS material was refused or a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -178,7 +200,15 @@ struct Inner {
     label: String,
     settings: TlsSettings,
     current: RwLock<Arc<rustls::ServerConfig>>,
+    /// The peer links' client side ([`ServerTls::load_peer`]), rebuilt with the server.
+    client: Option<ClientSide>,
     material: Mutex<Material>,
+}
+
+/// The client config of a peer [`ServerTls`].
+struct ClientSide {
+    verify_hostname: bool,
+    current: RwLock<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for ServerTls {
@@ -212,9 +242,44 @@ impl ServerTls {
                 label: label.to_owned(),
                 settings: settings.clone(),
                 current: RwLock::new(config),
+                client: None,
                 material: Mutex::new(material),
             }),
         })
+    }
+
+    /// [`ServerTls::load`] for the peer links: also builds the client config dials use
+    /// (blocking file reads, as `load`).
+    pub fn load_peer(peer: &PeerTlsSettings) -> Result<ServerTls, TlsError> {
+        let settings = &peer.tls;
+        let material = read_material(settings)?;
+        let config = build(settings, &material)?;
+        let client = build_client(settings, &material, peer.verify_hostname)?;
+        Ok(ServerTls {
+            inner: Arc::new(Inner {
+                label: format!("controller listener {}", peer.listener),
+                settings: settings.clone(),
+                current: RwLock::new(config),
+                client: Some(ClientSide {
+                    verify_hostname: peer.verify_hostname,
+                    current: RwLock::new(client),
+                }),
+                material: Mutex::new(material),
+            }),
+        })
+    }
+
+    /// The client config new peer dials use; `None` unless loaded by
+    /// [`ServerTls::load_peer`].
+    pub fn current_client(&self) -> Option<Arc<rustls::ClientConfig>> {
+        let client = self.inner.client.as_ref()?;
+        let current = client.current.read();
+        Some(Arc::clone(&current.unwrap_or_else(PoisonError::into_inner)))
+    }
+
+    /// Whether dialed peers' certificates must name the dialed host.
+    pub fn verifies_hostname(&self) -> bool {
+        (self.inner.client.as_ref()).is_some_and(|client| client.verify_hostname)
     }
 
     /// The settings this was loaded from.
@@ -250,8 +315,15 @@ impl ServerTls {
         if *last == material {
             return Reload::Unchanged;
         }
-        let config = match build(&self.inner.settings, &material) {
-            Ok(config) => config,
+        let client = match &self.inner.client {
+            None => Ok(None),
+            Some(side) => {
+                build_client(&self.inner.settings, &material, side.verify_hostname).map(Some)
+            }
+        };
+        let built = build(&self.inner.settings, &material);
+        let (config, client) = match built.and_then(|config| Ok((config, client?))) {
+            Ok(built) => built,
             Err(error) => {
                 // Remember the broken bytes, so the same error is logged once, not every
                 // interval; a later fix changes the bytes again and is picked up.
@@ -266,6 +338,11 @@ impl ServerTls {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         *current = config;
+        drop(current);
+        if let (Some(side), Some(client)) = (&self.inner.client, client) {
+            let mut current = side.current.write().unwrap_or_else(PoisonError::into_inner);
+            *current = client;
+        }
         Reload::Reloaded
     }
 
@@ -478,6 +555,110 @@ fn build(
             },
         })?;
     Ok(Arc::new(config))
+}
+
+/// Build the peer links' client config from read material; pure. The truststore is
+/// required: a dialed broker is always verified.
+fn build_client(
+    settings: &TlsSettings,
+    material: &Material,
+    verify_hostname: bool,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let (chain_origin, key_origin, keystore_origin) = origins(settings);
+    let chain = certificates("keystore", &chain_origin, &material.keystore)?;
+    let key_bytes = material.key.as_deref().unwrap_or(&material.keystore);
+    let key = private_key(&key_origin, key_bytes)?;
+    let (Some(truststore), Some(bytes)) = (&settings.truststore, &material.truststore) else {
+        return Err(TlsError::Refused {
+            origin: "ssl.truststore".to_owned(),
+            reason: "peer links verify the other brokers' certificates against the \
+                     truststore: set ssl.truststore.location"
+                .to_owned(),
+        });
+    };
+    let origin = match truststore {
+        Truststore::File(path) => path.display().to_string(),
+        Truststore::Inline(_) => "ssl.truststore.certificates".to_owned(),
+    };
+    let roots = Arc::new(root_store(&origin, bytes)?);
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&protocol_versions(settings.versions))
+        .map_err(|error| TlsError::Refused {
+            origin: "ssl.enabled.protocols".to_owned(),
+            reason: error.to_string(),
+        })?;
+    let builder = if verify_hostname {
+        builder.with_root_certificates(roots)
+    } else {
+        let chain_only = WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|error| TlsError::Refused {
+                origin: "ssl.truststore".to_owned(),
+                reason: error.to_string(),
+            })?;
+        (builder.dangerous()).with_custom_certificate_verifier(Arc::new(ChainOnly(chain_only)))
+    };
+    let config = builder
+        .with_client_auth_cert(chain, key)
+        .map_err(|error| TlsError::Refused {
+            origin: keystore_origin,
+            reason: match error {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the private key does not match the certificate".to_owned()
+                }
+                other => format!("the key and certificate are refused: {other}"),
+            },
+        })?;
+    Ok(Arc::new(config))
+}
+
+/// `ssl.endpoint.identification.algorithm` empty: the chain, validity and signatures are
+/// verified as usual (webpki), only the host name check is skipped. webpki checks the name
+/// last, after the chain, so a name error means everything else passed.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified =
+            self.0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match verified {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// The certificates of a PEM text; at least one.

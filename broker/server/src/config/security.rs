@@ -13,6 +13,9 @@
 //! - A TLS listener without a keystore, a SASL listener, a `listener.name.<name>.ssl.*`
 //!   for a listener that does not exist, and a keystore set two ways are refused with the
 //!   key that is wrong.
+//! - An SSL controller listener (peer links) has a keystore and a truststore and requires
+//!   client certificates unless its own `listener.name.<name>.ssl.client.auth` says
+//!   otherwise (the broker-wide `ssl.client.auth` never weakens it); a SASL one is refused.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,11 +23,11 @@ use std::time::Duration;
 
 use super::{is_wildcard, parse_host_port, ConfigError, HostPort, Input, Origin};
 use crate::listener::{ExtraListener, ListenerKind, ListenerSet, SecurityProtocol};
-use crate::tls::{ClientAuth, Keystore, TlsSettings, TlsVersions, Truststore};
+use crate::tls::{ClientAuth, Keystore, PeerTlsSettings, TlsSettings, TlsVersions, Truststore};
 
 /// Why a SASL controller listener is refused for now.
-const SASL_NOT_YET: &str = "SASL between brokers is not supported yet; map the controller \
-                            listener to PLAINTEXT";
+const SASL_NOT_YET: &str = "SASL between brokers is not supported; map the controller \
+                            listener to SSL (mutual TLS) or PLAINTEXT";
 
 /// The listener and TLS keys as read, before they are checked against each other.
 #[derive(Debug, Default)]
@@ -62,6 +65,8 @@ struct SslKeys {
     truststore_certificates: Option<(String, Origin)>,
     client_auth: Option<ClientAuth>,
     versions: Option<TlsVersions>,
+    /// `ssl.endpoint.identification.algorithm`: `https` (true) or empty (false).
+    endpoint_identification: Option<bool>,
 }
 
 /// The checked result.
@@ -175,7 +180,7 @@ impl SecurityKeys {
             ),
         };
         let mut named = named_listeners(&entries, map, &listeners_origin)?;
-        let controller = self.take_controller(&mut named, &listeners_origin)?;
+        let (controller, peer_tls) = self.take_controller(&mut named, &listeners_origin)?;
         if named.is_empty() {
             return Err(listeners_origin.invalid("no listener is left for clients"));
         }
@@ -198,9 +203,13 @@ impl SecurityKeys {
         }
         let mut advertised = self.advertised_by_name(&named)?;
         for (lower, (_, origin)) in &self.per_listener {
-            if !named
-                .iter()
-                .any(|(name, _, _)| name.eq_ignore_ascii_case(lower))
+            let controller_name = peer_tls.as_ref().map(|peer| peer.listener.as_str());
+            let is_controller =
+                controller_name.is_some_and(|name| name.eq_ignore_ascii_case(lower));
+            if !is_controller
+                && !named
+                    .iter()
+                    .any(|(name, _, _)| name.eq_ignore_ascii_case(lower))
             {
                 return Err(origin.invalid(format!("there is no client listener named {lower}")));
             }
@@ -253,6 +262,7 @@ impl SecurityKeys {
             others,
             gateway_tls: http_tls(&self.gateway_ssl, "the gateway")?,
             metrics_tls: http_tls(&self.metrics_ssl, "/metrics")?,
+            peer_tls,
             handshake_timeout: self
                 .handshake_timeout_ms
                 .map_or(crate::tls::HANDSHAKE_TIMEOUT_DEFAULT, Duration::from_millis),
@@ -268,16 +278,19 @@ impl SecurityKeys {
         })
     }
 
-    /// Take the listener `controller.listener.names` names out of the client listeners.
+    /// Take the listener `controller.listener.names` names out of the client listeners;
+    /// with it, the peer links' TLS when it is SSL.
+    #[allow(clippy::type_complexity)]
     fn take_controller(
         &self,
         named: &mut Vec<(String, SecurityProtocol, HostPort)>,
         listeners_origin: &Origin,
-    ) -> Result<Option<(HostPort, Origin)>, ConfigError> {
+    ) -> Result<(Option<(HostPort, Origin)>, Option<PeerTlsSettings>), ConfigError> {
         let Some((names, origin)) = &self.controller_names else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let mut found = None;
+        let mut peer_tls = None;
         for name in names {
             let Some(index) = named
                 .iter()
@@ -289,10 +302,7 @@ impl SecurityKeys {
             match protocol {
                 SecurityProtocol::Plaintext => {}
                 SecurityProtocol::Ssl => {
-                    return Err(listeners_origin.invalid(format!(
-                        "controller listener {name} is SSL: TLS between brokers is not \
-                         supported yet; map it to PLAINTEXT"
-                    )))
+                    peer_tls = Some(self.controller_tls(&name, listeners_origin)?);
                 }
                 _ => {
                     return Err(listeners_origin
@@ -301,7 +311,37 @@ impl SecurityKeys {
             }
             found = Some((address, origin.clone()));
         }
-        Ok(found)
+        Ok((found, peer_tls))
+    }
+
+    /// The peer links' TLS of the SSL controller listener `name`: its own
+    /// `listener.name.<name>.ssl.*` over the broker-wide `ssl.*`, client certificates
+    /// required unless that listener's own `ssl.client.auth` says otherwise, a truststore
+    /// always (dials verify the other broker).
+    fn controller_tls(&self, name: &str, origin: &Origin) -> Result<PeerTlsSettings, ConfigError> {
+        let scoped = self.per_listener.get(&name.to_ascii_lowercase());
+        let mut keys = match scoped {
+            Some((keys, _)) => keys.over(&self.ssl),
+            None => self.ssl.clone(),
+        };
+        keys.client_auth = Some(
+            scoped
+                .and_then(|(keys, _)| keys.client_auth)
+                .unwrap_or(ClientAuth::Required),
+        );
+        let whose = format!("controller listener {name}");
+        let tls = keys.settings(&whose, origin)?;
+        if tls.truststore.is_none() {
+            return Err(origin.invalid(format!(
+                "{whose} verifies the other brokers' certificates against the truststore: \
+                 set ssl.truststore.location"
+            )));
+        }
+        Ok(PeerTlsSettings {
+            listener: name.to_owned(),
+            tls,
+            verify_hostname: keys.endpoint_identification.unwrap_or(true),
+        })
     }
 
     /// `advertised.listeners` by lower-case listener name; an unnamed entry is PLAINTEXT.
@@ -368,6 +408,19 @@ impl SslKeys {
                 });
             }
             "enabled.protocols" => self.versions = Some(versions(input)?),
+            "endpoint.identification.algorithm" => {
+                let algorithm = input.string()?.trim();
+                self.endpoint_identification = Some(match algorithm {
+                    "" => false,
+                    https if https.eq_ignore_ascii_case("https") => true,
+                    other => {
+                        return Err(input.invalid(format!(
+                            "\"{other}\" is not supported: \"https\" (verify the host name) \
+                             or \"\" (do not)"
+                        )))
+                    }
+                });
+            }
             "key.password" | "keystore.password" => {
                 if !input.string()?.is_empty() {
                     return Err(input.invalid(
@@ -404,6 +457,9 @@ impl SslKeys {
             truststore_certificates: truststore.truststore_certificates.clone(),
             client_auth: self.client_auth.or(base.client_auth),
             versions: self.versions.or(base.versions),
+            endpoint_identification: self
+                .endpoint_identification
+                .or(base.endpoint_identification),
         }
     }
 
@@ -703,6 +759,45 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:19092");
     }
 
+    // Goal: an SSL controller listener gives the peer links TLS with mutual authentication
+    // by default: its own listener.name.controller.ssl.* over the broker-wide keys, client
+    // certificates required even when client listeners only request them, host names
+    // verified unless ssl.endpoint.identification.algorithm is empty. Method: two configs.
+    #[test]
+    fn ssl_controller_listener_gives_peer_tls() {
+        let base = "node.id = 1\ncontroller.quorum.voters = \"1@127.0.0.1:19094\"\n\
+             listeners = \"SSL://127.0.0.1:19093,CONTROLLER://127.0.0.1:19094\"\n\
+             listener.security.protocol.map = \"CONTROLLER:SSL,SSL:SSL\"\n\
+             controller.listener.names = \"CONTROLLER\"\n\
+             ssl.keystore.location = \"/k.pem\"\nssl.truststore.location = \"/ca.pem\"\n\
+             ssl.client.auth = \"requested\"\n";
+        let config = parse(base);
+        let peer = config.listeners.peer_tls.expect("peer TLS");
+        assert_eq!(peer.listener, "CONTROLLER");
+        assert_eq!(peer.tls.client_auth, ClientAuth::Required);
+        assert_eq!(peer.tls.keystore, Keystore::File(PathBuf::from("/k.pem")));
+        assert!(peer.verify_hostname);
+        let client = config.listeners.first.tls.expect("client TLS");
+        assert_eq!(client.client_auth, ClientAuth::Requested);
+        let config = parse(&format!(
+            "{base}listener.name.controller.ssl.keystore.location = \"/peer.pem\"\n\
+             listener.name.controller.ssl.client.auth = \"requested\"\n\
+             listener.name.controller.ssl.endpoint.identification.algorithm = \"\"\n"
+        ));
+        let peer = config.listeners.peer_tls.expect("peer TLS");
+        assert_eq!(
+            peer.tls.keystore,
+            Keystore::File(PathBuf::from("/peer.pem"))
+        );
+        assert_eq!(
+            peer.tls.truststore,
+            Some(Truststore::File(PathBuf::from("/ca.pem")))
+        );
+        assert_eq!(peer.tls.client_auth, ClientAuth::Requested);
+        assert!(!peer.verify_hostname);
+        assert_eq!(parse("").listeners.peer_tls, None);
+    }
+
     // Goal: SASL listeners carry their mechanisms, JAAS users and re-authentication
     // lifetime, per listener over broker-wide, with Kafka's key names; the settings' Debug
     // never shows a password. Method: a SASL_SSL and a SASL_PLAINTEXT listener.
@@ -830,10 +925,32 @@ mod tests {
             (
                 "controller.quorum.voters = \"1@a:1\"\n\
                  listeners = \"PLAINTEXT://:9092,CONTROLLER://a:1\"\n\
+                 listener.security.protocol.map = \"CONTROLLER:SASL_SSL,PLAINTEXT:PLAINTEXT\"\n\
+                 ssl.keystore.location = \"/k.pem\"\ncontroller.listener.names = \"CONTROLLER\"",
+                "listeners",
+                "SASL between brokers is not supported",
+            ),
+            (
+                "controller.quorum.voters = \"1@a:1\"\n\
+                 listeners = \"PLAINTEXT://:9092,CONTROLLER://a:1\"\n\
                  listener.security.protocol.map = \"CONTROLLER:SSL,PLAINTEXT:PLAINTEXT\"\n\
                  ssl.keystore.location = \"/k.pem\"\ncontroller.listener.names = \"CONTROLLER\"",
                 "listeners",
-                "not supported yet",
+                "controller listener CONTROLLER verifies client certificates",
+            ),
+            (
+                "controller.quorum.voters = \"1@a:1\"\n\
+                 listeners = \"PLAINTEXT://:9092,CONTROLLER://a:1\"\n\
+                 listener.security.protocol.map = \"CONTROLLER:SSL,PLAINTEXT:PLAINTEXT\"\n\
+                 listener.name.controller.ssl.client.auth = \"none\"\n\
+                 ssl.keystore.location = \"/k.pem\"\ncontroller.listener.names = \"CONTROLLER\"",
+                "listeners",
+                "verifies the other brokers' certificates",
+            ),
+            (
+                "ssl.endpoint.identification.algorithm = \"ldap\"",
+                "ssl.endpoint.identification.algorithm",
+                "\"https\"",
             ),
         ];
         for (text, key, why) in cases {
