@@ -121,6 +121,45 @@ fn client_auth_required() {
     round_trip(&mut trusted, "mtls");
 }
 
+// Goal (issue 15 item 5): expired certificates are refused on both sides: a client
+// refuses a server whose certificate expired, and an `ssl.client.auth=required` listener
+// refuses a client whose certificate expired (though its CA is trusted), then keeps
+// serving a valid client. Method: rcgen leaves valid only in 2020.
+#[test]
+fn expired_certificates_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("weir test CA");
+    ca.write_files(dir.path(), "a");
+    let config = two_listeners(dir.path(), "ssl.client.auth = \"required\"");
+    let server = InProcess::start_with(config);
+    let ssl = server.listener("SSL").to_owned();
+    let expired = ca.expired_leaf("old-alice");
+    match try_tls_connect(&ssl, client_config(&ca.pem, Some(&expired))) {
+        Err(_) => {}
+        Ok(mut stale) => assert!(refused(&mut stale), "an expired client certificate"),
+    }
+    let alice = ca.leaf("alice");
+    let mut trusted = tls_connect(&ssl, client_config(&ca.pem, Some(&alice)));
+    round_trip(&mut trusted, "after-expired-client");
+
+    // A server whose certificate expired: the client's handshake fails with a reason.
+    let old_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        old_dir.path().join("a-broker.pem"),
+        ca.expired_leaf("broker").keystore_pem(),
+    )
+    .expect("write keystore");
+    std::fs::write(old_dir.path().join("a-ca.pem"), &ca.pem).expect("write truststore");
+    let old_server = InProcess::start_with(two_listeners(old_dir.path(), ""));
+    let old_ssl = old_server.listener("SSL").to_owned();
+    let error = try_tls_connect(&old_ssl, client_config(&ca.pem, None))
+        .err()
+        .expect("an expired server certificate was accepted");
+    assert!(error.to_string().contains("expired"), "{error}");
+    // The broker keeps serving its plaintext listener.
+    assert!(!old_server.connect().api_versions(3).is_empty());
+}
+
 // Goal: a plaintext client on the TLS port and a TLS client on the plaintext port get a
 // closed connection, and the broker keeps serving everyone else on both ports. Method: the
 // wrong client first, then a right one on each port.

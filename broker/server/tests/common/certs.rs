@@ -53,6 +53,15 @@ impl TestCa {
 
     /// A leaf for `localhost` and 127.0.0.1, usable as a server and as a client.
     pub fn leaf(&self, common_name: &str) -> Leaf {
+        self.leaf_with(common_name, false)
+    }
+
+    /// [`TestCa::leaf`] valid only in 2020: expired, otherwise sound.
+    pub fn expired_leaf(&self, common_name: &str) -> Leaf {
+        self.leaf_with(common_name, true)
+    }
+
+    fn leaf_with(&self, common_name: &str, expired: bool) -> Leaf {
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         let mut params = CertificateParams::new(names).expect("leaf params");
         params
@@ -62,6 +71,10 @@ impl TestCa {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        }
         let key = KeyPair::generate().expect("leaf key");
         let cert = params
             .signed_by(&key, &self.issuer)
