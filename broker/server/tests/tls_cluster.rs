@@ -10,11 +10,16 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::certs::{client_config, try_tls_connect, TestCa};
+use common::certs::{client_config, try_tls_connect, Leaf, TestCa};
 use common::{batch, free_port, produce_request, Client, InProcess};
+use rustls::pki_types::ServerName;
 use weir::config::ServerConfig;
+use weir::tls::{
+    ClientAuth, Keystore, PeerTlsSettings, ServerTls, TlsSettings, TlsVersions, Truststore,
+};
 use weir_core::cluster::peer::PeerHello;
 use weir_wire::domain::{
     ApiRequest, ApiResponse, CreatableTopic, CreateTopicsRequest, MetadataResponse,
@@ -235,4 +240,99 @@ fn mutual_tls_cluster_replicates_and_refuses_strangers() {
         }
     }
     drop(nodes);
+}
+
+/// A client and a server handshake over an in-memory pipe, the client dialing `name`.
+fn handshake(
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (near, far) = tokio::io::duplex(1 << 16);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        let connector = tokio_rustls::TlsConnector::from(client);
+        let name = ServerName::try_from(name.to_owned()).expect("a server name");
+        let (served, dialed) = tokio::join!(acceptor.accept(far), connector.connect(name, near));
+        dialed.map_err(|error| format!("client: {error}"))?;
+        served.map_err(|error| format!("server: {error}"))?;
+        Ok(())
+    })
+}
+
+// Goal: a peer dial verifies the dialed host against the peer's certificate unless
+// ssl.endpoint.identification.algorithm is empty, and verifies the chain either way; the
+// acceptor requires a client certificate. Method: handshakes over in-memory pipes between
+// the configs ServerTls::load_peer builds.
+#[test]
+fn peer_dials_verify_the_host_name_unless_turned_off() {
+    let ca = TestCa::new("weir cluster CA");
+    let peer = |leaf: &Leaf, verify_hostname: bool| {
+        let settings = PeerTlsSettings {
+            listener: "CONTROLLER".to_owned(),
+            tls: TlsSettings {
+                keystore: Keystore::Inline {
+                    chain: leaf.cert_pem.clone(),
+                    key: leaf.key_pem.clone(),
+                },
+                truststore: Some(Truststore::Inline(ca.pem.clone())),
+                client_auth: ClientAuth::Required,
+                versions: TlsVersions::default(),
+            },
+            verify_hostname,
+        };
+        ServerTls::load_peer(&settings).expect("peer TLS loads")
+    };
+    let broker = ca.leaf("broker");
+    let server = peer(&broker, true).current();
+    let verifying = peer(&broker, true).current_client().expect("client side");
+    let unverifying = peer(&broker, false).current_client().expect("client side");
+    // The leaf names localhost and 127.0.0.1.
+    assert_eq!(
+        handshake(server.clone(), verifying.clone(), "localhost"),
+        Ok(())
+    );
+    assert_eq!(
+        handshake(server.clone(), verifying.clone(), "127.0.0.1"),
+        Ok(())
+    );
+    let error = handshake(server.clone(), verifying.clone(), "broker-9.example")
+        .expect_err("a certificate for another host");
+    assert!(
+        error.starts_with("client: ") && error.contains("not valid for name"),
+        "{error}"
+    );
+    assert_eq!(
+        handshake(server.clone(), unverifying.clone(), "broker-9.example"),
+        Ok(())
+    );
+    // Without host names the chain still counts: another CA's broker is refused.
+    let stranger = TestCa::new("stranger CA").leaf("broker");
+    let stranger_server = plain_server(&stranger);
+    let error = handshake(stranger_server, unverifying, "localhost").expect_err("stranger");
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    // And the acceptor refuses a dialer without a client certificate.
+    let anonymous = client_config(&ca.pem, None);
+    let error = handshake(server, anonymous, "localhost").expect_err("no certificate");
+    assert!(error.contains("server: "), "{error}");
+}
+
+/// A server config presenting `leaf`, without client authentication.
+fn plain_server(leaf: &Leaf) -> Arc<rustls::ServerConfig> {
+    let settings = TlsSettings {
+        keystore: Keystore::Inline {
+            chain: leaf.cert_pem.clone(),
+            key: leaf.key_pem.clone(),
+        },
+        truststore: None,
+        client_auth: ClientAuth::None,
+        versions: TlsVersions::default(),
+    };
+    ServerTls::load("stranger", &settings)
+        .expect("loads")
+        .current()
 }
