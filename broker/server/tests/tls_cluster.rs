@@ -18,7 +18,7 @@ use common::{batch, free_port, produce_request, Client, InProcess};
 use rustls::pki_types::ServerName;
 use weir::config::ServerConfig;
 use weir::tls::{
-    ClientAuth, Keystore, PeerTlsSettings, ServerTls, TlsSettings, TlsVersions, Truststore,
+    ClientAuth, Keystore, PeerTlsSettings, Reload, ServerTls, TlsSettings, TlsVersions, Truststore,
 };
 use weir_core::cluster::peer::PeerHello;
 use weir_wire::domain::{
@@ -335,4 +335,44 @@ fn plain_server(leaf: &Leaf) -> Arc<rustls::ServerConfig> {
     ServerTls::load("stranger", &settings)
         .expect("loads")
         .current()
+}
+
+// Goal: a reload of the peer links' files swaps the client config dials use along with
+// the server config, and broken new files keep both. Method: ServerTls::reload on a peer
+// ServerTls after replacing its keystore file.
+#[test]
+fn peer_reload_swaps_the_dial_config_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("weir cluster CA");
+    let (keystore, truststore) = ca.write_files(dir.path(), "peer");
+    let settings = PeerTlsSettings {
+        listener: "CONTROLLER".to_owned(),
+        tls: TlsSettings {
+            keystore: Keystore::File(keystore.clone()),
+            truststore: Some(Truststore::File(truststore)),
+            client_auth: ClientAuth::Required,
+            versions: TlsVersions::default(),
+        },
+        verify_hostname: true,
+    };
+    let tls = ServerTls::load_peer(&settings).expect("loads");
+    let (server, client) = (tls.current(), tls.current_client().expect("client side"));
+    assert!(matches!(tls.reload(), Reload::Unchanged));
+    std::fs::write(&keystore, ca.leaf("renewed").keystore_pem()).expect("write");
+    assert!(matches!(tls.reload(), Reload::Reloaded));
+    let renewed_client = tls.current_client().expect("client side");
+    assert!(!Arc::ptr_eq(&server, &tls.current()), "server config kept");
+    assert!(!Arc::ptr_eq(&client, &renewed_client), "dial config kept");
+    // The renewed pair still handshakes with itself (mutual TLS, host verified).
+    assert_eq!(
+        handshake(tls.current(), renewed_client.clone(), "localhost"),
+        Ok(())
+    );
+    std::fs::write(&keystore, "-----BEGIN CERTIFICATE-----\nnot base64\n").expect("write");
+    assert!(matches!(tls.reload(), Reload::Refused(_)));
+    let kept = tls.current_client().expect("client side");
+    assert!(
+        Arc::ptr_eq(&kept, &renewed_client),
+        "a broken file replaced the config"
+    );
 }
