@@ -454,7 +454,7 @@ impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
                 Ok(stream) => Box::new(stream),
                 Err(reason) => {
                     let (to, addr) = (self.to, &self.addr);
-                    if failed_dial_count % DIAL_TLS_FAILURE_LOG_EVERY == 0 {
+                    if failed_dial_count.is_multiple_of(DIAL_TLS_FAILURE_LOG_EVERY) {
                         tracing::warn!("peer TLS handshake with node {to} at {addr}: {reason}");
                     } else {
                         tracing::debug!("peer TLS handshake with node {to} at {addr}: {reason}");
