@@ -231,7 +231,8 @@ def test_tls_cluster_leader_sigkill_loses_no_acked_record(tls_cluster: TlsCluste
     cluster.wait_formed()
     topic = unique("tls-failover")
     new_topic = NewTopic(topic, num_partitions=1, replication_factor=3, config={"min.insync.replicas": "2"})
-    cluster.admin().create_topics([new_topic], operation_timeout=20, request_timeout=30)[topic].result(timeout=40)
+    admin = cluster.admin()  # kept alive until the result is in
+    admin.create_topics([new_topic], operation_timeout=20, request_timeout=30)[topic].result(timeout=40)
     wait_until(
         lambda: all(len(cluster.partition(topic, n.bootstrap).isrs) == 3 for n in cluster.alive()),
         ISR_TIMEOUT_S,
