@@ -42,6 +42,10 @@ class Pki:
     client_key: Path
     stranger_cert: Path
     stranger_key: Path
+    # Signed by the trusted CA, valid only in 2020.
+    expired_keystore: Path
+    expired_cert: Path
+    expired_key: Path
 
 
 def _name(common_name: str):
@@ -86,21 +90,26 @@ def _ca(common_name: str):
     return key, cert
 
 
-def _leaf(ca_key, ca_cert, common_name: str):
+def _leaf(ca_key, ca_cert, common_name: str, expired: bool = False):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     key = _key()
     now = datetime.datetime.now(datetime.timezone.utc)
+    if expired:
+        not_before = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+        not_after = datetime.datetime(2020, 12, 31, tzinfo=datetime.timezone.utc)
+    else:
+        not_before, not_after = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=2)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -142,6 +151,8 @@ def pki(tmp_path_factory) -> Pki:
     client_key, client_cert = _leaf(ca_key, ca_cert, "alice")
     other_key, other_cert = _ca("another CA")
     stranger_key, stranger_cert = _leaf(other_key, other_cert, "mallory")
+    old_broker_key, old_broker_cert = _leaf(ca_key, ca_cert, "old-broker", expired=True)
+    old_client_key, old_client_cert = _leaf(ca_key, ca_cert, "old-alice", expired=True)
     files = {
         "ca.pem": _pem(cert=ca_cert),
         # Kafka's PEM keystore: the private key and the certificate chain in one file.
@@ -150,6 +161,9 @@ def pki(tmp_path_factory) -> Pki:
         "client-key.pem": _pem(key=client_key),
         "stranger-cert.pem": _pem(cert=stranger_cert),
         "stranger-key.pem": _pem(key=stranger_key),
+        "expired-broker.pem": _pem(old_broker_key, old_broker_cert),
+        "expired-cert.pem": _pem(cert=old_client_cert),
+        "expired-key.pem": _pem(key=old_client_key),
     }
     for name, data in files.items():
         (base / name).write_bytes(data)
@@ -160,6 +174,9 @@ def pki(tmp_path_factory) -> Pki:
         client_key=base / "client-key.pem",
         stranger_cert=base / "stranger-cert.pem",
         stranger_key=base / "stranger-key.pem",
+        expired_keystore=base / "expired-broker.pem",
+        expired_cert=base / "expired-cert.pem",
+        expired_key=base / "expired-key.pem",
     )
 
 
@@ -191,6 +208,9 @@ def ck_conf(bootstrap: str, pki: Pki, identity: str | None = None) -> dict:
     elif identity == "mallory":
         conf["ssl.certificate.location"] = str(pki.stranger_cert)
         conf["ssl.key.location"] = str(pki.stranger_key)
+    elif identity == "expired":
+        conf["ssl.certificate.location"] = str(pki.expired_cert)
+        conf["ssl.key.location"] = str(pki.expired_key)
     return conf
 
 
@@ -291,6 +311,44 @@ def test_confluent_mtls_required(broker_factory: BrokerFactory, pki: Pki):
         with pytest.raises(KafkaException):
             admin.list_topics(timeout=3)
     assert broker.alive()
+
+
+def test_confluent_expired_certificates_are_refused(broker_factory: BrokerFactory, pki: Pki):
+    # Goal (issue 15 item 5): librdkafka refuses a broker whose certificate expired, and an
+    # ssl.client.auth=required listener refuses librdkafka presenting an expired certificate
+    # from the trusted CA; each broker keeps serving valid clients. Method: a broker with an
+    # expired keystore beside PLAINTEXT, and an mTLS broker; admin calls that must fail.
+    from confluent_kafka.admin import AdminClient
+
+    config = tls_config(pki, "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0")
+    config = config.replace(str(pki.broker_keystore), str(pki.expired_keystore))
+    stale = broker_factory.new(config=config, name="tls-expired-server")
+    ssl_bootstrap = _listener_address(stale, "SSL")
+    with pytest.raises(KafkaException):
+        AdminClient(ck_conf(ssl_bootstrap, pki)).list_topics(timeout=3)
+    assert stale.alive()
+    assert AdminClient({"bootstrap.servers": stale.bootstrap}).list_topics(timeout=10).brokers
+
+    mtls = broker_factory.new(
+        config=tls_config(pki, "SSL://127.0.0.1:0", 'ssl.client.auth = "required"'),
+        name="tls-expired-client",
+    )
+    with pytest.raises(KafkaException):
+        AdminClient(ck_conf(mtls.bootstrap, pki, identity="expired")).list_topics(timeout=3)
+    alice = ck_conf(mtls.bootstrap, pki, identity="alice")
+    topic = unique("after-expired")
+    ck_create(alice, topic)
+    assert ck_round_trip(alice, topic, count=3) == [f"tls-{i}".encode() for i in range(3)]
+    assert "expired" in mtls.log_text().lower(), "the refusal is logged with its reason"
+
+
+def _listener_address(broker: Broker, name: str) -> str:
+    """The address a broker announced for its listener `name` at start."""
+    import re
+
+    found = re.search(rf"weir listener {name} \({name}\) on (\S+)", broker.log_text())
+    assert found, broker.log_text()
+    return found.group(1)
 
 
 def test_kafka_python_ssl(broker_factory: BrokerFactory, pki: Pki):
