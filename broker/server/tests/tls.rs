@@ -393,7 +393,15 @@ fn gateway_and_metrics_over_tls() {
         "{page}"
     );
     let metrics = server.metrics.clone().expect("metrics on");
-    let scrape = http_get(&mut tls_connect(&metrics, config), "/metrics");
+    // The node registers itself shortly after start: scrape until it counts itself.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let scrape = loop {
+        let scrape = http_get(&mut tls_connect(&metrics, config.clone()), "/metrics");
+        if scrape.contains("kafka_brokers 1") || Instant::now() > deadline {
+            break scrape;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         scrape.starts_with("HTTP/1.1 200") && scrape.contains("kafka_brokers 1"),
         "{scrape}"
