@@ -125,7 +125,8 @@ fn produce_all(address: &str, topic: &str, prefix: &str, count: usize) -> i16 {
 // without a certificate or a plaintext dialer at the controller listener are closed, while
 // the cluster keeps serving. Method: 3 voters on one CA; node 4 (same voters, not one of
 // them) on a stranger CA; raw connections to node 1's controller port; then drop the
-// partition leader and read everything back from the new one.
+// partition leader and read everything back from the new one. A silent TCP dialer is
+// closed after the handshake bound.
 #[test]
 fn mutual_tls_cluster_replicates_and_refuses_strangers() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -189,6 +190,23 @@ fn mutual_tls_cluster_replicates_and_refuses_strangers() {
             .first()
             .is_none_or(|&content_type| content_type == 21),
         "a plaintext peer got {answer:?}"
+    );
+
+    // A dialer that stalls mid-handshake frees its inbound slot after the 2 s bound.
+    let started = Instant::now();
+    let mut silent = std::net::TcpStream::connect(&controller).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    let read = silent.read(&mut [0u8; 1]);
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(0) | Err(_)) && waited < Duration::from_secs(6),
+        "a stalled peer handshake was not closed in time: {read:?} after {waited:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "closed before the bound: {waited:?}"
     );
 
     let topic = "replicated-over-tls";
