@@ -289,7 +289,11 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             node_sender.clone(),
             node_id,
         )
-        .with_remote(remote.clone());
+        .with_remote(remote.clone())
+        .with_sasl(
+            sasl_listener(&runtime, "weir-gateway", config.gateway_sasl.as_ref()),
+            config.listeners.first.protocol.uses_sasl(),
+        );
         runtime.spawn(crate::gateway::serve(
             context,
             gateway_listener,

@@ -4,7 +4,10 @@
 //! `listener.name.<name>.connections.max.reauth.ms` and
 //! `listener.name.<name>.<mechanism>.sasl.jaas.config` (PLAIN users in Kafka's
 //! PlainLoginModule syntax; SCRAM users live in the metadata log, so a ScramLoginModule
-//! entry is accepted and carries nothing).
+//! entry is accepted and carries nothing); and the WebSocket gateway's
+//! `weir.gateway.sasl.enabled.mechanisms` (empty: sessions do not authenticate) and
+//! `weir.gateway.sasl.listener` (the SASL listener whose PLAIN users the gateway accepts;
+//! by default the first SASL listener in `listeners`).
 //!
 //! Invariants:
 //! - Only mechanisms Weir speaks are accepted (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); any
@@ -29,6 +32,10 @@ pub(super) struct SaslKeys {
     timeout_ms: Option<u64>,
     /// Per-listener keys by lower-case listener name.
     per_listener: BTreeMap<String, (ListenerSaslKeys, Origin)>,
+    /// `weir.gateway.sasl.enabled.mechanisms` (empty: off).
+    gateway_enabled: Option<(Vec<SaslMechanism>, Origin)>,
+    /// `weir.gateway.sasl.listener`.
+    gateway_listener: Option<(String, Origin)>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +68,22 @@ impl SaslKeys {
             }
             "weir.sasl.authentication.timeout.ms" => {
                 self.timeout_ms = Some(input.integer_in(1, 3_600_000)?);
+            }
+            "weir.gateway.sasl.enabled.mechanisms" => {
+                let empty = match input.value {
+                    toml::Value::Array(items) => items.is_empty(),
+                    toml::Value::String(text) => text.trim().is_empty(),
+                    _ => false,
+                };
+                let enabled = if empty {
+                    Vec::new()
+                } else {
+                    mechanisms(input)?
+                };
+                self.gateway_enabled = Some((enabled, input.origin()));
+            }
+            "weir.gateway.sasl.listener" => {
+                self.gateway_listener = Some((input.non_empty_string()?, input.origin()));
             }
             _ => return Ok(false),
         }
@@ -122,6 +145,51 @@ impl SaslKeys {
         (self.per_listener.iter())
             .find(|(name, _)| !sasl_listeners.contains(name))
             .map(|(name, (_, origin))| (name.as_str(), origin))
+    }
+
+    /// The gateway's SASL settings, `None` when its sessions do not authenticate.
+    /// `sasl_listeners` are the SASL listeners' lower-case names in `listeners` order: the
+    /// gateway takes its PLAIN users from `weir.gateway.sasl.listener` or the first of them.
+    pub(super) fn gateway_settings(
+        &self,
+        sasl_listeners: &[String],
+    ) -> Result<Option<SaslSettings>, ConfigError> {
+        let Some((mechanisms, origin)) = &self.gateway_enabled else {
+            return Ok(None);
+        };
+        if mechanisms.is_empty() {
+            return Ok(None);
+        }
+        let listener = match &self.gateway_listener {
+            Some((name, origin)) => {
+                let lower = name.to_ascii_lowercase();
+                if !sasl_listeners.contains(&lower) {
+                    return Err(origin.invalid(format!("there is no SASL listener named {name}")));
+                }
+                Some(lower)
+            }
+            None => sasl_listeners.first().cloned(),
+        };
+        let plain_users = match &listener {
+            Some(name) => self.settings(name).plain_users,
+            None => BTreeMap::new(),
+        };
+        if mechanisms.contains(&SaslMechanism::Plain) && plain_users.is_empty() {
+            return Err(origin.invalid(
+                "PLAIN needs users: name a SASL listener with a PlainLoginModule JAAS config \
+                 in weir.gateway.sasl.listener",
+            ));
+        }
+        Ok(Some(SaslSettings {
+            mechanisms: mechanisms.clone(),
+            plain_users,
+            // Gateway sessions do not re-authenticate (the edge protocol has no
+            // re-authentication): a session lives until its socket closes.
+            reauth: None,
+            authentication_timeout: self
+                .timeout_ms
+                .map_or(AUTHENTICATION_TIMEOUT_DEFAULT, Duration::from_millis),
+        }))
     }
 
     /// The settings of the SASL listener `name`.
