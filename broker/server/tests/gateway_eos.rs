@@ -67,9 +67,9 @@ impl Edge {
         (edge, answer)
     }
 
-    /// Connect at the newest version, expecting it to be accepted.
+    /// Connect at version 2 (the exactly-once version), expecting it to be accepted.
     fn open_v2(gateway: &str) -> Edge {
-        let (edge, hello) = Edge::open(gateway, 1, weir_edge::VERSION_MAX);
+        let (edge, hello) = Edge::open(gateway, 1, 2);
         assert!(
             matches!(hello, ServerHello::Accepted { version: 2, .. }),
             "{hello:?}"
