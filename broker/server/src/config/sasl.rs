@@ -298,6 +298,8 @@ fn plain_users(text: &str) -> Result<BTreeMap<String, String>, String> {
 
 #[cfg(test)]
 mod tests {
+    use weir_wire::sasl::ScramMechanism;
+
     use super::*;
 
     // Goal: Kafka's PlainLoginModule syntax gives the users, and nothing in an error
@@ -322,5 +324,48 @@ mod tests {
             let error = plain_users(bad).expect_err(bad);
             assert!(!error.contains("pw"), "{error}");
         }
+    }
+
+    // Goal: the gateway's SASL keys: empty or absent is off; a list takes the PLAIN users of
+    // the named (or first) SASL listener; PLAIN without users and a listener that is not a
+    // SASL listener are refused naming the key. Method: parse small configs.
+    #[test]
+    fn gateway_sasl_keys() {
+        use crate::config::tests::{parse, refusal};
+        let listeners = "listeners = \"PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,\
+                         B://127.0.0.1:0\"\n\
+                         \"listener.security.protocol.map\" = \"PLAINTEXT:PLAINTEXT,\
+                         SASL_PLAINTEXT:SASL_PLAINTEXT,B:SASL_PLAINTEXT\"\n\
+                         \"listener.name.sasl_plaintext.plain.sasl.jaas.config\" = \"org.apache.\
+                         kafka.common.security.plain.PlainLoginModule required user_a=\\\"x\\\";\"\n\
+                         \"listener.name.b.plain.sasl.jaas.config\" = \"org.apache.kafka.\
+                         common.security.plain.PlainLoginModule required user_b=\\\"y\\\";\"\n";
+        assert_eq!(parse(listeners).gateway_sasl, None);
+        let off = format!("{listeners}\"weir.gateway.sasl.enabled.mechanisms\" = \"\"\n");
+        assert_eq!(parse(&off).gateway_sasl, None);
+        let on = format!(
+            "{listeners}\"weir.gateway.sasl.enabled.mechanisms\" = \"PLAIN,SCRAM-SHA-256\"\n"
+        );
+        let settings = parse(&on).gateway_sasl.expect("on");
+        assert_eq!(
+            settings.mechanisms,
+            [
+                SaslMechanism::Plain,
+                SaslMechanism::Scram(ScramMechanism::Sha256)
+            ]
+        );
+        assert!(settings.plain_users.contains_key("a"), "{settings:?}");
+        assert_eq!(settings.reauth, None);
+        let named = format!("{on}\"weir.gateway.sasl.listener\" = \"B\"\n");
+        let settings = parse(&named).gateway_sasl.expect("on");
+        assert!(settings.plain_users.contains_key("b"), "{settings:?}");
+        let stray = format!("{on}\"weir.gateway.sasl.listener\" = \"PLAINTEXT\"\n");
+        assert!(refusal(&stray).contains("weir.gateway.sasl.listener"));
+        let no_users = "\"weir.gateway.sasl.enabled.mechanisms\" = \"PLAIN\"\n";
+        assert!(refusal(no_users).contains("weir.gateway.sasl.enabled.mechanisms"));
+        let scram_only = "\"weir.gateway.sasl.enabled.mechanisms\" = [\"SCRAM-SHA-512\"]\n";
+        assert!(parse(scram_only).gateway_sasl.is_some());
+        let bad = "\"weir.gateway.sasl.enabled.mechanisms\" = \"GSSAPI\"\n";
+        assert!(refusal(bad).contains("GSSAPI"));
     }
 }
