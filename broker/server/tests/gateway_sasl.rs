@@ -10,6 +10,9 @@
 //! JAAS users, and the gateway; a blocking WebSocket client speaks the edge protocol, with
 //! SCRAM computed by `weir_wire::sasl`'s client.
 
+// Real servers on real sockets: the cluster test waits in wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::net::TcpStream;
@@ -59,7 +62,7 @@ fn add_user(server: &InProcess, user: &str, mechanism: ScramMechanism, password:
             salt: Bytes::from(salt),
         }],
     });
-    let mut admin = server.connect();
+    let mut admin = common::Client::connect(server.listener("PLAINTEXT"));
     let ApiResponse::AlterUserScramCredentials(response) = admin.request(51, 0, &request) else {
         panic!("AlterUserScramCredentials answer expected");
     };
@@ -177,11 +180,16 @@ impl Edge {
         response.result.expect("the request succeeds")
     }
 
-    /// Produce `value` to `topic` and read it back with a consumer.
+    /// Produce `value` to partition 0 of `topic` and read it back with a consumer.
     fn produce_and_consume(&mut self, topic: &str, value: &str) {
+        self.produce_and_consume_at(topic, 0, value);
+    }
+
+    /// Produce `value` to `partition` of `topic` and read it back with a consumer.
+    fn produce_and_consume_at(&mut self, topic: &str, partition: i32, value: &str) {
         let produce = Op::Produce(Produce {
             topic: topic.into(),
-            partition: Some(0),
+            partition: Some(partition),
             acks: Acks::All,
             idempotent: false,
             record: NewRecord {
@@ -205,11 +213,17 @@ impl Edge {
             max_wait_ms: 2_000,
             max_bytes: 1 << 20,
         });
-        let Reply::Records(records) = self.call(poll) else {
-            panic!("records expected");
-        };
-        let values: Vec<_> = records.iter().filter_map(|r| r.value.clone()).collect();
-        assert!(values.contains(&value.as_bytes().to_vec()), "{values:?}");
+        let mut values = Vec::new();
+        for _ in 0..10 {
+            let Reply::Records(records) = self.call(poll.clone()) else {
+                panic!("records expected");
+            };
+            values.extend(records.into_iter().filter_map(|r| r.value));
+            if values.contains(&value.as_bytes().to_vec()) {
+                return;
+            }
+        }
+        panic!("{value} not read back: {values:?}");
     }
 }
 
@@ -327,4 +341,128 @@ fn gateway_without_sasl_accepts_version_three() {
         "{hello:?}"
     );
     edge.produce_and_consume("open-edge", "anonymous");
+}
+
+/// Node `id` of a two-node cluster whose registered (first) listener is SASL_PLAINTEXT;
+/// the gateway (node 1 only) requires PLAIN or SCRAM-SHA-256.
+fn cluster_node(dir: &Path, id: i32, controller_ports: [u16; 2]) -> InProcess {
+    let [one, two] = controller_ports;
+    let own = controller_ports[usize::try_from(id - 1).expect("node id 1 or 2")];
+    let text = format!(
+        "\"node.id\" = {id}\n\
+         \"controller.quorum.voters\" = \"1@127.0.0.1:{one},2@127.0.0.1:{two}\"\n\
+         \"controller.listener\" = \"127.0.0.1:{own}\"\n\
+         \"broker.heartbeat.interval.ms\" = 250\n\
+         \"broker.session.timeout.ms\" = 3000\n\
+         listeners = \"SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0\"\n\
+         \"listener.name.sasl_plaintext.plain.sasl.jaas.config\" = \"{JAAS}\"\n\
+         \"weir.gateway.sasl.enabled.mechanisms\" = \"PLAIN,SCRAM-SHA-256\"\n"
+    );
+    let mut config = ServerConfig::from_toml_str(&text, "test").expect("valid config");
+    config.data_dir = dir.to_owned();
+    config.gateway = (id == 1).then(|| GatewayListen {
+        addr: "127.0.0.1:0".to_owned(),
+        required: true,
+    });
+    InProcess::start_with(config)
+}
+
+/// Whether `user` can log in with SCRAM-SHA-256 on `address` (a SASL listener).
+fn scram_login_works(address: &str, user: &str, password: &str) -> bool {
+    let mut client = common::Client::connect(address);
+    let handshake = ApiRequest::SaslHandshake(weir_wire::domain::sasl::SaslHandshakeRequest {
+        mechanism: "SCRAM-SHA-256".into(),
+        version: 1,
+    });
+    let ApiResponse::SaslHandshake(answer) = client.request(17, 1, &handshake) else {
+        return false;
+    };
+    if answer.error != ErrorCode::NONE {
+        return false;
+    }
+    let (mut scram, first) = ScramClient::start(ScramMechanism::Sha256, user, password, "probe");
+    let mut token = |bytes: Vec<u8>| {
+        let request =
+            ApiRequest::SaslAuthenticate(weir_wire::domain::sasl::SaslAuthenticateRequest {
+                auth_bytes: Bytes::from(bytes),
+            });
+        match client.request(36, 2, &request) {
+            ApiResponse::SaslAuthenticate(answer) if answer.error == ErrorCode::NONE => {
+                Some(answer.auth_bytes)
+            }
+            _ => None,
+        }
+    };
+    let Some(server_first) = token(first) else {
+        return false;
+    };
+    let Ok(client_final) = scram.server_first(&server_first) else {
+        return false;
+    };
+    token(client_final).is_some()
+}
+
+// Goal: a session's requests routed to another broker reach it as the session's user: the
+// serving broker's registered listener is SASL_PLAINTEXT (it serves nothing before
+// authentication), so a produce and a read of a partition led by node 2, through node 1's
+// gateway, succeed only if the gateway's upstream connection logged in as that user —
+// with PLAIN (the password the session sent) and with SCRAM-SHA-256 (the ClientKey the
+// session's proof revealed; the gateway never sees bob's password). Method: a two-node
+// cluster in process, a topic with partitions on both nodes, one session per mechanism
+// producing to and consuming from a partition node 2 leads.
+#[test]
+fn routed_requests_log_in_upstream_as_the_session_user() {
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let ports = [common::free_port(), common::free_port()];
+    let one = cluster_node(dirs[0].path(), 1, ports);
+    let two = cluster_node(dirs[1].path(), 2, ports);
+    let gateway = one.gateway.clone().expect("gateway on node 1");
+    let topic = "sasl-routed";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let remote_partition = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no partition led by node 2"
+        );
+        let mut admin = common::Client::connect(one.listener("PLAINTEXT"));
+        let metadata = admin.metadata();
+        if metadata.brokers.len() < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        let Some(described) = metadata
+            .topics
+            .iter()
+            .find(|t| t.name.as_deref() == Some(topic))
+        else {
+            admin.create_topic(topic, 4);
+            continue;
+        };
+        if let Some(led) = described.partitions.iter().find(|p| p.leader_id == 2) {
+            break led.partition;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    add_user(&one, "bob", ScramMechanism::Sha256, "bob-secret");
+    while !scram_login_works(two.listener("SASL_PLAINTEXT"), "bob", "bob-secret") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 2 never learned bob"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let mut alice = Edge::open_authenticating(&gateway);
+    assert!(matches!(
+        alice.plain("alice", "alice-secret"),
+        SaslAnswer::Success { .. }
+    ));
+    alice.produce_and_consume_at(topic, remote_partition, "routed-alice");
+    let mut bob = Edge::open_authenticating(&gateway);
+    let answer = bob.scram(ScramMechanism::Sha256, "bob", "bob-secret");
+    assert!(matches!(answer, SaslAnswer::Success { .. }), "{answer:?}");
+    bob.produce_and_consume_at(topic, remote_partition, "routed-bob");
 }
