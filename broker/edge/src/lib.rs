@@ -15,7 +15,8 @@
 //!
 //! # Architecture invariants
 //! - No tokio, no kafka-protocol, no IO: the crate builds for `wasm32-unknown-unknown` and
-//!   is shared verbatim by the gateway and the client.
+//!   is shared verbatim by the gateway and the client. The client side of SASL ([`sasl`])
+//!   uses pure-Rust crypto (RustCrypto), so it builds for wasm32 too.
 //! - Decoding never panics on input bytes; oversized values are bounded by the WebSocket
 //!   message limit ([`FRAME_BYTES_MAX`]) the gateway enforces before decoding.
 //! - Version 1 frames never change meaning: a new field or operation is a new version, and
@@ -42,6 +43,8 @@
 //!   below version 3; one that does not answers `Accepted` at any version, as before.
 
 use serde::{Deserialize, Serialize};
+
+pub mod sasl;
 
 /// Marks a Weir edge hello, so a stray client fails the handshake with a clear reason.
 pub const MAGIC: [u8; 4] = *b"WEIR";
