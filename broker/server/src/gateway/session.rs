@@ -343,8 +343,11 @@ where
         let frame = match message {
             Some(Ok(Message::Binary(bytes))) => weir_edge::decode::<SaslFrame>(&bytes),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-            Some(Ok(_)) => Err(weir_edge::DecodeError("not a binary frame".to_owned())),
-            Some(Err(_)) | None => return Err(None),
+            Some(Ok(Message::Text(_))) => {
+                Err(weir_edge::DecodeError("not a binary frame".to_owned()))
+            }
+            // The client gave up (e.g. no mechanism it may use): nothing to answer.
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return Err(None),
         };
         let Ok(frame) = frame else {
             let reason = "malformed SASL frame";
