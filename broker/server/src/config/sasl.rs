@@ -336,8 +336,9 @@ mod tests {
                          B://127.0.0.1:0\"\n\
                          \"listener.security.protocol.map\" = \"PLAINTEXT:PLAINTEXT,\
                          SASL_PLAINTEXT:SASL_PLAINTEXT,B:SASL_PLAINTEXT\"\n\
-                         \"listener.name.sasl_plaintext.plain.sasl.jaas.config\" = \"org.apache.\
-                         kafka.common.security.plain.PlainLoginModule required user_a=\\\"x\\\";\"\n\
+                         \"listener.name.sasl_plaintext.plain.sasl.jaas.config\" = \"org.\
+                         apache.kafka.common.security.plain.PlainLoginModule required \
+                         user_a=\\\"x\\\";\"\n\
                          \"listener.name.b.plain.sasl.jaas.config\" = \"org.apache.kafka.\
                          common.security.plain.PlainLoginModule required user_b=\\\"y\\\";\"\n";
         assert_eq!(parse(listeners).gateway_sasl, None);

@@ -338,3 +338,57 @@ impl UpstreamLogin {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_wire::sasl::{ClientFirst, ScramCredential, ScramMechanism, ScramServer};
+
+    use super::*;
+
+    // Goal: the WASM client's SCRAM (weir_edge::sasl, RustCrypto) and the broker's
+    // (weir_wire::sasl, ring) agree, for both hashes: the broker accepts the client's proof,
+    // the client accepts the broker's signature, and the keys the broker learns log in
+    // upstream. Method: run weir-edge's client against weir-wire's server, then an
+    // UpstreamLogin against a second server with the same credential.
+    #[test]
+    fn edge_client_and_broker_server_agree() {
+        use weir_edge::sasl::{ScramClient as EdgeClient, ScramHash};
+        for (hash, mechanism) in [
+            (ScramHash::Sha256, ScramMechanism::Sha256),
+            (ScramHash::Sha512, ScramMechanism::Sha512),
+        ] {
+            let stored = ScramCredential::from_password(mechanism, "pw", b"salt-edge", 4096);
+            let (mut client, first) = EdgeClient::start(hash, "eve", "pw", "edge");
+            let parsed = ClientFirst::parse(&first).expect("client-first");
+            let (server, server_first) =
+                ScramServer::start(mechanism, parsed, stored.clone(), "broker");
+            let client_final = client.server_first(&server_first).expect("client-final");
+            let (server_final, keys) = server.finish_keys(&client_final).expect("verified");
+            client.server_final(&server_final).expect("signature");
+
+            let credential = Arc::new(UpstreamCredential::Scram(keys));
+            let mut login = UpstreamLogin::new(credential, "gateway");
+            let handshake = ApiResponse::SaslHandshake(Default::default());
+            let Some(ApiRequest::SaslAuthenticate(first)) =
+                login.answer(&handshake).expect("first")
+            else {
+                panic!("client-first expected");
+            };
+            let parsed = ClientFirst::parse(&first.auth_bytes).expect("client-first");
+            let (upstream, server_first) = ScramServer::start(mechanism, parsed, stored, "up");
+            let answer = |auth_bytes: Vec<u8>| {
+                ApiResponse::SaslAuthenticate(weir_wire::domain::sasl::SaslAuthenticateResponse {
+                    auth_bytes: Bytes::from(auth_bytes),
+                    ..Default::default()
+                })
+            };
+            let Some(ApiRequest::SaslAuthenticate(client_final)) =
+                login.answer(&answer(server_first)).expect("final")
+            else {
+                panic!("client-final expected");
+            };
+            let server_final = upstream.finish(&client_final.auth_bytes).expect("accepted");
+            assert!(login.answer(&answer(server_final)).expect("done").is_none());
+        }
+    }
+}
