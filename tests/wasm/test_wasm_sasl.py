@@ -1,7 +1,7 @@
 """The WASM client against a gateway that requires SASL authentication (issue 15 item 2:
 "The gateway authenticates its WebSocket sessions with the same users").
 
-Goal: under Node, `connect(url, { sasl })` with the right password produces and consumes,
+Goal: under Node (and, for SCRAM, once in headless Chromium), `connect(url, { sasl })` with the right password produces and consumes,
 with PLAIN (a JAAS user of the broker's SASL listener) and SCRAM-SHA-256 (a user made with
 `weir user add`, the exchange computed in the client); a wrong password, an unknown user
 and missing credentials are refused with `SASL_AUTHENTICATION_FAILED` and the gateway's
@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO / "tests/compat"))
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from weirtest import free_port, unique, weir_bin  # noqa: E402
 
-from test_wasm_e2e import GatewayBroker  # noqa: E402
+from test_wasm_e2e import ChromiumDriver, GatewayBroker  # noqa: E402
+from weirtest import wait_until  # noqa: E402
 
 JAAS = (
     "org.apache.kafka.common.security.plain.PlainLoginModule required "
@@ -114,3 +115,34 @@ def test_refused_authentication_names_the_reason(broker, mechanism, user, passwo
     assert "SASL authentication failed" in error["message"], error
     assert "secret" not in error["message"], error
     assert "secret" not in broker.log_text()
+
+
+def test_chromium_scram_and_a_wrong_password(broker, tmp_path):
+    # Goal: the browser build authenticates the same way (SCRAM computed in the page, the
+    # nonce from crypto.getRandomValues) and gets the same refusal. Method: page.html's
+    # `runSasl` in one headless Chromium tab, twice.
+    driver = ChromiumDriver(tmp_path)
+    try:
+        handle = driver._tab()
+        for password, expect_error in [("bob-secret", False), ("wrong-secret", True)]:
+            topic = create_topic(broker)
+            sasl = {"mechanism": "SCRAM-SHA-256", "username": "bob", "password": password}
+            driver.chrome.run(
+                f"window.runSasl({json.dumps(broker.gateway)}, {json.dumps(topic)}, "
+                f"{RECORDS}, {json.dumps(sasl)})"
+            )
+            found: list[dict] = []
+
+            def done():
+                found.extend(driver._drain(handle))
+                return any("read" in r or "error" in r for r in found)
+
+            wait_until(done, 60, "the page's SASL scenario")
+            report = next(r for r in found if "read" in r or "error" in r)
+            if expect_error:
+                assert report["error"]["name"] == "SASL_AUTHENTICATION_FAILED", report
+            else:
+                assert "error" not in report, report
+                assert len(report["read"]) == RECORDS, report
+    finally:
+        driver.close()
