@@ -19,6 +19,7 @@ use std::net::TcpStream;
 use std::path::Path;
 
 use bytes::Bytes;
+use common::certs::TestCa;
 use common::{InProcess, IO_TIMEOUT};
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 use weir::config::{GatewayListen, ServerConfig};
@@ -343,23 +344,39 @@ fn gateway_without_sasl_accepts_version_three() {
     edge.produce_and_consume("open-edge", "anonymous");
 }
 
-/// Node `id` of a two-node cluster whose registered (first) listener is SASL_PLAINTEXT;
-/// the gateway (node 1 only) requires PLAIN or SCRAM-SHA-256.
-fn cluster_node(dir: &Path, id: i32, controller_ports: [u16; 2]) -> InProcess {
+/// Node `id` of a two-node cluster whose registered (first) listener is SASL_PLAINTEXT, or
+/// SASL_SSL with `ca`'s certificates; the gateway (node 1 only) requires PLAIN or
+/// SCRAM-SHA-256. A PLAINTEXT listener serves the test's admin requests and a
+/// SASL_PLAINTEXT one its login probes.
+fn cluster_node(dir: &Path, id: i32, controller_ports: [u16; 2], ca: Option<&TestCa>) -> InProcess {
     let [one, two] = controller_ports;
     let own = controller_ports[usize::try_from(id - 1).expect("node id 1 or 2")];
+    let (registered, ssl) = match ca {
+        None => ("", String::new()),
+        Some(ca) => {
+            let (keystore, truststore) = ca.write_files(dir, "node");
+            let ssl = format!(
+                "\"ssl.keystore.type\" = \"PEM\"\n\"ssl.keystore.location\" = \"{}\"\n\
+                 \"ssl.truststore.type\" = \"PEM\"\n\"ssl.truststore.location\" = \"{}\"\n\
+                 \"listener.name.sasl_ssl.plain.sasl.jaas.config\" = \"{JAAS}\"\n",
+                keystore.display(),
+                truststore.display()
+            );
+            ("SASL_SSL://127.0.0.1:0,", ssl)
+        }
+    };
     let text = format!(
         "\"node.id\" = {id}\n\
          \"controller.quorum.voters\" = \"1@127.0.0.1:{one},2@127.0.0.1:{two}\"\n\
          \"controller.listener\" = \"127.0.0.1:{own}\"\n\
          \"broker.heartbeat.interval.ms\" = 250\n\
          \"broker.session.timeout.ms\" = 3000\n\
-         listeners = \"SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0\"\n\
+         listeners = \"{registered}SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0\"\n\
          \"listener.name.sasl_plaintext.plain.sasl.jaas.config\" = \"{JAAS}\"\n\
-         \"weir.gateway.sasl.enabled.mechanisms\" = \"PLAIN,SCRAM-SHA-256\"\n"
+         \"weir.gateway.sasl.enabled.mechanisms\" = \"PLAIN,SCRAM-SHA-256\"\n{ssl}"
     );
     let mut config = ServerConfig::from_toml_str(&text, "test").expect("valid config");
-    config.data_dir = dir.to_owned();
+    config.data_dir = dir.join("data");
     config.gateway = (id == 1).then(|| GatewayListen {
         addr: "127.0.0.1:0".to_owned(),
         required: true,
@@ -412,13 +429,25 @@ fn scram_login_works(address: &str, user: &str, password: &str) -> bool {
 // producing to and consuming from a partition node 2 leads.
 #[test]
 fn routed_requests_log_in_upstream_as_the_session_user() {
+    routed_login(None);
+}
+
+// Goal: as above, with the registered listener SASL_SSL: the gateway's upstream connections
+// verify the other broker's certificate with the listener's truststore, then log in.
+// Method: the same cluster with TLS material from one test CA on both nodes.
+#[test]
+fn routed_requests_reach_a_sasl_ssl_listener() {
+    routed_login(Some(&TestCa::new("gateway upstream CA")));
+}
+
+fn routed_login(ca: Option<&TestCa>) {
     let dirs = [
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     ];
     let ports = [common::free_port(), common::free_port()];
-    let one = cluster_node(dirs[0].path(), 1, ports);
-    let two = cluster_node(dirs[1].path(), 2, ports);
+    let one = cluster_node(dirs[0].path(), 1, ports, ca);
+    let two = cluster_node(dirs[1].path(), 2, ports, ca);
     let gateway = one.gateway.clone().expect("gateway on node 1");
     let topic = "sasl-routed";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -433,10 +462,7 @@ fn routed_requests_log_in_upstream_as_the_session_user() {
             std::thread::sleep(std::time::Duration::from_millis(100));
             continue;
         }
-        let Some(described) = metadata
-            .topics
-            .iter()
-            .find(|t| t.name.as_deref() == Some(topic))
+        let Some(described) = (metadata.topics.iter()).find(|t| t.name.as_deref() == Some(topic))
         else {
             admin.create_topic(topic, 4);
             continue;
@@ -456,10 +482,8 @@ fn routed_requests_log_in_upstream_as_the_session_user() {
     }
 
     let mut alice = Edge::open_authenticating(&gateway);
-    assert!(matches!(
-        alice.plain("alice", "alice-secret"),
-        SaslAnswer::Success { .. }
-    ));
+    let answer = alice.plain("alice", "alice-secret");
+    assert!(matches!(answer, SaslAnswer::Success { .. }), "{answer:?}");
     alice.produce_and_consume_at(topic, remote_partition, "routed-alice");
     let mut bob = Edge::open_authenticating(&gateway);
     let answer = bob.scram(ScramMechanism::Sha256, "bob", "bob-secret");

@@ -94,6 +94,9 @@ pub struct GatewayContext<R, S> {
     /// The brokers' registered (first) listener uses SASL: upstream connections then log
     /// in as their session's user ([`auth::UpstreamLogin`]).
     pub upstream_sasl: bool,
+    /// The brokers' registered listener uses TLS: upstream connections are TLS with this
+    /// client configuration ([`upstream::client_tls`]).
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
     /// Session counter.
     sessions: Arc<AtomicU64>,
 }
@@ -109,6 +112,7 @@ impl<R, S> GatewayContext<R, S> {
             remote: None,
             sasl: None,
             upstream_sasl: false,
+            upstream_tls: None,
             sessions: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -124,6 +128,12 @@ impl<R, S> GatewayContext<R, S> {
     /// Serve remote reads (tiered storage) from `remote`.
     pub fn with_remote(mut self, remote: Option<RemoteStore>) -> Self {
         self.remote = remote;
+        self
+    }
+
+    /// Open upstream connections with TLS (`None`: plain TCP).
+    pub fn with_upstream_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.upstream_tls = tls;
         self
     }
 

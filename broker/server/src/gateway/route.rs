@@ -119,6 +119,8 @@ pub struct Router<R> {
     produces_changed: Notify,
     /// The session's user and the nonce source: upstream connections log in as the user.
     login: Option<(Arc<UpstreamCredential>, Arc<SaslListener>)>,
+    /// TLS for upstream connections (the registered listener is SSL or SASL_SSL).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A produce's place in its partition's order; finishes it when dropped.
@@ -182,7 +184,14 @@ impl<R: Runtime> Router<R> {
             next_ticket: Mutex::new(0),
             produces_changed: Notify::new(),
             login: None,
+            tls: None,
         }
+    }
+
+    /// Open upstream connections with TLS (`None`: plain TCP).
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Log upstream connections in as the session's user (`None`: they stay anonymous).
@@ -410,7 +419,7 @@ impl<R: Runtime> Router<R> {
             address: format!("broker {node}"),
             reason: "address unknown".to_owned(),
         })?;
-        let upstream = Upstream::open(&self.runtime, &address).await?;
+        let upstream = Upstream::open(&self.runtime, &address, self.tls.as_ref()).await?;
         self.login(&upstream).await?;
         let mut upstreams = lock(&self.upstreams);
         upstreams.retain(|_, u| !u.is_closed());

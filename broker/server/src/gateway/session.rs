@@ -220,7 +220,9 @@ where
         _ => None,
     };
     drop(identity);
-    let router = Router::new(runtime.clone(), link.clone(), context.node_id).with_login(login);
+    let router = Router::new(runtime.clone(), link.clone(), context.node_id)
+        .with_login(login)
+        .with_tls(context.upstream_tls.clone());
     let router = Arc::new(router);
     let mut session = Session {
         context,
