@@ -58,7 +58,9 @@ impl std::fmt::Debug for UpstreamCredential {
 impl Drop for UpstreamCredential {
     fn drop(&mut self) {
         if let UpstreamCredential::Plain(message) = self {
-            // SAFETY-free wipe: overwrite the password's bytes with zeros (valid UTF-8).
+            // Overwrite the password in place with as many NULs (still valid UTF-8); SCRAM
+            // keys wipe themselves (`ScramKeys`'s Drop). Copies made on the way (the
+            // client's frame, encoded upstream requests) are not tracked: best effort.
             let wiped = "\0".repeat(message.password.len());
             message.password.replace_range(.., &wiped);
             std::hint::black_box(&message.password);
