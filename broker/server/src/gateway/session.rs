@@ -146,8 +146,8 @@ where
         None => None,
         Some(listener) => {
             let listener = Arc::clone(listener);
-            let refused = authenticate(&context, listener, version, &mut sink, &mut source).await;
-            match refused {
+            let outcome = authenticate(&context, listener, version, &mut sink, &mut source).await;
+            match outcome {
                 Ok(identity) => Some(identity),
                 Err(Some((code, reason, log))) => {
                     tracing::info!("gateway: refused {peer}: {log}");
