@@ -12,6 +12,16 @@ export interface ConnectOptions {
   backoffMaxMs?: number;
   /** Give up after this many failed reconnects in a row; 0 (default) retries forever. */
   reconnectAttempts?: number;
+  /** Credentials for a gateway that requires SASL authentication (edge protocol 3). SCRAM
+   * runs in the client: the password never leaves it. A refused authentication rejects
+   * with name `SASL_AUTHENTICATION_FAILED` and is not retried. */
+  sasl?: SaslOptions;
+}
+
+export interface SaslOptions {
+  mechanism: "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512";
+  username: string;
+  password: string;
 }
 
 export interface ProducerOptions {

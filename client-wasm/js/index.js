@@ -32,7 +32,8 @@ export function load() {
 /**
  * Connect to a Weir gateway, e.g. `await connect("ws://127.0.0.1:9093")`.
  * Options: `WebSocket` (constructor; default globalThis.WebSocket), `backoffMs`,
- * `backoffMaxMs`, `reconnectAttempts` (0 = retry forever).
+ * `backoffMaxMs`, `reconnectAttempts` (0 = retry forever), `sasl` (`{ mechanism, username,
+ * password }` for a gateway that requires authentication).
  */
 export async function connect(url, options = {}) {
   await load();

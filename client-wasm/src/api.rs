@@ -30,7 +30,7 @@ use crate::convert::{
     string_field, NETWORK_EXCEPTION,
 };
 use crate::producer::Pipeline;
-use crate::session::{Session, Settings};
+use crate::session::{Credentials, Session, Settings};
 
 /// How long one poll waits at the gateway for records.
 const POLL_WAIT_MS: u32 = 1_000;
@@ -41,7 +41,9 @@ const POLL_BYTES_MAX: u32 = 1024 * 1024;
 ///
 /// Options: `WebSocket` (a constructor; default: the global one), `backoffMs` (first
 /// reconnect delay, default 100), `backoffMaxMs` (default 10000), `reconnectAttempts`
-/// (0 = forever, the default).
+/// (0 = forever, the default), `sasl` (`{ mechanism: "PLAIN" | "SCRAM-SHA-256" |
+/// "SCRAM-SHA-512", username, password }`, for a gateway that requires authentication;
+/// a refused one rejects with `SASL_AUTHENTICATION_FAILED`).
 #[wasm_bindgen]
 pub async fn connect(url: String, options: JsValue) -> Result<Client, JsValue> {
     let constructor = match field(&options, "WebSocket") {
@@ -65,6 +67,26 @@ pub async fn connect(url: String, options: JsValue) -> Result<Client, JsValue> {
     }
     if let Some(count) = number_field(&options, "reconnectAttempts").filter(|c| *c >= 0.0) {
         settings.reconnect_attempts_max = count as u32;
+    }
+    let sasl = field(&options, "sasl");
+    if sasl.is_object() {
+        let text = |name: &str| string_field(&sasl, name).unwrap_or_default();
+        let (mechanism, username, password) =
+            (text("mechanism"), text("username"), text("password"));
+        let known = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+        if !known.contains(&mechanism.as_str()) {
+            return Err(invalid_argument(
+                "sasl.mechanism must be \"PLAIN\", \"SCRAM-SHA-256\" or \"SCRAM-SHA-512\"",
+            ));
+        }
+        if username.is_empty() || password.is_empty() {
+            return Err(invalid_argument("sasl needs a username and a password"));
+        }
+        settings.sasl = Some(Credentials {
+            mechanism,
+            username,
+            password,
+        });
     }
     let session = Session::open(url, constructor, settings).await?;
     Ok(Client {

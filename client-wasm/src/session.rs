@@ -13,7 +13,13 @@
 //! - [`Session::start`] writes its frame before it returns, so callers that start requests
 //!   one after another put them on the socket in that order (the producer relies on it to
 //!   keep a partition's batches in sequence order).
-//! - A handshake the gateway rejects (unsupported version) is final: no reconnect.
+//! - A handshake the gateway rejects (unsupported version) is final: no reconnect; so is a
+//!   refused authentication (`SASL_AUTHENTICATION_FAILED`: retrying the same password
+//!   would only be refused again).
+//! - With `sasl` credentials, every (re)connection authenticates again when the gateway asks
+//!   (edge protocol version 3, `ServerHello::Authenticate`); requests wait until it
+//!   succeeded. SCRAM runs here (weir_edge::sasl), so the password never leaves the client;
+//!   the gateway's server-final signature is checked before the session counts as open.
 //! - Unanswered requests are bounded by the caller's use (the gateway bounds what it
 //!   accepts); the pending map holds one entry per unanswered request.
 
@@ -25,7 +31,10 @@ use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use weir_edge::{ClientHello, EdgeError, Op, Reply, Request, Response, ServerHello};
+use weir_edge::sasl::{plain_message, ScramClient, ScramHash};
+use weir_edge::{
+    ClientHello, EdgeError, Op, Reply, Request, Response, SaslAnswer, SaslFrame, ServerHello,
+};
 
 use crate::convert::{edge_error, js_error, NETWORK_EXCEPTION};
 
@@ -45,7 +54,32 @@ pub struct Settings {
     pub backoff_ms_max: f64,
     /// Give up reconnecting after this many failed attempts in a row (0 = never).
     pub reconnect_attempts_max: u32,
+    /// SASL credentials for a gateway that requires authentication.
+    pub sasl: Option<Credentials>,
 }
+
+/// `connect`'s `sasl` option.
+#[derive(Clone)]
+pub struct Credentials {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// The user.
+    pub username: String,
+    /// The password (never formatted).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Kafka's code and name of a refused authentication.
+const SASL_AUTHENTICATION_FAILED: (&str, i16) = ("SASL_AUTHENTICATION_FAILED", 58);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -53,6 +87,7 @@ impl Default for Settings {
             backoff_ms_min: 100.0,
             backoff_ms_max: 10_000.0,
             reconnect_attempts_max: 0,
+            sasl: None,
         }
     }
 }
@@ -61,6 +96,8 @@ impl Default for Settings {
 enum Phase {
     /// Socket opening or hello sent.
     Connecting,
+    /// The gateway asked for authentication; SASL frames are being exchanged.
+    Authenticating,
     /// Handshaken.
     Open,
     /// Waiting for the backoff timer.
@@ -122,6 +159,8 @@ pub struct Session {
     final_error: RefCell<Option<JsValue>>,
     /// Keeps the backoff timer's closure alive until it runs.
     timer: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// The SCRAM exchange in progress (`None` for PLAIN, or between sessions).
+    scram: RefCell<Option<ScramClient>>,
 }
 
 impl Session {
@@ -146,6 +185,7 @@ impl Session {
             attempts: Cell::new(0),
             final_error: RefCell::new(None),
             timer: RefCell::new(None),
+            scram: RefCell::new(None),
         });
         let opened = session.wait_open();
         // The first connection must succeed: a wrong URL should fail `connect`, not retry.
@@ -248,7 +288,9 @@ impl Session {
                         .reject
                         .call1(&JsValue::UNDEFINED, &self.closed_error());
                 }
-                Phase::Connecting | Phase::Backoff => self.openers.borrow_mut().push(waiter),
+                Phase::Connecting | Phase::Authenticating | Phase::Backoff => {
+                    self.openers.borrow_mut().push(waiter)
+                }
             }
         }
         promise
@@ -311,6 +353,7 @@ impl Session {
         let bytes = Uint8Array::new(&data).to_vec();
         match self.phase.get() {
             Phase::Connecting => self.on_hello(&bytes),
+            Phase::Authenticating => self.on_sasl(&bytes),
             Phase::Open => self.on_response(&bytes),
             Phase::Backoff | Phase::Closed => {}
         }
@@ -318,19 +361,100 @@ impl Session {
 
     fn on_hello(self: &Rc<Self>, bytes: &[u8]) {
         match weir_edge::decode::<ServerHello>(bytes) {
-            Ok(ServerHello::Accepted { version, .. }) => {
+            Ok(ServerHello::Accepted { version, .. }) => self.opened(version),
+            Ok(ServerHello::Authenticate {
+                version,
+                mechanisms,
+            }) => {
                 self.version.set(version);
-                self.phase.set(Phase::Open);
-                self.attempts.set(0);
-                self.generation.set(self.generation.get() + 1);
-                for waiter in self.openers.take() {
-                    let _ = waiter.resolve.call0(&JsValue::UNDEFINED);
+                match self.sasl_start(&mechanisms) {
+                    Ok(frame) => {
+                        self.phase.set(Phase::Authenticating);
+                        if self.send_bytes(&weir_edge::encode(&frame)).is_err() {
+                            self.drop_socket();
+                        }
+                    }
+                    Err(message) => self.shut(sasl_failed(&message)),
                 }
             }
             Ok(ServerHello::Rejected { reason, .. }) => {
                 self.shut(js_error("UNSUPPORTED_VERSION", 35, &reason));
             }
             Err(error) => self.shut(js_error("UNSUPPORTED_VERSION", 35, &error.to_string())),
+        }
+    }
+
+    /// The handshake (and authentication, if asked for) succeeded at `version`.
+    fn opened(&self, version: u16) {
+        self.version.set(version);
+        self.phase.set(Phase::Open);
+        self.attempts.set(0);
+        self.generation.set(self.generation.get() + 1);
+        for waiter in self.openers.take() {
+            let _ = waiter.resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+
+    /// The first SASL frame for a gateway that accepts `mechanisms`, or why there is none.
+    fn sasl_start(&self, mechanisms: &[String]) -> Result<SaslFrame, String> {
+        let Some(credentials) = &self.settings.sasl else {
+            return Err(format!(
+                "the gateway requires authentication ({}): pass options.sasl \
+                 {{ mechanism, username, password }}",
+                mechanisms.join(", ")
+            ));
+        };
+        let mechanism = &credentials.mechanism;
+        if !mechanisms.contains(mechanism) {
+            return Err(format!(
+                "the gateway does not accept {mechanism}; it accepts {}",
+                mechanisms.join(", ")
+            ));
+        }
+        let (username, password) = (&credentials.username, &credentials.password);
+        let message = match ScramHash::of_mechanism(mechanism) {
+            Some(hash) => {
+                let (client, first) = ScramClient::start(hash, username, password, &nonce());
+                self.scram.replace(Some(client));
+                first
+            }
+            None => plain_message(username, password),
+        };
+        Ok(SaslFrame::Start {
+            mechanism: mechanism.clone(),
+            message,
+        })
+    }
+
+    fn on_sasl(&self, bytes: &[u8]) {
+        let answer = match weir_edge::decode::<SaslAnswer>(bytes) {
+            Ok(answer) => answer,
+            Err(error) => return self.shut(sasl_failed(&error.to_string())),
+        };
+        match answer {
+            SaslAnswer::Challenge { message } => {
+                let next = match self.scram.borrow_mut().as_mut() {
+                    Some(client) => client.server_first(&message),
+                    None => return self.shut(sasl_failed("unexpected SASL challenge")),
+                };
+                match next {
+                    Ok(message) => {
+                        let frame = SaslFrame::Continue { message };
+                        if self.send_bytes(&weir_edge::encode(&frame)).is_err() {
+                            self.drop_socket();
+                        }
+                    }
+                    Err(error) => self.shut(sasl_failed(&error.to_string())),
+                }
+            }
+            SaslAnswer::Success { message, .. } => {
+                let scram = self.scram.take();
+                if let Some(Err(error)) = scram.map(|client| client.server_final(&message)) {
+                    return self.shut(sasl_failed(&error.to_string()));
+                }
+                self.opened(self.version.get());
+            }
+            SaslAnswer::Failure { reason } => self.shut(sasl_failed(&reason)),
         }
     }
 
@@ -356,12 +480,14 @@ impl Session {
         self.fail_pending(&reason);
         match self.phase.get() {
             Phase::Closed => {}
-            Phase::Connecting if self.generation.get() == 0 => {
+            Phase::Connecting | Phase::Authenticating if self.generation.get() == 0 => {
                 // The first connection failed: `connect` rejects, no retries.
                 let message = format!("cannot connect to {}: {reason}", self.url);
                 self.shut(js_error(NETWORK_EXCEPTION, -1, &message));
             }
-            Phase::Connecting | Phase::Open | Phase::Backoff => self.schedule_reconnect(),
+            Phase::Connecting | Phase::Authenticating | Phase::Open | Phase::Backoff => {
+                self.schedule_reconnect()
+            }
         }
     }
 
@@ -445,6 +571,34 @@ impl Session {
             let _ = waiter.reject.call1(&JsValue::UNDEFINED, &error);
         }
     }
+}
+
+/// A refused authentication: Kafka's SASL_AUTHENTICATION_FAILED with the gateway's reason.
+fn sasl_failed(reason: &str) -> JsValue {
+    let (name, code) = SASL_AUTHENTICATION_FAILED;
+    let message = format!("{}: {reason}", weir_edge::SASL_FAILED_REASON);
+    js_error(name, code, &message)
+}
+
+/// A fresh SCRAM client nonce: 24 random bytes as hex, from `crypto.getRandomValues` where
+/// the host has it (browsers, Node 19+, edge runtimes), else from `Math.random`.
+fn nonce() -> String {
+    let mut bytes = [0u8; 24];
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok();
+    let filled = crypto.filter(JsValue::is_object).and_then(|crypto| {
+        let fill = Reflect::get(&crypto, &"getRandomValues".into()).ok()?;
+        let fill: Function = fill.dyn_into().ok()?;
+        let array = Uint8Array::new_with_length(bytes.len() as u32);
+        fill.call1(&crypto, &array).ok()?;
+        array.copy_to(&mut bytes);
+        Some(())
+    });
+    if filled.is_none() {
+        for byte in &mut bytes {
+            *byte = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn handler(

@@ -85,13 +85,13 @@ fn consumed_records_have_the_documented_shape() {
 }
 
 // Goal: the edge protocol encodes identically in wasm32 (postcard is target independent)
-// and the client offers versions 1..=2. Method: round-trip a hello and compare with the
+// and the client offers versions 1..=3. Method: round-trip a hello and compare with the
 // bytes a native build produces.
 #[wasm_bindgen_test]
 fn hello_bytes_are_target_independent() {
     let hello = weir_edge::ClientHello::new("t");
     let bytes = weir_edge::encode(&hello);
-    assert_eq!(bytes, vec![b'W', b'E', b'I', b'R', 1, 2, 1, b't']);
+    assert_eq!(bytes, vec![b'W', b'E', b'I', b'R', 1, 3, 1, b't']);
     assert_eq!(
         weir_edge::decode::<weir_edge::ClientHello>(&bytes),
         Ok(hello)
@@ -116,4 +116,25 @@ fn keys_land_on_kafkas_partitions() {
         weir_edge::partition_for_key(b"hello world", 7),
         (1_221_641_059 & 0x7fff_ffff) % 7
     );
+}
+
+// Goal: the client's SCRAM (weir_edge::sasl, RustCrypto) computes RFC 7677's published
+// SCRAM-SHA-256 example when compiled to wasm32, so browsers authenticate exactly as the
+// native tests show. Method: the RFC's nonce, server-first and server-final messages.
+#[wasm_bindgen_test]
+fn scram_in_wasm_matches_rfc7677() {
+    use weir_edge::sasl::{ScramClient, ScramHash};
+    let (mut client, first) =
+        ScramClient::start(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+    assert_eq!(first, b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+    let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                         s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    let client_final = client.server_first(server_first).expect("server-first");
+    assert_eq!(
+        String::from_utf8(client_final).expect("utf-8"),
+        "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+         p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    );
+    let server_final = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+    client.server_final(server_final).expect("server signature");
 }

@@ -370,6 +370,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         check_invariants: true,
         metrics_listen: None,
         gateway: None,
+        gateway_sasl: None,
         remote_storage_url: None,
     };
     tune_server(spec, &mut config);

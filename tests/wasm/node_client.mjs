@@ -6,8 +6,11 @@
 //   reconnect URL TOPIC COUNT KEYS
 //   oversized URL TOPIC
 //   isolation URL TOPIC ALL COMMITTED RELEASED   (phase 2 starts when stdin says "go")
+//   sasl URL TOPIC COUNT MECHANISM USERNAME PASSWORD
 import { connect } from "../../client-wasm/pkg/index.js";
-import { produce, consume, errors, reconnect, isolation, oversized } from "./scenario.mjs";
+import {
+  produce, consume, errors, reconnect, isolation, oversized, authenticated,
+} from "./scenario.mjs";
 
 const [mode, url, ...rest] = process.argv.slice(2);
 const report = (object) => process.stdout.write(JSON.stringify(object) + "\n");
@@ -41,6 +44,9 @@ if (mode === "produce") {
       });
     });
   await isolation(connect, url, topic, counts, proceed, report);
+} else if (mode === "sasl") {
+  const [topic, count, mechanism, username, password] = rest;
+  await authenticated(connect, url, topic, Number(count), { mechanism, username, password }, report);
 } else {
   console.error(`unknown mode ${mode}`);
   process.exit(2);

@@ -218,3 +218,31 @@ export async function oversized(connect, url, topic, report) {
   report({ produced: placed.length, big: await big, placed });
   client.close();
 }
+
+// sasl: connect to a gateway that requires authentication with `sasl` ({ mechanism,
+// username, password }), produce `count` records to partition 0 of `topic` and read them
+// back with a group-less consumer; report {produced, read} or the connect error's
+// {error: {name, message}}.
+export async function authenticated(connect, url, topic, count, sasl, report) {
+  let client;
+  try {
+    client = await connect(url, { sasl, reconnectAttempts: 1 });
+  } catch (error) {
+    report({ error: { name: error.name, message: error.message } });
+    return;
+  }
+  const producer = client.producer({ acks: "all", idempotent: true });
+  const values = [];
+  for (let i = 0; i < count; i++) values.push(`${sasl.username}-${i}`);
+  await Promise.all(values.map((value) => producer.send(topic, { value, partition: 0 })));
+  const consumer = client.consumer({ topics: [topic], from: "earliest" });
+  const read = [];
+  for await (const record of consumer) {
+    const value = text(record.value);
+    if (values.includes(value)) read.push(value);
+    if (read.length >= count) break;
+  }
+  await consumer.close();
+  client.close();
+  report({ produced: values.length, read });
+}

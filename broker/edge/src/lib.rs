@@ -15,7 +15,8 @@
 //!
 //! # Architecture invariants
 //! - No tokio, no kafka-protocol, no IO: the crate builds for `wasm32-unknown-unknown` and
-//!   is shared verbatim by the gateway and the client.
+//!   is shared verbatim by the gateway and the client. The client side of SASL ([`sasl`])
+//!   uses pure-Rust crypto (RustCrypto), so it builds for wasm32 too.
 //! - Decoding never panics on input bytes; oversized values are bounded by the WebSocket
 //!   message limit ([`FRAME_BYTES_MAX`]) the gateway enforces before decoding.
 //! - Version 1 frames never change meaning: a new field or operation is a new version, and
@@ -31,17 +32,32 @@
 //!   the client's partition and sequence numbers, so a batch resent after a reconnect (to
 //!   any gateway, even after a broker restart) is deduplicated by the broker's own producer
 //!   state. [`Op::SubscribeIsolated`] adds the isolation level (read_committed).
+//! - 3: authentication. A gateway that requires it (`weir.gateway.sasl.enabled.mechanisms`)
+//!   answers the hello with [`ServerHello::Authenticate`] (the version and the mechanisms it
+//!   accepts) instead of `Accepted`; the client then sends [`SaslFrame::Start`] (mechanism
+//!   and first message) and [`SaslFrame::Continue`] frames, each answered with one
+//!   [`SaslAnswer`]: `Challenge`, then `Success` (the session is open, as after
+//!   `Accepted`) or `Failure` (the gateway closes the socket with code 1008 and
+//!   [`SASL_FAILED_REASON`]). The messages are the ones Kafka's SaslAuthenticate carries
+//!   (PLAIN, SCRAM-SHA-256/512). A gateway that requires authentication refuses clients
+//!   below version 3; one that does not answers `Accepted` at any version, as before.
 
 use serde::{Deserialize, Serialize};
+
+pub mod sasl;
 
 /// Marks a Weir edge hello, so a stray client fails the handshake with a clear reason.
 pub const MAGIC: [u8; 4] = *b"WEIR";
 /// Oldest protocol version this build speaks.
 pub const VERSION_MIN: u16 = 1;
 /// Newest protocol version this build speaks.
-pub const VERSION_MAX: u16 = 2;
+pub const VERSION_MAX: u16 = 3;
 /// The version that made the client the idempotent producer and added isolation levels.
 pub const VERSION_CLIENT_PRODUCER: u16 = 2;
+/// The version that added SASL authentication to the handshake.
+pub const VERSION_SASL: u16 = 3;
+/// The close reason of a session whose authentication failed (close code 1008).
+pub const SASL_FAILED_REASON: &str = "SASL authentication failed";
 /// Unacknowledged batches per producer and partition a client may have: the broker
 /// remembers the last 5 batches of each producer and partition (Kafka's rule, which also
 /// bounds `max.in.flight.requests.per.connection`), so a resent batch is recognised as a
@@ -103,6 +119,71 @@ pub enum ServerHello {
         version_min: u16,
         /// Newest version the gateway speaks.
         version_max: u16,
+    },
+    // ---- version 3 -----------------------------------------------------------------------
+    /// The gateway requires authentication: the session opens after a SASL exchange
+    /// ([`SaslFrame`], [`SaslAnswer`]). Only sent at version 3 or newer.
+    Authenticate {
+        /// The negotiated version.
+        version: u16,
+        /// The mechanisms the gateway accepts, e.g. `PLAIN`, `SCRAM-SHA-256`.
+        mechanisms: Vec<String>,
+    },
+}
+
+/// A client's SASL frame (version 3), sent after [`ServerHello::Authenticate`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaslFrame {
+    /// Start an exchange: the mechanism's name and the client's first message (PLAIN's
+    /// only message, SCRAM's client-first).
+    Start {
+        /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+        mechanism: String,
+        /// The first message.
+        message: Vec<u8>,
+    },
+    /// The next client message (SCRAM's client-final), answering a `Challenge`.
+    Continue {
+        /// The message.
+        message: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for SaslFrame {
+    // Messages may hold a password (PLAIN) or a proof: never formatted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SaslFrame::Start { mechanism, .. } => f
+                .debug_struct("Start")
+                .field("mechanism", mechanism)
+                .finish_non_exhaustive(),
+            SaslFrame::Continue { .. } => f.debug_struct("Continue").finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The gateway's answer to a [`SaslFrame`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaslAnswer {
+    /// The mechanism's next server message (SCRAM's server-first); answer with `Continue`.
+    Challenge {
+        /// The message.
+        message: Vec<u8>,
+    },
+    /// Authenticated: the session is open, as after [`ServerHello::Accepted`].
+    Success {
+        /// The mechanism's last server message (SCRAM's server-final, which the client
+        /// checks; empty for PLAIN).
+        message: Vec<u8>,
+        /// The broker's node id.
+        node_id: i32,
+        /// Gateway session id.
+        session: u64,
+    },
+    /// Refused; the gateway closes the socket (1008, [`SASL_FAILED_REASON`]).
+    Failure {
+        /// Kafka's message (no secret), e.g. which mechanisms are enabled.
+        reason: String,
     },
 }
 
@@ -684,6 +765,47 @@ mod tests {
         };
         assert_eq!(decode::<Response>(&encode(&producer)), Ok(producer));
         assert_eq!(Isolation::default(), Isolation::ReadUncommitted);
+    }
+
+    // Goal: version 3's handshake values append to version 1's without changing them, and
+    // SASL frames never print their messages. Method: golden bytes of `Accepted`, round
+    // trips of the new values, Debug of a PLAIN start.
+    #[test]
+    fn version_three_sasl_frames() {
+        let accepted = ServerHello::Accepted {
+            version: 1,
+            node_id: 2,
+            session: 3,
+        };
+        assert_eq!(encode(&accepted), vec![0, 1, 4, 3]);
+        let authenticate = ServerHello::Authenticate {
+            version: VERSION_SASL,
+            mechanisms: vec!["PLAIN".into()],
+        };
+        assert_eq!(encode(&authenticate)[0], 2);
+        assert_eq!(
+            decode::<ServerHello>(&encode(&authenticate)),
+            Ok(authenticate)
+        );
+        let start = SaslFrame::Start {
+            mechanism: "PLAIN".into(),
+            message: b"\0alice\0alice-secret".to_vec(),
+        };
+        assert!(!format!("{start:?}").contains("secret"));
+        assert_eq!(decode::<SaslFrame>(&encode(&start)), Ok(start));
+        for answer in [
+            SaslAnswer::Challenge { message: vec![1] },
+            SaslAnswer::Success {
+                message: Vec::new(),
+                node_id: 1,
+                session: 9,
+            },
+            SaslAnswer::Failure {
+                reason: SASL_FAILED_REASON.into(),
+            },
+        ] {
+            assert_eq!(decode::<SaslAnswer>(&encode(&answer)), Ok(answer));
+        }
     }
 
     // Goal: the client-side partitioner is Kafka's (Java murmur2, toPositive, modulo).

@@ -112,6 +112,8 @@ pub struct ServerConfig {
     pub metrics_listen: Option<String>,
     /// `weir.gateway.listener` / `--gateway`: the WebSocket gateway; `None` = off.
     pub gateway: Option<GatewayListen>,
+    /// `weir.gateway.sasl.*`: how gateway sessions authenticate; `None` = they do not.
+    pub gateway_sasl: Option<crate::sasl::SaslSettings>,
     /// `weir.remote.storage.url` / `--remote-storage-url`: tiered storage's object store
     /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
     pub remote_storage_url: Option<String>,
@@ -740,6 +742,7 @@ impl Settings {
             node,
             listen: listen.to_address(),
             listeners: security.set,
+            gateway_sasl: security.gateway_sasl,
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),

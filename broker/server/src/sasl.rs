@@ -34,7 +34,7 @@ use weir_wire::domain::ApiResponse;
 use weir_wire::error::ErrorCode;
 use weir_wire::sasl::{
     constant_time_eq, ClientFirst, NonceSource, PlainMessage, SaslError, SaslMechanism,
-    ScramCredential, ScramMechanism, ScramServer,
+    ScramCredential, ScramKeys, ScramMechanism, ScramServer,
 };
 
 /// `weir.sasl.authentication.timeout.ms` by default: time from accept to authenticated.
@@ -81,7 +81,13 @@ impl SaslListener {
         }
     }
 
-    fn nonce(&self) -> String {
+    /// The listener's settings.
+    pub fn settings(&self) -> &SaslSettings {
+        &self.settings
+    }
+
+    /// A fresh SCRAM nonce.
+    pub fn nonce(&self) -> String {
         // A poisoned lock only means another connection panicked mid-draw; the source's
         // state is a counter, still valid.
         let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,6 +145,9 @@ pub struct Authenticator {
     /// Before authentication: when the connection must have authenticated.
     /// After: when the session ends (`None`: never).
     deadline: Option<Duration>,
+    /// The keys the last verified SCRAM exchange revealed, until taken (the gateway acts
+    /// as its session's user upstream with them; Kafka connections never take them).
+    scram_keys: Option<ScramKeys>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -161,7 +170,19 @@ impl Authenticator {
             state: State::Start,
             user: None,
             deadline,
+            scram_keys: None,
         }
+    }
+
+    /// The shared listener state (the gateway draws its upstream SCRAM nonces from it).
+    pub fn listener(&self) -> &Arc<SaslListener> {
+        &self.listener
+    }
+
+    /// Take the ClientKey and ServerKey of the SCRAM exchange that just authenticated
+    /// (`None` after PLAIN, or once taken).
+    pub fn take_scram_keys(&mut self) -> Option<ScramKeys> {
+        self.scram_keys.take()
     }
 
     /// Whether the connection may send anything but the SASL APIs.
@@ -247,9 +268,10 @@ impl Authenticator {
                     Err(error) => self.failed(mechanism_name(mechanism), &error),
                 }
             }
-            State::Scram(server) => match server.finish(&request.auth_bytes) {
-                Ok(server_final) => {
+            State::Scram(server) => match server.finish_keys(&request.auth_bytes) {
+                Ok((server_final, keys)) => {
                     let user = server.username().to_owned();
+                    self.scram_keys = Some(keys);
                     self.succeed(user, Bytes::from(server_final), version, now)
                 }
                 Err(error) => self.failed(mechanism_name_of(&server), &error),

@@ -292,7 +292,12 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             node_sender.clone(),
             node_id,
         )
-        .with_remote(remote.clone());
+        .with_remote(remote.clone())
+        .with_sasl(
+            sasl_listener(&runtime, "weir-gateway", config.gateway_sasl.as_ref()),
+            config.listeners.first.protocol.uses_sasl(),
+        )
+        .with_upstream_tls(gateway_upstream_tls(&config.listeners.first));
         runtime.spawn(crate::gateway::serve(
             context,
             gateway_listener,
@@ -515,6 +520,31 @@ async fn bind_peer<R: Runtime>(
     let listener = runtime.bind(&addr).await.map_err(peer_error)?;
     let bound = listener.local_addr().map_err(peer_error)?;
     Ok(Some((listener, bound)))
+}
+
+/// TLS for the gateway's upstream connections when the registered listener (which other
+/// brokers' Metadata endpoints name) is SSL or SASL_SSL: its truststore verifies them.
+/// Without a usable truststore the gateway cannot reach other brokers over TLS; that is
+/// logged, and routed requests fail with NETWORK_EXCEPTION (a single node is unaffected).
+fn gateway_upstream_tls(
+    first: &crate::listener::ListenerKind,
+) -> Option<Arc<rustls::ClientConfig>> {
+    let settings = first.tls.as_ref().filter(|_| first.protocol.uses_tls())?;
+    match crate::gateway::upstream::client_tls(settings) {
+        Ok(Some(config)) => Some(config),
+        Ok(None) => {
+            tracing::warn!(
+                "gateway: listener {} is TLS but has no ssl.truststore.*: requests routed \
+                 to other brokers cannot verify them and will fail",
+                first.name
+            );
+            None
+        }
+        Err(error) => {
+            tracing::warn!("gateway: no TLS for routed requests: {error}");
+            None
+        }
+    }
 }
 
 /// Bind the gateway's listener. A failed bind of the built-in default address is logged and

@@ -512,6 +512,16 @@ impl ScramServer {
     /// (`v=ServerSignature`), which the client checks to know the server holds the
     /// credential.
     pub fn finish(&self, client_final: &[u8]) -> Result<Vec<u8>, SaslError> {
+        self.finish_keys(client_final)
+            .map(|(server_final, _)| server_final)
+    }
+
+    /// [`ScramServer::finish`], also returning what the verified proof revealed: the
+    /// user's ClientKey (`ClientProof XOR HMAC(StoredKey, AuthMessage)`, checked against
+    /// the StoredKey) with the stored ServerKey. Whoever holds them can authenticate as the
+    /// user to any broker with the same credential ([`ScramClient::from_keys`]), without
+    /// the password: the WebSocket gateway uses this to act as its session's user upstream.
+    pub fn finish_keys(&self, client_final: &[u8]) -> Result<(Vec<u8>, ScramKeys), SaslError> {
         let message = ClientFinal::parse(client_final)?;
         if message.channel_binding != self.client_first.gs2_header.as_bytes() {
             return Err(SaslError::Malformed(
@@ -541,14 +551,92 @@ impl ScramServer {
             return Err(SaslError::BadCredentials);
         }
         let server_signature = mechanism.mac(&self.credential.server_key, auth_message.as_bytes());
-        Ok(format!("v={}", base64_encode(&server_signature)).into_bytes())
+        let keys = ScramKeys {
+            mechanism,
+            username: self.client_first.username.clone(),
+            client_key,
+            server_key: self.credential.server_key.clone(),
+        };
+        let server_final = format!("v={}", base64_encode(&server_signature)).into_bytes();
+        Ok((server_final, keys))
     }
+}
+
+/// A user's SCRAM ClientKey and ServerKey, as a verified exchange reveals them to the
+/// server that checked it ([`ScramServer::finish_keys`]). Equivalent to the password for
+/// authenticating to brokers with the same credential (until the credential changes), so
+/// it is never formatted and its bytes are overwritten when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramKeys {
+    /// The mechanism the keys belong to.
+    pub mechanism: ScramMechanism,
+    /// The user.
+    pub username: String,
+    /// `HMAC(SaltedPassword, "Client Key")`.
+    pub client_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`: checks the server's signature.
+    pub server_key: Vec<u8>,
+}
+
+impl ScramKeys {
+    /// The keys of a password (tests; what a client that knows the password holds).
+    pub fn from_password(
+        mechanism: ScramMechanism,
+        username: &str,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> ScramKeys {
+        let salted = mechanism.salted_password(password, salt, iterations);
+        ScramKeys {
+            mechanism,
+            username: username.to_owned(),
+            client_key: mechanism.mac(&salted, b"Client Key"),
+            server_key: mechanism.mac(&salted, b"Server Key"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ScramKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramKeys")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ScramKeys {
+    fn drop(&mut self) {
+        wipe(&mut self.client_key);
+        wipe(&mut self.server_key);
+    }
+}
+
+/// Overwrite a secret's bytes (through `black_box`, so the writes are not elided as dead).
+fn wipe(bytes: &mut [u8]) {
+    for byte in bytes.iter_mut() {
+        *byte = 0;
+    }
+    std::hint::black_box(bytes);
+}
+
+fn wipe_vec(mut bytes: Vec<u8>) {
+    wipe(&mut bytes);
+}
+
+/// What a SCRAM client proves itself with.
+enum ClientSecret {
+    /// The password: PBKDF2 over the server's salt and iterations gives the keys.
+    Password(String),
+    /// The keys themselves (the salt and iterations are then not needed).
+    Keys(ScramKeys),
 }
 
 /// The client side of one SCRAM exchange.
 pub struct ScramClient {
     mechanism: ScramMechanism,
-    password: String,
+    secret: ClientSecret,
     nonce: String,
     bare: String,
     /// Set by [`ScramClient::server_first`]: the expected server signature.
@@ -572,11 +660,29 @@ impl ScramClient {
         password: &str,
         nonce: &str,
     ) -> (ScramClient, Vec<u8>) {
+        let secret = ClientSecret::Password(password.to_owned());
+        Self::start_with(mechanism, username, secret, nonce)
+    }
+
+    /// Start an exchange as `keys`' user, proving it with the ClientKey instead of a
+    /// password (RFC 5802 needs only ClientKey for the proof and ServerKey to check the
+    /// server); the salt and iteration count the server sends are then not used.
+    pub fn from_keys(keys: ScramKeys, nonce: &str) -> (ScramClient, Vec<u8>) {
+        let (mechanism, username) = (keys.mechanism, keys.username.clone());
+        Self::start_with(mechanism, &username, ClientSecret::Keys(keys), nonce)
+    }
+
+    fn start_with(
+        mechanism: ScramMechanism,
+        username: &str,
+        secret: ClientSecret,
+        nonce: &str,
+    ) -> (ScramClient, Vec<u8>) {
         let bare = format!("n={},r={nonce}", encode_saslname(username));
         let first = format!("n,,{bare}").into_bytes();
         let client = ScramClient {
             mechanism,
-            password: password.to_owned(),
+            secret,
             nonce: nonce.to_owned(),
             bare,
             server_signature: None,
@@ -598,9 +704,19 @@ impl ScramClient {
             return Err(SaslError::Unsupported("too few SCRAM iterations"));
         }
         let mechanism = self.mechanism;
-        let salted =
-            mechanism.salted_password(&self.password, &server_first.salt, server_first.iterations);
-        let client_key = mechanism.mac(&salted, b"Client Key");
+        let (client_key, server_key) = match &self.secret {
+            ClientSecret::Password(password) => {
+                let (salt, iterations) = (&server_first.salt, server_first.iterations);
+                let salted = mechanism.salted_password(password, salt, iterations);
+                let keys = (
+                    mechanism.mac(&salted, b"Client Key"),
+                    mechanism.mac(&salted, b"Server Key"),
+                );
+                wipe_vec(salted);
+                keys
+            }
+            ClientSecret::Keys(keys) => (keys.client_key.clone(), keys.server_key.clone()),
+        };
         let stored_key = mechanism.hash(&client_key);
         let without_proof = format!("c={},r={}", base64_encode(b"n,,"), server_first.nonce);
         let text = std::str::from_utf8(bytes).map_err(|_| SaslError::Malformed("not UTF-8"))?;
@@ -611,8 +727,9 @@ impl ScramClient {
             .zip(&signature)
             .map(|(k, s)| k ^ s)
             .collect();
-        let server_key = mechanism.mac(&salted, b"Server Key");
         self.server_signature = Some(mechanism.mac(&server_key, auth_message.as_bytes()));
+        wipe_vec(client_key);
+        wipe_vec(server_key);
         Ok(format!("{without_proof},p={}", base64_encode(&proof)).into_bytes())
     }
 
@@ -781,6 +898,48 @@ mod tests {
             client.server_final(b"v=AAAA"),
             Err(SaslError::BadServerSignature)
         );
+    }
+
+    // Goal: a client holding only the keys a verified exchange revealed authenticates as
+    // the user to another server with the same credential (the gateway acting upstream),
+    // and checks that server's signature; keys of another password are refused. Method:
+    // a password exchange through `finish_keys`, then a `from_keys` exchange with a second
+    // server, for both hashes.
+    #[test]
+    fn client_from_revealed_keys() {
+        for mechanism in ScramMechanism::ALL {
+            let stored = ScramCredential::from_password(mechanism, "pw", b"salty", 4096);
+            let (mut client, first) = ScramClient::start(mechanism, "ann", "pw", "c1");
+            let parsed = ClientFirst::parse(&first).expect("client-first");
+            let (server, server_first) =
+                ScramServer::start(mechanism, parsed, stored.clone(), "s1");
+            let client_final = client.server_first(&server_first).expect("final");
+            let (server_final, keys) = server.finish_keys(&client_final).expect("verified");
+            client
+                .server_final(&server_final)
+                .expect("server proves itself");
+            let expected = ScramKeys::from_password(mechanism, "ann", "pw", b"salty", 4096);
+            assert!(keys == expected, "revealed keys differ from the password's");
+            assert!(!format!("{keys:?}").contains("key:"));
+
+            let (mut upstream, first) = ScramClient::from_keys(keys, "c2");
+            assert_eq!(first, b"n,,n=ann,r=c2");
+            let parsed = ClientFirst::parse(&first).expect("client-first");
+            let (server, server_first) =
+                ScramServer::start(mechanism, parsed, stored.clone(), "s2");
+            let client_final = upstream.server_first(&server_first).expect("final");
+            let server_final = server.finish(&client_final).expect("keys authenticate");
+            upstream
+                .server_final(&server_final)
+                .expect("signature checks");
+
+            let wrong = ScramKeys::from_password(mechanism, "ann", "other", b"salty", 4096);
+            let (mut upstream, first) = ScramClient::from_keys(wrong, "c3");
+            let parsed = ClientFirst::parse(&first).expect("client-first");
+            let (server, server_first) = ScramServer::start(mechanism, parsed, stored, "s3");
+            let client_final = upstream.server_first(&server_first).expect("final");
+            assert_eq!(server.finish(&client_final), Err(SaslError::BadCredentials));
+        }
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! `listener.name.<name>.connections.max.reauth.ms` and
 //! `listener.name.<name>.<mechanism>.sasl.jaas.config` (PLAIN users in Kafka's
 //! PlainLoginModule syntax; SCRAM users live in the metadata log, so a ScramLoginModule
-//! entry is accepted and carries nothing).
+//! entry is accepted and carries nothing); and the WebSocket gateway's
+//! `weir.gateway.sasl.enabled.mechanisms` (empty: sessions do not authenticate) and
+//! `weir.gateway.sasl.listener` (the SASL listener whose PLAIN users the gateway accepts;
+//! by default the first SASL listener in `listeners`).
 //!
 //! Invariants:
 //! - Only mechanisms Weir speaks are accepted (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); any
@@ -29,6 +32,10 @@ pub(super) struct SaslKeys {
     timeout_ms: Option<u64>,
     /// Per-listener keys by lower-case listener name.
     per_listener: BTreeMap<String, (ListenerSaslKeys, Origin)>,
+    /// `weir.gateway.sasl.enabled.mechanisms` (empty: off).
+    gateway_enabled: Option<(Vec<SaslMechanism>, Origin)>,
+    /// `weir.gateway.sasl.listener`.
+    gateway_listener: Option<(String, Origin)>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +68,22 @@ impl SaslKeys {
             }
             "weir.sasl.authentication.timeout.ms" => {
                 self.timeout_ms = Some(input.integer_in(1, 3_600_000)?);
+            }
+            "weir.gateway.sasl.enabled.mechanisms" => {
+                let empty = match input.value {
+                    toml::Value::Array(items) => items.is_empty(),
+                    toml::Value::String(text) => text.trim().is_empty(),
+                    _ => false,
+                };
+                let enabled = if empty {
+                    Vec::new()
+                } else {
+                    mechanisms(input)?
+                };
+                self.gateway_enabled = Some((enabled, input.origin()));
+            }
+            "weir.gateway.sasl.listener" => {
+                self.gateway_listener = Some((input.non_empty_string()?, input.origin()));
             }
             _ => return Ok(false),
         }
@@ -122,6 +145,51 @@ impl SaslKeys {
         (self.per_listener.iter())
             .find(|(name, _)| !sasl_listeners.contains(name))
             .map(|(name, (_, origin))| (name.as_str(), origin))
+    }
+
+    /// The gateway's SASL settings, `None` when its sessions do not authenticate.
+    /// `sasl_listeners` are the SASL listeners' lower-case names in `listeners` order: the
+    /// gateway takes its PLAIN users from `weir.gateway.sasl.listener` or the first of them.
+    pub(super) fn gateway_settings(
+        &self,
+        sasl_listeners: &[String],
+    ) -> Result<Option<SaslSettings>, ConfigError> {
+        let Some((mechanisms, origin)) = &self.gateway_enabled else {
+            return Ok(None);
+        };
+        if mechanisms.is_empty() {
+            return Ok(None);
+        }
+        let listener = match &self.gateway_listener {
+            Some((name, origin)) => {
+                let lower = name.to_ascii_lowercase();
+                if !sasl_listeners.contains(&lower) {
+                    return Err(origin.invalid(format!("there is no SASL listener named {name}")));
+                }
+                Some(lower)
+            }
+            None => sasl_listeners.first().cloned(),
+        };
+        let plain_users = match &listener {
+            Some(name) => self.settings(name).plain_users,
+            None => BTreeMap::new(),
+        };
+        if mechanisms.contains(&SaslMechanism::Plain) && plain_users.is_empty() {
+            return Err(origin.invalid(
+                "PLAIN needs users: name a SASL listener with a PlainLoginModule JAAS config \
+                 in weir.gateway.sasl.listener",
+            ));
+        }
+        Ok(Some(SaslSettings {
+            mechanisms: mechanisms.clone(),
+            plain_users,
+            // Gateway sessions do not re-authenticate (the edge protocol has no
+            // re-authentication): a session lives until its socket closes.
+            reauth: None,
+            authentication_timeout: self
+                .timeout_ms
+                .map_or(AUTHENTICATION_TIMEOUT_DEFAULT, Duration::from_millis),
+        }))
     }
 
     /// The settings of the SASL listener `name`.
@@ -230,6 +298,8 @@ fn plain_users(text: &str) -> Result<BTreeMap<String, String>, String> {
 
 #[cfg(test)]
 mod tests {
+    use weir_wire::sasl::ScramMechanism;
+
     use super::*;
 
     // Goal: Kafka's PlainLoginModule syntax gives the users, and nothing in an error
@@ -254,5 +324,49 @@ mod tests {
             let error = plain_users(bad).expect_err(bad);
             assert!(!error.contains("pw"), "{error}");
         }
+    }
+
+    // Goal: the gateway's SASL keys: empty or absent is off; a list takes the PLAIN users of
+    // the named (or first) SASL listener; PLAIN without users and a listener that is not a
+    // SASL listener are refused naming the key. Method: parse small configs.
+    #[test]
+    fn gateway_sasl_keys() {
+        use crate::config::tests::{parse, refusal};
+        let listeners = "listeners = \"PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,\
+                         B://127.0.0.1:0\"\n\
+                         \"listener.security.protocol.map\" = \"PLAINTEXT:PLAINTEXT,\
+                         SASL_PLAINTEXT:SASL_PLAINTEXT,B:SASL_PLAINTEXT\"\n\
+                         \"listener.name.sasl_plaintext.plain.sasl.jaas.config\" = \"org.\
+                         apache.kafka.common.security.plain.PlainLoginModule required \
+                         user_a=\\\"x\\\";\"\n\
+                         \"listener.name.b.plain.sasl.jaas.config\" = \"org.apache.kafka.\
+                         common.security.plain.PlainLoginModule required user_b=\\\"y\\\";\"\n";
+        assert_eq!(parse(listeners).gateway_sasl, None);
+        let off = format!("{listeners}\"weir.gateway.sasl.enabled.mechanisms\" = \"\"\n");
+        assert_eq!(parse(&off).gateway_sasl, None);
+        let on = format!(
+            "{listeners}\"weir.gateway.sasl.enabled.mechanisms\" = \"PLAIN,SCRAM-SHA-256\"\n"
+        );
+        let settings = parse(&on).gateway_sasl.expect("on");
+        assert_eq!(
+            settings.mechanisms,
+            [
+                SaslMechanism::Plain,
+                SaslMechanism::Scram(ScramMechanism::Sha256)
+            ]
+        );
+        assert!(settings.plain_users.contains_key("a"), "{settings:?}");
+        assert_eq!(settings.reauth, None);
+        let named = format!("{on}\"weir.gateway.sasl.listener\" = \"B\"\n");
+        let settings = parse(&named).gateway_sasl.expect("on");
+        assert!(settings.plain_users.contains_key("b"), "{settings:?}");
+        let stray = format!("{on}\"weir.gateway.sasl.listener\" = \"PLAINTEXT\"\n");
+        assert!(refusal(&stray).contains("weir.gateway.sasl.listener"));
+        let no_users = "\"weir.gateway.sasl.enabled.mechanisms\" = \"PLAIN\"\n";
+        assert!(refusal(no_users).contains("weir.gateway.sasl.enabled.mechanisms"));
+        let scram_only = "\"weir.gateway.sasl.enabled.mechanisms\" = [\"SCRAM-SHA-512\"]\n";
+        assert!(parse(scram_only).gateway_sasl.is_some());
+        let bad = "\"weir.gateway.sasl.enabled.mechanisms\" = \"GSSAPI\"\n";
+        assert!(refusal(bad).contains("GSSAPI"));
     }
 }

@@ -80,6 +80,8 @@ pub(super) struct Resolved {
     pub set: ListenerSet,
     /// The listener `controller.listener.names` took out of `listeners`.
     pub controller: Option<(HostPort, Origin)>,
+    /// The gateway's SASL settings (`weir.gateway.sasl.*`), `None`: no authentication.
+    pub gateway_sasl: Option<crate::sasl::SaslSettings>,
 }
 
 impl SecurityKeys {
@@ -191,6 +193,7 @@ impl SecurityKeys {
         if let Some((name, origin)) = self.sasl.stray_listener(&sasl_names) {
             return Err(origin.invalid(format!("there is no SASL listener named {name}")));
         }
+        let gateway_sasl = self.sasl.gateway_settings(&sasl_names)?;
         if let Some((name, origin)) = &self.inter_broker {
             let Some(index) = named
                 .iter()
@@ -275,6 +278,7 @@ impl SecurityKeys {
             first_advertised,
             set,
             controller,
+            gateway_sasl,
         })
     }
 

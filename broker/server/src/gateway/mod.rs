@@ -19,6 +19,12 @@
 //! partition's producer state like any Kafka producer's retries; consumers choose
 //! read_committed or read_uncommitted (Fetch's isolation_level).
 //!
+//! With `weir.gateway.sasl.enabled.mechanisms` set, a session authenticates right after the
+//! hello (edge protocol version 3, [`auth`]) with the same code and credentials as a Kafka
+//! connection, and its principal reaches the node loop (`NodeInput::Authenticated`) before
+//! its first request; routed requests reach other brokers over connections that log in
+//! as the same user. Without it, sessions are anonymous, as before.
+//!
 //! In a cluster, [`route`] sends what this node does not serve (partitions led, groups
 //! coordinated elsewhere) to the right broker's Kafka listener over [`upstream`]
 //! connections, learning leaders and coordinators from the local node's Metadata and
@@ -39,6 +45,7 @@
 //!   bounded ([`route::ROUTE_ATTEMPTS_MAX`]); the node loop is never awaited under a lock.
 //! - Every `select!` is `biased`.
 
+pub mod auth;
 mod consumer;
 mod errors;
 pub mod http;
@@ -57,6 +64,7 @@ use weir_runtime::{Listener, Runtime};
 
 use crate::messages::NodeInput;
 use crate::remote::RemoteStore;
+use crate::sasl::SaslListener;
 use crate::storage::StorageDriver;
 use crate::tls::TlsAcceptor;
 
@@ -80,6 +88,15 @@ pub struct GatewayContext<R, S> {
     pub node_id: i32,
     /// Tiered storage's object store, for fetches below the local log start.
     pub remote: Option<RemoteStore>,
+    /// `weir.gateway.sasl.*`: sessions must authenticate (edge protocol version 3);
+    /// `None`: they do not, as before.
+    pub sasl: Option<Arc<SaslListener>>,
+    /// The brokers' registered (first) listener uses SASL: upstream connections then log
+    /// in as their session's user ([`auth::UpstreamLogin`]).
+    pub upstream_sasl: bool,
+    /// The brokers' registered listener uses TLS: upstream connections are TLS with this
+    /// client configuration ([`upstream::client_tls`]).
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
     /// Session counter.
     sessions: Arc<AtomicU64>,
 }
@@ -93,13 +110,30 @@ impl<R, S> GatewayContext<R, S> {
             node,
             node_id,
             remote: None,
+            sasl: None,
+            upstream_sasl: false,
+            upstream_tls: None,
             sessions: Arc::new(AtomicU64::new(1)),
         }
+    }
+
+    /// Require SASL authentication of every session (`None`: no authentication), and say
+    /// whether upstream connections (to the brokers' registered listener) use SASL.
+    pub fn with_sasl(mut self, sasl: Option<Arc<SaslListener>>, upstream_sasl: bool) -> Self {
+        self.sasl = sasl;
+        self.upstream_sasl = upstream_sasl;
+        self
     }
 
     /// Serve remote reads (tiered storage) from `remote`.
     pub fn with_remote(mut self, remote: Option<RemoteStore>) -> Self {
         self.remote = remote;
+        self
+    }
+
+    /// Open upstream connections with TLS (`None`: plain TCP).
+    pub fn with_upstream_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.upstream_tls = tls;
         self
     }
 

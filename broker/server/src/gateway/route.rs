@@ -7,6 +7,10 @@
 //! answer says NOT_LEADER_OR_FOLLOWER / NOT_COORDINATOR (or the like) or its connection
 //! fails, and the next request looks it up again.
 //!
+//! With an authenticated session and SASL on the brokers' registered listener, every
+//! upstream connection logs in as the session's user before its first request
+//! ([`super::auth::UpstreamLogin`]), so the serving broker authorizes that principal.
+//!
 //! Invariants:
 //! - Outside cluster mode (Metadata lists one broker) every request goes to the local node
 //!   loop, exactly as before routing existed; group requests do not even look up the
@@ -32,10 +36,12 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
+use super::auth::{UpstreamCredential, UpstreamLogin};
 use super::errors::{closed_error, kafka_error, unexpected};
 use super::link::{NodeLink, PendingCall};
 use super::lock;
 use super::upstream::{Upstream, UpstreamCall, UpstreamError};
+use crate::sasl::SaslListener;
 
 /// Upstream connections one session may hold.
 pub const UPSTREAMS_MAX: usize = 64;
@@ -49,6 +55,8 @@ pub const ROUTE_BACKOFF_MAX: Duration = Duration::from_millis(1_000);
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(45);
 /// Bound on cached partition leaders and group coordinators; beyond it they start over.
 const ROUTES_CACHED_MAX: usize = 100_000;
+/// Requests of one upstream login (handshake, SCRAM's two messages).
+const LOGIN_STEPS_MAX: usize = 3;
 /// FindCoordinator key type of groups.
 const KEY_TYPE_GROUP: i8 = 0;
 
@@ -109,6 +117,10 @@ pub struct Router<R> {
     next_ticket: Mutex<u64>,
     /// Signalled when a produce is re-sent or finishes.
     produces_changed: Notify,
+    /// The session's user and the nonce source: upstream connections log in as the user.
+    login: Option<(Arc<UpstreamCredential>, Arc<SaslListener>)>,
+    /// TLS for upstream connections (the registered listener is SSL or SASL_SSL).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A produce's place in its partition's order; finishes it when dropped.
@@ -171,7 +183,46 @@ impl<R: Runtime> Router<R> {
             produces: Mutex::new(BTreeMap::new()),
             next_ticket: Mutex::new(0),
             produces_changed: Notify::new(),
+            login: None,
+            tls: None,
         }
+    }
+
+    /// Open upstream connections with TLS (`None`: plain TCP).
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Log upstream connections in as the session's user (`None`: they stay anonymous).
+    pub fn with_login(
+        mut self,
+        login: Option<(Arc<UpstreamCredential>, Arc<SaslListener>)>,
+    ) -> Self {
+        self.login = login;
+        self
+    }
+
+    /// Authenticate a fresh upstream connection as the session's user: SaslHandshake,
+    /// then SaslAuthenticate until the broker accepts (bounded by the mechanism's steps).
+    async fn login(&self, upstream: &Upstream) -> Result<(), UpstreamError> {
+        let Some((credential, listener)) = &self.login else {
+            return Ok(());
+        };
+        let mut login = UpstreamLogin::new(Arc::clone(credential), &listener.nonce());
+        let mut request = login.start();
+        for _ in 0..LOGIN_STEPS_MAX {
+            let call = upstream.send(&request).await?;
+            let answer = call.response(&self.runtime, UPSTREAM_TIMEOUT).await?;
+            match login.answer(&answer) {
+                Ok(Some(next)) => request = next,
+                Ok(None) => return Ok(()),
+                Err(reason) => return Err(UpstreamError::Protocol(reason)),
+            }
+        }
+        Err(UpstreamError::Protocol(
+            "upstream SASL exchange too long".to_owned(),
+        ))
     }
 
     /// The runtime (timers of the reads a fetch answer still needs).
@@ -368,7 +419,8 @@ impl<R: Runtime> Router<R> {
             address: format!("broker {node}"),
             reason: "address unknown".to_owned(),
         })?;
-        let upstream = Upstream::open(&self.runtime, &address).await?;
+        let upstream = Upstream::open(&self.runtime, &address, self.tls.as_ref()).await?;
+        self.login(&upstream).await?;
         let mut upstreams = lock(&self.upstreams);
         upstreams.retain(|_, u| !u.is_closed());
         if upstreams.len() >= UPSTREAMS_MAX && !upstreams.contains_key(&key) {

@@ -12,6 +12,8 @@
 //! - Produces are prepared and sent to the node in frame order (see `ops`).
 //! - Breaking a limit (a second outstanding poll, too many consumers, a text frame, a
 //!   malformed frame) closes the session with close code 1008/1002 and a reason.
+//! - With SASL required, nothing but SASL frames is read until the session authenticated,
+//!   and its principal reaches the node loop before its first request ([`super::auth`]).
 //! - An operation newer than the negotiated version is answered with
 //!   `UNSUPPORTED_VERSION`, never executed, so an old client is told rather than misread.
 
@@ -24,19 +26,24 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
+use weir_core::Principal;
 use weir_edge::{
-    ClientHello, EdgeError, Isolation, Op, Reply, Request, Response, ServerHello, Subscribe,
-    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, FRAME_BYTES_MAX, UNSUPPORTED_VERSION_CODE,
+    ClientHello, EdgeError, Isolation, Op, Reply, Request, Response, SaslAnswer, SaslFrame,
+    ServerHello, Subscribe, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, FRAME_BYTES_MAX,
+    UNSUPPORTED_VERSION_CODE,
 };
 use weir_runtime::Runtime;
 
+use super::auth::{Exchange, Identity, Progress};
 use super::consumer::{self, Consumer};
 use super::http::{self, Head, Rewind};
 use super::link::NodeLink;
 use super::ops::{self, Meta, ProducerState};
 use super::route::{self, Router};
 use super::{GatewayContext, CONN_ID_BASE};
+use crate::messages::NodeInput;
+use crate::sasl::SaslListener;
 use crate::storage::StorageDriver;
 
 /// Client requests per session that are unanswered or unwritten.
@@ -135,20 +142,49 @@ where
             return;
         }
     };
+    let identity = match &context.sasl {
+        None => None,
+        Some(listener) => {
+            let listener = Arc::clone(listener);
+            let outcome = authenticate(&context, listener, version, &mut sink, &mut source).await;
+            match outcome {
+                Ok(identity) => Some(identity),
+                Err(Some((code, reason, log))) => {
+                    tracing::info!("gateway: refused {peer}: {log}");
+                    let _ = sink.send(close_message(code, reason)).await;
+                    return;
+                }
+                Err(None) => return,
+            }
+        }
+    };
     let conn = CONN_ID_BASE + id;
     let Ok(link) = NodeLink::connect(&runtime, context.node.clone(), conn).await else {
         return;
     };
-    let accepted = ServerHello::Accepted {
-        version,
-        node_id: context.node_id,
-        session: id,
+    let opened = match &identity {
+        None => weir_edge::encode(&ServerHello::Accepted {
+            version,
+            node_id: context.node_id,
+            session: id,
+        }),
+        Some(identity) => {
+            // The principal is the node's before any request of the session: the same
+            // ordered channel carries the connect, this, and every later request.
+            let principal = Principal::user(&identity.user);
+            let input = NodeInput::Authenticated { conn, principal };
+            if context.node.send(input).await.is_err() {
+                return;
+            }
+            tracing::debug!("gateway session {id} from {peer}: User:{:?}", identity.user);
+            weir_edge::encode(&SaslAnswer::Success {
+                message: identity.final_message.clone(),
+                node_id: context.node_id,
+                session: id,
+            })
+        }
     };
-    if sink
-        .send(Message::binary(weir_edge::encode(&accepted)))
-        .await
-        .is_err()
-    {
+    if sink.send(Message::binary(opened)).await.is_err() {
         link.disconnect().await;
         return;
     }
@@ -177,7 +213,17 @@ where
         let _ = sink.close().await;
         drop(writer_done_sender);
     });
-    let router = Arc::new(Router::new(runtime.clone(), link.clone(), context.node_id));
+    let login = match (&identity, &context.sasl) {
+        (Some(identity), Some(listener)) if context.upstream_sasl => {
+            Some((Arc::clone(&identity.upstream), Arc::clone(listener)))
+        }
+        _ => None,
+    };
+    drop(identity);
+    let router = Router::new(runtime.clone(), link.clone(), context.node_id)
+        .with_login(login)
+        .with_tls(context.upstream_tls.clone());
+    let router = Arc::new(router);
     let mut session = Session {
         context,
         version,
@@ -230,6 +276,106 @@ where
     link.disconnect().await;
     drop(session);
     drop(outgoing);
+}
+
+/// Why a session is refused before it opens: close code, close reason, log line; `None`
+/// when the socket is already gone.
+type HandshakeEnd = Option<(u16, &'static str, String)>;
+
+/// Run the SASL exchange of a session that must authenticate (edge protocol version 3):
+/// announce the mechanisms, then answer the client's frames until it has authenticated,
+/// failed, or run out of time.
+async fn authenticate<R, S, Si, So>(
+    context: &GatewayContext<R, S>,
+    listener: Arc<SaslListener>,
+    version: u16,
+    sink: &mut Si,
+    source: &mut So,
+) -> Result<Identity, HandshakeEnd>
+where
+    R: Runtime,
+    Si: futures_util::Sink<Message> + Unpin,
+    So: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    let runtime = &context.runtime;
+    if version < weir_edge::VERSION_SASL {
+        let reason = format!(
+            "this gateway requires SASL authentication (edge protocol version {} or newer)",
+            weir_edge::VERSION_SASL
+        );
+        let rejected = ServerHello::Rejected {
+            reason: reason.clone(),
+            version_min: weir_edge::VERSION_MIN,
+            version_max: weir_edge::VERSION_MAX,
+        };
+        let _ = sink
+            .send(Message::binary(weir_edge::encode(&rejected)))
+            .await;
+        let end = (
+            CLOSE_POLICY_VIOLATION,
+            weir_edge::SASL_FAILED_REASON,
+            reason,
+        );
+        return Err(Some(end));
+    }
+    let mechanisms = (listener.settings().mechanisms.iter())
+        .map(|m| m.name().to_owned())
+        .collect();
+    let announce = ServerHello::Authenticate {
+        version,
+        mechanisms,
+    };
+    if sink
+        .send(Message::binary(weir_edge::encode(&announce)))
+        .await
+        .is_err()
+    {
+        return Err(None);
+    }
+    let mut exchange = Exchange::new(listener, runtime.now());
+    let deadline = (exchange.deadline()).unwrap_or_else(|| runtime.now() + HANDSHAKE_TIMEOUT);
+    let failed = |log: String| Some((CLOSE_POLICY_VIOLATION, weir_edge::SASL_FAILED_REASON, log));
+    loop {
+        let timer = runtime.sleep_until(deadline);
+        let message = tokio::select! {
+            biased;
+            message = source.next() => message,
+            () = timer => return Err(failed("no SASL authentication in time".to_owned())),
+        };
+        let frame = match message {
+            Some(Ok(Message::Binary(bytes))) => weir_edge::decode::<SaslFrame>(&bytes),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Text(_))) => {
+                Err(weir_edge::DecodeError("not a binary frame".to_owned()))
+            }
+            // The client gave up (e.g. no mechanism it may use): nothing to answer.
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return Err(None),
+        };
+        let Ok(frame) = frame else {
+            let reason = "malformed SASL frame";
+            return Err(Some((CLOSE_PROTOCOL_ERROR, reason, reason.to_owned())));
+        };
+        let answer = match exchange.handle(frame, runtime.now(), &context.node).await {
+            Ok(Progress::Done(identity)) => return Ok(identity),
+            Ok(Progress::Challenge(message)) => SaslAnswer::Challenge { message },
+            Err(refusal) => {
+                let failure = SaslAnswer::Failure {
+                    reason: refusal.client,
+                };
+                let _ = sink
+                    .send(Message::binary(weir_edge::encode(&failure)))
+                    .await;
+                return Err(failed(refusal.log));
+            }
+        };
+        if sink
+            .send(Message::binary(weir_edge::encode(&answer)))
+            .await
+            .is_err()
+        {
+            return Err(None);
+        }
+    }
 }
 
 fn close_message(code: u16, reason: &str) -> Message {

@@ -6,6 +6,9 @@
 //! A writer task owns the socket's write half; a reader task reads length-prefixed frames
 //! and hands each to the request with its correlation id.
 //!
+//! When the brokers' registered listener is `SSL` or `SASL_SSL`, the connection is TLS
+//! (rustls, the listener's truststore as roots: [`client_tls`]).
+//!
 //! Invariants:
 //! - [`Upstream::send`] has queued the whole frame when it returns, so requests sent one
 //!   after the other reach the broker in that order (produces of one key stay ordered).
@@ -28,6 +31,7 @@ use weir_wire::codec::{self, RequestHeader};
 use weir_wire::domain::{ApiRequest, ApiResponse};
 
 use super::lock;
+use crate::tls::{TlsError, TlsSettings, Truststore};
 
 /// Requests awaiting an answer on one upstream connection.
 pub const UPSTREAM_IN_FLIGHT_MAX: usize = 128;
@@ -94,19 +98,51 @@ pub struct UpstreamCall {
 }
 
 impl Upstream {
-    /// Connect to `address` (`host:port`).
-    pub async fn open<R: Runtime>(runtime: &R, address: &str) -> Result<Upstream, UpstreamError> {
+    /// Connect to `address` (`host:port`); with `tls`, run a TLS handshake first (the
+    /// brokers' registered listener is `SSL` or `SASL_SSL`), verifying the broker's
+    /// certificate for the host of `address` against `tls`'s roots. Both steps together
+    /// are bounded by [`CONNECT_TIMEOUT`].
+    pub async fn open<R: Runtime>(
+        runtime: &R,
+        address: &str,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Upstream, UpstreamError> {
         let network = |reason: String| UpstreamError::Network {
             address: address.to_owned(),
             reason,
         };
-        let deadline = runtime.sleep_until(runtime.now() + CONNECT_TIMEOUT);
+        let deadline = runtime.now() + CONNECT_TIMEOUT;
+        let timer = runtime.sleep_until(deadline);
         let stream = tokio::select! {
             biased;
             stream = runtime.connect(address) => stream,
-            () = deadline => return Err(network("connect timed out".to_owned())),
+            () = timer => return Err(network("connect timed out".to_owned())),
         };
         let stream = stream.map_err(|error| network(format!("connect: {error}")))?;
+        let Some(tls) = tls else {
+            return Ok(Self::start(runtime, address, stream));
+        };
+        let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|error| network(format!("TLS server name {host:?}: {error}")))?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+        let timer = runtime.sleep_until(deadline);
+        let stream = tokio::select! {
+            biased;
+            stream = connector.connect(name, stream) => stream,
+            () = timer => return Err(network("TLS handshake timed out".to_owned())),
+        };
+        let stream = stream.map_err(|error| network(format!("TLS handshake: {error}")))?;
+        Ok(Self::start(runtime, address, stream))
+    }
+
+    /// Run the reader and writer tasks over an open connection.
+    fn start<R, S>(runtime: &R, address: &str, stream: S) -> Upstream
+    where
+        R: Runtime,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
         let (read_half, write_half) = tokio::io::split(stream);
         let (frames, frames_queue) = mpsc::channel(UPSTREAM_IN_FLIGHT_MAX);
         let (shutdown, shutdown_signal) = oneshot::channel();
@@ -125,7 +161,7 @@ impl Upstream {
         runtime.spawn(write_loop(writer, frames_queue, Arc::downgrade(&shared)));
         let reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
         runtime.spawn(read_loop(reader, shutdown_signal, Arc::downgrade(&shared)));
-        Ok(Upstream { shared })
+        Upstream { shared }
     }
 
     /// True once the connection failed.
@@ -211,6 +247,38 @@ impl UpstreamCall {
         codec::decode_response(&self.header, frame)
             .map_err(|error| UpstreamError::Protocol(error.to_string()))
     }
+}
+
+/// The TLS client configuration for upstream connections to a listener with `settings`:
+/// its truststore is what the other brokers' certificates must chain to (as Kafka's
+/// inter-broker clients use the listener's truststore), with its protocol versions.
+/// `None` when the listener has no truststore (the gateway then cannot verify the brokers:
+/// upstream connections are refused with a message).
+pub fn client_tls(settings: &TlsSettings) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
+    let (origin, pem) = match &settings.truststore {
+        None => return Ok(None),
+        Some(Truststore::Inline(text)) => ("ssl.truststore.certificates", text.as_bytes().to_vec()),
+        Some(Truststore::File(path)) => {
+            let pem = std::fs::read(path).map_err(|error| TlsError::Read {
+                what: "ssl.truststore.location",
+                path: path.display().to_string(),
+                error,
+            })?;
+            ("ssl.truststore.location", pem)
+        }
+    };
+    let roots = crate::tls::root_store(origin, &pem)?;
+    let versions = crate::tls::protocol_versions(settings.versions);
+    let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&versions)
+        .map_err(|error| TlsError::BadPem {
+            what: "truststore",
+            origin: origin.to_owned(),
+            reason: format!("no usable protocol version: {error}"),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
 }
 
 fn closed_error(shared: &Shared) -> UpstreamError {
