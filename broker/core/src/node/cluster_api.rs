@@ -262,11 +262,26 @@ impl Node {
             .insert(correlation, deadline, forwarded);
         debug_assert!(parked.is_ok(), "checked for room above");
         let frame = frame.get(4..).map(<[u8]>::to_vec).unwrap_or_default();
-        self.send_peer(controller, PeerMessage::Forward { correlation, frame });
+        // The controller authorizes the request as the client that sent it.
+        let principal = self.principal(id).name;
+        let message = PeerMessage::ForwardAs {
+            correlation,
+            frame,
+            principal,
+        };
+        self.send_peer(controller, message);
     }
 
-    /// Controller: handle a forwarded request as if a client had sent it.
-    pub(super) fn on_forward(&mut self, now: Now, from: i32, correlation: u64, frame: Vec<u8>) {
+    /// Controller: handle a forwarded request as if a client had sent it (as `principal`,
+    /// when the broker said who; `User:ANONYMOUS` otherwise).
+    pub(super) fn on_forward(
+        &mut self,
+        now: Now,
+        from: i32,
+        correlation: u64,
+        frame: Vec<u8>,
+        principal: Option<crate::event::Principal>,
+    ) {
         let decoded = weir_wire::codec::decode_request(bytes::Bytes::from(frame));
         let id = RequestId {
             origin: Origin::Forwarded { from },
@@ -295,6 +310,12 @@ impl Node {
             self.send_peer(from, reply);
             return;
         };
+        if let Some(principal) = principal {
+            self.cluster
+                .router
+                .forwarded_principals
+                .insert(id, principal);
+        }
         self.handle_request(now, id, request);
     }
 
@@ -309,6 +330,7 @@ impl Node {
             return Some((id, response));
         }
         let (from, correlation, header) = self.cluster.router.forwarded_in.remove(id)?;
+        self.cluster.router.forwarded_principals.remove(&id);
         let mut out = bytes::BytesMut::new();
         let frame = match weir_wire::codec::encode_response(&header, &response, &mut out) {
             Ok(()) => out.get(4..).map(<[u8]>::to_vec).unwrap_or_default(),
@@ -348,6 +370,7 @@ impl Node {
         // The broker that forwarded these has timed them out by now: their answers, if
         // they ever come, are dropped.
         while let Some((id, _)) = self.cluster.router.forwarded_in.pop_expired(now.instant) {
+            self.cluster.router.forwarded_principals.remove(&id);
             tracing::debug!(?id, "forwarded request not answered in time");
         }
     }
@@ -1049,8 +1072,10 @@ impl Node {
         &mut self,
         now: Now,
         id: RequestId,
-        request: ApiRequest,
+        mut request: ApiRequest,
     ) -> Option<ApiRequest> {
+        // Auto-creation needs CREATE (node/authz.rs), decided before a topic is asked for.
+        self.gate_auto_create(id, &mut request);
         let started = self.cluster.broker.started;
         let hold = if !started {
             HoldFor::Start

@@ -16,8 +16,10 @@
 //! name and id maps agree; a sync is in flight whenever ops are unsynced; parked responses
 //! wait for a sync not yet completed; bounds on every map hold.
 
+pub mod acl;
 mod admin;
 mod append;
+mod authz;
 mod cluster;
 pub use cluster::{RemoteReportError, PEER_CLOSED_GRACE_MS};
 mod cluster_api;
@@ -143,6 +145,12 @@ pub struct Node {
     /// The principal of each authenticated client connection (bounded by the driver's
     /// connections: removed at disconnect). A connection not listed is anonymous.
     principals: BTreeMap<u64, Principal>,
+    /// The authorizer's decisions so far (`node/acl.rs`).
+    authorizer_counts: acl::AuthorizerCounts,
+    /// What the authorizer took out of requests being served, merged into their answers
+    /// (`node/authz.rs`); one entry per request in flight, removed at its answer or at
+    /// its connection's close.
+    denied: BTreeMap<RequestId, authz::Denied>,
     /// Partitions with appends waiting for a sync: `(topic id, partition index)`.
     unsynced_partitions: BTreeSet<PartitionId>,
     next_retention_check: Instant,
@@ -213,14 +221,15 @@ impl Node {
         self.principals.insert(conn, principal);
     }
 
-    /// Who sent request `id`: its connection's authenticated principal, or
-    /// `User:ANONYMOUS`. A request forwarded by another broker or written by the group
-    /// coordinator is anonymous here for now (forwarding does not carry the principal yet;
-    /// ACLs will need it to).
+    /// Who sent request `id`: its connection's authenticated principal, the client
+    /// principal a forwarding broker named (`PeerMessage::ForwardAs`), or
+    /// `User:ANONYMOUS`. The group coordinator's own writes are the broker's, which the
+    /// authorizer never checks (`Node::authorize`).
     pub fn principal(&self, id: RequestId) -> Principal {
         match id.origin {
             Origin::Client { conn } => self.principals.get(&conn).cloned(),
-            Origin::Forwarded { .. } | Origin::GroupWrite => None,
+            Origin::Forwarded { .. } => self.cluster.router.forwarded_principals.get(&id).cloned(),
+            Origin::GroupWrite => None,
         }
         .unwrap_or_else(Principal::anonymous)
     }
@@ -237,6 +246,12 @@ impl Node {
             self.respond(id, response);
             return;
         }
+        // Kafka's authorization table (node/authz.rs): denied requests are answered here,
+        // denied items taken out and answered with the rest.
+        let Some(request) = self.authorize_request(id, request) else {
+            self.flush_syncs(now);
+            return;
+        };
         // One arm per API, no catch-all: adding an API to `ApiRequest` does not compile
         // until it is routed here.
         match request {
@@ -292,16 +307,10 @@ impl Node {
                 self.describe_user_scram_credentials(id, r)
             }
             ApiRequest::AlterUserScramCredentials(r) => self.alter_user_scram_credentials(id, r),
-            // ACL administration is not served yet: Kafka's answer for a broker without an
-            // authorizer.
-            request @ (ApiRequest::DescribeAcls(_)
-            | ApiRequest::CreateAcls(_)
-            | ApiRequest::DeleteAcls(_)) => {
-                let message = "No Authorizer is configured on the broker";
-                let response =
-                    errors::error_response(&request, ErrorCode::SECURITY_DISABLED, message);
-                self.respond(id, response);
-            }
+            // ACLs: described from the image, changed through the active controller.
+            ApiRequest::DescribeAcls(r) => self.describe_acls(id, r),
+            ApiRequest::CreateAcls(r) => self.create_acls(id, r),
+            ApiRequest::DeleteAcls(r) => self.delete_acls(id, r),
             // Authentication is the connection's (the server's conn.rs); one that reaches
             // the node came through a path without SASL (the gateway).
             request @ (ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_)) => {
@@ -386,6 +395,7 @@ impl Node {
     /// Appends it made stay (they may already be durable).
     pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
         self.principals.remove(&conn);
+        self.denied.retain(|id, _| id.conn() != Some(conn));
         self.cluster_disconnect(conn);
         self.unanswered.retain(|id| id.conn() != Some(conn));
         self.groups.handle_disconnect(conn);
@@ -650,6 +660,8 @@ impl Node {
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
             unanswered: BTreeSet::new(),
             principals: BTreeMap::new(),
+            authorizer_counts: acl::AuthorizerCounts::default(),
+            denied: BTreeMap::new(),
             compactor: compact::Compactor::default(),
             tierer: tier::Tierer::default(),
             cluster,
@@ -661,6 +673,8 @@ impl Node {
         if self.intercept_group_write(id, &response) {
             return;
         }
+        // Items the authorizer denied join the answer (or a listing is filtered).
+        let response = self.merge_denied(id, response);
         // Requests forwarded by another broker are answered over the peer protocol.
         let Some((id, response)) = self.answer_forwarded(id, response) else {
             return;

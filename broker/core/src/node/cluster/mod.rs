@@ -314,7 +314,15 @@ impl Node {
             PeerMessage::EpochReply(reply) => self.on_epoch_reply(now, from, reply),
             PeerMessage::WriteMarker(request) => self.on_write_marker(now, from, request),
             PeerMessage::Forward { correlation, frame } => {
-                self.on_forward(now, from, correlation, frame)
+                self.on_forward(now, from, correlation, frame, None)
+            }
+            PeerMessage::ForwardAs {
+                correlation,
+                frame,
+                principal,
+            } => {
+                let principal = crate::event::Principal::user(&principal);
+                self.on_forward(now, from, correlation, frame, Some(principal))
             }
             PeerMessage::ForwardReply { correlation, frame } => {
                 self.on_forward_reply(correlation, frame)
