@@ -226,6 +226,11 @@ impl Node {
         }
     }
 
+    /// Drop what was kept for `id`'s answer: it will not be answered here.
+    pub(super) fn forget_denied(&mut self, id: RequestId) {
+        self.denied.remove(&id);
+    }
+
     /// The name of a topic reference (an id through the image); `None` for an unknown id,
     /// which the handler answers UNKNOWN_TOPIC_ID.
     fn topic_ref_name(&self, topic: &TopicRef) -> Option<String> {

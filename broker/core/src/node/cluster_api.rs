@@ -371,6 +371,7 @@ impl Node {
         // they ever come, are dropped.
         while let Some((id, _)) = self.cluster.router.forwarded_in.pop_expired(now.instant) {
             self.cluster.router.forwarded_principals.remove(&id);
+            self.forget_denied(id);
             tracing::debug!(?id, "forwarded request not answered in time");
         }
     }

@@ -236,6 +236,12 @@ impl Node {
 
     /// Route a request to the subsystem that serves it.
     fn dispatch_request(&mut self, now: Now, id: RequestId, request: ApiRequest) {
+        // Kafka's authorization table (node/authz.rs) comes first, as in Kafka: denied
+        // requests are answered here, denied items taken out and answered with the rest.
+        let Some(request) = self.authorize_request(id, request) else {
+            self.flush_syncs(now);
+            return;
+        };
         if let Some(error) = self.coordinator_refusal(&request) {
             let message = if error == ErrorCode::NOT_COORDINATOR {
                 "this broker does not coordinate that group or transactional id"
@@ -246,12 +252,6 @@ impl Node {
             self.respond(id, response);
             return;
         }
-        // Kafka's authorization table (node/authz.rs): denied requests are answered here,
-        // denied items taken out and answered with the rest.
-        let Some(request) = self.authorize_request(id, request) else {
-            self.flush_syncs(now);
-            return;
-        };
         // One arm per API, no catch-all: adding an API to `ApiRequest` does not compile
         // until it is routed here.
         match request {
