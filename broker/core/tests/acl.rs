@@ -227,3 +227,32 @@ fn groups_are_authorized() {
         ]
     );
 }
+
+// Goal: ACL hosts match the connection's client address: a DENY for one host stops
+// alice there only. Method: alice on two connections from two addresses, a `*` allow and
+// a deny for 10.0.0.9.
+#[test]
+fn hosts_match_the_client_address() {
+    let mut node = secured();
+    common::must_create(&mut node, "a", 1, &[]);
+    node.node.handle_client_host(ALICE, "10.0.0.9".into());
+    let other = ALICE + 1;
+    node.node
+        .handle_authenticated(other, Principal::user("alice"));
+    node.node.handle_client_host(other, "10.0.0.10".into());
+    let mut deny = allow(ResourceType::Topic, "a", AclOperation::Write);
+    deny.permission_type = AclPermissionType::Deny;
+    deny.host = "10.0.0.9".into();
+    let creations = vec![allow(ResourceType::Topic, "a", AclOperation::Write), deny];
+    assert_eq!(create_acls(&mut node, creations), [ErrorCode::NONE; 2]);
+    let denied = as_alice(&mut node, common::produce("a", 0, batch(&[1]), -1));
+    assert_eq!(
+        common::produce_result(&denied).error,
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED
+    );
+    let id = node.send(other, common::produce("a", 0, batch(&[1]), -1));
+    node.complete_syncs();
+    node.complete_syncs();
+    let allowed = node.take(id).expect("answered");
+    assert_eq!(common::produce_result(&allowed).error, ErrorCode::NONE);
+}

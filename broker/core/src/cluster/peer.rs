@@ -338,6 +338,8 @@ pub enum PeerMessage {
         frame: Vec<u8>,
         /// The client's principal name (`User:<principal>`).
         principal: String,
+        /// The client's address (`""`: unknown).
+        host: String,
     },
 }
 

@@ -26,8 +26,8 @@ use crate::acl::{self, Acl, Action, AuditLog, AUDIT_TARGET, CLUSTER_NAME};
 use crate::cluster::image::MetaRecord;
 use crate::event::{Origin, RequestId};
 
-/// The host the authorizer sees for every request: the node is not told client addresses
-/// yet, so only ACLs with host `*` apply (see docs/security.md).
+/// The host of a request whose client address the node was not told (the gateway's
+/// sessions, the broker's own writes): only ACLs with host `*` apply to it.
 pub const UNKNOWN_HOST: &str = "";
 
 /// Decisions the authorizer took on this node since it started.
@@ -87,6 +87,7 @@ impl Node {
             return true;
         }
         let principal = self.principal(id).to_string();
+        let host = self.client_host(id).to_owned();
         let action = Action {
             operation,
             resource_type,
@@ -96,7 +97,7 @@ impl Node {
             &self.cluster.meta.image.acls,
             &self.config.authorizer,
             &principal,
-            UNKNOWN_HOST,
+            &host,
             action,
         );
         let allowed = decision.is_allowed();
@@ -117,7 +118,7 @@ impl Node {
             tracing::info!(
                 target: AUDIT_TARGET,
                 principal = %principal,
-                host = "*",
+                host = %host,
                 operation = %operation,
                 resource_type = %resource_type,
                 resource = name,

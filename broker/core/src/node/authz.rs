@@ -30,7 +30,6 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
-use super::acl::UNKNOWN_HOST;
 use super::{errors, Node};
 use crate::acl::{self as model, CLUSTER_NAME};
 use crate::event::RequestId;
@@ -484,11 +483,12 @@ impl Node {
     /// patterns; this looks for an allow that no DENY of the same pattern cancels.
     fn may_write_some_topic(&mut self, id: RequestId) -> bool {
         let principal = self.principal(id).to_string();
+        let host = self.client_host(id).to_owned();
         let acls = &self.cluster.meta.image.acls;
         let applies = |b: &weir_wire::domain::acl::AclBinding| {
             b.resource_type == Topic
                 && (b.principal == principal || b.principal == model::WILDCARD_PRINCIPAL)
-                && (b.host == model::WILDCARD || b.host == UNKNOWN_HOST)
+                && (b.host == model::WILDCARD || b.host == host)
                 && matches!(b.operation, Write | All)
         };
         let allowed = (acls.iter().map(|a| &a.0)).any(|b| {

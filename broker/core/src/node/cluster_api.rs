@@ -264,10 +264,12 @@ impl Node {
         let frame = frame.get(4..).map(<[u8]>::to_vec).unwrap_or_default();
         // The controller authorizes the request as the client that sent it.
         let principal = self.principal(id).name;
+        let host = self.client_host(id).to_owned();
         let message = PeerMessage::ForwardAs {
             correlation,
             frame,
             principal,
+            host,
         };
         self.send_peer(controller, message);
     }
@@ -280,7 +282,7 @@ impl Node {
         from: i32,
         correlation: u64,
         frame: Vec<u8>,
-        principal: Option<crate::event::Principal>,
+        client: Option<(crate::event::Principal, String)>,
     ) {
         let decoded = weir_wire::codec::decode_request(bytes::Bytes::from(frame));
         let id = RequestId {
@@ -310,11 +312,12 @@ impl Node {
             self.send_peer(from, reply);
             return;
         };
-        if let Some(principal) = principal {
-            self.cluster
-                .router
-                .forwarded_principals
-                .insert(id, principal);
+        if let Some((principal, host)) = client {
+            let router = &mut self.cluster.router;
+            router.forwarded_principals.insert(id, principal);
+            if host != super::acl::UNKNOWN_HOST {
+                router.forwarded_hosts.insert(id, host);
+            }
         }
         self.handle_request(now, id, request);
     }
@@ -331,6 +334,7 @@ impl Node {
         }
         let (from, correlation, header) = self.cluster.router.forwarded_in.remove(id)?;
         self.cluster.router.forwarded_principals.remove(&id);
+        self.cluster.router.forwarded_hosts.remove(&id);
         let mut out = bytes::BytesMut::new();
         let frame = match weir_wire::codec::encode_response(&header, &response, &mut out) {
             Ok(()) => out.get(4..).map(<[u8]>::to_vec).unwrap_or_default(),
@@ -371,6 +375,7 @@ impl Node {
         // they ever come, are dropped.
         while let Some((id, _)) = self.cluster.router.forwarded_in.pop_expired(now.instant) {
             self.cluster.router.forwarded_principals.remove(&id);
+            self.cluster.router.forwarded_hosts.remove(&id);
             self.forget_denied(id);
             tracing::debug!(?id, "forwarded request not answered in time");
         }

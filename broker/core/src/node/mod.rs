@@ -145,6 +145,8 @@ pub struct Node {
     /// The principal of each authenticated client connection (bounded by the driver's
     /// connections: removed at disconnect). A connection not listed is anonymous.
     principals: BTreeMap<u64, Principal>,
+    /// The client address of each Kafka-listener connection (bounded like `principals`).
+    client_hosts: BTreeMap<u64, String>,
     /// The authorizer's decisions so far (`node/acl.rs`).
     authorizer_counts: acl::AuthorizerCounts,
     /// What the authorizer took out of requests being served, merged into their answers
@@ -221,6 +223,13 @@ impl Node {
         self.principals.insert(conn, principal);
     }
 
+    /// Client connection `conn` comes from `host` (its IP address): what ACLs with a host
+    /// other than `*` match against. A connection without one (the gateway's) matches
+    /// only `*` hosts.
+    pub fn handle_client_host(&mut self, conn: u64, host: String) {
+        self.client_hosts.insert(conn, host);
+    }
+
     /// Who sent request `id`: its connection's authenticated principal, the client
     /// principal a forwarding broker named (`PeerMessage::ForwardAs`), or
     /// `User:ANONYMOUS`. The group coordinator's own writes are the broker's, which the
@@ -232,6 +241,19 @@ impl Node {
             Origin::GroupWrite => None,
         }
         .unwrap_or_else(Principal::anonymous)
+    }
+
+    /// The client address request `id` came from: its connection's, the one a forwarding
+    /// broker named, or none (`""`, which only `*` ACL hosts match).
+    pub fn client_host(&self, id: RequestId) -> &str {
+        match id.origin {
+            Origin::Client { conn } => self.client_hosts.get(&conn).map(String::as_str),
+            Origin::Forwarded { .. } => {
+                (self.cluster.router.forwarded_hosts.get(&id)).map(String::as_str)
+            }
+            Origin::GroupWrite => None,
+        }
+        .unwrap_or(acl::UNKNOWN_HOST)
     }
 
     /// Route a request to the subsystem that serves it.
@@ -395,6 +417,7 @@ impl Node {
     /// Appends it made stay (they may already be durable).
     pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
         self.principals.remove(&conn);
+        self.client_hosts.remove(&conn);
         self.denied.retain(|id, _| id.conn() != Some(conn));
         self.cluster_disconnect(conn);
         self.unanswered.retain(|id| id.conn() != Some(conn));
@@ -661,6 +684,7 @@ impl Node {
             unanswered: BTreeSet::new(),
             principals: BTreeMap::new(),
             authorizer_counts: acl::AuthorizerCounts::default(),
+            client_hosts: BTreeMap::new(),
             denied: BTreeMap::new(),
             compactor: compact::Compactor::default(),
             tierer: tier::Tierer::default(),

@@ -320,9 +320,10 @@ impl Node {
                 correlation,
                 frame,
                 principal,
+                host,
             } => {
-                let principal = crate::event::Principal::user(&principal);
-                self.on_forward(now, from, correlation, frame, Some(principal))
+                let client = (crate::event::Principal::user(&principal), host);
+                self.on_forward(now, from, correlation, frame, Some(client))
             }
             PeerMessage::ForwardReply { correlation, frame } => {
                 self.on_forward_reply(correlation, frame)
