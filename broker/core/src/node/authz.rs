@@ -510,7 +510,8 @@ impl Node {
     }
 }
 
-/// What `authorize_request`'s split decided.
+/// What `authorize_request`'s split decided. Lives for one call, moved once: not boxed.
+#[allow(clippy::large_enum_variant)]
 enum Split {
     /// Serve this request; merge this error answer of its denied items.
     Serve(ApiRequest, Option<ApiResponse>),

@@ -70,12 +70,13 @@ mod tests {
     #[test]
     fn authorizer_keys() {
         assert_eq!(parse("").node.authorizer, AuthorizerConfig::default());
-        let config = parse(
-            "\"authorizer.class.name\" = \"org.apache.kafka.metadata.authorizer.StandardAuthorizer\"\n\
+        let config = parse(&format!(
+            "\"authorizer.class.name\" = \"{}\"\n\
              \"super.users\" = \"User:admin;User:ops\"\n\
              \"allow.everyone.if.no.acl.found\" = true\n\
              \"weir.authorizer.audit.log\" = \"all\"\n",
-        );
+            AUTHORIZER_CLASS_NAMES[0]
+        ));
         let authorizer = config.node.authorizer;
         assert!(authorizer.enabled);
         assert!(authorizer.allow_everyone_if_no_acl_found);
