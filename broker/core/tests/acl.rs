@@ -256,3 +256,29 @@ fn hosts_match_the_client_address() {
     let allowed = node.take(id).expect("answered");
     assert_eq!(common::produce_result(&allowed).error, ErrorCode::NONE);
 }
+
+// Goal: authorized-operations bit sets list only what the principal may do. Method:
+// alice may write "a"; Metadata with include_*_authorized_operations.
+#[test]
+fn authorized_operations_follow_the_acls() {
+    let mut node = secured();
+    common::must_create(&mut node, "a", 1, &[]);
+    let acls = vec![allow(ResourceType::Topic, "a", AclOperation::Write)];
+    assert_eq!(create_acls(&mut node, acls), [ErrorCode::NONE]);
+    let request = ApiRequest::Metadata(MetadataRequest {
+        topics: Some(vec![TopicRef::Name("a".into())]),
+        allow_auto_topic_creation: false,
+        include_cluster_authorized_operations: true,
+        include_topic_authorized_operations: true,
+    });
+    let ApiResponse::Metadata(r) = as_alice(&mut node, request) else {
+        panic!("Metadata answer expected")
+    };
+    let bit = |op: AclOperation| 1i32 << op.code();
+    // WRITE, and DESCRIBE implied by it.
+    assert_eq!(
+        r.topics[0].topic_authorized_operations,
+        bit(AclOperation::Write) | bit(AclOperation::Describe)
+    );
+    assert_eq!(r.cluster_authorized_operations, 0);
+}

@@ -225,6 +225,75 @@ impl Node {
         }
     }
 
+    /// Kafka's authorized-operations bit sets (Metadata's topics and cluster,
+    /// DescribeCluster), where the client asked for them: each operation the handler listed
+    /// is kept only if the principal may do it. Not counted or audited (Kafka neither).
+    pub(super) fn restrict_operations(&self, id: RequestId, response: ApiResponse) -> ApiResponse {
+        if !self.authorizer_enabled() || id.origin == crate::event::Origin::GroupWrite {
+            return response;
+        }
+        match response {
+            ApiResponse::Metadata(mut r) => {
+                let cluster = r.cluster_authorized_operations;
+                r.cluster_authorized_operations =
+                    self.operation_bits(id, Cluster, CLUSTER_NAME, cluster);
+                for t in &mut r.topics {
+                    let name = t.name.clone().unwrap_or_default();
+                    let bits = t.topic_authorized_operations;
+                    t.topic_authorized_operations = self.operation_bits(id, Topic, &name, bits);
+                }
+                ApiResponse::Metadata(r)
+            }
+            ApiResponse::DescribeCluster(mut r) => {
+                let cluster = r.cluster_authorized_operations;
+                r.cluster_authorized_operations =
+                    self.operation_bits(id, Cluster, CLUSTER_NAME, cluster);
+                ApiResponse::DescribeCluster(r)
+            }
+            other => other,
+        }
+    }
+
+    /// The operations of `listed` (a bit per operation code; `i32::MIN` = not requested,
+    /// kept) the principal may do on the resource.
+    fn operation_bits(
+        &self,
+        id: RequestId,
+        resource_type: ResourceType,
+        name: &str,
+        listed: i32,
+    ) -> i32 {
+        if listed == i32::MIN {
+            return listed;
+        }
+        let principal = self.principal(id).to_string();
+        let host = self.client_host(id);
+        let mut bits = 0;
+        for &operation in AclOperation::ALL_VALUES {
+            let bit = 1i32 << operation.code();
+            if listed & bit == 0 {
+                continue;
+            }
+            let action = model::Action {
+                operation,
+                resource_type,
+                name,
+            };
+            let image = &self.cluster.meta.image;
+            let decision = model::authorize(
+                &image.acls,
+                &self.config.authorizer,
+                &principal,
+                host,
+                action,
+            );
+            if decision.is_allowed() {
+                bits |= bit;
+            }
+        }
+        bits
+    }
+
     /// Drop what was kept for `id`'s answer: it will not be answered here.
     pub(super) fn forget_denied(&mut self, id: RequestId) {
         self.denied.remove(&id);

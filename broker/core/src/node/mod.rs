@@ -699,6 +699,7 @@ impl Node {
         }
         // Items the authorizer denied join the answer (or a listing is filtered).
         let response = self.merge_denied(id, response);
+        let response = self.restrict_operations(id, response);
         // Requests forwarded by another broker are answered over the peer protocol.
         let Some((id, response)) = self.answer_forwarded(id, response) else {
             return;
