@@ -460,10 +460,8 @@ impl Node {
     }
 
     fn split_describe_configs(&mut self, id: RequestId, mut r: DescribeConfigsRequest) -> Split {
-        // Topics need DESCRIBE_CONFIGS on the topic, brokers on the cluster; the error is
-        // per resource (a topic's or the cluster's), so denied topics and brokers are
-        // split separately when both occur... kept simple: the topic's error for topics,
-        // the cluster's for the rest.
+        // Topics need DESCRIBE_CONFIGS on the topic, brokers (and broker loggers) on the
+        // cluster; a denied resource is answered with its own kind's error.
         let mut denied_topics = Vec::new();
         let mut denied_cluster = Vec::new();
         let mut allowed = Vec::new();
