@@ -8,6 +8,9 @@
 //!   batch; the high watermark only advances over synced appends.
 //! - Consumers never see records at or above the high watermark.
 //! - Every queue and map has a named bound (`*_MAX`), checked on insert.
+//! - With an authorizer configured, every client or forwarded request passes Kafka's
+//!   per-API checks (`node/authz.rs`) before any handler sees it; only the broker's own
+//!   writes (`Origin::GroupWrite`) skip them.
 //!
 //! # Code map
 //! - [`node`]: [`Node`], composing everything below; one file per API family.
