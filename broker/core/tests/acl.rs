@@ -210,7 +210,7 @@ fn groups_are_authorized() {
     assert_eq!(joined.error, ErrorCode::GROUP_AUTHORIZATION_FAILED);
     let describe = ApiRequest::DescribeGroups(DescribeGroupsRequest {
         groups: vec!["g".into(), "h".into()],
-        include_authorized_operations: false,
+        include_authorized_operations: true,
     });
     let ApiResponse::DescribeGroups(described) = as_alice(&mut node, describe) else {
         panic!("DescribeGroups answer expected")
@@ -226,6 +226,11 @@ fn groups_are_authorized() {
             ("h".to_owned(), ErrorCode::NONE)
         ]
     );
+    // Asked for, h's authorized operations are what alice may do: DESCRIBE only.
+    let h = (described.groups.iter())
+        .find(|g| g.group_id == "h")
+        .expect("h");
+    assert_eq!(h.authorized_operations, 1 << AclOperation::Describe.code());
 }
 
 // Goal: ACL hosts match the connection's client address: a DENY for one host stops

@@ -226,7 +226,7 @@ impl Node {
     }
 
     /// Kafka's authorized-operations bit sets (Metadata's topics and cluster,
-    /// DescribeCluster), where the client asked for them: each operation the handler listed
+    /// DescribeGroups, ConsumerGroupDescribe, DescribeCluster), where the client asked for them: each operation the handler listed
     /// is kept only if the principal may do it. Not counted or audited (Kafka neither).
     pub(super) fn restrict_operations(&self, id: RequestId, response: ApiResponse) -> ApiResponse {
         if !self.authorizer_enabled() || id.origin == crate::event::Origin::GroupWrite {
@@ -243,6 +243,20 @@ impl Node {
                     t.topic_authorized_operations = self.operation_bits(id, Topic, &name, bits);
                 }
                 ApiResponse::Metadata(r)
+            }
+            ApiResponse::DescribeGroups(mut r) => {
+                for g in &mut r.groups {
+                    let bits = g.authorized_operations;
+                    g.authorized_operations = self.operation_bits(id, Group, &g.group_id, bits);
+                }
+                ApiResponse::DescribeGroups(r)
+            }
+            ApiResponse::ConsumerGroupDescribe(mut r) => {
+                for g in &mut r.groups {
+                    let bits = g.authorized_operations;
+                    g.authorized_operations = self.operation_bits(id, Group, &g.group_id, bits);
+                }
+                ApiResponse::ConsumerGroupDescribe(r)
             }
             ApiResponse::DescribeCluster(mut r) => {
                 let cluster = r.cluster_authorized_operations;
