@@ -226,8 +226,9 @@ impl Node {
     }
 
     /// Kafka's authorized-operations bit sets (Metadata's topics and cluster,
-    /// DescribeGroups, ConsumerGroupDescribe, DescribeCluster), where the client asked for them: each operation the handler listed
-    /// is kept only if the principal may do it. Not counted or audited (Kafka neither).
+    /// DescribeGroups, ConsumerGroupDescribe, DescribeCluster), where the client asked for
+    /// them: each operation the handler listed is kept only if the principal may do it.
+    /// Not counted or audited (Kafka neither).
     pub(super) fn restrict_operations(&self, id: RequestId, response: ApiResponse) -> ApiResponse {
         if !self.authorizer_enabled() || id.origin == crate::event::Origin::GroupWrite {
             return response;
