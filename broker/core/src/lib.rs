@@ -8,9 +8,13 @@
 //!   batch; the high watermark only advances over synced appends.
 //! - Consumers never see records at or above the high watermark.
 //! - Every queue and map has a named bound (`*_MAX`), checked on insert.
+//! - With an authorizer configured, every client or forwarded request passes Kafka's
+//!   per-API checks (`node/authz.rs`) before any handler sees it; only the broker's own
+//!   writes (`Origin::GroupWrite`) skip them.
 //!
 //! # Code map
 //! - [`node`]: [`Node`], composing everything below; one file per API family.
+//! - [`acl`]: Kafka's ACLs and the authorizer's decision (StandardAuthorizer semantics).
 //! - [`group`]: the group coordinator (classic consumer groups) and the record format of
 //!   committed offsets in `__consumer_offsets`.
 //! - [`compaction`]: Kafka's log cleaner rules over v2 batches (offset map, cleaning pass).
@@ -27,6 +31,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+pub mod acl;
 pub mod buggify;
 pub mod cleaner;
 pub mod cluster;

@@ -392,6 +392,10 @@ async fn serve_two_fetches(
     let Some(NodeInput::Connect { events, .. }) = inputs.recv().await else {
         panic!("no connect");
     };
+    // The client address (what ACL hosts match) follows the connect.
+    let Some(NodeInput::ClientHost { .. }) = inputs.recv().await else {
+        panic!("no client host");
+    };
     let headers: Vec<RequestHeader> = (1..=2).map(fetch_header).collect();
     for header in &headers {
         let mut out = BytesMut::new();
