@@ -35,6 +35,8 @@ pub const CLIENT_ADMIN: &str = "admin";
 pub const CLIENT_CONSUMER: &str = "consumer";
 /// Host name of the final reader.
 pub const CLIENT_FINAL: &str = "final-reader";
+/// `cluster-acl`'s intruder host (`workload_acl`).
+pub const CLIENT_INTRUDER: &str = "intruder";
 /// A run that has not finished after this much simulated time is reported stuck.
 pub const RUN_TIME_MAX: Duration = Duration::from_secs(300);
 /// Simulated time the main phase may take before the producers are stopped anyway.

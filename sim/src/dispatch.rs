@@ -33,6 +33,7 @@ impl Workload {
             isr_memory: false,
             compact: false,
             tiered: false,
+            acl: false,
         };
         let crashy_disk = DiskFaults {
             fsync_fail_per_mille: 15,
@@ -97,6 +98,10 @@ impl Workload {
                 tiered: true,
                 ..crate::workload_cluster::spec(base, Workload::ClusterCrash)
             },
+            Workload::ClusterAcl => Spec {
+                acl: true,
+                ..crate::workload_cluster::spec(base, Workload::ClusterCrash)
+            },
         }
     }
 }
@@ -136,6 +141,9 @@ pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
     }
     if actors.spec.txn {
         return crate::workload_txn::final_reader(runtime, actors).await;
+    }
+    if actors.spec.acl {
+        crate::workload_acl::final_check(&runtime, &actors).await;
     }
     plain_final_reader(runtime, actors).await;
 }

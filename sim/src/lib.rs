@@ -15,7 +15,8 @@
 //!   (generic over `Runtime`);
 //!   [`workload_txn`]: the transactional ones (`txn`, `txn-crash`); [`workload_group`]:
 //!   the consumer-group ones (`group`, `group-crash`); [`workload_cluster`]: three brokers
-//!   in cluster mode (`cluster-crash`, `cluster-partition`, ...); [`cluster_harness`]: their
+//!   in cluster mode (`cluster-crash`, `cluster-partition`, ...), with
+//!   [`workload_acl`]'s intruder in `cluster-acl`; [`cluster_harness`]: their
 //!   fault schedule and checks, shared by both simulators' drivers (`turmoil_cluster`,
 //!   `madsim_cluster`) through the `ClusterSim` trait.
 //! - [`dispatch`]: `Workload::spec` and the actors' entry points, picking each workload's
@@ -40,6 +41,7 @@ pub mod seed;
 pub mod shared_log;
 pub mod trace;
 pub mod workload;
+pub mod workload_acl;
 pub mod workload_cluster;
 pub mod workload_compact;
 pub mod workload_group;

@@ -29,7 +29,8 @@ use weir_runtime::TokioRuntime;
 
 use crate::clock::{Skewed, WallSkew};
 use crate::cluster_harness::{
-    ClusterSim, Schedule, World, CLIENT_ADMIN, CLIENT_CONSUMER, CLIENT_FINAL, RUN_TIME_MAX,
+    ClusterSim, Schedule, World, CLIENT_ADMIN, CLIENT_CONSUMER, CLIENT_FINAL, CLIENT_INTRUDER,
+    RUN_TIME_MAX,
 };
 use crate::disk::{DiskFaults, SimDisk};
 use crate::history::Recorder;
@@ -188,7 +189,10 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
                 async move {
                     let buggify_seed =
                         Rng::fork(seed, &format!("buggify-{id}")).next_u64() ^ incarnation;
-                    let config = server_config(&spec, id, buggify_seed);
+                    let mut config = server_config(&spec, id, buggify_seed);
+                    if spec.acl {
+                        crate::workload_acl::authorize(&mut config);
+                    }
                     exit.serve(runtime, disk, config, remote).await;
                 }
             })
@@ -225,6 +229,10 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     for index in 0..spec.producers {
         let (node, runtime, actors) = client(&format!("producer-{index}"));
         tasks.push(node.spawn(crate::dispatch::producer(runtime, actors, index)));
+    }
+    if spec.acl {
+        let (node, runtime, actors) = client(CLIENT_INTRUDER);
+        tasks.push(node.spawn(crate::workload_acl::intruder(runtime, actors)));
     }
     {
         let (node, runtime, actors) = client(CLIENT_CONSUMER);

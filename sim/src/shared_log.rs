@@ -131,6 +131,10 @@ pub struct ClusterLog {
     pub pending: BTreeMap<i32, u32>,
     /// The partition of every value sent so far (values are unique per run).
     pub sent: BTreeMap<u64, i32>,
+    /// `cluster-acl`: every broker describes the denying ACL; the intruder may start.
+    pub acl_ready: bool,
+    /// `cluster-acl`: the intruder's writes refused with TOPIC_AUTHORIZATION_FAILED.
+    pub acl_denials: u64,
 }
 
 /// How a transaction of the compaction workload ended, as its producer saw it.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::cluster_harness::{
-    ClusterSim, Schedule, World, CLIENT_ADMIN, CLIENT_CONSUMER, CLIENT_FINAL, RUN_TIME_MAX,
+    ClusterSim, Schedule, World, CLIENT_ADMIN, CLIENT_CONSUMER, CLIENT_FINAL, CLIENT_INTRUDER,
+    RUN_TIME_MAX,
 };
 use crate::disk::{DiskFaults, SimDisk};
 use crate::history::Recorder;
@@ -114,7 +115,10 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
             async move {
                 let buggify_seed =
                     Rng::fork(seed, &format!("buggify-{id}")).next_u64() ^ incarnation as u64;
-                let config = server_config(&spec, id, buggify_seed);
+                let mut config = server_config(&spec, id, buggify_seed);
+                if spec.acl {
+                    crate::workload_acl::authorize(&mut config);
+                }
                 exit.serve(runtime, disk, config, remote).await;
                 Ok(())
             }
@@ -138,6 +142,12 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
             crate::dispatch::producer(rt, a, index)
         });
         clients.push(name);
+    }
+    if spec.acl {
+        spawn_client(&mut sim, &actors, &skew, CLIENT_INTRUDER, |rt, a| {
+            crate::workload_acl::intruder(rt, a)
+        });
+        clients.push(CLIENT_INTRUDER.to_owned());
     }
     spawn_client(&mut sim, &actors, &skew, CLIENT_CONSUMER, |rt, a| {
         crate::dispatch::consumer(rt, a)

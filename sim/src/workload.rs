@@ -116,6 +116,13 @@ pub enum Workload {
     /// as soon as the image confirms an upload; the final reads from offset 0 go through
     /// the store, and every acknowledged write must be read.
     ClusterTiered,
+    /// `ClusterCrash` with the authorizer on (issue 15 item 6): the admin host denies every
+    /// principal Write on a second topic through the metadata log (and allows everything
+    /// else); once every broker describes that ACL, an intruder producer writes to that
+    /// topic through every crash and failover. A broker that acknowledges one of its
+    /// writes, or a record of that topic in the final reads, is a violation. See
+    /// `workload_acl`.
+    ClusterAcl,
 }
 
 impl Workload {
@@ -137,7 +144,7 @@ impl Workload {
     /// The cluster workloads (both simulators: `cluster_harness`): run only when named
     /// (`--workload cluster-crash`), not part of `ALL`; CI runs each on its own seed set
     /// (`xtask/src/sim.rs`, `CLUSTER_WORKLOADS`).
-    pub const CLUSTER: [Workload; 9] = [
+    pub const CLUSTER: [Workload; 10] = [
         Workload::ClusterCrash,
         Workload::ClusterPartition,
         Workload::ClusterTwoDown,
@@ -147,6 +154,7 @@ impl Workload {
         Workload::ClusterMajorityCrash,
         Workload::ClusterCompact,
         Workload::ClusterTiered,
+        Workload::ClusterAcl,
     ];
 
     /// Comparison runs, never in CI, run only when named: `cluster-power-memory` is the
@@ -178,6 +186,7 @@ impl Workload {
             Workload::Compact => "compact",
             Workload::ClusterCompact => "cluster-compact",
             Workload::ClusterTiered => "cluster-tiered",
+            Workload::ClusterAcl => "cluster-acl",
         }
     }
 
@@ -230,6 +239,9 @@ pub struct Spec {
     pub compact: bool,
     /// The topic is tiered and the brokers share an object store (`ClusterTiered`).
     pub tiered: bool,
+    /// The brokers authorize with ACLs and an intruder writes where it is denied
+    /// (`ClusterAcl`, `workload_acl`).
+    pub acl: bool,
 }
 
 /// BUGGIFY rate of the fault workloads: often enough that every run meets late acks,

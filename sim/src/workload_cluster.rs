@@ -230,7 +230,7 @@ pub async fn admin<R: Runtime>(runtime: R, actors: Actors) {
     sample_leadership(&runtime, &actors).await;
 }
 
-fn already_exists(error: &ClientError) -> bool {
+pub(crate) fn already_exists(error: &ClientError) -> bool {
     error
         .to_string()
         .to_ascii_uppercase()

@@ -85,6 +85,10 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
         "local retention deletes a tiered segment once its upload started, before the \
          metadata log confirmed it",
     ),
+    (
+        "planted-acl-allow-wins",
+        "the authorizer lets an ALLOW outweigh a DENY on the same resource",
+    ),
 ];
 
 /// The cluster workloads: CI runs each over the fixed seeds on turmoil and over
@@ -100,6 +104,7 @@ pub(crate) const CLUSTER_WORKLOADS: &[&str] = &[
     "cluster-majority-crash",
     "cluster-compact",
     "cluster-tiered",
+    "cluster-acl",
 ];
 
 /// The workload a planted bug is searched with (`None`: every single-node workload).
@@ -110,6 +115,7 @@ fn planted_workload(feature: &str) -> Option<&'static str> {
         "planted-stale-decisions" => Some("cluster-majority-crash"),
         "planted-compact-latest" | "planted-compact-past-lso" => Some("compact"),
         "planted-tier-delete-unconfirmed" => Some("cluster-tiered"),
+        "planted-acl-allow-wins" => Some("cluster-acl"),
         _ => None,
     }
 }

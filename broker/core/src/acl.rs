@@ -185,6 +185,9 @@ pub fn authorize(
     for acl in covering(acls, action.resource_type, action.name) {
         covered = true;
         match applies(acl, principal, host, action.operation) {
+            // The planted bug lets an ALLOW outweigh a DENY (the simulator's `cluster-acl`
+            // must catch it).
+            Some(AclPermissionType::Deny) if cfg!(feature = "planted-acl-allow-wins") => {}
             Some(AclPermissionType::Deny) => return Decision::DeniedByAcl,
             Some(AclPermissionType::Allow) => allowed = true,
             _ => {}
