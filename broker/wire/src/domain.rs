@@ -17,6 +17,7 @@ use crate::error::ErrorCode;
 mod consumer_group;
 pub use consumer_group::*;
 
+pub mod acl;
 pub mod cluster;
 pub mod log_dirs;
 pub mod quorum;
@@ -136,6 +137,12 @@ pub enum ApiRequest {
     DescribeUserScramCredentials(sasl::DescribeUserScramCredentialsRequest),
     /// AlterUserScramCredentials (key 51, KIP-554).
     AlterUserScramCredentials(sasl::AlterUserScramCredentialsRequest),
+    /// DescribeAcls (key 29).
+    DescribeAcls(acl::DescribeAclsRequest),
+    /// CreateAcls (key 30).
+    CreateAcls(acl::CreateAclsRequest),
+    /// DeleteAcls (key 31).
+    DeleteAcls(acl::DeleteAclsRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -231,6 +238,12 @@ pub enum ApiResponse {
     DescribeUserScramCredentials(sasl::DescribeUserScramCredentialsResponse),
     /// AlterUserScramCredentials (key 51, KIP-554).
     AlterUserScramCredentials(sasl::AlterUserScramCredentialsResponse),
+    /// DescribeAcls (key 29).
+    DescribeAcls(acl::DescribeAclsResponse),
+    /// CreateAcls (key 30).
+    CreateAcls(acl::CreateAclsResponse),
+    /// DeleteAcls (key 31).
+    DeleteAcls(acl::DeleteAclsResponse),
 }
 
 // ---------------------------------------------------------------------------------------

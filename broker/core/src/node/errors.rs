@@ -6,6 +6,9 @@
 //! report the error per topic/partition as Kafka's would.
 
 use uuid::Uuid;
+use weir_wire::domain::acl::{
+    AclResult, CreateAclsResponse, DeleteAclsFilterResult, DeleteAclsResponse, DescribeAclsResponse,
+};
 use weir_wire::domain::quorum::RaftVoterResponse;
 use weir_wire::domain::sasl::{
     AlterUserScramCredentialsResponse, AlterUserScramCredentialsResult,
@@ -147,6 +150,30 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
                 results,
             })
         }
+        ApiRequest::DescribeAcls(_) => ApiResponse::DescribeAcls(DescribeAclsResponse {
+            error,
+            error_message: message,
+            ..DescribeAclsResponse::default()
+        }),
+        ApiRequest::CreateAcls(request) => ApiResponse::CreateAcls(CreateAclsResponse {
+            throttle_time_ms: 0,
+            results: (request.creations.iter())
+                .map(|_| AclResult {
+                    error,
+                    error_message: message.clone(),
+                })
+                .collect(),
+        }),
+        ApiRequest::DeleteAcls(request) => ApiResponse::DeleteAcls(DeleteAclsResponse {
+            throttle_time_ms: 0,
+            filter_results: (request.filters.iter())
+                .map(|_| DeleteAclsFilterResult {
+                    error,
+                    error_message: message.clone(),
+                    matching_acls: Vec::new(),
+                })
+                .collect(),
+        }),
         other => match super::txn::txn_error_response(other, error) {
             Some(response) => response,
             None => super::group::group_error_response(other, error),
@@ -445,6 +472,26 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
             }
             ApiResponse::AlterUserScramCredentials(response)
         }
+        ApiResponse::CreateAcls(mut response) => {
+            for result in response.results.iter_mut().filter(|r| r.error.is_ok()) {
+                result.error = error;
+                result.error_message = message.clone();
+            }
+            ApiResponse::CreateAcls(response)
+        }
+        ApiResponse::DeleteAcls(mut response) => {
+            // A filter whose deletions may not commit reports the error and no matches.
+            for result in response
+                .filter_results
+                .iter_mut()
+                .filter(|r| r.error.is_ok())
+            {
+                result.error = error;
+                result.error_message = message.clone();
+                result.matching_acls.clear();
+            }
+            ApiResponse::DeleteAcls(response)
+        }
         ApiResponse::AddRaftVoter(response) if response.error.is_ok() => {
             ApiResponse::AddRaftVoter(RaftVoterResponse::error(error, message.as_deref()))
         }
@@ -477,7 +524,8 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
         | ApiResponse::DescribeLogDirs(_)
         | ApiResponse::SaslHandshake(_)
         | ApiResponse::SaslAuthenticate(_)
-        | ApiResponse::DescribeUserScramCredentials(_)) => other,
+        | ApiResponse::DescribeUserScramCredentials(_)
+        | ApiResponse::DescribeAcls(_)) => other,
     }
 }
 

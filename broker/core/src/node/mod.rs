@@ -292,6 +292,16 @@ impl Node {
                 self.describe_user_scram_credentials(id, r)
             }
             ApiRequest::AlterUserScramCredentials(r) => self.alter_user_scram_credentials(id, r),
+            // ACL administration is not served yet: Kafka's answer for a broker without an
+            // authorizer.
+            request @ (ApiRequest::DescribeAcls(_)
+            | ApiRequest::CreateAcls(_)
+            | ApiRequest::DeleteAcls(_)) => {
+                let message = "No Authorizer is configured on the broker";
+                let response =
+                    errors::error_response(&request, ErrorCode::SECURITY_DISABLED, message);
+                self.respond(id, response);
+            }
             // Authentication is the connection's (the server's conn.rs); one that reaches
             // the node came through a path without SASL (the gateway).
             request @ (ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_)) => {

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as k;
 
 use super::convert as c;
+use super::convert_acl as acl;
 use super::convert_cluster as cl;
 use super::convert_consumer_group as cg;
 use super::convert_group as g;
@@ -24,6 +25,7 @@ use super::convert_log_dirs as ld;
 use super::convert_sasl as sa;
 use super::convert_txn as t;
 use super::schema::*;
+use super::schema_acl::*;
 use super::schema_cluster::*;
 use super::schema_consumer_group::*;
 use super::schema_log_dirs::*;
@@ -655,5 +657,33 @@ apis! {
         encode_request(d, _) = sa::alter_req_from_domain(d);
         decode_response(msg, _) = sa::alter_resp_to_domain(msg);
         error_response(_, _) = k::AlterUserScramCredentialsResponse::default();
+    };
+
+    // Kafka's ACL administration (`kafka-acls.sh`, every AdminClient): v1-3, the versions
+    // with a pattern type (Kafka 4.0 serves no other). Describe is answered from the local
+    // metadata image; Create and Delete go through the active controller.
+    DESCRIBE_ACLS = 29, 1..=3, DESCRIBE_ACLS_REQUEST, DESCRIBE_ACLS_RESPONSE => DescribeAcls {
+        kafka: k::DescribeAclsRequest, k::DescribeAclsResponse;
+        decode_request(msg, _, _) = acl::describe_req_to_domain(msg);
+        encode_response(d, _) = acl::describe_resp_from_domain(d);
+        encode_request(d, _) = acl::describe_req_from_domain(d);
+        decode_response(msg, _) = acl::describe_resp_to_domain(msg);
+        error_response(e, _) = k::DescribeAclsResponse::default().with_error_code(e);
+    };
+    CREATE_ACLS = 30, 1..=3, CREATE_ACLS_REQUEST, CREATE_ACLS_RESPONSE => CreateAcls {
+        kafka: k::CreateAclsRequest, k::CreateAclsResponse;
+        decode_request(msg, _, _) = acl::create_req_to_domain(msg);
+        encode_response(d, _) = acl::create_resp_from_domain(d);
+        encode_request(d, _) = acl::create_req_from_domain(d);
+        decode_response(msg, _) = acl::create_resp_to_domain(msg);
+        error_response(_, _) = k::CreateAclsResponse::default();
+    };
+    DELETE_ACLS = 31, 1..=3, DELETE_ACLS_REQUEST, DELETE_ACLS_RESPONSE => DeleteAcls {
+        kafka: k::DeleteAclsRequest, k::DeleteAclsResponse;
+        decode_request(msg, _, _) = acl::delete_req_to_domain(msg);
+        encode_response(d, _) = acl::delete_resp_from_domain(d);
+        encode_request(d, _) = acl::delete_req_from_domain(d);
+        decode_response(msg, _) = acl::delete_resp_to_domain(msg);
+        error_response(_, _) = k::DeleteAclsResponse::default();
     };
 }

@@ -18,6 +18,8 @@ The KIP-848 APIs (kafka-python does not ship their JSON; Kafka 4.0's are in sche
 python3 gen_schema.py schemas ConsumerGroupHeartbeat ConsumerGroupDescribe > schema_consumer_group.rs
 DescribeLogDirs (per-broker partition sizes):
 python3 gen_schema.py RESOURCES_DIR DescribeLogDirs > schema_log_dirs.rs
+The ACL APIs:
+python3 gen_schema.py RESOURCES_DIR DescribeAcls CreateAcls DeleteAcls > schema_acl.rs
 SASL and KIP-554's SCRAM credential administration:
 python3 gen_schema.py RESOURCES_DIR SaslHandshake SaslAuthenticate DescribeUserScramCredentials \
     AlterUserScramCredentials > schema_sasl.rs

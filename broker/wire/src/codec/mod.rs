@@ -19,6 +19,7 @@
 
 mod apis;
 mod convert;
+mod convert_acl;
 mod convert_cluster;
 mod convert_consumer_group;
 mod convert_group;
@@ -34,6 +35,8 @@ pub use apis::{api_key, api_key_of, api_key_of_response, SUPPORTED_APIS};
 pub use legacy::{encode_legacy_produce_rejection, LegacyProduce};
 #[rustfmt::skip]
 mod schema;
+#[rustfmt::skip]
+mod schema_acl;
 #[rustfmt::skip]
 mod schema_cluster;
 #[rustfmt::skip]

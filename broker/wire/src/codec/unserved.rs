@@ -12,7 +12,7 @@
 use bytes::BytesMut;
 use kafka_protocol::messages::{
     AddOffsetsToTxnResponse, ConsumerGroupHeartbeatResponse, CreateDelegationTokenResponse,
-    DescribeAclsResponse, DescribeClientQuotasResponse, DescribeDelegationTokenResponse,
+    DescribeClientQuotasResponse, DescribeDelegationTokenResponse,
     DescribeUserScramCredentialsResponse, EndTxnResponse, ExpireDelegationTokenResponse,
     GetTelemetrySubscriptionsResponse, ListTransactionsResponse, PushTelemetryResponse,
     RenewDelegationTokenResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
@@ -41,7 +41,6 @@ pub(super) fn encode_unserved(
         17 => with_error!(SaslHandshakeResponse),
         25 => with_error!(AddOffsetsToTxnResponse),
         26 => with_error!(EndTxnResponse),
-        29 => with_error!(DescribeAclsResponse),
         36 => with_error!(SaslAuthenticateResponse),
         38 => with_error!(CreateDelegationTokenResponse),
         39 => with_error!(RenewDelegationTokenResponse),
