@@ -24,6 +24,7 @@
 //! - With `in_flight_batches_per_partition_max == 1` (the default) records of one partition
 //!   are acknowledged in the order they were sent, retries included.
 
+pub mod acl_admin;
 pub mod admin;
 pub mod config;
 pub mod consumer;
