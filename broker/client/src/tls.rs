@@ -232,6 +232,28 @@ fn hint(error: &io::Error) -> &'static str {
     }
 }
 
+/// With TLS 1.3 the server checks the client's certificate after the client finished its
+/// side of the handshake, so a refusal arrives as an alert on the first read: say what it
+/// means.
+pub(crate) fn explain_refusal(error: crate::ClientError) -> crate::ClientError {
+    match error {
+        crate::ClientError::Network { broker, reason }
+            if reason.contains("CertificateRequired")
+                || reason.contains("UnknownCA")
+                || reason.contains("BadCertificate") =>
+        {
+            crate::ClientError::Network {
+                broker,
+                reason: format!(
+                    "{reason} (the listener wants a client certificate its truststore \
+                     trusts: set ssl.certificate.location and ssl.key.location)"
+                ),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Verifies the chain like webpki but forgives a host name mismatch only
 /// (`ssl.endpoint.identification.algorithm=none`).
 #[derive(Debug)]

@@ -116,7 +116,11 @@ impl<R: Runtime> Connection<R> {
         let handshake = handshake(&mut reader, &mut writer, &mut in_flight, address, config);
         let versions = with_deadline(&runtime, deadline, handshake)
             .await
-            .ok_or_else(timeout)??;
+            .ok_or_else(timeout)?
+            .map_err(|error| match &config.tls {
+                Some(_) => crate::tls::explain_refusal(error),
+                None => error,
+            })?;
         if let Some(credentials) = &config.sasl {
             let nonce = connection_nonce(&runtime);
             let io = Io {
