@@ -288,6 +288,9 @@ pub struct NodeConfig {
     /// `controller.quorum.voters` and the cluster settings; `None` runs a single node as a
     /// quorum of one (no controller listener, no peers).
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// The authorizer (`authorizer.class.name`, `super.users`,
+    /// `allow.everyone.if.no.acl.found`, `weir.authorizer.audit.log`); off by default.
+    pub authorizer: crate::acl::AuthorizerConfig,
 }
 
 impl Default for NodeConfig {
@@ -342,6 +345,7 @@ impl Default for NodeConfig {
             seed: 0,
             min_insync_replicas: 1,
             cluster: None,
+            authorizer: crate::acl::AuthorizerConfig::default(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! # Code map
 //! - [`node`]: [`Node`], composing everything below; one file per API family.
+//! - [`acl`]: Kafka's ACLs and the authorizer's decision (StandardAuthorizer semantics).
 //! - [`group`]: the group coordinator (classic consumer groups) and the record format of
 //!   committed offsets in `__consumer_offsets`.
 //! - [`compaction`]: Kafka's log cleaner rules over v2 batches (offset map, cleaning pass).
@@ -27,6 +28,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+pub mod acl;
 pub mod buggify;
 pub mod cleaner;
 pub mod cluster;

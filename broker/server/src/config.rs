@@ -19,6 +19,7 @@
 //!   is set; its URL is checked here (scheme, bucket, absolute path), the store itself is
 //!   opened at start.
 
+mod authorizer;
 mod sasl;
 mod security;
 
@@ -336,6 +337,9 @@ impl Settings {
 
     /// Apply one flattened key; refuses unknown keys and bad values.
     fn apply(&mut self, input: &Input<'_>, ranked: &mut Ranked) -> Result<(), ConfigError> {
+        if let Some(applied) = authorizer::apply(&mut self.node.authorizer, input) {
+            return applied;
+        }
         let node = &mut self.node;
         match input.key {
             "log.dirs" | "log.dir" => self.data_dir = Some(input.single_dir()?),

@@ -87,6 +87,15 @@ pub async fn start<R, St, S>(
     if node.send(connect).await.is_err() {
         return; // The node loop has stopped; the process is exiting.
     }
+    // The host ACLs match against (Kafka's `InetAddress.getHostAddress()`).
+    let host = acl_host(&context.peer);
+    let client_host = NodeInput::ClientHost {
+        conn: context.conn,
+        host,
+    };
+    if node.send(client_host).await.is_err() {
+        return;
+    }
     let (read_half, write_half) = tokio::io::split(stream);
     let permits = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
     let (closing_sender, closing) = watch::channel(false);
@@ -656,10 +665,16 @@ pub fn resolve_reads<S: StorageDriver>(storage: &S, response: &mut ApiResponse, 
     }
 }
 
+/// The peer's IP as ACLs name it (`10.0.0.1`, `::1`): the address without port or brackets.
+fn acl_host(peer: &str) -> String {
+    let host = peer.rsplit_once(':').map_or(peer, |(host, _port)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
+}
+
 /// Kafka's spelling of a member's host: the peer IP with a leading slash (Java's
 /// `InetAddress.toString()` without a hostname), e.g. `/127.0.0.1`.
 fn client_host(peer: &str) -> String {
-    let host = peer.rsplit_once(':').map_or(peer, |(host, _port)| host);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    format!("/{host}")
+    format!("/{}", acl_host(peer))
 }

@@ -37,6 +37,14 @@ pub enum NodeInput {
         /// The request.
         request: ApiRequest,
     },
+    /// The connection's client address (Kafka's ACL host: the IP, no port), sent right
+    /// after `Connect` by Kafka listeners' connections.
+    ClientHost {
+        /// Connection id.
+        conn: u64,
+        /// The peer's IP address.
+        host: String,
+    },
     /// The connection authenticated (SASL) as `principal`; sent before any request that
     /// follows the authentication, on this same ordered channel.
     Authenticated {

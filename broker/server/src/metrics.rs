@@ -208,6 +208,7 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
     render_messages_in(&mut out, snapshot);
     render_groups(&mut out, snapshot);
     render_log_sizes(&mut out, snapshot);
+    render_authorizer(&mut out, snapshot);
     render_remote(&mut out, snapshot);
     out
 }
@@ -261,6 +262,20 @@ fn render_remote(out: &mut String, snapshot: &MetricsSnapshot) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         sample(out, name, &[], value);
     }
+}
+
+/// The authorizer's decisions since the process started:
+/// `weir_authorizer_decisions_total{decision="allowed"|"denied"}`.
+fn render_authorizer(out: &mut String, snapshot: &MetricsSnapshot) {
+    let name = "weir_authorizer_decisions_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Authorization decisions (ACL checks) since the broker started.\n\
+         # TYPE {name} counter"
+    );
+    let counts = snapshot.authorizer;
+    sample(out, name, &[("decision", "allowed")], counts.allowed);
+    sample(out, name, &[("decision", "denied")], counts.denied);
 }
 
 /// Partition sizes on this broker and the log cleaner's state: `weir_partition_size_bytes`
@@ -487,6 +502,10 @@ mod tests {
             remote_bytes_uploaded: 9000,
             remote_uploads: 3,
             remote_upload_failures: 1,
+            authorizer: weir_core::node::acl::AuthorizerCounts {
+                allowed: 5,
+                denied: 2,
+            },
         };
         let text = render(&snapshot);
         for line in [
@@ -510,6 +529,8 @@ mod tests {
             "weir_remote_upload_lag_bytes{topic=\"orders\",partition=\"0\"} 12",
             "weir_remote_upload_bytes_total 9000",
             "weir_remote_upload_failures_total 1",
+            "weir_authorizer_decisions_total{decision=\"allowed\"} 5",
+            "weir_authorizer_decisions_total{decision=\"denied\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

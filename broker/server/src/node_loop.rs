@@ -183,6 +183,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 self.connections.insert(conn, events);
             }
             NodeInput::Request { id, request } => self.node.handle_request(now, id, request),
+            NodeInput::ClientHost { conn, host } => self.node.handle_client_host(conn, host),
             NodeInput::Authenticated { conn, principal } => {
                 self.node.handle_authenticated(conn, principal);
             }

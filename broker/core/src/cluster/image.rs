@@ -31,6 +31,9 @@
 //!   previous one) and `ScramCredentialDeleted` removes it (a no-op when absent; a user
 //!   left without credentials leaves the map). The controller validates both (KIP-554's
 //!   rules, `node/scram.rs`); applying is a plain assignment, so replay is idempotent.
+//! - `AclCreated` inserts an ACL into the set and `AclDeleted` removes it (set operations:
+//!   replay is idempotent). The controller validates creations (`acl::validate_binding`,
+//!   `node/acl.rs`); an invalid one is dropped at apply, on every node alike.
 //!
 //! # Remote logs
 //! A partition's remote log lives beside its [`PartitionState`], not in it: a
@@ -44,6 +47,7 @@
 //! [`MetadataImage::encode`] writes [`IMAGE_MAGIC`], a version byte and the postcard of
 //! the image. Postcard is not self-describing, so the version says which shape follows.
 //! Version 2 added the SCRAM credentials; a version 1 snapshot decodes with none.
+//! Version 3 added the ACLs; a version 2 (or older) snapshot decodes with none.
 //! Snapshots written before versions existed (version 0: the image without remote logs)
 //! start with the postcard length of the broker map, which can never begin with the magic
 //! (see [`IMAGE_MAGIC`]); [`MetadataImage::decode`] reads both.
@@ -67,10 +71,11 @@
 //!   with no segment left, is where the next upload may start). That a segment lies below
 //!   its leader's high watermark is the uploader's promise and not checkable here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::Acl;
 use crate::topic::PartitionId;
 
 /// One broker as the controller registered it.
@@ -319,6 +324,16 @@ pub enum MetaRecord {
         /// KIP-554 mechanism code.
         mechanism: i8,
     },
+    /// An ACL added (CreateAcls); the same ACL again is a no-op.
+    AclCreated {
+        /// The ACL.
+        acl: Acl,
+    },
+    /// An ACL removed (DeleteAcls); a no-op when absent.
+    AclDeleted {
+        /// The ACL.
+        acl: Acl,
+    },
 }
 
 /// A SCRAM credential as every node keeps it (RFC 5802's server side): the salt and
@@ -416,6 +431,9 @@ pub struct MetadataImage {
     /// SCRAM credentials by user, then KIP-554 mechanism code; no user maps to an empty
     /// map (version 2).
     pub scram: BTreeMap<String, BTreeMap<i8, ScramEntry>>,
+    /// Every ACL, ordered by resource type, then name (what the authorizer ranges over);
+    /// each passed `acl::validate_binding` (version 3).
+    pub acls: BTreeSet<Acl>,
 }
 
 /// What opens an encoded image of version 1 or later, followed by the version byte.
@@ -426,8 +444,34 @@ pub struct MetadataImage {
 /// like this.
 pub const IMAGE_MAGIC: [u8; 5] = [0xff; 5];
 /// The encoding [`MetadataImage::encode`] writes: 1 added the remote logs, 2 the SCRAM
-/// credentials.
-pub const IMAGE_VERSION: u8 = 2;
+/// credentials, 3 the ACLs.
+pub const IMAGE_VERSION: u8 = 3;
+
+/// The image as version 2 encoded it: the fields of [`MetadataImage`] before ACLs, in
+/// their order. Only ever decoded.
+#[derive(Deserialize)]
+struct ImageV2 {
+    brokers: BTreeMap<i32, BrokerState>,
+    topics: BTreeMap<u128, TopicImage>,
+    names: BTreeMap<String, u128>,
+    applied_index: u64,
+    remote: BTreeMap<u128, BTreeMap<i32, RemoteLog>>,
+    scram: BTreeMap<String, BTreeMap<i8, ScramEntry>>,
+}
+
+impl From<ImageV2> for MetadataImage {
+    fn from(v2: ImageV2) -> MetadataImage {
+        MetadataImage {
+            brokers: v2.brokers,
+            topics: v2.topics,
+            names: v2.names,
+            applied_index: v2.applied_index,
+            remote: v2.remote,
+            scram: v2.scram,
+            acls: BTreeSet::new(),
+        }
+    }
+}
 
 /// The image as version 1 encoded it: the fields of [`MetadataImage`] before SCRAM
 /// credentials, in their order. Only ever decoded.
@@ -449,6 +493,7 @@ impl From<ImageV1> for MetadataImage {
             applied_index: v1.applied_index,
             remote: v1.remote,
             scram: BTreeMap::new(),
+            acls: BTreeSet::new(),
         }
     }
 }
@@ -472,6 +517,7 @@ impl From<ImageV0> for MetadataImage {
             applied_index: v0.applied_index,
             remote: BTreeMap::new(),
             scram: BTreeMap::new(),
+            acls: BTreeSet::new(),
         }
     }
 }
@@ -587,6 +633,18 @@ impl MetadataImage {
                         self.scram.remove(&user);
                     }
                 }
+                ImageChange::None
+            }
+            MetaRecord::AclCreated { acl } => {
+                // The controller validated it; a record that does not validate (a newer
+                // build's rules, a corrupt proposal) is dropped on every node alike.
+                if crate::acl::validate_binding(&acl.0).is_ok() {
+                    self.acls.insert(acl);
+                }
+                ImageChange::None
+            }
+            MetaRecord::AclDeleted { acl } => {
+                self.acls.remove(&acl);
                 ImageChange::None
             }
         }
@@ -776,7 +834,7 @@ impl MetadataImage {
         bytes
     }
 
-    /// Decode a Raft snapshot of any version this build knows (0, 1 and 2).
+    /// Decode a Raft snapshot of any version this build knows (0 to 3).
     ///
     /// A version from a newer build is an error: guessing at its shape could install a
     /// wrong image, and the caller poisons the node instead.
@@ -787,6 +845,10 @@ impl MetadataImage {
         };
         match rest.split_first() {
             Some((&IMAGE_VERSION, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+            Some((2, body)) => {
+                let v2: ImageV2 = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+                Ok(v2.into())
+            }
             Some((1, body)) => {
                 let v1: ImageV1 = postcard::from_bytes(body).map_err(|e| e.to_string())?;
                 Ok(v1.into())
@@ -801,6 +863,12 @@ impl MetadataImage {
     /// Assert the image's invariants.
     pub fn invariants(&self) {
         assert_eq!(self.topics.len(), self.names.len(), "image maps disagree");
+        for acl in &self.acls {
+            assert!(
+                crate::acl::validate_binding(&acl.0).is_ok(),
+                "invalid ACL in the image: {acl:?}"
+            );
+        }
         for (user, credentials) in &self.scram {
             assert!(
                 !credentials.is_empty(),
@@ -1144,6 +1212,81 @@ mod remote_tests {
             !format!("{:?}", image.scram).contains("stored_key"),
             "keys are not printed"
         );
+    }
+
+    // Goal: version 2 snapshots (before ACLs) still decode, with none; ACL records apply
+    // as set operations (replay idempotent, invalid ones dropped) and survive a snapshot.
+    // Method: the version 2 layout is the current one without the last field; then create,
+    // re-create, delete an absent ACL, and an invalid one, and round-trip the snapshot.
+    #[test]
+    fn version_2_snapshots_decode_and_acls_apply() {
+        use weir_wire::domain::acl::{
+            AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType,
+        };
+        let mut image = fixture_image();
+        image
+            .scram
+            .entry("alice".into())
+            .or_default()
+            .insert(1, scram_entry(3));
+        let fields = (
+            &image.brokers,
+            &image.topics,
+            &image.names,
+            image.applied_index,
+            &image.remote,
+            &image.scram,
+        );
+        let mut bytes = IMAGE_MAGIC.to_vec();
+        bytes.push(2);
+        bytes.extend(postcard::to_allocvec(&fields).expect("encodes"));
+        let decoded = MetadataImage::decode(&bytes).expect("version 2 decodes");
+        assert_eq!(decoded, image);
+        assert!(decoded.acls.is_empty());
+        let acl = |name: &str, principal: &str| {
+            Acl(AclBinding {
+                resource_type: ResourceType::Topic,
+                resource_name: name.into(),
+                pattern_type: PatternType::Prefixed,
+                principal: principal.into(),
+                host: "*".into(),
+                operation: AclOperation::Write,
+                permission_type: AclPermissionType::Deny,
+            })
+        };
+        let created = MetaRecord::AclCreated {
+            acl: acl("orders-", "User:bob"),
+        };
+        image.apply(10, created.clone());
+        image.apply(11, created);
+        image.apply(
+            12,
+            MetaRecord::AclDeleted {
+                acl: acl("absent", "User:bob"),
+            },
+        );
+        image.apply(
+            13,
+            MetaRecord::AclCreated {
+                acl: acl("x", "bob"),
+            },
+        );
+        assert_eq!(image.acls.len(), 1, "{:?}", image.acls);
+        image.invariants();
+        let record = MetaRecord::AclCreated {
+            acl: acl("y", "User:carol"),
+        };
+        let record = MetaRecord::decode(&record.encode()).expect("record decodes");
+        image.apply(14, record);
+        let restored = MetadataImage::decode(&image.encode()).expect("snapshot decodes");
+        assert_eq!(restored.acls, image.acls);
+        image.apply(
+            15,
+            MetaRecord::AclDeleted {
+                acl: acl("orders-", "User:bob"),
+            },
+        );
+        assert_eq!(image.acls.len(), 1);
     }
 
     // Goal: version 1 snapshots (before SCRAM credentials) still decode, with none.

@@ -328,6 +328,19 @@ pub enum PeerMessage {
     /// A leader asks the controller to drop an expired prefix of a remote log (no answer:
     /// the leader watches its image).
     RemoteSegmentsExpired(RemoteSegmentsExpired),
+    /// [`PeerMessage::Forward`] carrying the client's principal, so the controller
+    /// authorizes the request as the client (Kafka's envelope carries it too). Brokers of
+    /// this build send only this form; `Forward` is still served, as `User:ANONYMOUS`.
+    ForwardAs {
+        /// Echoed in the answer.
+        correlation: u64,
+        /// The encoded request.
+        frame: Vec<u8>,
+        /// The client's principal name (`User:<principal>`).
+        principal: String,
+        /// The client's address (`""`: unknown).
+        host: String,
+    },
 }
 
 /// A transaction marker for a partition led by another broker.

@@ -262,11 +262,28 @@ impl Node {
             .insert(correlation, deadline, forwarded);
         debug_assert!(parked.is_ok(), "checked for room above");
         let frame = frame.get(4..).map(<[u8]>::to_vec).unwrap_or_default();
-        self.send_peer(controller, PeerMessage::Forward { correlation, frame });
+        // The controller authorizes the request as the client that sent it.
+        let principal = self.principal(id).name;
+        let host = self.client_host(id).to_owned();
+        let message = PeerMessage::ForwardAs {
+            correlation,
+            frame,
+            principal,
+            host,
+        };
+        self.send_peer(controller, message);
     }
 
-    /// Controller: handle a forwarded request as if a client had sent it.
-    pub(super) fn on_forward(&mut self, now: Now, from: i32, correlation: u64, frame: Vec<u8>) {
+    /// Controller: handle a forwarded request as if a client had sent it (as `principal`,
+    /// when the broker said who; `User:ANONYMOUS` otherwise).
+    pub(super) fn on_forward(
+        &mut self,
+        now: Now,
+        from: i32,
+        correlation: u64,
+        frame: Vec<u8>,
+        client: Option<(crate::event::Principal, String)>,
+    ) {
         let decoded = weir_wire::codec::decode_request(bytes::Bytes::from(frame));
         let id = RequestId {
             origin: Origin::Forwarded { from },
@@ -295,6 +312,13 @@ impl Node {
             self.send_peer(from, reply);
             return;
         };
+        if let Some((principal, host)) = client {
+            let router = &mut self.cluster.router;
+            router.forwarded_principals.insert(id, principal);
+            if host != super::acl::UNKNOWN_HOST {
+                router.forwarded_hosts.insert(id, host);
+            }
+        }
         self.handle_request(now, id, request);
     }
 
@@ -309,6 +333,8 @@ impl Node {
             return Some((id, response));
         }
         let (from, correlation, header) = self.cluster.router.forwarded_in.remove(id)?;
+        self.cluster.router.forwarded_principals.remove(&id);
+        self.cluster.router.forwarded_hosts.remove(&id);
         let mut out = bytes::BytesMut::new();
         let frame = match weir_wire::codec::encode_response(&header, &response, &mut out) {
             Ok(()) => out.get(4..).map(<[u8]>::to_vec).unwrap_or_default(),
@@ -348,6 +374,9 @@ impl Node {
         // The broker that forwarded these has timed them out by now: their answers, if
         // they ever come, are dropped.
         while let Some((id, _)) = self.cluster.router.forwarded_in.pop_expired(now.instant) {
+            self.cluster.router.forwarded_principals.remove(&id);
+            self.cluster.router.forwarded_hosts.remove(&id);
+            self.forget_denied(id);
             tracing::debug!(?id, "forwarded request not answered in time");
         }
     }
@@ -1049,8 +1078,10 @@ impl Node {
         &mut self,
         now: Now,
         id: RequestId,
-        request: ApiRequest,
+        mut request: ApiRequest,
     ) -> Option<ApiRequest> {
+        // Auto-creation needs CREATE (node/authz.rs), decided before a topic is asked for.
+        self.gate_auto_create(id, &mut request);
         let started = self.cluster.broker.started;
         let hold = if !started {
             HoldFor::Start

@@ -102,6 +102,8 @@ pub struct MetricsSnapshot {
     pub remote_uploads: u64,
     /// Uploads failed since the node started (each is retried).
     pub remote_upload_failures: u64,
+    /// The authorizer's decisions since the node started (zero while it is off).
+    pub authorizer: super::acl::AuthorizerCounts,
 }
 
 impl Node {
@@ -147,6 +149,7 @@ impl Node {
             groups,
             cleaner_bytes_read: self.compactor.bytes_read,
             cleaner_bytes_cleaned: self.compactor.bytes_cleaned,
+            authorizer: self.authorizer_counts,
             remote_bytes_uploaded,
             remote_uploads,
             remote_upload_failures,

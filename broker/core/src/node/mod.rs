@@ -16,8 +16,10 @@
 //! name and id maps agree; a sync is in flight whenever ops are unsynced; parked responses
 //! wait for a sync not yet completed; bounds on every map hold.
 
+pub mod acl;
 mod admin;
 mod append;
+mod authz;
 mod cluster;
 pub use cluster::{RemoteReportError, PEER_CLOSED_GRACE_MS};
 mod cluster_api;
@@ -143,6 +145,14 @@ pub struct Node {
     /// The principal of each authenticated client connection (bounded by the driver's
     /// connections: removed at disconnect). A connection not listed is anonymous.
     principals: BTreeMap<u64, Principal>,
+    /// The client address of each Kafka-listener connection (bounded like `principals`).
+    client_hosts: BTreeMap<u64, String>,
+    /// The authorizer's decisions so far (`node/acl.rs`).
+    authorizer_counts: acl::AuthorizerCounts,
+    /// What the authorizer took out of requests being served, merged into their answers
+    /// (`node/authz.rs`); one entry per request in flight, removed at its answer or at
+    /// its connection's close.
+    denied: BTreeMap<RequestId, authz::Denied>,
     /// Partitions with appends waiting for a sync: `(topic id, partition index)`.
     unsynced_partitions: BTreeSet<PartitionId>,
     next_retention_check: Instant,
@@ -213,20 +223,47 @@ impl Node {
         self.principals.insert(conn, principal);
     }
 
-    /// Who sent request `id`: its connection's authenticated principal, or
-    /// `User:ANONYMOUS`. A request forwarded by another broker or written by the group
-    /// coordinator is anonymous here for now (forwarding does not carry the principal yet;
-    /// ACLs will need it to).
+    /// Client connection `conn` comes from `host` (its IP address): what ACLs with a host
+    /// other than `*` match against. A connection without one (the gateway's) matches
+    /// only `*` hosts.
+    pub fn handle_client_host(&mut self, conn: u64, host: String) {
+        self.client_hosts.insert(conn, host);
+    }
+
+    /// Who sent request `id`: its connection's authenticated principal, the client
+    /// principal a forwarding broker named (`PeerMessage::ForwardAs`), or
+    /// `User:ANONYMOUS`. The group coordinator's own writes are the broker's, which the
+    /// authorizer never checks (`Node::authorize`).
     pub fn principal(&self, id: RequestId) -> Principal {
         match id.origin {
             Origin::Client { conn } => self.principals.get(&conn).cloned(),
-            Origin::Forwarded { .. } | Origin::GroupWrite => None,
+            Origin::Forwarded { .. } => self.cluster.router.forwarded_principals.get(&id).cloned(),
+            Origin::GroupWrite => None,
         }
         .unwrap_or_else(Principal::anonymous)
     }
 
+    /// The client address request `id` came from: its connection's, the one a forwarding
+    /// broker named, or none (`""`, which only `*` ACL hosts match).
+    pub fn client_host(&self, id: RequestId) -> &str {
+        match id.origin {
+            Origin::Client { conn } => self.client_hosts.get(&conn).map(String::as_str),
+            Origin::Forwarded { .. } => {
+                (self.cluster.router.forwarded_hosts.get(&id)).map(String::as_str)
+            }
+            Origin::GroupWrite => None,
+        }
+        .unwrap_or(acl::UNKNOWN_HOST)
+    }
+
     /// Route a request to the subsystem that serves it.
     fn dispatch_request(&mut self, now: Now, id: RequestId, request: ApiRequest) {
+        // Kafka's authorization table (node/authz.rs) comes first, as in Kafka: denied
+        // requests are answered here, denied items taken out and answered with the rest.
+        let Some(request) = self.authorize_request(id, request) else {
+            self.flush_syncs(now);
+            return;
+        };
         if let Some(error) = self.coordinator_refusal(&request) {
             let message = if error == ErrorCode::NOT_COORDINATOR {
                 "this broker does not coordinate that group or transactional id"
@@ -292,16 +329,10 @@ impl Node {
                 self.describe_user_scram_credentials(id, r)
             }
             ApiRequest::AlterUserScramCredentials(r) => self.alter_user_scram_credentials(id, r),
-            // ACL administration is not served yet: Kafka's answer for a broker without an
-            // authorizer.
-            request @ (ApiRequest::DescribeAcls(_)
-            | ApiRequest::CreateAcls(_)
-            | ApiRequest::DeleteAcls(_)) => {
-                let message = "No Authorizer is configured on the broker";
-                let response =
-                    errors::error_response(&request, ErrorCode::SECURITY_DISABLED, message);
-                self.respond(id, response);
-            }
+            // ACLs: described from the image, changed through the active controller.
+            ApiRequest::DescribeAcls(r) => self.describe_acls(id, r),
+            ApiRequest::CreateAcls(r) => self.create_acls(id, r),
+            ApiRequest::DeleteAcls(r) => self.delete_acls(id, r),
             // Authentication is the connection's (the server's conn.rs); one that reaches
             // the node came through a path without SASL (the gateway).
             request @ (ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_)) => {
@@ -386,6 +417,8 @@ impl Node {
     /// Appends it made stay (they may already be durable).
     pub fn handle_disconnect(&mut self, _now: Now, conn: u64) {
         self.principals.remove(&conn);
+        self.client_hosts.remove(&conn);
+        self.denied.retain(|id, _| id.conn() != Some(conn));
         self.cluster_disconnect(conn);
         self.unanswered.retain(|id| id.conn() != Some(conn));
         self.groups.handle_disconnect(conn);
@@ -650,6 +683,9 @@ impl Node {
             delayed_acks: Purgatory::new(SYNC_WAITERS_MAX),
             unanswered: BTreeSet::new(),
             principals: BTreeMap::new(),
+            authorizer_counts: acl::AuthorizerCounts::default(),
+            client_hosts: BTreeMap::new(),
+            denied: BTreeMap::new(),
             compactor: compact::Compactor::default(),
             tierer: tier::Tierer::default(),
             cluster,
@@ -661,6 +697,9 @@ impl Node {
         if self.intercept_group_write(id, &response) {
             return;
         }
+        // Items the authorizer denied join the answer (or a listing is filtered).
+        let response = self.merge_denied(id, response);
+        let response = self.restrict_operations(id, response);
         // Requests forwarded by another broker are answered over the peer protocol.
         let Some((id, response)) = self.answer_forwarded(id, response) else {
             return;

@@ -244,6 +244,34 @@ impl Cluster {
         id
     }
 
+    /// Hand `request` to `to` on client connection `conn` (see `authenticate`) and let
+    /// time pass until answered (at most 30 s of virtual time).
+    pub fn call_on(&mut self, to: i32, conn: u64, request: ApiRequest) -> ApiResponse {
+        self.next_seq += 1;
+        let id = RequestId::client(conn, self.next_seq);
+        let now = self.now;
+        let member = self.members.get_mut(&to).expect("known node");
+        member.node.handle_request(now, id, request);
+        self.pump();
+        for _ in 0..(CALL_WAIT_MS_MAX / STEP_MS) {
+            if let Some(response) = self.take(to, id) {
+                return response;
+            }
+            self.advance_ms(STEP_MS);
+        }
+        panic!("node {to} did not answer {id:?}")
+    }
+
+    /// Client connection `conn` of every live node is `User:<user>` (as SASL would say).
+    pub fn authenticate(&mut self, conn: u64, user: &str) {
+        for id in self.live() {
+            let member = self.members.get_mut(&id).expect("live member");
+            member
+                .node
+                .handle_authenticated(conn, weir_core::Principal::user(user));
+        }
+    }
+
     /// Hand `request` to `to` and settle.
     pub fn send(&mut self, to: i32, request: ApiRequest) -> RequestId {
         let id = self.submit(to, request);

@@ -314,7 +314,16 @@ impl Node {
             PeerMessage::EpochReply(reply) => self.on_epoch_reply(now, from, reply),
             PeerMessage::WriteMarker(request) => self.on_write_marker(now, from, request),
             PeerMessage::Forward { correlation, frame } => {
-                self.on_forward(now, from, correlation, frame)
+                self.on_forward(now, from, correlation, frame, None)
+            }
+            PeerMessage::ForwardAs {
+                correlation,
+                frame,
+                principal,
+                host,
+            } => {
+                let client = (crate::event::Principal::user(&principal), host);
+                self.on_forward(now, from, correlation, frame, Some(client))
             }
             PeerMessage::ForwardReply { correlation, frame } => {
                 self.on_forward_reply(correlation, frame)

@@ -50,6 +50,12 @@ pub(in crate::node) struct Router {
     /// Forwarded requests this controller is handling, by their [`Origin::Forwarded`] id:
     /// (broker, its correlation, the request header that encodes the answer).
     pub forwarded_in: Purgatory<(i32, u64, weir_wire::codec::RequestHeader)>,
+    /// The client principal of each forwarded request in `forwarded_in` that carried one
+    /// (`PeerMessage::ForwardAs`): who the controller authorizes it as. Bounded by
+    /// `forwarded_in` (entries leave with theirs).
+    pub forwarded_principals: std::collections::BTreeMap<RequestId, crate::event::Principal>,
+    /// The client address of each forwarded request that named one, as above.
+    pub forwarded_hosts: std::collections::BTreeMap<RequestId, String>,
     /// Client requests held until something they need exists (see [`HoldFor`]):
     /// dispatched once it does, or at the deadline (then answered as without the wait).
     pub(in crate::node) held: Purgatory<(HoldFor, weir_wire::domain::ApiRequest)>,
@@ -72,6 +78,8 @@ impl Router {
         Router {
             forwarded: Purgatory::new(FORWARDED_MAX),
             forwarded_in: Purgatory::new(FORWARDED_IN_MAX),
+            forwarded_principals: std::collections::BTreeMap::new(),
+            forwarded_hosts: std::collections::BTreeMap::new(),
             held: Purgatory::new(held_max),
         }
     }
@@ -82,6 +90,14 @@ impl Router {
     pub(super) fn invariants(&self) {
         self.forwarded.invariants();
         self.forwarded_in.invariants();
+        assert!(
+            (self.forwarded_principals.keys()).all(|id| self.forwarded_in.get(*id).is_some()),
+            "a forwarded principal outlived its request"
+        );
+        assert!(
+            (self.forwarded_hosts.keys()).all(|id| self.forwarded_in.get(*id).is_some()),
+            "a forwarded host outlived its request"
+        );
         self.held.invariants();
         assert!(
             (self.forwarded_in.iter())
