@@ -18,7 +18,8 @@
  *     (the rebalance callback), i.e. FindCoordinator, JoinGroup (with the broker's
  *     group.initial.rebalance.delay.ms for a new group) and SyncGroup.
  *
- * Usage:
+ * Usage (any mode may be preceded by -X KEY=VALUE pairs: librdkafka properties set on every
+ * client it makes, e.g. -X security.protocol=SASL_SSL -X ssl.ca.location=ca.pem):
  *   rdkafka_load produce BOOTSTRAP TOPIC RECORDS SIZE ACKS [RATE [KEYS]]  (RATE 0: as fast as
  *     possible; KEYS > 0: record i has key "k<i % KEYS>", for compacted topics)
  *   rdkafka_load consume BOOTSTRAP TOPIC RECORDS PARTITIONS
@@ -76,12 +77,29 @@ static double pct_ms(long n, double p) {
     return latencies[i] / 1000.0;
 }
 
+/* The -X KEY=VALUE properties given before the mode (bounded; checked in main). */
+#define EXTRA_PROPS_MAX 32
+static const char *extra_props[EXTRA_PROPS_MAX];
+static int extra_props_len;
+
 static rd_kafka_conf_t *base_conf(const char *bootstrap) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) != RD_KAFKA_CONF_OK) {
         fprintf(stderr, "%s\n", err);
         exit(2);
+    }
+    for (int i = 0; i < extra_props_len; i++) {
+        char key[256];
+        const char *eq = strchr(extra_props[i], '=');
+        size_t key_len = (size_t)(eq - extra_props[i]);
+        if (key_len >= sizeof key) { fprintf(stderr, "-X %s: key too long\n", extra_props[i]); exit(2); }
+        memcpy(key, extra_props[i], key_len);
+        key[key_len] = 0;
+        if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
+            fprintf(stderr, "-X %s: %s\n", key, err);
+            exit(2);
+        }
     }
     return conf;
 }
@@ -430,11 +448,21 @@ static int join(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* Leading -X KEY=VALUE pairs; the mode's arguments keep their positions after them. */
+    while (argc > 2 && strcmp(argv[1], "-X") == 0) {
+        if (extra_props_len == EXTRA_PROPS_MAX || !strchr(argv[2], '=')) {
+            fprintf(stderr, "-X takes KEY=VALUE (at most %d of them)\n", EXTRA_PROPS_MAX);
+            return 2;
+        }
+        extra_props[extra_props_len++] = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc > 1 && strcmp(argv[1], "produce") == 0) return produce(argc, argv);
     if (argc > 1 && strcmp(argv[1], "consume") == 0) return consume(argc, argv);
     if (argc > 1 && strcmp(argv[1], "failover") == 0) return failover(argc, argv);
     if (argc > 1 && strcmp(argv[1], "join") == 0) return join(argc, argv);
-    fprintf(stderr, "usage: rdkafka_load produce BOOTSTRAP TOPIC N SIZE ACKS [RATE [KEYS]] | "
+    fprintf(stderr, "usage: rdkafka_load [-X KEY=VALUE]... produce BOOTSTRAP TOPIC N SIZE ACKS [RATE [KEYS]] | "
                     "consume BOOTSTRAP TOPIC N PARTITIONS | "
                     "failover BOOTSTRAP TOPIC RATE SECONDS | join BOOTSTRAP TOPIC GROUP\n");
     return 2;

@@ -21,6 +21,7 @@ use crate::project_root;
 mod availability;
 mod baseline;
 mod compaction;
+mod security;
 
 /// The parts of `cargo xtask bench`, each a part of docs/benchmarks.md; `--only` runs some
 /// and keeps the others' text as it was.
@@ -40,6 +41,9 @@ pub(crate) enum Workload {
     /// Produce into a compacted topic with the cleaner off and on, alternating, and the
     /// cleaner's own throughput.
     Compaction,
+    /// Produce/consume throughput over SASL_SSL (TLS + SCRAM-SHA-256) against PLAINTEXT on
+    /// one broker, alternating.
+    Security,
 }
 
 /// Builds the release binary and the librdkafka load generator, runs the chosen workloads
@@ -77,6 +81,10 @@ pub(crate) fn run(
     if wanted(Workload::Compaction) {
         let part = compaction::compaction_part(&weir, &load, repeat)?;
         parts.push((Some(compaction::COMPACTION_HEADING), part));
+    }
+    if wanted(Workload::Security) {
+        let part = security::security_part(&weir, &load, records, repeat)?;
+        parts.push((Some(security::SECURITY_HEADING), part));
     }
     if wanted(Workload::Baseline) {
         let Some(rev) = baseline else {
@@ -202,8 +210,9 @@ replica has fsynced before the ack) against `isr-memory` (Kafka's: followers cou
 they hold the batch) is the cost of surviving a power loss of all replicas at once.\n\
 The parts after these sections measure availability: the failover gap when a partition\n\
 leader is SIGKILLed, and a new consumer group's first join; then what log compaction\n\
-costs. `cargo xtask bench --only throughput,failover,group-join,compaction` (any of them)\n\
-reruns some parts and keeps the others;\n\
+costs, and what TLS + SASL cost. `cargo xtask bench --only\n\
+throughput,failover,group-join,compaction,security` (any of them) reruns some parts and\n\
+keeps the others;\n\
 `--only baseline --baseline REV` runs the same load against this broker and REV's,\n\
 alternating, and reports the ratios (how a refactoring shows it costs no throughput).\n";
 

@@ -29,8 +29,13 @@ pub struct ClientConfig {
     /// Largest response frame accepted (`socket.request.max.bytes` on the broker side).
     pub frame_bytes_max: usize,
     /// `sasl.mechanism`, `sasl.username`, `sasl.password`: authenticate every connection
-    /// (SASL_PLAINTEXT) right after ApiVersions; `None` = no authentication.
+    /// (SASL_PLAINTEXT, or SASL_SSL with [`ClientConfig::tls`]) right after ApiVersions;
+    /// `None` = no authentication.
     pub sasl: Option<SaslCredentials>,
+    /// `security.protocol` SSL / SASL_SSL: TLS on every connection (`ssl.ca.location`,
+    /// `ssl.certificate.location`, `ssl.key.location`,
+    /// `ssl.endpoint.identification.algorithm`); `None` = plaintext.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// What a connection authenticates with.
@@ -66,6 +71,7 @@ impl Default for ClientConfig {
             in_flight_requests_max: 64,
             frame_bytes_max: weir_wire::frame::FRAME_BYTES_MAX,
             sasl: None,
+            tls: None,
         }
     }
 }

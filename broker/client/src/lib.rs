@@ -11,7 +11,8 @@
 //! - [`Producer`], [`Consumer`] and [`Admin`] are the user-facing handles built on both.
 //!
 //! # Architecture invariants
-//! - Depends on weir-wire and weir-runtime only (never weir-core, never `kafka_protocol`).
+//! - Depends on weir-wire and weir-runtime only (never weir-core, never `kafka_protocol`);
+//!   rustls (ring) for TLS when [`ClientConfig::tls`] is set.
 //! - No clock, socket, task or randomness outside the [`weir_runtime::Runtime`] it is given,
 //!   so the simulators can drive it deterministically.
 //! - Every queue and map has a named bound: in-flight requests per connection
@@ -23,6 +24,7 @@
 //! - With `in_flight_batches_per_partition_max == 1` (the default) records of one partition
 //!   are acknowledged in the order they were sent, retries included.
 
+pub mod acl_admin;
 pub mod admin;
 pub mod config;
 pub mod consumer;
@@ -33,6 +35,7 @@ pub mod log_dir_admin;
 pub mod producer;
 pub mod scram_admin;
 pub mod session;
+pub mod tls;
 pub mod txn_admin;
 
 pub use admin::{
@@ -50,6 +53,7 @@ pub use group_admin::{GroupDescription, GroupListing, MemberDescription};
 pub use log_dir_admin::{BrokerLogDirs, LogDirDescription, ReplicaLogInfo};
 pub use producer::{DeliveryFuture, Producer, RecordMetadata, TransactionPhase};
 pub use session::metadata::{PartitionMetadata, TopicMetadata};
+pub use tls::{ClientTls, TlsConfigError, TlsIdentity};
 pub use txn_admin::{ProducerState, TransactionDescription, TransactionListing};
 pub use weir_wire::domain::BrokerInfo;
 pub use weir_wire::error::ErrorCode;

@@ -46,6 +46,8 @@ enum Command {
     Txn(cli::txn::TxnArgs),
     /// SCRAM users: add, list, remove (KIP-554).
     User(cli::user::UserArgs),
+    /// ACLs: add, list, remove (kafka-acls.sh's flags and output).
+    Acl(cli::acl::AclArgs),
     /// Describe the cluster: id, active controller, brokers.
     Cluster(cli::cluster::ClusterArgs),
 }
@@ -88,6 +90,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Group(args) => cli::group::run(args).await,
         Command::Txn(args) => cli::txn::run(args).await,
         Command::User(args) => cli::user::run(args).await,
+        Command::Acl(args) => cli::acl::run(args).await,
         Command::Cluster(args) => cli::cluster::run(args).await,
     }
 }

@@ -1,7 +1,8 @@
 //! One connection to one broker.
 //!
-//! Opening it connects, runs the ApiVersions handshake (retrying at the broker's version when
-//! it rejects ours, KIP-511) and negotiates a version per API. Then two tasks run:
+//! Opening it connects, runs the TLS handshake when configured, then the ApiVersions
+//! handshake (retrying at the broker's version when it rejects ours, KIP-511), negotiates a
+//! version per API and authenticates when SASL is configured. Then two tasks run:
 //! - the writer owns the write half and writes queued frames, coalescing whatever is queued
 //!   into one flush;
 //! - the reader owns the read half, reads length-prefixed frames and hands each to the
@@ -32,6 +33,7 @@ use crate::driver::{millis, with_deadline};
 use crate::error::ClientError;
 use crate::session::correlation::{peek_correlation_id, InFlight};
 use crate::session::versions::{api_key, ApiVersions};
+use crate::tls::Transport;
 
 /// Socket buffer sizes: large enough to coalesce many small produce requests per syscall.
 const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
@@ -96,6 +98,17 @@ impl<R: Runtime> Connection<R> {
             .await
             .ok_or_else(timeout)?
             .map_err(|error| network(format!("connect: {error}")))?;
+        let stream = match &config.tls {
+            None => Transport::Plain(stream),
+            Some(tls) => {
+                let handshake = tls.connect(address, stream);
+                let tls_stream = with_deadline(&runtime, deadline, handshake)
+                    .await
+                    .ok_or_else(timeout)?
+                    .map_err(network)?;
+                Transport::Tls(Box::new(tls_stream))
+            }
+        };
         let (read_half, write_half) = tokio::io::split(stream);
         let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
         let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
@@ -103,7 +116,11 @@ impl<R: Runtime> Connection<R> {
         let handshake = handshake(&mut reader, &mut writer, &mut in_flight, address, config);
         let versions = with_deadline(&runtime, deadline, handshake)
             .await
-            .ok_or_else(timeout)??;
+            .ok_or_else(timeout)?
+            .map_err(|error| match &config.tls {
+                Some(_) => crate::tls::explain_refusal(error),
+                None => error,
+            })?;
         if let Some(credentials) = &config.sasl {
             let nonce = connection_nonce(&runtime);
             let io = Io {

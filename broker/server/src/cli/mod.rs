@@ -2,6 +2,7 @@
 //! here; these modules may use `anyhow` (they belong to the binary, not the library).
 pub mod serve;
 // Client-side subcommands (weir-client over TokioRuntime), owned by the client crate's author.
+pub mod acl;
 pub mod bench;
 pub mod cluster;
 pub mod command_config;

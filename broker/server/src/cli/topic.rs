@@ -20,7 +20,8 @@ pub struct BootstrapArgs {
     )]
     pub bootstrap_server: String,
     /// Client properties file (librdkafka style: security.protocol, sasl.mechanism,
-    /// sasl.username, sasl.password), as Kafka's tools take it.
+    /// sasl.username, sasl.password, ssl.ca.location, ssl.certificate.location,
+    /// ssl.key.location, ssl.endpoint.identification.algorithm), as Kafka's tools take it.
     #[arg(long = "command-config", value_name = "FILE")]
     pub command_config: Option<std::path::PathBuf>,
 }
