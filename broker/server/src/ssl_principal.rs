@@ -17,6 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use regex::{Captures, Regex};
+use weir_core::Principal;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
@@ -322,6 +323,22 @@ fn parse_replacement(text: &str, groups: usize, pattern: &Regex) -> Result<Vec<P
     pieces.push(Piece::Literal(literal));
     pieces.retain(|piece| piece != &Piece::Literal(String::new()));
     Ok(pieces)
+}
+
+/// The principal of a finished server-side TLS connection on an SSL listener: the mapped
+/// subject of the client's leaf certificate, `None` (anonymous) without one.
+pub fn client_principal(
+    connection: &rustls::ServerConnection,
+    mapping: &PrincipalMapper,
+) -> Result<Option<Principal>, MappingError> {
+    let Some(leaf) = connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+    else {
+        return Ok(None);
+    };
+    let name = mapping.map_certificate(leaf.as_ref())?;
+    Ok(Some(Principal::user(&name)))
 }
 
 /// The subject of the DER certificate `cert` in RFC 2253 form, as Java's
