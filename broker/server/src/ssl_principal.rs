@@ -407,7 +407,7 @@ fn string_value(value: &x509_parser::der_parser::asn1_rs::Any<'_>) -> Option<Str
         // One byte per character (Latin-1 as Java decodes them).
         Tag::T61String | Tag::GeneralString => Some(data.iter().map(|&b| char::from(b)).collect()),
         Tag::BmpString => {
-            if data.len() % 2 != 0 {
+            if !data.len().is_multiple_of(2) {
                 return None;
             }
             let units = data
