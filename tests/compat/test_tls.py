@@ -46,6 +46,11 @@ class Pki:
     expired_keystore: Path
     expired_cert: Path
     expired_key: Path
+    # CN=admin and CN=bob, for the principal tests (the mapped subject is the user).
+    admin_cert: Path
+    admin_key: Path
+    bob_cert: Path
+    bob_key: Path
 
 
 def _name(common_name: str):
@@ -153,6 +158,8 @@ def pki(tmp_path_factory) -> Pki:
     stranger_key, stranger_cert = _leaf(other_key, other_cert, "mallory")
     old_broker_key, old_broker_cert = _leaf(ca_key, ca_cert, "old-broker", expired=True)
     old_client_key, old_client_cert = _leaf(ca_key, ca_cert, "old-alice", expired=True)
+    admin_key, admin_cert = _leaf(ca_key, ca_cert, "admin")
+    bob_key, bob_cert = _leaf(ca_key, ca_cert, "bob")
     files = {
         "ca.pem": _pem(cert=ca_cert),
         # Kafka's PEM keystore: the private key and the certificate chain in one file.
@@ -164,6 +171,10 @@ def pki(tmp_path_factory) -> Pki:
         "expired-broker.pem": _pem(old_broker_key, old_broker_cert),
         "expired-cert.pem": _pem(cert=old_client_cert),
         "expired-key.pem": _pem(key=old_client_key),
+        "admin-cert.pem": _pem(cert=admin_cert),
+        "admin-key.pem": _pem(key=admin_key),
+        "bob-cert.pem": _pem(cert=bob_cert),
+        "bob-key.pem": _pem(key=bob_key),
     }
     for name, data in files.items():
         (base / name).write_bytes(data)
@@ -177,6 +188,10 @@ def pki(tmp_path_factory) -> Pki:
         expired_keystore=base / "expired-broker.pem",
         expired_cert=base / "expired-cert.pem",
         expired_key=base / "expired-key.pem",
+        admin_cert=base / "admin-cert.pem",
+        admin_key=base / "admin-key.pem",
+        bob_cert=base / "bob-cert.pem",
+        bob_key=base / "bob-key.pem",
     )
 
 
@@ -211,6 +226,12 @@ def ck_conf(bootstrap: str, pki: Pki, identity: str | None = None) -> dict:
     elif identity == "expired":
         conf["ssl.certificate.location"] = str(pki.expired_cert)
         conf["ssl.key.location"] = str(pki.expired_key)
+    elif identity == "admin":
+        conf["ssl.certificate.location"] = str(pki.admin_cert)
+        conf["ssl.key.location"] = str(pki.admin_key)
+    elif identity == "bob":
+        conf["ssl.certificate.location"] = str(pki.bob_cert)
+        conf["ssl.key.location"] = str(pki.bob_key)
     return conf
 
 
@@ -310,6 +331,56 @@ def test_confluent_mtls_required(broker_factory: BrokerFactory, pki: Pki):
         admin = AdminClient(ck_conf(broker.bootstrap, pki, identity=identity))
         with pytest.raises(KafkaException):
             admin.list_topics(timeout=3)
+    assert broker.alive()
+
+
+def test_confluent_mtls_subject_is_the_principal(broker_factory: BrokerFactory, pki: Pki):
+    # Goal (issue 15 item 2): with ACLs enforced, the client certificate's subject mapped by
+    # ssl.principal.mapping.rules is the principal: CN=admin is a super user (creates the
+    # topic and an ACL), CN=alice writes through an ACL for User:alice, CN=bob gets
+    # TOPIC_AUTHORIZATION_FAILED. Method: an SSL-only broker with the StandardAuthorizer,
+    # librdkafka clients presenting the three certificates.
+    from confluent_kafka import KafkaError, Producer
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    extra = '''
+ssl.client.auth = "required"
+"ssl.principal.mapping.rules" = "RULE:^CN=([^,]*).*$/$1/"
+"authorizer.class.name" = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+"super.users" = "User:admin"
+"weir.authorizer.audit.log" = "denied"
+'''
+    broker = broker_factory.new(config=tls_config(pki, "SSL://127.0.0.1:0", extra), name="mtls-acl")
+    admin_conf = ck_conf(broker.bootstrap, pki, identity="admin")
+    topic = unique("mtls-acl")
+    ck_create(admin_conf, topic)
+    binding = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.WRITE, AclPermissionType.ALLOW)
+    admin = AdminClient(admin_conf)  # kept alive until the futures resolve
+    for future in admin.create_acls([binding], request_timeout=15).values():
+        future.result()
+
+    def produce_errors(identity: str) -> list:
+        conf = {**ck_conf(broker.bootstrap, pki, identity=identity), "message.timeout.ms": 8000, "acks": "all"}
+        producer = Producer(conf)
+        results: list = []
+        for i in range(3):
+            producer.produce(topic, value=f"v{i}".encode(), on_delivery=lambda err, msg: results.append(err))
+        producer.flush(20)
+        assert len(results) == 3, results
+        return results
+
+    assert produce_errors("alice") == [None, None, None]
+    errors = produce_errors("bob")
+    assert all(e is not None and e.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED for e in errors), errors
+    assert "User:bob" in broker.log_text(), "the audit log names the mapped principal"
     assert broker.alive()
 
 

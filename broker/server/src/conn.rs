@@ -26,6 +26,8 @@
 //!   authenticated principal reaches the node (`NodeInput::Authenticated`) before any
 //!   request that follows it. A connection is closed at its authentication deadline and,
 //!   with `connections.max.reauth.ms`, when its session ends without re-authentication.
+//! - On an SSL listener, a client that presented a certificate is the principal its
+//!   subject maps to (`ConnContext::principal`), sent to the node before the reader starts.
 //! - Every `select!` is `biased` so simulated runs are deterministic.
 
 use std::collections::BTreeMap;
@@ -65,6 +67,10 @@ pub struct ConnContext {
     pub remote: Option<RemoteStore>,
     /// The listener's SASL, when its protocol is SASL_PLAINTEXT or SASL_SSL.
     pub sasl: Option<Arc<SaslListener>>,
+    /// The principal the transport authenticated: an mTLS client's mapped certificate
+    /// subject on an SSL listener ([`crate::ssl_principal`]); `None` is `User:ANONYMOUS`
+    /// until SASL says otherwise.
+    pub principal: Option<Principal>,
 }
 
 /// Spawn the reader and writer of one accepted connection.
@@ -95,6 +101,22 @@ pub async fn start<R, St, S>(
     };
     if node.send(client_host).await.is_err() {
         return;
+    }
+    // Sent before the reader starts, on the same ordered channel: no request of this
+    // connection reaches the node before its principal.
+    if let Some(principal) = context.principal.clone() {
+        tracing::debug!(
+            "{}: authenticated by certificate as User:{:?}",
+            context.peer,
+            principal.name
+        );
+        let authenticated = NodeInput::Authenticated {
+            conn: context.conn,
+            principal,
+        };
+        if node.send(authenticated).await.is_err() {
+            return;
+        }
     }
     let (read_half, write_half) = tokio::io::split(stream);
     let permits = Arc::new(Semaphore::new(IN_FLIGHT_MAX));

@@ -37,5 +37,6 @@ pub mod peer;
 pub mod remote;
 pub mod sasl;
 pub mod server;
+pub mod ssl_principal;
 pub mod storage;
 pub mod tls;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use weir_wire::domain::ApiResponse;
 
 use crate::sasl::SaslSettings;
+use crate::ssl_principal::PrincipalMapper;
 use crate::tls::{self, PeerTlsSettings, TlsSettings};
 
 /// Kafka's `security.protocol` of a listener.
@@ -87,6 +88,9 @@ pub struct ListenerKind {
     pub tls: Option<TlsSettings>,
     /// `sasl.*` (with `listener.name.<name>.*` overrides) for a SASL listener.
     pub sasl: Option<SaslSettings>,
+    /// `ssl.principal.mapping.rules` (with the listener's override) for an `SSL` listener:
+    /// a client presenting a certificate is the mapped subject ([`crate::ssl_principal`]).
+    pub principal_mapping: Option<PrincipalMapper>,
 }
 
 impl ListenerKind {
@@ -97,6 +101,7 @@ impl ListenerKind {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
             sasl: None,
+            principal_mapping: None,
         }
     }
 }

@@ -38,6 +38,7 @@ use crate::messages::{NodeInput, NODE_INPUTS_MAX};
 use crate::node_loop::{self, NodeLoopError};
 use crate::remote::{RemoteError, RemoteStore};
 use crate::sasl::{SaslListener, SaslSettings};
+use crate::ssl_principal::{client_principal, PrincipalMapper};
 use crate::storage::StorageDriver;
 use crate::tls::{ServerTls, TlsAcceptor, TlsError, TlsSettings};
 
@@ -331,6 +332,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         advertised: None,
         frame_bytes_max: config.frame_bytes_max,
         sasl: sasl_listener(&runtime, &first.name, first.sasl.as_ref()),
+        principal_mapping: first.principal_mapping.clone(),
         conn_ids: Arc::clone(&conn_ids),
     };
     let accept = accept_loop(
@@ -363,6 +365,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             })),
             frame_bytes_max: config.frame_bytes_max,
             sasl: sasl_listener(&runtime, &extra.kind.name, extra.kind.sasl.as_ref()),
+            principal_mapping: extra.kind.principal_mapping.clone(),
             conn_ids: Arc::clone(&conn_ids),
         };
         let accept = accept_loop(
@@ -463,6 +466,9 @@ struct Listening {
     frame_bytes_max: usize,
     /// Its SASL, when the protocol is SASL_PLAINTEXT or SASL_SSL.
     sasl: Option<Arc<SaslListener>>,
+    /// `ssl.principal.mapping.rules`, when the protocol is SSL: a client certificate names
+    /// the connection's principal.
+    principal_mapping: Option<PrincipalMapper>,
     /// The connection ids every listener draws from.
     conn_ids: Arc<AtomicU64>,
 }
@@ -643,6 +649,7 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
             advertised: listening.advertised.clone(),
             remote: remote.clone(),
             sasl: listening.sasl.clone(),
+            principal: None,
         };
         let Some(acceptor) = &listening.tls else {
             conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;
@@ -651,14 +658,32 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
         // The handshake runs on its own task, bounded in time and in number (TlsAcceptor).
         let (acceptor, task_runtime) = (acceptor.clone(), runtime.clone());
         let (storage, node, name) = (storage.clone(), node.clone(), listening.name.clone());
+        let mapping = listening.principal_mapping.clone();
         runtime.spawn(async move {
-            match acceptor.accept(&task_runtime, stream).await {
-                Ok(stream) => conn::start(&task_runtime, stream, storage, context, node).await,
-                Err(error) => tracing::info!(
-                    "closing connection from {} on listener {name}: {error}",
-                    context.peer
-                ),
+            let mut context = context;
+            let stream = match acceptor.accept(&task_runtime, stream).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    let peer = &context.peer;
+                    tracing::info!("closing connection from {peer} on listener {name}: {error}");
+                    return;
+                }
+            };
+            // mTLS: a client certificate names the principal (Kafka fails the
+            // authentication, so the connection, when no mapping rule applies).
+            if let Some(mapping) = &mapping {
+                match client_principal(stream.get_ref().1, mapping) {
+                    Ok(principal) => context.principal = principal,
+                    Err(error) => {
+                        let peer = &context.peer;
+                        tracing::info!(
+                            "closing connection from {peer} on listener {name}: {error}"
+                        );
+                        return;
+                    }
+                }
             }
+            conn::start(&task_runtime, stream, storage, context, node).await;
         });
     }
 }

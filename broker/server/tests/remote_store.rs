@@ -387,6 +387,7 @@ async fn serve_two_fetches(
         advertised: None,
         remote,
         sasl: None,
+        principal: None,
     };
     conn::start(runtime, server, log.storage.clone(), context, node).await;
     let Some(NodeInput::Connect { events, .. }) = inputs.recv().await else {

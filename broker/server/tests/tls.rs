@@ -431,3 +431,85 @@ fn http_get(client: &mut TlsClient, path: &str) -> String {
     let _ = client.stream.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// `User:<name>` may WRITE topic `topic` (CreateAcls over `admin`'s connection).
+fn allow_write(admin: &mut TlsClient, name: &str, topic: &str) {
+    use weir_wire::domain::acl::{
+        AclBinding, AclOperation, AclPermissionType, CreateAclsRequest, PatternType, ResourceType,
+    };
+    use weir_wire::domain::{ApiRequest, ApiResponse};
+    let binding = AclBinding {
+        resource_type: ResourceType::Topic,
+        resource_name: topic.to_owned(),
+        pattern_type: PatternType::Literal,
+        principal: format!("User:{name}"),
+        host: "*".to_owned(),
+        operation: AclOperation::Write,
+        permission_type: AclPermissionType::Allow,
+    };
+    let request = ApiRequest::CreateAcls(CreateAclsRequest {
+        creations: vec![binding],
+    });
+    match admin.request(30, 3, &request) {
+        ApiResponse::CreateAcls(response) => {
+            assert_eq!(response.results.len(), 1, "{response:?}");
+            assert_eq!(response.results[0].error.0, 0, "{response:?}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+// Goal (issue 15 item 2): on an SSL listener the client certificate's subject, mapped by
+// ssl.principal.mapping.rules, is the principal ACLs see: CN=alice is allowed by an ACL
+// for User:alice, CN=bob is denied with TOPIC_AUTHORIZATION_FAILED, CN=admin is a super
+// user; on a listener whose rules match no DN of a client, that client is closed.
+// Method: authorizer on, two SSL listeners (the second with its own rules), rcgen leaves.
+#[test]
+fn mtls_subject_is_the_principal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("weir test CA");
+    let (keystore, truststore) = ca.write_files(dir.path(), "m");
+    let text = format!(
+        r#"
+        listeners = "SSL://127.0.0.1:0,STRICT://127.0.0.1:0"
+        listener.security.protocol.map = "SSL:SSL,STRICT:SSL"
+        ssl.keystore.type = "PEM"
+        ssl.keystore.location = "{}"
+        ssl.truststore.type = "PEM"
+        ssl.truststore.location = "{}"
+        ssl.client.auth = "required"
+        ssl.principal.mapping.rules = "RULE:^CN=([^,]*).*$/$1/"
+        listener.name.strict.ssl.principal.mapping.rules = "RULE:^CN=(admin)$/$1/"
+        authorizer.class.name = "weir"
+        super.users = "User:admin"
+        "weir.gateway.listener" = "off"
+        "#,
+        keystore.display(),
+        truststore.display()
+    );
+    let mut config = ServerConfig::from_toml_str(&text, "test").expect("valid config");
+    config.data_dir = dir.path().join("data");
+    let server = InProcess::start_with(config);
+    let ssl = server.listener("SSL").to_owned();
+    let connect = |name: &str| tls_connect(&ssl, client_config(&ca.pem, Some(&ca.leaf(name))));
+
+    let mut admin = connect("admin");
+    let created = admin.create_topic("orders", 1);
+    assert_eq!(
+        created.topics[0].error.0, 0,
+        "a super user creates: {created:?}"
+    );
+    allow_write(&mut admin, "alice", "orders");
+
+    let mut alice = connect("alice");
+    assert_eq!(alice.produce("orders", -1, batch("a", 2)), (0, 0));
+    let mut bob = connect("bob");
+    let (error, _) = bob.produce("orders", -1, batch("b", 1));
+    assert_eq!(error, 29, "TOPIC_AUTHORIZATION_FAILED for User:bob");
+
+    let strict = server.listener("STRICT").to_owned();
+    let mut admin = tls_connect(&strict, client_config(&ca.pem, Some(&ca.leaf("admin"))));
+    assert_eq!(admin.produce("orders", -1, batch("c", 1)), (0, 2));
+    let mut alice = tls_connect(&strict, client_config(&ca.pem, Some(&ca.leaf("alice"))));
+    assert!(refused(&mut alice), "no rule maps CN=alice on STRICT");
+}

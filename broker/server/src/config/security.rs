@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use super::{is_wildcard, parse_host_port, ConfigError, HostPort, Input, Origin};
 use crate::listener::{ExtraListener, ListenerKind, ListenerSet, SecurityProtocol};
+use crate::ssl_principal::PrincipalMapper;
 use crate::tls::{ClientAuth, Keystore, PeerTlsSettings, TlsSettings, TlsVersions, Truststore};
 
 /// Why a SASL controller listener is refused for now.
@@ -67,6 +68,8 @@ struct SslKeys {
     versions: Option<TlsVersions>,
     /// `ssl.endpoint.identification.algorithm`: `https` (true) or empty (false).
     endpoint_identification: Option<bool>,
+    /// `ssl.principal.mapping.rules`, parsed when read.
+    principal_mapping: Option<PrincipalMapper>,
 }
 
 /// The checked result.
@@ -219,15 +222,19 @@ impl SecurityKeys {
         }
         let mut kinds = Vec::with_capacity(named.len());
         for (name, protocol, address) in named {
-            let tls = if protocol.uses_tls() {
+            let (tls, principal_mapping) = if protocol.uses_tls() {
                 let scoped = self.per_listener.get(&name.to_ascii_lowercase());
                 let keys = match scoped {
                     Some((keys, _)) => keys.over(&self.ssl),
                     None => self.ssl.clone(),
                 };
-                Some(keys.settings(&format!("listener {name}"), &listeners_origin)?)
+                let settings = keys.settings(&format!("listener {name}"), &listeners_origin)?;
+                // On SASL_SSL the SASL principal wins: the certificate does not name it.
+                let mapping = (protocol == SecurityProtocol::Ssl)
+                    .then(|| keys.principal_mapping.clone().unwrap_or_default());
+                (Some(settings), mapping)
             } else {
-                None
+                (None, None)
             };
             let advertised = advertised.remove(&name.to_ascii_lowercase());
             let sasl = protocol.uses_sasl().then(|| self.sasl.settings(&name));
@@ -237,6 +244,7 @@ impl SecurityKeys {
                     protocol,
                     tls,
                     sasl,
+                    principal_mapping,
                 },
                 address,
                 advertised,
@@ -412,6 +420,11 @@ impl SslKeys {
                 });
             }
             "enabled.protocols" => self.versions = Some(versions(input)?),
+            "principal.mapping.rules" => {
+                let rules = PrincipalMapper::parse(input.string()?);
+                self.principal_mapping =
+                    Some(rules.map_err(|error| input.invalid(error.to_string()))?);
+            }
             "endpoint.identification.algorithm" => {
                 let algorithm = input.string()?.trim();
                 self.endpoint_identification = Some(match algorithm {
@@ -464,6 +477,9 @@ impl SslKeys {
             endpoint_identification: self
                 .endpoint_identification
                 .or(base.endpoint_identification),
+            principal_mapping: (self.principal_mapping.as_ref())
+                .or(base.principal_mapping.as_ref())
+                .cloned(),
         }
     }
 
@@ -834,6 +850,31 @@ mod tests {
         assert_eq!(parse("").listeners.first.sasl, None);
     }
 
+    // Goal: ssl.principal.mapping.rules gives SSL listeners a mapper (DEFAULT unless set,
+    // a listener's own rules over the broker-wide ones); SASL_SSL and PLAINTEXT get none.
+    #[test]
+    fn principal_mapping_rules_per_listener() {
+        let config = parse(&format!(
+            "{KEYSTORE}listeners = \"SSL://:9093,CLIENT://:9094,SASL_SSL://:9095,\
+             PLAINTEXT://:9092\"\n\
+             listener.security.protocol.map = \"SSL:SSL,CLIENT:SSL,SASL_SSL:SASL_SSL,\
+             PLAINTEXT:PLAINTEXT\"\n\
+             ssl.principal.mapping.rules = \"RULE:^CN=([^,]*).*$/$1/L, DEFAULT\"\n\
+             listener.name.client.ssl.principal.mapping.rules = \"RULE:^(.*)$/x$1/\"\n"
+        ));
+        let mapping = |kind: &crate::listener::ListenerKind| kind.principal_mapping.clone();
+        let ssl = mapping(&config.listeners.first).expect("SSL maps");
+        assert_eq!(ssl.map("CN=Alice,O=A").expect("mapped"), "alice");
+        assert_eq!(ssl.map("O=A").expect("DEFAULT"), "O=A");
+        let client = mapping(&config.listeners.others[0].kind).expect("CLIENT maps");
+        assert_eq!(client.map("CN=a").expect("mapped"), "xCN=a");
+        assert_eq!(mapping(&config.listeners.others[1].kind), None, "SASL_SSL");
+        assert_eq!(mapping(&config.listeners.others[2].kind), None, "PLAINTEXT");
+        let default = parse(&format!("{KEYSTORE}listeners = \"SSL://:9093\""));
+        let default = mapping(&default.listeners.first).expect("SSL maps");
+        assert_eq!(default.source(), "DEFAULT");
+    }
+
     #[test]
     fn refusals_name_the_key_and_say_why() {
         let cases = [
@@ -950,6 +991,16 @@ mod tests {
                  ssl.keystore.location = \"/k.pem\"\ncontroller.listener.names = \"CONTROLLER\"",
                 "listeners",
                 "verifies the other brokers' certificates",
+            ),
+            (
+                "ssl.principal.mapping.rules = \"RULE:^CN=(.*)$/$1\"",
+                "ssl.principal.mapping.rules",
+                "RULE:<pattern>/<replacement>/",
+            ),
+            (
+                "listener.name.ssl.ssl.principal.mapping.rules = \"RULE:(?<=a)b/x/\"",
+                "listener.name.ssl.ssl.principal.mapping.rules",
+                "look-around",
             ),
             (
                 "ssl.endpoint.identification.algorithm = \"ldap\"",
