@@ -311,11 +311,12 @@ class AckedProducer:
         assert remaining == 0, f"{remaining} records still undelivered {timeout}s after the producer stopped"
 
 
-def read_partition(bootstrap: str, topic: str, partition: int, timeout: float = 60) -> list[tuple[int, bytes]]:
-    """(offset, value) of every record from the log start to the high watermark."""
+def read_partition(bootstrap: str, topic: str, partition: int, timeout: float = 60, **conf) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record from the log start to the high watermark; `conf` adds
+    client settings (security.protocol, ssl.*)."""
     from confluent_kafka import KafkaError, TopicPartition
 
-    c = ck_consumer(bootstrap)
+    c = ck_consumer(bootstrap, **conf)
     try:
         _, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=20, cached=False)
         c.assign([TopicPartition(topic, partition, 0)])

@@ -25,9 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from test_cluster import CLUSTER_CONFIG, ISR_TIMEOUT_S, LEADER_MOVE_TIMEOUT_S, Attempt, check_acked_history
+from test_cluster import (
+    CLUSTER_CONFIG,
+    ISR_TIMEOUT_S,
+    LEADER_MOVE_TIMEOUT_S,
+    Attempt,
+    check_acked_history,
+    read_partition,
+)
 from test_tls import Pki, ck_conf, pki  # noqa: F401  (pki is a fixture)
-from weirtest import Broker, ck_admin, ck_consumer, ck_producer, free_port, unique, wait_until, weir_bin
+from weirtest import Broker, ck_admin, ck_producer, free_port, unique, wait_until, weir_bin
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
@@ -193,32 +200,10 @@ class TlsAckedProducer:
         assert remaining == 0, f"{remaining} records still undelivered {timeout}s after the producer stopped"
 
 
-def read_partition(conf: dict, topic: str, timeout: float = 60) -> list[tuple[int, bytes]]:
-    """(offset, value) of every record of partition 0 up to the high watermark, over SSL."""
-    from confluent_kafka import KafkaError, TopicPartition
-
+def read_ssl_partition(conf: dict, topic: str) -> list[tuple[int, bytes]]:
+    """test_cluster's reader of partition 0, over SSL with the cluster's client settings."""
     conf = dict(conf)
-    consumer = ck_consumer(conf.pop("bootstrap.servers"), **conf)
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=20, cached=False)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        out: list[tuple[int, bytes]] = []
-        deadline = time.monotonic() + timeout
-        position = 0
-        while position < high:
-            assert time.monotonic() < deadline, f"reading {topic}[0] timed out at {position} of {high}"
-            m = consumer.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise AssertionError(f"consumer error: {m.error()}")
-            out.append((m.offset(), m.value()))
-            position = m.offset() + 1
-        return out
-    finally:
-        consumer.close()
+    return read_partition(conf.pop("bootstrap.servers"), topic, 0, **conf)
 
 
 def test_tls_cluster_leader_sigkill_loses_no_acked_record(tls_cluster: TlsCluster):
@@ -254,7 +239,7 @@ def test_tls_cluster_leader_sigkill_loses_no_acked_record(tls_cluster: TlsCluste
         )
         acked_before = len(producer.acked())
         wait_until(lambda: len(producer.acked()) >= acked_before + 200, 60, "200 acknowledged records under the new leader")
-        during = read_partition(cluster.conf(survivors), topic)
+        during = read_ssl_partition(cluster.conf(survivors), topic)
         assert len(during) >= acked_before + 200, f"read {len(during)} records from the survivors"
         faults.append((killed_at, time.monotonic()))
         restarted_at = time.monotonic()
@@ -269,7 +254,7 @@ def test_tls_cluster_leader_sigkill_loses_no_acked_record(tls_cluster: TlsCluste
         faults.append((restarted_at, time.monotonic()))
     finally:
         producer.stop()
-    log = read_partition(cluster.conf(), topic)
+    log = read_ssl_partition(cluster.conf(), topic)
     counts = check_acked_history(producer.attempts, log, faults)
     print(f"history over TLS: {counts}")
     assert counts["acked"] >= 600

@@ -12,38 +12,18 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::certs::TestCa;
-use common::{run_cli_at, stdout_of, InProcess};
+use common::{run_cli_with_config, run_cli_with_stdin, stdout_of, InProcess};
 use weir::config::ServerConfig;
 
 const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                     user_admin=\\\"admin-secret\\\";";
 
-/// `weir ARGS --bootstrap-server BOOTSTRAP --command-config CONFIG`.
-fn cli(bootstrap: &str, config: &str, args: &[&str]) -> Output {
-    let mut all = args.to_vec();
-    all.extend(["--command-config", config]);
-    run_cli_at(bootstrap, &all)
-}
-
 /// `weir produce TOPIC` with `lines` on stdin.
 fn produce(bootstrap: &str, config: &str, topic: &str, lines: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["produce", topic, "--bootstrap-server", bootstrap])
-        .args(["--command-config", config])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn weir");
-    let mut input = child.stdin.take().expect("piped stdin");
-    input.write_all(lines.as_bytes()).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("weir output")
+    run_cli_with_stdin(bootstrap, config, &["produce", topic], lines)
 }
 
 fn consume(bootstrap: &str, config: &str, topic: &str, group: &str) -> Output {
@@ -59,7 +39,7 @@ fn consume(bootstrap: &str, config: &str, topic: &str, group: &str) -> Output {
         "--timeout-ms",
         "15000",
     ];
-    cli(bootstrap, config, &args)
+    run_cli_with_config(bootstrap, config, &args)
 }
 
 fn stderr_of(output: &Output) -> String {
@@ -115,8 +95,12 @@ fn acl_cli_grants_and_revokes_a_producer_and_a_consumer() {
         "--password",
         "alice-secret",
     ];
-    stdout_of(&cli(b, &admin, &add_user));
-    stdout_of(&cli(b, &admin, &["topic", "create", "orders"]));
+    stdout_of(&run_cli_with_config(b, &admin, &add_user));
+    stdout_of(&run_cli_with_config(
+        b,
+        &admin,
+        &["topic", "create", "orders"],
+    ));
 
     // No ACL yet: alice may not write.
     let denied = stderr_of(&produce(b, &alice, "orders", "a\nb\n"));
@@ -129,7 +113,7 @@ fn acl_cli_grants_and_revokes_a_producer_and_a_consumer() {
         "User:alice",
         "--producer",
     ];
-    let added = stdout_of(&cli(
+    let added = stdout_of(&run_cli_with_config(
         b,
         &admin,
         &[&grant[..], &["--topic", "orders"]].concat(),
@@ -159,11 +143,15 @@ fn acl_cli_grants_and_revokes_a_producer_and_a_consumer() {
         "--group",
         "billing",
     ];
-    stdout_of(&cli(b, &admin, &grant));
+    stdout_of(&run_cli_with_config(b, &admin, &grant));
     let consumed = stdout_of(&consume(b, &alice, "orders", "billing"));
     assert_eq!(consumed.lines().collect::<Vec<_>>(), ["a", "b"]);
 
-    let listed = stdout_of(&cli(b, &admin, &["acl", "list", "--topic", "orders"]));
+    let listed = stdout_of(&run_cli_with_config(
+        b,
+        &admin,
+        &["acl", "list", "--topic", "orders"],
+    ));
     let expected = format!(
         "Current ACLs for resource {pattern}: \n \
          \t(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)\n\
@@ -173,7 +161,7 @@ fn acl_cli_grants_and_revokes_a_producer_and_a_consumer() {
     );
     assert_eq!(listed.trim_end(), expected.trim_end(), "{listed}");
     let by_principal = ["acl", "list", "--principal", "User:alice"];
-    let listed = stdout_of(&cli(b, &admin, &by_principal));
+    let listed = stdout_of(&run_cli_with_config(b, &admin, &by_principal));
     assert!(
         listed.contains("resourceType=GROUP, name=billing"),
         "{listed}"
@@ -188,15 +176,19 @@ fn acl_cli_grants_and_revokes_a_producer_and_a_consumer() {
         "--topic",
         "orders",
     ];
-    let refused = stderr_of(&cli(b, &admin, &remove));
+    let refused = stderr_of(&run_cli_with_config(b, &admin, &remove));
     assert!(refused.contains("--force"), "{refused}");
     stdout_of(&produce(b, &alice, "orders", "c\n"));
-    let removed = stdout_of(&cli(b, &admin, &[&remove[..], &["--force"]].concat()));
+    let removed = stdout_of(&run_cli_with_config(
+        b,
+        &admin,
+        &[&remove[..], &["--force"]].concat(),
+    ));
     assert!(removed.contains("operation=WRITE"), "{removed}");
     let denied = stderr_of(&produce(b, &alice, "orders", "d\n"));
     assert!(denied.contains("TOPIC_AUTHORIZATION_FAILED"), "{denied}");
 
     // alice is no operator.
-    let denied = stderr_of(&cli(b, &alice, &["acl", "list"]));
+    let denied = stderr_of(&run_cli_with_config(b, &alice, &["acl", "list"]));
     assert!(denied.contains("CLUSTER_AUTHORIZATION_FAILED"), "{denied}");
 }

@@ -13,13 +13,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::certs::TestCa;
-use common::{run_cli_at, stdout_of, InProcess};
+use common::{run_cli_with_config, run_cli_with_stdin, stdout_of, InProcess};
 use weir::config::ServerConfig;
 
 /// How long a failing command may take: well under the 10 s connect timeout would be a
@@ -78,34 +76,10 @@ impl Setup {
     }
 }
 
-/// `weir ARGS --bootstrap-server BOOTSTRAP --command-config CONFIG`.
-fn cli(bootstrap: &str, config: &str, args: &[&str]) -> Output {
-    let mut all = args.to_vec();
-    all.extend(["--command-config", config]);
-    run_cli_at(bootstrap, &all)
-}
-
-/// [`cli`] with `stdin` piped in (for `weir produce`).
-fn cli_with_stdin(bootstrap: &str, config: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .args(["--bootstrap-server", bootstrap, "--command-config", config])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn weir");
-    let mut input = child.stdin.take().expect("piped stdin");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("weir output")
-}
-
 /// Produce `lines` to `topic` and read them back from the beginning, both over `config`.
 fn produce_and_consume(bootstrap: &str, config: &str, topic: &str, lines: &[&str]) {
     let text = lines.join("\n") + "\n";
-    stdout_of(&cli_with_stdin(
+    stdout_of(&run_cli_with_stdin(
         bootstrap,
         config,
         &["produce", topic],
@@ -122,14 +96,14 @@ fn produce_and_consume(bootstrap: &str, config: &str, topic: &str, lines: &[&str
         "--timeout-ms",
         "15000",
     ];
-    let consumed = stdout_of(&cli(bootstrap, config, &args));
+    let consumed = stdout_of(&run_cli_with_config(bootstrap, config, &args));
     assert_eq!(consumed.lines().collect::<Vec<_>>(), lines, "{consumed}");
 }
 
 /// Run a command that must fail; returns its stderr after checking it failed in time.
 fn failing(bootstrap: &str, config: &str, args: &[&str]) -> String {
     let started = Instant::now();
-    let output = cli(bootstrap, config, args);
+    let output = run_cli_with_config(bootstrap, config, args);
     let elapsed = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     eprintln!("{args:?} failed as expected in {elapsed:?}: {stderr}");
@@ -171,15 +145,23 @@ fn client_commands_over_ssl_and_sasl_ssl() {
         "--password",
         "alice-secret",
     ];
-    stdout_of(&cli(&ssl, &ssl_config, &add));
-    let users = stdout_of(&cli(&ssl, &ssl_config, &["user", "list"]));
+    stdout_of(&run_cli_with_config(&ssl, &ssl_config, &add));
+    let users = stdout_of(&run_cli_with_config(&ssl, &ssl_config, &["user", "list"]));
     assert!(users.contains("alice"), "{users}");
 
     let create = ["topic", "create", "tls-t", "--partitions", "2"];
-    stdout_of(&cli(&ssl, &ssl_config, &create));
-    let listed = stdout_of(&cli(&sasl_ssl, &scram_config, &["topic", "list"]));
+    stdout_of(&run_cli_with_config(&ssl, &ssl_config, &create));
+    let listed = stdout_of(&run_cli_with_config(
+        &sasl_ssl,
+        &scram_config,
+        &["topic", "list"],
+    ));
     assert!(listed.lines().any(|line| line == "tls-t"), "{listed}");
-    let described = stdout_of(&cli(&ssl, &ssl_config, &["topic", "describe", "tls-t"]));
+    let described = stdout_of(&run_cli_with_config(
+        &ssl,
+        &ssl_config,
+        &["topic", "describe", "tls-t"],
+    ));
     assert!(described.contains("tls-t"), "{described}");
 
     produce_and_consume(&ssl, &ssl_config, "over-ssl", &["a", "b", "c"]);
@@ -198,18 +180,34 @@ fn client_commands_over_ssl_and_sasl_ssl() {
         "--timeout-ms",
         "15000",
     ];
-    stdout_of(&cli(&sasl_ssl, &scram_config, &group_consume));
-    let groups = stdout_of(&cli(&sasl_ssl, &scram_config, &["group", "list"]));
+    stdout_of(&run_cli_with_config(
+        &sasl_ssl,
+        &scram_config,
+        &group_consume,
+    ));
+    let groups = stdout_of(&run_cli_with_config(
+        &sasl_ssl,
+        &scram_config,
+        &["group", "list"],
+    ));
     assert!(groups.contains("tls-group"), "{groups}");
-    let described = stdout_of(&cli(
+    let described = stdout_of(&run_cli_with_config(
         &sasl_ssl,
         &scram_config,
         &["group", "describe", "tls-group"],
     ));
     assert!(described.contains("over-sasl-ssl"), "{described}");
 
-    stdout_of(&cli(&sasl_ssl, &scram_config, &["txn", "list"]));
-    let cluster = stdout_of(&cli(&ssl, &ssl_config, &["cluster", "describe"]));
+    stdout_of(&run_cli_with_config(
+        &sasl_ssl,
+        &scram_config,
+        &["txn", "list"],
+    ));
+    let cluster = stdout_of(&run_cli_with_config(
+        &ssl,
+        &ssl_config,
+        &["cluster", "describe"],
+    ));
     let ssl_port = ssl.rsplit_once(':').map_or("", |(_, port)| port);
     let port_field = format!("Port: {ssl_port}");
     assert!(
@@ -225,7 +223,7 @@ fn client_commands_over_ssl_and_sasl_ssl() {
         "--num-records",
         "2000",
     ];
-    let produced = stdout_of(&cli(&sasl_ssl, &scram_config, &bench));
+    let produced = stdout_of(&run_cli_with_config(&sasl_ssl, &scram_config, &bench));
     assert!(produced.contains("2000"), "{produced}");
     let bench = [
         "bench",
@@ -235,7 +233,7 @@ fn client_commands_over_ssl_and_sasl_ssl() {
         "--num-records",
         "2000",
     ];
-    let consumed = stdout_of(&cli(&sasl_ssl, &scram_config, &bench));
+    let consumed = stdout_of(&run_cli_with_config(&sasl_ssl, &scram_config, &bench));
     assert!(consumed.contains("2000"), "{consumed}");
 }
 
@@ -274,7 +272,11 @@ fn client_certificate_mtls() {
             keystore.display()
         ),
     );
-    stdout_of(&cli(&mtls, &librdkafka, &["topic", "create", "mtls-t"]));
+    stdout_of(&run_cli_with_config(
+        &mtls,
+        &librdkafka,
+        &["topic", "create", "mtls-t"],
+    ));
     produce_and_consume(&mtls, &java, "mtls-t", &["one", "two"]);
 
     let anonymous = setup.properties(

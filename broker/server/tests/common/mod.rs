@@ -183,6 +183,30 @@ pub fn run_cli_at(bootstrap: &str, args: &[&str]) -> Output {
     run_cli(&all)
 }
 
+/// `weir ARGS --bootstrap-server BOOTSTRAP --command-config CONFIG`.
+pub fn run_cli_with_config(bootstrap: &str, config: &str, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--command-config", config]);
+    run_cli_at(bootstrap, &all)
+}
+
+/// [`run_cli_with_config`] with `stdin` piped in (for `weir produce`).
+pub fn run_cli_with_stdin(bootstrap: &str, config: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .args(["--bootstrap-server", bootstrap, "--command-config", config])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("weir output")
+}
+
 /// The stdout of a run that must have succeeded (else fail showing its stderr).
 pub fn stdout_of(output: &Output) -> String {
     assert!(
