@@ -383,6 +383,8 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         metrics_listen: None,
         gateway: None,
         gateway_sasl: None,
+        rest_proxy: None,
+        rest_instance_timeout_ms: 300_000,
         remote_storage_url: None,
     };
     tune_server(spec, &mut config);

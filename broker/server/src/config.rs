@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// (config key `weir.gateway.listener`)
     #[arg(long, value_name = "HOST:PORT|off")]
     pub gateway: Option<String>,
+    /// REST proxy (Confluent's REST API v2/v3), HOST:PORT or `off` [default: 127.0.0.1:8082]
+    /// (config key `weir.rest.proxy.listener`)
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub rest_proxy: Option<String>,
     /// Controller (peer) listener, HOST:PORT; other nodes dial it, so it is advertised as
     /// given (config key `controller.listener`; needed with --voters)
     #[arg(long, value_name = "HOST:PORT")]
@@ -115,6 +119,12 @@ pub struct ServerConfig {
     pub gateway: Option<GatewayListen>,
     /// `weir.gateway.sasl.*`: how gateway sessions authenticate; `None` = they do not.
     pub gateway_sasl: Option<crate::sasl::SaslSettings>,
+    /// `weir.rest.proxy.listener` / `--rest-proxy`: the REST proxy; `None` = off. Same
+    /// rule as the gateway: the default address is soft, an explicit one must bind.
+    pub rest_proxy: Option<GatewayListen>,
+    /// `weir.rest.consumer.instance.timeout.ms`: idle time after which a REST consumer
+    /// instance is closed (Confluent's `consumer.instance.timeout.ms`, default 300000).
+    pub rest_instance_timeout_ms: u64,
     /// `weir.remote.storage.url` / `--remote-storage-url`: tiered storage's object store
     /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
     pub remote_storage_url: Option<String>,
@@ -238,6 +248,9 @@ struct Settings {
     metrics_listen: Option<HostPort>,
     /// `None` = default, `Some(None)` = off.
     gateway: Option<Option<HostPort>>,
+    /// `None` = default, `Some(None)` = off.
+    rest_proxy: Option<Option<HostPort>>,
+    rest_instance_timeout_ms: Option<u64>,
     /// `controller.quorum.voters` / `--voters`, with where it came from (for messages).
     voters: Option<(Vec<Voter>, Origin)>,
     /// `controller.listener` / `--controller-listen`, with where it came from.
@@ -424,6 +437,18 @@ impl Settings {
                     Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
                 });
             }
+            "weir.rest.proxy.listener" => {
+                let text = input.string()?;
+                self.rest_proxy = Some(if is_off(text) {
+                    None
+                } else {
+                    Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
+                });
+            }
+            "weir.rest.consumer.instance.timeout.ms" => {
+                let value: u64 = input.integer_in(1, i64::from(i32::MAX))?;
+                self.rest_instance_timeout_ms = Some(value);
+            }
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
             }
@@ -608,6 +633,19 @@ impl Settings {
                 )
             });
         }
+        if let Some(rest_proxy) = &args.rest_proxy {
+            self.rest_proxy = Some(if is_off(rest_proxy) {
+                None
+            } else {
+                Some(
+                    parse_host_port(rest_proxy).map_err(|reason| ConfigError::InvalidValue {
+                        key: "--rest-proxy".to_owned(),
+                        file: COMMAND_LINE.to_owned(),
+                        reason,
+                    })?,
+                )
+            });
+        }
         if let Some(node_id) = args.node_id {
             if node_id < 0 {
                 return Err(ConfigError::InvalidValue {
@@ -765,6 +803,18 @@ impl Settings {
                     required: true,
                 }),
             },
+            rest_proxy: match self.rest_proxy {
+                None => Some(GatewayListen {
+                    addr: crate::rest::REST_LISTEN_DEFAULT.to_owned(),
+                    required: false,
+                }),
+                Some(None) => None,
+                Some(Some(address)) => Some(GatewayListen {
+                    addr: address.to_address(),
+                    required: true,
+                }),
+            },
+            rest_instance_timeout_ms: self.rest_instance_timeout_ms.unwrap_or(300_000),
             remote_storage_url: self.remote_storage_url,
         })
     }

@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod node_loop;
 pub mod peer;
 pub mod remote;
+pub mod rest;
 pub mod sasl;
 pub mod server;
 pub mod ssl_principal;

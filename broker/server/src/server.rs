@@ -94,6 +94,8 @@ pub struct RunningServer {
     metrics_addr: Option<String>,
     /// The bound WebSocket gateway address, when the gateway is on.
     gateway_addr: Option<String>,
+    /// The bound REST proxy address, when the REST proxy is on.
+    rest_addr: Option<String>,
     /// The bound controller (peer) listener, in cluster mode.
     peer_addr: Option<String>,
     /// Every Kafka listener, the first (registered) one first.
@@ -134,6 +136,11 @@ impl RunningServer {
     /// The bound `host:port` of the WebSocket gateway, if it is on.
     pub fn gateway_addr(&self) -> Option<&str> {
         self.gateway_addr.as_deref()
+    }
+
+    /// The bound `host:port` of the REST proxy, if it is on.
+    pub fn rest_addr(&self) -> Option<&str> {
+        self.rest_addr.as_deref()
     }
 
     /// Every bound Kafka listener, the first (registered, [`RunningServer::local_addr`])
@@ -232,6 +239,13 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         }
     };
     let gateway_listener = bind_gateway(&runtime, config.gateway.as_ref()).await?;
+    let rest_listener = bind_optional(
+        &runtime,
+        config.rest_proxy.as_ref(),
+        "REST proxy",
+        "--rest-proxy",
+    )
+    .await?;
     let peer_listener = bind_peer(&runtime, &config).await?;
     if config.advertise_bound_address {
         if let Some((host, port)) = advertised_for_bound(&local_addr) {
@@ -304,6 +318,20 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             gateway_listener,
             gateway_tls,
         ));
+        bound
+    });
+    let rest_addr = rest_listener.map(|(rest_listener, bound)| {
+        let timeout = Duration::from_millis(config.rest_instance_timeout_ms);
+        let context = crate::rest::RestContext::new(
+            runtime.clone(),
+            storage.clone(),
+            node_sender.clone(),
+            node_id,
+        )
+        .with_remote(remote.clone())
+        .with_upstream_tls(gateway_upstream_tls(&config.listeners.first))
+        .with_instance_timeout(timeout);
+        runtime.spawn(crate::rest::serve(Arc::new(context), rest_listener));
         bound
     });
     let peer_addr = peer_listener.map(|(peer_listener, bound)| {
@@ -390,6 +418,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         outcome,
         metrics_addr,
         gateway_addr,
+        rest_addr,
         peer_addr,
         listeners,
         gateway_tls: gateway_on_tls,
@@ -576,6 +605,38 @@ async fn bind_gateway<R: Runtime>(
             tracing::warn!(
                 "WebSocket gateway off: cannot listen on {} ({error}); set --gateway",
                 gateway.addr
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Bind an optional HTTP service's listener (the REST proxy) by the gateway's rule: a
+/// failed bind of the built-in default address is logged and the service is off; an
+/// explicitly configured one fails the start.
+async fn bind_optional<R: Runtime>(
+    runtime: &R,
+    listen: Option<&crate::config::GatewayListen>,
+    what: &str,
+    flag: &str,
+) -> Result<Option<(R::Listener, String)>, ServerError> {
+    let Some(listen) = listen else {
+        return Ok(None);
+    };
+    let bound = match runtime.bind(&listen.addr).await {
+        Ok(listener) => listener.local_addr().map(|addr| (listener, addr)),
+        Err(error) => Err(error),
+    };
+    match bound {
+        Ok(bound) => Ok(Some(bound)),
+        Err(source) if listen.required => Err(ServerError::Bind {
+            addr: listen.addr.clone(),
+            source,
+        }),
+        Err(error) => {
+            tracing::warn!(
+                "{what} off: cannot listen on {} ({error}); set {flag}",
+                listen.addr
             );
             Ok(None)
         }

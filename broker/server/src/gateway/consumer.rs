@@ -151,6 +151,47 @@ impl Consumer {
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+
+    /// The subscribed topics.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
+    /// The partitions this consumer owns now.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        lock(&self.state).assigned.keys().cloned().collect()
+    }
+
+    /// The positions of owned partitions whose start is resolved: the next offset each
+    /// poll delivers from.
+    pub fn positions(&self) -> Vec<Position> {
+        let state = lock(&self.state);
+        state
+            .assigned
+            .iter()
+            .filter_map(|((topic, partition), position)| {
+                position.map(|offset| Position {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset,
+                })
+            })
+            .collect()
+    }
+
+    /// Move an owned partition's position (a seek); false if the partition is not owned.
+    /// Later polls deliver from `offset`; a poll in flight delivers nothing from the
+    /// partition (its fetched position no longer matches).
+    pub fn seek(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        let mut state = lock(&self.state);
+        match state.assigned.get_mut(&(topic.to_owned(), partition)) {
+            Some(slot) => {
+                *slot = Some(offset);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Set up a group-less consumer's assignment: every partition of its topics.
@@ -429,7 +470,7 @@ fn group_topics(partitions: &[TopicPartition]) -> BTreeMap<String, Vec<i32>> {
     topics
 }
 
-async fn committed<R: Runtime>(
+pub(crate) async fn committed<R: Runtime>(
     router: &Router<R>,
     group: &str,
     partitions: &[TopicPartition],
@@ -466,7 +507,7 @@ async fn committed<R: Runtime>(
     Ok(found)
 }
 
-async fn list_offsets<R: Runtime>(
+pub(crate) async fn list_offsets<R: Runtime>(
     router: &Router<R>,
     partitions: &[TopicPartition],
     from: StartFrom,

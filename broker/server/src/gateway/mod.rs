@@ -46,11 +46,11 @@
 //! - Every `select!` is `biased`.
 
 pub mod auth;
-mod consumer;
-mod errors;
+pub(crate) mod consumer;
+pub(crate) mod errors;
 pub mod http;
 pub mod link;
-mod ops;
+pub(crate) mod ops;
 pub mod route;
 pub mod session;
 pub mod upstream;
@@ -182,6 +182,6 @@ pub async fn serve<R: Runtime, S: StorageDriver>(
 
 /// Lock, ignoring poisoning: every critical section in the gateway leaves its data
 /// consistent (single inserts, removes and replacements), so a poisoned lock is usable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

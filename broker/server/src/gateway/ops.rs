@@ -315,8 +315,9 @@ fn batch_options(batch: &ProduceBatch) -> Result<BatchOptions, EdgeError> {
     Ok(options)
 }
 
-/// Encode `records` as one batch and send it to the partition's leader.
-async fn send_batch<R: Runtime>(
+/// Encode `records` as one batch and send it to the partition's leader (the REST proxy's
+/// produce path too).
+pub(crate) async fn send_batch<R: Runtime>(
     router: &Arc<Router<R>>,
     topic: String,
     partition: i32,

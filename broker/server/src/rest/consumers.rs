@@ -1,0 +1,642 @@
+//! v2 consumer instances: `POST /consumers/{group}` creates one; it subscribes, polls
+//! records, seeks, commits and is deleted over HTTP, or expires when left idle.
+//!
+//! An instance is the gateway's KIP-848 [`Consumer`] (ConsumerGroupHeartbeat membership
+//! with the broker's server-side assignment, positions, fetches resolved from storage):
+//! a real group member, so HTTP consumers and Kafka clients with `group.protocol=consumer`
+//! in one group split its partitions and rebalance as usual. Revoked partitions' positions
+//! are committed before the revocation is acknowledged (the gateway consumer's rule), so
+//! the next owner starts after what this instance delivered.
+//!
+//! Invariants:
+//! - At most [`INSTANCES_MAX`] instances exist; one poll per instance runs at a time.
+//! - An instance unused for the context's `instance_timeout` is removed and leaves its
+//!   group (checked every [`EXPIRY_CHECK_INTERVAL`] at most); afterwards every request for
+//!   it answers 404 40403.
+//! - v2 commits name the last consumed offset; the group stores the next one (offset + 1),
+//!   as Confluent's proxy does, so a Kafka client resumes after the committed record.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use weir_edge::{Isolation, Position, Reply, StartFrom};
+use weir_runtime::Runtime;
+
+use super::data::{self, Format};
+use super::error::{
+    RestError, CONSUMER_ALREADY_EXISTS, CONSUMER_FORMAT_MISMATCH, INVALID_CONSUMER_CONFIG,
+    INVALID_OFFSET_OR_PARTITION,
+};
+use super::records::body_error;
+use super::{base_url, RestState};
+use crate::gateway::consumer::{self as gateway_consumer, Consumer};
+use crate::gateway::lock;
+use crate::storage::StorageDriver;
+
+/// Consumer instances one REST listener keeps.
+pub const INSTANCES_MAX: usize = 1024;
+/// Longest pause between two expiry checks.
+pub const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Default wait of a records request (Confluent's `consumer.request.timeout.ms`).
+const RECORDS_TIMEOUT_DEFAULT_MS: u32 = 1_000;
+/// Content type of v2 answers.
+const V2_JSON: &str = "application/vnd.kafka.v2+json";
+
+/// Every instance, by (group, name).
+#[derive(Default)]
+pub struct Instances {
+    map: Mutex<BTreeMap<(String, String), Arc<Instance>>>,
+    next: AtomicU32,
+}
+
+/// One consumer instance.
+pub struct Instance {
+    group: String,
+    name: String,
+    format: Format,
+    from: StartFrom,
+    auto_commit: bool,
+    /// The membership, once subscribed.
+    consumer: Mutex<Option<Arc<Consumer>>>,
+    /// When the instance was last used (runtime time).
+    last_used: Mutex<Duration>,
+    /// One poll (and commit) at a time.
+    polling: tokio::sync::Mutex<()>,
+}
+
+impl Instance {
+    fn consumer(&self) -> Option<Arc<Consumer>> {
+        lock(&self.consumer).clone()
+    }
+}
+
+fn v2_json(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(V2_JSON));
+    response
+}
+
+/// The instance, touched (its idle clock restarts), or 404 40403.
+fn instance<R: Runtime, S: StorageDriver>(
+    state: &RestState<R, S>,
+    group: &str,
+    name: &str,
+) -> Result<Arc<Instance>, RestError> {
+    let key = (group.to_owned(), name.to_owned());
+    let found = lock(&state.consumers.map).get(&key).cloned();
+    let found = found.ok_or_else(RestError::instance_not_found)?;
+    *lock(&found.last_used) = state.runtime.now();
+    Ok(found)
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default, rename = "auto.offset.reset")]
+    auto_offset_reset: Option<String>,
+    #[serde(default, rename = "auto.commit.enable")]
+    auto_commit_enable: Option<String>,
+}
+
+fn json_or_empty<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, RestError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    super::v3::json_body(body)
+}
+
+impl Default for CreateBody {
+    fn default() -> Self {
+        CreateBody {
+            name: None,
+            format: None,
+            auto_offset_reset: None,
+            auto_commit_enable: None,
+        }
+    }
+}
+
+/// `POST /consumers/{group}`.
+pub async fn create<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, RestError> {
+    let body: CreateBody = json_or_empty(&body.map_err(body_error)?)?;
+    let format = match body
+        .format
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("binary") => Format::Binary,
+        Some("json") => Format::Json,
+        Some(schema @ ("avro" | "protobuf" | "jsonschema")) => {
+            return Err(data::needs_registry(schema))
+        }
+        Some(other) => {
+            let message = format!("format {other:?}: use binary or json");
+            return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
+        }
+    };
+    let from = match body.auto_offset_reset.as_deref() {
+        None | Some("latest") => StartFrom::Latest,
+        Some("earliest" | "smallest") => StartFrom::Earliest,
+        Some(other) => {
+            let message = format!("auto.offset.reset {other:?}: use earliest or latest");
+            return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
+        }
+    };
+    let auto_commit = match body.auto_commit_enable.as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            let message = format!("auto.commit.enable {other:?}: use true or false");
+            return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
+        }
+    };
+    let number = state.consumers.next.fetch_add(1, Ordering::Relaxed);
+    let name = body
+        .name
+        .unwrap_or_else(|| format!("rest-consumer-{number}"));
+    if name.is_empty() || name.len() > 255 || name.contains('/') {
+        let message = "instance names are 1 to 255 characters without '/'";
+        return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
+    }
+    let instance = Arc::new(Instance {
+        group: group.clone(),
+        name: name.clone(),
+        format,
+        from,
+        auto_commit,
+        consumer: Mutex::new(None),
+        last_used: Mutex::new(state.runtime.now()),
+        polling: tokio::sync::Mutex::new(()),
+    });
+    {
+        let mut map = lock(&state.consumers.map);
+        let key = (group.clone(), name.clone());
+        if map.contains_key(&key) {
+            let message = "Consumer with specified consumer ID already exists in the specified \
+                           consumer group.";
+            return Err(RestError::new(
+                StatusCode::CONFLICT,
+                CONSUMER_ALREADY_EXISTS,
+                message,
+            ));
+        }
+        if map.len() >= INSTANCES_MAX {
+            let message = format!("at most {INSTANCES_MAX} consumer instances");
+            return Err(RestError::status(StatusCode::TOO_MANY_REQUESTS, message));
+        }
+        map.insert(key, instance);
+    }
+    let base_uri = format!("{}/consumers/{group}/instances/{name}", base_url(&headers));
+    Ok(v2_json(
+        StatusCode::OK,
+        json!({"instance_id": name, "base_uri": base_uri}),
+    ))
+}
+
+/// Close an instance's membership (it leaves its group).
+async fn close<R: Runtime, S: StorageDriver>(state: &RestState<R, S>, instance: &Instance) {
+    let consumer = lock(&instance.consumer).take();
+    if let Some(consumer) = consumer {
+        if let Ok(router) = state.session().await {
+            consumer.close(&router).await;
+        }
+    }
+}
+
+/// `DELETE /consumers/{group}/instances/{instance}`.
+pub async fn delete<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+) -> Result<StatusCode, RestError> {
+    let removed = lock(&state.consumers.map).remove(&(group, name));
+    let removed = removed.ok_or_else(RestError::instance_not_found)?;
+    close(&state, &removed).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove instances idle longer than the timeout, until the node loop stops.
+pub async fn expire_loop<R: Runtime, S: StorageDriver>(state: RestState<R, S>) {
+    let interval =
+        (state.instance_timeout / 4).clamp(Duration::from_millis(50), EXPIRY_CHECK_INTERVAL);
+    loop {
+        let runtime = &state.runtime;
+        runtime.sleep_until(runtime.now() + interval).await;
+        if Arc::strong_count(&state) <= 1 {
+            return;
+        }
+        let now = runtime.now();
+        let expired: Vec<Arc<Instance>> = {
+            let mut map = lock(&state.consumers.map);
+            let keys: Vec<(String, String)> = map
+                .iter()
+                .filter(|(_, i)| now.saturating_sub(*lock(&i.last_used)) >= state.instance_timeout)
+                .map(|(key, _)| key.clone())
+                .collect();
+            keys.iter().filter_map(|key| map.remove(key)).collect()
+        };
+        for instance in expired {
+            tracing::info!(
+                group = instance.group,
+                "rest proxy: consumer instance {} expired",
+                instance.name
+            );
+            close(&state, &instance).await;
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct SubscribeBody {
+    #[serde(default)]
+    topics: Option<Vec<String>>,
+    #[serde(default)]
+    topic_pattern: Option<String>,
+}
+
+/// `POST .../subscription` with `{"topics": [...]}`: (re)join the group for these topics.
+pub async fn subscribe<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    let body: SubscribeBody = super::v3::json_body(&body.map_err(body_error)?)?;
+    if body.topic_pattern.is_some() {
+        let message = "topic_pattern subscriptions are not supported: list the topics";
+        return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
+    }
+    let topics = body.topics.unwrap_or_default();
+    if topics.is_empty() || topics.iter().any(String::is_empty) {
+        let message = "A list (of Topics type) or a topic_pattern must be specified.";
+        return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
+    }
+    close(&state, &instance).await;
+    let router = state.session().await?;
+    let handle = state.consumers.next.fetch_add(1, Ordering::Relaxed);
+    let consumer = Arc::new(Consumer::new(
+        handle,
+        Some(group),
+        topics,
+        instance.from,
+        Isolation::ReadUncommitted,
+        Vec::new(),
+    ));
+    *lock(&instance.consumer) = Some(Arc::clone(&consumer));
+    let heartbeats = gateway_consumer::heartbeat_loop(
+        state.runtime.clone(),
+        consumer,
+        router,
+        state.meta.clone(),
+    );
+    state.runtime.spawn(heartbeats);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET .../subscription`.
+pub async fn subscription<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+) -> Result<Response, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    let topics = instance
+        .consumer()
+        .map(|c| c.topics().to_vec())
+        .unwrap_or_default();
+    Ok(v2_json(StatusCode::OK, json!({"topics": topics})))
+}
+
+/// `DELETE .../subscription`: leave the group, keep the instance.
+pub async fn unsubscribe<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+) -> Result<StatusCode, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    close(&state, &instance).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn partition_list(partitions: Vec<(String, i32)>) -> Vec<Value> {
+    partitions
+        .into_iter()
+        .map(|(topic, partition)| json!({"topic": topic, "partition": partition}))
+        .collect()
+}
+
+/// `GET .../assignments`: the partitions the group gave this instance.
+pub async fn assignments<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+) -> Result<Response, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    let owned = instance
+        .consumer()
+        .map(|c| c.assignment())
+        .unwrap_or_default();
+    Ok(v2_json(
+        StatusCode::OK,
+        json!({"partitions": partition_list(owned)}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct OffsetEntry {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct OffsetsBody {
+    #[serde(default)]
+    offsets: Vec<OffsetEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PartitionEntry {
+    topic: String,
+    partition: i32,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct PartitionsBody {
+    #[serde(default)]
+    partitions: Vec<PartitionEntry>,
+}
+
+fn subscribed(instance: &Instance) -> Result<Arc<Consumer>, RestError> {
+    instance.consumer().ok_or_else(|| {
+        RestError::new(
+            StatusCode::CONFLICT,
+            40903,
+            "Illegal state: the consumer is not subscribed to any topics",
+        )
+    })
+}
+
+/// `POST .../positions` with `{"offsets": [{topic, partition, offset}]}`: seek.
+pub async fn seek<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    let body: OffsetsBody = super::v3::json_body(&body.map_err(body_error)?)?;
+    let consumer = subscribed(&instance)?;
+    for entry in body.offsets {
+        if entry.offset < 0 || !consumer.seek(&entry.topic, entry.partition, entry.offset) {
+            let message = format!(
+                "cannot seek {}[{}] to {}: not assigned to this instance, or a negative offset",
+                entry.topic, entry.partition, entry.offset
+            );
+            return Err(RestError::unprocessable(
+                INVALID_OFFSET_OR_PARTITION,
+                message,
+            ));
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn seek_to<R: Runtime, S: StorageDriver>(
+    state: RestState<R, S>,
+    group: String,
+    name: String,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    from: StartFrom,
+) -> Result<StatusCode, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    let body: PartitionsBody = super::v3::json_body(&body.map_err(body_error)?)?;
+    let consumer = subscribed(&instance)?;
+    let partitions: Vec<(String, i32)> = body
+        .partitions
+        .into_iter()
+        .map(|p| (p.topic, p.partition))
+        .collect();
+    let router = state.session().await?;
+    let found =
+        gateway_consumer::list_offsets(&router, &partitions, from, Isolation::ReadUncommitted)
+            .await?;
+    for tp in &partitions {
+        let sought = found
+            .get(tp)
+            .is_some_and(|offset| consumer.seek(&tp.0, tp.1, *offset));
+        if !sought {
+            let message = format!(
+                "cannot seek {}[{}]: not assigned to this instance",
+                tp.0, tp.1
+            );
+            return Err(RestError::unprocessable(
+                INVALID_OFFSET_OR_PARTITION,
+                message,
+            ));
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST .../positions/beginning` with `{"partitions": [...]}`.
+pub async fn seek_beginning<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode, RestError> {
+    seek_to(state, group, name, body, StartFrom::Earliest).await
+}
+
+/// `POST .../positions/end` with `{"partitions": [...]}`.
+pub async fn seek_end<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode, RestError> {
+    seek_to(state, group, name, body, StartFrom::Latest).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecordsQuery {
+    #[serde(default)]
+    timeout: Option<u32>,
+    #[serde(default)]
+    max_bytes: Option<u64>,
+}
+
+/// The format an Accept header asks records in (`None`: any).
+fn accepted_format(headers: &HeaderMap) -> Option<Format> {
+    let accept = headers
+        .get(header::ACCEPT)?
+        .to_str()
+        .ok()?
+        .to_ascii_lowercase();
+    if accept.contains("vnd.kafka.binary.v2") {
+        Some(Format::Binary)
+    } else if accept.contains("vnd.kafka.json.v2") {
+        Some(Format::Json)
+    } else {
+        None
+    }
+}
+
+/// `GET .../records?timeout=ms&max_bytes=n`: one poll of the instance.
+pub async fn records<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+    Query(query): Query<RecordsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    if let Some(asked) = accepted_format(&headers) {
+        if asked != instance.format {
+            let message = format!(
+                "The requested embedded format {} does not match the consumer's format {}.",
+                asked.name().to_ascii_lowercase(),
+                instance.format.name().to_ascii_lowercase()
+            );
+            return Err(RestError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                CONSUMER_FORMAT_MISMATCH,
+                message,
+            ));
+        }
+    }
+    let consumer = subscribed(&instance)?;
+    let _polling = instance.polling.lock().await;
+    let router = state.session().await?;
+    let wait_ms = query.timeout.unwrap_or(RECORDS_TIMEOUT_DEFAULT_MS);
+    let max_bytes = query
+        .max_bytes
+        .map_or(gateway_consumer::POLL_BYTES_MAX, |n| {
+            u32::try_from(n).unwrap_or(u32::MAX)
+        });
+    let polled = gateway_consumer::poll(
+        &state.runtime,
+        &state.storage,
+        state.remote.as_ref(),
+        &consumer,
+        &router,
+        wait_ms,
+        max_bytes,
+    )
+    .await?;
+    let Reply::Records(records) = polled else {
+        return Err(super::unexpected("poll"));
+    };
+    if instance.auto_commit && !records.is_empty() {
+        let positions = consumer.positions();
+        gateway_consumer::client_commit(&consumer, &router, positions).await?;
+    }
+    *lock(&instance.last_used) = state.runtime.now();
+    let format = instance.format;
+    let records: Vec<Value> = records
+        .into_iter()
+        .map(|record| {
+            json!({
+                "topic": record.topic,
+                "key": format.decode(record.key.as_deref()),
+                "value": format.decode(record.value.as_deref()),
+                "partition": record.partition,
+                "offset": record.offset,
+                "timestamp": record.timestamp,
+                "headers": record.headers.iter().map(|h| json!({
+                    "key": h.key,
+                    "value": h.value.as_deref().map(data::encode_base64),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let content_type = match format {
+        Format::Json => "application/vnd.kafka.json.v2+json",
+        _ => "application/vnd.kafka.binary.v2+json",
+    };
+    let mut response = Json(Value::Array(records)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+/// `POST .../offsets`: commit the listed offsets (each the last consumed record's), or,
+/// with an empty body, everything this instance has delivered.
+pub async fn commit<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    let body: OffsetsBody = json_or_empty(&body.map_err(body_error)?)?;
+    let consumer = subscribed(&instance)?;
+    let positions: Vec<Position> = if body.offsets.is_empty() {
+        consumer.positions()
+    } else {
+        let mut positions = Vec::with_capacity(body.offsets.len());
+        for entry in body.offsets {
+            if entry.offset < 0 {
+                let message = format!("offset {} must be >= 0", entry.offset);
+                return Err(RestError::unprocessable(
+                    INVALID_OFFSET_OR_PARTITION,
+                    message,
+                ));
+            }
+            positions.push(Position {
+                topic: entry.topic,
+                partition: entry.partition,
+                offset: entry.offset.saturating_add(1),
+            });
+        }
+        positions
+    };
+    let router = state.session().await?;
+    gateway_consumer::client_commit(&consumer, &router, positions).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET .../offsets` with `{"partitions": [...]}`: the group's committed offsets.
+pub async fn committed<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((group, name)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    let body: PartitionsBody = json_or_empty(&body.map_err(body_error)?)?;
+    let mut partitions: Vec<(String, i32)> = body
+        .partitions
+        .into_iter()
+        .map(|p| (p.topic, p.partition))
+        .collect();
+    if partitions.is_empty() {
+        partitions = instance
+            .consumer()
+            .map(|c| c.assignment())
+            .unwrap_or_default();
+    }
+    let router = state.session().await?;
+    let found = gateway_consumer::committed(&router, &instance.group, &partitions).await?;
+    let offsets: Vec<Value> = partitions
+        .into_iter()
+        .filter_map(|tp| {
+            found.get(&tp).map(|offset| {
+                json!({"topic": tp.0, "partition": tp.1, "offset": offset, "metadata": ""})
+            })
+        })
+        .collect();
+    Ok(v2_json(StatusCode::OK, json!({"offsets": offsets})))
+}

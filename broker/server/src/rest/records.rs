@@ -1,0 +1,790 @@
+//! Producing over HTTP: v3 `POST /v3/clusters/{id}/topics/{topic}/records` (one JSON
+//! record, or many concatenated ones streamed in one request, each answered with its own
+//! result in order) and v2 `POST /topics/{topic}` with the embedded formats.
+//!
+//! Records go through the gateway's produce path ([`send_batch`], [`finish_produce`]):
+//! acks=all, murmur2 of the key when no partition is given (round robin for keyless
+//! records), the partition's leader found and re-tried as for a WebSocket session.
+//! Records of one chunk of the request body are grouped per partition into one batch
+//! (in request order), so a batched request costs one produce per partition.
+//!
+//! Invariants:
+//! - Results are written in the order of the records in the request, one per record; a
+//!   record that cannot be converted gets its own error result and does not stop the others.
+//! - Batches of one request are sent in request order, so records of one key keep it.
+//! - Memory per request is bounded: the body by [`BODY_BYTES_MAX`] (length-delimited) or,
+//!   streamed, an unparsed record by [`RECORD_BYTES_MAX`]; records by
+//!   [`RECORDS_PER_REQUEST_MAX`]; sent and unanswered batches by [`BATCHES_IN_FLIGHT_MAX`].
+//!
+//! [`send_batch`]: crate::gateway::ops::send_batch
+//! [`finish_produce`]: crate::gateway::ops::finish_produce
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use weir_edge::{Acks, Header, NewRecord, Reply};
+use weir_runtime::Runtime;
+use weir_wire::records::BatchOptions;
+
+use super::data::{self, Format};
+use super::error::{RestError, INVALID_OFFSET_OR_PARTITION};
+use super::{RestState, BODY_BYTES_MAX, RECORDS_PER_REQUEST_MAX};
+use crate::gateway::ops::{finish_produce, send_batch, topic_meta, SentProduce, TopicMeta};
+use crate::gateway::route::{Call, Router};
+use crate::storage::StorageDriver;
+
+/// Largest single record object of a streamed request, before it is parsed.
+pub const RECORD_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Batches one request may have sent and not yet answered.
+pub const BATCHES_IN_FLIGHT_MAX: usize = 256;
+/// Bytes of records grouped into one batch.
+const BATCH_BYTES_MAX: usize = 512 * 1024;
+/// Content type of v2 answers.
+const V2_JSON: &str = "application/vnd.kafka.v2+json";
+
+/// A record ready to send, and what its result reports.
+struct Prepared {
+    partition: i32,
+    record: NewRecord,
+    key_format: Format,
+    value_format: Format,
+}
+
+impl Prepared {
+    fn bytes(&self) -> usize {
+        let key = self.record.key.as_ref().map_or(0, Vec::len);
+        let value = self.record.value.as_ref().map_or(0, Vec::len);
+        key + value + 64
+    }
+}
+
+/// One record's outcome, as both API versions report it.
+enum Outcome {
+    Written {
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+        key: Value,
+        value: Value,
+    },
+    Failed(RestError),
+}
+
+/// A v3 record object.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct V3Record {
+    #[serde(default)]
+    partition_id: Option<i32>,
+    #[serde(default)]
+    headers: Vec<V3Header>,
+    #[serde(default)]
+    key: Option<V3Data>,
+    #[serde(default)]
+    value: Option<V3Data>,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct V3Header {
+    name: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct V3Data {
+    #[serde(default, rename = "type")]
+    format: Option<String>,
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    schema: Option<Value>,
+    #[serde(default)]
+    schema_id: Option<Value>,
+    #[serde(default)]
+    subject: Option<Value>,
+}
+
+fn v3_data(data: Option<&V3Data>, what: &str) -> Result<(Format, Option<Vec<u8>>), RestError> {
+    let Some(data) = data else {
+        return Ok((Format::Binary, None));
+    };
+    if data.schema.is_some() || data.schema_id.is_some() || data.subject.is_some() {
+        return Err(data::needs_registry("schema-based"));
+    }
+    let format = match &data.format {
+        Some(name) => Format::parse(name)?,
+        None => Format::Json,
+    };
+    Ok((format, format.encode(&data.data, what)?))
+}
+
+/// Turn one v3 record object into a record for `topic`.
+fn prepare_v3<R: Runtime, S: StorageDriver>(
+    state: &RestState<R, S>,
+    topic: &str,
+    info: &TopicMeta,
+    object: Value,
+) -> Result<Prepared, RestError> {
+    let record: V3Record = serde_json::from_value(object)
+        .map_err(|error| RestError::bad_request(format!("invalid record: {error}")))?;
+    let (key_format, key) = v3_data(record.key.as_ref(), "key")?;
+    let (value_format, value) = v3_data(record.value.as_ref(), "value")?;
+    let mut headers = Vec::with_capacity(record.headers.len());
+    for header in record.headers {
+        let value = match header.value {
+            Some(text) => Some(data::decode_base64(&text, "header value")?),
+            None => None,
+        };
+        headers.push(Header {
+            key: header.name,
+            value,
+        });
+    }
+    let timestamp = match record.timestamp {
+        Some(text) => Some(data::parse_timestamp(&text).ok_or_else(|| {
+            RestError::bad_request(format!("timestamp {text:?} is not ISO 8601"))
+        })?),
+        None => None,
+    };
+    let partition = choose_partition(state, topic, info, record.partition_id, key.as_deref())?;
+    Ok(Prepared {
+        partition,
+        record: NewRecord {
+            key,
+            value,
+            headers,
+            timestamp,
+        },
+        key_format,
+        value_format,
+    })
+}
+
+/// The asked partition (checked), else murmur2 of the key, else round robin.
+fn choose_partition<R: Runtime, S: StorageDriver>(
+    state: &RestState<R, S>,
+    topic: &str,
+    info: &TopicMeta,
+    asked: Option<i32>,
+    key: Option<&[u8]>,
+) -> Result<i32, RestError> {
+    match (asked, key) {
+        (Some(partition), _) if (0..info.partitions).contains(&partition) => Ok(partition),
+        (Some(partition), _) => Err(RestError::partition_not_found(topic, partition)),
+        (None, Some(key)) => Ok(weir_wire::murmur2::partition_for_key(key, info.partitions)),
+        (None, None) => Ok(state.next_partition(topic, info.partitions)),
+    }
+}
+
+/// Is the request's content type `wanted` (parameters such as charset ignored)?
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The topic's metadata, or 404 40401.
+async fn target<R: Runtime, S: StorageDriver>(
+    state: &RestState<R, S>,
+    router: &Router<R>,
+    topic: &str,
+) -> Result<TopicMeta, RestError> {
+    match topic_meta(router, &state.meta, topic, false).await {
+        Ok(info) => Ok(info),
+        Err(error) if error.code == weir_wire::error::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0 => {
+            Err(RestError::topic_not_found(topic))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Where one record's result comes from.
+enum Slot {
+    /// Refused before sending.
+    Failed(RestError),
+    /// Record `index` of batch `batch`.
+    Sent {
+        batch: usize,
+        index: i64,
+        timestamp: i64,
+        key: Value,
+        value: Value,
+    },
+}
+
+/// One chunk of a request's records: sent, awaiting answers.
+struct SentChunk<R> {
+    slots: Vec<Slot>,
+    batches: Vec<SentBatch<R>>,
+}
+
+type SentBatch<R> = Result<(Call, SentProduce<R>), weir_edge::EdgeError>;
+
+/// Send `prepared` in order: records of one partition share a batch (bounded in bytes and
+/// records), batches go out in the order of their first record.
+async fn send_chunk<R: Runtime>(
+    router: &Arc<Router<R>>,
+    topic: &str,
+    prepared: Vec<Result<Prepared, RestError>>,
+    wall_ms: i64,
+) -> SentChunk<R> {
+    let mut slots = Vec::with_capacity(prepared.len());
+    // Open batch per partition: (batch number, records, bytes).
+    let mut open: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut groups: Vec<(i32, Vec<NewRecord>, usize)> = Vec::new();
+    for item in prepared {
+        let record = match item {
+            Ok(record) => record,
+            Err(error) => {
+                slots.push(Slot::Failed(error));
+                continue;
+            }
+        };
+        let bytes = record.bytes();
+        let batch = match open.get(&record.partition) {
+            Some(&batch)
+                if groups[batch].2 + bytes <= BATCH_BYTES_MAX
+                    && groups[batch].1.len() < weir_edge::BATCH_RECORDS_MAX =>
+            {
+                batch
+            }
+            _ => {
+                groups.push((record.partition, Vec::new(), 0));
+                open.insert(record.partition, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        let timestamp = record.record.timestamp.unwrap_or(wall_ms);
+        let key = data::size_entry(record.key_format, record.record.key.as_ref());
+        let value = data::size_entry(record.value_format, record.record.value.as_ref());
+        let group = &mut groups[batch];
+        group.2 += bytes;
+        let index = i64::try_from(group.1.len()).unwrap_or(i64::MAX);
+        group.1.push(record.record);
+        slots.push(Slot::Sent {
+            batch,
+            index,
+            timestamp,
+            key,
+            value,
+        });
+    }
+    let mut batches = Vec::with_capacity(groups.len());
+    for (partition, records, _) in groups {
+        let options = BatchOptions::default();
+        let topic = topic.to_owned();
+        let sent = send_batch(
+            router,
+            topic,
+            partition,
+            Acks::All,
+            options,
+            records,
+            wall_ms,
+        );
+        batches.push(sent.await);
+    }
+    SentChunk { slots, batches }
+}
+
+/// Await a chunk's batches and turn them into one outcome per record, in order.
+async fn finish_chunk<R: Runtime>(router: &Router<R>, chunk: SentChunk<R>) -> Vec<Outcome> {
+    let mut answers: Vec<Result<(i32, i64), RestError>> = Vec::with_capacity(chunk.batches.len());
+    for batch in chunk.batches {
+        let answer = match batch {
+            Ok((call, sent)) => finish_produce(router, call, sent).await,
+            Err(error) => Err(error),
+        };
+        answers.push(match answer {
+            Ok(Reply::Produced { partition, offset }) => Ok((partition, offset)),
+            Ok(_) => Err(super::unexpected("Produce")),
+            Err(error) => Err(error.into()),
+        });
+    }
+    chunk
+        .slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Failed(error) => Outcome::Failed(error),
+            Slot::Sent {
+                batch,
+                index,
+                timestamp,
+                key,
+                value,
+            } => match answers.get(batch) {
+                Some(Ok((partition, base))) => Outcome::Written {
+                    partition: *partition,
+                    offset: base + index,
+                    timestamp,
+                    key,
+                    value,
+                },
+                Some(Err(error)) => Outcome::Failed(error.clone()),
+                None => Outcome::Failed(super::unexpected("Produce (batch missing)")),
+            },
+        })
+        .collect()
+}
+
+/// A v3 result object.
+fn v3_result(cluster_id: &str, topic: &str, outcome: Outcome) -> (StatusCode, Value) {
+    match outcome {
+        Outcome::Written {
+            partition,
+            offset,
+            timestamp,
+            key,
+            value,
+        } => (
+            StatusCode::OK,
+            json!({
+                "error_code": 200,
+                "cluster_id": cluster_id,
+                "topic_name": topic,
+                "partition_id": partition,
+                "offset": offset,
+                "timestamp": data::iso_timestamp(timestamp),
+                "key": key,
+                "value": value,
+            }),
+        ),
+        Outcome::Failed(error) => (
+            error.status,
+            json!({"error_code": error.error_code, "message": error.message}),
+        ),
+    }
+}
+
+/// Parse every complete JSON value at the front of `buffer`, leaving an incomplete tail.
+/// A syntax error ends the stream: it is returned after the values before it.
+fn split_values(buffer: &mut Vec<u8>, at_end: bool) -> (Vec<Value>, Option<RestError>) {
+    let mut values = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(buffer).into_iter::<Value>();
+    let mut failure = None;
+    loop {
+        match stream.next() {
+            Some(Ok(value)) => values.push(value),
+            Some(Err(error)) if error.is_eof() && !at_end => break,
+            Some(Err(error)) => {
+                let message = format!("invalid JSON record: {error}");
+                failure = Some(RestError::bad_request(message));
+                break;
+            }
+            None => break,
+        }
+    }
+    let consumed = stream.byte_offset();
+    buffer.drain(..consumed);
+    (values, failure)
+}
+
+/// `POST /v3/clusters/{cluster_id}/topics/{topic}/records`.
+///
+/// With a Content-Length and one record object, the answer is that record's result with
+/// its own status (Confluent's single form). Otherwise (several objects, or a chunked
+/// body) it is the streaming form: status 200 and one result object per record, each on
+/// its own line, written as the records are acknowledged, while the client keeps sending.
+pub async fn produce_v3<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, RestError> {
+    let found = content_type(request.headers());
+    if found != "application/json" {
+        return Err(RestError::unsupported_media_type(
+            &found,
+            "application/json",
+        ));
+    }
+    let metadata = state.metadata(Some(Vec::new())).await?;
+    if metadata.cluster_id.as_deref() != Some(cluster_id.as_str()) {
+        let message = format!("Cluster {cluster_id} not found.");
+        return Err(RestError::status(StatusCode::NOT_FOUND, message));
+    }
+    let router = state.session().await?;
+    let info = target(&state, &router, &topic).await?;
+    let sized = request.headers().contains_key(header::CONTENT_LENGTH);
+    let body = request.into_body();
+    if sized {
+        let bytes = axum::body::to_bytes(body, BODY_BYTES_MAX)
+            .await
+            .map_err(|error| too_large(&error))?;
+        let mut buffer = bytes.to_vec();
+        let (values, failure) = split_values(&mut buffer, true);
+        if values.len() == 1 && failure.is_none() {
+            let object = values.into_iter().next().unwrap_or(Value::Null);
+            let prepared = vec![prepare_v3(&state, &topic, &info, object)];
+            let wall_ms = state.runtime.wall_ms();
+            let chunk = send_chunk(&router, &topic, prepared, wall_ms).await;
+            let outcome = finish_chunk(&router, chunk).await.into_iter().next();
+            let outcome = outcome.unwrap_or(Outcome::Failed(super::unexpected("Produce")));
+            let (status, body) = v3_result(&cluster_id, &topic, outcome);
+            return Ok((status, Json(body)).into_response());
+        }
+        if values.is_empty() {
+            return Err(failure.unwrap_or_else(|| RestError::bad_request("no record in the body")));
+        }
+        let rest = Body::empty();
+        return Ok(stream_records(
+            state, router, cluster_id, topic, info, values, failure, rest,
+        ));
+    }
+    Ok(stream_records(
+        state,
+        router,
+        cluster_id,
+        topic,
+        info,
+        Vec::new(),
+        None,
+        body,
+    ))
+}
+
+fn too_large(error: &axum::Error) -> RestError {
+    RestError::status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body too large (at most {BODY_BYTES_MAX} bytes): {error}"),
+    )
+}
+
+/// The streaming form: a reader task parses records as the body arrives and sends each
+/// chunk's batches; a writer task awaits them in order and writes the results.
+#[allow(clippy::too_many_arguments)]
+fn stream_records<R: Runtime, S: StorageDriver>(
+    state: RestState<R, S>,
+    router: Arc<Router<R>>,
+    cluster_id: String,
+    topic: String,
+    info: TopicMeta,
+    first: Vec<Value>,
+    first_failure: Option<RestError>,
+    body: Body,
+) -> Response {
+    let (chunks_sender, mut chunks) = mpsc::channel::<ChunkItem<R>>(BATCHES_IN_FLIGHT_MAX);
+    let (lines_sender, lines) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let runtime = state.runtime.clone();
+    let reader_router = Arc::clone(&router);
+    let reader_topic = topic.clone();
+    runtime.spawn(async move {
+        let router = reader_router;
+        let topic = reader_topic;
+        let mut count = 0usize;
+        let mut send = |values: Vec<Value>| {
+            let prepared: Vec<Result<Prepared, RestError>> = values
+                .into_iter()
+                .map(|object| {
+                    count += 1;
+                    if count > RECORDS_PER_REQUEST_MAX {
+                        let message =
+                            format!("at most {RECORDS_PER_REQUEST_MAX} records per request");
+                        return Err(RestError::unprocessable(
+                            super::error::RECORD_TOO_LARGE,
+                            message,
+                        ));
+                    }
+                    prepare_v3(&state, &topic, &info, object)
+                })
+                .collect();
+            prepared
+        };
+        let prepared = send(first);
+        if !prepared.is_empty() {
+            let chunk = send_chunk(&router, &topic, prepared, state.runtime.wall_ms()).await;
+            if chunks_sender.send(ChunkItem::Sent(chunk)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(failure) = first_failure {
+            let _ = chunks_sender.send(ChunkItem::Failed(failure)).await;
+            return;
+        }
+        let mut stream = body.into_data_stream();
+        let mut buffer: Vec<u8> = Vec::new();
+        loop {
+            let next = stream.next().await;
+            let at_end = next.is_none();
+            match next {
+                Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
+                Some(Err(error)) => {
+                    let failure = RestError::bad_request(format!("reading the body: {error}"));
+                    let _ = chunks_sender.send(ChunkItem::Failed(failure)).await;
+                    return;
+                }
+                None => {}
+            }
+            let (values, failure) = split_values(&mut buffer, at_end);
+            let prepared = send(values);
+            if !prepared.is_empty() {
+                let chunk = send_chunk(&router, &topic, prepared, state.runtime.wall_ms()).await;
+                if chunks_sender.send(ChunkItem::Sent(chunk)).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(failure) = failure {
+                let _ = chunks_sender.send(ChunkItem::Failed(failure)).await;
+                return;
+            }
+            if buffer.len() > RECORD_BYTES_MAX {
+                let message = format!("a record is larger than {RECORD_BYTES_MAX} bytes");
+                let failure = RestError::unprocessable(super::error::RECORD_TOO_LARGE, message);
+                let _ = chunks_sender.send(ChunkItem::Failed(failure)).await;
+                return;
+            }
+            if at_end {
+                if !buffer.iter().all(u8::is_ascii_whitespace) {
+                    let failure = RestError::bad_request("the body ends inside a record");
+                    let _ = chunks_sender.send(ChunkItem::Failed(failure)).await;
+                }
+                return;
+            }
+        }
+    });
+    runtime.spawn(async move {
+        while let Some(item) = chunks.recv().await {
+            let outcomes = match item {
+                ChunkItem::Sent(chunk) => finish_chunk(&router, chunk).await,
+                ChunkItem::Failed(error) => vec![Outcome::Failed(error)],
+            };
+            for outcome in outcomes {
+                let (_, mut line) = v3_result(&cluster_id, &topic, outcome);
+                if let Some(object) = line.as_object_mut() {
+                    object.retain(|_, value| !value.is_null());
+                }
+                let mut text = line.to_string().into_bytes();
+                text.push(b'\n');
+                if lines_sender.send(Ok(Bytes::from(text))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let stream = tokio_stream_from(lines);
+    let mut response = Body::from_stream(stream).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// What the reader hands the writer.
+enum ChunkItem<R> {
+    Sent(SentChunk<R>),
+    Failed(RestError),
+}
+
+/// A receiver as a stream of body frames.
+fn tokio_stream_from(
+    mut receiver: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    futures_util::stream::poll_fn(move |context| receiver.poll_recv(context))
+}
+
+/// A v2 record of `{"records": [...]}`.
+#[derive(Debug, Deserialize)]
+struct V2Record {
+    #[serde(default)]
+    key: Value,
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    partition: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct V2Body {
+    records: Vec<V2Record>,
+}
+
+/// The embedded format of a v2 content type.
+fn v2_format(headers: &HeaderMap) -> Result<Format, RestError> {
+    let found = content_type(headers);
+    match found.as_str() {
+        "application/vnd.kafka.json.v2+json" | "application/json" => Ok(Format::Json),
+        "application/vnd.kafka.binary.v2+json" => Ok(Format::Binary),
+        "application/vnd.kafka.avro.v2+json"
+        | "application/vnd.kafka.protobuf.v2+json"
+        | "application/vnd.kafka.jsonschema.v2+json" => Err(data::needs_registry(&found)),
+        _ => Err(RestError::unsupported_media_type(
+            &found,
+            "application/vnd.kafka.{json,binary}.v2+json",
+        )),
+    }
+}
+
+fn v2_json(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(V2_JSON));
+    response
+}
+
+async fn produce_v2_inner<R: Runtime, S: StorageDriver>(
+    state: RestState<R, S>,
+    topic: String,
+    fixed_partition: Option<i32>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RestError> {
+    let format = v2_format(&headers)?;
+    let body: V2Body = super::v3::json_body(&body)?;
+    if body.records.len() > RECORDS_PER_REQUEST_MAX {
+        let message = format!("at most {RECORDS_PER_REQUEST_MAX} records per request");
+        return Err(RestError::unprocessable(
+            super::error::RECORD_TOO_LARGE,
+            message,
+        ));
+    }
+    let router = state.session().await?;
+    let info = target(&state, &router, &topic).await?;
+    if let Some(partition) = fixed_partition {
+        if !(0..info.partitions).contains(&partition) {
+            return Err(RestError::partition_not_found(&topic, partition));
+        }
+    }
+    let prepared: Vec<Result<Prepared, RestError>> = body
+        .records
+        .into_iter()
+        .map(|record| {
+            let key = format.encode(&record.key, "key")?;
+            let value = format.encode(&record.value, "value")?;
+            let asked = fixed_partition.or(record.partition);
+            let partition = choose_partition(&state, &topic, &info, asked, key.as_deref())
+                .map_err(|error| {
+                    RestError::unprocessable(INVALID_OFFSET_OR_PARTITION, error.message)
+                })?;
+            Ok(Prepared {
+                partition,
+                record: NewRecord {
+                    key,
+                    value,
+                    headers: Vec::new(),
+                    timestamp: None,
+                },
+                key_format: format,
+                value_format: format,
+            })
+        })
+        .collect();
+    // A record that cannot be converted fails the whole request, as Confluent's v2 does.
+    if let Some(Err(error)) = prepared.iter().find(|p| p.is_err()) {
+        return Err(error.clone());
+    }
+    let chunk = send_chunk(&router, &topic, prepared, state.runtime.wall_ms()).await;
+    let offsets: Vec<Value> = finish_chunk(&router, chunk)
+        .await
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Written {
+                partition, offset, ..
+            } => {
+                json!({"partition": partition, "offset": offset, "error_code": null, "error": null})
+            }
+            Outcome::Failed(error) => json!({
+                "partition": null,
+                "offset": null,
+                "error_code": error.error_code,
+                "error": error.message,
+            }),
+        })
+        .collect();
+    let answer = json!({"key_schema_id": null, "value_schema_id": null, "offsets": offsets});
+    Ok(v2_json(StatusCode::OK, answer))
+}
+
+/// `POST /topics/{topic}` (v2).
+pub async fn produce_v2<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, RestError> {
+    let body = body.map_err(body_error)?;
+    produce_v2_inner(state, topic, None, headers, body).await
+}
+
+/// `POST /topics/{topic}/partitions/{partition}` (v2).
+pub async fn produce_v2_partition<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path((topic, partition)): Path<(String, i32)>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, RestError> {
+    let body = body.map_err(body_error)?;
+    produce_v2_inner(state, topic, Some(partition), headers, body).await
+}
+
+/// A body that could not be read: too large (413) or broken (400).
+pub fn body_error(rejection: axum::extract::rejection::BytesRejection) -> RestError {
+    let status = rejection.status();
+    RestError::status(status, rejection.body_text())
+}
+
+/// `GET /topics` (v2): topic names.
+pub async fn list_topics_v2<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+) -> Result<Response, RestError> {
+    let metadata = state.metadata(None).await?;
+    let mut names: Vec<String> = metadata
+        .topics
+        .into_iter()
+        .filter(|t| t.error == weir_wire::error::ErrorCode::NONE)
+        .filter_map(|t| t.name)
+        .collect();
+    names.sort();
+    Ok(v2_json(StatusCode::OK, json!(names)))
+}
+
+/// `GET /topics/{topic}` (v2).
+pub async fn get_topic_v2<R: Runtime, S: StorageDriver>(
+    State(state): State<RestState<R, S>>,
+    Path(topic): Path<String>,
+) -> Result<Response, RestError> {
+    let metadata = state.metadata(Some(vec![topic.clone()])).await?;
+    let found = metadata.topics.into_iter().find(|t| {
+        t.name.as_deref() == Some(topic.as_str()) && t.error == weir_wire::error::ErrorCode::NONE
+    });
+    let Some(found) = found else {
+        return Err(RestError::topic_not_found(&topic));
+    };
+    let partitions: Vec<Value> = found
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.partition,
+                "leader": p.leader_id,
+                "replicas": p.replica_nodes.iter().map(|broker| json!({
+                    "broker": broker,
+                    "leader": *broker == p.leader_id,
+                    "in_sync": p.isr_nodes.contains(broker),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(v2_json(
+        StatusCode::OK,
+        json!({"name": topic, "configs": {}, "partitions": partitions}),
+    ))
+}
