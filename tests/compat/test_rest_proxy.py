@@ -1,0 +1,520 @@
+"""The REST proxy (Confluent's REST API v2/v3 inside `weir serve`), driven over real HTTP
+(python `requests` and curl) against a real `weir` process and cross-checked with
+confluent-kafka (librdkafka).
+
+Goal: what a Confluent REST proxy user relies on works unchanged: v3 administration
+(clusters, brokers, topics, partitions, configs, consumer groups), v3 produce (single and
+streamed), v2 produce and v2 consumer instances; records written over HTTP are read by
+librdkafka with the same keys, partitions (murmur2, as Java's partitioner) and headers and
+the other way round; an HTTP consumer and a librdkafka consumer share a group; every error
+path answers Confluent's status and error code and the broker keeps serving; in a 3-node
+cluster, a broker that leads none of the partitions takes HTTP produces.
+Method: each test talks to a broker started with `weir.rest.proxy.listener` on a free port
+and checks answers field by field; waits are bounded polls (weirtest.wait_until).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+import requests
+
+from weirtest import (
+    ck_consumer,
+    ck_create_topic,
+    ck_produce,
+    ck_producer,
+    ck_read,
+    free_port,
+    unique,
+    wait_until,
+)
+
+V2 = "application/vnd.kafka.v2+json"
+V2_JSON = "application/vnd.kafka.json.v2+json"
+V2_BINARY = "application/vnd.kafka.binary.v2+json"
+INSTANCE_TIMEOUT_MS = 3000
+HTTP_TIMEOUT_S = 30
+
+
+def rest_config(port: int, extra: str = "") -> str:
+    return (
+        f'"weir.rest.proxy.listener" = "127.0.0.1:{port}"\n'
+        f'"weir.rest.consumer.instance.timeout.ms" = {INSTANCE_TIMEOUT_MS}\n'
+        '"weir.gateway.listener" = "off"\n'
+        "group.initial.rebalance.delay.ms = 100\n"
+        "group.consumer.heartbeat.interval.ms = 500\n"
+        "group.consumer.session.timeout.ms = 6000\n" + extra
+    )
+
+
+class Rest:
+    """A REST proxy's base URL and the cluster id its v3 paths use."""
+
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+        self.cluster_id = wait_until(self._cluster_id, 15, "the REST proxy to answer /v3/clusters")
+        self.v3 = f"{self.base}/v3/clusters/{self.cluster_id}"
+
+    def _cluster_id(self) -> str:
+        answer = requests.get(f"{self.base}/v3/clusters", timeout=5)
+        answer.raise_for_status()
+        return answer.json()["data"][0]["cluster_id"]
+
+    def produce(self, topic: str, record: dict) -> requests.Response:
+        return requests.post(f"{self.v3}/topics/{topic}/records", json=record, timeout=HTTP_TIMEOUT_S)
+
+    def healthy(self) -> bool:
+        return requests.get(f"{self.base}/v3/clusters", timeout=5).status_code == 200
+
+
+@pytest.fixture
+def rest_broker(broker_factory):
+    port = free_port()
+    broker = broker_factory.new(config=rest_config(port), name="rest")
+    return broker, Rest(port)
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
+
+
+def assert_error(answer: requests.Response, status: int, error_code: int) -> dict:
+    assert answer.status_code == status, (answer.status_code, answer.text)
+    body = answer.json()
+    assert body["error_code"] == error_code, body
+    assert body["message"], body
+    return body
+
+
+# --------------------------------------------------------------------------------------
+# v3 administration
+
+
+def test_v3_clusters_brokers_topics_partitions_configs(rest_broker):
+    broker, rest = rest_broker
+    clusters = requests.get(f"{rest.base}/v3/clusters", timeout=5).json()
+    assert clusters["kind"] == "KafkaClusterList"
+    cluster = clusters["data"][0]
+    assert cluster["kind"] == "KafkaCluster"
+    assert cluster["metadata"]["self"] == rest.v3
+    assert requests.get(rest.v3, timeout=5).json()["cluster_id"] == rest.cluster_id
+    assert_error(requests.get(f"{rest.base}/v3/clusters/not-this-one", timeout=5), 404, 404)
+
+    brokers = requests.get(f"{rest.v3}/brokers", timeout=5).json()["data"]
+    assert [(b["broker_id"], b["port"]) for b in brokers] == [(1, broker.port)]
+    assert requests.get(f"{rest.v3}/brokers/1", timeout=5).json()["host"] == "127.0.0.1"
+    assert_error(requests.get(f"{rest.v3}/brokers/7", timeout=5), 404, 404)
+
+    topic = unique("rest-admin")
+    created = requests.post(
+        f"{rest.v3}/topics",
+        json={"topic_name": topic, "partitions_count": 3, "replication_factor": 1,
+              "configs": [{"name": "retention.ms", "value": "86400000"}]},
+        timeout=HTTP_TIMEOUT_S,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["partitions_count"] == 3
+    again = requests.post(f"{rest.v3}/topics", json={"topic_name": topic}, timeout=HTTP_TIMEOUT_S)
+    assert_error(again, 400, 40002)
+
+    got = requests.get(f"{rest.v3}/topics/{topic}", timeout=5).json()
+    assert (got["kind"], got["topic_name"], got["partitions_count"], got["replication_factor"]) == (
+        "KafkaTopic", topic, 3, 1)
+    listed = [t["topic_name"] for t in requests.get(f"{rest.v3}/topics", timeout=5).json()["data"]]
+    assert topic in listed
+
+    partitions = requests.get(f"{rest.v3}/topics/{topic}/partitions", timeout=5).json()["data"]
+    assert [p["partition_id"] for p in partitions] == [0, 1, 2]
+    replicas = requests.get(f"{rest.v3}/topics/{topic}/partitions/2/replicas", timeout=5).json()["data"]
+    assert [(r["broker_id"], r["is_leader"], r["is_in_sync"]) for r in replicas] == [(1, True, True)]
+    assert_error(requests.get(f"{rest.v3}/topics/{topic}/partitions/9", timeout=5), 404, 40402)
+
+    config = requests.get(f"{rest.v3}/topics/{topic}/configs/retention.ms", timeout=5).json()
+    assert (config["value"], config["source"], config["is_default"]) == (
+        "86400000", "DYNAMIC_TOPIC_CONFIG", False)
+    names = {c["name"] for c in requests.get(f"{rest.v3}/topics/{topic}/configs", timeout=5).json()["data"]}
+    assert {"retention.ms", "cleanup.policy"} <= names
+
+    put = requests.put(f"{rest.v3}/topics/{topic}/configs/retention.ms", json={"value": "1000"}, timeout=10)
+    assert put.status_code == 204, put.text
+    assert requests.get(f"{rest.v3}/topics/{topic}/configs/retention.ms", timeout=5).json()["value"] == "1000"
+    batch = requests.post(
+        f"{rest.v3}/topics/{topic}/configs:alter",
+        json={"data": [{"name": "retention.ms", "operation": "DELETE"},
+                       {"name": "max.message.bytes", "value": "500000"}]},
+        timeout=10,
+    )
+    assert batch.status_code == 204, batch.text
+    after = {c["name"]: c for c in requests.get(f"{rest.v3}/topics/{topic}/configs", timeout=5).json()["data"]}
+    assert after["retention.ms"]["is_default"], after["retention.ms"]
+    assert after["max.message.bytes"]["value"] == "500000"
+    # librdkafka's admin client sees the same configs the proxy changed.
+    from confluent_kafka.admin import ConfigResource
+
+    described = ck_admin_configs(broker.bootstrap, ConfigResource.Type.TOPIC, topic)
+    assert described["max.message.bytes"] == "500000"
+
+    deleted = requests.delete(f"{rest.v3}/topics/{topic}", timeout=HTTP_TIMEOUT_S)
+    assert deleted.status_code == 204, deleted.text
+    wait_until(lambda: requests.get(f"{rest.v3}/topics/{topic}", timeout=5).status_code == 404, 15,
+               "the deleted topic to be gone")
+    assert_error(requests.get(f"{rest.v3}/topics/{topic}", timeout=5), 404, 40401)
+    assert_error(requests.delete(f"{rest.v3}/topics/{topic}", timeout=5), 404, 40401)
+
+
+def ck_admin_configs(bootstrap: str, kind, name: str) -> dict:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    future = admin.describe_configs([ConfigResource(kind, name)])
+    entries = list(future.values())[0].result(timeout=15)
+    return {key: entry.value for key, entry in entries.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Produce over HTTP, read by librdkafka (and the other way round)
+
+
+def murmur2_partitions(bootstrap: str, topic: str, keys: list[bytes]) -> dict[bytes, int]:
+    """Where librdkafka's Java-compatible partitioner puts each key."""
+    producer = ck_producer(bootstrap, partitioner="murmur2_random")
+    deliveries = ck_produce(producer, topic, [{"key": k, "value": b"probe"} for k in keys])
+    assert all(d.error is None for d in deliveries)
+    return {d.key: d.partition for d in deliveries}
+
+
+def test_v3_produce_is_read_by_librdkafka_with_keys_partitions_headers(rest_broker):
+    broker, rest = rest_broker
+    topic, probe = unique("rest-v3"), unique("rest-probe")
+    ck_create_topic(broker.bootstrap, topic, 4)
+    ck_create_topic(broker.bootstrap, probe, 4)
+    keys = [f"key-{i}".encode() for i in range(12)]
+    expected_partition = murmur2_partitions(broker.bootstrap, probe, keys)
+    assert len(set(expected_partition.values())) > 1, "keys should spread over partitions"
+
+    sent = []
+    for i, key in enumerate(keys):
+        # The same key bytes written as BINARY or as STRING land on the same partition.
+        kind = ["BINARY", "STRING"][i % 2]
+        record = {
+            "key": {"type": kind, "data": b64(key) if kind == "BINARY" else key.decode()},
+            "value": {"type": "JSON", "data": {"n": i, "kind": kind}},
+            "headers": [{"name": "trace", "value": b64(f"h{i}".encode())}, {"name": "empty", "value": None}],
+        }
+        answer = rest.produce(topic, record)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["error_code"] == 200
+        assert body["partition_id"] == expected_partition[key], (key, body)
+        assert body["key"]["size"] == len(key)
+        sent.append((key, body["partition_id"], body["offset"], i))
+    pinned = rest.produce(topic, {"partition_id": 3, "value": {"type": "STRING", "data": "pinned"}})
+    assert pinned.status_code == 200 and pinned.json()["partition_id"] == 3
+
+    records = ck_read(broker.bootstrap, topic, {p: 0 for p in range(4)})
+    by_place = {(r.partition, r.offset): r for r in records}
+    for key, partition, offset, i in sent:
+        record = by_place[(partition, offset)]
+        assert record.key == key
+        assert json.loads(record.value) == {"n": i, "kind": ["BINARY", "STRING"][i % 2]}
+        assert record.headers == [("trace", f"h{i}".encode()), ("empty", None)]
+    assert any(r.partition == 3 and r.value == b"pinned" for r in records)
+
+
+def test_librdkafka_produce_is_read_by_http_consumer(rest_broker):
+    broker, rest = rest_broker
+    topic, group = unique("rest-ck"), unique("rest-g")
+    ck_create_topic(broker.bootstrap, topic, 3)
+    producer = ck_producer(broker.bootstrap, partitioner="murmur2_random")
+    messages = [{"key": f"k{i}".encode(), "value": f"v{i}".encode(), "headers": [("h", f"x{i}".encode())]}
+                for i in range(30)]
+    deliveries = ck_produce(producer, topic, messages)
+    want = {(d.partition, d.offset): (d.key, d.value) for d in deliveries}
+
+    created = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2},
+                            json={"name": "one", "format": "binary", "auto.offset.reset": "earliest"}, timeout=10)
+    assert created.status_code == 200, created.text
+    instance = created.json()["base_uri"]
+    assert instance.endswith(f"/consumers/{group}/instances/one")
+    subscribed = requests.post(f"{instance}/subscription", headers={"Content-Type": V2},
+                               json={"topics": [topic]}, timeout=10)
+    assert subscribed.status_code == 204, subscribed.text
+    assert requests.get(f"{instance}/subscription", timeout=5).json() == {"topics": [topic]}
+
+    got = {}
+
+    def read_all():
+        answer = requests.get(f"{instance}/records?timeout=1000", headers={"Accept": V2_BINARY}, timeout=HTTP_TIMEOUT_S)
+        assert answer.status_code == 200, answer.text
+        for r in answer.json():
+            assert r["topic"] == topic
+            got[(r["partition"], r["offset"])] = (unb64(r["key"]), unb64(r["value"]),
+                                                  [(h["key"], unb64(h["value"])) for h in r["headers"]])
+        return len(got) >= len(want)
+
+    wait_until(read_all, 45, "the HTTP consumer to read every record")
+    assert {place: (key, value) for place, (key, value, _) in got.items()} == want
+    for key, _, headers in got.values():
+        assert headers == [("h", b"x" + key[1:])]
+    assignments = requests.get(f"{instance}/assignments", timeout=5).json()["partitions"]
+    assert sorted(a["partition"] for a in assignments) == [0, 1, 2]
+
+    # Commit the last record of partition 0 explicitly; the group stores the next offset,
+    # which is where a librdkafka member of the group would resume.
+    last0 = max(o for (p, o) in got if p == 0)
+    commit = requests.post(f"{instance}/offsets", headers={"Content-Type": V2},
+                           json={"offsets": [{"topic": topic, "partition": 0, "offset": last0}]}, timeout=10)
+    assert commit.status_code == 204, commit.text
+    committed = requests.get(f"{instance}/offsets", headers={"Content-Type": V2},
+                             data=json.dumps({"partitions": [{"topic": topic, "partition": 0}]}), timeout=10).json()
+    assert committed["offsets"] == [{"topic": topic, "partition": 0, "offset": last0 + 1, "metadata": ""}]
+
+    # Seek back and read partition 0 again from its start.
+    seek = requests.post(f"{instance}/positions/beginning", headers={"Content-Type": V2},
+                         json={"partitions": [{"topic": topic, "partition": 0}]}, timeout=10)
+    assert seek.status_code == 204, seek.text
+    again = wait_until(
+        lambda: [r for r in requests.get(f"{instance}/records?timeout=1000", headers={"Accept": V2_BINARY},
+                                         timeout=HTTP_TIMEOUT_S).json() if r["partition"] == 0],
+        20, "records of partition 0 again after the seek")
+    assert again[0]["offset"] == 0
+
+    # The v3 view of the group names the instance and its lag.
+    group_view = requests.get(f"{rest.v3}/consumer-groups/{group}", timeout=10).json()
+    assert (group_view["consumer_group_id"], group_view["state"]) == (group, "STABLE")
+    consumers = requests.get(f"{rest.v3}/consumer-groups/{group}/consumers", timeout=10).json()["data"]
+    assert len(consumers) == 1 and len(consumers[0]["assignments"]) == 3
+    lag = requests.get(f"{rest.v3}/consumer-groups/{group}/lag-summary", timeout=10).json()
+    assert lag["kind"] == "KafkaConsumerGroupLagSummary" and lag["total_lag"] >= 0
+    groups = [g["consumer_group_id"] for g in requests.get(f"{rest.v3}/consumer-groups", timeout=10).json()["data"]]
+    assert group in groups
+
+    assert requests.delete(instance, timeout=10).status_code == 204
+    assert_error(requests.get(f"{instance}/assignments", timeout=5), 404, 40403)
+
+
+def test_v3_streamed_produce_answers_each_record_in_order(rest_broker):
+    broker, rest = rest_broker
+    topic = unique("rest-stream")
+    ck_create_topic(broker.bootstrap, topic, 2)
+    count = 500
+
+    def body():
+        # Several records per chunk and records split across chunks: a real stream.
+        text = "".join(json.dumps({"key": {"type": "STRING", "data": f"k{i % 7}"},
+                                   "value": {"type": "JSON", "data": i}}) for i in range(count))
+        for start in range(0, len(text), 777):
+            yield text[start:start + 777].encode()
+
+    answer = requests.post(f"{rest.v3}/topics/{topic}/records", data=body(),
+                           headers={"Content-Type": "application/json"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    results = [json.loads(line) for line in answer.text.splitlines() if line.strip()]
+    assert len(results) == count
+    assert all(r["error_code"] == 200 for r in results), [r for r in results if r["error_code"] != 200][:3]
+    # Per partition, offsets rise in request order with no gaps (one answer per record).
+    for partition in (0, 1):
+        offsets = [r["offset"] for r in results if r["partition_id"] == partition]
+        assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+    records = ck_read(broker.bootstrap, topic, {0: 0, 1: 0})
+    assert sorted(json.loads(r.value) for r in records) == list(range(count))
+    # Same key -> same partition, as the answers said.
+    for r in records:
+        assert results[json.loads(r.value)]["partition_id"] == r.partition
+
+    # A bad record inside a stream gets its own error; the others are written.
+    mixed = (json.dumps({"value": {"type": "BINARY", "data": "aGk="}})
+             + json.dumps({"value": {"type": "BINARY", "data": "%%%"}})
+             + json.dumps({"value": {"type": "STRING", "data": "ok"}}))
+    answer = requests.post(f"{rest.v3}/topics/{topic}/records", data=mixed,
+                           headers={"Content-Type": "application/json"}, timeout=30)
+    codes = [json.loads(line)["error_code"] for line in answer.text.splitlines() if line.strip()]
+    assert codes == [200, 42205, 200], answer.text
+
+
+def test_v2_produce_json_and_binary(rest_broker):
+    broker, rest = rest_broker
+    topic = unique("rest-v2")
+    ck_create_topic(broker.bootstrap, topic, 3)
+    answer = requests.post(f"{rest.base}/topics/{topic}", headers={"Content-Type": V2_JSON},
+                           json={"records": [{"key": "a", "value": {"x": 1}}, {"value": [1, 2], "partition": 2}]},
+                           timeout=30)
+    assert answer.status_code == 200, answer.text
+    offsets = answer.json()["offsets"]
+    assert offsets[1]["partition"] == 2 and all(o["error_code"] is None for o in offsets)
+    binary = requests.post(f"{rest.base}/topics/{topic}/partitions/1", headers={"Content-Type": V2_BINARY},
+                           json={"records": [{"key": b64(b"bk"), "value": b64(b"\x00\x01binary")}]}, timeout=30)
+    assert binary.status_code == 200, binary.text
+    assert binary.json()["offsets"][0]["partition"] == 1
+    records = {(r.partition, r.offset): r for r in ck_read(broker.bootstrap, topic, {0: 0, 1: 0, 2: 0})}
+    first = records[(offsets[0]["partition"], offsets[0]["offset"])]
+    assert (first.key, json.loads(first.value)) == (b'"a"', {"x": 1})
+    assert records[(1, binary.json()["offsets"][0]["offset"])].value == b"\x00\x01binary"
+    v2_topic = requests.get(f"{rest.base}/topics/{topic}", timeout=5).json()
+    assert [p["partition"] for p in v2_topic["partitions"]] == [0, 1, 2]
+    assert topic in requests.get(f"{rest.base}/topics", timeout=5).json()
+
+
+def test_http_and_librdkafka_consumers_share_a_group(rest_broker):
+    broker, rest = rest_broker
+    topic, group = unique("rest-share"), unique("rest-shared")
+    ck_create_topic(broker.bootstrap, topic, 4)
+    created = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2},
+                            json={"name": "http", "auto.offset.reset": "earliest"}, timeout=10)
+    instance = created.json()["base_uri"]
+    requests.post(f"{instance}/subscription", headers={"Content-Type": V2}, json={"topics": [topic]}, timeout=10)
+    wait_until(lambda: len(requests.get(f"{instance}/assignments", timeout=5).json()["partitions"]) == 4, 30,
+               "the HTTP consumer to own all 4 partitions alone")
+
+    ck = ck_consumer(broker.bootstrap, **{"group.id": group, "group.protocol": "consumer",
+                                          "enable.partition.eof": False})
+    ck.subscribe([topic])
+    try:
+        def split():
+            ck.poll(0.2)
+            requests.get(f"{instance}/records?timeout=200", headers={"Accept": V2_BINARY}, timeout=10)
+            mine = {a["partition"] for a in requests.get(f"{instance}/assignments", timeout=5).json()["partitions"]}
+            theirs = {tp.partition for tp in ck.assignment()}
+            return (mine, theirs) if mine and theirs and not mine & theirs and mine | theirs == {0, 1, 2, 3} else None
+
+        mine, theirs = wait_until(split, 60, "the HTTP and librdkafka consumers to split 4 partitions")
+        assert len(mine) == 2 and len(theirs) == 2, (mine, theirs)
+        # Deleting the HTTP instance leaves the group: librdkafka takes every partition.
+        assert requests.delete(instance, timeout=10).status_code == 204
+
+        def all_theirs():
+            ck.poll(0.2)
+            return {tp.partition for tp in ck.assignment()} == {0, 1, 2, 3}
+
+        wait_until(all_theirs, 60, "librdkafka to take the partitions the HTTP consumer released")
+    finally:
+        ck.close()
+
+
+# --------------------------------------------------------------------------------------
+# Errors: Confluent's status and error codes, and the broker keeps serving
+
+
+def test_error_paths_answer_confluent_codes(rest_broker):
+    broker, rest = rest_broker
+    topic = unique("rest-err")
+    ck_create_topic(broker.bootstrap, topic, 1)
+    json_type = {"Content-Type": "application/json"}
+    checks = [
+        # unknown topic, v3 and v2
+        (lambda: rest.produce("no-such-topic", {"value": {"data": 1}}), 404, 40401),
+        (lambda: requests.post(f"{rest.base}/topics/no-such-topic", headers={"Content-Type": V2_JSON},
+                               json={"records": [{"value": 1}]}, timeout=10), 404, 40401),
+        (lambda: requests.get(f"{rest.v3}/topics/no-such-topic", timeout=10), 404, 40401),
+        # unknown partition
+        (lambda: rest.produce(topic, {"partition_id": 5, "value": {"data": 1}}), 404, 40402),
+        # bad JSON
+        (lambda: requests.post(f"{rest.v3}/topics/{topic}/records", data=b'{"value": ', headers=json_type,
+                               timeout=10), 400, 400),
+        (lambda: requests.post(f"{rest.base}/topics/{topic}", data=b"{nope", headers={"Content-Type": V2_JSON},
+                               timeout=10), 400, 400),
+        (lambda: requests.post(f"{rest.v3}/topics", data=b"[1,", headers=json_type, timeout=10), 400, 400),
+        # bad base64
+        (lambda: rest.produce(topic, {"value": {"type": "BINARY", "data": "not*base64"}}), 422, 42205),
+        (lambda: requests.post(f"{rest.base}/topics/{topic}", headers={"Content-Type": V2_BINARY},
+                               json={"records": [{"value": "@@@"}]}, timeout=10), 422, 42205),
+        # wrong content type
+        (lambda: requests.post(f"{rest.v3}/topics/{topic}/records", data=b"{}",
+                               headers={"Content-Type": "text/plain"}, timeout=10), 415, 415),
+        (lambda: requests.post(f"{rest.base}/topics/{topic}", data=b"{}",
+                               headers={"Content-Type": "text/plain"}, timeout=10), 415, 415),
+        # schema formats need the schema registry
+        (lambda: rest.produce(topic, {"value": {"type": "AVRO", "data": 1}}), 422, 42207),
+        # unknown consumer instance
+        (lambda: requests.get(f"{rest.base}/consumers/g/instances/none/assignments", timeout=10), 404, 40403),
+        # unknown route
+        (lambda: requests.get(f"{rest.base}/v4/nothing", timeout=10), 404, 404),
+    ]
+    for send, status, code in checks:
+        assert_error(send(), status, code)
+        assert rest.healthy()
+    # An oversized body (over the 16 MiB limit) is refused with 413 and the broker serves on.
+    big = b'{"records":[{"value":"' + b"A" * (17 * 1024 * 1024) + b'"}]}'
+    answer = requests.post(f"{rest.base}/topics/{topic}", data=big, headers={"Content-Type": V2_BINARY}, timeout=30)
+    assert_error(answer, 413, 413)
+    big_v3 = b'{"value":{"data":"' + b"A" * (17 * 1024 * 1024) + b'"}}'
+    answer = requests.post(f"{rest.v3}/topics/{topic}/records", data=big_v3, headers=json_type, timeout=30)
+    assert_error(answer, 413, 413)
+    assert rest.healthy()
+    # The Kafka listener still serves too.
+    assert ck_produce(ck_producer(broker.bootstrap), topic, [{"value": b"still here"}])[0].error is None
+
+
+def no_members(rest: Rest, group: str) -> bool:
+    """The group has no member: listed empty, or gone (404 40405: a KIP-848 group with
+    no members and no committed offsets is not kept)."""
+    answer = requests.get(f"{rest.v3}/consumer-groups/{group}/consumers", timeout=5)
+    if answer.status_code == 404:
+        return answer.json()["error_code"] == 40405
+    return answer.json()["data"] == []
+
+
+def test_idle_consumer_instance_expires_and_releases_its_partitions(rest_broker):
+    broker, rest = rest_broker
+    topic, group = unique("rest-idle"), unique("rest-idle-g")
+    ck_create_topic(broker.bootstrap, topic, 2)
+    created = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2},
+                            json={"name": "idle"}, timeout=10)
+    instance = created.json()["base_uri"]
+    requests.post(f"{instance}/subscription", headers={"Content-Type": V2}, json={"topics": [topic]}, timeout=10)
+    wait_until(lambda: len(requests.get(f"{instance}/assignments", timeout=5).json()["partitions"]) == 2, 30,
+               "the instance to own both partitions")
+    started = time.monotonic()
+    # Left idle past weir.rest.consumer.instance.timeout.ms (watched through the group,
+    # since touching the instance would keep it alive), it leaves its group...
+    wait_until(lambda: no_members(rest, group), 30, "the expired instance to leave the group")
+    assert time.monotonic() - started >= INSTANCE_TIMEOUT_MS / 1000 - 0.5
+    # ...and is gone.
+    assert_error(requests.get(f"{instance}/assignments", timeout=5), 404, 40403)
+    assert_error(requests.get(f"{instance}/records", headers={"Accept": V2_BINARY}, timeout=5), 404, 40403)
+    # A new instance of the same name can be created.
+    again = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2}, json={"name": "idle"},
+                          timeout=10)
+    assert again.status_code == 200, again.text
+    duplicate = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2}, json={"name": "idle"},
+                              timeout=10)
+    assert_error(duplicate, 409, 40902)
+
+
+# --------------------------------------------------------------------------------------
+# curl
+
+
+def curl(*args: str) -> tuple[int, str]:
+    out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True, text=True,
+                         timeout=60, check=True)
+    body, _, code = out.stdout.rpartition("\n")
+    return int(code), body
+
+
+def test_curl_produce_and_list(rest_broker):
+    broker, rest = rest_broker
+    topic = unique("rest-curl")
+    code, body = curl("-X", "POST", "-H", "Content-Type: application/json", f"{rest.v3}/topics",
+                      "-d", json.dumps({"topic_name": topic, "partitions_count": 1}))
+    assert code == 201, body
+    code, body = curl("-X", "POST", "-H", "Content-Type: application/json", f"{rest.v3}/topics/{topic}/records",
+                      "-d", '{"key":{"type":"STRING","data":"c"},"value":{"type":"STRING","data":"from curl"}}')
+    assert code == 200, body
+    assert json.loads(body)["offset"] == 0
+    code, body = curl(f"{rest.v3}/topics")
+    assert code == 200 and topic in body
+    records = ck_read(broker.bootstrap, topic, {0: 0})
+    assert [(r.key, r.value) for r in records] == [(b"c", b"from curl")]
