@@ -10,10 +10,10 @@ cd "$REPO"
 
 python3 -m pip install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
 
-if ! command -v kcat >/dev/null 2>&1; then
+if ! command -v kcat >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq kcat
+    apt-get install -y -qq kcat curl
 fi
 
 if [ ! -d "$HERE/kafkajs/node_modules/kafkajs" ]; then

@@ -518,3 +518,65 @@ def test_curl_produce_and_list(rest_broker):
     assert code == 200 and topic in body
     records = ck_read(broker.bootstrap, topic, {0: 0})
     assert [(r.key, r.value) for r in records] == [(b"c", b"from curl")]
+
+
+# --------------------------------------------------------------------------------------
+# A 3-node cluster: the proxy of a broker that leads none of the partitions
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(300)
+def test_cluster_produce_and_consume_through_a_broker_leading_nothing(tmp_path):
+    from test_cluster import CLUSTER_CONFIG, Cluster, create_topic, partition_state
+
+    cluster = Cluster(tmp_path / "cluster", 3, config=CLUSTER_CONFIG)
+    ports = {}
+    for node_id, node in cluster.nodes.items():
+        ports[node_id] = free_port()
+        node.config_path.write_text(rest_config(ports[node_id], CLUSTER_CONFIG))
+    try:
+        cluster.start()
+        cluster.wait_formed()
+        topic = unique("rest-cluster")
+        # One partition, one replica: exactly one node holds it; the others lead nothing.
+        create_topic(cluster, topic, 1, rf=1, min_isr=1)
+        leader = wait_until(lambda: partition_state(cluster.bootstrap(), topic, 0).leader, 30, "a leader")
+        other = next(n for n in cluster.nodes if n != leader)
+        rest = Rest(ports[other])
+        replicas = requests.get(f"{rest.v3}/topics/{topic}/partitions/0/replicas", timeout=10).json()["data"]
+        assert [(r["broker_id"], r["is_leader"]) for r in replicas] == [(leader, True)]
+        assert sorted(b["broker_id"] for b in requests.get(f"{rest.v3}/brokers", timeout=10).json()["data"]) == [1, 2, 3]
+
+        for i in range(5):
+            answer = rest.produce(topic, {"key": {"type": "STRING", "data": f"k{i}"},
+                                          "value": {"type": "STRING", "data": f"v{i}"},
+                                          "headers": [{"name": "n", "value": b64(str(i).encode())}]})
+            assert answer.status_code == 200, answer.text
+            assert (answer.json()["partition_id"], answer.json()["offset"]) == (0, i)
+        stream = "".join(json.dumps({"value": {"type": "STRING", "data": f"s{i}"}}) for i in range(20))
+        answer = requests.post(f"{rest.v3}/topics/{topic}/records", data=stream,
+                               headers={"Content-Type": "application/json"}, timeout=60)
+        offsets = [json.loads(line)["offset"] for line in answer.text.splitlines() if line.strip()]
+        assert offsets == list(range(5, 25)), answer.text
+        records = ck_read(cluster.bootstrap(), topic, {0: 0})
+        assert [(r.key, r.value) for r in records[:5]] == [(f"k{i}".encode(), f"v{i}".encode()) for i in range(5)]
+        assert [r.headers for r in records[:2]] == [[("n", b"0")], [("n", b"1")]]
+        assert [r.value for r in records[5:]] == [f"s{i}".encode() for i in range(20)]
+
+        # A consumer instance on the same broker reads them (fetches go to the leader).
+        group = unique("rest-cluster-g")
+        created = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2},
+                                json={"format": "binary", "auto.offset.reset": "earliest"}, timeout=10)
+        instance = created.json()["base_uri"]
+        requests.post(f"{instance}/subscription", headers={"Content-Type": V2}, json={"topics": [topic]}, timeout=10)
+        got = []
+
+        def read():
+            answer = requests.get(f"{instance}/records?timeout=1000", headers={"Accept": V2_BINARY}, timeout=30)
+            got.extend(unb64(r["value"]) for r in answer.json())
+            return len(got) >= 25
+
+        wait_until(read, 60, "the HTTP consumer on a non-leader to read 25 records")
+        assert got[:5] == [f"v{i}".encode() for i in range(5)]
+    finally:
+        cluster.close()

@@ -143,17 +143,18 @@ fn wasm_step(root: &Path, weir_bin: &Path) -> Result<()> {
     run_command("WASM client end-to-end suite (Node, Chromium)", e2e)
 }
 
-/// Installs what the test suites need and a fresh machine lacks: kcat (apt), the Python
-/// clients and pytest (pip), kafkajs (npm).
+/// Installs what the test suites need and a fresh machine lacks: kcat and curl (apt; the
+/// REST proxy suite drives the proxy with curl), the Python clients and pytest (pip),
+/// kafkajs (npm).
 pub(crate) fn install_deps() -> Result<()> {
     let root = project_root();
-    if !has_program("kcat") {
+    if !has_program("kcat") || !has_program("curl") {
         step("apt-get update", &root, "apt-get", &["update", "-q"])?;
         step(
-            "apt-get install kcat",
+            "apt-get install kcat curl",
             &root,
             "apt-get",
-            &["install", "-y", "-q", "kcat"],
+            &["install", "-y", "-q", "kcat", "curl"],
         )?;
     }
     step(

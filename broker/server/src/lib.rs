@@ -13,6 +13,7 @@
 //! - [`peer`]: cluster mode's node-to-node transport over the controller listener.
 //! - [`metrics`]: `GET /metrics` in Prometheus text format (kafka_exporter's names).
 //! - [`gateway`]: the WebSocket gateway for the WASM client (edge protocol, `weir-edge`).
+//! - [`rest`]: the REST proxy (Confluent's REST API v3/v2) over the gateway's router.
 //! - [`remote`]: tiered storage's object store (uploads, deletes, sweeps, remote reads).
 //! - [`storage`]: the [`storage::StorageDriver`] seam and `FjallStorage` (feature `fjall`).
 //!

@@ -72,6 +72,8 @@ pub struct Consumer {
     changed: Notify,
     closed: AtomicBool,
     polling: AtomicBool,
+    /// The client id its heartbeats carry (group descriptions show it).
+    client_id: &'static str,
 }
 
 #[derive(Default)]
@@ -112,7 +114,14 @@ impl Consumer {
             changed: Notify::new(),
             closed: AtomicBool::new(false),
             polling: AtomicBool::new(false),
+            client_id: "weir-gateway",
         }
+    }
+
+    /// The client id its heartbeats carry (`weir-gateway` unless set).
+    pub fn with_client_id(mut self, client_id: &'static str) -> Consumer {
+        self.client_id = client_id;
+        self
     }
 
     /// Claim the one poll slot; false if a poll is already outstanding.
@@ -142,7 +151,13 @@ impl Consumer {
         if member_id.is_empty() {
             return;
         }
-        let leave = heartbeat_request(group, &member_id, MEMBER_EPOCH_LEAVE, None, None);
+        let leave = heartbeat_request(
+            (group, self.client_id),
+            &member_id,
+            MEMBER_EPOCH_LEAVE,
+            None,
+            None,
+        );
         // A failure means the session is gone anyway; the member's session timeout cleans up.
         let leave = ApiRequest::ConsumerGroupHeartbeat(leave);
         let _ = router.call_group(group, leave).await;
@@ -237,7 +252,13 @@ pub async fn heartbeat_loop<R: Runtime>(
         };
         let topics =
             (!subscribed || member_epoch == MEMBER_EPOCH_JOIN).then(|| consumer.topics.clone());
-        let request = heartbeat_request(&group, &member_id, member_epoch, topics, Some(owned));
+        let request = heartbeat_request(
+            (&group, consumer.client_id),
+            &member_id,
+            member_epoch,
+            topics,
+            Some(owned),
+        );
         let answer = router
             .call_group(&group, ApiRequest::ConsumerGroupHeartbeat(request))
             .await;
@@ -303,7 +324,7 @@ pub async fn heartbeat_loop<R: Runtime>(
 }
 
 fn heartbeat_request(
-    group: &str,
+    (group, client_id): (&str, &str),
     member_id: &str,
     member_epoch: i32,
     topics: Option<Vec<String>>,
@@ -320,7 +341,7 @@ fn heartbeat_request(
         subscribed_topic_regex: None,
         server_assignor: None,
         topic_partitions: owned,
-        client_id: "weir-gateway".to_owned(),
+        client_id: client_id.to_owned(),
     }
 }
 

@@ -100,7 +100,7 @@ fn instance<R: Runtime, S: StorageDriver>(
     Ok(found)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 struct CreateBody {
     #[serde(default)]
     name: Option<String>,
@@ -117,17 +117,6 @@ fn json_or_empty<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Resu
         return Ok(T::default());
     }
     super::v3::json_body(body)
-}
-
-impl Default for CreateBody {
-    fn default() -> Self {
-        CreateBody {
-            name: None,
-            format: None,
-            auto_offset_reset: None,
-            auto_commit_enable: None,
-        }
-    }
 }
 
 /// `POST /consumers/{group}`.
@@ -293,14 +282,17 @@ pub async fn subscribe<R: Runtime, S: StorageDriver>(
     close(&state, &instance).await;
     let router = state.session().await?;
     let handle = state.consumers.next.fetch_add(1, Ordering::Relaxed);
-    let consumer = Arc::new(Consumer::new(
-        handle,
-        Some(group),
-        topics,
-        instance.from,
-        Isolation::ReadUncommitted,
-        Vec::new(),
-    ));
+    let consumer = Arc::new(
+        Consumer::new(
+            handle,
+            Some(group),
+            topics,
+            instance.from,
+            Isolation::ReadUncommitted,
+            Vec::new(),
+        )
+        .with_client_id("weir-rest-proxy"),
+    );
     *lock(&instance.consumer) = Some(Arc::clone(&consumer));
     let heartbeats = gateway_consumer::heartbeat_loop(
         state.runtime.clone(),
