@@ -29,12 +29,14 @@
 pub mod config;
 pub mod conn;
 pub mod gateway;
+pub mod http;
 pub mod listener;
 pub mod messages;
 pub mod metrics;
 pub mod node_loop;
 pub mod peer;
 pub mod remote;
+pub mod rest;
 pub mod sasl;
 pub mod server;
 pub mod ssl_principal;
