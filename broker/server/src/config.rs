@@ -63,7 +63,7 @@ pub struct ServeArgs {
     /// (config key `weir.gateway.listener`)
     #[arg(long, value_name = "HOST:PORT|off")]
     pub gateway: Option<String>,
-    /// REST proxy (Confluent's REST API v2/v3), HOST:PORT or `off` [default: 127.0.0.1:8082]
+    /// REST proxy (Confluent's API v2/v3), HOST:PORT or `off` [default: 127.0.0.1:8082]
     /// (config key `weir.rest.proxy.listener`)
     #[arg(long, value_name = "HOST:PORT|off")]
     pub rest_proxy: Option<String>,
@@ -81,15 +81,19 @@ pub struct ServeArgs {
     pub remote_storage_url: Option<String>,
 }
 
-/// Where the WebSocket gateway listens.
+/// Where a service listens beside the Kafka listeners (the WebSocket gateway, the HTTP
+/// services).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayListen {
+pub struct ServiceListen {
     /// `host:port` to bind; port 0 picks a free port.
     pub addr: String,
     /// Configured explicitly: a failed bind fails the start. The built-in default only logs
     /// a warning (a second local broker must not fail because 9093 is taken).
     pub required: bool,
 }
+
+/// Where the WebSocket gateway listens.
+pub type GatewayListen = ServiceListen;
 
 /// Everything `serve` needs: the core's config plus the driver's own settings.
 #[derive(Debug, Clone)]
@@ -119,9 +123,13 @@ pub struct ServerConfig {
     pub gateway: Option<GatewayListen>,
     /// `weir.gateway.sasl.*`: how gateway sessions authenticate; `None` = they do not.
     pub gateway_sasl: Option<crate::sasl::SaslSettings>,
-    /// `weir.rest.proxy.listener` / `--rest-proxy`: the REST proxy; `None` = off. Same
-    /// rule as the gateway: the default address is soft, an explicit one must bind.
-    pub rest_proxy: Option<GatewayListen>,
+    /// `weir.rest.proxy.listener` / `--rest-proxy`: the REST proxy; `None` = off.
+    pub rest_proxy: Option<ServiceListen>,
+    /// `weir.http.authentication.method` and `weir.http.sasl.listener`: how the HTTP
+    /// services check Basic credentials; `None` = callers are anonymous.
+    pub http_sasl: Option<crate::sasl::SaslSettings>,
+    /// `weir.http.max.request.bytes`: the largest HTTP request body.
+    pub http_request_bytes_max: usize,
     /// `weir.rest.consumer.instance.timeout.ms`: idle time after which a REST consumer
     /// instance is closed (Confluent's `consumer.instance.timeout.ms`, default 300000).
     pub rest_instance_timeout_ms: u64,
@@ -251,6 +259,7 @@ struct Settings {
     /// `None` = default, `Some(None)` = off.
     rest_proxy: Option<Option<HostPort>>,
     rest_instance_timeout_ms: Option<u64>,
+    http_request_bytes_max: Option<usize>,
     /// `controller.quorum.voters` / `--voters`, with where it came from (for messages).
     voters: Option<(Vec<Voter>, Origin)>,
     /// `controller.listener` / `--controller-listen`, with where it came from.
@@ -448,6 +457,9 @@ impl Settings {
             "weir.rest.consumer.instance.timeout.ms" => {
                 let value: u64 = input.integer_in(1, i64::from(i32::MAX))?;
                 self.rest_instance_timeout_ms = Some(value);
+            }
+            "weir.http.max.request.bytes" => {
+                self.http_request_bytes_max = Some(input.integer_in(1024, i32::MAX.into())?);
             }
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
@@ -785,6 +797,10 @@ impl Settings {
             listen: listen.to_address(),
             listeners: security.set,
             gateway_sasl: security.gateway_sasl,
+            http_sasl: security.http_sasl,
+            http_request_bytes_max: (self.http_request_bytes_max)
+                .unwrap_or(crate::http::REQUEST_BYTES_DEFAULT),
+            rest_proxy: service_listen(self.rest_proxy, crate::http::REST_PROXY_LISTEN_DEFAULT),
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
@@ -795,17 +811,6 @@ impl Settings {
             gateway: match self.gateway {
                 None => Some(GatewayListen {
                     addr: crate::gateway::GATEWAY_LISTEN_DEFAULT.to_owned(),
-                    required: false,
-                }),
-                Some(None) => None,
-                Some(Some(address)) => Some(GatewayListen {
-                    addr: address.to_address(),
-                    required: true,
-                }),
-            },
-            rest_proxy: match self.rest_proxy {
-                None => Some(GatewayListen {
-                    addr: crate::rest::REST_LISTEN_DEFAULT.to_owned(),
                     required: false,
                 }),
                 Some(None) => None,
@@ -915,6 +920,21 @@ fn advertised_for(listen: &HostPort) -> HostPort {
 }
 
 /// `off`/`none`/`false`/empty turn a listener off.
+/// A service's address: the built-in default (a failed bind only warns), off, or given.
+fn service_listen(setting: Option<Option<HostPort>>, default: &str) -> Option<ServiceListen> {
+    match setting {
+        None => Some(ServiceListen {
+            addr: default.to_owned(),
+            required: false,
+        }),
+        Some(None) => None,
+        Some(Some(address)) => Some(ServiceListen {
+            addr: address.to_address(),
+            required: true,
+        }),
+    }
+}
+
 fn is_off(text: &str) -> bool {
     let text = text.trim();
     text.is_empty()

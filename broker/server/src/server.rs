@@ -94,8 +94,8 @@ pub struct RunningServer {
     metrics_addr: Option<String>,
     /// The bound WebSocket gateway address, when the gateway is on.
     gateway_addr: Option<String>,
-    /// The bound REST proxy address, when the REST proxy is on.
-    rest_addr: Option<String>,
+    /// The bound REST proxy address, when it is on.
+    rest_proxy_addr: Option<String>,
     /// The bound controller (peer) listener, in cluster mode.
     peer_addr: Option<String>,
     /// Every Kafka listener, the first (registered) one first.
@@ -104,6 +104,8 @@ pub struct RunningServer {
     gateway_tls: bool,
     /// `/metrics` is served over https.
     metrics_tls: bool,
+    /// The HTTP services serve https (`weir.http.ssl.enable`).
+    http_tls: bool,
 }
 
 /// A bound Kafka listener.
@@ -138,11 +140,6 @@ impl RunningServer {
         self.gateway_addr.as_deref()
     }
 
-    /// The bound `host:port` of the REST proxy, if it is on.
-    pub fn rest_addr(&self) -> Option<&str> {
-        self.rest_addr.as_deref()
-    }
-
     /// Every bound Kafka listener, the first (registered, [`RunningServer::local_addr`])
     /// one first.
     pub fn listeners(&self) -> &[BoundListener] {
@@ -154,6 +151,16 @@ impl RunningServer {
         (self.listeners.iter())
             .find(|listener| listener.name.eq_ignore_ascii_case(name))
             .map(|listener| listener.addr.as_str())
+    }
+
+    /// The bound `host:port` of the REST proxy, if it is on.
+    pub fn rest_proxy_addr(&self) -> Option<&str> {
+        self.rest_proxy_addr.as_deref()
+    }
+
+    /// Whether the HTTP services serve https (`weir.http.ssl.enable`).
+    pub fn http_tls(&self) -> bool {
+        self.http_tls
     }
 
     /// Whether the gateway serves wss:// (`weir.gateway.ssl.enable`).
@@ -239,7 +246,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         }
     };
     let gateway_listener = bind_gateway(&runtime, config.gateway.as_ref()).await?;
-    let rest_listener = bind_optional(
+    let rest_listener = bind_service(
         &runtime,
         config.rest_proxy.as_ref(),
         "REST proxy",
@@ -320,18 +327,33 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         ));
         bound
     });
-    let rest_addr = rest_listener.map(|(rest_listener, bound)| {
-        let timeout = Duration::from_millis(config.rest_instance_timeout_ms);
-        let context = crate::rest::RestContext::new(
-            runtime.clone(),
-            storage.clone(),
-            node_sender.clone(),
-            node_id,
-        )
-        .with_remote(remote.clone())
-        .with_upstream_tls(gateway_upstream_tls(&config.listeners.first))
-        .with_instance_timeout(timeout);
-        runtime.spawn(crate::rest::serve(Arc::new(context), rest_listener));
+    let http_tls = tls.acceptor(listeners_config.http_tls.as_ref(), timeout);
+    let http_on_tls = http_tls.is_some();
+    let platform = crate::http::Platform::new(
+        runtime.clone(),
+        storage.clone(),
+        node_sender.clone(),
+        node_id,
+    )
+    .with_remote(remote.clone())
+    .with_auth(
+        match sasl_listener(&runtime, "weir-http", config.http_sasl.as_ref()) {
+            Some(listener) => crate::http::HttpAuth::Basic(listener),
+            None => crate::http::HttpAuth::None,
+        },
+        config.listeners.first.protocol.uses_sasl(),
+    )
+    .with_upstream_tls(gateway_upstream_tls(&config.listeners.first))
+    .with_request_bytes_max(config.http_request_bytes_max);
+    let platform = Arc::new(platform);
+    let rest_proxy_addr = rest_listener.map(|(rest_listener, bound)| {
+        runtime.spawn(crate::http::serve(
+            Arc::clone(&platform),
+            "REST proxy",
+            rest_listener,
+            http_tls.clone(),
+            crate::rest::routes(Duration::from_millis(config.rest_instance_timeout_ms)),
+        ));
         bound
     });
     let peer_addr = peer_listener.map(|(peer_listener, bound)| {
@@ -418,10 +440,11 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         outcome,
         metrics_addr,
         gateway_addr,
-        rest_addr,
+        rest_proxy_addr,
         peer_addr,
         listeners,
         gateway_tls: gateway_on_tls,
+        http_tls: http_on_tls,
         metrics_tls: metrics_on_tls,
     })
 }
@@ -442,6 +465,7 @@ impl LoadedTls {
         let http = [
             (set.gateway_tls.as_ref(), "gateway"),
             (set.metrics_tls.as_ref(), "metrics"),
+            (set.http_tls.as_ref(), "http"),
         ];
         let http = (http.into_iter()).filter_map(|(tls, name)| Some((tls?, name.to_owned())));
         for (settings, name) in kafka.chain(http) {
@@ -588,6 +612,18 @@ async fn bind_gateway<R: Runtime>(
     runtime: &R,
     gateway: Option<&crate::config::GatewayListen>,
 ) -> Result<Option<(R::Listener, String)>, ServerError> {
+    bind_service(runtime, gateway, "WebSocket gateway", "--gateway").await
+}
+
+/// Bind a service's listener (`what`, set by `flag`): a failed bind of the built-in default
+/// address is logged and the broker runs without the service; an explicitly configured
+/// one fails the start.
+async fn bind_service<R: Runtime>(
+    runtime: &R,
+    gateway: Option<&crate::config::ServiceListen>,
+    what: &str,
+    flag: &str,
+) -> Result<Option<(R::Listener, String)>, ServerError> {
     let Some(gateway) = gateway else {
         return Ok(None);
     };
@@ -603,40 +639,8 @@ async fn bind_gateway<R: Runtime>(
         }),
         Err(error) => {
             tracing::warn!(
-                "WebSocket gateway off: cannot listen on {} ({error}); set --gateway",
-                gateway.addr
-            );
-            Ok(None)
-        }
-    }
-}
-
-/// Bind an optional HTTP service's listener (the REST proxy) by the gateway's rule: a
-/// failed bind of the built-in default address is logged and the service is off; an
-/// explicitly configured one fails the start.
-async fn bind_optional<R: Runtime>(
-    runtime: &R,
-    listen: Option<&crate::config::GatewayListen>,
-    what: &str,
-    flag: &str,
-) -> Result<Option<(R::Listener, String)>, ServerError> {
-    let Some(listen) = listen else {
-        return Ok(None);
-    };
-    let bound = match runtime.bind(&listen.addr).await {
-        Ok(listener) => listener.local_addr().map(|addr| (listener, addr)),
-        Err(error) => Err(error),
-    };
-    match bound {
-        Ok(bound) => Ok(Some(bound)),
-        Err(source) if listen.required => Err(ServerError::Bind {
-            addr: listen.addr.clone(),
-            source,
-        }),
-        Err(error) => {
-            tracing::warn!(
                 "{what} off: cannot listen on {} ({error}); set {flag}",
-                listen.addr
+                gateway.addr
             );
             Ok(None)
         }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -37,9 +37,11 @@ use super::error::{
     INVALID_OFFSET_OR_PARTITION,
 };
 use super::records::body_error;
-use super::{base_url, RestState};
+use super::{Rest, RestShared};
 use crate::gateway::consumer::{self as gateway_consumer, Consumer};
 use crate::gateway::lock;
+use crate::gateway::route::Router;
+use crate::http::{BrokerSession, PlatformState};
 use crate::storage::StorageDriver;
 
 /// Consumer instances one REST listener keeps.
@@ -51,15 +53,29 @@ const RECORDS_TIMEOUT_DEFAULT_MS: u32 = 1_000;
 /// Content type of v2 answers.
 const V2_JSON: &str = "application/vnd.kafka.v2+json";
 
+/// An instance's key: (group, name).
+type InstanceKey = (String, String);
+
 /// Every instance, by (group, name).
-#[derive(Default)]
-pub struct Instances {
-    map: Mutex<BTreeMap<(String, String), Arc<Instance>>>,
+pub struct Instances<R: Runtime> {
+    map: Mutex<BTreeMap<InstanceKey, Arc<Instance<R>>>>,
     next: AtomicU32,
 }
 
+impl<R: Runtime> Default for Instances<R> {
+    fn default() -> Self {
+        Instances {
+            map: Mutex::new(BTreeMap::new()),
+            next: AtomicU32::new(0),
+        }
+    }
+}
+
 /// One consumer instance.
-pub struct Instance {
+pub struct Instance<R: Runtime> {
+    /// The broker session of the principal that created it: its heartbeats, fetches and
+    /// commits act as that principal, and only that principal may use it.
+    session: Arc<BrokerSession<R>>,
     group: String,
     name: String,
     format: Format,
@@ -73,9 +89,13 @@ pub struct Instance {
     polling: tokio::sync::Mutex<()>,
 }
 
-impl Instance {
+impl<R: Runtime> Instance<R> {
     fn consumer(&self) -> Option<Arc<Consumer>> {
         lock(&self.consumer).clone()
+    }
+
+    fn router(&self) -> &Arc<Router<R>> {
+        self.session.router()
     }
 }
 
@@ -87,16 +107,19 @@ fn v2_json(status: StatusCode, body: Value) -> Response {
     response
 }
 
-/// The instance, touched (its idle clock restarts), or 404 40403.
+/// The caller's instance, touched (its idle clock restarts), or 404 40403 (also when it
+/// belongs to another principal).
 fn instance<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     group: &str,
     name: &str,
-) -> Result<Arc<Instance>, RestError> {
+) -> Result<Arc<Instance<R>>, RestError> {
     let key = (group.to_owned(), name.to_owned());
-    let found = lock(&state.consumers.map).get(&key).cloned();
-    let found = found.ok_or_else(RestError::instance_not_found)?;
-    *lock(&found.last_used) = state.runtime.now();
+    let found = lock(&state.shared.consumers.map).get(&key).cloned();
+    let found = found
+        .filter(|i| i.session.principal() == &state.caller.principal)
+        .ok_or_else(RestError::instance_not_found)?;
+    *lock(&found.last_used) = state.runtime().now();
     Ok(found)
 }
 
@@ -121,9 +144,8 @@ fn json_or_empty<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Resu
 
 /// `POST /consumers/{group}`.
 pub async fn create<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path(group): Path<String>,
-    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, RestError> {
     let body: CreateBody = json_or_empty(&body.map_err(body_error)?)?;
@@ -159,7 +181,7 @@ pub async fn create<R: Runtime, S: StorageDriver>(
             return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
         }
     };
-    let number = state.consumers.next.fetch_add(1, Ordering::Relaxed);
+    let number = state.shared.consumers.next.fetch_add(1, Ordering::Relaxed);
     let name = body
         .name
         .unwrap_or_else(|| format!("rest-consumer-{number}"));
@@ -168,17 +190,18 @@ pub async fn create<R: Runtime, S: StorageDriver>(
         return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
     }
     let instance = Arc::new(Instance {
+        session: Arc::clone(state.caller.session()),
         group: group.clone(),
         name: name.clone(),
         format,
         from,
         auto_commit,
         consumer: Mutex::new(None),
-        last_used: Mutex::new(state.runtime.now()),
+        last_used: Mutex::new(state.runtime().now()),
         polling: tokio::sync::Mutex::new(()),
     });
     {
-        let mut map = lock(&state.consumers.map);
+        let mut map = lock(&state.shared.consumers.map);
         let key = (group.clone(), name.clone());
         if map.contains_key(&key) {
             let message = "Consumer with specified consumer ID already exists in the specified \
@@ -195,7 +218,11 @@ pub async fn create<R: Runtime, S: StorageDriver>(
         }
         map.insert(key, instance);
     }
-    let base_uri = format!("{}/consumers/{group}/instances/{name}", base_url(&headers));
+    if !state.shared.expiry_started.swap(true, Ordering::AcqRel) {
+        let expiry = expire_loop(Arc::clone(&state.platform), Arc::clone(&state.shared));
+        state.runtime().spawn(expiry);
+    }
+    let base_uri = format!("{}/consumers/{group}/instances/{name}", state.base.clone());
     Ok(v2_json(
         StatusCode::OK,
         json!({"instance_id": name, "base_uri": base_uri}),
@@ -203,42 +230,40 @@ pub async fn create<R: Runtime, S: StorageDriver>(
 }
 
 /// Close an instance's membership (it leaves its group).
-async fn close<R: Runtime, S: StorageDriver>(state: &RestState<R, S>, instance: &Instance) {
+async fn close<R: Runtime>(instance: &Instance<R>) {
     let consumer = lock(&instance.consumer).take();
     if let Some(consumer) = consumer {
-        if let Ok(router) = state.session().await {
-            consumer.close(&router).await;
-        }
+        consumer.close(instance.router()).await;
     }
 }
 
 /// `DELETE /consumers/{group}/instances/{instance}`.
 pub async fn delete<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
 ) -> Result<StatusCode, RestError> {
-    let removed = lock(&state.consumers.map).remove(&(group, name));
-    let removed = removed.ok_or_else(RestError::instance_not_found)?;
-    close(&state, &removed).await;
+    let removed = instance(&state, &group, &name)?;
+    lock(&state.shared.consumers.map).remove(&(group, name));
+    close(&removed).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Remove instances idle longer than the timeout, until the node loop stops.
-pub async fn expire_loop<R: Runtime, S: StorageDriver>(state: RestState<R, S>) {
-    let interval =
-        (state.instance_timeout / 4).clamp(Duration::from_millis(50), EXPIRY_CHECK_INTERVAL);
-    loop {
-        let runtime = &state.runtime;
+pub async fn expire_loop<R: Runtime, S: StorageDriver>(
+    platform: PlatformState<R, S>,
+    shared: Arc<RestShared<R>>,
+) {
+    let timeout = shared.instance_timeout;
+    let interval = (timeout / 4).clamp(Duration::from_millis(50), EXPIRY_CHECK_INTERVAL);
+    let runtime = platform.runtime().clone();
+    while !platform.node().is_closed() {
         runtime.sleep_until(runtime.now() + interval).await;
-        if Arc::strong_count(&state) <= 1 {
-            return;
-        }
         let now = runtime.now();
-        let expired: Vec<Arc<Instance>> = {
-            let mut map = lock(&state.consumers.map);
+        let expired: Vec<Arc<Instance<R>>> = {
+            let mut map = lock(&shared.consumers.map);
             let keys: Vec<(String, String)> = map
                 .iter()
-                .filter(|(_, i)| now.saturating_sub(*lock(&i.last_used)) >= state.instance_timeout)
+                .filter(|(_, i)| now.saturating_sub(*lock(&i.last_used)) >= timeout)
                 .map(|(key, _)| key.clone())
                 .collect();
             keys.iter().filter_map(|key| map.remove(key)).collect()
@@ -249,7 +274,7 @@ pub async fn expire_loop<R: Runtime, S: StorageDriver>(state: RestState<R, S>) {
                 "rest proxy: consumer instance {} expired",
                 instance.name
             );
-            close(&state, &instance).await;
+            close(&instance).await;
         }
     }
 }
@@ -264,7 +289,7 @@ struct SubscribeBody {
 
 /// `POST .../subscription` with `{"topics": [...]}`: (re)join the group for these topics.
 pub async fn subscribe<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, RestError> {
@@ -279,9 +304,9 @@ pub async fn subscribe<R: Runtime, S: StorageDriver>(
         let message = "A list (of Topics type) or a topic_pattern must be specified.";
         return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
     }
-    close(&state, &instance).await;
-    let router = state.session().await?;
-    let handle = state.consumers.next.fetch_add(1, Ordering::Relaxed);
+    close(&instance).await;
+    let router = Arc::clone(instance.router());
+    let handle = state.shared.consumers.next.fetch_add(1, Ordering::Relaxed);
     let consumer = Arc::new(
         Consumer::new(
             handle,
@@ -295,18 +320,18 @@ pub async fn subscribe<R: Runtime, S: StorageDriver>(
     );
     *lock(&instance.consumer) = Some(Arc::clone(&consumer));
     let heartbeats = gateway_consumer::heartbeat_loop(
-        state.runtime.clone(),
+        state.runtime().clone(),
         consumer,
         router,
-        state.meta.clone(),
+        state.shared.meta.clone(),
     );
-    state.runtime.spawn(heartbeats);
+    state.runtime().spawn(heartbeats);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET .../subscription`.
 pub async fn subscription<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
 ) -> Result<Response, RestError> {
     let instance = instance(&state, &group, &name)?;
@@ -319,11 +344,11 @@ pub async fn subscription<R: Runtime, S: StorageDriver>(
 
 /// `DELETE .../subscription`: leave the group, keep the instance.
 pub async fn unsubscribe<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
 ) -> Result<StatusCode, RestError> {
     let instance = instance(&state, &group, &name)?;
-    close(&state, &instance).await;
+    close(&instance).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -336,7 +361,7 @@ fn partition_list(partitions: Vec<(String, i32)>) -> Vec<Value> {
 
 /// `GET .../assignments`: the partitions the group gave this instance.
 pub async fn assignments<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
 ) -> Result<Response, RestError> {
     let instance = instance(&state, &group, &name)?;
@@ -375,7 +400,7 @@ struct PartitionsBody {
     partitions: Vec<PartitionEntry>,
 }
 
-fn subscribed(instance: &Instance) -> Result<Arc<Consumer>, RestError> {
+fn subscribed<R: Runtime>(instance: &Instance<R>) -> Result<Arc<Consumer>, RestError> {
     instance.consumer().ok_or_else(|| {
         RestError::new(
             StatusCode::CONFLICT,
@@ -387,7 +412,7 @@ fn subscribed(instance: &Instance) -> Result<Arc<Consumer>, RestError> {
 
 /// `POST .../positions` with `{"offsets": [{topic, partition, offset}]}`: seek.
 pub async fn seek<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, RestError> {
@@ -410,7 +435,7 @@ pub async fn seek<R: Runtime, S: StorageDriver>(
 }
 
 async fn seek_to<R: Runtime, S: StorageDriver>(
-    state: RestState<R, S>,
+    state: Rest<R, S>,
     group: String,
     name: String,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -424,7 +449,7 @@ async fn seek_to<R: Runtime, S: StorageDriver>(
         .into_iter()
         .map(|p| (p.topic, p.partition))
         .collect();
-    let router = state.session().await?;
+    let router = Arc::clone(instance.router());
     let found =
         gateway_consumer::list_offsets(&router, &partitions, from, Isolation::ReadUncommitted)
             .await?;
@@ -448,7 +473,7 @@ async fn seek_to<R: Runtime, S: StorageDriver>(
 
 /// `POST .../positions/beginning` with `{"partitions": [...]}`.
 pub async fn seek_beginning<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, RestError> {
@@ -457,7 +482,7 @@ pub async fn seek_beginning<R: Runtime, S: StorageDriver>(
 
 /// `POST .../positions/end` with `{"partitions": [...]}`.
 pub async fn seek_end<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, RestError> {
@@ -490,7 +515,7 @@ fn accepted_format(headers: &HeaderMap) -> Option<Format> {
 
 /// `GET .../records?timeout=ms&max_bytes=n`: one poll of the instance.
 pub async fn records<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
     Query(query): Query<RecordsQuery>,
     headers: HeaderMap,
@@ -512,7 +537,7 @@ pub async fn records<R: Runtime, S: StorageDriver>(
     }
     let consumer = subscribed(&instance)?;
     let _polling = instance.polling.lock().await;
-    let router = state.session().await?;
+    let router = Arc::clone(instance.router());
     let wait_ms = query.timeout.unwrap_or(RECORDS_TIMEOUT_DEFAULT_MS);
     let max_bytes = query
         .max_bytes
@@ -520,9 +545,9 @@ pub async fn records<R: Runtime, S: StorageDriver>(
             u32::try_from(n).unwrap_or(u32::MAX)
         });
     let polled = gateway_consumer::poll(
-        &state.runtime,
-        &state.storage,
-        state.remote.as_ref(),
+        state.runtime(),
+        state.platform.storage(),
+        state.platform.remote(),
         &consumer,
         &router,
         wait_ms,
@@ -536,7 +561,7 @@ pub async fn records<R: Runtime, S: StorageDriver>(
         let positions = consumer.positions();
         gateway_consumer::client_commit(&consumer, &router, positions).await?;
     }
-    *lock(&instance.last_used) = state.runtime.now();
+    *lock(&instance.last_used) = state.runtime().now();
     let format = instance.format;
     let records: Vec<Value> = records
         .into_iter()
@@ -569,7 +594,7 @@ pub async fn records<R: Runtime, S: StorageDriver>(
 /// `POST .../offsets`: commit the listed offsets (each the last consumed record's), or,
 /// with an empty body, everything this instance has delivered.
 pub async fn commit<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, RestError> {
@@ -596,14 +621,14 @@ pub async fn commit<R: Runtime, S: StorageDriver>(
         }
         positions
     };
-    let router = state.session().await?;
+    let router = Arc::clone(instance.router());
     gateway_consumer::client_commit(&consumer, &router, positions).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET .../offsets` with `{"partitions": [...]}`: the group's committed offsets.
 pub async fn committed<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, RestError> {
@@ -620,7 +645,7 @@ pub async fn committed<R: Runtime, S: StorageDriver>(
             .map(|c| c.assignment())
             .unwrap_or_default();
     }
-    let router = state.session().await?;
+    let router = Arc::clone(instance.router());
     let found = gateway_consumer::committed(&router, &instance.group, &partitions).await?;
     let offsets: Vec<Value> = partitions
         .into_iter()

@@ -1,8 +1,10 @@
 //! The REST proxy: Confluent's REST API (v3 admin and produce, the v2 produce form and v2
-//! consumer instances) served by the broker itself.
+//! consumer instances) served by the broker itself on the HTTP platform ([`crate::http`]:
+//! one stack, TLS and Basic authentication for every HTTP service).
 //!
-//! Every behaviour goes through the broker's own paths: handlers build domain
-//! `ApiRequest`s and send them through a gateway [`Router`] (the local node loop, or the
+//! Every handler acts as its [`Caller`]: domain `ApiRequest`s go through the caller's
+//! gateway [`Router`] (a node connection authenticated as the caller, so the broker's ACLs
+//! apply as for a Kafka client; the local node loop, or the
 //! leader's / coordinator's Kafka listener in a cluster), produce through the gateway's
 //! `send_batch`/`finish_produce` (murmur2 for keyed records, re-sends in order when a
 //! leader moves), and v2 consumer instances are the gateway's KIP-848 [`Consumer`]s (real
@@ -11,21 +13,23 @@
 //! code as a Kafka connection's. There is no Kafka client talking to itself over loopback.
 //!
 //! Layout: [`error`] (Confluent's error bodies), [`data`] (key/value formats, timestamps),
-//! [`v3`] (clusters, brokers, topics, partitions, configs, consumer groups), [`records`]
-//! (v3 and v2 produce), [`consumers`] (v2 consumer instances), [`serve`] (the listener).
+//! this module (the request context [`Rest`], routes), [`v3`] (clusters, brokers, topics,
+//! partitions, configs, consumer groups), [`records`] (v3 and v2 produce), [`consumers`]
+//! (v2 consumer instances).
 //!
 //! # Invariants
 //! - Bad input is answered with Confluent's status and error code, never a panic; bodies
-//!   are bounded ([`BODY_BYTES_MAX`]), records per request ([`RECORDS_PER_REQUEST_MAX`]),
-//!   consumer instances ([`consumers::INSTANCES_MAX`]).
+//!   are bounded (the platform's `weir.http.max.request.bytes`), records per request
+//!   ([`RECORDS_PER_REQUEST_MAX`]), consumer instances ([`consumers::INSTANCES_MAX`]).
+//! - A consumer instance belongs to the principal that created it: another caller is told
+//!   40403, as for an instance that does not exist.
 //! - Records of one request are sent to the broker in request order and answered in that
 //!   order, so per-key order holds within a request and across sequential requests.
 //! - A consumer instance idle longer than its timeout is closed (it leaves its group, so
 //!   its partitions move on) and answers 40403 afterwards.
-//! - REST connection ids live above [`CONN_ID_BASE`], disjoint from Kafka connections and
-//!   gateway sessions.
 //!
 //! [`Router`]: crate::gateway::route::Router
+//! [`Caller`]: crate::http::Caller
 //! [`Consumer`]: crate::gateway::consumer::Consumer
 
 pub mod consumers;
@@ -35,129 +39,115 @@ pub mod records;
 pub mod v3;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::FromRequestParts;
+use axum::http::header::HOST;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
-use tokio::sync::mpsc;
-use weir_runtime::{Listener, Runtime};
+use weir_runtime::Runtime;
 use weir_wire::domain::{ApiRequest, ApiResponse, MetadataRequest, MetadataResponse};
 
 use self::error::RestError;
-use crate::gateway::link::NodeLink;
+use crate::gateway::lock;
 use crate::gateway::ops::Meta;
 use crate::gateway::route::Router;
-use crate::gateway::{lock, CONN_ID_BASE as GATEWAY_CONN_ID_BASE};
-use crate::messages::NodeInput;
-use crate::remote::RemoteStore;
+use crate::http::{Caller, HttpError, Peer, PlatformState};
 use crate::storage::StorageDriver;
 
-/// Default REST proxy address (`weir.rest.proxy.listener`), Confluent's port.
-pub const REST_LISTEN_DEFAULT: &str = "127.0.0.1:8082";
-/// REST connection ids start here: above the gateway's, below the top bit.
-pub const CONN_ID_BASE: u64 = GATEWAY_CONN_ID_BASE + (1 << 61);
-/// Largest request body; a larger one is answered 413.
-pub const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Records one produce request may carry.
 pub const RECORDS_PER_REQUEST_MAX: usize = 100_000;
 /// Default idle time after which a v2 consumer instance is closed (Confluent's
 /// `consumer.instance.timeout.ms`).
 pub const INSTANCE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(300);
-/// Pause after a failed accept before trying again.
-const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
-/// The state the REST proxy's handlers share.
-pub type RestState<R, S> = Arc<RestContext<R, S>>;
-
-/// What every REST request may use.
-pub struct RestContext<R, S> {
-    /// The runtime (timers, spawn, wall clock).
-    pub runtime: R,
-    /// Storage, for resolving fetch read plans.
-    pub storage: S,
-    /// Tiered storage's object store, for fetches below the local log start.
-    pub remote: Option<RemoteStore>,
-    node: mpsc::Sender<NodeInput>,
-    node_id: i32,
-    upstream_tls: Option<Arc<rustls::ClientConfig>>,
-    /// The broker session requests go through (re-opened if the node loop dropped it).
-    session: tokio::sync::Mutex<Option<Arc<Router<R>>>>,
+/// What the REST proxy keeps across requests (one per listener).
+pub struct RestShared<R: Runtime> {
     /// Topic metadata shared by every request and consumer.
     pub meta: Meta,
     /// Next partition for keyless records, per topic.
     round_robin: Mutex<BTreeMap<String, i32>>,
     /// v2 consumer instances.
-    pub consumers: consumers::Instances,
+    pub consumers: consumers::Instances<R>,
     /// Idle time after which a consumer instance is closed.
     pub instance_timeout: Duration,
-    sessions: AtomicU64,
+    /// The expiry task runs (started with the first instance).
+    expiry_started: AtomicBool,
 }
 
-impl<R: Runtime, S: StorageDriver> RestContext<R, S> {
-    /// A context for one REST listener.
-    pub fn new(runtime: R, storage: S, node: mpsc::Sender<NodeInput>, node_id: i32) -> Self {
-        RestContext {
-            runtime,
-            storage,
-            remote: None,
-            node,
-            node_id,
-            upstream_tls: None,
-            session: tokio::sync::Mutex::new(None),
+impl<R: Runtime> RestShared<R> {
+    fn new(instance_timeout: Duration) -> Self {
+        RestShared {
             meta: Meta::default(),
             round_robin: Mutex::new(BTreeMap::new()),
             consumers: consumers::Instances::default(),
-            instance_timeout: INSTANCE_TIMEOUT_DEFAULT,
-            sessions: AtomicU64::new(1),
+            instance_timeout,
+            expiry_started: AtomicBool::new(false),
         }
     }
+}
 
-    /// Serve remote reads (tiered storage) from `remote`.
-    pub fn with_remote(mut self, remote: Option<RemoteStore>) -> Self {
-        self.remote = remote;
-        self
+/// One request's context: the platform, the proxy's shared state, the caller and the
+/// `http(s)://host` its links start with. Extracting it authenticates the caller (401
+/// before the handler runs when that fails).
+pub struct Rest<R: Runtime, S> {
+    /// The HTTP platform (runtime, storage, node id).
+    pub platform: PlatformState<R, S>,
+    /// The proxy's state across requests.
+    pub shared: Arc<RestShared<R>>,
+    /// Who is calling, with their broker session.
+    pub caller: Caller<R>,
+    /// The `http(s)://host` prefix of `metadata.self` links.
+    pub base: String,
+}
+
+impl<R: Runtime, S: StorageDriver> FromRequestParts<PlatformState<R, S>> for Rest<R, S> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        platform: &PlatformState<R, S>,
+    ) -> Result<Self, Self::Rejection> {
+        let shared = parts.extensions.get::<Arc<RestShared<R>>>().cloned();
+        let shared = shared.ok_or_else(|| HttpError::internal("REST proxy state missing"))?;
+        let host = (parts.headers.get(HOST))
+            .and_then(|value| value.to_str().ok())
+            .filter(|host| !host.is_empty())
+            .unwrap_or("localhost");
+        let tls = parts.extensions.get::<Peer>().is_some_and(|peer| peer.tls);
+        let base = format!("{}://{host}", if tls { "https" } else { "http" });
+        let caller = Caller::from_request_parts(parts, platform).await?;
+        Ok(Rest {
+            platform: Arc::clone(platform),
+            shared,
+            caller,
+            base,
+        })
+    }
+}
+
+impl<R: Runtime, S: StorageDriver> Rest<R, S> {
+    /// The runtime.
+    pub fn runtime(&self) -> &R {
+        self.platform.runtime()
     }
 
-    /// Reach other brokers with TLS (`None`: plain TCP).
-    pub fn with_upstream_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
-        self.upstream_tls = tls;
-        self
-    }
-
-    /// Close consumer instances idle for `timeout`.
-    pub fn with_instance_timeout(mut self, timeout: Duration) -> Self {
-        self.instance_timeout = timeout;
-        self
+    /// The caller's router into the broker.
+    pub fn router(&self) -> &Arc<Router<R>> {
+        self.caller.router()
     }
 
     /// This broker's node id.
     pub fn node_id(&self) -> i32 {
-        self.node_id
-    }
-
-    /// The broker session requests go through.
-    pub async fn session(&self) -> Result<Arc<Router<R>>, RestError> {
-        let mut session = self.session.lock().await;
-        if let Some(router) = session.as_ref().filter(|router| !router.is_closed()) {
-            return Ok(Arc::clone(router));
-        }
-        let conn = CONN_ID_BASE + self.sessions.fetch_add(1, Ordering::Relaxed);
-        let link = NodeLink::connect(&self.runtime, self.node.clone(), conn)
-            .await
-            .map_err(|_| unavailable())?;
-        let router = Router::new(self.runtime.clone(), link, self.node_id)
-            .with_tls(self.upstream_tls.clone());
-        let router = Arc::new(router);
-        *session = Some(Arc::clone(&router));
-        Ok(router)
+        self.platform.node_id()
     }
 
     /// The next round-robin partition of `topic` for a keyless record.
     pub fn next_partition(&self, topic: &str, partitions: i32) -> i32 {
-        let mut round_robin = lock(&self.round_robin);
+        let mut round_robin = lock(&self.shared.round_robin);
         if round_robin.len() >= crate::gateway::ops::TOPICS_CACHED_MAX
             && !round_robin.contains_key(topic)
         {
@@ -169,12 +159,13 @@ impl<R: Runtime, S: StorageDriver> RestContext<R, S> {
         chosen
     }
 
-    /// Metadata of `topics` (`None`: all) from the local node; also teaches the router.
+    /// Metadata of `topics` (`None`: all) from the local node, as the caller sees it; also
+    /// teaches the caller's router.
     pub async fn metadata(
         &self,
         topics: Option<Vec<String>>,
     ) -> Result<MetadataResponse, RestError> {
-        let router = self.session().await?;
+        let router = self.router();
         let request = ApiRequest::Metadata(MetadataRequest {
             topics: topics.map(|names| {
                 names
@@ -200,8 +191,7 @@ impl<R: Runtime, S: StorageDriver> RestContext<R, S> {
 
     /// Send an admin request to the local node (which forwards to the controller).
     pub async fn admin(&self, request: ApiRequest) -> Result<ApiResponse, RestError> {
-        let router = self.session().await?;
-        router
+        self.router()
             .local()
             .call(request)
             .await
@@ -225,17 +215,11 @@ pub fn unexpected(what: &str) -> RestError {
     )
 }
 
-/// The `http://host` prefix of `metadata.self` links, from the request's Host header.
-pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
-
-/// Every REST route, for the state of one listener.
-pub fn routes<R: Runtime, S: StorageDriver>() -> axum::Router<RestState<R, S>> {
+/// Every REST route; v2 consumer instances idle for `instance_timeout` are closed.
+pub fn routes<R: Runtime, S: StorageDriver>(
+    instance_timeout: Duration,
+) -> axum::Router<PlatformState<R, S>> {
+    let shared = Arc::new(RestShared::<R>::new(instance_timeout));
     let cluster = "/v3/clusters/{cluster_id}";
     let topic = "/v3/clusters/{cluster_id}/topics/{topic}";
     let group = "/v3/clusters/{cluster_id}/consumer-groups/{group}";
@@ -343,6 +327,7 @@ pub fn routes<R: Runtime, S: StorageDriver>() -> axum::Router<RestState<R, S>> {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(shared))
 }
 
 async fn not_found() -> RestError {
@@ -354,44 +339,4 @@ async fn method_not_allowed() -> RestError {
         StatusCode::METHOD_NOT_ALLOWED,
         "HTTP 405 Method Not Allowed",
     )
-}
-
-/// Serve the REST API on `listener` until the node loop stops; also runs the expiry of
-/// idle consumer instances.
-pub async fn serve<R: Runtime, S: StorageDriver>(
-    context: RestState<R, S>,
-    mut listener: R::Listener,
-) {
-    context
-        .runtime
-        .spawn(consumers::expire_loop(Arc::clone(&context)));
-    let app = routes::<R, S>()
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .with_state(Arc::clone(&context));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!("rest proxy accept failed: {error}");
-                let runtime = &context.runtime;
-                runtime
-                    .sleep_until(runtime.now() + ACCEPT_RETRY_DELAY)
-                    .await;
-                continue;
-            }
-        };
-        if context.node.is_closed() {
-            return;
-        }
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        context.runtime.spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-            if let Err(error) = served {
-                tracing::debug!("rest proxy: connection from {peer}: {error}");
-            }
-        });
-    }
 }

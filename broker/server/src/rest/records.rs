@@ -12,7 +12,7 @@
 //! - Results are written in the order of the records in the request, one per record; a
 //!   record that cannot be converted gets its own error result and does not stop the others.
 //! - Batches of one request are sent in request order, so records of one key keep it.
-//! - Memory per request is bounded: the body by [`BODY_BYTES_MAX`] (length-delimited) or,
+//! - Memory per request is bounded: the body by `weir.http.max.request.bytes` (sized) or,
 //!   streamed, an unparsed record by [`RECORD_BYTES_MAX`]; records by
 //!   [`RECORDS_PER_REQUEST_MAX`]; sent and unanswered batches by [`BATCHES_IN_FLIGHT_MAX`].
 //!
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -37,7 +37,7 @@ use weir_wire::records::BatchOptions;
 
 use super::data::{self, Format};
 use super::error::{RestError, INVALID_OFFSET_OR_PARTITION};
-use super::{RestState, BODY_BYTES_MAX, RECORDS_PER_REQUEST_MAX};
+use super::{Rest, RECORDS_PER_REQUEST_MAX};
 use crate::gateway::ops::{finish_produce, send_batch, topic_meta, SentProduce, TopicMeta};
 use crate::gateway::route::{Call, Router};
 use crate::storage::StorageDriver;
@@ -132,7 +132,7 @@ fn v3_data(data: Option<&V3Data>, what: &str) -> Result<(Format, Option<Vec<u8>>
 
 /// Turn one v3 record object into a record for `topic`.
 fn prepare_v3<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     topic: &str,
     info: &TopicMeta,
     object: Value,
@@ -174,7 +174,7 @@ fn prepare_v3<R: Runtime, S: StorageDriver>(
 
 /// The asked partition (checked), else murmur2 of the key, else round robin.
 fn choose_partition<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     topic: &str,
     info: &TopicMeta,
     asked: Option<i32>,
@@ -203,11 +203,11 @@ fn content_type(headers: &HeaderMap) -> String {
 
 /// The topic's metadata, or 404 40401.
 async fn target<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     router: &Router<R>,
     topic: &str,
 ) -> Result<TopicMeta, RestError> {
-    match topic_meta(router, &state.meta, topic, false).await {
+    match topic_meta(router, &state.shared.meta, topic, false).await {
         Ok(info) => Ok(info),
         Err(error) if error.code == weir_wire::error::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0 => {
             Err(RestError::topic_not_found(topic))
@@ -404,7 +404,7 @@ fn split_values(buffer: &mut Vec<u8>, at_end: bool) -> (Vec<Value>, Option<RestE
 /// body) it is the streaming form: status 200 and one result object per record, each on
 /// its own line, written as the records are acknowledged, while the client keeps sending.
 pub async fn produce_v3<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, RestError> {
@@ -420,20 +420,21 @@ pub async fn produce_v3<R: Runtime, S: StorageDriver>(
         let message = format!("Cluster {cluster_id} not found.");
         return Err(RestError::status(StatusCode::NOT_FOUND, message));
     }
-    let router = state.session().await?;
+    let router = Arc::clone(state.router());
     let info = target(&state, &router, &topic).await?;
     let sized = request.headers().contains_key(header::CONTENT_LENGTH);
     let body = request.into_body();
     if sized {
-        let bytes = axum::body::to_bytes(body, BODY_BYTES_MAX)
+        let limit = state.platform.request_bytes_max();
+        let bytes = axum::body::to_bytes(body, limit)
             .await
-            .map_err(|error| too_large(&error))?;
+            .map_err(|error| too_large(limit, &error))?;
         let mut buffer = bytes.to_vec();
         let (values, failure) = split_values(&mut buffer, true);
         if values.len() == 1 && failure.is_none() {
             let object = values.into_iter().next().unwrap_or(Value::Null);
             let prepared = vec![prepare_v3(&state, &topic, &info, object)];
-            let wall_ms = state.runtime.wall_ms();
+            let wall_ms = state.runtime().wall_ms();
             let chunk = send_chunk(&router, &topic, prepared, wall_ms).await;
             let outcome = finish_chunk(&router, chunk).await.into_iter().next();
             let outcome = outcome.unwrap_or(Outcome::Failed(super::unexpected("Produce")));
@@ -460,10 +461,10 @@ pub async fn produce_v3<R: Runtime, S: StorageDriver>(
     ))
 }
 
-fn too_large(error: &axum::Error) -> RestError {
+fn too_large(limit: usize, error: &axum::Error) -> RestError {
     RestError::status(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body too large (at most {BODY_BYTES_MAX} bytes): {error}"),
+        format!("request body too large (at most {limit} bytes): {error}"),
     )
 }
 
@@ -471,7 +472,7 @@ fn too_large(error: &axum::Error) -> RestError {
 /// chunk's batches; a writer task awaits them in order and writes the results.
 #[allow(clippy::too_many_arguments)]
 fn stream_records<R: Runtime, S: StorageDriver>(
-    state: RestState<R, S>,
+    state: Rest<R, S>,
     router: Arc<Router<R>>,
     cluster_id: String,
     topic: String,
@@ -482,7 +483,7 @@ fn stream_records<R: Runtime, S: StorageDriver>(
 ) -> Response {
     let (chunks_sender, mut chunks) = mpsc::channel::<ChunkItem<R>>(BATCHES_IN_FLIGHT_MAX);
     let (lines_sender, lines) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    let runtime = state.runtime.clone();
+    let runtime = state.runtime().clone();
     let reader_router = Arc::clone(&router);
     let reader_topic = topic.clone();
     runtime.spawn(async move {
@@ -509,7 +510,7 @@ fn stream_records<R: Runtime, S: StorageDriver>(
         };
         let prepared = send(first);
         if !prepared.is_empty() {
-            let chunk = send_chunk(&router, &topic, prepared, state.runtime.wall_ms()).await;
+            let chunk = send_chunk(&router, &topic, prepared, state.runtime().wall_ms()).await;
             if chunks_sender.send(ChunkItem::Sent(chunk)).await.is_err() {
                 return;
             }
@@ -535,7 +536,7 @@ fn stream_records<R: Runtime, S: StorageDriver>(
             let (values, failure) = split_values(&mut buffer, at_end);
             let prepared = send(values);
             if !prepared.is_empty() {
-                let chunk = send_chunk(&router, &topic, prepared, state.runtime.wall_ms()).await;
+                let chunk = send_chunk(&router, &topic, prepared, state.runtime().wall_ms()).await;
                 if chunks_sender.send(ChunkItem::Sent(chunk)).await.is_err() {
                     return;
                 }
@@ -641,7 +642,7 @@ fn v2_json(status: StatusCode, body: Value) -> Response {
 }
 
 async fn produce_v2_inner<R: Runtime, S: StorageDriver>(
-    state: RestState<R, S>,
+    state: Rest<R, S>,
     topic: String,
     fixed_partition: Option<i32>,
     headers: HeaderMap,
@@ -656,7 +657,7 @@ async fn produce_v2_inner<R: Runtime, S: StorageDriver>(
             message,
         ));
     }
-    let router = state.session().await?;
+    let router = Arc::clone(state.router());
     let info = target(&state, &router, &topic).await?;
     if let Some(partition) = fixed_partition {
         if !(0..info.partitions).contains(&partition) {
@@ -691,7 +692,7 @@ async fn produce_v2_inner<R: Runtime, S: StorageDriver>(
     if let Some(Err(error)) = prepared.iter().find(|p| p.is_err()) {
         return Err(error.clone());
     }
-    let chunk = send_chunk(&router, &topic, prepared, state.runtime.wall_ms()).await;
+    let chunk = send_chunk(&router, &topic, prepared, state.runtime().wall_ms()).await;
     let offsets: Vec<Value> = finish_chunk(&router, chunk)
         .await
         .into_iter()
@@ -715,7 +716,7 @@ async fn produce_v2_inner<R: Runtime, S: StorageDriver>(
 
 /// `POST /topics/{topic}` (v2).
 pub async fn produce_v2<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path(topic): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -726,7 +727,7 @@ pub async fn produce_v2<R: Runtime, S: StorageDriver>(
 
 /// `POST /topics/{topic}/partitions/{partition}` (v2).
 pub async fn produce_v2_partition<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((topic, partition)): Path<(String, i32)>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -743,7 +744,7 @@ pub fn body_error(rejection: axum::extract::rejection::BytesRejection) -> RestEr
 
 /// `GET /topics` (v2): topic names.
 pub async fn list_topics_v2<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
 ) -> Result<Response, RestError> {
     let metadata = state.metadata(None).await?;
     let mut names: Vec<String> = metadata
@@ -758,7 +759,7 @@ pub async fn list_topics_v2<R: Runtime, S: StorageDriver>(
 
 /// `GET /topics/{topic}` (v2).
 pub async fn get_topic_v2<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path(topic): Path<String>,
 ) -> Result<Response, RestError> {
     let metadata = state.metadata(Some(vec![topic.clone()])).await?;

@@ -8,10 +8,11 @@
 //! Metadata answer's); any other answers 404.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -31,7 +32,7 @@ use weir_wire::domain::{
 use weir_wire::error::ErrorCode;
 
 use super::error::RestError;
-use super::{base_url, unexpected, RestState};
+use super::{unexpected, Rest};
 use crate::gateway::route::Dest;
 use crate::storage::StorageDriver;
 
@@ -58,7 +59,7 @@ fn related(url: String) -> Value {
 
 /// The cluster's id and this node's metadata, checking the path's cluster id.
 async fn cluster<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     cluster_id: Option<&str>,
     topics: Option<Vec<String>>,
 ) -> Result<(String, MetadataResponse), RestError> {
@@ -93,10 +94,9 @@ fn cluster_json(base: &str, id: &str, metadata: &MetadataResponse) -> Value {
 
 /// `GET /v3/clusters`.
 pub async fn list_clusters<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
-    headers: HeaderMap,
+    state: Rest<R, S>,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, metadata) = cluster(&state, None, Some(Vec::new())).await?;
     let data = vec![cluster_json(&base, &id, &metadata)];
     Ok(list(
@@ -108,12 +108,11 @@ pub async fn list_clusters<R: Runtime, S: StorageDriver>(
 
 /// `GET /v3/clusters/{cluster_id}`.
 pub async fn get_cluster<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path(cluster_id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
     let (id, metadata) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    Ok(Json(cluster_json(&base_url(&headers), &id, &metadata)))
+    Ok(Json(cluster_json(&state.base.clone(), &id, &metadata)))
 }
 
 fn broker_json(base: &str, id: &str, broker: &weir_wire::domain::BrokerInfo) -> Value {
@@ -136,11 +135,10 @@ fn broker_json(base: &str, id: &str, broker: &weir_wire::domain::BrokerInfo) -> 
 
 /// `GET /v3/clusters/{cluster_id}/brokers`.
 pub async fn list_brokers<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path(cluster_id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, metadata) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let mut brokers = metadata.brokers.clone();
     brokers.sort_by_key(|b| b.node_id);
@@ -151,9 +149,8 @@ pub async fn list_brokers<R: Runtime, S: StorageDriver>(
 
 /// `GET /v3/clusters/{cluster_id}/brokers/{broker_id}`.
 pub async fn get_broker<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, broker_id)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
     let (id, metadata) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let found = broker_id
@@ -164,7 +161,7 @@ pub async fn get_broker<R: Runtime, S: StorageDriver>(
         let message = format!("Broker {broker_id} not found.");
         return Err(RestError::status(StatusCode::NOT_FOUND, message));
     };
-    Ok(Json(broker_json(&base_url(&headers), &id, broker)))
+    Ok(Json(broker_json(&state.base.clone(), &id, broker)))
 }
 
 fn topic_json(base: &str, id: &str, topic: &MetadataTopic) -> Value {
@@ -195,7 +192,7 @@ fn topic_json(base: &str, id: &str, topic: &MetadataTopic) -> Value {
 
 /// One topic's metadata, or 404 40401.
 async fn topic_metadata<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     cluster_id: &str,
     topic: &str,
 ) -> Result<(String, MetadataTopic), RestError> {
@@ -215,11 +212,10 @@ async fn topic_metadata<R: Runtime, S: StorageDriver>(
 
 /// `GET /v3/clusters/{cluster_id}/topics`.
 pub async fn list_topics<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path(cluster_id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, metadata) = cluster(&state, Some(&cluster_id), None).await?;
     let mut topics: Vec<&MetadataTopic> = metadata
         .topics
@@ -237,12 +233,11 @@ pub async fn list_topics<R: Runtime, S: StorageDriver>(
 
 /// `GET /v3/clusters/{cluster_id}/topics/{topic}`.
 pub async fn get_topic<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
     let (id, found) = topic_metadata(&state, &cluster_id, &topic).await?;
-    Ok(Json(topic_json(&base_url(&headers), &id, &found)))
+    Ok(Json(topic_json(&state.base.clone(), &id, &found)))
 }
 
 /// A `{"name": ..., "value": ...}` config of a request body.
@@ -275,9 +270,8 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Rest
 
 /// `POST /v3/clusters/{cluster_id}/topics`.
 pub async fn create_topic<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path(cluster_id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, RestError> {
     let body: CreateTopicBody = json_body(&body)?;
@@ -314,7 +308,7 @@ pub async fn create_topic<R: Runtime, S: StorageDriver>(
         return Err(RestError::kafka(result.error, message));
     }
     let id = cluster_id;
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let url = format!("{base}/v3/clusters/{id}/topics/{}", body.topic_name);
     let topic = json!({
         "kind": "KafkaTopic",
@@ -338,7 +332,7 @@ pub async fn create_topic<R: Runtime, S: StorageDriver>(
 
 /// `DELETE /v3/clusters/{cluster_id}/topics/{topic}`.
 pub async fn delete_topic<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic)): Path<(String, String)>,
 ) -> Result<StatusCode, RestError> {
     topic_metadata(&state, &cluster_id, &topic).await?;
@@ -390,11 +384,10 @@ fn partition_json(
 
 /// `GET .../topics/{topic}/partitions`.
 pub async fn list_partitions<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, found) = topic_metadata(&state, &cluster_id, &topic).await?;
     let mut partitions = found.partitions.clone();
     partitions.sort_by_key(|p| p.partition);
@@ -407,7 +400,7 @@ pub async fn list_partitions<R: Runtime, S: StorageDriver>(
 }
 
 async fn partition_metadata<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     cluster_id: &str,
     topic: &str,
     partition: &str,
@@ -426,13 +419,12 @@ async fn partition_metadata<R: Runtime, S: StorageDriver>(
 
 /// `GET .../topics/{topic}/partitions/{partition}`.
 pub async fn get_partition<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic, partition)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
     let (id, found) = partition_metadata(&state, &cluster_id, &topic, &partition).await?;
     Ok(Json(partition_json(
-        &base_url(&headers),
+        &state.base.clone(),
         &id,
         &topic,
         &found,
@@ -441,11 +433,10 @@ pub async fn get_partition<R: Runtime, S: StorageDriver>(
 
 /// `GET .../topics/{topic}/partitions/{partition}/replicas`: leader and ISR flags.
 pub async fn list_replicas<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic, partition)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, found) = partition_metadata(&state, &cluster_id, &topic, &partition).await?;
     let index = found.partition;
     let url = format!("{base}/v3/clusters/{id}/topics/{topic}/partitions/{index}/replicas");
@@ -476,7 +467,7 @@ pub async fn list_replicas<R: Runtime, S: StorageDriver>(
 
 /// The topic's config entries (DescribeConfigs), all or the named ones.
 async fn describe_topic_configs<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     topic: &str,
     keys: Option<Vec<String>>,
 ) -> Result<Vec<weir_wire::domain::DescribeConfigsEntry>, RestError> {
@@ -548,11 +539,10 @@ fn config_json(
 
 /// `GET .../topics/{topic}/configs`.
 pub async fn list_topic_configs<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let configs = describe_topic_configs(&state, &topic, None).await?;
     let data = configs
@@ -565,14 +555,13 @@ pub async fn list_topic_configs<R: Runtime, S: StorageDriver>(
 
 /// `GET .../topics/{topic}/configs/{name}`.
 pub async fn get_topic_config<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let configs = describe_topic_configs(&state, &topic, Some(vec![name.clone()])).await?;
     match configs.iter().find(|c| c.name == name) {
-        Some(entry) => Ok(Json(config_json(&base_url(&headers), &id, &topic, entry))),
+        Some(entry) => Ok(Json(config_json(&state.base.clone(), &id, &topic, entry))),
         None => Err(RestError::status(
             StatusCode::NOT_FOUND,
             format!("Config {name} not found for topic {topic}."),
@@ -582,7 +571,7 @@ pub async fn get_topic_config<R: Runtime, S: StorageDriver>(
 
 /// Apply config changes to a topic with IncrementalAlterConfigs.
 async fn alter_topic<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     topic: &str,
     configs: Vec<IncrementalAlterableConfig>,
     validate_only: bool,
@@ -617,7 +606,7 @@ struct ValueBody {
 
 /// `PUT .../topics/{topic}/configs/{name}` with `{"value": ...}`.
 pub async fn put_topic_config<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, RestError> {
@@ -634,7 +623,7 @@ pub async fn put_topic_config<R: Runtime, S: StorageDriver>(
 
 /// `DELETE .../topics/{topic}/configs/{name}`: back to the default.
 pub async fn delete_topic_config<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode, RestError> {
     cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
@@ -657,7 +646,7 @@ struct AlterBody {
 /// `POST .../topics/{topic}/configs:alter` with `{"data": [{"name", "value",
 /// "operation": "SET"|"DELETE"}]}`: every change in one IncrementalAlterConfigs.
 pub async fn alter_topic_configs<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, topic)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, RestError> {
@@ -690,10 +679,10 @@ pub async fn alter_topic_configs<R: Runtime, S: StorageDriver>(
 /// Every group of the cluster: ListGroups of each broker (each lists the groups it
 /// coordinates).
 async fn all_groups<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     metadata: &MetadataResponse,
 ) -> Result<Vec<weir_wire::domain::ListedGroup>, RestError> {
-    let router = state.session().await?;
+    let router = Arc::clone(state.router());
     let mut groups = BTreeMap::new();
     for broker in &metadata.brokers {
         let dest = if broker.node_id == state.node_id() || metadata.brokers.len() == 1 {
@@ -736,10 +725,10 @@ struct MemberView {
 
 /// Describe a group: ConsumerGroupDescribe for KIP-848 groups, else DescribeGroups.
 async fn describe_group<R: Runtime, S: StorageDriver>(
-    state: &RestState<R, S>,
+    state: &Rest<R, S>,
     group: &str,
 ) -> Result<GroupView, RestError> {
-    let router = state.session().await?;
+    let router = Arc::clone(state.router());
     let request = ApiRequest::ConsumerGroupDescribe(ConsumerGroupDescribeRequest {
         group_ids: vec![group.to_owned()],
         include_authorized_operations: false,
@@ -883,11 +872,10 @@ fn group_json(base: &str, id: &str, group: &str, view: &GroupView) -> Value {
 
 /// `GET /v3/clusters/{cluster_id}/consumer-groups`.
 pub async fn list_groups<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path(cluster_id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, metadata) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let mut data = Vec::new();
     for listed in all_groups(&state, &metadata).await? {
@@ -904,22 +892,20 @@ pub async fn list_groups<R: Runtime, S: StorageDriver>(
 
 /// `GET /v3/clusters/{cluster_id}/consumer-groups/{group}`.
 pub async fn get_group<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, group)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let view = describe_group(&state, &group).await?;
-    Ok(Json(group_json(&base_url(&headers), &id, &group, &view)))
+    Ok(Json(group_json(&state.base.clone(), &id, &group, &view)))
 }
 
 /// `GET /v3/clusters/{cluster_id}/consumer-groups/{group}/consumers`.
 pub async fn list_group_consumers<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, group)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let view = describe_group(&state, &group).await?;
     let url = format!("{base}/v3/clusters/{id}/consumer-groups/{group}/consumers");
@@ -956,14 +942,13 @@ pub async fn list_group_consumers<R: Runtime, S: StorageDriver>(
 /// `GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary`: committed offsets
 /// (OffsetFetch) against the partitions' ends (ListOffsets latest).
 pub async fn group_lag_summary<R: Runtime, S: StorageDriver>(
-    State(state): State<RestState<R, S>>,
+    state: Rest<R, S>,
     Path((cluster_id, group)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, RestError> {
-    let base = base_url(&headers);
+    let base = state.base.clone();
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let view = describe_group(&state, &group).await?;
-    let router = state.session().await?;
+    let router = Arc::clone(state.router());
     let request = ApiRequest::OffsetFetch(OffsetFetchRequest {
         groups: vec![OffsetFetchGroup {
             group_id: group.clone(),
