@@ -931,7 +931,9 @@ pub async fn list_group_consumers<R: Runtime, S: StorageDriver>(
                 "assignments": member
                     .assignment
                     .iter()
-                    .map(|(topic, partition)| json!({"topic_name": topic, "partition_id": partition}))
+                    .map(|(topic, partition)| {
+                        json!({"topic_name": topic, "partition_id": partition})
+                    })
                     .collect::<Vec<_>>(),
             })
         })
