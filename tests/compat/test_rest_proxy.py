@@ -580,3 +580,75 @@ def test_cluster_produce_and_consume_through_a_broker_leading_nothing(tmp_path):
         assert got[:5] == [f"v{i}".encode() for i in range(5)]
     finally:
         cluster.close()
+
+
+# --------------------------------------------------------------------------------------
+# Basic authentication, ACLs per principal, and the v3 ACL endpoints
+
+JAAS = (
+    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+    'user_admin=\\"admin-secret\\" user_alice=\\"alice-secret\\" user_bob=\\"bob-secret\\";'
+)
+
+
+def test_basic_auth_acls_per_principal_and_acl_endpoints(broker_factory):
+    rest_port, sasl_port = free_port(), free_port()
+    config = rest_config(rest_port) + f"""
+listeners = "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+"listener.name.sasl_plaintext.plain.sasl.jaas.config" = "{JAAS}"
+"authorizer.class.name" = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+"super.users" = "User:admin"
+"weir.http.authentication.method" = "BASIC"
+"""
+    broker_factory.new(config=config, name="rest-acl")
+    base = f"http://127.0.0.1:{rest_port}"
+    admin, alice, bob = ("admin", "admin-secret"), ("alice", "alice-secret"), ("bob", "bob-secret")
+    assert requests.get(f"{base}/v3/clusters", timeout=10).status_code == 401
+    assert requests.get(f"{base}/v3/clusters", auth=("alice", "wrong"), timeout=10).status_code == 401
+    cluster_id = wait_until(lambda: requests.get(f"{base}/v3/clusters", auth=admin, timeout=5).json()["data"][0]["cluster_id"],
+                            15, "the cluster id")
+    v3 = f"{base}/v3/clusters/{cluster_id}"
+    topic = unique("rest-acl")
+    created = requests.post(f"{v3}/topics", auth=admin, json={"topic_name": topic, "partitions_count": 1}, timeout=30)
+    assert created.status_code == 201, created.text
+
+    acl = {"resource_type": "TOPIC", "resource_name": topic, "pattern_type": "LITERAL",
+           "principal": "User:alice", "host": "*", "operation": "WRITE", "permission": "ALLOW"}
+    # bob may not create ACLs; admin (a super user) may.
+    assert_error(requests.post(f"{v3}/acls", auth=bob, json=acl, timeout=10), 403, 40301)
+    assert requests.post(f"{v3}/acls", auth=admin, json=acl, timeout=10).status_code == 201
+    for op in ("READ", "DESCRIBE"):
+        assert requests.post(f"{v3}/acls", auth=admin, json={**acl, "operation": op}, timeout=10).status_code == 201
+    group_acl = {**acl, "resource_type": "GROUP", "resource_name": "rest-acl-", "pattern_type": "PREFIXED",
+                 "operation": "READ"}
+    assert requests.post(f"{v3}/acls", auth=admin, json=group_acl, timeout=10).status_code == 201
+    listed = requests.get(f"{v3}/acls", auth=admin, params={"principal": "User:alice", "resource_type": "TOPIC"},
+                          timeout=10).json()["data"]
+    assert sorted(a["operation"] for a in listed) == ["DESCRIBE", "READ", "WRITE"]
+    assert all(a["kind"] == "KafkaAcl" and a["resource_name"] == topic for a in listed)
+    assert_error(requests.get(f"{v3}/acls", auth=admin, params={"operation": "NOPE"}, timeout=10), 400, 400)
+
+    record = {"value": {"type": "STRING", "data": "hello"}}
+    written = requests.post(f"{v3}/topics/{topic}/records", auth=alice, json=record, timeout=30)
+    assert written.status_code == 200, written.text
+    denied = requests.post(f"{v3}/topics/{topic}/records", auth=bob, json=record, timeout=30)
+    assert denied.status_code == 403 and denied.json()["error_code"] == 40301, denied.text
+
+    # alice's consumer instance is hers: bob is told it does not exist.
+    group = unique("rest-acl-g")
+    instance = requests.post(f"{base}/consumers/{group}", auth=alice, headers={"Content-Type": V2},
+                             json={"name": "mine", "auto.offset.reset": "earliest"}, timeout=10).json()["base_uri"]
+    assert requests.post(f"{instance}/subscription", auth=alice, headers={"Content-Type": V2},
+                         json={"topics": [topic]}, timeout=10).status_code == 204
+    assert_error(requests.get(f"{instance}/assignments", auth=bob, timeout=10), 404, 40403)
+    values = wait_until(lambda: [unb64(r["value"]) for r in requests.get(
+        f"{instance}/records?timeout=1000", auth=alice, headers={"Accept": V2_BINARY}, timeout=30).json()],
+        30, "alice's instance to read her record")
+    assert values == [b"hello"]
+
+    # Deleting alice's WRITE ACL over HTTP takes her write away.
+    deleted = requests.delete(f"{v3}/acls", auth=admin, params={"principal": "User:alice", "operation": "WRITE"},
+                              timeout=10).json()["data"]
+    assert [(a["resource_name"], a["operation"]) for a in deleted] == [(topic, "WRITE")]
+    wait_until(lambda: requests.post(f"{v3}/topics/{topic}/records", auth=alice, json=record,
+                                     timeout=30).status_code == 403, 15, "alice's writes to be denied")

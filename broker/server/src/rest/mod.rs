@@ -32,6 +32,7 @@
 //! [`Caller`]: crate::http::Caller
 //! [`Consumer`]: crate::gateway::consumer::Consumer
 
+pub mod acls;
 pub mod consumers;
 pub mod data;
 pub mod error;
@@ -40,7 +41,7 @@ pub mod v3;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -76,6 +77,8 @@ pub struct RestShared<R: Runtime> {
     pub instance_timeout: Duration,
     /// The expiry task runs (started with the first instance).
     expiry_started: AtomicBool,
+    /// The cluster id, once read (it never changes while the broker runs).
+    cluster_id: OnceLock<String>,
 }
 
 impl<R: Runtime> RestShared<R> {
@@ -86,6 +89,7 @@ impl<R: Runtime> RestShared<R> {
             consumers: consumers::Instances::default(),
             instance_timeout,
             expiry_started: AtomicBool::new(false),
+            cluster_id: OnceLock::new(),
         }
     }
 }
@@ -189,6 +193,23 @@ impl<R: Runtime, S: StorageDriver> Rest<R, S> {
         Ok(answer)
     }
 
+    /// The cluster id, checked against the one a path names (404 when it differs).
+    pub async fn cluster_id(&self, asked: &str) -> Result<String, RestError> {
+        let id = match self.shared.cluster_id.get() {
+            Some(id) => id.clone(),
+            None => {
+                let metadata = self.metadata(Some(Vec::new())).await?;
+                let id = metadata.cluster_id.unwrap_or_default();
+                self.shared.cluster_id.get_or_init(|| id).clone()
+            }
+        };
+        if asked != id {
+            let message = format!("Cluster {asked} not found.");
+            return Err(RestError::status(StatusCode::NOT_FOUND, message));
+        }
+        Ok(id)
+    }
+
     /// Send an admin request to the local node (which forwards to the controller).
     pub async fn admin(&self, request: ApiRequest) -> Result<ApiResponse, RestError> {
         self.router()
@@ -229,6 +250,12 @@ pub fn routes<R: Runtime, S: StorageDriver>(
         .route("/v3/clusters", get(v3::list_clusters::<R, S>))
         .route(cluster, get(v3::get_cluster::<R, S>))
         .route(&format!("{cluster}/brokers"), get(v3::list_brokers::<R, S>))
+        .route(
+            &format!("{cluster}/acls"),
+            get(acls::list::<R, S>)
+                .post(acls::create::<R, S>)
+                .delete(acls::delete::<R, S>),
+        )
         .route(
             &format!("{cluster}/brokers/{{broker_id}}"),
             get(v3::get_broker::<R, S>),

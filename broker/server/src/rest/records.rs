@@ -415,11 +415,7 @@ pub async fn produce_v3<R: Runtime, S: StorageDriver>(
             "application/json",
         ));
     }
-    let metadata = state.metadata(Some(Vec::new())).await?;
-    if metadata.cluster_id.as_deref() != Some(cluster_id.as_str()) {
-        let message = format!("Cluster {cluster_id} not found.");
-        return Err(RestError::status(StatusCode::NOT_FOUND, message));
-    }
+    state.cluster_id(&cluster_id).await?;
     let router = Arc::clone(state.router());
     let info = target(&state, &router, &topic).await?;
     let sized = request.headers().contains_key(header::CONTENT_LENGTH);
