@@ -652,3 +652,21 @@ listeners = "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
     assert [(a["resource_name"], a["operation"]) for a in deleted] == [(topic, "WRITE")]
     wait_until(lambda: requests.post(f"{v3}/topics/{topic}/records", auth=alice, json=record,
                                      timeout=30).status_code == 403, 15, "alice's writes to be denied")
+
+
+def test_v3_describes_a_classic_librdkafka_group(rest_broker):
+    broker, rest = rest_broker
+    topic, group = unique("rest-classic"), unique("rest-classic-g")
+    ck_create_topic(broker.bootstrap, topic, 3)
+    ck = ck_consumer(broker.bootstrap, **{"group.id": group, "enable.partition.eof": False})
+    ck.subscribe([topic])
+    try:
+        wait_until(lambda: ck.poll(0.2) is None and len(ck.assignment()) == 3, 30, "the classic member's assignment")
+        view = requests.get(f"{rest.v3}/consumer-groups/{group}", timeout=10).json()
+        assert (view["state"], view["is_simple"]) == ("STABLE", False), view
+        consumers = requests.get(f"{rest.v3}/consumer-groups/{group}/consumers", timeout=10).json()["data"]
+        assert len(consumers) == 1
+        assert sorted(a["partition_id"] for a in consumers[0]["assignments"]) == [0, 1, 2]
+        assert consumers[0]["client_id"] == "rdkafka"
+    finally:
+        ck.close()

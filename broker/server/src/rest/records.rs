@@ -13,8 +13,9 @@
 //!   record that cannot be converted gets its own error result and does not stop the others.
 //! - Batches of one request are sent in request order, so records of one key keep it.
 //! - Memory per request is bounded: the body by `weir.http.max.request.bytes` (sized) or,
-//!   streamed, an unparsed record by [`RECORD_BYTES_MAX`]; records by
-//!   [`RECORDS_PER_REQUEST_MAX`]; sent and unanswered batches by [`BATCHES_IN_FLIGHT_MAX`].
+//!   streamed, an unparsed record by [`RECORD_BYTES_MAX`]; a v2 request's records by
+//!   [`RECORDS_PER_REQUEST_MAX`]; a stream's sent and unanswered chunks by
+//!   [`BATCHES_IN_FLIGHT_MAX`] (a stream may go on for as long as the client sends).
 //!
 //! [`send_batch`]: crate::gateway::ops::send_batch
 //! [`finish_produce`]: crate::gateway::ops::finish_produce
@@ -27,7 +28,7 @@ use axum::extract::{Path, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -46,6 +47,8 @@ use crate::storage::StorageDriver;
 pub const RECORD_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Batches one request may have sent and not yet answered.
 pub const BATCHES_IN_FLIGHT_MAX: usize = 256;
+/// Body bytes already received that one streamed chunk takes at most.
+const COALESCE_BYTES_MAX: usize = 1024 * 1024;
 /// Bytes of records grouped into one batch.
 const BATCH_BYTES_MAX: usize = 512 * 1024;
 /// Content type of v2 answers.
@@ -485,24 +488,12 @@ fn stream_records<R: Runtime, S: StorageDriver>(
     runtime.spawn(async move {
         let router = reader_router;
         let topic = reader_topic;
-        let mut count = 0usize;
-        let mut send = |values: Vec<Value>| {
-            let prepared: Vec<Result<Prepared, RestError>> = values
+        // No bound on a stream's records: memory is bounded by the chunks in flight.
+        let send = |values: Vec<Value>| -> Vec<Result<Prepared, RestError>> {
+            values
                 .into_iter()
-                .map(|object| {
-                    count += 1;
-                    if count > RECORDS_PER_REQUEST_MAX {
-                        let message =
-                            format!("at most {RECORDS_PER_REQUEST_MAX} records per request");
-                        return Err(RestError::unprocessable(
-                            super::error::RECORD_TOO_LARGE,
-                            message,
-                        ));
-                    }
-                    prepare_v3(&state, &topic, &info, object)
-                })
-                .collect();
-            prepared
+                .map(|object| prepare_v3(&state, &topic, &info, object))
+                .collect()
         };
         let prepared = send(first);
         if !prepared.is_empty() {
@@ -518,16 +509,31 @@ fn stream_records<R: Runtime, S: StorageDriver>(
         let mut stream = body.into_data_stream();
         let mut buffer: Vec<u8> = Vec::new();
         loop {
-            let next = stream.next().await;
-            let at_end = next.is_none();
-            match next {
-                Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
-                Some(Err(error)) => {
-                    let failure = RestError::bad_request(format!("reading the body: {error}"));
-                    let _ = chunks_sender.send(ChunkItem::Failed(failure)).await;
-                    return;
+            // Wait for the next frame, then take every frame already read (up to
+            // COALESCE_BYTES_MAX): a client sending faster than the broker answers gets
+            // bigger batches instead of one small produce per network read.
+            let mut next = stream.next().await;
+            let mut at_end = false;
+            loop {
+                match next {
+                    Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
+                    Some(Err(error)) => {
+                        let failure = RestError::bad_request(format!("reading the body: {error}"));
+                        let _ = chunks_sender.send(ChunkItem::Failed(failure)).await;
+                        return;
+                    }
+                    None => {
+                        at_end = true;
+                        break;
+                    }
                 }
-                None => {}
+                if buffer.len() >= COALESCE_BYTES_MAX {
+                    break;
+                }
+                match stream.next().now_or_never() {
+                    Some(more) => next = more,
+                    None => break,
+                }
             }
             let (values, failure) = split_values(&mut buffer, at_end);
             let prepared = send(values);
