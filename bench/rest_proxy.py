@@ -9,6 +9,8 @@ Each workload writes N records of SIZE bytes to its own 1-partition topic with a
 - http-single: one v3 POST .../records per record over one keep-alive connection;
 - http-stream: one v3 streamed request (chunked body, 1000 records per chunk, one result
   line per record);
+- http-stream-curl: the same stream sent by curl from a file built beforehand (the
+  broker's side without the Python client's JSON/base64 cost);
 - http-v2-batch: v2 POST /topics/{t} with 1000 records per request;
 then reads the kafka workload's topic back with a librdkafka consumer and with a v2 HTTP
 consumer instance (binary format, 1 MiB per records request), timed from the request that
@@ -74,6 +76,27 @@ def http_stream(v3: str, topic: str, count: int, value: bytes) -> float:
                            headers={"Content-Type": "application/json"})
     lines = [line for line in answer.text.splitlines() if line.strip()]
     elapsed = time.monotonic() - started
+    assert len(lines) == count and all('"error_code":200' in line for line in lines), lines[:3]
+    return count / elapsed
+
+
+def http_stream_curl(v3: str, topic: str, count: int, value: bytes, tmp: Path) -> float:
+    """The streamed form sent by curl from a body file built beforehand (not timed): the
+    broker's side of HTTP produce without a Python client's JSON/base64 cost."""
+    import subprocess
+
+    data = base64.b64encode(value).decode()
+    body, answers = tmp / f"{topic}.body", tmp / f"{topic}.answers"
+    with open(body, "w") as f:
+        for i in range(count):
+            f.write(json.dumps({"key": {"type": "STRING", "data": str(i)},
+                                "value": {"type": "BINARY", "data": data}}))
+    started = time.monotonic()
+    subprocess.run(["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json",
+                    "-H", "Transfer-Encoding: chunked", "-H", "Expect:", "--data-binary", f"@{body}",
+                    "-o", str(answers), f"{v3}/topics/{topic}/records"], check=True, timeout=600)
+    elapsed = time.monotonic() - started
+    lines = [line for line in answers.read_text().splitlines() if line.strip()]
     assert len(lines) == count and all('"error_code":200' in line for line in lines), lines[:3]
     return count / elapsed
 
@@ -150,7 +173,7 @@ def main() -> None:
             base = f"http://127.0.0.1:{rest_port}"
             cluster = requests.get(f"{base}/v3/clusters", timeout=10).json()["data"][0]["cluster_id"]
             v3 = f"{base}/v3/clusters/{cluster}"
-            topics = {name: unique(f"bench-{name}") for name in ("kafka", "single", "stream", "v2")}
+            topics = {name: unique(f"bench-{name}") for name in ("kafka", "single", "stream", "curl", "v2")}
             for topic in topics.values():
                 ck_create_topic(broker.bootstrap, topic, 1)
             rows = [
@@ -160,6 +183,8 @@ def main() -> None:
                  http_single(v3, topics["single"], args.single, value)),
                 ("produce", "http v3, streamed (one request)", args.records,
                  http_stream(v3, topics["stream"], args.records, value)),
+                ("produce", "http v3, streamed by curl from a file", args.records,
+                 http_stream_curl(v3, topics["curl"], args.records, value, Path(tmp))),
                 ("produce", "http v2, 1000 records per request", args.records,
                  http_v2_batch(base, topics["v2"], args.records, value)),
                 ("consume", "kafka protocol (librdkafka)", args.records,

@@ -568,16 +568,20 @@ fn stream_records<R: Runtime, S: StorageDriver>(
                 ChunkItem::Sent(chunk) => finish_chunk(&router, chunk).await,
                 ChunkItem::Failed(error) => vec![Outcome::Failed(error)],
             };
+            // One body frame per chunk of records, not per record: a frame is a write.
+            let mut text = Vec::new();
             for outcome in outcomes {
                 let (_, mut line) = v3_result(&cluster_id, &topic, outcome);
                 if let Some(object) = line.as_object_mut() {
                     object.retain(|_, value| !value.is_null());
                 }
-                let mut text = line.to_string().into_bytes();
-                text.push(b'\n');
-                if lines_sender.send(Ok(Bytes::from(text))).await.is_err() {
+                if serde_json::to_writer(&mut text, &line).is_err() {
                     return;
                 }
+                text.push(b'\n');
+            }
+            if lines_sender.send(Ok(Bytes::from(text))).await.is_err() {
+                return;
             }
         }
     });
