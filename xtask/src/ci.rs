@@ -69,6 +69,10 @@ pub(crate) fn run(install: bool) -> Result<()> {
         .args(["-m", "pytest", "-q", "tests/compat"])
         .current_dir(&root)
         .env("WEIR_BIN", &weir_bin);
+    // test_deploy.py runs `cargo xtask deploy`: this very binary, not a second build.
+    if let Ok(xtask) = std::env::current_exe() {
+        compat.env("XTASK_BIN", xtask);
+    }
     run_command("real-client compatibility suite", compat)?;
     wasm_step(&root, &weir_bin)?;
     jepsen_step()?;
