@@ -1,15 +1,20 @@
 """`cargo xtask deploy` end to end (issue #16): a rolling upgrade loses nothing.
 
-Goal: the deploy command's contract holds on its `local` target with real processes and
-real clients: `apply` brings up a 3-node cluster from an inventory, `status` reports it
+Goal: the deploy command's contract holds on its `local` and `ssh` targets with real
+processes, a real sshd and real clients: `apply` brings up a 3-node cluster from an inventory, `status` reports it
 healthy from the brokers' own answers, and `upgrade` restarts every broker one at a time
 while an idempotent acks=all producer (confluent-kafka) and a consumer group run, with zero
 acknowledged records lost, zero duplicates in the log, no delivery error surfaced to the
 application, and the group still consuming; `stop` and `destroy --yes` then tear it down.
 
+The `ssh` target's fallback supervisor (the test machine has no systemd) restarts a
+broker that was SIGKILLed.
+
 Method: an inventory like deploy/local-3.toml but on free ports and a temp dir, with the
 binary under test given as `--binary` (a copy of it: the upgrade installs that file on every
-node). The producer sends a numbered record every few milliseconds and records each one's
+node). The `ssh` variant reaches the three "hosts" through an sshd the test starts on a
+free port with generated host and client keys (openssh-server comes from the CI install
+step, `cargo xtask install-deps`), each node in its own directory. The producer sends a numbered record every few milliseconds and records each one's
 send and acknowledgement times; the worst stall is the longest time a record waited for its
 acknowledgement during the upgrade, printed with the per-node times `upgrade` reports.
 After the upgrade the whole log is read back from the start by a plain (group-less)
@@ -28,6 +33,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -62,10 +68,58 @@ def must(result: subprocess.CompletedProcess, what: str) -> str:
     return result.stdout
 
 
-def write_inventory(base: Path) -> tuple[Path, list[str]]:
+SSHD = Path("/usr/sbin/sshd")
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """An sshd on a free port of 127.0.0.1 accepting a generated key for this user."""
+    assert SSHD.is_file(), "no /usr/sbin/sshd: install openssh-server (cargo xtask install-deps)"
+    base = tmp_path / "sshd"
+    base.mkdir()
+    for key in ("host_key", "id"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)], check=True)
+    shutil.copy(base / "id.pub", base / "authorized_keys")
+    port = free_port()
+    config = base / "sshd_config"
+    config.write_text(
+        f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {base}/host_key
+PidFile {base}/sshd.pid
+AuthorizedKeysFile {base}/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+"""
+    )
+    # sshd's privilege separation directory (root runs it; Debian creates it at boot).
+    Path("/run/sshd").mkdir(exist_ok=True)
+    log = open(base / "sshd.log", "wb")
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "LogLevel=ERROR", "-i", str(base / "id"), "-p", str(port), f"{user}@127.0.0.1"]
+
+    def answers() -> bool:
+        assert proc.poll() is None, f"sshd exited: {(base / 'sshd.log').read_text()}"
+        return subprocess.run(ssh + ["true"], capture_output=True, timeout=10).returncode == 0
+
+    try:
+        wait_until(answers, 15, "sshd accepting the generated key")
+        yield {"port": port, "identity": base / "id", "user": user, "ssh": ssh}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def write_inventory(base: Path, target: str = "local", sshd: Optional[dict] = None, nodes_count: int = NODES) -> tuple[Path, list[str]]:
     nodes = []
     bootstraps = []
-    for node_id in range(1, NODES + 1):
+    for node_id in range(1, nodes_count + 1):
         kafka, controller, metrics = free_port(), free_port(), free_port()
         bootstraps.append(f"127.0.0.1:{kafka}")
         nodes.append(
@@ -79,17 +133,27 @@ metrics_listener = "127.0.0.1:{metrics}"
 rack = "r{node_id}"
 """
         )
+    if target == "local":
+        placement = '[local]\ndir = "cluster"\n'
+    else:
+        assert sshd is not None
+        placement = f"""[ssh]
+dir = "{base}/cluster/node{{id}}"
+port = {sshd['port']}
+user = "{sshd['user']}"
+identity_file = "{sshd['identity']}"
+options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]
+"""
+    factor = min(3, nodes_count)
     text = f"""
 [cluster]
 id = "{unique('deploy-test')}"
-target = "local"
+target = "{target}"
 
-[local]
-dir = "cluster"
-
+{placement}
 [settings]
-"default.replication.factor" = 3
-"min.insync.replicas" = 2
+"default.replication.factor" = {factor}
+"min.insync.replicas" = {max(1, factor - 1)}
 "offsets.topic.num.partitions" = 3
 "transaction.state.log.num.partitions" = 3
 
@@ -206,10 +270,12 @@ def read_log(bootstrap: str, topic: str) -> list[int]:
     return values
 
 
-def test_rolling_upgrade_loses_nothing(tmp_path):
+@pytest.mark.parametrize("target", ["local", "ssh"])
+def test_rolling_upgrade_loses_nothing(tmp_path, target, request):
     binary = tmp_path / "weir-next"
     shutil.copy2(weir_bin(), binary)
-    inventory, bootstraps = write_inventory(tmp_path)
+    sshd = request.getfixturevalue("sshd") if target == "ssh" else None
+    inventory, bootstraps = write_inventory(tmp_path, target, sshd)
     bootstrap = ",".join(bootstraps)
     try:
         # A plan before anything exists, then apply, then apply again (nothing to do).
@@ -258,7 +324,7 @@ def test_rolling_upgrade_loses_nothing(tmp_path):
 
         stall = producing.worst_stall(upgrade_started, upgrade_ended)
         print(
-            f"deploy upgrade: {len(producing.sent)} sent, {len(acked)} acknowledged, "
+            f"deploy upgrade ({target}): {len(producing.sent)} sent, {len(acked)} acknowledged, "
             f"worst produce stall {stall:.3f} s over {upgrade_ended - upgrade_started:.1f} s "
             f"of upgrade ({NODES} restarts); group saw {len(consuming.seen)} records "
             f"({len(consuming.seen) - len(set(consuming.seen))} redelivered)"
@@ -285,4 +351,34 @@ def test_rolling_upgrade_loses_nothing(tmp_path):
     must(stopped, "stop")
     assert refused.returncode != 0 and "--yes" in refused.stderr, refused.stderr
     must(destroyed, "destroy --yes")
-    assert not (tmp_path / "cluster").exists(), "destroy left the cluster's directory"
+    left = sorted(p.name for p in (tmp_path / "cluster").glob("node*"))
+    assert left == [], f"destroy left node directories {left}"
+
+
+def test_ssh_fallback_supervisor_restarts_a_failed_broker(tmp_path, sshd):
+    binary = tmp_path / "weir-next"
+    shutil.copy2(weir_bin(), binary)
+    inventory, _ = write_inventory(tmp_path, "ssh", sshd, nodes_count=1)
+    node_dir = tmp_path / "cluster" / "node1"
+    try:
+        must(deploy(inventory, binary, "apply"), "apply")
+        assert (node_dir / "supervisor").read_text().strip() == "fallback"
+        first = int((node_dir / "weir.pid").read_text())
+        os.kill(first, 9)
+
+        def restarted() -> bool:
+            try:
+                pid = int((node_dir / "weir.pid").read_text())
+            except (OSError, ValueError):
+                return False
+            return pid != first and deploy(inventory, binary, "status").returncode == 0
+
+        wait_until(restarted, 60, "the supervisor restarting the SIGKILLed broker", interval=0.5)
+        assert "restarting" in (node_dir / "weir.log").read_text()
+        # A SIGTERM stop is final: the supervisor does not restart a clean exit.
+        must(deploy(inventory, binary, "stop"), "stop")
+        assert not (node_dir / "supervisor.pid").exists() and not (node_dir / "weir.pid").exists()
+    finally:
+        destroyed = deploy(inventory, binary, "destroy", "--yes")
+    must(destroyed, "destroy --yes")
+    assert not node_dir.exists()

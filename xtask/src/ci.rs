@@ -147,8 +147,8 @@ fn wasm_step(root: &Path, weir_bin: &Path) -> Result<()> {
     run_command("WASM client end-to-end suite (Node, Chromium)", e2e)
 }
 
-/// Installs what the test suites need and a fresh machine lacks: kcat (apt), the Python
-/// clients and pytest (pip), kafkajs (npm).
+/// Installs what the test suites need and a fresh machine lacks: kcat, openssh-server and
+/// systemd-analyze (apt), the Python clients and pytest (pip), kafkajs (npm).
 pub(crate) fn install_deps() -> Result<()> {
     let root = project_root();
     if !has_program("kcat") {
@@ -173,6 +173,26 @@ pub(crate) fn install_deps() -> Result<()> {
             "tests/compat/requirements.txt",
         ],
     )?;
+    // test_deploy.py's ssh target runs against a real sshd it starts on a free port.
+    if !Path::new("/usr/sbin/sshd").exists() {
+        step("apt-get update", &root, "apt-get", &["update", "-q"])?;
+        step(
+            "apt-get install openssh-server openssh-client",
+            &root,
+            "apt-get",
+            &["install", "-y", "-q", "openssh-server", "openssh-client"],
+        )?;
+    }
+    // xtask's unit test of the rendered systemd unit runs `systemd-analyze verify`.
+    if !has_program("systemd-analyze") {
+        step("apt-get update", &root, "apt-get", &["update", "-q"])?;
+        step(
+            "apt-get install systemd (systemd-analyze)",
+            &root,
+            "apt-get",
+            &["install", "-y", "-q", "systemd"],
+        )?;
+    }
     // The WASM client's browser tests: Debian's Chromium and its WebDriver.
     if !has_program("chromium") || !has_program("chromedriver") {
         step("apt-get update", &root, "apt-get", &["update", "-q"])?;

@@ -73,6 +73,57 @@ pub(crate) struct LocalSection {
     pub dir: PathBuf,
 }
 
+/// How the ssh target keeps a node running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Supervisor {
+    /// systemd when the host runs it, else the fallback supervisor.
+    #[default]
+    Auto,
+    /// A systemd unit.
+    Systemd,
+    /// The fallback supervisor script.
+    Fallback,
+}
+
+/// `[ssh]`: how the ssh target reaches hosts and where it puts a node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SshSection {
+    /// The node's directory on its host (binary, config, tls/, supervisor, pid files,
+    /// log; data under `data/` unless the node names a `data_dir`); `{id}` is replaced.
+    pub dir: String,
+    /// Remote user (default: ssh's own choice, e.g. from ~/.ssh/config).
+    pub user: Option<String>,
+    /// Remote port (default: ssh's).
+    pub port: Option<u16>,
+    /// Private key (`ssh -i`).
+    pub identity_file: Option<PathBuf>,
+    /// Extra `ssh -o` options, e.g. `"StrictHostKeyChecking=accept-new"`.
+    pub options: Vec<String>,
+    /// `auto`, `systemd` or `fallback`.
+    pub supervisor: Supervisor,
+    /// Run remote steps through `sudo -n` (for a non-root ssh user).
+    pub sudo: bool,
+    /// The systemd unit's `User=`/`Group=`, owner of the node's files (default: root).
+    pub service_user: Option<String>,
+}
+
+impl Default for SshSection {
+    fn default() -> SshSection {
+        SshSection {
+            dir: "/opt/weir".to_owned(),
+            user: None,
+            port: None,
+            identity_file: None,
+            options: Vec::new(),
+            supervisor: Supervisor::Auto,
+            sudo: false,
+            service_user: None,
+        }
+    }
+}
+
 /// `[tls]`: optional TLS material, copied to every node.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +212,9 @@ pub(crate) struct Inventory {
     /// `[local]`.
     #[serde(default)]
     pub local: Option<LocalSection>,
+    /// `[ssh]`.
+    #[serde(default)]
+    pub ssh: Option<SshSection>,
     /// `[tls]`.
     #[serde(default)]
     pub tls: Option<TlsSection>,
@@ -255,6 +309,23 @@ impl Inventory {
         }
         if self.cluster.target == TargetKind::Local && self.local.is_none() {
             bail!("target \"local\" needs a [local] section with dir");
+        }
+        if self.cluster.target == TargetKind::Ssh {
+            let dir = self.ssh.as_ref().map_or("/opt/weir", |s| s.dir.as_str());
+            if !dir.starts_with('/') {
+                bail!("[ssh] dir must be an absolute path on the hosts");
+            }
+            let mut per_host = BTreeSet::new();
+            for node in &self.nodes {
+                if !per_host.insert((node.host.clone(), dir.replace("{id}", &node.id.to_string())))
+                {
+                    bail!(
+                        "node {}: another node on host {} has the same [ssh] dir; put {{id}} in it",
+                        node.id,
+                        node.host
+                    );
+                }
+            }
         }
         if let Some(tls) = &self.tls {
             if !tls.keystore.contains("{id}") && self.nodes.len() > 1 {

@@ -21,6 +21,7 @@
 mod inventory;
 mod local;
 mod probe;
+mod ssh;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,8 @@ pub(crate) fn run(args: &DeployArgs) -> Result<bool> {
     let inventory = Inventory::load(&args.inventory)?;
     let target: Box<dyn Target> = match inventory.cluster.target {
         TargetKind::Local => Box::new(local::Local::new(&inventory)?),
-        TargetKind::Ssh | TargetKind::K8s => bail!(
+        TargetKind::Ssh => Box::new(ssh::Ssh::new(&inventory)?),
+        TargetKind::K8s => bail!(
             "target {:?} of {} is not implemented yet (see docs/deploy.md)",
             inventory.cluster.target,
             args.inventory.display()
