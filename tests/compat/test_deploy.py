@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -382,3 +383,32 @@ def test_ssh_fallback_supervisor_restarts_a_failed_broker(tmp_path, sshd):
         destroyed = deploy(inventory, binary, "destroy", "--yes")
     must(destroyed, "destroy --yes")
     assert not node_dir.exists()
+
+
+def test_k8s_manifests_validate_offline(tmp_path):
+    """The k8s target's manifests (deploy/k8s-3.toml, kubectl off) pass kubernetes-validate
+    --strict, and the validator does reject a broken copy (so the check can fail)."""
+    inventory = tmp_path / "k8s.toml"
+    out = tmp_path / "manifests"
+    text = (REPO / "deploy/k8s-3.toml").read_text()
+    text = text.replace('out_dir = "../target/deploy/k8s-3"', f'kubectl = false\nout_dir = "{out}"', 1)
+    inventory.write_text(text)
+    result = subprocess.run(
+        xtask_command() + ["deploy", "--inventory", str(inventory), "apply"],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    must(result, "deploy apply (k8s, files only)")
+    files = sorted(out.glob("*.json"))
+    kinds = [f.name for f in files]
+    assert kinds == [
+        "10-configmap.json", "20-service-headless.json", "21-service.json",
+        "30-statefulset.json", "40-poddisruptionbudget.json",
+    ], kinds
+    assert (out / "Dockerfile").is_file()
+    validate = [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.30.0"]
+    checked = subprocess.run(validate + [str(f) for f in files], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text((out / "30-statefulset.json").read_text().replace('"replicas": 3', '"replicas": "three"'))
+    refused = subprocess.run(validate + [str(broken)], capture_output=True, text=True)
+    assert refused.returncode != 0, "kubernetes-validate accepted replicas: \"three\""

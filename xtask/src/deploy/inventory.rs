@@ -124,6 +124,57 @@ impl Default for SshSection {
     }
 }
 
+/// `[k8s]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct K8sSection {
+    /// The image: `weir` on a base with `sh` (the rendered Dockerfile builds one).
+    pub image: String,
+    /// Namespace of every object.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Name of the StatefulSet and prefix of the other objects.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Size of each broker's PersistentVolumeClaim.
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    /// StorageClass of the claims (default: the cluster's default class).
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    /// Where the manifests are written (relative to the inventory).
+    #[serde(default = "default_out_dir")]
+    pub out_dir: PathBuf,
+    /// Apply with kubectl when it is on the PATH and reaches a cluster.
+    #[serde(default = "yes")]
+    pub kubectl: bool,
+    /// Topology label brokers are spread over (racks/zones).
+    #[serde(default = "default_topology_key")]
+    pub topology_key: String,
+    /// Container resource requests/limits, e.g. `{ requests = { memory = "2Gi" } }`.
+    #[serde(default)]
+    pub resources: Option<toml::Value>,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+fn default_name() -> String {
+    "weir".into()
+}
+fn default_storage() -> String {
+    "10Gi".into()
+}
+fn default_out_dir() -> PathBuf {
+    PathBuf::from("k8s")
+}
+fn yes() -> bool {
+    true
+}
+fn default_topology_key() -> String {
+    "topology.kubernetes.io/zone".into()
+}
+
 /// `[tls]`: optional TLS material, copied to every node.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +266,9 @@ pub(crate) struct Inventory {
     /// `[ssh]`.
     #[serde(default)]
     pub ssh: Option<SshSection>,
+    /// `[k8s]`.
+    #[serde(default)]
+    pub k8s: Option<K8sSection>,
     /// `[tls]`.
     #[serde(default)]
     pub tls: Option<TlsSection>,
@@ -309,6 +363,9 @@ impl Inventory {
         }
         if self.cluster.target == TargetKind::Local && self.local.is_none() {
             bail!("target \"local\" needs a [local] section with dir");
+        }
+        if self.cluster.target == TargetKind::K8s && self.k8s.is_none() {
+            bail!("target \"k8s\" needs a [k8s] section with image");
         }
         if self.cluster.target == TargetKind::Ssh {
             let dir = self.ssh.as_ref().map_or("/opt/weir", |s| s.dir.as_str());

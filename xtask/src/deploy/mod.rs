@@ -19,6 +19,7 @@
 //! and is reported; the nodes already rolled keep running the new binary.
 
 mod inventory;
+mod k8s;
 mod local;
 mod probe;
 mod ssh;
@@ -116,14 +117,19 @@ pub(crate) trait Target {
 /// found an unhealthy cluster).
 pub(crate) fn run(args: &DeployArgs) -> Result<bool> {
     let inventory = Inventory::load(&args.inventory)?;
+    if args.action == Action::Destroy && !args.yes {
+        bail!(
+            "destroy deletes every node's data; run it again with --yes to confirm \
+             ({} nodes of cluster {})",
+            inventory.nodes.len(),
+            inventory.cluster.id
+        );
+    }
     let target: Box<dyn Target> = match inventory.cluster.target {
         TargetKind::Local => Box::new(local::Local::new(&inventory)?),
         TargetKind::Ssh => Box::new(ssh::Ssh::new(&inventory)?),
-        TargetKind::K8s => bail!(
-            "target {:?} of {} is not implemented yet (see docs/deploy.md)",
-            inventory.cluster.target,
-            args.inventory.display()
-        ),
+        // Kubernetes runs the processes itself: the StatefulSet is the unit of change.
+        TargetKind::K8s => return k8s::K8s::new(&inventory)?.act(&inventory, args.action),
     };
     let deploy = Deploy {
         inventory,
@@ -136,17 +142,7 @@ pub(crate) fn run(args: &DeployArgs) -> Result<bool> {
         Action::Status => deploy.status(),
         Action::Upgrade => deploy.upgrade().map(|()| true),
         Action::Stop => deploy.stop().map(|()| true),
-        Action::Destroy => {
-            if !args.yes {
-                bail!(
-                    "destroy deletes every node's data; run it again with --yes to confirm \
-                     ({} nodes of cluster {})",
-                    deploy.inventory.nodes.len(),
-                    deploy.inventory.cluster.id
-                );
-            }
-            deploy.destroy().map(|()| true)
-        }
+        Action::Destroy => deploy.destroy().map(|()| true),
     }
 }
 
