@@ -412,3 +412,33 @@ def test_k8s_manifests_validate_offline(tmp_path):
     broken.write_text((out / "30-statefulset.json").read_text().replace('"replicas": 3', '"replicas": "three"'))
     refused = subprocess.run(validate + [str(broken)], capture_output=True, text=True)
     assert refused.returncode != 0, "kubernetes-validate accepted replicas: \"three\""
+
+
+def test_failed_apply_names_node_and_step_and_can_be_rerun(tmp_path):
+    """A node whose config the broker refuses makes apply fail naming the node, its host,
+    the step and the broker's reason; fixing the inventory and re-running apply finishes
+    the job without touching the nodes already running."""
+    binary = tmp_path / "weir-next"
+    shutil.copy2(weir_bin(), binary)
+    inventory, _ = write_inventory(tmp_path)
+    good = inventory.read_text()
+    # Node 3 gets a setting the broker does not know: it exits at start.
+    bad = good.rstrip() + '\nsettings = { "log.retention.typo" = 1 }\n'
+    inventory.write_text(bad)
+    try:
+        failed = deploy(inventory, binary, "apply")
+        assert failed.returncode != 0, failed.stdout
+        assert "node 3 (127.0.0.1): wait for /readyz" in failed.stderr, failed.stderr
+        assert "log.retention.typo" in failed.stderr, failed.stderr
+        pids = {n: (tmp_path / f"cluster/node{n}/weir.pid").read_text() for n in (1, 2)}
+
+        inventory.write_text(good)
+        plan = must(deploy(inventory, binary, "plan"), "plan after the failure")
+        assert plan.count("running, up to date") == 2 and "rewrite config, start" in plan, plan
+        must(deploy(inventory, binary, "apply"), "apply re-run")
+        for n, pid in pids.items():
+            assert (tmp_path / f"cluster/node{n}/weir.pid").read_text() == pid, f"node {n} was restarted"
+        must(deploy(inventory, binary, "status"), "status")
+    finally:
+        destroyed = deploy(inventory, binary, "destroy", "--yes")
+    must(destroyed, "destroy --yes")
