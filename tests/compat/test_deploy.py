@@ -7,7 +7,10 @@ while an idempotent acks=all producer (confluent-kafka) and a consumer group run
 acknowledged records lost, zero duplicates in the log, no delivery error surfaced to the
 application, and the group still consuming; `stop` and `destroy --yes` then tear it down.
 
-The `ssh` target's fallback supervisor (the test machine has no systemd) restarts a
+The same upgrade runs on three "hosts" of their own (network namespaces on a bridge, each
+with its own sshd on port 22 and the brokers on Kafka's usual ports), as issue 16 item 4
+asks; the upgrade is to a copy of the binary under test (same version string: a second
+build per run would cost minutes). The `ssh` target's fallback supervisor (the test machine has no systemd) restarts a
 broker that was SIGKILLed.
 
 Method: an inventory like deploy/local-3.toml but on free ports and a temp dir, with the
@@ -117,20 +120,102 @@ UsePAM no
         log.close()
 
 
+@pytest.fixture
+def netns_hosts(tmp_path):
+    """Three "hosts": network namespaces joined by a bridge in the root namespace (where
+    the test's clients and deploy run), at 10.78.T.1-3, each running its own sshd on
+    port 22. Needs root and `ip` (iproute2), as the Jepsen-style harness does."""
+    assert os.geteuid() == 0, "network namespaces need root"
+    assert SSHD.is_file(), "no /usr/sbin/sshd: install openssh-server (cargo xtask install-deps)"
+    tag = 100 + os.getpid() % 100
+    bridge = f"wd{tag}br"
+    namespaces = [f"wd{tag}n{i}" for i in range(1, NODES + 1)]
+    hosts = [f"10.78.{tag}.{i}" for i in range(1, NODES + 1)]
+    base = tmp_path / "netns"
+    base.mkdir()
+    procs: list[subprocess.Popen] = []
+    logs = []
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    try:
+        ip("link", "add", bridge, "type", "bridge")
+        ip("addr", "add", f"10.78.{tag}.254/24", "dev", bridge)
+        ip("link", "set", bridge, "up")
+        for i, (ns, host) in enumerate(zip(namespaces, hosts), start=1):
+            veth, peer = f"wd{tag}v{i}", f"wd{tag}p{i}"
+            ip("netns", "add", ns)
+            ip("link", "add", veth, "type", "veth", "peer", "name", peer)
+            ip("link", "set", peer, "netns", ns)
+            ip("link", "set", veth, "master", bridge)
+            ip("link", "set", veth, "up")
+            ip("netns", "exec", ns, "ip", "link", "set", peer, "name", "eth0")
+            ip("netns", "exec", ns, "ip", "addr", "add", f"{host}/24", "dev", "eth0")
+            ip("netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+            ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        for key in ("host_key", "id"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)], check=True)
+        shutil.copy(base / "id.pub", base / "authorized_keys")
+        Path("/run/sshd").mkdir(exist_ok=True)
+        for ns, host in zip(namespaces, hosts):
+            config = base / f"sshd_{ns}"
+            config.write_text(
+                f"""Port 22
+ListenAddress {host}
+HostKey {base}/host_key
+PidFile {base}/{ns}.pid
+AuthorizedKeysFile {base}/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+"""
+            )
+            log = open(base / f"{ns}.log", "wb")
+            logs.append(log)
+            procs.append(subprocess.Popen(["ip", "netns", "exec", ns, str(SSHD), "-D", "-e", "-f", str(config)],
+                                          stdout=log, stderr=subprocess.STDOUT))
+        ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "LogLevel=ERROR", "-i", str(base / "id")]
+        for host in hosts:
+            wait_until(lambda: subprocess.run(ssh + [f"root@{host}", "true"], capture_output=True, timeout=10).returncode == 0,
+                       15, f"sshd on {host}")
+        yield {"port": 22, "identity": base / "id", "user": "root", "ssh": ssh, "hosts": hosts}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        for log in logs:
+            log.close()
+        for ns in namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+
+
 def write_inventory(base: Path, target: str = "local", sshd: Optional[dict] = None, nodes_count: int = NODES) -> tuple[Path, list[str]]:
+    """An inventory in `base`; with `sshd["hosts"]` (one address per node, each its own
+    network namespace) every node uses Kafka's usual ports on its own host."""
     nodes = []
     bootstraps = []
+    hosts = (sshd or {}).get("hosts")
     for node_id in range(1, nodes_count + 1):
-        kafka, controller, metrics = free_port(), free_port(), free_port()
-        bootstraps.append(f"127.0.0.1:{kafka}")
+        if hosts:
+            host = hosts[node_id - 1]
+            kafka, controller, metrics = 9092, 19092, 9192
+        else:
+            host = "127.0.0.1"
+            kafka, controller, metrics = free_port(), free_port(), free_port()
+        bootstraps.append(f"{host}:{kafka}")
         nodes.append(
             f"""
 [[node]]
 id = {node_id}
-host = "127.0.0.1"
-listeners = "PLAINTEXT://127.0.0.1:{kafka}"
-controller_listener = "127.0.0.1:{controller}"
-metrics_listener = "127.0.0.1:{metrics}"
+host = "{host}"
+listeners = "PLAINTEXT://{host}:{kafka}"
+controller_listener = "{host}:{controller}"
+metrics_listener = "{host}:{metrics}"
 rack = "r{node_id}"
 """
         )
@@ -273,9 +358,19 @@ def read_log(bootstrap: str, topic: str) -> list[int]:
 
 @pytest.mark.parametrize("target", ["local", "ssh"])
 def test_rolling_upgrade_loses_nothing(tmp_path, target, request):
+    sshd = request.getfixturevalue("sshd") if target == "ssh" else None
+    upgrade_under_load(tmp_path, target, sshd, target)
+
+
+def test_rolling_upgrade_on_three_network_namespace_hosts(tmp_path, netns_hosts):
+    """Issue 16 item 4's setting: three hosts (network namespaces on a bridge, each with
+    its own sshd on port 22 and the brokers on 9092/19092/9192), the ssh target."""
+    upgrade_under_load(tmp_path, "ssh", netns_hosts, "ssh, 3 netns hosts")
+
+
+def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label: str) -> None:
     binary = tmp_path / "weir-next"
     shutil.copy2(weir_bin(), binary)
-    sshd = request.getfixturevalue("sshd") if target == "ssh" else None
     inventory, bootstraps = write_inventory(tmp_path, target, sshd)
     bootstrap = ",".join(bootstraps)
     try:
@@ -325,7 +420,7 @@ def test_rolling_upgrade_loses_nothing(tmp_path, target, request):
 
         stall = producing.worst_stall(upgrade_started, upgrade_ended)
         print(
-            f"deploy upgrade ({target}): {len(producing.sent)} sent, {len(acked)} acknowledged, "
+            f"deploy upgrade ({label}): {len(producing.sent)} sent, {len(acked)} acknowledged, "
             f"worst produce stall {stall:.3f} s over {upgrade_ended - upgrade_started:.1f} s "
             f"of upgrade ({NODES} restarts); group saw {len(consuming.seen)} records "
             f"({len(consuming.seen) - len(set(consuming.seen))} redelivered)"
