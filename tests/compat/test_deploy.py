@@ -41,6 +41,7 @@ from typing import Optional
 
 import pytest
 
+from test_tls import ck_conf, ck_round_trip, pki  # noqa: F401  (pki is a fixture)
 from weirtest import REPO, ck_admin, free_port, unique, wait_until, weir_bin
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -534,6 +535,45 @@ def test_failed_apply_names_node_and_step_and_can_be_rerun(tmp_path):
         for n, pid in pids.items():
             assert (tmp_path / f"cluster/node{n}/weir.pid").read_text() == pid, f"node {n} was restarted"
         must(deploy(inventory, binary, "status"), "status")
+    finally:
+        destroyed = deploy(inventory, binary, "destroy", "--yes")
+    must(destroyed, "destroy --yes")
+
+
+def test_tls_cluster_from_the_inventory(tmp_path, pki):
+    """[tls] in the inventory: every node gets the keystore and CA, its first listener speaks
+    SSL, deploy's own checks (readiness, status) go through TLS, and a client that trusts
+    the CA produces and consumes."""
+    binary = tmp_path / "weir-next"
+    shutil.copy2(weir_bin(), binary)
+    inventory, bootstraps = write_inventory(tmp_path)
+    text = inventory.read_text().replace("PLAINTEXT://", "SSL://")
+    text += f"""
+[tls]
+ca = "{pki.ca}"
+keystore = "{pki.broker_keystore}"
+client_auth = "none"
+"""
+    inventory.write_text(text)
+    try:
+        must(deploy(inventory, binary, "apply"), "apply")
+        status = must(deploy(inventory, binary, "status"), "status over TLS")
+        assert f"Brokers: {NODES}/{NODES}" in status, status
+        config = (tmp_path / "cluster/node1/weir.toml").read_text()
+        assert "ssl.keystore.location" in config and (tmp_path / "cluster/node1/tls/keystore.pem").is_file()
+        conf = ck_conf(",".join(bootstraps), pki)
+        topic = unique("deploy-tls")
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient(conf)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3)])[topic].result(timeout=20)
+        assert len(ck_round_trip(conf, topic)) == 20
+        # A plaintext client on the SSL port gets nowhere.
+        plain = subprocess.run(
+            [str(binary), "cluster", "describe", "--bootstrap", bootstraps[0]],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert plain.returncode != 0
     finally:
         destroyed = deploy(inventory, binary, "destroy", "--yes")
     must(destroyed, "destroy --yes")

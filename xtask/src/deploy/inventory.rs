@@ -181,7 +181,8 @@ fn default_topology_key() -> String {
 pub(crate) struct TlsSection {
     /// PEM CA certificate(s): the brokers' truststore and the admin client's CA.
     pub ca: PathBuf,
-    /// Each node's PEM keystore (private key and chain); `{id}` is replaced by the node id.
+    /// Each node's PEM keystore (private key and chain); `{id}` is replaced by the node id
+    /// (without it every node gets the same one, e.g. a certificate naming all hosts).
     pub keystore: String,
     /// `ssl.client.auth`: `none`, `requested` or `required`.
     #[serde(default)]
@@ -385,9 +386,6 @@ impl Inventory {
             }
         }
         if let Some(tls) = &self.tls {
-            if !tls.keystore.contains("{id}") && self.nodes.len() > 1 {
-                bail!("[tls] keystore must contain {{id}}: each node has its own certificate");
-            }
             if tls.admin_certificate.is_some() != tls.admin_key.is_some() {
                 bail!("[tls] admin_certificate and admin_key go together");
             }
