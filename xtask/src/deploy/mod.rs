@@ -383,8 +383,8 @@ impl Deploy {
         Ok(healthy)
     }
 
-    /// The `weir` binary whose CLI asks the cluster: the given or built one when present,
-    /// else the first node's installed one is not assumed: a missing binary is an error.
+    /// The `weir` binary whose CLI asks the cluster (`--binary`, else the release build);
+    /// status builds nothing, so a missing binary is an error.
     fn cli_binary(&self) -> Result<PathBuf> {
         let binary = self.planned_binary();
         if binary.is_file() {
