@@ -69,6 +69,7 @@ pub(in crate::node) use control::{internal_topic_placement, ControllerState};
 pub(in crate::node) use follower::FollowerState;
 pub(in crate::node) use markers::Markers;
 pub(in crate::node) use membership::BrokerMembership;
+pub use membership::{ShutdownReady, ShutdownStatus};
 pub(in crate::node) use meta::MetaQuorum;
 pub use remote::RemoteReportError;
 pub(in crate::node) use remote::RemoteReports;
@@ -337,6 +338,9 @@ impl Node {
             PeerMessage::RemoteSegmentsExpired(request) => {
                 self.on_remote_segments_expired(from, request)
             }
+            PeerMessage::ControlledShutdown(heartbeat) => {
+                self.on_controlled_shutdown(now, from, heartbeat)
+            }
         }
         // Every input ends the same way: drain Raft (its writes join this input's sync),
         // dispatch requests the input unblocked, and emit the sync that covers it all.
@@ -385,6 +389,9 @@ impl Node {
     pub(super) fn cluster_timeout(&mut self, now: Now) {
         let cluster = &mut *self.cluster;
         cluster.meta.raft.tick(now_ms(now));
+        if let Some(shutdown) = cluster.broker.shutdown.as_mut() {
+            shutdown.expired |= now.instant >= shutdown.deadline;
+        }
         self.send_heartbeat(now);
         self.controller_checks(now);
         self.leader_checks(now);
@@ -413,6 +420,11 @@ impl Node {
         // Every node heartbeats (a quorum of one heartbeats itself): the heartbeat timer is
         // always armed.
         let mut next = raft.min(cluster.broker.next_heartbeat);
+        // A controlled shutdown's deadline wakes the driver once (`cluster_timeout` marks it
+        // expired), so it sees the shutdown timed out without any other input.
+        if let Some(shutdown) = cluster.broker.shutdown.filter(|s| !s.expired) {
+            next = next.min(shutdown.deadline);
+        }
         // Only deadlines that the handlers move forward, or the driver would spin.
         if cluster.meta.is_active_controller() {
             next = next.min(cluster.controller.next_controller_check);
