@@ -94,9 +94,11 @@ fn shut_down_leader(victim: i32, make_controller: bool) {
     assert_eq!((why, leaderships), (ShutdownReady::Moved, 0), "{status:?}");
     // One heartbeat round trip and one metadata commit, not a session timeout.
     assert!(waited_ms < 1_000, "took {waited_ms} ms");
-    // Every survivor names another leader within a Raft heartbeat or two (the commit
-    // reaches followers with the next append), at a new epoch, with the victim out of the
-    // ISR: nothing waits for the victim once it exits.
+    // The process exits at once. Every survivor names another leader within a Raft
+    // heartbeat or so (they applied the move before, or learn its commit from the
+    // controller's next append; a shutting-down controller sent that append before it
+    // said ready), at a new epoch, with the victim out of the ISR: nothing waits for it.
+    cluster.kill(victim);
     let survivors: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != victim).collect();
     let moved_everywhere = |cluster: &Cluster| {
         survivors.iter().all(|id| {
@@ -109,26 +111,15 @@ fn shut_down_leader(victim: i32, make_controller: bool) {
     let mut waited_ms = 0;
     while !moved_everywhere(&cluster) {
         assert!(
-            waited_ms < 500,
-            "survivors still name {victim} after {waited_ms} ms"
+            waited_ms < 200,
+            "survivors still name {victim} {waited_ms} ms after it exited"
         );
         cluster.advance_ms(common::cluster::STEP_MS);
         waited_ms += common::cluster::STEP_MS;
     }
-    // Waiting longer does not give it back (it is never unfenced while shutting down).
-    cluster.advance_ms(3_000);
-    let (leader, _, isr) = (cluster.members[&survivors[0]].node)
-        .partition_leadership(TOPIC, 0)
-        .expect("partition");
-    assert!(
-        leader != victim && !isr.contains(&victim),
-        "{leader} {isr:?}"
-    );
-
-    // The process exits. The new leader acknowledges acks=all writes at once (the ISR no
-    // longer counts the victim, and a controller election does not fence the survivors)
+    // The new leader acknowledges acks=all writes at once (the ISR no longer counts the
+    // victim; a controller election, if the victim was the controller, does not matter)
     // and serves every acknowledged record.
-    cluster.kill(victim);
     let new_leader = cluster.settle(TOPIC, &survivors);
     let before = cluster.now.instant;
     acked.push(cluster.write(new_leader, TOPIC, value(20)));
@@ -137,7 +128,9 @@ fn shut_down_leader(victim: i32, make_controller: bool) {
         .instant
         .saturating_duration_since(before)
         .as_millis();
-    assert!(write_ms < 100, "acks=all write took {write_ms} ms");
+    // Bound: the other follower's first fetch from its new leader (an epoch query and a
+    // retry round, 100 ms here); far below a fence by session or closed connection.
+    assert!(write_ms <= 300, "acks=all write took {write_ms} ms");
     let offsets: Vec<i64> = (cluster.read_all(new_leader, TOPIC).iter())
         .map(|r| r.offset)
         .collect();
@@ -166,6 +159,44 @@ fn the_active_controller_hands_its_leaderships_over_too() {
     shut_down_leader(0, true);
 }
 
+// Goal: a broker in controlled shutdown is never handed leadership back or re-admitted to
+// an ISR while it waits to exit (it keeps fetching as a follower meanwhile), even with
+// preferred-leader rebalancing on.
+#[test]
+fn a_shutting_down_broker_gets_nothing_back() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |config| {
+        if let Some(cluster) = config.cluster.as_mut() {
+            cluster.auto_leader_rebalance = true;
+            cluster.leader_imbalance_check_interval_ms = 500;
+        }
+    });
+    let controller = cluster.agreed_controller();
+    let victim = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != controller)
+        .expect("another node");
+    create_led_by(&mut cluster, victim);
+    assert_eq!(cluster.settle(TOPIC, &[1, 2, 3]), victim);
+    for i in 0..5 {
+        cluster.write(victim, TOPIC, value(i));
+    }
+    let now = cluster.now;
+    let member = cluster.members.get_mut(&victim).expect("victim");
+    member.node.begin_controlled_shutdown(now, 30_000);
+    wait_ready(&mut cluster, victim, 5_000);
+    for _ in 0..50 {
+        cluster.advance_ms(100);
+        let (leader, _, isr) = (cluster.members[&controller].node)
+            .partition_leadership(TOPIC, 0)
+            .expect("partition");
+        assert!(
+            leader != victim && !isr.contains(&victim),
+            "{leader} {isr:?}"
+        );
+        assert!(!cluster.members[&victim].node.is_serving());
+    }
+}
+
 // Goal: a single node has nobody to hand anything to: ready at once.
 #[test]
 fn a_single_node_is_ready_at_once() {
@@ -185,6 +216,9 @@ fn a_single_node_is_ready_at_once() {
         ),
         "{status:?}"
     );
+    // Nothing was fenced: the node leads on until the process exits.
+    cluster.advance_ms(1_000);
+    assert!(cluster.members[&1].node.is_serving());
 }
 
 // Goal: a broker that cannot reach the controller stops waiting at its deadline, not

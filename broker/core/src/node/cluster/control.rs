@@ -389,7 +389,11 @@ impl Node {
         let image = cluster.meta.decision_image();
         let unfenced = (image.brokers.get(&from))
             .is_some_and(|b| b.incarnation == heartbeat.incarnation && !b.fenced);
-        if unfenced {
+        // With no other live broker there is nobody to hand anything to: fencing would
+        // only take the partitions offline before the process exits (a single node just
+        // flushes and exits; see `Node::controlled_shutdown_status`).
+        let others_live = image.live_brokers().iter().any(|id| *id != from);
+        if unfenced && others_live {
             let unclean = cluster.config.unclean_leader_election;
             let records = controller::fence_broker(image, from, unclean);
             tracing::info!(

@@ -53,6 +53,8 @@ pub(in crate::node) struct ShutdownRequest {
     /// Set by the first timeout at or after `deadline`, so the deadline stops waking the
     /// node (a past deadline left armed would make the driver spin).
     pub(in crate::node) expired: bool,
+    /// When this node first applied its shutdown fence.
+    pub(in crate::node) moved_at: Option<Instant>,
 }
 
 /// Where a controlled shutdown stands ([`Node::controlled_shutdown_status`]).
@@ -204,6 +206,7 @@ impl Node {
             started: now.instant,
             deadline: now.instant.add_ms(timeout_ms),
             expired: false,
+            moved_at: None,
         });
         cluster.broker.next_heartbeat = now.instant;
         self.send_heartbeat(now);
@@ -211,11 +214,38 @@ impl Node {
         self.flush_syncs(now);
     }
 
+    /// Note when this node first applied its own shutdown fence (called after every
+    /// input's Raft work, see `drive_cluster`).
+    pub(in crate::node) fn note_shutdown_fence(&mut self) {
+        let node_id = self.config.node_id;
+        let cluster = &mut *self.cluster;
+        let incarnation = cluster.broker.incarnation;
+        let now = cluster.now;
+        let Some(shutdown) = cluster.broker.shutdown.as_mut() else {
+            return;
+        };
+        let fenced = (cluster.meta.image.brokers.get(&node_id))
+            .is_some_and(|b| b.fenced && b.incarnation == incarnation);
+        if fenced && shutdown.moved_at.is_none() {
+            shutdown.moved_at = Some(now);
+            // The committed fence is the controller's answer the next heartbeat reply
+            // would bring: stop serving now rather than a heartbeat later.
+            cluster.broker.fenced = true;
+        }
+    }
+
     /// Where a controlled shutdown stands at `now`, judged on this node's applied
     /// metadata image (what clients are told): ready once the image has this incarnation
     /// fenced (the controller's shutdown fence: its partition changes are in the same
     /// record batch, so the leaderships have moved), at once when there is no other live
     /// broker to hand anything to, and at the deadline otherwise.
+    ///
+    /// The Raft leader (the active controller shutting itself down) waits two Raft
+    /// heartbeats more after applying the fence: followers learn that an entry committed
+    /// only from the leader's next append, so a leader exiting at once would leave them
+    /// without the move until a new leader is elected and commits (an election timeout,
+    /// 1-2 s, during which the new partition leaders still counted it in their ISRs and
+    /// acks=all writes stalled; measured in tests/compat/test_controlled_shutdown.py).
     pub fn controlled_shutdown_status(&self, now: Instant) -> ShutdownStatus {
         let cluster = &*self.cluster;
         let Some(request) = cluster.broker.shutdown else {
@@ -231,8 +261,15 @@ impl Node {
         let fenced = (image.brokers.get(&node_id))
             .is_some_and(|b| b.fenced && b.incarnation == cluster.broker.incarnation);
         let others_live = image.live_brokers().iter().any(|id| *id != node_id);
-        let why = if fenced {
+        let raft_grace_ms = 2 * super::raft_heartbeat_interval_ms(&cluster.config);
+        let leader_waits = cluster.meta.raft.is_leader()
+            && request
+                .moved_at
+                .is_none_or(|at| now < at.add_ms(raft_grace_ms));
+        let why = if fenced && !leader_waits {
             ShutdownReady::Moved
+        } else if fenced && now < request.deadline {
+            return ShutdownStatus::Draining { leaderships };
         } else if !others_live || !cluster.config.broker_role {
             ShutdownReady::Alone
         } else if now >= request.deadline {

@@ -76,6 +76,11 @@ pub(in crate::node) use remote::RemoteReports;
 pub(in crate::node) use replication::{Replica, Replication};
 pub(in crate::node) use router::{Forwarded, HoldFor, Router, FORWARD_TIMEOUT_MS};
 
+/// The metadata quorum's Raft heartbeat interval: a fifth of the election timeout.
+pub(in crate::node) fn raft_heartbeat_interval_ms(config: &ClusterConfig) -> u64 {
+    (config.election_timeout_ms / 5).max(10)
+}
+
 /// Bound on replica fetches a leader holds (long poll); past it they are answered at once.
 pub const REPLICA_FETCH_WAITERS_MAX: usize = 16_384;
 /// Bound on acks=all produce requests waiting for the high watermark.
@@ -211,7 +216,7 @@ impl ClusterState {
         let mut raft_config = RaftConfig::new(node_id, voters);
         raft_config.election_timeout_min_ms = config.election_timeout_ms;
         raft_config.election_timeout_max_ms = config.election_timeout_ms * 2;
-        raft_config.heartbeat_interval_ms = (config.election_timeout_ms / 5).max(10);
+        raft_config.heartbeat_interval_ms = raft_heartbeat_interval_ms(&config);
         let raft = Raft::new(raft_config, persisted, seed, now_ms(now))
             .map_err(|e| corrupt(e.to_string()))?;
         // An incarnation identifies this start of the process (Kafka: a random UUID per
