@@ -20,19 +20,24 @@ from __future__ import annotations
 
 import signal
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 
 import pytest
 
 from test_cluster import (  # noqa: F401  (cluster_factory is a fixture)
     AckedProducer,
     Attempt,
+    Cluster,
+    ClusterNode,
     check_acked_history,
     cluster_factory,
     create_topic,
     partition_state,
     read_partition,
 )
-from weirtest import ck_admin, ck_producer, unique, wait_until
+from weirtest import ck_admin, ck_producer, free_port, unique, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -143,3 +148,85 @@ def test_sigterm_moves_the_leadership_before_exit(cluster_factory):
 
 def test_sigterm_of_the_active_controller(cluster_factory):
     shut_down_leader(cluster_factory, victim_is_controller=True)
+
+
+@dataclass
+class MetricsNode(ClusterNode):
+    """A cluster node that also serves /metrics, /healthz and /readyz."""
+
+    metrics_port: int = field(default_factory=free_port)
+
+    @property
+    def metrics(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def command(self) -> list[str]:
+        return super().command() + ["--metrics", f"127.0.0.1:{self.metrics_port}"]
+
+
+def probe(node: MetricsNode, path: str) -> tuple[int, str]:
+    """(status, body) of GET path on the node's metrics address; (0, error) when it does
+    not answer."""
+    try:
+        with urllib.request.urlopen(node.metrics + path, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError as error:
+        return 0, str(error)
+
+
+def test_readyz_after_a_restart_waits_for_the_isr(tmp_path):
+    """A rolling restart's view: SIGTERM a broker (exit 0), write while it is down, start
+    it again; /healthz answers 200 from the start, /readyz is 503 with a reason until the
+    broker is registered, unfenced, caught up and back in the ISR of every partition, then
+    200, and the survivors' Metadata then lists it in every ISR."""
+    cluster = Cluster(tmp_path / "cluster", 3)
+    for node_id, node in list(cluster.nodes.items()):
+        cluster.nodes[node_id] = MetricsNode(
+            data_dir=node.data_dir,
+            log_path=node.log_path,
+            config_path=node.config_path,
+            node_id=node_id,
+            controller_port=node.controller_port,
+            voters=node.voters,
+        )
+    try:
+        cluster.start()
+        cluster.wait_formed()
+        topic = unique("readyz")
+        create_topic(cluster, topic, partitions=3)
+        for node in cluster.nodes.values():
+            wait_until(lambda node=node: probe(node, "/readyz") == (200, "ready\n"), 30, f"node {node.node_id} ready")
+        controller = ck_admin(cluster.bootstrap()).list_topics(timeout=5).controller_id
+        victim = next(n for n in cluster.nodes.values() if n.node_id != controller)
+        _, _, code = sigterm_and_wait(victim)
+        assert code == 0, victim.log_text()[-3000:]
+        producer = ck_producer(cluster.bootstrap(), acks="all")
+        for i in range(3000):
+            producer.produce(topic, value=b"r-%d" % i, partition=i % 3)
+            if i % 500 == 0:
+                producer.poll(0)
+        assert producer.flush(60) == 0
+        victim.start()
+        assert probe(victim, "/healthz") == (200, "ok\n")
+        reasons: list[str] = []
+
+        def ready():
+            status, body = probe(victim, "/readyz")
+            if status != 200 and (not reasons or reasons[-1] != body.strip()):
+                reasons.append(body.strip())
+            return status == 200
+
+        wait_until(ready, 60, f"node {victim.node_id} ready again", interval=0.02)
+        print(f"\n/readyz of node {victim.node_id} before ready: {reasons}")
+        assert reasons, "ready at once after a restart with 3000 records to catch up"
+        assert all(r.startswith("not ready: ") for r in reasons), reasons
+        others = ",".join(n.bootstrap for n in cluster.alive() if n is not victim)
+
+        def in_every_isr():
+            return all(victim.node_id in partition_state(others, topic, p).isrs for p in range(3))
+
+        wait_until(in_every_isr, 2.0, f"node {victim.node_id} in every ISR once ready", interval=0.05)
+    finally:
+        cluster.close()

@@ -72,6 +72,12 @@ pub enum NodeInput {
         /// Where the snapshot goes; a dropped receiver is ignored.
         reply: oneshot::Sender<MetricsSnapshot>,
     },
+    /// `/healthz` and `/readyz`: the node's readiness, judged between two inputs (an
+    /// answer at all is what `/healthz` checks: the node loop is alive).
+    Health {
+        /// Where the judgement goes; a dropped receiver is ignored.
+        reply: oneshot::Sender<weir_core::Readiness>,
+    },
     /// A message from another node of the cluster (decoded by a peer reader).
     Peer {
         /// The sending node's id, from its connection's hello.

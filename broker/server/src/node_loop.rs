@@ -271,6 +271,10 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 // The requester may have given up (HTTP client gone): nothing to do then.
                 let _ = reply.send(self.node.metrics_snapshot(now));
             }
+            NodeInput::Health { reply } => {
+                // The prober may have given up: nothing to do then.
+                let _ = reply.send(self.node.readiness());
+            }
             NodeInput::Peer { from, message } => self.node.handle_peer(now, from, message),
             NodeInput::PeerClosed { from } => self.node.handle_peer_closed(now, from),
             NodeInput::Shutdown {

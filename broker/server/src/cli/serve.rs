@@ -68,9 +68,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// One line on stdout saying how the shutdown went (test harnesses and operators read it).
+/// Written without `println!`: stdout may be a closed pipe by now (a supervisor that read
+/// the startup lines and left), and a failed print must not turn a clean exit into a panic.
 fn print_report(report: &weir::messages::ShutdownReport) {
+    use std::io::Write as _;
     use weir_core::{ShutdownReady, ShutdownStatus};
-    match report.controlled {
+    let line = match report.controlled {
         Some(ShutdownStatus::Ready {
             why,
             leaderships,
@@ -81,11 +84,14 @@ fn print_report(report: &weir::messages::ShutdownReport) {
                 ShutdownReady::Alone => "no other live broker to hand leaderships to",
                 ShutdownReady::TimedOut => "timed out waiting for the controller",
             };
-            println!("weir controlled shutdown: {why} in {waited_ms} ms ({leaderships} still led)");
+            format!("weir controlled shutdown: {why} in {waited_ms} ms ({leaderships} still led)")
         }
-        Some(status) => println!("weir controlled shutdown: {status:?}"),
-        None => println!("weir shutdown: controlled shutdown disabled"),
-    }
+        Some(status) => format!("weir controlled shutdown: {status:?}"),
+        None => "weir shutdown: controlled shutdown disabled".to_owned(),
+    };
+    tracing::info!("{line}");
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
     if let Some(error) = &report.flush_error {
         tracing::error!("final flush failed: {error}");
     }

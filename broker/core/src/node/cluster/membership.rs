@@ -186,7 +186,61 @@ impl BrokerMembership {
     }
 }
 
+/// Whether this node is ready for traffic (`/readyz`), and why not
+/// ([`Node::readiness`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Registered, unfenced, caught up on metadata, and in the ISR of every partition it
+    /// replicates that has a live leader.
+    Ready,
+    /// Not ready; a short reason for humans and deploy scripts.
+    NotReady(String),
+}
+
 impl Node {
+    /// Readiness for `/readyz`, as a rolling restart waits for it after a start: the node
+    /// applied the metadata log of the current term, the controller registered this
+    /// incarnation and unfenced it (its committed answer), it is not shutting down, and
+    /// every partition it replicates (not as a replica still being added) whose leader is
+    /// live has it back in the ISR. A controller-only node needs only the metadata.
+    pub fn readiness(&self) -> Readiness {
+        let node_id = self.config.node_id;
+        let cluster = &*self.cluster;
+        let not_ready = |reason: String| Readiness::NotReady(reason);
+        if cluster.broker.shutdown.is_some() {
+            return not_ready("shutting down".into());
+        }
+        if !cluster.meta.caught_up {
+            return not_ready("metadata not caught up".into());
+        }
+        if !cluster.config.broker_role {
+            return Readiness::Ready;
+        }
+        let image = &cluster.meta.image;
+        let registered =
+            (image.brokers.get(&node_id)).filter(|b| b.incarnation == cluster.broker.incarnation);
+        let Some(registered) = registered else {
+            return not_ready("not registered with the controller".into());
+        };
+        if registered.fenced || cluster.broker.fenced {
+            return not_ready("fenced".into());
+        }
+        let out_of_isr = (image.topics.values())
+            .flat_map(|topic| topic.partitions.iter())
+            .filter(|state| {
+                state.replicas.contains(&node_id)
+                    && !state.adding.contains(&node_id)
+                    && !state.isr.contains(&node_id)
+                    && state.leader >= 0
+                    && image.is_live(state.leader)
+            })
+            .count();
+        if out_of_isr > 0 {
+            return not_ready(format!("not in the ISR of {out_of_isr} partition(s)"));
+        }
+        Readiness::Ready
+    }
+
     /// Start a controlled shutdown (SIGTERM): from now on this broker's heartbeats ask the
     /// controller to move every leadership it holds to another in-sync replica and take it
     /// out of the ISRs (Kafka's BrokerHeartbeat `WantShutDown`); the first one leaves at

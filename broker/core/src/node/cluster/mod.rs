@@ -69,7 +69,7 @@ pub(in crate::node) use control::{internal_topic_placement, ControllerState};
 pub(in crate::node) use follower::FollowerState;
 pub(in crate::node) use markers::Markers;
 pub(in crate::node) use membership::BrokerMembership;
-pub use membership::{ShutdownReady, ShutdownStatus};
+pub use membership::{Readiness, ShutdownReady, ShutdownStatus};
 pub(in crate::node) use meta::MetaQuorum;
 pub use remote::RemoteReportError;
 pub(in crate::node) use remote::RemoteReports;
