@@ -384,6 +384,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         gateway: None,
         gateway_sasl: None,
         remote_storage_url: None,
+        shutdown: weir::config::ShutdownSettings::default(),
     };
     tune_server(spec, &mut config);
     config

@@ -77,6 +77,31 @@ pub struct ServeArgs {
     pub remote_storage_url: Option<String>,
 }
 
+/// Default of `weir.controlled.shutdown.timeout.ms`: how long SIGTERM waits for the
+/// controller to move this broker's leaderships before it exits anyway.
+pub const CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// What SIGTERM (or Ctrl-C) does: `controlled.shutdown.enable` (Kafka's key) and
+/// `weir.controlled.shutdown.timeout.ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownSettings {
+    /// Ask the controller to move every leadership this broker holds to another in-sync
+    /// replica before exiting (default); off: flush and exit at once (the others then
+    /// fail over as after a crash).
+    pub controlled: bool,
+    /// How long to wait for that before exiting anyway.
+    pub timeout_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> ShutdownSettings {
+        ShutdownSettings {
+            controlled: true,
+            timeout_ms: CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT,
+        }
+    }
+}
+
 /// Where the WebSocket gateway listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayListen {
@@ -118,6 +143,8 @@ pub struct ServerConfig {
     /// `weir.remote.storage.url` / `--remote-storage-url`: tiered storage's object store
     /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
     pub remote_storage_url: Option<String>,
+    /// `controlled.shutdown.enable`, `weir.controlled.shutdown.timeout.ms`.
+    pub shutdown: ShutdownSettings,
 }
 
 /// Why the configuration was refused.
@@ -248,6 +275,8 @@ struct Settings {
     cluster: Option<ClusterConfig>,
     /// `weir.remote.storage.url` / `--remote-storage-url`.
     remote_storage_url: Option<String>,
+    /// `controlled.shutdown.enable`, `weir.controlled.shutdown.timeout.ms`.
+    shutdown: ShutdownSettings,
 }
 
 /// The key (or flag) and file (or command line) a setting came from.
@@ -533,6 +562,10 @@ impl Settings {
             "unclean.leader.election.enable" => {
                 self.cluster_mut().unclean_leader_election = input.boolean()?;
             }
+            "controlled.shutdown.enable" => self.shutdown.controlled = input.boolean()?,
+            "weir.controlled.shutdown.timeout.ms" => {
+                self.shutdown.timeout_ms = input.integer_in(1, MS_MAX)?;
+            }
             "auto.leader.rebalance.enable" => {
                 self.cluster_mut().auto_leader_rebalance = input.boolean()?;
             }
@@ -766,6 +799,7 @@ impl Settings {
                 }),
             },
             remote_storage_url: self.remote_storage_url,
+            shutdown: self.shutdown,
         })
     }
 }
@@ -1186,6 +1220,33 @@ mod tests {
         assert_eq!(config.node.cluster_id, "abc");
         assert_eq!(config.frame_bytes_max, 1000);
         assert_eq!(config.node.default_replication_factor, 1);
+    }
+
+    #[test]
+    fn controlled_shutdown_is_on_by_default_and_configurable() {
+        // Goal: SIGTERM hands leaderships over unless told not to, and waits 30 s at most
+        // by default; a bad value names its key.
+        assert_eq!(parse("").shutdown, ShutdownSettings::default());
+        assert!(ShutdownSettings::default().controlled);
+        assert_eq!(ShutdownSettings::default().timeout_ms, 30_000);
+        let config = parse(
+            "\"controlled.shutdown.enable\" = false\n\
+             \"weir.controlled.shutdown.timeout.ms\" = 5000",
+        );
+        assert_eq!(
+            config.shutdown,
+            ShutdownSettings {
+                controlled: false,
+                timeout_ms: 5_000
+            }
+        );
+        let error = ServerConfig::from_toml_str("\"weir.controlled.shutdown.timeout.ms\" = 0", "f")
+            .expect_err("zero refused")
+            .to_string();
+        assert!(
+            error.contains("weir.controlled.shutdown.timeout.ms"),
+            "{error}"
+        );
     }
 
     #[test]

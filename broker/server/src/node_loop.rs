@@ -24,6 +24,11 @@
 //!   with a log line: its objects are orphans the next sweep removes). Every store call is
 //!   bounded in time, so none of them can stall the loop. Without a store, uploads report
 //!   failure.
+//! - Shutdown ([`NodeInput::Shutdown`], SIGTERM): a controlled one first waits until
+//!   `Node::controlled_shutdown_status` is ready (the controller moved this broker's
+//!   leaderships, there is nobody to hand them to, or the timeout passed); then, with no
+//!   sync in flight, storage is fsynced, every client connection writes what is answered
+//!   and closes (bounded by [`DRAIN_WAIT`]), the report is sent and the loop ends Ok.
 //! - Cluster mode: inbound peer messages arrive as [`NodeInput::Peer`] (from the peer
 //!   listener's readers); `Output::Peer` is handed to [`PeerLinks`], which never waits
 //!   (bounded queues, drop when full) and resolves replica-fetch reads off the loop. A
@@ -37,10 +42,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use weir_core::storage::StorageError;
 use weir_core::time::{Instant, Now};
-use weir_core::{Completion, Node, Output, SyncMode};
+use weir_core::{Completion, Node, Output, ShutdownStatus, SyncMode};
 use weir_runtime::Runtime;
 
-use crate::messages::{ConnEvent, NodeInput};
+use crate::messages::{ConnEvent, NodeInput, ShutdownReport};
 use crate::peer::PeerLinks;
 use crate::remote::RemoteStore;
 use crate::storage::StorageDriver;
@@ -49,6 +54,8 @@ use crate::storage::StorageDriver;
 const PEER_READ_FAILURES_MAX: usize = 16;
 /// Remote deletes and sweeps running at once.
 pub const REMOTE_MAINTENANCE_MAX: usize = 8;
+/// How long a shutdown waits for client connections to write what is answered and close.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 /// Why the node loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +110,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         peers,
         remote,
         remote_maintenance: Arc::new(AtomicUsize::new(0)),
+        shutdown: None,
     };
     node_loop
         .run(inputs, sync_done, compacted, read_failures)
@@ -132,6 +140,8 @@ struct NodeLoop<R, S> {
     remote: Option<RemoteStore>,
     /// Remote deletes and sweeps running ([`REMOTE_MAINTENANCE_MAX`] at most).
     remote_maintenance: Arc<AtomicUsize>,
+    /// A shutdown asked for: whether it is controlled, and where its report goes.
+    shutdown: Option<(bool, tokio::sync::oneshot::Sender<ShutdownReport>)>,
 }
 
 impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
@@ -176,6 +186,61 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 }
             }
             self.drain()?;
+            if let Some(controlled) = self.shutdown_ready() {
+                self.finish_shutdown(controlled).await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// A shutdown that may finish now: `Some(status)` (`None` inside for an uncontrolled
+    /// one) once the controlled part is ready and no sync is in flight (the answers that
+    /// wait for it go out first).
+    fn shutdown_ready(&self) -> Option<Option<ShutdownStatus>> {
+        let (controlled, _) = self.shutdown.as_ref()?;
+        if self.group_commit.in_flight.is_some() {
+            return None;
+        }
+        if !controlled {
+            return Some(None);
+        }
+        let instant = now(&self.runtime).instant;
+        match self.node.controlled_shutdown_status(instant) {
+            status @ ShutdownStatus::Ready { .. } => Some(Some(status)),
+            ShutdownStatus::Running | ShutdownStatus::Draining { .. } => None,
+        }
+    }
+
+    /// Fsync storage, let every client connection write what is answered and close
+    /// (waiting at most [`DRAIN_WAIT`]), then send the report.
+    async fn finish_shutdown(&mut self, controlled: Option<ShutdownStatus>) {
+        let storage = self.storage.clone();
+        let flushed = (self.runtime)
+            .offload(move || storage.persist(SyncMode::Fsync))
+            .await;
+        let (drained, mut all_closed) = mpsc::channel::<()>(1);
+        for events in self.connections.values() {
+            // A writer already gone drops the event, and its sender with it.
+            let done = drained.clone();
+            let _ = events.send(ConnEvent::Drain { done });
+        }
+        drop(drained);
+        let open = self.connections.len();
+        let deadline = self.runtime.now() + DRAIN_WAIT;
+        tokio::select! {
+            biased;
+            _ = all_closed.recv() => {}
+            () = self.runtime.sleep_until(deadline) => {
+                tracing::warn!(open, "client connections still open after the drain wait");
+            }
+        }
+        let report = ShutdownReport {
+            controlled,
+            flush_error: flushed.err().map(|error| error.to_string()),
+        };
+        if let Some((_, reply)) = self.shutdown.take() {
+            // The requester may be gone (a second signal): nothing to do then.
+            let _ = reply.send(report);
         }
     }
 
@@ -206,8 +271,21 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 // The requester may have given up (HTTP client gone): nothing to do then.
                 let _ = reply.send(self.node.metrics_snapshot(now));
             }
+            NodeInput::Health { reply } => {
+                // The prober may have given up: nothing to do then.
+                let _ = reply.send(self.node.readiness());
+            }
             NodeInput::Peer { from, message } => self.node.handle_peer(now, from, message),
             NodeInput::PeerClosed { from } => self.node.handle_peer_closed(now, from),
+            NodeInput::Shutdown {
+                controlled_timeout_ms,
+                reply,
+            } => {
+                if let Some(timeout_ms) = controlled_timeout_ms {
+                    self.node.begin_controlled_shutdown(now, timeout_ms);
+                }
+                self.shutdown = Some((controlled_timeout_ms.is_some(), reply));
+            }
         }
     }
 

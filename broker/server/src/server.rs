@@ -102,6 +102,32 @@ pub struct RunningServer {
     gateway_tls: bool,
     /// `/metrics` is served over https.
     metrics_tls: bool,
+    /// What SIGTERM asks the node loop for.
+    shutdown: ShutdownHandle,
+}
+
+/// Asks a running server to shut down (what `weir serve` does on SIGTERM or Ctrl-C).
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    node: mpsc::Sender<NodeInput>,
+    settings: crate::config::ShutdownSettings,
+}
+
+impl ShutdownHandle {
+    /// Shut down as configured: a controlled shutdown first unless
+    /// `controlled.shutdown.enable` is off (see [`NodeInput::Shutdown`]). Returns once
+    /// storage is flushed and client connections are closed; `None` when the node loop had
+    /// already stopped. [`RunningServer::wait`] then returns.
+    pub async fn shut_down(&self) -> Option<crate::messages::ShutdownReport> {
+        let (reply, report) = oneshot::channel();
+        let controlled_timeout_ms = (self.settings.controlled).then_some(self.settings.timeout_ms);
+        let input = NodeInput::Shutdown {
+            controlled_timeout_ms,
+            reply,
+        };
+        self.node.send(input).await.ok()?;
+        report.await.ok()
+    }
 }
 
 /// A bound Kafka listener.
@@ -162,6 +188,11 @@ impl RunningServer {
     /// The bound `host:port` of the controller (peer) listener, in cluster mode.
     pub fn peer_addr(&self) -> Option<&str> {
         self.peer_addr.as_deref()
+    }
+
+    /// A handle that shuts this server down (usable while [`RunningServer::wait`] runs).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
     }
 
     /// Wait until the server stops; an error means the node was poisoned.
@@ -394,6 +425,10 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         listeners,
         gateway_tls: gateway_on_tls,
         metrics_tls: metrics_on_tls,
+        shutdown: ShutdownHandle {
+            node: node_sender,
+            settings: config.shutdown,
+        },
     })
 }
 
