@@ -198,30 +198,8 @@ impl Probe {
         };
         match http_get(metrics, "/readyz") {
             Ok((200, _)) => Readiness::Ready,
-            // FALLBACK until the broker serves /readyz (helper/shutdown): registered in the
-            // cluster as the node's own Kafka listener reports it.
-            Ok((404, _)) => self.registered_fallback(node),
             Ok((status, body)) => {
                 Readiness::NotReady(format!("{status} {}", body.trim().replace('\n', "; ")))
-            }
-            Err(error) => Readiness::Unreachable(format!("{error:#}")),
-        }
-    }
-
-    /// FALLBACK for brokers without /readyz: the node answers DescribeCluster on its own
-    /// Kafka listener and lists itself.
-    fn registered_fallback(&self, node: &NodeSpec) -> Readiness {
-        let Some((_, bootstrap, _)) = self.addresses(node) else {
-            return Readiness::Unreachable("not in the inventory".into());
-        };
-        match self.cli(&["cluster", "describe"], bootstrap) {
-            Ok(output) => {
-                let text = String::from_utf8_lossy(&output.stdout);
-                match ClusterView::parse(&text, "") {
-                    Ok(view) if view.brokers.contains(&node.id) => Readiness::Ready,
-                    Ok(_) => Readiness::NotReady("not registered (no /readyz)".into()),
-                    Err(error) => Readiness::NotReady(format!("{error:#}")),
-                }
             }
             Err(error) => Readiness::Unreachable(format!("{error:#}")),
         }
