@@ -241,6 +241,9 @@ target = "{target}"
 [settings]
 "default.replication.factor" = {factor}
 "min.insync.replicas" = {max(1, factor - 1)}
+# Leadership comes back only through deploy upgrade's preferred election, not the
+# broker's periodic rebalance, so the test sees that election's effect.
+"auto.leader.rebalance.enable" = false
 "offsets.topic.num.partitions" = 3
 "transaction.state.log.num.partitions" = 3
 
@@ -408,6 +411,11 @@ def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label:
         print(upgrade.stdout)
         must(upgrade, "upgrade")
         assert upgrade.stdout.count("upgraded (stopped in") == NODES, upgrade.stdout
+        # Each restart ended with a preferred-leader election: every partition of the topic
+        # is led by its preferred (first) replica again.
+        metadata = ck_admin(bootstrap).list_topics(topic=topic, timeout=10).topics[topic]
+        misplaced = {p.id: (p.leader, p.replicas) for p in metadata.partitions.values() if p.leader != p.replicas[0]}
+        assert misplaced == {}, f"partitions not led by their preferred replica: {misplaced}"
 
         # The group keeps consuming after the upgrade: records sent from now on arrive.
         mark = len(producing.sent)
