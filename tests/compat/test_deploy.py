@@ -9,8 +9,10 @@ application, and the group still consuming; `stop` and `destroy --yes` then tear
 
 The same upgrade runs on three "hosts" of their own (network namespaces on a bridge, each
 with its own sshd on port 22 and the brokers on Kafka's usual ports), as issue 16 item 4
-asks; the upgrade is to a copy of the binary under test (same version string: a second
-build per run would cost minutes). The `ssh` target's fallback supervisor (the test machine has no systemd) restarts a
+asks. The cluster starts from `$WEIR_FROM_BIN` (cargo xtask ci: the debug build) and is
+upgraded to the binary under test (the release build); both builds carry the same version
+string, so "another build" is checked by the installed bytes (plan before and after).
+Without `$WEIR_FROM_BIN` it starts from a copy of the binary under test. The `ssh` target's fallback supervisor (the test machine has no systemd) restarts a
 broker that was SIGKILLed.
 
 Method: an inventory like deploy/local-3.toml but on free ports and a temp dir, with the
@@ -372,18 +374,35 @@ def test_rolling_upgrade_on_three_network_namespace_hosts(tmp_path, netns_hosts)
     upgrade_under_load(tmp_path, "ssh", netns_hosts, "ssh, 3 netns hosts")
 
 
+def from_binary(tmp_path: Path) -> Path:
+    """The build the cluster starts from: $WEIR_FROM_BIN (cargo xtask ci passes the debug
+    build, the upgrade going to the release build under test), else a copy of the binary
+    under test."""
+    source = Path(os.environ.get("WEIR_FROM_BIN") or weir_bin())
+    assert source.is_file(), f"WEIR_FROM_BIN={source} is not a file"
+    path = tmp_path / "weir-from"
+    shutil.copy2(source, path)
+    return path
+
+
 def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label: str) -> None:
     binary = tmp_path / "weir-next"
     shutil.copy2(weir_bin(), binary)
+    start = from_binary(tmp_path)
+    another_build = start.read_bytes() != binary.read_bytes()
     inventory, bootstraps = write_inventory(tmp_path, target, sshd)
     bootstrap = ",".join(bootstraps)
     try:
         # A plan before anything exists, then apply, then apply again (nothing to do).
-        plan = must(deploy(inventory, binary, "plan"), "plan")
+        plan = must(deploy(inventory, start, "plan"), "plan")
         assert plan.count("install binary, write config, start") == NODES, plan
-        must(deploy(inventory, binary, "apply"), "apply")
-        again = must(deploy(inventory, binary, "apply"), "second apply")
+        must(deploy(inventory, start, "apply"), "apply")
+        again = must(deploy(inventory, start, "apply"), "second apply")
         assert again.count("running, up to date") == NODES, again
+        # Against the build to upgrade to, plan names what upgrade will roll.
+        ahead = must(deploy(inventory, binary, "plan"), "plan against the new build")
+        expected = "running an older binary or config" if another_build else "running, up to date"
+        assert ahead.count(expected) == NODES, ahead
         status = must(deploy(inventory, binary, "status"), "status")
         assert status.count("Up: yes") == NODES and status.count("Ready: yes") == NODES, status
         assert f"Brokers: {NODES}/{NODES}" in status, status
@@ -429,7 +448,8 @@ def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label:
 
         stall = producing.worst_stall(upgrade_started, upgrade_ended)
         print(
-            f"deploy upgrade ({label}): {len(producing.sent)} sent, {len(acked)} acknowledged, "
+            f"deploy upgrade ({label}, {'from another build' if another_build else 'same build'}): "
+            f"{len(producing.sent)} sent, {len(acked)} acknowledged, "
             f"worst produce stall {stall:.3f} s over {upgrade_ended - upgrade_started:.1f} s "
             f"of upgrade ({NODES} restarts); group saw {len(consuming.seen)} records "
             f"({len(consuming.seen) - len(set(consuming.seen))} redelivered)"
@@ -447,6 +467,8 @@ def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label:
         assert duplicated == [], f"{len(duplicated)} records twice in the log, e.g. {duplicated[:10]}"
         assert stall < MESSAGE_TIMEOUT_MS / 1000, f"worst stall {stall:.1f} s"
 
+        after = must(deploy(inventory, binary, "plan"), "plan after the upgrade")
+        assert after.count("running, up to date") == NODES, after
         status = must(deploy(inventory, binary, "status"), "status after the upgrade")
         assert status.count("Ready: yes") == NODES and "UnderReplicated: 0\tOffline: 0" in status, status
     finally:

@@ -69,9 +69,15 @@ pub(crate) fn run(install: bool) -> Result<()> {
         .args(["-m", "pytest", "-q", "tests/compat"])
         .current_dir(&root)
         .env("WEIR_BIN", &weir_bin);
-    // test_deploy.py runs `cargo xtask deploy`: this very binary, not a second build.
+    // test_deploy.py runs `cargo xtask deploy`: this very binary, not a second build. Its
+    // rolling upgrades start from the debug build (`cargo test` made it) and go to the
+    // release build: an upgrade between two builds.
     if let Ok(xtask) = std::env::current_exe() {
         compat.env("XTASK_BIN", xtask);
+    }
+    let debug_weir = root.join("target/debug/weir");
+    if debug_weir.is_file() {
+        compat.env("WEIR_FROM_BIN", debug_weir);
     }
     run_command("real-client compatibility suite", compat)?;
     wasm_step(&root, &weir_bin)?;
