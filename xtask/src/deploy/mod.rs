@@ -221,7 +221,8 @@ impl Deploy {
                 Observed {
                     binary_same: None,
                     config: None,
-                    running: self.target.running(node)?,
+                    running: (self.target.running(node))
+                        .with_context(|| format!("{}: observe", who(node)))?,
                 }
             };
             let steps = planned_steps(&observed, &config);
@@ -314,9 +315,10 @@ impl Deploy {
                 Ok(view) if view.under_replicated() == 0 && view.offline() == 0 => return Ok(view),
                 Ok(view) => {
                     last = format!(
-                        "{} under-replicated, {} offline partitions",
+                        "{} under-replicated, {} offline partitions (e.g. {})",
                         view.under_replicated(),
-                        view.offline()
+                        view.offline(),
+                        view.lagging(5).join(", ")
                     );
                 }
                 Err(error) => last = format!("{error:#}"),

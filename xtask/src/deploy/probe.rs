@@ -91,6 +91,21 @@ impl ClusterView {
             .count()
     }
 
+    /// Up to `count` under-replicated or offline partitions, as `topic-p (leader L, isr
+    /// I of replicas R)`.
+    pub(crate) fn lagging(&self, count: usize) -> Vec<String> {
+        (self.partitions.iter())
+            .filter(|p| p.leader < 0 || Self::is_under_replicated(p))
+            .take(count)
+            .map(|p| {
+                format!(
+                    "{} (leader {}, isr {:?} of replicas {:?})",
+                    p.name, p.leader, p.isr, p.replicas
+                )
+            })
+            .collect()
+    }
+
     /// Offline partitions node `id` is a replica of.
     pub(crate) fn offline_on(&self, id: i32) -> usize {
         (self.partitions.iter())
@@ -333,6 +348,13 @@ mod tests {
         assert_eq!(view.under_replicated_led_by(2), 0);
         assert_eq!(view.offline(), 1);
         assert_eq!(view.offline_on(3), 1);
+        assert_eq!(
+            view.lagging(5),
+            [
+                "t-1 (leader 1, isr [1] of replicas [1, 2])",
+                "t-2 (leader -1, isr [] of replicas [3])"
+            ]
+        );
         assert!(ClusterView::parse("", topics).is_err());
     }
 
