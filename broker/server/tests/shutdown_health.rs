@@ -218,3 +218,59 @@ fn controlled_shutdown_switch_from_the_environment() {
     assert!(success, "exit status not 0; stdout {lines:?}");
     assert_eq!(lines, vec!["weir shutdown: controlled shutdown disabled"]);
 }
+
+/// `weir serve` on `data_dir` with `config`, expected to refuse to start: its stderr.
+fn refused_start(data_dir: &Path, config: &str) -> String {
+    let config_path = data_dir.with_extension("refused.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--gateway", "off"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run weir");
+    assert!(
+        !output.status.success(),
+        "started on a foreign data directory"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+// Goal: a data directory remembers its cluster and node (`meta.properties`, written at the
+// first start): a start with another cluster.id or node.id, or over a directory of a newer
+// on-disk format, refuses with a message saying so and leaves the directory as it was.
+#[test]
+fn a_data_directory_of_another_cluster_or_node_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let served = serve(&data, "cluster.id = \"blue\"\nnode.id = 4\n");
+    wait_ready(&served.metrics);
+    let (_, success) = terminate(served);
+    assert!(success);
+    let properties = std::fs::read_to_string(data.join("meta.properties")).expect("written");
+    assert!(properties.contains("cluster.id=blue"), "{properties}");
+
+    let stderr = refused_start(&data, "cluster.id = \"green\"\nnode.id = 4\n");
+    assert!(
+        stderr.contains("belongs to cluster \"blue\"") && stderr.contains("\"green\""),
+        "{stderr}"
+    );
+    let stderr = refused_start(&data, "cluster.id = \"blue\"\nnode.id = 5\n");
+    assert!(stderr.contains("belongs to node 4"), "{stderr}");
+    let newer = properties.replace("version=1", "version=99");
+    std::fs::write(data.join("meta.properties"), &newer).expect("write");
+    let stderr = refused_start(&data, "cluster.id = \"blue\"\nnode.id = 4\n");
+    assert!(stderr.contains("on-disk format version 99"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("meta.properties")).expect("kept"),
+        newer
+    );
+    // Put back, the right ids start again.
+    std::fs::write(data.join("meta.properties"), &properties).expect("write");
+    let served = serve(&data, "cluster.id = \"blue\"\nnode.id = 4\n");
+    wait_ready(&served.metrics);
+}
