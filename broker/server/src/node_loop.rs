@@ -27,8 +27,10 @@
 //! - Shutdown ([`NodeInput::Shutdown`], SIGTERM): a controlled one first waits until
 //!   `Node::controlled_shutdown_status` is ready (the controller moved this broker's
 //!   leaderships, there is nobody to hand them to, or the timeout passed); then, with no
-//!   sync in flight, storage is fsynced, every client connection writes what is answered
-//!   and closes (bounded by [`DRAIN_WAIT`]), the report is sent and the loop ends Ok.
+//!   sync in flight, and (leaderships moved) once clients stopped sending it Produce and
+//!   Fetch requests ([`SHUTDOWN_LINGER_IDLE`], at most [`SHUTDOWN_LINGER_MAX`]), storage
+//!   is fsynced, every client connection writes what is answered and closes (bounded by
+//!   [`DRAIN_WAIT`]), the report is sent and the loop ends Ok.
 //! - Cluster mode: inbound peer messages arrive as [`NodeInput::Peer`] (from the peer
 //!   listener's readers); `Output::Peer` is handed to [`PeerLinks`], which never waits
 //!   (bounded queues, drop when full) and resolves replica-fetch reads off the loop. A
@@ -44,6 +46,7 @@ use weir_core::storage::StorageError;
 use weir_core::time::{Instant, Now};
 use weir_core::{Completion, Node, Output, ShutdownStatus, SyncMode};
 use weir_runtime::Runtime;
+use weir_wire::domain::ApiRequest;
 
 use crate::messages::{ConnEvent, NodeInput, ShutdownReport};
 use crate::peer::PeerLinks;
@@ -56,6 +59,14 @@ const PEER_READ_FAILURES_MAX: usize = 16;
 pub const REMOTE_MAINTENANCE_MAX: usize = 8;
 /// How long a shutdown waits for client connections to write what is answered and close.
 pub const DRAIN_WAIT: Duration = Duration::from_secs(2);
+/// After a controlled shutdown moved the leaderships, the broker keeps answering until no
+/// Produce or Fetch reached it for this long (clients told NOT_LEADER_OR_FOLLOWER have
+/// refreshed their metadata and gone to the new leaders), so that closing the connections
+/// cuts no request in flight (an idempotent producer treats one as possibly written and
+/// has to recover its sequences, which stalled it for about a second in the 3-node test).
+pub const SHUTDOWN_LINGER_IDLE: Duration = Duration::from_millis(300);
+/// The longest that linger lasts.
+pub const SHUTDOWN_LINGER_MAX: Duration = Duration::from_secs(3);
 
 /// Why the node loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +122,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         remote,
         remote_maintenance: Arc::new(AtomicUsize::new(0)),
         shutdown: None,
+        linger: None,
     };
     node_loop
         .run(inputs, sync_done, compacted, read_failures)
@@ -142,6 +154,9 @@ struct NodeLoop<R, S> {
     remote_maintenance: Arc<AtomicUsize>,
     /// A shutdown asked for: whether it is controlled, and where its report goes.
     shutdown: Option<(bool, tokio::sync::oneshot::Sender<ShutdownReport>)>,
+    /// The linger after a controlled shutdown moved the leaderships: (since, last Produce
+    /// or Fetch), runtime times.
+    linger: Option<(Duration, Duration)>,
 }
 
 impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
@@ -155,10 +170,13 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         // Recovery may already have produced work (e.g. a first retention check).
         self.drain()?;
         loop {
-            let timer = self.node.poll_timeout().map(|deadline| {
-                self.runtime
-                    .sleep_until(Duration::from_nanos(deadline.as_nanos()))
-            });
+            let node_deadline = self.node.poll_timeout();
+            let node_deadline = node_deadline.map(|at| Duration::from_nanos(at.as_nanos()));
+            let deadline = match (node_deadline, self.linger_deadline()) {
+                (Some(node), Some(linger)) => Some(node.min(linger)),
+                (node, linger) => node.or(linger),
+            };
+            let timer = deadline.map(|deadline| self.runtime.sleep_until(deadline));
             let sleep = async move {
                 match timer {
                     Some(timer) => timer.await,
@@ -187,10 +205,37 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             }
             self.drain()?;
             if let Some(controlled) = self.shutdown_ready() {
+                if self.lingers(controlled) {
+                    continue;
+                }
                 self.finish_shutdown(controlled).await;
                 return Ok(());
             }
         }
+    }
+
+    /// True while a controlled shutdown that moved the leaderships lingers (see
+    /// [`SHUTDOWN_LINGER_IDLE`]); starts the linger at the first call.
+    fn lingers(&mut self, controlled: Option<ShutdownStatus>) -> bool {
+        let moved = matches!(
+            controlled,
+            Some(ShutdownStatus::Ready {
+                why: weir_core::ShutdownReady::Moved,
+                ..
+            })
+        );
+        if !moved {
+            return false;
+        }
+        let now = self.runtime.now();
+        let (since, last) = *self.linger.get_or_insert((now, now));
+        now < since + SHUTDOWN_LINGER_MAX && now < last + SHUTDOWN_LINGER_IDLE
+    }
+
+    /// When the linger may end next (the node loop wakes then to look).
+    fn linger_deadline(&self) -> Option<Duration> {
+        let (since, last) = self.linger?;
+        Some((since + SHUTDOWN_LINGER_MAX).min(last + SHUTDOWN_LINGER_IDLE))
     }
 
     /// A shutdown that may finish now: `Some(status)` (`None` inside for an uncontrolled
@@ -250,7 +295,14 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             NodeInput::Connect { conn, events } => {
                 self.connections.insert(conn, events);
             }
-            NodeInput::Request { id, request } => self.node.handle_request(now, id, request),
+            NodeInput::Request { id, request } => {
+                if let Some((_, last)) = self.linger.as_mut() {
+                    if matches!(request, ApiRequest::Produce(_) | ApiRequest::Fetch(_)) {
+                        *last = self.runtime.now();
+                    }
+                }
+                self.node.handle_request(now, id, request);
+            }
             NodeInput::ClientHost { conn, host } => self.node.handle_client_host(conn, host),
             NodeInput::Authenticated { conn, principal } => {
                 self.node.handle_authenticated(conn, principal);

@@ -17,6 +17,8 @@
 //!   equal settings share one [`ServerTls`], reloaded by one task while its files change.
 //! - Every listener is bound before recovery; a TLS connection is handed to `conn` only
 //!   after its handshake, which runs on its own task (a slow client never stalls accepts).
+//! - fjall: the data directory's `meta.properties` (storage/identity.rs) is checked, or
+//!   written at the first start, before the store is opened.
 //! - Tiered storage: with `weir.remote.storage.url` the store is opened before recovery (a
 //!   bad URL or an unusable directory fails the start) and the node is told it has one
 //!   (`NodeConfig::remote_storage_enable`); [`start_with_remote`] takes a store built by
@@ -73,6 +75,11 @@ pub enum ServerError {
         /// What is wrong.
         error: TlsError,
     },
+    /// The data directory belongs to another cluster or node, or to a newer on-disk
+    /// format (`meta.properties`), or that file cannot be read or written.
+    #[cfg(feature = "fjall")]
+    #[error(transparent)]
+    Identity(#[from] crate::storage::identity::IdentityError),
     /// The remote store (`weir.remote.storage.url`) could not be opened.
     #[error("cannot open remote storage: {0}")]
     Remote(#[from] RemoteError),
@@ -637,6 +644,15 @@ pub async fn start_fjall<R: Runtime>(
     config: ServerConfig,
 ) -> Result<RunningServer, ServerError> {
     let data_dir = config.data_dir.clone();
+    // The directory's identity first: a directory of another cluster or node, or of a
+    // newer format, is refused before anything in it is opened.
+    let (identity_dir, cluster_id) = (data_dir.clone(), config.node.cluster_id.clone());
+    let node_id = config.node.node_id;
+    runtime
+        .offload(move || {
+            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id)
+        })
+        .await?;
     let open_dir = data_dir.clone();
     // Opening replays fjall's journal: blocking work.
     let storage = runtime

@@ -3,7 +3,9 @@
 //! Goal: `/healthz` and `/readyz` answer on the metrics address (200 `ok`, 200 `ready`
 //! once the node serves; unknown paths 404, other methods 405); SIGTERM makes a single
 //! node report that it had nobody to hand leaderships to, exit 0 and keep what it
-//! acknowledged; with `controlled.shutdown.enable = false` it says so and exits 0 too.
+//! acknowledged; with `controlled.shutdown.enable = false` (in the file, or
+//! `WEIR_CONTROLLED_SHUTDOWN_ENABLE=false` in the environment, which overrides the file) it
+//! says so and exits 0 too.
 //! Method: spawn the binary with `--metrics 127.0.0.1:0`, speak raw HTTP/1.1 to it, produce
 //! with acks=all through the test client, `kill -TERM` it, read its last stdout lines and
 //! exit status, restart it on the same data directory and fetch the records back.
@@ -35,6 +37,10 @@ impl Drop for Served {
 }
 
 fn serve(data_dir: &Path, config: &str) -> Served {
+    serve_env(data_dir, config, &[])
+}
+
+fn serve_env(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Served {
     let config_path = data_dir.with_extension("toml");
     std::fs::write(&config_path, config).expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -50,6 +56,7 @@ fn serve(data_dir: &Path, config: &str) -> Served {
         .arg("--config")
         .arg(&config_path)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -193,4 +200,77 @@ fn sigterm_without_controlled_shutdown_still_exits_0() {
     let (lines, success) = terminate(served);
     assert!(success, "exit status not 0; stdout {lines:?}");
     assert_eq!(lines, vec!["weir shutdown: controlled shutdown disabled"]);
+}
+
+// Goal: the same switch from the environment (`WEIR_` + the key, dots as underscores), as a
+// container sets it, overriding the file.
+#[test]
+fn controlled_shutdown_switch_from_the_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [("WEIR_CONTROLLED_SHUTDOWN_ENABLE", "false")];
+    let served = serve_env(
+        &dir.path().join("data"),
+        "controlled.shutdown.enable = true\n",
+        &env,
+    );
+    wait_ready(&served.metrics);
+    let (lines, success) = terminate(served);
+    assert!(success, "exit status not 0; stdout {lines:?}");
+    assert_eq!(lines, vec!["weir shutdown: controlled shutdown disabled"]);
+}
+
+/// `weir serve` on `data_dir` with `config`, expected to refuse to start: its stderr.
+fn refused_start(data_dir: &Path, config: &str) -> String {
+    let config_path = data_dir.with_extension("refused.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--gateway", "off"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run weir");
+    assert!(
+        !output.status.success(),
+        "started on a foreign data directory"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+// Goal: a data directory remembers its cluster and node (`meta.properties`, written at the
+// first start): a start with another cluster.id or node.id, or over a directory of a newer
+// on-disk format, refuses with a message saying so and leaves the directory as it was.
+#[test]
+fn a_data_directory_of_another_cluster_or_node_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let served = serve(&data, "cluster.id = \"blue\"\nnode.id = 4\n");
+    wait_ready(&served.metrics);
+    let (_, success) = terminate(served);
+    assert!(success);
+    let properties = std::fs::read_to_string(data.join("meta.properties")).expect("written");
+    assert!(properties.contains("cluster.id=blue"), "{properties}");
+
+    let stderr = refused_start(&data, "cluster.id = \"green\"\nnode.id = 4\n");
+    assert!(
+        stderr.contains("belongs to cluster \"blue\"") && stderr.contains("\"green\""),
+        "{stderr}"
+    );
+    let stderr = refused_start(&data, "cluster.id = \"blue\"\nnode.id = 5\n");
+    assert!(stderr.contains("belongs to node 4"), "{stderr}");
+    let newer = properties.replace("version=1", "version=99");
+    std::fs::write(data.join("meta.properties"), &newer).expect("write");
+    let stderr = refused_start(&data, "cluster.id = \"blue\"\nnode.id = 4\n");
+    assert!(stderr.contains("on-disk format version 99"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("meta.properties")).expect("kept"),
+        newer
+    );
+    // Put back, the right ids start again.
+    std::fs::write(data.join("meta.properties"), &properties).expect("write");
+    let served = serve(&data, "cluster.id = \"blue\"\nnode.id = 4\n");
+    wait_ready(&served.metrics);
 }
