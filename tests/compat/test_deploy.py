@@ -607,3 +607,28 @@ client_auth = "none"
     finally:
         destroyed = deploy(inventory, binary, "destroy", "--yes")
     must(destroyed, "destroy --yes")
+
+
+def test_upgrade_stops_at_the_first_step_that_times_out(tmp_path):
+    """A step past its timeout stops the upgrade there: exit non-zero, the node and the
+    step named, the nodes after it untouched; the cluster recovers on its own."""
+    binary = tmp_path / "weir-next"
+    shutil.copy2(weir_bin(), binary)
+    inventory, _ = write_inventory(tmp_path)
+    try:
+        must(deploy(inventory, binary, "apply"), "apply")
+        pids = {n: (tmp_path / f"cluster/node{n}/weir.pid").read_text() for n in range(1, NODES + 1)}
+        # No time at all for /readyz: the first restarted node cannot make it.
+        inventory.write_text(inventory.read_text().replace("ready_s = 60", "ready_s = 0"))
+        failed = deploy(inventory, binary, "upgrade")
+        assert failed.returncode != 0, failed.stdout
+        assert "wait for /readyz: not ready after 0s" in failed.stderr, failed.stderr
+        first = int(failed.stderr.split("node ", 1)[1].split(" ", 1)[0])
+        for n, pid in pids.items():
+            now = (tmp_path / f"cluster/node{n}/weir.pid").read_text()
+            assert (now != pid) == (n == first), f"node {n}: pid {pid} -> {now} (first upgraded: {first})"
+        inventory.write_text(inventory.read_text().replace("ready_s = 0", "ready_s = 60"))
+        wait_until(lambda: deploy(inventory, binary, "status").returncode == 0, 60, "the cluster healthy again")
+    finally:
+        destroyed = deploy(inventory, binary, "destroy", "--yes")
+    must(destroyed, "destroy --yes")
