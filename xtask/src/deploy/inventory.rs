@@ -393,13 +393,28 @@ impl Inventory {
         Ok(())
     }
 
-    /// `path` resolved against the inventory's directory.
+    /// `path` resolved against the inventory's directory, `..` and `.` folded away
+    /// lexically (`deploy/../target` reads as `target`).
     pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
+        use std::path::Component;
+        let joined = if path.is_absolute() {
             path.to_path_buf()
         } else {
             self.base.join(path)
+        };
+        let mut out = PathBuf::new();
+        for component in joined.components() {
+            match component {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if !out.pop() {
+                        out.push(component);
+                    }
+                }
+                other => out.push(other),
+            }
         }
+        out
     }
 
     /// The nodes with the broker role.
@@ -661,6 +676,10 @@ mod tests {
         assert_eq!(get("ssl.keystore.location"), None);
         assert_eq!(inventory.bootstrap(node), "127.0.0.1:9094");
         assert_eq!(inventory.resolve(Path::new("x")), PathBuf::from("/inv/x"));
+        assert_eq!(
+            inventory.resolve(Path::new("../t/./x")),
+            PathBuf::from("/t/x")
+        );
     }
 
     #[test]
