@@ -86,8 +86,10 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
         node.metrics_listener = format!("0.0.0.0:{}", ports.metrics);
     }
     let mut configs = serde_json::Map::new();
+    let mut digest = Fnv::default();
     for (ordinal, node) in pods.nodes.iter().enumerate() {
         let text = pods.render_config(node, &format!("{VOLUME_MOUNT}/data"), "")?;
+        digest.write(text.as_bytes());
         configs.insert(format!("node-{ordinal}.toml"), Value::String(text));
     }
     let labels = json!({
@@ -174,7 +176,12 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
             "updateStrategy": {"type": "RollingUpdate"},
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels},
+                // A changed config changes the template, so apply rolls the pods onto it
+                // (a ConfigMap change alone restarts nothing).
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {"weir/config-fnv1a64": format!("{:016x}", digest.0)},
+                },
                 "spec": {
                     "terminationGracePeriodSeconds": termination_grace,
                     // The image's user (Dockerfile below) owns the volume.
@@ -230,6 +237,23 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
         objects,
         dockerfile,
     })
+}
+
+/// FNV-1a (64 bits): a digest that stays the same across builds and toolchains.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 /// The k8s target's commands.
@@ -492,6 +516,25 @@ mod tests {
             set["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
             "4Gi"
         );
+    }
+
+    #[test]
+    fn a_config_change_changes_the_pod_template() {
+        let annotation = |inventory: &Inventory| {
+            let section = inventory.k8s.clone().expect("[k8s]");
+            let manifests = render(inventory, &section).expect("renders");
+            manifests.objects[3].1["spec"]["template"]["metadata"]["annotations"].clone()
+        };
+        let mut inventory = inventory();
+        let before = annotation(&inventory);
+        assert_eq!(before, annotation(&inventory), "rendering is deterministic");
+        inventory
+            .settings
+            .insert("num.partitions".into(), toml::Value::Integer(6));
+        assert_ne!(before, annotation(&inventory));
+        let mut empty = Fnv::default();
+        empty.write(b"a");
+        assert_eq!(empty.0, 0xaf63_dc4c_8601_ec8c, "FNV-1a of \"a\"");
     }
 
     #[test]
