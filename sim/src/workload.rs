@@ -387,6 +387,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         http_sasl: None,
         http_request_bytes_max: weir::http::REQUEST_BYTES_DEFAULT,
         remote_storage_url: None,
+        shutdown: weir::config::ShutdownSettings::default(),
     };
     tune_server(spec, &mut config);
     config

@@ -341,7 +341,12 @@ fn fetched(response: &ApiResponse) -> Vec<(String, String, ErrorCode, i64)> {
         }
         for t in &g.topics {
             for p in &t.partitions {
-                out.push((g.group_id.clone(), t.name.clone(), p.error, p.committed_offset));
+                out.push((
+                    g.group_id.clone(),
+                    t.name.clone(),
+                    p.error,
+                    p.committed_offset,
+                ));
             }
         }
     }
@@ -367,11 +372,12 @@ fn multi_item_requests_are_authorized_per_item() {
         allow(ResourceType::Topic, "a", AclOperation::Write),
         allow(ResourceType::TransactionalId, "t", AclOperation::Write),
     ];
-    assert!(create_acls(&mut node, acls).iter().all(|e| *e == ErrorCode::NONE));
+    assert!(create_acls(&mut node, acls)
+        .iter()
+        .all(|e| *e == ErrorCode::NONE));
 
     // OffsetCommit: a is committed, b refused, in one answer.
-    let ApiResponse::OffsetCommit(committed) = as_alice(&mut node, commit("g", &["a", "b"]))
-    else {
+    let ApiResponse::OffsetCommit(committed) = as_alice(&mut node, commit("g", &["a", "b"])) else {
         panic!("OffsetCommit answer expected")
     };
     let mut errors: Vec<(String, ErrorCode)> = (committed.topics.iter())
@@ -393,19 +399,39 @@ fn multi_item_requests_are_authorized_per_item() {
 
     // OffsetFetch: per topic for named topics, per group for groups, and all of g's
     // topics shows only a.
-    let named = as_alice(&mut node, fetch_offsets(&[("g", Some(&["a", "b"])), ("h", None)]));
+    let named = as_alice(
+        &mut node,
+        fetch_offsets(&[("g", Some(&["a", "b"])), ("h", None)]),
+    );
     assert_eq!(
         fetched(&named),
         [
             ("g".into(), "a".into(), ErrorCode::NONE, 7),
-            ("g".into(), "b".into(), ErrorCode::TOPIC_AUTHORIZATION_FAILED, -1),
-            ("h".into(), String::new(), ErrorCode::GROUP_AUTHORIZATION_FAILED, -1),
+            (
+                "g".into(),
+                "b".into(),
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                -1
+            ),
+            (
+                "h".into(),
+                String::new(),
+                ErrorCode::GROUP_AUTHORIZATION_FAILED,
+                -1
+            ),
         ]
     );
     let all = as_alice(&mut node, fetch_offsets(&[("g", None)]));
-    assert_eq!(fetched(&all), [("g".into(), "a".into(), ErrorCode::NONE, 7)]);
+    assert_eq!(
+        fetched(&all),
+        [("g".into(), "a".into(), ErrorCode::NONE, 7)]
+    );
     let operator_view = node.call(fetch_offsets(&[("g", None)]));
-    assert_eq!(fetched(&operator_view).len(), 2, "the operator sees a and b");
+    assert_eq!(
+        fetched(&operator_view).len(),
+        2,
+        "the operator sees a and b"
+    );
 
     // CreatePartitions: a grows, b is refused.
     let grow = |name: &str| CreatePartitionsTopic {
@@ -421,8 +447,9 @@ fn multi_item_requests_are_authorized_per_item() {
     let ApiResponse::CreatePartitions(grown) = as_alice(&mut node, request) else {
         panic!("CreatePartitions answer expected")
     };
-    let mut errors: Vec<(String, ErrorCode)> =
-        (grown.results.iter()).map(|r| (r.name.clone(), r.error)).collect();
+    let mut errors: Vec<(String, ErrorCode)> = (grown.results.iter())
+        .map(|r| (r.name.clone(), r.error))
+        .collect();
     errors.sort();
     assert_eq!(
         errors,

@@ -17,6 +17,8 @@
 //!   equal settings share one [`ServerTls`], reloaded by one task while its files change.
 //! - Every listener is bound before recovery; a TLS connection is handed to `conn` only
 //!   after its handshake, which runs on its own task (a slow client never stalls accepts).
+//! - fjall: the data directory's `meta.properties` (storage/identity.rs) is checked, or
+//!   written at the first start, before the store is opened.
 //! - Tiered storage: with `weir.remote.storage.url` the store is opened before recovery (a
 //!   bad URL or an unusable directory fails the start) and the node is told it has one
 //!   (`NodeConfig::remote_storage_enable`); [`start_with_remote`] takes a store built by
@@ -73,6 +75,11 @@ pub enum ServerError {
         /// What is wrong.
         error: TlsError,
     },
+    /// The data directory belongs to another cluster or node, or to a newer on-disk
+    /// format (`meta.properties`), or that file cannot be read or written.
+    #[cfg(feature = "fjall")]
+    #[error(transparent)]
+    Identity(#[from] crate::storage::identity::IdentityError),
     /// The remote store (`weir.remote.storage.url`) could not be opened.
     #[error("cannot open remote storage: {0}")]
     Remote(#[from] RemoteError),
@@ -106,6 +113,32 @@ pub struct RunningServer {
     metrics_tls: bool,
     /// The HTTP services serve https (`weir.http.ssl.enable`).
     http_tls: bool,
+    /// What SIGTERM asks the node loop for.
+    shutdown: ShutdownHandle,
+}
+
+/// Asks a running server to shut down (what `weir serve` does on SIGTERM or Ctrl-C).
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    node: mpsc::Sender<NodeInput>,
+    settings: crate::config::ShutdownSettings,
+}
+
+impl ShutdownHandle {
+    /// Shut down as configured: a controlled shutdown first unless
+    /// `controlled.shutdown.enable` is off (see [`NodeInput::Shutdown`]). Returns once
+    /// storage is flushed and client connections are closed; `None` when the node loop had
+    /// already stopped. [`RunningServer::wait`] then returns.
+    pub async fn shut_down(&self) -> Option<crate::messages::ShutdownReport> {
+        let (reply, report) = oneshot::channel();
+        let controlled_timeout_ms = (self.settings.controlled).then_some(self.settings.timeout_ms);
+        let input = NodeInput::Shutdown {
+            controlled_timeout_ms,
+            reply,
+        };
+        self.node.send(input).await.ok()?;
+        report.await.ok()
+    }
 }
 
 /// A bound Kafka listener.
@@ -176,6 +209,11 @@ impl RunningServer {
     /// The bound `host:port` of the controller (peer) listener, in cluster mode.
     pub fn peer_addr(&self) -> Option<&str> {
         self.peer_addr.as_deref()
+    }
+
+    /// A handle that shuts this server down (usable while [`RunningServer::wait`] runs).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
     }
 
     /// Wait until the server stops; an error means the node was poisoned.
@@ -446,6 +484,10 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         gateway_tls: gateway_on_tls,
         http_tls: http_on_tls,
         metrics_tls: metrics_on_tls,
+        shutdown: ShutdownHandle {
+            node: node_sender,
+            settings: config.shutdown,
+        },
     })
 }
 
@@ -667,6 +709,15 @@ pub async fn start_fjall<R: Runtime>(
     config: ServerConfig,
 ) -> Result<RunningServer, ServerError> {
     let data_dir = config.data_dir.clone();
+    // The directory's identity first: a directory of another cluster or node, or of a
+    // newer format, is refused before anything in it is opened.
+    let (identity_dir, cluster_id) = (data_dir.clone(), config.node.cluster_id.clone());
+    let node_id = config.node.node_id;
+    runtime
+        .offload(move || {
+            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id)
+        })
+        .await?;
     let open_dir = data_dir.clone();
     // Opening replays fjall's journal: blocking work.
     let storage = runtime
