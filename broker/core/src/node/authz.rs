@@ -70,7 +70,10 @@ pub(super) enum Denied {
 /// Split the items in `$r.$field` by `$allowed`: the allowed ones are served, the others
 /// answered with `$error` (merged into the handler's answer), as `Node::split` does.
 macro_rules! split_items {
-    ($self:ident, $id:ident, $r:ident, $variant:ident, $field:ident, |$item:ident| $allowed:expr, $error:expr) => {{
+    (
+        $self:ident, $id:ident, $r:ident, $variant:ident, $field:ident,
+        |$item:ident| $allowed:expr, $error:expr
+    ) => {{
         let (allowed, denied): (Vec<_>, Vec<_>) =
             (std::mem::take(&mut $r.$field).into_iter()).partition(|$item| $allowed);
         let mut denied_request = $r.clone();
