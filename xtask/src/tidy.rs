@@ -35,6 +35,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("weir-edge", &[]),
+    ("weir-registry", &[]),
     ("weir-wasm", &["weir-edge"]),
     // The checker depends on nothing; the real-process harness (feature `harness`, optional
     // dependencies) drives the cluster through the client only.
