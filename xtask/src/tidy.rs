@@ -32,6 +32,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "weir-runtime",
             "weir-client",
             "weir-edge",
+            "weir-registry",
         ],
     ),
     ("weir-edge", &[]),

@@ -118,6 +118,10 @@ pub struct ServerConfig {
     /// `weir.remote.storage.url` / `--remote-storage-url`: tiered storage's object store
     /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
     pub remote_storage_url: Option<String>,
+    /// Run the schema registry's `_schemas` log and build its REST API
+    /// ([`crate::server::RunningServer::schema_registry`]). Off by default and set by code
+    /// only until the shared HTTP stack serves it (`--schema-registry`).
+    pub schema_registry: bool,
 }
 
 /// Why the configuration was refused.
@@ -766,6 +770,7 @@ impl Settings {
                 }),
             },
             remote_storage_url: self.remote_storage_url,
+            schema_registry: false,
         })
     }
 }

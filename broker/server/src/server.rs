@@ -102,6 +102,9 @@ pub struct RunningServer {
     gateway_tls: bool,
     /// `/metrics` is served over https.
     metrics_tls: bool,
+    /// The schema registry's REST API over this broker's `_schemas` log, when
+    /// `ServerConfig::schema_registry` is on; the HTTP stack serves it.
+    schema_registry: Option<axum::Router>,
 }
 
 /// A bound Kafka listener.
@@ -116,6 +119,12 @@ pub struct BoundListener {
 }
 
 impl RunningServer {
+    /// The schema registry's REST API (Confluent's), when it is on: a Router with its
+    /// state, ready to serve.
+    pub fn schema_registry(&self) -> Option<axum::Router> {
+        self.schema_registry.clone()
+    }
+
     /// The bound `host:port`.
     pub fn local_addr(&self) -> &str {
         &self.local_addr
@@ -306,6 +315,22 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         ));
         bound
     });
+    let schema_registry = if config.schema_registry {
+        let upstream_tls = gateway_upstream_tls(&config.listeners.first);
+        let (storage, remote) = (storage.clone(), remote.clone());
+        let node = node_sender.clone();
+        crate::registry::routes(
+            runtime.clone(),
+            storage,
+            remote,
+            node,
+            node_id,
+            upstream_tls,
+        )
+        .await
+    } else {
+        None
+    };
     let peer_addr = peer_listener.map(|(peer_listener, bound)| {
         let cluster_id = config.node.cluster_id.clone();
         let accept = crate::peer::accept_loop(
@@ -394,6 +419,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         listeners,
         gateway_tls: gateway_on_tls,
         metrics_tls: metrics_on_tls,
+        schema_registry,
     })
 }
 
