@@ -63,6 +63,14 @@ pub struct ServeArgs {
     /// (config key `weir.gateway.listener`)
     #[arg(long, value_name = "HOST:PORT|off")]
     pub gateway: Option<String>,
+    /// REST proxy (Confluent's API v2/v3), HOST:PORT or `off` [default: 127.0.0.1:8082]
+    /// (config key `weir.rest.proxy.listener`)
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub rest_proxy: Option<String>,
+    /// Schema registry (Confluent's API), HOST:PORT or `off` [default: 127.0.0.1:8081]
+    /// (config key `weir.schema.registry.listener`)
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub schema_registry: Option<String>,
     /// Controller (peer) listener, HOST:PORT; other nodes dial it, so it is advertised as
     /// given (config key `controller.listener`; needed with --voters)
     #[arg(long, value_name = "HOST:PORT")]
@@ -77,15 +85,19 @@ pub struct ServeArgs {
     pub remote_storage_url: Option<String>,
 }
 
-/// Where the WebSocket gateway listens.
+/// Where a service listens beside the Kafka listeners (the WebSocket gateway, the HTTP
+/// services).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayListen {
+pub struct ServiceListen {
     /// `host:port` to bind; port 0 picks a free port.
     pub addr: String,
     /// Configured explicitly: a failed bind fails the start. The built-in default only logs
     /// a warning (a second local broker must not fail because 9093 is taken).
     pub required: bool,
 }
+
+/// Where the WebSocket gateway listens.
+pub type GatewayListen = ServiceListen;
 
 /// Everything `serve` needs: the core's config plus the driver's own settings.
 #[derive(Debug, Clone)]
@@ -115,13 +127,19 @@ pub struct ServerConfig {
     pub gateway: Option<GatewayListen>,
     /// `weir.gateway.sasl.*`: how gateway sessions authenticate; `None` = they do not.
     pub gateway_sasl: Option<crate::sasl::SaslSettings>,
+    /// `weir.rest.proxy.listener` / `--rest-proxy`: the REST proxy; `None` = off.
+    pub rest_proxy: Option<ServiceListen>,
+    /// `weir.http.authentication.method` and `weir.http.sasl.listener`: how the HTTP
+    /// services check Basic credentials; `None` = callers are anonymous.
+    pub http_sasl: Option<crate::sasl::SaslSettings>,
+    /// `weir.http.max.request.bytes`: the largest HTTP request body.
+    pub http_request_bytes_max: usize,
     /// `weir.remote.storage.url` / `--remote-storage-url`: tiered storage's object store
     /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
     pub remote_storage_url: Option<String>,
-    /// Run the schema registry's `_schemas` log and build its REST API
-    /// ([`crate::server::RunningServer::schema_registry`]). Off by default and set by code
-    /// only until the shared HTTP stack serves it (`--schema-registry`).
-    pub schema_registry: bool,
+    /// `weir.schema.registry.listener` / `--schema-registry`: the schema registry; `None` =
+    /// off (no `_schemas` tail either).
+    pub schema_registry: Option<ServiceListen>,
 }
 
 /// Why the configuration was refused.
@@ -242,6 +260,11 @@ struct Settings {
     metrics_listen: Option<HostPort>,
     /// `None` = default, `Some(None)` = off.
     gateway: Option<Option<HostPort>>,
+    /// `None` = default, `Some(None)` = off.
+    rest_proxy: Option<Option<HostPort>>,
+    /// `None` = default, `Some(None)` = off.
+    schema_registry: Option<Option<HostPort>>,
+    http_request_bytes_max: Option<usize>,
     /// `controller.quorum.voters` / `--voters`, with where it came from (for messages).
     voters: Option<(Vec<Voter>, Origin)>,
     /// `controller.listener` / `--controller-listen`, with where it came from.
@@ -428,6 +451,25 @@ impl Settings {
                     Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
                 });
             }
+            "weir.rest.proxy.listener" => {
+                let text = input.string()?;
+                self.rest_proxy = Some(if is_off(text) {
+                    None
+                } else {
+                    Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
+                });
+            }
+            "weir.schema.registry.listener" => {
+                let text = input.string()?;
+                self.schema_registry = Some(if is_off(text) {
+                    None
+                } else {
+                    Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
+                });
+            }
+            "weir.http.max.request.bytes" => {
+                self.http_request_bytes_max = Some(input.integer_in(1024, i32::MAX.into())?);
+            }
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
             }
@@ -612,6 +654,32 @@ impl Settings {
                 )
             });
         }
+        if let Some(rest_proxy) = &args.rest_proxy {
+            self.rest_proxy = Some(if is_off(rest_proxy) {
+                None
+            } else {
+                Some(
+                    parse_host_port(rest_proxy).map_err(|reason| ConfigError::InvalidValue {
+                        key: "--rest-proxy".to_owned(),
+                        file: COMMAND_LINE.to_owned(),
+                        reason,
+                    })?,
+                )
+            });
+        }
+        if let Some(registry) = &args.schema_registry {
+            self.schema_registry = Some(if is_off(registry) {
+                None
+            } else {
+                Some(
+                    parse_host_port(registry).map_err(|reason| ConfigError::InvalidValue {
+                        key: "--schema-registry".to_owned(),
+                        file: COMMAND_LINE.to_owned(),
+                        reason,
+                    })?,
+                )
+            });
+        }
         if let Some(node_id) = args.node_id {
             if node_id < 0 {
                 return Err(ConfigError::InvalidValue {
@@ -751,6 +819,10 @@ impl Settings {
             listen: listen.to_address(),
             listeners: security.set,
             gateway_sasl: security.gateway_sasl,
+            http_sasl: security.http_sasl,
+            http_request_bytes_max: (self.http_request_bytes_max)
+                .unwrap_or(crate::http::REQUEST_BYTES_DEFAULT),
+            rest_proxy: service_listen(self.rest_proxy, crate::http::REST_PROXY_LISTEN_DEFAULT),
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
@@ -770,7 +842,10 @@ impl Settings {
                 }),
             },
             remote_storage_url: self.remote_storage_url,
-            schema_registry: false,
+            schema_registry: service_listen(
+                self.schema_registry,
+                crate::http::SCHEMA_REGISTRY_LISTEN_DEFAULT,
+            ),
         })
     }
 }
@@ -870,6 +945,21 @@ fn advertised_for(listen: &HostPort) -> HostPort {
 }
 
 /// `off`/`none`/`false`/empty turn a listener off.
+/// A service's address: the built-in default (a failed bind only warns), off, or given.
+fn service_listen(setting: Option<Option<HostPort>>, default: &str) -> Option<ServiceListen> {
+    match setting {
+        None => Some(ServiceListen {
+            addr: default.to_owned(),
+            required: false,
+        }),
+        Some(None) => None,
+        Some(Some(address)) => Some(ServiceListen {
+            addr: address.to_address(),
+            required: true,
+        }),
+    }
+}
+
 fn is_off(text: &str) -> bool {
     let text = text.trim();
     text.is_empty()

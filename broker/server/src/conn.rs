@@ -688,7 +688,7 @@ pub fn resolve_reads<S: StorageDriver>(storage: &S, response: &mut ApiResponse, 
 }
 
 /// The peer's IP as ACLs name it (`10.0.0.1`, `::1`): the address without port or brackets.
-fn acl_host(peer: &str) -> String {
+pub(crate) fn acl_host(peer: &str) -> String {
     let host = peer.rsplit_once(':').map_or(peer, |(host, _port)| host);
     host.trim_start_matches('[')
         .trim_end_matches(']')

@@ -29,6 +29,7 @@
 pub mod config;
 pub mod conn;
 pub mod gateway;
+pub mod http;
 pub mod listener;
 pub mod messages;
 pub mod metrics;
@@ -36,6 +37,7 @@ pub mod node_loop;
 pub mod peer;
 pub mod registry;
 pub mod remote;
+pub mod rest;
 pub mod sasl;
 pub mod server;
 pub mod ssl_principal;

@@ -129,6 +129,8 @@ pub struct ListenerSet {
     pub gateway_tls: Option<TlsSettings>,
     /// `weir.metrics.ssl.enable`: `/metrics` is served over https with these settings.
     pub metrics_tls: Option<TlsSettings>,
+    /// `weir.http.ssl.enable`: the HTTP services (REST proxy, registry) serve https.
+    pub http_tls: Option<TlsSettings>,
     /// The peer links' TLS, when the controller listener (`controller.listener.names`) is
     /// SSL; its handshakes share `handshake_timeout` and `reload_interval`.
     pub peer_tls: Option<PeerTlsSettings>,
@@ -146,6 +148,7 @@ impl Default for ListenerSet {
             others: Vec::new(),
             gateway_tls: None,
             metrics_tls: None,
+            http_tls: None,
             peer_tls: None,
             handshake_timeout: tls::HANDSHAKE_TIMEOUT_DEFAULT,
             reload_interval: tls::RELOAD_INTERVAL_DEFAULT,

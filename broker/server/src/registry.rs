@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use axum::extract::Request;
 use bytes::Bytes;
 use tokio::sync::Notify;
 use weir_client::session::fetch::records_from_committed;
@@ -165,6 +166,29 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
             None
         }
     }
+}
+
+/// The registry's routes as the HTTP stack serves them: every request first passes the
+/// stack's authentication (the `Caller` extractor answers 401 for a missing or refused
+/// credential when `weir.http.authentication.method = BASIC`), then reaches `routes`.
+pub fn served<R: Runtime, S: StorageDriver>(
+    routes: axum::Router,
+) -> axum::Router<crate::http::PlatformState<R, S>> {
+    axum::Router::new().fallback(move |caller: crate::http::Caller<R>, request: Request| {
+        let mut routes = routes.clone();
+        async move {
+            tracing::trace!(
+                "schema registry: {} {} by {}",
+                request.method(),
+                request.uri().path(),
+                caller.principal
+            );
+            match tower_service::Service::call(&mut routes, request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    })
 }
 
 impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {

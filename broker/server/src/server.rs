@@ -94,6 +94,8 @@ pub struct RunningServer {
     metrics_addr: Option<String>,
     /// The bound WebSocket gateway address, when the gateway is on.
     gateway_addr: Option<String>,
+    /// The bound REST proxy address, when it is on.
+    rest_proxy_addr: Option<String>,
     /// The bound controller (peer) listener, in cluster mode.
     peer_addr: Option<String>,
     /// Every Kafka listener, the first (registered) one first.
@@ -102,9 +104,13 @@ pub struct RunningServer {
     gateway_tls: bool,
     /// `/metrics` is served over https.
     metrics_tls: bool,
-    /// The schema registry's REST API over this broker's `_schemas` log, when
-    /// `ServerConfig::schema_registry` is on; the HTTP stack serves it.
+    /// The HTTP services serve https (`weir.http.ssl.enable`).
+    http_tls: bool,
+    /// The schema registry's REST API over this broker's `_schemas` log (without the HTTP
+    /// stack's authentication: for in-process tests), when the registry is on.
     schema_registry: Option<axum::Router>,
+    /// The bound schema registry address, when it is on.
+    schema_registry_addr: Option<String>,
 }
 
 /// A bound Kafka listener.
@@ -120,9 +126,14 @@ pub struct BoundListener {
 
 impl RunningServer {
     /// The schema registry's REST API (Confluent's), when it is on: a Router with its
-    /// state, ready to serve.
+    /// state, without the HTTP stack's authentication (in-process tests call it directly).
     pub fn schema_registry(&self) -> Option<axum::Router> {
         self.schema_registry.clone()
+    }
+
+    /// The bound schema registry address, when it is on.
+    pub fn schema_registry_addr(&self) -> Option<&str> {
+        self.schema_registry_addr.as_deref()
     }
 
     /// The bound `host:port`.
@@ -156,6 +167,16 @@ impl RunningServer {
         (self.listeners.iter())
             .find(|listener| listener.name.eq_ignore_ascii_case(name))
             .map(|listener| listener.addr.as_str())
+    }
+
+    /// The bound `host:port` of the REST proxy, if it is on.
+    pub fn rest_proxy_addr(&self) -> Option<&str> {
+        self.rest_proxy_addr.as_deref()
+    }
+
+    /// Whether the HTTP services serve https (`weir.http.ssl.enable`).
+    pub fn http_tls(&self) -> bool {
+        self.http_tls
     }
 
     /// Whether the gateway serves wss:// (`weir.gateway.ssl.enable`).
@@ -241,6 +262,20 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         }
     };
     let gateway_listener = bind_gateway(&runtime, config.gateway.as_ref()).await?;
+    let rest_listener = bind_service(
+        &runtime,
+        config.rest_proxy.as_ref(),
+        "REST proxy",
+        "--rest-proxy",
+    )
+    .await?;
+    let registry_listener = bind_service(
+        &runtime,
+        config.schema_registry.as_ref(),
+        "schema registry",
+        "--schema-registry",
+    )
+    .await?;
     let peer_listener = bind_peer(&runtime, &config).await?;
     if config.advertise_bound_address {
         if let Some((host, port)) = advertised_for_bound(&local_addr) {
@@ -315,11 +350,42 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         ));
         bound
     });
-    let schema_registry = if config.schema_registry {
+    let http_tls = tls.acceptor(listeners_config.http_tls.as_ref(), timeout);
+    let http_on_tls = http_tls.is_some();
+    let platform = crate::http::Platform::new(
+        runtime.clone(),
+        storage.clone(),
+        node_sender.clone(),
+        node_id,
+    )
+    .with_remote(remote.clone())
+    .with_auth(
+        match sasl_listener(&runtime, "weir-http", config.http_sasl.as_ref()) {
+            Some(listener) => crate::http::HttpAuth::Basic(listener),
+            None => crate::http::HttpAuth::None,
+        },
+        config.listeners.first.protocol.uses_sasl(),
+    )
+    .with_upstream_tls(gateway_upstream_tls(&config.listeners.first))
+    .with_request_bytes_max(config.http_request_bytes_max);
+    let platform = Arc::new(platform);
+    let rest_proxy_addr = rest_listener.map(|(rest_listener, bound)| {
+        runtime.spawn(crate::http::serve(
+            Arc::clone(&platform),
+            "REST proxy",
+            rest_listener,
+            http_tls.clone(),
+            crate::rest::routes(),
+        ));
+        bound
+    });
+    let mut schema_registry = None;
+    let mut schema_registry_addr = None;
+    if let Some((registry_listener, bound)) = registry_listener {
         let upstream_tls = gateway_upstream_tls(&config.listeners.first);
         let (storage, remote) = (storage.clone(), remote.clone());
         let node = node_sender.clone();
-        crate::registry::routes(
+        let routes = crate::registry::routes(
             runtime.clone(),
             storage,
             remote,
@@ -327,10 +393,19 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             node_id,
             upstream_tls,
         )
-        .await
-    } else {
-        None
-    };
+        .await;
+        if let Some(routes) = routes {
+            runtime.spawn(crate::http::serve(
+                Arc::clone(&platform),
+                "schema registry",
+                registry_listener,
+                http_tls.clone(),
+                crate::registry::served(routes.clone()),
+            ));
+            schema_registry = Some(routes);
+            schema_registry_addr = Some(bound);
+        }
+    }
     let peer_addr = peer_listener.map(|(peer_listener, bound)| {
         let cluster_id = config.node.cluster_id.clone();
         let accept = crate::peer::accept_loop(
@@ -415,11 +490,14 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         outcome,
         metrics_addr,
         gateway_addr,
+        rest_proxy_addr,
         peer_addr,
         listeners,
         gateway_tls: gateway_on_tls,
+        http_tls: http_on_tls,
         metrics_tls: metrics_on_tls,
         schema_registry,
+        schema_registry_addr,
     })
 }
 
@@ -439,6 +517,7 @@ impl LoadedTls {
         let http = [
             (set.gateway_tls.as_ref(), "gateway"),
             (set.metrics_tls.as_ref(), "metrics"),
+            (set.http_tls.as_ref(), "http"),
         ];
         let http = (http.into_iter()).filter_map(|(tls, name)| Some((tls?, name.to_owned())));
         for (settings, name) in kafka.chain(http) {
@@ -585,6 +664,18 @@ async fn bind_gateway<R: Runtime>(
     runtime: &R,
     gateway: Option<&crate::config::GatewayListen>,
 ) -> Result<Option<(R::Listener, String)>, ServerError> {
+    bind_service(runtime, gateway, "WebSocket gateway", "--gateway").await
+}
+
+/// Bind a service's listener (`what`, set by `flag`): a failed bind of the built-in default
+/// address is logged and the broker runs without the service; an explicitly configured
+/// one fails the start.
+async fn bind_service<R: Runtime>(
+    runtime: &R,
+    gateway: Option<&crate::config::ServiceListen>,
+    what: &str,
+    flag: &str,
+) -> Result<Option<(R::Listener, String)>, ServerError> {
     let Some(gateway) = gateway else {
         return Ok(None);
     };
@@ -600,7 +691,7 @@ async fn bind_gateway<R: Runtime>(
         }),
         Err(error) => {
             tracing::warn!(
-                "WebSocket gateway off: cannot listen on {} ({error}); set --gateway",
+                "{what} off: cannot listen on {} ({error}); set {flag}",
                 gateway.addr
             );
             Ok(None)

@@ -24,7 +24,11 @@ fn start(data_dir: &std::path::Path) -> InProcess {
     config.listen = "127.0.0.1:0".to_owned();
     config.data_dir = data_dir.to_owned();
     config.gateway = None;
-    config.schema_registry = true;
+    config.rest_proxy = None;
+    config.schema_registry = Some(weir::config::ServiceListen {
+        addr: "127.0.0.1:0".to_owned(),
+        required: true,
+    });
     InProcess::start_with(config)
 }
 

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use weir_wire::sasl::SaslMechanism;
+use weir_wire::sasl::{SaslMechanism, ScramMechanism};
 
 use super::{ConfigError, Input, Origin};
 use crate::sasl::{SaslSettings, AUTHENTICATION_TIMEOUT_DEFAULT};
@@ -36,6 +36,10 @@ pub(super) struct SaslKeys {
     gateway_enabled: Option<(Vec<SaslMechanism>, Origin)>,
     /// `weir.gateway.sasl.listener`.
     gateway_listener: Option<(String, Origin)>,
+    /// `weir.http.authentication.method` is `BASIC` (true) or `NONE`.
+    http_basic: Option<(bool, Origin)>,
+    /// `weir.http.sasl.listener`.
+    http_listener: Option<(String, Origin)>,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +88,17 @@ impl SaslKeys {
             }
             "weir.gateway.sasl.listener" => {
                 self.gateway_listener = Some((input.non_empty_string()?, input.origin()));
+            }
+            "weir.http.authentication.method" => {
+                let basic = match input.string()?.trim().to_ascii_uppercase().as_str() {
+                    "BASIC" => true,
+                    "NONE" => false,
+                    _ => return Err(input.invalid("expected NONE or BASIC")),
+                };
+                self.http_basic = Some((basic, input.origin()));
+            }
+            "weir.http.sasl.listener" => {
+                self.http_listener = Some((input.non_empty_string()?, input.origin()));
             }
             _ => return Ok(false),
         }
@@ -185,6 +200,47 @@ impl SaslKeys {
             plain_users,
             // Gateway sessions do not re-authenticate (the edge protocol has no
             // re-authentication): a session lives until its socket closes.
+            reauth: None,
+            authentication_timeout: self
+                .timeout_ms
+                .map_or(AUTHENTICATION_TIMEOUT_DEFAULT, Duration::from_millis),
+        }))
+    }
+
+    /// How the HTTP services check Basic credentials, `None` when they take none
+    /// (`weir.http.authentication.method = NONE`, the default): SCRAM-SHA-256/512 against
+    /// the metadata log's credentials, and PLAIN against the users of the SASL listener
+    /// `weir.http.sasl.listener` names (by default the first of `sasl_listeners`).
+    pub(super) fn http_settings(
+        &self,
+        sasl_listeners: &[String],
+    ) -> Result<Option<SaslSettings>, ConfigError> {
+        if !matches!(self.http_basic, Some((true, _))) {
+            return Ok(None);
+        }
+        let listener = match &self.http_listener {
+            Some((name, origin)) => {
+                let lower = name.to_ascii_lowercase();
+                if !sasl_listeners.contains(&lower) {
+                    return Err(origin.invalid(format!("there is no SASL listener named {name}")));
+                }
+                Some(lower)
+            }
+            None => sasl_listeners.first().cloned(),
+        };
+        let plain_users = match &listener {
+            Some(name) => self.settings(name).plain_users,
+            None => BTreeMap::new(),
+        };
+        let mut mechanisms = Vec::new();
+        if !plain_users.is_empty() {
+            mechanisms.push(SaslMechanism::Plain);
+        }
+        mechanisms
+            .extend([ScramMechanism::Sha256, ScramMechanism::Sha512].map(SaslMechanism::Scram));
+        Ok(Some(SaslSettings {
+            mechanisms,
+            plain_users,
             reauth: None,
             authentication_timeout: self
                 .timeout_ms

@@ -42,6 +42,7 @@ pub(super) struct SecurityKeys {
     /// `listener.name.<name>.ssl.*`, by lower-case listener name (Kafka's spelling).
     per_listener: BTreeMap<String, (SslKeys, Origin)>,
     gateway_ssl: Option<(bool, Origin)>,
+    http_ssl: Option<(bool, Origin)>,
     metrics_ssl: Option<(bool, Origin)>,
     handshake_timeout_ms: Option<u64>,
     reload_interval_ms: Option<u64>,
@@ -85,6 +86,8 @@ pub(super) struct Resolved {
     pub controller: Option<(HostPort, Origin)>,
     /// The gateway's SASL settings (`weir.gateway.sasl.*`), `None`: no authentication.
     pub gateway_sasl: Option<crate::sasl::SaslSettings>,
+    /// The HTTP services' Basic authentication (`weir.http.*`), `None`: none.
+    pub http_sasl: Option<crate::sasl::SaslSettings>,
 }
 
 impl SecurityKeys {
@@ -121,6 +124,9 @@ impl SecurityKeys {
             }
             "weir.gateway.ssl.enable" => {
                 self.gateway_ssl = Some((input.boolean()?, input.origin()));
+            }
+            "weir.http.ssl.enable" => {
+                self.http_ssl = Some((input.boolean()?, input.origin()));
             }
             "weir.metrics.ssl.enable" => {
                 self.metrics_ssl = Some((input.boolean()?, input.origin()));
@@ -197,6 +203,7 @@ impl SecurityKeys {
             return Err(origin.invalid(format!("there is no SASL listener named {name}")));
         }
         let gateway_sasl = self.sasl.gateway_settings(&sasl_names)?;
+        let http_sasl = self.sasl.http_settings(&sasl_names)?;
         if let Some((name, origin)) = &self.inter_broker {
             let Some(index) = named
                 .iter()
@@ -273,6 +280,7 @@ impl SecurityKeys {
             others,
             gateway_tls: http_tls(&self.gateway_ssl, "the gateway")?,
             metrics_tls: http_tls(&self.metrics_ssl, "/metrics")?,
+            http_tls: http_tls(&self.http_ssl, "the HTTP services")?,
             peer_tls,
             handshake_timeout: self
                 .handshake_timeout_ms
@@ -287,6 +295,7 @@ impl SecurityKeys {
             set,
             controller,
             gateway_sasl,
+            http_sasl,
         })
     }
 

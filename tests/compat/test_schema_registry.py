@@ -1,0 +1,256 @@
+"""The schema registry served by `weir serve` (issue 17), through confluent-kafka's own
+SchemaRegistryClient and serializers, end to end against a real broker.
+
+- Avro and JSON Schema records produced with AvroSerializer/JSONSerializer (auto-register)
+  and consumed back with the matching deserializers, which fetch the schema by the id in
+  each record's Confluent header.
+- The client's registry API: versions, lookups, compatibility checks and levels, soft and
+  permanent deletes, with Confluent's error codes.
+- Bad input over plain HTTP (requests): wrong content type, malformed JSON, invalid schemas,
+  unknown ids, a body over the HTTP stack's limit; the broker keeps serving.
+- A restart: `_schemas` replays into the same registry (same ids and versions).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import uuid
+
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from weirtest import free_port
+
+CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+
+USER_V1 = json.dumps(
+    {
+        "type": "record",
+        "name": "User",
+        "namespace": "weir.test",
+        "fields": [{"name": "name", "type": "string"}, {"name": "age", "type": "int"}],
+    }
+)
+USER_V2 = json.dumps(
+    {
+        "type": "record",
+        "name": "User",
+        "namespace": "weir.test",
+        "fields": [
+            {"name": "name", "type": "string"},
+            {"name": "age", "type": "int"},
+            {"name": "email", "type": ["null", "string"], "default": None},
+        ],
+    }
+)
+# Adds a field without a default: BACKWARD (the default level) refuses it.
+USER_BAD = json.dumps(
+    {
+        "type": "record",
+        "name": "User",
+        "namespace": "weir.test",
+        "fields": [
+            {"name": "name", "type": "string"},
+            {"name": "age", "type": "int"},
+            {"name": "country", "type": "string"},
+        ],
+    }
+)
+ORDER_JSON = json.dumps(
+    {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Order",
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "item": {"type": "string"}},
+        "required": ["id"],
+    }
+)
+
+
+@pytest.fixture
+def registry(broker_factory):
+    """A broker with the registry on a free port; yields (broker, base URL)."""
+    port = free_port()
+    config = (
+        f'"weir.schema.registry.listener" = "127.0.0.1:{port}"\n'
+        '"weir.rest.proxy.listener" = "off"\n'
+        '"weir.gateway.listener" = "off"\n'
+    )
+    broker = broker_factory.new(config=config, name="registry")
+    yield broker, f"http://127.0.0.1:{port}"
+
+
+def produce_and_consume(bootstrap, topic, serializer, deserializer, values):
+    """Produce `values` serialized, consume them back deserialized; return (raw, decoded)."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for value in values:
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        producer.produce(topic, value=serializer(value, ctx))
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"sr-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    raw, decoded = [], []
+    try:
+        for _ in range(200):
+            if len(decoded) == len(values):
+                break
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            raw.append(msg.value())
+            ctx = SerializationContext(topic, MessageField.VALUE)
+            decoded.append(deserializer(msg.value(), ctx))
+    finally:
+        consumer.close()
+    return raw, decoded
+
+
+def test_avro_serializer_round_trip(registry):
+    # Goal: AvroSerializer registers its schema and frames records with its id; the
+    # AvroDeserializer fetches the schema by id and decodes them.
+    broker, url = registry
+    client = SchemaRegistryClient({"url": url})
+    topic = f"users-{uuid.uuid4().hex[:8]}"
+    serializer = AvroSerializer(client, USER_V1)
+    deserializer = AvroDeserializer(client)
+    values = [{"name": f"user-{i}", "age": 20 + i} for i in range(3)]
+    raw, decoded = produce_and_consume(broker.bootstrap, topic, serializer, deserializer, values)
+    assert decoded == values
+    latest = client.get_latest_version(f"{topic}-value")
+    for record in raw:
+        magic, schema_id = struct.unpack(">bI", record[:5])
+        assert (magic, schema_id) == (0, latest.schema_id)
+
+
+def test_json_serializer_round_trip(registry):
+    # Goal: the same with JSON Schema (schemaType JSON).
+    broker, url = registry
+    client = SchemaRegistryClient({"url": url})
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    serializer = JSONSerializer(ORDER_JSON, client)
+    deserializer = JSONDeserializer(ORDER_JSON)
+    values = [{"id": i, "item": f"thing-{i}"} for i in range(3)]
+    _, decoded = produce_and_consume(broker.bootstrap, topic, serializer, deserializer, values)
+    assert decoded == values
+    registered = client.get_latest_version(f"{topic}-value")
+    assert registered.schema.schema_type == "JSON"
+
+
+def test_client_api_versions_compatibility_and_deletes(registry):
+    # Goal: the client's registry calls behave as against Confluent's registry.
+    _, url = registry
+    client = SchemaRegistryClient({"url": url})
+    subject = f"people-{uuid.uuid4().hex[:8]}"
+    first = client.register_schema(subject, Schema(USER_V1, "AVRO"))
+    assert client.register_schema(subject, Schema(USER_V1, "AVRO")) == first
+    assert client.test_compatibility(subject, Schema(USER_V2, "AVRO"))
+    assert not client.test_compatibility(subject, Schema(USER_BAD, "AVRO"))
+    second = client.register_schema(subject, Schema(USER_V2, "AVRO"))
+    assert second != first
+    assert client.get_versions(subject) == [1, 2]
+    found = client.lookup_schema(subject, Schema(USER_V1, "AVRO"))
+    assert (found.schema_id, found.version) == (first, 1)
+    assert subject in client.get_subjects()
+    assert json.loads(client.get_schema(second).schema_str)["fields"][2]["name"] == "email"
+
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(subject, Schema(USER_BAD, "AVRO"))
+    assert refused.value.http_status_code == 409
+    assert "country" in refused.value.error_message
+
+    client.set_compatibility(subject, "NONE")
+    assert client.get_compatibility(subject) == "NONE"
+    third = client.register_schema(subject, Schema(USER_BAD, "AVRO"))
+    assert third not in (first, second)
+
+    assert client.delete_subject(subject) == [1, 2, 3]
+    with pytest.raises(SchemaRegistryError) as gone:
+        client.get_latest_version(subject)
+    assert gone.value.error_code == 40401
+    assert client.delete_subject(subject, permanent=True) == [1, 2, 3]
+    with pytest.raises(SchemaRegistryError) as unknown:
+        client.get_schema(999_999)
+    assert unknown.value.error_code == 40403
+
+
+def test_bad_input_gets_confluent_errors(registry):
+    # Goal: malformed requests get Confluent's status and error body; the broker lives.
+    broker, url = registry
+    headers = {"Content-Type": CONTENT_TYPE}
+    register = f"{url}/subjects/bad/versions"
+    cases = [
+        (requests.post(register, data="{not json", headers=headers), 400, 400),
+        (requests.post(register, data="x", headers={"Content-Type": "text/plain"}), 415, 415),
+        (requests.post(register, json={"schema": '{"type": "nope"}'}, headers=headers), 422, 42201),
+        (
+            requests.post(
+                register,
+                json={"schema": "syntax = \"proto3\"; message {", "schemaType": "PROTOBUF"},
+                headers=headers,
+            ),
+            422,
+            42201,
+        ),
+        (
+            requests.post(
+                register,
+                json={
+                    "schema": USER_V1,
+                    "references": [{"name": "x.Y", "subject": "missing", "version": 1}],
+                },
+                headers=headers,
+            ),
+            422,
+            42201,
+        ),
+        (requests.get(f"{url}/schemas/ids/424242"), 404, 40403),
+        (requests.get(f"{url}/subjects/bad/versions/abc"), 422, 42202),
+        (requests.put(f"{url}/config", json={"compatibility": "SIDEWAYS"}, headers=headers), 422, 42203),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, response.text
+        assert response.json()["error_code"] == code, response.text
+        assert response.headers["Content-Type"].startswith(CONTENT_TYPE)
+    # A body over the HTTP stack's limit (weir.http.max.request.bytes, 16 MiB) is refused.
+    huge = requests.post(register, data=b"{" + b" " * (17 << 20) + b"}", headers=headers)
+    assert huge.status_code == 413
+    assert requests.get(f"{url}/schemas/types").json() == ["JSON", "PROTOBUF", "AVRO"]
+    assert broker.alive()
+
+
+def test_registry_survives_restart(registry):
+    # Goal: `_schemas` is the registry's only state: after a restart (SIGKILL) the same
+    # subjects, versions and ids come back, and new ids continue after them.
+    broker, url = registry
+    client = SchemaRegistryClient({"url": url})
+    subject = f"durable-{uuid.uuid4().hex[:8]}"
+    first = client.register_schema(subject, Schema(USER_V1, "AVRO"))
+    second = client.register_schema(subject, Schema(USER_V2, "AVRO"))
+    broker.restart(hard=True)
+    client = SchemaRegistryClient({"url": url})
+    versions = None
+    for _ in range(100):
+        try:
+            versions = client.get_versions(subject)
+            break
+        except Exception:  # noqa: BLE001 - the listener may not be serving yet
+            time.sleep(0.2)
+    assert versions == [1, 2]
+    assert client.get_latest_version(subject).schema_id == second
+    assert client.lookup_schema(subject, Schema(USER_V1, "AVRO")).schema_id == first
+    other = client.register_schema(f"{subject}-other", Schema(ORDER_JSON, "JSON"))
+    assert other > second
