@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::compat::CompatibilityLevel;
 use crate::error::RegistryError;
 use crate::format::{Reference, SchemaType};
-use crate::log::{read, SchemaLog};
+use crate::log::{read, ready, SchemaLog};
 use crate::ops::{self, SchemaRequest, VersionSpec};
 use crate::record::Mode;
 use crate::store::{SchemaContent, Store};
@@ -269,6 +269,7 @@ async fn schema_types() -> Response {
 }
 
 async fn schema_by_id<L: SchemaLog>(State(log): State<Arc<L>>, Path(id): Path<String>) -> Answer {
+    ready(&*log).await?;
     let id = parse_id(&id)?;
     let content = read(&*log, |store| content_of(store, id))?;
     let mut out = serde_json::Map::new();
@@ -280,6 +281,7 @@ async fn raw_schema_by_id<L: SchemaLog>(
     State(log): State<Arc<L>>,
     Path(id): Path<String>,
 ) -> Answer {
+    ready(&*log).await?;
     let id = parse_id(&id)?;
     let content = read(&*log, |store| content_of(store, id))?;
     Ok(with_content_type(StatusCode::OK, content.schema))
@@ -290,6 +292,7 @@ async fn subjects_by_id<L: SchemaLog>(
     Path(id): Path<String>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let id = parse_id(&id)?;
     let users = read(&*log, |store| {
         content_of(store, id)?;
@@ -305,6 +308,7 @@ async fn versions_by_id<L: SchemaLog>(
     Path(id): Path<String>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let id = parse_id(&id)?;
     let users = read(&*log, |store| {
         content_of(store, id)?;
@@ -318,6 +322,7 @@ async fn versions_by_id<L: SchemaLog>(
 }
 
 async fn list_subjects<L: SchemaLog>(State(log): State<Arc<L>>, flags: Flags) -> Answer {
+    ready(&*log).await?;
     let prefix = flags.get("subjectPrefix").cloned().unwrap_or_default();
     let subjects = read(&*log, |store| Ok(store.subjects(flag(&flags, "deleted"))))?;
     let subjects: Vec<String> = subjects
@@ -332,6 +337,7 @@ async fn list_versions<L: SchemaLog>(
     Path(subject): Path<String>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let versions = read(&*log, |store| {
         let versions = store.versions(&subject, flag(&flags, "deleted"));
         if versions.is_empty() {
@@ -350,6 +356,7 @@ async fn register<L: SchemaLog>(
     Path(subject): Path<String>,
     Body(body): Body<SchemaBody>,
 ) -> Answer {
+    ready(&*log).await?;
     let subject = subject_name(subject)?;
     let request = body.into_request()?;
     let id = log
@@ -364,6 +371,7 @@ async fn lookup<L: SchemaLog>(
     flags: Flags,
     Body(body): Body<SchemaBody>,
 ) -> Answer {
+    ready(&*log).await?;
     let request = body.into_request()?;
     let (found, content) = read(&*log, |store| {
         let found = ops::lookup(store, &subject, &request, flag(&flags, "deleted"))?;
@@ -404,6 +412,7 @@ async fn get_version<L: SchemaLog>(
     Path((subject, version)): Path<(String, String)>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let (version, content) = found_version(&*log, &subject, &version, flag(&flags, "deleted"))?;
     Ok(answer(version_json(&subject, version, &content)))
 }
@@ -413,6 +422,7 @@ async fn raw_version<L: SchemaLog>(
     Path((subject, version)): Path<(String, String)>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let (_, content) = found_version(&*log, &subject, &version, flag(&flags, "deleted"))?;
     Ok(with_content_type(StatusCode::OK, content.schema))
 }
@@ -421,6 +431,7 @@ async fn referenced_by<L: SchemaLog>(
     State(log): State<Arc<L>>,
     Path((subject, version)): Path<(String, String)>,
 ) -> Answer {
+    ready(&*log).await?;
     let (version, _) = found_version(&*log, &subject, &version, false)?;
     let ids = read(&*log, |store| {
         let mut ids: Vec<u32> = store
@@ -441,6 +452,7 @@ async fn delete_subject<L: SchemaLog>(
     Path(subject): Path<String>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let permanent = flag(&flags, "permanent");
     let versions = log
         .write(move |store| ops::delete_subject(store, &subject, permanent))
@@ -453,6 +465,7 @@ async fn delete_version<L: SchemaLog>(
     Path((subject, version)): Path<(String, String)>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let spec = VersionSpec::parse(&version)?;
     let permanent = flag(&flags, "permanent");
     let version = log
@@ -476,6 +489,7 @@ fn level_json(level: CompatibilityLevel) -> Value {
 }
 
 async fn get_global_config<L: SchemaLog>(State(log): State<Arc<L>>) -> Answer {
+    ready(&*log).await?;
     let level = read(&*log, |store| Ok(store.effective_level(None)))?;
     Ok(answer(level_json(level)))
 }
@@ -484,6 +498,7 @@ async fn put_global_config<L: SchemaLog>(
     State(log): State<Arc<L>>,
     Body(body): Body<ConfigBody>,
 ) -> Answer {
+    ready(&*log).await?;
     let level = CompatibilityLevel::parse_name(&body.compatibility)?;
     let level = log
         .write(move |store| ops::set_level(store, None, level))
@@ -492,6 +507,7 @@ async fn put_global_config<L: SchemaLog>(
 }
 
 async fn delete_global_config<L: SchemaLog>(State(log): State<Arc<L>>) -> Answer {
+    ready(&*log).await?;
     let previous = log.write(|store| ops::delete_level(store, None)).await?;
     Ok(answer(level_json(previous)))
 }
@@ -501,6 +517,7 @@ async fn get_config<L: SchemaLog>(
     Path(subject): Path<String>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let level = read(&*log, |store| match store.subject_level(&subject) {
         Some(level) => Ok(level),
         None if flag(&flags, "defaultToGlobal") => Ok(store.effective_level(None)),
@@ -514,6 +531,7 @@ async fn put_config<L: SchemaLog>(
     Path(subject): Path<String>,
     Body(body): Body<ConfigBody>,
 ) -> Answer {
+    ready(&*log).await?;
     let subject = subject_name(subject)?;
     let level = CompatibilityLevel::parse_name(&body.compatibility)?;
     let level = log
@@ -526,6 +544,7 @@ async fn delete_config<L: SchemaLog>(
     State(log): State<Arc<L>>,
     Path(subject): Path<String>,
 ) -> Answer {
+    ready(&*log).await?;
     let previous = log
         .write(move |store| ops::delete_level(store, Some(&subject)))
         .await?;
@@ -537,6 +556,7 @@ fn parse_mode(name: &str) -> Result<Mode, RegistryError> {
 }
 
 async fn get_global_mode<L: SchemaLog>(State(log): State<Arc<L>>) -> Answer {
+    ready(&*log).await?;
     let mode = read(&*log, |store| Ok(store.effective_mode(None)))?;
     Ok(answer(json!({"mode": mode.name()})))
 }
@@ -546,6 +566,7 @@ async fn put_global_mode<L: SchemaLog>(
     flags: Flags,
     Body(body): Body<ModeBody>,
 ) -> Answer {
+    ready(&*log).await?;
     let mode = parse_mode(&body.mode)?;
     let force = flag(&flags, "force");
     let mode = log
@@ -559,6 +580,7 @@ async fn get_mode<L: SchemaLog>(
     Path(subject): Path<String>,
     flags: Flags,
 ) -> Answer {
+    ready(&*log).await?;
     let mode = read(&*log, |store| match store.subject_mode(&subject) {
         Some(mode) => Ok(mode),
         None if flag(&flags, "defaultToGlobal") => Ok(store.effective_mode(None)),
@@ -573,6 +595,7 @@ async fn put_mode<L: SchemaLog>(
     flags: Flags,
     Body(body): Body<ModeBody>,
 ) -> Answer {
+    ready(&*log).await?;
     let subject = subject_name(subject)?;
     let mode = parse_mode(&body.mode)?;
     let force = flag(&flags, "force");
@@ -586,6 +609,7 @@ async fn delete_mode<L: SchemaLog>(
     State(log): State<Arc<L>>,
     Path(subject): Path<String>,
 ) -> Answer {
+    ready(&*log).await?;
     let previous = log
         .write(move |store| ops::delete_mode(store, &subject))
         .await?;
@@ -606,6 +630,7 @@ async fn compatibility<L: SchemaLog>(
     flags: Flags,
     Body(body): Body<SchemaBody>,
 ) -> Answer {
+    ready(&*log).await?;
     let request = body.into_request()?;
     let problems = read(&*log, |store| {
         ops::check_compatibility(store, &subject, None, &request)
@@ -619,6 +644,7 @@ async fn compatibility_with<L: SchemaLog>(
     flags: Flags,
     Body(body): Body<SchemaBody>,
 ) -> Answer {
+    ready(&*log).await?;
     let spec = VersionSpec::parse(&version)?;
     let request = body.into_request()?;
     let problems = read(&*log, |store| {

@@ -20,10 +20,19 @@ pub trait SchemaLog: Send + Sync + 'static {
     /// The store this log's records are applied to, in log order.
     fn store(&self) -> &RwLock<Store>;
 
+    /// Resolves once the store holds at least everything committed when the registry was
+    /// first used (a restarted broker answers only after replaying `_schemas`); bounded.
+    fn caught_up(&self) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
     fn write<T, F>(&self, plan: F) -> impl Future<Output = Result<T, RegistryError>> + Send
     where
         T: Send + 'static,
         F: Fn(&Store) -> Result<Planned<T>, RegistryError> + Send + Sync + 'static;
+}
+
+/// Waits until the log's store has caught up (see `SchemaLog::caught_up`).
+pub async fn ready<L: SchemaLog>(log: &L) -> Result<(), RegistryError> {
+    log.caught_up().await
 }
 
 /// Runs `read` on the store (a poisoned lock is a store error, never a panic).
@@ -56,6 +65,10 @@ pub(crate) mod mem {
     impl SchemaLog for MemLog {
         fn store(&self) -> &RwLock<Store> {
             &self.store
+        }
+
+        async fn caught_up(&self) -> Result<(), RegistryError> {
+            Ok(())
         }
 
         async fn write<T, F>(&self, plan: F) -> Result<T, RegistryError>

@@ -80,6 +80,13 @@ pub struct BrokerSchemaLog<R: Runtime, S: StorageDriver> {
     /// One write at a time on this broker (others are fenced by the transactional id).
     writer: tokio::sync::Mutex<()>,
     topic_ready: AtomicBool,
+    /// Set by the first use of the registry: the tail starts then, so a broker whose
+    /// registry is never used sends nothing.
+    wanted: AtomicBool,
+    wake: Notify,
+    /// The store holds everything committed when the tail started (or `_schemas` does
+    /// not exist yet).
+    caught_up: AtomicBool,
 }
 
 /// Why one write attempt stopped.
@@ -216,9 +223,25 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             applied_changed: Notify::new(),
             writer: tokio::sync::Mutex::new(()),
             topic_ready: AtomicBool::new(false),
+            wanted: AtomicBool::new(false),
+            wake: Notify::new(),
+            caught_up: AtomicBool::new(false),
         });
         runtime.spawn(tail(Arc::clone(&log)));
         Ok(log)
+    }
+
+    /// Starts the tail if nothing has yet.
+    fn want(&self) {
+        if !self.wanted.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+    }
+
+    fn mark_caught_up(&self) {
+        if !self.caught_up.swap(true, Ordering::AcqRel) {
+            self.applied_changed.notify_waiters();
+        }
     }
 
     fn applied(&self) -> i64 {
@@ -603,22 +626,44 @@ fn poisoned() -> Attempt {
     Attempt::Fail(RegistryError::Store("store lock poisoned".to_owned()))
 }
 
-/// Applies `_schemas` to the store for as long as the node runs.
+/// Applies `_schemas` to the store for as long as the node runs, from the registry's
+/// first use on.
 async fn tail<R: Runtime, S: StorageDriver>(log: Arc<BrokerSchemaLog<R, S>>) {
+    let wake = log.wake.notified();
+    if !log.wanted.load(Ordering::Acquire) {
+        wake.await;
+    }
+    // The offset below which everything committed at start is: reads wait for it once.
+    let mut initial_end: Option<i64> = None;
     loop {
         if log.router.is_closed() {
             return;
         }
         if !log.topic_ready.load(Ordering::Acquire) {
             // Look for the topic without creating it: it is created by the first write.
-            if let Err(Attempt::Retry(_) | Attempt::Fail(_)) = probe_topic(&log).await {
+            if probe_topic(&log).await.is_err() {
+                log.mark_caught_up();
                 log.runtime
                     .sleep_until(log.runtime.now() + TAIL_BACKOFF * 5)
                     .await;
                 continue;
             }
         }
+        if initial_end.is_none() && !log.caught_up.load(Ordering::Acquire) {
+            match log.stable_end().await {
+                Ok(end) => initial_end = Some(end),
+                Err(_) => {
+                    log.runtime
+                        .sleep_until(log.runtime.now() + TAIL_BACKOFF)
+                        .await;
+                    continue;
+                }
+            }
+        }
         let start = log.applied();
+        if initial_end.is_some_and(|end| start >= end) {
+            log.mark_caught_up();
+        }
         let outcome = match log.fetch(start).await {
             Ok(answer) => log.apply_fetched(answer, start),
             Err(error) => Err(error),
@@ -628,6 +673,9 @@ async fn tail<R: Runtime, S: StorageDriver>(log: Arc<BrokerSchemaLog<R, S>>) {
             log.runtime
                 .sleep_until(log.runtime.now() + TAIL_BACKOFF)
                 .await;
+        }
+        if initial_end.is_some_and(|end| log.applied() >= end) {
+            log.mark_caught_up();
         }
     }
 }
@@ -663,11 +711,39 @@ impl<R: Runtime, S: StorageDriver> SchemaLog for BrokerSchemaLog<R, S> {
         &self.store
     }
 
+    async fn caught_up(&self) -> Result<(), RegistryError> {
+        if self.caught_up.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.want();
+        let deadline = self.runtime.now() + APPLY_TIMEOUT;
+        loop {
+            let changed = self.applied_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.caught_up.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if self.runtime.now() >= deadline {
+                return Err(RegistryError::Timeout(format!(
+                    "replaying {SCHEMAS_TOPIC} (applied up to {})",
+                    self.applied()
+                )));
+            }
+            tokio::select! {
+                biased;
+                () = changed => {}
+                () = self.runtime.sleep_until(deadline) => {}
+            }
+        }
+    }
+
     async fn write<T, F>(&self, plan: F) -> Result<T, RegistryError>
     where
         T: Send + 'static,
         F: Fn(&Store) -> Result<Planned<T>, RegistryError> + Send + Sync + 'static,
     {
+        self.want();
         let _writer = self.writer.lock().await;
         let mut attempt = 1;
         loop {
