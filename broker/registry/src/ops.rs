@@ -197,13 +197,19 @@ pub fn register(
         }
         _ => latest + 1,
     };
+    // An id names one text: a schema equal to a registered one (same identity) in another
+    // layout is stored as the registered text, under the registered id.
+    let schema = match store.content(id) {
+        Some(content) if known_id == Some(id) => content.schema.clone(),
+        _ => parsed.normalized.clone(),
+    };
     let value = SchemaValue {
         subject: subject.to_owned(),
         version,
         id,
         schema_type: request.schema_type,
         references: request.references.clone(),
-        schema: parsed.normalized.clone(),
+        schema,
         deleted: false,
     };
     Ok(Planned {

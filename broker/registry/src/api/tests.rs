@@ -180,6 +180,24 @@ async fn register_and_read_back() {
         (status, found["version"].clone(), found["id"].clone()),
         (200, json!(2), json!(2))
     );
+    // The same Protobuf file in another layout, in another subject: the same id, and the
+    // subject exists with the registered text.
+    let proto = |text: &str| json!({"schema": text, "schemaType": "PROTOBUF"});
+    let compact = "syntax = \"proto3\"; message A { int32 x = 1; }";
+    let spaced = "syntax = \"proto3\";\n\n// a comment\nmessage A {\n  int32 x = 1;\n}\n";
+    assert_eq!(
+        api.register("p1", proto(compact)).await,
+        (200, json!({"id": 3}))
+    );
+    assert_eq!(
+        api.register("p2", proto(spaced)).await,
+        (200, json!({"id": 3}))
+    );
+    let (status, p2) = api.get("/subjects/p2/versions/1").await;
+    assert_eq!(
+        (status, p2["id"].clone(), p2["schema"].clone()),
+        (200, json!(3), json!(compact))
+    );
     api.assert_replays();
 }
 
