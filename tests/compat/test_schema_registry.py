@@ -9,12 +9,16 @@ SchemaRegistryClient and serializers, end to end against a real broker.
 - Bad input over plain HTTP (requests): wrong content type, malformed JSON, invalid schemas,
   unknown ids, a body over the HTTP stack's limit; the broker keeps serving.
 - A restart: `_schemas` replays into the same registry (same ids and versions).
+- @kafkajs/confluent-schema-registry from Node (kafkajs/schema_registry.mjs): it registers,
+  encodes, decodes through the registry and produces; confluent-kafka decodes its records.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+import subprocess
 import sys
 import time
 import uuid
@@ -29,7 +33,7 @@ from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSe
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from weirtest import free_port
+from weirtest import HERE, ck_create_topic, ck_read, free_port
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -304,3 +308,35 @@ def test_registry_survives_restart(registry):
     assert client.lookup_schema(subject, Schema(USER_V1, "AVRO")).schema_id == first
     other = client.register_schema(f"{subject}-other", Schema(ORDER_JSON, "JSON"))
     assert other > second
+
+
+@pytest.mark.kafkajs
+def test_node_client_interoperates(registry):
+    # Goal: Node's @kafkajs/confluent-schema-registry registers (Avro and JSON), encodes,
+    # decodes by id and sees the 409 of an incompatible evolution; the records it produced
+    # decode with confluent-kafka's AvroDeserializer. Method: run the Node flow, then read.
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed")
+    kafkajs_dir = HERE / "kafkajs"
+    if not (kafkajs_dir / "node_modules" / "@kafkajs" / "confluent-schema-registry").is_dir():
+        pytest.fail("run `npm ci` in tests/compat/kafkajs (run.sh does)")
+    broker, url = registry
+    topic = f"readings-{uuid.uuid4().hex[:8]}"
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    res = subprocess.run(
+        [node, str(kafkajs_dir / "schema_registry.mjs"), broker.bootstrap, url, topic],
+        cwd=kafkajs_dir,
+        capture_output=True,
+        timeout=120,
+    )
+    err = res.stderr.decode(errors="replace")
+    assert res.returncode == 0, f"node flow failed (exit {res.returncode}):\n{err[-4000:]}"
+    out = json.loads(res.stdout.decode().strip().splitlines()[-1])
+    assert "incompatible" in out["refused"] and "unit" in out["refused"], out
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": url}))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    records = ck_read(broker.bootstrap, topic, {0: 0})
+    decoded = [deserializer(rec.value, ctx) for rec in records]
+    assert decoded == [{"sensor": f"s{i}", "value": i + 0.5} for i in range(3)]
+    assert all(struct.unpack(">bI", rec.value[:5]) == (0, out["avroId"]) for rec in records)
