@@ -78,6 +78,13 @@ impl InProcess {
         self._server.schema_registry()
     }
 
+    /// The schema registry's `http://host:port`, when it is on.
+    pub fn schema_registry_url(&self) -> Option<String> {
+        self._server
+            .schema_registry_addr()
+            .map(|addr| format!("http://{addr}"))
+    }
+
     /// Run `future` on the server's runtime.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self._runtime.block_on(future)
