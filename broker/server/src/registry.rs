@@ -49,6 +49,10 @@ use crate::storage::StorageDriver;
 pub const SCHEMAS_TOPIC: &str = "_schemas";
 /// The one transactional id every broker's registry writes with.
 pub const TRANSACTIONAL_ID: &str = "__weir_schema_registry";
+/// The principal of the registry's own node connection (`User:__weir_schema_registry`):
+/// with an authorizer, grant it `_schemas` and the transactional id, or make it a super
+/// user. (Its connections to other brokers do not log in yet: docs/schema-registry.md.)
+pub const PRINCIPAL_NAME: &str = "__weir_schema_registry";
 /// Attempts of one write (fenced, coordinator moving, topic being created).
 const WRITE_ATTEMPTS_MAX: u32 = 10;
 /// How long a write waits for the store to apply what it needs.
@@ -209,9 +213,15 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         conn: u64,
         upstream_tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Result<Arc<Self>, RegistryError> {
-        let link = NodeLink::connect(&runtime, node, conn)
+        let gone = || RegistryError::Store("the node loop is gone".to_owned());
+        let link = NodeLink::connect(&runtime, node.clone(), conn)
             .await
-            .map_err(|_| RegistryError::Store("the node loop is gone".to_owned()))?;
+            .map_err(|_| gone())?;
+        // The principal reaches the node before any request of the connection (one ordered
+        // channel), as for an authenticated HTTP or gateway session.
+        let principal = weir_core::Principal::user(PRINCIPAL_NAME);
+        let authenticated = crate::messages::NodeInput::Authenticated { conn, principal };
+        node.send(authenticated).await.map_err(|_| gone())?;
         let router = Arc::new(Router::new(runtime.clone(), link, node_id).with_tls(upstream_tls));
         let log = Arc::new(BrokerSchemaLog {
             runtime: runtime.clone(),

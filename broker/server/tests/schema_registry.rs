@@ -20,7 +20,11 @@ use weir::config::ServerConfig;
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 fn start(data_dir: &std::path::Path) -> InProcess {
-    let mut config = ServerConfig::from_toml_str("", "test").expect("defaults are valid");
+    start_with(data_dir, "")
+}
+
+fn start_with(data_dir: &std::path::Path, toml: &str) -> InProcess {
+    let mut config = ServerConfig::from_toml_str(toml, "test").expect("a valid config");
     config.listen = "127.0.0.1:0".to_owned();
     config.data_dir = data_dir.to_owned();
     config.gateway = None;
@@ -160,5 +164,44 @@ fn registry_writes_through_schemas_and_survives_a_restart() {
     assert_eq!(
         call(&server, Method::POST, register, Some(v3)),
         (200, json!({"id": 3}))
+    );
+}
+
+#[test]
+fn with_an_authorizer_the_registry_acts_as_its_own_principal() {
+    // Goal: with ACLs on, the registry's `_schemas` traffic is authorized as
+    // `User:__weir_schema_registry` (never as the anonymous callers): refused without a
+    // grant, served once that principal is a super user. Method: two brokers with the
+    // authorizer on, one with the principal in super.users; register on each.
+    let v1 = avro(r#"{"name":"name","type":"string"}"#);
+    let denied_dir = tempfile::tempdir().expect("temp dir");
+    let denied = start_with(denied_dir.path(), "\"authorizer.class.name\" = \"weir\"\n");
+    let (status, answer) = call(
+        &denied,
+        Method::POST,
+        "/subjects/s/versions",
+        Some(v1.clone()),
+    );
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(answer["error_code"], 50001, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("AUTHORIZATION")),
+        "{answer}"
+    );
+
+    let allowed_dir = tempfile::tempdir().expect("temp dir");
+    let toml = "\"authorizer.class.name\" = \"weir\"\n\
+                \"super.users\" = \"User:__weir_schema_registry\"\n";
+    let allowed = start_with(allowed_dir.path(), toml);
+    let register = "/subjects/s/versions";
+    assert_eq!(
+        call(&allowed, Method::POST, register, Some(v1)),
+        (200, json!({"id": 1}))
+    );
+    assert_eq!(
+        call(&allowed, Method::GET, "/subjects", None),
+        (200, json!(["s"]))
     );
 }
