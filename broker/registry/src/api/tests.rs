@@ -563,3 +563,42 @@ async fn json_schema_registration() {
     let wider = closed(r#""a":{"type":"string"},"b":{"type":"integer"}"#);
     assert_eq!(api.register("k", wider).await, (200, json!({"id": 3})));
 }
+
+#[tokio::test]
+async fn json_schema_references_are_resolved_for_compatibility() {
+    // Goal: a JSON Schema `$ref` to another subject's schema (named in `references`) is
+    // followed by the compatibility check. Method: v1 refers to an address schema that
+    // allows any city; v2 refers to one that limits its length, which BACKWARD refuses
+    // (maxLength added), naming the referenced property.
+    let api = Api::new();
+    let json = |schema: &str| json!({"schemaType": "JSON", "schema": schema});
+    let open = r#"{"type":"object","properties":{"city":{"type":"string"}}}"#;
+    let short = r#"{"type":"object","properties":{"city":{"type":"string","maxLength":3}}}"#;
+    assert_eq!(
+        api.register("address", json(open)).await,
+        (200, json!({"id": 1}))
+    );
+    assert_eq!(
+        api.register("address-short", json(short)).await,
+        (200, json!({"id": 2}))
+    );
+    let person = |subject: &str| {
+        json!({
+            "schemaType": "JSON",
+            "schema": r#"{"type":"object","properties":{"home":{"$ref":"address.json"}}}"#,
+            "references": [{"name": "address.json", "subject": subject, "version": 1}],
+        })
+    };
+    assert_eq!(
+        api.register("person", person("address")).await,
+        (200, json!({"id": 3}))
+    );
+    let (status, refused) = api.register("person", person("address-short")).await;
+    assert_eq!(status, 409, "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("maxLength") && message.contains("city"),
+        "{refused}"
+    );
+    api.assert_replays();
+}
