@@ -384,6 +384,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         gateway: None,
         gateway_sasl: None,
         rest_proxy: None,
+        schema_registry: None,
         http_sasl: None,
         http_request_bytes_max: weir::http::REQUEST_BYTES_DEFAULT,
         remote_storage_url: None,

@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// (config key `weir.rest.proxy.listener`)
     #[arg(long, value_name = "HOST:PORT|off")]
     pub rest_proxy: Option<String>,
+    /// Schema registry (Confluent's API), HOST:PORT or `off` [default: 127.0.0.1:8081]
+    /// (config key `weir.schema.registry.listener`)
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub schema_registry: Option<String>,
     /// Controller (peer) listener, HOST:PORT; other nodes dial it, so it is advertised as
     /// given (config key `controller.listener`; needed with --voters)
     #[arg(long, value_name = "HOST:PORT")]
@@ -196,6 +200,9 @@ pub struct ServerConfig {
     pub remote_storage_url: Option<String>,
     /// `controlled.shutdown.enable`, `weir.controlled.shutdown.timeout.ms`.
     pub shutdown: ShutdownSettings,
+    /// `weir.schema.registry.listener` / `--schema-registry`: the schema registry; `None` =
+    /// off (no `_schemas` tail either).
+    pub schema_registry: Option<ServiceListen>,
 }
 
 /// Why the configuration was refused.
@@ -363,6 +370,8 @@ struct Settings {
     gateway: Option<Option<HostPort>>,
     /// `None` = default, `Some(None)` = off.
     rest_proxy: Option<Option<HostPort>>,
+    /// `None` = default, `Some(None)` = off.
+    schema_registry: Option<Option<HostPort>>,
     http_request_bytes_max: Option<usize>,
     /// `controller.quorum.voters` / `--voters`, with where it came from (for messages).
     voters: Option<(Vec<Voter>, Origin)>,
@@ -586,6 +595,14 @@ impl Settings {
                     Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
                 });
             }
+            "weir.schema.registry.listener" => {
+                let text = input.string()?;
+                self.schema_registry = Some(if is_off(text) {
+                    None
+                } else {
+                    Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
+                });
+            }
             "weir.http.max.request.bytes" => {
                 self.http_request_bytes_max = Some(input.integer_in(1024, i32::MAX.into())?);
             }
@@ -790,6 +807,19 @@ impl Settings {
                 )
             });
         }
+        if let Some(registry) = &args.schema_registry {
+            self.schema_registry = Some(if is_off(registry) {
+                None
+            } else {
+                Some(
+                    parse_host_port(registry).map_err(|reason| ConfigError::InvalidValue {
+                        key: "--schema-registry".to_owned(),
+                        file: COMMAND_LINE.to_owned(),
+                        reason,
+                    })?,
+                )
+            });
+        }
         if let Some(node_id) = args.node_id {
             if node_id < 0 {
                 return Err(ConfigError::InvalidValue {
@@ -953,6 +983,10 @@ impl Settings {
             },
             remote_storage_url: self.remote_storage_url,
             shutdown: self.shutdown,
+            schema_registry: service_listen(
+                self.schema_registry,
+                crate::http::SCHEMA_REGISTRY_LISTEN_DEFAULT,
+            ),
         })
     }
 }

@@ -115,6 +115,11 @@ pub struct RunningServer {
     http_tls: bool,
     /// What SIGTERM asks the node loop for.
     shutdown: ShutdownHandle,
+    /// The schema registry's REST API over this broker's `_schemas` log (without the HTTP
+    /// stack's authentication: for in-process tests), when the registry is on.
+    schema_registry: Option<axum::Router>,
+    /// The bound schema registry address, when it is on.
+    schema_registry_addr: Option<String>,
 }
 
 /// Asks a running server to shut down (what `weir serve` does on SIGTERM or Ctrl-C).
@@ -153,6 +158,17 @@ pub struct BoundListener {
 }
 
 impl RunningServer {
+    /// The schema registry's REST API (Confluent's), when it is on: a Router with its
+    /// state, without the HTTP stack's authentication (in-process tests call it directly).
+    pub fn schema_registry(&self) -> Option<axum::Router> {
+        self.schema_registry.clone()
+    }
+
+    /// The bound schema registry address, when it is on.
+    pub fn schema_registry_addr(&self) -> Option<&str> {
+        self.schema_registry_addr.as_deref()
+    }
+
     /// The bound `host:port`.
     pub fn local_addr(&self) -> &str {
         &self.local_addr
@@ -291,6 +307,13 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         "--rest-proxy",
     )
     .await?;
+    let registry_listener = bind_service(
+        &runtime,
+        config.schema_registry.as_ref(),
+        "schema registry",
+        "--schema-registry",
+    )
+    .await?;
     let peer_listener = bind_peer(&runtime, &config).await?;
     if config.advertise_bound_address {
         if let Some((host, port)) = advertised_for_bound(&local_addr) {
@@ -394,6 +417,33 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         ));
         bound
     });
+    let mut schema_registry = None;
+    let mut schema_registry_addr = None;
+    if let Some((registry_listener, bound)) = registry_listener {
+        let upstream_tls = gateway_upstream_tls(&config.listeners.first);
+        let (storage, remote) = (storage.clone(), remote.clone());
+        let node = node_sender.clone();
+        let routes = crate::registry::routes(
+            runtime.clone(),
+            storage,
+            remote,
+            node,
+            node_id,
+            upstream_tls,
+        )
+        .await;
+        if let Some(routes) = routes {
+            runtime.spawn(crate::http::serve(
+                Arc::clone(&platform),
+                "schema registry",
+                registry_listener,
+                http_tls.clone(),
+                crate::registry::served(routes.clone()),
+            ));
+            schema_registry = Some(routes);
+            schema_registry_addr = Some(bound);
+        }
+    }
     let peer_addr = peer_listener.map(|(peer_listener, bound)| {
         let cluster_id = config.node.cluster_id.clone();
         let accept = crate::peer::accept_loop(
@@ -488,6 +538,8 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             node: node_sender,
             settings: config.shutdown,
         },
+        schema_registry,
+        schema_registry_addr,
     })
 }
 

@@ -28,6 +28,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let scheme = if server.http_tls() { "https" } else { "http" };
         println!("weir REST proxy on {scheme}://{rest}");
     }
+    if let Some(registry) = server.schema_registry_addr() {
+        let scheme = if server.http_tls() { "https" } else { "http" };
+        println!("weir schema registry on {scheme}://{registry}");
+    }
     // Every Kafka listener, e.g. "weir listener SSL (SSL) on 127.0.0.1:9093"; the first is
     // also the "listening" line's address.
     for listener in server.listeners() {
