@@ -263,3 +263,39 @@ fn an_unreachable_controller_times_the_shutdown_out() {
         "{status:?}"
     );
 }
+
+// Goal: a whole cluster stopped at once (every node asked together, each process exiting
+// as soon as it is ready) finishes promptly, none by its timeout. (This harness delivers
+// every message before a kill, so the lost-commit case behind the controller's grace is
+// caught by tests/compat/test_controlled_shutdown.py::test_sigterm_of_every_node_at_once,
+// with real processes, not here.)
+#[test]
+fn a_whole_cluster_stopped_at_once_finishes_promptly() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
+    let controller = cluster.agreed_controller();
+    create_led_by(&mut cluster, controller);
+    cluster.settle(TOPIC, &[1, 2, 3]);
+    let now = cluster.now;
+    for id in [1, 2, 3] {
+        let member = cluster.members.get_mut(&id).expect("node");
+        member.node.begin_controlled_shutdown(now, 30_000);
+    }
+    cluster.pump();
+    let mut exited = Vec::new();
+    for _ in 0..300 {
+        for id in cluster.live() {
+            let status =
+                (cluster.members[&id].node).controlled_shutdown_status(cluster.now.instant);
+            if let ShutdownStatus::Ready { why, .. } = status {
+                assert_ne!(why, ShutdownReady::TimedOut, "node {id}");
+                cluster.kill(id);
+                exited.push(id);
+            }
+        }
+        if exited.len() == 3 {
+            return;
+        }
+        cluster.advance_ms(common::cluster::STEP_MS);
+    }
+    panic!("only {exited:?} were ready within 3 s");
+}

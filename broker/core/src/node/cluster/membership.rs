@@ -295,11 +295,13 @@ impl Node {
     /// broker to hand anything to, and at the deadline otherwise.
     ///
     /// The Raft leader (the active controller shutting itself down) waits two Raft
-    /// heartbeats more after applying the fence: followers learn that an entry committed
-    /// only from the leader's next append, so a leader exiting at once would leave them
-    /// without the move until a new leader is elected and commits (an election timeout,
-    /// 1-2 s, during which the new partition leaders still counted it in their ISRs and
-    /// acks=all writes stalled; measured in tests/compat/test_controlled_shutdown.py).
+    /// heartbeats more after applying the fence (after the start when it has nobody to
+    /// hand anything to): followers learn that an entry committed only from the leader's
+    /// next append, so a leader exiting at once would leave them without the move until a
+    /// new leader is elected and commits (an election timeout, 1-2 s, during which the new
+    /// partition leaders still counted it in their ISRs and acks=all writes stalled; and
+    /// when every node stops at once, a follower waiting for its own fence could wait for
+    /// a quorum that is gone until its timeout).
     pub fn controlled_shutdown_status(&self, now: Instant) -> ShutdownStatus {
         let cluster = &*self.cluster;
         let Some(request) = cluster.broker.shutdown else {
@@ -315,15 +317,8 @@ impl Node {
         let fenced = (image.brokers.get(&node_id))
             .is_some_and(|b| b.fenced && b.incarnation == cluster.broker.incarnation);
         let others_live = image.live_brokers().iter().any(|id| *id != node_id);
-        let raft_grace_ms = 2 * super::raft_heartbeat_interval_ms(&cluster.config);
-        let leader_waits = cluster.meta.raft.is_leader()
-            && request
-                .moved_at
-                .is_none_or(|at| now < at.add_ms(raft_grace_ms));
-        let why = if fenced && !leader_waits {
+        let why = if fenced {
             ShutdownReady::Moved
-        } else if fenced && now < request.deadline {
-            return ShutdownStatus::Draining { leaderships };
         } else if !others_live || !cluster.config.broker_role {
             ShutdownReady::Alone
         } else if now >= request.deadline {
@@ -331,6 +326,20 @@ impl Node {
         } else {
             return ShutdownStatus::Draining { leaderships };
         };
+        // The Raft leader stays two Raft heartbeats after its fence applied (or, with
+        // nobody to move anything to, after the shutdown began: it may just have committed
+        // other brokers' fences), so that its followers hear of the last commits.
+        let raft_grace_ms = 2 * super::raft_heartbeat_interval_ms(&cluster.config);
+        let anchor = match why {
+            ShutdownReady::Moved => request.moved_at,
+            ShutdownReady::Alone | ShutdownReady::TimedOut => Some(request.started),
+        };
+        let leader_waits = cluster.meta.raft.is_leader()
+            && !cluster.meta.alone(node_id)
+            && anchor.is_none_or(|at| now < at.add_ms(raft_grace_ms));
+        if leader_waits && now < request.deadline {
+            return ShutdownStatus::Draining { leaderships };
+        }
         ShutdownStatus::Ready {
             why,
             leaderships,
