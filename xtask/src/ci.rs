@@ -211,7 +211,10 @@ pub(crate) fn install_deps() -> Result<()> {
     }
     crate::wasm::install_tools()?;
     let kafkajs = root.join("tests/compat/kafkajs");
-    if !kafkajs.join("node_modules/kafkajs").exists() {
+    // Every package the Node tests import; a clone that installed an older lock gets the
+    // new ones.
+    let packages = ["kafkajs", "@kafkajs/confluent-schema-registry"];
+    if (packages.iter()).any(|p| !kafkajs.join("node_modules").join(p).exists()) {
         step(
             "npm ci (kafkajs)",
             &kafkajs,
