@@ -385,9 +385,11 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         gateway_sasl: None,
         rest_proxy: None,
         rest_instance_timeout_ms: 300_000,
+        schema_registry: None,
         http_sasl: None,
         http_request_bytes_max: weir::http::REQUEST_BYTES_DEFAULT,
         remote_storage_url: None,
+        shutdown: weir::config::ShutdownSettings::default(),
     };
     tune_server(spec, &mut config);
     config

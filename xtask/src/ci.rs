@@ -69,6 +69,16 @@ pub(crate) fn run(install: bool) -> Result<()> {
         .args(["-m", "pytest", "-q", "tests/compat"])
         .current_dir(&root)
         .env("WEIR_BIN", &weir_bin);
+    // test_deploy.py runs `cargo xtask deploy`: this very binary, not a second build. Its
+    // rolling upgrades start from the debug build (`cargo test` made it) and go to the
+    // release build: an upgrade between two builds.
+    if let Ok(xtask) = std::env::current_exe() {
+        compat.env("XTASK_BIN", xtask);
+    }
+    let debug_weir = root.join("target/debug/weir");
+    if debug_weir.is_file() {
+        compat.env("WEIR_FROM_BIN", debug_weir);
+    }
     run_command("real-client compatibility suite", compat)?;
     wasm_step(&root, &weir_bin)?;
     jepsen_step()?;
@@ -143,9 +153,9 @@ fn wasm_step(root: &Path, weir_bin: &Path) -> Result<()> {
     run_command("WASM client end-to-end suite (Node, Chromium)", e2e)
 }
 
-/// Installs what the test suites need and a fresh machine lacks: kcat and curl (apt; the
-/// REST proxy suite drives the proxy with curl), the Python clients and pytest (pip),
-/// kafkajs (npm).
+/// Installs what the test suites need and a fresh machine lacks: kcat, curl (the REST proxy
+/// suite drives the proxy with it), openssh-server and systemd-analyze (apt), the Python
+/// clients and pytest (pip), kafkajs (npm).
 pub(crate) fn install_deps() -> Result<()> {
     let root = project_root();
     if !has_program("kcat") || !has_program("curl") {
@@ -170,6 +180,26 @@ pub(crate) fn install_deps() -> Result<()> {
             "tests/compat/requirements.txt",
         ],
     )?;
+    // test_deploy.py's ssh target runs against a real sshd it starts on a free port.
+    if !Path::new("/usr/sbin/sshd").exists() {
+        step("apt-get update", &root, "apt-get", &["update", "-q"])?;
+        step(
+            "apt-get install openssh-server openssh-client",
+            &root,
+            "apt-get",
+            &["install", "-y", "-q", "openssh-server", "openssh-client"],
+        )?;
+    }
+    // xtask's unit test of the rendered systemd unit runs `systemd-analyze verify`.
+    if !has_program("systemd-analyze") {
+        step("apt-get update", &root, "apt-get", &["update", "-q"])?;
+        step(
+            "apt-get install systemd (systemd-analyze)",
+            &root,
+            "apt-get",
+            &["install", "-y", "-q", "systemd"],
+        )?;
+    }
     // The WASM client's browser tests: Debian's Chromium and its WebDriver.
     if !has_program("chromium") || !has_program("chromedriver") {
         step("apt-get update", &root, "apt-get", &["update", "-q"])?;
@@ -182,7 +212,10 @@ pub(crate) fn install_deps() -> Result<()> {
     }
     crate::wasm::install_tools()?;
     let kafkajs = root.join("tests/compat/kafkajs");
-    if !kafkajs.join("node_modules/kafkajs").exists() {
+    // Every package the Node tests import; a clone that installed an older lock gets the
+    // new ones.
+    let packages = ["kafkajs", "@kafkajs/confluent-schema-registry"];
+    if (packages.iter()).any(|p| !kafkajs.join("node_modules").join(p).exists()) {
         step(
             "npm ci (kafkajs)",
             &kafkajs,

@@ -11,6 +11,7 @@ mod check;
 mod ci;
 mod circles;
 mod cluster;
+mod deploy;
 mod jepsen;
 mod sim;
 mod soak;
@@ -75,6 +76,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// Start a local cluster on 127.0.0.1 (Kafka ports 9092, 9094, ...); Ctrl-C stops it.
     Cluster(cluster::ClusterArgs),
+    /// Deploy a cluster from an inventory: plan, apply, status, upgrade, stop, destroy.
+    Deploy(deploy::DeployArgs),
     /// Jepsen-style test of a real cluster: nemesis, real clients, checked history, HTML.
     Jepsen(jepsen::JepsenArgs),
     /// The long correctness runs: many cluster simulation seeds and the Jepsen-style runs
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::CheckerScale { ops } => bench::checker_scale_run(ops).map(|()| true),
         Command::Sim(args) => sim::run(&args),
         Command::Cluster(args) => cluster::run(&args),
+        Command::Deploy(args) => deploy::run(&args),
         Command::Jepsen(args) => jepsen::run(&args),
         Command::Soak(args) => soak::run(&args),
         Command::Wasm(args) => wasm::run(&args).map(|()| true),

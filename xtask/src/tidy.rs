@@ -32,9 +32,11 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "weir-runtime",
             "weir-client",
             "weir-edge",
+            "weir-registry",
         ],
     ),
     ("weir-edge", &[]),
+    ("weir-registry", &[]),
     ("weir-wasm", &["weir-edge"]),
     // The checker depends on nothing; the real-process harness (feature `harness`, optional
     // dependencies) drives the cluster through the client only.

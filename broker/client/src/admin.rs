@@ -7,6 +7,7 @@
 //! topic, so one bad name does not hide the others' results.
 
 use weir_runtime::Runtime;
+use weir_wire::domain::cluster::{election_type, ElectLeadersRequest};
 use weir_wire::domain::quorum::{
     AddRaftVoterRequest, DescribeQuorumRequest, DescribeQuorumTopic, QuorumNode, QuorumPartition,
     RaftListener, RaftVoterResponse, RemoveRaftVoterRequest, METADATA_TOPIC,
@@ -498,6 +499,49 @@ impl<R: Runtime> Admin<R> {
             }
             other => Err(unexpected("RemoveRaftVoter", &other)),
         }
+    }
+
+    /// Preferred-leader election (ElectLeaders, key 43) for every partition, as
+    /// `kafka-leader-election.sh --election-type PREFERRED --all-topic-partitions` asks it.
+    /// Returns the partitions whose leadership moved; a partition whose leader already is
+    /// its preferred replica (ELECTION_NOT_NEEDED) is not an error, any other per-partition
+    /// error is (`PREFERRED_LEADER_NOT_AVAILABLE`: the preferred replica is not live and in
+    /// sync).
+    pub async fn elect_preferred_leaders(&self) -> Result<Vec<TopicPartition>, ClientError> {
+        let request = ApiRequest::ElectLeaders(ElectLeadersRequest {
+            election_type: election_type::PREFERRED,
+            topic_partitions: None,
+            timeout_ms: millis_i32(self.cluster.config().request_timeout),
+        });
+        let response = match self.cluster.request_controller(&request).await? {
+            ApiResponse::ElectLeaders(response) => response,
+            other => return Err(unexpected("ElectLeaders", &other)),
+        };
+        if !response.error.is_ok() {
+            return Err(ClientError::Kafka {
+                code: response.error,
+                context: "elect leaders".into(),
+                message: None,
+            });
+        }
+        let mut moved = Vec::new();
+        for topic in response.results {
+            for partition in topic.partitions {
+                let here = TopicPartition::new(topic.topic.clone(), partition.partition);
+                match partition.error {
+                    ErrorCode::NONE => moved.push(here),
+                    ErrorCode::ELECTION_NOT_NEEDED => {}
+                    code => {
+                        return Err(ClientError::Kafka {
+                            code,
+                            context: format!("elect leader of {here}"),
+                            message: partition.error_message,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(moved)
     }
 
     /// The cluster handle.

@@ -58,5 +58,5 @@ mod txn_log;
 
 pub use config::{Durability, NodeConfig};
 pub use event::{Completion, Origin, Output, Principal, RequestId, SyncMode};
-pub use node::Node;
+pub use node::{Node, Readiness, ShutdownReady, ShutdownStatus};
 pub use time::{Instant, Now};

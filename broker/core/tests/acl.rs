@@ -12,6 +12,9 @@ use weir_core::acl::{parse_super_users, AuthorizerConfig};
 use weir_core::testing::{batch, SingleNode};
 use weir_core::Principal;
 use weir_wire::domain::acl::*;
+use weir_wire::domain::cluster::{
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResource, IncrementalAlterableConfig,
+};
 use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
 
@@ -286,4 +289,243 @@ fn authorized_operations_follow_the_acls() {
         bit(AclOperation::Write) | bit(AclOperation::Describe)
     );
     assert_eq!(r.cluster_authorized_operations, 0);
+}
+
+fn commit(group: &str, topics: &[&str]) -> ApiRequest {
+    ApiRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        topics: (topics.iter())
+            .map(|name| OffsetCommitTopic {
+                name: (*name).into(),
+                partitions: vec![OffsetCommitPartition {
+                    partition: 0,
+                    committed_offset: 7,
+                    committed_leader_epoch: -1,
+                    metadata: None,
+                }],
+            })
+            .collect(),
+    })
+}
+
+fn fetch_offsets(groups: &[(&str, Option<&[&str]>)]) -> ApiRequest {
+    ApiRequest::OffsetFetch(OffsetFetchRequest {
+        groups: (groups.iter())
+            .map(|(group, topics)| OffsetFetchGroup {
+                group_id: (*group).into(),
+                topics: topics.map(|names| {
+                    (names.iter())
+                        .map(|name| ((*name).to_owned(), vec![0]))
+                        .collect()
+                }),
+            })
+            .collect(),
+        require_stable: false,
+    })
+}
+
+/// (group, topic, error, offset) of an OffsetFetch answer, sorted; a group-level error
+/// is listed with topic "".
+fn fetched(response: &ApiResponse) -> Vec<(String, String, ErrorCode, i64)> {
+    let ApiResponse::OffsetFetch(r) = response else {
+        panic!("OffsetFetch answer expected, got {response:?}")
+    };
+    let mut out = Vec::new();
+    for g in &r.groups {
+        if g.error != ErrorCode::NONE {
+            out.push((g.group_id.clone(), String::new(), g.error, -1));
+        }
+        for t in &g.topics {
+            for p in &t.partitions {
+                out.push((
+                    g.group_id.clone(),
+                    t.name.clone(),
+                    p.error,
+                    p.committed_offset,
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// Goal: requests with several topics, groups or resources are split per item as Kafka's
+// authorizer splits them (OffsetCommit, OffsetFetch by group and topic, CreatePartitions,
+// IncrementalAlterConfigs by resource kind), and AddPartitionsToTxn adds nothing when one
+// of its topics is denied. Method: alice may read group g and topic a, alter and
+// alter-configs a, write a and transactional id t; the operator commits to b as well.
+#[test]
+fn multi_item_requests_are_authorized_per_item() {
+    let mut node = secured();
+    common::must_create(&mut node, "a", 1, &[]);
+    common::must_create(&mut node, "b", 1, &[]);
+    let acls = vec![
+        allow(ResourceType::Group, "g", AclOperation::Read),
+        allow(ResourceType::Topic, "a", AclOperation::Read),
+        allow(ResourceType::Topic, "a", AclOperation::Alter),
+        allow(ResourceType::Topic, "a", AclOperation::AlterConfigs),
+        allow(ResourceType::Topic, "a", AclOperation::Write),
+        allow(ResourceType::TransactionalId, "t", AclOperation::Write),
+    ];
+    assert!(create_acls(&mut node, acls)
+        .iter()
+        .all(|e| *e == ErrorCode::NONE));
+
+    // OffsetCommit: a is committed, b refused, in one answer.
+    let ApiResponse::OffsetCommit(committed) = as_alice(&mut node, commit("g", &["a", "b"])) else {
+        panic!("OffsetCommit answer expected")
+    };
+    let mut errors: Vec<(String, ErrorCode)> = (committed.topics.iter())
+        .map(|t| (t.name.clone(), t.partitions[0].1))
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            ("a".to_owned(), ErrorCode::NONE),
+            ("b".to_owned(), ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+        ]
+    );
+    // The operator commits g's offset of b too.
+    let ApiResponse::OffsetCommit(by_operator) = node.call(commit("g", &["b"])) else {
+        panic!("OffsetCommit answer expected")
+    };
+    assert_eq!(by_operator.topics[0].partitions[0].1, ErrorCode::NONE);
+
+    // OffsetFetch: per topic for named topics, per group for groups, and all of g's
+    // topics shows only a.
+    let named = as_alice(
+        &mut node,
+        fetch_offsets(&[("g", Some(&["a", "b"])), ("h", None)]),
+    );
+    assert_eq!(
+        fetched(&named),
+        [
+            ("g".into(), "a".into(), ErrorCode::NONE, 7),
+            (
+                "g".into(),
+                "b".into(),
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                -1
+            ),
+            (
+                "h".into(),
+                String::new(),
+                ErrorCode::GROUP_AUTHORIZATION_FAILED,
+                -1
+            ),
+        ]
+    );
+    let all = as_alice(&mut node, fetch_offsets(&[("g", None)]));
+    assert_eq!(
+        fetched(&all),
+        [("g".into(), "a".into(), ErrorCode::NONE, 7)]
+    );
+    let operator_view = node.call(fetch_offsets(&[("g", None)]));
+    assert_eq!(
+        fetched(&operator_view).len(),
+        2,
+        "the operator sees a and b"
+    );
+
+    // CreatePartitions: a grows, b is refused.
+    let grow = |name: &str| CreatePartitionsTopic {
+        name: name.into(),
+        count: 2,
+        assignments: None,
+    };
+    let request = ApiRequest::CreatePartitions(CreatePartitionsRequest {
+        topics: vec![grow("a"), grow("b")],
+        timeout_ms: 30_000,
+        validate_only: true,
+    });
+    let ApiResponse::CreatePartitions(grown) = as_alice(&mut node, request) else {
+        panic!("CreatePartitions answer expected")
+    };
+    let mut errors: Vec<(String, ErrorCode)> = (grown.results.iter())
+        .map(|r| (r.name.clone(), r.error))
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            ("a".to_owned(), ErrorCode::NONE),
+            ("b".to_owned(), ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+        ]
+    );
+
+    // IncrementalAlterConfigs: topic a altered, topic b and the broker refused with their
+    // own kind's error.
+    let resource = |resource_type: i8, name: &str| IncrementalAlterConfigsResource {
+        resource_type,
+        resource_name: name.into(),
+        configs: vec![IncrementalAlterableConfig {
+            name: if resource_type == resource_type::TOPIC {
+                "retention.ms".into()
+            } else {
+                "log.retention.ms".into()
+            },
+            operation: 0,
+            value: Some("60000".into()),
+        }],
+    };
+    let request = ApiRequest::IncrementalAlterConfigs(IncrementalAlterConfigsRequest {
+        resources: vec![
+            resource(resource_type::TOPIC, "a"),
+            resource(resource_type::TOPIC, "b"),
+            resource(resource_type::BROKER, "1"),
+        ],
+        validate_only: true,
+    });
+    let ApiResponse::IncrementalAlterConfigs(altered) = as_alice(&mut node, request) else {
+        panic!("IncrementalAlterConfigs answer expected")
+    };
+    let mut errors: Vec<(String, ErrorCode)> = (altered.results.iter())
+        .map(|r| (r.resource_name.clone(), r.error))
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            ("1".to_owned(), ErrorCode::CLUSTER_AUTHORIZATION_FAILED),
+            ("a".to_owned(), ErrorCode::NONE),
+            ("b".to_owned(), ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+        ]
+    );
+
+    // AddPartitionsToTxn: nothing is added when b is denied.
+    let request = ApiRequest::AddPartitionsToTxn(txn::AddPartitionsToTxnRequest {
+        transactional_id: "t".into(),
+        producer_id: 1,
+        producer_epoch: 0,
+        topics: vec![
+            txn::TxnTopic {
+                name: "a".into(),
+                partitions: vec![0],
+            },
+            txn::TxnTopic {
+                name: "b".into(),
+                partitions: vec![0],
+            },
+        ],
+    });
+    let ApiResponse::AddPartitionsToTxn(added) = as_alice(&mut node, request) else {
+        panic!("AddPartitionsToTxn answer expected")
+    };
+    let mut errors: Vec<(String, ErrorCode)> = (added.results.iter())
+        .map(|r| (r.name.clone(), r.partitions[0].error))
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            ("a".to_owned(), ErrorCode::OPERATION_NOT_ATTEMPTED),
+            ("b".to_owned(), ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+        ]
+    );
 }

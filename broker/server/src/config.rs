@@ -6,7 +6,11 @@
 //!   back to a default (an operator who writes `log.retention.hour = 1` expects retention).
 //! - Every refusal names the key and the file, e.g.
 //!   `unknown setting "log.retention.foo" in weir.toml`.
-//! - Flags override the file; the file overrides the built-in defaults.
+//! - Flags override the environment, the environment overrides the file, the file the
+//!   built-in defaults. The environment's settings are `WEIR_` + the key in capitals with
+//!   Confluent's separator rule ([`env_key`]: `WEIR_LOG_RETENTION_MS`); a `WEIR_*`
+//!   variable that names no setting is ignored with a warning (tools share the prefix),
+//!   a bad value is refused naming the variable.
 //! - Cluster mode is on exactly when `controller.quorum.voters` / `--voters` is set; it
 //!   then needs a controller listener (`controller.listener` / `--controller-listen`).
 //!   Without voters the broker runs single-node, exactly as before cluster mode existed.
@@ -67,6 +71,10 @@ pub struct ServeArgs {
     /// (config key `weir.rest.proxy.listener`)
     #[arg(long, value_name = "HOST:PORT|off")]
     pub rest_proxy: Option<String>,
+    /// Schema registry (Confluent's API), HOST:PORT or `off` [default: 127.0.0.1:8081]
+    /// (config key `weir.schema.registry.listener`)
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub schema_registry: Option<String>,
     /// Controller (peer) listener, HOST:PORT; other nodes dial it, so it is advertised as
     /// given (config key `controller.listener`; needed with --voters)
     #[arg(long, value_name = "HOST:PORT")]
@@ -79,6 +87,63 @@ pub struct ServeArgs {
     /// configure it) or memory:// (config key `weir.remote.storage.url`) [default: off]
     #[arg(long, value_name = "URL")]
     pub remote_storage_url: Option<String>,
+}
+
+/// Default of `weir.controlled.shutdown.timeout.ms`: how long SIGTERM waits for the
+/// controller to move this broker's leaderships before it exits anyway.
+pub const CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// What SIGTERM (or Ctrl-C) does: `controlled.shutdown.enable` (Kafka's key) and
+/// `weir.controlled.shutdown.timeout.ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownSettings {
+    /// Ask the controller to move every leadership this broker holds to another in-sync
+    /// replica before exiting (default); off: flush and exit at once (the others then
+    /// fail over as after a crash).
+    pub controlled: bool,
+    /// How long to wait for that before exiting anyway.
+    pub timeout_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> ShutdownSettings {
+        ShutdownSettings {
+            controlled: true,
+            timeout_ms: CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT,
+        }
+    }
+}
+
+/// The setting a `WEIR_*` environment variable names, or `None` for other variables:
+/// the rest of the name lowercased, with Confluent's container rule for separators (`_`
+/// is a dot, `__` an underscore, `___` a dash): `WEIR_LOG_RETENTION_MS` is
+/// `log.retention.ms`, `WEIR_WEIR_METRICS_LISTENER` is `weir.metrics.listener`. A run of
+/// four or more underscores, or one at either end, names nothing.
+pub fn env_key(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("WEIR_")?;
+    let mut key = String::with_capacity(rest.len());
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '_' {
+            key.extend(c.to_lowercase());
+            continue;
+        }
+        let mut run = 1;
+        while chars.next_if_eq(&'_').is_some() {
+            run += 1;
+        }
+        key.push(match run {
+            1 => '.',
+            2 => '_',
+            3 => '-',
+            _ => return None,
+        });
+    }
+    let bad_end = |c: Option<char>| c.is_none_or(|c| c == '.');
+    if bad_end(key.chars().next()) || bad_end(key.chars().last()) {
+        return None;
+    }
+    Some(key)
 }
 
 /// Where a service listens beside the Kafka listeners (the WebSocket gateway, the HTTP
@@ -136,6 +201,11 @@ pub struct ServerConfig {
     /// `weir.remote.storage.url` / `--remote-storage-url`: tiered storage's object store
     /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
     pub remote_storage_url: Option<String>,
+    /// `controlled.shutdown.enable`, `weir.controlled.shutdown.timeout.ms`.
+    pub shutdown: ShutdownSettings,
+    /// `weir.schema.registry.listener` / `--schema-registry`: the schema registry; `None` =
+    /// off (no `_schemas` tail either).
+    pub schema_registry: Option<ServiceListen>,
 }
 
 /// Why the configuration was refused.
@@ -183,10 +253,55 @@ const COMMAND_LINE: &str = "the command line";
 impl ServerConfig {
     /// Defaults with flags and (if `--config` is given) the file applied.
     pub fn from_args(args: &ServeArgs) -> Result<ServerConfig, ConfigError> {
-        let mut settings = match &args.config {
-            Some(path) => Settings::from_file(path)?,
-            None => Settings::default(),
+        ServerConfig::from_args_and_env(args, std::env::vars_os())
+    }
+
+    /// [`ServerConfig::from_args`] with the environment given: the file, then every
+    /// `WEIR_*` variable that names a setting ([`env_key`]), then the flags, each
+    /// overriding the one before. A `WEIR_*` variable that names no setting is ignored
+    /// with a warning (tools use the prefix too, e.g. `WEIR_BIN`); one with a bad value is
+    /// refused, naming the variable.
+    pub fn from_args_and_env<I, K, V>(args: &ServeArgs, env: I) -> Result<ServerConfig, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        let mut entries = match &args.config {
+            Some(path) => Settings::read_file(path)?,
+            None => Vec::new(),
         };
+        let mut from_env: Vec<(String, String, String)> = Vec::new();
+        for (name, value) in env {
+            let Some(name) = name.as_ref().to_str() else {
+                continue;
+            };
+            let Some(key) = env_key(name) else {
+                continue;
+            };
+            let Some(value) = value.as_ref().to_str() else {
+                return Err(ConfigError::InvalidValue {
+                    key,
+                    file: format!("environment variable {name}"),
+                    reason: "not UTF-8".to_owned(),
+                });
+            };
+            from_env.push((key, value.to_owned(), name.to_owned()));
+        }
+        from_env.sort();
+        for (key, value, name) in from_env {
+            if !Settings::knows(&key) {
+                tracing::warn!("environment variable {name} names no setting ({key}); ignored");
+                continue;
+            }
+            entries.retain(|(known, _, _)| *known != key);
+            entries.push((
+                key,
+                toml::Value::String(value),
+                format!("environment variable {name}"),
+            ));
+        }
+        let mut settings = Settings::from_entries(entries)?;
         settings.apply_flags(args)?;
         let source = match &args.config {
             Some(path) => path.display().to_string(),
@@ -259,6 +374,8 @@ struct Settings {
     /// `None` = default, `Some(None)` = off.
     rest_proxy: Option<Option<HostPort>>,
     rest_instance_timeout_ms: Option<u64>,
+    /// `None` = default, `Some(None)` = off.
+    schema_registry: Option<Option<HostPort>>,
     http_request_bytes_max: Option<usize>,
     /// `controller.quorum.voters` / `--voters`, with where it came from (for messages).
     voters: Option<(Vec<Voter>, Origin)>,
@@ -270,6 +387,8 @@ struct Settings {
     cluster: Option<ClusterConfig>,
     /// `weir.remote.storage.url` / `--remote-storage-url`.
     remote_storage_url: Option<String>,
+    /// `controlled.shutdown.enable`, `weir.controlled.shutdown.timeout.ms`.
+    shutdown: ShutdownSettings,
 }
 
 /// The key (or flag) and file (or command line) a setting came from.
@@ -322,16 +441,20 @@ impl HostPort {
 }
 
 impl Settings {
-    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+    /// The flattened `(key, value, source)` entries of a config file.
+    fn read_file(path: &Path) -> Result<Vec<(String, toml::Value, String)>, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
             source,
         })?;
-        Settings::from_toml_str(&text, &file)
+        Settings::parse_toml(&text, &file)
     }
 
-    fn from_toml_str(text: &str, file: &str) -> Result<Settings, ConfigError> {
+    fn parse_toml(
+        text: &str,
+        file: &str,
+    ) -> Result<Vec<(String, toml::Value, String)>, ConfigError> {
         let table: toml::Table =
             text.parse()
                 .map_err(|error: toml::de::Error| ConfigError::Syntax {
@@ -340,14 +463,36 @@ impl Settings {
                 })?;
         let mut flat = BTreeMap::new();
         flatten("", table, &mut flat, file)?;
+        let entries = flat
+            .into_iter()
+            .map(|(key, value)| (key, value, file.to_owned()));
+        Ok(entries.collect())
+    }
+
+    fn from_toml_str(text: &str, file: &str) -> Result<Settings, ConfigError> {
+        Settings::from_entries(Settings::parse_toml(text, file)?)
+    }
+
+    /// True when `key` is a setting (whatever its value): probed on a scratch copy with a
+    /// value no key accepts silently, so only an unknown key answers `UnknownKey`.
+    fn knows(key: &str) -> bool {
+        let value = toml::Value::Array(Vec::new());
+        let input = Input {
+            key,
+            file: "probe",
+            value: &value,
+        };
+        let mut scratch = Settings::default();
+        let outcome = scratch.apply(&input, &mut Ranked::default());
+        !matches!(outcome, Err(ConfigError::UnknownKey { .. }))
+    }
+
+    /// Apply flattened entries, each naming its source in error messages.
+    fn from_entries(entries: Vec<(String, toml::Value, String)>) -> Result<Settings, ConfigError> {
         let mut settings = Settings::default();
         let mut ranked = Ranked::default();
-        for (key, value) in flat {
-            let input = Input {
-                key: &key,
-                file,
-                value: &value,
-            };
+        for (key, value, file) in &entries {
+            let input = Input { key, file, value };
             settings.apply(&input, &mut ranked)?;
         }
         if let Some((_, retention_ms)) = ranked.retention_ms.into_iter().next() {
@@ -457,6 +602,14 @@ impl Settings {
             "weir.rest.consumer.instance.timeout.ms" => {
                 let value: u64 = input.integer_in(1, i64::from(i32::MAX))?;
                 self.rest_instance_timeout_ms = Some(value);
+            }
+            "weir.schema.registry.listener" => {
+                let text = input.string()?;
+                self.schema_registry = Some(if is_off(text) {
+                    None
+                } else {
+                    Some(parse_host_port(text).map_err(|reason| input.invalid(reason))?)
+                });
             }
             "weir.http.max.request.bytes" => {
                 self.http_request_bytes_max = Some(input.integer_in(1024, i32::MAX.into())?);
@@ -570,6 +723,10 @@ impl Settings {
             "unclean.leader.election.enable" => {
                 self.cluster_mut().unclean_leader_election = input.boolean()?;
             }
+            "controlled.shutdown.enable" => self.shutdown.controlled = input.boolean()?,
+            "weir.controlled.shutdown.timeout.ms" => {
+                self.shutdown.timeout_ms = input.integer_in(1, MS_MAX)?;
+            }
             "auto.leader.rebalance.enable" => {
                 self.cluster_mut().auto_leader_rebalance = input.boolean()?;
             }
@@ -652,6 +809,19 @@ impl Settings {
                 Some(
                     parse_host_port(rest_proxy).map_err(|reason| ConfigError::InvalidValue {
                         key: "--rest-proxy".to_owned(),
+                        file: COMMAND_LINE.to_owned(),
+                        reason,
+                    })?,
+                )
+            });
+        }
+        if let Some(registry) = &args.schema_registry {
+            self.schema_registry = Some(if is_off(registry) {
+                None
+            } else {
+                Some(
+                    parse_host_port(registry).map_err(|reason| ConfigError::InvalidValue {
+                        key: "--schema-registry".to_owned(),
                         file: COMMAND_LINE.to_owned(),
                         reason,
                     })?,
@@ -821,6 +991,11 @@ impl Settings {
             },
             rest_instance_timeout_ms: self.rest_instance_timeout_ms.unwrap_or(300_000),
             remote_storage_url: self.remote_storage_url,
+            shutdown: self.shutdown,
+            schema_registry: service_listen(
+                self.schema_registry,
+                crate::http::SCHEMA_REGISTRY_LISTEN_DEFAULT,
+            ),
         })
     }
 }
@@ -1256,6 +1431,106 @@ mod tests {
         assert_eq!(config.node.cluster_id, "abc");
         assert_eq!(config.frame_bytes_max, 1000);
         assert_eq!(config.node.default_replication_factor, 1);
+    }
+
+    #[test]
+    fn env_names_map_to_kafka_keys() {
+        // Goal: Confluent's container rule, exactly; other variables name nothing.
+        assert_eq!(
+            env_key("WEIR_LOG_RETENTION_MS").as_deref(),
+            Some("log.retention.ms")
+        );
+        assert_eq!(env_key("WEIR_NODE_ID").as_deref(), Some("node.id"));
+        assert_eq!(
+            env_key("WEIR_WEIR_METRICS_LISTENER").as_deref(),
+            Some("weir.metrics.listener")
+        );
+        assert_eq!(env_key("WEIR_A__B___C_D").as_deref(), Some("a_b-c.d"));
+        for nothing in [
+            "KAFKA_NODE_ID",
+            "WEIR_",
+            "WEIR__X",
+            "WEIR_X_",
+            "WEIR_A____B",
+            "weir_x",
+        ] {
+            assert_eq!(env_key(nothing), None, "{nothing}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_the_file_and_flags_override_env() {
+        // Goal: file < env < flags, the environment's bad values name their variable, and
+        // variables naming no setting are ignored (tools share the prefix: WEIR_BIN).
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "node.id = 2\nlog.retention.ms = 1\nnum.partitions = 4\n",
+        )
+        .expect("config");
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        };
+        let env = [
+            ("WEIR_NODE_ID", "3"),
+            ("WEIR_LOG_RETENTION_MS", "5000"),
+            ("WEIR_WEIR_METRICS_LISTENER", "127.0.0.1:9644"),
+            ("WEIR_CONTROLLED_SHUTDOWN_ENABLE", "false"),
+            ("WEIR_BIN", "/usr/bin/weir"),
+            ("PATH", "/bin"),
+        ];
+        let config = ServerConfig::from_args_and_env(&args, env).expect("valid");
+        assert_eq!(config.node.node_id, 3, "env over file");
+        assert_eq!(config.node.retention_ms, 5_000);
+        assert_eq!(
+            config.node.num_partitions, 4,
+            "file kept where env is silent"
+        );
+        assert_eq!(config.metrics_listen.as_deref(), Some("127.0.0.1:9644"));
+        assert!(!config.shutdown.controlled);
+        let flagged = ServeArgs {
+            node_id: Some(7),
+            ..args.clone()
+        };
+        let config = ServerConfig::from_args_and_env(&flagged, env).expect("valid");
+        assert_eq!(config.node.node_id, 7, "flags over env");
+        let error = ServerConfig::from_args_and_env(&args, [("WEIR_NODE_ID", "x")])
+            .expect_err("bad value")
+            .to_string();
+        assert!(
+            error.contains("environment variable WEIR_NODE_ID"),
+            "{error}"
+        );
+        assert!(error.contains("node.id"), "{error}");
+    }
+
+    #[test]
+    fn controlled_shutdown_is_on_by_default_and_configurable() {
+        // Goal: SIGTERM hands leaderships over unless told not to, and waits 30 s at most
+        // by default; a bad value names its key.
+        assert_eq!(parse("").shutdown, ShutdownSettings::default());
+        assert!(ShutdownSettings::default().controlled);
+        assert_eq!(ShutdownSettings::default().timeout_ms, 30_000);
+        let config = parse(
+            "\"controlled.shutdown.enable\" = false\n\
+             \"weir.controlled.shutdown.timeout.ms\" = 5000",
+        );
+        assert_eq!(
+            config.shutdown,
+            ShutdownSettings {
+                controlled: false,
+                timeout_ms: 5_000
+            }
+        );
+        let error = ServerConfig::from_toml_str("\"weir.controlled.shutdown.timeout.ms\" = 0", "f")
+            .expect_err("zero refused")
+            .to_string();
+        assert!(
+            error.contains("weir.controlled.shutdown.timeout.ms"),
+            "{error}"
+        );
     }
 
     #[test]

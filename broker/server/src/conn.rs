@@ -130,6 +130,7 @@ pub async fn start<R, St, S>(
         context: context.clone(),
         slots: BTreeMap::new(),
         next_seq: 0,
+        draining: None,
     };
     runtime.spawn(async move {
         writer.run(write_half).await;
@@ -491,6 +492,9 @@ struct Writer<R, S> {
     context: ConnContext,
     slots: BTreeMap<u64, Slot>,
     next_seq: u64,
+    /// Set by [`ConnEvent::Drain`]: close once what is ready is written; dropped (telling
+    /// the node loop) when the writer ends.
+    draining: Option<mpsc::Sender<()>>,
 }
 
 /// The writer must close the connection.
@@ -529,7 +533,7 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
                 out.clear();
             }
             self.permits.add_permits(completed);
-            if outcome.is_err() {
+            if outcome.is_err() || self.draining.is_some() {
                 break;
             }
         }
@@ -592,6 +596,7 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
                 }
             },
             ConnEvent::Shutdown => return Err(Close),
+            ConnEvent::Drain { done } => self.draining = Some(done),
         }
         Ok(())
     }

@@ -36,6 +36,7 @@ pub mod messages;
 pub mod metrics;
 pub mod node_loop;
 pub mod peer;
+pub mod registry;
 pub mod remote;
 pub mod rest;
 pub mod sasl;

@@ -50,6 +50,8 @@ enum Command {
     Acl(cli::acl::AclArgs),
     /// Describe the cluster: id, active controller, brokers.
     Cluster(cli::cluster::ClusterArgs),
+    /// The schema registry: list subjects, get, register or check schemas.
+    Schema(cli::schema::SchemaArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,5 +94,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::User(args) => cli::user::run(args).await,
         Command::Acl(args) => cli::acl::run(args).await,
         Command::Cluster(args) => cli::cluster::run(args).await,
+        Command::Schema(args) => cli::schema::run(args).await,
     }
 }

@@ -72,6 +72,12 @@ pub enum NodeInput {
         /// Where the snapshot goes; a dropped receiver is ignored.
         reply: oneshot::Sender<MetricsSnapshot>,
     },
+    /// `/healthz` and `/readyz`: the node's readiness, judged between two inputs (an
+    /// answer at all is what `/healthz` checks: the node loop is alive).
+    Health {
+        /// Where the judgement goes; a dropped receiver is ignored.
+        reply: oneshot::Sender<weir_core::Readiness>,
+    },
     /// A message from another node of the cluster (decoded by a peer reader).
     Peer {
         /// The sending node's id, from its connection's hello.
@@ -85,6 +91,25 @@ pub enum NodeInput {
         /// The node whose connection closed, from its hello.
         from: i32,
     },
+    /// Shut down (SIGTERM): with `controlled_timeout_ms`, first have the controller move
+    /// this broker's leaderships (`Node::begin_controlled_shutdown`, waiting at most that
+    /// long); then flush storage, let every client connection write what is answered and
+    /// close, answer `reply` and end the node loop (Ok).
+    Shutdown {
+        /// `Some(timeout)`: a controlled shutdown; `None`: flush and stop at once.
+        controlled_timeout_ms: Option<u64>,
+        /// Where the report goes once storage is flushed.
+        reply: oneshot::Sender<ShutdownReport>,
+    },
+}
+
+/// How a shutdown went (see [`NodeInput::Shutdown`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// The controlled shutdown's outcome (`Ready`), `None` when none was asked for.
+    pub controlled: Option<weir_core::ShutdownStatus>,
+    /// The final flush's error, if it failed.
+    pub flush_error: Option<String>,
 }
 
 /// What the writer task is told, by the reader and by the node loop, in causal order.
@@ -137,4 +162,11 @@ pub enum ConnEvent {
     },
     /// The reader stopped: close now, dropping unanswered requests.
     Shutdown,
+    /// The broker is shutting down: write every response that is ready in order, then
+    /// close the connection. The writer holds `done` until the socket is shut down, so
+    /// the node loop can wait for every connection (all clones dropped).
+    Drain {
+        /// Dropped once this connection is closed.
+        done: mpsc::Sender<()>,
+    },
 }

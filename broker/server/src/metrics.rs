@@ -4,6 +4,11 @@
 //! What those exporters have no name for is `weir_`-prefixed: partition sizes on this
 //! broker and the log cleaner's dirty ratio and byte totals.
 //!
+//! The same address serves `GET /healthz` (200 while the node loop answers) and
+//! `GET /readyz` (200 only when `Node::readiness` says the broker is registered,
+//! unfenced, caught up on metadata and back in its ISRs; 503 with the reason otherwise),
+//! for deploy tooling and Kubernetes probes (docs/operations.md "Health checks").
+//!
 //! The HTTP side is a deliberately tiny HTTP/1.1 handler over the runtime's listener: one
 //! request per connection, `Connection: close`, GET only. Scrapers (Prometheus, curl,
 //! VictoriaMetrics agents) need nothing more, and it costs no dependency.
@@ -98,8 +103,13 @@ where
     if method != "GET" && method != "HEAD" {
         return respond(&mut stream, "405 Method Not Allowed", "GET only\n").await;
     }
+    if path == "/healthz" || path == "/readyz" {
+        let (status, body) = health(&node, path == "/readyz").await;
+        let body = if method == "HEAD" { "" } else { body.as_str() };
+        return respond(&mut stream, status, body).await;
+    }
     if path != "/metrics" {
-        let body = "weir: see /metrics\n";
+        let body = "weir: see /metrics, /healthz, /readyz\n";
         return respond(&mut stream, "404 Not Found", body).await;
     }
     let (reply, snapshot) = oneshot::channel();
@@ -112,6 +122,28 @@ where
     let body = render(&snapshot);
     let body = if method == "HEAD" { "" } else { body.as_str() };
     respond(&mut stream, "200 OK", body).await
+}
+
+/// `/healthz` (`ready` false): 200 `ok` when the node loop answers, whatever the node's
+/// state; `/readyz`: 200 `ready` only when `Node::readiness` says so, else 503 with its
+/// reason. 503 `node stopped` for both when the node loop is gone (a poisoned node, a
+/// finished shutdown).
+async fn health(node: &mpsc::Sender<NodeInput>, ready: bool) -> (&'static str, String) {
+    const STOPPED: (&str, &str) = ("503 Service Unavailable", "node stopped\n");
+    let (reply, readiness) = oneshot::channel();
+    if node.send(NodeInput::Health { reply }).await.is_err() {
+        return (STOPPED.0, STOPPED.1.to_owned());
+    }
+    let Ok(readiness) = readiness.await else {
+        return (STOPPED.0, STOPPED.1.to_owned());
+    };
+    match (ready, readiness) {
+        (false, _) => ("200 OK", "ok\n".to_owned()),
+        (true, weir_core::Readiness::Ready) => ("200 OK", "ready\n".to_owned()),
+        (true, weir_core::Readiness::NotReady(reason)) => {
+            ("503 Service Unavailable", format!("not ready: {reason}\n"))
+        }
+    }
 }
 
 /// Reads until the blank line ending the head; `None` when it exceeds the bound.

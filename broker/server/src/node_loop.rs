@@ -24,6 +24,13 @@
 //!   with a log line: its objects are orphans the next sweep removes). Every store call is
 //!   bounded in time, so none of them can stall the loop. Without a store, uploads report
 //!   failure.
+//! - Shutdown ([`NodeInput::Shutdown`], SIGTERM): a controlled one first waits until
+//!   `Node::controlled_shutdown_status` is ready (the controller moved this broker's
+//!   leaderships, there is nobody to hand them to, or the timeout passed); then, with no
+//!   sync in flight, and (leaderships moved) once clients stopped sending it Produce and
+//!   Fetch requests ([`SHUTDOWN_LINGER_IDLE`], at most [`SHUTDOWN_LINGER_MAX`]), storage
+//!   is fsynced, every client connection writes what is answered and closes (bounded by
+//!   [`DRAIN_WAIT`]), the report is sent and the loop ends Ok.
 //! - Cluster mode: inbound peer messages arrive as [`NodeInput::Peer`] (from the peer
 //!   listener's readers); `Output::Peer` is handed to [`PeerLinks`], which never waits
 //!   (bounded queues, drop when full) and resolves replica-fetch reads off the loop. A
@@ -37,10 +44,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use weir_core::storage::StorageError;
 use weir_core::time::{Instant, Now};
-use weir_core::{Completion, Node, Output, SyncMode};
+use weir_core::{Completion, Node, Output, ShutdownStatus, SyncMode};
 use weir_runtime::Runtime;
+use weir_wire::domain::ApiRequest;
 
-use crate::messages::{ConnEvent, NodeInput};
+use crate::messages::{ConnEvent, NodeInput, ShutdownReport};
 use crate::peer::PeerLinks;
 use crate::remote::RemoteStore;
 use crate::storage::StorageDriver;
@@ -49,6 +57,16 @@ use crate::storage::StorageDriver;
 const PEER_READ_FAILURES_MAX: usize = 16;
 /// Remote deletes and sweeps running at once.
 pub const REMOTE_MAINTENANCE_MAX: usize = 8;
+/// How long a shutdown waits for client connections to write what is answered and close.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(2);
+/// After a controlled shutdown moved the leaderships, the broker keeps answering until no
+/// Produce or Fetch reached it for this long (clients told NOT_LEADER_OR_FOLLOWER have
+/// refreshed their metadata and gone to the new leaders), so that closing the connections
+/// cuts no request in flight (an idempotent producer treats one as possibly written and
+/// has to recover its sequences, which stalled it for about a second in the 3-node test).
+pub const SHUTDOWN_LINGER_IDLE: Duration = Duration::from_millis(300);
+/// The longest that linger lasts.
+pub const SHUTDOWN_LINGER_MAX: Duration = Duration::from_secs(3);
 
 /// Why the node loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +121,8 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         peers,
         remote,
         remote_maintenance: Arc::new(AtomicUsize::new(0)),
+        shutdown: None,
+        linger: None,
     };
     node_loop
         .run(inputs, sync_done, compacted, read_failures)
@@ -132,6 +152,11 @@ struct NodeLoop<R, S> {
     remote: Option<RemoteStore>,
     /// Remote deletes and sweeps running ([`REMOTE_MAINTENANCE_MAX`] at most).
     remote_maintenance: Arc<AtomicUsize>,
+    /// A shutdown asked for: whether it is controlled, and where its report goes.
+    shutdown: Option<(bool, tokio::sync::oneshot::Sender<ShutdownReport>)>,
+    /// The linger after a controlled shutdown moved the leaderships: (since, last Produce
+    /// or Fetch), runtime times.
+    linger: Option<(Duration, Duration)>,
 }
 
 impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
@@ -145,10 +170,13 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         // Recovery may already have produced work (e.g. a first retention check).
         self.drain()?;
         loop {
-            let timer = self.node.poll_timeout().map(|deadline| {
-                self.runtime
-                    .sleep_until(Duration::from_nanos(deadline.as_nanos()))
-            });
+            let node_deadline = self.node.poll_timeout();
+            let node_deadline = node_deadline.map(|at| Duration::from_nanos(at.as_nanos()));
+            let deadline = match (node_deadline, self.linger_deadline()) {
+                (Some(node), Some(linger)) => Some(node.min(linger)),
+                (node, linger) => node.or(linger),
+            };
+            let timer = deadline.map(|deadline| self.runtime.sleep_until(deadline));
             let sleep = async move {
                 match timer {
                     Some(timer) => timer.await,
@@ -176,6 +204,88 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 }
             }
             self.drain()?;
+            if let Some(controlled) = self.shutdown_ready() {
+                if self.lingers(controlled) {
+                    continue;
+                }
+                self.finish_shutdown(controlled).await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// True while a controlled shutdown that moved the leaderships lingers (see
+    /// [`SHUTDOWN_LINGER_IDLE`]); starts the linger at the first call.
+    fn lingers(&mut self, controlled: Option<ShutdownStatus>) -> bool {
+        let moved = matches!(
+            controlled,
+            Some(ShutdownStatus::Ready {
+                why: weir_core::ShutdownReady::Moved,
+                ..
+            })
+        );
+        if !moved {
+            return false;
+        }
+        let now = self.runtime.now();
+        let (since, last) = *self.linger.get_or_insert((now, now));
+        now < since + SHUTDOWN_LINGER_MAX && now < last + SHUTDOWN_LINGER_IDLE
+    }
+
+    /// When the linger may end next (the node loop wakes then to look).
+    fn linger_deadline(&self) -> Option<Duration> {
+        let (since, last) = self.linger?;
+        Some((since + SHUTDOWN_LINGER_MAX).min(last + SHUTDOWN_LINGER_IDLE))
+    }
+
+    /// A shutdown that may finish now: `Some(status)` (`None` inside for an uncontrolled
+    /// one) once the controlled part is ready and no sync is in flight (the answers that
+    /// wait for it go out first).
+    fn shutdown_ready(&self) -> Option<Option<ShutdownStatus>> {
+        let (controlled, _) = self.shutdown.as_ref()?;
+        if self.group_commit.in_flight.is_some() {
+            return None;
+        }
+        if !controlled {
+            return Some(None);
+        }
+        let instant = now(&self.runtime).instant;
+        match self.node.controlled_shutdown_status(instant) {
+            status @ ShutdownStatus::Ready { .. } => Some(Some(status)),
+            ShutdownStatus::Running | ShutdownStatus::Draining { .. } => None,
+        }
+    }
+
+    /// Fsync storage, let every client connection write what is answered and close
+    /// (waiting at most [`DRAIN_WAIT`]), then send the report.
+    async fn finish_shutdown(&mut self, controlled: Option<ShutdownStatus>) {
+        let storage = self.storage.clone();
+        let flushed = (self.runtime)
+            .offload(move || storage.persist(SyncMode::Fsync))
+            .await;
+        let (drained, mut all_closed) = mpsc::channel::<()>(1);
+        for events in self.connections.values() {
+            // A writer already gone drops the event, and its sender with it.
+            let done = drained.clone();
+            let _ = events.send(ConnEvent::Drain { done });
+        }
+        drop(drained);
+        let open = self.connections.len();
+        let deadline = self.runtime.now() + DRAIN_WAIT;
+        tokio::select! {
+            biased;
+            _ = all_closed.recv() => {}
+            () = self.runtime.sleep_until(deadline) => {
+                tracing::warn!(open, "client connections still open after the drain wait");
+            }
+        }
+        let report = ShutdownReport {
+            controlled,
+            flush_error: flushed.err().map(|error| error.to_string()),
+        };
+        if let Some((_, reply)) = self.shutdown.take() {
+            // The requester may be gone (a second signal): nothing to do then.
+            let _ = reply.send(report);
         }
     }
 
@@ -185,7 +295,14 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             NodeInput::Connect { conn, events } => {
                 self.connections.insert(conn, events);
             }
-            NodeInput::Request { id, request } => self.node.handle_request(now, id, request),
+            NodeInput::Request { id, request } => {
+                if let Some((_, last)) = self.linger.as_mut() {
+                    if matches!(request, ApiRequest::Produce(_) | ApiRequest::Fetch(_)) {
+                        *last = self.runtime.now();
+                    }
+                }
+                self.node.handle_request(now, id, request);
+            }
             NodeInput::ClientHost { conn, host } => self.node.handle_client_host(conn, host),
             NodeInput::Authenticated { conn, principal } => {
                 self.node.handle_authenticated(conn, principal);
@@ -206,8 +323,21 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 // The requester may have given up (HTTP client gone): nothing to do then.
                 let _ = reply.send(self.node.metrics_snapshot(now));
             }
+            NodeInput::Health { reply } => {
+                // The prober may have given up: nothing to do then.
+                let _ = reply.send(self.node.readiness());
+            }
             NodeInput::Peer { from, message } => self.node.handle_peer(now, from, message),
             NodeInput::PeerClosed { from } => self.node.handle_peer_closed(now, from),
+            NodeInput::Shutdown {
+                controlled_timeout_ms,
+                reply,
+            } => {
+                if let Some(timeout_ms) = controlled_timeout_ms {
+                    self.node.begin_controlled_shutdown(now, timeout_ms);
+                }
+                self.shutdown = Some((controlled_timeout_ms.is_some(), reply));
+            }
         }
     }
 

@@ -17,6 +17,8 @@
 //!   equal settings share one [`ServerTls`], reloaded by one task while its files change.
 //! - Every listener is bound before recovery; a TLS connection is handed to `conn` only
 //!   after its handshake, which runs on its own task (a slow client never stalls accepts).
+//! - fjall: the data directory's `meta.properties` (storage/identity.rs) is checked, or
+//!   written at the first start, before the store is opened.
 //! - Tiered storage: with `weir.remote.storage.url` the store is opened before recovery (a
 //!   bad URL or an unusable directory fails the start) and the node is told it has one
 //!   (`NodeConfig::remote_storage_enable`); [`start_with_remote`] takes a store built by
@@ -73,6 +75,11 @@ pub enum ServerError {
         /// What is wrong.
         error: TlsError,
     },
+    /// The data directory belongs to another cluster or node, or to a newer on-disk
+    /// format (`meta.properties`), or that file cannot be read or written.
+    #[cfg(feature = "fjall")]
+    #[error(transparent)]
+    Identity(#[from] crate::storage::identity::IdentityError),
     /// The remote store (`weir.remote.storage.url`) could not be opened.
     #[error("cannot open remote storage: {0}")]
     Remote(#[from] RemoteError),
@@ -106,6 +113,37 @@ pub struct RunningServer {
     metrics_tls: bool,
     /// The HTTP services serve https (`weir.http.ssl.enable`).
     http_tls: bool,
+    /// What SIGTERM asks the node loop for.
+    shutdown: ShutdownHandle,
+    /// The schema registry's REST API over this broker's `_schemas` log (without the HTTP
+    /// stack's authentication: for in-process tests), when the registry is on.
+    schema_registry: Option<axum::Router>,
+    /// The bound schema registry address, when it is on.
+    schema_registry_addr: Option<String>,
+}
+
+/// Asks a running server to shut down (what `weir serve` does on SIGTERM or Ctrl-C).
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    node: mpsc::Sender<NodeInput>,
+    settings: crate::config::ShutdownSettings,
+}
+
+impl ShutdownHandle {
+    /// Shut down as configured: a controlled shutdown first unless
+    /// `controlled.shutdown.enable` is off (see [`NodeInput::Shutdown`]). Returns once
+    /// storage is flushed and client connections are closed; `None` when the node loop had
+    /// already stopped. [`RunningServer::wait`] then returns.
+    pub async fn shut_down(&self) -> Option<crate::messages::ShutdownReport> {
+        let (reply, report) = oneshot::channel();
+        let controlled_timeout_ms = (self.settings.controlled).then_some(self.settings.timeout_ms);
+        let input = NodeInput::Shutdown {
+            controlled_timeout_ms,
+            reply,
+        };
+        self.node.send(input).await.ok()?;
+        report.await.ok()
+    }
 }
 
 /// A bound Kafka listener.
@@ -120,6 +158,17 @@ pub struct BoundListener {
 }
 
 impl RunningServer {
+    /// The schema registry's REST API (Confluent's), when it is on: a Router with its
+    /// state, without the HTTP stack's authentication (in-process tests call it directly).
+    pub fn schema_registry(&self) -> Option<axum::Router> {
+        self.schema_registry.clone()
+    }
+
+    /// The bound schema registry address, when it is on.
+    pub fn schema_registry_addr(&self) -> Option<&str> {
+        self.schema_registry_addr.as_deref()
+    }
+
     /// The bound `host:port`.
     pub fn local_addr(&self) -> &str {
         &self.local_addr
@@ -176,6 +225,11 @@ impl RunningServer {
     /// The bound `host:port` of the controller (peer) listener, in cluster mode.
     pub fn peer_addr(&self) -> Option<&str> {
         self.peer_addr.as_deref()
+    }
+
+    /// A handle that shuts this server down (usable while [`RunningServer::wait`] runs).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
     }
 
     /// Wait until the server stops; an error means the node was poisoned.
@@ -251,6 +305,13 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         config.rest_proxy.as_ref(),
         "REST proxy",
         "--rest-proxy",
+    )
+    .await?;
+    let registry_listener = bind_service(
+        &runtime,
+        config.schema_registry.as_ref(),
+        "schema registry",
+        "--schema-registry",
     )
     .await?;
     let peer_listener = bind_peer(&runtime, &config).await?;
@@ -356,6 +417,33 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         ));
         bound
     });
+    let mut schema_registry = None;
+    let mut schema_registry_addr = None;
+    if let Some((registry_listener, bound)) = registry_listener {
+        let upstream_tls = gateway_upstream_tls(&config.listeners.first);
+        let (storage, remote) = (storage.clone(), remote.clone());
+        let node = node_sender.clone();
+        let routes = crate::registry::routes(
+            runtime.clone(),
+            storage,
+            remote,
+            node,
+            node_id,
+            upstream_tls,
+        )
+        .await;
+        if let Some(routes) = routes {
+            runtime.spawn(crate::http::serve(
+                Arc::clone(&platform),
+                "schema registry",
+                registry_listener,
+                http_tls.clone(),
+                crate::registry::served(routes.clone()),
+            ));
+            schema_registry = Some(routes);
+            schema_registry_addr = Some(bound);
+        }
+    }
     let peer_addr = peer_listener.map(|(peer_listener, bound)| {
         let cluster_id = config.node.cluster_id.clone();
         let accept = crate::peer::accept_loop(
@@ -446,6 +534,12 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         gateway_tls: gateway_on_tls,
         http_tls: http_on_tls,
         metrics_tls: metrics_on_tls,
+        shutdown: ShutdownHandle {
+            node: node_sender,
+            settings: config.shutdown,
+        },
+        schema_registry,
+        schema_registry_addr,
     })
 }
 
@@ -667,6 +761,15 @@ pub async fn start_fjall<R: Runtime>(
     config: ServerConfig,
 ) -> Result<RunningServer, ServerError> {
     let data_dir = config.data_dir.clone();
+    // The directory's identity first: a directory of another cluster or node, or of a
+    // newer format, is refused before anything in it is opened.
+    let (identity_dir, cluster_id) = (data_dir.clone(), config.node.cluster_id.clone());
+    let node_id = config.node.node_id;
+    runtime
+        .offload(move || {
+            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id)
+        })
+        .await?;
     let open_dir = data_dir.clone();
     // Opening replays fjall's journal: blocking work.
     let storage = runtime

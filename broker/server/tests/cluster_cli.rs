@@ -112,6 +112,32 @@ fn cluster_and_topic_describe_on_a_single_node() {
     }
 }
 
+/// `weir cluster elect-leaders` asks the controller for a preferred election of every
+/// partition; on a single node every leader already is its preferred replica, so the
+/// answer (ELECTION_NOT_NEEDED per partition) is success with nothing moved. The deploy
+/// suite (tests/compat/test_deploy.py) checks real moves on 3 nodes.
+#[test]
+fn elect_leaders_with_nothing_to_move() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let broker = start_broker(&data_dir);
+    stdout_of(&run_cli(&[
+        "topic",
+        "create",
+        "elected",
+        "--partitions",
+        "2",
+        "--bootstrap",
+        &broker.address,
+    ]));
+    let text = stdout_of(&run_cli(&[
+        "cluster",
+        "elect-leaders",
+        "--bootstrap",
+        &broker.address,
+    ]));
+    assert_eq!(text, "Moved: 0\n");
+}
+
 #[test]
 fn cluster_flags_are_checked_at_start() {
     // --voters without --controller-listen: refused before anything is bound.

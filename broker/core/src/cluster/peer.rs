@@ -341,6 +341,12 @@ pub enum PeerMessage {
         /// The client's address (`""`: unknown).
         host: String,
     },
+    /// A heartbeat from a broker that is shutting down (Kafka's BrokerHeartbeat with
+    /// `WantShutDown`): the controller fences it at once, which moves every leadership it
+    /// holds to another in-sync replica and takes it out of every ISR it is not the last
+    /// member of, and never unfences it again in this incarnation. The answer is a
+    /// [`PeerMessage::HeartbeatReply`]; the broker watches its own image for the fence.
+    ControlledShutdown(BrokerHeartbeat),
 }
 
 /// A transaction marker for a partition led by another broker.
@@ -461,5 +467,16 @@ mod tests {
         let bytes = report.encode();
         assert_eq!(bytes[0], 13);
         assert_eq!(PeerMessage::decode(&bytes), Ok(report));
+        let shutdown = PeerMessage::ControlledShutdown(BrokerHeartbeat {
+            incarnation: 9,
+            host: "h".into(),
+            port: 9092,
+            peer_addr: "h:9093".into(),
+            applied_index: 4,
+            broker_role: true,
+        });
+        let bytes = shutdown.encode();
+        assert_eq!(bytes[0], 16, "ControlledShutdown goes after ForwardAs (15)");
+        assert_eq!(PeerMessage::decode(&bytes), Ok(shutdown));
     }
 }

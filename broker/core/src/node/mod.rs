@@ -21,7 +21,9 @@ mod admin;
 mod append;
 mod authz;
 mod cluster;
-pub use cluster::{RemoteReportError, PEER_CLOSED_GRACE_MS};
+pub use cluster::{
+    Readiness, RemoteReportError, ShutdownReady, ShutdownStatus, PEER_CLOSED_GRACE_MS,
+};
 mod cluster_api;
 mod compact;
 mod describe;

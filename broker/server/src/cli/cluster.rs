@@ -14,6 +14,9 @@
 //! Observer`, `LogEndOffset`, `Lag`, `Endpoint`). A refused change exits non-zero with
 //! Kafka's error name (e.g. `DUPLICATE_VOTER`, `VOTER_NOT_FOUND`) and the broker's reason;
 //! "retry later" answers (REQUEST_TIMED_OUT, NOT_CONTROLLER) are retried for 30 s first.
+//! `weir cluster elect-leaders`: a preferred-leader election of every partition (like
+//! `kafka-leader-election.sh --election-type PREFERRED --all-topic-partitions`); prints one
+//! `Elected: TOPIC-PARTITION` line per partition whose leadership moved, then `Moved: N`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -39,6 +42,8 @@ enum ClusterCommand {
     /// The controller quorum (KIP-853): describe it, add or remove a voter.
     #[command(subcommand)]
     Quorum(QuorumCommand),
+    /// Move every partition's leadership to its preferred replica where it is not already.
+    ElectLeaders(DescribeArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -82,6 +87,7 @@ struct DescribeArgs {
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     match args.command {
         ClusterCommand::Describe(args) => describe(args).await,
+        ClusterCommand::ElectLeaders(args) => elect_leaders(args).await,
         ClusterCommand::Quorum(QuorumCommand::Describe(args)) => describe_quorum(args).await,
         ClusterCommand::Quorum(QuorumCommand::AddController(args)) => add_controller(args).await,
         ClusterCommand::Quorum(QuorumCommand::RemoveController(args)) => {
@@ -231,6 +237,21 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             broker.rack.as_deref().unwrap_or("-"),
         ));
     }
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+async fn elect_leaders(args: DescribeArgs) -> anyhow::Result<()> {
+    let admin = connect(&args.bootstrap).await?;
+    let moved = admin
+        .elect_preferred_leaders()
+        .await
+        .context("electing preferred leaders")?;
+    let mut text = String::new();
+    for partition in &moved {
+        text.push_str(&format!("Elected: {partition}\n"));
+    }
+    text.push_str(&format!("Moved: {}\n", moved.len()));
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod command_config;
 pub mod consume;
 pub mod group;
 pub mod produce;
+pub mod schema;
 pub mod topic;
 pub mod txn;
 pub mod user;

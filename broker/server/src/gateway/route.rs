@@ -59,6 +59,18 @@ const ROUTES_CACHED_MAX: usize = 100_000;
 const LOGIN_STEPS_MAX: usize = 3;
 /// FindCoordinator key type of groups.
 const KEY_TYPE_GROUP: i8 = 0;
+/// FindCoordinator key type of transactional ids.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// The coordinator cache's key: groups by name (as before), transactional ids prefixed so
+/// a group and a transactional id of one name do not share an entry.
+fn cache_key(key_type: i8, key: &str) -> String {
+    if key_type == KEY_TYPE_GROUP {
+        key.to_owned()
+    } else {
+        format!("\u{0}{key_type}:{key}")
+    }
+}
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -357,12 +369,31 @@ impl<R: Runtime> Router<R> {
 
     /// Where requests for a group go.
     pub async fn coordinator(&self, group: &str) -> Result<Dest, EdgeError> {
+        self.coordinator_of(KEY_TYPE_GROUP, group).await
+    }
+
+    /// Where requests for a transactional id go (its transaction coordinator).
+    pub async fn txn_coordinator(&self, transactional_id: &str) -> Result<Dest, EdgeError> {
+        self.coordinator_of(KEY_TYPE_TRANSACTION, transactional_id)
+            .await
+    }
+
+    /// Forget a transactional id's coordinator.
+    pub fn forget_txn_coordinator(&self, transactional_id: &str) {
+        lock(&self.routes)
+            .coordinators
+            .remove(&cache_key(KEY_TYPE_TRANSACTION, transactional_id));
+    }
+
+    async fn coordinator_of(&self, key_type: i8, key: &str) -> Result<Dest, EdgeError> {
+        let group = key;
+        let cached = cache_key(key_type, key);
         {
             let routes = lock(&self.routes);
             if routes.loaded && !routes.cluster {
                 return Ok(Dest::Local);
             }
-            if let Some(&node) = routes.coordinators.get(group) {
+            if let Some(&node) = routes.coordinators.get(&cached) {
                 return Ok(self.dest_of(&routes, node));
             }
         }
@@ -373,7 +404,7 @@ impl<R: Runtime> Router<R> {
             }
         }
         let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
-            key_type: KEY_TYPE_GROUP,
+            key_type,
             keys: vec![group.to_owned()],
         });
         let answer = self.local.call(request).await.map_err(closed_error)?;
@@ -393,7 +424,7 @@ impl<R: Runtime> Router<R> {
         if routes.coordinators.len() >= ROUTES_CACHED_MAX {
             routes.coordinators.clear();
         }
-        routes.coordinators.insert(group.to_owned(), found.node_id);
+        routes.coordinators.insert(cached, found.node_id);
         if found.node_id >= 0 && found.port > 0 {
             routes
                 .brokers

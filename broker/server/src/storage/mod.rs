@@ -10,6 +10,8 @@
 
 #[cfg(feature = "fjall")]
 pub mod fjall;
+#[cfg(feature = "fjall")]
+pub mod identity;
 
 use weir_core::storage::{Storage, StorageError};
 use weir_core::SyncMode;

@@ -73,6 +73,23 @@ impl InProcess {
         Client::connect(&self.address)
     }
 
+    /// The schema registry's REST API, when the config turned it on.
+    pub fn schema_registry(&self) -> Option<axum::Router> {
+        self._server.schema_registry()
+    }
+
+    /// The schema registry's `http://host:port`, when it is on.
+    pub fn schema_registry_url(&self) -> Option<String> {
+        self._server
+            .schema_registry_addr()
+            .map(|addr| format!("http://{addr}"))
+    }
+
+    /// Run `future` on the server's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self._runtime.block_on(future)
+    }
+
     /// The bound address of the listener called `name`.
     pub fn listener(&self, name: &str) -> &str {
         (self.listeners.iter())
@@ -334,6 +351,26 @@ impl<S: Read + Write> Client<S> {
         });
         match self.request(19, 7, &request) {
             ApiResponse::CreateTopics(response) => response,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A topic's configuration entries (DescribeConfigs v4): (name, value).
+    pub fn describe_topic_configs(&mut self, topic: &str) -> Vec<(String, Option<String>)> {
+        let request = ApiRequest::DescribeConfigs(DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type: 2,
+                resource_name: topic.to_owned(),
+                configuration_keys: None,
+            }],
+            include_synonyms: false,
+            include_documentation: false,
+        });
+        match self.request(32, 4, &request) {
+            ApiResponse::DescribeConfigs(response) => (response.results.into_iter())
+                .flat_map(|result| result.configs)
+                .map(|entry| (entry.name, entry.value))
+                .collect(),
             other => panic!("unexpected {other:?}"),
         }
     }

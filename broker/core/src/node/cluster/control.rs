@@ -352,6 +352,64 @@ impl Node {
                 }
             }
         }
+        self.answer_heartbeat(now, from, heartbeat.incarnation);
+    }
+
+    /// The active controller's side of a controlled shutdown (a heartbeat with Kafka's
+    /// `WantShutDown`): the registered, unfenced incarnation that asks is fenced at once
+    /// (`controller::fence_broker`: every leadership it holds moves to another live ISR
+    /// member at a new leader epoch, and it leaves every ISR it is not the last member
+    /// of, all in one record batch), and it is never unfenced again: only a plain
+    /// heartbeat unfences, and a shutting-down broker sends none. The answer is the
+    /// committed fencing state, as for a heartbeat. An unknown or older incarnation is
+    /// not registered (it is going away), only answered.
+    ///
+    /// A partition whose only live ISR member is the shutting-down broker is left without
+    /// a leader from then, as when it is fenced after a crash; Kafka's KRaft controller
+    /// does the same (the broker is the last ISR member, so only it can lead it again).
+    pub(super) fn on_controlled_shutdown(
+        &mut self,
+        now: Now,
+        from: i32,
+        heartbeat: BrokerHeartbeat,
+    ) {
+        let node_id = self.config.node_id;
+        let cluster = &mut *self.cluster;
+        if !cluster.meta.is_active_controller() {
+            let reply = PeerMessage::HeartbeatReply {
+                controller: cluster.meta.raft.leader(),
+                fenced: true,
+            };
+            if from != node_id {
+                self.send_peer(from, reply);
+            }
+            return;
+        }
+        cluster.controller.heard_from(now.instant, from);
+        let image = cluster.meta.decision_image();
+        let unfenced = (image.brokers.get(&from))
+            .is_some_and(|b| b.incarnation == heartbeat.incarnation && !b.fenced);
+        // With no other live broker there is nobody to hand anything to: fencing would
+        // only take the partitions offline before the process exits (a single node just
+        // flushes and exits; see `Node::controlled_shutdown_status`).
+        let others_live = image.live_brokers().iter().any(|id| *id != from);
+        if unfenced && others_live {
+            let unclean = cluster.config.unclean_leader_election;
+            let records = controller::fence_broker(image, from, unclean);
+            tracing::info!(
+                broker = from,
+                changes = records.len() - 1,
+                "controlled shutdown: fencing the broker and moving its leaderships"
+            );
+            self.propose(records);
+        }
+        self.answer_heartbeat(now, from, heartbeat.incarnation);
+    }
+
+    /// Answer a heartbeat (or a controlled shutdown's) from `from` with its committed
+    /// fencing state; this node's own is applied directly.
+    fn answer_heartbeat(&mut self, now: Now, from: i32, incarnation: u64) {
+        let node_id = self.config.node_id;
         let cluster = &mut *self.cluster;
         // The answer is the committed state: a broker acts as unfenced only once the
         // unfence is part of the log every future controller continues from.
@@ -360,7 +418,7 @@ impl Node {
             .image
             .brokers
             .get(&from)
-            .is_none_or(|b| b.fenced || b.incarnation != heartbeat.incarnation);
+            .is_none_or(|b| b.fenced || b.incarnation != incarnation);
         if from == node_id {
             cluster.broker.last_heartbeat_ok = Some(now.instant);
             cluster.broker.fenced = fenced;

@@ -37,6 +37,61 @@ pub(in crate::node) struct BrokerMembership {
     /// client requests other than ApiVersions wait, as a Kafka broker does not process
     /// them before the controller unfences it. Controller-only nodes start set.
     pub(in crate::node) started: bool,
+    /// A controlled shutdown in progress ([`Node::begin_controlled_shutdown`]): from then
+    /// on every heartbeat is a [`PeerMessage::ControlledShutdown`].
+    pub(in crate::node) shutdown: Option<ShutdownRequest>,
+}
+
+/// A controlled shutdown asked for by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::node) struct ShutdownRequest {
+    /// When it was asked for.
+    pub(in crate::node) started: Instant,
+    /// When the driver stops waiting for the controller (`weir.controlled.shutdown.timeout.ms`
+    /// after `started`).
+    pub(in crate::node) deadline: Instant,
+    /// Set by the first timeout at or after `deadline`, so the deadline stops waking the
+    /// node (a past deadline left armed would make the driver spin).
+    pub(in crate::node) expired: bool,
+    /// When this node first applied its shutdown fence.
+    pub(in crate::node) moved_at: Option<Instant>,
+}
+
+/// Where a controlled shutdown stands ([`Node::controlled_shutdown_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownStatus {
+    /// None was asked for.
+    Running,
+    /// Asked for; the controller has not yet moved this broker's leaderships (as far as
+    /// this node's applied metadata shows).
+    Draining {
+        /// Partitions this broker still leads, in its applied image.
+        leaderships: usize,
+    },
+    /// The driver may flush and exit.
+    Ready {
+        /// Why: see [`ShutdownReady`].
+        why: ShutdownReady,
+        /// Partitions this broker still leads, in its applied image (0 unless timed out or
+        /// nowhere to move them).
+        leaderships: usize,
+        /// Milliseconds since the shutdown was asked for.
+        waited_ms: u64,
+    },
+}
+
+/// Why a controlled shutdown may complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReady {
+    /// The controller fenced this broker for its shutdown and this node applied it: it
+    /// leads nothing and sits in no ISR it is not the last member of.
+    Moved,
+    /// Nothing to hand over: no other live broker (a single node, or the others are
+    /// down), or this node serves no client (`process.roles=controller`).
+    Alone,
+    /// `weir.controlled.shutdown.timeout.ms` passed first (the controller is unreachable,
+    /// say); leaderships still held move as after a crash.
+    TimedOut,
 }
 
 impl BrokerMembership {
@@ -51,6 +106,7 @@ impl BrokerMembership {
             fenced: true,
             heartbeat_rotation: 0,
             started: !broker_role,
+            shutdown: None,
         }
     }
 
@@ -130,7 +186,167 @@ impl BrokerMembership {
     }
 }
 
+/// Whether this node is ready for traffic (`/readyz`), and why not
+/// ([`Node::readiness`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Registered, unfenced, caught up on metadata, and in the ISR of every partition it
+    /// replicates that has a live leader.
+    Ready,
+    /// Not ready; a short reason for humans and deploy scripts.
+    NotReady(String),
+}
+
 impl Node {
+    /// Readiness for `/readyz`, as a rolling restart waits for it after a start: the node
+    /// applied the metadata log of the current term, the controller registered this
+    /// incarnation and unfenced it (its committed answer), it is not shutting down, and
+    /// every partition it replicates (not as a replica still being added) whose leader is
+    /// live has it back in the ISR. A controller-only node needs only the metadata.
+    pub fn readiness(&self) -> Readiness {
+        let node_id = self.config.node_id;
+        let cluster = &*self.cluster;
+        let not_ready = |reason: String| Readiness::NotReady(reason);
+        if cluster.broker.shutdown.is_some() {
+            return not_ready("shutting down".into());
+        }
+        if !cluster.meta.caught_up {
+            return not_ready("metadata not caught up".into());
+        }
+        if !cluster.config.broker_role {
+            return Readiness::Ready;
+        }
+        let image = &cluster.meta.image;
+        let registered =
+            (image.brokers.get(&node_id)).filter(|b| b.incarnation == cluster.broker.incarnation);
+        let Some(registered) = registered else {
+            return not_ready("not registered with the controller".into());
+        };
+        if registered.fenced || cluster.broker.fenced {
+            return not_ready("fenced".into());
+        }
+        let out_of_isr = (image.topics.values())
+            .flat_map(|topic| topic.partitions.iter())
+            .filter(|state| {
+                state.replicas.contains(&node_id)
+                    && !state.adding.contains(&node_id)
+                    && !state.isr.contains(&node_id)
+                    && state.leader >= 0
+                    && image.is_live(state.leader)
+            })
+            .count();
+        if out_of_isr > 0 {
+            return not_ready(format!("not in the ISR of {out_of_isr} partition(s)"));
+        }
+        Readiness::Ready
+    }
+
+    /// Start a controlled shutdown (SIGTERM): from now on this broker's heartbeats ask the
+    /// controller to move every leadership it holds to another in-sync replica and take it
+    /// out of the ISRs (Kafka's BrokerHeartbeat `WantShutDown`); the first one leaves at
+    /// once. [`Node::controlled_shutdown_status`] says when the driver may flush and exit;
+    /// it gives up waiting `timeout_ms` from now. Asking again keeps the first deadline.
+    pub fn begin_controlled_shutdown(&mut self, now: Now, timeout_ms: u64) {
+        if self.poisoned.is_some() || self.cluster.broker.shutdown.is_some() {
+            return;
+        }
+        self.cluster_note_now(now);
+        tracing::info!(
+            timeout_ms,
+            "controlled shutdown: asking the controller to move leaderships"
+        );
+        let cluster = &mut *self.cluster;
+        cluster.broker.shutdown = Some(ShutdownRequest {
+            started: now.instant,
+            deadline: now.instant.add_ms(timeout_ms),
+            expired: false,
+            moved_at: None,
+        });
+        cluster.broker.next_heartbeat = now.instant;
+        self.send_heartbeat(now);
+        self.drive_cluster(now);
+        self.flush_syncs(now);
+    }
+
+    /// Note when this node first applied its own shutdown fence (called after every
+    /// input's Raft work, see `drive_cluster`).
+    pub(in crate::node) fn note_shutdown_fence(&mut self) {
+        let node_id = self.config.node_id;
+        let cluster = &mut *self.cluster;
+        let incarnation = cluster.broker.incarnation;
+        let now = cluster.now;
+        let Some(shutdown) = cluster.broker.shutdown.as_mut() else {
+            return;
+        };
+        let fenced = (cluster.meta.image.brokers.get(&node_id))
+            .is_some_and(|b| b.fenced && b.incarnation == incarnation);
+        if fenced && shutdown.moved_at.is_none() {
+            shutdown.moved_at = Some(now);
+            // The committed fence is the controller's answer the next heartbeat reply
+            // would bring: stop serving now rather than a heartbeat later.
+            cluster.broker.fenced = true;
+        }
+    }
+
+    /// Where a controlled shutdown stands at `now`, judged on this node's applied
+    /// metadata image (what clients are told): ready once the image has this incarnation
+    /// fenced (the controller's shutdown fence: its partition changes are in the same
+    /// record batch, so the leaderships have moved), at once when there is no other live
+    /// broker to hand anything to, and at the deadline otherwise.
+    ///
+    /// The Raft leader (the active controller shutting itself down) waits two Raft
+    /// heartbeats more after applying the fence (after the start when it has nobody to
+    /// hand anything to): followers learn that an entry committed only from the leader's
+    /// next append, so a leader exiting at once would leave them without the move until a
+    /// new leader is elected and commits (an election timeout, 1-2 s, during which the new
+    /// partition leaders still counted it in their ISRs and acks=all writes stalled; and
+    /// when every node stops at once, a follower waiting for its own fence could wait for
+    /// a quorum that is gone until its timeout).
+    pub fn controlled_shutdown_status(&self, now: Instant) -> ShutdownStatus {
+        let cluster = &*self.cluster;
+        let Some(request) = cluster.broker.shutdown else {
+            return ShutdownStatus::Running;
+        };
+        let node_id = self.config.node_id;
+        let image = &cluster.meta.image;
+        let leaderships = (image.topics.values())
+            .flat_map(|topic| topic.partitions.iter())
+            .filter(|state| state.leader == node_id)
+            .count();
+        let waited_ms = now.saturating_duration_since(request.started).as_millis() as u64;
+        let fenced = (image.brokers.get(&node_id))
+            .is_some_and(|b| b.fenced && b.incarnation == cluster.broker.incarnation);
+        let others_live = image.live_brokers().iter().any(|id| *id != node_id);
+        let why = if fenced {
+            ShutdownReady::Moved
+        } else if !others_live || !cluster.config.broker_role {
+            ShutdownReady::Alone
+        } else if now >= request.deadline {
+            ShutdownReady::TimedOut
+        } else {
+            return ShutdownStatus::Draining { leaderships };
+        };
+        // The Raft leader stays two Raft heartbeats after its fence applied (or, with
+        // nobody to move anything to, after the shutdown began: it may just have committed
+        // other brokers' fences), so that its followers hear of the last commits.
+        let raft_grace_ms = 2 * super::raft_heartbeat_interval_ms(&cluster.config);
+        let anchor = match why {
+            ShutdownReady::Moved => request.moved_at,
+            ShutdownReady::Alone | ShutdownReady::TimedOut => Some(request.started),
+        };
+        let leader_waits = cluster.meta.raft.is_leader()
+            && !cluster.meta.alone(node_id)
+            && anchor.is_none_or(|at| now < at.add_ms(raft_grace_ms));
+        if leader_waits && now < request.deadline {
+            return ShutdownStatus::Draining { leaderships };
+        }
+        ShutdownStatus::Ready {
+            why,
+            leaderships,
+            waited_ms,
+        }
+    }
+
     /// True once this broker can serve: it applied the metadata log of the current term
     /// and the controller has registered and unfenced it.
     pub fn is_serving(&self) -> bool {
@@ -166,10 +382,14 @@ impl Node {
         let Some(target) = cluster.broker.heartbeat_target(leader, voters) else {
             return;
         };
-        if target == node_id {
-            self.on_heartbeat(now, node_id, heartbeat);
-        } else {
-            self.send_peer(target, PeerMessage::Heartbeat(heartbeat));
+        let shutting_down = cluster.broker.shutdown.is_some();
+        match (target == node_id, shutting_down) {
+            (true, false) => self.on_heartbeat(now, node_id, heartbeat),
+            (true, true) => self.on_controlled_shutdown(now, node_id, heartbeat),
+            (false, false) => self.send_peer(target, PeerMessage::Heartbeat(heartbeat)),
+            (false, true) => {
+                self.send_peer(target, PeerMessage::ControlledShutdown(heartbeat));
+            }
         }
     }
 

@@ -247,6 +247,7 @@ impl Node {
                 None => self.release_raft(now, ready.messages, ready.snapshot, ready.committed),
             }
         }
+        self.note_shutdown_fence();
     }
 
     /// Turn one Raft storage write into meta ops, keeping `stored_entries` (the index range

@@ -69,11 +69,17 @@ pub(in crate::node) use control::{internal_topic_placement, ControllerState};
 pub(in crate::node) use follower::FollowerState;
 pub(in crate::node) use markers::Markers;
 pub(in crate::node) use membership::BrokerMembership;
+pub use membership::{Readiness, ShutdownReady, ShutdownStatus};
 pub(in crate::node) use meta::MetaQuorum;
 pub use remote::RemoteReportError;
 pub(in crate::node) use remote::RemoteReports;
 pub(in crate::node) use replication::{Replica, Replication};
 pub(in crate::node) use router::{Forwarded, HoldFor, Router, FORWARD_TIMEOUT_MS};
+
+/// The metadata quorum's Raft heartbeat interval: a fifth of the election timeout.
+pub(in crate::node) fn raft_heartbeat_interval_ms(config: &ClusterConfig) -> u64 {
+    (config.election_timeout_ms / 5).max(10)
+}
 
 /// Bound on replica fetches a leader holds (long poll); past it they are answered at once.
 pub const REPLICA_FETCH_WAITERS_MAX: usize = 16_384;
@@ -210,7 +216,7 @@ impl ClusterState {
         let mut raft_config = RaftConfig::new(node_id, voters);
         raft_config.election_timeout_min_ms = config.election_timeout_ms;
         raft_config.election_timeout_max_ms = config.election_timeout_ms * 2;
-        raft_config.heartbeat_interval_ms = (config.election_timeout_ms / 5).max(10);
+        raft_config.heartbeat_interval_ms = raft_heartbeat_interval_ms(&config);
         let raft = Raft::new(raft_config, persisted, seed, now_ms(now))
             .map_err(|e| corrupt(e.to_string()))?;
         // An incarnation identifies this start of the process (Kafka: a random UUID per
@@ -337,6 +343,9 @@ impl Node {
             PeerMessage::RemoteSegmentsExpired(request) => {
                 self.on_remote_segments_expired(from, request)
             }
+            PeerMessage::ControlledShutdown(heartbeat) => {
+                self.on_controlled_shutdown(now, from, heartbeat)
+            }
         }
         // Every input ends the same way: drain Raft (its writes join this input's sync),
         // dispatch requests the input unblocked, and emit the sync that covers it all.
@@ -385,6 +394,9 @@ impl Node {
     pub(super) fn cluster_timeout(&mut self, now: Now) {
         let cluster = &mut *self.cluster;
         cluster.meta.raft.tick(now_ms(now));
+        if let Some(shutdown) = cluster.broker.shutdown.as_mut() {
+            shutdown.expired |= now.instant >= shutdown.deadline;
+        }
         self.send_heartbeat(now);
         self.controller_checks(now);
         self.leader_checks(now);
@@ -413,6 +425,11 @@ impl Node {
         // Every node heartbeats (a quorum of one heartbeats itself): the heartbeat timer is
         // always armed.
         let mut next = raft.min(cluster.broker.next_heartbeat);
+        // A controlled shutdown's deadline wakes the driver once (`cluster_timeout` marks it
+        // expired), so it sees the shutdown timed out without any other input.
+        if let Some(shutdown) = cluster.broker.shutdown.filter(|s| !s.expired) {
+            next = next.min(shutdown.deadline);
+        }
         // Only deadlines that the handlers move forward, or the driver would spin.
         if cluster.meta.is_active_controller() {
             next = next.min(cluster.controller.next_controller_check);

@@ -805,11 +805,17 @@ impl Node {
         let hw = log.high_watermark();
         let needed = hw.max(leader.epoch_start.min(leo));
         let durable_mode = self.cluster.config.ack_durability == AckDurability::IsrFsync;
+        // Only a live (registered, unfenced) broker may join (KIP-841): the controller
+        // refuses any other, and a pending expansion counts its member towards the HW until
+        // refused, so proposing a fenced one (a broker in controlled shutdown, which keeps
+        // fetching until it exits, or one restarting) would hold acks=all back for it.
+        let live = self.cluster.meta.image.is_live(from);
         let Some(Replica::Leader(leader)) = self.cluster.replication.replicas.get_mut(&key) else {
             return;
         };
         let mut expand = None;
         if !leader.isr.contains(&from)
+            && live
             && leader.pending_isr.is_none()
             && leader.replicas.contains(&from)
             && fetch.fetch_offset >= needed
