@@ -2,8 +2,9 @@
 //! embedded formats, to and from record bytes; and record timestamps as ISO 8601 text.
 //!
 //! BINARY data is base64 (standard alphabet, padded), JSON data is the JSON value's text,
-//! STRING data is the string's UTF-8 bytes. AVRO, PROTOBUF and JSONSCHEMA need the schema
-//! registry and are refused with [`NEEDS_SCHEMA_REGISTRY`] until it exists.
+//! STRING data is the string's UTF-8 bytes. AVRO, PROTOBUF and JSONSCHEMA (schemas from the
+//! schema registry) are refused with [`NEEDS_SCHEMA_REGISTRY`]: the proxy does not use the
+//! registry yet.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -94,8 +95,8 @@ pub fn needs_registry(name: &str) -> RestError {
     RestError::unprocessable(
         NEEDS_SCHEMA_REGISTRY,
         format!(
-            "{name} data needs the schema registry, which this broker does not serve yet: \
-             use BINARY, JSON or STRING"
+            "{name} data (schemas from the schema registry) is not supported by the REST \
+             proxy yet: use BINARY, JSON or STRING"
         ),
     )
 }
