@@ -48,8 +48,9 @@ impl HttpError {
     /// the Kafka error's name in the message.
     pub fn from_kafka(error: ErrorCode, message: impl Into<String>) -> HttpError {
         let (status, code) = match error {
+            // Confluent's 40401: topic not found (40403 is a consumer instance).
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION | ErrorCode::UNKNOWN_TOPIC_ID => {
-                (StatusCode::NOT_FOUND, 40403)
+                (StatusCode::NOT_FOUND, 40401)
             }
             ErrorCode::GROUP_ID_NOT_FOUND => (StatusCode::NOT_FOUND, 40404),
             ErrorCode::TOPIC_AUTHORIZATION_FAILED
@@ -119,7 +120,7 @@ mod tests {
         let unknown = HttpError::from_kafka(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, "t");
         assert_eq!(
             (unknown.status, unknown.error_code),
-            (StatusCode::NOT_FOUND, 40403)
+            (StatusCode::NOT_FOUND, 40401)
         );
         assert!(unknown.message.starts_with("UNKNOWN_TOPIC_OR_PARTITION"));
         let denied = HttpError::from_kafka(ErrorCode::TOPIC_AUTHORIZATION_FAILED, "");
