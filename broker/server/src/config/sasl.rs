@@ -175,20 +175,7 @@ impl SaslKeys {
         if mechanisms.is_empty() {
             return Ok(None);
         }
-        let listener = match &self.gateway_listener {
-            Some((name, origin)) => {
-                let lower = name.to_ascii_lowercase();
-                if !sasl_listeners.contains(&lower) {
-                    return Err(origin.invalid(format!("there is no SASL listener named {name}")));
-                }
-                Some(lower)
-            }
-            None => sasl_listeners.first().cloned(),
-        };
-        let plain_users = match &listener {
-            Some(name) => self.settings(name).plain_users,
-            None => BTreeMap::new(),
-        };
+        let plain_users = self.plain_users_of(self.gateway_listener.as_ref(), sasl_listeners)?;
         if mechanisms.contains(&SaslMechanism::Plain) && plain_users.is_empty() {
             return Err(origin.invalid(
                 "PLAIN needs users: name a SASL listener with a PlainLoginModule JAAS config \
@@ -207,6 +194,29 @@ impl SaslKeys {
         }))
     }
 
+    /// The PLAIN users of the SASL listener `named` names (which must be one of
+    /// `sasl_listeners`), or of the first SASL listener when none is named.
+    fn plain_users_of(
+        &self,
+        named: Option<&(String, Origin)>,
+        sasl_listeners: &[String],
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let listener = match named {
+            Some((name, origin)) => {
+                let lower = name.to_ascii_lowercase();
+                if !sasl_listeners.contains(&lower) {
+                    return Err(origin.invalid(format!("there is no SASL listener named {name}")));
+                }
+                Some(lower)
+            }
+            None => sasl_listeners.first().cloned(),
+        };
+        Ok(match &listener {
+            Some(name) => self.settings(name).plain_users,
+            None => BTreeMap::new(),
+        })
+    }
+
     /// How the HTTP services check Basic credentials, `None` when they take none
     /// (`weir.http.authentication.method = NONE`, the default): SCRAM-SHA-256/512 against
     /// the metadata log's credentials, and PLAIN against the users of the SASL listener
@@ -218,20 +228,7 @@ impl SaslKeys {
         if !matches!(self.http_basic, Some((true, _))) {
             return Ok(None);
         }
-        let listener = match &self.http_listener {
-            Some((name, origin)) => {
-                let lower = name.to_ascii_lowercase();
-                if !sasl_listeners.contains(&lower) {
-                    return Err(origin.invalid(format!("there is no SASL listener named {name}")));
-                }
-                Some(lower)
-            }
-            None => sasl_listeners.first().cloned(),
-        };
-        let plain_users = match &listener {
-            Some(name) => self.settings(name).plain_users,
-            None => BTreeMap::new(),
-        };
+        let plain_users = self.plain_users_of(self.http_listener.as_ref(), sasl_listeners)?;
         let mut mechanisms = Vec::new();
         if !plain_users.is_empty() {
             mechanisms.push(SaslMechanism::Plain);
@@ -424,5 +421,37 @@ mod tests {
         assert!(parse(scram_only).gateway_sasl.is_some());
         let bad = "\"weir.gateway.sasl.enabled.mechanisms\" = \"GSSAPI\"\n";
         assert!(refusal(bad).contains("GSSAPI"));
+    }
+
+    // Goal: the HTTP services' Basic authentication: off by default and with NONE; BASIC
+    // checks SCRAM users always and PLAIN users of the named (or first) SASL listener when
+    // it has any; a listener that is not a SASL listener and an unknown method are refused
+    // naming the key. Method: parse small configs.
+    #[test]
+    fn http_authentication_keys() {
+        use crate::config::tests::{parse, refusal};
+        let listeners = "listeners = \"PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,\
+                         B://127.0.0.1:0\"\n\
+                         \"listener.security.protocol.map\" = \"PLAINTEXT:PLAINTEXT,\
+                         SASL_PLAINTEXT:SASL_PLAINTEXT,B:SASL_PLAINTEXT\"\n\
+                         \"listener.name.b.plain.sasl.jaas.config\" = \"org.apache.kafka.\
+                         common.security.plain.PlainLoginModule required user_b=\\\"y\\\";\"\n";
+        assert_eq!(parse(listeners).http_sasl, None);
+        let none = format!("{listeners}\"weir.http.authentication.method\" = \"NONE\"\n");
+        assert_eq!(parse(&none).http_sasl, None);
+        let scram = [ScramMechanism::Sha256, ScramMechanism::Sha512].map(SaslMechanism::Scram);
+        // The first SASL listener has no PLAIN users: SCRAM only.
+        let basic = format!("{listeners}\"weir.http.authentication.method\" = \"basic\"\n");
+        let settings = parse(&basic).http_sasl.expect("on");
+        assert_eq!(settings.mechanisms, scram);
+        let named = format!("{basic}\"weir.http.sasl.listener\" = \"B\"\n");
+        let settings = parse(&named).http_sasl.expect("on");
+        assert_eq!(settings.mechanisms[0], SaslMechanism::Plain);
+        assert_eq!(&settings.mechanisms[1..], scram);
+        assert!(settings.plain_users.contains_key("b"), "{settings:?}");
+        let stray = format!("{basic}\"weir.http.sasl.listener\" = \"PLAINTEXT\"\n");
+        assert!(refusal(&stray).contains("weir.http.sasl.listener"));
+        let bad = "\"weir.http.authentication.method\" = \"DIGEST\"\n";
+        assert!(refusal(bad).contains("weir.http.authentication.method"));
     }
 }
