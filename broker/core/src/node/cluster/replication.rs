@@ -810,6 +810,13 @@ impl Node {
         // refused, so proposing a fenced one (a broker in controlled shutdown, which keeps
         // fetching until it exits, or one restarting) would hold acks=all back for it.
         let live = self.cluster.meta.image.is_live(from);
+        // PLANTED BUG (weir-sim's planted suite only): the broker-side guards are off with
+        // planted-stale-decisions, this one included.
+        #[cfg(feature = "planted-stale-decisions")]
+        let live = {
+            let _ = live;
+            true
+        };
         let Some(Replica::Leader(leader)) = self.cluster.replication.replicas.get_mut(&key) else {
             return;
         };
