@@ -66,7 +66,7 @@ pub(crate) fn run(install: bool) -> Result<()> {
     let weir_bin = root.join("target/release/weir");
     let mut compat = Command::new("python3");
     compat
-        .args(["-m", "pytest", "-q", "tests/compat"])
+        .args(["-m", "pytest", "-q", "tests/compat", "-m", "not soak"])
         .current_dir(&root)
         .env("WEIR_BIN", &weir_bin);
     // test_deploy.py runs `cargo xtask deploy`: this very binary, not a second build. Its

@@ -1,7 +1,8 @@
 //! `cargo xtask soak`: the long correctness runs CI has no time for (issue 12).
 //!
-//! Three parts, each skippable: many seeds of every cluster simulation (turmoil), the
-//! Jepsen-style runs the issue names (3 nodes, 60 s, `kill,partition`, seeds 1..=10 — all of
+//! Four parts, each skippable: the real-client tests marked `soak` (the rolling upgrades
+//! over ssh, to 127.0.0.1 and to three network-namespace hosts), many seeds of every
+//! cluster simulation (turmoil), the Jepsen-style runs the issue names (3 nodes, 60 s, `kill,partition`, seeds 1..=10 — all of
 //! them, not a chosen one; 5 nodes with `kill,pause,partition`), and runs of the nemeses
 //! that crash a majority at once or restart the controller while a leader is down. It
 //! prints one line per run and a Markdown table (also written to
@@ -31,6 +32,9 @@ pub(crate) struct SoakArgs {
     /// Skip the Jepsen-style runs.
     #[arg(long)]
     pub no_jepsen: bool,
+    /// Skip the real-client tests marked `soak` (tests/compat).
+    #[arg(long)]
+    pub no_compat: bool,
 }
 
 /// One Jepsen-style run of the soak: nodes, nemesis, seed.
@@ -52,6 +56,16 @@ fn jepsen_runs() -> Vec<(u32, &'static str, u64)> {
 pub(crate) fn run(args: &SoakArgs) -> Result<bool> {
     let started = Instant::now();
     let mut rows: Vec<(String, bool, u64)> = Vec::new();
+    if !args.no_compat {
+        let t = Instant::now();
+        let ok = compat_soak()?;
+        rows.push((
+            "`python3 -m pytest -q tests/compat -m soak`".to_owned(),
+            ok,
+            t.elapsed().as_secs(),
+        ));
+        eprintln!("soak: compat -m soak: {}", verdict(ok));
+    }
     if !args.no_sim {
         for workload in crate::sim::CLUSTER_WORKLOADS {
             let t = Instant::now();
@@ -107,6 +121,34 @@ pub(crate) fn run(args: &SoakArgs) -> Result<bool> {
         path.display()
     );
     Ok(failed == 0)
+}
+
+/// The real-client tests marked `soak`, against a release build, with the environment
+/// CI's compat step gives them (this xtask for `deploy`, the debug build to upgrade from).
+fn compat_soak() -> Result<bool> {
+    let root = project_root();
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "weir"])
+        .current_dir(&root)
+        .status()
+        .context("building weir")?;
+    if !built.success() {
+        anyhow::bail!("cargo build --release -p weir failed");
+    }
+    let mut pytest = std::process::Command::new("python3");
+    pytest
+        .args(["-m", "pytest", "-q", "tests/compat", "-m", "soak"])
+        .current_dir(&root)
+        .env("WEIR_BIN", root.join("target/release/weir"));
+    if let Ok(xtask) = std::env::current_exe() {
+        pytest.env("XTASK_BIN", xtask);
+    }
+    let debug_weir = root.join("target/debug/weir");
+    if debug_weir.is_file() {
+        pytest.env("WEIR_FROM_BIN", debug_weir);
+    }
+    let status = pytest.status().context("running pytest")?;
+    Ok(status.success())
 }
 
 fn verdict(ok: bool) -> &'static str {
