@@ -2,12 +2,12 @@
 //!
 //! Four parts, each skippable: the real-client tests marked `soak` (the rolling upgrades
 //! over ssh, to 127.0.0.1 and to three network-namespace hosts), many seeds of every
-//! cluster simulation (turmoil), the Jepsen-style runs the issue names (3 nodes, 60 s, `kill,partition`, seeds 1..=10 — all of
-//! them, not a chosen one; 5 nodes with `kill,pause,partition`), and runs of the nemeses
-//! that crash a majority at once or restart the controller while a leader is down. It
-//! prints one line per run and a Markdown table (also written to
-//! `target/soak/summary.md`) for docs/jepsen.md; the exit code is 0 only when every run
-//! passed.
+//! cluster simulation (turmoil), the Jepsen-style runs the issue names (3 nodes, 60 s,
+//! `kill,partition`, seeds 1..=10 — all of them, not a chosen one; 5 nodes with
+//! `kill,pause,partition`), and runs of the nemeses that crash a majority at once or
+//! restart the controller while a leader is down. It prints one line per run and a
+//! Markdown table (also written to `target/soak/summary.md`) for docs/jepsen.md; the exit
+//! code is 0 only when every run passed.
 
 use std::fmt::Write as _;
 use std::time::Instant;
