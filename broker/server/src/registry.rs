@@ -367,11 +367,6 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
 
     /// The partition's last stable offset: every committed record is below it.
     async fn stable_end(&self) -> Result<i64, Attempt> {
-        let dest = self
-            .router
-            .leader(SCHEMAS_TOPIC, 0)
-            .await
-            .map_err(edge_error)?;
         let request = ApiRequest::ListOffsets(ListOffsetsRequest {
             replica_id: -1,
             isolation_level: READ_COMMITTED,
@@ -384,25 +379,12 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
                 }],
             }],
         });
-        let answer = self
-            .router
-            .call(dest, Lane::Control, request)
-            .await
-            .map_err(edge_error)?;
-        let ApiResponse::ListOffsets(answer) = answer else {
+        let ApiResponse::ListOffsets(answer) = self.leader_call(request).await? else {
             return Err(unexpected("ListOffsets"));
         };
-        let partition = answer
-            .topics
-            .into_iter()
-            .flat_map(|topic| topic.partitions)
-            .find(|partition| partition.partition == 0)
-            .ok_or_else(|| unexpected("ListOffsets (partition missing)"))?;
-        if partition.error == ErrorCode::NOT_LEADER_OR_FOLLOWER {
-            self.router.forget_leader(SCHEMAS_TOPIC, 0);
-        }
-        check(partition.error, "ListOffsets _schemas")?;
-        Ok(partition.offset)
+        let partitions = answer.topics.into_iter().flat_map(|topic| topic.partitions);
+        let found = partitions.map(|p| (p.partition, p.error, p.offset));
+        self.partition_zero(found, "ListOffsets _schemas")
     }
 
     async fn txn_call(&self, request: ApiRequest) -> Result<ApiResponse, Attempt> {
@@ -475,30 +457,35 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
                 }],
             }],
         });
-        let dest = self
-            .router
-            .leader(SCHEMAS_TOPIC, 0)
-            .await
-            .map_err(edge_error)?;
-        let answer = self
-            .router
-            .call(dest, Lane::Control, request)
-            .await
-            .map_err(edge_error)?;
-        let ApiResponse::Produce(answer) = answer else {
+        let ApiResponse::Produce(answer) = self.leader_call(request).await? else {
             return Err(unexpected("Produce"));
         };
-        let partition = answer
-            .topics
-            .into_iter()
-            .flat_map(|topic| topic.partitions)
-            .find(|partition| partition.partition == 0)
-            .ok_or_else(|| unexpected("Produce (partition missing)"))?;
-        if partition.error == ErrorCode::NOT_LEADER_OR_FOLLOWER {
+        let partitions = answer.topics.into_iter().flat_map(|topic| topic.partitions);
+        let found = partitions.map(|p| (p.partition, p.error, p.base_offset));
+        self.partition_zero(found, "Produce _schemas")
+    }
+
+    /// Send `request` to the leader of `_schemas`-0 and wait for its answer.
+    async fn leader_call(&self, request: ApiRequest) -> Result<ApiResponse, Attempt> {
+        let dest = (self.router.leader(SCHEMAS_TOPIC, 0).await).map_err(edge_error)?;
+        (self.router.call(dest, Lane::Control, request).await).map_err(edge_error)
+    }
+
+    /// Partition 0's offset among an answer's `(partition, error, offset)`s; a leader
+    /// that moved is forgotten, so the retry asks the new one.
+    fn partition_zero(
+        &self,
+        mut found: impl Iterator<Item = (i32, ErrorCode, i64)>,
+        what: &str,
+    ) -> Result<i64, Attempt> {
+        let (_, error, offset) = found
+            .find(|(partition, _, _)| *partition == 0)
+            .ok_or_else(|| unexpected(&format!("{what} (partition missing)")))?;
+        if error == ErrorCode::NOT_LEADER_OR_FOLLOWER {
             self.router.forget_leader(SCHEMAS_TOPIC, 0);
         }
-        check(partition.error, "Produce _schemas")?;
-        Ok(partition.base_offset)
+        check(error, what)?;
+        Ok(offset)
     }
 
     async fn end_txn(&self, producer: (i64, i16), committed: bool) -> Result<(), Attempt> {
