@@ -6,6 +6,9 @@
 //!   applying them in log order; `ops`: writes as pure plans over the store.
 //! - `log`: the `SchemaLog` seam the server implements; `api`: Confluent's REST API as an
 //!   axum Router over it.
+//! - `wire`: Confluent's wire format of a record key/value (magic, schema id, Protobuf's
+//!   message indexes, payload); `format::ParsedSchema::{encode_json, decode_json}` convert
+//!   JSON data to and from each format's binary encoding.
 //!
 //! **Architecture invariants:** no sockets, files or clocks: the store changes only by
 //! applying `_schemas` records in log order, and writes reach the log through the
@@ -19,6 +22,7 @@ pub mod log;
 pub mod ops;
 pub mod record;
 pub mod store;
+pub mod wire;
 
 pub use error::RegistryError;
 pub use log::SchemaLog;

@@ -150,8 +150,9 @@ fn unexpected(what: &str) -> Attempt {
 /// above any Kafka connection).
 pub const REGISTRY_CONN_ID: u64 = crate::gateway::CONN_ID_BASE - 1;
 
-/// The registry's REST API over a `BrokerSchemaLog` started on this broker (`None`, logged,
-/// if the node loop is already gone).
+/// The registry's REST API over a `BrokerSchemaLog` started on this broker, and the log
+/// itself (the REST proxy's schema formats use it); `None`, logged, if the node loop is
+/// already gone.
 pub async fn routes<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
@@ -159,7 +160,7 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
     node: tokio::sync::mpsc::Sender<crate::messages::NodeInput>,
     node_id: i32,
     upstream_tls: Option<Arc<rustls::ClientConfig>>,
-) -> Option<axum::Router> {
+) -> Option<(axum::Router, Arc<BrokerSchemaLog<R, S>>)> {
     let started = BrokerSchemaLog::start(
         runtime,
         storage,
@@ -171,7 +172,10 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
     )
     .await;
     match started {
-        Ok(log) => Some(weir_registry::api::routes::<BrokerSchemaLog<R, S>>().with_state(log)),
+        Ok(log) => {
+            let routes = weir_registry::api::routes::<BrokerSchemaLog<R, S>>();
+            Some((routes.with_state(Arc::clone(&log)), log))
+        }
         Err(error) => {
             tracing::error!("schema registry not started: {error}");
             None

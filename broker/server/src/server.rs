@@ -407,18 +407,10 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
     .with_upstream_tls(gateway_upstream_tls(&config.listeners.first))
     .with_request_bytes_max(config.http_request_bytes_max);
     let platform = Arc::new(platform);
-    let rest_proxy_addr = rest_listener.map(|(rest_listener, bound)| {
-        runtime.spawn(crate::http::serve(
-            Arc::clone(&platform),
-            "REST proxy",
-            rest_listener,
-            http_tls.clone(),
-            crate::rest::routes(Duration::from_millis(config.rest_instance_timeout_ms)),
-        ));
-        bound
-    });
     let mut schema_registry = None;
     let mut schema_registry_addr = None;
+    // The registry starts first: the REST proxy's schema formats go through its log.
+    let mut schema_log = None;
     if let Some((registry_listener, bound)) = registry_listener {
         let upstream_tls = gateway_upstream_tls(&config.listeners.first);
         let (storage, remote) = (storage.clone(), remote.clone());
@@ -432,7 +424,8 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             upstream_tls,
         )
         .await;
-        if let Some(routes) = routes {
+        if let Some((routes, log)) = routes {
+            schema_log = Some(log);
             runtime.spawn(crate::http::serve(
                 Arc::clone(&platform),
                 "schema registry",
@@ -444,6 +437,17 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             schema_registry_addr = Some(bound);
         }
     }
+    let rest_proxy_addr = rest_listener.map(|(rest_listener, bound)| {
+        let timeout = Duration::from_millis(config.rest_instance_timeout_ms);
+        runtime.spawn(crate::http::serve(
+            Arc::clone(&platform),
+            "REST proxy",
+            rest_listener,
+            http_tls.clone(),
+            crate::rest::routes(timeout, schema_log.clone()),
+        ));
+        bound
+    });
     let peer_addr = peer_listener.map(|(peer_listener, bound)| {
         let cluster_id = config.node.cluster_id.clone();
         let accept = crate::peer::accept_loop(

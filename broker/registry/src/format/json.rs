@@ -55,6 +55,12 @@ impl JsonSchema {
     }
 }
 
+impl JsonSchema {
+    pub(super) fn record_name(&self) -> Option<String> {
+        self.root.get("title")?.as_str().map(str::to_owned)
+    }
+}
+
 pub(super) fn read_problems(writer: &JsonSchema, reader: &JsonSchema) -> Vec<String> {
     let mut walk = Walk {
         writer,
@@ -440,5 +446,62 @@ fn bounds(w: &Map<String, Value>, r: &Map<String, Value>, path: &str, problems: 
         if r.contains_key(keyword) && w.get(keyword) != r.get(keyword) {
             problems.push(format!("{path}: {keyword} added or changed"));
         }
+    }
+}
+
+/// JSON documents checked against a JSON Schema (jsonschema, with the schema's references
+/// served from memory and nothing fetched) and stored as their JSON text.
+pub(super) mod data {
+    use std::collections::BTreeMap;
+
+    use serde_json::Value;
+
+    use super::JsonSchema;
+    use crate::format::DataError;
+
+    /// Serves the references by the name `$ref` uses (the whole URI, or its last segment).
+    struct References(BTreeMap<String, Value>);
+
+    impl jsonschema::Retrieve for References {
+        fn retrieve(
+            &self,
+            uri: &jsonschema::Uri<String>,
+        ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+            let text = uri.as_str();
+            let last = text.rsplit('/').next().unwrap_or(text);
+            let found = self.0.get(text).or_else(|| self.0.get(last));
+            found
+                .cloned()
+                .ok_or_else(|| format!("no reference named {text}").into())
+        }
+    }
+
+    /// How many validation errors one message names.
+    const ERRORS_SHOWN_MAX: usize = 5;
+
+    pub(in crate::format) fn encode(
+        schema: &JsonSchema,
+        data: &Value,
+    ) -> Result<Vec<u8>, DataError> {
+        let validator = jsonschema::options()
+            .with_retriever(References(schema.references.clone()))
+            .build(&schema.root)
+            .map_err(|error| DataError(format!("the schema does not compile: {error}")))?;
+        let errors: Vec<String> = validator
+            .iter_errors(data)
+            .take(ERRORS_SHOWN_MAX)
+            .map(|error| format!("{}: {error}", error.instance_path()))
+            .collect();
+        if !errors.is_empty() {
+            return Err(DataError(format!(
+                "does not match the schema: {}",
+                errors.join("; ")
+            )));
+        }
+        serde_json::to_vec(data).map_err(|error| DataError(error.to_string()))
+    }
+
+    pub(in crate::format) fn decode(payload: &[u8]) -> Result<Value, DataError> {
+        serde_json::from_slice(payload).map_err(|error| DataError(format!("not JSON: {error}")))
     }
 }

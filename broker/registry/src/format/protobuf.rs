@@ -84,6 +84,15 @@ impl ProtoSchema {
     }
 }
 
+impl ProtoSchema {
+    pub(super) fn record_name(&self) -> Option<String> {
+        self.file
+            .messages()
+            .next()
+            .map(|message| message.full_name().to_owned())
+    }
+}
+
 /// A base64 `FileDescriptorProto` (no .proto text is valid base64 of a descriptor that
 /// declares something, so trying it first is unambiguous in practice).
 fn decode_descriptor(text: &str) -> Option<prost_reflect::prost_types::FileDescriptorProto> {
@@ -306,5 +315,94 @@ fn kind_name(kind: &Kind) -> String {
         Kind::Message(message) => format!("message {}", message.full_name()),
         Kind::Enum(enumeration) => format!("enum {}", enumeration.full_name()),
         scalar => format!("{scalar:?}").to_ascii_lowercase(),
+    }
+}
+
+/// Protobuf messages as JSON (protobuf's canonical JSON mapping, prost-reflect's serde) to
+/// and from the binary encoding, with the message-index path Confluent's wire format
+/// carries (`[0]`: the file's first message; `[1, 0]`: the first nested message of the
+/// second one).
+pub(super) mod data {
+    use prost_reflect::prost::Message;
+    use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
+    use serde_json::Value as Json;
+
+    use super::ProtoSchema;
+    use crate::format::DataError;
+
+    /// Message-index path length taken from a record (a bound for any input).
+    const INDEX_DEPTH_MAX: usize = 32;
+
+    /// The message `name` names (full or short name; `None`: the file's first message) and
+    /// its index path.
+    fn message(
+        schema: &ProtoSchema,
+        name: Option<&str>,
+    ) -> Result<(MessageDescriptor, Vec<i32>), DataError> {
+        let mut stack: Vec<(MessageDescriptor, Vec<i32>)> = Vec::new();
+        for (index, message) in schema.file.messages().enumerate() {
+            stack.push((message, vec![i32::try_from(index).unwrap_or(i32::MAX)]));
+        }
+        let Some(name) = name else {
+            return stack
+                .into_iter()
+                .next()
+                .ok_or_else(|| DataError("the schema declares no message".to_owned()));
+        };
+        while let Some((message, path)) = stack.pop() {
+            if message.full_name() == name || message.name() == name {
+                return Ok((message, path));
+            }
+            for (index, child) in message.child_messages().enumerate() {
+                let mut child_path = path.clone();
+                child_path.push(i32::try_from(index).unwrap_or(i32::MAX));
+                stack.push((child, child_path));
+            }
+        }
+        Err(DataError(format!("the schema declares no message {name}")))
+    }
+
+    pub(in crate::format) fn encode(
+        schema: &ProtoSchema,
+        data: &Json,
+        name: Option<&str>,
+    ) -> Result<(Vec<i32>, Vec<u8>), DataError> {
+        let (descriptor, path) = message(schema, name)?;
+        let message = DynamicMessage::deserialize(descriptor.clone(), data).map_err(|error| {
+            DataError(format!(
+                "does not match message {}: {error}",
+                descriptor.full_name()
+            ))
+        })?;
+        Ok((path, message.encode_to_vec()))
+    }
+
+    pub(in crate::format) fn decode(
+        schema: &ProtoSchema,
+        indexes: &[i32],
+        payload: &[u8],
+    ) -> Result<Json, DataError> {
+        if indexes.len() > INDEX_DEPTH_MAX {
+            return Err(DataError(format!(
+                "message index path longer than {INDEX_DEPTH_MAX}"
+            )));
+        }
+        let out_of_range = || DataError(format!("message index path {indexes:?} names no message"));
+        let mut iter = indexes.iter();
+        let first = iter.next().copied().unwrap_or(0);
+        let first = usize::try_from(first).map_err(|_| out_of_range())?;
+        let mut descriptor = schema.file.messages().nth(first).ok_or_else(out_of_range)?;
+        for &index in iter {
+            let index = usize::try_from(index).map_err(|_| out_of_range())?;
+            let child = descriptor.child_messages().nth(index);
+            descriptor = child.ok_or_else(out_of_range)?;
+        }
+        let message = DynamicMessage::decode(descriptor.clone(), payload).map_err(|error| {
+            DataError(format!("not a {} message: {error}", descriptor.full_name()))
+        })?;
+        let options = SerializeOptions::new().skip_default_fields(false);
+        message
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .map_err(|error| DataError(format!("no JSON form: {error}")))
     }
 }

@@ -157,14 +157,16 @@ pub async fn create<R: Runtime, S: StorageDriver>(
     {
         None | Some("binary") => Format::Binary,
         Some("json") => Format::Json,
-        Some(schema @ ("avro" | "protobuf" | "jsonschema")) => {
-            return Err(data::needs_registry(schema))
-        }
+        Some("avro") => Format::Avro,
+        Some("protobuf") => Format::Protobuf,
+        Some("jsonschema") => Format::JsonSchema,
         Some(other) => {
-            let message = format!("format {other:?}: use binary or json");
+            let message =
+                format!("format {other:?}: use binary, json, avro, protobuf or jsonschema");
             return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
         }
     };
+    state.schemas.check_on(format)?;
     let from = match body.auto_offset_reset.as_deref() {
         None | Some("latest") => StartFrom::Latest,
         Some("earliest" | "smallest") => StartFrom::Earliest,
@@ -504,13 +506,17 @@ fn accepted_format(headers: &HeaderMap) -> Option<Format> {
         .to_str()
         .ok()?
         .to_ascii_lowercase();
-    if accept.contains("vnd.kafka.binary.v2") {
-        Some(Format::Binary)
-    } else if accept.contains("vnd.kafka.json.v2") {
-        Some(Format::Json)
-    } else {
-        None
-    }
+    let formats = [
+        ("vnd.kafka.binary.v2", Format::Binary),
+        ("vnd.kafka.json.v2", Format::Json),
+        ("vnd.kafka.avro.v2", Format::Avro),
+        ("vnd.kafka.protobuf.v2", Format::Protobuf),
+        ("vnd.kafka.jsonschema.v2", Format::JsonSchema),
+    ];
+    formats
+        .into_iter()
+        .find(|(name, _)| accept.contains(name))
+        .map(|(_, format)| format)
 }
 
 /// `GET .../records?timeout=ms&max_bytes=n`: one poll of the instance.
@@ -557,19 +563,41 @@ pub async fn records<R: Runtime, S: StorageDriver>(
     let Reply::Records(records) = polled else {
         return Err(super::unexpected("poll"));
     };
+    let format = instance.format;
+    let mut decoded = Vec::with_capacity(records.len());
+    for record in &records {
+        decoded.push(if format.uses_schema() {
+            let key = state.schemas.decode(format, record.key.as_deref()).await;
+            let value = state.schemas.decode(format, record.value.as_deref()).await;
+            let place = |error: RestError| {
+                let message = format!(
+                    "{} (topic {}, partition {}, offset {})",
+                    error.message, record.topic, record.partition, record.offset
+                );
+                RestError::new(error.status, error.error_code, message)
+            };
+            (key.map_err(place)?, value.map_err(place)?)
+        } else {
+            (
+                format.decode(record.key.as_deref()),
+                format.decode(record.value.as_deref()),
+            )
+        });
+    }
+    // Committed only once every record decoded: a poll that fails commits nothing.
     if instance.auto_commit && !records.is_empty() {
         let positions = consumer.positions();
         gateway_consumer::client_commit(&consumer, &router, positions).await?;
     }
     *lock(&instance.last_used) = state.runtime().now();
-    let format = instance.format;
     let records: Vec<Value> = records
         .into_iter()
-        .map(|record| {
+        .zip(decoded)
+        .map(|(record, (key, value))| {
             json!({
                 "topic": record.topic,
-                "key": format.decode(record.key.as_deref()),
-                "value": format.decode(record.value.as_deref()),
+                "key": key,
+                "value": value,
                 "partition": record.partition,
                 "offset": record.offset,
                 "timestamp": record.timestamp,
@@ -582,7 +610,10 @@ pub async fn records<R: Runtime, S: StorageDriver>(
         .collect();
     let content_type = match format {
         Format::Json => "application/vnd.kafka.json.v2+json",
-        _ => "application/vnd.kafka.binary.v2+json",
+        Format::Avro => "application/vnd.kafka.avro.v2+json",
+        Format::Protobuf => "application/vnd.kafka.protobuf.v2+json",
+        Format::JsonSchema => "application/vnd.kafka.jsonschema.v2+json",
+        Format::Binary | Format::String => "application/vnd.kafka.binary.v2+json",
     };
     let mut response = Json(Value::Array(records)).into_response();
     response

@@ -2,15 +2,14 @@
 //! embedded formats, to and from record bytes; and record timestamps as ISO 8601 text.
 //!
 //! BINARY data is base64 (standard alphabet, padded), JSON data is the JSON value's text,
-//! STRING data is the string's UTF-8 bytes. AVRO, PROTOBUF and JSONSCHEMA (schemas from the
-//! schema registry) are refused with [`NEEDS_SCHEMA_REGISTRY`]: the proxy does not use the
-//! registry yet.
+//! STRING data is the string's UTF-8 bytes. AVRO, PROTOBUF and JSONSCHEMA data is written
+//! with a schema from the schema registry: [`super::schemas`] converts it.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::error::{RestError, INVALID_DATA, NEEDS_SCHEMA_REGISTRY};
+use super::error::{RestError, INVALID_DATA};
 
 /// How a key or value is written as JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +20,12 @@ pub enum Format {
     Json,
     /// A JSON string, stored as UTF-8.
     String,
+    /// Avro's JSON encoding, stored as Avro in Confluent's wire format.
+    Avro,
+    /// Protobuf's JSON mapping, stored as Protobuf in Confluent's wire format.
+    Protobuf,
+    /// A JSON document valid for a JSON Schema, stored as JSON in Confluent's wire format.
+    JsonSchema,
 }
 
 impl Format {
@@ -30,23 +35,35 @@ impl Format {
             Format::Binary => "BINARY",
             Format::Json => "JSON",
             Format::String => "STRING",
+            Format::Avro => "AVRO",
+            Format::Protobuf => "PROTOBUF",
+            Format::JsonSchema => "JSONSCHEMA",
         }
     }
 
-    /// A v3 `type`, case-insensitive; schema formats are refused.
+    /// Whether data of this format is written with a schema from the registry.
+    pub fn uses_schema(self) -> bool {
+        matches!(self, Format::Avro | Format::Protobuf | Format::JsonSchema)
+    }
+
+    /// A v3 `type`, case-insensitive.
     pub fn parse(name: &str) -> Result<Format, RestError> {
         match name.to_ascii_uppercase().as_str() {
             "BINARY" => Ok(Format::Binary),
             "JSON" => Ok(Format::Json),
             "STRING" => Ok(Format::String),
-            "AVRO" | "PROTOBUF" | "JSONSCHEMA" => Err(needs_registry(name)),
+            "AVRO" => Ok(Format::Avro),
+            "PROTOBUF" => Ok(Format::Protobuf),
+            "JSONSCHEMA" => Ok(Format::JsonSchema),
             other => Err(RestError::bad_request(format!(
-                "unknown data type {other:?}: use BINARY, JSON or STRING"
+                "unknown data type {other:?}: use BINARY, JSON, STRING, AVRO, PROTOBUF or \
+                 JSONSCHEMA"
             ))),
         }
     }
 
-    /// Record bytes from JSON `data` (JSON null is a null key/value in every format).
+    /// Record bytes from JSON `data` (JSON null is a null key/value in every format); the
+    /// schema formats are converted by [`super::schemas`], never here.
     pub fn encode(self, data: &Value, what: &str) -> Result<Option<Vec<u8>>, RestError> {
         if data.is_null() {
             return Ok(None);
@@ -71,16 +88,23 @@ impl Format {
                     format!("{what}: STRING data must be a JSON string"),
                 )),
             },
+            Format::Avro | Format::Protobuf | Format::JsonSchema => Err(RestError::status(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{what}: {} data is converted with its schema", self.name()),
+            )),
         }
     }
 
-    /// JSON data from record bytes, as a consumer of this format sees it.
+    /// JSON data from record bytes, as a consumer of this format sees it (the schema
+    /// formats are decoded by [`super::schemas`]; here they show as base64).
     pub fn decode(self, bytes: Option<&[u8]>) -> Value {
         let Some(bytes) = bytes else {
             return Value::Null;
         };
         match self {
-            Format::Binary => Value::String(STANDARD.encode(bytes)),
+            Format::Binary | Format::Avro | Format::Protobuf | Format::JsonSchema => {
+                Value::String(STANDARD.encode(bytes))
+            }
             // Bytes that are not JSON (written by another client) are shown as a string
             // rather than failing the whole poll.
             Format::Json => serde_json::from_slice(bytes)
@@ -88,17 +112,6 @@ impl Format {
             Format::String => Value::String(String::from_utf8_lossy(bytes).into_owned()),
         }
     }
-}
-
-/// The refusal of a schema-registry format.
-pub fn needs_registry(name: &str) -> RestError {
-    RestError::unprocessable(
-        NEEDS_SCHEMA_REGISTRY,
-        format!(
-            "{name} data (schemas from the schema registry) is not supported by the REST \
-             proxy yet: use BINARY, JSON or STRING"
-        ),
-    )
 }
 
 /// base64 text to bytes, or 422 [`INVALID_DATA`].
@@ -274,7 +287,8 @@ mod tests {
         assert_eq!(Format::Binary.decode(Some(b"hello")), json!("aGVsbG8="));
         assert_eq!(Format::Json.decode(Some(br#"{"a":1}"#)), json!({"a": 1}));
         assert_eq!(Format::Json.decode(None), Value::Null);
-        let refused = Format::parse("avro").expect_err("registry");
-        assert_eq!(refused.error_code, NEEDS_SCHEMA_REGISTRY);
+        assert_eq!(Format::parse("avro").expect("avro"), Format::Avro);
+        assert!(Format::Avro.encode(&json!(1), "value").is_err());
+        assert!(Format::parse("xml").is_err());
     }
 }

@@ -35,7 +35,13 @@ pub const INVALID_OFFSET_OR_PARTITION: u32 = 42202;
 pub const INVALID_CONSUMER_CONFIG: u32 = 42204;
 /// Key or value data that cannot be converted (bad base64, a STRING that is not a string).
 pub const INVALID_DATA: u32 = 42205;
-/// AVRO/PROTOBUF/JSONSCHEMA data: these need the schema registry.
+/// JSON data that does not match its schema (Confluent's "Conversion of JSON ... failed").
+pub const DATA_DOES_NOT_MATCH_SCHEMA: u32 = 42203;
+/// v2: records with keys in a schema format, but no key_schema or key_schema_id.
+pub const KEY_SCHEMA_MISSING: u32 = 42201;
+/// v2: records with values in a schema format, but no value_schema or value_schema_id.
+pub const VALUE_SCHEMA_MISSING: u32 = 42202;
+/// AVRO/PROTOBUF/JSONSCHEMA data while the broker's schema registry is off.
 pub const NEEDS_SCHEMA_REGISTRY: u32 = 42207;
 /// A Kafka error that may succeed when retried.
 pub const KAFKA_RETRIABLE: u32 = 50003;

@@ -15,7 +15,8 @@
 //! Layout: [`error`] (Confluent's error bodies), [`data`] (key/value formats, timestamps),
 //! this module (the request context [`Rest`], routes), [`v3`] (clusters, brokers, topics,
 //! partitions, configs, consumer groups), [`records`] (v3 and v2 produce), [`consumers`]
-//! (v2 consumer instances).
+//! (v2 consumer instances), [`schemas`] (AVRO/PROTOBUF/JSONSCHEMA data through the broker's
+//! schema registry).
 //!
 //! # Invariants
 //! - Bad input is answered with Confluent's status and error code, never a panic; bodies
@@ -37,6 +38,7 @@ pub mod consumers;
 pub mod data;
 pub mod error;
 pub mod records;
+pub mod schemas;
 pub mod v3;
 
 use std::collections::BTreeMap;
@@ -97,7 +99,7 @@ impl<R: Runtime> RestShared<R> {
 /// One request's context: the platform, the proxy's shared state, the caller and the
 /// `http(s)://host` its links start with. Extracting it authenticates the caller (401
 /// before the handler runs when that fails).
-pub struct Rest<R: Runtime, S> {
+pub struct Rest<R: Runtime, S: StorageDriver> {
     /// The HTTP platform (runtime, storage, node id).
     pub platform: PlatformState<R, S>,
     /// The proxy's state across requests.
@@ -106,6 +108,8 @@ pub struct Rest<R: Runtime, S> {
     pub caller: Caller<R>,
     /// The `http(s)://host` prefix of `metadata.self` links.
     pub base: String,
+    /// The broker's schema registry (off: schema formats are refused).
+    pub schemas: schemas::Registry<R, S>,
 }
 
 impl<R: Runtime, S: StorageDriver> FromRequestParts<PlatformState<R, S>> for Rest<R, S> {
@@ -117,6 +121,8 @@ impl<R: Runtime, S: StorageDriver> FromRequestParts<PlatformState<R, S>> for Res
     ) -> Result<Self, Self::Rejection> {
         let shared = parts.extensions.get::<Arc<RestShared<R>>>().cloned();
         let shared = shared.ok_or_else(|| HttpError::internal("REST proxy state missing"))?;
+        let schemas = parts.extensions.get::<schemas::Registry<R, S>>().cloned();
+        let schemas = schemas.ok_or_else(|| HttpError::internal("REST proxy registry missing"))?;
         let host = (parts.headers.get(HOST))
             .and_then(|value| value.to_str().ok())
             .filter(|host| !host.is_empty())
@@ -129,6 +135,7 @@ impl<R: Runtime, S: StorageDriver> FromRequestParts<PlatformState<R, S>> for Res
             shared,
             caller,
             base,
+            schemas,
         })
     }
 }
@@ -236,9 +243,11 @@ pub fn unexpected(what: &str) -> RestError {
     )
 }
 
-/// Every REST route; v2 consumer instances idle for `instance_timeout` are closed.
+/// Every REST route; v2 consumer instances idle for `instance_timeout` are closed; schema
+/// formats use `registry` (`None`: the broker's schema registry is off).
 pub fn routes<R: Runtime, S: StorageDriver>(
     instance_timeout: Duration,
+    registry: Option<Arc<crate::registry::BrokerSchemaLog<R, S>>>,
 ) -> axum::Router<PlatformState<R, S>> {
     let shared = Arc::new(RestShared::<R>::new(instance_timeout));
     let cluster = "/v3/clusters/{cluster_id}";
@@ -355,6 +364,7 @@ pub fn routes<R: Runtime, S: StorageDriver>(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::Extension(shared))
+        .layer(axum::Extension(schemas::Registry(registry)))
 }
 
 async fn not_found() -> RestError {

@@ -37,7 +37,9 @@ use weir_runtime::Runtime;
 use weir_wire::records::BatchOptions;
 
 use super::data::{self, Format};
-use super::error::{RestError, INVALID_OFFSET_OR_PARTITION};
+use super::error::VALUE_SCHEMA_MISSING;
+use super::error::{RestError, INVALID_OFFSET_OR_PARTITION, KEY_SCHEMA_MISSING};
+use super::schemas::{self, SchemaChoice, SubjectStrategy};
 use super::{Rest, RECORDS_PER_REQUEST_MAX};
 use crate::gateway::ops::{finish_produce, send_batch, topic_meta, SentProduce, TopicMeta};
 use crate::gateway::route::{Call, Router};
@@ -112,29 +114,72 @@ struct V3Data {
     #[serde(default)]
     data: Value,
     #[serde(default)]
-    schema: Option<Value>,
+    schema: Option<String>,
     #[serde(default)]
-    schema_id: Option<Value>,
+    schema_id: Option<u32>,
     #[serde(default)]
-    subject: Option<Value>,
+    schema_version: Option<u32>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    subject_name_strategy: Option<String>,
 }
 
-fn v3_data(data: Option<&V3Data>, what: &str) -> Result<(Format, Option<Vec<u8>>), RestError> {
+impl V3Data {
+    /// The schema fields, if the record names any.
+    fn schema_choice(&self) -> Result<Option<SchemaChoice>, RestError> {
+        let named = self.schema.is_some()
+            || self.schema_id.is_some()
+            || self.schema_version.is_some()
+            || self.subject.is_some()
+            || self.subject_name_strategy.is_some();
+        if !named {
+            return Ok(None);
+        }
+        let strategy = self.subject_name_strategy.as_deref();
+        Ok(Some(SchemaChoice {
+            id: self.schema_id,
+            version: self.schema_version,
+            subject: self.subject.clone(),
+            strategy: strategy.map(SubjectStrategy::parse).transpose()?,
+            text: self.schema.clone(),
+        }))
+    }
+}
+
+/// A v3 key or value as record bytes: BINARY/JSON/STRING converted here, the schema
+/// formats (named by `type` or by schema fields) through the schema registry.
+async fn v3_data<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    topic: &str,
+    data: Option<&V3Data>,
+    is_key: bool,
+) -> Result<(Format, Option<Vec<u8>>), RestError> {
+    let what = if is_key { "key" } else { "value" };
     let Some(data) = data else {
         return Ok((Format::Binary, None));
     };
-    if data.schema.is_some() || data.schema_id.is_some() || data.subject.is_some() {
-        return Err(data::needs_registry("schema-based"));
+    let format = data.format.as_deref().map(Format::parse).transpose()?;
+    let choice = data.schema_choice()?;
+    let uses_schema = format.map_or(choice.is_some(), Format::uses_schema);
+    if !uses_schema {
+        if choice.is_some() {
+            let name = format.map_or("JSON", Format::name);
+            return Err(RestError::bad_request(format!(
+                "{what}: {name} data takes no schema"
+            )));
+        }
+        let format = format.unwrap_or(Format::Json);
+        return Ok((format, format.encode(&data.data, what)?));
     }
-    let format = match &data.format {
-        Some(name) => Format::parse(name)?,
-        None => Format::Json,
-    };
-    Ok((format, format.encode(&data.data, what)?))
+    let choice = choice.unwrap_or_default();
+    let writer = state.schemas.writer(format, topic, is_key, &choice).await?;
+    let bytes = schemas::encode(&writer, &data.data, what)?;
+    Ok((schemas::format_of(writer.parsed.schema_type), bytes))
 }
 
 /// Turn one v3 record object into a record for `topic`.
-fn prepare_v3<R: Runtime, S: StorageDriver>(
+async fn prepare_v3<R: Runtime, S: StorageDriver>(
     state: &Rest<R, S>,
     topic: &str,
     info: &TopicMeta,
@@ -142,8 +187,8 @@ fn prepare_v3<R: Runtime, S: StorageDriver>(
 ) -> Result<Prepared, RestError> {
     let record: V3Record = serde_json::from_value(object)
         .map_err(|error| RestError::bad_request(format!("invalid record: {error}")))?;
-    let (key_format, key) = v3_data(record.key.as_ref(), "key")?;
-    let (value_format, value) = v3_data(record.value.as_ref(), "value")?;
+    let (key_format, key) = v3_data(state, topic, record.key.as_ref(), true).await?;
+    let (value_format, value) = v3_data(state, topic, record.value.as_ref(), false).await?;
     let mut headers = Vec::with_capacity(record.headers.len());
     for header in record.headers {
         let value = match header.value {
@@ -432,7 +477,7 @@ pub async fn produce_v3<R: Runtime, S: StorageDriver>(
         let (values, failure) = split_values(&mut buffer, true);
         if values.len() == 1 && failure.is_none() {
             let object = values.into_iter().next().unwrap_or(Value::Null);
-            let prepared = vec![prepare_v3(&state, &topic, &info, object)];
+            let prepared = vec![prepare_v3(&state, &topic, &info, object).await];
             let wall_ms = state.runtime().wall_ms();
             let chunk = send_chunk(&router, &topic, prepared, wall_ms).await;
             let outcome = finish_chunk(&router, chunk).await.into_iter().next();
@@ -489,13 +534,7 @@ fn stream_records<R: Runtime, S: StorageDriver>(
         let router = reader_router;
         let topic = reader_topic;
         // No bound on a stream's records: memory is bounded by the chunks in flight.
-        let send = |values: Vec<Value>| -> Vec<Result<Prepared, RestError>> {
-            values
-                .into_iter()
-                .map(|object| prepare_v3(&state, &topic, &info, object))
-                .collect()
-        };
-        let prepared = send(first);
+        let prepared = prepare_all(&state, &topic, &info, first).await;
         if !prepared.is_empty() {
             let chunk = send_chunk(&router, &topic, prepared, state.runtime().wall_ms()).await;
             if chunks_sender.send(ChunkItem::Sent(chunk)).await.is_err() {
@@ -536,7 +575,7 @@ fn stream_records<R: Runtime, S: StorageDriver>(
                 }
             }
             let (values, failure) = split_values(&mut buffer, at_end);
-            let prepared = send(values);
+            let prepared = prepare_all(&state, &topic, &info, values).await;
             if !prepared.is_empty() {
                 let chunk = send_chunk(&router, &topic, prepared, state.runtime().wall_ms()).await;
                 if chunks_sender.send(ChunkItem::Sent(chunk)).await.is_err() {
@@ -594,6 +633,20 @@ fn stream_records<R: Runtime, S: StorageDriver>(
     response
 }
 
+/// Each record object of a chunk prepared, in order.
+async fn prepare_all<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    topic: &str,
+    info: &TopicMeta,
+    values: Vec<Value>,
+) -> Vec<Result<Prepared, RestError>> {
+    let mut prepared = Vec::with_capacity(values.len());
+    for object in values {
+        prepared.push(prepare_v3(state, topic, info, object).await);
+    }
+    prepared
+}
+
 /// What the reader hands the writer.
 enum ChunkItem<R> {
     Sent(SentChunk<R>),
@@ -621,6 +674,67 @@ struct V2Record {
 #[derive(Debug, Deserialize)]
 struct V2Body {
     records: Vec<V2Record>,
+    #[serde(default)]
+    key_schema: Option<String>,
+    #[serde(default)]
+    key_schema_id: Option<u32>,
+    #[serde(default)]
+    value_schema: Option<String>,
+    #[serde(default)]
+    value_schema_id: Option<u32>,
+}
+
+/// A v2 request's key or value schema (`*_schema_id` or `*_schema` text, registered under
+/// `<topic>-key` / `<topic>-value`), when its format uses one and a record needs it.
+async fn v2_writer<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    format: Format,
+    topic: &str,
+    is_key: bool,
+    (text, id): (Option<String>, Option<u32>),
+    needed: bool,
+) -> Result<Option<schemas::Writer>, RestError> {
+    if !format.uses_schema() {
+        return Ok(None);
+    }
+    if text.is_none() && id.is_none() {
+        if !needed {
+            return Ok(None);
+        }
+        let (code, field) = if is_key {
+            (KEY_SCHEMA_MISSING, "key")
+        } else {
+            (VALUE_SCHEMA_MISSING, "value")
+        };
+        let message = format!(
+            "Request includes {field}s and uses a format that requires schemas, but does not \
+             include the {field}_schema or {field}_schema_id fields"
+        );
+        return Err(RestError::unprocessable(code, message));
+    }
+    let choice = SchemaChoice {
+        id,
+        text,
+        ..SchemaChoice::default()
+    };
+    let writer = state
+        .schemas
+        .writer(Some(format), topic, is_key, &choice)
+        .await?;
+    Ok(Some(writer))
+}
+
+/// A v2 key or value as record bytes.
+fn v2_bytes(
+    format: Format,
+    writer: Option<&schemas::Writer>,
+    data: &Value,
+    what: &str,
+) -> Result<Option<Vec<u8>>, RestError> {
+    match writer {
+        Some(writer) => schemas::encode(writer, data, what),
+        None => format.encode(data, what),
+    }
 }
 
 /// The embedded format of a v2 content type.
@@ -629,12 +743,12 @@ fn v2_format(headers: &HeaderMap) -> Result<Format, RestError> {
     match found.as_str() {
         "application/vnd.kafka.json.v2+json" | "application/json" => Ok(Format::Json),
         "application/vnd.kafka.binary.v2+json" => Ok(Format::Binary),
-        "application/vnd.kafka.avro.v2+json"
-        | "application/vnd.kafka.protobuf.v2+json"
-        | "application/vnd.kafka.jsonschema.v2+json" => Err(data::needs_registry(&found)),
+        "application/vnd.kafka.avro.v2+json" => Ok(Format::Avro),
+        "application/vnd.kafka.protobuf.v2+json" => Ok(Format::Protobuf),
+        "application/vnd.kafka.jsonschema.v2+json" => Ok(Format::JsonSchema),
         _ => Err(RestError::unsupported_media_type(
             &found,
-            "application/vnd.kafka.{json,binary}.v2+json",
+            "application/vnd.kafka.{json,binary,avro,protobuf,jsonschema}.v2+json",
         )),
     }
 }
@@ -670,12 +784,18 @@ async fn produce_v2_inner<R: Runtime, S: StorageDriver>(
             return Err(RestError::partition_not_found(&topic, partition));
         }
     }
+    let keyed = body.records.iter().any(|record| !record.key.is_null());
+    let valued = body.records.iter().any(|record| !record.value.is_null());
+    let key_schema = (body.key_schema, body.key_schema_id);
+    let key_writer = v2_writer(&state, format, &topic, true, key_schema, keyed).await?;
+    let value_schema = (body.value_schema, body.value_schema_id);
+    let value_writer = v2_writer(&state, format, &topic, false, value_schema, valued).await?;
     let prepared: Vec<Result<Prepared, RestError>> = body
         .records
         .into_iter()
         .map(|record| {
-            let key = format.encode(&record.key, "key")?;
-            let value = format.encode(&record.value, "value")?;
+            let key = v2_bytes(format, key_writer.as_ref(), &record.key, "key")?;
+            let value = v2_bytes(format, value_writer.as_ref(), &record.value, "value")?;
             let asked = fixed_partition.or(record.partition);
             let partition = choose_partition(&state, &topic, &info, asked, key.as_deref())
                 .map_err(|error| {
@@ -716,7 +836,11 @@ async fn produce_v2_inner<R: Runtime, S: StorageDriver>(
             }),
         })
         .collect();
-    let answer = json!({"key_schema_id": null, "value_schema_id": null, "offsets": offsets});
+    let answer = json!({
+        "key_schema_id": key_writer.map(|writer| writer.id),
+        "value_schema_id": value_writer.map(|writer| writer.id),
+        "offsets": offsets,
+    });
     Ok(v2_json(StatusCode::OK, answer))
 }
 
