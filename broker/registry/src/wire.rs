@@ -133,9 +133,11 @@ mod tests {
             (parts.id, parts.message_indexes, parts.payload),
             (258, vec![1, 0], &b"p"[..])
         );
-        let parts = unframe(&frame(9, Some(&[0]), b"q"), true).expect("short form");
+        let short = frame(9, Some(&[0]), b"q");
+        let parts = unframe(&short, true).expect("short form");
         assert_eq!(parts.message_indexes, vec![0]);
-        let parts = unframe(&frame(9, None, b"avro"), false).expect("no indexes");
+        let avro = frame(9, None, b"avro");
+        let parts = unframe(&avro, false).expect("no indexes");
         assert_eq!((parts.id, parts.payload), (9, &b"avro"[..]));
         assert!(unframe(b"\x01\0\0\0\x01", false).is_err());
         assert!(unframe(b"\0\0", false).is_err());
