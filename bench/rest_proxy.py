@@ -12,8 +12,11 @@ Each workload writes N records of SIZE bytes to its own 1-partition topic with a
 - http-stream-curl: the same stream sent by curl from a file built beforehand (the
   broker's side without the Python client's JSON/base64 cost);
 - http-v2-batch: v2 POST /topics/{t} with 1000 records per request;
+- http-v2-avro: the same with the avro embedded format (a record {key: string, payload:
+  bytes} of the same size, value_schema_id of the broker's schema registry);
 then reads the kafka workload's topic back with a librdkafka consumer and with a v2 HTTP
-consumer instance (binary format, 1 MiB per records request), timed from the request that
+consumer instance (binary format, 1 MiB per records request), and the avro topic with an
+avro v2 consumer instance (each value decoded by its schema id), timed from the request that
 brought the first records (group joins are not counted).
 The HTTP client is Python (`requests`), so HTTP numbers include its JSON/base64 cost on the
 same 2 cores the broker uses; the ratio to the Kafka protocol is the number to read.
@@ -114,6 +117,28 @@ def http_v2_batch(base: str, topic: str, count: int, value: bytes) -> float:
     return count / (time.monotonic() - started)
 
 
+AVRO_SCHEMA = json.dumps({"type": "record", "name": "BenchRecord", "fields": [
+    {"name": "key", "type": "string"}, {"name": "payload", "type": "string"}]})
+
+
+def http_v2_avro_batch(base: str, topic: str, count: int, value: bytes) -> float:
+    session = requests.Session()
+    text = value.decode("latin-1")
+    headers = {"Content-Type": "application/vnd.kafka.avro.v2+json"}
+    first = session.post(f"{base}/topics/{topic}", headers=headers, timeout=60,
+                         json={"value_schema": AVRO_SCHEMA, "records": []})
+    assert first.status_code == 200, first.text
+    schema_id = first.json()["value_schema_id"]
+    started = time.monotonic()
+    for start in range(0, count, 1000):
+        records = [{"value": {"key": str(i), "payload": text}}
+                   for i in range(start, min(count, start + 1000))]
+        answer = session.post(f"{base}/topics/{topic}", headers=headers, timeout=60,
+                              json={"value_schema_id": schema_id, "records": records})
+        assert answer.status_code == 200, answer.text
+    return count / (time.monotonic() - started)
+
+
 def kafka_consume(bootstrap: str, topic: str, count: int) -> float:
     from confluent_kafka import Consumer
 
@@ -131,19 +156,19 @@ def kafka_consume(bootstrap: str, topic: str, count: int) -> float:
     return count / (time.monotonic() - (started or time.monotonic()))
 
 
-def http_consume(base: str, topic: str, count: int) -> float:
+def http_consume(base: str, topic: str, count: int, fmt: str = "binary") -> float:
     session = requests.Session()
     headers = {"Content-Type": "application/vnd.kafka.v2+json"}
     group = unique("bench-http")
     instance = session.post(f"{base}/consumers/{group}", headers=headers, timeout=10,
-                            json={"format": "binary", "auto.offset.reset": "earliest",
+                            json={"format": fmt, "auto.offset.reset": "earliest",
                                   "auto.commit.enable": "false"}).json()["base_uri"]
     session.post(f"{instance}/subscription", headers=headers, json={"topics": [topic]}, timeout=10)
     seen, started = 0, None
     while seen < count:
         asked = time.monotonic()
         answer = session.get(f"{instance}/records?timeout=1000&max_bytes=1048576", timeout=30,
-                             headers={"Accept": "application/vnd.kafka.binary.v2+json"})
+                             headers={"Accept": f"application/vnd.kafka.{fmt}.v2+json"})
         records = answer.json()
         if records and started is None:
             started = asked
@@ -166,14 +191,15 @@ def main() -> None:
     value = b"x" * args.size
     with tempfile.TemporaryDirectory() as tmp:
         factory = BrokerFactory(Path(tmp))
-        rest_port = free_port()
+        rest_port, registry_port = free_port(), free_port()
         broker = factory.new(config=f'"weir.rest.proxy.listener" = "127.0.0.1:{rest_port}"\n'
+                                    f'"weir.schema.registry.listener" = "127.0.0.1:{registry_port}"\n'
                                     '"weir.gateway.listener" = "off"\n', name="bench")
         try:
             base = f"http://127.0.0.1:{rest_port}"
             cluster = requests.get(f"{base}/v3/clusters", timeout=10).json()["data"][0]["cluster_id"]
             v3 = f"{base}/v3/clusters/{cluster}"
-            topics = {name: unique(f"bench-{name}") for name in ("kafka", "single", "stream", "curl", "v2")}
+            topics = {name: unique(f"bench-{name}") for name in ("kafka", "single", "stream", "curl", "v2", "avro")}
             for topic in topics.values():
                 ck_create_topic(broker.bootstrap, topic, 1)
             rows = [
@@ -187,10 +213,14 @@ def main() -> None:
                  http_stream_curl(v3, topics["curl"], args.records, value, Path(tmp))),
                 ("produce", "http v2, 1000 records per request", args.records,
                  http_v2_batch(base, topics["v2"], args.records, value)),
+                ("produce", "http v2 avro, 1000 records per request", args.records,
+                 http_v2_avro_batch(base, topics["avro"], args.records, value)),
                 ("consume", "kafka protocol (librdkafka)", args.records,
                  kafka_consume(broker.bootstrap, topics["kafka"], args.records)),
                 ("consume", "http v2 consumer instance", args.records,
                  http_consume(base, topics["kafka"], args.records)),
+                ("consume", "http v2 avro consumer instance", args.records,
+                 http_consume(base, topics["avro"], args.records, "avro")),
             ]
         finally:
             factory.close()
