@@ -923,6 +923,7 @@ def test_schema_format_error_paths(schema_broker):
         (lambda: avro({"name": "a", "age": 1}, schema_id=999999), 400, 400),
         (lambda: rest.produce(topic, {"value": {"type": "AVRO", "subject": "no-such-subject", "data": 1}}), 400, 400),
         (lambda: avro(1, schema='{"type": "nope"}'), 400, 400),
+        (lambda: avro({"name": "a", "age": 1}, schema=USER_AVRO, subject="bad\u0001subject"), 400, 400),
         (lambda: rest.produce(topic, {"value": {"type": "PROTOBUF", "subject": f"{topic}-value", "data": {}}}), 400, 400),
         (lambda: rest.produce(topic, {"value": {"type": "BINARY", "schema_id": 1, "data": "AA=="}}), 400, 400),
         (lambda: avro({"name": "a", "age": 1}, subject_name_strategy="NOPE"), 400, 400),

@@ -197,16 +197,23 @@ fn flag(flags: &Flags, name: &str) -> bool {
 }
 
 fn subject_name(subject: String) -> Result<String, ApiError> {
+    check_subject(&subject)?;
+    Ok(subject)
+}
+
+/// A subject name a registration may use: 1 to [`SUBJECT_BYTES_MAX`] bytes, no control
+/// characters (422 otherwise). The REST proxy's registrations check the same.
+pub fn check_subject(subject: &str) -> Result<(), RegistryError> {
     if subject.is_empty()
         || subject.len() > SUBJECT_BYTES_MAX
         || subject.chars().any(char::is_control)
     {
-        return Err(ApiError(RegistryError::bad_request(
+        return Err(RegistryError::bad_request(
             422,
             format!("Invalid subject name (1 to {SUBJECT_BYTES_MAX} bytes, no control characters)"),
-        )));
+        ));
     }
-    Ok(subject)
+    Ok(())
 }
 
 fn parse_id(id: &str) -> Result<u32, ApiError> {

@@ -176,6 +176,8 @@ impl<R: Runtime, S: StorageDriver> Registry<R, S> {
             let parsed = read(&**log, |store| store.parse(schema_type, text, &[]))
                 .map_err(|error| registry_error("Invalid schema", &error))?;
             let subject = subject_for(choice, topic, role, Some(&parsed))?;
+            weir_registry::api::check_subject(&subject)
+                .map_err(|error| registry_error("Invalid subject", &error))?;
             let request = SchemaRequest {
                 schema: text.clone(),
                 schema_type,
