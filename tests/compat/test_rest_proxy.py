@@ -799,6 +799,25 @@ def test_avro_over_rest_v3_and_v2_read_by_avro_deserializer_and_back(schema_brok
     ]
     assert records[2].key == b"k"
 
+    # Keys have their own subject (<topic>-key); RECORD_NAME names the subject after the
+    # record; a streamed request (several record objects in one body) converts each.
+    keyed = rest.produce(topic, {"key": {"type": "AVRO", "schema": '"string"', "data": "key-1"},
+                                 "value": {"type": "AVRO", "schema": USER_AVRO, "subject_name_strategy": "RECORD_NAME",
+                                           "data": {"name": "fy", "age": 35}}})
+    assert keyed.status_code == 200, keyed.text
+    key_id = client.get_latest_version(f"{topic}-key").schema_id
+    assert client.get_latest_version("weir.rest.User").schema_id == schema_id
+    body = "".join(json.dumps({"value": {"type": "AVRO", "schema_id": schema_id, "data": {"name": n, "age": 1}}})
+                   for n in ("gus", "hal"))
+    streamed = requests.post(f"{rest.v3}/topics/{topic}/records", data=body,
+                             headers={"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT_S)
+    assert streamed.status_code == 200, streamed.text
+    assert [json.loads(line)["error_code"] for line in streamed.text.splitlines()] == [200, 200]
+    more = ck_read(broker.bootstrap, topic, {0: 5})
+    assert framed_id(more[0].key) == key_id
+    assert AvroDeserializer(client)(more[0].key, SerializationContext(topic, MessageField.KEY)) == "key-1"
+    assert [deserializer(r.value, ctx)["name"] for r in more] == ["fy", "gus", "hal"]
+
     # The other way: AvroSerializer's records, read by a v2 avro consumer instance (Avro's
     # JSON encoding: the union's branch named).
     other = unique("rest-avro-ck")
