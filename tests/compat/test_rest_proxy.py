@@ -960,3 +960,41 @@ def test_schema_format_error_paths(schema_broker):
     again = rest.produce(topic, {"value": {"type": "AVRO", "data": {"name": "b", "age": 2}}})
     assert again.status_code == 200, again.text
     assert again.json()["offset"] == 1
+
+
+def test_cluster_schema_ids_registered_on_one_broker_serve_the_others(tmp_path):
+    # Goal: in a 3-node cluster, a schema registered through one broker's REST proxy is
+    # usable by id through another broker's proxy at once (its registry catches up with
+    # `_schemas` when it does not know the id yet), and a third broker's avro consumer
+    # instance decodes the records. Method: three real brokers, REST proxy and registry on
+    # each; produce on node A (inline schema), node B (schema_id), consume on node C.
+    from test_cluster import CLUSTER_CONFIG, Cluster, create_topic
+
+    cluster = Cluster(tmp_path / "cluster", 3, config=CLUSTER_CONFIG)
+    ports = {}
+    for node_id, node in cluster.nodes.items():
+        ports[node_id] = free_port()
+        registry = f"127.0.0.1:{free_port()}"
+        node.config_path.write_text(rest_config(ports[node_id], CLUSTER_CONFIG, registry=registry))
+    try:
+        cluster.start()
+        cluster.wait_formed()
+        topic = unique("rest-cluster-avro")
+        create_topic(cluster, topic, 1, rf=1, min_isr=1)
+        node_a, node_b, node_c = (Rest(ports[n]) for n in sorted(ports))
+        first = wait_until(
+            lambda: (lambda r: r if r.status_code == 200 else None)(node_a.produce(
+                topic, {"value": {"type": "AVRO", "schema": USER_AVRO, "data": {"name": "a", "age": 1}}})),
+            60, "the first Avro produce (registers the schema)")
+        assert first.json()["offset"] == 0
+        v2 = requests.post(f"{node_a.base}/topics/{topic}", headers={"Content-Type": V2_AVRO},
+                           json={"value_schema": USER_AVRO, "records": []}, timeout=30)
+        schema_id = v2.json()["value_schema_id"]
+        second = node_b.produce(topic, {"value": {"type": "AVRO", "schema_id": schema_id,
+                                                  "data": {"name": "b", "age": 2}}})
+        assert second.status_code == 200, second.text
+        got = rest_consume(node_c, "avro", V2_AVRO, topic, 2)
+        assert [r["value"] for r in got] == [{"name": "a", "age": 1, "email": None},
+                                             {"name": "b", "age": 2, "email": None}]
+    finally:
+        cluster.close()

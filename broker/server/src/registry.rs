@@ -245,6 +245,18 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         Ok(log)
     }
 
+    /// Waits (bounded) until the store holds everything committed to `_schemas` now, so a
+    /// schema another broker registered a moment ago is readable here (the REST proxy asks
+    /// this when a record names a schema id the store does not have yet).
+    pub async fn catch_up_now(&self) -> Result<(), RegistryError> {
+        self.want();
+        match self.stable_end().await {
+            Ok(end) => self.wait_applied(end).await,
+            Err(Attempt::Retry(message)) => Err(RegistryError::Store(message)),
+            Err(Attempt::Fail(error)) => Err(error),
+        }
+    }
+
     /// Starts the tail if nothing has yet.
     fn want(&self) {
         if !self.wanted.swap(true, Ordering::AcqRel) {

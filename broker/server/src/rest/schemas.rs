@@ -171,7 +171,7 @@ impl<R: Runtime, S: StorageDriver> Registry<R, S> {
             .map_err(|error| registry_error("Error reading the schema registry", &error))?;
         let role = if is_key { "key" } else { "value" };
         let found = if let Some(id) = choice.id {
-            self.by_id(id)?
+            self.by_id(id).await?
         } else if let Some(text) = &choice.text {
             let parsed = read(&**log, |store| store.parse(schema_type, text, &[]))
                 .map_err(|error| registry_error("Invalid schema", &error))?;
@@ -190,7 +190,7 @@ impl<R: Runtime, S: StorageDriver> Registry<R, S> {
                 .write(move |store| ops::register(store, &subject, &request))
                 .await
                 .map_err(|error| registry_error(&what, &error))?;
-            self.by_id(id)?
+            self.by_id(id).await?
         } else {
             let subject = subject_for(choice, topic, role, None)?;
             let spec = choice
@@ -205,7 +205,7 @@ impl<R: Runtime, S: StorageDriver> Registry<R, S> {
                     &error,
                 )
             })?;
-            self.by_id(id)?
+            self.by_id(id).await?
         };
         if wanted.is_some_and(|wanted| found.parsed.schema_type != wanted) {
             return Err(RestError::bad_request(format!(
@@ -218,19 +218,31 @@ impl<R: Runtime, S: StorageDriver> Registry<R, S> {
         Ok(found)
     }
 
-    /// Schema `id` from the store (the store must have caught up).
-    fn by_id(&self, id: u32) -> Result<Writer, RestError> {
+    /// Schema `id` from the store (which has caught up); an id the store does not have is
+    /// asked again once the store holds everything committed now (another broker may have
+    /// registered it a moment ago).
+    async fn by_id(&self, id: u32) -> Result<Writer, RestError> {
         let log = self.log("Schema-based")?;
         let what = format!("Error when fetching schema by id. schema_id = {id}");
-        let parsed = read(&**log, |store| {
-            let content = store
-                .content(id)
-                .ok_or_else(|| RegistryError::SchemaNotFound(format!("Schema {id} not found")))?;
-            content.parsed.clone().ok_or_else(|| {
-                RegistryError::InvalidSchema(format!("schema {id} no longer parses"))
+        let lookup = || {
+            read(&**log, |store| {
+                let content = store.content(id).ok_or_else(|| {
+                    RegistryError::SchemaNotFound(format!("Schema {id} not found"))
+                })?;
+                content.parsed.clone().ok_or_else(|| {
+                    RegistryError::InvalidSchema(format!("schema {id} no longer parses"))
+                })
             })
-        })
-        .map_err(|error| registry_error(&what, &error))?;
+        };
+        let parsed = match lookup() {
+            Ok(parsed) => parsed,
+            Err(RegistryError::SchemaNotFound(_)) => {
+                // Best effort: a failed catch-up leaves the lookup's own answer.
+                let _ = log.catch_up_now().await;
+                lookup().map_err(|error| registry_error(&what, &error))?
+            }
+            Err(error) => return Err(registry_error(&what, &error)),
+        };
         Ok(Writer { id, parsed })
     }
 
@@ -252,7 +264,7 @@ impl<R: Runtime, S: StorageDriver> Registry<R, S> {
             )
         };
         let id = wire::schema_id(bytes).map_err(undecodable)?;
-        let writer = self.by_id(id)?;
+        let writer = self.by_id(id).await?;
         let protobuf = writer.parsed.schema_type == SchemaType::Protobuf;
         let framed = wire::unframe(bytes, protobuf).map_err(undecodable)?;
         writer
