@@ -134,8 +134,9 @@ impl<R: Runtime, S: StorageDriver> Registry<R, S> {
             RestError::unprocessable(
                 NEEDS_SCHEMA_REGISTRY,
                 format!(
-                    "{what} data needs the schema registry, which is off on this broker \
-                     (weir serve --schema-registry HOST:PORT turns it on)"
+                    "{what} data needs the schema registry, which is not running on this \
+                     broker (off, or its address was taken at start-up; weir serve \
+                     --schema-registry HOST:PORT runs it)"
                 ),
             )
         })
