@@ -914,6 +914,19 @@ def test_protobuf_over_rest_wire_format_and_consume(schema_broker, tmp_path):
     got = rest_consume(rest, "protobuf", V2_PROTOBUF, topic, 2)
     assert [r["value"] for r in got] == [{"id": "7", "note": "hi"}, {"id": "8", "note": ""}]
 
+    # The other way: ProtobufSerializer registers its file as a base64 descriptor; a
+    # protobuf consumer instance decodes its records by that id.
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+
+    other = unique("rest-pb-ck")
+    ck_create_topic(broker.bootstrap, other, 1)
+    serializer = ProtobufSerializer(ping_pb2.Ping, client, {"use.deprecated.format": False})
+    values = [ping_pb2.Ping(id=i, note=f"n{i}") for i in range(3)]
+    ck_produce(ck_producer(broker.bootstrap), other,
+               [{"value": serializer(v, SerializationContext(other, MessageField.VALUE))} for v in values])
+    got = rest_consume(rest, "protobuf", V2_PROTOBUF, other, len(values))
+    assert [r["value"] for r in got] == [{"id": str(i), "note": f"n{i}"} for i in range(3)]
+
 
 def test_schema_format_error_paths(schema_broker):
     # Goal: every schema-format failure gets Confluent's status and code and the broker
