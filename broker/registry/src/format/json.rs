@@ -7,6 +7,7 @@
 //! widen for the reader.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -23,6 +24,8 @@ pub(super) struct JsonSchema {
     /// Referenced documents by the name `$ref` uses.
     references: BTreeMap<String, Value>,
     pub(super) normalized: String,
+    /// The compiled validator for data, built on first use (most schemas never see data).
+    validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
 }
 
 impl JsonSchema {
@@ -51,6 +54,7 @@ impl JsonSchema {
             normalized: root.to_string(),
             root,
             references,
+            validator: Arc::default(),
         })
     }
 }
@@ -483,9 +487,14 @@ pub(super) mod data {
         schema: &JsonSchema,
         data: &Value,
     ) -> Result<Vec<u8>, DataError> {
-        let validator = jsonschema::options()
-            .with_retriever(References(schema.references.clone()))
-            .build(&schema.root)
+        let validator = schema.validator.get_or_init(|| {
+            jsonschema::options()
+                .with_retriever(References(schema.references.clone()))
+                .build(&schema.root)
+                .map_err(|error| error.to_string())
+        });
+        let validator = validator
+            .as_ref()
             .map_err(|error| DataError(format!("the schema does not compile: {error}")))?;
         let errors: Vec<String> = validator
             .iter_errors(data)
