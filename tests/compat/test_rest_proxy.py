@@ -817,6 +817,18 @@ def test_avro_over_rest_v3_and_v2_read_by_avro_deserializer_and_back(schema_brok
     assert framed_id(more[0].key) == key_id
     assert AvroDeserializer(client)(more[0].key, SerializationContext(topic, MessageField.KEY)) == "key-1"
     assert [deserializer(r.value, ctx)["name"] for r in more] == ["fy", "gus", "hal"]
+    # TOPIC_RECORD_NAME, and v2 keys with key_schema (answered with the <topic>-key id).
+    named = rest.produce(topic, {"value": {"type": "AVRO", "schema": USER_AVRO, "subject_name_strategy": "TOPIC_RECORD_NAME",
+                                           "data": {"name": "ivy", "age": 36}}})
+    assert named.status_code == 200, named.text
+    assert client.get_latest_version(f"{topic}-weir.rest.User").schema_id == schema_id
+    keyed_v2 = requests.post(f"{rest.base}/topics/{topic}", headers={"Content-Type": V2_AVRO}, timeout=10,
+                             json={"key_schema": '"string"', "value_schema_id": schema_id,
+                                   "records": [{"key": "key-2", "value": {"name": "jo", "age": 37}}]})
+    assert keyed_v2.status_code == 200, keyed_v2.text
+    assert (keyed_v2.json()["key_schema_id"], keyed_v2.json()["value_schema_id"]) == (key_id, schema_id)
+    last = ck_read(broker.bootstrap, topic, {0: 9})
+    assert AvroDeserializer(client)(last[0].key, SerializationContext(topic, MessageField.KEY)) == "key-2"
 
     # The other way: AvroSerializer's records, read by a v2 avro consumer instance (Avro's
     # JSON encoding: the union's branch named).
