@@ -316,3 +316,41 @@ fn subject_for(
         SubjectStrategy::TopicRecordName => Ok(format!("{topic}-{}", record_name()?)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: subjects follow Confluent's strategies (TOPIC_NAME by default, RECORD_NAME and
+    // TOPIC_RECORD_NAME from the schema's record name, an explicit subject first), and a
+    // strategy that needs a record name without one is a 400. Method: one case each.
+    #[test]
+    fn subjects_follow_the_strategies() {
+        let text = r#"{"type":"record","name":"User","namespace":"ex","fields":[]}"#;
+        let parsed = ParsedSchema::parse(SchemaType::Avro, text, &[], &[]).expect("parses");
+        let choice = |strategy: Option<&str>, subject: Option<&str>| SchemaChoice {
+            strategy: strategy.map(|name| SubjectStrategy::parse(name).expect("strategy")),
+            subject: subject.map(str::to_owned),
+            ..SchemaChoice::default()
+        };
+        let subject = |choice: &SchemaChoice, parsed: Option<&ParsedSchema>| {
+            subject_for(choice, "t", "value", parsed)
+        };
+        assert_eq!(
+            subject(&choice(None, None), None).expect("topic"),
+            "t-value"
+        );
+        let record = choice(Some("record_name"), None);
+        assert_eq!(subject(&record, Some(&parsed)).expect("record"), "ex.User");
+        let topic_record = choice(Some("TOPIC_RECORD_NAME"), None);
+        assert_eq!(
+            subject(&topic_record, Some(&parsed)).expect("both"),
+            "t-ex.User"
+        );
+        let given = choice(Some("RECORD_NAME"), Some("mine"));
+        assert_eq!(subject(&given, None).expect("given"), "mine");
+        let error = subject(&record, None).expect_err("no record name");
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(SubjectStrategy::parse("NOPE").is_err());
+    }
+}
