@@ -186,11 +186,20 @@ impl<R: Runtime, S: StorageDriver> Registry<R, S> {
                 id: None,
                 version: None,
             };
-            let what = format!("Error when registering the schema under subject {subject}");
-            let id = log
-                .write(move |store| ops::register(store, &subject, &request))
-                .await
-                .map_err(|error| registry_error(&what, &error))?;
+            // A schema the subject already has is looked up (as POST /subjects/{subject}
+            // does), so records repeating their schema cost no write.
+            let known = read(&**log, |store| {
+                Ok(ops::lookup(store, &subject, &request, false).ok())
+            });
+            let id = match known {
+                Ok(Some(found)) => found.id,
+                _ => {
+                    let what = format!("Error when registering the schema under subject {subject}");
+                    log.write(move |store| ops::register(store, &subject, &request))
+                        .await
+                        .map_err(|error| registry_error(&what, &error))?
+                }
+            };
             self.by_id(id).await?
         } else {
             let subject = subject_for(choice, topic, role, None)?;
