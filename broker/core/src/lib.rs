@@ -42,6 +42,7 @@ pub mod group;
 mod meta;
 pub mod node;
 mod partition;
+pub mod planted;
 mod producer_state;
 mod purgatory;
 pub mod raft;

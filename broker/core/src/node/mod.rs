@@ -751,15 +751,12 @@ impl Node {
         );
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): answer before
         // the data is durable, so a crash can lose acknowledged writes.
-        #[cfg(feature = "planted-ack-before-sync")]
-        {
-            let _ = deadline;
+        if crate::planted::on(crate::planted::Bug::AckBeforeSync) {
             self.respond(id, response);
             return;
         }
         // Cluster mode: coordinator writes to replicated internal partitions are answered
         // once the in-sync replicas have them (which implies this node's sync too).
-        #[allow(unreachable_code)]
         let Some((id, response)) = self.respond_when_internal_replicated(id, response) else {
             return;
         };

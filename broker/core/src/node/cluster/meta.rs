@@ -132,11 +132,9 @@ impl MetaQuorum {
         // PLANTED BUG (weir-sim's planted suite only): decide on the applied image alone,
         // so two decisions in one commit window collide (issue 12's acknowledged-write
         // loss; the broker-side guards in `update_role` are off with it).
-        #[cfg(feature = "planted-stale-decisions")]
-        {
+        if crate::planted::on(crate::planted::Bug::StaleDecisions) {
             return &self.image;
         }
-        #[allow(unreachable_code)]
         self.view.as_ref().unwrap_or(&self.image)
     }
 
