@@ -160,6 +160,7 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
     node_id: i32,
     upstream_tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Option<axum::Router> {
+    let node_input = node.clone();
     let started = BrokerSchemaLog::start(
         runtime,
         storage,
@@ -171,7 +172,17 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
     )
     .await;
     match started {
-        Ok(log) => Some(weir_registry::api::routes::<BrokerSchemaLog<R, S>>().with_state(log)),
+        Ok(log) => {
+            // Broker-side validation reads this broker's store; the message reaches the
+            // node loop before any Kafka listener accepts (the server awaits this).
+            let validator = Arc::new(RegistryValidator {
+                log: Arc::clone(&log),
+            });
+            let _ = node_input
+                .send(crate::messages::NodeInput::SchemaValidator(validator))
+                .await;
+            Some(weir_registry::api::routes::<BrokerSchemaLog<R, S>>().with_state(log))
+        }
         Err(error) => {
             tracing::error!("schema registry not started: {error}");
             None
@@ -200,6 +211,75 @@ pub fn served<R: Runtime, S: StorageDriver>(
             }
         }
     })
+}
+
+/// Broker-side schema validation over this broker's registry store (issue 17 item 4):
+/// the node asks it, synchronously, whether a record's schema id is registered under the
+/// subject its topic's strategy names. Reads only the in-memory store.
+pub struct RegistryValidator<R: Runtime, S: StorageDriver> {
+    log: Arc<BrokerSchemaLog<R, S>>,
+}
+
+impl<R: Runtime, S: StorageDriver> std::fmt::Debug for RegistryValidator<R, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegistryValidator")
+    }
+}
+
+impl<R: Runtime, S: StorageDriver> weir_core::schema_check::SchemaValidator
+    for RegistryValidator<R, S>
+{
+    fn check(
+        &self,
+        topic: &str,
+        side: weir_core::schema_check::SchemaSide,
+        strategy: weir_core::schema_check::SubjectNameStrategy,
+        schema_id: u32,
+    ) -> Result<(), weir_core::schema_check::SchemaRefusal> {
+        use weir_core::schema_check::{SchemaRefusal, SubjectNameStrategy};
+        // The first validated record starts the tail; until it has read what `_schemas`
+        // held, an unknown id may only be unread, so the answer is retriable.
+        self.log.want();
+        if !self.log.caught_up.load(Ordering::Acquire) {
+            return Err(SchemaRefusal::Unavailable(
+                "the schema registry is still reading _schemas; retry".to_owned(),
+            ));
+        }
+        let Ok(store) = self.log.store.read() else {
+            return Err(SchemaRefusal::Unavailable(
+                "the schema registry's store is unavailable".to_owned(),
+            ));
+        };
+        let Some(content) = store.content(schema_id) else {
+            return Err(SchemaRefusal::Invalid(format!(
+                "schema id {schema_id} does not exist in the schema registry"
+            )));
+        };
+        let subject = match strategy {
+            SubjectNameStrategy::TopicName => format!("{topic}-{}", side.name()),
+            SubjectNameStrategy::RecordName | SubjectNameStrategy::TopicRecordName => {
+                let Some(name) = (content.parsed.as_ref()).and_then(|p| p.record_name()) else {
+                    return Err(SchemaRefusal::Invalid(format!(
+                        "schema id {schema_id} has no record name for {}",
+                        strategy.name()
+                    )));
+                };
+                match strategy {
+                    SubjectNameStrategy::TopicRecordName => format!("{topic}-{name}"),
+                    _ => name,
+                }
+            }
+        };
+        let registered = (store.id_users(schema_id, false).iter()).any(|(s, _)| *s == subject);
+        if registered {
+            Ok(())
+        } else {
+            Err(SchemaRefusal::Invalid(format!(
+                "schema id {schema_id} is not registered under subject {subject} ({})",
+                strategy.name()
+            )))
+        }
+    }
 }
 
 impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
