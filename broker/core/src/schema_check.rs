@@ -255,10 +255,12 @@ mod tests {
         assert_eq!(framed_id(&[0, 0, 0, 1, 2]), Ok(258));
         assert_eq!(framed_id(&[0, 0, 0, 0, 7]), Ok(7));
         assert!(framed_id(b"{\"a\":1}")
-            .unwrap_err()
+            .expect_err("refused")
             .contains("magic byte 0x7b"));
-        assert!(framed_id(&[0, 0, 1]).unwrap_err().contains("3 bytes"));
-        assert!(framed_id(&[]).unwrap_err().contains("empty"));
+        assert!(framed_id(&[0, 0, 1])
+            .expect_err("refused")
+            .contains("3 bytes"));
+        assert!(framed_id(&[]).expect_err("refused").contains("empty"));
     }
 
     // Goal: a batch passes only when every checked record carries a known id under the
