@@ -18,6 +18,8 @@ use weir_wire::error::ErrorCode;
 use weir_wire::records::{encode_batch, BatchOptions, Record};
 
 const TOPIC: &str = "orders";
+/// The id the test registry answers "cannot tell yet" for.
+const LOADING_ID: u32 = 99;
 
 /// The registered (subject, id) pairs.
 #[derive(Debug)]
@@ -34,6 +36,10 @@ impl SchemaValidator for Registered {
         let subject = format!("{topic}-{}", side.name());
         if self.0.contains(&(subject.clone(), schema_id)) {
             Ok(())
+        } else if schema_id == LOADING_ID {
+            Err(SchemaRefusal::Unavailable(
+                "still reading _schemas".to_owned(),
+            ))
         } else {
             Err(SchemaRefusal::Invalid(format!(
                 "schema id {schema_id} is not registered under subject {subject}"
@@ -121,5 +127,17 @@ fn without_a_registry_validated_topics_refuse() {
         0,
         values_batch(&[Bytes::from_static(b"x")]),
     );
+    assert!(read_partition(&mut node, TOPIC, 0).is_empty());
+}
+
+// Goal: a registry that cannot answer yet (still reading `_schemas`) gets a retriable
+// error, NOT_ENOUGH_REPLICAS, not INVALID_RECORD, so producers retry; nothing is written.
+#[test]
+fn a_registry_still_loading_is_retriable() {
+    let mut node = validated_node(Some(Registered(BTreeSet::new())));
+    let response = node.call(produce(TOPIC, 0, values_batch(&[framed(LOADING_ID)]), -1));
+    let result = produce_result(&response);
+    assert_eq!(result.error, ErrorCode::NOT_ENOUGH_REPLICAS);
+    assert!(result.record_errors.is_empty());
     assert!(read_partition(&mut node, TOPIC, 0).is_empty());
 }

@@ -3,7 +3,9 @@
 //!
 //! Invariant: a batch reaches storage only after it passed CRC and format validation, the
 //! size limit, the one-batch rule and (when it carries a producer id) the idempotence
-//! sequence checks of `producer_state`; its base offset is the partition's log end offset.
+//! sequence checks of `producer_state`, and (on a topic with
+//! `confluent.*.schema.validation`) the schema check of every record (`schema_check`); its
+//! base offset is the partition's log end offset.
 //!
 //! A retry of a batch already appended (same producer, epoch and sequences as one of its last
 //! five) is not appended again: it is answered with the original offsets, once the original
