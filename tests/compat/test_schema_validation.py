@@ -6,7 +6,8 @@ AvroSerializer against Weir's registry.
 
 - Valid records (AvroSerializer) are accepted; a record without the magic byte, with an
   unknown id, or with an id registered under another subject is refused with INVALID_RECORD
-  and a message naming the record; nothing refused is stored; the broker keeps serving.
+  and a message naming the record; nothing refused is stored; the broker keeps serving. An
+  id above every id handed out is retried for the broker's grace, then refused.
 - The configs are altered on a live topic (IncrementalAlterConfigs), described, and a bad
   value is refused with INVALID_CONFIG.
 - RecordNameStrategy (Confluent's class name) and key validation.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import uuid
 
 import pytest
@@ -98,7 +100,9 @@ def kp_refusals(bootstrap: str, topic: str, records: list[tuple[bytes | None, by
     """Produce each (key, value) alone with kafka-python, which surfaces the broker's
     error_message and record_errors (librdkafka 2.16 shows only the code's text); return
     each record's exception (None when delivered)."""
-    producer = kp_producer(bootstrap, retries=0, linger_ms=0)
+    # Retries: an id above every id the broker's registry has read is answered
+    # NOT_ENOUGH_REPLICAS (retriable) for a grace of 3 s, then INVALID_RECORD.
+    producer = kp_producer(bootstrap, retries=20, retry_backoff_ms=500, linger_ms=0)
     refusals = []
     try:
         for key, value in records:
@@ -156,6 +160,11 @@ def test_valid_records_pass_and_bad_ones_are_refused(registry):
     other_id = client.register_schema(f"other-{topic}-value", Schema(ORDER, "AVRO"))
     user_id = client.get_latest_version(f"{topic}-value").schema_id
     assert other_id != user_id
+    # An id above every id the registry handed out may be one registered a moment ago on
+    # another broker: it is retried (NOT_ENOUGH_REPLICAS) for the 3 s grace, then refused.
+    started = time.monotonic()
+    assert_invalid_record(produce(broker.bootstrap, topic, [(None, framed(other_id + 1))])[0])
+    assert time.monotonic() - started >= 2.5
     assert_refused(
         broker.bootstrap,
         topic,

@@ -18,6 +18,7 @@
 //! Invariants: the store is changed only by the tail, in offset order; a write's answer is
 //! given only after its records are applied locally; every wait is bounded.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -177,6 +178,7 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
             // node loop before any Kafka listener accepts (the server awaits this).
             let validator = Arc::new(RegistryValidator {
                 log: Arc::clone(&log),
+                unread: Mutex::new(BTreeMap::new()),
             });
             let _ = node_input
                 .send(crate::messages::NodeInput::SchemaValidator(validator))
@@ -216,8 +218,41 @@ pub fn served<R: Runtime, S: StorageDriver>(
 /// Broker-side schema validation over this broker's registry store (issue 17 item 4):
 /// the node asks it, synchronously, whether a record's schema id is registered under the
 /// subject its topic's strategy names. Reads only the in-memory store.
+///
+/// An id above every id this store has read may have been registered a moment ago on
+/// another broker, its record not fetched here yet: for [`UNREAD_ID_GRACE`] from the first
+/// time it is asked about, the answer is retriable (the producer tries again), then
+/// INVALID_RECORD. Ids below are known or deleted: answered at once.
 pub struct RegistryValidator<R: Runtime, S: StorageDriver> {
     log: Arc<BrokerSchemaLog<R, S>>,
+    /// Unknown ids above the store's next id, with when they were first asked about
+    /// (runtime clock); at most [`UNREAD_IDS_MAX`], entries older than twice the grace go.
+    unread: Mutex<BTreeMap<u32, Duration>>,
+}
+
+/// How long an id above the store's next id is answered "not read yet" (retriable).
+pub const UNREAD_ID_GRACE: Duration = Duration::from_secs(3);
+/// Unknown ids remembered at once (beyond: refused at once).
+const UNREAD_IDS_MAX: usize = 1024;
+
+impl<R: Runtime, S: StorageDriver> RegistryValidator<R, S> {
+    /// Whether `schema_id`, unknown to the store whose next id is `next_id`, may still be
+    /// unread here (asked about for less than the grace).
+    fn maybe_unread(&self, schema_id: u32, next_id: u32) -> bool {
+        if schema_id < next_id {
+            return false;
+        }
+        let now = self.log.runtime.now();
+        let Ok(mut unread) = self.unread.lock() else {
+            return false;
+        };
+        unread.retain(|_, first| now.saturating_sub(*first) < 2 * UNREAD_ID_GRACE);
+        if unread.len() >= UNREAD_IDS_MAX && !unread.contains_key(&schema_id) {
+            return false;
+        }
+        let first = *unread.entry(schema_id).or_insert(now);
+        now.saturating_sub(first) < UNREAD_ID_GRACE
+    }
 }
 
 impl<R: Runtime, S: StorageDriver> std::fmt::Debug for RegistryValidator<R, S> {
@@ -251,6 +286,11 @@ impl<R: Runtime, S: StorageDriver> weir_core::schema_check::SchemaValidator
             ));
         };
         let Some(content) = store.content(schema_id) else {
+            if self.maybe_unread(schema_id, store.next_id()) {
+                return Err(SchemaRefusal::Unavailable(format!(
+                    "schema id {schema_id} is not in this broker's registry yet; retry"
+                )));
+            }
             return Err(SchemaRefusal::Invalid(format!(
                 "schema id {schema_id} does not exist in the schema registry"
             )));
