@@ -12,16 +12,19 @@ AvroSerializer against Weir's registry.
   value is refused with INVALID_CONFIG.
 - RecordNameStrategy (Confluent's class name) and key validation.
 - Registry off + validation on: refused with a message saying so.
+- The REST proxy's produce goes through the same check.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import time
 import uuid
 
 import pytest
+import requests
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
     AlterConfigOpType,
@@ -316,3 +319,39 @@ def test_registry_off_refuses_validated_topics(broker_factory):
     ck_create_topic(broker.bootstrap, plain)
     assert produce(broker.bootstrap, plain, [(None, b"fine")]) == [None]
     assert stored_values(broker.bootstrap, topic) == []
+
+
+def test_rest_proxy_produce_passes_the_same_check(broker_factory):
+    # Goal: the REST proxy's produce reaches the same check as the Kafka listener (one
+    # path): a BINARY value framed with a registered id is stored, an unframed one is
+    # refused with the broker's message in the error body, and nothing refused is stored.
+    registry_port, rest_port = free_port(), free_port()
+    config = (
+        f'"weir.schema.registry.listener" = "127.0.0.1:{registry_port}"\n'
+        f'"weir.rest.proxy.listener" = "127.0.0.1:{rest_port}"\n'
+        '"weir.gateway.listener" = "off"\n'
+    )
+    broker = broker_factory.new(config=config, name="rest-validation")
+    client = SchemaRegistryClient({"url": f"http://127.0.0.1:{registry_port}"})
+    topic = topic_name("rest")
+    ck_create_topic(broker.bootstrap, topic, config=VALIDATE_VALUES)
+    user_id = client.register_schema(f"{topic}-value", Schema(USER, "AVRO"))
+    base = f"http://127.0.0.1:{rest_port}"
+    cluster = requests.get(f"{base}/v3/clusters", timeout=10).json()["data"][0]["cluster_id"]
+    url = f"{base}/v3/clusters/{cluster}/topics/{topic}/records"
+
+    def post(value: bytes) -> requests.Response:
+        record = {"value": {"type": "BINARY", "data": base64.b64encode(value).decode()}}
+        return requests.post(url, json=record, timeout=30)
+
+    good = framed(user_id)
+    accepted = post(good)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json().get("error_code", 200) == 200, accepted.text
+    refused = post(b"not framed")
+    body = refused.text
+    assert refused.status_code == 400, body
+    message = refused.json()["message"]
+    assert message.startswith("INVALID_RECORD: record 0: value has no schema id"), body
+    assert "magic byte 0x6e" in message, body
+    assert stored_values(broker.bootstrap, topic) == [good]
