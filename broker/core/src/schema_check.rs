@@ -112,6 +112,9 @@ pub struct Validation {
     pub value: Option<SubjectNameStrategy>,
 }
 
+/// Distinct accepted ids remembered per batch (beyond: asked about per record).
+const ACCEPTED_PER_BATCH_MAX: usize = 16;
+
 /// Why a batch was refused: the first failing record's index and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRefusal {
@@ -158,6 +161,8 @@ pub fn check_batch(
         (SchemaSide::Key, validation.key),
         (SchemaSide::Value, validation.value),
     ];
+    // The ids a batch carries are few (usually one): each is asked about once per side.
+    let mut accepted: Vec<(SchemaSide, u32)> = Vec::new();
     for (index, record) in records.records().enumerate() {
         for (side, strategy) in sides {
             let Some(strategy) = strategy else { continue };
@@ -169,6 +174,9 @@ pub fn check_batch(
             let what = side.name();
             let id = framed_id(bytes)
                 .map_err(|why| refuse(index, format!("record {index}: {what} {why}"), false))?;
+            if accepted.contains(&(side, id)) {
+                continue;
+            }
             let Some(validator) = validator else {
                 let message = format!(
                     "record {index}: topic {topic} validates {what} schemas \
@@ -187,6 +195,9 @@ pub fn check_batch(
                         refuse(index, format!("record {index}: {what}: {why}"), true)
                     }
                 })?;
+            if accepted.len() < ACCEPTED_PER_BATCH_MAX {
+                accepted.push((side, id));
+            }
         }
     }
     Ok(())
@@ -300,6 +311,36 @@ mod tests {
             );
             assert!(refusal.message.contains(reason), "{}", refusal.message);
         }
+    }
+
+    /// Counts the questions; accepts everything.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl SchemaValidator for Counting {
+        fn check(
+            &self,
+            _topic: &str,
+            _side: SchemaSide,
+            _strategy: SubjectNameStrategy,
+            _schema_id: u32,
+        ) -> Result<(), SchemaRefusal> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    // Goal: the registry is asked once per distinct id in a batch, not once per record.
+    // Method: 100 records carrying two ids; count the questions.
+    #[test]
+    fn each_id_is_asked_about_once_per_batch() {
+        let records: Vec<_> = (0..100).map(|i| (None, Some(framed(i % 2)))).collect();
+        let counting = Counting::default();
+        assert_eq!(
+            check_batch("t", &batch(&records), VALUE, Some(&counting)),
+            Ok(())
+        );
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 
     // Goal: keys are checked under `<topic>-key` when key validation is on. Method: the
