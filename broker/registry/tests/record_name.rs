@@ -14,13 +14,19 @@ fn name(schema_type: SchemaType, text: &str) -> Option<String> {
 #[test]
 fn record_names_follow_confluent() {
     let avro = r#"{"type":"record","name":"User","namespace":"weir.test","fields":[]}"#;
-    assert_eq!(name(SchemaType::Avro, avro).as_deref(), Some("weir.test.User"));
+    assert_eq!(
+        name(SchemaType::Avro, avro).as_deref(),
+        Some("weir.test.User")
+    );
     let bare = r#"{"type":"enum","name":"Color","symbols":["RED"]}"#;
     assert_eq!(name(SchemaType::Avro, bare).as_deref(), Some("Color"));
     assert_eq!(name(SchemaType::Avro, r#""string""#), None);
     let proto = "syntax = \"proto3\";\npackage shop;\nmessage Order { int64 id = 1; }\n\
                  message Line { string item = 1; }\n";
-    assert_eq!(name(SchemaType::Protobuf, proto).as_deref(), Some("shop.Order"));
+    assert_eq!(
+        name(SchemaType::Protobuf, proto).as_deref(),
+        Some("shop.Order")
+    );
     let json = r#"{"title":"Order","type":"object"}"#;
     assert_eq!(name(SchemaType::Json, json).as_deref(), Some("Order"));
     assert_eq!(name(SchemaType::Json, r#"{"type":"object"}"#), None);
