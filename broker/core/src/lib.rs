@@ -48,6 +48,7 @@ mod purgatory;
 pub mod raft;
 pub mod resolve;
 pub mod rng;
+pub mod schema_check;
 pub mod storage;
 pub mod testing;
 pub mod tier;

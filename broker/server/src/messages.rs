@@ -23,6 +23,8 @@ pub const NODE_INPUTS_MAX: usize = 1024;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum NodeInput {
+    /// The schema registry is up: its side of broker-side schema validation.
+    SchemaValidator(weir_core::schema_check::SharedValidator),
     /// A connection opened; its responses go to `events`.
     Connect {
         /// Connection id (unique for the process lifetime).

@@ -304,6 +304,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 self.node.handle_request(now, id, request);
             }
             NodeInput::ClientHost { conn, host } => self.node.handle_client_host(conn, host),
+            NodeInput::SchemaValidator(validator) => self.node.set_schema_validator(validator),
             NodeInput::Authenticated { conn, principal } => {
                 self.node.handle_authenticated(conn, principal);
             }

@@ -362,6 +362,17 @@ pub struct ProducePartitionResponse {
     pub log_start_offset: i64,
     /// Human-readable error (v8+).
     pub error_message: Option<String>,
+    /// The records that made the batch be refused (v8+; INVALID_RECORD).
+    pub record_errors: Vec<ProduceRecordError>,
+}
+
+/// One record that made a produce batch be refused (Kafka's `BatchIndexAndErrorMessage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceRecordError {
+    /// The record's index in the batch.
+    pub batch_index: i32,
+    /// Why it was refused.
+    pub message: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------

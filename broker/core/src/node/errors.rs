@@ -587,6 +587,7 @@ fn produce_error(
         log_append_time_ms: -1,
         log_start_offset: -1,
         error_message,
+        record_errors: Vec::new(),
     }
 }
 

@@ -181,6 +181,9 @@ pub struct Node {
     /// Membership of the cluster: metadata quorum, controller, replication (a single node
     /// is a quorum of one).
     cluster: Box<cluster::ClusterState>,
+    /// The schema registry's answers for broker-side validation (`schema_check`), given
+    /// by the driver; `None` (registry off, simulations): validated topics refuse.
+    schema_validator: Option<crate::schema_check::SharedValidator>,
 }
 
 impl Node {
@@ -192,6 +195,13 @@ impl Node {
         now: Now,
     ) -> Result<Node, StorageError> {
         recover::recover(config, storage, now)
+    }
+
+    /// Gives the node the schema registry's side of broker-side schema validation (the
+    /// driver, once its registry is up). Topics with `confluent.*.schema.validation=true`
+    /// refuse every record until then.
+    pub fn set_schema_validator(&mut self, validator: crate::schema_check::SharedValidator) {
+        self.schema_validator = Some(validator);
     }
 
     /// Handle one client request. Its response comes out of [`Node::poll_output`], now or
@@ -690,6 +700,7 @@ impl Node {
             denied: BTreeMap::new(),
             compactor: compact::Compactor::default(),
             tierer: tier::Tierer::default(),
+            schema_validator: None,
             cluster,
         }
     }

@@ -42,6 +42,13 @@ impl AvroSchema {
     }
 }
 
+impl AvroSchema {
+    /// The top-level named type's full name (`namespace.name`).
+    pub(super) fn record_name(&self) -> Option<String> {
+        self.schema.name().map(|name| name.fullname(None))
+    }
+}
+
 /// Avro schema resolution: can a reader with `reader` decode what `writer` wrote? A
 /// resolution that may fail on some data (a writer union branch or enum symbol the reader
 /// lacks: apache-avro's `Partial`) is incompatible, as in Avro's Java checker.

@@ -55,6 +55,15 @@ impl JsonSchema {
     }
 }
 
+impl JsonSchema {
+    /// The schema's `title` (Confluent's record name for JSON Schema).
+    pub(super) fn record_name(&self) -> Option<String> {
+        (self.root.get("title"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
 pub(super) fn read_problems(writer: &JsonSchema, reader: &JsonSchema) -> Vec<String> {
     let mut walk = Walk {
         writer,

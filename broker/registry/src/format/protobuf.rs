@@ -84,6 +84,13 @@ impl ProtoSchema {
     }
 }
 
+impl ProtoSchema {
+    /// The first message's full name (Confluent's default record name).
+    pub(super) fn record_name(&self) -> Option<String> {
+        (self.file.messages().next()).map(|message| message.full_name().to_owned())
+    }
+}
+
 /// A base64 `FileDescriptorProto` (no .proto text is valid base64 of a descriptor that
 /// declares something, so trying it first is unambiguous in practice).
 fn decode_descriptor(text: &str) -> Option<prost_reflect::prost_types::FileDescriptorProto> {
