@@ -12,7 +12,7 @@
 //!
 //! # Levels
 //! - **Level 1**: everything before levels existed: brokers, topics, partitions, configs,
-//!   remote log segments, SCRAM credentials, ACLs (records 0 to 13; snapshot versions 0
+//!   remote log segments, SCRAM credentials, ACLs (records 0 to 12; snapshot versions 0
 //!   to 3). A log without a `FeatureLevel` record is at level 1.
 //! - **Level 2**: `FeatureLevel` (the finalized level itself) and `RegisterBrokerVersioned`
 //!   (a registration carrying the node's supported range, so a node that is down still
@@ -179,4 +179,80 @@ pub fn unsupported_here(level: u16) -> String {
          run a newer build on this node",
         VersionRange::BUILD
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::image::{BrokerState, MetaRecord};
+
+    fn register(image: &mut MetadataImage, id: i32, supported: Option<VersionRange>) {
+        let broker = BrokerState {
+            id,
+            incarnation: 1,
+            host: format!("n{id}"),
+            port: 9092,
+            peer_addr: format!("n{id}:9093"),
+            fenced: false,
+            broker_role: true,
+        };
+        let record = match supported {
+            Some(supported) => MetaRecord::RegisterBrokerVersioned { broker, supported },
+            None => MetaRecord::RegisterBroker(broker),
+        };
+        let index = image.applied_index + 1;
+        image.apply(index, record);
+    }
+
+    // Goal: an upgrade passes only when every registered node supports the level (a node
+    // registered at level 1 by what it reported, or as 1..=1 when it reported nothing:
+    // an older build, or one that is down); the current level is a no-op; downgrades and
+    // levels beyond this build are refused, naming why.
+    #[test]
+    fn upgrades_need_every_node_and_downgrades_are_refused() {
+        let mut image = MetadataImage::default();
+        register(&mut image, 1, None);
+        register(&mut image, 2, None);
+        let both = |_| Some(VersionRange::BUILD);
+        assert_eq!(check_metadata_version_update(&image, 1, both), Ok(false));
+        assert_eq!(check_metadata_version_update(&image, 2, both), Ok(true));
+        let only_1 = |node| (node == 1).then_some(VersionRange::BUILD);
+        let refused = check_metadata_version_update(&image, 2, only_1);
+        assert_eq!(
+            refused,
+            Err(FeatureError::UnsupportedByNode {
+                level: 2,
+                node: 2,
+                range: VersionRange::LEGACY
+            })
+        );
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("node 2") && message.contains("1..=1"),
+            "{message}"
+        );
+        let beyond = METADATA_VERSION_MAX + 1;
+        assert_eq!(
+            check_metadata_version_update(&image, beyond, both),
+            Err(FeatureError::UnsupportedByController { level: beyond })
+        );
+        // At level 2, a node's versioned registration counts even when it is silent.
+        let level = MetaRecord::FeatureLevel {
+            name: METADATA_VERSION.into(),
+            level: 2,
+        };
+        image.apply(image.applied_index + 1, level);
+        register(&mut image, 3, Some(VersionRange { min: 1, max: 2 }));
+        assert_eq!(
+            check_metadata_version_update(&image, 2, |_| None),
+            Ok(false)
+        );
+        assert_eq!(
+            check_metadata_version_update(&image, 1, both),
+            Err(FeatureError::Downgrade {
+                current: 2,
+                level: 1
+            })
+        );
+    }
 }

@@ -405,6 +405,15 @@ impl MetaRecord {
         }
     }
 
+    /// The registration a record carries, in either form.
+    pub fn registered_broker(&self) -> Option<&BrokerState> {
+        match self {
+            MetaRecord::RegisterBroker(broker)
+            | MetaRecord::RegisterBrokerVersioned { broker, .. } => Some(broker),
+            _ => None,
+        }
+    }
+
     /// Decode a committed entry.
     ///
     /// The bytes come from the log (another node's proposal), so failure is an error,
@@ -969,7 +978,10 @@ impl MetadataImage {
             };
             (3, postcard::to_allocvec(&v3).unwrap_or_default())
         } else {
-            (IMAGE_VERSION, postcard::to_allocvec(self).unwrap_or_default())
+            (
+                IMAGE_VERSION,
+                postcard::to_allocvec(self).unwrap_or_default(),
+            )
         };
         // An empty body would decode to nothing: a node installing it would lose every
         // topic. Postcard cannot fail on these types (no maps with unsupported keys, no
@@ -1482,11 +1494,61 @@ mod remote_tests {
         assert_eq!(decoded, expected);
         decoded.invariants();
         assert!(decoded.remote.is_empty());
-        // Re-encoding writes the current version, which decodes to the same image.
+        // Re-encoding writes version 3 (no feature levels: the newest layout builds
+        // without levels read), which decodes to the same image.
         let bytes = decoded.encode();
         assert_eq!(bytes[..IMAGE_MAGIC.len()], IMAGE_MAGIC);
-        assert_eq!(bytes[IMAGE_MAGIC.len()], IMAGE_VERSION);
+        assert_eq!(bytes[IMAGE_MAGIC.len()], 3);
         assert_eq!(MetadataImage::decode(&bytes), Ok(expected));
+    }
+
+    // Goal: a cluster at metadata.version 1 snapshots in the version 3 layout (a node of
+    // a build without levels may install it), and the level and the nodes' ranges, once
+    // there, snapshot in version 4 and come back. A plain registration drops a range.
+    // Method: the previous build's decoder of version 3 is the `ImageV3` shape.
+    #[test]
+    fn feature_levels_apply_snapshot_and_restore() {
+        let mut image = fixture_image();
+        assert_eq!(image.metadata_version(), 1);
+        let bytes = image.encode();
+        assert_eq!(bytes[IMAGE_MAGIC.len()], 3);
+        let body = &bytes[IMAGE_MAGIC.len() + 1..];
+        let earlier: ImageV3Owned = postcard::from_bytes(body).expect("a v3 reader reads it");
+        assert_eq!(MetadataImage::from(earlier), image);
+
+        let level = MetaRecord::FeatureLevel {
+            name: features::METADATA_VERSION.into(),
+            level: 2,
+        };
+        let level = MetaRecord::decode(&level.encode()).expect("decodes");
+        assert_eq!(image.apply(20, level), ImageChange::FeaturesChanged);
+        assert_eq!(image.metadata_version(), 2);
+        let mut broker = image.brokers[&1].clone();
+        broker.incarnation = 99;
+        let range = VersionRange { min: 1, max: 2 };
+        let versioned = MetaRecord::RegisterBrokerVersioned {
+            broker: broker.clone(),
+            supported: range,
+        };
+        image.apply(21, versioned);
+        image.invariants();
+        assert_eq!(image.supported_versions(1, |_| None), range);
+        // Node 2 registered at level 1: what it reported, else level 1 only.
+        assert_eq!(image.supported_versions(2, |_| None), VersionRange::LEGACY);
+        assert_eq!(image.supported_versions(2, |_| Some(range)), range);
+        let bytes = image.encode();
+        assert_eq!(bytes[IMAGE_MAGIC.len()], IMAGE_VERSION);
+        let restored = MetadataImage::decode(&bytes).expect("version 4 decodes");
+        assert_eq!(restored, image);
+        assert_eq!(restored.metadata_version(), 2);
+        // A build of version 3 refuses it (and stops) rather than misreading it.
+        let mut v3_only = bytes.clone();
+        v3_only[IMAGE_MAGIC.len()] = 3;
+        assert_ne!(MetadataImage::decode(&v3_only).ok(), Some(image.clone()));
+        broker.incarnation = 100;
+        image.apply(22, MetaRecord::RegisterBroker(broker));
+        assert!(image.broker_versions.is_empty());
+        assert_eq!(image.metadata_version(), 2, "the level stays");
     }
 
     // Goal: an image with remote logs survives a snapshot, and a version this build does
@@ -1716,7 +1778,35 @@ mod remote_tests {
             mechanism: 1,
         };
         assert_eq!(scram.encode()[0], 10);
-        assert_eq!(MetaRecord::decode(&scram.encode()), Ok(scram));
+        assert_eq!(MetaRecord::decode(&scram.encode()), Ok(scram.clone()));
+        let level = MetaRecord::FeatureLevel {
+            name: features::METADATA_VERSION.into(),
+            level: 2,
+        };
+        assert_eq!(
+            level.encode()[0],
+            13,
+            "FeatureLevel goes after AclDeleted (12)"
+        );
+        let broker = BrokerState {
+            id: 1,
+            incarnation: 1,
+            host: "h".into(),
+            port: 1,
+            peer_addr: "h:2".into(),
+            fenced: true,
+            broker_role: true,
+        };
+        let versioned = MetaRecord::RegisterBrokerVersioned {
+            broker,
+            supported: VersionRange::BUILD,
+        };
+        assert_eq!(versioned.encode()[0], 14);
+        // What each record needs finalized: the old kinds level 1, the new ones 2, and
+        // a level record the level it finalizes.
+        assert_eq!(scram.required_metadata_version(), 1);
+        assert_eq!(versioned.required_metadata_version(), 2);
+        assert_eq!(level.required_metadata_version(), 2);
     }
 
     // Goal: `invariants` catches what apply never produces. Method: plant an overlap.

@@ -412,7 +412,9 @@ impl PeerMessage {
         let mut bytes = postcard::to_allocvec(self).unwrap_or_default();
         let trailer = match self {
             PeerMessage::Heartbeat(heartbeat) | PeerMessage::ControlledShutdown(heartbeat) => {
-                heartbeat.supported.map(|range| postcard::to_allocvec(&range))
+                heartbeat
+                    .supported
+                    .map(|range| postcard::to_allocvec(&range))
             }
             PeerMessage::HeartbeatReply { refused, .. } => {
                 refused.as_ref().map(|reason| postcard::to_allocvec(reason))
@@ -566,7 +568,11 @@ mod tests {
         let earlier: PeerMessage = postcard::from_bytes(&bytes).expect("earlier build reads");
         assert!(matches!(
             earlier,
-            PeerMessage::HeartbeatReply { refused: None, fenced: true, .. }
+            PeerMessage::HeartbeatReply {
+                refused: None,
+                fenced: true,
+                ..
+            }
         ));
         // A later build's longer trailer: what this build knows is read, the rest ignored.
         let mut longer = PeerMessage::Heartbeat(heartbeat.clone()).encode();

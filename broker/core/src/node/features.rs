@@ -90,7 +90,11 @@ impl Node {
         let image = &self.cluster.meta.image;
         let level = image.metadata_version();
         FeatureLevels {
-            supported: vec![(METADATA_VERSION.to_string(), wire(range.min), wire(range.max))],
+            supported: vec![(
+                METADATA_VERSION.to_string(),
+                wire(range.min),
+                wire(range.max),
+            )],
             finalized_epoch: i64::try_from(image.applied_index).unwrap_or(i64::MAX),
             finalized: vec![(METADATA_VERSION.to_string(), wire(level))],
         }
@@ -121,7 +125,9 @@ fn plan_update(
 ) -> Result<Option<MetaRecord>, (ErrorCode, String)> {
     let invalid = |e: FeatureError| (ErrorCode::INVALID_UPDATE_VERSION, e.to_string());
     if update.feature != METADATA_VERSION {
-        return Err(invalid(FeatureError::UnknownFeature(update.feature.clone())));
+        return Err(invalid(FeatureError::UnknownFeature(
+            update.feature.clone(),
+        )));
     }
     let Ok(level) = u16::try_from(update.max_version_level) else {
         let message = format!("{METADATA_VERSION} cannot be removed (level below 1)");

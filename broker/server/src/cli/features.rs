@@ -72,7 +72,11 @@ pub async fn run(args: FeaturesArgs) -> anyhow::Result<()> {
             let adds = (LEVELS.iter())
                 .find(|(level, _)| i32::from(*level) == i32::from(metadata))
                 .map_or("", |(_, adds)| adds);
-            let verb = if dry_run { "would be finalized" } else { "finalized" };
+            let verb = if dry_run {
+                "would be finalized"
+            } else {
+                "finalized"
+            };
             println!("{METADATA_VERSION} {metadata} {verb} ({adds})");
         }
     }

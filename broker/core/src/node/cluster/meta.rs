@@ -501,7 +501,10 @@ impl Node {
 
     /// True when this node can follow a log finalized at `level`.
     fn follows(&self, level: u16) -> bool {
-        self.cluster.config.supported_metadata_versions.contains(level)
+        self.cluster
+            .config
+            .supported_metadata_versions
+            .contains(level)
     }
 
     /// Apply one committed metadata record to the image and react.
@@ -521,14 +524,17 @@ impl Node {
         // heartbeat interval each, and serves a few syncs after start. Brokers of a larger
         // quorum keep the interval, as Kafka's do (see `MetaQuorum::alone`).
         let own_state = match &record {
-            MetaRecord::RegisterBroker(broker) => broker.id == self.config.node_id,
+            MetaRecord::RegisterBroker(broker)
+            | MetaRecord::RegisterBrokerVersioned { broker, .. } => {
+                broker.id == self.config.node_id
+            }
             MetaRecord::SetFenced { id, .. } => *id == self.config.node_id,
             _ => false,
         };
         if own_state && cluster.meta.alone(self.config.node_id) {
             cluster.broker.next_heartbeat = cluster.broker.next_heartbeat.min(now.instant);
         }
-        if let MetaRecord::RegisterBroker(broker) = &record {
+        if let Some(broker) = record.registered_broker() {
             // A broker outside the voter set in force follows as a learner (`add_learner`
             // ignores voters, and the set may have changed since the static config).
             if cluster.meta.raft.is_leader() {
@@ -722,7 +728,9 @@ impl Node {
         let mut records = records;
         // A fresh cluster's first record finalizes its metadata.version, so every record
         // after it may use what that level allows (see `Node::bootstrap_metadata_version`).
-        if let Some(level) = cluster.meta.bootstrap_record(cluster.config.bootstrap_metadata_version)
+        if let Some(level) = cluster
+            .meta
+            .bootstrap_record(cluster.config.bootstrap_metadata_version)
         {
             records.insert(0, level);
         }
@@ -761,5 +769,54 @@ fn gate_allows(record: &MetaRecord, level: u16) -> bool {
     match record {
         MetaRecord::FeatureLevel { name, .. } if name == features::METADATA_VERSION => true,
         _ => record.required_metadata_version() <= level,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::features::VersionRange;
+    use crate::cluster::image::BrokerState;
+
+    // Goal: the gate lets through what the finalized level includes and nothing more;
+    // raising the level itself passes (its own check judged it). Method: a level-2 record
+    // at levels 1 and 2, a level-1 record at level 1, a level record at level 1.
+    #[test]
+    fn the_gate_refuses_records_above_the_finalized_level() {
+        let broker = BrokerState {
+            id: 1,
+            incarnation: 1,
+            host: "h".into(),
+            port: 1,
+            peer_addr: "h:2".into(),
+            fenced: true,
+            broker_role: true,
+        };
+        let versioned = MetaRecord::RegisterBrokerVersioned {
+            broker: broker.clone(),
+            supported: VersionRange::BUILD,
+        };
+        assert!(!gate_allows(&versioned, 1));
+        assert!(gate_allows(&versioned, 2));
+        assert!(gate_allows(&MetaRecord::RegisterBroker(broker), 1));
+        let raise = MetaRecord::FeatureLevel {
+            name: features::METADATA_VERSION.into(),
+            level: 2,
+        };
+        assert!(gate_allows(&raise, 1));
+        let other = MetaRecord::FeatureLevel {
+            name: "kraft.version".into(),
+            level: 1,
+        };
+        assert!(!gate_allows(&other, 1));
+        let message = features::needs_upgrade(2, 1);
+        assert!(
+            message.contains("needs metadata.version 2, cluster is at 1"),
+            "{message}"
+        );
+        assert!(
+            message.contains("weir features upgrade --metadata 2"),
+            "{message}"
+        );
     }
 }
