@@ -96,3 +96,52 @@ pub(super) fn resp_to_domain(k: UpdateFeaturesResponse) -> d::UpdateFeaturesResp
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(kind: i8) -> d::UpdateFeaturesRequest {
+        d::UpdateFeaturesRequest {
+            timeout_ms: 5,
+            updates: vec![d::FeatureUpdate {
+                feature: "metadata.version".into(),
+                max_version_level: 2,
+                upgrade_type: kind,
+            }],
+            validate_only: true,
+        }
+    }
+
+    // Goal: each version carries what it has: v0's AllowDowngrade stands for the upgrade
+    // type (and no ValidateOnly), v1+ carry both; v2 answers carry no per-feature results,
+    // so a failed feature's error becomes the top-level one.
+    #[test]
+    fn versions_map_downgrades_and_results() {
+        let safe = update(upgrade_type::SAFE_DOWNGRADE);
+        let v0 = req_to_domain(req_from_domain(&safe, 0), 0);
+        assert_eq!(v0.updates, safe.updates);
+        assert!(!v0.validate_only, "v0 has no ValidateOnly");
+        let upgrade = update(upgrade_type::UPGRADE);
+        assert_eq!(
+            req_to_domain(req_from_domain(&upgrade, 0), 0).updates,
+            upgrade.updates
+        );
+        assert_eq!(req_to_domain(req_from_domain(&upgrade, 1), 1), upgrade);
+        let failed = d::UpdateFeaturesResponse {
+            throttle_time_ms: 0,
+            error: ErrorCode::NONE,
+            error_message: None,
+            results: vec![d::FeatureUpdateResult {
+                feature: "metadata.version".into(),
+                error: ErrorCode::INVALID_UPDATE_VERSION,
+                error_message: Some("node 3".into()),
+            }],
+        };
+        assert_eq!(resp_to_domain(resp_from_domain(&failed, 1)), failed);
+        let v2 = resp_to_domain(resp_from_domain(&failed, 2));
+        assert!(v2.results.is_empty());
+        assert_eq!(v2.error, ErrorCode::INVALID_UPDATE_VERSION);
+        assert_eq!(v2.error_message.as_deref(), Some("node 3"));
+    }
+}

@@ -66,7 +66,7 @@ pub struct FeatureUpdateResult {
 
 /// What ApiVersions (v3+) tells about features: what this broker's build supports and
 /// what the cluster finalized, as the node last applied it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeatureLevels {
     /// Supported ranges: (name, min, max).
     pub supported: Vec<(String, i16, i16)>,
@@ -74,4 +74,15 @@ pub struct FeatureLevels {
     pub finalized_epoch: i64,
     /// Finalized levels: (name, level).
     pub finalized: Vec<(String, i16)>,
+}
+
+impl Default for FeatureLevels {
+    /// None supported, none finalized, epoch -1 (Kafka's "no finalized features").
+    fn default() -> FeatureLevels {
+        FeatureLevels {
+            supported: Vec::new(),
+            finalized_epoch: -1,
+            finalized: Vec::new(),
+        }
+    }
 }
