@@ -109,9 +109,9 @@ fn a_fresh_cluster_starts_at_the_builds_highest_level() {
 #[test]
 fn an_older_node_blocks_the_upgrade_until_it_is_upgraded() {
     let mut cluster = Cluster::new(&[1, 2, 3, OLD], &[1, 2, 3], |config| {
+        // A cluster created by a build without levels: no level record at all.
+        config.bootstrap_metadata_version = 1;
         if let Some(cluster) = config.cluster.as_mut() {
-            // A cluster created by a build without levels: no level record at all.
-            cluster.bootstrap_metadata_version = 1;
             if config.node_id == OLD {
                 cluster.supported_metadata_versions = VersionRange::LEGACY;
             }

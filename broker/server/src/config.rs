@@ -748,7 +748,7 @@ impl Settings {
                 // --release-version`); an existing cluster keeps its own.
                 let max = i64::from(weir_core::cluster::features::METADATA_VERSION_MAX);
                 let min = i64::from(weir_core::cluster::features::METADATA_VERSION_MIN);
-                self.cluster_mut().bootstrap_metadata_version = input.integer_in(min, max)?;
+                self.node.bootstrap_metadata_version = input.integer_in(min, max)?;
             }
             "weir.acks.all.durability" => {
                 self.cluster_mut().ack_durability = match input.string()? {

@@ -78,10 +78,6 @@ pub struct ClusterConfig {
     /// The `metadata.version` range this node advertises and follows: the build's
     /// ([`features::VersionRange::BUILD`]); tests lower it to play a node of an older build.
     pub supported_metadata_versions: features::VersionRange,
-    /// The `metadata.version` a fresh cluster's first controller finalizes
-    /// (`weir.metadata.version.bootstrap`; default the build's highest). Level 1 writes no
-    /// level record: the cluster then looks like one created by a build without levels.
-    pub bootstrap_metadata_version: u16,
 }
 
 impl ClusterConfig {
@@ -103,7 +99,6 @@ impl ClusterConfig {
             ack_durability: AckDurability::IsrFsync,
             election_timeout_ms: 1_000,
             supported_metadata_versions: features::VersionRange::BUILD,
-            bootstrap_metadata_version: features::METADATA_VERSION_MAX,
         }
     }
 

@@ -300,7 +300,7 @@ impl Node {
         cluster.controller.heard_from(now.instant, from);
         // A fresh cluster finalizes its level before the first registration, which then
         // carries the node's range.
-        let bootstrap = cluster.config.bootstrap_metadata_version;
+        let bootstrap = self.config.bootstrap_metadata_version;
         if bootstrap > 1 && cluster.meta.decision_image().is_fresh() {
             self.propose(Vec::new());
         }

@@ -727,11 +727,9 @@ impl Node {
         );
         let mut records = records;
         // A fresh cluster's first record finalizes its metadata.version, so every record
-        // after it may use what that level allows (see `Node::bootstrap_metadata_version`).
-        if let Some(level) = cluster
-            .meta
-            .bootstrap_record(cluster.config.bootstrap_metadata_version)
-        {
+        // after it may use what that level allows (`NodeConfig::bootstrap_metadata_version`).
+        let bootstrap = self.config.bootstrap_metadata_version;
+        if let Some(level) = cluster.meta.bootstrap_record(bootstrap) {
             records.insert(0, level);
         }
         // The gate: no record kind the finalized level does not include (every node
