@@ -417,7 +417,7 @@ impl PeerMessage {
                     .map(|range| postcard::to_allocvec(&range))
             }
             PeerMessage::HeartbeatReply { refused, .. } => {
-                refused.as_ref().map(|reason| postcard::to_allocvec(reason))
+                refused.as_ref().map(postcard::to_allocvec)
             }
             _ => None,
         };
