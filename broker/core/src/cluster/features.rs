@@ -29,8 +29,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::image::MetadataImage;
-
 /// The feature name of the metadata version (Kafka's).
 pub const METADATA_VERSION: &str = "metadata.version";
 /// The lowest level this build serves (it decodes every log written at it or above).
@@ -128,17 +126,15 @@ pub enum FeatureError {
     },
 }
 
-/// Judge finalizing `metadata.version` at `level` on `image`: every registered node
-/// (fenced or not: a node that is down comes back with the same build) must support it,
-/// with `reported(node)` the range a node told this controller in its heartbeats when the
-/// image holds none (a registration written at level 1). `Ok(false)` when the level is
-/// already finalized (nothing to write).
+/// Judge finalizing `metadata.version` at `level` on a cluster finalized at `current`
+/// whose registered `nodes` (fenced or not: a node that is down comes back with the same
+/// build) support the given ranges (`MetadataImage::supported_versions`). `Ok(false)`
+/// when the level is already finalized (nothing to write).
 pub fn check_metadata_version_update(
-    image: &MetadataImage,
+    current: u16,
     level: u16,
-    reported: impl Fn(i32) -> Option<VersionRange>,
+    nodes: impl IntoIterator<Item = (i32, VersionRange)>,
 ) -> Result<bool, FeatureError> {
-    let current = image.metadata_version();
     if level == current {
         return Ok(false);
     }
@@ -148,14 +144,9 @@ pub fn check_metadata_version_update(
     if !VersionRange::BUILD.contains(level) {
         return Err(FeatureError::UnsupportedByController { level });
     }
-    for node in image.brokers.keys() {
-        let range = image.supported_versions(*node, &reported);
+    for (node, range) in nodes {
         if !range.contains(level) {
-            return Err(FeatureError::UnsupportedByNode {
-                level,
-                node: *node,
-                range,
-            });
+            return Err(FeatureError::UnsupportedByNode { level, node, range });
         }
     }
     Ok(true)
@@ -184,40 +175,19 @@ pub fn unsupported_here(level: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::image::{BrokerState, MetaRecord};
 
-    fn register(image: &mut MetadataImage, id: i32, supported: Option<VersionRange>) {
-        let broker = BrokerState {
-            id,
-            incarnation: 1,
-            host: format!("n{id}"),
-            port: 9092,
-            peer_addr: format!("n{id}:9093"),
-            fenced: false,
-            broker_role: true,
-        };
-        let record = match supported {
-            Some(supported) => MetaRecord::RegisterBrokerVersioned { broker, supported },
-            None => MetaRecord::RegisterBroker(broker),
-        };
-        let index = image.applied_index + 1;
-        image.apply(index, record);
-    }
-
-    // Goal: an upgrade passes only when every registered node supports the level (a node
-    // registered at level 1 by what it reported, or as 1..=1 when it reported nothing:
-    // an older build, or one that is down); the current level is a no-op; downgrades and
-    // levels beyond this build are refused, naming why.
+    // Goal: an upgrade passes only when every registered node supports the level (one
+    // that never reported counts as 1..=1: an older build, or one that is down); the
+    // current level is a no-op; downgrades and levels beyond this build are refused,
+    // naming why.
     #[test]
     fn upgrades_need_every_node_and_downgrades_are_refused() {
-        let mut image = MetadataImage::default();
-        register(&mut image, 1, None);
-        register(&mut image, 2, None);
-        let both = |_| Some(VersionRange::BUILD);
-        assert_eq!(check_metadata_version_update(&image, 1, both), Ok(false));
-        assert_eq!(check_metadata_version_update(&image, 2, both), Ok(true));
-        let only_1 = |node| (node == 1).then_some(VersionRange::BUILD);
-        let refused = check_metadata_version_update(&image, 2, only_1);
+        let build = VersionRange::BUILD;
+        let both = [(1, build), (2, build)];
+        assert_eq!(check_metadata_version_update(1, 1, both), Ok(false));
+        assert_eq!(check_metadata_version_update(1, 2, both), Ok(true));
+        let one_old = [(1, build), (2, VersionRange::LEGACY)];
+        let refused = check_metadata_version_update(1, 2, one_old);
         assert_eq!(
             refused,
             Err(FeatureError::UnsupportedByNode {
@@ -233,22 +203,12 @@ mod tests {
         );
         let beyond = METADATA_VERSION_MAX + 1;
         assert_eq!(
-            check_metadata_version_update(&image, beyond, both),
+            check_metadata_version_update(1, beyond, both),
             Err(FeatureError::UnsupportedByController { level: beyond })
         );
-        // At level 2, a node's versioned registration counts even when it is silent.
-        let level = MetaRecord::FeatureLevel {
-            name: METADATA_VERSION.into(),
-            level: 2,
-        };
-        image.apply(image.applied_index + 1, level);
-        register(&mut image, 3, Some(VersionRange { min: 1, max: 2 }));
+        assert_eq!(check_metadata_version_update(2, 2, one_old), Ok(false));
         assert_eq!(
-            check_metadata_version_update(&image, 2, |_| None),
-            Ok(false)
-        );
-        assert_eq!(
-            check_metadata_version_update(&image, 1, both),
+            check_metadata_version_update(2, 1, both),
             Err(FeatureError::Downgrade {
                 current: 2,
                 level: 1

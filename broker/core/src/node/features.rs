@@ -145,7 +145,8 @@ fn plan_update(
         );
         return Err((ErrorCode::INVALID_UPDATE_VERSION, message));
     }
-    let write = features::check_metadata_version_update(image, level, reported).map_err(invalid)?;
+    let nodes = (image.brokers.keys()).map(|id| (*id, image.supported_versions(*id, &reported)));
+    let write = features::check_metadata_version_update(current, level, nodes).map_err(invalid)?;
     Ok(write.then(|| MetaRecord::FeatureLevel {
         name: METADATA_VERSION.to_string(),
         level,
