@@ -317,8 +317,8 @@ impl Node {
             // Registered, it could not follow the log (a build too old for the records
             // the cluster writes, or one that no longer reads them): refused, and told.
             let reason = format!(
-                "node {from} supports {METADATA_VERSION} {supported}, the cluster is at \
-                 {level}"
+                "UNSUPPORTED_VERSION: node {from} supports {METADATA_VERSION} {supported}, \
+                 the cluster is at {level}"
             );
             tracing::error!(%reason, "registration refused");
             if from == node_id {
