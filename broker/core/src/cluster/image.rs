@@ -288,7 +288,8 @@ pub enum MetaRecord {
         state: PartitionState,
     },
     // New variants go last: the variant index is what postcard writes, and logs written
-    // by earlier versions must keep decoding.
+    // by earlier versions must keep decoding. Each new kind also needs a metadata.version
+    // level (`MetaRecord::required_metadata_version`, `cluster::features`).
     /// A leader uploaded a closed segment (see [`MetadataImage::check_remote_upload`]).
     RemoteSegmentUploaded {
         /// Topic id.
@@ -401,7 +402,21 @@ impl MetaRecord {
                 *level
             }
             MetaRecord::FeatureLevel { .. } | MetaRecord::RegisterBrokerVersioned { .. } => 2,
-            _ => features::METADATA_VERSION_LEGACY,
+            // No catch-all: a new record kind must be given its level (the next one, with
+            // `features::METADATA_VERSION_MAX` raised to it and its row in the table).
+            MetaRecord::RegisterBroker(_)
+            | MetaRecord::SetFenced { .. }
+            | MetaRecord::CreateTopic(_)
+            | MetaRecord::DeleteTopic { .. }
+            | MetaRecord::AddPartitions { .. }
+            | MetaRecord::SetTopicConfig { .. }
+            | MetaRecord::PartitionChange { .. }
+            | MetaRecord::RemoteSegmentUploaded { .. }
+            | MetaRecord::RemoteSegmentsDeleted { .. }
+            | MetaRecord::ScramCredentialUpserted { .. }
+            | MetaRecord::ScramCredentialDeleted { .. }
+            | MetaRecord::AclCreated { .. }
+            | MetaRecord::AclDeleted { .. } => features::METADATA_VERSION_LEGACY,
         }
     }
 
