@@ -760,6 +760,13 @@ impl Settings {
             "controller.quorum.election.timeout.ms" => {
                 self.cluster_mut().election_timeout_ms = input.integer_in(1, MS_MAX)?;
             }
+            "weir.metadata.version.bootstrap" => {
+                // What a fresh cluster finalizes (Kafka's `kafka-storage format
+                // --release-version`); an existing cluster keeps its own.
+                let max = i64::from(weir_core::cluster::features::METADATA_VERSION_MAX);
+                let min = i64::from(weir_core::cluster::features::METADATA_VERSION_MIN);
+                self.node.bootstrap_metadata_version = input.integer_in(min, max)?;
+            }
             "weir.acks.all.durability" => {
                 self.cluster_mut().ack_durability = match input.string()? {
                     "isr-fsync" => AckDurability::IsrFsync,

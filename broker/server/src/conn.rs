@@ -41,6 +41,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use weir_core::{Principal, RequestId};
 use weir_wire::codec::{self, Decoded, RequestHeader};
+use weir_wire::domain::features::FeatureLevels;
 use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 
@@ -345,9 +346,19 @@ impl<R: weir_runtime::Runtime> Reader<R> {
         let mut out = BytesMut::new();
         match decoded {
             Decoded::ApiVersions => {
-                codec::encode_api_versions(&header, &mut out).map_err(|error| {
-                    ReadEnd::Refused(format!("cannot encode ApiVersions: {error}"))
-                })?;
+                // v3+ carries the feature levels (`kafka-features.sh describe`): asked of the
+                // node, as a SCRAM lookup is; older versions have no field for them.
+                let features = if header.api_version >= 3 {
+                    let (reply, levels) = oneshot::channel();
+                    let ask = NodeInput::FeatureLevels { reply };
+                    self.node.send(ask).await.map_err(|_| ReadEnd::Closed)?;
+                    levels.await.map_err(|_| ReadEnd::Closed)?
+                } else {
+                    FeatureLevels::default()
+                };
+                codec::encode_api_versions_with_features(&header, &features, &mut out).map_err(
+                    |error| ReadEnd::Refused(format!("cannot encode ApiVersions: {error}")),
+                )?;
                 self.ready(seq, out)
             }
             Decoded::LegacyProduce(legacy) => {

@@ -69,6 +69,12 @@ pub enum NodeInput {
         /// Connection id.
         conn: u64,
     },
+    /// The feature levels an ApiVersions answer carries (supported and finalized
+    /// `metadata.version`), read between two inputs.
+    FeatureLevels {
+        /// Where they go; a dropped receiver is ignored.
+        reply: oneshot::Sender<weir_wire::domain::features::FeatureLevels>,
+    },
     /// A read-only metrics snapshot for `/metrics`, taken between two inputs.
     Metrics {
         /// Where the snapshot goes; a dropped receiver is ignored.

@@ -324,6 +324,10 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 // The requester may have given up (HTTP client gone): nothing to do then.
                 let _ = reply.send(self.node.metrics_snapshot(now));
             }
+            NodeInput::FeatureLevels { reply } => {
+                // The connection may have closed meanwhile: nothing to do then.
+                let _ = reply.send(self.node.feature_levels());
+            }
             NodeInput::Health { reply } => {
                 // The prober may have given up: nothing to do then.
                 let _ = reply.send(self.node.readiness());

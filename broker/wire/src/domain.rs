@@ -19,6 +19,7 @@ pub use consumer_group::*;
 
 pub mod acl;
 pub mod cluster;
+pub mod features;
 pub mod log_dirs;
 pub mod quorum;
 pub mod sasl;
@@ -143,6 +144,8 @@ pub enum ApiRequest {
     CreateAcls(acl::CreateAclsRequest),
     /// DeleteAcls (key 31).
     DeleteAcls(acl::DeleteAclsRequest),
+    /// UpdateFeatures (key 57, KIP-584).
+    UpdateFeatures(features::UpdateFeaturesRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -244,6 +247,8 @@ pub enum ApiResponse {
     CreateAcls(acl::CreateAclsResponse),
     /// DeleteAcls (key 31).
     DeleteAcls(acl::DeleteAclsResponse),
+    /// UpdateFeatures (key 57, KIP-584).
+    UpdateFeatures(features::UpdateFeaturesResponse),
 }
 
 // ---------------------------------------------------------------------------------------

@@ -174,6 +174,9 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
                 })
                 .collect(),
         }),
+        ApiRequest::UpdateFeatures(request) => {
+            ApiResponse::UpdateFeatures(super::features::failed(request, error, message))
+        }
         other => match super::txn::txn_error_response(other, error) {
             Some(response) => response,
             None => super::group::group_error_response(other, error),
@@ -491,6 +494,17 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
                 result.matching_acls.clear();
             }
             ApiResponse::DeleteAcls(response)
+        }
+        ApiResponse::UpdateFeatures(mut response) => {
+            for result in response.results.iter_mut().filter(|r| r.error.is_ok()) {
+                result.error = error;
+                result.error_message = message.clone();
+            }
+            if response.error.is_ok() && response.results.is_empty() {
+                response.error = error;
+                response.error_message = message;
+            }
+            ApiResponse::UpdateFeatures(response)
         }
         ApiResponse::AddRaftVoter(response) if response.error.is_ok() => {
             ApiResponse::AddRaftVoter(RaftVoterResponse::error(error, message.as_deref()))

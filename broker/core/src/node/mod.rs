@@ -29,6 +29,7 @@ mod compact;
 mod describe;
 pub use describe::DIRTY_RATIO_KEY;
 mod errors;
+mod features;
 mod fetch;
 mod group;
 mod internal;
@@ -345,6 +346,8 @@ impl Node {
             ApiRequest::DescribeAcls(r) => self.describe_acls(id, r),
             ApiRequest::CreateAcls(r) => self.create_acls(id, r),
             ApiRequest::DeleteAcls(r) => self.delete_acls(id, r),
+            // Feature levels through the active controller (features.rs).
+            ApiRequest::UpdateFeatures(r) => self.update_features(id, r),
             // Authentication is the connection's (the server's conn.rs); one that reaches
             // the node came through a path without SASL (the gateway).
             request @ (ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_)) => {
