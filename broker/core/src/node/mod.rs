@@ -371,7 +371,7 @@ impl Node {
         }
         match completion {
             Completion::Synced { sync_id } => self.on_synced(now, sync_id),
-            Completion::Failed { reason } => self.poison(reason),
+            Completion::Failed { reason } => self.poison(format!("storage failed: {reason}")),
             Completion::Compacted(outcome) => self.on_compacted(now, outcome),
             Completion::Uploaded(outcome) => self.on_uploaded(now, outcome),
         }
@@ -888,10 +888,11 @@ impl Node {
         self.respond(id, response);
     }
 
-    /// Storage failed: stop, answer everything parked, tell the driver.
+    /// Storage failed, or the node cannot follow the cluster (a metadata version it does
+    /// not support, a refused registration): stop, answer everything parked, tell the driver.
     fn poison(&mut self, reason: String) {
-        tracing::error!(%reason, "storage failed; node poisoned");
-        let message = format!("storage failed: {reason}");
+        tracing::error!(%reason, "node stopped (poisoned)");
+        let message = format!("node stopped: {reason}");
         self.sync_order.clear();
         // Held-back acks were durable before the failure: they keep their answer.
         for (id, response) in self.delayed_acks.drain() {
