@@ -6,7 +6,10 @@
 //! - `replay --seed S [--workload W]`: run one seed; last line `trace-hash: <hex>`.
 //! - `determinism --seed S`: run every workload of seed S twice, compare trace hashes.
 //! - `planted --max-seeds N`: look for the first failing seed (used with a planted bug
-//!   compiled in); exits 0 once one is found.
+//!   switched on); exits 0 once one is found.
+//!
+//! `--planted-bug NAME` (a build with the `planted` feature only) switches one planted bug
+//! of weir-core on for the whole process, before any node starts.
 //!
 //! Every run is watched by a wall-clock guard ([`Watchdog`]): a run that takes longer than
 //! `WEIR_SIM_RUN_WALL_MAX_S` real seconds (default [`RUN_WALL_MAX_S`]) is a hang (a spin
@@ -22,7 +25,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use weir_sim::outcome::{RunOutcome, PLANTED_BUG};
+use weir_sim::outcome::{planted_bug, RunOutcome};
 use weir_sim::trace::Trace;
 use weir_sim::workload::Workload;
 use weir_sim::{run_seed, SIMULATOR};
@@ -57,10 +60,33 @@ fn parse_args() -> Result<Args, String> {
                 args.workload = Some(workload);
             }
             "--verbose" => args.verbose = true,
+            "--planted-bug" => plant(&value()?)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
     Ok(args)
+}
+
+/// Switches the planted bug `name` on (weir-core's `planted` module).
+fn plant(name: &str) -> Result<(), String> {
+    let bug = weir_core::planted::Bug::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = (weir_core::planted::Bug::ALL.iter())
+            .map(|bug| bug.name())
+            .collect();
+        format!("unknown planted bug {name:?}; known: {}", known.join(", "))
+    })?;
+    #[cfg(feature = "planted")]
+    {
+        weir_core::planted::activate(Some(bug));
+        Ok(())
+    }
+    #[cfg(not(feature = "planted"))]
+    {
+        Err(format!(
+            "{} needs a weir-sim built with the `planted` feature",
+            bug.name()
+        ))
+    }
 }
 
 /// Real seconds one run may take before the guard calls it a hang (the slowest healthy
@@ -88,7 +114,7 @@ impl Watchdog {
                 continue;
             };
             if started.elapsed() > Duration::from_secs(limit) {
-                let planted = PLANTED_BUG
+                let planted = planted_bug()
                     .map(|bug| format!(" --planted-bug {bug}"))
                     .unwrap_or_default();
                 println!(
@@ -136,7 +162,7 @@ fn main() -> ExitCode {
             eprintln!("weir-sim: {error}");
             eprintln!(
                 "usage: weir-sim seeds|replay|determinism|planted [--seed S] [--count N] \
-                 [--workload W] [--verbose]"
+                 [--workload W] [--verbose] [--planted-bug NAME]"
             );
             return ExitCode::from(2);
         }

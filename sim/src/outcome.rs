@@ -8,41 +8,11 @@ use weir_jepsen::{Header, History};
 use crate::trace::Trace;
 use crate::workload::Workload;
 
-/// The planted bug compiled into this binary (`cargo xtask sim --planted` builds one at a
-/// time), part of every reproduction command.
-pub const PLANTED_BUG: Option<&str> = if cfg!(feature = "planted-ack-before-sync") {
-    Some("planted-ack-before-sync")
-} else if cfg!(feature = "planted-offset-reuse") {
-    Some("planted-offset-reuse")
-} else if cfg!(feature = "planted-skip-crc") {
-    Some("planted-skip-crc")
-} else if cfg!(feature = "planted-skip-dedup") {
-    Some("planted-skip-dedup")
-} else if cfg!(feature = "planted-skip-seq-after-restart") {
-    Some("planted-skip-seq-after-restart")
-} else if cfg!(feature = "planted-expose-above-lso") {
-    Some("planted-expose-above-lso")
-} else if cfg!(feature = "planted-accept-fenced-epoch") {
-    Some("planted-accept-fenced-epoch")
-} else if cfg!(feature = "planted-group-double-assign") {
-    Some("planted-group-double-assign")
-} else if cfg!(feature = "planted-lose-offset-commit") {
-    Some("planted-lose-offset-commit")
-} else if cfg!(feature = "planted-hw-before-isr") {
-    Some("planted-hw-before-isr")
-} else if cfg!(feature = "planted-skip-truncation") {
-    Some("planted-skip-truncation")
-} else if cfg!(feature = "planted-elect-outside-isr") {
-    Some("planted-elect-outside-isr")
-} else if cfg!(feature = "planted-stale-decisions") {
-    Some("planted-stale-decisions")
-} else if cfg!(feature = "planted-compact-latest") {
-    Some("planted-compact-latest")
-} else if cfg!(feature = "planted-compact-past-lso") {
-    Some("planted-compact-past-lso")
-} else {
-    None
-};
+/// The planted bug this run switched on (`--planted-bug`, in a build with the `planted`
+/// feature), part of every reproduction command.
+pub fn planted_bug() -> Option<&'static str> {
+    weir_core::planted::active().map(weir_core::planted::Bug::name)
+}
 
 /// Everything a run produced.
 #[derive(Debug)]
@@ -125,10 +95,10 @@ impl RunOutcome {
         }
     }
 
-    /// The one command that replays this run bit for bit (with the planted bug this binary
-    /// was built with, if any).
+    /// The one command that replays this run bit for bit (with the planted bug of this run,
+    /// if any).
     pub fn repro_command(&self) -> String {
-        let planted = PLANTED_BUG
+        let planted = planted_bug()
             .map(|bug| format!(" --planted-bug {bug}"))
             .unwrap_or_default();
         format!(

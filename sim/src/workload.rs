@@ -378,6 +378,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         listeners: weir::listener::ListenerSet::default(),
         data_dir: "sim-disk".into(),
         frame_bytes_max: weir_wire::frame::FRAME_BYTES_MAX,
+        client_limits: weir::limits::LimitSettings::default(),
         advertise_bound_address: false,
         check_invariants: true,
         metrics_listen: None,

@@ -434,10 +434,19 @@ def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label:
         must(upgrade, "upgrade")
         assert upgrade.stdout.count("upgraded (stopped in") == NODES, upgrade.stdout
         # Each restart ended with a preferred-leader election: every partition of the topic
-        # is led by its preferred (first) replica again.
-        metadata = ck_admin(bootstrap).list_topics(topic=topic, timeout=10).topics[topic]
-        misplaced = {p.id: (p.leader, p.replicas) for p in metadata.partitions.values() if p.leader != p.replicas[0]}
-        assert misplaced == {}, f"partitions not led by their preferred replica: {misplaced}"
+        # is led by its preferred (first) replica again. The controller answered once the
+        # change was committed; a broker may apply it a moment later (metadata propagates
+        # as in Kafka), so its answer is polled for a few seconds, no longer.
+        checker = ck_admin(bootstrap)
+
+        def misplaced() -> dict:
+            metadata = checker.list_topics(topic=topic, timeout=10).topics[topic]
+            return {p.id: (p.leader, p.replicas) for p in metadata.partitions.values() if p.leader != p.replicas[0]}
+
+        try:
+            wait_until(lambda: misplaced() == {}, 5, "every partition led by its preferred replica")
+        except AssertionError as error:
+            raise AssertionError(f"partitions not led by their preferred replica: {misplaced()}") from error
 
         # The group keeps consuming after the upgrade: records sent from now on arrive.
         mark = len(producing.sent)

@@ -311,6 +311,94 @@ def test_librdkafka_produce_is_read_by_http_consumer(rest_broker):
     assert_error(requests.get(f"{instance}/assignments", timeout=5), 404, 40403)
 
 
+def v2_instance(rest: Rest, group: str, name: str) -> str:
+    created = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2},
+                            json={"name": name, "format": "binary", "auto.offset.reset": "earliest"}, timeout=10)
+    assert created.status_code == 200, created.text
+    return created.json()["base_uri"]
+
+
+def poll_binary(instance: str) -> list:
+    answer = requests.get(f"{instance}/records?timeout=500", headers={"Accept": V2_BINARY}, timeout=HTTP_TIMEOUT_S)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_manual_assignment_and_pattern_subscription(rest_broker):
+    # Goal: Kafka's assign() and subscribe(pattern) work over v2 as a Java client expects:
+    # a manual instance reads exactly its partitions without joining, starts from the
+    # group's committed offsets and commits as a standalone consumer; a pattern matches
+    # whole topic names (internal topics excluded) and picks up a matching topic created
+    # later; the three ways of consuming are exclusive until an unsubscribe.
+    broker, rest = rest_broker
+    prefix = unique("pat")
+    topic_a, topic_b, other = f"{prefix}-a", f"{prefix}-b", unique("nopat")
+    for name, partitions in ((topic_a, 3), (topic_b, 1), (other, 1)):
+        ck_create_topic(broker.bootstrap, name, partitions)
+    producer = ck_producer(broker.bootstrap)
+    for name, partitions in ((topic_a, 3), (topic_b, 1), (other, 1)):
+        ck_produce(producer, name, [{"value": f"{name}/{p}/{i}".encode(), "partition": p}
+                                    for p in range(partitions) for i in range(5)])
+
+    group = unique("manual-g")
+    instance = v2_instance(rest, group, "m")
+    assign = requests.post(f"{instance}/assignments", headers={"Content-Type": V2},
+                           json={"partitions": [{"topic": topic_a, "partition": 1}]}, timeout=10)
+    assert assign.status_code == 204, assign.text
+    assert requests.get(f"{instance}/assignments", timeout=5).json() == {
+        "partitions": [{"topic": topic_a, "partition": 1}]}
+    got = []
+    wait_until(lambda: got.extend(poll_binary(instance)) or len(got) >= 5, 20, "the manual instance's records")
+    assert {(r["topic"], r["partition"]) for r in got} == {(topic_a, 1)}
+    assert sorted(unb64(r["value"]) for r in got) == sorted(f"{topic_a}/1/{i}".encode() for i in range(5))
+    # The group has no members, so the standalone commit is accepted; a new manual
+    # instance of the group resumes after it.
+    commit = requests.post(f"{instance}/offsets", headers={"Content-Type": V2},
+                           json={"offsets": [{"topic": topic_a, "partition": 1, "offset": 2}]}, timeout=10)
+    assert commit.status_code == 204, commit.text
+    assert_error(requests.post(f"{instance}/subscription", headers={"Content-Type": V2},
+                               json={"topics": [topic_a]}, timeout=10), 409, 40903)
+    assert_error(requests.post(f"{instance}/assignments", headers={"Content-Type": V2},
+                               json={"partitions": [{"topic": unique("missing"), "partition": 0}]}, timeout=10),
+                 404, 40401)
+    assert_error(requests.post(f"{instance}/assignments", headers={"Content-Type": V2},
+                               json={"partitions": [{"topic": topic_a, "partition": 9}]}, timeout=10), 404, 40402)
+    second = v2_instance(rest, group, "m2")
+    assert requests.post(f"{second}/assignments", headers={"Content-Type": V2},
+                         json={"partitions": [{"topic": topic_a, "partition": 1}]}, timeout=10).status_code == 204
+    resumed = wait_until(lambda: poll_binary(second), 20, "the second manual instance's records")
+    assert resumed[0]["offset"] == 3, resumed
+
+    # Unsubscribe ends the manual assignment; a pattern subscription joins the group for
+    # every topic it matches whole.
+    assert requests.delete(f"{instance}/subscription", timeout=10).status_code == 204
+    assert requests.get(f"{instance}/assignments", timeout=5).json() == {"partitions": []}
+    pattern_group = unique("pattern-g")
+    subscriber = v2_instance(rest, pattern_group, "p")
+    assert_error(requests.post(f"{subscriber}/subscription", headers={"Content-Type": V2},
+                               json={"topic_pattern": "("}, timeout=10), 422, 42204)
+    subscribed = requests.post(f"{subscriber}/subscription", headers={"Content-Type": V2},
+                               json={"topic_pattern": f"{prefix}-.*"}, timeout=10)
+    assert subscribed.status_code == 204, subscribed.text
+    assert requests.get(f"{subscriber}/subscription", timeout=5).json() == {"topics": [topic_a, topic_b]}
+    assert_error(requests.post(f"{subscriber}/assignments", headers={"Content-Type": V2},
+                               json={"partitions": [{"topic": topic_a, "partition": 0}]}, timeout=10), 409, 40903)
+    seen = set()
+    wait_until(lambda: seen.update((r["topic"], r["partition"]) for r in poll_binary(subscriber)) or len(seen) >= 4,
+               45, "records of every matching partition")
+    assert seen == {(topic_a, 0), (topic_a, 1), (topic_a, 2), (topic_b, 0)}
+    # A matching topic created later is consumed after the next listing.
+    topic_c = f"{prefix}-c"
+    ck_create_topic(broker.bootstrap, topic_c, 1)
+    ck_produce(producer, topic_c, [{"value": b"late"}])
+    late = []
+    wait_until(lambda: late.extend(r for r in poll_binary(subscriber) if r["topic"] == topic_c) or late, 45,
+               "the topic created after the pattern subscription")
+    assert unb64(late[0]["value"]) == b"late"
+    assert requests.get(f"{subscriber}/subscription", timeout=5).json() == {"topics": [topic_a, topic_b, topic_c]}
+    assert rest.healthy()
+
+
 def test_v3_streamed_produce_answers_each_record_in_order(rest_broker):
     broker, rest = rest_broker
     topic = unique("rest-stream")

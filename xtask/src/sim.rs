@@ -1,7 +1,8 @@
 //! `cargo xtask sim`: build the simulation runner (`weir-sim`) for each simulator and drive
 //! it. turmoil runs in the normal build and target dir; madsim needs `--cfg madsim`, so it
 //! builds into `target/sim-madsim` (a normal build is never recompiled because of it).
-//! Planted bugs build into `target/sim-planted`, one feature at a time.
+//! Planted bugs build into `target/sim-planted` once (weir-sim's `planted` feature holds
+//! them all; each run switches one on with `--planted-bug`).
 //!
 //! Contract (scripts rely on it):
 //! - `--sim madsim|turmoil|both --seeds N`: exit 0 only when every seed passed;
@@ -17,7 +18,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::project_root;
 
-/// Planted bugs (cargo features of weir-sim forwarding to weir-core) and what they break.
+/// Planted bugs (weir-core's `planted` module, switched on by weir-sim's `--planted-bug`)
+/// and what they break.
 pub(crate) const PLANTED: &[(&str, &str)] = &[
     (
         "planted-ack-before-sync",
@@ -161,7 +163,7 @@ pub(crate) struct SimArgs {
     /// Replay with the whole history and fault log.
     #[arg(long)]
     verbose: bool,
-    /// Build with this planted bug (a `planted-*` feature), e.g. to replay a caught seed.
+    /// Run with this planted bug switched on, e.g. to replay a caught seed.
     #[arg(long)]
     planted_bug: Option<String>,
 }
@@ -185,9 +187,12 @@ pub(crate) fn run(args: &SimArgs) -> Result<bool> {
     let mut passed = true;
     let mut failed = Vec::new();
     for simulator in simulators {
-        let binary = build(&root, *simulator, args.planted_bug.as_deref())?;
+        let binary = build(&root, *simulator, args.planted_bug.is_some())?;
         let mut command = Command::new(&binary);
         command.current_dir(&root);
+        if let Some(bug) = &args.planted_bug {
+            command.args(["--planted-bug", bug]);
+        }
         if args.determinism {
             command.args(["determinism", "--seed", &args.seed.unwrap_or(1).to_string()]);
         } else if let Some(seed) = args.seed {
@@ -227,43 +232,41 @@ pub(crate) fn run(args: &SimArgs) -> Result<bool> {
     Ok(passed)
 }
 
-/// Build weir-sim for `simulator` (with an optional planted feature); returns the binary.
-fn build(root: &Path, simulator: Simulator, feature: Option<&str>) -> Result<PathBuf> {
+/// Build weir-sim for `simulator` (with the planted bugs compiled in when `planted`);
+/// returns the binary.
+fn build(root: &Path, simulator: Simulator, planted: bool) -> Result<PathBuf> {
     let mut command = Command::new(env!("CARGO"));
     command
         .current_dir(root)
         .args(["build", "-q", "-p", "weir-sim", "--bin", "weir-sim"]);
     // Never export RUSTFLAGS globally: --cfg madsim must not leak into the normal build.
     command.env_remove("RUSTFLAGS");
-    let target = match (simulator, feature) {
-        (Simulator::Madsim, None) => {
+    let target = match (simulator, planted) {
+        (Simulator::Madsim, false) => {
             command.env("RUSTFLAGS", "--cfg madsim");
             root.join("target/sim-madsim")
         }
         // Its own dir, so a planted replay does not invalidate the normal madsim build.
-        (Simulator::Madsim, Some(_)) => {
+        (Simulator::Madsim, true) => {
             command.env("RUSTFLAGS", "--cfg madsim");
             root.join("target/sim-madsim-planted")
         }
-        (_, Some(_)) => root.join("target/sim-planted"),
+        (_, true) => root.join("target/sim-planted"),
         _ => root.join("target"),
     };
     if target != root.join("target") {
-        // The simulator-only target dirs are rebuilt once per planted feature: incremental
-        // state and debug info there would grow by gigabytes per feature (a full disk once
-        // stopped CI) and buy nothing; failures print their seed for a full replay.
+        // The simulator-only target dirs: incremental state and debug info there would grow
+        // by gigabytes (a full disk once stopped CI) and buy nothing; failures print their
+        // seed for a full replay.
         command.env("CARGO_INCREMENTAL", "0");
         command.env("CARGO_PROFILE_DEV_DEBUG", "0");
     }
-    if let Some(feature) = feature {
-        command.args(["--features", feature]);
+    if planted {
+        command.args(["--features", "planted"]);
     }
     command.env("CARGO_TARGET_DIR", &target);
     let started = Instant::now();
-    let label = format!(
-        "{simulator:?}{}",
-        feature.map(|f| format!(" +{f}")).unwrap_or_default()
-    );
+    let label = format!("{simulator:?}{}", if planted { " +planted" } else { "" });
     eprintln!("==> building weir-sim ({label})");
     let status = command.status().context("running cargo build")?;
     if !status.success() {
@@ -276,13 +279,17 @@ fn build(root: &Path, simulator: Simulator, feature: Option<&str>) -> Result<Pat
 fn planted(root: &Path) -> Result<bool> {
     let mut missed = Vec::new();
     let mut caught = Vec::new();
+    let binary = build(root, Simulator::Turmoil, true)?;
     for (feature, what) in PLANTED {
-        let binary = build(root, Simulator::Turmoil, Some(feature))?;
         eprintln!("==> planted bug {feature}: {what}");
         let mut command = Command::new(&binary);
-        command
-            .current_dir(root)
-            .args(["planted", "--max-seeds", &PLANTED_SEEDS_MAX.to_string()]);
+        command.current_dir(root).args([
+            "planted",
+            "--max-seeds",
+            &PLANTED_SEEDS_MAX.to_string(),
+            "--planted-bug",
+            feature,
+        ]);
         if let Some(workload) = planted_workload(feature) {
             command.args(["--workload", workload]);
         }

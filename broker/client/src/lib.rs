@@ -30,6 +30,7 @@ pub mod config;
 pub mod consumer;
 pub mod driver;
 pub mod error;
+pub mod feature_admin;
 pub mod group_admin;
 pub mod log_dir_admin;
 pub mod producer;

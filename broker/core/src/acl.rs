@@ -187,7 +187,8 @@ pub fn authorize(
         match applies(acl, principal, host, action.operation) {
             // The planted bug lets an ALLOW outweigh a DENY (the simulator's `cluster-acl`
             // must catch it).
-            Some(AclPermissionType::Deny) if cfg!(feature = "planted-acl-allow-wins") => {}
+            Some(AclPermissionType::Deny)
+                if crate::planted::on(crate::planted::Bug::AclAllowWins) => {}
             Some(AclPermissionType::Deny) => return Decision::DeniedByAcl,
             Some(AclPermissionType::Allow) => allowed = true,
             _ => {}

@@ -517,7 +517,7 @@ impl CleaningPass {
                 };
                 // PLANTED BUG (weir-sim's planted suite only; never in a real build): an
                 // off-by-one: a key's latest record counts as superseded by itself.
-                let planted = cfg!(feature = "planted-compact-latest");
+                let planted = crate::planted::on(crate::planted::Bug::CompactLatest);
                 if map.latest_offset(key).is_some_and(|latest| {
                     record.offset < latest || (planted && record.offset == latest)
                 }) {

@@ -291,6 +291,10 @@ pub struct NodeConfig {
     /// The authorizer (`authorizer.class.name`, `super.users`,
     /// `allow.everyone.if.no.acl.found`, `weir.authorizer.audit.log`); off by default.
     pub authorizer: crate::acl::AuthorizerConfig,
+    /// `weir.metadata.version.bootstrap`: the `metadata.version` a fresh cluster's first
+    /// controller finalizes (the build's highest; a single node too). Level 1 writes no
+    /// level record: the cluster then looks like one created by a build without levels.
+    pub bootstrap_metadata_version: u16,
 }
 
 impl Default for NodeConfig {
@@ -346,6 +350,7 @@ impl Default for NodeConfig {
             min_insync_replicas: 1,
             cluster: None,
             authorizer: crate::acl::AuthorizerConfig::default(),
+            bootstrap_metadata_version: crate::cluster::features::METADATA_VERSION_MAX,
         }
     }
 }

@@ -137,7 +137,7 @@ impl ProducerStates {
             // PLANTED BUG (weir-sim's planted suite only; never in a real build): no
             // sequence check for a producer without state (with recovery starting empty,
             // a retry after a restart is appended again).
-            if cfg!(feature = "planted-skip-seq-after-restart") {
+            if crate::planted::on(crate::planted::Bug::SkipSeqAfterRestart) {
                 return Ok(SequenceCheck::Append);
             }
             if first_seq != 0 {
@@ -151,7 +151,7 @@ impl ProducerStates {
         };
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): a batch of a
         // fenced (older) epoch is appended.
-        if epoch < entry.epoch && cfg!(feature = "planted-accept-fenced-epoch") {
+        if epoch < entry.epoch && crate::planted::on(crate::planted::Bug::AcceptFencedEpoch) {
             return Ok(SequenceCheck::Append);
         }
         if epoch < entry.epoch {
@@ -178,7 +178,7 @@ impl ProducerStates {
         if let Some(batch) = duplicate {
             // PLANTED BUG (weir-sim's planted suite only; never in a real build): append a
             // retried batch again instead of answering with its original offsets.
-            if cfg!(feature = "planted-skip-dedup") {
+            if crate::planted::on(crate::planted::Bug::SkipDedup) {
                 return Ok(SequenceCheck::Append);
             }
             return Ok(SequenceCheck::Duplicate(*batch));

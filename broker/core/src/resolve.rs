@@ -86,7 +86,7 @@ pub fn read_checked(storage: &impl Storage, plan: &ReadPlan) -> Result<bytes::By
             .get(range.clone())
             .ok_or_else(|| corrupt("batch range out of bounds".into()))?;
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): skip the CRC.
-        let checked = cfg!(not(feature = "planted-skip-crc"));
+        let checked = !crate::planted::on(crate::planted::Bug::SkipCrc);
         if checked && !verify_crc(batch) {
             return Err(corrupt(format!(
                 "CRC mismatch in the batch at offset {}",

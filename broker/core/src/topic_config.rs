@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 pub use crate::config::{CleanupPolicy, DirtyRatio};
 
 use crate::config::NodeConfig;
+pub use crate::schema_check::SubjectNameStrategy;
+use crate::schema_check::Validation;
 
 /// Kafka's ConfigType codes used in DescribeConfigs v3+.
 pub mod config_type {
@@ -75,6 +77,14 @@ pub struct TopicConfig {
     pub local_retention_ms: Option<i64>,
     /// `local.retention.bytes` (-2: `retention.bytes`).
     pub local_retention_bytes: Option<i64>,
+    /// `confluent.key.schema.validation`: keys must carry a registered schema id.
+    pub key_schema_validation: Option<bool>,
+    /// `confluent.value.schema.validation`: values must carry a registered schema id.
+    pub value_schema_validation: Option<bool>,
+    /// `confluent.key.subject.name.strategy`.
+    pub key_subject_name_strategy: Option<SubjectNameStrategy>,
+    /// `confluent.value.subject.name.strategy`.
+    pub value_subject_name_strategy: Option<SubjectNameStrategy>,
 }
 
 /// A refused topic config, answered as INVALID_CONFIG with this message.
@@ -102,6 +112,10 @@ pub struct ConfigEntry {
 pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
     "compression.type",
+    "confluent.key.schema.validation",
+    "confluent.key.subject.name.strategy",
+    "confluent.value.schema.validation",
+    "confluent.value.subject.name.strategy",
     "delete.retention.ms",
     "local.retention.bytes",
     "local.retention.ms",
@@ -246,6 +260,23 @@ impl TopicConfig {
             self.compression_producer.then(|| "producer".to_string()),
         );
         put(
+            "confluent.key.schema.validation",
+            self.key_schema_validation.map(|v| v.to_string()),
+        );
+        put(
+            "confluent.key.subject.name.strategy",
+            self.key_subject_name_strategy.map(|v| v.name().to_string()),
+        );
+        put(
+            "confluent.value.schema.validation",
+            self.value_schema_validation.map(|v| v.to_string()),
+        );
+        put(
+            "confluent.value.subject.name.strategy",
+            self.value_subject_name_strategy
+                .map(|v| v.name().to_string()),
+        );
+        put(
             "delete.retention.ms",
             self.delete_retention_ms.map(|v| v.to_string()),
         );
@@ -376,6 +407,7 @@ impl TopicConfig {
         let mut entries = self.describe_log(node);
         entries.extend(self.describe_cleaner(node));
         entries.extend(self.describe_remote(node));
+        entries.extend(self.describe_schemas());
         // A name missing from TOPIC_CONFIG_NAMES would sort last, and fail the tests that
         // compare the two lists.
         entries.sort_by_key(|entry| {
@@ -439,6 +471,53 @@ impl TopicConfig {
                 LONG,
             ),
         ]
+    }
+
+    /// The entries of broker-side schema validation.
+    fn describe_schemas(&self) -> Vec<ConfigEntry> {
+        use config_type::{BOOLEAN, STRING};
+        let strategy = |value: Option<SubjectNameStrategy>| value.unwrap_or_default().name();
+        vec![
+            entry(
+                "confluent.key.schema.validation",
+                self.key_schema_validation.unwrap_or(false),
+                self.key_schema_validation.is_none(),
+                BOOLEAN,
+            ),
+            entry(
+                "confluent.key.subject.name.strategy",
+                strategy(self.key_subject_name_strategy),
+                self.key_subject_name_strategy.is_none(),
+                STRING,
+            ),
+            entry(
+                "confluent.value.schema.validation",
+                self.value_schema_validation.unwrap_or(false),
+                self.value_schema_validation.is_none(),
+                BOOLEAN,
+            ),
+            entry(
+                "confluent.value.subject.name.strategy",
+                strategy(self.value_subject_name_strategy),
+                self.value_subject_name_strategy.is_none(),
+                STRING,
+            ),
+        ]
+    }
+
+    /// What broker-side schema validation checks on this topic's records, if anything.
+    pub fn schema_validation(&self) -> Option<Validation> {
+        let side = |on: Option<bool>, strategy: Option<SubjectNameStrategy>| {
+            on.unwrap_or(false).then(|| strategy.unwrap_or_default())
+        };
+        let validation = Validation {
+            key: side(self.key_schema_validation, self.key_subject_name_strategy),
+            value: side(
+                self.value_schema_validation,
+                self.value_subject_name_strategy,
+            ),
+        };
+        (validation.key.is_some() || validation.value.is_some()).then_some(validation)
     }
 
     /// The entries of tiered storage.
@@ -552,18 +631,18 @@ impl TopicConfig {
                 self.segment_bytes = Some(parse_int(name, value, min)?);
             }
             "segment.ms" => self.segment_ms = Some(parse_long(name, value, 1)?),
-            "remote.storage.enable" => {
-                self.remote_storage_enable = Some(match value.to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(invalid_value(
-                            name,
-                            value,
-                            "Expected value to be either true or false",
-                        ))
-                    }
-                });
+            "remote.storage.enable" => self.remote_storage_enable = Some(parse_bool(name, value)?),
+            "confluent.key.schema.validation" => {
+                self.key_schema_validation = Some(parse_bool(name, value)?);
+            }
+            "confluent.value.schema.validation" => {
+                self.value_schema_validation = Some(parse_bool(name, value)?);
+            }
+            "confluent.key.subject.name.strategy" => {
+                self.key_subject_name_strategy = Some(parse_strategy(name, value)?);
+            }
+            "confluent.value.subject.name.strategy" => {
+                self.value_subject_name_strategy = Some(parse_strategy(name, value)?);
             }
             "local.retention.ms" => self.local_retention_ms = Some(parse_long(name, value, -2)?),
             "local.retention.bytes" => {
@@ -652,6 +731,31 @@ fn parse_long(name: &str, value: &str, min: i64) -> Result<i64, TopicConfigError
     }
 }
 
+/// A BOOLEAN, as Kafka's ConfigDef parses it (case-insensitive `true`/`false`).
+fn parse_bool(name: &str, value: &str) -> Result<bool, TopicConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid_value(
+            name,
+            value,
+            "Expected value to be either true or false",
+        )),
+    }
+}
+
+/// A subject name strategy: Confluent's class name or its short name.
+fn parse_strategy(name: &str, value: &str) -> Result<SubjectNameStrategy, TopicConfigError> {
+    SubjectNameStrategy::parse(value).ok_or_else(|| {
+        invalid_value(
+            name,
+            value,
+            "expected TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy \
+             (short or io.confluent.kafka.serializers.subject.* class name)",
+        )
+    })
+}
+
 /// A DOUBLE in `0..=1` (`min.cleanable.dirty.ratio`), with Kafka's messages.
 fn parse_ratio(name: &str, value: &str) -> Result<DirtyRatio, TopicConfigError> {
     let Ok(parsed) = value.parse::<f64>() else {
@@ -712,6 +816,13 @@ mod tests {
             ("remote.storage.enable", "false"),
             ("local.retention.ms", "500"),
             ("local.retention.bytes", "1024"),
+            ("confluent.key.schema.validation", "true"),
+            ("confluent.value.schema.validation", "TRUE"),
+            ("confluent.key.subject.name.strategy", "RecordNameStrategy"),
+            (
+                "confluent.value.subject.name.strategy",
+                "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+            ),
         ])
         .expect("all values are valid");
         assert_eq!(config.local_retention_ms(&node), 500);
@@ -993,6 +1104,65 @@ mod tests {
         assert_eq!(value("min.compaction.lag.ms"), "0");
         assert_eq!(value("max.compaction.lag.ms"), "9223372036854775807");
         assert_eq!(value("segment.ms"), "604800000");
+    }
+
+    // Goal: the schema validation configs are BOOLEANs (off by default) and the strategies
+    // take Confluent's short and class names, persist and describe by the short name, and
+    // turn into the topic's Validation only for the sides switched on. Method: defaults,
+    // each spelling, then refusals naming the config.
+    #[test]
+    fn schema_validation_configs_parse() {
+        let node = NodeConfig::default();
+        let default = TopicConfig::default();
+        assert_eq!(default.schema_validation(), None);
+        let shown = |config: &TopicConfig, name| described(config, &node, name);
+        let entry = shown(&default, "confluent.value.schema.validation");
+        assert_eq!((entry.value.as_str(), entry.is_default), ("false", true));
+        assert_eq!(entry.config_type, config_type::BOOLEAN);
+        let entry = shown(&default, "confluent.key.subject.name.strategy");
+        assert_eq!(entry.value, "TopicNameStrategy");
+        assert_eq!(entry.config_type, config_type::STRING);
+
+        let value_only = parse(&[("confluent.value.schema.validation", "true")]).expect("valid");
+        let validation = value_only.schema_validation().expect("value side on");
+        assert_eq!(validation.key, None);
+        assert_eq!(validation.value, Some(SubjectNameStrategy::TopicName));
+
+        let class = "io.confluent.kafka.serializers.subject.RecordNameStrategy";
+        let both = parse(&[
+            ("confluent.key.schema.validation", "True"),
+            ("confluent.value.schema.validation", "false"),
+            ("confluent.key.subject.name.strategy", class),
+        ])
+        .expect("valid");
+        let validation = both.schema_validation().expect("key side on");
+        assert_eq!(validation.key, Some(SubjectNameStrategy::RecordName));
+        assert_eq!(validation.value, None);
+        let stored = both.overrides();
+        assert_eq!(
+            stored
+                .get("confluent.key.subject.name.strategy")
+                .map(String::as_str),
+            Some("RecordNameStrategy")
+        );
+        assert_eq!(reparse(&both), both);
+        let entry = shown(&both, "confluent.key.schema.validation");
+        assert_eq!((entry.value.as_str(), entry.is_default), ("true", false));
+
+        let refused = message(&[("confluent.value.schema.validation", "yes")]);
+        assert_eq!(
+            refused,
+            "Invalid value yes for configuration confluent.value.schema.validation: \
+             Expected value to be either true or false"
+        );
+        let refused = message(&[("confluent.value.subject.name.strategy", "SubjectStrategy")]);
+        assert!(
+            refused.starts_with(
+                "Invalid value SubjectStrategy for configuration \
+                 confluent.value.subject.name.strategy: expected TopicNameStrategy"
+            ),
+            "{refused}"
+        );
     }
 
     // Goal: TOPIC_CONFIG_NAMES stays sorted and free of duplicates (DescribeConfigs lists

@@ -174,6 +174,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `socket.request.max.bytes`: larger frames close their connection.
     pub frame_bytes_max: usize,
+    /// `max.connections`, `queued.max.requests`, `queued.max.request.bytes`.
+    pub client_limits: crate::limits::LimitSettings,
     /// True when `advertised.listeners` names no address for the first listener: `serve`
     /// then advertises the address it actually bound (so port 0 advertises the real port,
     /// and a wildcard host advertises 127.0.0.1).
@@ -368,6 +370,9 @@ struct Settings {
     security: security::SecurityKeys,
     data_dir: Option<PathBuf>,
     frame_bytes_max: Option<usize>,
+    client_limits: crate::limits::LimitSettings,
+    /// `queued.max.request.bytes` as given (checked against `socket.request.max.bytes`).
+    queued_request_bytes: Option<i64>,
     metrics_listen: Option<HostPort>,
     /// `None` = default, `Some(None)` = off.
     gateway: Option<Option<HostPort>>,
@@ -617,6 +622,18 @@ impl Settings {
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
             }
+            "max.connections" => {
+                self.client_limits.connections_max = input.integer_in(1, i32::MAX.into())?;
+            }
+            "queued.max.requests" => {
+                self.client_limits.queued_requests_max = input.integer_in(1, i32::MAX.into())?;
+            }
+            "queued.max.request.bytes" => {
+                let value = input.integer_or_unlimited()?;
+                self.client_limits.queued_request_bytes_max =
+                    usize::try_from(value).unwrap_or(usize::MAX);
+                self.queued_request_bytes = Some(value);
+            }
             "min.insync.replicas" => {
                 node.min_insync_replicas = input.integer_in(1, i16::MAX.into())?;
             }
@@ -742,6 +759,13 @@ impl Settings {
             }
             "controller.quorum.election.timeout.ms" => {
                 self.cluster_mut().election_timeout_ms = input.integer_in(1, MS_MAX)?;
+            }
+            "weir.metadata.version.bootstrap" => {
+                // What a fresh cluster finalizes (Kafka's `kafka-storage format
+                // --release-version`); an existing cluster keeps its own.
+                let max = i64::from(weir_core::cluster::features::METADATA_VERSION_MAX);
+                let min = i64::from(weir_core::cluster::features::METADATA_VERSION_MIN);
+                self.node.bootstrap_metadata_version = input.integer_in(min, max)?;
             }
             "weir.acks.all.durability" => {
                 self.cluster_mut().ack_durability = match input.string()? {
@@ -957,6 +981,19 @@ impl Settings {
         // The server opens the store at start; the core learns it has one from this flag.
         self.node.remote_storage_enable = self.remote_storage_url.is_some();
         let listen = security.first_address;
+        let frame_bytes_max = self.frame_bytes_max.unwrap_or(FRAME_BYTES_MAX);
+        if let Some(queued) = self.queued_request_bytes.filter(|&bytes| bytes != -1) {
+            if usize::try_from(queued).unwrap_or(0) < frame_bytes_max {
+                return Err(ConfigError::InvalidValue {
+                    key: "queued.max.request.bytes".to_owned(),
+                    file: source.to_owned(),
+                    reason: format!(
+                        "{queued} is below socket.request.max.bytes ({frame_bytes_max}): \
+                         a request of the largest allowed size could never be read"
+                    ),
+                });
+            }
+        }
         let mut node = self.node;
         let advertise_bound_address = security.first_advertised.is_none();
         let advertised = (security.first_advertised).unwrap_or_else(|| advertised_for(&listen));
@@ -974,7 +1011,8 @@ impl Settings {
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
-            frame_bytes_max: self.frame_bytes_max.unwrap_or(FRAME_BYTES_MAX),
+            frame_bytes_max,
+            client_limits: self.client_limits,
             advertise_bound_address,
             check_invariants: false,
             metrics_listen: self.metrics_listen.map(|address| address.to_address()),
@@ -1431,6 +1469,27 @@ mod tests {
         assert_eq!(config.node.cluster_id, "abc");
         assert_eq!(config.frame_bytes_max, 1000);
         assert_eq!(config.node.default_replication_factor, 1);
+    }
+
+    #[test]
+    fn client_limits_take_kafka_keys() {
+        // Goal: Kafka's names bound connections and queued requests; -1 lifts the byte
+        // bound as in Kafka; the defaults are Weir's documented ones.
+        let config = parse("");
+        assert_eq!(
+            config.client_limits,
+            crate::limits::LimitSettings::default()
+        );
+        let config = parse(
+            "max.connections = 7\nqueued.max.requests = 9\n\
+             queued.max.request.bytes = 104857600",
+        );
+        let limits = config.client_limits;
+        assert_eq!(limits.connections_max, 7);
+        assert_eq!(limits.queued_requests_max, 9);
+        assert_eq!(limits.queued_request_bytes_max, 104_857_600);
+        let config = parse("queued.max.request.bytes = -1");
+        assert_eq!(config.client_limits.queued_request_bytes_max, usize::MAX);
     }
 
     #[test]
@@ -1952,6 +2011,13 @@ mod tests {
             ("weir.durability = \"sometimes\"", "weir.durability"),
             ("cluster.id = \"\"", "cluster.id"),
             ("socket.request.max.bytes = 0", "socket.request.max.bytes"),
+            ("max.connections = 0", "max.connections"),
+            ("queued.max.requests = 0", "queued.max.requests"),
+            ("queued.max.request.bytes = 0", "queued.max.request.bytes"),
+            (
+                "queued.max.request.bytes = 1000\nsocket.request.max.bytes = 2000",
+                "queued.max.request.bytes",
+            ),
             ("listeners = \"SSL://127.0.0.1:9093\"", "listeners"),
             ("listeners = \"a:1,b:2\"", "listeners"),
             ("listeners = \"localhost\"", "listeners"),

@@ -6,7 +6,10 @@
 //!   by correlation id): the writer holds finished responses in a `BTreeMap` keyed by the
 //!   per-connection sequence number and writes only the next expected one.
 //! - At most [`IN_FLIGHT_MAX`] requests per connection are unanswered; the reader stops
-//!   reading (TCP backpressure) until the writer frees a slot.
+//!   reading (TCP backpressure) until the writer frees a slot. Across connections, a frame
+//!   is read only once [`ClientLimits::admit`] let it in (`queued.max.requests`,
+//!   `queued.max.request.bytes`); its admission is held until its response is written or
+//!   the connection ends.
 //! - An acks=0 produce never gets a response on the wire (aiokafka treats a stray one as
 //!   fatal); if it failed, the connection is closed, as Kafka does.
 //! - Bytes read from storage are served only after every batch's CRC checks out; a corrupt
@@ -38,9 +41,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use weir_core::{Principal, RequestId};
 use weir_wire::codec::{self, Decoded, RequestHeader};
+use weir_wire::domain::features::FeatureLevels;
 use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
 
+use crate::limits::{Admitted, ClientLimits, ConnSlot};
 use crate::messages::{ConnEvent, NodeInput};
 use crate::remote::{self, RemoteStore};
 use crate::sasl::{Authenticator, SaslListener, Step};
@@ -71,6 +76,21 @@ pub struct ConnContext {
     /// subject on an SSL listener ([`crate::ssl_principal`]); `None` is `User:ANONYMOUS`
     /// until SASL says otherwise.
     pub principal: Option<Principal>,
+    /// The broker-wide request budgets.
+    pub limits: Arc<ClientLimits>,
+    /// This connection's place under `max.connections`, held by its reader and writer.
+    pub slot: Option<Arc<ConnSlot>>,
+}
+
+/// Admissions of requests not yet answered, by sequence number: the reader adds, the
+/// writer drops those it wrote; the rest go when the connection ends.
+type Held = Arc<std::sync::Mutex<BTreeMap<u64, Admitted>>>;
+
+/// The held admissions (a panic elsewhere cannot leave them inconsistent: plain inserts and
+/// removals).
+fn lock(held: &Held) -> std::sync::MutexGuard<'_, BTreeMap<u64, Admitted>> {
+    held.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Spawn the reader and writer of one accepted connection.
@@ -120,8 +140,10 @@ pub async fn start<R, St, S>(
     }
     let (read_half, write_half) = tokio::io::split(stream);
     let permits = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    let held = Held::default();
     let (closing_sender, closing) = watch::channel(false);
     let writer = Writer {
+        held: Arc::clone(&held),
         runtime: runtime.clone(),
         events,
         resolved: events_sender.downgrade(),
@@ -139,6 +161,7 @@ pub async fn start<R, St, S>(
     });
     let auth = (context.sasl.clone()).map(|sasl| Authenticator::new(sasl, runtime.now()));
     let reader = Reader {
+        held,
         context,
         node,
         events: events_sender,
@@ -162,6 +185,7 @@ enum ReadEnd {
 }
 
 struct Reader<R> {
+    held: Held,
     context: ConnContext,
     node: mpsc::Sender<NodeInput>,
     events: mpsc::UnboundedSender<ConnEvent>,
@@ -222,6 +246,19 @@ impl<R: weir_runtime::Runtime> Reader<R> {
                 let announced = u32::from_be_bytes(prefix);
                 return ReadEnd::Refused(format!("frame of {announced} bytes exceeds max {max}"));
             };
+            // The broker-wide budgets: wait (not reading) until this frame fits.
+            let limits = Arc::clone(&self.context.limits);
+            let deadline = self.deadline();
+            let admitted = tokio::select! {
+                biased;
+                _ = self.closing.changed() => return ReadEnd::Closed,
+                () = deadline => return self.expired(),
+                admitted = limits.admit(len) => match admitted {
+                    Ok(admitted) => admitted,
+                    Err(_) => return ReadEnd::Closed,
+                },
+            };
+            lock(&self.held).insert(seq, admitted);
             match self.fill(socket, &mut buffer, 4 + len).await {
                 Ok(true) => {}
                 Ok(false) => return ReadEnd::Refused("connection ended inside a frame".into()),
@@ -309,9 +346,19 @@ impl<R: weir_runtime::Runtime> Reader<R> {
         let mut out = BytesMut::new();
         match decoded {
             Decoded::ApiVersions => {
-                codec::encode_api_versions(&header, &mut out).map_err(|error| {
-                    ReadEnd::Refused(format!("cannot encode ApiVersions: {error}"))
-                })?;
+                // v3+ carries the feature levels (`kafka-features.sh describe`): asked of the
+                // node, as a SCRAM lookup is; older versions have no field for them.
+                let features = if header.api_version >= 3 {
+                    let (reply, levels) = oneshot::channel();
+                    let ask = NodeInput::FeatureLevels { reply };
+                    self.node.send(ask).await.map_err(|_| ReadEnd::Closed)?;
+                    levels.await.map_err(|_| ReadEnd::Closed)?
+                } else {
+                    FeatureLevels::default()
+                };
+                codec::encode_api_versions_with_features(&header, &features, &mut out).map_err(
+                    |error| ReadEnd::Refused(format!("cannot encode ApiVersions: {error}")),
+                )?;
                 self.ready(seq, out)
             }
             Decoded::LegacyProduce(legacy) => {
@@ -482,6 +529,7 @@ enum Slot {
 }
 
 struct Writer<R, S> {
+    held: Held,
     runtime: R,
     events: mpsc::UnboundedReceiver<ConnEvent>,
     /// Where remote-read tasks send their resolved responses (weak: the writer alone must
@@ -533,6 +581,12 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
                 out.clear();
             }
             self.permits.add_permits(completed);
+            if completed > 0 {
+                // Written (or completed without an answer): their budget goes back.
+                let mut held = lock(&self.held);
+                let pending = held.split_off(&self.next_seq);
+                *held = pending;
+            }
             if outcome.is_err() || self.draining.is_some() {
                 break;
             }

@@ -31,6 +31,7 @@ pub mod config;
 pub mod conn;
 pub mod gateway;
 pub mod http;
+pub mod limits;
 pub mod listener;
 pub mod messages;
 pub mod metrics;

@@ -50,6 +50,8 @@ enum Command {
     Acl(cli::acl::AclArgs),
     /// Describe the cluster: id, active controller, brokers.
     Cluster(cli::cluster::ClusterArgs),
+    /// Feature levels: describe, or upgrade metadata.version after a rolling upgrade.
+    Features(cli::features::FeaturesArgs),
     /// The schema registry: list subjects, get, register or check schemas.
     Schema(cli::schema::SchemaArgs),
 }
@@ -94,6 +96,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::User(args) => cli::user::run(args).await,
         Command::Acl(args) => cli::acl::run(args).await,
         Command::Cluster(args) => cli::cluster::run(args).await,
+        Command::Features(args) => cli::features::run(args).await,
         Command::Schema(args) => cli::schema::run(args).await,
     }
 }

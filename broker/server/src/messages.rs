@@ -23,6 +23,8 @@ pub const NODE_INPUTS_MAX: usize = 1024;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum NodeInput {
+    /// The schema registry is up: its side of broker-side schema validation.
+    SchemaValidator(weir_core::schema_check::SharedValidator),
     /// A connection opened; its responses go to `events`.
     Connect {
         /// Connection id (unique for the process lifetime).
@@ -66,6 +68,12 @@ pub enum NodeInput {
     Disconnect {
         /// Connection id.
         conn: u64,
+    },
+    /// The feature levels an ApiVersions answer carries (supported and finalized
+    /// `metadata.version`), read between two inputs.
+    FeatureLevels {
+        /// Where they go; a dropped receiver is ignored.
+        reply: oneshot::Sender<weir_wire::domain::features::FeatureLevels>,
     },
     /// A read-only metrics snapshot for `/metrics`, taken between two inputs.
     Metrics {

@@ -24,6 +24,7 @@
 //!   writing happen on the connection's own task.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use weir_core::node::metrics::{MetricsSnapshot, RemotePartitionMetrics};
 use weir_runtime::{Listener, Runtime};
 
+use crate::limits::{ClientLimits, LimitUse};
 use crate::messages::NodeInput;
 use crate::tls::TlsAcceptor;
 
@@ -47,6 +49,7 @@ pub async fn serve<R: Runtime>(
     mut listener: R::Listener,
     node: mpsc::Sender<NodeInput>,
     tls: Option<TlsAcceptor>,
+    limits: Arc<ClientLimits>,
 ) {
     loop {
         let stream = match listener.accept().await {
@@ -64,14 +67,15 @@ pub async fn serve<R: Runtime>(
         let deadline = runtime.now() + REQUEST_TIMEOUT;
         let timer = runtime.sleep_until(deadline);
         let node = node.clone();
+        let limits = Arc::clone(&limits);
         let (tls, task_runtime) = (tls.clone(), runtime.clone());
         runtime.spawn(async move {
             let served = async {
                 match &tls {
-                    None => handle(stream, node).await,
+                    None => handle(stream, node, &limits).await,
                     Some(acceptor) => {
                         let accepted = acceptor.accept(&task_runtime, stream).await;
-                        handle(accepted.map_err(std::io::Error::other)?, node).await
+                        handle(accepted.map_err(std::io::Error::other)?, node, &limits).await
                     }
                 }
             };
@@ -89,7 +93,11 @@ pub async fn serve<R: Runtime>(
 }
 
 /// Serves one request on `stream`, then closes it.
-async fn handle<S>(mut stream: S, node: mpsc::Sender<NodeInput>) -> std::io::Result<()>
+async fn handle<S>(
+    mut stream: S,
+    node: mpsc::Sender<NodeInput>,
+    limits: &ClientLimits,
+) -> std::io::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -119,7 +127,8 @@ where
     let Ok(snapshot) = snapshot.await else {
         return respond(&mut stream, "503 Service Unavailable", "node stopped\n").await;
     };
-    let body = render(&snapshot);
+    let mut body = render(&snapshot);
+    render_limits(&mut body, limits.usage());
     let body = if method == "HEAD" { "" } else { body.as_str() };
     respond(&mut stream, "200 OK", body).await
 }
@@ -446,6 +455,48 @@ fn group_labels<'a>(group: &'a str, topic: &'a str, partition: &'a str) -> [(&'a
         ("topic", topic),
         ("partition", partition),
     ]
+}
+
+/// The client budgets (`max.connections`, `queued.max.requests`,
+/// `queued.max.request.bytes`): each bound and its current use.
+pub fn render_limits(out: &mut String, usage: LimitUse) {
+    let settings = usage.settings;
+    let gauges = [
+        (
+            "weir_client_connections",
+            "Open Kafka client connections.",
+            usage.connections,
+        ),
+        (
+            "weir_client_connections_max",
+            "max.connections: connections over it are closed at accept.",
+            settings.connections_max,
+        ),
+        (
+            "weir_queued_requests",
+            "Requests read and not yet answered, all connections.",
+            usage.queued_requests,
+        ),
+        (
+            "weir_queued_requests_max",
+            "queued.max.requests: readers pause at it.",
+            settings.queued_requests_max,
+        ),
+        (
+            "weir_queued_request_bytes",
+            "Bytes of requests read and not yet answered (KiB-rounded per request).",
+            usage.queued_request_bytes,
+        ),
+        (
+            "weir_queued_request_bytes_max",
+            "queued.max.request.bytes: readers pause at it.",
+            settings.queued_request_bytes_max,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, help);
+        sample(out, name, &[], value);
+    }
 }
 
 fn family(out: &mut String, name: &str, help: &str) {

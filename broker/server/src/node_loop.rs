@@ -304,6 +304,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 self.node.handle_request(now, id, request);
             }
             NodeInput::ClientHost { conn, host } => self.node.handle_client_host(conn, host),
+            NodeInput::SchemaValidator(validator) => self.node.set_schema_validator(validator),
             NodeInput::Authenticated { conn, principal } => {
                 self.node.handle_authenticated(conn, principal);
             }
@@ -322,6 +323,10 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             NodeInput::Metrics { reply } => {
                 // The requester may have given up (HTTP client gone): nothing to do then.
                 let _ = reply.send(self.node.metrics_snapshot(now));
+            }
+            NodeInput::FeatureLevels { reply } => {
+                // The connection may have closed meanwhile: nothing to do then.
+                let _ = reply.send(self.node.feature_levels());
             }
             NodeInput::Health { reply } => {
                 // The prober may have given up: nothing to do then.

@@ -18,6 +18,7 @@
 //! Invariants: the store is changed only by the tail, in offset order; a write's answer is
 //! given only after its records are applied locally; every wait is bounded.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -161,6 +162,7 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
     node_id: i32,
     upstream_tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Option<(axum::Router, Arc<BrokerSchemaLog<R, S>>)> {
+    let node_input = node.clone();
     let started = BrokerSchemaLog::start(
         runtime,
         storage,
@@ -173,6 +175,15 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
     .await;
     match started {
         Ok(log) => {
+            // Broker-side validation reads this broker's store; the message reaches the
+            // node loop before any Kafka listener accepts (the server awaits this).
+            let validator = Arc::new(RegistryValidator {
+                log: Arc::clone(&log),
+                unread: Mutex::new(BTreeMap::new()),
+            });
+            let _ = node_input
+                .send(crate::messages::NodeInput::SchemaValidator(validator))
+                .await;
             let routes = weir_registry::api::routes::<BrokerSchemaLog<R, S>>();
             Some((routes.with_state(Arc::clone(&log)), log))
         }
@@ -204,6 +215,113 @@ pub fn served<R: Runtime, S: StorageDriver>(
             }
         }
     })
+}
+
+/// Broker-side schema validation over this broker's registry store (issue 17 item 4):
+/// the node asks it, synchronously, whether a record's schema id is registered under the
+/// subject its topic's strategy names. Reads only the in-memory store.
+///
+/// An id above every id this store has read may have been registered a moment ago on
+/// another broker, its record not fetched here yet: for [`UNREAD_ID_GRACE`] from the first
+/// time it is asked about, the answer is retriable (the producer tries again), then
+/// INVALID_RECORD. Ids below are known or deleted: answered at once.
+pub struct RegistryValidator<R: Runtime, S: StorageDriver> {
+    log: Arc<BrokerSchemaLog<R, S>>,
+    /// Unknown ids above the store's next id, with when they were first asked about
+    /// (runtime clock); at most [`UNREAD_IDS_MAX`], entries older than twice the grace go.
+    unread: Mutex<BTreeMap<u32, Duration>>,
+}
+
+/// How long an id above the store's next id is answered "not read yet" (retriable).
+pub const UNREAD_ID_GRACE: Duration = Duration::from_secs(3);
+/// Unknown ids remembered at once (beyond: refused at once).
+const UNREAD_IDS_MAX: usize = 1024;
+
+impl<R: Runtime, S: StorageDriver> RegistryValidator<R, S> {
+    /// Whether `schema_id`, unknown to the store whose next id is `next_id`, may still be
+    /// unread here (asked about for less than the grace).
+    fn maybe_unread(&self, schema_id: u32, next_id: u32) -> bool {
+        if schema_id < next_id {
+            return false;
+        }
+        let now = self.log.runtime.now();
+        let Ok(mut unread) = self.unread.lock() else {
+            return false;
+        };
+        unread.retain(|_, first| now.saturating_sub(*first) < 2 * UNREAD_ID_GRACE);
+        if unread.len() >= UNREAD_IDS_MAX && !unread.contains_key(&schema_id) {
+            return false;
+        }
+        let first = *unread.entry(schema_id).or_insert(now);
+        now.saturating_sub(first) < UNREAD_ID_GRACE
+    }
+}
+
+impl<R: Runtime, S: StorageDriver> std::fmt::Debug for RegistryValidator<R, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegistryValidator")
+    }
+}
+
+impl<R: Runtime, S: StorageDriver> weir_core::schema_check::SchemaValidator
+    for RegistryValidator<R, S>
+{
+    fn check(
+        &self,
+        topic: &str,
+        side: weir_core::schema_check::SchemaSide,
+        strategy: weir_core::schema_check::SubjectNameStrategy,
+        schema_id: u32,
+    ) -> Result<(), weir_core::schema_check::SchemaRefusal> {
+        use weir_core::schema_check::{SchemaRefusal, SubjectNameStrategy};
+        // The first validated record starts the tail; until it has read what `_schemas`
+        // held, an unknown id may only be unread, so the answer is retriable.
+        self.log.want();
+        if !self.log.caught_up.load(Ordering::Acquire) {
+            return Err(SchemaRefusal::Unavailable(
+                "the schema registry is still reading _schemas; retry".to_owned(),
+            ));
+        }
+        let Ok(store) = self.log.store.read() else {
+            return Err(SchemaRefusal::Unavailable(
+                "the schema registry's store is unavailable".to_owned(),
+            ));
+        };
+        let Some(content) = store.content(schema_id) else {
+            if self.maybe_unread(schema_id, store.next_id()) {
+                return Err(SchemaRefusal::Unavailable(format!(
+                    "schema id {schema_id} is not in this broker's registry yet; retry"
+                )));
+            }
+            return Err(SchemaRefusal::Invalid(format!(
+                "schema id {schema_id} does not exist in the schema registry"
+            )));
+        };
+        let subject = match strategy {
+            SubjectNameStrategy::TopicName => format!("{topic}-{}", side.name()),
+            SubjectNameStrategy::RecordName | SubjectNameStrategy::TopicRecordName => {
+                let Some(name) = (content.parsed.as_ref()).and_then(|p| p.record_name()) else {
+                    return Err(SchemaRefusal::Invalid(format!(
+                        "schema id {schema_id} has no record name for {}",
+                        strategy.name()
+                    )));
+                };
+                match strategy {
+                    SubjectNameStrategy::TopicRecordName => format!("{topic}-{name}"),
+                    _ => name,
+                }
+            }
+        };
+        let registered = (store.id_users(schema_id, false).iter()).any(|(s, _)| *s == subject);
+        if registered {
+            Ok(())
+        } else {
+            Err(SchemaRefusal::Invalid(format!(
+                "schema id {schema_id} is not registered under subject {subject} ({})",
+                strategy.name()
+            )))
+        }
+    }
 }
 
 impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {

@@ -35,6 +35,7 @@ use weir_runtime::{Listener, Runtime};
 
 use crate::config::{advertised_for_bound, ServerConfig};
 use crate::conn::{self, ConnContext};
+use crate::limits::ClientLimits;
 use crate::listener::{Advertised, ListenerSet, SecurityProtocol};
 use crate::messages::{NodeInput, NODE_INPUTS_MAX};
 use crate::node_loop::{self, NodeLoopError};
@@ -360,9 +361,16 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
     let timeout = listeners_config.handshake_timeout;
     let metrics_tls = tls.acceptor(listeners_config.metrics_tls.as_ref(), timeout);
     let metrics_on_tls = metrics_tls.is_some();
+    let limits = ClientLimits::new(config.client_limits);
     let metrics_addr = metrics_listener.map(|(metrics_listener, bound)| {
         let node = node_sender.clone();
-        let scrapes = crate::metrics::serve(runtime.clone(), metrics_listener, node, metrics_tls);
+        let scrapes = crate::metrics::serve(
+            runtime.clone(),
+            metrics_listener,
+            node,
+            metrics_tls,
+            Arc::clone(&limits),
+        );
         runtime.spawn(scrapes);
         bound
     });
@@ -476,6 +484,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         sasl: sasl_listener(&runtime, &first.name, first.sasl.as_ref()),
         principal_mapping: first.principal_mapping.clone(),
         conn_ids: Arc::clone(&conn_ids),
+        limits: Arc::clone(&limits),
     };
     let accept = accept_loop(
         runtime.clone(),
@@ -509,6 +518,7 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             sasl: sasl_listener(&runtime, &extra.kind.name, extra.kind.sasl.as_ref()),
             principal_mapping: extra.kind.principal_mapping.clone(),
             conn_ids: Arc::clone(&conn_ids),
+            limits: Arc::clone(&limits),
         };
         let accept = accept_loop(
             runtime.clone(),
@@ -622,6 +632,8 @@ struct Listening {
     principal_mapping: Option<PrincipalMapper>,
     /// The connection ids every listener draws from.
     conn_ids: Arc<AtomicU64>,
+    /// The broker-wide connection and request budgets every listener shares.
+    limits: Arc<ClientLimits>,
 }
 
 /// A SASL listener's shared state, its nonces keyed by the runtime's secret seed salted
@@ -809,6 +821,16 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
         if node.is_closed() {
             return; // The node loop has stopped: stop accepting.
         }
+        let Some(slot) = listening.limits.try_connect() else {
+            // Over max.connections: closed before any byte is read, as Kafka does.
+            let max = listening.limits.usage().settings.connections_max;
+            tracing::warn!(
+                "closing connection from {peer} on listener {}: max.connections ({max}) open",
+                listening.name
+            );
+            drop(stream);
+            continue;
+        };
         let conn = listening.conn_ids.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             "connection {conn} from {peer} on listener {}",
@@ -822,6 +844,8 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
             remote: remote.clone(),
             sasl: listening.sasl.clone(),
             principal: None,
+            limits: Arc::clone(&listening.limits),
+            slot: Some(Arc::new(slot)),
         };
         let Some(acceptor) = &listening.tls else {
             conn::start(&runtime, stream, storage.clone(), context, node.clone()).await;

@@ -388,6 +388,8 @@ async fn serve_two_fetches(
         remote,
         sasl: None,
         principal: None,
+        limits: weir::limits::ClientLimits::new(weir::limits::LimitSettings::default()),
+        slot: None,
     };
     conn::start(runtime, server, log.storage.clone(), context, node).await;
     let Some(NodeInput::Connect { events, .. }) = inputs.recv().await else {

@@ -19,6 +19,7 @@ pub use consumer_group::*;
 
 pub mod acl;
 pub mod cluster;
+pub mod features;
 pub mod log_dirs;
 pub mod quorum;
 pub mod sasl;
@@ -143,6 +144,8 @@ pub enum ApiRequest {
     CreateAcls(acl::CreateAclsRequest),
     /// DeleteAcls (key 31).
     DeleteAcls(acl::DeleteAclsRequest),
+    /// UpdateFeatures (key 57, KIP-584).
+    UpdateFeatures(features::UpdateFeaturesRequest),
 }
 
 /// Every response the broker core produces, one variant per [`ApiRequest`] variant.
@@ -244,6 +247,8 @@ pub enum ApiResponse {
     CreateAcls(acl::CreateAclsResponse),
     /// DeleteAcls (key 31).
     DeleteAcls(acl::DeleteAclsResponse),
+    /// UpdateFeatures (key 57, KIP-584).
+    UpdateFeatures(features::UpdateFeaturesResponse),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -362,6 +367,17 @@ pub struct ProducePartitionResponse {
     pub log_start_offset: i64,
     /// Human-readable error (v8+).
     pub error_message: Option<String>,
+    /// The records that made the batch be refused (v8+; INVALID_RECORD).
+    pub record_errors: Vec<ProduceRecordError>,
+}
+
+/// One record that made a produce batch be refused (Kafka's `BatchIndexAndErrorMessage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceRecordError {
+    /// The record's index in the batch.
+    pub batch_index: i32,
+    /// Why it was refused.
+    pub message: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -306,17 +306,33 @@ fn produce_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
         any::<i64>(),
         at(v >= 5, any::<i64>(), -1),
         at(v >= 8, option::of(name()), None),
+        at(
+            v >= 8,
+            vec(
+                (any::<i32>(), option::of(name())).prop_map(|(batch_index, message)| {
+                    ProduceRecordError {
+                        batch_index,
+                        message,
+                    }
+                }),
+                0..3,
+            ),
+            Vec::new(),
+        ),
     )
-        .prop_map(|(partition, error, base_offset, lat, lso, error_message)| {
-            ProducePartitionResponse {
-                partition,
-                error,
-                base_offset,
-                log_append_time_ms: lat,
-                log_start_offset: lso,
-                error_message,
-            }
-        });
+        .prop_map(
+            |(partition, error, base_offset, lat, lso, error_message, record_errors)| {
+                ProducePartitionResponse {
+                    partition,
+                    error,
+                    base_offset,
+                    log_append_time_ms: lat,
+                    log_start_offset: lso,
+                    error_message,
+                    record_errors,
+                }
+            },
+        );
     let topic = (topic_ref(v, 13), vec(partition, 0..3))
         .prop_map(|(topic, partitions)| ProduceTopicResponse { topic, partitions });
     (vec(topic, 0..3), any::<i32>()).prop_map(|(topics, throttle_time_ms)| {

@@ -457,6 +457,13 @@ impl Deploy {
             self.inventory.cluster.id,
             started.elapsed()
         );
+        // Finalizing a new metadata.version ends the way back, so it stays the operator's
+        // step (docs/deploy.md, "Upgrade and rollback").
+        println!(
+            "metadata.version is unchanged (rollback stays possible): `weir features \
+             describe` shows whether this build supports a higher one, `weir features \
+             upgrade --metadata N` finalizes it"
+        );
         Ok(())
     }
 

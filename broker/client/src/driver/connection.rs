@@ -318,7 +318,7 @@ where
         let response = read_frame(reader, config.frame_bytes_max, address).await?;
         let answer = codec::decode_api_versions_answer(&header, response)?;
         if answer.error.is_ok() {
-            return Ok(ApiVersions::negotiate(&answer.api_keys));
+            return Ok(ApiVersions::negotiate(&answer.api_keys).with_features(answer.features));
         }
         if answer.error != ErrorCode::UNSUPPORTED_VERSION || attempt > 0 {
             return Err(ClientError::kafka(

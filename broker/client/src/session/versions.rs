@@ -46,12 +46,25 @@ pub const CLIENT_LIMITS: &[(i16, i16, i16)] =
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiVersions {
     versions: BTreeMap<i16, i16>,
+    /// The broker's supported and finalized feature levels (ApiVersions v3+).
+    features: weir_wire::domain::features::FeatureLevels,
 }
 
 impl ApiVersions {
     /// Negotiates against the broker's `(api_key, min, max)` table.
     pub fn negotiate(broker: &[(i16, i16, i16)]) -> ApiVersions {
         ApiVersions::negotiate_with(SUPPORTED_APIS, CLIENT_LIMITS, broker)
+    }
+
+    /// The broker's feature levels, as its ApiVersions answer told them.
+    pub fn features(&self) -> &weir_wire::domain::features::FeatureLevels {
+        &self.features
+    }
+
+    /// With the feature levels of the broker's answer.
+    pub fn with_features(mut self, features: weir_wire::domain::features::FeatureLevels) -> Self {
+        self.features = features;
+        self
     }
 
     /// Negotiation with explicit tables (tests).
@@ -75,7 +88,10 @@ impl ApiVersions {
                 versions.insert(key, high);
             }
         }
-        ApiVersions { versions }
+        ApiVersions {
+            versions,
+            features: Default::default(),
+        }
     }
 
     /// The version to use for `api_key`, `None` when the sides share none.

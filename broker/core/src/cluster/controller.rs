@@ -109,9 +109,7 @@ pub fn place_replicas(
 fn elect(image: &MetadataImage, state: &PartitionState, unclean: bool) -> Option<(i32, bool)> {
     // PLANTED BUG (weir-sim's planted suite only): elect any live replica, in the ISR or
     // not, without telling anyone the election was unclean.
-    #[cfg(feature = "planted-elect-outside-isr")]
-    {
-        let _ = unclean;
+    if crate::planted::on(crate::planted::Bug::ElectOutsideIsr) {
         return state
             .replicas
             .iter()
@@ -119,7 +117,6 @@ fn elect(image: &MetadataImage, state: &PartitionState, unclean: bool) -> Option
             .find(|r| image.is_live(*r))
             .map(|leader| (leader, false));
     }
-    #[allow(unreachable_code)]
     // Replica order puts the preferred leader first, so a clean election returns to it as
     // soon as it is back in the ISR and live. A replica being removed is passed over while
     // another ISR member can lead (it would lose the leadership at completion anyway), but

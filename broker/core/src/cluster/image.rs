@@ -76,6 +76,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::acl::Acl;
+use crate::cluster::features::{self, VersionRange};
 use crate::topic::PartitionId;
 
 /// One broker as the controller registered it.
@@ -287,7 +288,8 @@ pub enum MetaRecord {
         state: PartitionState,
     },
     // New variants go last: the variant index is what postcard writes, and logs written
-    // by earlier versions must keep decoding.
+    // by earlier versions must keep decoding. Each new kind also needs a metadata.version
+    // level (`MetaRecord::required_metadata_version`, `cluster::features`).
     /// A leader uploaded a closed segment (see [`MetadataImage::check_remote_upload`]).
     RemoteSegmentUploaded {
         /// Topic id.
@@ -334,6 +336,24 @@ pub enum MetaRecord {
         /// The ACL.
         acl: Acl,
     },
+    // Records below need metadata.version 2 (see `cluster::features`): the controller
+    // writes them only once every node's build decodes them.
+    /// A feature's finalized level (UpdateFeatures; `metadata.version` at a fresh
+    /// cluster's first proposal). Levels only go up (downgrades are refused).
+    FeatureLevel {
+        /// Feature name (`metadata.version`).
+        name: String,
+        /// The finalized level.
+        level: u16,
+    },
+    /// [`MetaRecord::RegisterBroker`] with the node's supported `metadata.version` range
+    /// (level 2 onwards).
+    RegisterBrokerVersioned {
+        /// The registration.
+        broker: BrokerState,
+        /// What the node's build supports.
+        supported: VersionRange,
+    },
 }
 
 /// A SCRAM credential as every node keeps it (RFC 5802's server side): the salt and
@@ -374,10 +394,46 @@ impl MetaRecord {
         bytes
     }
 
+    /// The `metadata.version` a controller needs finalized to write this record (see
+    /// `cluster::features`). A `FeatureLevel` record needs the level it finalizes.
+    pub fn required_metadata_version(&self) -> u16 {
+        match self {
+            MetaRecord::FeatureLevel { name, level } if name == features::METADATA_VERSION => {
+                *level
+            }
+            MetaRecord::FeatureLevel { .. } | MetaRecord::RegisterBrokerVersioned { .. } => 2,
+            // No catch-all: a new record kind must be given its level (the next one, with
+            // `features::METADATA_VERSION_MAX` raised to it and its row in the table).
+            MetaRecord::RegisterBroker(_)
+            | MetaRecord::SetFenced { .. }
+            | MetaRecord::CreateTopic(_)
+            | MetaRecord::DeleteTopic { .. }
+            | MetaRecord::AddPartitions { .. }
+            | MetaRecord::SetTopicConfig { .. }
+            | MetaRecord::PartitionChange { .. }
+            | MetaRecord::RemoteSegmentUploaded { .. }
+            | MetaRecord::RemoteSegmentsDeleted { .. }
+            | MetaRecord::ScramCredentialUpserted { .. }
+            | MetaRecord::ScramCredentialDeleted { .. }
+            | MetaRecord::AclCreated { .. }
+            | MetaRecord::AclDeleted { .. } => features::METADATA_VERSION_LEGACY,
+        }
+    }
+
+    /// The registration a record carries, in either form.
+    pub fn registered_broker(&self) -> Option<&BrokerState> {
+        match self {
+            MetaRecord::RegisterBroker(broker)
+            | MetaRecord::RegisterBrokerVersioned { broker, .. } => Some(broker),
+            _ => None,
+        }
+    }
+
     /// Decode a committed entry.
     ///
-    /// The bytes come from the log (another node's proposal), so failure is an error for
-    /// the caller to skip, never a panic.
+    /// The bytes come from the log (another node's proposal), so failure is an error,
+    /// never a panic; the node stops on it (skipping would leave it with an image the
+    /// others do not have).
     pub fn decode(bytes: &[u8]) -> Result<MetaRecord, String> {
         postcard::from_bytes(bytes).map_err(|e| e.to_string())
     }
@@ -404,6 +460,8 @@ pub enum ImageChange {
     ConfigChanged(u128),
     /// A partition's leader, epoch or ISR changed.
     PartitionChanged(PartitionId),
+    /// A finalized feature level changed.
+    FeaturesChanged,
     /// A partition's remote log changed: a segment was added, or segments were deleted
     /// (`removed`, whose objects the node deletes).
     RemoteChanged {
@@ -434,6 +492,11 @@ pub struct MetadataImage {
     /// Every ACL, ordered by resource type, then name (what the authorizer ranges over);
     /// each passed `acl::validate_binding` (version 3).
     pub acls: BTreeSet<Acl>,
+    /// Finalized feature levels by name (`metadata.version`; absent: level 1). Version 4.
+    pub features: BTreeMap<String, u16>,
+    /// Supported `metadata.version` ranges of nodes registered at level 2 or above, by
+    /// node id (a node registered at level 1 told only the controller). Version 4.
+    pub broker_versions: BTreeMap<i32, VersionRange>,
 }
 
 /// What opens an encoded image of version 1 or later, followed by the version byte.
@@ -443,9 +506,50 @@ pub struct MetadataImage {
 /// 2^35, and a map keyed by `i32` holds at most 2^32 entries: no version 0 image starts
 /// like this.
 pub const IMAGE_MAGIC: [u8; 5] = [0xff; 5];
-/// The encoding [`MetadataImage::encode`] writes: 1 added the remote logs, 2 the SCRAM
-/// credentials, 3 the ACLs.
-pub const IMAGE_VERSION: u8 = 3;
+/// The newest encoding [`MetadataImage::encode`] writes: 1 added the remote logs, 2 the
+/// SCRAM credentials, 3 the ACLs, 4 the feature levels and nodes' supported ranges
+/// (`metadata.version` 2). An image without those is still written as version 3, which
+/// builds without levels read: they may follow a cluster at level 1.
+pub const IMAGE_VERSION: u8 = 4;
+
+/// The image as version 3 encoded it: the fields of [`MetadataImage`] before feature
+/// levels, in their order.
+#[derive(Serialize, Deserialize)]
+struct ImageV3<B, T, N, R, S, A> {
+    brokers: B,
+    topics: T,
+    names: N,
+    applied_index: u64,
+    remote: R,
+    scram: S,
+    acls: A,
+}
+
+/// What version 3 decodes into.
+type ImageV3Owned = ImageV3<
+    BTreeMap<i32, BrokerState>,
+    BTreeMap<u128, TopicImage>,
+    BTreeMap<String, u128>,
+    BTreeMap<u128, BTreeMap<i32, RemoteLog>>,
+    BTreeMap<String, BTreeMap<i8, ScramEntry>>,
+    BTreeSet<Acl>,
+>;
+
+impl From<ImageV3Owned> for MetadataImage {
+    fn from(v3: ImageV3Owned) -> MetadataImage {
+        MetadataImage {
+            brokers: v3.brokers,
+            topics: v3.topics,
+            names: v3.names,
+            applied_index: v3.applied_index,
+            remote: v3.remote,
+            scram: v3.scram,
+            acls: v3.acls,
+            features: BTreeMap::new(),
+            broker_versions: BTreeMap::new(),
+        }
+    }
+}
 
 /// The image as version 2 encoded it: the fields of [`MetadataImage`] before ACLs, in
 /// their order. Only ever decoded.
@@ -469,6 +573,8 @@ impl From<ImageV2> for MetadataImage {
             remote: v2.remote,
             scram: v2.scram,
             acls: BTreeSet::new(),
+            features: BTreeMap::new(),
+            broker_versions: BTreeMap::new(),
         }
     }
 }
@@ -494,6 +600,8 @@ impl From<ImageV1> for MetadataImage {
             remote: v1.remote,
             scram: BTreeMap::new(),
             acls: BTreeSet::new(),
+            features: BTreeMap::new(),
+            broker_versions: BTreeMap::new(),
         }
     }
 }
@@ -518,6 +626,8 @@ impl From<ImageV0> for MetadataImage {
             remote: BTreeMap::new(),
             scram: BTreeMap::new(),
             acls: BTreeSet::new(),
+            features: BTreeMap::new(),
+            broker_versions: BTreeMap::new(),
         }
     }
 }
@@ -530,8 +640,23 @@ impl MetadataImage {
         self.applied_index = self.applied_index.max(index);
         match record {
             MetaRecord::RegisterBroker(broker) => {
+                // A registration without a range replaces one with: the new incarnation
+                // may run another build.
+                self.broker_versions.remove(&broker.id);
                 self.brokers.insert(broker.id, broker);
                 ImageChange::None
+            }
+            MetaRecord::RegisterBrokerVersioned { broker, supported } => {
+                self.broker_versions.insert(broker.id, supported);
+                self.brokers.insert(broker.id, broker);
+                ImageChange::None
+            }
+            MetaRecord::FeatureLevel { name, level } => {
+                // Applied as written, also above what this build supports: the node stops
+                // on that before applying (`Node::apply_record`), and every node must
+                // compute the same image.
+                self.features.insert(name, level);
+                ImageChange::FeaturesChanged
             }
             MetaRecord::SetFenced { id, fenced } => {
                 if let Some(broker) = self.brokers.get_mut(&id) {
@@ -797,6 +922,36 @@ impl MetadataImage {
             .get(usize::try_from(partition).ok()?)
     }
 
+    /// True for the image of a log nothing was written to yet (a fresh cluster, whose
+    /// first controller finalizes its `metadata.version`). A log written by a build
+    /// without levels has registrations at least: it stays at level 1.
+    pub fn is_fresh(&self) -> bool {
+        self.brokers.is_empty()
+            && self.topics.is_empty()
+            && self.features.is_empty()
+            && self.scram.is_empty()
+            && self.acls.is_empty()
+    }
+
+    /// The finalized `metadata.version`: level 1 when the log never finalized one.
+    pub fn metadata_version(&self) -> u16 {
+        (self.features.get(features::METADATA_VERSION).copied())
+            .unwrap_or(features::METADATA_VERSION_LEGACY)
+    }
+
+    /// The range node `id` supports: its versioned registration's, else what it
+    /// `reported` (to the controller asking), else level 1 only (a build without levels,
+    /// or a node registered at level 1 that has not reported since).
+    pub fn supported_versions(
+        &self,
+        id: i32,
+        reported: impl Fn(i32) -> Option<VersionRange>,
+    ) -> VersionRange {
+        (self.broker_versions.get(&id).copied())
+            .or_else(|| reported(id))
+            .unwrap_or(VersionRange::LEGACY)
+    }
+
     /// Unfenced brokers that serve clients, by id.
     pub fn live_brokers(&self) -> Vec<i32> {
         let live: Vec<i32> = self
@@ -821,20 +976,40 @@ impl MetadataImage {
 
     /// Encode as a Raft snapshot: [`IMAGE_MAGIC`], [`IMAGE_VERSION`], then the postcard
     /// of the image.
+    ///
+    /// An image without feature levels or supported ranges (a cluster at level 1) is
+    /// written as version 3, which builds without levels decode.
     pub fn encode(&self) -> Vec<u8> {
-        let body = postcard::to_allocvec(self).unwrap_or_default();
+        let legacy = self.features.is_empty() && self.broker_versions.is_empty();
+        let (version, body) = if legacy {
+            let v3 = ImageV3 {
+                brokers: &self.brokers,
+                topics: &self.topics,
+                names: &self.names,
+                applied_index: self.applied_index,
+                remote: &self.remote,
+                scram: &self.scram,
+                acls: &self.acls,
+            };
+            (3, postcard::to_allocvec(&v3).unwrap_or_default())
+        } else {
+            (
+                IMAGE_VERSION,
+                postcard::to_allocvec(self).unwrap_or_default(),
+            )
+        };
         // An empty body would decode to nothing: a node installing it would lose every
         // topic. Postcard cannot fail on these types (no maps with unsupported keys, no
         // custom serializers), so the fallback above is never taken.
         debug_assert!(!body.is_empty(), "image failed to encode");
         let mut bytes = Vec::with_capacity(IMAGE_MAGIC.len() + 1 + body.len());
         bytes.extend_from_slice(&IMAGE_MAGIC);
-        bytes.push(IMAGE_VERSION);
+        bytes.push(version);
         bytes.extend_from_slice(&body);
         bytes
     }
 
-    /// Decode a Raft snapshot of any version this build knows (0 to 3).
+    /// Decode a Raft snapshot of any version this build knows (0 to 4).
     ///
     /// A version from a newer build is an error: guessing at its shape could install a
     /// wrong image, and the caller poisons the node instead.
@@ -845,6 +1020,10 @@ impl MetadataImage {
         };
         match rest.split_first() {
             Some((&IMAGE_VERSION, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+            Some((3, body)) => {
+                let v3: ImageV3Owned = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+                Ok(v3.into())
+            }
             Some((2, body)) => {
                 let v2: ImageV2 = postcard::from_bytes(body).map_err(|e| e.to_string())?;
                 Ok(v2.into())
@@ -877,6 +1056,10 @@ impl MetadataImage {
         }
         for (id, broker) in &self.brokers {
             assert_eq!(*id, broker.id, "broker {} filed under {id}", broker.id);
+        }
+        for (id, range) in &self.broker_versions {
+            assert!(self.brokers.contains_key(id), "range of unknown node {id}");
+            assert!(range.min <= range.max, "node {id}: empty range {range}");
         }
         for (name, id) in &self.names {
             let topic = self.topics.get(id).expect("named topic exists");
@@ -1326,11 +1509,61 @@ mod remote_tests {
         assert_eq!(decoded, expected);
         decoded.invariants();
         assert!(decoded.remote.is_empty());
-        // Re-encoding writes the current version, which decodes to the same image.
+        // Re-encoding writes version 3 (no feature levels: the newest layout builds
+        // without levels read), which decodes to the same image.
         let bytes = decoded.encode();
         assert_eq!(bytes[..IMAGE_MAGIC.len()], IMAGE_MAGIC);
-        assert_eq!(bytes[IMAGE_MAGIC.len()], IMAGE_VERSION);
+        assert_eq!(bytes[IMAGE_MAGIC.len()], 3);
         assert_eq!(MetadataImage::decode(&bytes), Ok(expected));
+    }
+
+    // Goal: a cluster at metadata.version 1 snapshots in the version 3 layout (a node of
+    // a build without levels may install it), and the level and the nodes' ranges, once
+    // there, snapshot in version 4 and come back. A plain registration drops a range.
+    // Method: the previous build's decoder of version 3 is the `ImageV3` shape.
+    #[test]
+    fn feature_levels_apply_snapshot_and_restore() {
+        let mut image = fixture_image();
+        assert_eq!(image.metadata_version(), 1);
+        let bytes = image.encode();
+        assert_eq!(bytes[IMAGE_MAGIC.len()], 3);
+        let body = &bytes[IMAGE_MAGIC.len() + 1..];
+        let earlier: ImageV3Owned = postcard::from_bytes(body).expect("a v3 reader reads it");
+        assert_eq!(MetadataImage::from(earlier), image);
+
+        let level = MetaRecord::FeatureLevel {
+            name: features::METADATA_VERSION.into(),
+            level: 2,
+        };
+        let level = MetaRecord::decode(&level.encode()).expect("decodes");
+        assert_eq!(image.apply(20, level), ImageChange::FeaturesChanged);
+        assert_eq!(image.metadata_version(), 2);
+        let mut broker = image.brokers[&1].clone();
+        broker.incarnation = 99;
+        let range = VersionRange { min: 1, max: 2 };
+        let versioned = MetaRecord::RegisterBrokerVersioned {
+            broker: broker.clone(),
+            supported: range,
+        };
+        image.apply(21, versioned);
+        image.invariants();
+        assert_eq!(image.supported_versions(1, |_| None), range);
+        // Node 2 registered at level 1: what it reported, else level 1 only.
+        assert_eq!(image.supported_versions(2, |_| None), VersionRange::LEGACY);
+        assert_eq!(image.supported_versions(2, |_| Some(range)), range);
+        let bytes = image.encode();
+        assert_eq!(bytes[IMAGE_MAGIC.len()], IMAGE_VERSION);
+        let restored = MetadataImage::decode(&bytes).expect("version 4 decodes");
+        assert_eq!(restored, image);
+        assert_eq!(restored.metadata_version(), 2);
+        // A build of version 3 refuses it (and stops) rather than misreading it.
+        let mut v3_only = bytes.clone();
+        v3_only[IMAGE_MAGIC.len()] = 3;
+        assert_ne!(MetadataImage::decode(&v3_only).ok(), Some(image.clone()));
+        broker.incarnation = 100;
+        image.apply(22, MetaRecord::RegisterBroker(broker));
+        assert!(image.broker_versions.is_empty());
+        assert_eq!(image.metadata_version(), 2, "the level stays");
     }
 
     // Goal: an image with remote logs survives a snapshot, and a version this build does
@@ -1560,7 +1793,35 @@ mod remote_tests {
             mechanism: 1,
         };
         assert_eq!(scram.encode()[0], 10);
-        assert_eq!(MetaRecord::decode(&scram.encode()), Ok(scram));
+        assert_eq!(MetaRecord::decode(&scram.encode()), Ok(scram.clone()));
+        let level = MetaRecord::FeatureLevel {
+            name: features::METADATA_VERSION.into(),
+            level: 2,
+        };
+        assert_eq!(
+            level.encode()[0],
+            13,
+            "FeatureLevel goes after AclDeleted (12)"
+        );
+        let broker = BrokerState {
+            id: 1,
+            incarnation: 1,
+            host: "h".into(),
+            port: 1,
+            peer_addr: "h:2".into(),
+            fenced: true,
+            broker_role: true,
+        };
+        let versioned = MetaRecord::RegisterBrokerVersioned {
+            broker,
+            supported: VersionRange::BUILD,
+        };
+        assert_eq!(versioned.encode()[0], 14);
+        // What each record needs finalized: the old kinds level 1, the new ones 2, and
+        // a level record the level it finalizes.
+        assert_eq!(scram.required_metadata_version(), 1);
+        assert_eq!(versioned.required_metadata_version(), 2);
+        assert_eq!(level.required_metadata_version(), 2);
     }
 
     // Goal: `invariants` catches what apply never produces. Method: plant an overlap.

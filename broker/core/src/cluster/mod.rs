@@ -6,6 +6,8 @@
 //! - [`image`]: the metadata image every node builds by applying the committed metadata
 //!   log ([`image::MetaRecord`]): brokers, topics, partition leaders, epochs and ISRs, and
 //!   each partition's remote log (tiered storage: the segments in the object store).
+//! - [`features`]: `metadata.version`, the finalized level that says which record kinds the
+//!   controller may write (rolling upgrades), and its checks.
 //! - [`controller`]: what the active controller (the Raft leader) decides: replica
 //!   placement, fencing, leader election, ISR changes, which upload reports to record.
 //!
@@ -17,6 +19,7 @@
 //! lead a partition with different epochs, and followers refuse the stale one.
 
 pub mod controller;
+pub mod features;
 pub mod image;
 pub mod peer;
 
@@ -72,6 +75,9 @@ pub struct ClusterConfig {
     pub ack_durability: AckDurability,
     /// `controller.quorum.election.timeout.ms` (1000): Raft's minimum election timeout.
     pub election_timeout_ms: u64,
+    /// The `metadata.version` range this node advertises and follows: the build's
+    /// ([`features::VersionRange::BUILD`]); tests lower it to play a node of an older build.
+    pub supported_metadata_versions: features::VersionRange,
 }
 
 impl ClusterConfig {
@@ -92,6 +98,7 @@ impl ClusterConfig {
             leader_imbalance_check_interval_ms: 30_000,
             ack_durability: AckDurability::IsrFsync,
             election_timeout_ms: 1_000,
+            supported_metadata_versions: features::VersionRange::BUILD,
         }
     }
 

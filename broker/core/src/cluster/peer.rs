@@ -8,11 +8,18 @@
 //! rest on timers), so loss costs latency, never safety.
 //!
 //! Versioning: [`PeerHello::version`] must equal [`PEER_PROTOCOL_VERSION`]; a node refuses
-//! (closes) a connection that speaks another version or belongs to another cluster.
+//! (closes) a connection that speaks another version or belongs to another cluster. New
+//! message kinds are appended to [`PeerMessage`] (the variant index is written first).
+//! New fields of an existing message travel in a *trailer* after its postcard: earlier
+//! builds decode with `postcard::from_bytes`, which reads the message and ignores what
+//! follows, and this build reads a missing trailer as "not told" (Kafka's tagged fields
+//! play the same part). Trailers: a heartbeat's (and a controlled shutdown's) supported
+//! `metadata.version` range, and a heartbeat reply's refusal.
 
 use serde::{Deserialize, Serialize};
 use weir_wire::domain::ReadPlan;
 
+use super::features::VersionRange;
 use super::image::RemoteSegment;
 use crate::storage::{Storage, StorageError};
 
@@ -120,6 +127,10 @@ pub struct BrokerHeartbeat {
     pub applied_index: u64,
     /// True when the broker serves clients (`process.roles` has `broker`).
     pub broker_role: bool,
+    /// The `metadata.version` range the node's build supports (trailer; `None` from a
+    /// build without levels, which supports level 1 only).
+    #[serde(skip)]
+    pub supported: Option<VersionRange>,
 }
 
 /// A leader asks the controller to change a partition's ISR (Kafka's AlterPartition).
@@ -280,6 +291,9 @@ pub enum PeerMessage {
         controller: Option<i32>,
         /// True while the broker is fenced.
         fenced: bool,
+        /// The controller refuses to register the node (trailer): why. The node stops.
+        #[serde(skip)]
+        refused: Option<String>,
     },
     /// A broker asks the controller to create topics with defaults (auto-creation).
     AutoCreate {
@@ -391,15 +405,48 @@ impl PeerMessage {
         Ok(())
     }
 
-    /// Encode (after [`PeerMessage::resolve_reads`]).
+    /// Encode (after [`PeerMessage::resolve_reads`]), trailer included (see the module
+    /// doc).
     pub fn encode(&self) -> Vec<u8> {
         // postcard only fails on types it cannot represent; these are all representable.
-        postcard::to_allocvec(self).unwrap_or_default()
+        let mut bytes = postcard::to_allocvec(self).unwrap_or_default();
+        let trailer = match self {
+            PeerMessage::Heartbeat(heartbeat) | PeerMessage::ControlledShutdown(heartbeat) => {
+                heartbeat
+                    .supported
+                    .map(|range| postcard::to_allocvec(&range))
+            }
+            PeerMessage::HeartbeatReply { refused, .. } => {
+                refused.as_ref().map(postcard::to_allocvec)
+            }
+            _ => None,
+        };
+        if let Some(Ok(trailer)) = trailer {
+            bytes.extend(trailer);
+        }
+        bytes
     }
 
-    /// Decode one frame.
+    /// Decode one frame, trailer included; bytes after the trailer (a later build's) are
+    /// ignored, as earlier builds ignore the trailer.
     pub fn decode(bytes: &[u8]) -> Result<PeerMessage, PeerError> {
-        postcard::from_bytes(bytes).map_err(|e| PeerError::Malformed(e.to_string()))
+        let malformed = |e: postcard::Error| PeerError::Malformed(e.to_string());
+        let (mut message, rest) = postcard::take_from_bytes(bytes).map_err(malformed)?;
+        if rest.is_empty() {
+            return Ok(message);
+        }
+        match &mut message {
+            PeerMessage::Heartbeat(heartbeat) | PeerMessage::ControlledShutdown(heartbeat) => {
+                let (range, _) = postcard::take_from_bytes(rest).map_err(malformed)?;
+                heartbeat.supported = Some(range);
+            }
+            PeerMessage::HeartbeatReply { refused, .. } => {
+                let (reason, _) = postcard::take_from_bytes(rest).map_err(malformed)?;
+                *refused = Some(reason);
+            }
+            _ => {}
+        }
+        Ok(message)
     }
 }
 
@@ -474,9 +521,65 @@ mod tests {
             peer_addr: "h:9093".into(),
             applied_index: 4,
             broker_role: true,
+            supported: None,
         });
         let bytes = shutdown.encode();
         assert_eq!(bytes[0], 16, "ControlledShutdown goes after ForwardAs (15)");
         assert_eq!(PeerMessage::decode(&bytes), Ok(shutdown));
+    }
+
+    // Goal: trailers cross between builds both ways: a build without them reads a
+    // message with one (it ignores the tail), and this build reads one without (as "not
+    // told"). Method: the previous build's decode is `postcard::from_bytes`.
+    #[test]
+    fn trailers_are_invisible_to_earlier_builds_and_optional_here() {
+        let mut heartbeat = BrokerHeartbeat {
+            incarnation: 9,
+            host: "h".into(),
+            port: 9092,
+            peer_addr: "h:9093".into(),
+            applied_index: 4,
+            broker_role: true,
+            supported: None,
+        };
+        let old = PeerMessage::Heartbeat(heartbeat.clone()).encode();
+        heartbeat.supported = Some(VersionRange { min: 1, max: 2 });
+        let new = PeerMessage::Heartbeat(heartbeat.clone());
+        let bytes = new.encode();
+        assert!(bytes.len() > old.len() && bytes.starts_with(&old));
+        let earlier: PeerMessage = postcard::from_bytes(&bytes).expect("earlier build reads");
+        let PeerMessage::Heartbeat(seen) = earlier else {
+            panic!("{earlier:?}");
+        };
+        assert_eq!(seen.supported, None);
+        assert_eq!(seen.incarnation, 9);
+        assert_eq!(PeerMessage::decode(&bytes), Ok(new));
+        let PeerMessage::Heartbeat(plain) = PeerMessage::decode(&old).expect("decodes") else {
+            panic!("not a heartbeat");
+        };
+        assert_eq!(plain.supported, None);
+        let reply = PeerMessage::HeartbeatReply {
+            controller: Some(1),
+            fenced: true,
+            refused: Some("too old".into()),
+        };
+        let bytes = reply.encode();
+        assert_eq!(PeerMessage::decode(&bytes), Ok(reply));
+        let earlier: PeerMessage = postcard::from_bytes(&bytes).expect("earlier build reads");
+        assert!(matches!(
+            earlier,
+            PeerMessage::HeartbeatReply {
+                refused: None,
+                fenced: true,
+                ..
+            }
+        ));
+        // A later build's longer trailer: what this build knows is read, the rest ignored.
+        let mut longer = PeerMessage::Heartbeat(heartbeat.clone()).encode();
+        longer.extend([1, 2, 3]);
+        assert_eq!(
+            PeerMessage::decode(&longer),
+            Ok(PeerMessage::Heartbeat(heartbeat))
+        );
     }
 }

@@ -1029,11 +1029,10 @@ impl GroupCoordinator {
         // survivors' new assignment and the departed members' old one share a generation id:
         // a partition is handed to a new owner while the old owner's claim (and its commits)
         // stay valid under the same generation.
-        #[cfg(feature = "planted-group-double-assign")]
-        let bump =
-            group.generation_id == 0 || group.members.values().any(|m| m.assignment.is_empty());
-        #[cfg(not(feature = "planted-group-double-assign"))]
-        let bump = true;
+        let planted = crate::planted::on(crate::planted::Bug::GroupDoubleAssign);
+        let bump = !planted
+            || group.generation_id == 0
+            || group.members.values().any(|m| m.assignment.is_empty());
         let generation_before = group.generation_id;
         if bump {
             group.generation_id = group.generation_id.wrapping_add(1).max(1);
@@ -1041,8 +1040,7 @@ impl GroupCoordinator {
         // A new generation per join phase: what fences the previous owners of every
         // partition (only the planted bug keeps it).
         assert!(
-            group.generation_id != generation_before
-                || cfg!(feature = "planted-group-double-assign"),
+            group.generation_id != generation_before || planted,
             "group {group_id} generation stayed {generation_before}"
         );
         assert!(group.generation_id >= 1, "group {group_id}");

@@ -1030,6 +1030,7 @@ fn whole_request_checks(request: &ApiRequest) -> Vec<Check> {
         R::ElectLeaders(_)
         | R::AlterPartitionReassignments(_)
         | R::AlterUserScramCredentials(_)
+        | R::UpdateFeatures(_)
         | R::AddRaftVoter(_)
         | R::RemoveRaftVoter(_) => vec![cluster(Alter)],
         // Per item (authorize_request), their own handler (ACL APIs), or nothing (SASL).

@@ -209,8 +209,11 @@ impl Node {
         let first_unstable_offset = log.txns.last_stable_offset(log.high_watermark());
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): the job is
         // told the LSO it was scheduled with (see `uncleanable_offset`).
-        #[cfg(feature = "planted-compact-past-lso")]
-        let first_unstable_offset = first_unstable_offset.max(uncleanable);
+        let first_unstable_offset = if crate::planted::on(crate::planted::Bug::CompactPastLso) {
+            first_unstable_offset.max(uncleanable)
+        } else {
+            first_unstable_offset
+        };
         self.compactor.next_job_id += 1;
         let job = CompactionJob {
             job_id: self.compactor.next_job_id,
@@ -365,8 +368,7 @@ fn uncleanable_offset(log: &PartitionLog, now_ms: i64, min_lag_ms: i64) -> i64 {
         .min(active.base_offset);
     // PLANTED BUG (weir-sim's planted suite only; never in a real build): the last stable
     // offset and the high watermark are ignored; only the active segment bounds the cleaner.
-    #[cfg(feature = "planted-compact-past-lso")]
-    {
+    if crate::planted::on(crate::planted::Bug::CompactPastLso) {
         bound = active.base_offset;
     }
     // The active segment must hold a batch: then the log's last stored batch is never

@@ -174,6 +174,9 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
                 })
                 .collect(),
         }),
+        ApiRequest::UpdateFeatures(request) => {
+            ApiResponse::UpdateFeatures(super::features::failed(request, error, message))
+        }
         other => match super::txn::txn_error_response(other, error) {
             Some(response) => response,
             None => super::group::group_error_response(other, error),
@@ -492,6 +495,17 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
             }
             ApiResponse::DeleteAcls(response)
         }
+        ApiResponse::UpdateFeatures(mut response) => {
+            for result in response.results.iter_mut().filter(|r| r.error.is_ok()) {
+                result.error = error;
+                result.error_message = message.clone();
+            }
+            if response.error.is_ok() && response.results.is_empty() {
+                response.error = error;
+                response.error_message = message;
+            }
+            ApiResponse::UpdateFeatures(response)
+        }
         ApiResponse::AddRaftVoter(response) if response.error.is_ok() => {
             ApiResponse::AddRaftVoter(RaftVoterResponse::error(error, message.as_deref()))
         }
@@ -587,6 +601,7 @@ fn produce_error(
         log_append_time_ms: -1,
         log_start_offset: -1,
         error_message,
+        record_errors: Vec::new(),
     }
 }
 

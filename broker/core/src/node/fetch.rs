@@ -220,7 +220,8 @@ fn serve_partition(
     // read_committed reads stop at the last stable offset (no open transaction's data).
     // PLANTED BUG (weir-sim's planted suite only; never in a real build): read_committed
     // reads bounded by the high watermark, exposing open transactions.
-    let visible_end = if read_committed && cfg!(not(feature = "planted-expose-above-lso")) {
+    let visible_end = if read_committed && !crate::planted::on(crate::planted::Bug::ExposeAboveLso)
+    {
         last_stable_offset
     } else {
         high_watermark

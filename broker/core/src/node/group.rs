@@ -409,7 +409,6 @@ impl Node {
             "refused commit wrote records"
         );
         assert_eq!(accepted.len(), records.len(), "group {}", request.group_id);
-        #[cfg_attr(feature = "planted-lose-offset-commit", allow(unused_mut))]
         let mut response = OffsetCommitResponse {
             throttle_time_ms: 0,
             topics,
@@ -423,8 +422,7 @@ impl Node {
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): the commit is
         // answered and kept in memory but never written to `__consumer_offsets`, so a
         // coordinator restart loses it and the group's committed offset goes backwards.
-        #[cfg(feature = "planted-lose-offset-commit")]
-        {
+        if crate::planted::on(crate::planted::Bug::LoseOffsetCommit) {
             self.groups
                 .commit(now, &request.group_id, &request.member_id, accepted);
             self.respond(id, ApiResponse::OffsetCommit(response));
@@ -432,7 +430,6 @@ impl Node {
         }
         // Append before the in-memory update and the answer (module doc): OffsetFetch may
         // then show a commit a crash would lose only while its OffsetCommit is unanswered.
-        #[allow(unreachable_code)]
         if let Err(error) = self.append_offset_records(now, &request.group_id, &records) {
             // One batch failed as a whole: every partition that would have committed reports
             // the error, and nothing reached memory.

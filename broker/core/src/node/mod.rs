@@ -29,6 +29,7 @@ mod compact;
 mod describe;
 pub use describe::DIRTY_RATIO_KEY;
 mod errors;
+mod features;
 mod fetch;
 mod group;
 mod internal;
@@ -181,6 +182,9 @@ pub struct Node {
     /// Membership of the cluster: metadata quorum, controller, replication (a single node
     /// is a quorum of one).
     cluster: Box<cluster::ClusterState>,
+    /// The schema registry's answers for broker-side validation (`schema_check`), given
+    /// by the driver; `None` (registry off, simulations): validated topics refuse.
+    schema_validator: Option<crate::schema_check::SharedValidator>,
 }
 
 impl Node {
@@ -192,6 +196,13 @@ impl Node {
         now: Now,
     ) -> Result<Node, StorageError> {
         recover::recover(config, storage, now)
+    }
+
+    /// Gives the node the schema registry's side of broker-side schema validation (the
+    /// driver, once its registry is up). Topics with `confluent.*.schema.validation=true`
+    /// refuse every record until then.
+    pub fn set_schema_validator(&mut self, validator: crate::schema_check::SharedValidator) {
+        self.schema_validator = Some(validator);
     }
 
     /// Handle one client request. Its response comes out of [`Node::poll_output`], now or
@@ -335,6 +346,8 @@ impl Node {
             ApiRequest::DescribeAcls(r) => self.describe_acls(id, r),
             ApiRequest::CreateAcls(r) => self.create_acls(id, r),
             ApiRequest::DeleteAcls(r) => self.delete_acls(id, r),
+            // Feature levels through the active controller (features.rs).
+            ApiRequest::UpdateFeatures(r) => self.update_features(id, r),
             // Authentication is the connection's (the server's conn.rs); one that reaches
             // the node came through a path without SASL (the gateway).
             request @ (ApiRequest::SaslHandshake(_) | ApiRequest::SaslAuthenticate(_)) => {
@@ -358,7 +371,7 @@ impl Node {
         }
         match completion {
             Completion::Synced { sync_id } => self.on_synced(now, sync_id),
-            Completion::Failed { reason } => self.poison(reason),
+            Completion::Failed { reason } => self.poison(format!("storage failed: {reason}")),
             Completion::Compacted(outcome) => self.on_compacted(now, outcome),
             Completion::Uploaded(outcome) => self.on_uploaded(now, outcome),
         }
@@ -690,6 +703,7 @@ impl Node {
             denied: BTreeMap::new(),
             compactor: compact::Compactor::default(),
             tierer: tier::Tierer::default(),
+            schema_validator: None,
             cluster,
         }
     }
@@ -751,15 +765,12 @@ impl Node {
         );
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): answer before
         // the data is durable, so a crash can lose acknowledged writes.
-        #[cfg(feature = "planted-ack-before-sync")]
-        {
-            let _ = deadline;
+        if crate::planted::on(crate::planted::Bug::AckBeforeSync) {
             self.respond(id, response);
             return;
         }
         // Cluster mode: coordinator writes to replicated internal partitions are answered
         // once the in-sync replicas have them (which implies this node's sync too).
-        #[allow(unreachable_code)]
         let Some((id, response)) = self.respond_when_internal_replicated(id, response) else {
             return;
         };
@@ -877,10 +888,11 @@ impl Node {
         self.respond(id, response);
     }
 
-    /// Storage failed: stop, answer everything parked, tell the driver.
+    /// Storage failed, or the node cannot follow the cluster (a metadata version it does
+    /// not support, a refused registration): stop, answer everything parked, tell the driver.
     fn poison(&mut self, reason: String) {
-        tracing::error!(%reason, "storage failed; node poisoned");
-        let message = format!("storage failed: {reason}");
+        tracing::error!(%reason, "node stopped (poisoned)");
+        let message = format!("node stopped: {reason}");
         self.sync_order.clear();
         // Held-back acks were durable before the failure: they keep their answer.
         for (id, response) in self.delayed_acks.drain() {

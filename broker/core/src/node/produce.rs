@@ -3,7 +3,9 @@
 //!
 //! Invariant: a batch reaches storage only after it passed CRC and format validation, the
 //! size limit, the one-batch rule and (when it carries a producer id) the idempotence
-//! sequence checks of `producer_state`; its base offset is the partition's log end offset.
+//! sequence checks of `producer_state`, and (on a topic with
+//! `confluent.*.schema.validation`) the schema check of every record (`schema_check`); its
+//! base offset is the partition's log end offset.
 //!
 //! A retry of a batch already appended (same producer, epoch and sequences as one of its last
 //! five) is not appended again: it is answered with the original offsets, once the original
@@ -16,8 +18,8 @@ use weir_wire::batch::{
     BatchError, BatchHeader,
 };
 use weir_wire::domain::{
-    Acks, ApiResponse, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
-    ProduceTopicResponse, TopicRef,
+    Acks, ApiResponse, ProducePartition, ProducePartitionResponse, ProduceRecordError,
+    ProduceRequest, ProduceResponse, ProduceTopicResponse, TopicRef,
 };
 use weir_wire::error::ErrorCode;
 
@@ -32,6 +34,25 @@ use crate::topic_config::TimestampType;
 
 /// A partition-level produce failure.
 type Refusal = (ErrorCode, String);
+
+/// A refused partition: the error, its message and (INVALID_RECORD from schema
+/// validation) the record that made the batch be refused.
+#[derive(Debug)]
+struct PartitionRefusal {
+    error: ErrorCode,
+    message: String,
+    record_errors: Vec<ProduceRecordError>,
+}
+
+impl From<Refusal> for PartitionRefusal {
+    fn from((error, message): Refusal) -> Self {
+        PartitionRefusal {
+            error,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
+}
 
 /// A partition-level produce success.
 #[derive(Debug, Clone, Copy)]
@@ -150,7 +171,7 @@ impl Node {
         topic: &TopicRef,
         partition: &ProducePartition,
         acks: Acks,
-    ) -> Result<Accepted, Refusal> {
+    ) -> Result<Accepted, PartitionRefusal> {
         let key = self
             .resolve_partition(topic, partition.partition)
             .map_err(|code| (code, String::new()))?;
@@ -176,12 +197,17 @@ impl Node {
                 (error.error_code(), message)
             })?;
         }
+        if let Some(validation) = topic.config.schema_validation() {
+            let validator = self.schema_validator.as_deref();
+            crate::schema_check::check_batch(&topic.name, records, validation, validator)
+                .map_err(schema_refusal)?;
+        }
         let idempotent = header.producer_id >= 0;
         let transactional = header.is_transactional();
         if transactional {
             if !idempotent {
                 let message = "a transactional batch needs a producer id";
-                return Err((ErrorCode::INVALID_RECORD, message.into()));
+                return Err((ErrorCode::INVALID_RECORD, message.into()).into());
             }
             // KIP-890: only partitions the producer's current epoch added to its ongoing
             // transaction take its batches, or an unfinished transaction could hold the LSO.
@@ -215,7 +241,7 @@ impl Node {
         // (validate_batches checked that the two agree for client batches).
         let offset_count = i64::from(header.last_offset_delta) + 1;
         if base_offset.checked_add(offset_count).is_none() {
-            return Err((ErrorCode::INVALID_RECORD, "offsets exhausted".into()));
+            return Err((ErrorCode::INVALID_RECORD, "offsets exhausted".into()).into());
         }
         set_base_offset(&mut batch, base_offset);
         set_partition_leader_epoch(&mut batch, leader_epoch);
@@ -288,6 +314,23 @@ fn validate_one_batch(records: &[u8], max_message_bytes: i32) -> Result<BatchHea
     Ok(*header)
 }
 
+/// A batch schema validation refused: INVALID_RECORD naming the record (in
+/// `record_errors` too), or, when the registry could not answer yet, a retriable error
+/// (Kafka clients retry NOT_ENOUGH_REPLICAS; the registry is catching up on `_schemas`).
+fn schema_refusal(refusal: crate::schema_check::BatchRefusal) -> PartitionRefusal {
+    if refusal.unavailable {
+        return PartitionRefusal::from((ErrorCode::NOT_ENOUGH_REPLICAS, refusal.message));
+    }
+    PartitionRefusal {
+        error: ErrorCode::INVALID_RECORD,
+        record_errors: vec![ProduceRecordError {
+            batch_index: refusal.batch_index,
+            message: Some(refusal.message.clone()),
+        }],
+        message: refusal.message,
+    }
+}
+
 /// Map a batch validation failure to Kafka's error code.
 fn batch_refusal(error: BatchError) -> Refusal {
     let code = match error {
@@ -300,7 +343,7 @@ fn batch_refusal(error: BatchError) -> Refusal {
 /// The per-partition answer: offsets on success, -1s and the message on failure.
 fn partition_response(
     partition: i32,
-    result: Result<Accepted, Refusal>,
+    result: Result<Accepted, PartitionRefusal>,
 ) -> ProducePartitionResponse {
     match result {
         Ok(accepted) => ProducePartitionResponse {
@@ -310,14 +353,16 @@ fn partition_response(
             log_append_time_ms: accepted.log_append_time_ms,
             log_start_offset: accepted.log_start_offset,
             error_message: None,
+            record_errors: Vec::new(),
         },
-        Err((error, message)) => ProducePartitionResponse {
+        Err(refusal) => ProducePartitionResponse {
             partition,
-            error,
+            error: refusal.error,
             base_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
-            error_message: (!message.is_empty()).then_some(message),
+            error_message: (!refusal.message.is_empty()).then_some(refusal.message),
+            record_errors: refusal.record_errors,
         },
     }
 }

@@ -133,7 +133,7 @@ pub(super) fn recover_producers(
             let snapshot = snapshots.remove(&log.partition_key());
             // PLANTED BUG (weir-sim's planted suite only; never in a real build): recovery
             // starts with an empty producer table (no snapshot, no replay).
-            if cfg!(feature = "planted-skip-seq-after-restart") {
+            if crate::planted::on(crate::planted::Bug::SkipSeqAfterRestart) {
                 continue;
             }
             let from = match snapshot {

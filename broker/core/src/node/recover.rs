@@ -173,8 +173,9 @@ fn restore_topic(
         let mut plan = plan_recovery(log_start, segments, bounds);
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): forget the last
         // stored batch after a restart, so its offsets are assigned a second time.
-        #[cfg(feature = "planted-offset-reuse")]
-        if let Some((_, end)) = bounds {
+        if let Some((_, end)) =
+            bounds.filter(|_| crate::planted::on(crate::planted::Bug::OffsetReuse))
+        {
             let last = storage.summarize(partition_key, end - 1)?.start_offset;
             if last >= plan.active_base_offset && last >= plan.log_start_offset && last < end {
                 node.emit(StorageOp::TruncateSuffix {

@@ -466,7 +466,7 @@ impl Node {
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): local
         // retention trusts uploads in flight, deleting local copies the image does not
         // hold yet.
-        if cfg!(feature = "planted-tier-delete-unconfirmed") {
+        if crate::planted::on(crate::planted::Bug::TierDeleteUnconfirmed) {
             if let Some(upload) = self.tierer.in_flight.get(&key) {
                 return confirmed.max(upload.end_offset);
             }

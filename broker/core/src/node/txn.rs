@@ -1079,7 +1079,7 @@ impl Node {
         // PLANTED BUG (weir-sim's planted suite only; never in a real build): a batch of a
         // fenced (older) epoch passes the transaction check.
         if header.producer_epoch < txn.producer_epoch
-            && cfg!(feature = "planted-accept-fenced-epoch")
+            && crate::planted::on(crate::planted::Bug::AcceptFencedEpoch)
         {
             return Ok(());
         }

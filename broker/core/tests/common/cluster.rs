@@ -43,6 +43,10 @@ pub struct Cluster {
     next_seq: u64,
     /// The object store every node shares (tiered storage); survives crashes.
     pub remote: weir_core::tier::MemObjects,
+    /// Nodes a test expects may stop (poison); any other node's poison fails the test.
+    pub may_poison: BTreeSet<i32>,
+    /// Why each node of `may_poison` that stopped did; it is then down.
+    pub poisoned: BTreeMap<i32, String>,
 }
 
 /// A node's controller listener address.
@@ -93,6 +97,8 @@ impl Cluster {
             now,
             next_seq: 0,
             remote: weir_core::tier::MemObjects::default(),
+            may_poison: BTreeSet::new(),
+            poisoned: BTreeMap::new(),
         };
         cluster.pump();
         cluster
@@ -144,6 +150,9 @@ impl Cluster {
                         Output::NoResponse { id, .. } => {
                             panic!("the harness sends no acks=0 produce ({id:?})")
                         }
+                        Output::Poisoned { reason } if self.may_poison.contains(&id) => {
+                            self.poisoned.insert(id, reason);
+                        }
                         Output::Poisoned { reason } => panic!("node {id} poisoned: {reason}"),
                     }
                 }
@@ -165,6 +174,10 @@ impl Cluster {
                         .handle_storage(now, Completion::Synced { sync_id });
                     moved = true;
                 }
+            }
+            // A stopped process: nothing more leaves or reaches it.
+            for id in self.poisoned.keys() {
+                self.down.insert(*id);
             }
             while let Some((from, to, message)) = queue.pop_front() {
                 if unreachable(self, from) || unreachable(self, to) {
@@ -220,6 +233,7 @@ impl Cluster {
             .expect("a node recovers from its own storage");
         member.responses.clear();
         self.down.remove(&id);
+        self.poisoned.remove(&id);
         self.tell_closed(id);
     }
 

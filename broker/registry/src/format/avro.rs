@@ -43,13 +43,9 @@ impl AvroSchema {
 }
 
 impl AvroSchema {
+    /// The top-level named type's full name (`namespace.name`).
     pub(super) fn record_name(&self) -> Option<String> {
-        match &self.schema {
-            Schema::Record(record) => Some(record.name.fullname(None)),
-            Schema::Enum(schema) => Some(schema.name.fullname(None)),
-            Schema::Fixed(schema) => Some(schema.name.fullname(None)),
-            _ => None,
-        }
+        self.schema.name().map(|name| name.fullname(None))
     }
 }
 

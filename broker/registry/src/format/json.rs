@@ -60,8 +60,11 @@ impl JsonSchema {
 }
 
 impl JsonSchema {
+    /// The schema's `title` (Confluent's record name for JSON Schema).
     pub(super) fn record_name(&self) -> Option<String> {
-        self.root.get("title")?.as_str().map(str::to_owned)
+        (self.root.get("title"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 }
 

@@ -149,6 +149,18 @@ impl ParsedSchema {
         self.identity
     }
 
+    /// The record name Confluent's RecordNameStrategy and TopicRecordNameStrategy use:
+    /// Avro's named type's full name, Protobuf's first message's full name, JSON Schema's
+    /// `title`. `None` when the schema has none (an Avro primitive, an untitled JSON
+    /// Schema, a .proto without messages).
+    pub fn record_name(&self) -> Option<String> {
+        match &self.form {
+            Form::Avro(schema) => schema.record_name(),
+            Form::Protobuf(schema) => schema.record_name(),
+            Form::Json(schema) => schema.record_name(),
+        }
+    }
+
     /// What stops a reader using `reader` from decoding data written with `writer` (empty
     /// when it can). Schemas of different formats are never compatible.
     pub fn read_problems(writer: &ParsedSchema, reader: &ParsedSchema) -> Vec<String> {
@@ -204,16 +216,6 @@ impl ParsedSchema {
                 message_indexes: Vec::new(),
                 payload: json::data::encode(schema, data)?,
             }),
-        }
-    }
-
-    /// The name Confluent's RECORD_NAME subject strategy uses: an Avro named type's full
-    /// name, the first Protobuf message's full name, a JSON Schema's `title`.
-    pub fn record_name(&self) -> Option<String> {
-        match &self.form {
-            Form::Avro(schema) => schema.record_name(),
-            Form::Protobuf(schema) => schema.record_name(),
-            Form::Json(schema) => schema.record_name(),
         }
     }
 

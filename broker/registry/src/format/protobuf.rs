@@ -85,11 +85,9 @@ impl ProtoSchema {
 }
 
 impl ProtoSchema {
+    /// The first message's full name (Confluent's default record name).
     pub(super) fn record_name(&self) -> Option<String> {
-        self.file
-            .messages()
-            .next()
-            .map(|message| message.full_name().to_owned())
+        (self.file.messages().next()).map(|message| message.full_name().to_owned())
     }
 }
 

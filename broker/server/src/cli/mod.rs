@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cluster;
 pub mod command_config;
 pub mod consume;
+pub mod features;
 pub mod group;
 pub mod produce;
 pub mod schema;

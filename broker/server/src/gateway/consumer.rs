@@ -53,6 +53,8 @@ const PARTITION_FETCH_BYTES_MAX: i32 = 1024 * 1024;
 pub const POLL_WAIT_MS_MAX: u32 = 30_000;
 /// Bound on a poll reply's record bytes, whatever the client asks.
 pub const POLL_BYTES_MAX: u32 = 1024 * 1024;
+/// The epoch a manually assigned consumer commits with (Kafka's simple consumer commit).
+const MEMBER_EPOCH_MANUAL: i32 = -1;
 /// Bound on positions a client may hand back when resuming.
 pub const RESUME_POSITIONS_MAX: usize = 10_000;
 
@@ -109,6 +111,40 @@ impl Consumer {
             isolation,
             state: Mutex::new(State {
                 resume,
+                ..State::default()
+            }),
+            changed: Notify::new(),
+            closed: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            client_id: "weir-gateway",
+        }
+    }
+
+    /// A consumer of exactly `partitions`, chosen by the client (Kafka's `assign()`): it
+    /// never joins `group` (no heartbeat loop may run for it), starts from the group's
+    /// committed offsets where there are some, and commits as a consumer outside group
+    /// management does (empty member id, epoch -1), which the coordinator accepts while the
+    /// group has no members.
+    pub fn manual(
+        handle: u32,
+        group: Option<String>,
+        partitions: Vec<(String, i32)>,
+        from: StartFrom,
+        isolation: Isolation,
+    ) -> Consumer {
+        let mut topics: Vec<String> = partitions.iter().map(|(topic, _)| topic.clone()).collect();
+        topics.sort();
+        topics.dedup();
+        let assigned = partitions.into_iter().map(|tp| (tp, None)).collect();
+        Consumer {
+            lane: Lane::Fetch(handle),
+            group,
+            topics,
+            from,
+            isolation,
+            state: Mutex::new(State {
+                member_epoch: MEMBER_EPOCH_MANUAL,
+                assigned,
                 ..State::default()
             }),
             changed: Notify::new(),

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use weir_edge::{Isolation, Position, Reply, StartFrom};
 use weir_runtime::Runtime;
+use weir_wire::error::ErrorCode;
 
 use super::data::{self, Format};
 use super::error::{
@@ -40,6 +41,7 @@ use super::records::body_error;
 use super::{Rest, RestShared};
 use crate::gateway::consumer::{self as gateway_consumer, Consumer};
 use crate::gateway::lock;
+use crate::gateway::ops as gateway_ops;
 use crate::gateway::route::Router;
 use crate::http::{BrokerSession, PlatformState};
 use crate::storage::StorageDriver;
@@ -81,12 +83,29 @@ pub struct Instance<R: Runtime> {
     format: Format,
     from: StartFrom,
     auto_commit: bool,
-    /// The membership, once subscribed.
+    /// The membership once subscribed, or the manual assignment.
     consumer: Mutex<Option<Arc<Consumer>>>,
+    /// How the instance consumes now (what `consumer` is).
+    mode: Mutex<Mode>,
     /// When the instance was last used (runtime time).
     last_used: Mutex<Duration>,
     /// One poll (and commit) at a time.
     polling: tokio::sync::Mutex<()>,
+}
+
+/// How an instance consumes: Kafka's subscribe(topics), subscribe(pattern) and assign()
+/// are mutually exclusive until an unsubscribe.
+#[derive(Debug, Clone, Default)]
+enum Mode {
+    #[default]
+    Idle,
+    Topics,
+    /// The pattern (anchored), and when the topics it matched were last listed.
+    Pattern {
+        regex: regex::Regex,
+        listed: Duration,
+    },
+    Manual,
 }
 
 impl<R: Runtime> Instance<R> {
@@ -199,6 +218,7 @@ pub async fn create<R: Runtime, S: StorageDriver>(
         from,
         auto_commit,
         consumer: Mutex::new(None),
+        mode: Mutex::new(Mode::Idle),
         last_used: Mutex::new(state.runtime().now()),
         polling: tokio::sync::Mutex::new(()),
     });
@@ -233,6 +253,7 @@ pub async fn create<R: Runtime, S: StorageDriver>(
 
 /// Close an instance's membership (it leaves its group).
 async fn close<R: Runtime>(instance: &Instance<R>) {
+    *lock(&instance.mode) = Mode::Idle;
     let consumer = lock(&instance.consumer).take();
     if let Some(consumer) = consumer {
         consumer.close(instance.router()).await;
@@ -289,7 +310,24 @@ struct SubscribeBody {
     topic_pattern: Option<String>,
 }
 
-/// `POST .../subscription` with `{"topics": [...]}`: (re)join the group for these topics.
+/// How often a pattern subscription lists the topics again (on polls), so topics created
+/// later that match it are consumed too (the Java consumer's `metadata.max.age.ms` role).
+pub const PATTERN_RELIST_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The refusal of a second way of consuming before an unsubscribe (Kafka's
+/// IllegalStateException).
+fn exclusive() -> RestError {
+    RestError::new(
+        StatusCode::CONFLICT,
+        40903,
+        "Subscription to topics, partitions and pattern are mutually exclusive.",
+    )
+}
+
+/// `POST .../subscription` with `{"topics": [...]}` or `{"topic_pattern": "..."}`: (re)join
+/// the group for these topics, or for every non-internal topic the pattern matches whole
+/// (Java's regex syntax where it agrees with Rust's `regex`; listed again every
+/// [`PATTERN_RELIST_INTERVAL`] on polls).
 pub async fn subscribe<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
     Path((group, name)): Path<(String, String)>,
@@ -297,16 +335,85 @@ pub async fn subscribe<R: Runtime, S: StorageDriver>(
 ) -> Result<StatusCode, RestError> {
     let instance = instance(&state, &group, &name)?;
     let body: SubscribeBody = super::v3::json_body(&body.map_err(body_error)?)?;
-    if body.topic_pattern.is_some() {
-        let message = "topic_pattern subscriptions are not supported: list the topics";
-        return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
+    if matches!(*lock(&instance.mode), Mode::Manual) {
+        return Err(exclusive());
+    }
+    if let Some(pattern) = body.topic_pattern.filter(|p| !p.is_empty()) {
+        if body.topics.as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(exclusive());
+        }
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|error| {
+            let message = format!("topic_pattern {pattern:?} is not a valid pattern: {error}");
+            RestError::unprocessable(INVALID_CONSUMER_CONFIG, message)
+        })?;
+        let topics = matching_topics(&state, &instance, &regex).await?;
+        let listed = state.runtime().now();
+        join(&state, &group, &instance, topics).await;
+        *lock(&instance.mode) = Mode::Pattern { regex, listed };
+        return Ok(StatusCode::NO_CONTENT);
     }
     let topics = body.topics.unwrap_or_default();
     if topics.is_empty() || topics.iter().any(String::is_empty) {
         let message = "A list (of Topics type) or a topic_pattern must be specified.";
         return Err(RestError::unprocessable(INVALID_CONSUMER_CONFIG, message));
     }
-    close(&instance).await;
+    join(&state, &group, &instance, topics).await;
+    *lock(&instance.mode) = Mode::Topics;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The non-internal topics the caller may see whose whole name `regex` matches, sorted.
+async fn matching_topics<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    instance: &Instance<R>,
+    regex: &regex::Regex,
+) -> Result<Vec<String>, RestError> {
+    let found =
+        gateway_ops::refresh_metadata(instance.router(), &state.shared.meta, None, false).await?;
+    let mut topics: Vec<String> = found
+        .into_iter()
+        .filter(|(name, error, _, internal)| {
+            *error == ErrorCode::NONE && !internal && regex.is_match(name)
+        })
+        .map(|(name, ..)| name)
+        .collect();
+    topics.sort();
+    Ok(topics)
+}
+
+/// A pattern subscription lists the topics again once [`PATTERN_RELIST_INTERVAL`] has
+/// passed, and rejoins when the matching set changed.
+async fn relist_pattern<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    group: &str,
+    instance: &Instance<R>,
+) -> Result<(), RestError> {
+    let now = state.runtime().now();
+    let regex = match &*lock(&instance.mode) {
+        Mode::Pattern { regex, listed } if now >= *listed + PATTERN_RELIST_INTERVAL => {
+            regex.clone()
+        }
+        _ => return Ok(()),
+    };
+    let topics = matching_topics(state, instance, &regex).await?;
+    let current = instance.consumer().map(|c| c.topics().to_vec());
+    if current.as_deref() != Some(&topics[..]) {
+        tracing::info!(group, ?topics, "rest proxy: pattern subscription changed");
+        join(state, group, instance, topics).await;
+    }
+    *lock(&instance.mode) = Mode::Pattern { regex, listed: now };
+    Ok(())
+}
+
+/// Leave whatever the instance consumed and join `group` for `topics`.
+async fn join<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    group: &str,
+    instance: &Instance<R>,
+    topics: Vec<String>,
+) {
+    let group = group.to_owned();
+    close(instance).await;
     let router = Arc::clone(instance.router());
     let handle = state.shared.consumers.next.fetch_add(1, Ordering::Relaxed);
     let consumer = Arc::new(
@@ -328,7 +435,6 @@ pub async fn subscribe<R: Runtime, S: StorageDriver>(
         state.shared.meta.clone(),
     );
     state.runtime().spawn(heartbeats);
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET .../subscription`.
@@ -359,6 +465,57 @@ fn partition_list(partitions: Vec<(String, i32)>) -> Vec<Value> {
         .into_iter()
         .map(|(topic, partition)| json!({"topic": topic, "partition": partition}))
         .collect()
+}
+
+/// `POST .../assignments` with `{"partitions": [{topic, partition}]}`: consume exactly
+/// these partitions without joining the group (Kafka's `assign()`); positions start from
+/// the group's committed offsets, else `auto.offset.reset`. An empty list unassigns.
+pub async fn assign<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((group, name)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode, RestError> {
+    let instance = instance(&state, &group, &name)?;
+    let body: PartitionsBody = super::v3::json_body(&body.map_err(body_error)?)?;
+    if matches!(*lock(&instance.mode), Mode::Topics | Mode::Pattern { .. }) {
+        return Err(exclusive());
+    }
+    let mut partitions = Vec::with_capacity(body.partitions.len());
+    for entry in body.partitions {
+        let meta = &state.shared.meta;
+        let found = gateway_ops::topic_meta(instance.router(), meta, &entry.topic, false).await;
+        let info = match found {
+            Ok(info) => info,
+            Err(error) if error.code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0 => {
+                return Err(RestError::topic_not_found(&entry.topic));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if !(0..info.partitions).contains(&entry.partition) {
+            return Err(RestError::partition_not_found(
+                &entry.topic,
+                entry.partition,
+            ));
+        }
+        partitions.push((entry.topic, entry.partition));
+    }
+    partitions.sort();
+    partitions.dedup();
+    close(&instance).await;
+    if partitions.is_empty() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let handle = state.shared.consumers.next.fetch_add(1, Ordering::Relaxed);
+    let consumer = Consumer::manual(
+        handle,
+        Some(group),
+        partitions,
+        instance.from,
+        Isolation::ReadUncommitted,
+    );
+    *lock(&instance.consumer) = Some(Arc::new(consumer));
+    *lock(&instance.mode) = Mode::Manual;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET .../assignments`: the partitions the group gave this instance.
@@ -541,6 +698,7 @@ pub async fn records<R: Runtime, S: StorageDriver>(
             ));
         }
     }
+    relist_pattern(&state, &group, &instance).await?;
     let consumer = subscribed(&instance)?;
     let _polling = instance.polling.lock().await;
     let router = Arc::clone(instance.router());

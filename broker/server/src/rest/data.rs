@@ -7,7 +7,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::{RestError, INVALID_DATA};
 
@@ -126,14 +126,6 @@ pub fn encode_base64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
-/// A v3 produce result's `key`/`value` entry: its type and byte size, or null.
-pub fn size_entry(format: Format, bytes: Option<&Vec<u8>>) -> Value {
-    match bytes {
-        Some(bytes) => json!({"type": format.name(), "size": bytes.len()}),
-        None => Value::Null,
-    }
-}
-
 /// Milliseconds since the Unix epoch as ISO 8601 UTC with milliseconds
 /// (`2024-01-31T12:00:00.123Z`).
 pub fn iso_timestamp(ms: i64) -> String {
@@ -229,6 +221,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     // Goal: timestamps print as Confluent's ISO 8601 text and parse back, across leap years,
     // offsets and fractions. Method: known instants from `date -u -d ... +%s%3N`.

@@ -339,7 +339,7 @@ pub fn routes<R: Runtime, S: StorageDriver>(
         )
         .route(
             &format!("{instance}/assignments"),
-            get(consumers::assignments::<R, S>),
+            get(consumers::assignments::<R, S>).post(consumers::assign::<R, S>),
         )
         .route(
             &format!("{instance}/positions"),

@@ -29,7 +29,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{FutureExt, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use weir_edge::{Acks, Header, NewRecord, Reply};
@@ -78,10 +78,50 @@ enum Outcome {
         partition: i32,
         offset: i64,
         timestamp: i64,
-        key: Value,
-        value: Value,
+        key: Option<SizeEntry>,
+        value: Option<SizeEntry>,
     },
     Failed(RestError),
+}
+
+/// A v3 result's `key`/`value` entry: the format and byte size of a non-null key or value.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct SizeEntry {
+    #[serde(rename = "type")]
+    format: &'static str,
+    size: usize,
+}
+
+impl SizeEntry {
+    fn of(format: Format, bytes: Option<&Vec<u8>>) -> Option<SizeEntry> {
+        bytes.map(|bytes| SizeEntry {
+            format: format.name(),
+            size: bytes.len(),
+        })
+    }
+}
+
+/// A streamed v3 result line, written straight from its fields (no JSON tree per record):
+/// Confluent's streamed results leave absent keys and values out.
+#[derive(Serialize)]
+struct WrittenLine<'a> {
+    error_code: u32,
+    cluster_id: &'a str,
+    topic_name: &'a str,
+    partition_id: i32,
+    offset: i64,
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<SizeEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<SizeEntry>,
+}
+
+/// A streamed v3 result line of a refused record.
+#[derive(Serialize)]
+struct FailedLine<'a> {
+    error_code: u32,
+    message: &'a str,
 }
 
 /// A v3 record object.
@@ -178,14 +218,14 @@ async fn v3_data<R: Runtime, S: StorageDriver>(
     Ok((schemas::format_of(writer.parsed.schema_type), bytes))
 }
 
-/// Turn one v3 record object into a record for `topic`.
+/// Turn one v3 record object (its JSON text) into a record for `topic`.
 async fn prepare_v3<R: Runtime, S: StorageDriver>(
     state: &Rest<R, S>,
     topic: &str,
     info: &TopicMeta,
-    object: Value,
+    object: &[u8],
 ) -> Result<Prepared, RestError> {
-    let record: V3Record = serde_json::from_value(object)
+    let record: V3Record = serde_json::from_slice(object)
         .map_err(|error| RestError::bad_request(format!("invalid record: {error}")))?;
     let (key_format, key) = v3_data(state, topic, record.key.as_ref(), true).await?;
     let (value_format, value) = v3_data(state, topic, record.value.as_ref(), false).await?;
@@ -273,8 +313,8 @@ enum Slot {
         batch: usize,
         index: i64,
         timestamp: i64,
-        key: Value,
-        value: Value,
+        key: Option<SizeEntry>,
+        value: Option<SizeEntry>,
     },
 }
 
@@ -321,8 +361,8 @@ async fn send_chunk<R: Runtime>(
             }
         };
         let timestamp = record.record.timestamp.unwrap_or(wall_ms);
-        let key = data::size_entry(record.key_format, record.record.key.as_ref());
-        let value = data::size_entry(record.value_format, record.record.value.as_ref());
+        let key = SizeEntry::of(record.key_format, record.record.key.as_ref());
+        let value = SizeEntry::of(record.value_format, record.record.value.as_ref());
         let group = &mut groups[batch];
         group.2 += bytes;
         let index = i64::try_from(group.1.len()).unwrap_or(i64::MAX);
@@ -422,15 +462,24 @@ fn v3_result(cluster_id: &str, topic: &str, outcome: Outcome) -> (StatusCode, Va
     }
 }
 
-/// Parse every complete JSON value at the front of `buffer`, leaving an incomplete tail.
-/// A syntax error ends the stream: it is returned after the values before it.
-fn split_values(buffer: &mut Vec<u8>, at_end: bool) -> (Vec<Value>, Option<RestError>) {
+/// Split every complete JSON value at the front of `buffer` off as its own bytes, leaving
+/// an incomplete tail. The split only checks the syntax (`IgnoredAny` builds nothing);
+/// each record is then deserialized straight into its shape by [`prepare_v3`], so a
+/// record costs no JSON tree. A syntax error ends the stream: it is returned after the
+/// values before it.
+fn split_values(buffer: &mut Vec<u8>, at_end: bool) -> (Vec<Bytes>, Option<RestError>) {
     let mut values = Vec::new();
-    let mut stream = serde_json::Deserializer::from_slice(buffer).into_iter::<Value>();
+    let mut stream =
+        serde_json::Deserializer::from_slice(buffer).into_iter::<serde::de::IgnoredAny>();
     let mut failure = None;
+    let mut start = 0;
     loop {
         match stream.next() {
-            Some(Ok(value)) => values.push(value),
+            Some(Ok(_)) => {
+                let end = stream.byte_offset();
+                values.push(Bytes::copy_from_slice(&buffer[start..end]));
+                start = end;
+            }
             Some(Err(error)) if error.is_eof() && !at_end => break,
             Some(Err(error)) => {
                 let message = format!("invalid JSON record: {error}");
@@ -476,8 +525,8 @@ pub async fn produce_v3<R: Runtime, S: StorageDriver>(
         let mut buffer = bytes.to_vec();
         let (values, failure) = split_values(&mut buffer, true);
         if values.len() == 1 && failure.is_none() {
-            let object = values.into_iter().next().unwrap_or(Value::Null);
-            let prepared = vec![prepare_v3(&state, &topic, &info, object).await];
+            let object = values.into_iter().next().unwrap_or_default();
+            let prepared = vec![prepare_v3(&state, &topic, &info, &object).await];
             let wall_ms = state.runtime().wall_ms();
             let chunk = send_chunk(&router, &topic, prepared, wall_ms).await;
             let outcome = finish_chunk(&router, chunk).await.into_iter().next();
@@ -521,7 +570,7 @@ fn stream_records<R: Runtime, S: StorageDriver>(
     cluster_id: String,
     topic: String,
     info: TopicMeta,
-    first: Vec<Value>,
+    first: Vec<Bytes>,
     first_failure: Option<RestError>,
     body: Body,
 ) -> Response {
@@ -608,13 +657,37 @@ fn stream_records<R: Runtime, S: StorageDriver>(
                 ChunkItem::Failed(error) => vec![Outcome::Failed(error)],
             };
             // One body frame per chunk of records, not per record: a frame is a write.
-            let mut text = Vec::new();
+            let mut text = Vec::with_capacity(outcomes.len() * 200);
             for outcome in outcomes {
-                let (_, mut line) = v3_result(&cluster_id, &topic, outcome);
-                if let Some(object) = line.as_object_mut() {
-                    object.retain(|_, value| !value.is_null());
-                }
-                if serde_json::to_writer(&mut text, &line).is_err() {
+                let written = match &outcome {
+                    Outcome::Written {
+                        partition,
+                        offset,
+                        timestamp,
+                        key,
+                        value,
+                    } => serde_json::to_writer(
+                        &mut text,
+                        &WrittenLine {
+                            error_code: 200,
+                            cluster_id: &cluster_id,
+                            topic_name: &topic,
+                            partition_id: *partition,
+                            offset: *offset,
+                            timestamp: data::iso_timestamp(*timestamp),
+                            key: *key,
+                            value: *value,
+                        },
+                    ),
+                    Outcome::Failed(error) => serde_json::to_writer(
+                        &mut text,
+                        &FailedLine {
+                            error_code: error.error_code,
+                            message: &error.message,
+                        },
+                    ),
+                };
+                if written.is_err() {
                     return;
                 }
                 text.push(b'\n');
@@ -638,10 +711,10 @@ async fn prepare_all<R: Runtime, S: StorageDriver>(
     state: &Rest<R, S>,
     topic: &str,
     info: &TopicMeta,
-    values: Vec<Value>,
+    values: Vec<Bytes>,
 ) -> Vec<Result<Prepared, RestError>> {
     let mut prepared = Vec::with_capacity(values.len());
-    for object in values {
+    for object in &values {
         prepared.push(prepare_v3(state, topic, info, object).await);
     }
     prepared
@@ -918,4 +991,58 @@ pub async fn get_topic_v2<R: Runtime, S: StorageDriver>(
         StatusCode::OK,
         json!({"name": topic, "configs": {}, "partitions": partitions}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: the streamed body is cut into whole record objects wherever the network split
+    // it, whitespace between them is skipped, and a syntax error ends the stream after the
+    // records before it.
+    #[test]
+    fn split_values_cuts_whole_records_across_chunks() {
+        let mut buffer = br#"{"value":{"data":"a"}} {"value":{"da"#.to_vec();
+        let (values, failure) = split_values(&mut buffer, false);
+        assert!(failure.is_none());
+        assert_eq!(values.len(), 1);
+        assert_eq!(&values[0][..], br#"{"value":{"data":"a"}}"#);
+        buffer.extend_from_slice(br#"ta":"b"}}"#);
+        buffer.extend_from_slice(b"\n{\"key\":null}\n");
+        let (values, failure) = split_values(&mut buffer, true);
+        assert!(failure.is_none());
+        let texts: Vec<&[u8]> = values.iter().map(|v| v.trim_ascii()).collect();
+        assert_eq!(
+            texts,
+            [&br#"{"value":{"data":"b"}}"#[..], &br#"{"key":null}"#[..]]
+        );
+        assert!(buffer.iter().all(u8::is_ascii_whitespace));
+        let mut broken = br#"{"value":{}} {"value": nope}"#.to_vec();
+        let (values, failure) = split_values(&mut broken, false);
+        assert_eq!(values.len(), 1);
+        let failure = failure.expect("a syntax error ends the stream");
+        assert_eq!(failure.status, StatusCode::BAD_REQUEST);
+    }
+
+    // Goal: a streamed result line carries what Confluent's does, without null keys.
+    #[test]
+    fn streamed_result_lines_leave_absent_keys_out() {
+        let line = WrittenLine {
+            error_code: 200,
+            cluster_id: "c",
+            topic_name: "t",
+            partition_id: 1,
+            offset: 7,
+            timestamp: data::iso_timestamp(0),
+            key: None,
+            value: SizeEntry::of(Format::Binary, Some(&vec![0; 5])),
+        };
+        let value: Value = serde_json::to_value(&line).expect("serializes");
+        assert_eq!(
+            value,
+            json!({"error_code": 200, "cluster_id": "c", "topic_name": "t", "partition_id": 1,
+                   "offset": 7, "timestamp": "1970-01-01T00:00:00.000Z",
+                   "value": {"type": "BINARY", "size": 5}})
+        );
+    }
 }

@@ -20,6 +20,7 @@ use super::convert as c;
 use super::convert_acl as acl;
 use super::convert_cluster as cl;
 use super::convert_consumer_group as cg;
+use super::convert_features as fe;
 use super::convert_group as g;
 use super::convert_log_dirs as ld;
 use super::convert_sasl as sa;
@@ -28,6 +29,7 @@ use super::schema::*;
 use super::schema_acl::*;
 use super::schema_cluster::*;
 use super::schema_consumer_group::*;
+use super::schema_features::*;
 use super::schema_log_dirs::*;
 use super::schema_quorum::*;
 use super::schema_sasl::*;
@@ -685,5 +687,17 @@ apis! {
         encode_request(d, _) = acl::delete_req_from_domain(d);
         decode_response(msg, _) = acl::delete_resp_to_domain(msg);
         error_response(_, _) = k::DeleteAclsResponse::default();
+    };
+
+    // KIP-584's feature levels (`kafka-features.sh upgrade`, `weir features upgrade`):
+    // served by the active controller; the finalized levels are described in ApiVersions.
+    UPDATE_FEATURES = 57, 0..=2, UPDATE_FEATURES_REQUEST, UPDATE_FEATURES_RESPONSE
+    => UpdateFeatures {
+        kafka: k::UpdateFeaturesRequest, k::UpdateFeaturesResponse;
+        decode_request(msg, v, _) = fe::req_to_domain(msg, v);
+        encode_response(d, v) = fe::resp_from_domain(d, v);
+        encode_request(d, v) = fe::req_from_domain(d, v);
+        decode_response(msg, _) = fe::resp_to_domain(msg);
+        error_response(e, _) = k::UpdateFeaturesResponse::default().with_error_code(e);
     };
 }

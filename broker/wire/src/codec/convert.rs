@@ -107,6 +107,7 @@ fn invalid_acks_response(acks: i16, topics: Vec<ProduceTopic>) -> crate::domain:
         log_append_time_ms: -1,
         log_start_offset: -1,
         error_message: Some(format!("acks={acks}")),
+        record_errors: Vec::new(),
     };
     crate::domain::ProduceResponse {
         throttle_time_ms: 0,
@@ -175,6 +176,13 @@ pub(super) fn produce_resp_from_domain(
                 }
                 if v >= 8 {
                     r.error_message = osb(&p.error_message);
+                    r.record_errors = (p.record_errors.iter())
+                        .map(|e| {
+                            produce_response::BatchIndexAndErrorMessage::default()
+                                .with_batch_index(e.batch_index)
+                                .with_batch_index_error_message(osb(&e.message))
+                        })
+                        .collect();
                 }
                 r
             })
@@ -209,6 +217,12 @@ pub(super) fn produce_resp_to_domain(k: ProduceResponse, v: i16) -> crate::domai
                         log_append_time_ms: p.log_append_time_ms,
                         log_start_offset: p.log_start_offset,
                         error_message: ost(&p.error_message),
+                        record_errors: (p.record_errors.iter())
+                            .map(|e| ProduceRecordError {
+                                batch_index: e.batch_index,
+                                message: ost(&e.batch_index_error_message),
+                            })
+                            .collect(),
                     })
                     .collect(),
             })

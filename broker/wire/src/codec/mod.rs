@@ -22,6 +22,7 @@ mod convert;
 mod convert_acl;
 mod convert_cluster;
 mod convert_consumer_group;
+mod convert_features;
 mod convert_group;
 mod convert_helpers;
 mod convert_log_dirs;
@@ -42,6 +43,8 @@ mod schema_cluster;
 #[rustfmt::skip]
 mod schema_consumer_group;
 #[rustfmt::skip]
+mod schema_features;
+#[rustfmt::skip]
 mod schema_log_dirs;
 #[rustfmt::skip]
 mod schema_quorum;
@@ -57,6 +60,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use crate::domain::features::FeatureLevels;
 use crate::domain::{ApiRequest, ApiResponse};
 use crate::error::ErrorCode;
 use crate::WireError;
@@ -284,8 +288,31 @@ pub fn encode_response(
     })
 }
 
-fn api_versions_body(error: ErrorCode) -> ApiVersionsResponse {
+fn api_versions_body(error: ErrorCode, features: &FeatureLevels) -> ApiVersionsResponse {
+    use kafka_protocol::messages::api_versions_response::{
+        FinalizedFeatureKey, SupportedFeatureKey,
+    };
+    let supported = (features.supported.iter())
+        .map(|(name, min, max)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect();
+    // Kafka's FinalizedFeatureKey has a min level too (deprecated, KIP-778): the max.
+    let finalized = (features.finalized.iter())
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_max_version_level(*level)
+                .with_min_version_level(*level)
+        })
+        .collect();
     ApiVersionsResponse::default()
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(features.finalized_epoch)
+        .with_finalized_features(finalized)
         .with_error_code(error.0)
         .with_api_keys(
             SUPPORTED_APIS
@@ -303,6 +330,7 @@ fn api_versions_body(error: ErrorCode) -> ApiVersionsResponse {
 fn encode_api_versions_with(
     header: &RequestHeader,
     error: ErrorCode,
+    features: &FeatureLevels,
     out: &mut BytesMut,
 ) -> Result<(), WireError> {
     let requested = header.api_version;
@@ -319,14 +347,25 @@ fn encode_api_versions_with(
             out,
             0,
         )?;
-        encode(&api_versions_body(error), out, version)
+        encode(&api_versions_body(error, features), out, version)
     })
 }
 
 /// ApiVersions response: error 35 + v0-format body when the requested version is above our
 /// max (KIP-511); response header always v0.
 pub fn encode_api_versions(header: &RequestHeader, out: &mut BytesMut) -> Result<(), WireError> {
-    encode_api_versions_with(header, ErrorCode::NONE, out)
+    encode_api_versions_with(header, ErrorCode::NONE, &FeatureLevels::default(), out)
+}
+
+/// [`encode_api_versions`] with the broker's supported and finalized feature levels (v3+
+/// tagged fields `SupportedFeatures`, `FinalizedFeaturesEpoch`, `FinalizedFeatures`: what
+/// `kafka-features.sh describe` prints).
+pub fn encode_api_versions_with_features(
+    header: &RequestHeader,
+    features: &FeatureLevels,
+    out: &mut BytesMut,
+) -> Result<(), WireError> {
+    encode_api_versions_with(header, ErrorCode::NONE, features, out)
 }
 
 /// Best-effort error response of `header.api_key`'s type at `header.api_version` with `error`
@@ -341,7 +380,7 @@ pub fn encode_error_response(
     let key = header.api_key;
     let v = header.api_version;
     if key == api_key::API_VERSIONS {
-        encode_api_versions_with(header, error, out)?;
+        encode_api_versions_with(header, error, &FeatureLevels::default(), out)?;
         return Ok(true);
     }
     let Ok(api) = ApiKey::try_from(key) else {
@@ -457,6 +496,8 @@ pub struct ApiVersionsAnswer {
     pub error: ErrorCode,
     /// (api_key, min_version, max_version) per API the broker serves.
     pub api_keys: Vec<(i16, i16, i16)>,
+    /// Supported and finalized feature levels (v3+; empty below).
+    pub features: FeatureLevels,
 }
 
 /// Client direction: decodes an ApiVersions response including its error code. A non-zero
@@ -481,6 +522,15 @@ pub fn decode_api_versions_answer(
             .iter()
             .map(|a| (a.api_key, a.min_version, a.max_version))
             .collect(),
+        features: FeatureLevels {
+            supported: (r.supported_features.iter())
+                .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+                .collect(),
+            finalized_epoch: r.finalized_features_epoch,
+            finalized: (r.finalized_features.iter())
+                .map(|f| (f.name.to_string(), f.max_version_level))
+                .collect(),
+        },
     })
 }
 

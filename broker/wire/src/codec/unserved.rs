@@ -16,7 +16,6 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsResponse, EndTxnResponse, ExpireDelegationTokenResponse,
     GetTelemetrySubscriptionsResponse, ListTransactionsResponse, PushTelemetryResponse,
     RenewDelegationTokenResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
-    UpdateFeaturesResponse,
 };
 
 use super::encode;
@@ -48,7 +47,6 @@ pub(super) fn encode_unserved(
         41 => with_error!(DescribeDelegationTokenResponse),
         48 => with_error!(DescribeClientQuotasResponse),
         50 => with_error!(DescribeUserScramCredentialsResponse),
-        57 => with_error!(UpdateFeaturesResponse),
         66 => with_error!(ListTransactionsResponse),
         68 => with_error!(ConsumerGroupHeartbeatResponse),
         71 => with_error!(GetTelemetrySubscriptionsResponse),

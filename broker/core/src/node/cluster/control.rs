@@ -33,6 +33,7 @@ use weir_wire::domain::ApiResponse;
 use weir_wire::error::ErrorCode;
 
 use crate::cluster::controller;
+use crate::cluster::features::{VersionRange, METADATA_VERSION};
 use crate::cluster::image::{MetaRecord, TopicImage};
 use crate::cluster::peer::{
     AlterIsr, BrokerHeartbeat, PeerMessage, RemoteSegmentUploaded, RemoteSegmentsExpired,
@@ -71,6 +72,9 @@ pub(in crate::node) struct ControllerState {
     /// quorum, to be recorded in the metadata log once this node controls it (see
     /// [`Node::plan_legacy_adoption`]).
     pub(super) adopt: Vec<MetaRecord>,
+    /// The `metadata.version` range each node reported in its latest heartbeat to this
+    /// node as the controller (a build without levels reports none, which removes it).
+    pub(in crate::node) reported: BTreeMap<i32, VersionRange>,
     /// Answers waiting for the metadata records their requests proposed to commit (admin
     /// requests, and AddRaftVoter/RemoveRaftVoter answers waiting for their voter-set
     /// entry, see [`crate::node::quorum`]), by request.
@@ -90,6 +94,7 @@ impl ControllerState {
             next_controller_check: now,
             next_rebalance: now,
             adopt: Vec::new(),
+            reported: BTreeMap::new(),
             commit_waiters: Purgatory::new(commit_waiters_max),
         }
     }
@@ -284,6 +289,7 @@ impl Node {
             let reply = PeerMessage::HeartbeatReply {
                 controller: cluster.meta.raft.leader(),
                 fenced: true,
+                refused: None,
             };
             if from == node_id {
                 return;
@@ -292,6 +298,41 @@ impl Node {
             return;
         }
         cluster.controller.heard_from(now.instant, from);
+        // A fresh cluster finalizes its level before the first registration, which then
+        // carries the node's range.
+        let bootstrap = self.config.bootstrap_metadata_version;
+        if bootstrap > 1 && cluster.meta.decision_image().is_fresh() {
+            self.propose(Vec::new());
+        }
+        let cluster = &mut *self.cluster;
+        // What the node's build supports: told in every heartbeat (none from a build
+        // without levels), kept for nodes whose registration in the image carries none.
+        match heartbeat.supported {
+            Some(range) => cluster.controller.reported.insert(from, range),
+            None => cluster.controller.reported.remove(&from),
+        };
+        let supported = heartbeat.supported.unwrap_or(VersionRange::LEGACY);
+        let level = cluster.meta.decision_image().metadata_version();
+        if !supported.contains(level) {
+            // Registered, it could not follow the log (a build too old for the records
+            // the cluster writes, or one that no longer reads them): refused, and told.
+            let reason = format!(
+                "UNSUPPORTED_VERSION: node {from} supports {METADATA_VERSION} {supported}, \
+                 the cluster is at {level}"
+            );
+            tracing::error!(%reason, "registration refused");
+            if from == node_id {
+                self.poison(format!("registration refused: {reason}"));
+            } else {
+                let reply = PeerMessage::HeartbeatReply {
+                    controller: Some(node_id),
+                    fenced: true,
+                    refused: Some(reason),
+                };
+                self.send_peer(from, reply);
+            }
+            return;
+        }
         let registered = cluster.meta.decision_image().brokers.get(&from).cloned();
         let needs_registration = registered.as_ref().is_none_or(|b| {
             b.incarnation != heartbeat.incarnation
@@ -300,7 +341,7 @@ impl Node {
                 || b.peer_addr != heartbeat.peer_addr
         });
         if needs_registration {
-            let record = MetaRecord::RegisterBroker(crate::cluster::image::BrokerState {
+            let broker = crate::cluster::image::BrokerState {
                 id: from,
                 incarnation: heartbeat.incarnation,
                 host: heartbeat.host.clone(),
@@ -308,7 +349,15 @@ impl Node {
                 peer_addr: heartbeat.peer_addr.clone(),
                 fenced: true,
                 broker_role: heartbeat.broker_role,
-            });
+            };
+            // The range goes into the log once the level has a record for it, so that a
+            // node that is down still blocks an upgrade it could not follow.
+            let record = match heartbeat.supported {
+                Some(supported) if level >= 2 => {
+                    MetaRecord::RegisterBrokerVersioned { broker, supported }
+                }
+                _ => MetaRecord::RegisterBroker(broker),
+            };
             let new_incarnation = registered
                 .as_ref()
                 .is_some_and(|b| b.incarnation != heartbeat.incarnation);
@@ -379,6 +428,7 @@ impl Node {
             let reply = PeerMessage::HeartbeatReply {
                 controller: cluster.meta.raft.leader(),
                 fenced: true,
+                refused: None,
             };
             if from != node_id {
                 self.send_peer(from, reply);
@@ -427,6 +477,7 @@ impl Node {
             let reply = PeerMessage::HeartbeatReply {
                 controller: Some(node_id),
                 fenced,
+                refused: None,
             };
             self.send_peer(from, reply);
         }

@@ -229,8 +229,7 @@ impl Node {
         let mut target = step.target;
         let next_query = step.ask_next;
         // PLANTED BUG (weir-sim only): keep a divergent suffix after a leader change.
-        #[cfg(feature = "planted-skip-truncation")]
-        {
+        if crate::planted::on(crate::planted::Bug::SkipTruncation) {
             target = log.log_end_offset();
         }
         let partition_key = log.partition_key();

@@ -376,6 +376,7 @@ impl Node {
             peer_addr: cluster.config.peer_addr.clone(),
             applied_index: cluster.meta.image.applied_index,
             broker_role: cluster.config.broker_role,
+            supported: Some(cluster.config.supported_metadata_versions),
         };
         let voters = cluster.meta.raft.voters();
         let leader = cluster.meta.raft.leader();

@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 
 use uuid::Uuid;
 
+use crate::cluster::features;
 use crate::cluster::image::{ImageChange, MetaRecord, MetadataImage};
 use crate::cluster::peer::PeerMessage;
 use crate::node::Node;
@@ -132,11 +133,9 @@ impl MetaQuorum {
         // PLANTED BUG (weir-sim's planted suite only): decide on the applied image alone,
         // so two decisions in one commit window collide (issue 12's acknowledged-write
         // loss; the broker-side guards in `update_role` are off with it).
-        #[cfg(feature = "planted-stale-decisions")]
-        {
+        if crate::planted::on(crate::planted::Bug::StaleDecisions) {
             return &self.image;
         }
-        #[allow(unreachable_code)]
         self.view.as_ref().unwrap_or(&self.image)
     }
 
@@ -159,6 +158,20 @@ impl MetaQuorum {
             );
             self.view = Some(self.image.clone());
         }
+    }
+
+    /// The record a fresh cluster's controller finalizes its `metadata.version` with
+    /// before anything else, `None` when the decision image is not fresh or `level` is 1
+    /// (which needs no record).
+    pub(in crate::node) fn bootstrap_record(&self, level: u16) -> Option<MetaRecord> {
+        let fresh = self.view.as_ref().is_some_and(MetadataImage::is_fresh);
+        (fresh && level > features::METADATA_VERSION_LEGACY).then(|| {
+            tracing::info!(level, "fresh cluster: finalizing metadata.version");
+            MetaRecord::FeatureLevel {
+                name: features::METADATA_VERSION.to_string(),
+                level,
+            }
+        })
     }
 
     /// True when this node is the whole quorum (the only voter, and its leader): a
@@ -407,6 +420,11 @@ impl Node {
         }
         if let Some(snapshot) = snapshot {
             match MetadataImage::decode(&snapshot.data) {
+                Ok(image) if !self.follows(image.metadata_version()) => {
+                    let level = image.metadata_version();
+                    self.poison(features::unsupported_here(level));
+                    return;
+                }
                 Ok(mut image) => {
                     // A snapshot replaces the whole image. Roles, local topics and waiters
                     // are reconciled with it below: topics it lacks are deleted here (and
@@ -453,10 +471,23 @@ impl Node {
                 continue;
             }
             match MetaRecord::decode(&entry.data) {
+                Ok(MetaRecord::FeatureLevel { name, level })
+                    if name == features::METADATA_VERSION && !self.follows(level) =>
+                {
+                    self.poison(features::unsupported_here(level));
+                    return;
+                }
                 Ok(record) => self.apply_record(now, entry.index, record),
                 Err(error) => {
+                    // Skipping it would leave this node with an image no other node has
+                    // (a newer build's record kind, written before the cluster's
+                    // metadata.version allowed it, or a corrupt entry): stop instead.
+                    let level = self.cluster.meta.image.metadata_version();
+                    let range = self.cluster.config.supported_metadata_versions;
                     self.poison(format!(
-                        "metadata entry {} undecodable: {error}",
+                        "metadata entry {} undecodable ({error}); the cluster is at \
+                         metadata.version {level}, this node supports {range}: a record \
+                         of a newer build?",
                         entry.index
                     ));
                     return;
@@ -464,6 +495,14 @@ impl Node {
             }
         }
         self.after_apply(now);
+    }
+
+    /// True when this node can follow a log finalized at `level`.
+    fn follows(&self, level: u16) -> bool {
+        self.cluster
+            .config
+            .supported_metadata_versions
+            .contains(level)
     }
 
     /// Apply one committed metadata record to the image and react.
@@ -483,14 +522,17 @@ impl Node {
         // heartbeat interval each, and serves a few syncs after start. Brokers of a larger
         // quorum keep the interval, as Kafka's do (see `MetaQuorum::alone`).
         let own_state = match &record {
-            MetaRecord::RegisterBroker(broker) => broker.id == self.config.node_id,
+            MetaRecord::RegisterBroker(broker)
+            | MetaRecord::RegisterBrokerVersioned { broker, .. } => {
+                broker.id == self.config.node_id
+            }
             MetaRecord::SetFenced { id, .. } => *id == self.config.node_id,
             _ => false,
         };
         if own_state && cluster.meta.alone(self.config.node_id) {
             cluster.broker.next_heartbeat = cluster.broker.next_heartbeat.min(now.instant);
         }
-        if let MetaRecord::RegisterBroker(broker) = &record {
+        if let Some(broker) = record.registered_broker() {
             // A broker outside the voter set in force follows as a learner (`add_learner`
             // ignores voters, and the set may have changed since the static config).
             if cluster.meta.raft.is_leader() {
@@ -509,6 +551,10 @@ impl Node {
         }
         match change {
             ImageChange::None => {}
+            ImageChange::FeaturesChanged => {
+                let level = self.cluster.meta.image.metadata_version();
+                tracing::info!(level, "metadata.version finalized");
+            }
             ImageChange::TopicCreated(id) | ImageChange::PartitionsAdded(id) => {
                 self.materialize_with_roles(now, id);
             }
@@ -677,6 +723,24 @@ impl Node {
             cluster.meta.view.is_some(),
             "proposing without a decision image"
         );
+        let mut records = records;
+        // A fresh cluster's first record finalizes its metadata.version, so every record
+        // after it may use what that level allows (`NodeConfig::bootstrap_metadata_version`).
+        let bootstrap = self.config.bootstrap_metadata_version;
+        if let Some(level) = cluster.meta.bootstrap_record(bootstrap) {
+            records.insert(0, level);
+        }
+        // The gate: no record kind the finalized level does not include (every node
+        // decodes every record; one of an older build would stop on it). Requests that
+        // need a newer level are refused before they get here (`features::needs_upgrade`);
+        // this keeps any path that forgot from splitting the cluster.
+        let level = cluster.meta.decision_image().metadata_version();
+        if let Some(gated) = records.iter().find(|r| !gate_allows(r, level)) {
+            let needed = gated.required_metadata_version();
+            let reason = features::needs_upgrade(needed, level);
+            tracing::error!(record = ?gated, %reason, "metadata record refused by the gate");
+            return None;
+        }
         let mut last = None;
         for record in records {
             match cluster.meta.raft.propose(record.encode()) {
@@ -691,5 +755,64 @@ impl Node {
             }
         }
         last
+    }
+}
+
+/// The gate of [`Node::propose`]: a record is written only when the finalized level
+/// includes its kind. A `metadata.version` level record is what raises the level (its
+/// check is `features::check_metadata_version_update`), so it passes.
+fn gate_allows(record: &MetaRecord, level: u16) -> bool {
+    match record {
+        MetaRecord::FeatureLevel { name, .. } if name == features::METADATA_VERSION => true,
+        _ => record.required_metadata_version() <= level,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::features::VersionRange;
+    use crate::cluster::image::BrokerState;
+
+    // Goal: the gate lets through what the finalized level includes and nothing more;
+    // raising the level itself passes (its own check judged it). Method: a level-2 record
+    // at levels 1 and 2, a level-1 record at level 1, a level record at level 1.
+    #[test]
+    fn the_gate_refuses_records_above_the_finalized_level() {
+        let broker = BrokerState {
+            id: 1,
+            incarnation: 1,
+            host: "h".into(),
+            port: 1,
+            peer_addr: "h:2".into(),
+            fenced: true,
+            broker_role: true,
+        };
+        let versioned = MetaRecord::RegisterBrokerVersioned {
+            broker: broker.clone(),
+            supported: VersionRange::BUILD,
+        };
+        assert!(!gate_allows(&versioned, 1));
+        assert!(gate_allows(&versioned, 2));
+        assert!(gate_allows(&MetaRecord::RegisterBroker(broker), 1));
+        let raise = MetaRecord::FeatureLevel {
+            name: features::METADATA_VERSION.into(),
+            level: 2,
+        };
+        assert!(gate_allows(&raise, 1));
+        let other = MetaRecord::FeatureLevel {
+            name: "kraft.version".into(),
+            level: 1,
+        };
+        assert!(!gate_allows(&other, 1));
+        let message = features::needs_upgrade(2, 1);
+        assert!(
+            message.contains("needs metadata.version 2, cluster is at 1"),
+            "{message}"
+        );
+        assert!(
+            message.contains("weir features upgrade --metadata 2"),
+            "{message}"
+        );
     }
 }

@@ -309,9 +309,16 @@ impl Node {
                 Err(error) => tracing::warn!(from, %error, "malformed raft message dropped"),
             },
             PeerMessage::Heartbeat(heartbeat) => self.on_heartbeat(now, from, heartbeat),
-            PeerMessage::HeartbeatReply { controller, fenced } => {
-                self.on_heartbeat_reply(now, from, controller, fenced)
-            }
+            PeerMessage::HeartbeatReply {
+                controller,
+                fenced,
+                refused,
+            } => match refused {
+                // The controller will not register this node (its build cannot follow the
+                // cluster's metadata.version): serving on would only wait forever, fenced.
+                Some(reason) => self.poison(format!("registration refused: {reason}")),
+                None => self.on_heartbeat_reply(now, from, controller, fenced),
+            },
             PeerMessage::AutoCreate { names } => self.on_auto_create(names),
             PeerMessage::AlterIsr(request) => self.on_alter_isr(from, request),
             PeerMessage::Fetch(fetch) => self.on_replica_fetch(now, from, fetch),

@@ -502,11 +502,12 @@ impl Node {
                 .get(&topic_id)
                 .and_then(|t| t.partitions.get(index))
                 .map_or(-1, |log| log.last_epoch());
-            #[cfg(feature = "planted-stale-decisions")]
-            let (registered, last_epoch) = {
-                let _ = (registered, last_epoch);
-                (true, -1)
-            };
+            let (registered, last_epoch) =
+                if crate::planted::on(crate::planted::Bug::StaleDecisions) {
+                    (true, -1)
+                } else {
+                    (registered, last_epoch)
+                };
             if !registered || state.leader_epoch <= last_epoch {
                 if registered {
                     tracing::error!(
@@ -812,11 +813,7 @@ impl Node {
         let live = self.cluster.meta.image.is_live(from);
         // PLANTED BUG (weir-sim's planted suite only): the broker-side guards are off with
         // planted-stale-decisions, this one included.
-        #[cfg(feature = "planted-stale-decisions")]
-        let live = {
-            let _ = live;
-            true
-        };
+        let live = live || crate::planted::on(crate::planted::Bug::StaleDecisions);
         let Some(Replica::Leader(leader)) = self.cluster.replication.replicas.get_mut(&key) else {
             return;
         };
@@ -1025,8 +1022,7 @@ impl Node {
         );
         // PLANTED BUG (weir-sim only): advance the high watermark over what the leader
         // alone holds, before the ISR has it.
-        #[cfg(feature = "planted-hw-before-isr")]
-        {
+        if crate::planted::on(crate::planted::Bug::HwBeforeIsr) {
             hw = log.durable_end();
         }
         let current = log.replicated_hw().unwrap_or(log.log_start_offset());
