@@ -244,7 +244,9 @@ costs, and what TLS + SASL cost. `cargo xtask bench --only\n\
 throughput,failover,group-join,compaction,security` (any of them) reruns some parts and\n\
 keeps the others;\n\
 `--only baseline --baseline REV` runs the same load against this broker and REV's,\n\
-alternating, and reports the ratios (how a refactoring shows it costs no throughput).\n";
+alternating, and reports the ratios (how a refactoring shows it costs no throughput);\n\
+`--peer tansu` runs every workload against Weir and Tansu's in-memory broker, alternating,\n\
+and reports the ratios against issue 19's goals (its own part below).\n";
 
 fn run_suite(
     weir: &Path,
