@@ -112,6 +112,7 @@ pub(crate) fn peer_part(
 ) -> Result<String> {
     let Peer::Tansu = peer;
     let tansu = install_tansu(root)?;
+    let librdkafka = newer_librdkafka(root)?;
     let clock_ticks = clock_ticks()?;
     let mut results = Results::default();
     let rounds = options.rounds.max(1);
@@ -137,7 +138,7 @@ pub(crate) fn peer_part(
             let measured = (|| {
                 let mut round_commands = Vec::new();
                 let samples = round_samples(
-                    load,
+                    &Load(load, &librdkafka),
                     &bootstrap,
                     pid,
                     clock_ticks,
@@ -238,6 +239,44 @@ fn start_tansu(tansu: &Path, port: u16) -> Result<Child> {
     Ok(child)
 }
 
+/// rdkafka_load and the directory its librdkafka.so.1 is loaded from.
+struct Load<'a>(&'a Path, &'a Path);
+
+/// A directory holding a librdkafka.so.1 new enough for Tansu: Debian's 2.0.2 cannot parse
+/// Tansu 0.6.0's ApiVersions v3 answer ("Protocol read buffer underflow for ApiVersion v3
+/// at 267/272"), librdkafka 2.16 can. The one confluent-kafka's wheel bundles (installed
+/// by `cargo xtask install-deps` for the compat tests) is linked here; rdkafka_load,
+/// compiled against 2.0.2's header, runs on it unchanged (librdkafka keeps its ABI).
+/// Both brokers get the same client.
+fn newer_librdkafka(root: &Path) -> Result<PathBuf> {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import confluent_kafka, os; \
+             print(os.path.dirname(confluent_kafka.__file__) + '.libs')",
+        ])
+        .output()
+        .context("python3 (confluent-kafka)")?;
+    let libs = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if !output.status.success() {
+        bail!("confluent-kafka is not installed (cargo xtask install-deps installs it)");
+    }
+    let library = fs::read_dir(&libs)
+        .with_context(|| format!("reading {libs:?}"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("librdkafka"))
+        })
+        .with_context(|| format!("no librdkafka in {libs:?}"))?;
+    let dir = root.join("target/peer/librdkafka");
+    fs::create_dir_all(&dir)?;
+    let link = dir.join("librdkafka.so.1");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&library, &link)?;
+    Ok(dir)
+}
+
 /// Clock ticks per second of /proc/PID/stat's utime and stime.
 fn clock_ticks() -> Result<f64> {
     let output = Command::new("getconf").arg("CLK_TCK").output()?;
@@ -265,11 +304,14 @@ fn cpu_seconds_of(stat: &str, clock_ticks: f64) -> Option<f64> {
 }
 
 /// Runs rdkafka_load; fails with its output when it fails.
-fn run_load(load: &Path, args: &[String], commands: &mut Vec<String>) -> Result<String> {
+fn run_load(load: &Load, args: &[String], commands: &mut Vec<String>) -> Result<String> {
     let shown = format!("rdkafka_load {}", args.join(" "));
     eprintln!("  {shown}");
     commands.push(shown.clone());
-    let output = Command::new(load).args(args).output()?;
+    let output = Command::new(load.0)
+        .args(args)
+        .env("LD_LIBRARY_PATH", load.1)
+        .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     if !output.status.success() {
         bail!(
@@ -326,7 +368,7 @@ fn join_ms(output: &str) -> Option<f64> {
 
 /// Every workload once against the broker at `bootstrap` (process `pid`).
 fn round_samples(
-    load: &Path,
+    load: &Load,
     bootstrap: &str,
     pid: u32,
     clock_ticks: f64,
@@ -552,7 +594,8 @@ fn render(
          batch is fdatasync'ed before the ack) against Tansu {TANSU_VERSION} (`cargo install \
          tansu --features {TANSU_FEATURES}`, `tansu broker --storage-engine memory://tansu/`: \
          not durable), one broker each, fresh per round, {rounds} rounds alternating Weir / \
-         Tansu. Load generator: librdkafka (bench/rdkafka_load.c), one partition per topic, \
+         Tansu. Load generator: bench/rdkafka_load.c on librdkafka 2.16 (confluent-kafka's; \
+         Debian's 2.0.2 cannot parse Tansu 0.6.0's ApiVersions answer), one partition per topic, \
          client and broker on the same 2 cores, which other builds share (load average at \
          the end: `{loadavg}`). Weir's only non-default setting: \
          `group.initial.rebalance.delay.ms = 0` (Tansu holds no first rebalance). Broker CPU \
