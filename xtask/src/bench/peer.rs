@@ -153,6 +153,7 @@ pub(crate) fn peer_part(
             let _ = broker.kill();
             let _ = broker.wait();
             let _ = fs::remove_dir_all(&data_dir);
+            let _ = fs::remove_file(data_dir.with_extension("toml"));
             results.add(
                 is_weir,
                 measured.with_context(|| format!("{name} round {round}"))?,
