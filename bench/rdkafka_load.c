@@ -25,6 +25,10 @@
  *   rdkafka_load consume BOOTSTRAP TOPIC RECORDS PARTITIONS
  *   rdkafka_load failover BOOTSTRAP TOPIC RATE SECONDS
  *   rdkafka_load join BOOTSTRAP TOPIC GROUP
+ *   rdkafka_load create BOOTSTRAP TOPIC PARTITIONS  (CreateTopics through the Admin API,
+ *     replication factor 1; waits until the metadata shows every partition)
+ *   rdkafka_load spread BOOTSTRAP TOPIC PARTITIONS  (create, then one 100-byte record to
+ *     each partition with acks=all; times both, for the many-partition workloads)
  * Output: one line, like kafka-producer-perf-test's summary (failover: a few lines, the
  * last a `result:` line of KEY=VALUE fields for the harness).
  */
@@ -447,6 +451,117 @@ static int join(int argc, char **argv) {
     return assigned_at ? 0 : 1;
 }
 
+/* ---- create / spread: a topic of many partitions, then one record to each ---- */
+
+/* Creates TOPIC with PARTITIONS partitions (RF 1) through rk's Admin API and waits until the
+   metadata lists all of them. Returns 0 on success. */
+static int create_topic(rd_kafka_t *rk, const char *topic, int partitions) {
+    char err[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
+    if (!nt) { fprintf(stderr, "create %s: %s\n", topic, err); return 1; }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, 300000, err, sizeof err);
+    rd_kafka_AdminOptions_set_request_timeout(opts, 300000, err, sizeof err);
+    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 310000);
+    int rc = 1;
+    if (!ev) {
+        fprintf(stderr, "create %s: no answer within 310 s\n", topic);
+    } else if (rd_kafka_event_error(ev)) {
+        fprintf(stderr, "create %s: %s\n", topic, rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        if (n == 1 && rd_kafka_topic_result_error(res[0]) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rc = 0;
+        else if (n == 1)
+            fprintf(stderr, "create %s: %s\n", topic, rd_kafka_err2str(rd_kafka_topic_result_error(res[0])));
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    if (rc) return rc;
+    /* The answer can precede the metadata: wait until every partition has a leader. */
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int64_t deadline = now_us() + 300 * 1000000LL;
+    for (;;) {
+        const rd_kafka_metadata_t *md = NULL;
+        int ready = 0;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (md->topic_cnt == 1 && !md->topics[0].err &&
+                md->topics[0].partition_cnt == partitions) {
+                ready = 1;
+                for (int p = 0; p < partitions; p++)
+                    if (md->topics[0].partitions[p].leader < 0) ready = 0;
+            }
+            rd_kafka_metadata_destroy(md);
+        }
+        if (ready) break;
+        if (now_us() > deadline) {
+            fprintf(stderr, "create %s: metadata never showed %d partitions\n", topic, partitions);
+            rd_kafka_topic_destroy(rkt);
+            return 1;
+        }
+        rd_kafka_poll(rk, 100);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return 0;
+}
+
+static int create_or_spread(int argc, char **argv, int spread) {
+    if (argc < 5) return 2;
+    const char *bootstrap = argv[2], *topic = argv[3];
+    int partitions = atoi(argv[4]);
+    if (partitions < 1) return 2;
+    char err[512];
+    rd_kafka_conf_t *conf = base_conf(bootstrap);
+    set(conf, "acks", "all");
+    set(conf, "linger.ms", "5");
+    set(conf, "enable.idempotence", "false");
+    set(conf, "queue.buffering.max.messages", "2000000");
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) { fprintf(stderr, "%s\n", err); return 2; }
+    int64_t start = now_us();
+    if (create_topic(rk, topic, partitions)) { rd_kafka_destroy(rk); return 1; }
+    int64_t created = now_us();
+    if (!spread) {
+        printf("librdkafka %s: created %s with %d partitions in %.1f ms.\n",
+               rd_kafka_version_str(), topic, partitions, (double)(created - start) / 1000.0);
+        rd_kafka_destroy(rk);
+        return 0;
+    }
+    latencies = calloc((size_t)partitions, sizeof *latencies);
+    char payload[100];
+    memset(payload, 'A', sizeof payload);
+    for (int p = 0; p < partitions; p++) {
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p),
+                RD_KAFKA_V_VALUE(payload, sizeof payload),
+                RD_KAFKA_V_OPAQUE((void *)(intptr_t)now_us()), RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                fprintf(stderr, "produce to %s-%d: %s\n", topic, p, rd_kafka_err2str(e));
+                return 1;
+            }
+            rd_kafka_poll(rk, 1);
+        }
+    }
+    int64_t deadline = now_us() + 600 * 1000000LL;
+    while (delivered + failed < partitions && now_us() < deadline) rd_kafka_poll(rk, 10);
+    int64_t done = now_us();
+    printf("librdkafka %s: %s: %d partitions created in %.1f ms, one record each acked "
+           "(acks=all) in %.1f ms, %.1f ms in all, %ld acked, %ld failed.\n",
+           rd_kafka_version_str(), topic, partitions, (double)(created - start) / 1000.0,
+           (double)(done - created) / 1000.0, (double)(done - start) / 1000.0, delivered, failed);
+    rd_kafka_destroy(rk);
+    return delivered == partitions ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     /* Leading -X KEY=VALUE pairs; the mode's arguments keep their positions after them. */
     while (argc > 2 && strcmp(argv[1], "-X") == 0) {
@@ -462,8 +577,11 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "consume") == 0) return consume(argc, argv);
     if (argc > 1 && strcmp(argv[1], "failover") == 0) return failover(argc, argv);
     if (argc > 1 && strcmp(argv[1], "join") == 0) return join(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "create") == 0) return create_or_spread(argc, argv, 0);
+    if (argc > 1 && strcmp(argv[1], "spread") == 0) return create_or_spread(argc, argv, 1);
     fprintf(stderr, "usage: rdkafka_load [-X KEY=VALUE]... produce BOOTSTRAP TOPIC N SIZE ACKS [RATE [KEYS]] | "
                     "consume BOOTSTRAP TOPIC N PARTITIONS | "
-                    "failover BOOTSTRAP TOPIC RATE SECONDS | join BOOTSTRAP TOPIC GROUP\n");
+                    "failover BOOTSTRAP TOPIC RATE SECONDS | join BOOTSTRAP TOPIC GROUP | "
+                    "create|spread BOOTSTRAP TOPIC PARTITIONS\n");
     return 2;
 }

@@ -21,7 +21,10 @@ use crate::project_root;
 mod availability;
 mod baseline;
 mod compaction;
+mod peer;
 mod security;
+
+pub(crate) use peer::Peer;
 
 /// The parts of `cargo xtask bench`, each a part of docs/benchmarks.md; `--only` runs some
 /// and keeps the others' text as it was.
@@ -44,6 +47,9 @@ pub(crate) enum Workload {
     /// Produce/consume throughput over SASL_SSL (TLS + SCRAM-SHA-256) against PLAINTEXT on
     /// one broker, alternating.
     Security,
+    /// Every workload against Weir and a peer broker, alternating, with ratios and issue
+    /// 19's goals (needs `--peer`; `--peer tansu` alone runs only this part).
+    Peer,
 }
 
 /// Builds the release binary and the librdkafka load generator, runs the chosen workloads
@@ -51,9 +57,18 @@ pub(crate) enum Workload {
 pub(crate) fn run(
     records: u64,
     only: &[Workload],
-    repeat: usize,
+    repeat: Option<usize>,
     baseline: Option<&str>,
+    peer: Option<(Peer, Vec<u32>)>,
 ) -> Result<()> {
+    let peer_rounds = repeat.unwrap_or(2);
+    let repeat = repeat.unwrap_or(3);
+    // `--peer X` without `--only` is the side-by-side run alone.
+    let only = if only.is_empty() && peer.is_some() {
+        &[Workload::Peer][..]
+    } else {
+        only
+    };
     let root = project_root();
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "-p", "weir"])
@@ -64,8 +79,10 @@ pub(crate) fn run(
     }
     let weir = root.join("target/release/weir");
     let load = build_rdkafka_load(&root)?;
-    let wanted =
-        |workload| (only.is_empty() && workload != Workload::Baseline) || only.contains(&workload);
+    let wanted = |workload| {
+        (only.is_empty() && !matches!(workload, Workload::Baseline | Workload::Peer))
+            || only.contains(&workload)
+    };
     let mut parts = Vec::new();
     if wanted(Workload::Throughput) {
         parts.push((None, throughput_part(&weir, &load, records)?));
@@ -92,6 +109,19 @@ pub(crate) fn run(
         };
         let part = baseline::baseline_part(&root, &weir, &load, rev, repeat)?;
         parts.push((Some(baseline::BASELINE_HEADING), part));
+    }
+    if wanted(Workload::Peer) {
+        let Some((peer, partitions)) = peer else {
+            bail!("--only peer needs --peer NAME (tansu)");
+        };
+        let options = peer::PeerOptions {
+            rounds: peer_rounds,
+            records,
+            partitions,
+        };
+        let part = peer::peer_part(&root, &weir, &load, peer, &options)?;
+        eprintln!("\n{part}");
+        parts.push((Some(peer::PEER_HEADING), part));
     }
     let path = root.join("docs/benchmarks.md");
     let previous = if only.is_empty() {
@@ -214,7 +244,9 @@ costs, and what TLS + SASL cost. `cargo xtask bench --only\n\
 throughput,failover,group-join,compaction,security` (any of them) reruns some parts and\n\
 keeps the others;\n\
 `--only baseline --baseline REV` runs the same load against this broker and REV's,\n\
-alternating, and reports the ratios (how a refactoring shows it costs no throughput).\n";
+alternating, and reports the ratios (how a refactoring shows it costs no throughput);\n\
+`--peer tansu` runs every workload against Weir and Tansu's in-memory broker, alternating,\n\
+and reports the ratios against issue 19's goals (its own part below).\n";
 
 fn run_suite(
     weir: &Path,

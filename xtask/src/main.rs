@@ -59,12 +59,20 @@ enum Command {
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<bench::Workload>,
         /// Runs of each failover, group-join and baseline measurement (the median is
-        /// reported).
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
+        /// reported; default 3), and the rounds of the peer run (default 2).
+        #[arg(long)]
+        repeat: Option<usize>,
         /// The commit `--only baseline` compares this broker with.
         #[arg(long)]
         baseline: Option<String>,
+        /// Run every workload against this peer broker too, alternating with Weir, and
+        /// report the ratios (alone, without `--only`, it runs just that part; the rounds
+        /// are `--repeat`).
+        #[arg(long, value_enum)]
+        peer: Option<bench::Peer>,
+        /// Partition counts of the peer run's many-partition workloads (0: skip them).
+        #[arg(long, value_delimiter = ',', default_value = "10000,30000")]
+        peer_partitions: Vec<u32>,
     },
     /// Time the checker on a synthetic history (run by `bench` in a release build).
     CheckerScale {
@@ -99,7 +107,13 @@ fn main() -> ExitCode {
             only,
             repeat,
             baseline,
-        } => bench::run(records, &only, repeat, baseline.as_deref()).map(|()| true),
+            peer,
+            peer_partitions,
+        } => {
+            let partitions = peer_partitions.into_iter().filter(|p| *p > 0).collect();
+            let peer = peer.map(|peer| (peer, partitions));
+            bench::run(records, &only, repeat, baseline.as_deref(), peer).map(|()| true)
+        }
         Command::CheckerScale { ops } => bench::checker_scale_run(ops).map(|()| true),
         Command::Sim(args) => sim::run(&args),
         Command::Cluster(args) => cluster::run(&args),
