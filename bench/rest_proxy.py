@@ -12,6 +12,8 @@ Each workload writes N records of SIZE bytes to its own 1-partition topic with a
 - http-stream-curl: the same stream sent by curl from a file built beforehand (the
   broker's side without the Python client's JSON/base64 cost);
 - http-v2-batch: v2 POST /topics/{t} with 1000 records per request;
+- http-v2-batch-curl: the same batches sent by one curl process over one keep-alive
+  connection, the bodies built beforehand (the broker's side without the Python client);
 - http-v2-avro: the same with the avro embedded format (a record {key: string, payload:
   bytes} of the same size, value_schema_id of the broker's schema registry);
 then reads the kafka workload's topic back with a librdkafka consumer and with a v2 HTTP
@@ -117,6 +119,31 @@ def http_v2_batch(base: str, topic: str, count: int, value: bytes) -> float:
     return count / (time.monotonic() - started)
 
 
+def http_v2_batch_curl(base: str, topic: str, count: int, value: bytes, tmp: Path) -> float:
+    """v2 batches of 1000 records sent by one curl process over one keep-alive connection,
+    the bodies built beforehand (not timed): the broker's side of batched v2 produce."""
+    import subprocess
+
+    data = base64.b64encode(value).decode()
+    args = ["curl", "-sS"]
+    for start in range(0, count, 1000):
+        body = tmp / f"{topic}-{start}.json"
+        records = [{"key": base64.b64encode(str(i).encode()).decode(), "value": data}
+                   for i in range(start, min(count, start + 1000))]
+        body.write_text(json.dumps({"records": records}))
+        if start:
+            args.append("--next")
+        args += ["-X", "POST", "-H", "Content-Type: application/vnd.kafka.binary.v2+json",
+                 "-H", "Expect:", "--data-binary", f"@{body}", "-o", "/dev/null",
+                 "-w", "%{http_code}\n", f"{base}/topics/{topic}"]
+    started = time.monotonic()
+    done = subprocess.run(args, check=True, timeout=600, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    codes = done.stdout.split()
+    assert codes and all(code == "200" for code in codes), codes[:3]
+    return count / elapsed
+
+
 AVRO_SCHEMA = json.dumps({"type": "record", "name": "BenchRecord", "fields": [
     {"name": "key", "type": "string"}, {"name": "payload", "type": "string"}]})
 
@@ -199,7 +226,7 @@ def main() -> None:
             base = f"http://127.0.0.1:{rest_port}"
             cluster = requests.get(f"{base}/v3/clusters", timeout=10).json()["data"][0]["cluster_id"]
             v3 = f"{base}/v3/clusters/{cluster}"
-            topics = {name: unique(f"bench-{name}") for name in ("kafka", "single", "stream", "curl", "v2", "avro")}
+            topics = {name: unique(f"bench-{name}") for name in ("kafka", "single", "stream", "curl", "v2", "v2curl", "avro")}
             for topic in topics.values():
                 ck_create_topic(broker.bootstrap, topic, 1)
             rows = [
@@ -213,6 +240,8 @@ def main() -> None:
                  http_stream_curl(v3, topics["curl"], args.records, value, Path(tmp))),
                 ("produce", "http v2, 1000 records per request", args.records,
                  http_v2_batch(base, topics["v2"], args.records, value)),
+                ("produce", "http v2, 1000 per request, by curl", args.records,
+                 http_v2_batch_curl(base, topics["v2curl"], args.records, value, Path(tmp))),
                 ("produce", "http v2 avro, 1000 records per request", args.records,
                  http_v2_avro_batch(base, topics["avro"], args.records, value)),
                 ("consume", "kafka protocol (librdkafka)", args.records,
