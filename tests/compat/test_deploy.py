@@ -32,6 +32,7 @@ Marker: `cluster`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -523,13 +524,20 @@ def test_ssh_fallback_supervisor_restarts_a_failed_broker(tmp_path, sshd):
     assert not node_dir.exists()
 
 
-def test_k8s_manifests_validate_offline(tmp_path):
-    """The k8s target's manifests (deploy/k8s-3.toml, kubectl off) pass kubernetes-validate
-    --strict, and the validator does reject a broken copy (so the check can fail)."""
+@pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "tls"])
+def test_k8s_manifests_validate_offline(tmp_path, tls):
+    """The k8s target's manifests (deploy/k8s-3.toml, kubectl off; with [tls] and SSL
+    listeners too) pass kubernetes-validate --strict, and the validator does reject a
+    broken copy (so the check can fail)."""
     inventory = tmp_path / "k8s.toml"
     out = tmp_path / "manifests"
     text = (REPO / "deploy/k8s-3.toml").read_text()
     text = text.replace('out_dir = "../target/deploy/k8s-3"', f'kubectl = false\nout_dir = "{out}"', 1)
+    if tls:
+        for name in ("ca.pem", "node-1.pem", "node-2.pem", "node-3.pem"):
+            (tmp_path / name).write_text(f"-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n")
+        text = text.replace("PLAINTEXT://0.0.0.0:9092", "SSL://0.0.0.0:9093")
+        text = text.replace("[settings]", f'[tls]\nca = "{tmp_path}/ca.pem"\nkeystore = "{tmp_path}/node-{{id}}.pem"\n\n[settings]', 1)
     inventory.write_text(text)
     result = subprocess.run(
         xtask_command() + ["deploy", "--inventory", str(inventory), "apply"],
@@ -539,9 +547,12 @@ def test_k8s_manifests_validate_offline(tmp_path):
     files = sorted(out.glob("*.json"))
     kinds = [f.name for f in files]
     assert kinds == [
-        "10-configmap.json", "20-service-headless.json", "21-service.json",
-        "30-statefulset.json", "40-poddisruptionbudget.json",
+        "10-configmap.json", *(["11-secret-tls.json"] if tls else []), "20-service-headless.json",
+        "21-service.json", "30-statefulset.json", "40-poddisruptionbudget.json",
     ], kinds
+    if tls:
+        config = json.loads((out / "10-configmap.json").read_text())["data"]
+        assert "SSL://" in config["node-0.toml"] and "/etc/weir-tls/node-0/keystore.pem" in config["node-0.toml"]
     assert (out / "Dockerfile").is_file()
     validate = [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.30.0"]
     checked = subprocess.run(validate + [str(f) for f in files], capture_output=True, text=True)

@@ -12,7 +12,15 @@
 //! image (`weir` on debian-slim: the pod's command needs `sh`).
 //!
 //! Every node listens on the same ports (one pod template); the inventory's hosts are
-//! replaced by the pods' DNS names.
+//! replaced by the pods' DNS names, the listeners keep their names (`SSL://...`).
+//!
+//! With `[tls]`, a Secret `NAME-tls` holds the CA, each node's keystore and the admin
+//! client's certificate; every pod mounts it at `/etc/weir-tls` and its config names its own
+//! directory there (`node-N/`). Every pod can read every node's key (one Secret, one pod
+//! template): use one certificate naming all pods (`keystore` without `{id}`) or a
+//! per-pod issuer such as cert-manager where that matters. In-pod admin commands (the
+//! upgrade's preferred-leader election, status) use `client.properties` from the
+//! ConfigMap and reach the broker by its DNS name, which its certificate must name.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,6 +34,8 @@ use super::inventory::{host_port, listener_addresses, Inventory, K8sSection, Nod
 const VOLUME_MOUNT: &str = "/var/lib/weir";
 /// Where the ConfigMap is mounted.
 const CONFIG_MOUNT: &str = "/etc/weir";
+/// Where the TLS Secret is mounted (`node-N/` per node, `admin/` for the admin client).
+const TLS_MOUNT: &str = "/etc/weir-tls";
 /// The image's user and group (debian-slim's "nonroot"-style unprivileged id).
 const IMAGE_UID: u32 = 65532;
 
@@ -68,9 +78,6 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
                 node.id
             );
         }
-        if inventory.tls.is_some() {
-            bail!("the k8s target does not render [tls] yet (mount a Secret; docs/deploy.md)");
-        }
     }
     let (name, ns) = (&section.name, &section.namespace);
     let headless = format!("{name}-headless");
@@ -79,18 +86,25 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
     let mut pods = inventory.clone();
     for (ordinal, node) in pods.nodes.iter_mut().enumerate() {
         *node = nodes[ordinal].clone();
+        let listener = listener_name(&node.listeners).to_owned();
         node.host = dns(ordinal);
-        node.listeners = format!("PLAINTEXT://0.0.0.0:{}", ports.kafka);
-        node.advertised_listeners = Some(format!("PLAINTEXT://{}:{}", node.host, ports.kafka));
+        node.listeners = format!("{listener}://0.0.0.0:{}", ports.kafka);
+        node.advertised_listeners = Some(format!("{listener}://{}:{}", node.host, ports.kafka));
         node.controller_listener = format!("{}:{}", node.host, ports.controller);
         node.metrics_listener = format!("0.0.0.0:{}", ports.metrics);
     }
     let mut configs = serde_json::Map::new();
     let mut digest = Fnv::default();
     for (ordinal, node) in pods.nodes.iter().enumerate() {
-        let text = pods.render_config(node, &format!("{VOLUME_MOUNT}/data"), "")?;
+        let tls_dir = format!("{TLS_MOUNT}/node-{ordinal}");
+        let text = pods.render_config(node, &format!("{VOLUME_MOUNT}/data"), &tls_dir)?;
         digest.write(text.as_bytes());
         configs.insert(format!("node-{ordinal}.toml"), Value::String(text));
+    }
+    let tls = tls_secret(inventory, &nodes)?;
+    if let Some(properties) = pod_client_properties(&pods) {
+        digest.write(properties.as_bytes());
+        configs.insert("client.properties".to_owned(), Value::String(properties));
     }
     let labels = json!({
         "app.kubernetes.io/name": "weir",
@@ -153,6 +167,20 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
             {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": true},
         ],
     });
+    let mut volumes = vec![json!({
+        "name": "config",
+        "configMap": {"name": format!("{name}-config")},
+    })];
+    if let Some((_, items)) = &tls {
+        if let Some(mounts) = container["volumeMounts"].as_array_mut() {
+            mounts.push(json!({"name": "tls", "mountPath": TLS_MOUNT, "readOnly": true}));
+        }
+        volumes.push(json!({
+            "name": "tls",
+            // Owner-readable only (0400); the pod's fsGroup lets the broker's user read it.
+            "secret": {"secretName": format!("{name}-tls"), "defaultMode": 256, "items": items},
+        }));
+    }
     if let Some(resources) = &section.resources {
         container["resources"] =
             serde_json::to_value(resources).context("[k8s] resources is not a table")?;
@@ -202,10 +230,7 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
                         "labelSelector": {"matchLabels": labels},
                     }],
                     "containers": [container],
-                    "volumes": [{
-                        "name": "config",
-                        "configMap": {"name": format!("{name}-config")},
-                    }],
+                    "volumes": volumes,
                 },
             },
             "volumeClaimTemplates": [{
@@ -219,13 +244,22 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
         "metadata": meta(name),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
     });
-    let objects = vec![
+    let mut objects = vec![
         ("10-configmap.json".to_owned(), config_map),
         ("20-service-headless.json".to_owned(), headless_service),
         ("21-service.json".to_owned(), client_service),
         ("30-statefulset.json".to_owned(), stateful_set),
         ("40-poddisruptionbudget.json".to_owned(), budget),
     ];
+    if let Some((files, _)) = tls {
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": meta(&format!("{name}-tls")),
+            "type": "Opaque",
+            "stringData": files,
+        });
+        objects.insert(1, ("11-secret-tls.json".to_owned(), secret));
+    }
     let dockerfile = "# The image the StatefulSet runs: `weir` on a base with /bin/sh (the pod's\n\
          # command picks its config by ordinal). Build it next to a release binary:\n\
          #   cp target/release/weir . && docker build -t IMAGE .\n\
@@ -237,6 +271,66 @@ pub(crate) fn render(inventory: &Inventory, section: &K8sSection) -> Result<Mani
         objects,
         dockerfile,
     })
+}
+
+/// The name of the first listener (`SSL`, `PLAINTEXT`, a custom name), as the pods keep it.
+fn listener_name(listeners: &str) -> &str {
+    (listeners.split(',').next())
+        .and_then(|l| l.split_once("://"))
+        .map_or("PLAINTEXT", |(name, _)| name.trim())
+}
+
+/// With `[tls]`: the Secret's files (PEM text by key) and the volume items that lay them
+/// out as `node-N/{ca,keystore}.pem` and `admin/{cert,key}.pem`.
+fn tls_secret(inventory: &Inventory, nodes: &[NodeSpec]) -> Result<Option<(Value, Value)>> {
+    let Some(tls) = &inventory.tls else {
+        return Ok(None);
+    };
+    let read = |path: PathBuf| -> Result<String> {
+        std::fs::read_to_string(&path).with_context(|| format!("tls: reading {}", path.display()))
+    };
+    let mut files = serde_json::Map::new();
+    let mut items = Vec::new();
+    for (ordinal, node) in nodes.iter().enumerate() {
+        for (source, file) in inventory.tls_files(node) {
+            let key = match file {
+                "ca.pem" => "ca.pem".to_owned(),
+                other => format!("node-{ordinal}-{other}"),
+            };
+            if !files.contains_key(&key) {
+                files.insert(key.clone(), Value::String(read(source)?));
+            }
+            items.push(json!({"key": key, "path": format!("node-{ordinal}/{file}")}));
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.admin_certificate, &tls.admin_key) {
+        for (source, file) in [(cert, "cert.pem"), (key, "key.pem")] {
+            let name = format!("admin-{file}");
+            files.insert(
+                name.clone(),
+                Value::String(read(inventory.resolve(source))?),
+            );
+            items.push(json!({"key": name, "path": format!("admin/{file}")}));
+        }
+    }
+    Ok(Some((Value::Object(files), Value::Array(items))))
+}
+
+/// `client.properties` for in-pod admin commands when the Kafka listener is TLS.
+fn pod_client_properties(pods: &Inventory) -> Option<String> {
+    let tls = pods.tls.as_ref()?;
+    let node = pods.nodes.first()?;
+    if !pods.first_listener_is_tls(node) {
+        return None;
+    }
+    let mut text = format!("security.protocol=SSL\nssl.ca.location={TLS_MOUNT}/node-0/ca.pem\n");
+    if tls.admin_certificate.is_some() && tls.admin_key.is_some() {
+        text.push_str(&format!(
+            "ssl.certificate.location={TLS_MOUNT}/admin/cert.pem\n\
+             ssl.key.location={TLS_MOUNT}/admin/key.pem\n"
+        ));
+    }
+    Some(text)
 }
 
 /// FNV-1a (64 bits): a digest that stays the same across builds and toolchains.
@@ -324,6 +418,22 @@ impl K8s {
     }
 
     /// Runs one deploy action; Ok(false) when status found the cluster unhealthy.
+    /// How an admin command inside pod 0 reaches its broker: loopback, or over TLS its DNS
+    /// name (what its certificate names) with the ConfigMap's `client.properties`.
+    fn in_pod_bootstrap(&self, inventory: &Inventory, port: u16) -> Vec<String> {
+        let tls = (inventory.nodes.first()).is_some_and(|n| inventory.first_listener_is_tls(n));
+        if !tls {
+            return vec!["--bootstrap".into(), format!("127.0.0.1:{port}")];
+        }
+        let (name, ns) = (&self.section.name, &self.section.namespace);
+        vec![
+            "--bootstrap".into(),
+            format!("{name}-0.{name}-headless.{ns}.svc.cluster.local:{port}"),
+            "--command-config".into(),
+            format!("{CONFIG_MOUNT}/client.properties"),
+        ]
+    }
+
     pub(crate) fn act(&self, inventory: &Inventory, action: super::Action) -> Result<bool> {
         use super::Action;
         let manifests = render(inventory, &self.section)?;
@@ -378,7 +488,9 @@ impl K8s {
                     let mut elect = self.kubectl();
                     let port = ports_of(&inventory.nodes[0])?.kafka;
                     elect.args(["exec", &format!("{name}-0"), "--", "weir", "cluster"]);
-                    elect.args(["elect-leaders", "--bootstrap", &format!("127.0.0.1:{port}")]);
+                    elect
+                        .arg("elect-leaders")
+                        .args(self.in_pod_bootstrap(inventory, port));
                     print!("{}", self.run("preferred leader election", elect)?);
                 }
                 Ok(true)
@@ -392,7 +504,9 @@ impl K8s {
                 let mut describe = self.kubectl();
                 let port = ports_of(&inventory.nodes[0])?.kafka;
                 describe.args(["exec", &format!("{name}-0"), "--", "weir", "cluster"]);
-                describe.args(["describe", "--bootstrap", &format!("127.0.0.1:{port}")]);
+                describe
+                    .arg("describe")
+                    .args(self.in_pod_bootstrap(inventory, port));
                 print!("{}", self.run("weir cluster describe", describe)?);
                 let mut ready = self.kubectl();
                 ready.args(["get", &format!("statefulset/{name}"), "-o"]);
@@ -544,5 +658,91 @@ mod tests {
         let section = inventory.k8s.clone().expect("[k8s]");
         let error = render(&inventory, &section).err().expect("refused");
         assert!(format!("{error:#}").contains("same ports"), "{error:#}");
+    }
+
+    // Goal: [tls] renders as a Secret every pod mounts, each node's config naming its own
+    // keystore there, SSL listeners kept, and in-pod admin commands going over TLS by DNS name.
+    #[test]
+    fn tls_renders_a_secret_and_per_node_paths() {
+        let dir = std::env::temp_dir().join(format!("weir-k8s-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for file in [
+            "ca.pem",
+            "node-1.pem",
+            "node-2.pem",
+            "node-3.pem",
+            "admin.pem",
+            "admin.key",
+        ] {
+            std::fs::write(dir.join(file), format!("PEM of {file}")).expect("write");
+        }
+        let mut text = INVENTORY.to_owned();
+        text.push_str(&format!(
+            "[tls]\nca = \"{0}/ca.pem\"\nkeystore = \"{0}/node-{{id}}.pem\"\n\
+             client_auth = \"required\"\nadmin_certificate = \"{0}/admin.pem\"\n\
+             admin_key = \"{0}/admin.key\"\n",
+            dir.display()
+        ));
+        for id in 1..=3 {
+            text.push_str(&format!(
+                "[[node]]\nid = {id}\nhost = \"h{id}\"\nlisteners = \"SSL://0.0.0.0:9093\"\n\
+                 controller_listener = \"h{id}:19092\"\nmetrics_listener = \"0.0.0.0:9192\"\n"
+            ));
+        }
+        let inventory = Inventory::parse(&text, Path::new("k.toml"), &dir).expect("valid");
+        let section = inventory.k8s.clone().expect("[k8s]");
+        let manifests = render(&inventory, &section).expect("renders");
+        let (_, secret) = (manifests.objects.iter())
+            .find(|(_, o)| o["kind"] == "Secret")
+            .expect("a Secret");
+        assert_eq!(secret["metadata"]["name"], "weir-tls");
+        assert_eq!(
+            secret["stringData"]["node-1-keystore.pem"],
+            "PEM of node-2.pem"
+        );
+        assert_eq!(secret["stringData"]["ca.pem"], "PEM of ca.pem");
+        assert_eq!(secret["stringData"]["admin-cert.pem"], "PEM of admin.pem");
+        let config_map = &manifests.objects[0].1["data"];
+        let node1: toml::Table =
+            toml::from_str(config_map["node-1.toml"].as_str().expect("text")).expect("TOML");
+        assert_eq!(
+            node1["ssl.keystore.location"].as_str(),
+            Some("/etc/weir-tls/node-1/keystore.pem")
+        );
+        assert_eq!(node1["ssl.client.auth"].as_str(), Some("required"));
+        let host = "weir-1.weir-headless.streams.svc.cluster.local";
+        assert_eq!(
+            node1["advertised.listeners"].as_str(),
+            Some(format!("SSL://{host}:9093").as_str())
+        );
+        let properties = config_map["client.properties"]
+            .as_str()
+            .expect("client.properties");
+        assert!(properties.contains("ssl.key.location=/etc/weir-tls/admin/key.pem"));
+        let (_, set) = (manifests.objects.iter())
+            .find(|(_, o)| o["kind"] == "StatefulSet")
+            .expect("a StatefulSet");
+        let pod = &set["spec"]["template"]["spec"];
+        let volume = &pod["volumes"][1];
+        assert_eq!(volume["secret"]["secretName"], "weir-tls");
+        let paths: Vec<&str> = (volume["secret"]["items"].as_array().expect("items").iter())
+            .filter_map(|item| item["path"].as_str())
+            .collect();
+        assert!(paths.contains(&"node-2/keystore.pem") && paths.contains(&"admin/key.pem"));
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"][2]["mountPath"],
+            "/etc/weir-tls"
+        );
+        let k8s = K8s {
+            section: section.clone(),
+            out_dir: dir.clone(),
+        };
+        let args = k8s.in_pod_bootstrap(&inventory, 9093);
+        assert_eq!(
+            args[1],
+            "weir-0.weir-headless.streams.svc.cluster.local:9093"
+        );
+        assert_eq!(args[3], "/etc/weir/client.properties");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -198,7 +198,23 @@ pub(super) mod data {
         }
     }
 
-    impl Walk<'_, '_> {
+    impl<'s> Walk<'_, 's> {
+        /// `schema`, or the type a reference names.
+        fn named<'x>(&self, schema: &'x Schema) -> Result<&'x Schema, DataError>
+        where
+            's: 'x,
+        {
+            match schema {
+                Schema::Ref { name } => self.names.get(name).copied().ok_or_else(|| {
+                    DataError(format!(
+                        "the schema names an unknown type {}",
+                        name.fullname(None)
+                    ))
+                }),
+                other => Ok(other),
+            }
+        }
+
         fn to_avro(
             &self,
             schema: &Schema,
@@ -209,15 +225,7 @@ pub(super) mod data {
             if depth > DEPTH_MAX {
                 return Err(DataError(format!("{path}: nested deeper than {DEPTH_MAX}")));
             }
-            let schema = match schema {
-                Schema::Ref { name } => self.names.get(name).copied().ok_or_else(|| {
-                    DataError(format!(
-                        "the schema names an unknown type {}",
-                        name.fullname(None)
-                    ))
-                })?,
-                other => other,
-            };
+            let schema = self.named(schema)?;
             let int = |data: &Json| -> Result<i32, DataError> {
                 data.as_i64()
                     .and_then(|n| i32::try_from(n).ok())
@@ -379,15 +387,7 @@ pub(super) mod data {
             if depth > DEPTH_MAX {
                 return Err(DataError(format!("nested deeper than {DEPTH_MAX}")));
             }
-            let schema = match schema {
-                Schema::Ref { name } => self.names.get(name).copied().ok_or_else(|| {
-                    DataError(format!(
-                        "the schema names an unknown type {}",
-                        name.fullname(None)
-                    ))
-                })?,
-                other => other,
-            };
+            let schema = self.named(schema)?;
             Ok(match (schema, value) {
                 (Schema::Union(union), Value::Union(index, inner)) => {
                     let index = usize::try_from(index).unwrap_or(usize::MAX);

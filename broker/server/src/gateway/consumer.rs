@@ -103,21 +103,11 @@ impl Consumer {
             .take(RESUME_POSITIONS_MAX)
             .map(|position| ((position.topic, position.partition), position.offset))
             .collect();
-        Consumer {
-            lane: Lane::Fetch(handle),
-            group,
-            topics,
-            from,
-            isolation,
-            state: Mutex::new(State {
-                resume,
-                ..State::default()
-            }),
-            changed: Notify::new(),
-            closed: AtomicBool::new(false),
-            polling: AtomicBool::new(false),
-            client_id: "weir-gateway",
-        }
+        let state = State {
+            resume,
+            ..State::default()
+        };
+        Consumer::with_state(handle, group, topics, (from, isolation), state)
     }
 
     /// A consumer of exactly `partitions`, chosen by the client (Kafka's `assign()`): it
@@ -136,17 +126,28 @@ impl Consumer {
         topics.sort();
         topics.dedup();
         let assigned = partitions.into_iter().map(|tp| (tp, None)).collect();
+        let state = State {
+            member_epoch: MEMBER_EPOCH_MANUAL,
+            assigned,
+            ..State::default()
+        };
+        Consumer::with_state(handle, group, topics, (from, isolation), state)
+    }
+
+    fn with_state(
+        handle: u32,
+        group: Option<String>,
+        topics: Vec<String>,
+        (from, isolation): (StartFrom, Isolation),
+        state: State,
+    ) -> Consumer {
         Consumer {
             lane: Lane::Fetch(handle),
             group,
             topics,
             from,
             isolation,
-            state: Mutex::new(State {
-                member_epoch: MEMBER_EPOCH_MANUAL,
-                assigned,
-                ..State::default()
-            }),
+            state: Mutex::new(state),
             changed: Notify::new(),
             closed: AtomicBool::new(false),
             polling: AtomicBool::new(false),
