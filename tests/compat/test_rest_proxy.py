@@ -180,6 +180,34 @@ def test_v3_clusters_brokers_topics_partitions_configs(rest_broker):
     assert_error(requests.delete(f"{rest.v3}/topics/{topic}", timeout=5), 404, 40401)
 
 
+def test_v3_broker_configs(rest_broker):
+    # Goal: v3 broker configs answer in Confluent's shapes with what DescribeConfigs of the
+    # broker says; an unknown broker is 404; a change gets the broker's own refusal (Weir's
+    # broker configuration is static) as a Confluent error, and the proxy keeps serving.
+    broker, rest = rest_broker
+    answer = requests.get(f"{rest.v3}/brokers/1/configs", timeout=10)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["kind"] == "KafkaBrokerConfigList", body
+    entries = {entry["name"]: entry for entry in body["data"]}
+    assert entries["broker.id"]["value"] == "1", entries["broker.id"]
+    assert entries["broker.id"]["kind"] == "KafkaBrokerConfig"
+    assert entries["broker.id"]["metadata"]["self"].endswith("/brokers/1/configs/broker.id")
+    assert entries["fetch.max.bytes"]["broker_id"] == 1
+    one = requests.get(f"{rest.v3}/brokers/1/configs/fetch.max.bytes", timeout=10).json()
+    assert one["name"] == "fetch.max.bytes" and one["value"] == entries["fetch.max.bytes"]["value"], one
+    assert requests.get(f"{rest.v3}/brokers/1/configs/no.such.config", timeout=10).status_code == 404
+    assert requests.get(f"{rest.v3}/brokers/9/configs", timeout=10).status_code == 404
+    refused = requests.put(f"{rest.v3}/brokers/1/configs/fetch.max.bytes", json={"value": "1000"}, timeout=10)
+    body = assert_error(refused, 400, 400)
+    assert "static" in body["message"], body
+    assert requests.delete(f"{rest.v3}/brokers/1/configs/fetch.max.bytes", timeout=10).status_code == 400
+    batch = requests.post(f"{rest.v3}/brokers/1/configs:alter", timeout=10,
+                          json={"data": [{"name": "fetch.max.bytes", "value": "1000"}]})
+    assert batch.status_code == 400, batch.text
+    assert rest.healthy()
+
+
 def ck_admin_configs(bootstrap: str, kind, name: str) -> dict:
     from confluent_kafka.admin import AdminClient, ConfigResource
 

@@ -270,6 +270,20 @@ pub fn routes<R: Runtime, S: StorageDriver>(
             get(v3::get_broker::<R, S>),
         )
         .route(
+            &format!("{cluster}/brokers/{{broker_id}}/configs"),
+            get(v3::list_broker_configs::<R, S>),
+        )
+        .route(
+            &format!("{cluster}/brokers/{{broker_id}}/configs:alter"),
+            post(v3::alter_broker_config::<R, S>),
+        )
+        .route(
+            &format!("{cluster}/brokers/{{broker_id}}/configs/{{name}}"),
+            get(v3::get_broker_config::<R, S>)
+                .put(v3::alter_broker_config::<R, S>)
+                .delete(v3::alter_broker_config::<R, S>),
+        )
+        .route(
             &format!("{cluster}/topics"),
             get(v3::list_topics::<R, S>).post(v3::create_topic::<R, S>),
         )

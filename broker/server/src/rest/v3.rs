@@ -1042,3 +1042,175 @@ mod tests {
         assert!(decode_assignment(&[]).is_empty());
     }
 }
+
+/// A broker's config entries (DescribeConfigs of resource BROKER), asked of that broker:
+/// each broker describes its own configuration.
+async fn describe_broker_configs<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    metadata: &MetadataResponse,
+    broker_id: &str,
+    keys: Option<Vec<String>>,
+) -> Result<Vec<weir_wire::domain::DescribeConfigsEntry>, RestError> {
+    let Some(node) = (broker_id.parse::<i32>().ok())
+        .filter(|node| metadata.brokers.iter().any(|b| b.node_id == *node))
+    else {
+        let message = format!("Broker {broker_id} not found.");
+        return Err(RestError::status(StatusCode::NOT_FOUND, message));
+    };
+    let request = ApiRequest::DescribeConfigs(DescribeConfigsRequest {
+        resources: vec![DescribeConfigsResource {
+            resource_type: resource_type::BROKER,
+            resource_name: node.to_string(),
+            configuration_keys: keys,
+        }],
+        include_synonyms: false,
+        include_documentation: false,
+    });
+    let answer = if node == state.node_id() {
+        state.admin(request).await?
+    } else {
+        let lane = crate::gateway::route::Lane::Control;
+        state
+            .router()
+            .call(Dest::Remote(node), lane, request)
+            .await?
+    };
+    let ApiResponse::DescribeConfigs(answer) = answer else {
+        return Err(unexpected("DescribeConfigs"));
+    };
+    let result = (answer.results.into_iter().next())
+        .ok_or_else(|| unexpected("DescribeConfigs (resource missing)"))?;
+    if result.error != ErrorCode::NONE {
+        let message = result.error_message.unwrap_or_default();
+        return Err(RestError::kafka(result.error, message));
+    }
+    Ok(result.configs)
+}
+
+fn broker_config_json(
+    base: &str,
+    id: &str,
+    broker: &str,
+    entry: &weir_wire::domain::DescribeConfigsEntry,
+) -> Value {
+    let url = format!(
+        "{base}/v3/clusters/{id}/brokers/{broker}/configs/{}",
+        entry.name
+    );
+    json!({
+        "kind": "KafkaBrokerConfig",
+        "metadata": {
+            "self": url,
+            "resource_name": format!("crn:///kafka={id}/broker={broker}/config={}", entry.name),
+        },
+        "cluster_id": id,
+        "broker_id": broker.parse::<i32>().unwrap_or(-1),
+        "name": entry.name,
+        "value": if entry.is_sensitive { None } else { entry.value.clone() },
+        "is_read_only": entry.read_only,
+        "is_sensitive": entry.is_sensitive,
+        "is_default": entry.config_source == config_source::DEFAULT_CONFIG,
+        "source": source_name(entry.config_source),
+        "synonyms": [],
+    })
+}
+
+/// `GET .../brokers/{broker_id}/configs`.
+pub async fn list_broker_configs<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, broker)): Path<(String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let base = state.base.clone();
+    let (id, metadata) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let configs = describe_broker_configs(&state, &metadata, &broker, None).await?;
+    let data = (configs.iter())
+        .map(|c| broker_config_json(&base, &id, &broker, c))
+        .collect();
+    let url = format!("{base}/v3/clusters/{id}/brokers/{broker}/configs");
+    Ok(list("KafkaBrokerConfigList", url, data))
+}
+
+/// `GET .../brokers/{broker_id}/configs/{name}`.
+pub async fn get_broker_config<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, broker, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let (id, metadata) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let keys = Some(vec![name.clone()]);
+    let configs = describe_broker_configs(&state, &metadata, &broker, keys).await?;
+    match configs.iter().find(|c| c.name == name) {
+        Some(entry) => Ok(Json(broker_config_json(&state.base, &id, &broker, entry))),
+        None => Err(RestError::status(
+            StatusCode::NOT_FOUND,
+            format!("Config {name} not found for broker {broker}."),
+        )),
+    }
+}
+
+/// `PUT`/`DELETE .../brokers/{broker_id}/configs/{name}` and `POST .../configs:alter`:
+/// asked of the broker through IncrementalAlterConfigs, whose answer is returned (Weir's
+/// broker configuration is static: the broker refuses with INVALID_REQUEST and says so).
+pub async fn alter_broker_config<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    method: axum::http::Method,
+    Path(path): Path<Vec<(String, String)>>,
+    body: Bytes,
+) -> Result<StatusCode, RestError> {
+    let field = |key: &str| {
+        (path.iter())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let (Some(cluster_id), Some(broker)) = (field("cluster_id"), field("broker_id")) else {
+        return Err(unexpected("broker config path"));
+    };
+    cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let changes = match field("name") {
+        Some(name) if method == axum::http::Method::DELETE => {
+            vec![IncrementalAlterableConfig {
+                name,
+                operation: config_operation::DELETE,
+                value: None,
+            }]
+        }
+        Some(name) => {
+            let body: ValueBody = json_body(&body)?;
+            vec![IncrementalAlterableConfig {
+                name,
+                operation: config_operation::SET,
+                value: body.value,
+            }]
+        }
+        None => {
+            let body: AlterBody = json_body(&body)?;
+            (body.data.into_iter())
+                .map(|entry| IncrementalAlterableConfig {
+                    name: entry.name,
+                    operation: match entry.operation.as_deref() {
+                        Some(op) if op.eq_ignore_ascii_case("DELETE") => config_operation::DELETE,
+                        _ => config_operation::SET,
+                    },
+                    value: entry.value,
+                })
+                .collect()
+        }
+    };
+    let request = ApiRequest::IncrementalAlterConfigs(IncrementalAlterConfigsRequest {
+        resources: vec![IncrementalAlterConfigsResource {
+            resource_type: resource_type::BROKER,
+            resource_name: broker,
+            configs: changes,
+        }],
+        validate_only: false,
+    });
+    let ApiResponse::IncrementalAlterConfigs(answer) = state.admin(request).await? else {
+        return Err(unexpected("IncrementalAlterConfigs"));
+    };
+    for result in answer.results {
+        if result.error != ErrorCode::NONE {
+            let message = result.error_message.unwrap_or_default();
+            return Err(RestError::kafka(result.error, message));
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
