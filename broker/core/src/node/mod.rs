@@ -371,7 +371,10 @@ impl Node {
         }
         match completion {
             Completion::Synced { sync_id } => self.on_synced(now, sync_id),
-            Completion::Failed { reason } => self.poison(format!("storage failed: {reason}")),
+            Completion::Failed { reason } => {
+                tracing::error!(%reason, "storage failed");
+                self.poison(reason);
+            }
             Completion::Compacted(outcome) => self.on_compacted(now, outcome),
             Completion::Uploaded(outcome) => self.on_uploaded(now, outcome),
         }

@@ -1024,25 +1024,6 @@ pub async fn group_lag_summary<R: Runtime, S: StorageDriver>(
     })))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Goal: a classic member's assignment bytes decode to its partitions, and garbage
-    // decodes to nothing instead of failing. Method: hand-encoded v0 assignment.
-    #[test]
-    fn classic_assignments_decode() {
-        let mut bytes = vec![0, 0, 0, 0, 0, 1, 0, 1, b't'];
-        bytes.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 5]);
-        assert_eq!(
-            decode_assignment(&bytes),
-            vec![("t".to_owned(), 3), ("t".to_owned(), 5)]
-        );
-        assert!(decode_assignment(&[0, 0, 0, 0, 0, 9]).is_empty());
-        assert!(decode_assignment(&[]).is_empty());
-    }
-}
-
 /// A broker's config entries (DescribeConfigs of resource BROKER), asked of that broker:
 /// each broker describes its own configuration.
 async fn describe_broker_configs<R: Runtime, S: StorageDriver>(
@@ -1213,4 +1194,23 @@ pub async fn alter_broker_config<R: Runtime, S: StorageDriver>(
         }
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: a classic member's assignment bytes decode to its partitions, and garbage
+    // decodes to nothing instead of failing. Method: hand-encoded v0 assignment.
+    #[test]
+    fn classic_assignments_decode() {
+        let mut bytes = vec![0, 0, 0, 0, 0, 1, 0, 1, b't'];
+        bytes.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 5]);
+        assert_eq!(
+            decode_assignment(&bytes),
+            vec![("t".to_owned(), 3), ("t".to_owned(), 5)]
+        );
+        assert!(decode_assignment(&[0, 0, 0, 0, 0, 9]).is_empty());
+        assert!(decode_assignment(&[]).is_empty());
+    }
 }
