@@ -171,6 +171,10 @@ def test_v3_clusters_brokers_topics_partitions_configs(rest_broker):
 
     described = ck_admin_configs(broker.bootstrap, ConfigResource.Type.TOPIC, topic)
     assert described["max.message.bytes"] == "500000"
+    # DELETE of one config puts it back to its default.
+    reset = requests.delete(f"{rest.v3}/topics/{topic}/configs/max.message.bytes", timeout=10)
+    assert reset.status_code == 204, reset.text
+    assert requests.get(f"{rest.v3}/topics/{topic}/configs/max.message.bytes", timeout=5).json()["is_default"]
 
     deleted = requests.delete(f"{rest.v3}/topics/{topic}", timeout=HTTP_TIMEOUT_S)
     assert deleted.status_code == 204, deleted.text

@@ -275,13 +275,13 @@ pub fn routes<R: Runtime, S: StorageDriver>(
         )
         .route(
             &format!("{cluster}/brokers/{{broker_id}}/configs:alter"),
-            post(v3::alter_broker_config::<R, S>),
+            post(v3::alter_broker_configs::<R, S>),
         )
         .route(
             &format!("{cluster}/brokers/{{broker_id}}/configs/{{name}}"),
             get(v3::get_broker_config::<R, S>)
-                .put(v3::alter_broker_config::<R, S>)
-                .delete(v3::alter_broker_config::<R, S>),
+                .put(v3::put_broker_config::<R, S>)
+                .delete(v3::put_broker_config::<R, S>),
         )
         .route(
             &format!("{cluster}/topics"),
@@ -315,7 +315,7 @@ pub fn routes<R: Runtime, S: StorageDriver>(
             &format!("{topic}/configs/{{name}}"),
             get(v3::get_topic_config::<R, S>)
                 .put(v3::put_topic_config::<R, S>)
-                .delete(v3::delete_topic_config::<R, S>),
+                .delete(v3::put_topic_config::<R, S>),
         )
         .route(
             &format!("{topic}/records"),

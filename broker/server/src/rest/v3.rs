@@ -465,35 +465,66 @@ pub async fn list_replicas<R: Runtime, S: StorageDriver>(
     Ok(list("KafkaReplicaList", url, data))
 }
 
-/// The topic's config entries (DescribeConfigs), all or the named ones.
-async fn describe_topic_configs<R: Runtime, S: StorageDriver>(
+/// Whose configs: a topic (asked of this broker) or a broker (asked of that broker: each
+/// broker describes its own configuration).
+#[derive(Clone, Copy)]
+enum ConfigOwner<'a> {
+    Topic(&'a str),
+    Broker(i32),
+}
+
+impl ConfigOwner<'_> {
+    fn resource(self) -> (i8, String) {
+        match self {
+            ConfigOwner::Topic(topic) => (resource_type::TOPIC, topic.to_owned()),
+            ConfigOwner::Broker(node) => (resource_type::BROKER, node.to_string()),
+        }
+    }
+
+    /// A resource-level error of DescribeConfigs or IncrementalAlterConfigs as the proxy
+    /// answers it (an unknown topic is Confluent's 404 40401).
+    fn error(self, error: ErrorCode, message: Option<String>) -> RestError {
+        match self {
+            ConfigOwner::Topic(topic) if error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
+                RestError::topic_not_found(topic)
+            }
+            _ => RestError::kafka(error, message.unwrap_or_default()),
+        }
+    }
+}
+
+/// The owner's config entries (DescribeConfigs), all or the named ones.
+async fn describe_configs<R: Runtime, S: StorageDriver>(
     state: &Rest<R, S>,
-    topic: &str,
+    owner: ConfigOwner<'_>,
     keys: Option<Vec<String>>,
 ) -> Result<Vec<weir_wire::domain::DescribeConfigsEntry>, RestError> {
+    let (resource_type, resource_name) = owner.resource();
     let request = ApiRequest::DescribeConfigs(DescribeConfigsRequest {
         resources: vec![DescribeConfigsResource {
-            resource_type: resource_type::TOPIC,
-            resource_name: topic.to_owned(),
+            resource_type,
+            resource_name,
             configuration_keys: keys,
         }],
         include_synonyms: false,
         include_documentation: false,
     });
-    let ApiResponse::DescribeConfigs(answer) = state.admin(request).await? else {
+    let answer = match owner {
+        ConfigOwner::Broker(node) if node != state.node_id() => {
+            let lane = crate::gateway::route::Lane::Control;
+            (state.router())
+                .call(Dest::Remote(node), lane, request)
+                .await?
+        }
+        _ => state.admin(request).await?,
+    };
+    let ApiResponse::DescribeConfigs(answer) = answer else {
         return Err(unexpected("DescribeConfigs"));
     };
-    let result = answer
-        .results
-        .into_iter()
-        .next()
+    let result = (answer.results.into_iter().next())
         .ok_or_else(|| unexpected("DescribeConfigs (resource missing)"))?;
-    if result.error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION {
-        return Err(RestError::topic_not_found(topic));
-    }
     if result.error != ErrorCode::NONE {
-        let message = result.error_message.unwrap_or_default();
-        return Err(RestError::kafka(result.error, message));
+        return Err(owner.error(result.error, result.error_message));
     }
     Ok(result.configs)
 }
@@ -512,21 +543,20 @@ fn source_name(source: i8) -> &'static str {
 fn config_json(
     base: &str,
     id: &str,
-    topic: &str,
+    owner: ConfigOwner<'_>,
     entry: &weir_wire::domain::DescribeConfigsEntry,
 ) -> Value {
-    let url = format!(
-        "{base}/v3/clusters/{id}/topics/{topic}/configs/{}",
-        entry.name
-    );
-    json!({
-        "kind": "KafkaTopicConfig",
+    let (kind, path, key, owner_name) = match owner {
+        ConfigOwner::Topic(topic) => ("KafkaTopicConfig", "topics", "topic", topic.to_owned()),
+        ConfigOwner::Broker(node) => ("KafkaBrokerConfig", "brokers", "broker", node.to_string()),
+    };
+    let mut object = json!({
+        "kind": kind,
         "metadata": {
-            "self": url,
-            "resource_name": format!("crn:///kafka={id}/topic={topic}/config={}", entry.name),
+            "self": format!("{base}/v3/clusters/{id}/{path}/{owner_name}/configs/{}", entry.name),
+            "resource_name": format!("crn:///kafka={id}/{key}={owner_name}/config={}", entry.name),
         },
         "cluster_id": id,
-        "topic_name": topic,
         "name": entry.name,
         "value": if entry.is_sensitive { None } else { entry.value.clone() },
         "is_read_only": entry.read_only,
@@ -534,7 +564,59 @@ fn config_json(
         "is_default": entry.config_source == config_source::DEFAULT_CONFIG,
         "source": source_name(entry.config_source),
         "synonyms": [],
-    })
+    });
+    match owner {
+        ConfigOwner::Topic(topic) => object["topic_name"] = json!(topic),
+        ConfigOwner::Broker(node) => object["broker_id"] = json!(node),
+    }
+    object
+}
+
+/// The owner's configs as Confluent's list.
+async fn list_configs<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    id: &str,
+    owner: ConfigOwner<'_>,
+) -> Result<Json<Value>, RestError> {
+    let base = &state.base;
+    let configs = describe_configs(state, owner, None).await?;
+    let data = (configs.iter())
+        .map(|c| config_json(base, id, owner, c))
+        .collect();
+    let (kind, url) = match owner {
+        ConfigOwner::Topic(topic) => (
+            "KafkaTopicConfigList",
+            format!("{base}/v3/clusters/{id}/topics/{topic}/configs"),
+        ),
+        ConfigOwner::Broker(node) => (
+            "KafkaBrokerConfigList",
+            format!("{base}/v3/clusters/{id}/brokers/{node}/configs"),
+        ),
+    };
+    Ok(list(kind, url, data))
+}
+
+/// One of the owner's configs, or 404.
+async fn get_config<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    id: &str,
+    owner: ConfigOwner<'_>,
+    name: &str,
+) -> Result<Json<Value>, RestError> {
+    let configs = describe_configs(state, owner, Some(vec![name.to_owned()])).await?;
+    match configs.iter().find(|c| c.name == name) {
+        Some(entry) => Ok(Json(config_json(&state.base, id, owner, entry))),
+        None => {
+            let (what, of) = match owner {
+                ConfigOwner::Topic(topic) => ("topic", topic.to_owned()),
+                ConfigOwner::Broker(node) => ("broker", node.to_string()),
+            };
+            Err(RestError::status(
+                StatusCode::NOT_FOUND,
+                format!("Config {name} not found for {what} {of}."),
+            ))
+        }
+    }
 }
 
 /// `GET .../topics/{topic}/configs`.
@@ -542,15 +624,8 @@ pub async fn list_topic_configs<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
     Path((cluster_id, topic)): Path<(String, String)>,
 ) -> Result<Json<Value>, RestError> {
-    let base = state.base.clone();
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    let configs = describe_topic_configs(&state, &topic, None).await?;
-    let data = configs
-        .iter()
-        .map(|c| config_json(&base, &id, &topic, c))
-        .collect();
-    let url = format!("{base}/v3/clusters/{id}/topics/{topic}/configs");
-    Ok(list("KafkaTopicConfigList", url, data))
+    list_configs(&state, &id, ConfigOwner::Topic(&topic)).await
 }
 
 /// `GET .../topics/{topic}/configs/{name}`.
@@ -559,27 +634,22 @@ pub async fn get_topic_config<R: Runtime, S: StorageDriver>(
     Path((cluster_id, topic, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, RestError> {
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    let configs = describe_topic_configs(&state, &topic, Some(vec![name.clone()])).await?;
-    match configs.iter().find(|c| c.name == name) {
-        Some(entry) => Ok(Json(config_json(&state.base.clone(), &id, &topic, entry))),
-        None => Err(RestError::status(
-            StatusCode::NOT_FOUND,
-            format!("Config {name} not found for topic {topic}."),
-        )),
-    }
+    get_config(&state, &id, ConfigOwner::Topic(&topic), &name).await
 }
 
-/// Apply config changes to a topic with IncrementalAlterConfigs.
-async fn alter_topic<R: Runtime, S: StorageDriver>(
+/// Apply config changes to the owner with IncrementalAlterConfigs (on this broker, which
+/// forwards them to the controller; a broker's configs are static, which it answers).
+async fn alter_configs<R: Runtime, S: StorageDriver>(
     state: &Rest<R, S>,
-    topic: &str,
+    owner: ConfigOwner<'_>,
     configs: Vec<IncrementalAlterableConfig>,
     validate_only: bool,
 ) -> Result<(), RestError> {
+    let (resource_type, resource_name) = owner.resource();
     let request = ApiRequest::IncrementalAlterConfigs(IncrementalAlterConfigsRequest {
         resources: vec![IncrementalAlterConfigsResource {
-            resource_type: resource_type::TOPIC,
-            resource_name: topic.to_owned(),
+            resource_type,
+            resource_name,
             configs,
         }],
         validate_only,
@@ -588,12 +658,8 @@ async fn alter_topic<R: Runtime, S: StorageDriver>(
         return Err(unexpected("IncrementalAlterConfigs"));
     };
     for result in answer.results {
-        if result.error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION {
-            return Err(RestError::topic_not_found(topic));
-        }
         if result.error != ErrorCode::NONE {
-            let message = result.error_message.unwrap_or_default();
-            return Err(RestError::kafka(result.error, message));
+            return Err(owner.error(result.error, result.error_message));
         }
     }
     Ok(())
@@ -604,36 +670,42 @@ struct ValueBody {
     value: Option<String>,
 }
 
-/// `PUT .../topics/{topic}/configs/{name}` with `{"value": ...}`.
-pub async fn put_topic_config<R: Runtime, S: StorageDriver>(
-    state: Rest<R, S>,
-    Path((cluster_id, topic, name)): Path<(String, String, String)>,
-    body: Bytes,
+/// One config set (`PUT` with `{"value": ...}`) or reset to its default (`DELETE`).
+async fn put_or_delete<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    owner: ConfigOwner<'_>,
+    name: String,
+    method: &axum::http::Method,
+    body: &Bytes,
 ) -> Result<StatusCode, RestError> {
-    let body: ValueBody = json_body(&body)?;
-    cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    let change = IncrementalAlterableConfig {
-        name,
-        operation: config_operation::SET,
-        value: body.value,
+    let change = if *method == axum::http::Method::DELETE {
+        IncrementalAlterableConfig {
+            name,
+            operation: config_operation::DELETE,
+            value: None,
+        }
+    } else {
+        let body: ValueBody = json_body(body)?;
+        IncrementalAlterableConfig {
+            name,
+            operation: config_operation::SET,
+            value: body.value,
+        }
     };
-    alter_topic(&state, &topic, vec![change], false).await?;
+    alter_configs(state, owner, vec![change], false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE .../topics/{topic}/configs/{name}`: back to the default.
-pub async fn delete_topic_config<R: Runtime, S: StorageDriver>(
+/// `PUT .../topics/{topic}/configs/{name}` with `{"value": ...}`, or `DELETE` (back to
+/// the default).
+pub async fn put_topic_config<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
+    method: axum::http::Method,
     Path((cluster_id, topic, name)): Path<(String, String, String)>,
+    body: Bytes,
 ) -> Result<StatusCode, RestError> {
     cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    let change = IncrementalAlterableConfig {
-        name,
-        operation: config_operation::DELETE,
-        value: None,
-    };
-    alter_topic(&state, &topic, vec![change], false).await?;
-    Ok(StatusCode::NO_CONTENT)
+    put_or_delete(&state, ConfigOwner::Topic(&topic), name, &method, &body).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -643,15 +715,14 @@ struct AlterBody {
     validate_only: bool,
 }
 
-/// `POST .../topics/{topic}/configs:alter` with `{"data": [{"name", "value",
-/// "operation": "SET"|"DELETE"}]}`: every change in one IncrementalAlterConfigs.
-pub async fn alter_topic_configs<R: Runtime, S: StorageDriver>(
-    state: Rest<R, S>,
-    Path((cluster_id, topic)): Path<(String, String)>,
-    body: Bytes,
+/// A `configs:alter` body (`{"data": [{"name", "value", "operation": "SET"|"DELETE"|
+/// "APPEND"|"SUBTRACT"}]}`) applied in one IncrementalAlterConfigs.
+async fn alter_batch<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    owner: ConfigOwner<'_>,
+    body: &Bytes,
 ) -> Result<StatusCode, RestError> {
-    let body: AlterBody = json_body(&body)?;
-    cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let body: AlterBody = json_body(body)?;
     let mut changes = Vec::with_capacity(body.data.len());
     for entry in body.data {
         let operation = match entry.operation.as_deref().map(str::to_ascii_uppercase) {
@@ -672,8 +743,18 @@ pub async fn alter_topic_configs<R: Runtime, S: StorageDriver>(
             value: entry.value,
         });
     }
-    alter_topic(&state, &topic, changes, body.validate_only).await?;
+    alter_configs(state, owner, changes, body.validate_only).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST .../topics/{topic}/configs:alter`.
+pub async fn alter_topic_configs<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, RestError> {
+    cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    alter_batch(&state, ConfigOwner::Topic(&topic), &body).await
 }
 
 /// Every group of the cluster: ListGroups of each broker (each lists the groups it
@@ -1024,76 +1105,22 @@ pub async fn group_lag_summary<R: Runtime, S: StorageDriver>(
     })))
 }
 
-/// A broker's config entries (DescribeConfigs of resource BROKER), asked of that broker:
-/// each broker describes its own configuration.
-async fn describe_broker_configs<R: Runtime, S: StorageDriver>(
+/// The cluster id and broker `broker_id` names (404 when it is not in the cluster).
+async fn broker_owner<R: Runtime, S: StorageDriver>(
     state: &Rest<R, S>,
-    metadata: &MetadataResponse,
+    cluster_id: &str,
     broker_id: &str,
-    keys: Option<Vec<String>>,
-) -> Result<Vec<weir_wire::domain::DescribeConfigsEntry>, RestError> {
-    let Some(node) = (broker_id.parse::<i32>().ok())
-        .filter(|node| metadata.brokers.iter().any(|b| b.node_id == *node))
-    else {
-        let message = format!("Broker {broker_id} not found.");
-        return Err(RestError::status(StatusCode::NOT_FOUND, message));
-    };
-    let request = ApiRequest::DescribeConfigs(DescribeConfigsRequest {
-        resources: vec![DescribeConfigsResource {
-            resource_type: resource_type::BROKER,
-            resource_name: node.to_string(),
-            configuration_keys: keys,
-        }],
-        include_synonyms: false,
-        include_documentation: false,
-    });
-    let answer = if node == state.node_id() {
-        state.admin(request).await?
-    } else {
-        let lane = crate::gateway::route::Lane::Control;
-        state
-            .router()
-            .call(Dest::Remote(node), lane, request)
-            .await?
-    };
-    let ApiResponse::DescribeConfigs(answer) = answer else {
-        return Err(unexpected("DescribeConfigs"));
-    };
-    let result = (answer.results.into_iter().next())
-        .ok_or_else(|| unexpected("DescribeConfigs (resource missing)"))?;
-    if result.error != ErrorCode::NONE {
-        let message = result.error_message.unwrap_or_default();
-        return Err(RestError::kafka(result.error, message));
+) -> Result<(String, i32), RestError> {
+    let (id, metadata) = cluster(state, Some(cluster_id), Some(Vec::new())).await?;
+    let node = (broker_id.parse::<i32>().ok())
+        .filter(|node| metadata.brokers.iter().any(|b| b.node_id == *node));
+    match node {
+        Some(node) => Ok((id, node)),
+        None => Err(RestError::status(
+            StatusCode::NOT_FOUND,
+            format!("Broker {broker_id} not found."),
+        )),
     }
-    Ok(result.configs)
-}
-
-fn broker_config_json(
-    base: &str,
-    id: &str,
-    broker: &str,
-    entry: &weir_wire::domain::DescribeConfigsEntry,
-) -> Value {
-    let url = format!(
-        "{base}/v3/clusters/{id}/brokers/{broker}/configs/{}",
-        entry.name
-    );
-    json!({
-        "kind": "KafkaBrokerConfig",
-        "metadata": {
-            "self": url,
-            "resource_name": format!("crn:///kafka={id}/broker={broker}/config={}", entry.name),
-        },
-        "cluster_id": id,
-        "broker_id": broker.parse::<i32>().unwrap_or(-1),
-        "name": entry.name,
-        "value": if entry.is_sensitive { None } else { entry.value.clone() },
-        "is_read_only": entry.read_only,
-        "is_sensitive": entry.is_sensitive,
-        "is_default": entry.config_source == config_source::DEFAULT_CONFIG,
-        "source": source_name(entry.config_source),
-        "synonyms": [],
-    })
 }
 
 /// `GET .../brokers/{broker_id}/configs`.
@@ -1101,14 +1128,8 @@ pub async fn list_broker_configs<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
     Path((cluster_id, broker)): Path<(String, String)>,
 ) -> Result<Json<Value>, RestError> {
-    let base = state.base.clone();
-    let (id, metadata) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    let configs = describe_broker_configs(&state, &metadata, &broker, None).await?;
-    let data = (configs.iter())
-        .map(|c| broker_config_json(&base, &id, &broker, c))
-        .collect();
-    let url = format!("{base}/v3/clusters/{id}/brokers/{broker}/configs");
-    Ok(list("KafkaBrokerConfigList", url, data))
+    let (id, node) = broker_owner(&state, &cluster_id, &broker).await?;
+    list_configs(&state, &id, ConfigOwner::Broker(node)).await
 }
 
 /// `GET .../brokers/{broker_id}/configs/{name}`.
@@ -1116,84 +1137,30 @@ pub async fn get_broker_config<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
     Path((cluster_id, broker, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, RestError> {
-    let (id, metadata) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    let keys = Some(vec![name.clone()]);
-    let configs = describe_broker_configs(&state, &metadata, &broker, keys).await?;
-    match configs.iter().find(|c| c.name == name) {
-        Some(entry) => Ok(Json(broker_config_json(&state.base, &id, &broker, entry))),
-        None => Err(RestError::status(
-            StatusCode::NOT_FOUND,
-            format!("Config {name} not found for broker {broker}."),
-        )),
-    }
+    let (id, node) = broker_owner(&state, &cluster_id, &broker).await?;
+    get_config(&state, &id, ConfigOwner::Broker(node), &name).await
 }
 
-/// `PUT`/`DELETE .../brokers/{broker_id}/configs/{name}` and `POST .../configs:alter`:
-/// asked of the broker through IncrementalAlterConfigs, whose answer is returned (Weir's
-/// broker configuration is static: the broker refuses with INVALID_REQUEST and says so).
-pub async fn alter_broker_config<R: Runtime, S: StorageDriver>(
+/// `PUT`/`DELETE .../brokers/{broker_id}/configs/{name}`: asked of the broker, whose
+/// answer is returned (Weir's broker configuration is static: it refuses, saying so).
+pub async fn put_broker_config<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
     method: axum::http::Method,
-    Path(path): Path<Vec<(String, String)>>,
+    Path((cluster_id, broker, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, RestError> {
-    let field = |key: &str| {
-        (path.iter())
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    };
-    let (Some(cluster_id), Some(broker)) = (field("cluster_id"), field("broker_id")) else {
-        return Err(unexpected("broker config path"));
-    };
-    cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    let changes = match field("name") {
-        Some(name) if method == axum::http::Method::DELETE => {
-            vec![IncrementalAlterableConfig {
-                name,
-                operation: config_operation::DELETE,
-                value: None,
-            }]
-        }
-        Some(name) => {
-            let body: ValueBody = json_body(&body)?;
-            vec![IncrementalAlterableConfig {
-                name,
-                operation: config_operation::SET,
-                value: body.value,
-            }]
-        }
-        None => {
-            let body: AlterBody = json_body(&body)?;
-            (body.data.into_iter())
-                .map(|entry| IncrementalAlterableConfig {
-                    name: entry.name,
-                    operation: match entry.operation.as_deref() {
-                        Some(op) if op.eq_ignore_ascii_case("DELETE") => config_operation::DELETE,
-                        _ => config_operation::SET,
-                    },
-                    value: entry.value,
-                })
-                .collect()
-        }
-    };
-    let request = ApiRequest::IncrementalAlterConfigs(IncrementalAlterConfigsRequest {
-        resources: vec![IncrementalAlterConfigsResource {
-            resource_type: resource_type::BROKER,
-            resource_name: broker,
-            configs: changes,
-        }],
-        validate_only: false,
-    });
-    let ApiResponse::IncrementalAlterConfigs(answer) = state.admin(request).await? else {
-        return Err(unexpected("IncrementalAlterConfigs"));
-    };
-    for result in answer.results {
-        if result.error != ErrorCode::NONE {
-            let message = result.error_message.unwrap_or_default();
-            return Err(RestError::kafka(result.error, message));
-        }
-    }
-    Ok(StatusCode::NO_CONTENT)
+    let (_, node) = broker_owner(&state, &cluster_id, &broker).await?;
+    put_or_delete(&state, ConfigOwner::Broker(node), name, &method, &body).await
+}
+
+/// `POST .../brokers/{broker_id}/configs:alter`.
+pub async fn alter_broker_configs<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, broker)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, RestError> {
+    let (_, node) = broker_owner(&state, &cluster_id, &broker).await?;
+    alter_batch(&state, ConfigOwner::Broker(node), &body).await
 }
 
 #[cfg(test)]
