@@ -584,8 +584,12 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
             if completed > 0 {
                 // Written (or completed without an answer): their budget goes back.
                 let mut held = lock(&self.held);
-                let pending = held.split_off(&self.next_seq);
-                *held = pending;
+                while let Some(entry) = held.first_entry() {
+                    if *entry.key() >= self.next_seq {
+                        break;
+                    }
+                    entry.remove();
+                }
             }
             if outcome.is_err() || self.draining.is_some() {
                 break;
