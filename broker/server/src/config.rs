@@ -176,6 +176,10 @@ pub struct ServerConfig {
     pub frame_bytes_max: usize,
     /// `max.connections`, `queued.max.requests`, `queued.max.request.bytes`.
     pub client_limits: crate::limits::LimitSettings,
+    /// `num.network.threads`: the async runtime's worker threads (connections, TLS, request
+    /// decoding and encoding, fetch reads); `None` (the default): one per core the process
+    /// may run on. The partitions' state machine is one task (docs/operations.md, "Threads").
+    pub network_threads: Option<usize>,
     /// True when `advertised.listeners` names no address for the first listener: `serve`
     /// then advertises the address it actually bound (so port 0 advertises the real port,
     /// and a wildcard host advertises 127.0.0.1).
@@ -371,6 +375,7 @@ struct Settings {
     data_dir: Option<PathBuf>,
     frame_bytes_max: Option<usize>,
     client_limits: crate::limits::LimitSettings,
+    network_threads: Option<usize>,
     /// `queued.max.request.bytes` as given (checked against `socket.request.max.bytes`).
     queued_request_bytes: Option<i64>,
     metrics_listen: Option<HostPort>,
@@ -621,6 +626,9 @@ impl Settings {
             }
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
+            }
+            "num.network.threads" => {
+                self.network_threads = Some(input.integer_in(1, 1024)?);
             }
             "max.connections" => {
                 self.client_limits.connections_max = input.integer_in(1, i32::MAX.into())?;
@@ -1013,6 +1021,7 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
             frame_bytes_max,
             client_limits: self.client_limits,
+            network_threads: self.network_threads,
             advertise_bound_address,
             check_invariants: false,
             metrics_listen: self.metrics_listen.map(|address| address.to_address()),
@@ -1490,6 +1499,18 @@ mod tests {
         assert_eq!(limits.queued_request_bytes_max, 104_857_600);
         let config = parse("queued.max.request.bytes = -1");
         assert_eq!(config.client_limits.queued_request_bytes_max, usize::MAX);
+    }
+
+    #[test]
+    fn network_threads_take_kafka_key() {
+        // Goal: unset means "one per core" (decided at start); Kafka's key sets it; out of
+        // range is refused naming the key.
+        assert_eq!(parse("").network_threads, None);
+        assert_eq!(parse("num.network.threads = 6").network_threads, Some(6));
+        for bad in ["num.network.threads = 0", "num.network.threads = 5000"] {
+            let error = refusal(bad);
+            assert!(error.contains("num.network.threads"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -16,8 +16,9 @@ use tracing_subscriber::EnvFilter;
 /// drown the broker's.
 const LOG_FILTER_DEFAULT: &str = "info,fjall=warn,lsm_tree=warn";
 
-/// Worker threads of the tokio runtime: the broker is tuned for 2 cores.
-const WORKER_THREADS: usize = 2;
+/// Worker threads of the tokio runtime for the client commands (topic, produce, ...): they
+/// are one connection's work.
+const CLIENT_WORKER_THREADS: usize = 2;
 
 /// Weir: a Kafka-compatible broker.
 #[derive(Debug, Parser)]
@@ -64,8 +65,22 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // `serve` reads its config first: `num.network.threads` sizes the runtime it runs on.
+    let (command, worker_threads) = match cli.command {
+        Command::Serve(args) => match weir::config::ServerConfig::from_args(&args) {
+            Ok(config) => {
+                let threads = config.network_threads.unwrap_or_else(cores);
+                (Run::Serve(Box::new(config)), threads)
+            }
+            Err(error) => {
+                eprintln!("weir: {:#}", anyhow::Error::from(error));
+                return ExitCode::FAILURE;
+            }
+        },
+        other => (Run::Client(other), CLIENT_WORKER_THREADS),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKER_THREADS)
+        .worker_threads(worker_threads)
         .enable_all()
         .build()
     {
@@ -75,7 +90,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let outcome = match command {
+        Run::Serve(config) => runtime.block_on(cli::serve::run(*config, worker_threads)),
+        Run::Client(command) => runtime.block_on(run(command)),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("weir: {error:#}");
@@ -84,9 +103,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// What `main` runs once the runtime is built.
+enum Run {
+    Serve(Box<weir::config::ServerConfig>),
+    Client(Command),
+}
+
+/// The cores this process may run on (its affinity mask, so `taskset -c 0` gives 1), at
+/// least 1.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => cli::serve::run(args).await,
+        Command::Serve(args) => {
+            let config = weir::config::ServerConfig::from_args(&args)?;
+            cli::serve::run(config, CLIENT_WORKER_THREADS).await
+        }
         Command::Topic(args) => cli::topic::run(args).await,
         Command::Produce(args) => cli::produce::run(args).await,
         Command::Consume(args) => cli::consume::run(args).await,

@@ -1,13 +1,13 @@
 //! `weir serve`: run a broker until it is stopped or its storage fails.
 
 use anyhow::Context;
-use weir::config::{ServeArgs, ServerConfig};
+use weir::config::ServerConfig;
 use weir_runtime::TokioRuntime;
 
-/// Run the broker. Returns an error (the process exits 1) on a bad config, a failed bind
-/// or recovery, or a poisoned node.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = ServerConfig::from_args(&args)?;
+/// Run the broker on a runtime of `worker_threads` threads (logged). Returns an error (the
+/// process exits 1) on a failed bind or recovery, or a poisoned node.
+pub async fn run(config: ServerConfig, worker_threads: usize) -> anyhow::Result<()> {
+    tracing::info!(worker_threads, "runtime: num.network.threads");
     let runtime = TokioRuntime::from_entropy();
     let data_dir = config.data_dir.display().to_string();
     let server = weir::server::start_fjall(runtime, config).await?;
