@@ -795,6 +795,9 @@ def test_v3_describes_a_classic_librdkafka_group(rest_broker):
         wait_until(lambda: ck.poll(0.2) is None and len(ck.assignment()) == 3, 30, "the classic member's assignment")
         view = requests.get(f"{rest.v3}/consumer-groups/{group}", timeout=10).json()
         assert (view["state"], view["is_simple"]) == ("STABLE", False), view
+        # The coordinator link names the one broker (its id, not a placeholder).
+        broker_id = requests.get(f"{rest.v3}/brokers", timeout=10).json()["data"][0]["broker_id"]
+        assert view["coordinator"]["related"].endswith(f"/brokers/{broker_id}"), view
         consumers = requests.get(f"{rest.v3}/consumer-groups/{group}/consumers", timeout=10).json()["data"]
         assert len(consumers) == 1
         assert sorted(a["partition_id"] for a in consumers[0]["assignments"]) == [0, 1, 2]

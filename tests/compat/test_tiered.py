@@ -41,9 +41,13 @@ from weirtest import (
 )
 
 SEGMENT_BYTES = 100
-TIER_TIMEOUT_S = 30.0
+# A leader uploads one segment per partition per task interval (and waits for the report to
+# commit), so 400 records in 10-record batches of 100-byte segments are ~40 uploads in a
+# row: ~8 s at 200 ms on a quiet machine, and a new leader after a failover starts over
+# from the remote end. The bound leaves room for a loaded CI machine (30 s was hit once).
+TIER_TIMEOUT_S = 60.0
 TIMING = """\
-"remote.log.manager.task.interval.ms" = 200
+"remote.log.manager.task.interval.ms" = 100
 "log.retention.check.interval.ms" = 200
 """
 

@@ -332,6 +332,14 @@ impl<R: Runtime> Router<R> {
         }
     }
 
+    /// The node id of `dest` (this broker's own for [`Dest::Local`]).
+    pub fn node_of(&self, dest: Dest) -> i32 {
+        match dest {
+            Dest::Local => self.node_id,
+            Dest::Remote(node) => node,
+        }
+    }
+
     /// Where requests for a partition go.
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<Dest, EdgeError> {
         let key = (topic.to_owned(), partition);

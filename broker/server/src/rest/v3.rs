@@ -792,6 +792,8 @@ struct GroupView {
     state: String,
     is_simple: bool,
     partition_assignor: String,
+    /// The group coordinator's node id.
+    coordinator: i32,
     /// (member id, instance id, client id, host, assigned (topic, partition)s).
     members: Vec<MemberView>,
 }
@@ -842,6 +844,7 @@ async fn describe_group<R: Runtime, S: StorageDriver>(
                 state: found.group_state.to_ascii_uppercase(),
                 is_simple: false,
                 partition_assignor: found.assignor_name,
+                coordinator: coordinator_id(&router, group).await,
                 members,
             });
         }
@@ -879,8 +882,18 @@ async fn describe_group<R: Runtime, S: StorageDriver>(
         state: classic_state(&found.group_state).to_owned(),
         is_simple: found.protocol_type.is_empty(),
         partition_assignor: found.protocol_data,
+        coordinator: coordinator_id(&router, group).await,
         members,
     })
+}
+
+/// The node id of `group`'s coordinator (known: the request just went there), or -1 when
+/// it can no longer be found.
+async fn coordinator_id<R: Runtime>(router: &crate::gateway::route::Router<R>, group: &str) -> i32 {
+    match router.coordinator(group).await {
+        Ok(dest) => router.node_of(dest),
+        Err(_) => -1,
+    }
 }
 
 fn group_not_found(group: &str) -> RestError {
@@ -945,7 +958,7 @@ fn group_json(base: &str, id: &str, group: &str, view: &GroupView) -> Value {
         "is_simple": view.is_simple,
         "partition_assignor": view.partition_assignor,
         "state": view.state,
-        "coordinator": related(format!("{base}/v3/clusters/{id}/brokers/-1")),
+        "coordinator": related(format!("{base}/v3/clusters/{id}/brokers/{}", view.coordinator)),
         "consumer": related(format!("{url}/consumers")),
         "lag_summary": related(format!("{url}/lag-summary")),
     })
