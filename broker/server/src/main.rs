@@ -77,7 +77,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        other => (Run::Client(other), CLIENT_WORKER_THREADS),
+        other => (Run::Client(Box::new(other)), CLIENT_WORKER_THREADS),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads)
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     };
     let outcome = match command {
         Run::Serve(config) => runtime.block_on(cli::serve::run(*config, worker_threads)),
-        Run::Client(command) => runtime.block_on(run(command)),
+        Run::Client(command) => runtime.block_on(run(*command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,7 +106,7 @@ fn main() -> ExitCode {
 /// What `main` runs once the runtime is built.
 enum Run {
     Serve(Box<weir::config::ServerConfig>),
-    Client(Command),
+    Client(Box<Command>),
 }
 
 /// The cores this process may run on (its affinity mask, so `taskset -c 0` gives 1), at
