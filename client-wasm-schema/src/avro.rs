@@ -1,8 +1,10 @@
 //! JavaScript values <-> Avro datums under a schema.
 //!
-//! Encoding converts the [`Js`] value to an Avro [`Value`] guided by the schema, so a
-//! value that does not fit is refused with the path of the field and what was expected
-//! (apache-avro's own validation only says "does not match"). Mapping:
+//! apache-avro parses the schema and decodes; encoding walks the [`Js`] value and the
+//! schema together and writes Avro's binary encoding directly, so a value that does not fit
+//! is refused with the path of the field and what was expected (apache-avro's own
+//! validation only says "does not match"), and map entries keep the object's order (the
+//! bytes equal Confluent's serializers'). Mapping:
 //!
 //! | Avro | JavaScript |
 //! |---|---|
@@ -24,7 +26,6 @@ use std::collections::BTreeMap;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::{Schema, UnionSchema, UuidSchema};
 use apache_avro::types::Value;
-use apache_avro::writer::datum::GenericDatumWriter;
 
 use crate::{Js, SchemaError};
 
@@ -47,18 +48,14 @@ impl AvroSchema {
         Ok(AvroSchema { schema, names })
     }
 
-    /// The Avro binary encoding of `value` (not framed).
+    /// The Avro binary encoding of `value` (not framed). Written here, guided by the
+    /// schema, rather than by apache-avro's writer: map entries keep the object's order
+    /// (apache-avro's `Value::Map` is a hash map), so the bytes are deterministic and equal
+    /// to what Confluent's serializers write for the same object.
     pub fn encode(&self, value: &Js) -> Result<Vec<u8>, SchemaError> {
-        let datum = self.to_avro(&self.schema, value, "$")?;
-        let writer = GenericDatumWriter::builder(&self.schema)
-            .build()
-            .map_err(|e| SchemaError::Schema(e.to_string()))?;
-        writer
-            .write_value_to_vec(datum)
-            .map_err(|e| SchemaError::Mismatch {
-                path: "$".to_owned(),
-                reason: e.to_string(),
-            })
+        let mut out = Vec::new();
+        self.write(&self.schema, value, "$", &mut out)?;
+        Ok(out)
     }
 
     /// Decode an Avro binary payload (not framed).
@@ -88,29 +85,35 @@ impl AvroSchema {
         }
     }
 
-    fn to_avro(&self, schema: &Schema, value: &Js, path: &str) -> Result<Value, SchemaError> {
+    fn write(
+        &self,
+        schema: &Schema,
+        value: &Js,
+        path: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SchemaError> {
         let schema = self.resolve(schema)?;
         let mismatch = |expected: &str| SchemaError::Mismatch {
             path: path.to_owned(),
             reason: format!("expected {expected}, got {}", describe(value)),
         };
-        Ok(match (schema, value) {
-            (Schema::Null, Js::Null) => Value::Null,
+        match (schema, value) {
+            (Schema::Null, Js::Null) => {}
             (Schema::Null, _) => return Err(mismatch("null")),
-            (Schema::Boolean, Js::Bool(b)) => Value::Boolean(*b),
+            (Schema::Boolean, Js::Bool(b)) => out.push(u8::from(*b)),
             (Schema::Boolean, _) => return Err(mismatch("a boolean")),
-            (Schema::Int, _) => Value::Int(int32(value).ok_or_else(|| mismatch("an int"))?),
-            (Schema::Long, _) => Value::Long(int53(value).ok_or_else(|| mismatch("a long"))?),
-            (Schema::Float, Js::Number(n)) => Value::Float(*n as f32),
+            (Schema::Int, _) => long(out, int32(value).ok_or_else(|| mismatch("an int"))?.into()),
+            (Schema::Long, _) => long(out, int53(value).ok_or_else(|| mismatch("a long"))?),
+            (Schema::Float, Js::Number(n)) => out.extend_from_slice(&(*n as f32).to_le_bytes()),
             (Schema::Float, _) => return Err(mismatch("a float")),
-            (Schema::Double, Js::Number(n)) => Value::Double(*n),
+            (Schema::Double, Js::Number(n)) => out.extend_from_slice(&n.to_le_bytes()),
             (Schema::Double, _) => return Err(mismatch("a double")),
-            (Schema::Bytes, Js::Bytes(b)) => Value::Bytes(b.clone()),
+            (Schema::Bytes, Js::Bytes(b)) => bytes(out, b),
             (Schema::Bytes, _) => return Err(mismatch("bytes (a Uint8Array)")),
-            (Schema::String, Js::String(s)) => Value::String(s.clone()),
+            (Schema::String, Js::String(s)) => bytes(out, s.as_bytes()),
             (Schema::String, _) => return Err(mismatch("a string")),
             (Schema::Fixed(fixed), Js::Bytes(b)) if b.len() == fixed.size => {
-                Value::Fixed(fixed.size, b.clone())
+                out.extend_from_slice(b);
             }
             (Schema::Fixed(fixed), _) => {
                 return Err(mismatch(&format!(
@@ -120,7 +123,7 @@ impl AvroSchema {
                 )))
             }
             (Schema::Enum(e), Js::String(s)) => match e.symbols.iter().position(|x| x == s) {
-                Some(index) => Value::Enum(u32::try_from(index).unwrap_or(u32::MAX), s.clone()),
+                Some(index) => long(out, index_i64(index)),
                 None => {
                     return Err(mismatch(&format!(
                         "one of the symbols {:?} of enum {}",
@@ -135,23 +138,27 @@ impl AvroSchema {
                     e.name.fullname(None)
                 )))
             }
-            (Schema::Array(array), Js::Array(items)) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| self.to_avro(&array.items, item, &format!("{path}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            ),
+            (Schema::Array(array), Js::Array(items)) => {
+                // One block with every item, then the empty block that ends the array.
+                if !items.is_empty() {
+                    long(out, index_i64(items.len()));
+                    for (i, item) in items.iter().enumerate() {
+                        self.write(&array.items, item, &format!("{path}[{i}]"), out)?;
+                    }
+                }
+                out.push(0);
+            }
             (Schema::Array(_), _) => return Err(mismatch("an array")),
-            (Schema::Map(map), Js::Object(entries)) => Value::Map(
-                entries
-                    .iter()
-                    .map(|(k, v)| {
-                        let item = self.to_avro(&map.types, v, &format!("{path}.{k}"))?;
-                        Ok((k.clone(), item))
-                    })
-                    .collect::<Result<_, SchemaError>>()?,
-            ),
+            (Schema::Map(map), Js::Object(entries)) => {
+                if !entries.is_empty() {
+                    long(out, index_i64(entries.len()));
+                    for (key, item) in entries {
+                        bytes(out, key.as_bytes());
+                        self.write(&map.types, item, &format!("{path}.{key}"), out)?;
+                    }
+                }
+                out.push(0);
+            }
             (Schema::Map(_), _) => return Err(mismatch("an object (map)")),
             (Schema::Record(record), Js::Object(entries)) => {
                 for (key, _) in entries {
@@ -165,16 +172,15 @@ impl AvroSchema {
                         });
                     }
                 }
-                let mut fields = Vec::with_capacity(record.fields.len());
                 for field in &record.fields {
                     let field_path = format!("{path}.{}", field.name);
-                    let datum = match (value.get(&field.name), &field.default) {
-                        (Some(given), _) => self.to_avro(&field.schema, given, &field_path)?,
+                    match (value.get(&field.name), &field.default) {
+                        (Some(given), _) => self.write(&field.schema, given, &field_path, out)?,
                         (None, Some(default)) => {
-                            self.default_value(&field.schema, default, &field_path)?
+                            self.write_default(&field.schema, default, &field_path, out)?;
                         }
                         (None, None) if self.nullable(&field.schema) => {
-                            self.to_avro(&field.schema, &Js::Null, &field_path)?
+                            self.write(&field.schema, &Js::Null, &field_path, out)?;
                         }
                         (None, None) => {
                             return Err(SchemaError::Mismatch {
@@ -182,10 +188,8 @@ impl AvroSchema {
                                 reason: "missing (the field has no default)".to_owned(),
                             })
                         }
-                    };
-                    fields.push((field.name.clone(), datum));
+                    }
                 }
-                Value::Record(fields)
             }
             (Schema::Record(record), _) => {
                 return Err(mismatch(&format!(
@@ -193,36 +197,33 @@ impl AvroSchema {
                     record.name.fullname(None)
                 )))
             }
-            (Schema::Union(union), _) => self.union_value(union, value, path)?,
-            (Schema::Date, _) => Value::Date(int32(value).ok_or_else(|| mismatch("a date"))?),
+            (Schema::Union(union), _) => self.write_union(union, value, path, out)?,
+            (Schema::Date, _) => long(out, int32(value).ok_or_else(|| mismatch("a date"))?.into()),
             (Schema::TimeMillis, _) => {
-                Value::TimeMillis(int32(value).ok_or_else(|| mismatch("a time-millis"))?)
+                long(
+                    out,
+                    int32(value)
+                        .ok_or_else(|| mismatch("a time-millis"))?
+                        .into(),
+                );
             }
-            (Schema::TimeMicros, _) => {
-                Value::TimeMicros(int53(value).ok_or_else(|| mismatch("a time-micros"))?)
+            (
+                Schema::TimeMicros
+                | Schema::TimestampMillis
+                | Schema::TimestampMicros
+                | Schema::TimestampNanos
+                | Schema::LocalTimestampMillis
+                | Schema::LocalTimestampMicros
+                | Schema::LocalTimestampNanos,
+                _,
+            ) => {
+                let expected = format!("an integer ({})", branch_name(schema));
+                long(out, int53(value).ok_or_else(|| mismatch(&expected))?);
             }
-            (Schema::TimestampMillis, _) => {
-                Value::TimestampMillis(int53(value).ok_or_else(|| mismatch("a timestamp-millis"))?)
-            }
-            (Schema::TimestampMicros, _) => {
-                Value::TimestampMicros(int53(value).ok_or_else(|| mismatch("a timestamp-micros"))?)
-            }
-            (Schema::TimestampNanos, _) => {
-                Value::TimestampNanos(int53(value).ok_or_else(|| mismatch("a timestamp-nanos"))?)
-            }
-            (Schema::LocalTimestampMillis, _) => Value::LocalTimestampMillis(
-                int53(value).ok_or_else(|| mismatch("a local-timestamp-millis"))?,
-            ),
-            (Schema::LocalTimestampMicros, _) => Value::LocalTimestampMicros(
-                int53(value).ok_or_else(|| mismatch("a local-timestamp-micros"))?,
-            ),
-            (Schema::LocalTimestampNanos, _) => Value::LocalTimestampNanos(
-                int53(value).ok_or_else(|| mismatch("a local-timestamp-nanos"))?,
-            ),
             (Schema::Uuid(kind), Js::String(s)) => {
                 let uuid = uuid::Uuid::parse_str(s).map_err(|_| mismatch("a uuid string"))?;
                 match kind {
-                    UuidSchema::String => Value::Uuid(uuid),
+                    UuidSchema::String => bytes(out, uuid.to_string().as_bytes()),
                     _ => return Err(unsupported(path, "uuid on bytes or fixed")),
                 }
             }
@@ -237,19 +238,25 @@ impl AvroSchema {
                     name.fullname(None)
                 )))
             }
-        })
+        }
+        Ok(())
     }
 
-    fn union_value(
+    fn write_union(
         &self,
         union: &UnionSchema,
         value: &Js,
         path: &str,
-    ) -> Result<Value, SchemaError> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), SchemaError> {
         let variants = union.variants();
+        let mut branch_bytes = Vec::new();
         for (index, branch) in variants.iter().enumerate() {
-            if let Ok(datum) = self.to_avro(branch, value, path) {
-                return Ok(Value::Union(index_u32(index), Box::new(datum)));
+            branch_bytes.clear();
+            if self.write(branch, value, path, &mut branch_bytes).is_ok() {
+                long(out, index_i64(index));
+                out.extend_from_slice(&branch_bytes);
+                return Ok(());
             }
         }
         // Avro's JSON encoding of a union: `{ "type name": value }`.
@@ -257,8 +264,8 @@ impl AvroSchema {
             if let [(key, inner)] = entries.as_slice() {
                 for (index, branch) in variants.iter().enumerate() {
                     if branch_name(branch) == *key || short_name(branch) == *key {
-                        let datum = self.to_avro(branch, inner, &format!("{path}.{key}"))?;
-                        return Ok(Value::Union(index_u32(index), Box::new(datum)));
+                        long(out, index_i64(index));
+                        return self.write(branch, inner, &format!("{path}.{key}"), out);
                     }
                 }
             }
@@ -266,7 +273,7 @@ impl AvroSchema {
         // A value of a branch's shape that fails deeper down (a record's field): name it.
         for branch in variants {
             if let Err(SchemaError::Mismatch { path: at, reason }) =
-                self.to_avro(branch, value, path)
+                self.write(branch, value, path, &mut Vec::new())
             {
                 if at != path {
                     return Err(SchemaError::Mismatch { path: at, reason });
@@ -280,31 +287,31 @@ impl AvroSchema {
         })
     }
 
-    /// A field's default (JSON, for the union's first branch) as a datum.
-    fn default_value(
+    /// A field's default (JSON; a union's is its first branch's).
+    fn write_default(
         &self,
         schema: &Schema,
         default: &serde_json::Value,
         path: &str,
-    ) -> Result<Value, SchemaError> {
-        let value = Js::from_json(default);
-        match self.resolve(schema)? {
-            Schema::Union(union) => {
-                let first = union
-                    .variants()
-                    .first()
-                    .ok_or_else(|| SchemaError::Schema(format!("{path}: empty union")))?;
-                let datum = self.to_avro(first, &value, path)?;
-                Ok(Value::Union(0, Box::new(datum)))
-            }
-            Schema::Bytes | Schema::Fixed(_) => {
-                // Avro JSON gives bytes defaults as strings of code points 0-255.
-                let text = default.as_str().unwrap_or_default();
-                let bytes = text.chars().map(|c| c as u32 as u8).collect();
-                self.to_avro(schema, &Js::Bytes(bytes), path)
-            }
-            _ => self.to_avro(schema, &value, path),
+        out: &mut Vec<u8>,
+    ) -> Result<(), SchemaError> {
+        let schema = self.resolve(schema)?;
+        if let Schema::Union(union) = schema {
+            let first = union
+                .variants()
+                .first()
+                .ok_or_else(|| SchemaError::Schema(format!("{path}: empty union")))?;
+            long(out, 0);
+            return self.write_default(first, default, path, out);
         }
+        let value = match (schema, default) {
+            // Avro JSON gives bytes defaults as strings of code points 0-255.
+            (Schema::Bytes | Schema::Fixed(_), serde_json::Value::String(text)) => {
+                Js::Bytes(text.chars().map(|c| c as u32 as u8).collect())
+            }
+            _ => Js::from_json(default),
+        };
+        self.write(schema, &value, path, out)
     }
 
     fn nullable(&self, schema: &Schema) -> bool {
@@ -319,8 +326,24 @@ impl AvroSchema {
     }
 }
 
-fn index_u32(index: usize) -> u32 {
-    u32::try_from(index).unwrap_or(u32::MAX)
+fn index_i64(index: usize) -> i64 {
+    i64::try_from(index).unwrap_or(i64::MAX)
+}
+
+/// Avro's long: zigzag, then a little-endian base-128 varint.
+fn long(out: &mut Vec<u8>, n: i64) {
+    let mut zigzag = ((n << 1) ^ (n >> 63)) as u64;
+    while zigzag >= 0x80 {
+        out.push((zigzag as u8) | 0x80);
+        zigzag >>= 7;
+    }
+    out.push(zigzag as u8);
+}
+
+/// Avro's bytes and string: the length as a long, then the bytes.
+fn bytes(out: &mut Vec<u8>, data: &[u8]) {
+    long(out, index_i64(data.len()));
+    out.extend_from_slice(data);
 }
 
 fn unsupported(path: &str, what: &str) -> SchemaError {
@@ -565,6 +588,34 @@ mod tests {
         );
         let value = obj(&[("a", Js::Number(1.0)), ("b", s("")), ("c", Js::Null)]);
         assert_eq!(schema.encode(&value).unwrap(), [2, 0, 0]);
+    }
+
+    #[test]
+    fn maps_keep_the_object_s_order_and_blocks_end_with_zero() {
+        let schema = AvroSchema::parse(r#"{"type":"map","values":"int"}"#).unwrap();
+        let value = obj(&[("b", Js::Number(1.0)), ("a", Js::Number(-1.0))]);
+        let bytes = schema.encode(&value).unwrap();
+        assert_eq!(bytes, [4, 2, b'b', 2, 2, b'a', 1, 0]);
+        assert_eq!(
+            schema.decode(&bytes).unwrap(),
+            obj(&[("a", Js::Number(-1.0)), ("b", Js::Number(1.0))])
+        );
+        assert_eq!(schema.encode(&obj(&[])).unwrap(), [0]);
+        let floats = AvroSchema::parse(r#"{"type":"array","items":"float"}"#).unwrap();
+        let bytes = floats.encode(&Js::Array(vec![Js::Number(1.5)])).unwrap();
+        assert_eq!(bytes, [2, 0, 0, 0xc0, 0x3f, 0]);
+        assert_eq!(
+            floats.decode(&bytes).unwrap(),
+            Js::Array(vec![Js::Number(1.5)])
+        );
+        let longs = AvroSchema::parse(r#""long""#).unwrap();
+        let min = -9_007_199_254_740_991.0;
+        assert_eq!(
+            longs
+                .decode(&longs.encode(&Js::Number(min)).unwrap())
+                .unwrap(),
+            Js::Number(min)
+        );
     }
 
     #[test]
