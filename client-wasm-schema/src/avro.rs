@@ -15,8 +15,11 @@
 //! | bytes, fixed | `Uint8Array` (fixed: exactly its size) |
 //! | string, uuid | string (uuid: parsed) |
 //! | enum | one of its symbols |
-//! | array, map, record | array, object, object (every field; a missing field takes its default, or null in a union with null; unknown properties are refused) |
-//! | union | the value of the first branch it fits, or Avro JSON's `{ "branch-name": value }` |
+//! | array, map, record | array, object, object (record: see below) |
+//! | union | the value of the first branch it fits, or Avro JSON's `{ "branch": value }` |
+//!
+//! A record field left out takes its default, or null in a union with null; properties
+//! that are not fields are refused.
 //!
 //! Decoding gives the same shapes (a union gives its branch's value). decimal, duration and
 //! big-decimal are refused both ways.

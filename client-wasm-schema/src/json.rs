@@ -135,7 +135,11 @@ mod tests {
 
     #[test]
     fn the_cheap_checks_catch_type_and_required() {
-        let schema = json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}});
+        let schema = json!({
+            "type": "object",
+            "required": ["id"],
+            "properties": {"id": {"type": "integer"}}
+        });
         assert_eq!(check(&schema, &json!({"id": 1})), Ok(()));
         let error = check(&schema, &json!({"name": "x"})).unwrap_err();
         assert_eq!(error.to_string(), "$.id: missing (required by the schema)");
