@@ -11,7 +11,8 @@ AvroDeserializer reads the browser's record as the same value and its AvroSerial
 the same bytes (the wire format is Confluent's). JSON Schema subjects: `encodeJson` frames,
 `decode` parses, the cheap checks refuse a missing required property. The CORS layer:
 preflights answered for an allowed origin, nothing added for another origin or when the
-keys are not set (Confluent's default).
+keys are not set (Confluent's default). Under Node the package loads from disk and makes
+the same bytes.
 Method: `weir serve --gateway` with `weir.schema.registry.listener` and
 `access.control.allow.origin` set to the page server's origin; tests/wasm/schema_page.html
 driven through chromedriver; checks with requests and confluent-kafka. Every wait is bounded.
@@ -23,6 +24,7 @@ import functools
 import http.server
 import json
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -37,7 +39,7 @@ sys.path.insert(0, str(REPO / "tests/compat"))
 
 from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient  # noqa: E402
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
 from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
 from weirtest import free_port, unique, wait_until  # noqa: E402
@@ -306,3 +308,29 @@ def test_cors_is_off_by_default(tmp_path, pages):
         assert "Access-Control-Allow-Origin" not in answer.headers
     finally:
         broker.stop()
+
+
+def test_node_loads_the_module_from_disk_and_encodes(broker):
+    # Goal: the package works outside browsers (index.js reads the .wasm from disk, Node's
+    # global fetch reaches the registry). Method: Python registers the schema; Node encodes
+    # and decodes; the bytes equal confluent-kafka's AvroSerializer's.
+    topic = unique("wasm-schema-node")
+    client = SchemaRegistryClient({"url": broker.registry})
+    schema_id = client.register_schema(f"{topic}-value", Schema(json.dumps(AVRO_SCHEMA), "AVRO"))
+    out = subprocess.run(
+        ["node", str(HERE / "schema_node.mjs"), broker.registry, topic, json.dumps(VALUE),
+         json.dumps({**VALUE, "status": "LOST"})],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "error" not in report, report
+    assert report["latest"]["id"] == schema_id and report["latest"]["schemaType"] == "AVRO"
+    framed = bytes(report["framed"])
+    serializer = AvroSerializer(client, json.dumps(AVRO_SCHEMA),
+                                conf={"auto.register.schemas": False, "use.latest.version": True})
+    assert framed == serializer(VALUE, SerializationContext(topic, MessageField.VALUE))
+    assert report["decoded"] == VALUE
+    assert report["rejected"]["name"] == "SERIALIZATION_ERROR"
+    assert report["rejected"]["message"].startswith("$.status: expected one of the symbols")
+    assert report["badUrl"]["name"] == "INVALID_ARGUMENT"
