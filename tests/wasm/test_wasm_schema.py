@@ -116,11 +116,11 @@ def pages():
     server.close()
 
 
-def start_broker(base: Path, registry_port: int, extra: str) -> GatewayBroker:
+def start_broker(base: Path, registry_port: int, extra: str, rest: str = "off") -> GatewayBroker:
     config = base / "weir.toml"
     config.write_text(
         f'"weir.schema.registry.listener" = "127.0.0.1:{registry_port}"\n'
-        '"weir.rest.proxy.listener" = "off"\n' + extra
+        f'"weir.rest.proxy.listener" = "{rest}"\n' + extra
     )
     broker = GatewayBroker(data_dir=base / "data", log_path=base / "weir.log", config_path=config)
     broker.gateway_port = free_port()
@@ -137,8 +137,10 @@ def broker(tmp_path_factory, pages):
         '"access.control.allow.methods" = "GET,POST,PUT,DELETE"\n'
         '"access.control.allow.headers" = "Content-Type,Accept,Authorization"\n'
     )
-    broker = start_broker(base, port, extra)
+    rest_port = free_port()
+    broker = start_broker(base, port, extra, rest=f"127.0.0.1:{rest_port}")
     broker.registry = f"http://127.0.0.1:{port}"
+    broker.rest = f"http://127.0.0.1:{rest_port}"
     yield broker
     broker.stop()
 
@@ -290,6 +292,12 @@ def test_cors_preflight_and_origins(broker, pages):
     patch = requests.options(url, headers={"Origin": pages.origin,
                                            "Access-Control-Request-Method": "PATCH"}, timeout=10)
     assert "Access-Control-Allow-Origin" not in patch.headers
+
+    # The REST proxy shares the HTTP stack, so the same layer.
+    clusters = requests.get(f"{broker.rest}/v3/clusters", headers={"Origin": pages.origin},
+                          timeout=10)
+    assert clusters.status_code == 200
+    assert clusters.headers["Access-Control-Allow-Origin"] == pages.origin
 
 
 def test_cors_is_off_by_default(tmp_path, pages):
