@@ -144,8 +144,8 @@ fn wasm_step(root: &Path, weir_bin: &Path) -> Result<()> {
     );
     run_command("wasm-bindgen-test (weir-wasm, weir-edge)", unit)?;
     eprintln!("==> cargo xtask wasm");
-    let size = crate::wasm::build()?;
-    eprintln!("<== cargo xtask wasm: {size} bytes gzipped");
+    let sizes = crate::wasm::build()?;
+    eprintln!("<== cargo xtask wasm: {sizes:?} (bytes gzipped)");
     let mut e2e = Command::new("python3");
     e2e.args(["-m", "pytest", "-q", "tests/wasm"])
         .current_dir(root)

@@ -38,6 +38,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("weir-edge", &[]),
     ("weir-registry", &[]),
     ("weir-wasm", &["weir-edge"]),
+    ("weir-wasm-schema", &[]),
     // The checker depends on nothing; the real-process harness (feature `harness`, optional
     // dependencies) drives the cluster through the client only.
     ("weir-jepsen", &["weir-client", "weir-runtime"]),
@@ -56,7 +57,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
 ];
 
 /// Crates nothing else may depend on, not even in dev-dependencies.
-const LEAF_CRATES: &[&str] = &["xtask", "weir-sim", "weir-wasm"];
+const LEAF_CRATES: &[&str] = &["xtask", "weir-sim", "weir-wasm", "weir-wasm-schema"];
 
 const LINE_COLUMNS_MAX: usize = 100;
 

@@ -1,12 +1,14 @@
-//! `cargo xtask wasm [--serve]`: build the WASM client's npm package into client-wasm/pkg/.
+//! `cargo xtask wasm [--serve]`: build the WASM npm packages: the client into
+//! client-wasm/pkg/ and the optional schema helpers into client-wasm-schema/pkg/.
 //!
 //! Steps: make sure the wasm32 target and wasm-bindgen-cli (the exact version of the
-//! `wasm-bindgen` crate, installed without `--locked`) are there; build `weir-wasm` alone
-//! for wasm32 with the size-optimized `wasm-release` profile; run wasm-bindgen (`--target
-//! web`); shrink with `wasm-opt -Oz` when it is installed (optional); copy the
+//! `wasm-bindgen` crate, installed without `--locked`) are there; per package, build its
+//! crate alone for wasm32 with the size-optimized `wasm-release` profile; run wasm-bindgen
+//! (`--target web`); shrink with `wasm-opt -Oz` when it is installed (optional); copy the
 //! hand-written `index.js`, `index.d.ts` and `package.json`; check the gzipped size of what
-//! a page downloads against [`PKG_GZIP_BYTES_MAX`]. `--serve` then serves client-wasm/
-//! (the demo at /demo/) over HTTP.
+//! a page downloads against the package's budget ([`PKG_GZIP_BYTES_MAX`],
+//! [`SCHEMA_PKG_GZIP_BYTES_MAX`]) and print it. `--serve` then serves client-wasm/ (the
+//! demo at /demo/) over HTTP.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -21,8 +23,43 @@ use crate::step::{has_program, step};
 
 /// wasm-bindgen-cli must equal the `wasm-bindgen` crate pinned in Cargo.toml.
 pub(crate) const WASM_BINDGEN_VERSION: &str = "0.2.130";
-/// Release budget for the package's download (wasm + glue JS), gzipped.
+/// Release budget for the client package's download (wasm + glue JS), gzipped.
 pub(crate) const PKG_GZIP_BYTES_MAX: u64 = 150 * 1024;
+/// Release budget for the schema helpers' package (wasm + glue JS), gzipped: apache-avro's
+/// schema parser is most of it (docs/wasm.md, "Schema-aware helpers").
+pub(crate) const SCHEMA_PKG_GZIP_BYTES_MAX: u64 = 184 * 1024;
+
+/// One npm package built from one crate.
+pub(crate) struct Package {
+    /// The crate (`cargo build -p`).
+    pub krate: &'static str,
+    /// Its directory (holding js/ and, once built, pkg/).
+    pub dir: &'static str,
+    /// wasm-bindgen's `--out-name` (also the wasm file's stem).
+    pub out_name: &'static str,
+    /// Gzipped budget of wasm + glue JS + index.js.
+    pub budget: u64,
+    /// Drop the wasm `name` section (function names for stack traces; panics abort).
+    pub strip_names: bool,
+}
+
+/// Every package `cargo xtask wasm` builds.
+pub(crate) const PACKAGES: [Package; 2] = [
+    Package {
+        krate: "weir-wasm",
+        dir: "client-wasm",
+        out_name: "weir_wasm",
+        budget: PKG_GZIP_BYTES_MAX,
+        strip_names: false,
+    },
+    Package {
+        krate: "weir-wasm-schema",
+        dir: "client-wasm-schema",
+        out_name: "weir_wasm_schema",
+        budget: SCHEMA_PKG_GZIP_BYTES_MAX,
+        strip_names: true,
+    },
+];
 /// Where `--serve` listens.
 const SERVE_ADDR: &str = "127.0.0.1:8080";
 
@@ -35,8 +72,7 @@ pub(crate) struct WasmArgs {
 }
 
 pub(crate) fn run(args: &WasmArgs) -> Result<()> {
-    let size = build()?;
-    eprintln!("client-wasm/pkg: {size} bytes gzipped (budget {PKG_GZIP_BYTES_MAX})");
+    build()?;
     if args.serve {
         serve(&project_root().join("client-wasm"))?;
     }
@@ -79,18 +115,32 @@ pub(crate) fn install_tools() -> Result<()> {
     Ok(())
 }
 
-/// Build client-wasm/pkg; returns the gzipped size of wasm + JS.
-pub(crate) fn build() -> Result<u64> {
+/// Build every package (budgets checked, sizes printed); returns their gzipped sizes.
+pub(crate) fn build() -> Result<Vec<(&'static str, u64)>> {
     install_tools()?;
+    let mut sizes = Vec::new();
+    for package in &PACKAGES {
+        let size = build_package(package)?;
+        eprintln!(
+            "{}/pkg: {size} bytes gzipped (budget {})",
+            package.dir, package.budget
+        );
+        sizes.push((package.dir, size));
+    }
+    Ok(sizes)
+}
+
+/// Build one package into `<dir>/pkg`; returns the gzipped size of wasm + JS.
+fn build_package(package: &Package) -> Result<u64> {
     let root = project_root();
     step(
-        "cargo build -p weir-wasm (wasm32, wasm-release)",
+        &format!("cargo build -p {} (wasm32, wasm-release)", package.krate),
         &root,
         "cargo",
         &[
             "build",
             "-p",
-            "weir-wasm",
+            package.krate,
             "--target",
             "wasm32-unknown-unknown",
             "--profile",
@@ -100,28 +150,32 @@ pub(crate) fn build() -> Result<u64> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let wasm = target.join("wasm32-unknown-unknown/wasm-release/weir_wasm.wasm");
-    let pkg = root.join("client-wasm/pkg");
+    let out_name = package.out_name;
+    let wasm = target.join(format!(
+        "wasm32-unknown-unknown/wasm-release/{out_name}.wasm"
+    ));
+    let dir = root.join(package.dir);
+    let pkg = dir.join("pkg");
     if pkg.exists() {
         fs::remove_dir_all(&pkg).with_context(|| format!("removing {pkg:?}"))?;
     }
     let wasm_arg = wasm.display().to_string();
     let pkg_arg = pkg.display().to_string();
-    step(
-        "wasm-bindgen --target web",
-        &root,
-        "wasm-bindgen",
-        &[
-            "--target",
-            "web",
-            "--out-dir",
-            &pkg_arg,
-            "--out-name",
-            "weir_wasm",
-            &wasm_arg,
-        ],
-    )?;
-    let bg = pkg.join("weir_wasm_bg.wasm");
+    let mut bindgen = vec![
+        "--target",
+        "web",
+        "--out-dir",
+        &pkg_arg,
+        "--out-name",
+        out_name,
+    ];
+    if package.strip_names {
+        bindgen.extend(["--remove-name-section", "--remove-producers-section"]);
+    }
+    bindgen.push(&wasm_arg);
+    step("wasm-bindgen --target web", &root, "wasm-bindgen", &bindgen)?;
+    let bg_name = format!("{out_name}_bg.wasm");
+    let bg = pkg.join(&bg_name);
     if has_program("wasm-opt") {
         let bg_arg = bg.display().to_string();
         step(
@@ -134,19 +188,23 @@ pub(crate) fn build() -> Result<u64> {
         eprintln!("wasm-opt not installed: skipping the optional extra shrink");
     }
     for file in ["index.js", "index.d.ts", "package.json"] {
-        fs::copy(root.join("client-wasm/js").join(file), pkg.join(file))
-            .with_context(|| format!("copying {file}"))?;
+        fs::copy(dir.join("js").join(file), pkg.join(file))
+            .with_context(|| format!("copying {}/js/{file}", package.dir))?;
     }
     let mut total = 0;
-    for file in ["weir_wasm_bg.wasm", "weir_wasm.js", "index.js"] {
+    for file in [bg_name, format!("{out_name}.js"), "index.js".to_owned()] {
         total += gzipped_size(&pkg.join(file))?;
     }
     fs::write(
         pkg.join("SIZE"),
         format!("{total} bytes gzipped (wasm + js)\n"),
     )?;
-    if total > PKG_GZIP_BYTES_MAX {
-        bail!("client-wasm/pkg is {total} bytes gzipped, over the {PKG_GZIP_BYTES_MAX} budget");
+    if total > package.budget {
+        bail!(
+            "{}/pkg is {total} bytes gzipped, over the {} budget",
+            package.dir,
+            package.budget
+        );
     }
     Ok(total)
 }

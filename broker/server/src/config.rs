@@ -201,6 +201,9 @@ pub struct ServerConfig {
     pub http_sasl: Option<crate::sasl::SaslSettings>,
     /// `weir.http.max.request.bytes`: the largest HTTP request body.
     pub http_request_bytes_max: usize,
+    /// `access.control.allow.origin` / `.methods` / `.headers` (Confluent's keys): CORS on
+    /// the HTTP services; `None` (no origin, the default) = off.
+    pub http_cors: Option<crate::http::Cors>,
     /// `weir.rest.consumer.instance.timeout.ms`: idle time after which a REST consumer
     /// instance is closed (Confluent's `consumer.instance.timeout.ms`, default 300000).
     pub rest_instance_timeout_ms: u64,
@@ -387,6 +390,8 @@ struct Settings {
     /// `None` = default, `Some(None)` = off.
     schema_registry: Option<Option<HostPort>>,
     http_request_bytes_max: Option<usize>,
+    /// `access.control.allow.origin`, `.methods`, `.headers` as given.
+    cors: [String; 3],
     /// `controller.quorum.voters` / `--voters`, with where it came from (for messages).
     voters: Option<(Vec<Voter>, Origin)>,
     /// `controller.listener` / `--controller-listen`, with where it came from.
@@ -624,6 +629,9 @@ impl Settings {
             "weir.http.max.request.bytes" => {
                 self.http_request_bytes_max = Some(input.integer_in(1024, i32::MAX.into())?);
             }
+            "access.control.allow.origin" => self.cors[0] = input.cors_list()?,
+            "access.control.allow.methods" => self.cors[1] = input.cors_list()?,
+            "access.control.allow.headers" => self.cors[2] = input.cors_list()?,
             "socket.request.max.bytes" => {
                 self.frame_bytes_max = Some(input.integer_in(1, i32::MAX.into())?);
             }
@@ -1002,6 +1010,14 @@ impl Settings {
                 });
             }
         }
+        let [origin, methods, headers] = &self.cors;
+        let http_cors = crate::http::Cors::new(origin, methods, headers).map_err(|reason| {
+            ConfigError::InvalidValue {
+                key: "access.control.allow.origin".to_owned(),
+                file: source.to_owned(),
+                reason,
+            }
+        })?;
         let mut node = self.node;
         let advertise_bound_address = security.first_advertised.is_none();
         let advertised = (security.first_advertised).unwrap_or_else(|| advertised_for(&listen));
@@ -1015,6 +1031,7 @@ impl Settings {
             http_sasl: security.http_sasl,
             http_request_bytes_max: (self.http_request_bytes_max)
                 .unwrap_or(crate::http::REQUEST_BYTES_DEFAULT),
+            http_cors,
             rest_proxy: service_listen(self.rest_proxy, crate::http::REST_PROXY_LISTEN_DEFAULT),
             data_dir: self
                 .data_dir
@@ -1198,6 +1215,13 @@ impl Input<'_> {
             toml::Value::String(text) => Ok(text.trim()),
             other => Err(self.invalid(format!("expected a string, found {}", other.type_str()))),
         }
+    }
+
+    /// A comma-separated list of CORS origins, methods or headers (checked as header values).
+    fn cors_list(&self) -> Result<String, ConfigError> {
+        let text = self.string()?;
+        crate::http::Cors::new(text, text, text).map_err(|reason| self.invalid(reason))?;
+        Ok(text.to_owned())
     }
 
     fn non_empty_string(&self) -> Result<String, ConfigError> {
@@ -2058,6 +2082,33 @@ mod tests {
             let expected = format!("invalid value for \"{key}\" in weir.toml");
             assert!(message.starts_with(&expected), "{text:?} gave {message:?}");
         }
+    }
+
+    #[test]
+    fn cors_keys_are_confluent_s_and_off_by_default() {
+        assert_eq!(parse("").http_cors, None);
+        let config = parse(
+            "\"access.control.allow.origin\" = \"http://127.0.0.1:8000\"\n\
+             \"access.control.allow.methods\" = \"GET,POST,OPTIONS\"\n\
+             \"access.control.allow.headers\" = \"Content-Type,Authorization\"",
+        );
+        let expected = crate::http::Cors::new(
+            "http://127.0.0.1:8000",
+            "GET,POST,OPTIONS",
+            "Content-Type,Authorization",
+        );
+        assert_eq!(Ok(config.http_cors), expected.clone());
+        assert!(expected.is_ok_and(|cors| cors.is_some()));
+        // Methods and headers alone do not turn CORS on (no origin is allowed).
+        assert_eq!(
+            parse("\"access.control.allow.methods\" = \"GET\"").http_cors,
+            None
+        );
+        let message = refusal("\"access.control.allow.origin\" = \"http://a\\u007f\"");
+        assert!(
+            message.starts_with("invalid value for \"access.control.allow.origin\""),
+            "{message}"
+        );
     }
 
     #[test]

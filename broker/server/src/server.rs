@@ -413,7 +413,8 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         config.listeners.first.protocol.uses_sasl(),
     )
     .with_upstream_tls(gateway_upstream_tls(&config.listeners.first))
-    .with_request_bytes_max(config.http_request_bytes_max);
+    .with_request_bytes_max(config.http_request_bytes_max)
+    .with_cors(config.http_cors.clone());
     let platform = Arc::new(platform);
     let mut schema_registry = None;
     let mut schema_registry_addr = None;

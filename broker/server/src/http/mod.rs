@@ -6,6 +6,9 @@
 //!   service's listener is TLS (`weir.http.ssl.enable`, the `ssl.*` material of the Kafka
 //!   listeners, reloaded like theirs), and serves HTTP/1.1 with hyper. Bodies are bounded
 //!   (`weir.http.max.request.bytes`, 413 beyond), connections are bounded per listener.
+//! - **CORS.** `access.control.allow.origin` / `.methods` / `.headers` (Confluent's keys,
+//!   off by default): one layer ([`cors`]) outside every service's routes, so a page on
+//!   another origin can call the registry or the proxy; preflights are answered there.
 //! - **Authentication.** `weir.http.authentication.method = NONE | BASIC`. With BASIC, the
 //!   [`Caller`] extractor checks `Authorization: Basic` against the broker's own users with
 //!   the SASL exchange Kafka connections run ([`auth`]); without it every caller is
@@ -26,6 +29,7 @@
 //! - No password reaches a log line, an error body or a `Debug`.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
 mod serve;
 pub mod sessions;
@@ -40,6 +44,7 @@ use weir_core::Principal;
 use weir_runtime::Runtime;
 
 pub use self::auth::HttpAuth;
+pub use self::cors::Cors;
 pub use self::error::HttpError;
 pub use self::serve::serve;
 pub use self::sessions::BrokerSession;
@@ -75,6 +80,8 @@ pub struct Platform<R: Runtime, S> {
     upstream_sasl: bool,
     upstream_tls: Option<Arc<rustls::ClientConfig>>,
     request_bytes_max: usize,
+    /// `access.control.allow.*`: CORS on every service; `None` = off.
+    cors: Option<Arc<Cors>>,
     sessions: sessions::Sessions<R>,
 }
 
@@ -94,6 +101,7 @@ impl<R: Runtime, S: StorageDriver> Platform<R, S> {
             upstream_sasl: false,
             upstream_tls: None,
             request_bytes_max: REQUEST_BYTES_DEFAULT,
+            cors: None,
             sessions: sessions::Sessions::default(),
         }
     }
@@ -121,6 +129,17 @@ impl<R: Runtime, S: StorageDriver> Platform<R, S> {
     pub fn with_request_bytes_max(mut self, bytes: usize) -> Self {
         self.request_bytes_max = bytes;
         self
+    }
+
+    /// Answer browsers on other origins (`access.control.allow.*`); `None` = off.
+    pub fn with_cors(mut self, cors: Option<Cors>) -> Self {
+        self.cors = cors.map(Arc::new);
+        self
+    }
+
+    /// The CORS policy, if any.
+    pub fn cors(&self) -> Option<&Arc<Cors>> {
+        self.cors.as_ref()
     }
 
     /// The runtime (clock, timers, spawn).

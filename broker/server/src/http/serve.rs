@@ -34,9 +34,13 @@ pub async fn serve<R: Runtime, S: StorageDriver>(
     tls: Option<TlsAcceptor>,
     app: axum::Router<PlatformState<R, S>>,
 ) {
-    let app: axum::Router = app
-        .layer(DefaultBodyLimit::max(platform.request_bytes_max()))
-        .with_state(Arc::clone(&platform));
+    let mut app = app.layer(DefaultBodyLimit::max(platform.request_bytes_max()));
+    if let Some(cors) = platform.cors() {
+        // Outermost: error answers (404, 413, 401) carry the headers too.
+        let cors = axum::middleware::from_fn_with_state(Arc::clone(cors), super::cors::layer);
+        app = app.layer(cors);
+    }
+    let app: axum::Router = app.with_state(Arc::clone(&platform));
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let runtime = platform.runtime().clone();
     loop {
