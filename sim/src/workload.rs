@@ -379,6 +379,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         data_dir: "sim-disk".into(),
         frame_bytes_max: weir_wire::frame::FRAME_BYTES_MAX,
         client_limits: weir::limits::LimitSettings::default(),
+        network_threads: None,
         advertise_bound_address: false,
         check_invariants: true,
         metrics_listen: None,
@@ -389,6 +390,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         schema_registry: None,
         http_sasl: None,
         http_request_bytes_max: weir::http::REQUEST_BYTES_DEFAULT,
+        http_cors: None,
         remote_storage_url: None,
         shutdown: weir::config::ShutdownSettings::default(),
     };
