@@ -402,8 +402,8 @@ fn render(sizes: &[Size], plain: &[Rates], tls: &[Rates], rounds: usize, pin: bo
          users); librdkafka (rdkafka_load with `-X security.protocol=SASL_SSL -X \
          ssl.ca.location=... -X sasl.mechanisms=SCRAM-SHA-256 ...`) produces with acks=1 \
          and consumes (2 partitions, from offset 0) through each listener; {placement}. \
-         Rounds alternate PLAINTEXT and SASL_SSL, in the order P S S P P S ... Cost = 1 - median SASL_SSL / median \
-         PLAINTEXT; the goal is at most 30%.\n\n\
+         Rounds alternate PLAINTEXT and SASL_SSL, in the order P S S P P S ... Cost = 1 - \
+         median SASL_SSL / median PLAINTEXT; the goal is at most 30%.\n\n\
          | measurement | PLAINTEXT records/s | SASL_SSL records/s | median ratio | TLS cost |\n\
          |---|---|---|---|---|\n"
     );
