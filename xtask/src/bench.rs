@@ -52,6 +52,15 @@ pub(crate) enum Workload {
     Peer,
 }
 
+/// How the processes of a run are placed and which broker binary they run.
+#[derive(Debug, Default)]
+pub(crate) struct Placement {
+    /// `--pin`: the security part runs the broker on CPU 0 and the load generator on CPU 1.
+    pub(crate) pin: bool,
+    /// `--weir-bin`: this broker binary instead of a fresh release build of the tree.
+    pub(crate) weir_bin: Option<PathBuf>,
+}
+
 /// Builds the release binary and the librdkafka load generator, runs the chosen workloads
 /// (all when `only` is empty) and rewrites their parts of docs/benchmarks.md.
 pub(crate) fn run(
@@ -60,6 +69,7 @@ pub(crate) fn run(
     repeat: Option<usize>,
     baseline: Option<&str>,
     peer: Option<(Peer, Vec<u32>)>,
+    placement: Placement,
 ) -> Result<()> {
     let peer_rounds = repeat.unwrap_or(2);
     let repeat = repeat.unwrap_or(3);
@@ -70,14 +80,22 @@ pub(crate) fn run(
         only
     };
     let root = project_root();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "weir"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("release build failed");
-    }
-    let weir = root.join("target/release/weir");
+    let weir = match placement.weir_bin {
+        Some(weir) => weir,
+        None => {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "-p", "weir"])
+                .current_dir(&root)
+                .status()?;
+            if !status.success() {
+                bail!("release build failed");
+            }
+            // Where cargo put it: CARGO_TARGET_DIR when set, as for any cargo build.
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root.join("target"), PathBuf::from);
+            target.join("release/weir")
+        }
+    };
     let load = build_rdkafka_load(&root)?;
     let wanted = |workload| {
         (only.is_empty() && !matches!(workload, Workload::Baseline | Workload::Peer))
@@ -100,7 +118,7 @@ pub(crate) fn run(
         parts.push((Some(compaction::COMPACTION_HEADING), part));
     }
     if wanted(Workload::Security) {
-        let part = security::security_part(&weir, &load, records, repeat)?;
+        let part = security::security_part(&weir, &load, records, repeat, placement.pin)?;
         parts.push((Some(security::SECURITY_HEADING), part));
     }
     if wanted(Workload::Baseline) {

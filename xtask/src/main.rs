@@ -73,6 +73,13 @@ enum Command {
         /// Partition counts of the peer run's many-partition workloads (0: skip them).
         #[arg(long, value_delimiter = ',', default_value = "10000,30000")]
         peer_partitions: Vec<u32>,
+        /// The security part: run the broker on CPU 0 and the load generator on CPU 1
+        /// (`taskset`), so they do not compete for a core.
+        #[arg(long)]
+        pin: bool,
+        /// Run this broker binary instead of building the tree's release binary.
+        #[arg(long)]
+        weir_bin: Option<PathBuf>,
     },
     /// Time the checker on a synthetic history (run by `bench` in a release build).
     CheckerScale {
@@ -109,10 +116,14 @@ fn main() -> ExitCode {
             baseline,
             peer,
             peer_partitions,
+            pin,
+            weir_bin,
         } => {
             let partitions = peer_partitions.into_iter().filter(|p| *p > 0).collect();
             let peer = peer.map(|peer| (peer, partitions));
-            bench::run(records, &only, repeat, baseline.as_deref(), peer).map(|()| true)
+            let placement = bench::Placement { pin, weir_bin };
+            let baseline = baseline.as_deref();
+            bench::run(records, &only, repeat, baseline, peer, placement).map(|()| true)
         }
         Command::CheckerScale { ops } => bench::checker_scale_run(ops).map(|()| true),
         Command::Sim(args) => sim::run(&args),

@@ -13,9 +13,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::certs::{client_config, tls_connect, try_tls_connect, TestCa, TlsClient};
-use common::{batch, Client, InProcess};
+use common::{batch, produce_request, Client, InProcess};
 use weir::config::ServerConfig;
 use weir::tls::{ClientAuth, Keystore, ServerTls, TlsSettings, TlsVersions, Truststore};
+use weir_wire::domain::ApiResponse;
 
 /// A config with a PLAINTEXT listener first and an SSL one, both on free ports.
 fn two_listeners(dir: &Path, extra: &str) -> ServerConfig {
@@ -92,6 +93,55 @@ fn tls_produce_fetch_round_trip_and_per_listener_metadata() {
     let broker = &metadata.brokers[0];
     assert_eq!(format!("{}:{}", broker.host, broker.port), server.address);
     assert_eq!(plain.fetch_all("over-tls", 3).len(), 3, "same log on both");
+}
+
+// Goal: produce frames far larger than a TLS record, pipelined, arrive whole and in order
+// through the SSL listener's buffered reads (`tls::buffered_reads`): a frame spans many TLS
+// records and many refills of the read buffer, and a refill can end inside a record or a
+// length prefix. Method: twelve produces of 20 000 records each written back to back before
+// any answer is read; each answer's base offset follows the one before, and the last record
+// reads back.
+#[test]
+fn large_pipelined_produces_over_tls() {
+    const REQUESTS: usize = 12;
+    const RECORDS: usize = 20_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("weir test CA");
+    ca.write_files(dir.path(), "a");
+    let server = InProcess::start_with(two_listeners(dir.path(), ""));
+    let ssl = server.listener("SSL").to_owned();
+    let mut client = tls_connect(&ssl, client_config(&ca.pem, None));
+    let created = client.create_topic("large", 1);
+    assert_eq!(created.topics[0].error.0, 0, "{created:?}");
+    let batch = batch("large", RECORDS);
+    assert!(
+        batch.len() > 8 * 16 * 1024,
+        "spans many TLS records: {}",
+        batch.len()
+    );
+    let headers: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let header = client.header(0, 9);
+            client.send(&header, &produce_request("large", 1, batch.clone()));
+            header
+        })
+        .collect();
+    for (index, header) in headers.iter().enumerate() {
+        let frame = client.read_frame().expect("produce answer");
+        let response = weir_wire::codec::decode_response(header, frame).expect("decode");
+        let ApiResponse::Produce(response) = response else {
+            panic!("not a Produce answer: {response:?}");
+        };
+        let partition = &response.topics[0].partitions[0];
+        let expected = i64::try_from(index * RECORDS).expect("small");
+        assert_eq!((partition.error.0, partition.base_offset), (0, expected));
+    }
+    let last = i64::try_from(REQUESTS * RECORDS - 1).expect("small");
+    let (error, high_watermark, records) = client.fetch("large", last);
+    assert_eq!((error, high_watermark), (0, last + 1));
+    let value = records.iter().find(|record| record.offset == last);
+    let value = value.and_then(|record| record.value.as_deref());
+    assert_eq!(value, Some(format!("large-{}", RECORDS - 1).as_bytes()));
 }
 
 // Goal: ssl.client.auth=required refuses a client without a certificate or with one from

@@ -279,7 +279,7 @@ fn newer_librdkafka(root: &Path) -> Result<PathBuf> {
 }
 
 /// Clock ticks per second of /proc/PID/stat's utime and stime.
-fn clock_ticks() -> Result<f64> {
+pub(super) fn clock_ticks() -> Result<f64> {
     let output = Command::new("getconf").arg("CLK_TCK").output()?;
     let ticks: f64 = String::from_utf8_lossy(&output.stdout)
         .trim()
@@ -289,7 +289,7 @@ fn clock_ticks() -> Result<f64> {
 }
 
 /// utime + stime of process `pid` (all its threads), in seconds.
-fn cpu_seconds(pid: u32, clock_ticks: f64) -> Result<f64> {
+pub(super) fn cpu_seconds(pid: u32, clock_ticks: f64) -> Result<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     cpu_seconds_of(&stat, clock_ticks).with_context(|| format!("unreadable /proc/{pid}/stat"))
 }
@@ -297,11 +297,30 @@ fn cpu_seconds(pid: u32, clock_ticks: f64) -> Result<f64> {
 /// Fields 14 and 15 of a /proc/PID/stat line (counted after the `(comm)`, which may hold
 /// spaces).
 fn cpu_seconds_of(stat: &str, clock_ticks: f64) -> Option<f64> {
+    stat_seconds(stat, 11, clock_ticks)
+}
+
+/// cutime + cstime of this process: the CPU time of every child it has waited for. A
+/// child's CPU time is the difference around its wait (a process's own stat is gone once
+/// it was reaped).
+pub(super) fn children_cpu_seconds(clock_ticks: f64) -> Result<f64> {
+    let stat = fs::read_to_string("/proc/self/stat")?;
+    children_cpu_seconds_of(&stat, clock_ticks).context("unreadable /proc/self/stat")
+}
+
+/// Fields 16 and 17 of a /proc/PID/stat line.
+fn children_cpu_seconds_of(stat: &str, clock_ticks: f64) -> Option<f64> {
+    stat_seconds(stat, 13, clock_ticks)
+}
+
+/// The sum of two adjacent tick fields of a /proc/PID/stat line, `first` counted from the
+/// field after the `(comm)`, in seconds.
+fn stat_seconds(stat: &str, first: usize, clock_ticks: f64) -> Option<f64> {
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks)
+    let a: f64 = fields.get(first)?.parse().ok()?;
+    let b: f64 = fields.get(first + 1)?.parse().ok()?;
+    Some((a + b) / clock_ticks)
 }
 
 /// Runs rdkafka_load; fails with its output when it fails.
@@ -714,6 +733,9 @@ mod tests {
         let stat = "1234 (weir (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0";
         assert_eq!(cpu_seconds_of(stat, 100.0), Some(3.0));
         assert_eq!(cpu_seconds_of("garbage", 100.0), None);
+        let stat = "1234 (weir (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 70 30 20 0";
+        assert_eq!(children_cpu_seconds_of(stat, 100.0), Some(1.0));
+        assert_eq!(children_cpu_seconds_of("1 (a) S 1 2", 100.0), None);
         assert_eq!(quantile(&mut [4.0, 1.0, 3.0, 2.0, 5.0], 0.5), 3.0);
         assert_eq!(
             strip_port("rdkafka_load consume 127.0.0.1:40349 bench 10 1"),

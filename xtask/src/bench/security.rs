@@ -1,9 +1,14 @@
 //! `cargo xtask bench --only security`: what TLS + SASL costs. One broker with a PLAINTEXT
 //! and a SASL_SSL listener (TLS with a fresh rcgen CA, SCRAM-SHA-256); librdkafka produces
 //! (acks=1) and consumes 100-byte and 1 KiB records through each listener, alternating
-//! PLAINTEXT, SASL_SSL, PLAINTEXT, ... so the machine's noise falls on both alike. The part
+//! PLAINTEXT, SASL_SSL, SASL_SSL, PLAINTEXT, ... so the machine's noise (and the storage
+//! engine's background work of the runs before) falls on both alike. The part
 //! reports every run and the median ratio SASL_SSL / PLAINTEXT per measurement (the TLS
-//! cost is one minus it; the goal is a cost of at most 30%).
+//! cost is one minus it; the goal is a cost of at most 30%), and the CPU seconds per million
+//! records of the broker (/proc/PID/stat around each run) and of the load generator (this
+//! process's cutime + cstime around its wait), which the machine's noise moves far less
+//! than throughput. `--pin` runs the broker on CPU 0 and the load generator on CPU 1
+//! (`taskset`), so client and broker do not compete for a core.
 
 use std::fs;
 use std::path::Path;
@@ -16,6 +21,7 @@ use rcgen::{
 };
 
 use super::baseline::{median, records_per_sec};
+use super::peer::{children_cpu_seconds, clock_ticks, cpu_seconds};
 use super::{free_port, wait_ready};
 
 /// Heading of this part in docs/benchmarks.md.
@@ -35,16 +41,66 @@ struct Size {
     records: u64,
 }
 
-/// What a round measured, per size: (produce records/s, consume records/s).
-type Rates = Vec<(f64, f64)>;
+/// One rdkafka_load run.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// records/s, as rdkafka_load reports it.
+    rate: f64,
+    /// The broker's CPU seconds (user + system, all threads) per million records.
+    broker: f64,
+    /// The same without the storage engine's background threads (`fjall:*`: memtable
+    /// flushes and compactions, which fall into whichever run they happen in): the part of
+    /// the broker that TLS can change.
+    broker_front: f64,
+    /// The load generator's CPU seconds per million records.
+    client: f64,
+}
 
-/// The part: `rounds` rounds, each PLAINTEXT then SASL_SSL for every size.
+/// What a round measured, per size: (produce, consume).
+type Rates = Vec<(Run, Run)>;
+
+/// The CPUs `--pin` puts the broker and the load generator on.
+const BROKER_CPU: &str = "0";
+const CLIENT_CPU: &str = "1";
+
+/// How the part runs its processes.
+struct Setup<'a> {
+    weir: &'a Path,
+    load: &'a Path,
+    /// `--pin`: broker on CPU 0, load generator on CPU 1.
+    pin: bool,
+    /// /proc/PID/stat's clock ticks per second.
+    ticks: f64,
+}
+
+impl Setup<'_> {
+    /// `program`, under `taskset -c cpu` when pinning.
+    fn command(&self, program: &Path, cpu: &str) -> Command {
+        if self.pin {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpu]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+}
+
+/// The part: `rounds` rounds, each PLAINTEXT then SASL_SSL for every size; `pin` pins the
+/// broker and the load generator to a CPU each.
 pub(crate) fn security_part(
     weir: &Path,
     load: &Path,
     records: u64,
     rounds: usize,
+    pin: bool,
 ) -> Result<String> {
+    let setup = Setup {
+        weir,
+        load,
+        pin,
+        ticks: clock_ticks()?,
+    };
     let sizes = [
         Size {
             bytes: 100,
@@ -61,15 +117,21 @@ pub(crate) fn security_part(
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
     let result = (|| {
-        let (mut broker, plain, sasl_ssl, props) = start(weir, &dir)?;
-        let measured = measure(weir, load, &plain, &sasl_ssl, &props, &sizes, rounds);
+        let (mut broker, plain, sasl_ssl, props) = start(&setup, &dir)?;
+        let listeners = Listeners {
+            broker: broker.id(),
+            plain: &plain,
+            sasl_ssl: &sasl_ssl,
+            props: &props,
+        };
+        let measured = measure(&setup, &listeners, &sizes, rounds);
         let _ = broker.kill();
         let _ = broker.wait();
         measured
     })();
     let _ = fs::remove_dir_all(&dir);
     let (plain_rounds, tls_rounds) = result?;
-    let mut text = render(&sizes, &plain_rounds, &tls_rounds, rounds);
+    let mut text = render(&sizes, &plain_rounds, &tls_rounds, rounds, pin);
     // The machine is shared: say how busy it was, so a noisy run is recognisable as one.
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     text.push_str(&format!(
@@ -79,16 +141,22 @@ pub(crate) fn security_part(
     Ok(text)
 }
 
+/// The running broker: its pid, its two listeners and the SASL_SSL client properties.
+struct Listeners<'a> {
+    broker: u32,
+    plain: &'a str,
+    sasl_ssl: &'a str,
+    props: &'a [String],
+}
+
 /// Runs the rounds; returns (PLAINTEXT rounds, SASL_SSL rounds).
 fn measure(
-    weir: &Path,
-    load: &Path,
-    plain: &str,
-    sasl_ssl: &str,
-    props: &[String],
+    setup: &Setup,
+    listeners: &Listeners,
     sizes: &[Size],
     rounds: usize,
 ) -> Result<(Vec<Rates>, Vec<Rates>)> {
+    let (weir, plain) = (setup.weir, listeners.plain);
     run_ok(
         Command::new(weir)
             .args(["user", "add", USER, "--mechanism", "SCRAM-SHA-256"])
@@ -107,17 +175,47 @@ fn measure(
     let mut tls_rounds = Vec::new();
     for index in 0..rounds.max(1) {
         eprintln!("==> security round {}", index + 1);
-        plain_rounds.push(one_round(load, plain, &[], sizes, "PLAINTEXT")?);
-        tls_rounds.push(one_round(load, sasl_ssl, props, sizes, "SASL_SSL")?);
+        let plain = (listeners.plain, &[][..]);
+        let sasl_ssl = (listeners.sasl_ssl, listeners.props);
+        // Which listener goes first alternates too (PLAINTEXT, SASL_SSL, SASL_SSL,
+        // PLAINTEXT, ...): the storage engine flushes and compacts what a run wrote during
+        // the runs after it, and a fixed order would put that work on one listener.
+        let plain_first = index % 2 == 0;
+        if plain_first {
+            plain_rounds.push(one_round(
+                setup,
+                listeners.broker,
+                plain,
+                sizes,
+                "PLAINTEXT",
+            )?);
+        }
+        tls_rounds.push(one_round(
+            setup,
+            listeners.broker,
+            sasl_ssl,
+            sizes,
+            "SASL_SSL",
+        )?);
+        if !plain_first {
+            plain_rounds.push(one_round(
+                setup,
+                listeners.broker,
+                plain,
+                sizes,
+                "PLAINTEXT",
+            )?);
+        }
     }
     Ok((plain_rounds, tls_rounds))
 }
 
-/// Produce then consume every size through one listener.
+/// Produce then consume every size through one listener (`bootstrap` with the client
+/// properties `props`).
 fn one_round(
-    load: &Path,
-    bootstrap: &str,
-    props: &[String],
+    setup: &Setup,
+    broker: u32,
+    (bootstrap, props): (&str, &[String]),
     sizes: &[Size],
     label: &str,
 ) -> Result<Rates> {
@@ -125,37 +223,90 @@ fn one_round(
     for size in sizes {
         let records = size.records.to_string();
         let bytes = size.bytes.to_string();
-        let produce = rdkafka(
-            load,
-            props,
-            &["produce", bootstrap, size.topic, &records, &bytes, "1"],
-        )?;
+        let produce = ["produce", bootstrap, size.topic, &records, &bytes, "1"];
+        let produce = rdkafka(setup, broker, props, &produce, size.records)?;
         // Every round appends; reading the first `records` of the topic reads as many bytes.
-        let consume = rdkafka(
-            load,
-            props,
-            &["consume", bootstrap, size.topic, &records, PARTITIONS],
-        )?;
+        let consume = ["consume", bootstrap, size.topic, &records, PARTITIONS];
+        let consume = rdkafka(setup, broker, props, &consume, size.records)?;
         eprintln!(
-            "  {label} {} B: produce {produce:.0} records/s, consume {consume:.0} records/s",
-            size.bytes
+            "  {label} {} B: produce {:.0} records/s (CPU s/M records: broker {:.3}, without \
+             storage threads {:.3}, client {:.3}), consume {:.0} records/s (broker {:.3}, \
+             {:.3}, client {:.3})",
+            size.bytes,
+            produce.rate,
+            produce.broker,
+            produce.broker_front,
+            produce.client,
+            consume.rate,
+            consume.broker,
+            consume.broker_front,
+            consume.client
         );
         rates.push((produce, consume));
     }
     Ok(rates)
 }
 
-fn rdkafka(load: &Path, props: &[String], args: &[&str]) -> Result<f64> {
-    let mut command = Command::new(load);
+/// One rdkafka_load run of `records` records, with the broker's and its own CPU time.
+fn rdkafka(
+    setup: &Setup,
+    broker: u32,
+    props: &[String],
+    args: &[&str],
+    records: u64,
+) -> Result<Run> {
+    let mut command = setup.command(setup.load, CLIENT_CPU);
     for prop in props {
         command.args(["-X", prop]);
     }
+    let broker_before = cpu_seconds(broker, setup.ticks)?;
+    let storage_before = storage_cpu_seconds(broker, setup.ticks)?;
+    let client_before = children_cpu_seconds(setup.ticks)?;
     let output = command.args(args).stderr(Stdio::inherit()).output()?;
+    let client = children_cpu_seconds(setup.ticks)? - client_before;
+    let broker_cpu = cpu_seconds(broker, setup.ticks)? - broker_before;
+    let storage = storage_cpu_seconds(broker, setup.ticks)? - storage_before;
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     if !output.status.success() {
         bail!("rdkafka_load {} failed: {stdout}", args.join(" "));
     }
-    records_per_sec(&stdout).with_context(|| format!("no records/sec in {stdout:?}"))
+    let rate = records_per_sec(&stdout).with_context(|| format!("no records/sec in {stdout:?}"))?;
+    let per_million = 1e6 / records.max(1) as f64;
+    Ok(Run {
+        rate,
+        broker: broker_cpu * per_million,
+        broker_front: (broker_cpu - storage).max(0.0) * per_million,
+        client: client * per_million,
+    })
+}
+
+/// CPU seconds of the broker's storage background threads (named `fjall:...`), from
+/// /proc/PID/task/TID/stat.
+fn storage_cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
+    let mut total = 0.0;
+    for task in fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread may end between the listing and the read: it is skipped.
+        let Ok(stat) = fs::read_to_string(task?.path().join("stat")) else {
+            continue;
+        };
+        if let Some(seconds) = storage_thread_seconds(&stat, ticks) {
+            total += seconds;
+        }
+    }
+    Ok(total)
+}
+
+/// utime + stime of one thread's stat line when the thread is one of the storage engine's.
+fn storage_thread_seconds(stat: &str, ticks: f64) -> Option<f64> {
+    let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+    if !comm.starts_with("fjall") {
+        return None;
+    }
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks)
 }
 
 fn run_ok(command: &mut Command, what: &str) -> Result<()> {
@@ -168,7 +319,7 @@ fn run_ok(command: &mut Command, what: &str) -> Result<()> {
 
 /// Writes the CA and the broker keystore, starts the broker; returns it, the PLAINTEXT and
 /// SASL_SSL addresses and the librdkafka properties for SASL_SSL.
-fn start(weir: &Path, dir: &Path) -> Result<(Child, String, String, Vec<String>)> {
+fn start(setup: &Setup, dir: &Path) -> Result<(Child, String, String, Vec<String>)> {
     let (ca_pem, keystore_pem) = certificates()?;
     let ca = dir.join("ca.pem");
     let keystore = dir.join("broker.pem");
@@ -188,7 +339,8 @@ fn start(weir: &Path, dir: &Path) -> Result<(Child, String, String, Vec<String>)
             keystore.display()
         ),
     )?;
-    let mut child = Command::new(weir)
+    let mut child = setup
+        .command(setup.weir, BROKER_CPU)
         .arg("serve")
         .arg("--config")
         .arg(&config)
@@ -230,48 +382,113 @@ fn certificates() -> Result<(String, String)> {
     ))
 }
 
-fn render(sizes: &[Size], plain: &[Rates], tls: &[Rates], rounds: usize) -> String {
+fn render(sizes: &[Size], plain: &[Rates], tls: &[Rates], rounds: usize, pin: bool) -> String {
+    let (flag, placement) = if pin {
+        (
+            " --pin",
+            "the broker pinned to CPU 0 and the load generator to CPU 1 (`taskset`)",
+        )
+    } else {
+        (
+            "",
+            "broker and load generator on the same 2 cores (`--pin` puts them on one each)",
+        )
+    };
     let mut text = format!(
         "{SECURITY_HEADING}\n\n\
-         `cargo xtask bench --only security --repeat {rounds}` (the default run includes \
-         it): one broker (fsync durability) \
+         `cargo xtask bench --only security --repeat {rounds}{flag}` (the default run \
+         includes it): one broker (fsync durability) \
          with a PLAINTEXT and a SASL_SSL listener (rustls, ring, TLS 1.3; SCRAM-SHA-256 \
          users); librdkafka (rdkafka_load with `-X security.protocol=SASL_SSL -X \
          ssl.ca.location=... -X sasl.mechanisms=SCRAM-SHA-256 ...`) produces with acks=1 \
-         and consumes (2 partitions, from offset 0) through each listener. Rounds alternate \
-         PLAINTEXT and SASL_SSL. Cost = 1 - median SASL_SSL / median PLAINTEXT; the goal \
-         is at most 30%.\n\n\
+         and consumes (2 partitions, from offset 0) through each listener; {placement}. \
+         Rounds alternate PLAINTEXT and SASL_SSL, in the order P S S P P S ... Cost = 1 - \
+         median SASL_SSL / median PLAINTEXT; the goal is at most 30%.\n\n\
          | measurement | PLAINTEXT records/s | SASL_SSL records/s | median ratio | TLS cost |\n\
          |---|---|---|---|---|\n"
     );
-    let show = |runs: &[f64]| {
+    let show = |runs: &[f64], digits: usize| {
         runs.iter()
-            .map(|r| format!("{r:.0}"))
+            .map(|r| format!("{r:.digits$}"))
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // Every measurement: its name and its runs on each listener.
+    let mut measurements = Vec::new();
     for (index, size) in sizes.iter().enumerate() {
-        for (kind, pick) in [("produce", 0), ("consume", 1)] {
-            let value = |round: &Rates| {
-                let (produce, consume) = round[index];
-                if pick == 0 {
-                    produce
+        for (kind, consume) in [("produce", false), ("consume", true)] {
+            let pick = |round: &Rates| {
+                let (produce_run, consume_run) = round[index];
+                if consume {
+                    consume_run
                 } else {
-                    consume
+                    produce_run
                 }
             };
-            let plain_runs: Vec<f64> = plain.iter().map(value).collect();
-            let tls_runs: Vec<f64> = tls.iter().map(value).collect();
-            let ratio = median(&mut tls_runs.clone()) / median(&mut plain_runs.clone()).max(1.0);
-            text.push_str(&format!(
-                "| {kind} {} B x {} | {} | {} | {ratio:.2} | {:.0}% |\n",
-                size.bytes,
-                size.records,
-                show(&plain_runs),
-                show(&tls_runs),
-                (1.0 - ratio) * 100.0
-            ));
+            let name = format!("{kind} {} B x {}", size.bytes, size.records);
+            let plain_runs: Vec<Run> = plain.iter().map(pick).collect();
+            let tls_runs: Vec<Run> = tls.iter().map(pick).collect();
+            measurements.push((name, plain_runs, tls_runs));
         }
     }
+    let medians = |runs: &[Run], field: fn(&Run) -> f64| -> (Vec<f64>, f64) {
+        let values: Vec<f64> = runs.iter().map(field).collect();
+        let middle = median(&mut values.clone());
+        (values, middle)
+    };
+    for (name, plain_runs, tls_runs) in &measurements {
+        let (plain_rates, plain_median) = medians(plain_runs, |run| run.rate);
+        let (tls_rates, tls_median) = medians(tls_runs, |run| run.rate);
+        let ratio = tls_median / plain_median.max(1.0);
+        text.push_str(&format!(
+            "| {name} | {} | {} | {ratio:.2} | {:.0}% |\n",
+            show(&plain_rates, 0),
+            show(&tls_rates, 0),
+            (1.0 - ratio) * 100.0
+        ));
+    }
+    text.push_str(
+        "\nCPU seconds per million records (user + system), every run then the median ratio \
+         SASL_SSL / PLAINTEXT. Broker: /proc/PID/stat around each run; broker front: the \
+         same without the storage engine's background threads (`fjall:*` in \
+         /proc/PID/task, whose flushes and compactions land in whichever run they happen \
+         in), the part TLS can change; client: the load generator, from the bench's cutime \
+         + cstime around its wait.\n\n\
+         | measurement | broker PLAINTEXT | broker SASL_SSL | ratio | broker front \
+         PLAINTEXT | broker front SASL_SSL | ratio | client PLAINTEXT | client SASL_SSL | \
+         ratio |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let fields: [fn(&Run) -> f64; 3] = [|run| run.broker, |run| run.broker_front, |run| run.client];
+    for (name, plain_runs, tls_runs) in &measurements {
+        let mut row = format!("| {name} |");
+        for field in fields {
+            let (plain_cpu, plain_median) = medians(plain_runs, field);
+            let (tls_cpu, tls_median) = medians(tls_runs, field);
+            row.push_str(&format!(
+                " {} | {} | {:.2} |",
+                show(&plain_cpu, 3),
+                show(&tls_cpu, 3),
+                tls_median / plain_median.max(f64::MIN_POSITIVE)
+            ));
+        }
+        row.push('\n');
+        text.push_str(&row);
+    }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: only the storage engine's threads count as storage, whatever the comm holds.
+    #[test]
+    fn storage_threads_by_name() {
+        let fjall = "12 (fjall:worker) S 1 1 1 0 -1 0 0 0 0 0 300 100 0 0 20 0";
+        assert_eq!(storage_thread_seconds(fjall, 100.0), Some(4.0));
+        let tokio = "13 (tokio-rt-worker) S 1 1 1 0 -1 0 0 0 0 0 300 100 0 0 20 0";
+        assert_eq!(storage_thread_seconds(tokio, 100.0), None);
+        assert_eq!(storage_thread_seconds("14 (fjall:x) S", 100.0), None);
+    }
 }
