@@ -141,6 +141,49 @@ fn log_end_check_survives_reopen() {
     ));
 }
 
+/// Whether `haystack` holds `needle` as one contiguous run.
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+// Goal: `sync` (which fdatasyncs outside fjall's journal lock, on its own descriptor of the
+// active journal) makes the journal it syncs hold every op applied before it, also while
+// another thread appends meanwhile (the node loop does, during a sync). Method: read the
+// synced journal file back from the file system after each sync.
+#[test]
+fn sync_covers_appends_in_the_journal_it_fdatasyncs() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let mut storage = FjallStorage::open(directory.path()).expect("open");
+    assert_eq!(storage.synced_journal(), None);
+    let first = append(&mut storage, 0, 3);
+    storage.sync().expect("sync");
+    let journal = storage.synced_journal().expect("a synced journal");
+    assert!(holds(&std::fs::read(&journal).expect("journal"), &first));
+    let syncer = storage.clone();
+    let last = std::thread::scope(|scope| {
+        let syncs = scope.spawn(move || {
+            for _ in 0..50 {
+                syncer.sync().expect("concurrent sync");
+            }
+        });
+        let mut last = Bytes::new();
+        for index in 0..200 {
+            last = append(&mut storage, 3 + index * 2, 2);
+        }
+        syncs.join().expect("sync thread");
+        last
+    });
+    storage.sync().expect("sync");
+    let journal = storage.synced_journal().expect("a synced journal");
+    assert!(holds(&std::fs::read(&journal).expect("journal"), &last));
+    assert_eq!(
+        storage.logs().expect("logs"),
+        BTreeMap::from([(KEY, Some((0, 403)))])
+    );
+}
+
 #[test]
 fn timestamp_lookup_and_read_bounds() {
     let directory = tempfile::tempdir().expect("temp dir");
