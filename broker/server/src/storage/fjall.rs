@@ -529,12 +529,28 @@ fn follow_active_journal<'a>(
     directory: &Path,
     journal: &'a mut Option<ActiveJournal>,
 ) -> std::io::Result<&'a std::fs::File> {
-    let id = active_journal_id(directory)?
-        .ok_or_else(|| std::io::Error::other(format!("no journal in {}", directory.display())))?;
-    if journal.as_ref().is_none_or(|open| open.id != id) {
+    // A journal listed as the highest can be rotated and (its memtables flushed) deleted
+    // before it is opened; rotation synced it, so a later journal is the one to sync: list
+    // again. Three rotations while one open runs would mean something else is wrong.
+    let mut attempts = 0;
+    loop {
+        let id = active_journal_id(directory)?.ok_or_else(|| {
+            std::io::Error::other(format!("no journal in {}", directory.display()))
+        })?;
+        if journal.as_ref().is_some_and(|open| open.id == id) {
+            break;
+        }
         let path = directory.join(format!("{id}.jnl"));
-        let file = std::fs::OpenOptions::new().write(true).open(path)?;
-        *journal = Some(ActiveJournal { id, file });
+        match std::fs::OpenOptions::new().write(true).open(path) {
+            Ok(file) => {
+                *journal = Some(ActiveJournal { id, file });
+                break;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                attempts += 1;
+            }
+            Err(error) => return Err(error),
+        }
     }
     journal
         .as_ref()
