@@ -21,6 +21,7 @@ use crate::project_root;
 mod availability;
 mod baseline;
 mod compaction;
+mod cores;
 mod peer;
 mod security;
 
@@ -47,6 +48,9 @@ pub(crate) enum Workload {
     /// Produce/consume throughput over SASL_SSL (TLS + SCRAM-SHA-256) against PLAINTEXT on
     /// one broker, alternating.
     Security,
+    /// The broker on one core then two (`taskset`): throughput, CPU per record and cores
+    /// busy, alternating.
+    Cores,
     /// Every workload against Weir and a peer broker, alternating, with ratios and issue
     /// 19's goals (needs `--peer`; `--peer tansu` alone runs only this part).
     Peer,
@@ -120,6 +124,10 @@ pub(crate) fn run(
     if wanted(Workload::Security) {
         let part = security::security_part(&weir, &load, records, repeat, placement.pin)?;
         parts.push((Some(security::SECURITY_HEADING), part));
+    }
+    if wanted(Workload::Cores) {
+        let part = cores::cores_part(&weir, &load, records, repeat)?;
+        parts.push((Some(cores::CORES_HEADING), part));
     }
     if wanted(Workload::Baseline) {
         let Some(rev) = baseline else {
