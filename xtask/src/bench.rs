@@ -266,9 +266,9 @@ replica has fsynced before the ack) against `isr-memory` (Kafka's: followers cou
 they hold the batch) is the cost of surviving a power loss of all replicas at once.\n\
 The parts after these sections measure availability: the failover gap when a partition\n\
 leader is SIGKILLed, and a new consumer group's first join; then what log compaction\n\
-costs, and what TLS + SASL cost. `cargo xtask bench --only\n\
-throughput,failover,group-join,compaction,security` (any of them) reruns some parts and\n\
-keeps the others;\n\
+costs, what TLS + SASL cost, and the broker on one core then two. `cargo xtask bench\n\
+--only throughput,failover,group-join,compaction,security,cores` (any of them) reruns\n\
+some parts and keeps the others;\n\
 `--only baseline --baseline REV` runs the same load against this broker and REV's,\n\
 alternating, and reports the ratios (how a refactoring shows it costs no throughput);\n\
 `--peer tansu` runs every workload against Weir and Tansu's in-memory broker, alternating,\n\
