@@ -41,10 +41,10 @@ from weirtest import (
 )
 
 SEGMENT_BYTES = 100
-# A leader uploads one segment per partition per task interval (and waits for the report to
-# commit), so 400 records in 10-record batches of 100-byte segments are ~40 uploads in a
-# row: ~8 s at 200 ms on a quiet machine, and a new leader after a failover starts over
-# from the remote end. The bound leaves room for a loaded CI machine (30 s was hit once).
+# 400 records in 10-record batches of 100-byte segments are ~40 uploads in a row, each
+# reported and committed before the next starts (a confirmed upload starts the next one at
+# once; before that, one per task interval took ~8 s and hit the old 30 s bound once on a
+# loaded machine). The bound leaves room for a loaded CI machine.
 TIER_TIMEOUT_S = 60.0
 TIMING = """\
 "remote.log.manager.task.interval.ms" = 100

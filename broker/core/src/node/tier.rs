@@ -14,7 +14,9 @@
 //!    under a fresh object key (objects are never overwritten).
 //! 2. **Report.** `Completion::Uploaded` comes back; if this node still leads at the same
 //!    epoch, the segment is reported to the controller (`report_remote_segment`). Until the
-//!    image holds it, nothing depends on it. A report the image refuses leaves an orphan,
+//!    image holds it, nothing depends on it. Once the applied image holds it, the
+//!    partition's next upload starts at once (`continue_uploads`), not at the next cycle,
+//!    so a backlog uploads back to back as with Kafka's copy task. A report the image refuses leaves an orphan,
 //!    deleted at once; a failed upload backs off (1 s doubling to a minute) and retries.
 //! 3. **Remote retention.** Remote segments past `retention.ms` (by their max timestamp)
 //!    or beyond `retention.bytes` (remote plus local-only bytes) are dropped by asking the
@@ -139,6 +141,22 @@ impl Node {
                 self.sweep_partition(key);
             }
             if self.tierer.in_flight.len() < self.config.remote_copy_jobs_max.max(1) {
+                self.start_upload(now, key);
+            }
+        }
+    }
+
+    /// Right after the image confirmed an upload of each of `keys`, start the partition's
+    /// next one (if a closed segment is due) instead of waiting for the next cycle, as
+    /// Kafka's copy task uploads every eligible segment in one run: a new leader catching
+    /// up after a failover, or a burst of closed segments, uploads back to back.
+    pub(in crate::node) fn continue_uploads(&mut self, now: Now, keys: Vec<PartitionId>) {
+        if !self.config.remote_storage_enable || self.poisoned.is_some() {
+            return;
+        }
+        for key in keys {
+            let tiered = (self.topics.get(&key.topic)).is_some_and(|topic| self.tiered(topic));
+            if tiered && self.tierer.in_flight.len() < self.config.remote_copy_jobs_max.max(1) {
                 self.start_upload(now, key);
             }
         }

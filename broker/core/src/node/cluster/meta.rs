@@ -689,8 +689,10 @@ impl Node {
             tracing::info!(applied, "metadata caught up; taking partition roles");
             self.update_all_roles(now);
         }
-        // Upload reports the image now holds (or can no longer admit) are settled.
-        self.settle_remote_reports();
+        // Upload reports the image now holds (or can no longer admit) are settled; a
+        // partition whose report is held goes on with its next segment.
+        let confirmed = self.settle_remote_reports();
+        self.continue_uploads(now, confirmed);
         // Answers whose entries are applied are judged before compaction drops the entries.
         self.answer_commit_waiters();
         let cluster = &mut *self.cluster;

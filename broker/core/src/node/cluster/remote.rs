@@ -174,19 +174,21 @@ impl Node {
     /// confirmed (the image holds it), or dropped (the role or its epoch changed, or the
     /// image can no longer admit it; the object is then an orphan). Runs after every
     /// apply and before every resend.
-    pub(super) fn settle_remote_reports(&mut self) {
+    /// Returns the partitions whose report the image now holds.
+    pub(super) fn settle_remote_reports(&mut self) -> Vec<PartitionId> {
         let keys: Vec<PartitionId> = self.cluster.remote.pending.keys().copied().collect();
-        for key in keys {
-            self.settle_remote_report(key);
-        }
+        keys.into_iter()
+            .filter(|key| self.settle_remote_report(*key))
+            .collect()
     }
 
     /// Settle the pending report of `key`, if any (see `settle_remote_reports`); also run
-    /// whenever the partition's role changes, so no report outlives its leadership.
-    pub(super) fn settle_remote_report(&mut self, key: PartitionId) {
+    /// whenever the partition's role changes, so no report outlives its leadership. True
+    /// when the image now holds the report.
+    pub(super) fn settle_remote_report(&mut self, key: PartitionId) -> bool {
         let cluster = &mut *self.cluster;
         let Some(report) = cluster.remote.pending.get(&key) else {
-            return;
+            return false;
         };
         let led_at = match cluster.replication.replicas.get(&key) {
             Some(Replica::Leader(leader)) => Some(leader.epoch),
@@ -199,9 +201,10 @@ impl Node {
             &report.segment,
         );
         if led_at == Some(report.leader_epoch) && check == UploadCheck::Admitted {
-            return;
+            return false;
         }
-        if check == UploadCheck::AlreadyHeld {
+        let held = check == UploadCheck::AlreadyHeld;
+        if held {
             tracing::debug!(%key, base = report.segment.base_offset, "remote segment recorded");
         } else {
             tracing::warn!(
@@ -212,12 +215,14 @@ impl Node {
             );
         }
         cluster.remote.pending.remove(&key);
+        held
     }
 
     /// Resend the pending reports unanswered for [`REMOTE_REPORT_RETRY_MS`], after
     /// settling them (a report the image holds is not resent).
     pub(super) fn resend_remote_reports(&mut self, now: Now) {
-        self.settle_remote_reports();
+        let confirmed = self.settle_remote_reports();
+        self.continue_uploads(now, confirmed);
         let due: Vec<(PartitionId, PendingReport)> = (self.cluster.remote.pending.iter_mut())
             .filter(|(_, report)| report.sent.add_ms(REMOTE_REPORT_RETRY_MS) <= now.instant)
             .map(|(key, report)| {

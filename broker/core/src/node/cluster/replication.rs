@@ -372,7 +372,8 @@ impl Node {
         let led = self.leads_index(id);
         self.update_role_inner(now, id);
         // A pending upload report lives only as long as the leadership it was made in.
-        self.settle_remote_report(id);
+        // A role change only drops a report (the new role holds no upload to go on with).
+        let _ = self.settle_remote_report(id);
         let leads = self.leads_index(id);
         // A leader role exists only where the image names this node the leader.
         debug_assert!(
