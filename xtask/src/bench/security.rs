@@ -180,31 +180,17 @@ fn measure(
         // Which listener goes first alternates too (PLAINTEXT, SASL_SSL, SASL_SSL,
         // PLAINTEXT, ...): the storage engine flushes and compacts what a run wrote during
         // the runs after it, and a fixed order would put that work on one listener.
-        let plain_first = index % 2 == 0;
-        if plain_first {
-            plain_rounds.push(one_round(
-                setup,
-                listeners.broker,
-                plain,
-                sizes,
-                "PLAINTEXT",
-            )?);
+        let mut order = [true, false];
+        if index % 2 == 1 {
+            order.reverse();
         }
-        tls_rounds.push(one_round(
-            setup,
-            listeners.broker,
-            sasl_ssl,
-            sizes,
-            "SASL_SSL",
-        )?);
-        if !plain_first {
-            plain_rounds.push(one_round(
-                setup,
-                listeners.broker,
-                plain,
-                sizes,
-                "PLAINTEXT",
-            )?);
+        for plaintext in order {
+            let (listener, label, rounds) = if plaintext {
+                (plain, "PLAINTEXT", &mut plain_rounds)
+            } else {
+                (sasl_ssl, "SASL_SSL", &mut tls_rounds)
+            };
+            rounds.push(one_round(setup, listeners.broker, listener, sizes, label)?);
         }
     }
     Ok((plain_rounds, tls_rounds))

@@ -16,8 +16,9 @@
 //!    epoch, the segment is reported to the controller (`report_remote_segment`). Until the
 //!    image holds it, nothing depends on it. Once the applied image holds it, the
 //!    partition's next upload starts at once (`continue_uploads`), not at the next cycle,
-//!    so a backlog uploads back to back as with Kafka's copy task. A report the image refuses leaves an orphan,
-//!    deleted at once; a failed upload backs off (1 s doubling to a minute) and retries.
+//!    so a backlog uploads back to back as with Kafka's copy task. A report the image
+//!    refuses leaves an orphan, deleted at once; a failed upload backs off (1 s doubling
+//!    to a minute) and retries.
 //! 3. **Remote retention.** Remote segments past `retention.ms` (by their max timestamp)
 //!    or beyond `retention.bytes` (remote plus local-only bytes) are dropped by asking the
 //!    controller (`PeerMessage::RemoteSegmentsExpired`); once the image applied it, the
