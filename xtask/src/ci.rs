@@ -2,8 +2,13 @@
 //!
 //! Order: install missing tools (never skip a suite because a tool is missing: install it),
 //! format check, clippy with warnings denied, workspace tests (unit, property, scenario,
-//! tidy, in-process server tests), a release build of `weir`, then the real-client
-//! compatibility suite against that binary.
+//! tidy, in-process server tests), the fixed-seed simulations, a release build of `weir`,
+//! then the real-client compatibility suite against that binary, the WASM client's suites
+//! and the short Jepsen run.
+//!
+//! Disk: CI's machine has little (a full disk has stopped a run twice). Integration tests are
+//! one binary per crate (`tests/it/`), incremental caches are off, and the simulator-only
+//! target dirs are deleted once the simulations have passed.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,6 +62,8 @@ pub(crate) fn run(install: bool) -> Result<()> {
     let sim_started = Instant::now();
     crate::sim::ci()?;
     eprintln!("<== cargo xtask sim in {:.1?}", sim_started.elapsed());
+    crate::sim::remove_build_dirs(&root)?;
+    report_disk(&root);
     step(
         "cargo build --release -p weir",
         &root,

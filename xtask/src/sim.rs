@@ -232,6 +232,28 @@ pub(crate) fn run(args: &SimArgs) -> Result<bool> {
     Ok(passed)
 }
 
+/// The simulator-only target dirs (`--cfg madsim`, the planted feature): each is a whole
+/// second build of the workspace, about 1.2 GB.
+const SIM_TARGET_DIRS: [&str; 3] = [
+    "target/sim-madsim",
+    "target/sim-madsim-planted",
+    "target/sim-planted",
+];
+
+/// Deletes the simulator-only target dirs. `cargo xtask ci` calls it once the simulation
+/// step has passed: no later step reads them, and CI's disk is small (a full one stopped
+/// the release build). A later `cargo xtask sim` rebuilds what it needs.
+pub(crate) fn remove_build_dirs(root: &Path) -> Result<()> {
+    for dir in SIM_TARGET_DIRS {
+        let dir = root.join(dir);
+        if dir.is_dir() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Build weir-sim for `simulator` (with the planted bugs compiled in when `planted`);
 /// returns the binary.
 fn build(root: &Path, simulator: Simulator, planted: bool) -> Result<PathBuf> {
@@ -244,14 +266,14 @@ fn build(root: &Path, simulator: Simulator, planted: bool) -> Result<PathBuf> {
     let target = match (simulator, planted) {
         (Simulator::Madsim, false) => {
             command.env("RUSTFLAGS", "--cfg madsim");
-            root.join("target/sim-madsim")
+            root.join(SIM_TARGET_DIRS[0])
         }
         // Its own dir, so a planted replay does not invalidate the normal madsim build.
         (Simulator::Madsim, true) => {
             command.env("RUSTFLAGS", "--cfg madsim");
-            root.join("target/sim-madsim-planted")
+            root.join(SIM_TARGET_DIRS[1])
         }
-        (_, true) => root.join("target/sim-planted"),
+        (_, true) => root.join(SIM_TARGET_DIRS[2]),
         _ => root.join("target"),
     };
     if target != root.join("target") {

@@ -8,7 +8,7 @@
 //! constant-time comparison of two digests.
 //!
 //! Invariants:
-//! - Parsing never panics on input bytes (proptest in `tests/sasl_parsers.rs`).
+//! - Parsing never panics on input bytes (proptest in `tests/it/sasl_parsers.rs`).
 //! - No password, salted password, key or proof is ever formatted: the types holding them
 //!   implement `Debug` without them, and errors name only what was malformed.
 //! - A SCRAM exchange accepts a client only if the proof checks against the stored key,

@@ -84,7 +84,7 @@
 //!   new sets can have disjoint majorities: the earlier, uncommitted change could then elect
 //!   a leader lacking what the later one committed (the single-server bug; the dissertation
 //!   fixes it this way, and `new_leader_changes_voters_only_after_committing_in_its_term` in
-//!   `tests/raft.rs` replays it).
+//!   `tests/it/raft.rs` replays it).
 //! - An added node must be a learner the leader replicates to whose match index is within
 //!   `learner_lag_entries_max` of the leader's last index; it counts toward majorities as
 //!   soon as the entry is in the leader's log. A removed node becomes a learner: it no longer

@@ -6,7 +6,7 @@
 //!
 //! Invariants:
 //! - [`SUPPORTED_APIS`] lists the rows in table order; that order is on the wire (the
-//!   ApiVersions response), so rows are appended, never reordered (`tests/codec_pins.rs`).
+//!   ApiVersions response), so rows are appended, never reordered (`tests/it/codec_pins.rs`).
 //! - The domain-side matches (`api_key_of`, `encode_response`, `encode_request`) have no
 //!   catch-all arm: an `ApiRequest`/`ApiResponse` variant without a row does not compile.
 //! - Each conversion is an expression over the names the row binds, evaluated inside a
