@@ -247,8 +247,7 @@ pub(crate) fn remove_build_dirs(root: &Path) -> Result<()> {
     for dir in SIM_TARGET_DIRS {
         let dir = root.join(dir);
         if dir.is_dir() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
     }
     Ok(())
