@@ -1,5 +1,5 @@
 //! Request builders and response accessors shared by the scenario tests.
-#![allow(dead_code)] // Each test binary uses a different subset.
+#![allow(dead_code)] // Helpers for every file; not each is used.
 
 pub mod cluster;
 

@@ -1,7 +1,7 @@
 //! Shared helpers for the server's integration tests: an in-process server on a private
 //! tokio runtime, a spawned `weir serve` process, runs of the `weir` CLI and parsing of its
 //! output, and a blocking raw-bytes Kafka client built on weir-wire's client-direction codec.
-#![allow(dead_code)] // Each test binary uses a different subset.
+#![allow(dead_code)] // Helpers for every file; not each is used.
 
 pub mod certs;
 

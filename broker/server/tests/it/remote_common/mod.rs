@@ -2,7 +2,7 @@
 //! `remote_s3.rs` over a real S3-compatible server): a fjall log of real record batches,
 //! upload jobs over it, fetch responses carrying remote read plans, and the round-trip
 //! check every store must pass.
-#![allow(dead_code)] // Each test binary uses a different subset.
+#![allow(dead_code)] // Helpers for every file; not each is used.
 
 use bytes::{Bytes, BytesMut};
 use object_store::path::Path;
