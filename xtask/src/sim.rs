@@ -1,8 +1,10 @@
 //! `cargo xtask sim`: build the simulation runner (`weir-sim`) for each simulator and drive
 //! it. turmoil runs in the normal build and target dir; madsim needs `--cfg madsim`, so it
 //! builds into `target/sim-madsim` (a normal build is never recompiled because of it).
-//! Planted bugs build into `target/sim-planted` once (weir-sim's `planted` feature holds
-//! them all; each run switches one on with `--planted-bug`).
+//! Planted bugs build once (weir-sim's `planted` feature holds them all; each run switches
+//! one on with `--planted-bug`): on turmoil in the normal target dir, where only the crates
+//! above weir-core are built again (their feature hash differs, so both builds stay), on
+//! madsim into `target/sim-madsim-planted`.
 //!
 //! Contract (scripts rely on it):
 //! - `--sim madsim|turmoil|both --seeds N`: exit 0 only when every seed passed;
@@ -166,9 +168,16 @@ pub(crate) struct SimArgs {
     /// Run with this planted bug switched on, e.g. to replay a caught seed.
     #[arg(long)]
     planted_bug: Option<String>,
+    /// Run exactly `cargo xtask ci`'s simulation step (every other option is ignored).
+    #[arg(long)]
+    ci: bool,
 }
 
 pub(crate) fn run(args: &SimArgs) -> Result<bool> {
+    if args.ci {
+        ci()?;
+        return Ok(true);
+    }
     let root = project_root();
     if args.planted {
         return planted(&root);
@@ -232,13 +241,9 @@ pub(crate) fn run(args: &SimArgs) -> Result<bool> {
     Ok(passed)
 }
 
-/// The simulator-only target dirs (`--cfg madsim`, the planted feature): each is a whole
-/// second build of the workspace, about 1.2 GB.
-const SIM_TARGET_DIRS: [&str; 3] = [
-    "target/sim-madsim",
-    "target/sim-madsim-planted",
-    "target/sim-planted",
-];
+/// The simulator-only target dirs (`--cfg madsim`, with and without the planted bugs):
+/// each is a whole second build of the workspace, about 1.2 GB.
+const SIM_TARGET_DIRS: [&str; 2] = ["target/sim-madsim", "target/sim-madsim-planted"];
 
 /// Deletes the simulator-only target dirs. `cargo xtask ci` calls it once the simulation
 /// step has passed: no later step reads them, and CI's disk is small (a full one stopped
@@ -272,7 +277,6 @@ fn build(root: &Path, simulator: Simulator, planted: bool) -> Result<PathBuf> {
             command.env("RUSTFLAGS", "--cfg madsim");
             root.join(SIM_TARGET_DIRS[1])
         }
-        (_, true) => root.join(SIM_TARGET_DIRS[2]),
         _ => root.join("target"),
     };
     if target != root.join("target") {
@@ -355,67 +359,289 @@ pub(crate) fn run_cluster_seeds(workload: &str, seeds: u64) -> Result<bool> {
         determinism: false,
         verbose: false,
         planted_bug: None,
+        ci: false,
     })
 }
 
 /// The CI step: a fixed, fast seed set on both simulators (the cluster workloads on turmoil
 /// and, fewer seeds, on madsim), the determinism check on both (and on one madsim cluster
 /// workload), and the planted-bug suite.
+///
+/// Each run is one simulator process on one thread, so the runs go out as jobs over every
+/// core ([`run_jobs`]); the three builds come first, one after the other (cargo uses every
+/// core itself). Each job's output is printed whole when it ends, with its reproduction
+/// lines; the verdict of each is the run's own (exit status, `caught:` for a planted bug).
 pub(crate) fn ci() -> Result<()> {
-    let fixed = SimArgs {
-        sim: Simulator::Both,
-        seeds: CI_SEEDS,
-        seed: None,
-        start: 0,
-        workload: None,
-        planted: false,
-        determinism: false,
-        verbose: false,
-        planted_bug: None,
-    };
-    if !run(&fixed)? {
-        bail!("simulation: some seeds failed (reproduction commands above)");
+    let root = project_root();
+    // Each binary is linked under its own name first: the planted build writes the same
+    // `target/debug/weir-sim` as the plain turmoil one, and both run at once.
+    let turmoil = keep_binary(&root, build(&root, Simulator::Turmoil, false)?, "turmoil")?;
+    let madsim = keep_binary(&root, build(&root, Simulator::Madsim, false)?, "madsim")?;
+    let planted = keep_binary(&root, build(&root, Simulator::Turmoil, true)?, "planted")?;
+    let seeds = CI_SEEDS.to_string();
+    let madsim_cluster_seeds = MADSIM_CLUSTER_SEEDS.to_string();
+    let mut jobs = Vec::new();
+    for (feature, _) in PLANTED {
+        let mut args = vec![
+            "planted".to_string(),
+            "--max-seeds".to_string(),
+            PLANTED_SEEDS_MAX.to_string(),
+            "--planted-bug".to_string(),
+            (*feature).to_string(),
+        ];
+        if let Some(workload) = planted_workload(feature) {
+            args.extend(["--workload".to_string(), workload.to_string()]);
+        }
+        jobs.push(Job::new(
+            format!("planted bug {feature}"),
+            &planted,
+            args,
+            Verdict::Caught,
+        ));
+    }
+    for (name, binary) in [("turmoil", &turmoil), ("madsim", &madsim)] {
+        jobs.push(Job::new(
+            format!("{name} seeds 0..{CI_SEEDS}, every workload"),
+            binary,
+            ["seeds", "--start", "0", "--count", &seeds],
+            Verdict::Exit,
+        ));
     }
     for workload in CLUSTER_WORKLOADS {
-        let cluster = SimArgs {
-            sim: Simulator::Turmoil,
-            workload: Some((*workload).to_string()),
-            ..fixed.clone()
-        };
-        if !run(&cluster)? {
-            bail!("simulation: {workload} seeds failed (reproduction commands above)");
+        let args = [
+            "seeds",
+            "--start",
+            "0",
+            "--count",
+            &seeds,
+            "--workload",
+            workload,
+        ];
+        jobs.push(Job::new(
+            format!("turmoil {workload} seeds 0..{CI_SEEDS}"),
+            &turmoil,
+            args,
+            Verdict::Exit,
+        ));
+        let args = [
+            "seeds",
+            "--start",
+            "0",
+            "--count",
+            &madsim_cluster_seeds,
+            "--workload",
+            workload,
+        ];
+        jobs.push(Job::new(
+            format!("madsim {workload} seeds 0..{MADSIM_CLUSTER_SEEDS}"),
+            &madsim,
+            args,
+            Verdict::Exit,
+        ));
+    }
+    for (name, binary) in [("turmoil", &turmoil), ("madsim", &madsim)] {
+        jobs.push(Job::new(
+            format!("{name} determinism, seed 1"),
+            binary,
+            ["determinism", "--seed", "1"],
+            Verdict::Exit,
+        ));
+    }
+    jobs.push(Job::new(
+        format!("madsim {MADSIM_CLUSTER_DETERMINISM} determinism, seed 1"),
+        &madsim,
+        [
+            "determinism",
+            "--seed",
+            "1",
+            "--workload",
+            MADSIM_CLUSTER_DETERMINISM,
+        ],
+        Verdict::Exit,
+    ));
+    // Longest first, so no core idles at the end: the two slowest planted-bug searches
+    // (14 and 38 seeds), the turmoil runs (13-36 s each), the other planted bugs, madsim.
+    jobs.sort_by_key(|job| {
+        let slow_search = ["stale-decisions", "compact-past-lso"]
+            .iter()
+            .any(|bug| job.label.ends_with(bug));
+        match (slow_search, job.verdict, job.label.starts_with("turmoil")) {
+            (true, _, _) => 0,
+            (_, Verdict::Exit, true) => 1,
+            (_, Verdict::Caught, _) => 2,
+            _ => 3,
         }
-        let cluster = SimArgs {
-            sim: Simulator::Madsim,
-            seeds: MADSIM_CLUSTER_SEEDS,
-            ..cluster
-        };
-        if !run(&cluster)? {
-            bail!("simulation: {workload} madsim seeds failed (reproduction commands above)");
+    });
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let results = run_jobs(&root, jobs, workers)?;
+    println!("planted-bug summary:");
+    for result in results
+        .iter()
+        .filter(|result| result.verdict == Verdict::Caught)
+    {
+        let bug = result.label.trim_start_matches("planted bug ");
+        match &result.caught {
+            Some(line) if result.passed => println!("  CAUGHT {bug}: {line}"),
+            _ => println!("  MISSED {bug} (no failing seed in {PLANTED_SEEDS_MAX})"),
         }
     }
-    let determinism = SimArgs {
-        determinism: true,
-        seed: Some(1),
-        ..fixed.clone()
-    };
-    if !run(&determinism)? {
-        bail!("simulation is not deterministic: a seed gave two trace hashes");
-    }
-    let cluster_determinism = SimArgs {
-        sim: Simulator::Madsim,
-        workload: Some(MADSIM_CLUSTER_DETERMINISM.to_string()),
-        ..determinism.clone()
-    };
-    if !run(&cluster_determinism)? {
-        bail!("madsim cluster simulation is not deterministic: a seed gave two trace hashes");
-    }
-    let planted = SimArgs {
-        planted: true,
-        ..fixed
-    };
-    if !run(&planted)? {
-        bail!("simulation missed a planted bug");
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|result| !result.passed)
+        .map(|result| result.label.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "simulation: {} job(s) failed (reproduction commands in their output above): {}",
+            failed.len(),
+            failed.join("; ")
+        );
     }
     Ok(())
+}
+
+/// Hard-links `binary` as `target/sim-ci/weir-sim-<name>` (copies it where links fail): a
+/// later build that writes the same path leaves this one in place.
+fn keep_binary(root: &Path, binary: PathBuf, name: &str) -> Result<PathBuf> {
+    let dir = root.join("target/sim-ci");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let kept = dir.join(format!("weir-sim-{name}"));
+    match std::fs::remove_file(&kept) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("removing {}", kept.display())),
+    }
+    if std::fs::hard_link(&binary, &kept).is_err() {
+        std::fs::copy(&binary, &kept)
+            .with_context(|| format!("copying {} to {}", binary.display(), kept.display()))?;
+    }
+    Ok(kept)
+}
+
+/// How a CI simulation job is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Passed when the run exits 0 (every seed passed, or the trace hashes agreed).
+    Exit,
+    /// A planted-bug search: passed when it exits 0 with a `caught:` line.
+    Caught,
+}
+
+/// One simulator run of the CI step.
+struct Job {
+    label: String,
+    binary: PathBuf,
+    args: Vec<String>,
+    verdict: Verdict,
+}
+
+impl Job {
+    fn new<I, A>(label: String, binary: &Path, args: I, verdict: Verdict) -> Job
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<str>,
+    {
+        Job {
+            label,
+            binary: binary.to_path_buf(),
+            args: args
+                .into_iter()
+                .map(|arg| arg.as_ref().to_string())
+                .collect(),
+            verdict,
+        }
+    }
+}
+
+/// What a finished [`Job`] gave.
+struct JobResult {
+    label: String,
+    verdict: Verdict,
+    passed: bool,
+    /// A planted-bug search's `caught:` line.
+    caught: Option<String>,
+}
+
+/// Runs `jobs` on `workers` threads, each job a child process whose output is captured and
+/// printed whole (under one lock) when it ends, between `==>` and `<==` lines. Results come
+/// back in the jobs' order.
+fn run_jobs(root: &Path, jobs: Vec<Job>, workers: usize) -> Result<Vec<JobResult>> {
+    let total = jobs.len();
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    let printing = std::sync::Mutex::new(());
+    let results = std::sync::Mutex::new(Vec::with_capacity(total));
+    let started = Instant::now();
+    eprintln!("==> {total} simulation jobs on {workers} workers");
+    std::thread::scope(|scope| -> Result<()> {
+        let mut handles = Vec::new();
+        for _ in 0..workers.max(1) {
+            handles.push(scope.spawn(|| -> Result<()> {
+                loop {
+                    let next = {
+                        let mut queue = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        if queue.is_empty() {
+                            None
+                        } else {
+                            Some(queue.remove(0))
+                        }
+                    };
+                    let Some((index, job)) = next else {
+                        return Ok(());
+                    };
+                    let job_started = Instant::now();
+                    let output = Command::new(&job.binary)
+                        .current_dir(root)
+                        .args(&job.args)
+                        .output()
+                        .with_context(|| format!("running {}", job.binary.display()))?;
+                    let stdout = String::from_utf8_lossy(&output.stdout);
+                    let caught = stdout
+                        .lines()
+                        .find(|line| line.starts_with("caught:"))
+                        .map(str::to_string);
+                    let passed = output.status.success()
+                        && (job.verdict == Verdict::Exit || caught.is_some());
+                    {
+                        let _printing = printing.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        eprintln!("==> {}", job.label);
+                        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+                        print!("{stdout}");
+                        eprintln!(
+                            "<== {}: {} in {:.1?} ({}, {}/{total} at {:.0?})",
+                            job.label,
+                            if passed { "ok" } else { "FAILED" },
+                            job_started.elapsed(),
+                            output.status,
+                            index + 1,
+                            started.elapsed(),
+                        );
+                    }
+                    results
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .push((
+                            index,
+                            JobResult {
+                                label: job.label,
+                                verdict: job.verdict,
+                                passed,
+                                caught,
+                            },
+                        ));
+                }
+            }));
+        }
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a simulation worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    let mut results = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    results.sort_by_key(|(index, _)| *index);
+    eprintln!("<== {total} simulation jobs in {:.1?}", started.elapsed());
+    Ok(results.into_iter().map(|(_, result)| result).collect())
 }
