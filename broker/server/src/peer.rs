@@ -482,7 +482,7 @@ impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
         &self,
         tls: &PeerTls,
         stream: R::Stream,
-    ) -> Result<tokio_rustls::client::TlsStream<R::Stream>, String> {
+    ) -> Result<crate::tls::TlsClientStream<R::Stream>, String> {
         let Some(config) = tls.tls.current_client() else {
             return Err("no client TLS config (not loaded for peer links)".to_owned());
         };
@@ -492,7 +492,7 @@ impl<R: Runtime, S: StorageDriver> OutgoingTask<R, S> {
         let deadline = self.runtime.sleep_until(self.runtime.now() + timeout);
         tokio::select! {
             biased;
-            connected = connector.connect(name, stream) => {
+            connected = connector.connect(name, crate::tls::buffered_reads(stream)) => {
                 connected.map_err(|error| format!("refused: {error}"))
             }
             () = deadline => Err(format!("timed out after {timeout:?}")),

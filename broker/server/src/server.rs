@@ -858,7 +858,6 @@ async fn accept_loop<R: Runtime, S: StorageDriver>(
         let mapping = listening.principal_mapping.clone();
         runtime.spawn(async move {
             let mut context = context;
-            let stream = crate::tls::buffered_reads(stream);
             let stream = match acceptor.accept(&task_runtime, stream).await {
                 Ok(stream) => stream,
                 Err(error) => {

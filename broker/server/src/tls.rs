@@ -47,8 +47,13 @@ pub const HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 pub const RELOAD_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
 /// Bound on a keystore or truststore file; real ones are a few KiB.
 pub const PEM_FILE_BYTES_MAX: u64 = 1 << 20;
-/// Read buffer under a Kafka listener's TLS ([`buffered_reads`]).
+/// Read buffer under every TLS session, server and client side ([`buffered_reads`]).
 pub const TLS_READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A TLS session's stream: reads through [`buffered_reads`].
+pub type TlsServerStream<S> = tokio_rustls::server::TlsStream<tokio::io::BufReader<S>>;
+/// The client side's, the same way.
+pub type TlsClientStream<S> = tokio_rustls::client::TlsStream<tokio::io::BufReader<S>>;
 
 /// `stream` with its reads buffered, for a TLS session on top: rustls asks its transport
 /// for at most 4 KiB per read (`read_tls`), so a produce of a few MiB over an unbuffered
@@ -383,12 +388,9 @@ impl TlsAcceptor {
     }
 
     /// Run the server side of a handshake on `stream`, bounded in time and in handshakes
-    /// in progress. The stream is dropped (closed) on failure.
-    pub async fn accept<R, S>(
-        &self,
-        runtime: &R,
-        stream: S,
-    ) -> Result<tokio_rustls::server::TlsStream<S>, TlsError>
+    /// in progress. The stream is dropped (closed) on failure. Every TLS listener (Kafka,
+    /// peer links, gateway, HTTP, metrics) reads its socket through [`buffered_reads`].
+    pub async fn accept<R, S>(&self, runtime: &R, stream: S) -> Result<TlsServerStream<S>, TlsError>
     where
         R: Runtime,
         S: AsyncRead + AsyncWrite + Unpin,
@@ -400,7 +402,9 @@ impl TlsAcceptor {
         let deadline = runtime.sleep_until(runtime.now() + self.timeout);
         tokio::select! {
             biased;
-            accepted = acceptor.accept(stream) => accepted.map_err(TlsError::Handshake),
+            accepted = acceptor.accept(buffered_reads(stream)) => {
+                accepted.map_err(TlsError::Handshake)
+            }
             () = deadline => Err(TlsError::HandshakeTimeout(self.timeout)),
         }
     }
