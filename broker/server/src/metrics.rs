@@ -251,6 +251,19 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
     render_log_sizes(&mut out, snapshot);
     render_authorizer(&mut out, snapshot);
     render_remote(&mut out, snapshot);
+    let name = "weir_state_machine_busy_seconds_total";
+    family(
+        &mut out,
+        name,
+        "Seconds the node loop spent handling events (the partitions' state machine is one \
+         task: its rate against 1.0 is how busy that one core is)",
+    );
+    sample(
+        &mut out,
+        name,
+        &[],
+        snapshot.state_machine_busy.as_secs_f64(),
+    );
     out
 }
 
@@ -589,6 +602,7 @@ mod tests {
                 allowed: 5,
                 denied: 2,
             },
+            state_machine_busy: Duration::from_millis(1500),
         };
         let text = render(&snapshot);
         for line in [
@@ -608,6 +622,7 @@ mod tests {
             "weir_log_cleaner_dirty_ratio{topic=\"orders\",partition=\"1\"} 0.25",
             "weir_log_cleaner_bytes_read_total 4096",
             "weir_log_cleaner_bytes_cleaned_total 512",
+            "weir_state_machine_busy_seconds_total 1.5",
             "weir_remote_log_size_bytes{topic=\"orders\",partition=\"0\"} 777",
             "weir_remote_upload_lag_bytes{topic=\"orders\",partition=\"0\"} 12",
             "weir_remote_upload_bytes_total 9000",

@@ -123,6 +123,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         remote_maintenance: Arc::new(AtomicUsize::new(0)),
         shutdown: None,
         linger: None,
+        busy: Duration::ZERO,
     };
     node_loop
         .run(inputs, sync_done, compacted, read_failures)
@@ -157,6 +158,19 @@ struct NodeLoop<R, S> {
     /// The linger after a controlled shutdown moved the leaderships: (since, last Produce
     /// or Fetch), runtime times.
     linger: Option<(Duration, Duration)>,
+    /// Runtime time spent handling events, from a wake-up to the end of its drain
+    /// (`weir_state_machine_busy_seconds_total`). Simulated runs: zero (their clock stands
+    /// still while a task runs); it never feeds a decision.
+    busy: Duration,
+}
+
+/// What woke the loop.
+enum Woken {
+    SyncDone(SyncDone),
+    Completion(Completion),
+    ReadFailure(String),
+    Input(NodeInput),
+    Timeout,
 }
 
 impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
@@ -183,27 +197,36 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let woken = tokio::select! {
                 biased;
-                Some(done) = sync_done.recv() => self.on_sync_done(done),
-                Some(completion) = compacted.recv() => {
+                Some(done) = sync_done.recv() => Woken::SyncDone(done),
+                Some(completion) = compacted.recv() => Woken::Completion(completion),
+                Some(reason) = read_failures.recv() => Woken::ReadFailure(reason),
+                input = inputs.recv() => match input {
+                    Some(input) => Woken::Input(input),
+                    None => return Ok(()),
+                },
+                () = sleep => Woken::Timeout,
+            };
+            let woke = self.runtime.now();
+            match woken {
+                Woken::SyncDone(done) => self.on_sync_done(done),
+                Woken::Completion(completion) => {
                     let now = now(&self.runtime);
                     self.node.handle_storage(now, completion);
                 }
-                Some(reason) = read_failures.recv() => {
+                Woken::ReadFailure(reason) => {
                     let now = now(&self.runtime);
                     self.node.handle_storage(now, Completion::Failed { reason });
                 }
-                input = inputs.recv() => match input {
-                    Some(input) => self.on_input(input),
-                    None => return Ok(()),
-                },
-                () = sleep => {
+                Woken::Input(input) => self.on_input(input),
+                Woken::Timeout => {
                     let now = now(&self.runtime);
                     self.node.handle_timeout(now);
                 }
             }
             self.drain()?;
+            self.busy += self.runtime.now().saturating_sub(woke);
             if let Some(controlled) = self.shutdown_ready() {
                 if self.lingers(controlled) {
                     continue;
@@ -322,7 +345,9 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             }
             NodeInput::Metrics { reply } => {
                 // The requester may have given up (HTTP client gone): nothing to do then.
-                let _ = reply.send(self.node.metrics_snapshot(now));
+                let mut snapshot = self.node.metrics_snapshot(now);
+                snapshot.state_machine_busy = self.busy;
+                let _ = reply.send(snapshot);
             }
             NodeInput::FeatureLevels { reply } => {
                 // The connection may have closed meanwhile: nothing to do then.

@@ -212,7 +212,7 @@ fn counters(metrics: &str) -> Result<(u64, u64)> {
 }
 
 /// GET /metrics over a plain socket (one request, the server closes after answering).
-fn scrape(addr: &str) -> Result<String> {
+pub(crate) fn scrape(addr: &str) -> Result<String> {
     let mut stream = TcpStream::connect(addr).context("connecting to /metrics")?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(

@@ -5,8 +5,11 @@
 //! machine has them (with two cores, the two-core broker shares them with the load
 //! generator). Rounds alternate one core, two cores, two, one, ... Per run: records/s, the
 //! broker's CPU seconds per million records (work per record: flat when adding cores adds
-//! no overhead) and its cores busy (CPU seconds over wall seconds: how much of what it was
-//! given it used).
+//! no overhead), its cores busy (CPU seconds over wall seconds: how much of what it was
+//! given it used) and the state machine's busy seconds per million records
+//! (`weir_state_machine_busy_seconds_total` on /metrics): the partitions' state machine is
+//! one task, so a million over that figure is the records/s one broker's state machine
+//! can take before sharding.
 
 use std::fs;
 use std::path::Path;
@@ -16,6 +19,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use super::baseline::{median, records_per_sec};
+use super::compaction::scrape;
 use super::peer::{clock_ticks, cpu_seconds};
 use super::{free_port, wait_ready};
 
@@ -42,6 +46,8 @@ struct Run {
     cpu_per_million: f64,
     /// Broker CPU seconds per wall second.
     cores_busy: f64,
+    /// Seconds the state machine's task was busy per million records.
+    state_machine_per_million: f64,
 }
 
 /// The two placements on a machine of `cores` CPUs (at least 2).
@@ -91,15 +97,18 @@ pub(crate) fn cores_part(weir: &Path, load: &Path, records: u64, rounds: usize) 
             let placement = &placements[index];
             let measured = one_run(weir, load, placement, records, ticks)?;
             eprintln!(
-                "  {}: produce {:.0} records/s ({:.3} CPU s/M, {:.2} cores busy), consume \
-                 {:.0} records/s ({:.3} CPU s/M, {:.2} cores busy)",
+                "  {}: produce {:.0} records/s ({:.3} CPU s/M, {:.2} cores busy, state \
+                 machine {:.3} s/M), consume {:.0} records/s ({:.3} CPU s/M, {:.2} cores \
+                 busy, state machine {:.3} s/M)",
                 placement.label,
                 measured.0.rate,
                 measured.0.cpu_per_million,
                 measured.0.cores_busy,
+                measured.0.state_machine_per_million,
                 measured.1.rate,
                 measured.1.cpu_per_million,
-                measured.1.cores_busy
+                measured.1.cores_busy,
+                measured.1.state_machine_per_million
             );
             runs[index].push(measured);
         }
@@ -128,10 +137,12 @@ fn one_run(
     ));
     let _ = fs::remove_dir_all(&dir);
     let bootstrap = format!("127.0.0.1:{}", free_port()?);
+    let metrics = format!("127.0.0.1:{}", free_port()?);
     let mut broker = Command::new("taskset")
         .args(["-c", &placement.broker])
         .arg(weir)
         .args(["serve", "--listen", &bootstrap, "--gateway", "off"])
+        .args(["--metrics", &metrics])
         .args([
             "--rest-proxy",
             "off",
@@ -158,9 +169,10 @@ fn one_run(
         }
         let count = records.to_string();
         let produce = ["produce", &bootstrap, "cores", &count, RECORD_BYTES, "1"];
-        let produce = measure(load, placement, broker.id(), &produce, records, ticks)?;
+        let broker_id = (broker.id(), metrics.as_str());
+        let produce = measure(load, placement, broker_id, &produce, records, ticks)?;
         let consume = ["consume", &bootstrap, "cores", &count, PARTITIONS];
-        let consume = measure(load, placement, broker.id(), &consume, records, ticks)?;
+        let consume = measure(load, placement, broker_id, &consume, records, ticks)?;
         Ok((produce, consume))
     })();
     let _ = broker.kill();
@@ -169,15 +181,17 @@ fn one_run(
     result
 }
 
-/// One rdkafka_load run on `placement.client`, with the broker's CPU time around it.
+/// One rdkafka_load run on `placement.client`, with the broker's CPU time and its state
+/// machine's busy time (`broker`: pid, /metrics address) around it.
 fn measure(
     load: &Path,
     placement: &Placement,
-    broker: u32,
+    (broker, metrics): (u32, &str),
     args: &[&str],
     records: u64,
     ticks: f64,
 ) -> Result<Run> {
+    let busy_before = state_machine_busy(metrics)?;
     let before = cpu_seconds(broker, ticks)?;
     let started = Instant::now();
     let output = Command::new("taskset")
@@ -188,6 +202,7 @@ fn measure(
         .output()?;
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(broker, ticks)? - before;
+    let busy = state_machine_busy(metrics)? - busy_before;
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     if !output.status.success() {
         bail!("rdkafka_load {} failed: {stdout}", args.join(" "));
@@ -197,7 +212,18 @@ fn measure(
         rate,
         cpu_per_million: cpu * 1e6 / records.max(1) as f64,
         cores_busy: cpu / wall.max(f64::MIN_POSITIVE),
+        state_machine_per_million: busy * 1e6 / records.max(1) as f64,
     })
+}
+
+/// `weir_state_machine_busy_seconds_total` from the broker's /metrics.
+fn state_machine_busy(metrics: &str) -> Result<f64> {
+    let name = "weir_state_machine_busy_seconds_total ";
+    let text = scrape(metrics)?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .with_context(|| format!("no {name}in the broker's /metrics"))
 }
 
 fn render(
@@ -215,10 +241,13 @@ fn render(
          (rdkafka_load) produces {records} records of 100 B with acks=1 into 2 partitions, \
          then consumes them from offset 0. Rounds alternate the placements. CPU s/M: the \
          broker's CPU seconds (user + system, /proc/PID/stat) per million records, the \
-         work per record; cores busy: the broker's CPU seconds per wall second.\n\n\
+         work per record; cores busy: the broker's CPU seconds per wall second; state \
+         machine s/M: seconds its one task was busy (`weir_state_machine_busy_seconds_total`) \
+         per million records, whose inverse bounds one broker before sharding.\n\n\
          | placement (broker / load generator CPUs) | produce records/s | median | CPU s/M | \
-         cores busy | consume records/s | median | CPU s/M | cores busy |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+         cores busy | state machine s/M | consume records/s | median | CPU s/M | cores busy | \
+         state machine s/M |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for (placement, runs) in placements.iter().zip(runs) {
         let column = |pick: fn(&(Run, Run)) -> Run| {
@@ -228,11 +257,12 @@ fn render(
                 median(&mut picked.iter().map(field).collect::<Vec<f64>>())
             };
             format!(
-                " {} | {:.0} | {:.3} | {:.2} |",
+                " {} | {:.0} | {:.3} | {:.2} | {:.4} |",
                 rates.join(", "),
                 middle(|r| r.rate),
                 middle(|r| r.cpu_per_million),
-                middle(|r| r.cores_busy)
+                middle(|r| r.cores_busy),
+                middle(|r| r.state_machine_per_million)
             )
         };
         text.push_str(&format!(

@@ -104,6 +104,10 @@ pub struct MetricsSnapshot {
     pub remote_upload_failures: u64,
     /// The authorizer's decisions since the node started (zero while it is off).
     pub authorizer: super::acl::AuthorizerCounts,
+    /// Time the driver's loop spent handling events (this node's state machine included)
+    /// since it started, by the runtime's clock. The driver fills it in; the node leaves
+    /// it zero (it cannot see its own driver).
+    pub state_machine_busy: std::time::Duration,
 }
 
 impl Node {
@@ -153,6 +157,7 @@ impl Node {
             remote_bytes_uploaded,
             remote_uploads,
             remote_upload_failures,
+            state_machine_busy: std::time::Duration::ZERO,
         }
     }
 

@@ -199,6 +199,15 @@ async fn group_cli_and_metrics_report_a_real_group() {
             "missing {line} in\n{metrics}"
         );
     }
+    // The state machine's busy time: it handled the produces, joins and commits above.
+    let busy = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_state_machine_busy_seconds_total "))
+        .and_then(|value| value.parse::<f64>().ok());
+    assert!(
+        busy.is_some_and(|busy| busy > 0.0),
+        "weir_state_machine_busy_seconds_total missing or zero in\n{metrics}"
+    );
 
     // Empty group: a dry run commits nothing; --execute does; offsets are clamped.
     consumer.close().await.expect("close");
