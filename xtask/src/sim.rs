@@ -302,40 +302,54 @@ fn build(root: &Path, simulator: Simulator, planted: bool) -> Result<PathBuf> {
 }
 
 fn planted(root: &Path) -> Result<bool> {
-    let mut missed = Vec::new();
-    let mut caught = Vec::new();
     let binary = build(root, Simulator::Turmoil, true)?;
-    for (feature, what) in PLANTED {
-        eprintln!("==> planted bug {feature}: {what}");
-        let mut command = Command::new(&binary);
-        command.current_dir(root).args([
-            "planted",
-            "--max-seeds",
-            &PLANTED_SEEDS_MAX.to_string(),
-            "--planted-bug",
-            feature,
-        ]);
-        if let Some(workload) = planted_workload(feature) {
-            command.args(["--workload", workload]);
-        }
-        let output = command
-            .output()
-            .with_context(|| format!("running {}", binary.display()))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        print!("{stdout}");
-        match stdout.lines().find(|line| line.starts_with("caught:")) {
-            Some(line) if output.status.success() => caught.push(format!("{feature}: {line}")),
-            _ => missed.push(feature.to_string()),
-        }
-    }
+    let results = run_jobs(root, planted_jobs(&binary), workers())?;
+    Ok(planted_summary(&results))
+}
+
+/// One job per planted bug: search [`PLANTED_SEEDS_MAX`] seeds of its workload for a run
+/// the checker refuses.
+fn planted_jobs(binary: &Path) -> Vec<Job> {
+    let seeds = PLANTED_SEEDS_MAX.to_string();
+    (PLANTED.iter())
+        .map(|(feature, _)| {
+            let mut args = vec!["planted", "--max-seeds", &seeds, "--planted-bug", feature];
+            if let Some(workload) = planted_workload(feature) {
+                args.extend(["--workload", workload]);
+            }
+            Job::new(
+                format!("planted bug {feature}"),
+                binary,
+                args,
+                Verdict::Caught,
+            )
+        })
+        .collect()
+}
+
+/// Prints the planted-bug summary of `results`; true when every planted bug was caught.
+fn planted_summary(results: &[JobResult]) -> bool {
     println!("planted-bug summary:");
-    for line in &caught {
-        println!("  CAUGHT {line}");
+    let mut all_caught = true;
+    for result in results
+        .iter()
+        .filter(|result| result.verdict == Verdict::Caught)
+    {
+        let bug = result.label.trim_start_matches("planted bug ");
+        match &result.caught {
+            Some(line) if result.passed => println!("  CAUGHT {bug}: {line}"),
+            _ => {
+                all_caught = false;
+                println!("  MISSED {bug} (no failing seed in {PLANTED_SEEDS_MAX})");
+            }
+        }
     }
-    for feature in &missed {
-        println!("  MISSED {feature} (no failing seed in {PLANTED_SEEDS_MAX})");
-    }
-    Ok(missed.is_empty())
+    all_caught
+}
+
+/// Parallel simulator jobs: one per CPU this process may use.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
 /// Seeds of every workload CI runs on each simulator (fixed: 0..CI_SEEDS).
@@ -380,25 +394,7 @@ pub(crate) fn ci() -> Result<()> {
     let planted = keep_binary(&root, build(&root, Simulator::Turmoil, true)?, "planted")?;
     let seeds = CI_SEEDS.to_string();
     let madsim_cluster_seeds = MADSIM_CLUSTER_SEEDS.to_string();
-    let mut jobs = Vec::new();
-    for (feature, _) in PLANTED {
-        let mut args = vec![
-            "planted".to_string(),
-            "--max-seeds".to_string(),
-            PLANTED_SEEDS_MAX.to_string(),
-            "--planted-bug".to_string(),
-            (*feature).to_string(),
-        ];
-        if let Some(workload) = planted_workload(feature) {
-            args.extend(["--workload".to_string(), workload.to_string()]);
-        }
-        jobs.push(Job::new(
-            format!("planted bug {feature}"),
-            &planted,
-            args,
-            Verdict::Caught,
-        ));
-    }
+    let mut jobs = planted_jobs(&planted);
     for (name, binary) in [("turmoil", &turmoil), ("madsim", &madsim)] {
         jobs.push(Job::new(
             format!("{name} seeds 0..{CI_SEEDS}, every workload"),
@@ -472,19 +468,8 @@ pub(crate) fn ci() -> Result<()> {
             _ => 3,
         }
     });
-    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let results = run_jobs(&root, jobs, workers)?;
-    println!("planted-bug summary:");
-    for result in results
-        .iter()
-        .filter(|result| result.verdict == Verdict::Caught)
-    {
-        let bug = result.label.trim_start_matches("planted bug ");
-        match &result.caught {
-            Some(line) if result.passed => println!("  CAUGHT {bug}: {line}"),
-            _ => println!("  MISSED {bug} (no failing seed in {PLANTED_SEEDS_MAX})"),
-        }
-    }
+    let results = run_jobs(&root, jobs, workers())?;
+    planted_summary(&results);
     let failed: Vec<&str> = results
         .iter()
         .filter(|result| !result.passed)
