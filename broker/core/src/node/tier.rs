@@ -141,9 +141,7 @@ impl Node {
             if sweep {
                 self.sweep_partition(key);
             }
-            if self.tierer.in_flight.len() < self.config.remote_copy_jobs_max.max(1) {
-                self.start_upload(now, key);
-            }
+            self.start_upload(now, key);
         }
     }
 
@@ -157,7 +155,7 @@ impl Node {
         }
         for key in keys {
             let tiered = (self.topics.get(&key.topic)).is_some_and(|topic| self.tiered(topic));
-            if tiered && self.tierer.in_flight.len() < self.config.remote_copy_jobs_max.max(1) {
+            if tiered {
                 self.start_upload(now, key);
             }
         }
@@ -212,9 +210,11 @@ impl Node {
         (closed && end <= stable).then_some((base, end))
     }
 
-    /// Start the next upload of `key` if one is due.
+    /// Start the next upload of `key` if one is due and fewer than
+    /// `remote.log.manager.copy.max.jobs` uploads are in flight node-wide.
     fn start_upload(&mut self, now: Now, key: PartitionId) {
-        if self.tierer.in_flight.contains_key(&key)
+        if self.tierer.in_flight.len() >= self.config.remote_copy_jobs_max.max(1)
+            || self.tierer.in_flight.contains_key(&key)
             || (self.tierer.backoff.get(&key)).is_some_and(|(until, _)| now.instant < *until)
             || self.cluster.remote.pending.contains_key(&key)
         {
