@@ -336,11 +336,14 @@ fn planted_summary(results: &[JobResult]) -> bool {
         .filter(|result| result.verdict == Verdict::Caught)
     {
         let bug = result.label.trim_start_matches("planted bug ");
+        let what = (PLANTED.iter())
+            .find(|(feature, _)| *feature == bug)
+            .map_or("", |(_, description)| description);
         match &result.caught {
-            Some(line) if result.passed => println!("  CAUGHT {bug}: {line}"),
+            Some(line) if result.passed => println!("  CAUGHT {bug} ({what}): {line}"),
             _ => {
                 all_caught = false;
-                println!("  MISSED {bug} (no failing seed in {PLANTED_SEEDS_MAX})");
+                println!("  MISSED {bug} ({what}): no failing seed in {PLANTED_SEEDS_MAX}");
             }
         }
     }
