@@ -8,11 +8,9 @@
 //! `cargo build -p weir`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::Broker;
 use bytes::Bytes;
 use weir_client::{
     Acks, Admin, AutoOffsetReset, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, NewTopic,
@@ -24,74 +22,6 @@ const TOPIC: &str = "e2e-keys";
 const PARTITIONS: i32 = 3;
 const RECORDS: usize = 1000;
 const KEYS: usize = 20;
-
-/// Kills the broker when the test ends, pass or fail.
-struct Broker {
-    child: Child,
-    address: String,
-    _data_dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-fn weir_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("WEIR_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    );
-    target.join("debug").join("weir")
-}
-
-fn start_broker() -> Broker {
-    let binary = weir_binary();
-    assert!(
-        binary.exists(),
-        "{} not found: run `cargo build -p weir` first or set WEIR_BIN",
-        binary.display()
-    );
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    // A free port: bind to 0, read it, release it for the broker.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let mut child = Command::new(&binary)
-        .args(["serve", "--listen", &address, "--data-dir"])
-        .arg(data_dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn weir");
-    // The broker prints "weir listening on ..." once it accepts connections.
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    let mut read = reader.read_line(&mut line);
-    // Other listeners (the WebSocket gateway) may announce themselves first.
-    while matches!(read, Ok(n) if n > 0) && !line.contains("listening") {
-        line.clear();
-        read = reader.read_line(&mut line);
-    }
-    let broker = Broker {
-        child,
-        address,
-        _data_dir: data_dir,
-    };
-    assert!(
-        matches!(read, Ok(n) if n > 0) && line.contains("listening"),
-        "weir did not start: {read:?} {line:?}"
-    );
-    broker
-}
 
 async fn poll_until(
     consumer: &mut Consumer<TokioRuntime>,
@@ -114,7 +44,7 @@ async fn poll_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_consume_seek_against_real_broker() {
-    let broker = start_broker();
+    let broker = Broker::start("");
     let runtime = TokioRuntime::new(7);
     let client = ClientConfig::with_bootstrap(broker.address.clone());
 

@@ -10,12 +10,10 @@
 //! each member in its own task polling in a loop, and watch shared state until it settles.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::Broker;
 use bytes::Bytes;
 use weir_client::{
     Admin, AutoOffsetReset, ClientConfig, Consumer, ConsumerConfig, ErrorCode, GroupConfig,
@@ -27,75 +25,6 @@ const TOPIC: &str = "group-e2e";
 const GROUP: &str = "e2e-group";
 const PARTITIONS: i32 = 6;
 const PER_PARTITION: usize = 10;
-
-struct Broker {
-    child: Child,
-    address: String,
-    _data_dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-fn weir_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("WEIR_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    );
-    target.join("debug").join("weir")
-}
-
-fn start_broker() -> Broker {
-    let binary = weir_binary();
-    assert!(
-        binary.exists(),
-        "{} not found: run `cargo build -p weir`",
-        binary.display()
-    );
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let config = data_dir.path().join("weir.toml");
-    std::fs::write(&config, "group.initial.rebalance.delay.ms = 0\n").expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let mut child = Command::new(&binary)
-        .args(["serve", "--listen", &address, "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn weir");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    let mut read = reader.read_line(&mut line);
-    // Other listeners (the WebSocket gateway) may announce themselves first.
-    while matches!(read, Ok(n) if n > 0) && !line.contains("listening") {
-        line.clear();
-        read = reader.read_line(&mut line);
-    }
-    let broker = Broker {
-        child,
-        address,
-        _data_dir: data_dir,
-    };
-    assert!(
-        matches!(read, Ok(n) if n > 0) && line.contains("listening"),
-        "weir did not start: {read:?} {line:?}"
-    );
-    broker
-}
 
 /// Fast group timers so rebalances settle in well under a second.
 fn group_config() -> GroupConfig {
@@ -197,7 +126,7 @@ fn all_partitions() -> BTreeSet<TopicPartition> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_split_take_over_and_resume() {
-    let broker = start_broker();
+    let broker = Broker::start("group.initial.rebalance.delay.ms = 0\n");
     let client = ClientConfig::with_bootstrap(broker.address.clone());
     let admin = Admin::connect(TokioRuntime::new(1), client.clone())
         .await

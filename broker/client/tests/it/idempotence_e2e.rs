@@ -9,13 +9,11 @@
 //! consumer reads the partition and every value must appear once, in send order, at the
 //! offset its delivery reported. Build the binary first with `cargo build -p weir`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::Broker;
 use bytes::Bytes;
 use weir_client::{
     Acks, Admin, AutoOffsetReset, ClientConfig, Consumer, ConsumerConfig, NewTopic, Offset,
@@ -27,91 +25,9 @@ const TOPIC: &str = "idempotent-e2e";
 const RECORDS: usize = 3000;
 const KILL_AFTER_ACKS: [usize; 2] = [700, 1800];
 
-fn weir_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("WEIR_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    );
-    target.join("debug").join("weir")
-}
-
-/// A broker process that can be killed and restarted on the same port and data dir.
-struct Broker {
-    child: Option<Child>,
-    address: String,
-    data_dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("free port")
-            .port();
-        let mut broker = Broker {
-            child: None,
-            address: format!("127.0.0.1:{port}"),
-            data_dir: tempfile::tempdir().expect("temp dir"),
-        };
-        broker.spawn();
-        broker
-    }
-
-    fn spawn(&mut self) {
-        let binary = weir_binary();
-        assert!(
-            binary.exists(),
-            "{} not found: run `cargo build -p weir` first or set WEIR_BIN",
-            binary.display()
-        );
-        let mut child = spawn_serve(&binary, &self.address, self.data_dir.path());
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        let mut reader = BufReader::new(stdout);
-        let mut read = reader.read_line(&mut line);
-        // Other listeners (the WebSocket gateway) may announce themselves first.
-        while matches!(read, Ok(n) if n > 0) && !line.contains("listening") {
-            line.clear();
-            read = reader.read_line(&mut line);
-        }
-        assert!(
-            matches!(read, Ok(n) if n > 0) && line.contains("listening"),
-            "weir did not start: {read:?} {line:?}"
-        );
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: no flush, no goodbye.
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            drop(child.kill());
-            drop(child.wait());
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn spawn_serve(binary: &Path, address: &str, data_dir: &Path) -> Child {
-    Command::new(binary)
-        .args(["serve", "--listen", address, "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn weir")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_producer_survives_broker_kills() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start("");
     let runtime = TokioRuntime::new(11);
     let mut client = ClientConfig::with_bootstrap(broker.address.clone());
     client.retry_backoff = Duration::from_millis(20);

@@ -2,6 +2,7 @@
 //! tests with `cargo test -p weir-client --test it txn_e2e::`. One binary links the crate
 //! once instead of once per file.
 
+mod common;
 mod e2e;
 mod group_e2e;
 mod idempotence_e2e;

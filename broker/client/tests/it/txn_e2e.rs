@@ -9,11 +9,9 @@
 //! with both isolation levels after each step. Build the binary first with
 //! `cargo build -p weir`.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::Broker;
 use bytes::Bytes;
 use weir_client::{
     Admin, AutoOffsetReset, ClientConfig, Consumer, ConsumerConfig, NewTopic, Producer,
@@ -22,70 +20,6 @@ use weir_client::{
 use weir_runtime::TokioRuntime;
 
 const TOPIC: &str = "txn-e2e";
-
-fn weir_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("WEIR_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    );
-    target.join("debug").join("weir")
-}
-
-struct Broker {
-    child: Child,
-    address: String,
-    _data_dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-fn start_broker() -> Broker {
-    let binary = weir_binary();
-    assert!(
-        binary.exists(),
-        "{} not found: run `cargo build -p weir` first or set WEIR_BIN",
-        binary.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(&binary)
-        .args(["serve", "--listen", &address, "--data-dir"])
-        .arg(data_dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn weir");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    let mut read = reader.read_line(&mut line);
-    // Other listeners (the WebSocket gateway) may announce themselves first.
-    while matches!(read, Ok(n) if n > 0) && !line.contains("listening") {
-        line.clear();
-        read = reader.read_line(&mut line);
-    }
-    assert!(
-        matches!(read, Ok(n) if n > 0) && line.contains("listening"),
-        "weir did not start: {read:?} {line:?}"
-    );
-    Broker {
-        child,
-        address,
-        _data_dir: data_dir,
-    }
-}
 
 fn producer_config(client: &ClientConfig, transactional_id: &str) -> ProducerConfig {
     ProducerConfig {
@@ -152,7 +86,7 @@ async fn send_all(producer: &Producer<TokioRuntime>, values: &[(i32, &str)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_commit_abort_and_fence_against_the_real_broker() {
-    let broker = start_broker();
+    let broker = Broker::start("");
     let runtime = TokioRuntime::new(5);
     let mut client = ClientConfig::with_bootstrap(broker.address.clone());
     client.retry_backoff = Duration::from_millis(20);
