@@ -82,6 +82,9 @@ pub struct CompactionJob {
     pub rewrite_bytes_max: usize,
     /// Replacements a job returns at most before it stops (each is one storage op).
     pub replacements_max: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: the driver paces the job's reads to this
+    /// rate ([`JobRun`]); `u64::MAX` (Kafka's default) reads unpaced.
+    pub io_bytes_per_second: u64,
 }
 
 /// One batch the job changed.
@@ -160,109 +163,263 @@ pub fn run_for_driver(
 
 /// Run `job` over `storage` (see the module doc). Reads only.
 pub fn run_job(storage: &impl Storage, job: &CompactionJob) -> Result<CompactionResult, JobError> {
-    assert!(
-        job.log_start <= job.dirty_start && job.dirty_start <= job.uncleanable,
-        "job bounds {} <= {} <= {}",
-        job.log_start,
-        job.dirty_start,
-        job.uncleanable
-    );
-    assert!(job.uncleanable <= job.first_unstable_offset);
-    let aborted = AbortedTxns::new(job.aborted.iter().copied());
-    let mut bytes_read = 0u64;
-    // 1. The offset map over the dirty range.
-    let mut map = OffsetMap::new(job.map_limits, job.dirty_start, job.uncleanable);
-    let mut offset = job.dirty_start;
-    'map: while offset < job.uncleanable {
-        let chunk = read_chunk(storage, job, offset, job.uncleanable)?;
-        if chunk.is_empty() {
-            break;
+    let mut run = JobRun::new(Box::new(job.clone()));
+    loop {
+        if let Step::Done(result) = run.step(storage)? {
+            return Ok(*result);
         }
-        bytes_read += chunk.len() as u64;
-        for item in iter_batches(&chunk) {
-            let (header, range) = item.map_err(|e| CompactionError::Malformed(e.to_string()))?;
-            match map.add_batch(&chunk[range], &aborted)? {
-                MapFill::Covered => offset = header.last_offset() + 1,
-                MapFill::Full | MapFill::Uncleanable => break 'map,
+    }
+}
+
+/// A job run one storage read at a time ([`JobRun::step`]), so that a driver can pace the
+/// reads (`log.cleaner.io.max.bytes.per.second`) between steps. [`run_job`] runs it to the
+/// end in one go.
+pub struct JobRun {
+    job: Box<CompactionJob>,
+    phase: Phase,
+}
+
+/// Where a [`JobRun`] is.
+enum Phase {
+    /// 1. Filling the offset map from `offset` (the dirty range).
+    Map {
+        map: OffsetMap,
+        aborted: AbortedTxns,
+        offset: i64,
+        bytes_read: u64,
+    },
+    /// 2. The cleaning pass, at `offset` (from the log start up to `clean_up_to`).
+    Pass(Box<PassState>),
+    /// The result was handed out.
+    Finished,
+}
+
+/// The cleaning pass's state between reads.
+struct PassState {
+    map: OffsetMap,
+    pass: CleaningPass,
+    result: CompactionResult,
+    clean_up_to: i64,
+    /// Rewritten bytes held so far.
+    held: usize,
+    offset: i64,
+}
+
+/// What one [`JobRun::step`] did.
+#[derive(Debug)]
+pub enum Step {
+    /// It read this many bytes; more steps follow.
+    Read(u64),
+    /// The job ended with this result (no further step may be taken).
+    Done(Box<CompactionResult>),
+}
+
+impl JobRun {
+    /// A run of `job`, not started.
+    ///
+    /// # Panics
+    /// If the job's bounds are out of order (the node never makes such a job).
+    pub fn new(job: Box<CompactionJob>) -> JobRun {
+        assert!(
+            job.log_start <= job.dirty_start && job.dirty_start <= job.uncleanable,
+            "job bounds {} <= {} <= {}",
+            job.log_start,
+            job.dirty_start,
+            job.uncleanable
+        );
+        assert!(job.uncleanable <= job.first_unstable_offset);
+        let phase = Phase::Map {
+            map: OffsetMap::new(job.map_limits, job.dirty_start, job.uncleanable),
+            aborted: AbortedTxns::new(job.aborted.iter().copied()),
+            offset: job.dirty_start,
+            bytes_read: 0,
+        };
+        JobRun { job, phase }
+    }
+
+    /// The job this runs.
+    pub fn job(&self) -> &CompactionJob {
+        &self.job
+    }
+
+    /// One storage read of the job (at most about `read_bytes`, whole batches), or its end.
+    ///
+    /// # Panics
+    /// When called again after it returned [`Step::Done`].
+    pub fn step(&mut self, storage: &impl Storage) -> Result<Step, JobError> {
+        loop {
+            match &mut self.phase {
+                Phase::Map {
+                    map,
+                    aborted,
+                    offset,
+                    bytes_read,
+                } => {
+                    if *offset >= self.job.uncleanable {
+                        if let Some(done) = self.start_pass() {
+                            return Ok(done);
+                        }
+                        continue;
+                    }
+                    let chunk = read_chunk(storage, &self.job, *offset, self.job.uncleanable)?;
+                    if chunk.is_empty() {
+                        if let Some(done) = self.start_pass() {
+                            return Ok(done);
+                        }
+                        continue;
+                    }
+                    *bytes_read += chunk.len() as u64;
+                    let mut map_done = false;
+                    for item in iter_batches(&chunk) {
+                        let (header, range) =
+                            item.map_err(|e| CompactionError::Malformed(e.to_string()))?;
+                        match map.add_batch(&chunk[range], aborted)? {
+                            MapFill::Covered => *offset = header.last_offset() + 1,
+                            MapFill::Full | MapFill::Uncleanable => {
+                                map_done = true;
+                                break;
+                            }
+                        }
+                    }
+                    if map_done {
+                        // The pass starts at the next step: this one read a chunk already.
+                        if let Some(done) = self.start_pass() {
+                            return Ok(done);
+                        }
+                    }
+                    return Ok(Step::Read(chunk.len() as u64));
+                }
+                Phase::Pass(state) => {
+                    let job = &self.job;
+                    let mut read = 0;
+                    // Where the pass ends, if it ends at this step.
+                    let end = 'read: {
+                        if state.offset >= state.clean_up_to {
+                            break 'read Some(state.clean_up_to);
+                        }
+                        let chunk = read_chunk(storage, job, state.offset, state.clean_up_to)?;
+                        if chunk.is_empty() {
+                            break 'read Some(state.clean_up_to);
+                        }
+                        read = chunk.len() as u64;
+                        state.result.bytes_read += read;
+                        for item in iter_batches(&chunk) {
+                            let (header, range) =
+                                item.map_err(|e| CompactionError::Malformed(e.to_string()))?;
+                            if header.last_offset() >= state.clean_up_to {
+                                break 'read Some(state.clean_up_to);
+                            }
+                            if state.held >= job.rewrite_bytes_max
+                                || state.result.replacements.len() >= job.replacements_max
+                            {
+                                // Stop on this batch's boundary: everything below it is
+                                // cleaned.
+                                break 'read Some(header.base_offset);
+                            }
+                            let bytes = &chunk[range];
+                            let first = state.offset == job.log_start;
+                            let batch = match state.pass.clean_batch(bytes, &state.map)? {
+                                Cleaned::Unchanged => None,
+                                Cleaned::Rewritten(new) => Some(Some(new)),
+                                // The first stored batch stays, emptied: storage's first
+                                // batch is where recovery finds the log start, which
+                                // compaction must not move. (Once it is empty there is
+                                // nothing left to do with it.)
+                                Cleaned::Removed if first && header.record_count == 0 => None,
+                                Cleaned::Removed if first => Some(Some(empty_batch(&header))),
+                                Cleaned::Removed => Some(None),
+                            };
+                            if let Some(batch) = batch {
+                                state.held += batch.as_ref().map_or(0, Bytes::len);
+                                state.result.replacements.push(Replacement {
+                                    base_offset: header.base_offset,
+                                    last_offset: header.last_offset(),
+                                    old_bytes: bytes.len() as u64,
+                                    batch,
+                                });
+                            }
+                            state.offset = header.last_offset() + 1;
+                        }
+                        None
+                    };
+                    return Ok(match end {
+                        Some(end) => self.finish(end),
+                        None => Step::Read(read),
+                    });
+                }
+                Phase::Finished => panic!("a compaction job stepped after its end"),
             }
         }
     }
-    let clean_up_to = map.clean_up_to();
-    let mut result = CompactionResult {
-        job_id: job.job_id,
-        partition: job.partition,
-        partition_key: job.partition_key,
-        cleaned_to: job.dirty_start,
-        replacements: Vec::new(),
-        stats: CleanStats::default(),
-        bytes_read,
-    };
-    if clean_up_to <= job.dirty_start {
-        return Ok(result);
-    }
-    // 2. The cleaning pass from the log start.
-    let mut pass = CleaningPass::new(CleanContext {
-        clean_up_to,
-        first_unstable_offset: job.first_unstable_offset,
-        now_ms: job.now_ms,
-        delete_retention_ms: job.delete_retention_ms,
-        aborted,
-        producers: job.producers.clone(),
-    });
-    let mut held = 0usize;
-    let mut offset = job.log_start;
-    let mut cleaned_to = clean_up_to;
-    'pass: while offset < clean_up_to {
-        let chunk = read_chunk(storage, job, offset, clean_up_to)?;
-        if chunk.is_empty() {
-            break;
+
+    /// The offset map is complete: start the cleaning pass, or end the job (as
+    /// [`Step::Done`]) when the map covers nothing.
+    fn start_pass(&mut self) -> Option<Step> {
+        let Phase::Map {
+            map,
+            aborted,
+            bytes_read,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Finished)
+        else {
+            unreachable!("start_pass runs in the map phase only");
+        };
+        let job = &self.job;
+        let clean_up_to = map.clean_up_to();
+        let result = CompactionResult {
+            job_id: job.job_id,
+            partition: job.partition,
+            partition_key: job.partition_key,
+            cleaned_to: job.dirty_start,
+            replacements: Vec::new(),
+            stats: CleanStats::default(),
+            bytes_read,
+        };
+        if clean_up_to <= job.dirty_start {
+            return Some(Step::Done(Box::new(result)));
         }
-        result.bytes_read += chunk.len() as u64;
-        for item in iter_batches(&chunk) {
-            let (header, range) = item.map_err(|e| CompactionError::Malformed(e.to_string()))?;
-            if header.last_offset() >= clean_up_to {
-                break 'pass;
-            }
-            if held >= job.rewrite_bytes_max || result.replacements.len() >= job.replacements_max {
-                // Stop on this batch's boundary: everything below it is cleaned.
-                cleaned_to = header.base_offset;
-                break 'pass;
-            }
-            let bytes = &chunk[range];
-            let first = offset == job.log_start;
-            let batch = match pass.clean_batch(bytes, &map)? {
-                Cleaned::Unchanged => None,
-                Cleaned::Rewritten(new) => Some(Some(new)),
-                // The first stored batch stays, emptied: storage's first batch is where
-                // recovery finds the log start, which compaction must not move. (Once it
-                // is empty there is nothing left to do with it.)
-                Cleaned::Removed if first && header.record_count == 0 => None,
-                Cleaned::Removed if first => Some(Some(empty_batch(&header))),
-                Cleaned::Removed => Some(None),
-            };
-            if let Some(batch) = batch {
-                held += batch.as_ref().map_or(0, Bytes::len);
-                result.replacements.push(Replacement {
-                    base_offset: header.base_offset,
-                    last_offset: header.last_offset(),
-                    old_bytes: bytes.len() as u64,
-                    batch,
-                });
-            }
-            offset = header.last_offset() + 1;
-        }
+        let pass = CleaningPass::new(CleanContext {
+            clean_up_to,
+            first_unstable_offset: job.first_unstable_offset,
+            now_ms: job.now_ms,
+            delete_retention_ms: job.delete_retention_ms,
+            aborted,
+            producers: job.producers.clone(),
+        });
+        self.phase = Phase::Pass(Box::new(PassState {
+            map,
+            pass,
+            result,
+            clean_up_to,
+            held: 0,
+            offset: job.log_start,
+        }));
+        None
     }
-    // The pass may stop below the map's end; the next map starts there, so nothing the
-    // map covered is left uncleaned for good.
-    result.cleaned_to = cleaned_to.max(job.dirty_start).min(clean_up_to);
-    result.stats = pass.stats();
-    debug_assert!(result
-        .replacements
-        .windows(2)
-        .all(|w| w[0].last_offset < w[1].base_offset));
-    debug_assert!((result.replacements.iter())
-        .all(|r| r.last_offset < result.cleaned_to || r.base_offset < result.cleaned_to));
-    Ok(result)
+
+    /// The cleaning pass ends with everything below `cleaned_to` cleaned.
+    fn finish(&mut self, cleaned_to: i64) -> Step {
+        let Phase::Pass(state) = std::mem::replace(&mut self.phase, Phase::Finished) else {
+            unreachable!("finish runs in the pass phase only");
+        };
+        let PassState {
+            pass,
+            mut result,
+            clean_up_to,
+            ..
+        } = *state;
+        // The pass may stop below the map's end; the next map starts there, so nothing the
+        // map covered is left uncleaned for good.
+        result.cleaned_to = cleaned_to.max(self.job.dirty_start).min(clean_up_to);
+        result.stats = pass.stats();
+        debug_assert!(result
+            .replacements
+            .windows(2)
+            .all(|w| w[0].last_offset < w[1].base_offset));
+        debug_assert!((result.replacements.iter())
+            .all(|r| r.last_offset < result.cleaned_to || r.base_offset < result.cleaned_to));
+        Step::Done(Box::new(result))
+    }
 }
 
 /// Whole batches from `offset` (the batch containing it first), none starting at or past
@@ -337,6 +494,7 @@ mod tests {
             read_bytes: 300,
             rewrite_bytes_max: 1 << 20,
             replacements_max: 100,
+            io_bytes_per_second: u64::MAX,
         }
     }
 
@@ -349,6 +507,56 @@ mod tests {
             };
             storage.apply(&op).expect("replace");
         }
+    }
+
+    // Goal: a job run step by step (how a driver paces the cleaner's reads) reads about
+    // `read_bytes` per step, whole batches, both phases in several steps, and ends with
+    // what it found; stepping past the end is refused. Method: a 40-batch log read 300
+    // bytes at a time; the steps' bytes add up to the result's `bytes_read`.
+    #[test]
+    fn a_job_steps_one_read_at_a_time() {
+        let values: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("k{}", i % 4), format!("v{i}")))
+            .collect();
+        let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        let storage = log(&pairs);
+        let batch_bytes = storage
+            .read(&ReadPlan {
+                partition_key: 7,
+                start_offset: 0,
+                end_offset: 1,
+                max_bytes: 1,
+            })
+            .expect("reads")
+            .len() as u64;
+        let mut run = JobRun::new(Box::new(job(39)));
+        let (mut steps, mut read) = (0, 0u64);
+        let result = loop {
+            match run.step(&storage).expect("step") {
+                Step::Read(bytes) => {
+                    assert!(
+                        bytes > 0 && bytes <= 300 + batch_bytes,
+                        "a step read {bytes}"
+                    );
+                    steps += 1;
+                    read += bytes;
+                }
+                Step::Done(result) => break *result,
+            }
+        };
+        // 39 batches for the map, 39 for the pass, about 300 / batch_bytes per step.
+        let per_step = (300 / batch_bytes).max(1);
+        assert!(steps >= 2 * 39 / (per_step + 1), "{steps} steps");
+        assert_eq!(result.bytes_read, read);
+        assert_eq!(result.cleaned_to, 39);
+        assert_eq!(
+            result.replacements.len(),
+            35,
+            "all but the latest of each key"
+        );
+        assert_eq!(result, run_job(&storage, &job(39)).expect("job runs"));
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.step(&storage)));
+        assert!(again.is_err(), "a finished run refuses another step");
     }
 
     // Goal: superseded records go, the latest of each key stays, and the first stored batch

@@ -221,6 +221,10 @@ pub struct NodeConfig {
     /// `log.cleaner.io.buffer.size` (524288 = 512 KiB): read and write buffer memory of the
     /// cleaner. At least 1 (Kafka accepts 0, with which its cleaner cannot read a batch).
     pub cleaner_io_buffer_bytes: u32,
+    /// `log.cleaner.io.max.bytes.per.second` (Kafka's default `Double.MAX_VALUE`: no limit,
+    /// `u64::MAX` here): the rate the log cleaner reads the log at; the driver paces a
+    /// job's reads to it. At least 1.
+    pub cleaner_io_max_bytes_per_second: u64,
     /// Tiered storage is available: the broker has a remote store (`remote.log.storage.
     /// system.enable`, set by the server when `weir.remote.storage.url` is configured).
     /// Without it, `remote.storage.enable=true` on a topic is refused, as Kafka does.
@@ -324,6 +328,7 @@ impl Default for NodeConfig {
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_bytes: 128 * 1024 * 1024,
             cleaner_io_buffer_bytes: 512 * 1024,
+            cleaner_io_max_bytes_per_second: u64::MAX,
             remote_storage_enable: false,
             remote_log_task_interval_ms: 30_000,
             remote_copy_jobs_max: 2,
@@ -551,6 +556,10 @@ impl NodeConfig {
             let value = self.cleaner_io_buffer_bytes;
             let reason = "must be in 1..=2147483647";
             return Err(refuse("log.cleaner.io.buffer.size", value, reason));
+        }
+        if self.cleaner_io_max_bytes_per_second == 0 {
+            let reason = "must be at least 1 byte per second";
+            return Err(refuse("log.cleaner.io.max.bytes.per.second", 0, reason));
         }
         Ok(())
     }

@@ -692,6 +692,19 @@ impl Settings {
             "log.cleaner.io.buffer.size" => {
                 node.cleaner_io_buffer_bytes = input.integer_in(1, i32::MAX.into())?;
             }
+            "log.cleaner.io.max.bytes.per.second" => {
+                // A double in Kafka; whole bytes per second here, rounded up, and anything
+                // past u64 (Kafka's default, Double.MAX_VALUE) is no limit.
+                let rate = input.number()?;
+                if rate.is_nan() || rate <= 0.0 {
+                    return Err(input.invalid(format!("{rate} must be more than 0")));
+                }
+                node.cleaner_io_max_bytes_per_second = if rate >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    rate.ceil() as u64
+                };
+            }
             _ => return self.apply_remote(input),
         }
         Ok(())
@@ -1314,18 +1327,22 @@ impl Input<'_> {
     /// A ratio in 0..=1: a TOML float or integer, or a quoted number (as copied from a Kafka
     /// `server.properties`).
     fn ratio(&self) -> Result<DirtyRatio, ConfigError> {
-        let value = match self.value {
-            toml::Value::Float(value) => *value,
-            toml::Value::Integer(value) => *value as f64,
+        let value = self.number()?;
+        DirtyRatio::new(value).ok_or_else(|| self.invalid(format!("{value} is outside 0..=1")))
+    }
+
+    /// A number: a TOML float or integer, or a quoted one (Java's spelling of a double
+    /// too, `1.7976931348623157E308`).
+    fn number(&self) -> Result<f64, ConfigError> {
+        match self.value {
+            toml::Value::Float(value) => Ok(*value),
+            toml::Value::Integer(value) => Ok(*value as f64),
             toml::Value::String(text) => text
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| self.invalid(format!("\"{text}\" is not a number")))?,
-            other => {
-                return Err(self.invalid(format!("expected a number, found {}", other.type_str())))
-            }
-        };
-        DirtyRatio::new(value).ok_or_else(|| self.invalid(format!("{value} is outside 0..=1")))
+                .map_err(|_| self.invalid(format!("\"{text}\" is not a number"))),
+            other => Err(self.invalid(format!("expected a number, found {}", other.type_str()))),
+        }
     }
 
     fn durability(&self) -> Result<Durability, ConfigError> {
@@ -1887,6 +1904,7 @@ mod tests {
             log.cleaner.backoff.ms = 500
             log.cleaner.dedupe.buffer.size = 2097152
             log.cleaner.io.buffer.size = 4096
+            log.cleaner.io.max.bytes.per.second = "1048576.0"
             "#,
         );
         let node = &config.node;
@@ -1899,6 +1917,10 @@ mod tests {
         assert_eq!(node.cleaner_backoff_ms, 500);
         assert_eq!(node.cleaner_dedupe_buffer_bytes, 2_097_152);
         assert_eq!(node.cleaner_io_buffer_bytes, 4096);
+        assert_eq!(node.cleaner_io_max_bytes_per_second, 1_048_576);
+        let java_max = parse(r#"log.cleaner.io.max.bytes.per.second = "1.7976931348623157E308""#);
+        assert_eq!(java_max.node.cleaner_io_max_bytes_per_second, u64::MAX);
+        assert_eq!(parse("").node.cleaner_io_max_bytes_per_second, u64::MAX);
         let array = parse(r#"log.cleanup.policy = ["compact"]"#);
         assert_eq!(array.node.cleanup_policy, CleanupPolicy::COMPACT);
         let integer = parse("log.cleaner.min.cleanable.ratio = 1");
@@ -1950,6 +1972,15 @@ mod tests {
         assert_eq!(
             refusal("log.cleaner.min.cleanable.ratio = nan"),
             format!("{ratio}NaN is outside 0..=1")
+        );
+        let io = prefix("log.cleaner.io.max.bytes.per.second");
+        assert_eq!(
+            refusal("log.cleaner.io.max.bytes.per.second = 0"),
+            format!("{io}0 must be more than 0")
+        );
+        assert_eq!(
+            refusal(r#"log.cleaner.io.max.bytes.per.second = "fast""#),
+            format!("{io}\"fast\" is not a number")
         );
         let dedupe = prefix("log.cleaner.dedupe.buffer.size");
         assert_eq!(

@@ -231,6 +231,7 @@ impl Node {
             read_bytes: COMPACTION_READ_BYTES,
             rewrite_bytes_max: COMPACTION_REWRITE_BYTES_MAX,
             replacements_max: COMPACTION_REPLACEMENTS_MAX,
+            io_bytes_per_second: self.config.cleaner_io_max_bytes_per_second,
         };
         tracing::debug!(
             partition = %key,

@@ -358,6 +358,16 @@ fn broker_values(config: &NodeConfig) -> Vec<(&'static str, String, i8)> {
             BOOLEAN,
         ),
         (
+            "log.cleaner.io.max.bytes.per.second",
+            // Java's Double.toString, as Kafka describes its default (Double.MAX_VALUE).
+            if config.cleaner_io_max_bytes_per_second == u64::MAX {
+                "1.7976931348623157E308".to_owned()
+            } else {
+                config.cleaner_io_max_bytes_per_second.to_string()
+            },
+            DOUBLE,
+        ),
+        (
             "log.cleaner.max.compaction.lag.ms",
             config.max_compaction_lag_ms.to_string(),
             LONG,
