@@ -18,7 +18,7 @@ import urllib.request
 
 from test_sasl import JAAS, weir_user_add
 from test_tls import Pki, pki, tls_config  # noqa: F401 (pki: fixture)
-from weirtest import BrokerFactory, ck_admin, free_port
+from weirtest import BrokerFactory, ck_admin, free_port, wait_until
 
 
 def call(url: str, auth: tuple[str, str] | None = None, headers: dict | None = None,
@@ -64,29 +64,78 @@ def test_rest_proxy_listener_serves_the_cluster_the_kafka_listener_serves(broker
     assert status == 404
 
 
-def test_default_rest_port_taken_is_skipped_but_an_explicit_one_fails_the_start(broker_factory: BrokerFactory):
-    # Goal: several local brokers start with defaults (a taken default port is logged and
-    # skipped), while an explicitly given address that cannot be bound is a start-up error.
-    # Method: hold a port and give it to one broker explicitly; another turns the service off.
+def hold_port(port: int, within_s: float = 120.0):
+    """A listening socket on 127.0.0.1:`port`, once nothing else holds it (waited for, so
+    the test holds the port itself instead of depending on who else does)."""
     import socket
 
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    holder.listen()
-    taken = holder.getsockname()[1]
-    try:
-        broker = broker_factory.new(config=f'"weir.rest.proxy.listener" = "127.0.0.1:{taken}"\n', start=False)
+    def grab():
+        holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            broker.start(timeout=20)
-            started = True
-        except RuntimeError as error:
-            started = False
-            assert "REST proxy" in str(error) or str(taken) in str(error), str(error)
-        assert not started, "a broker with an explicit, taken REST proxy address must not start"
+            holder.bind(("127.0.0.1", port))
+            holder.listen()
+            return holder
+        except OSError:
+            holder.close()
+            return None
+
+    return wait_until(grab, within_s, f"port {port} to be free for the test to hold")
+
+
+def test_default_rest_port_taken_is_skipped_but_an_explicit_one_fails_the_start(broker_factory: BrokerFactory):
+    # Goal: several local brokers start with defaults (a taken default port is logged and
+    # skipped), while an explicitly given address that cannot be bound is a start-up error,
+    # by flag as by config key. Method: the test holds the default 8082 itself (waiting until
+    # nobody else does) and starts a broker that does not name the proxy's address: it serves
+    # Kafka, without the proxy, and says why; then a held port is given explicitly, by key and
+    # by `--rest-proxy`, and the start fails; `off` starts without the proxy.
+    holder = hold_port(8082)
+    try:
+        default = broker_factory.new(config='"weir.schema.registry.listener" = "off"\n', name="rest-default")
+        log = default.log_text()
+        assert "REST proxy off: cannot listen on 127.0.0.1:8082" in log, log
+        assert "set --rest-proxy" in log, log
+        assert "REST proxy on" not in log, log
+        assert cluster_id(default.bootstrap), "the broker serves Kafka without the proxy"
+        default.stop()
+
+        for how in ("config", "flag"):
+            if how == "config":
+                broker = broker_factory.new(config='"weir.rest.proxy.listener" = "127.0.0.1:8082"\n', start=False)
+            else:
+                broker = broker_factory.new(args=["--rest-proxy", "127.0.0.1:8082"], start=False)
+            try:
+                broker.start(timeout=20)
+                started = True
+            except RuntimeError as error:
+                started = False
+                assert "127.0.0.1:8082" in str(error), str(error)
+            assert not started, f"a broker with an explicit ({how}), taken REST proxy address must not start"
         off = broker_factory.new(config='"weir.rest.proxy.listener" = "off"\n')
         assert "REST proxy on" not in off.log_text()
     finally:
         holder.close()
+
+
+def test_rest_proxy_flag_overrides_the_config_key(broker_factory: BrokerFactory):
+    # Goal: `--rest-proxy HOST:PORT` moves the proxy (over the config file's key) and
+    # `--rest-proxy off` turns it off. Method: one broker whose file says off and whose flag
+    # gives a port; another whose file gives a port and whose flag says off.
+    port, unused = free_port(), free_port()
+    moved = broker_factory.new(config='"weir.rest.proxy.listener" = "off"\n',
+                               args=["--rest-proxy", f"127.0.0.1:{port}"], name="rest-flag")
+    assert f"weir REST proxy on http://127.0.0.1:{port}" in moved.log_text()
+    status, _, body = call(f"http://127.0.0.1:{port}/v3/clusters")
+    assert status == 200, body
+    assert body["data"][0]["cluster_id"] == cluster_id(moved.bootstrap)
+    off = broker_factory.new(config=f'"weir.rest.proxy.listener" = "127.0.0.1:{unused}"\n',
+                             args=["--rest-proxy", "off"], name="rest-flag-off")
+    assert "REST proxy on" not in off.log_text()
+    import socket
+
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", unused)) != 0, "nothing listens on the file's address"
 
 
 def basic_broker(broker_factory: BrokerFactory, pki: Pki, extra: str = ""):

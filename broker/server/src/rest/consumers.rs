@@ -718,9 +718,12 @@ pub async fn records<R: Runtime, S: StorageDriver>(
         max_bytes,
     )
     .await?;
-    let Reply::Records(records) = polled else {
+    let Reply::Records(mut records) = polled else {
         return Err(super::unexpected("poll"));
     };
+    if let Some(limit) = query.max_bytes {
+        bound_bytes(&consumer, &mut records, limit);
+    }
     let format = instance.format;
     let mut decoded = Vec::with_capacity(records.len());
     for record in &records {
@@ -778,6 +781,39 @@ pub async fn records<R: Runtime, S: StorageDriver>(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
+}
+
+/// Confluent's `max_bytes`: keep the records whose keys and values (unencoded) fit in
+/// `limit` bytes together, at least one; the others go back to the consumer (its position
+/// moves back to the first record not kept, per partition), so the next poll returns them.
+fn bound_bytes(consumer: &Consumer, records: &mut Vec<weir_edge::Record>, limit: u64) {
+    let size = |r: &weir_edge::Record| {
+        let key = r.key.as_ref().map_or(0, |k| k.len());
+        let value = r.value.as_ref().map_or(0, |v| v.len());
+        u64::try_from(key + value).unwrap_or(u64::MAX)
+    };
+    let mut total = 0u64;
+    let mut kept = 0;
+    for record in records.iter() {
+        total = total.saturating_add(size(record));
+        if kept > 0 && total > limit {
+            break;
+        }
+        kept += 1;
+    }
+    // (first, last) offset not kept, per partition.
+    let mut returned: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
+    for record in records.drain(kept..) {
+        let place = (record.topic.clone(), record.partition);
+        let entry = returned
+            .entry(place)
+            .or_insert((record.offset, record.offset));
+        entry.0 = entry.0.min(record.offset);
+        entry.1 = entry.1.max(record.offset);
+    }
+    for ((topic, partition), (first, last)) in returned {
+        consumer.rewind(&topic, partition, first, last);
+    }
 }
 
 /// `POST .../offsets`: commit the listed offsets (each the last consumed record's), or,
