@@ -14,9 +14,9 @@
 //!
 //! Layout: [`error`] (Confluent's error bodies), [`data`] (key/value formats, timestamps),
 //! this module (the request context [`Rest`], routes), [`v3`] (clusters, brokers, topics,
-//! partitions, configs, consumer groups), [`records`] (v3 and v2 produce), [`consumers`]
-//! (v2 consumer instances), [`schemas`] (AVRO/PROTOBUF/JSONSCHEMA data through the broker's
-//! schema registry).
+//! partitions, replicas, configs, consumer groups, their consumers and lags), [`records`]
+//! (v3 and v2 produce), [`consumers`] (v2 consumer instances), [`schemas`]
+//! (AVRO/PROTOBUF/JSONSCHEMA data through the broker's schema registry).
 //!
 //! # Invariants
 //! - Bad input is answered with Confluent's status and error code, never a panic; bodies

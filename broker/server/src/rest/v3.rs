@@ -1,11 +1,15 @@
-//! API v3 administration: clusters, brokers, topics, partitions and replicas, topic
-//! configs and consumer groups, in Confluent's JSON shapes (`kind`, `metadata.self`,
-//! `related` links), each answered from the broker's own Metadata, CreateTopics,
-//! DeleteTopics, DescribeConfigs, IncrementalAlterConfigs, ListGroups, DescribeGroups,
+//! API v3 administration: clusters, brokers, topics, partitions, replicas and
+//! reassignments, topic configs, consumer groups with their consumers, assignments and
+//! lags, in Confluent's JSON shapes (`kind`, `metadata.self`, `related` links), each
+//! answered from the broker's own Metadata, CreateTopics, DeleteTopics, DescribeConfigs,
+//! IncrementalAlterConfigs, ListPartitionReassignments, ListGroups, DescribeGroups,
 //! ConsumerGroupDescribe, OffsetFetch and ListOffsets paths.
 //!
-//! Invariant: the cluster id in every path is the one `GET /v3/clusters` returns (the
-//! Metadata answer's); any other answers 404.
+//! Invariants: the cluster id in every path is the one `GET /v3/clusters` returns (the
+//! Metadata answer's); any other answers 404. Every link an answer carries is a route of
+//! this proxy (a link to something that may not exist, such as a lag without a committed
+//! offset, is `null` instead); the one that can answer 404 is a partition's
+//! `reassignment` while it is not being moved, as in Confluent's proxy.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -1389,12 +1393,11 @@ fn owner<'a>(view: &'a GroupView, topic: &str, partition: i32) -> Option<&'a Mem
 fn lag_json(base: &str, id: &str, group: &str, view: &GroupView, lag: &PartitionLag) -> Value {
     let (topic, partition) = (&lag.topic, lag.partition);
     let owner = owner(view, topic, partition);
+    let group_url = format!("{base}/v3/clusters/{id}/consumer-groups/{group}");
     json!({
         "kind": "KafkaConsumerLag",
         "metadata": {
-            "self": format!(
-                "{base}/v3/clusters/{id}/consumer-groups/{group}/lags/{topic}/partitions/{partition}"
-            ),
+            "self": format!("{group_url}/lags/{topic}/partitions/{partition}"),
             "resource_name": format!(
                 "crn:///kafka={id}/consumer-group={group}/lag=topic={topic}/partition={partition}"
             ),
