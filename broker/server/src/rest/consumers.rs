@@ -882,3 +882,91 @@ pub async fn committed<R: Runtime, S: StorageDriver>(
         .collect();
     Ok(v2_json(StatusCode::OK, json!({"offsets": offsets})))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64, bytes: usize) -> weir_edge::Record {
+        weir_edge::Record {
+            topic: "t".to_owned(),
+            partition,
+            offset,
+            timestamp: 0,
+            key: Some(vec![b'k'; 1]),
+            value: Some(vec![b'v'; bytes - 1]),
+            headers: Vec::new(),
+        }
+    }
+
+    fn consumer_at(positions: &[(i32, i64)]) -> Consumer {
+        let partitions = positions
+            .iter()
+            .map(|(p, _)| ("t".to_owned(), *p))
+            .collect();
+        let consumer = Consumer::manual(
+            1,
+            None,
+            partitions,
+            StartFrom::Earliest,
+            Isolation::ReadUncommitted,
+        );
+        for (partition, offset) in positions {
+            assert!(consumer.seek("t", *partition, *offset));
+        }
+        consumer
+    }
+
+    fn position(consumer: &Consumer, partition: i32) -> Option<i64> {
+        (consumer.positions().into_iter())
+            .find(|p| p.partition == partition)
+            .map(|p| p.offset)
+    }
+
+    // Goal: Confluent's max_bytes: records are kept while their keys and values fit, at
+    // least one; the rest go back (each partition's position moves to its first record not
+    // kept), and a seek made meanwhile to an earlier offset is not undone. Method: a manual
+    // consumer positioned as a poll leaves it, records of 100 bytes each.
+    #[test]
+    fn max_bytes_keeps_what_fits_and_gives_back_the_rest() {
+        let polled = || {
+            vec![
+                record(0, 5, 100),
+                record(0, 6, 100),
+                record(1, 2, 100),
+                record(0, 7, 100),
+            ]
+        };
+        let consumer = consumer_at(&[(0, 8), (1, 3)]);
+        let mut records = polled();
+        bound_bytes(&consumer, &mut records, 250);
+        let kept: Vec<_> = records.iter().map(|r| (r.partition, r.offset)).collect();
+        assert_eq!(kept, vec![(0, 5), (0, 6)]);
+        assert_eq!(position(&consumer, 0), Some(7));
+        assert_eq!(position(&consumer, 1), Some(2));
+
+        // Less than one record: still one.
+        let consumer = consumer_at(&[(0, 8), (1, 3)]);
+        let mut records = polled();
+        bound_bytes(&consumer, &mut records, 1);
+        assert_eq!(records.len(), 1);
+        assert_eq!(position(&consumer, 0), Some(6));
+
+        // Everything fits: nothing moves.
+        let consumer = consumer_at(&[(0, 8), (1, 3)]);
+        let mut records = polled();
+        bound_bytes(&consumer, &mut records, 400);
+        assert_eq!(records.len(), 4);
+        assert_eq!(
+            (position(&consumer, 0), position(&consumer, 1)),
+            (Some(8), Some(3))
+        );
+
+        // A seek to an earlier offset after the poll wins over giving records back.
+        let consumer = consumer_at(&[(0, 1), (1, 3)]);
+        let mut records = polled();
+        bound_bytes(&consumer, &mut records, 100);
+        assert_eq!(position(&consumer, 0), Some(1));
+        assert_eq!(position(&consumer, 1), Some(2));
+    }
+}
