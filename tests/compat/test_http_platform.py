@@ -18,7 +18,7 @@ import urllib.request
 
 from test_sasl import JAAS, weir_user_add
 from test_tls import Pki, pki, tls_config  # noqa: F401 (pki: fixture)
-from weirtest import BrokerFactory, ck_admin, free_port, wait_until
+from weirtest import BrokerFactory, ck_admin, free_port
 
 
 def call(url: str, auth: tuple[str, str] | None = None, headers: dict | None = None,
@@ -64,58 +64,68 @@ def test_rest_proxy_listener_serves_the_cluster_the_kafka_listener_serves(broker
     assert status == 404
 
 
-def hold_port(port: int, within_s: float = 120.0):
-    """A listening socket on 127.0.0.1:`port`, once nothing else holds it (waited for, so
-    the test holds the port itself instead of depending on who else does)."""
+def grab_port(port: int):
+    """A listening socket on 127.0.0.1:`port`, or None when another process holds it."""
     import socket
 
-    def grab():
-        holder = socket.socket()
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            holder.bind(("127.0.0.1", port))
-            holder.listen()
-            return holder
-        except OSError:
-            holder.close()
-            return None
-
-    return wait_until(grab, within_s, f"port {port} to be free for the test to hold")
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        return holder
+    except OSError:
+        holder.close()
+        return None
 
 
 def test_default_rest_port_taken_is_skipped_but_an_explicit_one_fails_the_start(broker_factory: BrokerFactory):
     # Goal: several local brokers start with defaults (a taken default port is logged and
     # skipped), while an explicitly given address that cannot be bound is a start-up error,
-    # by flag as by config key. Method: the test holds the default 8082 itself (waiting until
-    # nobody else does) and starts a broker that does not name the proxy's address: it serves
-    # Kafka, without the proxy, and says why; then a held port is given explicitly, by key and
+    # by flag as by config key. Method: 8082 is made taken (the test holds it, or another
+    # process, e.g. the session's shared broker started with defaults, already does), then a
+    # broker that does not name the proxy's address must serve Kafka without the proxy and
+    # say why. (Held by another process, 8082 might be let go just before the broker binds
+    # it: the broker then says it serves there, and the test stops it and tries again, now
+    # holding the port itself.) Then a port the test holds is given explicitly, by key and
     # by `--rest-proxy`, and the start fails; `off` starts without the proxy.
-    holder = hold_port(8082)
-    try:
+    holder, default = None, None
+    for _ in range(5):
+        holder = grab_port(8082)
         default = broker_factory.new(config='"weir.schema.registry.listener" = "off"\n', name="rest-default")
+        log = default.log_text()
+        if "REST proxy off: cannot listen on 127.0.0.1:8082" in log:
+            break
+        assert holder is None and "weir REST proxy on http://127.0.0.1:8082" in log, log
+        default.stop()
+    try:
         log = default.log_text()
         assert "REST proxy off: cannot listen on 127.0.0.1:8082" in log, log
         assert "set --rest-proxy" in log, log
         assert "REST proxy on" not in log, log
         assert cluster_id(default.bootstrap), "the broker serves Kafka without the proxy"
         default.stop()
+        explicit = grab_port(0)
+        taken = explicit.getsockname()[1]
 
         for how in ("config", "flag"):
             if how == "config":
-                broker = broker_factory.new(config='"weir.rest.proxy.listener" = "127.0.0.1:8082"\n', start=False)
+                broker = broker_factory.new(config=f'"weir.rest.proxy.listener" = "127.0.0.1:{taken}"\n', start=False)
             else:
-                broker = broker_factory.new(args=["--rest-proxy", "127.0.0.1:8082"], start=False)
+                broker = broker_factory.new(args=["--rest-proxy", f"127.0.0.1:{taken}"], start=False)
             try:
                 broker.start(timeout=20)
                 started = True
             except RuntimeError as error:
                 started = False
-                assert "127.0.0.1:8082" in str(error), str(error)
+                assert f"127.0.0.1:{taken}" in str(error), str(error)
             assert not started, f"a broker with an explicit ({how}), taken REST proxy address must not start"
         off = broker_factory.new(config='"weir.rest.proxy.listener" = "off"\n')
         assert "REST proxy on" not in off.log_text()
+        explicit.close()
     finally:
-        holder.close()
+        if holder is not None:
+            holder.close()
 
 
 def test_rest_proxy_flag_overrides_the_config_key(broker_factory: BrokerFactory):
