@@ -64,29 +64,88 @@ def test_rest_proxy_listener_serves_the_cluster_the_kafka_listener_serves(broker
     assert status == 404
 
 
-def test_default_rest_port_taken_is_skipped_but_an_explicit_one_fails_the_start(broker_factory: BrokerFactory):
-    # Goal: several local brokers start with defaults (a taken default port is logged and
-    # skipped), while an explicitly given address that cannot be bound is a start-up error.
-    # Method: hold a port and give it to one broker explicitly; another turns the service off.
+def grab_port(port: int):
+    """A listening socket on 127.0.0.1:`port`, or None when another process holds it."""
     import socket
 
     holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    holder.listen()
-    taken = holder.getsockname()[1]
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        broker = broker_factory.new(config=f'"weir.rest.proxy.listener" = "127.0.0.1:{taken}"\n', start=False)
-        try:
-            broker.start(timeout=20)
-            started = True
-        except RuntimeError as error:
-            started = False
-            assert "REST proxy" in str(error) or str(taken) in str(error), str(error)
-        assert not started, "a broker with an explicit, taken REST proxy address must not start"
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        return holder
+    except OSError:
+        holder.close()
+        return None
+
+
+def test_default_rest_port_taken_is_skipped_but_an_explicit_one_fails_the_start(broker_factory: BrokerFactory):
+    # Goal: several local brokers start with defaults (a taken default port is logged and
+    # skipped), while an explicitly given address that cannot be bound is a start-up error,
+    # by flag as by config key. Method: 8082 is made taken (the test holds it, or another
+    # process, e.g. the session's shared broker started with defaults, already does), then a
+    # broker that does not name the proxy's address must serve Kafka without the proxy and
+    # say why. (Held by another process, 8082 might be let go just before the broker binds
+    # it: the broker then says it serves there, and the test stops it and tries again, now
+    # holding the port itself.) Then a port the test holds is given explicitly, by key and
+    # by `--rest-proxy`, and the start fails; `off` starts without the proxy.
+    holder, default = None, None
+    for _ in range(5):
+        holder = grab_port(8082)
+        default = broker_factory.new(config='"weir.schema.registry.listener" = "off"\n', name="rest-default")
+        log = default.log_text()
+        if "REST proxy off: cannot listen on 127.0.0.1:8082" in log:
+            break
+        assert holder is None and "weir REST proxy on http://127.0.0.1:8082" in log, log
+        default.stop()
+    try:
+        log = default.log_text()
+        assert "REST proxy off: cannot listen on 127.0.0.1:8082" in log, log
+        assert "set --rest-proxy" in log, log
+        assert "REST proxy on" not in log, log
+        assert cluster_id(default.bootstrap), "the broker serves Kafka without the proxy"
+        default.stop()
+        explicit = grab_port(0)
+        taken = explicit.getsockname()[1]
+
+        for how in ("config", "flag"):
+            if how == "config":
+                broker = broker_factory.new(config=f'"weir.rest.proxy.listener" = "127.0.0.1:{taken}"\n', start=False)
+            else:
+                broker = broker_factory.new(args=["--rest-proxy", f"127.0.0.1:{taken}"], start=False)
+            try:
+                broker.start(timeout=20)
+                started = True
+            except RuntimeError as error:
+                started = False
+                assert f"127.0.0.1:{taken}" in str(error), str(error)
+            assert not started, f"a broker with an explicit ({how}), taken REST proxy address must not start"
         off = broker_factory.new(config='"weir.rest.proxy.listener" = "off"\n')
         assert "REST proxy on" not in off.log_text()
+        explicit.close()
     finally:
-        holder.close()
+        if holder is not None:
+            holder.close()
+
+
+def test_rest_proxy_flag_overrides_the_config_key(broker_factory: BrokerFactory):
+    # Goal: `--rest-proxy HOST:PORT` moves the proxy (over the config file's key) and
+    # `--rest-proxy off` turns it off. Method: one broker whose file says off and whose flag
+    # gives a port; another whose file gives a port and whose flag says off.
+    port, unused = free_port(), free_port()
+    moved = broker_factory.new(config='"weir.rest.proxy.listener" = "off"\n',
+                               args=["--rest-proxy", f"127.0.0.1:{port}"], name="rest-flag")
+    assert f"weir REST proxy on http://127.0.0.1:{port}" in moved.log_text()
+    status, _, body = call(f"http://127.0.0.1:{port}/v3/clusters")
+    assert status == 200, body
+    assert body["data"][0]["cluster_id"] == cluster_id(moved.bootstrap)
+    off = broker_factory.new(config=f'"weir.rest.proxy.listener" = "127.0.0.1:{unused}"\n',
+                             args=["--rest-proxy", "off"], name="rest-flag-off")
+    assert "REST proxy on" not in off.log_text()
+    import socket
+
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", unused)) != 0, "nothing listens on the file's address"
 
 
 def basic_broker(broker_factory: BrokerFactory, pki: Pki, extra: str = ""):

@@ -333,7 +333,9 @@ def test_librdkafka_produce_is_read_by_http_consumer(rest_broker):
     group_view = requests.get(f"{rest.v3}/consumer-groups/{group}", timeout=10).json()
     assert (group_view["consumer_group_id"], group_view["state"]) == (group, "STABLE")
     consumers = requests.get(f"{rest.v3}/consumer-groups/{group}/consumers", timeout=10).json()["data"]
-    assert len(consumers) == 1 and len(consumers[0]["assignments"]) == 3
+    assert len(consumers) == 1
+    assigned = requests.get(consumers[0]["assignments"]["related"], timeout=10).json()["data"]
+    assert len(assigned) == 3
     lag = requests.get(f"{rest.v3}/consumer-groups/{group}/lag-summary", timeout=10).json()
     assert lag["kind"] == "KafkaConsumerGroupLagSummary" and lag["total_lag"] >= 0
     groups = [g["consumer_group_id"] for g in requests.get(f"{rest.v3}/consumer-groups", timeout=10).json()["data"]]
@@ -800,7 +802,8 @@ def test_v3_describes_a_classic_librdkafka_group(rest_broker):
         assert view["coordinator"]["related"].endswith(f"/brokers/{broker_id}"), view
         consumers = requests.get(f"{rest.v3}/consumer-groups/{group}/consumers", timeout=10).json()["data"]
         assert len(consumers) == 1
-        assert sorted(a["partition_id"] for a in consumers[0]["assignments"]) == [0, 1, 2]
+        assigned = requests.get(consumers[0]["assignments"]["related"], timeout=10).json()["data"]
+        assert sorted(a["partition_id"] for a in assigned) == [0, 1, 2]
         assert consumers[0]["client_id"] == "rdkafka"
     finally:
         ck.close()
@@ -1146,3 +1149,340 @@ def test_cluster_schema_ids_registered_on_one_broker_serve_the_others(tmp_path):
                                              {"name": "b", "age": 2, "email": None}]
     finally:
         cluster.close()
+
+
+# --------------------------------------------------------------------------------------
+# v3 links, replicas, consumers and lags; v2 positions, max_bytes and timeout
+
+
+def produce_to(rest: Rest, topic: str, partition: int, values: list[bytes]) -> list[int]:
+    """One v3 produce request per record (so each is its own batch); their offsets."""
+    offsets = []
+    for value in values:
+        answer = rest.produce(topic, {"partition_id": partition, "value": {"type": "BINARY", "data": b64(value)}})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["partition_id"] == partition, answer.text
+        offsets.append(answer.json()["offset"])
+    return offsets
+
+
+def links_of(document) -> list[str]:
+    """Every `metadata.self`, `metadata.next` and `related` URL in a v3 answer."""
+    found = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key in ("self", "related", "next") and isinstance(value, str):
+                found.append(value)
+            else:
+                found += links_of(value)
+    elif isinstance(document, list):
+        for value in document:
+            found += links_of(value)
+    return found
+
+
+def subscribed_instance(rest: Rest, group: str, name: str, topics: list[str], partitions: int) -> str:
+    created = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2},
+                            json={"name": name, "format": "binary", "auto.offset.reset": "earliest",
+                                  "auto.commit.enable": "false"}, timeout=10)
+    assert created.status_code == 200, created.text
+    instance = created.json()["base_uri"]
+    subscribed = requests.post(f"{instance}/subscription", headers={"Content-Type": V2},
+                               json={"topics": topics}, timeout=10)
+    assert subscribed.status_code == 204, subscribed.text
+
+    def owns_all():
+        # Polling keeps the member's heartbeats and assignment moving.
+        poll_binary(instance)
+        return len(requests.get(f"{instance}/assignments", timeout=5).json()["partitions"]) == partitions
+
+    wait_until(owns_all, 30, "the HTTP consumer to own every partition")
+    return instance
+
+
+def test_v3_replicas_and_partition_get(rest_broker):
+    # Goal: a partition's `leader` link and each replica's `metadata.self` are served
+    # (KafkaReplica, Confluent's fields), one partition is served (200, not only 404), a
+    # broker's partition-replicas lists what it holds, and a broker that holds no replica of
+    # the partition is 404. Method: a 2-partition topic on the single broker.
+    broker, rest = rest_broker
+    topic = unique("rest-replica")
+    ck_create_topic(broker.bootstrap, topic, 2)
+    partition = requests.get(f"{rest.v3}/topics/{topic}/partitions/1", timeout=5)
+    assert partition.status_code == 200, partition.text
+    partition = partition.json()
+    assert (partition["kind"], partition["topic_name"], partition["partition_id"]) == ("KafkaPartition", topic, 1)
+    assert partition["metadata"]["self"] == f"{rest.v3}/topics/{topic}/partitions/1"
+
+    leader = requests.get(partition["leader"]["related"], timeout=5)
+    assert leader.status_code == 200, leader.text
+    leader = leader.json()
+    assert leader == {
+        "kind": "KafkaReplica",
+        "metadata": {"self": f"{rest.v3}/topics/{topic}/partitions/1/replicas/1",
+                     "resource_name": f"crn:///kafka={rest.cluster_id}/topic={topic}/partition=1/replica=1"},
+        "cluster_id": rest.cluster_id, "topic_name": topic, "partition_id": 1, "broker_id": 1,
+        "is_leader": True, "is_in_sync": True, "broker": {"related": f"{rest.v3}/brokers/1"},
+    }
+    listed = requests.get(partition["replicas"]["related"], timeout=5).json()
+    assert listed["kind"] == "KafkaReplicaList" and listed["data"] == [leader]
+    assert requests.get(leader["broker"]["related"], timeout=5).json()["broker_id"] == 1
+
+    assert_error(requests.get(f"{rest.v3}/topics/{topic}/partitions/1/replicas/7", timeout=5), 404, 404)
+    assert_error(requests.get(f"{rest.v3}/topics/{topic}/partitions/1/replicas/x", timeout=5), 404, 404)
+    assert_error(requests.get(f"{rest.v3}/topics/{topic}/partitions/5/replicas/1", timeout=5), 404, 40402)
+
+    held = requests.get(f"{rest.v3}/brokers/1/partition-replicas", timeout=5).json()
+    assert held["kind"] == "KafkaReplicaList"
+    mine = [(r["partition_id"], r["is_leader"]) for r in held["data"] if r["topic_name"] == topic]
+    assert mine == [(0, True), (1, True)]
+    assert_error(requests.get(f"{rest.v3}/brokers/7/partition-replicas", timeout=5), 404, 404)
+
+    # No partition is being moved: the reassignment lists are empty, one partition's is 404.
+    moving = requests.get(f"{rest.v3}/topics/-/partitions/-/reassignment", timeout=10).json()
+    assert (moving["kind"], moving["data"]) == ("KafkaReassignmentList", [])
+    moving = requests.get(f"{rest.v3}/topics/{topic}/partitions/-/reassignment", timeout=10).json()
+    assert (moving["kind"], moving["data"]) == ("KafkaReassignmentList", [])
+    assert_error(requests.get(f"{rest.v3}/topics/{topic}/partitions/0/reassignment", timeout=10), 404, 404)
+
+
+def test_v3_every_link_the_proxy_emits_resolves(broker_factory):
+    # Goal: no dangling link: every `metadata.self` and `related` URL reachable from
+    # GET /v3/clusters answers 200, with the one documented exception of a partition's
+    # `reassignment` while it is not being moved (404, as Confluent's proxy answers).
+    # Method: a broker with an authorizer (the anonymous caller a super user, so the ACL
+    # links answer too) and one ACL, a topic, a group with a member and committed offsets
+    # (so consumers, assignments, lags and the lag summary's links are there), then a
+    # breadth-first walk that GETs every link it finds.
+    port = free_port()
+    authorizer = ('"authorizer.class.name" = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"\n'
+                  '"super.users" = "User:ANONYMOUS"\n')
+    broker = broker_factory.new(config=rest_config(port, authorizer), name="rest-links")
+    rest = Rest(port)
+    topic, group = unique("rest-links"), unique("rest-links-g")
+    ck_create_topic(broker.bootstrap, topic, 2)
+    acl = {"resource_type": "TOPIC", "resource_name": topic, "pattern_type": "LITERAL",
+           "principal": "User:alice", "host": "*", "operation": "READ", "permission": "ALLOW"}
+    assert requests.post(f"{rest.v3}/acls", json=acl, timeout=10).status_code == 201
+    produce_to(rest, topic, 0, [b"a", b"b", b"c"])
+    instance = subscribed_instance(rest, group, "walker", [topic], 2)
+    commit = requests.post(f"{instance}/offsets", headers={"Content-Type": V2},
+                           json={"offsets": [{"topic": topic, "partition": 0, "offset": 0}]}, timeout=10)
+    assert commit.status_code == 204, commit.text
+
+    queue, seen, kinds = [f"{rest.base}/v3/clusters"], set(), set()
+    not_moving = []
+    while queue:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        assert url.startswith(rest.base + "/v3/"), url
+        answer = requests.get(url, timeout=15)
+        if url.endswith("/reassignment") and url.split("/")[-2] != "-":
+            assert_error(answer, 404, 404)
+            not_moving.append(url)
+            continue
+        assert answer.status_code == 200, (url, answer.status_code, answer.text)
+        body = answer.json()
+        kinds.add(body["kind"])
+        kinds.update(item["kind"] for item in body.get("data", []))
+        queue += [link for link in links_of(body) if link not in seen]
+        assert len(seen) < 2000, "the walk does not end"
+    # The walk reached every kind of resource, the new ones included.
+    assert {
+        "KafkaClusterList", "KafkaCluster", "KafkaBrokerList", "KafkaBroker", "KafkaBrokerConfigList",
+        "KafkaBrokerConfig", "KafkaClusterConfigList", "KafkaTopicList", "KafkaTopic", "KafkaPartitionList",
+        "KafkaPartition", "KafkaReplicaList", "KafkaReplica", "KafkaTopicConfigList", "KafkaTopicConfig",
+        "KafkaConsumerGroupList", "KafkaConsumerGroup", "KafkaConsumerList", "KafkaConsumer",
+        "KafkaConsumerAssignmentList", "KafkaConsumerAssignment", "KafkaConsumerGroupLagSummary",
+        "KafkaConsumerLag", "KafkaReassignmentList", "KafkaAclList", "KafkaAcl",
+    } <= kinds, kinds
+    assert f"{rest.v3}/topics/{topic}/partitions/1/reassignment" in not_moving
+    assert f"{rest.v3}/consumer-groups/{group}/lags/{topic}/partitions/0" in seen
+    # An assignment links its lag only where the group has committed an offset.
+    [consumer] = requests.get(f"{rest.v3}/consumer-groups/{group}/consumers", timeout=10).json()["data"]
+    assigned = requests.get(consumer["assignments"]["related"], timeout=10).json()["data"]
+    assert [(a["partition_id"], a["lag"] is not None) for a in assigned] == [(0, True), (1, False)]
+
+
+def test_v3_consumers_assignments_and_exact_lags(rest_broker):
+    # Goal: a group's consumer, its assignments and its lags answer in Confluent's shapes
+    # with exact numbers: lag = end offset - committed offset per partition, the summary's
+    # total and maximum (and where it is) agree, and its links lead to the consumer and
+    # the partition. Method: known backlogs (6, 3 and 4 records), a v2 instance owning all
+    # three partitions commits known offsets (v2 commits the last consumed offset, so the
+    # group stores offset + 1): committed 2, 3, 1 -> lags 4, 0, 3, total 7, max 4 on p0.
+    broker, rest = rest_broker
+    topic, group = unique("rest-lag"), unique("rest-lag-g")
+    ck_create_topic(broker.bootstrap, topic, 3)
+    for partition, count in [(0, 6), (1, 3), (2, 4)]:
+        assert produce_to(rest, topic, partition, [b"x" * 10] * count) == list(range(count))
+    instance = subscribed_instance(rest, group, "lagging", [topic], 3)
+    commit = requests.post(f"{instance}/offsets", headers={"Content-Type": V2}, json={"offsets": [
+        {"topic": topic, "partition": 0, "offset": 1},
+        {"topic": topic, "partition": 1, "offset": 2},
+        {"topic": topic, "partition": 2, "offset": 0},
+    ]}, timeout=10)
+    assert commit.status_code == 204, commit.text
+
+    [consumer] = requests.get(f"{rest.v3}/consumer-groups/{group}/consumers", timeout=10).json()["data"]
+    member = consumer["consumer_id"]
+    assert member and consumer["kind"] == "KafkaConsumer"
+    one = requests.get(consumer["metadata"]["self"], timeout=10)
+    assert one.status_code == 200, one.text
+    assert one.json() == consumer
+    assert one.json()["metadata"]["self"] == f"{rest.v3}/consumer-groups/{group}/consumers/{member}"
+    assignments = requests.get(consumer["assignments"]["related"], timeout=10).json()
+    assert assignments["kind"] == "KafkaConsumerAssignmentList"
+    assert [(a["kind"], a["consumer_id"], a["topic_name"], a["partition_id"]) for a in assignments["data"]] == [
+        ("KafkaConsumerAssignment", member, topic, p) for p in range(3)]
+    two = requests.get(f"{consumer['metadata']['self']}/assignments/{topic}/partitions/2", timeout=10)
+    assert two.status_code == 200, two.text
+    assert two.json() == assignments["data"][2]
+    assert two.json()["partition"]["related"] == f"{rest.v3}/topics/{topic}/partitions/2"
+    assert_error(requests.get(f"{consumer['metadata']['self']}/assignments/{topic}/partitions/9", timeout=10),
+                 404, 404)
+    assert_error(requests.get(f"{rest.v3}/consumer-groups/{group}/consumers/nobody", timeout=10), 404, 404)
+    assert_error(requests.get(f"{rest.v3}/consumer-groups/{unique('no-group')}/consumers/x", timeout=10),
+                 404, 40405)
+
+    lags = requests.get(f"{rest.v3}/consumer-groups/{group}/lags", timeout=10).json()
+    assert lags["kind"] == "KafkaConsumerLagList"
+    assert [(l["partition_id"], l["current_offset"], l["log_end_offset"], l["lag"], l["consumer_id"])
+            for l in lags["data"]] == [(0, 2, 6, 4, member), (1, 3, 3, 0, member), (2, 1, 4, 3, member)]
+    lag2 = requests.get(f"{rest.v3}/consumer-groups/{group}/lags/{topic}/partitions/2", timeout=10).json()
+    assert lag2 == lags["data"][2]
+    assert requests.get(two.json()["lag"]["related"], timeout=10).json() == lag2
+    assert_error(requests.get(f"{rest.v3}/consumer-groups/{group}/lags/{topic}/partitions/7", timeout=10), 404, 404)
+
+    summary = requests.get(f"{rest.v3}/consumer-groups/{group}/lag-summary", timeout=10).json()
+    assert (summary["kind"], summary["total_lag"], summary["max_lag"], summary["max_lag_topic_name"],
+            summary["max_lag_partition_id"], summary["max_lag_consumer_id"]) == (
+        "KafkaConsumerGroupLagSummary", 7, 4, topic, 0, member)
+    assert requests.get(summary["max_lag_consumer"]["related"], timeout=10).json()["consumer_id"] == member
+    assert requests.get(summary["max_lag_partition"]["related"], timeout=10).json()["partition_id"] == 0
+
+    # A new backlog moves the maximum: 5 more records on partition 1 (lag 0 -> 5).
+    produce_to(rest, topic, 1, [b"y"] * 5)
+    summary = requests.get(f"{rest.v3}/consumer-groups/{group}/lag-summary", timeout=10).json()
+    assert (summary["total_lag"], summary["max_lag"], summary["max_lag_partition_id"]) == (12, 5, 1)
+
+
+def assigned_instance(rest: Rest, group: str, partitions: list[tuple[str, int]]) -> str:
+    created = requests.post(f"{rest.base}/consumers/{group}", headers={"Content-Type": V2},
+                            json={"format": "binary", "auto.offset.reset": "earliest",
+                                  "auto.commit.enable": "false"}, timeout=10)
+    assert created.status_code == 200, created.text
+    instance = created.json()["base_uri"]
+    assigned = requests.post(f"{instance}/assignments", headers={"Content-Type": V2},
+                             json={"partitions": [{"topic": t, "partition": p} for t, p in partitions]}, timeout=10)
+    assert assigned.status_code == 204, assigned.text
+    return instance
+
+
+def read_records(instance: str, query: str = "timeout=1000") -> list:
+    answer = requests.get(f"{instance}/records?{query}", headers={"Accept": V2_BINARY}, timeout=HTTP_TIMEOUT_S)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_v2_records_max_bytes_bounds_the_answer_and_timeout_is_waited(rest_broker):
+    # Goal: Confluent's max_bytes: an answer holds at least one record and otherwise no
+    # more key+value bytes than max_bytes; what did not fit comes in the next answer (none
+    # lost or repeated). With nothing to read, `timeout` is waited: the empty answer comes
+    # after about that long, not at once and not much later. Method: 10 records of 1000
+    # bytes produced in one v2 request (so one batch: the bound is the proxy's, per record,
+    # not the fetch's, per batch), read by a manually assigned instance.
+    broker, rest = rest_broker
+    topic = unique("rest-maxb")
+    ck_create_topic(broker.bootstrap, topic, 1)
+    values = [bytes([65 + i]) * 1000 for i in range(10)]
+    produced = requests.post(f"{rest.base}/topics/{topic}/partitions/0", headers={"Content-Type": V2_BINARY},
+                             json={"records": [{"value": b64(v)} for v in values]}, timeout=HTTP_TIMEOUT_S)
+    assert produced.status_code == 200, produced.text
+    assert [o["offset"] for o in produced.json()["offsets"]] == list(range(10))
+    instance = assigned_instance(rest, unique("rest-maxb-g"), [(topic, 0)])
+
+    first = wait_until(lambda: read_records(instance, "timeout=1000&max_bytes=2500"), 20, "the first records")
+    assert [(r["offset"], unb64(r["value"])) for r in first] == [(0, values[0]), (1, values[1])]
+    # Smaller than one record: still one record.
+    second = read_records(instance, "timeout=1000&max_bytes=10")
+    assert [(r["offset"], unb64(r["value"])) for r in second] == [(2, values[2])]
+    got = [r["offset"] for r in first + second]
+    while len(got) < 10:
+        more = read_records(instance, "timeout=1000&max_bytes=4500")
+        assert more, got
+        assert 1 <= len(more) <= 4, [r["offset"] for r in more]
+        got += [r["offset"] for r in more]
+    assert got == list(range(10))
+    # Without max_bytes, 1000-byte records are not cut at 2 or 4.
+    reread = assigned_instance(rest, unique("rest-maxb-g2"), [(topic, 0)])
+    everything = []
+    wait_until(lambda: everything.extend(read_records(reread)) or len(everything) >= 10, 20, "all records")
+    assert [r["offset"] for r in everything] == list(range(10))
+
+    for timeout_ms in (1500, 3000):
+        started = time.monotonic()
+        assert read_records(instance, f"timeout={timeout_ms}") == []
+        waited = time.monotonic() - started
+        assert 0.8 * timeout_ms / 1000 <= waited <= timeout_ms / 1000 + 2.0, (timeout_ms, waited)
+
+
+def test_v2_positions_seek_to_offsets_and_to_the_end(rest_broker):
+    # Goal: POST .../positions moves each named partition to the given offset (the next
+    # record read is that one), other partitions keep their place; POST .../positions/end
+    # skips everything there is, so only records produced afterwards are read; a partition
+    # the instance does not own is 422/42202. Method: 5 and 3 known records in partitions 0
+    # and 1 of a manually assigned instance.
+    broker, rest = rest_broker
+    topic = unique("rest-seek")
+    ck_create_topic(broker.bootstrap, topic, 2)
+    produce_to(rest, topic, 0, [f"p0-{i}".encode() for i in range(5)])
+    produce_to(rest, topic, 1, [f"p1-{i}".encode() for i in range(3)])
+    instance = assigned_instance(rest, unique("rest-seek-g"), [(topic, 0), (topic, 1)])
+
+    def read_until(count: int) -> list:
+        got = []
+        wait_until(lambda: got.extend(read_records(instance)) or len(got) >= count, 20, f"{count} records")
+        return [(r["partition"], r["offset"], unb64(r["value"])) for r in got]
+
+    assert sorted(read_until(8)) == sorted([(0, i, f"p0-{i}".encode()) for i in range(5)]
+                                           + [(1, i, f"p1-{i}".encode()) for i in range(3)])
+    seek = requests.post(f"{instance}/positions", headers={"Content-Type": V2},
+                         json={"offsets": [{"topic": topic, "partition": 0, "offset": 3},
+                                           {"topic": topic, "partition": 1, "offset": 1}]}, timeout=10)
+    assert seek.status_code == 204, seek.text
+    assert sorted(read_until(4)) == [(0, 3, b"p0-3"), (0, 4, b"p0-4"), (1, 1, b"p1-1"), (1, 2, b"p1-2")]
+    assert read_records(instance, "timeout=500") == []
+
+    # Back to offset 0 of partition 0 only; partition 1 stays at its end.
+    seek = requests.post(f"{instance}/positions", headers={"Content-Type": V2},
+                         json={"offsets": [{"topic": topic, "partition": 0, "offset": 0}]}, timeout=10)
+    assert seek.status_code == 204, seek.text
+    assert read_until(5) == [(0, i, f"p0-{i}".encode()) for i in range(5)]
+
+    # To the end of both after going back: nothing of the old records comes again...
+    back = requests.post(f"{instance}/positions/beginning", headers={"Content-Type": V2},
+                         json={"partitions": [{"topic": topic, "partition": 0}, {"topic": topic, "partition": 1}]},
+                         timeout=10)
+    assert back.status_code == 204, back.text
+    end = requests.post(f"{instance}/positions/end", headers={"Content-Type": V2},
+                        json={"partitions": [{"topic": topic, "partition": 0}, {"topic": topic, "partition": 1}]},
+                        timeout=10)
+    assert end.status_code == 204, end.text
+    assert read_records(instance, "timeout=500") == []
+    # ...only what is produced afterwards.
+    assert produce_to(rest, topic, 1, [b"after"]) == [3]
+    assert read_until(1) == [(1, 3, b"after")]
+
+    other = unique("rest-seek-other")
+    bad = requests.post(f"{instance}/positions", headers={"Content-Type": V2},
+                        json={"offsets": [{"topic": other, "partition": 0, "offset": 1}]}, timeout=10)
+    assert_error(bad, 422, 42202)
+    bad = requests.post(f"{instance}/positions/end", headers={"Content-Type": V2},
+                        json={"partitions": [{"topic": topic, "partition": 5}]}, timeout=10)
+    assert_error(bad, 422, 42202)
+    bad = requests.post(f"{instance}/positions", headers={"Content-Type": V2},
+                        json={"offsets": [{"topic": topic, "partition": 0, "offset": -1}]}, timeout=10)
+    assert_error(bad, 422, 42202)

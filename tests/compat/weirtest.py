@@ -117,6 +117,8 @@ class Broker:
     # Extra environment for the process (e.g. the AWS_* variables of an S3 store).
     env: dict = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    # Extra `weir serve` flags (after the config file, so they override its keys).
+    args: list = field(default_factory=list)
     proc: Optional[subprocess.Popen] = None
     starts: int = 0
     _log_file: Any = None
@@ -138,7 +140,7 @@ class Broker:
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
-        return cmd
+        return cmd + [str(arg) for arg in self.args]
 
     def start(self, timeout: float = READY_TIMEOUT_S) -> "Broker":
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
@@ -233,14 +235,16 @@ class BrokerFactory:
         self.base = base
         self.brokers: list[Broker] = []
 
-    def new(self, config: Optional[str] = None, name: str = "weir", start: bool = True, env: Optional[dict] = None) -> Broker:
+    def new(self, config: Optional[str] = None, name: str = "weir", start: bool = True, env: Optional[dict] = None,
+            args: Optional[list] = None) -> Broker:
         root = self.base / f"{name}-{len(self.brokers)}"
         root.mkdir(parents=True, exist_ok=True)
         config_path = None
         if config is not None:
             config_path = root / "weir.toml"
             config_path.write_text(config)
-        broker = Broker(data_dir=root / "data", log_path=root / "weir.log", config_path=config_path, env=env or {})
+        broker = Broker(data_dir=root / "data", log_path=root / "weir.log", config_path=config_path, env=env or {},
+                        args=list(args or []))
         self.brokers.append(broker)
         if start:
             broker.start()

@@ -231,6 +231,20 @@ impl Consumer {
             .collect()
     }
 
+    /// Give back records a poll delivered but its caller did not pass on: move the
+    /// partition's position back to `first`, the first of them, if it is still past `last`
+    /// (where the poll left it; a seek meanwhile to an earlier offset wins).
+    pub fn rewind(&self, topic: &str, partition: i32, first: i64, last: i64) -> bool {
+        let mut state = lock(&self.state);
+        match state.assigned.get_mut(&(topic.to_owned(), partition)) {
+            Some(slot) if slot.is_some_and(|at| at > last) => {
+                *slot = Some(first);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Move an owned partition's position (a seek); false if the partition is not owned.
     /// Later polls deliver from `offset`; a poll in flight delivers nothing from the
     /// partition (its fetched position no longer matches).

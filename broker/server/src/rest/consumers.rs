@@ -718,9 +718,12 @@ pub async fn records<R: Runtime, S: StorageDriver>(
         max_bytes,
     )
     .await?;
-    let Reply::Records(records) = polled else {
+    let Reply::Records(mut records) = polled else {
         return Err(super::unexpected("poll"));
     };
+    if let Some(limit) = query.max_bytes {
+        bound_bytes(&consumer, &mut records, limit);
+    }
     let format = instance.format;
     let mut decoded = Vec::with_capacity(records.len());
     for record in &records {
@@ -778,6 +781,39 @@ pub async fn records<R: Runtime, S: StorageDriver>(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
+}
+
+/// Confluent's `max_bytes`: keep the records whose keys and values (unencoded) fit in
+/// `limit` bytes together, at least one; the others go back to the consumer (its position
+/// moves back to the first record not kept, per partition), so the next poll returns them.
+fn bound_bytes(consumer: &Consumer, records: &mut Vec<weir_edge::Record>, limit: u64) {
+    let size = |r: &weir_edge::Record| {
+        let key = r.key.as_ref().map_or(0, |k| k.len());
+        let value = r.value.as_ref().map_or(0, |v| v.len());
+        u64::try_from(key + value).unwrap_or(u64::MAX)
+    };
+    let mut total = 0u64;
+    let mut kept = 0;
+    for record in records.iter() {
+        total = total.saturating_add(size(record));
+        if kept > 0 && total > limit {
+            break;
+        }
+        kept += 1;
+    }
+    // (first, last) offset not kept, per partition.
+    let mut returned: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
+    for record in records.drain(kept..) {
+        let place = (record.topic.clone(), record.partition);
+        let entry = returned
+            .entry(place)
+            .or_insert((record.offset, record.offset));
+        entry.0 = entry.0.min(record.offset);
+        entry.1 = entry.1.max(record.offset);
+    }
+    for ((topic, partition), (first, last)) in returned {
+        consumer.rewind(&topic, partition, first, last);
+    }
 }
 
 /// `POST .../offsets`: commit the listed offsets (each the last consumed record's), or,
@@ -845,4 +881,92 @@ pub async fn committed<R: Runtime, S: StorageDriver>(
         })
         .collect();
     Ok(v2_json(StatusCode::OK, json!({"offsets": offsets})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64, bytes: usize) -> weir_edge::Record {
+        weir_edge::Record {
+            topic: "t".to_owned(),
+            partition,
+            offset,
+            timestamp: 0,
+            key: Some(vec![b'k'; 1]),
+            value: Some(vec![b'v'; bytes - 1]),
+            headers: Vec::new(),
+        }
+    }
+
+    fn consumer_at(positions: &[(i32, i64)]) -> Consumer {
+        let partitions = positions
+            .iter()
+            .map(|(p, _)| ("t".to_owned(), *p))
+            .collect();
+        let consumer = Consumer::manual(
+            1,
+            None,
+            partitions,
+            StartFrom::Earliest,
+            Isolation::ReadUncommitted,
+        );
+        for (partition, offset) in positions {
+            assert!(consumer.seek("t", *partition, *offset));
+        }
+        consumer
+    }
+
+    fn position(consumer: &Consumer, partition: i32) -> Option<i64> {
+        (consumer.positions().into_iter())
+            .find(|p| p.partition == partition)
+            .map(|p| p.offset)
+    }
+
+    // Goal: Confluent's max_bytes: records are kept while their keys and values fit, at
+    // least one; the rest go back (each partition's position moves to its first record not
+    // kept), and a seek made meanwhile to an earlier offset is not undone. Method: a manual
+    // consumer positioned as a poll leaves it, records of 100 bytes each.
+    #[test]
+    fn max_bytes_keeps_what_fits_and_gives_back_the_rest() {
+        let polled = || {
+            vec![
+                record(0, 5, 100),
+                record(0, 6, 100),
+                record(1, 2, 100),
+                record(0, 7, 100),
+            ]
+        };
+        let consumer = consumer_at(&[(0, 8), (1, 3)]);
+        let mut records = polled();
+        bound_bytes(&consumer, &mut records, 250);
+        let kept: Vec<_> = records.iter().map(|r| (r.partition, r.offset)).collect();
+        assert_eq!(kept, vec![(0, 5), (0, 6)]);
+        assert_eq!(position(&consumer, 0), Some(7));
+        assert_eq!(position(&consumer, 1), Some(2));
+
+        // Less than one record: still one.
+        let consumer = consumer_at(&[(0, 8), (1, 3)]);
+        let mut records = polled();
+        bound_bytes(&consumer, &mut records, 1);
+        assert_eq!(records.len(), 1);
+        assert_eq!(position(&consumer, 0), Some(6));
+
+        // Everything fits: nothing moves.
+        let consumer = consumer_at(&[(0, 8), (1, 3)]);
+        let mut records = polled();
+        bound_bytes(&consumer, &mut records, 400);
+        assert_eq!(records.len(), 4);
+        assert_eq!(
+            (position(&consumer, 0), position(&consumer, 1)),
+            (Some(8), Some(3))
+        );
+
+        // A seek to an earlier offset after the poll wins over giving records back.
+        let consumer = consumer_at(&[(0, 1), (1, 3)]);
+        let mut records = polled();
+        bound_bytes(&consumer, &mut records, 100);
+        assert_eq!(position(&consumer, 0), Some(1));
+        assert_eq!(position(&consumer, 1), Some(2));
+    }
 }

@@ -14,9 +14,9 @@
 //!
 //! Layout: [`error`] (Confluent's error bodies), [`data`] (key/value formats, timestamps),
 //! this module (the request context [`Rest`], routes), [`v3`] (clusters, brokers, topics,
-//! partitions, configs, consumer groups), [`records`] (v3 and v2 produce), [`consumers`]
-//! (v2 consumer instances), [`schemas`] (AVRO/PROTOBUF/JSONSCHEMA data through the broker's
-//! schema registry).
+//! partitions, replicas, configs, consumer groups, their consumers and lags), [`records`]
+//! (v3 and v2 produce), [`consumers`] (v2 consumer instances), [`schemas`]
+//! (AVRO/PROTOBUF/JSONSCHEMA data through the broker's schema registry).
 //!
 //! # Invariants
 //! - Bad input is answered with Confluent's status and error code, never a panic; bodies
@@ -304,6 +304,22 @@ pub fn routes<R: Runtime, S: StorageDriver>(
             get(v3::list_replicas::<R, S>),
         )
         .route(
+            &format!("{topic}/partitions/{{partition}}/replicas/{{broker_id}}"),
+            get(v3::get_replica::<R, S>),
+        )
+        .route(
+            &format!("{topic}/partitions/{{partition}}/reassignment"),
+            get(v3::reassignments::<R, S>),
+        )
+        .route(
+            &format!("{cluster}/brokers/{{broker_id}}/partition-replicas"),
+            get(v3::list_broker_replicas::<R, S>),
+        )
+        .route(
+            &format!("{cluster}/broker-configs"),
+            get(v3::list_cluster_configs::<R, S>),
+        )
+        .route(
             &format!("{topic}/configs"),
             get(v3::list_topic_configs::<R, S>),
         )
@@ -331,8 +347,27 @@ pub fn routes<R: Runtime, S: StorageDriver>(
             get(v3::list_group_consumers::<R, S>),
         )
         .route(
+            &format!("{group}/consumers/{{consumer_id}}"),
+            get(v3::get_group_consumer::<R, S>),
+        )
+        .route(
+            &format!("{group}/consumers/{{consumer_id}}/assignments"),
+            get(v3::list_consumer_assignments::<R, S>),
+        )
+        .route(
+            &format!(
+                "{group}/consumers/{{consumer_id}}/assignments/{{topic}}/partitions/{{partition}}"
+            ),
+            get(v3::get_consumer_assignment::<R, S>),
+        )
+        .route(
             &format!("{group}/lag-summary"),
             get(v3::group_lag_summary::<R, S>),
+        )
+        .route(&format!("{group}/lags"), get(v3::list_group_lags::<R, S>))
+        .route(
+            &format!("{group}/lags/{{topic}}/partitions/{{partition}}"),
+            get(v3::get_group_lag::<R, S>),
         )
         .route("/topics", get(records::list_topics_v2::<R, S>))
         .route(

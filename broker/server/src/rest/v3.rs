@@ -1,11 +1,15 @@
-//! API v3 administration: clusters, brokers, topics, partitions and replicas, topic
-//! configs and consumer groups, in Confluent's JSON shapes (`kind`, `metadata.self`,
-//! `related` links), each answered from the broker's own Metadata, CreateTopics,
-//! DeleteTopics, DescribeConfigs, IncrementalAlterConfigs, ListGroups, DescribeGroups,
+//! API v3 administration: clusters, brokers, topics, partitions, replicas and
+//! reassignments, topic configs, consumer groups with their consumers, assignments and
+//! lags, in Confluent's JSON shapes (`kind`, `metadata.self`, `related` links), each
+//! answered from the broker's own Metadata, CreateTopics, DeleteTopics, DescribeConfigs,
+//! IncrementalAlterConfigs, ListPartitionReassignments, ListGroups, DescribeGroups,
 //! ConsumerGroupDescribe, OffsetFetch and ListOffsets paths.
 //!
-//! Invariant: the cluster id in every path is the one `GET /v3/clusters` returns (the
-//! Metadata answer's); any other answers 404.
+//! Invariants: the cluster id in every path is the one `GET /v3/clusters` returns (the
+//! Metadata answer's); any other answers 404. Every link an answer carries is a route of
+//! this proxy (a link to something that may not exist, such as a lag without a committed
+//! offset, is `null` instead); the one that can answer 404 is a partition's
+//! `reassignment` while it is not being moved, as in Confluent's proxy.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +25,7 @@ use weir_edge::{Isolation, StartFrom};
 use weir_runtime::Runtime;
 use weir_wire::domain::cluster::{
     config_operation, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResource,
-    IncrementalAlterableConfig,
+    IncrementalAlterableConfig, ListPartitionReassignmentsRequest, ListPartitionReassignmentsTopic,
 };
 use weir_wire::domain::{
     config_source, resource_type, ApiRequest, ApiResponse, ConsumerGroupDescribeRequest,
@@ -431,6 +435,33 @@ pub async fn get_partition<R: Runtime, S: StorageDriver>(
     )))
 }
 
+fn replica_json(
+    base: &str,
+    id: &str,
+    topic: &str,
+    partition: &weir_wire::domain::MetadataPartition,
+    broker: i32,
+) -> Value {
+    let index = partition.partition;
+    let url = format!("{base}/v3/clusters/{id}/topics/{topic}/partitions/{index}/replicas");
+    json!({
+        "kind": "KafkaReplica",
+        "metadata": {
+            "self": format!("{url}/{broker}"),
+            "resource_name": format!(
+                "crn:///kafka={id}/topic={topic}/partition={index}/replica={broker}"
+            ),
+        },
+        "cluster_id": id,
+        "topic_name": topic,
+        "partition_id": index,
+        "broker_id": broker,
+        "is_leader": broker == partition.leader_id,
+        "is_in_sync": partition.isr_nodes.contains(&broker),
+        "broker": related(format!("{base}/v3/clusters/{id}/brokers/{broker}")),
+    })
+}
+
 /// `GET .../topics/{topic}/partitions/{partition}/replicas`: leader and ISR flags.
 pub async fn list_replicas<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
@@ -440,29 +471,156 @@ pub async fn list_replicas<R: Runtime, S: StorageDriver>(
     let (id, found) = partition_metadata(&state, &cluster_id, &topic, &partition).await?;
     let index = found.partition;
     let url = format!("{base}/v3/clusters/{id}/topics/{topic}/partitions/{index}/replicas");
-    let data = found
-        .replica_nodes
-        .iter()
-        .map(|broker| {
-            json!({
-                "kind": "KafkaReplica",
+    let data = (found.replica_nodes.iter())
+        .map(|broker| replica_json(&base, &id, &topic, &found, *broker))
+        .collect();
+    Ok(list("KafkaReplicaList", url, data))
+}
+
+/// `GET .../topics/{topic}/partitions/{partition}/replicas/{broker_id}`: one replica, or
+/// 404 when that broker holds none of the partition.
+pub async fn get_replica<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, topic, partition, broker)): Path<(String, String, String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let (id, found) = partition_metadata(&state, &cluster_id, &topic, &partition).await?;
+    let node = broker.parse::<i32>().ok();
+    match node.filter(|node| found.replica_nodes.contains(node)) {
+        Some(node) => Ok(Json(replica_json(&state.base, &id, &topic, &found, node))),
+        None => Err(RestError::status(
+            StatusCode::NOT_FOUND,
+            format!(
+                "Replica {broker} of partition {} of topic {topic} not found.",
+                found.partition
+            ),
+        )),
+    }
+}
+
+/// `GET .../brokers/{broker_id}/partition-replicas`: every replica the broker holds, of
+/// every topic the caller may describe.
+pub async fn list_broker_replicas<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, broker)): Path<(String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let base = state.base.clone();
+    let (id, node) = broker_owner(&state, &cluster_id, &broker).await?;
+    let (_, metadata) = cluster(&state, Some(&cluster_id), None).await?;
+    let mut topics: Vec<&MetadataTopic> = (metadata.topics.iter())
+        .filter(|t| t.error == ErrorCode::NONE && t.name.is_some())
+        .collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut data = Vec::new();
+    for topic in topics {
+        let name = topic.name.clone().unwrap_or_default();
+        let mut partitions: Vec<_> = topic.partitions.iter().collect();
+        partitions.sort_by_key(|p| p.partition);
+        for partition in partitions {
+            if partition.replica_nodes.contains(&node) {
+                data.push(replica_json(&base, &id, &name, partition, node));
+            }
+        }
+    }
+    let url = format!("{base}/v3/clusters/{id}/brokers/{node}/partition-replicas");
+    Ok(list("KafkaReplicaList", url, data))
+}
+
+/// `GET /v3/clusters/{cluster_id}/broker-configs`: the cluster-wide dynamic broker
+/// configs. Weir's broker configuration is static (each broker's file), so there are none.
+pub async fn list_cluster_configs<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path(cluster_id): Path<String>,
+) -> Result<Json<Value>, RestError> {
+    let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let url = format!("{}/v3/clusters/{id}/broker-configs", state.base);
+    Ok(list("KafkaClusterConfigList", url, Vec::new()))
+}
+
+/// `GET .../topics/{topic}/partitions/{partition}/reassignment`, where `-` means every
+/// topic or partition: the reassignments in progress (ListPartitionReassignments). The
+/// list forms (`partitions/-`) answer a `KafkaReassignmentList`; one partition answers its
+/// `KafkaReassignment`, or 404 when it is not being moved (as Confluent's proxy does).
+pub async fn reassignments<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, topic, partition)): Path<(String, String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let base = state.base.clone();
+    let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let one = if partition == "-" {
+        None
+    } else {
+        Some(
+            partition_metadata(&state, &cluster_id, &topic, &partition)
+                .await?
+                .1
+                .partition,
+        )
+    };
+    let topics = if topic == "-" {
+        None
+    } else {
+        // Kafka lists a topic's partitions by index: without one, all of the topic's.
+        let partitions = match one {
+            Some(index) => vec![index],
+            None => (topic_metadata(&state, &cluster_id, &topic)
+                .await?
+                .1
+                .partitions)
+                .iter()
+                .map(|p| p.partition)
+                .collect(),
+        };
+        Some(vec![ListPartitionReassignmentsTopic {
+            name: topic.clone(),
+            partitions,
+        }])
+    };
+    let request = ApiRequest::ListPartitionReassignments(ListPartitionReassignmentsRequest {
+        timeout_ms: ADMIN_TIMEOUT_MS,
+        topics,
+    });
+    let ApiResponse::ListPartitionReassignments(answer) = state.admin(request).await? else {
+        return Err(unexpected("ListPartitionReassignments"));
+    };
+    if answer.error != ErrorCode::NONE {
+        let message = answer.error_message.unwrap_or_default();
+        return Err(RestError::kafka(answer.error, message));
+    }
+    let mut data = Vec::new();
+    for moving in &answer.topics {
+        for p in &moving.partitions {
+            let url = format!(
+                "{base}/v3/clusters/{id}/topics/{}/partitions/{}",
+                moving.name, p.partition
+            );
+            data.push(json!({
+                "kind": "KafkaReassignment",
                 "metadata": {
-                    "self": format!("{url}/{broker}"),
+                    "self": format!("{url}/reassignment"),
                     "resource_name": format!(
-                        "crn:///kafka={id}/topic={topic}/partition={index}/replica={broker}"
+                        "crn:///kafka={id}/topic={}/partition={}", moving.name, p.partition
                     ),
                 },
                 "cluster_id": id,
-                "topic_name": topic,
-                "partition_id": index,
-                "broker_id": broker,
-                "is_leader": *broker == found.leader_id,
-                "is_in_sync": found.isr_nodes.contains(broker),
-                "broker": related(format!("{base}/v3/clusters/{id}/brokers/{broker}")),
-            })
-        })
-        .collect();
-    Ok(list("KafkaReplicaList", url, data))
+                "topic_name": moving.name,
+                "partition_id": p.partition,
+                "adding_replicas": p.adding_replicas,
+                "removing_replicas": p.removing_replicas,
+                "replicas": related(format!("{url}/replicas")),
+            }));
+        }
+    }
+    if let Some(index) = one {
+        return match data.into_iter().next() {
+            Some(found) => Ok(Json(found)),
+            None => Err(RestError::status(
+                StatusCode::NOT_FOUND,
+                format!("No reassignment of partition {index} of topic {topic} is in progress."),
+            )),
+        };
+    }
+    let url = format!("{base}/v3/clusters/{id}/topics/{topic}/partitions/-/reassignment");
+    Ok(list("KafkaReassignmentList", url, data))
 }
 
 /// Whose configs: a topic (asked of this broker) or a broker (asked of that broker: each
@@ -994,6 +1152,67 @@ pub async fn get_group<R: Runtime, S: StorageDriver>(
     Ok(Json(group_json(&state.base.clone(), &id, &group, &view)))
 }
 
+fn consumer_json(base: &str, id: &str, group: &str, member: &MemberView) -> Value {
+    let url = format!(
+        "{base}/v3/clusters/{id}/consumer-groups/{group}/consumers/{}",
+        member.member_id
+    );
+    json!({
+        "kind": "KafkaConsumer",
+        "metadata": {
+            "self": url,
+            "resource_name": format!(
+                "crn:///kafka={id}/consumer-group={group}/consumer={}", member.member_id
+            ),
+        },
+        "cluster_id": id,
+        "consumer_group_id": group,
+        "consumer_id": member.member_id,
+        "instance_id": member.instance_id,
+        "client_id": member.client_id,
+        "host": member.host,
+        "assignments": related(format!("{url}/assignments")),
+    })
+}
+
+/// One assignment; its `lag` link only when the group has committed an offset on the
+/// partition (the lag endpoint has nothing to say about one without).
+fn assignment_json(
+    base: &str,
+    id: &str,
+    group: &str,
+    member: &str,
+    tp: &(String, i32),
+    lags: &[PartitionLag],
+) -> Value {
+    let (topic, partition) = tp;
+    let group_url = format!("{base}/v3/clusters/{id}/consumer-groups/{group}");
+    let committed = (lags.iter()).any(|l| l.topic == *topic && l.partition == *partition);
+    let lag =
+        committed.then(|| related(format!("{group_url}/lags/{topic}/partitions/{partition}")));
+    json!({
+        "kind": "KafkaConsumerAssignment",
+        "metadata": {
+            "self": format!(
+                "{group_url}/consumers/{member}/assignments/{topic}/partitions/{partition}"
+            ),
+            "resource_name": format!(
+                "crn:///kafka={id}/consumer-group={group}/consumer={member}\
+                 /assignment=topic={topic}/partition={partition}"
+            ),
+        },
+        "cluster_id": id,
+        "consumer_group_id": group,
+        "consumer_id": member,
+        "topic_name": topic,
+        "partition_id": partition,
+        "partition": related(format!(
+            "{base}/v3/clusters/{id}/topics/{topic}/partitions/{partition}"
+        )),
+        "lag": lag,
+    })
+}
+
 /// `GET /v3/clusters/{cluster_id}/consumer-groups/{group}/consumers`.
 pub async fn list_group_consumers<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
@@ -1003,56 +1222,123 @@ pub async fn list_group_consumers<R: Runtime, S: StorageDriver>(
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
     let view = describe_group(&state, &group).await?;
     let url = format!("{base}/v3/clusters/{id}/consumer-groups/{group}/consumers");
-    let data = view
-        .members
-        .iter()
-        .map(|member| {
-            let member_url = format!("{url}/{}", member.member_id);
-            json!({
-                "kind": "KafkaConsumer",
-                "metadata": {
-                    "self": member_url,
-                    "resource_name": format!(
-                        "crn:///kafka={id}/consumer-group={group}/consumer={}", member.member_id
-                    ),
-                },
-                "cluster_id": id,
-                "consumer_group_id": group,
-                "consumer_id": member.member_id,
-                "instance_id": member.instance_id,
-                "client_id": member.client_id,
-                "host": member.host,
-                "assignments": member
-                    .assignment
-                    .iter()
-                    .map(|(topic, partition)| {
-                        json!({"topic_name": topic, "partition_id": partition})
-                    })
-                    .collect::<Vec<_>>(),
-            })
-        })
+    let data = (view.members.iter())
+        .map(|member| consumer_json(&base, &id, &group, member))
         .collect();
     Ok(list("KafkaConsumerList", url, data))
 }
 
-/// `GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary`: committed offsets
-/// (OffsetFetch) against the partitions' ends (ListOffsets latest).
-pub async fn group_lag_summary<R: Runtime, S: StorageDriver>(
+/// The group's member `consumer` (404 when the group has no such member).
+async fn group_member<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    cluster_id: &str,
+    group: &str,
+    consumer: &str,
+) -> Result<(String, MemberView), RestError> {
+    let (id, _) = cluster(state, Some(cluster_id), Some(Vec::new())).await?;
+    let view = describe_group(state, group).await?;
+    Ok((id, member_of(view, group, consumer)?))
+}
+
+fn member_of(view: GroupView, group: &str, consumer: &str) -> Result<MemberView, RestError> {
+    match view.members.into_iter().find(|m| m.member_id == consumer) {
+        Some(member) => Ok(member),
+        None => Err(RestError::status(
+            StatusCode::NOT_FOUND,
+            format!("Consumer {consumer} not found in consumer group {group}."),
+        )),
+    }
+}
+
+/// `GET .../consumer-groups/{group}/consumers/{consumer_id}`.
+pub async fn get_group_consumer<R: Runtime, S: StorageDriver>(
     state: Rest<R, S>,
-    Path((cluster_id, group)): Path<(String, String)>,
+    Path((cluster_id, group, consumer)): Path<(String, String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let (id, member) = group_member(&state, &cluster_id, &group, &consumer).await?;
+    Ok(Json(consumer_json(&state.base, &id, &group, &member)))
+}
+
+/// `GET .../consumer-groups/{group}/consumers/{consumer_id}/assignments`.
+pub async fn list_consumer_assignments<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, group, consumer)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, RestError> {
     let base = state.base.clone();
     let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
-    let view = describe_group(&state, &group).await?;
+    let (view, lags) = group_lags(&state, &group).await?;
+    let member = member_of(view, &group, &consumer)?;
+    let mut assigned = member.assignment.clone();
+    assigned.sort();
+    let data = (assigned.iter())
+        .map(|tp| assignment_json(&base, &id, &group, &member.member_id, tp, &lags))
+        .collect();
+    let url = format!(
+        "{base}/v3/clusters/{id}/consumer-groups/{group}/consumers/{}/assignments",
+        member.member_id
+    );
+    Ok(list("KafkaConsumerAssignmentList", url, data))
+}
+
+/// `GET .../consumers/{consumer_id}/assignments/{topic}/partitions/{partition}`: 404 when
+/// the consumer does not own that partition.
+pub async fn get_consumer_assignment<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, group, consumer, topic, partition)): Path<(
+        String,
+        String,
+        String,
+        String,
+        String,
+    )>,
+) -> Result<Json<Value>, RestError> {
+    let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let (view, lags) = group_lags(&state, &group).await?;
+    let member = member_of(view, &group, &consumer)?;
+    let tp = (topic.clone(), partition.parse::<i32>().unwrap_or(-1));
+    if !member.assignment.contains(&tp) {
+        let message = format!(
+            "Consumer {consumer} of group {group} is not assigned partition {partition} of \
+             topic {topic}."
+        );
+        return Err(RestError::status(StatusCode::NOT_FOUND, message));
+    }
+    let (base, member_id) = (&state.base, &member.member_id);
+    Ok(Json(assignment_json(
+        base, &id, &group, member_id, &tp, &lags,
+    )))
+}
+
+/// One partition's lag of a group: its committed offset against the partition's end.
+struct PartitionLag {
+    topic: String,
+    partition: i32,
+    committed: i64,
+    end: i64,
+}
+
+impl PartitionLag {
+    fn lag(&self) -> i64 {
+        (self.end - self.committed).max(0)
+    }
+}
+
+/// The group's view and its lag on every partition it has committed an offset for
+/// (OffsetFetch, then ListOffsets latest), in (topic, partition) order.
+async fn group_lags<R: Runtime, S: StorageDriver>(
+    state: &Rest<R, S>,
+    group: &str,
+) -> Result<(GroupView, Vec<PartitionLag>), RestError> {
+    let view = describe_group(state, group).await?;
     let router = Arc::clone(state.router());
     let request = ApiRequest::OffsetFetch(OffsetFetchRequest {
         groups: vec![OffsetFetchGroup {
-            group_id: group.clone(),
+            group_id: group.to_owned(),
             topics: None,
         }],
         require_stable: false,
     });
-    let ApiResponse::OffsetFetch(answer) = router.call_group(&group, request).await? else {
+    let ApiResponse::OffsetFetch(answer) = router.call_group(group, request).await? else {
         return Err(unexpected("OffsetFetch"));
     };
     let mut committed = BTreeMap::new();
@@ -1080,20 +1366,125 @@ pub async fn group_lag_summary<R: Runtime, S: StorageDriver>(
         Isolation::ReadUncommitted,
     )
     .await?;
-    let (mut total_lag, mut max) = (0i64, None::<((String, i32), i64)>);
-    for (tp, offset) in &committed {
-        let lag = ends.get(tp).map_or(0, |end| (end - offset).max(0));
-        total_lag += lag;
-        if max.as_ref().is_none_or(|(_, most)| lag > *most) {
-            max = Some((tp.clone(), lag));
-        }
-    }
-    let ((max_topic, max_partition), max_lag) = max.unwrap_or(((String::new(), -1), 0));
-    let owner = view
-        .members
+    let lags = (committed.into_iter())
+        .map(|((topic, partition), offset)| {
+            let end = ends.get(&(topic.clone(), partition)).copied();
+            PartitionLag {
+                topic,
+                partition,
+                committed: offset,
+                // A partition whose end is unknown (deleted meanwhile) counts no lag.
+                end: end.unwrap_or(offset).max(offset),
+            }
+        })
+        .collect();
+    Ok((view, lags))
+}
+
+/// The member that owns `topic`/`partition`, if any.
+fn owner<'a>(view: &'a GroupView, topic: &str, partition: i32) -> Option<&'a MemberView> {
+    (view.members.iter()).find(|m| {
+        m.assignment
+            .iter()
+            .any(|(t, p)| t == topic && *p == partition)
+    })
+}
+
+fn lag_json(base: &str, id: &str, group: &str, view: &GroupView, lag: &PartitionLag) -> Value {
+    let (topic, partition) = (&lag.topic, lag.partition);
+    let owner = owner(view, topic, partition);
+    let group_url = format!("{base}/v3/clusters/{id}/consumer-groups/{group}");
+    json!({
+        "kind": "KafkaConsumerLag",
+        "metadata": {
+            "self": format!("{group_url}/lags/{topic}/partitions/{partition}"),
+            "resource_name": format!(
+                "crn:///kafka={id}/consumer-group={group}/lag=topic={topic}/partition={partition}"
+            ),
+        },
+        "cluster_id": id,
+        "consumer_group_id": group,
+        "topic_name": topic,
+        "partition_id": partition,
+        "current_offset": lag.committed,
+        "log_end_offset": lag.end,
+        "lag": lag.lag(),
+        "consumer_id": owner.map_or("", |m| m.member_id.as_str()),
+        "instance_id": owner.and_then(|m| m.instance_id.clone()),
+        "client_id": owner.map_or("", |m| m.client_id.as_str()),
+    })
+}
+
+/// `GET .../consumer-groups/{group}/lags`: the group's lag on every partition it has
+/// committed an offset for.
+pub async fn list_group_lags<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, group)): Path<(String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let base = state.base.clone();
+    let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let (view, lags) = group_lags(&state, &group).await?;
+    let data = (lags.iter())
+        .map(|lag| lag_json(&base, &id, &group, &view, lag))
+        .collect();
+    let url = format!("{base}/v3/clusters/{id}/consumer-groups/{group}/lags");
+    Ok(list("KafkaConsumerLagList", url, data))
+}
+
+/// `GET .../consumer-groups/{group}/lags/{topic}/partitions/{partition}`: 404 when the
+/// group has no committed offset there.
+pub async fn get_group_lag<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, group, topic, partition)): Path<(String, String, String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let (view, lags) = group_lags(&state, &group).await?;
+    let index = partition.parse::<i32>().ok();
+    match lags
         .iter()
-        .find(|m| m.assignment.contains(&(max_topic.clone(), max_partition)));
+        .find(|l| l.topic == topic && Some(l.partition) == index)
+    {
+        Some(lag) => Ok(Json(lag_json(&state.base, &id, &group, &view, lag))),
+        None => Err(RestError::status(
+            StatusCode::NOT_FOUND,
+            format!(
+                "Consumer group {group} has no committed offset on partition {partition} of \
+                 topic {topic}."
+            ),
+        )),
+    }
+}
+
+/// `GET /v3/clusters/{cluster_id}/consumer-groups/{group}/lag-summary`: committed offsets
+/// (OffsetFetch) against the partitions' ends (ListOffsets latest).
+pub async fn group_lag_summary<R: Runtime, S: StorageDriver>(
+    state: Rest<R, S>,
+    Path((cluster_id, group)): Path<(String, String)>,
+) -> Result<Json<Value>, RestError> {
+    let base = state.base.clone();
+    let (id, _) = cluster(&state, Some(&cluster_id), Some(Vec::new())).await?;
+    let (view, lags) = group_lags(&state, &group).await?;
+    let total_lag: i64 = lags.iter().map(PartitionLag::lag).sum();
+    // The first partition with the largest lag, in (topic, partition) order.
+    let max = lags
+        .iter()
+        .fold(None::<&PartitionLag>, |most, lag| match most {
+            Some(most) if most.lag() >= lag.lag() => Some(most),
+            _ => Some(lag),
+        });
+    let (max_topic, max_partition, max_lag) = max.map_or((String::new(), -1, 0), |l| {
+        (l.topic.clone(), l.partition, l.lag())
+    });
+    let owner = owner(&view, &max_topic, max_partition);
     let url = format!("{base}/v3/clusters/{id}/consumer-groups/{group}");
+    // Links only to what exists: no consumer link when no member owns the partition, no
+    // partition link when the group has committed nothing.
+    let consumer_link = owner.map(|m| related(format!("{url}/consumers/{}", m.member_id)));
+    let partition_link = max.map(|_| {
+        related(format!(
+            "{base}/v3/clusters/{id}/topics/{max_topic}/partitions/{max_partition}"
+        ))
+    });
     Ok(Json(json!({
         "kind": "KafkaConsumerGroupLagSummary",
         "metadata": {
@@ -1109,12 +1500,8 @@ pub async fn group_lag_summary<R: Runtime, S: StorageDriver>(
         "max_lag_partition_id": max_partition,
         "max_lag": max_lag,
         "total_lag": total_lag,
-        "max_lag_consumer": related(format!(
-            "{url}/consumers/{}", owner.map_or("", |m| m.member_id.as_str())
-        )),
-        "max_lag_partition": related(format!(
-            "{base}/v3/clusters/{id}/topics/{max_topic}/partitions/{max_partition}"
-        )),
+        "max_lag_consumer": consumer_link,
+        "max_lag_partition": partition_link,
     })))
 }
 
