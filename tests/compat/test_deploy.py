@@ -10,9 +10,11 @@ application, and the group still consuming; `stop` and `destroy --yes` then tear
 The same upgrade runs on three "hosts" of their own (network namespaces on a bridge, each
 with its own sshd on port 22 and the brokers on Kafka's usual ports), as issue 16 item 4
 asks. The cluster starts from `$WEIR_FROM_BIN` (cargo xtask ci: the debug build) and is
-upgraded to the binary under test (the release build); both builds carry the same version
-string, so "another build" is checked by the installed bytes (plan before and after).
-Without `$WEIR_FROM_BIN` it starts from a copy of the binary under test. The `ssh` target's fallback supervisor (the test machine has no systemd) restarts a
+upgraded to the binary under test (the release build). `weir --version` names the build
+(commit and cargo profile, broker/server/build.rs), so `deploy status` shows every node on
+the from-build's version before the upgrade and on the new one after it; "another build" is
+also checked by the installed bytes (plan before and after). Without `$WEIR_FROM_BIN` it
+starts from a copy of the binary under test. The `ssh` target's fallback supervisor (the test machine has no systemd) restarts a
 broker that was SIGKILLed.
 
 Method: an inventory like deploy/local-3.toml but on free ports and a temp dir, with the
@@ -21,7 +23,9 @@ node). The `ssh` variant reaches the three "hosts" through an sshd the test star
 free port with generated host and client keys (openssh-server comes from the CI install
 step, `cargo xtask install-deps`), each node in its own directory. The producer sends a numbered record every few milliseconds and records each one's
 send and acknowledgement times; the worst stall is the longest time a record waited for its
-acknowledgement during the upgrade, printed with the per-node times `upgrade` reports.
+acknowledgement during the upgrade, printed with the per-node times `upgrade` reports and
+checked against issue 16's goal (under 1 s per broker restart; the worst over the whole
+upgrade bounds each restart's), with the longest waits and when they began in the message.
 After the upgrade the whole log is read back from the start by a plain (group-less)
 consumer and compared with the acknowledged set.
 
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -57,6 +62,18 @@ PRODUCE_INTERVAL_S = 0.004
 # librdkafka retries an idempotent produce transparently until this; an error surfaced to
 # the application (a lost record from its point of view) fails the test.
 MESSAGE_TIMEOUT_MS = 60_000
+# Issue 16's goal for the producer's worst stall per broker restart, and what the test
+# asserts. Measured on a busy 2-core machine (debug builds; docs/deploy.md, "Upgrade and
+# rollback"): 0.22-0.46 s in 29 of 31 runs, 0.81 s and 1.29 s once each (a new leader that
+# had not applied its leadership yet answered NOT_LEADER, the producer's Metadata refresh
+# named the same leader and epoch, and the partition sat idle until a later metadata
+# event). So the goal is reported with every run (a pytest warning saying "met" or
+# "MISSED") and the assertion is the looser bound, which still catches a stall of the kind
+# the design must not have (a session or election timeout: seconds). Before Metadata kept
+# a broker in controlled shutdown listed it was 0.3-1.6 s: librdkafka dropped the broker
+# while its partitions were migrating and they waited for its one-second leader scan.
+STALL_GOAL_S = 1.0
+STALL_BOUND_S = 2.0
 
 
 def xtask_command() -> list[str]:
@@ -303,6 +320,22 @@ class Producing:
         waits = [self.acked.get(n, end) - t for n, t in self.sent.items() if start <= t <= end]
         return max(waits, default=0.0)
 
+    def stalls(self, start: float, end: float, top: int = 3) -> str:
+        """The `top` longest waits of records sent in [start, end], from separate stalls
+        (sent more than a second apart: one stall holds many records back), each with when
+        the record was sent relative to `start`."""
+        waits = sorted(
+            ((self.acked.get(n, end) - t, t - start) for n, t in self.sent.items() if start <= t <= end),
+            reverse=True,
+        )
+        chosen: list[tuple[float, float]] = []
+        for wait, at in waits:
+            if len(chosen) == top:
+                break
+            if all(abs(at - other) > 1.0 for _, other in chosen):
+                chosen.append((wait, at))
+        return ", ".join(f"{wait:.3f} s from +{at:.1f} s" for wait, at in chosen)
+
 
 class Consuming:
     """A consumer-group member collecting every value it receives."""
@@ -378,6 +411,15 @@ def test_rolling_upgrade_on_three_network_namespace_hosts(tmp_path, netns_hosts)
     upgrade_under_load(tmp_path, "ssh", netns_hosts, "ssh, 3 netns hosts")
 
 
+class Measurement(UserWarning):
+    """A number a test measured: pytest's warnings summary shows it on a passing run too,
+    so the rolling upgrade's worst stall is in every CI log, not only in a failure."""
+
+
+def record_measurement(line: str) -> None:
+    warnings.warn(line, Measurement, stacklevel=2)
+
+
 def from_binary(tmp_path: Path) -> Path:
     """The build the cluster starts from: $WEIR_FROM_BIN (cargo xtask ci passes the debug
     build, the upgrade going to the release build under test), else a copy of the binary
@@ -389,11 +431,22 @@ def from_binary(tmp_path: Path) -> Path:
     return path
 
 
+def weir_version(binary: Path) -> str:
+    """What `weir --version` prints (what `deploy status` shows as a node's Version)."""
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label: str) -> None:
     binary = tmp_path / "weir-next"
     shutil.copy2(weir_bin(), binary)
     start = from_binary(tmp_path)
     another_build = start.read_bytes() != binary.read_bytes()
+    from_version, to_version = weir_version(start), weir_version(binary)
+    if another_build:
+        # The version carries the build's commit and profile (broker/server/build.rs).
+        assert from_version != to_version, f"two builds, one version string: {from_version}"
     inventory, bootstraps = write_inventory(tmp_path, target, sshd)
     bootstrap = ",".join(bootstraps)
     try:
@@ -410,6 +463,7 @@ def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label:
         status = must(deploy(inventory, binary, "status"), "status")
         assert status.count("Up: yes") == NODES and status.count("Ready: yes") == NODES, status
         assert f"Brokers: {NODES}/{NODES}" in status, status
+        assert status.count(f"Version: {from_version}\n") == NODES, status
 
         topic = unique("deploy")
         from confluent_kafka.admin import NewTopic
@@ -434,6 +488,8 @@ def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label:
         print(upgrade.stdout)
         must(upgrade, "upgrade")
         assert upgrade.stdout.count("upgraded (stopped in") == NODES, upgrade.stdout
+        # Each node reported running the new build right after its restart.
+        assert upgrade.stdout.count(f"leaderships moved back); version {to_version}\n") == NODES, upgrade.stdout
         # Each restart ended with a preferred-leader election: every partition of the topic
         # is led by its preferred (first) replica again. The controller answered once the
         # change was committed; a broker may apply it a moment later (metadata propagates
@@ -460,13 +516,17 @@ def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label:
         consuming.thread.join(timeout=15)
 
         stall = producing.worst_stall(upgrade_started, upgrade_ended)
-        print(
-            f"deploy upgrade ({label}, {'from another build' if another_build else 'same build'}): "
+        stalls = producing.stalls(upgrade_started, upgrade_ended)
+        summary = (
+            f"deploy upgrade ({label}, {from_version} -> {to_version}): "
             f"{len(producing.sent)} sent, {len(acked)} acknowledged, "
-            f"worst produce stall {stall:.3f} s over {upgrade_ended - upgrade_started:.1f} s "
-            f"of upgrade ({NODES} restarts); group saw {len(consuming.seen)} records "
-            f"({len(consuming.seen) - len(set(consuming.seen))} redelivered)"
+            f"worst produce stall {stall:.3f} s (goal under {STALL_GOAL_S} s per restart: "
+            f"{'met' if stall < STALL_GOAL_S else 'MISSED'}) over {upgrade_ended - upgrade_started:.1f} s "
+            f"of upgrade ({NODES} restarts; longest waits: {stalls}); group saw "
+            f"{len(consuming.seen)} records ({len(consuming.seen) - len(set(consuming.seen))} redelivered)"
         )
+        print(summary)
+        record_measurement(summary)
         assert producing.errors == [], f"delivery errors surfaced: {producing.errors[:5]}"
         assert len(acked) == len(producing.sent), "records neither acknowledged nor failed"
 
@@ -478,12 +538,17 @@ def upgrade_under_load(tmp_path: Path, target: str, sshd: Optional[dict], label:
         duplicated = sorted(v for v, c in counts.items() if c > 1)
         assert lost == [], f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
         assert duplicated == [], f"{len(duplicated)} records twice in the log, e.g. {duplicated[:10]}"
-        assert stall < MESSAGE_TIMEOUT_MS / 1000, f"worst stall {stall:.1f} s"
+        assert stall < STALL_BOUND_S, (
+            f"worst produce stall {stall:.3f} s (issue 16's goal: under {STALL_GOAL_S} s per "
+            f"broker restart; this test's bound: {STALL_BOUND_S} s); longest waits (sent at "
+            f"+s from the upgrade's start): {stalls}\nupgrade output:\n{upgrade.stdout}"
+        )
 
         after = must(deploy(inventory, binary, "plan"), "plan after the upgrade")
         assert after.count("running, up to date") == NODES, after
         status = must(deploy(inventory, binary, "status"), "status after the upgrade")
         assert status.count("Ready: yes") == NODES and "UnderReplicated: 0\tOffline: 0" in status, status
+        assert status.count(f"Version: {to_version}\n") == NODES, status
     finally:
         stopped = deploy(inventory, binary, "stop")
         refused = deploy(inventory, binary, "destroy")

@@ -20,9 +20,20 @@ const LOG_FILTER_DEFAULT: &str = "info,fjall=warn,lsm_tree=warn";
 /// are one connection's work.
 const CLIENT_WORKER_THREADS: usize = 2;
 
+/// `weir --version`: the crate version, then the build's identity (build.rs): the commit
+/// it was built from and its cargo profile, e.g. `weir 0.1.0 (5a227a3c1f release)`.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("WEIR_BUILD_COMMIT"),
+    " ",
+    env!("WEIR_BUILD_PROFILE"),
+    ")"
+);
+
 /// Weir: a Kafka-compatible broker.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about)]
+#[command(name = "weir", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -22,6 +22,8 @@ use super::{same_file_contents, Observed, Target};
 
 /// How often a stopping process is looked at.
 const POLL: Duration = Duration::from_millis(50);
+/// How long `start` waits for a new process to show its command line (see there).
+const START_VISIBLE: Duration = Duration::from_secs(5);
 
 /// The local target over the inventory's `[local] dir`.
 pub(crate) struct Local {
@@ -92,6 +94,15 @@ impl Local {
             .split(|b| *b == 0)
             .any(|arg| Path::new(std::ffi::OsStr::from_bytes(arg)) == config);
         ours.then_some(pid)
+    }
+
+    /// True when `pid` is gone or a zombie.
+    fn exited(pid: u32) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return true;
+        };
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+        state.is_none_or(|s| s.starts_with('Z') || s.starts_with('X'))
     }
 
     fn signal(pid: u32, signal: &str) -> Result<()> {
@@ -192,6 +203,19 @@ impl Target for Local {
         let pid_file = self.pid_file(node);
         std::fs::write(&pid_file, format!("{}\n", child.id()))
             .with_context(|| format!("writing {}", pid_file.display()))?;
+        // `spawn` returns once the exec closed the child's close-on-exec files, which the
+        // kernel does before it lays out the new program's arguments: for a moment
+        // /proc/PID/cmdline is empty and `live_pid` would call the node not running (a
+        // busy machine made "wait for /readyz: the process exited" out of a broker that was
+        // starting, and the stop that followed killed it before its SIGTERM handler was
+        // installed). Wait until the process shows its command line, or exits.
+        let deadline = Instant::now() + START_VISIBLE;
+        while self.live_pid(node).is_none() && Instant::now() < deadline {
+            if Local::exited(child.id()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         Ok(())
     }
 

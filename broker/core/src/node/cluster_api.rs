@@ -588,7 +588,39 @@ impl Node {
         self.respond_after_index(id, last, response);
     }
 
-    /// Metadata's broker list and controller.
+    /// Metadata's broker list and controller: [`Node::cluster_brokers`], plus the brokers
+    /// fenced less than a broker session ago (`broker.session.timeout.ms`).
+    ///
+    /// A controlled shutdown fences the broker in the same record batch that moves its
+    /// leaderships, so a Metadata answer without it would tell a client both at once.
+    /// librdkafka (2.16) then decommissions the broker while the partitions it led are
+    /// still migrating off it, and they fall back to its internal broker until its next
+    /// one-second scan of leaderless partitions: a produce stall of up to a second per
+    /// restart, measured by tests/compat/test_deploy.py. Kafka lists such a broker until
+    /// its session expires (a broker in controlled shutdown is not fenced there, and one
+    /// that exited stays registered until then), so clients move the partitions first
+    /// and forget the broker later; so does this.
+    pub(super) fn metadata_brokers(&self) -> (Vec<BrokerInfo>, i32) {
+        let (mut brokers, controller) = self.cluster_brokers();
+        let cluster = &*self.cluster;
+        let session_ms = cluster.config.broker_session_timeout_ms;
+        let lingering = (cluster.meta.fenced_at.iter())
+            .filter(|(_, at)| cluster.now < at.add_ms(session_ms))
+            .filter_map(|(id, _)| cluster.meta.image.brokers.get(id))
+            .filter(|b| b.fenced && b.broker_role);
+        for b in lingering {
+            brokers.push(BrokerInfo {
+                node_id: b.id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: None,
+            });
+        }
+        brokers.sort_by_key(|b| b.node_id);
+        (brokers, controller)
+    }
+
+    /// The live brokers (registered, unfenced) and the controller clients are sent to.
     pub(super) fn cluster_brokers(&self) -> (Vec<BrokerInfo>, i32) {
         let cluster = &*self.cluster;
         let brokers = cluster

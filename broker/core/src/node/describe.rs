@@ -65,7 +65,7 @@ impl Node {
             };
             described.push(answer);
         }
-        let (brokers, controller_id) = self.cluster_brokers();
+        let (brokers, controller_id) = self.metadata_brokers();
         let response = MetadataResponse {
             throttle_time_ms: 0,
             brokers,

@@ -18,7 +18,7 @@ use crate::common;
 
 use common::cluster::Cluster;
 use weir_core::{ShutdownReady, ShutdownStatus};
-use weir_wire::domain::CreatableTopic;
+use weir_wire::domain::{ApiRequest, ApiResponse, CreatableTopic, DescribeClusterRequest};
 
 const TOPIC: &str = "t";
 
@@ -298,4 +298,103 @@ fn a_whole_cluster_stopped_at_once_finishes_promptly() {
         cluster.advance_ms(common::cluster::STEP_MS);
     }
     panic!("only {exited:?} were ready within 3 s");
+}
+
+/// The broker ids a Metadata answer from `at` lists, and who it says leads TOPIC-0.
+fn metadata_view(cluster: &mut Cluster, at: i32) -> (Vec<i32>, i32) {
+    let ApiResponse::Metadata(response) = cluster.call(at, common::metadata(Some(&[TOPIC]), false))
+    else {
+        panic!("not a Metadata answer")
+    };
+    let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.node_id).collect();
+    brokers.sort_unstable();
+    let leader = response.topics[0].partitions[0].leader_id;
+    (brokers, leader)
+}
+
+/// The broker ids a DescribeCluster answer from `at` lists.
+fn described_brokers(cluster: &mut Cluster, at: i32) -> Vec<i32> {
+    let request = ApiRequest::DescribeCluster(DescribeClusterRequest {
+        include_cluster_authorized_operations: false,
+        endpoint_type: 1,
+    });
+    let ApiResponse::DescribeCluster(response) = cluster.call(at, request) else {
+        panic!("not a DescribeCluster answer")
+    };
+    let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.node_id).collect();
+    brokers.sort_unstable();
+    brokers
+}
+
+// Goal: Metadata keeps listing a broker whose controlled shutdown fenced it (and moved its
+// leaderships), also after it exited, for a broker session, as Kafka does; then it drops
+// it. A client thus learns the new leaders from an answer that still names the old one:
+// librdkafka forgets a broker missing from Metadata, and partitions still migrating off it
+// then waited for its one-second leader scan (the rolling upgrade's worst stalls,
+// tests/compat/test_deploy.py). DescribeCluster (and so `deploy status`) lists live
+// brokers only throughout.
+#[test]
+fn metadata_lists_a_shut_down_broker_for_a_session() {
+    const SESSION_MS: u64 = 3_000;
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |config| {
+        if let Some(cluster) = config.cluster.as_mut() {
+            cluster.broker_session_timeout_ms = SESSION_MS;
+        }
+    });
+    let controller = cluster.agreed_controller();
+    let victim = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != controller)
+        .expect("another node");
+    create_led_by(&mut cluster, victim);
+    assert_eq!(cluster.settle(TOPIC, &[1, 2, 3]), victim);
+    let survivors: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != victim).collect();
+
+    let now = cluster.now;
+    let member = cluster.members.get_mut(&victim).expect("victim");
+    member.node.begin_controlled_shutdown(now, 30_000);
+    wait_ready(&mut cluster, victim, 5_000);
+    let fenced_by = cluster.now.instant;
+    // The victim itself, while it lingers: it names the new leader and still lists itself.
+    let (brokers, leader) = metadata_view(&mut cluster, victim);
+    assert_eq!(
+        (brokers, survivors.contains(&leader)),
+        (vec![1, 2, 3], true)
+    );
+    cluster.kill(victim);
+    for at in survivors.clone() {
+        // A survivor applies the move a Raft heartbeat or so after the victim did.
+        let mut waited_ms = 0;
+        let (brokers, leader) = loop {
+            let (brokers, leader) = metadata_view(&mut cluster, at);
+            if survivors.contains(&leader) {
+                break (brokers, leader);
+            }
+            assert!(waited_ms < 500, "node {at} still names leader {leader}");
+            cluster.advance_ms(common::cluster::STEP_MS);
+            waited_ms += common::cluster::STEP_MS;
+        };
+        assert_eq!(
+            brokers,
+            vec![1, 2, 3],
+            "node {at}'s Metadata (leader {leader})"
+        );
+        assert_eq!(described_brokers(&mut cluster, at), survivors, "node {at}");
+    }
+    // A session after the fence it is gone from Metadata everywhere.
+    let since = |cluster: &Cluster| {
+        (cluster.now.instant)
+            .saturating_duration_since(fenced_by)
+            .as_millis() as u64
+    };
+    cluster.advance_ms(SESSION_MS.saturating_sub(since(&cluster)) + 600);
+    for at in survivors.clone() {
+        let (brokers, _) = metadata_view(&mut cluster, at);
+        assert_eq!(
+            brokers,
+            survivors,
+            "node {at}'s Metadata {} ms on",
+            since(&cluster)
+        );
+    }
 }

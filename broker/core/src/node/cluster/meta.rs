@@ -21,7 +21,7 @@
 //! dropped whenever this node is not the Raft leader: its uncommitted tail may be
 //! truncated by the next leader.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use uuid::Uuid;
 
@@ -31,7 +31,7 @@ use crate::cluster::peer::PeerMessage;
 use crate::node::Node;
 use crate::raft::{Entry, ProposeError, Raft, RaftMessage, Snapshot, Write};
 use crate::storage::StorageOp;
-use crate::time::Now;
+use crate::time::{Instant, Now};
 use crate::topic::PartitionId;
 use crate::topic_config::TopicConfig;
 
@@ -75,6 +75,9 @@ pub(in crate::node) struct MetaQuorum {
     /// The index of our no-op when we became Raft leader: the controller acts once its
     /// image applied it.
     pub(super) leader_start: Option<u64>,
+    /// Brokers this node saw go from unfenced to fenced, and when (this node's clock):
+    /// Metadata keeps listing them for a session (see `Node::metadata_brokers`).
+    pub(in crate::node) fenced_at: BTreeMap<i32, Instant>,
 }
 
 impl MetaQuorum {
@@ -541,6 +544,24 @@ impl Node {
             own_registration = broker.id == self.config.node_id
                 && broker.incarnation == cluster.broker.incarnation
                 && cluster.meta.caught_up;
+        }
+        // When a broker is fenced (a controlled shutdown, or a session lost), and forget it
+        // once it registers again or is unfenced.
+        match &record {
+            MetaRecord::SetFenced { id, fenced: true } => {
+                let image = &cluster.meta.image;
+                if (image.brokers.get(id)).is_some_and(|b| !b.fenced && b.broker_role) {
+                    cluster.meta.fenced_at.insert(*id, now.instant);
+                }
+            }
+            MetaRecord::SetFenced { id, fenced: false } => {
+                cluster.meta.fenced_at.remove(id);
+            }
+            _ => {
+                if let Some(broker) = record.registered_broker() {
+                    cluster.meta.fenced_at.remove(&broker.id);
+                }
+            }
         }
         let change = cluster.meta.image.apply(index, record);
         // The roles below react to the applied image only: the decision image may run

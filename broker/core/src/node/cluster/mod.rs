@@ -240,6 +240,7 @@ impl ClusterState {
                 stored_entries,
                 caught_up: false,
                 leader_start: None,
+                fenced_at: BTreeMap::new(),
             },
             broker: BrokerMembership::new(now.instant, incarnation, broker_role),
             controller: ControllerState::new(now.instant, ADMIN_WAITERS_MAX),
