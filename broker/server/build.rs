@@ -36,16 +36,20 @@ fn git_commit(dir: &Path) -> Option<String> {
         (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
     };
     let commit = git(&["rev-parse", "--short=10", "HEAD"])?;
-    // HEAD (per worktree) names a branch whose ref lives in the common dir, loose or packed.
+    // HEAD (per worktree) names a branch whose ref lives in the common dir, loose (a file
+    // under refs/heads, which a commit may create) or packed. Only paths that exist are
+    // named: cargo reruns a build script at every build while a named path is missing.
+    let watch = |path: String| {
+        if Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    };
     if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+        watch(format!("{git_dir}/HEAD"));
     }
-    if let (Some(common), Some(branch)) = (
-        git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]),
-        git(&["symbolic-ref", "-q", "HEAD"]),
-    ) {
-        println!("cargo:rerun-if-changed={common}/{branch}");
-        println!("cargo:rerun-if-changed={common}/packed-refs");
+    if let Some(common) = git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]) {
+        watch(format!("{common}/refs/heads"));
+        watch(format!("{common}/packed-refs"));
     }
     Some(commit)
 }
