@@ -99,7 +99,10 @@ pub struct BrokerAccess {
 impl BrokerAccess {
     /// The principal the registry acts as.
     fn principal(&self) -> weir_core::Principal {
-        let name = self.login.as_ref().map_or(PRINCIPAL_NAME, |l| l.username.as_str());
+        let name = self
+            .login
+            .as_ref()
+            .map_or(PRINCIPAL_NAME, |l| l.username.as_str());
         weir_core::Principal::user(name)
     }
 
@@ -115,7 +118,9 @@ impl BrokerAccess {
         };
         let credential = match login.mechanism {
             SaslMechanism::Plain => UpstreamCredential::Plain(message),
-            SaslMechanism::Scram(mechanism) => UpstreamCredential::ScramPassword(mechanism, message),
+            SaslMechanism::Scram(mechanism) => {
+                UpstreamCredential::ScramPassword(mechanism, message)
+            }
         };
         let mut seed = runtime.secret_seed();
         for (index, byte) in PRINCIPAL_NAME.bytes().enumerate() {
@@ -135,7 +140,10 @@ impl BrokerAccess {
     /// Why a request to another broker cannot be sent: its listener is SASL and the
     /// registry has no login.
     pub fn cannot_log_in(&self) -> Option<String> {
-        let listener = self.sasl_listener.as_ref().filter(|_| self.login.is_none())?;
+        let listener = self
+            .sasl_listener
+            .as_ref()
+            .filter(|_| self.login.is_none())?;
         Some(format!(
             "the registered listener {listener} requires SASL and the schema registry has no \
              login: set kafkastore.sasl.mechanism and kafkastore.sasl.jaas.config"
@@ -505,7 +513,9 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
                 return Ok(());
             }
             if let Some(refusal) = self.refused() {
-                return Err(RegistryError::Store(format!("reading {SCHEMAS_TOPIC}: {refusal}")));
+                return Err(RegistryError::Store(format!(
+                    "reading {SCHEMAS_TOPIC}: {refusal}"
+                )));
             }
             if self.runtime.now() >= deadline {
                 return Err(RegistryError::Timeout(format!(
@@ -1047,7 +1057,9 @@ impl<R: Runtime, S: StorageDriver> SchemaLog for BrokerSchemaLog<R, S> {
                 return Ok(());
             }
             if let Some(refusal) = self.refused() {
-                return Err(RegistryError::Store(format!("reading {SCHEMAS_TOPIC}: {refusal}")));
+                return Err(RegistryError::Store(format!(
+                    "reading {SCHEMAS_TOPIC}: {refusal}"
+                )));
             }
             if self.runtime.now() >= deadline {
                 return Err(RegistryError::Timeout(format!(

@@ -427,7 +427,9 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
             login: config.schema_registry_login.clone(),
             sasl_listener: first.protocol.uses_sasl().then(|| first.name.clone()),
         };
-        let reason = access.cannot_log_in().filter(|_| config.node.cluster.is_some());
+        let reason = access
+            .cannot_log_in()
+            .filter(|_| config.node.cluster.is_some());
         if let Some(reason) = reason {
             tracing::warn!(
                 "schema registry: {reason}; its requests to other brokers will be refused"
@@ -435,15 +437,8 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         }
         let (storage, remote) = (storage.clone(), remote.clone());
         let node = node_sender.clone();
-        let routes = crate::registry::routes(
-            runtime.clone(),
-            storage,
-            remote,
-            node,
-            node_id,
-            access,
-        )
-        .await;
+        let routes =
+            crate::registry::routes(runtime.clone(), storage, remote, node, node_id, access).await;
         if let Some((routes, log)) = routes {
             schema_log = Some(log);
             runtime.spawn(crate::http::serve(

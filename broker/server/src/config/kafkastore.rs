@@ -80,7 +80,8 @@ impl KafkaStoreKeys {
                 self.mechanism = Some((mechanism, input.origin()));
             }
             "kafkastore.sasl.jaas.config" => {
-                let (module, options) = jaas_entry(input.string()?).map_err(|e| input.invalid(e))?;
+                let (module, options) =
+                    jaas_entry(input.string()?).map_err(|e| input.invalid(e))?;
                 let option = |name: &str| {
                     (options.iter())
                         .find(|(key, _)| key == name)
@@ -211,8 +212,14 @@ mod tests {
         .and_then(|k| k.resolve(sasl, "SASL_PLAINTEXT"))
         .expect("accepted")
         .expect("a login");
-        assert_eq!(login.mechanism, SaslMechanism::Scram(ScramMechanism::Sha256));
-        assert_eq!((login.username.as_str(), login.password.as_str()), ("registry", "s3cret"));
+        assert_eq!(
+            login.mechanism,
+            SaslMechanism::Scram(ScramMechanism::Sha256)
+        );
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("registry", "s3cret")
+        );
         assert!(!format!("{login:?}").contains("s3cret"));
 
         let plain = keys(&[("kafkastore.sasl.jaas.config", PLAIN)])
@@ -224,15 +231,34 @@ mod tests {
         assert_eq!(none.expect("accepted"), None);
 
         let refused: [(&[(&str, &str)], SecurityProtocol, &str); 6] = [
-            (&[("kafkastore.security.protocol", "SSL")], sasl, "registered listener"),
-            (&[("kafkastore.sasl.jaas.config", PLAIN)], SecurityProtocol::Plaintext, "not SASL"),
-            (&[("kafkastore.sasl.jaas.config", SCRAM)], sasl, "needs kafkastore.sasl.mechanism"),
             (
-                &[("kafkastore.sasl.mechanism", "SCRAM-SHA-512"), ("kafkastore.sasl.jaas.config", PLAIN)],
+                &[("kafkastore.security.protocol", "SSL")],
+                sasl,
+                "registered listener",
+            ),
+            (
+                &[("kafkastore.sasl.jaas.config", PLAIN)],
+                SecurityProtocol::Plaintext,
+                "not SASL",
+            ),
+            (
+                &[("kafkastore.sasl.jaas.config", SCRAM)],
+                sasl,
+                "needs kafkastore.sasl.mechanism",
+            ),
+            (
+                &[
+                    ("kafkastore.sasl.mechanism", "SCRAM-SHA-512"),
+                    ("kafkastore.sasl.jaas.config", PLAIN),
+                ],
                 sasl,
                 "needs org.apache.kafka.common.security.scram.ScramLoginModule",
             ),
-            (&[("kafkastore.sasl.mechanism", "PLAIN")], sasl, "needs kafkastore.sasl.jaas.config"),
+            (
+                &[("kafkastore.sasl.mechanism", "PLAIN")],
+                sasl,
+                "needs kafkastore.sasl.jaas.config",
+            ),
             (
                 &[(
                     "kafkastore.sasl.jaas.config",
@@ -254,12 +280,18 @@ mod tests {
         for (key, value) in [
             ("kafkastore.sasl.mechanism", "GSSAPI"),
             ("kafkastore.security.protocol", "TLS"),
-            ("kafkastore.sasl.jaas.config", "no semicolon password=\"s3cret\""),
+            (
+                "kafkastore.sasl.jaas.config",
+                "no semicolon password=\"s3cret\"",
+            ),
         ] {
             let error = keys(&[(key, value)]).expect_err("refused").to_string();
             assert!(error.contains(key) && !error.contains("s3cret"), "{error}");
         }
         let unknown = keys(&[("kafkastore.bootstrap.servers", "x:1")]).expect_err("unknown");
-        assert!(matches!(unknown, ConfigError::UnknownKey { .. }), "{unknown}");
+        assert!(
+            matches!(unknown, ConfigError::UnknownKey { .. }),
+            "{unknown}"
+        );
     }
 }

@@ -320,9 +320,11 @@ fn plain_users(text: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 /// Kafka's PLAIN login module.
-pub(super) const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
+pub(super) const PLAIN_LOGIN_MODULE: &str =
+    "org.apache.kafka.common.security.plain.PlainLoginModule";
 /// Kafka's SCRAM login module.
-pub(super) const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+pub(super) const SCRAM_LOGIN_MODULE: &str =
+    "org.apache.kafka.common.security.scram.ScramLoginModule";
 
 /// One JAAS entry, `MODULE FLAG key="value" ...;`: the module and its options in order.
 /// Errors never quote the text (it holds passwords).
