@@ -193,6 +193,9 @@ mod tests {
         Ok(keys)
     }
 
+    /// Keys and values given together.
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+
     const SCRAM: &str = "org.apache.kafka.common.security.scram.ScramLoginModule required \
                          username=\"registry\" password=\"s3cret\";";
     const PLAIN: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
@@ -230,7 +233,7 @@ mod tests {
         let none = keys(&[]).and_then(|k| k.resolve(sasl, "SASL_PLAINTEXT"));
         assert_eq!(none.expect("accepted"), None);
 
-        let refused: [(&[(&str, &str)], SecurityProtocol, &str); 6] = [
+        let refused: [(Pairs, SecurityProtocol, &str); 6] = [
             (
                 &[("kafkastore.security.protocol", "SSL")],
                 sasl,
