@@ -13,7 +13,12 @@ Method: three `weir serve` processes whose registered listener is SASL_PLAINTEXT
 users `admin`, a super user, from the listener's JAAS config; `registry` a SCRAM-SHA-256
 user of the metadata log, created by admin). Register with no ACLs, then with `_schemas`
 ACLs but none on the transactional id, then with both; find the leader of `_schemas`-0
-from Metadata and write and read through the two other brokers.
+from Metadata and write and read through the two other brokers. Both of them write, so
+whichever broker coordinates the transactional id, at least one write's transaction
+(InitProducerId, AddPartitionsToTxn, EndTxn) went to another broker as well.
+
+A registry that cannot log in at all (no `kafkastore.*`, or a user the cluster does not
+know) is refused at once with what to fix.
 
 Marker: `cluster`.
 """
@@ -197,12 +202,19 @@ def test_registry_logs_in_to_other_brokers_and_is_authorized_as_its_user(secured
     assert schemas_leader(cluster.bootstrap()) == leader
 
 
-def test_without_a_login_requests_to_other_brokers_are_refused_saying_why(tmp_path):
-    # Goal: a registry with no `kafkastore.sasl.*` in a cluster whose registered listener
-    # is SASL cannot log in to other brokers; a write that must reach the `_schemas` leader
-    # elsewhere answers at once what to configure, instead of retrying into a timeout.
-    # Method: two brokers, no authorizer, no kafkastore keys; create `_schemas` (the write
-    # through broker 1 does), then write through the broker that does not lead it.
+WRONG_LOGIN = """
+"kafkastore.sasl.mechanism" = "SCRAM-SHA-256"
+"kafkastore.sasl.jaas.config" = "org.apache.kafka.common.security.scram.ScramLoginModule required username=\\"ghost\\" password=\\"nope\\";"
+"""
+
+
+@pytest.mark.parametrize("login", ["none", "unknown-user"])
+def test_a_registry_that_cannot_log_in_is_refused_saying_why(tmp_path, login):
+    # Goal: a registry that cannot log in to other brokers of a SASL cluster (no
+    # `kafkastore.sasl.*` at all, or a SCRAM user the cluster does not know) answers a write
+    # that must reach the `_schemas` leader elsewhere at once, saying why, instead of
+    # retrying into a timeout. Method: two brokers, no authorizer; create `_schemas` (the
+    # write through broker 1 does), then write through the broker that does not lead it.
     cluster = Cluster(tmp_path / "cluster", 2)
     urls = {}
     for node_id, node in cluster.nodes.items():
@@ -212,6 +224,8 @@ def test_without_a_login_requests_to_other_brokers_are_refused_saying_why(tmp_pa
             line for line in config.splitlines()
             if not line.startswith(('"kafkastore.', '"authorizer.', '"super.users'))
         )
+        if login == "unknown-user":
+            config += WRONG_LOGIN
         node.config_path.write_text(config + "\n")
         urls[node_id] = f"http://127.0.0.1:{port}"
     cluster.start()
@@ -226,12 +240,16 @@ def test_without_a_login_requests_to_other_brokers_are_refused_saying_why(tmp_pa
                             schemas_leader(cluster.bootstrap()), 30, "_schemas-0 to have a leader")
         other = 1 if leader == 2 else 2
         response, seconds = post_schema(urls[other], "plain-value", record("Plain"))
-        assert_refused(
-            response, seconds,
-            f"cannot reach broker {leader}",
-            "requires SASL",
-            "kafkastore.sasl.jaas.config",
-        )
-        assert "has no login" in cluster.nodes[other].log_text()
+        if login == "none":
+            assert_refused(
+                response, seconds,
+                f"cannot reach broker {leader}",
+                "requires SASL",
+                "kafkastore.sasl.jaas.config",
+            )
+            assert "has no login" in cluster.nodes[other].log_text()
+        else:
+            assert_refused(response, seconds, f"broker {leader}", "refused the user")
+            assert "nope" not in response.text
     finally:
         cluster.close()
