@@ -183,7 +183,11 @@ pub struct BrokerSchemaLog<R: Runtime, S: StorageDriver> {
 enum Attempt {
     /// Fenced, coordinator moved, transaction still closing: start over.
     Retry(String),
+    /// An error retrying cannot change (answered as it is).
     Fail(RegistryError),
+    /// The registry may not do this (not authorized, its login refused or missing): the
+    /// same on the next attempt, and what readers waiting for the tail are told.
+    Refused(String),
 }
 
 impl From<RegistryError> for Attempt {
@@ -197,7 +201,7 @@ fn edge_error(error: weir_edge::EdgeError) -> Attempt {
     // A connection that could not log in (wrong password, mechanism not enabled) is
     // refused the same way on the next attempt: an answer, not a retry.
     if error.message.contains(": protocol: ") {
-        return Attempt::Fail(RegistryError::Store(message));
+        return Attempt::Refused(message);
     }
     Attempt::Retry(message)
 }
@@ -477,7 +481,9 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         self.want();
         match self.stable_end().await {
             Ok(end) => self.wait_applied(end).await,
-            Err(Attempt::Retry(message)) => Err(RegistryError::Store(message)),
+            Err(Attempt::Retry(message) | Attempt::Refused(message)) => {
+                Err(RegistryError::Store(message))
+            }
             Err(Attempt::Fail(error)) => Err(error),
         }
     }
@@ -592,7 +598,7 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             if !error.message.is_empty() {
                 message = format!("{message}: {}", error.message);
             }
-            return Attempt::Fail(RegistryError::Store(message));
+            return Attempt::Refused(message);
         }
         edge_error(error)
     }
@@ -600,7 +606,11 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
     /// `check` naming the registry's principal when it was refused.
     fn check_as(&self, code: ErrorCode, what: &str) -> Result<(), Attempt> {
         if denied(code) {
-            return check(code, &format!("{what} as {}", self.principal));
+            let principal = &self.principal;
+            return Err(Attempt::Refused(format!(
+                "{what} as {principal}: {}",
+                code.name()
+            )));
         }
         check(code, what)
     }
@@ -608,8 +618,8 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
     /// `dest`, unless it is another broker the registry cannot log in to.
     fn reachable(&self, dest: Dest) -> Result<Dest, Attempt> {
         match (&self.cannot_log_in, dest) {
-            (Some(reason), Dest::Remote(node)) => Err(Attempt::Fail(RegistryError::Store(
-                format!("cannot reach broker {node}: {reason}"),
+            (Some(reason), Dest::Remote(node)) => Err(Attempt::Refused(format!(
+                "cannot reach broker {node}: {reason}"
             ))),
             _ => Ok(dest),
         }
@@ -915,14 +925,6 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
     }
 }
 
-/// An error's message without the registry's own prefix (it is wrapped again).
-fn reason(error: &RegistryError) -> String {
-    match error {
-        RegistryError::Store(message) | RegistryError::Timeout(message) => message.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn closed() -> Attempt {
     Attempt::Fail(RegistryError::Store("the node loop is gone".to_owned()))
 }
@@ -948,15 +950,15 @@ async fn tail<R: Runtime, S: StorageDriver>(log: Arc<BrokerSchemaLog<R, S>>) {
             // Look for the topic without creating it: it is created by the first write.
             match probe_topic(&log).await {
                 Ok(()) => {}
-                Err(Attempt::Fail(error)) => {
+                Err(Attempt::Refused(refusal)) => {
                     // Not allowed to see it: readers get the refusal, not an empty store.
-                    log.set_refused(Some(reason(&error)));
+                    log.set_refused(Some(refusal));
                     log.runtime
                         .sleep_until(log.runtime.now() + TAIL_BACKOFF * 5)
                         .await;
                     continue;
                 }
-                Err(Attempt::Retry(_)) => {
+                Err(Attempt::Retry(_) | Attempt::Fail(_)) => {
                     log.set_refused(None);
                     log.mark_caught_up();
                     log.runtime
@@ -970,8 +972,8 @@ async fn tail<R: Runtime, S: StorageDriver>(log: Arc<BrokerSchemaLog<R, S>>) {
             match log.stable_end().await {
                 Ok(end) => initial_end = Some(end),
                 Err(error) => {
-                    if let Attempt::Fail(error) = error {
-                        log.set_refused(Some(reason(&error)));
+                    if let Attempt::Refused(refusal) = error {
+                        log.set_refused(Some(refusal));
                     }
                     log.runtime
                         .sleep_until(log.runtime.now() + TAIL_BACKOFF)
@@ -990,13 +992,13 @@ async fn tail<R: Runtime, S: StorageDriver>(log: Arc<BrokerSchemaLog<R, S>>) {
         };
         match &outcome {
             Ok(_) => log.set_refused(None),
-            Err(Attempt::Fail(error)) => log.set_refused(Some(reason(error))),
-            Err(Attempt::Retry(_)) => {}
+            Err(Attempt::Refused(refusal)) => log.set_refused(Some(refusal.clone())),
+            Err(Attempt::Retry(_) | Attempt::Fail(_)) => {}
         }
         if let Err(error) = outcome {
             let error = match error {
-                Attempt::Retry(reason) => reason,
-                Attempt::Fail(error) => reason(&error),
+                Attempt::Retry(reason) | Attempt::Refused(reason) => reason,
+                Attempt::Fail(error) => error.to_string(),
             };
             tracing::debug!("schema registry: tailing {SCHEMAS_TOPIC} at {start}: {error}");
             log.runtime
@@ -1101,6 +1103,7 @@ impl<R: Runtime, S: StorageDriver> SchemaLog for BrokerSchemaLog<R, S> {
             match self.attempt(&plan).await {
                 Ok(answer) => return Ok(answer),
                 Err(Attempt::Fail(error)) => return Err(error),
+                Err(Attempt::Refused(refusal)) => return Err(RegistryError::Store(refusal)),
                 Err(Attempt::Retry(reason)) if attempt >= WRITE_ATTEMPTS_MAX => {
                     return Err(RegistryError::Store(format!(
                         "{SCHEMAS_TOPIC} write failed after {attempt} attempts: {reason}"
