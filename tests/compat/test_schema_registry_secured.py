@@ -1,5 +1,5 @@
-"""The schema registry in a secured 3-node cluster (issue 17): SASL_PLAINTEXT listeners only,
-the StandardAuthorizer, and the registry logging in with its own SCRAM user through
+"""The schema registry in a secured 3-node cluster (issue 17): SASL_PLAINTEXT (then SASL_SSL)
+listeners only, the StandardAuthorizer, and the registry logging in with its own SCRAM user through
 Confluent Schema Registry's keys (`kafkastore.security.protocol`, `kafkastore.sasl.mechanism`,
 `kafkastore.sasl.jaas.config`).
 
@@ -9,7 +9,8 @@ id through broker C: every connection the registry opens to another broker logs 
 answers at once with Confluent's 50001 naming the refusal and the principal, for writes
 and for reads (never a hang, never an empty registry answering "not found").
 
-Method: three `weir serve` processes whose registered listener is SASL_PLAINTEXT (PLAIN
+Method: three `weir serve` processes whose registered listener is SASL_PLAINTEXT, then
+SASL_SSL with certificates from test_tls's CA (PLAIN
 users `admin`, a super user, from the listener's JAAS config; `registry` a SCRAM-SHA-256
 user of the metadata log, created by admin). Register with no ACLs, then with `_schemas`
 ACLs but none on the transactional id, then with both; find the leader of `_schemas`-0
@@ -42,6 +43,7 @@ from confluent_kafka.admin import (
 )
 
 from test_cluster import CLUSTER_CONFIG, Cluster
+from test_tls import Pki, pki  # noqa: F401 (pki: fixture)
 from weirtest import ck_admin, free_port, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -58,44 +60,62 @@ ADMIN = {
     "sasl.username": "admin",
     "sasl.password": "admin-secret",
 }
+
+
+def admin_conf(protocol: str, pki: Pki) -> dict:
+    if protocol == "SASL_SSL":
+        return {**ADMIN, "security.protocol": "SASL_SSL", "ssl.ca.location": str(pki.ca)}
+    return ADMIN
 # A refusal must come back well before the registry's own 15 s wait would end.
 REFUSAL_SECONDS_MAX = 10.0
 
 
-def secured_config(registry_port: int) -> str:
-    return CLUSTER_CONFIG + f"""
-listeners = "SASL_PLAINTEXT://127.0.0.1:0"
-"listener.name.sasl_plaintext.plain.sasl.jaas.config" = "{JAAS}"
+def secured_config(registry_port: int, protocol: str = "SASL_PLAINTEXT", pki: Pki | None = None) -> str:
+    tls = ""
+    if protocol == "SASL_SSL":
+        assert pki is not None
+        # The registered listener's truststore is what the registry verifies brokers with.
+        tls = f"""
+"ssl.keystore.type" = "PEM"
+"ssl.keystore.location" = "{pki.broker_keystore}"
+"ssl.truststore.type" = "PEM"
+"ssl.truststore.location" = "{pki.ca}"
+"""
+    return CLUSTER_CONFIG + tls + f"""
+listeners = "{protocol}://127.0.0.1:0"
+"listener.name.{protocol.lower()}.plain.sasl.jaas.config" = "{JAAS}"
 "authorizer.class.name" = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 "super.users" = "User:admin"
 "weir.authorizer.audit.log" = "denied"
 "weir.schema.registry.listener" = "127.0.0.1:{registry_port}"
-"kafkastore.security.protocol" = "SASL_PLAINTEXT"
+"kafkastore.security.protocol" = "{protocol}"
 "kafkastore.sasl.mechanism" = "SCRAM-SHA-256"
 "kafkastore.sasl.jaas.config" = "{REGISTRY_JAAS}"
 """
 
 
-@pytest.fixture
-def secured(tmp_path):
+@pytest.fixture(params=["SASL_PLAINTEXT", "SASL_SSL"])
+def secured(tmp_path, request, pki):
+    protocol = request.param
+    admin = admin_conf(protocol, pki)
     cluster = Cluster(tmp_path / "cluster", 3)
     urls = {}
     for node_id, node in cluster.nodes.items():
         port = free_port()
-        node.config_path.write_text(secured_config(port))
+        node.config_path.write_text(secured_config(port, protocol, pki))
         urls[node_id] = f"http://127.0.0.1:{port}"
     cluster.start()
     try:
 
         def formed():
             for node in cluster.alive():
-                md = ck_admin(node.bootstrap, **ADMIN).list_topics(timeout=5)
+                md = ck_admin(node.bootstrap, **admin).list_topics(timeout=5)
                 if len(md.brokers) != 3 or md.controller_id not in md.brokers:
                     return False
             return True
 
         wait_until(formed, 60, "the secured cluster to form", interval=0.25)
-        yield cluster, urls
+        yield cluster, urls, admin
     finally:
         cluster.close()
 
@@ -131,8 +151,8 @@ def grant(admin, restype: ResourceType, name: str, *operations: AclOperation) ->
         future.result()
 
 
-def schemas_leader(bootstrap: str) -> int:
-    md = ck_admin(bootstrap, **ADMIN).list_topics(topic="_schemas", timeout=5)
+def schemas_leader(bootstrap: str, admin: dict = ADMIN) -> int:
+    md = ck_admin(bootstrap, **admin).list_topics(topic="_schemas", timeout=5)
     topic = md.topics.get("_schemas")
     if topic is None or topic.error is not None or 0 not in topic.partitions:
         return -1
@@ -140,8 +160,8 @@ def schemas_leader(bootstrap: str) -> int:
 
 
 def test_registry_logs_in_to_other_brokers_and_is_authorized_as_its_user(secured):
-    cluster, urls = secured
-    admin = ck_admin(cluster.bootstrap(), **ADMIN)
+    cluster, urls, conf = secured
+    admin = ck_admin(cluster.bootstrap(), **conf)
     upsert = UserScramCredentialUpsertion(
         "registry", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"registry-secret"
     )
@@ -171,8 +191,8 @@ def test_registry_logs_in_to_other_brokers_and_is_authorized_as_its_user(secured
     #    neither leads `_schemas`-0, so both reach A over SASL as User:registry.
     grant(admin, ResourceType.TRANSACTIONAL_ID, "__weir_schema_registry",
           AclOperation.WRITE, AclOperation.DESCRIBE)
-    leader = wait_until(lambda: schemas_leader(cluster.bootstrap()) in urls and
-                        schemas_leader(cluster.bootstrap()), 30, "_schemas-0 to have a leader")
+    leader = wait_until(lambda: schemas_leader(cluster.bootstrap(), conf) in urls and
+                        schemas_leader(cluster.bootstrap(), conf), 30, "_schemas-0 to have a leader")
     b, c = [node_id for node_id in urls if node_id != leader]
 
     def registered():
@@ -199,7 +219,7 @@ def test_registry_logs_in_to_other_brokers_and_is_authorized_as_its_user(secured
         f"broker {b} to list both versions",
     )
     assert versions == [1, 2]
-    assert schemas_leader(cluster.bootstrap()) == leader
+    assert schemas_leader(cluster.bootstrap(), conf) == leader
 
 
 WRONG_LOGIN = """
