@@ -65,7 +65,7 @@ pub const TRANSACTIONAL_ID: &str = "__weir_schema_registry";
 /// `User:<username>` instead, on its node connection and, logged in with that user's
 /// password (PLAIN or SCRAM), on its connections to other brokers. With an authorizer,
 /// grant that principal `_schemas` and the transactional id, or make it a super user
-/// (docs/schema-registry.md, "Secured clusters").
+/// (docs/schema-registry.md, "Authorization and secured clusters").
 pub const PRINCIPAL_NAME: &str = "__weir_schema_registry";
 /// Attempts of one write (fenced, coordinator moving, topic being created).
 const WRITE_ATTEMPTS_MAX: u32 = 10;
