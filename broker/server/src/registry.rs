@@ -384,9 +384,11 @@ impl<R: Runtime, S: StorageDriver> weir_core::schema_check::SchemaValidator
         // held, an unknown id may only be unread, so the answer is retriable.
         self.log.want();
         if !self.log.caught_up.load(Ordering::Acquire) {
-            return Err(SchemaRefusal::Unavailable(
-                "the schema registry is still reading _schemas; retry".to_owned(),
-            ));
+            let message = match self.log.refused() {
+                Some(refusal) => format!("the schema registry cannot read _schemas: {refusal}"),
+                None => "the schema registry is still reading _schemas; retry".to_owned(),
+            };
+            return Err(SchemaRefusal::Unavailable(message));
         }
         let Ok(store) = self.log.store.read() else {
             return Err(SchemaRefusal::Unavailable(
