@@ -24,6 +24,7 @@
 //!   opened at start.
 
 mod authorizer;
+mod kafkastore;
 mod sasl;
 mod security;
 
@@ -35,6 +36,7 @@ use weir_core::config::{CleanupPolicy, DirtyRatio, Durability, NodeConfig};
 use weir_wire::frame::FRAME_BYTES_MAX;
 
 use crate::listener::ListenerSet;
+pub use kafkastore::RegistryLogin;
 
 /// Listen address used when neither `--listen` nor `listeners` is given.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:9092";
@@ -215,6 +217,10 @@ pub struct ServerConfig {
     /// `weir.schema.registry.listener` / `--schema-registry`: the schema registry; `None` =
     /// off (no `_schemas` tail either).
     pub schema_registry: Option<ServiceListen>,
+    /// `kafkastore.security.protocol`, `kafkastore.sasl.mechanism`,
+    /// `kafkastore.sasl.jaas.config` (Confluent Schema Registry's keys): how the registry
+    /// logs in to brokers; `None` = it does not (`User:__weir_schema_registry` locally).
+    pub schema_registry_login: Option<RegistryLogin>,
 }
 
 /// Why the configuration was refused.
@@ -1073,6 +1079,7 @@ impl Settings {
                 self.schema_registry,
                 crate::http::SCHEMA_REGISTRY_LISTEN_DEFAULT,
             ),
+            schema_registry_login: security.registry_login,
         })
     }
 }

@@ -14,6 +14,14 @@
 //! - `_schemas` is created on first use (the first write, or the tail's first look)
 //!   through CreateTopics: one partition, `cleanup.policy=compact`, replication factor
 //!   min(3, brokers).
+//! - Who it is ([`BrokerAccess`]): with `kafkastore.sasl.jaas.config` (Confluent's key) the
+//!   registry is `User:<username>` on its local node connection and logs in as that user
+//!   (PLAIN or SCRAM) on every connection to another broker's registered listener, so
+//!   every broker authorizes the same principal. Without it, it is
+//!   `User:__weir_schema_registry` locally, and a request that would have to reach a
+//!   broker on a SASL listener fails at once saying so (it could not log in).
+//! - A refusal (not authorized, cannot log in) is an answer, not a retry: writes fail with
+//!   it, and reads waiting for the tail fail with the tail's refusal instead of waiting.
 //!
 //! Invariants: the store is changed only by the tail, in offset order; a write's answer is
 //! given only after its records are applied locally; every wait is bounded.
@@ -40,7 +48,9 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 use weir_wire::records::{encode_batch, BatchOptions, Record};
+use weir_wire::sasl::{PlainMessage, SaslMechanism};
 
+use crate::gateway::auth::UpstreamCredential;
 use crate::gateway::link::NodeLink;
 use crate::gateway::route::{Dest, Lane, Router};
 use crate::remote::RemoteStore;
@@ -50,9 +60,12 @@ use crate::storage::StorageDriver;
 pub const SCHEMAS_TOPIC: &str = "_schemas";
 /// The one transactional id every broker's registry writes with.
 pub const TRANSACTIONAL_ID: &str = "__weir_schema_registry";
-/// The principal of the registry's own node connection (`User:__weir_schema_registry`):
-/// with an authorizer, grant it `_schemas` and the transactional id, or make it a super
-/// user. (Its connections to other brokers do not log in yet: docs/schema-registry.md.)
+/// The principal of the registry's node connection when it has no login of its own
+/// (`User:__weir_schema_registry`). With `kafkastore.sasl.jaas.config` the registry is
+/// `User:<username>` instead, on its node connection and, logged in with that user's
+/// password (PLAIN or SCRAM), on its connections to other brokers. With an authorizer,
+/// grant that principal `_schemas` and the transactional id, or make it a super user
+/// (docs/schema-registry.md, "Authorization and secured clusters").
 pub const PRINCIPAL_NAME: &str = "__weir_schema_registry";
 /// Attempts of one write (fenced, coordinator moving, topic being created).
 const WRITE_ATTEMPTS_MAX: u32 = 10;
@@ -71,6 +84,72 @@ const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 const REPLICATION_FACTOR_MAX: usize = 3;
 /// The read_committed isolation level.
 const READ_COMMITTED: i8 = 1;
+
+/// How the registry reaches other brokers (their registered listener).
+#[derive(Debug, Default, Clone)]
+pub struct BrokerAccess {
+    /// TLS when the registered listener is SSL or SASL_SSL (its truststore).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `kafkastore.*`: the registry's user and password.
+    pub login: Option<crate::config::RegistryLogin>,
+    /// The registered listener's name when it is SASL (connections to it must log in).
+    pub sasl_listener: Option<String>,
+}
+
+impl BrokerAccess {
+    /// The principal the registry acts as.
+    fn principal(&self) -> weir_core::Principal {
+        let name = self
+            .login
+            .as_ref()
+            .map_or(PRINCIPAL_NAME, |l| l.username.as_str());
+        weir_core::Principal::user(name)
+    }
+
+    /// The upstream credential of the login, with a nonce source for SCRAM.
+    fn upstream_login<R: Runtime>(
+        &self,
+        runtime: &R,
+    ) -> Option<(Arc<UpstreamCredential>, Arc<crate::sasl::SaslListener>)> {
+        let login = self.login.as_ref()?;
+        let message = PlainMessage {
+            username: login.username.clone(),
+            password: login.password.clone(),
+        };
+        let credential = match login.mechanism {
+            SaslMechanism::Plain => UpstreamCredential::Plain(message),
+            SaslMechanism::Scram(mechanism) => {
+                UpstreamCredential::ScramPassword(mechanism, message)
+            }
+        };
+        let mut seed = runtime.secret_seed();
+        for (index, byte) in PRINCIPAL_NAME.bytes().enumerate() {
+            seed[index % seed.len()] ^= byte;
+        }
+        // Only the nonces are used: the settings check nothing here.
+        let settings = crate::sasl::SaslSettings {
+            mechanisms: vec![login.mechanism],
+            plain_users: BTreeMap::new(),
+            reauth: None,
+            authentication_timeout: Duration::from_secs(10),
+        };
+        let listener = crate::sasl::SaslListener::new(settings, seed);
+        Some((Arc::new(credential), Arc::new(listener)))
+    }
+
+    /// Why a request to another broker cannot be sent: its listener is SASL and the
+    /// registry has no login.
+    pub fn cannot_log_in(&self) -> Option<String> {
+        let listener = self
+            .sasl_listener
+            .as_ref()
+            .filter(|_| self.login.is_none())?;
+        Some(format!(
+            "the registered listener {listener} requires SASL and the schema registry has no \
+             login: set kafkastore.sasl.mechanism and kafkastore.sasl.jaas.config"
+        ))
+    }
+}
 
 /// `_schemas` on this broker: the store, the tail that fills it, and the writer.
 pub struct BrokerSchemaLog<R: Runtime, S: StorageDriver> {
@@ -92,13 +171,23 @@ pub struct BrokerSchemaLog<R: Runtime, S: StorageDriver> {
     /// The store holds everything committed when the tail started (or `_schemas` does
     /// not exist yet).
     caught_up: AtomicBool,
+    /// Set when requests to other brokers cannot log in (see [`BrokerAccess`]).
+    cannot_log_in: Option<String>,
+    /// The principal the registry acts as (for messages).
+    principal: String,
+    /// The tail's last refusal (not authorized, cannot log in); cleared when it reads.
+    refused: Mutex<Option<String>>,
 }
 
 /// Why one write attempt stopped.
 enum Attempt {
     /// Fenced, coordinator moved, transaction still closing: start over.
     Retry(String),
+    /// An error retrying cannot change (answered as it is).
     Fail(RegistryError),
+    /// The registry may not do this (not authorized, its login refused or missing): the
+    /// same on the next attempt, and what readers waiting for the tail are told.
+    Refused(String),
 }
 
 impl From<RegistryError> for Attempt {
@@ -108,7 +197,24 @@ impl From<RegistryError> for Attempt {
 }
 
 fn edge_error(error: weir_edge::EdgeError) -> Attempt {
-    Attempt::Retry(format!("{}: {}", error.name, error.message))
+    let message = format!("{}: {}", error.name, error.message);
+    // A connection that could not log in (wrong password, mechanism not enabled) is
+    // refused the same way on the next attempt: an answer, not a retry.
+    if error.message.contains(": protocol: ") {
+        return Attempt::Refused(message);
+    }
+    Attempt::Retry(message)
+}
+
+/// Errors that mean the registry's principal may not do what it asked.
+fn denied(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED
+            | ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            | ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+            | ErrorCode::GROUP_AUTHORIZATION_FAILED
+    )
 }
 
 fn retriable(code: ErrorCode) -> bool {
@@ -160,7 +266,7 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
     remote: Option<RemoteStore>,
     node: tokio::sync::mpsc::Sender<crate::messages::NodeInput>,
     node_id: i32,
-    upstream_tls: Option<Arc<rustls::ClientConfig>>,
+    access: BrokerAccess,
 ) -> Option<(axum::Router, Arc<BrokerSchemaLog<R, S>>)> {
     let node_input = node.clone();
     let started = BrokerSchemaLog::start(
@@ -170,7 +276,7 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
         node,
         node_id,
         REGISTRY_CONN_ID,
-        upstream_tls,
+        access,
     )
     .await;
     match started {
@@ -278,9 +384,11 @@ impl<R: Runtime, S: StorageDriver> weir_core::schema_check::SchemaValidator
         // held, an unknown id may only be unread, so the answer is retriable.
         self.log.want();
         if !self.log.caught_up.load(Ordering::Acquire) {
-            return Err(SchemaRefusal::Unavailable(
-                "the schema registry is still reading _schemas; retry".to_owned(),
-            ));
+            let message = match self.log.refused() {
+                Some(refusal) => format!("the schema registry cannot read _schemas: {refusal}"),
+                None => "the schema registry is still reading _schemas; retry".to_owned(),
+            };
+            return Err(SchemaRefusal::Unavailable(message));
         }
         let Ok(store) = self.log.store.read() else {
             return Err(SchemaRefusal::Unavailable(
@@ -333,7 +441,7 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         node: tokio::sync::mpsc::Sender<crate::messages::NodeInput>,
         node_id: i32,
         conn: u64,
-        upstream_tls: Option<Arc<rustls::ClientConfig>>,
+        access: BrokerAccess,
     ) -> Result<Arc<Self>, RegistryError> {
         let gone = || RegistryError::Store("the node loop is gone".to_owned());
         let link = NodeLink::connect(&runtime, node.clone(), conn)
@@ -341,15 +449,17 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             .map_err(|_| gone())?;
         // The principal reaches the node before any request of the connection (one ordered
         // channel), as for an authenticated HTTP or gateway session.
-        let principal = weir_core::Principal::user(PRINCIPAL_NAME);
+        let principal = access.principal();
         let authenticated = crate::messages::NodeInput::Authenticated { conn, principal };
         node.send(authenticated).await.map_err(|_| gone())?;
-        let router = Arc::new(Router::new(runtime.clone(), link, node_id).with_tls(upstream_tls));
+        let router = Router::new(runtime.clone(), link, node_id)
+            .with_tls(access.tls.clone())
+            .with_login(access.upstream_login(&runtime));
         let log = Arc::new(BrokerSchemaLog {
             runtime: runtime.clone(),
             storage,
             remote,
-            router,
+            router: Arc::new(router),
             store: RwLock::new(Store::default()),
             applied: Mutex::new(0),
             applied_changed: Notify::new(),
@@ -358,6 +468,9 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             wanted: AtomicBool::new(false),
             wake: Notify::new(),
             caught_up: AtomicBool::new(false),
+            cannot_log_in: access.cannot_log_in(),
+            principal: access.principal().to_string(),
+            refused: Mutex::new(None),
         });
         runtime.spawn(tail(Arc::clone(&log)));
         Ok(log)
@@ -370,7 +483,9 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         self.want();
         match self.stable_end().await {
             Ok(end) => self.wait_applied(end).await,
-            Err(Attempt::Retry(message)) => Err(RegistryError::Store(message)),
+            Err(Attempt::Retry(message) | Attempt::Refused(message)) => {
+                Err(RegistryError::Store(message))
+            }
             Err(Attempt::Fail(error)) => Err(error),
         }
     }
@@ -404,6 +519,11 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             changed.as_mut().enable();
             if self.applied() >= end {
                 return Ok(());
+            }
+            if let Some(refusal) = self.refused() {
+                return Err(RegistryError::Store(format!(
+                    "reading {SCHEMAS_TOPIC}: {refusal}"
+                )));
             }
             if self.runtime.now() >= deadline {
                 return Err(RegistryError::Timeout(format!(
@@ -464,7 +584,7 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             };
             for topic in answer.topics {
                 if topic.error != ErrorCode::TOPIC_ALREADY_EXISTS {
-                    check(topic.error, "CreateTopics _schemas")?;
+                    self.check_as(topic.error, "CreateTopics _schemas")?;
                 }
             }
         }
@@ -472,12 +592,69 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         Ok(())
     }
 
+    /// A routing failure: a refusal (not authorized, the login refused) is an answer,
+    /// anything else is retried.
+    fn edge_error(&self, error: weir_edge::EdgeError) -> Attempt {
+        if denied(ErrorCode(error.code)) {
+            let mut message = format!("{} as {}", error.name, self.principal);
+            if !error.message.is_empty() {
+                message = format!("{message}: {}", error.message);
+            }
+            return Attempt::Refused(message);
+        }
+        edge_error(error)
+    }
+
+    /// `check` naming the registry's principal when it was refused.
+    fn check_as(&self, code: ErrorCode, what: &str) -> Result<(), Attempt> {
+        if denied(code) {
+            let principal = &self.principal;
+            return Err(Attempt::Refused(format!(
+                "{what} as {principal}: {}",
+                code.name()
+            )));
+        }
+        check(code, what)
+    }
+
+    /// `dest`, unless it is another broker the registry cannot log in to.
+    fn reachable(&self, dest: Dest) -> Result<Dest, Attempt> {
+        match (&self.cannot_log_in, dest) {
+            (Some(reason), Dest::Remote(node)) => Err(Attempt::Refused(format!(
+                "cannot reach broker {node}: {reason}"
+            ))),
+            _ => Ok(dest),
+        }
+    }
+
+    /// Records the tail's refusal (`None`: it reads again) and wakes the readers waiting.
+    fn set_refused(&self, refusal: Option<String>) {
+        let mut refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = *refused != refusal;
+        *refused = refusal;
+        drop(refused);
+        if changed {
+            self.applied_changed.notify_waiters();
+        }
+    }
+
+    fn refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     async fn init_producer(&self) -> Result<(i64, i16), Attempt> {
         let dest = self
             .router
             .txn_coordinator(TRANSACTIONAL_ID)
             .await
-            .map_err(edge_error)?;
+            .map_err(|e| self.edge_error(e))?;
+        let dest = self.reachable(dest)?;
         let request = ApiRequest::InitProducerId(InitProducerIdRequest {
             transactional_id: Some(TRANSACTIONAL_ID.to_owned()),
             transaction_timeout_ms: TRANSACTION_TIMEOUT_MS,
@@ -488,14 +665,14 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             .router
             .call(dest, Lane::Control, request)
             .await
-            .map_err(edge_error)?;
+            .map_err(|e| self.edge_error(e))?;
         let ApiResponse::InitProducerId(answer) = answer else {
             return Err(unexpected("InitProducerId"));
         };
         if answer.error == ErrorCode::NOT_COORDINATOR {
             self.router.forget_txn_coordinator(TRANSACTIONAL_ID);
         }
-        check(answer.error, "InitProducerId")?;
+        self.check_as(answer.error, "InitProducerId")?;
         Ok((answer.producer_id, answer.producer_epoch))
     }
 
@@ -526,11 +703,12 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             .router
             .txn_coordinator(TRANSACTIONAL_ID)
             .await
-            .map_err(edge_error)?;
+            .map_err(|e| self.edge_error(e))?;
+        let dest = self.reachable(dest)?;
         self.router
             .call(dest, Lane::Control, request)
             .await
-            .map_err(edge_error)
+            .map_err(|e| self.edge_error(e))
     }
 
     async fn add_partition(&self, producer: (i64, i16)) -> Result<(), Attempt> {
@@ -547,7 +725,7 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             return Err(unexpected("AddPartitionsToTxn"));
         };
         for result in answer.results.iter().flat_map(|topic| &topic.partitions) {
-            check(result.error, "AddPartitionsToTxn")?;
+            self.check_as(result.error, "AddPartitionsToTxn")?;
         }
         Ok(())
     }
@@ -601,8 +779,9 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
 
     /// Send `request` to the leader of `_schemas`-0 and wait for its answer.
     async fn leader_call(&self, request: ApiRequest) -> Result<ApiResponse, Attempt> {
-        let dest = (self.router.leader(SCHEMAS_TOPIC, 0).await).map_err(edge_error)?;
-        (self.router.call(dest, Lane::Control, request).await).map_err(edge_error)
+        let dest = (self.router.leader(SCHEMAS_TOPIC, 0).await).map_err(|e| self.edge_error(e))?;
+        let dest = self.reachable(dest)?;
+        (self.router.call(dest, Lane::Control, request).await).map_err(|e| self.edge_error(e))
     }
 
     /// Partition 0's offset among an answer's `(partition, error, offset)`s; a leader
@@ -618,7 +797,7 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         if error == ErrorCode::NOT_LEADER_OR_FOLLOWER {
             self.router.forget_leader(SCHEMAS_TOPIC, 0);
         }
-        check(error, what)?;
+        self.check_as(error, what)?;
         Ok(offset)
     }
 
@@ -632,7 +811,7 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         let ApiResponse::EndTxn(answer) = self.txn_call(request).await? else {
             return Err(unexpected("EndTxn"));
         };
-        check(answer.error, "EndTxn")
+        self.check_as(answer.error, "EndTxn")
     }
 
     async fn attempt<T, F>(&self, plan: &F) -> Result<T, Attempt>
@@ -666,32 +845,30 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
     }
 
     /// Applies one fetch answer's records; returns whether anything moved.
-    fn apply_fetched(&self, answer: ApiResponse, start: i64) -> Result<bool, String> {
+    fn apply_fetched(&self, answer: ApiResponse, start: i64) -> Result<bool, Attempt> {
+        let retry = |reason: &str| Attempt::Retry(reason.to_owned());
         let ApiResponse::Fetch(answer) = answer else {
-            return Err("unexpected answer".into());
+            return Err(retry("unexpected answer"));
         };
         let Some(partition) = answer.topics.into_iter().flat_map(|t| t.partitions).next() else {
-            return Err("fetch answer without the partition".into());
+            return Err(retry("fetch answer without the partition"));
         };
         if partition.error != ErrorCode::NONE {
             if partition.error == ErrorCode::NOT_LEADER_OR_FOLLOWER {
                 self.router.forget_leader(SCHEMAS_TOPIC, 0);
             }
-            return Err(partition.error.name().to_owned());
+            self.check_as(partition.error, "Fetch _schemas")?;
         }
         let FetchRecords::Bytes(bytes) = partition.records else {
-            return Err("fetch answer without record bytes".into());
+            return Err(retry("fetch answer without record bytes"));
         };
         let decoded = records_from_committed(bytes, start, Some(&partition.aborted_transactions))
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| Attempt::Retry(error.to_string()))?;
         if decoded.next_position <= start {
             return Ok(false);
         }
         {
-            let mut store = self
-                .store
-                .write()
-                .map_err(|_| "store lock poisoned".to_owned())?;
+            let mut store = self.store.write().map_err(|_| poisoned())?;
             for record in &decoded.records {
                 if record.offset < start {
                     continue;
@@ -708,12 +885,13 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         Ok(true)
     }
 
-    async fn fetch(&self, start: i64) -> Result<ApiResponse, String> {
+    async fn fetch(&self, start: i64) -> Result<ApiResponse, Attempt> {
         let dest = self
             .router
             .leader(SCHEMAS_TOPIC, 0)
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|e| self.edge_error(e))?;
+        let dest = self.reachable(dest)?;
         let request = ApiRequest::Fetch(FetchRequest {
             replica_id: -1,
             max_wait_ms: TAIL_WAIT_MS,
@@ -738,7 +916,7 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
             .router
             .call(dest, Lane::Fetch(0), request)
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|e| self.edge_error(e))?;
         if dest == Dest::Local {
             let runtime = &self.runtime;
             crate::remote::resolve_remote(self.remote.as_ref(), runtime, &mut answer, "registry")
@@ -772,18 +950,33 @@ async fn tail<R: Runtime, S: StorageDriver>(log: Arc<BrokerSchemaLog<R, S>>) {
         }
         if !log.topic_ready.load(Ordering::Acquire) {
             // Look for the topic without creating it: it is created by the first write.
-            if probe_topic(&log).await.is_err() {
-                log.mark_caught_up();
-                log.runtime
-                    .sleep_until(log.runtime.now() + TAIL_BACKOFF * 5)
-                    .await;
-                continue;
+            match probe_topic(&log).await {
+                Ok(()) => {}
+                Err(Attempt::Refused(refusal)) => {
+                    // Not allowed to see it: readers get the refusal, not an empty store.
+                    log.set_refused(Some(refusal));
+                    log.runtime
+                        .sleep_until(log.runtime.now() + TAIL_BACKOFF * 5)
+                        .await;
+                    continue;
+                }
+                Err(Attempt::Retry(_) | Attempt::Fail(_)) => {
+                    log.set_refused(None);
+                    log.mark_caught_up();
+                    log.runtime
+                        .sleep_until(log.runtime.now() + TAIL_BACKOFF * 5)
+                        .await;
+                    continue;
+                }
             }
         }
         if initial_end.is_none() && !log.caught_up.load(Ordering::Acquire) {
             match log.stable_end().await {
                 Ok(end) => initial_end = Some(end),
-                Err(_) => {
+                Err(error) => {
+                    if let Attempt::Refused(refusal) = error {
+                        log.set_refused(Some(refusal));
+                    }
                     log.runtime
                         .sleep_until(log.runtime.now() + TAIL_BACKOFF)
                         .await;
@@ -799,7 +992,16 @@ async fn tail<R: Runtime, S: StorageDriver>(log: Arc<BrokerSchemaLog<R, S>>) {
             Ok(answer) => log.apply_fetched(answer, start),
             Err(error) => Err(error),
         };
+        match &outcome {
+            Ok(_) => log.set_refused(None),
+            Err(Attempt::Refused(refusal)) => log.set_refused(Some(refusal.clone())),
+            Err(Attempt::Retry(_) | Attempt::Fail(_)) => {}
+        }
         if let Err(error) = outcome {
+            let error = match error {
+                Attempt::Retry(reason) | Attempt::Refused(reason) => reason,
+                Attempt::Fail(error) => error.to_string(),
+            };
             tracing::debug!("schema registry: tailing {SCHEMAS_TOPIC} at {start}: {error}");
             log.runtime
                 .sleep_until(log.runtime.now() + TAIL_BACKOFF)
@@ -834,6 +1036,9 @@ async fn probe_topic<R: Runtime, S: StorageDriver>(
         log.topic_ready.store(true, Ordering::Release);
         return Ok(());
     }
+    if let Some(topic) = answer.topics.iter().find(|t| denied(t.error)) {
+        log.check_as(topic.error, "Metadata _schemas")?;
+    }
     Err(Attempt::Retry("no _schemas yet".to_owned()))
 }
 
@@ -854,6 +1059,11 @@ impl<R: Runtime, S: StorageDriver> SchemaLog for BrokerSchemaLog<R, S> {
             changed.as_mut().enable();
             if self.caught_up.load(Ordering::Acquire) {
                 return Ok(());
+            }
+            if let Some(refusal) = self.refused() {
+                return Err(RegistryError::Store(format!(
+                    "reading {SCHEMAS_TOPIC}: {refusal}"
+                )));
             }
             if self.runtime.now() >= deadline {
                 return Err(RegistryError::Timeout(format!(
@@ -895,6 +1105,7 @@ impl<R: Runtime, S: StorageDriver> SchemaLog for BrokerSchemaLog<R, S> {
             match self.attempt(&plan).await {
                 Ok(answer) => return Ok(answer),
                 Err(Attempt::Fail(error)) => return Err(error),
+                Err(Attempt::Refused(refusal)) => return Err(RegistryError::Store(refusal)),
                 Err(Attempt::Retry(reason)) if attempt >= WRITE_ATTEMPTS_MAX => {
                     return Err(RegistryError::Store(format!(
                         "{SCHEMAS_TOPIC} write failed after {attempt} attempts: {reason}"

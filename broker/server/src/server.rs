@@ -421,18 +421,24 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
     // The registry starts first: the REST proxy's schema formats go through its log.
     let mut schema_log = None;
     if let Some((registry_listener, bound)) = registry_listener {
-        let upstream_tls = gateway_upstream_tls(&config.listeners.first);
+        let first = &config.listeners.first;
+        let access = crate::registry::BrokerAccess {
+            tls: gateway_upstream_tls(first),
+            login: config.schema_registry_login.clone(),
+            sasl_listener: first.protocol.uses_sasl().then(|| first.name.clone()),
+        };
+        let reason = access
+            .cannot_log_in()
+            .filter(|_| config.node.cluster.is_some());
+        if let Some(reason) = reason {
+            tracing::warn!(
+                "schema registry: {reason}; its requests to other brokers will be refused"
+            );
+        }
         let (storage, remote) = (storage.clone(), remote.clone());
         let node = node_sender.clone();
-        let routes = crate::registry::routes(
-            runtime.clone(),
-            storage,
-            remote,
-            node,
-            node_id,
-            upstream_tls,
-        )
-        .await;
+        let routes =
+            crate::registry::routes(runtime.clone(), storage, remote, node, node_id, access).await;
         if let Some((routes, log)) = routes {
             schema_log = Some(log);
             runtime.spawn(crate::http::serve(

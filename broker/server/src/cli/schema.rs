@@ -1,5 +1,10 @@
 //! `weir schema list|get|register|check`: the schema registry's REST API from the command
-//! line (plain HTTP; `--user NAME:PASSWORD` for `weir.http.authentication.method = BASIC`).
+//! line (`--user NAME:PASSWORD` for `weir.http.authentication.method = BASIC`).
+//!
+//! `--url https://HOST:PORT` (a registry with `weir.http.ssl.enable`) needs `--ca FILE`, the
+//! PEM certificates of the CA that signed the registry's (there are no built-in roots, as
+//! for the Kafka client commands' `ssl.ca.location`); the certificate must name HOST.
+//! rustls with the ring provider, as everywhere in weir.
 //!
 //! - `list [--deleted]`: one subject per line.
 //! - `get SUBJECT [--version V|latest]` or `get --id N`: the registered schema as JSON.
@@ -11,11 +16,15 @@
 
 use std::io::Read;
 
-use anyhow::{bail, Context};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use base64::Engine;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 
 /// Largest answer read.
@@ -24,9 +33,12 @@ const ANSWER_BYTES_MAX: usize = 64 << 20;
 /// `weir schema ...`.
 #[derive(Debug, clap::Args)]
 pub struct SchemaArgs {
-    /// The registry, http://HOST:PORT.
+    /// The registry, http://HOST:PORT or https://HOST:PORT.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8081")]
     url: String,
+    /// For an https:// --url: the PEM file of the CA that signed the registry's certificate.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// Basic credentials, NAME:PASSWORD.
     #[arg(long, global = true, value_name = "NAME:PASSWORD")]
     user: Option<String>,
@@ -78,7 +90,7 @@ struct SchemaFile {
 }
 
 pub async fn run(args: SchemaArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.url, args.user.as_deref())?;
+    let client = Client::new(&args.url, args.user.as_deref(), args.ca.as_deref())?;
     match args.command {
         SchemaCommand::List { deleted } => {
             let subjects = client
@@ -164,21 +176,39 @@ fn encode(segment: &str) -> String {
     out
 }
 
-/// One HTTP/1.1 request per call, over hyper's client connection.
+/// Bound on the --ca file (real ones are a few KiB).
+const CA_FILE_BYTES_MAX: u64 = 1 << 20;
+
+/// One HTTP/1.1 request per call, over hyper's client connection (TLS for https).
 struct Client {
     address: String,
     authorization: Option<String>,
+    /// https: the connector (trusting --ca) and the name the certificate must carry.
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
 }
 
 impl Client {
-    fn new(url: &str, user: Option<&str>) -> anyhow::Result<Client> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            bail!("--url must be http://HOST:PORT (https is not supported by this command yet)");
+    fn new(url: &str, user: Option<&str>, ca: Option<&Path>) -> anyhow::Result<Client> {
+        let (rest, https) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, true)
+        } else {
+            bail!("--url must be http://HOST:PORT or https://HOST:PORT, not {url}");
         };
         let address = rest.trim_end_matches('/').to_owned();
         if address.is_empty() || address.contains('/') {
-            bail!("--url must be http://HOST:PORT, not {url}");
+            bail!("--url must be http://HOST:PORT or https://HOST:PORT, not {url}");
         }
+        let tls = match (https, ca) {
+            (true, Some(ca)) => Some(connector(&address, ca)?),
+            (true, None) => bail!(
+                "an https:// --url needs --ca FILE: the PEM certificate of the CA that signed \
+                 the registry's (weir has no built-in root certificates)"
+            ),
+            (false, Some(_)) => bail!("--ca is for an https:// --url; {url} is plain http"),
+            (false, None) => None,
+        };
         let authorization = user.map(|user| {
             let encoded = base64::engine::general_purpose::STANDARD.encode(user.as_bytes());
             format!("Basic {encoded}")
@@ -186,6 +216,7 @@ impl Client {
         Ok(Client {
             address,
             authorization,
+            tls,
         })
     }
 
@@ -193,9 +224,19 @@ impl Client {
         let stream = tokio::net::TcpStream::connect(&self.address)
             .await
             .with_context(|| format!("connecting to the registry at {}", self.address))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
+        let mut sender = match &self.tls {
+            None => handshake(stream).await?,
+            Some((connector, name)) => {
+                let stream = (connector.connect(name.clone(), stream).await).map_err(|error| {
+                    anyhow!(
+                        "TLS handshake with the registry at {}: {error}{}",
+                        self.address,
+                        hint(&error)
+                    )
+                })?;
+                handshake(stream).await?
+            }
+        };
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -222,5 +263,64 @@ impl Client {
             bail!("HTTP {status}, error {code}: {message}");
         }
         Ok(answer)
+    }
+}
+
+/// An HTTP/1.1 connection over `stream`, its driver spawned.
+async fn handshake<S>(stream: S) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Body>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// A TLS connector trusting the CA certificates of `ca`, for the host of `address`.
+fn connector(
+    address: &str,
+    ca: &Path,
+) -> anyhow::Result<(tokio_rustls::TlsConnector, ServerName<'static>)> {
+    use std::io::Read as _;
+    let file =
+        std::fs::File::open(ca).with_context(|| format!("cannot read --ca {}", ca.display()))?;
+    let mut pem = Vec::new();
+    // One byte more than allowed tells "too large" from "exactly at the bound".
+    file.take(CA_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut pem)
+        .with_context(|| format!("cannot read --ca {}", ca.display()))?;
+    if pem.len() as u64 > CA_FILE_BYTES_MAX {
+        bail!(
+            "--ca {} is larger than {CA_FILE_BYTES_MAX} bytes",
+            ca.display()
+        );
+    }
+    let roots = weir::tls::root_store("--ca", &pem)?;
+    let config = rustls::ClientConfig::builder_with_provider(weir::tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(host.to_owned())
+        .with_context(|| format!("{host} is not a valid TLS server name"))?;
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+}
+
+/// What a failed handshake most likely means.
+fn hint(error: &std::io::Error) -> &'static str {
+    let text = error.to_string();
+    if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        " (the registry's certificate is not signed by a CA in --ca)"
+    } else if text.contains("NotValidForName") {
+        " (the registry's certificate does not name the host of --url)"
+    } else if error.kind() == std::io::ErrorKind::UnexpectedEof
+        || error.kind() == std::io::ErrorKind::ConnectionReset
+        || text.contains("InvalidContentType")
+        || text.contains("corrupt message")
+    {
+        " (is the registry served over https? weir.http.ssl.enable)"
+    } else {
+        ""
     }
 }

@@ -299,6 +299,36 @@ fn mechanisms(input: &Input<'_>) -> Result<Vec<SaslMechanism>, ConfigError> {
 /// Other options (`username`, `password`: the broker's own client login) are ignored.
 /// Errors never quote the text (it holds passwords).
 fn plain_users(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let (module, options) = jaas_entry(text)?;
+    if module != PLAIN_LOGIN_MODULE {
+        return Err(format!(
+            "the login module is {module}; PLAIN users need {PLAIN_LOGIN_MODULE}"
+        ));
+    }
+    let mut users = BTreeMap::new();
+    for (key, value) in options {
+        if let Some(user) = key.strip_prefix("user_") {
+            if user.is_empty() {
+                return Err("user_ needs a user name after it".into());
+            }
+            if users.insert(user.to_owned(), value).is_some() {
+                return Err(format!("user {user} is listed twice"));
+            }
+        }
+    }
+    Ok(users)
+}
+
+/// Kafka's PLAIN login module.
+pub(super) const PLAIN_LOGIN_MODULE: &str =
+    "org.apache.kafka.common.security.plain.PlainLoginModule";
+/// Kafka's SCRAM login module.
+pub(super) const SCRAM_LOGIN_MODULE: &str =
+    "org.apache.kafka.common.security.scram.ScramLoginModule";
+
+/// One JAAS entry, `MODULE FLAG key="value" ...;`: the module and its options in order.
+/// Errors never quote the text (it holds passwords).
+pub(super) fn jaas_entry(text: &str) -> Result<(String, Vec<(String, String)>), String> {
     let text = text.trim();
     let body = text
         .strip_suffix(';')
@@ -307,18 +337,12 @@ fn plain_users(text: &str) -> Result<BTreeMap<String, String>, String> {
     let (module, rest) = body
         .split_once(char::is_whitespace)
         .ok_or("expected MODULE FLAG options")?;
-    if module != "org.apache.kafka.common.security.plain.PlainLoginModule" {
-        return Err(format!(
-            "the login module is {module}; PLAIN users need \
-             org.apache.kafka.common.security.plain.PlainLoginModule"
-        ));
-    }
     let rest = rest.trim_start();
     let (flag, mut rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     if !["required", "requisite", "sufficient", "optional"].contains(&flag) {
         return Err("the control flag must be required, requisite, sufficient or optional".into());
     }
-    let mut users = BTreeMap::new();
+    let mut options = Vec::new();
     loop {
         rest = rest.trim_start();
         if rest.is_empty() {
@@ -336,17 +360,10 @@ fn plain_users(text: &str) -> Result<BTreeMap<String, String>, String> {
             }
             None => after.split_once(char::is_whitespace).unwrap_or((after, "")),
         };
-        if let Some(user) = key.strip_prefix("user_") {
-            if user.is_empty() {
-                return Err("user_ needs a user name after it".into());
-            }
-            if users.insert(user.to_owned(), value.to_owned()).is_some() {
-                return Err(format!("user {user} is listed twice"));
-            }
-        }
+        options.push((key.to_owned(), value.to_owned()));
         rest = after;
     }
-    Ok(users)
+    Ok((module.to_owned(), options))
 }
 
 #[cfg(test)]

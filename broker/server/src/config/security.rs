@@ -48,6 +48,8 @@ pub(super) struct SecurityKeys {
     reload_interval_ms: Option<u64>,
     /// `sasl.*`, `connections.max.reauth.ms` and their per-listener forms.
     sasl: super::sasl::SaslKeys,
+    /// `kafkastore.*`: the schema registry's login.
+    kafkastore: super::kafkastore::KafkaStoreKeys,
 }
 
 /// One `NAME://host:port` (or bare `host:port`) of a listener list.
@@ -88,6 +90,8 @@ pub(super) struct Resolved {
     pub gateway_sasl: Option<crate::sasl::SaslSettings>,
     /// The HTTP services' Basic authentication (`weir.http.*`), `None`: none.
     pub http_sasl: Option<crate::sasl::SaslSettings>,
+    /// The schema registry's login (`kafkastore.*`), `None`: it does not log in.
+    pub registry_login: Option<super::kafkastore::RegistryLogin>,
 }
 
 impl SecurityKeys {
@@ -138,7 +142,7 @@ impl SecurityKeys {
                 self.reload_interval_ms = Some(input.integer_in(100, 86_400_000)?);
             }
             key => {
-                if self.sasl.apply(input)? {
+                if self.sasl.apply(input)? || self.kafkastore.apply(input)? {
                     return Ok(true);
                 }
                 if let Some(rest) = key.strip_prefix("ssl.") {
@@ -261,6 +265,7 @@ impl SecurityKeys {
         let Some((first, mut first_address, first_advertised)) = kinds.next() else {
             return Err(listeners_origin.invalid("no listener is left for clients"));
         };
+        let registry_login = self.kafkastore.resolve(first.protocol, &first.name)?;
         if let Some(flag) = listen_flag {
             first_address = flag;
         }
@@ -296,6 +301,7 @@ impl SecurityKeys {
             controller,
             gateway_sasl,
             http_sasl,
+            registry_login,
         })
     }
 

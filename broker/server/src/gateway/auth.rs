@@ -28,7 +28,7 @@ use weir_edge::SaslFrame;
 use weir_wire::domain::sasl::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use weir_wire::domain::{ApiRequest, ApiResponse};
 use weir_wire::error::ErrorCode;
-use weir_wire::sasl::{PlainMessage, SaslMechanism, ScramClient, ScramKeys};
+use weir_wire::sasl::{PlainMessage, SaslMechanism, ScramClient, ScramKeys, ScramMechanism};
 
 use crate::messages::NodeInput;
 use crate::sasl::{Authenticator, SaslListener, Step};
@@ -44,6 +44,9 @@ pub enum UpstreamCredential {
     Plain(PlainMessage),
     /// SCRAM: the user's ClientKey and ServerKey (wiped on drop).
     Scram(ScramKeys),
+    /// SCRAM with the user's password (the schema registry's configured login,
+    /// `kafkastore.sasl.jaas.config`): the keys are derived from the server's salt.
+    ScramPassword(ScramMechanism, PlainMessage),
 }
 
 impl std::fmt::Debug for UpstreamCredential {
@@ -51,13 +54,18 @@ impl std::fmt::Debug for UpstreamCredential {
         match self {
             UpstreamCredential::Plain(message) => write!(f, "Plain({:?})", message.username),
             UpstreamCredential::Scram(keys) => write!(f, "Scram({:?})", keys.username),
+            UpstreamCredential::ScramPassword(_, message) => {
+                write!(f, "ScramPassword({:?})", message.username)
+            }
         }
     }
 }
 
 impl Drop for UpstreamCredential {
     fn drop(&mut self) {
-        if let UpstreamCredential::Plain(message) = self {
+        if let UpstreamCredential::Plain(message) | UpstreamCredential::ScramPassword(_, message) =
+            self
+        {
             // Overwrite the password in place with as many NULs (still valid UTF-8); SCRAM
             // keys wipe themselves (`ScramKeys`'s Drop). Copies made on the way (the
             // client's frame, encoded upstream requests) are not tracked: best effort.
@@ -268,6 +276,12 @@ impl UpstreamLogin {
     pub fn new(credential: Arc<UpstreamCredential>, nonce: &str) -> UpstreamLogin {
         let scram = match &*credential {
             UpstreamCredential::Scram(keys) => Some(ScramClient::from_keys(keys.clone(), nonce)),
+            UpstreamCredential::ScramPassword(mechanism, message) => Some(ScramClient::start(
+                *mechanism,
+                &message.username,
+                &message.password,
+                nonce,
+            )),
             UpstreamCredential::Plain(_) => None,
         };
         UpstreamLogin {
@@ -281,6 +295,7 @@ impl UpstreamLogin {
         match &*self.credential {
             UpstreamCredential::Plain(_) => "PLAIN",
             UpstreamCredential::Scram(keys) => keys.mechanism.name(),
+            UpstreamCredential::ScramPassword(mechanism, _) => mechanism.name(),
         }
     }
 
@@ -312,7 +327,7 @@ impl UpstreamLogin {
                 match (&*self.credential, &self.scram) {
                     (_, Some((_, first))) => Ok(token(first.clone())),
                     (UpstreamCredential::Plain(message), None) => Ok(token(message.encode())),
-                    (UpstreamCredential::Scram(_), None) => Err("no SCRAM client".to_owned()),
+                    (_, None) => Err("no SCRAM client".to_owned()),
                 }
             }
             (LoginState::First | LoginState::Final, ApiResponse::SaslAuthenticate(answer)) => {

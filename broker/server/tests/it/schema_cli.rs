@@ -3,13 +3,16 @@
 //! Method: an in-process server with the registry on a free port; the real `weir` binary
 //! registers a schema from a file and from stdin, lists, gets by subject and by id, and
 //! checks a compatible and an incompatible evolution (which must exit non-zero and say
-//! what broke); an unknown subject prints the registry's error code.
+//! what broke); an unknown subject prints the registry's error code. Over https
+//! (`weir.http.ssl.enable`): `--ca` with the CA that signed the registry's certificate gets
+//! through; another CA or no `--ca` fail with a clear message, plain http to it fails.
 
 use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use common::certs::TestCa;
 use common::{run_cli, InProcess};
 use weir::config::{ServerConfig, ServiceListen};
 
@@ -144,4 +147,85 @@ fn schema_commands_against_a_real_registry() {
         "{}",
         text(&missing)
     );
+}
+
+// Goal: `weir schema` talks to a registry served over https, verifying its certificate
+// against `--ca`, and refuses clearly what it cannot trust. Method: a registry with
+// `weir.http.ssl.enable` and an rcgen certificate for localhost/127.0.0.1; register and get
+// by id with the right CA; a wrong CA, a missing --ca, --ca with http:// and a bad scheme
+// must fail with a message saying why, and plain http to the https port must fail.
+#[test]
+fn schema_commands_over_https() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("weir schema CLI CA");
+    let (keystore, truststore) = ca.write_files(dir.path(), "registry");
+    let toml = format!(
+        "\"ssl.keystore.type\" = \"PEM\"\n\"ssl.keystore.location\" = \"{}\"\n\
+         \"weir.http.ssl.enable\" = true\n",
+        keystore.display()
+    );
+    let mut config = ServerConfig::from_toml_str(&toml, "test").expect("valid config");
+    config.listen = "127.0.0.1:0".to_owned();
+    config.data_dir = dir.path().join("data");
+    config.gateway = None;
+    config.rest_proxy = None;
+    config.schema_registry = Some(ServiceListen {
+        addr: "127.0.0.1:0".to_owned(),
+        required: true,
+    });
+    let server = InProcess::start_with(config);
+    let plain = server.schema_registry_url().expect("the registry is on");
+    let url = plain.replacen("http://", "https://", 1);
+    let schema = dir.path().join("v1.avsc");
+    std::fs::write(&schema, V1).expect("write schema");
+    let schema = schema.to_string_lossy().into_owned();
+    let trust = truststore.to_string_lossy().into_owned();
+
+    let registered = run_cli(&[
+        "schema",
+        "register",
+        "tls-value",
+        "--file",
+        &schema,
+        "--url",
+        &url,
+        "--ca",
+        &trust,
+    ]);
+    assert_eq!(stdout(&registered).trim(), "1");
+    let by_id = run_cli(&["schema", "get", "--id", "1", "--url", &url, "--ca", &trust]);
+    assert!(stdout(&by_id).contains("User"), "{}", text(&by_id));
+
+    let other = TestCa::new("another CA");
+    let other_path = dir.path().join("other-ca.pem");
+    std::fs::write(&other_path, &other.pem).expect("write CA");
+    let other_path = other_path.to_string_lossy().into_owned();
+    let refusals: [(Vec<&str>, &str); 4] = [
+        (
+            vec!["--url", &url, "--ca", &other_path],
+            "not signed by a CA in --ca",
+        ),
+        (vec!["--url", &url], "needs --ca FILE"),
+        (
+            vec!["--url", &plain, "--ca", &trust],
+            "--ca is for an https:// --url",
+        ),
+        (
+            vec!["--url", "ftp://127.0.0.1:1"],
+            "http://HOST:PORT or https://HOST:PORT",
+        ),
+    ];
+    for (args, expected) in refusals {
+        let mut full = vec!["schema", "list"];
+        full.extend(args);
+        let output = run_cli(&full);
+        assert!(!output.status.success(), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{expected}: {}", text(&output));
+    }
+    // Plain http against the https port: a clear failure, and the registry keeps serving.
+    let plain_to_tls = run_cli(&["schema", "list", "--url", &plain]);
+    assert!(!plain_to_tls.status.success(), "{}", text(&plain_to_tls));
+    let listed = run_cli(&["schema", "list", "--url", &url, "--ca", &trust]);
+    assert_eq!(stdout(&listed), "tls-value\n");
 }
