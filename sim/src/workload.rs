@@ -388,6 +388,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         rest_proxy: None,
         rest_instance_timeout_ms: 300_000,
         schema_registry: None,
+        schema_registry_login: None,
         http_sasl: None,
         http_request_bytes_max: weir::http::REQUEST_BYTES_DEFAULT,
         http_cors: None,
