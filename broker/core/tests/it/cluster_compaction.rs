@@ -7,6 +7,11 @@
 //! compacted topic replicated on all three with small segments; broker 3 is down while
 //! broker 1 (the leader) takes the writes and compacts; broker 3 comes back and catches up;
 //! then the leader is killed twice in turn and the log is read from each new leader.
+//!
+//! The internal topics (`__consumer_offsets`, `__transaction_state`), replicated on all
+//! three brokers, are compacted on every replica too, and the coordinator that takes over
+//! after a failover (or that recovers from its own compacted copy) knows every latest
+//! record: the `*_is_compacted_on_every_replica_and_survives_failover` tests.
 
 use crate::common;
 
@@ -310,4 +315,107 @@ fn offsets_topic_is_compacted_on_every_replica_and_survives_failover() {
     }
     let third = coordinator(&mut cluster, 1, None);
     check(&mut cluster, third);
+}
+
+const TXN_STATE: &str = "__transaction_state";
+
+/// The transaction coordinator of `id` as `asked` reports it, asking every 100 ms for up
+/// to 30 s; never `not`.
+fn txn_coordinator(cluster: &mut Cluster, asked: i32, id: &str, not: Option<i32>) -> i32 {
+    for _ in 0..300 {
+        let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
+            key_type: 1,
+            keys: vec![id.into()],
+        });
+        if let ApiResponse::FindCoordinator(r) = cluster.call(asked, request) {
+            let found = &r.coordinators[0];
+            if found.error.is_ok() && Some(found.node_id) != not {
+                return found.node_id;
+            }
+        }
+        cluster.advance_ms(100);
+    }
+    panic!("no transaction coordinator within 30 s")
+}
+
+/// InitProducerId for `id` at `at`, retrying while the coordinator loads or moves:
+/// (producer id, epoch).
+fn init_producer(cluster: &mut Cluster, at: i32, id: &str) -> (i64, i16) {
+    for _ in 0..100 {
+        let response = cluster.call(at, common::init_producer_id(Some(id)));
+        let ApiResponse::InitProducerId(r) = response else {
+            panic!("InitProducerId answer expected: {response:?}")
+        };
+        if r.error.is_ok() {
+            return (r.producer_id, r.producer_epoch);
+        }
+        cluster.advance_ms(100);
+    }
+    panic!("InitProducerId of {id} kept failing at {at}")
+}
+
+// Goal (issue 14, item 2): `__transaction_state` is compacted in cluster mode on every
+// replica too, and the transaction coordinator that takes over after a failover knows
+// every transactional id's latest state. Method: three brokers, `__transaction_state`
+// with one partition (replication factor 3, 4 KiB segments); InitProducerId for one id
+// 300 times (each bumps its epoch and writes the id's state record) and once for a
+// second id; every replica's copy is measured; the coordinator is killed and the new one
+// must bump both ids from their latest epochs under the same producer ids.
+#[test]
+fn transaction_state_is_compacted_on_every_replica_and_survives_failover() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |config| {
+        config.transaction_state_log_num_partitions = 1;
+        config.transaction_state_log_segment_bytes = 4_096;
+        config.cleaner_backoff_ms = 100;
+    });
+    let first = txn_coordinator(&mut cluster, 1, "busy", None);
+    cluster.settle(TXN_STATE, &[1, 2, 3]);
+    let (idle_pid, idle_epoch) = init_producer(&mut cluster, first, "idle");
+    let (busy_pid, mut busy_epoch) = init_producer(&mut cluster, first, "busy");
+    for round in 1..300 {
+        let (pid, epoch) = init_producer(&mut cluster, first, "busy");
+        assert_eq!((pid, epoch), (busy_pid, busy_epoch + 1), "round {round}");
+        busy_epoch = epoch;
+        if round % 50 == 49 {
+            cluster.advance_ms(200);
+        }
+    }
+    cluster.advance_ms(3_000);
+    for id in [1, 2, 3] {
+        let snapshot = cluster.members[&id].node.metrics_snapshot(cluster.now);
+        let partition = (snapshot.partitions.iter())
+            .find(|p| p.topic == TXN_STATE && p.partition == 0)
+            .expect("every broker replicates the transaction state partition");
+        assert!(
+            partition.high_watermark >= 301,
+            "broker {id}: every state record has its offset ({})",
+            partition.high_watermark
+        );
+        assert!(
+            snapshot.cleaner_bytes_cleaned > 0,
+            "broker {id}'s cleaner removed nothing"
+        );
+        // At least 301 records of at least 61 bytes: over 18 KB uncompacted.
+        assert!(
+            partition.size_bytes < 7_000,
+            "broker {id} holds {} bytes of the transaction state log: not compacted",
+            partition.size_bytes
+        );
+    }
+    cluster.kill(first);
+    let other = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != first)
+        .expect("two followers");
+    let second = txn_coordinator(&mut cluster, other, "busy", Some(first));
+    assert_eq!(
+        init_producer(&mut cluster, second, "busy"),
+        (busy_pid, busy_epoch + 1),
+        "the new coordinator knew busy's latest epoch"
+    );
+    assert_eq!(
+        init_producer(&mut cluster, second, "idle"),
+        (idle_pid, idle_epoch + 1),
+        "the new coordinator knew idle, written once at the start"
+    );
 }
