@@ -37,7 +37,7 @@
 //!   failed peer read poisons the node like a failed write.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,6 +121,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         peers,
         remote,
         remote_maintenance: Arc::new(AtomicUsize::new(0)),
+        cleaner_busy_nanos: Arc::new(AtomicU64::new(0)),
         shutdown: None,
         linger: None,
         busy: Duration::ZERO,
@@ -153,6 +154,9 @@ struct NodeLoop<R, S> {
     remote: Option<RemoteStore>,
     /// Remote deletes and sweeps running ([`REMOTE_MAINTENANCE_MAX`] at most).
     remote_maintenance: Arc<AtomicUsize>,
+    /// Runtime time compaction jobs ran, in nanoseconds, from the hand-off to the blocking
+    /// pool to the result (`weir_log_cleaner_busy_seconds_total`). Simulated runs: zero.
+    cleaner_busy_nanos: Arc<AtomicU64>,
     /// A shutdown asked for: whether it is controlled, and where its report goes.
     shutdown: Option<(bool, tokio::sync::oneshot::Sender<ShutdownReport>)>,
     /// The linger after a controlled shutdown moved the leaderships: (since, last Produce
@@ -347,6 +351,8 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 // The requester may have given up (HTTP client gone): nothing to do then.
                 let mut snapshot = self.node.metrics_snapshot(now);
                 snapshot.state_machine_busy = self.busy;
+                snapshot.cleaner_busy =
+                    Duration::from_nanos(self.cleaner_busy_nanos.load(Ordering::Relaxed));
                 let _ = reply.send(snapshot);
             }
             NodeInput::FeatureLevels { reply } => {
@@ -448,10 +454,15 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         let storage = self.storage.clone();
         let runtime = self.runtime.clone();
         let done = self.compacted_sender.clone();
+        let busy = Arc::clone(&self.cleaner_busy_nanos);
         self.runtime.spawn(async move {
+            let started = runtime.now();
             let result = runtime
                 .offload(move || weir_core::cleaner::run_for_driver(&storage, &job))
                 .await;
+            let spent = runtime.now().saturating_sub(started);
+            let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+            busy.fetch_add(nanos, Ordering::Relaxed);
             let completion = result.unwrap_or_else(|error| Completion::Failed {
                 reason: format!("compaction read failed: {error}"),
             });
