@@ -44,6 +44,7 @@ from weirtest import (
     ck_producer,
     ck_read,
     ck_watermarks,
+    free_port,
     kp_admin,
     kp_consumer,
     kp_producer,
@@ -200,8 +201,12 @@ def test_latest_value_per_key_at_its_offset(broker_factory):
     # Goal: after compaction a consumer from the beginning reads, for every key, its latest
     # value at the offset of its delivery report; nothing superseded below the active
     # segment; the active segment untouched (there k0 has a newer value, and the older
-    # closed one must still be there); log start and end unchanged; batches valid.
-    b = broker_factory.new(config=CONFIG, name="compact-latest")
+    # closed one must still be there); log start and end unchanged; batches valid; the
+    # cleaner's counters on /metrics (bytes read and removed, seconds its jobs ran) moved.
+    import urllib.request
+
+    metrics_port = free_port()
+    b = broker_factory.new(config=CONFIG + f'weir.metrics.listener = "127.0.0.1:{metrics_port}"\n', name="compact-latest")
     topic = unique("compact")
     ck_create_topic(b.bootstrap, topic, config=compacted())
     written, active, want = keyed_log(b.bootstrap, topic)
@@ -238,6 +243,10 @@ def test_latest_value_per_key_at_its_offset(broker_factory):
     batches = parse_batches(records)
     assert err == 0 and batches and batches[0].base_offset == 0, f"first stored batch: {batches[:1]}"
     assert all(x.crc_ok for x in batches), f"bad CRC after compaction: {[x for x in batches if not x.crc_ok]}"
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    samples = dict(line.rsplit(" ", 1) for line in body.splitlines() if line.startswith("weir_log_cleaner_") and "{" not in line)
+    for name in ("bytes_read_total", "bytes_cleaned_total", "busy_seconds_total"):
+        assert float(samples.get(f"weir_log_cleaner_{name}", "0")) > 0, f"weir_log_cleaner_{name}: {samples}"
 
 
 def test_compacted_log_survives_sigkill_restart(broker_factory):
