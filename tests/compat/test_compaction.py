@@ -44,6 +44,7 @@ from weirtest import (
     ck_producer,
     ck_read,
     ck_watermarks,
+    free_port,
     kp_admin,
     kp_consumer,
     kp_producer,
@@ -200,8 +201,12 @@ def test_latest_value_per_key_at_its_offset(broker_factory):
     # Goal: after compaction a consumer from the beginning reads, for every key, its latest
     # value at the offset of its delivery report; nothing superseded below the active
     # segment; the active segment untouched (there k0 has a newer value, and the older
-    # closed one must still be there); log start and end unchanged; batches valid.
-    b = broker_factory.new(config=CONFIG, name="compact-latest")
+    # closed one must still be there); log start and end unchanged; batches valid; the
+    # cleaner's counters on /metrics (bytes read and removed, seconds its jobs ran) moved.
+    import urllib.request
+
+    metrics_port = free_port()
+    b = broker_factory.new(config=CONFIG + f'weir.metrics.listener = "127.0.0.1:{metrics_port}"\n', name="compact-latest")
     topic = unique("compact")
     ck_create_topic(b.bootstrap, topic, config=compacted())
     written, active, want = keyed_log(b.bootstrap, topic)
@@ -238,6 +243,10 @@ def test_latest_value_per_key_at_its_offset(broker_factory):
     batches = parse_batches(records)
     assert err == 0 and batches and batches[0].base_offset == 0, f"first stored batch: {batches[:1]}"
     assert all(x.crc_ok for x in batches), f"bad CRC after compaction: {[x for x in batches if not x.crc_ok]}"
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    samples = dict(line.rsplit(" ", 1) for line in body.splitlines() if line.startswith("weir_log_cleaner_") and "{" not in line)
+    for name in ("bytes_read_total", "bytes_cleaned_total", "busy_seconds_total"):
+        assert float(samples.get(f"weir_log_cleaner_{name}", "0")) > 0, f"weir_log_cleaner_{name}: {samples}"
 
 
 def test_compacted_log_survives_sigkill_restart(broker_factory):
@@ -483,6 +492,110 @@ def test_kafka_python_reads_compacted_topic(broker_factory, once):
         c.close()
     got = [(r.offset, r.key, r.value) for r in recs]
     assert got == [r for r in want if r[0] >= 10], f"kafka-python from offset 10 (a gap): {got}"
+
+
+def kp_read_all(bootstrap: str, topic: str, **conf) -> list[Row]:
+    """Every record kafka-python delivers from the log start to the high watermark."""
+    from kafka import TopicPartition as KTP
+
+    c = kp_consumer(bootstrap, **conf)
+    try:
+        tp = KTP(topic, 0)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        high = c.end_offsets([tp])[tp]
+        recs = kp_read(c, {tp: high}, timeout=20)
+    finally:
+        c.close()
+    return [(r.offset, r.key, r.value) for r in recs]
+
+
+def test_kafka_python_reads_tombstones_and_compacted_transactions(broker_factory):
+    # Goal: kafka-python sees a compacted log's tombstone (value None, at its offset, the
+    # only record of its key) before delete.retention.ms, and neither the tombstone nor
+    # the key after it; and it reads a compacted transactional topic with read_committed
+    # (and read_uncommitted) as exactly the committed latest values: aborted records and
+    # the markers' offsets skipped, nothing committed lost. Method: as the librdkafka
+    # tombstone and transaction tests (librdkafka decides when the cleaner is done), with
+    # kafka-python reading at each stage; delete.retention.ms 4000.
+    retention_ms = 4000
+    b = broker_factory.new(config=CONFIG, name="compact-kp-tomb")
+    topic = unique("kptomb")
+    ck_create_topic(b.bootstrap, topic, config=compacted(**{"delete.retention.ms": str(retention_ms)}))
+    waves = [[(k, b"%s-v%d" % (k, r)) for k in (b"a", b"b", b"c")] for r in range(4)]
+    written = produce_waves(b.bootstrap, topic, waves)
+    tomb_sent = time.monotonic()
+    written += produce_waves(b.bootstrap, topic, [[(b"b", None)]])
+    tomb = written[-1]
+    written += produce_waves(b.bootstrap, topic, [[(b"f", b"f-0")], [(b"f", b"f-1")]])
+    active = active_segment_start(b.bootstrap, topic, len(written))
+    want = model(written, active)
+    got = wait_compacted(b.bootstrap, topic, written, active)
+    assert got == want, diff(got, want)
+    kp_rows = kp_read_all(b.bootstrap, topic)
+    assert time.monotonic() - tomb_sent < retention_ms / 1000, "test too slow to see the tombstone window"
+    assert kp_rows == want, f"kafka-python before delete.retention.ms: {diff(kp_rows, want)}"
+    assert [r for r in kp_rows if r[1] == b"b"] == [(tomb.offset, b"b", None)], kp_rows
+    # Fillers (dirty data for more cleanings) until librdkafka no longer reads b.
+    p = ck_producer(b.bootstrap, acks="all", **{"linger.ms": 0})
+    fillers: list[Written] = []
+
+    def b_gone() -> bool:
+        d = ck_produce(p, topic, [{"key": b"f", "value": b"f-%d" % (2 + len(fillers)), "partition": 0}])[0]
+        assert d.error is None, d.error
+        fillers.append(Written(d.offset, b"f", d.value))
+        return not [r for r in read_all(b.bootstrap, topic) if r[1] == b"b"]
+
+    wait_until(b_gone, retention_ms / 1000 + COMPACTION_TIMEOUT_S, "the tombstone of b went", interval=0.2)
+    assert time.monotonic() - tomb_sent >= retention_ms / 1000, "tombstone removed before delete.retention.ms"
+    kp_rows = kp_read_all(b.bootstrap, topic)
+    assert not [r for r in kp_rows if r[1] == b"b"], f"kafka-python still reads b after delete.retention.ms: {kp_rows}"
+    for key in (b"a", b"c"):
+        last = [w for w in written if w.key == key][-1]
+        assert [r for r in kp_rows if r[1] == key] == [last.row], f"{key!r}: {kp_rows}"
+    assert kp_rows[-1] == fillers[-1].row, f"kafka-python's last record {kp_rows[-1]}, last written {fillers[-1].row}"
+
+    # A compacted transactional topic: committed, aborted, committed, aborted.
+    topic = unique("kptxn")
+    ck_create_topic(b.bootstrap, topic, config=compacted())
+    tp = ck_producer(b.bootstrap, **{"transactional.id": unique("tid"), "transaction.timeout.ms": 10000, "message.timeout.ms": 10000, "linger.ms": 5})
+    tp.init_transactions(15)
+    committed: list[Written] = []
+    aborted: list[Written] = []
+    keys = [b"k%d" % i for i in range(4)]
+    for pairs, commit in [
+        ([(k, b"c1-" + k) for k in keys], True),
+        ([(k, b"ab2-" + k) for k in keys], False),
+        ([(k, b"c3-" + k) for k in keys[:2]], True),
+        ([(keys[2], b"ab4-" + keys[2])], False),
+    ]:
+        tp.begin_transaction()
+        ds = ck_produce(tp, topic, [{"key": k, "value": v, "partition": 0} for k, v in pairs])
+        assert all(d.error is None for d in ds), [d.error for d in ds]
+        rows = [Written(d.offset, k, v) for d, (k, v) in zip(ds, pairs)]
+        if commit:
+            tp.commit_transaction(15)
+            committed.extend(rows)
+        else:
+            tp.abort_transaction(15)
+            aborted.extend(rows)
+    committed += produce_waves(b.bootstrap, topic, [[(b"zz", b"last")]])
+    _, high = ck_watermarks(b.bootstrap, topic, 0)
+    active = active_segment_start(b.bootstrap, topic, high)
+    want = model(committed, active)
+    assert [r[2] for r in want] == [b"c1-k2", b"c1-k3", b"c3-k0", b"c3-k1", b"last"], want
+    aborted_values = {w.value for w in aborted}
+    wait_until(
+        lambda: (lambda rows: rows if not aborted_values & {r[2] for r in rows} and not superseded_below(rows, active) else None)(
+            read_all(b.bootstrap, topic, **{"isolation.level": "read_uncommitted"})
+        ),
+        COMPACTION_TIMEOUT_S,
+        f"{topic}: aborted and superseded records physically gone (librdkafka read_uncommitted)",
+        interval=0.2,
+    )
+    for isolation in ("read_committed", "read_uncommitted"):
+        kp_rows = kp_read_all(b.bootstrap, topic, isolation_level=isolation)
+        assert kp_rows == want, f"kafka-python {isolation} after compaction: {diff(kp_rows, want)}"
 
 
 def _kafkajs(bootstrap: str, step: str, *args: str, timeout: float = 60) -> dict:

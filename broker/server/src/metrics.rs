@@ -316,6 +316,13 @@ fn render_remote(out: &mut String, snapshot: &MetricsSnapshot) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         sample(out, name, &[], value);
     }
+    let name = "weir_log_cleaner_busy_seconds_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Seconds the log cleaner's jobs ran (off the node loop) since the \
+         broker started: bytes read over it is the cleaner's throughput.\n# TYPE {name} counter"
+    );
+    sample(out, name, &[], snapshot.cleaner_busy.as_secs_f64());
 }
 
 /// The authorizer's decisions since the process started:
@@ -603,6 +610,7 @@ mod tests {
                 denied: 2,
             },
             state_machine_busy: Duration::from_millis(1500),
+            cleaner_busy: Duration::from_millis(250),
         };
         let text = render(&snapshot);
         for line in [
@@ -622,6 +630,7 @@ mod tests {
             "weir_log_cleaner_dirty_ratio{topic=\"orders\",partition=\"1\"} 0.25",
             "weir_log_cleaner_bytes_read_total 4096",
             "weir_log_cleaner_bytes_cleaned_total 512",
+            "weir_log_cleaner_busy_seconds_total 0.25",
             "weir_state_machine_busy_seconds_total 1.5",
             "weir_remote_log_size_bytes{topic=\"orders\",partition=\"0\"} 777",
             "weir_remote_upload_lag_bytes{topic=\"orders\",partition=\"0\"} 12",

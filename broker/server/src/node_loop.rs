@@ -37,7 +37,7 @@
 //!   failed peer read poisons the node like a failed write.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,6 +121,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         peers,
         remote,
         remote_maintenance: Arc::new(AtomicUsize::new(0)),
+        cleaner_busy_nanos: Arc::new(AtomicU64::new(0)),
         shutdown: None,
         linger: None,
         busy: Duration::ZERO,
@@ -202,6 +203,9 @@ struct NodeLoop<R, S> {
     remote: Option<RemoteStore>,
     /// Remote deletes and sweeps running ([`REMOTE_MAINTENANCE_MAX`] at most).
     remote_maintenance: Arc<AtomicUsize>,
+    /// Runtime time compaction jobs ran, in nanoseconds, from the hand-off to the blocking
+    /// pool to the result (`weir_log_cleaner_busy_seconds_total`). Simulated runs: zero.
+    cleaner_busy_nanos: Arc<AtomicU64>,
     /// A shutdown asked for: whether it is controlled, and where its report goes.
     shutdown: Option<(bool, tokio::sync::oneshot::Sender<ShutdownReport>)>,
     /// The linger after a controlled shutdown moved the leaderships: (since, last Produce
@@ -396,6 +400,8 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 // The requester may have given up (HTTP client gone): nothing to do then.
                 let mut snapshot = self.node.metrics_snapshot(now);
                 snapshot.state_machine_busy = self.busy;
+                snapshot.cleaner_busy =
+                    Duration::from_nanos(self.cleaner_busy_nanos.load(Ordering::Relaxed));
                 let _ = reply.send(snapshot);
             }
             NodeInput::FeatureLevels { reply } => {
@@ -499,7 +505,9 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         let storage = self.storage.clone();
         let runtime = self.runtime.clone();
         let done = self.compacted_sender.clone();
+        let busy = Arc::clone(&self.cleaner_busy_nanos);
         self.runtime.spawn(async move {
+            let started = runtime.now();
             let completion = if job.io_bytes_per_second == u64::MAX {
                 let result = runtime
                     .offload(move || weir_core::cleaner::run_for_driver(&storage, &job))
@@ -510,6 +518,9 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             } else {
                 run_paced_compaction(&runtime, storage, job).await
             };
+            let spent = runtime.now().saturating_sub(started);
+            let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+            busy.fetch_add(nanos, Ordering::Relaxed);
             // The loop owns the receiver for its whole life; a failed send means it ended.
             let _ = done.send(completion);
         });

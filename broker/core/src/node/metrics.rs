@@ -108,6 +108,10 @@ pub struct MetricsSnapshot {
     /// since it started, by the runtime's clock. The driver fills it in; the node leaves
     /// it zero (it cannot see its own driver).
     pub state_machine_busy: std::time::Duration,
+    /// Time the driver's compaction jobs ran (reading and rewriting, off the node loop)
+    /// since it started, by the runtime's clock; the driver fills it in, like
+    /// `state_machine_busy`. Bytes read over it is the cleaner's own throughput.
+    pub cleaner_busy: std::time::Duration,
 }
 
 impl Node {
@@ -158,6 +162,7 @@ impl Node {
             remote_uploads,
             remote_upload_failures,
             state_machine_busy: std::time::Duration::ZERO,
+            cleaner_busy: std::time::Duration::ZERO,
         }
     }
 

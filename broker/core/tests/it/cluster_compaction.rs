@@ -7,6 +7,11 @@
 //! compacted topic replicated on all three with small segments; broker 3 is down while
 //! broker 1 (the leader) takes the writes and compacts; broker 3 comes back and catches up;
 //! then the leader is killed twice in turn and the log is read from each new leader.
+//!
+//! The internal topics (`__consumer_offsets`, `__transaction_state`), replicated on all
+//! three brokers, are compacted on every replica too, and the coordinator that takes over
+//! after a failover (or that recovers from its own compacted copy) knows every latest
+//! record: the `*_is_compacted_on_every_replica_and_survives_failover` tests.
 
 use crate::common;
 
@@ -131,5 +136,286 @@ fn replicas_compact_and_agree_across_failovers() {
         read.len() < 40,
         "broker 3 compacted: {} records",
         read.len()
+    );
+}
+
+const OFFSETS: &str = "__consumer_offsets";
+const GROUPS: [&str; 2] = ["g1", "g2"];
+
+/// A simple (memberless) commit of `t`-`partition` at `offset` by `group`, with metadata
+/// naming the offset so a stale record is told apart from the latest.
+fn commit_to(group: &str, partition: i32, offset: i64) -> ApiRequest {
+    ApiRequest::OffsetCommit(OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        topics: vec![OffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition,
+                committed_offset: offset,
+                committed_leader_epoch: 0,
+                metadata: Some(format!("m{offset}")),
+            }],
+        }],
+    })
+}
+
+/// `group`'s committed offset (and metadata) of `t`-`partition` as node `at` answers it.
+fn committed(cluster: &mut Cluster, at: i32, group: &str, partition: i32) -> (i64, String) {
+    let request = ApiRequest::OffsetFetch(OffsetFetchRequest {
+        groups: vec![OffsetFetchGroup {
+            group_id: group.into(),
+            topics: Some(vec![("t".into(), vec![partition])]),
+        }],
+        require_stable: false,
+    });
+    for _ in 0..100 {
+        let ApiResponse::OffsetFetch(r) = cluster.call(at, request.clone()) else {
+            panic!("OffsetFetch answer expected")
+        };
+        let group = &r.groups[0];
+        if group.error == weir_wire::error::ErrorCode::COORDINATOR_LOAD_IN_PROGRESS {
+            cluster.advance_ms(100);
+            continue;
+        }
+        assert!(group.error.is_ok(), "{r:?}");
+        let p = &group.topics[0].partitions[0];
+        return (p.committed_offset, p.metadata.clone().unwrap_or_default());
+    }
+    panic!("node {at} kept loading the offsets")
+}
+
+/// The groups' coordinator as `asked` reports it (every group maps to the one offsets
+/// partition), asking every 100 ms for up to 30 s; never `not`.
+fn coordinator(cluster: &mut Cluster, asked: i32, not: Option<i32>) -> i32 {
+    for _ in 0..300 {
+        let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
+            key_type: 0,
+            keys: vec![GROUPS[0].into()],
+        });
+        if let ApiResponse::FindCoordinator(r) = cluster.call(asked, request) {
+            let found = &r.coordinators[0];
+            if found.error.is_ok() && Some(found.node_id) != not {
+                return found.node_id;
+            }
+        }
+        cluster.advance_ms(100);
+    }
+    panic!("no coordinator within 30 s")
+}
+
+/// `__consumer_offsets`-0 as node `id` holds it: (high watermark, bytes on this broker),
+/// and the bytes its cleaner removed so far.
+fn offsets_log(cluster: &Cluster, id: i32) -> (i64, u64, u64) {
+    let snapshot = cluster.members[&id].node.metrics_snapshot(cluster.now);
+    let partition = (snapshot.partitions.iter())
+        .find(|p| p.topic == OFFSETS && p.partition == 0)
+        .expect("every broker replicates the offsets partition");
+    (
+        partition.high_watermark,
+        partition.size_bytes,
+        snapshot.cleaner_bytes_cleaned,
+    )
+}
+
+// Goal (issue 14, item 2): the internal topics are compacted in cluster mode, on the
+// leader and on every follower, and a coordinator that takes over, or that recovers from
+// its own compacted log, still answers every group's latest committed offset.
+// Method: three brokers; `__consumer_offsets` (one partition, replication factor 3,
+// 4 KiB segments so its segments close); two groups commit three partitions 400 times
+// each while time passes; then every replica's copy of the partition is measured (a
+// commit batch is at least 61 bytes, so 800 uncompacted commits hold at least 48 KB),
+// the coordinator is killed and the new one asked for every offset, and finally the whole
+// cluster is restarted from storage and asked again.
+#[test]
+fn offsets_topic_is_compacted_on_every_replica_and_survives_failover() {
+    const ROUNDS: i64 = 400;
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |config| {
+        config.group_initial_rebalance_delay_ms = 0;
+        config.offsets_topic_segment_bytes = 4_096;
+        config.cleaner_backoff_ms = 100;
+    });
+    let first = coordinator(&mut cluster, 1, None);
+    cluster.create(
+        first,
+        CreatableTopic {
+            name: "t".into(),
+            num_partitions: 3,
+            replication_factor: 3,
+            assignments: Vec::new(),
+            configs: Vec::new(),
+        },
+    );
+    let leader = cluster.settle(OFFSETS, &[1, 2, 3]);
+    assert_eq!(leader, first, "the coordinator leads the offsets partition");
+    let mut latest = BTreeMap::new();
+    for round in 0..ROUNDS {
+        for group in GROUPS {
+            let partition = i32::try_from(round % 3).expect("small");
+            let response = cluster.call(leader, commit_to(group, partition, round));
+            let ApiResponse::OffsetCommit(r) = response else {
+                panic!("{response:?}")
+            };
+            assert!(r.topics[0].partitions[0].1.is_ok(), "{r:?}");
+            latest.insert((group, partition), round);
+        }
+        if round % 50 == 49 {
+            cluster.advance_ms(200);
+        }
+    }
+    cluster.advance_ms(3_000);
+    let commits = 2 * ROUNDS;
+    for id in [1, 2, 3] {
+        let (high_watermark, size, cleaned) = offsets_log(&cluster, id);
+        assert!(
+            high_watermark >= commits,
+            "broker {id}: every commit has its offset ({high_watermark})"
+        );
+        assert!(cleaned > 0, "broker {id}'s cleaner removed nothing");
+        assert!(
+            size < 12_000,
+            "broker {id} holds {size} bytes of the offsets log: not compacted"
+        );
+    }
+    let check = |cluster: &mut Cluster, at: i32| {
+        for ((group, partition), round) in &latest {
+            assert_eq!(
+                committed(cluster, at, group, *partition),
+                (*round, format!("m{round}")),
+                "{group} t-{partition} at broker {at}"
+            );
+        }
+    };
+    check(&mut cluster, leader);
+    // The coordinator dies; a follower, whose copy its own cleaner compacted, takes over.
+    cluster.kill(leader);
+    let follower = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("two followers");
+    let second = coordinator(&mut cluster, follower, Some(leader));
+    check(&mut cluster, second);
+    let records = cluster.read_all(second, OFFSETS).len();
+    assert!(
+        records < 200,
+        "the new leader serves a compacted log: {records} records"
+    );
+    // Every broker restarts from its own compacted storage: whichever leads now rebuilt
+    // the offsets from it.
+    for id in [1, 2, 3] {
+        if !cluster.down.contains(&id) {
+            cluster.kill(id);
+        }
+    }
+    for id in [1, 2, 3] {
+        cluster.restart(id);
+    }
+    let third = coordinator(&mut cluster, 1, None);
+    check(&mut cluster, third);
+}
+
+const TXN_STATE: &str = "__transaction_state";
+
+/// The transaction coordinator of `id` as `asked` reports it, asking every 100 ms for up
+/// to 30 s; never `not`.
+fn txn_coordinator(cluster: &mut Cluster, asked: i32, id: &str, not: Option<i32>) -> i32 {
+    for _ in 0..300 {
+        let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
+            key_type: 1,
+            keys: vec![id.into()],
+        });
+        if let ApiResponse::FindCoordinator(r) = cluster.call(asked, request) {
+            let found = &r.coordinators[0];
+            if found.error.is_ok() && Some(found.node_id) != not {
+                return found.node_id;
+            }
+        }
+        cluster.advance_ms(100);
+    }
+    panic!("no transaction coordinator within 30 s")
+}
+
+/// InitProducerId for `id` at `at`, retrying while the coordinator loads or moves:
+/// (producer id, epoch).
+fn init_producer(cluster: &mut Cluster, at: i32, id: &str) -> (i64, i16) {
+    for _ in 0..100 {
+        let response = cluster.call(at, common::init_producer_id(Some(id)));
+        let ApiResponse::InitProducerId(r) = response else {
+            panic!("InitProducerId answer expected: {response:?}")
+        };
+        if r.error.is_ok() {
+            return (r.producer_id, r.producer_epoch);
+        }
+        cluster.advance_ms(100);
+    }
+    panic!("InitProducerId of {id} kept failing at {at}")
+}
+
+// Goal (issue 14, item 2): `__transaction_state` is compacted in cluster mode on every
+// replica too, and the transaction coordinator that takes over after a failover knows
+// every transactional id's latest state. Method: three brokers, `__transaction_state`
+// with one partition (replication factor 3, 4 KiB segments); InitProducerId for one id
+// 300 times (each bumps its epoch and writes the id's state record) and once for a
+// second id; every replica's copy is measured; the coordinator is killed and the new one
+// must bump both ids from their latest epochs under the same producer ids.
+#[test]
+fn transaction_state_is_compacted_on_every_replica_and_survives_failover() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |config| {
+        config.transaction_state_log_num_partitions = 1;
+        config.transaction_state_log_segment_bytes = 4_096;
+        config.cleaner_backoff_ms = 100;
+    });
+    let first = txn_coordinator(&mut cluster, 1, "busy", None);
+    cluster.settle(TXN_STATE, &[1, 2, 3]);
+    let (idle_pid, idle_epoch) = init_producer(&mut cluster, first, "idle");
+    let (busy_pid, mut busy_epoch) = init_producer(&mut cluster, first, "busy");
+    for round in 1..300 {
+        let (pid, epoch) = init_producer(&mut cluster, first, "busy");
+        assert_eq!((pid, epoch), (busy_pid, busy_epoch + 1), "round {round}");
+        busy_epoch = epoch;
+        if round % 50 == 49 {
+            cluster.advance_ms(200);
+        }
+    }
+    cluster.advance_ms(3_000);
+    for id in [1, 2, 3] {
+        let snapshot = cluster.members[&id].node.metrics_snapshot(cluster.now);
+        let partition = (snapshot.partitions.iter())
+            .find(|p| p.topic == TXN_STATE && p.partition == 0)
+            .expect("every broker replicates the transaction state partition");
+        assert!(
+            partition.high_watermark >= 301,
+            "broker {id}: every state record has its offset ({})",
+            partition.high_watermark
+        );
+        assert!(
+            snapshot.cleaner_bytes_cleaned > 0,
+            "broker {id}'s cleaner removed nothing"
+        );
+        // At least 301 records of at least 61 bytes: over 18 KB uncompacted.
+        assert!(
+            partition.size_bytes < 7_000,
+            "broker {id} holds {} bytes of the transaction state log: not compacted",
+            partition.size_bytes
+        );
+    }
+    cluster.kill(first);
+    let other = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != first)
+        .expect("two followers");
+    let second = txn_coordinator(&mut cluster, other, "busy", Some(first));
+    assert_eq!(
+        init_producer(&mut cluster, second, "busy"),
+        (busy_pid, busy_epoch + 1),
+        "the new coordinator knew busy's latest epoch"
+    );
+    assert_eq!(
+        init_producer(&mut cluster, second, "idle"),
+        (idle_pid, idle_epoch + 1),
+        "the new coordinator knew idle, written once at the start"
     );
 }

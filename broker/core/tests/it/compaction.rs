@@ -261,3 +261,169 @@ fn the_dirty_ratio_is_described_when_asked_for_by_name() {
     let after = ratio_of(&mut cleaning, asked).expect("asked for by name");
     assert!(after < dirty, "cleaning lowered it: {after} vs {dirty}");
 }
+
+/// The compacted partition's dirty ratio as the cleaner weighs it, and the bytes the
+/// node's cleaner jobs have read so far (they move only when a job ran).
+fn cleaner_view(node: &SingleNode, topic: &str) -> (f64, u64) {
+    let snapshot = node.node.metrics_snapshot(node.now);
+    let partition = (snapshot.partitions.iter())
+        .find(|p| p.topic == topic && p.partition == 0)
+        .expect("the partition");
+    let ratio = partition.cleaner_dirty_ratio.expect("a compacted topic");
+    (ratio, snapshot.cleaner_bytes_read)
+}
+
+/// Records of `key` read from offset 0.
+fn count_key(node: &mut SingleNode, key: &str) -> usize {
+    read_all(node).iter().filter(|(_, k, _)| k == key).count()
+}
+
+/// A compacted topic (`min.cleanable.dirty.ratio` 0.5, plus `extra` settings) whose first
+/// cleaning already ran over 100 distinct keys (nothing to remove, but the cleaner's
+/// checkpoint now sits past them: they are clean bytes), then `updates` values of one key
+/// `hot`, each stamped with the node's clock.
+fn checkpointed_then_updated(extra: &[(&str, &str)], updates: usize) -> SingleNode {
+    let mut node = node_with(|config| config.cleaner_backoff_ms = 100);
+    let mut configs = vec![
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "1024"),
+        ("min.cleanable.dirty.ratio", "0.5"),
+    ];
+    configs.extend_from_slice(extra);
+    must_create(&mut node, TOPIC, 1, &configs);
+    let stamp = |node: &SingleNode, key: &str, value: &str| {
+        keyed_record_at(Some(key), Some(value), node.now.wall_ms)
+    };
+    for index in 0..100 {
+        let key = format!("k{index}");
+        let batch = stamp(&node, &key, "v");
+        must_produce(&mut node, TOPIC, 0, batch);
+    }
+    clean(&mut node);
+    let (ratio, read) = cleaner_view(&node, TOPIC);
+    assert!(read > 0, "the first cleaning ran");
+    assert_eq!(ratio, 0.0, "everything cleanable is clean");
+    for round in 0..updates {
+        let batch = stamp(&node, "hot", &format!("h{round}"));
+        must_produce(&mut node, TOPIC, 0, batch);
+    }
+    node
+}
+
+// Goal: `min.cleanable.dirty.ratio` holds the cleaner back: a partition whose dirty share
+// is below it is not cleaned however often the cleaner looks. Method: 100 clean keys, then
+// 20 values of one key (dirty ratio about 0.2 < 0.5); 40 cleaner backoffs pass.
+#[test]
+fn a_partition_below_the_dirty_ratio_is_not_cleaned() {
+    let mut node = checkpointed_then_updated(&[], 20);
+    let (ratio, read) = cleaner_view(&node, TOPIC);
+    assert!(ratio > 0.0 && ratio < 0.5, "below the ratio: {ratio}");
+    for _ in 0..5 {
+        clean(&mut node);
+    }
+    assert_eq!(cleaner_view(&node, TOPIC).1, read, "no job ran");
+    assert_eq!(
+        count_key(&mut node, "hot"),
+        20,
+        "every superseded value is kept"
+    );
+}
+
+// Goal: above `min.cleanable.dirty.ratio` the same partition is cleaned at the next look.
+// Method: as above with 200 values of the key (dirty ratio about 0.7 > 0.5).
+#[test]
+fn a_partition_above_the_dirty_ratio_is_cleaned() {
+    let mut node = checkpointed_then_updated(&[], 200);
+    let (ratio, read) = cleaner_view(&node, TOPIC);
+    assert!(ratio > 0.5, "above the ratio: {ratio}");
+    clean(&mut node);
+    assert!(cleaner_view(&node, TOPIC).1 > read, "a job ran");
+    let hot = count_key(&mut node, "hot");
+    assert!(hot < 40, "superseded values went: {hot} of 200 left");
+}
+
+// Goal: `max.compaction.lag.ms` overrides the ratio: dirty data older than it is cleaned
+// although the partition is below `min.cleanable.dirty.ratio`, and not before.
+// Method: as in the below-the-ratio test, with max.compaction.lag.ms 30 s: a few seconds
+// on nothing is cleaned; once the records are 30 s old the next look cleans them.
+#[test]
+fn an_overdue_partition_is_cleaned_below_the_dirty_ratio() {
+    let mut node = checkpointed_then_updated(&[("max.compaction.lag.ms", "30000")], 20);
+    let (ratio, read) = cleaner_view(&node, TOPIC);
+    assert!(ratio > 0.0 && ratio < 0.5, "below the ratio: {ratio}");
+    clean(&mut node);
+    clean(&mut node);
+    assert_eq!(
+        cleaner_view(&node, TOPIC).1,
+        read,
+        "not overdue yet: no job"
+    );
+    assert_eq!(count_key(&mut node, "hot"), 20);
+    node.advance_ms(30_000);
+    clean(&mut node);
+    assert!(cleaner_view(&node, TOPIC).1 > read, "overdue: a job ran");
+    let hot = count_key(&mut node, "hot");
+    assert!(hot < 20, "superseded values went: {hot} of 20 left");
+}
+
+// Goal: `cleanup.policy=compact,delete` does both: retention deletes whole segments older
+// than `retention.ms` (latest values of keys included, which compaction alone keeps
+// forever) while compaction keeps the latest value of every key in what is retained.
+// Method: 20 distinct keys written at t0; 40 s later 30 rounds of keys a, b, c; the
+// retention check and the cleaner then run (retention.ms 30 s).
+#[test]
+fn compact_delete_applies_retention_and_compaction() {
+    let mut node = node_with(|config| {
+        config.cleaner_backoff_ms = 100;
+        config.retention_check_interval_ms = 100;
+    });
+    must_create(
+        &mut node,
+        TOPIC,
+        1,
+        &[
+            ("cleanup.policy", "compact,delete"),
+            ("segment.bytes", "1024"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("retention.ms", "30000"),
+        ],
+    );
+    for index in 0..20 {
+        let batch = keyed_record_at(Some(&format!("old{index}")), Some("v"), node.now.wall_ms);
+        must_produce(&mut node, TOPIC, 0, batch);
+    }
+    node.advance_ms(40_000);
+    let mut latest = BTreeMap::new();
+    for round in 0..30 {
+        for key in ["a", "b", "c"] {
+            let value = format!("{key}{round}");
+            let batch = keyed_record_at(Some(key), Some(&value), node.now.wall_ms);
+            latest.insert(key, (must_produce(&mut node, TOPIC, 0, batch), value));
+        }
+    }
+    clean(&mut node);
+    let (start, _, _) = node.node.partition_offsets(TOPIC, 0).expect("partition");
+    assert!(
+        start >= 20,
+        "the log start moved past the expired keys: {start}"
+    );
+    let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+    let after: Vec<_> = (read_partition(&mut node, TOPIC, start).into_iter())
+        .map(|r| (r.offset, text(&r.key).unwrap_or_default(), text(&r.value)))
+        .collect();
+    assert!(
+        after.iter().all(|(_, key, _)| !key.starts_with("old")),
+        "retention deleted the expired keys: {after:?}"
+    );
+    for (key, (offset, value)) in &latest {
+        assert!(
+            after.contains(&(*offset, key.to_string(), Some(value.clone()))),
+            "latest {key} kept"
+        );
+    }
+    assert!(
+        after.len() < 45,
+        "superseded values were compacted: {} of 90 left",
+        after.len()
+    );
+}

@@ -263,9 +263,15 @@ pub fn init_producer_id(transactional_id: Option<&str>) -> ApiRequest {
 /// One batch holding one record `key` -> `value` (`None`: no key, or a tombstone), as a
 /// client writes to a compacted topic.
 pub fn keyed_record(key: Option<&str>, value: Option<&str>) -> Bytes {
+    keyed_record_at(key, value, weir_core::testing::WALL_MS_START)
+}
+
+/// [`keyed_record`] with the record's create time `timestamp` (what retention.ms and the
+/// compaction lags weigh).
+pub fn keyed_record_at(key: Option<&str>, value: Option<&str>, timestamp: i64) -> Bytes {
     let record = Record {
         offset: 0,
-        timestamp: weir_core::testing::WALL_MS_START,
+        timestamp,
         key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
         value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
         headers: Vec::new(),
