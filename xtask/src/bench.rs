@@ -366,7 +366,7 @@ fn build_rdkafka_load(root: &Path) -> Result<PathBuf> {
     }
     let output = root.join("target/rdkafka_load");
     // target/ is absent when CARGO_TARGET_DIR points elsewhere.
-    std::fs::create_dir_all(root.join("target"))?;
+    fs::create_dir_all(root.join("target"))?;
     let status = Command::new("gcc")
         .args(["-O2", "-Wall", "-o"])
         .arg(&output)
