@@ -602,3 +602,205 @@ async fn json_schema_references_are_resolved_for_compatibility() {
     );
     api.assert_replays();
 }
+
+#[tokio::test]
+async fn raw_schema_by_id_is_the_bare_schema_string() {
+    // Goal: GET /schemas/ids/{id}/schema answers the schema text itself, not wrapped in
+    // {"schema": ...}, for JSON-shaped (Avro) and plain-text (Protobuf) schemas alike;
+    // an unknown id is 40403. Method: register one of each, read them back raw.
+    let api = Api::new();
+    assert_eq!(
+        api.register("users-value", avro(NAME)).await,
+        (200, json!({"id": 1}))
+    );
+    let (status, wrapped) = api.get("/schemas/ids/1").await;
+    assert_eq!(status, 200);
+    let text = wrapped["schema"].as_str().expect("schema string");
+    let (status, raw) = api.get("/schemas/ids/1/schema").await;
+    assert_eq!(status, 200);
+    assert_eq!(raw, serde_json::from_str::<Value>(text).expect("json"));
+    assert_eq!(
+        raw,
+        json!({"type": "record", "name": "User", "fields": [{"name": "name", "type": "string"}]})
+    );
+    let proto = "syntax = \"proto3\"; message A { int32 x = 1; }";
+    let body = json!({"schema": proto, "schemaType": "PROTOBUF"});
+    assert_eq!(api.register("p", body).await, (200, json!({"id": 2})));
+    assert_eq!(api.get("/schemas/ids/2/schema").await, (200, json!(proto)));
+    for uri in ["/schemas/ids/3/schema", "/schemas/ids/x/schema"] {
+        let (status, got) = api.get(uri).await;
+        assert_eq!((status, error_code(&got)), (404, 40403), "{uri}: {got}");
+    }
+}
+
+#[tokio::test]
+async fn global_config_put_then_delete_back_to_default() {
+    // Goal: PUT /config changes the level registrations obey (for subjects without their
+    // own), and DELETE /config answers the level it removed and restores the default,
+    // BACKWARD. Method: under FORWARD, a field added without default passes and a field
+    // removed without default is refused; after the delete, the reverse.
+    let api = Api::new();
+    assert_eq!(
+        api.get("/config").await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    assert_eq!(
+        api.call(
+            Method::PUT,
+            "/config",
+            Some(json!({"compatibility": "FORWARD"}))
+        )
+        .await,
+        (200, json!({"compatibility": "FORWARD"}))
+    );
+    assert_eq!(
+        api.get("/config").await,
+        (200, json!({"compatibilityLevel": "FORWARD"}))
+    );
+    assert_eq!(
+        api.get("/config/s?defaultToGlobal=true").await,
+        (200, json!({"compatibilityLevel": "FORWARD"}))
+    );
+    const EMAIL: &str = r#"{"name":"email","type":"string"}"#;
+    assert_eq!(
+        api.register("s", avro(&format!("{NAME},{AGE}"))).await,
+        (200, json!({"id": 1}))
+    );
+    // Added without default: BACKWARD would refuse it, FORWARD accepts.
+    assert_eq!(
+        api.register("s", avro(&format!("{NAME},{AGE},{EMAIL}")))
+            .await,
+        (200, json!({"id": 2}))
+    );
+    // Removed without default: FORWARD refuses (version 2 cannot read it).
+    let without_age = avro(&format!("{NAME},{EMAIL}"));
+    let (status, refused) = api.register("s", without_age.clone()).await;
+    assert_eq!((status, error_code(&refused)), (409, 409), "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("FORWARD") && m.contains("age")),
+        "{refused}"
+    );
+
+    assert_eq!(
+        api.call(Method::DELETE, "/config", None).await,
+        (200, json!({"compatibilityLevel": "FORWARD"}))
+    );
+    assert_eq!(
+        api.get("/config").await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    // Back to BACKWARD: the removal passes, an addition without default is refused.
+    assert_eq!(
+        api.register("s", without_age).await,
+        (200, json!({"id": 3}))
+    );
+    let (status, refused) = api
+        .register("s", avro(&format!("{NAME},{EMAIL},{AGE}")))
+        .await;
+    assert_eq!((status, error_code(&refused)), (409, 409), "{refused}");
+    // Deleting again (nothing set) answers the default.
+    assert_eq!(
+        api.call(Method::DELETE, "/config", None).await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    assert_eq!(
+        api.get("/subjects/s/versions").await,
+        (200, json!([1, 2, 3]))
+    );
+    api.assert_replays();
+}
+
+#[tokio::test]
+async fn subject_config_overrides_global_until_deleted() {
+    // Goal: PUT /config/{subject} wins over the global level for that subject only, and
+    // DELETE /config/{subject} answers the level it removed, after which the global level
+    // applies again; deleting a level the subject does not have is 40408. Method: global
+    // NONE, subject BACKWARD; register incompatible schemas in both subjects.
+    let api = Api::new();
+    let level = |name: &str| Some(json!({"compatibility": name}));
+    assert_eq!(
+        api.call(Method::PUT, "/config", level("NONE")).await,
+        (200, json!({"compatibility": "NONE"}))
+    );
+    assert_eq!(
+        api.call(Method::PUT, "/config/s", level("BACKWARD")).await,
+        (200, json!({"compatibility": "BACKWARD"}))
+    );
+    assert_eq!(
+        api.get("/config/s").await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    assert_eq!(
+        api.get("/config").await,
+        (200, json!({"compatibilityLevel": "NONE"}))
+    );
+    let (status, got) = api.get("/config/t").await;
+    assert_eq!((status, error_code(&got)), (404, 40408), "{got}");
+    let v1 = avro(NAME);
+    let v2 = avro(&format!("{NAME},{AGE}"));
+    for subject in ["s", "t"] {
+        assert_eq!(
+            api.register(subject, v1.clone()).await,
+            (200, json!({"id": 1}))
+        );
+    }
+    // t follows the global NONE; s its own BACKWARD.
+    assert_eq!(api.register("t", v2.clone()).await, (200, json!({"id": 2})));
+    let (status, refused) = api.register("s", v2.clone()).await;
+    assert_eq!((status, error_code(&refused)), (409, 409), "{refused}");
+
+    assert_eq!(
+        api.call(Method::DELETE, "/config/s", None).await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    let (status, got) = api.get("/config/s").await;
+    assert_eq!((status, error_code(&got)), (404, 40408), "{got}");
+    assert_eq!(
+        api.get("/config/s?defaultToGlobal=true").await,
+        (200, json!({"compatibilityLevel": "NONE"}))
+    );
+    assert_eq!(api.register("s", v2).await, (200, json!({"id": 2})));
+    let (status, got) = api.call(Method::DELETE, "/config/s", None).await;
+    assert_eq!((status, error_code(&got)), (404, 40408), "{got}");
+    api.assert_replays();
+}
+
+#[tokio::test]
+async fn deleting_a_subject_mode_restores_the_global_mode() {
+    // Goal: DELETE /mode/{subject} answers the mode it removed, and the subject then
+    // follows the global mode again; deleting a mode the subject does not have is 40409.
+    // Method: global READONLY with a READWRITE subject, register before and after.
+    let api = Api::new();
+    let mode = |m: &str| Some(json!({"mode": m}));
+    assert_eq!(
+        api.call(Method::PUT, "/mode", mode("READONLY")).await,
+        (200, json!({"mode": "READONLY"}))
+    );
+    assert_eq!(
+        api.call(Method::PUT, "/mode/s", mode("READWRITE")).await,
+        (200, json!({"mode": "READWRITE"}))
+    );
+    assert_eq!(api.register("s", avro(NAME)).await, (200, json!({"id": 1})));
+    assert_eq!(error_code(&api.register("t", avro(NAME)).await.1), 42205);
+
+    assert_eq!(
+        api.call(Method::DELETE, "/mode/s", None).await,
+        (200, json!({"mode": "READWRITE"}))
+    );
+    let (status, got) = api.get("/mode/s").await;
+    assert_eq!((status, error_code(&got)), (404, 40409), "{got}");
+    assert_eq!(
+        api.get("/mode/s?defaultToGlobal=true").await,
+        (200, json!({"mode": "READONLY"}))
+    );
+    let (status, got) = api
+        .register("s", avro(&format!("{NAME},{AGE_DEFAULT}")))
+        .await;
+    assert_eq!((status, error_code(&got)), (422, 42205), "{got}");
+    let (status, got) = api.call(Method::DELETE, "/mode/s", None).await;
+    assert_eq!((status, error_code(&got)), (404, 40409), "{got}");
+    assert_eq!(api.get("/subjects/s/versions").await, (200, json!([1])));
+    api.assert_replays();
+}
