@@ -804,3 +804,64 @@ async fn deleting_a_subject_mode_restores_the_global_mode() {
     assert_eq!(api.get("/subjects/s/versions").await, (200, json!([1])));
     api.assert_replays();
 }
+
+#[tokio::test]
+async fn forward_and_full_transitive_check_every_version() {
+    // Goal: FORWARD and FULL check the new schema against the latest version only, their
+    // _TRANSITIVE levels against every one. Method: v1 {a, b without default},
+    // v2 {a, b default 1}, v3 {a}: v2 reads v3's data (b's default) but v1 cannot (b has
+    // none), while v3 reads both v1's and v2's (b ignored). So v3 passes FORWARD and FULL,
+    // and FORWARD_TRANSITIVE and FULL_TRANSITIVE refuse it naming version 1.
+    let api = Api::new();
+    let record = |fields: &str| json!({"schema": format!(r#"{{"type":"record","name":"R","fields":[{fields}]}}"#)});
+    let a = r#"{"name":"a","type":"int"}"#;
+    let v1 = record(&format!(r#"{a},{{"name":"b","type":"int"}}"#));
+    let v2 = record(&format!(r#"{a},{{"name":"b","type":"int","default":1}}"#));
+    let v3 = record(a);
+    for (subject, level, transitive) in [
+        ("forward", "FORWARD", false),
+        ("forward-transitive", "FORWARD_TRANSITIVE", true),
+        ("full", "FULL", false),
+        ("full-transitive", "FULL_TRANSITIVE", true),
+    ] {
+        let body = Some(json!({"compatibility": level}));
+        let uri = format!("/config/{subject}");
+        assert_eq!(
+            api.call(Method::PUT, &uri, body).await,
+            (200, json!({"compatibility": level}))
+        );
+        assert_eq!(
+            api.register(subject, v1.clone()).await,
+            (200, json!({"id": 1}))
+        );
+        assert_eq!(
+            api.register(subject, v2.clone()).await,
+            (200, json!({"id": 2}))
+        );
+        let check = format!("/compatibility/subjects/{subject}/versions");
+        let (status, checked) = api.call(Method::POST, &check, Some(v3.clone())).await;
+        assert_eq!(
+            (status, checked),
+            (200, json!({"is_compatible": !transitive})),
+            "{subject}"
+        );
+        let (status, got) = api.register(subject, v3.clone()).await;
+        if transitive {
+            assert_eq!((status, error_code(&got)), (409, 409), "{subject}: {got}");
+            let message = got["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("version 1 cannot read")
+                    && message.contains(&format!("({level})"))
+                    && !message.contains("version 2"),
+                "{subject}: {got}"
+            );
+            assert_eq!(
+                api.get(&format!("/subjects/{subject}/versions")).await,
+                (200, json!([1, 2]))
+            );
+        } else {
+            assert_eq!((status, got), (200, json!({"id": 3})), "{subject}");
+        }
+    }
+    api.assert_replays();
+}

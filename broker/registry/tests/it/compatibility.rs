@@ -423,3 +423,47 @@ fn identity_ignores_layout_but_not_meaning() {
     );
     assert_eq!(proto_a.identity(), proto_b.identity());
 }
+
+#[test]
+fn forward_and_full_transitive_levels_check_every_version() {
+    // Goal: FORWARD and FULL check only the latest version, FORWARD_TRANSITIVE and
+    // FULL_TRANSITIVE every one (BACKWARD's counterpart is above). Method: v1 {a, b without
+    // default}, v2 {a, b default 1}, v3 {a}: v2 reads v3's data (b's default), v1 does not
+    // (b has none); v3 reads both (b ignored), so BACKWARD_TRANSITIVE passes too.
+    let v1 = parse(
+        SchemaType::Avro,
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},
+            {"name":"b","type":"int"}]}"#,
+    );
+    let v2 = parse(
+        SchemaType::Avro,
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},
+            {"name":"b","type":"int","default":1}]}"#,
+    );
+    let v3 = parse(
+        SchemaType::Avro,
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#,
+    );
+    let existing = vec![(1, v1), (2, v2)];
+    for level in [
+        CompatibilityLevel::Forward,
+        CompatibilityLevel::Full,
+        CompatibilityLevel::BackwardTransitive,
+    ] {
+        let problems = check(level, &v3, &existing);
+        assert!(problems.is_empty(), "{}: {problems:?}", level.name());
+    }
+    for level in [
+        CompatibilityLevel::ForwardTransitive,
+        CompatibilityLevel::FullTransitive,
+    ] {
+        let problems = check(level, &v3, &existing);
+        assert_eq!(problems.len(), 1, "{}: {problems:?}", level.name());
+        assert!(
+            problems[0].starts_with("version 1 cannot read data written with the new schema")
+                && problems[0].contains(level.name())
+                && problems[0].contains('b'),
+            "{problems:?}"
+        );
+    }
+}
