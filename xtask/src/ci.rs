@@ -64,11 +64,16 @@ pub(crate) fn run(install: bool) -> Result<()> {
     eprintln!("<== cargo xtask sim in {:.1?}", sim_started.elapsed());
     crate::sim::remove_build_dirs(&root)?;
     report_disk(&root);
+    // weir and the Jepsen harness together, as the Jepsen step builds them (see
+    // `jepsen::RELEASE_BUILD`): one resolution of features, so that step builds nothing.
+    let release: Vec<&str> = (crate::jepsen::RELEASE_BUILD.iter().copied())
+        .chain(["--locked"])
+        .collect();
     step(
-        "cargo build --release -p weir",
+        "cargo build --release -p weir -p weir-jepsen",
         &root,
         "cargo",
-        &["build", "--release", "--locked", "-p", "weir"],
+        &release,
     )?;
     let weir_bin = root.join("target/release/weir");
     let mut compat = Command::new("python3");
