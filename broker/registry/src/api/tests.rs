@@ -813,7 +813,10 @@ async fn forward_and_full_transitive_check_every_version() {
     // none), while v3 reads both v1's and v2's (b ignored). So v3 passes FORWARD and FULL,
     // and FORWARD_TRANSITIVE and FULL_TRANSITIVE refuse it naming version 1.
     let api = Api::new();
-    let record = |fields: &str| json!({"schema": format!(r#"{{"type":"record","name":"R","fields":[{fields}]}}"#)});
+    let record = |fields: &str| {
+        let schema = format!(r#"{{"type":"record","name":"R","fields":[{fields}]}}"#);
+        json!({ "schema": schema })
+    };
     let a = r#"{"name":"a","type":"int"}"#;
     let v1 = record(&format!(r#"{a},{{"name":"b","type":"int"}}"#));
     let v2 = record(&format!(r#"{a},{{"name":"b","type":"int","default":1}}"#));
