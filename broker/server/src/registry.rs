@@ -200,7 +200,7 @@ fn edge_error(error: weir_edge::EdgeError) -> Attempt {
     let message = format!("{}: {}", error.name, error.message);
     // A connection that could not log in (wrong password, mechanism not enabled) is
     // refused the same way on the next attempt: an answer, not a retry.
-    if error.message.contains(": protocol: ") {
+    if error.code == ErrorCode::SASL_AUTHENTICATION_FAILED.0 {
         return Attempt::Refused(message);
     }
     Attempt::Retry(message)

@@ -229,10 +229,10 @@ impl<R: Runtime> Router<R> {
             match login.answer(&answer) {
                 Ok(Some(next)) => request = next,
                 Ok(None) => return Ok(()),
-                Err(reason) => return Err(UpstreamError::Protocol(reason)),
+                Err(reason) => return Err(UpstreamError::Login(reason)),
             }
         }
-        Err(UpstreamError::Protocol(
+        Err(UpstreamError::Login(
             "upstream SASL exchange too long".to_owned(),
         ))
     }
@@ -528,10 +528,13 @@ impl<R: Runtime> Router<R> {
     fn failed(&self, node: i32, error: &UpstreamError) -> EdgeError {
         tracing::debug!("gateway: upstream broker {node}: {error}");
         self.forget_broker(node);
-        kafka_error(
-            ErrorCode::NETWORK_EXCEPTION,
-            format!("forwarding to broker {node}: {error}"),
-        )
+        // A refused login is the caller's (or the registry's) credentials, as a Kafka
+        // client would be told; anything else is the connection.
+        let code = match error {
+            UpstreamError::Login(_) => ErrorCode::SASL_AUTHENTICATION_FAILED,
+            _ => ErrorCode::NETWORK_EXCEPTION,
+        };
+        kafka_error(code, format!("forwarding to broker {node}: {error}"))
     }
 
     /// Pause before attempt `attempt` (1-based) of a re-routed request.

@@ -61,6 +61,9 @@ pub enum UpstreamError {
     /// The request could not be encoded or the answer decoded.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The broker refused the connection's SASL login (or the exchange went wrong).
+    #[error("login: {0}")]
+    Login(String),
 }
 
 /// Where an answer goes, and the in-flight permit it returns on arrival.
