@@ -150,7 +150,16 @@ pub fn run_for_driver(
     storage: &impl Storage,
     job: &CompactionJob,
 ) -> Result<crate::Completion, StorageError> {
-    match run_job(storage, job) {
+    completion(job, run_job(storage, job))
+}
+
+/// What a driver reports for `job`'s `outcome` (from [`run_job`] or a [`JobRun`]'s last
+/// step): see [`run_for_driver`].
+pub fn completion(
+    job: &CompactionJob,
+    outcome: Result<CompactionResult, JobError>,
+) -> Result<crate::Completion, StorageError> {
+    match outcome {
         Ok(result) => Ok(crate::Completion::Compacted(Ok(Box::new(result)))),
         Err(JobError::Storage(error)) => Err(error),
         Err(JobError::Cleaning(error)) => Ok(crate::Completion::Compacted(Err(JobFailed {

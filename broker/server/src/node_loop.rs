@@ -140,13 +140,12 @@ async fn run_paced_compaction<R: Runtime, S: StorageDriver>(
     storage: S,
     job: Box<weir_core::cleaner::CompactionJob>,
 ) -> Completion {
-    use weir_core::cleaner::{JobError, JobFailed, JobRun, Step};
+    use weir_core::cleaner::{completion, JobRun, Step};
     let rate = job.io_bytes_per_second.max(1);
-    let (job_id, partition) = (job.job_id, job.partition);
     let started = runtime.now();
     let mut run = JobRun::new(job);
     let mut read = 0u64;
-    loop {
+    let outcome = loop {
         let storage = storage.clone();
         let (back, step) = runtime
             .offload(move || {
@@ -163,21 +162,13 @@ async fn run_paced_compaction<R: Runtime, S: StorageDriver>(
                     runtime.sleep_until(due).await;
                 }
             }
-            Ok(Step::Done(result)) => return Completion::Compacted(Ok(result)),
-            Err(JobError::Storage(error)) => {
-                return Completion::Failed {
-                    reason: format!("compaction read failed: {error}"),
-                }
-            }
-            Err(JobError::Cleaning(error)) => {
-                return Completion::Compacted(Err(JobFailed {
-                    job_id,
-                    partition,
-                    reason: error.to_string(),
-                }))
-            }
+            Ok(Step::Done(result)) => break Ok(*result),
+            Err(error) => break Err(error),
         }
-    }
+    };
+    completion(run.job(), outcome).unwrap_or_else(|error| Completion::Failed {
+        reason: format!("compaction read failed: {error}"),
+    })
 }
 
 /// A finished offloaded sync.
