@@ -9,6 +9,13 @@
 //! process's cutime + cstime around its wait), which the machine's noise moves far less
 //! than throughput. `--pin` runs the broker on CPU 0 and the load generator on CPU 1
 //! (`taskset`), so client and broker do not compete for a core.
+//!
+//! Two load generators take turns in every round: librdkafka (rdkafka_load) and Weir's own
+//! client (`weir bench produce|consume`, rustls). librdkafka's TLS path calls `SSL_write`
+//! once per segment of a request's buffer, and at full speed it references most record
+//! values as segments of their own, so a 1 KiB record costs it two TLS records and two
+//! `write(2)` calls; Weir's client seals whole requests (16 KiB TLS records). The second
+//! client shows what the broker's TLS costs when the client's does not dominate.
 
 use std::fs;
 use std::path::Path;
@@ -58,6 +65,29 @@ struct Run {
 
 /// What a round measured, per size: (produce, consume).
 type Rates = Vec<(Run, Run)>;
+
+/// The load generators, in the order each round runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// bench/rdkafka_load.c on the system librdkafka (OpenSSL).
+    Rdkafka,
+    /// `weir bench produce|consume` (weir-client, rustls).
+    Weir,
+}
+
+const CLIENTS: [Client; 2] = [Client::Rdkafka, Client::Weir];
+
+impl Client {
+    fn label(self) -> &'static str {
+        match self {
+            Client::Rdkafka => "librdkafka (rdkafka_load)",
+            Client::Weir => "Weir's client (`weir bench`)",
+        }
+    }
+}
+
+/// Every round of one client: (PLAINTEXT rounds, SASL_SSL rounds).
+type ClientRounds = (Vec<Rates>, Vec<Rates>);
 
 /// The CPUs `--pin` puts the broker and the load generator on.
 const BROKER_CPU: &str = "0";
@@ -118,11 +148,15 @@ pub(crate) fn security_part(
     fs::create_dir_all(&dir)?;
     let result = (|| {
         let (mut broker, plain, sasl_ssl, props) = start(&setup, &dir)?;
+        let properties = dir.join("client.properties");
+        fs::write(&properties, props.join("\n") + "\n")?;
+        let properties = properties.display().to_string();
         let listeners = Listeners {
             broker: broker.id(),
             plain: &plain,
             sasl_ssl: &sasl_ssl,
             props: &props,
+            properties: &properties,
         };
         let measured = measure(&setup, &listeners, &sizes, rounds);
         let _ = broker.kill();
@@ -130,8 +164,8 @@ pub(crate) fn security_part(
         measured
     })();
     let _ = fs::remove_dir_all(&dir);
-    let (plain_rounds, tls_rounds) = result?;
-    let mut text = render(&sizes, &plain_rounds, &tls_rounds, rounds, pin);
+    let by_client = result?;
+    let mut text = render(&sizes, &by_client, rounds, pin);
     // The machine is shared: say how busy it was, so a noisy run is recognisable as one.
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     text.push_str(&format!(
@@ -147,15 +181,18 @@ struct Listeners<'a> {
     plain: &'a str,
     sasl_ssl: &'a str,
     props: &'a [String],
+    /// The same properties as a file, for `weir bench --command-config`.
+    properties: &'a str,
 }
 
-/// Runs the rounds; returns (PLAINTEXT rounds, SASL_SSL rounds).
+/// Runs the rounds; returns every client's (PLAINTEXT rounds, SASL_SSL rounds), in
+/// [`CLIENTS`] order.
 fn measure(
     setup: &Setup,
     listeners: &Listeners,
     sizes: &[Size],
     rounds: usize,
-) -> Result<(Vec<Rates>, Vec<Rates>)> {
+) -> Result<Vec<ClientRounds>> {
     let (weir, plain) = (setup.weir, listeners.plain);
     run_ok(
         Command::new(weir)
@@ -171,8 +208,7 @@ fn measure(
             "weir topic create",
         )?;
     }
-    let mut plain_rounds = Vec::new();
-    let mut tls_rounds = Vec::new();
+    let mut by_client: Vec<ClientRounds> = CLIENTS.iter().map(|_| Default::default()).collect();
     for index in 0..rounds.max(1) {
         eprintln!("==> security round {}", index + 1);
         let plain = (listeners.plain, &[][..]);
@@ -185,39 +221,101 @@ fn measure(
             order.reverse();
         }
         for plaintext in order {
-            let (listener, label, rounds) = if plaintext {
-                (plain, "PLAINTEXT", &mut plain_rounds)
-            } else {
-                (sasl_ssl, "SASL_SSL", &mut tls_rounds)
-            };
-            rounds.push(one_round(setup, listeners.broker, listener, sizes, label)?);
+            for (client, (plain_rounds, tls_rounds)) in CLIENTS.iter().zip(&mut by_client) {
+                let (listener, label, rounds) = if plaintext {
+                    (plain, "PLAINTEXT", plain_rounds)
+                } else {
+                    (sasl_ssl, "SASL_SSL", tls_rounds)
+                };
+                let properties = (!plaintext).then_some(listeners.properties);
+                let target = Target {
+                    client: *client,
+                    bootstrap: listener.0,
+                    props: listener.1,
+                    properties,
+                };
+                rounds.push(one_round(setup, listeners.broker, &target, sizes, label)?);
+            }
         }
     }
-    Ok((plain_rounds, tls_rounds))
+    Ok(by_client)
 }
 
-/// Produce then consume every size through one listener (`bootstrap` with the client
-/// properties `props`).
+/// Where one run's client connects, and how.
+struct Target<'a> {
+    client: Client,
+    bootstrap: &'a str,
+    /// librdkafka `-X` properties (empty for PLAINTEXT).
+    props: &'a [String],
+    /// The same as a properties file for `weir bench` (`None` for PLAINTEXT).
+    properties: Option<&'a str>,
+}
+
+impl Target<'_> {
+    /// The command of a produce (acks=1) or a consume of `size`.
+    fn command(&self, setup: &Setup, size: &Size, consume: bool) -> Command {
+        let records = size.records.to_string();
+        let bytes = size.bytes.to_string();
+        match self.client {
+            Client::Rdkafka => {
+                let mut command = setup.command(setup.load, CLIENT_CPU);
+                for prop in self.props {
+                    command.args(["-X", prop]);
+                }
+                if consume {
+                    command.args(["consume", self.bootstrap, size.topic, &records, PARTITIONS]);
+                } else {
+                    command.args(["produce", self.bootstrap, size.topic, &records, &bytes, "1"]);
+                }
+                command
+            }
+            Client::Weir => {
+                let mut command = setup.command(setup.weir, CLIENT_CPU);
+                command.args(["bench", if consume { "consume" } else { "produce" }]);
+                command.args(["--topic", size.topic, "--num-records", &records]);
+                if !consume {
+                    // rdkafka_load's batch.size, and Kafka's default of 5 requests in flight.
+                    command.args(["--record-size", &bytes, "--acks", "1"]);
+                    command.args(["--batch-size", "1000000", "--in-flight", "5"]);
+                }
+                command.args(["--bootstrap-server", self.bootstrap]);
+                if let Some(properties) = self.properties {
+                    command.args(["--command-config", properties]);
+                }
+                command
+            }
+        }
+    }
+}
+
+/// Produce then consume every size through one listener with one client (`target`).
 fn one_round(
     setup: &Setup,
     broker: u32,
-    (bootstrap, props): (&str, &[String]),
+    target: &Target,
     sizes: &[Size],
     label: &str,
 ) -> Result<Rates> {
     let mut rates = Vec::new();
     for size in sizes {
-        let records = size.records.to_string();
-        let bytes = size.bytes.to_string();
-        let produce = ["produce", bootstrap, size.topic, &records, &bytes, "1"];
-        let produce = rdkafka(setup, broker, props, &produce, size.records)?;
+        let produce = load(
+            setup,
+            broker,
+            target.command(setup, size, false),
+            size.records,
+        )?;
         // Every round appends; reading the first `records` of the topic reads as many bytes.
-        let consume = ["consume", bootstrap, size.topic, &records, PARTITIONS];
-        let consume = rdkafka(setup, broker, props, &consume, size.records)?;
+        let consume = load(
+            setup,
+            broker,
+            target.command(setup, size, true),
+            size.records,
+        )?;
         eprintln!(
-            "  {label} {} B: produce {:.0} records/s (CPU s/M records: broker {:.3}, without \
-             storage threads {:.3}, client {:.3}), consume {:.0} records/s (broker {:.3}, \
-             {:.3}, client {:.3})",
+            "  {label} {:?} {} B: produce {:.0} records/s (CPU s/M records: broker {:.3}, \
+             without storage threads {:.3}, client {:.3}), consume {:.0} records/s (broker \
+             {:.3}, {:.3}, client {:.3})",
+            target.client,
             size.bytes,
             produce.rate,
             produce.broker,
@@ -233,28 +331,19 @@ fn one_round(
     Ok(rates)
 }
 
-/// One rdkafka_load run of `records` records, with the broker's and its own CPU time.
-fn rdkafka(
-    setup: &Setup,
-    broker: u32,
-    props: &[String],
-    args: &[&str],
-    records: u64,
-) -> Result<Run> {
-    let mut command = setup.command(setup.load, CLIENT_CPU);
-    for prop in props {
-        command.args(["-X", prop]);
-    }
+/// One load generator run of `records` records, with the broker's and its own CPU time.
+fn load(setup: &Setup, broker: u32, mut command: Command, records: u64) -> Result<Run> {
+    let shown = format!("{command:?}");
     let broker_before = cpu_seconds(broker, setup.ticks)?;
     let storage_before = storage_cpu_seconds(broker, setup.ticks)?;
     let client_before = children_cpu_seconds(setup.ticks)?;
-    let output = command.args(args).stderr(Stdio::inherit()).output()?;
+    let output = command.stderr(Stdio::inherit()).output()?;
     let client = children_cpu_seconds(setup.ticks)? - client_before;
     let broker_cpu = cpu_seconds(broker, setup.ticks)? - broker_before;
     let storage = storage_cpu_seconds(broker, setup.ticks)? - storage_before;
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     if !output.status.success() {
-        bail!("rdkafka_load {} failed: {stdout}", args.join(" "));
+        bail!("{shown} failed: {stdout}");
     }
     let rate = records_per_sec(&stdout).with_context(|| format!("no records/sec in {stdout:?}"))?;
     let per_million = 1e6 / records.max(1) as f64;
@@ -368,7 +457,7 @@ fn certificates() -> Result<(String, String)> {
     ))
 }
 
-fn render(sizes: &[Size], plain: &[Rates], tls: &[Rates], rounds: usize, pin: bool) -> String {
+fn render(sizes: &[Size], by_client: &[ClientRounds], rounds: usize, pin: bool) -> String {
     let (flag, placement) = if pin {
         (
             " --pin",
@@ -388,10 +477,27 @@ fn render(sizes: &[Size], plain: &[Rates], tls: &[Rates], rounds: usize, pin: bo
          users); librdkafka (rdkafka_load with `-X security.protocol=SASL_SSL -X \
          ssl.ca.location=... -X sasl.mechanisms=SCRAM-SHA-256 ...`) produces with acks=1 \
          and consumes (2 partitions, from offset 0) through each listener; {placement}. \
-         Rounds alternate PLAINTEXT and SASL_SSL, in the order P S S P P S ... Cost = 1 - \
-         median SASL_SSL / median PLAINTEXT; the goal is at most 30%.\n\n\
-         | measurement | PLAINTEXT records/s | SASL_SSL records/s | median ratio | TLS cost |\n\
-         |---|---|---|---|---|\n"
+         Rounds alternate PLAINTEXT and SASL_SSL, in the order P S S P P S ..., and in \
+         each both load generators run, librdkafka first: librdkafka (rdkafka_load), and \
+         Weir's own client (`weir bench produce --acks 1 --batch-size 1000000 --in-flight \
+         5`, `weir bench consume`, with `--command-config` holding the same properties). \
+         Cost = 1 - median SASL_SSL / median PLAINTEXT; the goal is at most 30%. \
+         librdkafka's TLS path calls SSL_write once per segment of a request's buffer, and \
+         at full speed it references most record values as segments of their own (a 1 KiB \
+         record: two TLS records, two write(2) calls); Weir's client seals whole requests.\n"
+    );
+    for (client, (plain, tls)) in CLIENTS.iter().zip(by_client) {
+        text.push_str(&format!("\n### {}\n\n", client.label()));
+        text.push_str(&client_tables(sizes, plain, tls));
+    }
+    text
+}
+
+/// The throughput, CPU and bound tables of one load generator's runs.
+fn client_tables(sizes: &[Size], plain: &[Rates], tls: &[Rates]) -> String {
+    let mut text = String::from(
+        "| measurement | PLAINTEXT records/s | SASL_SSL records/s | median ratio | TLS cost |\n\
+         |---|---|---|---|---|\n",
     );
     let show = |runs: &[f64], digits: usize| {
         runs.iter()
@@ -451,22 +557,110 @@ fn render(sizes: &[Size], plain: &[Rates], tls: &[Rates], rounds: usize, pin: bo
         for field in fields {
             let (plain_cpu, plain_median) = medians(plain_runs, field);
             let (tls_cpu, tls_median) = medians(tls_runs, field);
+            // Runs too short for the clock ticks of /proc read 0: no ratio then.
+            let ratio = if plain_median > 0.0 {
+                format!("{:.2}", tls_median / plain_median)
+            } else {
+                "n/a".to_string()
+            };
             row.push_str(&format!(
-                " {} | {} | {:.2} |",
+                " {} | {} | {ratio} |",
                 show(&plain_cpu, 3),
                 show(&tls_cpu, 3),
-                tls_median / plain_median.max(f64::MIN_POSITIVE)
             ));
         }
         row.push('\n');
         text.push_str(&row);
     }
+    text.push_str(
+        "\nWhat the CPU figures bound (median CPU s per million records; c = client, b = \
+         broker, P = PLAINTEXT, S = SASL_SSL). Both CPU-bound on shared cores: cost = 1 - \
+         (cP + bP) / (cS + bS). The same with the broker's TLS free (bS = bP): what the \
+         client's TLS alone costs when both share the cores. The client alone: 1 - cP / cS, \
+         the cost when the client is the bottleneck (as with `--pin`). A cost above 30% in \
+         the last two columns is out of the broker's reach.\n\n\
+         | measurement | both CPU-bound | broker's TLS free | client alone |\n\
+         |---|---|---|---|\n",
+    );
+    for (name, plain_runs, tls_runs) in &measurements {
+        let middle = |runs: &[Run], field: fn(&Run) -> f64| medians(runs, field).1;
+        let bounds = CostBounds {
+            client_plain: middle(plain_runs, |run| run.client),
+            client_tls: middle(tls_runs, |run| run.client),
+            broker_plain: middle(plain_runs, |run| run.broker),
+            broker_tls: middle(tls_runs, |run| run.broker),
+        };
+        text.push_str(&format!(
+            "| {name} | {:.0}% | {:.0}% | {:.0}% |\n",
+            bounds.both() * 100.0,
+            bounds.broker_free() * 100.0,
+            bounds.client_alone() * 100.0
+        ));
+    }
     text
+}
+
+/// Median CPU seconds per million records of one measurement, and the throughput costs
+/// they imply when CPU is what bounds the run.
+struct CostBounds {
+    client_plain: f64,
+    client_tls: f64,
+    broker_plain: f64,
+    broker_tls: f64,
+}
+
+impl CostBounds {
+    /// Client and broker share the cores and both are busy: records/s is inverse to
+    /// their summed CPU per record.
+    fn both(&self) -> f64 {
+        cost(
+            self.client_plain + self.broker_plain,
+            self.client_tls + self.broker_tls,
+        )
+    }
+
+    /// As [`CostBounds::both`], with the broker's SASL_SSL CPU at its PLAINTEXT figure.
+    fn broker_free(&self) -> f64 {
+        cost(
+            self.client_plain + self.broker_plain,
+            self.client_tls + self.broker_plain,
+        )
+    }
+
+    /// The client is the bottleneck (it has a core to itself and uses all of it).
+    fn client_alone(&self) -> f64 {
+        cost(self.client_plain, self.client_tls)
+    }
+}
+
+/// Throughput cost when records/s is inverse to CPU per record: 1 - plain / tls.
+fn cost(plain: f64, tls: f64) -> f64 {
+    if tls <= 0.0 {
+        return 0.0;
+    }
+    1.0 - plain / tls
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Goal: the bounds read the CPU figures as stated (1 KiB produce, quiet pinned run of
+    // 2026-12-06: client 1.60 -> 3.08, broker 1.76 -> 3.16 s per million records).
+    #[test]
+    fn cost_bounds_from_cpu() {
+        let bounds = CostBounds {
+            client_plain: 1.6,
+            client_tls: 3.08,
+            broker_plain: 1.76,
+            broker_tls: 3.16,
+        };
+        let percent = |value: f64| (value * 100.0).round();
+        assert_eq!(percent(bounds.both()), 46.0);
+        assert_eq!(percent(bounds.broker_free()), 31.0);
+        assert_eq!(percent(bounds.client_alone()), 48.0);
+        assert_eq!(cost(1.0, 0.0), 0.0);
+    }
 
     // Goal: only the storage engine's threads count as storage, whatever the comm holds.
     #[test]
