@@ -48,8 +48,8 @@ struct Size {
     records: u64,
 }
 
-/// One rdkafka_load run.
-#[derive(Debug, Clone, Copy)]
+/// One load generator run.
+#[derive(Debug, Clone, Copy, Default)]
 struct Run {
     /// records/s, as rdkafka_load reports it.
     rate: f64,
@@ -298,19 +298,18 @@ fn one_round(
 ) -> Result<Rates> {
     let mut rates = Vec::new();
     for size in sizes {
-        let produce = load(
-            setup,
-            broker,
-            target.command(setup, size, false),
-            size.records,
-        )?;
-        // Every round appends; reading the first `records` of the topic reads as many bytes.
-        let consume = load(
-            setup,
-            broker,
-            target.command(setup, size, true),
-            size.records,
-        )?;
+        // Produce, then consume: every round appends, and reading the first `records` of
+        // the topic reads as many bytes.
+        let mut runs = [Run::default(); 2];
+        for (run, consume) in runs.iter_mut().zip([false, true]) {
+            *run = load(
+                setup,
+                broker,
+                target.command(setup, size, consume),
+                size.records,
+            )?;
+        }
+        let [produce, consume] = runs;
         eprintln!(
             "  {label} {:?} {} B: produce {:.0} records/s (CPU s/M records: broker {:.3}, \
              without storage threads {:.3}, client {:.3}), consume {:.0} records/s (broker \
