@@ -847,7 +847,9 @@ impl Node {
         if self.sync.in_flight.is_some_and(|id| id <= sync_id) {
             self.sync.in_flight = None;
         }
+        // Storage keys (what parked fetches name) and partitions whose durable end moved.
         let mut advanced = BTreeSet::new();
+        let mut advanced_ids = BTreeSet::new();
         // Only partitions with appends in flight are visited, not the whole catalog.
         let unsynced = std::mem::take(&mut self.unsynced_partitions);
         for key in unsynced {
@@ -856,6 +858,7 @@ impl Node {
             };
             if log.on_synced(sync_id) {
                 advanced.insert(log.partition_key());
+                advanced_ids.insert(key);
             }
             if log.has_unsynced() {
                 self.unsynced_partitions.insert(key);
@@ -873,7 +876,7 @@ impl Node {
             }
         }
         self.wake_fetches(|keys| keys.iter().any(|key| advanced.contains(key)));
-        self.cluster_on_synced(now, sync_id);
+        self.cluster_on_synced(now, sync_id, &advanced_ids);
     }
 
     /// Answer a response whose effects are durable — now, or a little later when BUGGIFY

@@ -70,10 +70,9 @@ impl Node {
     /// passed, or resend one unanswered for [`PEER_RETRY_MS`].
     pub(super) fn follower_sends(&mut self, now: Now) {
         let cluster = &*self.cluster;
-        let due: Vec<PartitionId> = cluster
-            .replication
-            .replicas
-            .iter()
+        let replication = &cluster.replication;
+        let due: Vec<PartitionId> = (replication.followers.iter())
+            .filter_map(|key| Some((key, replication.replicas.get(key)?)))
             .filter_map(|(key, r)| match r {
                 Replica::Follower(f) if f.leader >= 0 && f.fetch_after_sync.is_none() => {
                     let due = match f.in_flight {

@@ -21,7 +21,7 @@
 //! dropped whenever this node is not the Raft leader: its uncommitted tail may be
 //! truncated by the next leader.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use uuid::Uuid;
 
@@ -341,7 +341,12 @@ impl Node {
 
     /// Raft readies whose writes sync `sync_id` made durable. Syncs complete in order and a
     /// completion covers every earlier sync, so the due readies are a prefix of the queue.
-    pub(in crate::node) fn cluster_on_synced(&mut self, now: Now, sync_id: u64) {
+    pub(in crate::node) fn cluster_on_synced(
+        &mut self,
+        now: Now,
+        sync_id: u64,
+        advanced: &BTreeSet<PartitionId>,
+    ) {
         assert!(
             sync_id <= self.sync.completed,
             "raft readies released by sync {sync_id} before it completed"
@@ -367,11 +372,9 @@ impl Node {
             "a ready covered by sync {sync_id} left pending"
         );
         // Followers waiting for their appends to be durable fetch again now.
-        let ready: Vec<PartitionId> = self
-            .cluster
-            .replication
-            .replicas
-            .iter()
+        let replication = &self.cluster.replication;
+        let ready: Vec<PartitionId> = (replication.followers.iter())
+            .filter_map(|key| Some((key, replication.replicas.get(key)?)))
             .filter_map(|(key, r)| match r {
                 Replica::Follower(f) if f.fetch_after_sync.is_some_and(|s| s <= sync_id) => {
                     Some(*key)
@@ -386,16 +389,11 @@ impl Node {
             }
             self.send_follower_request(now, key);
         }
-        // The leader's own durable end moved: high watermarks may too.
-        let led: Vec<PartitionId> = self
-            .cluster
-            .replication
-            .replicas
-            .iter()
-            .filter(|(_, r)| matches!(r, Replica::Leader(_)))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in led {
+        // The leader's own durable end moved for `advanced`: their high watermarks may
+        // too. Nothing else moves at a sync (a leader's HW rises only with its durable
+        // end, its ISR or a follower's progress, and the last two recompute where they
+        // change), so the rest are not visited.
+        for &key in advanced {
             self.recompute_hw(key);
         }
         self.release_hw_waiters();

@@ -246,6 +246,7 @@ impl ClusterState {
             controller: ControllerState::new(now.instant, ADMIN_WAITERS_MAX),
             replication: Replication {
                 replicas: BTreeMap::new(),
+                followers: BTreeSet::new(),
                 next_leader_check: now.instant,
                 parked_fetches: Purgatory::new(REPLICA_FETCH_WAITERS_MAX),
                 hw_waiters: Purgatory::new(HW_WAITERS_MAX),
@@ -466,21 +467,20 @@ impl Node {
         if let Some(at) = cluster.remote.next_resend() {
             next = next.min(at);
         }
-        for replica in cluster.replication.replicas.values() {
-            match replica {
-                Replica::Follower(f) => {
-                    let at = match f.in_flight {
-                        Some((_, sent)) => sent.add_ms(PEER_RETRY_MS),
-                        None => f.not_before,
-                    };
-                    if f.fetch_after_sync.is_none() && f.leader >= 0 {
-                        next = next.min(at);
-                    }
-                }
-                Replica::Leader(_) => {
-                    next = next.min(cluster.replication.next_leader_check);
+        let replication = &cluster.replication;
+        for key in &replication.followers {
+            if let Some(Replica::Follower(f)) = replication.replicas.get(key) {
+                let at = match f.in_flight {
+                    Some((_, sent)) => sent.add_ms(PEER_RETRY_MS),
+                    None => f.not_before,
+                };
+                if f.fetch_after_sync.is_none() && f.leader >= 0 {
+                    next = next.min(at);
                 }
             }
+        }
+        if replication.leads_any() {
+            next = next.min(replication.next_leader_check);
         }
         Some(next)
     }

@@ -31,7 +31,7 @@
 //! ISR within the replicas (see [`LeaderState::invariants`]); an acks=all waiter waits only
 //! on partitions this node leads (see [`Replication::invariants`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 use weir_wire::domain::{Acks, ApiResponse};
@@ -109,8 +109,14 @@ pub(super) struct HwWaiter {
 #[derive(Debug)]
 pub(in crate::node) struct Replication {
     /// This node's role per partition, kept in line with the applied image by
-    /// `update_role` (see `cluster_invariants`).
+    /// `update_role` (see `cluster_invariants`). Changed only through [`Replication::set`]
+    /// and [`Replication::remove`], which keep `followers` in line with it.
     pub replicas: BTreeMap<PartitionId, Replica>,
+    /// The keys of the follower roles in `replicas`: what the per-event paths (the next
+    /// timeout, the follower timer, a sync's completion) visit, so that their cost follows
+    /// the followers, not every partition this node holds (a broker leading 30,000
+    /// partitions and following none visits nothing there).
+    pub(super) followers: BTreeSet<PartitionId>,
     /// When led partitions are next checked for lagging followers.
     pub(super) next_leader_check: Instant,
     /// Replica fetches held for new data, by (follower, correlation).
@@ -131,10 +137,40 @@ pub(super) fn new_progress(now: Now) -> Progress {
 }
 
 impl Replication {
-    /// The waits are bounded and in their deadline order (see [`Purgatory::invariants`]).
+    /// Take `role` for `key`, replacing any earlier one.
+    pub(super) fn set(&mut self, key: PartitionId, role: Replica) {
+        if matches!(role, Replica::Follower(_)) {
+            self.followers.insert(key);
+        } else {
+            self.followers.remove(&key);
+        }
+        self.replicas.insert(key, role);
+    }
+
+    /// Drop the role for `key`, if any.
+    pub(super) fn remove(&mut self, key: &PartitionId) {
+        self.followers.remove(key);
+        self.replicas.remove(key);
+    }
+
+    /// True when this node leads at least one partition.
+    pub(super) fn leads_any(&self) -> bool {
+        self.replicas.len() > self.followers.len()
+    }
+
+    /// The waits are bounded and in their deadline order (see [`Purgatory::invariants`]),
+    /// and `followers` names exactly the follower roles.
     pub(super) fn invariants(&self) {
         self.parked_fetches.invariants();
         self.hw_waiters.invariants();
+        assert!(
+            self.followers.iter().eq(self
+                .replicas
+                .iter()
+                .filter(|(_, r)| matches!(r, Replica::Follower(_)))
+                .map(|(k, _)| k)),
+            "the follower index differs from the follower roles"
+        );
         // An acks=all waiter waits only on partitions led here: losing a leadership fails
         // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
         for (_, waiter) in self.hw_waiters.iter() {
@@ -457,7 +493,7 @@ impl Node {
         let key = PartitionId::new(topic_id, index);
         let Some(state) = state.filter(|_| cluster.meta.caught_up && cluster.config.broker_role)
         else {
-            cluster.replication.replicas.remove(&key);
+            cluster.replication.remove(&key);
             return;
         };
         let current = cluster.replication.replicas.get(&key).cloned();
@@ -477,10 +513,7 @@ impl Node {
                             leader.followers.insert(*r, new_progress(now));
                         }
                     }
-                    cluster
-                        .replication
-                        .replicas
-                        .insert(key, Replica::Leader(leader));
+                    cluster.replication.set(key, Replica::Leader(leader));
                     self.recompute_hw(key);
                     self.release_hw_waiters();
                     return;
@@ -523,7 +556,7 @@ impl Node {
                     self.fail_hw_waiters_of(topic_id, Some(index));
                     self.wake_fetches(|_| true);
                 }
-                self.cluster.replication.replicas.remove(&key);
+                self.cluster.replication.remove(&key);
                 return;
             }
             if was_leader {
@@ -544,7 +577,7 @@ impl Node {
                 .filter(|r| **r != node_id)
                 .map(|r| (*r, new_progress(now)))
                 .collect();
-            cluster.replication.replicas.insert(
+            cluster.replication.set(
                 key,
                 Replica::Leader(LeaderState {
                     epoch: state.leader_epoch,
@@ -598,7 +631,7 @@ impl Node {
                 }
             }
             let cluster = &mut *self.cluster;
-            cluster.replication.replicas.insert(
+            cluster.replication.set(
                 key,
                 Replica::Follower(FollowerState {
                     leader: state.leader,
@@ -618,7 +651,7 @@ impl Node {
                 self.fail_hw_waiters_of(topic_id, Some(index));
                 self.wake_fetches(|_| true);
             }
-            self.cluster.replication.replicas.remove(&key);
+            self.cluster.replication.remove(&key);
         }
     }
 
@@ -634,6 +667,8 @@ impl Node {
         cluster.replication.next_leader_check = now.instant.add_ms(LEADER_CHECK_MS);
         let lag_max = cluster.config.replica_lag_time_max_ms;
         let mut requests = Vec::new();
+        // Partitions whose pending change was forgotten: their maximal ISR shrank.
+        let mut forgotten = Vec::new();
         for (key, replica) in cluster.replication.replicas.iter_mut() {
             let (topic_id, index) = (key.topic, key.index());
             let Replica::Leader(leader) = replica else {
@@ -648,6 +683,7 @@ impl Node {
                     > ALTER_ISR_RETRY_MS
                 {
                     leader.pending_isr = None;
+                    forgotten.push(*key);
                 } else {
                     continue;
                 }
@@ -693,6 +729,14 @@ impl Node {
         }
         for request in requests {
             self.send_alter_isr(request);
+        }
+        // A forgotten expansion's members no longer hold the HW back (a sync no longer
+        // recomputes every led partition's HW, so it is done here, where the ISR moved).
+        if !forgotten.is_empty() {
+            for key in forgotten {
+                self.recompute_hw(key);
+            }
+            self.release_hw_waiters();
         }
     }
 
