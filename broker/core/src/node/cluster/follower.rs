@@ -65,14 +65,31 @@ pub(in crate::node) struct FollowerState {
     pub(super) fetch_after_sync: Option<u64>,
 }
 
+impl FollowerState {
+    /// When the follower timer next acts on this role: the back-off's end, or the resend
+    /// of a request in flight; `None` while it waits for a sync or has no leader (an
+    /// input, not the timer, moves it on). Kept in [`super::Replication`]'s timer index.
+    pub(super) fn timer(&self) -> Option<Instant> {
+        if self.fetch_after_sync.is_some() || self.leader < 0 {
+            return None;
+        }
+        Some(match self.in_flight {
+            Some((_, sent)) => sent.add_ms(PEER_RETRY_MS),
+            None => self.not_before,
+        })
+    }
+}
+
 impl Node {
     /// Follower timer: send the next request where none is in flight and the back-off
-    /// passed, or resend one unanswered for [`PEER_RETRY_MS`].
+    /// passed, or resend one unanswered for [`PEER_RETRY_MS`]. Visits the roles whose
+    /// timer is due (the index), not every follower.
     pub(super) fn follower_sends(&mut self, now: Now) {
         let cluster = &*self.cluster;
         let replication = &cluster.replication;
-        let due: Vec<PartitionId> = (replication.followers.iter())
-            .filter_map(|key| Some((key, replication.replicas.get(key)?)))
+        let due: Vec<PartitionId> = (replication.follower_timers.iter())
+            .take_while(|(at, _)| *at <= now.instant)
+            .filter_map(|(_, key)| Some((key, replication.replicas.get(key)?)))
             .filter_map(|(key, r)| match r {
                 Replica::Follower(f) if f.leader >= 0 && f.fetch_after_sync.is_none() => {
                     let due = match f.in_flight {
@@ -97,6 +114,7 @@ impl Node {
                 }
                 f.in_flight = None;
             }
+            self.cluster.replication.retime(key);
             self.send_follower_request(now, key);
         }
     }
@@ -135,6 +153,7 @@ impl Node {
         f.in_flight = Some((correlation, now.instant));
         let (leader, epoch, truncated) = (f.leader, f.epoch, f.truncated);
         let last_epoch = f.query_epoch.unwrap_or(last_epoch);
+        cluster.replication.retime(key);
         let message = if truncated {
             PeerMessage::Fetch(ReplicaFetch {
                 correlation,
@@ -175,6 +194,7 @@ impl Node {
             return false;
         }
         f.in_flight = None;
+        self.cluster.replication.retime(key);
         true
     }
 
@@ -184,6 +204,7 @@ impl Node {
         if let Some(Replica::Follower(f)) = self.cluster.replication.replicas.get_mut(&key) {
             f.not_before = now.instant.add_ms(REFUSED_RETRY_MS);
         }
+        self.cluster.replication.retime(key);
     }
 
     /// One round of KIP-101/KIP-279 truncation. The leader answered `(E, end)`: `E` is its
@@ -333,6 +354,7 @@ impl Node {
                 {
                     f.fetch_after_sync = Some(sync_id);
                 }
+                self.cluster.replication.retime(key);
             }
             None => self.send_follower_request(now, key),
         }

@@ -387,6 +387,7 @@ impl Node {
                 f.fetch_after_sync = None;
                 f.not_before = now.instant;
             }
+            self.cluster.replication.retime(key);
             self.send_follower_request(now, key);
         }
         // The leader's own durable end moved for `advanced`: their high watermarks may

@@ -247,6 +247,8 @@ impl ClusterState {
             replication: Replication {
                 replicas: BTreeMap::new(),
                 followers: BTreeSet::new(),
+                follower_timers: BTreeSet::new(),
+                follower_timer_of: BTreeMap::new(),
                 next_leader_check: now.instant,
                 parked_fetches: Purgatory::new(REPLICA_FETCH_WAITERS_MAX),
                 hw_waiters: Purgatory::new(HW_WAITERS_MAX),
@@ -468,16 +470,8 @@ impl Node {
             next = next.min(at);
         }
         let replication = &cluster.replication;
-        for key in &replication.followers {
-            if let Some(Replica::Follower(f)) = replication.replicas.get(key) {
-                let at = match f.in_flight {
-                    Some((_, sent)) => sent.add_ms(PEER_RETRY_MS),
-                    None => f.not_before,
-                };
-                if f.fetch_after_sync.is_none() && f.leader >= 0 {
-                    next = next.min(at);
-                }
-            }
+        if let Some((at, _)) = replication.follower_timers.first() {
+            next = next.min(*at);
         }
         if replication.leads_any() {
             next = next.min(replication.next_leader_check);

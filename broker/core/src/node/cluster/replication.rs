@@ -117,6 +117,12 @@ pub(in crate::node) struct Replication {
     /// the followers, not every partition this node holds (a broker leading 30,000
     /// partitions and following none visits nothing there).
     pub(super) followers: BTreeSet<PartitionId>,
+    /// The follower roles' timers ([`FollowerState::timer`]) in deadline order, and each
+    /// role's entry there: the next timeout and the follower timer read the first entries
+    /// instead of every role. Whoever changes a follower's timer fields calls
+    /// [`Replication::retime`]; `invariants` checks the index against the roles.
+    pub(super) follower_timers: BTreeSet<(Instant, PartitionId)>,
+    pub(super) follower_timer_of: BTreeMap<PartitionId, Instant>,
     /// When led partitions are next checked for lagging followers.
     pub(super) next_leader_check: Instant,
     /// Replica fetches held for new data, by (follower, correlation).
@@ -145,12 +151,27 @@ impl Replication {
             self.followers.remove(&key);
         }
         self.replicas.insert(key, role);
+        self.retime(key);
     }
 
     /// Drop the role for `key`, if any.
     pub(super) fn remove(&mut self, key: &PartitionId) {
         self.followers.remove(key);
         self.replicas.remove(key);
+        self.retime(*key);
+    }
+
+    /// Bring `key`'s entry in the follower timer index in line with its role.
+    pub(super) fn retime(&mut self, key: PartitionId) {
+        if let Some(at) = self.follower_timer_of.remove(&key) {
+            self.follower_timers.remove(&(at, key));
+        }
+        if let Some(Replica::Follower(f)) = self.replicas.get(&key) {
+            if let Some(at) = f.timer() {
+                self.follower_timers.insert((at, key));
+                self.follower_timer_of.insert(key, at);
+            }
+        }
     }
 
     /// True when this node leads at least one partition.
@@ -170,6 +191,22 @@ impl Replication {
                 .filter(|(_, r)| matches!(r, Replica::Follower(_)))
                 .map(|(k, _)| k)),
             "the follower index differs from the follower roles"
+        );
+        let timers: BTreeMap<PartitionId, Instant> = (self.replicas.iter())
+            .filter_map(|(key, r)| match r {
+                Replica::Follower(f) => Some((*key, f.timer()?)),
+                Replica::Leader(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            timers, self.follower_timer_of,
+            "the follower timer index differs from the roles' timers"
+        );
+        assert!(
+            self.follower_timers.len() == self.follower_timer_of.len()
+                && (self.follower_timers.iter())
+                    .all(|(at, key)| self.follower_timer_of.get(key) == Some(at)),
+            "the follower timers in deadline order differ from the timer of each role"
         );
         // An acks=all waiter waits only on partitions led here: losing a leadership fails
         // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
