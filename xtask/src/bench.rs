@@ -22,6 +22,7 @@ mod availability;
 mod baseline;
 mod compaction;
 mod cores;
+mod partitions;
 mod peer;
 mod security;
 
@@ -51,6 +52,9 @@ pub(crate) enum Workload {
     /// The broker on one core then two (`taskset`): throughput, CPU per record and cores
     /// busy, alternating.
     Cores,
+    /// A 3-node cluster holding 1,000 then 10,000 partitions at replication factor 3: the
+    /// brokers' idle CPU, and produce throughput and CPU per record over all partitions.
+    Partitions,
     /// Every workload against Weir and a peer broker, alternating, with ratios and issue
     /// 19's goals (needs `--peer`; `--peer tansu` alone runs only this part).
     Peer,
@@ -128,6 +132,10 @@ pub(crate) fn run(
     if wanted(Workload::Cores) {
         let part = cores::cores_part(&weir, &load, records, repeat)?;
         parts.push((Some(cores::CORES_HEADING), part));
+    }
+    if wanted(Workload::Partitions) {
+        let part = partitions::partitions_part(&weir, &load, &root, records, repeat)?;
+        parts.push((Some(partitions::PARTITIONS_HEADING), part));
     }
     if wanted(Workload::Baseline) {
         let Some(rev) = baseline else {
@@ -266,9 +274,10 @@ replica has fsynced before the ack) against `isr-memory` (Kafka's: followers cou
 they hold the batch) is the cost of surviving a power loss of all replicas at once.\n\
 The parts after these sections measure availability: the failover gap when a partition\n\
 leader is SIGKILLed, and a new consumer group's first join; then what log compaction\n\
-costs, what TLS + SASL cost, and the broker on one core then two. `cargo xtask bench\n\
---only throughput,failover,group-join,compaction,security,cores` (any of them) reruns\n\
-some parts and keeps the others;\n\
+costs, what TLS + SASL cost, the broker on one core then two, and a 3-node cluster\n\
+holding many partitions. `cargo xtask bench --only\n\
+throughput,failover,group-join,compaction,security,cores,partitions` (any of them)\n\
+reruns some parts and keeps the others;\n\
 `--only baseline --baseline REV` runs the same load against this broker and REV's,\n\
 alternating, and reports the ratios (how a refactoring shows it costs no throughput);\n\
 `--peer tansu` runs every workload against Weir and Tansu's in-memory broker, alternating,\n\

@@ -125,6 +125,16 @@ impl BenchCluster {
         Ok(())
     }
 
+    /// The process ids of the three nodes (all running).
+    pub(super) fn pids(&self) -> Result<[u32; 3]> {
+        let pid = |index: usize| -> Result<u32> {
+            (self.nodes.get(index).and_then(Option::as_ref))
+                .map(Child::id)
+                .with_context(|| format!("node {} is not running", index + 1))
+        };
+        Ok([pid(0)?, pid(1)?, pid(2)?])
+    }
+
     pub(super) fn kafka(&self, index: usize) -> String {
         format!("127.0.0.1:{}", self.kafka[index])
     }
