@@ -59,9 +59,15 @@ pub(crate) fn partitions_part(
             sizes.reverse();
         }
         for partitions in sizes {
-            eprintln!("==> partitions: round {}, {partitions} partitions", round + 1);
+            eprintln!(
+                "==> partitions: round {}, {partitions} partitions",
+                round + 1
+            );
             let base = root.join(format!("target/bench-partitions/{partitions}"));
-            runs.push((partitions, one_run(weir, load, &base, partitions, records, ticks)?));
+            runs.push((
+                partitions,
+                one_run(weir, load, &base, partitions, records, ticks)?,
+            ));
         }
     }
     Ok(render(&runs, records, rounds))

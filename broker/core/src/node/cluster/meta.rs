@@ -371,16 +371,11 @@ impl Node {
             (self.cluster.meta.raft_pending.iter()).all(|p| p.sync_id > sync_id),
             "a ready covered by sync {sync_id} left pending"
         );
-        // Followers waiting for their appends to be durable fetch again now.
-        let replication = &self.cluster.replication;
-        let ready: Vec<PartitionId> = (replication.followers.iter())
-            .filter_map(|key| Some((key, replication.replicas.get(key)?)))
-            .filter_map(|(key, r)| match r {
-                Replica::Follower(f) if f.fetch_after_sync.is_some_and(|s| s <= sync_id) => {
-                    Some(*key)
-                }
-                _ => None,
-            })
+        // Followers waiting for their appends to be durable fetch again now (the front of
+        // the sync waits, in sync order).
+        let ready: Vec<PartitionId> = (self.cluster.replication.sync_waits.iter())
+            .take_while(|(waits_for, _)| *waits_for <= sync_id)
+            .map(|(_, key)| *key)
             .collect();
         for key in ready {
             if let Some(Replica::Follower(f)) = self.cluster.replication.replicas.get_mut(&key) {

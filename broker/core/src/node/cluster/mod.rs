@@ -249,8 +249,11 @@ impl ClusterState {
                 followers: BTreeSet::new(),
                 follower_timers: BTreeSet::new(),
                 follower_timer_of: BTreeMap::new(),
+                sync_waits: BTreeSet::new(),
+                sync_wait_of: BTreeMap::new(),
                 next_leader_check: now.instant,
                 parked_fetches: Purgatory::new(REPLICA_FETCH_WAITERS_MAX),
+                parked_by_partition: BTreeSet::new(),
                 hw_waiters: Purgatory::new(HW_WAITERS_MAX),
                 internal_appends: Vec::new(),
             },
@@ -501,7 +504,7 @@ impl Node {
         }
         let cluster = &mut *self.cluster;
         let mut due = Vec::new();
-        while let Some(parked) = cluster.replication.parked_fetches.pop_expired(now.instant) {
+        while let Some(parked) = cluster.replication.pop_expired_fetch(now.instant) {
             due.push(parked);
         }
         self.answer_hw_waiters(

@@ -123,10 +123,22 @@ pub(in crate::node) struct Replication {
     /// [`Replication::retime`]; `invariants` checks the index against the roles.
     pub(super) follower_timers: BTreeSet<(Instant, PartitionId)>,
     pub(super) follower_timer_of: BTreeMap<PartitionId, Instant>,
+    /// The follower roles waiting for a sync before their next fetch
+    /// (`FollowerState::fetch_after_sync`), by that sync, and each role's entry: a sync's
+    /// completion takes the ones it covers from the front. Kept by `retime` too.
+    pub(super) sync_waits: BTreeSet<(u64, PartitionId)>,
+    pub(super) sync_wait_of: BTreeMap<PartitionId, u64>,
     /// When led partitions are next checked for lagging followers.
     pub(super) next_leader_check: Instant,
     /// Replica fetches held for new data, by (follower, correlation).
+    /// Changed only through `park_fetch`, `unpark_fetch`, `pop_expired_fetch` and
+    /// `take_fetches_of`, which keep `parked_by_partition` in line with it.
     pub(super) parked_fetches: Purgatory<ReplicaFetch, (i32, u64)>,
+    /// The parked replica fetches by the partition they fetch: an append wakes its own
+    /// partition's (a leader of thousands of partitions holds a parked fetch per follower
+    /// partition, so scanning them all per append was the largest cost of producing over
+    /// many partitions in a cluster).
+    pub(super) parked_by_partition: BTreeSet<(PartitionId, (i32, u64))>,
     /// acks=all produces (and coordinator answers) waiting for high watermarks.
     pub(super) hw_waiters: Purgatory<HwWaiter>,
     /// Internal-topic appends of the current input, for the answer that waits on them.
@@ -161,15 +173,72 @@ impl Replication {
         self.retime(*key);
     }
 
-    /// Bring `key`'s entry in the follower timer index in line with its role.
+    /// Park a replica fetch (replacing one under the same key); gives it back when full.
+    pub(super) fn park_fetch(
+        &mut self,
+        key: (i32, u64),
+        deadline: Option<Instant>,
+        fetch: ReplicaFetch,
+    ) -> Result<(), ReplicaFetch> {
+        self.unpark_fetch(key);
+        let Some(partition) = fetch_partition(&fetch) else {
+            return Err(fetch);
+        };
+        self.parked_fetches.insert(key, deadline, fetch)?;
+        self.parked_by_partition.insert((partition, key));
+        Ok(())
+    }
+
+    /// Take the parked fetch under `key`, if any.
+    pub(super) fn unpark_fetch(&mut self, key: (i32, u64)) -> Option<ReplicaFetch> {
+        let fetch = self.parked_fetches.remove(key)?;
+        if let Some(partition) = fetch_partition(&fetch) {
+            self.parked_by_partition.remove(&(partition, key));
+        }
+        Some(fetch)
+    }
+
+    /// Take one parked fetch whose wait ended by `now`, earliest first.
+    pub(super) fn pop_expired_fetch(&mut self, now: Instant) -> Option<((i32, u64), ReplicaFetch)> {
+        let (key, fetch) = self.parked_fetches.pop_expired(now)?;
+        if let Some(partition) = fetch_partition(&fetch) {
+            self.parked_by_partition.remove(&(partition, key));
+        }
+        Some((key, fetch))
+    }
+
+    /// Take every parked fetch of `partition`, in key order.
+    pub(super) fn take_fetches_of(
+        &mut self,
+        partition: PartitionId,
+    ) -> Vec<((i32, u64), ReplicaFetch)> {
+        let keys: Vec<(i32, u64)> = (self.parked_by_partition)
+            .range((partition, (i32::MIN, 0))..)
+            .take_while(|(p, _)| *p == partition)
+            .map(|(_, key)| *key)
+            .collect();
+        (keys.into_iter())
+            .filter_map(|key| Some((key, self.unpark_fetch(key)?)))
+            .collect()
+    }
+
+    /// Bring `key`'s entries in the follower timer index and the sync waits in line with
+    /// its role.
     pub(super) fn retime(&mut self, key: PartitionId) {
         if let Some(at) = self.follower_timer_of.remove(&key) {
             self.follower_timers.remove(&(at, key));
+        }
+        if let Some(sync_id) = self.sync_wait_of.remove(&key) {
+            self.sync_waits.remove(&(sync_id, key));
         }
         if let Some(Replica::Follower(f)) = self.replicas.get(&key) {
             if let Some(at) = f.timer() {
                 self.follower_timers.insert((at, key));
                 self.follower_timer_of.insert(key, at);
+            }
+            if let Some(sync_id) = f.fetch_after_sync {
+                self.sync_waits.insert((sync_id, key));
+                self.sync_wait_of.insert(key, sync_id);
             }
         }
     }
@@ -183,6 +252,14 @@ impl Replication {
     /// and `followers` names exactly the follower roles.
     pub(super) fn invariants(&self) {
         self.parked_fetches.invariants();
+        assert!(
+            self.parked_by_partition.len() == self.parked_fetches.iter().count()
+                && (self.parked_fetches.iter()).all(|(key, fetch)| {
+                    fetch_partition(fetch)
+                        .is_some_and(|p| self.parked_by_partition.contains(&(p, *key)))
+                }),
+            "the parked fetches by partition differ from the parked fetches"
+        );
         self.hw_waiters.invariants();
         assert!(
             self.followers.iter().eq(self
@@ -207,6 +284,22 @@ impl Replication {
                 && (self.follower_timers.iter())
                     .all(|(at, key)| self.follower_timer_of.get(key) == Some(at)),
             "the follower timers in deadline order differ from the timer of each role"
+        );
+        let waits: BTreeMap<PartitionId, u64> = (self.replicas.iter())
+            .filter_map(|(key, r)| match r {
+                Replica::Follower(f) => Some((*key, f.fetch_after_sync?)),
+                Replica::Leader(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            waits, self.sync_wait_of,
+            "the sync waits differ from the roles' fetch_after_sync"
+        );
+        assert!(
+            self.sync_waits.len() == self.sync_wait_of.len()
+                && (self.sync_waits.iter())
+                    .all(|(sync_id, key)| self.sync_wait_of.get(key) == Some(sync_id)),
+            "the sync waits in sync order differ from each role's"
         );
         // An acks=all waiter waits only on partitions led here: losing a leadership fails
         // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
@@ -938,13 +1031,8 @@ impl Node {
                 .min(cluster.config.replica_fetch_wait_max_ms.max(1));
             let key = (from, fetch.correlation);
             // A resent fetch replaces the one it repeats.
-            cluster.replication.parked_fetches.remove(key);
             let deadline = Some(now.instant.add_ms(wait));
-            if let Err(fetch) = cluster
-                .replication
-                .parked_fetches
-                .insert(key, deadline, fetch)
-            {
+            if let Err(fetch) = cluster.replication.park_fetch(key, deadline, fetch) {
                 // Full: answered at once (empty), the follower asks again.
                 self.answer_replica_fetch(from, &fetch);
             }
@@ -1021,14 +1109,11 @@ impl Node {
     /// New data on a led partition: answer the replica fetches held for it. Followers
     /// long-poll, so replication latency is the time to the next append, not the poll.
     pub(in crate::node) fn wake_replica_fetches(&mut self, id: PartitionId) {
-        let (topic_id, index) = (id.topic, id.index());
         let cluster = &mut *self.cluster;
         if cluster.replication.parked_fetches.is_empty() {
             return;
         }
-        let bytes = uuid_bytes(topic_id);
-        let woken = (cluster.replication.parked_fetches)
-            .remove_where(|_, f| f.topic_id == bytes && f.partition == index as i32);
+        let woken = cluster.replication.take_fetches_of(id);
         for ((from, _), fetch) in woken {
             self.answer_replica_fetch(from, &fetch);
         }
@@ -1406,4 +1491,10 @@ impl Node {
             }
         }
     }
+}
+
+/// The partition a replica fetch asks for (`None`: not a valid partition number).
+fn fetch_partition(fetch: &ReplicaFetch) -> Option<PartitionId> {
+    let topic = Uuid::from_u128(u128::from_be_bytes(fetch.topic_id));
+    PartitionId::from_wire(topic, fetch.partition)
 }
