@@ -73,7 +73,7 @@ pub use membership::{Readiness, ShutdownReady, ShutdownStatus};
 pub(in crate::node) use meta::MetaQuorum;
 pub use remote::RemoteReportError;
 pub(in crate::node) use remote::RemoteReports;
-pub(in crate::node) use replication::{Replica, Replication};
+pub(in crate::node) use replication::{PartitionOrder, Replica, Replication};
 pub(in crate::node) use router::{Forwarded, HoldFor, Router, FORWARD_TIMEOUT_MS};
 
 /// The metadata quorum's Raft heartbeat interval: a fifth of the election timeout.
@@ -247,10 +247,8 @@ impl ClusterState {
             replication: Replication {
                 replicas: BTreeMap::new(),
                 followers: BTreeSet::new(),
-                follower_timers: BTreeSet::new(),
-                follower_timer_of: BTreeMap::new(),
-                sync_waits: BTreeSet::new(),
-                sync_wait_of: BTreeMap::new(),
+                follower_timers: PartitionOrder::new(),
+                sync_waits: PartitionOrder::new(),
                 next_leader_check: now.instant,
                 parked_fetches: Purgatory::new(REPLICA_FETCH_WAITERS_MAX),
                 parked_by_partition: BTreeSet::new(),
@@ -473,8 +471,8 @@ impl Node {
             next = next.min(at);
         }
         let replication = &cluster.replication;
-        if let Some((at, _)) = replication.follower_timers.first() {
-            next = next.min(*at);
+        if let Some(at) = replication.follower_timers.first() {
+            next = next.min(at);
         }
         if replication.leads_any() {
             next = next.min(replication.next_leader_check);

@@ -121,13 +121,11 @@ pub(in crate::node) struct Replication {
     /// role's entry there: the next timeout and the follower timer read the first entries
     /// instead of every role. Whoever changes a follower's timer fields calls
     /// [`Replication::retime`]; `invariants` checks the index against the roles.
-    pub(super) follower_timers: BTreeSet<(Instant, PartitionId)>,
-    pub(super) follower_timer_of: BTreeMap<PartitionId, Instant>,
+    pub(super) follower_timers: PartitionOrder<Instant>,
     /// The follower roles waiting for a sync before their next fetch
     /// (`FollowerState::fetch_after_sync`), by that sync, and each role's entry: a sync's
     /// completion takes the ones it covers from the front. Kept by `retime` too.
-    pub(super) sync_waits: BTreeSet<(u64, PartitionId)>,
-    pub(super) sync_wait_of: BTreeMap<PartitionId, u64>,
+    pub(super) sync_waits: PartitionOrder<u64>,
     /// When led partitions are next checked for lagging followers.
     pub(super) next_leader_check: Instant,
     /// Replica fetches held for new data, by (follower, correlation).
@@ -225,22 +223,14 @@ impl Replication {
     /// Bring `key`'s entries in the follower timer index and the sync waits in line with
     /// its role.
     pub(super) fn retime(&mut self, key: PartitionId) {
-        if let Some(at) = self.follower_timer_of.remove(&key) {
-            self.follower_timers.remove(&(at, key));
-        }
-        if let Some(sync_id) = self.sync_wait_of.remove(&key) {
-            self.sync_waits.remove(&(sync_id, key));
-        }
-        if let Some(Replica::Follower(f)) = self.replicas.get(&key) {
-            if let Some(at) = f.timer() {
-                self.follower_timers.insert((at, key));
-                self.follower_timer_of.insert(key, at);
-            }
-            if let Some(sync_id) = f.fetch_after_sync {
-                self.sync_waits.insert((sync_id, key));
-                self.sync_wait_of.insert(key, sync_id);
-            }
-        }
+        let follower = match self.replicas.get(&key) {
+            Some(Replica::Follower(f)) => Some(f),
+            _ => None,
+        };
+        self.follower_timers
+            .set(key, follower.and_then(FollowerState::timer));
+        self.sync_waits
+            .set(key, follower.and_then(|f| f.fetch_after_sync));
     }
 
     /// True when this node leads at least one partition.
@@ -269,37 +259,17 @@ impl Replication {
                 .map(|(k, _)| k)),
             "the follower index differs from the follower roles"
         );
-        let timers: BTreeMap<PartitionId, Instant> = (self.replicas.iter())
-            .filter_map(|(key, r)| match r {
-                Replica::Follower(f) => Some((*key, f.timer()?)),
+        let followers = || {
+            (self.replicas.iter()).filter_map(|(key, r)| match r {
+                Replica::Follower(f) => Some((*key, f)),
                 Replica::Leader(_) => None,
             })
-            .collect();
-        assert_eq!(
-            timers, self.follower_timer_of,
-            "the follower timer index differs from the roles' timers"
-        );
-        assert!(
-            self.follower_timers.len() == self.follower_timer_of.len()
-                && (self.follower_timers.iter())
-                    .all(|(at, key)| self.follower_timer_of.get(key) == Some(at)),
-            "the follower timers in deadline order differ from the timer of each role"
-        );
-        let waits: BTreeMap<PartitionId, u64> = (self.replicas.iter())
-            .filter_map(|(key, r)| match r {
-                Replica::Follower(f) => Some((*key, f.fetch_after_sync?)),
-                Replica::Leader(_) => None,
-            })
-            .collect();
-        assert_eq!(
-            waits, self.sync_wait_of,
-            "the sync waits differ from the roles' fetch_after_sync"
-        );
-        assert!(
-            self.sync_waits.len() == self.sync_wait_of.len()
-                && (self.sync_waits.iter())
-                    .all(|(sync_id, key)| self.sync_wait_of.get(key) == Some(sync_id)),
-            "the sync waits in sync order differ from each role's"
+        };
+        self.follower_timers
+            .invariants("follower timers", followers().map(|(k, f)| (k, f.timer())));
+        self.sync_waits.invariants(
+            "sync waits",
+            followers().map(|(k, f)| (k, f.fetch_after_sync)),
         );
         // An acks=all waiter waits only on partitions led here: losing a leadership fails
         // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
@@ -1497,4 +1467,60 @@ impl Node {
 fn fetch_partition(fetch: &ReplicaFetch) -> Option<PartitionId> {
     let topic = Uuid::from_u128(u128::from_be_bytes(fetch.topic_id));
     PartitionId::from_wire(topic, fetch.partition)
+}
+
+/// Partitions ordered by a value of each (a follower's next timer, the sync it waits
+/// for), with each partition's value: the first entries are the partitions due first, and
+/// a partition's entry is replaced without a scan.
+#[derive(Debug)]
+pub(in crate::node) struct PartitionOrder<V> {
+    ordered: BTreeSet<(V, PartitionId)>,
+    value_of: BTreeMap<PartitionId, V>,
+}
+
+impl<V: Ord + Copy + std::fmt::Debug> PartitionOrder<V> {
+    pub(super) fn new() -> Self {
+        PartitionOrder {
+            ordered: BTreeSet::new(),
+            value_of: BTreeMap::new(),
+        }
+    }
+
+    /// Give `key` the value `value` (`None`: take it out).
+    pub(super) fn set(&mut self, key: PartitionId, value: Option<V>) {
+        if let Some(old) = self.value_of.remove(&key) {
+            self.ordered.remove(&(old, key));
+        }
+        if let Some(value) = value {
+            self.ordered.insert((value, key));
+            self.value_of.insert(key, value);
+        }
+    }
+
+    /// The entries in value order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &(V, PartitionId)> {
+        self.ordered.iter()
+    }
+
+    /// The smallest value.
+    pub(super) fn first(&self) -> Option<V> {
+        self.ordered.first().map(|(value, _)| *value)
+    }
+
+    /// The entries are exactly `expected`'s `Some`s, and both maps agree.
+    pub(super) fn invariants(
+        &self,
+        what: &str,
+        expected: impl Iterator<Item = (PartitionId, Option<V>)>,
+    ) {
+        let expected: BTreeMap<PartitionId, V> = expected
+            .filter_map(|(key, value)| Some((key, value?)))
+            .collect();
+        assert_eq!(expected, self.value_of, "the {what} differ from the roles'");
+        assert!(
+            self.ordered.len() == self.value_of.len()
+                && (self.ordered.iter()).all(|(value, key)| self.value_of.get(key) == Some(value)),
+            "the {what} in order differ from each partition's"
+        );
+    }
 }
