@@ -424,3 +424,42 @@ fn internal_topics_wait_for_their_replication_factor() {
         .expect("__consumer_offsets exists");
     assert_eq!(isr.len(), 3, "{isr:?}");
 }
+
+/// Deleting a topic replicated on every broker drops its leader and follower roles
+/// everywhere, and with them their entries in the replication indexes (the follower
+/// timers, the sync waits): `Node::invariants`, checked after every pumped round, compares
+/// those indexes and the leader count with the roles, so a role removed behind their back
+/// fails here.
+#[test]
+fn deleting_a_replicated_topic_drops_its_roles_on_every_broker() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
+    cluster.create(
+        1,
+        CreatableTopic {
+            name: "gone".into(),
+            num_partitions: 4,
+            replication_factor: 3,
+            assignments: Vec::new(),
+            configs: Vec::new(),
+        },
+    );
+    cluster.settle("gone", &[1, 2, 3]);
+    cluster.advance_ms(1_000);
+    let delete = common::delete_topic(TopicRef::Name("gone".into()));
+    let ApiResponse::DeleteTopics(deleted) = cluster.call(1, delete) else {
+        panic!("DeleteTopics answer expected")
+    };
+    assert!(
+        deleted.responses.iter().all(|r| r.error == ErrorCode::NONE),
+        "{deleted:?}"
+    );
+    cluster.advance_ms(2_000);
+    for id in [1, 2, 3] {
+        let node = &cluster.members[&id].node;
+        assert!(
+            !node.topic_names().contains(&"gone".to_string()),
+            "node {id}"
+        );
+        assert!((0..4).all(|p| node.partition_leadership("gone", p).is_none()));
+    }
+}

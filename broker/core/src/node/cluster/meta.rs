@@ -442,10 +442,7 @@ impl Node {
                         if self.topics.contains_key(&uuid) {
                             self.delete_topic(uuid);
                         }
-                        self.cluster
-                            .replication
-                            .replicas
-                            .retain(|key, _| key.topic != uuid);
+                        self.cluster.replication.remove_topic(uuid);
                         self.fail_hw_waiters_of(uuid, None);
                     }
                     for id in present {
@@ -589,10 +586,7 @@ impl Node {
                     self.delete_topic(id);
                     self.wake_fetches(|_| true);
                 }
-                self.cluster
-                    .replication
-                    .replicas
-                    .retain(|key, _| key.topic != id);
+                self.cluster.replication.remove_topic(id);
                 self.fail_hw_waiters_of(id, None);
             }
             ImageChange::ConfigChanged(id) => {

@@ -246,7 +246,7 @@ impl ClusterState {
             controller: ControllerState::new(now.instant, ADMIN_WAITERS_MAX),
             replication: Replication {
                 replicas: BTreeMap::new(),
-                followers: BTreeSet::new(),
+                leaders: 0,
                 follower_timers: PartitionOrder::new(),
                 sync_waits: PartitionOrder::new(),
                 next_leader_check: now.instant,

@@ -110,13 +110,11 @@ pub(super) struct HwWaiter {
 pub(in crate::node) struct Replication {
     /// This node's role per partition, kept in line with the applied image by
     /// `update_role` (see `cluster_invariants`). Changed only through [`Replication::set`]
-    /// and [`Replication::remove`], which keep `followers` in line with it.
+    /// and [`Replication::remove`], which keep `leaders` and the indexes below in line
+    /// with it.
     pub replicas: BTreeMap<PartitionId, Replica>,
-    /// The keys of the follower roles in `replicas`: what the per-event paths (the next
-    /// timeout, the follower timer, a sync's completion) visit, so that their cost follows
-    /// the followers, not every partition this node holds (a broker leading 30,000
-    /// partitions and following none visits nothing there).
-    pub(super) followers: BTreeSet<PartitionId>,
+    /// How many of `replicas` are leader roles (whether the leader check's timer is armed).
+    pub(super) leaders: usize,
     /// The follower roles' timers ([`FollowerState::timer`]) in deadline order, and each
     /// role's entry there: the next timeout and the follower timer read the first entries
     /// instead of every role. Whoever changes a follower's timer fields calls
@@ -155,23 +153,32 @@ pub(super) fn new_progress(now: Now) -> Progress {
 impl Replication {
     /// Take `role` for `key`, replacing any earlier one.
     pub(super) fn set(&mut self, key: PartitionId, role: Replica) {
-        if matches!(role, Replica::Follower(_)) {
-            self.followers.insert(key);
-        } else {
-            self.followers.remove(&key);
-        }
-        self.replicas.insert(key, role);
+        self.leaders += usize::from(matches!(role, Replica::Leader(_)));
+        let old = self.replicas.insert(key, role);
+        self.leaders -= usize::from(matches!(old, Some(Replica::Leader(_))));
         self.retime(key);
     }
 
     /// Drop the role for `key`, if any.
     pub(super) fn remove(&mut self, key: &PartitionId) {
-        self.followers.remove(key);
-        self.replicas.remove(key);
+        let old = self.replicas.remove(key);
+        self.leaders -= usize::from(matches!(old, Some(Replica::Leader(_))));
         self.retime(*key);
     }
 
-    /// Park a replica fetch (replacing one under the same key); gives it back when full.
+    /// Drop every role of topic `topic` (it was deleted).
+    pub(super) fn remove_topic(&mut self, topic: Uuid) {
+        let keys: Vec<PartitionId> = (self.replicas.keys())
+            .filter(|key| key.topic == topic)
+            .copied()
+            .collect();
+        for key in keys {
+            self.remove(&key);
+        }
+    }
+
+    /// Park a replica fetch (replacing one under the same key); gives it back when full
+    /// (or, which its leader already refused, when it names no valid partition).
     pub(super) fn park_fetch(
         &mut self,
         key: (i32, u64),
@@ -235,11 +242,11 @@ impl Replication {
 
     /// True when this node leads at least one partition.
     pub(super) fn leads_any(&self) -> bool {
-        self.replicas.len() > self.followers.len()
+        self.leaders > 0
     }
 
     /// The waits are bounded and in their deadline order (see [`Purgatory::invariants`]),
-    /// and `followers` names exactly the follower roles.
+    /// and `leaders` and the indexes agree with the roles.
     pub(super) fn invariants(&self) {
         self.parked_fetches.invariants();
         assert!(
@@ -251,13 +258,12 @@ impl Replication {
             "the parked fetches by partition differ from the parked fetches"
         );
         self.hw_waiters.invariants();
-        assert!(
-            self.followers.iter().eq(self
-                .replicas
-                .iter()
-                .filter(|(_, r)| matches!(r, Replica::Follower(_)))
-                .map(|(k, _)| k)),
-            "the follower index differs from the follower roles"
+        assert_eq!(
+            self.leaders,
+            (self.replicas.values())
+                .filter(|r| matches!(r, Replica::Leader(_)))
+                .count(),
+            "the leader count differs from the leader roles"
         );
         let followers = || {
             (self.replicas.iter()).filter_map(|(key, r)| match r {
