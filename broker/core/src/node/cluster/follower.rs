@@ -334,7 +334,7 @@ impl Node {
         let PeerRecords::Bytes(bytes) = reply.records else {
             return;
         };
-        let appended = self.append_replicated(now, key, &bytes);
+        let appended = self.append_replicated(now, key, &bytes::Bytes::from(bytes));
         // The follower's HW: the leader's, capped by what this log holds (a follower never
         // shows consumers offsets it lacks), and never moved down by a stale reply.
         if let Some(log) = self.log_mut(key) {
@@ -429,7 +429,7 @@ impl Node {
         &mut self,
         now: Now,
         key: PartitionId,
-        bytes: &[u8],
+        bytes: &bytes::Bytes,
     ) -> Option<u64> {
         let segment_bytes = self
             .topics
@@ -459,14 +459,16 @@ impl Node {
             }
             // A batch may start past the log end: the leader's compaction removed the batches
             // between (offsets increase, never repeat; `append_batch` asserts it too).
-            let Some(batch) = bytes.get(range.clone()) else {
+            if bytes.get(range.clone()).is_none() {
                 break;
-            };
-            if !weir_wire::batch::verify_crc(batch) {
+            }
+            // The answer's own buffer, sliced: a follower appends the leader's bytes as
+            // they are, so nothing is copied on the state machine's task.
+            let batch = bytes.slice(range);
+            if !weir_wire::batch::verify_crc(&batch) {
                 tracing::warn!(base = header.base_offset, "replicated batch fails its CRC");
                 break;
             }
-            let batch = bytes::Bytes::copy_from_slice(batch);
             let copy = batch.clone();
             let origin = crate::node::append::AppendOrigin::Follower;
             match self.append_batch(now.wall_ms, key, batch, segment_bytes, origin) {
