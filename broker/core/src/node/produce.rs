@@ -86,21 +86,19 @@ impl Node {
         let mut durable_after: Option<u64> = None;
         let mut replicated_needs = Vec::new();
         let mut topics = Vec::with_capacity(request.topics.len());
-        let acks = request.acks;
-        for topic in request.topics {
+        for topic in &request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
-            for partition in topic.partitions {
-                let index = partition.partition;
-                let result = self.produce_partition(now, &topic.topic, partition, acks);
+            for partition in &topic.partitions {
+                let result = self.produce_partition(now, &topic.topic, partition, request.acks);
                 if let Ok(accepted) = &result {
                     durable_after = durable_after.max(accepted.durable_after);
                     let (key, end) = accepted.replicated_end;
                     replicated_needs.push((key, end));
                 }
-                partitions.push(partition_response(index, result));
+                partitions.push(partition_response(partition.partition, result));
             }
             topics.push(ProduceTopicResponse {
-                topic: topic.topic,
+                topic: topic.topic.clone(),
                 partitions,
             });
         }
@@ -113,7 +111,7 @@ impl Node {
         // whose partitions all failed wrote nothing and is answered now.
         // acks=all: the answer waits for the in-sync replicas (the high
         // watermark), which covers the leader's own sync too.
-        if acks == Acks::All && !replicated_needs.is_empty() {
+        if request.acks == Acks::All && !replicated_needs.is_empty() {
             let timeout_ms = u64::try_from(request.timeout_ms)
                 .unwrap_or(0)
                 .max(PRODUCE_TIMEOUT_MS_MIN);
@@ -171,7 +169,7 @@ impl Node {
         &mut self,
         now: Now,
         topic: &TopicRef,
-        partition: ProducePartition,
+        partition: &ProducePartition,
         acks: Acks,
     ) -> Result<Accepted, PartitionRefusal> {
         let key = self
@@ -189,8 +187,7 @@ impl Node {
         };
         let timestamp_type = topic.config.timestamp_type();
         // A null record set is treated as empty and refused below.
-        let owned = partition.records.unwrap_or_default();
-        let records = &owned[..];
+        let records = partition.records.as_deref().unwrap_or_default();
         let header = validate_one_batch(records, max_message_bytes)?;
         // A compacted topic keeps the latest record of each key: a record without one could
         // never be found again, so Kafka refuses it (INVALID_RECORD).
@@ -236,12 +233,8 @@ impl Node {
             }
         }
         // Kafka stores what the producer sent with the broker's offsets, epoch and (for
-        // LogAppendTime topics) timestamp; the CRC covers neither offset nor epoch. The
-        // codec gives each partition's batch a buffer of its own (on the connection's
-        // thread), so it is patched in place here; a shared one is copied first.
-        let mut batch = owned
-            .try_into_mut()
-            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        // LogAppendTime topics) timestamp; the CRC covers neither offset nor epoch.
+        let mut batch = BytesMut::from(records);
         let log = &self.topics[&topic_id].partitions[index];
         let base_offset = log.log_end_offset();
         // The batch occupies last_offset_delta + 1 offsets, whatever its record count says

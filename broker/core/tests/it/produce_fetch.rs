@@ -44,38 +44,6 @@ fn produce_then_fetch_round_trip() {
     assert_eq!(values(&fetched_records(&response)), ["c"]);
 }
 
-// Goal: the broker patches a batch's offsets in place only in a buffer nobody else holds:
-// a batch whose bytes are shared (sliced from a larger buffer, another handle alive) is
-// copied first, so the other holder never sees the broker's offsets. Method: produce a
-// batch at offset 1 from a buffer the test keeps a handle to, and another from a buffer
-// only the request holds; both fetch back with their assigned offsets, and the test's
-// handle still reads base offset 0 as the client encoded it.
-#[test]
-fn a_shared_batch_buffer_is_copied_before_it_is_patched() {
-    let mut node = node_with_topic("t", &[]);
-    assert_eq!(
-        must_produce(&mut node, "t", 0, batch_of_values(&[b"a"], 100)),
-        0
-    );
-    let encoded = batch_of_values(&[b"b"], 101);
-    let mut framed = vec![0u8; 7];
-    framed.extend_from_slice(&encoded);
-    let frame = bytes::Bytes::from(framed);
-    let shared = frame.slice(7..);
-    assert_eq!(must_produce(&mut node, "t", 0, shared), 1);
-    assert_eq!(
-        &frame[7..15],
-        &0i64.to_be_bytes(),
-        "the held buffer was patched"
-    );
-    let own = bytes::Bytes::from(batch_of_values(&[b"c"], 102).to_vec());
-    assert_eq!(must_produce(&mut node, "t", 0, own), 2);
-    let records = fetched_records(&node.call(fetch("t", 0, 0, 0, 1)));
-    assert_eq!(values(&records), ["a", "b", "c"]);
-    let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
-    assert_eq!(offsets, [0, 1, 2]);
-}
-
 // Goal: acks=1/all wait for the sync, acks=0 completes at once unanswered, and the high watermark
 // (what consumers see) moves only when the sync completes. Method: produce with each
 // acks level, inspect responses before and after completing the sync.

@@ -80,12 +80,7 @@ pub(super) fn produce_req_to_domain(
                 .into_iter()
                 .map(|p| ProducePartition {
                     partition: p.index,
-                    // A buffer of its own per batch, copied here on the connection's
-                    // thread while the frame is in its cache: the broker then patches the
-                    // batch's offsets in place (`Bytes::try_into_mut`) instead of copying it
-                    // on the state machine's one task. Sliced from the frame, every
-                    // partition's batch would share the frame's buffer.
-                    records: p.records.map(|r| Bytes::copy_from_slice(&r)),
+                    records: p.records,
                 })
                 .collect(),
         })

@@ -531,45 +531,6 @@ fn produce_acks_are_parsed_at_decode() {
     }
 }
 
-// Goal: each decoded Produce batch owns its buffer, so the broker can patch its offsets in
-// place (`Bytes::try_into_mut`) rather than copy it on the state machine's task; sliced
-// from the frame, every batch of a request would share the frame's one buffer. Method:
-// encode a Produce of three partitions with records, decode it, and take each batch's
-// buffer as mutable.
-#[test]
-fn decoded_produce_batches_own_their_buffers() {
-    let records = |n: u8| Some(Bytes::from(vec![n; 64]));
-    let request = ApiRequest::Produce(ProduceRequest {
-        transactional_id: None,
-        acks: Acks::All,
-        timeout_ms: 1000,
-        topics: vec![ProduceTopic {
-            topic: TopicRef::Name("a".into()),
-            partitions: (0..3)
-                .map(|partition| ProducePartition {
-                    partition,
-                    records: records(partition as u8),
-                })
-                .collect(),
-        }],
-    });
-    for v in [3, 9] {
-        let mut out = BytesMut::new();
-        encode_request(&header(0, v), &request, &mut out).expect("encode");
-        let (_, decoded) = decode_request(body_of(out)).expect("decode");
-        let Decoded::Api(ApiRequest::Produce(produce)) = decoded else {
-            panic!("v{v}: {decoded:?}");
-        };
-        for partition in produce.topics.into_iter().flat_map(|t| t.partitions) {
-            let index = partition.partition;
-            let records = partition.records.expect("records");
-            let owned = records.try_into_mut();
-            assert!(owned.is_ok(), "v{v} partition {index}: buffer shared");
-            assert_eq!(owned.ok().map(|b| b.to_vec()), Some(vec![index as u8; 64]));
-        }
-    }
-}
-
 // Goal: a refused DescribeLogDirs reads as the error where the version has a top-level
 // error (v3+) and as an empty answer before it (v1-2, which Kafka answers the same way);
 // volume sizes a version lacks decode as unknown. Method: encode_error_response at every
