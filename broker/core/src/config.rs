@@ -299,6 +299,12 @@ pub struct NodeConfig {
     /// controller finalizes (the build's highest; a single node too). Level 1 writes no
     /// level record: the cluster then looks like one created by a build without levels.
     pub bootstrap_metadata_version: u16,
+    /// Which of its broker's shards this node is (docs/sharding.md): it takes partition
+    /// roles only for the partitions [`crate::shard::Shard::holds`]. [`Shard::ONLY`]
+    /// (the default) holds every partition.
+    ///
+    /// [`Shard::ONLY`]: crate::shard::Shard::ONLY
+    pub shard: crate::shard::Shard,
 }
 
 impl Default for NodeConfig {
@@ -356,6 +362,7 @@ impl Default for NodeConfig {
             cluster: None,
             authorizer: crate::acl::AuthorizerConfig::default(),
             bootstrap_metadata_version: crate::cluster::features::METADATA_VERSION_MAX,
+            shard: crate::shard::Shard::ONLY,
         }
     }
 }

@@ -27,6 +27,7 @@
 //! - [`resolve`]: what every driver does to a response before encoding it.
 //! - [`buggify`]: seeded fault points that only a simulation turns on.
 //! - [`rng`]: the seeded random stream every subsystem forks its own from.
+//! - [`shard`]: which of its broker's node loops holds a partition (docs/sharding.md).
 //! - [`testing`]: batch builders and a single-node harness for tests and simulations.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
@@ -49,6 +50,7 @@ pub mod raft;
 pub mod resolve;
 pub mod rng;
 pub mod schema_check;
+pub mod shard;
 pub mod storage;
 pub mod testing;
 pub mod tier;

@@ -29,6 +29,7 @@ mod produce_fetch;
 mod proptest_invariants;
 mod raft;
 mod schema_validation;
+mod shards;
 mod tiered;
 mod transactions;
 mod txn_durability;

@@ -594,10 +594,15 @@ impl Node {
     pub(super) fn update_role_inner(&mut self, now: Now, id: PartitionId) {
         let (topic_id, index) = (id.topic, id.index());
         let node_id = self.config.node_id;
+        // A partition of another shard of this broker is that shard's to hold (its role,
+        // storage and coordination); to this node it is as if the image named another
+        // broker. The image itself, and everything answered from it, stays per broker.
+        let shard = self.config.shard;
         let cluster = &mut *self.cluster;
         let state = cluster.meta.image.partition_state(id).cloned();
         let key = PartitionId::new(topic_id, index);
-        let Some(state) = state.filter(|_| cluster.meta.caught_up && cluster.config.broker_role)
+        let Some(state) = state
+            .filter(|_| cluster.meta.caught_up && cluster.config.broker_role && shard.holds(key))
         else {
             cluster.replication.remove(&key);
             return;
@@ -1374,6 +1379,10 @@ impl Node {
             let (topic_id, index) = (key.topic, key.index());
             let state = cluster.meta.image.partition_state(*key);
             let state = state.expect("a role is held only for partitions in the image");
+            assert!(
+                self.config.shard.holds(*key),
+                "a role held for a partition of another shard"
+            );
             let log = self
                 .topics
                 .get(&topic_id)

@@ -1,0 +1,149 @@
+//! Shards: which of its broker's node loops holds a partition (docs/sharding.md).
+//!
+//! A broker may run `count` node loops ("shards"), each a [`crate::Node`] with its own
+//! storage. A partition lives in exactly one of them, [`shard_of`]; a node takes a
+//! partition role (leader or follower, and with it the group or transaction coordination
+//! of an internal partition) only for the partitions of its own shard. Everything that is
+//! about the broker as a whole (the metadata image, Metadata answers, FindCoordinator, the
+//! controller's decisions) stays per broker: the image still names the broker the leader.
+//!
+//! The mapping is persisted in effect (a shard's storage holds its partitions' data), so
+//! [`shard_of`] must never change for a given `count`.
+//!
+//! Invariant: with `count == 1` every partition is in shard 0, so a broker of one shard
+//! (the default) holds every partition it leads or follows, as before shards existed.
+
+use crate::topic::PartitionId;
+
+/// The most shards a broker may run (`num.shards`).
+pub const SHARDS_MAX: u16 = 256;
+
+/// Which shard of its broker a node is, and how many the broker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u16,
+    count: u16,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard::ONLY
+    }
+}
+
+impl Shard {
+    /// The one shard of an unsharded broker: it holds every partition.
+    pub const ONLY: Shard = Shard { index: 0, count: 1 };
+
+    /// Shard `index` of `count`; `None` unless `index < count <= SHARDS_MAX`.
+    pub fn new(index: u16, count: u16) -> Option<Shard> {
+        (index < count && count <= SHARDS_MAX).then_some(Shard { index, count })
+    }
+
+    /// This shard's index; shard 0 is the control shard (the metadata quorum).
+    pub fn index(self) -> u16 {
+        self.index
+    }
+
+    /// How many shards the broker runs.
+    pub fn count(self) -> u16 {
+        self.count
+    }
+
+    /// True when partition `id` lives in this shard.
+    pub fn holds(self, id: PartitionId) -> bool {
+        shard_of(id, self.count) == self.index
+    }
+}
+
+/// The shard of `count` that partition `id` lives in.
+///
+/// A topic's partitions go round-robin over the shards from a start drawn from the topic
+/// id, so a topic of `n` partitions puts `n / count` or one more in every shard (a hash
+/// per partition would leave some shards with more by chance), and many small topics do
+/// not all start in shard 0. `count` 0 is treated as 1.
+pub fn shard_of(id: PartitionId, count: u16) -> u16 {
+    let count = u64::from(count.max(1));
+    if count == 1 {
+        return 0;
+    }
+    let topic = id.topic.as_u128();
+    let start = mix((topic as u64) ^ ((topic >> 64) as u64).rotate_left(29));
+    let index = u64::try_from(id.index()).unwrap_or(u64::MAX);
+    // `start % count + index % count` cannot overflow and equals `(start + index) % count`.
+    ((start % count + index % count) % count) as u16
+}
+
+/// splitmix64's finalizer: a fixed bijection that spreads every input bit over the output.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn id(topic: u128, index: usize) -> PartitionId {
+        PartitionId::new(Uuid::from_u128(topic), index)
+    }
+
+    // Goal: one shard holds everything, as before shards existed.
+    #[test]
+    fn one_shard_holds_every_partition() {
+        for topic in [0u128, 1, u128::MAX, 0x1234_5678_9abc_def0] {
+            for index in 0..100 {
+                assert_eq!(shard_of(id(topic, index), 1), 0);
+                assert!(Shard::ONLY.holds(id(topic, index)));
+            }
+        }
+        assert_eq!(shard_of(id(7, 3), 0), 0);
+    }
+
+    // Goal: each partition is in exactly one shard, and a topic's partitions are spread
+    // evenly (within one) over the shards.
+    #[test]
+    fn a_topic_is_spread_evenly_and_each_partition_held_once() {
+        for count in 2..=8u16 {
+            for topic in 0..50u128 {
+                let topic = topic.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+                let mut per_shard = vec![0usize; usize::from(count)];
+                for index in 0..37 {
+                    let holders = (0..count)
+                        .filter(|s| {
+                            Shard::new(*s, count).is_some_and(|s| s.holds(id(topic, index)))
+                        })
+                        .count();
+                    assert_eq!(holders, 1);
+                    per_shard[usize::from(shard_of(id(topic, index), count))] += 1;
+                }
+                let (min, max) = (per_shard.iter().min(), per_shard.iter().max());
+                assert!(
+                    max.zip(min).is_some_and(|(max, min)| max - min <= 1),
+                    "{per_shard:?}"
+                );
+            }
+        }
+    }
+
+    // Goal: the mapping is persisted in effect, so it must not change between builds.
+    // These values were computed when the mapping was written; a change here strands data.
+    #[test]
+    fn the_mapping_is_stable() {
+        let topic = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        let got: Vec<u16> = (0..8).map(|i| shard_of(id(topic, i), 3)).collect();
+        assert_eq!(got, [2, 0, 1, 2, 0, 1, 2, 0]);
+        let got: Vec<u16> = (0..8).map(|i| shard_of(id(topic, i), 4)).collect();
+        assert_eq!(got, [1, 2, 3, 0, 1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn new_refuses_out_of_range() {
+        assert!(Shard::new(0, 0).is_none());
+        assert!(Shard::new(2, 2).is_none());
+        assert!(Shard::new(0, SHARDS_MAX + 1).is_none());
+        assert_eq!(Shard::new(0, 1), Some(Shard::ONLY));
+    }
+}
