@@ -777,6 +777,11 @@ pub async fn serve<R: Runtime>(runtime: R, config: ServerConfig) -> Result<(), S
     server.wait().await
 }
 
+/// The shards a broker runs. One until requests are routed to shards by partition
+/// (docs/sharding.md, step 3, which brings the `num.shards` setting).
+#[cfg(feature = "fjall")]
+const SHARDS: u16 = 1;
+
 /// [`start`] over [`crate::storage::fjall::FjallStorage`] opened in `config.data_dir`.
 #[cfg(feature = "fjall")]
 pub async fn start_fjall<R: Runtime>(
@@ -790,13 +795,13 @@ pub async fn start_fjall<R: Runtime>(
     let node_id = config.node.node_id;
     runtime
         .offload(move || {
-            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id)
+            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id, SHARDS)
         })
         .await?;
     let open_dir = data_dir.clone();
     // Opening replays fjall's journal: blocking work.
     let storage = runtime
-        .offload(move || crate::storage::fjall::FjallStorage::open(&open_dir))
+        .offload(move || crate::storage::fjall::FjallStorage::open_shard(&open_dir, 0))
         .await
         .map_err(|source| ServerError::Recover {
             data_dir: data_dir.display().to_string(),

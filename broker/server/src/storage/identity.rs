@@ -1,12 +1,21 @@
 //! The data directory's identity: `meta.properties`, Kafka's file name and format
-//! (`key=value` lines), holding the on-disk format version, `cluster.id` and `node.id`.
+//! (`key=value` lines), holding the on-disk format version, `cluster.id`, `node.id` and
+//! the number of shards whose storage the directory holds (`shards`, docs/sharding.md).
 //!
 //! Written at the first start in a directory (also in a directory written before this file
 //! existed, which is adopted as it is); checked at every later start, before storage is
 //! opened. A start refuses, with a message saying which, when the directory belongs to
 //! another cluster or another node (a mixed-up volume or `log.dirs`: serving it would
 //! hand another broker's replicas out as this one's), or was written by a newer on-disk
-//! format than this build reads (a downgrade past a format change).
+//! format than this build reads (a downgrade past a format change), or holds another
+//! number of shards (each shard's partitions are in its own storage, so another count
+//! would look for them in the wrong place).
+//!
+//! Shards: shard 0's storage is the data directory itself (an unsharded broker's layout,
+//! unchanged), shard `k > 0`'s is its subdirectory [`shard_dir`]. A directory of more than
+//! one shard is written at [`SHARDED_FORMAT_VERSION`], so a build that predates shards
+//! (it ignores the `shards` key) refuses it as newer instead of opening shard 0 alone; a
+//! directory of one shard stays at version 1 and says no `shards`.
 //!
 //! Invariants:
 //! - The file is replaced atomically (temporary file, fsync, rename, fsync of the
@@ -21,7 +30,19 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "meta.properties";
 /// The on-disk format version this build writes and the newest it reads. Bump it when a
 /// change of the stored layout cannot be read by the previous release.
-pub const DATA_FORMAT_VERSION: u32 = 1;
+pub const DATA_FORMAT_VERSION: u32 = 2;
+/// The version of a directory holding more than one shard: builds before it ignore
+/// `shards` and would serve shard 0's partitions only.
+pub const SHARDED_FORMAT_VERSION: u32 = 2;
+
+/// Where shard `index`'s storage lives in data directory `dir`.
+pub fn shard_dir(dir: &Path, index: u16) -> PathBuf {
+    if index == 0 {
+        dir.to_path_buf()
+    } else {
+        dir.join(format!("shard-{index}"))
+    }
+}
 
 /// Why a data directory may not be used by this node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +73,20 @@ pub enum IdentityError {
         found: i32,
         /// The configured one.
         configured: i32,
+    },
+    /// `shards` differs.
+    #[error(
+        "data directory {dir} holds the storage of {found} shard(s), but this node is \
+         configured for {configured} (num.shards); a directory keeps the number of shards \
+         it was created with: start with num.shards={found} or use a new directory"
+    )]
+    OtherShards {
+        /// The data directory.
+        dir: String,
+        /// The shard count in its `meta.properties`.
+        found: u16,
+        /// The configured one.
+        configured: u16,
     },
     /// Written by a newer format.
     #[error(
@@ -93,15 +128,22 @@ pub struct Identity {
     pub cluster_id: String,
     /// `node.id`.
     pub node_id: i32,
+    /// How many shards' storage the directory holds (1 when the file says none).
+    pub shards: u16,
 }
 
 impl Identity {
     /// The file's text.
     pub fn render(&self) -> String {
+        let shards = if self.shards > 1 {
+            format!("shards={}\n", self.shards)
+        } else {
+            String::new()
+        };
         format!(
             "# Written by weir at the first start in this directory. Do not edit: a start\n\
-             # with another cluster.id or node.id is refused.\n\
-             version={}\ncluster.id={}\nnode.id={}\n",
+             # with another cluster.id, node.id or number of shards is refused.\n\
+             version={}\ncluster.id={}\nnode.id={}\n{shards}",
             self.version, self.cluster_id, self.node_id
         )
     }
@@ -109,6 +151,7 @@ impl Identity {
     /// Parse the file's text (`#` comments, blank lines and unknown keys ignored).
     pub fn parse(text: &str) -> Result<Identity, String> {
         let (mut version, mut cluster_id, mut node_id) = (None, None, None);
+        let mut shards = 1u16;
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -127,6 +170,13 @@ impl Identity {
                     let parsed = value.parse().map_err(|_| format!("node.id {value:?}"))?;
                     node_id = Some(parsed);
                 }
+                "shards" => {
+                    shards = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| format!("shards {value:?}"))?;
+                }
                 _ => {}
             }
         }
@@ -134,17 +184,20 @@ impl Identity {
             version: version.ok_or("no version")?,
             cluster_id: cluster_id.ok_or("no cluster.id")?,
             node_id: node_id.ok_or("no node.id")?,
+            shards,
         })
     }
 }
 
-/// Check `dir`'s `meta.properties` against the configured ids, or write it when there is
-/// none. Returns the identity in force.
+/// Check `dir`'s `meta.properties` against the configured ids and shard count, or write it
+/// when there is none (creating every shard's directory). Returns the identity in force.
 pub fn check_or_write(
     dir: &Path,
     cluster_id: &str,
     node_id: i32,
+    shards: u16,
 ) -> Result<Identity, IdentityError> {
+    let shards = shards.max(1);
     let path = dir.join(FILE_NAME);
     let shown = dir.display().to_string();
     let io = |path: &Path, error: std::io::Error| IdentityError::Io {
@@ -178,15 +231,31 @@ pub fn check_or_write(
                     configured: node_id,
                 });
             }
+            if found.shards != shards {
+                return Err(IdentityError::OtherShards {
+                    dir: shown,
+                    found: found.shards,
+                    configured: shards,
+                });
+            }
             Ok(found)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let identity = Identity {
-                version: DATA_FORMAT_VERSION,
+                version: if shards > 1 {
+                    SHARDED_FORMAT_VERSION
+                } else {
+                    1
+                },
                 cluster_id: cluster_id.to_owned(),
                 node_id,
+                shards,
             };
-            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            // The shards' directories before the file: a directory with the file has them.
+            for index in 0..shards {
+                let shard = shard_dir(dir, index);
+                std::fs::create_dir_all(&shard).map_err(|e| io(&shard, e))?;
+            }
             write_atomically(dir, &path, identity.render().as_bytes()).map_err(|e| io(&path, e))?;
             Ok(identity)
         }
@@ -217,13 +286,14 @@ mod tests {
     fn first_start_writes_later_starts_check() {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        let written = check_or_write(&data, "c1", 3).expect("first start");
+        let written = check_or_write(&data, "c1", 3, 1).expect("first start");
         assert_eq!(
             written,
             Identity {
-                version: DATA_FORMAT_VERSION,
+                version: 1,
                 cluster_id: "c1".into(),
-                node_id: 3
+                node_id: 3,
+                shards: 1,
             }
         );
         let text = std::fs::read_to_string(data.join(FILE_NAME)).expect("written");
@@ -231,9 +301,9 @@ mod tests {
             text.contains("cluster.id=c1\n") && text.contains("node.id=3\n"),
             "{text}"
         );
-        assert_eq!(check_or_write(&data, "c1", 3), Ok(written));
+        assert_eq!(check_or_write(&data, "c1", 3, 1), Ok(written));
 
-        let other = check_or_write(&data, "c2", 3).expect_err("other cluster");
+        let other = check_or_write(&data, "c2", 3, 1).expect_err("other cluster");
         assert!(
             matches!(other, IdentityError::OtherCluster { .. }),
             "{other}"
@@ -242,20 +312,21 @@ mod tests {
             other.to_string().contains("belongs to cluster \"c1\""),
             "{other}"
         );
-        let other = check_or_write(&data, "c1", 4).expect_err("other node");
+        let other = check_or_write(&data, "c1", 4, 1).expect_err("other node");
         assert!(other.to_string().contains("belongs to node 3"), "{other}");
 
         let newer = Identity {
             version: DATA_FORMAT_VERSION + 1,
             cluster_id: "c1".into(),
             node_id: 3,
+            shards: 1,
         };
         std::fs::write(data.join(FILE_NAME), newer.render()).expect("write");
-        let error = check_or_write(&data, "c1", 3).expect_err("newer format");
+        let error = check_or_write(&data, "c1", 3, 1).expect_err("newer format");
         assert!(error.to_string().contains("newer Weir"), "{error}");
 
         std::fs::write(data.join(FILE_NAME), "version=1\nnode.id=3\n").expect("write");
-        let error = check_or_write(&data, "c1", 3).expect_err("malformed");
+        let error = check_or_write(&data, "c1", 3, 1).expect_err("malformed");
         assert!(matches!(error, IdentityError::Malformed { .. }), "{error}");
         assert_eq!(
             std::fs::read_to_string(data.join(FILE_NAME)).expect("kept"),
@@ -272,9 +343,61 @@ mod tests {
             Ok(Identity {
                 version: 1,
                 cluster_id: "x".into(),
-                node_id: 2
+                node_id: 2,
+                shards: 1,
             })
         );
         assert!(Identity::parse("version=1\ncluster.id=x\nnode.id=two\n").is_err());
+        assert!(Identity::parse("version=2\ncluster.id=x\nnode.id=2\nshards=0\n").is_err());
+    }
+
+    // Goal: a directory keeps the shard count it was created with. The first start makes
+    // every shard's directory and writes the count at the sharded format version (so a
+    // build before shards refuses it); a start with another count is refused with a
+    // message naming both; a directory of one shard (or one written before shards) stays
+    // at version 1 with no `shards` key, as before.
+    #[test]
+    fn the_shard_count_is_written_and_checked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let written = check_or_write(&data, "c1", 1, 3).expect("first start");
+        assert_eq!(
+            (written.version, written.shards),
+            (SHARDED_FORMAT_VERSION, 3)
+        );
+        for index in 0..3 {
+            assert!(shard_dir(&data, index).is_dir(), "shard {index}");
+        }
+        assert_eq!(shard_dir(&data, 0), data);
+        assert_eq!(shard_dir(&data, 2), data.join("shard-2"));
+        let text = std::fs::read_to_string(data.join(FILE_NAME)).expect("written");
+        assert!(
+            text.contains("version=2\n") && text.contains("shards=3\n"),
+            "{text}"
+        );
+        assert_eq!(check_or_write(&data, "c1", 1, 3), Ok(written));
+        for other in [1, 2, 4] {
+            let error = check_or_write(&data, "c1", 1, other).expect_err("other count");
+            assert_eq!(
+                error,
+                IdentityError::OtherShards {
+                    dir: data.display().to_string(),
+                    found: 3,
+                    configured: other
+                }
+            );
+            assert!(error.to_string().contains("num.shards=3"), "{error}");
+        }
+
+        let single = dir.path().join("single");
+        let written = check_or_write(&single, "c1", 1, 1).expect("first start");
+        assert_eq!((written.version, written.shards), (1, 1));
+        let text = std::fs::read_to_string(single.join(FILE_NAME)).expect("written");
+        assert!(!text.contains("shards="), "{text}");
+        let error = check_or_write(&single, "c1", 1, 2).expect_err("grown");
+        assert!(
+            matches!(error, IdentityError::OtherShards { found: 1, .. }),
+            "{error}"
+        );
     }
 }
