@@ -13,7 +13,36 @@
 //! Invariant: with `count == 1` every partition is in shard 0, so a broker of one shard
 //! (the default) holds every partition it leads or follows, as before shards existed.
 
+use crate::raft::{Entry, Snapshot};
 use crate::topic::PartitionId;
+
+/// What shard 0 hands a data shard ([`crate::Node::take_metadata_feed`],
+/// [`crate::Node::handle_metadata_feed`]): the metadata records it applied since the last
+/// feed, and the broker's own state that only shard 0 learns (it alone heartbeats the
+/// controller). Feeds overlap harmlessly: a data shard skips what it already applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataFeed {
+    /// A whole image to install before `committed` (a data shard's first feed, or after
+    /// shard 0 installed a snapshot or dropped entries no driver took in time).
+    pub snapshot: Option<Snapshot>,
+    /// Committed metadata-log entries shard 0 applied, in index order.
+    pub committed: Vec<Entry>,
+    /// The broker's state as shard 0 knows it after applying them.
+    pub broker: BrokerView,
+}
+
+/// The broker's own state, which shard 0 learns and data shards follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerView {
+    /// This start's incarnation: a role is taken only where the image registered it.
+    pub incarnation: u64,
+    /// The image caught up with the metadata quorum after start: roles may be taken.
+    pub caught_up: bool,
+    /// The controller's committed fencing state (or self-fencing).
+    pub fenced: bool,
+    /// The active controller, as shard 0 knows it.
+    pub controller: Option<i32>,
+}
 
 /// The most shards a broker may run (`num.shards`).
 pub const SHARDS_MAX: u16 = 256;

@@ -13,10 +13,12 @@ use weir_wire::batch::{set_base_offset, update_crc, BATCH_HEADER_BYTES};
 use weir_wire::domain::{ApiRequest, ApiResponse, FindCoordinatorRequest};
 use weir_wire::records::{encode_batch, BatchOptions, Record};
 
+use crate::cluster::peer::PeerMessage;
 use crate::config::NodeConfig;
 use crate::event::{Completion, Output, RequestId, SyncMode};
 use crate::node::Node;
 use crate::resolve::resolve_response;
+use crate::shard::MetadataFeed;
 use crate::storage::{MemStorage, Storage};
 use crate::time::{Instant, Now};
 
@@ -169,6 +171,9 @@ pub struct SingleNode {
     pub poisoned: Option<String>,
     /// The remote store of tiered storage; survives crashes (it is another system).
     pub remote: crate::tier::MemObjects,
+    /// Peer messages sent, when the harness takes them ([`ShardedBroker`]'s data shards);
+    /// `None`: a peer message is a bug (a single node has no peers).
+    pub peer_out: Option<Vec<(i32, PeerMessage)>>,
     next_seq: u64,
 }
 
@@ -188,6 +193,7 @@ impl SingleNode {
             pending_syncs: Vec::new(),
             poisoned: None,
             remote: crate::tier::MemObjects::default(),
+            peer_out: None,
             next_seq: 0,
         };
         harness.pump();
@@ -327,6 +333,55 @@ impl SingleNode {
         self.start();
     }
 
+    /// A data shard (docs/sharding.md) on empty storage, started from shard 0's image:
+    /// it serves once a feed says the broker caught up and is unfenced.
+    pub fn data_shard(config: NodeConfig, start: MetadataFeed) -> Self {
+        let storage = MemStorage::new();
+        let now = Now::new(Instant::from_nanos(1), WALL_MS_START);
+        let node = Node::recover(config.clone(), &storage, now).expect("empty storage recovers");
+        let mut harness = SingleNode {
+            node,
+            storage,
+            config,
+            now,
+            responses: BTreeMap::new(),
+            unanswered: BTreeMap::new(),
+            pending_syncs: Vec::new(),
+            poisoned: None,
+            remote: crate::tier::MemObjects::default(),
+            peer_out: None,
+            next_seq: 0,
+        };
+        harness.peer_out = Some(Vec::new());
+        harness.pump();
+        harness.feed(start);
+        harness
+    }
+
+    /// A data shard: hand it a metadata feed and apply what it did.
+    pub fn feed(&mut self, feed: MetadataFeed) {
+        self.node.handle_metadata_feed(self.now, feed);
+        self.pump();
+    }
+
+    /// A data shard's restart (after [`SingleNode::crash`]'s or [`SingleNode::restart`]'s
+    /// storage step): recover from storage, then start from shard 0's image.
+    pub fn restart_data_shard(&mut self, lose_unsynced: bool, start: MetadataFeed) {
+        if lose_unsynced {
+            self.storage.crash();
+        } else {
+            self.storage.sync().expect("MemStorage sync cannot fail");
+        }
+        self.now = Now::new(self.now.instant.add_ms(1), self.now.wall_ms + 1);
+        self.responses.clear();
+        self.pending_syncs.clear();
+        self.node =
+            Node::recover(self.config.clone(), &self.storage, self.now).expect("storage recovers");
+        self.node.invariants();
+        self.pump();
+        self.feed(start);
+    }
+
     /// Apply every queued output, as a driver does. Compaction and upload jobs run at
     /// once, after the outputs that preceded them were applied (a real driver runs them
     /// off its loop), and their completions are handed back once the queue is empty.
@@ -380,10 +435,135 @@ impl SingleNode {
                     );
                 }
                 Output::Poisoned { reason } => self.poisoned = Some(reason),
-                // A single-node harness has no peers.
-                Output::Peer { to, .. } => panic!("single node sent a peer message to {to}"),
+                Output::Peer { to, message, .. } => match self.peer_out.as_mut() {
+                    Some(out) => out.push((to, message)),
+                    // A single-node harness has no peers.
+                    None => panic!("single node sent a peer message to {to}"),
+                },
             }
         }
+    }
+}
+
+/// One broker of several shards over [`SingleNode`]s (docs/sharding.md), driven as the
+/// server drives one: shard 0 runs the metadata quorum, and after each of its steps its
+/// metadata feed goes to every data shard. Requests go to the shard the caller names
+/// ([`ShardedBroker::shard_for`] says which holds a partition).
+#[derive(Debug)]
+pub struct ShardedBroker {
+    /// Shard 0, then the data shards.
+    pub shards: Vec<SingleNode>,
+}
+
+impl ShardedBroker {
+    /// A fresh broker of `count` shards (at least 2) configured as `config` otherwise.
+    pub fn new(config: NodeConfig, count: u16) -> Self {
+        let shard = |index| crate::shard::Shard::new(index, count).expect("index below count");
+        let control = SingleNode::new(NodeConfig {
+            shard: shard(0),
+            ..config.clone()
+        });
+        let start = control.node.metadata_feed_snapshot();
+        let mut shards = vec![control];
+        for index in 1..count {
+            let config = NodeConfig {
+                shard: shard(index),
+                ..config.clone()
+            };
+            shards.push(SingleNode::data_shard(config, start.clone()));
+        }
+        let mut broker = ShardedBroker { shards };
+        broker.feed();
+        broker
+    }
+
+    /// Hand what shard 0 applied to every data shard, and the data shards' messages for
+    /// the controller to shard 0 (the broker is its own controller), until neither has
+    /// more. Other peer messages need another broker or the shards' peer routing
+    /// (docs/sharding.md, step 5), which this harness does not have.
+    pub fn feed(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(feed) = self.shards[0].node.take_metadata_feed() {
+                moved = true;
+                for shard in &mut self.shards[1..] {
+                    shard.feed(feed.clone());
+                }
+            }
+            let node_id = self.shards[0].config.node_id;
+            for index in 1..self.shards.len() {
+                let out = self.shards[index].peer_out.as_mut().map(std::mem::take);
+                for (to, message) in out.unwrap_or_default() {
+                    assert_eq!(to, node_id, "a one-broker harness: {message:?}");
+                    assert!(
+                        matches!(
+                            message,
+                            PeerMessage::AutoCreate { .. }
+                                | PeerMessage::AlterIsr(_)
+                                | PeerMessage::RemoteSegmentUploaded(_)
+                                | PeerMessage::RemoteSegmentsExpired(_)
+                        ),
+                        "a message this harness cannot route between shards: {message:?}"
+                    );
+                    moved = true;
+                    let control = &mut self.shards[0];
+                    control.node.handle_peer(control.now, node_id, message);
+                    control.pump();
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The shard that holds `topic`-`partition` (shard 0's image).
+    pub fn shard_for(&self, topic: &str, partition: i32) -> usize {
+        let shard = self.shards[0].node.shard_for(topic, partition);
+        usize::from(shard.expect("a partition of the image"))
+    }
+
+    /// Send `request` to shard `shard` and return its answer; then feed the data shards.
+    pub fn call(&mut self, shard: usize, request: ApiRequest) -> ApiResponse {
+        let id = self.shards[shard].send(0, request);
+        // Each round completes every shard's syncs and feeds: a request may wait for its
+        // own sync, for shard 0 (a topic it asked the controller for), or both.
+        for _ in 0..8 {
+            self.feed();
+            if let Some(response) = self.shards[shard].take(id) {
+                return response;
+            }
+            for shard in &mut self.shards {
+                shard.complete_syncs();
+            }
+        }
+        panic!("request {id:?} to shard {shard} was not answered")
+    }
+
+    /// Move every shard's clock forward by `ms`, shard 0 first, then feed.
+    pub fn advance_ms(&mut self, ms: u64) {
+        for shard in &mut self.shards {
+            shard.advance_ms(ms);
+        }
+        self.feed();
+    }
+
+    /// Restart every shard, losing their unsynced writes (`crash`) or not: shard 0 first
+    /// (it serves once its quorum of one elected itself), then each data shard from its
+    /// image.
+    pub fn restart(&mut self, crash: bool) {
+        if crash {
+            self.shards[0].crash();
+        } else {
+            self.shards[0].restart();
+        }
+        let start = self.shards[0].node.metadata_feed_snapshot();
+        // Whatever shard 0 kept for a feed before is in that image.
+        let _ = self.shards[0].node.take_metadata_feed();
+        for shard in &mut self.shards[1..] {
+            shard.restart_data_shard(crash, start.clone());
+        }
+        self.feed();
     }
 }
 

@@ -716,7 +716,7 @@ impl Node {
         let message = PeerMessage::AutoCreate {
             names: vec![name.to_string()],
         };
-        if controller == node_id {
+        if self.controller_is_here(controller) {
             self.handle_local_peer(node_id, message);
         } else {
             self.send_peer(controller, message);
@@ -1206,7 +1206,10 @@ impl Node {
         let Some(key) = key.map(str::to_string) else {
             return false;
         };
+        // Another broker's, or (a broker of several shards) another shard's.
         self.coordinator_for(&key, transaction) != Ok(self.config.node_id)
+            || (self.coordinator_shard(&key, transaction))
+                .is_some_and(|shard| shard != self.config.shard.index())
     }
 
     /// `(id, host, port)` of a registered, unfenced broker.

@@ -42,6 +42,7 @@ mod quorum;
 mod recover;
 mod retention;
 pub mod scram;
+pub mod shard;
 mod tier;
 mod txn;
 

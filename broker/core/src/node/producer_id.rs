@@ -59,7 +59,14 @@ impl Node {
             return;
         }
         let producer_id = self.next_producer_id;
-        let Some(next) = producer_id.checked_add(1) else {
+        // The next id must stay in this node's range: past it lie another broker's (or
+        // another shard's) ids, and two producers sharing one would take each other's
+        // batches for duplicates.
+        let Some(next) = producer_id
+            .checked_add(1)
+            .filter(|next| *next <= self.own_producer_ids().end)
+        else {
+            tracing::error!(producer_id, "this node's producer id range is used up");
             self.respond(id, refuse(ErrorCode::UNKNOWN_SERVER_ERROR));
             return;
         };

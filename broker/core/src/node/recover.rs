@@ -79,15 +79,15 @@ pub(super) fn recover(
     } = persisted;
     // Producer tables need the partitions' final bounds: after every topic is restored.
     // Producer ids are unique across the cluster without coordination: each node hands
-    // out ids from its own range, node id in the high bits (see `recover_producers`).
-    let base = i64::from(node.config.node_id.max(0)) << 40;
-    let own_ids = base..base.saturating_add(1 << 40);
+    // out ids from its own range, node id in the high bits, and each shard of a broker of
+    // several from its part of it (see `recover_producers`, `Node::own_producer_ids`).
+    let own_ids = node.own_producer_ids();
     super::producer_id::recover_producers(
         &mut node,
         storage,
         producer_snapshots,
         next_producer_id,
-        own_ids,
+        own_ids.clone(),
         now,
     )?;
     remove_orphans(
@@ -108,8 +108,8 @@ pub(super) fn recover(
         "recovered"
     );
     {
-        node.next_producer_id = node.next_producer_id.max(base);
-        debug_assert!(own_ids_contain(base, node.next_producer_id));
+        node.next_producer_id = node.next_producer_id.max(own_ids.start);
+        debug_assert!(own_ids.contains(&node.next_producer_id));
         // Leader-epoch caches of the partitions.
         let mut epochs = BTreeMap::new();
         for (key, value) in storage.meta_entries()? {
@@ -312,9 +312,4 @@ fn corrupt(reason: String) -> StorageError {
         offset: -1,
         reason,
     }
-}
-
-/// True when `id` is in the producer-id range of the node whose range starts at `base`.
-fn own_ids_contain(base: i64, id: i64) -> bool {
-    (base..base.saturating_add(1 << 40)).contains(&id)
 }

@@ -382,8 +382,8 @@ impl Node {
             below,
         };
         let node_id = self.config.node_id;
-        match self.cluster.meta.raft.leader() {
-            Some(controller) if controller == node_id => {
+        match self.cluster.meta.controller() {
+            Some(controller) if self.controller_is_here(controller) => {
                 self.on_remote_segments_expired(node_id, request);
                 self.drive_cluster(now);
             }

@@ -388,7 +388,9 @@ impl Node {
     fn allocate_producer_id(&mut self) -> Option<i64> {
         let producer_id = self.next_producer_id;
         assert!(producer_id >= 0, "next_producer_id={producer_id}");
-        let next = producer_id.checked_add(1)?;
+        // Past this node's range lie another broker's (or shard's) ids.
+        let next =
+            (producer_id.checked_add(1)).filter(|next| *next <= self.own_producer_ids().end)?;
         self.next_producer_id = next;
         self.emit(StorageOp::PutMeta {
             key: meta::NEXT_PRODUCER_ID.to_vec(),

@@ -7,7 +7,7 @@ use crate::common;
 use common::*;
 use uuid::Uuid;
 use weir_core::shard::{shard_of, Shard};
-use weir_core::testing::{batch, SingleNode};
+use weir_core::testing::{batch, ShardedBroker, SingleNode};
 use weir_core::topic::PartitionId;
 use weir_core::NodeConfig;
 use weir_wire::domain::*;
@@ -22,65 +22,236 @@ fn topic_id(node: &mut SingleNode, name: &str) -> Uuid {
     response.topics[0].topic_id
 }
 
-// Goal: shard `i` of 2 leads exactly the partitions `shard_of` puts in it, the two shards
-// together lead each partition once, the offsets topic's partitions (and so the groups
-// they coordinate) split the same way, and a restart from storage keeps the split.
-// Metadata keeps naming this broker the leader of every partition: the broker leads
-// them; which of its shards holds one is the broker's own business.
-// Method: one harness node per shard index (each its own quorum of one), a topic of 8
-// partitions, a produce to every partition, then a restart.
+// Goal: in a broker of two shards, each shard leads exactly the partitions `shard_of` puts
+// in it, user topics and `__consumer_offsets` alike (so a group is coordinated by one
+// shard), and a clean restart keeps the split.
+// Method: `ShardedBroker` with the coordinators found; every partition's leadership on
+// both shards against `Shard::holds`, before and after a restart.
 #[test]
 fn a_shard_leads_only_its_own_partitions() {
-    let mut held_by = vec![Vec::new(); PARTITIONS as usize];
-    for index in 0..2u16 {
-        let shard = Shard::new(index, 2).expect("shard 0 or 1 of 2");
-        let mut node = SingleNode::with_coordinators(NodeConfig {
-            shard,
-            ..NodeConfig::default()
+    let mut broker = ShardedBroker::new(NodeConfig::default(), 2);
+    for key_type in [0, 1] {
+        let find = ApiRequest::FindCoordinator(FindCoordinatorRequest {
+            key_type,
+            keys: vec!["k".into()],
         });
-        must_create(&mut node, "t", PARTITIONS, &[]);
-        let id = topic_id(&mut node, "t");
-        for partition in 0..PARTITIONS {
-            let key = PartitionId::new(id, partition as usize);
-            let response = node.call(produce("t", partition, batch(&[1]), -1));
-            let result = produce_result(&response);
-            if shard_of(key, 2) == index {
-                assert_eq!(result.error, ErrorCode::NONE, "partition {partition}");
-                assert!(node.node.leads("t", partition));
-                held_by[partition as usize].push(index);
-            } else {
-                assert_eq!(
-                    result.error,
-                    ErrorCode::NOT_LEADER_OR_FOLLOWER,
-                    "partition {partition} of the other shard"
-                );
-                assert!(!node.node.leads("t", partition));
+        broker.call(0, find);
+    }
+    must_create(&mut broker.shards[0], "t", PARTITIONS, &[]);
+    broker.feed();
+    let check = |broker: &mut ShardedBroker| {
+        for (name, count) in [
+            ("t", PARTITIONS),
+            ("__consumer_offsets", 50),
+            ("__transaction_state", 50),
+        ] {
+            let id = topic_id(&mut broker.shards[0], name);
+            for partition in 0..count {
+                let key = PartitionId::new(id, partition as usize);
+                let holders: Vec<u16> = (0..2u16)
+                    .filter(|index| {
+                        broker.shards[usize::from(*index)]
+                            .node
+                            .leads(name, partition)
+                    })
+                    .collect();
+                assert_eq!(holders, [shard_of(key, 2)], "{name}-{partition}");
+                let shard = Shard::new(holders[0], 2).expect("shard");
+                assert!(shard.holds(key));
             }
         }
-        let ApiResponse::Metadata(response) = node.call(metadata(Some(&["t"]), false)) else {
-            panic!("not Metadata");
-        };
-        assert!(
-            (response.topics[0].partitions.iter()).all(|p| p.leader_id == 1),
-            "{response:?}"
-        );
-        let offsets = topic_id(&mut node, "__consumer_offsets");
-        for partition in 0..50 {
-            let key = PartitionId::new(offsets, partition as usize);
+    };
+    check(&mut broker);
+    broker.restart(false);
+    check(&mut broker);
+}
+
+fn produce_error(broker: &mut ShardedBroker, shard: usize, partition: i32) -> ErrorCode {
+    produce_result(&broker.call(shard, produce("t", partition, batch(&[1]), -1))).error
+}
+
+fn committed_offset(broker: &mut ShardedBroker, shard: usize, group: &str) -> i64 {
+    let request = ApiRequest::OffsetFetch(OffsetFetchRequest {
+        groups: vec![OffsetFetchGroup {
+            group_id: group.into(),
+            topics: Some(vec![("t".into(), vec![0])]),
+        }],
+        require_stable: true,
+    });
+    match broker.call(shard, request) {
+        ApiResponse::OffsetFetch(r) => r.groups[0].topics[0].partitions[0].committed_offset,
+        other => panic!("{other:?}"),
+    }
+}
+
+// Goal: a broker of three shards serves like one. Every data shard follows shard 0's
+// metadata (same applied index, topics created through shard 0 appear in it); each
+// partition is led by exactly the shard `shard_for` names, which takes its produces and
+// serves its fetches while the others answer NOT_LEADER_OR_FOLLOWER; a group's offsets are
+// committed and read on the shard holding its `__consumer_offsets` partition; acknowledged
+// data and commits survive a crash of the whole broker; each shard hands out producer ids
+// from its own part of the broker's range, never one twice; a topic deleted through shard
+// 0 is gone from every shard.
+// Method: `ShardedBroker` (the harness drives the shards as the server's driver will:
+// shard 0's feed to every data shard after each step), a topic of 12 partitions.
+#[test]
+fn a_broker_of_three_shards_serves_every_partition_once() {
+    let mut broker = ShardedBroker::new(NodeConfig::default(), 3);
+    assert!(broker.shards.iter().all(|s| s.node.is_serving()));
+    must_create(&mut broker.shards[0], "t", 12, &[]);
+    broker.feed();
+    let applied = broker.shards[0].node.applied_metadata_index();
+    for shard in &broker.shards {
+        assert_eq!(shard.node.applied_metadata_index(), applied);
+        assert_eq!(shard.node.partition_offsets("t", 11), Some((0, 0, 0)));
+    }
+    let mut per_shard = [0; 3];
+    for partition in 0..12 {
+        let home = broker.shard_for("t", partition);
+        per_shard[home] += 1;
+        for shard in 0..3 {
+            let error = produce_error(&mut broker, shard, partition);
+            let expected = if shard == home {
+                ErrorCode::NONE
+            } else {
+                ErrorCode::NOT_LEADER_OR_FOLLOWER
+            };
+            assert_eq!(error, expected, "partition {partition} on shard {shard}");
             assert_eq!(
-                node.node.leads("__consumer_offsets", partition),
-                shard.holds(key),
-                "offsets partition {partition}"
+                broker.shards[shard].node.leads("t", partition),
+                shard == home
             );
         }
-        node.restart();
-        for partition in 0..PARTITIONS {
-            let key = PartitionId::new(id, partition as usize);
-            assert_eq!(node.node.leads("t", partition), shard.holds(key));
+    }
+    assert_eq!(per_shard, [4, 4, 4], "a topic spreads evenly");
+    // A data shard's Metadata is the broker's: it leads every partition.
+    let ApiResponse::Metadata(response) = broker.call(2, metadata(Some(&["t"]), false)) else {
+        panic!("not Metadata");
+    };
+    assert_eq!(response.topics[0].partitions.len(), 12);
+    assert!(response.topics[0]
+        .partitions
+        .iter()
+        .all(|p| p.leader_id == 1));
+
+    // Groups: coordinated by the shard holding the group's offsets partition.
+    let find = ApiRequest::FindCoordinator(FindCoordinatorRequest {
+        key_type: 0,
+        keys: vec!["g".into()],
+    });
+    let ApiResponse::FindCoordinator(found) = broker.call(1, find) else {
+        panic!("not FindCoordinator");
+    };
+    assert_eq!(found.coordinators[0].node_id, 1, "{found:?}");
+    broker.feed();
+    let offsets_partition = weir_core::group::offsets_log::partition_for("g", 50);
+    let coordinator = broker.shard_for("__consumer_offsets", offsets_partition);
+    let ApiResponse::OffsetCommit(committed) =
+        broker.call(coordinator, offset_commit("g", "", -1, 42))
+    else {
+        panic!("not OffsetCommit");
+    };
+    assert_eq!(committed.topics[0].partitions[0].1, ErrorCode::NONE);
+    let elsewhere = (coordinator + 1) % 3;
+    let ApiResponse::OffsetCommit(refused) = broker.call(elsewhere, offset_commit("g", "", -1, 43))
+    else {
+        panic!("not OffsetCommit");
+    };
+    assert_eq!(
+        refused.topics[0].partitions[0].1,
+        ErrorCode::NOT_COORDINATOR
+    );
+
+    // Producer ids: each shard hands out its own part of the broker's range.
+    let mut ids = std::collections::BTreeSet::new();
+    for round in 0..2 {
+        for shard in 0..3 {
+            let ApiResponse::InitProducerId(r) = broker.call(shard, init_producer_id(None)) else {
+                panic!("not InitProducerId");
+            };
+            assert_eq!(r.error, ErrorCode::NONE);
+            assert_eq!(r.producer_id >> 40, 1, "node 1's range");
+            assert_eq!(
+                (r.producer_id >> 32) & 0xff,
+                shard as i64,
+                "shard {shard}'s part"
+            );
+            assert!(
+                ids.insert(r.producer_id),
+                "id {} twice (round {round})",
+                r.producer_id
+            );
         }
     }
-    assert!(
-        held_by.iter().all(|shards| shards.len() == 1),
-        "each partition held by exactly one shard: {held_by:?}"
+
+    broker.restart(true);
+    assert!(broker.shards.iter().all(|s| s.node.is_serving()));
+    for shard in 0..3 {
+        let ApiResponse::InitProducerId(r) = broker.call(shard, init_producer_id(None)) else {
+            panic!("not InitProducerId");
+        };
+        assert!(
+            ids.insert(r.producer_id),
+            "id {} reused after a crash",
+            r.producer_id
+        );
+    }
+    for partition in 0..12 {
+        let home = broker.shard_for("t", partition);
+        let response = broker.call(home, fetch("t", partition, 0, 0, 1));
+        assert_eq!(fetch_partition(&response).error, ErrorCode::NONE);
+        assert_eq!(fetched_records(&response).len(), 1, "partition {partition}");
+        assert_eq!(produce_error(&mut broker, home, partition), ErrorCode::NONE);
+    }
+    assert_eq!(committed_offset(&mut broker, coordinator, "g"), 42);
+
+    let ApiResponse::DeleteTopics(deleted) =
+        broker.call(0, delete_topic(TopicRef::Name("t".into())))
+    else {
+        panic!("not DeleteTopics");
+    };
+    assert_eq!(deleted.responses[0].error, ErrorCode::NONE);
+    broker.advance_ms(10);
+    for shard in &broker.shards {
+        assert_eq!(shard.node.partition_offsets("t", 0), None);
+    }
+}
+
+// Goal: shard 0 keeps a bounded backlog for the data shards; past it, the next feed is
+// the whole image, and a data shard that installs it ends where shard 0 is.
+// Method: more topic creations than FEED_PENDING_MAX entries without feeding, then feed.
+#[test]
+fn a_feed_backlog_past_its_bound_becomes_the_image() {
+    let mut broker = ShardedBroker::new(NodeConfig::default(), 2);
+    let topics = weir_core::node::shard::FEED_PENDING_MAX + 10;
+    let names: Vec<String> = (0..topics).map(|i| format!("t{i}")).collect();
+    for chunk in names.chunks(500) {
+        let request = ApiRequest::CreateTopics(CreateTopicsRequest {
+            topics: chunk
+                .iter()
+                .map(|name| match create_topic(name, 1, &[]) {
+                    ApiRequest::CreateTopics(mut r) => r.topics.remove(0),
+                    _ => unreachable!("create_topic builds CreateTopics"),
+                })
+                .collect(),
+            timeout_ms: 30_000,
+            validate_only: false,
+        });
+        broker.shards[0].call(request);
+    }
+    let feed = broker.shards[0]
+        .node
+        .take_metadata_feed()
+        .expect("a feed is due");
+    assert!(feed.snapshot.is_some() && feed.committed.is_empty());
+    broker.shards[1].feed(feed);
+    assert_eq!(
+        broker.shards[1].node.applied_metadata_index(),
+        broker.shards[0].node.applied_metadata_index()
+    );
+    let last = names.last().expect("names");
+    assert_eq!(
+        broker.shards[1].node.partition_offsets(last, 0),
+        Some((0, 0, 0))
     );
 }

@@ -236,6 +236,10 @@ impl Node {
     /// log, never from one node's disk.
     pub(in crate::node) fn plan_legacy_adoption(&mut self) {
         let node_id = self.config.node_id;
+        // A data shard's storage never holds a metadata log: its topics are the image's.
+        if self.is_data_shard() {
+            return;
+        }
         let cluster = &mut *self.cluster;
         let fresh_log = cluster.meta.stored_entries == (1, 0)
             && cluster.meta.raft.snapshot_index() == 0

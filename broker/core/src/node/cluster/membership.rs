@@ -27,7 +27,7 @@ pub(in crate::node) struct BrokerMembership {
     pub(super) controller_hint: Option<i32>,
     pub(super) next_heartbeat: Instant,
     /// When the controller last answered a heartbeat: the self-fencing clock.
-    pub(super) last_heartbeat_ok: Option<Instant>,
+    pub(in crate::node) last_heartbeat_ok: Option<Instant>,
     /// The committed fencing state as the controller last answered it, or set by self-
     /// fencing. A fenced broker refuses produces even where it still holds a leader role.
     pub fenced: bool,

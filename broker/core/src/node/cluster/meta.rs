@@ -78,6 +78,9 @@ pub(in crate::node) struct MetaQuorum {
     /// Brokers this node saw go from unfenced to fenced, and when (this node's clock):
     /// Metadata keeps listing them for a session (see `Node::metadata_brokers`).
     pub(in crate::node) fenced_at: BTreeMap<i32, Instant>,
+    /// A data shard: the active controller as shard 0 last fed it (a data shard's own
+    /// Raft never hears of one). Always `None` on shard 0.
+    pub(in crate::node) fed_controller: Option<i32>,
 }
 
 impl MetaQuorum {
@@ -146,7 +149,7 @@ impl MetaQuorum {
     /// controller (see [`MetaQuorum::is_active_controller`]): requests sent there may be
     /// refused for a while after an election, and are then retried.
     pub(in crate::node) fn controller(&self) -> Option<i32> {
-        self.raft.leader()
+        self.raft.leader().or(self.fed_controller)
     }
 
     /// Before the active controller's first proposal of a term (a record or a voter-set
@@ -194,6 +197,10 @@ impl Node {
     /// leader: a new controller resets sessions and suspects, and drops any decision
     /// image. It loops because releasing a Ready (applying entries) can produce another.
     pub(in crate::node) fn drive_cluster(&mut self, now: Now) {
+        // A data shard's Raft is never stepped or ticked: it has nothing to drive.
+        if self.is_data_shard() {
+            return;
+        }
         loop {
             let cluster = &mut *self.cluster;
             let was_leader = cluster.meta.leader_start.is_some();
@@ -399,13 +406,15 @@ impl Node {
     /// Release a Ready whose writes are durable: send its messages, install its snapshot
     /// into the image, apply its committed entries. Order matters: the snapshot replaces
     /// the image before the entries that follow it apply.
-    pub(super) fn release_raft(
+    pub(in crate::node) fn release_raft(
         &mut self,
         now: Now,
         messages: Vec<(i32, RaftMessage)>,
         snapshot: Option<Snapshot>,
         committed: Vec<Entry>,
     ) {
+        // Shard 0 of several keeps what it applies for its data shards (`node/shard.rs`).
+        self.keep_for_feed(snapshot.as_ref(), &committed);
         // Committed entries arrive in index order: the image applies each exactly once.
         debug_assert!(
             committed.windows(2).all(|w| w[0].index < w[1].index),

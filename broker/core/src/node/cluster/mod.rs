@@ -164,6 +164,9 @@ pub(super) struct ClusterState {
     pub markers: Markers,
     pub router: Router,
     pub remote: RemoteReports,
+    /// Shard 0 of several: what the next metadata feed to the data shards carries
+    /// (`node/shard.rs`).
+    pub feed: crate::node::shard::FeedOut,
     /// Last correlation id handed out (see [`ClusterState::correlation`]).
     next_correlation: u64,
     /// Time of the current input.
@@ -241,6 +244,7 @@ impl ClusterState {
                 caught_up: false,
                 leader_start: None,
                 fenced_at: BTreeMap::new(),
+                fed_controller: None,
             },
             broker: BrokerMembership::new(now.instant, incarnation, broker_role),
             controller: ControllerState::new(now.instant, ADMIN_WAITERS_MAX),
@@ -261,6 +265,7 @@ impl ClusterState {
             },
             router: Router::new(HELD_REQUESTS_MAX),
             remote: RemoteReports::default(),
+            feed: crate::node::shard::FeedOut::default(),
             next_correlation: 1,
             now: now.instant,
         })
@@ -306,6 +311,11 @@ impl Node {
         // incarnation, an old epoch), reordered, repeated or buggy. Handlers drop or refuse
         // what does not fit this node's state; none asserts on the message.
         match message {
+            // A data shard runs no Raft (shard 0 feeds it the metadata); the driver routes
+            // Raft to shard 0, so one arriving here is dropped.
+            PeerMessage::Raft(_) if self.is_data_shard() => {
+                tracing::warn!(from, "raft message reached a data shard; dropped");
+            }
             PeerMessage::Raft(bytes) => match postcard::from_bytes::<RaftMessage>(&bytes) {
                 Ok(raft_message) => {
                     let cluster = &mut *self.cluster;
@@ -404,12 +414,16 @@ impl Node {
     /// Cluster timers: Raft ticks, heartbeats, controller checks, ISR shrink, follower
     /// retries, expired waiters. Called from `handle_timeout`.
     pub(super) fn cluster_timeout(&mut self, now: Now) {
+        let data_shard = self.is_data_shard();
         let cluster = &mut *self.cluster;
-        cluster.meta.raft.tick(now_ms(now));
         if let Some(shutdown) = cluster.broker.shutdown.as_mut() {
             shutdown.expired |= now.instant >= shutdown.deadline;
         }
-        self.send_heartbeat(now);
+        // Shard 0 runs the quorum and the heartbeats for its whole broker.
+        if !data_shard {
+            cluster.meta.raft.tick(now_ms(now));
+            self.send_heartbeat(now);
+        }
         self.controller_checks(now);
         self.leader_checks(now);
         self.follower_sends(now);
@@ -434,9 +448,13 @@ impl Node {
                 .next_deadline_ms()
                 .saturating_mul(1_000_000),
         );
-        // Every node heartbeats (a quorum of one heartbeats itself): the heartbeat timer is
-        // always armed.
-        let mut next = raft.min(cluster.broker.next_heartbeat);
+        // Every broker heartbeats (a quorum of one heartbeats itself): the heartbeat timer is
+        // always armed, on shard 0; a data shard runs neither (`cluster_timeout`).
+        let mut next = if self.is_data_shard() {
+            Instant::from_nanos(u64::MAX)
+        } else {
+            raft.min(cluster.broker.next_heartbeat)
+        };
         // A controlled shutdown's deadline wakes the driver once (`cluster_timeout` marks it
         // expired), so it sees the shutdown timed out without any other input.
         if let Some(shutdown) = cluster.broker.shutdown.filter(|s| !s.expired) {

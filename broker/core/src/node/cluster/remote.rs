@@ -160,10 +160,10 @@ impl Node {
             segment: report.segment,
         };
         let node_id = self.config.node_id;
-        let Some(controller) = self.cluster.meta.raft.leader() else {
+        let Some(controller) = self.cluster.meta.controller() else {
             return;
         };
-        if controller == node_id {
+        if self.controller_is_here(controller) {
             self.on_remote_segment_uploaded(node_id, request);
         } else {
             self.send_peer(controller, PeerMessage::RemoteSegmentUploaded(request));

@@ -488,7 +488,7 @@ impl Node {
     }
 
     /// Bring this node's role for every partition of the image in line with it.
-    pub(super) fn update_all_roles(&mut self, now: Now) {
+    pub(in crate::node) fn update_all_roles(&mut self, now: Now) {
         let cluster = &*self.cluster;
         // Before catch-up no role is held (`update_role_inner` removes them all).
         debug_assert!(cluster.meta.caught_up || cluster.replication.replicas.is_empty());
@@ -860,10 +860,10 @@ impl Node {
             request.isr.contains(&node_id),
             "an ISR change leaving out its own leader"
         );
-        let Some(controller) = self.cluster.meta.raft.leader() else {
+        let Some(controller) = self.cluster.meta.controller() else {
             return;
         };
-        if controller == node_id {
+        if self.controller_is_here(controller) {
             self.on_alter_isr(node_id, request);
         } else {
             self.send_peer(controller, PeerMessage::AlterIsr(request));
