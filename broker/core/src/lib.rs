@@ -28,7 +28,8 @@
 //! - [`buggify`]: seeded fault points that only a simulation turns on.
 //! - [`rng`]: the seeded random stream every subsystem forks its own from.
 //! - [`shard`]: which of its broker's node loops holds a partition (docs/sharding.md).
-//! - [`testing`]: batch builders and a single-node harness for tests and simulations.
+//! - [`testing`]: batch builders, a single-node harness for tests and simulations, and a
+//!   harness of one broker's shards (`ShardedBroker`).
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 

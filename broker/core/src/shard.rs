@@ -13,8 +13,83 @@
 //! Invariant: with `count == 1` every partition is in shard 0, so a broker of one shard
 //! (the default) holds every partition it leads or follows, as before shards existed.
 
+use crate::cluster::peer::PeerMessage;
 use crate::raft::{Entry, Snapshot};
 use crate::topic::PartitionId;
+
+/// A shard's correlation ids (requests to peers) carry its index in these bits, so the
+/// answer, which names only the broker, finds the shard that asked ([`peer_route`]).
+pub const CORRELATION_SHARD_SHIFT: u32 = 48;
+
+/// The first correlation id of shard `index` (0 for shard 0: an unsharded broker's ids
+/// are what they were).
+pub fn correlation_base(index: u16) -> u64 {
+    u64::from(index) << CORRELATION_SHARD_SHIFT
+}
+
+/// Where a peer message for this broker goes among its shards ([`peer_route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerRoute {
+    /// To this shard.
+    Shard(u16),
+    /// To the shard of partition `partition` of the topic named `topic` (the message names
+    /// the topic, not its id: the driver looks the id up in the image).
+    Topic {
+        /// The topic's name.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+}
+
+/// Where a peer message (from another broker, or from another shard of this one) goes in
+/// a broker of `count` shards: what concerns the metadata quorum, the controller or the
+/// broker's membership to shard 0; what concerns a partition to its shard; an answer to
+/// the shard whose correlation id it carries. With one shard, always shard 0.
+pub fn peer_route(message: &PeerMessage, count: u16) -> PeerRoute {
+    if count <= 1 {
+        return PeerRoute::Shard(0);
+    }
+    let partition = |topic_id: &[u8; 16], partition: i32| {
+        let id = uuid::Uuid::from_u128(u128::from_be_bytes(*topic_id));
+        match usize::try_from(partition) {
+            Ok(index) => PeerRoute::Shard(shard_of(PartitionId::new(id, index), count)),
+            // A malformed message: shard 0 refuses it like any other.
+            Err(_) => PeerRoute::Shard(0),
+        }
+    };
+    let asked_by = |correlation: u64| {
+        let shard = (correlation >> CORRELATION_SHARD_SHIFT) & 0xffff;
+        PeerRoute::Shard(
+            u16::try_from(shard)
+                .ok()
+                .filter(|s| *s < count)
+                .unwrap_or(0),
+        )
+    };
+    match message {
+        PeerMessage::Fetch(fetch) => partition(&fetch.topic_id, fetch.partition),
+        PeerMessage::FetchReply(reply) => partition(&reply.topic_id, reply.partition),
+        PeerMessage::EpochQuery(query) => partition(&query.topic_id, query.partition),
+        PeerMessage::EpochReply(reply) => partition(&reply.topic_id, reply.partition),
+        PeerMessage::WriteMarker(request) => PeerRoute::Topic {
+            topic: request.topic.clone(),
+            partition: request.partition,
+        },
+        PeerMessage::ForwardReply { correlation, .. }
+        | PeerMessage::MarkerReply { correlation, .. } => asked_by(*correlation),
+        PeerMessage::Raft(_)
+        | PeerMessage::Heartbeat(_)
+        | PeerMessage::HeartbeatReply { .. }
+        | PeerMessage::AutoCreate { .. }
+        | PeerMessage::AlterIsr(_)
+        | PeerMessage::Forward { .. }
+        | PeerMessage::ForwardAs { .. }
+        | PeerMessage::RemoteSegmentUploaded(_)
+        | PeerMessage::RemoteSegmentsExpired(_)
+        | PeerMessage::ControlledShutdown(_) => PeerRoute::Shard(0),
+    }
+}
 
 /// What shard 0 hands a data shard ([`crate::Node::take_metadata_feed`],
 /// [`crate::Node::handle_metadata_feed`]): the metadata records it applied since the last
@@ -166,6 +241,70 @@ mod tests {
         assert_eq!(got, [2, 0, 1, 2, 0, 1, 2, 0]);
         let got: Vec<u16> = (0..8).map(|i| shard_of(id(topic, i), 4)).collect();
         assert_eq!(got, [1, 2, 3, 0, 1, 2, 3, 0]);
+    }
+
+    // Goal: peer messages reach the shard they concern: a partition's to its shard, an
+    // answer to the shard whose correlation id it carries, the rest to shard 0; with one
+    // shard, everything to shard 0.
+    #[test]
+    fn peer_messages_route_to_their_shard() {
+        use crate::cluster::peer::{EpochQuery, MarkerRequest};
+        let topic = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        let query = |partition| {
+            PeerMessage::EpochQuery(EpochQuery {
+                correlation: 1,
+                topic_id: topic.to_be_bytes(),
+                partition,
+                current_leader_epoch: 0,
+                epoch: 0,
+            })
+        };
+        for partition in 0..8 {
+            let expected = shard_of(id(topic, partition as usize), 3);
+            assert_eq!(peer_route(&query(partition), 3), PeerRoute::Shard(expected));
+            assert_eq!(peer_route(&query(partition), 1), PeerRoute::Shard(0));
+        }
+        assert_eq!(peer_route(&query(-1), 3), PeerRoute::Shard(0), "malformed");
+        for shard in 0..3u16 {
+            let correlation = correlation_base(shard) + 17;
+            let reply = PeerMessage::MarkerReply {
+                correlation,
+                error: 0,
+            };
+            assert_eq!(peer_route(&reply, 3), PeerRoute::Shard(shard));
+            let reply = PeerMessage::ForwardReply {
+                correlation,
+                frame: Vec::new(),
+            };
+            assert_eq!(peer_route(&reply, 3), PeerRoute::Shard(shard));
+        }
+        let stray = PeerMessage::MarkerReply {
+            correlation: correlation_base(9) + 1,
+            error: 0,
+        };
+        assert_eq!(peer_route(&stray, 3), PeerRoute::Shard(0), "no such shard");
+        let marker = PeerMessage::WriteMarker(MarkerRequest {
+            correlation: 5,
+            topic: "t".into(),
+            partition: 2,
+            producer_id: 1,
+            producer_epoch: 0,
+            committed: true,
+        });
+        let by_name = PeerRoute::Topic {
+            topic: "t".into(),
+            partition: 2,
+        };
+        assert_eq!(peer_route(&marker, 2), by_name);
+        let create = PeerMessage::AutoCreate {
+            names: vec!["t".into()],
+        };
+        assert_eq!(peer_route(&create, 4), PeerRoute::Shard(0));
+        assert_eq!(
+            correlation_base(0),
+            0,
+            "an unsharded broker's ids are unchanged"
+        );
     }
 
     #[test]

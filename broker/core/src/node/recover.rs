@@ -53,6 +53,9 @@ pub(super) fn recover(
         now,
     )?;
     let mut node = Node::empty(config, Box::new(cluster), now);
+    // A shard's correlation ids carry its index, so answers find it (`shard::peer_route`).
+    node.cluster.next_correlation =
+        crate::shard::correlation_base(node.config.shard.index()).max(1);
     let mut max_key_seen = 0;
     for record in std::mem::take(&mut persisted.topics) {
         for &partition_key in &record.partition_keys {

@@ -118,6 +118,18 @@ impl Node {
         start..start.saturating_add(1 << 32)
     }
 
+    /// True when this shard holds `topic`-`partition` (every partition, unsharded).
+    pub(in crate::node) fn holds_partition(&self, topic: &str, partition: i32) -> bool {
+        let Some(&id) = self.topic_ids.get(topic) else {
+            return self.config.shard.count() <= 1;
+        };
+        usize::try_from(partition).is_ok_and(|index| {
+            self.config
+                .shard
+                .holds(crate::topic::PartitionId::new(id, index))
+        })
+    }
+
     /// The index of the last metadata-log entry this node's image applied.
     pub fn applied_metadata_index(&self) -> u64 {
         self.cluster.meta.image.applied_index

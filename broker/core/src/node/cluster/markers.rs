@@ -165,8 +165,12 @@ impl Node {
                 producer_epoch: txn.producer_epoch,
                 committed,
             };
+            // This broker leads it: a call when this shard holds the partition too; else
+            // a peer message to the broker's own id, which the driver hands to the shard
+            // holding it (`shard::peer_route`).
+            let here = self.holds_partition(&request.topic, request.partition);
             match leader {
-                Some(leader) if leader == self.config.node_id => {
+                Some(leader) if leader == self.config.node_id && here => {
                     self.on_write_marker(Now::new(self.cluster_now(), 0), leader, request)
                 }
                 Some(leader) if leader >= 0 => {
@@ -269,7 +273,11 @@ impl Node {
 
     /// Answer a coordinator (this node itself when it coordinates the transaction too).
     pub(super) fn reply_marker(&mut self, to: i32, message: PeerMessage) {
-        if to == self.config.node_id {
+        // The coordinator is this very shard when the answer routes here; another shard of
+        // this broker gets it through the driver.
+        let here = crate::shard::peer_route(&message, self.config.shard.count())
+            == crate::shard::PeerRoute::Shard(self.config.shard.index());
+        if to == self.config.node_id && here {
             if let PeerMessage::MarkerReply { correlation, error } = message {
                 let now = Now::new(self.cluster_now(), 0);
                 self.on_marker_reply(now, correlation, error);

@@ -167,8 +167,9 @@ pub(super) struct ClusterState {
     /// Shard 0 of several: what the next metadata feed to the data shards carries
     /// (`node/shard.rs`).
     pub feed: crate::node::shard::FeedOut,
-    /// Last correlation id handed out (see [`ClusterState::correlation`]).
-    next_correlation: u64,
+    /// Last correlation id handed out (see [`ClusterState::correlation`]); a shard's start
+    /// at its [`crate::shard::correlation_base`].
+    pub(in crate::node) next_correlation: u64,
     /// Time of the current input.
     pub now: Instant,
 }
