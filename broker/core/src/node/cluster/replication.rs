@@ -168,9 +168,11 @@ impl Replication {
 
     /// Drop every role of topic `topic` (it was deleted).
     pub(super) fn remove_topic(&mut self, topic: Uuid) {
-        let keys: Vec<PartitionId> = (self.replicas.keys())
-            .filter(|key| key.topic == topic)
-            .copied()
+        // Roles are ordered by topic, then index: the topic's are one range from its
+        // partition 0, so a deletion visits its own roles, not every role held.
+        let keys: Vec<PartitionId> = (self.replicas.range(PartitionId::new(topic, 0)..))
+            .map(|(key, _)| *key)
+            .take_while(|key| key.topic == topic)
             .collect();
         for key in keys {
             self.remove(&key);
