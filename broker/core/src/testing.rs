@@ -511,8 +511,17 @@ impl ShardedBroker {
                 }
             }
             if !moved {
-                return;
+                break;
             }
+        }
+        // Fed to the end, every data shard's image is shard 0's (docs/sharding.md).
+        let applied = self.shards[0].node.applied_metadata_index();
+        for shard in &self.shards[1..] {
+            assert_eq!(
+                shard.node.applied_metadata_index(),
+                applied,
+                "a data shard's image is not shard 0's after a feed"
+            );
         }
     }
 

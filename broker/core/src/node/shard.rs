@@ -208,6 +208,10 @@ impl Node {
                 return;
             }
         }
+        assert!(
+            self.cluster.meta.image.applied_index >= applied,
+            "a data shard's image went back"
+        );
         let view = feed.broker;
         let cluster = &mut *self.cluster;
         let changed = cluster.broker.incarnation != view.incarnation
