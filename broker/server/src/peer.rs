@@ -42,6 +42,9 @@ use weir_core::cluster::peer::{PeerHello, PeerMessage, PEER_FRAME_BYTES_MAX};
 use weir_runtime::{Listener, Runtime};
 
 use crate::messages::NodeInput;
+
+/// The read buffer of an inbound plaintext peer connection.
+const PEER_READ_BUFFER_BYTES: usize = 64 * 1024;
 use crate::storage::StorageDriver;
 use crate::tls::{ServerTls, TlsAcceptor};
 
@@ -162,7 +165,11 @@ pub async fn accept_loop<R: Runtime>(
             let rt = &runtime_for_reader;
             let read = match tls {
                 None => {
-                    let mut stream = stream;
+                    // Buffered: a frame's length and payload, and the frames a peer wrote
+                    // together, come out of one read instead of two or more each (a TLS
+                    // stream buffers below its decryption already).
+                    let mut stream =
+                        tokio::io::BufReader::with_capacity(PEER_READ_BUFFER_BYTES, stream);
                     read_inbound(rt, &mut stream, &cluster_id, &node).await
                 }
                 // The handshake holds the inbound slot, bounded by the handshake timeout.
