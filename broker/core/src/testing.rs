@@ -180,10 +180,18 @@ pub struct SingleNode {
 impl SingleNode {
     /// A fresh node on empty storage.
     pub fn new(config: NodeConfig) -> Self {
+        let mut harness = SingleNode::unstarted(config);
+        harness.pump();
+        harness.start();
+        harness
+    }
+
+    /// A node recovered from empty storage, its first outputs not yet applied.
+    fn unstarted(config: NodeConfig) -> Self {
         let storage = MemStorage::new();
         let now = Now::new(Instant::from_nanos(1), WALL_MS_START);
         let node = Node::recover(config.clone(), &storage, now).expect("empty storage recovers");
-        let mut harness = SingleNode {
+        SingleNode {
             node,
             storage,
             config,
@@ -195,10 +203,7 @@ impl SingleNode {
             remote: crate::tier::MemObjects::default(),
             peer_out: None,
             next_seq: 0,
-        };
-        harness.pump();
-        harness.start();
-        harness
+        }
     }
 
     /// A fresh node whose group and transaction coordinators were found, as a client's
@@ -323,6 +328,12 @@ impl SingleNode {
     fn rebuild(&mut self) {
         // A restart takes time: two starts of a node never share a moment, which is what
         // tells the controller this is a new incarnation of the broker.
+        self.recover();
+        self.start();
+    }
+
+    /// Forget what was in flight and rebuild the node from storage, a moment later.
+    fn recover(&mut self) {
         self.now = Now::new(self.now.instant.add_ms(1), self.now.wall_ms + 1);
         self.responses.clear();
         self.pending_syncs.clear();
@@ -330,28 +341,12 @@ impl SingleNode {
             Node::recover(self.config.clone(), &self.storage, self.now).expect("storage recovers");
         self.node.invariants();
         self.pump();
-        self.start();
     }
 
     /// A data shard (docs/sharding.md) on empty storage, started from shard 0's image:
     /// it serves once a feed says the broker caught up and is unfenced.
     pub fn data_shard(config: NodeConfig, start: MetadataFeed) -> Self {
-        let storage = MemStorage::new();
-        let now = Now::new(Instant::from_nanos(1), WALL_MS_START);
-        let node = Node::recover(config.clone(), &storage, now).expect("empty storage recovers");
-        let mut harness = SingleNode {
-            node,
-            storage,
-            config,
-            now,
-            responses: BTreeMap::new(),
-            unanswered: BTreeMap::new(),
-            pending_syncs: Vec::new(),
-            poisoned: None,
-            remote: crate::tier::MemObjects::default(),
-            peer_out: None,
-            next_seq: 0,
-        };
+        let mut harness = SingleNode::unstarted(config);
         harness.peer_out = Some(Vec::new());
         harness.pump();
         harness.feed(start);
@@ -372,13 +367,7 @@ impl SingleNode {
         } else {
             self.storage.sync().expect("MemStorage sync cannot fail");
         }
-        self.now = Now::new(self.now.instant.add_ms(1), self.now.wall_ms + 1);
-        self.responses.clear();
-        self.pending_syncs.clear();
-        self.node =
-            Node::recover(self.config.clone(), &self.storage, self.now).expect("storage recovers");
-        self.node.invariants();
-        self.pump();
+        self.recover();
         self.feed(start);
     }
 
