@@ -11,7 +11,6 @@ use proptest::prelude::*;
 use weir_core::testing::{batch_of_values, SingleNode, WALL_MS_START};
 use weir_core::{NodeConfig, RequestId};
 use weir_wire::domain::ApiResponse;
-use weir_wire::error::ErrorCode;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -60,16 +59,8 @@ impl Model {
             let Some(response) = node.take(id) else {
                 continue;
             };
-            let (partition, value, acks) = self.pending.remove(&id).expect("pending");
-            let result = produce_result(&response);
-            if acks != 0 && result.error == ErrorCode::NONE {
-                let previous = self.acked.insert((partition, result.base_offset), value);
-                assert!(
-                    previous.is_none(),
-                    "offset {} acknowledged twice",
-                    result.base_offset
-                );
-            }
+            let produced = self.pending.remove(&id).expect("pending");
+            note_ack(&mut self.acked, produced, &response);
         }
     }
 

@@ -441,16 +441,8 @@ mod random {
                 let Some(response) = node.take(id) else {
                     continue;
                 };
-                let (partition, value, acks) = self.pending.remove(&(shard, id)).expect("pending");
-                let result = produce_result(&response);
-                if acks != 0 && result.error == ErrorCode::NONE {
-                    let previous = self.acked.insert((partition, result.base_offset), value);
-                    assert!(
-                        previous.is_none(),
-                        "offset {} acked twice",
-                        result.base_offset
-                    );
-                }
+                let produced = self.pending.remove(&(shard, id)).expect("pending");
+                note_ack(&mut self.acked, produced, &response);
             }
         }
 

@@ -301,3 +301,22 @@ pub fn read_partition(node: &mut SingleNode, topic: &str, from: i64) -> Vec<Reco
         }
     }
 }
+
+/// A property test's record of an answered produce: an acknowledged one (acks 1 or all,
+/// no error) is added to `acked` by (partition, offset); one offset acknowledged twice is
+/// a bug.
+pub fn note_ack(
+    acked: &mut std::collections::BTreeMap<(i32, i64), u8>,
+    (partition, value, acks): (i32, u8, i16),
+    response: &ApiResponse,
+) {
+    let result = produce_result(response);
+    if acks != 0 && result.error == ErrorCode::NONE {
+        let previous = acked.insert((partition, result.base_offset), value);
+        assert!(
+            previous.is_none(),
+            "offset {} acknowledged twice",
+            result.base_offset
+        );
+    }
+}
