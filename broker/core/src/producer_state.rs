@@ -345,6 +345,11 @@ impl ProducerStates {
         }
     }
 
+    /// The current epoch of `producer_id` here, if it has state.
+    pub fn epoch_of(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|entry| entry.epoch)
+    }
+
     /// Every producer and its state (DescribeProducers).
     pub fn entries(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
         self.producers.iter().map(|(id, entry)| (*id, entry))

@@ -358,6 +358,46 @@ impl Node {
                 "aborting the open transaction of a re-initialized producer"
             );
             self.end_transaction(now, &transactional_id, false);
+            // The abort's markers carry the epoch just bumped, and that epoch is never handed
+            // to a producer (Kafka's rule): a marker of the abort that reaches a leader late
+            // (a resend whose first copy was answered slowly) would otherwise end the new
+            // producer's first transaction, which the leader could not tell from the old one
+            // by its epoch, and an acknowledged commit would be lost. With markers still owed
+            // by other leaders the producer is told CONCURRENT_TRANSACTIONS and retries; the
+            // retry, once the abort completed, bumps the epoch a second time. With the abort
+            // complete here already, the second bump is made at once.
+            let state = self.txns.txns.get(&transactional_id).map(|t| t.state);
+            if state == Some(TxnState::PrepareAbort) {
+                let response = respond(ErrorCode::CONCURRENT_TRANSACTIONS, -1, -1);
+                self.respond_when_durable(id, response, None);
+                return;
+            }
+            let Some(mut txn) = self.txns.txns.get(&transactional_id).cloned() else {
+                self.respond(id, respond(ErrorCode::UNKNOWN_SERVER_ERROR, -1, -1));
+                return;
+            };
+            let (producer_id, producer_epoch) = if txn.producer_epoch >= i16::MAX - 1 {
+                match self.allocate_producer_id() {
+                    Some(producer_id) => (producer_id, 0),
+                    None => {
+                        self.respond(id, respond(ErrorCode::UNKNOWN_SERVER_ERROR, -1, -1));
+                        return;
+                    }
+                }
+            } else {
+                (txn.producer_id, txn.producer_epoch + 1)
+            };
+            txn.producer_id = producer_id;
+            txn.producer_epoch = producer_epoch;
+            txn.state = TxnState::Empty;
+            txn.last_update_ms = now.wall_ms;
+            self.put_txn(txn);
+            self.respond_when_durable(
+                id,
+                respond(ErrorCode::NONE, producer_id, producer_epoch),
+                None,
+            );
+            return;
         } else if let Some(txn) = self.txns.txns.get(&transactional_id).cloned() {
             // An idle id restarts Empty: a Complete state left from the old epoch would make
             // the new producer's first EndTxn, with no transaction, look like a retry.
@@ -840,6 +880,14 @@ impl Node {
             now.wall_ms,
         );
         let topic = &self.topics[&topic_id];
+        // A marker of an older epoch than the producer's here is stale (a resend of a
+        // decision already written, arriving after the producer's next epoch appended):
+        // written, it would end a transaction it does not belong to. Kafka's leaders refuse
+        // it the same way.
+        let current = topic.partitions[index].producers.epoch_of(producer_id);
+        if current.is_some_and(|current| producer_epoch < current) {
+            return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
+        }
         let segment_bytes = topic.config.segment_bytes(&self.config);
         let base_offset = topic.partitions[index].log_end_offset();
         // Only the partition's leader writes the marker (an error otherwise), stamped with
