@@ -304,17 +304,12 @@ impl Node {
                         return;
                     }
                 }
-                // Epoch exhausted: a fresh producer id at epoch 0 (see above).
-                if txn.producer_epoch >= i16::MAX - 1 {
-                    match self.allocate_producer_id() {
-                        Some(producer_id) => (producer_id, 0),
-                        None => {
-                            self.respond(id, respond(ErrorCode::UNKNOWN_SERVER_ERROR, -1, -1));
-                            return;
-                        }
+                match self.bumped_epoch(txn) {
+                    Some(bumped) => bumped,
+                    None => {
+                        self.respond(id, respond(ErrorCode::UNKNOWN_SERVER_ERROR, -1, -1));
+                        return;
                     }
-                } else {
-                    (txn.producer_id, txn.producer_epoch + 1)
                 }
             }
             None => match self.allocate_producer_id() {
@@ -376,16 +371,9 @@ impl Node {
                 self.respond(id, respond(ErrorCode::UNKNOWN_SERVER_ERROR, -1, -1));
                 return;
             };
-            let (producer_id, producer_epoch) = if txn.producer_epoch >= i16::MAX - 1 {
-                match self.allocate_producer_id() {
-                    Some(producer_id) => (producer_id, 0),
-                    None => {
-                        self.respond(id, respond(ErrorCode::UNKNOWN_SERVER_ERROR, -1, -1));
-                        return;
-                    }
-                }
-            } else {
-                (txn.producer_id, txn.producer_epoch + 1)
+            let Some((producer_id, producer_epoch)) = self.bumped_epoch(&txn) else {
+                self.respond(id, respond(ErrorCode::UNKNOWN_SERVER_ERROR, -1, -1));
+                return;
             };
             txn.producer_id = producer_id;
             txn.producer_epoch = producer_epoch;
@@ -420,6 +408,17 @@ impl Node {
             respond(ErrorCode::NONE, producer_id, producer_epoch),
             None,
         );
+    }
+
+    /// `txn`'s producer with its epoch bumped; past the last epoch, a fresh producer id at
+    /// epoch 0 (see `init_producer_id`). `None` when no id is left.
+    fn bumped_epoch(&mut self, txn: &TxnMetadata) -> Option<(i64, i16)> {
+        if txn.producer_epoch >= i16::MAX - 1 {
+            self.allocate_producer_id()
+                .map(|producer_id| (producer_id, 0))
+        } else {
+            Some((txn.producer_id, txn.producer_epoch + 1))
+        }
     }
 
     /// The next producer id, its counter persisted (answers wait for the sync). The counter

@@ -139,8 +139,9 @@ fn commit_abort_lso_and_aborted_list() {
     assert_eq!(recovered.aborted_transactions, aborted.aborted_transactions);
 }
 
-#[test]
-fn reinit_fences_the_zombie_and_aborts_its_transaction() {
+/// A node with topic `t`, where producer `tx` opened a transaction holding `value` and was
+/// then re-initialized: `(node, producer id, old epoch, (new producer id, new epoch))`.
+fn reinit_over_open_transaction(value: &str) -> (SingleNode, i64, i16, (i64, i16)) {
     let mut node = node_with(|_| {});
     must_create(&mut node, "t", 1, &[]);
     let (pid, epoch) = init(&mut node, "tx", 60_000);
@@ -148,9 +149,15 @@ fn reinit_fences_the_zombie_and_aborts_its_transaction() {
         add_partition(&mut node, "tx", pid, epoch, "t"),
         ErrorCode::NONE
     );
-    let response = node.call(produce("t", 0, txn_batch(pid, epoch, 0, &["zombie"]), -1));
+    let response = node.call(produce("t", 0, txn_batch(pid, epoch, 0, &[value]), -1));
     assert_eq!(produce_result(&response).error, ErrorCode::NONE);
-    let (pid2, epoch2) = init(&mut node, "tx", 60_000);
+    let reinit = init(&mut node, "tx", 60_000);
+    (node, pid, epoch, reinit)
+}
+
+#[test]
+fn reinit_fences_the_zombie_and_aborts_its_transaction() {
+    let (mut node, pid, epoch, (pid2, epoch2)) = reinit_over_open_transaction("zombie");
     // The abort's markers carry epoch + 1, which is never handed out (Kafka's rule): the
     // new producer gets epoch + 2 (see the next test for why).
     assert_eq!((pid2, epoch2), (pid, epoch + 2));
@@ -186,16 +193,7 @@ fn reinit_fences_the_zombie_and_aborts_its_transaction() {
 // would), commit, and read committed.
 #[test]
 fn a_late_marker_of_an_earlier_abort_cannot_end_the_next_transaction() {
-    let mut node = node_with(|_| {});
-    must_create(&mut node, "t", 1, &[]);
-    let (pid, epoch) = init(&mut node, "tx", 60_000);
-    assert_eq!(
-        add_partition(&mut node, "tx", pid, epoch, "t"),
-        ErrorCode::NONE
-    );
-    let response = node.call(produce("t", 0, txn_batch(pid, epoch, 0, &["old"]), -1));
-    assert_eq!(produce_result(&response).error, ErrorCode::NONE);
-    let (pid2, epoch2) = init(&mut node, "tx", 60_000);
+    let (mut node, pid, epoch, (pid2, epoch2)) = reinit_over_open_transaction("old");
     assert_eq!(pid2, pid);
     let abort_epoch = epoch + 1;
     assert!(epoch2 > abort_epoch, "the abort's epoch was handed out");
