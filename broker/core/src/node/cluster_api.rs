@@ -969,31 +969,31 @@ impl Node {
     /// id: the leader of the key's partition of `__consumer_offsets` /
     /// `__transaction_state`, as Kafka does. `Err` when the internal topic does not exist
     /// yet (the controller is asked to create it) or the partition has no leader.
+    /// The internal partition (of `__consumer_offsets`, or `__transaction_state` for a
+    /// `transaction`) that coordinates `key`; `None` while the image lacks the topic.
+    pub(in crate::node) fn coordinator_partition(
+        &self,
+        key: &str,
+        transaction: bool,
+    ) -> Option<PartitionId> {
+        let image = &self.cluster.meta.image;
+        let id = *image.names.get(coordinator_topic(transaction))?;
+        let count = image.topics.get(&id)?.partitions.len();
+        let count = i32::try_from(count).ok().filter(|n| *n > 0)?;
+        let index = crate::group::offsets_log::partition_for(key, count);
+        let index = usize::try_from(index).ok()?;
+        Some(PartitionId::new(Uuid::from_u128(id), index))
+    }
+
     pub(super) fn coordinator_for(
         &mut self,
         key: &str,
         transaction: bool,
     ) -> Result<i32, ErrorCode> {
-        let name = if transaction {
-            crate::txn_log::TXN_STATE_TOPIC
-        } else {
-            crate::group::offsets_log::OFFSETS_TOPIC
-        };
-        let image = &self.cluster.meta.image;
-        let found = (|| {
-            let id = *image.names.get(name)?;
-            let topic = image.topics.get(&id)?;
-            let count = i32::try_from(topic.partitions.len())
-                .ok()
-                .filter(|n| *n > 0)?;
-            let index = crate::group::offsets_log::partition_for(key, count);
-            Some(
-                topic
-                    .partitions
-                    .get(index as usize)
-                    .map_or(-1, |p| p.leader),
-            )
-        })();
+        let name = coordinator_topic(transaction);
+        let found = self
+            .coordinator_partition(key, transaction)
+            .map(|index| (self.cluster.meta.image.partition_state(index)).map_or(-1, |p| p.leader));
         match found {
             Some(leader) if leader >= 0 => Ok(leader),
             Some(_) => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
@@ -1222,4 +1222,13 @@ impl Node {
 /// True when `record` changes partition `partition` (of the one topic it was planned for).
 fn is_change_of(record: &MetaRecord, partition: i32) -> bool {
     matches!(record, MetaRecord::PartitionChange { partition: p, .. } if *p == partition)
+}
+
+/// The internal topic whose partitions coordinate groups, or transactional ids.
+fn coordinator_topic(transaction: bool) -> &'static str {
+    if transaction {
+        crate::txn_log::TXN_STATE_TOPIC
+    } else {
+        crate::group::offsets_log::OFFSETS_TOPIC
+    }
 }

@@ -93,16 +93,8 @@ impl Node {
     /// transactional id `key`): the one holding its `__consumer_offsets` (or
     /// `__transaction_state`) partition. `None` while the image lacks that topic.
     pub fn coordinator_shard(&self, key: &str, transaction: bool) -> Option<u16> {
-        let name = if transaction {
-            crate::txn_log::TXN_STATE_TOPIC
-        } else {
-            crate::group::offsets_log::OFFSETS_TOPIC
-        };
-        let image = &self.cluster.meta.image;
-        let count = image.topics.get(image.names.get(name)?)?.partitions.len();
-        let count = i32::try_from(count).ok().filter(|n| *n > 0)?;
-        let index = crate::group::offsets_log::partition_for(key, count);
-        self.shard_for(name, index)
+        let partition = self.coordinator_partition(key, transaction)?;
+        Some(crate::shard::shard_of(partition, self.config.shard.count()))
     }
 
     /// The producer ids this node hands out: its broker's range (node id in the high
