@@ -178,6 +178,73 @@ pub fn shard_of(id: PartitionId, count: u16) -> u16 {
     ((start % count + index % count) % count) as u16
 }
 
+/// Partition keys (the storage keys of a partition's log) of shard `index` start here:
+/// each shard allocates keys in its own range, so a key names its shard, and one reader
+/// over every shard's storage finds a key's store ([`shard_of_key`]). Shard 0's range
+/// starts at 0, so an unsharded broker's keys are what they were.
+pub const PARTITION_KEY_SHARD_SHIFT: u32 = 48;
+
+/// The first partition key of shard `index` (its keys are below the next shard's).
+pub fn partition_key_base(index: u16) -> u64 {
+    u64::from(index) << PARTITION_KEY_SHARD_SHIFT
+}
+
+/// The shard whose storage holds partition key `key`.
+pub fn shard_of_key(key: u64) -> u16 {
+    u16::try_from(key >> PARTITION_KEY_SHARD_SHIFT).unwrap_or(u16::MAX)
+}
+
+/// Where requests go among a broker's shards, as of one metadata image: what a request
+/// router, which runs outside the node loops, needs to compute [`shard_of`] and a
+/// coordinator's shard ([`crate::Node::placement`] builds it from the image).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The broker's shard count (0 is taken as 1).
+    pub count: u16,
+    /// The image's applied index when this was built.
+    pub applied_index: u64,
+    /// Topic name -> (id, partition count).
+    pub names: std::collections::HashMap<String, (uuid::Uuid, usize)>,
+    /// Topic id -> partition count.
+    pub ids: std::collections::HashMap<uuid::Uuid, usize>,
+}
+
+impl Placement {
+    /// The shard of partition `partition` of the topic named `topic`; `None` when the
+    /// image has no such partition.
+    pub fn by_name(&self, topic: &str, partition: i32) -> Option<u16> {
+        let (id, count) = *self.names.get(topic)?;
+        self.place(id, count, partition)
+    }
+
+    /// The shard of partition `partition` of topic `id`; `None` when the image has no such
+    /// partition.
+    pub fn by_id(&self, id: uuid::Uuid, partition: i32) -> Option<u16> {
+        let count = *self.ids.get(&id)?;
+        self.place(id, count, partition)
+    }
+
+    /// The shard coordinating group (or, with `transaction`, transactional id) `key`: the
+    /// shard of its `__consumer_offsets` (`__transaction_state`) partition, computed as
+    /// Kafka's FindCoordinator does. `None` before that topic exists.
+    pub fn coordinator(&self, key: &str, transaction: bool) -> Option<u16> {
+        let topic = if transaction {
+            crate::txn_log::TXN_STATE_TOPIC
+        } else {
+            crate::group::offsets_log::OFFSETS_TOPIC
+        };
+        let (id, count) = *self.names.get(topic)?;
+        let partitions = i32::try_from(count).ok().filter(|n| *n > 0)?;
+        let index = crate::group::offsets_log::partition_for(key, partitions);
+        self.place(id, count, index)
+    }
+
+    fn place(&self, id: uuid::Uuid, count: usize, partition: i32) -> Option<u16> {
+        let index = usize::try_from(partition).ok().filter(|i| *i < count)?;
+        Some(shard_of(PartitionId::new(id, index), self.count))
+    }
+}
+
 /// splitmix64's finalizer: a fixed bijection that spreads every input bit over the output.
 fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -71,6 +71,19 @@ impl Node {
         }
     }
 
+    /// Answer the parked fetch `id` now with what there is, if it is still parked: a
+    /// fetch split over shards (docs/sharding.md) waits no longer than an unsplit one,
+    /// because once one shard's part answered with records the driver asks the others'
+    /// parts to answer too.
+    pub fn answer_parked_fetch(&mut self, now: Now, id: RequestId) {
+        self.cluster_note_now(now);
+        let Some(parked) = self.fetch_waiters.remove(id) else {
+            return;
+        };
+        let evaluation = self.evaluate_fetch(&parked.request);
+        self.respond(id, evaluation.response);
+    }
+
     /// Re-evaluate parked fetches whose partition keys match `wake`; answer the satisfied.
     pub(super) fn wake_fetches(&mut self, wake: impl Fn(&[u64]) -> bool) {
         let ids: Vec<RequestId> = self

@@ -542,6 +542,12 @@ impl Node {
                     "key {}",
                     log.partition_key()
                 );
+                assert_eq!(
+                    crate::shard::shard_of_key(log.partition_key()),
+                    self.config.shard.index(),
+                    "key {} outside its shard's range",
+                    log.partition_key()
+                );
                 let tracked = self
                     .unsynced_partitions
                     .contains(&PartitionId::new(*id, index));

@@ -103,7 +103,10 @@ pub(super) fn recover(
     );
     // The counters are written before the records that use them, but take the max with
     // what storage shows anyway: a reused partition key would mix two topics' data.
-    node.next_partition_key = next_partition_key.max(max_key_seen + 1).max(1);
+    // Each shard allocates keys in its own range (`shard::partition_key_base`), so one
+    // reader over all shards' storage finds a key's store by the key alone.
+    let base = crate::shard::partition_key_base(node.config.shard.index());
+    node.next_partition_key = next_partition_key.max(max_key_seen + 1).max(base + 1);
     node.next_topic_seq = next_topic_seq;
     tracing::info!(
         topics = node.topics.len(),

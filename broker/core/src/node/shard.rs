@@ -89,6 +89,28 @@ impl Node {
         })
     }
 
+    /// Where requests go among this broker's shards as of this node's image
+    /// (docs/sharding.md): the request router's table, rebuilt by the driver when the
+    /// applied index moved.
+    pub fn placement(&self) -> crate::shard::Placement {
+        let image = &self.cluster.meta.image;
+        let mut placement = crate::shard::Placement {
+            count: self.config.shard.count(),
+            applied_index: image.applied_index,
+            ..crate::shard::Placement::default()
+        };
+        for (name, id) in &image.names {
+            let Some(topic) = image.topics.get(id) else {
+                continue;
+            };
+            let uuid = uuid::Uuid::from_u128(*id);
+            let count = topic.partitions.len();
+            placement.names.insert(name.clone(), (uuid, count));
+            placement.ids.insert(uuid, count);
+        }
+        placement
+    }
+
     /// The shard of this broker that coordinates group `key` (or, `transaction`, the
     /// transactional id `key`): the one holding its `__consumer_offsets` (or
     /// `__transaction_state`) partition. `None` while the image lacks that topic.

@@ -124,6 +124,18 @@ fn a_broker_of_three_shards_serves_every_partition_once() {
         }
     }
     assert_eq!(per_shard, [4, 4, 4], "a topic spreads evenly");
+    // The router's table (built off the loops) places every partition where its shard is.
+    let placement = broker.shards[0].node.placement();
+    assert_eq!(placement.applied_index, applied);
+    assert_eq!(placement, broker.shards[2].node.placement(), "same image");
+    let (id, _) = placement.names["t"];
+    for partition in 0..12 {
+        let home = u16::try_from(broker.shard_for("t", partition)).expect("fits");
+        assert_eq!(placement.by_name("t", partition), Some(home));
+        assert_eq!(placement.by_id(id, partition), Some(home));
+    }
+    assert_eq!(placement.by_name("t", 12), None, "no such partition");
+    assert_eq!(placement.by_name("missing", 0), None);
     // A data shard's Metadata is the broker's: it leads every partition.
     let ApiResponse::Metadata(response) = broker.call(2, metadata(Some(&["t"]), false)) else {
         panic!("not Metadata");
@@ -146,6 +158,15 @@ fn a_broker_of_three_shards_serves_every_partition_once() {
     broker.feed();
     let offsets_partition = weir_core::group::offsets_log::partition_for("g", 50);
     let coordinator = broker.shard_for("__consumer_offsets", offsets_partition);
+    let placement = broker.shards[0].node.placement();
+    assert_eq!(
+        placement.coordinator("g", false).map(usize::from),
+        Some(coordinator)
+    );
+    assert_eq!(
+        broker.shards[1].node.coordinator_shard("g", false),
+        placement.coordinator("g", false)
+    );
     let ApiResponse::OffsetCommit(committed) =
         broker.call(coordinator, offset_commit("g", "", -1, 42))
     else {
