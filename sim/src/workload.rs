@@ -393,6 +393,7 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         http_request_bytes_max: weir::http::REQUEST_BYTES_DEFAULT,
         http_cors: None,
         remote_storage_url: None,
+        shards: 1,
         shutdown: weir::config::ShutdownSettings::default(),
     };
     tune_server(spec, &mut config);

@@ -140,6 +140,9 @@ class Broker:
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
+        # $WEIR_SERVE_ARGS adds flags to every broker the suite starts, before the test's
+        # own (which win): `WEIR_SERVE_ARGS="--num-shards 3"` runs the suite sharded.
+        cmd += os.environ.get("WEIR_SERVE_ARGS", "").split()
         return cmd + [str(arg) for arg in self.args]
 
     def start(self, timeout: float = READY_TIMEOUT_S) -> "Broker":

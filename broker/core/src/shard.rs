@@ -204,9 +204,9 @@ pub struct Placement {
     /// The image's applied index when this was built.
     pub applied_index: u64,
     /// Topic name -> (id, partition count).
-    pub names: std::collections::HashMap<String, (uuid::Uuid, usize)>,
+    pub names: std::collections::BTreeMap<String, (uuid::Uuid, usize)>,
     /// Topic id -> partition count.
-    pub ids: std::collections::HashMap<uuid::Uuid, usize>,
+    pub ids: std::collections::BTreeMap<uuid::Uuid, usize>,
 }
 
 impl Placement {

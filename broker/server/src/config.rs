@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// configure it) or memory:// (config key `weir.remote.storage.url`) [default: off]
     #[arg(long, value_name = "URL")]
     pub remote_storage_url: Option<String>,
+    /// How many shards (node loops, each with its own storage) run the partitions (config
+    /// key `num.shards`); fixed when the data directory is created [default: 1]
+    #[arg(long, value_name = "N", overrides_with = "num_shards")]
+    pub num_shards: Option<u16>,
 }
 
 /// Default of `weir.controlled.shutdown.timeout.ms`: how long SIGTERM waits for the
@@ -212,6 +216,10 @@ pub struct ServerConfig {
     /// `weir.remote.storage.url` / `--remote-storage-url`: tiered storage's object store
     /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
     pub remote_storage_url: Option<String>,
+    /// `num.shards` / `--num-shards`: how many node loops ("shards", docs/sharding.md) run
+    /// the partitions, each on its own storage; 1 (the default) is one loop, as before
+    /// shards. A data directory keeps the count it was created with.
+    pub shards: u16,
     /// `controlled.shutdown.enable`, `weir.controlled.shutdown.timeout.ms`.
     pub shutdown: ShutdownSettings,
     /// `weir.schema.registry.listener` / `--schema-registry`: the schema registry; `None` =
@@ -408,6 +416,8 @@ struct Settings {
     cluster: Option<ClusterConfig>,
     /// `weir.remote.storage.url` / `--remote-storage-url`.
     remote_storage_url: Option<String>,
+    /// `num.shards` / `--num-shards`.
+    shards: Option<u16>,
     /// `controlled.shutdown.enable`, `weir.controlled.shutdown.timeout.ms`.
     shutdown: ShutdownSettings,
 }
@@ -643,6 +653,10 @@ impl Settings {
             }
             "num.network.threads" => {
                 self.network_threads = Some(input.integer_in(1, 1024)?);
+            }
+            "num.shards" => {
+                let most = weir_core::shard::SHARDS_MAX.into();
+                self.shards = Some(input.integer_in(1, most)?);
             }
             "max.connections" => {
                 self.client_limits.connections_max = input.integer_in(1, i32::MAX.into())?;
@@ -913,6 +927,19 @@ impl Settings {
             })?;
             self.remote_storage_url = Some(url.trim().to_owned());
         }
+        if let Some(shards) = args.num_shards {
+            if !(1..=weir_core::shard::SHARDS_MAX).contains(&shards) {
+                return Err(ConfigError::InvalidValue {
+                    key: "--num-shards".to_owned(),
+                    file: COMMAND_LINE.to_owned(),
+                    reason: format!(
+                        "{shards} is not between 1 and {}",
+                        weir_core::shard::SHARDS_MAX
+                    ),
+                });
+            }
+            self.shards = Some(shards);
+        }
         if let Some(voters) = &args.voters {
             let origin = Origin {
                 key: "--voters".to_owned(),
@@ -1074,6 +1101,7 @@ impl Settings {
             },
             rest_instance_timeout_ms: self.rest_instance_timeout_ms.unwrap_or(300_000),
             remote_storage_url: self.remote_storage_url,
+            shards: self.shards.unwrap_or(1),
             shutdown: self.shutdown,
             schema_registry: service_listen(
                 self.schema_registry,

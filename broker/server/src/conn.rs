@@ -49,6 +49,7 @@ use crate::limits::{Admitted, ClientLimits, ConnSlot};
 use crate::messages::{ConnEvent, NodeInput};
 use crate::remote::{self, RemoteStore};
 use crate::sasl::{Authenticator, SaslListener, Step};
+use crate::shards::{NodeHandle, PartsDone};
 use crate::storage::StorageDriver;
 
 /// Unanswered requests allowed per connection before the reader pauses.
@@ -99,7 +100,7 @@ pub async fn start<R, St, S>(
     stream: St,
     storage: S,
     context: ConnContext,
-    node: mpsc::Sender<NodeInput>,
+    node: NodeHandle,
 ) where
     R: weir_runtime::Runtime,
     St: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -153,6 +154,7 @@ pub async fn start<R, St, S>(
         slots: BTreeMap::new(),
         next_seq: 0,
         draining: None,
+        node: node.clone(),
     };
     runtime.spawn(async move {
         writer.run(write_half).await;
@@ -187,7 +189,7 @@ enum ReadEnd {
 struct Reader<R> {
     held: Held,
     context: ConnContext,
-    node: mpsc::Sender<NodeInput>,
+    node: NodeHandle,
     events: mpsc::UnboundedSender<ConnEvent>,
     permits: Arc<Semaphore>,
     closing: watch::Receiver<bool>,
@@ -405,12 +407,19 @@ impl<R: weir_runtime::Runtime> Reader<R> {
                     // DescribeGroups reports the member's host as Kafka does: "/IP".
                     join.client_host = client_host(&self.context.peer);
                 }
-                // Expect goes first, so the writer knows the slot before any response.
-                let expect = ConnEvent::Expect { seq, header };
+                // Expect goes first, so the writer knows the slot (and the parts of a
+                // request split over shards) before any response.
+                let home = self.node.home(self.context.conn);
+                let parts = self.node.split(request, home);
+                let shards = (parts.len() > 1).then(|| parts.iter().map(|p| p.0).collect());
+                let expect = ConnEvent::Expect {
+                    seq,
+                    header,
+                    parts: shards,
+                };
                 self.events.send(expect).map_err(|_| ReadEnd::Closed)?;
                 let id = RequestId::client(self.context.conn, seq);
-                let input = NodeInput::Request { id, request };
-                self.node.send(input).await.map_err(|_| ReadEnd::Closed)
+                (self.node.send_parts(id, parts).await).map_err(|_| ReadEnd::Closed)
             }
         }
     }
@@ -510,6 +519,11 @@ impl<R: weir_runtime::Runtime> Reader<R> {
 
 /// A request's place in the response order.
 enum Slot {
+    /// Sent to the node as parts over several shards; their answers are merged here.
+    Split {
+        header: RequestHeader,
+        parts: crate::shards::Parts,
+    },
     /// Waiting for the node.
     Expected { header: RequestHeader },
     /// Answered; a task is resolving its remote reads.
@@ -543,6 +557,8 @@ struct Writer<R, S> {
     /// Set by [`ConnEvent::Drain`]: close once what is ready is written; dropped (telling
     /// the node loop) when the writer ends.
     draining: Option<mpsc::Sender<()>>,
+    /// The shards: a split fetch's other parts are asked to answer once one part did.
+    node: NodeHandle,
 }
 
 /// The writer must close the connection.
@@ -600,8 +616,36 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
 
     fn absorb(&mut self, event: ConnEvent) -> Result<(), Close> {
         match event {
-            ConnEvent::Expect { seq, header } => {
+            ConnEvent::Expect {
+                seq,
+                header,
+                parts: None,
+            } => {
                 self.slots.insert(seq, Slot::Expected { header });
+            }
+            ConnEvent::Expect {
+                seq,
+                header,
+                parts: Some(shards),
+            } => {
+                let parts = crate::shards::Parts::new(shards);
+                self.slots.insert(seq, Slot::Split { header, parts });
+            }
+            ConnEvent::Response {
+                seq,
+                shard,
+                response,
+            } if matches!(self.slots.get(&seq), Some(Slot::Split { .. })) => {
+                return self.part_answered(seq, shard, response);
+            }
+            ConnEvent::NoResponse { seq, shard, close }
+                if matches!(self.slots.get(&seq), Some(Slot::Split { .. })) =>
+            {
+                if let Some(Slot::Split { parts, .. }) = self.slots.get_mut(&seq) {
+                    if let PartsDone::NoResponse { close } = parts.unanswered(shard, close) {
+                        self.slots.insert(seq, Slot::Unanswered { close });
+                    }
+                }
             }
             ConnEvent::Ready { seq, frame } => {
                 self.slots.insert(seq, Slot::Ready(frame));
@@ -609,7 +653,7 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
             ConnEvent::Final { seq, frame } => {
                 self.slots.insert(seq, Slot::Final(frame));
             }
-            ConnEvent::Response { seq, response } => match self.slots.remove(&seq) {
+            ConnEvent::Response { seq, response, .. } => match self.slots.remove(&seq) {
                 Some(Slot::Expected { header }) if remote::has_remote_reads(&response) => {
                     self.slots.insert(seq, Slot::Resolving { header });
                     self.resolve_remote(seq, response);
@@ -640,7 +684,7 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
                     return Err(Close);
                 }
             },
-            ConnEvent::NoResponse { seq, close } => match self.slots.remove(&seq) {
+            ConnEvent::NoResponse { seq, close, .. } => match self.slots.remove(&seq) {
                 Some(Slot::Expected { .. }) => {
                     self.slots.insert(seq, Slot::Unanswered { close });
                 }
@@ -659,12 +703,52 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
         Ok(())
     }
 
+    /// A part of split request `seq` answered: once all did, the merged answer takes the
+    /// request's place as an unsplit one's would. A fetch part that answered with records
+    /// (or an error) asks the parts still parked to answer now, so a split fetch waits no
+    /// longer than an unsplit one.
+    fn part_answered(&mut self, seq: u64, shard: u16, response: ApiResponse) -> Result<(), Close> {
+        let Some(Slot::Split { header, mut parts }) = self.slots.remove(&seq) else {
+            return Ok(());
+        };
+        let wake = matches!(response, ApiResponse::Fetch(_))
+            && crate::shards::split::fetch_part_is_final(&response);
+        match parts.answered(shard, response) {
+            PartsDone::Waiting => {
+                if wake {
+                    let id = RequestId::client(self.context.conn, seq);
+                    for other in parts.outstanding() {
+                        // A full channel drops the hint: that part answers at its deadline.
+                        let _ = (self.node).try_send_to(other, NodeInput::AnswerFetchNow { id });
+                    }
+                }
+                self.slots.insert(seq, Slot::Split { header, parts });
+                Ok(())
+            }
+            PartsDone::Answer(response) => {
+                self.slots.insert(seq, Slot::Expected { header });
+                self.absorb(ConnEvent::Response {
+                    seq,
+                    shard,
+                    response,
+                })
+            }
+            PartsDone::NoResponse { close } => {
+                self.slots.insert(seq, Slot::Unanswered { close });
+                Ok(())
+            }
+        }
+    }
+
     /// Encode every finished response that is next in order. Returns how many requests
     /// were completed, and Err when the connection must close after writing `out`.
     fn encode_in_order(&mut self, out: &mut BytesMut) -> (usize, Result<(), Close>) {
         let mut completed = 0;
         while let Some(entry) = self.slots.first_entry() {
-            let waiting = matches!(entry.get(), Slot::Expected { .. } | Slot::Resolving { .. });
+            let waiting = matches!(
+                entry.get(),
+                Slot::Expected { .. } | Slot::Resolving { .. } | Slot::Split { .. }
+            );
             if *entry.key() != self.next_seq || waiting {
                 break;
             }
@@ -672,7 +756,7 @@ impl<R: weir_runtime::Runtime, S: StorageDriver> Writer<R, S> {
             self.next_seq += 1;
             completed += 1;
             let outcome = match slot {
-                Slot::Expected { .. } | Slot::Resolving { .. } => Ok(()),
+                Slot::Expected { .. } | Slot::Resolving { .. } | Slot::Split { .. } => Ok(()),
                 Slot::Ready(frame) => {
                     out.extend_from_slice(&frame);
                     Ok(())

@@ -42,6 +42,7 @@ pub mod remote;
 pub mod rest;
 pub mod sasl;
 pub mod server;
+pub mod shards;
 pub mod ssl_principal;
 pub mod storage;
 pub mod tls;

@@ -99,6 +99,16 @@ pub enum NodeInput {
         /// The node whose connection closed, from its hello.
         from: i32,
     },
+    /// What shard 0 applied of the metadata log since its last feed (docs/sharding.md):
+    /// a data shard applies it (`Node::handle_metadata_feed`). Only shard 0's loop sends
+    /// it, to one data shard.
+    Feed(weir_core::shard::MetadataFeed),
+    /// Answer the parked fetch `id` now with what there is: another shard's part of the
+    /// same split fetch answered with records (`Node::answer_parked_fetch`).
+    AnswerFetchNow {
+        /// The fetch.
+        id: RequestId,
+    },
     /// Shut down (SIGTERM): with `controlled_timeout_ms`, first have the controller move
     /// this broker's leaderships (`Node::begin_controlled_shutdown`, waiting at most that
     /// long); then flush storage, let every client connection write what is answered and
@@ -129,6 +139,9 @@ pub enum ConnEvent {
         seq: u64,
         /// The request's header (the response is encoded for its API version).
         header: RequestHeader,
+        /// The shards its parts went to, in part order, when it was split over several
+        /// (docs/sharding.md): the writer merges their answers. `None`: one part.
+        parts: Option<Vec<u16>>,
     },
     /// A response the reader built itself (ApiVersions, errors for unsupported APIs).
     Ready {
@@ -141,6 +154,8 @@ pub enum ConnEvent {
     Response {
         /// Sequence number of the request.
         seq: u64,
+        /// The shard that answered (its part, for a split request).
+        shard: u16,
         /// The response (fetch bytes and timestamp lookups still unresolved).
         response: ApiResponse,
     },
@@ -157,6 +172,8 @@ pub enum ConnEvent {
     NoResponse {
         /// Sequence number of the request.
         seq: u64,
+        /// The shard that completed it (its part, for a split request).
+        shard: u16,
         /// Close the connection instead (the produce was refused).
         close: bool,
     },

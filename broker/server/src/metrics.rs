@@ -14,8 +14,10 @@
 //! VictoriaMetrics agents) need nothing more, and it costs no dependency.
 //!
 //! Invariants:
-//! - The numbers come from one [`MetricsSnapshot`], taken by the node loop between two
-//!   inputs ([`NodeInput::Metrics`]), so a scrape never mixes two points of history.
+//! - The numbers come from one [`MetricsSnapshot`] per shard, each taken by its node loop
+//!   between two inputs ([`NodeInput::Metrics`]), so a shard's numbers never mix two points
+//!   of its history; each partition is reported by the shard that holds it
+//!   ([`crate::shards::merge_metrics`]).
 //! - Every connection is bounded: the request head may be at most [`REQUEST_HEAD_BYTES_MAX`]
 //!   and must arrive within [`REQUEST_TIMEOUT`]; otherwise the connection is closed.
 //! - With `weir.metrics.ssl.enable` the connection is TLS first; the handshake counts
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use weir_core::node::metrics::{MetricsSnapshot, RemotePartitionMetrics};
 use weir_runtime::{Listener, Runtime};
 
@@ -47,7 +49,7 @@ const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 pub async fn serve<R: Runtime>(
     runtime: R,
     mut listener: R::Listener,
-    node: mpsc::Sender<NodeInput>,
+    node: crate::shards::NodeHandle,
     tls: Option<TlsAcceptor>,
     limits: Arc<ClientLimits>,
 ) {
@@ -95,7 +97,7 @@ pub async fn serve<R: Runtime>(
 /// Serves one request on `stream`, then closes it.
 async fn handle<S>(
     mut stream: S,
-    node: mpsc::Sender<NodeInput>,
+    node: crate::shards::NodeHandle,
     limits: &ClientLimits,
 ) -> std::io::Result<()>
 where
@@ -120,11 +122,8 @@ where
         let body = "weir: see /metrics, /healthz, /readyz\n";
         return respond(&mut stream, "404 Not Found", body).await;
     }
-    let (reply, snapshot) = oneshot::channel();
-    if node.send(NodeInput::Metrics { reply }).await.is_err() {
-        return respond(&mut stream, "503 Service Unavailable", "node stopped\n").await;
-    }
-    let Ok(snapshot) = snapshot.await else {
+    // Every shard's snapshot, merged: each partition from the shard that holds it.
+    let Some(snapshot) = node.metrics().await else {
         return respond(&mut stream, "503 Service Unavailable", "node stopped\n").await;
     };
     let mut body = render(&snapshot);
@@ -137,7 +136,7 @@ where
 /// state; `/readyz`: 200 `ready` only when `Node::readiness` says so, else 503 with its
 /// reason. 503 `node stopped` for both when the node loop is gone (a poisoned node, a
 /// finished shutdown).
-async fn health(node: &mpsc::Sender<NodeInput>, ready: bool) -> (&'static str, String) {
+async fn health(node: &crate::shards::NodeHandle, ready: bool) -> (&'static str, String) {
     const STOPPED: (&str, &str) = ("503 Service Unavailable", "node stopped\n");
     let (reply, readiness) = oneshot::channel();
     if node.send(NodeInput::Health { reply }).await.is_err() {

@@ -31,6 +31,13 @@
 //!   Fetch requests ([`SHUTDOWN_LINGER_IDLE`], at most [`SHUTDOWN_LINGER_MAX`]), storage
 //!   is fsynced, every client connection writes what is answered and closes (bounded by
 //!   [`DRAIN_WAIT`]), the report is sent and the loop ends Ok.
+//! - Shards (docs/sharding.md): a broker of several runs one loop per shard. Shard 0's loop,
+//!   after every step, hands what its node applied of the metadata log to every data
+//!   shard's channel without waiting (`NodeInput::Feed`; a shard whose channel was full
+//!   gets the whole image next), then publishes the routing table if the image moved. A
+//!   peer message to this broker's own id goes in-process to the shard
+//!   `shard::peer_route` names (dropped when its channel is full, as a full peer queue
+//!   drops). Responses carry the shard that made them, for the writer's merge.
 //! - Cluster mode: inbound peer messages arrive as [`NodeInput::Peer`] (from the peer
 //!   listener's readers); `Output::Peer` is handed to [`PeerLinks`], which never waits
 //!   (bounded queues, drop when full) and resolves replica-fetch reads off the loop. A
@@ -51,6 +58,7 @@ use weir_wire::domain::ApiRequest;
 use crate::messages::{ConnEvent, NodeInput, ShutdownReport};
 use crate::peer::PeerLinks;
 use crate::remote::RemoteStore;
+use crate::shards::WeakNodeHandle;
 use crate::storage::StorageDriver;
 
 /// Failed peer reads reported at once; one is enough to poison the node.
@@ -85,19 +93,33 @@ pub fn now<R: Runtime>(runtime: &R) -> Now {
     }
 }
 
+/// What a node loop runs with besides its node, storage and inputs.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// Assert the node's invariants after every step (simulation).
+    pub check_invariants: bool,
+    /// Tiered storage's object store, if one is configured.
+    pub remote: Option<RemoteStore>,
+    /// Peer dials use TLS (`CONTROLLER:SSL`).
+    pub peer_tls: Option<crate::peer::PeerTls>,
+    /// Every shard's channel and the routing table (docs/sharding.md).
+    pub shards: WeakNodeHandle,
+}
+
 /// Run the node until every input sender is gone (Ok) or storage poisons it (Err).
-/// `check_invariants` asserts the node's invariants after every step (simulation); `remote`
-/// is tiered storage's object store, if one is configured; `peer_tls` makes peer dials TLS
-/// (`CONTROLLER:SSL`).
 pub async fn run<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
     node: Node,
     inputs: mpsc::Receiver<NodeInput>,
-    check_invariants: bool,
-    remote: Option<RemoteStore>,
-    peer_tls: Option<crate::peer::PeerTls>,
+    settings: LoopSettings,
 ) -> Result<(), NodeLoopError> {
+    let LoopSettings {
+        check_invariants,
+        remote,
+        peer_tls,
+        shards,
+    } = settings;
     let (sync_done_sender, sync_done) = mpsc::unbounded_channel();
     let (compacted_sender, compacted) = mpsc::unbounded_channel();
     let (read_failures_sender, read_failures) = mpsc::channel(PEER_READ_FAILURES_MAX);
@@ -109,7 +131,12 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         read_failures_sender,
         peer_tls,
     );
+    let shard = node.config().shard;
     let mut node_loop = NodeLoop {
+        shard,
+        shards,
+        feeds_missed: vec![false; usize::from(shard.count())],
+        published_index: None,
         runtime,
         storage,
         node,
@@ -178,6 +205,15 @@ struct SyncDone {
 }
 
 struct NodeLoop<R, S> {
+    /// Which shard of its broker this loop runs (docs/sharding.md).
+    shard: weir_core::shard::Shard,
+    /// The other shards' channels and the routing table (weak: see [`WeakNodeHandle`]).
+    shards: WeakNodeHandle,
+    /// Shard 0: data shards whose channel was full for a feed; they get the whole image
+    /// next.
+    feeds_missed: Vec<bool>,
+    /// Shard 0: the image's applied index the routing table was last published at.
+    published_index: Option<u64>,
     runtime: R,
     storage: S,
     node: Node,
@@ -404,6 +440,8 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 let _ = reply.send(self.node.readiness());
             }
             NodeInput::Peer { from, message } => self.node.handle_peer(now, from, message),
+            NodeInput::Feed(feed) => self.node.handle_metadata_feed(now, feed),
+            NodeInput::AnswerFetchNow { id } => self.node.answer_parked_fetch(now, id),
             NodeInput::PeerClosed { from } => self.node.handle_peer_closed(now, from),
             NodeInput::Shutdown {
                 controlled_timeout_ms,
@@ -461,6 +499,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                         // A send fails only when the writer is gone; its Disconnect follows.
                         let _ = events.send(ConnEvent::Response {
                             seq: id.seq,
+                            shard: self.shard.index(),
                             response,
                         });
                     }
@@ -468,10 +507,20 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                 Output::NoResponse { id, close } => {
                     let conn = id.conn();
                     if let Some(events) = conn.and_then(|conn| self.connections.get(&conn)) {
-                        let _ = events.send(ConnEvent::NoResponse { seq: id.seq, close });
+                        let _ = events.send(ConnEvent::NoResponse {
+                            seq: id.seq,
+                            shard: self.shard.index(),
+                            close,
+                        });
                     }
                 }
-                Output::Peer { to, addr, message } => self.peers.send(to, &addr, message),
+                Output::Peer { to, addr, message } => {
+                    if to == self.node.config().node_id && self.shard.count() > 1 {
+                        self.to_own_shard(message);
+                    } else {
+                        self.peers.send(to, &addr, message);
+                    }
+                }
                 Output::Compact(job) => self.start_compaction(job),
                 Output::Upload(job) => self.start_upload(*job),
                 Output::DeleteRemote(job) => self.start_delete(job),
@@ -485,7 +534,55 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         if self.check_invariants {
             self.node.invariants();
         }
+        self.feed_data_shards();
         Ok(())
+    }
+
+    /// A message to this broker itself (another shard's partition, a transaction marker,
+    /// a forward to the controller on shard 0): to the shard `peer_route` names, without
+    /// waiting, dropped when its channel is full (the peer protocol retries, as across
+    /// brokers).
+    fn to_own_shard(&self, message: weir_core::cluster::peer::PeerMessage) {
+        let Some(shards) = self.shards.upgrade() else {
+            return; // Shutting down.
+        };
+        let from = self.node.config().node_id;
+        if shards.try_send(NodeInput::Peer { from, message }).is_err() {
+            tracing::debug!("a message to another shard was dropped: its channel is full");
+        }
+    }
+
+    /// Shard 0 of several: hand what it applied to every data shard, then publish the
+    /// routing table if the image moved (after the feeds, so a request routed by the new
+    /// table reaches a shard that was fed first).
+    fn feed_data_shards(&mut self) {
+        if self.shard.count() <= 1 || self.shard.index() != 0 {
+            return;
+        }
+        let Some(shards) = self.shards.upgrade() else {
+            return; // Shutting down.
+        };
+        let feed = self.node.take_metadata_feed();
+        let missed = self.feeds_missed.iter().any(|missed| *missed);
+        if feed.is_some() || missed {
+            for index in 1..self.shard.count() {
+                let slot = usize::from(index);
+                let send = if self.feeds_missed[slot] {
+                    self.node.metadata_feed_snapshot()
+                } else if let Some(feed) = &feed {
+                    feed.clone()
+                } else {
+                    continue;
+                };
+                let sent = shards.try_send_to(index, NodeInput::Feed(send));
+                self.feeds_missed[slot] = sent.is_err();
+            }
+        }
+        let applied = self.node.applied_metadata_index();
+        if self.published_index != Some(applied) {
+            self.published_index = Some(applied);
+            shards.publish(self.node.placement());
+        }
     }
 
     /// Run a compaction job off the loop (it only reads storage); its completion comes

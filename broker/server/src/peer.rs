@@ -133,7 +133,7 @@ pub async fn accept_loop<R: Runtime>(
     runtime: R,
     mut listener: R::Listener,
     cluster_id: String,
-    node: mpsc::Sender<NodeInput>,
+    node: crate::shards::NodeHandle,
     tls: Option<PeerTls>,
 ) {
     let slots = Arc::new(Semaphore::new(PEER_INBOUND_CONNECTIONS_MAX));
@@ -195,7 +195,7 @@ async fn read_inbound<R: Runtime, Rd: AsyncRead + Unpin>(
     runtime: &R,
     stream: &mut Rd,
     cluster_id: &str,
-    node: &mpsc::Sender<NodeInput>,
+    node: &crate::shards::NodeHandle,
 ) -> Result<(), String> {
     let Some(hello) = read_frame(runtime, stream, PEER_HELLO_BYTES_MAX).await? else {
         return Ok(());
@@ -217,7 +217,7 @@ async fn read_messages<R: Runtime, Rd: AsyncRead + Unpin>(
     runtime: &R,
     stream: &mut Rd,
     from: i32,
-    node: &mpsc::Sender<NodeInput>,
+    node: &crate::shards::NodeHandle,
 ) -> Result<(), String> {
     while let Some(frame) = read_frame(runtime, stream, PEER_FRAME_BYTES_MAX).await? {
         if frame.is_empty() {
@@ -676,6 +676,7 @@ mod tests {
     async fn inbound_checks_hello_and_forwards_messages() {
         let rt = weir_runtime::TokioRuntime::new(1);
         let (node, mut inputs) = mpsc::channel(8);
+        let node = crate::shards::NodeHandle::single(node);
         // A foreign cluster's hello closes the connection before any message.
         let (mut near, mut far) = tokio::io::duplex(1 << 16);
         let mut bytes = Vec::new();

@@ -264,7 +264,7 @@ pub async fn routes<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
     remote: Option<RemoteStore>,
-    node: tokio::sync::mpsc::Sender<crate::messages::NodeInput>,
+    node: crate::shards::NodeHandle,
     node_id: i32,
     access: BrokerAccess,
 ) -> Option<(axum::Router, Arc<BrokerSchemaLog<R, S>>)> {
@@ -438,7 +438,7 @@ impl<R: Runtime, S: StorageDriver> BrokerSchemaLog<R, S> {
         runtime: R,
         storage: S,
         remote: Option<RemoteStore>,
-        node: tokio::sync::mpsc::Sender<crate::messages::NodeInput>,
+        node: crate::shards::NodeHandle,
         node_id: i32,
         conn: u64,
         access: BrokerAccess,

@@ -41,6 +41,8 @@ use crate::messages::{NodeInput, NODE_INPUTS_MAX};
 use crate::node_loop::{self, NodeLoopError};
 use crate::remote::{RemoteError, RemoteStore};
 use crate::sasl::{SaslListener, SaslSettings};
+use crate::shards::storage::ShardedStorage;
+use crate::shards::NodeHandle;
 use crate::ssl_principal::{client_principal, PrincipalMapper};
 use crate::storage::StorageDriver;
 use crate::tls::{ServerTls, TlsAcceptor, TlsError, TlsSettings};
@@ -90,6 +92,9 @@ pub enum ServerError {
     /// The node loop ended without reporting (a panic inside it).
     #[error("the node loop stopped unexpectedly")]
     NodeLoopLost,
+    /// A broker runs 1 to `weir_core::shard::SHARDS_MAX` shards.
+    #[error("{0} shards: a broker runs 1 to 256 (num.shards)")]
+    Shards(usize),
 }
 
 /// A started server.
@@ -97,7 +102,7 @@ pub enum ServerError {
 pub struct RunningServer {
     local_addr: String,
     node_id: i32,
-    outcome: oneshot::Receiver<Result<(), NodeLoopError>>,
+    outcome: oneshot::Receiver<Result<(), ServerError>>,
     /// The bound metrics address, when `metrics_listen` is configured.
     metrics_addr: Option<String>,
     /// The bound WebSocket gateway address, when the gateway is on.
@@ -126,7 +131,7 @@ pub struct RunningServer {
 /// Asks a running server to shut down (what `weir serve` does on SIGTERM or Ctrl-C).
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
-    node: mpsc::Sender<NodeInput>,
+    node: NodeHandle,
     settings: crate::config::ShutdownSettings,
 }
 
@@ -142,8 +147,97 @@ impl ShutdownHandle {
             controlled_timeout_ms,
             reply,
         };
-        self.node.send(input).await.ok()?;
-        report.await.ok()
+        // Shard 0 runs the controlled part (the controller moves the broker's leaderships,
+        // every shard's), then the data shards flush and stop.
+        self.node.send_to(0, input).await.ok()?;
+        let mut report = report.await.ok()?;
+        for shard in 1..self.node.count() {
+            let (reply, done) = oneshot::channel();
+            let input = NodeInput::Shutdown {
+                controlled_timeout_ms: None,
+                reply,
+            };
+            if self.node.send_to(shard, input).await.is_err() {
+                continue; // That loop already stopped (its end is the server's outcome).
+            }
+            if let Ok(done) = done.await {
+                report.flush_error = report.flush_error.or(done.flush_error);
+            }
+        }
+        Some(report)
+    }
+}
+
+/// Recover every shard's node from its storage; data shards then start from shard 0's
+/// image (docs/sharding.md).
+fn recover_shards<R: Runtime, S: StorageDriver>(
+    runtime: &R,
+    storages: &[S],
+    config: &ServerConfig,
+    count: u16,
+) -> Result<Vec<Node>, ServerError> {
+    let now = node_loop::now(runtime);
+    let mut nodes: Vec<Node> = Vec::with_capacity(storages.len());
+    for (index, storage) in (0..count).zip(storages) {
+        let mut node_config = config.node.clone();
+        node_config.shard = weir_core::shard::Shard::new(index, count)
+            .ok_or(ServerError::Shards(storages.len()))?;
+        let node = Node::recover(node_config, storage, now).map_err(|source| {
+            let dir = crate::storage::shard_dir(&config.data_dir, index);
+            ServerError::Recover {
+                data_dir: dir.display().to_string(),
+                source,
+            }
+        })?;
+        nodes.push(node);
+    }
+    if let Some((control, data)) = nodes.split_first_mut() {
+        let start = control.metadata_feed_snapshot();
+        for node in data {
+            node.handle_metadata_feed(now, start.clone());
+        }
+    }
+    Ok(nodes)
+}
+
+/// A node loop's end, reported once (a loop that panicked reports [`ServerError::NodeLoopLost`]
+/// through the drop).
+struct LoopEnd(Option<mpsc::Sender<Result<(), ServerError>>>);
+
+impl LoopEnd {
+    fn report(mut self, result: Result<(), NodeLoopError>) {
+        if let Some(ends) = self.0.take() {
+            let _ = ends.try_send(result.map_err(ServerError::from));
+        }
+    }
+}
+
+impl Drop for LoopEnd {
+    fn drop(&mut self) {
+        if let Some(ends) = self.0.take() {
+            let _ = ends.try_send(Err(ServerError::NodeLoopLost));
+        }
+    }
+}
+
+/// The server's outcome from its node loops' ends: the first failure, or Ok once every
+/// loop ended Ok.
+async fn first_loop_end(
+    mut ends: mpsc::Receiver<Result<(), ServerError>>,
+    count: u16,
+    outcome: oneshot::Sender<Result<(), ServerError>>,
+) {
+    let mut ended = 0;
+    while let Some(end) = ends.recv().await {
+        if end.is_err() {
+            let _ = outcome.send(end);
+            return;
+        }
+        ended += 1;
+        if ended == count {
+            let _ = outcome.send(Ok(()));
+            return;
+        }
     }
 }
 
@@ -236,7 +330,7 @@ impl RunningServer {
     /// Wait until the server stops; an error means the node was poisoned.
     pub async fn wait(self) -> Result<(), ServerError> {
         match self.outcome.await {
-            Ok(result) => Ok(result?),
+            Ok(result) => result,
             Err(_) => Err(ServerError::NodeLoopLost),
         }
     }
@@ -262,9 +356,25 @@ pub async fn start<R: Runtime, S: StorageDriver>(
 pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
     runtime: R,
     storage: S,
+    config: ServerConfig,
+    remote: Option<RemoteStore>,
+) -> Result<RunningServer, ServerError> {
+    start_shards(runtime, vec![storage], config, remote).await
+}
+
+/// [`start_with_remote`] for a broker of several shards (docs/sharding.md): shard `k`'s
+/// node loop applies its writes to `storages[k]` (at least one; `config.shards` is not
+/// consulted: the storages are the shards).
+pub async fn start_shards<R: Runtime, S: StorageDriver>(
+    runtime: R,
+    storages: Vec<S>,
     mut config: ServerConfig,
     remote: Option<RemoteStore>,
 ) -> Result<RunningServer, ServerError> {
+    let count = u16::try_from(storages.len())
+        .ok()
+        .filter(|count| (1..=weir_core::shard::SHARDS_MAX).contains(count))
+        .ok_or(ServerError::Shards(storages.len()))?;
     config.node.remote_storage_enable = remote.is_some();
     if let Some(remote) = &remote {
         tracing::info!("tiered storage in {}", remote.label());
@@ -331,32 +441,41 @@ pub async fn start_with_remote<R: Runtime, S: StorageDriver>(
         .unwrap_or_else(|_| config.data_dir.clone())
         .display()
         .to_string();
-    let node = Node::recover(config.node.clone(), &storage, node_loop::now(&runtime)).map_err(
-        |source| ServerError::Recover {
-            data_dir: config.data_dir.display().to_string(),
-            source,
-        },
-    )?;
-    let (node_sender, node_inputs) = mpsc::channel(NODE_INPUTS_MAX);
+    let nodes = recover_shards(&runtime, &storages, &config, count)?;
+    let mut senders = Vec::with_capacity(nodes.len());
+    let mut inputs = Vec::with_capacity(nodes.len());
+    for _ in 0..count {
+        let (sender, receiver) = mpsc::channel(NODE_INPUTS_MAX);
+        senders.push(sender);
+        inputs.push(receiver);
+    }
+    let node_sender = NodeHandle::new(senders, nodes[0].placement());
     let (outcome_sender, outcome) = oneshot::channel();
-    let loop_runtime = runtime.clone();
-    let loop_storage = storage.clone();
+    let (ends_sender, ends) = mpsc::channel(usize::from(count));
+    runtime.spawn(first_loop_end(ends, count, outcome_sender));
     let check_invariants = config.check_invariants;
-    let loop_remote = remote.clone();
-    let loop_peer_tls = peer_tls.clone();
-    runtime.spawn(async move {
-        let result = node_loop::run(
-            loop_runtime,
-            loop_storage,
-            node,
-            node_inputs,
-            check_invariants,
-            loop_remote,
-            loop_peer_tls,
-        )
-        .await;
-        let _ = outcome_sender.send(result);
-    });
+    let loops = nodes.into_iter().zip(inputs).zip(storages.iter().cloned());
+    for ((node, node_inputs), loop_storage) in loops {
+        let loop_runtime = runtime.clone();
+        let loop_remote = remote.clone();
+        let loop_peer_tls = peer_tls.clone();
+        let shards = node_sender.downgrade();
+        let end = LoopEnd(Some(ends_sender.clone()));
+        runtime.spawn(async move {
+            let settings = node_loop::LoopSettings {
+                check_invariants,
+                remote: loop_remote,
+                peer_tls: loop_peer_tls,
+                shards,
+            };
+            let result =
+                node_loop::run(loop_runtime, loop_storage, node, node_inputs, settings).await;
+            end.report(result);
+        });
+    }
+    drop(ends_sender);
+    // Responses' reads resolve against the store of the shard that planned them.
+    let storage = ShardedStorage::new(storages);
     let listeners_config = &config.listeners;
     let timeout = listeners_config.handshake_timeout;
     let metrics_tls = tls.acceptor(listeners_config.metrics_tls.as_ref(), timeout);
@@ -777,11 +896,6 @@ pub async fn serve<R: Runtime>(runtime: R, config: ServerConfig) -> Result<(), S
     server.wait().await
 }
 
-/// The shards a broker runs. One until requests are routed to shards by partition
-/// (docs/sharding.md, step 3, which brings the `num.shards` setting).
-#[cfg(feature = "fjall")]
-const SHARDS: u16 = 1;
-
 /// [`start`] over [`crate::storage::fjall::FjallStorage`] opened in `config.data_dir`.
 #[cfg(feature = "fjall")]
 pub async fn start_fjall<R: Runtime>(
@@ -793,28 +907,39 @@ pub async fn start_fjall<R: Runtime>(
     // newer format, is refused before anything in it is opened.
     let (identity_dir, cluster_id) = (data_dir.clone(), config.node.cluster_id.clone());
     let node_id = config.node.node_id;
+    let shards = config.shards;
     runtime
         .offload(move || {
-            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id, SHARDS)
+            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id, shards)
         })
         .await?;
-    let open_dir = data_dir.clone();
-    // Opening replays fjall's journal: blocking work.
-    let storage = runtime
-        .offload(move || crate::storage::fjall::FjallStorage::open_shard(&open_dir, 0))
-        .await
-        .map_err(|source| ServerError::Recover {
-            data_dir: data_dir.display().to_string(),
-            source,
-        })?;
-    start(runtime, storage, config).await
+    let mut storages = Vec::with_capacity(usize::from(shards));
+    for index in 0..shards {
+        let open_dir = data_dir.clone();
+        // Opening replays fjall's journal: blocking work.
+        let storage = runtime
+            .offload(move || crate::storage::fjall::FjallStorage::open_shard(&open_dir, index))
+            .await
+            .map_err(|source| ServerError::Recover {
+                data_dir: crate::storage::shard_dir(&data_dir, index)
+                    .display()
+                    .to_string(),
+                source,
+            })?;
+        storages.push(storage);
+    }
+    let remote = match &config.remote_storage_url {
+        Some(url) => Some(RemoteStore::from_url(url)?),
+        None => None,
+    };
+    start_shards(runtime, storages, config, remote).await
 }
 
 async fn accept_loop<R: Runtime, S: StorageDriver>(
     runtime: R,
     mut listener: R::Listener,
     storage: S,
-    node: mpsc::Sender<NodeInput>,
+    node: NodeHandle,
     listening: Listening,
     remote: Option<RemoteStore>,
 ) {

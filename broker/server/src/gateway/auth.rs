@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use weir_edge::SaslFrame;
 use weir_wire::domain::sasl::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use weir_wire::domain::{ApiRequest, ApiResponse};
@@ -134,7 +134,7 @@ impl Exchange {
         &mut self,
         frame: SaslFrame,
         now: std::time::Duration,
-        node: &mpsc::Sender<NodeInput>,
+        node: &crate::shards::NodeHandle,
     ) -> Result<Progress, Refusal> {
         self.frames += 1;
         if self.frames > SASL_FRAMES_MAX {

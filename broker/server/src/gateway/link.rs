@@ -21,19 +21,23 @@ use weir_wire::domain::{ApiRequest, ApiResponse};
 
 use super::lock;
 use crate::messages::{ConnEvent, NodeInput};
+use crate::shards::{Parts, PartsDone};
 
 /// The node loop is gone or dropped this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the broker closed the gateway session")]
 pub struct LinkClosed;
 
-type Pending = Arc<Mutex<Option<BTreeMap<u64, oneshot::Sender<ApiResponse>>>>>;
+/// A call waiting for its answer: the parts of a request split over shards are merged
+/// first (`None`: one part).
+type Waiter = (Option<Parts>, oneshot::Sender<ApiResponse>);
+type Pending = Arc<Mutex<Option<BTreeMap<u64, Waiter>>>>;
 
 /// One session's node connection.
 #[derive(Clone)]
 pub struct NodeLink {
     conn: u64,
-    node: mpsc::Sender<NodeInput>,
+    node: crate::shards::NodeHandle,
     next_seq: Arc<AtomicU64>,
     pending: Pending,
 }
@@ -52,7 +56,7 @@ impl NodeLink {
     /// Register connection `conn` with the node loop and start routing its responses.
     pub async fn connect<R: weir_runtime::Runtime>(
         runtime: &R,
-        node: mpsc::Sender<NodeInput>,
+        node: crate::shards::NodeHandle,
         conn: u64,
     ) -> Result<NodeLink, LinkClosed> {
         let (events_sender, mut events) = mpsc::unbounded_channel();
@@ -66,16 +70,36 @@ impl NodeLink {
         let routes = Arc::clone(&pending);
         runtime.spawn(async move {
             while let Some(event) = events.recv().await {
-                let ConnEvent::Response { seq, response } = event else {
+                let ConnEvent::Response {
+                    seq,
+                    shard,
+                    response,
+                } = event
+                else {
                     // Only the node loop writes here: responses, and NoResponse for acks=0
                     // produces, which the gateway never sends.
                     continue;
                 };
-                let waiter = lock(&routes).as_mut().and_then(|map| map.remove(&seq));
-                if let Some(waiter) = waiter {
-                    // The caller may have given up (session closing): nothing to do then.
-                    let _ = waiter.send(response);
-                }
+                let mut map = lock(&routes);
+                let Some(map) = map.as_mut() else {
+                    continue;
+                };
+                let Some((parts, waiter)) = map.remove(&seq) else {
+                    continue;
+                };
+                let response = match parts {
+                    None => response,
+                    Some(mut parts) => match parts.answered(shard, response) {
+                        PartsDone::Answer(response) => response,
+                        // No part of a gateway request is an acks=0 produce.
+                        PartsDone::Waiting | PartsDone::NoResponse { .. } => {
+                            map.insert(seq, (Some(parts), waiter));
+                            continue;
+                        }
+                    },
+                };
+                // The caller may have given up (session closing): nothing to do then.
+                let _ = waiter.send(response);
             }
             // Dropping the senders fails every pending call.
             lock(&routes).take();
@@ -92,15 +116,16 @@ impl NodeLink {
     pub async fn send(&self, request: ApiRequest) -> Result<PendingCall, LinkClosed> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
+        let parts = self.node.split(request, self.node.home(self.conn));
+        let split = (parts.len() > 1).then(|| Parts::new(parts.iter().map(|p| p.0).collect()));
         match lock(&self.pending).as_mut() {
             Some(map) => {
-                map.insert(seq, sender);
+                map.insert(seq, (split, sender));
             }
             None => return Err(LinkClosed),
         }
         let id = RequestId::client(self.conn, seq);
-        let input = NodeInput::Request { id, request };
-        if self.node.send(input).await.is_err() {
+        if self.node.send_parts(id, parts).await.is_err() {
             if let Some(map) = lock(&self.pending).as_mut() {
                 map.remove(&seq);
             }

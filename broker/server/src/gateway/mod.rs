@@ -59,10 +59,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use weir_runtime::{Listener, Runtime};
 
-use crate::messages::NodeInput;
 use crate::remote::RemoteStore;
 use crate::sasl::SaslListener;
 use crate::storage::StorageDriver;
@@ -83,7 +81,7 @@ pub struct GatewayContext<R, S> {
     /// Storage, for resolving fetch reads.
     pub storage: S,
     /// The node loop's input channel.
-    pub node: mpsc::Sender<NodeInput>,
+    pub node: crate::shards::NodeHandle,
     /// This broker's node id.
     pub node_id: i32,
     /// Tiered storage's object store, for fetches below the local log start.
@@ -103,7 +101,7 @@ pub struct GatewayContext<R, S> {
 
 impl<R, S> GatewayContext<R, S> {
     /// A context for one gateway listener.
-    pub fn new(runtime: R, storage: S, node: mpsc::Sender<NodeInput>, node_id: i32) -> Self {
+    pub fn new(runtime: R, storage: S, node: crate::shards::NodeHandle, node_id: i32) -> Self {
         GatewayContext {
             runtime,
             storage,

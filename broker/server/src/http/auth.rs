@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use tokio::sync::mpsc;
 use weir_edge::SaslFrame;
 use weir_wire::sasl::{PlainMessage, SaslMechanism, ScramClient, ScramMechanism};
 
@@ -89,7 +88,7 @@ pub fn parse_basic(value: &[u8]) -> Result<(String, String), BasicError> {
 /// looked up through `node`.
 pub async fn verify(
     listener: &Arc<SaslListener>,
-    node: &mpsc::Sender<NodeInput>,
+    node: &crate::shards::NodeHandle,
     now: Duration,
     user: &str,
     password: &str,
@@ -129,7 +128,7 @@ pub async fn verify(
 }
 
 async fn has_credential(
-    node: &mpsc::Sender<NodeInput>,
+    node: &crate::shards::NodeHandle,
     user: &str,
     mechanism: ScramMechanism,
 ) -> Result<bool, BasicError> {
@@ -146,7 +145,7 @@ async fn has_credential(
 
 async fn scram_exchange(
     listener: &Arc<SaslListener>,
-    node: &mpsc::Sender<NodeInput>,
+    node: &crate::shards::NodeHandle,
     now: Duration,
     mechanism: ScramMechanism,
     user: &str,

@@ -39,7 +39,6 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use tokio::sync::mpsc;
 use weir_core::Principal;
 use weir_runtime::Runtime;
 
@@ -49,7 +48,6 @@ pub use self::error::HttpError;
 pub use self::serve::serve;
 pub use self::sessions::BrokerSession;
 use crate::gateway::route::Router;
-use crate::messages::NodeInput;
 use crate::remote::RemoteStore;
 use crate::storage::StorageDriver;
 
@@ -72,7 +70,7 @@ pub const SCHEMA_REGISTRY_LISTEN_DEFAULT: &str = "127.0.0.1:8081";
 pub struct Platform<R: Runtime, S> {
     runtime: R,
     storage: S,
-    node: mpsc::Sender<NodeInput>,
+    node: crate::shards::NodeHandle,
     node_id: i32,
     remote: Option<RemoteStore>,
     auth: HttpAuth,
@@ -90,7 +88,7 @@ pub type PlatformState<R, S> = Arc<Platform<R, S>>;
 
 impl<R: Runtime, S: StorageDriver> Platform<R, S> {
     /// The platform of the broker `node_id` whose node loop listens on `node`.
-    pub fn new(runtime: R, storage: S, node: mpsc::Sender<NodeInput>, node_id: i32) -> Self {
+    pub fn new(runtime: R, storage: S, node: crate::shards::NodeHandle, node_id: i32) -> Self {
         Platform {
             runtime,
             storage,
@@ -163,7 +161,7 @@ impl<R: Runtime, S: StorageDriver> Platform<R, S> {
     }
 
     /// The node loop's input channel.
-    pub fn node(&self) -> &mpsc::Sender<NodeInput> {
+    pub fn node(&self) -> &crate::shards::NodeHandle {
         &self.node
     }
 

@@ -35,14 +35,7 @@ pub const DATA_FORMAT_VERSION: u32 = 2;
 /// `shards` and would serve shard 0's partitions only.
 pub const SHARDED_FORMAT_VERSION: u32 = 2;
 
-/// Where shard `index`'s storage lives in data directory `dir`.
-pub fn shard_dir(dir: &Path, index: u16) -> PathBuf {
-    if index == 0 {
-        dir.to_path_buf()
-    } else {
-        dir.join(format!("shard-{index}"))
-    }
-}
+pub use super::shard_dir;
 
 /// Why a data directory may not be used by this node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

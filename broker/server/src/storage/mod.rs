@@ -13,7 +13,19 @@ pub mod fjall;
 #[cfg(feature = "fjall")]
 pub mod identity;
 
+use std::path::{Path, PathBuf};
+
 use weir_core::storage::{Storage, StorageError};
+
+/// Where shard `index`'s storage lives in data directory `dir` (docs/sharding.md): shard 0
+/// in the directory itself, as before shards, shard `k` in its subdirectory `shard-k`.
+pub fn shard_dir(dir: &Path, index: u16) -> PathBuf {
+    if index == 0 {
+        dir.to_path_buf()
+    } else {
+        dir.join(format!("shard-{index}"))
+    }
+}
 use weir_core::SyncMode;
 
 /// A [`Storage`] the async drivers can share across tasks and threads.

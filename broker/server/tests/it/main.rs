@@ -23,6 +23,7 @@ mod sasl;
 mod schema_cli;
 mod schema_registry;
 mod serve_smoke;
+mod shards;
 mod shutdown_health;
 mod storage_conformance;
 mod storage_fjall;

@@ -391,6 +391,7 @@ async fn serve_two_fetches(
         limits: weir::limits::ClientLimits::new(weir::limits::LimitSettings::default()),
         slot: None,
     };
+    let node = weir::shards::NodeHandle::single(node);
     conn::start(runtime, server, log.storage.clone(), context, node).await;
     let Some(NodeInput::Connect { events, .. }) = inputs.recv().await else {
         panic!("no connect");
@@ -420,11 +421,13 @@ async fn serve_two_fetches(
     // The second answer reaches the writer first: it must still be written second.
     let second = ConnEvent::Response {
         seq: 1,
+        shard: 0,
         response: local_answer,
     };
     events.send(second).expect("writer alive");
     let first = ConnEvent::Response {
         seq: 0,
+        shard: 0,
         response: remote_answer,
     };
     events.send(first).expect("writer alive");

@@ -1,0 +1,120 @@
+//! One reader over every shard's storage (docs/sharding.md): the connections, the gateway
+//! and the HTTP services resolve a response's reads here, whichever shard made them.
+//!
+//! Each shard allocates partition keys in its own range (`weir_core::shard::partition_key_base`),
+//! so a key names the store that holds its log ([`weir_core::shard::shard_of_key`]).
+//!
+//! Invariants:
+//! - A keyed read or write goes to the store of the key's shard; a key outside every
+//!   shard's range is refused with an error (never served from another shard's store).
+//! - Metadata entries are shard 0's (the control shard's): the node loops never write
+//!   through this reader, and nothing but a test calls `apply` on it.
+//! - `sync` and `flush_to_os` cover every shard's store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use weir_core::shard::shard_of_key;
+use weir_core::storage::{MetaPair, RangeSummary, Storage, StorageError, StorageOp};
+use weir_wire::domain::{ReadPlan, TimestampLookup};
+
+use crate::storage::StorageDriver;
+
+/// Every shard's store, shard `k` at index `k`; clones share them.
+#[derive(Debug, Clone)]
+pub struct ShardedStorage<S> {
+    shards: Arc<[S]>,
+}
+
+impl<S: StorageDriver> ShardedStorage<S> {
+    /// The reader over `shards` (shard 0 first; at least one).
+    pub fn new(shards: Vec<S>) -> Self {
+        assert!(!shards.is_empty(), "a broker has at least one shard");
+        ShardedStorage {
+            shards: shards.into(),
+        }
+    }
+
+    /// Shard `index`'s store.
+    pub fn shard(&self, index: u16) -> Option<&S> {
+        self.shards.get(usize::from(index))
+    }
+
+    /// How many shards there are.
+    pub fn count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn for_key(&self, key: u64) -> Result<&S, StorageError> {
+        let shard = shard_of_key(key);
+        self.shards.get(usize::from(shard)).ok_or_else(|| {
+            StorageError::Io(format!(
+                "partition key {key} belongs to shard {shard}, which this broker does not run"
+            ))
+        })
+    }
+}
+
+fn key_of(op: &StorageOp) -> Option<u64> {
+    match op {
+        StorageOp::Append { partition_key, .. }
+        | StorageOp::ReplaceBatch { partition_key, .. }
+        | StorageOp::TruncatePrefix { partition_key, .. }
+        | StorageOp::TruncateSuffix { partition_key, .. }
+        | StorageOp::DropPartition { partition_key, .. } => Some(*partition_key),
+        StorageOp::PutMeta { .. } | StorageOp::DeleteMeta { .. } => None,
+    }
+}
+
+impl<S: StorageDriver> Storage for ShardedStorage<S> {
+    fn apply(&mut self, op: &StorageOp) -> Result<(), StorageError> {
+        match key_of(op) {
+            // Clones share a store: a write through a clone is a write to it.
+            Some(key) => self.for_key(key)?.clone().apply(op),
+            None => self.shards[0].clone().apply(op),
+        }
+    }
+
+    fn sync(&self) -> Result<(), StorageError> {
+        self.shards.iter().try_for_each(Storage::sync)
+    }
+
+    fn read(&self, plan: &ReadPlan) -> Result<Bytes, StorageError> {
+        self.for_key(plan.partition_key)?.read(plan)
+    }
+
+    fn lookup_timestamp(
+        &self,
+        lookup: &TimestampLookup,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        self.for_key(lookup.partition_key)?.lookup_timestamp(lookup)
+    }
+
+    fn summarize(
+        &self,
+        partition_key: u64,
+        from_offset: i64,
+    ) -> Result<RangeSummary, StorageError> {
+        self.for_key(partition_key)?
+            .summarize(partition_key, from_offset)
+    }
+
+    fn meta_entries(&self) -> Result<Vec<MetaPair>, StorageError> {
+        self.shards[0].meta_entries()
+    }
+
+    fn logs(&self) -> Result<BTreeMap<u64, Option<(i64, i64)>>, StorageError> {
+        let mut logs = BTreeMap::new();
+        for shard in self.shards.iter() {
+            logs.extend(shard.logs()?);
+        }
+        Ok(logs)
+    }
+}
+
+impl<S: StorageDriver> StorageDriver for ShardedStorage<S> {
+    fn flush_to_os(&self) -> Result<(), StorageError> {
+        self.shards.iter().try_for_each(StorageDriver::flush_to_os)
+    }
+}
