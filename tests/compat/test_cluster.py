@@ -28,7 +28,7 @@ from typing import Optional
 
 import pytest
 
-from weirtest import Broker, ck_admin, ck_consumer, ck_producer, free_port, unique, wait_until, weir_bin
+from weirtest import Broker, ck_admin, ck_consumer, ck_producer, free_port, serve_args_from_env, unique, wait_until, weir_bin
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
@@ -80,7 +80,7 @@ class ClusterNode(Broker):
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
-        return cmd
+        return cmd + serve_args_from_env()
 
 
 class Cluster:

@@ -34,7 +34,7 @@ from test_cluster import (
     read_partition,
 )
 from test_tls import Pki, ck_conf, pki  # noqa: F401  (pki is a fixture)
-from weirtest import Broker, ck_admin, ck_producer, free_port, unique, wait_until, weir_bin
+from weirtest import Broker, ck_admin, ck_producer, free_port, serve_args_from_env, unique, wait_until, weir_bin
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
@@ -60,7 +60,7 @@ class TlsNode(Broker):
             "off",
             "--config",
             str(self.config_path),
-        ]
+        ] + serve_args_from_env()
 
 
 class TlsCluster:

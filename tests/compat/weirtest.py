@@ -103,6 +103,12 @@ def free_port() -> int:
     raise RuntimeError("no free port that was not already handed out")
 
 
+def serve_args_from_env() -> list[str]:
+    """$WEIR_SERVE_ARGS: flags added to every `weir serve` the suite starts, before the
+    test's own (which win): `WEIR_SERVE_ARGS="--num-shards 3"` runs the suite sharded."""
+    return os.environ.get("WEIR_SERVE_ARGS", "").split()
+
+
 @dataclass
 class Broker:
     """One `weir serve` process with its own data dir and log file.
@@ -140,10 +146,7 @@ class Broker:
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
-        # $WEIR_SERVE_ARGS adds flags to every broker the suite starts, before the test's
-        # own (which win): `WEIR_SERVE_ARGS="--num-shards 3"` runs the suite sharded.
-        cmd += os.environ.get("WEIR_SERVE_ARGS", "").split()
-        return cmd + [str(arg) for arg in self.args]
+        return cmd + serve_args_from_env() + [str(arg) for arg in self.args]
 
     def start(self, timeout: float = READY_TIMEOUT_S) -> "Broker":
         assert self.proc is None or self.proc.poll() is not None, "broker already running"

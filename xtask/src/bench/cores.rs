@@ -1,15 +1,16 @@
-//! `cargo xtask bench --only cores`: what the broker does with one core and with two. The
-//! broker runs under `taskset` (its runtime takes one worker thread per core it may run on,
+//! `cargo xtask bench --only cores`: what the broker does with one core and with two, and
+//! with two cores and two shards (`num.shards`, docs/sharding.md). The broker runs under
+//! `taskset` (its runtime takes one worker thread per core it may run on,
 //! `num.network.threads`' default), a fresh broker per run; librdkafka produces (100 B,
 //! acks=1) and consumes (from offset 0) on the cores the broker does not have where the
 //! machine has them (with two cores, the two-core broker shares them with the load
-//! generator). Rounds alternate one core, two cores, two, one, ... Per run: records/s, the
-//! broker's CPU seconds per million records (work per record: flat when adding cores adds
-//! no overhead), its cores busy (CPU seconds over wall seconds: how much of what it was
-//! given it used) and the state machine's busy seconds per million records
-//! (`weir_state_machine_busy_seconds_total` on /metrics): the partitions' state machine is
-//! one task, so a million over that figure is the records/s one broker's state machine
-//! can take before sharding.
+//! generator). Rounds alternate the placements. Per run: records/s, the broker's CPU
+//! seconds per million records (work per record: flat when adding cores adds no
+//! overhead), its cores busy (CPU seconds over wall seconds: how much of what it was given
+//! it used) and the state machine's busy seconds per million records, summed over its
+//! shards (`weir_state_machine_busy_seconds_total` on /metrics): each shard is one task,
+//! so with `N` shards one broker takes about `N` million records/s over that figure, and
+//! the figure stays flat as shards are added when sharding adds no work.
 
 use std::fs;
 use std::path::Path;
@@ -36,6 +37,8 @@ struct Placement {
     label: &'static str,
     broker: String,
     client: String,
+    /// The broker's `num.shards`.
+    shards: u16,
 }
 
 /// One run's measurements of one direction.
@@ -60,20 +63,29 @@ fn placements(cores: usize) -> Vec<Placement> {
             format!("{from}-{last}")
         }
     };
+    let two = if cores >= 3 {
+        rest(2)
+    } else {
+        "0-1".to_owned()
+    };
     vec![
         Placement {
             label: "1 core",
             broker: "0".to_owned(),
             client: rest(1),
+            shards: 1,
         },
         Placement {
             label: "2 cores",
             broker: "0-1".to_owned(),
-            client: if cores >= 3 {
-                rest(2)
-            } else {
-                "0-1".to_owned()
-            },
+            client: two.clone(),
+            shards: 1,
+        },
+        Placement {
+            label: "2 cores, 2 shards",
+            broker: "0-1".to_owned(),
+            client: two,
+            shards: 2,
         },
     ]
 }
@@ -131,9 +143,10 @@ fn one_run(
     ticks: f64,
 ) -> Result<(Run, Run)> {
     let dir = std::env::temp_dir().join(format!(
-        "weir-bench-cores-{}-{}",
+        "weir-bench-cores-{}-{}-{}",
         std::process::id(),
-        placement.broker
+        placement.broker,
+        placement.shards
     ));
     let _ = fs::remove_dir_all(&dir);
     let bootstrap = format!("127.0.0.1:{}", free_port()?);
@@ -143,6 +156,7 @@ fn one_run(
         .arg(weir)
         .args(["serve", "--listen", &bootstrap, "--gateway", "off"])
         .args(["--metrics", &metrics])
+        .args(["--num-shards", &placement.shards.to_string()])
         .args([
             "--rest-proxy",
             "off",
@@ -242,8 +256,10 @@ fn render(
          then consumes them from offset 0. Rounds alternate the placements. CPU s/M: the \
          broker's CPU seconds (user + system, /proc/PID/stat) per million records, the \
          work per record; cores busy: the broker's CPU seconds per wall second; state \
-         machine s/M: seconds its one task was busy (`weir_state_machine_busy_seconds_total`) \
-         per million records, whose inverse bounds one broker before sharding.\n\n\
+         machine s/M: seconds its shards' tasks were busy, summed \
+         (`weir_state_machine_busy_seconds_total`), per million records: flat as shards \
+         are added when sharding adds no work, and with `N` shards one broker takes about \
+         `N` million records/s over it (`num.shards`, docs/sharding.md).\n\n\
          | placement (broker / load generator CPUs) | produce records/s | median | CPU s/M | \
          cores busy | state machine s/M | consume records/s | median | CPU s/M | cores busy | \
          state machine s/M |\n\
@@ -281,7 +297,8 @@ fn render(
 mod tests {
     use super::*;
 
-    // Goal: the load generator gets the CPUs the broker does not, where there are any.
+    // Goal: the load generator gets the CPUs the broker does not, where there are any, and
+    // the sharded placement differs from the two-core one in its shards only.
     #[test]
     fn placements_keep_the_load_generator_off_the_broker_where_possible() {
         let two = placements(2);
@@ -302,5 +319,13 @@ mod tests {
         let three = placements(3);
         assert_eq!(three[0].client, "1-2");
         assert_eq!(three[1].client, "2");
+        // The sharded run has the two-core run's CPUs, so the two differ in shards only.
+        for set in [&two, &eight, &three] {
+            assert_eq!((set[1].shards, set[2].shards), (1, 2));
+            assert_eq!(
+                (&set[1].broker, &set[1].client),
+                (&set[2].broker, &set[2].client)
+            );
+        }
     }
 }

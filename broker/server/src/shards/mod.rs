@@ -276,8 +276,9 @@ impl WeakNodeHandle {
 }
 
 /// One broker's metrics from its shards' snapshots (shard 0 first): each partition's
-/// series from the shard that holds it, groups from their coordinators' shards, counters
-/// and busy times summed, the broker's identity from shard 0.
+/// series from the shard that holds it, groups from their coordinators' shards (each lag
+/// against the high watermark of the shard that holds the partition), counters and busy
+/// times summed, the broker's identity from shard 0.
 pub fn merge_metrics(snapshots: Vec<MetricsSnapshot>, placement: &Placement) -> MetricsSnapshot {
     let mut snapshots = snapshots.into_iter();
     let Some(mut merged) = snapshots.next() else {
@@ -312,6 +313,17 @@ pub fn merge_metrics(snapshots: Vec<MetricsSnapshot>, placement: &Placement) -> 
         merged.authorizer.denied += snapshot.authorizer.denied;
         merged.state_machine_busy += snapshot.state_machine_busy;
         merged.cleaner_busy += snapshot.cleaner_busy;
+    }
+    // A group's coordinator shard knows its commits but not the high watermarks of the
+    // partitions other shards hold: its lag is computed again from theirs.
+    for group in &mut merged.groups {
+        for lag in &mut group.partitions {
+            let key = (lag.topic.clone(), lag.partition);
+            if let Some(partition) = partitions.get(&key) {
+                lag.high_watermark = Some(partition.high_watermark);
+                lag.lag = Some((partition.high_watermark - lag.committed_offset).max(0));
+            }
+        }
     }
     merged.partitions = partitions.into_values().collect();
     merged
@@ -407,5 +419,78 @@ impl Parts {
             return PartsDone::NoResponse { close };
         }
         PartsDone::Answer(split::merge(answers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::node::metrics::{GroupMetrics, GroupPartitionLag, PartitionOffsets};
+
+    fn partition(topic: &str, partition: i32, high_watermark: i64) -> PartitionOffsets {
+        PartitionOffsets {
+            topic: topic.to_owned(),
+            partition,
+            log_start_offset: 0,
+            high_watermark,
+            size_bytes: 0,
+            cleaner_dirty_ratio: None,
+            remote: None,
+        }
+    }
+
+    // Goal: `/metrics` of a sharded broker reports each partition once, from the shard
+    // that holds it, and a group's lag against that shard's high watermark, not the
+    // coordinator shard's empty copy. Method: two shards' snapshots of a two-partition
+    // topic (one partition each), the group coordinated by shard 0.
+    #[test]
+    fn metrics_take_each_partition_from_its_shard() {
+        let id = uuid::Uuid::from_u128(7);
+        let mut placement = Placement {
+            count: 2,
+            ..Placement::default()
+        };
+        placement.names.insert("t".to_owned(), (id, 2));
+        placement.ids.insert(id, 2);
+        let held = |shard: u16| (0..2).find(|p| placement.by_name("t", *p) == Some(shard));
+        let (Some(on_0), Some(on_1)) = (held(0), held(1)) else {
+            panic!("a two-partition topic spreads over two shards");
+        };
+        let lag = |partition: i32| GroupPartitionLag {
+            topic: "t".to_owned(),
+            partition,
+            committed_offset: 3,
+            high_watermark: Some(0),
+            lag: Some(0),
+        };
+        let control = MetricsSnapshot {
+            partitions: vec![partition("t", on_0, 10), partition("t", on_1, 0)],
+            groups: vec![GroupMetrics {
+                group_id: "g".to_owned(),
+                state: "Stable".to_owned(),
+                member_count: 1,
+                partitions: vec![lag(on_0), lag(on_1)],
+            }],
+            state_machine_busy: std::time::Duration::from_secs(1),
+            ..MetricsSnapshot::default()
+        };
+        let data = MetricsSnapshot {
+            partitions: vec![partition("t", on_0, 0), partition("t", on_1, 20)],
+            state_machine_busy: std::time::Duration::from_secs(2),
+            ..MetricsSnapshot::default()
+        };
+        let merged = merge_metrics(vec![control, data], &placement);
+        let mut offsets: Vec<(i32, i64)> = (merged.partitions.iter())
+            .map(|p| (p.partition, p.high_watermark))
+            .collect();
+        offsets.sort_unstable();
+        let mut expected = vec![(on_0, 10), (on_1, 20)];
+        expected.sort_unstable();
+        assert_eq!(offsets, expected);
+        let lags: Vec<(i32, Option<i64>)> = (merged.groups[0].partitions.iter())
+            .map(|p| (p.partition, p.lag))
+            .collect();
+        assert_eq!(lags, [(on_0, Some(7)), (on_1, Some(17))]);
+        assert_eq!(merged.state_machine_busy, std::time::Duration::from_secs(3));
     }
 }

@@ -118,3 +118,59 @@ impl<S: StorageDriver> StorageDriver for ShardedStorage<S> {
         self.shards.iter().try_for_each(StorageDriver::flush_to_os)
     }
 }
+
+#[cfg(all(test, feature = "fjall"))]
+mod tests {
+    // Goal: the reader over every shard's store finds each key's log in its shard's store
+    // and nowhere else, and refuses a key of a shard the broker does not run.
+    // Method: two real fjall stores; the same offsets appended under a key of each shard's
+    // range, with different bytes; reads through the reader return each shard's own.
+    use super::*;
+    use crate::storage::fjall::FjallStorage;
+    use weir_core::shard::partition_key_base;
+    use weir_core::testing::batch_at;
+
+    #[test]
+    fn a_key_reads_from_its_own_shard() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shards: Vec<FjallStorage> = (0..2)
+            .map(|index| FjallStorage::open_shard(dir.path(), index).expect("opens"))
+            .collect();
+        let keys = [partition_key_base(0) + 1, partition_key_base(1) + 1];
+        let batches = [batch_at(0, &[1_000]), batch_at(0, &[2_000, 2_001])];
+        let mut reader = ShardedStorage::new(shards.clone());
+        for ((key, batch), last_offset) in keys.iter().zip(&batches).zip([0, 1]) {
+            let op = StorageOp::Append {
+                partition_key: *key,
+                base_offset: 0,
+                last_offset,
+                batch: batch.clone(),
+            };
+            reader.apply(&op).expect("append");
+        }
+        for (index, (key, batch)) in keys.iter().zip(&batches).enumerate() {
+            let plan = ReadPlan {
+                partition_key: *key,
+                start_offset: 0,
+                end_offset: 2,
+                max_bytes: 1 << 20,
+            };
+            assert_eq!(&reader.read(&plan).expect("reads"), batch, "shard {index}");
+            // The write reached the key's own shard's store, and only that one.
+            assert_eq!(&shards[index].read(&plan).expect("reads"), batch);
+            let other = &shards[1 - index];
+            assert!(
+                other.read(&plan).expect("reads").is_empty(),
+                "shard {index}"
+            );
+        }
+        let foreign = ReadPlan {
+            partition_key: partition_key_base(2) + 1,
+            start_offset: 0,
+            end_offset: 1,
+            max_bytes: 1 << 20,
+        };
+        assert!(reader.read(&foreign).is_err(), "a key of a shard not run");
+        assert_eq!(reader.logs().expect("logs").len(), 2);
+    }
+}
