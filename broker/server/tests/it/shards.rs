@@ -1,5 +1,7 @@
 //! A broker of three shards (`num.shards`, docs/sharding.md) driven with raw frames, for
 //! what a real client cannot force: one request spanning every shard.
+// A test of a real process's timing (a long poll ended early), measured by the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 
