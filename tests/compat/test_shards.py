@@ -185,6 +185,15 @@ def test_metrics_report_each_partition_once_from_its_shard(broker_factory):
         return found
 
     wait_until(lambda: scrape() == ends, 15, f"every partition's offset once: {ends}")
+    # Each shard's busy time is its own series; every shard handled some of the produce.
+    body = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10).read().decode()
+    busy = {}
+    for line in body.splitlines():
+        if line.startswith("weir_shard_state_machine_busy_seconds_total{"):
+            labels, value = line.rsplit(" ", 1)
+            busy[int(labels.split('shard="')[1].split('"')[0])] = float(value)
+    assert sorted(busy) == list(range(SHARDS)), body[-3000:]
+    assert all(seconds > 0 for seconds in busy.values()), busy
 
 
 def test_a_directory_keeps_its_shard_count(broker_factory):

@@ -263,6 +263,19 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         &[],
         snapshot.state_machine_busy.as_secs_f64(),
     );
+    if !snapshot.shard_busy.is_empty() {
+        let name = "weir_shard_state_machine_busy_seconds_total";
+        family(
+            &mut out,
+            name,
+            "A broker of several shards (num.shards): seconds each shard's node loop spent \
+             handling events (the sum is weir_state_machine_busy_seconds_total)",
+        );
+        for (shard, busy) in snapshot.shard_busy.iter().enumerate() {
+            let shard = shard.to_string();
+            sample(&mut out, name, &[("shard", &shard)], busy.as_secs_f64());
+        }
+    }
     out
 }
 
@@ -609,6 +622,7 @@ mod tests {
                 denied: 2,
             },
             state_machine_busy: Duration::from_millis(1500),
+            shard_busy: vec![Duration::from_millis(1000), Duration::from_millis(500)],
             cleaner_busy: Duration::from_millis(250),
         };
         let text = render(&snapshot);
@@ -631,6 +645,8 @@ mod tests {
             "weir_log_cleaner_bytes_cleaned_total 512",
             "weir_log_cleaner_busy_seconds_total 0.25",
             "weir_state_machine_busy_seconds_total 1.5",
+            "weir_shard_state_machine_busy_seconds_total{shard=\"0\"} 1",
+            "weir_shard_state_machine_busy_seconds_total{shard=\"1\"} 0.5",
             "weir_remote_log_size_bytes{topic=\"orders\",partition=\"0\"} 777",
             "weir_remote_upload_lag_bytes{topic=\"orders\",partition=\"0\"} 12",
             "weir_remote_upload_bytes_total 9000",

@@ -108,6 +108,9 @@ pub struct MetricsSnapshot {
     /// since it started, by the runtime's clock. The driver fills it in; the node leaves
     /// it zero (it cannot see its own driver).
     pub state_machine_busy: std::time::Duration,
+    /// A broker of several shards: each shard loop's `state_machine_busy`, shard 0 first
+    /// (the driver fills it in when it merges the shards' snapshots; empty otherwise).
+    pub shard_busy: Vec<std::time::Duration>,
     /// Time the driver's compaction jobs ran (reading and rewriting, off the node loop)
     /// since it started, by the runtime's clock; the driver fills it in, like
     /// `state_machine_busy`. Bytes read over it is the cleaner's own throughput.
@@ -162,6 +165,7 @@ impl Node {
             remote_uploads,
             remote_upload_failures,
             state_machine_busy: std::time::Duration::ZERO,
+            shard_busy: Vec::new(),
             cleaner_busy: std::time::Duration::ZERO,
         }
     }

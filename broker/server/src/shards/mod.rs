@@ -290,6 +290,7 @@ pub fn merge_metrics(snapshots: Vec<MetricsSnapshot>, placement: &Placement) -> 
     let holds = |shard: u16, topic: &str, partition: i32| {
         placement.by_name(topic, partition).unwrap_or(0) == shard
     };
+    merged.shard_busy = vec![merged.state_machine_busy];
     let mut partitions: BTreeMap<(String, i32), _> = std::mem::take(&mut merged.partitions)
         .into_iter()
         .filter(|p| holds(0, &p.topic, p.partition))
@@ -312,6 +313,7 @@ pub fn merge_metrics(snapshots: Vec<MetricsSnapshot>, placement: &Placement) -> 
         merged.authorizer.allowed += snapshot.authorizer.allowed;
         merged.authorizer.denied += snapshot.authorizer.denied;
         merged.state_machine_busy += snapshot.state_machine_busy;
+        merged.shard_busy.push(snapshot.state_machine_busy);
         merged.cleaner_busy += snapshot.cleaner_busy;
     }
     // A group's coordinator shard knows its commits but not the high watermarks of the
@@ -492,5 +494,7 @@ mod tests {
             .collect();
         assert_eq!(lags, [(on_0, Some(7)), (on_1, Some(17))]);
         assert_eq!(merged.state_machine_busy, std::time::Duration::from_secs(3));
+        let seconds = std::time::Duration::from_secs;
+        assert_eq!(merged.shard_busy, [seconds(1), seconds(2)]);
     }
 }
