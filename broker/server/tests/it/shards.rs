@@ -39,28 +39,7 @@ fn produce_every_partition(topic: &str, acks: i16, prefix: &str) -> ApiRequest {
 }
 
 fn fetch_every_partition(topic: &str, offset: i64, max_wait_ms: i32) -> ApiRequest {
-    ApiRequest::Fetch(FetchRequest {
-        replica_id: -1,
-        max_wait_ms,
-        min_bytes: 1,
-        max_bytes: 1 << 20,
-        isolation_level: 0,
-        session_id: 0,
-        session_epoch: -1,
-        topics: vec![FetchTopic {
-            topic: TopicRef::Name(topic.to_owned()),
-            partitions: (0..PARTITIONS)
-                .map(|partition| FetchPartition {
-                    partition,
-                    current_leader_epoch: -1,
-                    fetch_offset: offset,
-                    log_start_offset: -1,
-                    partition_max_bytes: 1 << 20,
-                })
-                .collect(),
-        }],
-        rack_id: String::new(),
-    })
+    crate::common::fetch_request(topic, 0..PARTITIONS, offset, max_wait_ms)
 }
 
 /// Each partition's (error, high watermark, record values) of a merged fetch answer, by

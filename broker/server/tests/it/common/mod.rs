@@ -402,26 +402,7 @@ impl<S: Read + Write> Client<S> {
 
     /// Fetch partition 0 from `offset`; returns (error, high watermark, records).
     pub fn fetch(&mut self, topic: &str, offset: i64) -> (ErrorCodeValue, i64, Vec<Record>) {
-        let request = ApiRequest::Fetch(FetchRequest {
-            replica_id: -1,
-            max_wait_ms: 100,
-            min_bytes: 1,
-            max_bytes: 1 << 20,
-            isolation_level: 0,
-            session_id: 0,
-            session_epoch: -1,
-            topics: vec![FetchTopic {
-                topic: TopicRef::Name(topic.to_owned()),
-                partitions: vec![FetchPartition {
-                    partition: 0,
-                    current_leader_epoch: -1,
-                    fetch_offset: offset,
-                    log_start_offset: -1,
-                    partition_max_bytes: 1 << 20,
-                }],
-            }],
-            rack_id: String::new(),
-        });
+        let request = fetch_request(topic, [0], offset, 100);
         match self.request(1, 12, &request) {
             ApiResponse::Fetch(response) => {
                 let partition = &response.topics[0].partitions[0];
@@ -473,6 +454,38 @@ impl<S: Read + Write> Client<S> {
 pub type ErrorCodeValue = i16;
 
 /// A one-partition produce; `acks` is the wire value (0, 1 or -1).
+/// A consumer's Fetch of `partitions` of `topic`, each from `offset`, waiting up to
+/// `max_wait_ms` for one byte.
+pub fn fetch_request(
+    topic: &str,
+    partitions: impl IntoIterator<Item = i32>,
+    offset: i64,
+    max_wait_ms: i32,
+) -> ApiRequest {
+    ApiRequest::Fetch(FetchRequest {
+        replica_id: -1,
+        max_wait_ms,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        isolation_level: 0,
+        session_id: 0,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic: TopicRef::Name(topic.to_owned()),
+            partitions: (partitions.into_iter())
+                .map(|partition| FetchPartition {
+                    partition,
+                    current_leader_epoch: -1,
+                    fetch_offset: offset,
+                    log_start_offset: -1,
+                    partition_max_bytes: 1 << 20,
+                })
+                .collect(),
+        }],
+        rack_id: String::new(),
+    })
+}
+
 pub fn produce_request(topic: &str, acks: i16, batch: Bytes) -> ApiRequest {
     ApiRequest::Produce(ProduceRequest {
         transactional_id: None,
