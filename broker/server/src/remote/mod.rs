@@ -528,6 +528,10 @@ fn s3(bucket: &str) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
         max_retries: 5,
         retry_timeout: Duration::from_secs(50),
     };
+    // reqwest (built without a provider of its own) takes the process-wide rustls provider:
+    // install Weir's, unless one already is (a second install is refused, harmlessly).
+    let _ =
+        rustls::crypto::CryptoProvider::install_default(crate::tls::provider().as_ref().clone());
     let store = builder
         .with_virtual_hosted_style_request(false)
         .with_client_options(client)
