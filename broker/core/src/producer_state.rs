@@ -12,7 +12,13 @@
 //!   a retry of a batch already in the log: it is answered with the original offsets and not
 //!   appended again;
 //! - otherwise its first sequence must follow the last one (wrapping at `i32::MAX` to 0),
-//!   else OUT_OF_ORDER_SEQUENCE_NUMBER.
+//!   else OUT_OF_ORDER_SEQUENCE_NUMBER;
+//! - a transaction marker raises the producer's epoch to its own (Kafka's
+//!   `appendEndTxnMarker`): a coordinator that aborts a re-initialized producer's
+//!   transaction writes the markers at the bumped epoch, and that is what fences the zombie
+//!   at every partition of the transaction whose leader is not the coordinator's node (or,
+//!   in a broker of several shards, not its shard), where the coordinator's own state
+//!   cannot be consulted. A producer that only a marker has named holds no batch.
 //!
 //! Unlike Kafka >= 2.5, a producer id without state here must start at sequence 0 (Kafka
 //! accepts any sequence then, to survive state lost to retention). Weir never drops state
@@ -35,9 +41,10 @@
 //! flight is recognised as a duplicate, and the node parks its answer until that sync
 //! completes (see `node::produce`).
 //!
-//! Invariants (checked by [`ProducerStates::invariants`]): every entry holds 1 to
-//! [`PRODUCER_BATCHES_CACHED`] batches of increasing offsets whose sequences follow each
-//! other; at most [`PRODUCERS_PER_PARTITION_MAX`] producers per partition.
+//! Invariants (checked by [`ProducerStates::invariants`]): every entry holds at most
+//! [`PRODUCER_BATCHES_CACHED`] batches (none only when a marker raised its epoch) of
+//! increasing offsets whose sequences follow each other; at most
+//! [`PRODUCERS_PER_PARTITION_MAX`] producers per partition.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -255,10 +262,17 @@ impl ProducerStates {
         );
     }
 
-    /// Replay one stored batch header (recovery). Batches of an epoch older than the one
-    /// already known (an old zombie's writes) cannot have been accepted, and are skipped.
+    /// Record one stored batch header (an append, or recovery's replay). Batches of an
+    /// epoch older than the one already known (an old zombie's writes) cannot have been
+    /// accepted, and are skipped. A transaction marker raises its producer's epoch.
     pub fn replay(&mut self, header: &BatchHeader, now_ms: i64) {
-        if header.producer_id < 0 || header.is_control() {
+        if header.producer_id < 0 {
+            return;
+        }
+        if header.is_control() {
+            if header.is_transactional() {
+                self.record_marker(header.producer_id, header.producer_epoch, now_ms);
+            }
             return;
         }
         let known = self.producers.get(&header.producer_id);
@@ -279,13 +293,42 @@ impl ProducerStates {
         self.record(header.producer_id, header.producer_epoch, batch, now_ms);
     }
 
+    /// A transaction marker of `producer_id` at `epoch` was appended: a newer epoch than the
+    /// table's becomes the producer's (its batches, of the old epoch, are dropped: the new
+    /// epoch starts at sequence 0), so a batch of an older epoch is fenced from now on. An
+    /// older marker epoch changes nothing (the table's epoch never goes back).
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, now_ms: i64) {
+        if !self.producers.contains_key(&producer_id)
+            && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
+        {
+            self.evict_least_recent();
+        }
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_write_ms: now_ms,
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_write_ms = entry.last_write_ms.max(now_ms);
+        self.changed = true;
+    }
+
     /// Forget batches at or above `offset` (a follower truncated its log). A producer left
     /// with no batch is forgotten: its next batch is then judged as a new producer's.
     pub fn truncate_to(&mut self, offset: i64) {
-        for entry in self.producers.values_mut() {
+        // A producer that loses every batch is forgotten; one that had none (a marker raised
+        // its epoch) keeps the epoch, which only ever fences older ones.
+        self.producers.retain(|_, entry| {
+            let had_batches = !entry.batches.is_empty();
             entry.batches.retain(|b| b.last_offset < offset);
-        }
-        self.producers.retain(|_, entry| !entry.batches.is_empty());
+            !had_batches || !entry.batches.is_empty()
+        });
         self.changed = true;
         // Nothing remembered may point past the new log end: a retry of a truncated batch
         // must be appended again, not answered with offsets that no longer exist.
@@ -377,7 +420,6 @@ impl ProducerStates {
             self.producers.len()
         );
         for (id, entry) in &self.producers {
-            assert!(!entry.batches.is_empty(), "producer {id} without batches");
             assert!(
                 entry.batches.len() <= PRODUCER_BATCHES_CACHED,
                 "producer {id} caches {} batches",
@@ -444,6 +486,55 @@ mod tests {
         };
         states.record(h.producer_id, h.producer_epoch, batch, 0);
         states.invariants();
+    }
+
+    // Goal: a transaction marker at a bumped epoch fences the older epoch in this partition
+    // (the zombie fencing of a coordinator that is not here), for a producer with batches
+    // and for one only the marker names; the new epoch starts at sequence 0; an older
+    // marker changes nothing; a snapshot and a truncation keep the raised epoch.
+    // Method: markers through `replay` (the append path), then `check`.
+    #[test]
+    fn a_marker_raises_the_epoch() {
+        let code = |r: Result<SequenceCheck, (ErrorCode, String)>| r.map_err(|e| e.0);
+        let marker = |producer_id, epoch| {
+            let mut h = header(producer_id, epoch, -1, 1);
+            h.attributes = 0x30; // transactional, control
+            h
+        };
+        let mut states = ProducerStates::default();
+        record(&mut states, &header(7, 3, 0, 2), 0);
+        states.replay(&marker(7, 4), 0);
+        states.replay(&marker(9, 2), 0);
+        states.invariants();
+        for (producer, zombie) in [(7, 3), (9, 1)] {
+            assert_eq!(
+                code(states.check(&header(producer, zombie, 2, 1))),
+                Err(ErrorCode::INVALID_PRODUCER_EPOCH),
+                "producer {producer} epoch {zombie} after the marker"
+            );
+        }
+        assert_eq!(states.epoch_of(7), Some(4));
+        assert_eq!(
+            code(states.check(&header(7, 5, 0, 1))),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(
+            code(states.check(&header(7, 5, 2, 1))),
+            Err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+        states.replay(&marker(7, 1), 0);
+        assert_eq!(
+            states.epoch_of(7),
+            Some(4),
+            "an older marker changes nothing"
+        );
+        let mut restored = ProducerStates::from_snapshot(states.take_snapshot(10));
+        restored.truncate_to(0);
+        restored.invariants();
+        assert_eq!(
+            (restored.epoch_of(7), restored.epoch_of(9)),
+            (Some(4), Some(2))
+        );
     }
 
     // Goal: the sequence rules of the module docs, one case each. Method: record batches,
