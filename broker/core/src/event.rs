@@ -5,7 +5,9 @@
 //! Invariants the driver relies on: outputs are applied in emission order (a
 //! [`Output::Storage`] op is applied before the next output is looked at); sync ids strictly
 //! increase; every request gets exactly one [`Output::Respond`] or [`Output::NoResponse`]
-//! unless its connection was dropped with [`crate::Node::handle_disconnect`] first.
+//! unless its connection was dropped with [`crate::Node::handle_disconnect`] first, or it
+//! was handed to another shard of the broker with [`Output::Reroute`] (that shard's node
+//! then answers it).
 
 use weir_wire::domain::ApiResponse;
 
@@ -161,6 +163,21 @@ pub enum Output {
     /// List a prefix of the remote store and delete the objects it does not keep; no
     /// completion.
     SweepRemote(crate::tier::SweepJob),
+    /// A broker of several shards: hand `request` to shard `shard` of this broker, which
+    /// answers it under the same `id` (this node will not). Emitted for a group or
+    /// transaction request that waited here for its coordinator's internal topic (a client
+    /// that skipped FindCoordinator on a fresh broker): the router could not place it
+    /// before the topic existed, and the topic put its coordinator in another shard. A
+    /// driver that cannot deliver it gives it back with [`crate::Node::handle_request`]
+    /// (then answered NOT_COORDINATOR, which a client retries after FindCoordinator).
+    Reroute {
+        /// The request's id (its answer keeps it).
+        id: RequestId,
+        /// The shard that coordinates it.
+        shard: u16,
+        /// The request.
+        request: weir_wire::domain::ApiRequest,
+    },
     /// Storage failed: the node has stopped accepting work. The driver must stop serving
     /// and exit non-zero.
     Poisoned {

@@ -174,6 +174,9 @@ pub struct SingleNode {
     /// Peer messages sent, when the harness takes them ([`ShardedBroker`]'s data shards);
     /// `None`: a peer message is a bug (a single node has no peers).
     pub peer_out: Option<Vec<(i32, PeerMessage)>>,
+    /// Requests handed to another shard ([`Output::Reroute`]): `(id, shard, request)`, for
+    /// [`ShardedBroker`] to deliver. A single node never reroutes.
+    pub rerouted: Vec<(RequestId, u16, ApiRequest)>,
     next_seq: u64,
 }
 
@@ -202,6 +205,7 @@ impl SingleNode {
             poisoned: None,
             remote: crate::tier::MemObjects::default(),
             peer_out: None,
+            rerouted: Vec::new(),
             next_seq: 0,
         }
     }
@@ -424,6 +428,9 @@ impl SingleNode {
                     );
                 }
                 Output::Poisoned { reason } => self.poisoned = Some(reason),
+                Output::Reroute { id, shard, request } => {
+                    self.rerouted.push((id, shard, request));
+                }
                 Output::Peer { to, message, .. } => match self.peer_out.as_mut() {
                     Some(out) => out.push((to, message)),
                     // A single-node harness has no peers.
@@ -442,6 +449,9 @@ impl SingleNode {
 pub struct ShardedBroker {
     /// Shard 0, then the data shards.
     pub shards: Vec<SingleNode>,
+    /// Requests rerouted ([`Output::Reroute`]): `(first shard, id)` -> the shard that
+    /// answers.
+    rerouted: BTreeMap<(usize, RequestId), usize>,
 }
 
 impl ShardedBroker {
@@ -463,7 +473,10 @@ impl ShardedBroker {
             };
             shards.push(SingleNode::data_shard(config, start.clone()));
         }
-        let mut broker = ShardedBroker { shards };
+        let mut broker = ShardedBroker {
+            shards,
+            rerouted: BTreeMap::new(),
+        };
         broker.feed();
         broker
     }
@@ -499,6 +512,19 @@ impl ShardedBroker {
                     shard.pump();
                 }
             }
+            // After the feeds, as the driver sends them: the target knows the topic.
+            for index in 0..self.shards.len() {
+                for (id, target, request) in std::mem::take(&mut self.shards[index].rerouted) {
+                    moved = true;
+                    let target = usize::from(target);
+                    assert_ne!(target, index, "a shard rerouted {id:?} to itself");
+                    // Once: the target coordinates it, so it answers.
+                    self.rerouted.insert((index, id), target);
+                    let shard = &mut self.shards[target];
+                    shard.node.handle_request(shard.now, id, request);
+                    shard.pump();
+                }
+            }
             if !moved {
                 break;
             }
@@ -527,7 +553,9 @@ impl ShardedBroker {
         // own sync, for shard 0 (a topic it asked the controller for), or both.
         for _ in 0..8 {
             self.feed();
-            if let Some(response) = self.shards[shard].take(id) {
+            let answers = self.rerouted.get(&(shard, id)).copied().unwrap_or(shard);
+            if let Some(response) = self.shards[answers].take(id) {
+                self.rerouted.remove(&(shard, id));
                 return response;
             }
             for shard in &mut self.shards {

@@ -479,6 +479,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
 
     /// Apply every pending output in order.
     fn drain(&mut self) -> Result<(), NodeLoopError> {
+        let mut reroutes = Vec::new();
         while let Some(output) = self.node.poll_output() {
             match output {
                 Output::Storage(op) => {
@@ -521,6 +522,7 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
                         self.peers.send(to, &addr, message);
                     }
                 }
+                Output::Reroute { id, shard, request } => reroutes.push((id, shard, request)),
                 Output::Compact(job) => self.start_compaction(job),
                 Output::Upload(job) => self.start_upload(*job),
                 Output::DeleteRemote(job) => self.start_delete(job),
@@ -535,7 +537,30 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
             self.node.invariants();
         }
         self.feed_data_shards();
+        // After the feeds: the shard that coordinates a rerouted request has the topic
+        // that placed it there by the time it reads the request.
+        for (id, shard, request) in reroutes {
+            self.reroute(id, shard, request);
+        }
         Ok(())
+    }
+
+    /// Hand a client request to the shard that coordinates it (`Output::Reroute`), without
+    /// waiting; that shard answers it under the same id, which the connection's writer
+    /// takes from any shard (the request was not split). When that shard's channel is full
+    /// (or it is gone), this node answers it after all (NOT_COORDINATOR: the client asks
+    /// FindCoordinator and retries).
+    fn reroute(&mut self, id: weir_core::RequestId, shard: u16, request: ApiRequest) {
+        let input = NodeInput::Request { id, request };
+        let Some(shards) = self.shards.upgrade() else {
+            return; // Shutting down.
+        };
+        if let Err(input) = shards.try_send_to_or_return(shard, input) {
+            if let NodeInput::Request { id, request } = *input {
+                let now = now(&self.runtime);
+                self.node.handle_request(now, id, request);
+            }
+        }
     }
 
     /// A message to this broker itself (another shard's partition, a transaction marker,

@@ -1169,7 +1169,14 @@ impl Node {
                     Some(request) => request,
                     None => continue,
                 },
-                HoldFor::Topics(_) => request,
+                HoldFor::Topics(_) => match self.other_shard_coordinates(&request) {
+                    Some(shard) => {
+                        let reroute = crate::Output::Reroute { id, shard, request };
+                        self.outputs.push_back(reroute);
+                        continue;
+                    }
+                    None => request,
+                },
             };
             self.dispatch_request(now, id, request);
         }
@@ -1181,29 +1188,7 @@ impl Node {
     /// The group or transactional id a request is about, when this node is
     /// not its coordinator (the request is then answered NOT_COORDINATOR).
     fn foreign_coordinator_key(&mut self, request: &ApiRequest) -> bool {
-        let transaction = matches!(
-            request,
-            ApiRequest::EndTxn(_)
-                | ApiRequest::AddOffsetsToTxn(_)
-                | ApiRequest::TxnOffsetCommit(_)
-                | ApiRequest::InitProducerId(_)
-        );
-        let key = match request {
-            ApiRequest::JoinGroup(r) => Some(r.group_id.as_str()),
-            ApiRequest::SyncGroup(r) => Some(r.group_id.as_str()),
-            ApiRequest::Heartbeat(r) => Some(r.group_id.as_str()),
-            ApiRequest::LeaveGroup(r) => Some(r.group_id.as_str()),
-            ApiRequest::OffsetCommit(r) => Some(r.group_id.as_str()),
-            ApiRequest::OffsetDelete(r) => Some(r.group_id.as_str()),
-            ApiRequest::ConsumerGroupHeartbeat(r) => Some(r.group_id.as_str()),
-            ApiRequest::OffsetFetch(r) => r.groups.first().map(|g| g.group_id.as_str()),
-            ApiRequest::EndTxn(r) => Some(r.transactional_id.as_str()),
-            ApiRequest::AddOffsetsToTxn(r) => Some(r.transactional_id.as_str()),
-            ApiRequest::TxnOffsetCommit(r) => Some(r.transactional_id.as_str()),
-            ApiRequest::InitProducerId(r) => r.transactional_id.as_deref(),
-            _ => None,
-        };
-        let Some(key) = key.map(str::to_string) else {
+        let Some((key, transaction)) = coordinator_key(request) else {
             return false;
         };
         // Another broker's, or (a broker of several shards) another shard's.
@@ -1212,11 +1197,53 @@ impl Node {
                 .is_some_and(|shard| shard != self.config.shard.index())
     }
 
+    /// The other shard of this broker that coordinates `request`'s group or transactional
+    /// id, if another shard of this broker does ([`crate::Output::Reroute`]).
+    fn other_shard_coordinates(&mut self, request: &ApiRequest) -> Option<u16> {
+        if self.config.shard.count() <= 1 {
+            return None;
+        }
+        let (key, transaction) = coordinator_key(request)?;
+        if self.coordinator_for(&key, transaction) != Ok(self.config.node_id) {
+            return None;
+        }
+        let shard = self.coordinator_shard(&key, transaction)?;
+        (shard != self.config.shard.index()).then_some(shard)
+    }
+
     /// `(id, host, port)` of a registered, unfenced broker.
     pub(super) fn live_broker(&self, id: i32) -> Option<(i32, String, i32)> {
         let broker = self.cluster.meta.image.brokers.get(&id)?;
         (!broker.fenced).then(|| (broker.id, broker.host.clone(), broker.port))
     }
+}
+
+/// The group or transactional id a coordinator request is about, and whether it is a
+/// transactional id (its coordinator is `__transaction_state`'s).
+fn coordinator_key(request: &ApiRequest) -> Option<(String, bool)> {
+    let transaction = matches!(
+        request,
+        ApiRequest::EndTxn(_)
+            | ApiRequest::AddOffsetsToTxn(_)
+            | ApiRequest::TxnOffsetCommit(_)
+            | ApiRequest::InitProducerId(_)
+    );
+    let key = match request {
+        ApiRequest::JoinGroup(r) => Some(r.group_id.as_str()),
+        ApiRequest::SyncGroup(r) => Some(r.group_id.as_str()),
+        ApiRequest::Heartbeat(r) => Some(r.group_id.as_str()),
+        ApiRequest::LeaveGroup(r) => Some(r.group_id.as_str()),
+        ApiRequest::OffsetCommit(r) => Some(r.group_id.as_str()),
+        ApiRequest::OffsetDelete(r) => Some(r.group_id.as_str()),
+        ApiRequest::ConsumerGroupHeartbeat(r) => Some(r.group_id.as_str()),
+        ApiRequest::OffsetFetch(r) => r.groups.first().map(|g| g.group_id.as_str()),
+        ApiRequest::EndTxn(r) => Some(r.transactional_id.as_str()),
+        ApiRequest::AddOffsetsToTxn(r) => Some(r.transactional_id.as_str()),
+        ApiRequest::TxnOffsetCommit(r) => Some(r.transactional_id.as_str()),
+        ApiRequest::InitProducerId(r) => r.transactional_id.as_deref(),
+        _ => None,
+    };
+    key.map(|key| (key.to_owned(), transaction))
 }
 
 /// True when `record` changes partition `partition` (of the one topic it was planned for).

@@ -536,3 +536,50 @@ mod random {
         }
     }
 }
+
+// Goal: a group request sent before `__consumer_offsets` exists (a client that skipped
+// FindCoordinator on a fresh broker: the router, with no table entry yet, sends it to
+// shard 0) is answered by the shard that coordinates the group, as an unsharded broker
+// answers it: a first JoinGroup v5 gets MEMBER_ID_REQUIRED, never NOT_COORDINATOR.
+// Method: fresh brokers of three shards, one raw-style JoinGroup each to shard 0 for
+// groups until one is coordinated by a data shard (shard 0 holds it, creates the topic,
+// then reroutes it: `Output::Reroute`); the answer and the shard that gave it.
+#[test]
+fn a_group_request_before_the_offsets_topic_reaches_its_shard() {
+    let join = |group: &str| {
+        ApiRequest::JoinGroup(JoinGroupRequest {
+            group_id: group.into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            member_id: String::new(),
+            group_instance_id: None,
+            protocol_type: "consumer".into(),
+            protocols: vec![JoinGroupProtocol {
+                name: "range".into(),
+                metadata: bytes::Bytes::from_static(b"\x00\x01"),
+            }],
+            reason: None,
+            client_id: "raw".into(),
+            client_host: "/127.0.0.1".into(),
+            member_id_required: true,
+        })
+    };
+    let mut other_shard = 0;
+    for n in 0..6 {
+        let group = format!("g{n}");
+        let mut broker = ShardedBroker::new(NodeConfig::default(), 3);
+        let ApiResponse::JoinGroup(answer) = broker.call(0, join(&group)) else {
+            panic!("not a JoinGroup answer");
+        };
+        assert_eq!(answer.error, ErrorCode::MEMBER_ID_REQUIRED, "group {group}");
+        assert!(!answer.member_id.is_empty(), "the id to rejoin with");
+        let coordinator = broker.shards[0].node.placement().coordinator(&group, false);
+        if coordinator != Some(0) {
+            other_shard += 1;
+        }
+    }
+    assert!(
+        other_shard > 0,
+        "no group of six was coordinated by a data shard"
+    );
+}

@@ -135,6 +135,18 @@ impl NodeHandle {
         sender.try_send(input).map_err(|_| NodeClosed)
     }
 
+    /// [`NodeHandle::try_send_to`] that gives `input` back when it could not be sent.
+    pub fn try_send_to_or_return(
+        &self,
+        shard: u16,
+        input: NodeInput,
+    ) -> Result<(), Box<NodeInput>> {
+        match self.shards.get(usize::from(shard)) {
+            Some(sender) => (sender.try_send(input)).map_err(|error| Box::new(error.into_inner())),
+            None => Err(Box::new(input)),
+        }
+    }
+
     /// Send `input` where it belongs (see the module's invariants), waiting while a
     /// channel is full. A request goes out as its parts; a caller that merges answers
     /// uses [`NodeHandle::split`] and [`NodeHandle::send_parts`] instead.

@@ -154,6 +154,9 @@ impl Cluster {
                             self.poisoned.insert(id, reason);
                         }
                         Output::Poisoned { reason } => panic!("node {id} poisoned: {reason}"),
+                        Output::Reroute { id: request, .. } => {
+                            panic!("node {id} is one shard; it rerouted {request:?}")
+                        }
                     }
                 }
                 // Compaction jobs run after the outputs before them were applied, as a
