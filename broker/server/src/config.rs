@@ -90,9 +90,40 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub remote_storage_url: Option<String>,
     /// How many shards (node loops, each with its own storage) run the partitions (config
-    /// key `num.shards`); fixed when the data directory is created [default: 1]
+    /// key `num.shards`); fixed when the data directory is created [default: the cores
+    /// this process may run on, or an existing data directory's count]
     #[arg(long, value_name = "N", overrides_with = "num_shards")]
     pub num_shards: Option<u16>,
+}
+
+/// How many shards a broker runs (`num.shards`, docs/sharding.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardCount {
+    /// `num.shards` is set: this many; a data directory created with another count is
+    /// refused (the operator asked for something the directory cannot give).
+    Exactly(u16),
+    /// `num.shards` is not set: a data directory keeps the count it was created with
+    /// (an upgrade, or a machine with other cores, starts as before); a new directory
+    /// gets this many, the cores this process may run on.
+    Default(u16),
+}
+
+impl ShardCount {
+    /// The count a new data directory is created with.
+    pub fn for_new_directory(self) -> u16 {
+        match self {
+            ShardCount::Exactly(count) | ShardCount::Default(count) => count.max(1),
+        }
+    }
+}
+
+/// The default shard count: the cores this process may run on (its affinity mask, so
+/// `taskset -c 0` gives 1), within 1..=`SHARDS_MAX`.
+pub fn default_shards() -> u16 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u16::try_from(cores)
+        .unwrap_or(u16::MAX)
+        .clamp(1, weir_core::shard::SHARDS_MAX)
 }
 
 /// Default of `weir.controlled.shutdown.timeout.ms`: how long SIGTERM waits for the
@@ -217,9 +248,9 @@ pub struct ServerConfig {
     /// (a URL [`crate::remote::RemoteUrl`] accepts); `None` (the default): no tiered storage.
     pub remote_storage_url: Option<String>,
     /// `num.shards` / `--num-shards`: how many node loops ("shards", docs/sharding.md) run
-    /// the partitions, each on its own storage; 1 (the default) is one loop, as before
-    /// shards. A data directory keeps the count it was created with.
-    pub shards: u16,
+    /// the partitions, each on its own storage. A data directory keeps the count it was
+    /// created with.
+    pub shards: ShardCount,
     /// `controlled.shutdown.enable`, `weir.controlled.shutdown.timeout.ms`.
     pub shutdown: ShutdownSettings,
     /// `weir.schema.registry.listener` / `--schema-registry`: the schema registry; `None` =
@@ -1101,7 +1132,10 @@ impl Settings {
             },
             rest_instance_timeout_ms: self.rest_instance_timeout_ms.unwrap_or(300_000),
             remote_storage_url: self.remote_storage_url,
-            shards: self.shards.unwrap_or(1),
+            shards: self.shards.map_or_else(
+                || ShardCount::Default(default_shards()),
+                ShardCount::Exactly,
+            ),
             shutdown: self.shutdown,
             schema_registry: service_listen(
                 self.schema_registry,

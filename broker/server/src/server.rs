@@ -907,12 +907,14 @@ pub async fn start_fjall<R: Runtime>(
     // newer format, is refused before anything in it is opened.
     let (identity_dir, cluster_id) = (data_dir.clone(), config.node.cluster_id.clone());
     let node_id = config.node.node_id;
-    let shards = config.shards;
-    runtime
+    let wanted = config.shards;
+    let identity = runtime
         .offload(move || {
-            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id, shards)
+            crate::storage::identity::check_or_write(&identity_dir, &cluster_id, node_id, wanted)
         })
         .await?;
+    let shards = identity.shards;
+    tracing::info!(shards, "num.shards: {shards} node loop(s)");
     let mut storages = Vec::with_capacity(usize::from(shards));
     for index in 0..shards {
         let open_dir = data_dir.clone();

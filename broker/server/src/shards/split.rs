@@ -623,10 +623,10 @@ fn merge_list_transactions(all: Vec<ListTransactionsResponse>) -> ListTransactio
 }
 
 /// DescribeLogDirs: the directories of the same path merged into one, its topics merged by
-/// name (a partition lives in one shard, so each is listed once) and its error the first
-/// that is not NONE. A directory's `total_bytes` and `usable_bytes` describe the volume
-/// holding it, which the shards reporting the same path share: they are not summed, the
-/// first known value (not [`VOLUME_BYTES_UNKNOWN`]) is kept.
+/// name (a partition lives in one shard, so each is listed once; in partition order) and
+/// its error the first that is not NONE. A directory's `total_bytes` and `usable_bytes`
+/// describe the volume holding it, which the shards reporting the same path share: they
+/// are not summed, the first known value (not [`VOLUME_BYTES_UNKNOWN`]) is kept.
 fn merge_log_dirs(all: Vec<DescribeLogDirsResponse>) -> DescribeLogDirsResponse {
     let throttle_time_ms = throttle(all.iter().map(|r| r.throttle_time_ms));
     let error = first_error(all.iter().map(|r| r.error));
@@ -652,6 +652,13 @@ fn merge_log_dirs(all: Vec<DescribeLogDirsResponse>) -> DescribeLogDirsResponse 
             |t| t.name.clone(),
             |t| &mut t.partitions,
         );
+    }
+    // Each topic's partitions in partition order, as one shard lists them.
+    for topic in results
+        .iter_mut()
+        .flat_map(|result| result.topics.iter_mut())
+    {
+        topic.partitions.sort_by_key(|p| p.partition);
     }
     DescribeLogDirsResponse {
         throttle_time_ms,

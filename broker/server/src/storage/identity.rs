@@ -26,6 +26,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::config::ShardCount;
+
 /// The file's name inside the data directory.
 pub const FILE_NAME: &str = "meta.properties";
 /// The on-disk format version this build writes and the newest it reads. Bump it when a
@@ -183,14 +185,16 @@ impl Identity {
 }
 
 /// Check `dir`'s `meta.properties` against the configured ids and shard count, or write it
-/// when there is none (creating every shard's directory). Returns the identity in force.
+/// when there is none (creating every shard's directory). Returns the identity in force:
+/// with [`ShardCount::Default`] (`num.shards` not set) an existing directory's own shard
+/// count, whatever the default would be now.
 pub fn check_or_write(
     dir: &Path,
     cluster_id: &str,
     node_id: i32,
-    shards: u16,
+    wanted: ShardCount,
 ) -> Result<Identity, IdentityError> {
-    let shards = shards.max(1);
+    let shards = wanted.for_new_directory();
     let path = dir.join(FILE_NAME);
     let shown = dir.display().to_string();
     let io = |path: &Path, error: std::io::Error| IdentityError::Io {
@@ -224,7 +228,7 @@ pub fn check_or_write(
                     configured: node_id,
                 });
             }
-            if found.shards != shards {
+            if found.shards != shards && matches!(wanted, ShardCount::Exactly(_)) {
                 return Err(IdentityError::OtherShards {
                     dir: shown,
                     found: found.shards,
@@ -279,7 +283,7 @@ mod tests {
     fn first_start_writes_later_starts_check() {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        let written = check_or_write(&data, "c1", 3, 1).expect("first start");
+        let written = check_or_write(&data, "c1", 3, ShardCount::Exactly(1)).expect("first start");
         assert_eq!(
             written,
             Identity {
@@ -294,9 +298,13 @@ mod tests {
             text.contains("cluster.id=c1\n") && text.contains("node.id=3\n"),
             "{text}"
         );
-        assert_eq!(check_or_write(&data, "c1", 3, 1), Ok(written));
+        assert_eq!(
+            check_or_write(&data, "c1", 3, ShardCount::Exactly(1)),
+            Ok(written)
+        );
 
-        let other = check_or_write(&data, "c2", 3, 1).expect_err("other cluster");
+        let other =
+            check_or_write(&data, "c2", 3, ShardCount::Exactly(1)).expect_err("other cluster");
         assert!(
             matches!(other, IdentityError::OtherCluster { .. }),
             "{other}"
@@ -305,7 +313,7 @@ mod tests {
             other.to_string().contains("belongs to cluster \"c1\""),
             "{other}"
         );
-        let other = check_or_write(&data, "c1", 4, 1).expect_err("other node");
+        let other = check_or_write(&data, "c1", 4, ShardCount::Exactly(1)).expect_err("other node");
         assert!(other.to_string().contains("belongs to node 3"), "{other}");
 
         let newer = Identity {
@@ -315,11 +323,12 @@ mod tests {
             shards: 1,
         };
         std::fs::write(data.join(FILE_NAME), newer.render()).expect("write");
-        let error = check_or_write(&data, "c1", 3, 1).expect_err("newer format");
+        let error =
+            check_or_write(&data, "c1", 3, ShardCount::Exactly(1)).expect_err("newer format");
         assert!(error.to_string().contains("newer Weir"), "{error}");
 
         std::fs::write(data.join(FILE_NAME), "version=1\nnode.id=3\n").expect("write");
-        let error = check_or_write(&data, "c1", 3, 1).expect_err("malformed");
+        let error = check_or_write(&data, "c1", 3, ShardCount::Exactly(1)).expect_err("malformed");
         assert!(matches!(error, IdentityError::Malformed { .. }), "{error}");
         assert_eq!(
             std::fs::read_to_string(data.join(FILE_NAME)).expect("kept"),
@@ -353,7 +362,7 @@ mod tests {
     fn the_shard_count_is_written_and_checked() {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        let written = check_or_write(&data, "c1", 1, 3).expect("first start");
+        let written = check_or_write(&data, "c1", 1, ShardCount::Exactly(3)).expect("first start");
         assert_eq!(
             (written.version, written.shards),
             (SHARDED_FORMAT_VERSION, 3)
@@ -368,9 +377,13 @@ mod tests {
             text.contains("version=2\n") && text.contains("shards=3\n"),
             "{text}"
         );
-        assert_eq!(check_or_write(&data, "c1", 1, 3), Ok(written));
+        assert_eq!(
+            check_or_write(&data, "c1", 1, ShardCount::Exactly(3)),
+            Ok(written)
+        );
         for other in [1, 2, 4] {
-            let error = check_or_write(&data, "c1", 1, other).expect_err("other count");
+            let error = check_or_write(&data, "c1", 1, ShardCount::Exactly(other))
+                .expect_err("other count");
             assert_eq!(
                 error,
                 IdentityError::OtherShards {
@@ -383,14 +396,42 @@ mod tests {
         }
 
         let single = dir.path().join("single");
-        let written = check_or_write(&single, "c1", 1, 1).expect("first start");
+        let written =
+            check_or_write(&single, "c1", 1, ShardCount::Exactly(1)).expect("first start");
         assert_eq!((written.version, written.shards), (1, 1));
         let text = std::fs::read_to_string(single.join(FILE_NAME)).expect("written");
         assert!(!text.contains("shards="), "{text}");
-        let error = check_or_write(&single, "c1", 1, 2).expect_err("grown");
+        let error = check_or_write(&single, "c1", 1, ShardCount::Exactly(2)).expect_err("grown");
         assert!(
             matches!(error, IdentityError::OtherShards { found: 1, .. }),
             "{error}"
         );
+    }
+
+    // Goal: without `num.shards` (the default: the cores) a new directory gets the
+    // default's count and an existing one keeps its own, so an upgrade or a move to a
+    // machine of other cores starts as before; only an explicit count is checked.
+    // Method: directories of one and of three shards started with other defaults.
+    #[test]
+    fn an_unset_shard_count_keeps_the_directory_count() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fresh = dir.path().join("fresh");
+        let written = check_or_write(&fresh, "c1", 1, ShardCount::Default(4)).expect("new");
+        assert_eq!(written.shards, 4);
+        assert!(shard_dir(&fresh, 3).is_dir());
+        for default in [1, 2, 8] {
+            let kept = check_or_write(&fresh, "c1", 1, ShardCount::Default(default));
+            assert_eq!(
+                kept.map(|identity| identity.shards),
+                Ok(4),
+                "default {default}"
+            );
+        }
+        let old = dir.path().join("old");
+        check_or_write(&old, "c1", 1, ShardCount::Exactly(1)).expect("one shard");
+        let kept = check_or_write(&old, "c1", 1, ShardCount::Default(2)).expect("kept");
+        assert_eq!((kept.version, kept.shards), (1, 1));
+        assert!(!shard_dir(&old, 1).exists(), "no shard was added");
+        assert!(check_or_write(&old, "c1", 1, ShardCount::Exactly(2)).is_err());
     }
 }

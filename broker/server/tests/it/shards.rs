@@ -17,7 +17,7 @@ fn sharded(data_dir: &std::path::Path) -> InProcess {
     let mut config = ServerConfig::from_toml_str("num.shards = 3", "test").expect("valid");
     config.listen = "127.0.0.1:0".to_owned();
     config.data_dir = data_dir.to_owned();
-    assert_eq!(config.shards, 3);
+    assert_eq!(config.shards, weir::config::ShardCount::Exactly(3));
     InProcess::start_with(config)
 }
 

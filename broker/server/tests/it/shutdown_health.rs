@@ -261,7 +261,14 @@ fn a_data_directory_of_another_cluster_or_node_is_refused() {
     );
     let stderr = refused_start(&data, "cluster.id = \"blue\"\nnode.id = 5\n");
     assert!(stderr.contains("belongs to node 4"), "{stderr}");
-    let newer = properties.replace("version=1", "version=99");
+    // The version line whatever it holds (1, or 2 for a directory of several shards).
+    let newer: String = (properties.lines())
+        .map(|line| match line.starts_with("version=") {
+            true => "version=99\n".to_owned(),
+            false => format!("{line}\n"),
+        })
+        .collect();
+    assert_ne!(newer, properties, "the version line was found");
     std::fs::write(data.join("meta.properties"), &newer).expect("write");
     let stderr = refused_start(&data, "cluster.id = \"blue\"\nnode.id = 4\n");
     assert!(stderr.contains("on-disk format version 99"), "{stderr}");
