@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use weir_jepsen::{Kind, Mop, Value, F};
 
-use crate::disk::SimDisk;
+use crate::disk::HostDisk;
 use crate::history::Recorder;
 use crate::seed::Rng;
 use crate::shared_log::ClusterLog;
@@ -167,11 +167,20 @@ struct ProgressCheck {
     offered: BTreeSet<i32>,
 }
 
+/// The run log's first line: how many shards each broker runs (drawn from the seed).
+pub(crate) fn shards_line(disks: &[HostDisk]) -> String {
+    let counts: Vec<String> = (1..)
+        .zip(disks)
+        .map(|(id, disk)| format!("{id}:{}", disk.shard_count()))
+        .collect();
+    format!("broker shards {}", counts.join(" "))
+}
+
 /// The world of one run: the simulator behind [`ClusterSim`] and what the schedule keeps.
 pub(crate) struct World<S> {
     pub(crate) sim: S,
     /// Broker `id`'s disk at index `id - 1` (they live outside the simulated nodes).
-    pub(crate) disks: Vec<SimDisk>,
+    pub(crate) disks: Vec<HostDisk>,
     /// Every host: the brokers first, then the clients.
     pub(crate) hosts: Vec<String>,
     pub(crate) log: Vec<String>,
@@ -868,7 +877,7 @@ impl<S: ClusterSim> World<S> {
                 None
             }
             Fault::PowerArmed { deadline, late } => {
-                let unsynced: usize = self.disks.iter().map(SimDisk::unsynced).sum();
+                let unsynced: usize = self.disks.iter().map(HostDisk::unsynced).sum();
                 if unsynced == 0 && now < deadline && !heal_now {
                     return Some(Fault::PowerArmed { deadline, late });
                 }
@@ -1136,7 +1145,7 @@ impl Schedule {
         control.lock().cluster.sampling_done = true;
         if self.converged_at.is_some() {
             let leaders = control.lock().cluster.leaders.clone();
-            let numbered: Vec<(i32, SimDisk)> = (1..).zip(world.disks.iter().cloned()).collect();
+            let numbered: Vec<(i32, HostDisk)> = (1..).zip(world.disks.iter().cloned()).collect();
             let spec = self.workload.spec();
             let violations = if spec.compact {
                 // Replicas clean on their own schedules: compare latest values per key.

@@ -292,6 +292,129 @@ impl SimDisk {
     }
 }
 
+/// One broker host's disks: one [`SimDisk`] per shard (docs/sharding.md: shard `k`'s node
+/// loop writes its own fjall database), so a host of `S` shards runs `S` sans-IO nodes over
+/// `S` disks, as `weir serve --num-shards S` does. Cheap to clone; clones share the disks.
+///
+/// The harness's questions span the host: partition keys are disjoint across shards (each
+/// shard allocates keys in its own range, `weir_core::shard::partition_key_base`), so the
+/// per-key answers of the shards are one map. A crash hits every shard, each with its own
+/// seeded fate: the shards' journals are separate files, synced separately.
+#[derive(Debug, Clone)]
+pub struct HostDisk {
+    shards: Vec<SimDisk>,
+}
+
+/// What a host crash did to each shard's unsynced ops (one entry per shard). Printed as
+/// the single fate when there is one shard.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostCrash(pub Vec<CrashFate>);
+
+impl std::fmt::Debug for HostCrash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one:?}"),
+            many => write!(f, "{many:?}"),
+        }
+    }
+}
+
+impl HostDisk {
+    /// A host of `shards` (at least one) empty disks. Shard 0 draws its faults from the
+    /// stream `salt` of `seed` (what a one-disk host always drew), shard `k` from
+    /// `"{salt}-shard-{k}"`.
+    pub fn new(seed: u64, salt: &str, faults: DiskFaults, shards: u16) -> HostDisk {
+        let shards = (0..shards.max(1))
+            .map(|k| {
+                let rng = match k {
+                    0 => Rng::fork(seed, salt),
+                    k => Rng::fork(seed, &format!("{salt}-shard-{k}")),
+                };
+                SimDisk::new(rng, faults)
+            })
+            .collect();
+        HostDisk { shards }
+    }
+
+    /// Each shard's disk, in shard order (what `weir::server::start_shards` takes).
+    pub fn shards(&self) -> Vec<SimDisk> {
+        self.shards.clone()
+    }
+
+    /// How many shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Change every shard's injected faults.
+    pub fn set_faults(&self, faults: DiskFaults) {
+        for disk in &self.shards {
+            disk.set_faults(faults);
+        }
+    }
+
+    /// The host's fault counters: crashes counted once per host crash, the rest summed.
+    pub fn stats(&self) -> DiskStats {
+        let mut total = DiskStats::default();
+        for stats in self.shards.iter().map(SimDisk::stats) {
+            total.crashes = total.crashes.max(stats.crashes);
+            total.ops_lost += stats.ops_lost;
+            total.fsync_failures += stats.fsync_failures;
+            total.corrupt_reads += stats.corrupt_reads;
+            total.torn_kept += stats.torn_kept;
+        }
+        total
+    }
+
+    /// Ops applied since each shard's last completed sync, summed.
+    pub fn unsynced(&self) -> usize {
+        self.shards.iter().map(SimDisk::unsynced).sum()
+    }
+
+    /// [`SimDisk::unsynced_append_starts`] of every shard.
+    pub fn unsynced_append_starts(&self) -> BTreeMap<u64, i64> {
+        (self.shards.iter())
+            .flat_map(SimDisk::unsynced_append_starts)
+            .collect()
+    }
+
+    /// [`SimDisk::log_ends`] of every shard.
+    pub fn log_ends(&self) -> BTreeMap<u64, i64> {
+        self.shards.iter().flat_map(SimDisk::log_ends).collect()
+    }
+
+    /// [`SimDisk::value_at`] on the shard whose range holds `partition_key`.
+    pub fn value_at(&self, partition_key: u64, offset: i64) -> Option<Bytes> {
+        let shard = weir_core::shard::shard_of_key(partition_key);
+        self.shards
+            .get(usize::from(shard))?
+            .value_at(partition_key, offset)
+    }
+
+    /// [`SimDisk::records`] of every shard.
+    pub fn records(&self) -> BTreeMap<u64, Vec<(i64, Option<Bytes>)>> {
+        self.shards.iter().flat_map(SimDisk::records).collect()
+    }
+
+    /// [`SimDisk::keyed_records`] of every shard.
+    pub fn keyed_records(&self) -> BTreeMap<u64, KeyedRecords> {
+        self.shards
+            .iter()
+            .flat_map(SimDisk::keyed_records)
+            .collect()
+    }
+
+    /// Crash the host: every shard meets its own seeded fate.
+    pub fn crash(&self) -> HostCrash {
+        HostCrash(self.shards.iter().map(SimDisk::crash).collect())
+    }
+
+    /// Crash the host losing every unsynced op of every shard.
+    pub fn crash_lose_all(&self) -> HostCrash {
+        HostCrash(self.shards.iter().map(SimDisk::crash_lose_all).collect())
+    }
+}
+
 /// A copy of `bytes` with one CRC-covered byte flipped (bytes of a batch's header before
 /// the attributes are not covered; damaging them would be caught by parsing instead).
 fn damage(bytes: &Bytes, position: usize) -> Bytes {

@@ -3,7 +3,7 @@
 //! broker runs exactly as in production, on simulated sockets, timers and clocks.
 //!
 //! One madsim runtime per seed; nodes: the broker (restartable: its init closure starts
-//! the server over a [`SimDisk`] that lives outside the node), one node per client actor.
+//! the server over a [`HostDisk`] that lives outside the node), one node per client actor.
 //! Faults: kill/restart with seeded disk fates, pause/resume (a stopped process), clogged
 //! nodes and links (one-way either way and two-way partitions, broker isolation, a split
 //! that cuts the producers off while the consumers keep the broker), packet loss, latency
@@ -22,7 +22,7 @@ use madsim::runtime::{Handle, NodeHandle, Runtime};
 use weir_runtime::TokioRuntime;
 
 use crate::clock::{Skewed, WallSkew};
-use crate::disk::{DiskFaults, SimDisk};
+use crate::disk::{DiskFaults, HostDisk};
 use crate::history::Recorder;
 use crate::outcome::RunOutcome;
 use crate::seed::Rng;
@@ -71,11 +71,11 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     net.add_dns_record(BROKER_HOST, ip(1));
     let recorder = Recorder::default();
     let control = Control::default();
-    let disk = SimDisk::new(Rng::fork(seed, "disk"), spec.disk);
+    let disk = HostDisk::new(seed, "disk", spec.disk, workload::shards_of(seed, "broker"));
     let exit = BrokerExit::default();
     let skew = WallSkew::default();
     let mut faults_rng = Rng::fork(seed, "faults");
-    let mut log = Vec::new();
+    let mut log = vec![format!("broker shards {}", disk.shard_count())];
 
     let incarnation = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let broker = {

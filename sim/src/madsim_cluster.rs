@@ -1,6 +1,6 @@
 //! The madsim driver of the cluster workloads (compiled only with `--cfg madsim`): one
 //! madsim node per broker (its own IP and DNS name `broker-<id>`; restartable: its init
-//! closure starts the production server over a [`SimDisk`] that lives outside the node, so
+//! closure starts the production server over a [`HostDisk`] that lives outside the node, so
 //! a kill keeps or loses unsynced writes by the disk's seeded fate), one node per client
 //! actor. The fault schedule and the checks are [`crate::cluster_harness`]'s, reached
 //! through [`ClusterSim`]:
@@ -32,7 +32,7 @@ use crate::cluster_harness::{
     ClusterSim, Schedule, World, CLIENT_ADMIN, CLIENT_CONSUMER, CLIENT_FINAL, CLIENT_INTRUDER,
     RUN_TIME_MAX,
 };
-use crate::disk::{DiskFaults, SimDisk};
+use crate::disk::{DiskFaults, HostDisk};
 use crate::history::Recorder;
 use crate::outcome::RunOutcome;
 use crate::seed::Rng;
@@ -158,7 +158,8 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
     let objects: Arc<dyn weir::remote::ObjectStoreApi> = Arc::new(weir::remote::InMemory::new());
     for id in 1..=nodes {
         net.add_dns_record(&host(id), broker_ip(id));
-        let disk = SimDisk::new(Rng::fork(seed, &format!("disk-{id}")), DiskFaults::NONE);
+        let shards = crate::workload::shards_of(seed, &format!("broker-{id}"));
+        let disk = HostDisk::new(seed, &format!("disk-{id}"), DiskFaults::NONE, shards);
         let exit = BrokerExit::default();
         disks.push(disk.clone());
         exits.push(exit.clone());
@@ -243,6 +244,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         tasks.push(node.spawn(crate::dispatch::final_reader(runtime, actors)));
     }
     let names: Vec<String> = (1..=nodes).map(host).chain(client_names).collect();
+    let log = vec![crate::cluster_harness::shards_line(&disks)];
     let mut world = World {
         sim: MadsimCluster {
             handle,
@@ -252,7 +254,7 @@ async fn simulate(seed: u64, workload: Workload) -> (Recorder, Vec<String>) {
         },
         disks,
         hosts: names,
-        log: Vec::new(),
+        log,
         rng: Rng::fork(seed, "faults"),
         control,
         recorder: recorder.clone(),

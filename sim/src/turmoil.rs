@@ -1,6 +1,6 @@
 //! The turmoil simulator: [`TurmoilRuntime`] (the broker's and client's runtime seam over
 //! turmoil's simulated network and the host's paused tokio clock) and [`run`], which builds
-//! one simulated world per seed: a broker host over a [`SimDisk`] that survives restarts,
+//! one simulated world per seed: a broker host over a [`HostDisk`] that survives restarts,
 //! client hosts running the workload's actors, and a fault schedule drawn from the seed.
 //!
 //! Invariants:
@@ -19,7 +19,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use weir_runtime::{Listener, Runtime};
 
 pub use crate::clock::WallSkew;
-use crate::disk::{DiskFaults, SimDisk};
+use crate::disk::{DiskFaults, HostDisk};
 use crate::history::Recorder;
 use crate::outcome::RunOutcome;
 use crate::seed::Rng;
@@ -172,7 +172,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     let spec = workload.spec();
     let recorder = Recorder::default();
     let control = Control::default();
-    let disk = SimDisk::new(Rng::fork(seed, "disk"), spec.disk);
+    let disk = HostDisk::new(seed, "disk", spec.disk, workload::shards_of(seed, "broker"));
     let skew = WallSkew::default();
     let exit = BrokerExit::default();
     let mut faults_rng = Rng::fork(seed, "faults");
@@ -236,7 +236,7 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
         crate::dispatch::final_reader(rt, a)
     });
 
-    let mut log: Vec<String> = Vec::new();
+    let mut log: Vec<String> = vec![format!("broker shards {}", disk.shard_count())];
     let mut heals: Vec<(Duration, Heal)> = Vec::new();
     let mut restart_at: Option<Duration> = None;
     let mut next_fault = Duration::from_millis(faults_rng.between(100, 600));

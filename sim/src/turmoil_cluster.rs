@@ -1,5 +1,5 @@
 //! The turmoil driver of the cluster workloads: one turmoil host per broker (restartable,
-//! over a [`SimDisk`] that lives outside the host), one per client actor; the fault
+//! over a [`HostDisk`] that lives outside the host), one per client actor; the fault
 //! schedule and the checks are [`crate::cluster_harness`]'s, reached through
 //! [`ClusterSim`] on `turmoil::Sim`.
 
@@ -11,7 +11,7 @@ use crate::cluster_harness::{
     ClusterSim, Schedule, World, CLIENT_ADMIN, CLIENT_CONSUMER, CLIENT_FINAL, CLIENT_INTRUDER,
     RUN_TIME_MAX,
 };
-use crate::disk::{DiskFaults, SimDisk};
+use crate::disk::{DiskFaults, HostDisk};
 use crate::history::Recorder;
 use crate::outcome::RunOutcome;
 use crate::seed::Rng;
@@ -95,7 +95,8 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     // The tiered workload's object store: one for the run, outside every broker.
     let objects: Arc<dyn weir::remote::ObjectStoreApi> = Arc::new(weir::remote::InMemory::new());
     for id in 1..=nodes {
-        let disk = SimDisk::new(Rng::fork(seed, &format!("disk-{id}")), DiskFaults::NONE);
+        let shards = crate::workload::shards_of(seed, &format!("broker-{id}"));
+        let disk = HostDisk::new(seed, &format!("disk-{id}"), DiskFaults::NONE, shards);
         let exit = BrokerExit::default();
         disks.push(disk.clone());
         exits.push(exit.clone());
@@ -158,11 +159,12 @@ pub fn run(seed: u64, workload: Workload) -> RunOutcome {
     });
     clients.push(CLIENT_FINAL.to_owned());
     let hosts: Vec<String> = (1..=nodes).map(host).chain(clients).collect();
+    let log = vec![crate::cluster_harness::shards_line(&disks)];
     let mut world = World {
         sim,
         disks,
         hosts,
-        log: Vec::new(),
+        log,
         rng: Rng::fork(seed, "faults"),
         control: control.clone(),
         recorder: recorder.clone(),

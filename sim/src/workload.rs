@@ -288,17 +288,20 @@ impl BrokerExit {
 }
 
 impl BrokerExit {
-    /// Run the real broker (`weir::server::start`) on `disk` until it stops, record why in
-    /// `self`, then stay "up" as a dead process would until the harness restarts the host.
+    /// Run the real broker (`weir::server::start_shards`: one node loop per shard of `disk`)
+    /// until it stops, record why in `self`, then stay "up" as a dead process would until
+    /// the harness restarts the host.
     /// Every simulator and harness starts its brokers through this.
     pub async fn serve<R: Runtime>(
         &self,
         runtime: R,
-        disk: crate::disk::SimDisk,
-        config: weir::config::ServerConfig,
+        disk: crate::disk::HostDisk,
+        mut config: weir::config::ServerConfig,
         remote: Option<weir::remote::RemoteStore>,
     ) {
-        match weir::server::start_with_remote(runtime, disk, config, remote).await {
+        let count = u16::try_from(disk.shard_count()).unwrap_or(u16::MAX);
+        config.shards = weir::config::ShardCount::Exactly(count);
+        match weir::server::start_shards(runtime, disk.shards(), config, remote).await {
             Ok(server) => match server.wait().await {
                 Ok(()) => self.set(Err("broker stopped without a reason".into())),
                 Err(weir::server::ServerError::Poisoned(reason)) => {
@@ -310,6 +313,19 @@ impl BrokerExit {
         }
         std::future::pending::<()>().await;
     }
+}
+
+/// Most shards (node loops) a simulated broker runs.
+pub const SIM_SHARDS_MAX: u16 = 3;
+
+/// How many shards (node loops, docs/sharding.md) broker `host` runs in the run of `seed`:
+/// 1 to [`SIM_SHARDS_MAX`], from its own stream (so the draw moves no other choice of the
+/// run), fixed for the run (a directory keeps its shard count across restarts). Each
+/// broker of a cluster draws its own: brokers of one cluster may differ, as they may in
+/// production.
+pub fn shards_of(seed: u64, host: &str) -> u16 {
+    let draw = Rng::fork(seed, &format!("shards-{host}")).below(u64::from(SIM_SHARDS_MAX));
+    1 + u16::try_from(draw).unwrap_or(0)
 }
 
 /// Run-wide coordination between the harness and the actors.
@@ -393,7 +409,8 @@ pub fn server_config(spec: &Spec, host: &str, buggify_seed: u64) -> weir::config
         http_request_bytes_max: weir::http::REQUEST_BYTES_DEFAULT,
         http_cors: None,
         remote_storage_url: None,
-        shards: 1,
+        // `BrokerExit::serve` sets the host's count (its disks are the shards).
+        shards: weir::config::ShardCount::Exactly(1),
         shutdown: weir::config::ShutdownSettings::default(),
     };
     tune_server(spec, &mut config);

@@ -325,7 +325,7 @@ async fn sample_leadership<R: Runtime>(runtime: &R, actors: &Actors) {
 /// hold the leader's records at the same offsets. `value_partition` maps each sent value
 /// to its partition (values are unique per run); returns the violations.
 pub fn compare_replicas(
-    disks: &[(i32, crate::disk::SimDisk)],
+    disks: &[(i32, crate::disk::HostDisk)],
     leaders: &BTreeMap<i32, (i32, i32)>,
     value_partition: &BTreeMap<u64, i32>,
 ) -> Vec<String> {

@@ -44,7 +44,7 @@
 //! In `cluster-compact` the harness (`cluster_harness`) replaces the byte-exact replica
 //! comparison (replicas clean on their own schedules, so which superseded records remain
 //! differs) with (c): once the ISRs are full again, every replica's log (from its
-//! `SimDisk`) must give the same latest value per key as the leader's, the value the
+//! `HostDisk`) must give the same latest value per key as the leader's, the value the
 //! final reads served; any replica could take over.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -702,7 +702,7 @@ fn is_workload_key(key: &str) -> bool {
 /// epoch)`. Returns the violations and how many replica logs were compared.
 pub fn compare_latest(
     spec: &Spec,
-    disks: &[(i32, crate::disk::SimDisk)],
+    disks: &[(i32, crate::disk::HostDisk)],
     leaders: &BTreeMap<i32, (i32, i32)>,
     log: &CompactLog,
 ) -> (Vec<String>, usize) {

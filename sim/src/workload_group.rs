@@ -46,7 +46,7 @@ use weir_jepsen::{Event, Kind, Mop, Phase, Value, F};
 use weir_runtime::Runtime;
 use weir_wire::domain::LATEST_TIMESTAMP;
 
-use crate::disk::{DiskFaults, SimDisk};
+use crate::disk::{DiskFaults, HostDisk};
 use crate::seed::Rng;
 use crate::shared_log::{AckedCommit, Claim};
 use crate::workload::{
@@ -144,7 +144,7 @@ fn stopped(actors: &Actors) -> bool {
 
 /// One group member actor: subscribe, poll and commit until the watcher says stop; leave
 /// or stall now and then during the main phase.
-pub async fn member<R: Runtime>(runtime: R, actors: Actors, index: usize, disk: SimDisk) {
+pub async fn member<R: Runtime>(runtime: R, actors: Actors, index: usize, disk: HostDisk) {
     let name = member_name(index);
     let mut rng = Rng::fork(actors.seed, &name);
     let mut chaos_at = runtime.now() + Duration::from_millis(rng.between(300, 1_500));
@@ -285,7 +285,7 @@ async fn member_poll<R: Runtime>(
     actors: &Actors,
     process: u64,
     index: usize,
-    disk: &SimDisk,
+    disk: &HostDisk,
     state: &mut MemberState,
     consumer: &mut Consumer<R>,
 ) -> Result<(), ()> {
@@ -425,7 +425,7 @@ async fn member_poll<R: Runtime>(
 async fn commit<R: Runtime>(
     runtime: &R,
     actors: &Actors,
-    disk: &SimDisk,
+    disk: &HostDisk,
     state: &mut MemberState,
     consumer: &mut Consumer<R>,
     first_offsets: &BTreeMap<i32, i64>,
