@@ -14,7 +14,8 @@
 //!   probability [`TOMBSTONE_PER_MILLE`]; values are unique over the run;
 //! - `producer-2`: a transactional producer
 //!   (`transactional.id` `compact-txn`), [`TXNS`]
-//!   transactions of 1-3 keyed sends, acks awaited, held open 0-150 ms (so the cleaner runs
+//!   transactions of 1-3 keyed sends (single node: also to [`TXN_ONLY_KEYS`] keys of its
+//!   own), acks awaited, held open 0-150 ms (so the cleaner runs
 //!   while they are open and segments roll under them), then committed (60 %) or aborted;
 //! - `consumer`: read_committed, assigns every partition from the beginning and polls
 //!   during the main phase, restarting on errors;
@@ -68,7 +69,13 @@ pub const KEYS: u64 = 6;
 /// Sends per plain producer (single node; cluster producers stop when the harness says).
 pub const SENDS: usize = 50;
 /// Transactions of the transactional producer.
-pub const TXNS: usize = 12;
+pub const TXNS: usize = 24;
+/// Keys only the transactional producer writes (after [`KEYS`]: `k6`..`k9`), single node.
+/// A key's last write is then often a transaction's, so a cleaner that wrongly treats an
+/// open transaction as decided (`planted-compact-past-lso`) more often removes the value
+/// an abort leaves as the latest: with the shared keys alone the plain producers usually
+/// wrote a key again later, and that bug was caught in 1 of 40-100 seeds.
+pub const TXN_ONLY_KEYS: u64 = 4;
 /// Share of plain sends that are tombstones.
 pub const TOMBSTONE_PER_MILLE: u32 = 150;
 /// Index of the transactional producer.
@@ -297,9 +304,13 @@ async fn txn_producer<R: Runtime>(runtime: &R, actors: &Actors) {
         };
         let commit = rng.chance(600);
         let sends = rng.between(1, 3) as usize;
+        let keys = match spec.cluster_nodes {
+            0 => KEYS + TXN_ONLY_KEYS,
+            _ => KEYS,
+        };
         let mut writes = Vec::new();
         for i in 0..sends {
-            let key = format!("k{}", rng.below(KEYS));
+            let key = format!("k{}", rng.below(keys));
             let value = format!("t{number}-{i}");
             writes.push((key, value));
         }

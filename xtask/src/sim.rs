@@ -127,6 +127,19 @@ fn planted_workload(feature: &str) -> Option<&'static str> {
 /// Seeds searched per planted bug before it counts as missed.
 const PLANTED_SEEDS_MAX: u64 = 50;
 
+/// Seeds searched for `feature`: [`PLANTED_SEEDS_MAX`], but twice that for the bug whose
+/// workload exposes it in about one seed of 17 (measured over seeds 0..50 on 2026-12-06:
+/// 31, 34, 46): a search that happens to meet no catching seed in 50 would fail CI for a
+/// bug that is still caught (about one chance in 20 each time the seeds shift), while 100
+/// make that about one in 400. The search stops at the first catch, so this costs time
+/// only when the early seeds miss.
+fn planted_seeds_max(feature: &str) -> u64 {
+    match feature {
+        "planted-compact-past-lso" => 2 * PLANTED_SEEDS_MAX,
+        _ => PLANTED_SEEDS_MAX,
+    }
+}
+
 /// Which simulator(s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Simulator {
@@ -307,12 +320,12 @@ fn planted(root: &Path) -> Result<bool> {
     Ok(planted_summary(&results))
 }
 
-/// One job per planted bug: search [`PLANTED_SEEDS_MAX`] seeds of its workload for a run
+/// One job per planted bug: search [`planted_seeds_max`] seeds of its workload for a run
 /// the checker refuses.
 fn planted_jobs(binary: &Path) -> Vec<Job> {
-    let seeds = PLANTED_SEEDS_MAX.to_string();
     (PLANTED.iter())
         .map(|(feature, _)| {
+            let seeds = planted_seeds_max(feature).to_string();
             let mut args = vec!["planted", "--max-seeds", &seeds, "--planted-bug", feature];
             if let Some(workload) = planted_workload(feature) {
                 args.extend(["--workload", workload]);
