@@ -1612,6 +1612,20 @@ mod tests {
     }
 
     #[test]
+    fn shards_default_to_the_cores_and_take_the_key() {
+        // Goal: unset means one shard per core and lets a data directory keep its own
+        // count (ShardCount::Default); the key and the flag ask for exactly a count; out of
+        // range is refused naming the key.
+        assert_eq!(parse("").shards, ShardCount::Default(default_shards()));
+        assert!(default_shards() >= 1);
+        assert_eq!(parse("num.shards = 3").shards, ShardCount::Exactly(3));
+        for bad in ["num.shards = 0", "num.shards = 257"] {
+            let error = refusal(bad);
+            assert!(error.contains("num.shards"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn network_threads_take_kafka_key() {
         // Goal: unset means "one per core" (decided at start); Kafka's key sets it; out of
         // range is refused naming the key.
