@@ -209,19 +209,7 @@ impl ProducerStates {
             batch.base_offset <= batch.last_offset,
             "producer {producer_id}: {batch:?}"
         );
-        if !self.producers.contains_key(&producer_id)
-            && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
-        {
-            self.evict_least_recent();
-        }
-        let entry = self
-            .producers
-            .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch,
-                batches: VecDeque::new(),
-                last_write_ms: now_ms,
-            });
+        let entry = self.entry_for(producer_id, epoch, now_ms);
         // Fencing rests on this: `check` refuses an older epoch and `replay` skips one, so
         // the table's epoch for a producer never goes back.
         assert!(
@@ -298,19 +286,7 @@ impl ProducerStates {
     /// epoch starts at sequence 0), so a batch of an older epoch is fenced from now on. An
     /// older marker epoch changes nothing (the table's epoch never goes back).
     pub fn record_marker(&mut self, producer_id: i64, epoch: i16, now_ms: i64) {
-        if !self.producers.contains_key(&producer_id)
-            && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
-        {
-            self.evict_least_recent();
-        }
-        let entry = self
-            .producers
-            .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch,
-                batches: VecDeque::new(),
-                last_write_ms: now_ms,
-            });
+        let entry = self.entry_for(producer_id, epoch, now_ms);
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -436,6 +412,23 @@ impl ProducerStates {
                 );
             }
         }
+    }
+
+    /// `producer_id`'s entry, a new one (at `epoch`, no batch) if it has none; a full table
+    /// makes room first.
+    fn entry_for(&mut self, producer_id: i64, epoch: i16, now_ms: i64) -> &mut ProducerEntry {
+        if !self.producers.contains_key(&producer_id)
+            && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
+        {
+            self.evict_least_recent();
+        }
+        self.producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_write_ms: now_ms,
+            })
     }
 
     /// Forget the producer that wrote least recently, to make room. It is the one most likely
