@@ -137,6 +137,7 @@ pub async fn run<R: Runtime, S: StorageDriver>(
         shards,
         feeds_missed: vec![false; usize::from(shard.count())],
         published_index: None,
+        routable_deadline: Some(runtime.now() + crate::shards::ROUTABLE_WAIT_MAX),
         runtime,
         storage,
         node,
@@ -214,6 +215,10 @@ struct NodeLoop<R, S> {
     feeds_missed: Vec<bool>,
     /// Shard 0: the image's applied index the routing table was last published at.
     published_index: Option<u64>,
+    /// Shard 0 of several: when the router may place requests even if this shard has not
+    /// caught up yet (`shards::ROUTABLE_WAIT_MAX` after the loop started); `None` once it
+    /// may.
+    routable_deadline: Option<Duration>,
     runtime: R,
     storage: S,
     node: Node,
@@ -607,6 +612,14 @@ impl<R: Runtime, S: StorageDriver> NodeLoop<R, S> {
         if self.published_index != Some(applied) {
             self.published_index = Some(applied);
             shards.publish(self.node.placement());
+        }
+        // After the table of a caught-up image is out: requests routed from now on find
+        // their topics (docs/sharding.md).
+        if let Some(deadline) = self.routable_deadline {
+            if self.node.is_serving() || self.runtime.now() >= deadline {
+                self.routable_deadline = None;
+                shards.set_routable();
+            }
         }
     }
 

@@ -20,6 +20,11 @@
 //!   table finds its shard's image at least as new, unless a full channel made the loop
 //!   send that shard the whole image later (the request is then answered with a retriable
 //!   error, as during any metadata propagation).
+//! - A broker of several shards routes client requests only once the table is
+//!   [`NodeHandle::is_routable`]: shard 0 has caught up with the metadata log (its image at
+//!   recovery can lack a topic created shortly before a crash, which would send that
+//!   topic's requests to shard 0), or it waited [`ROUTABLE_WAIT_MAX`] for that, as a
+//!   request held for the start waits (then errors answer what cannot be served yet).
 
 pub mod split;
 pub mod storage;
@@ -27,7 +32,7 @@ pub mod storage;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use weir_core::node::metrics::MetricsSnapshot;
 use weir_core::shard::{peer_route, PeerRoute, Placement};
 use weir_core::RequestId;
@@ -40,21 +45,56 @@ use crate::messages::NodeInput;
 #[error("the node loop has stopped")]
 pub struct NodeClosed;
 
+/// How long shard 0 waits to catch up with the metadata log before the router places
+/// requests by the table it has: the time weir-core holds a request for the broker's
+/// start (`HELD_REQUEST_MS`), so a sharded broker answers no later than one shard does.
+pub const ROUTABLE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Every shard's input channel and the routing table; clones share both.
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     shards: Arc<[mpsc::Sender<NodeInput>]>,
     placement: Arc<RwLock<Arc<Placement>>>,
+    /// True once requests may be placed by the table (see the module's invariants).
+    routable: Arc<watch::Sender<bool>>,
 }
 
 impl NodeHandle {
     /// The handle of a broker whose shard `k` reads `shards[k]` (at least one).
     pub fn new(shards: Vec<mpsc::Sender<NodeInput>>, placement: Placement) -> Self {
         assert!(!shards.is_empty(), "a broker has at least one shard");
+        // One shard places nothing: routable from the start.
+        let (routable, _) = watch::channel(shards.len() == 1);
         NodeHandle {
             shards: shards.into(),
             placement: Arc::new(RwLock::new(Arc::new(placement))),
+            routable: Arc::new(routable),
         }
+    }
+
+    /// True once client requests may be placed by the routing table: always with one
+    /// shard; with several, once shard 0 caught up with the metadata log (or gave up
+    /// waiting, [`ROUTABLE_WAIT_MAX`]).
+    pub fn is_routable(&self) -> bool {
+        *self.routable.borrow()
+    }
+
+    /// Wait until [`NodeHandle::is_routable`] (a connection's reader, before it splits a
+    /// request). Shard 0's loop bounds the wait ([`ROUTABLE_WAIT_MAX`]).
+    pub async fn routable(&self) {
+        if self.is_routable() {
+            return;
+        }
+        let mut ready = self.routable.subscribe();
+        // Err only when the sender is gone, which this handle holds: not reached.
+        let _ = ready.wait_for(|routable| *routable).await;
+    }
+
+    /// Let requests be placed by the table (shard 0's loop, once it caught up or waited
+    /// long enough).
+    pub fn set_routable(&self) {
+        self.routable
+            .send_if_modified(|routable| !std::mem::replace(routable, true));
     }
 
     /// The handle of a broker of one shard (the node loop reads `sender`).
@@ -254,6 +294,7 @@ impl NodeHandle {
         WeakNodeHandle {
             shards: self.shards.iter().map(mpsc::Sender::downgrade).collect(),
             placement: Arc::clone(&self.placement),
+            routable: Arc::clone(&self.routable),
         }
     }
 }
@@ -272,6 +313,7 @@ enum Routed {
 pub struct WeakNodeHandle {
     shards: Vec<mpsc::WeakSender<NodeInput>>,
     placement: Arc<RwLock<Arc<Placement>>>,
+    routable: Arc<watch::Sender<bool>>,
 }
 
 impl WeakNodeHandle {
@@ -283,6 +325,7 @@ impl WeakNodeHandle {
         Some(NodeHandle {
             shards: shards.into(),
             placement: Arc::clone(&self.placement),
+            routable: Arc::clone(&self.routable),
         })
     }
 }
@@ -508,5 +551,29 @@ mod tests {
         assert_eq!(merged.state_machine_busy, std::time::Duration::from_secs(3));
         let seconds = std::time::Duration::from_secs;
         assert_eq!(merged.shard_busy, [seconds(1), seconds(2)]);
+    }
+
+    // Goal: a broker of one shard routes at once; one of several routes only once shard
+    // 0's loop says so, and a reader waiting for it (a connection after a restart) is
+    // woken then, through every clone and the loops' weak copy.
+    // Method: handles over plain channels; the waiter polled before and after the flag.
+    #[tokio::test]
+    async fn requests_wait_until_the_table_is_routable() {
+        let channel = || mpsc::channel::<NodeInput>(4).0;
+        assert!(NodeHandle::single(channel()).is_routable());
+        let handle = NodeHandle::new(vec![channel(), channel()], Placement::default());
+        assert!(!handle.is_routable());
+        let reader = handle.clone();
+        let waiter = tokio::spawn(async move { reader.routable().await });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "routed before the table was complete"
+        );
+        let weak = handle.downgrade();
+        weak.upgrade().expect("senders alive").set_routable();
+        waiter.await.expect("the waiter is woken");
+        assert!(handle.is_routable());
+        handle.routable().await;
     }
 }
