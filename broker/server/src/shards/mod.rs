@@ -32,7 +32,9 @@ pub mod storage;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{mpsc, oneshot, Notify};
 use weir_core::node::metrics::MetricsSnapshot;
 use weir_core::shard::{peer_route, PeerRoute, Placement};
 use weir_core::RequestId;
@@ -56,7 +58,17 @@ pub struct NodeHandle {
     shards: Arc<[mpsc::Sender<NodeInput>]>,
     placement: Arc<RwLock<Arc<Placement>>>,
     /// True once requests may be placed by the table (see the module's invariants).
-    routable: Arc<watch::Sender<bool>>,
+    routable: Arc<Routable>,
+}
+
+/// The routable flag and its waiters. A `Notify`, not a `watch` channel: `watch` spreads
+/// its waiters over several queues picked at random, so the order in which waiting
+/// readers woke differed between runs of one simulated seed; `Notify` wakes its one
+/// queue in order.
+#[derive(Debug, Default)]
+struct Routable {
+    flag: AtomicBool,
+    waiters: Notify,
 }
 
 impl NodeHandle {
@@ -64,7 +76,10 @@ impl NodeHandle {
     pub fn new(shards: Vec<mpsc::Sender<NodeInput>>, placement: Placement) -> Self {
         assert!(!shards.is_empty(), "a broker has at least one shard");
         // One shard places nothing: routable from the start.
-        let (routable, _) = watch::channel(shards.len() == 1);
+        let routable = Routable {
+            flag: AtomicBool::new(shards.len() == 1),
+            waiters: Notify::new(),
+        };
         NodeHandle {
             shards: shards.into(),
             placement: Arc::new(RwLock::new(Arc::new(placement))),
@@ -76,25 +91,30 @@ impl NodeHandle {
     /// shard; with several, once shard 0 caught up with the metadata log (or gave up
     /// waiting, [`ROUTABLE_WAIT_MAX`]).
     pub fn is_routable(&self) -> bool {
-        *self.routable.borrow()
+        self.routable.flag.load(Ordering::Acquire)
     }
 
     /// Wait until [`NodeHandle::is_routable`] (a connection's reader, before it splits a
     /// request). Shard 0's loop bounds the wait ([`ROUTABLE_WAIT_MAX`]).
     pub async fn routable(&self) {
-        if self.is_routable() {
-            return;
+        loop {
+            // Registered before the flag is read, so a set in between still wakes it.
+            let notified = self.routable.waiters.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_routable() {
+                return;
+            }
+            notified.await;
         }
-        let mut ready = self.routable.subscribe();
-        // Err only when the sender is gone, which this handle holds: not reached.
-        let _ = ready.wait_for(|routable| *routable).await;
     }
 
     /// Let requests be placed by the table (shard 0's loop, once it caught up or waited
     /// long enough).
     pub fn set_routable(&self) {
-        self.routable
-            .send_if_modified(|routable| !std::mem::replace(routable, true));
+        if !self.routable.flag.swap(true, Ordering::AcqRel) {
+            self.routable.waiters.notify_waiters();
+        }
     }
 
     /// The handle of a broker of one shard (the node loop reads `sender`).
@@ -313,7 +333,7 @@ enum Routed {
 pub struct WeakNodeHandle {
     shards: Vec<mpsc::WeakSender<NodeInput>>,
     placement: Arc<RwLock<Arc<Placement>>>,
-    routable: Arc<watch::Sender<bool>>,
+    routable: Arc<Routable>,
 }
 
 impl WeakNodeHandle {
