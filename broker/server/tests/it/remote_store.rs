@@ -27,9 +27,7 @@ use weir_core::tier::{DeleteJob, SweepJob};
 use weir_core::Completion;
 use weir_runtime::{Runtime, TokioRuntime};
 use weir_wire::codec::{self, RequestHeader};
-use weir_wire::domain::{
-    ApiRequest, ApiResponse, FetchPartition, FetchRecords, FetchRequest, FetchTopic, TopicRef,
-};
+use weir_wire::domain::{ApiResponse, FetchRecords};
 use weir_wire::error::ErrorCode;
 
 const KEY: &str = "tiered-00000000000000000000000000000077/0/seg-a.seg";
@@ -403,7 +401,12 @@ async fn serve_two_fetches(
     let headers: Vec<RequestHeader> = (1..=2).map(fetch_header).collect();
     for header in &headers {
         let mut out = BytesMut::new();
-        codec::encode_request(header, &fetch_request(), &mut out).expect("encode");
+        codec::encode_request(
+            header,
+            &crate::common::fetch_request("tiered", [0], 0, 100),
+            &mut out,
+        )
+        .expect("encode");
         client.write_all(&out).await.expect("write");
     }
     for _ in 0..2 {
@@ -450,27 +453,4 @@ fn fetch_header(correlation_id: i32) -> RequestHeader {
         correlation_id,
         client_id: Some("remote-test".to_owned()),
     }
-}
-
-fn fetch_request() -> ApiRequest {
-    ApiRequest::Fetch(FetchRequest {
-        replica_id: -1,
-        max_wait_ms: 100,
-        min_bytes: 1,
-        max_bytes: 1 << 20,
-        isolation_level: 0,
-        session_id: 0,
-        session_epoch: -1,
-        topics: vec![FetchTopic {
-            topic: TopicRef::Name("tiered".to_owned()),
-            partitions: vec![FetchPartition {
-                partition: 0,
-                current_leader_epoch: -1,
-                fetch_offset: 0,
-                log_start_offset: -1,
-                partition_max_bytes: 1 << 20,
-            }],
-        }],
-        rack_id: String::new(),
-    })
 }

@@ -453,7 +453,6 @@ impl<S: Read + Write> Client<S> {
 /// An i16 error code (what tests compare against).
 pub type ErrorCodeValue = i16;
 
-/// A one-partition produce; `acks` is the wire value (0, 1 or -1).
 /// A consumer's Fetch of `partitions` of `topic`, each from `offset`, waiting up to
 /// `max_wait_ms` for one byte.
 pub fn fetch_request(
@@ -486,6 +485,7 @@ pub fn fetch_request(
     })
 }
 
+/// A one-partition produce; `acks` is the wire value (0, 1 or -1).
 pub fn produce_request(topic: &str, acks: i16, batch: Bytes) -> ApiRequest {
     ApiRequest::Produce(ProduceRequest {
         transactional_id: None,
