@@ -408,11 +408,9 @@ impl<R: weir_runtime::Runtime> Reader<R> {
                     join.client_host = client_host(&self.context.peer);
                 }
                 // Expect goes first, so the writer knows the slot (and the parts of a
-                // request split over shards) before any response. A broker of several
-                // shards places requests once its table is complete (shards::NodeHandle).
-                self.node.routable().await;
+                // request split over shards) before any response.
                 let home = self.node.home(self.context.conn);
-                let parts = self.node.split(request, home);
+                let parts = self.node.split(request, home).await;
                 let shards = (parts.len() > 1).then(|| parts.iter().map(|p| p.0).collect());
                 let expect = ConnEvent::Expect {
                     seq,

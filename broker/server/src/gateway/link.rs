@@ -116,8 +116,7 @@ impl NodeLink {
     pub async fn send(&self, request: ApiRequest) -> Result<PendingCall, LinkClosed> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
-        self.node.routable().await;
-        let parts = self.node.split(request, self.node.home(self.conn));
+        let parts = self.node.split(request, self.node.home(self.conn)).await;
         let split = (parts.len() > 1).then(|| Parts::new(parts.iter().map(|p| p.0).collect()));
         match lock(&self.pending).as_mut() {
             Some(map) => {

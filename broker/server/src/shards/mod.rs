@@ -94,8 +94,8 @@ impl NodeHandle {
         self.routable.flag.load(Ordering::Acquire)
     }
 
-    /// Wait until [`NodeHandle::is_routable`] (a connection's reader, before it splits a
-    /// request). Shard 0's loop bounds the wait ([`ROUTABLE_WAIT_MAX`]).
+    /// Wait until [`NodeHandle::is_routable`] (before a request is placed). Shard 0's
+    /// loop bounds the wait ([`ROUTABLE_WAIT_MAX`]).
     pub async fn routable(&self) {
         loop {
             // Registered before the flag is read, so a set in between still wakes it.
@@ -155,11 +155,15 @@ impl NodeHandle {
     }
 
     /// The parts `request` goes out as, each (shard, part), for a connection whose home
-    /// shard is `home` (what no partition or key places goes there).
-    pub fn split(&self, request: ApiRequest, home: u16) -> Vec<(u16, ApiRequest)> {
+    /// shard is `home` (what no partition or key places goes there); placed once the
+    /// table is routable ([`NodeHandle::routable`]). Every front end's requests are
+    /// placed here: the Kafka listeners' and the gateway's through this, the HTTP
+    /// services' through [`NodeHandle::send`].
+    pub async fn split(&self, request: ApiRequest, home: u16) -> Vec<(u16, ApiRequest)> {
         if self.shards.len() == 1 {
             return vec![(0, request)];
         }
+        self.routable().await;
         split::split(request, home, &self.placement())
     }
 
@@ -213,6 +217,10 @@ impl NodeHandle {
     pub async fn send(&self, input: NodeInput) -> Result<(), NodeClosed> {
         if self.shards.len() == 1 {
             return self.send_to(0, input).await;
+        }
+        if matches!(input, NodeInput::Request { .. }) {
+            // Placed by the table like a connection's request (`split`).
+            self.routable().await;
         }
         match self.route(input) {
             Routed::One(shard, input) => self.send_to(shard, input).await,
