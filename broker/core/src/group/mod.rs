@@ -86,6 +86,7 @@
 pub mod consumer_group;
 pub mod consumer_protocol;
 pub mod offsets_log;
+pub mod txn_offsets;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -439,6 +440,8 @@ pub struct GroupCoordinator {
     responses: Vec<(RequestId, ApiResponse)>,
     /// Group metadata records for the node to write, in order.
     writes: Vec<MetadataWrite>,
+    /// Offsets of open transactions, applied or dropped by their markers.
+    txn_offsets: txn_offsets::TxnOffsets,
 }
 
 impl GroupCoordinator {
@@ -451,6 +454,7 @@ impl GroupCoordinator {
             next_member_seq: 0,
             responses: Vec::new(),
             writes: Vec::new(),
+            txn_offsets: txn_offsets::TxnOffsets::default(),
         }
     }
 
@@ -1757,12 +1761,79 @@ impl GroupCoordinator {
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(now.instant, true));
         // Called after the records were appended (node/group.rs), never before: memory may
-        // run ahead of the disk only until the answer's sync. (Transactional offsets come
-        // from the transaction coordinator, which need not coordinate the group.)
+        // run ahead of the disk only until the answer's sync. (Transactional offsets arrive
+        // with their commit marker, see `end_txn_offsets`.)
         for (key, offset) in offsets {
             group.offsets.insert(key, offset);
         }
         self.touch_session(now, group_id, member_id);
+    }
+
+    /// True when a TxnOffsetCommit of `producer_id` may be accepted ([`txn_offsets`]).
+    pub fn has_room_for_txn_offsets(&self, producer_id: i64) -> bool {
+        self.txn_offsets.has_room_for(producer_id)
+    }
+
+    /// Hold offsets of `producer_id`'s open transaction until its marker: written by this
+    /// coordinator (TxnOffsetCommit), copied from the leader, or replayed at recovery.
+    pub fn stage_txn_offsets(
+        &mut self,
+        producer_id: i64,
+        offsets: Vec<txn_offsets::PendingTxnOffset>,
+    ) {
+        self.txn_offsets.stage(producer_id, offsets);
+    }
+
+    /// Stage the offset records of a transactional batch of `producer_id` (a follower's copy
+    /// or recovery); other records in it are not offsets and are skipped.
+    pub fn stage_txn_records<'a>(
+        &mut self,
+        producer_id: i64,
+        records: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) {
+        let offsets: Vec<_> = (records.into_iter())
+            .filter_map(
+                |(key, value)| match offsets_log::decode_record(key, value) {
+                    Some(OffsetsTopicRecord::Offset((group, topic, partition, Some(offset)))) => {
+                        Some((group, (topic, partition), offset))
+                    }
+                    _ => None,
+                },
+            )
+            .collect();
+        if !offsets.is_empty() {
+            self.stage_txn_offsets(producer_id, offsets);
+        }
+    }
+
+    /// A marker of `producer_id` reached the group's offsets partition: a commit makes its
+    /// pending offsets committed, an abort drops them. `coordinated`: this node wrote the
+    /// marker as the partition's leader (it coordinates the groups); otherwise it is a copy,
+    /// and groups it creates are replayed ones.
+    pub fn end_txn_offsets(
+        &mut self,
+        now: Now,
+        producer_id: i64,
+        committed: bool,
+        coordinated: bool,
+    ) {
+        let ended = self.txn_offsets.end(producer_id);
+        if !committed {
+            return;
+        }
+        for (group, key, offset) in ended {
+            if coordinated {
+                // No member id: a transactional commit renews no member's session.
+                self.commit(now, &group, "", vec![(key, offset)]);
+            } else {
+                self.replay(now, &group, key, Some(offset));
+            }
+        }
+    }
+
+    /// True when an open transaction holds an offset for this group partition (KIP-447).
+    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.txn_offsets.is_pending(group, topic, partition)
     }
 
     /// Apply a record replayed from `__consumer_offsets` at recovery (latest wins; `None`
@@ -2279,6 +2350,7 @@ impl GroupCoordinator {
 
     /// Assert the invariants listed in the module doc.
     pub fn invariants(&self) {
+        self.txn_offsets.invariants();
         assert!(
             self.groups.len() <= GROUPS_MAX,
             "groups={}",

@@ -1019,6 +1019,7 @@ impl Node {
             ApiRequest::LeaveGroup(r) => r.group_id.as_str(),
             ApiRequest::OffsetCommit(r) => r.group_id.as_str(),
             ApiRequest::OffsetDelete(r) => r.group_id.as_str(),
+            ApiRequest::TxnOffsetCommit(r) => r.group_id.as_str(),
             ApiRequest::ConsumerGroupHeartbeat(r) => r.group_id.as_str(),
             _ => return None,
         };
@@ -1040,9 +1041,10 @@ impl Node {
         (!leads).then_some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
     }
 
-    /// The internal topic a coordinator request needs, when the image does not have it
-    /// yet: `__consumer_offsets` for group requests, `__transaction_state` for
-    /// transactional ones (FindCoordinator by its key type).
+    /// The internal topics a coordinator request needs, when the image does not have them
+    /// yet: `__consumer_offsets` for group requests (TxnOffsetCommit included),
+    /// `__transaction_state` for transactional ones, both for AddOffsetsToTxn
+    /// (FindCoordinator by its key type).
     fn missing_topics(&self, request: &ApiRequest) -> Vec<String> {
         use crate::group::offsets_log::OFFSETS_TOPIC;
         use crate::txn_log::TXN_STATE_TOPIC;
@@ -1065,10 +1067,10 @@ impl Node {
                 .map(str::to_string)
                 .collect();
         }
-        let name = match request {
+        let names: &[&str] = match request {
             ApiRequest::FindCoordinator(r) => match r.key_type {
-                0 => OFFSETS_TOPIC,
-                1 => TXN_STATE_TOPIC,
+                0 => &[OFFSETS_TOPIC],
+                1 => &[TXN_STATE_TOPIC],
                 _ => return Vec::new(),
             },
             ApiRequest::JoinGroup(_)
@@ -1078,15 +1080,16 @@ impl Node {
             | ApiRequest::OffsetCommit(_)
             | ApiRequest::OffsetDelete(_)
             | ApiRequest::OffsetFetch(_)
-            | ApiRequest::ConsumerGroupHeartbeat(_) => OFFSETS_TOPIC,
-            ApiRequest::EndTxn(_)
-            | ApiRequest::AddOffsetsToTxn(_)
-            | ApiRequest::AddPartitionsToTxn(_)
-            | ApiRequest::TxnOffsetCommit(_) => TXN_STATE_TOPIC,
-            ApiRequest::InitProducerId(r) if r.transactional_id.is_some() => TXN_STATE_TOPIC,
+            | ApiRequest::TxnOffsetCommit(_)
+            | ApiRequest::ConsumerGroupHeartbeat(_) => &[OFFSETS_TOPIC],
+            // The group's offsets partition joins the transaction (`node/txn_offsets.rs`).
+            ApiRequest::AddOffsetsToTxn(_) => &[TXN_STATE_TOPIC, OFFSETS_TOPIC],
+            ApiRequest::EndTxn(_) | ApiRequest::AddPartitionsToTxn(_) => &[TXN_STATE_TOPIC],
+            ApiRequest::InitProducerId(r) if r.transactional_id.is_some() => &[TXN_STATE_TOPIC],
             _ => return Vec::new(),
         };
-        if known(name) {
+        let missing: Vec<&str> = names.iter().copied().filter(|n| !known(n)).collect();
+        if missing.is_empty() {
             return Vec::new();
         }
         // Not creatable now (too few live brokers for its replication factor): answer at
@@ -1097,7 +1100,7 @@ impl Node {
         if live < rf {
             return Vec::new();
         }
-        vec![name.to_string()]
+        missing.into_iter().map(str::to_string).collect()
     }
 
     /// Hold a client request until what it needs exists ([`HoldFor`]): this broker
@@ -1191,10 +1194,15 @@ impl Node {
         let Some((key, transaction)) = coordinator_key(request) else {
             return false;
         };
-        // Another broker's, or (a broker of several shards) another shard's.
-        self.coordinator_for(&key, transaction) != Ok(self.config.node_id)
-            || (self.coordinator_shard(&key, transaction))
-                .is_some_and(|shard| shard != self.config.shard.index())
+        !self.coordinates(&key, transaction)
+    }
+
+    /// True when this node (this shard of its broker) coordinates group or transactional id
+    /// `key`: not another broker, nor another shard.
+    pub(super) fn coordinates(&mut self, key: &str, transaction: bool) -> bool {
+        self.coordinator_for(key, transaction) == Ok(self.config.node_id)
+            && (self.coordinator_shard(key, transaction))
+                .is_none_or(|shard| shard == self.config.shard.index())
     }
 
     /// The other shard of this broker that coordinates `request`'s group or transactional
@@ -1219,14 +1227,13 @@ impl Node {
 }
 
 /// The group or transactional id a coordinator request is about, and whether it is a
-/// transactional id (its coordinator is `__transaction_state`'s).
+/// transactional id (its coordinator is `__transaction_state`'s). TxnOffsetCommit is the
+/// group's: its offsets are held by the group's coordinator until the transaction's marker
+/// (`node/txn_offsets.rs`), and clients send it there.
 fn coordinator_key(request: &ApiRequest) -> Option<(String, bool)> {
     let transaction = matches!(
         request,
-        ApiRequest::EndTxn(_)
-            | ApiRequest::AddOffsetsToTxn(_)
-            | ApiRequest::TxnOffsetCommit(_)
-            | ApiRequest::InitProducerId(_)
+        ApiRequest::EndTxn(_) | ApiRequest::AddOffsetsToTxn(_) | ApiRequest::InitProducerId(_)
     );
     let key = match request {
         ApiRequest::JoinGroup(r) => Some(r.group_id.as_str()),
@@ -1239,7 +1246,7 @@ fn coordinator_key(request: &ApiRequest) -> Option<(String, bool)> {
         ApiRequest::OffsetFetch(r) => r.groups.first().map(|g| g.group_id.as_str()),
         ApiRequest::EndTxn(r) => Some(r.transactional_id.as_str()),
         ApiRequest::AddOffsetsToTxn(r) => Some(r.transactional_id.as_str()),
-        ApiRequest::TxnOffsetCommit(r) => Some(r.transactional_id.as_str()),
+        ApiRequest::TxnOffsetCommit(r) => Some(r.group_id.as_str()),
         ApiRequest::InitProducerId(r) => r.transactional_id.as_deref(),
         _ => None,
     };

@@ -42,7 +42,7 @@ use weir_wire::domain::{
 use weir_wire::error::ErrorCode;
 use weir_wire::records::Record;
 
-use super::internal::replay_internal;
+use super::internal::replay_internal_batches;
 use super::Node;
 use crate::event::{Origin, RequestId};
 use crate::group::consumer_group::{TopicInfo, TopicView};
@@ -628,7 +628,7 @@ impl Node {
 
     /// `Some` when the topic has this partition: offsets are only stored for real ones, so a
     /// client's typo cannot fill the group's bounded offset table.
-    fn partition_exists(&self, topic: &str, partition: i32) -> Option<()> {
+    pub(super) fn partition_exists(&self, topic: &str, partition: i32) -> Option<()> {
         let index = usize::try_from(partition).ok()?;
         (index < self.topic_by_name(topic)?.partitions.len()).then_some(())
     }
@@ -636,7 +636,7 @@ impl Node {
     /// The `__consumer_offsets` partition of `group_id`, creating the topic on first use.
     /// Kafka's mapping (`abs(hash(group_id)) % offsets.topic.num.partitions`), so a group's
     /// offsets and metadata records share one partition and one coordinator.
-    fn offsets_partition(&mut self, group_id: &str) -> Result<PartitionId, ErrorCode> {
+    pub(super) fn offsets_partition(&mut self, group_id: &str) -> Result<PartitionId, ErrorCode> {
         self.internal_partition(OFFSETS_TOPIC, group_id)
     }
 
@@ -664,13 +664,9 @@ impl Node {
     ) -> Result<(), StorageError> {
         let ranges = self.internal_ranges(OFFSETS_TOPIC);
         let groups = &mut self.groups;
-        let replayed = replay_internal(storage, OFFSETS_TOPIC, &ranges, |record| {
-            let Some(key) = record.key.as_deref() else {
-                return;
-            };
-            if !groups.replay_record(now, key, record.value.as_deref()) {
-                tracing::debug!(offset = record.offset, "unknown record skipped");
-            }
+        // Batch by batch: transactional offsets wait for their markers (`node/txn_offsets.rs`).
+        let replayed = replay_internal_batches(storage, OFFSETS_TOPIC, &ranges, |batch, from| {
+            super::txn_offsets::apply_offsets_batch(groups, now, batch, from)
         })?;
         tracing::info!(records = replayed, "replayed {OFFSETS_TOPIC}");
         // Before this point every group is a replayed, uncoordinated copy of its records,

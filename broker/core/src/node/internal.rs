@@ -10,7 +10,7 @@
 
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
-use weir_wire::batch::{set_base_offset, set_partition_leader_epoch};
+use weir_wire::batch::{parse_header, set_base_offset, set_partition_leader_epoch};
 use weir_wire::domain::ReadPlan;
 use weir_wire::error::ErrorCode;
 use weir_wire::records::{decode_records, encode_batch, BatchOptions, Record};
@@ -58,10 +58,23 @@ impl Node {
         index: usize,
         records: &[Record],
     ) -> Result<(), ErrorCode> {
+        self.append_internal_batch(topic_id, index, records, &BatchOptions::default())
+    }
+
+    /// [`Node::append_internal`] with the batch's producer fields: a transactional batch
+    /// (a TxnOffsetCommit's offsets) joins its producer's open transaction in the partition's
+    /// producer table and transaction index, like a client's transactional batch.
+    pub(super) fn append_internal_batch(
+        &mut self,
+        topic_id: Uuid,
+        index: usize,
+        records: &[Record],
+        options: &BatchOptions,
+    ) -> Result<(), ErrorCode> {
         if records.is_empty() {
             return Ok(());
         }
-        let batch = encode_batch(records, &BatchOptions::default()).map_err(|error| {
+        let batch = encode_batch(records, options).map_err(|error| {
             tracing::error!(%error, "cannot encode an internal batch");
             ErrorCode::UNKNOWN_SERVER_ERROR
         })?;
@@ -130,12 +143,42 @@ fn read_verified(storage: &impl Storage, plan: &ReadPlan) -> Result<Bytes, Stora
 /// Replay every record of the given partitions (from their log start to their high
 /// watermark) in offset order, partition by partition; returns how many were applied.
 /// Reads are CRC-checked and retried ([`read_verified`]); a batch that still cannot be
-/// decoded is logged and skipped.
+/// decoded is logged and skipped. Control batches (transaction markers) carry no record.
 pub(super) fn replay_internal(
     storage: &impl Storage,
     name: &str,
     ranges: &[StoredRange],
     mut apply: impl FnMut(Record),
+) -> Result<u64, StorageError> {
+    replay_internal_batches(storage, name, ranges, |batch, from| {
+        if parse_header(&batch).is_ok_and(|h| h.is_control()) {
+            return 0;
+        }
+        match decode_records(batch) {
+            Ok(records) => {
+                let mut applied = 0;
+                for record in records.into_iter().filter(|r| r.offset >= from) {
+                    applied += 1;
+                    apply(record);
+                }
+                applied
+            }
+            Err(error) => {
+                tracing::warn!(%error, "unreadable {name} batch skipped");
+                0
+            }
+        }
+    })
+}
+
+/// [`replay_internal`] batch by batch, control batches included: `apply` gets each whole
+/// stored batch and the first offset to replay in it (a read may start inside the batch
+/// that holds the log start), and returns how many records it applied.
+pub(super) fn replay_internal_batches(
+    storage: &impl Storage,
+    name: &str,
+    ranges: &[StoredRange],
+    mut apply: impl FnMut(Bytes, i64) -> u64,
 ) -> Result<u64, StorageError> {
     let mut replayed = 0u64;
     for &(partition_key, start_offset, end_offset) in ranges {
@@ -150,19 +193,15 @@ pub(super) fn replay_internal(
             let bytes = read_verified(storage, &plan)?;
             let mut next = position;
             for item in weir_wire::batch::iter_batches(&bytes) {
-                match item {
-                    Ok((header, _)) => next = next.max(header.last_offset() + 1),
-                    Err(_) => break,
+                let Ok((header, range)) = item else {
+                    tracing::warn!("unreadable {name} batch skipped");
+                    break;
+                };
+                next = next.max(header.last_offset() + 1);
+                if header.last_offset() < position {
+                    continue;
                 }
-            }
-            match decode_records(bytes) {
-                Ok(records) => {
-                    for record in records.into_iter().filter(|r| r.offset >= position) {
-                        replayed += 1;
-                        apply(record);
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "unreadable {name} batch skipped"),
+                replayed += apply(bytes.slice(range), position);
             }
             if next <= position {
                 break; // Nothing readable past here (a torn tail was truncated).

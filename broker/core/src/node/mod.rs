@@ -45,6 +45,7 @@ pub mod scram;
 pub mod shard;
 mod tier;
 mod txn;
+mod txn_offsets;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

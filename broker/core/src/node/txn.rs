@@ -1,12 +1,13 @@
 //! The transaction coordinator at node level: InitProducerId with a transactional id,
-//! AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn, WriteTxnMarkers, the
+//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, WriteTxnMarkers, the
 //! timeout aborts, the admin views (DescribeTransactions, ListTransactions,
 //! DescribeProducers), the produce-side check of transactional batches, and recovery.
 //!
 //! Protocol (KIP-98; the state diagram is in [`crate::txn`]). A producer's round trip:
 //! InitProducerId (bumps the epoch, aborting what an earlier incarnation left open),
-//! AddPartitionsToTxn before its first batch to each partition, AddOffsetsToTxn and
-//! TxnOffsetCommit for consumed offsets, then EndTxn. EndTxn(commit) is a two-phase write
+//! AddPartitionsToTxn before its first batch to each partition, AddOffsetsToTxn (here) and
+//! TxnOffsetCommit (at the group's coordinator, `node/txn_offsets.rs`) for consumed
+//! offsets, then EndTxn. EndTxn(commit) is a two-phase write
 //! the coordinator runs alone: the Prepare record decides, the markers (control batches in
 //! every partition of the transaction) make the data visible to read_committed consumers or
 //! abort it, and the Complete record closes it. A client may retry any step: a retried
@@ -25,8 +26,8 @@
 //! |--------------------|---------------------------------------|------------------------------|
 //! | InitProducerId     | not Prepare* (CONCURRENT_TRANSACTIONS)| epoch + 1; Ongoing is aborted|
 //! | AddPartitionsToTxn | current pid/epoch, partitions exist   | Ongoing, partitions added    |
-//! | AddOffsetsToTxn    | current pid/epoch                     | Ongoing, group added         |
-//! | TxnOffsetCommit    | Ongoing, group added before           | pending offsets replaced     |
+//! | AddOffsetsToTxn    | current pid/epoch                     | Ongoing, group and its       |
+//! |                    |                                       | offsets partition added      |
 //! | EndTxn             | Ongoing (or a retry of the same end)  | Prepare*, markers, Complete* |
 //!
 //! Every change that succeeds is answered after the sync covering its record; a request
@@ -57,8 +58,8 @@
 //! Invariants:
 //! - every state change is a record of `__transaction_state` answered only after the sync
 //!   covering it;
-//! - ending a transaction writes Prepare, then the markers and (commit) the group offsets,
-//!   then Complete, all before the answer's sync, so an acknowledged EndTxn is complete on
+//! - ending a transaction writes Prepare, then the markers (the one in a group's offsets
+//!   partition commits the group's transactional offsets), then Complete, all before the answer's sync, so an acknowledged EndTxn is complete on
 //!   disk and a crash in between leaves a Prepare state that recovery finishes;
 //! - a prepared transaction changes only to its Complete state: no request moves it
 //!   elsewhere (each answers CONCURRENT_TRANSACTIONS), so the markers sent and the outcome
@@ -79,8 +80,8 @@ use weir_wire::domain::txn::{
     DescribeProducersResponse, DescribeProducersTopic, DescribeTransactionsRequest,
     DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, ListTransactionsRequest,
     ListTransactionsResponse, ProducerDescription, TransactionDescription, TransactionListing,
-    TxnOffsetCommitRequest, TxnOffsetCommitResponse, TxnPartitionResult, TxnTopic, TxnTopicResult,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse, WriteTxnMarkersResult,
+    TxnOffsetCommitResponse, TxnPartitionResult, TxnTopic, TxnTopicResult, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse, WriteTxnMarkersResult,
 };
 use weir_wire::domain::{
     ApiRequest, ApiResponse, InitProducerIdRequest, InitProducerIdResponse, OffsetFetchRequest,
@@ -93,7 +94,7 @@ use super::append::AppendOrigin;
 use super::internal::replay_internal;
 use super::Node;
 use crate::event::RequestId;
-use crate::group::offsets_log;
+use crate::group::offsets_log::{self, OFFSETS_TOPIC};
 use crate::group::CommittedOffset;
 use crate::meta;
 use crate::storage::{Storage, StorageError, StorageOp};
@@ -120,7 +121,7 @@ impl Node {
     /// current producer. The order of the checks is Kafka's: a client that sees
     /// PRODUCER_FENCED must stop for good, so it is reported only for a real zombie (an older
     /// epoch of the same producer id), never for a mapping the client got wrong.
-    fn check_txn(
+    pub(super) fn check_txn(
         &self,
         transactional_id: &str,
         producer_id: i64,
@@ -523,9 +524,10 @@ impl Node {
         self.respond_when_durable(id, response, None);
     }
 
-    /// AddOffsetsToTxn: the group joins the ongoing transaction (starting it). Kafka would
-    /// also add the group's `__consumer_offsets` partition; here the offsets stay with the
-    /// transaction's state until the commit writes them (see `txn_log`).
+    /// AddOffsetsToTxn: the group joins the ongoing transaction (starting it), and with it
+    /// the group's `__consumer_offsets` partition, as in Kafka: the transaction's end writes
+    /// a marker there, which commits or drops the offsets TxnOffsetCommit left with the
+    /// group's coordinator (`node/txn_offsets.rs`), wherever that coordinator is.
     pub(super) fn add_offsets_to_txn(
         &mut self,
         now: Now,
@@ -556,104 +558,26 @@ impl Node {
             }
             Ok(txn) => txn,
         };
+        // The controller created the offsets topic before this request was released
+        // (`hold_request`); without it (not creatable now) the client retries.
+        let offsets = match self.offsets_partition(&request.group_id) {
+            Ok(key) => match i32::try_from(key.index()) {
+                Ok(index) => (OFFSETS_TOPIC.to_string(), index),
+                Err(_) => return self.respond(id, respond(ErrorCode::COORDINATOR_NOT_AVAILABLE)),
+            },
+            Err(error) => return self.respond(id, respond(error)),
+        };
+        // Every partition costs a marker at the end (AddPartitionsToTxn's bound).
+        if !txn.partitions.contains(&offsets) && txn.partitions.len() >= TXN_PARTITIONS_MAX {
+            return self.respond(id, respond(ErrorCode::INVALID_REQUEST));
+        }
         Self::begin(&mut txn, now);
-        // Recorded so TxnOffsetCommit can check the group was added first.
+        // Recorded so TxnOffsetCommit can check the group was added first, when this node
+        // coordinates the group too.
         txn.groups.insert(request.group_id.clone());
+        txn.partitions.insert(offsets);
         self.put_txn(txn);
         self.respond_when_durable(id, respond(ErrorCode::NONE), None);
-    }
-
-    /// TxnOffsetCommit: offsets held by the transaction until it ends (applied to the group
-    /// on commit, dropped on abort). Unlike a plain OffsetCommit it checks no group
-    /// membership (Kafka checks the generation only when the client sends one, KIP-447).
-    pub(super) fn txn_offset_commit(
-        &mut self,
-        _now: Now,
-        id: RequestId,
-        request: TxnOffsetCommitRequest,
-    ) {
-        let checked = self
-            .check_txn(
-                &request.transactional_id,
-                request.producer_id,
-                request.producer_epoch,
-            )
-            .cloned();
-        let error = match &checked {
-            Err(error) => Some(*error),
-            Ok(_) if self.sync_waiters.is_full() => Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
-            // Offsets join an open transaction only, for a group it added with AddOffsetsToTxn:
-            // otherwise no EndTxn would ever commit or drop them.
-            Ok(txn)
-                if txn.state != TxnState::Ongoing || !txn.groups.contains(&request.group_id) =>
-            {
-                Some(ErrorCode::INVALID_TXN_STATE)
-            }
-            Ok(_) => None,
-        };
-        let mut pending = Vec::new();
-        let topics = (request.topics.iter())
-            .map(|t| TxnTopicResult {
-                name: t.name.clone(),
-                partitions: (t.partitions.iter())
-                    .map(|p| {
-                        let error = match error {
-                            Some(error) => error,
-                            // Only real partitions: a commit for one that does not exist
-                            // would later write an offset record nothing reads.
-                            None if self
-                                .topic_ids
-                                .get(&t.name)
-                                .and_then(|topic| PartitionId::from_wire(*topic, p.partition))
-                                .and_then(|key| self.partition(key))
-                                .is_none() =>
-                            {
-                                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-                            }
-                            None => {
-                                pending.push(PendingOffset {
-                                    group: request.group_id.clone(),
-                                    topic: t.name.clone(),
-                                    partition: p.partition,
-                                    offset: p.committed_offset,
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata: p.committed_metadata.clone().unwrap_or_default(),
-                                });
-                                ErrorCode::NONE
-                            }
-                        };
-                        TxnPartitionResult {
-                            partition: p.partition,
-                            error,
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
-        let response = ApiResponse::TxnOffsetCommit(TxnOffsetCommitResponse {
-            throttle_time_ms: 0,
-            topics,
-        });
-        // Unlike AddPartitions, the partitions that passed are kept even if others failed:
-        // each offset stands alone (Kafka answers TxnOffsetCommit per partition too).
-        let (None, Ok(mut txn)) = (error, checked) else {
-            self.respond(id, response);
-            return;
-        };
-        assert_eq!(txn.state, TxnState::Ongoing, "{}", txn.transactional_id);
-        for offset in pending {
-            // The latest offset per group partition wins, as with plain commits.
-            txn.pending_offsets.retain(|p| {
-                !(p.group == offset.group
-                    && p.topic == offset.topic
-                    && p.partition == offset.partition)
-            });
-            txn.pending_offsets.push(offset);
-        }
-        // The pending offsets are part of the transaction's record, so once this answer
-        // is out a crash keeps them for the commit.
-        self.put_txn(txn);
-        self.respond_when_durable(id, response, None);
     }
 
     /// EndTxn: commit or abort the ongoing transaction. Answered after the sync that covers
@@ -782,8 +706,11 @@ impl Node {
             txn.state
         );
         let committed = txn.state == TxnState::PrepareCommit;
-        // Offsets are written after the markers and before Complete: a crash before
-        // Complete redoes the markers and rewrites the same offsets, which is idempotent.
+        // Offsets travel with the markers to the group's offsets partition
+        // (`node/txn_offsets.rs`). `pending_offsets` is only non-empty in a transaction
+        // record written before that (legacy data directories): its offsets are written
+        // here, after the markers and before Complete, so a crash before Complete redoes
+        // the markers and rewrites the same offsets, which is idempotent.
         if committed {
             let mut by_group: BTreeMap<String, Vec<PendingOffset>> = BTreeMap::new();
             for offset in std::mem::take(&mut txn.pending_offsets) {
@@ -897,6 +824,8 @@ impl Node {
         set_partition_leader_epoch(&mut batch, epoch);
         let origin = AppendOrigin::Coordinator;
         self.append_batch(now.wall_ms, key, batch.freeze(), segment_bytes, origin)?;
+        let topic = self.topics[&topic_id].name.clone();
+        self.on_marker_written(now, &topic, producer_id, committed);
         Ok(())
     }
 
@@ -1221,9 +1150,11 @@ impl Node {
         for group in &mut response.groups {
             for topic in &mut group.topics {
                 for partition in &mut topic.partitions {
-                    if self
-                        .txns
-                        .has_pending(&group.group_id, &topic.name, partition.partition)
+                    let (group_id, p) = (&group.group_id, partition.partition);
+                    // Held by the group (`node/txn_offsets.rs`), or by a transaction record
+                    // written before offsets moved there (legacy, until it ends).
+                    if self.groups.has_pending_txn_offset(group_id, &topic.name, p)
+                        || self.txns.has_pending(group_id, &topic.name, p)
                     {
                         partition.error = ErrorCode::UNSTABLE_OFFSET_COMMIT;
                     }

@@ -9,6 +9,7 @@ mod admin;
 mod buggify;
 mod cluster_acl;
 mod cluster_compaction;
+mod cluster_exactly_once;
 mod cluster_failover;
 mod cluster_features;
 mod cluster_producer_ids;

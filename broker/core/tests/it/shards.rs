@@ -583,3 +583,114 @@ fn a_group_request_before_the_offsets_topic_reaches_its_shard() {
         "no group of six was coordinated by a data shard"
     );
 }
+
+// Goal: a consume-transform-produce transaction commits its consumed offsets to a group
+// whose coordinator is another shard than the transaction's (KIP-98's design: the group's
+// offsets partition joins the transaction, TxnOffsetCommit goes to the group's shard and
+// waits there for the marker). The offsets are unstable until the end, committed by a
+// commit, dropped by an abort, and kept across a crash of the whole broker.
+// Method: `ShardedBroker` of three shards; a transactional id and a group id coordinated by
+// different shards; one committed transaction (offset 5), one aborted (offset 9).
+#[test]
+fn a_transaction_commits_offsets_of_a_group_on_another_shard() {
+    use weir_wire::domain::txn::*;
+    let mut broker = ShardedBroker::new(NodeConfig::default(), 3);
+    must_create(&mut broker.shards[0], "t", 1, &[]);
+    for key_type in [0, 1] {
+        let find = ApiRequest::FindCoordinator(FindCoordinatorRequest {
+            key_type,
+            keys: vec!["k".into()],
+        });
+        broker.call(0, find);
+    }
+    broker.feed();
+    let shard_of_key = |broker: &ShardedBroker, key: &str, transaction: bool| {
+        usize::from((broker.shards[0].node.coordinator_shard(key, transaction)).expect("topic"))
+    };
+    let coordinator = shard_of_key(&broker, "tx", true);
+    let group = (0..100)
+        .map(|i| format!("g{i}"))
+        .find(|g| shard_of_key(&broker, g, false) != coordinator)
+        .expect("a group on another shard");
+    let group_shard = shard_of_key(&broker, &group, false);
+    let ApiResponse::InitProducerId(init) = broker.call(
+        coordinator,
+        ApiRequest::InitProducerId(InitProducerIdRequest {
+            transactional_id: Some("tx".into()),
+            transaction_timeout_ms: 60_000,
+            producer_id: -1,
+            producer_epoch: -1,
+        }),
+    ) else {
+        panic!("not InitProducerId");
+    };
+    let (pid, epoch) = (init.producer_id, init.producer_epoch);
+    let commit_offsets = |offset| {
+        ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
+            transactional_id: "tx".into(),
+            group_id: group.clone(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            topics: vec![TxnOffsetCommitTopic {
+                name: "t".into(),
+                partitions: vec![TxnOffsetCommitPartition {
+                    partition: 0,
+                    committed_offset: offset,
+                    committed_leader_epoch: -1,
+                    committed_metadata: None,
+                }],
+            }],
+        })
+    };
+    let offset_error = |response: &ApiResponse| match response {
+        ApiResponse::TxnOffsetCommit(r) => r.topics[0].partitions[0].error,
+        other => panic!("{other:?}"),
+    };
+    // The transaction's shard is not the group's coordinator.
+    let misrouted = broker.call(coordinator, commit_offsets(5));
+    assert_eq!(offset_error(&misrouted), ErrorCode::NOT_COORDINATOR);
+    for (offset, committed, expected) in [(5, true, 5), (9, false, 5)] {
+        let add = ApiRequest::AddOffsetsToTxn(AddOffsetsToTxnRequest {
+            transactional_id: "tx".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            group_id: group.clone(),
+        });
+        let ApiResponse::AddOffsetsToTxn(added) = broker.call(coordinator, add) else {
+            panic!("not AddOffsetsToTxn");
+        };
+        assert_eq!(added.error, ErrorCode::NONE);
+        let response = broker.call(group_shard, commit_offsets(offset));
+        assert_eq!(offset_error(&response), ErrorCode::NONE);
+        // Unstable while the transaction is open: require_stable gets an error.
+        let request = ApiRequest::OffsetFetch(OffsetFetchRequest {
+            groups: vec![OffsetFetchGroup {
+                group_id: group.clone(),
+                topics: Some(vec![("t".into(), vec![0])]),
+            }],
+            require_stable: true,
+        });
+        let ApiResponse::OffsetFetch(fetched) = broker.call(group_shard, request) else {
+            panic!("not OffsetFetch");
+        };
+        let error = fetched.groups[0].topics[0].partitions[0].error;
+        assert_eq!(error, ErrorCode::UNSTABLE_OFFSET_COMMIT);
+        let end = ApiRequest::EndTxn(EndTxnRequest {
+            transactional_id: "tx".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            committed,
+        });
+        let ApiResponse::EndTxn(ended) = broker.call(coordinator, end) else {
+            panic!("not EndTxn");
+        };
+        assert_eq!(ended.error, ErrorCode::NONE);
+        broker.advance_ms(10);
+        assert_eq!(committed_offset(&mut broker, group_shard, &group), expected);
+    }
+    broker.restart(true);
+    assert_eq!(committed_offset(&mut broker, group_shard, &group), 5);
+}

@@ -488,7 +488,12 @@ impl Node {
         let name = (self.topics.get(&key.topic)).map(|t| t.name.clone());
         let groups = name.as_deref() == Some(crate::group::offsets_log::OFFSETS_TOPIC);
         let txns = name.as_deref() == Some(crate::txn_log::TXN_STATE_TOPIC);
-        if groups || txns {
+        if groups {
+            // Markers included: they commit or drop transactional offsets.
+            for batch in appended_batches {
+                crate::node::txn_offsets::apply_offsets_batch(&mut self.groups, now, batch, 0);
+            }
+        } else if txns {
             for batch in appended_batches {
                 let Ok(records) = weir_wire::records::decode_records(batch) else {
                     continue;
@@ -497,11 +502,7 @@ impl Node {
                     let Some(k) = record.key.as_deref() else {
                         continue;
                     };
-                    if groups {
-                        self.groups.replay_record(now, k, record.value.as_deref());
-                    } else {
-                        self.replay_txn_record(k, record.value.as_deref());
-                    }
+                    self.replay_txn_record(k, record.value.as_deref());
                 }
             }
         }
