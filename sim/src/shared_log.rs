@@ -181,3 +181,15 @@ pub struct CompactLog {
     /// Records the final reader read (including re-reads by a new process).
     pub final_records: u64,
 }
+
+/// How a transaction that sent consumed offsets ended (`workload_txn`), as the final check
+/// judges those offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Committed: its offset (or a later one) must be the group's.
+    Committed,
+    /// Never asked to commit: its offset must never be the group's.
+    Aborted,
+    /// Commit asked, outcome unknown: its offset may be the group's.
+    Unknown,
+}

@@ -343,6 +343,9 @@ pub struct ControlState {
     pub cluster: crate::shared_log::ClusterLog,
     /// Compaction workloads: writes, transactions and reads.
     pub compact: crate::shared_log::CompactLog,
+    /// Transactional workloads: per producer actor, the offsets each transaction sent to
+    /// its group (`eos-<actor>`) and how the transaction ended.
+    pub txn_offsets: std::collections::BTreeMap<usize, Vec<(i64, crate::shared_log::Ended)>>,
 }
 
 /// Shared handle on [`ControlState`].

@@ -7,9 +7,12 @@
 //!   [`TXNS_PER_PRODUCER`] transactions; a transaction sends 1-2 values to each of 1-3
 //!   partitions, waits for their acks, polls its own read_committed consumer (which must
 //!   not see the transaction's own writes: `precommitted-read`), then commits (70 %) or
-//!   aborts. It is one Jepsen `txn` op (sends + poll): `ok` when the commit succeeded,
-//!   `fail` when the client never asked to commit (aborted: nothing may ever be visible),
-//!   `info` when the commit's outcome is unknown. After a non-`ok` op the consumer seeks
+//!   aborts. Each transaction also sends its ordinal (1, 2, ...) as the offset of
+//!   `TOPIC`-0 for the group `eos-<k>` (`send_offsets_to_transaction`, the
+//!   consume-transform-produce step; the group and the transactional id may be coordinated
+//!   by different shards). It is one Jepsen `txn` op (sends + poll): `ok` when the commit
+//!   succeeded, `fail` when the client never asked to commit (aborted: nothing may ever be
+//!   visible), `info` when the commit's outcome is unknown. After a non-`ok` op the consumer seeks
 //!   back to where the op started (Jepsen's consumer rollback); after `info` the process
 //!   retires. A producer that became unusable (fenced by a timeout abort) is replaced by a
 //!   new instance with the same transactional id.
@@ -28,7 +31,9 @@
 //!   transaction ended; one a dead producer left open ends at its timeout, well within the
 //!   final phase), then checks from the history: every value of an `ok` transaction was
 //!   read in the final phase, none of a `fail` transaction was ever read, an `info`
-//!   transaction was read whole or not at all. Then it runs the CRC audit of `workload`.
+//!   transaction was read whole or not at all. It checks each `eos-<k>` group's committed
+//!   offset: the ordinal of the producer's last `ok` transaction or of a later `info` one,
+//!   never an aborted one's (`check_txn_offsets`). Then it runs the CRC audit of `workload`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -44,6 +49,7 @@ use weir_wire::domain::LATEST_TIMESTAMP;
 
 use crate::disk::DiskFaults;
 use crate::seed::Rng;
+use crate::shared_log::Ended;
 use crate::workload::{
     self, client_config, now_ns, sleep, Actors, Spec, BUGGIFY_PER_MILLE, FINAL_PHASE_BUDGET, TOPIC,
 };
@@ -182,6 +188,11 @@ async fn roll_back<R: Runtime>(consumer: &mut Consumer<R>, to: &[(i32, i64)]) ->
     true
 }
 
+/// The group a producer actor's transactions commit offsets to.
+fn eos_group(index: usize) -> String {
+    format!("eos-{index}")
+}
+
 /// How one transaction ended.
 enum Outcome {
     /// Committed.
@@ -203,7 +214,9 @@ async fn txn_producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
     let mut producer: Option<Producer<R>> = None;
     let mut consumer: Option<Consumer<R>> = None;
     let mut next_value = (index as u64) * 1_000_000;
-    for _ in 0..actors.spec.sends_per_producer {
+    let group = eos_group(index);
+    for round in 0..actors.spec.sends_per_producer {
+        let ordinal = i64::try_from(round).unwrap_or(i64::MAX - 1) + 1;
         sleep(&runtime, Duration::from_millis(rng.between(0, 30))).await;
         let txn_producer = match &producer {
             Some(p) => p.clone(),
@@ -256,7 +269,15 @@ async fn txn_producer<R: Runtime>(runtime: R, actors: Actors, index: usize) {
             None,
             false,
         );
-        let (outcome, offsets, reads) = run_txn(&txn_producer, &mut reader, &writes, commit).await;
+        let consumed = (group.as_str(), ordinal);
+        let (outcome, offsets, reads) =
+            run_txn(&txn_producer, &mut reader, &writes, consumed, commit).await;
+        let ended = match &outcome {
+            Outcome::Committed => Ended::Committed,
+            Outcome::Aborted(_) => Ended::Aborted,
+            Outcome::Unknown(_) => Ended::Unknown,
+        };
+        (actors.control.lock().txn_offsets.entry(index).or_default()).push((ordinal, ended));
         let mut mops: Vec<Mop> = writes
             .iter()
             .zip(&offsets)
@@ -320,12 +341,14 @@ fn usable<R: Runtime>(producer: &Producer<R>) -> bool {
     producer.is_ready_for_transactions()
 }
 
-/// Send `writes` in one transaction, poll the reader, commit or abort. Returns the
-/// outcome, each write's acknowledged offset, and what the poll read.
+/// Send `writes` and the consumed offset (`consumed`: group, offset of `TOPIC`-0) in one
+/// transaction, poll the reader, commit or abort. Returns the outcome, each write's
+/// acknowledged offset, and what the poll read.
 async fn run_txn<R: Runtime>(
     producer: &Producer<R>,
     reader: &mut Consumer<R>,
     writes: &[(i32, u64)],
+    consumed: (&str, i64),
     commit: bool,
 ) -> (Outcome, Vec<Option<i64>>, Vec<weir_client::ConsumerRecord>) {
     let mut offsets = vec![None; writes.len()];
@@ -355,6 +378,13 @@ async fn run_txn<R: Runtime>(
             Err(error) => {
                 failure.get_or_insert_with(|| error.to_string());
             }
+        }
+    }
+    if failure.is_none() {
+        let (group, offset) = consumed;
+        let offsets = [(TopicPartition::new(TOPIC, 0), offset)];
+        if let Err(error) = producer.send_offsets_to_transaction(&offsets, group).await {
+            failure = Some(format!("offsets: {error}"));
         }
     }
     let reads = match reader.poll(Duration::from_millis(100)).await {
@@ -717,6 +747,7 @@ pub async fn final_reader<R: Runtime>(runtime: R, actors: Actors) {
     let deadline = runtime.now() + FINAL_PHASE_BUDGET;
     if read_to_end(&runtime, &actors, deadline).await {
         check_visibility(&actors);
+        check_txn_offsets(&runtime, &actors, deadline).await;
     } else {
         actors
             .recorder
@@ -854,6 +885,86 @@ fn check_visibility(actors: &Actors) {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// How long the final check waits for a group's committed offset to reach the last
+/// committed transaction's (its marker may still travel to the group's shard).
+const OFFSETS_SETTLE: Duration = Duration::from_secs(10);
+
+/// Exactly-once offsets: each `eos-<k>` group's committed offset of `TOPIC`-0 is the
+/// ordinal of its producer's last committed transaction, or of a later one whose commit's
+/// outcome is unknown; never an aborted transaction's (it would make a consumer skip
+/// input whose output was discarded), never an older one once a later one committed (the
+/// consumer would process input twice).
+async fn check_txn_offsets<R: Runtime>(runtime: &R, actors: &Actors, deadline: Duration) {
+    let sent = actors.control.lock().txn_offsets.clone();
+    let admin = loop {
+        let config = client_config(&actors.bootstrap, "offsets-checker");
+        match weir_client::Admin::connect(runtime.clone(), config).await {
+            Ok(admin) => break admin,
+            Err(_) if runtime.now() < deadline => sleep(runtime, Duration::from_millis(100)).await,
+            Err(error) => {
+                actors
+                    .recorder
+                    .violation(format!("offsets check: no admin client: {error}"));
+                return;
+            }
+        }
+    };
+    let tp = TopicPartition::new(TOPIC, 0);
+    for (index, transactions) in sent {
+        let group = eos_group(index);
+        let latest = (transactions.iter())
+            .filter(|(_, ended)| *ended == Ended::Committed)
+            .map(|(ordinal, _)| *ordinal)
+            .max();
+        let ended_of = |offset: i64| {
+            (transactions.iter())
+                .find(|(ordinal, _)| *ordinal == offset)
+                .map(|(_, ended)| *ended)
+        };
+        let settle = runtime.now() + OFFSETS_SETTLE;
+        loop {
+            let found = (admin.list_group_offsets(&group, Some(std::slice::from_ref(&tp)))).await;
+            let verdict = match found {
+                Err(error) => Err(format!("not readable: {error}")),
+                Ok(offsets) => {
+                    let committed = offsets.get(&tp).copied();
+                    match (committed, latest) {
+                        (None, None) => Ok(()),
+                        (Some(offset), _) if ended_of(offset) == Some(Ended::Aborted) => {
+                            actors.recorder.violation(format!(
+                                "group {group} committed offset {offset}, sent by an aborted \
+                                 transaction"
+                            ));
+                            return;
+                        }
+                        (Some(offset), _) if ended_of(offset).is_none() => {
+                            actors.recorder.violation(format!(
+                                "group {group} committed offset {offset}, which no \
+                                 transaction sent"
+                            ));
+                            return;
+                        }
+                        (Some(offset), latest) if latest.is_none_or(|l| offset >= l) => Ok(()),
+                        (committed, latest) => Err(format!(
+                            "committed {committed:?}, last committed transaction's {latest:?}"
+                        )),
+                    }
+                }
+            };
+            match verdict {
+                Ok(()) => break,
+                Err(why) if runtime.now() >= settle.min(deadline) => {
+                    actors
+                        .recorder
+                        .violation(format!("group {group}: lost transactional offset: {why}"));
+                    break;
+                }
+                Err(_) => sleep(runtime, Duration::from_millis(200)).await,
+            }
         }
     }
 }

@@ -93,6 +93,10 @@ pub(crate) const PLANTED: &[(&str, &str)] = &[
         "planted-acl-allow-wins",
         "the authorizer lets an ALLOW outweigh a DENY on the same resource",
     ),
+    (
+        "planted-abort-commits-offsets",
+        "an abort marker commits a transaction's consumed offsets to the group",
+    ),
 ];
 
 /// The cluster workloads: CI runs each over the fixed seeds on turmoil and over
@@ -120,6 +124,7 @@ fn planted_workload(feature: &str) -> Option<&'static str> {
         "planted-compact-latest" | "planted-compact-past-lso" => Some("compact"),
         "planted-tier-delete-unconfirmed" => Some("cluster-tiered"),
         "planted-acl-allow-wins" => Some("cluster-acl"),
+        "planted-abort-commits-offsets" => Some("txn"),
         _ => None,
     }
 }
@@ -212,9 +217,6 @@ pub(crate) fn run(args: &SimArgs) -> Result<bool> {
         let binary = build(&root, *simulator, args.planted_bug.is_some())?;
         let mut command = Command::new(&binary);
         command.current_dir(&root);
-        if let Some(bug) = &args.planted_bug {
-            command.args(["--planted-bug", bug]);
-        }
         if args.determinism {
             command.args(["determinism", "--seed", &args.seed.unwrap_or(1).to_string()]);
         } else if let Some(seed) = args.seed {
@@ -233,6 +235,10 @@ pub(crate) fn run(args: &SimArgs) -> Result<bool> {
         }
         if let Some(workload) = &args.workload {
             command.args(["--workload", workload]);
+        }
+        // After the subcommand: weir-sim reads its subcommand first.
+        if let Some(bug) = &args.planted_bug {
+            command.args(["--planted-bug", bug]);
         }
         let status = command
             .status()

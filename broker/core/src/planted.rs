@@ -50,11 +50,13 @@ pub enum Bug {
     TierDeleteUnconfirmed,
     /// The authorizer lets an ALLOW outweigh a DENY.
     AclAllowWins,
+    /// An abort marker commits a transaction's pending offsets, like a commit marker.
+    AbortCommitsOffsets,
 }
 
 impl Bug {
     /// Every planted bug, in the suite's order.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::AckBeforeSync,
         Bug::OffsetReuse,
         Bug::SkipCrc,
@@ -72,6 +74,7 @@ impl Bug {
         Bug::CompactPastLso,
         Bug::TierDeleteUnconfirmed,
         Bug::AclAllowWins,
+        Bug::AbortCommitsOffsets,
     ];
 
     /// The bug's name (`planted-...`, as the suite and replay commands print it).
@@ -94,6 +97,7 @@ impl Bug {
             Bug::CompactPastLso => "planted-compact-past-lso",
             Bug::TierDeleteUnconfirmed => "planted-tier-delete-unconfirmed",
             Bug::AclAllowWins => "planted-acl-allow-wins",
+            Bug::AbortCommitsOffsets => "planted-abort-commits-offsets",
         }
     }
 

@@ -1,5 +1,6 @@
 //! The transactional producer (`transactional.id`): `init_transactions`,
-//! `begin_transaction`, `send_txn`, `commit_transaction`, `abort_transaction`.
+//! `begin_transaction`, `send_txn`, `send_offsets_to_transaction`, `commit_transaction`,
+//! `abort_transaction`.
 //!
 //! The protocol, as Kafka's `TransactionManager` drives it:
 //! - `init_transactions`: FindCoordinator (key type 1) for the transactional id, then
@@ -8,6 +9,8 @@
 //! - `send_txn`: before the first write to a partition in a transaction, AddPartitionsToTxn
 //!   registers it at the coordinator; records are then queued like idempotent ones, in
 //!   batches flagged transactional (attributes bit 4).
+//! - `send_offsets_to_transaction`: AddOffsetsToTxn at the transaction's coordinator, then
+//!   TxnOffsetCommit at the group's coordinator; the offsets commit with the transaction.
 //! - `commit_transaction` / `abort_transaction`: flush (commit) or drop what is queued
 //!   (abort), then EndTxn. A transaction with a write that failed for good can only abort.
 //!
@@ -29,7 +32,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use weir_runtime::Runtime;
-use weir_wire::domain::txn::{AddPartitionsToTxnRequest, EndTxnRequest, TxnTopic};
+use weir_wire::domain::txn::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, TxnOffsetCommitPartition,
+    TxnOffsetCommitRequest, TxnOffsetCommitTopic, TxnTopic,
+};
 use weir_wire::domain::InitProducerIdRequest;
 use weir_wire::domain::{coordinator_type, ApiRequest, ApiResponse, FindCoordinatorRequest};
 use weir_wire::error::ErrorCode;
@@ -62,6 +68,9 @@ pub(super) struct TxnState {
     phase: TransactionPhase,
     /// Partitions added to the current transaction.
     partitions: BTreeSet<TopicPartition>,
+    /// Groups whose offsets joined the current transaction (AddOffsetsToTxn): the broker
+    /// then has a transaction to end even with no partition written.
+    groups: BTreeSet<String>,
     /// The coordinator's `host:port`, once found.
     coordinator: Option<String>,
     /// Round robin over partitions for keyless records without a partition.
@@ -162,6 +171,7 @@ impl<R: Runtime> Producer<R> {
         }
         lock(&shared.state).session.take_failure();
         state.partitions.clear();
+        state.groups.clear();
         state.phase = TransactionPhase::InTransaction;
         Ok(())
     }
@@ -260,6 +270,49 @@ impl<R: Runtime> Producer<R> {
         Ok(self.enqueue(topic, Some(partition), key, value, headers))
     }
 
+    /// Adds a consumer group's consumed offsets to the current transaction (Kafka's
+    /// `sendOffsetsToTransaction`): they become the group's committed offsets if and only if
+    /// the transaction commits, which is what makes a consume-transform-produce loop
+    /// exactly-once. AddOffsetsToTxn at the transaction's coordinator, then TxnOffsetCommit
+    /// at the group's coordinator (another broker, possibly), each retried like the other
+    /// transactional calls. A failure leaves the transaction abort-only (fenced: fatal).
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+        group_id: &str,
+    ) -> Result<(), ClientError> {
+        let shared = &self.handle.shared;
+        let transactional_id = self.transactional_id()?;
+        let mut state = shared.txn.lock().await;
+        match &state.phase {
+            TransactionPhase::InTransaction => {}
+            TransactionPhase::Fatal(error) | TransactionPhase::AbortOnly(error) => {
+                return Err(error.clone())
+            }
+            other => {
+                return Err(ClientError::InvalidArgument(format!(
+                    "send_offsets_to_transaction in phase {other:?}: begin a transaction first"
+                )))
+            }
+        }
+        if let Some(error) = fenced_batch(shared) {
+            state.phase = TransactionPhase::Fatal(error.clone());
+            return Err(error);
+        }
+        let result = add_offsets(shared, &mut state, transactional_id, offsets, group_id).await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                state.phase = if is_fatal(&error) {
+                    TransactionPhase::Fatal(error.clone())
+                } else {
+                    TransactionPhase::AbortOnly(error.clone())
+                };
+                Err(error)
+            }
+        }
+    }
+
     /// Flushes the transaction's records and commits it (EndTxn). A write that failed for
     /// good makes the commit fail (the phase becomes `AbortOnly`, or `Fatal` when fenced).
     /// An error from EndTxn itself leaves the outcome unknown; abort to go on.
@@ -286,7 +339,7 @@ impl<R: Runtime> Producer<R> {
             };
             return Err(error);
         }
-        if state.partitions.is_empty() {
+        if state.partitions.is_empty() && state.groups.is_empty() {
             // Nothing was written: there is no transaction at the broker to end.
             state.phase = TransactionPhase::Ready;
             return Ok(());
@@ -337,7 +390,7 @@ impl<R: Runtime> Producer<R> {
             }
             reinit |= inner.session.producer_id().is_none();
         }
-        if !state.partitions.is_empty() {
+        if !state.partitions.is_empty() || !state.groups.is_empty() {
             match end_txn(shared, &mut state, transactional_id, false).await {
                 Ok(()) => {}
                 Err(error) if is_fatal(&error) => {
@@ -350,6 +403,7 @@ impl<R: Runtime> Producer<R> {
             }
         }
         state.partitions.clear();
+        state.groups.clear();
         if reinit {
             let current = lock(&shared.state).session.producer_id();
             if let Err(error) = init_producer_id(shared, &mut state, current).await {
@@ -510,6 +564,104 @@ async fn end_txn<R: Runtime>(
         kafka(response.error, &context)
     })
     .await
+}
+
+/// AddOffsetsToTxn for `group_id` (once per transaction), then TxnOffsetCommit of
+/// `offsets` at the group's coordinator, retried until `delivery.timeout.ms`.
+async fn add_offsets<R: Runtime>(
+    shared: &Shared<R>,
+    state: &mut TxnState,
+    transactional_id: String,
+    offsets: &[(TopicPartition, i64)],
+    group_id: &str,
+) -> Result<(), ClientError> {
+    let Some((producer_id, producer_epoch)) = lock(&shared.state).session.producer_id() else {
+        return Err(ClientError::InvalidArgument(
+            "no producer id: abort first".into(),
+        ));
+    };
+    if !state.groups.contains(group_id) {
+        let request = ApiRequest::AddOffsetsToTxn(AddOffsetsToTxnRequest {
+            transactional_id: transactional_id.clone(),
+            producer_id,
+            producer_epoch,
+            group_id: group_id.to_owned(),
+        });
+        let context = format!("AddOffsetsToTxn {group_id}");
+        coordinator_call(shared, state, &request, |response| {
+            let ApiResponse::AddOffsetsToTxn(response) = response else {
+                return Err(unexpected("AddOffsetsToTxn", &response));
+            };
+            kafka(response.error, &context)
+        })
+        .await?;
+        state.groups.insert(group_id.to_owned());
+    }
+    let mut by_topic: std::collections::BTreeMap<&str, Vec<TxnOffsetCommitPartition>> =
+        std::collections::BTreeMap::new();
+    for (tp, offset) in offsets {
+        by_topic
+            .entry(tp.topic.as_str())
+            .or_default()
+            .push(TxnOffsetCommitPartition {
+                partition: tp.partition,
+                committed_offset: *offset,
+                committed_leader_epoch: -1,
+                committed_metadata: None,
+            });
+    }
+    let request = ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
+        transactional_id,
+        group_id: group_id.to_owned(),
+        producer_id,
+        producer_epoch,
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        topics: (by_topic.into_iter())
+            .map(|(name, partitions)| TxnOffsetCommitTopic {
+                name: name.to_owned(),
+                partitions,
+            })
+            .collect(),
+    });
+    let runtime = shared.cluster.runtime();
+    let deadline = runtime.now().saturating_add(shared.config.delivery_timeout);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let result = async {
+            let connection =
+                crate::driver::coordinator::coordinator_connection(&shared.cluster, group_id)
+                    .await?;
+            let response = connection
+                .request(&request, shared.config.client.request_timeout)
+                .await?;
+            let ApiResponse::TxnOffsetCommit(response) = response else {
+                return Err(unexpected("TxnOffsetCommit", &response));
+            };
+            let code = (response.topics.iter())
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.error)
+                .find(|code| !code.is_ok())
+                .unwrap_or(ErrorCode::NONE);
+            kafka(code, &format!("TxnOffsetCommit {group_id}"))
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(error) if is_retriable_txn(&error) && runtime.now() < deadline => {
+                tracing::debug!(%error, attempts, "TxnOffsetCommit failed; retrying");
+                let backoff = (shared.config.client.retry_backoff)
+                    .saturating_mul(attempts.min(8))
+                    .min(shared.config.client.retry_backoff_max)
+                    .max(Duration::from_millis(1));
+                let wake = runtime.now().saturating_add(backoff).min(deadline);
+                runtime.sleep_until(wake).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// Sends `request` to the transaction coordinator and interprets the answer with

@@ -194,3 +194,75 @@ async fn transactions_commit_abort_and_fence_against_the_real_broker() {
     let committed = read_all(&runtime, &client, true, Duration::from_millis(800)).await;
     assert_eq!(committed, vec!["c1", "c2", "s1"]);
 }
+
+// Goal: `send_offsets_to_transaction` makes consumed offsets the group's committed offsets
+// exactly when the transaction commits, whichever shard coordinates each group.
+// Method: a broker of three shards; one transaction commits offsets for eight groups (so
+// groups land on other shards than the transactional id), the next aborts new ones; the
+// committed offsets are read back with the admin client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_sent_to_a_transaction_commit_and_abort_with_it() {
+    let broker = Broker::start("num.shards = 3\n");
+    let runtime = TokioRuntime::new(7);
+    let mut client = ClientConfig::with_bootstrap(broker.address.clone());
+    client.retry_backoff = Duration::from_millis(20);
+    client.retry_backoff_max = Duration::from_millis(200);
+    let admin = Admin::connect(runtime.clone(), client.clone())
+        .await
+        .expect("admin connects");
+    admin
+        .create_topic(NewTopic::new(TOPIC, 2, 1))
+        .await
+        .expect("create topic");
+    let producer = Producer::connect(runtime.clone(), producer_config(&client, "eos"))
+        .await
+        .expect("producer");
+    producer.init_transactions().await.expect("init");
+    let groups: Vec<String> = (0..8).map(|i| format!("eos-group-{i}")).collect();
+    let tp = TopicPartition::new(TOPIC, 0);
+    for (offset, commit) in [(5, true), (9, false)] {
+        producer.begin_transaction().await.expect("begin");
+        send_all(&producer, &[(1, &format!("out-{offset}"))]).await;
+        for group in &groups {
+            producer
+                .send_offsets_to_transaction(&[(tp.clone(), offset)], group)
+                .await
+                .expect("send offsets");
+        }
+        if commit {
+            producer.commit_transaction().await.expect("commit");
+        } else {
+            producer.abort_transaction().await.expect("abort");
+        }
+    }
+    // The markers of a group on another shard are written after EndTxn's answer (as in
+    // Kafka, where a committed transaction's offsets are unstable for a moment).
+    let committed_offset = |group: String, want: i64| {
+        let (admin, tp) = (&admin, tp.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let offsets = admin
+                    .list_group_offsets(&group, Some(std::slice::from_ref(&tp)))
+                    .await
+                    .expect("offsets");
+                let found = offsets.get(&tp).copied();
+                if found == Some(want) || tokio::time::Instant::now() > deadline {
+                    return found;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    for group in &groups {
+        assert_eq!(committed_offset(group.clone(), 5).await, Some(5), "{group}");
+    }
+    // Offsets alone (no record written) still make a transaction to commit.
+    producer.begin_transaction().await.expect("begin");
+    producer
+        .send_offsets_to_transaction(&[(tp.clone(), 12)], &groups[0])
+        .await
+        .expect("send offsets");
+    producer.commit_transaction().await.expect("commit");
+    assert_eq!(committed_offset(groups[0].clone(), 12).await, Some(12));
+}

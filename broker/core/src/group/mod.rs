@@ -1818,6 +1818,10 @@ impl GroupCoordinator {
         coordinated: bool,
     ) {
         let ended = self.txn_offsets.end(producer_id);
+        // PLANTED BUG (weir-sim's planted suite only; never in a real build): an abort
+        // marker commits the offsets too, so a consumer skips input whose output was
+        // discarded.
+        let committed = committed || crate::planted::on(crate::planted::Bug::AbortCommitsOffsets);
         if !committed {
             return;
         }

@@ -59,8 +59,9 @@
 //! - every state change is a record of `__transaction_state` answered only after the sync
 //!   covering it;
 //! - ending a transaction writes Prepare, then the markers (the one in a group's offsets
-//!   partition commits the group's transactional offsets), then Complete, all before the answer's sync, so an acknowledged EndTxn is complete on
-//!   disk and a crash in between leaves a Prepare state that recovery finishes;
+//!   partition commits the group's transactional offsets), then Complete, all before the
+//!   answer's sync, so an acknowledged EndTxn is complete on disk and a crash in between
+//!   leaves a Prepare state that recovery finishes;
 //! - a prepared transaction changes only to its Complete state: no request moves it
 //!   elsewhere (each answers CONCURRENT_TRANSACTIONS), so the markers sent and the outcome
 //!   recorded always agree;
