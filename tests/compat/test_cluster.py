@@ -725,3 +725,93 @@ def test_consumer_group_keeps_its_assignment_when_the_coordinator_dies(cluster_f
     finally:
         consumer.close()
 
+
+
+def test_exactly_once_loop_across_coordinators_survives_the_group_coordinators_sigkill(cluster_factory, tmp_path):
+    """A librdkafka consume-transform-produce loop (send_offsets_to_transaction) whose
+    group and transactional id are coordinated by different brokers: the offsets go to the
+    group's coordinator and commit with the transaction's marker. SIGKILL the group's
+    coordinator mid-loop (restarting the loop if it gives up): every input still yields
+    exactly one committed output, and the group's committed offset is the end of the
+    input."""
+    import json
+    import sys
+
+    from confluent_kafka import KafkaException, TopicPartition
+    from test_transactions import EOS_LOOP, read_committed, values
+    from weirtest import find_coordinator
+
+    cluster = cluster_factory(3)
+    cluster.wait_formed()
+    src, dst = unique("eos-in"), unique("eos-out")
+    create_topic(cluster, src, partitions=1)
+    create_topic(cluster, dst, partitions=1)
+    n = 60
+    producer = ck_producer(cluster.bootstrap(), acks="all", **{"enable.idempotence": True})
+    for i in range(n):
+        producer.produce(src, value=f"{i}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    any_node = next(iter(cluster.nodes.values())).bootstrap
+
+    def coordinator_of(key: str, key_type: int) -> int:
+        def found():
+            error, node = find_coordinator(any_node, key, key_type)
+            return node if error == 0 else None
+        return wait_until(found, 60, f"the coordinator of {key}", interval=0.25)
+
+    tid = unique("eos-tid")
+    txn_at = coordinator_of(tid, 1)
+    group, group_at = None, None
+    for i in range(64):
+        candidate = unique(f"eos-group{i}")
+        at = coordinator_of(candidate, 0)
+        if at != txn_at:
+            group, group_at = candidate, at
+            break
+    assert group is not None, "no group name coordinated by another broker than the transaction"
+    script = tmp_path / "eos_loop.py"
+    script.write_text(EOS_LOOP)
+
+    def start(slow: str):
+        return subprocess.Popen([sys.executable, str(script), cluster.bootstrap(), src, dst, group, tid, slow],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    loop = start("1")
+    try:
+        committed, batches = 0, 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (committed > 0 and batches >= 3):
+            line = loop.stdout.readline()
+            if not line:
+                break
+            event = json.loads(line)
+            committed = event.get("committed", committed)
+            batches += "batch" in event
+        assert committed > 0, f"loop never committed across coordinators: {loop.stderr.read()[-2000:] if loop.poll() is not None else ''}"
+        cluster.nodes[group_at].kill9()
+        got: list[bytes] = []
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            if loop.poll() is not None:  # gave up on an abortable error: a new instance resumes
+                loop = start("0")
+            try:
+                got = values(read_committed(cluster.bootstrap(), dst, n, timeout=20))
+            except KafkaException:  # the output's leader may be failing over
+                time.sleep(0.5)
+                continue
+            if len(got) >= n:
+                break
+            time.sleep(0.5)
+    finally:
+        loop.kill()
+        loop.wait(10)
+    expected = sorted(f"out-{i}".encode() for i in range(n))
+    assert sorted(got) == expected, f"{len(got)} outputs, duplicates={len(got) - len(set(got))}"
+    consumer = ck_consumer(cluster.bootstrap(), **{"group.id": group})
+    try:
+        def at_end():
+            offsets = consumer.committed([TopicPartition(src, 0)], timeout=10)
+            return offsets if offsets[0].offset == n else None
+        wait_until(at_end, 30, f"the group's committed offset to reach {n}")
+    finally:
+        consumer.close()

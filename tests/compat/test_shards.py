@@ -7,7 +7,7 @@ keyed records keep their order per key; a consumer group's offsets and a transac
 crossing shards commit and abort everywhere; everything acknowledged survives a SIGKILL
 of the whole broker; `/metrics` reports each partition once, from the shard that holds
 it; and a data directory refuses a start with another shard count, naming both, and
-keeps its own count when `num.shards` is left to its default.
+keeps its own count when `num.shards` is left to its default (the cores).
 
 Method: brokers of their own with `num.shards = 3` and fresh data dirs; topics of 12
 partitions (every shard holds four); bounded waits; the real clients' own results are
@@ -207,7 +207,7 @@ def test_a_directory_keeps_its_shard_count(broker_factory):
     except RuntimeError as exc:
         text = str(exc)
         assert "num.shards" in text and "3" in text and "2" in text, text[-2000:]
-    # Unset (the default), the directory keeps the count it has.
+    # Unset (the default: one shard per core), the directory keeps the count it has.
     broker.args = []
     broker.config_path.write_text("")
     broker.start(timeout=20)

@@ -464,6 +464,23 @@ def api_versions(bootstrap: str, version: int = 0, corr: int = 1) -> tuple[int, 
     return error, table, rest
 
 
+def find_coordinator(bootstrap: str, key: str, key_type: int, corr: int = 1) -> tuple[int, int]:
+    """FindCoordinator v1 for `key` (key_type 0: group, 1: transactional id) at one broker:
+    (error_code, node_id). Kafka clients expose no way to ask for a transactional id's
+    coordinator, so tests that must place a group and a transaction ask here."""
+    body = kstring(key) + i8(key_type)
+    with RawConn(bootstrap) as c:
+        c.send(frame(request_header(10, 1, corr) + body))
+        resp = c.recv_frame()
+    assert resp is not None, "broker closed the connection on FindCoordinator"
+    r = Reader(resp)
+    assert r.i32() == corr, "correlation id mismatch"
+    r.i32()  # throttle_time_ms
+    error = r.i16()
+    r.string()  # error_message
+    return error, r.i32()
+
+
 def _read_uvarint(r: Reader) -> int:
     shift = 0
     out = 0

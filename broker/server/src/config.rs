@@ -90,8 +90,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub remote_storage_url: Option<String>,
     /// How many shards (node loops, each with its own storage) run the partitions (config
-    /// key `num.shards`); fixed when the data directory is created [default: 1, or an
-    /// existing data directory's count]
+    /// key `num.shards`); fixed when the data directory is created [default: the cores
+    /// this process may run on, or an existing data directory's count]
     #[arg(long, value_name = "N", overrides_with = "num_shards")]
     pub num_shards: Option<u16>,
 }
@@ -104,7 +104,7 @@ pub enum ShardCount {
     Exactly(u16),
     /// `num.shards` is not set: a data directory keeps the count it was created with
     /// (an upgrade, or a machine with other cores, starts as before); a new directory
-    /// gets this many ([`default_shards`]).
+    /// gets this many, the cores this process may run on.
     Default(u16),
 }
 
@@ -117,15 +117,13 @@ impl ShardCount {
     }
 }
 
-/// The default shard count for a new data directory: 1. Issue 19 asks for the cores
-/// (what `num.network.threads` defaults to), and one shard per core is what a broker of
-/// many cores should run, but not yet: a consume-transform-produce loop's TxnOffsetCommit
-/// is kept by the transaction's coordinator, which applies it to the group at commit, so
-/// it needs the group's coordinator in the same shard (docs/sharding.md, "Known
-/// differences"); with two shards a librdkafka EOS loop never committed in one run of
-/// two. Until a commit carries its offsets to the group's shard, sharding is opt-in.
+/// The default shard count: the cores this process may run on (its affinity mask, so
+/// `taskset -c 0` gives 1), within 1..=`SHARDS_MAX`.
 pub fn default_shards() -> u16 {
-    1
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u16::try_from(cores)
+        .unwrap_or(u16::MAX)
+        .clamp(1, weir_core::shard::SHARDS_MAX)
 }
 
 /// Default of `weir.controlled.shutdown.timeout.ms`: how long SIGTERM waits for the
@@ -1614,12 +1612,12 @@ mod tests {
     }
 
     #[test]
-    fn shards_default_to_one_and_take_the_key() {
-        // Goal: unset means the default count (one, see default_shards) and lets a data
-        // directory keep its own (ShardCount::Default); the key and the flag ask for
-        // exactly a count; out of range is refused naming the key.
+    fn shards_default_to_the_cores_and_take_the_key() {
+        // Goal: unset means one shard per core and lets a data directory keep its own
+        // count (ShardCount::Default); the key and the flag ask for exactly a count; out of
+        // range is refused naming the key.
         assert_eq!(parse("").shards, ShardCount::Default(default_shards()));
-        assert_eq!(default_shards(), 1);
+        assert!(default_shards() >= 1);
         assert_eq!(parse("num.shards = 3").shards, ShardCount::Exactly(3));
         for bad in ["num.shards = 0", "num.shards = 257"] {
             let error = refusal(bad);
