@@ -34,6 +34,7 @@ use crate::group::offsets_log::{self, OFFSETS_TOPIC};
 use crate::group::{CommittedOffset, GroupCoordinator, OFFSET_METADATA_BYTES_MAX};
 use crate::time::Now;
 use crate::txn::TxnState;
+use crate::txn_log::TXN_STATE_TOPIC;
 
 impl Node {
     /// TxnOffsetCommit: append the offsets as a transactional batch of the producer to the
@@ -147,7 +148,9 @@ impl Node {
         &mut self,
         request: &TxnOffsetCommitRequest,
     ) -> Result<(), ErrorCode> {
-        if request.producer_id < 0 {
+        // No transactional id exists before `__transaction_state` does (InitProducerId
+        // creates it first).
+        if request.producer_id < 0 || !self.topic_ids.contains_key(TXN_STATE_TOPIC) {
             return Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING);
         }
         if self.coordinates(&request.transactional_id, true) {

@@ -319,6 +319,67 @@ fn transactional_offsets_are_unstable_until_commit() {
     assert_eq!((p.error, p.committed_offset), (ErrorCode::NONE, 7));
 }
 
+fn txn_offset_commit(node: &mut SingleNode, pid: i64, epoch: i16, offset: i64) -> ErrorCode {
+    let response = node.call(ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
+        transactional_id: "tx".into(),
+        group_id: "g".into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        topics: vec![TxnOffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![TxnOffsetCommitPartition {
+                partition: 0,
+                committed_offset: offset,
+                committed_leader_epoch: -1,
+                committed_metadata: None,
+            }],
+        }],
+    }));
+    let ApiResponse::TxnOffsetCommit(r) = response else {
+        panic!("{response:?}")
+    };
+    r.topics[0].partitions[0].error
+}
+
+// Goal: a TxnOffsetCommit that no transaction could end is refused where the node can
+// tell: before any transactional id exists, for an id whose transaction did not add the
+// group (AddOffsetsToTxn), and from a fenced (older) epoch; nothing is then pending.
+#[test]
+fn transactional_offsets_no_transaction_can_end_are_refused() {
+    let mut node = node_with(|_| {});
+    must_create(&mut node, "t", 1, &[]);
+    assert_eq!(
+        txn_offset_commit(&mut node, 1, 0, 3),
+        ErrorCode::INVALID_PRODUCER_ID_MAPPING
+    );
+    let (pid, epoch) = init(&mut node, "tx", 60_000);
+    assert_eq!(
+        txn_offset_commit(&mut node, pid, epoch, 3),
+        ErrorCode::INVALID_TXN_STATE
+    );
+    let (pid, newer) = init(&mut node, "tx", 60_000);
+    assert_eq!(
+        txn_offset_commit(&mut node, pid, epoch, 3),
+        ErrorCode::PRODUCER_FENCED
+    );
+    assert!(newer > epoch);
+    let fetch = ApiRequest::OffsetFetch(OffsetFetchRequest {
+        groups: vec![OffsetFetchGroup {
+            group_id: "g".into(),
+            topics: Some(vec![("t".into(), vec![0])]),
+        }],
+        require_stable: true,
+    });
+    let ApiResponse::OffsetFetch(fetched) = node.call(fetch) else {
+        panic!()
+    };
+    let p = &fetched.groups[0].topics[0].partitions[0];
+    assert_eq!((p.error, p.committed_offset), (ErrorCode::NONE, -1));
+}
+
 fn describe_txn(node: &mut SingleNode, tid: &str) -> TransactionDescription {
     let response = node.call(ApiRequest::DescribeTransactions(
         DescribeTransactionsRequest {
