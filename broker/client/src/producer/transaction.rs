@@ -96,6 +96,27 @@ fn is_retriable_txn(error: &ClientError) -> bool {
     error.is_retriable() || error.code() == Some(ErrorCode::CONCURRENT_TRANSACTIONS)
 }
 
+/// Inside a transaction that can still commit: the precondition of `call`.
+fn in_transaction(phase: &TransactionPhase, call: &str) -> Result<(), ClientError> {
+    match phase {
+        TransactionPhase::InTransaction => Ok(()),
+        TransactionPhase::Fatal(error) | TransactionPhase::AbortOnly(error) => Err(error.clone()),
+        other => Err(ClientError::InvalidArgument(format!(
+            "{call} in phase {other:?}: begin a transaction first"
+        ))),
+    }
+}
+
+/// The phase after a transactional call failed with `error`: fatal when fenced, else the
+/// transaction can only abort.
+fn failed(error: &ClientError) -> TransactionPhase {
+    if is_fatal(error) {
+        TransactionPhase::Fatal(error.clone())
+    } else {
+        TransactionPhase::AbortOnly(error.clone())
+    }
+}
+
 fn kafka(code: ErrorCode, context: &str) -> Result<(), ClientError> {
     if code.is_ok() {
         Ok(())
@@ -192,17 +213,7 @@ impl<R: Runtime> Producer<R> {
         let shared = &self.handle.shared;
         let transactional_id = self.transactional_id()?;
         let mut state = shared.txn.lock().await;
-        match &state.phase {
-            TransactionPhase::InTransaction => {}
-            TransactionPhase::Fatal(error) | TransactionPhase::AbortOnly(error) => {
-                return Err(error.clone())
-            }
-            other => {
-                return Err(ClientError::InvalidArgument(format!(
-                    "send_txn in phase {other:?}: begin a transaction first"
-                )))
-            }
-        }
+        in_transaction(&state.phase, "send_txn")?;
         if let Some(error) = fenced_batch(shared) {
             state.phase = TransactionPhase::Fatal(error.clone());
             return Err(error);
@@ -258,11 +269,7 @@ impl<R: Runtime> Producer<R> {
                     state.partitions.insert(tp);
                 }
                 Err(error) => {
-                    state.phase = if is_fatal(&error) {
-                        TransactionPhase::Fatal(error.clone())
-                    } else {
-                        TransactionPhase::AbortOnly(error.clone())
-                    };
+                    state.phase = failed(&error);
                     return Err(error);
                 }
             }
@@ -284,33 +291,16 @@ impl<R: Runtime> Producer<R> {
         let shared = &self.handle.shared;
         let transactional_id = self.transactional_id()?;
         let mut state = shared.txn.lock().await;
-        match &state.phase {
-            TransactionPhase::InTransaction => {}
-            TransactionPhase::Fatal(error) | TransactionPhase::AbortOnly(error) => {
-                return Err(error.clone())
-            }
-            other => {
-                return Err(ClientError::InvalidArgument(format!(
-                    "send_offsets_to_transaction in phase {other:?}: begin a transaction first"
-                )))
-            }
-        }
+        in_transaction(&state.phase, "send_offsets_to_transaction")?;
         if let Some(error) = fenced_batch(shared) {
             state.phase = TransactionPhase::Fatal(error.clone());
             return Err(error);
         }
         let result = add_offsets(shared, &mut state, transactional_id, offsets, group_id).await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                state.phase = if is_fatal(&error) {
-                    TransactionPhase::Fatal(error.clone())
-                } else {
-                    TransactionPhase::AbortOnly(error.clone())
-                };
-                Err(error)
-            }
+        if let Err(error) = &result {
+            state.phase = failed(error);
         }
+        result
     }
 
     /// Flushes the transaction's records and commits it (EndTxn). A write that failed for
@@ -320,23 +310,9 @@ impl<R: Runtime> Producer<R> {
         let shared = &self.handle.shared;
         let transactional_id = self.transactional_id()?;
         let mut state = shared.txn.lock().await;
-        match &state.phase {
-            TransactionPhase::InTransaction => {}
-            TransactionPhase::Fatal(error) | TransactionPhase::AbortOnly(error) => {
-                return Err(error.clone())
-            }
-            other => {
-                return Err(ClientError::InvalidArgument(format!(
-                    "commit_transaction in phase {other:?}"
-                )))
-            }
-        }
+        in_transaction(&state.phase, "commit_transaction")?;
         if let Some(error) = flush_or_fail(shared).await {
-            state.phase = if is_fatal(&error) {
-                TransactionPhase::Fatal(error.clone())
-            } else {
-                TransactionPhase::AbortOnly(error.clone())
-            };
+            state.phase = failed(&error);
             return Err(error);
         }
         if state.partitions.is_empty() && state.groups.is_empty() {
@@ -347,8 +323,7 @@ impl<R: Runtime> Producer<R> {
         let result = end_txn(shared, &mut state, transactional_id, true).await;
         state.phase = match &result {
             Ok(()) => TransactionPhase::Ready,
-            Err(error) if is_fatal(error) => TransactionPhase::Fatal(error.clone()),
-            Err(error) => TransactionPhase::AbortOnly(error.clone()),
+            Err(error) => failed(error),
         };
         result
     }

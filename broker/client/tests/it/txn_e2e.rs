@@ -69,6 +69,27 @@ async fn read_all(
     values
 }
 
+/// A broker started with `config`, a runtime seeded with `seed`, a client configuration
+/// for it with short backoffs, and an admin client that created the 2-partition topic.
+async fn start(
+    config: &str,
+    seed: u64,
+) -> (Broker, TokioRuntime, ClientConfig, Admin<TokioRuntime>) {
+    let broker = Broker::start(config);
+    let runtime = TokioRuntime::new(seed);
+    let mut client = ClientConfig::with_bootstrap(broker.address.clone());
+    client.retry_backoff = Duration::from_millis(20);
+    client.retry_backoff_max = Duration::from_millis(200);
+    let admin = Admin::connect(runtime.clone(), client.clone())
+        .await
+        .expect("admin connects");
+    admin
+        .create_topic(NewTopic::new(TOPIC, 2, 1))
+        .await
+        .expect("create topic");
+    (broker, runtime, client, admin)
+}
+
 async fn send_all(producer: &Producer<TokioRuntime>, values: &[(i32, &str)]) {
     let mut deliveries = Vec::new();
     for (partition, value) in values {
@@ -86,18 +107,7 @@ async fn send_all(producer: &Producer<TokioRuntime>, values: &[(i32, &str)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_commit_abort_and_fence_against_the_real_broker() {
-    let broker = Broker::start("");
-    let runtime = TokioRuntime::new(5);
-    let mut client = ClientConfig::with_bootstrap(broker.address.clone());
-    client.retry_backoff = Duration::from_millis(20);
-    client.retry_backoff_max = Duration::from_millis(200);
-    let admin = Admin::connect(runtime.clone(), client.clone())
-        .await
-        .expect("admin connects");
-    admin
-        .create_topic(NewTopic::new(TOPIC, 2, 1))
-        .await
-        .expect("create topic");
+    let (_broker, runtime, client, _admin) = start("", 5).await;
     let producer = Producer::connect(runtime.clone(), producer_config(&client, "e2e"))
         .await
         .expect("producer");
@@ -202,18 +212,7 @@ async fn transactions_commit_abort_and_fence_against_the_real_broker() {
 // committed offsets are read back with the admin client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_sent_to_a_transaction_commit_and_abort_with_it() {
-    let broker = Broker::start("num.shards = 3\n");
-    let runtime = TokioRuntime::new(7);
-    let mut client = ClientConfig::with_bootstrap(broker.address.clone());
-    client.retry_backoff = Duration::from_millis(20);
-    client.retry_backoff_max = Duration::from_millis(200);
-    let admin = Admin::connect(runtime.clone(), client.clone())
-        .await
-        .expect("admin connects");
-    admin
-        .create_topic(NewTopic::new(TOPIC, 2, 1))
-        .await
-        .expect("create topic");
+    let (_broker, runtime, client, admin) = start("num.shards = 3\n", 7).await;
     let producer = Producer::connect(runtime.clone(), producer_config(&client, "eos"))
         .await
         .expect("producer");

@@ -424,6 +424,18 @@ pub enum CommitCheck {
     Refuse(ErrorCode),
 }
 
+/// Settings for unit tests: no first-rebalance delay, Kafka's session bounds.
+#[cfg(test)]
+pub(crate) fn test_config() -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        min_session_timeout_ms: 1_000,
+        max_session_timeout_ms: 60_000,
+        consumer_heartbeat_interval_ms: 5_000,
+        consumer_session_timeout_ms: 45_000,
+    }
+}
+
 /// The coordinator of every group on this node.
 #[derive(Debug)]
 pub struct GroupCoordinator {
@@ -2541,13 +2553,7 @@ mod tests {
     const SESSION_MS: i32 = 10_000;
 
     fn config() -> GroupConfig {
-        GroupConfig {
-            initial_rebalance_delay_ms: 0,
-            min_session_timeout_ms: 1_000,
-            max_session_timeout_ms: 60_000,
-            consumer_heartbeat_interval_ms: 5_000,
-            consumer_session_timeout_ms: 45_000,
-        }
+        test_config()
     }
 
     fn at(ms: u64) -> Now {

@@ -146,6 +146,23 @@ pub fn offset_value(offset: &CommittedOffset) -> Bytes {
     out.freeze()
 }
 
+/// The record of `offset` committed for `group`'s `topic`-`partition`, stamped with its
+/// commit time (what OffsetCommit and TxnOffsetCommit append).
+pub fn offset_record(
+    group: &str,
+    topic: &str,
+    partition: i32,
+    offset: &CommittedOffset,
+) -> weir_wire::records::Record {
+    weir_wire::records::Record {
+        offset: 0,
+        timestamp: offset.commit_timestamp,
+        key: Some(offset_key(group, topic, partition)),
+        value: Some(offset_value(offset)),
+        headers: Vec::new(),
+    }
+}
+
 /// The key of a group metadata record.
 pub fn group_key(group: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(4 + group.len());

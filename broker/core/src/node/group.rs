@@ -382,17 +382,12 @@ impl Node {
                         metadata,
                         commit_timestamp: now.wall_ms,
                     };
-                    records.push(Record {
-                        offset: 0,
-                        timestamp: now.wall_ms,
-                        key: Some(offsets_log::offset_key(
-                            &request.group_id,
-                            &topic.name,
-                            p.partition,
-                        )),
-                        value: Some(offsets_log::offset_value(&committed)),
-                        headers: Vec::new(),
-                    });
+                    records.push(offsets_log::offset_record(
+                        &request.group_id,
+                        &topic.name,
+                        p.partition,
+                        &committed,
+                    ));
                     accepted.push(((topic.name.clone(), p.partition), committed));
                     ErrorCode::NONE
                 };

@@ -758,17 +758,12 @@ impl Node {
                 metadata: offset.metadata,
                 commit_timestamp: now.wall_ms,
             };
-            records.push(Record {
-                offset: 0,
-                timestamp: now.wall_ms,
-                key: Some(offsets_log::offset_key(
-                    group,
-                    &offset.topic,
-                    offset.partition,
-                )),
-                value: Some(offsets_log::offset_value(&committed)),
-                headers: Vec::new(),
-            });
+            records.push(offsets_log::offset_record(
+                group,
+                &offset.topic,
+                offset.partition,
+                &committed,
+            ));
             accepted.push(((offset.topic, offset.partition), committed));
         }
         if let Err(error) = self.append_offset_records(now, group, &records) {

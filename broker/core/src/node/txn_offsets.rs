@@ -84,17 +84,12 @@ impl Node {
                                 metadata,
                                 commit_timestamp: now.wall_ms,
                             };
-                            records.push(Record {
-                                offset: 0,
-                                timestamp: now.wall_ms,
-                                key: Some(offsets_log::offset_key(
-                                    &request.group_id,
-                                    &t.name,
-                                    p.partition,
-                                )),
-                                value: Some(offsets_log::offset_value(&committed)),
-                                headers: Vec::new(),
-                            });
+                            records.push(offsets_log::offset_record(
+                                &request.group_id,
+                                &t.name,
+                                p.partition,
+                                &committed,
+                            ));
                             let key = (t.name.clone(), p.partition);
                             accepted.push((request.group_id.clone(), key, committed));
                             ErrorCode::NONE
@@ -244,18 +239,7 @@ mod tests {
     use weir_wire::records::encode_batch;
 
     use super::*;
-    use crate::group::GroupConfig;
     use crate::time::Instant;
-
-    fn config() -> GroupConfig {
-        GroupConfig {
-            initial_rebalance_delay_ms: 0,
-            min_session_timeout_ms: 1_000,
-            max_session_timeout_ms: 60_000,
-            consumer_heartbeat_interval_ms: 5_000,
-            consumer_session_timeout_ms: 45_000,
-        }
-    }
 
     fn offsets_batch(base: i64, producer_id: i64, group: &str, offset: i64) -> Bytes {
         let committed = CommittedOffset {
@@ -264,13 +248,7 @@ mod tests {
             metadata: String::new(),
             commit_timestamp: 1,
         };
-        let record = Record {
-            offset: 0,
-            timestamp: 1,
-            key: Some(offsets_log::offset_key(group, "t", 0)),
-            value: Some(offsets_log::offset_value(&committed)),
-            headers: Vec::new(),
-        };
+        let record = offsets_log::offset_record(group, "t", 0, &committed);
         let options = BatchOptions {
             producer_id,
             producer_epoch: 0,
@@ -294,7 +272,7 @@ mod tests {
     #[test]
     fn a_replayed_log_commits_only_what_a_commit_marker_ends() {
         let now = Now::new(Instant::from_nanos(0), 1_000);
-        let mut groups = GroupCoordinator::new(config());
+        let mut groups = GroupCoordinator::new(crate::group::test_config());
         let marker = |base, producer_id, committed| {
             let batch = encode_control_batch(producer_id, 0, committed, 0, 1);
             let mut batch = bytes::BytesMut::from(&batch[..]);

@@ -188,23 +188,9 @@ fn committed(cluster: &mut Cluster, at: i32, group: &str, partition: i32) -> (i6
     panic!("node {at} kept loading the offsets")
 }
 
-/// The groups' coordinator as `asked` reports it (every group maps to the one offsets
-/// partition), asking every 100 ms for up to 30 s; never `not`.
+/// The group coordinator of the test's first group as `asked` reports it; never `not`.
 fn coordinator(cluster: &mut Cluster, asked: i32, not: Option<i32>) -> i32 {
-    for _ in 0..300 {
-        let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
-            key_type: 0,
-            keys: vec![GROUPS[0].into()],
-        });
-        if let ApiResponse::FindCoordinator(r) = cluster.call(asked, request) {
-            let found = &r.coordinators[0];
-            if found.error.is_ok() && Some(found.node_id) != not {
-                return found.node_id;
-            }
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("no coordinator within 30 s")
+    cluster.find_coordinator(asked, 0, GROUPS[0], not)
 }
 
 /// `__consumer_offsets`-0 as node `id` holds it: (high watermark, bytes on this broker),
@@ -319,23 +305,9 @@ fn offsets_topic_is_compacted_on_every_replica_and_survives_failover() {
 
 const TXN_STATE: &str = "__transaction_state";
 
-/// The transaction coordinator of `id` as `asked` reports it, asking every 100 ms for up
-/// to 30 s; never `not`.
+/// The transaction coordinator of `id` as `asked` reports it; never `not`.
 fn txn_coordinator(cluster: &mut Cluster, asked: i32, id: &str, not: Option<i32>) -> i32 {
-    for _ in 0..300 {
-        let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
-            key_type: 1,
-            keys: vec![id.into()],
-        });
-        if let ApiResponse::FindCoordinator(r) = cluster.call(asked, request) {
-            let found = &r.coordinators[0];
-            if found.error.is_ok() && Some(found.node_id) != not {
-                return found.node_id;
-            }
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("no transaction coordinator within 30 s")
+    cluster.find_coordinator(asked, 1, id, not)
 }
 
 /// InitProducerId for `id` at `at`, retrying while the coordinator loads or moves:

@@ -16,31 +16,6 @@ use weir_wire::domain::txn::*;
 use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
 
-/// The coordinator of `key` (`key_type` 0: group, 1: transactional id) as `asked` reports
-/// it, asking every 100 ms for up to 30 s; never `not`.
-fn coordinator(
-    cluster: &mut Cluster,
-    asked: i32,
-    key_type: i8,
-    key: &str,
-    not: Option<i32>,
-) -> i32 {
-    for _ in 0..300 {
-        let request = ApiRequest::FindCoordinator(FindCoordinatorRequest {
-            key_type,
-            keys: vec![key.into()],
-        });
-        if let ApiResponse::FindCoordinator(r) = cluster.call(asked, request) {
-            let found = &r.coordinators[0];
-            if found.error.is_ok() && Some(found.node_id) != not {
-                return found.node_id;
-            }
-        }
-        cluster.advance_ms(100);
-    }
-    panic!("no coordinator of {key} within 30 s")
-}
-
 /// Send `request` to `at` until its one error is not retriable (up to 30 s); that error.
 fn until_settled(
     cluster: &mut Cluster,
@@ -102,12 +77,12 @@ fn offsets_commit_with_the_transaction_across_brokers_and_failover() {
             configs: Vec::new(),
         },
     );
-    let txn = coordinator(&mut cluster, 1, 1, "tx", None);
+    let txn = cluster.find_coordinator(1, 1, "tx", None);
     cluster.settle("__transaction_state", &[1, 2, 3]);
     let (group, group_at) = (0..100)
         .map(|i| format!("g{i}"))
         .find_map(|g| {
-            let at = coordinator(&mut cluster, 1, 0, &g, None);
+            let at = cluster.find_coordinator(1, 0, &g, None);
             (at != txn).then_some((g, at))
         })
         .expect("a group coordinated by another broker");
@@ -124,26 +99,7 @@ fn offsets_commit_with_the_transaction_across_brokers_and_failover() {
         producer_epoch: epoch,
         group_id: group.clone(),
     });
-    let commit_offsets = |offset| {
-        ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
-            transactional_id: "tx".into(),
-            group_id: group.clone(),
-            producer_id: pid,
-            producer_epoch: epoch,
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-            topics: vec![TxnOffsetCommitTopic {
-                name: "t".into(),
-                partitions: vec![TxnOffsetCommitPartition {
-                    partition: 0,
-                    committed_offset: offset,
-                    committed_leader_epoch: -1,
-                    committed_metadata: None,
-                }],
-            }],
-        })
-    };
+    let commit_offsets = |offset| common::txn_offset_commit("tx", &group, (pid, epoch), offset);
     let end = ApiRequest::EndTxn(EndTxnRequest {
         transactional_id: "tx".into(),
         producer_id: pid,
@@ -184,7 +140,7 @@ fn offsets_commit_with_the_transaction_across_brokers_and_failover() {
     let sent = until_settled(&mut cluster, group_at, &commit_offsets(9), offsets_error);
     assert_eq!(sent, ErrorCode::NONE);
     cluster.kill(group_at);
-    let new_group_at = coordinator(&mut cluster, txn, 0, &group, Some(group_at));
+    let new_group_at = cluster.find_coordinator(txn, 0, &group, Some(group_at));
     assert_eq!(
         until_settled(&mut cluster, txn, &end, end_error),
         ErrorCode::NONE
@@ -193,6 +149,6 @@ fn offsets_commit_with_the_transaction_across_brokers_and_failover() {
     // 3. The old coordinator comes back as a follower and agrees once it leads again.
     cluster.restart(group_at);
     cluster.advance_ms(3_000);
-    let now_at = coordinator(&mut cluster, txn, 0, &group, None);
+    let now_at = cluster.find_coordinator(txn, 0, &group, None);
     assert_eq!(stable_offset(&mut cluster, now_at, &group), 9);
 }

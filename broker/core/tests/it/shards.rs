@@ -625,26 +625,7 @@ fn a_transaction_commits_offsets_of_a_group_on_another_shard() {
         panic!("not InitProducerId");
     };
     let (pid, epoch) = (init.producer_id, init.producer_epoch);
-    let commit_offsets = |offset| {
-        ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
-            transactional_id: "tx".into(),
-            group_id: group.clone(),
-            producer_id: pid,
-            producer_epoch: epoch,
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-            topics: vec![TxnOffsetCommitTopic {
-                name: "t".into(),
-                partitions: vec![TxnOffsetCommitPartition {
-                    partition: 0,
-                    committed_offset: offset,
-                    committed_leader_epoch: -1,
-                    committed_metadata: None,
-                }],
-            }],
-        })
-    };
+    let commit_offsets = |offset| txn_offset_commit("tx", &group, (pid, epoch), offset);
     let offset_error = |response: &ApiResponse| match response {
         ApiResponse::TxnOffsetCommit(r) => r.topics[0].partitions[0].error,
         other => panic!("{other:?}"),

@@ -274,28 +274,7 @@ fn transactional_offsets_are_unstable_until_commit() {
             ..
         })
     ));
-    let response = node.call(ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
-        transactional_id: "tx".into(),
-        group_id: "g".into(),
-        producer_id: pid,
-        producer_epoch: epoch,
-        generation_id: -1,
-        member_id: String::new(),
-        group_instance_id: None,
-        topics: vec![TxnOffsetCommitTopic {
-            name: "t".into(),
-            partitions: vec![TxnOffsetCommitPartition {
-                partition: 0,
-                committed_offset: 7,
-                committed_leader_epoch: -1,
-                committed_metadata: None,
-            }],
-        }],
-    }));
-    let ApiResponse::TxnOffsetCommit(r) = response else {
-        panic!("{response:?}")
-    };
-    assert_eq!(r.topics[0].partitions[0].error, ErrorCode::NONE);
+    assert_eq!(txn_offset_commit(&mut node, pid, epoch, 7), ErrorCode::NONE);
     let offset_fetch = |require_stable| {
         ApiRequest::OffsetFetch(OffsetFetchRequest {
             groups: vec![OffsetFetchGroup {
@@ -319,25 +298,9 @@ fn transactional_offsets_are_unstable_until_commit() {
     assert_eq!((p.error, p.committed_offset), (ErrorCode::NONE, 7));
 }
 
+/// TxnOffsetCommit of `offset` for `g`'s `t`-0 by `tx`'s producer: its one error.
 fn txn_offset_commit(node: &mut SingleNode, pid: i64, epoch: i16, offset: i64) -> ErrorCode {
-    let response = node.call(ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
-        transactional_id: "tx".into(),
-        group_id: "g".into(),
-        producer_id: pid,
-        producer_epoch: epoch,
-        generation_id: -1,
-        member_id: String::new(),
-        group_instance_id: None,
-        topics: vec![TxnOffsetCommitTopic {
-            name: "t".into(),
-            partitions: vec![TxnOffsetCommitPartition {
-                partition: 0,
-                committed_offset: offset,
-                committed_leader_epoch: -1,
-                committed_metadata: None,
-            }],
-        }],
-    }));
+    let response = node.call(common::txn_offset_commit("tx", "g", (pid, epoch), offset));
     let ApiResponse::TxnOffsetCommit(r) = response else {
         panic!("{response:?}")
     };

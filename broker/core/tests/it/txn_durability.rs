@@ -183,24 +183,7 @@ fn every_parked_transaction_request_fails_with_its_sync() {
                 group_id: GROUP.into(),
             }));
             assert_eq!(txn_errors(&response), vec![ErrorCode::NONE]);
-            ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
-                transactional_id: TID.into(),
-                group_id: GROUP.into(),
-                producer_id: pid,
-                producer_epoch: epoch,
-                generation_id: -1,
-                member_id: String::new(),
-                group_instance_id: None,
-                topics: vec![TxnOffsetCommitTopic {
-                    name: "t".into(),
-                    partitions: vec![TxnOffsetCommitPartition {
-                        partition: 0,
-                        committed_offset: 1,
-                        committed_leader_epoch: -1,
-                        committed_metadata: None,
-                    }],
-                }],
-            })
+            txn_offset_commit(TID, GROUP, (pid, epoch), 1)
         }),
         ("WriteTxnMarkers", |_, pid, epoch| {
             ApiRequest::WriteTxnMarkers(WriteTxnMarkersRequest {

@@ -313,6 +313,31 @@ impl Cluster {
         panic!("node {to} did not answer {id:?}")
     }
 
+    /// The coordinator of `key` (`key_type` 0: group, 1: transactional id) as node `asked`
+    /// reports it, asking every 100 ms for up to 30 s; never `not`.
+    pub fn find_coordinator(
+        &mut self,
+        asked: i32,
+        key_type: i8,
+        key: &str,
+        not: Option<i32>,
+    ) -> i32 {
+        for _ in 0..300 {
+            let request = ApiRequest::FindCoordinator(weir_wire::domain::FindCoordinatorRequest {
+                key_type,
+                keys: vec![key.into()],
+            });
+            if let ApiResponse::FindCoordinator(r) = self.call(asked, request) {
+                let found = &r.coordinators[0];
+                if found.error.is_ok() && Some(found.node_id) != not {
+                    return found.node_id;
+                }
+            }
+            self.advance_ms(100);
+        }
+        panic!("no coordinator of {key} within 30 s")
+    }
+
     /// The active controller as every live node agrees on it, waiting up to 20 s.
     pub fn agreed_controller(&mut self) -> i32 {
         for _ in 0..200 {

@@ -260,6 +260,38 @@ pub fn init_producer_id(transactional_id: Option<&str>) -> ApiRequest {
     })
 }
 
+/// TxnOffsetCommit of `offset` for `group`'s `t`-0 in `transactional_id`'s transaction
+/// (producer `pid` at `epoch`), without group generation (as librdkafka sends it outside a
+/// group).
+pub fn txn_offset_commit(
+    transactional_id: &str,
+    group: &str,
+    (pid, epoch): (i64, i16),
+    offset: i64,
+) -> ApiRequest {
+    use weir_wire::domain::txn::{
+        TxnOffsetCommitPartition, TxnOffsetCommitRequest, TxnOffsetCommitTopic,
+    };
+    ApiRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
+        transactional_id: transactional_id.into(),
+        group_id: group.into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        topics: vec![TxnOffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![TxnOffsetCommitPartition {
+                partition: 0,
+                committed_offset: offset,
+                committed_leader_epoch: -1,
+                committed_metadata: None,
+            }],
+        }],
+    })
+}
+
 /// One batch holding one record `key` -> `value` (`None`: no key, or a tombstone), as a
 /// client writes to a compacted topic.
 pub fn keyed_record(key: Option<&str>, value: Option<&str>) -> Bytes {
