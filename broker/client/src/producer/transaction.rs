@@ -215,7 +215,7 @@ impl<R: Runtime> Producer<R> {
         let mut state = shared.txn.lock().await;
         in_transaction(&state.phase, "send_txn")?;
         if let Some(error) = fenced_batch(shared) {
-            state.phase = TransactionPhase::Fatal(error.clone());
+            state.phase = failed(&error);
             return Err(error);
         }
         let count = partition_count(shared, topic).await?;
@@ -293,7 +293,7 @@ impl<R: Runtime> Producer<R> {
         let mut state = shared.txn.lock().await;
         in_transaction(&state.phase, "send_offsets_to_transaction")?;
         if let Some(error) = fenced_batch(shared) {
-            state.phase = TransactionPhase::Fatal(error.clone());
+            state.phase = failed(&error);
             return Err(error);
         }
         let result = add_offsets(shared, &mut state, transactional_id, offsets, group_id).await;

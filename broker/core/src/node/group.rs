@@ -366,30 +366,21 @@ impl Node {
         for topic in &request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for p in &topic.partitions {
-                let metadata = p.metadata.clone().unwrap_or_default();
-                // A refusal applies to every partition; otherwise an unknown partition or oversized
-                // metadata refuses only that partition, and the others commit.
-                let error = if let Some(error) = refusal {
-                    error
-                } else if self.partition_exists(&topic.name, p.partition).is_none() {
-                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-                } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
-                    ErrorCode::OFFSET_METADATA_TOO_LARGE
-                } else {
-                    let committed = CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata,
-                        commit_timestamp: now.wall_ms,
-                    };
-                    records.push(offsets_log::offset_record(
-                        &request.group_id,
-                        &topic.name,
-                        p.partition,
-                        &committed,
-                    ));
-                    accepted.push(((topic.name.clone(), p.partition), committed));
-                    ErrorCode::NONE
+                let committed = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.metadata.clone().unwrap_or_default(),
+                    commit_timestamp: now.wall_ms,
+                };
+                let key = (topic.name.clone(), p.partition);
+                let checked = self.offset_record(refusal, &request.group_id, &key, &committed);
+                let error = match checked {
+                    Ok(record) => {
+                        records.push(record);
+                        accepted.push((key, committed));
+                        ErrorCode::NONE
+                    }
+                    Err(error) => error,
                 };
                 partitions.push((p.partition, error));
             }
@@ -623,7 +614,32 @@ impl Node {
 
     /// `Some` when the topic has this partition: offsets are only stored for real ones, so a
     /// client's typo cannot fill the group's bounded offset table.
-    pub(super) fn partition_exists(&self, topic: &str, partition: i32) -> Option<()> {
+    /// The record of one partition of an offset commit (plain or transactional), or why
+    /// that partition is refused: the whole request's `refusal` first; otherwise an unknown
+    /// partition (its record would be one nothing reads) or oversized metadata refuses only
+    /// this partition, and the others commit.
+    pub(super) fn offset_record(
+        &self,
+        refusal: Option<ErrorCode>,
+        group: &str,
+        (topic, partition): &(String, i32),
+        committed: &CommittedOffset,
+    ) -> Result<Record, ErrorCode> {
+        if let Some(error) = refusal {
+            return Err(error);
+        }
+        if self.partition_exists(topic, *partition).is_none() {
+            return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        if committed.metadata.len() > OFFSET_METADATA_BYTES_MAX {
+            return Err(ErrorCode::OFFSET_METADATA_TOO_LARGE);
+        }
+        Ok(offsets_log::offset_record(
+            group, topic, *partition, committed,
+        ))
+    }
+
+    fn partition_exists(&self, topic: &str, partition: i32) -> Option<()> {
         let index = usize::try_from(partition).ok()?;
         (index < self.topic_by_name(topic)?.partitions.len()).then_some(())
     }

@@ -30,8 +30,8 @@ use weir_wire::records::{decode_records, BatchOptions, Record};
 
 use super::Node;
 use crate::event::RequestId;
-use crate::group::offsets_log::{self, OFFSETS_TOPIC};
-use crate::group::{CommittedOffset, GroupCoordinator, OFFSET_METADATA_BYTES_MAX};
+use crate::group::offsets_log::OFFSETS_TOPIC;
+use crate::group::{CommittedOffset, GroupCoordinator};
 use crate::time::Now;
 use crate::txn::TxnState;
 use crate::txn_log::TXN_STATE_TOPIC;
@@ -68,31 +68,21 @@ impl Node {
                 name: t.name.clone(),
                 partitions: (t.partitions.iter())
                     .map(|p| {
-                        let metadata = p.committed_metadata.clone().unwrap_or_default();
-                        let error = if let Some(error) = refusal {
-                            error
-                        } else if self.partition_exists(&t.name, p.partition).is_none() {
-                            // A commit for a partition that does not exist would write an
-                            // offset record nothing reads.
-                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-                        } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
-                            ErrorCode::OFFSET_METADATA_TOO_LARGE
-                        } else {
-                            let committed = CommittedOffset {
-                                offset: p.committed_offset,
-                                leader_epoch: p.committed_leader_epoch,
-                                metadata,
-                                commit_timestamp: now.wall_ms,
-                            };
-                            records.push(offsets_log::offset_record(
-                                &request.group_id,
-                                &t.name,
-                                p.partition,
-                                &committed,
-                            ));
-                            let key = (t.name.clone(), p.partition);
-                            accepted.push((request.group_id.clone(), key, committed));
-                            ErrorCode::NONE
+                        let committed = CommittedOffset {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata.clone().unwrap_or_default(),
+                            commit_timestamp: now.wall_ms,
+                        };
+                        let key = (t.name.clone(), p.partition);
+                        let group = &request.group_id;
+                        let error = match self.offset_record(refusal, group, &key, &committed) {
+                            Ok(record) => {
+                                records.push(record);
+                                accepted.push((group.clone(), key, committed));
+                                ErrorCode::NONE
+                            }
+                            Err(error) => error,
                         };
                         TxnPartitionResult {
                             partition: p.partition,
@@ -239,6 +229,7 @@ mod tests {
     use weir_wire::records::encode_batch;
 
     use super::*;
+    use crate::group::offsets_log;
     use crate::time::Instant;
 
     fn offsets_batch(base: i64, producer_id: i64, group: &str, offset: i64) -> Bytes {
