@@ -1781,9 +1781,10 @@ impl GroupCoordinator {
         self.touch_session(now, group_id, member_id);
     }
 
-    /// True when a TxnOffsetCommit of `producer_id` may be accepted ([`txn_offsets`]).
-    pub fn has_room_for_txn_offsets(&self, producer_id: i64) -> bool {
-        self.txn_offsets.has_room_for(producer_id)
+    /// True when a TxnOffsetCommit of `count` offsets by `producer_id` may be accepted
+    /// ([`txn_offsets`]).
+    pub fn has_room_for_txn_offsets(&self, producer_id: i64, count: usize) -> bool {
+        self.txn_offsets.has_room_for(producer_id, count)
     }
 
     /// Hold offsets of `producer_id`'s open transaction until its marker: written by this

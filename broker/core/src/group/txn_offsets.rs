@@ -15,8 +15,9 @@
 //! Invariants: the pending offsets of a producer are exactly the offset records of its
 //! transactional batches since its last marker in this node's copy of the log (the latest
 //! per group partition); a marker of a producer with nothing pending changes nothing.
-//! Requests are refused before [`PENDING_PRODUCERS_MAX`] producers are pending; replay never
-//! refuses (the log already holds the records).
+//! Requests are refused before [`PENDING_PRODUCERS_MAX`] producers or
+//! [`PENDING_OFFSETS_MAX`] offsets are pending; replay never refuses (the log already holds
+//! the records).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,9 @@ use super::CommittedOffset;
 /// Producers with pending transactional offsets that a TxnOffsetCommit may add to; each is
 /// one open transaction, so this is the transaction table's own bound.
 pub const PENDING_PRODUCERS_MAX: usize = crate::txn::TXNS_MAX;
+/// Pending offsets over every producer (a group's own bound, `GROUP_OFFSETS_MAX`, counts
+/// committed offsets only).
+pub const PENDING_OFFSETS_MAX: usize = 1_000_000;
 
 /// One pending offset: group, (topic, partition), value.
 pub type PendingTxnOffset = (String, (String, i32), CommittedOffset);
@@ -33,30 +37,38 @@ pub type PendingTxnOffset = (String, (String, i32), CommittedOffset);
 #[derive(Debug, Default)]
 pub struct TxnOffsets {
     by_producer: BTreeMap<i64, Vec<PendingTxnOffset>>,
+    /// Offsets held over every producer.
+    total: usize,
 }
 
 impl TxnOffsets {
-    /// True when a TxnOffsetCommit of `producer_id` may be accepted: it already has pending
-    /// offsets, or there is room for one more producer.
-    pub fn has_room_for(&self, producer_id: i64) -> bool {
-        self.by_producer.contains_key(&producer_id)
-            || self.by_producer.len() < PENDING_PRODUCERS_MAX
+    /// True when a TxnOffsetCommit of `count` offsets by `producer_id` may be accepted:
+    /// the producer already has pending offsets or there is room for one more producer, and
+    /// room for `count` more offsets.
+    pub fn has_room_for(&self, producer_id: i64, count: usize) -> bool {
+        (self.by_producer.contains_key(&producer_id)
+            || self.by_producer.len() < PENDING_PRODUCERS_MAX)
+            && self.total.saturating_add(count) <= PENDING_OFFSETS_MAX
     }
 
     /// Hold `offsets` of `producer_id`'s open transaction; the latest per group partition
     /// wins, as with plain commits.
     pub fn stage(&mut self, producer_id: i64, offsets: Vec<PendingTxnOffset>) {
         let pending = self.by_producer.entry(producer_id).or_default();
+        let before = pending.len();
         for offset in offsets {
             pending.retain(|(group, key, _)| !(*group == offset.0 && *key == offset.1));
             pending.push(offset);
         }
+        self.total = self.total - before + pending.len();
     }
 
     /// The marker of `producer_id`'s transaction: its pending offsets, to apply (commit) or
     /// drop (abort).
     pub fn end(&mut self, producer_id: i64) -> Vec<PendingTxnOffset> {
-        self.by_producer.remove(&producer_id).unwrap_or_default()
+        let ended = self.by_producer.remove(&producer_id).unwrap_or_default();
+        self.total -= ended.len();
+        ended
     }
 
     /// True when an open transaction holds an offset for this group partition (OffsetFetch
@@ -71,12 +83,14 @@ impl TxnOffsets {
         self.by_producer.len()
     }
 
-    /// No producer is held with nothing pending.
+    /// No producer is held with nothing pending; the total counts every offset held.
     pub fn invariants(&self) {
         assert!(
             self.by_producer.values().all(|p| !p.is_empty()),
             "a producer is pending with no offset"
         );
+        let held: usize = self.by_producer.values().map(Vec::len).sum();
+        assert_eq!(self.total, held, "pending offsets miscounted");
     }
 }
 
@@ -110,6 +124,8 @@ mod tests {
         assert!(!pending.is_pending("g", "t", 0));
         assert!(pending.end(7).is_empty(), "a second marker changes nothing");
         assert_eq!(pending.producers(), 1);
+        assert!(pending.has_room_for(9, PENDING_OFFSETS_MAX - 1));
+        assert!(!pending.has_room_for(9, PENDING_OFFSETS_MAX));
         pending.invariants();
     }
 }

@@ -820,8 +820,12 @@ impl Node {
         set_partition_leader_epoch(&mut batch, epoch);
         let origin = AppendOrigin::Coordinator;
         self.append_batch(now.wall_ms, key, batch.freeze(), segment_bytes, origin)?;
-        let topic = self.topics[&topic_id].name.clone();
-        self.on_marker_written(now, &topic, producer_id, committed);
+        // In a group's offsets partition the marker also ends the producer's pending
+        // transactional offsets (`node/txn_offsets.rs`); this node leads the partition, so
+        // it coordinates those groups.
+        if self.topics[&topic_id].name == OFFSETS_TOPIC {
+            (self.groups).end_txn_offsets(now, producer_id, committed, true);
+        }
         Ok(())
     }
 

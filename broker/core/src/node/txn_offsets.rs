@@ -53,7 +53,7 @@ impl Node {
         } else if let Err(error) = self.check_txn_offsets_producer(&request) {
             Some(error)
         } else if self.sync_waiters.is_full()
-            || !self.groups.has_room_for_txn_offsets(request.producer_id)
+            || !(self.groups).has_room_for_txn_offsets(request.producer_id, count)
         {
             Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
         } else if !self.groups.has_room_for_offsets(&request.group_id, count) {
@@ -158,21 +158,6 @@ impl Node {
             return Err(ErrorCode::PRODUCER_FENCED);
         }
         Ok(())
-    }
-
-    /// A marker of `producer_id` was appended to partition `index` of `topic` by this node
-    /// as its leader: on an offsets partition it ends the producer's pending offsets.
-    pub(super) fn on_marker_written(
-        &mut self,
-        now: Now,
-        topic: &str,
-        producer_id: i64,
-        committed: bool,
-    ) {
-        if topic == OFFSETS_TOPIC {
-            self.groups
-                .end_txn_offsets(now, producer_id, committed, true);
-        }
     }
 }
 

@@ -296,6 +296,26 @@ fn txn_batch(producer_id: i64, epoch: i16, sequence: i32, value: &str) -> bytes:
     bytes::Bytes::copy_from_slice(&encoded)
 }
 
+/// EndTxn of `tx` at `coordinator`, answered NONE, then 10 ms for the markers.
+fn end_txn(
+    broker: &mut ShardedBroker,
+    coordinator: usize,
+    (pid, epoch): (i64, i16),
+    committed: bool,
+) {
+    let end = ApiRequest::EndTxn(txn::EndTxnRequest {
+        transactional_id: "tx".into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        committed,
+    });
+    let ApiResponse::EndTxn(ended) = broker.call(coordinator, end) else {
+        panic!("not EndTxn");
+    };
+    assert_eq!(ended.error, ErrorCode::NONE);
+    broker.advance_ms(10);
+}
+
 // Goal: a transaction spanning shards commits or aborts on every partition: the
 // coordinator's shard sends each marker to the shard holding the partition (a peer message
 // to its own broker, routed by `shard::peer_route`) and the answer comes back to the
@@ -363,17 +383,7 @@ fn a_transaction_across_shards_commits_and_aborts_everywhere() {
                 ErrorCode::NONE
             );
         }
-        let end = ApiRequest::EndTxn(EndTxnRequest {
-            transactional_id: "tx".into(),
-            producer_id: pid,
-            producer_epoch: epoch,
-            committed,
-        });
-        let ApiResponse::EndTxn(ended) = broker.call(coordinator, end) else {
-            panic!("not EndTxn");
-        };
-        assert_eq!(ended.error, ErrorCode::NONE);
-        broker.advance_ms(10);
+        end_txn(&mut broker, coordinator, (pid, epoch), committed);
     }
     for partition in [first, second] {
         let home = broker.shard_for("t", partition);
@@ -659,17 +669,7 @@ fn a_transaction_commits_offsets_of_a_group_on_another_shard() {
         };
         let error = fetched.groups[0].topics[0].partitions[0].error;
         assert_eq!(error, ErrorCode::UNSTABLE_OFFSET_COMMIT);
-        let end = ApiRequest::EndTxn(EndTxnRequest {
-            transactional_id: "tx".into(),
-            producer_id: pid,
-            producer_epoch: epoch,
-            committed,
-        });
-        let ApiResponse::EndTxn(ended) = broker.call(coordinator, end) else {
-            panic!("not EndTxn");
-        };
-        assert_eq!(ended.error, ErrorCode::NONE);
-        broker.advance_ms(10);
+        end_txn(&mut broker, coordinator, (pid, epoch), committed);
         assert_eq!(committed_offset(&mut broker, group_shard, &group), expected);
     }
     broker.restart(true);

@@ -97,6 +97,10 @@ impl NodeHandle {
     /// Wait until [`NodeHandle::is_routable`] (before a request is placed). Shard 0's
     /// loop bounds the wait ([`ROUTABLE_WAIT_MAX`]).
     pub async fn routable(&self) {
+        // The flag is never cleared: once set, no waiter is registered (a lock per request).
+        if self.is_routable() {
+            return;
+        }
         loop {
             // Registered before the flag is read, so a set in between still wakes it.
             let notified = self.routable.waiters.notified();
