@@ -600,41 +600,33 @@ async fn add_offsets<R: Runtime>(
             })
             .collect(),
     });
-    let context = format!("TxnOffsetCommit {group_id}");
-    retrying(shared, async || {
-        let connection =
-            crate::driver::coordinator::coordinator_connection(&shared.cluster, group_id).await?;
-        let response = connection
-            .request(&request, shared.config.client.request_timeout)
-            .await?;
-        let ApiResponse::TxnOffsetCommit(response) = response else {
-            return Err(unexpected("TxnOffsetCommit", &response));
-        };
-        let code = (response.topics.iter())
-            .flat_map(|t| &t.partitions)
-            .map(|p| p.error)
-            .find(|code| !code.is_ok())
-            .unwrap_or(ErrorCode::NONE);
-        kafka(code, &context)
-    })
-    .await
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or `delivery.timeout.ms` has passed,
-/// sleeping a growing backoff (`retry.backoff.ms` times the attempt, up to
-/// `retry.backoff.max.ms`) between retriable failures: every transactional round trip.
-async fn retrying<R: Runtime, T>(
-    shared: &Shared<R>,
-    mut attempt: impl AsyncFnMut() -> Result<T, ClientError>,
-) -> Result<T, ClientError> {
     let runtime = shared.cluster.runtime();
     let deadline = runtime.now().saturating_add(shared.config.delivery_timeout);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match attempt().await {
+        let result = async {
+            let connection =
+                crate::driver::coordinator::coordinator_connection(&shared.cluster, group_id)
+                    .await?;
+            let response = connection
+                .request(&request, shared.config.client.request_timeout)
+                .await?;
+            let ApiResponse::TxnOffsetCommit(response) = response else {
+                return Err(unexpected("TxnOffsetCommit", &response));
+            };
+            let code = (response.topics.iter())
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.error)
+                .find(|code| !code.is_ok())
+                .unwrap_or(ErrorCode::NONE);
+            kafka(code, &format!("TxnOffsetCommit {group_id}"))
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(()),
             Err(error) if is_retriable_txn(&error) && runtime.now() < deadline => {
-                tracing::debug!(%error, attempts, "transactional call failed; retrying");
+                tracing::debug!(%error, attempts, "TxnOffsetCommit failed; retrying");
                 let backoff = (shared.config.client.retry_backoff)
                     .saturating_mul(attempts.min(8))
                     .min(shared.config.client.retry_backoff_max)
@@ -642,7 +634,7 @@ async fn retrying<R: Runtime, T>(
                 let wake = runtime.now().saturating_add(backoff).min(deadline);
                 runtime.sleep_until(wake).await;
             }
-            result => return result,
+            Err(error) => return Err(error),
         }
     }
 }
@@ -656,16 +648,20 @@ async fn coordinator_call<R: Runtime, T>(
     request: &ApiRequest,
     extract: impl Fn(ApiResponse) -> Result<T, ClientError>,
 ) -> Result<T, ClientError> {
-    retrying(shared, async || {
-        let address = match &state.coordinator {
-            Some(address) => address.clone(),
-            None => {
-                let address = find_coordinator(shared).await?;
-                state.coordinator = Some(address.clone());
-                address
-            }
-        };
+    let runtime = shared.cluster.runtime();
+    let deadline = runtime.now().saturating_add(shared.config.delivery_timeout);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
         let result = async {
+            let address = match &state.coordinator {
+                Some(address) => address.clone(),
+                None => {
+                    let address = find_coordinator(shared).await?;
+                    state.coordinator = Some(address.clone());
+                    address
+                }
+            };
             let connection = shared.cluster.connection_at(&address).await?;
             let response = connection
                 .request(request, shared.config.client.request_timeout)
@@ -673,17 +669,26 @@ async fn coordinator_call<R: Runtime, T>(
             extract(response)
         }
         .await;
-        // Moved or unreachable: look it up again next time (CONCURRENT_TRANSACTIONS is
-        // the right coordinator, busy).
-        if result
-            .as_ref()
-            .is_err_and(|e| e.code() != Some(ErrorCode::CONCURRENT_TRANSACTIONS))
-        {
-            state.coordinator = None;
+        match result {
+            Ok(value) => return Ok(value),
+            Err(error) if is_retriable_txn(&error) && runtime.now() < deadline => {
+                if error.code() != Some(ErrorCode::CONCURRENT_TRANSACTIONS) {
+                    state.coordinator = None;
+                }
+                tracing::debug!(%error, attempts, "transaction coordinator call failed; retrying");
+                let backoff = shared
+                    .config
+                    .client
+                    .retry_backoff
+                    .saturating_mul(attempts.min(8))
+                    .min(shared.config.client.retry_backoff_max)
+                    .max(Duration::from_millis(1));
+                let wake = runtime.now().saturating_add(backoff).min(deadline);
+                runtime.sleep_until(wake).await;
+            }
+            Err(error) => return Err(error),
         }
-        result
-    })
-    .await
+    }
 }
 
 /// FindCoordinator (key type TRANSACTION) for this producer's transactional id.
