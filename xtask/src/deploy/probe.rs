@@ -308,10 +308,9 @@ pub(crate) fn http_get(address: &str, path: &str) -> Result<(u16, String)> {
         .with_context(|| format!("connecting to {address}"))?;
     stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
+    // One write: `write!` on an unbuffered stream sends each fragment as its own segment.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut answer = Vec::new();
     stream
         .read_to_end(&mut answer)
@@ -364,9 +363,15 @@ mod tests {
         let address = listener.local_addr().expect("addr").to_string();
         let server = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("accept");
-            let mut head = [0u8; 256];
-            let read = stream.read(&mut head).expect("read");
-            let asked = String::from_utf8_lossy(&head[..read]).into_owned();
+            // Read the whole head: closing with unread bytes would reset the connection.
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 256];
+            while !head.ends_with(b"\r\n\r\n") {
+                let read = stream.read(&mut chunk).expect("read");
+                assert!(read > 0, "the request ended before its head");
+                head.extend_from_slice(&chunk[..read]);
+            }
+            let asked = String::from_utf8_lossy(&head).into_owned();
             stream
                 .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 7\r\n\r\nfenced\n")
                 .expect("write");
