@@ -733,7 +733,7 @@ def check_serves(bootstrap: str, topic: str, written: list[Written], active: int
     same latest value per key, and (once its own cleaner ran) exactly the compacted log."""
     high = written[-1].offset + 1
     # A new leader's high watermark may trail its log for a moment after the election: it
-    # moves up once the other in-sync follower fetches from it (Kafka answers ListOffsets
+    # moves up once the other in-sync follower fetches from it (ListOffsets answers
     # OFFSET_NOT_AVAILABLE meanwhile, KIP-207, and clients ask again). Acknowledged records
     # are all in its log; wait for the watermark to say so.
     def caught_up():

@@ -228,6 +228,7 @@ fn retriable(code: ErrorCode) -> bool {
             | ErrorCode::NOT_COORDINATOR
             | ErrorCode::NOT_LEADER_OR_FOLLOWER
             | ErrorCode::LEADER_NOT_AVAILABLE
+            | ErrorCode::OFFSET_NOT_AVAILABLE
             | ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             | ErrorCode::NOT_ENOUGH_REPLICAS
             | ErrorCode::REQUEST_TIMED_OUT

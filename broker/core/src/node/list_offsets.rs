@@ -3,6 +3,12 @@
 //! driver resolves in storage, narrowed to the first segment that can hold the answer.
 //!
 //! Invariant: no answer points at or above the high watermark.
+//!
+//! A new leader whose high watermark has not reached the start of its epoch answers
+//! OFFSET_NOT_AVAILABLE (KIP-207; LEADER_NOT_AVAILABLE before v5) where the answer would
+//! be the watermark or "nothing that new": the watermark may still lag records the
+//! previous leader acknowledged. A timestamp lookup the driver resolves is bounded by the
+//! watermark too, and answers "none" rather than the error when it finds nothing below it.
 
 use weir_wire::domain::{
     ApiResponse, ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest,
@@ -85,7 +91,18 @@ impl Node {
         match resolved {
             Ok((key, log, epoch)) => {
                 let remote = self.remote_view(key, log);
-                answer(log, remote, query, epoch)
+                let answer = answer(log, remote, query, epoch);
+                // KIP-207: an answer at or past the watermark is not final while the
+                // watermark lags the epoch start (earliest offsets and found records are).
+                let past_end = match query.timestamp {
+                    LATEST_TIMESTAMP => true,
+                    EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => false,
+                    _ => answer.lookup.is_none() && answer.offset < 0,
+                };
+                if past_end && self.epoch_start_unreached(key, log.high_watermark()) {
+                    return not_found(query.partition, ErrorCode::OFFSET_NOT_AVAILABLE);
+                }
+                answer
             }
             Err(error) => not_found(query.partition, error),
         }

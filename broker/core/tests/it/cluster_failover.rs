@@ -463,3 +463,80 @@ fn deleting_a_replicated_topic_drops_its_roles_on_every_broker() {
         assert!((0..4).all(|p| node.partition_leadership("gone", p).is_none()));
     }
 }
+
+// Goal (KIP-207): a new leader whose high watermark has not reached the start of its epoch
+// does not answer ListOffsets LATEST with that watermark: records the old leader
+// acknowledged may lie between the two, and a consumer starting from "latest" would start
+// before them. It answers OFFSET_NOT_AVAILABLE (retriable) until a follower's fetch carries
+// the watermark past the epoch start, then the end. Method: six nodes, voters 1-3, the
+// partition on 4 (leader), 5 and 6; cut 6 off, produce with acks=1 (5 copies the record,
+// the watermark waits for 6), kill 4: 5 leads with its log end above its watermark. Heal 6.
+#[test]
+fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epoch() {
+    let mut cluster = Cluster::new(&[1, 2, 3, 4, 5, 6], &[1, 2, 3], |_| {});
+    let controller = wait_for_controller(&mut cluster).expect("a controller within 20 s");
+    cluster.create(
+        controller,
+        CreatableTopic {
+            name: "e".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: vec![(0, vec![4, 5, 6])],
+            configs: Vec::new(),
+        },
+    );
+    assert_eq!(cluster.settle("e", &[4, 5, 6]), 4);
+    let first = common::keyed_record(Some("k"), Some("acked by all"));
+    assert_eq!(cluster.write(4, "e", first), 0);
+    let latest = |cluster: &mut Cluster, at: i32| {
+        let response = cluster.call(at, common::list_offsets("e", 0, -1));
+        let answer = common::list_result(&response);
+        (answer.error, answer.offset)
+    };
+    assert_eq!(latest(&mut cluster, 4), (ErrorCode::NONE, 1));
+
+    cluster.cut.insert(6);
+    let second = common::keyed_record(Some("k"), Some("acked by the leader"));
+    let response = cluster.call(4, common::produce("e", 0, second, 1));
+    assert_eq!(common::produce_result(&response).error, ErrorCode::NONE);
+    cluster.advance_ms(100);
+    assert_eq!(
+        latest(&mut cluster, 4),
+        (ErrorCode::NONE, 1),
+        "6 is in the ISR and lags: the watermark waits for it"
+    );
+    cluster.kill(4);
+    let mut leader = None;
+    for _ in 0..50 {
+        cluster.advance_ms(100);
+        if cluster.members[&5].node.leads("e", 0) {
+            leader = Some(5);
+            break;
+        }
+    }
+    assert_eq!(leader, Some(5), "5 leads after 4's grace");
+    assert_eq!(
+        latest(&mut cluster, 5),
+        (ErrorCode::OFFSET_NOT_AVAILABLE, -1),
+        "watermark 1 lags the epoch start 2"
+    );
+    // Earliest offsets do not depend on the watermark.
+    let response = cluster.call(5, common::list_offsets("e", 0, -2));
+    assert_eq!(common::list_result(&response).error, ErrorCode::NONE);
+
+    cluster.cut.remove(&6);
+    let mut answer = latest(&mut cluster, 5);
+    for _ in 0..50 {
+        if answer.0 == ErrorCode::NONE {
+            break;
+        }
+        cluster.advance_ms(100);
+        answer = latest(&mut cluster, 5);
+    }
+    assert_eq!(
+        answer,
+        (ErrorCode::NONE, 2),
+        "6 fetched past the epoch start"
+    );
+    assert_eq!(cluster.read_all(5, "e").len(), 2);
+}

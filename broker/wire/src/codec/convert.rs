@@ -508,9 +508,16 @@ pub(super) fn list_offsets_resp_from_domain(
                     p.partition
                 )));
             }
+            // OFFSET_NOT_AVAILABLE is v5+ (KIP-207); older clients get the retriable code
+            // Kafka gives them for the same state.
+            let error = if p.error == ErrorCode::OFFSET_NOT_AVAILABLE && v < 5 {
+                ErrorCode::LEADER_NOT_AVAILABLE
+            } else {
+                p.error
+            };
             let mut r = list_offsets_response::ListOffsetsPartitionResponse::default()
                 .with_partition_index(p.partition)
-                .with_error_code(p.error.0)
+                .with_error_code(error.0)
                 .with_timestamp(p.timestamp)
                 .with_offset(p.offset);
             if v >= 4 {

@@ -396,9 +396,14 @@ fn fetch_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
 }
 
 fn list_offsets_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
+    // OFFSET_NOT_AVAILABLE is v5+: older versions carry LEADER_NOT_AVAILABLE instead
+    // (`offset_not_available_before_v5_is_leader_not_available`).
+    let error = err().prop_filter("v5+ code", move |e| {
+        v >= 5 || *e != ErrorCode::OFFSET_NOT_AVAILABLE
+    });
     let partition = (
         any::<i32>(),
-        err(),
+        error,
         any::<i64>(),
         any::<i64>(),
         at(v >= 4, any::<i32>(), -1),
@@ -1162,6 +1167,40 @@ fn request_round_trip(h: &RequestHeader, request: &ApiRequest) -> Result<(), Tes
         other => return Err(TestCaseError::fail(format!("decoded as {other:?}"))),
     }
     Ok(())
+}
+
+/// KIP-207's OFFSET_NOT_AVAILABLE reaches clients of ListOffsets v5+; older ones get the
+/// retriable LEADER_NOT_AVAILABLE Kafka gives them for the same state.
+#[test]
+fn offset_not_available_before_v5_is_leader_not_available() {
+    for (v, expected) in [
+        (1, ErrorCode::LEADER_NOT_AVAILABLE),
+        (4, ErrorCode::LEADER_NOT_AVAILABLE),
+        (5, ErrorCode::OFFSET_NOT_AVAILABLE),
+        (10, ErrorCode::OFFSET_NOT_AVAILABLE),
+    ] {
+        let response = ApiResponse::ListOffsets(ListOffsetsResponse {
+            throttle_time_ms: 0,
+            topics: vec![ListOffsetsTopicResponse {
+                name: "t".into(),
+                partitions: vec![ListOffsetsPartitionResponse {
+                    partition: 0,
+                    error: ErrorCode::OFFSET_NOT_AVAILABLE,
+                    timestamp: -1,
+                    offset: -1,
+                    leader_epoch: -1,
+                    lookup: None,
+                }],
+            }],
+        });
+        let h = header(2, v, 7);
+        let mut out = BytesMut::new();
+        encode_response(&h, &response, &mut out).expect("encodes");
+        let Ok(ApiResponse::ListOffsets(got)) = decode_response(&h, strip_prefix(out)) else {
+            panic!("v{v}: a ListOffsets answer")
+        };
+        assert_eq!(got.topics[0].partitions[0].error, expected, "v{v}");
+    }
 }
 
 fn response_round_trip(h: &RequestHeader, response: &ApiResponse) -> Result<(), TestCaseError> {

@@ -451,6 +451,21 @@ impl Node {
         }
     }
 
+    /// Whether this node leads the partition with a high watermark still below the start
+    /// of its epoch (KIP-207): records the previous leader acknowledged may lie between the
+    /// two, so the watermark is not yet the partition's end. ListOffsets answers
+    /// OFFSET_NOT_AVAILABLE until the followers' fetches move it past the epoch start.
+    pub(in crate::node) fn epoch_start_unreached(
+        &self,
+        id: PartitionId,
+        high_watermark: i64,
+    ) -> bool {
+        matches!(
+            self.cluster.replication.replicas.get(&id),
+            Some(Replica::Leader(leader)) if high_watermark < leader.epoch_start
+        )
+    }
+
     /// An internal-topic append (coordinator state) of the current input. A coordinator's
     /// answer (a committed offset, a transaction state) must not precede the replication
     /// of the record it describes: a new coordinator elected from the ISR would not know
