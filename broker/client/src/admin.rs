@@ -396,6 +396,17 @@ impl<R: Runtime> Admin<R> {
             .collect()
     }
 
+    /// Deletes the records below each offset (-1: the partition's high watermark), as
+    /// `kafka-delete-records.sh` does; per partition, the new log start offset (the low
+    /// watermark) or the failure.
+    pub async fn delete_records(
+        &self,
+        deletions: Vec<(TopicPartition, i64)>,
+    ) -> Result<Vec<(TopicPartition, Result<i64, ClientError>)>, ClientError> {
+        let timeout_ms = millis_i32(self.cluster.config().request_timeout);
+        self.cluster.delete_records(&deletions, timeout_ms).await
+    }
+
     /// The cluster id, controller and brokers.
     pub async fn describe_cluster(&self) -> Result<ClusterDescription, ClientError> {
         let request = ApiRequest::DescribeCluster(DescribeClusterRequest {

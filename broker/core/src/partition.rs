@@ -684,6 +684,41 @@ impl PartitionLog {
         })
     }
 
+    /// DeleteRecords: move the log start offset up to `offset` (at most the high
+    /// watermark; a follower passes its own), dropping the segments that end at or below
+    /// it. The log start may then lie inside the first segment left: storage keeps the
+    /// batch holding it whole, and reads never start below it. `None` when `offset` is not
+    /// above the log start (nothing to delete).
+    pub fn delete_records_below(&mut self, offset: i64) -> Option<Truncation> {
+        assert!(
+            offset <= self.high_watermark(),
+            "key={} delete below {offset}, above the high watermark {}",
+            self.partition_key,
+            self.high_watermark()
+        );
+        if offset <= self.log_start_offset {
+            return None;
+        }
+        let mut removed = Vec::new();
+        while let Some(first) = self.segments.front().copied() {
+            if first.end_offset > offset || first.is_empty() {
+                break;
+            }
+            // The whole log goes: a fresh active segment takes over at the end.
+            if self.segments.len() == 1 {
+                self.segments.push_back(Segment::empty(self.log_end_offset));
+            }
+            removed.extend(self.segments.pop_front());
+        }
+        self.log_start_offset = offset;
+        self.cleaned_to = self.cleaned_to.max(offset);
+        self.invariants();
+        Some(Truncation {
+            log_start_offset: offset,
+            removed,
+        })
+    }
+
     /// Close the active segment if it holds anything (tests build closed segments so).
     /// Returns the closed segment; `None` when the active one is empty or the segment bound
     /// is reached.

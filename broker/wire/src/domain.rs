@@ -90,6 +90,8 @@ pub enum ApiRequest {
     DeleteGroups(DeleteGroupsRequest),
     /// OffsetDelete (key 47).
     OffsetDelete(OffsetDeleteRequest),
+    /// DeleteRecords (key 21).
+    DeleteRecords(DeleteRecordsRequest),
     /// ConsumerGroupHeartbeat (key 68, KIP-848).
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     /// ConsumerGroupDescribe (key 69, KIP-848).
@@ -193,6 +195,8 @@ pub enum ApiResponse {
     DeleteGroups(DeleteGroupsResponse),
     /// OffsetDelete (key 47).
     OffsetDelete(OffsetDeleteResponse),
+    /// DeleteRecords (key 21).
+    DeleteRecords(DeleteRecordsResponse),
     /// ConsumerGroupHeartbeat (key 68, KIP-848).
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
     /// ConsumerGroupDescribe (key 69, KIP-848).
@@ -1417,6 +1421,56 @@ pub struct OffsetDeleteResponse {
     pub throttle_time_ms: i32,
     /// (topic, [(partition, error)]).
     pub topics: Vec<(String, Vec<(i32, ErrorCode)>)>,
+}
+
+// ---------------------------------------------------------------------------------------
+// DeleteRecords (kafka-delete-records.sh, AdminClient.deleteRecords)
+
+/// DeleteRecords request: move each partition's log start offset up to an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsRequest {
+    /// Topics and their partitions.
+    pub topics: Vec<DeleteRecordsTopic>,
+    /// How long the leader may wait for its replicas to delete too.
+    pub timeout_ms: i32,
+}
+
+/// One topic of a DeleteRecords request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsTopic {
+    /// Topic name.
+    pub name: String,
+    /// (partition, offset): records below `offset` go; -1 is the high watermark.
+    pub partitions: Vec<(i32, i64)>,
+}
+
+/// DeleteRecords response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteRecordsResponse {
+    /// Quota throttle.
+    pub throttle_time_ms: i32,
+    /// Per-topic results, in request order.
+    pub topics: Vec<DeleteRecordsTopicResult>,
+}
+
+/// One topic's results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsTopicResult {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition results.
+    pub partitions: Vec<DeleteRecordsPartitionResult>,
+}
+
+/// One partition's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsPartitionResult {
+    /// Partition index.
+    pub partition: i32,
+    /// The partition's log start offset after the deletion (-1 on error).
+    pub low_watermark: i64,
+    /// Error, or NONE.
+    pub error: ErrorCode,
 }
 
 // ---------------------------------------------------------------------------------------

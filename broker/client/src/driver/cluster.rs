@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use weir_runtime::Runtime;
 use weir_wire::domain::{
-    ApiRequest, ApiResponse, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-    MetadataRequest, TopicRef,
+    ApiRequest, ApiResponse, DeleteRecordsRequest, DeleteRecordsTopic, ListOffsetsPartition,
+    ListOffsetsRequest, ListOffsetsTopic, MetadataRequest, TopicRef,
 };
 use weir_wire::error::ErrorCode;
 
@@ -59,6 +59,14 @@ pub struct OffsetAnswer {
     /// The found record's timestamp, -1 for the earliest/latest sentinels.
     pub timestamp: i64,
 }
+
+/// [`Cluster::by_leader`]'s answer: the metadata used, the items by leader, and the
+/// items without a leader with the reason.
+type LeaderGroups<'a, T> = (
+    Arc<MetadataCache>,
+    BTreeMap<i32, Vec<&'a T>>,
+    Vec<(TopicPartition, ClientError)>,
+);
 
 impl<R: Runtime> Cluster<R> {
     /// Connects to the first reachable bootstrap server and learns the brokers.
@@ -207,6 +215,100 @@ impl<R: Runtime> Cluster<R> {
         self.request_any(request).await
     }
 
+    /// Groups `items` by the leader of their partition (`tp` names it), refreshing the
+    /// metadata once when a leader is unknown; items still without one are answered
+    /// with the reason.
+    async fn by_leader<'a, T>(
+        &self,
+        items: &'a [T],
+        tp: impl Fn(&T) -> &TopicPartition,
+    ) -> Result<LeaderGroups<'a, T>, ClientError> {
+        let mut metadata = self.metadata();
+        let missing = (items.iter()).any(|item| {
+            metadata
+                .leader_for(&tp(item).topic, tp(item).partition)
+                .is_none()
+        });
+        if missing {
+            let mut topics: Vec<String> = items.iter().map(|item| tp(item).topic.clone()).collect();
+            topics.sort();
+            topics.dedup();
+            metadata = self.refresh_metadata(Some(&topics), false).await?;
+        }
+        let mut by_node: BTreeMap<i32, Vec<&T>> = BTreeMap::new();
+        let mut leaderless = Vec::new();
+        for item in items {
+            let tp = tp(item);
+            match metadata.leader_for(&tp.topic, tp.partition) {
+                Some(leader) => by_node.entry(leader).or_default().push(item),
+                None => leaderless.push((tp.clone(), no_leader(&metadata, tp))),
+            }
+        }
+        Ok((metadata, by_node, leaderless))
+    }
+
+    /// DeleteRecords at each partition's leader: records below each offset (-1: the high
+    /// watermark) are deleted. Per-partition answers are the new log start offset (the low
+    /// watermark) or the failure; they are returned, not raised.
+    pub async fn delete_records(
+        &self,
+        deletions: &[(TopicPartition, i64)],
+        timeout_ms: i32,
+    ) -> Result<Vec<(TopicPartition, Result<i64, ClientError>)>, ClientError> {
+        let (_, by_node, leaderless) = self.by_leader(deletions, |(tp, _)| tp).await?;
+        let mut out: Vec<(TopicPartition, Result<i64, ClientError>)> = (leaderless.into_iter())
+            .map(|(tp, e)| (tp, Err(e)))
+            .collect();
+        for (node, node_deletions) in by_node {
+            let mut topics: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+            for (tp, offset) in &node_deletions {
+                topics
+                    .entry(&tp.topic)
+                    .or_default()
+                    .push((tp.partition, *offset));
+            }
+            let request = ApiRequest::DeleteRecords(DeleteRecordsRequest {
+                topics: (topics.into_iter())
+                    .map(|(name, partitions)| DeleteRecordsTopic {
+                        name: name.to_owned(),
+                        partitions,
+                    })
+                    .collect(),
+                timeout_ms,
+            });
+            let response = match self.request_node(node, &request).await {
+                Ok(ApiResponse::DeleteRecords(response)) => Ok(response),
+                Ok(other) => Err(unexpected("DeleteRecords", &other)),
+                Err(error) => Err(error),
+            };
+            for (tp, _) in node_deletions {
+                let answer = match &response {
+                    Err(error) => Err(error.clone()),
+                    Ok(response) => (response.topics.iter())
+                        .filter(|topic| topic.name == tp.topic)
+                        .flat_map(|topic| &topic.partitions)
+                        .find(|partition| partition.partition == tp.partition)
+                        .map_or_else(
+                            || {
+                                Err(ClientError::Protocol(format!(
+                                    "no DeleteRecords answer for {tp}"
+                                )))
+                            },
+                            |partition| {
+                                if partition.error.is_ok() {
+                                    Ok(partition.low_watermark)
+                                } else {
+                                    Err(ClientError::kafka(partition.error, tp.to_string()))
+                                }
+                            },
+                        ),
+                };
+                out.push((tp.clone(), answer));
+            }
+        }
+        Ok(out)
+    }
+
     /// Resolves ListOffsets queries (`timestamp` or an EARLIEST/LATEST/MAX sentinel) at each
     /// partition's leader. Per-partition failures are returned, not raised.
     pub async fn list_offsets(
@@ -214,25 +316,11 @@ impl<R: Runtime> Cluster<R> {
         queries: &[(TopicPartition, i64)],
         read_committed: bool,
     ) -> Result<Vec<(TopicPartition, Result<OffsetAnswer, ClientError>)>, ClientError> {
-        let mut metadata = self.metadata();
-        let missing = queries
-            .iter()
-            .any(|(tp, _)| metadata.leader_for(&tp.topic, tp.partition).is_none());
-        if missing {
-            let mut topics: Vec<String> = queries.iter().map(|(tp, _)| tp.topic.clone()).collect();
-            topics.sort();
-            topics.dedup();
-            metadata = self.refresh_metadata(Some(&topics), false).await?;
-        }
-        let mut by_node: BTreeMap<i32, Vec<&(TopicPartition, i64)>> = BTreeMap::new();
-        let mut answers = Vec::new();
-        for query in queries {
-            let (tp, _) = query;
-            match metadata.leader_for(&tp.topic, tp.partition) {
-                Some(leader) => by_node.entry(leader).or_default().push(query),
-                None => answers.push((tp.clone(), Err(no_leader(&metadata, tp)))),
-            }
-        }
+        let (metadata, by_node, leaderless) = self.by_leader(queries, |(tp, _)| tp).await?;
+        let mut answers: Vec<(TopicPartition, Result<OffsetAnswer, ClientError>)> = (leaderless
+            .into_iter())
+        .map(|(tp, e)| (tp, Err(e)))
+        .collect();
         for (node, node_queries) in by_node {
             let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
             for (tp, timestamp) in &node_queries {

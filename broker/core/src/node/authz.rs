@@ -7,15 +7,15 @@
 //!   `*_AUTHORIZATION_FAILED` code, and the handler never runs;
 //! - per-item checks (topics of Produce, Fetch, ListOffsets, Metadata, CreateTopics,
 //!   DeleteTopics, CreatePartitions, OffsetCommit, TxnOffsetCommit, OffsetDelete,
-//!   OffsetForLeaderEpoch and DescribeProducers; groups of DescribeGroups and DeleteGroups;
-//!   resources of DescribeConfigs, AlterConfigs and IncrementalAlterConfigs; groups and
-//!   their topics of OffsetFetch): the denied items are taken out of the request, the
-//!   handler serves the rest, and the denied items' error answers (built by
-//!   `errors::error_response` on a request of only those items) are merged into its answer
-//!   in `Node::respond` ([`Node::merge_denied`]). When every item is denied the error form
-//!   answers at once. AddPartitionsToTxn, as in Kafka, adds nothing when a topic is
-//!   denied: the denied topics answer TOPIC_AUTHORIZATION_FAILED, the others
-//!   OPERATION_NOT_ATTEMPTED.
+//!   OffsetForLeaderEpoch, DescribeProducers and DeleteRecords; groups of DescribeGroups
+//!   and DeleteGroups; resources of DescribeConfigs, AlterConfigs and
+//!   IncrementalAlterConfigs; groups and their topics of OffsetFetch): the denied items are
+//!   taken out of the request, the handler serves the rest, and the denied items' error
+//!   answers (built by `errors::error_response` on a request of only those items) are
+//!   merged into its answer in `Node::respond` ([`Node::merge_denied`]). When every item
+//!   is denied the error form answers at once. AddPartitionsToTxn, as in Kafka, adds
+//!   nothing when a topic is denied: the denied topics answer TOPIC_AUTHORIZATION_FAILED,
+//!   the others OPERATION_NOT_ATTEMPTED.
 //!
 //! Listings filter instead: Metadata for all topics hides topics without DESCRIBE,
 //! ListGroups without DESCRIBE on the cluster shows only groups with DESCRIBE, and
@@ -225,6 +225,15 @@ impl Node {
                 |t| self.authorize(id, Describe, Topic, &t.topic),
                 TOPIC_DENIED
             ),
+            ApiRequest::DeleteRecords(mut r) => split_items!(
+                self,
+                id,
+                r,
+                DeleteRecords,
+                topics,
+                |t| self.authorize(id, Delete, Topic, &t.name),
+                TOPIC_DENIED
+            ),
             ApiRequest::OffsetDelete(r) => self.split_offset_delete(id, r),
             ApiRequest::OffsetFetch(r) => self.split_offset_fetch(id, r),
             ApiRequest::AddPartitionsToTxn(r) => self.check_add_partitions(id, r),
@@ -357,6 +366,10 @@ impl Node {
             ) => {
                 r.topics.extend(d.topics);
                 ApiResponse::OffsetForLeaderEpoch(r)
+            }
+            (Denied::Items(ApiResponse::DeleteRecords(d)), ApiResponse::DeleteRecords(mut r)) => {
+                r.topics.extend(d.topics);
+                ApiResponse::DeleteRecords(r)
             }
             // A group-level error (an unknown member, say) answers the whole request as
             // Kafka's would; the denied topics are only added to an answer without one.
@@ -962,6 +975,7 @@ fn item_count(request: &ApiRequest) -> usize {
         ApiRequest::TxnOffsetCommit(r) => r.topics.len(),
         ApiRequest::DescribeProducers(r) => r.topics.len(),
         ApiRequest::OffsetForLeaderEpoch(r) => r.topics.len(),
+        ApiRequest::DeleteRecords(r) => r.topics.len(),
         _ => 1,
     }
 }
@@ -1041,6 +1055,7 @@ fn whole_request_checks(request: &ApiRequest) -> Vec<Check> {
         | R::IncrementalAlterConfigs(_)
         | R::DescribeProducers(_)
         | R::OffsetForLeaderEpoch(_)
+        | R::DeleteRecords(_)
         | R::ListOffsets(_)
         | R::Metadata(_)
         | R::CreateTopics(_)

@@ -17,6 +17,7 @@ use weir_wire::domain::sasl::{
 use weir_wire::domain::{
     ApiRequest, ApiResponse, CreatableTopicResult, CreatePartitionsResponse,
     CreatePartitionsTopicResult, CreateTopicsRequest, CreateTopicsResponse, DeletableTopicResult,
+    DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
     DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
     DescribeConfigsResult, FetchRequest, FetchResponse, FetchTopicResponse, InitProducerIdResponse,
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
@@ -85,6 +86,21 @@ pub(super) fn error_response(request: &ApiRequest, error: ErrorCode, message: &s
         ApiRequest::OffsetForLeaderEpoch(request) => {
             ApiResponse::OffsetForLeaderEpoch(request.error_response(error))
         }
+        ApiRequest::DeleteRecords(request) => ApiResponse::DeleteRecords(DeleteRecordsResponse {
+            throttle_time_ms: 0,
+            topics: (request.topics.iter())
+                .map(|topic| DeleteRecordsTopicResult {
+                    name: topic.name.clone(),
+                    partitions: (topic.partitions.iter())
+                        .map(|(partition, _)| DeleteRecordsPartitionResult {
+                            partition: *partition,
+                            low_watermark: -1,
+                            error,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }),
         ApiRequest::ElectLeaders(request) => {
             ApiResponse::ElectLeaders(request.error_response(error, message.as_deref()))
         }
@@ -400,6 +416,17 @@ pub(super) fn with_error(response: ApiResponse, error: ErrorCode, message: &str)
             }
             ApiResponse::OffsetDelete(response)
         }
+        // A deletion whose log start never became durable could come back after a crash.
+        ApiResponse::DeleteRecords(mut response) => {
+            for partition in (response.topics.iter_mut())
+                .flat_map(|t| t.partitions.iter_mut())
+                .filter(|p| p.error.is_ok())
+            {
+                partition.error = error;
+                partition.low_watermark = -1;
+            }
+            ApiResponse::DeleteRecords(response)
+        }
         // The node's own marker for a group metadata write (`node/group.rs`): a write that
         // never became durable must not complete the rebalance.
         ApiResponse::SyncGroup(mut response) => {
@@ -558,6 +585,7 @@ pub(super) fn may_wait_for_sync(response: &ApiResponse) -> bool {
             | ApiResponse::OffsetCommit(_)
             | ApiResponse::DeleteGroups(_)
             | ApiResponse::OffsetDelete(_)
+            | ApiResponse::DeleteRecords(_)
             | ApiResponse::SyncGroup(_)
             | ApiResponse::AddPartitionsToTxn(_)
             | ApiResponse::AddOffsetsToTxn(_)

@@ -28,6 +28,7 @@ mod cluster_api;
 mod compact;
 mod describe;
 pub use describe::DIRTY_RATIO_KEY;
+mod delete_records;
 mod errors;
 mod features;
 mod fetch;
@@ -297,6 +298,7 @@ impl Node {
             ApiRequest::Fetch(r) => self.fetch(now, id, r),
             ApiRequest::ListOffsets(r) => self.list_offsets(id, r),
             ApiRequest::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(id, r),
+            ApiRequest::DeleteRecords(r) => self.delete_records(id, r),
             // Metadata from the image (describe.rs).
             ApiRequest::Metadata(r) => self.metadata(id, r),
             ApiRequest::DescribeConfigs(r) => self.describe_configs(now, id, r),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::Node;
 use crate::meta;
+use crate::partition::{PartitionLog, Truncation};
 use crate::storage::StorageOp;
 use crate::time::Now;
 use crate::topic::PartitionId;
@@ -55,34 +56,41 @@ impl Node {
                     truncation.log_start_offset <= bound,
                     "{key}: retention deleted past the bound {bound}"
                 );
-                let partition_key = log.partition_key();
-                log.txns.truncate_prefix(truncation.log_start_offset);
                 tracing::debug!(
                     topic = topic.name,
-                    partition_key,
+                    partition_key = log.partition_key(),
                     log_start_offset = truncation.log_start_offset,
                     segments = truncation.removed.len(),
                     "retention deleted segments"
                 );
-                // Data first, then the meta saying it is gone (recovery tolerates storage
-                // being ahead of the meta, see partition::plan_recovery).
-                ops.push(StorageOp::TruncatePrefix {
-                    partition_key,
-                    offset: truncation.log_start_offset,
-                });
-                for segment in &truncation.removed {
-                    ops.push(StorageOp::DeleteMeta {
-                        key: meta::segment_key(partition_key, segment.base_offset),
-                    });
-                }
-                ops.push(StorageOp::PutMeta {
-                    key: meta::log_start_key(partition_key),
-                    value: meta::encode(&truncation.log_start_offset),
-                });
+                ops.extend(truncation_ops(log, &truncation));
             }
         }
         for op in ops {
             self.emit(op);
         }
     }
+}
+
+/// What a moved log start changes besides the log (retention, DeleteRecords, a follower
+/// following its leader's log start), and the storage ops that make it so: the data first,
+/// then the meta saying it is gone (recovery tolerates storage being ahead of the meta, see
+/// `partition::plan_recovery`).
+pub(super) fn truncation_ops(log: &mut PartitionLog, truncation: &Truncation) -> Vec<StorageOp> {
+    let partition_key = log.partition_key();
+    log.txns.truncate_prefix(truncation.log_start_offset);
+    let mut ops = vec![StorageOp::TruncatePrefix {
+        partition_key,
+        offset: truncation.log_start_offset,
+    }];
+    for segment in &truncation.removed {
+        ops.push(StorageOp::DeleteMeta {
+            key: meta::segment_key(partition_key, segment.base_offset),
+        });
+    }
+    ops.push(StorageOp::PutMeta {
+        key: meta::log_start_key(partition_key),
+        value: meta::encode(&truncation.log_start_offset),
+    });
+    ops
 }

@@ -529,3 +529,55 @@ fn multi_item_requests_are_authorized_per_item() {
         ]
     );
 }
+
+// Goal: DeleteRecords needs DELETE on each topic (Kafka's table), per topic: the allowed
+// topic's records go, the other answers TOPIC_AUTHORIZATION_FAILED and keeps its records.
+// Method: alice may delete in "a" only; one request for "a" and "b".
+#[test]
+fn delete_records_needs_delete_on_each_topic() {
+    let mut node = secured();
+    for name in ["a", "b"] {
+        common::must_create(&mut node, name, 1, &[]);
+        common::must_produce(&mut node, name, 0, batch(&[1, 2]));
+    }
+    let created = create_acls(
+        &mut node,
+        vec![allow(ResourceType::Topic, "a", AclOperation::Delete)],
+    );
+    assert_eq!(created, [ErrorCode::NONE]);
+    let request = ApiRequest::DeleteRecords(DeleteRecordsRequest {
+        topics: ["a", "b"]
+            .iter()
+            .map(|name| DeleteRecordsTopic {
+                name: name.to_string(),
+                partitions: vec![(0, 1)],
+            })
+            .collect(),
+        timeout_ms: 30_000,
+    });
+    let ApiResponse::DeleteRecords(answer) = as_alice(&mut node, request) else {
+        panic!("DeleteRecords answer expected")
+    };
+    let mut results: Vec<(String, ErrorCode, i64)> = (answer.topics.iter())
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.partitions[0].error,
+                t.partitions[0].low_watermark,
+            )
+        })
+        .collect();
+    results.sort();
+    assert_eq!(
+        results,
+        [
+            ("a".to_string(), ErrorCode::NONE, 1),
+            ("b".to_string(), ErrorCode::TOPIC_AUTHORIZATION_FAILED, -1)
+        ]
+    );
+    let earliest = |node: &mut SingleNode, name: &str| {
+        let response = node.call(common::list_offsets(name, 0, -2));
+        common::list_result(&response).offset
+    };
+    assert_eq!((earliest(&mut node, "a"), earliest(&mut node, "b")), (1, 0));
+}

@@ -540,3 +540,78 @@ fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epo
     );
     assert_eq!(cluster.read_all(5, "e").len(), 2);
 }
+
+// Goal: records deleted by DeleteRecords stay deleted when the leader fails: followers take
+// their leader's log start from its fetch answers (up to their own high watermark), as
+// Kafka's do, so the replica that takes over serves from there. Method: three nodes, the
+// partition led by a node that is not the controller, three batches, DeleteRecords at 4
+// (inside the second batch), time for the followers to fetch, kill the leader.
+#[test]
+fn deleted_records_stay_deleted_after_a_failover() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
+    let controller = wait_for_controller(&mut cluster).expect("a controller within 20 s");
+    let leader = (cluster.live().into_iter())
+        .find(|id| *id != controller)
+        .expect("three nodes");
+    let mut replicas = vec![leader];
+    replicas.extend(cluster.live().into_iter().filter(|id| *id != leader));
+    cluster.create(
+        controller,
+        CreatableTopic {
+            name: "d".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: vec![(0, replicas.clone())],
+            configs: Vec::new(),
+        },
+    );
+    assert_eq!(cluster.settle("d", &replicas), leader);
+    for round in 0..3 {
+        let batch = weir_core::testing::batch(&[1, 2, 3]);
+        assert_eq!(cluster.write(leader, "d", batch), round * 3);
+    }
+    let response = cluster.call(leader, crate::delete_records::delete_records("d", 0, 4));
+    assert_eq!(
+        crate::delete_records::deleted(&response),
+        (ErrorCode::NONE, 4)
+    );
+    // A follower's own answer is NOT_LEADER_OR_FOLLOWER: only the leader deletes.
+    let follower = replicas[1];
+    let response = cluster.call(follower, crate::delete_records::delete_records("d", 0, 5));
+    assert_eq!(
+        crate::delete_records::deleted(&response),
+        (ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)
+    );
+    cluster.advance_ms(1_000);
+    cluster.kill(leader);
+    let mut new_leader = None;
+    for _ in 0..50 {
+        cluster.advance_ms(100);
+        new_leader = (replicas[1..].iter())
+            .copied()
+            .find(|id| cluster.members[id].node.leads("d", 0));
+        if new_leader.is_some() {
+            break;
+        }
+    }
+    let new_leader = new_leader.expect("a new leader after the grace");
+    let response = cluster.call(new_leader, common::list_offsets("d", 0, -2));
+    assert_eq!(
+        (
+            common::list_result(&response).error,
+            common::list_result(&response).offset
+        ),
+        (ErrorCode::NONE, 4)
+    );
+    let below = cluster.call(new_leader, common::fetch("d", 0, 2, 0, 1));
+    assert_eq!(
+        common::fetch_partition(&below).error,
+        ErrorCode::OFFSET_OUT_OF_RANGE
+    );
+    let from = cluster.call(new_leader, common::fetch("d", 0, 4, 0, 1));
+    let offsets: Vec<i64> = (common::fetched_records(&from).iter())
+        .map(|r| r.offset)
+        .filter(|offset| *offset >= 4)
+        .collect();
+    assert_eq!(offsets, (4..9).collect::<Vec<i64>>());
+}

@@ -21,6 +21,7 @@ mod cluster_tiered;
 mod cluster_voters;
 mod compaction;
 mod consumer_groups;
+mod delete_records;
 mod durability;
 mod groups;
 mod idempotence;

@@ -61,6 +61,9 @@ enum TopicCommand {
     Describe(DescribeArgs),
     /// Delete a topic.
     Delete(DeleteArgs),
+    /// Delete the records below an offset of some or all partitions (Kafka's
+    /// `kafka-delete-records.sh`; its `--offset-json-file` is accepted too).
+    DeleteRecords(DeleteRecordsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +108,29 @@ struct DeleteArgs {
     bootstrap: BootstrapArgs,
 }
 
+#[derive(Debug, clap::Args)]
+struct DeleteRecordsArgs {
+    /// Topic name (not with --offset-json-file).
+    #[arg(
+        required_unless_present = "offset_json_file",
+        conflicts_with = "offset_json_file"
+    )]
+    name: Option<String>,
+    /// Partitions (repeatable; every partition when none given).
+    #[arg(long = "partition")]
+    partitions: Vec<i32>,
+    /// Records below this offset go; -1 (the default): every record below the high
+    /// watermark.
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    offset: i64,
+    /// Kafka's JSON: {"partitions": [{"topic": T, "partition": P, "offset": O}, ...],
+    /// "version": 1}.
+    #[arg(long = "offset-json-file", value_name = "FILE")]
+    offset_json_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
+}
+
 /// Runs a `weir topic` subcommand.
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
     match args.command {
@@ -112,6 +138,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
         TopicCommand::List(args) => list(args).await,
         TopicCommand::Describe(args) => describe(args).await,
         TopicCommand::Delete(args) => delete(args).await,
+        TopicCommand::DeleteRecords(args) => delete_records(args).await,
     }
 }
 
@@ -285,6 +312,64 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("deleting topic {}", args.name))?;
     println!("Deleted topic {}.", args.name);
+    Ok(())
+}
+
+/// The (partition, offset) pairs of Kafka's `--offset-json-file`.
+fn offsets_from_json(text: &str) -> anyhow::Result<Vec<(TopicPartition, i64)>> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        partitions: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    }
+    let file: File = serde_json::from_str(text).context("not Kafka's offset JSON")?;
+    Ok((file.partitions.into_iter())
+        .map(|e| (TopicPartition::new(e.topic, e.partition), e.offset))
+        .collect())
+}
+
+async fn delete_records(args: DeleteRecordsArgs) -> anyhow::Result<()> {
+    let admin = connect(&args.bootstrap).await?;
+    let deletions = match (&args.offset_json_file, &args.name) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            offsets_from_json(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        (None, Some(name)) => {
+            let partitions = if args.partitions.is_empty() {
+                let described = admin.describe_topics(std::slice::from_ref(name)).await?;
+                let topic = (described.into_iter().next())
+                    .context("no answer for the topic")?
+                    .with_context(|| format!("describing topic {name}"))?;
+                (topic.partitions.iter()).map(|p| p.partition).collect()
+            } else {
+                args.partitions.clone()
+            };
+            (partitions.into_iter())
+                .map(|p| (TopicPartition::new(name.clone(), p), args.offset))
+                .collect()
+        }
+        (None, None) => bail!("a topic name or --offset-json-file is needed"),
+    };
+    let mut failed = false;
+    for (tp, answer) in admin.delete_records(deletions).await? {
+        match answer {
+            Ok(low_watermark) => println!("Partition: {tp}\tlow_watermark: {low_watermark}"),
+            Err(error) => {
+                failed = true;
+                println!("Partition: {tp}\terror: {error}");
+            }
+        }
+    }
+    if failed {
+        bail!("records of some partitions were not deleted");
+    }
     Ok(())
 }
 

@@ -43,10 +43,10 @@ use weir_wire::domain::txn::{
 };
 use weir_wire::domain::{
     ApiRequest, ApiResponse, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    FetchRecords, FetchRequest, FetchResponse, ListGroupsResponse, ListOffsetsRequest,
-    ListOffsetsResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
-    TopicRef,
+    DeleteGroupsRequest, DeleteGroupsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FetchRecords, FetchRequest, FetchResponse,
+    ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetFetchRequest,
+    OffsetFetchResponse, ProduceRequest, ProduceResponse, TopicRef,
 };
 use weir_wire::error::ErrorCode;
 
@@ -69,6 +69,7 @@ pub fn split(request: ApiRequest, home: u16, placement: &Placement) -> Vec<(u16,
         ApiRequest::Fetch(r) => split_fetch(r, placement),
         ApiRequest::ListOffsets(r) => split_list_offsets(r, placement),
         ApiRequest::OffsetForLeaderEpoch(r) => split_offset_for_leader_epoch(r, placement),
+        ApiRequest::DeleteRecords(r) => split_delete_records(r, placement),
         ApiRequest::DescribeProducers(r) => split_describe_producers(r, placement),
         ApiRequest::WriteTxnMarkers(r) => split_write_txn_markers(r, placement),
 
@@ -204,6 +205,9 @@ pub fn merge(parts: Vec<ApiResponse>) -> ApiResponse {
         ApiResponse::OffsetForLeaderEpoch(r) => ApiResponse::OffsetForLeaderEpoch(
             merge_offset_for_leader_epoch(all!(OffsetForLeaderEpoch, r)),
         ),
+        ApiResponse::DeleteRecords(r) => {
+            ApiResponse::DeleteRecords(merge_delete_records(all!(DeleteRecords, r)))
+        }
         ApiResponse::DescribeProducers(r) => {
             ApiResponse::DescribeProducers(merge_describe_producers(all!(DescribeProducers, r)))
         }
@@ -444,6 +448,19 @@ fn split_offset_for_leader_epoch(
     assemble(request, shares, fill, ApiRequest::OffsetForLeaderEpoch)
 }
 
+fn split_delete_records(
+    mut request: DeleteRecordsRequest,
+    placement: &Placement,
+) -> Vec<(u16, ApiRequest)> {
+    let shares = split_topics(
+        take(&mut request.topics),
+        |t| &mut t.partitions,
+        |t, p| place_name(placement, &t.name, p.0),
+    );
+    let fill = |r: &mut DeleteRecordsRequest, topics| r.topics = topics;
+    assemble(request, shares, fill, ApiRequest::DeleteRecords)
+}
+
 fn split_describe_producers(
     mut request: DescribeProducersRequest,
     placement: &Placement,
@@ -571,6 +588,17 @@ fn merge_offset_for_leader_epoch(
         topics: merge_topics(
             all.into_iter().map(|r| r.topics),
             |t| t.topic.clone(),
+            |t| &mut t.partitions,
+        ),
+    }
+}
+
+fn merge_delete_records(all: Vec<DeleteRecordsResponse>) -> DeleteRecordsResponse {
+    DeleteRecordsResponse {
+        throttle_time_ms: throttle(all.iter().map(|r| r.throttle_time_ms)),
+        topics: merge_topics(
+            all.into_iter().map(|r| r.topics),
+            |t| t.name.clone(),
             |t| &mut t.partitions,
         ),
     }
@@ -1181,6 +1209,24 @@ mod tests {
                 .flat_map(|t| t.partitions.iter().map(|p| (t.topic.clone(), p.partition)))
                 .collect(),
             _ => panic!("not OffsetForLeaderEpoch"),
+        });
+
+        let deletions = DeleteRecordsRequest {
+            topics: ["alpha", "beta"]
+                .iter()
+                .map(|t| DeleteRecordsTopic {
+                    name: t.to_string(),
+                    partitions: (all.iter()).map(|p| (*p, -1)).collect(),
+                })
+                .collect(),
+            timeout_ms: 1_000,
+        };
+        let parts = split(ApiRequest::DeleteRecords(deletions), 0, &placement);
+        check(&parts, &|r| match r {
+            ApiRequest::DeleteRecords(r) => (r.topics.iter())
+                .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.0)))
+                .collect(),
+            _ => panic!("not DeleteRecords"),
         });
 
         let txn_topics = |names: &[&str]| -> Vec<TxnTopic> {

@@ -700,4 +700,16 @@ apis! {
         decode_response(msg, _) = fe::resp_to_domain(msg);
         error_response(e, _) = k::UpdateFeaturesResponse::default().with_error_code(e);
     };
+
+    // Kafka's record deletion (`kafka-delete-records.sh`, AdminClient.deleteRecords, Kafka
+    // Streams' repartition purges): each partition's leader moves its log start offset.
+    DELETE_RECORDS = 21, 0..=2, DELETE_RECORDS_REQUEST, DELETE_RECORDS_RESPONSE
+    => DeleteRecords {
+        kafka: k::DeleteRecordsRequest, k::DeleteRecordsResponse;
+        decode_request(msg, _, _) = c::delete_records_req_to_domain(msg);
+        encode_response(d, _) = c::delete_records_resp_from_domain(d);
+        encode_request(d, _) = c::delete_records_req_from_domain(d);
+        decode_response(msg, _) = c::delete_records_resp_to_domain(msg);
+        error_response(_, _) = k::DeleteRecordsResponse::default();
+    };
 }

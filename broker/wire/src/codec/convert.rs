@@ -1348,3 +1348,93 @@ pub(super) fn init_producer_id_resp_to_domain(
         producer_epoch: k.producer_epoch,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// DeleteRecords
+
+pub(super) fn delete_records_req_to_domain(
+    k: kafka_protocol::messages::DeleteRecordsRequest,
+) -> DeleteRecordsRequest {
+    DeleteRecordsRequest {
+        topics: (k.topics.iter())
+            .map(|t| DeleteRecordsTopic {
+                name: st(&t.name.0),
+                partitions: (t.partitions.iter())
+                    .map(|p| (p.partition_index, p.offset))
+                    .collect(),
+            })
+            .collect(),
+        timeout_ms: k.timeout_ms,
+    }
+}
+
+pub(super) fn delete_records_req_from_domain(
+    d: &DeleteRecordsRequest,
+) -> kafka_protocol::messages::DeleteRecordsRequest {
+    use kafka_protocol::messages::delete_records_request as r;
+    kafka_protocol::messages::DeleteRecordsRequest::default()
+        .with_timeout_ms(d.timeout_ms)
+        .with_topics(
+            (d.topics.iter())
+                .map(|t| {
+                    r::DeleteRecordsTopic::default()
+                        .with_name(tn(&t.name))
+                        .with_partitions(
+                            (t.partitions.iter())
+                                .map(|(partition, offset)| {
+                                    r::DeleteRecordsPartition::default()
+                                        .with_partition_index(*partition)
+                                        .with_offset(*offset)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+}
+
+pub(super) fn delete_records_resp_from_domain(
+    d: &DeleteRecordsResponse,
+) -> kafka_protocol::messages::DeleteRecordsResponse {
+    use kafka_protocol::messages::delete_records_response as r;
+    kafka_protocol::messages::DeleteRecordsResponse::default()
+        .with_throttle_time_ms(d.throttle_time_ms)
+        .with_topics(
+            (d.topics.iter())
+                .map(|t| {
+                    r::DeleteRecordsTopicResult::default()
+                        .with_name(tn(&t.name))
+                        .with_partitions(
+                            (t.partitions.iter())
+                                .map(|p| {
+                                    r::DeleteRecordsPartitionResult::default()
+                                        .with_partition_index(p.partition)
+                                        .with_low_watermark(p.low_watermark)
+                                        .with_error_code(p.error.0)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+}
+
+pub(super) fn delete_records_resp_to_domain(
+    k: kafka_protocol::messages::DeleteRecordsResponse,
+) -> DeleteRecordsResponse {
+    DeleteRecordsResponse {
+        throttle_time_ms: k.throttle_time_ms,
+        topics: (k.topics.iter())
+            .map(|t| DeleteRecordsTopicResult {
+                name: st(&t.name.0),
+                partitions: (t.partitions.iter())
+                    .map(|p| DeleteRecordsPartitionResult {
+                        partition: p.partition_index,
+                        low_watermark: p.low_watermark,
+                        error: ErrorCode(p.error_code),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}

@@ -636,3 +636,26 @@ F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 
 ]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
 ] };
 
+
+pub(crate) const DELETE_RECORDS_REQUEST: Message = Message { flexible: (2, 32767), fields: &[
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Partitions", ty: T::StructArray(&[
+F { name: "PartitionIndex", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Offset", ty: T::I64, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "TimeoutMs", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };
+
+pub(crate) const DELETE_RECORDS_RESPONSE: Message = Message { flexible: (2, 32767), fields: &[
+F { name: "ThrottleTimeMs", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Topics", ty: T::StructArray(&[
+F { name: "Name", ty: T::Str, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "Partitions", ty: T::StructArray(&[
+F { name: "PartitionIndex", ty: T::I32, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "LowWatermark", ty: T::I64, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+F { name: "ErrorCode", ty: T::I16, versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+]), versions: (0, 32767), tag: None, tagged: (1, 0), flex_none: false },
+] };

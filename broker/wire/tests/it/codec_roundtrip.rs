@@ -428,6 +428,33 @@ fn list_offsets_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
     })
 }
 
+fn delete_records_req(_v: i16) -> impl Strategy<Value = ApiRequest> {
+    let topic = (name(), vec((any::<i32>(), any::<i64>()), 0..4))
+        .prop_map(|(name, partitions)| DeleteRecordsTopic { name, partitions });
+    (vec(topic, 0..3), any::<i32>()).prop_map(|(topics, timeout_ms)| {
+        ApiRequest::DeleteRecords(DeleteRecordsRequest { topics, timeout_ms })
+    })
+}
+
+fn delete_records_resp(_v: i16) -> impl Strategy<Value = ApiResponse> {
+    let partition =
+        (any::<i32>(), any::<i64>(), err()).prop_map(|(partition, low_watermark, error)| {
+            DeleteRecordsPartitionResult {
+                partition,
+                low_watermark,
+                error,
+            }
+        });
+    let topic = (name(), vec(partition, 0..4))
+        .prop_map(|(name, partitions)| DeleteRecordsTopicResult { name, partitions });
+    (any::<i32>(), vec(topic, 0..3)).prop_map(|(throttle_time_ms, topics)| {
+        ApiResponse::DeleteRecords(DeleteRecordsResponse {
+            throttle_time_ms,
+            topics,
+        })
+    })
+}
+
 fn metadata_resp(v: i16) -> impl Strategy<Value = ApiResponse> {
     let partition = (
         err(),
@@ -1258,4 +1285,5 @@ round_trip_tests! {
     add_raft_voter: 80, add_raft_voter_req, add_raft_voter_resp;
     remove_raft_voter: 81, remove_raft_voter_req, remove_raft_voter_resp;
     describe_log_dirs: 35, describe_log_dirs_req, describe_log_dirs_resp;
+    delete_records: 21, delete_records_req, delete_records_resp;
 }
