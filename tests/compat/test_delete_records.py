@@ -2,7 +2,8 @@
 clients: confluent-kafka's and kafka-python's admin clients and `weir topic delete-records`,
 against a real `weir` process. The log start moves to the offset asked for, reads below it
 fail with OFFSET_OUT_OF_RANGE and consumers from the beginning start there, Kafka's
-refusals come back with Kafka's codes, and a deletion survives `kill -9`."""
+refusals come back with Kafka's codes, and a deletion survives `kill -9`. kafkajs's
+`deleteTopicRecords` is in test_kafkajs.py."""
 
 from __future__ import annotations
 

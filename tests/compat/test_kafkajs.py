@@ -13,7 +13,7 @@ import time
 import pytest
 from confluent_kafka import OFFSET_BEGINNING
 
-from weirtest import HERE, KEYS, PER_KEY, ck_create_topic, ck_partitions, ck_produce, ck_producer, ck_read, java_partition, unique
+from weirtest import HERE, KEYS, PER_KEY, ck_create_topic, ck_partitions, ck_produce, ck_producer, ck_read, ck_watermarks, java_partition, unique
 
 PARTITIONS = 6
 
@@ -131,3 +131,14 @@ def test_kafkajs_idempotent_producer(broker):
     assert sorted(r[1] for r in rows) == ["0", "1", "2"], res.stdout
     assert len({r[2] for r in rows}) == 1, f"one producer id expected:\n{res.stdout}"
     assert all(r[4] == "39" and r[6] == "-" for r in rows), res.stdout
+
+
+def test_kafkajs_delete_records(broker):
+    # Goal: kafkajs's admin.deleteTopicRecords moves the log start (DeleteRecords); an offset
+    # above the high watermark is refused with OFFSET_OUT_OF_RANGE. Cross-checked with
+    # librdkafka's watermarks.
+    name = unique("kjs-delrec")
+    ck_create_topic(broker.bootstrap, name, partitions=1)
+    out = _flow(broker.bootstrap, "deleteRecords", name)
+    assert (out["low"], out["high"]) == ("3", "5"), out
+    assert ck_watermarks(broker.bootstrap, name, 0) == (3, 5)

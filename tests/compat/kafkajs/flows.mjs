@@ -204,6 +204,36 @@ const steps = {
     });
   },
 
+  async deleteRecords(topic) {
+    // kafkajs's admin.deleteTopicRecords (DeleteRecords v0): records below offset 3 of a
+    // partition holding 5; an offset above the high watermark is refused.
+    await withProducer({}, async (p) => {
+      const messages = Array.from({ length: 5 }, (_, i) => ({ value: `kjs-del/${i}`, partition: 0 }));
+      await p.send({ topic, acks: -1, messages });
+    });
+    return withAdmin(async (admin) => {
+      // kafkajs finds the leaders in its admin's metadata cache, which starts empty.
+      await admin.fetchTopicMetadata({ topics: [topic] });
+      await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: "3" }] });
+      const o = await admin.fetchTopicOffsets(topic);
+      check(o.length === 1 && o[0].low === "3" && o[0].high === "5", `after deleteTopicRecords ${JSON.stringify(o)}`);
+      // kafkajs wraps the partitions' errors in one KafkaJSDeleteTopicRecordsError.
+      let refused = null;
+      try {
+        await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: "9" }] });
+      } catch (e) {
+        // The retrier gives it back wrapped in a KafkaJSNonRetriableError.
+        const inner = e.partitions ? e : e.originalError || e.cause || {};
+        refused = (inner.partitions || []).map((p) => p.error && p.error.type);
+      }
+      check(
+        refused && refused.includes("OFFSET_OUT_OF_RANGE"),
+        `deleteTopicRecords above the high watermark: ${JSON.stringify(refused)}`,
+      );
+      return { low: o[0].low, high: o[0].high };
+    });
+  },
+
   async idempotent(topic) {
     // kafkajs's idempotent producer: InitProducerId, then producer id/epoch and per-partition
     // sequences on every batch (acks must be -1, one request in flight).
