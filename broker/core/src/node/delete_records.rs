@@ -1,9 +1,11 @@
 //! DeleteRecords (`kafka-delete-records.sh`, AdminClient.deleteRecords, Kafka Streams'
 //! purge of repartition topics): the partition's leader moves its log start offset up to
 //! the offset asked for (-1: the high watermark), drops the segments wholly below it, and
-//! answers the new log start (the "low watermark") once the change is durable. Followers
-//! follow the leader's log start as their fetches report it (`cluster/follower.rs`), as
-//! Kafka's do.
+//! answers the new log start (the "low watermark") once every other in-sync replica has
+//! taken it (followers follow the leader's log start as their fetch answers carry it,
+//! `cluster/follower.rs`, as Kafka's do; the leader counts two more fetches from each,
+//! `cluster/replication.rs`) and the change is durable here. Past the request's timeout
+//! the answer is REQUEST_TIMED_OUT; the leader's own log start has moved by then.
 //!
 //! Refusals, as Kafka's: an offset above the high watermark (or negative other than -1)
 //! is OFFSET_OUT_OF_RANGE; a topic whose `cleanup.policy` lacks `delete` is
@@ -23,12 +25,19 @@ use weir_wire::error::ErrorCode;
 use super::retention::truncation_ops;
 use super::Node;
 use crate::event::RequestId;
+use crate::time::Now;
+use crate::topic::PartitionId;
 
 /// Kafka's "delete up to the high watermark" offset.
 const HIGH_WATERMARK: i64 = -1;
 
 impl Node {
-    pub(super) fn delete_records(&mut self, id: RequestId, request: DeleteRecordsRequest) {
+    pub(super) fn delete_records(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        request: DeleteRecordsRequest,
+    ) {
         if self.sync_waiters.is_full() {
             let response = super::errors::error_response(
                 &weir_wire::domain::ApiRequest::DeleteRecords(request),
@@ -38,40 +47,53 @@ impl Node {
             self.respond(id, response);
             return;
         }
-        let topics = (request.topics.iter())
-            .map(|topic| DeleteRecordsTopicResult {
+        // Every partition answered with its start, moved now or before: a retry after a
+        // timed-out answer waits for the followers too.
+        let mut served = Vec::new();
+        let mut topics = Vec::with_capacity(request.topics.len());
+        for topic in &request.topics {
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for (partition, offset) in &topic.partitions {
+                let result = self.delete_partition_records(&topic.name, *partition, *offset);
+                let (low_watermark, error) = match result {
+                    Ok((low_watermark, key)) => {
+                        served.push(key);
+                        (low_watermark, ErrorCode::NONE)
+                    }
+                    Err(error) => (-1, error),
+                };
+                partitions.push(DeleteRecordsPartitionResult {
+                    partition: *partition,
+                    low_watermark,
+                    error,
+                });
+            }
+            topics.push(DeleteRecordsTopicResult {
                 name: topic.name.clone(),
-                partitions: (topic.partitions.iter())
-                    .map(|(partition, offset)| {
-                        let result =
-                            self.delete_partition_records(&topic.name, *partition, *offset);
-                        let (low_watermark, error) = match result {
-                            Ok(low_watermark) => (low_watermark, ErrorCode::NONE),
-                            Err(error) => (-1, error),
-                        };
-                        DeleteRecordsPartitionResult {
-                            partition: *partition,
-                            low_watermark,
-                            error,
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
-        let response = DeleteRecordsResponse {
+                partitions,
+            });
+        }
+        let response = ApiResponse::DeleteRecords(DeleteRecordsResponse {
             throttle_time_ms: 0,
             topics,
-        };
-        self.respond_when_durable(id, ApiResponse::DeleteRecords(response), None);
+        });
+        // Kafka answers once the replicas reached the new start: here, once every other
+        // in-sync replica was told it (cluster/replication.rs), then after the local sync.
+        let timeout_ms = u64::try_from(request.timeout_ms).unwrap_or(0);
+        if let Some(response) =
+            self.respond_when_followers_fetched(now, id, response, &served, timeout_ms)
+        {
+            self.respond_when_durable(id, response, None);
+        }
     }
 
-    /// One partition: its new log start, or why not.
+    /// One partition: its log start after the deletion and the partition; or why not.
     fn delete_partition_records(
         &mut self,
         topic: &str,
         partition: i32,
         offset: i64,
-    ) -> Result<i64, ErrorCode> {
+    ) -> Result<(i64, PartitionId), ErrorCode> {
         let key = self.resolve_partition(&TopicRef::Name(topic.to_owned()), partition)?;
         self.serving_epoch(key)?;
         let node_config = &self.config;
@@ -92,7 +114,7 @@ impl Node {
             _ => return Err(ErrorCode::OFFSET_OUT_OF_RANGE),
         };
         let Some(truncation) = log.delete_records_below(target) else {
-            return Ok(log.log_start_offset());
+            return Ok((log.log_start_offset(), key));
         };
         tracing::info!(
             topic,
@@ -105,6 +127,6 @@ impl Node {
         for op in ops {
             self.emit(op);
         }
-        Ok(truncation.log_start_offset)
+        Ok((truncation.log_start_offset, key))
     }
 }

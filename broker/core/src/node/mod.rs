@@ -298,7 +298,7 @@ impl Node {
             ApiRequest::Fetch(r) => self.fetch(now, id, r),
             ApiRequest::ListOffsets(r) => self.list_offsets(id, r),
             ApiRequest::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(id, r),
-            ApiRequest::DeleteRecords(r) => self.delete_records(id, r),
+            ApiRequest::DeleteRecords(r) => self.delete_records(now, id, r),
             // Metadata from the image (describe.rs).
             ApiRequest::Metadata(r) => self.metadata(id, r),
             ApiRequest::DescribeConfigs(r) => self.describe_configs(now, id, r),
@@ -806,6 +806,18 @@ impl Node {
             // Callers check for room before changing anything; a full map here is a bug.
             Err(_) => panic!("sync waiters full for {id:?}: callers must check first"),
         }
+    }
+
+    /// [`Node::respond_when_durable`] for an answer released later (by replication), when
+    /// the room its caller checked may be gone: refused as overloaded then.
+    fn respond_when_durable_or_refuse(&mut self, id: RequestId, response: ApiResponse) {
+        if self.sync_waiters.is_full() {
+            let message = "broker overloaded, retry later";
+            let response = errors::with_error(response, ErrorCode::REQUEST_TIMED_OUT, message);
+            self.respond(id, response);
+            return;
+        }
+        self.respond_when_durable(id, response, None);
     }
 
     /// Emit a sync if anything waits for one and none is in flight (group commit). Every

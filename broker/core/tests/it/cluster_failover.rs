@@ -543,9 +543,10 @@ fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epo
 
 // Goal: records deleted by DeleteRecords stay deleted when the leader fails: followers take
 // their leader's log start from its fetch answers (up to their own high watermark), as
-// Kafka's do, so the replica that takes over serves from there. Method: three nodes, the
-// partition led by a node that is not the controller, three batches, DeleteRecords at 4
-// (inside the second batch), time for the followers to fetch, kill the leader.
+// Kafka's do, and the leader answers only once every in-sync follower has, so the replica
+// that takes over serves from there. Method: three nodes, the partition led by a node that
+// is not the controller, three batches, DeleteRecords at 4 (inside the second batch), kill
+// the leader as soon as it answered.
 #[test]
 fn deleted_records_stay_deleted_after_a_failover() {
     let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
@@ -582,7 +583,8 @@ fn deleted_records_stay_deleted_after_a_failover() {
         crate::delete_records::deleted(&response),
         (ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)
     );
-    cluster.advance_ms(1_000);
+    // The answer came after every in-sync follower took the new start: the leader may die
+    // at once.
     cluster.kill(leader);
     let mut new_leader = None;
     for _ in 0..50 {
@@ -614,4 +616,59 @@ fn deleted_records_stay_deleted_after_a_failover() {
         .filter(|offset| *offset >= 4)
         .collect();
     assert_eq!(offsets, (4..9).collect::<Vec<i64>>());
+}
+
+// Goal: DeleteRecords waits for the in-sync followers, bounded by the request's timeout:
+// with one cut off (still in the ISR) the answer is REQUEST_TIMED_OUT after the timeout,
+// and once it is back a retry succeeds. Method: three nodes, the follower that is not the
+// controller cut off, DeleteRecords with a 2 s timeout; heal; the same request again.
+#[test]
+fn delete_records_times_out_while_an_in_sync_follower_is_away() {
+    let mut cluster = Cluster::new(&[1, 2, 3], &[1, 2, 3], |_| {});
+    let controller = wait_for_controller(&mut cluster).expect("a controller within 20 s");
+    let others: Vec<i32> = (cluster.live().into_iter())
+        .filter(|id| *id != controller)
+        .collect();
+    let (leader, away) = (others[0], others[1]);
+    let replicas = vec![leader, away, controller];
+    cluster.create(
+        controller,
+        CreatableTopic {
+            name: "t".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: vec![(0, replicas.clone())],
+            configs: Vec::new(),
+        },
+    );
+    assert_eq!(cluster.settle("t", &replicas), leader);
+    assert_eq!(
+        cluster.write(leader, "t", weir_core::testing::batch(&[1, 2, 3])),
+        0
+    );
+    cluster.cut.insert(away);
+    let mut request = crate::delete_records::delete_records("t", 0, 2);
+    if let ApiRequest::DeleteRecords(r) = &mut request {
+        r.timeout_ms = 2_000;
+    }
+    let id = cluster.send(leader, request.clone());
+    cluster.advance_ms(1_500);
+    assert!(
+        cluster.take(leader, id).is_none(),
+        "answered before the timeout"
+    );
+    cluster.advance_ms(1_000);
+    let answer = cluster.take(leader, id).expect("answered at the timeout");
+    assert_eq!(
+        crate::delete_records::deleted(&answer),
+        (ErrorCode::REQUEST_TIMED_OUT, -1)
+    );
+    // Healed: its fetches (dropped while cut) resume on the follower's timer.
+    cluster.cut.remove(&away);
+    cluster.advance_ms(10_000);
+    let answer = cluster.call(leader, request);
+    assert_eq!(
+        crate::delete_records::deleted(&answer),
+        (ErrorCode::NONE, 2)
+    );
 }

@@ -63,6 +63,10 @@ pub(super) struct Progress {
     pub(super) caught_up_at: Instant,
     /// The leader's log end when this follower last fetched.
     pub(super) leo_at_last_fetch: i64,
+    /// Fetches accepted from it in this leadership: two more than at some moment mean it
+    /// handled an answer sent after that moment (a follower fetches a partition one request
+    /// at a time), e.g. one carrying a new log start (DeleteRecords).
+    pub(super) fetches: u64,
 }
 
 /// This node leads the partition.
@@ -96,12 +100,24 @@ pub(in crate::node) enum Replica {
     Follower(FollowerState),
 }
 
-/// An acks=all produce waiting for high watermarks (its deadline is in the purgatory).
+/// An answer waiting on replication (its deadline is in the purgatory): an acks=all
+/// produce or a coordinator write for high watermarks, a DeleteRecords for its followers
+/// to learn the new log start.
 #[derive(Debug, Clone)]
 pub(super) struct HwWaiter {
     /// (topic, partition index, offset the high watermark must pass).
     pub(super) needs: Vec<(PartitionId, i64)>,
+    /// (partition, follower, fetch count it must reach): met too when the follower left
+    /// the ISR. See [`Progress::fetches`].
+    pub(super) fetched: Vec<(PartitionId, i32, u64)>,
     pub(super) response: ApiResponse,
+}
+
+impl HwWaiter {
+    /// The partitions it waits on.
+    fn partitions(&self) -> impl Iterator<Item = PartitionId> + '_ {
+        (self.needs.iter().map(|(key, _)| *key)).chain(self.fetched.iter().map(|(key, ..)| *key))
+    }
 }
 
 /// Partition replication: this node's role per partition and the requests waiting on
@@ -147,6 +163,7 @@ pub(super) fn new_progress(now: Now) -> Progress {
         durable_offset: -1,
         caught_up_at: now.instant,
         leo_at_last_fetch: 0,
+        fetches: 0,
     }
 }
 
@@ -282,9 +299,9 @@ impl Replication {
         // An acks=all waiter waits only on partitions led here: losing a leadership fails
         // its waiters (`fail_hw_waiters_of`), as their HW will never come from this node.
         for (_, waiter) in self.hw_waiters.iter() {
-            for (key, _) in &waiter.needs {
+            for key in waiter.partitions() {
                 assert!(
-                    matches!(self.replicas.get(key), Some(Replica::Leader(_))),
+                    matches!(self.replicas.get(&key), Some(Replica::Leader(_))),
                     "an acks=all waiter on {key}, not led here"
                 );
             }
@@ -972,6 +989,7 @@ impl Node {
         // cannot have synced what it does not have.
         progress.durable_offset = fetch.durable_offset.min(fetch.fetch_offset);
         progress.leo_at_last_fetch = leo;
+        progress.fetches += 1;
         // Expansion: a caught-up replica outside the ISR asks to come back.
         // It must hold everything the high watermark covers and everything of earlier
         // epochs (KAFKA-7128), and under isr-fsync have made the covered part durable, so
@@ -1221,13 +1239,19 @@ impl Node {
         timeout_ms: u64,
     ) {
         let cluster = &mut *self.cluster;
-        // Each need is a partition this node leads and the offset the HW must reach; a
-        // waiter with none would never be released by an HW move.
+        // Each need is a partition this node leads and the offset the HW must reach; an
+        // acks=all waiter with none would never be released by an HW move.
         debug_assert!(!needs.is_empty(), "an acks=all waiter waiting for nothing");
         let deadline = Some(now.instant.add_ms(timeout_ms));
-        if let Err(waiter) =
-            (cluster.replication.hw_waiters).insert(id, deadline, HwWaiter { needs, response })
-        {
+        if let Err(waiter) = (cluster.replication.hw_waiters).insert(
+            id,
+            deadline,
+            HwWaiter {
+                needs,
+                fetched: Vec::new(),
+                response,
+            },
+        ) {
             let response = crate::node::errors::with_error(
                 waiter.response,
                 ErrorCode::REQUEST_TIMED_OUT,
@@ -1253,7 +1277,8 @@ impl Node {
                 (waiter.needs.iter()).all(|(key, end)| {
                     self.partition(*key)
                         .is_some_and(|log| log.high_watermark() >= *end)
-                })
+                }) && (waiter.fetched.iter())
+                    .all(|(key, follower, count)| self.fetched_since(*key, *follower, *count))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -1273,9 +1298,76 @@ impl Node {
                     waiter.response
                 };
                 let now = Now::new(self.cluster_now(), 0);
-                self.respond_durable(now, id, response);
+                if matches!(response, ApiResponse::DeleteRecords(_)) {
+                    // Its own log start's meta too: the sync is long done (two fetch round
+                    // trips), or still in flight on a slow disk.
+                    self.respond_when_durable_or_refuse(id, response);
+                } else {
+                    self.respond_durable(now, id, response);
+                }
             }
         }
+    }
+
+    /// Whether `follower` fetched `key` to `count` (see [`Progress::fetches`]) or is no
+    /// longer in its ISR (a replica out of the ISR cannot lead without an unclean election).
+    fn fetched_since(&self, key: PartitionId, follower: i32, count: u64) -> bool {
+        match self.cluster.replication.replicas.get(&key) {
+            Some(Replica::Leader(leader)) => {
+                !leader.isr.contains(&follower)
+                    || leader
+                        .followers
+                        .get(&follower)
+                        .is_some_and(|p| p.fetches >= count)
+            }
+            _ => false,
+        }
+    }
+
+    /// Park a DeleteRecords answer until every other in-sync replica of `partitions` has
+    /// been told the leader's log start and handled it (two more fetches from each: see
+    /// [`Progress::fetches`]), as Kafka's answer waits for its replicas' low watermark;
+    /// gives the answer back when there is nothing to wait for.
+    pub(in crate::node) fn respond_when_followers_fetched(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        response: ApiResponse,
+        partitions: &[PartitionId],
+        timeout_ms: u64,
+    ) -> Option<ApiResponse> {
+        let node_id = self.config.node_id;
+        let cluster = &mut *self.cluster;
+        let fetched: Vec<(PartitionId, i32, u64)> = (partitions.iter())
+            .filter_map(|key| match cluster.replication.replicas.get(key) {
+                Some(Replica::Leader(leader)) => Some((key, leader)),
+                _ => None,
+            })
+            .flat_map(|(key, leader)| {
+                (leader.isr.iter()).filter(|f| **f != node_id).map(|f| {
+                    let fetches = leader.followers.get(f).map_or(0, |p| p.fetches);
+                    (*key, *f, fetches + 2)
+                })
+            })
+            .collect();
+        if fetched.is_empty() {
+            return Some(response);
+        }
+        let deadline = Some(now.instant.add_ms(timeout_ms));
+        let waiter = HwWaiter {
+            needs: Vec::new(),
+            fetched,
+            response,
+        };
+        if let Err(waiter) = cluster.replication.hw_waiters.insert(id, deadline, waiter) {
+            let response = crate::node::errors::with_error(
+                waiter.response,
+                ErrorCode::REQUEST_TIMED_OUT,
+                "too many requests waiting for replication",
+            );
+            self.respond(id, response);
+        }
+        None
     }
 
     /// True when this node leads the partition with fewer in-sync replicas than its
@@ -1299,9 +1391,8 @@ impl Node {
     /// still be truncated by the new leader, so the producer must retry.
     pub(super) fn fail_hw_waiters_of(&mut self, topic_id: Uuid, index: Option<usize>) {
         let failed = self.take_hw_waiters(|w| {
-            w.needs
-                .iter()
-                .any(|(key, _)| key.topic == topic_id && index.is_none_or(|x| x == key.index()))
+            w.partitions()
+                .any(|key| key.topic == topic_id && index.is_none_or(|x| x == key.index()))
         });
         self.answer_hw_waiters(
             failed,
