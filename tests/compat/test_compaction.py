@@ -184,8 +184,10 @@ def keyed_log(bootstrap: str, topic: str, keys: int = 4, rounds: int = 12, leade
     waves = [first + [(b"k%d" % i, b"k%d-v0" % i) for i in range(keys)]]
     waves += [[(b"k%d" % i, b"k%d-v%d" % (i, r)) for i in range(keys)] for r in range(1, rounds)]
     written = produce_waves(bootstrap, topic, waves)
-    # One batch (linger 200 ms, produced back to back): the whole active segment.
-    written += produce_waves(bootstrap, topic, [[(b"k0", b"k0-active"), (b"zz", b"last")]], **{"linger.ms": 200})
+    # One batch: the whole active segment. Produced back to back and sent by the flush
+    # (librdkafka's flush does not wait out linger.ms); the long linger keeps a loaded
+    # machine's pause between the two produce calls from sending the first one alone.
+    written += produce_waves(bootstrap, topic, [[(b"k0", b"k0-active"), (b"zz", b"last")]], **{"linger.ms": 5000})
     n = len(written)
     assert [w.offset for w in written] == list(range(n)), f"a fresh topic's offsets are dense: {[w.offset for w in written]}"
     active = active_segment_start(leader or bootstrap, topic, n)
@@ -790,7 +792,7 @@ def test_cluster_failover_serves_same_compacted_log(cluster_factory):  # noqa: F
     # Round 2 through the new leader while the old one is down.
     round2 = [[(b"k%d" % i, b"k%d-r2-v%d" % (i, r)) for i in range(4)] for r in range(4)]
     written += produce_waves(cluster.bootstrap(), topic, round2)
-    written += produce_waves(cluster.bootstrap(), topic, [[(b"k1", b"k1-active2"), (b"zz", b"last2")]], **{"linger.ms": 200})
+    written += produce_waves(cluster.bootstrap(), topic, [[(b"k1", b"k1-active2"), (b"zz", b"last2")]], **{"linger.ms": 5000})
     n2 = len(written)
     assert [w.offset for w in written] == list(range(n2)), "round 2 offsets are not dense after round 1"
     active2 = active_segment_start(cluster.nodes[new_leader].bootstrap, topic, n2)
