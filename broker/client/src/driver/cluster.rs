@@ -282,27 +282,13 @@ impl<R: Runtime> Cluster<R> {
                 Err(error) => Err(error),
             };
             for (tp, _) in node_deletions {
-                let answer = match &response {
-                    Err(error) => Err(error.clone()),
-                    Ok(response) => (response.topics.iter())
+                let answer = partition_answer(&response, "DeleteRecords", tp, |response| {
+                    (response.topics.iter())
                         .filter(|topic| topic.name == tp.topic)
                         .flat_map(|topic| &topic.partitions)
                         .find(|partition| partition.partition == tp.partition)
-                        .map_or_else(
-                            || {
-                                Err(ClientError::Protocol(format!(
-                                    "no DeleteRecords answer for {tp}"
-                                )))
-                            },
-                            |partition| {
-                                if partition.error.is_ok() {
-                                    Ok(partition.low_watermark)
-                                } else {
-                                    Err(ClientError::kafka(partition.error, tp.to_string()))
-                                }
-                            },
-                        ),
-                };
+                        .map(|partition| (partition.error, partition.low_watermark))
+                });
                 out.push((tp.clone(), answer));
             }
         }
@@ -350,36 +336,39 @@ impl<R: Runtime> Cluster<R> {
                 Err(error) => Err(error),
             };
             for (tp, _) in node_queries {
-                let answer = match &response {
-                    Err(error) => Err(error.clone()),
-                    Ok(response) => response
-                        .topics
-                        .iter()
+                let answer = partition_answer(&response, "ListOffsets", tp, |response| {
+                    (response.topics.iter())
                         .filter(|topic| topic.name == tp.topic)
                         .flat_map(|topic| &topic.partitions)
                         .find(|partition| partition.partition == tp.partition)
-                        .map_or_else(
-                            || {
-                                Err(ClientError::Protocol(format!(
-                                    "no ListOffsets answer for {tp}"
-                                )))
-                            },
-                            |partition| {
-                                if partition.error.is_ok() {
-                                    Ok(OffsetAnswer {
-                                        offset: partition.offset,
-                                        timestamp: partition.timestamp,
-                                    })
-                                } else {
-                                    Err(ClientError::kafka(partition.error, tp.to_string()))
-                                }
-                            },
-                        ),
-                };
+                        .map(|partition| {
+                            let answer = OffsetAnswer {
+                                offset: partition.offset,
+                                timestamp: partition.timestamp,
+                            };
+                            (partition.error, answer)
+                        })
+                });
                 answers.push((tp.clone(), answer));
             }
         }
         Ok(answers)
+    }
+}
+
+/// One partition's answer out of a leader's `response`: `find` gives its (error, value);
+/// a partition the response lacks is a protocol error.
+fn partition_answer<R, T>(
+    response: &Result<R, ClientError>,
+    api: &str,
+    tp: &TopicPartition,
+    find: impl FnOnce(&R) -> Option<(ErrorCode, T)>,
+) -> Result<T, ClientError> {
+    let response = response.as_ref().map_err(Clone::clone)?;
+    match find(response) {
+        None => Err(ClientError::Protocol(format!("no {api} answer for {tp}"))),
+        Some((error, value)) if error.is_ok() => Ok(value),
+        Some((error, _)) => Err(ClientError::kafka(error, tp.to_string())),
     }
 }
 

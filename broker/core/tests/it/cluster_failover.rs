@@ -475,17 +475,7 @@ fn deleting_a_replicated_topic_drops_its_roles_on_every_broker() {
 fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epoch() {
     let mut cluster = Cluster::new(&[1, 2, 3, 4, 5, 6], &[1, 2, 3], |_| {});
     let controller = wait_for_controller(&mut cluster).expect("a controller within 20 s");
-    cluster.create(
-        controller,
-        CreatableTopic {
-            name: "e".into(),
-            num_partitions: -1,
-            replication_factor: -1,
-            assignments: vec![(0, vec![4, 5, 6])],
-            configs: Vec::new(),
-        },
-    );
-    assert_eq!(cluster.settle("e", &[4, 5, 6]), 4);
+    assert_eq!(cluster.create_placed(controller, "e", &[4, 5, 6]), 4);
     let first = common::keyed_record(Some("k"), Some("acked by all"));
     assert_eq!(cluster.write(4, "e", first), 0);
     let latest = |cluster: &mut Cluster, at: i32| {
@@ -556,17 +546,7 @@ fn deleted_records_stay_deleted_after_a_failover() {
         .expect("three nodes");
     let mut replicas = vec![leader];
     replicas.extend(cluster.live().into_iter().filter(|id| *id != leader));
-    cluster.create(
-        controller,
-        CreatableTopic {
-            name: "d".into(),
-            num_partitions: -1,
-            replication_factor: -1,
-            assignments: vec![(0, replicas.clone())],
-            configs: Vec::new(),
-        },
-    );
-    assert_eq!(cluster.settle("d", &replicas), leader);
+    assert_eq!(cluster.create_placed(controller, "d", &replicas), leader);
     for round in 0..3 {
         let batch = weir_core::testing::batch(&[1, 2, 3]);
         assert_eq!(cluster.write(leader, "d", batch), round * 3);
@@ -631,17 +611,7 @@ fn delete_records_times_out_while_an_in_sync_follower_is_away() {
         .collect();
     let (leader, away) = (others[0], others[1]);
     let replicas = vec![leader, away, controller];
-    cluster.create(
-        controller,
-        CreatableTopic {
-            name: "t".into(),
-            num_partitions: -1,
-            replication_factor: -1,
-            assignments: vec![(0, replicas.clone())],
-            configs: Vec::new(),
-        },
-    );
-    assert_eq!(cluster.settle("t", &replicas), leader);
+    assert_eq!(cluster.create_placed(controller, "t", &replicas), leader);
     assert_eq!(
         cluster.write(leader, "t", weir_core::testing::batch(&[1, 2, 3])),
         0

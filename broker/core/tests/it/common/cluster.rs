@@ -399,6 +399,23 @@ impl Cluster {
         panic!("topic not created")
     }
 
+    /// Create one-partition `topic` through node `at` on exactly `replicas` (the first
+    /// is the preferred leader) and wait until it leads with all of them in sync; the
+    /// leader.
+    pub fn create_placed(&mut self, at: i32, topic: &str, replicas: &[i32]) -> i32 {
+        self.create(
+            at,
+            weir_wire::domain::CreatableTopic {
+                name: topic.into(),
+                num_partitions: -1,
+                replication_factor: -1,
+                assignments: vec![(0, replicas.to_vec())],
+                configs: Vec::new(),
+            },
+        );
+        self.settle(topic, replicas)
+    }
+
     /// Produce `batch` to `topic`-0 at `leader` with acks=all, retrying (up to 5 s) until
     /// acknowledged; its base offset.
     pub fn write(&mut self, leader: i32, topic: &str, batch: bytes::Bytes) -> i64 {
