@@ -14,7 +14,7 @@
 //! builds decode with `postcard::from_bytes`, which reads the message and ignores what
 //! follows, and this build reads a missing trailer as "not told" (Kafka's tagged fields
 //! play the same part). Trailers: a heartbeat's (and a controlled shutdown's) supported
-//! `metadata.version` range, and a heartbeat reply's refusal.
+//! `metadata.version` range, a heartbeat reply's refusal, and a replica fetch's log start.
 
 use serde::{Deserialize, Serialize};
 use weir_wire::domain::ReadPlan;
@@ -203,6 +203,10 @@ pub struct ReplicaFetch {
     pub max_bytes: u32,
     /// How long the leader may hold the fetch for new data.
     pub max_wait_ms: u64,
+    /// The follower's log start offset (trailer; `None` from a build that does not tell):
+    /// the leader's DeleteRecords answer waits for it, as Kafka's low watermark does.
+    #[serde(skip)]
+    pub log_start_offset: Option<i64>,
 }
 
 /// Records in a replica fetch answer: a read the driver resolves before encoding, then
@@ -419,6 +423,7 @@ impl PeerMessage {
             PeerMessage::HeartbeatReply { refused, .. } => {
                 refused.as_ref().map(postcard::to_allocvec)
             }
+            PeerMessage::Fetch(fetch) => fetch.log_start_offset.map(|s| postcard::to_allocvec(&s)),
             _ => None,
         };
         if let Some(Ok(trailer)) = trailer {
@@ -443,6 +448,10 @@ impl PeerMessage {
             PeerMessage::HeartbeatReply { refused, .. } => {
                 let (reason, _) = postcard::take_from_bytes(rest).map_err(malformed)?;
                 *refused = Some(reason);
+            }
+            PeerMessage::Fetch(fetch) => {
+                let (start, _) = postcard::take_from_bytes(rest).map_err(malformed)?;
+                fetch.log_start_offset = Some(start);
             }
             _ => {}
         }
@@ -574,6 +583,28 @@ mod tests {
                 ..
             }
         ));
+        let mut fetch = ReplicaFetch {
+            correlation: 3,
+            topic_id: [7; 16],
+            partition: 1,
+            leader_epoch: 2,
+            fetch_offset: 40,
+            durable_offset: 40,
+            max_bytes: 1 << 20,
+            max_wait_ms: 500,
+            log_start_offset: None,
+        };
+        let old = PeerMessage::Fetch(fetch.clone()).encode();
+        assert_eq!(
+            PeerMessage::decode(&old),
+            Ok(PeerMessage::Fetch(fetch.clone()))
+        );
+        fetch.log_start_offset = Some(12);
+        let bytes = PeerMessage::Fetch(fetch.clone()).encode();
+        assert!(bytes.len() > old.len() && bytes.starts_with(&old));
+        assert_eq!(PeerMessage::decode(&bytes), Ok(PeerMessage::Fetch(fetch)));
+        let earlier: PeerMessage = postcard::from_bytes(&bytes).expect("earlier build reads");
+        assert!(matches!(earlier, PeerMessage::Fetch(f) if f.log_start_offset.is_none()));
         // A later build's longer trailer: what this build knows is read, the rest ignored.
         let mut longer = PeerMessage::Heartbeat(heartbeat.clone()).encode();
         longer.extend([1, 2, 3]);

@@ -3,7 +3,7 @@
 //! the offset asked for (-1: the high watermark), drops the segments wholly below it, and
 //! answers the new log start (the "low watermark") once every other in-sync replica has
 //! taken it (followers follow the leader's log start as their fetch answers carry it,
-//! `cluster/follower.rs`, as Kafka's do; the leader counts two more fetches from each,
+//! `cluster/follower.rs`, as Kafka's do, and report their own in their fetches,
 //! `cluster/replication.rs`) and the change is durable here. Past the request's timeout
 //! the answer is REQUEST_TIMED_OUT; the leader's own log start has moved by then.
 //!

@@ -134,6 +134,7 @@ impl Node {
         };
         let (leo, durable, last_epoch) =
             (log.log_end_offset(), log.durable_end(), log.last_epoch());
+        let log_start = log.log_start_offset();
         // The follower fetches from its log end and reports its durable end: never past
         // what it holds (the leader's HW rule trusts these two numbers).
         assert!(
@@ -164,6 +165,7 @@ impl Node {
                 durable_offset: durable,
                 max_bytes,
                 max_wait_ms: wait,
+                log_start_offset: Some(log_start),
             })
         } else {
             PeerMessage::EpochQuery(EpochQuery {

@@ -63,9 +63,12 @@ pub(super) struct Progress {
     pub(super) caught_up_at: Instant,
     /// The leader's log end when this follower last fetched.
     pub(super) leo_at_last_fetch: i64,
-    /// Fetches accepted from it in this leadership: two more than at some moment mean it
-    /// handled an answer sent after that moment (a follower fetches a partition one request
-    /// at a time), e.g. one carrying a new log start (DeleteRecords).
+    /// The log start it reported at its last fetch (`None`: its build does not tell).
+    pub(super) log_start_offset: Option<i64>,
+    /// Fetches accepted from it in this leadership; for a follower that does not report
+    /// its log start, two more than at some moment mean it handled an answer sent after
+    /// that moment (it fetches a partition one request at a time), e.g. one carrying a new
+    /// log start (DeleteRecords).
     pub(super) fetches: u64,
 }
 
@@ -107,9 +110,9 @@ pub(in crate::node) enum Replica {
 pub(super) struct HwWaiter {
     /// (topic, partition index, offset the high watermark must pass).
     pub(super) needs: Vec<(PartitionId, i64)>,
-    /// (partition, follower, fetch count it must reach): met too when the follower left
-    /// the ISR. See [`Progress::fetches`].
-    pub(super) fetched: Vec<(PartitionId, i32, u64)>,
+    /// (partition, follower, log start it must report, or else the fetch count it must
+    /// reach): met too when the follower left the ISR. See [`Progress`].
+    pub(super) fetched: Vec<(PartitionId, i32, i64, u64)>,
     pub(super) response: ApiResponse,
 }
 
@@ -163,6 +166,7 @@ pub(super) fn new_progress(now: Now) -> Progress {
         durable_offset: -1,
         caught_up_at: now.instant,
         leo_at_last_fetch: 0,
+        log_start_offset: None,
         fetches: 0,
     }
 }
@@ -990,6 +994,7 @@ impl Node {
         progress.durable_offset = fetch.durable_offset.min(fetch.fetch_offset);
         progress.leo_at_last_fetch = leo;
         progress.fetches += 1;
+        progress.log_start_offset = fetch.log_start_offset;
         // Expansion: a caught-up replica outside the ISR asks to come back.
         // It must hold everything the high watermark covers and everything of earlier
         // epochs (KAFKA-7128), and under isr-fsync have made the covered part durable, so
@@ -1277,8 +1282,9 @@ impl Node {
                 (waiter.needs.iter()).all(|(key, end)| {
                     self.partition(*key)
                         .is_some_and(|log| log.high_watermark() >= *end)
-                }) && (waiter.fetched.iter())
-                    .all(|(key, follower, count)| self.fetched_since(*key, *follower, *count))
+                }) && (waiter.fetched.iter()).all(|(key, follower, start, count)| {
+                    self.follower_took(*key, *follower, *start, *count)
+                })
             })
             .map(|(id, _)| *id)
             .collect();
@@ -1309,25 +1315,30 @@ impl Node {
         }
     }
 
-    /// Whether `follower` fetched `key` to `count` (see [`Progress::fetches`]) or is no
-    /// longer in its ISR (a replica out of the ISR cannot lead without an unclean election).
-    fn fetched_since(&self, key: PartitionId, follower: i32, count: u64) -> bool {
-        match self.cluster.replication.replicas.get(&key) {
-            Some(Replica::Leader(leader)) => {
-                !leader.isr.contains(&follower)
-                    || leader
-                        .followers
-                        .get(&follower)
-                        .is_some_and(|p| p.fetches >= count)
-            }
-            _ => false,
+    /// Whether `follower` has the log start `start` of `key` (it reported one at least as
+    /// high; a follower that does not report: it fetched to `count`, see [`Progress`]), or
+    /// is no longer in the ISR (a replica out of it cannot lead without an unclean
+    /// election).
+    fn follower_took(&self, key: PartitionId, follower: i32, start: i64, count: u64) -> bool {
+        let Some(Replica::Leader(leader)) = self.cluster.replication.replicas.get(&key) else {
+            return false;
+        };
+        if !leader.isr.contains(&follower) {
+            return true;
         }
+        leader
+            .followers
+            .get(&follower)
+            .is_some_and(|p| match p.log_start_offset {
+                Some(reported) => reported >= start,
+                None => p.fetches >= count,
+            })
     }
 
     /// Park a DeleteRecords answer until every other in-sync replica of `partitions` has
-    /// been told the leader's log start and handled it (two more fetches from each: see
-    /// [`Progress::fetches`]), as Kafka's answer waits for its replicas' low watermark;
-    /// gives the answer back when there is nothing to wait for.
+    /// the leader's log start (it reports it in its fetches; see [`Progress`]), as Kafka's
+    /// answer waits for its replicas' low watermark; gives the answer back when there is
+    /// nothing to wait for.
     pub(in crate::node) fn respond_when_followers_fetched(
         &mut self,
         now: Now,
@@ -1338,16 +1349,21 @@ impl Node {
     ) -> Option<ApiResponse> {
         let node_id = self.config.node_id;
         let cluster = &mut *self.cluster;
-        let fetched: Vec<(PartitionId, i32, u64)> = (partitions.iter())
+        let fetched: Vec<(PartitionId, i32, i64, u64)> = (partitions.iter())
             .filter_map(|key| match cluster.replication.replicas.get(key) {
                 Some(Replica::Leader(leader)) => Some((key, leader)),
                 _ => None,
             })
             .flat_map(|(key, leader)| {
-                (leader.isr.iter()).filter(|f| **f != node_id).map(|f| {
-                    let fetches = leader.followers.get(f).map_or(0, |p| p.fetches);
-                    (*key, *f, fetches + 2)
-                })
+                let start = (self.topics.get(&key.topic))
+                    .and_then(|t| t.partitions.get(key.index()))
+                    .map_or(0, |log| log.log_start_offset());
+                (leader.isr.iter())
+                    .filter(|f| **f != node_id)
+                    .map(move |f| {
+                        let fetches = leader.followers.get(f).map_or(0, |p| p.fetches);
+                        (*key, *f, start, fetches + 2)
+                    })
             })
             .collect();
         if fetched.is_empty() {
