@@ -260,19 +260,12 @@ impl<R: Runtime> Cluster<R> {
             .map(|(tp, e)| (tp, Err(e)))
             .collect();
         for (node, node_deletions) in by_node {
-            let mut topics: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
-            for (tp, offset) in &node_deletions {
-                topics
-                    .entry(&tp.topic)
-                    .or_default()
-                    .push((tp.partition, *offset));
-            }
+            let topics = by_topic(&node_deletions, |(tp, offset)| {
+                (tp, (tp.partition, *offset))
+            });
             let request = ApiRequest::DeleteRecords(DeleteRecordsRequest {
                 topics: (topics.into_iter())
-                    .map(|(name, partitions)| DeleteRecordsTopic {
-                        name: name.to_owned(),
-                        partitions,
-                    })
+                    .map(|(name, partitions)| DeleteRecordsTopic { name, partitions })
                     .collect(),
                 timeout_ms,
             });
@@ -308,26 +301,19 @@ impl<R: Runtime> Cluster<R> {
         .map(|(tp, e)| (tp, Err(e)))
         .collect();
         for (node, node_queries) in by_node {
-            let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-            for (tp, timestamp) in &node_queries {
-                topics
-                    .entry(&tp.topic)
-                    .or_default()
-                    .push(ListOffsetsPartition {
-                        partition: tp.partition,
-                        current_leader_epoch: metadata.leader_epoch(&tp.topic, tp.partition),
-                        timestamp: *timestamp,
-                    });
-            }
+            let topics = by_topic(&node_queries, |(tp, timestamp)| {
+                let partition = ListOffsetsPartition {
+                    partition: tp.partition,
+                    current_leader_epoch: metadata.leader_epoch(&tp.topic, tp.partition),
+                    timestamp: *timestamp,
+                };
+                (tp, partition)
+            });
             let request = ApiRequest::ListOffsets(ListOffsetsRequest {
                 replica_id: -1,
                 isolation_level: i8::from(read_committed),
-                topics: topics
-                    .into_iter()
-                    .map(|(name, partitions)| ListOffsetsTopic {
-                        name: name.to_owned(),
-                        partitions,
-                    })
+                topics: (topics.into_iter())
+                    .map(|(name, partitions)| ListOffsetsTopic { name, partitions })
                     .collect(),
             });
             let response = match self.request_node(node, &request).await {
@@ -354,6 +340,20 @@ impl<R: Runtime> Cluster<R> {
         }
         Ok(answers)
     }
+}
+
+/// One leader's `items` as (topic, its parts) in topic order, the shape of per-topic
+/// requests; `split` gives an item's partition and its part of the request.
+fn by_topic<T, P>(
+    items: &[&T],
+    split: impl Fn(&T) -> (&TopicPartition, P),
+) -> Vec<(String, Vec<P>)> {
+    let mut topics: BTreeMap<String, Vec<P>> = BTreeMap::new();
+    for item in items {
+        let (tp, part) = split(item);
+        topics.entry(tp.topic.clone()).or_default().push(part);
+    }
+    topics.into_iter().collect()
 }
 
 /// One partition's answer out of a leader's `response`: `find` gives its (error, value);

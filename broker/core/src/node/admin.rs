@@ -86,7 +86,7 @@ impl Node {
 
     /// Requests that change metadata park their answer: refuse before changing anything
     /// when no room is left to park it.
-    fn check_room_for_changes(&self) -> Result<(), Refusal> {
+    pub(super) fn check_room_for_changes(&self) -> Result<(), Refusal> {
         if self.sync_waiters.is_full() {
             return Err((
                 ErrorCode::REQUEST_TIMED_OUT,

@@ -38,12 +38,9 @@ impl Node {
         id: RequestId,
         request: DeleteRecordsRequest,
     ) {
-        if self.sync_waiters.is_full() {
-            let response = super::errors::error_response(
-                &weir_wire::domain::ApiRequest::DeleteRecords(request),
-                ErrorCode::REQUEST_TIMED_OUT,
-                "broker overloaded, retry later",
-            );
+        if let Err((error, message)) = self.check_room_for_changes() {
+            let request = weir_wire::domain::ApiRequest::DeleteRecords(request);
+            let response = super::errors::error_response(&request, error, &message);
             self.respond(id, response);
             return;
         }

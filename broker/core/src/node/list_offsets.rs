@@ -94,11 +94,13 @@ impl Node {
                 let answer = answer(log, remote, query, epoch);
                 // KIP-207: an answer at or past the watermark is not final while the
                 // watermark lags the epoch start (earliest offsets and found records are).
-                let past_end = match query.timestamp {
-                    LATEST_TIMESTAMP => true,
-                    EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => false,
-                    _ => answer.lookup.is_none() && answer.offset < 0,
-                };
+                // A refused query (a bad timestamp) keeps its own error.
+                let past_end = answer.error.is_ok()
+                    && match query.timestamp {
+                        LATEST_TIMESTAMP => true,
+                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => false,
+                        _ => answer.lookup.is_none() && answer.offset < 0,
+                    };
                 if past_end && self.epoch_start_unreached(key, log.high_watermark()) {
                     return not_found(query.partition, ErrorCode::OFFSET_NOT_AVAILABLE);
                 }

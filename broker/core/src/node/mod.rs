@@ -811,13 +811,13 @@ impl Node {
     /// [`Node::respond_when_durable`] for an answer released later (by replication), when
     /// the room its caller checked may be gone: refused as overloaded then.
     fn respond_when_durable_or_refuse(&mut self, id: RequestId, response: ApiResponse) {
-        if self.sync_waiters.is_full() {
-            let message = "broker overloaded, retry later";
-            let response = errors::with_error(response, ErrorCode::REQUEST_TIMED_OUT, message);
-            self.respond(id, response);
-            return;
+        match self.check_room_for_changes() {
+            Ok(()) => self.respond_when_durable(id, response, None),
+            Err((error, message)) => {
+                let response = errors::with_error(response, error, &message);
+                self.respond(id, response);
+            }
         }
-        self.respond_when_durable(id, response, None);
     }
 
     /// Emit a sync if anything waits for one and none is in flight (group commit). Every

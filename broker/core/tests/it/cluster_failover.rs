@@ -510,9 +510,14 @@ fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epo
         (ErrorCode::OFFSET_NOT_AVAILABLE, -1),
         "watermark 1 lags the epoch start 2"
     );
-    // Earliest offsets do not depend on the watermark.
+    // Earliest offsets do not depend on the watermark; a bad timestamp keeps its error.
     let response = cluster.call(5, common::list_offsets("e", 0, -2));
     assert_eq!(common::list_result(&response).error, ErrorCode::NONE);
+    let response = cluster.call(5, common::list_offsets("e", 0, -7));
+    assert_eq!(
+        common::list_result(&response).error,
+        ErrorCode::INVALID_REQUEST
+    );
 
     cluster.cut.remove(&6);
     let mut answer = latest(&mut cluster, 5);
