@@ -29,7 +29,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use weir::storage::StorageDriver;
-use weir_core::storage::{MemStorage, MetaPair, RangeSummary, Storage, StorageError, StorageOp};
+use weir_core::storage::{
+    MemStorage, MetaPair, RangeSummary, Storage, StorageError, StorageOp, TimestampHit,
+};
 use weir_wire::batch::{iter_batches, BATCH_HEADER_BYTES};
 use weir_wire::domain::{ReadPlan, TimestampLookup};
 
@@ -472,7 +474,7 @@ impl Storage for SimDisk {
     fn lookup_timestamp(
         &self,
         lookup: &TimestampLookup,
-    ) -> Result<Option<(i64, i64)>, StorageError> {
+    ) -> Result<Option<TimestampHit>, StorageError> {
         self.lock().mem.lookup_timestamp(lookup)
     }
 

@@ -47,11 +47,14 @@ pub fn resolve_response(storage: &impl Storage, response: &mut ApiResponse) -> V
                     continue;
                 };
                 match storage.lookup_timestamp(&lookup) {
-                    Ok(Some((offset, timestamp))) => {
-                        partition.offset = offset;
-                        partition.timestamp = timestamp;
-                        partition.leader_epoch = 0;
+                    Ok(Some(hit)) => {
+                        partition.error = ErrorCode::NONE;
+                        partition.offset = hit.offset;
+                        partition.timestamp = hit.timestamp;
+                        partition.leader_epoch = hit.leader_epoch;
                     }
+                    // Nothing found: "none", or the error the core left for that case
+                    // (OFFSET_NOT_AVAILABLE while a new leader's watermark lags, KIP-207).
                     Ok(None) => {
                         partition.offset = -1;
                         partition.timestamp = -1;

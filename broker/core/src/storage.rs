@@ -201,6 +201,19 @@ impl RangeSummary {
     }
 }
 
+/// The record a timestamp lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampHit {
+    /// The record's offset.
+    pub offset: i64,
+    /// The record's timestamp (a LogAppendTime batch's for all its records).
+    pub timestamp: i64,
+    /// The leader epoch its batch was written in (the batch's partition leader epoch):
+    /// what ListOffsets answers with it, so a consumer that seeks there validates its
+    /// position against the epoch the record belongs to (KIP-320).
+    pub leader_epoch: i32,
+}
+
 /// The first record of one stored batch that answers `lookup`: at an offset in
 /// `[lookup.start_offset, lookup.end_offset)` with a timestamp >= `lookup.timestamp`.
 /// Shared by every implementation so their lookups cannot drift apart.
@@ -212,7 +225,12 @@ pub fn first_record_in_batch(
     lookup: &TimestampLookup,
     header: &BatchHeader,
     batch: &Bytes,
-) -> Result<Option<(i64, i64)>, StorageError> {
+) -> Result<Option<TimestampHit>, StorageError> {
+    let hit = |offset, timestamp| TimestampHit {
+        offset,
+        timestamp,
+        leader_epoch: header.partition_leader_epoch,
+    };
     if header.is_control() || header.record_count <= 0 {
         return Ok(None);
     }
@@ -224,7 +242,7 @@ pub fn first_record_in_batch(
     if header.is_log_append_time() && dense {
         let offset = header.base_offset.max(lookup.start_offset);
         let in_range = offset <= header.last_offset() && offset < lookup.end_offset;
-        return Ok(in_range.then_some((offset, header.max_timestamp)));
+        return Ok(in_range.then(|| hit(offset, header.max_timestamp)));
     }
     let records = weir_wire::records::decode_records(batch.clone()).map_err(|error| {
         StorageError::Corrupt {
@@ -238,7 +256,7 @@ pub fn first_record_in_batch(
             && record.offset < lookup.end_offset
             && record.timestamp >= lookup.timestamp
     });
-    Ok(found.map(|record| (record.offset, record.timestamp)))
+    Ok(found.map(|record| hit(record.offset, record.timestamp)))
 }
 
 /// The storage interface drivers implement. Calls are synchronous; a driver decides what to
@@ -258,14 +276,13 @@ pub trait Storage {
     /// Returns the batches concatenated exactly as stored.
     fn read(&self, plan: &ReadPlan) -> Result<Bytes, StorageError>;
     /// The first record whose timestamp is >= `lookup.timestamp` among offsets
-    /// `[lookup.start_offset, lookup.end_offset)`, in offset order: `Some((offset,
-    /// timestamp))`, or `None`. Only records that are stored count: gaps, offsets compacted
-    /// out of a batch, empty batches and control batches never answer (the per-batch rule is
-    /// [`first_record_in_batch`]).
+    /// `[lookup.start_offset, lookup.end_offset)`, in offset order, or `None`. Only records
+    /// that are stored count: gaps, offsets compacted out of a batch, empty batches and
+    /// control batches never answer (the per-batch rule is [`first_record_in_batch`]).
     fn lookup_timestamp(
         &self,
         lookup: &TimestampLookup,
-    ) -> Result<Option<(i64, i64)>, StorageError>;
+    ) -> Result<Option<TimestampHit>, StorageError>;
     /// The stored batches of `[from_offset, ..)` summarized from their headers (recovery
     /// of a log's tail): the batch containing `from_offset` if one does, else the first
     /// stored batch after it, then every later one. `start_offset` is that first batch's

@@ -594,13 +594,14 @@ pub struct ListOffsetsTopicResponse {
 pub struct ListOffsetsPartitionResponse {
     /// Partition index.
     pub partition: i32,
-    /// Error, or NONE.
+    /// Error, or NONE. While `lookup` is pending: the answer if the lookup finds nothing
+    /// (NONE for offset -1), replaced by NONE when it finds a record.
     pub error: ErrorCode,
     /// Timestamp of the found record, -1 if none.
     pub timestamp: i64,
     /// Found offset, -1 if none.
     pub offset: i64,
-    /// Leader epoch of the found offset (v4+).
+    /// Leader epoch of the found offset (v4+): the epoch its batch was written in.
     pub leader_epoch: i32,
     /// A lookup left for the driver, `None` once resolved.
     pub lookup: Option<TimestampLookup>,

@@ -8,7 +8,11 @@
 //! OFFSET_NOT_AVAILABLE (KIP-207; LEADER_NOT_AVAILABLE before v5) where the answer would
 //! be the watermark or "nothing that new": the watermark may still lag records the
 //! previous leader acknowledged. A timestamp lookup the driver resolves is bounded by the
-//! watermark too, and answers "none" rather than the error when it finds nothing below it.
+//! watermark too, and carries that error for the driver to answer if it finds nothing.
+//!
+//! A record found by timestamp is answered with the epoch its batch was written in, as
+//! Kafka does: a consumer seeking there validates against that epoch (KIP-320), and an
+//! epoch older than the record's would look like a truncation to it.
 
 use weir_wire::domain::{
     ApiResponse, ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest,
@@ -91,18 +95,22 @@ impl Node {
         match resolved {
             Ok((key, log, epoch)) => {
                 let remote = self.remote_view(key, log);
-                let answer = answer(log, remote, query, epoch);
+                let mut answer = answer(log, remote, query, epoch);
                 // KIP-207: an answer at or past the watermark is not final while the
                 // watermark lags the epoch start (earliest offsets and found records are).
-                // A refused query (a bad timestamp) keeps its own error.
+                // A refused query (a bad timestamp) keeps its own error; a lookup left for
+                // the driver carries the error to answer if it finds nothing.
                 let past_end = answer.error.is_ok()
                     && match query.timestamp {
                         LATEST_TIMESTAMP => true,
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => false,
-                        _ => answer.lookup.is_none() && answer.offset < 0,
+                        _ => answer.offset < 0,
                     };
                 if past_end && self.epoch_start_unreached(key, log.high_watermark()) {
-                    return not_found(query.partition, ErrorCode::OFFSET_NOT_AVAILABLE);
+                    if answer.lookup.is_none() {
+                        return not_found(query.partition, ErrorCode::OFFSET_NOT_AVAILABLE);
+                    }
+                    answer.error = ErrorCode::OFFSET_NOT_AVAILABLE;
                 }
                 answer
             }
@@ -151,8 +159,9 @@ fn answer(
                     ..not_found(query.partition, ErrorCode::NONE)
                 }
             }
-            Some((timestamp, batch_offset)) => found(batch_offset, timestamp),
-            None => not_found(query.partition, ErrorCode::NONE),
+            // The newest timestamp is not committed yet: Kafka answers none rather than an
+            // offset at or past the watermark.
+            Some(_) | None => not_found(query.partition, ErrorCode::NONE),
         },
         // KIP-1005: the highest offset in remote storage.
         LATEST_TIERED_TIMESTAMP => match remote {

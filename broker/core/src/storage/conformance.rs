@@ -362,7 +362,8 @@ pub fn lookup_timestamps<F: StorageFactory>(factory: &mut F) {
             start_offset,
             end_offset,
         };
-        storage.lookup_timestamp(&lookup).expect("lookup succeeds")
+        (storage.lookup_timestamp(&lookup).expect("lookup succeeds"))
+            .map(|hit| (hit.offset, hit.timestamp))
     };
     assert_eq!(lookup(0, 0, 8), Some((0, 10)), "before everything");
     assert_eq!(lookup(15, 0, 8), Some((1, 20)), "inside the first batch");
@@ -388,6 +389,29 @@ pub fn lookup_timestamps<F: StorageFactory>(factory: &mut F) {
         "respects start_offset inside a batch"
     );
     assert_eq!(lookup(31, 0, 4), None, "respects end_offset");
+
+    // A hit carries the epoch its batch was written in, for ListOffsets to answer.
+    let mut stamped = batch_at(8, &[60]).to_vec();
+    weir_wire::batch::set_partition_leader_epoch(&mut stamped, 7);
+    let op = StorageOp::Append {
+        partition_key: KEY,
+        base_offset: 8,
+        last_offset: 8,
+        batch: Bytes::from(stamped),
+    };
+    storage.apply(&op).expect("append applies");
+    let lookup = TimestampLookup {
+        partition_key: KEY,
+        timestamp: 55,
+        start_offset: 0,
+        end_offset: 9,
+    };
+    let hit = storage.lookup_timestamp(&lookup).expect("lookup succeeds");
+    assert_eq!(
+        hit.map(|hit| (hit.offset, hit.timestamp, hit.leader_epoch)),
+        Some((8, 60, 7)),
+        "the batch's partition leader epoch"
+    );
 }
 
 /// Everything applied and synced is there after a clean close and reopen.
@@ -544,7 +568,8 @@ fn lookup_at<S: Storage>(
         start_offset,
         end_offset,
     };
-    storage.lookup_timestamp(&lookup).expect("lookup succeeds")
+    (storage.lookup_timestamp(&lookup).expect("lookup succeeds"))
+        .map(|hit| (hit.offset, hit.timestamp))
 }
 
 /// A read starting in a gap, at a removed batch's base offset or inside a compacted batch

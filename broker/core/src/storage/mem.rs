@@ -17,7 +17,9 @@ use bytes::{Bytes, BytesMut};
 use weir_wire::batch::{parse_header, BatchHeader};
 use weir_wire::domain::{ReadPlan, TimestampLookup};
 
-use super::{first_record_in_batch, MetaPair, RangeSummary, Storage, StorageError, StorageOp};
+use super::{
+    first_record_in_batch, MetaPair, RangeSummary, Storage, StorageError, StorageOp, TimestampHit,
+};
 
 /// Bound on ops applied without a sync; past it `apply` fails like a full journal would.
 pub const MEM_UNSYNCED_OPS_MAX: usize = 1 << 20;
@@ -158,7 +160,7 @@ impl Storage for MemStorage {
     fn lookup_timestamp(
         &self,
         lookup: &TimestampLookup,
-    ) -> Result<Option<(i64, i64)>, StorageError> {
+    ) -> Result<Option<TimestampHit>, StorageError> {
         let Some(log) = self.current.logs.get(&lookup.partition_key) else {
             return Ok(None);
         };

@@ -471,6 +471,8 @@ fn deleting_a_replicated_topic_drops_its_roles_on_every_broker() {
 // the watermark past the epoch start, then the end. Method: six nodes, voters 1-3, the
 // partition on 4 (leader), 5 and 6; cut 6 off, produce with acks=1 (5 copies the record,
 // the watermark waits for 6), kill 4: 5 leads with its log end above its watermark. Heal 6.
+// Timestamp queries answer the same way when they would find nothing below the watermark,
+// and a record found by timestamp carries the epoch its batch was written in (KIP-320).
 #[test]
 fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epoch() {
     let mut cluster = Cluster::new(&[1, 2, 3, 4, 5, 6], &[1, 2, 3], |_| {});
@@ -486,7 +488,8 @@ fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epo
     assert_eq!(latest(&mut cluster, 4), (ErrorCode::NONE, 1));
 
     cluster.cut.insert(6);
-    let second = common::keyed_record(Some("k"), Some("acked by the leader"));
+    let t0 = weir_core::testing::WALL_MS_START;
+    let second = common::keyed_record_at(Some("k"), Some("acked by the leader"), t0 + 1000);
     let response = cluster.call(4, common::produce("e", 0, second, 1));
     assert_eq!(common::produce_result(&response).error, ErrorCode::NONE);
     cluster.advance_ms(100);
@@ -518,6 +521,27 @@ fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epo
         common::list_result(&response).error,
         ErrorCode::INVALID_REQUEST
     );
+    // A timestamp only the record above the watermark reaches: the storage lookup finds
+    // nothing below it, and the answer is the window's error, not "none". The same for the
+    // newest timestamp (-3), which lies above the watermark.
+    for timestamp in [t0 + 500, -3] {
+        let response = cluster.call(5, common::list_offsets("e", 0, timestamp));
+        let answer = common::list_result(&response);
+        assert_eq!(
+            (answer.error, answer.offset),
+            (ErrorCode::OFFSET_NOT_AVAILABLE, -1),
+            "timestamp {timestamp} in the window"
+        );
+    }
+    let response = cluster.call(5, common::list_offsets("e", 0, t0));
+    assert_eq!(
+        (
+            common::list_result(&response).error,
+            common::list_result(&response).offset
+        ),
+        (ErrorCode::NONE, 0),
+        "a record below the watermark is final"
+    );
 
     cluster.cut.remove(&6);
     let mut answer = latest(&mut cluster, 5);
@@ -534,6 +558,27 @@ fn a_new_leader_answers_offset_not_available_until_its_watermark_reaches_its_epo
         "6 fetched past the epoch start"
     );
     assert_eq!(cluster.read_all(5, "e").len(), 2);
+
+    // A record found by timestamp comes with the epoch its batch was written in (KIP-320):
+    // 4's for the second record, 5's for one written now.
+    let third = common::keyed_record_at(Some("k"), Some("written by 5"), t0 + 2000);
+    assert_eq!(cluster.write(5, "e", third), 2);
+    let response = cluster.call(5, common::list_offsets("e", 0, -1));
+    let current = common::list_result(&response).leader_epoch;
+    assert!(current > 0, "5 leads in a later epoch than 4: {current}");
+    let found = |cluster: &mut Cluster, timestamp: i64| {
+        let response = cluster.call(5, common::list_offsets("e", 0, timestamp));
+        let answer = common::list_result(&response);
+        (answer.error, answer.offset, answer.leader_epoch)
+    };
+    let by_4 = found(&mut cluster, t0 + 500);
+    assert_eq!((by_4.0, by_4.1), (ErrorCode::NONE, 1));
+    assert!(by_4.2 < current, "written in 4's epoch: {by_4:?}");
+    assert_eq!(
+        found(&mut cluster, t0 + 1500),
+        (ErrorCode::NONE, 2, current)
+    );
+    assert_eq!(found(&mut cluster, -3), (ErrorCode::NONE, 2, current));
 }
 
 // Goal: records deleted by DeleteRecords stay deleted when the leader fails: followers take

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use weir_core::shard::shard_of_key;
-use weir_core::storage::{MetaPair, RangeSummary, Storage, StorageError, StorageOp};
+use weir_core::storage::{MetaPair, RangeSummary, Storage, StorageError, StorageOp, TimestampHit};
 use weir_wire::domain::{ReadPlan, TimestampLookup};
 
 use crate::storage::StorageDriver;
@@ -87,7 +87,7 @@ impl<S: StorageDriver> Storage for ShardedStorage<S> {
     fn lookup_timestamp(
         &self,
         lookup: &TimestampLookup,
-    ) -> Result<Option<(i64, i64)>, StorageError> {
+    ) -> Result<Option<TimestampHit>, StorageError> {
         self.for_key(lookup.partition_key)?.lookup_timestamp(lookup)
     }
 

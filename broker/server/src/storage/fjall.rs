@@ -48,7 +48,9 @@ use bytes::{Bytes, BytesMut};
 use fjall::{
     Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, OwnedWriteBatch, PersistMode,
 };
-use weir_core::storage::{first_record_in_batch, RangeSummary, Storage, StorageError, StorageOp};
+use weir_core::storage::{
+    first_record_in_batch, RangeSummary, Storage, StorageError, StorageOp, TimestampHit,
+};
 use weir_wire::batch::{parse_header, BatchHeader};
 use weir_wire::domain::{ReadPlan, TimestampLookup};
 
@@ -464,7 +466,7 @@ impl Storage for FjallStorage {
     fn lookup_timestamp(
         &self,
         lookup: &TimestampLookup,
-    ) -> Result<Option<(i64, i64)>, StorageError> {
+    ) -> Result<Option<TimestampHit>, StorageError> {
         for item in self.scan(lookup.partition_key, lookup.start_offset, lookup.end_offset) {
             let (header, batch) = item?;
             if let Some(found) = first_record_in_batch(lookup, &header, &batch)? {

@@ -12,7 +12,7 @@ use weir::config::ServerConfig;
 use weir::server::ServerError;
 use weir::storage::fjall::FjallStorage;
 use weir::storage::StorageDriver;
-use weir_core::storage::{RangeSummary, Storage, StorageError, StorageOp};
+use weir_core::storage::{RangeSummary, Storage, StorageError, StorageOp, TimestampHit};
 use weir_runtime::TokioRuntime;
 use weir_wire::domain::{ApiResponse, ReadPlan, TimestampLookup};
 
@@ -32,7 +32,7 @@ impl Storage for FailingSync {
     fn lookup_timestamp(
         &self,
         lookup: &TimestampLookup,
-    ) -> Result<Option<(i64, i64)>, StorageError> {
+    ) -> Result<Option<TimestampHit>, StorageError> {
         self.0.lookup_timestamp(lookup)
     }
     fn summarize(&self, key: u64, from: i64) -> Result<RangeSummary, StorageError> {

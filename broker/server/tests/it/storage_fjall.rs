@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use weir::storage::fjall::FjallStorage;
 use weir::storage::StorageDriver;
-use weir_core::storage::{RangeSummary, Storage, StorageError, StorageOp};
+use weir_core::storage::{RangeSummary, Storage, StorageError, StorageOp, TimestampHit};
 use weir_core::testing::batch_at;
 use weir_wire::domain::{
     ApiResponse, FetchPartitionResponse, FetchRecords, FetchResponse, FetchTopicResponse, ReadPlan,
@@ -197,7 +197,7 @@ fn timestamp_lookup_and_read_bounds() {
             start_offset,
             end_offset,
         };
-        storage.lookup_timestamp(&lookup).expect("lookup")
+        (storage.lookup_timestamp(&lookup).expect("lookup")).map(|hit| (hit.offset, hit.timestamp))
     };
     assert_eq!(lookup(101, 0, 6), Some((1, 101)));
     assert_eq!(lookup(104, 0, 6), Some((4, 104)));
@@ -240,7 +240,7 @@ impl Storage for FixedRead {
     fn lookup_timestamp(
         &self,
         _lookup: &TimestampLookup,
-    ) -> Result<Option<(i64, i64)>, StorageError> {
+    ) -> Result<Option<TimestampHit>, StorageError> {
         Ok(None)
     }
     fn summarize(&self, _key: u64, _from: i64) -> Result<RangeSummary, StorageError> {
