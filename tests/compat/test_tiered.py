@@ -21,12 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from test_cluster import CLUSTER_CONFIG, LEADER_MOVE_TIMEOUT_S, cluster_factory, partition_state  # noqa: F401
 from test_compaction import _kafkajs
 from test_log_dirs import fields, weir_cli
 from weirtest import (
+    ck_admin,
     ck_consumer,
     ck_create_topic,
     ck_produce,
@@ -216,6 +217,40 @@ def test_restart_and_delete(tiered_broker):
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     admin.delete_topics([topic], operation_timeout=15)[topic].result(timeout=30)
     wait_until(lambda: not objects(store), TIER_TIMEOUT_S, "the deleted topic's objects removed", interval=0.2)
+
+
+def test_delete_records_deletes_from_both_tiers(tiered_broker):
+    # Goal: confluent-kafka's delete_records on a tiered topic, as against Kafka: an offset
+    # inside the uploaded data moves the earliest offset there (objects wholly below go),
+    # and one past the uploaded data too (records never uploaded go, uploads go on after
+    # it); consumers from the beginning start there, also after a SIGKILL and restart.
+    b, store = tiered_broker
+    topic = unique("tiered-delrec")
+    ck_create_topic(b.bootstrap, topic, config=tiered())
+    written = write(b.bootstrap, topic, 200, "a")
+    wait_tiered(b.bootstrap, topic, store, written)
+    before = objects(store)
+    admin = ck_admin(b.bootstrap)
+
+    def delete(offset: int) -> int:
+        futures = admin.delete_records([TopicPartition(topic, 0, offset)], request_timeout=15, operation_timeout=10)
+        return next(iter(futures.values())).result(timeout=30).low_watermark
+
+    assert delete(55) == 55
+    assert ck_watermarks(b.bootstrap, topic, 0) == (55, 200)
+    wait_until(lambda: objects(store)[0] != before[0], TIER_TIMEOUT_S, "the first object deleted", interval=0.2)
+    assert read_all_ck(b.bootstrap, topic) == written[55:]
+
+    # Past everything uploaded: up to the high watermark.
+    assert delete(OFFSET_END) == 200
+    assert ck_watermarks(b.bootstrap, topic, 0) == (200, 200)
+    wait_until(lambda: all(p not in objects(store) for p in before), TIER_TIMEOUT_S, "every object before deleted", interval=0.2)
+    more = write(b.bootstrap, topic, 100, "b")
+    assert more[0][0] == 200
+    wait_tiered(b.bootstrap, topic, store, more)
+    b.restart(hard=True)
+    assert ck_watermarks(b.bootstrap, topic, 0) == (200, 300)
+    assert read_all_ck(b.bootstrap, topic) == more
 
 
 def test_tiered_configs_are_refused_without_a_store_or_when_compacted(broker_factory, tiered_broker):

@@ -334,10 +334,10 @@ pub fn remote_segment_uploaded(
     })
 }
 
-/// A leader's request to drop its partition's remote log below `below` (remote retention).
-/// Refused (None) unless `from` leads the partition at the quoted epoch and `below` ends a
-/// segment of the remote log above its start: an expiry is always a whole-segment prefix,
-/// and a repeat of one already applied is dropped.
+/// A leader's request to drop its partition's remote log below `below` (remote retention,
+/// which asks at a segment's end, or DeleteRecords, at any offset up to its high
+/// watermark). Refused (None) unless `from` leads the partition at the quoted epoch and
+/// `below` lies above the remote log start: a repeat of one already applied is dropped.
 pub fn remote_segments_expired(
     image: &MetadataImage,
     from: i32,
@@ -349,11 +349,7 @@ pub fn remote_segments_expired(
         return None;
     }
     let log = image.remote_log(id, request.partition)?;
-    let ends_a_segment = log
-        .segments
-        .values()
-        .any(|segment| segment.end_offset == request.below);
-    if request.below <= log.log_start_offset || !ends_a_segment {
+    if request.below <= log.log_start_offset {
         return None;
     }
     Some(MetaRecord::RemoteSegmentsDeleted {

@@ -167,11 +167,13 @@ pub struct RemoteSegmentUploaded {
     pub segment: RemoteSegment,
 }
 
-/// A leader asks the controller to drop a prefix of a partition's remote log (remote
-/// retention: the segments ending at or below `below` expired by `retention.ms` or
-/// `retention.bytes`); the controller records it as `MetaRecord::RemoteSegmentsDeleted`.
-/// No answer: the leader sees the image change, deletes the objects, and asks again at
-/// its next retention pass if the request was lost.
+/// A leader asks the controller to drop a prefix of a partition's remote log: remote
+/// retention (the segments ending at or below `below` expired by `retention.ms` or
+/// `retention.bytes`) or DeleteRecords (the remote log start moves up to `below`, which
+/// may lie inside a segment or past the last); the controller records it as
+/// `MetaRecord::RemoteSegmentsDeleted`. No answer: the leader sees the image change and
+/// deletes the objects; a lost request is asked again at the next retention pass, or by
+/// the DeleteRecords retry that follows its timeout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteSegmentsExpired {
     /// Topic id (uuid bytes).
@@ -180,7 +182,7 @@ pub struct RemoteSegmentsExpired {
     pub partition: i32,
     /// The sender's leader epoch: a deposed leader's request is refused.
     pub leader_epoch: i32,
-    /// Segments ending at or below this go.
+    /// Segments ending at or below this go; the remote log start moves up to it.
     pub below: i64,
 }
 

@@ -7,11 +7,16 @@
 //! `cluster/replication.rs`) and the change is durable here. Past the request's timeout
 //! the answer is REQUEST_TIMED_OUT; the leader's own log start has moved by then.
 //!
+//! A tiered partition's log start spans both tiers (`node/tier.rs`, "The log start"):
+//! with a remote log starting below the offset, the leader asks the controller to move the
+//! remote log start up to it, and the answer also waits for the applied image to show it;
+//! every replica then deletes its local records below it, and the leader the objects of
+//! the remote segments wholly below it. The leader deletes locally at once only up to the
+//! remote log's end, so the remote log never has to continue past a local gap.
+//!
 //! Refusals, as Kafka's: an offset above the high watermark (or negative other than -1)
 //! is OFFSET_OUT_OF_RANGE; a topic whose `cleanup.policy` lacks `delete` is
-//! POLICY_VIOLATION; a replica that does not lead is NOT_LEADER_OR_FOLLOWER. Weir also
-//! refuses tiered topics (POLICY_VIOLATION): their remote segments below the new start
-//! would stay readable.
+//! POLICY_VIOLATION; a replica that does not lead is NOT_LEADER_OR_FOLLOWER.
 //!
 //! Invariant: the log start never passes the high watermark, so nothing a producer or an
 //! acks=all waiter still waits on disappears.
@@ -47,15 +52,17 @@ impl Node {
         // Every partition answered with its start, moved now or before: a retry after a
         // timed-out answer waits for the followers too.
         let mut served = Vec::new();
+        let mut remote_starts = Vec::new();
         let mut topics = Vec::with_capacity(request.topics.len());
         for topic in &request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for (partition, offset) in &topic.partitions {
-                let result = self.delete_partition_records(&topic.name, *partition, *offset);
+                let result = self.delete_partition_records(now, &topic.name, *partition, *offset);
                 let (low_watermark, error) = match result {
-                    Ok((low_watermark, key)) => {
-                        served.push(key);
-                        (low_watermark, ErrorCode::NONE)
+                    Ok(deleted) => {
+                        served.push((deleted.key, deleted.low_watermark));
+                        remote_starts.extend(deleted.remote_start.map(|s| (deleted.key, s)));
+                        (deleted.low_watermark, ErrorCode::NONE)
                     }
                     Err(error) => (-1, error),
                 };
@@ -77,30 +84,46 @@ impl Node {
         // Kafka answers once the replicas reached the new start: here, once every other
         // in-sync replica was told it (cluster/replication.rs), then after the local sync.
         let timeout_ms = u64::try_from(request.timeout_ms).unwrap_or(0);
-        if let Some(response) =
-            self.respond_when_followers_fetched(now, id, response, &served, timeout_ms)
-        {
+        if let Some(response) = self.respond_when_followers_fetched(
+            now,
+            id,
+            response,
+            &served,
+            remote_starts,
+            timeout_ms,
+        ) {
             self.respond_when_durable(id, response, None);
         }
     }
 
-    /// One partition: its log start after the deletion and the partition; or why not.
+    /// One partition's deletion, or why not.
     fn delete_partition_records(
         &mut self,
+        now: Now,
         topic: &str,
         partition: i32,
         offset: i64,
-    ) -> Result<(i64, PartitionId), ErrorCode> {
+    ) -> Result<Deleted, ErrorCode> {
         let key = self.resolve_partition(&TopicRef::Name(topic.to_owned()), partition)?;
-        self.serving_epoch(key)?;
+        let leader_epoch = self.serving_epoch(key)?;
         let node_config = &self.config;
         let topic_state = self
             .topics
             .get(&key.topic)
             .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
-        if !topic_state.config.cleanup_policy(node_config).delete || self.tiered(topic_state) {
+        if !topic_state.config.cleanup_policy(node_config).delete {
             return Err(ErrorCode::POLICY_VIOLATION);
         }
+        // A tiered partition's remote log: its start and end.
+        let remote = (self.tiered(topic_state))
+            .then(|| {
+                self.cluster
+                    .meta
+                    .image
+                    .remote_log(key.topic.as_u128(), partition)
+            })
+            .flatten()
+            .map(|remote| (remote.log_start_offset, remote.end_offset()));
         let log = self
             .log_mut(key)
             .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
@@ -110,20 +133,54 @@ impl Node {
             offset if (0..=high_watermark).contains(&offset) => offset,
             _ => return Err(ErrorCode::OFFSET_OUT_OF_RANGE),
         };
-        let Some(truncation) = log.delete_records_below(target) else {
-            return Ok((log.log_start_offset(), key));
+        let mut deleted = Deleted {
+            key,
+            low_watermark: log.log_start_offset().max(target),
+            remote_start: None,
         };
-        tracing::info!(
-            topic,
-            partition,
-            log_start_offset = truncation.log_start_offset,
-            segments = truncation.removed.len(),
-            "records deleted (DeleteRecords)"
-        );
-        let ops = truncation_ops(log, &truncation);
-        for op in ops {
-            self.emit(op);
+        let local_target = match remote {
+            Some((remote_start, remote_end)) => {
+                // Both tiers together start at the remote start (it reaches the local
+                // log: local copies go only once uploaded).
+                deleted.low_watermark = remote_start.min(log.log_start_offset()).max(target);
+                if remote_start < target {
+                    deleted.remote_start = Some(target);
+                }
+                target.min(remote_end)
+            }
+            None => target,
+        };
+        if let Some(truncation) = log.delete_records_below(local_target) {
+            tracing::info!(
+                topic,
+                partition,
+                log_start_offset = truncation.log_start_offset,
+                segments = truncation.removed.len(),
+                "records deleted (DeleteRecords)"
+            );
+            let ops = truncation_ops(log, &truncation);
+            for op in ops {
+                self.emit(op);
+            }
         }
-        Ok((truncation.log_start_offset, key))
+        if let Some(below) = deleted.remote_start {
+            tracing::info!(
+                topic,
+                partition,
+                below,
+                "remote records deleted (DeleteRecords)"
+            );
+            self.ask_remote_deletion(now, key, leader_epoch, below);
+        }
+        Ok(deleted)
     }
+}
+
+/// What one partition's DeleteRecords did.
+struct Deleted {
+    key: PartitionId,
+    /// The partition's log start once the deletion is done (Kafka's low watermark).
+    low_watermark: i64,
+    /// The remote log start the applied image must reach first (tiered partitions).
+    remote_start: Option<i64>,
 }

@@ -69,6 +69,11 @@ impl Node {
         for op in ops {
             self.emit(op);
         }
+        // A tiered partition's local log follows its remote log start (applied at each image
+        // change; here too for a node that restarted from a snapshot past the change).
+        for key in bounds.into_keys() {
+            self.follow_remote_start(key);
+        }
     }
 }
 

@@ -34,6 +34,15 @@
 //! upload that is not committed yet never lets a local copy go (the planted bug
 //! `planted-tier-delete-unconfirmed` removes that guard; the simulator must catch it).
 //!
+//! # The log start (every replica)
+//! The remote log start is the partition's log start once it passes the local one, as
+//! Kafka's log start offset spans both tiers: remote retention and DeleteRecords move it
+//! through the image, and each replica deletes its local records below it when the image
+//! changes (`follow_remote_start`). DeleteRecords past the remote end deletes local data
+//! not uploaded yet: the leader deletes locally only up to the remote end at once, the
+//! rest follows the image, so the remote log never has to continue past a local gap; an
+//! upload that started below the new start is dropped when it completes.
+//!
 //! # Invariants (checked by [`Node::tier_invariants`])
 //! - An upload in flight is for a partition this node leads at the upload's epoch, or its
 //!   completion will be dropped (checked on completion, not asserted: leadership may move
@@ -322,6 +331,15 @@ impl Node {
             self.delete_objects(vec![upload.object_key]);
             return;
         };
+        // DeleteRecords moved the log start past the upload's base while it ran (local
+        // retention never does: it waits for the image to hold an upload): the object holds
+        // deleted records. The next cycle uploads from the new start.
+        if (self.partition(key)).is_some_and(|log| upload.base_offset < log.log_start_offset()) {
+            tracing::info!(%key, base_offset = upload.base_offset,
+                "upload from below the log start dropped (records deleted meanwhile)");
+            self.delete_objects(vec![upload.object_key]);
+            return;
+        }
         let segment = RemoteSegment {
             base_offset: upload.base_offset,
             end_offset: upload.end_offset,
@@ -372,9 +390,21 @@ impl Node {
             total -= segment.size_bytes;
             below = Some(segment.end_offset);
         }
-        let Some(below) = below else {
-            return;
-        };
+        if let Some(below) = below {
+            self.ask_remote_deletion(now, key, leader_epoch, below);
+        }
+    }
+
+    /// Ask the controller to move `key`'s remote log start up to `below`, dropping the
+    /// segments that end at or below it (remote retention, DeleteRecords). No answer: the
+    /// applied image shows it ([`Node::on_remote_segments_removed`]).
+    pub(super) fn ask_remote_deletion(
+        &mut self,
+        now: Now,
+        key: PartitionId,
+        leader_epoch: i32,
+        below: i64,
+    ) {
         let request = RemoteSegmentsExpired {
             topic_id: *key.topic.as_bytes(),
             partition: key.partition(),
@@ -429,8 +459,10 @@ impl Node {
         }
     }
 
-    /// The image dropped `removed` from `key`'s remote log: its leader deletes the objects
-    /// (a leader that changes meanwhile leaves them to the sweep).
+    /// The image changed `key`'s remote log, dropping `removed`: its leader deletes their
+    /// objects (a leader that changes meanwhile leaves them to the sweep), every replica's
+    /// local log follows the remote start ([`Node::follow_remote_start`]), and the
+    /// DeleteRecords answers waiting for it go.
     pub(super) fn on_remote_segments_removed(
         &mut self,
         key: PartitionId,
@@ -438,6 +470,41 @@ impl Node {
     ) {
         if self.leader_epoch_of(key).is_some() {
             self.delete_objects(removed.iter().map(|s| s.object_key.clone()).collect());
+        }
+        self.follow_remote_start(key);
+        self.release_hw_waiters();
+    }
+
+    /// A tiered partition's log start is its remote log start once that passes the local
+    /// one (as Kafka's log start offset spans both tiers): DeleteRecords and remote
+    /// retention move it through the image, and every replica deletes its local records
+    /// below it, up to its own high watermark. Without this a local copy would still
+    /// serve records the remote log start says are gone.
+    pub(super) fn follow_remote_start(&mut self, key: PartitionId) {
+        let Some(topic) = self.topics.get(&key.topic) else {
+            return;
+        };
+        if !self.tiered(topic) {
+            return;
+        }
+        let image = &self.cluster.meta.image;
+        let Some(remote_start) = image
+            .remote_log(key.topic.as_u128(), key.partition())
+            .map(|remote| remote.log_start_offset)
+        else {
+            return;
+        };
+        let Some(log) = self.log_mut(key) else {
+            return;
+        };
+        let Some(truncation) = log.delete_records_below(remote_start.min(log.high_watermark()))
+        else {
+            return;
+        };
+        tracing::info!(%key, log_start_offset = truncation.log_start_offset,
+            segments = truncation.removed.len(), "local log follows the remote log start");
+        for op in super::retention::truncation_ops(log, &truncation) {
+            self.emit(op);
         }
     }
 

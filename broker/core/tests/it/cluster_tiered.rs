@@ -149,3 +149,81 @@ fn leaders_upload_in_turn_and_every_record_stays_readable() {
         .collect();
     assert!(strays.len() <= 2, "stray objects {strays:?}");
 }
+
+// Goal: records DeleteRecords deleted from a tiered partition stay deleted after a
+// failover, in both tiers: the remote log start moves through the metadata quorum (every
+// leader elected after the answer applied it first), and the answer waits for every
+// in-sync follower's local log to start there too. Method: three replicas, uploads, a few
+// records only the local logs hold, DeleteRecords past the remote end, then kill the
+// leader and read from its successor.
+#[test]
+fn deleted_records_stay_deleted_in_both_tiers_after_a_failover() {
+    use crate::delete_records::{delete_records, deleted};
+    let mut cluster = Cluster::new(&[1, 2, 3, 4, 5], &[3, 4, 5], |config| {
+        config.remote_storage_enable = true;
+        config.remote_log_task_interval_ms = 100;
+        config.retention_check_interval_ms = 100;
+    });
+    let topic = CreatableTopic {
+        name: TOPIC.into(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![(0, vec![1, 2, 3])],
+        configs: [
+            ("remote.storage.enable", "true"),
+            ("segment.bytes", "1024"),
+            ("local.retention.bytes", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect(),
+    };
+    cluster.create(1, topic);
+    assert_eq!(cluster.settle(TOPIC, &[1, 2, 3]), 1);
+    for i in 0..150 {
+        write(&mut cluster, 1, &format!("a{i:04}-{}", "x".repeat(40)));
+    }
+    // A few small records after the last upload: the active segment, local only.
+    let mut end = 150;
+    let remote_end = loop {
+        cluster.advance_ms(1_000);
+        let remote_end = remote_segments(&cluster, 1).last().expect("uploads").1;
+        if end - remote_end >= 3 {
+            break remote_end;
+        }
+        end = write(&mut cluster, 1, "b") + 1;
+    };
+    for at in [1, 2, 3] {
+        assert!(local_start(&cluster, at) <= remote_end, "broker {at}");
+    }
+    let target = remote_end + 2;
+    let response = cluster.call(1, delete_records(TOPIC, 0, target));
+    assert_eq!(
+        deleted(&response),
+        (weir_wire::error::ErrorCode::NONE, target)
+    );
+    let remote = cluster.members[&1]
+        .node
+        .remote_log(TOPIC, 0)
+        .expect("remote");
+    assert_eq!(
+        (remote.log_start_offset, remote.segments.len()),
+        (target, 0)
+    );
+    for at in [1, 2, 3] {
+        assert_eq!(local_start(&cluster, at), target, "broker {at}");
+    }
+    cluster.kill(1);
+    let next = cluster.settle(TOPIC, &[]);
+    assert_ne!(next, 1);
+    let below = cluster.call(next, common::fetch(TOPIC, 0, target - 1, 0, 1));
+    assert_eq!(
+        common::fetch_partition(&below).error,
+        weir_wire::error::ErrorCode::OFFSET_OUT_OF_RANGE,
+        "nothing below the start"
+    );
+    let read: Vec<i64> = (cluster.read_from(next, TOPIC, target).into_iter())
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(read, (target..end).collect::<Vec<_>>());
+}

@@ -236,3 +236,85 @@ fn tiered_topic_configs_are_checked() {
         "{refused:?}"
     );
 }
+
+// Goal: DeleteRecords on a tiered topic deletes across both tiers, as Kafka's does: inside
+// the remote log (the remote log start moves, the objects of segments wholly below it go)
+// and past its end (local records not uploaded yet go too, and uploads go on from the new
+// start, so the remote log has no gap); below the new start reads are OFFSET_OUT_OF_RANGE
+// and earliest is the new start.
+#[test]
+fn delete_records_reaches_the_remote_log() {
+    use crate::delete_records::{delete_records, deleted};
+    let mut node = tiered_node(&[]);
+    put(&mut node, 200);
+    run(&mut node, 2_000);
+    let remote = node.node.remote_log(TOPIC, 0).expect("a remote log");
+    let segments: Vec<(i64, i64)> = (remote.segments.values())
+        .map(|s| (s.base_offset, s.end_offset))
+        .collect();
+    let first_object = (remote.segments.values().next()).map(|s| s.object_key.clone());
+    assert!(segments.len() >= 3, "{segments:?}");
+    assert!(local_start(&node) > segments[1].1, "local copies went");
+    let inside = (segments[1].0 + segments[1].1) / 2;
+    assert!(inside > segments[1].0);
+
+    let response = node.call(delete_records(TOPIC, 0, inside));
+    assert_eq!(deleted(&response), (ErrorCode::NONE, inside));
+    let remote = node.node.remote_log(TOPIC, 0).expect("a remote log");
+    assert_eq!(remote.log_start_offset, inside);
+    assert_eq!(remote.segments.keys().next(), Some(&segments[1].0));
+    run(&mut node, 200);
+    let remote = node.node.remote_log(TOPIC, 0).expect("a remote log");
+    let referenced: Vec<String> = (remote.segments.values())
+        .map(|s| s.object_key.clone())
+        .collect();
+    // (An upload not reported yet may hold an object the remote log does not list.)
+    let objects = node.remote.keys();
+    assert!(referenced.iter().all(|key| objects.contains(key)));
+    assert!(!objects.contains(&first_object.expect("a first segment")));
+    let earliest = node.call(list_offsets(TOPIC, 0, -2));
+    assert_eq!(list_result(&earliest).offset, inside);
+    let below = node.call(fetch(TOPIC, 0, inside - 1, 0, 1));
+    assert_eq!(
+        fetch_partition(&below).error,
+        ErrorCode::OFFSET_OUT_OF_RANGE
+    );
+    let read = read_from(&mut node, inside);
+    let offsets: Vec<i64> = read.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, (inside..200).collect::<Vec<_>>());
+
+    // Past the remote end: records only the local log holds.
+    put(&mut node, 20);
+    let remote_end = node.node.remote_log(TOPIC, 0).expect("remote").end_offset();
+    let past = remote_end + 5;
+    let objects_before = node.remote.keys();
+    assert!(past < 220, "remote end {remote_end}");
+    let response = node.call(delete_records(TOPIC, 0, past));
+    assert_eq!(deleted(&response), (ErrorCode::NONE, past));
+    let remote = node.node.remote_log(TOPIC, 0).expect("a remote log");
+    assert_eq!((remote.log_start_offset, remote.segments.len()), (past, 0));
+    assert_eq!(local_start(&node), past);
+    run(&mut node, 200);
+    let objects = node.remote.keys();
+    assert!(
+        objects_before.iter().all(|key| !objects.contains(key)),
+        "every object of before went: {objects:?}"
+    );
+    let read = read_from(&mut node, past);
+    let offsets: Vec<i64> = read.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, (past..220).collect::<Vec<_>>());
+
+    // Uploads go on from the new start.
+    put(&mut node, 200);
+    run(&mut node, 5_000);
+    let remote = node.node.remote_log(TOPIC, 0).expect("a remote log");
+    assert_eq!(remote.log_start_offset, past);
+    assert!(remote.end_offset() > 300, "{remote:?}");
+    assert!(
+        local_start(&node) > past,
+        "local copies of the new uploads went"
+    );
+    let read = read_from(&mut node, past);
+    let offsets: Vec<i64> = read.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, (past..420).collect::<Vec<_>>());
+}

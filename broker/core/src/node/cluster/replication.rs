@@ -113,13 +113,18 @@ pub(super) struct HwWaiter {
     /// (partition, follower, log start it must report, or else the fetch count it must
     /// reach): met too when the follower left the ISR. See [`Progress`].
     pub(super) fetched: Vec<(PartitionId, i32, i64, u64)>,
+    /// (partition, remote log start the applied image must reach): a tiered partition's
+    /// DeleteRecords below its remote log's start.
+    pub(super) remote_starts: Vec<(PartitionId, i64)>,
     pub(super) response: ApiResponse,
 }
 
 impl HwWaiter {
     /// The partitions it waits on.
     fn partitions(&self) -> impl Iterator<Item = PartitionId> + '_ {
-        (self.needs.iter().map(|(key, _)| *key)).chain(self.fetched.iter().map(|(key, ..)| *key))
+        (self.needs.iter().map(|(key, _)| *key))
+            .chain(self.fetched.iter().map(|(key, ..)| *key))
+            .chain(self.remote_starts.iter().map(|(key, _)| *key))
     }
 }
 
@@ -1254,6 +1259,7 @@ impl Node {
             HwWaiter {
                 needs,
                 fetched: Vec::new(),
+                remote_starts: Vec::new(),
                 response,
             },
         ) {
@@ -1268,7 +1274,7 @@ impl Node {
         self.release_hw_waiters();
     }
 
-    pub(super) fn release_hw_waiters(&mut self) {
+    pub(in crate::node) fn release_hw_waiters(&mut self) {
         self.release_marker_waiters();
         let cluster = &*self.cluster;
         if cluster.replication.hw_waiters.is_empty() {
@@ -1284,6 +1290,12 @@ impl Node {
                         .is_some_and(|log| log.high_watermark() >= *end)
                 }) && (waiter.fetched.iter()).all(|(key, follower, start, count)| {
                     self.follower_took(*key, *follower, *start, *count)
+                }) && (waiter.remote_starts.iter()).all(|(key, start)| {
+                    (cluster
+                        .meta
+                        .image
+                        .remote_log(key.topic.as_u128(), key.partition()))
+                    .is_some_and(|remote| remote.log_start_offset >= *start)
                 })
             })
             .map(|(id, _)| *id)
@@ -1335,29 +1347,28 @@ impl Node {
             })
     }
 
-    /// Park a DeleteRecords answer until every other in-sync replica of `partitions` has
-    /// the leader's log start (it reports it in its fetches; see [`Progress`]), as Kafka's
-    /// answer waits for its replicas' low watermark; gives the answer back when there is
-    /// nothing to wait for.
+    /// Park a DeleteRecords answer until every other in-sync replica of each of
+    /// `partitions` has the log start given with it (it reports it in its fetches; see
+    /// [`Progress`]), as Kafka's answer waits for its replicas' low watermark, and the
+    /// applied image's remote log start of each of `remote_starts` reached its offset
+    /// (tiered partitions); gives the answer back when there is nothing to wait for.
     pub(in crate::node) fn respond_when_followers_fetched(
         &mut self,
         now: Now,
         id: RequestId,
         response: ApiResponse,
-        partitions: &[PartitionId],
+        partitions: &[(PartitionId, i64)],
+        remote_starts: Vec<(PartitionId, i64)>,
         timeout_ms: u64,
     ) -> Option<ApiResponse> {
         let node_id = self.config.node_id;
         let cluster = &mut *self.cluster;
         let fetched: Vec<(PartitionId, i32, i64, u64)> = (partitions.iter())
-            .filter_map(|key| match cluster.replication.replicas.get(key) {
-                Some(Replica::Leader(leader)) => Some((key, leader)),
+            .filter_map(|(key, start)| match cluster.replication.replicas.get(key) {
+                Some(Replica::Leader(leader)) => Some((key, *start, leader)),
                 _ => None,
             })
-            .flat_map(|(key, leader)| {
-                let start = (self.topics.get(&key.topic))
-                    .and_then(|t| t.partitions.get(key.index()))
-                    .map_or(0, |log| log.log_start_offset());
+            .flat_map(|(key, start, leader)| {
                 (leader.isr.iter())
                     .filter(|f| **f != node_id)
                     .map(move |f| {
@@ -1366,13 +1377,14 @@ impl Node {
                     })
             })
             .collect();
-        if fetched.is_empty() {
+        if fetched.is_empty() && remote_starts.is_empty() {
             return Some(response);
         }
         let deadline = Some(now.instant.add_ms(timeout_ms));
         let waiter = HwWaiter {
             needs: Vec::new(),
             fetched,
+            remote_starts,
             response,
         };
         if let Err(waiter) = cluster.replication.hw_waiters.insert(id, deadline, waiter) {

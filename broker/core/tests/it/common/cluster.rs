@@ -435,8 +435,18 @@ impl Cluster {
 
     /// Every record `at` serves of `topic`-0 from offset 0 to its high watermark.
     pub fn read_all(&mut self, at: i32, topic: &str) -> Vec<weir_wire::records::Record> {
+        self.read_from(at, topic, 0)
+    }
+
+    /// Every record `at` serves of `topic`-0 from offset `from` to its high watermark.
+    pub fn read_from(
+        &mut self,
+        at: i32,
+        topic: &str,
+        from: i64,
+    ) -> Vec<weir_wire::records::Record> {
         let mut out = Vec::new();
-        let mut offset = 0;
+        let mut offset = from;
         loop {
             let response = self.call(at, super::fetch(topic, 0, offset, 0, 1));
             let ApiResponse::Fetch(fetched) = &response else {
