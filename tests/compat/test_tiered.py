@@ -126,6 +126,15 @@ def read_all_ck(bootstrap: str, topic: str, **conf) -> list[tuple[int, bytes]]:
     return [(r.offset, r.value) for r in recs]
 
 
+def tiered_topic_with(b, store: Path, prefix: str, n: int) -> tuple[str, list[tuple[int, bytes]]]:
+    """A new tiered topic holding n records, uploaded and trimmed locally."""
+    topic = unique(prefix)
+    ck_create_topic(b.bootstrap, topic, config=tiered())
+    written = write(b.bootstrap, topic, n, "a")
+    wait_tiered(b.bootstrap, topic, store, written)
+    return topic, written
+
+
 @pytest.fixture
 def tiered_broker(broker_factory, tmp_path):
     store = tmp_path / "store"
@@ -139,10 +148,7 @@ def test_clients_read_a_tiered_topic_from_offset_zero(tiered_broker):
     # every record from offset 0 at its acknowledged offset; the earliest offset stays 0;
     # `weir topic describe` shows the remote size.
     b, store = tiered_broker
-    topic = unique("tiered")
-    ck_create_topic(b.bootstrap, topic, config=tiered())
-    written = write(b.bootstrap, topic, 300, "a")
-    wait_tiered(b.bootstrap, topic, store, written)
+    topic, written = tiered_topic_with(b, store, "tiered", 300)
     assert ck_watermarks(b.bootstrap, topic, 0) == (0, written[-1][0] + 1)
 
     assert read_all_ck(b.bootstrap, topic) == written, "confluent-kafka from offset 0"
@@ -225,10 +231,7 @@ def test_delete_records_deletes_from_both_tiers(tiered_broker):
     # and one past the uploaded data too (records never uploaded go, uploads go on after
     # it); consumers from the beginning start there, also after a SIGKILL and restart.
     b, store = tiered_broker
-    topic = unique("tiered-delrec")
-    ck_create_topic(b.bootstrap, topic, config=tiered())
-    written = write(b.bootstrap, topic, 200, "a")
-    wait_tiered(b.bootstrap, topic, store, written)
+    topic, written = tiered_topic_with(b, store, "tiered-delrec", 200)
     before = objects(store)
     admin = ck_admin(b.bootstrap)
 

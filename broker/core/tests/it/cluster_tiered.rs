@@ -60,9 +60,8 @@ fn check_all(read: &BTreeMap<i64, String>, written: &BTreeMap<i64, String>) {
     }
 }
 
-// Goal: see the module doc.
-#[test]
-fn leaders_upload_in_turn_and_every_record_stays_readable() {
+/// Five brokers sharing an object store (voters 3-5), and the tiered topic on 1-3.
+fn tiered_cluster() -> Cluster {
     let mut cluster = Cluster::new(&[1, 2, 3, 4, 5], &[3, 4, 5], |config| {
         config.remote_storage_enable = true;
         config.remote_log_task_interval_ms = 100;
@@ -83,6 +82,13 @@ fn leaders_upload_in_turn_and_every_record_stays_readable() {
         .collect(),
     };
     cluster.create(1, topic);
+    cluster
+}
+
+// Goal: see the module doc.
+#[test]
+fn leaders_upload_in_turn_and_every_record_stays_readable() {
+    let mut cluster = tiered_cluster();
     let first = cluster.settle(TOPIC, &[1, 2, 3]);
     assert_eq!(first, 1, "the preferred replica leads");
     // Broker 3 misses the first writes, their uploads and the local deletions.
@@ -159,26 +165,7 @@ fn leaders_upload_in_turn_and_every_record_stays_readable() {
 #[test]
 fn deleted_records_stay_deleted_in_both_tiers_after_a_failover() {
     use crate::delete_records::{delete_records, deleted};
-    let mut cluster = Cluster::new(&[1, 2, 3, 4, 5], &[3, 4, 5], |config| {
-        config.remote_storage_enable = true;
-        config.remote_log_task_interval_ms = 100;
-        config.retention_check_interval_ms = 100;
-    });
-    let topic = CreatableTopic {
-        name: TOPIC.into(),
-        num_partitions: -1,
-        replication_factor: -1,
-        assignments: vec![(0, vec![1, 2, 3])],
-        configs: [
-            ("remote.storage.enable", "true"),
-            ("segment.bytes", "1024"),
-            ("local.retention.bytes", "1"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
-        .collect(),
-    };
-    cluster.create(1, topic);
+    let mut cluster = tiered_cluster();
     assert_eq!(cluster.settle(TOPIC, &[1, 2, 3]), 1);
     for i in 0..150 {
         write(&mut cluster, 1, &format!("a{i:04}-{}", "x".repeat(40)));
