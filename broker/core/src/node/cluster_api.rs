@@ -1007,10 +1007,22 @@ impl Node {
     /// Why this node cannot serve a request about a group or transactional
     /// id: NOT_COORDINATOR when another broker coordinates it, COORDINATOR_LOAD_IN_PROGRESS
     /// when the image names this node but it has not taken the leadership of the group's
-    /// offsets partition yet (its groups are still mirrored, their timers off).
+    /// offsets partition yet (its groups are still mirrored, their timers off), or of the
+    /// transactional id's `__transaction_state` partition (its copy of the table may be
+    /// behind, and it could not persist a change: an answer would promise a transition no
+    /// log holds, as an EndTxn(abort) answered so while a restarted broker was not yet
+    /// leading did, found by the Jepsen-style txn workload).
     pub(super) fn coordinator_refusal(&mut self, request: &ApiRequest) -> Option<ErrorCode> {
         if self.foreign_coordinator_key(request) {
             return Some(ErrorCode::NOT_COORDINATOR);
+        }
+        if let Some((key, true)) = coordinator_key(request) {
+            let partition = self.coordinator_partition(&key, true)?;
+            let leads = matches!(
+                self.cluster.replication.replicas.get(&partition),
+                Some(super::cluster::Replica::Leader(_))
+            );
+            return (!leads).then_some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
         }
         let group_id = match request {
             ApiRequest::JoinGroup(r) => r.group_id.as_str(),
@@ -1233,7 +1245,10 @@ impl Node {
 fn coordinator_key(request: &ApiRequest) -> Option<(String, bool)> {
     let transaction = matches!(
         request,
-        ApiRequest::EndTxn(_) | ApiRequest::AddOffsetsToTxn(_) | ApiRequest::InitProducerId(_)
+        ApiRequest::EndTxn(_)
+            | ApiRequest::AddOffsetsToTxn(_)
+            | ApiRequest::AddPartitionsToTxn(_)
+            | ApiRequest::InitProducerId(_)
     );
     let key = match request {
         ApiRequest::JoinGroup(r) => Some(r.group_id.as_str()),
@@ -1246,6 +1261,7 @@ fn coordinator_key(request: &ApiRequest) -> Option<(String, bool)> {
         ApiRequest::OffsetFetch(r) => r.groups.first().map(|g| g.group_id.as_str()),
         ApiRequest::EndTxn(r) => Some(r.transactional_id.as_str()),
         ApiRequest::AddOffsetsToTxn(r) => Some(r.transactional_id.as_str()),
+        ApiRequest::AddPartitionsToTxn(r) => Some(r.transactional_id.as_str()),
         ApiRequest::TxnOffsetCommit(r) => Some(r.group_id.as_str()),
         ApiRequest::InitProducerId(r) => r.transactional_id.as_deref(),
         _ => None,

@@ -284,7 +284,7 @@ impl Node {
             let message = if error == ErrorCode::NOT_COORDINATOR {
                 "this broker does not coordinate that group or transactional id"
             } else {
-                "this broker is taking over the group's offsets partition"
+                "this broker is taking over the coordinator's partition"
             };
             let response = errors::error_response(&request, error, message);
             self.respond(id, response);

@@ -197,8 +197,11 @@ impl Node {
         let value = txn_log::value(&txn);
         let result = self.append_txn_record(&txn.transactional_id, Some(value), txn.last_update_ms);
         if let Err(error) = result {
-            // InitProducerId made sure the topic exists before the id had any state, so
-            // this is an internal error; the state still changes in memory (answers go on).
+            // InitProducerId made sure the topic exists before the id had any state, and
+            // nothing changes an id's state where this node does not lead its partition
+            // (requests are refused then, `coordinator_refusal`; clocks and markers run only
+            // while leading), so this is an internal error; the state still changes in
+            // memory.
             tracing::error!(
                 transactional_id = txn.transactional_id,
                 error = error.name(),

@@ -7,37 +7,14 @@
 
 use crate::common;
 
-use bytes::{Bytes, BytesMut};
 use common::*;
-use weir_core::testing::{SingleNode, WALL_MS_START};
+use weir_core::testing::SingleNode;
 use weir_wire::domain::txn::*;
 use weir_wire::domain::*;
 use weir_wire::error::ErrorCode;
-use weir_wire::records::{encode_batch, BatchOptions, Record};
 
 const TID: &str = "txn-1";
 const GROUP: &str = "g";
-
-fn txn_batch(producer_id: i64, epoch: i16, base_sequence: i32, values: &[&str]) -> Bytes {
-    let records: Vec<Record> = (values.iter().enumerate())
-        .map(|(index, value)| Record {
-            offset: index as i64,
-            timestamp: WALL_MS_START,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: Vec::new(),
-        })
-        .collect();
-    let options = BatchOptions {
-        producer_id,
-        producer_epoch: epoch,
-        base_sequence,
-        transactional: true,
-        ..BatchOptions::default()
-    };
-    let encoded = encode_batch(&records, &options).expect("test batch encodes");
-    BytesMut::from(&encoded[..]).freeze()
-}
 
 fn init(node: &mut SingleNode) -> (i64, i16) {
     let response = node.call(ApiRequest::InitProducerId(InitProducerIdRequest {

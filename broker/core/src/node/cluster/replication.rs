@@ -1675,3 +1675,59 @@ impl<V: Ord + Copy + std::fmt::Debug> PartitionOrder<V> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_wire::domain::txn::{EndTxnRequest, EndTxnResponse};
+    use weir_wire::domain::{ApiRequest, ApiResponse};
+    use weir_wire::error::ErrorCode;
+
+    use crate::testing::SingleNode;
+    use crate::NodeConfig;
+
+    // Goal: a node answers a transactional id's requests only while it holds the leader role
+    // of the id's `__transaction_state` partition, whatever its image says. The Jepsen-style
+    // txn workload (3 nodes, kill and partition, seed 106) found a restarted broker
+    // answering EndTxn(abort) with NONE when the controller had unfenced it but its image
+    // still named its old incarnation the partition's leader: it did not lead, so the
+    // PrepareAbort record was never written (`put_txn` logged "not persisted" and went on),
+    // no marker followed, and the producer's next transaction committed the aborted record.
+    // Method: one node coordinating "tx" with a transaction open; its leader role of that
+    // partition taken away (the image unchanged), then EndTxn(abort); then the role back.
+    #[test]
+    fn no_transaction_answer_without_the_coordinator_partitions_leadership() {
+        let mut node = SingleNode::with_coordinators(NodeConfig::default());
+        let ApiResponse::InitProducerId(init) = node.call(ApiRequest::InitProducerId(
+            weir_wire::domain::InitProducerIdRequest {
+                transactional_id: Some("tx".into()),
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+            },
+        )) else {
+            panic!("not InitProducerId")
+        };
+        assert_eq!(init.error, ErrorCode::NONE);
+        let abort = ApiRequest::EndTxn(EndTxnRequest {
+            transactional_id: "tx".into(),
+            producer_id: init.producer_id,
+            producer_epoch: init.producer_epoch,
+            committed: false,
+        });
+        let key = (node.node.coordinator_partition("tx", true)).expect("the state topic exists");
+        let role = (node.node.cluster.replication.replicas.get(&key).cloned())
+            .expect("this node leads it");
+        node.node.cluster.replication.remove(&key);
+        let answer = node.call(abort.clone());
+        let ApiResponse::EndTxn(EndTxnResponse { error, .. }) = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(error, ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
+        node.node.cluster.replication.set(key, role);
+        let answer = node.call(abort);
+        let ApiResponse::EndTxn(EndTxnResponse { error, .. }) = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(error, ErrorCode::NONE, "answered once it leads again");
+    }
+}

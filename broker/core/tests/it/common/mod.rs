@@ -230,6 +230,21 @@ pub fn idempotent_batch(
     base_sequence: i32,
     values: &[&str],
 ) -> Bytes {
+    producer_batch(producer_id, epoch, base_sequence, values, false)
+}
+
+/// [`idempotent_batch`] inside the producer's transaction.
+pub fn txn_batch(producer_id: i64, epoch: i16, base_sequence: i32, values: &[&str]) -> Bytes {
+    producer_batch(producer_id, epoch, base_sequence, values, true)
+}
+
+fn producer_batch(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    values: &[&str],
+    transactional: bool,
+) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -245,6 +260,7 @@ pub fn idempotent_batch(
         producer_id,
         producer_epoch: epoch,
         base_sequence,
+        transactional,
         ..BatchOptions::default()
     };
     let encoded = encode_batch(&records, &options).expect("test batch encodes");
