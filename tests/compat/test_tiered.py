@@ -90,13 +90,13 @@ def sizes(bootstrap: str, topic: str) -> dict[str, int]:
     return out
 
 
-def write(bootstrap: str, topic: str, n: int, tag: str) -> list[tuple[int, bytes]]:
-    """n records to partition 0, one produce call (and batch) at a time; returns
+def write(bootstrap: str, topic: str, n: int, tag: str, partition: int = 0) -> list[tuple[int, bytes]]:
+    """n records to `partition`, one produce call (and batch) at a time; returns
     (offset, value) from the delivery reports."""
     producer = ck_producer(bootstrap, **{"linger.ms": 0, "acks": "all"})
     out = []
     for start in range(0, n, 10):
-        msgs = [{"value": f"{tag}-{i:05d}-".encode() + b"x" * 60, "partition": 0} for i in range(start, min(n, start + 10))]
+        msgs = [{"value": f"{tag}-{i:05d}-".encode() + b"x" * 60, "partition": partition} for i in range(start, min(n, start + 10))]
         for d in ck_produce(producer, topic, msgs):
             assert d.error is None, d.error
             out.append((d.offset, d.value))
@@ -115,24 +115,15 @@ def wait_tiered(bootstrap: str, topic: str, store: Path, written: list[tuple[int
     wait_until(done, TIER_TIMEOUT_S, f"{topic} uploaded and trimmed locally", interval=0.2)
 
 
-def read_all_ck(bootstrap: str, topic: str, **conf) -> list[tuple[int, bytes]]:
-    """Partition 0 from the beginning to the high watermark, with confluent-kafka."""
+def read_all_ck(bootstrap: str, topic: str, partition: int = 0, **conf) -> list[tuple[int, bytes]]:
+    """A partition from the beginning to the high watermark, with confluent-kafka."""
     c = ck_consumer(bootstrap, **conf)
     try:
-        c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        recs = ck_read(bootstrap, topic, {0: OFFSET_BEGINNING}, consumer=c, timeout=60)
+        c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        recs = ck_read(bootstrap, topic, {partition: OFFSET_BEGINNING}, consumer=c, timeout=60)
     finally:
         c.close()
     return [(r.offset, r.value) for r in recs]
-
-
-def tiered_topic_with(b, store: Path, prefix: str, n: int) -> tuple[str, list[tuple[int, bytes]]]:
-    """A new tiered topic holding n records, uploaded and trimmed locally."""
-    topic = unique(prefix)
-    ck_create_topic(b.bootstrap, topic, config=tiered())
-    written = write(b.bootstrap, topic, n, "a")
-    wait_tiered(b.bootstrap, topic, store, written)
-    return topic, written
 
 
 @pytest.fixture
@@ -148,7 +139,10 @@ def test_clients_read_a_tiered_topic_from_offset_zero(tiered_broker):
     # every record from offset 0 at its acknowledged offset; the earliest offset stays 0;
     # `weir topic describe` shows the remote size.
     b, store = tiered_broker
-    topic, written = tiered_topic_with(b, store, "tiered", 300)
+    topic = unique("tiered")
+    ck_create_topic(b.bootstrap, topic, config=tiered())
+    written = write(b.bootstrap, topic, 300, "a")
+    wait_tiered(b.bootstrap, topic, store, written)
     assert ck_watermarks(b.bootstrap, topic, 0) == (0, written[-1][0] + 1)
 
     assert read_all_ck(b.bootstrap, topic) == written, "confluent-kafka from offset 0"
@@ -225,35 +219,49 @@ def test_restart_and_delete(tiered_broker):
     wait_until(lambda: not objects(store), TIER_TIMEOUT_S, "the deleted topic's objects removed", interval=0.2)
 
 
+def uploaded_to(store: Path, partition: int) -> tuple[list[Path], int]:
+    """A partition's objects, and the end offset of the last (0 without any)."""
+    objs = [p for p in objects(store) if p.parent.name == str(partition)]
+    return objs, max((int(p.name.split("-")[1]) for p in objs), default=0)
+
+
 def test_delete_records_deletes_from_both_tiers(tiered_broker):
     # Goal: confluent-kafka's delete_records on a tiered topic, as against Kafka: an offset
     # inside the uploaded data moves the earliest offset there (objects wholly below go),
     # and one past the uploaded data too (records never uploaded go, uploads go on after
-    # it); consumers from the beginning start there, also after a SIGKILL and restart.
+    # it); consumers from the beginning start there, also after a SIGKILL and restart. Two
+    # partitions: on a broker of two shards (the default on 2 cores) they live in both.
     b, store = tiered_broker
-    topic, written = tiered_topic_with(b, store, "tiered-delrec", 200)
-    before = objects(store)
+    topic = unique("tiered-delrec")
+    ck_create_topic(b.bootstrap, topic, partitions=2, config=tiered())
+    parts = (0, 1)
+    written = {p: write(b.bootstrap, topic, 200, "a", partition=p) for p in parts}
+    wait_until(lambda: all(uploaded_to(store, p)[1] > 60 for p in parts), TIER_TIMEOUT_S, "uploads past 60", interval=0.2)
     admin = ck_admin(b.bootstrap)
 
-    def delete(offset: int) -> int:
-        futures = admin.delete_records([TopicPartition(topic, 0, offset)], request_timeout=15, operation_timeout=10)
+    def delete(p: int, offset: int) -> int:
+        futures = admin.delete_records([TopicPartition(topic, p, offset)], request_timeout=15, operation_timeout=10)
         return next(iter(futures.values())).result(timeout=30).low_watermark
 
-    assert delete(55) == 55
-    assert ck_watermarks(b.bootstrap, topic, 0) == (55, 200)
-    wait_until(lambda: objects(store)[0] != before[0], TIER_TIMEOUT_S, "the first object deleted", interval=0.2)
-    assert read_all_ck(b.bootstrap, topic) == written[55:]
-
-    # Past everything uploaded: up to the high watermark.
-    assert delete(OFFSET_END) == 200
-    assert ck_watermarks(b.bootstrap, topic, 0) == (200, 200)
-    wait_until(lambda: all(p not in objects(store) for p in before), TIER_TIMEOUT_S, "every object before deleted", interval=0.2)
-    more = write(b.bootstrap, topic, 100, "b")
-    assert more[0][0] == 200
-    wait_tiered(b.bootstrap, topic, store, more)
+    more = {}
+    for p in parts:
+        before, _ = uploaded_to(store, p)
+        assert delete(p, 55) == 55
+        assert ck_watermarks(b.bootstrap, topic, p) == (55, 200)
+        wait_until(lambda: before[0] not in uploaded_to(store, p)[0], TIER_TIMEOUT_S, "the first object deleted", interval=0.2)
+        assert read_all_ck(b.bootstrap, topic, p) == written[p][55:]
+        # Past everything uploaded: up to the high watermark.
+        before, _ = uploaded_to(store, p)
+        assert delete(p, OFFSET_END) == 200
+        assert ck_watermarks(b.bootstrap, topic, p) == (200, 200)
+        wait_until(lambda: not set(before) & set(uploaded_to(store, p)[0]), TIER_TIMEOUT_S, "every object before deleted", interval=0.2)
+        more[p] = write(b.bootstrap, topic, 100, "b", partition=p)
+        assert more[p][0][0] == 200
+    wait_until(lambda: all(uploaded_to(store, p)[1] > 250 for p in parts), TIER_TIMEOUT_S, "uploads from the new start", interval=0.2)
     b.restart(hard=True)
-    assert ck_watermarks(b.bootstrap, topic, 0) == (200, 300)
-    assert read_all_ck(b.bootstrap, topic) == more
+    for p in parts:
+        assert ck_watermarks(b.bootstrap, topic, p) == (200, 300)
+        assert read_all_ck(b.bootstrap, topic, p) == more[p]
 
 
 def test_tiered_configs_are_refused_without_a_store_or_when_compacted(broker_factory, tiered_broker):
