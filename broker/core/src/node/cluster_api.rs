@@ -1004,50 +1004,26 @@ impl Node {
         }
     }
 
-    /// Why this node cannot serve a request about a group or transactional
-    /// id: NOT_COORDINATOR when another broker coordinates it, COORDINATOR_LOAD_IN_PROGRESS
-    /// when the image names this node but it has not taken the leadership of the group's
-    /// offsets partition yet (its groups are still mirrored, their timers off), or of the
-    /// transactional id's `__transaction_state` partition (its copy of the table may be
-    /// behind, and it could not persist a change: an answer would promise a transition no
-    /// log holds, as an EndTxn(abort) answered so while a restarted broker was not yet
-    /// leading did, found by the Jepsen-style txn workload).
+    /// Why this node cannot serve a request about a group or transactional id:
+    /// NOT_COORDINATOR when another broker coordinates it, COORDINATOR_LOAD_IN_PROGRESS when
+    /// the image names this node but it does not hold the leader role of the key's
+    /// partition (a restarted broker is unfenced before its new registration applies). For
+    /// a group: its groups are still mirrored, their timers off. For a transactional id: its
+    /// copy of the table may be behind and it could not persist a change, so an answer
+    /// would promise a transition no log holds (an EndTxn(abort) answered so let the
+    /// producer's next transaction commit the aborted records; the Jepsen-style txn
+    /// workload found it). OffsetFetch is served from the mirrored offsets.
     pub(super) fn coordinator_refusal(&mut self, request: &ApiRequest) -> Option<ErrorCode> {
         if self.foreign_coordinator_key(request) {
             return Some(ErrorCode::NOT_COORDINATOR);
         }
-        if let Some((key, true)) = coordinator_key(request) {
-            let partition = self.coordinator_partition(&key, true)?;
-            let leads = matches!(
-                self.cluster.replication.replicas.get(&partition),
-                Some(super::cluster::Replica::Leader(_))
-            );
-            return (!leads).then_some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
+        if matches!(request, ApiRequest::OffsetFetch(_)) {
+            return None;
         }
-        let group_id = match request {
-            ApiRequest::JoinGroup(r) => r.group_id.as_str(),
-            ApiRequest::SyncGroup(r) => r.group_id.as_str(),
-            ApiRequest::Heartbeat(r) => r.group_id.as_str(),
-            ApiRequest::LeaveGroup(r) => r.group_id.as_str(),
-            ApiRequest::OffsetCommit(r) => r.group_id.as_str(),
-            ApiRequest::OffsetDelete(r) => r.group_id.as_str(),
-            ApiRequest::TxnOffsetCommit(r) => r.group_id.as_str(),
-            ApiRequest::ConsumerGroupHeartbeat(r) => r.group_id.as_str(),
-            _ => return None,
-        };
-        let cluster = &*self.cluster;
-        let topic_id = *self
-            .topic_ids
-            .get(crate::group::offsets_log::OFFSETS_TOPIC)?;
-        let count = self.topics.get(&topic_id)?.partitions.len();
-        let count = i32::try_from(count).ok().filter(|n| *n > 0)?;
-        let index = crate::group::offsets_log::partition_for(group_id, count);
-        let index = usize::try_from(index).ok()?;
+        let (key, transaction) = coordinator_key(request)?;
+        let partition = self.coordinator_partition(&key, transaction)?;
         let leads = matches!(
-            cluster
-                .replication
-                .replicas
-                .get(&PartitionId::new(topic_id, index)),
+            self.cluster.replication.replicas.get(&partition),
             Some(super::cluster::Replica::Leader(_))
         );
         (!leads).then_some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)

@@ -27,7 +27,6 @@ use weir_wire::domain::{
 };
 use weir_wire::error::ErrorCode;
 
-use super::retention::truncation_ops;
 use super::Node;
 use crate::event::RequestId;
 use crate::time::Now;
@@ -150,7 +149,7 @@ impl Node {
             }
             None => target,
         };
-        if let Some(truncation) = log.delete_records_below(local_target) {
+        if let Some(truncation) = self.move_log_start(key, local_target) {
             tracing::info!(
                 topic,
                 partition,
@@ -158,10 +157,6 @@ impl Node {
                 segments = truncation.removed.len(),
                 "records deleted (DeleteRecords)"
             );
-            let ops = truncation_ops(log, &truncation);
-            for op in ops {
-                self.emit(op);
-            }
         }
         if let Some(below) = deleted.remote_start {
             tracing::info!(

@@ -77,6 +77,21 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Move `key`'s log start up to `offset`, bounded by its high watermark (the log start
+    /// never passes it), and emit what that changes in storage: the one way DeleteRecords,
+    /// a follower taking its leader's log start and a tiered replica following its remote
+    /// log start move it. `None` when nothing moved.
+    pub(super) fn move_log_start(&mut self, key: PartitionId, offset: i64) -> Option<Truncation> {
+        let log = self.log_mut(key)?;
+        let truncation = log.delete_records_below(offset.min(log.high_watermark()))?;
+        for op in truncation_ops(log, &truncation) {
+            self.emit(op);
+        }
+        Some(truncation)
+    }
+}
+
 /// What a moved log start changes besides the log (retention, DeleteRecords, a follower
 /// following its leader's log start), and the storage ops that make it so: the data first,
 /// then the meta saying it is gone (recovery tolerates storage being ahead of the meta, see

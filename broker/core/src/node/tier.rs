@@ -494,17 +494,9 @@ impl Node {
         else {
             return;
         };
-        let Some(log) = self.log_mut(key) else {
-            return;
-        };
-        let Some(truncation) = log.delete_records_below(remote_start.min(log.high_watermark()))
-        else {
-            return;
-        };
-        tracing::info!(%key, log_start_offset = truncation.log_start_offset,
-            segments = truncation.removed.len(), "local log follows the remote log start");
-        for op in super::retention::truncation_ops(log, &truncation) {
-            self.emit(op);
+        if let Some(truncation) = self.move_log_start(key, remote_start) {
+            tracing::info!(%key, log_start_offset = truncation.log_start_offset,
+                segments = truncation.removed.len(), "local log follows the remote log start");
         }
     }
 

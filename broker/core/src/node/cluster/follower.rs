@@ -349,15 +349,7 @@ impl Node {
         // The leader's log start (moved by DeleteRecords or its retention): followed as
         // far as this replica's own high watermark, as Kafka's followers do, so a replica
         // that takes over does not serve records its leader had deleted.
-        if let Some(log) = self.log_mut(key) {
-            let start = reply.log_start_offset.min(log.high_watermark());
-            if let Some(truncation) = log.delete_records_below(start) {
-                let ops = crate::node::retention::truncation_ops(log, &truncation);
-                for op in ops {
-                    self.emit(op);
-                }
-            }
-        }
+        self.move_log_start(key, reply.log_start_offset);
         // isr-fsync: the next fetch reports the appends durable, so it waits for their
         // sync; isr-memory (Kafka's): holding them is enough, fetch again at once.
         let memory = self.cluster.config.ack_durability == AckDurability::IsrMemory;
